@@ -1,0 +1,24 @@
+"""emkit: EM-trained models for speaker and face verification.
+
+Class for class compatible with bob.learn.em 3.3.1 (``KMeansMachine``, ``GMMMachine``,
+``GMMStats``, ``linear_scoring`` ...), with kernels written as BLAS matrix products over bounded
+row blocks, and dask support for data that outgrow one machine.
+"""
+
+from ._config import config_context, get_config, set_config
+from .gmm import GMMMachine
+from .kmeans import KMeansMachine
+from .linear_scoring import linear_scoring
+from .stats import GMMStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GMMMachine",
+    "GMMStats",
+    "KMeansMachine",
+    "linear_scoring",
+    "set_config",
+    "get_config",
+    "config_context",
+]

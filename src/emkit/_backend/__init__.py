@@ -1,0 +1,159 @@
+"""How data is traversed: one entry point, :func:`map_reduce`.
+
+``map_reduce(chunk_fn, X, *params)`` applies ``chunk_fn(chunk, *params)`` to pieces of ``X`` and
+sums the results with ``+`` (every statistic in emkit is additive), in a fixed order, so the
+result does not depend on thread or worker timing.
+
+* numpy arrays are cut into contiguous row slices processed by a small thread pool (BLAS limited
+  to one thread per worker, so the element-wise passes run in parallel too); the kernels walk each
+  slice in bounded row blocks, so working memory does not grow with N.
+* dask arrays get one task per chunk, a pairwise tree sum and a single ``compute`` on whatever
+  scheduler is current (a ``distributed.Client`` when one is active).  Only ``params`` travel to
+  the workers, once per call, never the estimator.
+* sequences (lists of per-utterance objects) are mapped in batches the same way; dask bags get one
+  task per partition.
+
+Only this package imports dask, and lazily.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .._validation import is_dask_collection
+
+__all__ = ["map_reduce", "is_dask_collection", "n_threads", "tree_sum"]
+
+#: Below this many rows a numpy input is processed in the calling thread.
+_MIN_ROWS_PER_THREAD = 8192
+
+
+def n_threads() -> int:
+    """Worker threads for in-memory inputs: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def tree_sum(values):
+    """Sum a sequence with ``+`` pairwise, adjacent items first: a fixed, balanced order."""
+    values = list(values)
+    if not values:
+        raise ValueError("nothing to sum: the input holds no chunks")
+    while len(values) > 1:
+        paired = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            paired.append(values[-1])
+        values = paired
+    return values[0]
+
+
+def _row_slices(n_rows: int, n_pieces: int):
+    edges = np.linspace(0, n_rows, n_pieces + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def _map_numpy(chunk_fn, X, params, threads, with_offset):
+    n_rows = X.shape[0]
+    pieces = min(threads, max(1, n_rows // _MIN_ROWS_PER_THREAD))
+
+    def call(s):
+        if with_offset:
+            return chunk_fn(X[s], s.start, *params)
+        return chunk_fn(X[s], *params)
+
+    if pieces <= 1:
+        return call(slice(0, n_rows))
+    from threadpoolctl import threadpool_limits
+
+    slices = _row_slices(n_rows, 2 * pieces)
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(pieces) as pool:
+        results = list(pool.map(call, slices))
+    return tree_sum(results)
+
+
+def _map_dask_array(chunk_fn, X, params, with_offset):
+    import dask
+
+    if X.ndim == 2 and len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})
+    shared = dask.delayed(params, pure=True, traverse=False)
+    if with_offset:
+        offsets = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).tolist()
+        task = dask.delayed(_call_with_offset, pure=True)
+        parts = [task(chunk_fn, block, int(o), shared)
+                 for block, o in zip(X.to_delayed().ravel(), offsets)]
+    else:
+        task = dask.delayed(_call_unpacked, pure=True)
+        parts = [task(chunk_fn, block, shared) for block in X.to_delayed().ravel()]
+    (total,) = dask.compute(_delayed_tree_sum(parts))
+    return total
+
+
+def _map_dask_bag(chunk_fn, bag, params):
+    import dask
+
+    shared = dask.delayed(params, pure=True, traverse=False)
+    task = dask.delayed(_call_unpacked, pure=True)
+    parts = [task(chunk_fn, part, shared) for part in bag.to_delayed()]
+    (total,) = dask.compute(_delayed_tree_sum(parts))
+    return total
+
+
+def _call_unpacked(chunk_fn, chunk, params):
+    return chunk_fn(chunk, *params)
+
+
+def _call_with_offset(chunk_fn, chunk, offset, params):
+    return chunk_fn(chunk, offset, *params)
+
+
+def _add(a, b):
+    return a + b
+
+
+def _delayed_tree_sum(parts):
+    import dask
+
+    add = dask.delayed(_add, pure=True)
+    parts = list(parts)
+    if not parts:
+        raise ValueError("nothing to sum: the input holds no chunks")
+    while len(parts) > 1:
+        paired = [add(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+        if len(parts) % 2:
+            paired.append(parts[-1])
+        parts = paired
+    return parts[0]
+
+
+def map_reduce(chunk_fn, X, *params, threads: int | None = None, with_offset: bool = False):
+    """Sum of ``chunk_fn(piece, *params)`` over pieces of ``X`` (see the module docstring).
+
+    ``X`` is an ndarray (rows are split), a dask array (one task per chunk), a dask bag (one task
+    per partition) or a Python sequence.  With ``with_offset=True`` (arrays only) the function is
+    called as ``chunk_fn(piece, first_row_index, *params)``, for row-indexed random draws that do
+    not depend on the chunking.
+    """
+    if is_dask_collection(X):
+        if hasattr(X, "to_delayed") and hasattr(X, "chunks"):
+            return _map_dask_array(chunk_fn, X, params, with_offset)
+        if hasattr(X, "npartitions"):
+            return _map_dask_bag(chunk_fn, X, params)
+        raise TypeError(f"unsupported dask collection {type(X).__name__}: expected a dask array or bag")
+    threads = n_threads() if threads is None else threads
+    if isinstance(X, np.ndarray):
+        return _map_numpy(chunk_fn, X, params, threads, with_offset)
+    if isinstance(X, (list, tuple)):
+        return _map_sequence(chunk_fn, list(X), params)
+    raise TypeError(f"unsupported input type {type(X).__name__}")
+
+
+def _map_sequence(chunk_fn, items, params):
+    if not items:
+        raise ValueError("the input sequence is empty")
+    return chunk_fn(items, *params)

@@ -1,0 +1,83 @@
+"""The EM loop shared by every estimator.
+
+Estimators differ only in their E-step (data -> additive statistics) and M-step (statistics ->
+new parameters, returning the quantity whose relative change decides convergence).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from ._config import get_config
+
+logger = logging.getLogger("emkit")
+
+
+@dataclass
+class EMResult:
+    n_iter: int
+    converged: bool
+    history: list  # the convergence quantity of every iteration
+
+
+def relative_change_converged(previous: float, current: float, threshold: float | None) -> bool:
+    """The reference's test ``|(previous - current) / previous| <= threshold``.
+
+    Two identical values count as converged even when they are zero (the reference divided 0 by 0
+    and never stopped).
+    """
+    if threshold is None:
+        return False
+    if previous == current:
+        return True
+    if previous == 0:
+        return False
+    return abs((previous - current) / previous) <= threshold
+
+
+def run_em(e_step: Callable[[], object], m_step: Callable[[object], float], *,
+           max_iterations: int | None, convergence_threshold: float | None, name: str,
+           quantity: str = "average log-likelihood") -> EMResult:
+    """Alternate ``m_step(e_step())`` until the relative change of its value is small enough.
+
+    The value of the first iteration is never tested (as in the reference); ``max_iterations=None``
+    means no iteration limit (the caller guarantees a threshold then).  A non-finite value stops
+    training with ``FloatingPointError`` instead of silently producing NaN parameters.
+    """
+    if max_iterations is None and convergence_threshold is None:
+        raise ValueError("Either or both convergence_threshold and max_iterations must be set")
+    bar = None
+    if get_config()["progress"]:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_iterations, desc=name, unit="it", leave=False)
+    history = []
+    converged = False
+    step = 0
+    try:
+        while max_iterations is None or step < max_iterations:
+            step += 1
+            value = float(m_step(e_step()))
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"{name}: the {quantity} became {value} at iteration {step}; "
+                    "check the input for NaN/inf values or degenerate (zero-variance) clusters"
+                )
+            history.append(value)
+            logger.info("%s: iteration %d, %s = %.10g", name, step, quantity, value)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"{quantity}={value:.6g}")
+            if step > 1 and relative_change_converged(history[-2], value, convergence_threshold):
+                converged = True
+                logger.info("%s: converged after %d iterations", name, step)
+                break
+        else:
+            logger.info("%s: reached the maximum of %s iterations", name, max_iterations)
+    finally:
+        if bar is not None:
+            bar.close()
+    return EMResult(n_iter=step, converged=converged, history=history)

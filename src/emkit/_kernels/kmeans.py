@@ -1,0 +1,138 @@
+"""k-means kernels: squared distances as a matrix product, nearest centroids, per-cluster sums.
+
+The argmin over ``||c||^2 - 2 x.c`` (data and centroids shifted by the centroids' mean to keep the
+expansion well conditioned) is one matrix product per row block; the distance to the chosen
+centroid is then recomputed exactly as ``sum_d (x_d - c_d)^2``, so reported distances carry no
+cancellation error.  Per-cluster sums use a sparse one-hot product (O(N D)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.spatial.distance import cdist
+
+DEFAULT_BLOCK_ROWS = 2048
+
+
+@dataclass(frozen=True)
+class CentroidCoefficients:
+    shift: np.ndarray  # (D,) float64
+    centred: np.ndarray  # (K, D) float64, centroids - shift
+    minus_two_centred_t: np.ndarray  # (D, K) in the compute dtype
+    sq_norms: np.ndarray  # (K,) in the compute dtype
+
+    @classmethod
+    def from_centroids(cls, centroids, dtype=np.float64) -> "CentroidCoefficients":
+        centroids = np.asarray(centroids, dtype=np.float64)
+        shift = centroids.mean(axis=0)
+        centred = centroids - shift
+        return cls(
+            shift=shift,
+            centred=centred,
+            minus_two_centred_t=np.ascontiguousarray(-2.0 * centred.T, dtype=dtype),
+            sq_norms=np.sum(centred * centred, axis=1).astype(dtype),
+        )
+
+    @property
+    def n_clusters(self) -> int:
+        return self.centred.shape[0]
+
+
+def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf):
+    """Nearest centroid of each row and the exact squared distance to it."""
+    n = X_block.shape[0]
+    xc = centred_buf[:n]
+    np.subtract(X_block, coef.shift, out=xc, casting="unsafe")
+    scores = np.matmul(xc, coef.minus_two_centred_t, out=scores_buf[:n])
+    scores += coef.sq_norms
+    labels = np.argmin(scores, axis=1)
+    diff = xc.astype(np.float64, copy=False) - coef.centred[labels]
+    min_dist = np.einsum("ij,ij->i", diff, diff)
+    return labels, min_dist
+
+
+def _buffers(n_rows, n_features, n_clusters, dtype, block_rows):
+    B = min(block_rows, max(n_rows, 1))
+    return np.empty((B, n_features), dtype=dtype), np.empty((B, n_clusters), dtype=dtype)
+
+
+def assign(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS):
+    """Index of the nearest centroid (N,) and the squared distance to it (N,)."""
+    N, D = X.shape
+    labels = np.empty(N, dtype=np.intp)
+    min_dist = np.empty(N, dtype=np.float64)
+    centred_buf, scores_buf = _buffers(N, D, coef.n_clusters, coef.minus_two_centred_t.dtype, block_rows)
+    for start in range(0, N, block_rows):
+        stop = min(start + block_rows, N)
+        labels[start:stop], min_dist[start:stop] = _assign_block(X[start:stop], coef, centred_buf, scores_buf)
+    return labels, min_dist
+
+
+def cluster_sums(X_block, labels, n_clusters, *, squares: bool = False):
+    """Per-cluster sums of the rows (and of their squares): float64 (K, D) arrays."""
+    n = X_block.shape[0]
+    onehot = sp.csr_matrix((np.ones(n), (labels, np.arange(n))), shape=(n_clusters, n))
+    X64 = np.asarray(X_block, dtype=np.float64)
+    sums = np.asarray(onehot @ X64)
+    if not squares:
+        return sums, None
+    return sums, np.asarray(onehot @ (X64 * X64))
+
+
+def top_indices(values: np.ndarray, m: int) -> np.ndarray:
+    """Indices of the ``m`` largest values, largest first, ties by position (deterministic)."""
+    if len(values) > m:
+        part = np.argpartition(-values, m - 1)[:m]
+        order = np.lexsort((part, -values[part]))
+        return part[order]
+    return np.lexsort((np.arange(len(values)), -values))
+
+
+def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS, *,
+                     squares: bool = False, n_far: int = 0):
+    """Statistics of one Lloyd step over the rows of ``X``.
+
+    Returns a dict with ``counts`` (K,) int64, ``sums`` (K, D), ``sum_min_dist`` (float),
+    ``sq_sums`` (K, D) or None, and the ``n_far`` rows farthest from their centroid
+    (``far_points`` (m, D), ``far_dists`` (m,)), all float64.
+    """
+    N, D = X.shape
+    K = coef.n_clusters
+    counts = np.zeros(K, dtype=np.int64)
+    sums = np.zeros((K, D))
+    sq_sums = np.zeros((K, D)) if squares else None
+    total_dist = 0.0
+    far_points = np.empty((0, D))
+    far_dists = np.empty(0)
+    centred_buf, scores_buf = _buffers(N, D, K, coef.minus_two_centred_t.dtype, block_rows)
+    for start in range(0, N, block_rows):
+        stop = min(start + block_rows, N)
+        block = X[start:stop]
+        labels, min_dist = _assign_block(block, coef, centred_buf, scores_buf)
+        counts += np.bincount(labels, minlength=K)
+        s, s2 = cluster_sums(block, labels, K, squares=squares)
+        sums += s
+        if squares:
+            sq_sums += s2
+        total_dist += float(min_dist.sum())
+        if n_far:
+            local = top_indices(min_dist, n_far)
+            points = np.concatenate([far_points, np.asarray(block[local], dtype=np.float64)])
+            dists = np.concatenate([far_dists, min_dist[local]])
+            keep = top_indices(dists, n_far)
+            far_points, far_dists = points[keep], dists[keep]
+    return {"counts": counts, "sums": sums, "sum_min_dist": total_dist, "sq_sums": sq_sums,
+            "far_points": far_points, "far_dists": far_dists}
+
+
+def squared_distances(X, centroids, block_rows: int = 8192):
+    """Exact squared Euclidean distances, shape (K, N) (clusters first, as the reference)."""
+    X = np.asarray(X)
+    out = np.empty((centroids.shape[0], X.shape[0]), dtype=np.float64)
+    for start in range(0, X.shape[0], block_rows):
+        stop = min(start + block_rows, X.shape[0])
+        out[:, start:stop] = cdist(centroids, X[start:stop], "sqeuclidean")
+    return out

@@ -1,0 +1,176 @@
+"""Initial centroids for k-means: ``random``, ``k-means++`` and emkit's own scalable ``k-means||``.
+
+k-means|| (Bahmani et al., 2012) here draws about ``oversampling_factor * n_clusters`` candidates
+per round in one pass over the data, then reclusters the weighted candidates with k-means++ and
+Lloyd (scikit-learn) in memory.  Each round is a single ``map_reduce``: every chunk returns the
+points that could be selected (bounded by about ``l`` rows per chunk) with a selection key, and the
+exact Bahmani rule ``u_i < l d_i^2 / cost`` is applied once the global cost is known.  Uniform
+numbers are a hash of (seed, round, row index), so the candidates do not depend on how the data
+are chunked: numpy and dask inputs give the same centroids.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._backend import is_dask_collection, map_reduce
+from ._kernels import kmeans as kk
+
+logger = logging.getLogger("emkit")
+
+INIT_METHODS = ("random", "k-means++", "k-means||")
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def row_uniforms(seed: int, stream: int, first_row: int, n_rows: int) -> np.ndarray:
+    """Uniform numbers in (0, 1] that depend only on (seed, stream, row index)."""
+    with np.errstate(over="ignore"):
+        key = _splitmix64(np.array([seed, stream], dtype=np.uint64)).sum(dtype=np.uint64)
+        rows = np.arange(first_row, first_row + n_rows, dtype=np.uint64)
+        bits = _splitmix64(rows ^ key) >> np.uint64(11)
+    return (bits.astype(np.float64) + 1.0) * (1.0 / 9007199254740992.0)
+
+
+@dataclass
+class _Candidates:
+    """Additive result of one k-means|| round: local cost and the rows that may be selected."""
+
+    cost: float
+    points: np.ndarray  # (m, D)
+    keys: np.ndarray  # (m,) d^2 / u
+
+    def __add__(self, other):
+        return _Candidates(self.cost + other.cost, np.concatenate([self.points, other.points]),
+                           np.concatenate([self.keys, other.keys]))
+
+
+def _candidates_chunk(X, first_row, coef, seed, stream, ell, block_rows):
+    X = np.asarray(X)
+    _, d2 = kk.assign(X, coef, block_rows)
+    local_cost = float(d2.sum())
+    u = row_uniforms(seed, stream, first_row, X.shape[0])
+    keys = d2 / u
+    # the global cost is >= the local one, so this keeps every row the final rule can select
+    maybe = keys > local_cost / ell if local_cost > 0 else np.zeros(len(keys), bool)
+    return _Candidates(local_cost, np.asarray(X[maybe], dtype=np.float64), keys[maybe])
+
+
+def _counts_chunk(X, coef, block_rows):
+    return kk.lloyd_statistics(np.asarray(X), coef, block_rows)["counts"]
+
+
+def _take_rows(X, indices) -> np.ndarray:
+    indices = np.sort(np.asarray(indices, dtype=np.intp))
+    rows = X[indices]
+    if is_dask_collection(rows):
+        rows = rows.compute()
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _seed_from(rs) -> int:
+    if isinstance(rs, np.random.Generator):
+        return int(rs.integers(0, 2**63 - 1))
+    return int(rs.randint(0, 2**31 - 1))
+
+
+def init_random(X, n_clusters: int, rs) -> np.ndarray:
+    """``n_clusters`` distinct rows drawn uniformly without replacement, in row order."""
+    n = X.shape[0]
+    if n_clusters > n:
+        raise ValueError(f"n_clusters={n_clusters} is larger than the number of samples ({n})")
+    return _take_rows(X, rs.choice(n, size=n_clusters, replace=False))
+
+
+def init_kmeans_plusplus(X, n_clusters: int, rs, max_rows: int | None = None) -> np.ndarray:
+    """Greedy k-means++ (scikit-learn's).  A dask input is sampled down to ``max_rows`` rows first."""
+    from sklearn.cluster import kmeans_plusplus
+
+    n = X.shape[0]
+    if n_clusters > n:
+        raise ValueError(f"n_clusters={n_clusters} is larger than the number of samples ({n})")
+    if is_dask_collection(X):
+        limit = max_rows or max(256 * n_clusters, 10_000)
+        X = _take_rows(X, rs.choice(n, size=min(n, limit), replace=False))
+    centers, _ = kmeans_plusplus(np.asarray(X, dtype=np.float64), n_clusters,
+                                 random_state=_seed_from(rs))
+    return centers
+
+
+def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
+                         oversampling_factor: float = 2, block_rows: int = kk.DEFAULT_BLOCK_ROWS):
+    """Scalable k-means++ (k-means||) with ``l = oversampling_factor * n_clusters``; see the module doc."""
+    from sklearn.cluster import KMeans
+
+    n = X.shape[0]
+    if n_clusters > n:
+        raise ValueError(f"n_clusters={n_clusters} is larger than the number of samples ({n})")
+    ell = float(oversampling_factor) * n_clusters
+    seed = _seed_from(rs)
+    centers = _take_rows(X, [_seed_from(rs) % n])
+    rounds = n_rounds if n_rounds is not None else None
+    r = 0
+    while rounds is None or r < rounds:
+        coef = kk.CentroidCoefficients.from_centroids(centers)
+        cand = map_reduce(_candidates_chunk, X, coef, seed, r, ell, block_rows, with_offset=True)
+        if rounds is None:  # the reference's rule: about ln(initial cost) rounds
+            rounds = 0 if cand.cost <= 0 else max(0, int(np.round(np.log(cand.cost))))
+            if r >= rounds:
+                break
+        if cand.cost <= 0:
+            break
+        chosen = cand.keys > cand.cost / ell
+        new = cand.points[chosen][np.argsort(-cand.keys[chosen], kind="stable")]
+        centers = np.vstack([centers, new])
+        logger.debug("k-means||: round %d, cost %.6g, %d candidates", r + 1, cand.cost, len(centers))
+        r += 1
+    centers = np.unique(centers, axis=0)
+    if len(centers) < n_clusters:
+        logger.warning("k-means||: found %d distinct candidates for %d clusters; adding random rows",
+                       len(centers), n_clusters)
+        extra = init_random(X, n_clusters, rs)
+        is_new = ~(extra[:, None, :] == centers[None]).all(axis=-1).any(axis=1)
+        fill = np.concatenate([extra[is_new], extra[~is_new]])[: n_clusters - len(centers)]
+        return np.vstack([centers, fill])
+    coef = kk.CentroidCoefficients.from_centroids(centers)
+    weights = map_reduce(_counts_chunk, X, coef, block_rows).astype(np.float64)
+    km = KMeans(n_clusters=n_clusters, n_init=1, random_state=_seed_from(rs) % (2**31 - 1))
+    km.fit(centers, sample_weight=weights)
+    return km.cluster_centers_
+
+
+def initial_centroids(X, n_clusters, init_method, rs, *, init_max_iter, oversampling_factor,
+                      block_rows):
+    """Dispatch on ``init_method`` (a method name or a (K, D) array)."""
+    if isinstance(init_method, str):
+        if init_method == "random":
+            return init_random(X, n_clusters, rs)
+        if init_method == "k-means++":
+            return init_kmeans_plusplus(X, n_clusters, rs)
+        if init_method == "k-means||":
+            return init_kmeans_parallel(X, n_clusters, rs, n_rounds=init_max_iter,
+                                        oversampling_factor=oversampling_factor, block_rows=block_rows)
+        raise ValueError(f"init_method must be one of {set(INIT_METHODS)} or an array; got {init_method!r}")
+    if isinstance(init_method, (np.ndarray, list, tuple)):
+        init = np.asarray(init_method, dtype=np.float64)
+        if init.ndim != 2 or init.shape[0] != n_clusters:
+            raise ValueError(
+                f"init_method array must have shape (n_clusters={n_clusters}, n_features={X.shape[1]}); "
+                f"got {init.shape}"
+            )
+        if init.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"init_method array has {init.shape[1]} features but X has {X.shape[1]}"
+            )
+        if not np.isfinite(init).all():
+            raise ValueError("init_method array contains NaN or infinity")
+        return init.copy()
+    raise TypeError(f"init_method must be a str or an array; got {type(init_method).__name__}")

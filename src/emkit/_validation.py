@@ -1,0 +1,84 @@
+"""Input checks shared by the estimators.
+
+Every error names the argument, what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def check_random_state(random_state, name: str = "random_state") -> np.random.Generator | np.random.RandomState:
+    """Turn ``random_state`` into a generator object without touching numpy's global state.
+
+    Accepts None (a fresh unpredictable ``RandomState``), an int seed, a ``RandomState`` or a
+    ``Generator``.  Integers give ``np.random.RandomState(seed)`` because the reference's seeded
+    streams are ``RandomState`` streams.
+    """
+    if random_state is None:
+        return np.random.RandomState()
+    if isinstance(random_state, (np.random.RandomState, np.random.Generator)):
+        return random_state
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return np.random.RandomState(int(random_state))
+    raise TypeError(
+        f"{name} must be None, an int, a numpy RandomState or a numpy Generator; "
+        f"got {type(random_state).__name__}: {random_state!r}"
+    )
+
+
+def check_positive_int(value, name: str, *, minimum: int = 1, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}; got {type(value).__name__}: {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def is_dask_collection(x) -> bool:
+    """True for dask arrays, bags and delayed objects, without importing dask."""
+    return hasattr(x, "__dask_graph__")
+
+
+def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_empty: bool = False,
+                 dtype=None):
+    """Validate a (n_samples, n_features) frame matrix without copying when it is already fine.
+
+    A 1-D input is one sample (the reference's ``np.atleast_2d``).  Lists are converted.  Dask
+    arrays are returned as they are (their values are checked chunk by chunk where they are used).
+    """
+    if is_dask_collection(X):
+        if getattr(X, "ndim", 2) == 1:
+            X = X[None, :]
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got a {X.ndim}-D dask array")
+        if n_features is not None and X.shape[1] != n_features:
+            raise ValueError(f"{name} must have {n_features} features (columns); got shape {X.shape}")
+        return X
+    X = np.asarray(X)
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise TypeError(f"{name} must be a numeric array; got dtype {X.dtype}")
+    if np.iscomplexobj(X):
+        raise TypeError(f"{name} must be real-valued; got dtype {X.dtype}")
+    X = np.atleast_2d(X)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got shape {X.shape}")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{name} must have {n_features} features (columns); got shape {X.shape}")
+    if not allow_empty and X.shape[0] == 0:
+        raise ValueError(f"{name} must contain at least one sample; got shape {X.shape}")
+    if dtype is not None:
+        X = X.astype(dtype, copy=False)
+    check_finite(X, name)
+    return X
+
+
+def check_finite(X, name: str) -> None:
+    """Raise when an array holds NaN or inf (the reference propagated them silently)."""
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        bad = np.argwhere(~np.isfinite(X))[0]
+        raise ValueError(f"{name} contains NaN or infinity (first at index {tuple(int(i) for i in bad)})")

@@ -1,0 +1,232 @@
+"""``KMeansMachine``: k-means clustering (Lloyd), used to initialise GMMs.
+
+Compatible with ``bob.learn.em.KMeansMachine``; the differences are listed in ``docs/differences.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from ._backend import is_dask_collection, map_reduce
+from ._config import get_config
+from ._em import run_em
+from ._kernels import kmeans as kk
+from ._kmeans_init import initial_centroids
+from ._kmeans_stats import KMeansStats, kmeans_chunk_stats
+from ._validation import check_frames, check_random_state
+
+logger = logging.getLogger("emkit")
+
+__all__ = ["KMeansMachine", "get_centroids_distance", "get_closest_centroid_index"]
+
+
+def get_centroids_distance(x, means) -> np.ndarray:
+    """Squared Euclidean distances between every centroid and every sample, shape (K, N).
+
+    ``x`` is (N, D) (a 1-D ``x`` is one sample); ``means`` is (K, D).  Dask input gives a lazy
+    dask array.  Exact element-wise differences are used (no expansion), as in the reference.
+    """
+    means = np.asarray(means, dtype=np.float64)
+    if is_dask_collection(x):
+        x = check_frames(x, "x", n_features=means.shape[1])
+        return x.map_blocks(lambda b: kk.squared_distances(b, means).T, dtype=np.float64,
+                            chunks=(x.chunks[0], (means.shape[0],))).T
+    x = check_frames(x, "x", n_features=means.shape[1], allow_empty=True)
+    return kk.squared_distances(x, means)
+
+
+def get_closest_centroid_index(centroids_dist) -> np.ndarray:
+    """Index of the nearest centroid for each sample, from (K, N) distances; ties go to the lowest index."""
+    return np.argmin(centroids_dist, axis=0)
+
+
+def _block_rows() -> int:
+    return get_config()["block_rows"] or kk.DEFAULT_BLOCK_ROWS
+
+
+class KMeansMachine(BaseEstimator):
+    """k-means with ``n_clusters`` centroids, trained by Lloyd iterations.
+
+    Parameters
+    ----------
+    n_clusters : int
+        Number of clusters K (>= 1).
+    init_method : {"k-means||", "k-means++", "random"} or ndarray (K, D)
+        How the centroids start.  ``"k-means||"`` is emkit's scalable k-means++ (about
+        ``oversampling_factor * K`` candidates per round, ``init_max_iter`` rounds, then a weighted
+        reclustering of the candidates); ``"random"`` takes K distinct rows.  An array is used as
+        given (copied).
+    convergence_threshold : float or None
+        Stop when the relative change of the average squared distance to the nearest centroid
+        is at most this; ``None`` runs ``max_iter`` iterations.
+    max_iter : int or None
+        Maximum number of Lloyd iterations; 0 only initialises.
+    random_state : int, None, numpy RandomState or Generator
+        Seeds the initialisation (numpy's global generator is never touched).
+    init_max_iter : int or None
+        Number of k-means|| rounds (``None``: about ``ln(initial cost)`` rounds).
+    oversampling_factor : float
+        k-means|| draws ``oversampling_factor * n_clusters`` candidates per round on average.
+
+    Attributes
+    ----------
+    centroids_ : ndarray (K, D), also available as ``means``
+    average_min_distance : float
+        Mean squared distance of the samples to their nearest centroid, measured in the last
+        iteration (before its update).
+    n_iter_ : int
+        Number of Lloyd iterations run by the last ``fit``.
+
+    Empty clusters: after an update, a cluster that received no sample is moved onto the sample
+    farthest from its centroid (the next farthest for the next empty cluster, and so on), so a
+    centroid never becomes NaN.
+    """
+
+    zeroeth_order_statistics = None  # kept for compatibility; never used
+    first_order_statistics = None
+
+    def __init__(self, n_clusters: int, init_method="k-means||", convergence_threshold=1e-5,
+                 max_iter=20, random_state=0, init_max_iter=5, oversampling_factor=2, **kwargs):
+        super().__init__(**kwargs)
+        if n_clusters < 1:
+            raise ValueError(f"n_clusters must be at least 1; got {n_clusters!r}")
+        self.n_clusters = n_clusters
+        self.init_method = init_method
+        self.convergence_threshold = convergence_threshold
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.init_max_iter = init_max_iter
+        self.oversampling_factor = oversampling_factor
+
+    # -- fitted state ----------------------------------------------------------------------
+    @property
+    def centroids_(self):
+        return getattr(self, "_centroids", None)
+
+    @centroids_.setter
+    def centroids_(self, value):
+        self._centroids = None if value is None else np.asarray(value, dtype=np.float64)
+
+    means = centroids_
+
+    @property
+    def average_min_distance(self) -> float:
+        return getattr(self, "_average_min_distance", np.inf)
+
+    @average_min_distance.setter
+    def average_min_distance(self, value):
+        self._average_min_distance = value
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.centroids_ is not None
+
+    def _check_fitted(self):
+        if self.centroids_ is None:
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("KMeansMachine centroids_ are not set: call fit (or initialize) first")
+
+    # -- comparison ------------------------------------------------------------------------
+    def is_similar_to(self, obj, r_epsilon=1e-05, a_epsilon=1e-08) -> bool:
+        """True when both machines have centroids that agree within ``np.allclose`` tolerances."""
+        if self.centroids_ is None or getattr(obj, "centroids_", None) is None:
+            logger.warning("KMeansMachine `centroids_` was not set. You should call 'fit' first.")
+            return False
+        return bool(np.shape(self.centroids_) == np.shape(obj.centroids_)
+                    and np.allclose(self.centroids_, obj.centroids_, rtol=r_epsilon, atol=a_epsilon))
+
+    def __eq__(self, obj) -> bool:
+        return self.is_similar_to(obj, 0, 0)
+
+    __hash__ = object.__hash__
+
+    # -- training --------------------------------------------------------------------------
+    def _validated(self, X):
+        return check_frames(X, "X")
+
+    def initialize(self, data):
+        """Set ``centroids_`` to their initial values (``init_method``)."""
+        data = self._validated(data)
+        rs = check_random_state(self.random_state)
+        self.centroids_ = initial_centroids(
+            data, self.n_clusters, self.init_method, rs, init_max_iter=self.init_max_iter,
+            oversampling_factor=self.oversampling_factor, block_rows=_block_rows())
+
+    def _e_step(self, X) -> KMeansStats:
+        coef = kk.CentroidCoefficients.from_centroids(self.centroids_)
+        return map_reduce(kmeans_chunk_stats, X, coef, _block_rows(), False)
+
+    def _m_step(self, stats: KMeansStats) -> float:
+        counts = stats.counts
+        centroids = stats.sums / np.maximum(counts, 1)[:, None]
+        empty = np.flatnonzero(counts == 0)
+        if len(empty):
+            logger.info("k-means: re-seeding %d empty cluster(s) with the farthest samples", len(empty))
+            far = stats.far_points
+            for j, k in enumerate(empty):
+                centroids[k] = far[j % len(far)]
+        self.centroids_ = centroids
+        self.average_min_distance = stats.sum_min_dist / stats.n_samples
+        return self.average_min_distance
+
+    def fit(self, X, y=None):
+        """Initialise the centroids, then run Lloyd iterations until convergence.  Returns ``self``.
+
+        ``X`` is an (N, D) array-like or a dask array (one task per chunk and iteration).
+        """
+        X = self._validated(X)
+        if self.max_iter is None and self.convergence_threshold is None:
+            raise ValueError("max_iter and convergence_threshold cannot both be None (the loop would never end)")
+        self.initialize(X)
+        self.n_features_in_ = X.shape[1]
+        result = run_em(lambda: self._e_step(X), self._m_step, max_iterations=self.max_iter,
+                        convergence_threshold=self.convergence_threshold, name="k-means",
+                        quantity="average squared distance")
+        self.n_iter_ = result.n_iter
+        return self
+
+    # -- inference -------------------------------------------------------------------------
+    def transform(self, X):
+        """Squared distances to every centroid, shape **(K, N)** (clusters first, as the reference)."""
+        self._check_fitted()
+        return get_centroids_distance(X, self.centroids_)
+
+    def predict(self, X):
+        """Index of the nearest centroid for every sample, shape (N,)."""
+        self._check_fitted()
+        coef = kk.CentroidCoefficients.from_centroids(self.centroids_)
+        if is_dask_collection(X):
+            X = check_frames(X, "X", n_features=self.centroids_.shape[1])
+            return X.map_blocks(lambda b: kk.assign(np.asarray(b), coef)[0], drop_axis=1, dtype=np.intp)
+        X = check_frames(X, "X", n_features=self.centroids_.shape[1], allow_empty=True)
+        return kk.assign(X, coef, _block_rows())[0]
+
+    def get_variances_and_weights_for_each_cluster(self, data):
+        """Per-cluster variances (K, D) and weights (K,) of ``data`` assigned to the nearest centroid.
+
+        Variances use the biased formula ``E[x^2] - E[x]^2`` of each cluster.  A cluster that gets
+        no sample has weight 0 and the variance of the whole data.
+        """
+        self._check_fitted()
+        data = check_frames(data, "data", n_features=self.centroids_.shape[1])
+        coef = kk.CentroidCoefficients.from_centroids(self.centroids_)
+        stats = map_reduce(kmeans_chunk_stats, data, coef, _block_rows(), True)
+        counts = stats.counts
+        weights = counts / counts.sum()
+        safe = np.maximum(counts, 1)[:, None]
+        means = stats.sums / safe
+        variances = stats.sq_sums / safe - means**2
+        empty = counts == 0
+        if empty.any():
+            total = counts.sum()
+            mean_all = stats.sums.sum(0) / total
+            variances[empty] = stats.sq_sums.sum(0) / total - mean_all**2
+        return variances, weights
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = True
+        return tags

@@ -1,0 +1,86 @@
+"""Linear scoring (Glembek et al., 2009): a first-order approximation of the GMM log-likelihood ratio."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .gmm import GMMMachine
+from .stats import GMMStats
+
+EPSILON = np.finfo(float).eps
+
+__all__ = ["linear_scoring"]
+
+
+def _models_array(models_means) -> np.ndarray:
+    if isinstance(models_means, GMMMachine):
+        models_means = [models_means]
+    if isinstance(models_means, (list, tuple)):
+        if len(models_means) == 0:
+            raise ValueError("models_means is empty: expected at least one model")
+        if isinstance(models_means[0], GMMMachine):
+            models_means = [m.means for m in models_means]
+    means = np.asarray(models_means, dtype=np.float64)
+    if means.ndim < 2 or means.ndim > 3:
+        raise ValueError(
+            "models_means must be of shape `(n_models, n_gaussians, n_features)` (or one "
+            f"`(n_gaussians, n_features)` model); got shape {means.shape}"
+        )
+    return means[None] if means.ndim == 2 else means
+
+
+def _offsets_array(offsets, n_probes: int, C: int, D: int) -> np.ndarray:
+    offsets = np.asarray(offsets, dtype=np.float64)
+    if offsets.ndim == 2 and offsets.shape == (n_probes, C * D) and D != 1:
+        return offsets.reshape(n_probes, C, D)  # supervector form, one row per probe
+    try:
+        return np.broadcast_to(offsets, (n_probes, C, D))
+    except ValueError:
+        raise ValueError(
+            f"test_channel_offsets must broadcast to (n_probes={n_probes}, C={C}, D={D}) or have shape "
+            f"(n_probes, C*D)=({n_probes}, {C * D}); got shape {offsets.shape}"
+        ) from None
+
+
+def linear_scoring(models_means, ubm: GMMMachine, test_stats, test_channel_offsets=0,
+                   frame_length_normalization: bool = False) -> np.ndarray:
+    """Scores of every model against every probe, shape (n_models, n_probes).
+
+    ``score[j, i] = sum_{c,d} (M_j - m)/var * (F_i - N_i (m + o_i))`` with the UBM's means ``m`` and
+    variances ``var`` (a MAP ``ubm`` is replaced by its own UBM), divided by the probe's frame
+    count ``T_i`` when ``frame_length_normalization`` (0 when ``T_i`` is 0).
+
+    Parameters
+    ----------
+    models_means : list of GMMMachine, list of (C, D) arrays, array (M, C, D) or one (C, D) array
+    ubm : GMMMachine
+    test_stats : GMMStats or list of P GMMStats
+    test_channel_offsets : scalar, (C, D), (P, C, D) or (P, C*D) array
+    frame_length_normalization : bool
+    """
+    models = _models_array(models_means)
+    if ubm.trainer == "map" and ubm.ubm is not None:
+        ubm = ubm.ubm
+    if isinstance(test_stats, GMMStats):
+        test_stats = [test_stats]
+    test_stats = list(test_stats)
+    if not test_stats:
+        raise ValueError("test_stats is empty: expected at least one GMMStats")
+    C, D = ubm.means.shape
+    if models.shape[1:] != (C, D):
+        raise ValueError(f"models_means must have (n_gaussians, n_features) = {(C, D)}; got {models.shape[1:]}")
+    for i, s in enumerate(test_stats):
+        if s.shape != (C, D):
+            raise ValueError(f"test_stats[{i}] has shape {s.shape}; the UBM has {(C, D)}")
+    P = len(test_stats)
+    sum_px = np.stack([s.sum_px for s in test_stats])
+    n = np.stack([s.n for s in test_stats])
+    t = np.array([s.t for s in test_stats], dtype=np.float64)
+    offsets = _offsets_array(test_channel_offsets, P, C, D)
+
+    a = ((models - ubm.means) / ubm.variances).reshape(len(models), C * D)
+    b = (sum_px - n[:, :, None] * (ubm.means + offsets)).reshape(P, C * D)
+    if frame_length_normalization:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            b = np.where(np.abs(t)[:, None] <= EPSILON, 0.0, b / t[:, None])
+    return a @ b.T
