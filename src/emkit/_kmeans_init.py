@@ -86,7 +86,7 @@ def init_random(X, n_clusters: int, rs) -> np.ndarray:
     """``n_clusters`` distinct rows drawn uniformly without replacement, in row order."""
     n = X.shape[0]
     if n_clusters > n:
-        raise ValueError(f"n_clusters={n_clusters} is larger than the number of samples ({n})")
+        raise ValueError(f"n_samples={n} is smaller than n_clusters={n_clusters}: cannot pick {n_clusters} distinct initial centroids")
     return _take_rows(X, rs.choice(n, size=n_clusters, replace=False))
 
 
@@ -96,7 +96,7 @@ def init_kmeans_plusplus(X, n_clusters: int, rs, max_rows: int | None = None) ->
 
     n = X.shape[0]
     if n_clusters > n:
-        raise ValueError(f"n_clusters={n_clusters} is larger than the number of samples ({n})")
+        raise ValueError(f"n_samples={n} is smaller than n_clusters={n_clusters}: cannot pick {n_clusters} distinct initial centroids")
     if is_dask_collection(X):
         limit = max_rows or max(256 * n_clusters, 10_000)
         X = _take_rows(X, rs.choice(n, size=min(n, limit), replace=False))
@@ -112,7 +112,7 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
 
     n = X.shape[0]
     if n_clusters > n:
-        raise ValueError(f"n_clusters={n_clusters} is larger than the number of samples ({n})")
+        raise ValueError(f"n_samples={n} is smaller than n_clusters={n_clusters}: cannot pick {n_clusters} distinct initial centroids")
     ell = float(oversampling_factor) * n_clusters
     seed = _seed_from(rs)
     centers = _take_rows(X, [_seed_from(rs) % n])

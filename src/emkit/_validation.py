@@ -45,35 +45,37 @@ def is_dask_collection(x) -> bool:
 
 
 def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_empty: bool = False,
-                 dtype=None):
-    """Validate a (n_samples, n_features) frame matrix without copying when it is already fine.
+                 ensure_2d: bool = False, owner: str | None = None):
+    """Validate a (n_samples, n_features) frame matrix, without copying when it is already fine.
 
-    A 1-D input is one sample (the reference's ``np.atleast_2d``).  Lists are converted.  Dask
-    arrays are returned as they are (their values are checked chunk by chunk where they are used).
+    numpy input goes through scikit-learn's ``check_array`` (numeric dtype kept, NaN/inf, sparse,
+    complex and empty inputs rejected with messages naming ``name``).  A 1-D input is one sample
+    (the reference's ``np.atleast_2d``) unless ``ensure_2d``.  Dask arrays are returned as they are
+    (their values are checked where they are used, chunk by chunk).
     """
+    from sklearn.utils import check_array
+
     if is_dask_collection(X):
         if getattr(X, "ndim", 2) == 1:
             X = X[None, :]
         if X.ndim != 2:
             raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got a {X.ndim}-D dask array")
-        if n_features is not None and X.shape[1] != n_features:
-            raise ValueError(f"{name} must have {n_features} features (columns); got shape {X.shape}")
-        return X
-    X = np.asarray(X)
-    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
-        raise TypeError(f"{name} must be a numeric array; got dtype {X.dtype}")
-    if np.iscomplexobj(X):
-        raise TypeError(f"{name} must be real-valued; got dtype {X.dtype}")
-    X = np.atleast_2d(X)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got shape {X.shape}")
+    else:
+        X = check_array(X, accept_sparse=False, dtype="numeric", ensure_2d=ensure_2d, allow_nd=False,
+                        ensure_min_samples=0 if allow_empty else 1, ensure_all_finite=True,
+                        input_name=name)
+        if X.ndim == 0:
+            raise ValueError(f"{name} must be an array of samples; got the scalar {X!r}. Reshape your data "
+                             "to (n_samples, n_features).")
+        if X.ndim == 1:
+            X = X[None, :]
+        if X.shape[1] == 0:
+            raise ValueError(f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
     if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"{name} must have {n_features} features (columns); got shape {X.shape}")
-    if not allow_empty and X.shape[0] == 0:
-        raise ValueError(f"{name} must contain at least one sample; got shape {X.shape}")
-    if dtype is not None:
-        X = X.astype(dtype, copy=False)
-    check_finite(X, name)
+        raise ValueError(
+            f"{name} has {X.shape[1]} features, but {owner or 'the model'} is expecting {n_features} "
+            f"features as input (shape {X.shape})"
+        )
     return X
 
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import copy
 import logging
+import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ._backend import is_dask_collection, map_reduce, tree_sum
+from ._backend import is_dask_collection, map_ordered, map_reduce, tree_sum
 from ._config import get_config
 from ._em import run_em
 from ._kernels import gmm as kg
-from ._validation import check_frames
+from ._validation import check_frames, check_positive_int
 from .kmeans import KMeansMachine
 from .stats import GMMStats
 
@@ -97,7 +98,7 @@ def m_step(statistics, machine: "GMMMachine"):
 
 
 def ml_gmm_m_step(machine, statistics, update_means=True, update_variances=False, update_weights=False,
-                  mean_var_update_threshold=EPSILON, **kwargs):
+                  mean_var_update_threshold=EPSILON):
     """Maximum-likelihood M-step (in place).  Update order: weights, means, variances.
 
     ``n_c`` is floored at ``mean_var_update_threshold``; weights are ``n_c / T`` (not renormalised);
@@ -201,19 +202,9 @@ class GMMMachine(BaseEstimator):
                  convergence_threshold=1e-5, max_fitting_steps=200, random_state=0, weights=None,
                  k_means_trainer=None, update_means=True, update_variances=False, update_weights=False,
                  mean_var_update_threshold=EPSILON, map_alpha=0.5, map_relevance_factor=4,
-                 compute_dtype="float64", **kwargs):
-        super().__init__(**kwargs)
+                 compute_dtype="float64"):
         self.n_gaussians = n_gaussians
-        self.trainer = trainer if trainer in ("ml", "map") else "ml"
-        if self.trainer == "map" and ubm is None:
-            raise ValueError("A UBM is required for MAP GMM (ubm=None was given with trainer='map').")
-        if ubm is not None and ubm.n_gaussians != n_gaussians:
-            raise ValueError(
-                f"The UBM machine is not compatible with this machine: ubm has {ubm.n_gaussians} "
-                f"Gaussians, n_gaussians={n_gaussians}."
-            )
-        if max_fitting_steps is None and convergence_threshold is None:
-            raise ValueError("Either or both convergence_threshold and max_fitting_steps must be set")
+        self.trainer = trainer if isinstance(trainer, str) and trainer in ("ml", "map") else "ml"
         self.ubm = ubm
         self.convergence_threshold = convergence_threshold
         self.max_fitting_steps = max_fitting_steps
@@ -231,12 +222,36 @@ class GMMMachine(BaseEstimator):
         self._variances = None
         self._variance_thresholds = mean_var_update_threshold
         self._g_norms = None
-        if ubm is not None and ubm._means is not None:
+        self._weights = None
+        if isinstance(ubm, GMMMachine) and ubm._means is not None:
             self._copy_from_ubm()
-        else:
+        elif isinstance(n_gaussians, numbers.Integral) and n_gaussians >= 1:
             self.weights = np.full((n_gaussians,), 1.0 / n_gaussians)
         if weights is not None:
             self.weights = weights
+
+    def _check_parameters(self):
+        check_positive_int(self.n_gaussians, "n_gaussians")
+        if self.trainer == "map" and self.ubm is None:
+            raise ValueError("A UBM is required for MAP GMM (ubm=None was given with trainer='map').")
+        if self.ubm is not None:
+            if not isinstance(self.ubm, GMMMachine):
+                raise TypeError(f"ubm must be a GMMMachine or None; got {type(self.ubm).__name__}")
+            if self.ubm.n_gaussians != self.n_gaussians:
+                raise ValueError(
+                    f"The UBM machine is not compatible with this machine: ubm has {self.ubm.n_gaussians} "
+                    f"Gaussians, n_gaussians={self.n_gaussians}."
+                )
+            if self.ubm._means is None:
+                raise ValueError("ubm has no parameters: fit it (or set its means) first")
+        if self.max_fitting_steps is None and self.convergence_threshold is None:
+            raise ValueError("Either or both convergence_threshold and max_fitting_steps must be set")
+        if self.compute_dtype not in _DTYPES:
+            raise ValueError(f"compute_dtype must be 'float64' or 'float32'; got {self.compute_dtype!r}")
+        if self._weights is not None:
+            w = np.asarray(self._weights, dtype=float)
+            if w.shape != (self.n_gaussians,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+                raise ValueError(f"weights must be {self.n_gaussians} finite non-negative values; got {w!r}")
 
     def _copy_from_ubm(self):
         ubm = self.ubm
@@ -253,7 +268,10 @@ class GMMMachine(BaseEstimator):
 
     def set_params(self, **params):
         if "weights" in params:
-            self._weights_param = params["weights"]
+            weights = params.pop("weights")
+            self._weights_param = weights
+            if weights is not None:
+                self.weights = weights
         return super().set_params(**params)
 
     # -- parameters ------------------------------------------------------------------------
@@ -264,14 +282,15 @@ class GMMMachine(BaseEstimator):
 
     @weights.setter
     def weights(self, weights):
-        self._weights = weights
-        with np.errstate(divide="ignore"):
-            self._log_weights = np.log(weights)
+        self._weights = weights  # validated in fit (the reference stores anything)
 
     @property
     def log_weights(self):
-        """``log(weights)``, shape (C,)."""
-        return self._log_weights
+        """``log(weights)``, shape (C,); a zero weight gives -inf (that Gaussian gets no responsibility)."""
+        if self._weights is None:
+            return None
+        with np.errstate(divide="ignore"):
+            return np.log(np.asarray(self._weights, dtype=float))
 
     @property
     def means(self):
@@ -326,6 +345,8 @@ class GMMMachine(BaseEstimator):
 
     # -- comparison ------------------------------------------------------------------------
     def __eq__(self, other):
+        if not isinstance(other, GMMMachine):
+            return NotImplemented
         if self._means is None:
             return False
         return self.is_similar_to(other)
@@ -373,7 +394,8 @@ class GMMMachine(BaseEstimator):
                                                       _DTYPES[self.compute_dtype])
 
     def _check_data(self, data, name="data", allow_empty=True):
-        return check_frames(data, name, n_features=self.means.shape[1], allow_empty=allow_empty)
+        return check_frames(data, name, n_features=self.means.shape[1], allow_empty=allow_empty,
+                            owner="GMMMachine")
 
     def log_weighted_likelihood(self, data):
         """``log w_c + log N(x_t | mu_c, var_c)``, shape **(C, N)** (Gaussians first)."""
@@ -407,11 +429,15 @@ class GMMMachine(BaseEstimator):
         """
         coef = self._coefficients()
         block_rows = _block_rows()
-        out = []
-        for i, x in enumerate(X):
-            x = check_frames(x, f"X[{i}]", n_features=coef.n_features, allow_empty=True)
-            out.append(_check_stats_finite(_stats_chunk(x, coef, block_rows), f"X[{i}]"))
-        return out
+        if isinstance(X, np.ndarray) and X.ndim == 2:  # one session per row: check them all at once
+            X = self._check_data(X, "X")
+        sessions = [check_frames(x, f"X[{i}]", n_features=coef.n_features, allow_empty=True, owner="GMMMachine")
+                    for i, x in enumerate(X)]
+
+        def one(i):
+            return _check_stats_finite(_stats_chunk(sessions[i], coef, block_rows), f"X[{i}]")
+
+        return map_ordered(one, range(len(sessions)))
 
     stats_per_sample = transform
 
@@ -445,9 +471,13 @@ class GMMMachine(BaseEstimator):
         ``X`` is (N, D) frames, or a dask array (one task per chunk and iteration, statistics
         summed in a fixed order).  Calling ``fit`` again continues from the current parameters.
         """
-        X = check_frames(X, "X", n_features=None if self._means is None else self._means.shape[1])
+        self._check_parameters()
+        X = check_frames(X, "X", n_features=None if self._means is None else self._means.shape[1],
+                         ensure_2d=True, owner="GMMMachine")
         if self._means is None:
             self.initialize_gaussians(X)
+        if self._weights is None:
+            self.weights = np.full((self.n_gaussians,), 1.0 / self.n_gaussians)
         if self._variances is None:
             logger.warning("Variances were not defined before fit. Using variance=1")
             self.variances = np.ones_like(self.means, dtype=float)
@@ -468,6 +498,10 @@ class GMMMachine(BaseEstimator):
         return self
 
     def __sklearn_tags__(self):
+        from sklearn.utils import TransformerTags
+
         tags = super().__sklearn_tags__()
         tags.requires_fit = True
+        # ``transform`` keeps the reference's output (see the class docstring), not sklearn's
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags

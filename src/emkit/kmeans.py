@@ -16,7 +16,7 @@ from ._em import run_em
 from ._kernels import kmeans as kk
 from ._kmeans_init import initial_centroids
 from ._kmeans_stats import KMeansStats, kmeans_chunk_stats
-from ._validation import check_frames, check_random_state
+from ._validation import check_frames, check_positive_int, check_random_state
 
 logger = logging.getLogger("emkit")
 
@@ -89,10 +89,7 @@ class KMeansMachine(BaseEstimator):
     first_order_statistics = None
 
     def __init__(self, n_clusters: int, init_method="k-means||", convergence_threshold=1e-5,
-                 max_iter=20, random_state=0, init_max_iter=5, oversampling_factor=2, **kwargs):
-        super().__init__(**kwargs)
-        if n_clusters < 1:
-            raise ValueError(f"n_clusters must be at least 1; got {n_clusters!r}")
+                 max_iter=20, random_state=0, init_max_iter=5, oversampling_factor=2):
         self.n_clusters = n_clusters
         self.init_method = init_method
         self.convergence_threshold = convergence_threshold
@@ -139,13 +136,16 @@ class KMeansMachine(BaseEstimator):
                     and np.allclose(self.centroids_, obj.centroids_, rtol=r_epsilon, atol=a_epsilon))
 
     def __eq__(self, obj) -> bool:
+        if not isinstance(obj, KMeansMachine):
+            return NotImplemented
         return self.is_similar_to(obj, 0, 0)
 
     __hash__ = object.__hash__
 
     # -- training --------------------------------------------------------------------------
     def _validated(self, X):
-        return check_frames(X, "X")
+        check_positive_int(self.n_clusters, "n_clusters")
+        return check_frames(X, "X", ensure_2d=True)
 
     def initialize(self, data):
         """Set ``centroids_`` to their initial values (``init_method``)."""
@@ -192,6 +192,7 @@ class KMeansMachine(BaseEstimator):
     def transform(self, X):
         """Squared distances to every centroid, shape **(K, N)** (clusters first, as the reference)."""
         self._check_fitted()
+        X = check_frames(X, "X", n_features=self.centroids_.shape[1], allow_empty=True, owner="KMeansMachine")
         return get_centroids_distance(X, self.centroids_)
 
     def predict(self, X):
@@ -199,9 +200,9 @@ class KMeansMachine(BaseEstimator):
         self._check_fitted()
         coef = kk.CentroidCoefficients.from_centroids(self.centroids_)
         if is_dask_collection(X):
-            X = check_frames(X, "X", n_features=self.centroids_.shape[1])
+            X = check_frames(X, "X", n_features=self.centroids_.shape[1], owner="KMeansMachine")
             return X.map_blocks(lambda b: kk.assign(np.asarray(b), coef)[0], drop_axis=1, dtype=np.intp)
-        X = check_frames(X, "X", n_features=self.centroids_.shape[1], allow_empty=True)
+        X = check_frames(X, "X", n_features=self.centroids_.shape[1], allow_empty=True, owner="KMeansMachine")
         return kk.assign(X, coef, _block_rows())[0]
 
     def get_variances_and_weights_for_each_cluster(self, data):
@@ -211,7 +212,7 @@ class KMeansMachine(BaseEstimator):
         no sample has weight 0 and the variance of the whole data.
         """
         self._check_fitted()
-        data = check_frames(data, "data", n_features=self.centroids_.shape[1])
+        data = check_frames(data, "data", n_features=self.centroids_.shape[1], owner="KMeansMachine")
         coef = kk.CentroidCoefficients.from_centroids(self.centroids_)
         stats = map_reduce(kmeans_chunk_stats, data, coef, _block_rows(), True)
         counts = stats.counts
@@ -227,6 +228,10 @@ class KMeansMachine(BaseEstimator):
         return variances, weights
 
     def __sklearn_tags__(self):
+        from sklearn.utils import TransformerTags
+
         tags = super().__sklearn_tags__()
         tags.requires_fit = True
+        # ``transform`` keeps the reference's output (see the class docstring), not sklearn's
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags

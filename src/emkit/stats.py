@@ -30,8 +30,7 @@ class GMMStats:
         ``sum_t P(c | x_t) x_t**2`` (element-wise square).
     """
 
-    def __init__(self, n_gaussians: int, n_features: int, like=None, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, n_gaussians: int, n_features: int, like=None):
         self.n_gaussians = n_gaussians
         self.n_features = n_features
         self.log_likelihood = 0

@@ -25,7 +25,7 @@ import numpy as np
 
 from .._validation import is_dask_collection
 
-__all__ = ["map_reduce", "is_dask_collection", "n_threads", "tree_sum"]
+__all__ = ["map_reduce", "is_dask_collection", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered"]
 
 #: Below this many rows a numpy input is processed in the calling thread.
 _MIN_ROWS_PER_THREAD = 8192
@@ -57,6 +57,23 @@ def _row_slices(n_rows: int, n_pieces: int):
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
+_BLAS_CONTROLLER = None
+
+
+def single_threaded_blas():
+    """Context manager limiting BLAS to one thread (process-wide, cheap to enter).
+
+    emkit parallelises over row slices itself; one BLAS thread per slice avoids oversubscription,
+    and small products (one utterance) are faster single-threaded anyway.
+    """
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
 def _map_numpy(chunk_fn, X, params, threads, with_offset):
     n_rows = X.shape[0]
     pieces = min(threads, max(1, n_rows // _MIN_ROWS_PER_THREAD))
@@ -66,13 +83,12 @@ def _map_numpy(chunk_fn, X, params, threads, with_offset):
             return chunk_fn(X[s], s.start, *params)
         return chunk_fn(X[s], *params)
 
-    if pieces <= 1:
-        return call(slice(0, n_rows))
-    from threadpoolctl import threadpool_limits
-
-    slices = _row_slices(n_rows, 2 * pieces)
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(pieces) as pool:
-        results = list(pool.map(call, slices))
+    with single_threaded_blas():
+        if pieces <= 1:
+            return call(slice(0, n_rows))
+        slices = _row_slices(n_rows, 2 * pieces)
+        with ThreadPoolExecutor(pieces) as pool:
+            results = list(pool.map(call, slices))
     return tree_sum(results)
 
 
@@ -90,7 +106,8 @@ def _map_dask_array(chunk_fn, X, params, with_offset):
     else:
         task = dask.delayed(_call_unpacked, pure=True)
         parts = [task(chunk_fn, block, shared) for block in X.to_delayed().ravel()]
-    (total,) = dask.compute(_delayed_tree_sum(parts))
+    with single_threaded_blas():
+        (total,) = dask.compute(_delayed_tree_sum(parts))
     return total
 
 
@@ -100,7 +117,8 @@ def _map_dask_bag(chunk_fn, bag, params):
     shared = dask.delayed(params, pure=True, traverse=False)
     task = dask.delayed(_call_unpacked, pure=True)
     parts = [task(chunk_fn, part, shared) for part in bag.to_delayed()]
-    (total,) = dask.compute(_delayed_tree_sum(parts))
+    with single_threaded_blas():
+        (total,) = dask.compute(_delayed_tree_sum(parts))
     return total
 
 
@@ -131,6 +149,17 @@ def _delayed_tree_sum(parts):
     return parts[0]
 
 
+def map_ordered(fn, items, threads: int | None = None) -> list:
+    """``[fn(item) for item in items]`` on a thread pool (single-threaded BLAS), order kept."""
+    items = list(items)
+    threads = n_threads() if threads is None else threads
+    with single_threaded_blas():
+        if threads <= 1 or len(items) < 2:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(min(threads, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+
 def map_reduce(chunk_fn, X, *params, threads: int | None = None, with_offset: bool = False):
     """Sum of ``chunk_fn(piece, *params)`` over pieces of ``X`` (see the module docstring).
 
@@ -149,11 +178,22 @@ def map_reduce(chunk_fn, X, *params, threads: int | None = None, with_offset: bo
     if isinstance(X, np.ndarray):
         return _map_numpy(chunk_fn, X, params, threads, with_offset)
     if isinstance(X, (list, tuple)):
-        return _map_sequence(chunk_fn, list(X), params)
+        return _map_sequence(chunk_fn, list(X), params, threads)
     raise TypeError(f"unsupported input type {type(X).__name__}")
 
 
-def _map_sequence(chunk_fn, items, params):
+#: Below this many items a sequence is processed in the calling thread.
+_MIN_ITEMS_PER_THREAD = 32
+
+
+def _map_sequence(chunk_fn, items, params, threads):
     if not items:
         raise ValueError("the input sequence is empty")
-    return chunk_fn(items, *params)
+    pieces = min(threads, max(1, len(items) // _MIN_ITEMS_PER_THREAD))
+    with single_threaded_blas():
+        if pieces <= 1:
+            return chunk_fn(items, *params)
+        slices = _row_slices(len(items), 2 * pieces)
+        with ThreadPoolExecutor(pieces) as pool:
+            results = list(pool.map(lambda s: chunk_fn(items[s], *params), slices))
+    return tree_sum(results)
