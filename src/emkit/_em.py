@@ -40,23 +40,29 @@ def relative_change_converged(previous: float, current: float, threshold: float 
 
 def run_em(e_step: Callable[[], object], m_step: Callable[[object], float], *,
            max_iterations: int | None, convergence_threshold: float | None, name: str,
-           quantity: str = "average log-likelihood") -> EMResult:
+           quantity: str = "average log-likelihood", start_step: int = 0, history=None,
+           on_iteration: Callable[[int, list], None] | None = None) -> EMResult:
     """Alternate ``m_step(e_step())`` until the relative change of its value is small enough.
 
     The value of the first iteration is never tested (as in the reference); ``max_iterations=None``
     means no iteration limit (the caller guarantees a threshold then).  A non-finite value stops
     training with ``FloatingPointError`` instead of silently producing NaN parameters.
+
+    ``start_step`` and ``history`` resume an interrupted run (from a checkpoint);
+    ``on_iteration(step, history)`` is called after every completed iteration (to save one).
     """
     if max_iterations is None and convergence_threshold is None:
         raise ValueError("Either or both convergence_threshold and max_iterations must be set")
+    history = list(history or [])
+    step = start_step
+    if history and step > 1 and relative_change_converged(history[-2], history[-1], convergence_threshold):
+        return EMResult(n_iter=step, converged=True, history=history)
     bar = None
     if get_config()["progress"]:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=max_iterations, desc=name, unit="it", leave=False)
-    history = []
+        bar = tqdm(total=max_iterations, initial=step, desc=name, unit="it", leave=False)
     converged = False
-    step = 0
     try:
         while max_iterations is None or step < max_iterations:
             step += 1
@@ -68,6 +74,8 @@ def run_em(e_step: Callable[[], object], m_step: Callable[[object], float], *,
                 )
             history.append(value)
             logger.info("%s: iteration %d, %s = %.10g", name, step, quantity, value)
+            if on_iteration is not None:
+                on_iteration(step, history)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(f"{quantity}={value:.6g}")

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 
 from ._backend import is_dask_collection, map_ordered, map_reduce, tree_sum
 from ._config import get_config
-from ._em import run_em
+from ._checkpoint import resumable_em
 from ._kernels import gmm as kg
 from ._validation import check_frames, check_positive_int
 from .kmeans import KMeansMachine
@@ -187,6 +187,11 @@ class GMMMachine(BaseEstimator):
         Precision of the E-step products.  "float32" is about twice as fast; statistics are still
         accumulated, and parameters stored, in float64.  Default "float64" gives the reference's
         numbers.
+    checkpoint : path or None
+        Resumable training: the state is written atomically to this HDF5 file after every
+        completed iteration; a ``fit`` started again with the same arguments and data (e.g. after
+        the process was killed) resumes after the last completed iteration and ends with the same
+        parameters as an uninterrupted run.  A checkpoint of another run is refused.
 
     Attributes
     ----------
@@ -202,7 +207,7 @@ class GMMMachine(BaseEstimator):
                  convergence_threshold=1e-5, max_fitting_steps=200, random_state=0, weights=None,
                  k_means_trainer=None, update_means=True, update_variances=False, update_weights=False,
                  mean_var_update_threshold=EPSILON, map_alpha=0.5, map_relevance_factor=4,
-                 compute_dtype="float64"):
+                 compute_dtype="float64", checkpoint=None):
         self.n_gaussians = n_gaussians
         self.trainer = trainer if isinstance(trainer, str) and trainer in ("ml", "map") else "ml"
         self.ubm = ubm
@@ -217,6 +222,7 @@ class GMMMachine(BaseEstimator):
         self.map_alpha = map_alpha
         self.map_relevance_factor = map_relevance_factor
         self.compute_dtype = compute_dtype
+        self.checkpoint = checkpoint
         self._weights_param = weights
         self._means = None
         self._variances = None
@@ -474,14 +480,15 @@ class GMMMachine(BaseEstimator):
         self._check_parameters()
         X = check_frames(X, "X", n_features=None if self._means is None else self._means.shape[1],
                          ensure_2d=True, owner="GMMMachine")
-        if self._means is None:
-            self.initialize_gaussians(X)
-        if self._weights is None:
-            self.weights = np.full((self.n_gaussians,), 1.0 / self.n_gaussians)
-        if self._variances is None:
-            logger.warning("Variances were not defined before fit. Using variance=1")
-            self.variances = np.ones_like(self.means, dtype=float)
-        self.n_features_in_ = X.shape[1]
+
+        def initialize():
+            if self._means is None:
+                self.initialize_gaussians(X)
+            if self._weights is None:
+                self.weights = np.full((self.n_gaussians,), 1.0 / self.n_gaussians)
+            if self._variances is None:
+                logger.warning("Variances were not defined before fit. Using variance=1")
+                self.variances = np.ones_like(self.means, dtype=float)
 
         def e_step_():
             stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows())
@@ -491,11 +498,25 @@ class GMMMachine(BaseEstimator):
             self._apply_m_step(stats)
             return stats.log_likelihood / stats.t
 
-        result = run_em(e_step_, m_step_, max_iterations=self.max_fitting_steps,
-                        convergence_threshold=self.convergence_threshold,
-                        name=f"GMM {self.trainer.upper()}")
+        result = resumable_em(self, X, initialize=initialize, get_state=self._training_state,
+                              set_state=self._restore_training_state, e_step=e_step_, m_step=m_step_,
+                              max_iterations=self.max_fitting_steps,
+                              convergence_threshold=self.convergence_threshold,
+                              name=f"GMM {self.trainer.upper()}")
+        self.n_features_in_ = X.shape[1]
         self.n_iter_ = result.n_iter
         return self
+
+    def _training_state(self) -> dict:
+        return {"means": self.means, "variances": self.variances, "weights": self.weights,
+                "variance_thresholds": self.variance_thresholds}
+
+    def _restore_training_state(self, arrays: dict):
+        self.means = arrays["means"]
+        self._variance_thresholds = arrays["variance_thresholds"]
+        self._variances = None
+        self.variances = arrays["variances"]
+        self.weights = arrays["weights"]
 
     def __sklearn_tags__(self):
         from sklearn.utils import TransformerTags

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 
 from ._backend import is_dask_collection, map_reduce
 from ._config import get_config
-from ._em import run_em
+from ._checkpoint import resumable_em
 from ._kernels import kmeans as kk
 from ._kmeans_init import initial_centroids
 from ._kmeans_stats import KMeansStats, kmeans_chunk_stats
@@ -70,6 +70,8 @@ class KMeansMachine(BaseEstimator):
         Number of k-means|| rounds (``None``: about ``ln(initial cost)`` rounds).
     oversampling_factor : float
         k-means|| draws ``oversampling_factor * n_clusters`` candidates per round on average.
+    checkpoint : path or None
+        Resumable training (see :class:`emkit.GMMMachine`).
 
     Attributes
     ----------
@@ -89,7 +91,7 @@ class KMeansMachine(BaseEstimator):
     first_order_statistics = None
 
     def __init__(self, n_clusters: int, init_method="k-means||", convergence_threshold=1e-5,
-                 max_iter=20, random_state=0, init_max_iter=5, oversampling_factor=2):
+                 max_iter=20, random_state=0, init_max_iter=5, oversampling_factor=2, checkpoint=None):
         self.n_clusters = n_clusters
         self.init_method = init_method
         self.convergence_threshold = convergence_threshold
@@ -97,6 +99,7 @@ class KMeansMachine(BaseEstimator):
         self.random_state = random_state
         self.init_max_iter = init_max_iter
         self.oversampling_factor = oversampling_factor
+        self.checkpoint = checkpoint
 
     # -- fitted state ----------------------------------------------------------------------
     @property
@@ -180,11 +183,15 @@ class KMeansMachine(BaseEstimator):
         X = self._validated(X)
         if self.max_iter is None and self.convergence_threshold is None:
             raise ValueError("max_iter and convergence_threshold cannot both be None (the loop would never end)")
-        self.initialize(X)
+        result = resumable_em(self, X, initialize=lambda: self.initialize(X),
+                              get_state=lambda: {"centroids": self.centroids_},
+                              set_state=lambda arrays: setattr(self, "centroids_", arrays["centroids"]),
+                              e_step=lambda: self._e_step(X), m_step=self._m_step,
+                              max_iterations=self.max_iter, convergence_threshold=self.convergence_threshold,
+                              name="k-means", quantity="average squared distance")
+        if result.history:
+            self.average_min_distance = result.history[-1]
         self.n_features_in_ = X.shape[1]
-        result = run_em(lambda: self._e_step(X), self._m_step, max_iterations=self.max_iter,
-                        convergence_threshold=self.convergence_threshold, name="k-means",
-                        quantity="average squared distance")
         self.n_iter_ = result.n_iter
         return self
 

@@ -1,0 +1,201 @@
+"""GMMMachine behaviour: EM invariants, numpy/dask equivalence, the float32 opt-in, bad input."""
+
+import logging
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from emkit import GMMMachine, KMeansMachine, config_context
+from emkit.gmm import e_step, m_step
+from _parity import max_rel_diff
+
+
+def _blobs(seed=0, n=600, d=3):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0] * d, [4.0] * d, [-3.0, 5.0, 1.0][:d]])
+    sizes = [n // 2, n // 3, n - n // 2 - n // 3]
+    return np.vstack([c + rng.normal(scale=s, size=(k, d)) for c, k, s in zip(centres, sizes, (1, 0.5, 1.5))])
+
+
+def _start(X, C=3, seed=1):
+    rng = np.random.default_rng(seed)
+    return X[rng.choice(len(X), C, replace=False)].copy(), np.tile(X.var(0), (C, 1)), np.full(C, 1 / C)
+
+
+def _ml(X, steps=30, threshold=None, **kw):
+    means, variances, weights = _start(np.asarray(X, dtype=np.float64))
+    m = GMMMachine(3, max_fitting_steps=steps, convergence_threshold=threshold, update_variances=True,
+                   update_weights=True, **kw)
+    m.means, m.variances, m.weights = means, variances, weights
+    return m
+
+
+def test_ml_log_likelihood_never_decreases():
+    X = _blobs()
+    m = _ml(X)
+    history = []
+    for _ in range(25):
+        stats = e_step(X, m)
+        history.append(stats.log_likelihood / stats.t)
+        m_step([stats], m)
+    assert np.all(np.diff(history) >= -1e-12 * np.abs(history[:-1]))
+    assert history[-1] > history[0]
+
+
+def test_fit_equals_explicit_e_and_m_steps():
+    X = _blobs(2)
+    fitted = _ml(X, steps=7).fit(X)
+    manual = _ml(X, steps=7)
+    for _ in range(7):
+        m_step(e_step(X, manual), manual)
+    assert max_rel_diff(fitted.means, manual.means) < 1e-13
+    assert max_rel_diff(fitted.variances, manual.variances) < 1e-13
+    assert fitted.n_iter_ == 7
+
+
+def test_convergence_threshold_stops_early():
+    X = _blobs(3)
+    m = _ml(X, steps=500, threshold=1e-8).fit(X)
+    assert 2 <= m.n_iter_ < 500
+
+
+@pytest.mark.parametrize("chunks", [600, 100, 37, (250, 350)])
+def test_numpy_and_dask_inputs_give_the_same_parameters(chunks):
+    X = _blobs(4)
+    ref = _ml(X, steps=10).fit(X)
+    dx = da.from_array(X, chunks=(chunks, 3) if not isinstance(chunks, tuple) else (chunks, (3,)))
+    got = _ml(X, steps=10).fit(dx)
+    for name in ("means", "variances", "weights"):
+        assert max_rel_diff(getattr(got, name), getattr(ref, name)) < 1e-10, name
+    np.testing.assert_allclose(got.log_likelihood(dx).compute(), ref.log_likelihood(X), rtol=1e-12)
+    assert max_rel_diff(got.acc_stats(dx).sum_px, ref.acc_stats(X).sum_px) < 1e-10
+
+
+def test_default_initialisation_is_the_same_for_numpy_and_dask():
+    X = _blobs(5)
+    a = GMMMachine(3, max_fitting_steps=5).fit(X)
+    b = GMMMachine(3, max_fitting_steps=5).fit(da.from_array(X, chunks=(77, 3)))
+    assert max_rel_diff(b.means, a.means) < 1e-10
+    assert max_rel_diff(b.variances, a.variances) < 1e-10
+
+
+def test_results_do_not_depend_on_block_size_or_threads():
+    X = _blobs(6, n=20000)
+    ref = _ml(X, steps=3).fit(X)
+    with config_context(block_rows=333):
+        other = _ml(X, steps=3).fit(X)
+    assert max_rel_diff(other.means, ref.means) < 1e-12
+    # the threaded reduction has a fixed order: repeated runs are bit-identical
+    again = _ml(X, steps=3).fit(X)
+    np.testing.assert_array_equal(again.means, ref.means)
+
+
+def test_float32_opt_in_is_close_to_float64_and_keeps_float64_parameters():
+    X = _blobs(7).astype(np.float32)
+    a = _ml(X, steps=10).fit(X)
+    b = _ml(X, steps=10, compute_dtype="float32").fit(X)
+    assert b.means.dtype == np.float64 and b.variances.dtype == np.float64
+    np.testing.assert_allclose(b.means, a.means, rtol=1e-4, atol=1e-4)
+    # float32 input, default precision: parameters computed in float64 from the float32 values
+    c = _ml(X.astype(np.float64), steps=10).fit(X.astype(np.float64))
+    assert max_rel_diff(a.means, c.means) < 1e-12
+
+
+def test_map_adapts_towards_the_data_and_keeps_prior_for_unseen_gaussians():
+    X = _blobs(8)
+    ubm = _ml(X, steps=20).fit(X)
+    client_data = X[:50]  # only the first blob
+    m = GMMMachine(3, trainer="map", ubm=ubm, max_fitting_steps=1, update_weights=True).fit(client_data)
+    stats = ubm.acc_stats(client_data)
+    alpha = stats.n / (stats.n + 4)
+    expected = alpha[:, None] * stats.sum_px / stats.n[:, None] + (1 - alpha[:, None]) * ubm.means
+    assert max_rel_diff(m.means, expected) < 1e-12
+    np.testing.assert_allclose(m.weights.sum(), 1.0)
+    assert m.ubm is ubm and m.trainer == "map"
+
+
+def test_map_variance_update_follows_reynolds():
+    X = _blobs(9)
+    ubm = _ml(X, steps=20).fit(X)
+    data = X[::7]
+    m = GMMMachine(3, trainer="map", ubm=ubm, max_fitting_steps=1, update_variances=True).fit(data)
+    s = ubm.acc_stats(data)
+    a = (s.n / (s.n + 4))[:, None]
+    mean = a * s.sum_px / s.n[:, None] + (1 - a) * ubm.means
+    var = a * s.sum_pxx / s.n[:, None] + (1 - a) * (ubm.variances + ubm.means**2) - mean**2
+    assert max_rel_diff(m.variances, var) < 1e-10
+    assert np.all(m.variances > 0.05)  # the reference's formula floored these to EPS
+
+
+def test_variance_floor_scalar_per_feature_and_per_gaussian():
+    m = GMMMachine(2)
+    m.means = np.zeros((2, 3))
+    m.variances = np.array([[1e-20, 1.0, 2.0], [3.0, -1.0, 0.5]])
+    assert np.all(m.variances >= np.finfo(float).eps)
+    m.variance_thresholds = 0.7
+    np.testing.assert_array_equal(m.variances, [[0.7, 1.0, 2.0], [3.0, 0.7, 0.7]])
+    m.variance_thresholds = np.array([0.1, 1.5, 0.1])
+    np.testing.assert_array_equal(m.variances[:, 1], [1.5, 1.5])
+    m.variance_thresholds = np.full((2, 3), 2.5)
+    assert np.all(m.variances >= 2.5)
+    np.testing.assert_allclose(m.g_norms, 3 * np.log(2 * np.pi) + np.log(m.variances).sum(1))
+
+
+def test_k_means_trainer_is_used_and_fitted():
+    X = _blobs(10)
+    km = KMeansMachine(3, init_method="random", random_state=3)
+    gmm = GMMMachine(3, k_means_trainer=km, max_fitting_steps=2).fit(X)
+    assert km.centroids_ is not None
+    assert gmm.means.shape == (3, 3)
+
+
+def test_logging_reports_iterations(caplog):
+    X = _blobs(11)
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        _ml(X, steps=3).fit(X)
+    assert sum("iteration " in r.getMessage() for r in caplog.records) == 3
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.array([[1.0, np.nan, 2.0]] * 5), "NaN"),
+    (np.array([[1.0, np.inf, 2.0]] * 5), "infinity"),
+    (np.empty((0, 3)), "0 sample"),
+    (np.ones(3), "1D"),
+])
+def test_bad_frames_raise_naming_the_argument(bad, match):
+    with pytest.raises(ValueError, match=match):
+        GMMMachine(2).fit(bad)
+
+
+def test_bad_parameters_raise_in_fit():
+    X = _blobs()
+    with pytest.raises(ValueError, match="UBM is required"):
+        GMMMachine(3, trainer="map").fit(X)
+    with pytest.raises(ValueError, match="not compatible"):
+        GMMMachine(2, trainer="map", ubm=_ml(X, steps=1).fit(X)).fit(X)
+    with pytest.raises(ValueError, match="n_gaussians"):
+        GMMMachine(0).fit(X)
+    with pytest.raises(ValueError, match="convergence_threshold and max_fitting_steps"):
+        GMMMachine(3, max_fitting_steps=None, convergence_threshold=None).fit(X)
+    m = _ml(X)
+    with pytest.raises(ValueError, match="features"):
+        m.log_likelihood(np.ones((4, 5)))
+
+
+def test_nan_in_dask_input_is_reported():
+    X = _blobs()
+    X[17, 1] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        _ml(_blobs()).fit(da.from_array(X, chunks=100))
+
+
+def test_inputs_are_not_mutated():
+    X = _blobs()
+    X.setflags(write=False)
+    copy = X.copy()
+    m = _ml(X, steps=3).fit(X)
+    means = m.means.copy()
+    m.transform([X[:10]])
+    np.testing.assert_array_equal(X, copy)
+    np.testing.assert_array_equal(m.means, means)

@@ -1,0 +1,130 @@
+"""KMeansMachine behaviour: initialisations, empty clusters, numpy/dask equivalence, outputs."""
+
+import dask.array as da
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+from emkit import KMeansMachine
+from emkit._kmeans_init import row_uniforms
+from emkit.kmeans import get_centroids_distance
+from _parity import max_rel_diff
+
+
+def _blobs(seed=0, n=900):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=6, size=(5, 2))
+    return centres[rng.integers(0, 5, n)] + rng.normal(size=(n, 2))
+
+
+def _naive_lloyd(X, centroids, iterations):
+    for _ in range(iterations):
+        labels = cdist(X, centroids, "sqeuclidean").argmin(1)
+        centroids = np.array([X[labels == k].mean(0) for k in range(len(centroids))])
+    return centroids
+
+
+def test_lloyd_matches_a_naive_implementation_and_reports_the_true_mean_distance():
+    X = _blobs()
+    init = X[:5].copy()
+    km = KMeansMachine(5, init_method=init, max_iter=4, convergence_threshold=None).fit(X)
+    assert max_rel_diff(km.centroids_, _naive_lloyd(X, init, 4)) < 1e-12
+    before_last = _naive_lloyd(X, init, 3)
+    expected = cdist(X, before_last, "sqeuclidean").min(1).mean()
+    np.testing.assert_allclose(km.average_min_distance, expected, rtol=1e-12)
+    np.testing.assert_allclose(init, X[:5])  # the given array is copied, not modified
+
+
+def test_transform_is_clusters_first_and_exact_and_predict_is_its_argmin():
+    X = _blobs(1)
+    km = KMeansMachine(5, max_iter=10).fit(X)
+    d = km.transform(X)
+    assert d.shape == (5, len(X))
+    np.testing.assert_allclose(d, cdist(km.centroids_, X, "sqeuclidean"), rtol=1e-14)
+    np.testing.assert_array_equal(km.predict(X), d.argmin(0))
+    assert km.transform(X[0]).shape == (5, 1) and km.predict(X[0]).shape == (1,)
+    assert get_centroids_distance(X[:3], km.means).shape == (5, 3)
+
+
+@pytest.mark.parametrize("method", ["random", "k-means++", "k-means||"])
+def test_initialisations_give_distinct_centroids_and_depend_only_on_the_seed(method):
+    X = _blobs(2)
+    a = KMeansMachine(5, init_method=method, random_state=7, max_iter=0).fit(X).centroids_
+    b = KMeansMachine(5, init_method=method, random_state=7, max_iter=0).fit(X).centroids_
+    c = KMeansMachine(5, init_method=method, random_state=8, max_iter=0).fit(X).centroids_
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert len(np.unique(a, axis=0)) == 5
+
+
+def test_random_state_objects_and_global_generator_untouched():
+    X = _blobs(3)
+    np.random.seed(123)
+    state = np.random.get_state()[1].copy()
+    for rs in (np.random.RandomState(1), np.random.default_rng(1), None, 1):
+        KMeansMachine(5, random_state=rs, max_iter=2).fit(X)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+@pytest.mark.parametrize("chunks", [900, 100, 333])
+def test_kmeans_parallel_and_lloyd_same_for_numpy_and_dask(chunks):
+    X = _blobs(4)
+    ref = KMeansMachine(5, random_state=3).fit(X)
+    got = KMeansMachine(5, random_state=3).fit(da.from_array(X, chunks=(chunks, 2)))
+    assert max_rel_diff(got.centroids_, ref.centroids_) < 1e-10
+    np.testing.assert_array_equal(got.predict(da.from_array(X, chunks=200)).compute(), ref.predict(X))
+
+
+def test_row_uniforms_do_not_depend_on_how_rows_are_split():
+    whole = row_uniforms(5, 2, 0, 1000)
+    parts = np.concatenate([row_uniforms(5, 2, 0, 300), row_uniforms(5, 2, 300, 700)])
+    np.testing.assert_array_equal(whole, parts)
+    assert 0 < whole.min() and whole.max() <= 1 and abs(whole.mean() - 0.5) < 0.05
+
+
+def test_empty_cluster_is_reseeded_with_the_farthest_sample():
+    X = np.array([[0.0, 0], [0.1, 0], [0, 0.1], [10, 10], [10.1, 10]])
+    init = np.array([[0.0, 0.0], [10.0, 10.0], [100.0, 100.0]])  # the third never wins a sample
+    km = KMeansMachine(3, init_method=init, max_iter=1, convergence_threshold=None).fit(X)
+    assert np.all(np.isfinite(km.centroids_))
+    far = cdist(X, init[:2]).min(1).argmax()
+    np.testing.assert_array_equal(km.centroids_[2], X[far])
+
+
+def test_variances_and_weights_for_each_cluster():
+    X = _blobs(5)
+    km = KMeansMachine(5, max_iter=20).fit(X)
+    variances, weights = km.get_variances_and_weights_for_each_cluster(X)
+    labels = km.predict(X)
+    for k in range(5):
+        members = X[labels == k]
+        np.testing.assert_allclose(variances[k], members.var(0), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(weights[k], len(members) / len(X))
+
+
+def test_equality_and_similarity():
+    X = _blobs(6)
+    a = KMeansMachine(5).fit(X)
+    b = KMeansMachine(5).fit(X)
+    assert a == b and a.is_similar_to(b)
+    b.centroids_ = b.centroids_ + 1e-3
+    assert not a == b and a.is_similar_to(b, r_epsilon=1e-2, a_epsilon=1e-2)
+    assert not KMeansMachine(2) == KMeansMachine(2)
+
+
+def test_bad_input():
+    X = _blobs(7)
+    with pytest.raises(ValueError, match="n_clusters"):
+        KMeansMachine(0).fit(X)
+    with pytest.raises(ValueError, match="shape"):
+        KMeansMachine(2, init_method=np.zeros((3, 2))).fit(X)
+    with pytest.raises(ValueError, match="init_method must be one of"):
+        KMeansMachine(2, init_method="foo").fit(X)
+    with pytest.raises(ValueError, match="n_samples=3 is smaller than n_clusters=4"):
+        KMeansMachine(4, init_method="random").fit(X[:3])
+    with pytest.raises(ValueError, match="both be None"):
+        KMeansMachine(2, max_iter=None, convergence_threshold=None).fit(X)
+    with pytest.raises(ValueError, match="NaN"):
+        KMeansMachine(2).fit(np.array([[np.nan, 1.0], [1.0, 2.0]]))
+    with pytest.raises(Exception, match="fit"):
+        KMeansMachine(2).predict(X)
