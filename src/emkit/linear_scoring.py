@@ -31,8 +31,10 @@ def _models_array(models_means) -> np.ndarray:
 
 def _offsets_array(offsets, n_probes: int, C: int, D: int) -> np.ndarray:
     offsets = np.asarray(offsets, dtype=np.float64)
-    if offsets.ndim == 2 and offsets.shape == (n_probes, C * D) and D != 1:
-        return offsets.reshape(n_probes, C, D)  # supervector form, one row per probe
+    if offsets.shape == (n_probes, C * D):
+        # supervector form, one row per probe.  It never clashes with a broadcastable form: the
+        # only shape that is both is (1, D) with P = C = 1, where both readings agree.
+        return offsets.reshape(n_probes, C, D)
     try:
         return np.broadcast_to(offsets, (n_probes, C, D))
     except ValueError:

@@ -57,6 +57,14 @@ def _nan_as_none(value):
     return None if isinstance(value, (float, np.floating)) and np.isnan(value) else value
 
 
+def _require(group, names, what: str) -> None:
+    missing = [name for name in names if name not in group]
+    if missing:
+        filename = getattr(getattr(group, "file", None), "filename", "the HDF5 group")
+        listed = ", ".join(map(repr, missing))
+        raise ValueError(f"{filename} is not a {what} file: dataset(s) {listed} missing")
+
+
 # ---------------------------------------------------------------------------------------------
 # GMMStats
 # ---------------------------------------------------------------------------------------------
@@ -80,12 +88,13 @@ def read_gmm_stats(hdf5, cls):
     with open_for_reading(hdf5) as f:
         if _file_major_version(f) >= 1:
             _check_writer(f, "GMMStats")
+            _require(f, ["n_gaussians", "n_features", "log_likelihood", "T", "n", "sumPx",
+                         "sumPxx"], "GMMStats")
             C, D = f["n_gaussians"][()], f["n_features"][()]
             fields = (f["log_likelihood"][()], f["T"][()], f["n"][...], f["sumPx"][...], f["sumPxx"][...])
         else:  # bob 2.x layout
-            if "n_inputs" not in f:
-                raise ValueError("not a GMMStats file: dataset 'n_inputs' (legacy) or attribute "
-                                 "'file_version' missing")
+            _require(f, ["n_gaussians", "n_inputs", "log_liklihood", "T", "n", "sumPx", "sumPxx"],
+                     "GMMStats (legacy bob 2.x layout, no 'file_version' attribute)")
             C, D = int(_scalar(f["n_gaussians"][()])), int(_scalar(f["n_inputs"][()]))
             fields = (float(_scalar(f["log_liklihood"][()])), int(_scalar(f["T"][()])),
                       f["n"][...].reshape(C), f["sumPx"][...].reshape(C, D), f["sumPxx"][...].reshape(C, D))
@@ -128,8 +137,16 @@ def _write_machine_into(machine, f) -> None:
     extra["map_alpha"] = np.asarray(machine.map_alpha, dtype=np.float64)
     extra["map_relevance_factor"] = np.float64(_none_as_nan(machine.map_relevance_factor))
     extra["compute_dtype"] = str(machine.compute_dtype)
-    if isinstance(machine.random_state, (int, np.integer)):
-        extra["random_state"] = np.int64(machine.random_state)
+    # an int seed is kept; None is stored as -1 (seeds are >= 0); a generator object is not saved
+    seed = machine.random_state
+    if seed is None:
+        extra["random_state"] = np.int64(-1)
+    elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        extra["random_state"] = np.int64(seed)
+    # the ``weights`` constructor argument (the live weights are in /weights)
+    weights_param = machine.get_params(deep=False).get("weights")
+    if weights_param is not None:
+        extra["weights_param"] = np.asarray(weights_param, dtype=np.float64)
     if machine.ubm is not None:
         _write_machine_into(machine.ubm, f.create_group("ubm"))
 
@@ -143,8 +160,8 @@ def read_gmm_machine(hdf5, cls, ubm=None):
 
 def _read_current(f, cls, ubm):
     _check_writer(f, "GMMMachine")
-    if "trainer" not in f:
-        raise ValueError("not a GMMMachine file: dataset 'trainer' missing")
+    _require(f, ["n_gaussians", "trainer", "max_fitting_steps", "weights", "update_means",
+                 "update_variances", "update_weights", "gaussians"], "GMMMachine")
     trainer = as_str(f["trainer"][()])
     if ubm is None and "ubm" in f:
         ubm = _read_current(f["ubm"], cls, None)
@@ -174,8 +191,12 @@ def _read_current(f, cls, ubm):
         if "compute_dtype" in extra:
             kwargs["compute_dtype"] = as_str(extra["compute_dtype"][()])
         if "random_state" in extra:
-            kwargs["random_state"] = int(extra["random_state"][()])
+            seed = int(extra["random_state"][()])
+            kwargs["random_state"] = None if seed < 0 else seed
+        # emkit files keep the constructor argument apart from the live weights (set below)
+        kwargs["weights"] = extra["weights_param"][...] if "weights_param" in extra else None
     machine = cls(**kwargs)
+    machine.weights = f["weights"][...]
     g = f["gaussians"]
     machine.means = g["means"][...]
     machine.variances = g["variances"][...]

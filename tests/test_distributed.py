@@ -1,0 +1,90 @@
+"""Training on dask.distributed: same numbers as numpy and the threaded scheduler, bit-identical
+repeated runs, and a worker killed mid-iteration does not change the result."""
+
+import os
+import signal
+import threading
+import time
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from emkit import GMMMachine, KMeansMachine  # noqa: E402
+from _parity import max_rel_diff  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with dask.config.set({"distributed.worker.daemon": False, "distributed.scheduler.allowed-failures": 5}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=40)
+        with distributed.Client(cluster) as c:
+            yield c
+        cluster.close()
+
+
+def _data(n=6000, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.vstack([rng.normal(size=(n // 3, d)) + s for s in (0, 4, 8)])
+
+
+def _gmm(**kw):
+    return GMMMachine(3, update_variances=True, update_weights=True, max_fitting_steps=8,
+                      convergence_threshold=None, random_state=2, **kw)
+
+
+def test_numpy_threaded_and_local_cluster_give_the_same_parameters(client):
+    X = _data()
+    ref = _gmm().fit(X)
+    with dask.config.set(scheduler="threads"):
+        threaded = _gmm().fit(da.from_array(X, chunks=(700, 4)))
+    distributed_fits = [_gmm().fit(da.from_array(X, chunks=c)) for c in ((700, 4), (1500, 2))]
+    for name in ("means", "variances", "weights"):
+        assert max_rel_diff(getattr(threaded, name), getattr(ref, name)) < 1e-10
+        for fit in distributed_fits:
+            assert max_rel_diff(getattr(fit, name), getattr(ref, name)) < 1e-10
+    # the reduction order is fixed: same chunking, same bits, whatever scheduler ran it
+    np.testing.assert_array_equal(distributed_fits[0].means, threaded.means)
+    again = _gmm().fit(da.from_array(X, chunks=(700, 4)))
+    np.testing.assert_array_equal(again.means, distributed_fits[0].means)
+
+
+def test_kmeans_on_the_cluster(client):
+    X = _data(seed=1)
+    ref = KMeansMachine(3, random_state=4).fit(X)
+    got = KMeansMachine(3, random_state=4).fit(da.from_array(X, chunks=(1000, 4)))
+    assert max_rel_diff(got.centroids_, ref.centroids_) < 1e-10
+
+
+@pytest.mark.filterwarnings("ignore:Sending large graph")
+def test_a_worker_killed_mid_iteration_does_not_change_the_result(client):
+    X = _data(n=240_000, d=16, seed=3)
+    dx = da.from_array(X, chunks=(8000, 16))
+    with dask.config.set(scheduler="threads"):
+        expected = _gmm(compute_dtype="float64").fit(dx)
+    pids = client.run(os.getpid)
+    result = {}
+
+    def fit():
+        try:
+            result["gmm"] = _gmm().fit(dx)
+        except BaseException as exc:  # reported below
+            result["error"] = exc
+
+    thread = threading.Thread(target=fit)
+    thread.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(client.processing().values()):
+        time.sleep(0.005)
+    victim = next(iter(pids.values()))
+    os.kill(victim, signal.SIGKILL)
+    thread.join(120)
+    assert not thread.is_alive()
+    assert "error" not in result, repr(result.get("error"))
+    np.testing.assert_array_equal(result["gmm"].means, expected.means)
+    np.testing.assert_array_equal(result["gmm"].variances, expected.variances)
+    assert victim not in client.run(os.getpid).values()  # the worker really died (and was replaced)

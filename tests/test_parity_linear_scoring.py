@@ -1,0 +1,162 @@
+"""``linear_scoring`` against bob.learn.em 3.3.1, every input form (float64).
+
+Fixtures: ``tests/data/gmm/make_fixtures.py``.  The probes' statistics are the reference's (read
+from the fixture), so the scores compare the scoring alone; ``test_probe_statistics`` checks that
+emkit computes the same statistics.  Data sets: "blobs" (C=4, D=3) and "d1" (C=3, D=1); four
+probes, the last an empty session (T = 0, so frame-length normalisation gives 0).
+"""
+
+import numpy as np
+import pytest
+from _parity import DATA, max_rel_diff
+
+from emkit.gmm import GMMMachine
+from emkit.linear_scoring import linear_scoring
+from emkit.stats import GMMStats
+
+TOL = 1e-10
+DATASETS = ["blobs", "d1"]
+OFFSETS = ["none", "scalar", "cd", "pcd"]
+
+DATA_NPZ = np.load(DATA / "gmm" / "datasets.npz")
+REF = np.load(DATA / "gmm" / "linear_scoring.npz")
+
+
+def _ubm(name):
+    m = GMMMachine(len(DATA_NPZ[f"{name}__means0"]))
+    m.means = DATA_NPZ[f"{name}__means0"].copy()
+    m.variances = DATA_NPZ[f"{name}__variances0"].copy()
+    m.weights = DATA_NPZ[f"{name}__weights0"].copy()
+    return m
+
+
+def _probes(name):
+    out = []
+    for i in range(4):
+        key = f"{name}__probe{i}"
+        s = GMMStats(*REF[f"{key}__sum_px"].shape)
+        s.init_fields(float(REF[f"{key}__ll"]), int(REF[f"{key}__t"]), REF[f"{key}__n"].copy(),
+                      REF[f"{key}__sum_px"].copy(), REF[f"{key}__sum_pxx"].copy())
+        out.append(s)
+    return out
+
+
+def _offset(name, kind):
+    value = REF[f"{name}__offset_{kind}"]
+    return value.item() if value.ndim == 0 else value.copy()
+
+
+def _fln(flag):
+    return f"fln{int(flag)}"
+
+
+@pytest.mark.parametrize("fln", [False, True])
+@pytest.mark.parametrize("offset", OFFSETS)
+@pytest.mark.parametrize("name", DATASETS)
+def test_model_array_with_offsets(name, offset, fln):
+    models = REF[f"{name}__models"]
+    scores = linear_scoring(models.copy(), _ubm(name), _probes(name), _offset(name, offset), fln)
+    expected = REF[f"{name}__array__{offset}__{_fln(fln)}"]
+    assert scores.shape == (3, 4) == expected.shape
+    assert scores.dtype == np.float64
+    assert max_rel_diff(scores, expected) <= TOL
+    if fln:
+        assert np.all(scores[:, 3] == 0)  # empty probe
+
+
+@pytest.mark.parametrize("fln", [False, True])
+@pytest.mark.parametrize("name", DATASETS)
+def test_offsets_as_list_of_arrays(name, fln):
+    offsets = list(_offset(name, "pcd"))
+    scores = linear_scoring(REF[f"{name}__models"], _ubm(name), _probes(name), offsets, fln)
+    assert max_rel_diff(scores, REF[f"{name}__array__plist__{_fln(fln)}"]) <= TOL
+
+
+@pytest.mark.parametrize("fln", [False, True])
+@pytest.mark.parametrize("name", DATASETS)
+def test_flat_supervector_offsets_equal_the_per_gaussian_form(name, fln):
+    """(P, C*D) offsets, as documented by the reference (which could not take them, quirk 27)."""
+    pcd = _offset(name, "pcd")
+    P, C, D = pcd.shape
+    assert bool(REF[f"{name}__flat_offsets_fail_in_reference"])
+    flat = pcd.reshape(P, C * D)
+    scores = linear_scoring(REF[f"{name}__models"], _ubm(name), _probes(name), flat, fln)
+    assert max_rel_diff(scores, REF[f"{name}__array__pcd__{_fln(fln)}"]) <= TOL
+
+
+@pytest.mark.parametrize("fln", [False, True])
+@pytest.mark.parametrize("name", DATASETS)
+def test_model_and_stats_forms(name, fln):
+    ubm, probes, models = _ubm(name), _probes(name), REF[f"{name}__models"]
+    f = _fln(fln)
+    machines = []
+    for mu in models:
+        mm = GMMMachine(len(mu))
+        mm.means = mu.copy()
+        mm.variances = DATA_NPZ[f"{name}__variances0"].copy()
+        machines.append(mm)
+    cases = {
+        "machines": linear_scoring(machines, ubm, probes, 0, fln),
+        "list": linear_scoring([m.copy() for m in models], ubm, probes, 0, fln),
+        "single_model": linear_scoring(models[0].copy(), ubm, probes, 0, fln),
+        "single_stats": linear_scoring(models, ubm, probes[0], 0, fln),
+        "single_both": linear_scoring(models[1], ubm, probes[2], _offset(name, "cd"), fln),
+    }
+    shapes = {"machines": (3, 4), "list": (3, 4), "single_model": (1, 4), "single_stats": (3, 1),
+              "single_both": (1, 1)}
+    for form, scores in cases.items():
+        expected = REF[f"{name}__{form}__{f}"]
+        assert scores.shape == shapes[form] == expected.shape, form
+        assert max_rel_diff(scores, expected) <= TOL, form
+    # keyword spelling of the reference
+    kw = linear_scoring(models_means=models, ubm=ubm, test_stats=probes, test_channel_offsets=0,
+                        frame_length_normalization=fln)
+    assert max_rel_diff(kw, REF[f"{name}__array__none__{f}"]) <= TOL
+
+
+@pytest.mark.parametrize("fln", [False, True])
+@pytest.mark.parametrize("name", DATASETS)
+def test_map_machine_as_ubm_uses_its_prior(name, fln):
+    ubm = _ubm(name)
+    adapted = GMMMachine(len(ubm.means), trainer="map", ubm=ubm)
+    adapted.means = ubm.means + 1.0  # must not be used
+    offsets = _offset(name, "pcd")
+    scores = linear_scoring(REF[f"{name}__models"], adapted, _probes(name), offsets, fln)
+    assert max_rel_diff(scores, REF[f"{name}__map_ubm__{_fln(fln)}"]) <= TOL
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_probe_statistics(name):
+    """emkit's per-session statistics of the probes equal the reference's."""
+    Xp = DATA_NPZ[f"{name}__X_map"]
+    stats = _ubm(name).transform([Xp[:30], Xp[30:85], Xp[85:97], Xp[:0]])
+    for got, ref in zip(stats, _probes(name)):
+        assert got.t == ref.t
+        assert max_rel_diff(got.log_likelihood, ref.log_likelihood) <= TOL
+        assert max_rel_diff(got.n, ref.n) <= TOL
+        assert max_rel_diff(got.sum_px, ref.sum_px) <= TOL
+
+
+def test_inputs_are_not_mutated():
+    name = "blobs"
+    models = REF[f"{name}__models"].copy()
+    probes = _probes(name)
+    offsets = _offset(name, "pcd")
+    before = (models.copy(), [p.sum_px.copy() for p in probes], offsets.copy())
+    linear_scoring(models, _ubm(name), probes, offsets, True)
+    np.testing.assert_array_equal(models, before[0])
+    for p, s in zip(probes, before[1]):
+        np.testing.assert_array_equal(p.sum_px, s)
+    np.testing.assert_array_equal(offsets, before[2])
+
+
+def test_bad_shapes_name_the_argument():
+    name = "blobs"
+    ubm, probes = _ubm(name), _probes(name)
+    models = REF[f"{name}__models"]
+    with pytest.raises(ValueError, match="models_means"):
+        linear_scoring(models[0, 0], ubm, probes)
+    with pytest.raises(ValueError, match="test_channel_offsets"):
+        linear_scoring(models, ubm, probes, np.zeros((4, 5)))
+    with pytest.raises(ValueError, match="models_means"):
+        linear_scoring(models[:, :, :2], ubm, probes)
