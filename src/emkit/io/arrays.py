@@ -1,0 +1,138 @@
+"""Lazy, out-of-core inputs for dask: feature matrices on disk as dask arrays and bags.
+
+Nothing here loads a whole file: each chunk is read by the task that uses it, on whichever worker
+runs it, and only the small reader objects (file names, offsets) travel in the task graph.  The
+arrays are recomputed from disk at every EM iteration; to keep them in (cluster) memory instead,
+call ``X = X.persist()`` before ``fit`` — only when the data fit in the workers' memory.
+
+Examples
+--------
+Train a UBM on one big HDF5 matrix, on whatever dask scheduler is active::
+
+    from emkit.io.arrays import hdf5_frames
+    X = hdf5_frames("features.h5", "frames", chunk_rows=262_144)   # (N, D) dask array
+    ubm = GMMMachine(512, update_variances=True, update_weights=True).fit(X)
+
+Train on a directory of per-utterance ``.npy`` files (frames of all files stacked)::
+
+    X = directory_frames("feats/", pattern="*.npy", files_per_chunk=64)
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class HDF5RowReader:
+    """A picklable array-like over one 2-D HDF5 dataset: every slice opens, reads and closes the file.
+
+    (``h5py.Dataset`` objects cannot be sent to other processes; this can.)
+    """
+
+    path: str
+    dataset: str
+    shape: tuple
+    dtype: np.dtype
+
+    @classmethod
+    def open(cls, path, dataset) -> "HDF5RowReader":
+        import h5py
+
+        path = os.fspath(path)
+        with h5py.File(path, "r") as f:
+            if dataset not in f:
+                raise KeyError(f"{path!r} has no dataset {dataset!r} (it has {sorted(f)})")
+            d = f[dataset]
+            if d.ndim != 2:
+                raise ValueError(f"{path}:{dataset} must be 2-D (n_frames, n_features); got shape {d.shape}")
+            return cls(path, dataset, tuple(d.shape), d.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def __getitem__(self, key):
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            return f[self.dataset][key]
+
+
+def hdf5_frames(path, dataset: str = "frames", chunk_rows: int = 262_144):
+    """A lazy (N, D) dask array over a 2-D HDF5 dataset, ``chunk_rows`` rows per chunk."""
+    import dask.array as da
+
+    reader = HDF5RowReader.open(path, dataset)
+    return da.from_array(reader, chunks=(chunk_rows, reader.shape[1]), lock=False,
+                         name=f"hdf5-frames-{reader.path}-{dataset}-{chunk_rows}", asarray=True)
+
+
+def _npy_shape(path):
+    arr = np.load(path, mmap_mode="r")
+    return arr.shape, arr.dtype
+
+
+def _load_stack(paths):
+    return np.concatenate([np.load(p) for p in paths], axis=0) if len(paths) > 1 else np.load(paths[0])
+
+
+def list_feature_files(directory, pattern: str = "*.npy"):
+    """Sorted paths of the files matching ``pattern`` in ``directory`` (sorted: a stable order)."""
+    paths = sorted(glob.glob(os.path.join(os.fspath(directory), pattern)))
+    if not paths:
+        raise FileNotFoundError(f"no file matches {pattern!r} in {os.fspath(directory)!r}")
+    return paths
+
+
+def directory_frames(directory, pattern: str = "*.npy", files_per_chunk: int = 64):
+    """Frames of every ``.npy`` file of a directory, stacked lazily into one (N, D) dask array.
+
+    Only the file headers are read here (for the shapes); each chunk concatenates
+    ``files_per_chunk`` consecutive files when a task needs it.
+    """
+    import dask
+    import dask.array as da
+
+    paths = list_feature_files(directory, pattern)
+    shapes = [_npy_shape(p) for p in paths]
+    dims = {s[0][1] if len(s[0]) == 2 else None for s in shapes}
+    if len(dims) != 1 or None in dims:
+        bad = next(p for p, s in zip(paths, shapes) if len(s[0]) != 2 or s[0][1] != shapes[0][0][1])
+        raise ValueError(f"every file must hold a 2-D (n_frames, n_features) array of the same width; "
+                         f"{bad} has shape {_npy_shape(bad)[0]}, {paths[0]} has {shapes[0][0]}")
+    dtype = np.result_type(*[s[1] for s in shapes])
+    blocks = []
+    for start in range(0, len(paths), files_per_chunk):
+        group = paths[start:start + files_per_chunk]
+        rows = sum(s[0][0] for s in shapes[start:start + files_per_chunk])
+        blocks.append(da.from_delayed(dask.delayed(_load_stack)(group), shape=(rows, shapes[0][0][1]),
+                                      dtype=dtype))
+    return da.concatenate(blocks, axis=0)
+
+
+def _stats_of_file(ubm, path):
+    return ubm.acc_stats(np.load(path))
+
+
+def directory_statistics(ubm, directory, pattern: str = "*.npy", npartitions: int | None = None):
+    """A dask bag with one :class:`~emkit.GMMStats` per file (per utterance), computed on the workers.
+
+    This is the input of ``IVectorMachine.fit`` and (with labels) of ISV/JFA training.  The UBM is
+    sent once per partition.  Returns ``(bag, paths)``; the bag's order is the order of ``paths``.
+    """
+    import dask
+    import dask.bag as db
+
+    paths = list_feature_files(directory, pattern)
+    bag = db.from_sequence(paths, npartitions=npartitions or min(len(paths), 64))
+    shared_ubm = dask.delayed(ubm, pure=True, traverse=False)  # one copy in the graph
+    return bag.map(_stats_of_file_flipped, model=shared_ubm), paths
+
+
+def _stats_of_file_flipped(path, model):
+    return _stats_of_file(model, path)

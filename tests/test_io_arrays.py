@@ -1,0 +1,69 @@
+"""Out-of-core inputs: HDF5 matrices and directories of per-utterance files as lazy dask inputs."""
+
+import h5py
+import numpy as np
+import pytest
+
+from emkit import GMMMachine
+from emkit.io.arrays import directory_frames, directory_statistics, hdf5_frames
+from _parity import max_rel_diff
+
+
+def _frames(seed=0, n=3000, d=3):
+    rng = np.random.default_rng(seed)
+    return np.vstack([rng.normal(size=(n // 2, d)), rng.normal(size=(n - n // 2, d)) + 3]).astype(np.float32)
+
+
+def _gmm():
+    return GMMMachine(2, update_variances=True, update_weights=True, max_fitting_steps=5,
+                      convergence_threshold=None)
+
+
+def test_gmm_trains_on_an_hdf5_file_without_loading_it(tmp_path, monkeypatch):
+    X = _frames()
+    path = tmp_path / "feats.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("frames", data=X, chunks=(500, 3))
+    dx = hdf5_frames(path, "frames", chunk_rows=700)
+    assert dx.chunks[0][0] == 700 and dx.dtype == np.float32
+    reads = []
+    import emkit.io.arrays as arrays
+
+    original = arrays.HDF5RowReader.__getitem__
+    monkeypatch.setattr(arrays.HDF5RowReader, "__getitem__", lambda self, k: reads.append(k) or original(self, k))
+    got = _gmm().fit(dx)
+    assert all((k[0].stop - k[0].start) <= 700 for k in reads)  # never more than a chunk at a time
+    ref = _gmm().fit(X)
+    for name in ("means", "variances", "weights"):
+        assert max_rel_diff(getattr(got, name), getattr(ref, name)) < 1e-10
+
+
+def test_directory_of_utterances_as_frames_and_as_statistics(tmp_path):
+    X = _frames(1)
+    sizes = [100, 250, 50, 400, 200] * 4
+    edges = np.cumsum([0] + sizes)
+    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        np.save(tmp_path / f"utt{i:03d}.npy", X[a:b])
+    frames = directory_frames(tmp_path, files_per_chunk=3)
+    np.testing.assert_array_equal(frames.compute(), X[: edges[-1]])
+    ubm = _gmm().fit(frames)
+    bag, paths = directory_statistics(ubm, tmp_path, npartitions=4)
+    stats = bag.compute()
+    assert len(stats) == len(paths) == len(sizes)
+    expected = ubm.transform([X[a:b] for a, b in zip(edges[:-1], edges[1:])])
+    for s, e in zip(stats, expected):
+        assert s.t == e.t and max_rel_diff(s.sum_px, e.sum_px) < 1e-12
+
+
+def test_bad_directory_inputs(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no file matches"):
+        directory_frames(tmp_path)
+    np.save(tmp_path / "a.npy", np.zeros((3, 2)))
+    np.save(tmp_path / "b.npy", np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="same width"):
+        directory_frames(tmp_path)
+    with pytest.raises(KeyError, match="no dataset"):
+        path = tmp_path / "x.h5"
+        with h5py.File(path, "w") as f:
+            f["other"] = np.zeros((2, 2))
+        hdf5_frames(path, "frames")
