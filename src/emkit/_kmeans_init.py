@@ -82,12 +82,25 @@ def _seed_from(rs) -> int:
     return int(rs.randint(0, 2**31 - 1))
 
 
+def distinct_indices(rs, n: int, k: int) -> np.ndarray:
+    """``k`` distinct integers drawn uniformly from ``range(n)``, in O(k) memory (not O(n))."""
+    if k > n // 2:
+        return rs.permutation(n)[:k]
+    chosen: dict = {}
+    while len(chosen) < k:
+        draws = rs.randint(0, n, size=k) if hasattr(rs, "randint") else rs.integers(0, n, size=k)
+        for d in draws.tolist():
+            if len(chosen) < k:
+                chosen.setdefault(d, None)
+    return np.fromiter(chosen, dtype=np.intp, count=k)
+
+
 def init_random(X, n_clusters: int, rs) -> np.ndarray:
     """``n_clusters`` distinct rows drawn uniformly without replacement, in row order."""
     n = X.shape[0]
     if n_clusters > n:
         raise ValueError(f"n_samples={n} is smaller than n_clusters={n_clusters}: cannot pick {n_clusters} distinct initial centroids")
-    return _take_rows(X, rs.choice(n, size=n_clusters, replace=False))
+    return _take_rows(X, distinct_indices(rs, n, n_clusters))
 
 
 def init_kmeans_plusplus(X, n_clusters: int, rs, max_rows: int | None = None) -> np.ndarray:
@@ -99,7 +112,7 @@ def init_kmeans_plusplus(X, n_clusters: int, rs, max_rows: int | None = None) ->
         raise ValueError(f"n_samples={n} is smaller than n_clusters={n_clusters}: cannot pick {n_clusters} distinct initial centroids")
     if is_dask_collection(X):
         limit = max_rows or max(256 * n_clusters, 10_000)
-        X = _take_rows(X, rs.choice(n, size=min(n, limit), replace=False))
+        X = _take_rows(X, distinct_indices(rs, n, min(n, limit)))
     centers, _ = kmeans_plusplus(np.asarray(X, dtype=np.float64), n_clusters,
                                  random_state=_seed_from(rs))
     return centers
