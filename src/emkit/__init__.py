@@ -5,10 +5,14 @@ Class for class compatible with bob.learn.em 3.3.1 (``KMeansMachine``, ``GMMMach
 row blocks, and dask support for data that outgrow one machine.
 """
 
+from . import datasets, metrics
 from ._config import config_context, get_config, set_config
+from .calibration import LinearCalibration
 from .gmm import GMMMachine
 from .kmeans import KMeansMachine
 from .linear_scoring import linear_scoring
+from .plda import PLDA, PLDAEnrollment
+from .score_norm import adaptive_snorm, cohort_scores, snorm, tnorm, znorm, ztnorm
 from .stats import GMMStats
 
 __version__ = "0.1.0"
@@ -18,6 +22,17 @@ __all__ = [
     "GMMStats",
     "KMeansMachine",
     "linear_scoring",
+    "PLDA",
+    "PLDAEnrollment",
+    "LinearCalibration",
+    "znorm",
+    "tnorm",
+    "ztnorm",
+    "snorm",
+    "adaptive_snorm",
+    "cohort_scores",
+    "datasets",
+    "metrics",
     "set_config",
     "get_config",
     "config_context",
