@@ -8,6 +8,7 @@ row blocks, and dask support for data that outgrow one machine.
 from . import datasets, metrics
 from ._config import config_context, get_config, set_config
 from .calibration import LinearCalibration
+from .factor_analysis import ISVMachine, JFAMachine
 from .gmm import GMMMachine
 from .kmeans import KMeansMachine
 from .linear_scoring import linear_scoring
@@ -22,6 +23,8 @@ __all__ = [
     "GMMStats",
     "KMeansMachine",
     "linear_scoring",
+    "ISVMachine",
+    "JFAMachine",
     "PLDA",
     "PLDAEnrollment",
     "LinearCalibration",

@@ -1,0 +1,611 @@
+"""``FactorAnalysisBase``: the state, checks, training driver and scoring shared by ISV and JFA.
+
+Public through :mod:`emkit.factor_analysis`; see there for the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+from ._backend import is_dask_collection, map_reduce, single_threaded_blas
+from ._factor_analysis_data import (
+    SessionParams,
+    check_stats,
+    class_totals_chunk,
+    prepare_training_set,
+)
+from ._factor_analysis_steps import ReferenceStepsMixin, stack_sessions
+from ._kernels import factor_analysis as kfa
+from ._validation import check_frames, check_positive_int, check_random_state
+from .gmm import GMMMachine
+from .stats import GMMStats
+
+logger = logging.getLogger("emkit")
+
+EPSILON = np.finfo(float).eps
+
+#: Threads for a pass over an in-memory list of sessions.  Each session is C*D floats and a pass
+#: is two memory-bound products per block: on the 2-core development machine two threads were
+#: slower than one (more CPU time and more wall time), so in-memory passes run in one thread.
+#: Dask inputs are spread by dask's scheduler.
+SESSION_THREADS = 1
+
+
+def _blas_for(rows: int):
+    """One BLAS thread for products with more than a couple of rows (threads only cost there);
+    below that, not even the cost of switching."""
+    return single_threaded_blas() if rows > 2 else contextlib.nullcontext()
+
+
+def _one_blas_thread(method):
+    """Decorator: enrolment and scoring multiply small matrices, where BLAS threads cost more than
+    they give (ten times more on a loaded machine)."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with single_threaded_blas():
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+def _transform_block(ubm, block):
+    return ubm.transform(np.asarray(block))
+
+
+# ---------------------------------------------------------------------------------------------
+# base class
+# ---------------------------------------------------------------------------------------------
+
+
+class FactorAnalysisBase(ReferenceStepsMixin, BaseEstimator):
+    """Shared state and maths of :class:`ISVMachine` and :class:`JFAMachine`.
+
+    Parameters
+    ----------
+    r_U : int
+        Rank of the session subspace U (>= 1).
+    r_V : int or None
+        Rank of the class subspace V (JFA); None for ISV.
+    relevance_factor : float
+        D starts at ``sqrt(variance_supervector / relevance_factor)``.
+    em_iterations : int
+        EM iterations (ISV), or iterations of each of the V, U and D phases (JFA).
+    random_state : int, None, numpy RandomState or Generator
+        Draws the initial U (then V) from N(0, 1), as ``np.random.RandomState(seed).normal`` does
+        (the reference's numbers), without touching numpy's global generator.
+    enroll_iterations : int
+        Iterations of the latent-variable updates in ``enroll`` (>= 1).
+    ubm : GMMMachine or None
+        The UBM; trained by ``fit_using_array`` when it is untrained (or None, from ``ubm_kwargs``).
+    ubm_kwargs : dict or None
+        Arguments of the ``GMMMachine`` created when ``ubm`` is None.
+
+    Attributes
+    ----------
+    U : ndarray (CD, r_U), V : ndarray (CD, r_V) (JFA), D : ndarray (CD,)
+        Set by ``fit`` (missing ones are initialised there; user-assigned ones are kept).
+    classes_ : ndarray (K,)
+        The class labels seen by the last ``fit``, in the order of the class indices.
+    """
+
+    _has_V = False
+
+    def __init__(
+        self,
+        r_U,
+        r_V=None,
+        relevance_factor=4.0,
+        em_iterations=10,
+        random_state=0,
+        enroll_iterations=1,
+        ubm=None,
+        ubm_kwargs=None,
+    ):
+        self.r_U = r_U
+        self.r_V = r_V
+        self.relevance_factor = relevance_factor
+        self.em_iterations = em_iterations
+        self.random_state = random_state
+        self.enroll_iterations = enroll_iterations
+        self.ubm = ubm
+        self.ubm_kwargs = ubm_kwargs
+
+    # -- UBM-derived properties ----------------------------------------------------------------
+    def _trained_ubm(self, action: str = "this operation") -> GMMMachine:
+        if self.ubm is None:
+            raise ValueError(
+                f"ubm is None: {action} needs a trained GMMMachine as ubm "
+                "(fit_using_array trains one from frames)"
+            )
+        if getattr(self.ubm, "_means", None) is None:
+            raise ValueError(
+                f"ubm is not trained: {action} needs its means and variances "
+                "(fit_using_array trains it from frames)"
+            )
+        return self.ubm
+
+    @property
+    def feature_dimension(self) -> int:
+        """D, the dimension of the features."""
+        return self._trained_ubm().means.shape[1]
+
+    @property
+    def supervector_dimension(self) -> int:
+        """C * D."""
+        return self._trained_ubm().n_gaussians * self.feature_dimension
+
+    @property
+    def mean_supervector(self) -> np.ndarray:
+        """The UBM means flattened, (CD,)."""
+        return np.asarray(self._trained_ubm().means, dtype=np.float64).flatten()
+
+    @property
+    def variance_supervector(self) -> np.ndarray:
+        """The UBM variances flattened, (CD,)."""
+        return np.asarray(self._trained_ubm().variances, dtype=np.float64).flatten()
+
+    def _shape(self, action="this operation"):
+        ubm = self._trained_ubm(action)
+        return tuple(ubm.means.shape)
+
+    # -- parameters ----------------------------------------------------------------------------
+    # U, V and D are stored as read-only float64 arrays (assign a new array to change them), so
+    # that the constants derived from them can be cached between enrol/score calls.
+    def _get(self, name):
+        value = self.__dict__.get("_" + name)
+        if value is None:
+            raise NotFittedError(
+                f"{type(self).__name__} has no {name} yet: call fit (or assign {name}) first"
+            )
+        return value
+
+    def _store(self, name, value, copy=True):
+        arr = np.array(value, dtype=np.float64) if copy else np.asarray(value, dtype=np.float64)
+        arr.flags.writeable = False
+        self.__dict__["_" + name] = arr
+
+    @property
+    def U(self) -> np.ndarray:
+        """Session variability subspace, (CD, r_U) (read-only; assign a new array to change it)."""
+        return self._get("U")
+
+    @U.setter
+    def U(self, value):
+        self._store("U", value)
+
+    @property
+    def V(self) -> np.ndarray:
+        """Class variability subspace, (CD, r_V) (JFA)."""
+        return self._get("V")
+
+    @V.setter
+    def V(self, value):
+        self._store("V", value)
+
+    @property
+    def D(self) -> np.ndarray:
+        """Diagonal of the class offset matrix, (CD,)."""
+        return self._get("D")
+
+    @D.setter
+    def D(self, value):
+        self._store("D", value)
+
+    def _param_names(self):
+        return ("U", "V", "D") if self._has_V else ("U", "D")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return all(self.__dict__.get("_" + k) is not None for k in self._param_names())
+
+    def _check_fitted(self, action: str):
+        missing = [k for k in self._param_names() if self.__dict__.get("_" + k) is None]
+        if missing:
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted ({', '.join(missing)} not set): call "
+                f"fit (or assign {', '.join(missing)}) before {action}"
+            )
+        self._trained_ubm(action)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_cache", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for k in ("U", "V", "D"):
+            if self.__dict__.get("_" + k) is not None:
+                self._store(k, self.__dict__["_" + k], copy=False)
+
+    def _validate_hyperparameters(self):
+        check_positive_int(self.r_U, "r_U")
+        if self._has_V:
+            check_positive_int(self.r_V, "r_V")
+        check_positive_int(self.em_iterations, "em_iterations", minimum=0)
+        check_positive_int(self.enroll_iterations, "enroll_iterations")
+        rf = self.relevance_factor
+        if isinstance(rf, bool) or not isinstance(rf, numbers.Real) or not rf > 0:
+            raise ValueError(f"relevance_factor must be a positive number; got {rf!r}")
+
+    def _draw_subspaces(self):
+        rng = check_random_state(self.random_state)
+        CD = self.supervector_dimension
+        U = rng.normal(0.0, 1.0, size=(CD, self.r_U))
+        V = rng.normal(0.0, 1.0, size=(CD, self.r_V)) if self._has_V else None
+        return U, V
+
+    def _initial_D(self):
+        return np.sqrt(self.variance_supervector / self.relevance_factor)
+
+    def create_UVD(self):
+        """(Re)draw U and V from ``random_state``; D = ``sqrt(variance_supervector / relevance_factor)``."""
+        self._validate_hyperparameters()
+        U, V = self._draw_subspaces()
+        self._store("U", U, copy=False)
+        if self._has_V:
+            self._store("V", V, copy=False)
+        self._store("D", self._initial_D(), copy=False)
+
+    def _create_missing(self):
+        """Initialise only the parameters that are not set, and check the shapes of the others."""
+        self._validate_hyperparameters()
+        CD = self.supervector_dimension
+        names = ("U", "V") if self._has_V else ("U",)
+        if any(self.__dict__.get("_" + k) is None for k in names):
+            U, V = self._draw_subspaces()  # always U first: V gets the reference's numbers
+            for name, value in (("U", U), ("V", V)):
+                if name in names and self.__dict__.get("_" + name) is None:
+                    self._store(name, value, copy=False)
+        if self.__dict__.get("_D") is None:
+            self._store("D", self._initial_D(), copy=False)
+        expected = {"U": (CD, self.r_U), "V": (CD, self.r_V), "D": (CD,)}
+        for name in self._param_names():
+            value = self.__dict__["_" + name]
+            if value.shape != expected[name]:
+                raise ValueError(
+                    f"{name} must have shape {expected[name]} (supervector dimension C*D = {CD}, "
+                    f"r_U = {self.r_U}, r_V = {self.r_V}); got {value.shape}"
+                )
+            if not np.isfinite(value).all():
+                raise ValueError(f"{name} contains NaN or infinity")
+
+    # -- constants derived from the parameters (cached) ------------------------------------------
+    def _derived(self):
+        """UBM supervectors and U/V-derived constants, rebuilt when U, V or the UBM changes."""
+        ubm = self._trained_ubm()
+        U, V = self._get("U"), self.__dict__.get("_V")
+        c = self.__dict__.get("_cache")
+        if (
+            c is not None
+            and c["U"] is U
+            and c["V"] is V
+            and np.array_equal(c["means"], ubm.means)
+            and np.array_equal(c["variances"], ubm.variances)
+        ):
+            return c
+        means = np.array(ubm.means, dtype=np.float64)
+        variances = np.array(ubm.variances, dtype=np.float64)
+        var = variances.ravel()
+        C, D = means.shape
+        U_over_var = U / var[:, None]
+        c = dict(
+            U=U,
+            V=V,
+            means=means,
+            variances=variances,
+            shape=means.shape,
+            m=means.ravel(),
+            var=var,
+            U_over_var=U_over_var,
+            uprod=kfa.subspace_products(U, variances),
+            # W_mean[c] = sum_d m_cd U_cd / var_cd: U^T Sigma^-1 (N m) = n @ W_mean
+            W_mean=kfa.weighted_blocks(means.ravel(), U_over_var, C),
+        )
+        if V is not None:
+            c.update(V_over_var=V / var[:, None], vprod=kfa.subspace_products(V, variances))
+        self.__dict__["_cache"] = c
+        return c
+
+    def _sv(self):
+        """(C, D), mean supervector, variance supervector."""
+        c = self._derived()
+        return c["shape"], c["m"], c["var"]
+
+    def _compute_uprod(self):
+        """``U_c^T Sigma_c^-1 U_c`` for every Gaussian, (C, r_U, r_U)."""
+        return self._derived()["uprod"]
+
+    def _compute_vprod(self):
+        """``V_c^T Sigma_c^-1 V_c`` for every Gaussian, (C, r_V, r_V)."""
+        c = self._derived()
+        if "vprod" not in c:
+            self._get("V")
+        return c["vprod"]
+
+    def _set_param(self, name, new) -> float:
+        """Store a new parameter value; return its relative change (logged by the EM driver)."""
+        old = self.__dict__["_" + name]
+        self._store(name, new, copy=False)
+        scale = np.linalg.norm(old)
+        return float(np.linalg.norm(new - old) / scale) if scale > 0 else float(np.linalg.norm(new))
+
+    def _session_params(
+        self, n_classes, latent_y=None, accumulate=True, class_sums=False, totals=False
+    ):
+        c = self._derived()
+        (C, D), Uov = c["shape"], c["U_over_var"]
+        Uc = Uov.reshape(C, D, Uov.shape[1])
+        W_mean = c["W_mean"]
+        VtU = None
+        if latent_y is not None:
+            VtU = np.matmul(c["V"].reshape(C, D, -1).transpose(0, 2, 1), Uc)
+        return SessionParams(
+            shape=c["shape"],
+            U_over_var=Uov,
+            uprod=c["uprod"],
+            W_mean=W_mean,
+            n_classes=n_classes,
+            latent_y=latent_y,
+            VtU=VtU,
+            accumulate=accumulate,
+            class_sums=class_sums,
+            totals=totals,
+        )
+
+    def _U_accumulator(self, acc, class_offsets=None):
+        """``sum_h (F_h - N_h (m + V y_k + o_k)) x_h^T`` (CD, r_U) from a SessionAccumulator."""
+        c = self._derived()
+        (C, D), r = c["shape"], acc.g.shape[1]
+        A2 = acc.A2F - (c["means"][:, :, None] * acc.g[:, None, :]).reshape(C * D, r)
+        if acc.H is not None:
+            A2 -= np.matmul(c["V"].reshape(C, D, -1), acc.H).reshape(C * D, r)
+        if class_offsets is not None:
+            A2 -= kfa.offset_outer_products(class_offsets, acc.G)
+        return A2
+
+    # -- statistics of enrolment and probe templates -------------------------------------------
+    def _stack(self, X, name="X"):
+        """``n`` (S, C) and ``F`` (S, CD) of a GMMStats or a list of GMMStats."""
+        shape = self._shape()
+        if isinstance(X, GMMStats):
+            X = [X]
+        if not isinstance(X, (list, tuple)):
+            raise TypeError(f"{name} must be a list of GMMStats; got {type(X).__name__}")
+        if len(X) == 0:
+            raise ValueError(f"{name} is empty: expected at least one GMMStats")
+        return stack_sessions(X, shape, name)
+
+    def _templates(self, data, name="data"):
+        """Summed ``n`` (P, C), ``F`` (P, CD), ``t`` (P,) of P probe templates, and whether ``data``
+        was a single template (a GMMStats or a list of GMMStats) rather than a list of templates."""
+        if isinstance(data, GMMStats):
+            data = [data]
+        if not isinstance(data, (list, tuple)) or len(data) == 0:
+            got = "an empty list" if isinstance(data, (list, tuple)) else type(data).__name__
+            raise TypeError(
+                f"{name} must be a non-empty list of GMMStats (one probe template) or a list of "
+                f"such lists; got {got}"
+            )
+        single = not isinstance(data[0], (list, tuple))
+        templates = [data] if single else data
+        shape = self._shape()
+        P = len(templates)
+        C, D = shape
+        n, F, t = np.empty((P, C)), np.empty((P, C * D)), np.empty(P)
+        for p, template in enumerate(templates):
+            where = name if single else f"{name}[{p}]"
+            if isinstance(template, GMMStats):
+                template = [template]
+            if len(template) == 0:
+                raise ValueError(f"{where} is an empty probe template")
+            if len(template) == 1:
+                s = check_stats(template[0], 0, shape, where)
+                n[p], F[p], t[p] = s.n, np.reshape(s.sum_px, -1), s.t
+            else:
+                n_s, F_s = stack_sessions(template, shape, where)
+                n[p], F[p] = n_s.sum(axis=0), F_s.sum(axis=0)
+                t[p] = sum(s.t for s in template)
+        if not (np.isfinite(n).all() and np.isfinite(F).all()):
+            raise ValueError(f"{name} holds statistics with NaN or infinity")
+        return n, F, t, single
+
+    def _probe_x(self, c, n, F):
+        """Channel factors of templates (P, r_U): the statistics centred on the UBM mean only."""
+        b = F @ c["U_over_var"] - n @ c["W_mean"]  # U^T Sigma^-1 (F - N m)
+        return kfa.spd_solve(kfa.posterior_precision(n, c["uprod"]), b[:, :, None])[:, :, 0]
+
+    def estimate_x(self, X) -> np.ndarray:
+        """Channel factor of a probe: ``x = L(U, N) U^T Sigma^-1 (F - N m)`` with N, F summed over ``X``.
+
+        ``X`` is a list of GMMStats (one template) or one GMMStats.  Returns (r_U,).
+        """
+        self._check_fitted("estimate_x")
+        n, F, _, _ = self._templates(X, "X")
+        return self._probe_x(self._derived(), n, F)[0]
+
+    def estimate_ux(self, X) -> np.ndarray:
+        """``U @ estimate_x(X)``, (CD,)."""
+        return self._get("U") @ self.estimate_x(X)
+
+    def _score(self, c, offset, data):
+        """Linear scores of the model ``m + offset`` against probe templates (probe offset ``U x``).
+
+        ``sum(a * (F - N (m + U x))) / T`` per template with ``a = (M - m) / var`` (0 when
+        ``T <= eps``), evaluated as ``a.F - N.(a m) - N.(W_a x)`` with ``W_a[c] = sum_d a_cd U_cd``:
+        U is read once per model, and no (templates, C*D) temporary is formed.
+        """
+        n, F, t, single = self._templates(data)
+        (C, D), m, var = c["shape"], c["m"], c["var"]
+        with _blas_for(len(n)):
+            x = self._probe_x(c, n, F)
+            a = ((offset + m) - m) / var
+            W_a = kfa.weighted_blocks(a * var, c["U_over_var"], C)
+            a_m = (a * m).reshape(C, D).sum(axis=1)
+            scores = F @ a - n @ a_m - np.einsum("pc,pc->p", n, x @ W_a.T)
+        empty = np.abs(t) <= EPSILON
+        scores = np.where(empty, 0.0, scores / np.where(empty, 1.0, t))
+        return np.float64(scores[0]) if single else scores
+
+    def _check_latent(self, value, shape, name):
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.shape not in (shape, (1,) + shape):
+            raise ValueError(f"{name} must have shape {shape} (or {(1,) + shape}); got {arr.shape}")
+        return arr.reshape(shape)
+
+    # -- training ----------------------------------------------------------------------------
+    @_one_blas_thread  # the passes over sessions run in parallel threads; the rest is small
+    def fit(self, X, y=None):
+        """Train the subspaces from per-session statistics.
+
+        Parameters
+        ----------
+        X : list of GMMStats, list of dask.delayed GMMStats, dask bag of GMMStats, or dask bag of
+            ``(label, GMMStats)`` pairs (then ``y=None``).  The reference's per-class form (a list
+            of per-class lists, or of delayed lists, with ``y`` a list of per-class label arrays)
+            is accepted too.
+        y : sequence of hashable labels, one per session (any type; mapped to ``0..K-1`` in sorted
+            order).
+
+        Calling ``fit`` again continues from the current parameters.
+        """
+        self._validate_hyperparameters()
+        shape = self._shape("fit")
+        data = prepare_training_set(X, y, shape)
+        self._create_missing()
+        self.classes_ = data.classes
+        self._train(data)
+        return self
+
+    def _class_totals(self, data):
+        """Per-class sums of the statistics (one pass over the sessions)."""
+        return self._session_pass(class_totals_chunk, data, self._shape(), data.n_classes)
+
+    @staticmethod
+    def _session_pass(chunk_fn, data, *params):
+        """Sum of ``chunk_fn`` over the sessions of ``data`` (see :data:`SESSION_THREADS`)."""
+        return map_reduce(chunk_fn, data.rows, *params, threads=SESSION_THREADS)
+
+    def initialize_using_array(self, X):
+        """Train the UBM on the frames ``X`` (N, D) if it is None (from ``ubm_kwargs``) or untrained."""
+        if self.ubm is None:
+            if not isinstance(self.ubm_kwargs, dict):
+                raise ValueError(
+                    "ubm_kwargs must be a dict of GMMMachine arguments (e.g. "
+                    f"{{'n_gaussians': 8}}) when ubm is None; got {self.ubm_kwargs!r}"
+                )
+            logger.info("Creating a new GMMMachine and training it.")
+            self.ubm = GMMMachine(**self.ubm_kwargs)
+            self.ubm.fit(X)
+        elif getattr(self.ubm, "_means", None) is None:
+            logger.info("UBM means are None, training the UBM.")
+            self.ubm.fit(X)
+
+    def _sessions(self, X, name="X"):
+        """``(sessions, frames)``: one item per session, and all frames as one (N, D) array.
+
+        A 2-D array is one frame per session (the reference's convention), a 3-D array or a list of
+        2-D arrays one session per element; dask arrays (2-D or 3-D) are kept lazy.
+        """
+        if is_dask_collection(X):
+            if X.ndim not in (2, 3):
+                raise ValueError(f"{name} must be a 2-D or 3-D dask array; got {X.ndim}-D")
+            X = X.rechunk({i: -1 for i in range(1, X.ndim)})
+            return X, (X if X.ndim == 2 else X.reshape(-1, X.shape[-1]))
+        if isinstance(X, (list, tuple)):
+            if not X:
+                raise ValueError(f"{name} is empty: expected at least one session")
+            sessions = [check_frames(x, f"{name}[{i}]", allow_empty=True) for i, x in enumerate(X)]
+            return sessions, np.concatenate(sessions, axis=0)
+        X = np.asarray(X)
+        if X.ndim == 3:
+            return X, check_frames(X.reshape(-1, X.shape[-1]), name)
+        if X.ndim == 2:
+            return X, check_frames(X, name)
+        raise ValueError(
+            f"{name} must be frames: a 2-D or 3-D array or a list of 2-D arrays; got shape {X.shape}"
+        )
+
+    def fit_using_array(self, X, y):
+        """Train the UBM if needed, compute one GMMStats per session of ``X`` and ``fit``.
+
+        ``X``: 2-D array (each row a session of one frame, as in the reference), 3-D array
+        (sessions, frames, D), list of (frames, D) arrays, or a dask array.  ``y``: one label per
+        session (a dask array is computed).
+        """
+        if is_dask_collection(y):
+            y = y.compute()
+        if isinstance(y, np.ndarray):
+            y = y.ravel() if y.ndim > 1 else y
+        sessions, frames = self._sessions(X)
+        n_sessions = sessions.shape[0] if hasattr(sessions, "shape") else len(sessions)
+        if n_sessions != len(y):
+            raise ValueError(
+                f"X and y have inconsistent numbers of sessions: {n_sessions} in X, {len(y)} in y"
+            )
+        self.initialize_using_array(frames)
+        if is_dask_collection(sessions):
+            import dask
+            import dask.bag as db
+
+            blocks = sessions.to_delayed().ravel()
+            stats = db.from_delayed(
+                [dask.delayed(_transform_block, pure=True)(self.ubm, b) for b in blocks]
+            )
+        else:
+            stats = self.ubm.transform(sessions)
+        return self.fit(stats, y)
+
+    def enroll_using_array(self, X):
+        """``enroll`` of the statistics of the frames ``X`` (N, D); a list of arrays is several sessions."""
+        ubm = self._trained_ubm("enroll_using_array")
+        if isinstance(X, (list, tuple)) or np.ndim(X) == 3:
+            return self.enroll([ubm.acc_stats(x) for x in X])
+        return self.enroll([ubm.acc_stats(X)])
+
+    def score_using_array(self, model, data):
+        """``score`` of a probe given as frames: a 2-D array (N, D) or a list of frame arrays."""
+        ubm = self._trained_ubm("score_using_array")
+        if isinstance(data, np.ndarray) and data.ndim == 2:
+            return self.score(model, [ubm.acc_stats(data)])
+        return self.score(model, [ubm.acc_stats(d) for d in data])
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, hdf5):
+        """Write parameters, U/V/D and the UBM to an HDF5 path (atomically) or an open h5py group."""
+        from .io.factor_analysis import write_factor_analysis
+
+        write_factor_analysis(self, hdf5)
+
+    @classmethod
+    def from_hdf5(cls, hdf5):
+        """Read a machine written by :meth:`save`."""
+        from .io.factor_analysis import read_factor_analysis
+
+        return read_factor_analysis(hdf5, cls)
+
+    def load(self, hdf5):
+        """Replace the state of ``self`` by the machine stored in ``hdf5``."""
+        loaded = self.from_hdf5(hdf5)
+        self.__dict__.clear()
+        self.__dict__.update(loaded.__dict__)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = True
+        tags.target_tags.required = True
+        return tags
+
+    # -- enrolment helpers ----------------------------------------------------------------------
+    def _enroll_arrays(self, X):
+        """Cached constants and the client's ``n`` (S, C) and ``F`` (S, CD)."""
+        self._check_fitted("enroll")
+        n, F = self._stack(X)
+        return self._derived(), n, F
