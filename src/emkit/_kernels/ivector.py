@@ -1,0 +1,311 @@
+"""Total-variability (i-vector) kernels: stacked Cholesky factorisations and triangular solves.
+
+Notation: S utterances in a batch, C Gaussians, D features, R = ``dim_t``.  ``T`` is (C, D, R),
+``sigma`` (C, D), ``n`` (S, C), centred first-order statistics ``fnorm = F - n m`` (S, C, D).
+
+For utterance s the posterior of the latent factor w is Gaussian with precision
+``P_s = I + sum_c n_sc T_c' sigma_c^-1 T_c`` and mean ``w_s = P_s^-1 b_s`` with
+``b_s = sum_c T_c' sigma_c^-1 fnorm_sc``.  All P_s of a batch come from ONE matrix product
+``n (S, C) @ TtSigT (C, R*R)``; they are factorised together by ``np.linalg.cholesky`` on the
+(S, R, R) stack and inverted through the triangular factor (never ``np.linalg.inv``).  The
+triangular inverse and solves below recurse on 2x2 blocks, so their work is batched matrix
+products over the whole stack; only the diagonal blocks of at most ``_LEAF`` rows at the bottom of
+the recursion are solved by substitution, a loop over their rows (vectorised over the stack).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+LOG_2PI = np.log(2.0 * np.pi)
+
+#: Diagonal blocks of at most this many rows end the recursion (solved by substitution).
+_LEAF = 16
+
+#: Default working-set budget per (batch, R, R) stack: the batch size is chosen so that one such
+#: stack takes at most this many bytes (a few of them are alive at once).
+DEFAULT_BATCH_BYTES = 64 * 2**20
+
+
+def default_batch_size(dim_t: int, budget_bytes: int = DEFAULT_BATCH_BYTES) -> int:
+    """Utterances per E-step batch: one (batch, dim_t, dim_t) float64 stack fits the budget."""
+    return max(1, int(budget_bytes // (8 * dim_t * dim_t)))
+
+
+# ---------------------------------------------------------------------------------------------
+# batched triangular algebra
+# ---------------------------------------------------------------------------------------------
+
+
+def lower_inverse(L: np.ndarray) -> np.ndarray:
+    """Inverse of each lower-triangular matrix of the stack ``L`` (S, n, n)."""
+    out = np.empty(L.shape)
+    _lower_inverse_into(L, out)
+    return out
+
+
+def _lower_inverse_into(L, out):
+    n = L.shape[-1]
+    if n <= _LEAF:
+        # forward substitution: row i of L^-1 is (e_i - L[i, :i] @ X[:i]) / L[i, i]
+        inv_diag = 1.0 / np.diagonal(L, axis1=-2, axis2=-1)
+        for i in range(n):
+            row = out[:, i, : i + 1]
+            if i:
+                np.matmul(L[:, i : i + 1, :i], out[:, :i, : i + 1], out=row[:, None, :])
+                np.negative(row, out=row)
+            else:
+                row[...] = 0.0
+            row[:, i] += 1.0
+            row *= inv_diag[:, i, None]
+            out[:, i, i + 1 :] = 0.0
+        return
+    h = n // 2
+    out[:, :h, h:] = 0.0
+    _lower_inverse_into(L[:, :h, :h], out[:, :h, :h])
+    _lower_inverse_into(L[:, h:, h:], out[:, h:, h:])
+    # [[A, 0], [B, E]]^-1 = [[A^-1, 0], [-E^-1 B A^-1, E^-1]]
+    np.matmul(out[:, h:, h:], L[:, h:, :h] @ out[:, :h, :h], out=out[:, h:, :h])
+    np.negative(out[:, h:, :h], out=out[:, h:, :h])
+
+
+def solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Solve ``L_s X_s = B_s`` for each lower-triangular ``L_s``; L (S, n, n), B (S, n, k)."""
+    X = np.array(B, dtype=np.float64, copy=True)
+    _solve_lower_inplace(L, X)
+    return X
+
+
+def _solve_lower_inplace(L, X):
+    n = L.shape[-1]
+    if n <= _LEAF:  # forward substitution
+        diag = np.diagonal(L, axis1=-2, axis2=-1)
+        for i in range(n):
+            if i:
+                X[:, i] -= (L[:, i : i + 1, :i] @ X[:, :i])[:, 0]
+            X[:, i] /= diag[:, i, None]
+        return
+    h = n // 2
+    _solve_lower_inplace(L[:, :h, :h], X[:, :h])
+    X[:, h:] -= L[:, h:, :h] @ X[:, :h]
+    _solve_lower_inplace(L[:, h:, h:], X[:, h:])
+
+
+def solve_upper(U: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Solve ``U_s X_s = B_s`` for each upper-triangular ``U_s``; U (S, n, n), B (S, n, k)."""
+    X = np.array(B, dtype=np.float64, copy=True)
+    _solve_upper_inplace(U, X)
+    return X
+
+
+def _solve_upper_inplace(U, X):
+    n = U.shape[-1]
+    if n <= _LEAF:  # back substitution
+        diag = np.diagonal(U, axis1=-2, axis2=-1)
+        for i in range(n - 1, -1, -1):
+            if i < n - 1:
+                X[:, i] -= (U[:, i : i + 1, i + 1 :] @ X[:, i + 1 :])[:, 0]
+            X[:, i] /= diag[:, i, None]
+        return
+    h = n // 2
+    _solve_upper_inplace(U[:, h:, h:], X[:, h:])
+    X[:, :h] -= U[:, :h, h:] @ X[:, h:]
+    _solve_upper_inplace(U[:, :h, :h], X[:, :h])
+
+
+def cholesky_solve(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Solve ``A_s X_s = B_s`` for a stack of symmetric positive definite ``A`` (S, n, n)."""
+    L = np.linalg.cholesky(A)
+    return solve_upper(np.ascontiguousarray(np.swapaxes(L, -1, -2)), solve_lower(L, B))
+
+
+# ---------------------------------------------------------------------------------------------
+# E-step
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Precomputed:
+    """Per-iteration constants derived from the parameters, shared by every batch."""
+
+    means: np.ndarray  # (C, D) UBM means
+    inv_sigma: np.ndarray  # (C, D)
+    t_sigma_inv: np.ndarray  # (C*D, R): rows of sigma^-1 T
+    tt_sigma_inv_t: np.ndarray  # (C, R*R): T_c' sigma_c^-1 T_c, flattened
+    log_norm: np.ndarray  # (C,): -(D log 2 pi + sum_d log sigma_cd) / 2
+
+    @classmethod
+    def from_parameters(cls, means, T, sigma) -> "Precomputed":
+        C, D, R = T.shape
+        t_sigma_inv = T / sigma[:, :, None]
+        tst = np.matmul(np.ascontiguousarray(t_sigma_inv.transpose(0, 2, 1)), T)
+        return cls(
+            means=np.asarray(means, dtype=np.float64),
+            inv_sigma=1.0 / sigma,
+            t_sigma_inv=t_sigma_inv.reshape(C * D, R),
+            tt_sigma_inv_t=tst.reshape(C, R * R),
+            log_norm=-0.5 * (D * LOG_2PI + np.log(sigma).sum(axis=1)),
+        )
+
+    @property
+    def shape(self):
+        C, D = self.means.shape
+        return C, D, self.t_sigma_inv.shape[1]
+
+
+def precision_matrices(n: np.ndarray, pre: Precomputed) -> np.ndarray:
+    """``I + sum_c n_sc T_c' sigma_c^-1 T_c`` for each row of ``n`` (S, C): (S, R, R)."""
+    S, R = n.shape[0], pre.shape[2]
+    P = n @ pre.tt_sigma_inv_t
+    P[:, :: R + 1] += 1.0
+    return P.reshape(S, R, R)
+
+
+def linear_terms(fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
+    """``b_s = sum_c T_c' sigma_c^-1 fnorm_sc`` for fnorm (S, C, D): (S, R)."""
+    return fnorm.reshape(fnorm.shape[0], -1) @ pre.t_sigma_inv
+
+
+def _cholesky(P):
+    try:
+        return np.linalg.cholesky(P)
+    except np.linalg.LinAlgError:
+        raise ValueError(
+            "a posterior precision matrix is not positive definite: the zeroth-order statistics "
+            "(n) must be non-negative and finite"
+        ) from None
+
+
+def project(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
+    """Posterior means ``w_s = P_s^-1 b_s`` (the i-vectors) of a batch: (S, R)."""
+    L = _cholesky(precision_matrices(n, pre))
+    b = linear_terms(fnorm, pre)[:, :, None]
+    if len(L) == 1:  # one utterance: LAPACK's potrs beats the Python overhead of the recursion
+        return scipy.linalg.cho_solve((L[0], True), b[0], check_finite=False).T
+    return solve_upper(np.ascontiguousarray(np.swapaxes(L, -1, -2)), solve_lower(L, b))[:, :, 0]
+
+
+def posterior_moments(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed, P=None, out=None):
+    """First and second posterior moments of w for a batch.
+
+    Returns ``w`` (S, R), ``ww`` (S, R, R) = ``P^-1 + w w'`` (written into ``out`` if given) and
+    the per-utterance term ``b'w / 2 - log|P| / 2`` (S,) of the log-likelihood of the statistics.
+    ``P`` may pass the precision matrices when they are already computed.
+    """
+    S, R = n.shape[0], pre.shape[2]
+    L = _cholesky(precision_matrices(n, pre) if P is None else P)
+    b = linear_terms(fnorm, pre)
+    # aug = [L^-1 ; w'], so that aug' aug = L^-T L^-1 + w w' = P^-1 + w w'
+    aug = np.empty((S, R + 1, R))
+    _lower_inverse_into(L, aug[:, :R])
+    z = np.matmul(aug[:, :R], b[:, :, None])  # L^-1 b
+    np.matmul(np.swapaxes(z, -1, -2), aug[:, :R], out=aug[:, R:])  # w' = (L^-1 b)' L^-1
+    w = aug[:, R].copy()
+    ww = np.matmul(np.ascontiguousarray(np.swapaxes(aug, -1, -2)), aug, out=out)
+    log_det = 2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(axis=1)
+    return w, ww, 0.5 * np.einsum("sr,sr->s", b, w) - 0.5 * log_det
+
+
+def _pieces(n_items: int, n_pieces: int):
+    edges = np.linspace(0, n_items, max(1, min(n_pieces, n_items)) + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _serial_map(fn, items):
+    return [fn(item) for item in items]
+
+
+def accumulate(n, sum_px, sum_pxx, pre: Precomputed, acc, parallel_map=None,
+               n_pieces: int = 1) -> None:
+    """Add the E-step statistics of one batch to ``acc`` (an object with the accumulator arrays).
+
+    n (S, C), sum_px and sum_pxx (S, C, D).  ``acc`` has ``nij_sigma_wij2`` (C, R, R),
+    ``fnorm_sigma_wij`` (C, D, R), ``snormij`` (C, D), ``nij`` (C,), ``log_likelihood`` (float)
+    and ``n_sessions`` (int), updated in place.  With ``parallel_map(fn, items)`` (e.g. a thread
+    pool's ordered map) and ``n_pieces > 1``, the posteriors of slices of the batch, then the
+    updates of slices of the Gaussians' accumulator rows, run in parallel: one accumulator only.
+    """
+    S, (C, D, R) = n.shape[0], pre.shape
+    run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
+    m = pre.means
+    fnorm = sum_px - n[:, :, None] * m
+    # the precisions column-wise (each thread reads its own columns of the big constant), the
+    # posteriors utterance-wise, the accumulator row-wise: every piece writes its own slice
+    P = np.empty((S, R * R))
+    run(lambda cols: np.matmul(n, pre.tt_sigma_inv_t[:, cols], out=P[:, cols]),
+        _pieces(R * R, n_pieces))
+    P[:, :: R + 1] += 1.0
+    P = P.reshape(S, R, R)
+    ww = np.empty((S, R, R))
+    utterances = _pieces(S, n_pieces)
+    moments = run(lambda sl: posterior_moments(n[sl], fnorm[sl], pre, P[sl], ww[sl]), utterances)
+    del P
+    w = np.concatenate([mom[0] for mom in moments])
+    utt_ll = np.concatenate([mom[2] for mom in moments])
+    del moments
+    second, ww = acc.nij_sigma_wij2.reshape(C, R * R), ww.reshape(S, R * R)
+    run(lambda rows: gemm_accumulate(second[rows], n.T[rows], ww), _pieces(C, n_pieces))
+    del ww
+    gemm_accumulate(acc.fnorm_sigma_wij.reshape(C * D, R), fnorm.reshape(S, C * D).T, w)
+    snorm = (sum_pxx - 2.0 * sum_px * m + n[:, :, None] * (m * m)).sum(axis=0)
+    acc.snormij += snorm
+    n_total = n.sum(axis=0)
+    acc.nij += n_total
+    acc.log_likelihood += float(utt_ll.sum() + n_total @ pre.log_norm
+                                - 0.5 * np.sum(snorm * pre.inv_sigma))
+    acc.n_sessions += S
+
+
+def gemm_accumulate(out: np.ndarray, a: np.ndarray, b: np.ndarray,
+                    budget_bytes: int = DEFAULT_BATCH_BYTES) -> None:
+    """``out += a @ b`` in place, in row blocks so that the temporary stays within the budget.
+
+    (scipy's ``dgemm`` with beta = 1 would avoid the temporary, but it runs on a second OpenBLAS
+    whose spinning threads fight numpy's: several times slower on a 2-core machine.)
+    """
+    rows = max(1, int(budget_bytes // (8 * max(1, out.shape[1]))))
+    for r0 in range(0, out.shape[0], rows):
+        out[r0 : r0 + rows] += a[r0 : r0 + rows] @ b
+
+
+# ---------------------------------------------------------------------------------------------
+# M-step
+# ---------------------------------------------------------------------------------------------
+
+
+def m_step(nij_sigma_wij2, fnorm_sigma_wij, snormij, nij, sigma, update_sigma: bool,
+           variance_floor: float, budget_bytes: int = DEFAULT_BATCH_BYTES):
+    """New ``(T (C, D, R), sigma (C, D))`` from summed accumulators.
+
+    ``T_c = fnorm_sigma_wij_c A_c^-1`` with ``A_c = nij_sigma_wij2_c'`` (Cholesky solve on the
+    stack of Gaussians whose A_c is not all zero; the others get ``T_c = 0`` as in the
+    reference).  With ``update_sigma``, ``sigma_c = (snormij_c - diag(fnorm_sigma_wij_c T_c')) /
+    nij_c`` floored at ``variance_floor``; a Gaussian with ``nij_c = 0`` keeps its ``sigma_c``.
+    """
+    C, D, R = fnorm_sigma_wij.shape
+    active = np.flatnonzero(nij_sigma_wij2.any(axis=(1, 2)))
+    T = np.zeros((C, D, R))
+    # Gaussians in blocks whose (block, R, R) stacks fit the budget: bounded working memory
+    block = max(1, int(budget_bytes // (8 * R * R)))
+    for start in range(0, len(active), block):
+        idx = active[start : start + block]
+        A = np.swapaxes(nij_sigma_wij2[idx], -1, -2)
+        B = np.swapaxes(fnorm_sigma_wij[idx], -1, -2)
+        try:
+            X = cholesky_solve(A, B)
+        except np.linalg.LinAlgError:
+            # numerically semi-definite (vanishing occupancies): LU, as the reference does
+            X = np.linalg.solve(A, B)
+        T[idx] = np.swapaxes(X, -1, -2)
+    if not update_sigma:
+        return T, sigma
+    occupied = nij > 0
+    new_sigma = np.array(sigma, dtype=np.float64, copy=True)
+    explained = np.einsum("cdr,cdr->cd", fnorm_sigma_wij[occupied], T[occupied])
+    updated = (snormij[occupied] - explained) / nij[occupied, None]
+    updated[updated < variance_floor] = variance_floor
+    new_sigma[occupied] = updated
+    return T, new_sigma

@@ -1,0 +1,100 @@
+"""``WCCN``: within-class covariance normalisation (Hatch et al., 2006), as ``bob.learn.em.WCCN``.
+
+``fit(X, y)`` computes the within-class scatter ``Sw = sum_k sum_{n in k} (x_n - m_k)(x_n - m_k)'``,
+scales it by ``1 / K`` (K = number of classes, as the reference: its docstring said 1/N) and
+stores the lower-triangular ``weights = W`` with ``W W' = (Sw / K)^-1``;
+``transform(X) = X @ W``, after which the within-class scatter divided by K is the identity.
+
+Differences from the reference: labels may be any hashable values (the reference indexed arrays
+with them, so they had to be 0..K-1), and ``transform`` returns an (N, D) array instead of a list
+of rows (an array iterates the same way).  Without ``pinv`` W comes from a Cholesky factorisation
+of ``Sw / K`` (see :mod:`emkit.whitening`), never from an explicit inverse.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ._validation import check_frames
+from .whitening import inverse_cholesky_factor
+
+__all__ = ["WCCN"]
+
+
+def _encode_labels(y, n_samples: int):
+    """``(classes, codes)`` with ``classes[codes] == y``, for labels of any hashable type."""
+    if y is None:
+        raise ValueError("y is required: WCCN needs one class label per row of X")
+    if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype != object:
+        classes, codes = np.unique(y, return_inverse=True)
+    else:
+        index: dict = {}
+        try:
+            codes = np.fromiter((index.setdefault(label, len(index)) for label in y), dtype=np.intp)
+        except TypeError as exc:
+            raise TypeError(f"y must be a sequence of hashable class labels: {exc}") from None
+        classes = list(index)
+    if len(codes) != n_samples:
+        raise ValueError(f"y must have one label per row of X ({n_samples}); got {len(codes)} "
+                         "labels")
+    return classes, codes.reshape(-1)
+
+
+class WCCN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Within-class covariance normalisation ``x -> x @ W`` with ``W W' = (Sw / K)^-1``.
+
+    Parameters
+    ----------
+    pinv : bool
+        Use the pseudo-inverse of ``Sw / K`` (for rank-deficient scatter).
+
+    Attributes
+    ----------
+    weights : ndarray (D, D)
+        Lower-triangular projection matrix W.
+    input_subtract : float
+        0 (kept for compatibility with the reference).
+    input_divide : float
+        1.0 (kept for compatibility with the reference).
+    classes_ : ndarray or list (K,)
+        The distinct labels (sorted for numpy label arrays, else in order of first appearance).
+    n_features_in_ : int
+    """
+
+    def __init__(self, pinv: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.pinv = pinv
+
+    def fit(self, X, y) -> "WCCN":
+        """Estimate W from rows ``X`` (N, D) and their class labels ``y`` (N,)."""
+        X = check_frames(X, "X", ensure_2d=True, owner=type(self).__name__)
+        X = np.asarray(X, dtype=np.float64)
+        classes, codes = _encode_labels(y, X.shape[0])
+        K = len(classes)
+        counts = np.bincount(codes, minlength=K)
+        order = np.argsort(codes, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        class_means = np.add.reduceat(X[order], starts, axis=0) / counts[:, None]
+        centred = X - class_means[codes]
+        scatter = centred.T @ centred
+        self.weights = inverse_cholesky_factor((1.0 / K) * scatter, bool(self.pinv),
+                                               "within-class covariance")
+        self.input_subtract = 0
+        self.input_divide = 1.0
+        self.classes_ = classes
+        self.n_features_in_ = self._n_features_out = X.shape[1]
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """``((X - input_subtract) / input_divide) @ weights``: (N, D) array."""
+        check_is_fitted(self, "weights")
+        X = check_frames(X, "X", n_features=self.n_features_in_, owner=type(self).__name__)
+        X = np.asarray(X, dtype=np.float64)
+        return ((X - self.input_subtract) / self.input_divide) @ self.weights
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags

@@ -1,0 +1,97 @@
+"""``Whitening``: Cholesky whitening of row vectors, as ``bob.learn.em.Whitening``.
+
+``fit`` estimates the mean ``mu`` and the unbiased covariance ``Cov`` (divided by N - 1, as the
+reference) and stores the lower-triangular ``weights = W`` with ``W W' = Cov^-1``;
+``transform(X) = (X - mu) @ W``, whose sample covariance is the identity.
+
+Without ``pinv``, W comes from one Cholesky factorisation of the covariance with its rows and
+columns reversed (``J Cov J = L L'`` gives ``W = J L^-T J``), without forming ``Cov^-1``; this is
+the same factor as the reference's ``cholesky(inv(Cov))``, computed more stably.  With
+``pinv=True`` the pseudo-inverse is factorised, as in the reference.
+
+A scikit-learn transformer: use it in a ``Pipeline``, e.g. before
+``sklearn.preprocessing.Normalizer()`` (length normalisation), ``LinearDiscriminantAnalysis`` and
+:class:`emkit.wccn.WCCN` (see :mod:`emkit.ivector` for an i-vector back-end).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ._validation import check_frames
+
+__all__ = ["Whitening"]
+
+
+def inverse_cholesky_factor(M: np.ndarray, pinv: bool, what: str) -> np.ndarray:
+    """Lower-triangular ``W`` with ``W W' = M^-1`` (``M^+`` with ``pinv``), M symmetric (D, D)."""
+    if pinv:
+        try:
+            return np.linalg.cholesky(scipy.linalg.pinv(M))
+        except np.linalg.LinAlgError:
+            raise ValueError(
+                f"the pseudo-inverse of the {what} is not positive definite (the {what} is "
+                "rank-deficient): reduce the dimension of the data first, e.g. with PCA"
+            ) from None
+    singular = ValueError(
+        f"the {what} is singular or not positive definite: use pinv=True, or reduce the "
+        "dimension of the data first"
+    )
+    try:
+        L = np.linalg.cholesky(M[::-1, ::-1])
+    except np.linalg.LinAlgError:
+        raise singular from None
+    # a rank-deficient M can survive the factorisation by rounding: its pivot is then ~eps
+    if np.min(np.diagonal(L)) ** 2 <= len(M) * np.finfo(float).eps * np.max(np.diagonal(M)):
+        raise singular
+    # M = U U' with U = J L J upper triangular, so W = U^-T = J L^-T J
+    L_inv = scipy.linalg.solve_triangular(L, np.eye(len(L)), lower=True)
+    return np.ascontiguousarray(L_inv.T[::-1, ::-1])
+
+
+class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Whitening transform ``x -> (x - mu) @ W`` with ``W W' = Cov^-1`` (W lower triangular).
+
+    Parameters
+    ----------
+    pinv : bool
+        Use the pseudo-inverse of the covariance (for nearly singular data).
+
+    Attributes
+    ----------
+    weights : ndarray (D, D)
+        Lower-triangular projection matrix W.
+    input_subtract : ndarray (D,)
+        The training mean, subtracted before projecting.
+    input_divide : float
+        1.0 (kept for compatibility with the reference).
+    n_features_in_ : int
+    """
+
+    def __init__(self, pinv: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.pinv = pinv
+
+    def fit(self, X, y=None) -> "Whitening":
+        """Estimate the mean and the (N - 1) covariance of ``X`` (N, D); N >= 2."""
+        X = check_frames(X, "X", ensure_2d=True, owner=type(self).__name__)
+        X = np.asarray(X, dtype=np.float64)
+        if X.shape[0] < 2:
+            raise ValueError("X must have at least 2 samples to estimate a covariance; got shape "
+                             f"{X.shape}")
+        cov = np.atleast_2d(np.cov(X, rowvar=False))
+        self.weights = inverse_cholesky_factor(cov, bool(self.pinv), "covariance of X")
+        self.input_subtract = X.mean(axis=0)
+        self.input_divide = 1.0
+        self.n_features_in_ = self._n_features_out = X.shape[1]
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """``((X - input_subtract) / input_divide) @ weights``: (N, D) array."""
+        check_is_fitted(self, "weights")
+        X = check_frames(X, "X", n_features=self.n_features_in_, owner=type(self).__name__)
+        X = np.asarray(X, dtype=np.float64)
+        return ((X - self.input_subtract) / self.input_divide) @ self.weights

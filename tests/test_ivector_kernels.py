@@ -1,0 +1,168 @@
+"""The i-vector kernels against naive oracles: per-utterance loops with explicit inverses, scipy."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from emkit._kernels import ivector as kiv
+
+
+def _spd_stack(rng, S, n):
+    A = rng.normal(size=(S, n, n)) * 0.4
+    return np.eye(n) + A @ A.transpose(0, 2, 1)
+
+
+@pytest.mark.parametrize("S,n,k", [(1, 1, 1), (5, 3, 2), (4, 16, 1), (3, 17, 4), (2, 45, 3), (2, 100, 1)])
+def test_triangular_kernels_match_numpy(S, n, k):
+    rng = np.random.default_rng(n)
+    P = _spd_stack(rng, S, n)
+    L = np.linalg.cholesky(P)
+    B = rng.normal(size=(S, n, k))
+    Li = kiv.lower_inverse(L)
+    np.testing.assert_allclose(Li @ L, np.broadcast_to(np.eye(n), L.shape), atol=1e-12)
+    assert np.all(np.triu(Li, 1) == 0)
+    np.testing.assert_allclose(kiv.solve_lower(L, B), np.linalg.solve(L, B), rtol=1e-11, atol=1e-12)
+    U = np.ascontiguousarray(L.transpose(0, 2, 1))
+    np.testing.assert_allclose(kiv.solve_upper(U, B), np.linalg.solve(U, B), rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(kiv.cholesky_solve(P, B), np.linalg.solve(P, B), rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("budget", [8, 200, 10**9])
+def test_gemm_accumulate_in_row_blocks(budget):
+    rng = np.random.default_rng(1)
+    out = rng.normal(size=(7, 5))
+    a, b = rng.normal(size=(9, 7)).T, rng.normal(size=(9, 5))
+    expected = out + a @ b
+    kiv.gemm_accumulate(out, a, b, budget_bytes=budget)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-14)
+
+
+def _problem(rng, S=6, C=3, D=2, R=4):
+    means = rng.normal(size=(C, D))
+    sigma = rng.uniform(0.5, 2.0, size=(C, D))
+    T = rng.normal(size=(C, D, R))
+    n = rng.gamma(2.0, 3.0, size=(S, C))
+    F = n[:, :, None] * (means + 0.5 * rng.normal(size=(S, C, D)))
+    Sx = n[:, :, None] * (means**2 + rng.uniform(0.5, 2.0, size=(S, C, D)))
+    return means, sigma, T, n, F, Sx
+
+
+def _naive_estep(means, sigma, T, n, F, Sx):
+    """The reference's per-utterance formulas, with explicit inverses."""
+    S, C = n.shape
+    D, R = T.shape[1:]
+    acc = SimpleNamespace(nij_sigma_wij2=np.zeros((C, R, R)), fnorm_sigma_wij=np.zeros((C, D, R)),
+                          snormij=np.zeros((C, D)), nij=np.zeros(C), w=[], Pinv=[])
+    for s in range(S):
+        P = np.eye(R)
+        b = np.zeros(R)
+        for c in range(C):
+            TtS = T[c].T / sigma[c]
+            P += n[s, c] * TtS @ T[c]
+            b += TtS @ (F[s, c] - n[s, c] * means[c])
+        Pinv = np.linalg.inv(P)
+        w = Pinv @ b
+        acc.w.append(w)
+        acc.Pinv.append(Pinv)
+        for c in range(C):
+            fnorm = F[s, c] - n[s, c] * means[c]
+            acc.nij_sigma_wij2[c] += n[s, c] * (Pinv + np.outer(w, w))
+            acc.fnorm_sigma_wij[c] += np.outer(fnorm, w)
+            acc.snormij[c] += Sx[s, c] - 2 * F[s, c] * means[c] + n[s, c] * means[c] ** 2
+            acc.nij[c] += n[s, c]
+    return acc
+
+
+def _empty_acc(C, D, R):
+    return SimpleNamespace(nij_sigma_wij2=np.zeros((C, R, R)), fnorm_sigma_wij=np.zeros((C, D, R)),
+                           snormij=np.zeros((C, D)), nij=np.zeros(C), log_likelihood=0.0, n_sessions=0)
+
+
+def test_batched_estep_matches_per_utterance_loop():
+    rng = np.random.default_rng(3)
+    means, sigma, T, n, F, Sx = _problem(rng)
+    pre = kiv.Precomputed.from_parameters(means, T, sigma)
+    naive = _naive_estep(means, sigma, T, n, F, Sx)
+    w, ww, _ = kiv.posterior_moments(n, F - n[:, :, None] * means, pre)
+    np.testing.assert_allclose(w, np.array(naive.w), rtol=1e-11)
+    np.testing.assert_allclose(ww, np.array(naive.Pinv) + w[:, :, None] * w[:, None, :], rtol=1e-11)
+    np.testing.assert_allclose(kiv.project(n, F - n[:, :, None] * means, pre), np.array(naive.w), rtol=1e-11)
+    acc = _empty_acc(*T.shape)
+    kiv.accumulate(n[:4], F[:4], Sx[:4], pre, acc)  # two batches add up to the whole
+    kiv.accumulate(n[4:], F[4:], Sx[4:], pre, acc)
+    for name in ("nij_sigma_wij2", "fnorm_sigma_wij", "snormij", "nij"):
+        np.testing.assert_allclose(getattr(acc, name), getattr(naive, name), rtol=1e-11, err_msg=name)
+    assert acc.n_sessions == len(n)
+
+
+def test_log_likelihood_is_the_marginal_density_of_hard_aligned_frames():
+    """With hard alignments the statistics' log-likelihood is a multivariate normal density."""
+    rng = np.random.default_rng(4)
+    C, D, R = 3, 2, 2
+    means, sigma, T = rng.normal(size=(C, D)), rng.uniform(0.5, 2, size=(C, D)), rng.normal(size=(C, D, R))
+    pre = kiv.Precomputed.from_parameters(means, T, sigma)
+    acc = _empty_acc(C, D, R)
+    expected = 0.0
+    for frames_per_utt in (5, 9):
+        comp = rng.integers(0, C, frames_per_utt)
+        X = rng.normal(size=(frames_per_utt, D)) * 2
+        onehot = np.eye(C)[comp]
+        n, F, Sx = onehot.sum(0), onehot.T @ X, onehot.T @ X**2
+        kiv.accumulate(n[None], F[None], Sx[None], pre, acc)
+        # x = m_c + T_c w + e: all frames jointly Gaussian with covariance Sigma + A A'
+        A = T[comp].reshape(-1, R)
+        cov = np.diag(sigma[comp].reshape(-1)) + A @ A.T
+        expected += multivariate_normal(means[comp].reshape(-1), cov).logpdf(X.reshape(-1))
+    np.testing.assert_allclose(acc.log_likelihood, expected, rtol=1e-12)
+
+
+def test_m_step_matches_per_gaussian_solves_and_keeps_empty_gaussians():
+    rng = np.random.default_rng(5)
+    means, sigma, T, n, F, Sx = _problem(rng, S=8, C=4, D=3, R=2)
+    n[:, 2] = 0.0  # Gaussian 2 never occupied
+    F[:, 2] = 0.0
+    Sx[:, 2] = 0.0
+    acc = _naive_estep(means, sigma, T, n, F, Sx)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        T_new, sigma_new = kiv.m_step(acc.nij_sigma_wij2, acc.fnorm_sigma_wij, acc.snormij, acc.nij,
+                                      sigma, True, 1e-10)
+    for c in (0, 1, 3):
+        X = np.linalg.solve(acc.nij_sigma_wij2[c].T, acc.fnorm_sigma_wij[c].T)
+        np.testing.assert_allclose(T_new[c], X.T, rtol=1e-11)
+        expected = (acc.snormij[c] - np.diag(acc.fnorm_sigma_wij[c] @ X)) / acc.nij[c]
+        np.testing.assert_allclose(sigma_new[c], np.maximum(expected, 1e-10), rtol=1e-11)
+    assert np.all(T_new[2] == 0)  # as the reference
+    np.testing.assert_array_equal(sigma_new[2], sigma[2])  # the reference gave inf/NaN here
+    assert np.isfinite(sigma_new).all()
+    T_same, sigma_same = kiv.m_step(acc.nij_sigma_wij2, acc.fnorm_sigma_wij, acc.snormij, acc.nij,
+                                    sigma, False, 1e-10)
+    assert sigma_same is sigma
+    np.testing.assert_allclose(T_same, T_new, rtol=1e-15)
+
+
+def test_variance_floor_applies_to_updated_sigma():
+    rng = np.random.default_rng(6)
+    means, sigma, T, n, F, Sx = _problem(rng)
+    acc = _naive_estep(means, sigma, T, n, F, Sx)
+    _, s = kiv.m_step(acc.nij_sigma_wij2, acc.fnorm_sigma_wij, acc.snormij, acc.nij, sigma, True, 1e3)
+    assert np.all(s == 1e3)
+
+
+def test_default_batch_size_bounds_the_stack():
+    assert kiv.default_batch_size(400) * 400 * 400 * 8 <= kiv.DEFAULT_BATCH_BYTES
+    assert kiv.default_batch_size(10**5) == 1
+
+
+def test_parallel_pieces_share_one_accumulator():
+    from emkit._backend import map_ordered
+
+    rng = np.random.default_rng(7)
+    means, sigma, T, n, F, Sx = _problem(rng, S=9, C=5, D=3, R=6)
+    pre = kiv.Precomputed.from_parameters(means, T, sigma)
+    serial, parallel = _empty_acc(*T.shape), _empty_acc(*T.shape)
+    kiv.accumulate(n, F, Sx, pre, serial)
+    kiv.accumulate(n, F, Sx, pre, parallel, lambda fn, items: map_ordered(fn, items, 2), 3)
+    for name in ("nij_sigma_wij2", "fnorm_sigma_wij", "snormij", "nij", "log_likelihood"):
+        np.testing.assert_allclose(getattr(parallel, name), getattr(serial, name), rtol=1e-12, err_msg=name)

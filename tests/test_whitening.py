@@ -1,0 +1,89 @@
+"""Whitening: parity with bob.learn.em 3.3.1, properties, and a scikit-learn i-vector back-end."""
+
+import pickle
+
+import numpy as np
+import pytest
+from _parity import DATA, max_rel_diff
+from sklearn.base import clone
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import Normalizer
+
+from emkit.wccn import WCCN
+from emkit.whitening import Whitening
+
+FIX = np.load(DATA / "ivector" / "linear.npz")
+
+
+@pytest.mark.parametrize("name", ["a", "b"])
+@pytest.mark.parametrize("pinv", [False, True])
+def test_parity(name, pinv):
+    X = FIX[f"white_{name}_X"]
+    white = Whitening(pinv=pinv).fit(X)
+    key = f"white_{name}_pinv{int(pinv)}"
+    assert max_rel_diff(white.weights, FIX[key + "_weights"]) <= 1e-10
+    assert max_rel_diff(white.input_subtract, FIX[key + "_subtract"]) <= 1e-10
+    assert white.input_divide == 1.0
+    out = white.transform(X)
+    assert max_rel_diff(out, FIX[key + "_out"]) <= 1e-10
+    np.testing.assert_allclose(np.cov(out, rowvar=False), np.eye(X.shape[1]), atol=1e-10)  # N-1 covariance
+    np.testing.assert_allclose(Whitening(pinv=pinv).fit_transform(X), out, rtol=1e-14)
+
+
+def test_lists_and_float32_are_accepted():
+    X = FIX["white_a_X"]
+    np.testing.assert_array_equal(Whitening().fit(X.tolist()).weights, Whitening().fit(X).weights)
+    assert Whitening().fit(X.astype(np.float32)).weights.dtype == np.float64
+
+
+def test_bad_input():
+    X = FIX["white_a_X"]
+    with pytest.raises(NotFittedError):
+        Whitening().transform(X)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        Whitening().fit(X[:1])
+    with pytest.raises(ValueError, match="singular"):
+        Whitening().fit(np.c_[X, 2 * X[:, :1]])
+    with pytest.raises(ValueError, match="pseudo-inverse"):
+        Whitening(pinv=True).fit(np.c_[X, np.ones(len(X))])  # constant column: pinv(Cov) is PSD
+    # a duplicated direction: pinv gives a (nearly) degenerate but finite factor, as the reference
+    collinear = np.c_[X, 2 * X[:, :1]]
+    try:
+        weights = Whitening(pinv=True).fit(collinear).weights
+    except ValueError as exc:
+        assert "pseudo-inverse" in str(exc)
+    else:
+        assert np.isfinite(weights).all()
+    with pytest.raises(ValueError, match="X has 3 features"):
+        Whitening().fit(X).transform(X[:, :3])
+
+
+def test_sklearn_conventions():
+    X = FIX["white_b_X"]
+    white = Whitening(pinv=True)
+    assert clone(white).get_params() == {"pinv": True}
+    fitted = pickle.loads(pickle.dumps(white.fit(X)))
+    np.testing.assert_array_equal(fitted.transform(X), white.transform(X))
+    assert fitted.n_features_in_ == X.shape[1]
+
+
+def test_ivector_backend_pipeline():
+    """Whitening -> length normalisation -> LDA -> WCCN, as documented in emkit.ivector."""
+    rng = np.random.default_rng(0)
+    n_classes, per_class, dim = 6, 30, 8
+    labels = np.repeat(np.arange(n_classes), per_class)
+    X = rng.normal(size=(n_classes, dim))[labels] * 3 + rng.normal(size=(len(labels), dim)) @ rng.normal(size=(dim, dim))
+    front = make_pipeline(Whitening(), Normalizer())
+    normed = front.fit_transform(X)
+    np.testing.assert_allclose(np.linalg.norm(normed, axis=1), 1.0, rtol=1e-12)
+    backend = make_pipeline(Whitening(), Normalizer(), LinearDiscriminantAnalysis(n_components=4), WCCN())
+    out = backend.fit(X, labels).transform(X)
+    assert out.shape == (len(labels), 4)
+    # WCCN's output has an identity within-class covariance (scatter / number of classes)
+    centred = out - np.array([out[labels == k].mean(0) for k in range(n_classes)])[labels]
+    np.testing.assert_allclose(centred.T @ centred / n_classes, np.eye(4), atol=1e-9)
+    lda = LinearDiscriminantAnalysis(n_components=4).fit(normed, labels)
+    np.testing.assert_allclose(out, WCCN().fit(lda.transform(normed), labels).transform(lda.transform(normed)),
+                               rtol=1e-10, atol=1e-12)
