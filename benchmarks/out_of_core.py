@@ -52,7 +52,7 @@ def main():
         write_file(args.path, args.n, D)
         print(f"   wrote {args.path} in {time.perf_counter() - t:.0f} s")
     print(f"   file size: {os.path.getsize(args.path) / 2**30:.2f} GiB")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       memory_limit="2GiB", silence_logs=40) as cluster, Client(cluster) as client:
         X = hdf5_frames(args.path, "frames", chunk_rows=args.chunk_rows)
         t = time.perf_counter()

@@ -57,7 +57,7 @@ def main():
 
     results = {}
     for workers in (1, 2):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                           silence_logs=40) as cluster, Client(cluster):
             Xp = X.persist()  # time the EM iteration, not the data generation
             Xp.sum().compute()

@@ -21,7 +21,7 @@ from _parity import max_rel_diff  # noqa: E402
 def client():
     with dask.config.set({"distributed.worker.daemon": False, "distributed.scheduler.allowed-failures": 5}):
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=40)
+                                           dashboard_address=":0", silence_logs=40)
         with distributed.Client(cluster) as c:
             yield c
         cluster.close()

@@ -61,7 +61,7 @@ def run_em(e_step: Callable[[], object], m_step: Callable[[object], float], *,
     if get_config()["progress"]:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=max_iterations, initial=step, desc=name, unit="it", leave=False)
+        bar = tqdm(total=max_iterations, initial=step, desc=name, unit="it", leave=False, delay=1.0)
     converged = False
     try:
         while max_iterations is None or step < max_iterations:
@@ -78,7 +78,7 @@ def run_em(e_step: Callable[[], object], m_step: Callable[[object], float], *,
                 on_iteration(step, history)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix_str(f"{quantity}={value:.6g}")
+                bar.set_postfix_str(f"{quantity}={value:.6g}", refresh=False)
             if step > 1 and relative_change_converged(history[-2], value, convergence_threshold):
                 converged = True
                 logger.info("%s: converged after %d iterations", name, step)

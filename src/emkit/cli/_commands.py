@@ -1,0 +1,402 @@
+"""Commands on the user's own data: train-ubm, train-isv, train-jfa, train-ivector, enroll, score
+and evaluate."""
+
+from __future__ import annotations
+
+import os
+
+import click
+import numpy as np
+
+from .. import experiment as ex
+from .._config import config_context
+from ..features import (FeatureError, check_writable, read_feature_sources, read_id_lists,
+                        read_id_map, read_scores, read_trials, write_scores)
+from ._app import InputFile, cli, feature_arguments, feature_paths, progress_option, seed_option
+
+OUTPUT = click.Path(dir_okay=False)
+POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+def output_option(text):
+    return click.option("-o", "--output", type=OUTPUT, required=True, help=text)
+
+
+def ubm_option(f):
+    return click.option("--ubm", type=InputFile(), required=True,
+                        help="The UBM (from train-ubm).")(f)
+
+
+def _note(text):
+    click.echo(f"note: {text}", err=True)
+
+
+def _features(features, feature_list, n_features=None) -> dict:
+    return read_feature_sources(feature_paths(features, feature_list), n_features=n_features)
+
+
+def _ubm_dim(machine) -> int:
+    return int(np.shape(ex._ubm_of(machine).means)[1])
+
+
+def _load_ubm(path):
+    machine = ex.load_machine(path)
+    if not hasattr(machine, "means"):
+        raise FeatureError(f"{path}: holds a {type(machine).__name__}, not a UBM (GMMMachine)")
+    return machine
+
+
+def _labelled(features: dict, labels_path):
+    """(utterance ids, labels) of the labelled utterances; every labelled one must be present."""
+    labels = read_id_map(labels_path)
+    missing = [u for u in labels if u not in features]
+    if missing:
+        raise FeatureError(f"{labels_path}: utterance {missing[0]!r} is not in the features "
+                           f"({len(missing)} of {len(labels)} listed utterances are missing)")
+    unused = len(features) - len(labels)
+    if unused:
+        _note(f"{unused} utterance(s) of the features have no label in {labels_path} and are "
+              "not used")
+    ids = list(labels)
+    return ids, [labels[u] for u in ids]
+
+
+def _stats(ubm, features: dict, ids, progress, desc="statistics") -> list:
+    return ex.compute_stats(ubm, [features[u] for u in ids], progress=progress, desc=desc)
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.command("train-ubm")
+@feature_arguments
+@output_option("The UBM to write (HDF5, bob.learn.em's GMMMachine layout).")
+@click.option("-n", "--gaussians", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Number of Gaussians of the UBM.")
+@click.option("--iterations", type=click.IntRange(min=1), default=25, show_default=True,
+              help="Maximum number of EM (maximum-likelihood) iterations.")
+@click.option("--threshold", type=click.FloatRange(min=0), default=1e-5, show_default=True,
+              help="Stop EM when the relative change of the average log-likelihood is at most "
+                   "this.")
+@click.option("--kmeans-iterations", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Maximum number of k-means iterations of the initialisation.")
+@seed_option
+@progress_option
+def train_ubm(features, feature_list, output, gaussians, iterations, threshold, kmeans_iterations,
+              seed, progress):
+    """Train a universal background model on all frames of FEATURES.
+
+    k-means (k-means|| initialisation) gives the starting means, variances and weights; EM then
+    updates all three by maximum likelihood.
+    """
+    check_writable(output)
+    data = _features(features, feature_list)
+    frames = np.concatenate(list(data.values()))
+    if frames.shape[0] < gaussians:
+        raise FeatureError(f"{frames.shape[0]} frames cannot train {gaussians} Gaussians")
+    with config_context(progress=progress):
+        ubm = ex.train_ubm(frames, gaussians, max_iterations=iterations, seed=seed,
+                           convergence_threshold=threshold, kmeans_iterations=kmeans_iterations)
+    ubm.save(output)
+    click.echo(f"UBM: {gaussians} Gaussians x {frames.shape[1]} features from {len(data)} "
+               f"utterances ({frames.shape[0]} frames), {ubm.n_iter_} EM iterations -> {output}")
+
+
+def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, **kwargs):
+    check_writable(output)
+    try:
+        from .. import factor_analysis
+    except ImportError as exc:
+        raise ex.SystemUnavailable(f"{cls_name} is not available in this emkit ({exc})") from None
+    machine_ubm = _load_ubm(ubm)
+    data = _features(features, feature_list, _ubm_dim(machine_ubm))
+    ids, y = _labelled(data, labels)
+    if len(set(y)) < 2:
+        raise FeatureError(f"{labels}: {cls_name} training needs at least 2 speakers; got "
+                           f"{len(set(y))}")
+    stats = _stats(machine_ubm, data, ids, progress)
+    machine = getattr(factor_analysis, cls_name)(ubm=machine_ubm, **kwargs)
+    with config_context(progress=progress):
+        machine.fit(stats, y)
+    machine.save(output)
+    click.echo(f"{cls_name}: {len(ids)} utterances of {len(set(y))} speakers -> {output}")
+
+
+def fa_options(f):
+    f = progress_option(seed_option(f))
+    f = click.option("--relevance-factor", type=POSITIVE, default=4.0, show_default=True,
+                     help="Relevance factor r: D = sqrt(UBM variances / r).")(f)
+    f = click.option("--labels", type=InputFile(), required=True,
+                     help="Speaker of each training utterance: 'utterance-id speaker-id' lines "
+                          "(Kaldi utt2spk).  Only listed utterances are used.")(f)
+    return feature_arguments(ubm_option(f))
+
+
+RANK_U = dict(type=click.IntRange(min=1), default=10, show_default=True,
+              help="Rank of the session-variability subspace U.")
+
+
+@cli.command("train-isv")
+@fa_options
+@output_option("The ISV machine to write (HDF5, with its UBM).")
+@click.option("--rank-u", **RANK_U)
+@click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
+              help="EM iterations.")
+def train_isv(features, feature_list, ubm, labels, output, rank_u, iterations, relevance_factor,
+              seed, progress):
+    """Train an ISV (inter-session variability) machine.
+
+    One session per utterance of FEATURES, its speaker from --labels; the session subspace U is
+    learnt, D is fixed by the relevance factor.  Enrol with 'emkit enroll -m ISV.h5'.
+    """
+    _train_fa("ISVMachine", features, feature_list, ubm, labels, output, progress, r_U=rank_u,
+              em_iterations=iterations, relevance_factor=relevance_factor, random_state=seed)
+
+
+@cli.command("train-jfa")
+@fa_options
+@output_option("The JFA machine to write (HDF5, with its UBM).")
+@click.option("--rank-u", **RANK_U)
+@click.option("--rank-v", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Rank of the speaker subspace V (more than the number of speakers - 1 "
+                   "does not help).")
+@click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
+              help="EM iterations of each of the V, U and D phases.")
+def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, iterations,
+              relevance_factor, seed, progress):
+    """Train a JFA (joint factor analysis) machine.
+
+    One session per utterance of FEATURES, its speaker from --labels; V, U and D are learnt in
+    turn.  Enrol with 'emkit enroll -m JFA.h5'.
+    """
+    _train_fa("JFAMachine", features, feature_list, ubm, labels, output, progress, r_U=rank_u,
+              r_V=rank_v, em_iterations=iterations, relevance_factor=relevance_factor,
+              random_state=seed)
+
+
+@cli.command("train-ivector")
+@feature_arguments
+@ubm_option
+@click.option("--labels", type=InputFile(), default=None,
+              help="Speaker of each training utterance ('utterance-id speaker-id' lines).  With "
+                   "labels, WCCN (and PLDA) are trained too and only listed utterances are used.")
+@output_option("The i-vector system to write (HDF5: extractor, whitening, WCCN, PLDA).")
+@click.option("--dim", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Dimension R of the i-vectors (rank of T).")
+@click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
+              help="EM iterations of the total-variability matrix T.")
+@click.option("--plda/--no-plda", default=True, show_default=True,
+              help="Also train a PLDA on the whitened, length-normalised i-vectors (needs "
+                   "--labels).")
+@seed_option
+@progress_option
+def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, plda, seed,
+                  progress):
+    """Train an i-vector extractor and its back-end.
+
+    T is learnt on one session per utterance of FEATURES; the back-end is whitening and length
+    normalisation, then (with --labels) WCCN for cosine scoring and PLDA.  Enrol with
+    'emkit enroll -m IVECTOR.h5 [--backend plda]'.
+    """
+    check_writable(output)
+    try:
+        from ..ivector import IVectorMachine
+    except ImportError as exc:
+        raise ex.SystemUnavailable(f"IVectorMachine is not available in this emkit "
+                                   f"({exc})") from None
+    machine_ubm = _load_ubm(ubm)
+    data = _features(features, feature_list, _ubm_dim(machine_ubm))
+    ids, y = _labelled(data, labels) if labels else (list(data), None)
+    if y is not None and plda and len(set(y)) < 2:
+        raise FeatureError(f"{labels}: PLDA training needs at least 2 speakers; got {len(set(y))}")
+    stats = _stats(machine_ubm, data, ids, progress)
+    with config_context(progress=progress):
+        machine = IVectorMachine(machine_ubm, dim_t=dim, max_iterations=iterations,
+                                 random_state=seed).fit(stats)
+        try:
+            system = ex.IVectorBackend(machine).fit(stats, y, plda=plda and y is not None)
+        except ImportError as exc:
+            raise ex.SystemUnavailable(f"a back-end module is not available ({exc})") from None
+    system.save(output)
+    parts = (["whitening"] + ["WCCN"] * (system.wccn is not None)
+             + ["PLDA"] * (system.plda is not None))
+    click.echo(f"i-vector extractor (R = {dim}) and {', '.join(parts)} from {len(ids)} "
+               f"utterances -> {output}")
+
+
+# ---------------------------------------------------------------------------------------------
+# enrolment and scoring
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.command("enroll")
+@feature_arguments
+@click.option("-m", "--machine", type=InputFile(), required=True,
+              help="A UBM (GMM-MAP models), an ISV or JFA machine, or an i-vector system, as "
+                   "written by the train-* commands.")
+@click.option("-e", "--enroll-list", type=InputFile(), required=True,
+              help="One model per line: 'model-id utterance-id [utterance-id ...]' (Kaldi "
+                   "spk2utt).")
+@output_option("The models to write (HDF5, with the machine needed to score them).")
+@click.option("--relevance-factor", type=POSITIVE, default=4.0, show_default=True,
+              help="GMM-MAP only: Reynolds relevance factor of the MAP adaptation of the means.")
+@click.option("--backend", type=click.Choice(["cosine", "plda"]), default="cosine",
+              show_default=True, help="i-vector systems only: cosine scoring (after WCCN) or PLDA.")
+@progress_option
+def enroll(features, feature_list, machine, enroll_list, output, relevance_factor, backend,
+           progress):
+    """Enrol one model per line of the enrolment list from the utterances of FEATURES."""
+    check_writable(output)
+    loaded = ex.load_machine(machine)
+    lists = read_id_lists(enroll_list)
+    data = _features(features, feature_list, _ubm_dim(loaded))
+    for model, utterances in lists.items():
+        for u in utterances:
+            if u not in data:
+                raise FeatureError(f"{enroll_list}: utterance {u!r} of model {model!r} is not in "
+                                   "the features")
+    ubm = ex._ubm_of(loaded)
+    parts, chunk, limit = [], [], ex.stats_per_block(ubm)
+
+    def flush():  # enrol a group of models; only their statistics are held in memory
+        needed = list(dict.fromkeys(u for _, us in chunk for u in us))
+        stats = dict(zip(needed, _stats(ubm, data, needed, progress), strict=True))
+        parts.append(ex.enroll(loaded, [m for m, _ in chunk],
+                               [[stats[u] for u in us] for _, us in chunk],
+                               relevance_factor=relevance_factor, backend=backend,
+                               progress=progress))
+        chunk.clear()
+
+    for item in lists.items():
+        if chunk and sum(len(us) for _, us in chunk) + len(item[1]) > limit:
+            flush()
+        chunk.append(item)
+    flush()
+    models = ex.EnrolledModels.concatenate(parts)
+    models.save(output)
+    n_utterances = len({u for us in lists.values() for u in us})
+    click.echo(f"{len(models)} {models.system} models from {n_utterances} utterances -> {output}")
+
+
+@cli.command("score")
+@feature_arguments
+@click.option("--models", type=InputFile(), required=True,
+              help="Enrolled models (from 'emkit enroll').")
+@click.option("-t", "--trials", type=InputFile(), required=True,
+              help="Trial list: 'model-id probe-id [target|nontarget]' lines; each probe is one "
+                   "utterance of FEATURES.")
+@output_option("The scores to write: 'model-id probe-id score [label]' lines, in trial order.")
+@progress_option
+def score(features, feature_list, models, trials, output, progress):
+    """Score a trial list against enrolled models.
+
+    GMM-MAP models use linear scoring (normalised by the probe's frame count), ISV and JFA linear
+    scoring with the probe's channel offset, i-vector systems cosine similarity or the PLDA
+    log-likelihood ratio.  Labels in the trial list are copied to the output.
+    """
+    check_writable(output)
+    enrolled = ex.EnrolledModels.from_hdf5(models)
+    trial_list = read_trials(trials)
+    index = {m: i for i, m in enumerate(enrolled.model_ids)}
+    for k, m in enumerate(trial_list.models):
+        if m not in index:
+            raise FeatureError(f"{trials}: trial {k + 1} names model {m!r}, which is not among "
+                               f"the {len(index)} models of {models}")
+    data = _features(features, feature_list, _ubm_dim(enrolled.machine))
+    for k, p in enumerate(trial_list.probes):
+        if p not in data:
+            raise FeatureError(f"{trials}: trial {k + 1} names probe {p!r}, which is not in the "
+                               "features")
+    used_models = list(dict.fromkeys(trial_list.models))
+    probes = list(dict.fromkeys(trial_list.probes))
+    subset = enrolled.subset([index[m] for m in used_models])
+    row = {m: i for i, m in enumerate(used_models)}
+    col = {p: j for j, p in enumerate(probes)}
+    rows = np.array([row[m] for m in trial_list.models])
+    cols = np.array([col[p] for p in trial_list.probes])
+    result = np.empty(len(trial_list))
+    # probes per block: bounds their statistics and the block's score matrix
+    block = max(1, min(ex.stats_per_block(enrolled.ubm), 4_000_000 // len(used_models)))
+    for start in range(0, len(probes), block):
+        ids = probes[start:start + block]
+        matrix = ex.score(subset, _stats(enrolled.ubm, data, ids, progress, "probe statistics"),
+                          progress=progress)
+        in_block = (cols >= start) & (cols < start + len(ids))
+        result[in_block] = matrix[rows[in_block], cols[in_block] - start]
+    if not np.isfinite(result).all():
+        raise FloatingPointError("scoring produced non-finite scores")
+    write_scores(output, trial_list.models, trial_list.probes, result, trial_list.labels)
+    click.echo(f"{len(result)} trials ({len(used_models)} models x {len(probes)} probes) -> "
+               f"{output}")
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+def _labels_from_key(scores_path, trials, key_path):
+    key = read_trials(key_path, require_labels=True)
+    lookup = dict(zip(zip(key.models, key.probes, strict=True), key.labels, strict=True))
+    labels = []
+    for m, p in zip(trials.models, trials.probes, strict=True):
+        if (m, p) not in lookup:
+            raise FeatureError(f"{scores_path}: trial {m} {p} is not in the key {key_path}")
+        labels.append(lookup[m, p])
+    return np.array(labels, dtype=bool)
+
+
+@cli.command("evaluate")
+@click.argument("scores", nargs=-1, required=True, type=InputFile())
+@click.option("--key", type=InputFile(), default=None,
+              help="Trial list with labels ('model-id probe-id target|nontarget'), for score "
+                   "files without a label column.")
+@click.option("--p-target", "p_targets", multiple=True, default=(0.01, 0.001), show_default=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Prior of a target trial for minDCF and actDCF; repeat for several.")
+@click.option("--c-miss", type=POSITIVE, default=1.0, show_default=True, help="Cost of a miss.")
+@click.option("--c-fa", type=POSITIVE, default=1.0, show_default=True,
+              help="Cost of a false alarm.")
+@click.option("--det", type=OUTPUT, default=None,
+              help="Also write a DET plot (PNG, probit axes, one curve per score file).")
+def evaluate(scores, key, p_targets, c_miss, c_fa, det):
+    """Print EER, minDCF, actDCF, Cllr and min Cllr of each SCORES file.
+
+    actDCF and Cllr read the scores as calibrated natural-log likelihood ratios; EER, minDCF and
+    min Cllr do not depend on calibration.  One row per file, named after it.
+    """
+    from .. import metrics
+
+    if det:
+        check_writable(det)
+    systems = {}
+    for path in scores:
+        trials, values = read_scores(path)
+        labels = trials.labels
+        if labels is None and key:
+            labels = _labels_from_key(path, trials, key)
+        if labels is None:
+            raise FeatureError(f"{path}: the scores have no label column; give --key TRIALS")
+        if labels.all() or not labels.any():
+            raise FeatureError(f"{path}: evaluation needs target and non-target trials; got only "
+                               f"{'target' if labels.all() else 'non-target'} ones")
+        name = os.path.splitext(os.path.basename(path))[0]
+        systems[path if name in systems else name] = (values[labels], values[~labels])
+    width = max(12, *(len(n) for n in systems))
+    head = f"{'scores':<{width}} {'targets':>8} {'non-tgt':>8} {'EER (%)':>8}"
+    for p in p_targets:
+        head += f" {f'minDCF({p:g})':>14} {f'actDCF({p:g})':>14}"
+    lines = [head + f" {'Cllr':>7} {'minCllr':>7}"]
+    for name, (tar, non) in systems.items():
+        line = f"{name:<{width}} {tar.size:>8} {non.size:>8} {100 * metrics.eer(tar, non):>8.2f}"
+        for p in p_targets:
+            line += (f" {metrics.min_dcf(tar, non, p, c_miss, c_fa):>14.4f}"
+                     f" {metrics.act_dcf(tar, non, p, c_miss, c_fa):>14.4f}")
+        lines.append(line + f" {metrics.cllr(tar, non):>7.3f} {metrics.min_cllr(tar, non):>7.3f}")
+    if det:
+        ex.save_png(metrics.plot_det_curves(systems), det)
+    click.echo("\n".join(lines))
+    if det:
+        click.echo(f"DET plot -> {det}")

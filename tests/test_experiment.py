@@ -1,0 +1,145 @@
+"""The demo experiment as a library function, and the system building blocks behind it."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from emkit import metrics
+from emkit.experiment import (SYSTEM_TITLES, DemoConfig, EnrolledModels, compute_stats, enroll,
+                              run_demo, score, train_ubm)
+
+SMALL = DemoConfig(n_gaussians=8, ubm_iterations=10, kmeans_iterations=10, isv_rank=2, jfa_rank_u=2,
+                   jfa_rank_v=3, fa_iterations=3, ivector_dim=6, ivector_iterations=3)
+
+
+def quiet(*_):
+    pass
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return out, run_demo(out, seed=3, config=SMALL, progress=False, echo=quiet)
+
+
+def test_every_system_runs_and_beats_chance(small_run):
+    _, result = small_run
+    assert [r[0] for r in result.rows] == list(SYSTEM_TITLES)
+    assert result.skipped == {} and result.failed == {}
+    assert result.labels.shape == (9, 370) and result.labels.sum() == 370
+    for system, _, e, dcf2, dcf3 in result.rows:
+        s = result.scores[system]
+        assert s.shape == (9, 370) and np.isfinite(s).all()
+        assert e == metrics.eer(s[result.labels], s[~result.labels])
+        assert 0 < e < 0.5, system                 # better than chance
+        assert 0 < dcf2 <= 1 and 0 < dcf3 <= 1
+    assert "minDCF(0.01)" in result.table and "JFA" in result.table
+    assert "session 0: 270 utterances" in result.protocol
+    assert "370 target, 2960 non-target" in result.protocol
+
+
+def test_same_seed_same_numbers_other_seed_others(small_run):
+    _, first = small_run
+    again = run_demo(None, seed=3, config=SMALL, progress=False, echo=quiet)
+    other = run_demo(None, seed=4, config=SMALL, progress=False, echo=quiet)
+    assert again.rows == first.rows and again.files == []
+    for system in first.scores:
+        np.testing.assert_array_equal(again.scores[system], first.scores[system])
+        assert not np.array_equal(other.scores[system], first.scores[system])
+
+
+def test_files_written(small_run):
+    from emkit.features import read_scores
+
+    out, result = small_run
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert names == sorted(["det.png", "results.txt", "ubm.h5", "isv.h5", "jfa.h5", "ivector.h5"]
+                           + [f"{s}_models.h5" for s in SYSTEM_TITLES]
+                           + [f"scores/{s}.txt" for s in SYSTEM_TITLES])
+    assert (out / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.table in (out / "results.txt").read_text()
+    trials, values = read_scores(out / "scores" / "isv.txt")
+    assert len(values) == 3330 and trials.labels.sum() == 370
+    assert trials.models[0] == "spk1" and trials.probes[0] == result.probe_ids[0]
+    np.testing.assert_array_equal(values, result.scores["isv"].ravel())  # exact text round trip
+
+
+@pytest.mark.parametrize("system", list(SYSTEM_TITLES))
+def test_saved_models_score_the_same(small_run, system):
+    from emkit.datasets import load_japanese_vowels
+
+    out, result = small_run
+    models = EnrolledModels.from_hdf5(out / f"{system}_models.h5")
+    assert models.system == system and models.model_ids == result.model_ids
+    jv = load_japanese_vowels()
+    probes = [jv.utterances[i] for i in jv.indices(session=1)[:40]]
+    stats = compute_stats(models.ubm, probes)
+    np.testing.assert_allclose(score(models, stats), result.scores[system][:, :40],
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_batched_fa_scores_equal_the_machines_score():
+    from emkit.datasets import load_japanese_vowels
+    from emkit.factor_analysis import ISVMachine, JFAMachine
+
+    jv = load_japanese_vowels()
+    train = jv.indices(session=0)
+    y = jv.speaker_ids[train]
+    ubm = train_ubm(np.concatenate([jv.utterances[i] for i in train]), 4, max_iterations=5, seed=1)
+    stats = compute_stats(ubm, [jv.utterances[i] for i in train])
+    probes = compute_stats(ubm, [jv.utterances[i] for i in jv.indices(session=1)[::37]])
+    per_model = [[stats[k] for k in np.flatnonzero(y == s)] for s in (1, 2, 3)]
+    for machine in (ISVMachine(r_U=2, em_iterations=2, ubm=ubm).fit(stats, y),
+                    JFAMachine(r_U=2, r_V=2, em_iterations=2, ubm=ubm).fit(stats, y)):
+        models = enroll(machine, ["a", "b", "c"], per_model)
+        batched = score(models, probes)
+        one_by_one = np.array([[machine.score(machine.enroll(m), [p]) for p in probes]
+                               for m in per_model])
+        np.testing.assert_allclose(batched, one_by_one, rtol=1e-10, atol=1e-12)
+
+
+def test_gmm_map_models_equal_map_fitted_machines():
+    from emkit import GMMMachine
+    from emkit.datasets import load_japanese_vowels
+
+    jv = load_japanese_vowels()
+    utts = [jv.utterances[i] for i in jv.indices(session=0, speaker=2)]
+    ubm = train_ubm(np.concatenate(utts), 4, max_iterations=5, seed=0)
+    models = enroll(ubm, ["spk2"], [compute_stats(ubm, utts)], relevance_factor=3.0)
+    reference = GMMMachine(4, trainer="map", ubm=ubm, map_relevance_factor=3.0, max_fitting_steps=1)
+    reference.fit(np.concatenate(utts))
+    np.testing.assert_allclose(models.arrays["means"][0], reference.means, rtol=1e-10)
+
+
+def test_missing_modules_drop_their_systems(monkeypatch):
+    monkeypatch.setitem(sys.modules, "emkit.plda", None)            # import raises ImportError
+    monkeypatch.setitem(sys.modules, "emkit.factor_analysis", None)
+    lines = []
+    cfg = DemoConfig(**{**SMALL.__dict__, "systems": ("gmm-map", "isv", "jfa", "ivector-plda")})
+    result = run_demo(None, seed=0, config=cfg, progress=True, echo=lines.append)  # bars on
+    assert [r[0] for r in result.rows] == ["gmm-map"]
+    assert set(result.skipped) == {"isv", "jfa", "ivector-plda"} and result.failed == {}
+    text = "\n".join(lines)
+    assert "note: ISV skipped" in text
+    assert "note: i-vector, PLDA skipped: emkit.plda is not available" in text
+
+
+def test_a_failing_system_is_reported_and_the_others_still_run(monkeypatch):
+    from emkit.factor_analysis import ISVMachine
+
+    def broken(self, X, y=None):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(ISVMachine, "fit", broken)
+    cfg = DemoConfig(**{**SMALL.__dict__, "systems": ("gmm-map", "isv")})
+    lines = []
+    result = run_demo(None, seed=0, config=cfg, progress=False, echo=lines.append)
+    assert [r[0] for r in result.rows] == ["gmm-map"]
+    assert result.failed == {"isv": "RuntimeError: simulated failure"}
+    assert "error: ISV failed: RuntimeError: simulated failure" in "\n".join(lines)
+
+
+def test_unknown_system_is_refused():
+    with pytest.raises(ValueError, match="unknown system"):
+        run_demo(None, config=DemoConfig(systems=("gmm-map", "svm")), echo=quiet)
