@@ -76,7 +76,7 @@ def test_bad_input():
     X, y = FIX["wccn_rand_X"], FIX["wccn_rand_y"]
     with pytest.raises(NotFittedError):
         WCCN().transform(X)
-    with pytest.raises(ValueError, match="y is required"):
+    with pytest.raises(ValueError, match="requires y"):
         WCCN().fit(X, None)
     with pytest.raises(ValueError, match=re.escape("one label per row of X (60); got 59")):
         WCCN().fit(X, y[:-1])
@@ -84,5 +84,9 @@ def test_bad_input():
         WCCN().fit(np.c_[X, X[:, :1]], y)  # duplicated column
     with pytest.raises(ValueError, match="X has 4 features"):
         WCCN().fit(X, y).transform(X[:, :4])
+    with pytest.raises(ValueError, match="n_samples = 1"):
+        WCCN().fit(X[:1], y[:1])
+    with pytest.raises(ValueError, match="2D array"):
+        WCCN().fit(X, y).transform(X[0])  # the reference failed on 1-D input too
     with pytest.raises(ValueError, match="NaN"):
         WCCN().fit(np.where(X > 3, np.nan, X), y)

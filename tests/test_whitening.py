@@ -42,6 +42,8 @@ def test_bad_input():
     X = FIX["white_a_X"]
     with pytest.raises(NotFittedError):
         Whitening().transform(X)
+    white = Whitening().fit(X)
+    np.testing.assert_allclose(white.transform(X[3]), white.transform(X)[3], rtol=1e-14)  # 1-D: (D,)
     with pytest.raises(ValueError, match="at least 2 samples"):
         Whitening().fit(X[:1])
     with pytest.raises(ValueError, match="singular"):

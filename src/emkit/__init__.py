@@ -10,11 +10,14 @@ from ._config import config_context, get_config, set_config
 from .calibration import LinearCalibration
 from .factor_analysis import ISVMachine, JFAMachine
 from .gmm import GMMMachine
+from .ivector import IVectorMachine, IVectorStats
 from .kmeans import KMeansMachine
 from .linear_scoring import linear_scoring
 from .plda import PLDA, PLDAEnrollment
 from .score_norm import adaptive_snorm, cohort_scores, snorm, tnorm, znorm, ztnorm
 from .stats import GMMStats
+from .wccn import WCCN
+from .whitening import Whitening
 
 __version__ = "0.1.0"
 
@@ -25,6 +28,10 @@ __all__ = [
     "linear_scoring",
     "ISVMachine",
     "JFAMachine",
+    "IVectorMachine",
+    "IVectorStats",
+    "WCCN",
+    "Whitening",
     "PLDA",
     "PLDAEnrollment",
     "LinearCalibration",

@@ -358,8 +358,7 @@ class IVectorMachine(BaseEstimator):
 
     def __init__(self, ubm: GMMMachine, dim_t: int = 2, convergence_threshold=None,
                  max_iterations=25, update_sigma: bool = True, variance_floor: float = 1e-10,
-                 random_state=None, batch_size=None, **kwargs):
-        super().__init__(**kwargs)
+                 random_state=None, batch_size=None):
         self.ubm = ubm
         self.dim_t = dim_t
         self.convergence_threshold = convergence_threshold

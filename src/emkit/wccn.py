@@ -26,7 +26,10 @@ __all__ = ["WCCN"]
 def _encode_labels(y, n_samples: int):
     """``(classes, codes)`` with ``classes[codes] == y``, for labels of any hashable type."""
     if y is None:
-        raise ValueError("y is required: WCCN needs one class label per row of X")
+        raise ValueError("WCCN requires y to be passed, but the target y is None: one class label "
+                         "per row of X is needed")
+    if not isinstance(y, (list, tuple)):
+        y = np.asarray(y)
     if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype != object:
         classes, codes = np.unique(y, return_inverse=True)
     else:
@@ -63,14 +66,15 @@ class WCCN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     n_features_in_ : int
     """
 
-    def __init__(self, pinv: bool = False, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, pinv: bool = False):
         self.pinv = pinv
 
     def fit(self, X, y) -> "WCCN":
         """Estimate W from rows ``X`` (N, D) and their class labels ``y`` (N,)."""
         X = check_frames(X, "X", ensure_2d=True, owner=type(self).__name__)
         X = np.asarray(X, dtype=np.float64)
+        if X.shape[0] < 2:
+            raise ValueError(f"WCCN needs at least 2 samples; got n_samples = {X.shape[0]}")
         classes, codes = _encode_labels(y, X.shape[0])
         K = len(classes)
         counts = np.bincount(codes, minlength=K)
@@ -90,7 +94,8 @@ class WCCN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """``((X - input_subtract) / input_divide) @ weights``: (N, D) array."""
         check_is_fitted(self, "weights")
-        X = check_frames(X, "X", n_features=self.n_features_in_, owner=type(self).__name__)
+        X = check_frames(X, "X", n_features=self.n_features_in_, ensure_2d=True,
+                         owner=type(self).__name__)
         X = np.asarray(X, dtype=np.float64)
         return ((X - self.input_subtract) / self.input_divide) @ self.weights
 

@@ -21,7 +21,7 @@ import scipy.linalg
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_frames
+from ._validation import check_frames, is_dask_collection
 
 __all__ = ["Whitening"]
 
@@ -71,8 +71,7 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     n_features_in_ : int
     """
 
-    def __init__(self, pinv: bool = False, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, pinv: bool = False):
         self.pinv = pinv
 
     def fit(self, X, y=None) -> "Whitening":
@@ -80,8 +79,8 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         X = check_frames(X, "X", ensure_2d=True, owner=type(self).__name__)
         X = np.asarray(X, dtype=np.float64)
         if X.shape[0] < 2:
-            raise ValueError("X must have at least 2 samples to estimate a covariance; got shape "
-                             f"{X.shape}")
+            raise ValueError("X must have at least 2 samples to estimate a covariance; got "
+                             f"n_samples = {X.shape[0]}")
         cov = np.atleast_2d(np.cov(X, rowvar=False))
         self.weights = inverse_cholesky_factor(cov, bool(self.pinv), "covariance of X")
         self.input_subtract = X.mean(axis=0)
@@ -90,8 +89,12 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         return self
 
     def transform(self, X) -> np.ndarray:
-        """``((X - input_subtract) / input_divide) @ weights``: (N, D) array."""
+        """``((X - input_subtract) / input_divide) @ weights``: (N, D), or (D,) for one 1-D sample."""
         check_is_fitted(self, "weights")
+        if not is_dask_collection(X):
+            X = np.asarray(X)
+        one_sample = X.ndim == 1  # the reference returned (D,) for one 1-D sample
         X = check_frames(X, "X", n_features=self.n_features_in_, owner=type(self).__name__)
         X = np.asarray(X, dtype=np.float64)
-        return ((X - self.input_subtract) / self.input_divide) @ self.weights
+        out = ((X - self.input_subtract) / self.input_divide) @ self.weights
+        return out[0] if one_sample else out
