@@ -9,14 +9,14 @@ import textwrap
 import numpy as np
 import pytest
 
-from emkit import GMMMachine, KMeansMachine
+from emkit import GMMMachine, IVectorMachine, KMeansMachine
 
 CHILD = textwrap.dedent("""
     import os, signal, sys
     import numpy as np
     import emkit._checkpoint as ck
     import emkit.gmm as gmm
-    from emkit import GMMMachine, KMeansMachine
+    from emkit import GMMMachine, IVectorMachine, KMeansMachine
 
     kind, path, kill_after, where = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     X = np.load(sys.argv[5])
@@ -39,6 +39,11 @@ CHILD = textwrap.dedent("""
     if kind == "gmm":
         GMMMachine(4, update_variances=True, update_weights=True, max_fitting_steps=12,
                    convergence_threshold=None, checkpoint=path).fit(X)
+    elif kind == "ivector":
+        from emkit import IVectorMachine
+        ubm = GMMMachine(4, max_fitting_steps=5).fit(X)
+        IVectorMachine(ubm, dim_t=3, max_iterations=12, random_state=1, checkpoint=path).fit(
+            ubm.transform(np.array_split(X, 40)))
     else:
         KMeansMachine(4, max_iter=12, convergence_threshold=None, checkpoint=path).fit(X)
 """)
@@ -50,6 +55,9 @@ def _data():
 
 
 def _make(kind, path):
+    if kind == "ivector":
+        return IVectorMachine(GMMMachine(4, max_fitting_steps=5).fit(_data()), dim_t=3, max_iterations=12,
+                              random_state=1, checkpoint=path)
     if kind == "gmm":
         return GMMMachine(4, update_variances=True, update_weights=True, max_fitting_steps=12,
                           convergence_threshold=None, checkpoint=path)
@@ -57,7 +65,7 @@ def _make(kind, path):
 
 
 @pytest.mark.parametrize("kind, where, kill_after", [("gmm", "after-save", 5), ("gmm", "mid-iteration", 4),
-                                                      ("kmeans", "after-save", 3)])
+                                                      ("kmeans", "after-save", 3), ("ivector", "after-save", 4)])
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, kind, where, kill_after):
     X = _data()
     np.save(tmp_path / "X.npy", X)
@@ -68,17 +76,25 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, kind, where, k
     assert ckpt.exists()
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]  # no half-written file left
 
-    resumed = _make(kind, ckpt).fit(X)
-    straight = _make(kind, None).fit(X)
+    def fit(machine):
+        if kind == "ivector":
+            return machine.fit(machine.ubm.transform(np.array_split(X, 40)))
+        return machine.fit(X)
+
+    resumed = fit(_make(kind, ckpt))
+    straight = fit(_make(kind, None))
     assert resumed.n_iter_ == straight.n_iter_ == 12
     if kind == "gmm":
         for name in ("means", "variances", "weights"):
             np.testing.assert_array_equal(getattr(resumed, name), getattr(straight, name))
+    elif kind == "ivector":
+        np.testing.assert_array_equal(resumed.T, straight.T)
+        np.testing.assert_array_equal(resumed.sigma, straight.sigma)
     else:
         np.testing.assert_array_equal(resumed.centroids_, straight.centroids_)
 
     # a finished checkpoint returns the final state without training again
-    again = _make(kind, ckpt).fit(X)
+    again = fit(_make(kind, ckpt))
     assert again.n_iter_ == 12
 
 

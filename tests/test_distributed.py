@@ -60,6 +60,21 @@ def test_kmeans_on_the_cluster(client):
     assert max_rel_diff(got.centroids_, ref.centroids_) < 1e-10
 
 
+def test_ivector_training_on_the_cluster(client):
+    import dask.bag as db
+
+    from emkit import IVectorMachine
+
+    X = _data(seed=2)
+    ubm = _gmm().fit(X)
+    stats = ubm.transform(np.array_split(X, 60))
+    ref = IVectorMachine(ubm, dim_t=4, max_iterations=4, random_state=0).fit(stats)
+    got = IVectorMachine(ubm, dim_t=4, max_iterations=4, random_state=0).fit(
+        db.from_sequence(stats, npartitions=5))
+    assert max_rel_diff(got.T, ref.T) < 1e-10
+    assert max_rel_diff(got.sigma, ref.sigma) < 1e-10
+
+
 @pytest.mark.filterwarnings("ignore:Sending large graph")
 def test_a_worker_killed_mid_iteration_does_not_change_the_result(client):
     X = _data(n=240_000, d=16, seed=3)

@@ -246,7 +246,7 @@ def test_params_clone_and_pickle(trained, tmp_path):
     machine, train, test = trained["small"]
     params = machine.get_params(deep=False)
     assert set(params) == {"ubm", "dim_t", "convergence_threshold", "max_iterations", "update_sigma",
-                           "variance_floor", "random_state", "batch_size"}
+                           "variance_floor", "random_state", "batch_size", "checkpoint"}
     copy = clone(machine)
     assert copy.T is None and copy.ubm is not machine.ubm
     np.testing.assert_allclose(copy.fit(train).T, machine.T, rtol=1e-12)  # the clone keeps a trained UBM

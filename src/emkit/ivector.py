@@ -52,7 +52,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
 from ._backend import is_dask_collection, map_ordered, map_reduce, n_threads, single_threaded_blas
-from ._em import run_em
+from ._checkpoint import resumable_em
 from ._kernels import ivector as kiv
 from ._validation import check_positive_int, check_random_state
 from .gmm import GMMMachine
@@ -341,6 +341,9 @@ class IVectorMachine(BaseEstimator):
         ``np.random.seed(int)``.  The global generator is never reseeded.
     batch_size : int or None
         Utterances per E-step batch.  None: as many as fit in 64 MB per (batch, R, R) array.
+    checkpoint : path or None
+        Resumable training (see :class:`emkit.GMMMachine`): T and sigma are saved atomically
+        after every iteration, and the same ``fit`` started again resumes from there.
 
     Attributes
     ----------
@@ -358,7 +361,7 @@ class IVectorMachine(BaseEstimator):
 
     def __init__(self, ubm: GMMMachine, dim_t: int = 2, convergence_threshold=None,
                  max_iterations=25, update_sigma: bool = True, variance_floor: float = 1e-10,
-                 random_state=None, batch_size=None):
+                 random_state=None, batch_size=None, checkpoint=None):
         self.ubm = ubm
         self.dim_t = dim_t
         self.convergence_threshold = convergence_threshold
@@ -367,6 +370,7 @@ class IVectorMachine(BaseEstimator):
         self.variance_floor = variance_floor
         self.random_state = random_state
         self.batch_size = batch_size
+        self.checkpoint = checkpoint
         self.dim_c = None
         self.dim_d = None
         self.T = None
@@ -418,8 +422,13 @@ class IVectorMachine(BaseEstimator):
         if not is_dask_collection(X):  # fail before the expensive initialisation
             _stack_batch(X[:1], C, D, 0, "X")
         self.dim_c, self.dim_d = C, D
-        self.T = self._initial_T((C, D, self.dim_t))
-        self.sigma = np.array(ubm.variances, dtype=np.float64, copy=True)
+
+        def initialize():
+            self.T = self._initial_T((C, D, self.dim_t))
+            self.sigma = np.array(ubm.variances, dtype=np.float64, copy=True)
+
+        def restore(arrays):
+            self.T, self.sigma = arrays["T"], arrays["sigma"]
 
         def e_step_():
             pre = kiv.Precomputed.from_parameters(np.asarray(ubm.means, dtype=np.float64), self.T,
@@ -434,9 +443,11 @@ class IVectorMachine(BaseEstimator):
 
         # emkit parallelises with its own threads; BLAS threads on top only oversubscribe the cores
         with single_threaded_blas():
-            result = run_em(e_step_, m_step_, max_iterations=self.max_iterations,
-                            convergence_threshold=self.convergence_threshold, name="IVector",
-                            quantity="average log-likelihood per utterance")
+            result = resumable_em(self, X, initialize=initialize, set_state=restore,
+                                  get_state=lambda: {"T": self.T, "sigma": self.sigma},
+                                  e_step=e_step_, m_step=m_step_, max_iterations=self.max_iterations,
+                                  convergence_threshold=self.convergence_threshold, name="IVector",
+                                  quantity="average log-likelihood per utterance")
         self.n_iter_ = result.n_iter
         self.log_likelihood_ = result.history
         return self
