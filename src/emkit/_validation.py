@@ -60,6 +60,12 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
             X = X[None, :]
         if X.ndim != 2:
             raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got a {X.ndim}-D dask array")
+    elif _is_plain_float_matrix(X, ensure_2d, allow_empty):
+        # the common case (one utterance, a frame matrix): skip check_array's generic overhead
+        if not np.isfinite(np.add.reduce(X, axis=None)):  # NaN/inf propagate through a sum...
+            check_finite(X, name)  # ...and an overflowing sum is re-checked element-wise
+        if X.ndim == 1:
+            X = X[None, :]
     else:
         X = check_array(X, accept_sparse=False, dtype="numeric", ensure_2d=ensure_2d, allow_nd=False,
                         ensure_min_samples=0 if allow_empty else 1, ensure_all_finite=True,
@@ -79,8 +85,15 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
     return X
 
 
+def _is_plain_float_matrix(X, ensure_2d: bool, allow_empty: bool) -> bool:
+    return (type(X) is np.ndarray and X.dtype.kind == "f" and X.dtype.itemsize >= 4
+            and (X.ndim == 2 or (X.ndim == 1 and not ensure_2d))
+            and X.size > 0 and X.shape[-1] > 0 and (allow_empty or X.shape[0] > 0))
+
+
 def check_finite(X, name: str) -> None:
     """Raise when an array holds NaN or inf (the reference propagated them silently)."""
     if X.dtype.kind == "f" and not np.isfinite(X).all():
         bad = np.argwhere(~np.isfinite(X))[0]
-        raise ValueError(f"{name} contains NaN or infinity (first at index {tuple(int(i) for i in bad)})")
+        kind = "NaN" if np.isnan(X[tuple(bad)]) else "infinity"
+        raise ValueError(f"Input {name} contains {kind} (first at index {tuple(int(i) for i in bad)})")

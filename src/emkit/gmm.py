@@ -41,7 +41,8 @@ def _block_rows() -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int) -> GMMStats:
+def _stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: bool = True) -> GMMStats:
+    """Statistics of the rows of ``X``; without ``second_order``, ``sum_pxx`` is left at zero."""
     X = np.atleast_2d(np.asarray(X))
     C, D = coef.n_gaussians, coef.n_features
     stats = GMMStats.__new__(GMMStats)
@@ -49,7 +50,7 @@ def _stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int) -> GMMStats:
     if X.shape[0] == 0:
         stats.init_fields(0.0, 0)
         return stats
-    ll, n, sum_px, sum_pxx = kg.accumulate_statistics(X, coef, block_rows)
+    ll, n, sum_px, sum_pxx = kg.accumulate_statistics(X, coef, block_rows, second_order)
     stats.init_fields(ll, int(X.shape[0]), n, sum_px, sum_pxx)
     return stats
 
@@ -319,7 +320,7 @@ class GMMMachine(BaseEstimator):
     @variances.setter
     def variances(self, variances):
         self._variances = np.maximum(self.variance_thresholds, variances)
-        self._g_norms = kg.g_norms(self._variances)
+        self._g_norms = None  # recomputed on demand
 
     @property
     def variance_thresholds(self):
@@ -397,7 +398,7 @@ class GMMMachine(BaseEstimator):
         if self.compute_dtype not in _DTYPES:
             raise ValueError(f"compute_dtype must be 'float64' or 'float32'; got {self.compute_dtype!r}")
         return kg.DiagGMMCoefficients.from_parameters(self.means, self.variances, self.log_weights,
-                                                      _DTYPES[self.compute_dtype])
+                                                      _DTYPES[self.compute_dtype], norms=self.g_norms)
 
     def _check_data(self, data, name="data", allow_empty=True):
         return check_frames(data, name, n_features=self.means.shape[1], allow_empty=allow_empty,
@@ -491,7 +492,8 @@ class GMMMachine(BaseEstimator):
                 self.variances = np.ones_like(self.means, dtype=float)
 
         def e_step_():
-            stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows())
+            # the M-step only reads sum_pxx when it updates variances
+            stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows(), self.update_variances)
             return _check_stats_finite(stats)
 
         def m_step_(stats):

@@ -37,7 +37,9 @@ class DiagGMMCoefficients:
     coef: np.ndarray  # (2D+1, C) in the compute dtype
 
     @classmethod
-    def from_parameters(cls, means, variances, log_weights, dtype=np.float64) -> "DiagGMMCoefficients":
+    def from_parameters(cls, means, variances, log_weights, dtype=np.float64,
+                        norms=None) -> "DiagGMMCoefficients":
+        """``norms`` may pass the cached ``g_norms(variances)``."""
         means = np.asarray(means, dtype=np.float64)
         variances = np.asarray(variances, dtype=np.float64)
         C, D = means.shape
@@ -47,8 +49,9 @@ class DiagGMMCoefficients:
         coef = np.empty((2 * D + 1, C), dtype=np.float64)
         coef[:D] = -0.5 * precision.T
         coef[D : 2 * D] = (centred * precision).T
+        g = g_norms(variances) if norms is None else norms
         coef[2 * D] = np.asarray(log_weights, dtype=np.float64) - 0.5 * (
-            g_norms(variances) + np.sum(centred * centred * precision, axis=1)
+            g + np.sum(centred * centred * precision, axis=1)
         )
         return cls(shift=shift, coef=np.ascontiguousarray(coef, dtype=dtype))
 
@@ -113,24 +116,27 @@ def log_likelihood(X: np.ndarray, coefficients: DiagGMMCoefficients, block_rows:
 
 
 def accumulate_statistics(X: np.ndarray, coefficients: DiagGMMCoefficients,
-                          block_rows: int = DEFAULT_BLOCK_ROWS):
+                          block_rows: int = DEFAULT_BLOCK_ROWS, second_order: bool = True):
     """Zeroth, first and second order statistics of the rows of ``X``.
 
-    Returns ``(log_likelihood_sum, n (C,), sum_px (C, D), sum_pxx (C, D))`` in float64,
-    whatever the compute dtype.  Memory: O(block_rows * (C + 2D)), independent of N.
+    Returns ``(log_likelihood_sum, n (C,), sum_px (C, D), sum_pxx (C, D) or None)`` in float64,
+    whatever the compute dtype.  ``second_order=False`` skips ``sum_pxx`` (a third less work in
+    the statistics product, for M-steps that do not update variances).  Memory:
+    O(block_rows * (C + 2D)), independent of N.
     """
     N, D = X.shape
     C = coefficients.n_gaussians
     dtype = coefficients.coef.dtype
     shift = coefficients.shift
-    acc = np.zeros((C, 2 * D + 1), dtype=np.float64)
+    first = 0 if second_order else D  # the statistics use design columns [first:]
+    acc = np.zeros((C, 2 * D + 1 - first), dtype=np.float64)
     total_ll = 0.0
     B = min(block_rows, max(N, 1))
     design = np.empty((B, 2 * D + 1), dtype=dtype)
     L = np.empty((B, C), dtype=dtype)
     row_max = np.empty(B, dtype=dtype)
     row_sum = np.empty(B, dtype=dtype)
-    partial = np.empty((C, 2 * D + 1), dtype=dtype)
+    partial = np.empty(acc.shape, dtype=dtype)
     for start in range(0, N, block_rows):
         n = min(start + block_rows, N) - start
         d = fill_design(X[start : start + n], shift, design[:n])
@@ -138,12 +144,15 @@ def accumulate_statistics(X: np.ndarray, coefficients: DiagGMMCoefficients,
         _log_normalise_rows(Lb, row_max[:n], row_sum[:n])
         total_ll += float(np.sum(row_max[:n], dtype=np.float64) + np.sum(np.log(row_sum[:n]), dtype=np.float64))
         # responsibilities are exp(L)/row_sum: scale the (B, 2D+1) design rows instead of the (B, C) block
-        np.divide(d, row_sum[:n, None], out=d)
-        np.matmul(Lb.T, d, out=partial)
+        used = d[:, first:]
+        np.divide(used, row_sum[:n, None], out=used)
+        np.matmul(Lb.T, used, out=partial)
         acc += partial
     # back from shifted moments to moments of x
-    n_c = acc[:, 2 * D]
-    first_shifted = acc[:, D : 2 * D]
+    n_c = acc[:, -1]
+    first_shifted = acc[:, -1 - D : -1]
     sum_px = first_shifted + n_c[:, None] * shift
-    sum_pxx = acc[:, :D] + 2.0 * shift * first_shifted + n_c[:, None] * (shift * shift)
+    sum_pxx = None
+    if second_order:
+        sum_pxx = acc[:, :D] + 2.0 * shift * first_shifted + n_c[:, None] * (shift * shift)
     return total_ll, n_c.copy(), sum_px, sum_pxx
