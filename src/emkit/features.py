@@ -31,16 +31,16 @@ the target directory, renamed when complete), so an error never leaves a partial
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .io.atomic import atomic_write
 
 __all__ = ["FeatureError", "read_features", "read_feature_sources", "read_kaldi_ark",
            "read_kaldi_scp", "read_id_map", "read_id_lists", "Trials", "read_trials",
@@ -74,30 +74,6 @@ def check_writable(path) -> Path:
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {str(path)!r}: it is a directory")
     return path
-
-
-@contextlib.contextmanager
-def atomic_write(path, mode: str = "w"):
-    """Yield a file object at a temporary name next to ``path``; rename it to ``path`` on success.
-
-    ``mode`` is ``"w"`` (text, UTF-8) or ``"wb"``.  On any exception the temporary file is
-    removed and ``path`` is left as it was.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".emkit-", suffix=".tmp", dir=directory)
-    try:
-        text_args = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
-        with os.fdopen(fd, mode, **text_args) as f:
-            yield f
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------

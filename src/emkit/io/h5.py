@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 
 import h5py
 import numpy as np
+
+from .atomic import atomic_path
 
 #: Root attribute naming the emkit class stored in a file of emkit's versioned layout.
 CLASS_ATTR = "emkit_class"
@@ -26,23 +27,9 @@ def _is_path(obj) -> bool:
 @contextlib.contextmanager
 def atomic_h5_write(path):
     """Yield an ``h5py.File`` open for writing at a temporary name; rename it to ``path`` on success."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot write {path!r}: directory {directory!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".emkit-", suffix=".h5.tmp", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".h5.tmp") as tmp:
         with h5py.File(tmp, "w") as handle:
             yield handle
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager
