@@ -9,10 +9,12 @@ client for its 10 probe templates).  Session statistics are computed once by emk
 the reference through a temporary .npz, so both libraries train from identical ``GMMStats``.
 
 Times are the best of ``--repeat`` runs (``--reference-repeat`` for the reference), as wall-clock
-and as process CPU time.  On a shared machine the CPU time is the steadier measure; note that the
-reference's numpy keeps two BLAS threads busy (its CPU time is about twice its wall time) while
-emkit's passes run on one thread, so the wall-clock ratio compares two cores against one.  The
-load average is printed.  Peak memory is tracemalloc's peak during one training run.
+and as process CPU time.  Both libraries use the machine's cores: the reference's numpy through
+two BLAS threads (its CPU time is about twice its wall time, busy-waiting included), emkit's
+training through one thread per core over blocks of sessions (enrolment and scoring are
+single-threaded in both).  Other processes on the machine slow both down, unevenly: the load
+average is printed before and after; compare runs made on a quiet machine.  Peak memory is
+tracemalloc's peak during one training run (emkit's includes its stacked copy of the statistics).
 
     python benchmarks/factor_analysis.py [--reference-python /work/refenv/venv/bin/python]
                                          [--classes 100] [--sessions 8] [--frames 200]

@@ -139,9 +139,10 @@ def test_session_chunk_matches_a_loop_over_sessions(with_y):
         stats = GMMStats(C, D)
         stats.init_fields(0.0, 1, n[s], F[s].reshape(C, D), np.zeros((C, D)))
         pairs.append((int(codes[s]), stats))
-    params = fa._session_params(K, y if with_y else None, class_sums=True)
+    offsets = (y @ V.T) if with_y else None
+    params = fa._session_params(K, offsets)
     acc = session_chunk(pairs, params)
-    A2 = fa._U_accumulator(acc)
+    A2 = fa._U_accumulator(acc, offsets)
     uprod = kfa.subspace_products(U, var)
     A1_ref, A2_ref, G_ref = np.zeros((C, 2, 2)), np.zeros((C * D, 2)), np.zeros((K, C, 2))
     for s in range(len(n)):
@@ -180,3 +181,95 @@ def test_module_helpers():
     )  # not mutated
     s1, s2 = reduce_iadd([a, a], [b, b])
     assert np.array_equal(s1, [2.0, 2.0]) and np.array_equal(s2, [4.0, 4.0])
+
+
+# -- kernels of the fast paths (blocks of sessions, single probes) --------------------------------
+
+
+@pytest.mark.parametrize("S", [1, 2, 4, 7])
+def test_project_rows_and_symmetric_sums(S):
+    rng, var, W, n, F, _ = _problem(C=40, S=S)
+    np.testing.assert_allclose(kfa.project_rows(F, W), F @ W, rtol=1e-13)
+    np.testing.assert_allclose(kfa.project_rows(F[0], W), F[0] @ W, rtol=1e-13)
+    M = rng.normal(size=(40, 3, 3))
+    M = M + M.transpose(0, 2, 1)
+    cov = rng.normal(size=(S, 3, 3))
+    cov = cov + cov.transpose(0, 2, 1)
+    x = rng.normal(size=(S, 3))
+    for weights in (n, n.T):  # fewer and more rows than the packing threshold
+        expected = np.einsum("ij,jab->iab", weights, M if weights is n else cov)
+        got = kfa.symmetric_weighted_sum(weights, M if weights is n else cov)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    expected = sum(n[s][:, None, None] * (cov[s] + np.outer(x[s], x[s])) for s in range(S))
+    np.testing.assert_allclose(kfa.second_moments(n, cov, x), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        kfa.second_moments(n[:, :5], cov, x), expected[:5], rtol=1e-12, atol=1e-12
+    )
+
+
+def test_centred_projections_and_single_solves():
+    rng, var, W, n, F, _ = _problem(C=4, D=3, r=3, S=5)
+    C, D = var.shape
+    m = rng.normal(size=C * D)
+    Wov = W / var.ravel()[:, None]
+    wprod = kfa.subspace_products(W, var)
+    products = kfa.projection_products(kfa.weighted_blocks(m, Wov, C), wprod)
+    precision, b = kfa.centred_projections(n, F, Wov, products)
+    for s in range(len(n)):
+        np.testing.assert_allclose(
+            precision[s], np.eye(3) + np.einsum("c,cij->ij", n[s], wprod), rtol=1e-12
+        )
+        np.testing.assert_allclose(b[s], Wov.T @ (F[s] - np.repeat(n[s], D) * m), rtol=1e-11)
+        one_precision, one_b = kfa.centred_projections(n[s], F[s], Wov, products)
+        np.testing.assert_allclose(one_precision, precision[s], rtol=1e-14)
+        np.testing.assert_allclose(one_b, b[s], rtol=1e-14)
+        np.testing.assert_allclose(
+            kfa.spd_solve(precision[s], b[s]), np.linalg.solve(precision[s], b[s]), rtol=1e-12
+        )
+    many = np.concatenate([precision] * 2)  # more than the few solved one by one
+    rhs = rng.normal(size=(len(many), 3, 2))
+    np.testing.assert_allclose(kfa.spd_solve(many, rhs), np.linalg.solve(many, rhs), rtol=1e-12)
+    L = np.linalg.cholesky(many)
+    np.testing.assert_allclose(
+        kfa.lower_inverse(L) @ L, np.broadcast_to(np.eye(3), L.shape), atol=1e-13
+    )
+    with pytest.raises(np.linalg.LinAlgError):
+        kfa.spd_solve(-precision[0], b[0])
+
+
+def test_per_class_terms_match_loops():
+    rng, var, W, n, F, codes = _problem(C=3, D=2, r=2, S=9, K=4)
+    C, D = var.shape
+    K, r = 4, 2
+    x = rng.normal(size=(len(n), r))
+    G = kfa.class_weighted_sums(codes, n, x, K)
+    # dense per-class slots, on the classes present (local indices)
+    present, local = np.unique(codes, return_inverse=True)
+    np.testing.assert_allclose(
+        kfa.slot_class_sums(local, n, x, len(present)), G[present], rtol=1e-12, atol=1e-14
+    )
+    # U_c^T Sigma_c^-1 o_kc per class and Gaussian, and sum_c n_sc Q[k(s), c] per session
+    offsets = rng.normal(size=(K, C * D))
+    Q = kfa.block_projections(offsets, W, C)
+    for k in range(K):
+        for c in range(C):
+            rows = slice(c * D, (c + 1) * D)
+            np.testing.assert_allclose(Q[k, c], W[rows].T @ offsets[k, rows], rtol=1e-12)
+    terms = kfa.class_offset_terms(kfa.class_weights(codes, n, K), Q)
+    for s in range(len(n)):
+        expected = sum(n[s, c] * Q[codes[s], c] for c in range(C))
+        np.testing.assert_allclose(terms[s], expected, rtol=1e-12, atol=1e-14)
+    # the Gaussian-major (C, D, K) layout gives the same products
+    major = kfa.per_gaussian_products(W, G, C, gaussian_major=True)
+    np.testing.assert_array_equal(kfa.gaussian_major(kfa.per_gaussian_products(W, G, C), C), major)
+    np.testing.assert_allclose(
+        kfa.offset_outer_products(kfa.gaussian_major(offsets, C), G),
+        kfa.offset_outer_products(offsets, G),
+        rtol=1e-14,
+    )
+    # the ISV gain: D z = gain * centred
+    Dd, N_sv = rng.uniform(0.1, 1, C * D), np.repeat(n[:2], D, axis=1)
+    z, _ = kfa.diagonal_posterior(N_sv, F[:2], Dd, var.ravel())
+    np.testing.assert_allclose(
+        kfa.diagonal_gain(N_sv, Dd, var.ravel()) * F[:2], Dd * z, rtol=1e-14, atol=1e-15
+    )

@@ -8,15 +8,25 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from ._backend import is_dask_collection, map_reduce, single_threaded_blas
+from ._backend import (
+    is_dask_collection,
+    map_reduce,
+    n_threads,
+    single_threaded_blas,
+)
 from ._factor_analysis_data import (
+    SessionAccumulator,
     SessionParams,
+    block_terms,
+    map_in_threads,
+    session_chunk,
     check_stats,
     class_totals_chunk,
     prepare_training_set,
@@ -31,17 +41,26 @@ logger = logging.getLogger("emkit")
 
 EPSILON = np.finfo(float).eps
 
-#: Threads for a pass over an in-memory list of sessions.  Each session is C*D floats and a pass
-#: is two memory-bound products per block: on the 2-core development machine two threads were
-#: slower than one (more CPU time and more wall time), so in-memory passes run in one thread.
-#: Dask inputs are spread by dask's scheduler.
-SESSION_THREADS = 1
+#: Threads for a pass over in-memory sessions (None: the CPUs this process may use).  The blocks
+#: of sessions go to the threads as they come (one BLAS thread each) and their terms are added in
+#: block order, so the numbers do not depend on the thread count.  On the 2-core development
+#: machine (ISV benchmark size, best of repeated runs), a pass took ~10 ms on two threads and
+#: ~15 ms on one when idle; with another process keeping a core busy, two threads were about as
+#: fast as one (ISV) or faster (JFA).  Dask inputs are spread by dask's scheduler.
+SESSION_THREADS = None
+
+
+def _session_threads() -> int:
+    return n_threads() if SESSION_THREADS is None else SESSION_THREADS
+
+
+_NO_CONTEXT = contextlib.nullcontext()
 
 
 def _blas_for(rows: int):
     """One BLAS thread for products with more than a couple of rows (threads only cost there);
     below that, not even the cost of switching."""
-    return single_threaded_blas() if rows > 2 else contextlib.nullcontext()
+    return single_threaded_blas() if rows > 2 else _NO_CONTEXT
 
 
 def _one_blas_thread(method):
@@ -54,6 +73,24 @@ def _one_blas_thread(method):
             return method(*args, **kwargs)
 
     return wrapper
+
+
+def _same(cached: np.ndarray, value) -> bool:
+    """``np.array_equal`` for a cached float64 array, with less overhead (called per score)."""
+    value = np.asarray(value)
+    return cached.shape == value.shape and bool((cached == value).all())
+
+
+def _all_finite(*arrays) -> bool:
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+def _raise_non_finite(n, F, t):
+    """A score came out NaN or infinite: a NaN or infinity in the inputs always ends up there
+    (scores check their result instead of every input), so find which input it was."""
+    if not _all_finite(n, F, t):
+        raise ValueError("data holds statistics with NaN or infinity")
+    raise ValueError("the model (latent variables) holds NaN or infinity")
 
 
 def _transform_block(ubm, block):
@@ -205,6 +242,14 @@ class FactorAnalysisBase(ReferenceStepsMixin, BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         return all(self.__dict__.get("_" + k) is not None for k in self._param_names())
 
+    def _scoring_constants(self, action: str):
+        """The derived constants of a fitted machine (raises if it is not fitted)."""
+        c = self._cached_constants()
+        if c is None:
+            self._check_fitted(action)
+            c = self._derived()
+        return c
+
     def _check_fitted(self, action: str):
         missing = [k for k in self._param_names() if self.__dict__.get("_" + k) is None]
         if missing:
@@ -278,19 +323,28 @@ class FactorAnalysisBase(ReferenceStepsMixin, BaseEstimator):
                 raise ValueError(f"{name} contains NaN or infinity")
 
     # -- constants derived from the parameters (cached) ------------------------------------------
-    def _derived(self):
-        """UBM supervectors and U/V-derived constants, rebuilt when U, V or the UBM changes."""
-        ubm = self._trained_ubm()
-        U, V = self._get("U"), self.__dict__.get("_V")
-        c = self.__dict__.get("_cache")
+    def _cached_constants(self):
+        """The derived constants if they are up to date, else None (called once per score)."""
+        c, state = self.__dict__.get("_cache"), self.__dict__
         if (
             c is not None
-            and c["U"] is U
-            and c["V"] is V
-            and np.array_equal(c["means"], ubm.means)
-            and np.array_equal(c["variances"], ubm.variances)
+            and c["U"] is state.get("_U")
+            and c["V"] is state.get("_V")
+            and c["D"] is state.get("_D")
+            and c["ubm"] is self.ubm
+            and _same(c["means"], self.ubm.means)
+            and _same(c["variances"], self.ubm.variances)
         ):
             return c
+        return None
+
+    def _derived(self):
+        """UBM supervectors and U/V-derived constants, rebuilt when U, V, D or the UBM changes."""
+        c = self._cached_constants()
+        if c is not None:
+            return c
+        ubm = self._trained_ubm()
+        U, V, Dd = self._get("U"), self.__dict__.get("_V"), self.__dict__.get("_D")
         means = np.array(ubm.means, dtype=np.float64)
         variances = np.array(ubm.variances, dtype=np.float64)
         var = variances.ravel()
@@ -299,6 +353,9 @@ class FactorAnalysisBase(ReferenceStepsMixin, BaseEstimator):
         c = dict(
             U=U,
             V=V,
+            D=Dd,
+            ubm=ubm,
+            model=None,  # (latents, score terms) of the last model scored, see _model_terms
             means=means,
             variances=variances,
             shape=means.shape,
@@ -309,8 +366,16 @@ class FactorAnalysisBase(ReferenceStepsMixin, BaseEstimator):
             # W_mean[c] = sum_d m_cd U_cd / var_cd: U^T Sigma^-1 (N m) = n @ W_mean
             W_mean=kfa.weighted_blocks(means.ravel(), U_over_var, C),
         )
+        c["n_products"] = kfa.projection_products(c["W_mean"], c["uprod"])  # see _probe_x
         if V is not None:
-            c.update(V_over_var=V / var[:, None], vprod=kfa.subspace_products(V, variances))
+            V_over_var = V / var[:, None]
+            c.update(V_over_var=V_over_var, vprod=kfa.subspace_products(V, variances))
+            c["v_products"] = kfa.projection_products(
+                kfa.weighted_blocks(means.ravel(), V_over_var, C), c["vprod"]
+            )
+            # VtU[c] = V_c^T Sigma_c^-1 U_c, flattened (r_V, C*r_U): y @ VtU = U^T Sigma^-1 V y
+            VtU = np.matmul(V.reshape(C, D, -1).transpose(0, 2, 1), U_over_var.reshape(C, D, -1))
+            c["VtU"] = np.ascontiguousarray(VtU.transpose(1, 0, 2).reshape(V.shape[1], -1))
         self.__dict__["_cache"] = c
         return c
 
@@ -337,36 +402,31 @@ class FactorAnalysisBase(ReferenceStepsMixin, BaseEstimator):
         scale = np.linalg.norm(old)
         return float(np.linalg.norm(new - old) / scale) if scale > 0 else float(np.linalg.norm(new))
 
-    def _session_params(
-        self, n_classes, latent_y=None, accumulate=True, class_sums=False, totals=False
-    ):
+    def _session_params(self, n_classes, class_offsets=None, accumulate=True, totals=False):
+        """:class:`SessionParams` of a pass with the current U; ``class_offsets`` (K, CD) are the
+        ``o_k`` of the statistics' centring ``m + o_k`` (JFA: ``V y_k``), None for zero."""
         c = self._derived()
         (C, D), Uov = c["shape"], c["U_over_var"]
-        Uc = Uov.reshape(C, D, Uov.shape[1])
-        W_mean = c["W_mean"]
-        VtU = None
-        if latent_y is not None:
-            VtU = np.matmul(c["V"].reshape(C, D, -1).transpose(0, 2, 1), Uc)
         return SessionParams(
             shape=c["shape"],
             U_over_var=Uov,
             uprod=c["uprod"],
-            W_mean=W_mean,
+            W_mean=c["W_mean"],
             n_classes=n_classes,
-            latent_y=latent_y,
-            VtU=VtU,
+            offset_proj=None
+            if class_offsets is None
+            else kfa.block_projections(class_offsets, Uov, C),
             accumulate=accumulate,
-            class_sums=class_sums,
             totals=totals,
         )
 
     def _U_accumulator(self, acc, class_offsets=None):
-        """``sum_h (F_h - N_h (m + V y_k + o_k)) x_h^T`` (CD, r_U) from a SessionAccumulator."""
+        """``sum_h (F_h - N_h (m + o_k)) x_h^T`` (CD, r_U) from a SessionAccumulator, with the
+        per-class offsets ``o_k`` (K, CD) (None for zero)."""
         c = self._derived()
-        (C, D), r = c["shape"], acc.g.shape[1]
-        A2 = acc.A2F - (c["means"][:, :, None] * acc.g[:, None, :]).reshape(C * D, r)
-        if acc.H is not None:
-            A2 -= np.matmul(c["V"].reshape(C, D, -1), acc.H).reshape(C * D, r)
+        (C, D), r = c["shape"], acc.G.shape[2]
+        g = acc.G.sum(axis=0)  # sum_h N_h x_h, (C, r)
+        A2 = acc.A2F - (c["means"][:, :, None] * g[:, None, :]).reshape(C * D, r)
         if class_offsets is not None:
             A2 -= kfa.offset_outer_products(class_offsets, acc.G)
         return A2
@@ -383,9 +443,12 @@ class FactorAnalysisBase(ReferenceStepsMixin, BaseEstimator):
             raise ValueError(f"{name} is empty: expected at least one GMMStats")
         return stack_sessions(X, shape, name)
 
-    def _templates(self, data, name="data"):
+    def _templates(self, data, name="data", check_finite=True, shape=None):
         """Summed ``n`` (P, C), ``F`` (P, CD), ``t`` (P,) of P probe templates, and whether ``data``
-        was a single template (a GMMStats or a list of GMMStats) rather than a list of templates."""
+        was a single template (a GMMStats or a list of GMMStats) rather than a list of templates.
+
+        With ``check_finite=False`` the caller checks its results instead (see :meth:`_score`).
+        """
         if isinstance(data, GMMStats):
             data = [data]
         if not isinstance(data, (list, tuple)) or len(data) == 0:
@@ -394,11 +457,23 @@ class FactorAnalysisBase(ReferenceStepsMixin, BaseEstimator):
                 f"{name} must be a non-empty list of GMMStats (one probe template) or a list of "
                 f"such lists; got {got}"
             )
+        shape = self._shape() if shape is None else shape
+        if len(data) == 1 and isinstance(data[0], GMMStats):  # the common case: one probe session
+            s = check_stats(data[0], 0, shape, name)
+            n = np.asarray(s.n, dtype=np.float64).reshape(1, -1)
+            F = np.asarray(s.sum_px, dtype=np.float64).reshape(1, -1)
+            t, single = np.array([s.t], dtype=np.float64), True
+        else:
+            n, F, t, single = self._stack_templates(data, shape, name)
+        if check_finite and not _all_finite(n, F):
+            raise ValueError(f"{name} holds statistics with NaN or infinity")
+        return n, F, t, single
+
+    @staticmethod
+    def _stack_templates(data, shape, name):
         single = not isinstance(data[0], (list, tuple))
         templates = [data] if single else data
-        shape = self._shape()
-        P = len(templates)
-        C, D = shape
+        P, (C, D) = len(templates), shape
         n, F, t = np.empty((P, C)), np.empty((P, C * D)), np.empty(P)
         for p, template in enumerate(templates):
             where = name if single else f"{name}[{p}]"
@@ -413,14 +488,17 @@ class FactorAnalysisBase(ReferenceStepsMixin, BaseEstimator):
                 n_s, F_s = stack_sessions(template, shape, where)
                 n[p], F[p] = n_s.sum(axis=0), F_s.sum(axis=0)
                 t[p] = sum(s.t for s in template)
-        if not (np.isfinite(n).all() and np.isfinite(F).all()):
-            raise ValueError(f"{name} holds statistics with NaN or infinity")
         return n, F, t, single
 
-    def _probe_x(self, c, n, F):
-        """Channel factors of templates (P, r_U): the statistics centred on the UBM mean only."""
-        b = F @ c["U_over_var"] - n @ c["W_mean"]  # U^T Sigma^-1 (F - N m)
-        return kfa.spd_solve(kfa.posterior_precision(n, c["uprod"]), b[:, :, None])[:, :, 0]
+    @staticmethod
+    def _probe_x(c, n, F):
+        """Channel factors of templates (P, r_U): the statistics centred on the UBM mean only.
+
+        ``x = P^-1 b`` with ``P = I + sum_c n_c U_c^T Sigma_c^-1 U_c`` and
+        ``b = U^T Sigma^-1 (F - N m)``: two matrix products, then a Cholesky solve per template.
+        """
+        precision, b = kfa.centred_projections(n, F, c["U_over_var"], c["n_products"])
+        return kfa.spd_solve(precision, b[:, :, None])[:, :, 0]
 
     def estimate_x(self, X) -> np.ndarray:
         """Channel factor of a probe: ``x = L(U, N) U^T Sigma^-1 (F - N m)`` with N, F summed over ``X``.
@@ -435,24 +513,63 @@ class FactorAnalysisBase(ReferenceStepsMixin, BaseEstimator):
         """``U @ estimate_x(X)``, (CD,)."""
         return self._get("U") @ self.estimate_x(X)
 
-    def _score(self, c, offset, data):
-        """Linear scores of the model ``m + offset`` against probe templates (probe offset ``U x``).
+    def _model_terms(self, c, latents, model_offset):
+        """Constants of the linear score of the model ``m + model_offset()`` (see :meth:`_score`).
 
-        ``sum(a * (F - N (m + U x))) / T`` per template with ``a = (M - m) / var`` (0 when
-        ``T <= eps``), evaluated as ``a.F - N.(a m) - N.(W_a x)`` with ``W_a[c] = sum_d a_cd U_cd``:
-        U is read once per model, and no (templates, C*D) temporary is formed.
+        ``a = (M - m) / var`` (CD,), and ``[a_m | W_a]`` (C, 1 + r_U) with
+        ``a_m[c] = sum_d a_cd m_cd`` and ``W_a[c] = sum_d a_cd U_cd``.  They depend on the model
+        only: the last model's are kept (in the derived constants, so a new U, V, D or UBM drops
+        them) and reused while the same ``latents`` are scored, which is how models are used (one
+        model, many probes).
         """
-        n, F, t, single = self._templates(data)
+        cached = c["model"]
+        if cached is not None and all(_same(a, b) for a, b in zip(cached[0], latents)):
+            return cached[1]
         (C, D), m, var = c["shape"], c["m"], c["var"]
+        a = ((model_offset() + m) - m) / var  # the reference's (M - m) / var, rounding included
+        a_m = (a * m).reshape(C, D).sum(axis=1)
+        W_a = kfa.weighted_blocks(a * var, c["U_over_var"], C)
+        terms = (a, np.hstack([a_m[:, None], W_a]))
+        c["model"] = (tuple(np.array(v, copy=True) for v in latents), terms)
+        return terms
+
+    def _score(self, c, latents, model_offset, data):
+        """Linear scores of the model ``m + model_offset()`` against probe templates.
+
+        ``sum(a * (F - N (m + U x))) / T`` per template, with the probe's channel offset ``U x``
+        and ``a = (M - m) / var`` (0 when ``T <= eps``), evaluated as ``a.F - N.a_m - N.(W_a x)``
+        (:meth:`_model_terms`): no (templates, C*D) temporary, U read once per model.
+        """
+        a, model_n_terms = self._model_terms(c, latents, model_offset)
+        if isinstance(data, (list, tuple)) and len(data) == 1 and isinstance(data[0], GMMStats):
+            return self._score_session(c, data[0], a, model_n_terms)
+        n, F, t, single = self._templates(data, check_finite=False, shape=c["shape"])
         with _blas_for(len(n)):
             x = self._probe_x(c, n, F)
-            a = ((offset + m) - m) / var
-            W_a = kfa.weighted_blocks(a * var, c["U_over_var"], C)
-            a_m = (a * m).reshape(C, D).sum(axis=1)
-            scores = F @ a - n @ a_m - np.einsum("pc,pc->p", n, x @ W_a.T)
+            n_terms = n @ model_n_terms  # [N.a_m | N W_a]
+            scores = F @ a - n_terms[:, 0] - (n_terms[:, 1:] * x).sum(axis=1)
+        if not (np.isfinite(scores).all() and np.isfinite(t).all()):
+            _raise_non_finite(n, F, t)
+        if single:
+            t0 = t[0]
+            return np.float64(0.0 if abs(t0) <= EPSILON else scores[0] / t0)
         empty = np.abs(t) <= EPSILON
-        scores = np.where(empty, 0.0, scores / np.where(empty, 1.0, t))
-        return np.float64(scores[0]) if single else scores
+        return np.where(empty, 0.0, scores / np.where(empty, 1.0, t))
+
+    @staticmethod
+    def _score_session(c, s, a, model_n_terms):
+        """:meth:`_score` of one probe session, the reference's usage (one call per probe): the
+        same arithmetic on 1-D arrays, in as few numpy calls as possible."""
+        check_stats(s, 0, c["shape"], "data")
+        n = np.asarray(s.n, dtype=np.float64)
+        F = np.asarray(s.sum_px, dtype=np.float64).reshape(-1)
+        precision, b = kfa.centred_projections(n, F, c["U_over_var"], c["n_products"])
+        x = kfa.spd_solve(precision, b)
+        n_terms = n @ model_n_terms  # [N.a_m | N W_a]
+        score = F @ a - n_terms[0] - n_terms[1:] @ x
+        if not (math.isfinite(score) and math.isfinite(s.t)):
+            _raise_non_finite(n, F, s.t)
+        return np.float64(0.0 if abs(s.t) <= EPSILON else score / s.t)
 
     def _check_latent(self, value, shape, name):
         arr = np.asarray(value, dtype=np.float64)
@@ -478,20 +595,34 @@ class FactorAnalysisBase(ReferenceStepsMixin, BaseEstimator):
         """
         self._validate_hyperparameters()
         shape = self._shape("fit")
-        data = prepare_training_set(X, y, shape)
+        data = prepare_training_set(X, y, shape, _session_threads())
         self._create_missing()
         self.classes_ = data.classes
         self._train(data)
         return self
 
     def _class_totals(self, data):
-        """Per-class sums of the statistics (one pass over the sessions)."""
-        return self._session_pass(class_totals_chunk, data, self._shape(), data.n_classes)
+        """Per-class sums of the statistics (summed while stacking, or one pass over the sessions)."""
+        if data.totals is not None:
+            return data.totals
+        return map_reduce(class_totals_chunk, data.rows, self._shape(), data.n_classes)
 
     @staticmethod
-    def _session_pass(chunk_fn, data, *params):
-        """Sum of ``chunk_fn`` over the sessions of ``data`` (see :data:`SESSION_THREADS`)."""
-        return map_reduce(chunk_fn, data.rows, *params, threads=SESSION_THREADS)
+    def _session_pass(data, params):
+        """The E-step over all sessions: a :class:`SessionAccumulator`.
+
+        In memory, the blocks are spread over threads (:data:`SESSION_THREADS`) as they come, and
+        their terms added in block order: the result does not depend on the number of threads,
+        and a thread slowed down by other processes simply takes fewer blocks.
+        """
+        rows = data.rows
+        if not isinstance(rows, list):
+            return map_reduce(session_chunk, rows, params)
+        terms = map_in_threads(lambda block: block_terms(block, params), rows, _session_threads())
+        acc = SessionAccumulator.zeros(params)
+        for block, block_sums in zip(rows, terms):
+            acc.add_block(block, block_sums)
+        return acc
 
     def initialize_using_array(self, X):
         """Train the UBM on the frames ``X`` (N, D) if it is None (from ``ubm_kwargs``) or untrained."""
@@ -606,6 +737,6 @@ class FactorAnalysisBase(ReferenceStepsMixin, BaseEstimator):
     # -- enrolment helpers ----------------------------------------------------------------------
     def _enroll_arrays(self, X):
         """Cached constants and the client's ``n`` (S, C) and ``F`` (S, CD)."""
-        self._check_fitted("enroll")
+        c = self._scoring_constants("enroll")
         n, F = self._stack(X)
-        return self._derived(), n, F
+        return c, n, F

@@ -1,26 +1,69 @@
-"""Training data of ISV/JFA: labels, session blocks, additive accumulators, chunk functions.
+"""Training data of ISV/JFA: labels, session blocks, additive accumulators, per-block E-steps.
 
 A training set is a sequence of sessions, each a :class:`GMMStats` with a class label.  Labels of
 any hashable type are mapped to class indices ``0..K-1`` in sorted order (first-appearance order
-when they cannot be sorted).  Sessions travel as ``(class index, GMMStats)`` pairs: a list in
-memory, a persisted dask bag otherwise.  The chunk functions stack a bounded block of sessions at
-a time (about 16 MB) and return small additive accumulators, summed by
-:func:`emkit._backend.map_reduce`; working memory does not grow with the number of sessions.
+when they cannot be sorted).
+
+In memory, the sessions are validated and stacked once per ``fit`` into :class:`SessionBlock`
+(sorted by class, at most ``BLOCK_ELEMENTS`` floats of first-order statistics each, on a few
+threads), and the class totals are summed along; each E-step then runs :func:`block_terms` on the
+blocks in parallel and adds their terms in block order (see ``FactorAnalysisBase._session_pass``).
+The stacked copy is as large as the statistics themselves (C*D floats per session); the working
+memory of a pass is a few blocks.  Dask inputs travel as ``(class index, GMMStats)`` pairs in a
+persisted bag: every pass stacks each partition in blocks (:func:`session_chunk`) and sums small
+additive accumulators through :func:`emkit._backend.map_reduce`.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._backend import is_dask_collection, n_threads
+from ._backend import is_dask_collection, n_threads, single_threaded_blas
 from ._kernels import factor_analysis as kfa
 from .stats import GMMStats
 
-#: Elements of the (sessions, C*D) blocks (8 MB of float64: two products over a block hit the cache).
+#: Elements of the (sessions, C*D) blocks (8 MB of float64: the second product over a block finds
+#: it in the cache).
 BLOCK_ELEMENTS = 1_000_000
+
+
+# ---------------------------------------------------------------------------------------------
+# threads
+# ---------------------------------------------------------------------------------------------
+
+_POOL_LOCK = threading.Lock()
+_POOL = {"pid": None, "executor": None, "threads": 0}
+
+
+def map_in_threads(fn, items, threads: int):
+    """``fn(item)`` for each item, in order, computed by ``threads`` threads (single-threaded BLAS).
+
+    A generator: at most ``4 * threads`` results are held at a time.  The threads persist between
+    calls: BLAS sets up per-thread buffers on a thread's first product, and new threads for every
+    pass over the sessions made passes up to 30% slower.  A forked child (whose copy of the pool
+    has no threads) makes its own pool.
+    """
+    items = list(items)
+    with single_threaded_blas():
+        if threads <= 1 or len(items) < 2:
+            yield from map(fn, items)
+            return
+        with _POOL_LOCK:
+            if _POOL["pid"] != os.getpid() or _POOL["threads"] != threads:
+                # (a replaced pool's idle threads exit when it is garbage-collected)
+                _POOL.update(
+                    pid=os.getpid(), executor=ThreadPoolExecutor(threads), threads=threads
+                )
+            executor = _POOL["executor"]
+        window = 4 * threads
+        for start in range(0, len(items), window):
+            yield from executor.map(fn, items[start : start + window])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,30 +144,65 @@ def check_finite_rows(rows, name):
         raise ValueError(f"{name} holds statistics with NaN or infinity")
 
 
-def stack_block(pairs, shape, name: str = "X"):
-    """``(codes (B,), n (B, C), F (B, C*D))`` float64 of a list of (code, GMMStats) pairs."""
-    C, D = shape
-    codes = np.empty(len(pairs), dtype=np.int64)
-    n = np.empty((len(pairs), C))
-    F = np.empty((len(pairs), C * D))
+@dataclass
+class SessionBlock:
+    """The stacked statistics of a block of sessions, validated and sorted by class.
+
+    ``codes`` (B,) class indices, ``n`` (B, C), ``F`` (B, C*D) float64; ``present`` (J,) the
+    classes of the block and ``local`` (B,) each session's position among them; ``weights`` the
+    sparse (B, J*C) :func:`~emkit._kernels.factor_analysis.class_weights` of the block (local
+    class indices).
+    """
+
+    codes: np.ndarray
+    n: np.ndarray
+    F: np.ndarray
+    present: np.ndarray
+    local: np.ndarray
+    weights: object
+
+    @property
+    def few_classes(self) -> bool:
+        """Per-class sums as a dense product (:func:`~emkit._kernels.factor_analysis.slot_class_sums`)
+        cost C*B*J*r: cheaper than the sparse one (and free of the GIL) while J <= B / 4."""
+        return 4 * len(self.present) <= len(self.codes)
+
+
+def stack_block(pairs, shape, n_classes, name: str = "X") -> SessionBlock:
+    """A :class:`SessionBlock` of a list of (class index, GMMStats) pairs."""
     for i, pair in enumerate(pairs):
         if not (isinstance(pair, tuple) and len(pair) == 2):
             raise TypeError(
                 f"{name} must hold (label, GMMStats) pairs; item {i} is a {type(pair).__name__}"
             )
-        codes[i] = pair[0]
-        stats = check_stats(pair[1], i, shape, name)
-        n[i] = stats.n
-        F[i] = np.reshape(stats.sum_px, -1)
-    return codes, n, F
+        check_stats(pair[1], i, shape, name)
+    B, (C, D) = len(pairs), shape
+    codes = np.fromiter((pair[0] for pair in pairs), dtype=np.int64, count=B)
+    if B and (codes.min() < 0 or codes.max() >= n_classes):
+        raise ValueError(f"class index {codes.max()} out of range for {n_classes} classes")
+    order = np.argsort(codes, kind="stable")
+    codes = codes[order]
+    n = np.array([pairs[i][1].n for i in order], dtype=np.float64).reshape(B, -1)
+    F = np.array([pairs[i][1].sum_px for i in order], dtype=np.float64).reshape(B, -1)
+    if n.shape != (B, C) or F.shape != (B, C * D):
+        raise ValueError(f"{name} holds statistics whose n or sum_px do not have the shape {shape}")
+    check_finite_rows(n, name)
+    check_finite_rows(F, name)
+    present, local = np.unique(codes, return_inverse=True)
+    return SessionBlock(codes, n, F, present, local, kfa.class_weights(local, n, len(present)))
 
 
-def blocks(piece, shape):
-    """Blocks of at most ``block_size`` sessions of a list of (code, GMMStats) pairs, stacked."""
-    pairs = piece if isinstance(piece, list) else list(piece)
+def blocks(piece, shape, n_classes):
+    """The :class:`SessionBlock` of a piece of the training set: its items when they are blocks
+    already (in-memory training sets are stacked once), else blocks of at most
+    :func:`block_size` (class index, GMMStats) pairs stacked now (a dask partition)."""
+    items = piece if isinstance(piece, list) else list(piece)
+    if items and isinstance(items[0], SessionBlock):
+        yield from items
+        return
     step = block_size(*shape)
-    for start in range(0, len(pairs), step):
-        yield stack_block(pairs[start : start + step], shape)
+    for start in range(0, len(items), step):
+        yield stack_block(items[start : start + step], shape, n_classes)
 
 
 def block_size(C: int, D: int) -> int:
@@ -133,11 +211,17 @@ def block_size(C: int, D: int) -> int:
 
 @dataclass
 class TrainingSet:
-    """Sessions ready for EM: ``rows`` is a list (or a dask bag) of ``(class index, GMMStats)``."""
+    """Sessions ready for EM.
+
+    ``rows`` is a list of :class:`SessionBlock` (in memory: stacked and validated once, sorted by
+    class, with the :class:`ClassTotals` summed along) or a dask bag of ``(class index, GMMStats)``
+    pairs (stacked per partition and pass).
+    """
 
     rows: object
     classes: np.ndarray
     counts: np.ndarray  # sessions per class (K,)
+    totals: "ClassTotals | None" = None  # in memory: summed while stacking
 
     @property
     def n_classes(self) -> int:
@@ -165,34 +249,53 @@ class ClassTotals:
         return ClassTotals(self.n + other.n, self.F + other.F, self.counts + other.counts)
 
 
-def _block_totals(codes, n, F, n_classes) -> ClassTotals:
-    if len(codes) and (codes.min() < 0 or codes.max() >= n_classes):
-        raise ValueError(f"class index {codes.max()} out of range for {n_classes} classes")
-    check_finite_rows(n, "X")
-    check_finite_rows(F, "X")
-    return ClassTotals(
-        kfa.group_sum(codes, n, n_classes),
-        kfa.group_sum(codes, F, n_classes),
-        np.bincount(codes, minlength=n_classes),
+    @classmethod
+    def zeros(cls, n_classes, C, CD) -> "ClassTotals":
+        return cls(np.zeros((n_classes, C)), np.zeros((n_classes, CD)), np.zeros(n_classes, np.int64))
+
+    def add_block(self, block: SessionBlock, sums=None) -> "ClassTotals":
+        """Add the class sums of a block (``sums`` from :func:`_block_sums`), in place."""
+        n, F, counts = _block_sums(block) if sums is None else sums
+        self.n[block.present] += n
+        self.F[block.present] += F
+        self.counts[block.present] += counts
+        return self
+
+
+def _block_sums(block: SessionBlock):
+    """Sums of ``n`` (J, C) and ``F`` (J, CD) and session counts (J,) per class of the block."""
+    J = len(block.present)
+    return (
+        kfa.group_sum(block.local, block.n, J),
+        kfa.group_sum(block.local, block.F, J),
+        np.bincount(block.local, minlength=J),
     )
+
+
+def _add_totals(totals: ClassTotals | None, block: SessionBlock, n_classes) -> ClassTotals:
+    """``totals`` plus the class sums of ``block`` (updated in place: a chunk's own accumulator)."""
+    if totals is None:
+        totals = ClassTotals.zeros(n_classes, block.n.shape[1], block.F.shape[1])
+    return totals.add_block(block)
 
 
 def class_totals_chunk(piece, shape, n_classes) -> ClassTotals:
-    C, D = shape
-    total = ClassTotals(
-        np.zeros((n_classes, C)), np.zeros((n_classes, C * D)), np.zeros(n_classes, dtype=np.int64)
-    )
-    for codes, n, F in blocks(piece, shape):
-        total = total + _block_totals(codes, n, F, n_classes)
-    return total
+    totals = None
+    for block in blocks(piece, shape, n_classes):
+        totals = _add_totals(totals, block, n_classes)
+    if totals is None:
+        C, D = shape
+        totals = ClassTotals.zeros(n_classes, C, C * D)
+    return totals
 
 
 @dataclass
 class SessionParams:
-    """What a pass over sessions needs: the posterior of x_h given the offsets ``m + V y_k``.
+    """What a pass over sessions needs: the posterior of x_h given per-class offsets ``o_k``.
 
-    ``W_mean[c] = sum_d m_cd U_cd / var_cd`` (C, r_U) and, with y, ``VtU[c] = V_c^T Sigma_c^-1 U_c``
-    (C, r_V, r_U) let ``U^T Sigma^-1 (F_h - N_h (m + V y_k))`` be computed from F_h directly.
+    ``W_mean[c] = sum_d m_cd U_cd / var_cd`` (C, r_U) and ``offset_proj[k, c] = U_c^T Sigma_c^-1
+    o_kc`` (K, C, r_U) (JFA: ``o_k = V y_k``) let ``U^T Sigma^-1 (F_h - N_h (m + o_k))`` be
+    computed from F_h directly.
     """
 
     shape: tuple
@@ -200,10 +303,8 @@ class SessionParams:
     uprod: np.ndarray  # (C, r_U, r_U)
     W_mean: np.ndarray  # (C, r_U)
     n_classes: int
-    latent_y: np.ndarray | None = None  # (K, r_V)
-    VtU: np.ndarray | None = None  # (C, r_V, r_U)
-    accumulate: bool = True  # A1, A2F, g (and H with y)
-    class_sums: bool = False  # G
+    offset_proj: np.ndarray | None = None  # (K, C, r_U)
+    accumulate: bool = True  # A1 and A2F (else only G)
     totals: bool = False  # the ClassTotals too (ISV's first pass)
 
 
@@ -212,58 +313,72 @@ class SessionAccumulator:
     """Sums over sessions h of class k(h), with x_h the posterior mean and L_h its covariance.
 
     ``A1[c] = sum N_hc (L_h + x_h x_h^T)`` (C, r, r); ``A2F = sum F_h x_h^T`` (CD, r);
-    ``g[c] = sum N_hc x_h`` (C, r); ``H[c] = sum N_hc y_k x_h^T`` (C, r_V, r) (JFA);
     ``G[k, c] = sum_{h in k} N_hc x_h`` (K, C, r).  The U accumulator of the reference,
-    ``sum (F_h - N_h (m + o_k)) x_h^T``, is ``A2F`` minus offset terms built from g, H or G.
-    ``totals`` are the :class:`ClassTotals` when requested.
+    ``sum (F_h - N_h (m + o_k)) x_h^T``, is ``A2F`` minus terms built from G (see
+    ``FactorAnalysisBase._U_accumulator``).  ``totals`` are the :class:`ClassTotals` when requested.
     """
 
     A1: np.ndarray | None
     A2F: np.ndarray | None
-    g: np.ndarray | None
-    H: np.ndarray | None
-    G: np.ndarray | None
+    G: np.ndarray
     totals: ClassTotals | None = None
 
+    @classmethod
+    def zeros(cls, p: SessionParams) -> "SessionAccumulator":
+        C, D = p.shape
+        r = p.U_over_var.shape[1]
+        return cls(
+            A1=np.zeros((C, r, r)) if p.accumulate else None,
+            A2F=np.zeros((C * D, r)) if p.accumulate else None,
+            G=np.zeros((p.n_classes, C, r)),
+        )
+
+    def add_block(self, block: SessionBlock, terms) -> "SessionAccumulator":
+        """Add the :func:`block_terms` of a block, in place."""
+        A1, A2F, G = terms
+        if self.A1 is not None:
+            self.A1 += A1
+            self.A2F += A2F
+        self.G[block.present] += G
+        return self
+
     def __add__(self, other: "SessionAccumulator") -> "SessionAccumulator":
-        mine = (self.A1, self.A2F, self.g, self.H, self.G, self.totals)
-        theirs = (other.A1, other.A2F, other.g, other.H, other.G, other.totals)
+        mine = (self.A1, self.A2F, self.G, self.totals)
+        theirs = (other.A1, other.A2F, other.G, other.totals)
         return SessionAccumulator(*(_add_optional(a, b) for a, b in zip(mine, theirs)))
 
 
-def session_chunk(piece, p: SessionParams) -> SessionAccumulator:
-    C, D = p.shape
-    r = p.U_over_var.shape[1]
-    with_y = p.latent_y is not None
-    acc = SessionAccumulator(
-        A1=np.zeros((C, r, r)) if p.accumulate else None,
-        A2F=np.zeros((C * D, r)) if p.accumulate else None,
-        g=np.zeros((C, r)) if p.accumulate else None,
-        H=np.zeros((C, p.latent_y.shape[1], r)) if p.accumulate and with_y else None,
-        G=np.zeros((p.n_classes, C, r)) if p.class_sums else None,
-    )
-    for codes, n, F in blocks(piece, p.shape):
-        if p.totals:
-            block = _block_totals(codes, n, F, p.n_classes)
-            acc.totals = block if acc.totals is None else acc.totals + block
-        # U^T Sigma^-1 (F_h - N_h m - N_h V y_k) without forming the (B, CD) centred statistics
-        b = F @ p.U_over_var - n @ p.W_mean
-        if with_y:
-            y = p.latent_y[codes]
-            nVtU = (n @ p.VtU.reshape(C, -1)).reshape(len(codes), y.shape[1], r)
-            b -= np.matmul(y[:, None, :], nVtU)[:, 0, :]
+def block_terms(block: SessionBlock, p: SessionParams):
+    """The E-step of one block: ``(A1, A2F, G)`` of its sessions (see :class:`SessionAccumulator`;
+    A1 and A2F are None unless ``p.accumulate``; G (J, C, r) for the classes of the block)."""
+    n, F = block.n, block.F
+    # U^T Sigma^-1 (F_h - N_h m - N_h o_k) without forming the (B, CD) centred statistics
+    b = F @ p.U_over_var - n @ p.W_mean
+    if p.offset_proj is not None:
+        b -= kfa.class_offset_terms(block.weights, p.offset_proj[block.present])
+    A1 = A2F = None
+    if p.accumulate:
         cov = kfa.posterior_covariance(n, p.uprod)
         x = np.matmul(cov, b[:, :, None])[:, :, 0]
-        if p.accumulate:
-            second = cov + x[:, :, None] * x[:, None, :]
-            acc.A1 += (n.T @ second.reshape(len(codes), r * r)).reshape(C, r, r)
-            acc.A2F += F.T @ x
-            acc.g += n.T @ x
-            if with_y:
-                yx = (y[:, :, None] * x[:, None, :]).reshape(len(codes), -1)
-                acc.H += (n.T @ yx).reshape(acc.H.shape)
-        if p.class_sums:
-            acc.G += kfa.class_weighted_sums(codes, n, x, p.n_classes)
+        A1 = kfa.second_moments(n, cov, x)
+        A2F = F.T @ x
+    else:
+        x = kfa.spd_solve(kfa.posterior_precision(n, p.uprod), b[:, :, None])[:, :, 0]
+    J = len(block.present)
+    if block.few_classes:
+        G = kfa.slot_class_sums(block.local, n, x, J)
+    else:
+        G = kfa.class_weighted_sums(block.local, n, x, J, block.weights)
+    return A1, A2F, G
+
+
+def session_chunk(piece, p: SessionParams) -> SessionAccumulator:
+    """The E-step of a piece of the training set (a dask partition, or a list of blocks)."""
+    acc = SessionAccumulator.zeros(p)
+    for block in blocks(piece, p.shape, p.n_classes):
+        if p.totals:
+            acc.totals = _add_totals(acc.totals, block, p.n_classes)
+        acc.add_block(block, block_terms(block, p))
     return acc
 
 
@@ -352,8 +467,11 @@ def _split(items, n_parts):
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def prepare_training_set(X, y, shape) -> TrainingSet:
-    """Validate ``X``/``y`` of ``fit`` and turn them into a :class:`TrainingSet` (see module doc)."""
+def prepare_training_set(X, y, shape, threads: int = 1) -> TrainingSet:
+    """Validate ``X``/``y`` of ``fit`` and turn them into a :class:`TrainingSet` (see module doc).
+
+    In memory, the number of blocks is a multiple of ``threads`` (balanced passes).
+    """
     if _is_bag(X):
         return _prepare_bag(X, y)
     if isinstance(X, np.ndarray) and X.dtype == object:
@@ -367,7 +485,7 @@ def prepare_training_set(X, y, shape) -> TrainingSet:
         raise ValueError("X is empty: expected the statistics of at least one session")
     y = _label_list(y)
     if _is_nested(X, y):
-        return _prepare_nested(X, y, shape)
+        return _prepare_nested(X, y, shape, threads)
     _check_lengths(len(X), len(y))
     codes, classes = encode_labels(y)
     counts = np.bincount(codes, minlength=len(classes))
@@ -376,15 +494,31 @@ def prepare_training_set(X, y, shape) -> TrainingSet:
         slices = _split(X, n_parts)
         rows = _delayed_bag([list(X[s]) for s in slices], [codes[s] for s in slices])
         return TrainingSet(rows, classes, counts)
-    return TrainingSet(_pairs_in_memory(X, codes, shape), classes, counts)
+    return _in_memory(X, codes, classes, shape, threads)
 
 
-def _pairs_in_memory(X, codes, shape, name="X"):
-    """(code, GMMStats) pairs sorted by class (stable): blocks then hold runs of one class."""
-    for i, stats in enumerate(X):
+def _in_memory(X, codes, classes, shape, threads, name="X") -> TrainingSet:
+    """The sessions stacked once into :class:`SessionBlock` of at most :func:`block_size` sessions
+    (an even number of blocks of even sizes), sorted by class (stable), on ``threads`` threads;
+    the class totals are summed while the blocks are in cache."""
+    for i, stats in enumerate(X):  # here, so that errors name the position in X
         check_stats(stats, i, shape, name)
+    K = len(classes)
     order = np.argsort(codes, kind="stable")
-    return pair_up(codes[order], [X[i] for i in order])
+    pairs = pair_up(codes[order], [X[i] for i in order])
+    n_blocks = 2 * math.ceil(len(pairs) / (2 * block_size(*shape)))  # even: 2 threads balance
+
+    def stack(rows):
+        block = stack_block(pairs[rows], shape, K, name)
+        return block, _block_sums(block)
+
+    stacked = list(map_in_threads(stack, _split(pairs, n_blocks), threads))
+    totals = ClassTotals.zeros(K, shape[0], shape[0] * shape[1])
+    for block, sums in stacked:
+        totals.add_block(block, sums)
+    return TrainingSet(
+        [block for block, _ in stacked], classes, np.bincount(codes, minlength=K), totals
+    )
 
 
 def _is_nested(X, y) -> bool:
@@ -399,7 +533,7 @@ def _is_nested(X, y) -> bool:
     )
 
 
-def _prepare_nested(X, y, shape) -> TrainingSet:
+def _prepare_nested(X, y, shape, threads) -> TrainingSet:
     for k, (group, labels) in enumerate(zip(X, y)):
         if len(labels) == 0 or (isinstance(group, (list, tuple)) and len(group) == 0):
             raise ValueError(
@@ -415,7 +549,7 @@ def _prepare_nested(X, y, shape) -> TrainingSet:
     code_groups = [codes[a:b] for a, b in zip(edges[:-1], edges[1:])]
     if all(isinstance(g, (list, tuple)) and not any(is_delayed(s) for s in g) for g in X):
         flat = [s for group in X for s in group]
-        return TrainingSet(_pairs_in_memory(flat, codes, shape), classes, counts)
+        return _in_memory(flat, codes, classes, shape, threads)
     return TrainingSet(_delayed_bag(list(X), code_groups), classes, counts)
 
 

@@ -8,10 +8,12 @@ supervectors of length CD (row-major (C, D)):
 * JFA: ``mu_{i,h} = m + U x_{i,h} + V y_i + D z_i``
 
 Training works on one :class:`GMMStats` per session with a class label.  Each EM iteration is a
-single pass over the sessions (a chunk function summed by :func:`emkit._backend.map_reduce`, so
-lists, dask bags and lists of ``dask.delayed`` statistics give the same parameters); posteriors
-are computed for stacked sessions or classes with Cholesky factorisations (see
-:mod:`emkit._kernels.factor_analysis`).
+single pass over the sessions: in memory, over blocks stacked once per ``fit`` and spread over
+threads; for dask inputs, a chunk function summed by :func:`emkit._backend.map_reduce` (lists,
+dask bags and lists of ``dask.delayed`` statistics give the same parameters, up to rounding).
+Posteriors are computed for stacked sessions or classes with Cholesky factorisations (see
+:mod:`emkit._kernels.factor_analysis`).  Scoring keeps the constants of the last model scored, so
+the reference's usage (one ``score`` call per probe) costs little more than the batched one.
 
 Differences from the reference shared by both classes (each class lists its own):
 
@@ -40,7 +42,7 @@ import numpy as np
 
 from ._em import run_em
 from ._factor_analysis_base import FactorAnalysisBase, _blas_for, _one_blas_thread
-from ._factor_analysis_data import encode_labels, is_delayed, session_chunk
+from ._factor_analysis_data import encode_labels, is_delayed
 from ._factor_analysis_steps import ISVStepsMixin, JFAStepsMixin
 from ._kernels import factor_analysis as kfa
 from .stats import GMMStats
@@ -136,22 +138,33 @@ class ISVMachine(ISVStepsMixin, FactorAnalysisBase):
 
     def _train(self, data):
         (C, D), m, var = self._sv()
-        class_level = {}  # N_sv and F - N m per class, from the first pass (which sums them)
+        class_level = {}  # from the first pass (which sums the class totals along)
 
         def e_step():
             first = not class_level
-            params = self._session_params(data.n_classes, class_sums=True, totals=first)
-            acc = self._session_pass(session_chunk, data, params)
-            if first:
-                class_level["N_sv"] = np.repeat(acc.totals.n, D, axis=1)
-                class_level["centred"] = acc.totals.F - class_level["N_sv"] * m
+            # the class totals: from the stacking (in memory), else summed along the first pass
+            params = self._session_params(data.n_classes, totals=first and data.totals is None)
+            acc = self._session_pass(data, params)
+            if first:  # class-level arrays in the (C, D, K) layout of kfa.gaussian_major
+                totals = data.totals if data.totals is not None else acc.totals
+                N = totals.n.T[:, None, :]  # (C, 1, K)
+                F = kfa.gaussian_major(totals.F, C)
+                class_level["centred"] = F - N * m.reshape(C, D, 1)  # F_k - N_k m
+                # D and N are fixed: D z_k = gain * (centred_k - sum_{h in k} N_h U x_h)
+                class_level["gain"] = kfa.diagonal_gain(
+                    N, self._D.reshape(C, D, 1), var.reshape(C, D, 1)
+                )
             return acc
 
         def m_step(acc):
-            U, Dd = self._U, self._D
-            centred_z = class_level["centred"] - kfa.per_gaussian_products(U, acc.G, C)
-            z, _ = kfa.diagonal_posterior(class_level["N_sv"], centred_z, Dd, var)
-            A2 = self._U_accumulator(acc, class_offsets=Dd * z)
+            U = self._U
+            offsets = kfa.per_gaussian_products(
+                U, acc.G, C, gaussian_major=True, out=class_level.get("offsets")
+            )
+            class_level["offsets"] = offsets  # a buffer, reused by the next iterations
+            np.subtract(class_level["centred"], offsets, out=offsets)  # centred_k - sum N_h U x_h
+            offsets *= class_level["gain"]  # D z_k
+            A2 = self._U_accumulator(acc, class_offsets=offsets)
             return self._set_param("U", kfa.update_subspace(acc.A1, A2, U))
 
         run_em(
@@ -171,15 +184,16 @@ class ISVMachine(ISVStepsMixin, FactorAnalysisBase):
         c, n, F = self._enroll_arrays(X)
         (C, D), m, var, Uov, Dd = c["shape"], c["m"], c["var"], c["U_over_var"], self._D
         with _blas_for(len(n)):
-            precision = kfa.posterior_precision(n, c["uprod"])
+            precision, b_mean = kfa.centred_projections(n, F, Uov, c["n_products"])
             N_tot = np.repeat(n.sum(axis=0), D)
             centred_z_base = F.sum(axis=0) - N_tot * m
-            b_mean = F @ Uov - n @ c["W_mean"]  # U^T Sigma^-1 (F_h - N_h m)
-            z = np.zeros(C * D)
+            z = None  # zero
             for _ in range(self.enroll_iterations):
-                b = b_mean - n @ kfa.weighted_blocks(Dd * z, Uov, C)  # ... - N_h D z
+                b = b_mean
+                if z is not None:
+                    b = b_mean - n @ kfa.weighted_blocks(Dd * z, Uov, C)  # ... - N_h D z
                 x = kfa.spd_solve(precision, b[:, :, None])[:, :, 0]
-                UG = var * kfa.block_products(Uov, n.T @ x)  # sum_h N_h U x_h
+                UG = kfa.block_products(c["U"], n.T @ x)  # sum_h N_h U x_h
                 z, _ = kfa.diagonal_posterior(N_tot, centred_z_base - UG, Dd, var)
         return z[None, :]
 
@@ -191,10 +205,9 @@ class ISVMachine(ISVStepsMixin, FactorAnalysisBase):
         The probe's channel offset ``U x`` is estimated with the probe centred on the UBM mean;
         the score is normalised by the probe's frame count (0 for an empty probe).
         """
-        self._check_fitted("score")
-        c = self._derived()
+        c = self._scoring_constants("score")
         z = self._check_latent(latent_z, c["m"].shape, "latent_z")
-        return self._score(c, self._D * z, data)
+        return self._score(c, (z,), lambda: self._D * z, data)
 
     @_one_blas_thread
     def transform(self, X) -> np.ndarray:
@@ -279,15 +292,15 @@ class JFAMachine(JFAStepsMixin, FactorAnalysisBase):
             quantity="relative change of V",
         )
         latent_y, _ = self._class_y(totals.n, centred_y)
+        Vy = latent_y @ self._V.T  # the class offsets of the U phase, (K, CD)
 
         def u_e_step():
-            return self._session_pass(
-                session_chunk, data, self._session_params(data.n_classes, latent_y)
-            )
+            params = self._session_params(data.n_classes, class_offsets=Vy)
+            return self._session_pass(data, params)
 
         def u_m_step(acc):
             return self._set_param(
-                "U", kfa.update_subspace(acc.A1, self._U_accumulator(acc), self._U)
+                "U", kfa.update_subspace(acc.A1, self._U_accumulator(acc, Vy), self._U)
             )
 
         run_em(
@@ -298,17 +311,17 @@ class JFAMachine(JFAStepsMixin, FactorAnalysisBase):
             name="JFA U training",
             quantity="relative change of U",
         )
-        params = self._session_params(data.n_classes, latent_y, accumulate=False, class_sums=True)
-        G = self._session_pass(session_chunk, data, params).G
+        params = self._session_params(data.n_classes, class_offsets=Vy, accumulate=False)
+        G = self._session_pass(data, params).G
 
-        centred_z = (
-            totals.F - N_sv * (m + latent_y @ self._V.T) - kfa.per_gaussian_products(self._U, G, C)
-        )
+        centred_z = totals.F - N_sv * (m + Vy) - kfa.per_gaussian_products(self._U, G, C)
 
         def d_step(_):
             z, cov = kfa.diagonal_posterior(N_sv, centred_z, self._D, var)
-            A1 = ((cov + z * z) * N_sv).sum(axis=0)
-            A2 = (centred_z * z).sum(axis=0)
+            A2 = np.einsum("kd,kd->d", centred_z, z)
+            cov += z * z  # in place: (K, CD) arrays
+            cov *= N_sv
+            A1 = cov.sum(axis=0)
             with np.errstate(divide="ignore", invalid="ignore"):
                 new = np.where(A1 != 0, A2 / A1, self._D)
             return self._set_param("D", new)
@@ -329,24 +342,29 @@ class JFAMachine(JFAStepsMixin, FactorAnalysisBase):
         x_h (on ``m + D z + V y``), z (on ``m + V y + U x``).
         """
         c, n, F = self._enroll_arrays(X)
-        (C, D), m, var, Uov, V, Dd = c["shape"], c["m"], c["var"], c["U_over_var"], c["V"], self._D
+        (C, D), m, var, V, Dd = c["shape"], c["m"], c["var"], c["V"], self._D
+        Uov, Vov = c["U_over_var"], c["V_over_var"]
         with _blas_for(len(n)):
-            precision_x = kfa.posterior_precision(n, c["uprod"])
-            n_tot = n.sum(axis=0)
-            precision_y = kfa.posterior_precision(n_tot[None], c["vprod"])
+            # per session U^T Sigma^-1 (F_h - N_h m), in total V^T Sigma^-1 (F - N m), precisions
+            precision_x, b_x_mean = kfa.centred_projections(n, F, Uov, c["n_products"])
+            n_tot, F_tot = n.sum(axis=0), F.sum(axis=0)
+            precision_y, b_y_mean = kfa.centred_projections(n_tot, F_tot, Vov, c["v_products"])
             N_tot = np.repeat(n_tot, D)
-            F_tot = F.sum(axis=0)
-            b_mean = F @ Uov - n @ c["W_mean"]  # U^T Sigma^-1 (F_h - N_h m)
-            z = np.zeros(C * D)
-            UG = np.zeros(C * D)
+            centred_tot = F_tot - N_tot * m  # F - N m, summed over the sessions
+            Dz = UG = None  # D z and sum_h N_h U x_h: zero before the first iteration
             for _ in range(self.enroll_iterations):
-                b_y = (F_tot - N_tot * (m + Dd * z) - UG) @ c["V_over_var"]
-                y = kfa.spd_solve(precision_y, b_y[None, :, None])[0, :, 0]
-                Vy = V @ y
-                b_x = b_mean - n @ kfa.weighted_blocks(Dd * z + Vy, Uov, C)  # ... - N_h (D z + V y)
-                x = kfa.spd_solve(precision_x, b_x[:, :, None])[:, :, 0]
-                UG = var * kfa.block_products(Uov, n.T @ x)  # sum_h N_h U x_h
-                z, _ = kfa.diagonal_posterior(N_tot, F_tot - N_tot * (m + Vy) - UG, Dd, var)
+                b_y = b_y_mean  # V^T Sigma^-1 (F - N (m + D z) - sum_h N_h U x_h)
+                if Dz is not None:
+                    b_y = b_y_mean - (N_tot * Dz + UG) @ Vov
+                y = kfa.spd_solve(precision_y, b_y)
+                # U^T Sigma^-1 N_h (D z + V y), with V_c^T Sigma_c^-1 U_c y from the cached VtU
+                offsets = (y @ c["VtU"]).reshape(C, -1)
+                if Dz is not None:
+                    offsets += kfa.weighted_blocks(Dz, Uov, C)
+                x = kfa.spd_solve(precision_x, (b_x_mean - n @ offsets)[:, :, None])[:, :, 0]
+                UG = kfa.block_products(c["U"], n.T @ x)
+                z, _ = kfa.diagonal_posterior(N_tot, centred_tot - N_tot * (V @ y) - UG, Dd, var)
+                Dz = Dd * z
         return y, z
 
     def score(self, model, data):
@@ -355,12 +373,11 @@ class JFAMachine(JFAStepsMixin, FactorAnalysisBase):
         As :meth:`ISVMachine.score`: one template (list of GMMStats) -> ``numpy.float64``, a list of
         templates -> (P,) array.
         """
-        self._check_fitted("score")
+        c = self._scoring_constants("score")
         if not isinstance(model, (tuple, list)) or len(model) != 2:
             raise TypeError(
                 f"model must be the (y, z) pair returned by enroll; got {type(model).__name__}"
             )
-        c = self._derived()
         y = self._check_latent(model[0], (c["V"].shape[1],), "model[0] (y)")
         z = self._check_latent(model[1], c["m"].shape, "model[1] (z)")
-        return self._score(c, c["V"] @ y + self._D * z, data)
+        return self._score(c, (y, z), lambda: c["V"] @ y + self._D * z, data)

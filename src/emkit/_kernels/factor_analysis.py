@@ -11,30 +11,55 @@ Notation: ``n`` (S, C) zeroth-order statistics, ``F`` (S, CD) first-order statis
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import sparse as _sparse
 from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dpotrs as _potrs
 
 __all__ = [
+    "project_rows",
     "subspace_products",
+    "lower_inverse",
     "spd_inverse",
     "spd_solve",
+    "symmetric_weighted_sum",
     "posterior_precision",
+    "projection_products",
+    "centred_projections",
+    "second_moments",
     "posterior_covariance",
     "posterior_mean_only",
     "posterior_mean",
     "latent_posterior",
     "group_sum",
+    "class_weights",
     "class_weighted_sums",
+    "slot_class_sums",
+    "class_offset_terms",
+    "block_projections",
     "offset_outer_products",
     "accumulate_subspace",
     "update_subspace",
+    "gaussian_major",
     "per_gaussian_products",
     "weighted_blocks",
     "block_products",
     "diagonal_posterior",
+    "diagonal_gain",
 ]
+
+
+def project_rows(F: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``F @ W`` (S, r) for F (S, CD), W (CD, r).
+
+    A few rows are multiplied one matrix-vector product each: OpenBLAS's GEMM with 2-4 rows is
+    about twice slower than that many GEMV calls at these sizes (enrolment, scoring).
+    """
+    if F.ndim == 1 or len(F) == 1 or len(F) > _FEW:
+        return F @ W
+    return np.matmul(F[:, None, :], W)[:, 0, :]
 
 
 def subspace_products(W: np.ndarray, variances: np.ndarray) -> np.ndarray:
@@ -44,58 +69,137 @@ def subspace_products(W: np.ndarray, variances: np.ndarray) -> np.ndarray:
     return np.matmul(Wc.transpose(0, 2, 1) / variances[:, None, :], Wc)
 
 
-def spd_inverse(P: np.ndarray) -> np.ndarray:
-    """Inverse of stacked symmetric positive definite matrices (S, r, r) via their Cholesky factors.
-
-    ``P = L L^T`` and ``P^-1 = L^-T L^-1``; ``L^-1`` comes from a forward substitution vectorised
-    over the S matrices (r steps), about twice as fast as a stacked general solve.
-    """
-    L = np.linalg.cholesky(P)
+def lower_inverse(L: np.ndarray) -> np.ndarray:
+    """``L^-1`` of stacked lower-triangular matrices (S, r, r): a forward substitution vectorised
+    over the S matrices (r steps; row i of ``L^-1`` has its non-zeros in columns 0..i)."""
     S, r, _ = L.shape
     L_inv = np.zeros_like(L)
     inv_diag = 1.0 / np.diagonal(L, axis1=1, axis2=2)
-    for i in range(r):  # row i of L^-1 from rows 0..i-1
-        row = (
-            np.zeros((S, r))
-            if i == 0
-            else -np.matmul(L[:, i : i + 1, :i], L_inv[:, :i, :])[:, 0, :]
-        )
-        row[:, i] += 1.0
-        L_inv[:, i, :] = row * inv_diag[:, i : i + 1]
+    L_inv[:, 0, 0] = inv_diag[:, 0]
+    for i in range(1, r):
+        row = np.matmul(L[:, i : i + 1, :i], L_inv[:, :i, :i])[:, 0, :]
+        L_inv[:, i, :i] = row * -inv_diag[:, i : i + 1]
+        L_inv[:, i, i] = inv_diag[:, i]
+    return L_inv
+
+
+def spd_inverse(P: np.ndarray) -> np.ndarray:
+    """Inverse of stacked symmetric positive definite matrices (S, r, r) via their Cholesky factors.
+
+    ``P = L L^T`` and ``P^-1 = L^-T L^-1`` (:func:`lower_inverse`): about twice as fast as a stacked
+    general solve.
+    """
+    L_inv = lower_inverse(np.linalg.cholesky(P))
     return np.matmul(L_inv.swapaxes(-1, -2), L_inv)
 
 
 def spd_solve(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``A^-1 B`` for stacked SPD ``A`` (S, r, r) and ``B`` (S, r, k): Cholesky, two triangular solves.
+    """``A^-1 B`` for stacked SPD ``A`` (S, r, r) and ``B`` (S, r, k): Cholesky, then ``L^-T (L^-1 B)``.
+
+    Only the lower triangles of ``A`` are read.  A single ``A`` (r, r) and ``B`` (r,) or (r, k) is
+    solved directly.
 
     A few matrices go straight to LAPACK (``potrf``/``potrs``, a few microseconds each) instead
-    of numpy's stacked routines, whose set-up costs tens of microseconds.
+    of numpy's stacked routines, whose set-up costs tens of microseconds.  Many go through
+    :func:`lower_inverse` (numpy has no stacked triangular solve; its LU solve is slower).
     """
+    if A.ndim == 2:
+        factor, info = _potrf(A, lower=1, clean=0)
+        if info == 0:
+            out, info = _potrs(factor, B, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("Matrix is not positive definite")
+        return out
     if A.shape[0] <= _FEW:
-        out = np.empty(np.broadcast_shapes(A.shape[:1], B.shape[:1]) + B.shape[1:])
-        for i in range(A.shape[0]):
+        out = np.empty((len(A),) + B.shape[1:])
+        for i in range(len(A)):
             factor, info = _potrf(A[i], lower=1, clean=0)
             if info == 0:
                 out[i], info = _potrs(factor, B[i], lower=1)
             if info != 0:
                 raise np.linalg.LinAlgError("Matrix is not positive definite")
         return out
-    L = np.linalg.cholesky(A)
-    return np.linalg.solve(L.swapaxes(-1, -2), np.linalg.solve(L, B))
+    L_inv = lower_inverse(np.linalg.cholesky(A))
+    return np.matmul(L_inv.swapaxes(-1, -2), np.matmul(L_inv, B))
 
 
 #: Up to this many matrices, :func:`spd_solve` calls LAPACK once per matrix.
 _FEW = 4
 
 
+@functools.lru_cache(maxsize=16)
+def _symmetric_indices(r: int):
+    """``(packed, full)``: the flat indices of the upper triangle of an (r, r) matrix, and for every
+    flat (i, j) the position of (min, max) among them (``full_matrix = packed_values[..., full]``)."""
+    iu, ju = np.triu_indices(r)
+    position = np.empty((r, r), dtype=np.intp)
+    position[iu, ju] = position[ju, iu] = np.arange(len(iu))
+    return iu * r + ju, position.ravel()
+
+
+def symmetric_weighted_sum(weights: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """``out[i] = sum_j weights[i, j] M[j]`` (I, r, r) for symmetric matrices ``M`` (J, r, r).
+
+    One product over the r(r+1)/2 distinct entries (half the work of the full r*r).
+    """
+    r = M.shape[-1]
+    if len(weights) < _PACK_ROWS:  # packing M would cost more than it saves
+        return project_rows(weights, M.reshape(len(M), r * r)).reshape(len(weights), r, r)
+    packed, full = _symmetric_indices(r)
+    values = weights @ M.reshape(len(M), r * r)[:, packed]
+    return values[:, full].reshape(len(weights), r, r)
+
+
+#: From this many rows of weights on, :func:`symmetric_weighted_sum` packs the matrices.
+_PACK_ROWS = 32
+
+
 def posterior_precision(n: np.ndarray, wprod: np.ndarray) -> np.ndarray:
     """``I + sum_c n_c W_c^T Sigma_c^-1 W_c`` for each row of ``n`` (S, C): (S, r, r)."""
-    S, C = n.shape
-    r = wprod.shape[-1]
-    precision = (n @ wprod.reshape(C, r * r)).reshape(S, r, r)
-    idx = np.arange(r)
+    precision = symmetric_weighted_sum(n, wprod)
+    idx = np.arange(wprod.shape[-1])
     precision[:, idx, idx] += 1.0
     return precision
+
+
+def second_moments(n: np.ndarray, cov: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``A1[c] = sum_s n_sc (cov_s + mean_s mean_s^T)``: (C, r, r) from n (S, C), cov (S, r, r)."""
+    S, r = mean.shape
+    if n.shape[1] < _PACK_ROWS:
+        return symmetric_weighted_sum(n.T, cov + mean[:, :, None] * mean[:, None, :])
+    packed, full = _symmetric_indices(r)
+    i, j = np.divmod(packed, r)
+    values = cov.reshape(S, r * r)[:, packed] + mean[:, i] * mean[:, j]  # upper triangles only
+    return (n.T @ values)[:, full].reshape(-1, r, r)
+
+
+def projection_products(W_mean: np.ndarray, wprod: np.ndarray) -> np.ndarray:
+    """``[W_mean | packed wprod]`` (C, r + r(r+1)/2): the n-terms of :func:`centred_projections`.
+
+    ``W_mean[c] = sum_d m_cd W_cd / var_cd`` (:func:`weighted_blocks`) and ``wprod`` (C, r, r) of
+    :func:`subspace_products`, of which only the upper triangles are kept (they are symmetric).
+    """
+    C, r, _ = wprod.shape
+    packed, _ = _symmetric_indices(r)
+    return np.hstack([W_mean, wprod.reshape(C, r * r)[:, packed]])
+
+
+def centred_projections(n: np.ndarray, F: np.ndarray, W_over_var: np.ndarray, n_products):
+    """``(precision (S, r, r), b (S, r))`` of the posterior of w for statistics centred on the mean:
+    ``I + sum_c n_c W_c^T Sigma_c^-1 W_c`` and ``W^T Sigma^-1 (F - N m)``.
+
+    ``n_products`` is :func:`projection_products`: one product with ``n`` gives both n-terms.
+    This runs once per probe when scoring, hence the care for small matrices; ``n`` (C,) and
+    ``F`` (CD,) give ``precision`` (r, r) and ``b`` (r,).
+    """
+    r = W_over_var.shape[1]
+    _, full = _symmetric_indices(r)
+    n_terms = project_rows(n, n_products)
+    b = project_rows(F, W_over_var)
+    b -= n_terms[..., :r]
+    precision = n_terms[..., r:][..., full]  # (S, r*r)
+    precision[..., :: r + 1] += 1.0  # the diagonals
+    return precision.reshape(n.shape[:-1] + (r, r)), b
 
 
 def posterior_covariance(n: np.ndarray, wprod: np.ndarray) -> np.ndarray:
@@ -142,9 +246,7 @@ def accumulate_subspace(n: np.ndarray, centred: np.ndarray, mean: np.ndarray, co
     ``A1[c] = sum_s n_sc (cov_s + mean_s mean_s^T)`` (C, r, r) and
     ``A2 = sum_s centred_s mean_s^T`` (CD, r).
     """
-    S, r = mean.shape
-    second = cov + mean[:, :, None] * mean[:, None, :]
-    A1 = (n.T @ second.reshape(S, r * r)).reshape(n.shape[1], r, r)
+    A1 = second_moments(n, cov, mean)
     A2 = centred.T @ mean
     return A1, A2
 
@@ -189,23 +291,37 @@ def block_products(W: np.ndarray, G: np.ndarray) -> np.ndarray:
     return np.matmul(W.reshape(C, -1, r), G[:, :, None]).reshape(-1)
 
 
-def per_gaussian_products(W: np.ndarray, G: np.ndarray, n_gaussians: int) -> np.ndarray:
+def gaussian_major(S: np.ndarray, n_gaussians: int) -> np.ndarray:
+    """Per-class supervectors (K, CD) as a contiguous (C, D, K) array ("Gaussian-major": the layout
+    in which :func:`per_gaussian_products` is produced and :func:`offset_outer_products` reads)."""
+    K = S.shape[0]
+    return np.ascontiguousarray(S.reshape(K, n_gaussians, -1).transpose(1, 2, 0))
+
+
+def per_gaussian_products(
+    W: np.ndarray, G: np.ndarray, n_gaussians: int, gaussian_major: bool = False, out=None
+) -> np.ndarray:
     """``sum_{h in k} N_hc W_c x_h`` for every class: (K, CD) from W (CD, r) and G (K, C, r).
 
-    ``G[k, c] = sum_{h in k} N_hc x_h`` (see :func:`class_weighted_sums`).
+    ``G[k, c] = sum_{h in k} N_hc x_h`` (see :func:`class_weighted_sums`).  With
+    ``gaussian_major=True`` the result is (C, D, K) (see :func:`gaussian_major`), without a copy,
+    written into ``out`` when given.
     """
     C = n_gaussians
     K, _, r = G.shape
     Wc = W.reshape(C, -1, r)  # (C, D, r)
-    out = np.matmul(Wc, G.transpose(1, 2, 0))  # (C, D, K)
-    return out.transpose(2, 0, 1).reshape(K, -1)
+    out = np.matmul(Wc, G.transpose(1, 2, 0), out=out)  # (C, D, K)
+    return out if gaussian_major else out.transpose(2, 0, 1).reshape(K, -1)
 
 
 def offset_outer_products(offsets: np.ndarray, G: np.ndarray) -> np.ndarray:
-    """``sum_k offsets_k[c, d] G[k, c, :]`` as (CD, r): the term ``sum_h N_h o_k(h) x_h^T``."""
+    """``sum_k offsets_k[c, d] G[k, c, :]`` as (CD, r): the term ``sum_h N_h o_k(h) x_h^T``.
+
+    ``offsets`` is (K, CD), or (C, D, K) (:func:`gaussian_major`).
+    """
     K, C, r = G.shape
-    O = offsets.reshape(K, C, -1)  # (K, C, D)
-    out = np.matmul(O.transpose(1, 2, 0), G.transpose(1, 0, 2))  # (C, D, r)
+    O = offsets if offsets.ndim == 3 else offsets.reshape(K, C, -1).transpose(1, 2, 0)
+    out = np.matmul(O, G.transpose(1, 0, 2))  # (C, D, K) @ (C, K, r)
     return out.reshape(-1, r)
 
 
@@ -222,11 +338,65 @@ def group_sum(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarra
     return np.asarray(indicator @ values.reshape(S, -1)).reshape((n_groups,) + values.shape[1:])
 
 
+def class_weights(codes: np.ndarray, n: np.ndarray, n_classes: int):
+    """Sparse (S, K*C) matrix ``M`` with ``M[s, k*C + c] = n_sc`` if ``codes_s = k`` (else 0).
+
+    It moves per-session quantities to per-class-and-Gaussian ones and back in O(S C r):
+    ``(M^T x)[(k, c)] = sum_{s in k} n_sc x_s`` (:func:`class_weighted_sums`) and
+    ``(M Q)[s] = sum_c n_sc Q[k(s), c]`` (:func:`class_offset_terms`), without the (S, C, r)
+    temporaries of a dense formulation.
+    """
+    S, C = n.shape
+    columns = codes[:, None] * C + np.arange(C)
+    return _sparse.csr_array(
+        (np.ravel(n), columns.ravel(), np.arange(0, S * C + 1, C)), shape=(S, n_classes * C)
+    )
+
+
 def class_weighted_sums(
-    codes: np.ndarray, n: np.ndarray, mean: np.ndarray, n_classes: int
+    codes: np.ndarray, n: np.ndarray, mean: np.ndarray, n_classes: int, weights=None
 ) -> np.ndarray:
-    """``G[k, c] = sum_{s: codes_s = k} n_sc mean_s``: (K, C, r)."""
-    return group_sum(codes, n[:, :, None] * mean[:, None, :], n_classes)
+    """``G[k, c] = sum_{s: codes_s = k} n_sc mean_s``: (K, C, r).
+
+    ``weights`` is :func:`class_weights` of ``(codes, n, n_classes)`` when already built.
+    """
+    if weights is None:
+        weights = class_weights(codes, n, n_classes)
+    return np.asarray(weights.T @ mean).reshape(n_classes, n.shape[1], mean.shape[1])
+
+
+def slot_class_sums(local: np.ndarray, n: np.ndarray, mean: np.ndarray, n_local: int) -> np.ndarray:
+    """``out[j, c] = sum_{s: local_s = j} n_sc mean_s``: (J, C, r), as :func:`class_weighted_sums`.
+
+    One dense product of ``n^T`` with the means spread into per-class slots (S, J*r): C*S*J*r
+    operations, cheaper than the sparse product when the sessions belong to few classes (J << S),
+    and a BLAS call (it runs in parallel threads).
+    """
+    S, r = mean.shape
+    slots = np.zeros((S, n_local, r))
+    slots[np.arange(S), local] = mean
+    out = n.T @ slots.reshape(S, n_local * r)  # (C, J*r)
+    return out.reshape(-1, n_local, r).transpose(1, 0, 2)
+
+
+def class_offset_terms(weights, projections: np.ndarray) -> np.ndarray:
+    """``sum_c n_sc Q[k(s), c]`` for every session: (S, r), from the :func:`class_weights` of the
+    sessions and ``Q`` (K, C, r) (e.g. :func:`block_projections` of per-class offsets)."""
+    K, C, r = projections.shape
+    return np.asarray(weights @ projections.reshape(K * C, r))
+
+
+def block_projections(offsets: np.ndarray, W: np.ndarray, n_gaussians: int) -> np.ndarray:
+    """``Q[k, c] = sum_d offsets[k, (c, d)] W[(c, d)]``: (K, C, r) from offsets (K, CD), W (CD, r).
+
+    With ``W = Sigma^-1 U`` this is ``U_c^T Sigma_c^-1 o_kc``, so that
+    ``U^T Sigma^-1 (N_h o_k) = sum_c n_hc Q[k, c]`` (:func:`class_offset_terms`).
+    """
+    C = n_gaussians
+    K = offsets.shape[0]
+    r = W.shape[1]
+    out = np.matmul(offsets.reshape(K, C, -1).transpose(1, 0, 2), W.reshape(C, -1, r))  # (C, K, r)
+    return out.transpose(1, 0, 2)
 
 
 def diagonal_posterior(N_sv: np.ndarray, centred: np.ndarray, D: np.ndarray, var: np.ndarray):
@@ -238,3 +408,18 @@ def diagonal_posterior(N_sv: np.ndarray, centred: np.ndarray, D: np.ndarray, var
     d_over_var = D / var
     cov = 1.0 / (1.0 + (d_over_var * D) * N_sv)
     return cov * d_over_var * centred, cov
+
+
+def diagonal_gain(N_sv: np.ndarray, D: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """``D L_D D / var`` (K, CD): the class offset ``D z`` is this times the centred statistics.
+
+    Same factors as :func:`diagonal_posterior`, so ``D z = gain * centred``; with D and N fixed
+    (ISV training) it is computed once.
+    """
+    d_over_var = D / var
+    gain = (d_over_var * D) * N_sv  # in place from here: one (K, CD) array
+    gain += 1.0
+    np.reciprocal(gain, out=gain)
+    gain *= d_over_var
+    gain *= D
+    return gain

@@ -1,0 +1,91 @@
+"""ISV/JFA: the fast paths (blocks, threads, caches, single-probe scoring) give the same numbers."""
+
+import numpy as np
+import pytest
+from test_factor_analysis_parity import load_case, make_stats, trained
+
+from emkit import _factor_analysis_base as base
+from emkit import _factor_analysis_data as data_module
+
+
+@pytest.fixture(scope="module")
+def medium():
+    return load_case("medium")
+
+
+def _fit(kind, d, monkeypatch, threads, block_elements):
+    monkeypatch.setattr(base, "SESSION_THREADS", threads)
+    monkeypatch.setattr(data_module, "BLOCK_ELEMENTS", block_elements)
+    m = trained(kind, d)
+    return [m.U, m.D] + ([m.V] if kind == "jfa" else [])
+
+
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+def test_training_does_not_depend_on_threads_or_blocks(kind, medium, monkeypatch):
+    C, D = medium["means"].shape
+    # blocks of at most 5 sessions: per-class sums by dense slots (a block of one class) and by
+    # the sparse product (blocks of several classes)
+    monkeypatch.setattr(data_module, "BLOCK_ELEMENTS", 5 * C * D)
+    blocks = data_module.prepare_training_set(make_stats(medium), medium["labels"], (C, D)).rows
+    assert {b.few_classes for b in blocks} == {True, False}
+    reference = _fit(kind, medium, monkeypatch, 1, 5 * C * D)
+    for threads in (2, 3):  # the same blocks on threads: the very same numbers
+        for a, b in zip(reference, _fit(kind, medium, monkeypatch, threads, 5 * C * D)):
+            np.testing.assert_array_equal(a, b)
+    for block_elements in (2 * C * D, 10**9):  # other blocks: the same up to rounding
+        for a, b in zip(reference, _fit(kind, medium, monkeypatch, 2, block_elements)):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+def test_one_probe_scores_match_the_batched_path(kind, medium):
+    m = trained(kind, medium)
+    probes = make_stats(medium, "probe_")
+    model = m.enroll(make_stats(medium, "enroll_"))
+    one_by_one = [m.score(model, [p]) for p in probes]
+    assert all(isinstance(s, np.float64) for s in one_by_one)
+    np.testing.assert_allclose(one_by_one, m.score(model, [[p] for p in probes]), rtol=1e-12)
+
+
+def test_cached_constants_follow_in_place_changes(medium):
+    isv = trained("isv", medium)
+    probes = make_stats(medium, "probe_")
+    z = isv.enroll(make_stats(medium, "enroll_"))
+    before = isv.score(z, [probes[0]])
+    z *= 2.0  # the same array, new values: the model terms are recomputed
+    fresh = trained("isv", medium)
+    assert isv.score(z, [probes[0]]) == fresh.score(z.copy(), [probes[0]])
+    assert isv.score(z, [probes[0]]) != before
+    isv.ubm.means[0, 0] += 1.0  # the UBM changed in place: the derived constants are rebuilt
+    fresh.ubm.means = fresh.ubm.means.copy()
+    fresh.ubm.means[0, 0] += 1.0
+    assert isv.score(z, [probes[0]]) == fresh.score(z, [probes[0]])
+
+
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+def test_scores_never_return_nan(kind, medium):
+    m = trained(kind, medium)
+    probe = make_stats(medium, "probe_")[0]
+    model = m.enroll(make_stats(medium, "enroll_"))
+    bad, bad_t = probe.copy(), probe.copy()
+    bad.sum_px[0, 0] = np.nan
+    bad_t.t = np.nan
+    for data in ([bad], [[bad], [probe]], [bad_t], [[probe], [bad_t]]):
+        with pytest.raises(ValueError, match="data holds statistics with NaN or infinity"):
+            m.score(model, data)
+    nan_model = (
+        np.full_like(model, np.nan)
+        if kind == "isv"
+        else (model[0], np.full_like(model[1], np.nan))
+    )
+    with pytest.raises(ValueError, match="the model .* holds NaN or infinity"):
+        m.score(nan_model, [probe])
+
+
+def test_a_forked_pool_is_replaced(medium, monkeypatch):
+    """The persistent threads belong to one process: another pid gets its own pool."""
+    monkeypatch.setattr(base, "SESSION_THREADS", 2)
+    reference = trained("isv", medium).U
+    monkeypatch.setitem(data_module._POOL, "pid", -1)  # as seen from a forked child
+    np.testing.assert_array_equal(trained("isv", medium).U, reference)
+    assert data_module._POOL["pid"] != -1
