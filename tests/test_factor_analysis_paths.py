@@ -1,6 +1,8 @@
 """ISV/JFA: the fast paths (blocks, threads, caches, single-probe scoring) give the same numbers."""
 
 import numpy as np
+
+import emkit._backend as backend
 import pytest
 from test_factor_analysis_parity import load_case, make_stats, trained
 
@@ -86,6 +88,25 @@ def test_a_forked_pool_is_replaced(medium, monkeypatch):
     """The persistent threads belong to one process: another pid gets its own pool."""
     monkeypatch.setattr(base, "SESSION_THREADS", 2)
     reference = trained("isv", medium).U
-    monkeypatch.setitem(data_module._POOL, "pid", -1)  # as seen from a forked child
+    monkeypatch.setitem(backend._POOL, "pid", -1)  # as seen from a forked child
     np.testing.assert_array_equal(trained("isv", medium).U, reference)
-    assert data_module._POOL["pid"] != -1
+    assert backend._POOL["pid"] != -1
+
+
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+def test_probe_cache_never_serves_a_stale_channel_factor(kind, medium, monkeypatch):
+    m = trained(kind, medium)
+    probe = make_stats(medium, "probe_")[0]
+    model = m.enroll(make_stats(medium, "enroll_"))
+    first = m.score(model, [probe])
+    assert m.score(model, [probe]) == first  # served from the cache: the same number
+    probe.sum_px = probe.sum_px * 1.5  # the same object, other statistics
+    changed = m.score(model, [probe])
+    assert changed == trained(kind, medium).score(model, [probe.copy()])  # as an uncached machine
+    assert changed != first
+    probe.n[0] += 1.0  # modified in place
+    assert m.score(model, [probe]) == trained(kind, medium).score(model, [probe.copy()])
+    monkeypatch.setattr(base, "_PROBE_CACHE_SIZE", 2)  # eviction keeps the cache bounded
+    for p in make_stats(medium, "probe_"):
+        m.score(model, [p])
+    assert len(m._derived()["probes"]) <= 2

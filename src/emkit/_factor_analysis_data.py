@@ -17,14 +17,11 @@ additive accumulators through :func:`emkit._backend.map_reduce`.
 from __future__ import annotations
 
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._backend import is_dask_collection, n_threads, single_threaded_blas
+from ._backend import is_dask_collection, n_threads, thread_map
 from ._kernels import factor_analysis as kfa
 from .stats import GMMStats
 
@@ -36,35 +33,6 @@ BLOCK_ELEMENTS = 1_000_000
 # ---------------------------------------------------------------------------------------------
 # threads
 # ---------------------------------------------------------------------------------------------
-
-_POOL_LOCK = threading.Lock()
-_POOL = {"pid": None, "executor": None, "threads": 0}
-
-
-def map_in_threads(fn, items, threads: int):
-    """``fn(item)`` for each item, in order, computed by ``threads`` threads (single-threaded BLAS).
-
-    A generator: at most ``4 * threads`` results are held at a time.  The threads persist between
-    calls: BLAS sets up per-thread buffers on a thread's first product, and new threads for every
-    pass over the sessions made passes up to 30% slower.  A forked child (whose copy of the pool
-    has no threads) makes its own pool.
-    """
-    items = list(items)
-    with single_threaded_blas():
-        if threads <= 1 or len(items) < 2:
-            yield from map(fn, items)
-            return
-        with _POOL_LOCK:
-            if _POOL["pid"] != os.getpid() or _POOL["threads"] != threads:
-                # (a replaced pool's idle threads exit when it is garbage-collected)
-                _POOL.update(
-                    pid=os.getpid(), executor=ThreadPoolExecutor(threads), threads=threads
-                )
-            executor = _POOL["executor"]
-        window = 4 * threads
-        for start in range(0, len(items), window):
-            yield from executor.map(fn, items[start : start + window])
-
 
 # ---------------------------------------------------------------------------------------------
 # labels
@@ -512,7 +480,7 @@ def _in_memory(X, codes, classes, shape, threads, name="X") -> TrainingSet:
         block = stack_block(pairs[rows], shape, K, name)
         return block, _block_sums(block)
 
-    stacked = list(map_in_threads(stack, _split(pairs, n_blocks), threads))
+    stacked = list(thread_map(stack, _split(pairs, n_blocks), threads))
     totals = ClassTotals.zeros(K, shape[0], shape[0] * shape[1])
     for block, sums in stacked:
         totals.add_block(block, sums)

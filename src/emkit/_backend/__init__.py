@@ -19,13 +19,14 @@ Only this package imports dask, and lazily.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .._validation import is_dask_collection
 
-__all__ = ["map_reduce", "is_dask_collection", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered"]
+__all__ = ["map_reduce", "is_dask_collection", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map"]
 
 #: Below this many rows a numpy input is processed in the calling thread.
 _MIN_ROWS_PER_THREAD = 8192
@@ -74,6 +75,44 @@ def single_threaded_blas():
     return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
 
 
+_POOL_LOCK = threading.Lock()
+_POOL = {"pid": None, "executor": None, "threads": 0}
+_WORKER = threading.local()
+
+
+def _mark_worker():
+    _WORKER.active = True
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    """The process's persistent pool (BLAS sets up per-thread buffers on a thread's first
+    product, so new threads for every pass cost time); a forked child makes its own."""
+    with _POOL_LOCK:
+        if _POOL["pid"] != os.getpid() or _POOL["threads"] != threads:
+            # (a replaced pool's idle threads exit when it is garbage-collected)
+            _POOL.update(pid=os.getpid(), threads=threads,
+                         executor=ThreadPoolExecutor(threads, initializer=_mark_worker))
+        return _POOL["executor"]
+
+
+def thread_map(fn, items, threads: int | None = None):
+    """``fn(item)`` for each item, in order, on ``threads`` persistent threads (one BLAS thread each).
+
+    A generator holding at most ``4 * threads`` results at a time.  Called from inside one of the
+    pool's own threads it runs sequentially (a nested map cannot wait on its own pool).
+    """
+    items = list(items)
+    threads = n_threads() if threads is None else threads
+    with single_threaded_blas():
+        if threads <= 1 or len(items) < 2 or getattr(_WORKER, "active", False):
+            yield from map(fn, items)
+            return
+        executor = _executor(threads)
+        window = 4 * threads
+        for start in range(0, len(items), window):
+            yield from executor.map(fn, items[start : start + window])
+
+
 def _map_numpy(chunk_fn, X, params, threads, with_offset):
     n_rows = X.shape[0]
     pieces = min(threads, max(1, n_rows // _MIN_ROWS_PER_THREAD))
@@ -83,13 +122,10 @@ def _map_numpy(chunk_fn, X, params, threads, with_offset):
             return chunk_fn(X[s], s.start, *params)
         return chunk_fn(X[s], *params)
 
-    with single_threaded_blas():
-        if pieces <= 1:
+    if pieces <= 1:
+        with single_threaded_blas():
             return call(slice(0, n_rows))
-        slices = _row_slices(n_rows, 2 * pieces)
-        with ThreadPoolExecutor(pieces) as pool:
-            results = list(pool.map(call, slices))
-    return tree_sum(results)
+    return tree_sum(thread_map(call, _row_slices(n_rows, 2 * pieces), pieces))
 
 
 def _map_dask_array(chunk_fn, X, params, with_offset):
@@ -151,13 +187,7 @@ def _delayed_tree_sum(parts):
 
 def map_ordered(fn, items, threads: int | None = None) -> list:
     """``[fn(item) for item in items]`` on a thread pool (single-threaded BLAS), order kept."""
-    items = list(items)
-    threads = n_threads() if threads is None else threads
-    with single_threaded_blas():
-        if threads <= 1 or len(items) < 2:
-            return [fn(item) for item in items]
-        with ThreadPoolExecutor(min(threads, len(items))) as pool:
-            return list(pool.map(fn, items))
+    return list(thread_map(fn, items, threads))
 
 
 def map_reduce(chunk_fn, X, *params, threads: int | None = None, with_offset: bool = False):
@@ -190,10 +220,8 @@ def _map_sequence(chunk_fn, items, params, threads):
     if not items:
         raise ValueError("the input sequence is empty")
     pieces = min(threads, max(1, len(items) // _MIN_ITEMS_PER_THREAD))
-    with single_threaded_blas():
-        if pieces <= 1:
+    if pieces <= 1:
+        with single_threaded_blas():
             return chunk_fn(items, *params)
-        slices = _row_slices(len(items), 2 * pieces)
-        with ThreadPoolExecutor(pieces) as pool:
-            results = list(pool.map(lambda s: chunk_fn(items[s], *params), slices))
-    return tree_sum(results)
+    return tree_sum(thread_map(lambda s: chunk_fn(items[s], *params), _row_slices(len(items), 2 * pieces),
+                               pieces))
