@@ -8,6 +8,7 @@ from test_factor_analysis_parity import load_case, make_stats, trained
 
 from emkit import _factor_analysis_base as base
 from emkit import _factor_analysis_data as data_module
+from emkit import _factor_analysis_scoring as scoring
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,7 @@ def test_probe_cache_never_serves_a_stale_channel_factor(kind, medium, monkeypat
     assert changed != first
     probe.n[0] += 1.0  # modified in place
     assert m.score(model, [probe]) == trained(kind, medium).score(model, [probe.copy()])
-    monkeypatch.setattr(base, "_PROBE_CACHE_SIZE", 2)  # eviction keeps the cache bounded
+    monkeypatch.setattr(scoring, "_PROBE_CACHE_SIZE", 2)  # eviction keeps the cache bounded
     for p in make_stats(medium, "probe_"):
         m.score(model, [p])
     assert len(m._derived()["probes"]) <= 2
