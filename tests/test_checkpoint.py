@@ -9,22 +9,24 @@ import textwrap
 import numpy as np
 import pytest
 
-from emkit import GMMMachine, IVectorMachine, KMeansMachine
+from emkit import GMMMachine, ISVMachine, IVectorMachine, JFAMachine, KMeansMachine
 
 CHILD = textwrap.dedent("""
     import os, signal, sys
     import numpy as np
     import emkit._checkpoint as ck
     import emkit.gmm as gmm
-    from emkit import GMMMachine, IVectorMachine, KMeansMachine
+    from emkit import GMMMachine, ISVMachine, IVectorMachine, JFAMachine, KMeansMachine
 
     kind, path, kill_after, where = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     X = np.load(sys.argv[5])
-    if where == "after-save":          # killed right after iteration `kill_after` was saved
+    if where == "after-save":          # killed right after the `kill_after`-th save
         original = ck.Checkpoint.save
+        saves = []
         def save(self, step, *args, **kw):
             original(self, step, *args, **kw)
-            if step == kill_after:
+            saves.append(step)
+            if len(saves) == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
         ck.Checkpoint.save = save
     else:                               # killed in the middle of an E-step
@@ -44,6 +46,15 @@ CHILD = textwrap.dedent("""
         ubm = GMMMachine(4, max_fitting_steps=5).fit(X)
         IVectorMachine(ubm, dim_t=3, max_iterations=12, random_state=1, checkpoint=path).fit(
             ubm.transform(np.array_split(X, 40)))
+    elif kind in ("isv", "jfa"):
+        from emkit import ISVMachine, JFAMachine
+        ubm = GMMMachine(4, max_fitting_steps=5).fit(X)
+        stats = ubm.transform(np.array_split(X, 40))
+        labels = np.arange(40) % 5
+        if kind == "isv":
+            ISVMachine(2, em_iterations=12, ubm=ubm, checkpoint=path).fit(stats, labels)
+        else:
+            JFAMachine(2, 2, em_iterations=4, ubm=ubm, checkpoint=path).fit(stats, labels)
     else:
         KMeansMachine(4, max_iter=12, convergence_threshold=None, checkpoint=path).fit(X)
 """)
@@ -55,6 +66,12 @@ def _data():
 
 
 def _make(kind, path):
+    if kind == "isv":
+        return ISVMachine(2, em_iterations=12, ubm=GMMMachine(4, max_fitting_steps=5).fit(_data()),
+                          checkpoint=path)
+    if kind == "jfa":
+        return JFAMachine(2, 2, em_iterations=4, ubm=GMMMachine(4, max_fitting_steps=5).fit(_data()),
+                          checkpoint=path)
     if kind == "ivector":
         return IVectorMachine(GMMMachine(4, max_fitting_steps=5).fit(_data()), dim_t=3, max_iterations=12,
                               random_state=1, checkpoint=path)
@@ -64,8 +81,12 @@ def _make(kind, path):
     return KMeansMachine(4, max_iter=12, convergence_threshold=None, checkpoint=path)
 
 
-@pytest.mark.parametrize("kind, where, kill_after", [("gmm", "after-save", 5), ("gmm", "mid-iteration", 4),
-                                                      ("kmeans", "after-save", 3), ("ivector", "after-save", 4)])
+# "after-save", k: killed after the k-th checkpoint write (the first is written before iteration 1;
+# JFA writes 6 per phase with 4 iterations: k = 9 is in the U phase, k = 15 in the D phase)
+@pytest.mark.parametrize("kind, where, kill_after", [("gmm", "after-save", 6), ("gmm", "mid-iteration", 4),
+                                                      ("kmeans", "after-save", 4), ("ivector", "after-save", 5),
+                                                      ("isv", "after-save", 6), ("jfa", "after-save", 3),
+                                                      ("jfa", "after-save", 9), ("jfa", "after-save", 15)])
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, kind, where, kill_after):
     X = _data()
     np.save(tmp_path / "X.npy", X)
@@ -79,10 +100,16 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, kind, where, k
     def fit(machine):
         if kind == "ivector":
             return machine.fit(machine.ubm.transform(np.array_split(X, 40)))
+        if kind in ("isv", "jfa"):
+            return machine.fit(machine.ubm.transform(np.array_split(X, 40)), np.arange(40) % 5)
         return machine.fit(X)
 
     resumed = fit(_make(kind, ckpt))
     straight = fit(_make(kind, None))
+    if kind in ("isv", "jfa"):
+        for name in ("U", "D") + (("V",) if kind == "jfa" else ()):
+            np.testing.assert_array_equal(getattr(resumed, name), getattr(straight, name))
+        return
     assert resumed.n_iter_ == straight.n_iter_ == 12
     if kind == "gmm":
         for name in ("means", "variances", "weights"):

@@ -75,6 +75,28 @@ def test_ivector_training_on_the_cluster(client):
     assert max_rel_diff(got.sigma, ref.sigma) < 1e-10
 
 
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+def test_isv_and_jfa_training_on_the_cluster(client, kind):
+    import dask.bag as db
+
+    from emkit import ISVMachine, JFAMachine
+
+    X = _data(seed=5)
+    ubm = _gmm().fit(X)
+    stats = ubm.transform(np.array_split(X, 60))
+    labels = [f"spk{i % 6}" for i in range(60)]
+
+    def make():
+        if kind == "isv":
+            return ISVMachine(2, em_iterations=3, ubm=ubm)
+        return JFAMachine(2, 2, em_iterations=3, ubm=ubm)
+
+    ref = make().fit(stats, labels)
+    got = make().fit(db.from_sequence(list(zip(labels, stats)), npartitions=4))
+    for name in ("U", "D") + (("V",) if kind == "jfa" else ()):
+        assert max_rel_diff(getattr(got, name), getattr(ref, name)) < 1e-10, name
+
+
 @pytest.mark.filterwarnings("ignore:Sending large graph")
 def test_a_worker_killed_mid_iteration_does_not_change_the_result(client):
     X = _data(n=240_000, d=16, seed=3)

@@ -32,6 +32,7 @@ def test_params_clone_and_pickle(small):
         ubm=None,
         ubm_kwargs=None,
         enroll_iterations=3,
+        checkpoint=None,
     )
     assert clone(isv).enroll_iterations == 3
     jfa = JFAMachine(2, 3, enroll_iterations=2)

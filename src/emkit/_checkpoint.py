@@ -120,22 +120,29 @@ def _read_value(dataset):
     return value if isinstance(value, np.ndarray) else np.asarray(value)
 
 
-def resumable_em(estimator, X, *, initialize, get_state, set_state, **run_em_kwargs):
+def resumable_em(estimator, X, *, initialize, get_state, set_state, phase: int = 0, **run_em_kwargs):
     """Run :func:`emkit._em.run_em`, resuming from and saving to ``estimator.checkpoint`` (a path or None).
 
     ``initialize()`` prepares a fresh run; ``get_state()`` returns the arrays that define the
-    estimator between iterations and ``set_state(arrays)`` restores them.
+    estimator between iterations and ``set_state(arrays)`` restores them.  Training made of
+    successive loops (JFA's V, U and D phases) numbers them with ``phase``: a checkpoint of a
+    later phase means this one has finished (its state is restored and nothing is trained), one
+    of an earlier phase means this one starts afresh.
     """
     from ._em import EMResult, run_em
 
     path = getattr(estimator, "checkpoint", None)
     checkpoint = Checkpoint(path, estimator, X) if path is not None else None
     saved = checkpoint.load() if checkpoint is not None else None
-    if saved is None:
+    saved_phase = saved.extra.get("phase", 0) if saved is not None else None
+    if saved is not None and saved_phase > phase:
+        set_state(saved.arrays)
+        return EMResult(n_iter=0, converged=True, history=[])
+    if saved is None or saved_phase < phase:
         initialize()
         start, history = 0, []
         if checkpoint is not None:
-            checkpoint.save(0, [], get_state())
+            checkpoint.save(0, [], get_state(), extra={"phase": phase})
     else:
         set_state(saved.arrays)
         start, history = saved.step, saved.history
@@ -143,10 +150,10 @@ def resumable_em(estimator, X, *, initialize, get_state, set_state, **run_em_kwa
             return EMResult(n_iter=start, converged=True, history=history)
 
     def save(step, hist):
-        checkpoint.save(step, hist, get_state())
+        checkpoint.save(step, hist, get_state(), extra={"phase": phase})
 
     result = run_em(start_step=start, history=history,
                     on_iteration=save if checkpoint is not None else None, **run_em_kwargs)
     if checkpoint is not None:
-        checkpoint.save(result.n_iter, result.history, get_state(), completed=True)
+        checkpoint.save(result.n_iter, result.history, get_state(), completed=True, extra={"phase": phase})
     return result

@@ -20,6 +20,7 @@ from ._backend import (
     single_threaded_blas,
     thread_map,
 )
+from ._checkpoint import resumable_em
 from ._factor_analysis_data import (
     SessionAccumulator,
     SessionParams,
@@ -113,6 +114,7 @@ class FactorAnalysisBase(ScoringMixin, ReferenceStepsMixin, BaseEstimator):
         enroll_iterations=1,
         ubm=None,
         ubm_kwargs=None,
+        checkpoint=None,
     ):
         self.r_U = r_U
         self.r_V = r_V
@@ -122,6 +124,7 @@ class FactorAnalysisBase(ScoringMixin, ReferenceStepsMixin, BaseEstimator):
         self.enroll_iterations = enroll_iterations
         self.ubm = ubm
         self.ubm_kwargs = ubm_kwargs
+        self.checkpoint = checkpoint
 
     # -- UBM-derived properties ----------------------------------------------------------------
     def _trained_ubm(self, action: str = "this operation") -> GMMMachine:
@@ -358,8 +361,26 @@ class FactorAnalysisBase(ScoringMixin, ReferenceStepsMixin, BaseEstimator):
         data = prepare_training_set(X, y, shape, _session_threads())
         self._create_missing()
         self.classes_ = data.classes
-        self._train(data)
+        self._train(data, X)
         return self
+
+    def _em(self, X, e_step, m_step, *, state, name, quantity, phase=0):
+        """``em_iterations`` of ``m_step(e_step())``, resumable from ``checkpoint``: ``state`` names
+        the parameters (of "U", "V", "D") saved after every iteration."""
+        return resumable_em(
+            self,
+            X,
+            initialize=lambda: None,  # the parameters exist already (_create_missing)
+            get_state=lambda: {k: self._get(k) for k in state},
+            set_state=lambda arrays: [self._store(k, arrays[k]) for k in state],
+            phase=phase,
+            e_step=e_step,
+            m_step=m_step,
+            max_iterations=self.em_iterations,
+            convergence_threshold=None,
+            name=name,
+            quantity=quantity,
+        )
 
     def _class_totals(self, data):
         """Per-class sums of the statistics (summed while stacking, or one pass over the sessions)."""

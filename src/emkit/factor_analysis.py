@@ -40,7 +40,6 @@ import operator
 
 import numpy as np
 
-from ._em import run_em
 from ._factor_analysis_base import FactorAnalysisBase, _one_blas_thread
 from ._factor_analysis_scoring import _blas_for
 from ._factor_analysis_data import encode_labels, is_delayed
@@ -125,6 +124,7 @@ class ISVMachine(ISVStepsMixin, FactorAnalysisBase):
         ubm=None,
         ubm_kwargs=None,
         enroll_iterations=1,
+        checkpoint=None,
     ):
         super().__init__(
             r_U=r_U,
@@ -135,9 +135,10 @@ class ISVMachine(ISVStepsMixin, FactorAnalysisBase):
             enroll_iterations=enroll_iterations,
             ubm=ubm,
             ubm_kwargs=ubm_kwargs,
+            checkpoint=checkpoint,
         )
 
-    def _train(self, data):
+    def _train(self, data, X):
         (C, D), m, var = self._sv()
         class_level = {}  # from the first pass (which sums the class totals along)
 
@@ -168,14 +169,8 @@ class ISVMachine(ISVStepsMixin, FactorAnalysisBase):
             A2 = self._U_accumulator(acc, class_offsets=offsets)
             return self._set_param("U", kfa.update_subspace(acc.A1, A2, U))
 
-        run_em(
-            e_step,
-            m_step,
-            max_iterations=self.em_iterations,
-            convergence_threshold=None,
-            name="ISV U training",
-            quantity="relative change of U",
-        )
+        self._em(X, e_step, m_step, state=("U",), name="ISV U training",
+                 quantity="relative change of U")
 
     def enroll(self, X) -> np.ndarray:
         """Class offset z of one client from its sessions ``X`` (list of GMMStats): shape (1, CD).
@@ -257,6 +252,7 @@ class JFAMachine(JFAStepsMixin, FactorAnalysisBase):
         ubm=None,
         ubm_kwargs=None,
         enroll_iterations=1,
+        checkpoint=None,
     ):
         super().__init__(
             r_U=r_U,
@@ -267,13 +263,14 @@ class JFAMachine(JFAStepsMixin, FactorAnalysisBase):
             enroll_iterations=enroll_iterations,
             ubm=ubm,
             ubm_kwargs=ubm_kwargs,
+            checkpoint=checkpoint,
         )
 
     def _class_y(self, n_acc, centred_y):
         c = self._derived()
         return kfa.latent_posterior(n_acc, centred_y, c["V_over_var"], c["vprod"])
 
-    def _train(self, data):
+    def _train(self, data, X):
         (C, D), m, var = self._sv()
         totals = self._class_totals(data)
         N_sv = np.repeat(totals.n, D, axis=1)
@@ -284,14 +281,8 @@ class JFAMachine(JFAStepsMixin, FactorAnalysisBase):
             A1, A2 = kfa.accumulate_subspace(totals.n, centred_y, y, cov)
             return self._set_param("V", kfa.update_subspace(A1, A2, self._V))
 
-        run_em(
-            lambda: None,
-            v_step,
-            max_iterations=self.em_iterations,
-            convergence_threshold=None,
-            name="JFA V training",
-            quantity="relative change of V",
-        )
+        self._em(X, lambda: None, v_step, state=("U", "V", "D"), phase=0, name="JFA V training",
+                 quantity="relative change of V")
         latent_y, _ = self._class_y(totals.n, centred_y)
         Vy = latent_y @ self._V.T  # the class offsets of the U phase, (K, CD)
 
@@ -304,14 +295,8 @@ class JFAMachine(JFAStepsMixin, FactorAnalysisBase):
                 "U", kfa.update_subspace(acc.A1, self._U_accumulator(acc, Vy), self._U)
             )
 
-        run_em(
-            u_e_step,
-            u_m_step,
-            max_iterations=self.em_iterations,
-            convergence_threshold=None,
-            name="JFA U training",
-            quantity="relative change of U",
-        )
+        self._em(X, u_e_step, u_m_step, state=("U", "V", "D"), phase=1, name="JFA U training",
+                 quantity="relative change of U")
         params = self._session_params(data.n_classes, class_offsets=Vy, accumulate=False)
         G = self._session_pass(data, params).G
 
@@ -327,14 +312,8 @@ class JFAMachine(JFAStepsMixin, FactorAnalysisBase):
                 new = np.where(A1 != 0, A2 / A1, self._D)
             return self._set_param("D", new)
 
-        run_em(
-            lambda: None,
-            d_step,
-            max_iterations=self.em_iterations,
-            convergence_threshold=None,
-            name="JFA D training",
-            quantity="relative change of D",
-        )
+        self._em(X, lambda: None, d_step, state=("U", "V", "D"), phase=2, name="JFA D training",
+                 quantity="relative change of D")
 
     def enroll(self, X):
         """Latent ``(y (r_V,), z (CD,))`` of one client from its sessions ``X`` (list of GMMStats).
