@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from ._backend import (
+    bag_from_parts,
     is_dask_collection,
     map_reduce,
     n_threads,
@@ -464,13 +465,7 @@ class FactorAnalysisBase(ScoringMixin, ReferenceStepsMixin, BaseEstimator):
             )
         self.initialize_using_array(frames)
         if is_dask_collection(sessions):
-            import dask
-            import dask.bag as db
-
-            blocks = sessions.to_delayed().ravel()
-            stats = db.from_delayed(
-                [dask.delayed(_transform_block, pure=True)(self.ubm, b) for b in blocks]
-            )
+            stats = bag_from_parts(_transform_block, [(self.ubm, b) for b in sessions.to_delayed().ravel()])
         else:
             stats = self.ubm.transform(sessions)
         return self.fit(stats, y)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._backend import is_dask_collection, n_threads, thread_map
+from ._backend import bag_from_parts, is_bag, is_dask_collection, is_delayed, n_threads, thread_map
 from ._kernels import factor_analysis as kfa
 from .stats import GMMStats
 
@@ -355,23 +355,6 @@ def session_chunk(piece, p: SessionParams) -> SessionAccumulator:
 # ---------------------------------------------------------------------------------------------
 
 
-def is_delayed(obj) -> bool:
-    """True for a ``dask.delayed`` object (checked without importing dask for other objects)."""
-    if not is_dask_collection(obj):
-        return False
-    from dask.delayed import Delayed
-
-    return isinstance(obj, Delayed)
-
-
-def _is_bag(obj) -> bool:
-    if not is_dask_collection(obj):
-        return False
-    from dask.bag import Bag
-
-    return isinstance(obj, Bag)
-
-
 def pair_up(codes, stats):
     """A bag partition: ``[(code, GMMStats), ...]`` (top-level so that it pickles)."""
     stats = list(stats)
@@ -419,15 +402,9 @@ def _label_list(y, name="y"):
 
 
 def _delayed_bag(groups, code_groups):
-    """A persisted bag with one partition per group of delayed statistics."""
-    import dask
-    import dask.bag as db
-
-    parts = [
-        dask.delayed(pair_up, pure=True)(codes, list(group) if isinstance(group, list) else group)
-        for group, codes in zip(groups, code_groups)
-    ]
-    return db.from_delayed(parts).persist()
+    """A bag with one partition of (code, GMMStats) pairs per group of delayed statistics."""
+    return bag_from_parts(pair_up, [(codes, list(group) if isinstance(group, list) else group)
+                                    for group, codes in zip(groups, code_groups)])
 
 
 def _split(items, n_parts):
@@ -440,7 +417,7 @@ def prepare_training_set(X, y, shape, threads: int = 1) -> TrainingSet:
 
     In memory, the number of blocks is a multiple of ``threads`` (balanced passes).
     """
-    if _is_bag(X):
+    if is_bag(X):
         return _prepare_bag(X, y)
     if isinstance(X, np.ndarray) and X.dtype == object:
         X = list(X)
@@ -522,27 +499,20 @@ def _prepare_nested(X, y, shape, threads) -> TrainingSet:
 
 
 def _prepare_bag(X, y) -> TrainingSet:
-    import dask
-
-    X = X.persist()
+    """The bag is not persisted: each pass recomputes it (persist it first if it fits in memory)."""
     if y is None:
         labels = X.map(_label_of).compute()
         codes, classes = encode_labels(labels)
         index = {c: i for i, c in enumerate(classes)}
-        rows = X.map(_encode_pair, index).persist()
+        rows = X.map(_encode_pair, index)
     else:
         y = _label_list(y)
         codes, classes = encode_labels(y)
         lengths = X.map_partitions(_partition_length).compute()
         _check_lengths(int(np.sum(lengths)), len(codes))
         edges = np.cumsum([0] + list(lengths))
-        import dask.bag as db
-
-        parts = [
-            dask.delayed(pair_up, pure=True)(codes[a:b], part)
-            for part, a, b in zip(X.to_delayed(), edges[:-1], edges[1:])
-        ]
-        rows = db.from_delayed(parts).persist()
+        rows = bag_from_parts(pair_up, [(codes[a:b], part) for part, a, b
+                                        in zip(X.to_delayed(), edges[:-1], edges[1:])])
     if len(codes) == 0:
         raise ValueError("X is empty: expected the statistics of at least one session")
     return TrainingSet(rows, classes, np.bincount(codes, minlength=len(classes)))

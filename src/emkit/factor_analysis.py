@@ -40,9 +40,10 @@ import operator
 
 import numpy as np
 
+from ._backend import is_delayed
 from ._factor_analysis_base import FactorAnalysisBase, _one_blas_thread
+from ._factor_analysis_data import encode_labels
 from ._factor_analysis_scoring import _blas_for
-from ._factor_analysis_data import encode_labels, is_delayed
 from ._factor_analysis_steps import ISVStepsMixin, JFAStepsMixin
 from ._kernels import factor_analysis as kfa
 from .stats import GMMStats

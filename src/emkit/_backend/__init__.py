@@ -26,7 +26,7 @@ import numpy as np
 
 from .._validation import is_dask_collection
 
-__all__ = ["map_reduce", "is_dask_collection", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map"]
+__all__ = ["map_reduce", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map"]
 
 #: Below this many rows a numpy input is processed in the calling thread.
 _MIN_ROWS_PER_THREAD = 8192
@@ -38,6 +38,34 @@ def n_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def is_bag(obj) -> bool:
+    """True for a ``dask.bag.Bag`` (dask is imported only for dask objects)."""
+    if not is_dask_collection(obj):
+        return False
+    from dask.bag import Bag
+
+    return isinstance(obj, Bag)
+
+
+def is_delayed(obj) -> bool:
+    """True for a ``dask.delayed`` object (dask is imported only for dask objects)."""
+    if not is_dask_collection(obj):
+        return False
+    from dask.delayed import Delayed
+
+    return isinstance(obj, Delayed)
+
+
+def bag_from_parts(fn, parts_args):
+    """A dask bag with one partition ``fn(*args)`` per item of ``parts_args`` (lazy: nothing is
+    computed or persisted here; ``fn`` must be a top-level function, so that it pickles)."""
+    import dask
+    import dask.bag as db
+
+    task = dask.delayed(fn, pure=True)
+    return db.from_delayed([task(*args) for args in parts_args])
 
 
 def tree_sum(values):
