@@ -1,6 +1,5 @@
 """The demo experiment as a library function, and the system building blocks behind it."""
 
-import sys
 
 import numpy as np
 import pytest
@@ -110,19 +109,6 @@ def test_gmm_map_models_equal_map_fitted_machines():
     reference = GMMMachine(4, trainer="map", ubm=ubm, map_relevance_factor=3.0, max_fitting_steps=1)
     reference.fit(np.concatenate(utts))
     np.testing.assert_allclose(models.arrays["means"][0], reference.means, rtol=1e-10)
-
-
-def test_missing_modules_drop_their_systems(monkeypatch):
-    monkeypatch.setitem(sys.modules, "emkit.plda", None)            # import raises ImportError
-    monkeypatch.setitem(sys.modules, "emkit.factor_analysis", None)
-    lines = []
-    cfg = DemoConfig(**{**SMALL.__dict__, "systems": ("gmm-map", "isv", "jfa", "ivector-plda")})
-    result = run_demo(None, seed=0, config=cfg, progress=True, echo=lines.append)  # bars on
-    assert [r[0] for r in result.rows] == ["gmm-map"]
-    assert set(result.skipped) == {"isv", "jfa", "ivector-plda"} and result.failed == {}
-    text = "\n".join(lines)
-    assert "note: ISV skipped" in text
-    assert "note: i-vector, PLDA skipped: emkit.plda is not available" in text
 
 
 def test_a_failing_system_is_reported_and_the_others_still_run(monkeypatch):

@@ -27,11 +27,16 @@ import numpy as np
 
 from . import metrics
 from ._config import config_context
+from .factor_analysis import ISVMachine, JFAMachine
 from .gmm import GMMMachine, map_gmm_m_step
 from .io.h5 import open_for_reading, open_for_writing, read_stamp, write_stamp
+from .ivector import IVectorMachine
 from .kmeans import KMeansMachine
 from .linear_scoring import linear_scoring
+from .plda import PLDA, PLDAEnrollment
 from .stats import GMMStats
+from .wccn import WCCN
+from .whitening import Whitening
 
 __all__ = ["DemoConfig", "DemoResult", "EnrolledModels", "IVectorBackend", "SystemUnavailable",
            "train_ubm", "compute_stats", "stats_per_block", "enroll", "score", "load_machine",
@@ -139,20 +144,11 @@ class IVectorBackend:
     def fit(self, train_stats, labels=None, *, plda: bool = True):
         """Fit whitening (and, with labels, WCCN and PLDA) on the i-vectors of ``train_stats``."""
         ivectors = self.ivector.transform(train_stats)
-        try:
-            from .whitening import Whitening
-            self.whitening = Whitening().fit(ivectors)
-        except ImportError:
-            self.whitening = None
+        self.whitening = Whitening().fit(ivectors)
         space = self.plda_space(ivectors, from_ivectors=True)
         if labels is not None:
-            try:
-                from .wccn import WCCN
-                self.wccn = WCCN().fit(space, np.asarray(labels))
-            except ImportError:
-                self.wccn = None
+            self.wccn = WCCN().fit(space, np.asarray(labels))
             if plda:
-                from .plda import PLDA
                 self.plda = PLDA().fit(space, np.asarray(labels))
         return self
 
@@ -184,19 +180,14 @@ class IVectorBackend:
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "IVectorBackend":
-        from .ivector import IVectorMachine
-
         with open_for_reading(hdf5) as f:
             read_stamp(f, "IVectorBackend", 1)
             backend = cls(IVectorMachine.from_hdf5(f["ivector"]))
             if "whitening" in f:
-                from .whitening import Whitening
                 backend.whitening = _restore_projection(Whitening(), f["whitening"])
             if "wccn" in f:
-                from .wccn import WCCN
                 backend.wccn = _restore_projection(WCCN(), f["wccn"])
             if "plda" in f:
-                from .plda import PLDA
                 backend.plda = PLDA.from_hdf5(f["plda"])
         return backend
 
@@ -211,6 +202,9 @@ def _restore_projection(step, g):
     return step
 
 
+_FA_CLASSES = {"ISVMachine": ISVMachine, "JFAMachine": JFAMachine}
+
+
 def load_machine(path):
     """A UBM (GMMMachine), ISVMachine, JFAMachine, IVectorMachine or IVectorBackend from HDF5."""
     with open_for_reading(path) as f:
@@ -218,11 +212,9 @@ def load_machine(path):
     found = found.decode() if isinstance(found, bytes) else found
     if found in (None, "GMMMachine"):
         return GMMMachine.from_hdf5(path)
-    if found in ("ISVMachine", "JFAMachine"):
-        from . import factor_analysis
-        return getattr(factor_analysis, found).from_hdf5(path)
+    if found in _FA_CLASSES:
+        return _FA_CLASSES[found].from_hdf5(path)
     if found == "IVectorMachine":
-        from .ivector import IVectorMachine
         return IVectorBackend(IVectorMachine.from_hdf5(path))
     if found == "IVectorBackend":
         return IVectorBackend.from_hdf5(path)
@@ -299,9 +291,8 @@ class EnrolledModels:
             kind = kind.decode() if isinstance(kind, bytes) else kind
             if kind == "GMMMachine":
                 machine = GMMMachine.from_hdf5(g)
-            elif kind in ("ISVMachine", "JFAMachine"):
-                from . import factor_analysis
-                machine = getattr(factor_analysis, kind).from_hdf5(g)
+            elif kind in _FA_CLASSES:
+                machine = _FA_CLASSES[kind].from_hdf5(g)
             else:
                 machine = IVectorBackend.from_hdf5(g)
         return cls(system, ids, arrays, machine, params)
@@ -392,7 +383,6 @@ def score(models: EnrolledModels, probe_stats, *, progress: bool = False) -> np.
     if system == "ivector-cosine":
         return a["vectors"] @ machine.cosine_space(probe_stats).T
     if system == "ivector-plda":
-        from .plda import PLDAEnrollment
         enrolled = PLDAEnrollment(a["means"], a["counts"])
         return machine.plda.log_likelihood_ratio(enrolled, machine.plda_space(probe_stats))
     raise ValueError(f"unknown system {system!r} in the model file")
@@ -457,22 +447,14 @@ def format_table(rows) -> str:
 
 
 def _demo_systems(cfg: DemoConfig, seed: int, ubm, train_stats, train_labels, progress):
-    """{system: machine factory}; a factory raises SystemUnavailable when its module is missing."""
+    """{system: machine factory} (the i-vector systems share one extractor)."""
 
     def isv():
-        try:
-            from .factor_analysis import ISVMachine
-        except ImportError as exc:
-            raise SystemUnavailable(f"emkit.factor_analysis is not available ({exc})") from None
         return ISVMachine(r_U=cfg.isv_rank, em_iterations=cfg.fa_iterations, ubm=ubm,
                           relevance_factor=cfg.relevance_factor, random_state=seed).fit(
                               train_stats, train_labels)
 
     def jfa():
-        try:
-            from .factor_analysis import JFAMachine
-        except ImportError as exc:
-            raise SystemUnavailable(f"emkit.factor_analysis is not available ({exc})") from None
         return JFAMachine(r_U=cfg.jfa_rank_u, r_V=cfg.jfa_rank_v, em_iterations=cfg.fa_iterations,
                           ubm=ubm, relevance_factor=cfg.relevance_factor, random_state=seed).fit(
                               train_stats, train_labels)
@@ -481,31 +463,13 @@ def _demo_systems(cfg: DemoConfig, seed: int, ubm, train_stats, train_labels, pr
 
     def ivector():
         if "value" not in backend:
-            try:
-                from .ivector import IVectorMachine
-                from .wccn import WCCN  # noqa: F401  (required for the cosine system)
-                from .whitening import Whitening  # noqa: F401
-            except ImportError as exc:
-                raise SystemUnavailable(f"an i-vector module is not available ({exc})") from None
             machine = IVectorMachine(ubm, dim_t=cfg.ivector_dim, random_state=seed,
                                      max_iterations=cfg.ivector_iterations).fit(train_stats)
-            try:
-                import emkit.plda  # noqa: F401
-                with_plda = True
-            except ImportError:
-                with_plda = False
-            backend["value"] = IVectorBackend(machine).fit(train_stats, train_labels,
-                                                           plda=with_plda)
+            backend["value"] = IVectorBackend(machine).fit(train_stats, train_labels)
         return backend["value"]
 
-    def ivector_plda():
-        machine = ivector()
-        if machine.plda is None:
-            raise SystemUnavailable("emkit.plda is not available")
-        return machine
-
     return {"gmm-map": lambda: ubm, "isv": isv, "jfa": jfa, "ivector-cosine": ivector,
-            "ivector-plda": ivector_plda}
+            "ivector-plda": ivector}
 
 
 def save_png(fig, path):
