@@ -230,7 +230,9 @@ def test_projection_cache_follows_parameter_changes(trained):
     machine, train, _ = trained["small"]
     machine = pickle.loads(pickle.dumps(machine))
     before = machine.project(train[0])
-    machine.T *= 2.0  # in place: the cached constants must not be reused
+    with pytest.raises(ValueError, match="read-only"):
+        machine.T *= 2.0  # T cannot change in place (a new array must be assigned)
+    machine.T = machine.T * 2.0  # a new T: the cached constants are not reused
     doubled = machine.project(train[0])
     machine.T = machine.T / 2.0
     np.testing.assert_allclose(machine.project(train[0]), before, rtol=1e-12)

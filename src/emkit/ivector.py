@@ -264,16 +264,13 @@ def _batch_size(machine) -> int:
 #: Smallest batch worth a thread of its own when projecting.
 _MIN_THREAD_BATCH = 32
 
-_PROBES: dict = {}
 
-
-def _checksum(a) -> float:
-    """A weighted sum of the values (fixed pseudo-random weights): changes when any value does."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1)
-    probe = _PROBES.get(a.size)
-    if probe is None:
-        probe = _PROBES.setdefault(a.size, np.random.default_rng(a.size).uniform(0.5, 1.5, a.size))
-    return float(a @ probe)
+def _read_only(value):
+    if value is None:
+        return None
+    arr = np.array(value, dtype=np.float64)  # a copy: the caller's array stays writable
+    arr.flags.writeable = False
+    return arr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,6 +373,26 @@ class IVectorMachine(BaseEstimator):
         self.T = None
         self.sigma = None
 
+    # -- parameters: stored as read-only float64 arrays (assign a new array to change them), so
+    # that the projection constants derived from them can be cached between calls
+    @property
+    def T(self):
+        """Total variability matrix (C, D, R), one (D, R) block per Gaussian (None before ``fit``)."""
+        return self.__dict__.get("_T")
+
+    @T.setter
+    def T(self, value):
+        self.__dict__["_T"] = _read_only(value)
+
+    @property
+    def sigma(self):
+        """Residual diagonal covariance (C, D) (None before ``fit``)."""
+        return self.__dict__.get("_sigma")
+
+    @sigma.setter
+    def sigma(self, value):
+        self.__dict__["_sigma"] = _read_only(value)
+
     # -- validation --------------------------------------------------------------------------
     def _check_ubm(self):
         ubm = self.ubm
@@ -456,28 +473,31 @@ class IVectorMachine(BaseEstimator):
     def _precomputed(self) -> kiv.Precomputed:
         """The projection constants, cached while T, sigma and the UBM means stay the same.
 
-        The key holds the arrays' ids and a checksum of their values, so replacing or modifying
-        any of them in place invalidates the cache.
+        T and sigma are read-only (a new value is a new object), the UBM means are compared by
+        value, so the cache is never stale.
         """
         T, sigma, means = self.T, self.sigma, self.ubm.means
         C, D = np.shape(means)
         if np.ndim(T) != 3 or np.shape(T)[:2] != (C, D) or np.shape(sigma) != (C, D):
             raise ValueError(f"T has shape {np.shape(T)} and sigma {np.shape(sigma)}; the "
                              f"UBM needs T ({C}, {D}, dim_t) and sigma ({C}, {D})")
-        key = tuple((id(a), _checksum(a)) for a in (T, sigma, means))
         cached = self.__dict__.get("_projection_cache")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        pre = kiv.Precomputed.from_parameters(np.asarray(means, dtype=np.float64),
-                                              np.asarray(T, dtype=np.float64),
-                                              np.asarray(sigma, dtype=np.float64))
-        self._projection_cache = (key, pre)
+        if (cached is not None and cached[0] is T and cached[1] is sigma
+                and np.array_equal(cached[2], means)):
+            return cached[3]
+        means = np.array(means, dtype=np.float64)
+        pre = kiv.Precomputed.from_parameters(means, T, sigma)
+        self._projection_cache = (T, sigma, means, pre)
         return pre
 
     def __getstate__(self):
         state = dict(super().__getstate__())
         state.pop("_projection_cache", None)
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.T, self.sigma = self.T, self.sigma  # unpickled arrays come back writable
 
     def _project_batches(self, X, name, indexed=True):
         with single_threaded_blas():  # small products: BLAS threads only cost synchronisation
@@ -505,7 +525,17 @@ class IVectorMachine(BaseEstimator):
         self._check_fitted("project")
         if not isinstance(stats, GMMStats):
             raise TypeError(f"stats must be a GMMStats; got {type(stats).__name__}")
-        return self._project_batches([stats], "stats", indexed=False)[0]
+        pre = self._precomputed()
+        C, D, _ = pre.shape
+        n = np.asarray(stats.n, dtype=np.float64)
+        F = np.asarray(stats.sum_px, dtype=np.float64)
+        if n.shape != (C,) or F.shape != (C, D):
+            raise ValueError(f"stats has statistics of shape n {n.shape}, sum_px {F.shape}; the UBM "
+                             f"expects n ({C},) and sum_px ({C}, {D})")
+        if not (np.isfinite(n).all() and np.isfinite(F).all()):
+            raise ValueError("stats contains NaN or infinity")
+        with single_threaded_blas():  # small products: BLAS threads only cost synchronisation
+            return kiv.project(n[None], (F - n[:, None] * pre.means)[None], pre)[0]
 
     def transform(self, X) -> np.ndarray:
         """i-vectors of a list of GMMStats: ndarray (S, R) (row s is ``project(X[s])``).

@@ -15,6 +15,8 @@ the recursion are solved by substitution, a loop over their rows (vectorised ove
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,7 +136,7 @@ class Precomputed:
     means: np.ndarray  # (C, D) UBM means
     inv_sigma: np.ndarray  # (C, D)
     t_sigma_inv: np.ndarray  # (C*D, R): rows of sigma^-1 T
-    tt_sigma_inv_t: np.ndarray  # (C, R*R): T_c' sigma_c^-1 T_c, flattened
+    tt_lower: np.ndarray  # (C, R(R+1)/2): lower triangles of T_c' sigma_c^-1 T_c (symmetric)
     log_norm: np.ndarray  # (C,): -(D log 2 pi + sum_d log sigma_cd) / 2
 
     @classmethod
@@ -142,11 +144,12 @@ class Precomputed:
         C, D, R = T.shape
         t_sigma_inv = T / sigma[:, :, None]
         tst = np.matmul(np.ascontiguousarray(t_sigma_inv.transpose(0, 2, 1)), T)
+        rows, cols = np.tril_indices(R)
         return cls(
             means=np.asarray(means, dtype=np.float64),
             inv_sigma=1.0 / sigma,
             t_sigma_inv=t_sigma_inv.reshape(C * D, R),
-            tt_sigma_inv_t=tst.reshape(C, R * R),
+            tt_lower=np.ascontiguousarray(tst[:, rows, cols]),
             log_norm=-0.5 * (D * LOG_2PI + np.log(sigma).sum(axis=1)),
         )
 
@@ -156,12 +159,29 @@ class Precomputed:
         return C, D, self.t_sigma_inv.shape[1]
 
 
+@functools.lru_cache(maxsize=8)
+def _lower_positions(R: int):
+    """Flat positions in an (R, R) matrix of its lower triangle (row-major) and of its diagonal."""
+    rows, cols = np.tril_indices(R)
+    return rows * R + cols, np.arange(R) * (R + 1)
+
+
+def lower_to_square(lower: np.ndarray, R: int) -> np.ndarray:
+    """(S, R(R+1)/2) lower triangles to (S, R, R) matrices plus the identity, upper part zero.
+
+    Enough for the Cholesky factorisations, which read the lower triangle only.
+    """
+    tri, diagonal = _lower_positions(R)
+    out = np.zeros((lower.shape[0], R * R))
+    out[:, tri] = lower
+    out[:, diagonal] += 1.0
+    return out.reshape(-1, R, R)
+
+
 def precision_matrices(n: np.ndarray, pre: Precomputed) -> np.ndarray:
-    """``I + sum_c n_sc T_c' sigma_c^-1 T_c`` for each row of ``n`` (S, C): (S, R, R)."""
-    S, R = n.shape[0], pre.shape[2]
-    P = n @ pre.tt_sigma_inv_t
-    P[:, :: R + 1] += 1.0
-    return P.reshape(S, R, R)
+    """``I + sum_c n_sc T_c' sigma_c^-1 T_c`` for each row of ``n`` (S, C): (S, R, R), lower
+    triangles only (the products of half the symmetric matrices: half the work and memory)."""
+    return lower_to_square(n @ pre.tt_lower, pre.shape[2])
 
 
 def linear_terms(fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
@@ -234,11 +254,11 @@ def accumulate(n, sum_px, sum_pxx, pre: Precomputed, acc, parallel_map=None,
     fnorm = sum_px - n[:, :, None] * m
     # the precisions column-wise (each thread reads its own columns of the big constant), the
     # posteriors utterance-wise, the accumulator row-wise: every piece writes its own slice
-    P = np.empty((S, R * R))
-    run(lambda cols: np.matmul(n, pre.tt_sigma_inv_t[:, cols], out=P[:, cols]),
-        _pieces(R * R, n_pieces))
-    P[:, :: R + 1] += 1.0
-    P = P.reshape(S, R, R)
+    lower = np.empty((S, pre.tt_lower.shape[1]))
+    run(lambda cols: np.matmul(n, pre.tt_lower[:, cols], out=lower[:, cols]),
+        _pieces(lower.shape[1], n_pieces))
+    P = lower_to_square(lower, R)
+    del lower
     ww = np.empty((S, R, R))
     utterances = _pieces(S, n_pieces)
     moments = run(lambda sl: posterior_moments(n[sl], fnorm[sl], pre, P[sl], ww[sl]), utterances)
