@@ -2,7 +2,8 @@
 
 Compatible with ``bob.learn.em.GMMMachine`` and its ``gmm`` module (``e_step``, ``m_step``,
 ``ml_gmm_m_step``, ``map_gmm_m_step``, ``log_likelihood``, ``log_weighted_likelihood``).  The
-E-step is three matrix products per row block (see :mod:`emkit._kernels.gmm`).
+E-step is two matrix products per bounded row block, with a log-sum-exp in between (see
+:mod:`emkit._kernels.gmm`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from ._backend import is_dask_collection, map_ordered, map_reduce, tree_sum
-from ._config import get_config
 from ._checkpoint import resumable_em
+from ._config import get_config
 from ._kernels import gmm as kg
 from ._validation import check_frames, check_positive_int
 from .kmeans import KMeansMachine
