@@ -7,6 +7,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from emkit._kernels import ivector as kiv
+from emkit._kernels import linalg
 
 
 def _spd_stack(rng, S, n):
@@ -20,13 +21,13 @@ def test_triangular_kernels_match_numpy(S, n, k):
     P = _spd_stack(rng, S, n)
     L = np.linalg.cholesky(P)
     B = rng.normal(size=(S, n, k))
-    Li = kiv.lower_inverse(L)
+    Li = linalg.lower_inverse(L)
     np.testing.assert_allclose(Li @ L, np.broadcast_to(np.eye(n), L.shape), atol=1e-12)
     assert np.all(np.triu(Li, 1) == 0)
-    np.testing.assert_allclose(kiv.solve_lower(L, B), np.linalg.solve(L, B), rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(linalg.solve_lower(L, B), np.linalg.solve(L, B), rtol=1e-11, atol=1e-12)
     U = np.ascontiguousarray(L.transpose(0, 2, 1))
-    np.testing.assert_allclose(kiv.solve_upper(U, B), np.linalg.solve(U, B), rtol=1e-11, atol=1e-12)
-    np.testing.assert_allclose(kiv.cholesky_solve(P, B), np.linalg.solve(P, B), rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(linalg.solve_upper(U, B), np.linalg.solve(U, B), rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(linalg.cholesky_solve(P, B), np.linalg.solve(P, B), rtol=1e-11, atol=1e-12)
 
 
 @pytest.mark.parametrize("budget", [8, 200, 10**9])

@@ -15,8 +15,8 @@ import functools
 
 import numpy as np
 from scipy import sparse as _sparse
-from scipy.linalg.lapack import dpotrf as _potrf
-from scipy.linalg.lapack import dpotrs as _potrs
+
+from .linalg import lower_inverse, spd_inverse, spd_solve
 
 __all__ = [
     "project_rows",
@@ -51,6 +51,10 @@ __all__ = [
 ]
 
 
+#: Up to this many rows, :func:`project_rows` uses one matrix-vector product per row.
+_FEW = 4
+
+
 def project_rows(F: np.ndarray, W: np.ndarray) -> np.ndarray:
     """``F @ W`` (S, r) for F (S, CD), W (CD, r).
 
@@ -69,62 +73,6 @@ def subspace_products(W: np.ndarray, variances: np.ndarray) -> np.ndarray:
     return np.matmul(Wc.transpose(0, 2, 1) / variances[:, None, :], Wc)
 
 
-def lower_inverse(L: np.ndarray) -> np.ndarray:
-    """``L^-1`` of stacked lower-triangular matrices (S, r, r): a forward substitution vectorised
-    over the S matrices (r steps; row i of ``L^-1`` has its non-zeros in columns 0..i)."""
-    S, r, _ = L.shape
-    L_inv = np.zeros_like(L)
-    inv_diag = 1.0 / np.diagonal(L, axis1=1, axis2=2)
-    L_inv[:, 0, 0] = inv_diag[:, 0]
-    for i in range(1, r):
-        row = np.matmul(L[:, i : i + 1, :i], L_inv[:, :i, :i])[:, 0, :]
-        L_inv[:, i, :i] = row * -inv_diag[:, i : i + 1]
-        L_inv[:, i, i] = inv_diag[:, i]
-    return L_inv
-
-
-def spd_inverse(P: np.ndarray) -> np.ndarray:
-    """Inverse of stacked symmetric positive definite matrices (S, r, r) via their Cholesky factors.
-
-    ``P = L L^T`` and ``P^-1 = L^-T L^-1`` (:func:`lower_inverse`): about twice as fast as a stacked
-    general solve.
-    """
-    L_inv = lower_inverse(np.linalg.cholesky(P))
-    return np.matmul(L_inv.swapaxes(-1, -2), L_inv)
-
-
-def spd_solve(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``A^-1 B`` for stacked SPD ``A`` (S, r, r) and ``B`` (S, r, k): Cholesky, then ``L^-T (L^-1 B)``.
-
-    Only the lower triangles of ``A`` are read.  A single ``A`` (r, r) and ``B`` (r,) or (r, k) is
-    solved directly.
-
-    A few matrices go straight to LAPACK (``potrf``/``potrs``, a few microseconds each) instead
-    of numpy's stacked routines, whose set-up costs tens of microseconds.  Many go through
-    :func:`lower_inverse` (numpy has no stacked triangular solve; its LU solve is slower).
-    """
-    if A.ndim == 2:
-        factor, info = _potrf(A, lower=1, clean=0)
-        if info == 0:
-            out, info = _potrs(factor, B, lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError("Matrix is not positive definite")
-        return out
-    if A.shape[0] <= _FEW:
-        out = np.empty((len(A),) + B.shape[1:])
-        for i in range(len(A)):
-            factor, info = _potrf(A[i], lower=1, clean=0)
-            if info == 0:
-                out[i], info = _potrs(factor, B[i], lower=1)
-            if info != 0:
-                raise np.linalg.LinAlgError("Matrix is not positive definite")
-        return out
-    L_inv = lower_inverse(np.linalg.cholesky(A))
-    return np.matmul(L_inv.swapaxes(-1, -2), np.matmul(L_inv, B))
-
-
-#: Up to this many matrices, :func:`spd_solve` calls LAPACK once per matrix.
-_FEW = 4
 
 
 @functools.lru_cache(maxsize=16)

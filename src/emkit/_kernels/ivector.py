@@ -22,10 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-LOG_2PI = np.log(2.0 * np.pi)
+from .linalg import _lower_inverse_into, cholesky_solve, solve_lower, solve_upper
 
-#: Diagonal blocks of at most this many rows end the recursion (solved by substitution).
-_LEAF = 16
+LOG_2PI = np.log(2.0 * np.pi)
 
 #: Default working-set budget per (batch, R, R) stack: the batch size is chosen so that one such
 #: stack takes at most this many bytes (a few of them are alive at once).
@@ -35,93 +34,6 @@ DEFAULT_BATCH_BYTES = 64 * 2**20
 def default_batch_size(dim_t: int, budget_bytes: int = DEFAULT_BATCH_BYTES) -> int:
     """Utterances per E-step batch: one (batch, dim_t, dim_t) float64 stack fits the budget."""
     return max(1, int(budget_bytes // (8 * dim_t * dim_t)))
-
-
-# ---------------------------------------------------------------------------------------------
-# batched triangular algebra
-# ---------------------------------------------------------------------------------------------
-
-
-def lower_inverse(L: np.ndarray) -> np.ndarray:
-    """Inverse of each lower-triangular matrix of the stack ``L`` (S, n, n)."""
-    out = np.empty(L.shape)
-    _lower_inverse_into(L, out)
-    return out
-
-
-def _lower_inverse_into(L, out):
-    n = L.shape[-1]
-    if n <= _LEAF:
-        # forward substitution: row i of L^-1 is (e_i - L[i, :i] @ X[:i]) / L[i, i]
-        inv_diag = 1.0 / np.diagonal(L, axis1=-2, axis2=-1)
-        for i in range(n):
-            row = out[:, i, : i + 1]
-            if i:
-                np.matmul(L[:, i : i + 1, :i], out[:, :i, : i + 1], out=row[:, None, :])
-                np.negative(row, out=row)
-            else:
-                row[...] = 0.0
-            row[:, i] += 1.0
-            row *= inv_diag[:, i, None]
-            out[:, i, i + 1 :] = 0.0
-        return
-    h = n // 2
-    out[:, :h, h:] = 0.0
-    _lower_inverse_into(L[:, :h, :h], out[:, :h, :h])
-    _lower_inverse_into(L[:, h:, h:], out[:, h:, h:])
-    # [[A, 0], [B, E]]^-1 = [[A^-1, 0], [-E^-1 B A^-1, E^-1]]
-    np.matmul(out[:, h:, h:], L[:, h:, :h] @ out[:, :h, :h], out=out[:, h:, :h])
-    np.negative(out[:, h:, :h], out=out[:, h:, :h])
-
-
-def solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Solve ``L_s X_s = B_s`` for each lower-triangular ``L_s``; L (S, n, n), B (S, n, k)."""
-    X = np.array(B, dtype=np.float64, copy=True)
-    _solve_lower_inplace(L, X)
-    return X
-
-
-def _solve_lower_inplace(L, X):
-    n = L.shape[-1]
-    if n <= _LEAF:  # forward substitution
-        diag = np.diagonal(L, axis1=-2, axis2=-1)
-        for i in range(n):
-            if i:
-                X[:, i] -= (L[:, i : i + 1, :i] @ X[:, :i])[:, 0]
-            X[:, i] /= diag[:, i, None]
-        return
-    h = n // 2
-    _solve_lower_inplace(L[:, :h, :h], X[:, :h])
-    X[:, h:] -= L[:, h:, :h] @ X[:, :h]
-    _solve_lower_inplace(L[:, h:, h:], X[:, h:])
-
-
-def solve_upper(U: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Solve ``U_s X_s = B_s`` for each upper-triangular ``U_s``; U (S, n, n), B (S, n, k)."""
-    X = np.array(B, dtype=np.float64, copy=True)
-    _solve_upper_inplace(U, X)
-    return X
-
-
-def _solve_upper_inplace(U, X):
-    n = U.shape[-1]
-    if n <= _LEAF:  # back substitution
-        diag = np.diagonal(U, axis1=-2, axis2=-1)
-        for i in range(n - 1, -1, -1):
-            if i < n - 1:
-                X[:, i] -= (U[:, i : i + 1, i + 1 :] @ X[:, i + 1 :])[:, 0]
-            X[:, i] /= diag[:, i, None]
-        return
-    h = n // 2
-    _solve_upper_inplace(U[:, h:, h:], X[:, h:])
-    X[:, :h] -= U[:, :h, h:] @ X[:, h:]
-    _solve_upper_inplace(U[:, :h, :h], X[:, :h])
-
-
-def cholesky_solve(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Solve ``A_s X_s = B_s`` for a stack of symmetric positive definite ``A`` (S, n, n)."""
-    L = np.linalg.cholesky(A)
-    return solve_upper(np.ascontiguousarray(np.swapaxes(L, -1, -2)), solve_lower(L, B))
 
 
 # ---------------------------------------------------------------------------------------------
