@@ -185,26 +185,26 @@ class ReferenceStepsMixin:
         )
         return f_acc - np.repeat(n_acc, D, axis=1) * offset - self._class_UG(codes, n, latent_x, K)
 
-    def update_z(self, X, y, latent_x, latent_y, latent_z, n_acc, f_acc):
-        """New z for the classes present in ``y`` (other rows of ``latent_z`` kept); returns (K, CD)."""
+    def _z_posterior(self, X, y, latent_x, latent_y, n_acc, f_acc):
+        """The classes present in ``y`` with their centred statistics, ``N_sv`` and z posterior."""
         n_acc, f_acc = self._class_arrays(n_acc, f_acc)
         codes, n, F = self._labelled(X, y, len(n_acc))
         present = np.unique(codes)
         centred = self._centred_z(codes, n, latent_x, latent_y, n_acc, f_acc)[present]
         N_sv = np.repeat(n_acc[present], self.feature_dimension, axis=1)
-        z, _ = kfa.diagonal_posterior(N_sv, centred, self._get("D"), self.variance_supervector)
+        z, cov = kfa.diagonal_posterior(N_sv, centred, self._get("D"), self.variance_supervector)
+        return present, centred, N_sv, z, cov
+
+    def update_z(self, X, y, latent_x, latent_y, latent_z, n_acc, f_acc):
+        """New z for the classes present in ``y`` (other rows of ``latent_z`` kept); returns (K, CD)."""
+        present, _, _, z, _ = self._z_posterior(X, y, latent_x, latent_y, n_acc, f_acc)
         out = np.array(latent_z, dtype=np.float64, copy=True)
         out[present] = z
         return out
 
     def compute_accumulators_D(self, X, y, latent_x, latent_y, latent_z, n_acc, f_acc):
         """``(A1 (CD,), A2 (CD,))`` of the D update over the classes present in ``y``."""
-        n_acc, f_acc = self._class_arrays(n_acc, f_acc)
-        codes, n, F = self._labelled(X, y, len(n_acc))
-        present = np.unique(codes)
-        centred = self._centred_z(codes, n, latent_x, latent_y, n_acc, f_acc)[present]
-        N_sv = np.repeat(n_acc[present], self.feature_dimension, axis=1)
-        _, cov = kfa.diagonal_posterior(N_sv, centred, self._get("D"), self.variance_supervector)
+        present, centred, N_sv, _, cov = self._z_posterior(X, y, latent_x, latent_y, n_acc, f_acc)
         z = np.asarray(latent_z, dtype=np.float64)[present]
         return ((cov + z * z) * N_sv).sum(axis=0), (centred * z).sum(axis=0)
 

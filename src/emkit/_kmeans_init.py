@@ -129,7 +129,7 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
     ell = float(oversampling_factor) * n_clusters
     seed = _seed_from(rs)
     centers = _take_rows(X, [_seed_from(rs) % n])
-    rounds = n_rounds if n_rounds is not None else None
+    rounds = n_rounds  # None: decided from the first cost below
     r = 0
     while rounds is None or r < rounds:
         # float32 products: the candidates only steer a random draw, and a round costs about
