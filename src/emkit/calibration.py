@@ -108,7 +108,8 @@ class LinearCalibration(TransformerMixin, BaseEstimator):
         lr.fit((Xs - loc) / scale, y, sample_weight=weight)
         w = lr.coef_[0] / scale  # weights of Xs
         self.coef_ = w / power
-        self.intercept_ = float(lr.intercept_[0] - w @ loc - np.log(self.prior / (1.0 - self.prior)))
+        log_odds = np.log(self.prior / (1.0 - self.prior))
+        self.intercept_ = float(lr.intercept_[0] - w @ loc - log_odds)
         self.n_features_in_ = X.shape[1]
         return self
 

@@ -111,13 +111,13 @@ def _check_within_class_samples(n_samples: int, n_classes: int, n_features: int)
     """
     dof = n_samples - n_classes
     if dof == 0:
-        raise ValueError(f"y: every one of the {n_classes} classes has a single sample, so the within-class "
-                         "covariance cannot be estimated; PLDA needs several samples per class (in all, "
-                         f"n_samples - n_classes >= n_features = {n_features})")
+        raise ValueError(f"y: every one of the {n_classes} classes has a single sample, so the "
+                         "within-class covariance cannot be estimated; PLDA needs several samples "
+                         f"per class (in all, n_samples - n_classes >= n_features = {n_features})")
     if dof < n_features:
-        raise ValueError(f"y: n_samples - n_classes = {n_samples} - {n_classes} = {dof} is less than n_features "
-                         f"({n_features}): the within-class covariance would be singular; add samples to "
-                         "the classes or reduce the dimension first (e.g. PCA/LDA)")
+        raise ValueError(f"y: n_samples - n_classes = {n_samples} - {n_classes} = {dof} is less than "
+                         f"n_features ({n_features}): the within-class covariance would be singular; "
+                         "add samples to the classes or reduce the dimension first (e.g. PCA/LDA)")
 
 
 def _class_statistics(X, codes, n_classes) -> kp.ClassStatistics:

@@ -71,8 +71,8 @@ def _stats(cohort: np.ndarray, axis: int, name: str, ddof: int, mask=None):
     cohorts.
 
     Returns ``(scale, mean, std)``: ``mean`` and ``std`` are those of ``cohort / scale``, with
-    ``scale`` a power of two at most twice the largest usable magnitude of each row/column, so that neither
-    the sums nor the squares overflow or underflow for scores near the ends of the float64 range
+    ``scale`` a power of two at most twice the largest usable magnitude of each row/column, so
+    that neither the sums nor the squares overflow or underflow for scores near the ends of the float64 range
     (about 1e300 or 1e-300); normalise with :func:`_normalise`.
     """
     if cohort.shape[axis] == 0:
@@ -91,11 +91,12 @@ def _stats(cohort: np.ndarray, axis: int, name: str, ddof: int, mask=None):
     mean = scaled.sum(axis=axis) / count
     centred = np.where(keep, scaled - np.expand_dims(mean, axis), 0.0)
     std = np.sqrt((centred * centred).sum(axis=axis) / (count - ddof))
-    spread = np.where(keep, scaled, -np.inf).max(axis=axis) - np.where(keep, scaled, np.inf).min(axis=axis)
+    top = np.where(keep, scaled, -np.inf).max(axis=axis)
+    spread = top - np.where(keep, scaled, np.inf).min(axis=axis)
     flat = np.flatnonzero((spread == 0) | (std == 0))  # equal scores can leave a rounding-sized std
     if flat.size:
-        raise ValueError(f"{name} {what} {int(flat[0])} has a zero standard deviation (all its usable "
-                         "cohort scores are equal): cannot normalise")
+        raise ValueError(f"{name} {what} {int(flat[0])} has a zero standard deviation (all its "
+                         "usable cohort scores are equal): cannot normalise")
     return scale, mean, std
 
 
@@ -108,8 +109,9 @@ def _normalise(s: np.ndarray, stats, axis: int, name: str) -> np.ndarray:
         out = (s / scale - mean) / std
     if not np.isfinite(out).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
-        raise ValueError(f"the normalised score at index {bad} overflows float64: the score is more than "
-                         f"about 1e308 standard deviations of its cohort ({name}) away from the cohort's mean")
+        raise ValueError(f"the normalised score at index {bad} overflows float64: the score is more "
+                         f"than about 1e308 standard deviations of its cohort ({name}) away from the "
+                         "cohort's mean")
     return out
 
 
