@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from _parity import assert_parity
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,17 +30,17 @@ def test_subspace_products_and_posterior_match_loops():
     wprod = kfa.subspace_products(W, var)
     for c in range(C):
         Wc = W[c * D : (c + 1) * D]
-        np.testing.assert_allclose(wprod[c], Wc.T @ np.diag(1 / var[c]) @ Wc, rtol=1e-13)
+        assert_parity(wprod[c], Wc.T @ np.diag(1 / var[c]) @ Wc, tol=1e-13)
     mean, cov = kfa.latent_posterior(n, F, W / var.ravel()[:, None], wprod)
     for s in range(len(n)):
         precision = np.eye(r) + sum(n[s, c] * wprod[c] for c in range(C))
         expected_cov = np.linalg.inv(precision)
-        np.testing.assert_allclose(cov[s], expected_cov, rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(
-            mean[s], expected_cov @ (W.T / var.ravel()) @ F[s], rtol=1e-12, atol=1e-13
+        assert_parity(cov[s], expected_cov, tol=1e-12)
+        assert_parity(
+            mean[s], expected_cov @ (W.T / var.ravel()) @ F[s], tol=1e-12
         )
-    np.testing.assert_allclose(
-        kfa.posterior_mean_only(n, F, W / var.ravel()[:, None], wprod), mean, rtol=1e-12, atol=1e-13
+    assert_parity(
+        kfa.posterior_mean_only(n, F, W / var.ravel()[:, None], wprod), mean, tol=1e-12
     )
 
 
@@ -49,7 +50,7 @@ def test_spd_solve_and_inverse(stack):
     A = rng.normal(size=(stack, 4, 6))
     P = A @ A.transpose(0, 2, 1) + np.eye(4)
     B = rng.normal(size=(stack, 4, 3))
-    np.testing.assert_allclose(kfa.spd_solve(P, B), np.linalg.solve(P, B), rtol=1e-12, atol=1e-14)
+    assert_parity(kfa.spd_solve(P, B), np.linalg.solve(P, B), tol=1e-12)
     np.testing.assert_allclose(
         kfa.spd_inverse(P) @ P, np.broadcast_to(np.eye(4), P.shape), atol=1e-12
     )
@@ -64,14 +65,14 @@ def test_accumulate_and_update_subspace_match_loops():
     A1, A2 = kfa.accumulate_subspace(n, F, mean, cov)
     for c in range(C):
         expected = sum(n[s, c] * (cov[s] + np.outer(mean[s], mean[s])) for s in range(len(n)))
-        np.testing.assert_allclose(A1[c], expected, rtol=1e-12)
-    np.testing.assert_allclose(
-        A2, sum(np.outer(F[s], mean[s]) for s in range(len(n))), rtol=1e-12, atol=1e-12
+        assert_parity(A1[c], expected, tol=1e-12)
+    assert_parity(
+        A2, sum(np.outer(F[s], mean[s]) for s in range(len(n))), tol=1e-12
     )
     new = kfa.update_subspace(A1, A2)
     for c in range(C):
         rows = slice(c * D, (c + 1) * D)
-        np.testing.assert_allclose(new[rows], A2[rows] @ np.linalg.inv(A1[c]), rtol=1e-10)
+        assert_parity(new[rows], A2[rows] @ np.linalg.inv(A1[c]), tol=1e-10)
     # a Gaussian that no statistic reached keeps its previous block
     A1[1] = 0.0
     kept = kfa.update_subspace(A1, A2, previous=W)
@@ -90,23 +91,23 @@ def test_class_level_helpers_match_loops():
             expected = sum(
                 (n[s, c] * x[s] for s in range(len(n)) if codes[s] == k), np.zeros(W.shape[1])
             )
-            np.testing.assert_allclose(G[k, c], expected, rtol=1e-13, atol=1e-15)
+            assert_parity(G[k, c], expected, tol=1e-13)
     UG = kfa.per_gaussian_products(W, G, C)
     for k in range(K):
         expected = sum(
             (np.repeat(n[s], D) * (W @ x[s]) for s in range(len(n)) if codes[s] == k),
             np.zeros(C * D),
         )
-        np.testing.assert_allclose(UG[k], expected, rtol=1e-12, atol=1e-13)
+        assert_parity(UG[k], expected, tol=1e-12)
     offsets = rng.normal(size=(K, C * D))
     expected = sum(np.outer(np.repeat(n[s], D) * offsets[codes[s]], x[s]) for s in range(len(n)))
-    np.testing.assert_allclose(
-        kfa.offset_outer_products(offsets, G), expected, rtol=1e-12, atol=1e-12
+    assert_parity(
+        kfa.offset_outer_products(offsets, G), expected, tol=1e-12
     )
     Dd, N_sv = rng.uniform(0.1, 1, C * D), np.repeat(n[:2], D, axis=1)
     z, cov = kfa.diagonal_posterior(N_sv, F[:2], Dd, var.ravel())
-    np.testing.assert_allclose(cov, 1 / (1 + Dd**2 / var.ravel() * N_sv), rtol=1e-14)
-    np.testing.assert_allclose(z, cov * Dd / var.ravel() * F[:2], rtol=1e-14)
+    assert_parity(cov, 1 / (1 + Dd**2 / var.ravel() * N_sv), tol=1e-14)
+    assert_parity(z, cov * Dd / var.ravel() * F[:2], tol=1e-14)
 
 
 @settings(max_examples=25, deadline=None)
@@ -116,7 +117,7 @@ def test_group_sum_is_a_per_class_sum(codes, seed):
     values = np.random.default_rng(seed).normal(size=(len(codes), 3, 2))
     out = kfa.group_sum(codes, values, 5)
     for k in range(5):
-        np.testing.assert_allclose(out[k], values[codes == k].sum(axis=0), rtol=1e-13, atol=1e-14)
+        assert_parity(out[k], values[codes == k].sum(axis=0), tol=1e-13)
 
 
 @pytest.mark.parametrize("with_y", [False, True])
@@ -153,20 +154,20 @@ def test_session_chunk_matches_a_loop_over_sessions(with_y):
         A1_ref += n[s][:, None, None] * (L + np.outer(x, x))
         A2_ref += np.outer(centred, x)
         G_ref[codes[s]] += n[s][:, None] * x
-    np.testing.assert_allclose(acc.A1, A1_ref, rtol=1e-11)
-    np.testing.assert_allclose(A2, A2_ref, rtol=1e-10, atol=1e-11)
-    np.testing.assert_allclose(acc.G, G_ref, rtol=1e-11, atol=1e-13)
+    assert_parity(acc.A1, A1_ref, tol=1e-11)
+    assert_parity(A2, A2_ref, tol=1e-10)
+    assert_parity(acc.G, G_ref, tol=1e-11)
     # the class totals that ISV's first pass sums along
     params.totals = True
     totals = session_chunk(pairs, params).totals
     for k in range(K):
-        np.testing.assert_allclose(totals.n[k], n[codes == k].sum(axis=0), rtol=1e-13, atol=1e-15)
-        np.testing.assert_allclose(totals.F[k], F[codes == k].sum(axis=0), rtol=1e-13, atol=1e-14)
+        assert_parity(totals.n[k], n[codes == k].sum(axis=0), tol=1e-13)
+        assert_parity(totals.F[k], F[codes == k].sum(axis=0), tol=1e-13)
     assert totals.counts.tolist() == np.bincount(codes, minlength=K).tolist()
     # additivity: two halves give the whole
     halves = session_chunk(pairs[:3], params) + session_chunk(pairs[3:], params)
-    np.testing.assert_allclose(halves.A1, acc.A1, rtol=1e-13)
-    np.testing.assert_allclose(halves.A2F, acc.A2F, rtol=1e-13, atol=1e-13)
+    assert_parity(halves.A1, acc.A1, tol=1e-13)
+    assert_parity(halves.A2F, acc.A2F, tol=1e-13)
 
 
 def test_module_helpers():
@@ -189,8 +190,8 @@ def test_module_helpers():
 @pytest.mark.parametrize("S", [1, 2, 4, 7])
 def test_project_rows_and_symmetric_sums(S):
     rng, var, W, n, F, _ = _problem(C=40, S=S)
-    np.testing.assert_allclose(kfa.project_rows(F, W), F @ W, rtol=1e-13)
-    np.testing.assert_allclose(kfa.project_rows(F[0], W), F[0] @ W, rtol=1e-13)
+    assert_parity(kfa.project_rows(F, W), F @ W, tol=1e-13)
+    assert_parity(kfa.project_rows(F[0], W), F[0] @ W, tol=1e-13)
     M = rng.normal(size=(40, 3, 3))
     M = M + M.transpose(0, 2, 1)
     cov = rng.normal(size=(S, 3, 3))
@@ -199,11 +200,11 @@ def test_project_rows_and_symmetric_sums(S):
     for weights in (n, n.T):  # fewer and more rows than the packing threshold
         expected = np.einsum("ij,jab->iab", weights, M if weights is n else cov)
         got = kfa.symmetric_weighted_sum(weights, M if weights is n else cov)
-        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+        assert_parity(got, expected, tol=1e-12)
     expected = sum(n[s][:, None, None] * (cov[s] + np.outer(x[s], x[s])) for s in range(S))
-    np.testing.assert_allclose(kfa.second_moments(n, cov, x), expected, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(
-        kfa.second_moments(n[:, :5], cov, x), expected[:5], rtol=1e-12, atol=1e-12
+    assert_parity(kfa.second_moments(n, cov, x), expected, tol=1e-12)
+    assert_parity(
+        kfa.second_moments(n[:, :5], cov, x), expected[:5], tol=1e-12
     )
 
 
@@ -216,19 +217,19 @@ def test_centred_projections_and_single_solves():
     products = kfa.projection_products(kfa.weighted_blocks(m, Wov, C), wprod)
     precision, b = kfa.centred_projections(n, F, Wov, products)
     for s in range(len(n)):
-        np.testing.assert_allclose(
-            precision[s], np.eye(3) + np.einsum("c,cij->ij", n[s], wprod), rtol=1e-12
+        assert_parity(
+            precision[s], np.eye(3) + np.einsum("c,cij->ij", n[s], wprod), tol=1e-12
         )
-        np.testing.assert_allclose(b[s], Wov.T @ (F[s] - np.repeat(n[s], D) * m), rtol=1e-11)
+        assert_parity(b[s], Wov.T @ (F[s] - np.repeat(n[s], D) * m), tol=1e-11)
         one_precision, one_b = kfa.centred_projections(n[s], F[s], Wov, products)
-        np.testing.assert_allclose(one_precision, precision[s], rtol=1e-14)
-        np.testing.assert_allclose(one_b, b[s], rtol=1e-14)
-        np.testing.assert_allclose(
-            kfa.spd_solve(precision[s], b[s]), np.linalg.solve(precision[s], b[s]), rtol=1e-12
+        assert_parity(one_precision, precision[s], tol=1e-14)
+        assert_parity(one_b, b[s], tol=1e-14)
+        assert_parity(
+            kfa.spd_solve(precision[s], b[s]), np.linalg.solve(precision[s], b[s]), tol=1e-12
         )
     many = np.concatenate([precision] * 2)  # more than the few solved one by one
     rhs = rng.normal(size=(len(many), 3, 2))
-    np.testing.assert_allclose(kfa.spd_solve(many, rhs), np.linalg.solve(many, rhs), rtol=1e-12)
+    assert_parity(kfa.spd_solve(many, rhs), np.linalg.solve(many, rhs), tol=1e-12)
     L = np.linalg.cholesky(many)
     np.testing.assert_allclose(
         kfa.lower_inverse(L) @ L, np.broadcast_to(np.eye(3), L.shape), atol=1e-13
@@ -245,8 +246,8 @@ def test_per_class_terms_match_loops():
     G = kfa.class_weighted_sums(codes, n, x, K)
     # dense per-class slots, on the classes present (local indices)
     present, local = np.unique(codes, return_inverse=True)
-    np.testing.assert_allclose(
-        kfa.slot_class_sums(local, n, x, len(present)), G[present], rtol=1e-12, atol=1e-14
+    assert_parity(
+        kfa.slot_class_sums(local, n, x, len(present)), G[present], tol=1e-12
     )
     # U_c^T Sigma_c^-1 o_kc per class and Gaussian, and sum_c n_sc Q[k(s), c] per session
     offsets = rng.normal(size=(K, C * D))
@@ -254,22 +255,22 @@ def test_per_class_terms_match_loops():
     for k in range(K):
         for c in range(C):
             rows = slice(c * D, (c + 1) * D)
-            np.testing.assert_allclose(Q[k, c], W[rows].T @ offsets[k, rows], rtol=1e-12)
+            assert_parity(Q[k, c], W[rows].T @ offsets[k, rows], tol=1e-12)
     terms = kfa.class_offset_terms(kfa.class_weights(codes, n, K), Q)
     for s in range(len(n)):
         expected = sum(n[s, c] * Q[codes[s], c] for c in range(C))
-        np.testing.assert_allclose(terms[s], expected, rtol=1e-12, atol=1e-14)
+        assert_parity(terms[s], expected, tol=1e-12)
     # the Gaussian-major (C, D, K) layout gives the same products
     major = kfa.per_gaussian_products(W, G, C, gaussian_major=True)
     np.testing.assert_array_equal(kfa.gaussian_major(kfa.per_gaussian_products(W, G, C), C), major)
-    np.testing.assert_allclose(
+    assert_parity(
         kfa.offset_outer_products(kfa.gaussian_major(offsets, C), G),
         kfa.offset_outer_products(offsets, G),
-        rtol=1e-14,
+        tol=1e-14,
     )
     # the ISV gain: D z = gain * centred
     Dd, N_sv = rng.uniform(0.1, 1, C * D), np.repeat(n[:2], D, axis=1)
     z, _ = kfa.diagonal_posterior(N_sv, F[:2], Dd, var.ravel())
-    np.testing.assert_allclose(
-        kfa.diagonal_gain(N_sv, Dd, var.ravel()) * F[:2], Dd * z, rtol=1e-14, atol=1e-15
+    assert_parity(
+        kfa.diagonal_gain(N_sv, Dd, var.ravel()) * F[:2], Dd * z, tol=1e-14
     )

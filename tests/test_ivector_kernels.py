@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from _parity import assert_parity
 from scipy.stats import multivariate_normal
 
 from emkit._kernels import ivector as kiv
@@ -24,10 +25,10 @@ def test_triangular_kernels_match_numpy(S, n, k):
     Li = linalg.lower_inverse(L)
     np.testing.assert_allclose(Li @ L, np.broadcast_to(np.eye(n), L.shape), atol=1e-12)
     assert np.all(np.triu(Li, 1) == 0)
-    np.testing.assert_allclose(linalg.solve_lower(L, B), np.linalg.solve(L, B), rtol=1e-11, atol=1e-12)
+    assert_parity(linalg.solve_lower(L, B), np.linalg.solve(L, B), tol=1e-11)
     U = np.ascontiguousarray(L.transpose(0, 2, 1))
-    np.testing.assert_allclose(linalg.solve_upper(U, B), np.linalg.solve(U, B), rtol=1e-11, atol=1e-12)
-    np.testing.assert_allclose(linalg.cholesky_solve(P, B), np.linalg.solve(P, B), rtol=1e-11, atol=1e-12)
+    assert_parity(linalg.solve_upper(U, B), np.linalg.solve(U, B), tol=1e-11)
+    assert_parity(linalg.cholesky_solve(P, B), np.linalg.solve(P, B), tol=1e-11)
 
 
 @pytest.mark.parametrize("budget", [8, 200, 10**9])
@@ -37,7 +38,7 @@ def test_gemm_accumulate_in_row_blocks(budget):
     a, b = rng.normal(size=(9, 7)).T, rng.normal(size=(9, 5))
     expected = out + a @ b
     kiv.gemm_accumulate(out, a, b, budget_bytes=budget)
-    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-14)
+    assert_parity(out, expected, tol=1e-12)
 
 
 def _problem(rng, S=6, C=3, D=2, R=4):
@@ -87,14 +88,14 @@ def test_batched_estep_matches_per_utterance_loop():
     pre = kiv.Precomputed.from_parameters(means, T, sigma)
     naive = _naive_estep(means, sigma, T, n, F, Sx)
     w, ww, _ = kiv.posterior_moments(n, F - n[:, :, None] * means, pre)
-    np.testing.assert_allclose(w, np.array(naive.w), rtol=1e-11)
-    np.testing.assert_allclose(ww, np.array(naive.Pinv) + w[:, :, None] * w[:, None, :], rtol=1e-11)
-    np.testing.assert_allclose(kiv.project(n, F - n[:, :, None] * means, pre), np.array(naive.w), rtol=1e-11)
+    assert_parity(w, np.array(naive.w), tol=1e-11)
+    assert_parity(ww, np.array(naive.Pinv) + w[:, :, None] * w[:, None, :], tol=1e-11)
+    assert_parity(kiv.project(n, F - n[:, :, None] * means, pre), np.array(naive.w), tol=1e-11)
     acc = _empty_acc(*T.shape)
     kiv.accumulate(n[:4], F[:4], Sx[:4], pre, acc)  # two batches add up to the whole
     kiv.accumulate(n[4:], F[4:], Sx[4:], pre, acc)
     for name in ("nij_sigma_wij2", "fnorm_sigma_wij", "snormij", "nij"):
-        np.testing.assert_allclose(getattr(acc, name), getattr(naive, name), rtol=1e-11, err_msg=name)
+        assert_parity(getattr(acc, name), getattr(naive, name), tol=1e-11, err_msg=name)
     assert acc.n_sessions == len(n)
 
 
@@ -131,16 +132,16 @@ def test_m_step_matches_per_gaussian_solves_and_keeps_empty_gaussians():
                                       sigma, True, 1e-10)
     for c in (0, 1, 3):
         X = np.linalg.solve(acc.nij_sigma_wij2[c].T, acc.fnorm_sigma_wij[c].T)
-        np.testing.assert_allclose(T_new[c], X.T, rtol=1e-11)
+        assert_parity(T_new[c], X.T, tol=1e-11)
         expected = (acc.snormij[c] - np.diag(acc.fnorm_sigma_wij[c] @ X)) / acc.nij[c]
-        np.testing.assert_allclose(sigma_new[c], np.maximum(expected, 1e-10), rtol=1e-11)
+        assert_parity(sigma_new[c], np.maximum(expected, 1e-10), tol=1e-11)
     assert np.all(T_new[2] == 0)  # as the reference
     np.testing.assert_array_equal(sigma_new[2], sigma[2])  # the reference gave inf/NaN here
     assert np.isfinite(sigma_new).all()
     T_same, sigma_same = kiv.m_step(acc.nij_sigma_wij2, acc.fnorm_sigma_wij, acc.snormij, acc.nij,
                                     sigma, False, 1e-10)
     assert sigma_same is sigma
-    np.testing.assert_allclose(T_same, T_new, rtol=1e-15)
+    assert_parity(T_same, T_new, tol=1e-15)
 
 
 def test_variance_floor_applies_to_updated_sigma():
@@ -166,4 +167,4 @@ def test_parallel_pieces_share_one_accumulator():
     kiv.accumulate(n, F, Sx, pre, serial)
     kiv.accumulate(n, F, Sx, pre, parallel, lambda fn, items: map_ordered(fn, items, 2), 3)
     for name in ("nij_sigma_wij2", "fnorm_sigma_wij", "snormij", "nij", "log_likelihood"):
-        np.testing.assert_allclose(getattr(parallel, name), getattr(serial, name), rtol=1e-12, err_msg=name)
+        assert_parity(getattr(parallel, name), getattr(serial, name), tol=1e-12, err_msg=name)

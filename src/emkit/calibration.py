@@ -97,13 +97,19 @@ class LinearCalibration(TransformerMixin, BaseEstimator):
         # scaled so the weights sum to n_trials (the regulariser keeps its usual meaning)
         n = n_tar + n_non
         weight = np.where(y, self.prior * n / n_tar, (1.0 - self.prior) * n / n_non)
-        # standardised inputs make the solver's job scale-free; mapped back below
-        loc, scale = X.mean(axis=0), X.std(axis=0)
+        # standardised inputs make the solver's job scale-free; mapped back below.  The moments are
+        # taken of X / 2^k (exact) with 2^k ~ max|X|, so scores near 1e300 neither overflow nor
+        # collapse to a zero weight.
+        power = np.ldexp(1.0, np.frexp(np.abs(X).max(axis=0))[1])
+        Xs = X / power
+        loc, scale = Xs.mean(axis=0), Xs.std(axis=0)
         scale[scale == 0] = 1.0
         lr = LogisticRegression(C=self.C, max_iter=self.max_iter)
-        lr.fit((X - loc) / scale, y, sample_weight=weight)
-        self.coef_ = lr.coef_[0] / scale
-        self.intercept_ = float(lr.intercept_[0] - self.coef_ @ loc - np.log(self.prior / (1.0 - self.prior)))
+        lr.fit((Xs - loc) / scale, y, sample_weight=weight)
+        w = lr.coef_[0] / scale  # weights of Xs
+        self.coef_ = w / power
+        log_odds = np.log(self.prior / (1.0 - self.prior))
+        self.intercept_ = float(lr.intercept_[0] - w @ loc - log_odds)
         self.n_features_in_ = X.shape[1]
         return self
 

@@ -102,6 +102,24 @@ def _check_vectors(X, name: str, n_features: int | None = None) -> np.ndarray:
     return np.asarray(check_frames(X, name, n_features=n_features), dtype=np.float64)
 
 
+def _check_within_class_samples(n_samples: int, n_classes: int, n_features: int):
+    """Refuse training data whose within-class scatter is singular whatever the features.
+
+    The within-class scatter has rank at most ``n_samples - n_classes``; below ``n_features`` the
+    ML within-class covariance is singular and only ``variance_threshold`` keeps it invertible, so
+    the model and its LLRs (about -1e8 with the default floor) would be meaningless.
+    """
+    dof = n_samples - n_classes
+    if dof == 0:
+        raise ValueError(f"y: every one of the {n_classes} classes has a single sample, so the "
+                         "within-class covariance cannot be estimated; PLDA needs several samples "
+                         f"per class (in all, n_samples - n_classes >= n_features = {n_features})")
+    if dof < n_features:
+        raise ValueError(f"y: n_samples - n_classes = {n_samples} - {n_classes} = {dof} is less than "
+                         f"n_features ({n_features}): the within-class covariance would be singular; "
+                         "add samples to the classes or reduce the dimension first (e.g. PCA/LDA)")
+
+
 def _class_statistics(X, codes, n_classes) -> kp.ClassStatistics:
     offset = X.mean(axis=0)
     partial = map_reduce(kp.statistics_chunk, X, offset, codes, n_classes, with_offset=True)
@@ -266,7 +284,10 @@ class PLDA(BaseEstimator):
     def fit(self, X, y):
         """Train on vectors ``X`` (n_samples, n_features) with class labels ``y`` (n_samples,).
 
-        Labels may be of any hashable type.  At least two classes are needed.
+        Labels may be of any hashable type.  At least two classes are needed, and enough samples
+        per class to estimate the within-class covariance: ``n_samples - n_classes >=
+        n_features`` (one sample per class, or too few repeated samples, is a ValueError naming
+        ``y`` rather than a model whose within-class covariance is ``variance_threshold``).
         """
         X = _check_vectors(X, "X")
         if y is None:
@@ -277,6 +298,7 @@ class PLDA(BaseEstimator):
             raise ValueError(f"y must contain at least 2 classes; got 1 class ({classes[0]!r})")
         N, D = X.shape
         dim_f, dim_g = self._check_params(D, len(classes))
+        _check_within_class_samples(N, len(classes), D)
         stats = _class_statistics(X, codes, len(classes))
         floor = float(self.variance_threshold)
         mu, F, G, noise = self._initial(stats, dim_f, dim_g)

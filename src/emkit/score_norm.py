@@ -41,6 +41,8 @@ __all__ = ["znorm", "tnorm", "ztnorm", "snorm", "adaptive_snorm", "same_value_ma
 
 def _matrix(a, name: str, *, rows: int | None = None, cols: int | None = None,
             rows_of: str = "", cols_of: str = "") -> np.ndarray:
+    if np.iscomplexobj(a):
+        raise TypeError(f"{name} must be a real numeric 2-D array; got complex values")
     try:
         a = np.asarray(a, dtype=np.float64)
     except (TypeError, ValueError):
@@ -64,27 +66,53 @@ def _check_ddof(ddof) -> int:
 
 
 def _stats(cohort: np.ndarray, axis: int, name: str, ddof: int, mask=None):
-    """Mean and standard deviation of ``cohort`` along ``axis`` over the entries where ``mask`` is
-    False (all entries without a mask), with clear errors for too small or constant cohorts."""
+    """Scale, mean and standard deviation of ``cohort`` along ``axis`` over the entries where
+    ``mask`` is False (all entries without a mask), with clear errors for too small or constant
+    cohorts.
+
+    Returns ``(scale, mean, std)``: ``mean`` and ``std`` are those of ``cohort / scale``, with
+    ``scale`` a power of two at most twice the largest usable magnitude of each row/column, so
+    that neither the sums nor the squares overflow or underflow for scores near the ends of the float64 range
+    (about 1e300 or 1e-300); normalise with :func:`_normalise`.
+    """
     if cohort.shape[axis] == 0:
         raise ValueError(f"{name} has an empty cohort (shape {cohort.shape}): at least {ddof + 1} "
                          "cohort score(s) are needed per row/column")
     keep = np.ones(cohort.shape, dtype=bool) if mask is None else ~mask
     count = keep.sum(axis=axis)
+    what = "row" if axis == 1 else "column"
     low = np.flatnonzero(count <= ddof)
     if low.size:
-        what = "row" if axis == 1 else "column"
         raise ValueError(f"{name} {what} {int(low[0])} has {int(count[low[0]])} usable cohort score(s); "
                          f"at least {ddof + 1} are needed (ddof={ddof})")
-    total = np.where(keep, cohort, 0.0).sum(axis=axis)
-    mean = total / count
-    centred = np.where(keep, cohort - np.expand_dims(mean, axis), 0.0)
+    # a power of two: scaling is exact, so ordinary scores give bit-identical results
+    scale = np.ldexp(1.0, np.frexp(np.where(keep, np.abs(cohort), 0.0).max(axis=axis))[1])
+    scaled = np.where(keep, cohort / np.expand_dims(scale, axis), 0.0)  # entries in [-1, 1]
+    mean = scaled.sum(axis=axis) / count
+    centred = np.where(keep, scaled - np.expand_dims(mean, axis), 0.0)
     std = np.sqrt((centred * centred).sum(axis=axis) / (count - ddof))
-    flat = np.flatnonzero(std == 0)
+    top = np.where(keep, scaled, -np.inf).max(axis=axis)
+    spread = top - np.where(keep, scaled, np.inf).min(axis=axis)
+    flat = np.flatnonzero((spread == 0) | (std == 0))  # equal scores can leave a rounding-sized std
     if flat.size:
-        what = "row" if axis == 1 else "column"
-        raise ValueError(f"{name} {what} {int(flat[0])} has a zero standard deviation: cannot normalise")
-    return mean, std
+        raise ValueError(f"{name} {what} {int(flat[0])} has a zero standard deviation (all its "
+                         "usable cohort scores are equal): cannot normalise")
+    return scale, mean, std
+
+
+def _normalise(s: np.ndarray, stats, axis: int, name: str) -> np.ndarray:
+    """``(s - mean) / std`` with the cohort statistics of :func:`_stats` taken along ``axis``
+    (1: one per row of ``s``, 0: one per column), in the cohort's scale; a ValueError naming
+    ``name`` if a normalised score overflows float64."""
+    scale, mean, std = (np.expand_dims(v, axis) for v in stats)
+    with np.errstate(over="ignore"):
+        out = (s / scale - mean) / std
+    if not np.isfinite(out).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        raise ValueError(f"the normalised score at index {bad} overflows float64: the score is more "
+                         f"than about 1e308 standard deviations of its cohort ({name}) away from the "
+                         "cohort's mean")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,8 +126,7 @@ def znorm(scores, model_cohort_scores, *, ddof: int = 1) -> np.ndarray:
     ddof = _check_ddof(ddof)
     s = _matrix(scores, "scores")
     z = _matrix(model_cohort_scores, "model_cohort_scores", rows=s.shape[0], rows_of="one per model")
-    mean, std = _stats(z, 1, "model_cohort_scores", ddof)
-    return (s - mean[:, None]) / std[:, None]
+    return _normalise(s, _stats(z, 1, "model_cohort_scores", ddof), 1, "model_cohort_scores")
 
 
 def tnorm(scores, cohort_probe_scores, *, ddof: int = 1) -> np.ndarray:
@@ -108,8 +135,7 @@ def tnorm(scores, cohort_probe_scores, *, ddof: int = 1) -> np.ndarray:
     ddof = _check_ddof(ddof)
     s = _matrix(scores, "scores")
     t = _matrix(cohort_probe_scores, "cohort_probe_scores", cols=s.shape[1], cols_of="one per probe")
-    mean, std = _stats(t, 0, "cohort_probe_scores", ddof)
-    return (s - mean[None, :]) / std[None, :]
+    return _normalise(s, _stats(t, 0, "cohort_probe_scores", ddof), 0, "cohort_probe_scores")
 
 
 def ztnorm(scores, model_cohort_scores, cohort_probe_scores, cohort_cohort_scores,
@@ -137,12 +163,10 @@ def ztnorm(scores, model_cohort_scores, cohort_probe_scores, cohort_cohort_score
         if mask.shape != tz.shape:
             raise ValueError(f"same_speaker_mask must have the shape of cohort_cohort_scores {tz.shape}; "
                              f"got {mask.shape}")
-    mean_z, std_z = _stats(z, 1, "model_cohort_scores", ddof)
-    zs = (s - mean_z[:, None]) / std_z[:, None]
-    mean_tz, std_tz = _stats(tz, 1, "cohort_cohort_scores", ddof, mask)
-    zt = (t - mean_tz[:, None]) / std_tz[:, None]
-    mean_t, std_t = _stats(zt, 0, "cohort_probe_scores (after Z-norm)", ddof)
-    return (zs - mean_t[None, :]) / std_t[None, :]
+    zs = _normalise(s, _stats(z, 1, "model_cohort_scores", ddof), 1, "model_cohort_scores")
+    zt = _normalise(t, _stats(tz, 1, "cohort_cohort_scores", ddof, mask), 1, "cohort_cohort_scores")
+    name = "cohort_probe_scores (after Z-norm)"
+    return _normalise(zs, _stats(zt, 0, name, ddof), 0, name)
 
 
 def snorm(scores, model_cohort_scores, cohort_probe_scores, *, ddof: int = 1) -> np.ndarray:
@@ -172,9 +196,9 @@ def adaptive_snorm(scores, model_cohort_scores, cohort_probe_scores, top_n: int 
     t = _matrix(cohort_probe_scores, "cohort_probe_scores", cols=s.shape[1], cols_of="one per probe")
     if top_n is not None and z.shape[1] and t.shape[0]:
         z, t = _top_n(z, int(top_n), 1), _top_n(t, int(top_n), 0)
-    mean_m, std_m = _stats(z, 1, "model_cohort_scores", ddof)
-    mean_p, std_p = _stats(t, 0, "cohort_probe_scores", ddof)
-    return 0.5 * ((s - mean_m[:, None]) / std_m[:, None] + (s - mean_p[None, :]) / std_p[None, :])
+    by_model = _normalise(s, _stats(z, 1, "model_cohort_scores", ddof), 1, "model_cohort_scores")
+    by_probe = _normalise(s, _stats(t, 0, "cohort_probe_scores", ddof), 0, "cohort_probe_scores")
+    return 0.5 * by_model + 0.5 * by_probe
 
 
 # ---------------------------------------------------------------------------------------------

@@ -298,9 +298,13 @@ def llr_matrix(uE, nE, uP, nP, lam, out, block_rows: int) -> np.ndarray:
     ``LLR = Q(n_E + n_P, u_E + u_P) - Q(n_E, u_E) - Q(n_P, u_P)``, which splits into a cross term
     ``u_E diag(a) u_P^T``, a model-only and a probe-only term.  All three are folded into one
     matrix product ``[u_E a, const, ...] @ [u_P, 1, ...]^T`` per probe count, computed in blocks of
-    ``block_rows`` models written straight into ``out``.
+    ``block_rows`` models written straight into ``out``.  An effective rank ``r = 0`` (no
+    between-class direction) gives LLR = 0 everywhere.
     """
     M, r = uE.shape
+    if r == 0:  # F carries no direction: same- and different-class hypotheses are the same model
+        out[...] = 0.0
+        return out
     direct = out.dtype == np.float64 and out.flags.c_contiguous
     for c in np.unique(nP):
         cols = np.flatnonzero(nP == c)
