@@ -1,0 +1,222 @@
+"""Production sizes: seconds per iteration, GFLOP/s and the share of this machine's own dgemm rate.
+
+Each case runs in a fresh process (so its peak RSS is its own), on synthetic data of the shapes
+people train; the machine's dgemm (and sgemm) rate is measured in the same run, with the same
+BLAS threads, on square products after a warm-up.  Not a test: nothing is asserted.
+
+Cases (full sizes; ``--small`` runs reduced shapes in well under two minutes):
+
+=================  ======================================================================
+ubm-1024, -2048    one GMM ML iteration (means, variances, weights), N=2M frames, D=60
+                   (float64, and the float32 opt-in against sgemm's rate)
+ivector-512        one i-vector EM iteration, C=512, D=60, R=400, 2,000 utterances
+ivector-2048       one i-vector EM iteration, C=2048, D=60, R=400, 500 utterances
+isv-512            one ISV iteration, C=512, D=60, r_U=100, 2,000 sessions of 200 speakers
+jfa-512            one iteration of each JFA phase (V, U, D), r_U=r_V=100, same data
+project-2048       i-vectors of 10,000 utterances, C=2048, D=60, R=400
+=================  ======================================================================
+
+GFLOP/s counts only the dominant matrix products, two flops per multiply-add:
+
+* GMM iteration: ``8 N D C`` (two E-step products (N, D) x (D, C), two M-step products).
+* i-vector iteration: ``2 S C R(R+1)`` (precisions from packed halves, then the second-order
+  accumulator) + ``4 S C D R`` (first-order terms) + ``4/3 S R^3`` (a Cholesky factor and the
+  posterior covariance per utterance) + ``C R^3 / 3`` (M-step solves).
+* ISV iteration: the same with ``r_U`` and sessions; JFA adds the V phase on speakers.
+* projection: ``S C R(R+1) + 2 S C D R + S R^3 / 3``.
+
+    python benchmarks/scale.py [--small] [--only ubm-1024,ivector-512] [--float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import time
+
+import numpy as np
+
+FULL = {
+    "ubm-1024": dict(kind="ubm", N=2_000_000, D=60, C=1024),
+    "ubm-2048": dict(kind="ubm", N=2_000_000, D=60, C=2048),
+    "ivector-512": dict(kind="ivector", C=512, D=60, R=400, S=2000),
+    "ivector-2048": dict(kind="ivector", C=2048, D=60, R=400, S=500),
+    "isv-512": dict(kind="isv", C=512, D=60, r=100, S=2000, K=200),
+    "jfa-512": dict(kind="jfa", C=512, D=60, r=100, S=2000, K=200),
+    "project-2048": dict(kind="project", C=2048, D=60, R=400, S=10_000),
+}
+SMALL = {
+    "ubm-1024": dict(kind="ubm", N=200_000, D=60, C=256),
+    "ubm-2048": dict(kind="ubm", N=100_000, D=60, C=1024),
+    "ivector-512": dict(kind="ivector", C=256, D=60, R=200, S=400),
+    "ivector-2048": dict(kind="ivector", C=512, D=60, R=200, S=200),
+    "isv-512": dict(kind="isv", C=256, D=60, r=50, S=800, K=100),
+    "jfa-512": dict(kind="jfa", C=256, D=60, r=50, S=800, K=100),
+    "project-2048": dict(kind="project", C=512, D=60, R=200, S=2000),
+}
+
+
+# -- the machine's own rate -----------------------------------------------------------------------
+def gemm_rate(dtype, n=2048, repeat=3) -> float:
+    """GFLOP/s of an n x n x n product (best of ``repeat``, after one warm-up product)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeat))
+    return 2.0 * n**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# -- synthetic problems ---------------------------------------------------------------------------
+def _ubm(C, D, rng):
+    from emkit import GMMMachine
+
+    ubm = GMMMachine(C)
+    ubm.means = rng.normal(0.0, 3.0, (C, D))
+    ubm.variances = rng.uniform(0.5, 2.0, (C, D))
+    ubm.weights = rng.dirichlet(np.full(C, 5.0))
+    return ubm
+
+
+def _stats(ubm, S, rng, frames=300.0, pool=200):
+    """``S`` per-utterance GMMStats (``pool`` distinct ones repeated, to keep the input small)."""
+    from emkit import GMMStats
+
+    C, D = ubm.means.shape
+    out = []
+    for _ in range(min(S, pool)):
+        n = rng.gamma(2.0, frames / C, C) * ubm.weights * C
+        offset = rng.normal(0.0, 0.5, D)
+        s = GMMStats(C, D)
+        s.init_fields(0.0, float(n.sum()), n, n[:, None] * (ubm.means + offset),
+                      n[:, None] * ((ubm.means + offset) ** 2 + ubm.variances))
+        out.append(s)
+    return [out[i % len(out)] for i in range(S)]
+
+
+def run_ubm(p, dtype):
+    from emkit import GMMMachine
+
+    rng = np.random.default_rng(0)
+    N, D, C = p["N"], p["D"], p["C"]
+    centres = rng.normal(scale=3.0, size=(C, D))
+    X = centres[rng.integers(0, C, N)]
+    X += rng.normal(size=(N, D))
+    m = GMMMachine(C, max_fitting_steps=1, convergence_threshold=None, update_means=True,
+                   update_variances=True, update_weights=True, compute_dtype=dtype)
+    m.means = X[rng.choice(N, C, replace=False)].copy()
+    m.variances = np.tile(X.var(axis=0), (C, 1))
+    m.weights = np.full(C, 1.0 / C)
+    seconds = _timed(lambda: m.fit(X))
+    return seconds, 8.0 * N * D * C
+
+
+def run_ivector(p):
+    from emkit import IVectorMachine
+
+    rng = np.random.default_rng(0)
+    C, D, R, S = p["C"], p["D"], p["R"], p["S"]
+    ubm = _ubm(C, D, rng)
+    stats = _stats(ubm, S, rng)
+    m = IVectorMachine(ubm, dim_t=R, max_iterations=1, random_state=0)
+    seconds = _timed(lambda: m.fit(stats))
+    flop = 2.0 * S * C * R * (R + 1) + 4.0 * S * C * D * R + 4.0 / 3.0 * S * R**3 + C * R**3 / 3.0
+    return seconds, flop
+
+
+def run_factor_analysis(p, jfa):
+    from emkit import ISVMachine, JFAMachine
+
+    rng = np.random.default_rng(0)
+    C, D, r, S, K = p["C"], p["D"], p["r"], p["S"], p["K"]
+    ubm = _ubm(C, D, rng)
+    stats = _stats(ubm, S, rng, pool=S)
+    labels = np.repeat(np.arange(K), S // K)
+    if jfa:
+        m = JFAMachine(r, r, em_iterations=1, ubm=ubm, random_state=0)
+    else:
+        m = ISVMachine(r, em_iterations=1, ubm=ubm, random_state=0)
+    seconds = _timed(lambda: m.fit(stats, labels))
+    per_level = lambda n: 2.0 * n * C * r * (r + 1) + 4.0 * n * C * D * r + 4.0 / 3.0 * n * r**3
+    flop = per_level(S) + (per_level(K) if jfa else 0.0)
+    return seconds, flop
+
+
+def run_projection(p):
+    from emkit import IVectorMachine
+
+    rng = np.random.default_rng(0)
+    C, D, R, S = p["C"], p["D"], p["R"], p["S"]
+    ubm = _ubm(C, D, rng)
+    stats = _stats(ubm, S, rng)
+    m = IVectorMachine(ubm, dim_t=R)
+    m.T = rng.normal(0.0, 0.1, (C, D, R))
+    m.sigma = ubm.variances.copy()
+    seconds = _timed(lambda: m.transform(stats))
+    return seconds, S * C * R * (R + 1) + 2.0 * S * C * D * R + S * R**3 / 3.0
+
+
+def run_case(name, p, dtype, queue):
+    kind = p["kind"]
+    if kind == "ubm":
+        seconds, flop = run_ubm(p, dtype)
+    elif kind == "ivector":
+        seconds, flop = run_ivector(p)
+    elif kind in ("isv", "jfa"):
+        seconds, flop = run_factor_analysis(p, kind == "jfa")
+    else:
+        seconds, flop = run_projection(p)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    queue.put((seconds, flop, rss))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="reduced shapes (under two minutes)")
+    parser.add_argument("--only", default=None, help="comma-separated case names")
+    parser.add_argument("--float32", action="store_true", help="also time the UBM cases in float32")
+    args = parser.parse_args()
+    cases = SMALL if args.small else FULL
+    names = args.only.split(",") if args.only else list(cases)
+    unknown = [n for n in names if n not in cases]
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(cases)}")
+
+    from threadpoolctl import threadpool_info
+
+    blas = [f"{i['internal_api']} {i.get('architecture', '?')} x{i['num_threads']}"
+            for i in threadpool_info() if i["user_api"] == "blas"]
+    print(f"== emkit at production sizes ({'small' if args.small else 'full'}); numpy "
+          f"{np.__version__}; BLAS {', '.join(blas)}; {os.cpu_count()} CPUs; load "
+          f"{os.getloadavg()[0]:.2f}")
+    rates = {"float64": gemm_rate(np.float64), "float32": gemm_rate(np.float32)}
+    print(f"   dgemm 2048^3: {rates['float64']:.1f} GFLOP/s, sgemm: {rates['float32']:.1f} GFLOP/s")
+    print(f"{'case':16s}{'dtype':>9s}{'shape':>34s}{'s/iter':>9s}{'GFLOP/s':>9s}{'of gemm':>9s}"
+          f"{'peak RSS':>11s}")
+    ctx = mp.get_context("spawn")
+    for name in names:
+        p = cases[name]
+        dtypes = ["float64", "float32"] if (p["kind"] == "ubm" and args.float32) else ["float64"]
+        for dtype in dtypes:
+            queue = ctx.Queue()
+            proc = ctx.Process(target=run_case, args=(name, p, dtype, queue))
+            proc.start()
+            seconds, flop, rss = queue.get()
+            proc.join()
+            rate = flop / seconds / 1e9
+            shape = " ".join(f"{k}={v}" for k, v in p.items() if k != "kind")
+            print(f"{name:16s}{dtype:>9s}{shape:>34s}{seconds:9.2f}{rate:9.1f}"
+                  f"{100 * rate / rates[dtype]:8.0f}%{rss / 2**20:9.0f} MB", flush=True)
+    print(f"   load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
