@@ -27,7 +27,7 @@ import numpy as np
 
 from .._validation import is_dask_collection
 
-__all__ = ["map_reduce", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map"]
+__all__ = ["map_reduce", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map", "map_pieces"]
 
 #: Below this many rows a numpy input is processed in the calling thread.
 _MIN_ROWS_PER_THREAD = 8192
@@ -278,6 +278,36 @@ def _delayed_tree_sum(parts):
             paired.append(parts[-1])
         parts = paired
     return parts[0]
+
+
+def map_pieces(fn, X) -> list:
+    """``fn`` of every piece of ``X``, in a fixed order, computed where the data are.
+
+    A dask array gives one task per chunk (row-major order of the chunk grid), a dask bag one per
+    partition, a delayed object one; a list or tuple gives one result per item, its dask items
+    computed as tasks.  All tasks run in a single ``compute`` on the current scheduler.  For
+    per-chunk digests of data that live on dask workers (only the digests travel back).
+    """
+    if is_dask_collection(X):
+        if hasattr(X, "to_delayed") and hasattr(X, "chunks"):
+            items = list(X.to_delayed().ravel())
+        elif hasattr(X, "npartitions"):
+            items = list(X.to_delayed())
+        else:
+            items = [X]
+    elif isinstance(X, (list, tuple)):
+        items = list(X)
+    else:
+        raise TypeError(f"unsupported input type {type(X).__name__}")
+    results = [None if is_dask_collection(item) else fn(item) for item in items]
+    lazy = [i for i, item in enumerate(items) if is_dask_collection(item)]
+    if lazy:
+        import dask
+
+        task = dask.delayed(fn, pure=True)
+        for i, value in zip(lazy, dask.compute(*[task(items[i]) for i in lazy])):
+            results[i] = value
+    return results
 
 
 def map_ordered(fn, items, threads: int | None = None) -> list:
