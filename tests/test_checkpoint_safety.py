@@ -261,6 +261,23 @@ def test_checkpoint_of_an_older_format_is_refused(tmp_path):
         _gmm(path).fit(_frames())
 
 
+@pytest.mark.parametrize("attribute, value", [("owner", "Evil<payload>"),
+                                              ("parameter_fingerprints", '{"Evil<payload>": "1"}'),
+                                              ("parameter_fingerprints", "Evil<payload> not json")])
+def test_mismatch_message_never_echoes_the_files_text(tmp_path, attribute, value):
+    import h5py
+
+    X = _frames()
+    path = tmp_path / "run.h5"
+    _kmeans(path).fit(X)
+    with h5py.File(path, "r+") as f:
+        f.attrs[attribute] = value
+    with pytest.raises(CheckpointMismatchError) as info:
+        _kmeans(path).fit(X)
+    assert "Evil" not in str(info.value) and "payload" not in str(info.value)
+    assert str(path) in str(info.value)
+
+
 # -- what the fingerprint covers ------------------------------------------------------------------
 def test_fingerprint_is_the_values_not_the_layout(tmp_path):
     X = _frames()

@@ -113,16 +113,16 @@ class Checkpoint:
         if version < _VERSION or int(f.attrs.get("fingerprint_format", 0)) != FORMAT:
             raise CheckpointMismatchError(self.path, [
                 "it was written by another emkit version, whose data fingerprint cannot be compared"])
-        owner = as_str(f.attrs.get("owner", "?"))
-        if owner != self.owner:
-            raise CheckpointMismatchError(self.path, [f"it was written by a {owner}, not a {self.owner}"])
+        owner = as_str(f.attrs.get("owner", ""))
+        if owner != self.owner:  # (the file's text is named only when it is a plausible class name)
+            other = f"a {owner}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", owner) else "another estimator"
+            raise CheckpointMismatchError(self.path, [f"it was written by {other}, not a {self.owner}"])
         differences = []
         if as_str(f.attrs.get("data_fingerprint", "")) != self.data:
             differences.append("the training data X differ")
         if as_str(f.attrs.get("labels_fingerprint", "?")) != self.labels:
             differences.append("the labels y differ")
-        saved = json.loads(as_str(f.attrs.get("parameter_fingerprints", "{}")))
-        names = sorted(k for k in set(saved) | set(self.parameters) if saved.get(k) != self.parameters.get(k))
+        names = _differing_parameters(f.attrs.get("parameter_fingerprints", "{}"), self.parameters, as_str)
         if names:
             differences.append(f"the parameters differ ({', '.join(names)})")
         if differences:
@@ -149,6 +149,20 @@ class Checkpoint:
             group = f.create_group("state")
             for name, value in arrays.items():
                 group[name] = np.asarray(value)
+
+
+def _differing_parameters(saved, current: dict, as_str) -> list:
+    """Names of the parameters whose digests differ (only this run's names are ever echoed)."""
+    try:
+        saved = json.loads(as_str(saved))
+    except (ValueError, TypeError):
+        saved = None
+    if not isinstance(saved, dict):
+        return ["unreadable in the checkpoint"]
+    names = [k for k in sorted(current) if saved.get(k) != current[k]]
+    if set(saved) - set(current):
+        names.append("others that this estimator does not have")
+    return names
 
 
 # -- temporary files of interrupted saves ---------------------------------------------------------
