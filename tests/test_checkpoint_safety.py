@@ -311,6 +311,12 @@ def test_labels_fingerprint_by_value_and_type():
     assert labels_fingerprint(["a", "b"]) != labels_fingerprint(["b", "a"])
     assert labels_fingerprint(["ab", "c"]) != labels_fingerprint(["a", "bc"])
     assert labels_fingerprint([[0, 0], [1]]) != labels_fingerprint([[0], [0, 1]])  # per-class form
+    assert labels_fingerprint([np.array([0, 0]), np.array([1])]) == labels_fingerprint([[0, 0], [1]])
+    assert labels_fingerprint(np.array(["a", "b"])) == labels_fingerprint(["a", "b"])
+    assert labels_fingerprint(np.arange(3, dtype=np.int32)) == labels_fingerprint([0, 1, 2])
+    assert labels_fingerprint([True, False]) != labels_fingerprint([1, 0])
+    assert labels_fingerprint([2**64, 1]) == labels_fingerprint([2**64, np.int64(1)])  # beyond int64
+    assert labels_fingerprint([np.uint64(2**64 - 1)]) != labels_fingerprint([-1])
 
 
 def test_fingerprint_of_gmmstats_covers_every_field():
