@@ -24,7 +24,8 @@ from emkit._fingerprint import data_fingerprint
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--d", type=int, default=60)
     parser.add_argument("--c", type=int, default=256)

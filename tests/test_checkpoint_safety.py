@@ -90,14 +90,16 @@ def test_frames_one_row_changed_is_refused_and_the_same_data_resumes(tmp_path, m
     # one value of one row that the old 16-row sample did not cover
     changed = X.copy()
     changed[37, 1] += 1e-9
-    with pytest.raises(CheckpointMismatchError, match=f"another training run: {DATA}. To start afresh, {AFRESH}"):
+    expected = f"another training run: {DATA}. To start afresh, {AFRESH}"
+    with pytest.raises(CheckpointMismatchError, match=expected):
         _fit_frames(make, path, changed)
     with pytest.raises(ValueError, match=DATA):  # a ValueError, as documented
         _fit_frames(make, path, X[::-1].copy())  # same rows, other order
     assert len(spy_run_em) == loops
 
 
-@pytest.mark.parametrize("make, name, value", [(_gmm, "update_weights", False), (_gmm, "mean_var_update_threshold", 1e-3),
+@pytest.mark.parametrize("make, name, value", [(_gmm, "update_weights", False),
+                                               (_gmm, "mean_var_update_threshold", 1e-3),
                                                (_kmeans, "max_iter", 4), (_kmeans, "random_state", 1)],
                          ids=["gmm-update_weights", "gmm-mean_var_update_threshold", "kmeans-max_iter",
                               "kmeans-random_state"])
@@ -200,7 +202,8 @@ def test_sessions_changed_labels_are_refused(tmp_path, kind, change, ubm, sessio
         other[0], other[1] = other[1], other[0]
     else:
         other = [str(v) for v in labels]
-    with pytest.raises(CheckpointMismatchError, match=f"another training run: {LABELS}. To start afresh") as info:
+    expected = f"another training run: {LABELS}. To start afresh"
+    with pytest.raises(CheckpointMismatchError, match=expected) as info:
         _fit_stats(kind, tmp_path / "run.h5", ubm, stats, other)
     assert info.value.differences == ["the labels y differ"]
 
@@ -324,7 +327,8 @@ def test_fingerprint_of_gmmstats_covers_every_field():
     s.n[:] = [1.0, 2.0]
     base = data_fingerprint([s])
     for mutate in (lambda t: setattr(t, "t", 5), lambda t: setattr(t, "log_likelihood", -1.0),
-                   lambda t: t.sum_px.__setitem__((1, 2), 1e-300), lambda t: t.sum_pxx.__setitem__((0, 0), 3.0)):
+                   lambda t: t.sum_px.__setitem__((1, 2), 1e-300),
+                   lambda t: t.sum_pxx.__setitem__((0, 0), 3.0)):
         other = copy.deepcopy(s)
         mutate(other)
         assert data_fingerprint([other]) != base

@@ -115,7 +115,8 @@ class Checkpoint:
                 "it was written by another emkit version, whose data fingerprint cannot be compared"])
         owner = as_str(f.attrs.get("owner", ""))
         if owner != self.owner:  # (the file's text is named only when it is a plausible class name)
-            other = f"a {owner}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", owner) else "another estimator"
+            plausible = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", owner)
+            other = f"a {owner}" if plausible else "another estimator"
             raise CheckpointMismatchError(self.path, [f"it was written by {other}, not a {self.owner}"])
         differences = []
         if as_str(f.attrs.get("data_fingerprint", "")) != self.data:

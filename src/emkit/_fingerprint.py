@@ -140,7 +140,8 @@ def _feed_scalars(h, items, kinds) -> None:
         h.update(np.fromiter(map(len, encoded), dtype="<i8", count=len(encoded)))
         h.update(b"".join(encoded))
         return
-    if all((issubclass(kind, int) and kind is not bool) or issubclass(kind, _EXACT_INTEGERS) for kind in kinds):
+    if all((issubclass(kind, int) and kind is not bool) or issubclass(kind, _EXACT_INTEGERS)
+           for kind in kinds):
         try:
             values = np.array(items, dtype="<i8")
         except OverflowError:
