@@ -6,6 +6,7 @@ row blocks, and dask support for data that outgrow one machine.
 """
 
 from . import datasets, metrics
+from ._checkpoint import CheckpointMismatchError
 from ._config import config_context, get_config, set_config
 from .calibration import LinearCalibration
 from .factor_analysis import ISVMachine, JFAMachine
@@ -46,4 +47,5 @@ __all__ = [
     "set_config",
     "get_config",
     "config_context",
+    "CheckpointMismatchError",
 ]

@@ -1,61 +1,51 @@
 """Resumable training: an estimator's state written atomically after every completed iteration.
 
-A checkpoint file (HDF5) records which run it belongs to (estimator class, a hash of its
-parameters and a fingerprint of the training data), the number of completed iterations, the
-history of the convergence quantity and the estimator's state arrays.  Starting ``fit`` again
-with the same arguments resumes after the last completed iteration and ends with the same
-parameters as an uninterrupted run; a checkpoint from another run is refused.
+A checkpoint file (HDF5) records which run it belongs to (estimator class, a digest of each of
+its parameters, of every byte of the training data and of the labels: see :mod:`emkit._fingerprint`),
+the number of completed iterations, the history of the convergence quantity and the estimator's
+state arrays.  Starting ``fit`` again with the same arguments resumes after the last completed
+iteration and ends with the same parameters as an uninterrupted run; a checkpoint of another run
+is refused with :class:`CheckpointMismatchError`, which says what differs.
+
+A writer killed in the middle of a save leaves its temporary file
+(``.emkit-XXXX.ckpt.<name key>.<host>.<pid>.h5.tmp`` next to the checkpoint); the next load or
+save of that checkpoint on the same host removes those whose writer process is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
+import socket
 from dataclasses import dataclass, field
+from hashlib import blake2b
 
 import numpy as np
 
-from ._validation import is_dask_collection
+from ._fingerprint import FORMAT, data_fingerprint, labels_fingerprint, parameter_fingerprints
 
 logger = logging.getLogger("emkit")
 
 _CLASS = "TrainingCheckpoint"
-_VERSION = 1
+#: 2: fingerprints of every byte of the data, of the labels and of each parameter
+_VERSION = 2
 
 
-def _digest(obj) -> str:
-    import joblib
+class CheckpointMismatchError(ValueError):
+    """A ``checkpoint=`` file belongs to another training run (other data, labels, parameters,
+    estimator or emkit version).  ``differences`` lists what differs; delete the file or pass
+    another checkpoint path to start afresh."""
 
-    return joblib.hash(obj)
-
-
-def data_fingerprint(X) -> str:
-    """Shape, dtype and a hash of 16 evenly spaced rows (cheap, also for dask or on-disk data)."""
-    if isinstance(X, (list, tuple)):
-        return _digest(("sequence", len(X), [_digest(x) for x in (X[0], X[len(X) // 2], X[-1])] if X else []))
-    if hasattr(X, "npartitions") and not hasattr(X, "shape"):  # dask bag
-        return _digest(("bag", X.name))
-    n = X.shape[0]
-    rows = np.unique(np.linspace(0, max(n - 1, 0), 16).astype(int)) if n else np.array([], int)
-    sample = X[rows]
-    if is_dask_collection(sample):
-        sample = sample.compute()
-    return _digest((tuple(X.shape), str(X.dtype), np.asarray(sample)))
-
-
-def _describe(value):
-    """A hashable description of a parameter value; estimators by their parameters and, for
-    fitted GMMs (a UBM), their Gaussians, but not by other fitted state that ``fit`` may change."""
-    if hasattr(value, "get_params"):
-        params = {k: _describe(v) for k, v in value.get_params(deep=False).items() if k != "checkpoint"}
-        gaussians = tuple(getattr(value, name, None) for name in ("_means", "_variances", "_weights"))
-        return (type(value).__name__, sorted(params.items()), gaussians)
-    return value
-
-
-def parameter_fingerprint(estimator) -> str:
-    return _digest(_describe(estimator))
+    def __init__(self, path: str, differences: list):
+        self.path = path
+        self.differences = list(differences)
+        super().__init__(
+            f"checkpoint {path!r} belongs to another training run: {'; '.join(differences)}. "
+            "To start afresh, delete the file or pass another checkpoint path"
+        )
 
 
 @dataclass
@@ -67,27 +57,46 @@ class SavedState:
     extra: dict = field(default_factory=dict)
 
 
+class TrainingInput:
+    """The training data ``X`` and labels ``y`` of one ``fit`` call, fingerprinted at most once
+    (JFA's three resumable loops share one)."""
+
+    def __init__(self, X, y=None):
+        self.X, self.y = X, y
+        self._fingerprints = None
+
+    def fingerprints(self) -> tuple:
+        """``(data digest, labels digest)`` (hex strings; ``""`` for no labels)."""
+        if self._fingerprints is None:
+            self._fingerprints = (data_fingerprint(self.X), labels_fingerprint(self.y))
+        return self._fingerprints
+
+
 class Checkpoint:
     """The checkpoint of one ``fit`` call: ``load`` what a previous attempt saved, ``save`` progress."""
 
-    def __init__(self, path, estimator, X):
+    def __init__(self, path, estimator, X, y=None):
         self.path = os.fspath(path)
         self.owner = type(estimator).__name__
-        self.run_id = parameter_fingerprint(estimator) + ":" + data_fingerprint(X)
+        inputs = X if isinstance(X, TrainingInput) else TrainingInput(X, y)
+        self.data, self.labels = inputs.fingerprints()
+        self.parameters = parameter_fingerprints(estimator)
+        self._swept = False
+
+    def _sweep(self):
+        if not self._swept:
+            remove_stale_temporaries(self.path)
+            self._swept = True
 
     def load(self) -> SavedState | None:
+        self._sweep()
         if not os.path.exists(self.path):
             return None
         from .io.h5 import as_str, open_for_reading, read_stamp
 
         with open_for_reading(self.path) as f:
-            read_stamp(f, _CLASS, _VERSION)
-            owner, run_id = as_str(f.attrs["owner"]), as_str(f.attrs["run_id"])
-            if owner != self.owner or run_id != self.run_id:
-                raise ValueError(
-                    f"checkpoint {self.path!r} belongs to another training run ({owner} with other "
-                    "parameters or data); delete it or pass another checkpoint path"
-                )
+            version = read_stamp(f, _CLASS, _VERSION)
+            self._check_run(f, version, as_str)
             state = SavedState(
                 step=int(f.attrs["step"]),
                 history=[float(v) for v in f["history"][...]],
@@ -99,13 +108,41 @@ class Checkpoint:
                     self.path, state.step, " (training had finished)" if state.completed else "")
         return state
 
-    def save(self, step: int, history, arrays: dict, *, completed: bool = False, extra: dict | None = None):
-        from .io.h5 import atomic_h5_write, write_stamp
+    def _check_run(self, f, version, as_str):
+        """Raise :class:`CheckpointMismatchError` unless ``f`` was written by this very run."""
+        if version < _VERSION or int(f.attrs.get("fingerprint_format", 0)) != FORMAT:
+            raise CheckpointMismatchError(self.path, [
+                "it was written by another emkit version, whose data fingerprint cannot be compared"])
+        owner = as_str(f.attrs.get("owner", ""))
+        if owner != self.owner:  # (the file's text is named only when it is a plausible class name)
+            plausible = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", owner)
+            other = f"a {owner}" if plausible else "another estimator"
+            raise CheckpointMismatchError(self.path, [f"it was written by {other}, not a {self.owner}"])
+        differences = []
+        if as_str(f.attrs.get("data_fingerprint", "")) != self.data:
+            differences.append("the training data X differ")
+        if as_str(f.attrs.get("labels_fingerprint", "?")) != self.labels:
+            differences.append("the labels y differ")
+        names = _differing_parameters(f.attrs.get("parameter_fingerprints", "{}"), self.parameters, as_str)
+        if names:
+            differences.append(f"the parameters differ ({', '.join(names)})")
+        if differences:
+            raise CheckpointMismatchError(self.path, differences)
 
-        with atomic_h5_write(self.path) as f:
+    def save(self, step: int, history, arrays: dict, *, completed: bool = False, extra: dict | None = None):
+        import h5py
+
+        from .io.atomic import atomic_path
+        from .io.h5 import write_stamp
+
+        self._sweep()
+        with atomic_path(self.path, suffix=_temporary_suffix(self.path)) as tmp, h5py.File(tmp, "w") as f:
             write_stamp(f, _CLASS, _VERSION)
             f.attrs["owner"] = self.owner
-            f.attrs["run_id"] = self.run_id
+            f.attrs["fingerprint_format"] = np.int64(FORMAT)
+            f.attrs["data_fingerprint"] = self.data
+            f.attrs["labels_fingerprint"] = self.labels
+            f.attrs["parameter_fingerprints"] = json.dumps(self.parameters, sort_keys=True)
             f.attrs["step"] = np.int64(step)
             f.attrs["completed"] = bool(completed)
             f.attrs["extra"] = json.dumps(extra or {})
@@ -115,13 +152,83 @@ class Checkpoint:
                 group[name] = np.asarray(value)
 
 
+def _differing_parameters(saved, current: dict, as_str) -> list:
+    """Names of the parameters whose digests differ (only this run's names are ever echoed)."""
+    try:
+        saved = json.loads(as_str(saved))
+    except (ValueError, TypeError):
+        saved = None
+    if not isinstance(saved, dict):
+        return ["unreadable in the checkpoint"]
+    names = [k for k in sorted(current) if saved.get(k) != current[k]]
+    if set(saved) - set(current):
+        names.append("others that this estimator does not have")
+    return names
+
+
+# -- temporary files of interrupted saves ---------------------------------------------------------
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:48] or "host"
+_TEMPORARY = re.compile(r"^\.emkit-[A-Za-z0-9_]+\.ckpt\.(?P<key>[0-9a-f]{16})\.(?P<host>[A-Za-z0-9_-]+)"
+                        r"\.(?P<pid>[0-9]+)\.h5\.tmp$")
+
+
+def _name_key(path: str) -> str:
+    return blake2b(os.path.basename(path).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def _temporary_suffix(path: str) -> str:
+    """The end of a save's temporary name: which checkpoint, on which host, by which process."""
+    return f".ckpt.{_name_key(path)}.{_HOST}.{os.getpid()}.h5.tmp"
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process (or an absurd pid): keep
+        return True
+    return True
+
+
+def remove_stale_temporaries(path) -> list:
+    """Remove the temporary files that saves of checkpoint ``path`` left behind when their process
+    was killed (same checkpoint name, this host, writer process gone); return their paths.
+
+    Temporary files of live writers, of other checkpoints and of other hosts are left alone.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    key = _name_key(path)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        match = _TEMPORARY.match(name)
+        if (match is None or match["key"] != key or match["host"] != _HOST
+                or _process_exists(int(match["pid"]))):
+            continue
+        stale = os.path.join(directory, name)
+        with contextlib.suppress(FileNotFoundError, PermissionError, IsADirectoryError):
+            os.unlink(stale)
+            removed.append(stale)
+            logger.info("removed %s, left by an interrupted checkpoint save", stale)
+    return removed
+
+
 def _read_value(dataset):
     value = dataset[()]
     return value if isinstance(value, np.ndarray) else np.asarray(value)
 
 
-def resumable_em(estimator, X, *, initialize, get_state, set_state, phase: int = 0, **run_em_kwargs):
+def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phase: int = 0,
+                 **run_em_kwargs):
     """Run :func:`emkit._em.run_em`, resuming from and saving to ``estimator.checkpoint`` (a path or None).
+
+    ``X`` and the labels ``y`` (if any; or a :class:`TrainingInput` of both) are the training input,
+    whose every byte the checkpoint's fingerprint covers.
 
     ``initialize()`` prepares a fresh run; ``get_state()`` returns the arrays that define the
     estimator between iterations and ``set_state(arrays)`` restores them.  Training made of
@@ -132,7 +239,7 @@ def resumable_em(estimator, X, *, initialize, get_state, set_state, phase: int =
     from ._em import EMResult, run_em
 
     path = getattr(estimator, "checkpoint", None)
-    checkpoint = Checkpoint(path, estimator, X) if path is not None else None
+    checkpoint = Checkpoint(path, estimator, X, y) if path is not None else None
     saved = checkpoint.load() if checkpoint is not None else None
     saved_phase = saved.extra.get("phase", 0) if saved is not None else None
     if saved is not None and saved_phase > phase:

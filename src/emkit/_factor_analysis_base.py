@@ -21,7 +21,7 @@ from ._backend import (
     single_threaded_blas,
     thread_map,
 )
-from ._checkpoint import resumable_em
+from ._checkpoint import TrainingInput, resumable_em
 from ._factor_analysis_data import (
     SessionAccumulator,
     SessionParams,
@@ -362,7 +362,7 @@ class FactorAnalysisBase(ScoringMixin, ReferenceStepsMixin, BaseEstimator):
         data = prepare_training_set(X, y, shape, _session_threads())
         self._create_missing()
         self.classes_ = data.classes
-        self._train(data, X)
+        self._train(data, TrainingInput(X, y))  # what a checkpoint's fingerprint covers
         return self
 
     def _em(self, X, e_step, m_step, *, state, name, quantity, phase=0):

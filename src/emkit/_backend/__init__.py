@@ -18,6 +18,7 @@ Only this package imports dask, and lazily.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ import numpy as np
 
 from .._validation import is_dask_collection
 
-__all__ = ["map_reduce", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map"]
+__all__ = ["map_reduce", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map", "map_pieces"]
 
 #: Below this many rows a numpy input is processed in the calling thread.
 _MIN_ROWS_PER_THREAD = 8192
@@ -86,21 +87,87 @@ def _row_slices(n_rows: int, n_pieces: int):
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-_BLAS_CONTROLLER = None
+_BLAS_LIBS = None
+_BLAS_LOCK = threading.Lock()
+#: the process-wide limit: how many blocks hold it, the thread counts found when the first one
+#: entered (restored when the last one leaves), and a generation that a fork advances
+_BLAS_STATE = {"holders": 0, "saved": None, "generation": 0}
 
 
+@contextlib.contextmanager
 def single_threaded_blas():
-    """Context manager limiting BLAS to one thread (process-wide, cheap to enter).
+    """Context manager limiting BLAS to one thread (process-wide, cheap to enter, thread-safe).
 
     emkit parallelises over row slices itself; one BLAS thread per slice avoids oversubscription,
     and small products (one utterance) are faster single-threaded anyway.
+
+    BLAS thread counts are process-wide, so this is one reference-counted limit: the first block
+    to enter (in any thread) sets it, the last to leave (in any thread) restores the counts the
+    first one found.  Blocks overlapping in several threads, in any order, leave BLAS as they
+    found it.
     """
-    global _BLAS_CONTROLLER
-    if _BLAS_CONTROLLER is None:
+    generation = _enter_single_threaded_blas()
+    try:
+        yield
+    finally:
+        _leave_single_threaded_blas(generation)
+
+
+def _blas_libs():
+    """threadpoolctl's controllers of the BLAS libraries loaded when emkit first limits BLAS."""
+    global _BLAS_LIBS
+    if _BLAS_LIBS is None:
         from threadpoolctl import ThreadpoolController
 
-        _BLAS_CONTROLLER = ThreadpoolController()
-    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+        _BLAS_LIBS = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _BLAS_LIBS
+
+
+def _set_blas_threads(lib, n: int) -> None:
+    # threadpoolctl >= 3.8 lets only one thread (the first to set a limit, while it lives) change
+    # OpenBLAS; emkit's limit is entered and left by whichever threads call it, serialised by
+    # _BLAS_LOCK, so it sets the library directly (the public method where that is missing)
+    getattr(lib, "_real_set_num_threads", lib.set_num_threads)(n)
+
+
+def _enter_single_threaded_blas() -> int:
+    with _BLAS_LOCK:
+        if _BLAS_STATE["holders"] == 0:
+            libs = _blas_libs()
+            _BLAS_STATE["saved"] = [lib.num_threads for lib in libs]
+            for lib in libs:
+                _set_blas_threads(lib, 1)
+        _BLAS_STATE["holders"] += 1
+        return _BLAS_STATE["generation"]
+
+
+def _leave_single_threaded_blas(generation: int) -> None:
+    with _BLAS_LOCK:
+        if generation != _BLAS_STATE["generation"]:
+            return  # entered before a fork: the child restored the counts already
+        _BLAS_STATE["holders"] -= 1
+        if _BLAS_STATE["holders"] == 0:
+            _restore_blas_threads()
+
+
+def _restore_blas_threads() -> None:
+    saved, _BLAS_STATE["saved"] = _BLAS_STATE["saved"], None
+    for lib, n in zip(_blas_libs(), saved or []):
+        _set_blas_threads(lib, n)
+
+
+def _release_blas_limit_after_fork() -> None:
+    """In a forked child only the forking thread exists: blocks that other threads held will never
+    be left, so the child restores the original counts now and ignores the older blocks' exits."""
+    global _BLAS_LOCK
+    _BLAS_LOCK = threading.Lock()  # another thread of the parent may have held it
+    if _BLAS_STATE["holders"]:
+        _restore_blas_threads()
+    _BLAS_STATE.update(holders=0, saved=None, generation=_BLAS_STATE["generation"] + 1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_release_blas_limit_after_fork)
 
 
 _POOL_LOCK = threading.Lock()
@@ -211,6 +278,36 @@ def _delayed_tree_sum(parts):
             paired.append(parts[-1])
         parts = paired
     return parts[0]
+
+
+def map_pieces(fn, X) -> list:
+    """``fn`` of every piece of ``X``, in a fixed order, computed where the data are.
+
+    A dask array gives one task per chunk (row-major order of the chunk grid), a dask bag one per
+    partition, a delayed object one; a list or tuple gives one result per item, its dask items
+    computed as tasks.  All tasks run in a single ``compute`` on the current scheduler.  For
+    per-chunk digests of data that live on dask workers (only the digests travel back).
+    """
+    if is_dask_collection(X):
+        if hasattr(X, "to_delayed") and hasattr(X, "chunks"):
+            items = list(X.to_delayed().ravel())
+        elif hasattr(X, "npartitions"):
+            items = list(X.to_delayed())
+        else:
+            items = [X]
+    elif isinstance(X, (list, tuple)):
+        items = list(X)
+    else:
+        raise TypeError(f"unsupported input type {type(X).__name__}")
+    results = [None if is_dask_collection(item) else fn(item) for item in items]
+    lazy = [i for i, item in enumerate(items) if is_dask_collection(item)]
+    if lazy:
+        import dask
+
+        task = dask.delayed(fn, pure=True)
+        for i, value in zip(lazy, dask.compute(*[task(items[i]) for i in lazy])):
+            results[i] = value
+    return results
 
 
 def map_ordered(fn, items, threads: int | None = None) -> list:

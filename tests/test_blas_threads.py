@@ -1,0 +1,149 @@
+"""emkit's one-BLAS-thread limit is process-wide and reference-counted: blocks overlapping in
+several threads, in any order, leave the BLAS thread count as they found it."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from emkit import GMMMachine
+from emkit._backend import single_threaded_blas
+
+
+def _blas_threads():
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+@pytest.fixture
+def two_blas_threads():
+    """BLAS at 2 threads during the test (whatever the machine), restored afterwards."""
+    if not _blas_threads():
+        pytest.skip("no BLAS library that threadpoolctl can control")
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert set(_blas_threads()) == {2}
+        yield
+
+
+def _run_threads(n, target):
+    errors = []
+
+    def run(i):
+        try:
+            target(i)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    if errors:
+        raise errors[0]
+
+
+@pytest.mark.parametrize("exit_order", ["entry order", "reverse order"])
+def test_overlapping_limits_in_threads_restore_the_blas_thread_count(two_blas_threads, exit_order):
+    # thread i enters after thread i-1 has entered; all hold the limit at once; they leave in the
+    # given order (entry order was the losing one: the last to leave restored what thread 3 had
+    # saved, i.e. the limit of thread 0)
+    n = 4
+    entered = [threading.Event() for _ in range(n)]
+    left = [threading.Event() for _ in range(n)]
+    all_in = threading.Barrier(n)
+    inside = []
+    order = list(range(n)) if exit_order == "entry order" else list(range(n))[::-1]
+
+    def worker(i):
+        if i:
+            assert entered[i - 1].wait(10)
+        with single_threaded_blas():
+            entered[i].set()
+            all_in.wait(10)
+            inside.append(_blas_threads())
+            position = order.index(i)
+            if position:
+                assert left[order[position - 1]].wait(10)
+        left[i].set()
+
+    _run_threads(n, worker)
+    assert all(set(seen) == {1} for seen in inside), inside
+    assert set(_blas_threads()) == {2}
+
+
+def test_concurrent_acc_stats_leave_blas_threads_unchanged(two_blas_threads):
+    rng = np.random.default_rng(0)
+    ubm = GMMMachine(8, max_fitting_steps=2).fit(rng.normal(size=(500, 4)))
+    data = [rng.normal(size=(3000 + 500 * i, 4)) for i in range(4)]
+    expected = [ubm.acc_stats(x) for x in data]
+    for _ in range(5):
+        barrier = threading.Barrier(4)
+        results = [None] * 4
+
+        def worker(i):
+            barrier.wait(10)
+            results[i] = ubm.acc_stats(data[i])
+
+        _run_threads(4, worker)
+        assert set(_blas_threads()) == {2}
+        for got, want in zip(results, expected):
+            np.testing.assert_allclose(got.sum_px, want.sum_px, rtol=0, atol=1e-9 * np.abs(want.sum_px).max())
+
+
+def test_nested_limits_restore_only_at_the_outermost_exit(two_blas_threads):
+    with single_threaded_blas():
+        with single_threaded_blas():
+            assert set(_blas_threads()) == {1}
+        assert set(_blas_threads()) == {1}
+    assert set(_blas_threads()) == {2}
+
+
+def test_exception_inside_the_limit_still_restores(two_blas_threads):
+    with pytest.raises(RuntimeError):
+        with single_threaded_blas():
+            raise RuntimeError("boom")
+    assert set(_blas_threads()) == {2}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_child_forked_inside_a_limit_gets_the_original_thread_count(two_blas_threads):
+    # a child forked while another thread holds the limit can never see that thread leave
+    script = textwrap.dedent("""
+        import os, threading
+        from threadpoolctl import threadpool_info, threadpool_limits
+        from emkit._backend import single_threaded_blas
+        def blas():
+            return sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        threadpool_limits(limits=2, user_api="blas")
+        held, release = threading.Event(), threading.Event()
+        def hold():
+            with single_threaded_blas():
+                held.set()
+                release.wait(10)
+        t = threading.Thread(target=hold)
+        t.start()
+        held.wait(10)
+        assert blas() == [1], blas()
+        pid = os.fork()
+        if pid == 0:
+            ok = blas() == [2]
+            with single_threaded_blas():
+                ok = ok and blas() == [1]
+            ok = ok and blas() == [2]
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        release.set()
+        t.join()
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        assert blas() == [2], blas()
+        print("ok")
+    """)
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "ok"
