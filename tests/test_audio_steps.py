@@ -219,3 +219,21 @@ def test_cmvn_bad_features(bad):
 def test_sliding_cmvn_bad_window():
     with pytest.raises(ValueError, match="cmn_window"):
         sliding_cmvn(X, cmn_window=0)
+
+
+# ------------------------------------------------------------------------- without the extra
+
+
+def test_package_imports_without_the_audio_extra(monkeypatch, tmp_path):
+    import sys
+
+    from emkit.audio import compute_kaldi_features, read_audio
+
+    monkeypatch.setitem(sys.modules, "kaldi_native_fbank", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "soundfile", None)
+    with pytest.raises(ImportError, match=r"pip install 'emkit\[audio\]'"):
+        compute_kaldi_features(np.zeros(1000))
+    path = tmp_path / "a.wav"
+    path.write_bytes(b"RIFF")
+    with pytest.raises(ImportError, match="soundfile"):
+        read_audio(path)
