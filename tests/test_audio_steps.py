@@ -101,6 +101,9 @@ def test_vad_hand_computed():
     e = np.array([10.0, 0, 10, 10, 0, 0])  # mean 5: threshold 5 + 0.5 * 5 = 7.5
     assert compute_vad(e).tolist() == [True, False, True, True, False, False]
     assert compute_vad(e, frames_context=1).tolist() == [False, True, True, True, False, False]
+    # "at least" the proportion: 1 high frame of 2 at the start is enough for 0.5
+    assert compute_vad(e, frames_context=1, proportion_threshold=0.5).tolist() == \
+        [True, True, True, True, False, False]
     assert compute_vad(e, energy_mean_scale=0.0, energy_threshold=9.9).tolist() == \
         [True, False, True, True, False, False]
     assert not compute_vad(e, energy_threshold=10.0, energy_mean_scale=0.0).any()
