@@ -62,6 +62,7 @@ def test_ark_with_options(tmp_path, audio):
     (["IN", "-o", "out", "--num-ceps", "30"], "num_ceps must be between 1 and num_mel_bins"),
     (["IN", "-o", "out", "--high-freq", "9000"], "high_freq"),
     (["IN", "-o", "out", "--jobs", "0"], "--jobs"),
+    (["IN", "-o", "out", "--num-mel-bins", "300"], "num_mel_bins too large"),
     (["IN", "-o", "nodir/sub/out"], "does not exist"),
     (["IN"], "Missing option '-o'"),
 ])

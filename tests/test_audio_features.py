@@ -15,6 +15,7 @@ sf = pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is 
 from emkit.audio import (AudioError, FeatureConfig, KaldiOptions, add_deltas,  # noqa: E402
                          compute_features, compute_kaldi_features, compute_vad, extract_features,
                          extract_many, find_utterances, log_energy, read_audio, sliding_cmvn)
+from emkit.audio._kaldi_features import check_options  # noqa: E402
 from emkit.features import read_features  # noqa: E402
 
 RATE = 16000
@@ -206,6 +207,10 @@ def test_bad_options():
         KaldiOptions(num_ceps=30, num_mel_bins=23)
     with pytest.raises(ValueError, match="high_freq"):
         KaldiOptions(high_freq=9000)
+    with pytest.raises(ValueError, match="window_type"):
+        KaldiOptions(window_type="bogus")
+    with pytest.raises(ValueError, match="num_mel_bins too large"):
+        check_options(KaldiOptions(num_mel_bins=300))
     with pytest.raises(ValueError, match="cmvn"):
         FeatureConfig(cmvn="global")
     with pytest.raises(ValueError, match="channel"):

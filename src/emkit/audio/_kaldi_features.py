@@ -20,9 +20,10 @@ import numpy as np
 
 from ._read import require
 
-__all__ = ["KaldiOptions", "compute_kaldi_features", "log_energy"]
+__all__ = ["KaldiOptions", "check_options", "compute_kaldi_features", "log_energy"]
 
 KINDS = ("mfcc", "fbank")
+WINDOWS = ("povey", "hamming", "hanning", "rectangular", "blackman")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class KaldiOptions:
             raise ValueError(f"need 0 <= low_freq < high_freq <= {nyquist:g} (Nyquist; "
                              f"high_freq <= 0 is an offset from it); got low_freq "
                              f"{self.low_freq!r} and high_freq {self.high_freq!r}")
+        if self.window_type not in WINDOWS:
+            raise ValueError(f"window_type must be one of {WINDOWS}; got {self.window_type!r}")
         if self.dither < 0:
             raise ValueError(f"dither must be >= 0; got {self.dither!r}")
 
@@ -128,6 +131,15 @@ def compute_kaldi_features(samples: np.ndarray, opts: KaldiOptions = KaldiOption
     """Features ``(n_frames, dim)`` float32 of ``samples`` ``(n_samples,)`` (16-bit scale)."""
     knf, o = _knf_options(opts)
     return _run(knf, o, opts.kind, samples, opts.sample_frequency)
+
+
+def check_options(opts: KaldiOptions) -> None:
+    """Raise ``ValueError`` now for options the library refuses (e.g. too many mel bins)."""
+    probe = np.ones(max(opts.frame_samples, 1) * 2)
+    try:
+        compute_kaldi_features(probe, opts)
+    except ValueError as exc:
+        raise ValueError(f"kaldi-native-fbank refuses these options: {exc}") from None
 
 
 def log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptions()) -> np.ndarray:

@@ -136,6 +136,10 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
             audio._read.require(module)
         except ImportError as exc:
             raise click.ClickException(str(exc)) from None
+    try:
+        audio._kaldi_features.check_options(config.kaldi)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     shapes = audio.compute_features(list(inputs), output, config, jobs=jobs, progress=progress)
     frames = sum(shape[0] for shape in shapes.values())
     dim = next(iter(shapes.values()))[1]
