@@ -46,7 +46,7 @@ def _positive_int(value, name):
 
 def sliding_windows(n_frames: int, cmn_window: int = 600, min_window: int = 100,
                     center: bool = False):
-    """``(start, end)`` integer arrays ``(T,)``: frame ``t`` uses frames ``start[t] .. end[t]-1``."""
+    """``(start, end)`` integer arrays ``(T,)``: frame ``t`` uses frames ``start[t]:end[t]``."""
     cmn_window = _positive_int(cmn_window, "cmn_window")
     min_window = _positive_int(min_window, "min_window")
     t = np.arange(n_frames)

@@ -57,7 +57,8 @@ def _options(f):
                      show_default=True, help="compute-vad --vad-frames-context."),
         click.option("--vad-proportion-threshold",
                      type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
-                     default=0.6, show_default=True, help="compute-vad --vad-proportion-threshold."),
+                     default=0.6, show_default=True,
+                     help="compute-vad --vad-proportion-threshold."),
         click.option("--cmvn", type=click.Choice(["none", "utterance", "sliding"]),
                      default="sliding", show_default=True,
                      help="Mean normalisation: none, per utterance, or sliding window "
