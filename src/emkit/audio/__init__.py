@@ -1,0 +1,58 @@
+"""Features from audio: Kaldi-compatible MFCC/filterbanks, deltas, energy VAD, CMVN.
+
+Needs the ``audio`` extra (``pip install 'emkit[audio]'``: ``kaldi-native-fbank`` and
+``soundfile``) for reading audio and computing MFCC/fbank; deltas, VAD and CMVN are numpy only
+and importing this package never needs the extra.
+
+>>> from emkit.audio import FeatureConfig, compute_features
+>>> ids = compute_features(["data/train"], "feats.ark")          # doctest: +SKIP
+
+Main entry points: :func:`compute_features` (inputs -> ``.npy`` directory or Kaldi ark/scp),
+:func:`extract_features` (one utterance -> array), :func:`find_utterances`,
+:func:`read_audio`; the steps :func:`compute_kaldi_features`, :func:`add_deltas`,
+:func:`compute_vad`, :func:`cmvn`, :func:`sliding_cmvn`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ._cmvn import cmvn, sliding_cmvn
+from ._deltas import add_deltas
+from ._kaldi_features import KaldiOptions, compute_kaldi_features, log_energy
+from ._pipeline import FeatureConfig, extract_features, extract_many
+from ._read import AudioError, read_audio
+from ._sources import Utterance, find_utterances, read_data_dir
+from ._vad import compute_vad
+from ._write import write_kaldi_ark, write_npy_dir
+
+__all__ = ["AudioError", "FeatureConfig", "KaldiOptions", "Utterance", "add_deltas", "cmvn",
+           "compute_features", "compute_kaldi_features", "compute_vad", "extract_features",
+           "extract_many", "find_utterances", "log_energy", "read_audio", "read_data_dir",
+           "sliding_cmvn", "write_kaldi_ark", "write_npy_dir"]
+
+
+def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *, jobs: int = 1,
+                     progress: bool = False) -> dict:
+    """Features of every utterance of ``inputs``, written to ``output``.
+
+    Returns ``{utterance id: (n_frames, n_features)}`` of what was written, in input order.
+
+    ``inputs``: audio files, directories, Kaldi data directories (see :func:`find_utterances`).
+    ``output``: a path ending in ``.ark`` gives a Kaldi ark and its ``.scp`` (same stem);
+    anything else is a directory of ``<utterance-id>.npy`` files (created when missing).  All
+    or nothing: on any failure no output file is written (or replaced).
+    """
+    utterances = find_utterances(inputs)
+    shapes = {}
+
+    def items():
+        for u, feats in extract_many(utterances, config, jobs=jobs, progress=progress):
+            shapes[u.id] = feats.shape
+            yield u.id, feats
+
+    if os.fspath(output).lower().endswith(".ark"):
+        write_kaldi_ark(items(), output)
+    else:
+        write_npy_dir(items(), output)
+    return shapes

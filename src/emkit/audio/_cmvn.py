@@ -1,0 +1,85 @@
+"""Cepstral mean (and variance) normalisation, per utterance or over a sliding window.
+
+``cmvn``: Kaldi's ``compute-cmvn-stats`` + ``apply-cmvn`` on one utterance: subtract the mean;
+with ``norm_vars``, divide by the standard deviation (variance floored at 1e-20).
+
+``sliding_cmvn``: Kaldi's ``apply-cmvn-sliding``.  The statistics of frame ``t`` come from the
+window ``[t - cmn_window, t]`` (``center=False``; at the start at least the first
+``min_window`` frames, or all of them when fewer) or ``[t - cmn_window // 2, t - cmn_window // 2
++ cmn_window)`` (``center=True``), shifted to lie inside the utterance and cut to its length.
+With ``norm_vars`` the variance in the window is floored at 1e-10, and a one-frame window gives
+0.  Computed with cumulative sums (no loop over frames), in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["cmvn", "sliding_cmvn", "sliding_windows"]
+
+
+def _check(features) -> np.ndarray:
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"features must be a non-empty 2-D array (n_frames, n_features); got "
+                         f"shape {np.shape(features)}")
+    if not np.isfinite(x).all():
+        raise ValueError("features contain NaN or infinite values")
+    return x
+
+
+def cmvn(features: np.ndarray, norm_vars: bool = False) -> np.ndarray:
+    """``(T, D)`` -> ``(T, D)`` float64, normalised with the utterance's own mean (and variance)."""
+    x = _check(features)
+    mean = x.mean(axis=0)
+    if not norm_vars:
+        return x - mean
+    var = np.maximum(np.mean(x**2, axis=0) - mean**2, 1e-20)
+    return (x - mean) / np.sqrt(var)
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+    return int(value)
+
+
+def sliding_windows(n_frames: int, cmn_window: int = 600, min_window: int = 100,
+                    center: bool = False):
+    """``(start, end)`` integer arrays ``(T,)``: frame ``t`` uses frames ``start[t]:end[t]``."""
+    cmn_window = _positive_int(cmn_window, "cmn_window")
+    min_window = _positive_int(min_window, "min_window")
+    t = np.arange(n_frames)
+    if center:
+        start = t - cmn_window // 2
+        end = start + cmn_window
+    else:
+        start = t - cmn_window
+        end = t + 1
+    end = np.where(start < 0, end - start, end)
+    start = np.maximum(start, 0)
+    if not center:
+        end = np.where(end > t, np.maximum(t + 1, min_window), end)
+    over = np.maximum(end - n_frames, 0)
+    start = np.maximum(start - over, 0)
+    end = np.minimum(end, n_frames)
+    return start, end
+
+
+def sliding_cmvn(features: np.ndarray, cmn_window: int = 600, min_window: int = 100,
+                 center: bool = False, norm_vars: bool = False) -> np.ndarray:
+    """``(T, D)`` -> ``(T, D)`` float64 with Kaldi's ``apply-cmvn-sliding`` (module docstring)."""
+    x = _check(features)
+    x = x - x.mean(axis=0)  # the result does not change; the cumulative sums lose less precision
+    start, end = sliding_windows(x.shape[0], cmn_window, min_window, center)
+    count = (end - start)[:, None].astype(np.float64)
+    zero = np.zeros((1, x.shape[1]))
+    csum = np.concatenate((zero, np.cumsum(x, axis=0)))
+    total = csum[end] - csum[start]
+    out = x - total / count
+    if norm_vars:
+        csq = np.concatenate((zero, np.cumsum(x**2, axis=0)))
+        var = (csq[end] - csq[start]) / count - (total / count) ** 2
+        out = out / np.sqrt(np.maximum(var, 1e-10))
+        out[count[:, 0] == 1] = 0.0
+    return out

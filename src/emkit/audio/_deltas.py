@@ -1,0 +1,53 @@
+"""Deltas and delta-deltas with Kaldi's ``add-deltas`` semantics.
+
+The order-``i`` filter is the order-``i-1`` filter convolved with the regression window
+``j / sum(j^2)``, ``j = -window .. window``; frames beyond either end repeat the first or last
+frame.  With ``order=2, window=2`` (Kaldi's defaults) a ``(T, D)`` input gives ``(T, 3D)``:
+the features, their deltas and their delta-deltas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["delta_filters", "add_deltas"]
+
+
+def delta_filters(order: int = 2, window: int = 2) -> list:
+    """The filters of orders ``0 .. order``: 1-D arrays of length ``2 * i * window + 1``."""
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 0:
+        raise ValueError(f"order must be an integer >= 0; got {order!r}")
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be an integer >= 1; got {window!r}")
+    taps = np.arange(-window, window + 1, dtype=np.float64)
+    regression = taps / np.sum(taps**2)
+    filters = [np.ones(1)]
+    for _ in range(order):
+        filters.append(np.convolve(filters[-1], regression))
+    return filters
+
+
+def add_deltas(features: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:
+    """``(T, D)`` features -> ``(T, D * (order + 1))``: features, deltas, delta-deltas, ...
+
+    Float64 output (the input is not modified).  Vectorised over frames: one shifted slice per
+    filter tap.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"features must be a non-empty 2-D array (n_frames, n_features); got "
+                         f"shape {np.shape(features)}")
+    filters = delta_filters(order, window)
+    reach = (filters[-1].shape[0] - 1) // 2
+    padded = np.pad(x, ((reach, reach), (0, 0)), mode="edge")
+    n = x.shape[0]
+    blocks = []
+    for f in filters:
+        half = (f.shape[0] - 1) // 2
+        block = np.zeros_like(x)
+        for k, scale in enumerate(f):  # tap k reads frame t + k - half
+            if scale != 0.0:
+                start = reach + k - half
+                block += scale * padded[start:start + n]
+        blocks.append(block)
+    return np.hstack(blocks)

@@ -1,0 +1,152 @@
+"""Kaldi-compatible MFCC and filterbank features through ``kaldi-native-fbank``.
+
+Why kaldi-native-fbank and not ``torchaudio.compliance.kaldi``: kaldi-native-fbank is a small
+C++ port of Kaldi's own feature code (a wheel of a few hundred kB with no dependency), gives
+Kaldi's numbers, and is actively maintained (k2-fsa, used by sherpa-onnx); torchaudio's version
+needs PyTorch (hundreds of MB) for what is, here, a pre-processing step, and torchaudio has
+been moving its Kaldi compatibility code to maintenance mode.
+
+Samples are expected in the 16-bit integer scale (what Kaldi reads from a wav, see
+:func:`emkit.audio.read_audio`).  Options are Kaldi's (``compute-mfcc-feats`` /
+``compute-fbank-feats``) with their defaults, except ``dither``: 0 here (Kaldi: 1.0), so that
+the same audio always gives the same features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ._read import require
+
+__all__ = ["KaldiOptions", "check_options", "compute_kaldi_features", "log_energy"]
+
+KINDS = ("mfcc", "fbank")
+WINDOWS = ("povey", "hamming", "hanning", "rectangular", "blackman")
+
+
+@dataclass(frozen=True)
+class KaldiOptions:
+    """Frame, mel and cepstral options, named as Kaldi's command-line options.
+
+    ``kind``: ``"mfcc"`` (``num_ceps`` coefficients, the first replaced by the log energy when
+    ``use_energy``) or ``"fbank"`` (``num_mel_bins`` log mel energies, plus a leading log energy
+    column when ``use_energy``).
+    """
+
+    kind: str = "mfcc"
+    sample_frequency: float = 16000.0
+    frame_length: float = 25.0  # ms
+    frame_shift: float = 10.0  # ms
+    dither: float = 0.0
+    preemphasis_coefficient: float = 0.97
+    remove_dc_offset: bool = True
+    window_type: str = "povey"
+    round_to_power_of_two: bool = True
+    snip_edges: bool = True
+    num_mel_bins: int = 23
+    low_freq: float = 20.0
+    high_freq: float = 0.0  # <= 0: offset from the Nyquist frequency
+    num_ceps: int = 13
+    use_energy: bool | None = None  # None: Kaldi's default (True for mfcc, False for fbank)
+    raw_energy: bool = True
+    energy_floor: float = 0.0
+    cepstral_lifter: float = 22.0
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}; got {self.kind!r}")
+        if self.sample_frequency <= 0 or self.frame_length <= 0 or self.frame_shift <= 0:
+            raise ValueError("sample_frequency, frame_length and frame_shift must be positive; "
+                             f"got {self.sample_frequency!r}, {self.frame_length!r} and "
+                             f"{self.frame_shift!r}")
+        if self.num_mel_bins < 3:
+            raise ValueError(f"num_mel_bins must be at least 3; got {self.num_mel_bins!r}")
+        if self.kind == "mfcc" and not 1 <= self.num_ceps <= self.num_mel_bins:
+            raise ValueError(f"num_ceps must be between 1 and num_mel_bins "
+                             f"({self.num_mel_bins}); got {self.num_ceps!r}")
+        nyquist = self.sample_frequency / 2
+        high = self.high_freq if self.high_freq > 0 else nyquist + self.high_freq
+        if not 0 <= self.low_freq < high <= nyquist:
+            raise ValueError(f"need 0 <= low_freq < high_freq <= {nyquist:g} (Nyquist; "
+                             f"high_freq <= 0 is an offset from it); got low_freq "
+                             f"{self.low_freq!r} and high_freq {self.high_freq!r}")
+        if self.window_type not in WINDOWS:
+            raise ValueError(f"window_type must be one of {WINDOWS}; got {self.window_type!r}")
+        if self.dither < 0:
+            raise ValueError(f"dither must be >= 0; got {self.dither!r}")
+
+    @property
+    def energy(self) -> bool:
+        return (self.kind == "mfcc") if self.use_energy is None else bool(self.use_energy)
+
+    @property
+    def frame_samples(self) -> int:
+        return int(self.sample_frequency * 0.001 * self.frame_length)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _knf_options(opts: KaldiOptions, kind: str | None = None, energy: bool | None = None):
+    knf = require("kaldi_native_fbank")
+    kind = kind or opts.kind
+    o = knf.MfccOptions() if kind == "mfcc" else knf.FbankOptions()
+    f = o.frame_opts
+    f.samp_freq = float(opts.sample_frequency)
+    f.frame_length_ms = float(opts.frame_length)
+    f.frame_shift_ms = float(opts.frame_shift)
+    f.dither = float(opts.dither)
+    f.preemph_coeff = float(opts.preemphasis_coefficient)
+    f.remove_dc_offset = bool(opts.remove_dc_offset)
+    f.window_type = opts.window_type
+    f.round_to_power_of_two = bool(opts.round_to_power_of_two)
+    f.snip_edges = bool(opts.snip_edges)
+    m = o.mel_opts
+    m.num_bins = int(opts.num_mel_bins)
+    m.low_freq = float(opts.low_freq)
+    m.high_freq = float(opts.high_freq)
+    o.use_energy = opts.energy if energy is None else energy
+    o.raw_energy = bool(opts.raw_energy)
+    o.energy_floor = float(opts.energy_floor)
+    if kind == "mfcc":
+        o.num_ceps = int(opts.num_ceps)
+        o.cepstral_lifter = float(opts.cepstral_lifter)
+    return knf, o
+
+
+def _run(knf, o, kind, samples, sample_frequency) -> np.ndarray:
+    extractor = knf.OnlineMfcc(o) if kind == "mfcc" else knf.OnlineFbank(o)
+    extractor.accept_waveform(float(sample_frequency), np.ascontiguousarray(samples, np.float32))
+    extractor.input_finished()
+    n = extractor.num_frames_ready
+    out = np.empty((n, extractor.dim), dtype=np.float32)
+    for i in range(n):  # the library hands out one frame at a time (a copy of its buffer)
+        out[i] = extractor.get_frame(i)
+    return out
+
+
+def compute_kaldi_features(samples: np.ndarray, opts: KaldiOptions = KaldiOptions()) -> np.ndarray:
+    """Features ``(n_frames, dim)`` float32 of ``samples`` ``(n_samples,)`` (16-bit scale)."""
+    knf, o = _knf_options(opts)
+    return _run(knf, o, opts.kind, samples, opts.sample_frequency)
+
+
+def check_options(opts: KaldiOptions) -> None:
+    """Raise ``ValueError`` now for options the library refuses (e.g. too many mel bins)."""
+    probe = np.ones(max(opts.frame_samples, 1) * 2)
+    try:
+        compute_kaldi_features(probe, opts)
+    except ValueError as exc:
+        raise ValueError(f"kaldi-native-fbank refuses these options: {exc}") from None
+
+
+def log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptions()) -> np.ndarray:
+    """Kaldi's per-frame log energy ``(n_frames,)`` (column 0 of an MFCC with ``use_energy``).
+
+    The frames are those of :func:`compute_kaldi_features` with the same options.
+    """
+    knf, o = _knf_options(opts, kind="mfcc", energy=True)
+    o.num_ceps = 1
+    return _run(knf, o, "mfcc", samples, opts.sample_frequency)[:, 0]

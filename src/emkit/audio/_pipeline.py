@@ -1,0 +1,143 @@
+"""From one utterance's audio to its features, and many utterances in parallel threads.
+
+Order of the steps, as in Kaldi's speaker-recognition recipes (``compute-mfcc-feats``,
+``compute-vad``, ``add-deltas``, ``apply-cmvn-sliding``, ``select-voiced-frames``): features;
+VAD decisions from the log energy of the *raw* frames; deltas; CMVN over all frames (silence
+included, as Kaldi does); then only the voiced frames are kept.
+
+Threads overlap reading (libsndfile releases the GIL) and the numpy steps; kaldi-native-fbank's
+binding appears to hold the GIL while it computes, so the MFCC/fbank step itself does not run
+in parallel (measured: no speed-up from 2 threads on 8 x 20 s files).  It is fast anyway
+(about 100x real time on one core).
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._cmvn import cmvn, sliding_cmvn
+from ._deltas import add_deltas, delta_filters
+from ._kaldi_features import KaldiOptions, compute_kaldi_features, log_energy
+from ._read import AudioError, read_audio
+from ._sources import Utterance
+from ._vad import compute_vad
+
+__all__ = ["FeatureConfig", "extract_features", "extract_many"]
+
+CMVN_MODES = ("none", "utterance", "sliding")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Everything that decides the features of an utterance (defaults: Kaldi's tools' defaults).
+
+    ``kaldi``: :class:`KaldiOptions` (MFCC/fbank); ``channel``: the channel of multi-channel
+    files (0, the first, by default); ``max_clipped``: the largest fraction of samples at full
+    scale accepted; ``delta_order`` 0 for no deltas; ``vad`` and its ``vad_*`` options
+    (``compute-vad``); ``cmvn`` one of ``none``, ``utterance``, ``sliding`` with ``cmn_window``,
+    ``min_cmn_window``, ``center``, ``norm_vars`` (``apply-cmvn-sliding``; ``norm_vars`` also
+    applies to per-utterance CMVN).
+    """
+
+    kaldi: KaldiOptions = field(default_factory=KaldiOptions)
+    channel: int = 0
+    max_clipped: float = 0.01
+    delta_order: int = 2
+    delta_window: int = 2
+    vad: bool = True
+    vad_energy_threshold: float = 5.0
+    vad_energy_mean_scale: float = 0.5
+    vad_frames_context: int = 0
+    vad_proportion_threshold: float = 0.6
+    cmvn: str = "sliding"
+    cmn_window: int = 600
+    min_cmn_window: int = 100
+    center: bool = False
+    norm_vars: bool = False
+
+    def __post_init__(self):
+        if self.cmvn not in CMVN_MODES:
+            raise ValueError(f"cmvn must be one of {CMVN_MODES}; got {self.cmvn!r}")
+        if isinstance(self.channel, bool) or int(self.channel) != self.channel or \
+                self.channel < 0:
+            raise ValueError(f"channel must be an integer >= 0; got {self.channel!r}")
+        if not 0.0 <= self.max_clipped <= 1.0:
+            raise ValueError(f"max_clipped must be in [0, 1]; got {self.max_clipped!r}")
+        delta_filters(self.delta_order, self.delta_window)  # validates both
+        compute_vad(np.zeros(1), **self._vad_options())  # validates the VAD options
+        for name in ("cmn_window", "min_cmn_window"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+
+    def _vad_options(self) -> dict:
+        return dict(energy_threshold=self.vad_energy_threshold,
+                    energy_mean_scale=self.vad_energy_mean_scale,
+                    frames_context=self.vad_frames_context,
+                    proportion_threshold=self.vad_proportion_threshold)
+
+
+def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """Features ``(n_frames, dim)`` float32 of one utterance (:class:`Utterance` or a path).
+
+    Raises :class:`AudioError` (naming the file) for unusable audio, too short an utterance and
+    one where VAD keeps no frame.
+    """
+    if not isinstance(utterance, Utterance):
+        utterance = Utterance("", str(utterance))
+    k = config.kaldi
+    samples = read_audio(utterance.path, sample_rate=int(k.sample_frequency),
+                         channel=config.channel, start=utterance.start, end=utterance.end,
+                         max_clipped=config.max_clipped)
+    where = utterance.path if utterance.start is None else \
+        f"{utterance.path} (utterance {utterance.id!r})"
+    feats = compute_kaldi_features(samples, k)
+    if feats.shape[0] == 0:
+        raise AudioError(f"{where}: too short for one frame ({samples.shape[0]} samples; a frame "
+                         f"needs {k.frame_samples})")
+    if config.vad:
+        energy = feats[:, 0] if k.kind == "mfcc" and k.energy else log_energy(samples, k)
+        voiced = compute_vad(energy, **config._vad_options())
+        if not voiced.any():
+            raise AudioError(f"{where}: all silence: the VAD kept none of its {feats.shape[0]} "
+                             "frames (lower the VAD energy threshold, or turn VAD off)")
+    out = feats.astype(np.float64)
+    if config.delta_order:
+        out = add_deltas(out, config.delta_order, config.delta_window)
+    if config.cmvn == "utterance":
+        out = cmvn(out, norm_vars=config.norm_vars)
+    elif config.cmvn == "sliding":
+        out = sliding_cmvn(out, config.cmn_window, config.min_cmn_window, config.center,
+                           config.norm_vars)
+    if config.vad:
+        out = out[voiced]
+    return out.astype(np.float32)
+
+
+def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: int = 1,
+                 progress: bool = False):
+    """Yield ``(utterance, features)`` in the order of ``utterances``, computed in ``jobs`` threads.
+
+    The first failure (in that order) is raised and the remaining work is cancelled.  A tqdm
+    progress bar goes to stderr when ``progress``.
+    """
+    from tqdm.auto import tqdm
+
+    utterances = list(utterances)
+    if isinstance(jobs, bool) or int(jobs) != jobs or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1; got {jobs!r}")
+    bar = tqdm(total=len(utterances), desc="features", unit="utt", file=sys.stderr,
+               disable=not progress, leave=False, delay=1.0)
+    pool = ThreadPoolExecutor(max_workers=int(jobs), thread_name_prefix="emkit-features")
+    try:
+        futures = [pool.submit(extract_features, u, config) for u in utterances]
+        for u, future in zip(utterances, futures, strict=True):
+            yield u, future.result()
+            bar.update(1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()

@@ -1,0 +1,131 @@
+"""Reading and checking audio (``soundfile``): one channel, at the expected rate, in Kaldi's scale.
+
+Decisions (each failure is an :class:`AudioError` naming the file; nothing is written):
+
+* **Sample rate**: refused unless it is the expected one (as Kaldi's ``compute-mfcc-feats``
+  refuses a wav whose rate differs from ``--sample-frequency``).  Resampling silently would hide
+  a data problem and change the features; the message says how to resample
+  (``sox in.wav -r 16000 out.wav``).
+* **Channels**: ``channel`` (0-based) picks one channel of a multi-channel file; the default, 0,
+  is the first (left) channel, as Kaldi does when no channel is given.  A channel the file does
+  not have is an error.
+* **Scale**: samples are returned as float64 in the 16-bit integer range (``-32768 .. 32767``),
+  the values Kaldi reads from a 16-bit wav, so energies and the VAD threshold mean what they
+  mean in Kaldi, whatever the file's sample format.
+* **Bad content**: not audio (libsndfile cannot read it), empty (no sample), NaN or infinite
+  samples (float files), only digital silence (every sample 0), and clipping: more than
+  ``max_clipped`` of the samples at (or beyond) full scale.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..features import FeatureError
+
+__all__ = ["AudioError", "read_audio", "INT16_SCALE", "require"]
+
+INT16_SCALE = 32768.0
+_FULL_SCALE = 32767.0 / 32768.0  # a sample this loud (or louder) counts as clipped
+
+
+class AudioError(FeatureError):
+    """An audio input exists but cannot be used; the message names the file."""
+
+
+def require(module: str):
+    """Import ``module`` of the ``audio`` extra, or fail saying how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"emkit's audio features need the {module!r} package: install the "
+                          "extra with pip install 'emkit[audio]'") from None
+
+
+def _open(path: str, start: float | None, end: float | None):
+    """(float64 samples (n, channels) of the segment, sample rate, where) of ``path``."""
+    sf = require("soundfile")
+    try:
+        with sf.SoundFile(path) as f:
+            rate, n = int(f.samplerate), f.frames
+            first, last, where = _segment(rate, n, start, end, path)
+            f.seek(first)
+            data = f.read(last - first, dtype="float64", always_2d=True)
+    except AudioError:
+        raise
+    except (RuntimeError, TypeError, ValueError) as exc:  # libsndfile's errors are RuntimeErrors
+        reason = str(exc).split(":")[-1].strip() or type(exc).__name__
+        raise AudioError(f"{path}: not a readable audio file (expected WAV or FLAC; libsndfile "
+                         f"says: {reason})") from None
+    return data, rate, where
+
+
+def read_audio(path, *, sample_rate: int = 16000, channel: int = 0, start: float | None = None,
+               end: float | None = None, max_clipped: float = 0.01) -> np.ndarray:
+    """The samples of one channel of ``path`` as a float64 ``(n_samples,)`` array (16-bit scale).
+
+    ``start``/``end`` (seconds; ``end`` None or negative: to the end) cut a segment, as Kaldi's
+    ``segments`` file does; a segment may end at most 0.5 s after the recording.  Raises
+    ``FileNotFoundError`` for a missing file and :class:`AudioError` for the cases of the module
+    docstring.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such audio file: {path!r}")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes)")
+    data, rate, where = _open(path, start, end)
+    if rate != sample_rate:
+        raise AudioError(f"{path}: sample rate is {rate} Hz, expected {sample_rate} Hz; resample "
+                         f"it first (e.g. 'sox in.wav -r {sample_rate} out.wav' or 'ffmpeg -i "
+                         f"in.wav -ar {sample_rate} out.wav') or choose the rate of the data")
+    n_channels = data.shape[1]
+    if not 0 <= channel < n_channels:
+        raise AudioError(f"{path}: has {n_channels} channel(s); channel {channel} was asked for "
+                         f"(channels are numbered from 0)")
+    return check_samples(data[:, channel], where, max_clipped=max_clipped) * INT16_SCALE
+
+
+def _segment(rate, n, start, end, path):
+    """(first, last sample, description) of the segment ``start``..``end`` seconds."""
+    if start is None and (end is None or end < 0):
+        return 0, n, path
+    start = start or 0.0
+    where = f"{path} [{start:g}s to {'end' if end is None or end < 0 else f'{end:g}s'}]"
+    first = int(round(start * rate))
+    last = n if end is None or end < 0 else int(round(end * rate))
+    if start < 0 or last <= first:
+        raise AudioError(f"{where}: a segment needs 0 <= start < end; got start {start!r} and "
+                         f"end {end!r}")
+    if last > n:
+        if last - n > 0.5 * rate:
+            raise AudioError(f"{where}: the segment ends {(last - n) / rate:.3f}s after the "
+                             f"recording ({n / rate:.3f}s long)")
+        last = n
+    if first >= n:
+        raise AudioError(f"{where}: the segment starts after the end of the recording "
+                         f"({n / rate:.3f}s long)")
+    return first, last, where
+
+
+def check_samples(samples: np.ndarray, where: str, *, max_clipped: float = 0.01) -> np.ndarray:
+    """``samples`` (float, full scale 1.0) unchanged, or an :class:`AudioError` about ``where``."""
+    n = samples.shape[0]
+    if n == 0:
+        raise AudioError(f"{where}: the audio is empty (no sample)")
+    finite = np.isfinite(samples)
+    if not finite.all():
+        raise AudioError(f"{where}: {n - int(finite.sum())} of {n} samples are NaN or infinite")
+    if not samples.any():
+        raise AudioError(f"{where}: the audio is digital silence (every one of its {n} samples "
+                         "is 0)")
+    clipped = int(np.count_nonzero(np.abs(samples) >= _FULL_SCALE))
+    if clipped > max_clipped * n:
+        raise AudioError(f"{where}: the audio is clipped: {clipped} of {n} samples "
+                         f"({100 * clipped / n:.2f}%) are at full scale, more than the "
+                         f"{100 * max_clipped:g}% allowed (max_clipped / --max-clipped)")
+    return samples

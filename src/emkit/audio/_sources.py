@@ -1,0 +1,159 @@
+"""What to compute features of: audio files, directories of them, Kaldi data directories.
+
+* A file (``.wav``, ``.flac`` or anything libsndfile reads): one utterance named after the file
+  (``spk1_utt3.wav`` -> ``spk1_utt3``).
+* A directory without ``wav.scp``: every ``.wav``/``.flac`` file under it (recursively, sorted).
+* A Kaldi data directory (one holding ``wav.scp``): ``wav.scp`` lines ``recording-id path``;
+  the optional ``segments`` (``utterance-id recording-id start end``, seconds, ``end`` -1 for the
+  end of the recording) cuts utterances out of the recordings; the optional ``utt2spk`` gives
+  their speakers and must list every utterance.  Relative paths are taken from the data
+  directory, else from the current directory.  Piped commands (``cmd |``) and archive offsets
+  are refused and never executed.
+
+Utterance ids must be unique, and usable as file names (no ``/``, not starting with ``.``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..features import read_id_map
+from ._read import AudioError
+
+__all__ = ["Utterance", "find_utterances", "read_data_dir", "AUDIO_SUFFIXES"]
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One utterance: ``path`` (whole file, or ``start``..``end`` seconds of it), its speaker."""
+
+    id: str
+    path: str
+    start: float | None = None
+    end: float | None = None
+    speaker: str | None = None
+
+
+def _lines(path: Path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if line.strip() and not line.lstrip().startswith("#"):
+                    yield number, line.rstrip("\n")
+    except UnicodeDecodeError:
+        raise AudioError(f"{path}: not a UTF-8 text file") from None
+
+
+def _wav_scp(data_dir: Path) -> dict:
+    scp = data_dir / "wav.scp"
+    out = {}
+    for number, line in _lines(scp):
+        where = f"{scp} line {number}"
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2:
+            raise AudioError(f"{where}: expected 'recording-id path'; got {len(parts)} field(s)")
+        key, target = parts[0], parts[1].strip()
+        if target.endswith("|") or target.startswith("|") or target == "-":
+            raise AudioError(f"{where}: recording {key!r} is a piped command or standard input; "
+                             "emkit never runs commands: convert the audio to WAV/FLAC files and "
+                             "list their paths")
+        if key in out:
+            raise AudioError(f"{where}: recording {key!r} is listed twice")
+        out[key] = _resolve(target, data_dir, where)
+    if not out:
+        raise AudioError(f"{scp}: lists no recording")
+    return out
+
+
+def _resolve(target: str, data_dir: Path, where: str) -> str:
+    for candidate in (data_dir / target, Path(target)):
+        if candidate.is_file():
+            return os.fspath(candidate)
+    if ":" in target and not os.path.exists(target):
+        raise AudioError(f"{where}: {target!r}: archive offsets (path:offset) are not supported; "
+                         "list plain audio files")
+    raise FileNotFoundError(f"{where}: no such audio file {target!r}")
+
+
+def _segments(path: Path, recordings: dict) -> list:
+    out = []
+    for number, line in _lines(path):
+        where = f"{path} line {number}"
+        fields = line.split()
+        if len(fields) != 4:
+            raise AudioError(f"{where}: expected 'utterance-id recording-id start end'; got "
+                             f"{len(fields)} field(s)")
+        utt, rec = fields[0], fields[1]
+        try:
+            start, end = float(fields[2]), float(fields[3])
+        except ValueError:
+            raise AudioError(f"{where}: start and end must be numbers (seconds)") from None
+        if rec not in recordings:
+            raise AudioError(f"{where}: recording {rec!r} is not in wav.scp")
+        if start < 0 or (end >= 0 and end <= start):
+            raise AudioError(f"{where}: need 0 <= start < end (or end -1); got {start:g} and "
+                             f"{end:g}")
+        out.append(Utterance(utt, recordings[rec], start, None if end < 0 else end))
+    return out
+
+
+def read_data_dir(data_dir) -> list:
+    """The utterances of a Kaldi data directory (module docstring), in file order."""
+    data_dir = Path(data_dir)
+    recordings = _wav_scp(data_dir)
+    if (data_dir / "segments").is_file():
+        utterances = _segments(data_dir / "segments", recordings)
+    else:
+        utterances = [Utterance(key, path) for key, path in recordings.items()]
+    if (data_dir / "utt2spk").is_file():
+        speakers = read_id_map(data_dir / "utt2spk")
+        missing = [u.id for u in utterances if u.id not in speakers]
+        if missing:
+            raise AudioError(f"{data_dir / 'utt2spk'}: utterance {missing[0]!r} has no speaker "
+                             f"({len(missing)} of {len(utterances)} utterances are missing)")
+        utterances = [Utterance(u.id, u.path, u.start, u.end, speakers[u.id])
+                      for u in utterances]
+    return utterances
+
+
+def _scan(directory: Path) -> list:
+    files = sorted(p for p in directory.rglob("*")
+                   if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    if not files:
+        raise AudioError(f"{directory}: no .wav or .flac file in this directory (nor wav.scp)")
+    return [Utterance(p.stem, os.fspath(p)) for p in files]
+
+
+def find_utterances(inputs) -> list:
+    """The utterances of audio files, directories and Kaldi data directories, in order.
+
+    Raises ``FileNotFoundError`` for a missing input and :class:`AudioError` for an unusable
+    one or a repeated or unsafe utterance id.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    found, origin = [], {}
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            batch = read_data_dir(p) if (p / "wav.scp").is_file() else _scan(p)
+        elif p.is_file():
+            batch = [Utterance(p.stem, os.fspath(p))]
+        else:
+            raise FileNotFoundError(f"no such audio file or directory: {os.fspath(item)!r}")
+        for u in batch:
+            if "/" in u.id or "\\" in u.id or u.id.startswith(".") or not u.id:
+                raise AudioError(f"{u.path}: utterance id {u.id!r} cannot name a file (no '/', "
+                                 "'\\' or leading '.')")
+            if u.id in origin:
+                raise AudioError(f"utterance {u.id!r} comes from both {origin[u.id]} and "
+                                 f"{u.path}")
+            origin[u.id] = u.path
+            found.append(u)
+    if not found:
+        raise AudioError("no audio input given")
+    return found

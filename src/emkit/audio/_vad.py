@@ -1,0 +1,47 @@
+"""Energy voice activity detection with the semantics of Kaldi's ``compute-vad``.
+
+A frame's energy is "high" when its log energy exceeds ``energy_threshold + energy_mean_scale
+* mean(log energy)`` (the mean over the utterance).  Frame ``t`` is voiced when at least
+``proportion_threshold`` of the frames ``t - frames_context .. t + frames_context`` that exist
+(the window is cut at the utterance's ends) are high.  Defaults are Kaldi's
+(``--vad-energy-threshold=5.0 --vad-energy-mean-scale=0.5 --vad-frames-context=0
+--vad-proportion-threshold=0.6``); log energies are those of 16-bit-scale audio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["compute_vad"]
+
+
+def compute_vad(log_energy: np.ndarray, *, energy_threshold: float = 5.0,
+                energy_mean_scale: float = 0.5, frames_context: int = 0,
+                proportion_threshold: float = 0.6) -> np.ndarray:
+    """Boolean ``(T,)`` mask of the voiced frames of a ``(T,)`` log-energy vector.
+
+    Vectorised: counts over the context window come from a cumulative sum.
+    """
+    e = np.asarray(log_energy, dtype=np.float64)
+    if e.ndim != 1:
+        raise ValueError(f"log_energy must be 1-D (n_frames,); got shape {e.shape}")
+    if not np.isfinite(e).all():
+        raise ValueError("log_energy contains NaN or infinite values")
+    if energy_mean_scale < 0:
+        raise ValueError(f"energy_mean_scale must be >= 0; got {energy_mean_scale!r}")
+    if isinstance(frames_context, bool) or int(frames_context) != frames_context or \
+            frames_context < 0:
+        raise ValueError(f"frames_context must be an integer >= 0; got {frames_context!r}")
+    if not 0.0 < proportion_threshold < 1.0:
+        raise ValueError(f"proportion_threshold must be in (0, 1); got {proportion_threshold!r}")
+    n = e.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    threshold = energy_threshold
+    if energy_mean_scale != 0.0:
+        threshold += energy_mean_scale * e.sum() / n
+    high = np.concatenate(([0], np.cumsum(e > threshold)))
+    t = np.arange(n)
+    lo = np.maximum(t - int(frames_context), 0)
+    hi = np.minimum(t + int(frames_context) + 1, n)
+    return (high[hi] - high[lo]) >= (hi - lo) * proportion_threshold

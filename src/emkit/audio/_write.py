@@ -1,0 +1,98 @@
+"""Writing features: a directory of ``.npy`` files or a Kaldi ark/scp pair, all or nothing.
+
+Every output file is first written under a temporary name in its directory
+(:func:`emkit.io.atomic.atomic_path`) and renamed only when every utterance has been computed
+and written; a failure removes the temporary files, so no output is ever half written, and the
+previous outputs of the same names are kept.
+
+The ark holds binary float32 matrices, Kaldi's ``FM`` format: ``key``, a space, ``\\0B``,
+``FM ``, then the row and column counts (each a size byte 4 and a little-endian int32) and the
+values row by row.  The scp lines are ``key /absolute/path.ark:offset``, the offset of the
+``\\0B`` of each matrix, so Kaldi's tools and :func:`emkit.features.read_features` read them
+from any directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from ..io.atomic import atomic_path
+
+__all__ = ["write_npy_dir", "write_kaldi_ark", "kaldi_matrix_bytes"]
+
+
+def kaldi_matrix_bytes(matrix: np.ndarray) -> bytes:
+    """The binary Kaldi ``FM`` encoding of a 2-D matrix (``\\0BFM `` header, float32 values)."""
+    m = np.ascontiguousarray(matrix, dtype="<f4")
+    if m.ndim != 2:
+        raise ValueError(f"a Kaldi matrix must be 2-D; got shape {m.shape}")
+    return b"\0BFM " + struct.pack("<bibi", 4, m.shape[0], 4, m.shape[1]) + m.tobytes()
+
+
+def _check_key(key: str) -> str:
+    if not key or any(c.isspace() for c in key):
+        raise ValueError(f"an utterance id must be non-empty without white space; got {key!r}")
+    return key
+
+
+def write_npy_dir(items, directory) -> list:
+    """Write ``(utterance id, matrix)`` pairs as ``directory/<id>.npy`` (float32); return paths.
+
+    ``directory`` is created when missing (its parent must exist).
+    """
+    directory = Path(directory)
+    created = not directory.is_dir()
+    if created:
+        if directory.exists():
+            raise NotADirectoryError(f"cannot write features into {str(directory)!r}: it is a "
+                                     "file, not a directory")
+        directory.mkdir()
+    try:
+        return _write_npy(items, directory)
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only when empty
+        raise
+
+
+def _write_npy(items, directory: Path) -> list:
+    written = []
+    with contextlib.ExitStack() as stack:
+        for key, matrix in items:
+            target = directory / f"{_check_key(key)}.npy"
+            if target in written:
+                raise ValueError(f"utterance {key!r} would be written twice to {directory}")
+            tmp = stack.enter_context(atomic_path(target, suffix=".npy"))
+            with open(tmp, "wb") as f:
+                np.save(f, np.asarray(matrix, dtype=np.float32), allow_pickle=False)
+            written.append(target)
+    return written
+
+
+def write_kaldi_ark(items, ark) -> tuple:
+    """Write ``(utterance id, matrix)`` pairs to ``ark`` and its ``.scp`` (same stem); return both.
+    """
+    ark = Path(ark)
+    scp = ark.with_suffix(".scp")
+    final = os.path.abspath(ark)
+    if any(c.isspace() for c in final):
+        raise ValueError(f"{str(ark)!r}: the archive's path must not contain white space (the "
+                         ".scp could not name it)")
+    seen = set()
+    with atomic_path(scp, suffix=".scp") as tmp_scp, atomic_path(ark, suffix=".ark") as tmp_ark:
+        with open(tmp_ark, "wb") as out, open(tmp_scp, "w", encoding="utf-8",
+                                              newline="\n") as lines:
+            for key, matrix in items:
+                if _check_key(key) in seen:
+                    raise ValueError(f"utterance {key!r} would be written twice to {ark}")
+                seen.add(key)
+                out.write(key.encode("utf-8") + b" ")
+                lines.write(f"{key} {final}:{out.tell()}\n")
+                out.write(kaldi_matrix_bytes(matrix))
+    return ark, scp

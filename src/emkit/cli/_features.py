@@ -1,0 +1,160 @@
+"""``emkit features``: Kaldi-compatible MFCC/filterbank features from audio (the audio extra)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..features import check_writable
+from ._app import progress_option
+
+POSITIVE = click.FloatRange(min=0, min_open=True)
+DEFAULT_JOBS = min(8, os.cpu_count() or 1)
+
+
+def _options(f):
+    opts = [
+        click.option("--type", "kind", type=click.Choice(["mfcc", "fbank"]), default="mfcc",
+                     show_default=True, help="MFCC (Kaldi's compute-mfcc-feats) or log mel "
+                     "filterbank energies (compute-fbank-feats)."),
+        click.option("--sample-rate", type=click.IntRange(min=1), default=16000,
+                     show_default=True, help="The sample rate of the audio, in Hz; a file at "
+                     "another rate is an error (resample it first, e.g. with sox)."),
+        click.option("--channel", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="The channel of multi-channel files, from 0 (0: the first, left)."),
+        click.option("--num-ceps", type=click.IntRange(min=1), default=13, show_default=True,
+                     help="MFCC: number of cepstra (C0 replaced by the log energy)."),
+        click.option("--num-mel-bins", type=click.IntRange(min=3), default=23, show_default=True,
+                     help="Number of mel filters."),
+        click.option("--frame-length", type=POSITIVE, default=25.0, show_default=True,
+                     help="Frame length in ms."),
+        click.option("--frame-shift", type=POSITIVE, default=10.0, show_default=True,
+                     help="Frame shift in ms."),
+        click.option("--low-freq", type=click.FloatRange(min=0), default=20.0, show_default=True,
+                     help="Low cut-off of the mel filters, Hz."),
+        click.option("--high-freq", type=float, default=0.0, show_default=True,
+                     help="High cut-off of the mel filters, Hz (<= 0: offset from Nyquist)."),
+        click.option("--dither", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                     help="Dither (16-bit scale; Kaldi's default is 1; 0 gives reproducible "
+                          "features)."),
+        click.option("--snip-edges/--no-snip-edges", default=True, show_default=True,
+                     help="Kaldi's --snip-edges: only frames that fit in the audio."),
+        click.option("--use-energy/--no-use-energy", default=None,
+                     help="Log energy as the first feature [default: on for mfcc, off for "
+                          "fbank]."),
+        click.option("--delta-order", type=click.IntRange(min=0), default=2, show_default=True,
+                     help="Add deltas up to this order (add-deltas); 0: none."),
+        click.option("--delta-window", type=click.IntRange(min=1), default=2, show_default=True,
+                     help="Half-width of the delta regression window."),
+        click.option("--vad/--no-vad", default=True, show_default=True,
+                     help="Keep only the voiced frames (energy VAD, Kaldi's compute-vad)."),
+        click.option("--vad-energy-threshold", type=float, default=5.0, show_default=True,
+                     help="compute-vad --vad-energy-threshold."),
+        click.option("--vad-energy-mean-scale", type=click.FloatRange(min=0), default=0.5,
+                     show_default=True, help="compute-vad --vad-energy-mean-scale."),
+        click.option("--vad-frames-context", type=click.IntRange(min=0), default=0,
+                     show_default=True, help="compute-vad --vad-frames-context."),
+        click.option("--vad-proportion-threshold",
+                     type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+                     default=0.6, show_default=True,
+                     help="compute-vad --vad-proportion-threshold."),
+        click.option("--cmvn", type=click.Choice(["none", "utterance", "sliding"]),
+                     default="sliding", show_default=True,
+                     help="Mean normalisation: none, per utterance, or sliding window "
+                          "(apply-cmvn-sliding)."),
+        click.option("--cmn-window", type=click.IntRange(min=1), default=600, show_default=True,
+                     help="Sliding CMVN window, frames."),
+        click.option("--min-cmn-window", type=click.IntRange(min=1), default=100,
+                     show_default=True, help="Sliding CMVN, not centred: smallest window at "
+                     "the start."),
+        click.option("--center/--no-center", default=False, show_default=True,
+                     help="Sliding CMVN: window centred on the frame (else it ends there)."),
+        click.option("--norm-vars/--no-norm-vars", default=False, show_default=True,
+                     help="CMVN: normalise the variances too."),
+        click.option("--max-clipped", type=click.FloatRange(min=0, max=1), default=0.01,
+                     show_default=True, help="Largest fraction of samples at full scale "
+                     "accepted; a more clipped file is an error (1: no check)."),
+        click.option("-j", "--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS,
+                     show_default=True, help="Threads computing features."),
+    ]
+    for option in reversed(opts):
+        f = option(f)
+    return f
+
+
+@click.command("features")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--output", type=click.Path(), required=True,
+              help="A PATH.ark: a Kaldi archive and PATH.scp; anything else: a directory of "
+                   "<utterance-id>.npy files (created when missing).")
+@_options
+@progress_option
+def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins, frame_length,
+             frame_shift, low_freq, high_freq, dither, snip_edges, use_energy, delta_order,
+             delta_window, vad, vad_energy_threshold, vad_energy_mean_scale, vad_frames_context,
+             vad_proportion_threshold, cmvn, cmn_window, min_cmn_window, center, norm_vars,
+             max_clipped, jobs, progress):
+    """Compute features of audio INPUTS: WAV/FLAC files, directories of them (recursively) or
+    Kaldi data directories (wav.scp with plain paths, optional segments and utt2spk).
+
+    \b
+    Kaldi-compatible (kaldi-native-fbank), then, as in Kaldi's speaker recipes:
+    VAD decisions on the log energy, deltas, CMVN over all frames, voiced frames kept.
+    A file is an utterance named after the file (a.wav -> a); in a data directory the
+    ids of wav.scp or segments.  Bad audio (unreadable, wrong sample rate, empty, NaN,
+    clipped, silent) is an error naming the file; no output is written unless every
+    utterance succeeds.
+    """
+    try:
+        from .. import audio
+    except ImportError as exc:  # pragma: no cover - the package itself needs no extra
+        raise click.ClickException(str(exc)) from None
+    config = _config(audio, kind=kind, sample_rate=sample_rate, num_ceps=num_ceps,
+                     num_mel_bins=num_mel_bins, frame_length=frame_length,
+                     frame_shift=frame_shift, low_freq=low_freq, high_freq=high_freq,
+                     dither=dither, snip_edges=snip_edges, use_energy=use_energy,
+                     channel=channel, max_clipped=max_clipped, delta_order=delta_order,
+                     delta_window=delta_window, vad=vad,
+                     vad_energy_threshold=vad_energy_threshold,
+                     vad_energy_mean_scale=vad_energy_mean_scale,
+                     vad_frames_context=vad_frames_context,
+                     vad_proportion_threshold=vad_proportion_threshold, cmvn=cmvn,
+                     cmn_window=cmn_window, min_cmn_window=min_cmn_window, center=center,
+                     norm_vars=norm_vars)
+    if output.lower().endswith(".ark"):
+        check_writable(output)
+        check_writable(output[:-4] + ".scp")
+    elif os.path.exists(output) and not os.path.isdir(output):
+        raise click.UsageError(f"output {output!r} is a file; give a directory or a .ark path")
+    else:
+        parent = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(parent):
+            raise click.UsageError(f"cannot create output directory {output!r}: {parent!r} "
+                                   "does not exist")
+    for module in ("kaldi_native_fbank", "soundfile"):
+        try:
+            audio._read.require(module)
+        except ImportError as exc:
+            raise click.ClickException(str(exc)) from None
+    try:
+        audio._kaldi_features.check_options(config.kaldi)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    shapes = audio.compute_features(list(inputs), output, config, jobs=jobs, progress=progress)
+    frames = sum(shape[0] for shape in shapes.values())
+    dim = next(iter(shapes.values()))[1]
+    click.echo(f"{kind}: {len(shapes)} utterances, {frames} frames x {dim} features -> {output}")
+
+
+def _config(audio, *, kind, sample_rate, num_ceps, num_mel_bins, frame_length, frame_shift,
+            low_freq, high_freq, dither, snip_edges, use_energy, **pipeline):
+    try:
+        kaldi = audio.KaldiOptions(kind=kind, sample_frequency=float(sample_rate),
+                                   frame_length=frame_length, frame_shift=frame_shift,
+                                   dither=dither, snip_edges=snip_edges,
+                                   num_mel_bins=num_mel_bins, low_freq=low_freq,
+                                   high_freq=high_freq, num_ceps=num_ceps, use_energy=use_energy)
+        return audio.FeatureConfig(kaldi=kaldi, **pipeline)
+    except ValueError as exc:  # a combination of options click could not check
+        raise click.UsageError(str(exc)) from None
