@@ -573,7 +573,6 @@ def run_demo(output=None, *, seed: int = 0, config: DemoConfig | None = None,
         fig = metrics.plot_det_curves({title: (all_scores[k][labels], all_scores[k][~labels])
                                        for k, title, *_ in rows}, limits=(0.002, 0.9),
                                       title=f"emkit demo: Japanese Vowels (seed {seed})")
-        fig.axes[0].legend(loc="lower left", fontsize="small")  # the empty corner of this plot
         write("det.png", lambda p: save_png(fig, p))
     seconds = time.perf_counter() - start
     notes = "".join(f"\nnote: {SYSTEM_TITLES[k]} skipped: {v}" for k, v in skipped.items())

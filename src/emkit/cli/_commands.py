@@ -95,8 +95,8 @@ def _load_models(path):
     """Enrolled models (from ``emkit enroll``); an error naming the file when it holds none."""
     found = _stored_class(path)
     if found != "EnrolledModels":
-        what = article(f"emkit {found}") if found else "no emkit class stamp"
-        raise fe.FeatureError(f"{path} holds {what}, not enrolled models: give the output of "
+        what = f"holds {article(f'emkit {found}')}" if found else "is not an emkit file"
+        raise fe.FeatureError(f"{path} {what}, not enrolled models: give the output of "
                               "'emkit enroll'")
     try:
         return ex.EnrolledModels.from_hdf5(path)
