@@ -17,7 +17,8 @@ def _interrupted_at_start(signum, frame):
 
 # Run as the console script: Ctrl-C while the command is still loading exits with 130 and no
 # traceback; main() installs Python's usual handler again once it has taken over.
-if _os.path.basename(getattr(_sys, "argv", [""])[0] or "") in ("emkit", "emkit.exe"):
+if (_os.path.basename(getattr(_sys, "argv", [""])[0] or "") in ("emkit", "emkit.exe")
+        and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler):  # not ignored
     _signal.signal(_signal.SIGINT, _interrupted_at_start)
 
 from . import _commands, _demo  # noqa: E402,F401  (register the commands)

@@ -142,7 +142,7 @@ def cli(ctx, verbose, debug):
 def main(args=None):
     """Entry point of the ``emkit`` console script (Ctrl-C: status 130, no traceback)."""
     try:
-        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):
             with contextlib.suppress(ValueError):  # not the main thread: leave it alone
                 signal.signal(signal.SIGINT, signal.default_int_handler)
         cli.main(args=args, prog_name="emkit")
@@ -241,7 +241,16 @@ def progress_option(f):
                              "[default: on when stderr is a terminal].")(f)
 
 
+FEATURES_HELP = """
+
+    FEATURES: feature files or directories.  A .npy file is one utterance whose id is the
+    file's stem (spk1_u3.npy is utterance spk1_u3); .npz, .h5/.hdf5, Kaldi .ark and .scp files
+    hold named utterances.  A directory stands for its .npy, .npz, .h5, .hdf5 and .ark files,
+    sorted by name (not recursive: subdirectories are not read)."""
+
+
 def feature_arguments(f):
+    f.__doc__ = (f.__doc__ or "").rstrip() + FEATURES_HELP
     f = click.option("--feature-list", type=InputFile(), default=None,
                      help="A text file naming feature files (or directories), one per line (in "
                           "addition to FEATURES).")(f)
