@@ -17,6 +17,7 @@ from ._app import (InputFile, _one_line, check_outputs, cli, feature_arguments, 
 np = lazy_module("numpy")
 ex = lazy_module("emkit.experiment")
 fe = lazy_module("emkit.features")
+config = lazy_module("emkit._config")
 
 OUTPUT = click.Path(dir_okay=False)
 POSITIVE = click.FloatRange(min=0, min_open=True)
@@ -186,7 +187,7 @@ def train_ubm(features, feature_list, output, gaussians, iterations, threshold, 
     if frames.shape[0] < gaussians:
         raise fe.FeatureError(f"{plural(frames.shape[0], 'frame')} cannot train "
                               f"{plural(gaussians, 'Gaussian')}")
-    with ex.config_context(progress=progress), em_outcome() as capped:
+    with config.config_context(progress=progress), em_outcome() as capped:
         ubm = ex.train_ubm(frames, gaussians, max_iterations=iterations, seed=seed,
                            convergence_threshold=threshold, kmeans_iterations=kmeans_iterations)
     ubm.save(output)
@@ -224,7 +225,7 @@ def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, *
                               f"{len(set(y))}")
     stats = _stats(machine_ubm, data, ids, progress)
     machine = getattr(factor_analysis, cls_name)(ubm=machine_ubm, **kwargs)
-    with ex.config_context(progress=progress):
+    with config.config_context(progress=progress):
         machine.fit(stats, y)
     machine.save(output)
     click.echo(f"{cls_name}: {plural(len(ids), 'utterance')} of {plural(len(set(y)), 'speaker')}, "
@@ -324,7 +325,7 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
         raise fe.FeatureError(f"{labels}: PLDA training needs at least 2 speakers; got "
                               f"{len(set(y))}")
     stats = _stats(machine_ubm, data, ids, progress)
-    with ex.config_context(progress=progress):
+    with config.config_context(progress=progress):
         machine = IVectorMachine(machine_ubm, dim_t=dim, max_iterations=iterations,
                                  random_state=seed).fit(stats)
         try:
