@@ -58,6 +58,11 @@ def test_output_that_is_an_input_is_refused(machines, tmp_path, monkeypatch):
                  "-o", f"../{d.name}/trials", ok=False)
     one_line_error(result, 2, "usage error", "-t/--trials")
     assert trials.read_bytes() == before
+    # an archive that a .scp file names is an input too
+    before = (d / "train.ark").read_bytes()
+    result = run("train-ubm", d / "train.scp", "-n", 2, "-o", d / "train.ark", ok=False)
+    one_line_error(result, 2, "usage error", "train.ark", "FEATURES (in", "train.scp")
+    assert (d / "train.ark").read_bytes() == before
     # the DET plot of evaluate over its score file
     run("score", *PROBES, "--models", "g_map.h5", "-t", "trials", "-o", "g_map.txt")
     before = (d / "g_map.txt").read_bytes()
@@ -106,6 +111,11 @@ def test_options_that_do_not_apply_are_usage_errors(machines):
                  "-o", d / "g_nope.h5", ok=False)
     one_line_error(result, 2, "--plda does not apply without --labels")
     no_leftovers(d, "g_nope.h5")
+    # --key with score files that all have labels would not be read
+    run("score", *(d / p for p in PROBES), "--models", d / "g_map.h5", "-t", d / "trials",
+        "-o", d / "g_keyed.txt")
+    result = run("evaluate", d / "g_keyed.txt", "--key", d / "trials", ok=False)
+    one_line_error(result, 2, "--key does not apply", "every score file has its own label")
     # the defaults of those options are no error, and an applicable option is used
     run(*enroll[:-1], d / "g_rf.h5", "-m", d / "ubm.h5", "--relevance-factor", 16)
     run(*enroll[:-1], d / "g_pl.h5", "-m", d / "g_iv.h5", "--backend", "plda")

@@ -195,6 +195,23 @@ class InputFile(click.ParamType):
         return text
 
 
+def _scp_archives(path) -> list:
+    """The archives a Kaldi .scp file names (best effort: its reader reports bad lines)."""
+    if not path.lower().endswith(".scp") or not os.path.isfile(path):
+        return []
+    found = set()
+    with contextlib.suppress(OSError, UnicodeDecodeError), open(path, encoding="utf-8") as f:
+        for line in f:
+            fields = line.split(None, 1)
+            if len(fields) == 2:
+                target = re.sub(r"\[[^\]]*\]\s*$", "", fields[1].strip())  # a row/column range
+                target = re.sub(r":\d+$", "", target)                         # an offset
+                target = os.path.join(os.path.dirname(path), target)
+                if os.path.isfile(target):
+                    found.add(target)
+    return sorted(found)
+
+
 def check_outputs(outputs: dict, inputs: dict) -> None:
     """Refuse outputs that are inputs (usage error) or read-only (runtime failure).
 
@@ -207,6 +224,8 @@ def check_outputs(outputs: dict, inputs: dict) -> None:
 
     named = [(option, strip_prefix(p)) for option, paths in inputs.items() if paths
              for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    named += [(f"{option} (in {path})", archive) for option, path in named
+              for archive in _scp_archives(path)]
     for option, out in outputs.items():
         if out is None:
             continue

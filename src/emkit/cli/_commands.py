@@ -539,18 +539,21 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det):
 
     check_outputs({"--det": det}, {"SCORES": list(scores), "--key": key})
     names = row_names(scores)
-    systems = {}
+    systems, key_used = {}, False
     for path, name in zip(scores, names, strict=True):
         trials, values = fe.read_scores(path)
         labels = trials.labels
         if labels is None and key:
-            labels = _labels_from_key(path, trials, key)
+            labels, key_used = _labels_from_key(path, trials, key), True
         if labels is None:
             raise fe.FeatureError(f"{path}: the scores have no label column; give --key TRIALS")
         if labels.all() or not labels.any():
             raise fe.FeatureError(f"{path}: evaluation needs target and non-target trials; got "
                                   f"only {'target' if labels.all() else 'non-target'} ones")
         systems[name] = (values[labels], values[~labels])
+    if key and not key_used:
+        raise click.UsageError(f"--key does not apply: every score file has its own label "
+                               f"column, so {key} would not be read")
     width = max(12, *(len(n) for n in systems))
     head = f"{'scores':<{width}} {'targets':>8} {'non-tgt':>8} {'EER (%)':>8}"
     for p in p_targets:
