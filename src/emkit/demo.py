@@ -1,4 +1,4 @@
-"""``emkit demo``: the whole speaker-verification experiment on the embedded Japanese Vowels data.
+"""``emkit demo``: a whole speaker-verification experiment on the embedded Japanese Vowels data.
 
 :func:`run_demo` trains a UBM, then GMM-MAP, ISV, JFA and the i-vector systems of
 :mod:`emkit.experiment` on session 0, probes them with session 1 (see :data:`PROTOCOL`) and prints
@@ -41,8 +41,8 @@ Protocol: UCI Japanese Vowels (Kudo, Toyama & Shimbo 1999, doi:10.24432/C5NS47, 
 
 #: One line under the demo's table for a system that is weak because of the data, not a bug.
 DATA_NOTES = {
-    "jfa": "JFA is weak here for lack of speakers: its speaker subspace V (rank {cfg.jfa_rank_v}) is learnt from "
-           "the 9 training speakers alone; it needs hundreds.",
+    "jfa": "JFA is weak here for lack of speakers: its speaker subspace V (rank {cfg.jfa_rank_v}) "
+           "is learnt from the 9 training speakers alone; it needs hundreds.",
 }
 
 

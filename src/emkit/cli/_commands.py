@@ -1,17 +1,14 @@
-"""Commands on the user's own data: train-ubm, train-isv, train-jfa, train-ivector, enroll, score
-and evaluate."""
+"""Commands on the user's own data: train-ubm, train-isv, train-jfa, train-ivector, enroll and
+score (evaluate: :mod:`._evaluate`)."""
 
 from __future__ import annotations
-
-import contextlib
-import logging
-import os
 
 import click
 from click.core import ParameterSource
 
-from ._app import (InputFile, _one_line, check_outputs, cli, feature_arguments, feature_paths,
-                   lazy_module, progress_option, seed_option)
+from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths, lazy_module,
+                   progress_option, seed_option)
+from ._models import _load_machine, _load_models, _load_ubm, article, em_outcome, plural
 
 # imported on first use: "emkit --help" and "emkit --version" load neither numpy nor the models
 np = lazy_module("numpy")
@@ -36,16 +33,6 @@ def _note(text):
     click.echo(f"note: {text}", err=True)
 
 
-def plural(n: int, word: str) -> str:
-    """``1 utterance``, ``2 utterances``."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def article(word: str) -> str:
-    """``an ISVMachine``, ``a GMMMachine``."""
-    return f"{'an' if word[:1].upper() in 'AEIOU' else 'a'} {word}"
-
-
 def _features(paths, n_features=None) -> dict:
     return fe.read_feature_sources(paths, n_features=n_features)
 
@@ -58,81 +45,6 @@ def _explicit(name: str) -> bool:
     """True when the option was given on the command line (not its default)."""
     source = click.get_current_context().get_parameter_source(name)
     return source not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
-
-
-def _unreadable(path, exc) -> Exception:
-    """A FeatureError naming ``path`` for a model file that cannot be read (corrupt, not HDF5)."""
-    message = _one_line(exc)
-    if os.fspath(path) not in message:
-        message = f"{os.fspath(path)}: cannot read it as an emkit model file ({message})"
-    return fe.FeatureError(message)
-
-
-def _stored_class(path):
-    """The emkit class stamped on an HDF5 file (None for a file without the stamp)."""
-    from ..io.h5 import CLASS_ATTR, open_for_reading
-
-    try:
-        with open_for_reading(path) as f:
-            found = f.attrs.get(CLASS_ATTR)
-    except (OSError, ValueError) as exc:
-        raise _unreadable(path, exc) from None
-    return found.decode() if isinstance(found, bytes) else found
-
-
-def _load_machine(path):
-    """A UBM, ISV, JFA or i-vector system; an error naming the file when it is not one."""
-    found = _stored_class(path)
-    if found == "EnrolledModels":
-        raise fe.FeatureError(f"{path} holds enrolled models, not a machine: give a UBM, ISV, JFA "
-                              "or i-vector file (from the train-* commands)")
-    try:
-        return ex.load_machine(path)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise _unreadable(path, exc) from None
-
-
-def _load_models(path):
-    """Enrolled models (from ``emkit enroll``); an error naming the file when it holds none."""
-    found = _stored_class(path)
-    if found != "EnrolledModels":
-        what = f"holds {article(f'emkit {found}')}" if found else "is not an emkit file"
-        raise fe.FeatureError(f"{path} {what}, not enrolled models: give the output of "
-                              "'emkit enroll'")
-    try:
-        return ex.EnrolledModels.from_hdf5(path)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise _unreadable(path, exc) from None
-
-
-def _load_ubm(path):
-    machine = _load_machine(path)
-    if not hasattr(machine, "means"):
-        raise fe.FeatureError(f"{path} holds {article(type(machine).__name__)}, not a UBM "
-                              "(GMMMachine)")
-    return machine
-
-
-@contextlib.contextmanager
-def em_outcome():
-    """Yield a list that receives the names of the EM loops stopped by their iteration cap."""
-    capped = []
-
-    class Catch(logging.Handler):
-        def emit(self, record):
-            if record.getMessage().split(": ", 1)[-1].startswith("reached the maximum"):
-                capped.append(str(record.args[0]) if record.args else "EM")
-
-    logger, handler = logging.getLogger("emkit"), Catch(logging.INFO)
-    previous = logger.level
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        yield capped
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
 
 
 def _labelled(features: dict, labels_path):
@@ -465,108 +377,3 @@ def score(features, feature_list, models, trials, output, progress):
     fe.write_scores(output, trial_list.models, trial_list.probes, result, trial_list.labels)
     click.echo(f"{plural(len(result), 'trial')} ({plural(len(used_models), 'model')} x "
                f"{plural(len(probes), 'probe')}) -> {output}")
-
-
-# ---------------------------------------------------------------------------------------------
-# evaluation
-# ---------------------------------------------------------------------------------------------
-
-
-def row_names(paths) -> list:
-    """For each path, its shortest trailing part (extension dropped) that no other path shares.
-
-    ``["a/x.txt", "b/x.txt", "y.txt"]`` -> ``["a/x", "b/x", "y"]``.  Paths that differ only by
-    their extension keep it; the same file given twice is a usage error.
-    """
-    full = [os.path.normpath(os.path.abspath(p)) for p in paths]
-    if len(set(full)) < len(full):
-        again = next(p for i, p in enumerate(paths) if full[i] in full[:i])
-        raise click.UsageError(f"the score file {again!r} is given twice")
-    parts = [f.split(os.sep) for f in full]
-    stems = [p[:-1] + [os.path.splitext(p[-1])[0]] for p in parts]
-    out = []
-    for i, own in enumerate(stems):
-        for k in range(1, len(own) + 1):
-            name = own[-k:]
-            if all(other[-k:] != name for j, other in enumerate(stems) if j != i):
-                out.append("/".join(name))
-                break
-        else:  # only the extension tells it apart
-            out.append(next("/".join(parts[i][-k:]) for k in range(1, len(parts[i]) + 1)
-                            if all(o[-k:] != parts[i][-k:] for j, o in enumerate(parts) if j != i)))
-    return out
-
-
-def _labels_from_key(scores_path, trials, key_path):
-    key = fe.read_trials(key_path, require_labels=True)
-    lookup = dict(zip(zip(key.models, key.probes, strict=True), key.labels, strict=True))
-    labels = []
-    for m, p in zip(trials.models, trials.probes, strict=True):
-        if (m, p) not in lookup:
-            raise fe.FeatureError(f"{scores_path}: trial {m} {p} is not in the key {key_path}")
-        labels.append(lookup[m, p])
-    return np.array(labels, dtype=bool)
-
-
-@cli.command("evaluate")
-@click.argument("scores", nargs=-1, required=True, type=InputFile())
-@click.option("--key", type=InputFile(), default=None,
-              help="Trial list with labels ('model-id probe-id target|nontarget'), for score "
-                   "files without a label column.")
-@click.option("--p-target", "p_targets", multiple=True, default=(0.01, 0.001), show_default=True,
-              type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Prior of a target trial for minDCF and actDCF; repeat for several.")
-@click.option("--c-miss", type=POSITIVE, default=1.0, show_default=True, help="Cost of a miss.")
-@click.option("--c-fa", type=POSITIVE, default=1.0, show_default=True,
-              help="Cost of a false alarm.")
-@click.option("--det", type=OUTPUT, default=None,
-              help="Also write a DET plot (PNG, probit axes, one ROCCH DET curve per score file, "
-                   "legend below the plot).")
-def evaluate(scores, key, p_targets, c_miss, c_fa, det):
-    """Print EER, minDCF, actDCF, Cllr and min Cllr of each SCORES file.
-
-    actDCF and Cllr read the scores as calibrated natural-log likelihood ratios; EER, minDCF and
-    min Cllr do not depend on calibration.  The EER is the ROCCH-EER (BOSARIS convention): where
-    the convex hull of the (false alarm, miss) operating points crosses the diagonal.  The DET
-    plot draws that hull (the ROCCH DET curve, as BOSARIS does), so each curve crosses the
-    diagonal at its EER; the raw step curve lies on or above it.  Each model-probe pair may
-    appear once per file (a repeat is an error naming both lines).
-
-    One row per file, named after the file without its extension; when two files share a name,
-    by the shortest trailing part of their paths that tells them apart (a/scores, b/scores).
-    """
-    from .. import metrics
-
-    check_outputs({"--det": det}, {"SCORES": list(scores), "--key": key})
-    names = row_names(scores)
-    systems, key_used = {}, False
-    for path, name in zip(scores, names, strict=True):
-        trials, values = fe.read_scores(path)
-        labels = trials.labels
-        if labels is None and key:
-            labels, key_used = _labels_from_key(path, trials, key), True
-        if labels is None:
-            raise fe.FeatureError(f"{path}: the scores have no label column; give --key TRIALS")
-        if labels.all() or not labels.any():
-            raise fe.FeatureError(f"{path}: evaluation needs target and non-target trials; got "
-                                  f"only {'target' if labels.all() else 'non-target'} ones")
-        systems[name] = (values[labels], values[~labels])
-    if key and not key_used:
-        raise click.UsageError(f"--key does not apply: every score file has its own label "
-                               f"column, so {key} would not be read")
-    width = max(12, *(len(n) for n in systems))
-    head = f"{'scores':<{width}} {'targets':>8} {'non-tgt':>8} {'EER (%)':>8}"
-    for p in p_targets:
-        head += f" {f'minDCF({p:g})':>14} {f'actDCF({p:g})':>14}"
-    lines = [head + f" {'Cllr':>7} {'minCllr':>7}"]
-    for name, (tar, non) in systems.items():
-        line = f"{name:<{width}} {tar.size:>8} {non.size:>8} {100 * metrics.eer(tar, non):>8.2f}"
-        for p in p_targets:
-            line += (f" {metrics.min_dcf(tar, non, p, c_miss, c_fa):>14.4f}"
-                     f" {metrics.act_dcf(tar, non, p, c_miss, c_fa):>14.4f}")
-        lines.append(line + f" {metrics.cllr(tar, non):>7.3f} {metrics.min_cllr(tar, non):>7.3f}")
-    if det:
-        ex.save_png(metrics.plot_det_curves(systems), det)
-    click.echo("\n".join(lines))
-    if det:
-        click.echo(f"DET plot -> {det}")
