@@ -73,9 +73,9 @@ def _assert_interrupted(proc_returncode, stderr, out_dir):
 
 def test_ctrl_c_during_training(tmp_path):
     feats = tmp_path / "feats.npy"
-    np.save(feats, np.random.default_rng(0).normal(size=(20000, 12)))
+    np.save(feats, np.random.default_rng(0).normal(size=(4000, 12)))
     code = ("import sys; from emkit.cli import main; main(sys.argv[1:])")
-    with subprocess.Popen([sys.executable, "-c", code, "-v", "train-ubm", str(feats), "-n", "16",
+    with subprocess.Popen([sys.executable, "-c", code, "-v", "train-ubm", str(feats), "-n", "8",
                            "--iterations", "100000", "--threshold", "0", "--no-progress",
                            "-o", str(tmp_path / "ubm.h5")],
                           stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
