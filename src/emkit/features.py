@@ -43,7 +43,7 @@ import numpy as np
 from .io.atomic import atomic_write
 
 __all__ = ["FeatureError", "read_features", "read_feature_sources", "read_kaldi_ark",
-           "read_kaldi_scp", "list_feature_directory", "read_id_map", "read_id_lists", "Trials", "read_trials",
+           "read_kaldi_scp", "read_id_map", "read_id_lists", "Trials", "read_trials",
            "write_scores", "read_scores", "atomic_write", "check_writable"]
 
 _NPY_MAGIC = b"\x93NUMPY"

@@ -258,8 +258,8 @@ _TICKS = np.array([1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.
 
 
 def _thin_ticks(ticks, span: float, *, min_fraction: float = 0.07):
-    """Ticks at least ``min_fraction * span`` apart in probit units (keeping 50% and the top),
-    so that the labels of a 5.5 inch plot do not run into each other."""
+    """Ticks at least ``min_fraction * span`` apart in probit units, from the top one down, so
+    that the labels of a 5.5 inch plot do not run into each other."""
     from scipy.special import ndtri
 
     kept = [ticks[-1]]
