@@ -3,49 +3,75 @@
 Class for class compatible with bob.learn.em 3.3.1 (``KMeansMachine``, ``GMMMachine``,
 ``GMMStats``, ``linear_scoring`` ...), with kernels written as BLAS matrix products over bounded
 row blocks, and dask support for data that outgrow one machine.
+
+The names below are imported on first use (module ``__getattr__``), so ``import emkit`` and the
+``emkit`` command start without loading scipy, scikit-learn or dask.
 """
 
-from . import datasets, metrics
-from ._checkpoint import CheckpointMismatchError
-from ._config import config_context, get_config, set_config
-from .calibration import LinearCalibration
-from .factor_analysis import ISVMachine, JFAMachine
-from .gmm import GMMMachine
-from .ivector import IVectorMachine, IVectorStats
-from .kmeans import KMeansMachine
-from .linear_scoring import linear_scoring
-from .plda import PLDA, PLDAEnrollment
-from .score_norm import adaptive_snorm, cohort_scores, snorm, tnorm, znorm, ztnorm
-from .stats import GMMStats
-from .wccn import WCCN
-from .whitening import Whitening
+from __future__ import annotations
+
+import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "GMMMachine",
-    "GMMStats",
-    "KMeansMachine",
-    "linear_scoring",
-    "ISVMachine",
-    "JFAMachine",
-    "IVectorMachine",
-    "IVectorStats",
-    "WCCN",
-    "Whitening",
-    "PLDA",
-    "PLDAEnrollment",
-    "LinearCalibration",
-    "znorm",
-    "tnorm",
-    "ztnorm",
-    "snorm",
-    "adaptive_snorm",
-    "cohort_scores",
-    "datasets",
-    "metrics",
-    "set_config",
-    "get_config",
-    "config_context",
-    "CheckpointMismatchError",
-]
+#: public name -> submodule that defines it (a submodule itself when the name is the module's)
+_LAZY = {
+    "GMMMachine": ".gmm",
+    "GMMStats": ".stats",
+    "KMeansMachine": ".kmeans",
+    "linear_scoring": ".linear_scoring",
+    "ISVMachine": ".factor_analysis",
+    "JFAMachine": ".factor_analysis",
+    "IVectorMachine": ".ivector",
+    "IVectorStats": ".ivector",
+    "WCCN": ".wccn",
+    "Whitening": ".whitening",
+    "PLDA": ".plda",
+    "PLDAEnrollment": ".plda",
+    "LinearCalibration": ".calibration",
+    "znorm": ".score_norm",
+    "tnorm": ".score_norm",
+    "ztnorm": ".score_norm",
+    "snorm": ".score_norm",
+    "adaptive_snorm": ".score_norm",
+    "cohort_scores": ".score_norm",
+    "datasets": ".datasets",
+    "metrics": ".metrics",
+    "set_config": "._config",
+    "get_config": "._config",
+    "config_context": "._config",
+    "CheckpointMismatchError": "._checkpoint",
+}
+
+_MODULES = {"datasets", "metrics"}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'emkit' has no attribute {name!r}")
+    module = importlib.import_module(module_name, __name__)
+    value = module if name in _MODULES else getattr(module, name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """``emkit.linear_scoring`` stays the function when its submodule is first imported later
+    (the import system binds a loaded submodule as an attribute of its package)."""
+
+    def __setattr__(self, name, value):
+        if name == "linear_scoring" and isinstance(value, types.ModuleType):
+            value = value.linear_scoring
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -419,6 +419,26 @@ def read_feature_sources(paths, *, n_features: int | None = None) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+#: Files of a directory read as features (not ``.scp``: its archives would be read twice).
+DIRECTORY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".hdf", ".ark")
+
+
+def list_feature_directory(path) -> list:
+    """The feature files directly in directory ``path`` (not recursive), sorted by name.
+
+    Files whose extension is one of :data:`DIRECTORY_SUFFIXES` (case-insensitive); hidden files
+    (``.name``) are skipped.  A directory without any is a :class:`FeatureError`.
+    """
+    path = os.fspath(path)
+    names = sorted(entry.name for entry in os.scandir(path)
+                   if not entry.name.startswith(".") and entry.is_file()
+                   and os.path.splitext(entry.name)[1].lower() in DIRECTORY_SUFFIXES)
+    if not names:
+        raise FeatureError(f"{path}: the directory holds no feature file (expected "
+                           f"{', '.join(DIRECTORY_SUFFIXES)} files; subdirectories are not read)")
+    return [os.path.join(path, name) for name in names]
+
+
 def _rows(path):
     """(line number, fields) of the non-empty, non-comment lines of a text file."""
     path = os.fspath(path)
@@ -487,11 +507,24 @@ def _parse_label(text: str, where: str) -> bool:
     return low == "target"
 
 
+def _check_repeat(seen: dict, fields, number: int, where: str) -> None:
+    """A model-probe pair may appear once in a trial list or score file (it would count twice)."""
+    pair = tuple(fields[:2])
+    if pair in seen:
+        raise FeatureError(f"{where}: trial {' '.join(pair)!r} repeats line {seen[pair]} (each "
+                           "model-probe pair must appear once)")
+    seen[pair] = number
+
+
 def read_trials(path, *, require_labels: bool = False) -> Trials:
-    """Read ``model-id probe-id [target|nontarget]`` lines (all with labels or none)."""
+    """Read ``model-id probe-id [target|nontarget]`` lines (all with labels or none).
+
+    A model-probe pair listed twice is a :class:`FeatureError` naming both lines.
+    """
     path = os.fspath(path)
     models, probes, labels = [], [], []
     n_columns = None
+    seen = {}
     for number, fields in _rows(path):
         where = f"{path} line {number}"
         if len(fields) not in (2, 3) or (n_columns is not None and len(fields) != n_columns):
@@ -499,6 +532,7 @@ def read_trials(path, *, require_labels: bool = False) -> Trials:
             raise FeatureError(f"{where}: expected {expected} columns 'model-id probe-id "
                                f"[target|nontarget]'; got {len(fields)}")
         n_columns = len(fields)
+        _check_repeat(seen, fields, number, where)
         models.append(fields[0])
         probes.append(fields[1])
         if n_columns == 3:
@@ -532,16 +566,21 @@ def write_scores(path, models, probes, scores, labels=None) -> None:
 
 
 def read_scores(path):
-    """Read a score file: ``(Trials, scores float64 array)``; labels None when absent."""
+    """Read a score file: ``(Trials, scores float64 array)``; labels None when absent.
+
+    A model-probe pair listed twice is a :class:`FeatureError` naming both lines.
+    """
     path = os.fspath(path)
     models, probes, scores, labels = [], [], [], []
     n_columns = None
+    seen = {}
     for number, fields in _rows(path):
         where = f"{path} line {number}"
         if len(fields) not in (3, 4) or (n_columns is not None and len(fields) != n_columns):
             raise FeatureError(f"{where}: expected 'model-id probe-id score [target|nontarget]'; "
                                f"got {len(fields)} columns")
         n_columns = len(fields)
+        _check_repeat(seen, fields, number, where)
         try:
             value = float(fields[2])
         except ValueError:

@@ -257,8 +257,26 @@ _TICKS = np.array([1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.
                    0.8, 0.9, 0.95, 0.98, 0.99])
 
 
+def _thin_ticks(ticks, span: float, *, min_fraction: float = 0.07):
+    """Ticks at least ``min_fraction * span`` apart in probit units, from the top one down, so
+    that the labels of a 5.5 inch plot do not run into each other."""
+    from scipy.special import ndtri
+
+    kept = [ticks[-1]]
+    for tick in ticks[-2::-1]:
+        if ndtri(kept[-1]) - ndtri(tick) >= min_fraction * span:
+            kept.append(tick)
+    return np.array(kept[::-1])
+
+
 def plot_det_curves(systems, *, ax=None, title=None, limits=None):
     """Plot DET curves on normal-deviate (probit) axes; returns the matplotlib Figure.
+
+    Each curve is the ROCCH DET curve (the BOSARIS convention): the convex hull of the operating
+    points, its segments straight in probability space, so it crosses the diagonal exactly at
+    the curve's :func:`eer` (the ROCCH-EER of the legend).  The step curve of :func:`det_curve`
+    lies on or above it.  The legend is placed below the axes, where it hides no curve; tick
+    labels are thinned so that neighbours never overlap.
 
     Parameters
     ----------
@@ -271,7 +289,7 @@ def plot_det_curves(systems, *, ax=None, title=None, limits=None):
     limits : (float, float), optional
         Probability range of both axes.  Default: from the largest tick at or below the
         smallest non-zero rate of any curve (between 1e-4 and 0.01) up to 0.5.  Points
-        outside are drawn on the frame.
+        outside are cut off at the frame.
 
     Returns
     -------
@@ -287,7 +305,7 @@ def plot_det_curves(systems, *, ax=None, title=None, limits=None):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"systems[{name!r}] must be a (target_scores, nontarget_scores) "
                             f"pair; got {type(pair).__name__}")
-        curves[name] = (det_curve(*pair), eer(*pair))
+        curves[name] = (rocch(*pair), eer(*pair))
     if limits is None:
         rates = np.concatenate([np.r_[c.p_miss, c.p_fa] for c, _ in curves.values()])
         smallest = min(rates[rates > 0].min(initial=1.0), 0.01)
@@ -305,13 +323,20 @@ def plot_det_curves(systems, *, ax=None, title=None, limits=None):
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
     fig = ax.figure
+    t = np.linspace(0.0, 1.0, 33)[None, :-1]
     for name, (curve, e) in curves.items():
-        x = ndtri(np.clip(curve.p_fa, lo, hi))
-        y = ndtri(np.clip(curve.p_miss, lo, hi))
+        # hull segments are straight in probability space: sample them before the probit map
+        p_fa = np.append((curve.p_fa[:-1, None] * (1 - t) + curve.p_fa[1:, None] * t).ravel(),
+                         curve.p_fa[-1])
+        p_miss = np.append((curve.p_miss[:-1, None] * (1 - t)
+                            + curve.p_miss[1:, None] * t).ravel(), curve.p_miss[-1])
+        # rates of 0 or 1 map to +-inf: clip far outside the axes, which cut the line at the frame
+        x = ndtri(np.clip(p_fa, 1e-9, 1 - 1e-9))
+        y = ndtri(np.clip(p_miss, 1e-9, 1 - 1e-9))
         ax.plot(x, y, label=f"{name} (EER {100 * e:.2f}%)")
     ends = ndtri(np.array([lo, hi]))
     ax.plot(ends, ends, color="0.6", linestyle=":", linewidth=1)
-    ticks = _TICKS[(_TICKS >= lo) & (_TICKS <= hi)]
+    ticks = _thin_ticks(_TICKS[(_TICKS >= lo) & (_TICKS <= hi)], ends[1] - ends[0])
     labels = [f"{100 * t:g}" for t in ticks]
     ax.set_xticks(ndtri(ticks), labels)
     ax.set_yticks(ndtri(ticks), labels)
@@ -321,7 +346,7 @@ def plot_det_curves(systems, *, ax=None, title=None, limits=None):
     ax.set_ylabel("Miss probability (%)")
     ax.grid(True, color="0.85")
     ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), fontsize="small", frameon=False)
     if title:
         ax.set_title(title)
     return fig

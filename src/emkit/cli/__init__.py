@@ -2,10 +2,26 @@
 
 Commands: ``demo`` (the whole experiment on embedded data), ``train-ubm``, ``train-isv``,
 ``train-jfa``, ``train-ivector``, ``enroll``, ``score`` and ``evaluate``.  Exit status: 0 success,
-1 runtime failure, 2 usage error; errors are one line on stderr.
+1 runtime failure, 2 usage error, 130 interrupted (Ctrl-C); errors are one line on stderr.
 """
 
-from . import _commands, _demo  # noqa: F401  (register the commands)
-from ._app import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, cli, main
+import os as _os
+import signal as _signal
+import sys as _sys
 
-__all__ = ["cli", "main", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
+
+def _interrupted_at_start(signum, frame):
+    _sys.stderr.write("\nemkit: interrupted\n")
+    raise SystemExit(130)
+
+
+# Run as the console script: Ctrl-C while the command is still loading exits with 130 and no
+# traceback; main() installs Python's usual handler again once it has taken over.
+if (_os.path.basename(getattr(_sys, "argv", [""])[0] or "") in ("emkit", "emkit.exe")
+        and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler):  # not ignored
+    _signal.signal(_signal.SIGINT, _interrupted_at_start)
+
+from . import _commands, _demo, _evaluate  # noqa: E402,F401  (register the commands)
+from ._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, cli, main  # noqa: E402
+
+__all__ = ["cli", "main", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED"]

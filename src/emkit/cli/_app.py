@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import os
 import re
+import signal
+import stat
 import sys
 
 import click
 
+from .. import __version__
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's convention for Ctrl-C
 
 HELP = """\
 emkit: GMM-UBM, ISV, JFA and i-vector speaker verification.
@@ -23,11 +30,20 @@ A typical run on your own data:
   emkit evaluate   scores.txt --det det.png
 
 \b
-Features: .npy (one utterance), .npz, .h5/.hdf5, Kaldi .ark (binary or text,
-compressed matrices included) and .scp; several files may be given.  Text
-files: utt2spk ("utterance-id speaker-id"), enrolment lists ("model-id
-utterance-id ..."), trials ("model-id probe-id [target|nontarget]"), scores
-("model-id probe-id score [target|nontarget]").
+Features: .npy (one utterance, whose id is the file's stem: spk1_u3.npy is
+utterance spk1_u3), .npz, .h5/.hdf5, Kaldi .ark (binary or text, compressed
+matrices included) and .scp; several files may be given, and a directory
+stands for its .npy, .npz, .h5, .hdf5 and .ark files (sorted by name; not
+recursive).  Text files: utt2spk ("utterance-id speaker-id"), enrolment lists
+("model-id utterance-id ..."), trials ("model-id probe-id [target|nontarget]",
+each model-probe pair once), scores ("model-id probe-id score
+[target|nontarget]").
+
+\b
+Outputs: written atomically (a temporary file renamed when complete).  An
+output that is one of the command's inputs is refused (usage error), and so
+is an existing output without write permission (runtime failure): remove it
+or make it writable (chmod u+w) first.
 
 \b
 Exit status:
@@ -35,8 +51,11 @@ Exit status:
   1  runtime failure: an input that exists but cannot be used (wrong format,
      wrong feature dimension, unknown model or utterance, empty list), an
      output that cannot be written, or a training failure
-  2  usage error: unknown command or option, missing or invalid argument,
-     an input path that does not exist
+  2  usage error: unknown command or option, an option that does not apply
+     to the given machine, missing or invalid argument, an input path that
+     does not exist (as an argument or in --feature-list), an output path
+     that is also an input
+  130 interrupted (Ctrl-C)
 Errors are reported as one line on stderr; no partial output file is left.
 
 Run "emkit demo" for a complete experiment on embedded data.
@@ -66,15 +85,23 @@ class EmkitGroup(click.Group):
             message = _one_line(exc.format_message())
             click.echo(f"{prog_name or 'emkit'}: error: {message}", err=True)
             sys.exit(exc.exit_code)
-        except click.Abort:
+        except click.Abort as exc:
+            if isinstance(exc.__cause__, KeyboardInterrupt):  # click's wrapping of Ctrl-C
+                click.echo(f"{prog_name or 'emkit'}: interrupted", err=True)
+                sys.exit(EXIT_INTERRUPTED)
             click.echo("emkit: aborted", err=True)
             sys.exit(EXIT_FAILURE)
+        except KeyboardInterrupt:
+            click.echo(f"\n{prog_name or 'emkit'}: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         except Exception as exc:  # any failure of the work itself
             if debug:
                 raise
             command = getattr(exc, "_emkit_command", None) or prog_name or "emkit"
             message = _one_line(exc)
-            if not isinstance(exc, (ValueError, OSError)) or not message:
+            ours = type(exc).__module__.split(".")[0] == "emkit"  # SystemUnavailable ...
+            if not (ours or isinstance(exc, (ValueError, OSError, ArithmeticError))) \
+                    or not message:
                 message = f"{type(exc).__name__}: {message}"
             click.echo(f"{command}: error: {message}", err=True)
             sys.exit(EXIT_FAILURE)
@@ -96,7 +123,7 @@ class EmkitGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True,
               help="Log every training iteration (INFO level) on stderr.")
 @click.option("--debug", is_flag=True, help="Show the full Python traceback of a failure.")
-@click.version_option(package_name="emkit", prog_name="emkit")
+@click.version_option(__version__, prog_name="emkit")  # not importlib.metadata: a faster start
 @click.pass_context
 def cli(ctx, verbose, debug):
     if verbose:
@@ -115,8 +142,25 @@ def cli(ctx, verbose, debug):
 
 
 def main(args=None):
-    """Entry point of the ``emkit`` console script."""
-    cli.main(args=args, prog_name="emkit")
+    """Entry point of the ``emkit`` console script (Ctrl-C: status 130, no traceback)."""
+    try:
+        if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):
+            with contextlib.suppress(ValueError):  # not the main thread: leave it alone
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+        cli.main(args=args, prog_name="emkit")
+    except KeyboardInterrupt:  # outside click's own handling (e.g. while it exits)
+        sys.stderr.write("\nemkit: interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+
+
+class lazy_module:  # noqa: N801  (used like a module)
+    """A module imported on first attribute access (keeps ``emkit --help`` fast)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module(self._name), attr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,19 +168,88 @@ def main(args=None):
 # ---------------------------------------------------------------------------------------------
 
 
+_KALDI_PREFIX = r"^(ark|scp)(,[a-z]+)*:"
+
+
+def strip_prefix(text) -> str:
+    """The file of a Kaldi ``ark:``/``scp:`` specifier (``ark,s,cs:PATH`` -> ``PATH``)."""
+    return re.sub(_KALDI_PREFIX, "", os.fspath(text))
+
+
 class InputFile(click.ParamType):
-    """An existing file; Kaldi ``ark:``/``scp:`` prefixes (``ark,s,cs:...``) are allowed."""
+    """An existing file (a directory too when ``dir_okay``); Kaldi ``ark:``/``scp:`` prefixes
+    (``ark,s,cs:...``) are allowed."""
 
     name = "FILE"
 
+    def __init__(self, dir_okay: bool = False):
+        self.dir_okay = dir_okay
+        if dir_okay:
+            self.name = "PATH"
+
     def convert(self, value, param, ctx):
         text = os.fspath(value)
-        path = re.sub(r"^(ark|scp)(,[a-z]+)*:", "", text)
+        path = strip_prefix(text)
         if not os.path.exists(path):
             self.fail(f"file {path!r} does not exist", param, ctx)
-        if os.path.isdir(path):
+        if os.path.isdir(path) and not self.dir_okay:
             self.fail(f"{path!r} is a directory, not a file", param, ctx)
         return text
+
+
+def _scp_archives(path) -> list:
+    """The archives a Kaldi .scp file names (best effort: its reader reports bad lines)."""
+    if not path.lower().endswith(".scp") or not os.path.isfile(path):
+        return []
+    found = set()
+    with contextlib.suppress(OSError, UnicodeDecodeError), open(path, encoding="utf-8") as f:
+        for line in f:
+            fields = line.split(None, 1)
+            if len(fields) == 2:
+                target = re.sub(r"\[[^\]]*\]\s*$", "", fields[1].strip())  # a row/column range
+                target = re.sub(r":\d+$", "", target)                         # an offset
+                target = os.path.join(os.path.dirname(path), target)
+                if os.path.isfile(target):
+                    found.add(target)
+    return sorted(found)
+
+
+def check_outputs(outputs: dict, inputs: dict) -> None:
+    """Refuse outputs that are inputs (usage error) or read-only (runtime failure).
+
+    ``outputs``: {option: path or None}; ``inputs``: {option or argument: path, list or None}.
+    An output "is" an input when both name the same file (``os.path.samefile``: symlinks,
+    hard links and relative paths included).  An existing output without write permission
+    (no ``w`` bit in its mode) is not replaced, since the atomic rename would ignore the mode.
+    """
+    from ..features import check_writable
+
+    named = [(option, strip_prefix(p)) for option, paths in inputs.items() if paths
+             for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    named += [(f"{option} (in {path})", archive) for option, path in named
+              for archive in _scp_archives(path)]
+    for option, out in outputs.items():
+        if out is None:
+            continue
+        out = os.fspath(out)
+        if not os.path.exists(out):
+            continue
+        for where, path in named:
+            with contextlib.suppress(OSError):
+                if os.path.isfile(path) and os.path.samefile(out, path):
+                    same = "" if out == path else f" ({path!r})"
+                    raise click.UsageError(f"{option} {out!r} is the input {where}{same}: "
+                                           "refusing to overwrite an input; choose another "
+                                           "output file")
+    for option, out in outputs.items():
+        if out is None:
+            continue
+        check_writable(out)
+        if os.path.isfile(out) and not os.stat(out).st_mode & (stat.S_IWUSR | stat.S_IWGRP
+                                                               | stat.S_IWOTH):
+            mode = stat.S_IMODE(os.stat(out).st_mode)
+            raise PermissionError(f"cannot write {out!r}: it exists and is read-only (mode "
+                                  f"{mode:04o}); remove it or make it writable (chmod u+w)")
 
 
 def _resolve_progress(ctx, param, value):
@@ -149,11 +262,20 @@ def progress_option(f):
                              "[default: on when stderr is a terminal].")(f)
 
 
+FEATURES_HELP = """
+
+    FEATURES: feature files or directories.  A .npy file is one utterance whose id is the
+    file's stem (spk1_u3.npy is utterance spk1_u3); .npz, .h5/.hdf5, Kaldi .ark and .scp files
+    hold named utterances.  A directory stands for its .npy, .npz, .h5, .hdf5 and .ark files,
+    sorted by name (not recursive: subdirectories are not read)."""
+
+
 def feature_arguments(f):
+    f.__doc__ = (f.__doc__ or "").rstrip() + FEATURES_HELP
     f = click.option("--feature-list", type=InputFile(), default=None,
-                     help="A text file naming feature files, one per line (in addition to "
-                          "FEATURES).")(f)
-    return click.argument("features", nargs=-1, type=InputFile())(f)
+                     help="A text file naming feature files (or directories), one per line (in "
+                          "addition to FEATURES).")(f)
+    return click.argument("features", nargs=-1, type=InputFile(dir_okay=True))(f)
 
 
 def seed_option(f):
@@ -163,20 +285,25 @@ def seed_option(f):
 
 
 def feature_paths(features, feature_list) -> list:
-    """FEATURES plus the files named in --feature-list; a usage error when there are none."""
+    """FEATURES plus the files named in --feature-list, directories replaced by their feature
+    files (sorted, not recursive); a usage error when there are none or one does not exist."""
+    from ..features import list_feature_directory
+
     paths = list(features)
     if feature_list:
-        base = re.sub(r"^(ark|scp)(,[a-z]+)*:", "", feature_list)
-        with open(base, encoding="utf-8") as f:
+        with open(strip_prefix(feature_list), encoding="utf-8") as f:
             for number, line in enumerate(f, 1):
                 name = line.strip()
                 if not name or name.startswith("#"):
                     continue
-                if not os.path.exists(re.sub(r"^(ark|scp)(,[a-z]+)*:", "", name)):
-                    raise FileNotFoundError(f"{feature_list} line {number}: no such feature file "
-                                            f"{name!r}")
+                if not os.path.exists(strip_prefix(name)):
+                    raise click.BadParameter(f"{feature_list} line {number}: file {name!r} does "
+                                             "not exist", param_hint="'--feature-list'")
                 paths.append(name)
     if not paths:
         raise click.UsageError("no feature file given: name them as arguments or with "
                                "--feature-list")
-    return paths
+    out = []
+    for path in paths:
+        out.extend(list_feature_directory(path) if os.path.isdir(strip_prefix(path)) else [path])
+    return out

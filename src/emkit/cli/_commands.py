@@ -1,18 +1,20 @@
-"""Commands on the user's own data: train-ubm, train-isv, train-jfa, train-ivector, enroll, score
-and evaluate."""
+"""Commands on the user's own data: train-ubm, train-isv, train-jfa, train-ivector, enroll and
+score (evaluate: :mod:`._evaluate`)."""
 
 from __future__ import annotations
 
-import os
-
 import click
-import numpy as np
+from click.core import ParameterSource
 
-from .. import experiment as ex
-from .._config import config_context
-from ..features import (FeatureError, check_writable, read_feature_sources, read_id_lists,
-                        read_id_map, read_scores, read_trials, write_scores)
-from ._app import InputFile, cli, feature_arguments, feature_paths, progress_option, seed_option
+from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths, lazy_module,
+                   progress_option, seed_option)
+from ._models import _load_machine, _load_models, _load_ubm, article, em_outcome, plural
+
+# imported on first use: "emkit --help" and "emkit --version" load neither numpy nor the models
+np = lazy_module("numpy")
+ex = lazy_module("emkit.experiment")
+fe = lazy_module("emkit.features")
+config = lazy_module("emkit._config")
 
 OUTPUT = click.Path(dir_okay=False)
 POSITIVE = click.FloatRange(min=0, min_open=True)
@@ -31,28 +33,27 @@ def _note(text):
     click.echo(f"note: {text}", err=True)
 
 
-def _features(features, feature_list, n_features=None) -> dict:
-    return read_feature_sources(feature_paths(features, feature_list), n_features=n_features)
+def _features(paths, n_features=None) -> dict:
+    return fe.read_feature_sources(paths, n_features=n_features)
 
 
 def _ubm_dim(machine) -> int:
     return int(np.shape(ex._ubm_of(machine).means)[1])
 
 
-def _load_ubm(path):
-    machine = ex.load_machine(path)
-    if not hasattr(machine, "means"):
-        raise FeatureError(f"{path}: holds a {type(machine).__name__}, not a UBM (GMMMachine)")
-    return machine
+def _explicit(name: str) -> bool:
+    """True when the option was given on the command line (not its default)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
 
 
 def _labelled(features: dict, labels_path):
     """(utterance ids, labels) of the labelled utterances; every labelled one must be present."""
-    labels = read_id_map(labels_path)
+    labels = fe.read_id_map(labels_path)
     missing = [u for u in labels if u not in features]
     if missing:
-        raise FeatureError(f"{labels_path}: utterance {missing[0]!r} is not in the features "
-                           f"({len(missing)} of {len(labels)} listed utterances are missing)")
+        raise fe.FeatureError(f"{labels_path}: utterance {missing[0]!r} is not in the features "
+                              f"({len(missing)} of {len(labels)} listed utterances are missing)")
     unused = len(features) - len(labels)
     if unused:
         _note(f"{unused} utterance(s) of the features have no label in {labels_path} and are "
@@ -91,37 +92,57 @@ def train_ubm(features, feature_list, output, gaussians, iterations, threshold, 
     k-means (k-means|| initialisation) gives the starting means, variances and weights; EM then
     updates all three by maximum likelihood.
     """
-    check_writable(output)
-    data = _features(features, feature_list)
+    paths = feature_paths(features, feature_list)
+    check_outputs({"-o/--output": output}, {"FEATURES": paths, "--feature-list": feature_list})
+    data = _features(paths)
     frames = np.concatenate(list(data.values()))
     if frames.shape[0] < gaussians:
-        raise FeatureError(f"{frames.shape[0]} frames cannot train {gaussians} Gaussians")
-    with config_context(progress=progress):
+        raise fe.FeatureError(f"{plural(frames.shape[0], 'frame')} cannot train "
+                              f"{plural(gaussians, 'Gaussian')}")
+    with config.config_context(progress=progress), em_outcome() as capped:
         ubm = ex.train_ubm(frames, gaussians, max_iterations=iterations, seed=seed,
                            convergence_threshold=threshold, kmeans_iterations=kmeans_iterations)
     ubm.save(output)
-    click.echo(f"UBM: {gaussians} Gaussians x {frames.shape[1]} features from {len(data)} "
-               f"utterances ({frames.shape[0]} frames), {ubm.n_iter_} EM iterations -> {output}")
+    stopped = ""
+    if any(name.startswith("GMM") for name in capped):
+        stopped += (f" (stopped at the cap, --iterations {iterations}, without converging to "
+                    f"--threshold {threshold:g})")
+    if "k-means" in capped:
+        stopped += (f"; k-means stopped at its cap, --kmeans-iterations {kmeans_iterations}, "
+                    "without converging")
+    click.echo(f"UBM: {plural(gaussians, 'Gaussian')} x {plural(frames.shape[1], 'feature')} "
+               f"from {plural(len(data), 'utterance')} ({plural(frames.shape[0], 'frame')}), "
+               f"{plural(ubm.n_iter_, 'EM iteration')}{stopped} -> {output}")
+
+
+def _training_inputs(features, feature_list, ubm, labels, output) -> list:
+    """The feature files; refuses an output that is an input or read-only."""
+    paths = feature_paths(features, feature_list)
+    check_outputs({"-o/--output": output}, {"FEATURES": paths, "--feature-list": feature_list,
+                                             "--ubm": ubm, "--labels": labels})
+    return paths
 
 
 def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, **kwargs):
-    check_writable(output)
+    paths = _training_inputs(features, feature_list, ubm, labels, output)
     try:
         from .. import factor_analysis
     except ImportError as exc:
         raise ex.SystemUnavailable(f"{cls_name} is not available in this emkit ({exc})") from None
     machine_ubm = _load_ubm(ubm)
-    data = _features(features, feature_list, _ubm_dim(machine_ubm))
+    data = _features(paths, _ubm_dim(machine_ubm))
     ids, y = _labelled(data, labels)
     if len(set(y)) < 2:
-        raise FeatureError(f"{labels}: {cls_name} training needs at least 2 speakers; got "
-                           f"{len(set(y))}")
+        raise fe.FeatureError(f"{labels}: {cls_name} training needs at least 2 speakers; got "
+                              f"{len(set(y))}")
     stats = _stats(machine_ubm, data, ids, progress)
     machine = getattr(factor_analysis, cls_name)(ubm=machine_ubm, **kwargs)
-    with config_context(progress=progress):
+    with config.config_context(progress=progress):
         machine.fit(stats, y)
     machine.save(output)
-    click.echo(f"{cls_name}: {len(ids)} utterances of {len(set(y))} speakers -> {output}")
+    click.echo(f"{cls_name}: {plural(len(ids), 'utterance')} of {plural(len(set(y)), 'speaker')}, "
+               f"{plural(kwargs['em_iterations'], 'EM iteration')} (a fixed number: no "
+               f"convergence test) -> {output}")
 
 
 def fa_options(f):
@@ -200,19 +221,23 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
     normalisation, then (with --labels) WCCN for cosine scoring and PLDA.  Enrol with
     'emkit enroll -m IVECTOR.h5 [--backend plda]'.
     """
-    check_writable(output)
+    if plda and labels is None and _explicit("plda"):
+        raise click.UsageError("--plda does not apply without --labels: PLDA is trained on the "
+                               "speakers of the training utterances")
+    paths = _training_inputs(features, feature_list, ubm, labels, output)
     try:
         from ..ivector import IVectorMachine
     except ImportError as exc:
         raise ex.SystemUnavailable(f"IVectorMachine is not available in this emkit "
                                    f"({exc})") from None
     machine_ubm = _load_ubm(ubm)
-    data = _features(features, feature_list, _ubm_dim(machine_ubm))
+    data = _features(paths, _ubm_dim(machine_ubm))
     ids, y = _labelled(data, labels) if labels else (list(data), None)
     if y is not None and plda and len(set(y)) < 2:
-        raise FeatureError(f"{labels}: PLDA training needs at least 2 speakers; got {len(set(y))}")
+        raise fe.FeatureError(f"{labels}: PLDA training needs at least 2 speakers; got "
+                              f"{len(set(y))}")
     stats = _stats(machine_ubm, data, ids, progress)
-    with config_context(progress=progress):
+    with config.config_context(progress=progress):
         machine = IVectorMachine(machine_ubm, dim_t=dim, max_iterations=iterations,
                                  random_state=seed).fit(stats)
         try:
@@ -222,8 +247,9 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
     system.save(output)
     parts = (["whitening"] + ["WCCN"] * (system.wccn is not None)
              + ["PLDA"] * (system.plda is not None))
-    click.echo(f"i-vector extractor (R = {dim}) and {', '.join(parts)} from {len(ids)} "
-               f"utterances -> {output}")
+    click.echo(f"i-vector extractor (R = {dim}, {plural(machine.n_iter_, 'EM iteration')}: a "
+               f"fixed number, no convergence test) and {', '.join(parts)} from "
+               f"{plural(len(ids), 'utterance')} -> {output}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,16 +273,34 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
 @progress_option
 def enroll(features, feature_list, machine, enroll_list, output, relevance_factor, backend,
            progress):
-    """Enrol one model per line of the enrolment list from the utterances of FEATURES."""
-    check_writable(output)
-    loaded = ex.load_machine(machine)
-    lists = read_id_lists(enroll_list)
-    data = _features(features, feature_list, _ubm_dim(loaded))
+    """Enrol one model per line of the enrolment list from the utterances of FEATURES.
+
+    --relevance-factor applies to a UBM only (GMM-MAP) and --backend to an i-vector system
+    only; given with another machine, they are a usage error.
+    """
+    paths = feature_paths(features, feature_list)
+    check_outputs({"-o/--output": output}, {"FEATURES": paths, "--feature-list": feature_list,
+                                             "-m/--machine": machine,
+                                             "-e/--enroll-list": enroll_list})
+    loaded = _load_machine(machine)
+    kind = type(loaded).__name__
+    holds = "a UBM" if kind == "GMMMachine" else (
+        "an i-vector system" if kind == "IVectorBackend" else article(kind))
+    if _explicit("relevance_factor") and kind != "GMMMachine":
+        fixed = (f" (its D was fixed at training: train-{kind[:-7].lower()} --relevance-factor)"
+                 if kind in ("ISVMachine", "JFAMachine") else "")
+        raise click.UsageError(f"--relevance-factor does not apply: it is for GMM-MAP enrolment "
+                               f"with a UBM, and {machine} holds {holds}{fixed}")
+    if _explicit("backend") and kind != "IVectorBackend":
+        raise click.UsageError(f"--backend does not apply: it is for i-vector systems, and "
+                               f"{machine} holds {holds}")
+    lists = fe.read_id_lists(enroll_list)
+    data = _features(paths, _ubm_dim(loaded))
     for model, utterances in lists.items():
         for u in utterances:
             if u not in data:
-                raise FeatureError(f"{enroll_list}: utterance {u!r} of model {model!r} is not in "
-                                   "the features")
+                raise fe.FeatureError(f"{enroll_list}: utterance {u!r} of model {model!r} is not "
+                                      "in the features")
     ubm = ex._ubm_of(loaded)
     parts, chunk, limit = [], [], ex.stats_per_block(ubm)
 
@@ -277,7 +321,8 @@ def enroll(features, feature_list, machine, enroll_list, output, relevance_facto
     models = ex.EnrolledModels.concatenate(parts)
     models.save(output)
     n_utterances = len({u for us in lists.values() for u in us})
-    click.echo(f"{len(models)} {models.system} models from {n_utterances} utterances -> {output}")
+    click.echo(f"{len(models)} {models.system} model{'' if len(models) == 1 else 's'} from "
+               f"{plural(n_utterances, 'utterance')} -> {output}")
 
 
 @cli.command("score")
@@ -296,18 +341,20 @@ def score(features, feature_list, models, trials, output, progress):
     scoring with the probe's channel offset, i-vector systems cosine similarity or the PLDA
     log-likelihood ratio.  Labels in the trial list are copied to the output.
     """
-    check_writable(output)
-    enrolled = ex.EnrolledModels.from_hdf5(models)
-    trial_list = read_trials(trials)
+    paths = feature_paths(features, feature_list)
+    check_outputs({"-o/--output": output}, {"FEATURES": paths, "--feature-list": feature_list,
+                                             "--models": models, "-t/--trials": trials})
+    enrolled = _load_models(models)
+    trial_list = fe.read_trials(trials)
     index = {m: i for i, m in enumerate(enrolled.model_ids)}
     for k, m in enumerate(trial_list.models):
         if m not in index:
-            raise FeatureError(f"{trials}: trial {k + 1} names model {m!r}, which is not among "
-                               f"the {len(index)} models of {models}")
-    data = _features(features, feature_list, _ubm_dim(enrolled.machine))
+            raise fe.FeatureError(f"{trials}: trial {k + 1} names model {m!r}, which is not among "
+                                  f"the {plural(len(index), 'model')} of {models}")
+    data = _features(paths, _ubm_dim(enrolled.machine))
     for k, p in enumerate(trial_list.probes):
         if p not in data:
-            raise FeatureError(f"{trials}: trial {k + 1} names probe {p!r}, which is not in the "
+            raise fe.FeatureError(f"{trials}: trial {k + 1} names probe {p!r}, which is not in the "
                                "features")
     used_models = list(dict.fromkeys(trial_list.models))
     probes = list(dict.fromkeys(trial_list.probes))
@@ -327,76 +374,6 @@ def score(features, feature_list, models, trials, output, progress):
         result[in_block] = matrix[rows[in_block], cols[in_block] - start]
     if not np.isfinite(result).all():
         raise FloatingPointError("scoring produced non-finite scores")
-    write_scores(output, trial_list.models, trial_list.probes, result, trial_list.labels)
-    click.echo(f"{len(result)} trials ({len(used_models)} models x {len(probes)} probes) -> "
-               f"{output}")
-
-
-# ---------------------------------------------------------------------------------------------
-# evaluation
-# ---------------------------------------------------------------------------------------------
-
-
-def _labels_from_key(scores_path, trials, key_path):
-    key = read_trials(key_path, require_labels=True)
-    lookup = dict(zip(zip(key.models, key.probes, strict=True), key.labels, strict=True))
-    labels = []
-    for m, p in zip(trials.models, trials.probes, strict=True):
-        if (m, p) not in lookup:
-            raise FeatureError(f"{scores_path}: trial {m} {p} is not in the key {key_path}")
-        labels.append(lookup[m, p])
-    return np.array(labels, dtype=bool)
-
-
-@cli.command("evaluate")
-@click.argument("scores", nargs=-1, required=True, type=InputFile())
-@click.option("--key", type=InputFile(), default=None,
-              help="Trial list with labels ('model-id probe-id target|nontarget'), for score "
-                   "files without a label column.")
-@click.option("--p-target", "p_targets", multiple=True, default=(0.01, 0.001), show_default=True,
-              type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Prior of a target trial for minDCF and actDCF; repeat for several.")
-@click.option("--c-miss", type=POSITIVE, default=1.0, show_default=True, help="Cost of a miss.")
-@click.option("--c-fa", type=POSITIVE, default=1.0, show_default=True,
-              help="Cost of a false alarm.")
-@click.option("--det", type=OUTPUT, default=None,
-              help="Also write a DET plot (PNG, probit axes, one curve per score file).")
-def evaluate(scores, key, p_targets, c_miss, c_fa, det):
-    """Print EER, minDCF, actDCF, Cllr and min Cllr of each SCORES file.
-
-    actDCF and Cllr read the scores as calibrated natural-log likelihood ratios; EER, minDCF and
-    min Cllr do not depend on calibration.  One row per file, named after it.
-    """
-    from .. import metrics
-
-    if det:
-        check_writable(det)
-    systems = {}
-    for path in scores:
-        trials, values = read_scores(path)
-        labels = trials.labels
-        if labels is None and key:
-            labels = _labels_from_key(path, trials, key)
-        if labels is None:
-            raise FeatureError(f"{path}: the scores have no label column; give --key TRIALS")
-        if labels.all() or not labels.any():
-            raise FeatureError(f"{path}: evaluation needs target and non-target trials; got only "
-                               f"{'target' if labels.all() else 'non-target'} ones")
-        name = os.path.splitext(os.path.basename(path))[0]
-        systems[path if name in systems else name] = (values[labels], values[~labels])
-    width = max(12, *(len(n) for n in systems))
-    head = f"{'scores':<{width}} {'targets':>8} {'non-tgt':>8} {'EER (%)':>8}"
-    for p in p_targets:
-        head += f" {f'minDCF({p:g})':>14} {f'actDCF({p:g})':>14}"
-    lines = [head + f" {'Cllr':>7} {'minCllr':>7}"]
-    for name, (tar, non) in systems.items():
-        line = f"{name:<{width}} {tar.size:>8} {non.size:>8} {100 * metrics.eer(tar, non):>8.2f}"
-        for p in p_targets:
-            line += (f" {metrics.min_dcf(tar, non, p, c_miss, c_fa):>14.4f}"
-                     f" {metrics.act_dcf(tar, non, p, c_miss, c_fa):>14.4f}")
-        lines.append(line + f" {metrics.cllr(tar, non):>7.3f} {metrics.min_cllr(tar, non):>7.3f}")
-    if det:
-        ex.save_png(metrics.plot_det_curves(systems), det)
-    click.echo("\n".join(lines))
-    if det:
-        click.echo(f"DET plot -> {det}")
+    fe.write_scores(output, trial_list.models, trial_list.probes, result, trial_list.labels)
+    click.echo(f"{plural(len(result), 'trial')} ({plural(len(used_models), 'model')} x "
+               f"{plural(len(probes), 'probe')}) -> {output}")

@@ -16,7 +16,8 @@ from ._app import EXIT_FAILURE, cli, progress_option
               help="Seed of every random initialisation (k-means, U, V, T): the same seed gives "
                    "the same numbers.")
 @click.option("-n", "--gaussians", type=click.IntRange(min=2), default=None,
-              help="Gaussians of the UBM (default 32).")
+              help="Gaussians of the UBM (default 4, chosen by cross-validation on the training "
+                   "session: scripts/select_demo_hyperparameters.py).")
 @progress_option
 def demo(output, seed, gaussians, progress):
     """Run a complete speaker-verification experiment on embedded data.

@@ -1,0 +1,114 @@
+"""``emkit evaluate``: EER, minDCF, actDCF, Cllr and min Cllr of score files; a DET plot."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ._app import InputFile, check_outputs, cli, lazy_module
+from ._commands import OUTPUT, POSITIVE
+
+np = lazy_module("numpy")
+ex = lazy_module("emkit.experiment")
+fe = lazy_module("emkit.features")
+
+
+def row_names(paths) -> list:
+    """For each path, its shortest trailing part (extension dropped) that no other path shares.
+
+    ``["a/x.txt", "b/x.txt", "y.txt"]`` -> ``["a/x", "b/x", "y"]``.  Paths that differ only by
+    their extension keep it; the same file given twice is a usage error.
+    """
+    full = [os.path.normpath(os.path.abspath(p)) for p in paths]
+    if len(set(full)) < len(full):
+        again = next(p for i, p in enumerate(paths) if full[i] in full[:i])
+        raise click.UsageError(f"the score file {again!r} is given twice")
+    parts = [f.split(os.sep) for f in full]
+    stems = [p[:-1] + [os.path.splitext(p[-1])[0]] for p in parts]
+    out = []
+    for i, own in enumerate(stems):
+        for k in range(1, len(own) + 1):
+            name = own[-k:]
+            if all(other[-k:] != name for j, other in enumerate(stems) if j != i):
+                out.append("/".join(name))
+                break
+        else:  # only the extension tells it apart
+            out.append(next("/".join(parts[i][-k:]) for k in range(1, len(parts[i]) + 1)
+                            if all(o[-k:] != parts[i][-k:] for j, o in enumerate(parts) if j != i)))
+    return out
+
+
+def _labels_from_key(scores_path, trials, key_path):
+    key = fe.read_trials(key_path, require_labels=True)
+    lookup = dict(zip(zip(key.models, key.probes, strict=True), key.labels, strict=True))
+    labels = []
+    for m, p in zip(trials.models, trials.probes, strict=True):
+        if (m, p) not in lookup:
+            raise fe.FeatureError(f"{scores_path}: trial {m} {p} is not in the key {key_path}")
+        labels.append(lookup[m, p])
+    return np.array(labels, dtype=bool)
+
+
+@cli.command("evaluate")
+@click.argument("scores", nargs=-1, required=True, type=InputFile())
+@click.option("--key", type=InputFile(), default=None,
+              help="Trial list with labels ('model-id probe-id target|nontarget'), for score "
+                   "files without a label column.")
+@click.option("--p-target", "p_targets", multiple=True, default=(0.01, 0.001), show_default=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Prior of a target trial for minDCF and actDCF; repeat for several.")
+@click.option("--c-miss", type=POSITIVE, default=1.0, show_default=True, help="Cost of a miss.")
+@click.option("--c-fa", type=POSITIVE, default=1.0, show_default=True,
+              help="Cost of a false alarm.")
+@click.option("--det", type=OUTPUT, default=None,
+              help="Also write a DET plot (PNG, probit axes, one ROCCH DET curve per score file, "
+                   "legend below the plot).")
+def evaluate(scores, key, p_targets, c_miss, c_fa, det):
+    """Print EER, minDCF, actDCF, Cllr and min Cllr of each SCORES file.
+
+    actDCF and Cllr read the scores as calibrated natural-log likelihood ratios; EER, minDCF and
+    min Cllr do not depend on calibration.  The EER is the ROCCH-EER (BOSARIS convention): where
+    the convex hull of the (false alarm, miss) operating points crosses the diagonal.  The DET
+    plot draws that hull (the ROCCH DET curve, as BOSARIS does), so each curve crosses the
+    diagonal at its EER; the raw step curve lies on or above it.  Each model-probe pair may
+    appear once per file (a repeat is an error naming both lines).
+
+    One row per file, named after the file without its extension; when two files share a name,
+    by the shortest trailing part of their paths that tells them apart (a/scores, b/scores).
+    """
+    from .. import metrics
+
+    check_outputs({"--det": det}, {"SCORES": list(scores), "--key": key})
+    names = row_names(scores)
+    systems, key_used = {}, False
+    for path, name in zip(scores, names, strict=True):
+        trials, values = fe.read_scores(path)
+        labels = trials.labels
+        if labels is None and key:
+            labels, key_used = _labels_from_key(path, trials, key), True
+        if labels is None:
+            raise fe.FeatureError(f"{path}: the scores have no label column; give --key TRIALS")
+        if labels.all() or not labels.any():
+            raise fe.FeatureError(f"{path}: evaluation needs target and non-target trials; got "
+                                  f"only {'target' if labels.all() else 'non-target'} ones")
+        systems[name] = (values[labels], values[~labels])
+    if key and not key_used:
+        raise click.UsageError(f"--key does not apply: every score file has its own label "
+                               f"column, so {key} would not be read")
+    width = max(12, *(len(n) for n in systems))
+    head = f"{'scores':<{width}} {'targets':>8} {'non-tgt':>8} {'EER (%)':>8}"
+    for p in p_targets:
+        head += f" {f'minDCF({p:g})':>14} {f'actDCF({p:g})':>14}"
+    lines = [head + f" {'Cllr':>7} {'minCllr':>7}"]
+    for name, (tar, non) in systems.items():
+        line = f"{name:<{width}} {tar.size:>8} {non.size:>8} {100 * metrics.eer(tar, non):>8.2f}"
+        for p in p_targets:
+            line += (f" {metrics.min_dcf(tar, non, p, c_miss, c_fa):>14.4f}"
+                     f" {metrics.act_dcf(tar, non, p, c_miss, c_fa):>14.4f}")
+        lines.append(line + f" {metrics.cllr(tar, non):>7.3f} {metrics.min_cllr(tar, non):>7.3f}")
+    if det:
+        ex.save_png(metrics.plot_det_curves(systems), det)
+    click.echo("\n".join(lines))
+    if det:
+        click.echo(f"DET plot -> {det}")

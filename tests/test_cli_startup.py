@@ -1,0 +1,124 @@
+"""Start-up of ``import emkit`` and of the ``emkit`` command (lazy imports), and Ctrl-C.
+
+Behaviour, not time: which heavy modules a fresh interpreter has loaded, and the exit status and
+stderr of a process interrupted with SIGINT at different moments.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+HEAVY = ("numpy", "scipy", "sklearn", "dask", "matplotlib", "h5py")
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+
+
+def python(code, *args, timeout=60):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_import_emkit_loads_no_heavy_module_and_every_name_still_works():
+    proc = python(f"""
+        import sys
+        import emkit
+        print(sorted(m for m in {HEAVY!r} if m in sys.modules))
+        assert set(emkit.__all__) <= set(dir(emkit))
+        from emkit import GMMMachine, ISVMachine, PLDA, linear_scoring, metrics, datasets
+        from emkit import *  # noqa
+        import emkit.experiment  # binds the linear_scoring submodule to the package ...
+        assert callable(emkit.linear_scoring) and emkit.linear_scoring is linear_scoring
+        assert emkit.GMMMachine is GMMMachine and emkit.metrics.eer is metrics.eer
+        try:
+            emkit.no_such_name
+        except AttributeError as exc:
+            print("AttributeError", exc)
+        """)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "[]"
+    assert lines[1] == "AttributeError module 'emkit' has no attribute 'no_such_name'"
+
+
+@pytest.mark.parametrize("option", ["--version", "--help"])
+def test_version_and_help_load_no_heavy_module(option):
+    proc = python(f"""
+        import sys
+        from emkit.cli import main
+        try:
+            main([{option!r}])
+        except SystemExit as exc:
+            code = exc.code
+        print(code, sorted(m for m in {HEAVY!r} if m in sys.modules))
+        """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "0 []"
+
+
+# ---------------------------------------------------------------------------------------------
+# Ctrl-C: status 130, one line on stderr, no traceback, no output file
+
+
+def _assert_interrupted(proc_returncode, stderr, out_dir):
+    assert proc_returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == "emkit: interrupted", stderr
+    assert not [n for n in os.listdir(out_dir) if n.endswith(".h5") or ".emkit-" in n]
+
+
+def test_ctrl_c_during_training(tmp_path):
+    feats = tmp_path / "feats.npy"
+    np.save(feats, np.random.default_rng(0).normal(size=(4000, 12)))
+    code = ("import sys; from emkit.cli import main; main(sys.argv[1:])")
+    with subprocess.Popen([sys.executable, "-c", code, "-v", "train-ubm", str(feats), "-n", "8",
+                           "--iterations", "100000", "--threshold", "0", "--no-progress",
+                           "-o", str(tmp_path / "ubm.h5")],
+                          stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            seen = ""
+            while "GMM ML: iteration" not in seen:  # EM has started (k-means is done)
+                line = proc.stderr.readline()
+                assert line, seen
+                seen += line
+            proc.send_signal(signal.SIGINT)
+            _, rest = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    _assert_interrupted(proc.returncode, seen + rest, tmp_path)
+
+
+# A meta-path hook that sends SIGINT to the process when a given module starts importing: a
+# deterministic "Ctrl-C during the imports".
+HOOK = """
+import os, signal, sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, Interrupt())
+"""
+
+
+def test_ctrl_c_while_a_command_imports_its_modules(tmp_path):
+    feats = tmp_path / "feats.npy"
+    np.save(feats, np.ones((10, 2)))
+    code = HOOK.format(module="numpy") + "from emkit.cli import main; main(sys.argv[1:])"
+    proc = python(code, "train-ubm", feats, "-n", 2, "-o", tmp_path / "ubm.h5")
+    _assert_interrupted(proc.returncode, proc.stderr, tmp_path)
+
+
+def test_ctrl_c_while_the_console_script_starts(tmp_path):
+    # as the installed script: argv[0] is "emkit"; the signal arrives while emkit.cli loads click
+    code = ("import sys; sys.argv[0] = 'emkit'\n" + HOOK.format(module="click")
+            + "from emkit.cli import main\nsys.exit(main())")
+    proc = python(code, "--version")
+    _assert_interrupted(proc.returncode, proc.stderr, tmp_path)
