@@ -9,13 +9,9 @@ pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not i
 
 from emkit.audio import FeatureConfig, KaldiOptions, extract_features  # noqa: E402
 from emkit.cli import cli  # noqa: E402
-from emkit.cli._features import features  # noqa: E402
 from emkit.features import read_features  # noqa: E402
 from test_audio_features import speech_like, write  # noqa: E402
 from test_cli import no_leftovers, one_line_error  # noqa: E402
-
-if "features" not in cli.commands:  # until the command is registered in the group
-    cli.add_command(features)
 
 
 def run(*args):

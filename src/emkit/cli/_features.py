@@ -6,7 +6,6 @@ import os
 
 import click
 
-from ..features import check_writable
 from ._app import progress_option
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
@@ -108,6 +107,7 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
     """
     try:
         from .. import audio
+        from ..features import check_writable
     except ImportError as exc:  # pragma: no cover - the package itself needs no extra
         raise click.ClickException(str(exc)) from None
     config = _config(audio, kind=kind, sample_rate=sample_rate, num_ceps=num_ceps,
