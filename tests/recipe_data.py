@@ -99,6 +99,7 @@ p_target = [0.1]
 
 
 def make_project(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     data_dir(root / "data", "train", range(0, 5))
     data_dir(root / "data", "test", range(5, 11))
     data_dir(root / "data", "cohort", range(11, 14))
