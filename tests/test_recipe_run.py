@@ -58,7 +58,7 @@ def test_first_run_runs_every_step_in_order(first_run):
     root, results, report = first_run
     assert [r.name for r in results] == ALL and ran(results) == ALL
     text = report.read_text()
-    assert "| gmm | eval | eval.cal.txt | 3 | 6 |" in text and "| evaluate | run |" in text
+    assert "| gmm | eval | eval.cal.txt | 3 | 6 | " in text and "| evaluate | run |" in text
     assert (root / "work" / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -182,3 +182,66 @@ def test_cli_run(project):
     result = CliRunner().invoke(cli, ["run", str(project / "recipe.toml"), "--force"],
                                 catch_exceptions=False)
     assert "16 step(s) run, 0 up to date" in result.stdout
+
+
+def test_results_match_the_score_files(first_run):
+    from emkit import metrics
+
+    root = first_run[0]
+    rows = json.loads((root / "work" / "results.json").read_text())
+    for r in rows:
+        d = root / "work" / "systems" / r["system"]
+        for stage, key in (("raw", "eer_raw"), ("cal", "eer")):
+            trials, values = read_scores(d / f"{r['condition']}.{stage}.txt")
+            y = trials.labels
+            assert r[key] == metrics.eer(values[y], values[~y])
+        assert r["cllr"] == metrics.cllr(values[y], values[~y])
+        assert r["act_dcf"]["0.1"] == metrics.act_dcf(values[y], values[~y], 0.1)
+
+
+FEATURE_RECIPE = """\
+[data.train]
+features = ["train.npz"]
+[data.test]
+features = ["test.npz"]
+[ubm]
+data = "train"
+gaussians = 2
+iterations = 2
+kmeans_iterations = 2
+[systems.gmm]
+kind = "gmm-map"
+[systems.ivec]
+kind = "ivector"
+dim = 2
+iterations = 2
+backend = "cosine"
+[conditions.test]
+data = "test"
+enroll = "enroll"
+trials = "trials"
+"""
+
+
+def test_feature_lists_without_norm_or_calibration(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def feats(speakers):
+        return {f"s{s}-{k}": rng.normal(s, 1.0, (40, 3)) for s in speakers for k in (0, 1)}
+
+    np.savez(tmp_path / "train.npz", **feats(range(4)))
+    np.savez(tmp_path / "test.npz", **feats(range(4, 7)))
+    (tmp_path / "enroll").write_text("".join(f"m{s} s{s}-0\n" for s in range(4, 7)))
+    (tmp_path / "trials").write_text("".join(
+        f"m{m} s{p}-1 {'target' if m == p else 'nontarget'}\n"
+        for m in range(4, 7) for p in range(4, 7)))
+    (tmp_path / "recipe.toml").write_text(FEATURE_RECIPE)
+    results, report = run_recipe(tmp_path / "recipe.toml")
+    assert ran(results) == ["ubm", "train:ivec", "score:gmm:test", "score:ivec:test",
+                            "evaluate"]
+    rows = json.loads((tmp_path / "work" / "results.json").read_text())
+    assert [r["scores"] for r in rows] == ["test.raw.txt", "test.raw.txt"]
+    assert rows[0]["eer"] == rows[0]["eer_raw"]
+    np.savez(tmp_path / "test.npz", **feats(range(4, 7)))  # new features of the test set
+    assert ran(run_recipe(tmp_path / "recipe.toml")[0]) == [
+        "score:gmm:test", "score:ivec:test", "evaluate"]

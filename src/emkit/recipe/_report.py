@@ -12,14 +12,14 @@ __all__ = ["results_table", "timings_table", "write_report"]
 
 def results_table(rows, p_targets) -> str:
     """A Markdown table of the evaluation rows (``results.json``)."""
-    head = ["system", "condition", "scores", "targets", "non-targets", "EER (%)"]
+    head = ["system", "condition", "scores", "targets", "non-targets", "raw EER (%)", "EER (%)"]
     for p in p_targets:
         head += [f"minDCF({p:g})", f"actDCF({p:g})"]
     head += ["Cllr", "min Cllr"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["system"], r["condition"], r["scores"], str(r["targets"]),
-                 str(r["nontargets"]), f"{100 * r['eer']:.2f}"]
+                 str(r["nontargets"]), f"{100 * r['eer_raw']:.2f}", f"{100 * r['eer']:.2f}"]
         for p in p_targets:
             cells += [f"{r['min_dcf'][str(float(p))]:.4f}", f"{r['act_dcf'][str(float(p))]:.4f}"]
         cells += [f"{r['cllr']:.4f}", f"{r['min_cllr']:.4f}"]
@@ -43,7 +43,8 @@ def write_report(recipe, results) -> tuple:
     table = results_table(rows, recipe["evaluation"]["p_target"])
     text = (f"# emkit run {recipe['recipe']}\n\n## Results\n\n{table}\n\n"
             "actDCF and Cllr read the scores as natural-log likelihood ratios (meaningful after "
-            "calibration); EER, minDCF and min Cllr do not depend on calibration.\n\n"
+            "calibration); EER, minDCF and min Cllr do not depend on calibration.  raw EER: "
+            "before score normalisation and calibration.\n\n"
             "![DET curves](det.png)\n\n## Steps (this run)\n\n" + timings_table(results) + "\n")
     with atomic_write(work / "report.md") as f:
         f.write(text)

@@ -289,6 +289,7 @@ def _evaluate_steps(recipe, work):
     e = recipe["evaluation"]
     files = {(system, cond): final_scores(recipe, work, system, cond)
              for system in recipe["systems"] for cond in recipe["conditions"]}
+    raw = {k: final_scores(recipe, work, *k, "raw") for k in files}
 
     def run(ctx):
         rows, curves = [], {}
@@ -298,6 +299,8 @@ def _evaluate_steps(recipe, work):
             m = cio.score_metrics(tar, non, e["p_target"], e["c_miss"], e["c_fa"])
             m["min_dcf"] = {str(k): v for k, v in m["min_dcf"].items()}
             m["act_dcf"] = {str(k): v for k, v in m["act_dcf"].items()}
+            _, values, labels = cio.labelled_scores(raw[system, cond])
+            m["eer_raw"] = metrics.eer(values[labels], values[~labels])  # before normalisation
             rows.append({"system": system, "condition": cond, "scores": path.name, **m})
             curves[f"{system} / {cond}"] = (tar, non)
         with atomic_write(work / "results.json") as f:
@@ -305,5 +308,6 @@ def _evaluate_steps(recipe, work):
         ex.save_png(metrics.plot_det_curves(curves, title="DET"), work / "det.png")
         return f"{len(rows)} score files evaluated"
 
-    return [FunctionStep("evaluate", run, lambda: [os.fspath(p) for p in files.values()], e,
+    return [FunctionStep("evaluate", run,
+                         lambda: [os.fspath(p) for p in [*files.values(), *raw.values()]], e,
                          [work / "results.json", work / "det.png"])]
