@@ -67,6 +67,19 @@ def test_valid_recipe_with_defaults(project):
     assert r["evaluation"] == {"p_target": [0.01], "c_miss": 1.0, "c_fa": 1.0}
 
 
+def test_relative_recipe_path_gives_absolute_paths(project, monkeypatch):
+    (project / "audio").mkdir()
+    (project / "audio" / "utt2spk").write_text("u s\n")
+    (project / "recipe.toml").write_text(BASE.replace('features = ["test.npz"]',
+                                                      'audio = "audio"'))
+    monkeypatch.chdir(project.parent)
+    r = load_recipe(f"{project.name}/recipe.toml")
+    assert r["data"]["test"]["audio"] == str(project / "audio")
+    assert r["data"]["test"]["utt2spk"] == str(project / "audio" / "utt2spk")
+    assert r["data"]["train"]["utt2spk"] == str(project / "utt2spk")
+    assert r["work_dir"] == str(project / "work")
+
+
 @pytest.mark.parametrize("old,new,key,fragment", [
     ("[data.train]", "workdir = 'w'\n[data.train]", "workdir", "unknown key"),
     ("gaussians = 8", "gausians = 8", "ubm.gausians", "unknown key (known: data, gaussians"),

@@ -69,7 +69,7 @@ TABLES = ("data", "features", "ubm", "systems", "conditions", "norm", "calibrati
 
 class _Checker:
     def __init__(self, path: Path):
-        self.path, self.base = path, path.parent
+        self.path, self.base = path, Path(os.path.abspath(path)).parent
 
     def fail(self, key: str, text: str):
         raise RecipeError(f"{self.path}: {key}: {text}")
@@ -143,12 +143,12 @@ def _data(chk: _Checker, name: str, table: dict) -> dict:
         d["audio"] = chk.file(d["audio"], f"{key}.audio", directory=True)
         default = Path(d["audio"]) / "utt2spk"
         if d["utt2spk"] is None and default.is_file():
-            d["utt2spk"] = os.fspath(default)
+            d["utt2spk"] = os.fspath(default)  # already absolute
     else:
         if not d["features"]:
             chk.fail(f"{key}.features", "the list is empty")
         d["features"] = [chk.file(f, f"{key}.features") for f in d["features"]]
-    if d["utt2spk"] is not None and not os.path.isabs(d["utt2spk"]):
+    if d["utt2spk"] is not None and not os.path.isabs(d["utt2spk"]):  # given in the recipe
         d["utt2spk"] = chk.file(d["utt2spk"], f"{key}.utt2spk")
     return d
 
