@@ -245,3 +245,16 @@ def test_feature_lists_without_norm_or_calibration(tmp_path):
     np.savez(tmp_path / "test.npz", **feats(range(4, 7)))  # new features of the test set
     assert ran(run_recipe(tmp_path / "recipe.toml")[0]) == [
         "score:gmm:test", "score:ivec:test", "evaluate"]
+
+
+def test_failed_step_reruns_after_the_fix_and_only_it(project):
+    wav = project / "data" / "test" / "wav" / "spk9-s1.wav"
+    good = wav.read_bytes()
+    wav.write_text("not audio")
+    result = CliRunner().invoke(cli, ["run", str(project / "recipe.toml")])
+    assert result.exit_code == 1
+    assert "emkit run: error:" in result.stderr and "spk9-s1.wav" in result.stderr
+    assert "Traceback" not in result.output
+    wav.write_bytes(good)
+    # the features come out byte-identical to the first run's: nothing after them re-runs
+    assert ran(run_recipe(project / "recipe.toml")[0]) == ["features:test"]
