@@ -104,6 +104,21 @@ def test_score_metrics_of_calibrated_scores():
     assert all(m["min_dcf"][p] <= m["act_dcf"][p] + 1e-12 for p in (0.01, 0.1))
 
 
+def test_score_metrics_with_a_calibration():
+    rng = np.random.default_rng(4)
+    tar, non = rng.normal(5, 2, 100), rng.normal(1, 2, 900)  # raw scores, not LLRs
+    y = np.r_[np.ones(100, bool), np.zeros(900, bool)]
+    cal = LinearCalibration().fit(np.r_[tar, non], y)
+    raw = score_metrics(tar, non, (0.1,))
+    m = score_metrics(tar, non, (0.1,), calibration=cal)
+    llr_t, llr_n = cal.transform(tar), cal.transform(non)
+    assert m["cllr"] == metrics.cllr(llr_t, llr_n) < raw["cllr"]
+    assert m["act_dcf"][0.1] == metrics.act_dcf(llr_t, llr_n, 0.1)
+    assert (m["eer"], m["min_dcf"], m["min_cllr"]) == (raw["eer"], raw["min_dcf"],
+                                                       raw["min_cllr"])
+    assert m["min_cllr"] <= m["cllr"]
+
+
 @pytest.mark.parametrize("args,fragment", [
     ([], "exactly one of --train"),
     (["--train", "DEV", "--load", "DEV"], "exactly one of --train"),

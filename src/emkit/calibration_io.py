@@ -132,18 +132,21 @@ def calibrate_file(calibration: LinearCalibration, scores_path, output, key_path
 
 
 def score_metrics(target_scores, nontarget_scores, p_targets=(0.01,), c_miss=1.0,
-                  c_fa=1.0) -> dict:
+                  c_fa=1.0, *, calibration: LinearCalibration | None = None) -> dict:
     """EER, minDCF and actDCF at each prior, Cllr and min Cllr of one system's scores.
 
-    actDCF and Cllr read the scores as natural-log likelihood ratios (meaningful after
-    calibration); EER, minDCF and min Cllr do not depend on calibration.  Returns a dict
-    ``{"eer", "min_dcf": {p: v}, "act_dcf": {p: v}, "cllr", "min_cllr", "targets",
-    "nontargets"}``.
+    actDCF and Cllr read the scores as natural-log likelihood ratios, after ``calibration``
+    when one is given (e.g. from :func:`load_calibration`); EER, minDCF and min Cllr do not
+    depend on calibration.  Returns a dict ``{"eer", "min_dcf": {p: v}, "act_dcf": {p: v},
+    "cllr", "min_cllr", "targets", "nontargets"}``.
     """
     tar = np.asarray(target_scores, dtype=np.float64)
     non = np.asarray(nontarget_scores, dtype=np.float64)
+    llr_tar, llr_non = (tar, non) if calibration is None else \
+        (calibration.transform(tar), calibration.transform(non))
     return {"targets": int(tar.size), "nontargets": int(non.size),
             "eer": metrics.eer(tar, non),
             "min_dcf": {float(p): metrics.min_dcf(tar, non, p, c_miss, c_fa) for p in p_targets},
-            "act_dcf": {float(p): metrics.act_dcf(tar, non, p, c_miss, c_fa) for p in p_targets},
-            "cllr": metrics.cllr(tar, non), "min_cllr": metrics.min_cllr(tar, non)}
+            "act_dcf": {float(p): metrics.act_dcf(llr_tar, llr_non, p, c_miss, c_fa)
+                        for p in p_targets},
+            "cllr": metrics.cllr(llr_tar, llr_non), "min_cllr": metrics.min_cllr(tar, non)}
