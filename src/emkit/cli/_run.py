@@ -1,0 +1,39 @@
+"""``emkit run RECIPE``: a whole experiment from one TOML file (see :mod:`emkit.recipe`)."""
+
+from __future__ import annotations
+
+import click
+
+from ._app import InputFile, progress_option
+
+__all__ = ["run"]
+
+
+@click.command("run")
+@click.argument("recipe", type=InputFile())
+@click.option("--force", is_flag=True, help="Run every step, even those up to date.")
+@progress_option
+def run(recipe, force, progress):
+    """Run the recipe file RECIPE (TOML): features, UBM, systems, scoring, score
+    normalisation, calibration and evaluation.
+
+    \b
+    Every step writes into the recipe's work_dir and is skipped when its inputs
+    (by content) and parameters are unchanged since its last successful run, so an
+    interrupted or edited recipe re-runs only what changed.  The report (results
+    table, DET plot, timings) goes to <work_dir>/report.md.
+    """
+    import json
+
+    from ..recipe import run_recipe
+
+    results, report = run_recipe(recipe, force=force, progress=progress,
+                                 echo=lambda text: click.echo(text, err=True))
+    ran = sum(r.status == "run" for r in results)
+    click.echo(f"{ran} step(s) run, {len(results) - ran} up to date; report -> {report}")
+    click.echo(_table(json.loads(report.with_name("results.json").read_text())))
+
+
+def _table(rows) -> str:
+    return "\n".join(f"{r['system']:<12} {r['condition']:<8} EER {100 * r['eer']:6.2f}%  "
+                     f"Cllr {r['cllr']:.3f}  min Cllr {r['min_cllr']:.3f}" for r in rows)

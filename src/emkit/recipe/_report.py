@@ -1,0 +1,51 @@
+"""The report at the end of a run: results table, DET plot and step timings (Markdown)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..io.atomic import atomic_write
+
+__all__ = ["results_table", "timings_table", "write_report"]
+
+
+def results_table(rows, p_targets) -> str:
+    """A Markdown table of the evaluation rows (``results.json``)."""
+    head = ["system", "condition", "scores", "targets", "non-targets", "raw EER (%)", "EER (%)"]
+    for p in p_targets:
+        head += [f"minDCF({p:g})", f"actDCF({p:g})"]
+    head += ["Cllr", "min Cllr"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["system"], r["condition"], r["scores"], str(r["targets"]),
+                 str(r["nontargets"]), f"{100 * r['eer_raw']:.2f}", f"{100 * r['eer']:.2f}"]
+        for p in p_targets:
+            cells += [f"{r['min_dcf'][str(float(p))]:.4f}", f"{r['act_dcf'][str(float(p))]:.4f}"]
+        cells += [f"{r['cllr']:.4f}", f"{r['min_cllr']:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def timings_table(results) -> str:
+    lines = ["| step | status | seconds | summary |", "|---|---|---:|---|"]
+    for r in results:
+        lines.append(f"| {r.name} | {r.status} | {r.seconds:.2f} | {r.summary} |")
+    total = sum(r.seconds for r in results)
+    lines.append(f"| total | | {total:.2f} | |")
+    return "\n".join(lines)
+
+
+def write_report(recipe, results) -> tuple:
+    """Write ``<work_dir>/report.md``; returns ``(path, results table)``."""
+    work = Path(recipe["work_dir"])
+    rows = json.loads((work / "results.json").read_text(encoding="utf-8"))
+    table = results_table(rows, recipe["evaluation"]["p_target"])
+    text = (f"# emkit run {recipe['recipe']}\n\n## Results\n\n{table}\n\n"
+            "actDCF and Cllr read the scores as natural-log likelihood ratios (meaningful after "
+            "calibration); EER, minDCF and min Cllr do not depend on calibration.  raw EER: "
+            "before score normalisation and calibration.\n\n"
+            "![DET curves](det.png)\n\n## Steps (this run)\n\n" + timings_table(results) + "\n")
+    with atomic_write(work / "report.md") as f:
+        f.write(text)
+    return work / "report.md", table

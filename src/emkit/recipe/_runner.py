@@ -1,0 +1,155 @@
+"""Steps and the runner that skips a step whose inputs and parameters are unchanged (as make).
+
+A step declares its ``inputs`` (files it reads), ``params`` (JSON values that decide its
+result) and ``outputs`` (files it writes).  After a successful run the runner stores a stamp,
+``<work_dir>/.stamps/<step>.json``: the SHA-256 of every input and output and the parameters.
+Next time the step is skipped when the stamp matches: same parameters, same input contents
+(whatever their modification times), outputs still there with the contents it wrote.  A step
+whose output is byte-identical to the previous run's leaves its dependants skipped too.  The
+stamp is written only after every output is complete, so an interrupted step runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, runtime_checkable
+
+from ..io.atomic import atomic_write
+
+__all__ = ["Step", "FunctionStep", "StepResult", "Runner"]
+
+
+@runtime_checkable
+class Step(Protocol):
+    """One unit of work of a recipe."""
+
+    name: str
+
+    def inputs(self) -> list:
+        """Paths of the files read (known once the steps before it have run)."""
+
+    def params(self) -> dict:
+        """JSON-serialisable values that decide the outputs besides the inputs' contents."""
+
+    def outputs(self) -> list:
+        """Paths of the files written."""
+
+    def run(self, context) -> str:
+        """Write every output; return a one-line summary."""
+
+
+@dataclass
+class FunctionStep:
+    """A :class:`Step` from plain callables (what the step kinds of the registry build)."""
+
+    name: str
+    run_fn: Callable
+    input_fn: Callable = list
+    param_values: dict = field(default_factory=dict)
+    output_paths: list = field(default_factory=list)
+
+    def inputs(self) -> list:
+        return list(self.input_fn())
+
+    def params(self) -> dict:
+        return self.param_values
+
+    def outputs(self) -> list:
+        return list(self.output_paths)
+
+    def run(self, context) -> str:
+        return self.run_fn(context)
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: str  # "run" or "skipped"
+    seconds: float
+    summary: str = ""
+
+
+def _canonical(params: dict) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+class Runner:
+    """Runs steps in order, skipping the up-to-date ones; ``force`` runs them all."""
+
+    def __init__(self, work_dir, *, force: bool = False, echo: Callable | None = None):
+        self.work_dir = Path(work_dir)
+        self.stamps = self.work_dir / ".stamps"
+        self.force = force
+        self.echo = echo or (lambda text: None)
+        self._hashes = {}  # (path, size, mtime_ns) -> sha256, within one run
+
+    def digest(self, path) -> str:
+        path = os.fspath(path)
+        st = os.stat(path)
+        key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+        if key not in self._hashes:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            self._hashes[key] = h.hexdigest()
+        return self._hashes[key]
+
+    def _digests(self, paths, step: str, what: str) -> dict:
+        out = {}
+        for p in paths:
+            if not os.path.isfile(p):
+                raise FileNotFoundError(f"step {step}: {what} {os.fspath(p)!r} does not exist")
+            out[os.fspath(p)] = self.digest(p)
+        return out
+
+    def _stamp_path(self, step) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in step.name)
+        return self.stamps / f"{safe}.json"
+
+    def up_to_date(self, step, inputs: dict) -> bool:
+        """True when the step's stamp matches its parameters, inputs and outputs."""
+        path = self._stamp_path(step)
+        try:
+            stamp = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        if not isinstance(stamp, dict) or stamp.get("params") != _canonical(step.params()) \
+                or stamp.get("inputs") != inputs:
+            return False
+        outputs = [os.fspath(p) for p in step.outputs()]
+        if sorted(stamp.get("outputs", {})) != sorted(outputs):
+            return False
+        return all(os.path.isfile(p) and self.digest(p) == stamp["outputs"][p] for p in outputs)
+
+    def run(self, steps, context) -> list:
+        """Run (or skip) each step in order; returns a :class:`StepResult` per step."""
+        self.stamps.mkdir(parents=True, exist_ok=True)
+        results = []
+        for step in steps:
+            start = time.perf_counter()
+            inputs = self._digests(step.inputs(), step.name, "input")
+            if not self.force and self.up_to_date(step, inputs):
+                result = StepResult(step.name, "skipped", time.perf_counter() - start)
+                self.echo(f"[skip] {step.name} (up to date)")
+            else:
+                stamp = self._stamp_path(step)
+                if stamp.exists():
+                    stamp.unlink()  # a failure below leaves the step out of date
+                for p in step.outputs():
+                    Path(p).parent.mkdir(parents=True, exist_ok=True)
+                self.echo(f"[run]  {step.name}")
+                summary = step.run(context) or ""
+                outputs = self._digests(step.outputs(), step.name, "output")
+                with atomic_write(stamp) as f:
+                    json.dump({"step": step.name, "params": _canonical(step.params()),
+                               "inputs": inputs, "outputs": outputs}, f, indent=1)
+                result = StepResult(step.name, "run", time.perf_counter() - start, summary)
+                self.echo(f"       {summary} ({result.seconds:.1f} s)")
+            results.append(result)
+        return results

@@ -1,0 +1,258 @@
+"""Reading and validating a recipe file (TOML): every error names the recipe file and the key.
+
+Layout (see ``examples/espeak_recipe/recipe.toml``)::
+
+    work_dir = "work"                  # outputs, stamps and the report (relative to the recipe)
+    seed = 0
+    [data.NAME]        audio = DIR | features = [FILES], utt2spk = FILE (optional)
+    [features]         options of emkit.audio.FeatureConfig / KaldiOptions (audio sets only)
+    [ubm]              data = SET, gaussians, iterations, kmeans_iterations
+    [systems.NAME]     kind = "gmm-map" | "isv" | "jfa" | "ivector", and its options
+    [conditions.NAME]  data = SET, enroll = FILE (spk2utt), trials = FILE (with labels)
+    [norm]             method = "z" | "t" | "zt" | "s" | "as", cohort = SET, top_n, ddof
+    [calibration]      train = CONDITION, prior
+    [evaluation]       p_target = [...], c_miss, c_fa
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+__all__ = ["RecipeError", "load_recipe", "validate", "SYSTEM_KINDS", "NORM_METHODS"]
+
+NORM_METHODS = ("z", "t", "zt", "s", "as")
+INT, FLOAT, STR, BOOL, STRS, FLOATS = "an integer", "a number", "a string", "a boolean", \
+    "a list of strings", "a list of numbers"
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the recipe file and the key."""
+
+
+def _is(value, kind) -> bool:
+    if kind == INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == FLOAT:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == STR:
+        return isinstance(value, str)
+    if kind == BOOL:
+        return isinstance(value, bool)
+    if kind == STRS:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return isinstance(value, list) and all(_is(v, FLOAT) for v in value)  # FLOATS
+
+
+# section -> {key: (kind, default)}; default None: optional without default, ...: required
+COMMON_SYSTEM = {"kind": (STR, ...), "data": (STR, None), "relevance_factor": (FLOAT, 4.0)}
+SYSTEM_KINDS = {
+    "gmm-map": {},
+    "isv": {"rank_u": (INT, 10), "iterations": (INT, 10)},
+    "jfa": {"rank_u": (INT, 10), "rank_v": (INT, 10), "iterations": (INT, 10)},
+    "ivector": {"dim": (INT, 100), "iterations": (INT, 10), "backend": (STR, "plda")},
+}
+SECTIONS = {
+    "ubm": {"data": (STR, ...), "gaussians": (INT, 64), "iterations": (INT, 25),
+            "kmeans_iterations": (INT, 20)},
+    "data": {"audio": (STR, None), "features": (STRS, None), "utt2spk": (STR, None)},
+    "conditions": {"data": (STR, ...), "enroll": (STR, ...), "trials": (STR, ...)},
+    "norm": {"method": (STR, ...), "cohort": (STR, ...), "top_n": (INT, 200), "ddof": (INT, 1)},
+    "calibration": {"train": (STR, ...), "prior": (FLOAT, 0.5)},
+    "evaluation": {"p_target": (FLOATS, [0.01]), "c_miss": (FLOAT, 1.0), "c_fa": (FLOAT, 1.0)},
+}
+TOP = {"work_dir": (STR, "work"), "seed": (INT, 0), "jobs": (INT, 1)}
+TABLES = ("data", "features", "ubm", "systems", "conditions", "norm", "calibration",
+          "evaluation")
+
+
+class _Checker:
+    def __init__(self, path: Path):
+        self.path, self.base = path, Path(os.path.abspath(path)).parent
+
+    def fail(self, key: str, text: str):
+        raise RecipeError(f"{self.path}: {key}: {text}")
+
+    def table(self, value, key: str) -> dict:
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a table; got {type(value).__name__}")
+        return value
+
+    def fields(self, table: dict, spec: dict, key: str) -> dict:
+        table = self.table(table, key)
+        unknown = sorted(set(table) - set(spec))
+        if unknown:
+            self.fail(f"{key}.{unknown[0]}", f"unknown key (known: {', '.join(sorted(spec))})")
+        out = {}
+        for name, (kind, default) in spec.items():
+            if name not in table:
+                if default is ...:
+                    self.fail(f"{key}.{name}", "missing (required)")
+                out[name] = default
+                continue
+            if not _is(table[name], kind):
+                self.fail(f"{key}.{name}", f"must be {kind}; got {type(table[name]).__name__}")
+            out[name] = float(table[name]) if kind == FLOAT else table[name]
+        return out
+
+    def file(self, value: str, key: str, directory: bool = False) -> str:
+        p = self.base / value
+        if not (p.is_dir() if directory else p.is_file()):
+            self.fail(key, f"no such {'directory' if directory else 'file'} {value!r} "
+                           f"(relative to {self.base})")
+        return os.fspath(p)
+
+    def positive(self, value, key: str, low: float = 0.0, strict: bool = True):
+        if value is not None and (value <= low if strict else value < low):
+            self.fail(key, f"must be {'>' if strict else '>='} {low:g}; got {value!r}")
+
+    def ref(self, value: str, known: dict, key: str, what: str):
+        if value not in known:
+            self.fail(key, f"names {what} {value!r}, which is not defined (defined: "
+                           f"{', '.join(sorted(known)) or 'none'})")
+
+
+def _features(chk: _Checker, table: dict):
+    from ..audio import FeatureConfig, KaldiOptions
+
+    table = chk.table(table, "features")
+    kaldi_keys = {f.name for f in dataclasses.fields(KaldiOptions)}
+    other_keys = {f.name for f in dataclasses.fields(FeatureConfig)} - {"kaldi"}
+    unknown = sorted(set(table) - kaldi_keys - other_keys)
+    if unknown:
+        chk.fail(f"features.{unknown[0]}", "unknown key (known: "
+                 f"{', '.join(sorted(kaldi_keys | other_keys))})")
+    for name, value in table.items():
+        if isinstance(value, (dict, list)):
+            chk.fail(f"features.{name}", f"must be a single value; got {type(value).__name__}")
+    try:
+        kaldi = KaldiOptions(**{k: v for k, v in table.items() if k in kaldi_keys})
+        return FeatureConfig(kaldi=kaldi, **{k: v for k, v in table.items() if k in other_keys})
+    except (TypeError, ValueError) as exc:
+        chk.fail("features", str(exc))
+
+
+def _data(chk: _Checker, name: str, table: dict) -> dict:
+    key = f"data.{name}"
+    d = chk.fields(table, SECTIONS["data"], key)
+    if (d["audio"] is None) == (d["features"] is None):
+        chk.fail(key, "give exactly one of 'audio' (a directory or Kaldi data directory) and "
+                      "'features' (a list of feature files)")
+    if d["audio"] is not None:
+        d["audio"] = chk.file(d["audio"], f"{key}.audio", directory=True)
+        default = Path(d["audio"]) / "utt2spk"
+        if d["utt2spk"] is None and default.is_file():
+            d["utt2spk"] = os.fspath(default)  # already absolute
+    else:
+        if not d["features"]:
+            chk.fail(f"{key}.features", "the list is empty")
+        d["features"] = [chk.file(f, f"{key}.features") for f in d["features"]]
+    if d["utt2spk"] is not None and not os.path.isabs(d["utt2spk"]):  # given in the recipe
+        d["utt2spk"] = chk.file(d["utt2spk"], f"{key}.utt2spk")
+    return d
+
+
+def validate(doc: dict, path) -> dict:
+    """The checked recipe: a dict of sections with defaults filled in and absolute paths."""
+    chk = _Checker(Path(path))
+    unknown = sorted(set(doc) - set(TOP) - set(TABLES))
+    if unknown:
+        chk.fail(unknown[0], f"unknown key (known: {', '.join(sorted(set(TOP) | set(TABLES)))})")
+    r = chk.fields({k: v for k, v in doc.items() if k in TOP}, TOP, "recipe")
+    r["work_dir"] = os.fspath(chk.base / r["work_dir"])
+    chk.positive(r["jobs"], "jobs")
+    r["recipe"] = os.fspath(path)
+    for section in ("data", "ubm", "systems", "conditions"):
+        if section not in doc:
+            chk.fail(section, "missing (required table)")
+    data = chk.table(doc["data"], "data")
+    r["data"] = {n: _data(chk, n, t) for n, t in data.items()}
+    if not r["data"]:
+        chk.fail("data", "no data set defined")
+    if any(d["audio"] for d in r["data"].values()):
+        r["features"] = _features(chk, doc.get("features", {}))
+    elif "features" in doc:
+        chk.fail("features", "feature options need a data set with 'audio'")
+    r["ubm"] = chk.fields(doc["ubm"], SECTIONS["ubm"], "ubm")
+    chk.ref(r["ubm"]["data"], r["data"], "ubm.data", "data set")
+    for k in ("gaussians", "iterations", "kmeans_iterations"):
+        chk.positive(r["ubm"][k], f"ubm.{k}")
+    r["systems"] = {}
+    for name, table in chk.table(doc["systems"], "systems").items():
+        key = f"systems.{name}"
+        kind = chk.table(table, key).get("kind")
+        if kind not in SYSTEM_KINDS:
+            chk.fail(f"{key}.kind", f"must be one of {', '.join(SYSTEM_KINDS)}; got {kind!r}")
+        s = chk.fields(table, {**COMMON_SYSTEM, **SYSTEM_KINDS[kind]}, key)
+        s["data"] = s["data"] or r["ubm"]["data"]
+        chk.ref(s["data"], r["data"], f"{key}.data", "data set")
+        for k, v in s.items():
+            if k not in ("kind", "data", "backend"):
+                chk.positive(v, f"{key}.{k}")
+        if s.get("backend") not in (None, "plda", "cosine"):
+            chk.fail(f"{key}.backend", f"must be 'plda' or 'cosine'; got {s['backend']!r}")
+        needs_labels = kind in ("isv", "jfa") or s.get("backend") == "plda"
+        if needs_labels and r["data"][s["data"]]["utt2spk"] is None:
+            chk.fail(f"{key}.data", f"{kind} training needs speaker labels: data set "
+                                    f"{s['data']!r} has no utt2spk")
+        r["systems"][name] = s
+    if not r["systems"]:
+        chk.fail("systems", "no system defined")
+    r["conditions"] = {}
+    for name, table in chk.table(doc["conditions"], "conditions").items():
+        key = f"conditions.{name}"
+        c = chk.fields(table, SECTIONS["conditions"], key)
+        chk.ref(c["data"], r["data"], f"{key}.data", "data set")
+        c["enroll"] = chk.file(c["enroll"], f"{key}.enroll")
+        c["trials"] = chk.file(c["trials"], f"{key}.trials")
+        r["conditions"][name] = c
+    if not r["conditions"]:
+        chk.fail("conditions", "no condition defined")
+    r["norm"] = r["calibration"] = None
+    if "norm" in doc:
+        n = r["norm"] = chk.fields(doc["norm"], SECTIONS["norm"], "norm")
+        if n["method"] not in NORM_METHODS:
+            chk.fail("norm.method", f"must be one of {', '.join(NORM_METHODS)}; got "
+                                    f"{n['method']!r}")
+        chk.ref(n["cohort"], r["data"], "norm.cohort", "data set")
+        if r["data"][n["cohort"]]["utt2spk"] is None:
+            chk.fail("norm.cohort", f"data set {n['cohort']!r} needs an utt2spk (one cohort "
+                                    "model per speaker)")
+        chk.positive(n["ddof"], "norm.ddof", strict=False)
+        chk.positive(n["top_n"], "norm.top_n", low=n["ddof"])
+    if "calibration" in doc:
+        c = r["calibration"] = chk.fields(doc["calibration"], SECTIONS["calibration"],
+                                          "calibration")
+        chk.ref(c["train"], r["conditions"], "calibration.train", "condition")
+        if not 0 < c["prior"] < 1:
+            chk.fail("calibration.prior", f"must be in (0, 1); got {c['prior']!r}")
+    e = r["evaluation"] = chk.fields(doc.get("evaluation", {}), SECTIONS["evaluation"],
+                                     "evaluation")
+    if not e["p_target"] or not all(0 < p < 1 for p in e["p_target"]):
+        chk.fail("evaluation.p_target", f"must be a non-empty list of priors in (0, 1); got "
+                                        f"{e['p_target']!r}")
+    chk.positive(e["c_miss"], "evaluation.c_miss")
+    chk.positive(e["c_fa"], "evaluation.c_fa")
+    return r
+
+
+def load_recipe(path) -> dict:
+    """Read and validate a recipe file (TOML, through the standard library's tomllib)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise RecipeError("reading a recipe needs Python >= 3.11 (tomllib) or the tomli "
+                              "package") from None
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such recipe file: {os.fspath(path)!r}")
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: not a valid TOML file ({exc})") from None
+    return validate(doc, path)

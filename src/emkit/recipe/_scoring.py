@@ -1,0 +1,106 @@
+"""The scoring work of a recipe: enrol a condition's models, score its trials and, with a
+cohort, the matrices score normalisation needs; then normalise."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import experiment as ex
+from .. import score_norm
+from ..features import FeatureError, read_id_lists, read_trials
+from ..gmm import GMMMachine
+from ..io.atomic import atomic_path
+
+__all__ = ["score_condition", "normalise"]
+
+
+def _ubm(machine):
+    return machine if isinstance(machine, GMMMachine) else machine.ubm
+
+
+def _enroll(machine, system: dict, ids, stats_lists):
+    return ex.enroll(machine, ids, stats_lists, relevance_factor=system["relevance_factor"],
+                     backend=system.get("backend") or "cosine")
+
+
+def _stats(ubm, feats: dict, ids, where: str) -> dict:
+    missing = [u for u in ids if u not in feats]
+    if missing:
+        raise FeatureError(f"{where}: utterance {missing[0]!r} is not in the features of the "
+                           f"data set ({len(missing)} missing)")
+    return dict(zip(ids, ex.compute_stats(ubm, [feats[u] for u in ids]), strict=True))
+
+
+def score_condition(machine_path, system: dict, condition: dict, feats: dict,
+                    cohort=None) -> dict:
+    """Scores of a condition's trials and the raw matrices.
+
+    ``cohort``: None or ``(features, utt2spk)`` of the cohort set: one T-cohort model per
+    speaker (all its utterances), every utterance a Z-cohort probe.  Returns a dict of arrays:
+    ``scores`` (n_models, n_probes), ``rows``/``cols`` (n_trials,) trial indices into it, and
+    with a cohort ``model_cohort`` (n_models, n_z), ``cohort_probe`` (n_t, n_probes),
+    ``cohort_cohort`` (n_t, n_z), ``same_speaker`` (n_t, n_z) bool.
+    """
+    machine = ex.load_machine(machine_path)
+    ubm = _ubm(machine)
+    lists = read_id_lists(condition["enroll"])
+    trials = read_trials(condition["trials"], require_labels=True)
+    unknown = [m for m in trials.models if m not in lists]
+    if unknown:
+        raise FeatureError(f"{condition['trials']}: model {unknown[0]!r} is not enrolled in "
+                           f"{condition['enroll']}")
+    models = list(dict.fromkeys(trials.models))
+    probes = list(dict.fromkeys(trials.probes))
+    needed = list(dict.fromkeys([u for m in models for u in lists[m]] + probes))
+    stats = _stats(ubm, feats, needed, f"{condition['enroll']} or {condition['trials']}")
+    enrolled = _enroll(machine, system, models, [[stats[u] for u in lists[m]] for m in models])
+    probe_stats = [stats[p] for p in probes]
+    row = {m: i for i, m in enumerate(models)}
+    col = {p: j for j, p in enumerate(probes)}
+    out = {"scores": ex.score(enrolled, probe_stats),
+           "rows": np.array([row[m] for m in trials.models]),
+           "cols": np.array([col[p] for p in trials.probes]),
+           "labels": trials.labels}
+    if cohort is not None:
+        cfeats, utt2spk = cohort
+        cstats = _stats(ubm, cfeats, list(utt2spk), "the cohort's utt2spk")
+        speakers = list(dict.fromkeys(utt2spk.values()))
+        cmodels = _enroll(machine, system, speakers,
+                          [[cstats[u] for u in utt2spk if utt2spk[u] == s] for s in speakers])
+        zprobes = list(cstats.values())
+        out["model_cohort"] = ex.score(enrolled, zprobes)
+        out["cohort_probe"] = ex.score(cmodels, probe_stats)
+        out["cohort_cohort"] = ex.score(cmodels, zprobes)
+        out["same_speaker"] = score_norm.same_value_mask(np.array(speakers),
+                                                         np.array(list(utt2spk.values())))
+    return out
+
+
+def save_npz(arrays: dict, path) -> None:
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def normalise(arrays, method: str, *, top_n: int = 200, ddof: int = 1) -> np.ndarray:
+    """The trials' normalised scores (n_trials,) from the arrays of :func:`score_condition`."""
+    s, z, t = arrays["scores"], arrays["model_cohort"], arrays["cohort_probe"]
+    if method == "z":
+        m = score_norm.znorm(s, z, ddof=ddof)
+    elif method == "t":
+        m = score_norm.tnorm(s, t, ddof=ddof)
+    elif method == "zt":
+        m = score_norm.ztnorm(s, z, t, arrays["cohort_cohort"], arrays["same_speaker"],
+                              ddof=ddof)
+    elif method == "s":
+        m = score_norm.snorm(s, z, t, ddof=ddof)
+    else:
+        m = score_norm.adaptive_snorm(s, z, t, top_n=top_n, ddof=ddof)
+    return m[arrays["rows"], arrays["cols"]]
+
+
+def read_npz(path) -> dict:
+    with np.load(os.fspath(path), allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}

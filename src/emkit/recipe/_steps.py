@@ -1,0 +1,188 @@
+"""The registry of step kinds: each builds the steps of a validated recipe, in order.
+
+Work-directory layout::
+
+    features/<set>.ark, .scp           features of the audio data sets
+    ubm.h5                             the UBM
+    systems/<system>/machine.h5        ISV/JFA machine or i-vector system (not for gmm-map)
+    systems/<system>/<cond>.npz        score matrices (and cohort matrices with [norm])
+    systems/<system>/<cond>.raw.txt    trial scores; .norm.txt normalised; .cal.txt calibrated
+    systems/<system>/calibration.json
+    results.json, det.png              evaluation of the final scores
+
+The steps after training (score, norm, calibrate, evaluate) are in :mod:`._steps_scores`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .. import experiment as ex
+from ..features import read_feature_sources, read_id_map
+from ._runner import FunctionStep
+
+__all__ = ["STEP_KINDS", "step_kind", "plan", "Context", "machine_path"]
+
+STEP_KINDS = {}
+
+
+def step_kind(name):
+    """Register a builder ``f(recipe, work: Path) -> list of steps`` under ``name``."""
+    def register(builder):
+        STEP_KINDS[name] = builder
+        return builder
+    return register
+
+
+def plan(recipe) -> list:
+    """Every step of the recipe, in the order of the registry (a valid execution order)."""
+    work = Path(recipe["work_dir"])
+    return [step for builder in STEP_KINDS.values() for step in builder(recipe, work)]
+
+
+class Context:
+    """What the steps share in one run: the recipe and the features read so far."""
+
+    def __init__(self, recipe, *, progress: bool = False):
+        self.recipe, self.progress = recipe, progress
+        self.work = Path(recipe["work_dir"])
+        self._features = {}
+
+    def feature_files(self, name) -> list:
+        d = self.recipe["data"][name]
+        if d["audio"] is not None:
+            return [os.fspath(self.work / "features" / f"{name}.scp")]
+        return list(d["features"])
+
+    def features(self, name) -> dict:
+        if name not in self._features:
+            self._features[name] = read_feature_sources(self.feature_files(name))
+        return self._features[name]
+
+    def forget(self, name):
+        self._features.pop(name, None)
+
+
+def _feature_inputs(recipe, work, name) -> list:
+    """The feature files of a set, with the archives its .scp files point to."""
+    d = recipe["data"][name]
+    files = ([work / "features" / f"{name}.scp", work / "features" / f"{name}.ark"]
+             if d["audio"] is not None else list(d["features"]))
+    out = []
+    for f in map(os.fspath, files):
+        out.append(f)
+        if f.endswith(".scp") and d["audio"] is None and os.path.isfile(f):
+            with open(f, encoding="utf-8", errors="replace") as lines:
+                for line in lines:
+                    parts = line.split(maxsplit=1)
+                    if len(parts) == 2:
+                        target = re.sub(r":\d+$", "", parts[1].strip())
+                        if os.path.isfile(target) and target not in out:
+                            out.append(target)
+    return out
+
+
+def _labels(recipe, name) -> list:
+    path = recipe["data"][name]["utt2spk"]
+    return [path] if path else []
+
+
+@step_kind("features")
+def _features_steps(recipe, work):
+    from .. import audio
+
+    steps = []
+    for name, d in recipe["data"].items():
+        if d["audio"] is None:
+            continue
+        ark = work / "features" / f"{name}.ark"
+
+        def inputs(d=d):
+            files = [os.fspath(p) for p in sorted(Path(d["audio"]).glob("*"))
+                     if p.name in ("wav.scp", "segments")]
+            return files + [u.path for u in audio.find_utterances([d["audio"]])]
+
+        def run(ctx, name=name, d=d, ark=ark):
+            ctx.forget(name)
+            shapes = audio.compute_features([d["audio"]], ark, recipe["features"],
+                                            jobs=recipe["jobs"], progress=ctx.progress)
+            frames = sum(s[0] for s in shapes.values())
+            return f"{len(shapes)} utterances, {frames} frames x {next(iter(shapes.values()))[1]}"
+
+        params = {"features": dataclasses.asdict(recipe["features"])}
+        steps.append(FunctionStep(f"features:{name}", run, inputs, params,
+                                  [ark, ark.with_suffix(".scp")]))
+    return steps
+
+
+@step_kind("ubm")
+def _ubm_steps(recipe, work):
+    u = recipe["ubm"]
+
+    def run(ctx):
+        frames = np.concatenate(list(ctx.features(u["data"]).values()))
+        ubm = ex.train_ubm(frames, u["gaussians"], max_iterations=u["iterations"],
+                           kmeans_iterations=u["kmeans_iterations"], seed=recipe["seed"])
+        ubm.save(work / "ubm.h5")
+        return f"{u['gaussians']} Gaussians from {frames.shape[0]} frames, {ubm.n_iter_} EM " \
+               "iterations"
+
+    return [FunctionStep("ubm", run, lambda: _feature_inputs(recipe, work, u["data"]),
+                         {**u, "seed": recipe["seed"]}, [work / "ubm.h5"])]
+
+
+def machine_path(recipe, work, system) -> Path:
+    if recipe["systems"][system]["kind"] == "gmm-map":
+        return work / "ubm.h5"
+    return work / "systems" / system / "machine.h5"
+
+
+def _train(ctx, system, s, output):
+    from .. import factor_analysis
+    from ..ivector import IVectorMachine
+
+    ubm = ex.load_machine(ctx.work / "ubm.h5")
+    feats = ctx.features(s["data"])
+    labels = ctx.recipe["data"][s["data"]]["utt2spk"]
+    utt2spk = read_id_map(labels) if labels else None  # None: i-vector + cosine without WCCN
+    ids = [u for u in feats if utt2spk is None or u in utt2spk]
+    y = None if utt2spk is None else [utt2spk[u] for u in ids]
+    stats = ex.compute_stats(ubm, [feats[u] for u in ids], progress=ctx.progress)
+    seed = ctx.recipe["seed"]
+    if s["kind"] == "ivector":
+        machine = IVectorMachine(ubm, dim_t=s["dim"], max_iterations=s["iterations"],
+                                 random_state=seed).fit(stats)
+        machine = ex.IVectorBackend(machine).fit(stats, y, plda=s["backend"] == "plda")
+    else:
+        cls = factor_analysis.ISVMachine if s["kind"] == "isv" else factor_analysis.JFAMachine
+        extra = {"r_V": s["rank_v"]} if s["kind"] == "jfa" else {}
+        machine = cls(ubm=ubm, r_U=s["rank_u"], em_iterations=s["iterations"],
+                      relevance_factor=s["relevance_factor"], random_state=seed, **extra)
+        machine.fit(stats, y)
+    machine.save(output)
+    if y is None:
+        return f"i-vector extractor from {len(ids)} utterances (no speaker labels)"
+    return f"{s['kind']} from {len(ids)} utterances of {len(set(y))} speakers"
+
+
+@step_kind("train")
+def _train_steps(recipe, work):
+    steps = []
+    for system, s in recipe["systems"].items():
+        if s["kind"] == "gmm-map":
+            continue
+        out = machine_path(recipe, work, system)
+        steps.append(FunctionStep(
+            f"train:{system}", lambda ctx, system=system, s=s, out=out: _train(ctx, system, s, out),
+            lambda s=s: [os.fspath(work / "ubm.h5"), *_feature_inputs(recipe, work, s["data"]),
+                         *_labels(recipe, s["data"])],
+            {**s, "seed": recipe["seed"]}, [out]))
+    return steps
+
+
+from . import _steps_scores  # noqa: E402,F401  (registers score, norm, calibrate, evaluate)

@@ -1,0 +1,260 @@
+"""``emkit run``: the runner's skip logic on a tiny audio experiment, and what the steps write."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio]) is not installed")
+pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
+
+import soundfile as sf  # noqa: E402
+
+from emkit import score_norm  # noqa: E402
+from emkit.calibration_io import load_calibration  # noqa: E402
+from emkit.cli import cli  # noqa: E402
+from emkit.cli._run import run as run_command  # noqa: E402
+from emkit.features import read_scores  # noqa: E402
+from emkit.recipe import FunctionStep, Runner, Step, run_recipe  # noqa: E402
+from emkit.recipe._scoring import read_npz  # noqa: E402
+from recipe_data import RATE, make_project, voice  # noqa: E402
+
+if "run" not in cli.commands:  # until the command is registered in the group
+    cli.add_command(run_command)
+
+ALL = ["features:train", "features:test", "features:cohort", "ubm", "train:isv",
+       "score:gmm:dev", "score:gmm:eval", "score:isv:dev", "score:isv:eval", "norm:gmm:dev",
+       "norm:gmm:eval", "norm:isv:dev", "norm:isv:eval", "calibrate:gmm", "calibrate:isv",
+       "evaluate"]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recipe") / "p"
+    recipe = make_project(root)
+    results, report = run_recipe(recipe)
+    shutil.copytree(root, root.with_name("pristine"))
+    return root, results, report
+
+
+@pytest.fixture()
+def project(first_run):
+    """The project as after its first run (stamps and outputs), at the same path (the .scp
+    files name their archives by absolute path)."""
+    root = first_run[0]
+    shutil.rmtree(root)
+    shutil.copytree(root.with_name("pristine"), root)
+    return root
+
+
+def ran(results):
+    return [r.name for r in results if r.status == "run"]
+
+
+def test_first_run_runs_every_step_in_order(first_run):
+    root, results, report = first_run
+    assert [r.name for r in results] == ALL and ran(results) == ALL
+    text = report.read_text()
+    assert "| gmm | eval | eval.cal.txt | 3 | 6 | " in text and "| evaluate | run |" in text
+    assert (root / "work" / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_second_run_skips_every_step(project):
+    before = (project / "work" / "systems" / "isv" / "eval.cal.txt").read_bytes()
+    results, report = run_recipe(project / "recipe.toml")
+    assert ran(results) == [] and len(results) == len(ALL)
+    assert (project / "work" / "systems" / "isv" / "eval.cal.txt").read_bytes() == before
+    assert "| evaluate | skipped |" in report.read_text()
+
+
+def test_force_runs_every_step(project):
+    assert ran(run_recipe(project / "recipe.toml", force=True)[0]) == ALL
+
+
+def edit(project, old, new):
+    path = project / "recipe.toml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_norm_parameter_reruns_only_normalisation_and_after(project):
+    edit(project, 'method = "s"', 'method = "z"')
+    assert ran(run_recipe(project / "recipe.toml")[0]) == [
+        "norm:gmm:dev", "norm:gmm:eval", "norm:isv:dev", "norm:isv:eval", "calibrate:gmm",
+        "calibrate:isv", "evaluate"]
+
+
+def test_system_parameter_reruns_only_that_system(project):
+    edit(project, "rank_u = 2", "rank_u = 1")
+    assert ran(run_recipe(project / "recipe.toml")[0]) == [
+        "train:isv", "score:isv:dev", "score:isv:eval", "norm:isv:dev", "norm:isv:eval",
+        "calibrate:isv", "evaluate"]
+
+
+def test_changed_audio_file_reruns_its_dependants(project):
+    wav = project / "data" / "test" / "wav" / "spk9-s1.wav"
+    sf.write(wav, voice(9, 1) + 0.02 * np.random.default_rng(7).standard_normal(9600), RATE,
+             subtype="PCM_16")
+    # spk9 is an eval probe: the dev condition's score matrices come out byte-identical, so
+    # its normalisation is not re-run (content hashes, not times)
+    assert ran(run_recipe(project / "recipe.toml")[0]) == [
+        "features:test", "score:gmm:dev", "score:gmm:eval", "score:isv:dev", "score:isv:eval",
+        "norm:gmm:eval", "norm:isv:eval", "calibrate:gmm", "calibrate:isv", "evaluate"]
+
+
+def test_touched_but_unchanged_file_reruns_nothing(project):
+    wav = project / "data" / "train" / "wav" / "spk0-s0.wav"
+    os.utime(wav, ns=(1, 1))
+    assert ran(run_recipe(project / "recipe.toml")[0]) == []
+
+
+def test_changed_trial_list_reruns_its_condition(project):
+    trials = project / "eval.trials"
+    trials.write_text("".join(trials.read_text().splitlines(keepends=True)[:-1]))
+    assert ran(run_recipe(project / "recipe.toml")[0]) == [
+        "score:gmm:eval", "score:isv:eval", "norm:gmm:eval", "norm:isv:eval", "calibrate:gmm",
+        "calibrate:isv", "evaluate"]
+
+
+def test_deleted_or_edited_output_reruns_its_step(project):
+    (project / "work" / "systems" / "gmm" / "dev.norm.txt").unlink()
+    (project / "work" / "ubm.h5").write_bytes(b"tampered")
+    results = run_recipe(project / "recipe.toml")[0]
+    # an output that is missing or not what the step wrote makes the step run again
+    assert "ubm" in ran(results) and "norm:gmm:dev" in ran(results)
+    assert (project / "work" / "systems" / "gmm" / "dev.norm.txt").is_file()
+
+
+def test_failed_step_leaves_it_out_of_date(tmp_path):
+    out = tmp_path / "out.txt"
+    calls = []
+
+    def fail(ctx):
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    def ok(ctx):
+        calls.append(2)
+        out.write_text("x")
+        return "done"
+
+    step = FunctionStep("one", fail, list, {"a": 1}, [out])
+    assert isinstance(step, Step)
+    with pytest.raises(RuntimeError, match="boom"):
+        Runner(tmp_path / "w").run([step], None)
+    step.run_fn = ok
+    assert [r.status for r in Runner(tmp_path / "w").run([step], None)] == ["run"]
+    assert [r.status for r in Runner(tmp_path / "w").run([step], None)] == ["skipped"]
+    step.param_values = {"a": 2}
+    assert [r.status for r in Runner(tmp_path / "w").run([step], None)] == ["run"]
+    assert calls == [1, 2, 2]
+
+
+def test_normalised_and_calibrated_scores(first_run):
+    root = first_run[0]
+    d = root / "work" / "systems" / "isv"
+    arrays = read_npz(d / "eval.npz")
+    expected = score_norm.snorm(arrays["scores"], arrays["model_cohort"],
+                                arrays["cohort_probe"])[arrays["rows"], arrays["cols"]]
+    trials, normed = read_scores(d / "eval.norm.txt")
+    np.testing.assert_allclose(normed, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    assert arrays["model_cohort"].shape == (3, 6) and arrays["cohort_probe"].shape == (3, 3)
+    cal = load_calibration(d / "calibration.json")
+    _, calibrated = read_scores(d / "eval.cal.txt")
+    np.testing.assert_allclose(calibrated, cal.coef_[0] * normed + cal.intercept_, rtol=0,
+                               atol=1e-12 * np.abs(calibrated).max())
+    rows = json.loads((root / "work" / "results.json").read_text())
+    assert [(r["system"], r["condition"]) for r in rows] == [
+        ("gmm", "dev"), ("gmm", "eval"), ("isv", "dev"), ("isv", "eval")]
+    assert all(r["targets"] == 3 and r["nontargets"] == 6 for r in rows)
+
+
+def test_cli_run(project):
+    result = CliRunner().invoke(cli, ["run", str(project / "recipe.toml"), "--no-progress"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "0 step(s) run, 16 up to date" in result.stdout
+    assert "[skip] evaluate" in result.stderr
+    result = CliRunner().invoke(cli, ["run", str(project / "recipe.toml"), "--force"],
+                                catch_exceptions=False)
+    assert "16 step(s) run, 0 up to date" in result.stdout
+
+
+def test_results_match_the_score_files(first_run):
+    from emkit import metrics
+
+    root = first_run[0]
+    rows = json.loads((root / "work" / "results.json").read_text())
+    for r in rows:
+        d = root / "work" / "systems" / r["system"]
+        for stage, key in (("raw", "eer_raw"), ("cal", "eer")):
+            trials, values = read_scores(d / f"{r['condition']}.{stage}.txt")
+            y = trials.labels
+            assert r[key] == metrics.eer(values[y], values[~y])
+        assert r["cllr"] == metrics.cllr(values[y], values[~y])
+        assert r["act_dcf"]["0.1"] == metrics.act_dcf(values[y], values[~y], 0.1)
+
+
+FEATURE_RECIPE = """\
+[data.train]
+features = ["train.npz"]
+[data.test]
+features = ["test.npz"]
+[ubm]
+data = "train"
+gaussians = 2
+iterations = 2
+kmeans_iterations = 2
+[systems.gmm]
+kind = "gmm-map"
+[systems.ivec]
+kind = "ivector"
+dim = 2
+iterations = 2
+backend = "cosine"
+[conditions.test]
+data = "test"
+enroll = "enroll"
+trials = "trials"
+"""
+
+
+def test_feature_lists_without_norm_or_calibration(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def feats(speakers):
+        return {f"s{s}-{k}": rng.normal(s, 1.0, (40, 3)) for s in speakers for k in (0, 1)}
+
+    np.savez(tmp_path / "train.npz", **feats(range(4)))
+    np.savez(tmp_path / "test.npz", **feats(range(4, 7)))
+    (tmp_path / "enroll").write_text("".join(f"m{s} s{s}-0\n" for s in range(4, 7)))
+    (tmp_path / "trials").write_text("".join(
+        f"m{m} s{p}-1 {'target' if m == p else 'nontarget'}\n"
+        for m in range(4, 7) for p in range(4, 7)))
+    (tmp_path / "recipe.toml").write_text(FEATURE_RECIPE)
+    results, report = run_recipe(tmp_path / "recipe.toml")
+    assert ran(results) == ["ubm", "train:ivec", "score:gmm:test", "score:ivec:test",
+                            "evaluate"]
+    rows = json.loads((tmp_path / "work" / "results.json").read_text())
+    assert [r["scores"] for r in rows] == ["test.raw.txt", "test.raw.txt"]
+    assert rows[0]["eer"] == rows[0]["eer_raw"]
+    np.savez(tmp_path / "test.npz", **feats(range(4, 7)))  # new features of the test set
+    assert ran(run_recipe(tmp_path / "recipe.toml")[0]) == [
+        "score:gmm:test", "score:ivec:test", "evaluate"]
+
+
+def test_failed_step_reruns_after_the_fix_and_only_it(project):
+    wav = project / "data" / "test" / "wav" / "spk9-s1.wav"
+    good = wav.read_bytes()
+    wav.write_text("not audio")
+    result = CliRunner().invoke(cli, ["run", str(project / "recipe.toml")])
+    assert result.exit_code == 1
+    assert "emkit run: error:" in result.stderr and "spk9-s1.wav" in result.stderr
+    assert "Traceback" not in result.output
+    wav.write_bytes(good)
+    # the features come out byte-identical to the first run's: nothing after them re-runs
+    assert ran(run_recipe(project / "recipe.toml")[0]) == ["features:test"]
