@@ -11,12 +11,9 @@ from emkit.calibration import LinearCalibration
 from emkit.calibration_io import (load_calibration, save_calibration, score_metrics,
                                   train_calibration)
 from emkit.cli import cli
-from emkit.cli._calibrate import calibrate
 from emkit.features import read_scores, write_scores
 from test_cli import no_leftovers, one_line_error
 
-if "calibrate" not in cli.commands:  # until the command is registered in the group
-    cli.add_command(calibrate)
 
 
 def run(*args):
@@ -137,6 +134,18 @@ def test_usage_errors(files, monkeypatch, args, fragment):
     assert result.exit_code in (1, 2)
     one_line_error(result, result.exit_code, fragment)
     no_leftovers(files, "x.json")
+
+
+def test_output_that_is_an_input_is_refused(files):
+    """-o or --save naming an input file (here the scores or the loaded calibration) is a usage
+    error, and the input is left as it was."""
+    run("--train", files / "dev.txt", "--save", files / "cal.json")
+    before = (files / "eval.txt").read_bytes(), (files / "cal.json").read_bytes()
+    one_line_error(run(files / "eval.txt", "--load", files / "cal.json", "-o", files / "eval.txt"),
+                   2, "eval.txt", "refusing to overwrite an input")
+    one_line_error(run(files / "eval.txt", "--load", files / "cal.json", "-o", files / "out.txt",
+                       "--save", files / "cal.json"), 2, "cal.json", "refusing to overwrite")
+    assert ((files / "eval.txt").read_bytes(), (files / "cal.json").read_bytes()) == before
 
 
 def test_unlabelled_dev_without_key_exits_1(files):

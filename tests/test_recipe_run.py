@@ -16,14 +16,11 @@ import soundfile as sf  # noqa: E402
 from emkit import score_norm  # noqa: E402
 from emkit.calibration_io import load_calibration  # noqa: E402
 from emkit.cli import cli  # noqa: E402
-from emkit.cli._run import run as run_command  # noqa: E402
 from emkit.features import read_scores  # noqa: E402
 from emkit.recipe import FunctionStep, Runner, Step, run_recipe  # noqa: E402
 from emkit.recipe._scoring import read_npz  # noqa: E402
 from recipe_data import RATE, make_project, voice  # noqa: E402
 
-if "run" not in cli.commands:  # until the command is registered in the group
-    cli.add_command(run_command)
 
 ALL = ["features:train", "features:test", "features:cohort", "ubm", "train:isv",
        "score:gmm:dev", "score:gmm:eval", "score:isv:dev", "score:isv:eval", "norm:gmm:dev",

@@ -4,12 +4,9 @@ import pytest
 from click.testing import CliRunner
 
 from emkit.cli import cli
-from emkit.cli._run import run as run_command
 from emkit.recipe import RecipeError, load_recipe
 from test_cli import one_line_error
 
-if "run" not in cli.commands:  # until the command is registered in the group
-    cli.add_command(run_command)
 
 BASE = """\
 [data.train]

@@ -1,8 +1,8 @@
 """The ``emkit`` command line (click): ``emkit --help`` lists the commands and the exit codes.
 
 Commands: ``demo`` (the whole experiment on embedded data), ``features`` (MFCC/filterbanks
-from audio), ``train-ubm``, ``train-isv``,
-``train-jfa``, ``train-ivector``, ``enroll``, ``score`` and ``evaluate``.  Exit status: 0 success,
+from audio), ``train-ubm``, ``train-isv``, ``train-jfa``, ``train-ivector``, ``enroll``,
+``score``, ``calibrate``, ``evaluate`` and ``run`` (a whole experiment from a TOML recipe).  Exit status: 0 success,
 1 runtime failure, 2 usage error, 130 interrupted (Ctrl-C); errors are one line on stderr.
 """
 
@@ -24,8 +24,11 @@ if (_os.path.basename(getattr(_sys, "argv", [""])[0] or "") in ("emkit", "emkit.
 
 from . import _commands, _demo, _evaluate  # noqa: E402,F401  (register the commands)
 from ._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, cli, main  # noqa: E402
+from ._calibrate import calibrate as _calibrate  # noqa: E402
 from ._features import features as _features  # noqa: E402
+from ._run import run as _run  # noqa: E402
 
-cli.add_command(_features)
+for _command in (_features, _calibrate, _run):
+    cli.add_command(_command)
 
 __all__ = ["cli", "main", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED"]

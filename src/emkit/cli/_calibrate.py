@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ..features import check_writable
-from ._app import InputFile
+from ._app import InputFile, check_outputs
 
 __all__ = ["calibrate"]
 
@@ -50,9 +49,8 @@ def calibrate(scores, output, dev, key, prior, save, load):
                                "where to write them)")
     if scores is None and save is None:
         raise click.UsageError("nothing to do: give SCORES -o OUTPUT and/or --save CALIBRATION")
-    for path in (save, output):
-        if path is not None:
-            check_writable(path)
+    check_outputs({"-o/--output": output, "--save": save},
+                  {"SCORES": scores, "--train": dev, "--key": key, "--load": load})
     if output is not None and save is not None and output == save:
         raise click.UsageError("-o/--output and --save must be different files")
     if dev is not None:
