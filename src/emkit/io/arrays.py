@@ -48,18 +48,19 @@ class HDF5RowReader:
         from .untrusted import FeatureError
 
         path = os.fspath(path)
+        where = f"{path}: dataset {dataset!r}"
         with open_hdf5(path) as f:
-            if dataset not in f:
-                raise KeyError(f"{path!r} has no dataset {dataset!r} (it has {sorted(f)})")
-            where = f"{path}: dataset {dataset!r}"
             try:
+                if dataset not in f:
+                    raise KeyError(f"{path!r} has no dataset {dataset!r} (it has {sorted(f)})")
                 d = f[dataset]
                 if not isinstance(d, h5py.Dataset):
                     raise FeatureError(f"{where} is a group, not a dataset")
                 check_feature_dataset(d, where, os.stat(path).st_size, None)
                 return cls(path, dataset, tuple(d.shape), d.dtype)
             except H5_ERRORS as exc:
-                if isinstance(exc, FeatureError):
+                if isinstance(exc, FeatureError) or (isinstance(exc, KeyError)
+                                                     and "has no dataset" in str(exc)):
                     raise
                 raise FeatureError(f"{where}: a damaged HDF5 file (h5py: {exc})") from None
 
@@ -68,10 +69,15 @@ class HDF5RowReader:
         return 2
 
     def __getitem__(self, key):
-        import h5py
+        from .hdf5_features import H5_ERRORS, open_hdf5
+        from .untrusted import FeatureError
 
-        with h5py.File(self.path, "r") as f:
-            return f[self.dataset][key]
+        with open_hdf5(self.path) as f:
+            try:
+                return f[self.dataset][key]
+            except H5_ERRORS as exc:  # damaged chunks are found only when read
+                raise FeatureError(f"{self.path}: dataset {self.dataset!r}: cannot read rows "
+                                   f"{key!r} (h5py: {exc})") from None
 
 
 def hdf5_frames(path, dataset: str = "frames", chunk_rows: int = 262_144):

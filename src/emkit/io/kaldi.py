@@ -187,7 +187,7 @@ def _skip_space(f) -> bool:
     """Move past whitespace; False at the end of the file."""
     while True:
         start = f.tell()
-        chunk = f.read(65536)
+        chunk = f.read(256)
         if not chunk:
             return False
         rest = chunk.lstrip(_SPACE)

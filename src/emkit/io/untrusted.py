@@ -137,8 +137,12 @@ def check_limit(max_utterance_bytes) -> int:
     return int(max_utterance_bytes)
 
 
-def as_features(array, where: str, n_features: int | None = None) -> np.ndarray:
-    """``array`` as a finite float64 ``(n_frames, n_features)`` matrix with at least one of each."""
+def as_features(array, where: str, n_features: int | None = None, *,
+                check_finite: bool = True) -> np.ndarray:
+    """``array`` as a finite float64 ``(n_frames, n_features)`` matrix with at least one of each.
+
+    ``check_finite=False`` skips the scan for NaN/inf (for arrays already checked).
+    """
     array = np.asarray(array)
     if array.dtype.kind not in "fiu" or array.ndim != 2:
         raise FeatureError(f"{where} must be a 2-D numeric array (n_frames, n_features); got "
@@ -151,6 +155,6 @@ def as_features(array, where: str, n_features: int | None = None) -> np.ndarray:
         raise FeatureError(f"{where} has {array.shape[1]} features per frame; the model "
                            f"expects {n_features}")
     array = np.ascontiguousarray(array, dtype=np.float64)
-    if not np.isfinite(array).all():
+    if check_finite and not np.isfinite(array).all():
         raise FeatureError(f"{where} contains NaN or infinite values")
     return array
