@@ -178,7 +178,8 @@ def ark_empty_text_matrix(tmp_path):
 def ark_nan_in_binary_matrix(tmp_path):
     bad = GOOD.copy()
     bad[2, 1] = np.nan
-    return _ark(tmp_path, b"u1 \0B" + kaldi_binary(GOOD, "DM") + b"u2 \0B" + kaldi_binary(bad, "DM"))
+    return _ark(tmp_path, b"u1 \0B" + kaldi_binary(GOOD, "DM") + b"u2 \0B"
+                + kaldi_binary(bad, "DM"))
 
 
 @case(r"contains NaN or infinite values", "u1")
@@ -237,7 +238,7 @@ def ark_over_the_utterance_limit(tmp_path):
     return (lambda: read_features(path, max_utterance_bytes=64)), str(path)
 
 
-@case(r"a 9 matrix \(72 bytes as float64\) exceeds max_utterance_bytes=64", "u1")
+@case(r"a 3 x 3 matrix \(72 bytes as float64\) exceeds max_utterance_bytes=64", "u1")
 def text_ark_over_the_utterance_limit(tmp_path):
     path = _file(tmp_path, "x.ark", b"u1 [ 1 2 3\n 4 5 6\n 7 8 9\n 10 11 12 ]\n")
     return (lambda: read_features(path, max_utterance_bytes=64)), str(path)

@@ -90,12 +90,12 @@ def check_writable(path) -> Path:
 
 
 def _read_npy(path: Path, limit: int) -> dict:
-    return {path.stem: read_npy(path, max_utterance_bytes=limit, where=f"{path}: utterance "
-                                f"{path.stem!r}")}
+    return {path.stem: read_npy(path, max_utterance_bytes=limit, float64=True,
+                                where=f"{path}: utterance {path.stem!r}")}
 
 
 def _read_npz(path: Path, limit: int) -> dict:
-    arrays = read_npz(path, max_utterance_bytes=limit)
+    arrays = read_npz(path, max_utterance_bytes=limit, float64=True)
     if list(arrays) == ["arr_0"]:
         return {path.stem: arrays["arr_0"]}
     return arrays

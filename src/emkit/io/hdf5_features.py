@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 import h5py
+import numpy as np
 
 from .untrusted import (MAX_COMPRESSION_RATIO, MAX_UTTERANCE_BYTES, FeatureError, check_limit,
                         check_regular, check_utterance_size)
@@ -101,7 +102,9 @@ def read_hdf5_features(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) 
             for name, ds in wanted.items():
                 where = f"{text}: utterance {name!r} (dataset {ds.name!r})"
                 check_feature_dataset(ds, where, file_bytes, limit)
-                out[name] = ds[()]
+                out[name] = np.empty(ds.shape, dtype=np.float64)  # HDF5 converts while reading
+                if out[name].size:
+                    ds.read_direct(out[name])
             return out
         except FeatureError:
             raise

@@ -25,7 +25,7 @@ import numpy as np
 
 from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_declared,
                         check_limit, check_utterance_size, file_size, open_regular, plausible_key,
-                        show_key)
+                        read_values, show_key)
 
 __all__ = ["read_kaldi_ark", "read_kaldi_scp", "strip_specifier"]
 
@@ -71,12 +71,11 @@ def _plain(r: _Reader, token: bytes, where: str) -> np.ndarray:
     itemsize = np.dtype(dtype).itemsize
     check_declared(rows * cols * itemsize, r.left(), where, "matrix")
     check_utterance_size((rows, cols), where, r.limit)
-    data = r.f.read(rows * cols * itemsize)
-    return np.frombuffer(data, dtype=dtype).reshape(rows, cols).astype(np.float64)
+    return read_values(r.f, rows * cols, dtype, where, np.float64).reshape(rows, cols)
 
 
 def _cm_table(percentiles: np.ndarray) -> np.ndarray:
-    """Kaldi's ``CharToFloat`` for every byte value: (cols, 256) float32 from (cols, 4) percentiles."""
+    """Kaldi's ``CharToFloat`` of each byte value: (cols, 256) float32 from (cols, 4) quantiles."""
     p0, p25, p75, p100 = (percentiles[:, k:k + 1] for k in range(4))
     v = np.arange(256, dtype=np.float32)[None, :]
     low = p0 + (p25 - p0) * v * np.float32(1 / 64.0)
@@ -131,7 +130,7 @@ def _binary(r: _Reader, where: str) -> np.ndarray:
 def _text(r: _Reader, where: str) -> np.ndarray:
     """A text matrix; the file is positioned at its ``[``."""
     line = r.f.readline()[1:]
-    rows, width, n_values = [], None, 0
+    rows, width = [], None
     while True:
         done = b"]" in line
         tokens = line.split(b"]", 1)[0].split()
@@ -144,8 +143,8 @@ def _text(r: _Reader, where: str) -> np.ndarray:
             if width is not None and row.size != width:
                 raise FeatureError(f"{where}: rows of a text matrix have different lengths "
                                    f"({width} and {row.size} values)")
-            width, n_values = row.size, n_values + row.size
-            check_utterance_size((n_values,), where, r.limit)
+            width = row.size
+            check_utterance_size((len(rows) + 1, width), where, r.limit)
             rows.append(row)
         if done:
             break
@@ -253,8 +252,8 @@ def _scp_lines(path: str):
             if number == 1 and line.startswith(_BOM):
                 line = line[len(_BOM):]
             if len(line) > _MAX_SCP_LINE:
-                raise FeatureError(f"{path} line {number}: longer than {_MAX_SCP_LINE} bytes; not a "
-                                   "Kaldi script file")
+                raise FeatureError(f"{path} line {number}: longer than {_MAX_SCP_LINE} bytes; "
+                                   "not a Kaldi script file")
             try:
                 yield number, line.decode("utf-8")
             except UnicodeDecodeError:

@@ -21,13 +21,13 @@ import zlib
 import numpy as np
 
 from .untrusted import (MAX_COMPRESSION_RATIO, MAX_UTTERANCE_BYTES, FeatureError, check_declared,
-                        check_limit, check_utterance_size, file_size, open_regular, show_key)
+                        check_limit, check_utterance_size, file_size, open_regular, read_values,
+                        show_key)
 
 __all__ = ["npy_layout", "read_npy", "read_npy_header", "read_npz"]
 
 _MAGIC = b"\x93NUMPY"
 _MAX_HEADER = 65536
-_CHUNK = 1 << 20
 
 
 def read_npy_header(f, where: str, available: int):
@@ -83,20 +83,13 @@ def read_npy_header(f, where: str, available: int):
     return dtype, shape, fortran, header_bytes, data_bytes
 
 
-def _read_data(f, dtype, shape, fortran: bool, n_bytes: int, where: str) -> np.ndarray:
-    """Read exactly ``n_bytes`` (already checked) in pieces; native byte order, C order."""
-    buffer = bytearray(n_bytes)
-    view, done = memoryview(buffer), 0
-    while done < n_bytes:
-        piece = f.read(min(_CHUNK, n_bytes - done))
-        if not piece:
-            raise FeatureError(f"{where}: the data end early ({done} of {n_bytes} bytes)")
-        view[done:done + len(piece)] = piece
-        done += len(piece)
-    count = n_bytes // dtype.itemsize
-    array = np.frombuffer(buffer, dtype=dtype, count=count)
-    array = array.astype(dtype.newbyteorder("="), copy=False)
-    return np.ascontiguousarray(array.reshape(shape, order="F" if fortran else "C"))
+def _read_data(f, dtype, shape, fortran: bool, where: str, float64: bool) -> np.ndarray:
+    """The data after the header (their size already checked), C order, native byte order."""
+    count = 1
+    for n in shape:
+        count *= n
+    values = read_values(f, count, dtype, where, np.float64 if float64 else None)
+    return np.ascontiguousarray(values.reshape(shape, order="F" if fortran else "C"))
 
 
 def _checked_header(f, where: str):
@@ -117,14 +110,18 @@ def npy_layout(path, where: str = ""):
     return shape, dtype
 
 
-def read_npy(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES, where: str = ""):
-    """The array of a ``.npy`` file (numeric dtypes only), checked against the file's size."""
+def read_npy(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES, where: str = "",
+             float64: bool = False):
+    """The array of a ``.npy`` file (numeric dtypes only), checked against the file's size.
+
+    Returned in native byte order and C order, as float64 when ``float64``.
+    """
     limit = check_limit(max_utterance_bytes)
     where = where or str(path)
     with open_regular(path) as f:
-        dtype, shape, fortran, data_bytes = _checked_header(f, where)
+        dtype, shape, fortran, _ = _checked_header(f, where)
         check_utterance_size(shape, where, limit)
-        return _read_data(f, dtype, shape, fortran, data_bytes, where)
+        return _read_data(f, dtype, shape, fortran, where, float64)
 
 
 def _members(zf: zipfile.ZipFile, path, size: int):
@@ -142,7 +139,8 @@ def _members(zf: zipfile.ZipFile, path, size: int):
             raise FeatureError(f"{where} is encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise FeatureError(f"{where} uses zip compression method {info.compress_type}; only "
-                               "stored and deflated members (numpy.savez, savez_compressed) are read")
+                               "stored and deflated members (numpy.savez, savez_compressed) are "
+                               "read")
         if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
             raise FeatureError(f"{where}: a stored (uncompressed) member declares {info.file_size}"
                                f" bytes but occupies {info.compress_size}")
@@ -157,8 +155,12 @@ def _members(zf: zipfile.ZipFile, path, size: int):
         yield key, info
 
 
-def read_npz(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
-    """The arrays of an ``.npz`` file as ``{key: array}`` (numeric dtypes only), in file order."""
+def read_npz(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES,
+             float64: bool = False) -> dict:
+    """The arrays of an ``.npz`` file as ``{key: array}`` (numeric dtypes only), in file order.
+
+    Returned in native byte order and C order, as float64 when ``float64``.
+    """
     limit = check_limit(max_utterance_bytes)
     out = {}
     with open_regular(path) as f:
@@ -182,7 +184,7 @@ def read_npz(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
                                 f"{dtype.name} ({data_bytes} bytes) but the member holds "
                                 f"{info.file_size - header_bytes} bytes of data")
                         check_utterance_size(shape, where, limit)
-                        out[key] = _read_data(member, dtype, shape, fortran, data_bytes, where)
+                        out[key] = _read_data(member, dtype, shape, fortran, where, float64)
                 except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
                         struct.error, NotImplementedError, RuntimeError) as exc:
                     if isinstance(exc, FeatureError):

@@ -72,7 +72,7 @@ def check_regular(path, what: str = "") -> os.stat_result:
 
 
 def open_regular(path, what: str = ""):
-    """Open a regular file for binary reading (never blocks on a pipe); see :func:`check_regular`."""
+    """Open a regular file to read bytes; never blocks on a pipe (see :func:`check_regular`)."""
     check_regular(path, what)
     where = what or os.fspath(path)
     try:
@@ -135,6 +135,39 @@ def check_limit(max_utterance_bytes) -> int:
         raise ValueError("max_utterance_bytes must be an integer >= 8 (bytes); got "
                          f"{max_utterance_bytes!r}")
     return int(max_utterance_bytes)
+
+
+_CHUNK = 1 << 20
+
+
+def _fill(f, view, where: str) -> None:
+    done = 0
+    while done < len(view):
+        n = f.readinto(view[done:])
+        if not n:
+            raise FeatureError(f"{where}: the data end early")
+        done += n
+
+
+def read_values(f, count: int, dtype, where: str, out_dtype=None) -> np.ndarray:
+    """``count`` values of ``dtype`` from ``f`` (their size already checked) as a 1-D array.
+
+    The result has ``out_dtype`` (default: ``dtype`` in native byte order); a conversion is done
+    1 MiB at a time, so that at most the result plus 1 MiB is allocated.
+    """
+    dtype = np.dtype(dtype)
+    out_dtype = np.dtype(out_dtype if out_dtype is not None else dtype.newbyteorder("="))
+    out = np.empty(count, dtype=out_dtype)
+    if dtype == out_dtype:
+        _fill(f, memoryview(out).cast("B"), where)
+        return out
+    per = max(1, _CHUNK // dtype.itemsize)
+    buffer = bytearray(min(per, count) * dtype.itemsize)
+    for start in range(0, count, per):
+        n = min(per, count - start)
+        _fill(f, memoryview(buffer)[:n * dtype.itemsize], where)
+        out[start:start + n] = np.frombuffer(buffer, dtype=dtype, count=n)
+    return out
 
 
 def as_features(array, where: str, n_features: int | None = None, *,
