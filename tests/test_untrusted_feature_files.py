@@ -692,6 +692,14 @@ def hdf5_frames_declared_but_never_written(tmp_path):
     return (lambda: hdf5_frames(path)), str(path)
 
 
+@case(r"dataset 'frames' is empty \(shape \(0, 3\)\)")
+def hdf5_frames_without_rows(tmp_path):
+    path = tmp_path / "empty.h5"
+    with h5py.File(path, "w") as f:
+        f["frames"] = np.ones((0, 3))
+    return (lambda: hdf5_frames(path)), str(path)
+
+
 @case(r"dataset 'frames' must be a 2-D dataset \(n_frames, n_features\); got shape \(5,\)")
 def hdf5_frames_one_dimensional(tmp_path):
     path = tmp_path / "flat.h5"
@@ -801,3 +809,14 @@ def test_pickles_are_never_loaded(tmp_path):
         with pytest.raises(FeatureError, match="dtype object is not numeric"):
             read_features(tmp_path / name)
     assert not marker.exists()
+
+
+def test_a_pipe_swapped_in_after_the_check_neither_blocks_nor_is_read(tmp_path, monkeypatch,
+                                                                     no_hang):
+    """The stat before ``open`` can be raced; ``O_NONBLOCK`` and the ``fstat`` after it cannot."""
+    import emkit.io.untrusted as untrusted
+
+    os.mkfifo(tmp_path / "p.ark")
+    monkeypatch.setattr(untrusted, "check_regular", lambda path, what="": None)
+    with pytest.raises(FeatureError, match=r"p.ark is a named pipe, not a regular file"):
+        untrusted.open_regular(tmp_path / "p.ark")

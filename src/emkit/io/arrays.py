@@ -57,6 +57,8 @@ class HDF5RowReader:
                 if not isinstance(d, h5py.Dataset):
                     raise FeatureError(f"{where} is a group, not a dataset")
                 check_feature_dataset(d, where, os.stat(path).st_size, None)
+                if 0 in d.shape:
+                    raise FeatureError(f"{where} is empty (shape {d.shape})")
                 return cls(path, dataset, tuple(d.shape), d.dtype)
             except H5_ERRORS as exc:
                 if isinstance(exc, FeatureError) or (isinstance(exc, KeyError)

@@ -52,37 +52,42 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
+def _subject(path, what: str) -> str:
+    """How a message starts: ``"scp line 3: 'x.ark'"`` with ``what``, else the path itself."""
+    return f"{what}: {os.fspath(path)!r}" if what else os.fspath(path)
+
+
 def check_regular(path, what: str = "") -> os.stat_result:
     """``os.stat`` of ``path`` if it is (a link to) a regular file; :class:`FeatureError` otherwise.
 
     A missing file raises ``FileNotFoundError``.  ``what`` prefixes the message (e.g. the scp line).
     """
-    where = what or os.fspath(path)
+    subject = _subject(path, what)
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{where}: no such file {os.fspath(path)!r}") from None
+        raise FileNotFoundError(f"{subject}: no such file") from None
     except (OSError, ValueError) as exc:  # permission, a link loop, a NUL byte in the name
-        raise FeatureError(f"{where}: cannot access {os.fspath(path)!r} "
+        raise FeatureError(f"{subject}: cannot access it "
                            f"({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
     if not stat.S_ISREG(info.st_mode):
-        raise FeatureError(f"{where}: {os.fspath(path)!r} is {_kind(info.st_mode)}, not a regular "
-                           "file; emkit reads regular files only")
+        raise FeatureError(f"{subject} is {_kind(info.st_mode)}, not a regular file; emkit reads "
+                           "regular files only")
     return info
 
 
 def open_regular(path, what: str = ""):
     """Open a regular file to read bytes; never blocks on a pipe (see :func:`check_regular`)."""
     check_regular(path, what)
-    where = what or os.fspath(path)
+    subject = _subject(path, what)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise FeatureError(f"{where}: cannot open {os.fspath(path)!r} ({exc.strerror})") from None
+        raise FeatureError(f"{subject}: cannot open it ({exc.strerror})") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):  # replaced between the stat and the open
         os.close(fd)
-        raise FeatureError(f"{where}: {os.fspath(path)!r} is {_kind(mode)}, not a regular file")
+        raise FeatureError(f"{subject} is {_kind(mode)}, not a regular file")
     return os.fdopen(fd, "rb")
 
 
