@@ -345,7 +345,7 @@ def test_fuzz_hdf5(worker, workdir, pick, edits, rows):
 def test_the_memory_cap_is_effective(worker, workdir):
     """The child really fails (and reports) an allocation beyond the cap: the cap is not void."""
     path = workdir / "big.npy"
-    np.save(path, np.zeros((2**20, 12)))  # 96 MiB as float64: over 2 x 0 + 64 MiB
+    np.save(path, np.ones((2**20, 10), dtype=np.int8))  # 10 MiB; 80 MiB as float64: over the cap
     reply = worker.ask("features", path, 0)
     assert reply["outcome"] == "bad" and "MemoryError" in reply["message"], reply
     assert worker.ask("features", path, 0, limits=False)["outcome"] == "ok"
