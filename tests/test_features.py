@@ -174,12 +174,11 @@ def test_compressed_matrices(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     (b"u1 \0BFM \x04\x02\x00\x00\x00\x04\x03\x00\x00\x00" + b"\0" * 8, "ends in the middle"),
-    (b"u1 \0BXY \x04\x02\x00\x00\x00", "unsupported Kaldi object type 'XY'"),
+    (b"u1 \0BXY \x04\x02\x00\x00\x00", "unsupported Kaldi object type"),
     (b"u1 \0BFM \x08\x02\x00\x00\x00", "size byte"),
     (b"u1 [ 1 2\n", "closing ']'"),
     (b"u1 [ 1 x ]\n", "not a number"),
     (b"u1 [ 1 2\n 3 ]\n", "different lengths"),
-    (b"u1\n", "expected a space"),
 ])
 def test_broken_archives(tmp_path, content, message):
     (tmp_path / "bad.ark").write_bytes(content)

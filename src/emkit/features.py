@@ -24,6 +24,13 @@ Every matrix is returned as float64.  Kaldi's binary format is read by emkit's o
 kaldiio): after the key and a space, ``\\0B``, a type token (``FM `` ...), and for plain
 matrices two int32 sizes, each preceded by a size byte (4), then the values row by row.
 
+Feature files are treated as untrusted (:mod:`emkit.io.untrusted`): regular files only (no pipes
+or devices, also when an scp points to one), every size a header declares checked against the
+bytes present before anything is allocated, at most ``max_utterance_bytes`` (default 2 GiB as
+float64) per utterance, no pickles, and errors (:class:`FeatureError`, an
+:class:`~emkit.io.errors.InvalidFileError`) that name the file and the utterance without quoting
+the file's bytes.  An scp may name any regular file, as in Kaldi: use scp files you trust.
+
 Text files (id lists, trial lists, scores) are whitespace-separated columns; empty lines and
 lines starting with ``#`` are skipped.  Every writer here writes atomically (a temporary file in
 the target directory, renamed when complete), so an error never leaves a partial file.
@@ -34,13 +41,18 @@ from __future__ import annotations
 import io
 import os
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .io.atomic import atomic_write
+from .io.errors import InvalidFileError  # noqa: F401  (importable from here too)
+from .io.kaldi import read_kaldi_ark, read_kaldi_scp
+from .io.kaldi import strip_specifier as _strip_specifier
+from .io.numpy_files import read_npy, read_npz
+from .io.untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_limit,
+                           check_regular, open_regular, show_key)
 
 __all__ = ["FeatureError", "read_features", "read_feature_sources", "read_kaldi_ark",
            "read_kaldi_scp", "read_id_map", "read_id_lists", "Trials", "read_trials",
@@ -50,10 +62,6 @@ _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 LABELS = ("target", "nontarget")
-
-
-class FeatureError(ValueError):
-    """An input file exists but cannot be used (format, content); the message names the file."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,253 +85,30 @@ def check_writable(path) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
-# Kaldi
+# feature files (the readers live in emkit.io: kaldi, numpy_files, hdf5_features, untrusted)
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_exact(f, n: int, where: str) -> bytes:
-    data = f.read(n)
-    if len(data) != n:
-        raise FeatureError(f"{where}: file ends in the middle of a matrix")
-    return data
+def _read_npy(path: Path, limit: int) -> dict:
+    return {path.stem: read_npy(path, max_utterance_bytes=limit, float64=True,
+                                where=f"{path}: utterance {path.stem!r}")}
 
 
-def _read_token(f, where: str) -> str:
-    chars = bytearray()
-    while True:
-        c = f.read(1)
-        if not c:
-            raise FeatureError(f"{where}: file ends in the middle of a matrix header")
-        if c == b" ":
-            return chars.decode("latin-1")
-        chars += c
-        if len(chars) > 8:
-            raise FeatureError(f"{where}: unknown Kaldi object type {bytes(chars)[:8]!r}")
-
-
-def _read_int32(f, where: str) -> int:
-    size = _read_exact(f, 1, where)
-    if size != b"\x04":
-        raise FeatureError(f"{where}: expected a 4-byte integer size, found size byte {size!r}")
-    return struct.unpack("<i", _read_exact(f, 4, where))[0]
-
-
-def _char_to_float(p0, p25, p75, p100, v):
-    """Kaldi's ``CharToFloat`` of the "CM" format, vectorised: v (rows, cols) uint8."""
-    v = v.astype(np.float32)
-    low = p0 + (p25 - p0) * v * np.float32(1 / 64.0)
-    mid = p25 + (p75 - p25) * (v - 64) * np.float32(1 / 128.0)
-    high = p75 + (p100 - p75) * (v - 192) * np.float32(1 / 63.0)
-    return np.where(v <= 64, low, np.where(v <= 192, mid, high))
-
-
-def _read_compressed(f, token: str, where: str) -> np.ndarray:
-    min_value, value_range, rows, cols = struct.unpack("<ffii", _read_exact(f, 16, where))
-    if rows < 0 or cols < 0:
-        raise FeatureError(f"{where}: negative matrix size {rows} x {cols}")
-    min_value, value_range = np.float32(min_value), np.float32(value_range)
-    if token == "CM":
-        headers = np.frombuffer(_read_exact(f, 8 * cols, where), dtype="<u2").reshape(cols, 4)
-        scale = value_range * np.float32(1.52590218966964e-05)  # Kaldi's 1 / 65535
-        pct = min_value + scale * headers.astype(np.float32)
-        data = np.frombuffer(_read_exact(f, rows * cols, where), dtype=np.uint8)
-        data = data.reshape(cols, rows).T  # stored column by column
-        return _char_to_float(pct[:, 0], pct[:, 1], pct[:, 2], pct[:, 3], data)
-    if token == "CM2":
-        data = np.frombuffer(_read_exact(f, 2 * rows * cols, where), dtype="<u2")
-        data = data.reshape(rows, cols)
-        return min_value + data.astype(np.float32) * np.float32(value_range * (1.0 / 65535.0))
-    data = np.frombuffer(_read_exact(f, rows * cols, where), dtype=np.uint8).reshape(rows, cols)
-    return min_value + data.astype(np.float32) * np.float32(value_range * (1.0 / 255.0))
-
-
-_BINARY_TYPES = {"FM": ("<f4", 2), "DM": ("<f8", 2), "FV": ("<f4", 1), "DV": ("<f8", 1)}
-
-
-def _read_binary_object(f, where: str) -> np.ndarray:
-    """One binary Kaldi matrix/vector, the file positioned just after ``\\0B``."""
-    token = _read_token(f, where)
-    if token in ("CM", "CM2", "CM3"):
-        return _read_compressed(f, token, where)
-    if token not in _BINARY_TYPES:
-        raise FeatureError(f"{where}: unsupported Kaldi object type {token!r} (expected FM, DM, "
-                           "FV, DV, CM, CM2 or CM3)")
-    dtype, ndim = _BINARY_TYPES[token]
-    rows = 1 if ndim == 1 else _read_int32(f, where)
-    cols = _read_int32(f, where)
-    if rows < 0 or cols < 0:
-        raise FeatureError(f"{where}: negative matrix size {rows} x {cols}")
-    itemsize = np.dtype(dtype).itemsize
-    data = np.frombuffer(_read_exact(f, rows * cols * itemsize, where), dtype=dtype)
-    return data.reshape(rows, cols)
-
-
-_NUMBER_LINE = re.compile(rb"[^\s\]\[]+")
-
-
-def _read_text_object(f, first: bytes, where: str) -> np.ndarray:
-    """A text Kaldi matrix ``[ r1 \\n r2 ]`` (or vector ``[ v ]``).
-
-    ``first`` is the rest of the key's line.
-    """
-    text = first.strip()
-    if not text.startswith(b"["):
-        raise FeatureError(f"{where}: expected '[' or a binary marker after the key, found "
-                           f"{text[:20]!r}")
-    rows, line = [], text[1:]
-    while True:
-        done = b"]" in line
-        values = _NUMBER_LINE.findall(line.split(b"]")[0])
-        if values:
-            try:
-                rows.append([float(v) for v in values])
-            except ValueError:
-                raise FeatureError(f"{where}: not a number in a text matrix: "
-                                   f"{line.strip()[:40]!r}") from None
-        if done:
-            break
-        line = f.readline()
-        if not line:
-            raise FeatureError(f"{where}: file ends before the closing ']' of a text matrix")
-    if len({len(r) for r in rows}) > 1:
-        raise FeatureError(f"{where}: rows of a text matrix have different lengths")
-    return np.array(rows, dtype=np.float64).reshape(len(rows), -1 if rows else 0)
-
-
-def _read_object(f, where: str) -> np.ndarray:
-    """The matrix at the current position (binary ``\\0B...`` or text ``[...]``)."""
-    head = f.read(2)
-    if head == b"\0B":
-        return _read_binary_object(f, where)
-    return _read_text_object(f, head + f.readline(), where)
-
-
-def _strip_specifier(path, kind: str) -> str:
-    """``ark,s,cs:path`` -> ``path``; refuses pipes and ``-`` (standard input)."""
-    text = os.fspath(path)
-    match = re.match(r"^(ark|scp)(,[a-z]+)*:(.*)$", text)
-    if match:
-        text = match.group(3)
-    if text.endswith("|") or text == "-":
-        raise FeatureError(f"{text!r}: piped commands and standard input are not supported; write "
-                           f"the {kind} to a file first")
-    return text
-
-
-def read_kaldi_ark(path) -> dict:
-    """All matrices of a Kaldi archive (binary or text): ``{key: float64 array}``, in file order."""
-    path = _strip_specifier(path, "archive")
-    out = {}
-    with open(path, "rb") as f:
-        while True:
-            key = bytearray()
-            c = f.read(1)
-            while c in (b"\n", b"\r", b" ", b"\t"):
-                c = f.read(1)
-            if not c:
-                break
-            while c and c not in (b" ", b"\t", b"\n"):
-                key += c
-                c = f.read(1)
-            name = key.decode("utf-8", errors="replace")
-            where = f"{path}: utterance {name!r}"
-            if c != b" ":
-                raise FeatureError(f"{where}: expected a space and a matrix after the key")
-            if name in out:
-                raise FeatureError(f"{path}: utterance {name!r} appears twice")
-            out[name] = np.asarray(_read_object(f, where), dtype=np.float64)
-    return out
-
-
-_SCP_RANGE = re.compile(r"^(.*?)(?:\[(\d+):(\d+)(?:,(\d+):(\d+))?\])?$")
-
-
-def read_kaldi_scp(path) -> dict:
-    """The matrices a Kaldi ``.scp`` file points to, as ``{key: float64 array}`` in file order."""
-    path = _strip_specifier(path, "script file")
-    base = os.path.dirname(os.path.abspath(path))
-    out, handles = {}, {}
-    try:
-        with open(path, encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip() or line.lstrip().startswith("#"):
-                    continue
-                parts = line.split(maxsplit=1)
-                if len(parts) != 2:
-                    raise FeatureError(f"{path} line {number}: expected 'key rxfilename'; got "
-                                       f"{line.strip()!r}")
-                key, spec = parts[0], parts[1].strip()
-                where = f"{path} line {number} (utterance {key!r})"
-                if spec.endswith("|"):
-                    raise FeatureError(f"{where}: piped commands are not supported")
-                target, r1, r2, c1, c2 = _SCP_RANGE.match(spec).groups()
-                offset = None
-                m = re.match(r"^(.*):(\d+)$", target)
-                if m:
-                    target, offset = m.group(1), int(m.group(2))
-                target = target if os.path.isabs(target) else os.path.join(base, target)
-                if target not in handles:
-                    if not os.path.exists(target):
-                        raise FeatureError(f"{where}: no such file {target!r}")
-                    handles[target] = open(target, "rb")
-                f = handles[target]
-                f.seek(offset or 0)
-                if key in out:
-                    raise FeatureError(f"{where}: utterance {key!r} appears twice")
-                matrix = _read_object(f, where)
-                if r1 is not None:
-                    matrix = matrix[int(r1):int(r2) + 1]
-                if c1 is not None:
-                    matrix = matrix[:, int(c1):int(c2) + 1]
-                out[key] = np.asarray(matrix, dtype=np.float64)
-    finally:
-        for handle in handles.values():
-            handle.close()
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# numpy and HDF5
-# ---------------------------------------------------------------------------------------------
-
-
-def _read_npy(path: Path) -> dict:
-    array = np.load(path, allow_pickle=False)
-    return {path.stem: array}
-
-
-def _read_npz(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {key: z[key] for key in z.files}
+def _read_npz(path: Path, limit: int) -> dict:
+    arrays = read_npz(path, max_utterance_bytes=limit, float64=True)
     if list(arrays) == ["arr_0"]:
         return {path.stem: arrays["arr_0"]}
     return arrays
 
 
-def _read_h5(path: Path) -> dict:
-    from .io.h5 import open_for_reading  # the io package is where h5py lives
+def _read_h5(path: Path, limit: int) -> dict:
+    from .io.hdf5_features import read_hdf5_features
 
-    found = {}
-    with open_for_reading(path) as f:
-        for marker in ("emkit_class", "writer_class"):  # a model, not features
-            if marker in f.attrs:
-                kind = f.attrs[marker]
-                kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-                raise FeatureError(f"{path}: holds a model ({kind}), not features")
-
-        def visit(name, obj):
-            if hasattr(obj, "shape") and hasattr(obj, "dtype"):  # a dataset, not a group
-                found[name] = obj
-
-        f.visititems(visit)
-        if list(found) == ["array"]:
-            return {path.stem: found["array"][()]}
-        return {name: ds[()] for name, ds in found.items()
-                if ds.ndim == 2 and ds.dtype.kind in "fiu"}
+    return read_hdf5_features(path, max_utterance_bytes=limit)
 
 
 def _sniff(path: Path) -> str:
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         head = f.read(8)
     if head.startswith(_NPY_MAGIC):
         return "npy"
@@ -336,16 +121,24 @@ def _sniff(path: Path) -> str:
 
 _SUFFIXES = {".npy": "npy", ".npz": "npz", ".h5": "h5", ".hdf5": "h5", ".hdf": "h5", ".ark": "ark",
              ".scp": "scp"}
+_READERS = {"npy": _read_npy, "npz": _read_npz, "h5": _read_h5,
+            "ark": lambda p, limit: read_kaldi_ark(p, max_utterance_bytes=limit),
+            "scp": lambda p, limit: read_kaldi_scp(p, max_utterance_bytes=limit)}
 
 
-def read_features(path, *, n_features: int | None = None) -> dict:
+def read_features(path, *, n_features: int | None = None,
+                  max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
     """Utterances of one feature file as ``{id: (n_frames, n_features) float64 array}``.
 
     The format comes from the extension (or an ``ark:``/``scp:`` prefix; otherwise the file's
     first bytes): see the module docstring.  ``n_features``, when given, is checked for every
-    utterance.  Raises ``FileNotFoundError`` for a missing file and :class:`FeatureError` for
-    an unreadable or inconsistent one.
+    utterance.  Every utterance has at least one frame and one feature, finite values, and at
+    most ``max_utterance_bytes`` as float64 (``rows * cols * 8``; default 2 GiB).  Raises
+    ``FileNotFoundError`` for a missing file and :class:`FeatureError` (an
+    :class:`~emkit.io.errors.InvalidFileError`) for an unreadable, inconsistent or oversized
+    one, naming the file and the utterance, never quoting the file's bytes.
     """
+    limit = check_limit(max_utterance_bytes)
     text = os.fspath(path)
     kind = ""
     m = re.match(r"^(ark|scp)(,[a-z]+)*:", text)
@@ -353,51 +146,37 @@ def read_features(path, *, n_features: int | None = None) -> dict:
         kind = m.group(1)
         text = _strip_specifier(text, "archive")
     p = Path(text)
-    if not p.is_file():
+    if not os.path.lexists(text):
         raise FileNotFoundError(f"no such feature file: {text!r}")
+    try:
+        check_regular(text)
+    except FileNotFoundError:  # a dangling symbolic link
+        raise FeatureError(f"{text}: a symbolic link to a missing file") from None
     kind = kind or _SUFFIXES.get(p.suffix.lower(), "") or _sniff(p)
-    readers = {"npy": _read_npy, "npz": _read_npz, "h5": _read_h5,
-               "ark": read_kaldi_ark, "scp": read_kaldi_scp}
-    if kind not in readers:
+    if kind not in _READERS:
         raise FeatureError(f"{text}: unknown feature format (expected .npy, .npz, .h5/.hdf5, .ark "
                            "or .scp)")
-    try:
-        raw = readers[kind](p)
-    except FeatureError:
-        raise
-    except (OSError, ValueError, EOFError) as exc:
-        raise FeatureError(f"{text}: cannot read it as {kind} features ({exc})") from None
+    raw = _READERS[kind](p, limit)
     if not raw:
         raise FeatureError(f"{text}: contains no feature matrix")
-    out = {}
-    for key, value in raw.items():
-        array = np.asarray(value)
-        where = f"{text}: utterance {key!r}"
-        if array.dtype.kind not in "fiu" or array.ndim != 2:
-            raise FeatureError(f"{where} must be a 2-D numeric array (n_frames, n_features); got "
-                               f"shape {array.shape} and dtype {array.dtype}")
-        if array.shape[0] == 0:
-            raise FeatureError(f"{where} has no frames")
-        if n_features is not None and array.shape[1] != n_features:
-            raise FeatureError(f"{where} has {array.shape[1]} features per frame; the model "
-                               f"expects {n_features}")
-        array = array.astype(np.float64)
-        if not np.isfinite(array).all():
-            raise FeatureError(f"{where} contains NaN or infinite values")
-        out[key] = array
-    return out
+    checked = kind in ("ark", "scp")  # the Kaldi readers return finite float64 already
+    return {key: as_features(value, f"{text}: utterance {show_key(key)}", n_features,
+                             check_finite=not checked)
+            for key, value in raw.items()}
 
 
-def read_feature_sources(paths, *, n_features: int | None = None) -> dict:
+def read_feature_sources(paths, *, n_features: int | None = None,
+                         max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
     """Utterances of several feature files, merged; an id found in two files is an error.
 
     All utterances must have one feature dimension (``n_features`` when given, otherwise that of
-    the first utterance read).
+    the first utterance read).  ``max_utterance_bytes``: see :func:`read_features`.
     """
     merged, origin = {}, {}
     found = n_features
     for path in paths:
-        for key, array in read_features(path, n_features=n_features).items():
+        for key, array in read_features(path, n_features=n_features,
+                                        max_utterance_bytes=max_utterance_bytes).items():
             if key in merged:
                 raise FeatureError(f"utterance {key!r} is in both {origin[key]} and "
                                    f"{os.fspath(path)}")

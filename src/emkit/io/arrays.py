@@ -41,26 +41,45 @@ class HDF5RowReader:
 
     @classmethod
     def open(cls, path, dataset) -> "HDF5RowReader":
+        """Check the file and the dataset (see :mod:`emkit.io.hdf5_features`) and describe it."""
         import h5py
 
+        from .hdf5_features import H5_ERRORS, check_feature_dataset, open_hdf5
+        from .untrusted import FeatureError
+
         path = os.fspath(path)
-        with h5py.File(path, "r") as f:
-            if dataset not in f:
-                raise KeyError(f"{path!r} has no dataset {dataset!r} (it has {sorted(f)})")
-            d = f[dataset]
-            if d.ndim != 2:
-                raise ValueError(f"{path}:{dataset} must be 2-D (n_frames, n_features); got shape {d.shape}")
-            return cls(path, dataset, tuple(d.shape), d.dtype)
+        where = f"{path}: dataset {dataset!r}"
+        with open_hdf5(path) as f:
+            try:
+                if dataset not in f:
+                    raise KeyError(f"{path!r} has no dataset {dataset!r} (it has {sorted(f)})")
+                d = f[dataset]
+                if not isinstance(d, h5py.Dataset):
+                    raise FeatureError(f"{where} is a group, not a dataset")
+                check_feature_dataset(d, where, os.stat(path).st_size, None)
+                if 0 in d.shape:
+                    raise FeatureError(f"{where} is empty (shape {d.shape})")
+                return cls(path, dataset, tuple(d.shape), d.dtype)
+            except H5_ERRORS as exc:
+                if isinstance(exc, FeatureError) or (isinstance(exc, KeyError)
+                                                     and "has no dataset" in str(exc)):
+                    raise
+                raise FeatureError(f"{where}: a damaged HDF5 file (h5py: {exc})") from None
 
     @property
     def ndim(self) -> int:
         return 2
 
     def __getitem__(self, key):
-        import h5py
+        from .hdf5_features import H5_ERRORS, open_hdf5
+        from .untrusted import FeatureError
 
-        with h5py.File(self.path, "r") as f:
-            return f[self.dataset][key]
+        with open_hdf5(self.path) as f:
+            try:
+                return f[self.dataset][key]
+            except H5_ERRORS as exc:  # damaged chunks are found only when read
+                raise FeatureError(f"{self.path}: dataset {self.dataset!r}: cannot read rows "
+                                   f"{key!r} (h5py: {exc})") from None
 
 
 def hdf5_frames(path, dataset: str = "frames", chunk_rows: int = 262_144):
@@ -73,12 +92,19 @@ def hdf5_frames(path, dataset: str = "frames", chunk_rows: int = 262_144):
 
 
 def _npy_shape(path):
-    arr = np.load(path, mmap_mode="r")
-    return arr.shape, arr.dtype
+    from .numpy_files import npy_layout  # the header only, checked against the file's size
+
+    return npy_layout(path)
+
+
+def _load(path):
+    from .numpy_files import read_npy
+
+    return read_npy(path)
 
 
 def _load_stack(paths):
-    return np.concatenate([np.load(p) for p in paths], axis=0) if len(paths) > 1 else np.load(paths[0])
+    return np.concatenate([_load(p) for p in paths], axis=0) if len(paths) > 1 else _load(paths[0])
 
 
 def list_feature_files(directory, pattern: str = "*.npy"):
@@ -116,7 +142,7 @@ def directory_frames(directory, pattern: str = "*.npy", files_per_chunk: int = 6
 
 
 def _stats_of_file(ubm, path):
-    return ubm.acc_stats(np.load(path))
+    return ubm.acc_stats(_load(path))
 
 
 def directory_statistics(ubm, directory, pattern: str = "*.npy", npartitions: int | None = None):

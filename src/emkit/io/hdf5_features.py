@@ -1,0 +1,121 @@
+"""HDF5 feature files read without trusting their declared shapes.
+
+Before a dataset is read, its dtype must be numeric (integers or floats; no compound, string,
+reference, variable-length or opaque data), it must not be virtual nor keep its data in external
+raw files (either would make emkit read other files), and its declared size must be backed by
+what the file stores: an unfiltered dataset must store all its bytes (a dataset declared far
+larger than what was written, read as fill values, is refused), a compressed one may expand at
+most :data:`~emkit.io.untrusted.MAX_COMPRESSION_RATIO` times, and no dataset may claim more
+stored bytes than the file has.  See :mod:`emkit.io.untrusted`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+
+from .untrusted import (MAX_COMPRESSION_RATIO, MAX_UTTERANCE_BYTES, FeatureError, check_limit,
+                        check_regular, check_utterance_size)
+
+__all__ = ["check_feature_dataset", "open_hdf5", "read_hdf5_features"]
+
+#: Errors h5py raises for damaged files (wrapped into FeatureError with the file's name).
+H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError,
+             IndexError, SystemError)
+
+
+def open_hdf5(path) -> h5py.File:
+    """Open a regular file read-only as HDF5; a damaged or non-HDF5 file is a FeatureError."""
+    info = check_regular(path)
+    try:
+        return h5py.File(path, "r")
+    except H5_ERRORS as exc:
+        raise FeatureError(f"{os.fspath(path)}: not a readable HDF5 file ({info.st_size} bytes; "
+                           f"h5py: {exc})") from None
+
+
+def check_feature_dataset(ds, where: str, file_bytes: int, max_utterance_bytes: int | None,
+                          ndim: int | None = 2) -> None:
+    """Refuse a dataset whose dtype, shape or storage does not fit a feature matrix.
+
+    ``max_utterance_bytes`` None: no size limit (for datasets read chunk by chunk).
+    """
+    shape, dtype = ds.shape, ds.dtype
+    if shape is None or (ndim is not None and len(shape) != ndim):
+        raise FeatureError(f"{where} must be a 2-D dataset (n_frames, n_features); got shape "
+                           f"{shape}")
+    if dtype.kind not in "fiu" or dtype.fields is not None or dtype.subdtype is not None:
+        raise FeatureError(f"{where}: dtype {dtype} is not numeric (integers or floats)")
+    if ds.is_virtual:
+        raise FeatureError(f"{where} is a virtual dataset (it reads other files); refused")
+    if ds.external:
+        raise FeatureError(f"{where} keeps its data in external files; refused")
+    declared = dtype.itemsize
+    for n in shape:
+        declared *= int(n)
+    stored = ds.id.get_storage_size()
+    if stored > file_bytes:
+        raise FeatureError(f"{where} claims {stored} stored bytes, but the file has {file_bytes}")
+    filtered = ds.id.get_create_plist().get_nfilters() > 0
+    if not filtered and stored < declared:
+        raise FeatureError(f"{where} declares shape {shape} of {dtype} ({declared} bytes) but "
+                           f"stores only {stored} bytes (unwritten data)")
+    if filtered and declared > MAX_COMPRESSION_RATIO * stored + 1024:
+        raise FeatureError(f"{where} declares {declared} bytes from {stored} compressed bytes, "
+                           f"more than {MAX_COMPRESSION_RATIO} times as many; refused")
+    if max_utterance_bytes is not None:
+        check_utterance_size(shape, where, max_utterance_bytes)
+
+
+def read_hdf5_features(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
+    """``{name: array}`` of the 2-D numeric datasets of an HDF5 file (paths without the ``/``).
+
+    A file whose only dataset is ``array`` (bob's convention) is one utterance named after the
+    file; a file holding an emkit or bob model is refused.
+    """
+    limit = check_limit(max_utterance_bytes)
+    text = os.fspath(path)
+    stem = os.path.splitext(os.path.basename(text))[0]
+    with open_hdf5(path) as f:
+        try:
+            file_bytes = os.stat(path).st_size
+            for marker in ("emkit_class", "writer_class"):  # a model, not features
+                if marker in f.attrs:
+                    raise FeatureError(f"{text}: holds a model ({_class_name(f.attrs, marker)}), "
+                                       "not features")
+            found = {}
+
+            def visit(name, obj):  # returns None: a value would stop the visit
+                if isinstance(obj, h5py.Dataset):
+                    found[name] = obj
+
+            f.visititems(visit)
+            if list(found) == ["array"]:
+                wanted = {stem: found["array"]}
+            else:
+                wanted = {name: ds for name, ds in found.items()
+                          if ds.shape is not None and len(ds.shape) == 2
+                          and ds.dtype.kind in "fiu"}
+            out = {}
+            for name, ds in wanted.items():
+                where = f"{text}: utterance {name!r} (dataset {ds.name!r})"
+                check_feature_dataset(ds, where, file_bytes, limit)
+                out[name] = np.empty(ds.shape, dtype=np.float64)  # HDF5 converts while reading
+                if out[name].size:
+                    ds.read_direct(out[name])
+            return out
+        except FeatureError:
+            raise
+        except H5_ERRORS as exc:
+            raise FeatureError(f"{text}: a damaged HDF5 file (h5py: {exc})") from None
+
+
+def _class_name(attrs, marker: str) -> str:
+    try:
+        value = attrs[marker]
+    except H5_ERRORS:
+        return "unreadable class name"
+    value = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return value if len(value) <= 80 and value.isprintable() else "unknown class"

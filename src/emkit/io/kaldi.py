@@ -1,0 +1,309 @@
+"""Kaldi archives (``.ark``) and script files (``.scp``), read by emkit's own code (no kaldiio).
+
+Binary matrix = key, a space, ``\\0B``, a type token (``FM ``, ``DM ``, ``FV ``, ``DV ``, or the
+compressed ``CM ``, ``CM2 ``, ``CM3 ``), then for plain matrices two int32 sizes, each preceded by
+a size byte (4), and the values row by row; vectors have one size and are read as one row.  Text
+matrices are ``key [ row \\n row ]``.  An ``.scp`` holds ``key path[:offset][range]`` lines; the
+range ``[r1:r2]`` or ``[r1:r2,c1:c2]`` is inclusive and must lie inside the matrix (as in Kaldi).
+
+Untrusted files (see :mod:`emkit.io.untrusted`): every size a header declares is checked against
+the bytes left in the file before it is read, one utterance is at most ``max_utterance_bytes``
+(its float64 size), only regular files are opened, and messages never quote the file's bytes.
+An scp may name any regular file (absolute paths, ``..``, symbolic links, as in Kaldi): give emkit
+an scp only from a source you would let read your files.  A UTF-8 byte-order mark at the start of
+an scp or an archive is skipped.  Every matrix returned is a finite float64 ``(rows, cols)`` array
+with ``rows, cols >= 1``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+
+import numpy as np
+
+from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_declared,
+                        check_limit, check_utterance_size, file_size, open_regular, plausible_key,
+                        read_values, show_key)
+
+__all__ = ["read_kaldi_ark", "read_kaldi_scp", "strip_specifier"]
+
+_BOM = b"\xef\xbb\xbf"
+_SPACE = b" \t\n\r"
+_MAX_KEY = 1024     # bytes; longer "keys" mean the file is not an archive
+_MAX_SCP_LINE = 65536
+_PLAIN = {b"FM": ("<f4", 2), b"DM": ("<f8", 2), b"FV": ("<f4", 1), b"DV": ("<f8", 1)}
+_TYPES = "FM, DM, FV, DV, CM, CM2 or CM3"
+
+
+class _Reader:
+    """An open regular file, its size, and the limit: what every object parser needs."""
+
+    def __init__(self, f, limit: int):
+        self.f, self.size, self.limit = f, file_size(f), limit
+
+    def left(self) -> int:
+        return self.size - self.f.tell()
+
+    def exact(self, n: int, where: str, what: str = "matrix") -> bytes:
+        check_declared(n, self.left(), where, what)
+        return self.f.read(n)
+
+    def int32(self, where: str) -> int:
+        head = self.exact(5, where, "matrix header")
+        if head[0] != 4:
+            raise FeatureError(f"{where}: expected the size byte 4 before an int32 in the matrix "
+                               "header")
+        return struct.unpack("<i", head[1:])[0]
+
+
+def _dims(rows: int, cols: int, where: str) -> None:
+    if rows < 0 or cols < 0:
+        raise FeatureError(f"{where}: the header declares a negative matrix size {rows} x {cols}")
+
+
+def _plain(r: _Reader, token: bytes, where: str) -> np.ndarray:
+    dtype, ndim = _PLAIN[token]
+    rows = 1 if ndim == 1 else r.int32(where)
+    cols = r.int32(where)
+    _dims(rows, cols, where)
+    itemsize = np.dtype(dtype).itemsize
+    check_declared(rows * cols * itemsize, r.left(), where, "matrix")
+    check_utterance_size((rows, cols), where, r.limit)
+    return read_values(r.f, rows * cols, dtype, where, np.float64).reshape(rows, cols)
+
+
+def _cm_table(percentiles: np.ndarray) -> np.ndarray:
+    """Kaldi's ``CharToFloat`` of each byte value: (cols, 256) float32 from (cols, 4) quantiles."""
+    p0, p25, p75, p100 = (percentiles[:, k:k + 1] for k in range(4))
+    v = np.arange(256, dtype=np.float32)[None, :]
+    low = p0 + (p25 - p0) * v * np.float32(1 / 64.0)
+    mid = p25 + (p75 - p25) * (v - 64) * np.float32(1 / 128.0)
+    high = p75 + (p100 - p75) * (v - 192) * np.float32(1 / 63.0)
+    return np.where(v <= 64, low, np.where(v <= 192, mid, high))
+
+
+def _compressed(r: _Reader, token: bytes, where: str) -> np.ndarray:
+    min_value, value_range, rows, cols = struct.unpack("<ffii", r.exact(16, where, "header"))
+    _dims(rows, cols, where)
+    min_value, value_range = np.float32(min_value), np.float32(value_range)
+    per_value = 2 if token == b"CM2" else 1
+    needed = rows * cols * per_value + (8 * cols if token == b"CM" else 0)
+    check_declared(needed, r.left(), where, "compressed matrix")
+    check_utterance_size((rows, cols), where, r.limit)
+    if token == b"CM":
+        headers = np.frombuffer(r.f.read(8 * cols), dtype="<u2").reshape(cols, 4)
+        scale = value_range * np.float32(1.52590218966964e-05)  # Kaldi's 1 / 65535
+        table = _cm_table(min_value + scale * headers.astype(np.float32)).astype(np.float64)
+        data = np.frombuffer(r.f.read(rows * cols), dtype=np.uint8).reshape(cols, rows)
+        out = np.empty((rows, cols), dtype=np.float64)
+        for c in range(cols):  # one gather per column (stored column by column)
+            out[:, c] = table[c][data[c]]
+        return out
+    if token == b"CM2":
+        data = np.frombuffer(r.f.read(2 * rows * cols), dtype="<u2").reshape(rows, cols)
+        step = np.float32(value_range * (1.0 / 65535.0))
+    else:
+        data = np.frombuffer(r.f.read(rows * cols), dtype=np.uint8).reshape(rows, cols)
+        step = np.float32(value_range * (1.0 / 255.0))
+    values = data.astype(np.float32)
+    values *= step
+    values += min_value
+    return values.astype(np.float64)
+
+
+def _binary(r: _Reader, where: str) -> np.ndarray:
+    """The binary object after ``\\0B``."""
+    head = r.f.read(4)
+    if head[:3] in (b"FM ", b"DM ", b"FV ", b"DV "):
+        r.f.seek(-1, os.SEEK_CUR)
+        return _plain(r, head[:2], where)
+    if head[:3] == b"CM ":
+        r.f.seek(-1, os.SEEK_CUR)
+        return _compressed(r, b"CM", where)
+    if head in (b"CM2 ", b"CM3 "):
+        return _compressed(r, head[:3], where)
+    raise FeatureError(f"{where}: unsupported Kaldi object type (expected {_TYPES})")
+
+
+def _text(r: _Reader, where: str) -> np.ndarray:
+    """A text matrix; the file is positioned at its ``[``."""
+    line = r.f.readline()[1:]
+    rows, width = [], None
+    while True:
+        done = b"]" in line
+        tokens = line.split(b"]", 1)[0].split()
+        if tokens:
+            try:
+                row = np.array([float(t) for t in tokens])
+            except ValueError:
+                raise FeatureError(f"{where}: row {len(rows) + 1} of the text matrix holds "
+                                   "something that is not a number") from None
+            if width is not None and row.size != width:
+                raise FeatureError(f"{where}: rows of a text matrix have different lengths "
+                                   f"({width} and {row.size} values)")
+            width = row.size
+            check_utterance_size((len(rows) + 1, width), where, r.limit)
+            rows.append(row)
+        if done:
+            break
+        line = r.f.readline()
+        if not line:
+            raise FeatureError(f"{where}: the file ends before the closing ']' of a text matrix")
+    return np.vstack(rows) if rows else np.empty((0, 0))
+
+
+def _object(r: _Reader, where: str) -> np.ndarray:
+    """The matrix at the current position: binary (``\\0B...``) or text (``[ ... ]``)."""
+    start = r.f.tell()
+    head = r.f.read(2)
+    if head == b"\0B":
+        return _binary(r, where)
+    r.f.seek(start)
+    chunk = r.f.read(64)
+    rest = chunk.lstrip(b" \t")
+    if rest[:1] == b"[":
+        r.f.seek(start + len(chunk) - len(rest))
+        return _text(r, where)
+    raise FeatureError(f"{where}: no Kaldi matrix at byte {start} (expected the binary marker "
+                       "'\\0B' or a text matrix '[')")
+
+
+def strip_specifier(path, kind: str) -> str:
+    """``ark,s,cs:path`` -> ``path``; refuses pipes and ``-`` (standard input)."""
+    text = os.fspath(path)
+    match = re.match(r"^(ark|scp)(,[a-z]+)*:(.*)$", text)
+    if match:
+        text = match.group(3)
+    if text.endswith("|") or text == "-":
+        raise FeatureError(f"{text!r}: piped commands and standard input are not supported; write "
+                           f"the {kind} to a file first")
+    return text
+
+
+def _skip_space(f) -> bool:
+    """Move past whitespace; False at the end of the file."""
+    while True:
+        start = f.tell()
+        chunk = f.read(256)
+        if not chunk:
+            return False
+        rest = chunk.lstrip(_SPACE)
+        if rest:
+            f.seek(start + len(chunk) - len(rest))
+            return True
+
+
+def read_kaldi_ark(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
+    """All matrices of a Kaldi archive (binary or text): ``{key: float64 array}``, in file order."""
+    limit = check_limit(max_utterance_bytes)
+    path = strip_specifier(path, "archive")
+    out = {}
+    with open_regular(path) as f:
+        r = _Reader(f, limit)
+        if f.read(3) != _BOM:
+            f.seek(0)
+        while _skip_space(f):
+            start = f.tell()
+            head = f.read(_MAX_KEY + 1)
+            raw = re.match(rb"[^ \t\n\r]*", head).group(0)
+            # a key is named in messages only once it looks like one: printable and followed by
+            # a space (so that a file that is no archive is not quoted back as a "key")
+            name = plausible_key(raw) if head[len(raw):len(raw) + 1] == b" " else None
+            if name is None or len(raw) > _MAX_KEY:
+                raise FeatureError(f"{path}: entry {len(out) + 1} (byte {start}): not a Kaldi "
+                                   f"archive entry (expected a key of at most {_MAX_KEY} "
+                                   "printable UTF-8 bytes, a space, then a matrix)")
+            where = f"{path}: utterance {show_key(name)}"
+            if name in out:
+                raise FeatureError(f"{path}: utterance {show_key(name)} appears twice")
+            f.seek(start + len(raw) + 1)
+            out[name] = as_features(_object(r, where), where)
+    return out
+
+
+_SCP_RANGE = re.compile(r"^(.*?)(?:\[(\d+):(\d+)(?:,(\d+):(\d+))?\])?$")
+
+
+def _apply_range(matrix, r1, r2, c1, c2, where: str) -> np.ndarray:
+    """Kaldi's inclusive ``[r1:r2,c1:c2]``; a range outside the matrix is an error, as in Kaldi."""
+    for first, last, n, what in ((r1, r2, matrix.shape[0], "rows"),
+                                 (c1, c2, matrix.shape[1], "columns")):
+        if first is None:
+            continue
+        first, last = int(first), int(last)
+        if first > last or last >= n:
+            raise FeatureError(f"{where}: the range selects {what} {first}:{last} (inclusive) but "
+                               f"the matrix has {n} {what}")
+        matrix = matrix[first:last + 1] if what == "rows" else matrix[:, first:last + 1]
+    return np.ascontiguousarray(matrix)
+
+
+def _scp_lines(path: str):
+    """(line number, text) of an scp, read as bytes with a bounded line length."""
+    with open_regular(path) as f:
+        number = 0
+        while True:
+            line = f.readline(_MAX_SCP_LINE + 1)
+            if not line:
+                return
+            number += 1
+            if number == 1 and line.startswith(_BOM):
+                line = line[len(_BOM):]
+            if len(line) > _MAX_SCP_LINE:
+                raise FeatureError(f"{path} line {number}: longer than {_MAX_SCP_LINE} bytes; "
+                                   "not a Kaldi script file")
+            try:
+                yield number, line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FeatureError(f"{path} line {number}: not UTF-8 text; not a Kaldi script "
+                                   "file") from None
+
+
+def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
+    """The matrices a Kaldi ``.scp`` file points to, as ``{key: float64 array}`` in file order."""
+    limit = check_limit(max_utterance_bytes)
+    path = strip_specifier(path, "script file")
+    base = os.path.dirname(os.path.abspath(path))
+    out, current, reader = {}, None, None
+    try:
+        for number, line in _scp_lines(path):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            parts = line.split(maxsplit=1)
+            key = plausible_key(parts[0].encode())
+            if len(parts) != 2 or key is None:
+                raise FeatureError(f"{path} line {number}: expected 'key rxfilename' (a key, a "
+                                   "space, a file name)")
+            spec = parts[1].strip()
+            where = f"{path} line {number} (utterance {show_key(key)})"
+            if spec.endswith("|"):
+                raise FeatureError(f"{where}: piped commands are not supported")
+            if key in out:
+                raise FeatureError(f"{where}: utterance {show_key(key)} appears twice")
+            target, r1, r2, c1, c2 = _SCP_RANGE.match(spec).groups()
+            offset = 0
+            m = re.match(r"^(.*):(\d+)$", target)
+            if m:
+                target, offset = m.group(1), int(m.group(2))
+            target = target if os.path.isabs(target) else os.path.join(base, target)
+            if target != current:
+                if reader is not None:
+                    reader.f.close()
+                    reader = None
+                try:
+                    reader, current = _Reader(open_regular(target, where), limit), target
+                except FileNotFoundError:
+                    raise FeatureError(f"{where}: no such file {target!r}") from None
+            where = f"{where}: {target}"
+            if offset > reader.size:
+                raise FeatureError(f"{where}: offset {offset} is beyond the end of the file "
+                                   f"({reader.size} bytes)")
+            reader.f.seek(offset)
+            matrix = _apply_range(_object(reader, where), r1, r2, c1, c2, where)
+            out[key] = as_features(matrix, where)
+    finally:
+        if reader is not None:
+            reader.f.close()
+    return out
