@@ -1,4 +1,5 @@
-"""The namespace-generic kernels on ``array-api-strict`` arrays: same results as numpy.
+"""The namespace-generic kernels on ``array-api-strict`` arrays (and PyTorch CPU tensors where
+torch is installed): same results as numpy.
 
 ``array-api-strict`` implements the array API standard and nothing else, so a numpy-only call
 (``np.*`` on the inputs, ``out=``, fancy in-place writes, ``scipy``) in a ported kernel either
@@ -18,13 +19,42 @@ from emkit._kernels import factor_analysis as kfa  # noqa: E402
 from emkit._kernels import plda as kp  # noqa: E402
 
 
+class Namespace:
+    """How to make arrays of a namespace from numpy and check that results stay in it."""
+
+    def __init__(self, name):
+        self.name = name
+        if name == "strict":
+            self.make, self.array_type = xs.asarray, StrictArray
+        else:  # PyTorch on CPU tensors (where installed): the torch dispatch of _xp.py
+            torch = pytest.importorskip("torch")
+            self.make, self.array_type = torch.from_numpy, torch.Tensor
+
+    def host(self, a):
+        assert isinstance(a, self.array_type), f"expected a {self.name} array, got {type(a).__name__}"
+        from emkit._backend._device import to_numpy
+
+        return to_numpy(a, dtype=None)
+
+
+NS = Namespace("strict")
+
+
+@pytest.fixture(params=["strict", "torch"], autouse=True)
+def namespace(request):
+    """Every test runs on array-api-strict, and on PyTorch CPU tensors when torch is installed."""
+    global NS
+    NS = Namespace(request.param)
+    yield NS
+    NS = Namespace("strict")
+
+
 def strict(a):
-    return xs.asarray(a) if isinstance(a, np.ndarray) else a
+    return NS.make(a) if isinstance(a, np.ndarray) else a
 
 
 def host(a):
-    assert isinstance(a, StrictArray), f"expected an array-api-strict array, got {type(a).__name__}"
-    return np.from_dlpack(a)
+    return NS.host(a)
 
 
 def assert_same(expected, got, tol=1e-12):
@@ -57,6 +87,12 @@ def fa():
     F = rng.normal(size=(S, C * D)) * 5
     codes = rng.integers(0, K, S)
     return dict(C=C, D=D, r=r, S=S, K=K, W=W, var=var, n=n, F=F, codes=codes, rng=rng)
+
+
+def test_namespace_of_numpy_is_numpy_itself():
+    from emkit._kernels import _xp
+
+    assert _xp.namespace(np.ones(2), None, 1.0) is np  # no wrapper on the numpy path
 
 
 def test_subspace_and_posterior_kernels(fa):
@@ -92,7 +128,7 @@ def test_update_subspace_not_positive_definite(fa):
     A1 = np.tile(-np.eye(r), (fa["C"], 1, 1))
     A2 = np.ones((fa["C"] * fa["D"], r))
     with pytest.raises(FloatingPointError, match="not positive definite"):
-        kfa.update_subspace(xs.asarray(A1), xs.asarray(A2))
+        kfa.update_subspace(strict(A1), strict(A2))
 
 
 def test_projection_kernels(fa):
@@ -141,7 +177,7 @@ def basis_both(F, W):
     """:func:`scoring_basis` both ways; eigenvectors are defined up to sign (LAPACK drivers
     differ), so columns are compared with the sign of their largest entry made positive."""
     proj, lam = kp.scoring_basis(F, W)
-    got_proj, got_lam = kp.scoring_basis(xs.asarray(F), xs.asarray(W))
+    got_proj, got_lam = kp.scoring_basis(strict(F), strict(W))
     assert_same(lam, got_lam)
     g = host(got_proj)
     idx = np.argmax(np.abs(proj), axis=0)
@@ -165,7 +201,7 @@ def test_plda_scoring(counts):
     uE = rng.normal(size=(M, len(lam))) * nE[:, None]
     uP = rng.normal(size=(P, len(lam))) * nP[:, None]
     expected = kp.llr_matrix(uE, nE, uP, nP, lam, np.empty((M, P)), 7)
-    got = kp.llr_matrix(*map(xs.asarray, (uE, nE, uP, nP, lam)), np.empty((M, P)), 7)
+    got = kp.llr_matrix(*map(strict, (uE, nE, uP, nP, lam)), np.empty((M, P)), 7)
     assert isinstance(got, np.ndarray)  # scores come back to the host
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
 
@@ -180,4 +216,4 @@ def test_plda_scoring_drops_null_directions():
 
 def test_plda_cholesky_error_names_matrix():
     with pytest.raises(kp.NotPositiveDefiniteError, match="within-class covariance W"):
-        kp.scoring_basis(xs.asarray(np.ones((3, 2))), xs.asarray(-np.eye(3)))
+        kp.scoring_basis(strict(np.ones((3, 2))), strict(-np.eye(3)))

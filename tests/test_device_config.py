@@ -140,3 +140,29 @@ def test_gpu_plda_scores_equal_cpu(cuda):
         got = plda.log_likelihood_ratio(X[:30], X[30:70])
     assert isinstance(got, np.ndarray) and got.dtype == np.float64
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10 * np.abs(expected).max())
+
+
+def test_plda_scoring_through_the_configured_device(machine, monkeypatch):
+    """The whole device path of PLDA.log_likelihood_ratio, with PyTorch CPU tensors standing in
+    for the CUDA device (skipped where torch is not installed)."""
+    torch = pytest.importorskip("torch")
+    from array_api_compat import torch as xp_torch
+
+    from emkit import PLDA
+
+    machine(torch=TORCH_GPU)
+    fake = _device.Device("torch", xp_torch, torch.device("cpu"), "cuda:0 (simulated on CPU)")
+    monkeypatch.setattr(_device, "_make_device", lambda library, index: fake)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 8)) + np.repeat(rng.normal(size=(20, 8)) * 3, 10, axis=0)
+    plda = PLDA(dim_f=3, max_iterations=5).fit(X, np.repeat(np.arange(20), 10))
+    expected = plda.log_likelihood_ratio(X[:30], X[30:70])
+    calls = []
+    real = _device.to_device
+    monkeypatch.setattr(_device, "to_device", lambda x, dev, dtype=None: calls.append(dev) or
+                        real(x, dev, dtype))
+    with emkit.config_context(device="cuda"):
+        got = plda.log_likelihood_ratio(X[:30], X[30:70])
+    assert calls and all(d is fake for d in calls)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())

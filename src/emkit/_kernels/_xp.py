@@ -109,7 +109,7 @@ def solve_triangular(L, B, xp, lower=True, trans=False):
         return linalg.solve_triangular(L, B, lower=lower, trans="T" if trans else "N",
                                        check_finite=False)
     if lib == "torch":
-        M = raw.linalg.matrix_transpose(L) if trans else L
+        M = L.mT if trans else L
         return raw.linalg.solve_triangular(M, B, upper=(lower == trans))
     if lib == "cupy" and L.ndim == 2:
         from cupyx.scipy import linalg
