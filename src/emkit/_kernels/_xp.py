@@ -25,12 +25,13 @@ class LinAlgFailure(ValueError):
 
 def namespace(*arrays):
     """The array namespace of ``arrays`` (``None`` and Python scalars are ignored)."""
-    arrays = [a for a in arrays if a is not None and not isinstance(a, (int, float))]
-    if all(isinstance(a, np.ndarray) for a in arrays):
-        return np
-    import array_api_compat
+    for a in arrays:  # a plain loop: this runs on every kernel call (about 0.1 us per array)
+        if not isinstance(a, np.ndarray) and a is not None and not isinstance(a, (int, float)):
+            import array_api_compat
 
-    return array_api_compat.array_namespace(*arrays)
+            return array_api_compat.array_namespace(
+                *[b for b in arrays if b is not None and not isinstance(b, (int, float))])
+    return np
 
 
 def is_numpy(xp) -> bool:
