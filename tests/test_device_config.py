@@ -166,3 +166,19 @@ def test_plda_scoring_through_the_configured_device(machine, monkeypatch):
     assert calls and all(d is fake for d in calls)
     assert isinstance(got, np.ndarray) and got.dtype == np.float64
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+
+
+def test_copy_once_decision(monkeypatch):
+    fake = _device.Device("torch", None, None, "cuda:0")
+    monkeypatch.setattr(_device, "free_memory", lambda dev: 1000)
+    assert _device.copy_once(500, fake) and not _device.copy_once(501, fake)
+    assert _device.copy_once(10**9, fake, True) and not _device.copy_once(1, fake, False)
+    assert not _device.copy_once(1, _device.CPU)  # nothing to cache on the CPU
+
+
+def test_device_cache_setting():
+    with emkit.config_context(device_cache=False):
+        assert emkit.get_config()["device_cache"] is False
+    assert emkit.get_config()["device_cache"] is None
+    with pytest.raises(ValueError, match="device_cache must be None, True or False; got 'yes'"):
+        emkit.set_config(device_cache="yes")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 
-_CONFIG = {"progress": False, "block_rows": None, "device": "cpu", "array_library": None}
+_CONFIG = {"progress": False, "block_rows": None, "device": "cpu", "array_library": None,
+           "device_cache": None}
 
 #: Accepted values of ``array_library`` (``None``: whichever of them is installed, torch first).
 ARRAY_LIBRARIES = (None, "torch", "cupy")
@@ -30,7 +31,8 @@ def _check_device(device) -> str:
 
 
 def set_config(progress: bool | None = None, block_rows: int | None = None,
-               device: str | None = None, array_library: str | None = "keep") -> None:
+               device: str | None = None, array_library: str | None = "keep",
+               device_cache: bool | None | str = "keep") -> None:
     """Change settings.
 
     progress : bool
@@ -45,7 +47,13 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
     array_library : {"torch", "cupy", None}
         The library that holds device arrays; ``None`` takes the first installed of PyTorch and
         CuPy that can use the device.  Only meaningful with a CUDA device.
+    device_cache : {None, True, False}
+        Training data on a CUDA device: ``None`` (default) copies them to the device once when
+        they take at most half of its free memory and streams them block by block otherwise;
+        ``True`` always copies once, ``False`` always streams.
     """
+    if device_cache != "keep" and device_cache not in (None, True, False):
+        raise ValueError(f"device_cache must be None, True or False; got {device_cache!r}")
     if array_library != "keep" and array_library not in ARRAY_LIBRARIES:
         raise ValueError(f"array_library must be 'torch', 'cupy' or None; got {array_library!r}")
     new_device = _CONFIG["device"] if device is None else _check_device(device)
@@ -61,6 +69,8 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
             raise ValueError(f"block_rows must be a positive integer; got {block_rows!r}")
         _CONFIG["block_rows"] = int(block_rows)
     _CONFIG["device"], _CONFIG["array_library"] = new_device, new_library
+    if device_cache != "keep":
+        _CONFIG["device_cache"] = device_cache
 
 
 @contextlib.contextmanager

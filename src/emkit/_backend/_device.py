@@ -20,7 +20,8 @@ from typing import Any, Iterator
 import numpy as np
 
 __all__ = ["Device", "DeviceUnavailableError", "detect_libraries", "resolve_device",
-           "current_device", "to_device", "to_numpy", "stream_blocks", "synchronize"]
+           "current_device", "to_device", "to_numpy", "stream_blocks", "synchronize",
+           "free_memory", "copy_once"]
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -175,6 +176,35 @@ def synchronize(dev: Device) -> None:
         import cupy
 
         cupy.cuda.runtime.deviceSynchronize()
+
+
+def free_memory(dev: Device) -> int:
+    """Free bytes on ``dev`` now (0 for the CPU device: nothing to cache)."""
+    if dev.library == "torch":
+        import torch
+
+        return int(torch.cuda.mem_get_info(dev.device)[0])
+    if dev.library == "cupy":
+        import cupy
+
+        with dev.device:
+            return int(cupy.cuda.runtime.memGetInfo()[0])
+    return 0
+
+
+def copy_once(nbytes: int, dev: Device, setting=None) -> bool:
+    """Whether training data of ``nbytes`` (in the compute dtype) are copied to ``dev`` once
+    (``True``) or streamed block by block every iteration (``False``).
+
+    ``setting`` is ``emkit.get_config()["device_cache"]``: ``True``/``False`` force the choice;
+    ``None`` copies when the data take at most half of the device's free memory (the other half
+    is left to parameters, accumulators and per-block temporaries).  See docs/gpu.md.
+    """
+    if dev.is_cpu:
+        return False
+    if setting is not None:
+        return bool(setting)
+    return nbytes <= free_memory(dev) // 2
 
 
 def stream_blocks(X, dev: Device, block_rows: int, dtype=np.float64) -> Iterator:
