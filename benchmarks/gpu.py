@@ -25,7 +25,8 @@ Everything is synthetic; the whole run takes under 5 minutes on one H200 + 16 co
 On a device machine, with a copy of the project's gpu_anchor.py in the git-ignored folder
 ``.gpu-anchor/`` (``mkdir .gpu-anchor && cp /work/shared/tools/gpu_anchor.py .gpu-anchor/``):
 
-    python benchmarks/gpu.py --out $OUT && PYTHONPATH=src python .gpu-anchor/gpu_anchor.py --part2 --out $OUT
+    python benchmarks/gpu.py --out $OUT && \
+        PYTHONPATH=src python .gpu-anchor/gpu_anchor.py --part2 --out $OUT
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ class Namespace:
             self.make, self.array_type = torch.from_numpy, torch.Tensor
 
     def host(self, a):
-        assert isinstance(a, self.array_type), f"expected a {self.name} array, got {type(a).__name__}"
+        assert isinstance(a, self.array_type), (
+            f"expected a {self.name} array, got {type(a).__name__}")
         from emkit._backend._device import to_numpy
 
         return to_numpy(a, dtype=None)

@@ -51,7 +51,8 @@ def test_cuda_with_cpu_only_torch_names_what_was_found(machine):
 
 def test_cuda_with_nothing_installed(machine):
     machine()
-    with pytest.raises(_device.DeviceUnavailableError, match="torch not installed, cupy not installed"):
+    with pytest.raises(_device.DeviceUnavailableError,
+                       match="torch not installed, cupy not installed"):
         with emkit.config_context(device="cuda:0"):
             pass
     assert emkit.get_config()["device"] == "cpu"
@@ -88,7 +89,8 @@ def test_bad_device_values(bad, exc, match):
 
 
 def test_bad_array_library():
-    with pytest.raises(ValueError, match="array_library must be 'torch', 'cupy' or None; got 'jax'"):
+    with pytest.raises(ValueError,
+                       match="array_library must be 'torch', 'cupy' or None; got 'jax'"):
         emkit.set_config(array_library="jax")
 
 

@@ -1,4 +1,4 @@
-"""Devices: which array library runs the namespace-generic kernels, and moving blocks there and back.
+"""Devices: the array library that runs the namespace-generic kernels; moving blocks there and back.
 
 ``emkit.set_config(device=...)`` names a device; :func:`resolve_device` turns it into a
 :class:`Device` (the array namespace through ``array-api-compat``, the library's device object)
@@ -265,7 +265,8 @@ def _stream_cupy(X, dev, block_rows, dtype):
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     with dev.device:
         mems = [cupy.cuda.alloc_pinned_memory(nbytes) for _ in range(2)]
-        bufs = [np.frombuffer(m, dtype=dtype, count=int(np.prod(shape))).reshape(shape) for m in mems]
+        count = int(np.prod(shape))
+        bufs = [np.frombuffer(m, dtype=dtype, count=count).reshape(shape) for m in mems]
         copy_stream = cupy.cuda.Stream(non_blocking=True)
         n = X.shape[0]
         starts = list(range(0, n, block_rows))
