@@ -161,6 +161,13 @@ def test_class_kernels(fa):
     local = rng.integers(0, 3, len(codes))
     mean = rng.normal(size=(len(codes), r))
     both(kfa.slot_class_sums, local, n, mean, 3)
+    both(kfa.class_weighted_sums, codes, n, mean, K)
+    Q = rng.normal(size=(K, C, r))
+    expected = kfa.class_offset_terms(kfa.class_weights(codes, n, K), Q)
+    weights = kfa.class_weights(strict(codes), strict(n), K)
+    assert_same(expected, kfa.class_offset_terms(weights, strict(Q)))
+    assert_same(kfa.class_weighted_sums(codes, n, mean, K),
+                kfa.class_weighted_sums(strict(codes), strict(n), strict(mean), K, weights))
 
 
 def test_diagonal_kernels(fa):

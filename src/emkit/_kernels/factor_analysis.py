@@ -12,8 +12,8 @@ The dense kernels are namespace-generic (numpy, PyTorch, CuPy through ``array-ap
 docs/gpu.md): numpy keeps its own faster paths (``out=``, in-place updates, LAPACK), every other
 namespace runs the same algebra written in the array API standard (checked on CI with
 ``array-api-strict``).  The session-to-class sums built on ``scipy.sparse``
-(:func:`class_weights`, :func:`class_weighted_sums`, :func:`class_offset_terms`) and
-:func:`lower_inverse` are numpy only.
+(:func:`class_weights`, :func:`class_weighted_sums`, :func:`class_offset_terms`) have a dense
+fallback elsewhere ((S, C, r) temporaries); :func:`lower_inverse` is numpy only.
 """
 
 from __future__ import annotations
@@ -387,10 +387,20 @@ def class_weights(codes: np.ndarray, n: np.ndarray, n_classes: int):
     temporaries of a dense formulation.
     """
     S, C = n.shape
+    if _xp.namespace(codes, n) is not np:
+        return _ClassWeights(codes, n, n_classes)
     columns = codes[:, None] * C + np.arange(C)
     return _sparse.csr_array(
         (np.ravel(n), columns.ravel(), np.arange(0, S * C + 1, C)), shape=(S, n_classes * C)
     )
+
+
+class _ClassWeights:
+    """:func:`class_weights` outside numpy (no sparse matrices in the array API standard): the
+    codes and occupancies themselves; the products build (S, C, r) temporaries instead."""
+
+    def __init__(self, codes, n, n_classes):
+        self.codes, self.n, self.n_classes = codes, n, n_classes
 
 
 def class_weighted_sums(
@@ -402,6 +412,10 @@ def class_weighted_sums(
     """
     if weights is None:
         weights = class_weights(codes, n, n_classes)
+    if isinstance(weights, _ClassWeights):
+        xp = _xp.namespace(n, mean)
+        return _xp.segment_sum(weights.codes, weights.n[:, :, None] * mean[:, None, :],
+                               n_classes, xp)
     return np.asarray(weights.T @ mean).reshape(n_classes, n.shape[1], mean.shape[1])
 
 
@@ -430,6 +444,10 @@ def class_offset_terms(weights, projections: np.ndarray) -> np.ndarray:
     """``sum_c n_sc Q[k(s), c]`` for every session: (S, r), from the :func:`class_weights` of the
     sessions and ``Q`` (K, C, r) (e.g. :func:`block_projections` of per-class offsets)."""
     K, C, r = projections.shape
+    if isinstance(weights, _ClassWeights):  # (S, 1, C) @ (S, C, r): an (S, C, r) temporary
+        xp = _xp.namespace(weights.n, projections)
+        Q = _xp.take_index(projections, _xp.to_host_index(weights.codes), 0, xp)
+        return (weights.n[:, None, :] @ Q)[:, 0, :]
     return np.asarray(weights @ projections.reshape(K * C, r))
 
 
