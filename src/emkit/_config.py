@@ -1,10 +1,15 @@
-"""Process-wide settings: ``emkit.set_config(progress=True)`` shows progress bars on training."""
+"""Process-wide settings: ``emkit.set_config(progress=True)`` shows progress bars on training,
+``emkit.set_config(device="cuda")`` selects where the namespace-generic kernels run."""
 
 from __future__ import annotations
 
 import contextlib
 
-_CONFIG = {"progress": False, "block_rows": None}
+_CONFIG = {"progress": False, "block_rows": None, "device": "cpu", "array_library": None,
+           "device_cache": None}
+
+#: Accepted values of ``array_library`` (``None``: whichever of them is installed, torch first).
+ARRAY_LIBRARIES = (None, "torch", "cupy")
 
 
 def get_config() -> dict:
@@ -12,7 +17,22 @@ def get_config() -> dict:
     return dict(_CONFIG)
 
 
-def set_config(progress: bool | None = None, block_rows: int | None = None) -> None:
+def _check_device(device) -> str:
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string ('cpu', 'cuda', 'cuda:N' or 'auto'); got "
+                        f"{type(device).__name__}")
+    name = device.strip().lower()
+    if name in ("cpu", "cuda", "auto"):
+        return name
+    if name.startswith("cuda:") and name[5:].isdigit():
+        return name
+    raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' (N a device index) or 'auto'; "
+                     f"got {device!r}")
+
+
+def set_config(progress: bool | None = None, block_rows: int | None = None,
+               device: str | None = None, array_library: str | None = "keep",
+               device_cache: bool | None | str = "keep") -> None:
     """Change settings.
 
     progress : bool
@@ -20,13 +40,37 @@ def set_config(progress: bool | None = None, block_rows: int | None = None) -> N
     block_rows : int
         Rows per block in the E-step kernels (memory is about ``block_rows * (C + 2D) * 8`` bytes
         per thread).  ``None`` keeps the default.
+    device : str
+        Where the namespace-generic kernels run: ``"cpu"`` (default, numpy), ``"cuda"`` or
+        ``"cuda:N"`` (a CUDA device through PyTorch or CuPy; an error naming what was found when
+        none is usable) or ``"auto"`` (CUDA when usable, else CPU).  See docs/gpu.md.
+    array_library : {"torch", "cupy", None}
+        The library that holds device arrays; ``None`` takes the first installed of PyTorch and
+        CuPy that can use the device.  Only meaningful with a CUDA device.
+    device_cache : {None, True, False}
+        Training data on a CUDA device: ``None`` (default) copies them to the device once when
+        they take at most half of its free memory and streams them block by block otherwise;
+        ``True`` always copies once, ``False`` always streams.
     """
+    if device_cache != "keep" and device_cache not in (None, True, False):
+        raise ValueError(f"device_cache must be None, True or False; got {device_cache!r}")
+    if array_library != "keep" and array_library not in ARRAY_LIBRARIES:
+        raise ValueError(f"array_library must be 'torch', 'cupy' or None; got {array_library!r}")
+    new_device = _CONFIG["device"] if device is None else _check_device(device)
+    new_library = _CONFIG["array_library"] if array_library == "keep" else array_library
+    if new_device != "cpu" and (device is not None or array_library != "keep"):
+        from ._backend._device import resolve_device
+
+        resolve_device(new_device, new_library)  # fail now, with what was found, not mid-fit
     if progress is not None:
         _CONFIG["progress"] = bool(progress)
     if block_rows is not None:
         if int(block_rows) < 1:
             raise ValueError(f"block_rows must be a positive integer; got {block_rows!r}")
         _CONFIG["block_rows"] = int(block_rows)
+    _CONFIG["device"], _CONFIG["array_library"] = new_device, new_library
+    if device_cache != "keep":
+        _CONFIG["device_cache"] = device_cache
 
 
 @contextlib.contextmanager

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from . import _config
 from ._backend import map_reduce, single_threaded_blas
 from ._em import run_em
 from ._kernels import plda as kp
@@ -414,7 +415,13 @@ class PLDA(BaseEstimator):
             block = max(1, _BLOCK_ELEMENTS // max(P, 1))
         else:
             check_positive_int(block, "block_size")
-        return kp.llr_matrix(uE, enr.counts, uP, prb.counts, lam, out, block)
+        nE, nP = enr.counts, prb.counts
+        if _config.get_config()["device"] != "cpu":  # scoring on a CUDA device (docs/gpu.md)
+            from ._backend._device import current_device, to_device
+
+            dev = current_device()
+            uE, nE, uP, nP, lam = (to_device(a, dev) for a in (uE, nE, uP, nP, lam))
+        return kp.llr_matrix(uE, nE, uP, nP, lam, out, block)
 
     # --- persistence --------------------------------------------------------------------------
 

@@ -7,6 +7,13 @@ Gaussians, sessions and classes: the posterior of a latent factor for S sessions
 
 Notation: ``n`` (S, C) zeroth-order statistics, ``F`` (S, CD) first-order statistics,
 ``m`` (CD,) UBM mean supervector, ``var`` (CD,) UBM variance supervector.
+
+The dense kernels are namespace-generic (numpy, PyTorch, CuPy through ``array-api-compat``; see
+docs/gpu.md): numpy keeps its own faster paths (``out=``, in-place updates, LAPACK), every other
+namespace runs the same algebra written in the array API standard (checked on CI with
+``array-api-strict``).  The session-to-class sums built on ``scipy.sparse``
+(:func:`class_weights`, :func:`class_weighted_sums`, :func:`class_offset_terms`) have a dense
+fallback elsewhere ((S, C, r) temporaries); :func:`lower_inverse` is numpy only.
 """
 
 from __future__ import annotations
@@ -16,7 +23,10 @@ import functools
 import numpy as np
 from scipy import sparse as _sparse
 
-from .linalg import lower_inverse, spd_inverse, spd_solve
+from . import _xp
+from .linalg import lower_inverse
+from .linalg import spd_inverse as _np_spd_inverse
+from .linalg import spd_solve as _np_spd_solve
 
 __all__ = [
     "project_rows",
@@ -55,13 +65,25 @@ __all__ = [
 _FEW = 4
 
 
+def spd_inverse(A):
+    """Inverse of each symmetric positive definite matrix of ``A`` (S, n, n), any namespace."""
+    xp = _xp.namespace(A)
+    return _np_spd_inverse(A) if xp is np else _xp.spd_inverse(A, xp)
+
+
+def spd_solve(A, B):
+    """Solve ``A_s X_s = B_s`` for SPD ``A`` (S, n, n) and B (S, n, k), any namespace."""
+    xp = _xp.namespace(A, B)
+    return _np_spd_solve(A, B) if xp is np else _xp.spd_solve(A, B, xp)
+
+
 def project_rows(F: np.ndarray, W: np.ndarray) -> np.ndarray:
     """``F @ W`` (S, r) for F (S, CD), W (CD, r).
 
     A few rows are multiplied one matrix-vector product each: OpenBLAS's GEMM with 2-4 rows is
     about twice slower than that many GEMV calls at these sizes (enrolment, scoring).
     """
-    if F.ndim == 1 or len(F) == 1 or len(F) > _FEW:
+    if F.ndim == 1 or F.shape[0] == 1 or F.shape[0] > _FEW or _xp.namespace(F, W) is not np:
         return F @ W
     return np.matmul(F[:, None, :], W)[:, 0, :]
 
@@ -69,8 +91,9 @@ def project_rows(F: np.ndarray, W: np.ndarray) -> np.ndarray:
 def subspace_products(W: np.ndarray, variances: np.ndarray) -> np.ndarray:
     """``W_c^T diag(var_c)^-1 W_c`` for every Gaussian: (C, r, r) from W (CD, r), variances (C, D)."""
     C, D = variances.shape
-    Wc = W.reshape(C, D, W.shape[1])
-    return np.matmul(Wc.transpose(0, 2, 1) / variances[:, None, :], Wc)
+    xp = _xp.namespace(W, variances)
+    Wc = xp.reshape(W, (C, D, W.shape[1]))
+    return xp.matmul(xp.permute_dims(Wc, (0, 2, 1)) / variances[:, None, :], Wc)
 
 
 
@@ -91,6 +114,12 @@ def symmetric_weighted_sum(weights: np.ndarray, M: np.ndarray) -> np.ndarray:
     One product over the r(r+1)/2 distinct entries (half the work of the full r*r).
     """
     r = M.shape[-1]
+    I, J = weights.shape[0], M.shape[0]
+    xp = _xp.namespace(weights, M)
+    if xp is not np:
+        packed, full = _symmetric_indices(r)
+        values = weights @ _xp.take_index(xp.reshape(M, (J, r * r)), packed, 1, xp)
+        return xp.reshape(_xp.take_index(values, full, 1, xp), (I, r, r))
     if len(weights) < _PACK_ROWS:  # packing M would cost more than it saves
         return project_rows(weights, M.reshape(len(M), r * r)).reshape(len(weights), r, r)
     packed, full = _symmetric_indices(r)
@@ -105,6 +134,10 @@ _PACK_ROWS = 32
 def posterior_precision(n: np.ndarray, wprod: np.ndarray) -> np.ndarray:
     """``I + sum_c n_c W_c^T Sigma_c^-1 W_c`` for each row of ``n`` (S, C): (S, r, r)."""
     precision = symmetric_weighted_sum(n, wprod)
+    xp = _xp.namespace(precision)
+    if xp is not np:
+        r = wprod.shape[-1]
+        return precision + xp.eye(r, dtype=precision.dtype, device=_xp.device_of(precision))
     idx = np.arange(wprod.shape[-1])
     precision[:, idx, idx] += 1.0
     return precision
@@ -113,6 +146,13 @@ def posterior_precision(n: np.ndarray, wprod: np.ndarray) -> np.ndarray:
 def second_moments(n: np.ndarray, cov: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """``A1[c] = sum_s n_sc (cov_s + mean_s mean_s^T)``: (C, r, r) from n (S, C), cov (S, r, r)."""
     S, r = mean.shape
+    xp = _xp.namespace(n, cov, mean)
+    if xp is not np:
+        packed, full = _symmetric_indices(r)
+        i, j = np.divmod(packed, r)
+        values = (_xp.take_index(xp.reshape(cov, (S, r * r)), packed, 1, xp)
+                  + _xp.take_index(mean, i, 1, xp) * _xp.take_index(mean, j, 1, xp))
+        return xp.reshape(_xp.take_index(n.T @ values, full, 1, xp), (n.shape[1], r, r))
     if n.shape[1] < _PACK_ROWS:
         return symmetric_weighted_sum(n.T, cov + mean[:, :, None] * mean[:, None, :])
     packed, full = _symmetric_indices(r)
@@ -129,6 +169,10 @@ def projection_products(W_mean: np.ndarray, wprod: np.ndarray) -> np.ndarray:
     """
     C, r, _ = wprod.shape
     packed, _ = _symmetric_indices(r)
+    xp = _xp.namespace(W_mean, wprod)
+    if xp is not np:
+        return xp.concat([W_mean, _xp.take_index(xp.reshape(wprod, (C, r * r)), packed, 1, xp)],
+                         axis=1)
     return np.hstack([W_mean, wprod.reshape(C, r * r)[:, packed]])
 
 
@@ -144,6 +188,11 @@ def centred_projections(n: np.ndarray, F: np.ndarray, W_over_var: np.ndarray, n_
     _, full = _symmetric_indices(r)
     n_terms = project_rows(n, n_products)
     b = project_rows(F, W_over_var)
+    xp = _xp.namespace(n_terms, b)
+    if xp is not np:
+        eye = xp.reshape(xp.eye(r, dtype=b.dtype, device=_xp.device_of(b)), (r * r,))
+        precision = _xp.take_index(n_terms[..., r:], full, n_terms.ndim - 1, xp) + eye
+        return xp.reshape(precision, tuple(n.shape[:-1]) + (r, r)), b - n_terms[..., :r]
     b -= n_terms[..., :r]
     precision = n_terms[..., r:][..., full]  # (S, r*r)
     precision[..., :: r + 1] += 1.0  # the diagonals
@@ -166,7 +215,7 @@ def posterior_mean_only(
 def posterior_mean(cov: np.ndarray, centred: np.ndarray, W_over_var: np.ndarray) -> np.ndarray:
     """``L W^T Sigma^-1 centred`` for each row: (S, r) from cov (S, r, r) and centred (S, CD)."""
     b = centred @ W_over_var
-    return np.matmul(cov, b[:, :, None])[:, :, 0]
+    return (cov @ b[:, :, None])[:, :, 0]
 
 
 def latent_posterior(n: np.ndarray, centred: np.ndarray, W_over_var: np.ndarray, wprod: np.ndarray):
@@ -209,6 +258,9 @@ def update_subspace(
     """
     C, r, _ = A1.shape
     D = A2.shape[0] // C
+    xp = _xp.namespace(A1, A2)
+    if xp is not np:
+        return _update_subspace_xp(A1, A2, previous, xp)
     empty = ~np.any(A1.reshape(C, -1), axis=1)
     if empty.any():
         A1 = A1.copy()
@@ -226,23 +278,48 @@ def update_subspace(
     return W.reshape(C * D, r)
 
 
+def _update_subspace_xp(A1, A2, previous, xp):
+    """:func:`update_subspace` in the array API standard (``where`` instead of masked writes)."""
+    C, r, _ = A1.shape
+    D = A2.shape[0] // C
+    empty = ~xp.any(xp.reshape(A1, (C, r * r)) != 0, axis=1)
+    eye = xp.eye(r, dtype=A1.dtype, device=_xp.device_of(A1))
+    A1 = xp.where(empty[:, None, None], eye, A1)
+    try:
+        Wt = spd_solve(A1, xp.permute_dims(xp.reshape(A2, (C, D, r)), (0, 2, 1)))
+    except _xp.LinAlgFailure as exc:
+        raise FloatingPointError(
+            "subspace update: an accumulator A1 is not positive definite (degenerate statistics: "
+            "check for NaN or Gaussians with (almost) no occupancy)"
+        ) from exc
+    W = xp.permute_dims(Wt, (0, 2, 1))
+    keep = xp.zeros_like(W) if previous is None else xp.reshape(previous, (C, D, r))
+    W = xp.where(empty[:, None, None], keep, W)
+    return xp.reshape(W, (C * D, r))
+
+
 def weighted_blocks(v: np.ndarray, W: np.ndarray, n_gaussians: int) -> np.ndarray:
     """``out[c] = sum_d v_cd W_cd`` (C, r) for a supervector ``v`` (CD,) and W (CD, r)."""
     C = n_gaussians
     r = W.shape[1]
-    return np.matmul(v.reshape(C, 1, -1), W.reshape(C, -1, r))[:, 0, :]
+    xp = _xp.namespace(v, W)
+    return xp.matmul(xp.reshape(v, (C, 1, -1)), xp.reshape(W, (C, -1, r)))[:, 0, :]
 
 
 def block_products(W: np.ndarray, G: np.ndarray) -> np.ndarray:
     """``out[c] = W_c G[c]`` (CD,) for W (CD, r) and G (C, r): one matrix-vector product per Gaussian."""
     C, r = G.shape
-    return np.matmul(W.reshape(C, -1, r), G[:, :, None]).reshape(-1)
+    xp = _xp.namespace(W, G)
+    return xp.reshape(xp.matmul(xp.reshape(W, (C, -1, r)), G[:, :, None]), (-1,))
 
 
 def gaussian_major(S: np.ndarray, n_gaussians: int) -> np.ndarray:
     """Per-class supervectors (K, CD) as a contiguous (C, D, K) array ("Gaussian-major": the layout
     in which :func:`per_gaussian_products` is produced and :func:`offset_outer_products` reads)."""
     K = S.shape[0]
+    xp = _xp.namespace(S)
+    if xp is not np:
+        return xp.permute_dims(xp.reshape(S, (K, n_gaussians, -1)), (1, 2, 0))
     return np.ascontiguousarray(S.reshape(K, n_gaussians, -1).transpose(1, 2, 0))
 
 
@@ -257,6 +334,13 @@ def per_gaussian_products(
     """
     C = n_gaussians
     K, _, r = G.shape
+    xp = _xp.namespace(W, G)
+    if xp is not np:
+        res = xp.reshape(W, (C, -1, r)) @ xp.permute_dims(G, (1, 2, 0))  # (C, D, K)
+        if out is not None:
+            out[...] = res
+            res = out
+        return res if gaussian_major else xp.reshape(xp.permute_dims(res, (2, 0, 1)), (K, -1))
     Wc = W.reshape(C, -1, r)  # (C, D, r)
     out = np.matmul(Wc, G.transpose(1, 2, 0), out=out)  # (C, D, K)
     return out if gaussian_major else out.transpose(2, 0, 1).reshape(K, -1)
@@ -268,9 +352,11 @@ def offset_outer_products(offsets: np.ndarray, G: np.ndarray) -> np.ndarray:
     ``offsets`` is (K, CD), or (C, D, K) (:func:`gaussian_major`).
     """
     K, C, r = G.shape
-    O = offsets if offsets.ndim == 3 else offsets.reshape(K, C, -1).transpose(1, 2, 0)
-    out = np.matmul(O, G.transpose(1, 0, 2))  # (C, D, K) @ (C, K, r)
-    return out.reshape(-1, r)
+    xp = _xp.namespace(offsets, G)
+    O = (offsets if offsets.ndim == 3
+         else xp.permute_dims(xp.reshape(offsets, (K, C, -1)), (1, 2, 0)))
+    out = xp.matmul(O, xp.permute_dims(G, (1, 0, 2)))  # (C, D, K) @ (C, K, r)
+    return xp.reshape(out, (-1, r))
 
 
 def group_sum(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
@@ -279,6 +365,12 @@ def group_sum(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarra
     One product with a sparse (K, S) indicator matrix (much faster than ``np.add.at`` or a
     ``reduceat`` over rows).
     """
+    xp = _xp.namespace(codes, values)
+    if xp is not np:
+        if values.shape[0] == 0:
+            return xp.zeros((n_groups,) + tuple(values.shape[1:]), dtype=values.dtype,
+                            device=_xp.device_of(values))
+        return _xp.segment_sum(codes, values, n_groups, xp)
     S = len(codes)
     if S == 0:
         return np.zeros((n_groups,) + values.shape[1:])
@@ -295,10 +387,20 @@ def class_weights(codes: np.ndarray, n: np.ndarray, n_classes: int):
     temporaries of a dense formulation.
     """
     S, C = n.shape
+    if _xp.namespace(codes, n) is not np:
+        return _ClassWeights(codes, n, n_classes)
     columns = codes[:, None] * C + np.arange(C)
     return _sparse.csr_array(
         (np.ravel(n), columns.ravel(), np.arange(0, S * C + 1, C)), shape=(S, n_classes * C)
     )
+
+
+class _ClassWeights:
+    """:func:`class_weights` outside numpy (no sparse matrices in the array API standard): the
+    codes and occupancies themselves; the products build (S, C, r) temporaries instead."""
+
+    def __init__(self, codes, n, n_classes):
+        self.codes, self.n, self.n_classes = codes, n, n_classes
 
 
 def class_weighted_sums(
@@ -310,6 +412,10 @@ def class_weighted_sums(
     """
     if weights is None:
         weights = class_weights(codes, n, n_classes)
+    if isinstance(weights, _ClassWeights):
+        xp = _xp.namespace(n, mean)
+        return _xp.segment_sum(weights.codes, weights.n[:, :, None] * mean[:, None, :],
+                               n_classes, xp)
     return np.asarray(weights.T @ mean).reshape(n_classes, n.shape[1], mean.shape[1])
 
 
@@ -321,6 +427,13 @@ def slot_class_sums(local: np.ndarray, n: np.ndarray, mean: np.ndarray, n_local:
     and a BLAS call (it runs in parallel threads).
     """
     S, r = mean.shape
+    xp = _xp.namespace(local, n, mean)
+    if xp is not np:
+        slot_ids = xp.arange(n_local, device=_xp.device_of(mean))
+        onehot = xp.astype(local[:, None] == slot_ids[None, :], mean.dtype)  # (S, J)
+        slots = onehot[:, :, None] * mean[:, None, :]
+        out = n.T @ xp.reshape(slots, (S, n_local * r))
+        return xp.permute_dims(xp.reshape(out, (-1, n_local, r)), (1, 0, 2))
     slots = np.zeros((S, n_local, r))
     slots[np.arange(S), local] = mean
     out = n.T @ slots.reshape(S, n_local * r)  # (C, J*r)
@@ -331,6 +444,10 @@ def class_offset_terms(weights, projections: np.ndarray) -> np.ndarray:
     """``sum_c n_sc Q[k(s), c]`` for every session: (S, r), from the :func:`class_weights` of the
     sessions and ``Q`` (K, C, r) (e.g. :func:`block_projections` of per-class offsets)."""
     K, C, r = projections.shape
+    if isinstance(weights, _ClassWeights):  # (S, 1, C) @ (S, C, r): an (S, C, r) temporary
+        xp = _xp.namespace(weights.n, projections)
+        Q = _xp.take_index(projections, _xp.to_host_index(weights.codes), 0, xp)
+        return (weights.n[:, None, :] @ Q)[:, 0, :]
     return np.asarray(weights @ projections.reshape(K * C, r))
 
 
@@ -343,8 +460,10 @@ def block_projections(offsets: np.ndarray, W: np.ndarray, n_gaussians: int) -> n
     C = n_gaussians
     K = offsets.shape[0]
     r = W.shape[1]
-    out = np.matmul(offsets.reshape(K, C, -1).transpose(1, 0, 2), W.reshape(C, -1, r))  # (C, K, r)
-    return out.transpose(1, 0, 2)
+    xp = _xp.namespace(offsets, W)
+    O = xp.permute_dims(xp.reshape(offsets, (K, C, -1)), (1, 0, 2))
+    out = xp.matmul(O, xp.reshape(W, (C, -1, r)))  # (C, K, r)
+    return xp.permute_dims(out, (1, 0, 2))
 
 
 def diagonal_posterior(N_sv: np.ndarray, centred: np.ndarray, D: np.ndarray, var: np.ndarray):
@@ -365,6 +484,8 @@ def diagonal_gain(N_sv: np.ndarray, D: np.ndarray, var: np.ndarray) -> np.ndarra
     (ISV training) it is computed once.
     """
     d_over_var = D / var
+    if _xp.namespace(N_sv, D, var) is not np:
+        return d_over_var * D / (1.0 + (d_over_var * D) * N_sv)
     gain = (d_over_var * D) * N_sv  # in place from here: one (K, CD) array
     gain += 1.0
     np.reciprocal(gain, out=gain)

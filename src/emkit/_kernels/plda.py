@@ -13,6 +13,10 @@ basis ``V`` for every ``n`` at once: all classes (training) and all models/probe
 handled by element-wise scalings ``1 / (1 + n lam)`` and matrix products, without any per-class
 factorisation and without explicit inverses of ``W``.
 
+Scoring (:func:`scoring_basis`, :func:`llr_matrix`) is namespace-generic: it runs unchanged on
+numpy, PyTorch or CuPy arrays (``array-api-compat``; see docs/gpu.md), numpy through its own
+faster paths.  Training runs on numpy.
+
 Training statistics are computed once: centred class sums and the centred scatter matrix; an EM
 iteration then costs O(K r^2 + D^2 (r + K)) whatever the number of vectors.
 """
@@ -24,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
+from . import _xp
+
 LOG_2PI = np.log(2.0 * np.pi)
 
 
@@ -33,9 +39,12 @@ class NotPositiveDefiniteError(ValueError):
 
 def cholesky(A: np.ndarray, name: str) -> np.ndarray:
     """Lower Cholesky factor of ``A`` or a :class:`NotPositiveDefiniteError` naming ``A``."""
+    xp = _xp.namespace(A)
     try:
+        if xp is not np:
+            return _xp.cholesky(A, xp)
         return linalg.cholesky(A, lower=True, check_finite=False)
-    except linalg.LinAlgError as exc:
+    except (linalg.LinAlgError, _xp.LinAlgFailure) as exc:
         raise NotPositiveDefiniteError(
             f"the {name} is not positive definite ({exc}); the data may have constant or collinear "
             "features: reduce the dimension first (e.g. PCA/LDA) or raise variance_threshold"
@@ -148,6 +157,11 @@ class Posterior:
 
 def _whitened_factor(F: np.ndarray, W: np.ndarray, name: str):
     L = cholesky(W, name)
+    xp = _xp.namespace(F, W)
+    if xp is not np:
+        Ft = _xp.solve_triangular(L, F, xp, lower=True)
+        lam, V = xp.linalg.eigh(Ft.T @ Ft)
+        return L, Ft, xp.clip(lam, min=0.0), V
     Ft = linalg.solve_triangular(L, F, lower=True, check_finite=False)
     lam, V = linalg.eigh(Ft.T @ Ft, check_finite=False)
     return L, Ft, np.maximum(lam, 0.0), V
@@ -272,6 +286,13 @@ def scoring_basis(F: np.ndarray, W: np.ndarray, rtol: float = 1e-13):
     Directions with a zero eigenvalue carry no information about the class and are dropped.
     """
     L, Ft, lam, V = _whitened_factor(F, W, "within-class covariance W")
+    xp = _xp.namespace(F, W)
+    if xp is not np:
+        top = max(float(xp.max(lam)) if lam.shape[0] else 0.0, np.finfo(float).tiny)
+        keep = _xp.to_host_index(xp.nonzero(lam > rtol * top)[0])
+        lam, V = _xp.take_index(lam, keep, 0, xp), _xp.take_index(V, keep, 1, xp)
+        P = _xp.solve_triangular(L, Ft @ V, xp, lower=True, trans=True)
+        return P, lam
     keep = lam > rtol * max(lam.max(initial=0.0), np.finfo(float).tiny)
     lam, V = lam[keep], V[:, keep]
     P = linalg.solve_triangular(L, Ft @ V, lower=True, trans="T", check_finite=False)
@@ -305,6 +326,9 @@ def llr_matrix(uE, nE, uP, nP, lam, out, block_rows: int) -> np.ndarray:
     if r == 0:  # F carries no direction: same- and different-class hypotheses are the same model
         out[...] = 0.0
         return out
+    xp = _xp.namespace(uE, uP, lam)
+    if xp is not np:
+        return _llr_matrix_xp(xp, uE, nE, uP, nP, lam, out, block_rows)
     direct = out.dtype == np.float64 and out.flags.c_contiguous
     for c in np.unique(nP):
         cols = np.flatnonzero(nP == c)
@@ -335,4 +359,58 @@ def llr_matrix(uE, nE, uP, nP, lam, out, block_rows: int) -> np.ndarray:
                 out[r0:r1] = left[r0:r1] @ right_t
             else:
                 out[r0:r1, cols] = left[r0:r1] @ right_t
+    return out
+
+
+def _llr_matrix_xp(xp, uE, nE, uP, nP, lam, out, block_rows):
+    """:func:`llr_matrix` in any array namespace (same algebra): the counts and their groups are
+    worked out on the host (small vectors), the products run where ``uE``/``uP`` live, and each
+    block of rows comes back into the host array ``out`` (numpy, e.g. a memmap)."""
+    from .._backend._device import to_numpy
+
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array (scores come back to the host); got "
+                        f"{type(out).__name__}")
+    M, r = uE.shape
+    dtype = uE.dtype
+    nE_host, nP_host = to_numpy(nE), to_numpy(nP)
+    uniq, group = np.unique(nE_host, return_inverse=True)
+    G = len(uniq)
+    n_u = _xp.asarray_like(uniq, uE, xp, dtype=dtype)[:, None]  # (G, 1)
+    lam = lam[None, :]
+    g_n = 1.0 / (1.0 + n_u * lam)
+    ones_m = xp.ones((M, 1), dtype=dtype, device=_xp.device_of(uE))
+    for c in np.unique(nP_host):
+        c = float(c)
+        cols = np.flatnonzero(nP_host == c)
+        all_cols = len(cols) == uP.shape[0]
+        up = uP if all_cols else _xp.take_index(uP, cols, 0, xp)
+        ones_p = xp.ones((up.shape[0], 1), dtype=dtype, device=_xp.device_of(uE))
+        a = 1.0 / (1.0 + (n_u + c) * lam)  # (G, r)
+        logs = 0.5 * xp.sum(xp.log1p((n_u + c) * lam) - xp.log1p(n_u * lam)
+                            - xp.log1p(c * lam), axis=1)
+        a_m = _xp.take_index(a, group, 0, xp)  # (M, r)
+        const = (0.5 * xp.sum(uE * uE * (a_m - _xp.take_index(g_n, group, 0, xp)), axis=1)
+                 - _xp.take_index(logs, group, 0, xp))[:, None]
+        g_c = 1.0 / (1.0 + c * lam)
+        if G <= r:
+            probe = 0.5 * ((up * up) @ (a - g_c).T)  # (Pc, G)
+        if G == 1:
+            left = xp.concat([uE * a, const, ones_m], axis=1)
+            right = xp.concat([up, ones_p, probe], axis=1)
+        elif G <= r:
+            onehot = _xp.asarray_like(group[:, None] == np.arange(G), uE, xp, dtype=dtype)
+            left = xp.concat([a_m * uE, const, onehot], axis=1)
+            right = xp.concat([up, ones_p, probe], axis=1)
+        else:
+            left = xp.concat([uE * a_m, const, 0.5 * (a_m - g_c)], axis=1)
+            right = xp.concat([up, ones_p, up * up], axis=1)
+        right_t = right.T
+        for r0 in range(0, M, block_rows):
+            r1 = min(M, r0 + block_rows)
+            block = to_numpy(left[r0:r1, :] @ right_t, dtype=None)
+            if all_cols:
+                out[r0:r1] = block
+            else:
+                out[r0:r1, cols] = block
     return out
