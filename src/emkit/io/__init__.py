@@ -6,6 +6,7 @@
   versioned layout stamp used by the estimators the reference could not save.
 """
 
+from .errors import InvalidFileError
 from .h5 import atomic_h5_write, open_for_reading, open_for_writing, read_stamp, write_stamp
 
-__all__ = ["atomic_h5_write", "open_for_reading", "open_for_writing", "read_stamp", "write_stamp"]
+__all__ = ["InvalidFileError", "atomic_h5_write", "open_for_reading", "open_for_writing", "read_stamp", "write_stamp"]

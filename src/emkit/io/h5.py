@@ -26,7 +26,7 @@ CLASS_ATTR = "emkit_class"
 #: Root attribute holding the integer version of that class's layout.
 VERSION_ATTR = "emkit_format_version"
 #: Longest string (characters) a reader accepts for a name-like dataset or attribute.
-MAX_STRING = 4096
+MAX_STRING = 65536
 #: Largest dataset (bytes) kept inside an object header ("compact" layout) that HDF5 allows.
 _COMPACT_LIMIT = 65536
 #: h5py failures that mean "damaged or hostile file" when they happen while reading one.
@@ -227,7 +227,8 @@ def _check_shape(ds, group, name, shape, size) -> None:
 
 def read_array(group, name: str, kind: str = "float", *, shape=None, size=None,
                required: bool = True, positive: bool = False, nonnegative: bool = False):
-    """Dataset ``name`` of ``group`` as a C-contiguous float64 (``kind="float"``) / int64 / bool array.
+    """Dataset ``name`` of ``group`` as a C-contiguous float64 (``kind="float"``) / int64 / bool
+    array, or (``kind="str"``) a flat list of ``str``.
 
     ``shape``: expected shape, ``None`` entries free; ``size``: expected number of values (any
     shape, for layouts that flatten).  Link, storage, type and shape are checked before the data
@@ -245,6 +246,8 @@ def read_array(group, name: str, kind: str = "float", *, shape=None, size=None,
     except _READ_ERRORS as exc:
         raise InvalidFileError(f"{filename(group)}: dataset {_where(group, name)!r} could not be "
                                f"read (damaged storage: {type(exc).__name__})") from exc
+    if kind == "str":
+        return [_as_text(v, group, name, "dataset") for v in np.asarray(data).reshape(-1)]
     out_dtype = {"float": np.float64, "int": np.int64, "bool": np.bool_}[kind]
     if kind == "float":
         data = np.ascontiguousarray(data, dtype=np.float64)
