@@ -35,7 +35,7 @@ def _file_major_version(group) -> int:
     version = read_attr(group, "file_version", "str")
     major = version.split(".")[0]
     if not (major.isdigit() and len(major) <= 3):
-        raise InvalidFileError(f"{filename(group)}: attribute 'file_version' must be a version "
+        raise InvalidFileError(f"{filename(group)}: attribute '/file_version' must be a version "
                                "such as '1.0'")
     return int(major)
 

@@ -185,6 +185,7 @@ def _check_storage(ds, group, name) -> None:
 
 
 _KINDS = {"float": "fiu", "int": "iu", "bool": "biu"}
+_NOUNS = {"float": "numbers", "int": "integers", "bool": "booleans"}
 
 
 def _check_dtype(ds, group, name, kind: str) -> None:
@@ -197,7 +198,7 @@ def _check_dtype(ds, group, name, kind: str) -> None:
         _fail(group, name, f"must hold text; found {_describe(dtype)}")
     if (dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in _KINDS[kind]
             or dtype.itemsize > 8):
-        _fail(group, name, f"must hold {kind} numbers; found {_describe(dtype)}")
+        _fail(group, name, f"must hold {_NOUNS[kind]}; found {_describe(dtype)}")
 
 
 def _describe(dtype) -> str:
@@ -299,8 +300,12 @@ def read_scalar(group, name: str, kind: str = "float", *, required: bool = True,
     if allow_nan and np.isnan(value):
         return value
     if low is not None and not value >= low or high is not None and not value <= high:
-        bounds = f"in [{low}, {high}]" if low is not None and high is not None else (
-            f">= {low}" if low is not None else f"<= {high}")
+        if low is not None and low == high:
+            bounds = f"{low}"
+        elif low is not None and high is not None:
+            bounds = f"in [{low}, {high}]"
+        else:
+            bounds = f">= {low}" if low is not None else f"<= {high}"
         _fail(group, name, f"must be {bounds}")
     return value
 
@@ -349,7 +354,7 @@ def read_attr(group, name: str, kind: str = "str", *, required: bool = True, def
         return _as_text(group.attrs[name], group, name, "attribute")
     if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in _KINDS[kind] \
             or dtype.itemsize > 8:
-        _fail(group, name, f"must hold {kind} numbers; found {_describe(dtype)}", "attribute")
+        _fail(group, name, f"must hold {_NOUNS[kind]}; found {_describe(dtype)}", "attribute")
     value = np.asarray(group.attrs[name]).reshape(-1)[0]
     if kind == "float":
         value = np.float64(value)
