@@ -177,6 +177,7 @@ CASES = [
     ("gmm-soft-link", "gmm", _soft_link("gaussians/variances", "/gaussians/means"), "/gaussians/variances"),
     ("gmm-external-link-dataset", "gmm", _external_link("weights"), "/weights"),
     ("gmm-external-link-group", "gmm", _external_link("gaussians", "/grp"), "/gaussians"),
+    ("gmm-ubm-linked-to-itself", "gmm", lambda f, tmp: f.__setitem__("ubm", f["/"]), "/ubm"),
     ("gmm-virtual-dataset", "gmm", _virtual("gaussians/means"), "/gaussians/means"),
     ("gmm-external-raw-storage", "gmm", _external_storage("gaussians/means"), "/gaussians/means"),
     # GMMStats

@@ -199,8 +199,10 @@ def _read_gaussians(g, C):
     return means, variances, _read_thresholds(g, "variance_thresholds", C, D)
 
 
-def _read_current(f, cls, ubm):
+def _read_current(f, cls, ubm, depth=0):
     _check_kind(f, "GMMMachine", "weights")
+    if depth > 4:  # a group linked into itself would recurse without end
+        raise InvalidFileError(f"{filename(f)}: group {f.name!r} nests UBMs more than 4 deep")
     C = read_scalar(f, "n_gaussians", "int", low=1)
     trainer = read_scalar(f, "trainer", "str")
     if trainer not in ("ml", "map"):
@@ -209,7 +211,7 @@ def _read_current(f, cls, ubm):
     _check_weights(f, "weights", weights)
     means, variances, thresholds = _read_gaussians(child(f, "gaussians", "group"), C)
     if ubm is None and child(f, "ubm", "group", required=False) is not None:
-        ubm = _read_current(child(f, "ubm", "group"), cls, None)
+        ubm = _read_current(child(f, "ubm", "group"), cls, None, depth + 1)
         check_values(f, "ubm", np.shape(ubm.means) == means.shape,
                      f"must be a UBM of the machine's shape {means.shape}")
     if trainer == "map" and ubm is None:

@@ -133,35 +133,44 @@ def child(group, name: str, kind: str = "dataset", required: bool = True):
     types, objects of the other kind, virtual datasets and datasets whose raw data live in other
     files.  Missing: an error when ``required``, else None.
     """
-    link = group.get(name, getlink=True)
-    if link is None:
-        if required:
-            _fail(group, name, "is missing", kind)
-        return None
-    if isinstance(link, h5py.ExternalLink):
-        _fail(group, name, "is an external link to another file (refused)", kind)
-    if isinstance(link, h5py.SoftLink):
-        _fail(group, name, "is a soft link (emkit files hold none; refused)", kind)
-    obj = group.get(name)
-    expected = h5py.Dataset if kind == "dataset" else h5py.Group
-    if not isinstance(obj, expected):
-        _fail(group, name, f"is not a {kind} (found a {type(obj).__name__})", kind)
-    if kind == "dataset":
-        if obj.is_virtual:
-            _fail(group, name, "is a virtual dataset (it maps other files; refused)")
-        if obj.id.get_create_plist().get_external_count():
-            _fail(group, name, "stores its data in external files (refused)")
+    obj, _ = _child(group, name, kind, required)
     return obj
 
 
-def _check_storage(ds, group, name) -> None:
+def _child(group, name, kind, required):
+    """``child`` and, for a dataset, its creation property list (None for a group)."""
+    key = name.encode()
+    if not group.id.links.exists(key):
+        if required:
+            _fail(group, name, "is missing", kind)
+        return None, None
+    link_type = group.id.links.get_info(key).type
+    if link_type == h5py.h5l.TYPE_EXTERNAL:
+        _fail(group, name, "is an external link to another file (refused)", kind)
+    if link_type != h5py.h5l.TYPE_HARD:
+        _fail(group, name, "is a soft link (emkit files hold none; refused)", kind)  # or user-defined
+    oid = h5py.h5o.open(group.id, key)
+    if kind == "group":
+        if not isinstance(oid, h5py.h5g.GroupID):
+            _fail(group, name, "is not a group", kind)
+        return h5py.Group(oid), None
+    if not isinstance(oid, h5py.h5d.DatasetID):
+        _fail(group, name, "is not a dataset", kind)
+    dcpl = oid.get_create_plist()
+    if dcpl.get_layout() == h5py.h5d.VIRTUAL:
+        _fail(group, name, "is a virtual dataset (it maps other files; refused)")
+    if dcpl.get_external_count():
+        _fail(group, name, "stores its data in external files (refused)")
+    return h5py.Dataset(oid), dcpl
+
+
+def _check_storage(ds, dcpl, group, name) -> None:
     """The bytes the dataset declares must be in the file (checked before reading them)."""
     if ds.shape is None:
         _fail(group, name, "has no dataspace (an empty/null dataset)")
     declared = int(np.prod(ds.shape, dtype=object)) * ds.dtype.itemsize
     if declared == 0:
         return
-    dcpl = ds.id.get_create_plist()
     file_size = ds.file.id.get_filesize()
     layout = dcpl.get_layout()
     if layout == h5py.h5d.COMPACT:
@@ -236,12 +245,16 @@ def read_array(group, name: str, kind: str = "float", *, shape=None, size=None,
     are read; floats must then be finite (and ``positive``/``nonnegative`` when asked).  Missing
     and not ``required``: None.
     """
-    ds = child(group, name, "dataset", required)
+    ds, dcpl = _child(group, name, "dataset", required)
     if ds is None:
         return None
     _check_dtype(ds, group, name, kind)
     _check_shape(ds, group, name, shape, size)
-    _check_storage(ds, group, name)
+    return _read_checked(ds, dcpl, group, name, kind, positive, nonnegative)
+
+
+def _read_checked(ds, dcpl, group, name, kind, positive=False, nonnegative=False):
+    _check_storage(ds, dcpl, group, name)
     try:
         data = ds[()]
     except _READ_ERRORS as exc:
@@ -275,28 +288,25 @@ def read_scalar(group, name: str, kind: str = "float", *, required: bool = True,
     ``low``/``high``: inclusive bounds checked on numbers; ``allow_nan``: NaN accepted for floats
     (emkit writes NaN for None).  Missing and not ``required``: ``default``.
     """
-    ds = child(group, name, "dataset", required)
+    ds, dcpl = _child(group, name, "dataset", required)
     if ds is None:
         return default
     _check_dtype(ds, group, name, kind)
     if ds.shape not in ((), (1,)):
         _fail(group, name, f"must hold a single value; found shape {ds.shape}")
     if kind == "str":
+        return _read_checked(ds, dcpl, group, name, kind)[0]
+    if kind == "float" and allow_nan:
+        _check_storage(ds, dcpl, group, name)
         try:
-            value = ds[()]
+            value = np.float64(np.asarray(ds[()]).reshape(-1)[0])
         except _READ_ERRORS as exc:
             raise InvalidFileError(f"{filename(group)}: dataset {_where(group, name)!r} could not "
                                    f"be read ({type(exc).__name__})") from exc
-        return _as_text(value, group, name, "dataset")
-    if kind == "float" and allow_nan:
-        value = _read_one(ds, group, name)
-        value = np.float64(value)
         if np.isinf(value):
             _fail(group, name, "holds an infinite value")
-    elif kind == "float":
-        value = read_array(group, name, "float").reshape(-1)[0]
     else:
-        value = read_array(group, name, kind).reshape(-1)[0]
+        value = _read_checked(ds, dcpl, group, name, kind).reshape(-1)[0]
     if allow_nan and np.isnan(value):
         return value
     if low is not None and not value >= low or high is not None and not value <= high:
@@ -308,15 +318,6 @@ def read_scalar(group, name: str, kind: str = "float", *, required: bool = True,
             bounds = f">= {low}" if low is not None else f"<= {high}"
         _fail(group, name, f"must be {bounds}")
     return value
-
-
-def _read_one(ds, group, name):
-    _check_storage(ds, group, name)
-    try:
-        return np.asarray(ds[()]).reshape(-1)[0]
-    except _READ_ERRORS as exc:
-        raise InvalidFileError(f"{filename(group)}: dataset {_where(group, name)!r} could not be "
-                               f"read ({type(exc).__name__})") from exc
 
 
 def _as_text(value, group, name, kind) -> str:
