@@ -372,3 +372,23 @@ def test_stats_types_after_reading(valid):
     for path in (valid["stats"], os.path.join(REF_DATA, "ref_stats.h5")):
         s = GMMStats.from_hdf5(path)
         assert type(s.n_gaussians) is np.int64 and type(s.n_features) is np.int64
+
+
+F64_TYPE_MESSAGE = bytes([0x11, 0x20, 0x3F, 0x00, 0x08, 0, 0, 0, 0, 0, 0x40, 0x00, 0x34, 0x0B, 0x00, 0x34])
+
+
+def test_float_type_numpy_cannot_represent(valid, tmp_path):
+    # found by the fuzzer: a float64 type with an exponent bias numpy has no type for makes h5py
+    # raise a bare ValueError ("Insufficient precision...") when the dataset's dtype is asked for
+    content = bytearray(valid["plda"].read_bytes())
+    where = content.find(F64_TYPE_MESSAGE)
+    if where < 0:
+        pytest.skip("this HDF5 library writes float64 type messages differently")
+    while where >= 0:
+        content[where + 18] = 0xA6  # exponent bias 1023 -> 0xA603FF
+        where = content.find(F64_TYPE_MESSAGE, where + 1)
+    path = tmp_path / "precision.h5"
+    path.write_bytes(bytes(content))
+    with pytest.raises(InvalidFileError, match="could not be read") as info:
+        mf.LOADERS["plda"](path)
+    assert str(path) in str(info.value)

@@ -13,6 +13,7 @@ an :class:`~emkit.io.errors.InvalidFileError` naming the file and the dataset, n
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 import h5py
@@ -126,6 +127,25 @@ def _fail(group, name, problem: str, kind: str = "dataset"):
     raise InvalidFileError(f"{filename(group)}: {kind} {_where(group, name)!r} {problem}")
 
 
+def _guarded(label: str):
+    """Any h5py/numpy failure inside a validated read (a damaged type, dataspace or chunk)
+    becomes an :class:`InvalidFileError` naming the file and the dataset or attribute."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def guarded(group, name, *args, **kwargs):
+            try:
+                return fn(group, name, *args, **kwargs)
+            except InvalidFileError:
+                raise
+            except (ValueError, *_READ_ERRORS) as exc:
+                raise InvalidFileError(f"{filename(group)}: {label} {_where(group, name)!r} could "
+                                       f"not be read (damaged or unsupported: "
+                                       f"{type(exc).__name__})") from exc
+        return guarded
+    return wrap
+
+
+@_guarded("object")
 def child(group, name: str, kind: str = "dataset", required: bool = True):
     """The dataset (``kind="dataset"``) or group ``name`` directly under ``group``, or None.
 
@@ -235,6 +255,7 @@ def _check_shape(ds, group, name, shape, size) -> None:
         _fail(group, name, f"must hold {size} values; found shape {found}")
 
 
+@_guarded("dataset")
 def read_array(group, name: str, kind: str = "float", *, shape=None, size=None,
                required: bool = True, positive: bool = False, nonnegative: bool = False):
     """Dataset ``name`` of ``group`` as a C-contiguous float64 (``kind="float"``) / int64 / bool
@@ -281,6 +302,7 @@ def _read_checked(ds, dcpl, group, name, kind, positive=False, nonnegative=False
     return data
 
 
+@_guarded("dataset")
 def read_scalar(group, name: str, kind: str = "float", *, required: bool = True, default=None,
                 low=None, high=None, allow_nan: bool = False):
     """One value (shape () or, in bob 2.x files, (1,)) as ``numpy.float64``/``int64``/``bool_``/``str``.
@@ -335,8 +357,10 @@ def _as_text(value, group, name, kind) -> str:
     return value
 
 
+@_guarded("attribute")
 def read_attr(group, name: str, kind: str = "str", *, required: bool = True, default=None):
-    """Attribute ``name`` of ``group``: text (``kind="str"``) or a single int/float number.
+    """Attribute ``name`` of ``group``: text (``kind="str"``) or a single int/float number
+    (``kind="auto"``: whichever it holds).
 
     The attribute's type and size are checked before its value is read.
     """
@@ -346,6 +370,8 @@ def read_attr(group, name: str, kind: str = "str", *, required: bool = True, def
         return default
     aid = group.attrs.get_id(name)
     dtype, shape = aid.dtype, aid.shape
+    if kind == "auto":
+        kind = "str" if dtype.kind in "OS" else ("int" if dtype.kind in "iu" else "float")
     if shape is None or int(np.prod(shape, dtype=object)) != 1:
         _fail(group, name, f"must hold a single value; found shape {shape}", "attribute")
     if kind == "str":

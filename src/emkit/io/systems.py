@@ -106,9 +106,7 @@ def _read_parameters(f) -> dict:
     for key in f.attrs:
         if key in ("system", "emkit_class", "emkit_format_version"):
             continue
-        dtype = f.attrs.get_id(key).dtype
-        kind = "str" if dtype.kind in "OS" else ("int" if dtype.kind in "iu" else "float")
-        params[key] = read_attr(f, key, kind)
+        params[key] = read_attr(f, key, "auto")
     return params
 
 
