@@ -392,3 +392,38 @@ def test_float_type_numpy_cannot_represent(valid, tmp_path):
     with pytest.raises(InvalidFileError, match="could not be read") as info:
         mf.LOADERS["plda"](path)
     assert str(path) in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 10 item 9: the command line names a model file that is not (complete) HDF5
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["text", "truncated", "nan-weights"])
+def test_cli_names_a_corrupt_model_file(valid, tmp_path, damage):
+    from click.testing import CliRunner
+
+    from emkit.cli import cli
+
+    models = tmp_path / "models.h5"
+    if damage == "text":
+        models.write_text("model_1 alice\n")
+    elif damage == "truncated":
+        models.write_bytes(valid["enrolled"].read_bytes()[:4000])
+    else:
+        shutil.copy(_mutated(valid, tmp_path, "enrolled", _set("machine/weights", [np.nan] * C)),
+                    models)
+    np.save(tmp_path / "probe.npy", np.zeros((5, D)))
+    (tmp_path / "trials.txt").write_text("alice probe\n")
+    for args in (["score", "--models", models, "-t", tmp_path / "trials.txt",
+                  "-o", tmp_path / "scores.txt", tmp_path / "probe.npy"],
+                 ["enroll", "-m", models, "--enroll-list", tmp_path / "trials.txt",
+                  "-o", tmp_path / "out.h5", tmp_path / "probe.npy"]):
+        result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == 1, result.output
+        err = result.stderr.strip()
+        assert str(models) in err and "\n" not in err and "Traceback" not in result.output
+        expected = {"text": "not an HDF5 file", "truncated": "not a complete HDF5 file",
+                    "nan-weights": "'/machine/weights' holds NaN"}[damage]
+        if damage != "nan-weights" or args[0] == "score":
+            assert expected in err, err
