@@ -6,7 +6,7 @@ own small objects) and a time limit.  A load must either succeed with finite par
 :class:`emkit.io.InvalidFileError` (or ``FileNotFoundError``); a ``MemoryError`` (an allocation
 the file's size does not justify), any other exception, a crash or a hang fails the test.
 
-``EMKIT_FUZZ_EXAMPLES`` (default 25) sets the number of examples per test.
+``EMKIT_FUZZ_EXAMPLES`` (default 30) sets the number of examples per test.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from emkit.io import InvalidFileError
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ALLOWANCE = 16 * 2**20  # bytes: the interpreter's own working memory while loading
 TIME_LIMIT = 60.0  # seconds per load: far above any load here; only a hang reaches it
-EXAMPLES = int(os.environ.get("EMKIT_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("EMKIT_FUZZ_EXAMPLES", "30"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 

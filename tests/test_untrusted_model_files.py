@@ -143,6 +143,7 @@ CASES = [
     ("gmm-inf-mean", "gmm", _with("gaussians/means", lambda v: v + np.inf), "/gaussians/means"),
     ("gmm-weights-sum-0.9", "gmm", _set("weights", [0.2, 0.3, 0.4]), "/weights"),
     ("gmm-weights-sum-1+1e-5", "gmm", _set("weights", [0.2, 0.3, 0.5 + 1e-5]), "/weights"),
+    ("gmm-float32-weights-sum-1.01", "gmm", _set("weights", np.array([0.2, 0.3, 0.51], dtype=np.float32)), "/weights"),
     ("gmm-negative-weight", "gmm", _set("weights", [1.5, -0.5, 0.0]), "/weights"),
     ("gmm-nan-weight", "gmm", _set("weights", [np.nan, 0.5, 0.5]), "/weights"),
     ("gmm-negative-threshold", "gmm", _set("gaussians/variance_thresholds", -1.0), "/gaussians/variance_thresholds"),
@@ -251,6 +252,27 @@ def test_damaged_model_file_is_refused(valid, tmp_path, kind, change, named):
     message = str(info.value)
     assert str(path) in message
     assert repr(named) in message or f"'{named}" in message or f"/{named}'" in message
+
+
+@pytest.mark.parametrize("dtype, loads", [(np.float32, True), (np.float64, False)])
+def test_weights_tolerance_scales_with_the_stored_type(tmp_path, dtype, loads):
+    # 1000 float32 weights normalised in float32 may sum 1 +- ~1e-5: accepted (tolerance
+    # 4 C eps(float32) = 4.8e-4); the same error in float64 weights is refused (tolerance 1e-6)
+    n = 1000
+    m = GMMMachine(n)
+    m.means, m.variances = np.zeros((n, 1)), np.ones((n, 1))
+    m.weights = np.full(n, 1.0 / n)
+    path = tmp_path / "big.h5"
+    m.save(path)
+    weights = np.full(n, 1.0 / n)
+    weights[0] += 2e-5
+    with h5py.File(path, "r+") as f:
+        _replace(f, "weights", weights.astype(dtype))
+    if loads:
+        assert GMMMachine.from_hdf5(path).weights[0] == np.float32(weights[0])
+    else:
+        with pytest.raises(InvalidFileError, match="'/weights' must hold weights summing to 1"):
+            GMMMachine.from_hdf5(path)
 
 
 def test_at_least_forty_cases():
