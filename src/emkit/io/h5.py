@@ -8,13 +8,14 @@ and :func:`read_scalar`, which check the link (no soft or external links), the s
 virtual datasets, no external raw data, no more bytes declared than the file holds), the type and
 the shape *before* reading, and the finiteness and range of the values after.  Anything wrong is
 an :class:`~emkit.io.errors.InvalidFileError` naming the file and the dataset, never quoting it.
+A path is refused before HDF5 opens it when it is not a regular file (a pipe would block) or when
+its global heaps are inconsistent (:mod:`emkit.io.heaps`: HDF5 itself would loop forever).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import mmap
 import os
 
 import h5py
@@ -22,6 +23,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import InvalidFileError
+from .heaps import check_global_heaps
 
 #: Root attribute naming the emkit class stored in a file of emkit's versioned layout.
 CLASS_ATTR = "emkit_class"
@@ -68,45 +70,12 @@ def filename(group) -> str:
         return "the HDF5 file"
 
 
-_GCOL = b"GCOL\x01\x00\x00\x00"  # a global heap collection: signature, version 1, reserved
-
-
-def _check_global_heaps(path: str) -> None:
-    """Walk every global heap collection (where variable-length strings live) as HDF5 will.
-
-    HDF5 2.0's parser loops forever on a collection whose free-space entry has size 0 (and wanders
-    through garbage on other inconsistent sizes); a collection whose entries do not tile it
-    exactly is refused before HDF5 sees it.  One pass over the file's bytes (memory-mapped).
-    """
-    if os.path.getsize(path) < len(_GCOL):
-        return
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        start = buf.find(_GCOL)
-        while start >= 0:
-            end = start + int.from_bytes(buf[start + 8:start + 16], "little")
-            if end > len(buf):  # beyond the end of the file: HDF5 reports it as truncated
-                start = buf.find(_GCOL, start + 1)
-                continue
-            p = start + 16
-            while p + 16 <= end:
-                index = int.from_bytes(buf[p:p + 2], "little")
-                size = int.from_bytes(buf[p + 8:p + 16], "little")
-                step = 16 + -(-size // 8) * 8 if index else size
-                if step < 16 or p + step > end:
-                    break
-                p += step
-            if not (p == end or (end - p < 16 and p < end)):
-                raise InvalidFileError(f"{path}: a global heap (variable-length data) at byte "
-                                       f"{start} is inconsistent (damaged file)")
-            start = buf.find(_GCOL, start + 1)
-
-
 def _open_file(path: str) -> h5py.File:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such HDF5 file: {path!r}")
     if not os.path.isfile(path):  # a directory, a named pipe (would block), a device (endless)
         raise InvalidFileError(f"{path}: not a regular file")
-    _check_global_heaps(path)
+    check_global_heaps(path)
     try:
         return h5py.File(path, "r")
     except (FileNotFoundError, PermissionError):
@@ -456,16 +425,6 @@ def read_stamp(group, class_name: str, max_version: int) -> int:
             f"emkit reads (<= {max_version}); upgrade emkit"
         )
     return int(version)
-
-
-def read_optional(group, name, default=None):
-    """Value of dataset ``name`` (scalars as numpy scalars), or ``default`` when absent.
-
-    Trusted files only (emkit's own checkpoints); model readers use :func:`read_array`.
-    """
-    if name not in group:
-        return default
-    return group[name][()]
 
 
 def as_str(value) -> str:
