@@ -253,7 +253,8 @@ def _check_shape(ds, group, name, shape, size) -> None:
     if shape is not None:
         ok = len(found) == len(shape) and all(e is None or e == f for e, f in zip(shape, found))
         if not ok:
-            want = "(" + ", ".join("*" if e is None else str(e) for e in shape) + ("," if len(shape) == 1 else "") + ")"
+            dims = ", ".join("*" if e is None else str(e) for e in shape)
+            want = f"({dims}{',' if len(shape) == 1 else ''})"
             _fail(group, name, f"must have shape {want}; found {found}")
     if size is not None and int(np.prod(found, dtype=object)) != size:
         _fail(group, name, f"must hold {size} values; found shape {found}")
