@@ -25,7 +25,7 @@ import numpy as np
 
 from .factor_analysis import ISVMachine, JFAMachine
 from .gmm import GMMMachine, map_gmm_m_step
-from .io.h5 import open_for_reading, open_for_writing, read_stamp, write_stamp
+from .io.h5 import open_for_reading, open_for_writing, read_attr, write_stamp
 from .ivector import IVectorMachine
 from .kmeans import KMeansMachine
 from .linear_scoring import linear_scoring
@@ -180,26 +180,9 @@ class IVectorBackend:
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "IVectorBackend":
-        with open_for_reading(hdf5) as f:
-            read_stamp(f, "IVectorBackend", 1)
-            backend = cls(IVectorMachine.from_hdf5(f["ivector"]))
-            if "whitening" in f:
-                backend.whitening = _restore_projection(Whitening(), f["whitening"])
-            if "wccn" in f:
-                backend.wccn = _restore_projection(WCCN(), f["wccn"])
-            if "plda" in f:
-                backend.plda = PLDA.from_hdf5(f["plda"])
-        return backend
+        from .io.systems import read_ivector_backend
 
-
-def _restore_projection(step, g):
-    """A fitted Whitening/WCCN from the arrays that :meth:`IVectorBackend.save` wrote."""
-    step.weights = g["weights"][...]
-    subtract = g["input_subtract"][()]
-    step.input_subtract = subtract if np.ndim(subtract) else float(subtract)
-    step.input_divide = float(g["input_divide"][()])
-    step.n_features_in_ = step._n_features_out = step.weights.shape[0]
-    return step
+        return read_ivector_backend(hdf5, cls)
 
 
 _FA_CLASSES = {"ISVMachine": ISVMachine, "JFAMachine": JFAMachine}
@@ -208,8 +191,7 @@ _FA_CLASSES = {"ISVMachine": ISVMachine, "JFAMachine": JFAMachine}
 def load_machine(path):
     """A UBM (GMMMachine), ISVMachine, JFAMachine, IVectorMachine or IVectorBackend from HDF5."""
     with open_for_reading(path) as f:
-        found = f.attrs.get("emkit_class")
-    found = found.decode() if isinstance(found, bytes) else found
+        found = read_attr(f, "emkit_class", required=False)
     if found in (None, "GMMMachine"):
         return GMMMachine.from_hdf5(path)
     if found in _FA_CLASSES:
@@ -278,24 +260,9 @@ class EnrolledModels:
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "EnrolledModels":
-        with open_for_reading(hdf5) as f:
-            read_stamp(f, "EnrolledModels", 1)
-            system = f.attrs["system"]
-            system = system.decode() if isinstance(system, bytes) else str(system)
-            ids = [bytes(x).decode("utf-8") for x in f["model_ids"][...]]
-            arrays = {k: f[k][...] for k in f if k not in ("model_ids", "machine")}
-            params = {k: f.attrs[k] for k in f.attrs if k not in ("system", "emkit_class",
-                                                                   "emkit_format_version")}
-            g = f["machine"]
-            kind = g.attrs.get("emkit_class")
-            kind = kind.decode() if isinstance(kind, bytes) else kind
-            if kind == "GMMMachine":
-                machine = GMMMachine.from_hdf5(g)
-            elif kind in _FA_CLASSES:
-                machine = _FA_CLASSES[kind].from_hdf5(g)
-            else:
-                machine = IVectorBackend.from_hdf5(g)
-        return cls(system, ids, arrays, machine, params)
+        from .io.systems import read_enrolled_models
+
+        return read_enrolled_models(hdf5, cls)
 
 
 def _system_for(machine, backend: str) -> str:

@@ -1,9 +1,13 @@
-"""Errors raised for files emkit refuses to read."""
+"""The exception emkit raises for an input file it refuses to use."""
+
+from __future__ import annotations
 
 
 class InvalidFileError(ValueError):
-    """A file is not what it claims to be, is damaged, or exceeds a safety limit.
-
-    The message names the file (and the dataset or utterance where relevant) but never echoes
-    the file's contents.
+    """A file exists but is not one emkit can use: not (a complete) HDF5 file or feature file, a
+    dataset or matrix of the wrong type, shape or size, a size beyond a safety limit, values out of
+    range (NaN, negative variances...), a link to another file.  The message names the file and,
+    where there is one, the dataset, attribute or utterance; it never quotes the file's contents.
+    A ``ValueError``, so ``except ValueError`` keeps working.  Feature readers raise its subclass
+    :class:`emkit.io.untrusted.FeatureError`.
     """

@@ -17,7 +17,9 @@ import numbers
 
 import numpy as np
 
-from .h5 import as_str, open_for_reading, open_for_writing, read_stamp, write_stamp
+from .errors import InvalidFileError
+from .h5 import (check_values, child, filename, open_for_reading, open_for_writing, read_array,
+                 read_attr, read_scalar, read_stamp, write_stamp)
 
 logger = logging.getLogger("emkit")
 
@@ -53,27 +55,50 @@ def write_factor_analysis(machine, hdf5) -> None:
                 )
 
 
+def _read_ubm_kwargs(f):
+    text = read_attr(f, "ubm_kwargs", "str", required=False)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidFileError(f"{filename(f)}: attribute '/ubm_kwargs' must be a JSON object")
+    return value
+
+
 def read_factor_analysis(hdf5, cls):
     from ..gmm import GMMMachine
 
     name = cls.__name__
-    with open_for_reading(hdf5) as f:
+    with open_for_reading(hdf5, name) as f:
         read_stamp(f, name, FORMAT_VERSION)
+        ubm_group = child(f, "ubm", "group", required=False)
+        ubm = GMMMachine.from_hdf5(ubm_group) if ubm_group is not None else None
+        seed = read_scalar(f, "random_state", "int", required=False, low=0)
         kwargs = dict(
-            r_U=int(f["r_U"][()]),
-            em_iterations=int(f["em_iterations"][()]),
-            enroll_iterations=int(f["enroll_iterations"][()]),
-            relevance_factor=float(f["relevance_factor"][()]),
-            random_state=int(f["random_state"][()]) if "random_state" in f else None,
-            ubm=GMMMachine.from_hdf5(f["ubm"]) if "ubm" in f else None,
-            ubm_kwargs=json.loads(as_str(f.attrs["ubm_kwargs"]))
-            if "ubm_kwargs" in f.attrs
-            else None,
+            r_U=int(read_scalar(f, "r_U", "int", low=1)),
+            em_iterations=int(read_scalar(f, "em_iterations", "int", low=0)),
+            enroll_iterations=int(read_scalar(f, "enroll_iterations", "int", low=1)),
+            relevance_factor=float(read_scalar(f, "relevance_factor", "float", low=0.0)),
+            random_state=None if seed is None else int(seed),
+            ubm=ubm,
+            ubm_kwargs=_read_ubm_kwargs(f),
         )
+        check_values(f, "relevance_factor", kwargs["relevance_factor"] > 0, "must be > 0")
         if cls._has_V:
-            kwargs["r_V"] = int(f["r_V"][()])
-        machine = cls(**kwargs)
-        for key in ("U", "V", "D"):
-            if key in f:
-                setattr(machine, key, f[key][...])
+            kwargs["r_V"] = int(read_scalar(f, "r_V", "int", low=1))
+        CD = None if ubm is None else int(np.size(ubm.means))
+        shapes = {"U": (CD, kwargs["r_U"]), "V": (CD, kwargs.get("r_V")), "D": (CD,)}
+        arrays = {key: read_array(f, key, shape=shapes[key], required=False, nonnegative=key == "D")
+                  for key in (("U", "V", "D") if cls._has_V else ("U", "D"))}
+        sizes = {a.shape[0] for a in arrays.values() if a is not None}
+        if len(sizes) > 1:
+            key = next(k for k in arrays if arrays[k] is not None)
+            check_values(f, key, False, "has another supervector size than U/V/D")
+    machine = cls(**kwargs)
+    for key, value in arrays.items():
+        if value is not None:
+            setattr(machine, key, value)
     return machine

@@ -14,7 +14,9 @@ import logging
 
 import numpy as np
 
-from .h5 import as_str, open_for_reading, open_for_writing, read_optional, write_stamp
+from .errors import InvalidFileError
+from .h5 import (check_values, child, filename, open_for_reading, open_for_writing, read_array,
+                 read_attr, read_scalar, write_stamp)
 
 logger = logging.getLogger("emkit")
 
@@ -28,24 +30,31 @@ def _writer_class(name: str) -> str:
 
 
 def _file_major_version(group) -> int:
-    version = group.attrs.get("file_version")
-    if version is None:
+    if "file_version" not in group.attrs:
         return 0
-    return int(as_str(version).split(".")[0])
+    version = read_attr(group, "file_version", "str")
+    major = version.split(".")[0]
+    if not (major.isdigit() and len(major) <= 3):
+        raise InvalidFileError(f"{filename(group)}: attribute '/file_version' must be a version "
+                               "such as '1.0'")
+    return int(major)
 
 
-def _check_writer(group, name: str) -> None:
-    writer = group.attrs.get("writer_class")
-    if writer is not None:
-        writer = as_str(writer)
-        if not (writer.endswith(f".{name}'>") or writer == name):
-            logger.warning("%s is not %s.", writer, _writer_class(name))
+_KINDS = ("GMMMachine", "GMMStats")
 
 
-def _scalar(value):
-    """h5py scalar datasets come back as numpy scalars or 1-element arrays (legacy)."""
-    arr = np.asarray(value)
-    return arr.reshape(-1)[0] if arr.size == 1 else arr
+def _check_kind(group, name: str, first: str) -> None:
+    """Refuse a file that says it holds the other kind, or lacks dataset ``first``."""
+    other = _KINDS[1 - _KINDS.index(name)]
+    stamp = read_attr(group, "emkit_class", "str", required=False)
+    writer = read_attr(group, "writer_class", "str", required=False)
+    if stamp == other or (writer is not None and writer.endswith(f".{other}'>")):
+        raise InvalidFileError(f"{filename(group)} holds a {other}, not a {name}")
+    if writer is not None and not (writer.endswith(f".{name}'>") or writer == name):
+        logger.warning("%s: attribute 'writer_class' does not name %s.", filename(group),
+                       _writer_class(name))
+    if child(group, first, required=False) is None:
+        raise InvalidFileError(f"{filename(group)} is not a {name} file: dataset {first!r} is missing")
 
 
 def _none_as_nan(value):
@@ -53,16 +62,35 @@ def _none_as_nan(value):
 
 
 def _nan_as_none(value):
-    value = _scalar(value)
-    return None if isinstance(value, (float, np.floating)) and np.isnan(value) else value
+    return None if value is None or np.isnan(value) else value
 
 
-def _require(group, names, what: str) -> None:
-    missing = [name for name in names if name not in group]
-    if missing:
-        filename = getattr(getattr(group, "file", None), "filename", "the HDF5 group")
-        listed = ", ".join(map(repr, missing))
-        raise ValueError(f"{filename} is not a {what} file: dataset(s) {listed} missing")
+#: How far the weights of a GMM file may sum from 1 at least: far above float64 rounding, far
+#: below a meaningful error.  Weights stored in a narrower float type get ``4 C eps`` of that type.
+WEIGHTS_SUM_TOLERANCE = 1e-6
+
+
+def _check_weights(group, name, weights) -> None:
+    check_values(group, name, bool(np.all(weights >= 0)), "must hold weights >= 0; some are negative")
+    stored = child(group, name).dtype
+    eps = np.finfo(stored).eps if stored.kind == "f" else 0.0
+    tolerance = max(WEIGHTS_SUM_TOLERANCE, 4 * weights.size * float(eps))
+    total = float(np.sum(weights))
+    check_values(group, name, abs(total - 1.0) <= tolerance,
+                 f"must hold weights summing to 1 (within {tolerance:.3g}); they sum to {total:.9g}")
+
+
+def _read_thresholds(group, name, C, D, size_only=False):
+    """A variance floor: a scalar, (D,) or (C, D) values >= 0."""
+    ds = child(group, name)
+    n = int(np.prod(ds.shape or (0,), dtype=object))
+    if size_only:  # bob 2.x: one (D,) vector per Gaussian
+        return read_array(group, name, size=D, nonnegative=True).reshape(D)
+    if ds.shape in ((), (1,)):
+        return float(read_scalar(group, name, low=0.0))
+    if ds.shape in ((D,), (C, D)) and n:
+        return read_array(group, name, shape=ds.shape, nonnegative=True)
+    check_values(group, name, False, f"must be a scalar, ({D},) or ({C}, {D}); found shape {ds.shape}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,22 +113,28 @@ def write_gmm_stats(stats, hdf5) -> None:
 
 
 def read_gmm_stats(hdf5, cls):
-    with open_for_reading(hdf5) as f:
+    with open_for_reading(hdf5, "GMMStats") as f:
         if _file_major_version(f) >= 1:
-            _check_writer(f, "GMMStats")
-            _require(f, ["n_gaussians", "n_features", "log_likelihood", "T", "n", "sumPx",
-                         "sumPxx"], "GMMStats")
-            C, D = f["n_gaussians"][()], f["n_features"][()]
-            fields = (f["log_likelihood"][()], f["T"][()], f["n"][...], f["sumPx"][...], f["sumPxx"][...])
-        else:  # bob 2.x layout
-            _require(f, ["n_gaussians", "n_inputs", "log_liklihood", "T", "n", "sumPx", "sumPxx"],
-                     "GMMStats (legacy bob 2.x layout, no 'file_version' attribute)")
-            C, D = int(_scalar(f["n_gaussians"][()])), int(_scalar(f["n_inputs"][()]))
-            fields = (float(_scalar(f["log_liklihood"][()])), int(_scalar(f["T"][()])),
-                      f["n"][...].reshape(C), f["sumPx"][...].reshape(C, D), f["sumPxx"][...].reshape(C, D))
+            names = ("n_gaussians", "n_features", "log_likelihood", "T")
+            flat = False
+        else:  # bob 2.x layout: 1-element arrays, the sums possibly flattened
+            if child(f, "m_n_gaussians", required=False) is not None:
+                raise InvalidFileError(f"{filename(f)} holds a GMMMachine (bob 2.x layout), not a "
+                                       "GMMStats")
+            names = ("n_gaussians", "n_inputs", "log_liklihood", "T")
+            flat = True
+        _check_kind(f, "GMMStats", "n_gaussians")
+        C = read_scalar(f, names[0], "int", low=1)
+        D = read_scalar(f, names[1], "int", low=1)
+        log_likelihood = read_scalar(f, names[2], "float")
+        T = read_scalar(f, names[3], "int", low=0)
+        shape = dict(size=int(C) * int(D)) if flat else dict(shape=(C, D))
+        n = read_array(f, "n", **(dict(size=C) if flat else dict(shape=(C,))), nonnegative=True)
+        sum_px = read_array(f, "sumPx", **shape)
+        sum_pxx = read_array(f, "sumPxx", **shape, nonnegative=True)
     stats = cls(int(C), int(D))
-    stats.n_gaussians, stats.n_features = C, D
-    stats.init_fields(*fields)
+    stats.n_gaussians, stats.n_features = C, D  # numpy.int64, as the reference gives them
+    stats.init_fields(log_likelihood, T, n.reshape(C), sum_px.reshape(C, D), sum_pxx.reshape(C, D))
     return stats
 
 
@@ -152,68 +186,116 @@ def _write_machine_into(machine, f) -> None:
 
 
 def read_gmm_machine(hdf5, cls, ubm=None):
-    with open_for_reading(hdf5) as f:
+    with open_for_reading(hdf5, "GMMMachine") as f:
         if _file_major_version(f) >= 1:
             return _read_current(f, cls, ubm)
         return _read_legacy(f, cls, ubm)
 
 
-def _read_current(f, cls, ubm):
-    _check_writer(f, "GMMMachine")
-    _require(f, ["n_gaussians", "trainer", "max_fitting_steps", "weights", "update_means",
-                 "update_variances", "update_weights", "gaussians"], "GMMMachine")
-    trainer = as_str(f["trainer"][()])
-    if ubm is None and "ubm" in f:
-        ubm = _read_current(f["ubm"], cls, None)
+def _read_gaussians(g, C):
+    """Means and variances (C, D) and the variance floor of group ``g``."""
+    means = read_array(g, "means", shape=(C, None))
+    D = means.shape[1]
+    check_values(g, "means", D >= 1, "must have at least one feature (found shape (C, 0))")
+    variances = read_array(g, "variances", shape=(C, D), positive=True)
+    return means, variances, _read_thresholds(g, "variance_thresholds", C, D)
+
+
+def _read_current(f, cls, ubm, depth=0):
+    _check_kind(f, "GMMMachine", "weights")
+    if depth > 4:  # a group linked into itself would recurse without end
+        raise InvalidFileError(f"{filename(f)}: group {f.name!r} nests UBMs more than 4 deep")
+    C = read_scalar(f, "n_gaussians", "int", low=1)
+    trainer = read_scalar(f, "trainer", "str")
+    if trainer not in ("ml", "map"):
+        check_values(f, "trainer", False, "must be 'ml' or 'map'")
+    weights = read_array(f, "weights", shape=(C,))
+    _check_weights(f, "weights", weights)
+    means, variances, thresholds = _read_gaussians(child(f, "gaussians", "group"), C)
+    if ubm is None and child(f, "ubm", "group", required=False) is not None:
+        ubm = _read_current(child(f, "ubm", "group"), cls, None, depth + 1)
+        check_values(f, "ubm", np.shape(ubm.means) == means.shape,
+                     f"must be a UBM of the machine's shape {means.shape}")
     if trainer == "map" and ubm is None:
         raise ValueError("The UBM is needed when loading a MAP machine (pass ubm=...).")
-    steps = int(f["max_fitting_steps"][()])
+    steps = read_scalar(f, "max_fitting_steps", "int")
+    threshold = _nan_as_none(read_scalar(f, "convergence_threshold", "float", required=False,
+                                         default=np.float64(1e-5), low=0.0, allow_nan=True))
     kwargs = dict(
-        n_gaussians=int(f["n_gaussians"][()]),
+        n_gaussians=C,  # numpy.int64, numpy.bool_ and str, as the reference gives them
         trainer=trainer,
         ubm=ubm,
-        convergence_threshold=_nan_as_none(read_optional(f, "convergence_threshold", 1e-5)),
+        convergence_threshold=threshold,
         max_fitting_steps=None if steps < 0 else steps,
-        weights=f["weights"][...],
-        update_means=bool(f["update_means"][()]),
-        update_variances=bool(f["update_variances"][()]),
-        update_weights=bool(f["update_weights"][()]),
+        weights=weights,
+        update_means=read_scalar(f, "update_means", "bool"),
+        update_variances=read_scalar(f, "update_variances", "bool"),
+        update_weights=read_scalar(f, "update_weights", "bool"),
     )
     if kwargs["convergence_threshold"] is None and kwargs["max_fitting_steps"] is None:
         kwargs["convergence_threshold"] = 1e-5
-    if "emkit_map" in f:
-        extra = f["emkit_map"]
-        kwargs["mean_var_update_threshold"] = float(extra["mean_var_update_threshold"][()])
-        alpha = extra["map_alpha"][()]
-        kwargs["map_alpha"] = float(alpha) if np.ndim(alpha) == 0 else np.asarray(alpha)
-        relevance = _nan_as_none(extra["map_relevance_factor"][()])
-        kwargs["map_relevance_factor"] = None if relevance is None else float(relevance)
-        if "compute_dtype" in extra:
-            kwargs["compute_dtype"] = as_str(extra["compute_dtype"][()])
-        if "random_state" in extra:
-            seed = int(extra["random_state"][()])
-            kwargs["random_state"] = None if seed < 0 else seed
-        # emkit files keep the constructor argument apart from the live weights (set below)
-        kwargs["weights"] = extra["weights_param"][...] if "weights_param" in extra else None
+    extra = child(f, "emkit_map", "group", required=False)
+    if extra is not None:
+        kwargs.update(_read_emkit_extra(extra, C))
     machine = cls(**kwargs)
-    machine.weights = f["weights"][...]
-    g = f["gaussians"]
-    machine.means = g["means"][...]
-    machine.variances = g["variances"][...]
-    thresholds = g["variance_thresholds"][()]
-    machine.variance_thresholds = float(thresholds) if np.ndim(thresholds) == 0 else thresholds
+    machine.weights = weights
+    machine.means = means
+    machine.variances = variances
+    machine.variance_thresholds = thresholds
     return machine
 
 
+def _read_emkit_extra(extra, C) -> dict:
+    """The parameters emkit keeps in group ``emkit_map`` (MAP settings, seed, dtype...)."""
+    kwargs = {"mean_var_update_threshold": float(read_scalar(extra, "mean_var_update_threshold",
+                                                             low=0.0))}
+    ds = child(extra, "map_alpha")
+    if ds.shape in ((), (1,)):
+        kwargs["map_alpha"] = float(read_scalar(extra, "map_alpha", low=0.0, high=1.0))
+    else:
+        alpha = read_array(extra, "map_alpha", shape=(C,), nonnegative=True)
+        check_values(extra, "map_alpha", bool(np.all(alpha <= 1)), "must hold values in [0, 1]")
+        kwargs["map_alpha"] = alpha
+    relevance = _nan_as_none(read_scalar(extra, "map_relevance_factor", low=0.0, allow_nan=True))
+    kwargs["map_relevance_factor"] = None if relevance is None else float(relevance)
+    dtype = read_scalar(extra, "compute_dtype", "str", required=False)
+    if dtype is not None:
+        check_values(extra, "compute_dtype", dtype in ("float64", "float32"),
+                     "must be 'float64' or 'float32'")
+        kwargs["compute_dtype"] = dtype
+    seed = read_scalar(extra, "random_state", "int", required=False)
+    if seed is not None:
+        kwargs["random_state"] = None if seed < 0 else int(seed)
+    # emkit files keep the constructor argument apart from the live weights (set afterwards)
+    kwargs["weights"] = read_array(extra, "weights_param", shape=(C,), required=False,
+                                   nonnegative=True)
+    return kwargs
+
+
 def _read_legacy(f, cls, ubm):
-    if "m_n_gaussians" not in f:
-        raise ValueError("not a GMMMachine file: neither attribute 'file_version' nor dataset "
-                         "'m_n_gaussians' (legacy bob 2.x layout) found")
-    C = int(_scalar(f["m_n_gaussians"][()]))
-    groups = [f[f"m_gaussians{i}"] for i in range(C)]
-    weights = np.reshape(f["m_weights"][...], (C,))
+    if child(f, "m_n_gaussians", required=False) is None:
+        raise InvalidFileError(f"{filename(f)} is not a GMMMachine file: neither attribute "
+                               "'file_version' nor dataset 'm_n_gaussians' (legacy bob 2.x layout)")
+    C = read_scalar(f, "m_n_gaussians", "int", low=1)
+    check_values(f, "m_n_gaussians", C <= len(f), f"declares more Gaussians than the file has groups")
+    weights = read_array(f, "m_weights", size=C).reshape(C)
+    _check_weights(f, "m_weights", weights)
+    seen, rows = set(), {"m_mean": [], "m_variance": [], "m_variance_thresholds": []}
+    D = None
+    for i in range(C):  # bob 2.x kept one group per Gaussian
+        g = child(f, f"m_gaussians{i}", "group")
+        check_values(f, f"m_gaussians{i}", hash(g.id) not in seen, "is a second link to another "
+                     "Gaussian's group")
+        seen.add(hash(g.id))
+        if D is None:
+            D = int(np.prod(child(g, "m_mean").shape or (0,), dtype=object))
+            check_values(g, "m_mean", D >= 1, "must hold at least one value")
+        rows["m_mean"].append(read_array(g, "m_mean", size=D))
+        rows["m_variance"].append(read_array(g, "m_variance", size=D, positive=True))
+        rows["m_variance_thresholds"].append(_read_thresholds(g, "m_variance_thresholds", C, D,
+                                                              size_only=True))
     machine = cls(n_gaussians=C, ubm=ubm, weights=weights)
-    machine.means = np.array([g["m_mean"][...] for g in groups]).reshape(C, -1)
-    machine.variances = np.array([g["m_variance"][...] for g in groups]).reshape(C, -1)
-    machine.variance_thresholds = np.array([g["m_variance_thresholds"][...] for g in groups]).reshape(C, -1)
+    machine.means = np.array(rows["m_mean"]).reshape(C, D)
+    machine.variances = np.array(rows["m_variance"]).reshape(C, D)
+    machine.variance_thresholds = np.array(rows["m_variance_thresholds"]).reshape(C, D)
     return machine

@@ -2,22 +2,40 @@
 
 Files are written atomically: into a temporary file in the target directory, renamed over the
 target only when the writer finished without error.  A crash never leaves a half-written file.
+
+Files are read as untrusted input: every reader takes its datasets through :func:`read_array`
+and :func:`read_scalar`, which check the link (no soft or external links), the storage (no
+virtual datasets, no external raw data, no more bytes declared than the file holds), the type and
+the shape *before* reading, and the finiteness and range of the values after.  Anything wrong is
+an :class:`~emkit.io.errors.InvalidFileError` naming the file and the dataset, never quoting it.
+A path is refused before HDF5 opens it when it is not a regular file (a pipe would block) or when
+its global heaps are inconsistent (:mod:`emkit.io.heaps`: HDF5 itself would loop forever).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 import h5py
 import numpy as np
 
 from .atomic import atomic_path
+from .errors import InvalidFileError
+from .heaps import check_global_heaps
 
 #: Root attribute naming the emkit class stored in a file of emkit's versioned layout.
 CLASS_ATTR = "emkit_class"
 #: Root attribute holding the integer version of that class's layout.
 VERSION_ATTR = "emkit_format_version"
+#: Longest string (characters) a reader accepts for a name-like dataset or attribute.
+MAX_STRING = 65536
+#: Largest dataset (bytes) kept inside an object header ("compact" layout) that HDF5 allows.
+_COMPACT_LIMIT = 65536
+#: h5py failures that mean "damaged or hostile file" when they happen while reading one.
+_READ_ERRORS = (OSError, KeyError, RuntimeError, TypeError, IndexError, AttributeError,
+                OverflowError, UnicodeError, SystemError)
 
 
 def _is_path(obj) -> bool:
@@ -44,19 +62,344 @@ def open_for_writing(hdf5):
         raise TypeError(f"hdf5 must be a path or an open h5py File/Group; got {type(hdf5).__name__}")
 
 
+def filename(group) -> str:
+    """The name of the file ``group`` belongs to (for messages)."""
+    try:
+        return group.file.filename
+    except Exception:  # a closed or broken handle
+        return "the HDF5 file"
+
+
+def _open_file(path: str) -> h5py.File:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such HDF5 file: {path!r}")
+    if not os.path.isfile(path):  # a directory, a named pipe (would block), a device (endless)
+        raise InvalidFileError(f"{path}: not a regular file")
+    check_global_heaps(path)
+    try:
+        return h5py.File(path, "r")
+    except (FileNotFoundError, PermissionError):
+        raise
+    except OSError as exc:
+        text = str(exc)
+        if "signature not found" in text:
+            reason = "is not an HDF5 file (no HDF5 signature)"
+        elif "truncated" in text:
+            reason = "is not a complete HDF5 file (truncated: shorter than its header declares)"
+        else:
+            reason = "is not a valid HDF5 file (damaged or unsupported header)"
+        raise InvalidFileError(f"{path} {reason}") from exc
+
+
 @contextlib.contextmanager
-def open_for_reading(hdf5):
-    """A path is opened read-only and closed afterwards; a ``h5py`` group is used as it is."""
+def open_for_reading(hdf5, what: str | None = None):
+    """A path is opened read-only and closed afterwards; a ``h5py`` group is used as it is.
+
+    h5py/HDF5 failures inside the block (a damaged object header, a chunk beyond the end of the
+    file...) become :class:`InvalidFileError` naming the file (and ``what`` it should hold).
+    """
     if _is_path(hdf5):
-        path = os.fspath(hdf5)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no such HDF5 file: {path!r}")
-        with h5py.File(path, "r") as handle:
-            yield handle
+        handle_cm = _open_file(os.fspath(hdf5))
     elif isinstance(hdf5, h5py.Group):
-        yield hdf5
+        handle_cm = contextlib.nullcontext(hdf5)
     else:
         raise TypeError(f"hdf5 must be a path or an open h5py File/Group; got {type(hdf5).__name__}")
+    with handle_cm as handle:
+        try:
+            yield handle
+        except InvalidFileError:
+            raise
+        except _READ_ERRORS as exc:
+            if isinstance(exc, (FileNotFoundError, PermissionError)):
+                raise
+            holds = f" as a {what}" if what else ""
+            raise InvalidFileError(f"{filename(handle)}: could not be read{holds} (damaged or "
+                                   f"unsupported HDF5 structure: {type(exc).__name__})") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# validated reads
+# ---------------------------------------------------------------------------------------------
+
+
+def _where(group, name) -> str:
+    parent = group.name if group.name != "/" else ""
+    return f"{parent}/{name}"
+
+
+def _fail(group, name, problem: str, kind: str = "dataset"):
+    raise InvalidFileError(f"{filename(group)}: {kind} {_where(group, name)!r} {problem}")
+
+
+def _guarded(label: str):
+    """Any h5py/numpy failure inside a validated read (a damaged type, dataspace or chunk)
+    becomes an :class:`InvalidFileError` naming the file and the dataset or attribute."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def guarded(group, name, *args, **kwargs):
+            try:
+                return fn(group, name, *args, **kwargs)
+            except InvalidFileError:
+                raise
+            except (ValueError, *_READ_ERRORS) as exc:
+                raise InvalidFileError(f"{filename(group)}: {label} {_where(group, name)!r} could "
+                                       f"not be read (damaged or unsupported: "
+                                       f"{type(exc).__name__})") from exc
+        return guarded
+    return wrap
+
+
+@_guarded("object")
+def child(group, name: str, kind: str = "dataset", required: bool = True):
+    """The dataset (``kind="dataset"``) or group ``name`` directly under ``group``, or None.
+
+    Refuses soft links (dangling or not), external links (they would open another file), named
+    types, objects of the other kind, virtual datasets and datasets whose raw data live in other
+    files.  Missing: an error when ``required``, else None.
+    """
+    obj, _ = _child(group, name, kind, required)
+    return obj
+
+
+def _child(group, name, kind, required):
+    """``child`` and, for a dataset, its creation property list (None for a group)."""
+    key = name.encode()
+    if not group.id.links.exists(key):
+        if required:
+            _fail(group, name, "is missing", kind)
+        return None, None
+    link_type = group.id.links.get_info(key).type
+    if link_type == h5py.h5l.TYPE_EXTERNAL:
+        _fail(group, name, "is an external link to another file (refused)", kind)
+    if link_type != h5py.h5l.TYPE_HARD:
+        _fail(group, name, "is a soft link (emkit files hold none; refused)", kind)  # or user-defined
+    oid = h5py.h5o.open(group.id, key)
+    if kind == "group":
+        if not isinstance(oid, h5py.h5g.GroupID):
+            _fail(group, name, "is not a group", kind)
+        return h5py.Group(oid), None
+    if not isinstance(oid, h5py.h5d.DatasetID):
+        _fail(group, name, "is not a dataset", kind)
+    dcpl = oid.get_create_plist()
+    if dcpl.get_layout() == h5py.h5d.VIRTUAL:
+        _fail(group, name, "is a virtual dataset (it maps other files; refused)")
+    if dcpl.get_external_count():
+        _fail(group, name, "stores its data in external files (refused)")
+    return h5py.Dataset(oid), dcpl
+
+
+def _check_storage(ds, dcpl, group, name) -> None:
+    """The bytes the dataset declares must be in the file (checked before reading them)."""
+    if ds.shape is None:
+        _fail(group, name, "has no dataspace (an empty/null dataset)")
+    declared = int(np.prod(ds.shape, dtype=object)) * ds.dtype.itemsize
+    if declared == 0:
+        return
+    file_size = ds.file.id.get_filesize()
+    layout = dcpl.get_layout()
+    if layout == h5py.h5d.COMPACT:
+        if declared > _COMPACT_LIMIT:
+            _fail(group, name, f"declares {declared} bytes in a compact layout (at most "
+                               f"{_COMPACT_LIMIT})")
+        return
+    stored = ds.id.get_storage_size()
+    if dcpl.get_nfilters():  # compressed: never expand to more than the whole file's size
+        if declared > file_size:
+            _fail(group, name, f"declares {declared} bytes of compressed data in a file of "
+                               f"{file_size} bytes (refused)")
+        return
+    if stored < declared or declared > file_size:
+        _fail(group, name, f"declares {declared} bytes but the file holds {min(stored, file_size)} "
+                           "for it (truncated or forged size)")
+    if layout == h5py.h5d.CONTIGUOUS:
+        offset = ds.id.get_offset()
+        if offset is None or offset + declared > file_size:
+            _fail(group, name, "has its data beyond the end of the file (truncated file)")
+
+
+_KINDS = {"float": "fiu", "int": "iu", "bool": "biu"}
+_NOUNS = {"float": "numbers", "int": "integers", "bool": "booleans"}
+
+
+def _check_dtype(ds, group, name, kind: str) -> None:
+    dtype = ds.dtype
+    if kind == "str":
+        if dtype.kind == "S" and dtype.itemsize <= MAX_STRING:
+            return
+        if h5py.check_string_dtype(dtype) is not None and dtype.kind == "O":
+            return
+        _fail(group, name, f"must hold text; found {_describe(dtype)}")
+    if (dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in _KINDS[kind]
+            or dtype.itemsize > 8):
+        _fail(group, name, f"must hold {_NOUNS[kind]}; found {_describe(dtype)}")
+
+
+def _describe(dtype) -> str:
+    if dtype.fields is not None:
+        return "a compound type"
+    if h5py.check_string_dtype(dtype) is not None:
+        return "text"
+    if h5py.check_vlen_dtype(dtype) is not None:
+        return "variable-length sequences"
+    if h5py.check_ref_dtype(dtype) is not None:
+        return "object references"
+    if dtype.kind == "V":
+        return "an opaque type"
+    return f"dtype {dtype.str}"
+
+
+def _check_shape(ds, group, name, shape, size) -> None:
+    found = ds.shape
+    if shape is not None:
+        ok = len(found) == len(shape) and all(e is None or e == f for e, f in zip(shape, found))
+        if not ok:
+            dims = ", ".join("*" if e is None else str(e) for e in shape)
+            want = f"({dims}{',' if len(shape) == 1 else ''})"
+            _fail(group, name, f"must have shape {want}; found {found}")
+    if size is not None and int(np.prod(found, dtype=object)) != size:
+        _fail(group, name, f"must hold {size} values; found shape {found}")
+
+
+@_guarded("dataset")
+def read_array(group, name: str, kind: str = "float", *, shape=None, size=None,
+               required: bool = True, positive: bool = False, nonnegative: bool = False):
+    """Dataset ``name`` of ``group`` as a C-contiguous float64 (``kind="float"``) / int64 / bool
+    array, or (``kind="str"``) a flat list of ``str``.
+
+    ``shape``: expected shape, ``None`` entries free; ``size``: expected number of values (any
+    shape, for layouts that flatten).  Link, storage, type and shape are checked before the data
+    are read; floats must then be finite (and ``positive``/``nonnegative`` when asked).  Missing
+    and not ``required``: None.
+    """
+    ds, dcpl = _child(group, name, "dataset", required)
+    if ds is None:
+        return None
+    _check_dtype(ds, group, name, kind)
+    _check_shape(ds, group, name, shape, size)
+    return _read_checked(ds, dcpl, group, name, kind, positive, nonnegative)
+
+
+def _read_checked(ds, dcpl, group, name, kind, positive=False, nonnegative=False):
+    _check_storage(ds, dcpl, group, name)
+    try:
+        data = ds[()]
+    except _READ_ERRORS as exc:
+        raise InvalidFileError(f"{filename(group)}: dataset {_where(group, name)!r} could not be "
+                               f"read (damaged storage: {type(exc).__name__})") from exc
+    if kind == "str":
+        return [_as_text(v, group, name, "dataset") for v in np.asarray(data).reshape(-1)]
+    out_dtype = {"float": np.float64, "int": np.int64, "bool": np.bool_}[kind]
+    if kind == "float":
+        data = np.ascontiguousarray(data, dtype=np.float64)
+        if not np.all(np.isfinite(data)):
+            _fail(group, name, "holds NaN or infinite values")
+    else:
+        data = np.asarray(data)
+        if kind == "int" and data.dtype.kind == "u" and data.size and data.max() > np.iinfo(np.int64).max:
+            _fail(group, name, "holds integers beyond the int64 range")
+        if kind == "bool" and data.dtype.kind in "iu" and np.any((data != 0) & (data != 1)):
+            _fail(group, name, "must hold booleans (0 or 1)")
+        data = np.ascontiguousarray(data, dtype=out_dtype)
+    if positive and not np.all(data > 0):
+        _fail(group, name, "must hold values > 0; some are <= 0")
+    if nonnegative and not np.all(data >= 0):
+        _fail(group, name, "must hold values >= 0; some are negative")
+    return data
+
+
+@_guarded("dataset")
+def read_scalar(group, name: str, kind: str = "float", *, required: bool = True, default=None,
+                low=None, high=None, allow_nan: bool = False):
+    """One value (shape () or, in bob 2.x files, (1,)) as ``numpy.float64``/``int64``/``bool_``/``str``.
+
+    ``low``/``high``: inclusive bounds checked on numbers; ``allow_nan``: NaN accepted for floats
+    (emkit writes NaN for None).  Missing and not ``required``: ``default``.
+    """
+    ds, dcpl = _child(group, name, "dataset", required)
+    if ds is None:
+        return default
+    _check_dtype(ds, group, name, kind)
+    if ds.shape not in ((), (1,)):
+        _fail(group, name, f"must hold a single value; found shape {ds.shape}")
+    if kind == "str":
+        return _read_checked(ds, dcpl, group, name, kind)[0]
+    if kind == "float" and allow_nan:
+        _check_storage(ds, dcpl, group, name)
+        try:
+            value = np.float64(np.asarray(ds[()]).reshape(-1)[0])
+        except _READ_ERRORS as exc:
+            raise InvalidFileError(f"{filename(group)}: dataset {_where(group, name)!r} could not "
+                                   f"be read ({type(exc).__name__})") from exc
+        if np.isinf(value):
+            _fail(group, name, "holds an infinite value")
+    else:
+        value = _read_checked(ds, dcpl, group, name, kind).reshape(-1)[0]
+    if allow_nan and np.isnan(value):
+        return value
+    if low is not None and not value >= low or high is not None and not value <= high:
+        if low is not None and low == high:
+            bounds = f"{low}"
+        elif low is not None and high is not None:
+            bounds = f"in [{low}, {high}]"
+        else:
+            bounds = f">= {low}" if low is not None else f"<= {high}"
+        _fail(group, name, f"must be {bounds}")
+    return value
+
+
+def _as_text(value, group, name, kind) -> str:
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            _fail(group, name, "is not valid UTF-8 text", kind)
+    if not isinstance(value, str):
+        _fail(group, name, "must hold text", kind)
+    if len(value) > MAX_STRING:
+        _fail(group, name, f"holds a text longer than {MAX_STRING} characters", kind)
+    return value
+
+
+@_guarded("attribute")
+def read_attr(group, name: str, kind: str = "str", *, required: bool = True, default=None):
+    """Attribute ``name`` of ``group``: text (``kind="str"``) or a single int/float number
+    (``kind="auto"``: whichever it holds).
+
+    The attribute's type and size are checked before its value is read.
+    """
+    if name not in group.attrs:
+        if required:
+            _fail(group, name, "is missing", "attribute")
+        return default
+    aid = group.attrs.get_id(name)
+    dtype, shape = aid.dtype, aid.shape
+    if kind == "auto":
+        kind = "str" if dtype.kind in "OS" else ("int" if dtype.kind in "iu" else "float")
+    if shape is None or int(np.prod(shape, dtype=object)) != 1:
+        _fail(group, name, f"must hold a single value; found shape {shape}", "attribute")
+    if kind == "str":
+        text = h5py.check_string_dtype(dtype) is not None and dtype.kind in "OS"
+        if not text or dtype.itemsize > MAX_STRING:
+            _fail(group, name, f"must hold text; found {_describe(dtype)}", "attribute")
+        return _as_text(group.attrs[name], group, name, "attribute")
+    if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in _KINDS[kind] \
+            or dtype.itemsize > 8:
+        _fail(group, name, f"must hold {_NOUNS[kind]}; found {_describe(dtype)}", "attribute")
+    value = np.asarray(group.attrs[name]).reshape(-1)[0]
+    if kind == "float":
+        value = np.float64(value)
+        if not np.isfinite(value):
+            _fail(group, name, "holds NaN or infinity", "attribute")
+        return value
+    return np.int64(value)
+
+
+def check_values(group, name, ok: bool, problem: str) -> None:
+    """Refuse dataset ``name`` of ``group`` with ``problem`` unless ``ok`` (cross-dataset checks)."""
+    if not ok:
+        _fail(group, name, problem)
 
 
 def write_stamp(group, class_name: str, version: int) -> None:
@@ -67,30 +410,22 @@ def write_stamp(group, class_name: str, version: int) -> None:
 
 def read_stamp(group, class_name: str, max_version: int) -> int:
     """Check that ``group`` holds ``class_name`` in a layout this emkit reads; return the version."""
-    found = group.attrs.get(CLASS_ATTR)
-    if isinstance(found, bytes):
-        found = found.decode()
+    found = read_attr(group, CLASS_ATTR, "str", required=False)
     if found is None:
-        raise ValueError(
-            f"{getattr(group, 'file', group).filename if hasattr(group, 'file') else group!r} is not an emkit "
-            f"{class_name} file (attribute {CLASS_ATTR!r} missing)"
-        )
+        raise InvalidFileError(f"{filename(group)} is not an emkit {class_name} file (attribute "
+                               f"{CLASS_ATTR!r} missing)")
     if found != class_name:
-        raise ValueError(f"the file holds an emkit {found}, not a {class_name}")
-    version = int(group.attrs[VERSION_ATTR])
+        shown = found if found.isidentifier() and len(found) <= 64 else "other emkit object"
+        raise InvalidFileError(f"{filename(group)} holds an emkit {shown}, not a {class_name}")
+    version = read_attr(group, VERSION_ATTR, "int")
+    if version < 1:
+        _fail(group, VERSION_ATTR, f"must be a layout version >= 1", "attribute")
     if version > max_version:
-        raise ValueError(
-            f"{class_name} file layout version {version} is newer than this emkit reads (<= {max_version}); "
-            "upgrade emkit"
+        raise InvalidFileError(
+            f"{filename(group)}: {class_name} file layout version {version} is newer than this "
+            f"emkit reads (<= {max_version}); upgrade emkit"
         )
-    return version
-
-
-def read_optional(group, name, default=None):
-    """Value of dataset ``name`` (scalars as numpy scalars), or ``default`` when absent."""
-    if name not in group:
-        return default
-    return group[name][()]
+    return int(version)
 
 
 def as_str(value) -> str:

@@ -15,7 +15,8 @@ import numbers
 
 import numpy as np
 
-from .h5 import open_for_reading, open_for_writing, read_optional, read_stamp, write_stamp
+from .h5 import (check_values, child, open_for_reading, open_for_writing, read_array, read_scalar,
+                 read_stamp, write_stamp)
 
 CLASS_NAME = "IVectorMachine"
 FORMAT_VERSION = 1
@@ -49,24 +50,28 @@ def write_ivector_machine(machine, hdf5) -> None:
 def read_ivector_machine(hdf5, cls):
     from ..gmm import GMMMachine
 
-    with open_for_reading(hdf5) as f:
+    with open_for_reading(hdf5, CLASS_NAME) as f:
         read_stamp(f, CLASS_NAME, FORMAT_VERSION)
-        ubm = GMMMachine.from_hdf5(f["ubm"])
-        max_iterations = int(f["max_iterations"][()])
-        batch_size = int(f["batch_size"][()])
-        threshold = float(f["convergence_threshold"][()])
-        random_state = read_optional(f, "random_state")
+        ubm = GMMMachine.from_hdf5(child(f, "ubm", "group"))
+        max_iterations = read_scalar(f, "max_iterations", "int")
+        batch_size = read_scalar(f, "batch_size", "int")
+        check_values(f, "batch_size", batch_size != 0, "must be >= 1 (or -1 for None)")
+        threshold = read_scalar(f, "convergence_threshold", "float", low=0.0, allow_nan=True)
+        random_state = read_scalar(f, "random_state", "int", required=False, low=0)
+        dim_t = int(read_scalar(f, "dim_t", "int", low=1))
         machine = cls(
             ubm=ubm,
-            dim_t=int(f["dim_t"][()]),
-            convergence_threshold=None if np.isnan(threshold) else threshold,
-            max_iterations=None if max_iterations < 0 else max_iterations,
-            update_sigma=bool(f["update_sigma"][()]),
-            variance_floor=float(f["variance_floor"][()]),
+            dim_t=dim_t,
+            convergence_threshold=None if np.isnan(threshold) else float(threshold),
+            max_iterations=None if max_iterations < 0 else int(max_iterations),
+            update_sigma=bool(read_scalar(f, "update_sigma", "bool")),
+            variance_floor=float(read_scalar(f, "variance_floor", "float", low=0.0)),
             random_state=None if random_state is None else int(random_state),
-            batch_size=None if batch_size < 0 else batch_size,
+            batch_size=None if batch_size < 0 else int(batch_size),
         )
-        T, sigma = read_optional(f, "T"), read_optional(f, "sigma")
-    machine.dim_c, machine.dim_d = np.shape(ubm.means)
+        C, D = np.shape(ubm.means)
+        T = read_array(f, "T", shape=(C, D, dim_t), required=False)
+        sigma = read_array(f, "sigma", shape=(C, D), required=False, positive=True)
+    machine.dim_c, machine.dim_d = C, D
     machine.T, machine.sigma = T, sigma
     return machine

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .h5 import as_str, open_for_reading, open_for_writing, read_stamp, write_stamp
+from .h5 import (check_values, child, open_for_reading, open_for_writing, read_array, read_scalar,
+                 read_stamp, write_stamp)
 
 CLASS_NAME = "PLDA"
 FORMAT_VERSION = 1
@@ -58,30 +59,59 @@ def _none_if_negative(value):
     return None if value < 0 else value
 
 
+def _text_choice(f, name, choices):
+    value = read_scalar(f, name, "str")
+    check_values(f, name, value in choices, f"must be one of {choices}")
+    return value
+
+
 def read_plda(hdf5, cls):
-    with open_for_reading(hdf5) as f:
+    from ..plda import _INITS, _MODELS
+
+    with open_for_reading(hdf5, CLASS_NAME) as f:
         read_stamp(f, CLASS_NAME, FORMAT_VERSION)
-        threshold = float(f["convergence_threshold"][()])
+        threshold = read_scalar(f, "convergence_threshold", low=0.0, allow_nan=True)
+        random_state = read_scalar(f, "random_state", "int", required=False, low=0)
         plda = cls(
-            model=as_str(f["model"][()]),
-            dim_f=_none_if_negative(f["dim_f"][()]),
-            dim_g=_none_if_negative(f["dim_g"][()]),
-            max_iterations=_none_if_negative(f["max_iterations"][()]),
-            convergence_threshold=None if np.isnan(threshold) else threshold,
-            variance_threshold=float(f["variance_threshold"][()]),
-            init_method=as_str(f["init_method"][()]),
-            random_state=int(f["random_state"][()]) if "random_state" in f else None,
-            block_size=_none_if_negative(f["block_size"][()]),
+            model=_text_choice(f, "model", _MODELS),
+            dim_f=_none_if_negative(read_scalar(f, "dim_f", "int")),
+            dim_g=_none_if_negative(read_scalar(f, "dim_g", "int")),
+            max_iterations=_none_if_negative(read_scalar(f, "max_iterations", "int")),
+            convergence_threshold=None if np.isnan(threshold) else float(threshold),
+            variance_threshold=float(read_scalar(f, "variance_threshold", low=0.0)),
+            init_method=_text_choice(f, "init_method", _INITS),
+            random_state=None if random_state is None else int(random_state),
+            block_size=_none_if_negative(read_scalar(f, "block_size", "int")),
         )
-        if "fitted" in f:
-            g = f["fitted"]
-            plda.mean_ = g["mean"][...]
-            plda.F_ = g["F"][...]
-            plda.G_ = g["G"][...] if "G" in g else None
-            plda.sigma_ = g["sigma"][...]
-            plda.log_likelihood_ = g["log_likelihood"][...]
-            plda.n_iter_ = int(g["n_iter"][()])
-            plda.converged_ = bool(g["converged"][()])
-            plda.n_features_in_ = int(g["n_features_in"][()])
-            plda.n_classes_ = int(g["n_classes"][()])
+        g = child(f, "fitted", "group", required=False)
+        if g is not None:
+            _read_fitted(g, plda)
     return plda
+
+
+def _read_fitted(g, plda) -> None:
+    """The fitted attributes, checked against each other (sizes) and for a usable model."""
+    mean = read_array(g, "mean", shape=(None,))
+    D = mean.shape[0]
+    check_values(g, "mean", D >= 1, "must hold at least one value")
+    F = read_array(g, "F", shape=(D, None))
+    full = plda.model == "full"
+    G = read_array(g, "G", shape=(D, None), required=full)
+    if full:
+        sigma = read_array(g, "sigma", shape=(D,), positive=True)
+    else:
+        sigma = read_array(g, "sigma", shape=(D, D))
+        scale = float(np.max(np.abs(sigma)))
+        check_values(g, "sigma", bool(np.allclose(sigma, sigma.T, rtol=0.0, atol=1e-10 * scale)),
+                     "must be a symmetric matrix")
+        try:
+            np.linalg.cholesky(sigma)
+        except np.linalg.LinAlgError:
+            check_values(g, "sigma", False, "must be positive definite")
+    n_iter = int(read_scalar(g, "n_iter", "int", low=0))
+    plda.mean_, plda.F_, plda.G_, plda.sigma_ = mean, F, G if full else None, sigma
+    plda.log_likelihood_ = read_array(g, "log_likelihood", shape=(n_iter + 1,))
+    plda.n_iter_ = n_iter
+    plda.converged_ = bool(read_scalar(g, "converged", "bool"))
+    plda.n_features_in_ = int(read_scalar(g, "n_features_in", "int", low=D, high=D))
+    plda.n_classes_ = int(read_scalar(g, "n_classes", "int", low=2))
