@@ -340,6 +340,16 @@ def test_messages_never_quote_the_file(valid, tmp_path):
         assert secret not in str(info.value) and str(path) in str(info.value)
 
 
+def test_machine_of_an_unknown_class_is_refused_without_quoting_it(valid, tmp_path):
+    from emkit.experiment import load_machine
+
+    secret = "SECRET CONTENT 0123456789"
+    path = _mutated(valid, tmp_path, "isv", _attr("emkit_class", secret))
+    with pytest.raises(InvalidFileError) as info:
+        load_machine(path)
+    assert secret not in str(info.value) and str(path) in str(info.value)
+
+
 def test_file_of_another_kind(valid):
     with pytest.raises(InvalidFileError, match="GMMStats, not a GMMMachine"):
         GMMMachine.from_hdf5(valid["stats"])

@@ -25,6 +25,7 @@ import numpy as np
 
 from .factor_analysis import ISVMachine, JFAMachine
 from .gmm import GMMMachine, map_gmm_m_step
+from .io.errors import InvalidFileError
 from .io.h5 import open_for_reading, open_for_writing, read_attr, write_stamp
 from .ivector import IVectorMachine
 from .kmeans import KMeansMachine
@@ -200,8 +201,9 @@ def load_machine(path):
         return IVectorBackend(IVectorMachine.from_hdf5(path))
     if found == "IVectorBackend":
         return IVectorBackend.from_hdf5(path)
-    raise ValueError(f"{os.fspath(path)} holds an emkit {found}, not a UBM, ISV, JFA or i-vector "
-                     "machine")
+    shown = f"an emkit {found}" if found.isidentifier() and len(found) <= 64 else "another object"
+    raise InvalidFileError(f"{os.fspath(path)} holds {shown}, not a UBM, ISV, JFA or i-vector "
+                           "machine")
 
 
 # ---------------------------------------------------------------------------------------------
