@@ -163,6 +163,24 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
     return km.cluster_centers_
 
 
+def check_init_method(init_method, n_clusters: int) -> None:
+    """Raise unless ``init_method`` is a method name or a finite (n_clusters, D) array."""
+    if isinstance(init_method, str):
+        if init_method not in INIT_METHODS:
+            raise ValueError(f"init_method must be one of {set(INIT_METHODS)} or an array; got {init_method!r}")
+        return
+    if not isinstance(init_method, (np.ndarray, list, tuple)):
+        raise TypeError(f"init_method must be a str or an array; got {type(init_method).__name__}")
+    try:
+        init = np.asarray(init_method, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"init_method must be a method name or an array of numbers; got {init_method!r}") from None
+    if init.ndim != 2 or init.shape[0] != n_clusters or init.shape[1] == 0:
+        raise ValueError(f"init_method array must have shape (n_clusters={n_clusters}, n_features); got {init.shape}")
+    if not np.isfinite(init).all():
+        raise ValueError("init_method array contains NaN or infinity")
+
+
 def initial_centroids(X, n_clusters, init_method, rs, *, init_max_iter, oversampling_factor,
                       block_rows):
     """Dispatch on ``init_method`` (a method name or a (K, D) array)."""
