@@ -18,6 +18,7 @@ import numpy as np
 
 from ._backend import is_dask_collection, map_reduce, single_threaded_blas
 from ._kernels import kmeans as kk
+from ._validation import check_block, check_finite
 
 logger = logging.getLogger("emkit")
 
@@ -53,8 +54,10 @@ class _Candidates:
                            np.concatenate([self.keys, other.keys]))
 
 
-def _candidates_chunk(X, first_row, coef, seed, stream, ell, block_rows):
+def _candidates_chunk(X, first_row, coef, seed, stream, ell, block_rows, check=False):
     X = np.asarray(X)
+    if check:  # a dask chunk (numpy input is checked up front)
+        check_block(X, "X", first_row=first_row)
     _, d2 = kk.assign(X, coef, block_rows)
     local_cost = float(d2.sum())
     u = row_uniforms(seed, stream, first_row, X.shape[0])
@@ -113,6 +116,7 @@ def init_kmeans_plusplus(X, n_clusters: int, rs, max_rows: int | None = None) ->
     if is_dask_collection(X):
         limit = max_rows or max(256 * n_clusters, 10_000)
         X = _take_rows(X, distinct_indices(rs, n, min(n, limit)))
+        check_finite(X, "X")  # dask chunks were not checked up front
     centers, _ = kmeans_plusplus(np.asarray(X, dtype=np.float64), n_clusters,
                                  random_state=_seed_from(rs))
     return centers
@@ -135,7 +139,8 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
         # float32 products: the candidates only steer a random draw, and a round costs about
         # (number of candidates / n_clusters) Lloyd passes, so halving it matters on big data
         coef = kk.CentroidCoefficients.from_centroids(centers, dtype=np.float32)
-        cand = map_reduce(_candidates_chunk, X, coef, seed, r, ell, block_rows, with_offset=True)
+        cand = map_reduce(_candidates_chunk, X, coef, seed, r, ell, block_rows, is_dask_collection(X),
+                          with_offset=True)
         if rounds is None:  # the reference's rule: about ln(initial cost) rounds
             rounds = 0 if cand.cost <= 0 else max(0, int(np.round(np.log(cand.cost))))
             if r >= rounds:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._kernels import kmeans as kk
-from ._validation import check_block_finite
+from ._validation import check_block
 
 
 @dataclass
@@ -67,10 +67,12 @@ class KMeansStats:
         return (within.sum(0) + (n * (offsets - mean) ** 2).sum(0)) / self.n_samples
 
 
-def kmeans_chunk_stats(X, coef: kk.CentroidCoefficients, block_rows: int, squares: bool) -> KMeansStats:
-    """Chunk function for :func:`emkit._backend.map_reduce`."""
+def kmeans_chunk_stats(X, coef: kk.CentroidCoefficients, block_rows: int, squares: bool,
+                       check: bool = False) -> KMeansStats:
+    """Chunk function for :func:`emkit._backend.map_reduce` (``check``: refuse NaN/inf in a dask chunk)."""
     X = np.asarray(X)
+    if check:
+        check_block(X, "X")
     r = kk.lloyd_statistics(X, coef, block_rows, squares=squares, n_far=coef.n_clusters)
-    check_block_finite(X, "X", r["sum_min_dist"])  # dask chunks were not checked up front
     return KMeansStats(r["counts"], r["sums"], r["sum_min_dist"], X.shape[0], r["sq_sums"],
                        r["far_points"], r["far_dists"], coef)

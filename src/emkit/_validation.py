@@ -170,26 +170,28 @@ def _check_dask_frames(X, name: str, *, allow_empty: bool, ensure_2d: bool, know
     return X
 
 
-def check_block_finite(block, name: str, result, block_info=None) -> None:
-    """After a chunk's ``result`` came out non-finite: raise when the chunk itself holds NaN/inf.
+def check_block(block, name: str, block_info=None, first_row=None) -> None:
+    """Refuse NaN/inf in one chunk of a dask array, as :func:`check_frames` refuses them in numpy input.
 
-    Checking the output first keeps the common (finite) case free of an extra pass.
-    ``block_info`` (dask's ``map_blocks`` argument) turns the index into one of the whole array.
+    ``block_info`` (dask's ``map_blocks`` argument) or ``first_row`` turns the index into one of
+    the whole array.  One cheap sum first, an element-wise search only when it is not finite.
     """
-    if np.all(np.isfinite(result)):
-        return
     block = np.asarray(block)
-    if block.dtype.kind != "f" or np.isfinite(block).all():
+    if block.dtype.kind != "f" or block.size == 0 or np.isfinite(np.add.reduce(block, axis=None)):
         return
+    if np.isfinite(block).all():
+        return  # the sum overflowed
     bad = [int(i) for i in np.argwhere(~np.isfinite(block))[0]]
     kind = "NaN" if np.isnan(block[tuple(bad)]) else "infinity"
-    where = f"at index {tuple(bad)} of one of its dask chunks"
-    try:
-        first_row = block_info[0]["array-location"][0][0]
-        if block.ndim == 2 and np.isfinite(first_row):
-            where = f"first at index {(int(first_row) + bad[0], bad[1])}"
-    except (TypeError, KeyError, IndexError):
-        pass
+    if first_row is None:
+        try:
+            first_row = block_info[0]["array-location"][0][0]
+        except (TypeError, KeyError, IndexError):
+            first_row = None
+    if block.ndim == 2 and first_row is not None and np.isfinite(first_row):
+        where = f"first at index {(int(first_row) + bad[0], bad[1])}"
+    else:
+        where = f"at index {tuple(bad)} of one of its dask chunks"
     raise ValueError(f"Input {name} contains {kind} ({where})")
 
 

@@ -20,7 +20,7 @@ from ._checkpoint import resumable_em
 from ._config import get_config
 from ._gmm_mstep import EPSILON, map_gmm_m_step, ml_gmm_m_step
 from ._kernels import gmm as kg
-from ._validation import (check_block_finite, check_bool, check_frames, check_iteration_limits,
+from ._validation import (check_block, check_bool, check_frames, check_iteration_limits,
                           check_positive_int, check_random_state_type, check_real)
 from .kmeans import KMeansMachine
 from .stats import GMMStats
@@ -44,13 +44,16 @@ def _block_rows() -> int:
 
 
 def _stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: bool = True,
-                 shifted: bool = True) -> GMMStats:
+                 shifted: bool = True, check: bool = False) -> GMMStats:
     """Statistics of the rows of ``X``; without ``second_order``, ``sum_pxx`` is left at zero.
 
     ``shifted`` keeps the moments about the coefficients' shift in the result (for the M-step;
-    per-session statistics leave them out, to keep their memory at the reference's).
+    per-session statistics leave them out, to keep their memory at the reference's).  ``check``
+    refuses NaN/inf in ``X`` (a dask chunk: numpy input is checked up front).
     """
     X = np.atleast_2d(np.asarray(X))
+    if check:
+        check_block(X, "X")
     C, D = coef.n_gaussians, coef.n_features
     stats = GMMStats.__new__(GMMStats)
     stats.n_gaussians, stats.n_features = C, D
@@ -58,7 +61,6 @@ def _stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order:
         ll, n, px, pxx = 0.0, np.zeros(C), np.zeros((C, D)), np.zeros((C, D)) if second_order else None
     else:
         ll, n, px, pxx = kg.accumulate_shifted_statistics(X, coef, block_rows, second_order)
-        check_block_finite(X, "X", ll)  # dask chunks were not checked up front
     stats._init_shifted(ll, int(X.shape[0]), n, coef.shift, px, pxx)
     if not shifted:
         stats._shifted = None
@@ -73,9 +75,8 @@ def _computed(value):
 def _dask_block(block, kernel, coef, name, block_info=None):
     """``kernel`` on one dask chunk, refusing NaN/inf in the chunk as numpy input is refused."""
     block = np.asarray(block)
-    out = kernel(block, coef)
-    check_block_finite(block, name, out, block_info)
-    return out
+    check_block(block, name, block_info)
+    return kernel(block, coef)
 
 
 def _check_stats_finite(stats: GMMStats, name: str = "X") -> GMMStats:
@@ -437,7 +438,8 @@ class GMMMachine(BaseEstimator):
     def acc_stats(self, X) -> GMMStats:
         """Statistics of all rows of ``X`` (N, D) in one :class:`GMMStats` (dask input is computed)."""
         X = self._check_data(X, "X")
-        stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows())
+        stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows(), True, True,
+                           is_dask_collection(X))
         return _check_stats_finite(stats)
 
     def transform(self, X) -> list:
@@ -507,7 +509,8 @@ class GMMMachine(BaseEstimator):
 
         def e_step_():
             # the M-step only reads sum_pxx when it updates variances
-            stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows(), self.update_variances)
+            stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows(), self.update_variances,
+                               True, is_dask_collection(X))
             return _check_stats_finite(stats)
 
         def m_step_(stats):

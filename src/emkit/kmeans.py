@@ -16,7 +16,7 @@ from ._checkpoint import resumable_em
 from ._kernels import kmeans as kk
 from ._kmeans_init import check_init_method, initial_centroids
 from ._kmeans_stats import KMeansStats, kmeans_chunk_stats
-from ._validation import (check_block_finite, check_frames, check_iteration_limits, check_positive_int,
+from ._validation import (check_block, check_frames, check_iteration_limits, check_positive_int,
                           check_random_state, check_random_state_type, check_real)
 
 logger = logging.getLogger("emkit")
@@ -51,16 +51,14 @@ def _block_rows() -> int:
 def _distances_block(block, means, block_info=None):
     """(rows, K) squared distances of one dask chunk; NaN/inf in the chunk are refused."""
     block = np.asarray(block)
-    out = kk.squared_distances(block, means).T
-    check_block_finite(block, "X", out, block_info)
-    return out
+    check_block(block, "X", block_info)
+    return kk.squared_distances(block, means).T
 
 
 def _predict_block(block, coef, block_info=None):
     block = np.asarray(block)
-    labels, min_dist = kk.assign(block, coef)
-    check_block_finite(block, "X", min_dist, block_info)
-    return labels
+    check_block(block, "X", block_info)
+    return kk.assign(block, coef)[0]
 
 
 class KMeansMachine(BaseEstimator):
@@ -189,7 +187,7 @@ class KMeansMachine(BaseEstimator):
 
     def _e_step(self, X) -> KMeansStats:
         coef = kk.CentroidCoefficients.from_centroids(self.centroids_)
-        return map_reduce(kmeans_chunk_stats, X, coef, _block_rows(), False)
+        return map_reduce(kmeans_chunk_stats, X, coef, _block_rows(), False, is_dask_collection(X))
 
     def _m_step(self, stats: KMeansStats) -> float:
         counts = stats.counts
@@ -249,7 +247,7 @@ class KMeansMachine(BaseEstimator):
         self._check_fitted()
         data = check_frames(data, "data", n_features=self.centroids_.shape[1], owner="KMeansMachine")
         coef = kk.CentroidCoefficients.from_centroids(self.centroids_)
-        stats = map_reduce(kmeans_chunk_stats, data, coef, _block_rows(), True)
+        stats = map_reduce(kmeans_chunk_stats, data, coef, _block_rows(), True, is_dask_collection(data))
         counts = stats.counts
         weights = counts / counts.sum()
         variances = stats.variances()
