@@ -19,9 +19,10 @@ from ._backend import is_dask_collection, map_ordered, map_reduce, tree_sum
 from ._checkpoint import resumable_em
 from ._config import get_config
 from ._gmm_mstep import EPSILON, map_gmm_m_step, ml_gmm_m_step
+from ._gmm_params import COMPUTE_DTYPES as _DTYPES
+from ._gmm_params import check_gmm_parameters, check_weights
 from ._kernels import gmm as kg
-from ._validation import (check_block, check_bool, check_frames, check_iteration_limits,
-                          check_positive_int, check_random_state_type, check_real)
+from ._validation import check_block, check_frames
 from .kmeans import KMeansMachine
 from .stats import GMMStats
 
@@ -30,8 +31,6 @@ logger = logging.getLogger("emkit")
 __all__ = ["GMMMachine", "GMMStats", "e_step", "m_step", "ml_gmm_m_step", "map_gmm_m_step",
            "log_likelihood", "log_weighted_likelihood"]
 
-_DTYPES = {"float64": np.float64, "float32": np.float32}
-TRAINERS = ("ml", "map")
 
 
 def _block_rows() -> int:
@@ -216,62 +215,14 @@ class GMMMachine(BaseEstimator):
 
     def _check_hyperparameters(self):
         """Raise on an invalid constructor argument (no work done, nothing stored)."""
-        check_positive_int(self.n_gaussians, "n_gaussians")
-        if not isinstance(self.trainer, str) or self.trainer not in TRAINERS:
-            raise ValueError(f"trainer must be one of {TRAINERS} (lower case); got {self.trainer!r}")
-        if self.ubm is not None:
-            if not isinstance(self.ubm, GMMMachine):
-                raise TypeError(f"ubm must be a GMMMachine or None; got {type(self.ubm).__name__}")
-            if self.ubm.n_gaussians != self.n_gaussians:
-                raise ValueError(
-                    f"The UBM machine is not compatible with this machine: ubm has {self.ubm.n_gaussians} "
-                    f"Gaussians, n_gaussians={self.n_gaussians}."
-                )
-        elif self.trainer == "map":
-            raise ValueError("A UBM is required for MAP GMM (ubm=None was given with trainer='map').")
-        check_iteration_limits(self.max_fitting_steps, self.convergence_threshold, "max_fitting_steps")
-        check_random_state_type(self.random_state)
-        if self.k_means_trainer is not None and not isinstance(self.k_means_trainer, KMeansMachine):
-            raise TypeError(f"k_means_trainer must be a KMeansMachine or None; got "
-                            f"{type(self.k_means_trainer).__name__}")
-        for name in ("update_means", "update_variances", "update_weights"):
-            check_bool(getattr(self, name), name)
-        check_real(self.mean_var_update_threshold, "mean_var_update_threshold", minimum=0)
-        self._check_map_alpha()
-        check_real(self.map_relevance_factor, "map_relevance_factor", minimum=0, allow_none=True)
-        if not isinstance(self.compute_dtype, str) or self.compute_dtype not in _DTYPES:
-            raise ValueError(f"compute_dtype must be 'float64' or 'float32'; got {self.compute_dtype!r}")
-        self._check_weights(self._weights_param, "weights")
-
-    def _check_map_alpha(self):
-        alpha = self.map_alpha
-        if np.ndim(alpha) == 0:
-            check_real(alpha, "map_alpha", minimum=0, maximum=1)
-            return
-        try:
-            a = np.asarray(alpha, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(f"map_alpha must be a number or an array of numbers in [0, 1]; got {alpha!r}") from None
-        if a.shape != (self.n_gaussians,) or not np.all((a >= 0) & (a <= 1)):
-            raise ValueError(f"map_alpha must be a number in [0, 1] or an array of {self.n_gaussians} "
-                             f"such numbers (n_gaussians); got {alpha!r}")
-
-    def _check_weights(self, weights, name):
-        if weights is None:
-            return
-        try:
-            w = np.asarray(weights, dtype=float)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name} must be an array of {self.n_gaussians} numbers; got {weights!r}") from None
-        if w.shape != (self.n_gaussians,) or not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError(f"{name} must be {self.n_gaussians} finite non-negative values; got {w!r}")
+        check_gmm_parameters(self, GMMMachine, KMeansMachine)
 
     def _check_parameters(self):
         """Everything ``fit`` needs: the constructor arguments (again) and the current weights."""
         self._check_hyperparameters()
         if self.ubm is not None and self.ubm._means is None:
             raise ValueError("ubm has no parameters: fit it (or set its means) first")
-        self._check_weights(self._weights, "weights")
+        check_weights(self._weights, self.n_gaussians, "weights")
 
     def _copy_from_ubm(self):
         ubm = self.ubm
