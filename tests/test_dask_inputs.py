@@ -117,6 +117,8 @@ def test_parameters_assigned_as_dask_arrays_in_odd_chunks():
     np.testing.assert_array_equal(m.log_likelihood(X), ref.log_likelihood(X))
     _close(m.fit(da.from_array(X, chunks=(11, 2))).means, _gmm(X).fit(X).means, rtol=1e-12)
     km = _kmeans().fit(X)
+    init = da.from_array(np.array([[0.5, 0.0, 0.0], [3.0, -2.0, 1.0]]), chunks=(1, 2))
+    np.testing.assert_array_equal(KMeansMachine(2, init_method=init, max_iter=5).fit(X).centroids_, km.centroids_)
     km2 = KMeansMachine(2)
     km2.centroids_ = da.from_array(km.centroids_, chunks=(1, 2))
     np.testing.assert_array_equal(np.asarray(km2.predict(da.from_array(X, chunks=(9, 2)))), km.predict(X))

@@ -174,7 +174,7 @@ def check_init_method(init_method, n_clusters: int) -> None:
         if init_method not in INIT_METHODS:
             raise ValueError(f"init_method must be one of {set(INIT_METHODS)} or an array; got {init_method!r}")
         return
-    if not isinstance(init_method, (np.ndarray, list, tuple)):
+    if not isinstance(init_method, (np.ndarray, list, tuple)) and not is_dask_collection(init_method):
         raise TypeError(f"init_method must be a str or an array; got {type(init_method).__name__}")
     try:
         init = np.asarray(init_method, dtype=np.float64)
@@ -198,7 +198,7 @@ def initial_centroids(X, n_clusters, init_method, rs, *, init_max_iter, oversamp
             return init_kmeans_parallel(X, n_clusters, rs, n_rounds=init_max_iter,
                                         oversampling_factor=oversampling_factor, block_rows=block_rows)
         raise ValueError(f"init_method must be one of {set(INIT_METHODS)} or an array; got {init_method!r}")
-    if isinstance(init_method, (np.ndarray, list, tuple)):
+    if isinstance(init_method, (np.ndarray, list, tuple)) or is_dask_collection(init_method):
         init = np.asarray(init_method, dtype=np.float64)
         if init.ndim != 2 or init.shape[0] != n_clusters:
             raise ValueError(
