@@ -186,7 +186,7 @@ def test_bad_parameters_raise_in_fit():
 def test_nan_in_dask_input_is_reported():
     X = _blobs()
     X[17, 1] = np.nan
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="X contains NaN"):
         _ml(_blobs()).fit(da.from_array(X, chunks=100))
 
 

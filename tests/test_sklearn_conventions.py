@@ -17,6 +17,8 @@ TRANSFORM_KEPT = {
     "check_transformer_data_not_an_array": "transform keeps the reference's output and there is no "
     "fit_transform (as in the reference)",
     "check_transformer_general": "same: the reference has no fit_transform",
+    "check_do_not_raise_errors_in_init_or_set_params": "invalid arguments raise at construction, as "
+    "in the reference (e.g. KMeansMachine(0)); set_params does not raise, fit checks again",
 }
 KMEANS_EXPECTED = {
     **TRANSFORM_KEPT,

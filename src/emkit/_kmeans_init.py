@@ -18,6 +18,7 @@ import numpy as np
 
 from ._backend import is_dask_collection, map_reduce, single_threaded_blas
 from ._kernels import kmeans as kk
+from ._validation import check_block, check_finite
 
 logger = logging.getLogger("emkit")
 
@@ -53,8 +54,10 @@ class _Candidates:
                            np.concatenate([self.keys, other.keys]))
 
 
-def _candidates_chunk(X, first_row, coef, seed, stream, ell, block_rows):
+def _candidates_chunk(X, first_row, coef, seed, stream, ell, block_rows, check=False):
     X = np.asarray(X)
+    if check:  # a dask chunk (numpy input is checked up front)
+        check_block(X, "X", first_row=first_row)
     _, d2 = kk.assign(X, coef, block_rows)
     local_cost = float(d2.sum())
     u = row_uniforms(seed, stream, first_row, X.shape[0])
@@ -113,6 +116,7 @@ def init_kmeans_plusplus(X, n_clusters: int, rs, max_rows: int | None = None) ->
     if is_dask_collection(X):
         limit = max_rows or max(256 * n_clusters, 10_000)
         X = _take_rows(X, distinct_indices(rs, n, min(n, limit)))
+        check_finite(X, "X")  # dask chunks were not checked up front
     centers, _ = kmeans_plusplus(np.asarray(X, dtype=np.float64), n_clusters,
                                  random_state=_seed_from(rs))
     return centers
@@ -135,7 +139,8 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
         # float32 products: the candidates only steer a random draw, and a round costs about
         # (number of candidates / n_clusters) Lloyd passes, so halving it matters on big data
         coef = kk.CentroidCoefficients.from_centroids(centers, dtype=np.float32)
-        cand = map_reduce(_candidates_chunk, X, coef, seed, r, ell, block_rows, with_offset=True)
+        cand = map_reduce(_candidates_chunk, X, coef, seed, r, ell, block_rows, is_dask_collection(X),
+                          with_offset=True)
         if rounds is None:  # the reference's rule: about ln(initial cost) rounds
             rounds = 0 if cand.cost <= 0 else max(0, int(np.round(np.log(cand.cost))))
             if r >= rounds:
@@ -163,6 +168,24 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
     return km.cluster_centers_
 
 
+def check_init_method(init_method, n_clusters: int) -> None:
+    """Raise unless ``init_method`` is a method name or a finite (n_clusters, D) array."""
+    if isinstance(init_method, str):
+        if init_method not in INIT_METHODS:
+            raise ValueError(f"init_method must be one of {set(INIT_METHODS)} or an array; got {init_method!r}")
+        return
+    if not isinstance(init_method, (np.ndarray, list, tuple)) and not is_dask_collection(init_method):
+        raise TypeError(f"init_method must be a str or an array; got {type(init_method).__name__}")
+    try:
+        init = np.asarray(init_method, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"init_method must be a method name or an array of numbers; got {init_method!r}") from None
+    if init.ndim != 2 or init.shape[0] != n_clusters or init.shape[1] == 0:
+        raise ValueError(f"init_method array must have shape (n_clusters={n_clusters}, n_features); got {init.shape}")
+    if not np.isfinite(init).all():
+        raise ValueError("init_method array contains NaN or infinity")
+
+
 def initial_centroids(X, n_clusters, init_method, rs, *, init_max_iter, oversampling_factor,
                       block_rows):
     """Dispatch on ``init_method`` (a method name or a (K, D) array)."""
@@ -175,7 +198,7 @@ def initial_centroids(X, n_clusters, init_method, rs, *, init_max_iter, oversamp
             return init_kmeans_parallel(X, n_clusters, rs, n_rounds=init_max_iter,
                                         oversampling_factor=oversampling_factor, block_rows=block_rows)
         raise ValueError(f"init_method must be one of {set(INIT_METHODS)} or an array; got {init_method!r}")
-    if isinstance(init_method, (np.ndarray, list, tuple)):
+    if isinstance(init_method, (np.ndarray, list, tuple)) or is_dask_collection(init_method):
         init = np.asarray(init_method, dtype=np.float64)
         if init.ndim != 2 or init.shape[0] != n_clusters:
             raise ValueError(

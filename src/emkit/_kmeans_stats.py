@@ -7,23 +7,27 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._kernels import kmeans as kk
+from ._validation import check_block
 
 
 @dataclass
 class KMeansStats:
     """Per-cluster counts and sums, total squared distance, and the farthest points seen.
 
-    The farthest points (at most K rows with their squared distances to the nearest centroid) let
-    an empty cluster be re-seeded without another pass over the data.
+    Sums are of the deviations ``x - c_k`` from the centroids ``c = coef.shift + coef.centred``
+    of the E-step (and of their squares), so that :meth:`centroids` and :meth:`variances` keep
+    their precision far from the origin.  The farthest points (at most K rows with their squared
+    distances to the nearest centroid) let an empty cluster be re-seeded without another pass.
     """
 
     counts: np.ndarray  # (K,) int64
-    sums: np.ndarray  # (K, D)
+    sums: np.ndarray  # (K, D) sums of x - c_k
     sum_min_dist: float
     n_samples: int
-    sq_sums: np.ndarray | None  # (K, D) or None
+    sq_sums: np.ndarray | None  # (K, D) sums of (x - c_k)**2, or None
     far_points: np.ndarray  # (m, D) float64
     far_dists: np.ndarray  # (m,)
+    coef: kk.CentroidCoefficients  # the centroids the deviations are measured from
 
     def __add__(self, other: "KMeansStats") -> "KMeansStats":
         points = np.concatenate([self.far_points, other.far_points])
@@ -37,12 +41,38 @@ class KMeansStats:
             sq_sums=None if self.sq_sums is None else self.sq_sums + other.sq_sums,
             far_points=points[keep],
             far_dists=dists[keep],
+            coef=self.coef,
         )
 
+    def offsets(self) -> np.ndarray:
+        """Cluster means minus ``coef.shift`` (K, D); rows of empty clusters are the centroids'."""
+        return self.coef.centred + self.sums / np.maximum(self.counts, 1)[:, None]
 
-def kmeans_chunk_stats(X, coef: kk.CentroidCoefficients, block_rows: int, squares: bool) -> KMeansStats:
-    """Chunk function for :func:`emkit._backend.map_reduce`."""
+    def centroids(self) -> np.ndarray:
+        """The cluster means (K, D) (the centroids themselves for empty clusters)."""
+        return self.coef.shift + self.offsets()
+
+    def variances(self) -> np.ndarray:
+        """Biased per-cluster variances (K, D) about the cluster means; 0 for empty clusters."""
+        safe = np.maximum(self.counts, 1)[:, None]
+        delta = self.sums / safe
+        return np.maximum(self.sq_sums / safe - delta * delta, 0.0)
+
+    def total_variance(self) -> np.ndarray:
+        """Biased variance (D,) of all the samples (within- plus between-cluster parts)."""
+        n = self.counts[:, None]
+        offsets = self.offsets()
+        mean = (n * offsets).sum(0) / self.n_samples
+        within = self.sq_sums - n * (self.sums / np.maximum(n, 1)) ** 2
+        return (within.sum(0) + (n * (offsets - mean) ** 2).sum(0)) / self.n_samples
+
+
+def kmeans_chunk_stats(X, coef: kk.CentroidCoefficients, block_rows: int, squares: bool,
+                       check: bool = False) -> KMeansStats:
+    """Chunk function for :func:`emkit._backend.map_reduce` (``check``: refuse NaN/inf in a dask chunk)."""
     X = np.asarray(X)
+    if check:
+        check_block(X, "X")
     r = kk.lloyd_statistics(X, coef, block_rows, squares=squares, n_far=coef.n_clusters)
     return KMeansStats(r["counts"], r["sums"], r["sum_min_dist"], X.shape[0], r["sq_sums"],
-                       r["far_points"], r["far_dists"])
+                       r["far_points"], r["far_dists"], coef)

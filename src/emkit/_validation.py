@@ -5,6 +5,7 @@ Every error names the argument, what was expected and what was received.
 
 from __future__ import annotations
 
+import logging
 import numbers
 
 import numpy as np
@@ -39,27 +40,71 @@ def check_positive_int(value, name: str, *, minimum: int = 1, allow_none: bool =
     return int(value)
 
 
+def check_random_state_type(random_state, name: str = "random_state") -> None:
+    """Raise unless ``random_state`` is something :func:`check_random_state` accepts (no draw made)."""
+    if random_state is None or isinstance(random_state, (np.random.RandomState, np.random.Generator)):
+        return
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if not 0 <= random_state < 2**32:
+            raise ValueError(f"{name} must be an integer seed in [0, 2**32 - 1]; got {random_state!r}")
+        return
+    check_random_state(random_state, name)  # raises the TypeError
+
+
+def check_real(value, name: str, *, minimum=None, maximum=None, exclusive_minimum: bool = False,
+               allow_none: bool = False):
+    """A finite real number (not a bool) within the given bounds; returns it as a float."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        expected = "a real number" + (" or None" if allow_none else "")
+        raise TypeError(f"{name} must be {expected}; got {type(value).__name__}: {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
+    low_ok = minimum is None or (value > minimum if exclusive_minimum else value >= minimum)
+    if not low_ok or (maximum is not None and value > maximum):
+        low = "" if minimum is None else (f"> {minimum}" if exclusive_minimum else f">= {minimum}")
+        high = "" if maximum is None else f"<= {maximum}"
+        raise ValueError(f"{name} must be {' and '.join(b for b in (low, high) if b)}; got {value!r}")
+    return float(value)
+
+
+def check_bool(value, name: str) -> bool:
+    """``True``/``False`` (numpy booleans and the integers 0 and 1 too)."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False; got {type(value).__name__}: {value!r}")
+
+
+def check_iteration_limits(max_iterations, convergence_threshold, max_name: str) -> None:
+    """``max_name`` an integer >= 0 or None, ``convergence_threshold`` a number >= 0 or None, not both None."""
+    check_positive_int(max_iterations, max_name, minimum=0, allow_none=True)
+    check_real(convergence_threshold, "convergence_threshold", minimum=0, allow_none=True)
+    if max_iterations is None and convergence_threshold is None:
+        raise ValueError(f"Either or both convergence_threshold and {max_name} must be set: they cannot "
+                         "both be None (the loop would never end)")
+
+
 def is_dask_collection(x) -> bool:
     """True for dask arrays, bags and delayed objects, without importing dask."""
     return hasattr(x, "__dask_graph__")
 
 
 def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_empty: bool = False,
-                 ensure_2d: bool = False, owner: str | None = None):
+                 ensure_2d: bool = False, owner: str | None = None, known_rows: bool = False):
     """Validate a (n_samples, n_features) frame matrix, without copying when it is already fine.
 
     numpy input goes through scikit-learn's ``check_array`` (numeric dtype kept, NaN/inf, sparse,
     complex and empty inputs rejected with messages naming ``name``).  A 1-D input is one sample
-    (the reference's ``np.atleast_2d``) unless ``ensure_2d``.  Dask arrays are returned as they are
-    (their values are checked where they are used, chunk by chunk).
+    (the reference's ``np.atleast_2d``) unless ``ensure_2d``.  Dask arrays get the same checks of
+    shape and dtype and come back with one chunk along the features (any chunking is accepted);
+    their values are checked where they are used, chunk by chunk.  ``known_rows`` computes
+    unknown chunk sizes (e.g. of ``X[mask]``), which training needs.
     """
     from sklearn.utils import check_array
 
     if is_dask_collection(X):
-        if getattr(X, "ndim", 2) == 1:
-            X = X[None, :]
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got a {X.ndim}-D dask array")
+        X = _check_dask_frames(X, name, allow_empty=allow_empty, ensure_2d=ensure_2d, known_rows=known_rows)
     elif _is_plain_float_matrix(X, ensure_2d, allow_empty):
         # the common case (one utterance, a frame matrix): skip check_array's generic overhead
         if not np.isfinite(np.add.reduce(X, axis=None)):  # NaN/inf propagate through a sum...
@@ -83,6 +128,71 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
             f"features as input (shape {X.shape})"
         )
     return X
+
+
+def _check_dask_frames(X, name: str, *, allow_empty: bool, ensure_2d: bool, known_rows: bool):
+    """The dask side of :func:`check_frames`: the numpy input's rules, without computing values."""
+    if not hasattr(X, "chunks"):  # bags and delayed objects are checked by their consumers
+        return X
+    kind = X.dtype.kind
+    if kind == "c":
+        raise ValueError(f"Complex data not supported: {name} is a dask array of dtype {X.dtype}")
+    if kind == "O":
+        X = X.astype(np.float64)
+    elif kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers; got a dask array of dtype {X.dtype}")
+    if X.ndim == 0:
+        raise ValueError(f"{name} must be an array of samples; got a 0-D dask array. Reshape your data "
+                         "to (n_samples, n_features).")
+    if X.ndim == 1:
+        if ensure_2d:
+            raise ValueError(
+                f"Expected 2D array, got 1D array instead: {name} is a 1-D dask array of shape {X.shape}. "
+                "Reshape your data either using array.reshape(-1, 1) if your data has a single feature "
+                "or array.reshape(1, -1) if it contains a single sample."
+            )
+        X = X[None, :]
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got a {X.ndim}-D dask array")
+    unknown_rows = any(np.isnan(c) for c in X.chunks[0])
+    if any(np.isnan(c) for c in X.chunks[1]) or (known_rows and unknown_rows):
+        # e.g. ``X[mask]``: one pass over the input finds the chunk sizes
+        logging.getLogger("emkit").info("%s: computing the unknown chunk sizes of a dask array", name)
+        X = X.compute_chunk_sizes()
+        unknown_rows = False
+    if X.shape[1] == 0:
+        raise ValueError(f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+    if not unknown_rows and X.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required "
+                         f"by {name}.")
+    if len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})
+    return X
+
+
+def check_block(block, name: str, block_info=None, first_row=None) -> None:
+    """Refuse NaN/inf in one chunk of a dask array, as :func:`check_frames` refuses them in numpy input.
+
+    ``block_info`` (dask's ``map_blocks`` argument) or ``first_row`` turns the index into one of
+    the whole array.  One cheap sum first, an element-wise search only when it is not finite.
+    """
+    block = np.asarray(block)
+    if block.dtype.kind != "f" or block.size == 0 or np.isfinite(np.add.reduce(block, axis=None)):
+        return
+    if np.isfinite(block).all():
+        return  # the sum overflowed
+    bad = [int(i) for i in np.argwhere(~np.isfinite(block))[0]]
+    kind = "NaN" if np.isnan(block[tuple(bad)]) else "infinity"
+    if first_row is None:
+        try:
+            first_row = block_info[0]["array-location"][0][0]
+        except (TypeError, KeyError, IndexError):
+            first_row = None
+    if block.ndim == 2 and first_row is not None and np.isfinite(first_row):
+        where = f"first at index {(int(first_row) + bad[0], bad[1])}"
+    else:
+        where = f"at index {tuple(bad)} of one of its dask chunks"
+    raise ValueError(f"Input {name} contains {kind} ({where})")
 
 
 def _is_plain_float_matrix(X, ensure_2d: bool, allow_empty: bool) -> bool:

@@ -13,24 +13,24 @@ import logging
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 
 from ._backend import is_dask_collection, map_ordered, map_reduce, tree_sum
 from ._checkpoint import resumable_em
 from ._config import get_config
+from ._gmm_mstep import EPSILON, map_gmm_m_step, ml_gmm_m_step
+from ._gmm_params import COMPUTE_DTYPES as _DTYPES
+from ._gmm_params import check_gmm_parameters, check_weights
 from ._kernels import gmm as kg
-from ._validation import check_frames, check_positive_int
+from ._validation import check_block, check_frames
 from .kmeans import KMeansMachine
 from .stats import GMMStats
 
 logger = logging.getLogger("emkit")
 
-EPSILON = np.finfo(float).eps
-
 __all__ = ["GMMMachine", "GMMStats", "e_step", "m_step", "ml_gmm_m_step", "map_gmm_m_step",
            "log_likelihood", "log_weighted_likelihood"]
 
-_DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
 def _block_rows() -> int:
@@ -42,18 +42,40 @@ def _block_rows() -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: bool = True) -> GMMStats:
-    """Statistics of the rows of ``X``; without ``second_order``, ``sum_pxx`` is left at zero."""
+def _stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: bool = True,
+                 shifted: bool = True, check: bool = False) -> GMMStats:
+    """Statistics of the rows of ``X``; without ``second_order``, ``sum_pxx`` is left at zero.
+
+    ``shifted`` keeps the moments about the coefficients' shift in the result (for the M-step;
+    per-session statistics leave them out, to keep their memory at the reference's).  ``check``
+    refuses NaN/inf in ``X`` (a dask chunk: numpy input is checked up front).
+    """
     X = np.atleast_2d(np.asarray(X))
+    if check:
+        check_block(X, "X")
     C, D = coef.n_gaussians, coef.n_features
     stats = GMMStats.__new__(GMMStats)
     stats.n_gaussians, stats.n_features = C, D
     if X.shape[0] == 0:
-        stats.init_fields(0.0, 0)
-        return stats
-    ll, n, sum_px, sum_pxx = kg.accumulate_statistics(X, coef, block_rows, second_order)
-    stats.init_fields(ll, int(X.shape[0]), n, sum_px, sum_pxx)
+        ll, n, px, pxx = 0.0, np.zeros(C), np.zeros((C, D)), np.zeros((C, D)) if second_order else None
+    else:
+        ll, n, px, pxx = kg.accumulate_shifted_statistics(X, coef, block_rows, second_order)
+    stats._init_shifted(ll, int(X.shape[0]), n, coef.shift, px, pxx)
+    if not shifted:
+        stats._shifted = None
     return stats
+
+
+def _computed(value):
+    """Parameters assigned as dask arrays are computed (they are small)."""
+    return np.asarray(value) if is_dask_collection(value) else value
+
+
+def _dask_block(block, kernel, coef, name, block_info=None):
+    """``kernel`` on one dask chunk, refusing NaN/inf in the chunk as numpy input is refused."""
+    block = np.asarray(block)
+    check_block(block, name, block_info)
+    return kernel(block, coef)
 
 
 def _check_stats_finite(stats: GMMStats, name: str = "X") -> GMMStats:
@@ -99,57 +121,6 @@ def m_step(statistics, machine: "GMMMachine"):
     return machine, float(stats.log_likelihood / stats.t)
 
 
-def ml_gmm_m_step(machine, statistics, update_means=True, update_variances=False, update_weights=False,
-                  mean_var_update_threshold=EPSILON):
-    """Maximum-likelihood M-step (in place).  Update order: weights, means, variances.
-
-    ``n_c`` is floored at ``mean_var_update_threshold``; weights are ``n_c / T`` (not renormalised);
-    the variance uses the machine's current means (the new ones when means are updated).
-    """
-    n = np.clip(statistics.n, mean_var_update_threshold, None)
-    if update_weights:
-        machine.weights = n / statistics.t
-    if update_means:
-        machine.means = statistics.sum_px / n[:, None]
-    if update_variances:
-        machine.variances = statistics.sum_pxx / n[:, None] - np.power(machine.means, 2)
-
-
-def map_gmm_m_step(machine, statistics, update_means=True, update_variances=False, update_weights=False,
-                   reynolds_adaptation=True, relevance_factor=4, alpha=0.5,
-                   mean_var_update_threshold=EPSILON):
-    """MAP M-step (Reynolds et al. 2000) against ``machine.ubm`` (in place).
-
-    ``alpha_c = n_c / (n_c + relevance_factor)`` with Reynolds adaptation, else the given
-    ``alpha``.  Weights are renormalised.  The variance update follows Reynolds eq. 13:
-    ``alpha E_c[x^2] + (1 - alpha)(var_ubm + mu_ubm^2) - mu^2`` (the reference added ``mu_ubm``
-    instead of its square).  Gaussians with ``n_c < mean_var_update_threshold`` keep the prior.
-    """
-    ubm = machine.ubm
-    if ubm is None:
-        raise ValueError("A machine used for MAP must have a UBM.")
-    n = statistics.n
-    if reynolds_adaptation:
-        alpha = n / (n + relevance_factor)
-    elif not hasattr(alpha, "ndim"):
-        alpha = np.full((machine.n_gaussians,), alpha)
-    weak = n < mean_var_update_threshold
-    if update_weights:
-        weights = alpha * (n / statistics.t) + (1 - alpha) * ubm.weights
-        machine.weights = weights / weights.sum()
-    if update_means:
-        n_safe = np.where(weak, mean_var_update_threshold, n)
-        adapted = alpha[:, None] * (statistics.sum_px / n_safe[:, None]) + (1 - alpha[:, None]) * ubm.means
-        machine.means = np.where(weak[:, None], ubm.means, adapted)
-    if update_variances:
-        prior_second_moment = ubm.variances + ubm.means**2
-        n_safe = np.where(weak, 1.0, n)
-        adapted = (alpha[:, None] * statistics.sum_pxx / n_safe[:, None]
-                   + (1 - alpha[:, None]) * prior_second_moment)
-        second_moment = np.where(weak[:, None], prior_second_moment, adapted)
-        machine.variances = second_moment - np.power(machine.means, 2)
-
-
 # ---------------------------------------------------------------------------------------------
 # the estimator
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +134,7 @@ class GMMMachine(BaseEstimator):
     n_gaussians : int
         Number of Gaussians C.
     trainer : {"ml", "map"}
-        Maximum likelihood, or MAP adaptation from ``ubm`` (any other value means "ml").
+        Maximum likelihood, or MAP adaptation from ``ubm`` (any other value is a ``ValueError``).
     ubm : GMMMachine or None
         The prior for MAP (required then).  When given, the machine starts from the UBM's
         parameters (also for "ml").
@@ -182,8 +153,8 @@ class GMMMachine(BaseEstimator):
     mean_var_update_threshold : float
         Floor on the per-Gaussian occupancy in the M-step, and the initial variance floor.
     map_alpha : float or array (C,)
-        Fixed MAP adaptation coefficient, used when ``map_relevance_factor`` is None.
-    map_relevance_factor : float or None
+        Fixed MAP adaptation coefficient(s) in [0, 1], used when ``map_relevance_factor`` is None.
+    map_relevance_factor : float >= 0 or None
         Reynolds relevance factor r: ``alpha_c = n_c / (n_c + r)``.
     compute_dtype : {"float64", "float32"}
         Precision of the E-step products.  "float32" is about twice as fast; statistics are still
@@ -194,6 +165,9 @@ class GMMMachine(BaseEstimator):
         completed iteration; a ``fit`` started again with the same arguments and data (e.g. after
         the process was killed) resumes after the last completed iteration and ends with the same
         parameters as an uninterrupted run.  A checkpoint of another run is refused.
+
+    Invalid parameters raise ``ValueError``/``TypeError`` naming the parameter, at construction (as
+    the reference does for some of them) and again in ``fit`` (after ``set_params``).
 
     Attributes
     ----------
@@ -211,7 +185,7 @@ class GMMMachine(BaseEstimator):
                  mean_var_update_threshold=EPSILON, map_alpha=0.5, map_relevance_factor=4,
                  compute_dtype="float64", checkpoint=None):
         self.n_gaussians = n_gaussians
-        self.trainer = trainer if isinstance(trainer, str) and trainer in ("ml", "map") else "ml"
+        self.trainer = trainer
         self.ubm = ubm
         self.convergence_threshold = convergence_threshold
         self.max_fitting_steps = max_fitting_steps
@@ -226,6 +200,7 @@ class GMMMachine(BaseEstimator):
         self.compute_dtype = compute_dtype
         self.checkpoint = checkpoint
         self._weights_param = weights
+        self._check_hyperparameters()
         self._means = None
         self._variances = None
         self._variance_thresholds = mean_var_update_threshold
@@ -238,28 +213,16 @@ class GMMMachine(BaseEstimator):
         if weights is not None:
             self.weights = weights
 
+    def _check_hyperparameters(self):
+        """Raise on an invalid constructor argument (no work done, nothing stored)."""
+        check_gmm_parameters(self, GMMMachine, KMeansMachine)
+
     def _check_parameters(self):
-        check_positive_int(self.n_gaussians, "n_gaussians")
-        if self.trainer == "map" and self.ubm is None:
-            raise ValueError("A UBM is required for MAP GMM (ubm=None was given with trainer='map').")
-        if self.ubm is not None:
-            if not isinstance(self.ubm, GMMMachine):
-                raise TypeError(f"ubm must be a GMMMachine or None; got {type(self.ubm).__name__}")
-            if self.ubm.n_gaussians != self.n_gaussians:
-                raise ValueError(
-                    f"The UBM machine is not compatible with this machine: ubm has {self.ubm.n_gaussians} "
-                    f"Gaussians, n_gaussians={self.n_gaussians}."
-                )
-            if self.ubm._means is None:
-                raise ValueError("ubm has no parameters: fit it (or set its means) first")
-        if self.max_fitting_steps is None and self.convergence_threshold is None:
-            raise ValueError("Either or both convergence_threshold and max_fitting_steps must be set")
-        if self.compute_dtype not in _DTYPES:
-            raise ValueError(f"compute_dtype must be 'float64' or 'float32'; got {self.compute_dtype!r}")
-        if self._weights is not None:
-            w = np.asarray(self._weights, dtype=float)
-            if w.shape != (self.n_gaussians,) or not np.all(np.isfinite(w)) or np.any(w < 0):
-                raise ValueError(f"weights must be {self.n_gaussians} finite non-negative values; got {w!r}")
+        """Everything ``fit`` needs: the constructor arguments (again) and the current weights."""
+        self._check_hyperparameters()
+        if self.ubm is not None and self.ubm._means is None:
+            raise ValueError("ubm has no parameters: fit it (or set its means) first")
+        check_weights(self._weights, self.n_gaussians, "weights")
 
     def _copy_from_ubm(self):
         ubm = self.ubm
@@ -290,7 +253,7 @@ class GMMMachine(BaseEstimator):
 
     @weights.setter
     def weights(self, weights):
-        self._weights = weights  # validated in fit (the reference stores anything)
+        self._weights = _computed(weights)  # validated in fit (the reference stores anything)
 
     @property
     def log_weights(self):
@@ -309,7 +272,7 @@ class GMMMachine(BaseEstimator):
 
     @means.setter
     def means(self, means):
-        self._means = means
+        self._means = _computed(means)
 
     @property
     def variances(self):
@@ -320,7 +283,7 @@ class GMMMachine(BaseEstimator):
 
     @variances.setter
     def variances(self, variances):
-        self._variances = np.maximum(self.variance_thresholds, variances)
+        self._variances = np.maximum(self.variance_thresholds, _computed(variances))
         self._g_norms = None  # recomputed on demand
 
     @property
@@ -332,6 +295,7 @@ class GMMMachine(BaseEstimator):
 
     @variance_thresholds.setter
     def variance_thresholds(self, threshold):
+        threshold = _computed(threshold)
         self._variance_thresholds = threshold
         if self._variances is not None:
             self.variances = np.maximum(threshold, self._variances)
@@ -410,8 +374,8 @@ class GMMMachine(BaseEstimator):
         coef = self._coefficients()
         data = self._check_data(data)
         if is_dask_collection(data):
-            return data.map_blocks(lambda b: kg.log_weighted_likelihood(np.asarray(b), coef),
-                                   dtype=float, chunks=(data.chunks[0], (coef.n_gaussians,))).T
+            return data.map_blocks(_dask_block, kg.log_weighted_likelihood, coef, "data", dtype=float,
+                                   chunks=(data.chunks[0], (coef.n_gaussians,))).T
         return kg.log_weighted_likelihood(data, coef, _block_rows()).T
 
     def log_likelihood(self, data):
@@ -419,14 +383,14 @@ class GMMMachine(BaseEstimator):
         coef = self._coefficients()
         data = self._check_data(data)
         if is_dask_collection(data):
-            return data.map_blocks(lambda b: kg.log_likelihood(np.asarray(b), coef), drop_axis=1,
-                                   dtype=float)
+            return data.map_blocks(_dask_block, kg.log_likelihood, coef, "data", drop_axis=1, dtype=float)
         return kg.log_likelihood(data, coef, _block_rows())
 
     def acc_stats(self, X) -> GMMStats:
         """Statistics of all rows of ``X`` (N, D) in one :class:`GMMStats` (dask input is computed)."""
         X = self._check_data(X, "X")
-        stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows())
+        stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows(), True, True,
+                           is_dask_collection(X))
         return _check_stats_finite(stats)
 
     def transform(self, X) -> list:
@@ -437,13 +401,15 @@ class GMMMachine(BaseEstimator):
         """
         coef = self._coefficients()
         block_rows = _block_rows()
+        if is_dask_collection(X) and getattr(X, "ndim", 0) == 2:
+            X = np.asarray(self._check_data(X, "X"))  # the N results are in memory anyway
         if isinstance(X, np.ndarray) and X.ndim == 2:  # one session per row: check them all at once
             X = self._check_data(X, "X")
         sessions = [check_frames(x, f"X[{i}]", n_features=coef.n_features, allow_empty=True, owner="GMMMachine")
                     for i, x in enumerate(X)]
 
         def one(i):
-            return _check_stats_finite(_stats_chunk(sessions[i], coef, block_rows), f"X[{i}]")
+            return _check_stats_finite(_stats_chunk(sessions[i], coef, block_rows, True, False), f"X[{i}]")
 
         return map_ordered(one, range(len(sessions)))
 
@@ -481,7 +447,7 @@ class GMMMachine(BaseEstimator):
         """
         self._check_parameters()
         X = check_frames(X, "X", n_features=None if self._means is None else self._means.shape[1],
-                         ensure_2d=True, owner="GMMMachine")
+                         ensure_2d=True, owner="GMMMachine", known_rows=True)
 
         def initialize():
             if self._means is None:
@@ -494,7 +460,8 @@ class GMMMachine(BaseEstimator):
 
         def e_step_():
             # the M-step only reads sum_pxx when it updates variances
-            stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows(), self.update_variances)
+            stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows(), self.update_variances,
+                               True, is_dask_collection(X))
             return _check_stats_finite(stats)
 
         def m_step_(stats):
@@ -520,6 +487,14 @@ class GMMMachine(BaseEstimator):
         self._variances = None
         self.variances = arrays["variances"]
         self.weights = arrays["weights"]
+
+    def __sklearn_clone__(self):
+        # the prior (a trained UBM) is an input, not a hyper-parameter: keep a copy of it, since
+        # sklearn's default clone would hand back an untrained GMMMachine and MAP could not fit
+        params = self.get_params(deep=False)
+        ubm = params.pop("ubm")
+        others = {k: clone(v, safe=False) for k, v in params.items()}
+        return type(self)(ubm=copy.deepcopy(ubm), **others)
 
     def __sklearn_tags__(self):
         from sklearn.utils import TransformerTags

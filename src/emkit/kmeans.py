@@ -14,9 +14,10 @@ from ._backend import is_dask_collection, map_reduce
 from ._config import get_config
 from ._checkpoint import resumable_em
 from ._kernels import kmeans as kk
-from ._kmeans_init import initial_centroids
+from ._kmeans_init import check_init_method, initial_centroids
 from ._kmeans_stats import KMeansStats, kmeans_chunk_stats
-from ._validation import check_frames, check_positive_int, check_random_state
+from ._validation import (check_block, check_frames, check_iteration_limits, check_positive_int,
+                          check_random_state, check_random_state_type, check_real)
 
 logger = logging.getLogger("emkit")
 
@@ -31,8 +32,8 @@ def get_centroids_distance(x, means) -> np.ndarray:
     """
     means = np.asarray(means, dtype=np.float64)
     if is_dask_collection(x):
-        x = check_frames(x, "x", n_features=means.shape[1])
-        return x.map_blocks(lambda b: kk.squared_distances(b, means).T, dtype=np.float64,
+        x = check_frames(x, "x", n_features=means.shape[1], allow_empty=True)
+        return x.map_blocks(_distances_block, means, dtype=np.float64,
                             chunks=(x.chunks[0], (means.shape[0],))).T
     x = check_frames(x, "x", n_features=means.shape[1], allow_empty=True)
     return kk.squared_distances(x, means)
@@ -45,6 +46,19 @@ def get_closest_centroid_index(centroids_dist) -> np.ndarray:
 
 def _block_rows() -> int:
     return get_config()["block_rows"] or kk.DEFAULT_BLOCK_ROWS
+
+
+def _distances_block(block, means, block_info=None):
+    """(rows, K) squared distances of one dask chunk; NaN/inf in the chunk are refused."""
+    block = np.asarray(block)
+    check_block(block, "X", block_info)
+    return kk.squared_distances(block, means).T
+
+
+def _predict_block(block, coef, block_info=None):
+    block = np.asarray(block)
+    check_block(block, "X", block_info)
+    return kk.assign(block, coef)[0]
 
 
 class KMeansMachine(BaseEstimator):
@@ -73,6 +87,9 @@ class KMeansMachine(BaseEstimator):
     checkpoint : path or None
         Resumable training (see :class:`emkit.GMMMachine`).
 
+    Invalid parameters raise ``ValueError``/``TypeError`` naming the parameter, at construction (as
+    the reference does for ``n_clusters``) and again in ``fit`` (after ``set_params``).
+
     Attributes
     ----------
     centroids_ : ndarray (K, D), also available as ``means``
@@ -100,6 +117,16 @@ class KMeansMachine(BaseEstimator):
         self.init_max_iter = init_max_iter
         self.oversampling_factor = oversampling_factor
         self.checkpoint = checkpoint
+        self._check_hyperparameters()
+
+    def _check_hyperparameters(self):
+        """Raise on an invalid constructor argument (no work done, nothing stored)."""
+        check_positive_int(self.n_clusters, "n_clusters")
+        check_init_method(self.init_method, self.n_clusters)
+        check_iteration_limits(self.max_iter, self.convergence_threshold, "max_iter")
+        check_random_state_type(self.random_state)
+        check_positive_int(self.init_max_iter, "init_max_iter", minimum=0, allow_none=True)
+        check_real(self.oversampling_factor, "oversampling_factor", minimum=0, exclusive_minimum=True)
 
     # -- fitted state ----------------------------------------------------------------------
     @property
@@ -147,8 +174,8 @@ class KMeansMachine(BaseEstimator):
 
     # -- training --------------------------------------------------------------------------
     def _validated(self, X):
-        check_positive_int(self.n_clusters, "n_clusters")
-        return check_frames(X, "X", ensure_2d=True)
+        self._check_hyperparameters()
+        return check_frames(X, "X", ensure_2d=True, known_rows=True)
 
     def initialize(self, data):
         """Set ``centroids_`` to their initial values (``init_method``)."""
@@ -160,11 +187,11 @@ class KMeansMachine(BaseEstimator):
 
     def _e_step(self, X) -> KMeansStats:
         coef = kk.CentroidCoefficients.from_centroids(self.centroids_)
-        return map_reduce(kmeans_chunk_stats, X, coef, _block_rows(), False)
+        return map_reduce(kmeans_chunk_stats, X, coef, _block_rows(), False, is_dask_collection(X))
 
     def _m_step(self, stats: KMeansStats) -> float:
         counts = stats.counts
-        centroids = stats.sums / np.maximum(counts, 1)[:, None]
+        centroids = stats.centroids()
         empty = np.flatnonzero(counts == 0)
         if len(empty):
             logger.info("k-means: re-seeding %d empty cluster(s) with the farthest samples", len(empty))
@@ -181,8 +208,6 @@ class KMeansMachine(BaseEstimator):
         ``X`` is an (N, D) array-like or a dask array (one task per chunk and iteration).
         """
         X = self._validated(X)
-        if self.max_iter is None and self.convergence_threshold is None:
-            raise ValueError("max_iter and convergence_threshold cannot both be None (the loop would never end)")
         result = resumable_em(self, X, initialize=lambda: self.initialize(X),
                               get_state=lambda: {"centroids": self.centroids_},
                               set_state=lambda arrays: setattr(self, "centroids_", arrays["centroids"]),
@@ -208,30 +233,27 @@ class KMeansMachine(BaseEstimator):
         coef = kk.CentroidCoefficients.from_centroids(self.centroids_)
         if is_dask_collection(X):
             X = check_frames(X, "X", n_features=self.centroids_.shape[1], owner="KMeansMachine")
-            return X.map_blocks(lambda b: kk.assign(np.asarray(b), coef)[0], drop_axis=1, dtype=np.intp)
+            return X.map_blocks(_predict_block, coef, drop_axis=1, dtype=np.intp)
         X = check_frames(X, "X", n_features=self.centroids_.shape[1], allow_empty=True, owner="KMeansMachine")
         return kk.assign(X, coef, _block_rows())[0]
 
     def get_variances_and_weights_for_each_cluster(self, data):
         """Per-cluster variances (K, D) and weights (K,) of ``data`` assigned to the nearest centroid.
 
-        Variances use the biased formula ``E[x^2] - E[x]^2`` of each cluster.  A cluster that gets
-        no sample has weight 0 and the variance of the whole data.
+        Variances are the biased ``E[x^2] - E[x]^2`` of each cluster, computed from deviations
+        from the centroids (precise however far the data lie from the origin).  A cluster that
+        gets no sample has weight 0 and the variance of the whole data.
         """
         self._check_fitted()
         data = check_frames(data, "data", n_features=self.centroids_.shape[1], owner="KMeansMachine")
         coef = kk.CentroidCoefficients.from_centroids(self.centroids_)
-        stats = map_reduce(kmeans_chunk_stats, data, coef, _block_rows(), True)
+        stats = map_reduce(kmeans_chunk_stats, data, coef, _block_rows(), True, is_dask_collection(data))
         counts = stats.counts
         weights = counts / counts.sum()
-        safe = np.maximum(counts, 1)[:, None]
-        means = stats.sums / safe
-        variances = stats.sq_sums / safe - means**2
+        variances = stats.variances()
         empty = counts == 0
         if empty.any():
-            total = counts.sum()
-            mean_all = stats.sums.sum(0) / total
-            variances[empty] = stats.sq_sums.sum(0) / total - mean_all**2
+            variances[empty] = stats.total_variance()
         return variances, weights
 
     def __sklearn_tags__(self):

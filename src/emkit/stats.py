@@ -28,6 +28,13 @@ class GMMStats:
         ``sum_t P(c | x_t) x_t``.
     sum_pxx : ndarray (C, D)
         ``sum_t P(c | x_t) x_t**2`` (element-wise square).
+
+    Statistics made by ``GMMMachine.acc_stats``/``e_step`` also keep, privately, the same moments
+    about a shift ``s`` (the mean of the machine's means): ``sum_t P(c | x_t) (x_t - s)`` and
+    ``sum_t P(c | x_t) (x_t - s)**2``.  The public raw sums are always derived from them, and the
+    M-step uses them, so variances of data far from the origin keep their precision (the raw
+    ``E[x^2] - E[x]^2`` loses it all at offsets of about 1e8 from the origin).  Any change of the
+    public fields (assignment or in-place) makes the statistics plain raw sums again.
     """
 
     def __init__(self, n_gaussians: int, n_features: int, like=None):
@@ -49,6 +56,43 @@ class GMMStats:
         self.n = np.zeros((C,)) if n is None else n
         self.sum_px = np.zeros((C, D)) if sum_px is None else sum_px
         self.sum_pxx = np.zeros((C, D)) if sum_pxx is None else sum_pxx
+        self._shifted = None
+
+    # -- moments about a shift (internal) ----------------------------------------------------
+    def _init_shifted(self, log_likelihood, t, n, shift, px, pxx, sum_pxx=None):
+        """Set the fields from moments about ``shift`` (D,): ``px``, ``pxx`` (C, D); ``pxx=None``
+        leaves the second order out (``sum_pxx`` is then the given array, zeros by default)."""
+        self.log_likelihood = log_likelihood
+        self.t = t
+        self.n = n
+        self._shifted = _Shifted(shift, px, pxx)
+        self.sum_px, raw_pxx = self._shifted.raw(n)
+        if raw_pxx is None:
+            raw_pxx = np.zeros(px.shape) if sum_pxx is None else sum_pxx
+        self.sum_pxx = raw_pxx
+
+    def _valid_shifted(self):
+        """The moments about a shift, or None when there are none or the public fields changed."""
+        sh = getattr(self, "_shifted", None)
+        if sh is None:
+            return None
+        sum_px, sum_pxx = sh.raw(self.n)
+        if not np.array_equal(sum_px, self.sum_px) or (sum_pxx is not None
+                                                       and not np.array_equal(sum_pxx, self.sum_pxx)):
+            self._shifted = None
+            return None
+        return sh
+
+    def centred_moments(self, second_order: bool = True):
+        """``(shift (D,), sum_t r (x - shift), sum_t r (x - shift)**2)`` (internal, for M-steps).
+
+        Without moments about a shift (e.g. statistics read from a file), the shift is 0 and the
+        raw sums are returned.
+        """
+        sh = self._valid_shifted()
+        if sh is None or (second_order and sh.pxx is None):
+            return np.zeros(self.n_features), self.sum_px, self.sum_pxx
+        return sh.shift, sh.px, sh.pxx
 
     def reset(self):
         """Zero every field, keeping the shape."""
@@ -77,10 +121,25 @@ class GMMStats:
                 f"Statistics could not be added together (shape mismatch): {self.shape} and {other.shape}"
             )
 
+    def _common_shift(self, other):
+        a, b = self._valid_shifted(), other._valid_shifted()
+        if a is not None and b is not None and np.array_equal(a.shift, b.shift):
+            return a, b
+        return None
+
     def __add__(self, other: "GMMStats") -> "GMMStats":
         self._check_addable(other)
         out = GMMStats.__new__(GMMStats)
         out.n_gaussians, out.n_features = self.n_gaussians, self.n_features
+        both = self._common_shift(other)
+        if both is not None:
+            a, b = both
+            pxx = None if a.pxx is None or b.pxx is None else a.pxx + b.pxx
+            out._init_shifted(self.log_likelihood + other.log_likelihood, self.t + other.t, self.n + other.n,
+                              a.shift, a.px + b.px, pxx,
+                              sum_pxx=None if pxx is not None else self.sum_pxx + other.sum_pxx)
+            return out
+        out._shifted = None
         out.log_likelihood = self.log_likelihood + other.log_likelihood
         out.t = self.t + other.t
         out.n = self.n + other.n
@@ -97,9 +156,24 @@ class GMMStats:
     def __iadd__(self, other: "GMMStats") -> "GMMStats":
         """In-place accumulation (the arrays of ``self`` are updated in place)."""
         self._check_addable(other)
+        both = self._common_shift(other)
         self.log_likelihood += other.log_likelihood
         self.t += other.t
         self.n += other.n
+        if both is not None:
+            a, b = both
+            a.px += b.px
+            if a.pxx is not None and b.pxx is not None:
+                a.pxx += b.pxx
+            else:
+                a.pxx = None
+                self.sum_pxx += other.sum_pxx
+            sum_px, sum_pxx = a.raw(self.n)
+            self.sum_px[...] = sum_px
+            if sum_pxx is not None:
+                self.sum_pxx[...] = sum_pxx
+            return self
+        self._shifted = None
         self.sum_px += other.sum_px
         self.sum_pxx += other.sum_pxx
         return self
@@ -108,6 +182,8 @@ class GMMStats:
         out = GMMStats.__new__(GMMStats)
         out.__dict__.update(self.__dict__)
         out.n, out.sum_px, out.sum_pxx = self.n.copy(), self.sum_px.copy(), self.sum_pxx.copy()
+        sh = getattr(self, "_shifted", None)
+        out._shifted = None if sh is None else sh.copy()
         return out
 
     def __eq__(self, other) -> bool:
@@ -159,6 +235,32 @@ class GMMStats:
             logger.warning("Loaded GMMStats from hdf5 with a different shape.")
             self.resize(*loaded.shape)
         self.init_fields(loaded.log_likelihood, loaded.t, loaded.n, loaded.sum_px, loaded.sum_pxx)
+
+
+class _Shifted:
+    """Moments about ``shift``: ``px = sum r (x - s)``, ``pxx = sum r (x - s)**2`` (or None)."""
+
+    __slots__ = ("shift", "px", "pxx")
+
+    def __init__(self, shift, px, pxx):
+        self.shift, self.px, self.pxx = shift, px, pxx
+
+    def raw(self, n):
+        """The raw sums ``(sum r x, sum r x**2 or None)`` for the occupancies ``n``."""
+        n = np.asarray(n)[:, None]
+        sum_px = self.px + n * self.shift
+        if self.pxx is None:
+            return sum_px, None
+        return sum_px, self.pxx + 2.0 * self.shift * self.px + n * (self.shift * self.shift)
+
+    def copy(self):
+        return _Shifted(self.shift.copy(), self.px.copy(), None if self.pxx is None else self.pxx.copy())
+
+    def __getstate__(self):
+        return (self.shift, self.px, self.pxx)
+
+    def __setstate__(self, state):
+        self.shift, self.px, self.pxx = state
 
 
 def stack_stats(stats_list, name: str = "X"):

@@ -124,6 +124,22 @@ def accumulate_statistics(X: np.ndarray, coefficients: DiagGMMCoefficients,
     the statistics product, for M-steps that do not update variances).  Memory:
     O(block_rows * (C + 2D)), independent of N.
     """
+    total_ll, n_c, px, pxx = accumulate_shifted_statistics(X, coefficients, block_rows, second_order)
+    shift = coefficients.shift
+    sum_px = px + n_c[:, None] * shift
+    sum_pxx = None
+    if second_order:
+        sum_pxx = pxx + 2.0 * shift * px + n_c[:, None] * (shift * shift)
+    return total_ll, n_c, sum_px, sum_pxx
+
+
+def accumulate_shifted_statistics(X: np.ndarray, coefficients: DiagGMMCoefficients,
+                                  block_rows: int = DEFAULT_BLOCK_ROWS, second_order: bool = True):
+    """As :func:`accumulate_statistics`, with the moments about ``coefficients.shift`` s.
+
+    Returns ``(log_likelihood_sum, n (C,), sum_t r (x-s) (C, D), sum_t r (x-s)**2 (C, D) or None)``:
+    variances computed from these keep their precision far from the origin.
+    """
     N, D = X.shape
     C = coefficients.n_gaussians
     dtype = coefficients.coef.dtype
@@ -148,11 +164,7 @@ def accumulate_statistics(X: np.ndarray, coefficients: DiagGMMCoefficients,
         np.divide(used, row_sum[:n, None], out=used)
         np.matmul(Lb.T, used, out=partial)
         acc += partial
-    # back from shifted moments to moments of x
-    n_c = acc[:, -1]
-    first_shifted = acc[:, -1 - D : -1]
-    sum_px = first_shifted + n_c[:, None] * shift
-    sum_pxx = None
-    if second_order:
-        sum_pxx = acc[:, :D] + 2.0 * shift * first_shifted + n_c[:, None] * (shift * shift)
-    return total_ll, n_c.copy(), sum_px, sum_pxx
+    n_c = acc[:, -1].copy()
+    px = acc[:, -1 - D : -1].copy()
+    pxx = acc[:, :D].copy() if second_order else None
+    return total_ll, n_c, px, pxx

@@ -3,7 +3,9 @@
 The argmin over ``||c||^2 - 2 x.c`` (data and centroids shifted by the centroids' mean to keep the
 expansion well conditioned) is one matrix product per row block; the distance to the chosen
 centroid is then recomputed exactly as ``sum_d (x_d - c_d)^2``, so reported distances carry no
-cancellation error.  Per-cluster sums use a sparse one-hot product (O(N D)).
+cancellation error.  Per-cluster sums use a sparse one-hot product (O(N D)); they are sums of the
+deviations ``x - c`` from the assigned centroid (and of their squares), so new centroids and
+cluster variances keep their precision however far the data lie from the origin.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ class CentroidCoefficients:
         return self.centred.shape[0]
 
 
-def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf):
-    """Nearest centroid of each row and the exact squared distance to it."""
+def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf, with_diff=False):
+    """Nearest centroid of each row and the exact squared distance to it (and ``x - c``, (n, D))."""
     n = X_block.shape[0]
     xc = centred_buf[:n]
     np.subtract(X_block, coef.shift, out=xc, casting="unsafe")
@@ -51,6 +53,8 @@ def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf):
     labels = np.argmin(scores, axis=1)
     diff = xc.astype(np.float64, copy=False) - coef.centred[labels]
     min_dist = np.einsum("ij,ij->i", diff, diff)
+    if with_diff:
+        return labels, min_dist, diff
     return labels, min_dist
 
 
@@ -95,8 +99,9 @@ def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BL
                      squares: bool = False, n_far: int = 0):
     """Statistics of one Lloyd step over the rows of ``X``.
 
-    Returns a dict with ``counts`` (K,) int64, ``sums`` (K, D), ``sum_min_dist`` (float),
-    ``sq_sums`` (K, D) or None, and the ``n_far`` rows farthest from their centroid
+    Returns a dict with ``counts`` (K,) int64, ``sums`` (K, D) of ``x - c`` over the rows assigned
+    to each centroid c (``c = coef.shift + coef.centred``), ``sum_min_dist`` (float), ``sq_sums``
+    (K, D) of ``(x - c)**2`` or None, and the ``n_far`` rows farthest from their centroid
     (``far_points`` (m, D), ``far_dists`` (m,)), all float64.
     """
     N, D = X.shape
@@ -111,9 +116,9 @@ def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BL
     for start in range(0, N, block_rows):
         stop = min(start + block_rows, N)
         block = X[start:stop]
-        labels, min_dist = _assign_block(block, coef, centred_buf, scores_buf)
+        labels, min_dist, diff = _assign_block(block, coef, centred_buf, scores_buf, with_diff=True)
         counts += np.bincount(labels, minlength=K)
-        s, s2 = cluster_sums(block, labels, K, squares=squares)
+        s, s2 = cluster_sums(diff, labels, K, squares=squares)
         sums += s
         if squares:
             sq_sums += s2

@@ -1,0 +1,68 @@
+"""Validation of ``GMMMachine``'s constructor arguments (at construction and again in ``fit``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import (check_bool, check_iteration_limits, check_positive_int, check_random_state_type,
+                          check_real)
+
+TRAINERS = ("ml", "map")
+COMPUTE_DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def check_gmm_parameters(machine, gmm_class, kmeans_class) -> None:
+    """Raise ``ValueError``/``TypeError`` naming the first invalid argument of ``machine``."""
+    check_positive_int(machine.n_gaussians, "n_gaussians")
+    if not isinstance(machine.trainer, str) or machine.trainer not in TRAINERS:
+        raise ValueError(f"trainer must be one of {TRAINERS} (lower case); got {machine.trainer!r}")
+    ubm = machine.ubm
+    if ubm is not None:
+        if not isinstance(ubm, gmm_class):
+            raise TypeError(f"ubm must be a GMMMachine or None; got {type(ubm).__name__}")
+        if ubm.n_gaussians != machine.n_gaussians:
+            raise ValueError(
+                f"The UBM machine is not compatible with this machine: ubm has {ubm.n_gaussians} "
+                f"Gaussians, n_gaussians={machine.n_gaussians}."
+            )
+    elif machine.trainer == "map":
+        raise ValueError("A UBM is required for MAP GMM (ubm=None was given with trainer='map').")
+    check_iteration_limits(machine.max_fitting_steps, machine.convergence_threshold, "max_fitting_steps")
+    check_random_state_type(machine.random_state)
+    if machine.k_means_trainer is not None and not isinstance(machine.k_means_trainer, kmeans_class):
+        raise TypeError(f"k_means_trainer must be a KMeansMachine or None; got "
+                        f"{type(machine.k_means_trainer).__name__}")
+    for name in ("update_means", "update_variances", "update_weights"):
+        check_bool(getattr(machine, name), name)
+    check_real(machine.mean_var_update_threshold, "mean_var_update_threshold", minimum=0)
+    check_map_alpha(machine.map_alpha, machine.n_gaussians)
+    check_real(machine.map_relevance_factor, "map_relevance_factor", minimum=0, allow_none=True)
+    if not isinstance(machine.compute_dtype, str) or machine.compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype must be 'float64' or 'float32'; got {machine.compute_dtype!r}")
+    check_weights(getattr(machine, "_weights_param", None), machine.n_gaussians, "weights")
+
+
+def check_map_alpha(alpha, n_gaussians: int) -> None:
+    """A number in [0, 1], or an array of ``n_gaussians`` such numbers."""
+    if np.ndim(alpha) == 0:
+        check_real(alpha, "map_alpha", minimum=0, maximum=1)
+        return
+    try:
+        a = np.asarray(alpha, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"map_alpha must be a number or an array of numbers in [0, 1]; got {alpha!r}") from None
+    if a.shape != (n_gaussians,) or not np.all((a >= 0) & (a <= 1)):
+        raise ValueError(f"map_alpha must be a number in [0, 1] or an array of {n_gaussians} "
+                         f"such numbers (n_gaussians); got {alpha!r}")
+
+
+def check_weights(weights, n_gaussians: int, name: str) -> None:
+    """None, or ``n_gaussians`` finite non-negative numbers (they need not sum to one)."""
+    if weights is None:
+        return
+    try:
+        w = np.asarray(weights, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of {n_gaussians} numbers; got {weights!r}") from None
+    if w.shape != (n_gaussians,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"{name} must be {n_gaussians} finite non-negative values; got {w!r}")

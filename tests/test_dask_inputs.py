@@ -1,0 +1,251 @@
+"""dask inputs behave like numpy inputs (issue 10 item 5, issue 11 item 7).
+
+Every GMM/k-means method that takes data (or parameters) as dask arrays gives numpy's numbers
+whatever the chunking, along either axis; bad dask input raises the error numpy input raises.
+"""
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from emkit import GMMMachine, KMeansMachine
+
+CHUNKINGS = [(-1, -1), (7, 1), (13, 2), (1, -1), (50, 1), ((3, 60, 57), (2, 1))]
+
+
+def _close(actual, expected, rtol):
+    """Equal within ``rtol`` of the array's largest magnitude (not element-wise relative)."""
+    expected = np.asarray(expected, dtype=np.float64)
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), expected, rtol=0,
+                               atol=rtol * np.max(np.abs(expected)))
+
+
+def _blobs(seed=0, n=120):
+    rng = np.random.default_rng(seed)
+    return np.vstack([rng.normal(size=(n // 2, 3)), rng.normal(size=(n - n // 2, 3)) + [4.0, -3.0, 2.0]])
+
+
+def _gmm(X, **kw):
+    m = GMMMachine(2, update_variances=True, update_weights=True, max_fitting_steps=4,
+                   convergence_threshold=None, **kw)
+    m.means = np.array([[0.5, 0.0, 0.0], [3.0, -2.0, 1.0]])
+    m.variances = np.ones((2, 3))
+    m.weights = np.array([0.5, 0.5])
+    return m
+
+
+def _kmeans(**kw):
+    return KMeansMachine(2, init_method=np.array([[0.5, 0.0, 0.0], [3.0, -2.0, 1.0]]), max_iter=5, **kw)
+
+
+# -- the issue's example ---------------------------------------------------------------------
+
+
+def test_kmeans_with_dask_centroids_on_one_sample_in_two_chunks():
+    km = KMeansMachine(2)
+    km.centroids_ = da.from_array(np.array([[0.0, 0.0, 0.0], [3.0, 70.0, 1.0]]))
+    x = da.from_array(np.array([3.0, 70.0, 1.0]), chunks=2)
+    np.testing.assert_array_equal(np.asarray(km.transform(x)), [[4910.0], [0.0]])
+    np.testing.assert_array_equal(np.asarray(km.predict(x)), [1])
+
+
+# -- every method, every chunking ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS, ids=str)
+def test_kmeans_methods_match_numpy_for_any_chunking(chunks):
+    X = _blobs()
+    dX = da.from_array(X, chunks=chunks)
+    ref = _kmeans().fit(X)
+    fitted = _kmeans().fit(dX)
+    _close(fitted.centroids_, ref.centroids_, rtol=1e-13)
+    _close(np.asarray(ref.transform(dX)), ref.transform(X), rtol=1e-13)
+    np.testing.assert_array_equal(np.asarray(ref.predict(dX)), ref.predict(X))
+    v_d, w_d = ref.get_variances_and_weights_for_each_cluster(dX)
+    v_n, w_n = ref.get_variances_and_weights_for_each_cluster(X)
+    _close(v_d, v_n, rtol=1e-12)
+    np.testing.assert_array_equal(w_d, w_n)
+    # the default k-means|| initialisation does not depend on the chunking either
+    _close(KMeansMachine(2).fit(dX).centroids_, KMeansMachine(2).fit(X).centroids_,
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS, ids=str)
+def test_gmm_methods_match_numpy_for_any_chunking(chunks):
+    X = _blobs(1)
+    dX = da.from_array(X, chunks=chunks)
+    m = _gmm(X)
+    _close(np.asarray(m.log_likelihood(dX)), m.log_likelihood(X), rtol=1e-13)
+    _close(np.asarray(m.log_weighted_likelihood(dX)), m.log_weighted_likelihood(X),
+                               rtol=1e-13)
+    assert m.acc_stats(dX).is_similar_to(m.acc_stats(X), rtol=1e-12, atol=1e-12)
+    per_row_d, per_row_n = m.transform(dX[:5]), m.transform(X[:5])
+    assert len(per_row_d) == 5 and all(a.is_similar_to(b, 1e-12, 1e-12) for a, b in zip(per_row_d, per_row_n))
+    ml_d, ml_n = _gmm(X).fit(dX), _gmm(X).fit(X)
+    _close(ml_d.variances, ml_n.variances, rtol=1e-12)
+    _close(ml_d.means, ml_n.means, rtol=1e-12)
+    ubm = _gmm(X).fit(X)
+    kw = dict(trainer="map", ubm=ubm, update_variances=True, max_fitting_steps=2)
+    map_d, map_n = GMMMachine(2, **kw).fit(dX), GMMMachine(2, **kw).fit(X)
+    _close(map_d.means, map_n.means, rtol=1e-12)
+    _close(map_d.variances, map_n.variances, rtol=1e-12)
+
+
+@pytest.mark.parametrize("chunks", [1, 2, 3], ids=str)
+def test_one_sample_as_a_1d_dask_array_in_any_chunking(chunks):
+    X = _blobs(2)
+    x = np.array([3.0, 70.0, 1.0])
+    dx = da.from_array(x, chunks=chunks)
+    m = _gmm(X)
+    _close(np.asarray(m.log_likelihood(dx)), m.log_likelihood(x), rtol=1e-13)
+    _close(np.asarray(m.log_weighted_likelihood(dx)), m.log_weighted_likelihood(x),
+                               rtol=1e-13)
+    assert m.acc_stats(dx).is_similar_to(m.acc_stats(x), rtol=1e-12, atol=1e-12)
+    km = _kmeans().fit(X)
+    _close(np.asarray(km.transform(dx)), km.transform(x), rtol=1e-13)
+    np.testing.assert_array_equal(np.asarray(km.predict(dx)), km.predict(x))
+
+
+def test_parameters_assigned_as_dask_arrays_in_odd_chunks():
+    X = _blobs(3)
+    ref = _gmm(X)
+    m = _gmm(X)
+    m.means = da.from_array(ref.means, chunks=(1, 2))
+    m.variances = da.from_array(ref.variances, chunks=(2, 1))
+    m.weights = da.from_array(ref.weights, chunks=1)
+    assert type(m.means) is np.ndarray and type(m.variances) is np.ndarray
+    np.testing.assert_array_equal(m.log_likelihood(X), ref.log_likelihood(X))
+    _close(m.fit(da.from_array(X, chunks=(11, 2))).means, _gmm(X).fit(X).means, rtol=1e-12)
+    km = _kmeans().fit(X)
+    init = da.from_array(np.array([[0.5, 0.0, 0.0], [3.0, -2.0, 1.0]]), chunks=(1, 2))
+    np.testing.assert_array_equal(KMeansMachine(2, init_method=init, max_iter=5).fit(X).centroids_, km.centroids_)
+    km2 = KMeansMachine(2)
+    km2.centroids_ = da.from_array(km.centroids_, chunks=(1, 2))
+    np.testing.assert_array_equal(np.asarray(km2.predict(da.from_array(X, chunks=(9, 2)))), km.predict(X))
+
+
+# -- unknown chunk sizes (X[mask]) -----------------------------------------------------------
+
+
+def test_masked_dask_arrays_with_unknown_chunk_sizes():
+    X = _blobs(4)
+    dX = da.from_array(X, chunks=(25, 3))
+    mask = X[:, 0] > 0.5
+    dm = dX[dX[:, 0] > 0.5]
+    assert np.isnan(dm.shape[0])
+    Xm = X[mask]
+    _close(_kmeans().fit(dm).centroids_, _kmeans().fit(Xm).centroids_, rtol=1e-13)
+    _close(KMeansMachine(2).fit(dm).centroids_, KMeansMachine(2).fit(Xm).centroids_, rtol=1e-12)
+    _close(_gmm(X).fit(dm).variances, _gmm(X).fit(Xm).variances, rtol=1e-12)
+    _close(GMMMachine(2, max_fitting_steps=3).fit(dm).means,
+                               GMMMachine(2, max_fitting_steps=3).fit(Xm).means, rtol=1e-12)
+    m = _gmm(X)
+    _close(np.asarray(m.log_likelihood(dm)), m.log_likelihood(Xm), rtol=1e-13)
+    assert m.acc_stats(dm).is_similar_to(m.acc_stats(Xm), rtol=1e-12, atol=1e-12)
+    km = _kmeans().fit(X)
+    np.testing.assert_array_equal(np.asarray(km.predict(dm)), km.predict(Xm))
+    _close(np.asarray(km.transform(dm)), km.transform(Xm), rtol=1e-13)
+
+
+# -- bad input: the error numpy input gets ---------------------------------------------------
+
+
+def _both(X, **chunks):
+    return [X, da.from_array(X, **chunks)]
+
+
+def _nan_rows(kind):
+    X = _blobs(5)
+    X[37, 1] = np.nan if kind == "NaN" else np.inf
+    return X
+
+
+GMM_METHODS = {
+    "fit": lambda m, X: m.fit(X),
+    "acc_stats": lambda m, X: m.acc_stats(X),
+    "log_likelihood": lambda m, X: np.asarray(m.log_likelihood(X)),
+    "log_weighted_likelihood": lambda m, X: np.asarray(m.log_weighted_likelihood(X)),
+    "transform": lambda m, X: m.transform(X),
+}
+KMEANS_METHODS = {
+    "fit": lambda m, X: _kmeans().fit(X),
+    "fit k-means||": lambda m, X: KMeansMachine(2).fit(X),
+    "fit k-means++": lambda m, X: KMeansMachine(2, init_method="k-means++").fit(X),
+    "predict": lambda m, X: np.asarray(m.predict(X)),
+    "transform": lambda m, X: np.asarray(m.transform(X)),
+    "variances": lambda m, X: m.get_variances_and_weights_for_each_cluster(X),
+}
+
+
+@pytest.mark.parametrize("kind", ["NaN", "infinity"])
+@pytest.mark.parametrize("method", list(GMM_METHODS))
+def test_gmm_non_finite_dask_input_raises_like_numpy(method, kind):
+    X = _nan_rows(kind)
+    for data in _both(X, chunks=(20, 2)):
+        with pytest.raises(ValueError, match=f"contains {kind}"):
+            GMM_METHODS[method](_gmm(X), data)
+
+
+@pytest.mark.parametrize("kind", ["NaN", "infinity"])
+@pytest.mark.parametrize("method", list(KMEANS_METHODS))
+def test_kmeans_non_finite_dask_input_raises_like_numpy(method, kind):
+    X = _nan_rows(kind)
+    fitted = _kmeans().fit(_blobs(5))
+    for data in _both(X, chunks=(20, 2)):
+        with pytest.raises(ValueError, match=f"contains {kind}"):
+            KMEANS_METHODS[method](fitted, data)
+
+
+def test_nan_error_names_the_row_of_the_whole_array():
+    X = _nan_rows("NaN")
+    with pytest.raises(ValueError, match=r"data contains NaN \(first at index \(37, 1\)\)"):
+        np.asarray(_gmm(X).log_likelihood(da.from_array(X, chunks=(20, 2))))
+
+
+def test_fit_refuses_a_1d_dask_array_like_numpy():
+    x = np.arange(900.0)
+    for data in _both(x, chunks=300):
+        with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+            GMMMachine(1).fit(data)
+        with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+            KMeansMachine(1).fit(data)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.empty((0, 3)), "0 sample"),
+    (np.zeros((4, 0)), "0 feature"),
+    (np.ones((4, 3)) + 1j, "Complex data not supported"),
+    (np.ones((2, 4, 3)), "dim 3|3-D"),
+])
+def test_malformed_dask_arrays_raise_like_numpy(bad, match):
+    for data in _both(bad):
+        with pytest.raises(ValueError, match=match):
+            GMMMachine(2).fit(data)
+        with pytest.raises(ValueError, match=match):
+            KMeansMachine(2).fit(data)
+
+
+def test_string_dask_array_is_refused():
+    bad = np.array([["a", "b"], ["c", "d"]])
+    for data in _both(bad):
+        with pytest.raises(ValueError, match="numbers|numeric"):
+            KMeansMachine(1).fit(data)
+
+
+def test_wrong_number_of_features_names_the_argument():
+    X = _blobs(6)
+    m, km = _gmm(X), _kmeans().fit(X)
+    for data in _both(np.ones((5, 4)), chunks=(2, 3)):
+        with pytest.raises(ValueError, match="4 features.*expecting 3"):
+            m.log_likelihood(data)
+        with pytest.raises(ValueError, match="4 features.*expecting 3"):
+            km.predict(data)
+
+
+def test_integer_dask_input_gives_the_numpy_result():
+    X = np.round(_blobs(7) * 3).astype(np.int64)
+    _close(_kmeans().fit(da.from_array(X, chunks=(30, 1))).centroids_,
+                               _kmeans().fit(X).centroids_, rtol=1e-13)
+    m = _gmm(X)
+    _close(np.asarray(m.log_likelihood(da.from_array(X, chunks=17))), m.log_likelihood(X),
+                               rtol=1e-13)
