@@ -8,6 +8,7 @@ from click.core import ParameterSource
 
 from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths, lazy_module,
                    progress_option, seed_option)
+from ._norm import Normaliser, check_norm_options, norm_options, read_cohort
 from ._models import _load_machine, _load_models, _load_ubm, article, em_outcome, plural
 
 # imported on first use: "emkit --help" and "emkit --version" load neither numpy nor the models
@@ -333,17 +334,23 @@ def enroll(features, feature_list, machine, enroll_list, output, relevance_facto
               help="Trial list: 'model-id probe-id [target|nontarget]' lines; each probe is one "
                    "utterance of FEATURES.")
 @output_option("The scores to write: 'model-id probe-id score [label]' lines, in trial order.")
+@norm_options
 @progress_option
-def score(features, feature_list, models, trials, output, progress):
+def score(features, feature_list, models, trials, output, norm, cohort, top_n, progress):
     """Score a trial list against enrolled models.
 
     GMM-MAP models use linear scoring (normalised by the probe's frame count), ISV and JFA linear
     scoring with the probe's channel offset, i-vector systems cosine similarity or the PLDA
     log-likelihood ratio.  Labels in the trial list are copied to the output.
+
+    With --norm and --cohort, the scores are normalised (Z, T, ZT, S or adaptive S-norm) with
+    cohort models and utterances read from FEATURES, as listed in the --cohort file.
     """
+    check_norm_options(norm, cohort, top_n)
     paths = feature_paths(features, feature_list)
     check_outputs({"-o/--output": output}, {"FEATURES": paths, "--feature-list": feature_list,
-                                             "--models": models, "-t/--trials": trials})
+                                             "--models": models, "-t/--trials": trials,
+                                             "--cohort": cohort})
     enrolled = _load_models(models)
     trial_list = fe.read_trials(trials)
     index = {m: i for i, m in enumerate(enrolled.model_ids)}
@@ -356,9 +363,16 @@ def score(features, feature_list, models, trials, output, progress):
         if p not in data:
             raise fe.FeatureError(f"{trials}: trial {k + 1} names probe {p!r}, which is not in the "
                                "features")
+    cohort_lists = read_cohort(cohort, data) if cohort else None
     used_models = list(dict.fromkeys(trial_list.models))
     probes = list(dict.fromkeys(trial_list.probes))
     subset = enrolled.subset([index[m] for m in used_models])
+    normaliser = None
+    if cohort_lists:
+        needed = list(dict.fromkeys(u for us in cohort_lists.values() for u in us))
+        normaliser = Normaliser(subset, cohort, cohort_lists, dict(zip(needed, _stats(
+            enrolled.ubm, data, needed, progress, "cohort statistics"), strict=True)), norm,
+            top_n, progress)
     row = {m: i for i, m in enumerate(used_models)}
     col = {p: j for j, p in enumerate(probes)}
     rows = np.array([row[m] for m in trial_list.models])
@@ -368,12 +382,16 @@ def score(features, feature_list, models, trials, output, progress):
     block = max(1, min(ex.stats_per_block(enrolled.ubm), 4_000_000 // len(used_models)))
     for start in range(0, len(probes), block):
         ids = probes[start:start + block]
-        matrix = ex.score(subset, _stats(enrolled.ubm, data, ids, progress, "probe statistics"),
-                          progress=progress)
+        block_stats = _stats(enrolled.ubm, data, ids, progress, "probe statistics")
+        matrix = ex.score(subset, block_stats, progress=progress)
+        if normaliser is not None:
+            matrix = normaliser(matrix, block_stats)
         in_block = (cols >= start) & (cols < start + len(ids))
         result[in_block] = matrix[rows[in_block], cols[in_block] - start]
     if not np.isfinite(result).all():
         raise FloatingPointError("scoring produced non-finite scores")
     fe.write_scores(output, trial_list.models, trial_list.probes, result, trial_list.labels)
+    normed = "" if not norm else (f", {norm}-norm with {plural(len(cohort_lists), 'cohort model')}"
+                                  f" from {cohort}")
     click.echo(f"{plural(len(result), 'trial')} ({plural(len(used_models), 'model')} x "
-               f"{plural(len(probes), 'probe')}) -> {output}")
+               f"{plural(len(probes), 'probe')}){normed} -> {output}")
