@@ -71,10 +71,13 @@ def progress_bar(iterable=None, *, total=None, desc: str, enabled: bool):
 
 def train_ubm(frames, n_gaussians: int, *, max_iterations: int = 25,
               convergence_threshold: float = 1e-5, kmeans_iterations: int = 20,
-              seed: int = 0) -> GMMMachine:
-    """k-means (k-means|| initialisation, ``seed``), then ML EM of means, variances and weights."""
-    kmeans = KMeansMachine(n_gaussians, max_iter=kmeans_iterations, random_state=seed)
+              seed: int = 0, checkpoint=None, kmeans_checkpoint=None) -> GMMMachine:
+    """k-means (k-means|| initialisation, ``seed``), then ML EM of means, variances and weights;
+    ``checkpoint``/``kmeans_checkpoint``: the estimators' ``checkpoint=`` files (resume)."""
+    kmeans = KMeansMachine(n_gaussians, max_iter=kmeans_iterations, random_state=seed,
+                           checkpoint=kmeans_checkpoint)
     ubm = GMMMachine(n_gaussians, trainer="ml", max_fitting_steps=max_iterations,
+                     checkpoint=checkpoint,
                      convergence_threshold=convergence_threshold, random_state=seed,
                      k_means_trainer=kmeans, update_means=True, update_variances=True,
                      update_weights=True)

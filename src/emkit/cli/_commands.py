@@ -8,6 +8,8 @@ from click.core import ParameterSource
 
 from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths, lazy_module,
                    progress_option, seed_option)
+from ._train_options import (check_train_options, cluster, frames_for, kmeans_checkpoint,
+                             stats_for, train_options)
 from ._norm import Normaliser, check_norm_options, norm_options, read_cohort
 from ._models import _load_machine, _load_models, _load_ubm, article, em_outcome, plural
 
@@ -86,23 +88,29 @@ def _stats(ubm, features: dict, ids, progress, desc="statistics") -> list:
               help="Maximum number of k-means iterations of the initialisation.")
 @seed_option
 @progress_option
+@train_options
 def train_ubm(features, feature_list, output, gaussians, iterations, threshold, kmeans_iterations,
-              seed, progress):
+              seed, progress, checkpoint, scheduler, workers):
     """Train a universal background model on all frames of FEATURES.
 
     k-means (k-means|| initialisation) gives the starting means, variances and weights; EM then
     updates all three by maximum likelihood.
     """
+    check_train_options(checkpoint, scheduler, workers, output)
     paths = feature_paths(features, feature_list)
-    check_outputs({"-o/--output": output}, {"FEATURES": paths, "--feature-list": feature_list})
+    check_outputs({"-o/--output": output, "--checkpoint": checkpoint},
+                  {"FEATURES": paths, "--feature-list": feature_list})
     data = _features(paths)
     frames = np.concatenate(list(data.values()))
     if frames.shape[0] < gaussians:
         raise fe.FeatureError(f"{plural(frames.shape[0], 'frame')} cannot train "
                               f"{plural(gaussians, 'Gaussian')}")
-    with config.config_context(progress=progress), em_outcome() as capped:
-        ubm = ex.train_ubm(frames, gaussians, max_iterations=iterations, seed=seed,
-                           convergence_threshold=threshold, kmeans_iterations=kmeans_iterations)
+    with config.config_context(progress=progress), em_outcome() as capped, \
+            cluster(scheduler, workers) as client:
+        ubm = ex.train_ubm(frames_for(client, frames), gaussians, max_iterations=iterations,
+                           seed=seed, convergence_threshold=threshold,
+                           kmeans_iterations=kmeans_iterations, checkpoint=checkpoint,
+                           kmeans_checkpoint=kmeans_checkpoint(checkpoint))
     ubm.save(output)
     stopped = ""
     if any(name.startswith("GMM") for name in capped):
@@ -116,16 +124,18 @@ def train_ubm(features, feature_list, output, gaussians, iterations, threshold, 
                f"{plural(ubm.n_iter_, 'EM iteration')}{stopped} -> {output}")
 
 
-def _training_inputs(features, feature_list, ubm, labels, output) -> list:
+def _training_inputs(features, feature_list, ubm, labels, output, checkpoint=None) -> list:
     """The feature files; refuses an output that is an input or read-only."""
     paths = feature_paths(features, feature_list)
-    check_outputs({"-o/--output": output}, {"FEATURES": paths, "--feature-list": feature_list,
+    check_outputs({"-o/--output": output, "--checkpoint": checkpoint}, {"FEATURES": paths, "--feature-list": feature_list,
                                              "--ubm": ubm, "--labels": labels})
     return paths
 
 
-def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, **kwargs):
-    paths = _training_inputs(features, feature_list, ubm, labels, output)
+def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, checkpoint,
+              scheduler, workers, **kwargs):
+    check_train_options(checkpoint, scheduler, workers, output)
+    paths = _training_inputs(features, feature_list, ubm, labels, output, checkpoint)
     try:
         from .. import factor_analysis
     except ImportError as exc:
@@ -137,9 +147,9 @@ def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, *
         raise fe.FeatureError(f"{labels}: {cls_name} training needs at least 2 speakers; got "
                               f"{len(set(y))}")
     stats = _stats(machine_ubm, data, ids, progress)
-    machine = getattr(factor_analysis, cls_name)(ubm=machine_ubm, **kwargs)
-    with config.config_context(progress=progress):
-        machine.fit(stats, y)
+    machine = getattr(factor_analysis, cls_name)(ubm=machine_ubm, checkpoint=checkpoint, **kwargs)
+    with config.config_context(progress=progress), cluster(scheduler, workers) as client:
+        machine.fit(stats_for(client, stats), y)
     machine.save(output)
     click.echo(f"{cls_name}: {plural(len(ids), 'utterance')} of {plural(len(set(y)), 'speaker')}, "
                f"{plural(kwargs['em_iterations'], 'EM iteration')} (a fixed number: no "
@@ -147,7 +157,7 @@ def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, *
 
 
 def fa_options(f):
-    f = progress_option(seed_option(f))
+    f = train_options(progress_option(seed_option(f)))
     f = click.option("--relevance-factor", type=POSITIVE, default=4.0, show_default=True,
                      help="Relevance factor r: D = sqrt(UBM variances / r).")(f)
     f = click.option("--labels", type=InputFile(), required=True,
@@ -167,13 +177,14 @@ RANK_U = dict(type=click.IntRange(min=1), default=10, show_default=True,
 @click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
               help="EM iterations.")
 def train_isv(features, feature_list, ubm, labels, output, rank_u, iterations, relevance_factor,
-              seed, progress):
+              seed, progress, checkpoint, scheduler, workers):
     """Train an ISV (inter-session variability) machine.
 
     One session per utterance of FEATURES, its speaker from --labels; the session subspace U is
     learnt, D is fixed by the relevance factor.  Enrol with 'emkit enroll -m ISV.h5'.
     """
-    _train_fa("ISVMachine", features, feature_list, ubm, labels, output, progress, r_U=rank_u,
+    _train_fa("ISVMachine", features, feature_list, ubm, labels, output, progress, checkpoint,
+              scheduler, workers, r_U=rank_u,
               em_iterations=iterations, relevance_factor=relevance_factor, random_state=seed)
 
 
@@ -187,13 +198,14 @@ def train_isv(features, feature_list, ubm, labels, output, rank_u, iterations, r
 @click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
               help="EM iterations of each of the V, U and D phases.")
 def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, iterations,
-              relevance_factor, seed, progress):
+              relevance_factor, seed, progress, checkpoint, scheduler, workers):
     """Train a JFA (joint factor analysis) machine.
 
     One session per utterance of FEATURES, its speaker from --labels; V, U and D are learnt in
     turn.  Enrol with 'emkit enroll -m JFA.h5'.
     """
-    _train_fa("JFAMachine", features, feature_list, ubm, labels, output, progress, r_U=rank_u,
+    _train_fa("JFAMachine", features, feature_list, ubm, labels, output, progress, checkpoint,
+              scheduler, workers, r_U=rank_u,
               r_V=rank_v, em_iterations=iterations, relevance_factor=relevance_factor,
               random_state=seed)
 
