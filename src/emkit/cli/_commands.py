@@ -8,7 +8,7 @@ from click.core import ParameterSource
 
 from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths, lazy_module,
                    progress_option, seed_option)
-from ._train_options import (check_train_options, cluster, frames_for, kmeans_checkpoint,
+from ._train_options import (check_ivector_dims, check_train_options, cluster, frames_for, kmeans_checkpoint,
                              stats_for, train_options)
 from ._norm import Normaliser, check_norm_options, norm_options, read_cohort
 from ._models import _load_machine, _load_models, _load_ubm, article, em_outcome, plural
@@ -224,20 +224,31 @@ def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, itera
 @click.option("--plda/--no-plda", default=True, show_default=True,
               help="Also train a PLDA on the whitened, length-normalised i-vectors (needs "
                    "--labels).")
+@click.option("--lda-dim", type=click.IntRange(min=1), default=None,
+              help="Reduce the whitened, length-normalised i-vectors to this dimension by LDA "
+                   "before WCCN and PLDA (needs --labels; at most --dim and the number of "
+                   "speakers - 1) [default: no LDA].")
+@click.option("--plda-dim", type=click.IntRange(min=1), default=None,
+              help="Rank of the PLDA speaker subspace F (at most the PLDA's input dimension: "
+                   "--lda-dim, else --dim) [default: full rank].")
 @seed_option
 @progress_option
-def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, plda, seed,
-                  progress):
+@train_options
+def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, plda, lda_dim,
+                  plda_dim, seed, progress, checkpoint, scheduler, workers):
     """Train an i-vector extractor and its back-end.
 
     T is learnt on one session per utterance of FEATURES; the back-end is whitening and length
     normalisation, then (with --labels) WCCN for cosine scoring and PLDA.  Enrol with
-    'emkit enroll -m IVECTOR.h5 [--backend plda]'.
+    'emkit enroll -m IVECTOR.h5 [--backend plda]'.  With --lda-dim, an LDA trained on the
+    speakers reduces the length-normalised i-vectors before WCCN and PLDA.
     """
     if plda and labels is None and _explicit("plda"):
         raise click.UsageError("--plda does not apply without --labels: PLDA is trained on the "
                                "speakers of the training utterances")
-    paths = _training_inputs(features, feature_list, ubm, labels, output)
+    check_ivector_dims(labels, dim, plda, lda_dim, plda_dim)
+    check_train_options(checkpoint, scheduler, workers, output)
+    paths = _training_inputs(features, feature_list, ubm, labels, output, checkpoint)
     try:
         from ..ivector import IVectorMachine
     except ImportError as exc:
@@ -249,17 +260,24 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
     if y is not None and plda and len(set(y)) < 2:
         raise fe.FeatureError(f"{labels}: PLDA training needs at least 2 speakers; got "
                               f"{len(set(y))}")
+    if lda_dim is not None and lda_dim > len(set(y)) - 1:
+        raise fe.FeatureError(f"{labels}: --lda-dim {lda_dim} needs at least {lda_dim + 1} "
+                              f"speakers; got {len(set(y))}")
     stats = _stats(machine_ubm, data, ids, progress)
     with config.config_context(progress=progress):
-        machine = IVectorMachine(machine_ubm, dim_t=dim, max_iterations=iterations,
-                                 random_state=seed).fit(stats)
+        with cluster(scheduler, workers) as client:
+            machine = IVectorMachine(machine_ubm, dim_t=dim, max_iterations=iterations,
+                                     random_state=seed, checkpoint=checkpoint).fit(
+                                         stats_for(client, stats))
         try:
-            system = ex.IVectorBackend(machine).fit(stats, y, plda=plda and y is not None)
+            system = ex.IVectorBackend(machine, plda_dim_f=plda_dim, lda_dim=lda_dim).fit(
+                stats, y, plda=plda and y is not None)
         except ImportError as exc:
             raise ex.SystemUnavailable(f"a back-end module is not available ({exc})") from None
     system.save(output)
-    parts = (["whitening"] + ["WCCN"] * (system.wccn is not None)
-             + ["PLDA"] * (system.plda is not None))
+    parts = (["whitening"] + [f"LDA ({lda_dim})"] * (system.lda is not None)
+             + ["WCCN"] * (system.wccn is not None)
+             + [f"PLDA{f' (rank {plda_dim})' if plda_dim else ''}"] * (system.plda is not None))
     click.echo(f"i-vector extractor (R = {dim}, {plural(machine.n_iter_, 'EM iteration')}: a "
                f"fixed number, no convergence test) and {', '.join(parts)} from "
                f"{plural(len(ids), 'utterance')} -> {output}")

@@ -18,6 +18,8 @@ np = lazy_module("numpy")
 CHUNK_ROWS, PARTITION_SIZE = 65536, 64
 #: how long to try to reach a --scheduler before giving up
 CONNECT_TIMEOUT = "10s"
+#: --workers starts worker processes (False: threads in this process, for quick tests)
+WORKER_PROCESSES = True
 
 _ADDRESS = re.compile(r"^([a-z]+://)?[^\s:/]+(:\d{1,5})?$")
 
@@ -60,6 +62,23 @@ def check_train_options(checkpoint, scheduler, workers, output) -> None:
                                      param_hint="'--checkpoint'")
 
 
+def check_ivector_dims(labels, dim, plda, lda_dim, plda_dim) -> None:
+    """Usage errors of train-ivector's --lda-dim and --plda-dim."""
+    if lda_dim is not None and labels is None:
+        raise click.UsageError("--lda-dim needs --labels: LDA is trained on the speakers of the "
+                               "training utterances")
+    if lda_dim is not None and lda_dim > dim:
+        raise click.BadParameter(f"{lda_dim} is more than the i-vector dimension --dim {dim}",
+                                 param_hint="'--lda-dim'")
+    if plda_dim is not None and (labels is None or not plda):
+        raise click.UsageError("--plda-dim does not apply: no PLDA is trained "
+                               + ("without --labels" if labels is None else "with --no-plda"))
+    limit, name = (lda_dim, "--lda-dim") if lda_dim is not None else (dim, "--dim")
+    if plda_dim is not None and plda_dim > limit:
+        raise click.BadParameter(f"{plda_dim} is more than the PLDA's input dimension "
+                                 f"({name} {limit})", param_hint="'--plda-dim'")
+
+
 def kmeans_checkpoint(path):
     """The k-means checkpoint of train-ubm's ``--checkpoint PATH``: ``STEM.kmeans.EXT``."""
     if path is None:
@@ -91,7 +110,8 @@ def cluster(scheduler, workers):
             yield client
         return
     with dask.config.set({"distributed.worker.daemon": False}):
-        local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+        local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                         processes=WORKER_PROCESSES,
                                          dashboard_address=None, silence_logs=40)
         try:
             with distributed.Client(local) as client:
