@@ -137,8 +137,8 @@ def run_demo_recipe(output, *, seed: int = 0, config: DemoConfig | None = None,
     (every step: ``force``), and print the protocol and the demo's table.
 
     Writes ``output/recipe.toml`` (work_dir ``.``), ``data/``, ``lists/``, the recipe's outputs
-    (``ubm.h5``, ``systems/``, ``results.json``, ``det.png``, ``report.md``), ``scores/<system>.txt``
-    (the raw scores) and ``results.txt`` (protocol and table).  ``step_echo`` receives the
+    (``ubm.h5``, ``systems/``, ``results.json``, ``det.png``, ``report.md``),
+    ``scores/<system>.txt`` (the raw scores) and ``results.txt`` (protocol and table).  ``step_echo`` receives the
     recipe's step lines.  Returns a :class:`~emkit.demo.DemoResult` (``scores`` left empty:
     read them from ``scores/``).
     """

@@ -8,10 +8,10 @@ from click.core import ParameterSource
 
 from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths, lazy_module,
                    progress_option, seed_option)
-from ._train_options import (check_ivector_dims, check_train_options, cluster, frames_for, kmeans_checkpoint,
-                             stats_for, train_options)
-from ._norm import Normaliser, check_norm_options, norm_options, read_cohort
 from ._models import _load_machine, _load_models, _load_ubm, article, em_outcome, plural
+from ._norm import Normaliser, check_norm_options, norm_options, read_cohort
+from ._train_options import (check_ivector_dims, check_train_options, cluster, frames_for,
+                             kmeans_checkpoint, stats_for, train_options)
 
 # imported on first use: "emkit --help" and "emkit --version" load neither numpy nor the models
 np = lazy_module("numpy")
@@ -127,8 +127,9 @@ def train_ubm(features, feature_list, output, gaussians, iterations, threshold, 
 def _training_inputs(features, feature_list, ubm, labels, output, checkpoint=None) -> list:
     """The feature files; refuses an output that is an input or read-only."""
     paths = feature_paths(features, feature_list)
-    check_outputs({"-o/--output": output, "--checkpoint": checkpoint}, {"FEATURES": paths, "--feature-list": feature_list,
-                                             "--ubm": ubm, "--labels": labels})
+    check_outputs({"-o/--output": output, "--checkpoint": checkpoint},
+                  {"FEATURES": paths, "--feature-list": feature_list, "--ubm": ubm,
+                   "--labels": labels})
     return paths
 
 

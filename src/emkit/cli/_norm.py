@@ -94,7 +94,7 @@ class Normaliser:
         self.arrays = {"model_cohort": ex.score(models, z_stats, progress=progress)}
         if norm == "zt":
             self.arrays["cohort_cohort"] = ex.score(self.cohort_models, z_stats,
-                                                               progress=progress)
+                                                    progress=progress)
             self.arrays["same_speaker"] = cohort_lib.same_speaker(cohort, z_ids)
 
     def __call__(self, matrix, probe_stats):

@@ -11,8 +11,6 @@ import click
 
 from ._app import lazy_module
 
-np = lazy_module("numpy")
-
 #: rows of frames per dask chunk and utterances per bag partition: fixed, so that a checkpoint
 #: of a cluster run resumes whatever the number of workers
 CHUNK_ROWS, PARTITION_SIZE = 65536, 64
@@ -25,7 +23,7 @@ _ADDRESS = re.compile(r"^([a-z]+://)?[^\s:/]+(:\d{1,5})?$")
 
 
 def train_options(f):
-    f = click.option("--workers", type=click.IntRange(min=1), default=None,
+    f = click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
                      help="Run the EM passes on a local dask.distributed cluster of N "
                           "single-threaded worker processes (not with --scheduler).")(f)
     f = click.option("--scheduler", metavar="ADDRESS", default=None,
@@ -36,8 +34,8 @@ def train_options(f):
                         help="Save the training state to this HDF5 file after every EM "
                              "iteration and resume from it when it exists (same data, labels "
                              "and options: another run's checkpoint is an error; delete it to "
-                             "start afresh).  train-ubm also writes PATH's k-means "
-                             "checkpoint, STEM.kmeans.EXT.  A run on a cluster (--scheduler, "
+                             "start afresh).  train-ubm also writes the k-means "
+                             "checkpoint next to it (ubm.ckpt.h5: ubm.ckpt.kmeans.h5).  A run on a cluster (--scheduler, "
                              "--workers) resumes on a cluster only.")(f)
 
 
