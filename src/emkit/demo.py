@@ -90,6 +90,27 @@ class DemoResult:
     seconds: float
 
 
+def protocol_text(cfg: DemoConfig, jv=None) -> str:
+    """:data:`PROTOCOL` filled in with the data's and ``cfg``'s sizes."""
+    if jv is None:
+        from .datasets import load_japanese_vowels
+
+        jv = load_japanese_vowels()
+    train, probes = jv.indices(session=0), jv.indices(session=1)
+    speakers = np.unique(jv.speaker_ids[train])
+    labels = jv.speaker_ids[probes][None, :] == speakers[:, None]
+    return PROTOCOL.format(n_train=len(train), C=cfg.n_gaussians, R=cfg.ivector_dim,
+                           n_frames=sum(len(jv.utterances[i]) for i in train),
+                           n_models=len(speakers), n_probes=len(probes), n_trials=labels.size,
+                           n_target=int(labels.sum()), n_nontarget=int((~labels).sum()))
+
+
+def table_notes(rows, cfg: DemoConfig) -> str:
+    """The table of ``rows`` with the :data:`DATA_NOTES` of its systems under it."""
+    explained = [DATA_NOTES[k].format(cfg=cfg) for k, *_ in rows if k in DATA_NOTES]
+    return format_table(rows) + "".join(f"\nnote: {text}" for text in explained)
+
+
 def format_table(rows) -> str:
     lines = [f"{'system':<26} {'EER (%)':>8} {'minDCF(0.01)':>13} {'minDCF(0.001)':>14}"]
     for _, title, e, d2, d3 in rows:
@@ -159,10 +180,7 @@ def run_demo(output=None, *, seed: int = 0, config: DemoConfig | None = None,
     train_labels = jv.speaker_ids[train]
     labels = jv.speaker_ids[probes][None, :] == speakers[:, None]
     frames = np.concatenate([jv.utterances[i] for i in train])
-    protocol = PROTOCOL.format(n_train=len(train), n_frames=len(frames), C=cfg.n_gaussians,
-                               R=cfg.ivector_dim, n_models=len(speakers), n_probes=len(probes),
-                               n_trials=labels.size, n_target=int(labels.sum()),
-                               n_nontarget=int((~labels).sum()))
+    protocol = protocol_text(cfg, jv)
     echo(protocol)
     files = []
 
@@ -214,10 +232,7 @@ def run_demo(output=None, *, seed: int = 0, config: DemoConfig | None = None,
             write(f"scores/{system}.txt", lambda p, s=s, m=flat_models: write_scores(
                 p, m, probe_ids * len(model_ids), s.ravel(), labels.ravel()))
 
-    table = format_table(rows)
-    explained = [DATA_NOTES[k].format(cfg=cfg) for k, *_ in rows if k in DATA_NOTES]
-    if explained:
-        table += "".join(f"\nnote: {text}" for text in explained)
+    table = table_notes(rows, cfg)
     if rows and out_dir is not None:
         # the rates run from 1/2960 (false alarms) and 1/370 (misses) to 1: show 0.2 % to 90 %
         fig = metrics.plot_det_curves({title: (all_scores[k][labels], all_scores[k][~labels])

@@ -72,10 +72,13 @@ def progress_bar(iterable=None, *, total=None, desc: str, enabled: bool):
 
 def train_ubm(frames, n_gaussians: int, *, max_iterations: int = 25,
               convergence_threshold: float = 1e-5, kmeans_iterations: int = 20,
-              seed: int = 0) -> GMMMachine:
-    """k-means (k-means|| initialisation, ``seed``), then ML EM of means, variances and weights."""
-    kmeans = KMeansMachine(n_gaussians, max_iter=kmeans_iterations, random_state=seed)
+              seed: int = 0, checkpoint=None, kmeans_checkpoint=None) -> GMMMachine:
+    """k-means (k-means|| initialisation, ``seed``), then ML EM of means, variances and weights;
+    ``checkpoint``/``kmeans_checkpoint``: the estimators' ``checkpoint=`` files (resume)."""
+    kmeans = KMeansMachine(n_gaussians, max_iter=kmeans_iterations, random_state=seed,
+                           checkpoint=kmeans_checkpoint)
     ubm = GMMMachine(n_gaussians, trainer="ml", max_fitting_steps=max_iterations,
+                     checkpoint=checkpoint,
                      convergence_threshold=convergence_threshold, random_state=seed,
                      k_means_trainer=kmeans, update_means=True, update_variances=True,
                      update_weights=True)
@@ -125,9 +128,11 @@ def length_norm(x) -> np.ndarray:
 class IVectorBackend:
     """An i-vector extractor and what follows it.
 
-    Cosine space: ``lnorm(wccn(lnorm(whiten(w))))``; PLDA space: ``lnorm(whiten(w))``.
-    ``whitening``, ``wccn`` and ``plda`` may be None (step left out; PLDA scoring unavailable).
-    ``plda_model`` and ``plda_dim_f``: the :class:`~emkit.PLDA` that :meth:`fit` trains.
+    Cosine space: ``lnorm(wccn(lnorm(whiten(w))))``; PLDA space: ``lnorm(whiten(w))``, or with
+    an LDA ``lnorm(lda(lnorm(whiten(w))))``.  ``whitening``, ``lda``, ``wccn`` and ``plda`` may be
+    None (step left out; PLDA scoring unavailable).  ``plda_model`` and ``plda_dim_f``: the
+    :class:`~emkit.PLDA` that :meth:`fit` trains; ``lda_dim``: the dimension of its
+    :class:`~emkit.lda.LDA` (None: no LDA).
     """
 
     ivector: object
@@ -136,6 +141,8 @@ class IVectorBackend:
     plda: object = None
     plda_model: str = "two-covariance"
     plda_dim_f: int | None = None
+    lda_dim: int | None = None
+    lda: object = None
 
     @property
     def ubm(self) -> GMMMachine:
@@ -145,7 +152,13 @@ class IVectorBackend:
         """Fit whitening (and, with labels, WCCN and PLDA) on the i-vectors of ``train_stats``."""
         ivectors = self.ivector.transform(train_stats)
         self.whitening = Whitening().fit(ivectors)
+        self.lda = None
         space = self.plda_space(ivectors, from_ivectors=True)
+        if labels is not None and self.lda_dim is not None:
+            from .lda import LDA
+
+            self.lda = LDA(self.lda_dim).fit(space, np.asarray(labels))
+            space = length_norm(self.lda.transform(space))
         if labels is not None:
             self.wccn = WCCN().fit(space, np.asarray(labels))
             if plda:
@@ -157,7 +170,8 @@ class IVectorBackend:
         w = X if from_ivectors else self.ivector.transform(X)
         if self.whitening is not None:
             w = self.whitening.transform(w)
-        return length_norm(w)
+        w = length_norm(w)
+        return w if self.lda is None else length_norm(self.lda.transform(w))
 
     def cosine_space(self, X, *, from_ivectors=False) -> np.ndarray:
         v = self.plda_space(X, from_ivectors=from_ivectors)
@@ -176,6 +190,8 @@ class IVectorBackend:
                     g["weights"] = np.asarray(step.weights, dtype=np.float64)
                     g["input_subtract"] = np.asarray(step.input_subtract, dtype=np.float64)
                     g["input_divide"] = np.float64(step.input_divide)
+            if self.lda is not None:
+                self.lda.save(f.create_group("lda"))
             if self.plda is not None:
                 self.plda.save(f.create_group("plda"))
 

@@ -27,7 +27,10 @@ A typical run on your own data:
   emkit train-isv  train.scp --ubm ubm.h5 --labels utt2spk -o isv.h5   (optional)
   emkit enroll     enroll.scp -m ubm.h5 -e spk2utt -o models.h5        (or -m isv.h5)
   emkit score      test.scp --models models.h5 -t trials -o scores.txt
-  emkit evaluate   scores.txt --det det.png
+                   [--norm s --cohort cohort.lst]            (score normalisation)
+  emkit evaluate   scores.txt --det det.png [--calibration cal.json] [--by-model]
+Train commands resume with --checkpoint PATH and run on dask with --workers N
+or --scheduler ADDRESS.
 
 \b
 Features: .npy (one utterance, whose id is the file's stem: spk1_u3.npy is
@@ -58,7 +61,8 @@ Exit status:
   130 interrupted (Ctrl-C)
 Errors are reported as one line on stderr; no partial output file is left.
 
-Run "emkit demo" for a complete experiment on embedded data.
+Run "emkit demo" for a complete experiment on embedded data (a recipe: see
+"emkit demo --help").
 """
 
 

@@ -9,6 +9,9 @@ from click.core import ParameterSource
 from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths, lazy_module,
                    progress_option, seed_option)
 from ._models import _load_machine, _load_models, _load_ubm, article, em_outcome, plural
+from ._norm import Normaliser, check_norm_options, norm_options, read_cohort
+from ._train_options import (check_ivector_dims, check_train_options, cluster, frames_for,
+                             kmeans_checkpoint, stats_for, train_options)
 
 # imported on first use: "emkit --help" and "emkit --version" load neither numpy nor the models
 np = lazy_module("numpy")
@@ -85,23 +88,29 @@ def _stats(ubm, features: dict, ids, progress, desc="statistics") -> list:
               help="Maximum number of k-means iterations of the initialisation.")
 @seed_option
 @progress_option
+@train_options
 def train_ubm(features, feature_list, output, gaussians, iterations, threshold, kmeans_iterations,
-              seed, progress):
+              seed, progress, checkpoint, scheduler, workers):
     """Train a universal background model on all frames of FEATURES.
 
     k-means (k-means|| initialisation) gives the starting means, variances and weights; EM then
     updates all three by maximum likelihood.
     """
+    check_train_options(checkpoint, scheduler, workers, output)
     paths = feature_paths(features, feature_list)
-    check_outputs({"-o/--output": output}, {"FEATURES": paths, "--feature-list": feature_list})
+    check_outputs({"-o/--output": output, "--checkpoint": checkpoint},
+                  {"FEATURES": paths, "--feature-list": feature_list})
     data = _features(paths)
     frames = np.concatenate(list(data.values()))
     if frames.shape[0] < gaussians:
         raise fe.FeatureError(f"{plural(frames.shape[0], 'frame')} cannot train "
                               f"{plural(gaussians, 'Gaussian')}")
-    with config.config_context(progress=progress), em_outcome() as capped:
-        ubm = ex.train_ubm(frames, gaussians, max_iterations=iterations, seed=seed,
-                           convergence_threshold=threshold, kmeans_iterations=kmeans_iterations)
+    with config.config_context(progress=progress), em_outcome() as capped, \
+            cluster(scheduler, workers) as client:
+        ubm = ex.train_ubm(frames_for(client, frames), gaussians, max_iterations=iterations,
+                           seed=seed, convergence_threshold=threshold,
+                           kmeans_iterations=kmeans_iterations, checkpoint=checkpoint,
+                           kmeans_checkpoint=kmeans_checkpoint(checkpoint))
     ubm.save(output)
     stopped = ""
     if any(name.startswith("GMM") for name in capped):
@@ -115,16 +124,19 @@ def train_ubm(features, feature_list, output, gaussians, iterations, threshold, 
                f"{plural(ubm.n_iter_, 'EM iteration')}{stopped} -> {output}")
 
 
-def _training_inputs(features, feature_list, ubm, labels, output) -> list:
+def _training_inputs(features, feature_list, ubm, labels, output, checkpoint=None) -> list:
     """The feature files; refuses an output that is an input or read-only."""
     paths = feature_paths(features, feature_list)
-    check_outputs({"-o/--output": output}, {"FEATURES": paths, "--feature-list": feature_list,
-                                             "--ubm": ubm, "--labels": labels})
+    check_outputs({"-o/--output": output, "--checkpoint": checkpoint},
+                  {"FEATURES": paths, "--feature-list": feature_list, "--ubm": ubm,
+                   "--labels": labels})
     return paths
 
 
-def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, **kwargs):
-    paths = _training_inputs(features, feature_list, ubm, labels, output)
+def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, checkpoint,
+              scheduler, workers, **kwargs):
+    check_train_options(checkpoint, scheduler, workers, output)
+    paths = _training_inputs(features, feature_list, ubm, labels, output, checkpoint)
     try:
         from .. import factor_analysis
     except ImportError as exc:
@@ -136,9 +148,9 @@ def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, *
         raise fe.FeatureError(f"{labels}: {cls_name} training needs at least 2 speakers; got "
                               f"{len(set(y))}")
     stats = _stats(machine_ubm, data, ids, progress)
-    machine = getattr(factor_analysis, cls_name)(ubm=machine_ubm, **kwargs)
-    with config.config_context(progress=progress):
-        machine.fit(stats, y)
+    machine = getattr(factor_analysis, cls_name)(ubm=machine_ubm, checkpoint=checkpoint, **kwargs)
+    with config.config_context(progress=progress), cluster(scheduler, workers) as client:
+        machine.fit(stats_for(client, stats), y)
     machine.save(output)
     click.echo(f"{cls_name}: {plural(len(ids), 'utterance')} of {plural(len(set(y)), 'speaker')}, "
                f"{plural(kwargs['em_iterations'], 'EM iteration')} (a fixed number: no "
@@ -146,7 +158,7 @@ def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, *
 
 
 def fa_options(f):
-    f = progress_option(seed_option(f))
+    f = train_options(progress_option(seed_option(f)))
     f = click.option("--relevance-factor", type=POSITIVE, default=4.0, show_default=True,
                      help="Relevance factor r: D = sqrt(UBM variances / r).")(f)
     f = click.option("--labels", type=InputFile(), required=True,
@@ -166,13 +178,14 @@ RANK_U = dict(type=click.IntRange(min=1), default=10, show_default=True,
 @click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
               help="EM iterations.")
 def train_isv(features, feature_list, ubm, labels, output, rank_u, iterations, relevance_factor,
-              seed, progress):
+              seed, progress, checkpoint, scheduler, workers):
     """Train an ISV (inter-session variability) machine.
 
     One session per utterance of FEATURES, its speaker from --labels; the session subspace U is
     learnt, D is fixed by the relevance factor.  Enrol with 'emkit enroll -m ISV.h5'.
     """
-    _train_fa("ISVMachine", features, feature_list, ubm, labels, output, progress, r_U=rank_u,
+    _train_fa("ISVMachine", features, feature_list, ubm, labels, output, progress, checkpoint,
+              scheduler, workers, r_U=rank_u,
               em_iterations=iterations, relevance_factor=relevance_factor, random_state=seed)
 
 
@@ -186,13 +199,14 @@ def train_isv(features, feature_list, ubm, labels, output, rank_u, iterations, r
 @click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
               help="EM iterations of each of the V, U and D phases.")
 def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, iterations,
-              relevance_factor, seed, progress):
+              relevance_factor, seed, progress, checkpoint, scheduler, workers):
     """Train a JFA (joint factor analysis) machine.
 
     One session per utterance of FEATURES, its speaker from --labels; V, U and D are learnt in
     turn.  Enrol with 'emkit enroll -m JFA.h5'.
     """
-    _train_fa("JFAMachine", features, feature_list, ubm, labels, output, progress, r_U=rank_u,
+    _train_fa("JFAMachine", features, feature_list, ubm, labels, output, progress, checkpoint,
+              scheduler, workers, r_U=rank_u,
               r_V=rank_v, em_iterations=iterations, relevance_factor=relevance_factor,
               random_state=seed)
 
@@ -211,20 +225,31 @@ def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, itera
 @click.option("--plda/--no-plda", default=True, show_default=True,
               help="Also train a PLDA on the whitened, length-normalised i-vectors (needs "
                    "--labels).")
+@click.option("--lda-dim", type=click.IntRange(min=1), default=None,
+              help="Reduce the whitened, length-normalised i-vectors to this dimension by LDA "
+                   "before WCCN and PLDA (needs --labels; at most --dim and the number of "
+                   "speakers - 1) [default: no LDA].")
+@click.option("--plda-dim", type=click.IntRange(min=1), default=None,
+              help="Rank of the PLDA speaker subspace F (at most the PLDA's input dimension: "
+                   "--lda-dim, else --dim) [default: full rank].")
 @seed_option
 @progress_option
-def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, plda, seed,
-                  progress):
+@train_options
+def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, plda, lda_dim,
+                  plda_dim, seed, progress, checkpoint, scheduler, workers):
     """Train an i-vector extractor and its back-end.
 
     T is learnt on one session per utterance of FEATURES; the back-end is whitening and length
     normalisation, then (with --labels) WCCN for cosine scoring and PLDA.  Enrol with
-    'emkit enroll -m IVECTOR.h5 [--backend plda]'.
+    'emkit enroll -m IVECTOR.h5 [--backend plda]'.  With --lda-dim, an LDA trained on the
+    speakers reduces the length-normalised i-vectors before WCCN and PLDA.
     """
     if plda and labels is None and _explicit("plda"):
         raise click.UsageError("--plda does not apply without --labels: PLDA is trained on the "
                                "speakers of the training utterances")
-    paths = _training_inputs(features, feature_list, ubm, labels, output)
+    check_ivector_dims(labels, dim, plda, lda_dim, plda_dim)
+    check_train_options(checkpoint, scheduler, workers, output)
+    paths = _training_inputs(features, feature_list, ubm, labels, output, checkpoint)
     try:
         from ..ivector import IVectorMachine
     except ImportError as exc:
@@ -236,17 +261,24 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
     if y is not None and plda and len(set(y)) < 2:
         raise fe.FeatureError(f"{labels}: PLDA training needs at least 2 speakers; got "
                               f"{len(set(y))}")
+    if lda_dim is not None and lda_dim > len(set(y)) - 1:
+        raise fe.FeatureError(f"{labels}: --lda-dim {lda_dim} needs at least {lda_dim + 1} "
+                              f"speakers; got {len(set(y))}")
     stats = _stats(machine_ubm, data, ids, progress)
     with config.config_context(progress=progress):
-        machine = IVectorMachine(machine_ubm, dim_t=dim, max_iterations=iterations,
-                                 random_state=seed).fit(stats)
+        with cluster(scheduler, workers) as client:
+            machine = IVectorMachine(machine_ubm, dim_t=dim, max_iterations=iterations,
+                                     random_state=seed, checkpoint=checkpoint).fit(
+                                         stats_for(client, stats))
         try:
-            system = ex.IVectorBackend(machine).fit(stats, y, plda=plda and y is not None)
+            system = ex.IVectorBackend(machine, plda_dim_f=plda_dim, lda_dim=lda_dim).fit(
+                stats, y, plda=plda and y is not None)
         except ImportError as exc:
             raise ex.SystemUnavailable(f"a back-end module is not available ({exc})") from None
     system.save(output)
-    parts = (["whitening"] + ["WCCN"] * (system.wccn is not None)
-             + ["PLDA"] * (system.plda is not None))
+    parts = (["whitening"] + [f"LDA ({lda_dim})"] * (system.lda is not None)
+             + ["WCCN"] * (system.wccn is not None)
+             + [f"PLDA{f' (rank {plda_dim})' if plda_dim else ''}"] * (system.plda is not None))
     click.echo(f"i-vector extractor (R = {dim}, {plural(machine.n_iter_, 'EM iteration')}: a "
                f"fixed number, no convergence test) and {', '.join(parts)} from "
                f"{plural(len(ids), 'utterance')} -> {output}")
@@ -333,17 +365,23 @@ def enroll(features, feature_list, machine, enroll_list, output, relevance_facto
               help="Trial list: 'model-id probe-id [target|nontarget]' lines; each probe is one "
                    "utterance of FEATURES.")
 @output_option("The scores to write: 'model-id probe-id score [label]' lines, in trial order.")
+@norm_options
 @progress_option
-def score(features, feature_list, models, trials, output, progress):
+def score(features, feature_list, models, trials, output, norm, cohort, top_n, progress):
     """Score a trial list against enrolled models.
 
     GMM-MAP models use linear scoring (normalised by the probe's frame count), ISV and JFA linear
     scoring with the probe's channel offset, i-vector systems cosine similarity or the PLDA
     log-likelihood ratio.  Labels in the trial list are copied to the output.
+
+    With --norm and --cohort, the scores are normalised (Z, T, ZT, S or adaptive S-norm) with
+    cohort models and utterances read from FEATURES, as listed in the --cohort file.
     """
+    check_norm_options(norm, cohort, top_n)
     paths = feature_paths(features, feature_list)
     check_outputs({"-o/--output": output}, {"FEATURES": paths, "--feature-list": feature_list,
-                                             "--models": models, "-t/--trials": trials})
+                                             "--models": models, "-t/--trials": trials,
+                                             "--cohort": cohort})
     enrolled = _load_models(models)
     trial_list = fe.read_trials(trials)
     index = {m: i for i, m in enumerate(enrolled.model_ids)}
@@ -356,9 +394,16 @@ def score(features, feature_list, models, trials, output, progress):
         if p not in data:
             raise fe.FeatureError(f"{trials}: trial {k + 1} names probe {p!r}, which is not in the "
                                "features")
+    cohort_lists = read_cohort(cohort, data) if cohort else None
     used_models = list(dict.fromkeys(trial_list.models))
     probes = list(dict.fromkeys(trial_list.probes))
     subset = enrolled.subset([index[m] for m in used_models])
+    normaliser = None
+    if cohort_lists:
+        needed = list(dict.fromkeys(u for us in cohort_lists.values() for u in us))
+        normaliser = Normaliser(subset, cohort, cohort_lists, dict(zip(needed, _stats(
+            enrolled.ubm, data, needed, progress, "cohort statistics"), strict=True)), norm,
+            top_n, progress)
     row = {m: i for i, m in enumerate(used_models)}
     col = {p: j for j, p in enumerate(probes)}
     rows = np.array([row[m] for m in trial_list.models])
@@ -368,12 +413,16 @@ def score(features, feature_list, models, trials, output, progress):
     block = max(1, min(ex.stats_per_block(enrolled.ubm), 4_000_000 // len(used_models)))
     for start in range(0, len(probes), block):
         ids = probes[start:start + block]
-        matrix = ex.score(subset, _stats(enrolled.ubm, data, ids, progress, "probe statistics"),
-                          progress=progress)
+        block_stats = _stats(enrolled.ubm, data, ids, progress, "probe statistics")
+        matrix = ex.score(subset, block_stats, progress=progress)
+        if normaliser is not None:
+            matrix = normaliser(matrix, block_stats)
         in_block = (cols >= start) & (cols < start + len(ids))
         result[in_block] = matrix[rows[in_block], cols[in_block] - start]
     if not np.isfinite(result).all():
         raise FloatingPointError("scoring produced non-finite scores")
     fe.write_scores(output, trial_list.models, trial_list.probes, result, trial_list.labels)
+    normed = "" if not norm else (f", {norm}-norm with {plural(len(cohort_lists), 'cohort model')}"
+                                  f" from {cohort}")
     click.echo(f"{plural(len(result), 'trial')} ({plural(len(used_models), 'model')} x "
-               f"{plural(len(probes), 'probe')}) -> {output}")
+               f"{plural(len(probes), 'probe')}){normed} -> {output}")

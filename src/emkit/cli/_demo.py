@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import click
 
-from ._app import EXIT_FAILURE, cli, progress_option
+from ._app import cli, progress_option
 
 
 @cli.command("demo")
 @click.option("-o", "--output", type=click.Path(file_okay=False), default="emkit-demo",
               show_default=True,
-              help="Folder for the models (HDF5), the scores (text), the DET plot (det.png) "
-                   "and results.txt; created if needed, files in it are replaced.")
+              help="Folder for the recipe and its data, the models (HDF5), the scores "
+                   "(scores/*.txt), the DET plot (det.png), report.md and results.txt; created "
+                   "if needed, files in it are replaced.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of every random initialisation (k-means, U, V, T): the same seed gives "
                    "the same numbers.")
 @click.option("-n", "--gaussians", type=click.IntRange(min=2), default=None,
               help="Gaussians of the UBM (default 4, chosen by cross-validation on the training "
                    "session: scripts/select_demo_hyperparameters.py).")
+@click.option("--export", type=click.Path(file_okay=False), default=None,
+              help="Only write the recipe (recipe.toml) and its data (data/, lists/) into this "
+                   "folder, to run later with 'emkit run DIR/recipe.toml'; nothing is trained.")
 @progress_option
-def demo(output, seed, gaussians, progress):
+def demo(output, seed, gaussians, export, progress):
     """Run a complete speaker-verification experiment on embedded data.
 
     UCI Japanese Vowels (9 speakers, 12 LPC cepstra, two sessions): a UBM (k-means, then ML),
@@ -28,14 +32,25 @@ def demo(output, seed, gaussians, progress):
     with a note).  Models are trained and enrolled on session 0 and probed with session 1; the
     protocol is printed first.  Prints EER and minDCF (P_target 0.01 and 0.001, C_miss = C_fa = 1)
     per system.
+
+    The experiment is a recipe: the embedded data are exported to OUTPUT (data/, lists/) with
+    OUTPUT/recipe.toml, which this command runs as 'emkit run' would (every step; the steps go
+    to stderr).  Edit the recipe and 'emkit run OUTPUT/recipe.toml' re-runs only what changed;
+    examples/demo_recipe.toml is the recipe of the defaults.
     """
-    from ..experiment import DemoConfig, run_demo
+    from ..demo_recipe import export_demo, run_demo_recipe
+    from ..experiment import DemoConfig
 
     config = DemoConfig() if gaussians is None else DemoConfig(n_gaussians=gaussians)
-    result = run_demo(output, seed=seed, config=config, progress=progress, echo=click.echo)
-    if result.failed:
-        click.echo(f"emkit demo: error: {len(result.failed)} system(s) failed: "
-                   f"{', '.join(result.failed)} (see above)", err=True)
-        return EXIT_FAILURE
+    if export is not None:
+        if click.get_current_context().get_parameter_source("output").name != "DEFAULT":
+            raise click.UsageError("-o/--output does not apply with --export: the recipe's "
+                                   "outputs go to its work_dir when it is run")
+        files = export_demo(export, config, seed)
+        click.echo(f"{len(files)} files written to {export}/; run the demo with: emkit run "
+                   f"{export}/recipe.toml")
+        return
+    result = run_demo_recipe(output, seed=seed, config=config, progress=progress,
+                             echo=click.echo, step_echo=lambda text: click.echo(text, err=True))
     click.echo(f"\nFinished in {result.seconds:.1f} s; {len(result.files)} files written to "
-               f"{output}/ (det.png, results.txt, scores/, *.h5)")
+               f"{output}/ (recipe.toml, scores/, det.png, results.txt, report.md, *.h5)")

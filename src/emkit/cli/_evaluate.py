@@ -64,7 +64,14 @@ def _labels_from_key(scores_path, trials, key_path):
 @click.option("--det", type=OUTPUT, default=None,
               help="Also write a DET plot (PNG, probit axes, one ROCCH DET curve per score file, "
                    "legend below the plot).")
-def evaluate(scores, key, p_targets, c_miss, c_fa, det):
+@click.option("--calibration", type=InputFile(), default=None,
+              help="A calibration saved by 'emkit calibrate --save' (JSON): actDCF and Cllr are "
+                   "those of the scores it calibrates (EER, minDCF and min Cllr do not change).")
+@click.option("--by-model", is_flag=True,
+              help="Also print, for each score file, one row per model: its target and "
+                   "non-target trials, EER and minDCF (a model with only one class of trials is "
+                   "reported as such).")
+def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
     """Print EER, minDCF, actDCF, Cllr and min Cllr of each SCORES file.
 
     actDCF and Cllr read the scores as calibrated natural-log likelihood ratios; EER, minDCF and
@@ -76,12 +83,18 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det):
 
     One row per file, named after the file without its extension; when two files share a name,
     by the shortest trailing part of their paths that tells them apart (a/scores, b/scores).
+
+    With --calibration CAL.json, actDCF and Cllr are those of the calibrated scores, beside the
+    calibration-free minDCF and min Cllr: their difference is the calibration loss.
     """
+    from .. import calibration_io as cio
     from .. import metrics
 
-    check_outputs({"--det": det}, {"SCORES": list(scores), "--key": key})
+    check_outputs({"--det": det}, {"SCORES": list(scores), "--key": key,
+                                   "--calibration": calibration})
+    cal = cio.load_calibration(calibration) if calibration else None
     names = row_names(scores)
-    systems, key_used = {}, False
+    systems, per_model, key_used = {}, {}, False
     for path, name in zip(scores, names, strict=True):
         trials, values = fe.read_scores(path)
         labels = trials.labels
@@ -93,6 +106,7 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det):
             raise fe.FeatureError(f"{path}: evaluation needs target and non-target trials; got "
                                   f"only {'target' if labels.all() else 'non-target'} ones")
         systems[name] = (values[labels], values[~labels])
+        per_model[name] = (np.asarray(trials.models), values, labels)
     if key and not key_used:
         raise click.UsageError(f"--key does not apply: every score file has its own label "
                                f"column, so {key} would not be read")
@@ -102,13 +116,43 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det):
         head += f" {f'minDCF({p:g})':>14} {f'actDCF({p:g})':>14}"
     lines = [head + f" {'Cllr':>7} {'minCllr':>7}"]
     for name, (tar, non) in systems.items():
-        line = f"{name:<{width}} {tar.size:>8} {non.size:>8} {100 * metrics.eer(tar, non):>8.2f}"
+        m = cio.score_metrics(tar, non, p_targets, c_miss, c_fa, calibration=cal)
+        line = f"{name:<{width}} {tar.size:>8} {non.size:>8} {100 * m['eer']:>8.2f}"
         for p in p_targets:
-            line += (f" {metrics.min_dcf(tar, non, p, c_miss, c_fa):>14.4f}"
-                     f" {metrics.act_dcf(tar, non, p, c_miss, c_fa):>14.4f}")
-        lines.append(line + f" {metrics.cllr(tar, non):>7.3f} {metrics.min_cllr(tar, non):>7.3f}")
+            line += f" {m['min_dcf'][float(p)]:>14.4f} {m['act_dcf'][float(p)]:>14.4f}"
+        lines.append(line + f" {m['cllr']:>7.3f} {m['min_cllr']:>7.3f}")
+    if cal is not None:
+        lines.append(f"actDCF and Cllr: of the scores calibrated by {calibration} (llr = "
+                     f"{cal.coef_[0]:.6g} * score + {cal.intercept_:.6g})")
+    if by_model:
+        for name, (models, values, labels) in per_model.items():
+            lines += ["", *model_table(name, models, values, labels, p_targets, c_miss, c_fa)]
     if det:
         ex.save_png(metrics.plot_det_curves(systems), det)
     click.echo("\n".join(lines))
     if det:
         click.echo(f"DET plot -> {det}")
+
+
+def model_table(name, models, values, labels, p_targets, c_miss, c_fa) -> list:
+    """The lines of the per-model table of one score file (models in order of appearance)."""
+    from .. import metrics
+
+    ids = list(dict.fromkeys(models.tolist()))
+    width = max(12, *(len(m) for m in ids))
+    head = f"{'model':<{width}} {'targets':>8} {'non-tgt':>8} {'EER (%)':>8}"
+    head += "".join(f" {f'minDCF({p:g})':>14}" for p in p_targets)
+    lines = [f"per model ({name}):", head]
+    for model in ids:
+        own = models == model
+        tar, non = values[own & labels], values[own & ~labels]
+        line = f"{model:<{width}} {tar.size:>8} {non.size:>8}"
+        if tar.size == 0 or non.size == 0:
+            lines.append(line + f"  only {'non-target' if tar.size == 0 else 'target'} trials: "
+                                "no EER or minDCF")
+            continue
+        line += f" {100 * metrics.eer(tar, non):>8.2f}"
+        line += "".join(f" {metrics.min_dcf(tar, non, p, c_miss, c_fa):>14.4f}"
+                        for p in p_targets)
+        lines.append(line)
+    return lines

@@ -46,16 +46,37 @@ def read_ivector_backend(hdf5, cls):
         read_stamp(f, "IVectorBackend", 1)
         backend = cls(IVectorMachine.from_hdf5(child(f, "ivector", "group")))
         R = int(backend.ivector.dim_t)
-        for name, step in (("whitening", Whitening), ("wccn", WCCN)):
-            g = child(f, name, "group", required=False)
-            if g is not None:
-                setattr(backend, name, _restore_projection(step(), g, R))
+        g = child(f, "whitening", "group", required=False)
+        if g is not None:
+            backend.whitening = _restore_projection(Whitening(), g, R)
+        g = child(f, "lda", "group", required=False)
+        if g is not None:  # an LDA (R, K) after whitening: WCCN and PLDA are K-dimensional
+            backend.lda = _read_lda(g, R)
+            backend.lda_dim = R = backend.lda.n_components
+        g = child(f, "wccn", "group", required=False)
+        if g is not None:
+            backend.wccn = _restore_projection(WCCN(), g, R)
         g = child(f, "plda", "group", required=False)
         if g is not None:
             backend.plda = PLDA.from_hdf5(g)
             D = getattr(backend.plda, "n_features_in_", R)
-            check_values(f, "plda", D == R, f"must be a PLDA of {R}-dimensional i-vectors")
+            check_values(f, "plda", D == R, f"must be a PLDA of {R}-dimensional vectors")
     return backend
+
+
+def _read_lda(g, R):
+    """A fitted :class:`~emkit.lda.LDA` from R-dimensional vectors, from group ``g``."""
+    from ..lda import LDA
+
+    weights = read_array(g, "weights", shape=(R, None))
+    K = weights.shape[1]
+    check_values(g, "weights", 1 <= K <= R, f"must have 1 to {R} columns")
+    lda = LDA(K)
+    lda.weights = weights
+    lda.input_subtract = read_array(g, "input_subtract", shape=(R,))
+    lda.eigenvalues_ = read_array(g, "eigenvalues", shape=(K,))
+    lda.n_features_in_ = R
+    return lda
 
 
 #: The per-model arrays of each system, with their shapes given the machine ("M": the models).
@@ -91,8 +112,9 @@ def _can_score(kind, machine) -> bool:
 
 
 def _sizes(kind, machine, M) -> dict:
-    if kind == "IVectorBackend":
-        return {"M": M, "R": int(machine.ivector.dim_t)}
+    if kind == "IVectorBackend":  # the dimension of the back-end's vectors (after an LDA)
+        lda = getattr(machine, "lda", None)
+        return {"M": M, "R": int(machine.ivector.dim_t if lda is None else lda.n_components)}
     ubm = machine if kind == "GMMMachine" else machine.ubm
     C, D = np.shape(ubm.means)
     sizes = {"M": M, "C": C, "D": D, "CD": C * D}

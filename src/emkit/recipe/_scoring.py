@@ -8,7 +8,8 @@ import os
 import numpy as np
 
 from .. import experiment as ex
-from .. import score_norm
+from ..cohort import cohort_matrices
+from ..cohort import normalise as cohort_normalise
 from ..features import FeatureError, read_id_lists, read_trials
 from ..gmm import GMMMachine
 from ..io.atomic import atomic_path
@@ -66,15 +67,10 @@ def score_condition(machine_path, system: dict, condition: dict, feats: dict,
     if cohort is not None:
         cfeats, utt2spk = cohort
         cstats = _stats(ubm, cfeats, list(utt2spk), "the cohort's utt2spk")
-        speakers = list(dict.fromkeys(utt2spk.values()))
-        cmodels = _enroll(machine, system, speakers,
-                          [[cstats[u] for u in utt2spk if utt2spk[u] == s] for s in speakers])
-        zprobes = list(cstats.values())
-        out["model_cohort"] = ex.score(enrolled, zprobes)
-        out["cohort_probe"] = ex.score(cmodels, probe_stats)
-        out["cohort_cohort"] = ex.score(cmodels, zprobes)
-        out["same_speaker"] = score_norm.same_value_mask(np.array(speakers),
-                                                         np.array(list(utt2spk.values())))
+        by_speaker = {}
+        for u, spk in utt2spk.items():
+            by_speaker.setdefault(spk, []).append(u)
+        out.update(cohort_matrices(enrolled, probe_stats, by_speaker, cstats))
     return out
 
 
@@ -86,18 +82,7 @@ def save_npz(arrays: dict, path) -> None:
 
 def normalise(arrays, method: str, *, top_n: int = 200, ddof: int = 1) -> np.ndarray:
     """The trials' normalised scores (n_trials,) from the arrays of :func:`score_condition`."""
-    s, z, t = arrays["scores"], arrays["model_cohort"], arrays["cohort_probe"]
-    if method == "z":
-        m = score_norm.znorm(s, z, ddof=ddof)
-    elif method == "t":
-        m = score_norm.tnorm(s, t, ddof=ddof)
-    elif method == "zt":
-        m = score_norm.ztnorm(s, z, t, arrays["cohort_cohort"], arrays["same_speaker"],
-                              ddof=ddof)
-    elif method == "s":
-        m = score_norm.snorm(s, z, t, ddof=ddof)
-    else:
-        m = score_norm.adaptive_snorm(s, z, t, top_n=top_n, ddof=ddof)
+    m = cohort_normalise(arrays["scores"], arrays, method, top_n=top_n, ddof=ddof)
     return m[arrays["rows"], arrays["cols"]]
 
 

@@ -1,0 +1,136 @@
+"""Options of the train-* commands for long jobs: ``--checkpoint`` (resume an interrupted run),
+``--scheduler``/``--workers`` (run the EM passes on dask.distributed)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+
+import click
+
+from ._app import lazy_module
+
+#: rows of frames per dask chunk and utterances per bag partition: fixed, so that a checkpoint
+#: of a cluster run resumes whatever the number of workers
+CHUNK_ROWS, PARTITION_SIZE = 65536, 64
+#: how long to try to reach a --scheduler before giving up
+CONNECT_TIMEOUT = "10s"
+#: --workers starts worker processes (False: threads in this process, for quick tests)
+WORKER_PROCESSES = True
+
+_ADDRESS = re.compile(r"^([a-z]+://)?[^\s:/]+(:\d{1,5})?$")
+
+
+def train_options(f):
+    f = click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="Run the EM passes on a local dask.distributed cluster of N "
+                          "single-threaded worker processes (not with --scheduler).")(f)
+    f = click.option("--scheduler", metavar="ADDRESS", default=None,
+                     help="Run the EM passes on an existing dask.distributed scheduler, e.g. "
+                          "tcp://10.0.0.1:8786 (not with --workers).  Features are read and "
+                          "statistics computed here; the data travel to the workers.")(f)
+    return click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+                        help="Save the training state to this HDF5 file after every EM "
+                             "iteration and resume from it when it exists (same data, labels "
+                             "and options: another run's checkpoint is an error; delete it to "
+                             "start afresh).  train-ubm also writes the k-means "
+                             "checkpoint next to it (ubm.ckpt.h5: ubm.ckpt.kmeans.h5).  A run on a cluster (--scheduler, "
+                             "--workers) resumes on a cluster only.")(f)
+
+
+def check_train_options(checkpoint, scheduler, workers, output) -> None:
+    """Usage errors: --scheduler with --workers, a malformed address, checkpoint = output."""
+    if scheduler is not None and workers is not None:
+        raise click.UsageError("--scheduler and --workers are mutually exclusive: connect to an "
+                               "existing scheduler or start a local cluster, not both")
+    if scheduler is not None and not _ADDRESS.match(scheduler):
+        raise click.BadParameter(f"{scheduler!r} is not a scheduler address (expected "
+                                 "[PROTOCOL://]HOST[:PORT], e.g. tcp://10.0.0.1:8786)",
+                                 param_hint="'--scheduler'")
+    if checkpoint is not None:
+        same = os.path.abspath(checkpoint) == os.path.abspath(output)
+        with contextlib.suppress(OSError):
+            same = same or os.path.samefile(checkpoint, output)
+        if same:
+            raise click.UsageError(f"--checkpoint {checkpoint!r} is the output: choose another "
+                                   "file for the checkpoint")
+        if os.path.isdir(checkpoint):
+            raise click.BadParameter(f"{checkpoint!r} is a directory, not a file",
+                                     param_hint="'--checkpoint'")
+
+
+def check_ivector_dims(labels, dim, plda, lda_dim, plda_dim) -> None:
+    """Usage errors of train-ivector's --lda-dim and --plda-dim."""
+    if lda_dim is not None and labels is None:
+        raise click.UsageError("--lda-dim needs --labels: LDA is trained on the speakers of the "
+                               "training utterances")
+    if lda_dim is not None and lda_dim > dim:
+        raise click.BadParameter(f"{lda_dim} is more than the i-vector dimension --dim {dim}",
+                                 param_hint="'--lda-dim'")
+    if plda_dim is not None and (labels is None or not plda):
+        raise click.UsageError("--plda-dim does not apply: no PLDA is trained "
+                               + ("without --labels" if labels is None else "with --no-plda"))
+    limit, name = (lda_dim, "--lda-dim") if lda_dim is not None else (dim, "--dim")
+    if plda_dim is not None and plda_dim > limit:
+        raise click.BadParameter(f"{plda_dim} is more than the PLDA's input dimension "
+                                 f"({name} {limit})", param_hint="'--plda-dim'")
+
+
+def kmeans_checkpoint(path):
+    """The k-means checkpoint of train-ubm's ``--checkpoint PATH``: ``STEM.kmeans.EXT``."""
+    if path is None:
+        return None
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}.kmeans{ext or '.h5'}"
+
+
+@contextlib.contextmanager
+def cluster(scheduler, workers):
+    """A dask.distributed Client on ``scheduler`` or on a LocalCluster of ``workers`` processes
+    (None when neither is given), closed on exit."""
+    if scheduler is None and workers is None:
+        yield None
+        return
+    try:
+        import dask
+        import distributed
+    except ImportError as exc:
+        raise lazy_module("emkit.experiment").SystemUnavailable(
+            f"--scheduler and --workers need dask.distributed ({exc})") from None
+    if scheduler is not None:
+        try:
+            client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise OSError(f"--scheduler {scheduler}: cannot connect to a dask scheduler there "
+                          f"({type(exc).__name__})") from None
+        with client:
+            yield client
+        return
+    with dask.config.set({"distributed.worker.daemon": False}):
+        local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                         processes=WORKER_PROCESSES,
+                                         dashboard_address=None, silence_logs=40)
+        try:
+            with distributed.Client(local) as client:
+                yield client
+        finally:
+            local.close()
+
+
+def frames_for(client, frames):
+    """``frames`` (N, D) as a dask array of CHUNK_ROWS-row chunks on a cluster, else as is."""
+    if client is None:
+        return frames
+    import dask.array as da
+
+    return da.from_array(frames, chunks=(CHUNK_ROWS, frames.shape[1]))
+
+
+def stats_for(client, stats: list):
+    """GMMStats as a dask bag of PARTITION_SIZE-utterance partitions on a cluster, else as is."""
+    if client is None:
+        return stats
+    import dask.bag as db
+
+    return db.from_sequence(stats, partition_size=PARTITION_SIZE)

@@ -1,0 +1,78 @@
+"""emkit.lda.LDA against a naive computation: per-class loops for the scatter matrices and
+scipy.linalg.eigh's generalised symmetric eigenproblem."""
+
+import h5py
+import numpy as np
+import pytest
+import scipy.linalg
+
+from emkit.lda import LDA
+
+
+def naive_lda(X, y, k):
+    mean = X.mean(axis=0)
+    d = X.shape[1]
+    s_w, s_b = np.zeros((d, d)), np.zeros((d, d))
+    for c in np.unique(y):
+        xc = X[y == c]
+        mc = xc.mean(axis=0)
+        for x in xc:
+            s_w += np.outer(x - mc, x - mc)
+        s_b += len(xc) * np.outer(mc - mean, mc - mean)
+    values, vectors = scipy.linalg.eigh(s_b, s_w)
+    order = np.argsort(values)[::-1][:k]
+    return values[order], vectors[:, order], s_w / len(X)
+
+
+def data(seed=0, n_classes=6, per_class=20, d=5):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=3.0, size=(n_classes, d))
+    mix = rng.normal(size=(d, d))
+    y = np.repeat(np.arange(n_classes), per_class)
+    X = centres[y] + rng.normal(size=(len(y), d)) @ mix
+    return X, y
+
+
+def test_lda_equals_the_naive_generalised_eigenproblem():
+    X, y = data()
+    lda = LDA(3).fit(X, y)
+    values, vectors, s_w = naive_lda(X, y, 3)
+    np.testing.assert_allclose(lda.eigenvalues_, values, rtol=1e-10)
+    # same directions (up to sign and scale): unit-normalised columns agree
+    a = lda.weights / np.linalg.norm(lda.weights, axis=0)
+    b = vectors / np.linalg.norm(vectors, axis=0)
+    b *= np.sign((a * b).sum(axis=0))
+    np.testing.assert_allclose(a, b, atol=1e-10)
+    # scaled so that the projected within-class covariance is the identity
+    np.testing.assert_allclose(lda.weights.T @ s_w @ lda.weights, np.eye(3), atol=1e-10)
+    np.testing.assert_allclose(lda.transform(X), (X - X.mean(axis=0)) @ lda.weights, atol=1e-12)
+
+
+def test_string_labels_and_hdf5_round_trip(tmp_path):
+    X, y = data(seed=1)
+    lda = LDA(2).fit(X, np.array([f"spk{v}" for v in y]))
+    np.testing.assert_allclose(lda.weights, LDA(2).fit(X, y).weights, atol=1e-12)
+    with h5py.File(tmp_path / "lda.h5", "w") as f:
+        lda.save(f.create_group("lda"))
+    with h5py.File(tmp_path / "lda.h5", "r") as f:
+        back = LDA.from_hdf5(f["lda"])
+    np.testing.assert_array_equal(back.transform(X), lda.transform(X))
+
+
+def test_bad_inputs():
+    X, y = data()
+    with pytest.raises(ValueError, match="n_components"):
+        LDA(0)
+    with pytest.raises(ValueError, match=r"min\(5, 5\)"):
+        LDA(6).fit(X, y)
+    with pytest.raises(ValueError, match="one label per row"):
+        LDA(2).fit(X, y[:-1])
+    with pytest.raises(ValueError, match="singular"):
+        LDA(1).fit(np.zeros((4, 5)) + np.arange(4)[:, None], [0, 0, 1, 1])
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        LDA(2).fit(bad, y)
+    before = X.copy()
+    LDA(2).fit(X, y)
+    np.testing.assert_array_equal(X, before)
