@@ -124,7 +124,7 @@ def _mkdir(path):
     return path
 
 
-def test_npy_directory_and_threads_give_the_same_features(tmp_path):
+def test_npy_directory_and_worker_processes_give_the_same_features(tmp_path):
     src = _mkdir(tmp_path / "in")
     for i in range(5):
         write(src / f"u{i}.flac" if i % 2 else src / f"u{i}.wav", speech_like(seed=i))

@@ -75,7 +75,7 @@ def _options(f):
                      show_default=True, help="Largest fraction of samples at full scale "
                      "accepted; a more clipped file is an error (1: no check)."),
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS,
-                     show_default=True, help="Threads computing features."),
+                     show_default=True, help="Worker processes computing features (1: in this process)."),
     ]
     for option in reversed(opts):
         f = option(f)
