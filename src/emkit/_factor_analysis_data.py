@@ -23,7 +23,7 @@ import numpy as np
 
 from ._backend import bag_from_parts, is_bag, is_dask_collection, is_delayed, n_threads, thread_map
 from ._kernels import factor_analysis as kfa
-from .stats import GMMStats
+from .stats import GMMStats, as_stats_sequence
 
 #: Elements of the (sessions, C*D) blocks (8 MB of float64: the second product over a block finds
 #: it in the cache).
@@ -419,8 +419,7 @@ def prepare_training_set(X, y, shape, threads: int = 1) -> TrainingSet:
     """
     if is_bag(X):
         return _prepare_bag(X, y)
-    if isinstance(X, np.ndarray) and X.dtype == object:
-        X = list(X)
+    X = as_stats_sequence(X)  # numpy object arrays (1-D, or 2-D per class) as lists
     if not isinstance(X, (list, tuple)):
         raise TypeError(
             "X must be a list of GMMStats (one per session), a list of dask.delayed GMMStats, or a dask "

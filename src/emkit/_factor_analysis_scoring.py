@@ -15,7 +15,7 @@ from ._backend import single_threaded_blas
 from ._factor_analysis_data import check_stats
 from ._factor_analysis_steps import stack_sessions
 from ._kernels import factor_analysis as kfa
-from .stats import GMMStats
+from .stats import GMMStats, as_stats_sequence
 
 EPSILON = np.finfo(float).eps
 
@@ -65,6 +65,7 @@ class ScoringMixin:
             and c["ubm"] is self.ubm
             and _same(c["means"], self.ubm.means)
             and _same(c["variances"], self.ubm.variances)
+            and (not state.get("_defaults") or c["key"] == self._default_key())
         ):
             return c
         return None
@@ -86,6 +87,7 @@ class ScoringMixin:
             V=V,
             D=Dd,
             ubm=ubm,
+            key=self._default_key(),  # initial values are drawn again when it changes
             model=None,  # (latents, score terms) of the last model scored, see _model_terms
             means=means,
             variances=variances,
@@ -119,6 +121,7 @@ class ScoringMixin:
     def _stack(self, X, name="X"):
         """``n`` (S, C) and ``F`` (S, CD) of a GMMStats or a list of GMMStats."""
         shape = self._shape()
+        X = as_stats_sequence(X)
         if isinstance(X, GMMStats):
             X = [X]
         if not isinstance(X, (list, tuple)):
@@ -133,6 +136,7 @@ class ScoringMixin:
 
         With ``check_finite=False`` the caller checks its results instead (see :meth:`_score`).
         """
+        data = as_stats_sequence(data)
         if isinstance(data, GMMStats):
             data = [data]
         if not isinstance(data, (list, tuple)) or len(data) == 0:
@@ -225,6 +229,7 @@ class ScoringMixin:
         (:meth:`_model_terms`): no (templates, C*D) temporary, U read once per model.
         """
         a, model_n_terms = self._model_terms(c, latents, model_offset)
+        data = as_stats_sequence(data)
         if isinstance(data, (list, tuple)) and len(data) == 1 and isinstance(data[0], GMMStats):
             return self._score_session(c, data[0], a, model_n_terms)
         n, F, t, single = self._templates(data, check_finite=False, shape=c["shape"])

@@ -56,7 +56,7 @@ from ._checkpoint import resumable_em
 from ._kernels import ivector as kiv
 from ._validation import check_positive_int, check_random_state
 from .gmm import GMMMachine
-from .stats import GMMStats
+from .stats import GMMStats, as_stats_sequence
 
 logger = logging.getLogger("emkit")
 
@@ -186,7 +186,9 @@ def compute_tt_sigma_inv_fnorm(ubm_means: np.ndarray, stats: GMMStats, T: np.nda
 
 
 def _check_stats_sequence(X, name: str = "X"):
-    """A non-empty list of GMMStats, or a dask bag (validated partition by partition)."""
+    """A non-empty list of GMMStats, or a dask bag (validated partition by partition); a numpy
+    object array of GMMStats (``np.array(list_of_stats)``) is a list."""
+    X = as_stats_sequence(X)
     if is_dask_collection(X):
         if not hasattr(X, "npartitions") or hasattr(X, "chunks"):
             raise TypeError(f"{name} must be a list of GMMStats or a dask bag of them; got a "
@@ -523,6 +525,7 @@ class IVectorMachine(BaseEstimator):
         ``(I + sum_c n_c T_c' sigma_c^-1 T_c)^-1 sum_c T_c' sigma_c^-1 (F_c - n_c m_c)``.
         """
         self._check_fitted("project")
+        stats = as_stats_sequence(stats)  # a 0-D object array holding one GMMStats
         if not isinstance(stats, GMMStats):
             raise TypeError(f"stats must be a GMMStats; got {type(stats).__name__}")
         pre = self._precomputed()
