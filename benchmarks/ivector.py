@@ -1,6 +1,8 @@
 """i-vector training and projection: emkit against bob.learn.em 3.3.1 in the same run.
 
-Default mode: C=64 Gaussians, D=40 features, dim_t=100, 800 utterances; 5 EM iterations from the
+Default mode, two shapes: C=64 Gaussians, D=40 features, dim_t=100, 800 utterances (5 EM
+iterations), and the small C=64, D=40, dim_t=50, 400 utterances of 200 frames (3 iterations),
+where fixed per-call costs weigh most; each from the
 same initial T (``RandomState(0).normal(0, 1, (C, D, R))``: emkit's ``random_state=0``, the
 reference's ``np.random.seed(0)``) on the same statistics, then the projection of every
 utterance (the reference's ``project`` per utterance; emkit's batched ``transform`` and its
@@ -31,15 +33,16 @@ from emkit.ivector import IVectorMachine
 from emkit.stats import GMMStats
 
 
-def make_problem(C, D, R, S, seed=0, pool=None):
-    """UBM parameters and per-utterance statistics with a low-rank structure (``pool`` distinct)."""
+def make_problem(C, D, R, S, seed=0, pool=None, frames=600):
+    """UBM parameters and per-utterance statistics with a low-rank structure (``pool`` distinct,
+    about ``frames`` frames per utterance)."""
     rng = np.random.default_rng(seed)
     means = rng.normal(0.0, 3.0, (C, D))
     variances = rng.uniform(0.5, 2.0, (C, D))
     weights = rng.dirichlet(np.full(C, 5.0))
     T_true = rng.normal(0.0, 0.3, (C, D, min(R, 10)))
     distinct = S if pool is None else min(S, pool)
-    n = rng.gamma(2.0, 300.0 / C, (distinct, C)) * weights * C
+    n = rng.gamma(2.0, frames / (2.0 * C), (distinct, C)) * weights * C
     offsets = np.einsum("cdr,sr->scd", T_true, rng.normal(size=(distinct, T_true.shape[-1])))
     noise = rng.normal(size=(distinct, C, D)) * np.sqrt(variances / np.maximum(n, 1.0)[:, :, None])
     sum_px = n[:, :, None] * (means + offsets + noise)
@@ -86,10 +89,21 @@ print(json.dumps({"fit": fit, "project": project, "peak": peak}))
 """
 
 
+#: (C, D, dim_t, utterances, iterations, frames per utterance): the earlier shape, and the small
+#: one of issue 10 item 22 where fixed per-call costs weigh most.
+SHAPES = {"default": (64, 40, 100, 800, 5, 600), "small": (64, 40, 50, 400, 3, 200)}
+
+
 def bench_speed(args):
-    C, D, R, S, iters = 64, 40, 100, args.n_utterances or 800, 5
-    header(f"i-vector training and projection: C={C}, D={D}, dim_t={R}, {S} utterances, {iters} iterations")
-    p = make_problem(C, D, R, S)
+    for name in (args.shape,) if args.shape else SHAPES:
+        C, D, R, S, iters, frames = SHAPES[name]
+        _bench_speed(args, C, D, R, args.n_utterances or S, iters, frames)
+
+
+def _bench_speed(args, C, D, R, S, iters, frames):
+    header(f"i-vector training and projection: C={C}, D={D}, dim_t={R}, {S} utterances of about "
+           f"{frames} frames, {iters} iterations")
+    p = make_problem(C, D, R, S, frames=frames)
     ubm, stats = make_ubm(p), make_stats(p, S)
     T0 = np.random.RandomState(0).normal(0.0, 1.0, (C, D, R))
 
@@ -152,6 +166,7 @@ def main():
     parser.add_argument("--reference-python", help="interpreter of an environment with bob.learn.em 3.3.1")
     parser.add_argument("--memory", action="store_true", help="run the large memory benchmark instead")
     parser.add_argument("--n-utterances", type=int, help="override the number of utterances")
+    parser.add_argument("--shape", choices=sorted(SHAPES), help="one speed shape only (default: all)")
     args = parser.parse_args()
     (bench_memory if args.memory else bench_speed)(args)
 
