@@ -50,6 +50,21 @@ def _raise_non_finite(n, F, t):
     raise ValueError("the model (latent variables) holds NaN or infinity")
 
 
+def _single_sessions(data):
+    """The GMMStats of a list of templates that each hold one session, else None."""
+    if not isinstance(data, (list, tuple)) or not isinstance(data[0], (list, tuple)):
+        return None
+    out = []
+    for template in data:
+        if isinstance(template, GMMStats):
+            out.append(template)
+        elif isinstance(template, (list, tuple)) and len(template) == 1:
+            out.append(template[0])
+        else:
+            return None
+    return out
+
+
 class ScoringMixin:
     """Derived constants, probe channel factors and scores (see the module docstring)."""
 
@@ -234,7 +249,7 @@ class ScoringMixin:
             return self._score_session(c, data[0], a, model_n_terms)
         n, F, t, single = self._templates(data, check_finite=False, shape=c["shape"])
         with _blas_for(len(n)):
-            x = self._probe_x(c, n, F)
+            x = self._cached_probe_x(c, data, n, F)
             n_terms = n @ model_n_terms  # [N.a_m | N W_a]
             scores = F @ a - n_terms[:, 0] - (n_terms[:, 1:] * x).sum(axis=1)
         if not (np.isfinite(scores).all() and np.isfinite(t).all()):
@@ -244,6 +259,31 @@ class ScoringMixin:
             return np.float64(0.0 if abs(t0) <= EPSILON else scores[0] / t0)
         empty = np.abs(t) <= EPSILON
         return np.where(empty, 0.0, scores / np.where(empty, 1.0, t))
+
+    @classmethod
+    def _cached_probe_x(cls, c, data, n, F):
+        """:meth:`_probe_x` of the templates, taken from the probe cache of :meth:`_score_session`
+        for templates of one session seen before (and added to it): scoring every model against
+        the same list of probes computes each probe's channel factor once."""
+        sessions = _single_sessions(data)
+        if sessions is None:
+            return cls._probe_x(c, n, F)
+        probes = c.setdefault("probes", {})
+        x = np.empty((len(sessions), c["U_over_var"].shape[1]))
+        todo = []
+        for p, s in enumerate(sessions):
+            seen = probes.get(id(s))
+            if seen is not None and _same(seen[0], n[p]) and _same(seen[1], F[p]):
+                x[p] = seen[2]
+            else:
+                todo.append(p)
+        if todo:
+            x[todo] = cls._probe_x(c, n[todo], F[todo])
+            for p in todo[-_PROBE_CACHE_SIZE:]:
+                if len(probes) >= _PROBE_CACHE_SIZE:
+                    probes.pop(next(iter(probes)))  # the oldest entry
+                probes[id(sessions[p])] = (n[p].copy(), F[p].copy(), x[p].copy())
+        return x
 
     @staticmethod
     def _score_session(c, s, a, model_n_terms):
