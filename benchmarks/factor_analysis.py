@@ -1,7 +1,8 @@
 """ISV and JFA training, enrolment and scoring: emkit against bob.learn.em 3.3.1 in the same run.
 
 Problem (the sizes of the project's issue): a UBM with C=128 Gaussians in D=40 dimensions,
-100 classes x 8 sessions x 200 frames, r_U = r_V = 20, 5 EM iterations (JFA: 5 per phase), the
+100 classes x 8 sessions x 200 frames (800 sessions: also the small shape of issue 10 item 22,
+where fixed per-call costs weigh most), r_U = r_V = 20, 5 EM iterations (JFA: 5 per phase), the
 same initial U/V/D (``random_state=0``) in both libraries.  Enrol + score: every one of the 100
 clients is enrolled from 2 sessions and scored against 10 one-session probes, with the
 reference's calls (one ``score`` per probe) and, for emkit, also batched (one ``score`` call per
