@@ -495,15 +495,18 @@ class IVectorMachine(BaseEstimator):
             self.T, self.sigma = arrays["T"], arrays["sigma"]
 
         means = np.array(ubm.means, dtype=np.float64)
-        stacked = []  # the centred batches, made by the first E-step (T is set by then)
+        batch_size = (kiv.default_batch_size(self.dim_t) if self.batch_size is None
+                      else self.batch_size)
+        data = X
+        if not is_dask_collection(X):  # validated here, before the expensive initialisation
+            data = _centred_batches(X, means, batch_size)
+            if data is None:  # too large to keep a centred copy: stacked in every E-step
+                _stack_batch(X[:1], C, D, 0, "X")
+                data = X
 
         def e_step_():
-            if not stacked:
-                batches = None if is_dask_collection(X) else _centred_batches(
-                    X, means, _batch_size(self))
-                stacked.append(X if batches is None else batches)
             pre = kiv.Precomputed.from_parameters(means, self.T, self.sigma)
-            return _accumulate(stacked[0], pre, _batch_size(self), "X")
+            return _accumulate(data, pre, batch_size, "X")
 
         def m_step_(stats):
             if stats.n_sessions == 0:
