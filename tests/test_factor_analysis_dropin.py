@@ -113,6 +113,9 @@ def test_reading_U_before_fit_changes_nothing(small):
     assert m.__sklearn_is_fitted__()
     for name in ("U", "V", "D"):
         np.testing.assert_array_equal(getattr(m, name), getattr(reference, name))
+    isv = machine("isv", small)
+    isv.D  # noqa: B018 - an initial value that ISV training keeps
+    assert isv.fit(X, y).__sklearn_is_fitted__()
     again = pickle.loads(pickle.dumps(machine("isv", small)))
     np.testing.assert_array_equal(again.U, machine("isv", small).U)
 

@@ -194,8 +194,10 @@ class ParametersMixin:
         defaults.update(dict.fromkeys(drawn, key))
 
     def _create_missing(self):
-        """Initialise only the parameters that are not set, and check the shapes of the others."""
+        """Initialise only the parameters that are not set, and check the shapes of the others:
+        the start of training, after which they are the machine's own (not initial values)."""
         self._draw_missing()
+        self.__dict__["_defaults"] = {}
         CD = self.supervector_dimension
         expected = {"U": (CD, self.r_U), "V": (CD, self.r_V), "D": (CD,)}
         for name in self._param_names():
