@@ -20,9 +20,8 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 
-from .linalg import _lower_inverse_into, cholesky_solve, solve_lower, solve_upper
+from .linalg import _lower_inverse_into, cholesky_solve, solve_lower, solve_upper, spd_solve
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -113,10 +112,14 @@ def _cholesky(P):
 
 def project(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
     """Posterior means ``w_s = P_s^-1 b_s`` (the i-vectors) of a batch: (S, R)."""
-    L = _cholesky(precision_matrices(n, pre))
+    P = precision_matrices(n, pre)
     b = linear_terms(fnorm, pre)[:, :, None]
-    if len(L) == 1:  # one utterance: LAPACK's potrs beats the Python overhead of the recursion
-        return scipy.linalg.cho_solve((L[0], True), b[0], check_finite=False).T
+    if len(P) == 1:  # one utterance: LAPACK's potrf/potrs, without numpy's stacked set-up
+        try:
+            return spd_solve(P[0], b[0]).T
+        except np.linalg.LinAlgError:
+            _cholesky(P)  # raises the ValueError
+    L = _cholesky(P)
     return solve_upper(np.ascontiguousarray(np.swapaxes(L, -1, -2)), solve_lower(L, b))[:, :, 0]
 
 
