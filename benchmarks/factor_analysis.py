@@ -1,7 +1,8 @@
 """ISV and JFA training, enrolment and scoring: emkit against bob.learn.em 3.3.1 in the same run.
 
 Problem (the sizes of the project's issue): a UBM with C=128 Gaussians in D=40 dimensions,
-100 classes x 8 sessions x 200 frames, r_U = r_V = 20, 5 EM iterations (JFA: 5 per phase), the
+100 classes x 8 sessions x 200 frames (800 sessions: also the small shape of issue 10 item 22,
+where fixed per-call costs weigh most), r_U = r_V = 20, 5 EM iterations (JFA: 5 per phase), the
 same initial U/V/D (``random_state=0``) in both libraries.  Enrol + score: every one of the 100
 clients is enrolled from 2 sessions and scored against 10 one-session probes, with the
 reference's calls (one ``score`` per probe) and, for emkit, also batched (one ``score`` call per
@@ -9,7 +10,8 @@ client for its 10 probe templates).  Session statistics are computed once by emk
 the reference through a temporary .npz, so both libraries train from identical ``GMMStats``.
 
 Times are the best of ``--repeat`` runs (``--reference-repeat`` for the reference), as wall-clock
-and as process CPU time.  Both libraries use the machine's cores: the reference's numpy through
+and as process CPU time; emkit is timed before and after the reference, and the ratios use the
+best of both (the machine is shared: a burst of load must not decide a ratio).  Both libraries use the machine's cores: the reference's numpy through
 two BLAS threads (its CPU time is about twice its wall time, busy-waiting included), emkit's
 training through one thread per core over blocks of sessions (enrolment and scoring are
 single-threaded in both).  Other processes on the machine slow both down, unevenly: the load
@@ -242,6 +244,17 @@ def main():
     if ref is None:
         return
     print(f"   load average after the reference: {os.getloadavg()[0]:.1f}")
+    # the machine is shared: time emkit again after the reference and keep the best of both, so
+    # that a burst of load during one side's runs does not decide the ratio
+    for name, cls, cargs in (("isv", ISVMachine, (r,)), ("jfa", JFAMachine, (r, r))):
+        again = measure_emkit(cls, cargs, problem, it, args.repeat, timings_only=True)
+        for key in ("train", "score", "batched"):
+            results[name][key] = tuple(min(a, b) for a, b in zip(results[name][key], again[key]))
+        r_ = results[name]
+        print(
+            f"{'emkit ' + name.upper() + ' (best)':18s}{_pair(r_['train']):>15s}"
+            f"{_pair(r_['score']):>15s}{_pair(r_['batched']):>15s}"
+        )
     for name in ("isv", "jfa"):
         train, score = (
             (ref[name + "_train"], ref[name + "_train_cpu"]),
@@ -274,20 +287,25 @@ def main():
         print(f"   {name.upper()} max relative difference emkit vs reference: {diffs}")
 
 
-def measure_emkit(cls, cargs, problem, iterations, repeat):
+def measure_emkit(cls, cargs, problem, iterations, repeat, timings_only=False):
     ubm, stats, labels, enroll_stats, probe_stats = problem
 
     def train():
         return emkit_train(cls, cargs, ubm, stats, labels, iterations)
 
     machine = train()
-    scores = enroll_and_score(machine, enroll_stats, probe_stats)
-    return {
+    times = {
         "train": timed(train, repeat),
         "score": timed(lambda: enroll_and_score(machine, enroll_stats, probe_stats), repeat),
         "batched": timed(
             lambda: enroll_and_score_batched(machine, enroll_stats, probe_stats), repeat
         ),
+    }
+    if timings_only:
+        return times
+    scores = enroll_and_score(machine, enroll_stats, probe_stats)
+    return {
+        **times,
         "peak": peak_memory(train),
         "machine": machine,
         "scores": scores,

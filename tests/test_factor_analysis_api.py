@@ -10,6 +10,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from test_factor_analysis_parity import load_case, machine, make_stats, make_ubm, trained
 
+from emkit import GMMMachine
 from emkit.factor_analysis import ISVMachine, JFAMachine
 from emkit.stats import GMMStats
 
@@ -285,7 +286,8 @@ def test_a_class_with_no_session(small):
 
 
 def test_errors_before_fitting(small):
-    isv = machine("isv", small)
+    # with a trained UBM, U/V/D have the reference's initial values (test_factor_analysis_dropin)
+    isv = machine("isv", small, ubm=GMMMachine(4))
     probes = make_stats(small, "probe_")
     with pytest.raises(
         NotFittedError, match=re.escape("ISVMachine is not fitted (U, D not set): call fit")
@@ -297,7 +299,7 @@ def test_errors_before_fitting(small):
         isv.estimate_x(probes)
     with pytest.raises(AttributeError, match="has no U yet"):
         isv.U  # noqa: B018 - NotFittedError is an AttributeError, as the reference's missing _U was
-    jfa = machine("jfa", small)
+    jfa = machine("jfa", small, ubm=GMMMachine(4))
     jfa.U, jfa.D = np.zeros((12, 2)), np.ones(12)
     with pytest.raises(NotFittedError, match=re.escape("(V not set)")):
         jfa.score((np.zeros(2), np.zeros(12)), probes)

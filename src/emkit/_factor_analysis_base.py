@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
 
 from ._backend import (
     bag_from_parts,
@@ -30,10 +28,11 @@ from ._factor_analysis_data import (
     class_totals_chunk,
     prepare_training_set,
 )
+from ._factor_analysis_params import ParametersMixin
 from ._factor_analysis_scoring import ScoringMixin
 from ._factor_analysis_steps import ReferenceStepsMixin
 from ._kernels import factor_analysis as kfa
-from ._validation import check_frames, check_positive_int, check_random_state
+from ._validation import check_frames
 from .gmm import GMMMachine
 
 logger = logging.getLogger("emkit")
@@ -72,7 +71,7 @@ def _transform_block(ubm, block):
 # ---------------------------------------------------------------------------------------------
 
 
-class FactorAnalysisBase(ScoringMixin, ReferenceStepsMixin, BaseEstimator):
+class FactorAnalysisBase(ParametersMixin, ScoringMixin, ReferenceStepsMixin, BaseEstimator):
     """Shared state and maths of :class:`ISVMachine` and :class:`JFAMachine`.
 
     Parameters
@@ -87,7 +86,8 @@ class FactorAnalysisBase(ScoringMixin, ReferenceStepsMixin, BaseEstimator):
         EM iterations (ISV), or iterations of each of the V, U and D phases (JFA).
     random_state : int, None, numpy RandomState or Generator
         Draws the initial U (then V) from N(0, 1), as ``np.random.RandomState(seed).normal`` does
-        (the reference's numbers), without touching numpy's global generator.
+        (the reference's numbers), without touching numpy's global generator (None: from numpy's
+        global generator, as the reference).
     enroll_iterations : int
         Iterations of the latent-variable updates in ``enroll`` (>= 1).
     ubm : GMMMachine or None
@@ -98,7 +98,8 @@ class FactorAnalysisBase(ScoringMixin, ReferenceStepsMixin, BaseEstimator):
     Attributes
     ----------
     U : ndarray (CD, r_U), V : ndarray (CD, r_V) (JFA), D : ndarray (CD,)
-        Set by ``fit`` (missing ones are initialised there; user-assigned ones are kept).
+        Set by ``fit``; before it, with a trained ``ubm``, the reference's initial values (drawn
+        on first use; user-assigned ones are kept).
     classes_ : ndarray (K,)
         The class labels seen by the last ``fit``, in the order of the class indices.
     """
@@ -164,153 +165,6 @@ class FactorAnalysisBase(ScoringMixin, ReferenceStepsMixin, BaseEstimator):
     def _shape(self, action="this operation"):
         ubm = self._trained_ubm(action)
         return tuple(ubm.means.shape)
-
-    # -- parameters ----------------------------------------------------------------------------
-    # U, V and D are stored as read-only float64 arrays (assign a new array to change them), so
-    # that the constants derived from them can be cached between enrol/score calls.
-    def _get(self, name):
-        value = self.__dict__.get("_" + name)
-        if value is None:
-            raise NotFittedError(
-                f"{type(self).__name__} has no {name} yet: call fit (or assign {name}) first"
-            )
-        return value
-
-    def _store(self, name, value, copy=True):
-        arr = np.array(value, dtype=np.float64) if copy else np.asarray(value, dtype=np.float64)
-        arr.flags.writeable = False
-        self.__dict__["_" + name] = arr
-
-    @property
-    def U(self) -> np.ndarray:
-        """Session variability subspace, (CD, r_U) (read-only; assign a new array to change it)."""
-        return self._get("U")
-
-    @U.setter
-    def U(self, value):
-        self._store("U", value)
-
-    @property
-    def V(self) -> np.ndarray:
-        """Class variability subspace, (CD, r_V) (JFA)."""
-        return self._get("V")
-
-    @V.setter
-    def V(self, value):
-        self._store("V", value)
-
-    @property
-    def D(self) -> np.ndarray:
-        """Diagonal of the class offset matrix, (CD,)."""
-        return self._get("D")
-
-    @D.setter
-    def D(self, value):
-        self._store("D", value)
-
-    def _param_names(self):
-        return ("U", "V", "D") if self._has_V else ("U", "D")
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return all(self.__dict__.get("_" + k) is not None for k in self._param_names())
-
-    def _scoring_constants(self, action: str):
-        """The derived constants of a fitted machine (raises if it is not fitted)."""
-        c = self._cached_constants()
-        if c is None:
-            self._check_fitted(action)
-            c = self._derived()
-        return c
-
-    def _check_fitted(self, action: str):
-        missing = [k for k in self._param_names() if self.__dict__.get("_" + k) is None]
-        if missing:
-            raise NotFittedError(
-                f"{type(self).__name__} is not fitted ({', '.join(missing)} not set): call "
-                f"fit (or assign {', '.join(missing)}) before {action}"
-            )
-        self._trained_ubm(action)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_cache", None)
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for k in ("U", "V", "D"):
-            if self.__dict__.get("_" + k) is not None:
-                self._store(k, self.__dict__["_" + k], copy=False)
-
-    def _validate_hyperparameters(self):
-        check_positive_int(self.r_U, "r_U")
-        if self._has_V:
-            check_positive_int(self.r_V, "r_V")
-        check_positive_int(self.em_iterations, "em_iterations", minimum=0)
-        check_positive_int(self.enroll_iterations, "enroll_iterations")
-        rf = self.relevance_factor
-        if isinstance(rf, bool) or not isinstance(rf, numbers.Real) or not rf > 0:
-            raise ValueError(f"relevance_factor must be a positive number; got {rf!r}")
-
-    def _draw_subspaces(self):
-        rng = check_random_state(self.random_state)
-        CD = self.supervector_dimension
-        U = rng.normal(0.0, 1.0, size=(CD, self.r_U))
-        V = rng.normal(0.0, 1.0, size=(CD, self.r_V)) if self._has_V else None
-        return U, V
-
-    def _initial_D(self):
-        return np.sqrt(self.variance_supervector / self.relevance_factor)
-
-    def create_UVD(self):
-        """(Re)draw U and V from ``random_state``; D = ``sqrt(variance_supervector / relevance_factor)``."""
-        self._validate_hyperparameters()
-        U, V = self._draw_subspaces()
-        self._store("U", U, copy=False)
-        if self._has_V:
-            self._store("V", V, copy=False)
-        self._store("D", self._initial_D(), copy=False)
-
-    def _create_missing(self):
-        """Initialise only the parameters that are not set, and check the shapes of the others."""
-        self._validate_hyperparameters()
-        CD = self.supervector_dimension
-        names = ("U", "V") if self._has_V else ("U",)
-        if any(self.__dict__.get("_" + k) is None for k in names):
-            U, V = self._draw_subspaces()  # always U first: V gets the reference's numbers
-            for name, value in (("U", U), ("V", V)):
-                if name in names and self.__dict__.get("_" + name) is None:
-                    self._store(name, value, copy=False)
-        if self.__dict__.get("_D") is None:
-            self._store("D", self._initial_D(), copy=False)
-        expected = {"U": (CD, self.r_U), "V": (CD, self.r_V), "D": (CD,)}
-        for name in self._param_names():
-            value = self.__dict__["_" + name]
-            if value.shape != expected[name]:
-                raise ValueError(
-                    f"{name} must have shape {expected[name]} (supervector dimension C*D = {CD}, "
-                    f"r_U = {self.r_U}, r_V = {self.r_V}); got {value.shape}"
-                )
-            if not np.isfinite(value).all():
-                raise ValueError(f"{name} contains NaN or infinity")
-
-    def _compute_uprod(self):
-        """``U_c^T Sigma_c^-1 U_c`` for every Gaussian, (C, r_U, r_U)."""
-        return self._derived()["uprod"]
-
-    def _compute_vprod(self):
-        """``V_c^T Sigma_c^-1 V_c`` for every Gaussian, (C, r_V, r_V)."""
-        c = self._derived()
-        if "vprod" not in c:
-            self._get("V")
-        return c["vprod"]
-
-    def _set_param(self, name, new) -> float:
-        """Store a new parameter value; return its relative change (logged by the EM driver)."""
-        old = self.__dict__["_" + name]
-        self._store(name, new, copy=False)
-        scale = np.linalg.norm(old)
-        return float(np.linalg.norm(new - old) / scale) if scale > 0 else float(np.linalg.norm(new))
 
     def _session_params(self, n_classes, class_offsets=None, accumulate=True, totals=False):
         """:class:`SessionParams` of a pass with the current U; ``class_offsets`` (K, CD) are the

@@ -23,7 +23,7 @@ import numpy as np
 
 from ._backend import bag_from_parts, is_bag, is_dask_collection, is_delayed, n_threads, thread_map
 from ._kernels import factor_analysis as kfa
-from .stats import GMMStats
+from .stats import GMMStats, as_stats_sequence
 
 #: Elements of the (sessions, C*D) blocks (8 MB of float64: the second product over a block finds
 #: it in the cache).
@@ -108,7 +108,9 @@ def check_stats(stats, i, shape, name: str = "X") -> GMMStats:
 
 
 def check_finite_rows(rows, name):
-    if not np.isfinite(rows).all():
+    # a finite sum (one pass, no temporary) proves every entry finite; an infinite one may also
+    # be an overflow of finite entries, so look at them
+    if not np.isfinite(rows.sum()) and not np.isfinite(rows).all():
         raise ValueError(f"{name} holds statistics with NaN or infinity")
 
 
@@ -136,14 +138,16 @@ class SessionBlock:
         return 4 * len(self.present) <= len(self.codes)
 
 
-def stack_block(pairs, shape, n_classes, name: str = "X") -> SessionBlock:
-    """A :class:`SessionBlock` of a list of (class index, GMMStats) pairs."""
-    for i, pair in enumerate(pairs):
-        if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise TypeError(
-                f"{name} must hold (label, GMMStats) pairs; item {i} is a {type(pair).__name__}"
-            )
-        check_stats(pair[1], i, shape, name)
+def stack_block(pairs, shape, n_classes, name: str = "X", checked: bool = False) -> SessionBlock:
+    """A :class:`SessionBlock` of a list of (class index, GMMStats) pairs (``checked``: the pairs
+    and the GMMStats' types and shapes were validated already)."""
+    if not checked:
+        for i, pair in enumerate(pairs):
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise TypeError(
+                    f"{name} must hold (label, GMMStats) pairs; item {i} is a {type(pair).__name__}"
+                )
+            check_stats(pair[1], i, shape, name)
     B, (C, D) = len(pairs), shape
     codes = np.fromiter((pair[0] for pair in pairs), dtype=np.int64, count=B)
     if B and (codes.min() < 0 or codes.max() >= n_classes):
@@ -419,8 +423,7 @@ def prepare_training_set(X, y, shape, threads: int = 1) -> TrainingSet:
     """
     if is_bag(X):
         return _prepare_bag(X, y)
-    if isinstance(X, np.ndarray) and X.dtype == object:
-        X = list(X)
+    X = as_stats_sequence(X)  # numpy object arrays (1-D, or 2-D per class) as lists
     if not isinstance(X, (list, tuple)):
         raise TypeError(
             "X must be a list of GMMStats (one per session), a list of dask.delayed GMMStats, or a dask "
@@ -454,7 +457,7 @@ def _in_memory(X, codes, classes, shape, threads, name="X") -> TrainingSet:
     n_blocks = 2 * math.ceil(len(pairs) / (2 * block_size(*shape)))  # even: 2 threads balance
 
     def stack(rows):
-        block = stack_block(pairs[rows], shape, K, name)
+        block = stack_block(pairs[rows], shape, K, name, checked=True)
         return block, _block_sums(block)
 
     stacked = list(thread_map(stack, _split(pairs, n_blocks), threads))

@@ -15,7 +15,7 @@ from ._backend import single_threaded_blas
 from ._factor_analysis_data import check_stats
 from ._factor_analysis_steps import stack_sessions
 from ._kernels import factor_analysis as kfa
-from .stats import GMMStats
+from .stats import GMMStats, as_stats_sequence
 
 EPSILON = np.finfo(float).eps
 
@@ -50,6 +50,21 @@ def _raise_non_finite(n, F, t):
     raise ValueError("the model (latent variables) holds NaN or infinity")
 
 
+def _single_sessions(data):
+    """The GMMStats of a list of templates that each hold one session, else None."""
+    if not isinstance(data, (list, tuple)) or not isinstance(data[0], (list, tuple)):
+        return None
+    out = []
+    for template in data:
+        if isinstance(template, GMMStats):
+            out.append(template)
+        elif isinstance(template, (list, tuple)) and len(template) == 1:
+            out.append(template[0])
+        else:
+            return None
+    return out
+
+
 class ScoringMixin:
     """Derived constants, probe channel factors and scores (see the module docstring)."""
 
@@ -65,6 +80,7 @@ class ScoringMixin:
             and c["ubm"] is self.ubm
             and _same(c["means"], self.ubm.means)
             and _same(c["variances"], self.ubm.variances)
+            and (not state.get("_defaults") or c["key"] == self._default_key())
         ):
             return c
         return None
@@ -86,6 +102,7 @@ class ScoringMixin:
             V=V,
             D=Dd,
             ubm=ubm,
+            key=self._default_key(),  # initial values are drawn again when it changes
             model=None,  # (latents, score terms) of the last model scored, see _model_terms
             means=means,
             variances=variances,
@@ -119,6 +136,7 @@ class ScoringMixin:
     def _stack(self, X, name="X"):
         """``n`` (S, C) and ``F`` (S, CD) of a GMMStats or a list of GMMStats."""
         shape = self._shape()
+        X = as_stats_sequence(X)
         if isinstance(X, GMMStats):
             X = [X]
         if not isinstance(X, (list, tuple)):
@@ -133,6 +151,7 @@ class ScoringMixin:
 
         With ``check_finite=False`` the caller checks its results instead (see :meth:`_score`).
         """
+        data = as_stats_sequence(data)
         if isinstance(data, GMMStats):
             data = [data]
         if not isinstance(data, (list, tuple)) or len(data) == 0:
@@ -225,11 +244,12 @@ class ScoringMixin:
         (:meth:`_model_terms`): no (templates, C*D) temporary, U read once per model.
         """
         a, model_n_terms = self._model_terms(c, latents, model_offset)
+        data = as_stats_sequence(data)
         if isinstance(data, (list, tuple)) and len(data) == 1 and isinstance(data[0], GMMStats):
             return self._score_session(c, data[0], a, model_n_terms)
         n, F, t, single = self._templates(data, check_finite=False, shape=c["shape"])
         with _blas_for(len(n)):
-            x = self._probe_x(c, n, F)
+            x = self._cached_probe_x(c, data, n, F)
             n_terms = n @ model_n_terms  # [N.a_m | N W_a]
             scores = F @ a - n_terms[:, 0] - (n_terms[:, 1:] * x).sum(axis=1)
         if not (np.isfinite(scores).all() and np.isfinite(t).all()):
@@ -239,6 +259,31 @@ class ScoringMixin:
             return np.float64(0.0 if abs(t0) <= EPSILON else scores[0] / t0)
         empty = np.abs(t) <= EPSILON
         return np.where(empty, 0.0, scores / np.where(empty, 1.0, t))
+
+    @classmethod
+    def _cached_probe_x(cls, c, data, n, F):
+        """:meth:`_probe_x` of the templates, taken from the probe cache of :meth:`_score_session`
+        for templates of one session seen before (and added to it): scoring every model against
+        the same list of probes computes each probe's channel factor once."""
+        sessions = _single_sessions(data)
+        if sessions is None:
+            return cls._probe_x(c, n, F)
+        probes = c.setdefault("probes", {})
+        x = np.empty((len(sessions), c["U_over_var"].shape[1]))
+        todo = []
+        for p, s in enumerate(sessions):
+            seen = probes.get(id(s))
+            if seen is not None and _same(seen[0], n[p]) and _same(seen[1], F[p]):
+                x[p] = seen[2]
+            else:
+                todo.append(p)
+        if todo:
+            x[todo] = cls._probe_x(c, n[todo], F[todo])
+            for p in todo[-_PROBE_CACHE_SIZE:]:
+                if len(probes) >= _PROBE_CACHE_SIZE:
+                    probes.pop(next(iter(probes)))  # the oldest entry
+                probes[id(sessions[p])] = (n[p].copy(), F[p].copy(), x[p].copy())
+        return x
 
     @staticmethod
     def _score_session(c, s, a, model_n_terms):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._factor_analysis_data import check_class_indices, check_finite_rows, check_stats
 from ._kernels import factor_analysis as kfa
-from .stats import GMMStats
+from .stats import GMMStats, as_stats_sequence
 
 
 def stack_sessions(X, shape, name="X"):
@@ -50,6 +50,7 @@ class ReferenceStepsMixin:
 
     # -- inputs -------------------------------------------------------------------------------
     def _labelled(self, X, y, n_classes):
+        X = as_stats_sequence(X)
         if isinstance(X, GMMStats):
             X = [X]
         X = list(X)

@@ -19,10 +19,12 @@ Differences from the reference shared by both classes (each class lists its own)
 
 * labels may be any hashable values (mapped to ``0..K-1`` in sorted order, ``classes_``);
 * ``enroll_iterations`` is a constructor parameter, so ``get_params``/``clone`` keep it;
-* U and V are drawn in ``fit`` (not in ``__init__``) from a private generator seeded by
-  ``random_state`` (same numbers as the reference's ``np.random.seed`` + ``normal``), which may
-  also be a ``RandomState`` or ``Generator``; only missing parameters are initialised, so a
-  user-assigned U, V or D is never re-drawn;
+* U, V and D get the reference's initial values on first use (reading them, enrolling, scoring,
+  ``fit``) rather than in ``__init__``: U then V from a private generator seeded by
+  ``random_state`` (same numbers as the reference's ``np.random.seed`` + ``normal``; None draws
+  from numpy's global generator, as the reference), which may also be a ``RandomState`` or
+  ``Generator``; only missing parameters are initialised, so a user-assigned U, V or D is never
+  re-drawn, and initial values are drawn again if the hyper-parameters or the UBM change;
 * U, V and D are read-only arrays (assign a new array to change them);
 * ``score`` also takes a list of probe templates and returns one score per template;
 * a Gaussian that no statistic reaches keeps its previous subspace block (the reference hit a
@@ -46,7 +48,7 @@ from ._factor_analysis_data import encode_labels
 from ._factor_analysis_scoring import _blas_for
 from ._factor_analysis_steps import ISVStepsMixin, JFAStepsMixin
 from ._kernels import factor_analysis as kfa
-from .stats import GMMStats
+from .stats import GMMStats, as_stats_sequence
 
 logger = logging.getLogger("emkit")
 
@@ -75,6 +77,7 @@ def is_input_dask_nested(X) -> bool:
 
 def check_dask_input_samples_per_class(X, y):
     """``(input_is_dask, n_classes, n_samples_per_class)``; per-class label lists are flattened."""
+    X = as_stats_sequence(X)
     input_is_dask = is_input_dask_nested(X)
     if input_is_dask and len(y) and np.ndim(y[0]) == 1:
         y = [label for labels in y for label in list(labels)]
@@ -215,6 +218,7 @@ class ISVMachine(ISVStepsMixin, FactorAnalysisBase):
         """
         self._check_fitted("transform")
         ubm = self._trained_ubm()
+        X = as_stats_sequence(X)
         single = isinstance(X, GMMStats) or (isinstance(X, np.ndarray) and X.ndim <= 2)
         items = [X] if single else list(X)
         stats = [s if isinstance(s, GMMStats) else ubm.acc_stats(s) for s in items]

@@ -13,6 +13,12 @@ together by a stacked Cholesky decomposition; their inverses, needed for ``E[w w
 the triangular factors.  The accumulators are additive, so a list of statistics is one task and a
 ``dask.bag`` of them is one task per partition, summed in a fixed order.
 
+Statistics far from the origin: the E-step centres them on the UBM means, the second-order
+ones (``S - 2 F m + n m**2``, whose terms are each about ``n m**2``) in compensated arithmetic
+(:func:`emkit._kernels.ivector.centred_second_moments`), so that emkit adds no error to what the
+GMMStats hold.  What they hold is limited: far from the origin (``|m| >> sigma``) ``sum_pxx``
+keeps about ``16 - log10(m**2 / sigma**2)`` digits of the variances (none at 1e8).
+
 Training objective and convergence: each E-step also computes the log-likelihood of the
 statistics under the current model (Kenny et al., 2005)::
 
@@ -51,12 +57,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
-from ._backend import is_dask_collection, map_ordered, map_reduce, n_threads, single_threaded_blas
+from ._backend import (is_dask_collection, map_ordered, map_reduce, n_threads, single_threaded_blas,
+                       thread_map, tree_sum)
 from ._checkpoint import resumable_em
 from ._kernels import ivector as kiv
 from ._validation import check_positive_int, check_random_state
 from .gmm import GMMMachine
-from .stats import GMMStats
+from .stats import GMMStats, as_stats_sequence
 
 logger = logging.getLogger("emkit")
 
@@ -186,7 +193,9 @@ def compute_tt_sigma_inv_fnorm(ubm_means: np.ndarray, stats: GMMStats, T: np.nda
 
 
 def _check_stats_sequence(X, name: str = "X"):
-    """A non-empty list of GMMStats, or a dask bag (validated partition by partition)."""
+    """A non-empty list of GMMStats, or a dask bag (validated partition by partition); a numpy
+    object array of GMMStats (``np.array(list_of_stats)``) is a list."""
+    X = as_stats_sequence(X)
     if is_dask_collection(X):
         if not hasattr(X, "npartitions") or hasattr(X, "chunks"):
             raise TypeError(f"{name} must be a list of GMMStats or a dask bag of them; got a "
@@ -204,8 +213,10 @@ def _check_stats_sequence(X, name: str = "X"):
     return X
 
 
-def _stack_batch(batch, C: int, D: int, offset: int, name: str, indexed: bool = True):
-    """Stack GMMStats into n (B, C), sum_px and sum_pxx (B, C, D), checking shapes and values."""
+def _stack_batch(batch, C: int, D: int, offset: int, name: str, indexed: bool = True,
+                 second_order: bool = True):
+    """Stack GMMStats into n (B, C), sum_px and sum_pxx (B, C, D), checking shapes and values
+    (without sum_pxx when not ``second_order``)."""
 
     def label(i):
         return f"{name}[{offset + i}]" if indexed else name
@@ -213,31 +224,67 @@ def _stack_batch(batch, C: int, D: int, offset: int, name: str, indexed: bool = 
     for i, s in enumerate(batch):
         if not isinstance(s, GMMStats):
             raise TypeError(f"{label(i)} must be a GMMStats; got {type(s).__name__}")
-        if np.shape(s.n) != (C,) or np.shape(s.sum_px) != (C, D) or np.shape(s.sum_pxx) != (C, D):
+        if (np.shape(s.n) != (C,) or np.shape(s.sum_px) != (C, D)
+                or (second_order and np.shape(s.sum_pxx) != (C, D))):
             raise ValueError(
                 f"{label(i)} has statistics of shape n {np.shape(s.n)}, sum_px "
                 f"{np.shape(s.sum_px)}; the UBM expects n ({C},) and sum_px/sum_pxx ({C}, {D})"
             )
-    arrays = (np.stack([np.asarray(s.n, dtype=np.float64) for s in batch]),
-              np.stack([np.asarray(s.sum_px, dtype=np.float64) for s in batch]),
-              np.stack([np.asarray(s.sum_pxx, dtype=np.float64) for s in batch]))
-    for field, a in zip(("n", "sum_px", "sum_pxx"), arrays):
+    fields = ("n", "sum_px", "sum_pxx") if second_order else ("n", "sum_px")
+    arrays = tuple(_stacked(batch, field) for field in fields)
+    for field, a in zip(fields, arrays):
         if not np.isfinite(a).all():
             bad = int(np.argwhere(~np.isfinite(a))[0][0])
             raise ValueError(f"{label(bad)}.{field} contains NaN or infinity")
     return arrays
 
 
+def _stacked(batch, field):
+    """One field of a list of GMMStats as one float64 array (B, ...): one copy, no temporaries."""
+    first = np.asarray(getattr(batch[0], field))
+    out = np.empty((len(batch),) + first.shape)
+    for i, s in enumerate(batch):
+        out[i] = getattr(s, field)
+    return out
+
+
 def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
                  threads: int = 1) -> IVectorStats:
+    """E-step statistics of a list of GMMStats, or of :class:`~emkit._kernels.ivector.CentredBatch`
+    (stacked once per ``fit``)."""
     items = items if isinstance(items, list) else list(items)
     C, D, R = pre.shape
     acc = IVectorStats(C, D, R)
     parallel = None if threads <= 1 else (lambda fn, pieces: map_ordered(fn, pieces, threads))
+    if items and isinstance(items[0], kiv.CentredBatch):
+        for batch in items:
+            kiv.accumulate_centred(batch, pre, acc, parallel, threads)
+        return acc
     for start in range(0, len(items), batch_size):
         n, sum_px, sum_pxx = _stack_batch(items[start : start + batch_size], C, D, start, name)
         kiv.accumulate(n, sum_px, sum_pxx, pre, acc, parallel, threads)
     return acc
+
+
+#: ``fit`` stacks and centres the statistics once (not in every iteration) when their stacked
+#: copy takes at most this many bytes.
+_CENTRED_CACHE_BYTES = 512 * 2**20
+
+
+def _centred_batches(X, means, batch_size: int, name: str = "X"):
+    """The list ``X`` of GMMStats as :class:`~emkit._kernels.ivector.CentredBatch` of at most
+    ``batch_size`` utterances, at least two per thread (the E-step spreads them over threads);
+    None when their copy would exceed :data:`_CENTRED_CACHE_BYTES`."""
+    C, D = means.shape
+    if len(X) * (C * D + C) * 8 > _CENTRED_CACHE_BYTES:
+        return None
+    size = min(batch_size, max(1, -(-len(X) // (2 * n_threads()))))
+
+    def centre(start):
+        n, sum_px, sum_pxx = _stack_batch(X[start : start + size], C, D, start, name)
+        return kiv.centre_batch(n, sum_px, sum_pxx, means)
+
+    return map_ordered(centre, range(0, len(X), size))
 
 
 #: Above this size of the (C, R, R) accumulator, the threads share one accumulator: they split
@@ -251,6 +298,8 @@ def _accumulate(data, pre: kiv.Precomputed, batch_size: int, name: str) -> IVect
     C, _, R = pre.shape
     if isinstance(data, list) and C * R * R * 8 > _MAX_ACCUMULATOR_PER_THREAD:
         return _estep_chunk(data, pre, batch_size, name, threads=n_threads())
+    if isinstance(data, list) and data and isinstance(data[0], kiv.CentredBatch):  # in order
+        return tree_sum(thread_map(lambda b: _estep_chunk([b], pre, batch_size), data))
     return map_reduce(_estep_chunk, data, pre, batch_size, name)
 
 
@@ -436,8 +485,6 @@ class IVectorMachine(BaseEstimator):
         self._check_params()
         X = _check_stats_sequence(X, "X")
         C, D = np.shape(ubm.means)
-        if not is_dask_collection(X):  # fail before the expensive initialisation
-            _stack_batch(X[:1], C, D, 0, "X")
         self.dim_c, self.dim_d = C, D
 
         def initialize():
@@ -447,10 +494,19 @@ class IVectorMachine(BaseEstimator):
         def restore(arrays):
             self.T, self.sigma = arrays["T"], arrays["sigma"]
 
+        means = np.array(ubm.means, dtype=np.float64)
+        batch_size = (kiv.default_batch_size(self.dim_t) if self.batch_size is None
+                      else self.batch_size)
+        data = X
+        if not is_dask_collection(X):  # validated here, before the expensive initialisation
+            data = _centred_batches(X, means, batch_size)
+            if data is None:  # too large to keep a centred copy: stacked in every E-step
+                _stack_batch(X[:1], C, D, 0, "X")
+                data = X
+
         def e_step_():
-            pre = kiv.Precomputed.from_parameters(np.asarray(ubm.means, dtype=np.float64), self.T,
-                                                  self.sigma)
-            return _accumulate(X, pre, _batch_size(self), "X")
+            pre = kiv.Precomputed.from_parameters(means, self.T, self.sigma)
+            return _accumulate(data, pre, batch_size, "X")
 
         def m_step_(stats):
             if stats.n_sessions == 0:
@@ -511,7 +567,8 @@ class IVectorMachine(BaseEstimator):
         out = np.empty((S, R))
 
         def run(start):
-            n, sum_px, _ = _stack_batch(X[start : start + size], C, D, start, name, indexed)
+            n, sum_px = _stack_batch(X[start : start + size], C, D, start, name, indexed,
+                                     second_order=False)
             out[start : start + size] = kiv.project(n, sum_px - n[:, :, None] * pre.means, pre)
 
         map_ordered(run, range(0, S, size))
@@ -523,6 +580,7 @@ class IVectorMachine(BaseEstimator):
         ``(I + sum_c n_c T_c' sigma_c^-1 T_c)^-1 sum_c T_c' sigma_c^-1 (F_c - n_c m_c)``.
         """
         self._check_fitted("project")
+        stats = as_stats_sequence(stats)  # a 0-D object array holding one GMMStats
         if not isinstance(stats, GMMStats):
             raise TypeError(f"stats must be a GMMStats; got {type(stats).__name__}")
         pre = self._precomputed()

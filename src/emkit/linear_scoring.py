@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .gmm import GMMMachine
-from .stats import GMMStats
+from .stats import GMMStats, as_stats_sequence
 
 EPSILON = np.finfo(float).eps
 
@@ -63,6 +63,7 @@ def linear_scoring(models_means, ubm: GMMMachine, test_stats, test_channel_offse
     models = _models_array(models_means)
     if ubm.trainer == "map" and ubm.ubm is not None:
         ubm = ubm.ubm
+    test_stats = as_stats_sequence(test_stats)
     if isinstance(test_stats, GMMStats):
         test_stats = [test_stats]
     test_stats = list(test_stats)

@@ -284,3 +284,22 @@ def stack_stats(stats_list, name: str = "X"):
     sum_px = np.stack([np.asarray(s.sum_px, dtype=np.float64) for s in stats_list])
     t = np.array([s.t for s in stats_list], dtype=np.float64)
     return n, sum_px, t
+
+
+def as_stats_sequence(X):
+    """``X`` with numpy object arrays of :class:`GMMStats` turned into lists.
+
+    ``np.array(list_of_stats)`` gives a 1-D object array (-> list), ``np.array`` of a list of
+    equal-length lists a 2-D one (-> list of lists), a 0-D object array its single item; lists
+    whose items are such arrays (per-class groups) have their items converted too.  Anything else
+    is returned unchanged (validation is left to the caller), so this is cheap on lists.
+    """
+    if isinstance(X, np.ndarray) and X.dtype == object:
+        if X.ndim == 0:
+            return X.item()
+        if X.ndim == 1:
+            return [as_stats_sequence(x) for x in X.tolist()]
+        return [as_stats_sequence(row) for row in X]
+    if isinstance(X, (list, tuple)) and X and isinstance(X[0], np.ndarray) and X[0].dtype == object:
+        return [as_stats_sequence(x) for x in X]
+    return X

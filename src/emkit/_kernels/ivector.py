@@ -20,9 +20,8 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 
-from .linalg import _lower_inverse_into, cholesky_solve, solve_lower, solve_upper
+from .linalg import _lower_inverse_into, cholesky_solve, solve_lower, solve_upper, spd_solve
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -113,10 +112,14 @@ def _cholesky(P):
 
 def project(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
     """Posterior means ``w_s = P_s^-1 b_s`` (the i-vectors) of a batch: (S, R)."""
-    L = _cholesky(precision_matrices(n, pre))
+    P = precision_matrices(n, pre)
     b = linear_terms(fnorm, pre)[:, :, None]
-    if len(L) == 1:  # one utterance: LAPACK's potrs beats the Python overhead of the recursion
-        return scipy.linalg.cho_solve((L[0], True), b[0], check_finite=False).T
+    if len(P) == 1:  # one utterance: LAPACK's potrf/potrs, without numpy's stacked set-up
+        try:
+            return spd_solve(P[0], b[0]).T
+        except np.linalg.LinAlgError:
+            _cholesky(P)  # raises the ValueError
+    L = _cholesky(P)
     return solve_upper(np.ascontiguousarray(np.swapaxes(L, -1, -2)), solve_lower(L, b))[:, :, 0]
 
 
@@ -150,20 +153,52 @@ def _serial_map(fn, items):
     return [fn(item) for item in items]
 
 
+@dataclass(frozen=True)
+class CentredBatch:
+    """The statistics of a batch centred on the UBM means: what the E-step reads of them.
+
+    ``n`` (S, C), ``fnorm = F - n m`` (S, C, D), ``snorm`` (C, D) = the batch's sum of
+    ``S - 2 F m + n m**2``; both computed once (:func:`centre_batch`) in compensated arithmetic.
+    """
+
+    n: np.ndarray
+    fnorm: np.ndarray
+    snorm: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.n.nbytes + self.fnorm.nbytes + self.snorm.nbytes
+
+
+def centre_batch(n, sum_px, sum_pxx, means) -> CentredBatch:
+    """:class:`CentredBatch` of raw statistics n (S, C), sum_px and sum_pxx (S, C, D)."""
+    fnorm = sum_px - n[:, :, None] * means
+    return CentredBatch(n, fnorm, centred_second_moments(sum_pxx, sum_px, n, means))
+
+
 def accumulate(n, sum_px, sum_pxx, pre: Precomputed, acc, parallel_map=None,
                n_pieces: int = 1) -> None:
     """Add the E-step statistics of one batch to ``acc`` (an object with the accumulator arrays).
 
-    n (S, C), sum_px and sum_pxx (S, C, D).  ``acc`` has ``nij_sigma_wij2`` (C, R, R),
+    n (S, C), sum_px and sum_pxx (S, C, D): :func:`accumulate_centred` of :func:`centre_batch`.
+    """
+    accumulate_centred(centre_batch(n, sum_px, sum_pxx, pre.means), pre, acc, parallel_map,
+                       n_pieces)
+
+
+def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=None,
+                       n_pieces: int = 1) -> None:
+    """Add the E-step statistics of one :class:`CentredBatch` to ``acc``.
+
+    ``acc`` has ``nij_sigma_wij2`` (C, R, R),
     ``fnorm_sigma_wij`` (C, D, R), ``snormij`` (C, D), ``nij`` (C,), ``log_likelihood`` (float)
     and ``n_sessions`` (int), updated in place.  With ``parallel_map(fn, items)`` (e.g. a thread
     pool's ordered map) and ``n_pieces > 1``, the posteriors of slices of the batch, then the
     updates of slices of the Gaussians' accumulator rows, run in parallel: one accumulator only.
     """
+    n, fnorm, snorm = batch.n, batch.fnorm, batch.snorm
     S, (C, D, R) = n.shape[0], pre.shape
     run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
-    m = pre.means
-    fnorm = sum_px - n[:, :, None] * m
     # the precisions column-wise (each thread reads its own columns of the big constant), the
     # posteriors utterance-wise, the accumulator row-wise: every piece writes its own slice
     lower = np.empty((S, pre.tt_lower.shape[1]))
@@ -182,13 +217,70 @@ def accumulate(n, sum_px, sum_pxx, pre: Precomputed, acc, parallel_map=None,
     run(lambda rows: gemm_accumulate(second[rows], n.T[rows], ww), _pieces(C, n_pieces))
     del ww
     gemm_accumulate(acc.fnorm_sigma_wij.reshape(C * D, R), fnorm.reshape(S, C * D).T, w)
-    snorm = (sum_pxx - 2.0 * sum_px * m + n[:, :, None] * (m * m)).sum(axis=0)
     acc.snormij += snorm
     n_total = n.sum(axis=0)
     acc.nij += n_total
     acc.log_likelihood += float(utt_ll.sum() + n_total @ pre.log_norm
                                 - 0.5 * np.sum(snorm * pre.inv_sigma))
     acc.n_sessions += S
+
+
+_SPLITTER = 134217729.0  # 2**27 + 1 (Dekker's split of a float64 into two 26-bit halves)
+
+
+def _two_product(a, b):
+    """``(p, e)`` with ``p = fl(a * b)`` and ``p + e == a * b`` exactly (Dekker; no FMA in numpy)."""
+    p = a * b
+    ah = a * _SPLITTER
+    ah = ah - (ah - a)
+    al = a - ah
+    bh = b * _SPLITTER
+    bh = bh - (bh - b)
+    bl = b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _two_sum(a, b):
+    """``(s, e)`` with ``s = fl(a + b)`` and ``s + e == a + b`` exactly (Knuth)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _split_sum(A):
+    """``(hi, lo)`` (A.shape[1:]) with ``hi + lo`` the sum of ``A`` over axis 0 to about one
+    rounding of the result (and ``hi`` exact): each entry is split into a high part on a common
+    grid, whose sum is exact, and a small remainder (the extraction of Rump et al.'s AccSum)."""
+    top = np.abs(A).max(axis=0)
+    # a power of two >= 2 * S * max|A|: the high parts are multiples of its ulp, their sum exact
+    _, exponent = np.frexp(top * (2.0 * len(A)))
+    sigma = np.ldexp(1.0, exponent) * 1.5  # 1.5 * 2**e: A + sigma stays in [2**e, 2**(e+1))
+    hi = (A + sigma) - sigma
+    return hi.sum(axis=0), (A - hi).sum(axis=0)
+
+
+def centred_second_moments(S, F, n, m):
+    """``sum_s (S_s - 2 F_s m + n_s m**2)`` (C, D): the second-order statistics of a batch centred on
+    ``m`` (C, D), from the raw sums ``S`` (B, C, D), ``F`` (B, C, D), ``n`` (B, C).
+
+    The three terms are each about ``n m**2``: far from the origin (``|m| >> sigma``) their plain
+    difference loses ``log10(m**2 / sigma**2)`` digits (all of them at 1e8).  Here the sums over the
+    batch are exact splits (:func:`_split_sum`) and the products and differences are evaluated with
+    their rounding errors (error-free transformations), so the result is as accurate as the
+    statistics themselves, for about the cost of the plain formula.
+    """
+    S_hi, S_lo = _split_sum(S)
+    F_hi, F_lo = _split_sum(F)
+    n_hi, n_lo = _split_sum(n)
+    n_hi, n_lo = n_hi[:, None], n_lo[:, None]
+    m2 = 2.0 * m  # exact
+    p2, e2 = _two_product(F_hi, m2)  # 2 m F
+    q, eq = _two_product(m, m)  # m**2
+    p3, e3 = _two_product(n_hi, q)  # n m**2
+    s1, r1 = _two_sum(S_hi, -p2)
+    s2, r2 = _two_sum(s1, p3)
+    small = (S_lo - m2 * F_lo) + (n_lo * q + n_hi * eq)
+    return s2 + ((r1 + r2) + ((e3 - e2) + small))
 
 
 def gemm_accumulate(out: np.ndarray, a: np.ndarray, b: np.ndarray,
