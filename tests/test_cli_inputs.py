@@ -113,6 +113,27 @@ def test_det_tick_labels_do_not_overlap(det_figure):
             assert start > end, [t.get_text() for t in labels]
 
 
+def _overlapping_tick_labels(fig):
+    (ax,) = fig.axes
+    renderer = fig.canvas.get_renderer()
+    for labels, lo, hi in ((ax.get_xticklabels(), "x0", "x1"), (ax.get_yticklabels(), "y0", "y1")):
+        boxes = sorted((getattr(b, lo), getattr(b, hi), t.get_text()) for t, b in
+                       ((t, t.get_window_extent(renderer)) for t in labels if t.get_text()))
+        for (_, end, a), (start, _, b) in zip(boxes, boxes[1:]):
+            if start <= end:
+                return a, b
+    return None
+
+
+@pytest.mark.parametrize("low", [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02])
+def test_det_tick_labels_do_not_overlap_at_any_low_limit(det_figure, low):
+    """The long labels near the low end ("0.02", "0.05") need more room than "5" and "10"."""
+    systems, _ = det_figure
+    fig = metrics.plot_det_curves(systems, limits=(low, 0.5), title="DET")
+    fig.canvas.draw()
+    assert _overlapping_tick_labels(fig) is None
+
+
 def test_det_curves_cross_the_diagonal_at_the_eer_of_the_legend(det_figure):
     from scipy.special import ndtri
 

@@ -61,7 +61,7 @@ def test_valid_recipe_with_defaults(project):
     assert r["conditions"]["eval"]["trials"] == str(project / "trials")
     assert r["norm"] == {"method": "zt", "cohort": "train", "top_n": 200, "ddof": 1}
     assert r["calibration"] == {"train": "eval", "prior": 0.5}
-    assert r["evaluation"] == {"p_target": [0.01], "c_miss": 1.0, "c_fa": 1.0}
+    assert r["evaluation"] == {"p_target": [0.01], "c_miss": 1.0, "c_fa": 1.0, "title": "DET curves"}
 
 
 def test_relative_recipe_path_gives_absolute_paths(project, monkeypatch):

@@ -79,6 +79,7 @@ trials = "lists/trials"
 
 [evaluation]
 p_target = [0.01, 0.001]
+title = "emkit demo: Japanese Vowels (seed {seed})"
 """
 
 

@@ -257,14 +257,20 @@ _TICKS = np.array([1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.
                    0.8, 0.9, 0.95, 0.98, 0.99])
 
 
-def _thin_ticks(ticks, span: float, *, min_fraction: float = 0.07):
-    """Ticks at least ``min_fraction * span`` apart in probit units, from the top one down, so
-    that the labels of a 5.5 inch plot do not run into each other."""
+def _tick_label(p: float) -> str:
+    return f"{100 * p:g}"
+
+
+def _thin_ticks(ticks, span: float, *, pad_fraction: float = 0.03, char_fraction: float = 0.02):
+    """Ticks far enough apart in probit units for their labels not to run into each other on a
+    5.5 inch plot, from the top one down: the gap needed grows with the labels' lengths ("0.05"
+    needs more room than "5"), ``pad_fraction + char_fraction * mean length`` of the span."""
     from scipy.special import ndtri
 
     kept = [ticks[-1]]
     for tick in ticks[-2::-1]:
-        if ndtri(kept[-1]) - ndtri(tick) >= min_fraction * span:
+        chars = (len(_tick_label(kept[-1])) + len(_tick_label(tick))) / 2
+        if ndtri(kept[-1]) - ndtri(tick) >= (pad_fraction + char_fraction * chars) * span:
             kept.append(tick)
     return np.array(kept[::-1])
 
@@ -337,7 +343,7 @@ def plot_det_curves(systems, *, ax=None, title=None, limits=None):
     ends = ndtri(np.array([lo, hi]))
     ax.plot(ends, ends, color="0.6", linestyle=":", linewidth=1)
     ticks = _thin_ticks(_TICKS[(_TICKS >= lo) & (_TICKS <= hi)], ends[1] - ends[0])
-    labels = [f"{100 * t:g}" for t in ticks]
+    labels = [_tick_label(t) for t in ticks]
     ax.set_xticks(ndtri(ticks), labels)
     ax.set_yticks(ndtri(ticks), labels)
     ax.set_xlim(*ends)

@@ -11,7 +11,7 @@ Layout (see ``examples/espeak_recipe/recipe.toml``)::
     [conditions.NAME]  data = SET, enroll = FILE (spk2utt), trials = FILE (with labels)
     [norm]             method = "z" | "t" | "zt" | "s" | "as", cohort = SET, top_n, ddof
     [calibration]      train = CONDITION, prior
-    [evaluation]       p_target = [...], c_miss, c_fa
+    [evaluation]       p_target = [...], c_miss, c_fa, title (of the DET plot)
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ SECTIONS = {
     "conditions": {"data": (STR, ...), "enroll": (STR, ...), "trials": (STR, ...)},
     "norm": {"method": (STR, ...), "cohort": (STR, ...), "top_n": (INT, 200), "ddof": (INT, 1)},
     "calibration": {"train": (STR, ...), "prior": (FLOAT, 0.5)},
-    "evaluation": {"p_target": (FLOATS, [0.01]), "c_miss": (FLOAT, 1.0), "c_fa": (FLOAT, 1.0)},
+    "evaluation": {"p_target": (FLOATS, [0.01]), "c_miss": (FLOAT, 1.0), "c_fa": (FLOAT, 1.0),
+                   "title": (STR, "DET curves")},
 }
 TOP = {"work_dir": (STR, "work"), "seed": (INT, 0), "jobs": (INT, 1)}
 TABLES = ("data", "features", "ubm", "systems", "conditions", "norm", "calibration",

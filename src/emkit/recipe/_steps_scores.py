@@ -135,7 +135,7 @@ def _evaluate_steps(recipe, work):
             curves[f"{system} / {cond}"] = (tar, non)
         with atomic_write(work / "results.json") as f:
             json.dump(rows, f, indent=1)
-        ex.save_png(metrics.plot_det_curves(curves, title="DET"), work / "det.png")
+        ex.save_png(metrics.plot_det_curves(curves, title=e["title"]), work / "det.png")
         return f"{len(rows)} score files evaluated"
 
     return [FunctionStep("evaluate", run,
