@@ -15,8 +15,6 @@ the recursion are solved by substitution, a loop over their rows (vectorised ove
 
 from __future__ import annotations
 
-import functools
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,14 +23,48 @@ from .linalg import _lower_inverse_into, cholesky_solve, solve_lower, solve_uppe
 
 LOG_2PI = np.log(2.0 * np.pi)
 
-#: Default working-set budget per (batch, R, R) stack: the batch size is chosen so that one such
-#: stack takes at most this many bytes (a few of them are alive at once).
+#: Bound on the temporary of :func:`gemm_accumulate` (and the M-step's blocks of Gaussians).
 DEFAULT_BATCH_BYTES = 64 * 2**20
 
+#: Fixed part of the E-step's memory budget (see :func:`default_batch_size`).
+BATCH_SLACK_BYTES = 256 * 2**20
 
-def default_batch_size(dim_t: int, budget_bytes: int = DEFAULT_BATCH_BYTES) -> int:
-    """Utterances per E-step batch: one (batch, dim_t, dim_t) float64 stack fits the budget."""
-    return max(1, int(budget_bytes // (8 * dim_t * dim_t)))
+#: Largest default batch: the accumulator update ``(C, S) @ (S, R*R)`` does ``2 S`` flops per
+#: accumulator entry read and written (16 bytes), S / 8 flops per byte; at 512 utterances (64
+#: flops per byte) it is compute-bound on any current CPU, and larger batches only cost memory.
+MAX_BATCH = 512
+
+
+def accumulator_bytes(dim_c: int, dim_d: int, dim_t: int) -> int:
+    """Bytes of one set of E-step accumulators: (C, R, R), (C, D, R), (C, D) and (C,) float64."""
+    C, D, R = dim_c, dim_d, dim_t
+    return 8 * (C * R * R + C * D * R + C * D + C)
+
+
+def batch_bytes(batch: int, dim_c: int, dim_d: int, dim_t: int) -> int:
+    """Peak bytes of the temporaries of one E-step batch of ``batch`` utterances (upper bound).
+
+    Per utterance: its centred statistics (C + C*D), the packed precision (R(R+1)/2), four
+    (R, R) stacks alive at once in :func:`posterior_moments` (precision, Cholesky factor,
+    ``[L^-1; w']``, ``E[w w']``) and a few R-vectors; plus the :func:`gemm_accumulate` block.
+    """
+    C, D, R = dim_c, dim_d, dim_t
+    per_utterance = 8 * (C * D + C + R * (R + 1) // 2 + 4 * R * R + R + 4 * R)
+    return batch * per_utterance + DEFAULT_BATCH_BYTES
+
+
+def default_batch_size(dim_c: int, dim_d: int, dim_t: int) -> int:
+    """Utterances per E-step batch, from arithmetic intensity and a memory budget.
+
+    Every batch reads the (C, R(R+1)/2) constants and reads and writes the (C, R*R) accumulator
+    once, so the batch should be as large as memory allows, up to :data:`MAX_BATCH` (where the
+    products are compute-bound).  Budget: the accumulators plus one batch's temporaries
+    (:func:`batch_bytes`) take at most ``1.5 * accumulator_bytes + 256 MB``, i.e. the batch's
+    temporaries at most half the accumulators plus 256 MB.  At least one utterance.
+    """
+    budget = accumulator_bytes(dim_c, dim_d, dim_t) // 2 + BATCH_SLACK_BYTES
+    per_utterance = batch_bytes(1, dim_c, dim_d, dim_t) - DEFAULT_BATCH_BYTES
+    return int(min(MAX_BATCH, max(1, (budget - DEFAULT_BATCH_BYTES) // per_utterance)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,23 +102,20 @@ class Precomputed:
         return C, D, self.t_sigma_inv.shape[1]
 
 
-@functools.lru_cache(maxsize=8)
-def _lower_positions(R: int):
-    """Flat positions in an (R, R) matrix of its lower triangle (row-major) and of its diagonal."""
-    rows, cols = np.tril_indices(R)
-    return rows * R + cols, np.arange(R) * (R + 1)
-
-
 def lower_to_square(lower: np.ndarray, R: int) -> np.ndarray:
     """(S, R(R+1)/2) lower triangles to (S, R, R) matrices plus the identity, upper part zero.
 
     Enough for the Cholesky factorisations, which read the lower triangle only.
     """
-    tri, diagonal = _lower_positions(R)
-    out = np.zeros((lower.shape[0], R * R))
-    out[:, tri] = lower
-    out[:, diagonal] += 1.0
-    return out.reshape(-1, R, R)
+    S = lower.shape[0]
+    out = np.empty((S, R, R))
+    start = 0
+    for i in range(R):  # row by row (slices over the stack): a few times faster than a scatter
+        out[:, i, : i + 1] = lower[:, start : start + i + 1]
+        out[:, i, i + 1 :] = 0.0
+        start += i + 1
+    out.reshape(S, R * R)[:, :: R + 1] += 1.0
+    return out
 
 
 def precision_matrices(n: np.ndarray, pre: Precomputed) -> np.ndarray:
@@ -139,7 +168,8 @@ def posterior_moments(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed, P=None
     z = np.matmul(aug[:, :R], b[:, :, None])  # L^-1 b
     np.matmul(np.swapaxes(z, -1, -2), aug[:, :R], out=aug[:, R:])  # w' = (L^-1 b)' L^-1
     w = aug[:, R].copy()
-    ww = np.matmul(np.ascontiguousarray(np.swapaxes(aug, -1, -2)), aug, out=out)
+    # the transposed view goes to BLAS as a transposed operand: no (S, R, R+1) copy to fault in
+    ww = np.matmul(np.swapaxes(aug, -1, -2), aug, out=out)
     log_det = 2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(axis=1)
     return w, ww, 0.5 * np.einsum("sr,sr->s", b, w) - 0.5 * log_det
 
@@ -290,9 +320,12 @@ def gemm_accumulate(out: np.ndarray, a: np.ndarray, b: np.ndarray,
     (scipy's ``dgemm`` with beta = 1 would avoid the temporary, but it runs on a second OpenBLAS
     whose spinning threads fight numpy's: several times slower on a 2-core machine.)
     """
-    rows = max(1, int(budget_bytes // (8 * max(1, out.shape[1]))))
+    rows = min(out.shape[0], max(1, int(budget_bytes // (8 * max(1, out.shape[1])))))
+    block = np.empty((rows, out.shape[1]))  # one block, reused: fresh ones are faulted in anew
     for r0 in range(0, out.shape[0], rows):
-        out[r0 : r0 + rows] += a[r0 : r0 + rows] @ b
+        k = min(rows, out.shape[0] - r0)
+        np.matmul(a[r0 : r0 + k], b, out=block[:k])
+        out[r0 : r0 + k] += block[:k]
 
 
 # ---------------------------------------------------------------------------------------------
