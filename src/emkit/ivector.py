@@ -315,6 +315,10 @@ def _accumulate(data, pre: kiv.Precomputed, batch_size: int, name: str) -> IVect
     return map_reduce(_estep_chunk, data, pre, batch_size, name)
 
 
+def _parallel_map(fn, items):
+    return map_ordered(fn, items)
+
+
 def _batch_size(machine) -> int:
     size = getattr(machine, "batch_size", None)
     if size is None:
@@ -359,7 +363,8 @@ def m_step(machine: "IVectorMachine", stats: IVectorStats) -> "IVectorMachine":
         machine.T, machine.sigma = kiv.m_step(
             stats.nij_sigma_wij2, stats.fnorm_sigma_wij, stats.snormij, stats.nij,
             np.asarray(machine.sigma, dtype=np.float64), machine.update_sigma,
-            machine.variance_floor,
+            machine.variance_floor, parallel_map=_parallel_map,
+            n_pieces=n_threads(),
         )
     return machine
 
@@ -520,7 +525,8 @@ class IVectorMachine(BaseEstimator):
                 data = X
 
         def e_step_():
-            pre = kiv.Precomputed.from_parameters(means, self.T, self.sigma)
+            pre = kiv.Precomputed.from_parameters(means, self.T, self.sigma, _parallel_map,
+                                                  n_threads())
             return _accumulate(data, pre, batch_size, "X")
 
         def m_step_(stats):

@@ -72,6 +72,10 @@ def default_batch_size(dim_c: int, dim_d: int, dim_t: int) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+def _serial_map(fn, items):
+    return [fn(item) for item in items]
+
+
 @dataclass(frozen=True)
 class Precomputed:
     """Per-iteration constants derived from the parameters, shared by every batch."""
@@ -83,16 +87,31 @@ class Precomputed:
     log_norm: np.ndarray  # (C,): -(D log 2 pi + sum_d log sigma_cd) / 2
 
     @classmethod
-    def from_parameters(cls, means, T, sigma) -> "Precomputed":
+    def from_parameters(cls, means, T, sigma, parallel_map=None, n_pieces: int = 1,
+                        budget_bytes: int = DEFAULT_BATCH_BYTES) -> "Precomputed":
+        """The constants of T (C, D, R) and sigma (C, D), computed in blocks of Gaussians whose
+        (block, R, R) products fit ``budget_bytes`` (in parallel with ``parallel_map``)."""
         C, D, R = T.shape
-        t_sigma_inv = T / sigma[:, :, None]
-        tst = np.matmul(np.ascontiguousarray(t_sigma_inv.transpose(0, 2, 1)), T)
-        rows, cols = np.tril_indices(R)
+        t_sigma_inv = np.empty((C, D, R))
+        tt_lower = np.empty((C, R * (R + 1) // 2))
+        block = max(1, min(int(budget_bytes // (8 * R * R)), -(-C // max(1, n_pieces))))
+
+        def fill(start):
+            sl = slice(start, start + block)
+            np.divide(T[sl], sigma[sl, :, None], out=t_sigma_inv[sl])
+            tst = np.matmul(np.swapaxes(t_sigma_inv[sl], 1, 2), T[sl])
+            offset = 0
+            for i in range(R):  # lower triangles, row by row
+                tt_lower[sl, offset : offset + i + 1] = tst[:, i, : i + 1]
+                offset += i + 1
+
+        run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
+        run(fill, range(0, C, block))
         return cls(
             means=np.asarray(means, dtype=np.float64),
             inv_sigma=1.0 / sigma,
             t_sigma_inv=t_sigma_inv.reshape(C * D, R),
-            tt_lower=np.ascontiguousarray(tst[:, rows, cols]),
+            tt_lower=tt_lower,
             log_norm=-0.5 * (D * LOG_2PI + np.log(sigma).sum(axis=1)),
         )
 
@@ -177,10 +196,6 @@ def posterior_moments(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed, P=None
 def _pieces(n_items: int, n_pieces: int):
     edges = np.linspace(0, n_items, max(1, min(n_pieces, n_items)) + 1).round().astype(int)
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-
-
-def _serial_map(fn, items):
-    return [fn(item) for item in items]
 
 
 @dataclass(frozen=True)
@@ -334,20 +349,26 @@ def gemm_accumulate(out: np.ndarray, a: np.ndarray, b: np.ndarray,
 
 
 def m_step(nij_sigma_wij2, fnorm_sigma_wij, snormij, nij, sigma, update_sigma: bool,
-           variance_floor: float, budget_bytes: int = DEFAULT_BATCH_BYTES):
+           variance_floor: float, budget_bytes: int = DEFAULT_BATCH_BYTES, parallel_map=None,
+           n_pieces: int = 1):
     """New ``(T (C, D, R), sigma (C, D))`` from summed accumulators.
 
     ``T_c = fnorm_sigma_wij_c A_c^-1`` with ``A_c = nij_sigma_wij2_c'`` (Cholesky solve on the
     stack of Gaussians whose A_c is not all zero; the others get ``T_c = 0`` as in the
     reference).  With ``update_sigma``, ``sigma_c = (snormij_c - diag(fnorm_sigma_wij_c T_c')) /
     nij_c`` floored at ``variance_floor``; a Gaussian with ``nij_c = 0`` keeps its ``sigma_c``.
+    With ``parallel_map(fn, items)`` and ``n_pieces > 1``, blocks of Gaussians are solved in
+    parallel (each Gaussian's solve is the same whatever its block).
     """
     C, D, R = fnorm_sigma_wij.shape
     active = np.flatnonzero(nij_sigma_wij2.any(axis=(1, 2)))
     T = np.zeros((C, D, R))
     # Gaussians in blocks whose (block, R, R) stacks fit the budget: bounded working memory
-    block = max(1, int(budget_bytes // (8 * R * R)))
-    for start in range(0, len(active), block):
+    # (per piece running in parallel), at least n_pieces blocks when there are enough Gaussians
+    block = max(1, min(int(budget_bytes // (8 * R * R)), -(-len(active) // max(1, n_pieces))))
+    run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
+
+    def solve(start):
         idx = active[start : start + block]
         A = np.swapaxes(nij_sigma_wij2[idx], -1, -2)
         B = np.swapaxes(fnorm_sigma_wij[idx], -1, -2)
@@ -357,6 +378,8 @@ def m_step(nij_sigma_wij2, fnorm_sigma_wij, snormij, nij, sigma, update_sigma: b
             # numerically semi-definite (vanishing occupancies): LU, as the reference does
             X = np.linalg.solve(A, B)
         T[idx] = np.swapaxes(X, -1, -2)
+
+    run(solve, range(0, len(active), block))
     if not update_sigma:
         return T, sigma
     occupied = nij > 0
