@@ -256,13 +256,14 @@ def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
     C, D, R = pre.shape
     acc = IVectorStats(C, D, R)
     parallel = None if threads <= 1 else (lambda fn, pieces: map_ordered(fn, pieces, threads))
+    workspace = {}  # scratch stacks reused from batch to batch
     if items and isinstance(items[0], kiv.CentredBatch):
         for batch in items:
-            kiv.accumulate_centred(batch, pre, acc, parallel, threads)
+            kiv.accumulate_centred(batch, pre, acc, parallel, threads, workspace)
         return acc
     for start in range(0, len(items), batch_size):
         n, sum_px, sum_pxx = _stack_batch(items[start : start + batch_size], C, D, start, name)
-        kiv.accumulate(n, sum_px, sum_pxx, pre, acc, parallel, threads)
+        kiv.accumulate(n, sum_px, sum_pxx, pre, acc, parallel, threads, workspace)
     return acc
 
 

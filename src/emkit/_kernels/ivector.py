@@ -121,13 +121,28 @@ class Precomputed:
         return C, D, self.t_sigma_inv.shape[1]
 
 
-def lower_to_square(lower: np.ndarray, R: int) -> np.ndarray:
-    """(S, R(R+1)/2) lower triangles to (S, R, R) matrices plus the identity, upper part zero.
+def _scratch(workspace, key, shape) -> np.ndarray:
+    """An uninitialised float64 array of ``shape``: a view of ``workspace[key]`` (a flat buffer kept
+    from batch to batch, grown when too small) or a new array without a workspace.  Reusing the
+    buffers matters: a fresh large array is faulted in page by page by the kernel (at R=400 this
+    was a third of the E-step's time, as system time)."""
+    size = int(np.prod(shape))
+    if workspace is None:
+        return np.empty(shape)
+    buf = workspace.get(key)
+    if buf is None or buf.size < size:
+        buf = workspace[key] = np.empty(size)
+    return buf[:size].reshape(shape)
+
+
+def lower_to_square(lower: np.ndarray, R: int, out=None) -> np.ndarray:
+    """(S, R(R+1)/2) lower triangles to (S, R, R) matrices plus the identity, upper part zero
+    (written into ``out`` if given).
 
     Enough for the Cholesky factorisations, which read the lower triangle only.
     """
     S = lower.shape[0]
-    out = np.empty((S, R, R))
+    out = np.empty((S, R, R)) if out is None else out
     start = 0
     for i in range(R):  # row by row (slices over the stack): a few times faster than a scatter
         out[:, i, : i + 1] = lower[:, start : start + i + 1]
@@ -171,18 +186,20 @@ def project(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
     return solve_upper(np.ascontiguousarray(np.swapaxes(L, -1, -2)), solve_lower(L, b))[:, :, 0]
 
 
-def posterior_moments(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed, P=None, out=None):
+def posterior_moments(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed, P=None, out=None,
+                      aug=None):
     """First and second posterior moments of w for a batch.
 
     Returns ``w`` (S, R), ``ww`` (S, R, R) = ``P^-1 + w w'`` (written into ``out`` if given) and
     the per-utterance term ``b'w / 2 - log|P| / 2`` (S,) of the log-likelihood of the statistics.
-    ``P`` may pass the precision matrices when they are already computed.
+    ``P`` may pass the precision matrices when they are already computed; ``aug`` a scratch
+    array (S, R + 1, R).
     """
     S, R = n.shape[0], pre.shape[2]
     L = _cholesky(precision_matrices(n, pre) if P is None else P)
     b = linear_terms(fnorm, pre)
     # aug = [L^-1 ; w'], so that aug' aug = L^-T L^-1 + w w' = P^-1 + w w'
-    aug = np.empty((S, R + 1, R))
+    aug = np.empty((S, R + 1, R)) if aug is None else aug
     _lower_inverse_into(L, aug[:, :R])
     z = np.matmul(aug[:, :R], b[:, :, None])  # L^-1 b
     np.matmul(np.swapaxes(z, -1, -2), aug[:, :R], out=aug[:, R:])  # w' = (L^-1 b)' L^-1
@@ -222,17 +239,17 @@ def centre_batch(n, sum_px, sum_pxx, means) -> CentredBatch:
 
 
 def accumulate(n, sum_px, sum_pxx, pre: Precomputed, acc, parallel_map=None,
-               n_pieces: int = 1) -> None:
+               n_pieces: int = 1, workspace=None) -> None:
     """Add the E-step statistics of one batch to ``acc`` (an object with the accumulator arrays).
 
     n (S, C), sum_px and sum_pxx (S, C, D): :func:`accumulate_centred` of :func:`centre_batch`.
     """
     accumulate_centred(centre_batch(n, sum_px, sum_pxx, pre.means), pre, acc, parallel_map,
-                       n_pieces)
+                       n_pieces, workspace)
 
 
 def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=None,
-                       n_pieces: int = 1) -> None:
+                       n_pieces: int = 1, workspace=None) -> None:
     """Add the E-step statistics of one :class:`CentredBatch` to ``acc``.
 
     ``acc`` has ``nij_sigma_wij2`` (C, R, R),
@@ -240,26 +257,33 @@ def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=
     and ``n_sessions`` (int), updated in place.  With ``parallel_map(fn, items)`` (e.g. a thread
     pool's ordered map) and ``n_pieces > 1``, the posteriors of slices of the batch, then the
     updates of slices of the Gaussians' accumulator rows, run in parallel: one accumulator only.
+    ``workspace`` (a dict, kept from batch to batch) holds the scratch stacks for reuse.
     """
     n, fnorm, snorm = batch.n, batch.fnorm, batch.snorm
     S, (C, D, R) = n.shape[0], pre.shape
     run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
     # the precisions column-wise (each thread reads its own columns of the big constant), the
     # posteriors utterance-wise, the accumulator row-wise: every piece writes its own slice
-    lower = np.empty((S, pre.tt_lower.shape[1]))
+    lower = _scratch(workspace, "lower", (S, pre.tt_lower.shape[1]))
     run(lambda cols: np.matmul(n, pre.tt_lower[:, cols], out=lower[:, cols]),
         _pieces(lower.shape[1], n_pieces))
-    P = lower_to_square(lower, R)
+    P = lower_to_square(lower, R, _scratch(workspace, "P", (S, R, R)))
     del lower
-    ww = np.empty((S, R, R))
+    ww = _scratch(workspace, "ww", (S, R, R))
+    aug = _scratch(workspace, "aug", (S, R + 1, R))
     utterances = _pieces(S, n_pieces)
-    moments = run(lambda sl: posterior_moments(n[sl], fnorm[sl], pre, P[sl], ww[sl]), utterances)
-    del P
+    moments = run(lambda sl: posterior_moments(n[sl], fnorm[sl], pre, P[sl], ww[sl], aug[sl]),
+                  utterances)
+    del P, aug
     w = np.concatenate([mom[0] for mom in moments])
     utt_ll = np.concatenate([mom[2] for mom in moments])
     del moments
     second, ww = acc.nij_sigma_wij2.reshape(C, R * R), ww.reshape(S, R * R)
-    run(lambda rows: gemm_accumulate(second[rows], n.T[rows], ww), _pieces(C, n_pieces))
+    rows = _pieces(C, n_pieces)
+    budget = DEFAULT_BATCH_BYTES // len(rows)  # the pieces' blocks together: one budget
+    run(lambda i: gemm_accumulate(second[rows[i]], n.T[rows[i]], ww, budget,
+                                  _scratch(workspace, ("block", i), (budget // 8,))),
+        range(len(rows)))
     del ww
     gemm_accumulate(acc.fnorm_sigma_wij.reshape(C * D, R), fnorm.reshape(S, C * D).T, w)
     acc.snormij += snorm
@@ -329,14 +353,18 @@ def centred_second_moments(S, F, n, m):
 
 
 def gemm_accumulate(out: np.ndarray, a: np.ndarray, b: np.ndarray,
-                    budget_bytes: int = DEFAULT_BATCH_BYTES) -> None:
-    """``out += a @ b`` in place, in row blocks so that the temporary stays within the budget.
+                    budget_bytes: int = DEFAULT_BATCH_BYTES, scratch=None) -> None:
+    """``out += a @ b`` in place, in row blocks so that the temporary stays within the budget
+    (at least one row); ``scratch``, a flat float64 array, is used for the block if large enough.
 
     (scipy's ``dgemm`` with beta = 1 would avoid the temporary, but it runs on a second OpenBLAS
     whose spinning threads fight numpy's: several times slower on a 2-core machine.)
     """
     rows = min(out.shape[0], max(1, int(budget_bytes // (8 * max(1, out.shape[1])))))
-    block = np.empty((rows, out.shape[1]))  # one block, reused: fresh ones are faulted in anew
+    if scratch is not None and scratch.size >= rows * out.shape[1]:
+        block = scratch[: rows * out.shape[1]].reshape(rows, out.shape[1])
+    else:  # one block, reused: fresh ones are faulted in anew
+        block = np.empty((rows, out.shape[1]))
     for r0 in range(0, out.shape[0], rows):
         k = min(rows, out.shape[0] - r0)
         np.matmul(a[r0 : r0 + k], b, out=block[:k])
