@@ -260,10 +260,12 @@ def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
     if items and isinstance(items[0], kiv.CentredBatch):
         for batch in items:
             kiv.accumulate_centred(batch, pre, acc, parallel, threads, workspace)
+        kiv.flush_packed(workspace, acc)
         return acc
     for start in range(0, len(items), batch_size):
         n, sum_px, sum_pxx = _stack_batch(items[start : start + batch_size], C, D, start, name)
         kiv.accumulate(n, sum_px, sum_pxx, pre, acc, parallel, threads, workspace)
+    kiv.flush_packed(workspace, acc)
     return acc
 
 

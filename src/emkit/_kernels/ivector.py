@@ -121,6 +121,34 @@ class Precomputed:
         return C, D, self.t_sigma_inv.shape[1]
 
 
+def square_to_lower(square: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The lower triangles (row-major) of (S, R, R) ``square`` into ``out`` (S, R(R+1)/2)."""
+    R, start = square.shape[-1], 0
+    for i in range(R):
+        out[:, start : start + i + 1] = square[:, i, : i + 1]
+        start += i + 1
+    return out
+
+
+def flush_packed(workspace, acc) -> None:
+    """Add the packed lower triangles that :func:`accumulate_centred` summed in ``workspace``
+    (C, R(R+1)/2) to ``acc.nij_sigma_wij2`` (C, R, R), both triangles; frees the workspace.
+
+    The full accumulator is written only here, once per E-step, after the batches' scratch
+    stacks are freed: at most the accumulators and the packed half are resident (1.5x).
+    """
+    packed = workspace.pop("packed", None)
+    workspace.clear()
+    if packed is None:
+        return
+    full = acc.nij_sigma_wij2
+    start = 0
+    for i in range(full.shape[-1]):
+        full[:, i, : i + 1] += packed[:, start : start + i + 1]
+        full[:, :i, i] += packed[:, start : start + i]
+        start += i + 1
+
+
 def _scratch(workspace, key, shape) -> np.ndarray:
     """An uninitialised float64 array of ``shape``: a view of ``workspace[key]`` (a flat buffer kept
     from batch to batch, grown when too small) or a new array without a workspace.  Reusing the
@@ -257,7 +285,9 @@ def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=
     and ``n_sessions`` (int), updated in place.  With ``parallel_map(fn, items)`` (e.g. a thread
     pool's ordered map) and ``n_pieces > 1``, the posteriors of slices of the batch, then the
     updates of slices of the Gaussians' accumulator rows, run in parallel: one accumulator only.
-    ``workspace`` (a dict, kept from batch to batch) holds the scratch stacks for reuse.
+    ``workspace`` (a dict, kept from batch to batch) holds the scratch stacks for reuse and the
+    symmetric half of the (C, R, R) accumulator, packed: call :func:`flush_packed` after the
+    last batch to add it to ``acc``.
     """
     n, fnorm, snorm = batch.n, batch.fnorm, batch.snorm
     S, (C, D, R) = n.shape[0], pre.shape
@@ -278,7 +308,13 @@ def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=
     w = np.concatenate([mom[0] for mom in moments])
     utt_ll = np.concatenate([mom[2] for mom in moments])
     del moments
-    second, ww = acc.nij_sigma_wij2.reshape(C, R * R), ww.reshape(S, R * R)
+    if workspace is None:
+        second, ww = acc.nij_sigma_wij2.reshape(C, R * R), ww.reshape(S, R * R)
+    else:  # the symmetric half only, into a packed accumulator (see flush_packed)
+        second = workspace.get("packed")
+        if second is None:
+            second = workspace["packed"] = np.zeros((C, R * (R + 1) // 2))
+        ww = square_to_lower(ww, _scratch(workspace, "lower", (S, R * (R + 1) // 2)))
     rows = _pieces(C, n_pieces)
     budget = DEFAULT_BATCH_BYTES // len(rows)  # the pieces' blocks together: one budget
     run(lambda i: gemm_accumulate(second[rows[i]], n.T[rows[i]], ww, budget,
