@@ -60,7 +60,10 @@ def default_batch_size(dim_c: int, dim_d: int, dim_t: int) -> int:
     once, so the batch should be as large as memory allows, up to :data:`MAX_BATCH` (where the
     products are compute-bound).  Budget: the accumulators plus one batch's temporaries
     (:func:`batch_bytes`) take at most ``1.5 * accumulator_bytes + 256 MB``, i.e. the batch's
-    temporaries at most half the accumulators plus 256 MB.  At least one utterance.
+    temporaries at most half the accumulators plus 256 MB.  At least one utterance.  (While the
+    batches run, the (C, R, R) accumulator is summed as its packed half, and the full one is
+    written only after the last batch: resident accumulators stay within 1.5x.  The model's
+    constants, :class:`Precomputed`, come on top.)
     """
     budget = accumulator_bytes(dim_c, dim_d, dim_t) // 2 + BATCH_SLACK_BYTES
     per_utterance = batch_bytes(1, dim_c, dim_d, dim_t) - DEFAULT_BATCH_BYTES
