@@ -162,7 +162,7 @@ def bench_memory(args):
     posterior_bytes = S * R * R * 8
     input_bytes = sum(p[k].nbytes for k in ("n", "sum_px", "sum_pxx"))
     print(f"  input: {len(p['n'])} distinct utterances repeated ({mb(input_bytes)}); "
-          f"E-step batch {default_batch_size(R)} utterances")
+          f"E-step batch {default_batch_size(C, D, R)} utterances")
     print(f"  parameters: T {mb(C * D * R * 8)}, accumulator (C, R, R) {mb(C * R * R * 8)}")
     start = time.perf_counter()
     peak = peak_memory(lambda: machine.fit(stats))

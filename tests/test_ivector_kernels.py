@@ -152,9 +152,35 @@ def test_variance_floor_applies_to_updated_sigma():
     assert np.all(s == 1e3)
 
 
-def test_default_batch_size_bounds_the_stack():
-    assert kiv.default_batch_size(400) * 400 * 400 * 8 <= kiv.DEFAULT_BATCH_BYTES
-    assert kiv.default_batch_size(10**5) == 1
+@pytest.mark.parametrize("C, D, R", [(2, 3, 2), (64, 20, 50), (256, 60, 200), (512, 60, 200),
+                                     (512, 60, 400), (2048, 60, 400), (4096, 60, 600),
+                                     (16, 60, 4000)])
+def test_default_batch_size_keeps_the_working_set_within_budget(C, D, R):
+    """Accumulators + one batch's temporaries <= 1.5x the accumulators + 256 MB (or one
+    utterance when even that does not fit), the largest such batch up to MAX_BATCH; compared with
+    the former rule (one (batch, R, R) stack in 64 MB)."""
+    batch = kiv.default_batch_size(C, D, R)
+    acc = kiv.accumulator_bytes(C, D, R)
+    assert 1 <= batch <= kiv.MAX_BATCH
+    assert acc == 8 * (C * R * R + C * D * R + C * D + C)
+    if batch > 1:
+        assert acc + kiv.batch_bytes(batch, C, D, R) <= 1.5 * acc + 256 * 2**20
+    # the largest batch within budget, unless capped
+    assert batch == kiv.MAX_BATCH or acc + kiv.batch_bytes(batch + 1, C, D, R) > 1.5 * acc + 256 * 2**20
+    former = max(1, 64 * 2**20 // (8 * R * R))
+    # about as large where the accumulators are small (the former rule did not count the other
+    # stacks of a batch), much larger where they are large
+    assert batch >= 0.75 * min(former, kiv.MAX_BATCH)
+    if acc >= 600 * 2**20:  # large accumulators (the former rule: 52 utterances at R=400)
+        assert batch >= 1.5 * former
+
+
+def test_batch_bytes_counts_the_batch_arrays():
+    """The per-utterance count covers the arrays a batch allocates."""
+    C, D, R = 8, 3, 5
+    per_utt = kiv.batch_bytes(1, C, D, R) - kiv.DEFAULT_BATCH_BYTES
+    arrays = (C * D + C) + R * (R + 1) // 2 + 4 * R * R  # stats, packed precision, 4 stacks
+    assert per_utt >= 8 * arrays
 
 
 def test_parallel_pieces_share_one_accumulator():
@@ -168,3 +194,26 @@ def test_parallel_pieces_share_one_accumulator():
     kiv.accumulate(n, F, Sx, pre, parallel, lambda fn, items: map_ordered(fn, items, 2), 3)
     for name in ("nij_sigma_wij2", "fnorm_sigma_wij", "snormij", "nij", "log_likelihood"):
         assert_parity(getattr(parallel, name), getattr(serial, name), tol=1e-12, err_msg=name)
+
+
+def test_packed_accumulator_in_a_workspace_matches_the_full_one():
+    """With a workspace the (C, R, R) accumulator's symmetric half is summed packed over the
+    batches and added to both triangles by flush_packed: the same as the full products."""
+    from emkit._backend import map_ordered
+
+    rng = np.random.default_rng(11)
+    means, sigma, T, n, F, Sx = _problem(rng, S=11, C=5, D=3, R=7)
+    pre = kiv.Precomputed.from_parameters(means, T, sigma)
+    full, packed = _empty_acc(*T.shape), _empty_acc(*T.shape)
+    kiv.accumulate(n, F, Sx, pre, full)
+    workspace = {}
+    for sl in (slice(0, 4), slice(4, 11)):  # two batches of different sizes, same workspace
+        kiv.accumulate(n[sl], F[sl], Sx[sl], pre, packed,
+                       lambda fn, items: map_ordered(fn, items, 2), 2, workspace)
+    assert not packed.nij_sigma_wij2.any()  # nothing written before the flush
+    kiv.flush_packed(workspace, packed)
+    assert workspace == {}
+    second = packed.nij_sigma_wij2
+    assert np.array_equal(second, np.swapaxes(second, 1, 2))
+    for name in ("nij_sigma_wij2", "fnorm_sigma_wij", "snormij", "nij", "log_likelihood"):
+        assert_parity(getattr(packed, name), getattr(full, name), tol=1e-12, err_msg=name)

@@ -7,7 +7,8 @@ in ``mean supervector = m + T w``.  Module-level :func:`e_step`, :func:`m_step`,
 :class:`IVectorStats` and the ``compute_*`` helpers mirror the reference's.
 
 How it is computed (:mod:`emkit._kernels.ivector`): utterances are processed in batches of
-bounded size (``batch_size``; by default one (batch, R, R) float64 stack takes at most 64 MB); the
+bounded size (``batch_size``; by default the accumulators plus a batch's temporaries take at most
+1.5x the accumulators + 256 MB, per thread when each thread has its own accumulators); the
 posterior precisions of a batch come from one matrix product over Gaussians and are factorised
 together by a stacked Cholesky decomposition; their inverses, needed for ``E[w w']``, go through
 the triangular factors.  The accumulators are additive, so a list of statistics is one task and a
@@ -57,8 +58,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
-from ._backend import (is_dask_collection, map_ordered, map_reduce, n_threads, single_threaded_blas,
-                       thread_map, tree_sum)
+from ._backend import is_dask_collection, map_ordered, map_reduce, n_threads, single_threaded_blas
 from ._checkpoint import resumable_em
 from ._kernels import ivector as kiv
 from ._validation import check_positive_int, check_random_state
@@ -256,13 +256,16 @@ def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
     C, D, R = pre.shape
     acc = IVectorStats(C, D, R)
     parallel = None if threads <= 1 else (lambda fn, pieces: map_ordered(fn, pieces, threads))
+    workspace = {}  # scratch stacks reused from batch to batch
     if items and isinstance(items[0], kiv.CentredBatch):
         for batch in items:
-            kiv.accumulate_centred(batch, pre, acc, parallel, threads)
+            kiv.accumulate_centred(batch, pre, acc, parallel, threads, workspace)
+        kiv.flush_packed(workspace, acc)
         return acc
     for start in range(0, len(items), batch_size):
         n, sum_px, sum_pxx = _stack_batch(items[start : start + batch_size], C, D, start, name)
-        kiv.accumulate(n, sum_px, sum_pxx, pre, acc, parallel, threads)
+        kiv.accumulate(n, sum_px, sum_pxx, pre, acc, parallel, threads, workspace)
+    kiv.flush_packed(workspace, acc)
     return acc
 
 
@@ -271,14 +274,15 @@ def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
 _CENTRED_CACHE_BYTES = 512 * 2**20
 
 
-def _centred_batches(X, means, batch_size: int, name: str = "X"):
+def _centred_batches(X, means, batch_size: int, name: str = "X", shared: bool = False):
     """The list ``X`` of GMMStats as :class:`~emkit._kernels.ivector.CentredBatch` of at most
-    ``batch_size`` utterances, at least two per thread (the E-step spreads them over threads);
-    None when their copy would exceed :data:`_CENTRED_CACHE_BYTES`."""
+    ``batch_size`` utterances; unless ``shared`` (the threads split each batch), at least one per
+    thread (each thread takes its own batches); None when their copy would exceed
+    :data:`_CENTRED_CACHE_BYTES`."""
     C, D = means.shape
     if len(X) * (C * D + C) * 8 > _CENTRED_CACHE_BYTES:
         return None
-    size = min(batch_size, max(1, -(-len(X) // (2 * n_threads()))))
+    size = batch_size if shared else min(batch_size, max(1, -(-len(X) // n_threads())))
 
     def centre(start):
         n, sum_px, sum_pxx = _stack_batch(X[start : start + size], C, D, start, name)
@@ -289,24 +293,41 @@ def _centred_batches(X, means, batch_size: int, name: str = "X"):
 
 #: Above this size of the (C, R, R) accumulator, the threads share one accumulator: they split
 #: each batch (and the accumulator's rows) instead of each taking a slice of the list with an
-#: accumulator of its own.
-_MAX_ACCUMULATOR_PER_THREAD = 256 * 2**20
+#: accumulator of its own.  Small: per-thread accumulators are zeroed (faulted in) and summed in
+#: every iteration, which cost more than splitting large batches (C=256, R=200, 400 utterances on
+#: 2 threads: E-step 0.87-1.0 s per-thread, 0.55-0.6 s shared; measured).
+_MAX_ACCUMULATOR_PER_THREAD = 16 * 2**20
+
+
+def _shared_accumulator(C: int, R: int) -> bool:
+    return C * R * R * 8 > _MAX_ACCUMULATOR_PER_THREAD
 
 
 def _accumulate(data, pre: kiv.Precomputed, batch_size: int, name: str) -> IVectorStats:
     """E-step statistics of a list (on threads) or a dask bag (one task per partition)."""
     C, _, R = pre.shape
-    if isinstance(data, list) and C * R * R * 8 > _MAX_ACCUMULATOR_PER_THREAD:
+    if isinstance(data, list) and _shared_accumulator(C, R):
         return _estep_chunk(data, pre, batch_size, name, threads=n_threads())
     if isinstance(data, list) and data and isinstance(data[0], kiv.CentredBatch):  # in order
-        return tree_sum(thread_map(lambda b: _estep_chunk([b], pre, batch_size), data))
+        # one accumulator per thread (contiguous runs of batches), summed pairwise in place
+        groups = [data[sl] for sl in kiv._pieces(len(data), n_threads())]
+        parts = map_ordered(lambda group: _estep_chunk(group, pre, batch_size), groups)
+        while len(parts) > 1:
+            for i in range(0, len(parts) - 1, 2):
+                parts[i] += parts[i + 1]
+            parts = parts[::2]
+        return parts[0]
     return map_reduce(_estep_chunk, data, pre, batch_size, name)
+
+
+def _parallel_map(fn, items):
+    return map_ordered(fn, items)
 
 
 def _batch_size(machine) -> int:
     size = getattr(machine, "batch_size", None)
     if size is None:
-        return kiv.default_batch_size(np.shape(machine.T)[-1])
+        return kiv.default_batch_size(*np.shape(machine.T))
     return check_positive_int(size, "batch_size")
 
 
@@ -347,7 +368,8 @@ def m_step(machine: "IVectorMachine", stats: IVectorStats) -> "IVectorMachine":
         machine.T, machine.sigma = kiv.m_step(
             stats.nij_sigma_wij2, stats.fnorm_sigma_wij, stats.snormij, stats.nij,
             np.asarray(machine.sigma, dtype=np.float64), machine.update_sigma,
-            machine.variance_floor,
+            machine.variance_floor, parallel_map=_parallel_map,
+            n_pieces=n_threads(),
         )
     return machine
 
@@ -386,7 +408,9 @@ class IVectorMachine(BaseEstimator):
         reproduces its T); an int seeds a private ``RandomState`` with the stream of
         ``np.random.seed(int)``.  The global generator is never reseeded.
     batch_size : int or None
-        Utterances per E-step batch.  None: as many as fit in 64 MB per (batch, R, R) array.
+        Utterances per E-step batch.  None: chosen by
+        :func:`emkit._kernels.ivector.default_batch_size` (up to 512, as many as keep the
+        accumulators and a batch's temporaries within 1.5x the accumulators + 256 MB).
     checkpoint : path or None
         Resumable training (see :class:`emkit.GMMMachine`): T and sigma are saved atomically
         after every iteration, and the same ``fit`` started again resumes from there.
@@ -495,17 +519,19 @@ class IVectorMachine(BaseEstimator):
             self.T, self.sigma = arrays["T"], arrays["sigma"]
 
         means = np.array(ubm.means, dtype=np.float64)
-        batch_size = (kiv.default_batch_size(self.dim_t) if self.batch_size is None
+        batch_size = (kiv.default_batch_size(C, D, self.dim_t) if self.batch_size is None
                       else self.batch_size)
         data = X
         if not is_dask_collection(X):  # validated here, before the expensive initialisation
-            data = _centred_batches(X, means, batch_size)
+            data = _centred_batches(X, means, batch_size,
+                                    shared=_shared_accumulator(C, self.dim_t))
             if data is None:  # too large to keep a centred copy: stacked in every E-step
                 _stack_batch(X[:1], C, D, 0, "X")
                 data = X
 
         def e_step_():
-            pre = kiv.Precomputed.from_parameters(means, self.T, self.sigma)
+            pre = kiv.Precomputed.from_parameters(means, self.T, self.sigma, _parallel_map,
+                                                  n_threads())
             return _accumulate(data, pre, batch_size, "X")
 
         def m_step_(stats):

@@ -15,8 +15,6 @@ the recursion are solved by substitution, a loop over their rows (vectorised ove
 
 from __future__ import annotations
 
-import functools
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,19 +23,60 @@ from .linalg import _lower_inverse_into, cholesky_solve, solve_lower, solve_uppe
 
 LOG_2PI = np.log(2.0 * np.pi)
 
-#: Default working-set budget per (batch, R, R) stack: the batch size is chosen so that one such
-#: stack takes at most this many bytes (a few of them are alive at once).
+#: Bound on the temporary of :func:`gemm_accumulate` (and the M-step's blocks of Gaussians).
 DEFAULT_BATCH_BYTES = 64 * 2**20
 
+#: Fixed part of the E-step's memory budget (see :func:`default_batch_size`).
+BATCH_SLACK_BYTES = 256 * 2**20
 
-def default_batch_size(dim_t: int, budget_bytes: int = DEFAULT_BATCH_BYTES) -> int:
-    """Utterances per E-step batch: one (batch, dim_t, dim_t) float64 stack fits the budget."""
-    return max(1, int(budget_bytes // (8 * dim_t * dim_t)))
+#: Largest default batch: the accumulator update ``(C, S) @ (S, R*R)`` does ``2 S`` flops per
+#: accumulator entry read and written (16 bytes), S / 8 flops per byte; at 512 utterances (64
+#: flops per byte) it is compute-bound on any current CPU, and larger batches only cost memory.
+MAX_BATCH = 512
+
+
+def accumulator_bytes(dim_c: int, dim_d: int, dim_t: int) -> int:
+    """Bytes of one set of E-step accumulators: (C, R, R), (C, D, R), (C, D) and (C,) float64."""
+    C, D, R = dim_c, dim_d, dim_t
+    return 8 * (C * R * R + C * D * R + C * D + C)
+
+
+def batch_bytes(batch: int, dim_c: int, dim_d: int, dim_t: int) -> int:
+    """Peak bytes of the temporaries of one E-step batch of ``batch`` utterances (upper bound).
+
+    Per utterance: its centred statistics (C + C*D), the packed precision (R(R+1)/2), four
+    (R, R) stacks alive at once in :func:`posterior_moments` (precision, Cholesky factor,
+    ``[L^-1; w']``, ``E[w w']``) and a few R-vectors; plus the :func:`gemm_accumulate` block.
+    """
+    C, D, R = dim_c, dim_d, dim_t
+    per_utterance = 8 * (C * D + C + R * (R + 1) // 2 + 4 * R * R + R + 4 * R)
+    return batch * per_utterance + DEFAULT_BATCH_BYTES
+
+
+def default_batch_size(dim_c: int, dim_d: int, dim_t: int) -> int:
+    """Utterances per E-step batch, from arithmetic intensity and a memory budget.
+
+    Every batch reads the (C, R(R+1)/2) constants and reads and writes the (C, R*R) accumulator
+    once, so the batch should be as large as memory allows, up to :data:`MAX_BATCH` (where the
+    products are compute-bound).  Budget: the accumulators plus one batch's temporaries
+    (:func:`batch_bytes`) take at most ``1.5 * accumulator_bytes + 256 MB``, i.e. the batch's
+    temporaries at most half the accumulators plus 256 MB.  At least one utterance.  (While the
+    batches run, the (C, R, R) accumulator is summed as its packed half, and the full one is
+    written only after the last batch: resident accumulators stay within 1.5x.  The model's
+    constants, :class:`Precomputed`, come on top.)
+    """
+    budget = accumulator_bytes(dim_c, dim_d, dim_t) // 2 + BATCH_SLACK_BYTES
+    per_utterance = batch_bytes(1, dim_c, dim_d, dim_t) - DEFAULT_BATCH_BYTES
+    return int(min(MAX_BATCH, max(1, (budget - DEFAULT_BATCH_BYTES) // per_utterance)))
 
 
 # ---------------------------------------------------------------------------------------------
 # E-step
 # ---------------------------------------------------------------------------------------------
+
+
+def _serial_map(fn, items):
+    return [fn(item) for item in items]
 
 
 @dataclass(frozen=True)
@@ -51,16 +90,31 @@ class Precomputed:
     log_norm: np.ndarray  # (C,): -(D log 2 pi + sum_d log sigma_cd) / 2
 
     @classmethod
-    def from_parameters(cls, means, T, sigma) -> "Precomputed":
+    def from_parameters(cls, means, T, sigma, parallel_map=None, n_pieces: int = 1,
+                        budget_bytes: int = DEFAULT_BATCH_BYTES) -> "Precomputed":
+        """The constants of T (C, D, R) and sigma (C, D), computed in blocks of Gaussians whose
+        (block, R, R) products fit ``budget_bytes`` (in parallel with ``parallel_map``)."""
         C, D, R = T.shape
-        t_sigma_inv = T / sigma[:, :, None]
-        tst = np.matmul(np.ascontiguousarray(t_sigma_inv.transpose(0, 2, 1)), T)
-        rows, cols = np.tril_indices(R)
+        t_sigma_inv = np.empty((C, D, R))
+        tt_lower = np.empty((C, R * (R + 1) // 2))
+        block = max(1, min(int(budget_bytes // (8 * R * R)), -(-C // max(1, n_pieces))))
+
+        def fill(start):
+            sl = slice(start, start + block)
+            np.divide(T[sl], sigma[sl, :, None], out=t_sigma_inv[sl])
+            tst = np.matmul(np.swapaxes(t_sigma_inv[sl], 1, 2), T[sl])
+            offset = 0
+            for i in range(R):  # lower triangles, row by row
+                tt_lower[sl, offset : offset + i + 1] = tst[:, i, : i + 1]
+                offset += i + 1
+
+        run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
+        run(fill, range(0, C, block))
         return cls(
             means=np.asarray(means, dtype=np.float64),
             inv_sigma=1.0 / sigma,
             t_sigma_inv=t_sigma_inv.reshape(C * D, R),
-            tt_lower=np.ascontiguousarray(tst[:, rows, cols]),
+            tt_lower=tt_lower,
             log_norm=-0.5 * (D * LOG_2PI + np.log(sigma).sum(axis=1)),
         )
 
@@ -70,23 +124,63 @@ class Precomputed:
         return C, D, self.t_sigma_inv.shape[1]
 
 
-@functools.lru_cache(maxsize=8)
-def _lower_positions(R: int):
-    """Flat positions in an (R, R) matrix of its lower triangle (row-major) and of its diagonal."""
-    rows, cols = np.tril_indices(R)
-    return rows * R + cols, np.arange(R) * (R + 1)
+def square_to_lower(square: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The lower triangles (row-major) of (S, R, R) ``square`` into ``out`` (S, R(R+1)/2)."""
+    R, start = square.shape[-1], 0
+    for i in range(R):
+        out[:, start : start + i + 1] = square[:, i, : i + 1]
+        start += i + 1
+    return out
 
 
-def lower_to_square(lower: np.ndarray, R: int) -> np.ndarray:
-    """(S, R(R+1)/2) lower triangles to (S, R, R) matrices plus the identity, upper part zero.
+def flush_packed(workspace, acc) -> None:
+    """Add the packed lower triangles that :func:`accumulate_centred` summed in ``workspace``
+    (C, R(R+1)/2) to ``acc.nij_sigma_wij2`` (C, R, R), both triangles; frees the workspace.
+
+    The full accumulator is written only here, once per E-step, after the batches' scratch
+    stacks are freed: at most the accumulators and the packed half are resident (1.5x).
+    """
+    packed = workspace.pop("packed", None)
+    workspace.clear()
+    if packed is None:
+        return
+    full = acc.nij_sigma_wij2
+    start = 0
+    for i in range(full.shape[-1]):
+        full[:, i, : i + 1] += packed[:, start : start + i + 1]
+        full[:, :i, i] += packed[:, start : start + i]
+        start += i + 1
+
+
+def _scratch(workspace, key, shape) -> np.ndarray:
+    """An uninitialised float64 array of ``shape``: a view of ``workspace[key]`` (a flat buffer kept
+    from batch to batch, grown when too small) or a new array without a workspace.  Reusing the
+    buffers matters: a fresh large array is faulted in page by page by the kernel (at R=400 this
+    was a third of the E-step's time, as system time)."""
+    size = int(np.prod(shape))
+    if workspace is None:
+        return np.empty(shape)
+    buf = workspace.get(key)
+    if buf is None or buf.size < size:
+        buf = workspace[key] = np.empty(size)
+    return buf[:size].reshape(shape)
+
+
+def lower_to_square(lower: np.ndarray, R: int, out=None) -> np.ndarray:
+    """(S, R(R+1)/2) lower triangles to (S, R, R) matrices plus the identity, upper part zero
+    (written into ``out`` if given).
 
     Enough for the Cholesky factorisations, which read the lower triangle only.
     """
-    tri, diagonal = _lower_positions(R)
-    out = np.zeros((lower.shape[0], R * R))
-    out[:, tri] = lower
-    out[:, diagonal] += 1.0
-    return out.reshape(-1, R, R)
+    S = lower.shape[0]
+    out = np.empty((S, R, R)) if out is None else out
+    start = 0
+    for i in range(R):  # row by row (slices over the stack): a few times faster than a scatter
+        out[:, i, : i + 1] = lower[:, start : start + i + 1]
+        out[:, i, i + 1 :] = 0.0
+        start += i + 1
+    out.reshape(S, R * R)[:, :: R + 1] += 1.0
+    return out
 
 
 def precision_matrices(n: np.ndarray, pre: Precomputed) -> np.ndarray:
@@ -123,23 +217,26 @@ def project(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
     return solve_upper(np.ascontiguousarray(np.swapaxes(L, -1, -2)), solve_lower(L, b))[:, :, 0]
 
 
-def posterior_moments(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed, P=None, out=None):
+def posterior_moments(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed, P=None, out=None,
+                      aug=None):
     """First and second posterior moments of w for a batch.
 
     Returns ``w`` (S, R), ``ww`` (S, R, R) = ``P^-1 + w w'`` (written into ``out`` if given) and
     the per-utterance term ``b'w / 2 - log|P| / 2`` (S,) of the log-likelihood of the statistics.
-    ``P`` may pass the precision matrices when they are already computed.
+    ``P`` may pass the precision matrices when they are already computed; ``aug`` a scratch
+    array (S, R + 1, R).
     """
     S, R = n.shape[0], pre.shape[2]
     L = _cholesky(precision_matrices(n, pre) if P is None else P)
     b = linear_terms(fnorm, pre)
     # aug = [L^-1 ; w'], so that aug' aug = L^-T L^-1 + w w' = P^-1 + w w'
-    aug = np.empty((S, R + 1, R))
+    aug = np.empty((S, R + 1, R)) if aug is None else aug
     _lower_inverse_into(L, aug[:, :R])
     z = np.matmul(aug[:, :R], b[:, :, None])  # L^-1 b
     np.matmul(np.swapaxes(z, -1, -2), aug[:, :R], out=aug[:, R:])  # w' = (L^-1 b)' L^-1
     w = aug[:, R].copy()
-    ww = np.matmul(np.ascontiguousarray(np.swapaxes(aug, -1, -2)), aug, out=out)
+    # the transposed view goes to BLAS as a transposed operand: no (S, R, R+1) copy to fault in
+    ww = np.matmul(np.swapaxes(aug, -1, -2), aug, out=out)
     log_det = 2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(axis=1)
     return w, ww, 0.5 * np.einsum("sr,sr->s", b, w) - 0.5 * log_det
 
@@ -147,10 +244,6 @@ def posterior_moments(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed, P=None
 def _pieces(n_items: int, n_pieces: int):
     edges = np.linspace(0, n_items, max(1, min(n_pieces, n_items)) + 1).round().astype(int)
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-
-
-def _serial_map(fn, items):
-    return [fn(item) for item in items]
 
 
 @dataclass(frozen=True)
@@ -177,17 +270,17 @@ def centre_batch(n, sum_px, sum_pxx, means) -> CentredBatch:
 
 
 def accumulate(n, sum_px, sum_pxx, pre: Precomputed, acc, parallel_map=None,
-               n_pieces: int = 1) -> None:
+               n_pieces: int = 1, workspace=None) -> None:
     """Add the E-step statistics of one batch to ``acc`` (an object with the accumulator arrays).
 
     n (S, C), sum_px and sum_pxx (S, C, D): :func:`accumulate_centred` of :func:`centre_batch`.
     """
     accumulate_centred(centre_batch(n, sum_px, sum_pxx, pre.means), pre, acc, parallel_map,
-                       n_pieces)
+                       n_pieces, workspace)
 
 
 def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=None,
-                       n_pieces: int = 1) -> None:
+                       n_pieces: int = 1, workspace=None) -> None:
     """Add the E-step statistics of one :class:`CentredBatch` to ``acc``.
 
     ``acc`` has ``nij_sigma_wij2`` (C, R, R),
@@ -195,26 +288,41 @@ def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=
     and ``n_sessions`` (int), updated in place.  With ``parallel_map(fn, items)`` (e.g. a thread
     pool's ordered map) and ``n_pieces > 1``, the posteriors of slices of the batch, then the
     updates of slices of the Gaussians' accumulator rows, run in parallel: one accumulator only.
+    ``workspace`` (a dict, kept from batch to batch) holds the scratch stacks for reuse and the
+    symmetric half of the (C, R, R) accumulator, packed: call :func:`flush_packed` after the
+    last batch to add it to ``acc``.
     """
     n, fnorm, snorm = batch.n, batch.fnorm, batch.snorm
     S, (C, D, R) = n.shape[0], pre.shape
     run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
     # the precisions column-wise (each thread reads its own columns of the big constant), the
     # posteriors utterance-wise, the accumulator row-wise: every piece writes its own slice
-    lower = np.empty((S, pre.tt_lower.shape[1]))
+    lower = _scratch(workspace, "lower", (S, pre.tt_lower.shape[1]))
     run(lambda cols: np.matmul(n, pre.tt_lower[:, cols], out=lower[:, cols]),
         _pieces(lower.shape[1], n_pieces))
-    P = lower_to_square(lower, R)
+    P = lower_to_square(lower, R, _scratch(workspace, "P", (S, R, R)))
     del lower
-    ww = np.empty((S, R, R))
+    ww = _scratch(workspace, "ww", (S, R, R))
+    aug = _scratch(workspace, "aug", (S, R + 1, R))
     utterances = _pieces(S, n_pieces)
-    moments = run(lambda sl: posterior_moments(n[sl], fnorm[sl], pre, P[sl], ww[sl]), utterances)
-    del P
+    moments = run(lambda sl: posterior_moments(n[sl], fnorm[sl], pre, P[sl], ww[sl], aug[sl]),
+                  utterances)
+    del P, aug
     w = np.concatenate([mom[0] for mom in moments])
     utt_ll = np.concatenate([mom[2] for mom in moments])
     del moments
-    second, ww = acc.nij_sigma_wij2.reshape(C, R * R), ww.reshape(S, R * R)
-    run(lambda rows: gemm_accumulate(second[rows], n.T[rows], ww), _pieces(C, n_pieces))
+    if workspace is None:
+        second, ww = acc.nij_sigma_wij2.reshape(C, R * R), ww.reshape(S, R * R)
+    else:  # the symmetric half only, into a packed accumulator (see flush_packed)
+        second = workspace.get("packed")
+        if second is None:
+            second = workspace["packed"] = np.zeros((C, R * (R + 1) // 2))
+        ww = square_to_lower(ww, _scratch(workspace, "lower", (S, R * (R + 1) // 2)))
+    rows = _pieces(C, n_pieces)
+    budget = DEFAULT_BATCH_BYTES // len(rows)  # the pieces' blocks together: one budget
+    run(lambda i: gemm_accumulate(second[rows[i]], n.T[rows[i]], ww, budget,
+                                  _scratch(workspace, ("block", i), (budget // 8,))),
+        range(len(rows)))
     del ww
     gemm_accumulate(acc.fnorm_sigma_wij.reshape(C * D, R), fnorm.reshape(S, C * D).T, w)
     acc.snormij += snorm
@@ -284,15 +392,22 @@ def centred_second_moments(S, F, n, m):
 
 
 def gemm_accumulate(out: np.ndarray, a: np.ndarray, b: np.ndarray,
-                    budget_bytes: int = DEFAULT_BATCH_BYTES) -> None:
-    """``out += a @ b`` in place, in row blocks so that the temporary stays within the budget.
+                    budget_bytes: int = DEFAULT_BATCH_BYTES, scratch=None) -> None:
+    """``out += a @ b`` in place, in row blocks so that the temporary stays within the budget
+    (at least one row); ``scratch``, a flat float64 array, is used for the block if large enough.
 
     (scipy's ``dgemm`` with beta = 1 would avoid the temporary, but it runs on a second OpenBLAS
     whose spinning threads fight numpy's: several times slower on a 2-core machine.)
     """
-    rows = max(1, int(budget_bytes // (8 * max(1, out.shape[1]))))
+    rows = min(out.shape[0], max(1, int(budget_bytes // (8 * max(1, out.shape[1])))))
+    if scratch is not None and scratch.size >= rows * out.shape[1]:
+        block = scratch[: rows * out.shape[1]].reshape(rows, out.shape[1])
+    else:  # one block, reused: fresh ones are faulted in anew
+        block = np.empty((rows, out.shape[1]))
     for r0 in range(0, out.shape[0], rows):
-        out[r0 : r0 + rows] += a[r0 : r0 + rows] @ b
+        k = min(rows, out.shape[0] - r0)
+        np.matmul(a[r0 : r0 + k], b, out=block[:k])
+        out[r0 : r0 + k] += block[:k]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,20 +416,26 @@ def gemm_accumulate(out: np.ndarray, a: np.ndarray, b: np.ndarray,
 
 
 def m_step(nij_sigma_wij2, fnorm_sigma_wij, snormij, nij, sigma, update_sigma: bool,
-           variance_floor: float, budget_bytes: int = DEFAULT_BATCH_BYTES):
+           variance_floor: float, budget_bytes: int = DEFAULT_BATCH_BYTES, parallel_map=None,
+           n_pieces: int = 1):
     """New ``(T (C, D, R), sigma (C, D))`` from summed accumulators.
 
     ``T_c = fnorm_sigma_wij_c A_c^-1`` with ``A_c = nij_sigma_wij2_c'`` (Cholesky solve on the
     stack of Gaussians whose A_c is not all zero; the others get ``T_c = 0`` as in the
     reference).  With ``update_sigma``, ``sigma_c = (snormij_c - diag(fnorm_sigma_wij_c T_c')) /
     nij_c`` floored at ``variance_floor``; a Gaussian with ``nij_c = 0`` keeps its ``sigma_c``.
+    With ``parallel_map(fn, items)`` and ``n_pieces > 1``, blocks of Gaussians are solved in
+    parallel (each Gaussian's solve is the same whatever its block).
     """
     C, D, R = fnorm_sigma_wij.shape
     active = np.flatnonzero(nij_sigma_wij2.any(axis=(1, 2)))
     T = np.zeros((C, D, R))
     # Gaussians in blocks whose (block, R, R) stacks fit the budget: bounded working memory
-    block = max(1, int(budget_bytes // (8 * R * R)))
-    for start in range(0, len(active), block):
+    # (per piece running in parallel), at least n_pieces blocks when there are enough Gaussians
+    block = max(1, min(int(budget_bytes // (8 * R * R)), -(-len(active) // max(1, n_pieces))))
+    run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
+
+    def solve(start):
         idx = active[start : start + block]
         A = np.swapaxes(nij_sigma_wij2[idx], -1, -2)
         B = np.swapaxes(fnorm_sigma_wij[idx], -1, -2)
@@ -324,6 +445,8 @@ def m_step(nij_sigma_wij2, fnorm_sigma_wij, snormij, nij, sigma, update_sigma: b
             # numerically semi-definite (vanishing occupancies): LU, as the reference does
             X = np.linalg.solve(A, B)
         T[idx] = np.swapaxes(X, -1, -2)
+
+    run(solve, range(0, len(active), block))
     if not update_sigma:
         return T, sigma
     occupied = nij > 0
