@@ -68,10 +68,23 @@ def test_deltas_match_kaldi_native_fbank():
     close(add_deltas(x), theirs, tol=1e-6)
 
 
-@pytest.mark.parametrize("bad", [dict(order=-1), dict(window=0), dict(order=1.5)])
-def test_deltas_bad_options(bad):
-    with pytest.raises(ValueError, match="order|window"):
+@pytest.mark.parametrize("bad,error", [(dict(order=-1), ValueError), (dict(window=0), ValueError),
+                                       (dict(order=1.5), TypeError), (dict(window="2"), TypeError)])
+def test_deltas_bad_options(bad, error):
+    (name,) = bad
+    with pytest.raises(error, match=name):
         add_deltas(np.zeros((3, 2)), **bad)
+
+
+@pytest.mark.parametrize("bad,error", [(dict(channel="x"), TypeError), (dict(channel=-1), ValueError),
+                                       (dict(cmn_window=2.5), TypeError),
+                                       (dict(min_cmn_window=0), ValueError)])
+def test_feature_config_integer_options_are_named(bad, error):
+    from emkit.audio import FeatureConfig
+
+    (name,) = bad
+    with pytest.raises(error, match=name):
+        FeatureConfig(**bad)
 
 
 def test_deltas_do_not_mutate():

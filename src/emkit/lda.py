@@ -13,10 +13,10 @@ covariance ``W^T (S_w / N) W`` is the identity.  ``transform(X) = (X - input_sub
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.linalg
+
+from ._validation import check_positive_int
 
 __all__ = ["LDA"]
 
@@ -29,10 +29,7 @@ class LDA:
     """
 
     def __init__(self, n_components: int):
-        if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral) \
-                or n_components < 1:
-            raise ValueError(f"n_components must be an integer >= 1; got {n_components!r}")
-        self.n_components = int(n_components)
+        self.n_components = check_positive_int(n_components, "n_components")
 
     def fit(self, X, y) -> "LDA":
         """Fit on ``X`` (N, D) float samples with class labels ``y`` (N,)."""

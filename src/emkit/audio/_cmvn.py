@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_positive_int
+
 __all__ = ["cmvn", "sliding_cmvn", "sliding_windows"]
 
 
@@ -38,17 +40,11 @@ def cmvn(features: np.ndarray, norm_vars: bool = False) -> np.ndarray:
     return (x - mean) / np.sqrt(var)
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-    return int(value)
-
-
 def sliding_windows(n_frames: int, cmn_window: int = 600, min_window: int = 100,
                     center: bool = False):
     """``(start, end)`` integer arrays ``(T,)``: frame ``t`` uses frames ``start[t]:end[t]``."""
-    cmn_window = _positive_int(cmn_window, "cmn_window")
-    min_window = _positive_int(min_window, "min_window")
+    cmn_window = check_positive_int(cmn_window, "cmn_window")
+    min_window = check_positive_int(min_window, "min_window")
     t = np.arange(n_frames)
     if center:
         start = t - cmn_window // 2

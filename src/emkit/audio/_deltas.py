@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_positive_int
+
 __all__ = ["delta_filters", "add_deltas"]
 
 
 def delta_filters(order: int = 2, window: int = 2) -> list:
     """The filters of orders ``0 .. order``: 1-D arrays of length ``2 * i * window + 1``."""
-    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 0:
-        raise ValueError(f"order must be an integer >= 0; got {order!r}")
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window must be an integer >= 1; got {window!r}")
+    order = check_positive_int(order, "order", minimum=0)
+    window = check_positive_int(window, "window")
     taps = np.arange(-window, window + 1, dtype=np.float64)
     regression = taps / np.sum(taps**2)
     filters = [np.ones(1)]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._validation import check_positive_int
 from ._cmvn import cmvn, sliding_cmvn
 from ._deltas import add_deltas, delta_filters
 from ._kaldi_features import KaldiOptions, compute_kaldi_features, log_energy
@@ -62,17 +63,13 @@ class FeatureConfig:
     def __post_init__(self):
         if self.cmvn not in CMVN_MODES:
             raise ValueError(f"cmvn must be one of {CMVN_MODES}; got {self.cmvn!r}")
-        if isinstance(self.channel, bool) or int(self.channel) != self.channel or \
-                self.channel < 0:
-            raise ValueError(f"channel must be an integer >= 0; got {self.channel!r}")
+        check_positive_int(self.channel, "channel", minimum=0)
         if not 0.0 <= self.max_clipped <= 1.0:
             raise ValueError(f"max_clipped must be in [0, 1]; got {self.max_clipped!r}")
         delta_filters(self.delta_order, self.delta_window)  # validates both
         compute_vad(np.zeros(1), **self._vad_options())  # validates the VAD options
         for name in ("cmn_window", "min_cmn_window"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+            check_positive_int(getattr(self, name), name)
 
     def _vad_options(self) -> dict:
         return dict(energy_threshold=self.vad_energy_threshold,
@@ -129,8 +126,7 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
     from tqdm.auto import tqdm
 
     utterances = list(utterances)
-    if isinstance(jobs, bool) or int(jobs) != jobs or jobs < 1:
-        raise ValueError(f"jobs must be an integer >= 1; got {jobs!r}")
+    jobs = check_positive_int(jobs, "jobs")
     bar = tqdm(total=len(utterances), desc="features", unit="utt", file=sys.stderr,
                disable=not progress, leave=False, delay=1.0)
     jobs = min(int(jobs), len(utterances))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_positive_int
+
 __all__ = ["compute_vad"]
 
 
@@ -29,9 +31,7 @@ def compute_vad(log_energy: np.ndarray, *, energy_threshold: float = 5.0,
         raise ValueError("log_energy contains NaN or infinite values")
     if energy_mean_scale < 0:
         raise ValueError(f"energy_mean_scale must be >= 0; got {energy_mean_scale!r}")
-    if isinstance(frames_context, bool) or int(frames_context) != frames_context or \
-            frames_context < 0:
-        raise ValueError(f"frames_context must be an integer >= 0; got {frames_context!r}")
+    frames_context = check_positive_int(frames_context, "frames_context", minimum=0)
     if not 0.0 < proportion_threshold < 1.0:
         raise ValueError(f"proportion_threshold must be in (0, 1); got {proportion_threshold!r}")
     n = e.shape[0]
