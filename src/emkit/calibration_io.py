@@ -20,6 +20,7 @@ import numpy as np
 from . import metrics
 from .calibration import LinearCalibration
 from .features import FeatureError, atomic_write, read_scores, read_trials, write_scores
+from .io.untrusted import open_regular
 
 __all__ = ["FORMAT", "labelled_scores", "train_calibration", "save_calibration",
            "load_calibration", "calibrate_file", "score_metrics"]
@@ -86,13 +87,15 @@ def load_calibration(path) -> LinearCalibration:
     """Read a calibration written by :func:`save_calibration`, checking every field; errors name
     the file and never echo its contents."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such calibration file: {path!r}")
-    if os.path.getsize(path) > MAX_BYTES:
+    try:
+        with open_regular(path) as f:  # never blocks on a pipe, never reads a device
+            raw = f.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such calibration file: {path!r}") from None
+    if len(raw) > MAX_BYTES:
         raise ValueError(f"{path}: too large for a calibration file (more than {MAX_BYTES} bytes)")
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+        doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ValueError(f"{path}: not a calibration file (not JSON text)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:

@@ -24,6 +24,7 @@ import os
 import numpy as np
 
 from ..features import FeatureError
+from ..io.untrusted import check_regular
 
 __all__ = ["AudioError", "read_audio", "INT16_SCALE", "require"]
 
@@ -74,9 +75,13 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int = 0, start: float
     docstring.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such audio file: {path!r}")
-    if os.path.getsize(path) == 0:
+    try:
+        size = check_regular(path).st_size  # a pipe, device or directory is refused, not opened
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such audio file: {path!r}") from None
+    except FeatureError as exc:
+        raise AudioError(str(exc)) from None
+    if size == 0:
         raise AudioError(f"{path}: the file is empty (0 bytes)")
     data, rate, where = _open(path, start, end)
     if rate != sample_rate:

@@ -248,12 +248,14 @@ def load_recipe(path) -> dict:
         except ImportError:
             raise RecipeError("reading a recipe needs Python >= 3.11 (tomllib) or the tomli "
                               "package") from None
+    from ..io.untrusted import open_regular
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such recipe file: {os.fspath(path)!r}")
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # never blocks on a pipe, never reads a device
             doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such recipe file: {os.fspath(path)!r}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path}: not a valid TOML file ({exc})") from None
     return validate(doc, path)
