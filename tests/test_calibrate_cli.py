@@ -197,4 +197,3 @@ def test_binary_calibration_file(files):
     (files / "bad.json").write_bytes(b"\xff\xfe\x00binary")
     one_line_error(run("--load", files / "bad.json", "--save", files / "x.json"), 1, "bad.json",
                    "not JSON")
-
