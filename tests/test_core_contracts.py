@@ -140,19 +140,19 @@ class _Estimator:
 
 @pytest.mark.parametrize("values, cap, warns, converged", [([1.0, 2.0, 3.0], 3, True, False),
                                                           ([1.0, 1.0, 1.0], 3, False, True)])
-def test_resumable_em_records_and_warns_at_the_cap(values, cap, warns, converged):
+def test_resumable_em_reports_and_warns_at_the_cap(values, cap, warns, converged):
     est = _Estimator()
     e, m = _loop(values)
     kwargs = dict(initialize=lambda: None, get_state=dict, set_state=lambda a: None, e_step=e,
                   m_step=m, max_iterations=cap, convergence_threshold=1e-6, name="toy")
     if warns:
         with pytest.warns(ConvergenceWarning, match=r"toy did not converge in 3 iterations"):
-            resumable_em(est, None, **kwargs)
+            result = resumable_em(est, None, **kwargs)
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)  # the suite ignores it by default
-            resumable_em(est, None, **kwargs)
-    assert (est.n_iter_, est.converged_) == (min(cap, 2 if converged else cap), converged)
+            result = resumable_em(est, None, **kwargs)
+    assert (result.n_iter, result.converged) == (min(cap, 2 if converged else cap), converged)
 
 
 def test_small_products_limits_blas_to_one_thread_and_restores_it():

@@ -224,7 +224,7 @@ def _read_value(dataset):
 
 
 def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phase: int = 0,
-                 record: bool = True, warn_not_converged: bool = True, **run_em_kwargs):
+                 warn_not_converged: bool = True, **run_em_kwargs):
     """Run :func:`emkit._em.run_em`, resuming from and saving to ``estimator.checkpoint`` (a path or None).
 
     ``X`` and the labels ``y`` (if any; or a :class:`TrainingInput` of both) are the training input,
@@ -236,15 +236,12 @@ def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phas
     later phase means this one has finished (its state is restored and nothing is trained), one
     of an earlier phase means this one starts afresh.
 
-    The one EM contract of every iterative estimator: with ``record`` (JFA's phases record their
-    own), ``estimator.n_iter_`` and ``estimator.converged_`` are set from the result, and a run
-    that stops at ``max_iterations`` with a ``convergence_threshold`` set warns
+    The one EM contract of every iterative estimator: the estimator sets ``n_iter_`` and
+    ``converged_`` from the returned :class:`~emkit._em.EMResult`, and a run that stops at
+    ``max_iterations`` with a ``convergence_threshold`` set warns
     :class:`sklearn.exceptions.ConvergenceWarning` (unless ``warn_not_converged`` is False).
     """
     result = _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase, run_em_kwargs)
-    if record:
-        estimator.n_iter_ = result.n_iter
-        estimator.converged_ = result.converged
     if warn_not_converged:
         warn_if_not_converged(result, run_em_kwargs.get("name", type(estimator).__name__),
                               run_em_kwargs.get("convergence_threshold"))

@@ -496,7 +496,7 @@ class GMMMachine(BaseEstimator):
                               convergence_threshold=self.convergence_threshold,
                               name=f"GMM {self.trainer.upper()}")
         self.n_features_in_ = X.shape[1]
-        self.n_iter_ = result.n_iter
+        self.n_iter_, self.converged_ = result.n_iter, result.converged
         return self
 
     def _training_state(self) -> dict:

@@ -217,7 +217,7 @@ class KMeansMachine(BaseEstimator):
         if result.history:
             self.average_min_distance = result.history[-1]
         self.n_features_in_ = X.shape[1]
-        self.n_iter_ = result.n_iter
+        self.n_iter_, self.converged_ = result.n_iter, result.converged
         return self
 
     # -- inference -------------------------------------------------------------------------
