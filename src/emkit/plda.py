@@ -252,7 +252,8 @@ class PLDA(BaseEstimator):
 
         def e_step():
             s = state
-            return kp.posterior(stats, s["mu"], s["F"], within_covariance(self.model, s["G"], s["noise"]))
+            W = within_covariance(self.model, s["G"], s["noise"])
+            return kp.posterior(stats, s["mu"], s["F"], W)
 
         def m_step(post):
             s = state
