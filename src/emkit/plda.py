@@ -388,7 +388,9 @@ class PLDA(BaseEstimator):
 
     @small_products  # small (D, D) factorisations: threads only cost time
     def _scoring_basis(self):
-        return kp.scoring_basis(self.F_, self.within_covariance_)
+        proj, lam = kp.scoring_basis(self.F_, self.within_covariance_)
+        proj.flags.writeable = lam.flags.writeable = False  # cached: shared by every call
+        return proj, lam
 
     # --- persistence --------------------------------------------------------------------------
 
