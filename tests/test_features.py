@@ -338,3 +338,19 @@ def test_check_writable(tmp_path, monkeypatch):
                         lambda p, mode: str(p) != str(tmp_path) and real_access(p, mode))
     with pytest.raises(PermissionError, match="no write permission"):
         check_writable(tmp_path / "x.h5")
+
+
+def test_file_formats_live_under_io_and_emkit_features_re_exports_them():
+    import emkit.features
+    import emkit.io.features
+    import emkit.io.lists
+
+    for name in ("read_features", "read_feature_sources", "list_feature_directory"):
+        assert getattr(emkit.features, name) is getattr(emkit.io.features, name)
+        assert getattr(emkit.io.features, name).__module__ == "emkit.io.features"
+    for name in ("read_id_map", "read_id_lists", "Trials", "read_trials", "write_scores",
+                 "read_scores", "check_writable", "format_score"):
+        assert getattr(emkit.features, name) is getattr(emkit.io.lists, name)
+        assert getattr(emkit.io.lists, name).__module__ == "emkit.io.lists"
+    assert set(emkit.features.__all__) <= set(dir(emkit.features))
+    assert emkit.features.FeatureError is emkit.io.lists.FeatureError is emkit.io.features.FeatureError

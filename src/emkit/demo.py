@@ -155,7 +155,8 @@ def run_demo(output=None, *, seed: int = 0, config: DemoConfig | None = None,
     Returns a :class:`DemoResult`; the same ``seed`` and ``config`` give identical numbers.
     """
     from .datasets import load_japanese_vowels
-    from .features import atomic_write, write_scores
+    from .io.atomic import atomic_write
+    from .io.lists import write_scores
 
     cfg = config or DemoConfig()
     unknown = set(cfg.systems) - set(SYSTEM_TITLES)

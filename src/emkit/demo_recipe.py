@@ -88,7 +88,7 @@ def export_demo(directory, config: DemoConfig | None = None, seed: int = 0,
     """Write the demo's data, lists and recipe into ``directory`` (created if needed; files in it
     are replaced).  Returns the paths written."""
     from .datasets import load_japanese_vowels
-    from .features import atomic_write
+    from .io.atomic import atomic_write
     from .io.atomic import atomic_path
 
     text = recipe_text(config, seed, work_dir)
@@ -148,7 +148,7 @@ def run_demo_recipe(output, *, seed: int = 0, config: DemoConfig | None = None,
     import time
 
     from .demo import DemoResult, protocol_text, table_notes
-    from .features import atomic_write
+    from .io.atomic import atomic_write
     from .recipe import run_recipe
 
     cfg = config or DemoConfig()

@@ -374,7 +374,7 @@ def score(models: EnrolledModels, probe_stats, *, progress: bool = False) -> np.
 
 
 def save_png(fig, path):
-    from .features import atomic_write
+    from .io.atomic import atomic_write
 
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=110, bbox_inches="tight")

@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from ._fitted import FittedArray, set_fitted
 from ._validation import check_positive_int
+from .io._registry import register
 
 __all__ = ["LDA"]
 
@@ -28,8 +30,34 @@ class LDA:
     ``eigenvalues_`` (k,) the between/within scatter ratios of the kept directions, descending.
     """
 
+    weights = FittedArray("Projection, (D, k)")
+    input_subtract = FittedArray("The training mean, subtracted before projecting, (D,)")
+    eigenvalues_ = FittedArray("Between/within scatter ratios of the kept directions, (k,)")
+
     def __init__(self, n_components: int):
         self.n_components = check_positive_int(n_components, "n_components")
+
+    @classmethod
+    def _from_fitted(cls, weights, input_subtract, eigenvalues) -> "LDA":
+        """A fitted LDA from plain arrays (e.g. a file's contents), copied: ``weights`` (D, k),
+        ``input_subtract`` (D,), ``eigenvalues`` (k,); ``n_components`` is k."""
+        from .whitening import check_projection
+
+        weights, subtract, _ = check_projection(weights, input_subtract, 1.0, square=False)
+        eigenvalues = np.asarray(eigenvalues, dtype=np.float64)
+        if subtract.shape != (weights.shape[0],) or eigenvalues.shape != (weights.shape[1],):
+            raise ValueError(f"an LDA needs weights (D, k), input_subtract (D,) and eigenvalues "
+                             f"(k,); got shapes {weights.shape}, {subtract.shape} and "
+                             f"{eigenvalues.shape}")
+        lda = cls(weights.shape[1])
+        lda._set_fitted(weights, subtract, eigenvalues)
+        return lda
+
+    def _set_fitted(self, weights, input_subtract, eigenvalues) -> None:
+        set_fitted(self, "weights", weights)
+        set_fitted(self, "input_subtract", input_subtract)
+        set_fitted(self, "eigenvalues_", eigenvalues)
+        self.n_features_in_ = int(np.shape(weights)[0])
 
     def fit(self, X, y) -> "LDA":
         """Fit on ``X`` (N, D) float samples with class labels ``y`` (N,)."""
@@ -70,10 +98,8 @@ class LDA:
         sym = scipy.linalg.solve_triangular(chol, half.T, lower=True)
         values, vectors = np.linalg.eigh((sym + sym.T) / 2)
         order = np.argsort(values)[::-1][:k]
-        self.eigenvalues_ = values[order]
-        self.weights = scipy.linalg.solve_triangular(chol.T, vectors[:, order], lower=False)
-        self.input_subtract = mean
-        self.n_features_in_ = d
+        self._set_fitted(scipy.linalg.solve_triangular(chol.T, vectors[:, order], lower=False),
+                         mean, values[order])
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -83,21 +109,20 @@ class LDA:
             raise ValueError(f"X must have shape (N, {self.weights.shape[0]}); got {X.shape}")
         return (X - self.input_subtract) @ self.weights
 
-    def save(self, group) -> None:
-        """Write ``weights``, ``input_subtract`` and ``eigenvalues`` into an h5py group."""
-        group["weights"] = self.weights
-        group["input_subtract"] = self.input_subtract
-        group["eigenvalues"] = self.eigenvalues_
+    def save(self, hdf5) -> None:
+        """Write the LDA (emkit's layout, see :mod:`emkit.io.transforms`) to a path or an open
+        h5py group."""
+        from .io._registry import save
+
+        save(self, hdf5)
 
     @classmethod
-    def from_hdf5(cls, group) -> "LDA":
-        weights = np.asarray(group["weights"][...], dtype=np.float64)
-        subtract = np.asarray(group["input_subtract"][...], dtype=np.float64)
-        if weights.ndim != 2 or subtract.shape != (weights.shape[0],):
-            raise ValueError(f"an LDA needs weights (D, k) and input_subtract (D,); got shapes "
-                             f"{weights.shape} and {subtract.shape}")
-        lda = cls(weights.shape[1])
-        lda.weights, lda.input_subtract = weights, subtract
-        lda.eigenvalues_ = np.asarray(group["eigenvalues"][...], dtype=np.float64)
-        lda.n_features_in_ = weights.shape[0]
-        return lda
+    def from_hdf5(cls, hdf5) -> "LDA":
+        """The LDA in ``hdf5`` (a path or an open group); also reads the unstamped ``lda`` group
+        of the i-vector system files of earlier emkit versions."""
+        from .io.transforms import read_lda
+
+        return read_lda(hdf5, cls)
+
+
+register(LDA, "LDA", write="emkit.io.transforms:write_lda", read="emkit.io.transforms:read_lda")

@@ -49,83 +49,28 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
 
 from . import _config
-from ._backend import map_reduce, single_threaded_blas
-from ._em import run_em
+from ._backend import small_products
+from ._checkpoint import resumable_em
+from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._kernels import plda as kp
-from ._validation import check_finite, check_frames, check_positive_int, check_random_state
+from ._plda_training import (check_within_class_samples, class_statistics, encode_labels,
+                             initial_parameters, within_covariance)
+from ._validation import check_finite, check_frames, check_positive_int
+from .io._registry import register
 
 
 __all__ = ["PLDA", "PLDAEnrollment", "encode_labels"]
 
-_MODELS = ("two-covariance", "simplified", "full")
-_INITS = ("scatter", "random")
 #: Default bound on the size of one block of the score matrix (elements).
 _BLOCK_ELEMENTS = 1 << 22
-
-
-def encode_labels(y, n_samples: int, name: str = "y"):
-    """Integer codes (N,) and the list of distinct labels, in order of first appearance.
-
-    Labels may be of any hashable type (str, int, tuples, ...).
-    """
-    if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype != object:
-        if len(y) != n_samples:
-            raise ValueError(f"{name} must have one label per sample ({n_samples}); got {len(y)} labels")
-        uniq, first, codes = np.unique(y, return_index=True, return_inverse=True)
-        order = np.argsort(first, kind="stable")  # first-appearance order
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        return rank[codes.reshape(-1)], list(uniq[order])
-    try:
-        labels = list(y)
-    except TypeError:
-        raise TypeError(f"{name} must be a sequence of labels; got {type(y).__name__}") from None
-    if len(labels) != n_samples:
-        raise ValueError(f"{name} must have one label per sample ({n_samples}); got {len(labels)} labels")
-    index: dict = {}
-    try:
-        codes = np.fromiter((index.setdefault(lab, len(index)) for lab in labels), dtype=np.intp,
-                            count=len(labels))
-    except TypeError as exc:
-        raise TypeError(f"{name} must hold hashable labels; {exc}") from None
-    return codes, list(index)
-
-
-def _blas_threads(limit):
-    """One BLAS thread inside a ``with`` block when ``limit`` is 1; ``None``: no change."""
-    return contextlib.nullcontext() if limit is None else single_threaded_blas()
 
 
 def _check_vectors(X, name: str, n_features: int | None = None) -> np.ndarray:
     """A (n, D) float64 array of finite vectors (1-D input = one vector)."""
     return np.asarray(check_frames(X, name, n_features=n_features), dtype=np.float64)
-
-
-def _check_within_class_samples(n_samples: int, n_classes: int, n_features: int):
-    """Refuse training data whose within-class scatter is singular whatever the features.
-
-    The within-class scatter has rank at most ``n_samples - n_classes``; below ``n_features`` the
-    ML within-class covariance is singular and only ``variance_threshold`` keeps it invertible, so
-    the model and its LLRs (about -1e8 with the default floor) would be meaningless.
-    """
-    dof = n_samples - n_classes
-    if dof == 0:
-        raise ValueError(f"y: every one of the {n_classes} classes has a single sample, so the "
-                         "within-class covariance cannot be estimated; PLDA needs several samples "
-                         f"per class (in all, n_samples - n_classes >= n_features = {n_features})")
-    if dof < n_features:
-        raise ValueError(f"y: n_samples - n_classes = {n_samples} - {n_classes} = {dof} is less than "
-                         f"n_features ({n_features}): the within-class covariance would be singular; "
-                         "add samples to the classes or reduce the dimension first (e.g. PCA/LDA)")
-
-
-def _class_statistics(X, codes, n_classes) -> kp.ClassStatistics:
-    offset = X.mean(axis=0)
-    partial = map_reduce(kp.statistics_chunk, X, offset, codes, n_classes, with_offset=True)
-    counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
-    return kp.class_statistics(offset, counts, partial)
 
 
 @dataclass(frozen=True)
@@ -183,7 +128,19 @@ class PLDA(BaseEstimator):
     log_likelihood_ : (n_iter_ + 1,) average log-likelihood per training vector at the start and
         after every EM iteration (never decreases)
     n_iter_, converged_, n_features_in_, n_classes_
+    (The arrays are read-only; a run stopped at ``max_iterations`` with a threshold set warns
+    :class:`~sklearn.exceptions.ConvergenceWarning`.)
     """
+
+    #: the choices of ``model`` and ``init_method``
+    MODELS = ("two-covariance", "simplified", "full")
+    INIT_METHODS = ("scatter", "random")
+
+    mean_ = FittedArray("Mean of the vectors, (D,)")
+    F_ = FittedArray("Between-class factor, (D, dim_f); (D, D) for two-covariance")
+    G_ = FittedArray("Within-class subspace, (D, dim_g) for full; None otherwise")
+    sigma_ = FittedArray("Noise: (D,) variances for full, (D, D) covariance otherwise")
+    log_likelihood_ = FittedArray("Average log-likelihood at the start and after every iteration")
 
     def __init__(self, model: str = "two-covariance", dim_f: int | None = None, dim_g: int | None = None,
                  max_iterations: int = 100, convergence_threshold: float | None = 1e-6,
@@ -202,10 +159,10 @@ class PLDA(BaseEstimator):
     # --- parameters ---------------------------------------------------------------------------
 
     def _check_params(self, n_features: int, n_classes: int):
-        if self.model not in _MODELS:
-            raise ValueError(f"model must be one of {_MODELS}; got {self.model!r}")
-        if self.init_method not in _INITS:
-            raise ValueError(f"init_method must be one of {_INITS}; got {self.init_method!r}")
+        if self.model not in self.MODELS:
+            raise ValueError(f"model must be one of {self.MODELS}; got {self.model!r}")
+        if self.init_method not in self.INIT_METHODS:
+            raise ValueError(f"init_method must be one of {self.INIT_METHODS}; got {self.init_method!r}")
         check_positive_int(self.max_iterations, "max_iterations", minimum=0)
         if self.convergence_threshold is not None and not self.convergence_threshold >= 0:
             raise ValueError("convergence_threshold must be >= 0 or None; "
@@ -241,7 +198,19 @@ class PLDA(BaseEstimator):
         return self.F_ @ self.F_.T
 
     def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "mean_")
+        return fitted_value(self, "mean_") is not None
+
+    def _missing_parameter(self, name: str):
+        if name == "G_" and self.__sklearn_is_fitted__():
+            return None  # "two-covariance" and "simplified" have no G
+        raise NotFittedError(f"this {type(self).__name__} has no {name}: it is not fitted yet")
+
+    def __getstate__(self):
+        return without_derived(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        refreeze(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -249,38 +218,10 @@ class PLDA(BaseEstimator):
         return tags
 
     def _check_fitted(self):
-        if not hasattr(self, "mean_"):
+        if not self.__sklearn_is_fitted__():
             raise AttributeError(f"this {type(self).__name__} is not fitted yet: call fit(X, y) first")
 
     # --- training -----------------------------------------------------------------------------
-
-    def _initial(self, stats: kp.ClassStatistics, dim_f, dim_g):
-        N, D = stats.n_samples, stats.scatter.shape[0]
-        floor = float(self.variance_threshold)
-        mu = np.zeros(D)
-        within = stats.within_scatter / N
-        if self.init_method == "random":
-            rng = check_random_state(self.random_state)
-            var = np.diag(stats.scatter) / N
-            scale = np.sqrt(var.mean())
-            F = rng.normal(size=(D, D if dim_f is None else dim_f)) * scale / np.sqrt(D)
-            G = None if dim_g is None else rng.normal(size=(D, dim_g)) * scale / np.sqrt(D)
-            noise = np.maximum(var, floor) if self.model == "full" else np.diag(np.maximum(var, floor))
-            return mu, F, G, noise
-        means = stats.sums / stats.counts[:, None]
-        between = means.T @ (stats.counts[:, None] * means) / N
-        F = kp.eigen_factor(between, dim_f)
-        if self.model != "full":
-            return mu, F, None, kp.floor_eigenvalues(within, floor)
-        w, U = np.linalg.eigh(within)
-        w, U = w[::-1], U[:, ::-1]
-        rest = w[dim_g:].mean() if dim_g < D else 0.5 * w[-1]
-        G = U[:, :dim_g] * np.sqrt(np.maximum(w[:dim_g] - rest, 0.0))
-        sigma = np.maximum(np.diag(within) - np.einsum("ij,ij->i", G, G), max(floor, rest * 1e-3))
-        return mu, F, G, sigma
-
-    def _params_to_w(self, G, noise):
-        return G @ G.T + np.diag(noise) if self.model == "full" else noise
 
     def fit(self, X, y):
         """Train on vectors ``X`` (n_samples, n_features) with class labels ``y`` (n_samples,).
@@ -299,15 +240,20 @@ class PLDA(BaseEstimator):
             raise ValueError(f"y must contain at least 2 classes; got 1 class ({classes[0]!r})")
         N, D = X.shape
         dim_f, dim_g = self._check_params(D, len(classes))
-        _check_within_class_samples(N, len(classes), D)
-        stats = _class_statistics(X, codes, len(classes))
+        check_within_class_samples(N, len(classes), D)
+        stats = class_statistics(X, codes, len(classes))
         floor = float(self.variance_threshold)
-        mu, F, G, noise = self._initial(stats, dim_f, dim_g)
-        state = {"mu": mu, "F": F, "G": G, "noise": noise}
+        state: dict = {}
+
+        def initialize():
+            state["mu"], state["F"], state["G"], state["noise"] = initial_parameters(
+                stats, model=self.model, init_method=self.init_method,
+                random_state=self.random_state, floor=floor, dim_f=dim_f, dim_g=dim_g)
 
         def e_step():
             s = state
-            return kp.posterior(stats, s["mu"], s["F"], self._params_to_w(s["G"], s["noise"]))
+            W = within_covariance(self.model, s["G"], s["noise"])
+            return kp.posterior(stats, s["mu"], s["F"], W)
 
         def m_step(post):
             s = state
@@ -318,35 +264,53 @@ class PLDA(BaseEstimator):
                     stats, s["mu"], s["F"], s["G"], s["noise"], post, floor)
             return post.log_likelihood / N
 
-        history: list = []
-        converged = False
         # an iteration is a few small dense products: BLAS threads only cost time below this size
-        with _blas_threads(1 if D * D * max(D, len(classes)) < 1e9 else None):
-            if self.max_iterations > 0:
-                result = run_em(e_step, m_step, max_iterations=self.max_iterations,
-                                convergence_threshold=self.convergence_threshold,
-                                name=f"PLDA({self.model})", quantity="average log-likelihood")
-                history, converged = result.history, result.converged
+        small = D * D * max(D, len(classes)) < 1e9
+        with small_products() if small else contextlib.nullcontext():
+            # max_iterations=0 keeps the initial parameters: not a run that failed to converge
+            result = resumable_em(
+                self, X, y=codes, initialize=initialize, get_state=lambda: {k: v for k, v in state.items() if v is not None},
+                set_state=lambda arrays: state.update({"G": None, **arrays}), warn_not_converged=self.max_iterations > 0,
+                e_step=e_step, m_step=m_step, max_iterations=self.max_iterations,
+                convergence_threshold=self.convergence_threshold, name=f"PLDA({self.model})",
+                quantity="average log-likelihood")
             final = e_step().log_likelihood / N
         if not math.isfinite(final):
             raise FloatingPointError(f"PLDA({self.model}): the final log-likelihood is {final}")
-        self.mean_ = stats.offset + state["mu"]
-        self.F_ = state["F"]
-        self.G_ = state["G"]
-        self.sigma_ = state["noise"]
-        self.log_likelihood_ = np.array(history + [final])
-        self.n_iter_ = len(history)
-        self.converged_ = converged
-        self.n_features_in_ = D
-        self.n_classes_ = len(classes)
+        self._store(stats.offset + state["mu"], state["F"], state["G"], state["noise"],
+                    np.array(result.history + [final]), n_classes=len(classes))
         return self
+
+    def _store(self, mean, F, G, sigma, log_likelihood, *, n_classes: int) -> None:
+        """Set the fitted parameters (arrays this object owns from now on)."""
+        for name, value in (("mean_", mean), ("F_", F), ("G_", G), ("sigma_", sigma),
+                            ("log_likelihood_", log_likelihood)):
+            set_fitted(self, name, value, copy=False)
+        self.n_features_in_ = int(np.shape(mean)[0])
+        self.n_classes_ = int(n_classes)
+
+    @classmethod
+    def _from_fitted(cls, *, mean, F, G, sigma, log_likelihood, n_iter: int, converged: bool,
+                     n_classes: int, **params) -> "PLDA":
+        """A fitted PLDA from plain arrays (a file's contents): ``cls(**params)`` with ``mean_``
+        (D,), ``F_`` (D, dim_f), ``G_`` (D, dim_g) or None, ``sigma_`` ((D,) for "full", (D, D)
+        otherwise), ``log_likelihood_`` (n_iter + 1,), ``n_iter_``, ``converged_``,
+        ``n_classes_``.  The arrays are copied; their sizes are the caller's to check."""
+        plda = cls(**params)
+        plda._store(np.array(mean, dtype=np.float64), np.array(F, dtype=np.float64),
+                    None if G is None else np.array(G, dtype=np.float64),
+                    np.array(sigma, dtype=np.float64), np.array(log_likelihood, dtype=np.float64),
+                    n_classes=n_classes)
+        plda.n_iter_ = int(n_iter)
+        plda.converged_ = bool(converged)
+        return plda
 
     def log_likelihood(self, X, y) -> float:
         """Total marginal log-likelihood of labelled vectors under the fitted model."""
         self._check_fitted()
         X = _check_vectors(X, "X", self.n_features_in_)
         codes, classes = encode_labels(y, X.shape[0])
-        stats = _class_statistics(X, codes, len(classes))
+        stats = class_statistics(X, codes, len(classes))
         mu = self.mean_ - stats.offset
         return kp.posterior(stats, mu, self.F_, self.within_covariance_).log_likelihood
 
@@ -406,8 +370,7 @@ class PLDA(BaseEstimator):
         elif not isinstance(out, np.ndarray) or out.shape != (M, P) or out.dtype.kind != "f":
             raise ValueError(f"out must be a float ndarray of shape ({M}, {P}); got "
                              f"{getattr(out, 'shape', type(out).__name__)} {getattr(out, 'dtype', '')}")
-        with _blas_threads(1):  # small (D, D) factorisations: threads only cost time
-            proj, lam = kp.scoring_basis(self.F_, self.within_covariance_)
+        proj, lam = derived(self, ("scoring_basis", self.model), self._scoring_basis)
         uE = (enr.means - self.mean_) @ proj * enr.counts[:, None]
         uP = (prb.means - self.mean_) @ proj * prb.counts[:, None]
         block = self.block_size
@@ -423,19 +386,25 @@ class PLDA(BaseEstimator):
             uE, nE, uP, nP, lam = (to_device(a, dev) for a in (uE, nE, uP, nP, lam))
         return kp.llr_matrix(uE, nE, uP, nP, lam, out, block)
 
+    @small_products  # small (D, D) factorisations: threads only cost time
+    def _scoring_basis(self):
+        proj, lam = kp.scoring_basis(self.F_, self.within_covariance_)
+        proj.flags.writeable = lam.flags.writeable = False  # cached: shared by every call
+        return proj, lam
+
     # --- persistence --------------------------------------------------------------------------
 
     def save(self, hdf5):
         """Write parameters and fitted state to an HDF5 path or open group (emkit layout)."""
-        from .io.plda import write_plda
+        from .io._registry import save
 
-        write_plda(self, hdf5)
+        save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "PLDA":
-        from .io.plda import read_plda
+        from .io._registry import load
 
-        return read_plda(hdf5, cls)
+        return load(hdf5, expected=cls)
 
     def load(self, hdf5):
         """Replace the state of ``self`` by the PLDA stored in ``hdf5``."""
@@ -443,3 +412,6 @@ class PLDA(BaseEstimator):
         self.__dict__.clear()
         self.__dict__.update(loaded.__dict__)
         return self
+
+
+register(PLDA, "PLDA", write="emkit.io.plda:write_plda", read="emkit.io.plda:read_plda")

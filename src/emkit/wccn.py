@@ -17,8 +17,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ._fitted import FittedArray, set_fitted
 from ._validation import check_frames
-from .whitening import inverse_cholesky_factor
+from .io._registry import register
+from .whitening import check_projection, inverse_cholesky_factor
 
 __all__ = ["WCCN"]
 
@@ -66,8 +68,31 @@ class WCCN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     n_features_in_ : int
     """
 
+    weights = FittedArray("Lower-triangular projection matrix W, (D, D)")
+
     def __init__(self, pinv: bool = False):
         self.pinv = pinv
+
+    @classmethod
+    def _from_fitted(cls, weights, input_subtract=0, input_divide=1.0, *, classes=None,
+                     pinv=False) -> "WCCN":
+        """A fitted WCCN from plain arrays (e.g. a file's contents): ``weights`` (D, D) (copied),
+        ``input_subtract`` a scalar or (D,), ``input_divide`` a non-zero number, ``classes`` the
+        labels (``classes_`` is left unset when None)."""
+        wccn = cls(pinv=pinv)
+        weights, subtract, divide = check_projection(weights, input_subtract, input_divide,
+                                                     square=True)
+        wccn._set_fitted(weights, float(subtract) if subtract.ndim == 0 else subtract.copy(),
+                         divide, classes)
+        return wccn
+
+    def _set_fitted(self, weights, input_subtract, input_divide, classes) -> None:
+        set_fitted(self, "weights", weights)
+        self.input_subtract = input_subtract
+        self.input_divide = input_divide
+        if classes is not None:
+            self.classes_ = classes
+        self.n_features_in_ = self._n_features_out = int(np.shape(weights)[0])
 
     def fit(self, X, y) -> "WCCN":
         """Estimate W from rows ``X`` (N, D) and their class labels ``y`` (N,)."""
@@ -83,12 +108,8 @@ class WCCN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         class_means = np.add.reduceat(X[order], starts, axis=0) / counts[:, None]
         centred = X - class_means[codes]
         scatter = centred.T @ centred
-        self.weights = inverse_cholesky_factor((1.0 / K) * scatter, bool(self.pinv),
-                                               "within-class covariance")
-        self.input_subtract = 0
-        self.input_divide = 1.0
-        self.classes_ = classes
-        self.n_features_in_ = self._n_features_out = X.shape[1]
+        self._set_fitted(inverse_cholesky_factor((1.0 / K) * scatter, bool(self.pinv),
+                                                 "within-class covariance"), 0, 1.0, classes)
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -103,3 +124,6 @@ class WCCN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         return tags
+
+
+register(WCCN, "WCCN", write="emkit.io.transforms:write_wccn", read="emkit.io.transforms:read_wccn")

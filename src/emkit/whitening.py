@@ -21,7 +21,9 @@ import scipy.linalg
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ._fitted import FittedArray, set_fitted
 from ._validation import check_frames, is_dask_collection
+from .io._registry import register
 
 __all__ = ["Whitening"]
 
@@ -52,6 +54,30 @@ def inverse_cholesky_factor(M: np.ndarray, pinv: bool, what: str) -> np.ndarray:
     return np.ascontiguousarray(L_inv.T[::-1, ::-1])
 
 
+def check_projection(weights, input_subtract, input_divide, *, square: bool):
+    """``(weights, input_subtract, input_divide)`` of a linear transform ``((x - s) / d) @ W``,
+    checked: ``weights`` (D, K) finite ((D, D) when ``square``), ``input_subtract`` a scalar or
+    (D,), ``input_divide`` a finite non-zero number."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim != 2 or weights.size == 0 or (square and weights.shape[0] != weights.shape[1]):
+        want = "a square (D, D)" if square else "a (D, K)"
+        raise ValueError(f"weights must be {want} matrix; got shape {weights.shape}")
+    subtract = np.asarray(input_subtract, dtype=np.float64)
+    if subtract.shape not in ((), (weights.shape[0],)):
+        raise ValueError(f"input_subtract must be a number or of shape ({weights.shape[0]},); got "
+                         f"shape {subtract.shape}")
+    if not (np.isfinite(weights).all() and np.isfinite(subtract).all()):
+        raise ValueError("weights and input_subtract must hold finite values; got NaN or infinity")
+    try:
+        divide = float(input_divide) if np.ndim(input_divide) == 0 else None
+    except (TypeError, ValueError):
+        divide = None
+    if divide is None or not np.isfinite(divide) or divide == 0:
+        raise ValueError(f"input_divide must be a finite non-zero number; got "
+                         f"{type(input_divide).__name__} {np.shape(input_divide)}")
+    return weights, subtract, divide
+
+
 class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Whitening transform ``x -> (x - mu) @ W`` with ``W W' = Cov^-1`` (W lower triangular).
 
@@ -71,8 +97,25 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     n_features_in_ : int
     """
 
+    weights = FittedArray("Lower-triangular projection matrix W, (D, D)")
+    input_subtract = FittedArray("The training mean, subtracted before projecting, (D,)")
+
     def __init__(self, pinv: bool = False):
         self.pinv = pinv
+
+    @classmethod
+    def _from_fitted(cls, weights, input_subtract, input_divide=1.0, *, pinv=False) -> "Whitening":
+        """A fitted Whitening from plain arrays (e.g. a file's contents): ``weights`` (D, D),
+        ``input_subtract`` (D,) or a scalar, ``input_divide`` a non-zero number (copied)."""
+        white = cls(pinv=pinv)
+        white._set_fitted(*check_projection(weights, input_subtract, input_divide, square=True))
+        return white
+
+    def _set_fitted(self, weights, input_subtract, input_divide) -> None:
+        set_fitted(self, "weights", weights)
+        set_fitted(self, "input_subtract", input_subtract)
+        self.input_divide = float(input_divide)
+        self.n_features_in_ = self._n_features_out = int(np.shape(weights)[0])
 
     def fit(self, X, y=None) -> "Whitening":
         """Estimate the mean and the (N - 1) covariance of ``X`` (N, D); N >= 2."""
@@ -82,10 +125,8 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             raise ValueError("X must have at least 2 samples to estimate a covariance; got "
                              f"n_samples = {X.shape[0]}")
         cov = np.atleast_2d(np.cov(X, rowvar=False))
-        self.weights = inverse_cholesky_factor(cov, bool(self.pinv), "covariance of X")
-        self.input_subtract = X.mean(axis=0)
-        self.input_divide = 1.0
-        self.n_features_in_ = self._n_features_out = X.shape[1]
+        self._set_fitted(inverse_cholesky_factor(cov, bool(self.pinv), "covariance of X"),
+                         X.mean(axis=0), 1.0)
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -98,3 +139,7 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         X = np.asarray(X, dtype=np.float64)
         out = ((X - self.input_subtract) / self.input_divide) @ self.weights
         return out[0] if one_sample else out
+
+
+register(Whitening, "Whitening", write="emkit.io.transforms:write_whitening",
+         read="emkit.io.transforms:read_whitening")

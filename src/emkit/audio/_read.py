@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from ..features import FeatureError
+from ..io.untrusted import FeatureError
 from ..io.untrusted import check_regular
 
 __all__ = ["AudioError", "read_audio", "INT16_SCALE", "require"]

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..features import read_id_map
+from ..io.lists import read_id_map
 from ._read import AudioError
 
 __all__ = ["Utterance", "find_utterances", "read_data_dir", "AUDIO_SUFFIXES"]

@@ -226,7 +226,7 @@ def check_outputs(outputs: dict, inputs: dict) -> None:
     hard links and relative paths included).  An existing output without write permission
     (no ``w`` bit in its mode) is not replaced, since the atomic rename would ignore the mode.
     """
-    from ..features import check_writable
+    from ..io.lists import check_writable
 
     named = [(option, strip_prefix(p)) for option, paths in inputs.items() if paths
              for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
@@ -291,7 +291,7 @@ def seed_option(f):
 def feature_paths(features, feature_list) -> list:
     """FEATURES plus the files named in --feature-list, directories replaced by their feature
     files (sorted, not recursive); a usage error when there are none or one does not exist."""
-    from ..features import list_feature_directory
+    from ..io.features import list_feature_directory
 
     paths = list(features)
     if feature_list:

@@ -11,7 +11,7 @@ from ._commands import OUTPUT, POSITIVE
 
 np = lazy_module("numpy")
 ex = lazy_module("emkit.experiment")
-fe = lazy_module("emkit.features")
+fe = lazy_module("emkit.io.lists")
 
 
 def row_names(paths) -> list:

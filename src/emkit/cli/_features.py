@@ -107,7 +107,7 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
     """
     try:
         from .. import audio
-        from ..features import check_writable
+        from ..io.lists import check_writable
     except ImportError as exc:  # pragma: no cover - the package itself needs no extra
         raise click.ClickException(str(exc)) from None
     config = _config(audio, kind=kind, sample_rate=sample_rate, num_ceps=num_ceps,

@@ -10,7 +10,7 @@ import os
 from ._app import _one_line, lazy_module
 
 ex = lazy_module("emkit.experiment")
-fe = lazy_module("emkit.features")
+fe = lazy_module("emkit.io.untrusted")
 
 
 def plural(n: int, word: str) -> str:

@@ -14,7 +14,7 @@ import click
 from ._app import InputFile, lazy_module
 from ._models import plural
 
-fe = lazy_module("emkit.features")
+fe = lazy_module("emkit.io.lists")
 cohort_lib = lazy_module("emkit.cohort")
 ex = lazy_module("emkit.experiment")
 

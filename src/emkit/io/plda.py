@@ -8,6 +8,9 @@ Layout version 1 (root attributes ``emkit_class = "PLDA"``, ``emkit_format_versi
 * group ``fitted`` (only for a fitted PLDA): ``mean`` (D,), ``F`` (D, dim_f), ``G`` (D, dim_g;
   "full" only), ``sigma`` ((D,) for "full", (D, D) otherwise), ``log_likelihood`` (n_iter + 1,),
   ``n_iter``, ``converged``, ``n_features_in``, ``n_classes``.
+
+Registered for :func:`emkit.io.save`/:func:`emkit.io.load` at the bottom of :mod:`emkit.plda`;
+the reader builds the object through ``cls(**params)`` and ``cls._from_fitted``.
 """
 
 from __future__ import annotations
@@ -66,36 +69,36 @@ def _text_choice(f, name, choices):
 
 
 def read_plda(hdf5, cls):
-    from ..plda import _INITS, _MODELS
-
+    """The PLDA in ``hdf5`` (a path or an open group), built as ``cls`` through its constructor
+    and ``cls._from_fitted``."""
     with open_for_reading(hdf5, CLASS_NAME) as f:
         read_stamp(f, CLASS_NAME, FORMAT_VERSION)
         threshold = read_scalar(f, "convergence_threshold", low=0.0, allow_nan=True)
         random_state = read_scalar(f, "random_state", "int", required=False, low=0)
-        plda = cls(
-            model=_text_choice(f, "model", _MODELS),
+        params = dict(
+            model=_text_choice(f, "model", cls.MODELS),
             dim_f=_none_if_negative(read_scalar(f, "dim_f", "int")),
             dim_g=_none_if_negative(read_scalar(f, "dim_g", "int")),
             max_iterations=_none_if_negative(read_scalar(f, "max_iterations", "int")),
             convergence_threshold=None if np.isnan(threshold) else float(threshold),
             variance_threshold=float(read_scalar(f, "variance_threshold", low=0.0)),
-            init_method=_text_choice(f, "init_method", _INITS),
+            init_method=_text_choice(f, "init_method", cls.INIT_METHODS),
             random_state=None if random_state is None else int(random_state),
             block_size=_none_if_negative(read_scalar(f, "block_size", "int")),
         )
         g = child(f, "fitted", "group", required=False)
-        if g is not None:
-            _read_fitted(g, plda)
-    return plda
+        if g is None:
+            return cls(**params)
+        return cls._from_fitted(**_read_fitted(g, params["model"]), **params)
 
 
-def _read_fitted(g, plda) -> None:
+def _read_fitted(g, model) -> dict:
     """The fitted attributes, checked against each other (sizes) and for a usable model."""
     mean = read_array(g, "mean", shape=(None,))
     D = mean.shape[0]
     check_values(g, "mean", D >= 1, "must hold at least one value")
     F = read_array(g, "F", shape=(D, None))
-    full = plda.model == "full"
+    full = model == "full"
     G = read_array(g, "G", shape=(D, None), required=full)
     if full:
         sigma = read_array(g, "sigma", shape=(D,), positive=True)
@@ -109,9 +112,9 @@ def _read_fitted(g, plda) -> None:
         except np.linalg.LinAlgError:
             check_values(g, "sigma", False, "must be positive definite")
     n_iter = int(read_scalar(g, "n_iter", "int", low=0))
-    plda.mean_, plda.F_, plda.G_, plda.sigma_ = mean, F, G if full else None, sigma
-    plda.log_likelihood_ = read_array(g, "log_likelihood", shape=(n_iter + 1,))
-    plda.n_iter_ = n_iter
-    plda.converged_ = bool(read_scalar(g, "converged", "bool"))
-    plda.n_features_in_ = int(read_scalar(g, "n_features_in", "int", low=D, high=D))
-    plda.n_classes_ = int(read_scalar(g, "n_classes", "int", low=2))
+    fitted = dict(mean=mean, F=F, G=G if full else None, sigma=sigma,
+                  log_likelihood=read_array(g, "log_likelihood", shape=(n_iter + 1,)),
+                  n_iter=n_iter, converged=bool(read_scalar(g, "converged", "bool")))
+    read_scalar(g, "n_features_in", "int", low=D, high=D)  # (D is the mean's size)
+    fitted["n_classes"] = int(read_scalar(g, "n_classes", "int", low=2))
+    return fitted

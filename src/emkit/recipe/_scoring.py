@@ -10,7 +10,8 @@ import numpy as np
 from .. import experiment as ex
 from ..cohort import cohort_matrices
 from ..cohort import normalise as cohort_normalise
-from ..features import FeatureError, read_id_lists, read_trials
+from ..io.lists import read_id_lists, read_trials
+from ..io.untrusted import FeatureError
 from ..gmm import GMMMachine
 from ..io.atomic import atomic_path
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import experiment as ex
-from ..features import read_feature_sources, read_id_map
+from ..io.features import read_feature_sources
+from ..io.lists import read_id_map
 from ._runner import FunctionStep
 
 __all__ = ["STEP_KINDS", "step_kind", "plan", "Context", "machine_path"]

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from .. import experiment as ex
-from ..features import atomic_write, read_id_map, read_trials, write_scores
+from ..io.atomic import atomic_write
+from ..io.lists import read_id_map, read_trials, write_scores
 from ._runner import FunctionStep
 from ._scoring import normalise, read_npz, save_npz, score_condition
 from ._steps import _feature_inputs, _labels, machine_path, step_kind

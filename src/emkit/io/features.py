@@ -1,0 +1,182 @@
+"""Reading feature files: one dispatch over the formats emkit reads.
+Reading features, id lists and trial lists; writing and reading score files.
+
+Features are named matrices (one per utterance, ``(n_frames, n_features)``), read from:
+
+``.npy``
+    One 2-D array: one utterance, named after the file (``spk1_utt3.npy`` -> ``spk1_utt3``).
+``.npz``
+    One utterance per array, named by its key.  A file whose only array is ``arr_0``
+    (``np.savez(path, X)``) is one utterance named after the file.
+``.h5``, ``.hdf5``, ``.hdf``
+    One utterance per 2-D numeric dataset, named by its path in the file without the leading
+    ``/`` (``spk1/utt3``).  A file whose only dataset is ``array`` (bob's convention) is one
+    utterance named after the file.
+``.ark`` (or ``ark:PATH``)
+    A Kaldi archive, binary (``FM``/``DM`` float matrices, ``FV``/``DV`` vectors read as one
+    row, and the compressed ``CM``/``CM2``/``CM3`` matrices) or text (``key [ rows ]``).
+``.scp`` (or ``scp:PATH``)
+    A Kaldi script file: ``key path.ark:offset`` lines, optionally with a row range
+    ``[first:last]`` or row and column ranges ``[r1:r2,c1:c2]`` (inclusive, as in Kaldi);
+    ``key path`` without an offset reads the first matrix of ``path``.  Piped commands
+    (``cmd |``) are not supported.
+
+Every matrix is returned as float64.  Kaldi's binary format is read by emkit's own code (no
+kaldiio): after the key and a space, ``\\0B``, a type token (``FM `` ...), and for plain
+matrices two int32 sizes, each preceded by a size byte (4), then the values row by row.
+
+Feature files are treated as untrusted (:mod:`emkit.io.untrusted`): regular files only (no pipes
+or devices, also when an scp points to one), every size a header declares checked against the
+bytes present before anything is allocated, at most ``max_utterance_bytes`` (default 2 GiB as
+float64) per utterance, no pickles, and errors (:class:`FeatureError`, an
+:class:`~emkit.io.errors.InvalidFileError`) that name the file and the utterance without quoting
+the file's bytes.  An scp may name any regular file, as in Kaldi: use scp files you trust.
+
+The format readers themselves are :mod:`emkit.io.kaldi`, :mod:`emkit.io.numpy_files` and
+:mod:`emkit.io.hdf5_features`; id lists, trials and score files are :mod:`emkit.io.lists`.
+(:mod:`emkit.features` re-exports both modules' public names.)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .kaldi import read_kaldi_ark, read_kaldi_scp
+from .kaldi import strip_specifier as _strip_specifier
+from .numpy_files import read_npy, read_npz
+from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_limit,
+                        check_regular, open_regular, show_key)
+
+#: (FeatureError: what the readers raise, re-exported)
+__all__ = ["read_features", "read_feature_sources", "list_feature_directory",
+           "DIRECTORY_SUFFIXES", "FeatureError"]
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _read_npy(path: Path, limit: int) -> dict:
+    return {path.stem: read_npy(path, max_utterance_bytes=limit, float64=True,
+                                where=f"{path}: utterance {path.stem!r}")}
+
+
+def _read_npz(path: Path, limit: int) -> dict:
+    arrays = read_npz(path, max_utterance_bytes=limit, float64=True)
+    if list(arrays) == ["arr_0"]:
+        return {path.stem: arrays["arr_0"]}
+    return arrays
+
+
+def _read_h5(path: Path, limit: int) -> dict:
+    from .hdf5_features import read_hdf5_features
+
+    return read_hdf5_features(path, max_utterance_bytes=limit)
+
+
+def _sniff(path: Path) -> str:
+    with open_regular(path) as f:
+        head = f.read(8)
+    if head.startswith(_NPY_MAGIC):
+        return "npy"
+    if head.startswith(_ZIP_MAGIC):
+        return "npz"
+    if head.startswith(_HDF5_MAGIC):
+        return "h5"
+    return ""
+
+
+_SUFFIXES = {".npy": "npy", ".npz": "npz", ".h5": "h5", ".hdf5": "h5", ".hdf": "h5", ".ark": "ark",
+             ".scp": "scp"}
+_READERS = {"npy": _read_npy, "npz": _read_npz, "h5": _read_h5,
+            "ark": lambda p, limit: read_kaldi_ark(p, max_utterance_bytes=limit),
+            "scp": lambda p, limit: read_kaldi_scp(p, max_utterance_bytes=limit)}
+
+
+def read_features(path, *, n_features: int | None = None,
+                  max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
+    """Utterances of one feature file as ``{id: (n_frames, n_features) float64 array}``.
+
+    The format comes from the extension (or an ``ark:``/``scp:`` prefix; otherwise the file's
+    first bytes): see the module docstring.  ``n_features``, when given, is checked for every
+    utterance.  Every utterance has at least one frame and one feature, finite values, and at
+    most ``max_utterance_bytes`` as float64 (``rows * cols * 8``; default 2 GiB).  Raises
+    ``FileNotFoundError`` for a missing file and :class:`FeatureError` (an
+    :class:`~emkit.io.errors.InvalidFileError`) for an unreadable, inconsistent or oversized
+    one, naming the file and the utterance, never quoting the file's bytes.
+    """
+    limit = check_limit(max_utterance_bytes)
+    text = os.fspath(path)
+    kind = ""
+    m = re.match(r"^(ark|scp)(,[a-z]+)*:", text)
+    if m:
+        kind = m.group(1)
+        text = _strip_specifier(text, "archive")
+    p = Path(text)
+    if not os.path.lexists(text):
+        raise FileNotFoundError(f"no such feature file: {text!r}")
+    try:
+        check_regular(text)
+    except FileNotFoundError:  # a dangling symbolic link
+        raise FeatureError(f"{text}: a symbolic link to a missing file") from None
+    kind = kind or _SUFFIXES.get(p.suffix.lower(), "") or _sniff(p)
+    if kind not in _READERS:
+        raise FeatureError(f"{text}: unknown feature format (expected .npy, .npz, .h5/.hdf5, .ark "
+                           "or .scp)")
+    raw = _READERS[kind](p, limit)
+    if not raw:
+        raise FeatureError(f"{text}: contains no feature matrix")
+    checked = kind in ("ark", "scp")  # the Kaldi readers return finite float64 already
+    return {key: as_features(value, f"{text}: utterance {show_key(key)}", n_features,
+                             check_finite=not checked)
+            for key, value in raw.items()}
+
+
+def read_feature_sources(paths, *, n_features: int | None = None,
+                         max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
+    """Utterances of several feature files, merged; an id found in two files is an error.
+
+    All utterances must have one feature dimension (``n_features`` when given, otherwise that of
+    the first utterance read).  ``max_utterance_bytes``: see :func:`read_features`.
+    """
+    merged, origin = {}, {}
+    found = n_features
+    for path in paths:
+        for key, array in read_features(path, n_features=n_features,
+                                        max_utterance_bytes=max_utterance_bytes).items():
+            if key in merged:
+                raise FeatureError(f"utterance {key!r} is in both {origin[key]} and "
+                                   f"{os.fspath(path)}")
+            if found is None:
+                found = array.shape[1]
+            elif array.shape[1] != found:
+                first = next(iter(origin.values()))
+                raise FeatureError(f"{os.fspath(path)}: utterance {key!r} has {array.shape[1]} "
+                                   f"features per frame, but those of {first} have {found}")
+            merged[key] = array
+            origin[key] = os.fspath(path)
+    if not merged:
+        raise FeatureError("no feature file given")
+    return merged
+
+
+#: Files of a directory read as features (not ``.scp``: its archives would be read twice).
+DIRECTORY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".hdf", ".ark")
+
+
+def list_feature_directory(path) -> list:
+    """The feature files directly in directory ``path`` (not recursive), sorted by name.
+
+    Files whose extension is one of :data:`DIRECTORY_SUFFIXES` (case-insensitive); hidden files
+    (``.name``) are skipped.  A directory without any is a :class:`FeatureError`.
+    """
+    path = os.fspath(path)
+    names = sorted(entry.name for entry in os.scandir(path)
+                   if not entry.name.startswith(".") and entry.is_file()
+                   and os.path.splitext(entry.name)[1].lower() in DIRECTORY_SUFFIXES)
+    if not names:
+        raise FeatureError(f"{path}: the directory holds no feature file (expected "
+                           f"{', '.join(DIRECTORY_SUFFIXES)} files; subdirectories are not read)")
+    return [os.path.join(path, name) for name in names]

@@ -1,0 +1,198 @@
+"""Id lists, trial lists and score files.
+
+Text files (id lists, trial lists, scores) are whitespace-separated columns; empty lines and
+lines starting with ``#`` are skipped.  Every writer here writes atomically (a temporary file in
+the target directory, renamed when complete), so an error never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write
+from .untrusted import FeatureError
+
+#: (FeatureError: what the readers raise, re-exported)
+__all__ = ["read_id_map", "read_id_lists", "Trials", "read_trials", "format_score",
+           "write_scores", "read_scores", "check_writable", "LABELS", "FeatureError"]
+
+LABELS = ("target", "nontarget")
+
+
+def check_writable(path) -> Path:
+    """Fail early (``PermissionError``/``FileNotFoundError``) if ``path`` cannot be created."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise FileNotFoundError(f"cannot write {str(path)!r}: directory {str(directory)!r} does "
+                                "not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {str(path)!r}: no write permission in directory "
+                              f"{str(directory)!r}")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {str(path)!r}: it is a directory")
+    return path
+
+
+def _rows(path):
+    """(line number, fields) of the non-empty, non-comment lines of a text file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path!r}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                fields = line.split()
+                if fields and not fields[0].startswith("#"):
+                    yield number, fields
+    except UnicodeDecodeError:
+        raise FeatureError(f"{path}: not a UTF-8 text file") from None
+
+
+def read_id_map(path) -> dict:
+    """A two-column file ``id value`` (e.g. Kaldi's ``utt2spk``) as an ordered dict."""
+    out = {}
+    for number, fields in _rows(path):
+        if len(fields) != 2:
+            raise FeatureError(f"{os.fspath(path)} line {number}: expected 2 columns 'utterance-id "
+                               f"label'; got {len(fields)}")
+        if fields[0] in out:
+            raise FeatureError(f"{os.fspath(path)} line {number}: {fields[0]!r} is listed twice")
+        out[fields[0]] = fields[1]
+    if not out:
+        raise FeatureError(f"{os.fspath(path)}: the list is empty")
+    return out
+
+
+def read_id_lists(path) -> dict:
+    """A file of lines ``key id1 id2 ...`` (e.g. Kaldi's ``spk2utt``) as ``{key: [ids]}``."""
+    out = {}
+    for number, fields in _rows(path):
+        if len(fields) < 2:
+            raise FeatureError(f"{os.fspath(path)} line {number}: expected 'model-id utterance-id "
+                               f"[utterance-id ...]'; got {' '.join(fields)!r}")
+        if fields[0] in out:
+            raise FeatureError(f"{os.fspath(path)} line {number}: model {fields[0]!r} is listed "
+                               "twice")
+        out[fields[0]] = fields[1:]
+    if not out:
+        raise FeatureError(f"{os.fspath(path)}: the list is empty")
+    return out
+
+
+@dataclass(frozen=True)
+class Trials:
+    """A trial list: ``models[i]`` against ``probes[i]``; ``labels[i]`` True for a target trial.
+
+    ``labels`` is None when the list has no third column.
+    """
+
+    models: list
+    probes: list
+    labels: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+
+def _parse_label(text: str, where: str) -> bool:
+    low = text.lower()
+    if low not in LABELS:
+        raise FeatureError(f"{where}: the label must be 'target' or 'nontarget'; got {text!r}")
+    return low == "target"
+
+
+def _check_repeat(seen: dict, fields, number: int, where: str) -> None:
+    """A model-probe pair may appear once in a trial list or score file (it would count twice)."""
+    pair = tuple(fields[:2])
+    if pair in seen:
+        raise FeatureError(f"{where}: trial {' '.join(pair)!r} repeats line {seen[pair]} (each "
+                           "model-probe pair must appear once)")
+    seen[pair] = number
+
+
+def read_trials(path, *, require_labels: bool = False) -> Trials:
+    """Read ``model-id probe-id [target|nontarget]`` lines (all with labels or none).
+
+    A model-probe pair listed twice is a :class:`FeatureError` naming both lines.
+    """
+    path = os.fspath(path)
+    models, probes, labels = [], [], []
+    n_columns = None
+    seen = {}
+    for number, fields in _rows(path):
+        where = f"{path} line {number}"
+        if len(fields) not in (2, 3) or (n_columns is not None and len(fields) != n_columns):
+            expected = "2 or 3" if n_columns is None else str(n_columns)
+            raise FeatureError(f"{where}: expected {expected} columns 'model-id probe-id "
+                               f"[target|nontarget]'; got {len(fields)}")
+        n_columns = len(fields)
+        _check_repeat(seen, fields, number, where)
+        models.append(fields[0])
+        probes.append(fields[1])
+        if n_columns == 3:
+            labels.append(_parse_label(fields[2], where))
+    if not models:
+        raise FeatureError(f"{path}: the trial list is empty")
+    if require_labels and n_columns != 3:
+        raise FeatureError(f"{path}: trials need a third column 'target' or 'nontarget'")
+    return Trials(models, probes, np.array(labels, dtype=bool) if n_columns == 3 else None)
+
+
+def format_score(value: float) -> str:
+    """The shortest text that reads back as the same float64."""
+    return repr(float(value))
+
+
+def write_scores(path, models, probes, scores, labels=None) -> None:
+    """Write ``model probe score [target|nontarget]`` lines atomically."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if not (len(models) == len(probes) == scores.shape[0]):
+        raise ValueError(f"models, probes and scores must have one length; got {len(models)}, "
+                         f"{len(probes)} and {scores.shape[0]}")
+    buffer = io.StringIO()
+    for i, (m, p) in enumerate(zip(models, probes, strict=True)):
+        line = f"{m} {p} {format_score(scores[i])}"
+        if labels is not None:
+            line += " target" if labels[i] else " nontarget"
+        buffer.write(line + "\n")
+    with atomic_write(path) as f:
+        f.write(buffer.getvalue())
+
+
+def read_scores(path):
+    """Read a score file: ``(Trials, scores float64 array)``; labels None when absent.
+
+    A model-probe pair listed twice is a :class:`FeatureError` naming both lines.
+    """
+    path = os.fspath(path)
+    models, probes, scores, labels = [], [], [], []
+    n_columns = None
+    seen = {}
+    for number, fields in _rows(path):
+        where = f"{path} line {number}"
+        if len(fields) not in (3, 4) or (n_columns is not None and len(fields) != n_columns):
+            raise FeatureError(f"{where}: expected 'model-id probe-id score [target|nontarget]'; "
+                               f"got {len(fields)} columns")
+        n_columns = len(fields)
+        _check_repeat(seen, fields, number, where)
+        try:
+            value = float(fields[2])
+        except ValueError:
+            raise FeatureError(f"{where}: the score must be a number; got {fields[2]!r}") from None
+        if not np.isfinite(value):
+            raise FeatureError(f"{where}: the score must be finite; got {fields[2]!r}")
+        models.append(fields[0])
+        probes.append(fields[1])
+        scores.append(value)
+        if n_columns == 4:
+            labels.append(_parse_label(fields[3], where))
+    if not models:
+        raise FeatureError(f"{path}: the score file is empty")
+    trials = Trials(models, probes, np.array(labels, dtype=bool) if n_columns == 4 else None)
+    return trials, np.array(scores, dtype=np.float64)
