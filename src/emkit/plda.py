@@ -279,6 +279,7 @@ class PLDA(BaseEstimator):
             raise FloatingPointError(f"PLDA({self.model}): the final log-likelihood is {final}")
         self._store(stats.offset + state["mu"], state["F"], state["G"], state["noise"],
                     np.array(result.history + [final]), n_classes=len(classes))
+        self.n_iter_, self.converged_ = result.n_iter, result.converged
         return self
 
     def _store(self, mean, F, G, sigma, log_likelihood, *, n_classes: int) -> None:
