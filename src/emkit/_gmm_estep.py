@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._backend import is_dask_collection
+from ._backend import is_dask_collection, map_ordered, map_reduce
 from ._config import get_config
 from ._kernels import gmm as kg
-from ._validation import check_block
+from ._validation import check_block, check_frames
 from .stats import GMMStats
 
 
@@ -60,3 +60,46 @@ def check_stats_finite(stats: GMMStats, name: str = "X") -> GMMStats:
             "variances are degenerate"
         )
     return stats
+
+
+def check_frames_of(data, coef: kg.DiagGMMCoefficients, name: str = "data", allow_empty: bool = True):
+    """``data`` checked as frames of the machine behind ``coef`` (n_features of its means)."""
+    return check_frames(data, name, n_features=coef.n_features, allow_empty=allow_empty, owner="GMMMachine")
+
+
+def weighted_log_likelihoods(data, coef: kg.DiagGMMCoefficients):
+    """``log w_c + log N(x_t | mu_c, var_c)``, shape **(C, N)**, of checked ``data`` (numpy or dask)."""
+    if is_dask_collection(data):
+        return data.map_blocks(dask_block, kg.log_weighted_likelihood, coef, "data", dtype=float,
+                               chunks=(data.chunks[0], (coef.n_gaussians,))).T
+    return kg.log_weighted_likelihood(data, coef, block_rows()).T
+
+
+def log_likelihoods(data, coef: kg.DiagGMMCoefficients):
+    """Per-sample ``log sum_c w_c N(x_t | mu_c, var_c)``, shape (N,), of checked ``data``."""
+    if is_dask_collection(data):
+        return data.map_blocks(dask_block, kg.log_likelihood, coef, "data", drop_axis=1, dtype=float)
+    return kg.log_likelihood(data, coef, block_rows())
+
+
+def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True) -> GMMStats:
+    """The statistics of every row of checked ``X`` (N, D) summed (moments about the shift kept,
+    for the M-step), by the backend's ``map_reduce``; non-finite results are refused."""
+    stats = map_reduce(stats_chunk, X, coef, block_rows(), second_order, True, is_dask_collection(X))
+    return check_stats_finite(stats)
+
+
+def session_stats(X, coef: kg.DiagGMMCoefficients) -> list:
+    """One :class:`GMMStats` per element of ``X``: per session for a list of (n_frames, D) arrays or
+    a 3-D array, per row (frame) for a 2-D array; errors name ``X[i]``."""
+    rows = block_rows()
+    if is_dask_collection(X) and getattr(X, "ndim", 0) == 2:
+        X = np.asarray(check_frames_of(X, coef, "X"))  # the N results are in memory anyway
+    if isinstance(X, np.ndarray) and X.ndim == 2:  # one session per row: check them all at once
+        X = check_frames_of(X, coef, "X")
+    sessions = [check_frames_of(x, coef, f"X[{i}]") for i, x in enumerate(X)]
+
+    def one(i):
+        return check_stats_finite(stats_chunk(sessions[i], coef, rows, True, False), f"X[{i}]")
+
+    return map_ordered(one, range(len(sessions)))

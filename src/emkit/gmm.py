@@ -16,22 +16,18 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
-from ._backend import is_dask_collection, map_ordered, map_reduce, tree_sum
+from . import _gmm_estep as estep
 from ._checkpoint import resumable_em
 from ._fitted import (FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted,
                       without_derived)
-from ._gmm_estep import block_rows as _block_rows
-from ._gmm_estep import check_stats_finite as _check_stats_finite
-from ._gmm_estep import computed as _computed
-from ._gmm_estep import dask_block as _dask_block
-from ._gmm_estep import stats_chunk as _stats_chunk
-from ._gmm_mstep import EPSILON, map_gmm_m_step, ml_gmm_m_step
+from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step
 from ._gmm_params import COMPUTE_DTYPES as _DTYPES
 from ._gmm_params import check_gmm_parameters, check_weights
 from ._kernels import gmm as kg
 from ._validation import check_frames
 from .io import _registry
 from .kmeans import KMeansMachine
+from ._gmm_reference import e_step, log_likelihood, log_weighted_likelihood, m_step
 from .stats import GMMStats
 
 logger = logging.getLogger("emkit")
@@ -39,45 +35,6 @@ logger = logging.getLogger("emkit")
 __all__ = ["GMMMachine", "GMMStats", "e_step", "m_step", "ml_gmm_m_step", "map_gmm_m_step",
            "log_likelihood", "log_weighted_likelihood"]
 
-
-
-# ---------------------------------------------------------------------------------------------
-# module-level functions of the reference's ``gmm`` module
-# ---------------------------------------------------------------------------------------------
-
-
-def log_weighted_likelihood(data, machine: "GMMMachine"):
-    """``log w_c + log N(x_t | mu_c, var_c)`` with shape **(C, N)** (Gaussians first)."""
-    return machine.log_weighted_likelihood(data)
-
-
-def log_likelihood(data, machine: "GMMMachine"):
-    """Per-sample mixture log-likelihood, shape (N,)."""
-    return machine.log_likelihood(data)
-
-
-def e_step(data, machine: "GMMMachine") -> GMMStats:
-    """Statistics of ``data`` (N, D) given ``machine``: one :class:`GMMStats`."""
-    return machine.acc_stats(data)
-
-
-def m_step(statistics, machine: "GMMMachine"):
-    """Update ``machine`` in place from a list of statistics (summed first, none of them mutated).
-
-    Returns ``(machine, average log-likelihood of the statistics)``.
-    """
-    if isinstance(statistics, GMMStats):
-        statistics = [statistics]
-    stats = tree_sum(statistics)
-    if stats.t == 0:
-        raise ValueError("m_step needs statistics of at least one sample; got t = 0")
-    machine._apply_m_step(stats)
-    return machine, float(stats.log_likelihood / stats.t)
-
-
-# ---------------------------------------------------------------------------------------------
-# the estimator
-# ---------------------------------------------------------------------------------------------
 
 
 class _Parameter(FittedArray):
@@ -215,7 +172,7 @@ class GMMMachine(BaseEstimator):
     def _assign(self, name: str, value) -> None:
         """Store parameter ``name`` (the descriptors' setter): variances are floored at the
         thresholds, and floored again when the thresholds change."""
-        value = _computed(value)
+        value = estep.computed(value)
         if name == "variances" and value is not None:
             value = np.maximum(self.variance_thresholds, value)
         set_fitted(self, name, value)
@@ -347,33 +304,20 @@ class GMMMachine(BaseEstimator):
         return derived(self, ("coefficients", dtype), lambda: kg.DiagGMMCoefficients.from_parameters(
             self.means, self.variances, self.log_weights, _DTYPES[dtype], norms=self.g_norms))
 
-    def _check_data(self, data, name="data", allow_empty=True):
-        return check_frames(data, name, n_features=self.means.shape[1], allow_empty=allow_empty,
-                            owner="GMMMachine")
-
     def log_weighted_likelihood(self, data):
         """``log w_c + log N(x_t | mu_c, var_c)``, shape **(C, N)** (Gaussians first)."""
         coef = self._coefficients()
-        data = self._check_data(data)
-        if is_dask_collection(data):
-            return data.map_blocks(_dask_block, kg.log_weighted_likelihood, coef, "data", dtype=float,
-                                   chunks=(data.chunks[0], (coef.n_gaussians,))).T
-        return kg.log_weighted_likelihood(data, coef, _block_rows()).T
+        return estep.weighted_log_likelihoods(estep.check_frames_of(data, coef), coef)
 
     def log_likelihood(self, data):
         """Per-sample log-likelihood ``log sum_c w_c N(x_t | mu_c, var_c)``, shape (N,)."""
         coef = self._coefficients()
-        data = self._check_data(data)
-        if is_dask_collection(data):
-            return data.map_blocks(_dask_block, kg.log_likelihood, coef, "data", drop_axis=1, dtype=float)
-        return kg.log_likelihood(data, coef, _block_rows())
+        return estep.log_likelihoods(estep.check_frames_of(data, coef), coef)
 
     def acc_stats(self, X) -> GMMStats:
         """Statistics of all rows of ``X`` (N, D) in one :class:`GMMStats` (dask input is computed)."""
-        X = self._check_data(X, "X")
-        stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows(), True, True,
-                           is_dask_collection(X))
-        return _check_stats_finite(stats)
+        coef = self._coefficients()
+        return estep.total_stats(estep.check_frames_of(X, coef, "X"), coef)
 
     def transform(self, X) -> list:
         """One :class:`GMMStats` per element of ``X``.
@@ -381,19 +325,7 @@ class GMMMachine(BaseEstimator):
         A list of (n_frames, D) arrays or a 3-D array gives one statistics object per session; a
         2-D array gives one per row (per frame), as in the reference.
         """
-        coef = self._coefficients()
-        block_rows = _block_rows()
-        if is_dask_collection(X) and getattr(X, "ndim", 0) == 2:
-            X = np.asarray(self._check_data(X, "X"))  # the N results are in memory anyway
-        if isinstance(X, np.ndarray) and X.ndim == 2:  # one session per row: check them all at once
-            X = self._check_data(X, "X")
-        sessions = [check_frames(x, f"X[{i}]", n_features=coef.n_features, allow_empty=True, owner="GMMMachine")
-                    for i, x in enumerate(X)]
-
-        def one(i):
-            return _check_stats_finite(_stats_chunk(sessions[i], coef, block_rows, True, False), f"X[{i}]")
-
-        return map_ordered(one, range(len(sessions)))
+        return estep.session_stats(X, self._coefficients())
 
     stats_per_sample = transform
 
@@ -410,16 +342,6 @@ class GMMMachine(BaseEstimator):
         kmeans.fit(data)
         self.means = kmeans.centroids_
         self.variances, self.weights = kmeans.get_variances_and_weights_for_each_cluster(data)
-
-    def _apply_m_step(self, stats: GMMStats):
-        common = dict(update_means=self.update_means, update_variances=self.update_variances,
-                      update_weights=self.update_weights,
-                      mean_var_update_threshold=self.mean_var_update_threshold)
-        if self.trainer == "map":
-            map_gmm_m_step(self, stats, reynolds_adaptation=self.map_relevance_factor is not None,
-                           relevance_factor=self.map_relevance_factor, alpha=self.map_alpha, **common)
-        else:
-            ml_gmm_m_step(self, stats, **common)
 
     def adapt(self, stats) -> "GMMMachine":
         """MAP-adapt this ``trainer="map"`` machine to ``stats`` in one M-step from its UBM.
@@ -439,7 +361,7 @@ class GMMMachine(BaseEstimator):
         if not single:  # a single GMMStats keeps its moments about a shift (precise variances)
             stats = batch.total()
         self._copy_from_ubm()
-        self._apply_m_step(stats)
+        apply_m_step(self, stats)
         return self
 
     def fit(self, X, y=None):
@@ -461,12 +383,10 @@ class GMMMachine(BaseEstimator):
 
         def e_step_():
             # the M-step only reads sum_pxx when it updates variances
-            stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows(), self.update_variances,
-                               True, is_dask_collection(X))
-            return _check_stats_finite(stats)
+            return estep.total_stats(X, self._coefficients(), self.update_variances)
 
         def m_step_(stats):
-            self._apply_m_step(stats)
+            apply_m_step(self, stats)
             return stats.log_likelihood / stats.t
 
         result = resumable_em(self, X, initialize=initialize, get_state=self._training_state,
