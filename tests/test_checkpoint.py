@@ -15,7 +15,7 @@ CHILD = textwrap.dedent("""
     import os, signal, sys
     import numpy as np
     import emkit._checkpoint as ck
-    import emkit.gmm as gmm
+    import emkit._gmm_estep as gmm  # the GMM E-step calls map_reduce there
     from emkit import GMMMachine, ISVMachine, IVectorMachine, JFAMachine, KMeansMachine
 
     kind, path, kill_after, where = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]

@@ -199,3 +199,78 @@ def test_inputs_are_not_mutated():
     m.transform([X[:10]])
     np.testing.assert_array_equal(X, copy)
     np.testing.assert_array_equal(m.means, means)
+
+
+# -- issue 12: the EM contract and fitted state ----------------------------------------------
+
+
+def test_converged_is_true_when_the_threshold_stops_training_and_false_at_the_cap():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = _blobs(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # the suite ignores it by default
+        m = _ml(X, steps=500, threshold=1e-8).fit(X)
+    assert m.converged_ is True and 2 <= m.n_iter_ < 500
+    with pytest.warns(ConvergenceWarning, match="GMM ML did not converge in 2 iterations"):
+        capped = _ml(X, steps=2, threshold=1e-8).fit(X)
+    assert capped.converged_ is False and capped.n_iter_ == 2
+
+
+def test_parameters_are_read_only_copies_and_the_variance_floor_applies_on_assignment():
+    means = np.array([[0.0, 1.0], [2.0, 3.0]])
+    m = GMMMachine(2)
+    m.means = means
+    means[0, 0] = 99.0
+    assert m.means[0, 0] == 0.0 and m.means.dtype == np.float64
+    with pytest.raises(ValueError, match="read-only"):
+        m.means[0, 0] = 1.0
+    m.variance_thresholds = np.array([0.5, 0.1])
+    m.variances = np.full((2, 2), 0.2)
+    np.testing.assert_array_equal(m.variances, [[0.5, 0.2], [0.5, 0.2]])
+    m.variance_thresholds = 0.3  # a new floor floors the stored variances again
+    np.testing.assert_array_equal(m.variances, [[0.5, 0.3], [0.5, 0.3]])
+
+
+def test_e_step_constants_are_computed_once_per_parameter_change():
+    X = _blobs(5)
+    m = _ml(X, steps=3).fit(X)
+    coef = m._coefficients()
+    assert m._coefficients() is coef and m.g_norms is m.g_norms
+    ll = m.log_likelihood(X)
+    m.means = m.means + 1.0
+    assert m._coefficients() is not coef
+    fresh = GMMMachine(3)
+    fresh.means, fresh.variances, fresh.weights = m.means, m.variances, m.weights
+    np.testing.assert_array_equal(m.log_likelihood(X), fresh.log_likelihood(X))
+    assert not np.array_equal(m.log_likelihood(X), ll)
+
+
+def test_init_stores_the_parameters_only_and_the_machine_starts_from_the_ubm():
+    X = _blobs(6)
+    ubm = _ml(X, steps=3).fit(X)
+    m = GMMMachine(3, trainer="map", ubm=ubm, weights=np.array([0.2, 0.3, 0.5]))
+    assert set(vars(m)) == set(m.get_params(deep=False)) - {"weights"} | {"_weights_param"}
+    np.testing.assert_array_equal(m.means, ubm.means)
+    np.testing.assert_array_equal(m.variances, ubm.variances)
+    np.testing.assert_array_equal(m.weights, [0.2, 0.3, 0.5])  # the argument over the UBM's
+    assert m.means is not ubm.means  # a copy, taken on first use
+    np.testing.assert_array_equal(GMMMachine(4).weights, np.full(4, 0.25))
+    with pytest.raises(ValueError, match="means were never set"):
+        GMMMachine(2).means
+
+
+def test_pickle_and_load_drop_the_cached_constants(tmp_path):
+    import pickle
+
+    X = _blobs(7)
+    a, b = _ml(X, steps=2).fit(X), _ml(X, steps=6).fit(X)
+    restored = pickle.loads(pickle.dumps(a))
+    assert "_derived_cache" not in pickle.loads(pickle.dumps(GMMMachine(3))).__dict__
+    assert not restored.means.flags.writeable
+    np.testing.assert_array_equal(restored.log_likelihood(X), a.log_likelihood(X))
+    b.save(tmp_path / "b.h5")
+    a.load(tmp_path / "b.h5")  # a's cached constants were a's: they must go
+    np.testing.assert_array_equal(a.log_likelihood(X), b.log_likelihood(X))

@@ -337,3 +337,38 @@ def test_file_of_another_class_is_refused():
         GMMMachine.from_hdf5(HERE / "legacy_stats.h5")
     with pytest.raises(ValueError, match="GMMStats"):
         GMMStats.from_hdf5(HERE / "legacy_gmm.h5")
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 12: persistence by registry
+# ---------------------------------------------------------------------------------------------
+
+
+def test_machines_and_stats_go_through_the_registry_with_the_ubm_nested(tmp_path):
+    import emkit.io
+
+    m = GMMMachine.from_hdf5(HERE / "ref_gmm_map.h5", ubm=_ubm())
+    emkit.io.save(m, tmp_path / "map.h5")
+    back = emkit.io.load(tmp_path / "map.h5", expected=GMMMachine)
+    assert back.trainer == "map" and back == m and back.ubm == m.ubm
+    assert isinstance(emkit.io.load(HERE / "ref_stats.h5"), GMMStats)
+    with h5py.File(tmp_path / "map.h5", "a") as f:  # a UBM group linked into itself
+        del f["ubm"]
+        f["ubm"] = f["/"]
+    from emkit.io import InvalidFileError
+
+    with pytest.raises(InvalidFileError, match="nests UBMs more than 4 deep"):
+        GMMMachine.from_hdf5(tmp_path / "map.h5")
+
+
+def test_the_gmm_layout_sets_no_attribute_of_the_objects_it_reads_or_writes():
+    import ast
+    import pathlib
+
+    import emkit.io.gmm as layout
+
+    tree = ast.parse(pathlib.Path(layout.__file__).read_text())
+    targets = [t for node in ast.walk(tree) if isinstance(node, (ast.Assign, ast.AugAssign))
+               for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+    targets += [e for t in targets if isinstance(t, ast.Tuple) for e in t.elts]
+    assert [ast.unparse(t) for t in targets if isinstance(t, ast.Attribute)] == []

@@ -128,3 +128,35 @@ def test_bad_input():
         KMeansMachine(2).fit(np.array([[np.nan, 1.0], [1.0, 2.0]]))
     with pytest.raises(Exception, match="fit"):
         KMeansMachine(2).predict(X)
+
+
+# -- issue 12: the EM contract and fitted state ----------------------------------------------
+
+
+def test_converged_is_true_when_the_threshold_stops_training_and_false_at_the_cap():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = _blobs(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # the suite ignores it by default
+        km = KMeansMachine(5, max_iter=200, convergence_threshold=1e-8).fit(X)
+    assert km.converged_ is True and km.n_iter_ < 200
+    with pytest.warns(ConvergenceWarning, match="k-means did not converge in 1 iterations"):
+        capped = KMeansMachine(5, init_method=X[:5], max_iter=1, convergence_threshold=1e-8).fit(X)
+    assert capped.converged_ is False and capped.n_iter_ == 1
+
+
+def test_centroids_are_read_only_and_their_constants_cached_until_reassigned():
+    X = _blobs(3)
+    km = KMeansMachine(5, max_iter=3).fit(X)
+    assert set(vars(KMeansMachine(5))) == set(KMeansMachine(5).get_params())
+    with pytest.raises(ValueError, match="read-only"):
+        km.centroids_[0, 0] = 1.0
+    coef = km._coefficients()
+    assert km._coefficients() is coef
+    km.means = km.centroids_[::-1]
+    assert km._coefficients() is not coef
+    np.testing.assert_array_equal(km.predict(X), km.transform(X).argmin(0))
+    assert KMeansMachine(5).centroids_ is None and KMeansMachine(5).average_min_distance == np.inf

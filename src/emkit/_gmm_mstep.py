@@ -101,3 +101,15 @@ def map_gmm_m_step(machine, statistics, update_means=True, update_variances=Fals
             adapted = a * (data_var + xm * (xm + 2.0 * m)) + (1 - a) * prior
             var = np.where(weak[:, None], prior, adapted)
         machine.variances = var
+
+
+def apply_m_step(machine, statistics) -> None:
+    """The M-step ``machine`` is configured for (its ``trainer``, ``update_*``, MAP settings), in place."""
+    common = dict(update_means=machine.update_means, update_variances=machine.update_variances,
+                  update_weights=machine.update_weights,
+                  mean_var_update_threshold=machine.mean_var_update_threshold)
+    if machine.trainer == "map":
+        map_gmm_m_step(machine, statistics, reynolds_adaptation=machine.map_relevance_factor is not None,
+                       relevance_factor=machine.map_relevance_factor, alpha=machine.map_alpha, **common)
+    else:
+        ml_gmm_m_step(machine, statistics, **common)

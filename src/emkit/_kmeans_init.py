@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._backend import is_dask_collection, map_reduce, single_threaded_blas
+from ._backend import is_dask_collection, map_reduce, small_products
 from ._kernels import kmeans as kk
 from ._validation import check_block, check_finite
 
@@ -163,7 +163,7 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
     coef = kk.CentroidCoefficients.from_centroids(centers, dtype=np.float32)
     weights = map_reduce(_counts_chunk, X, coef, block_rows).astype(np.float64)
     km = KMeans(n_clusters=n_clusters, n_init=1, random_state=_seed_from(rs) % (2**31 - 1))
-    with single_threaded_blas():  # small products: BLAS threads only add overhead
+    with small_products():  # reclustering the candidates: BLAS threads only add overhead
         km.fit(centers, sample_weight=weights)
     return km.cluster_centers_
 

@@ -14,17 +14,20 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
 
-from ._backend import is_dask_collection, map_ordered, map_reduce, tree_sum
+from . import _gmm_estep as estep
 from ._checkpoint import resumable_em
-from ._config import get_config
-from ._gmm_mstep import EPSILON, map_gmm_m_step, ml_gmm_m_step
+from ._fitted import (FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted,
+                      without_derived)
+from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step
 from ._gmm_params import COMPUTE_DTYPES as _DTYPES
 from ._gmm_params import check_gmm_parameters, check_weights
 from ._kernels import gmm as kg
-from ._validation import check_block, check_frames
-from .io._registry import register
+from ._validation import check_frames
+from .io import _registry
 from .kmeans import KMeansMachine
+from ._gmm_reference import e_step, log_likelihood, log_weighted_likelihood, m_step
 from .stats import GMMStats
 
 logger = logging.getLogger("emkit")
@@ -34,97 +37,11 @@ __all__ = ["GMMMachine", "GMMStats", "e_step", "m_step", "ml_gmm_m_step", "map_g
 
 
 
-def _block_rows() -> int:
-    return get_config()["block_rows"] or kg.DEFAULT_BLOCK_ROWS
+class _Parameter(FittedArray):
+    """A GMM parameter: a :class:`FittedArray` assigned through its machine's ``_assign``."""
 
-
-# ---------------------------------------------------------------------------------------------
-# statistics (chunk function for the backend)
-# ---------------------------------------------------------------------------------------------
-
-
-def _stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: bool = True,
-                 shifted: bool = True, check: bool = False) -> GMMStats:
-    """Statistics of the rows of ``X``; without ``second_order``, ``sum_pxx`` is left at zero.
-
-    ``shifted`` keeps the moments about the coefficients' shift in the result (for the M-step;
-    per-session statistics leave them out, to keep their memory at the reference's).  ``check``
-    refuses NaN/inf in ``X`` (a dask chunk: numpy input is checked up front).
-    """
-    X = np.atleast_2d(np.asarray(X))
-    if check:
-        check_block(X, "X")
-    C, D = coef.n_gaussians, coef.n_features
-    stats = GMMStats.__new__(GMMStats)
-    stats.n_gaussians, stats.n_features = C, D
-    if X.shape[0] == 0:
-        ll, n, px, pxx = 0.0, np.zeros(C), np.zeros((C, D)), np.zeros((C, D)) if second_order else None
-    else:
-        ll, n, px, pxx = kg.accumulate_shifted_statistics(X, coef, block_rows, second_order)
-    stats._init_shifted(ll, int(X.shape[0]), n, coef.shift, px, pxx)
-    if not shifted:
-        stats._shifted = None
-    return stats
-
-
-def _computed(value):
-    """Parameters assigned as dask arrays are computed (they are small)."""
-    return np.asarray(value) if is_dask_collection(value) else value
-
-
-def _dask_block(block, kernel, coef, name, block_info=None):
-    """``kernel`` on one dask chunk, refusing NaN/inf in the chunk as numpy input is refused."""
-    block = np.asarray(block)
-    check_block(block, name, block_info)
-    return kernel(block, coef)
-
-
-def _check_stats_finite(stats: GMMStats, name: str = "X") -> GMMStats:
-    if not np.isfinite(stats.log_likelihood) or not np.isfinite(stats.n).all():
-        raise ValueError(
-            f"{name} gave a non-finite log-likelihood: it contains NaN or infinity, or the model's "
-            "variances are degenerate"
-        )
-    return stats
-
-
-# ---------------------------------------------------------------------------------------------
-# module-level functions of the reference's ``gmm`` module
-# ---------------------------------------------------------------------------------------------
-
-
-def log_weighted_likelihood(data, machine: "GMMMachine"):
-    """``log w_c + log N(x_t | mu_c, var_c)`` with shape **(C, N)** (Gaussians first)."""
-    return machine.log_weighted_likelihood(data)
-
-
-def log_likelihood(data, machine: "GMMMachine"):
-    """Per-sample mixture log-likelihood, shape (N,)."""
-    return machine.log_likelihood(data)
-
-
-def e_step(data, machine: "GMMMachine") -> GMMStats:
-    """Statistics of ``data`` (N, D) given ``machine``: one :class:`GMMStats`."""
-    return machine.acc_stats(data)
-
-
-def m_step(statistics, machine: "GMMMachine"):
-    """Update ``machine`` in place from a list of statistics (summed first, none of them mutated).
-
-    Returns ``(machine, average log-likelihood of the statistics)``.
-    """
-    if isinstance(statistics, GMMStats):
-        statistics = [statistics]
-    stats = tree_sum(statistics)
-    if stats.t == 0:
-        raise ValueError("m_step needs statistics of at least one sample; got t = 0")
-    machine._apply_m_step(stats)
-    return machine, float(stats.log_likelihood / stats.t)
-
-
-# ---------------------------------------------------------------------------------------------
-# the estimator
-# ---------------------------------------------------------------------------------------------
+    def __set__(self, obj, value):
+        obj._assign(self.name, value)
 
 
 class GMMMachine(BaseEstimator):
@@ -200,19 +117,8 @@ class GMMMachine(BaseEstimator):
         self.map_relevance_factor = map_relevance_factor
         self.compute_dtype = compute_dtype
         self.checkpoint = checkpoint
-        self._weights_param = weights
+        self._weights_param = weights  # ``weights`` is the live parameter (see get_params)
         self._check_hyperparameters()
-        self._means = None
-        self._variances = None
-        self._variance_thresholds = mean_var_update_threshold
-        self._g_norms = None
-        self._weights = None
-        if isinstance(ubm, GMMMachine) and ubm._means is not None:
-            self._copy_from_ubm()
-        elif isinstance(n_gaussians, numbers.Integral) and n_gaussians >= 1:
-            self.weights = np.full((n_gaussians,), 1.0 / n_gaussians)
-        if weights is not None:
-            self.weights = weights
 
     def _check_hyperparameters(self):
         """Raise on an invalid constructor argument (no work done, nothing stored)."""
@@ -221,16 +127,24 @@ class GMMMachine(BaseEstimator):
     def _check_parameters(self):
         """Everything ``fit`` needs: the constructor arguments (again) and the current weights."""
         self._check_hyperparameters()
-        if self.ubm is not None and self.ubm._means is None:
+        if self.ubm is not None and not self.ubm._has_parameters():
             raise ValueError("ubm has no parameters: fit it (or set its means) first")
-        check_weights(self._weights, self.n_gaussians, "weights")
+        check_weights(fitted_value(self, "weights"), self.n_gaussians, "weights")
+
+    def _has_parameters(self) -> bool:
+        """True when the machine has means: its own, or its UBM's to start from."""
+        return fitted_value(self, "means") is not None or self._ubm_has_parameters()
+
+    def _ubm_has_parameters(self) -> bool:
+        ubm = self.ubm
+        return isinstance(ubm, GMMMachine) and ubm is not self and ubm._has_parameters()
 
     def _copy_from_ubm(self):
         ubm = self.ubm
-        self.means = copy.deepcopy(ubm.means)
-        self.variances = copy.deepcopy(ubm.variances)
-        self.variance_thresholds = copy.deepcopy(ubm.variance_thresholds)
-        self.weights = copy.deepcopy(ubm.weights)
+        self.means = ubm.means
+        self.variances = ubm.variances
+        self.variance_thresholds = ubm.variance_thresholds
+        self.weights = ubm.weights
 
     # -- scikit-learn parameters: ``weights`` is the constructor argument, not the live value --
     def get_params(self, deep=True):
@@ -247,66 +161,66 @@ class GMMMachine(BaseEstimator):
         return super().set_params(**params)
 
     # -- parameters ------------------------------------------------------------------------
-    @property
-    def weights(self):
-        """Weight of each Gaussian, shape (C,)."""
-        return self._weights
+    means = _Parameter("Means of the Gaussians, shape (C, D).")
+    variances = _Parameter("Diagonal variances of the Gaussians, shape (C, D), floored at "
+                           "``variance_thresholds`` whenever either is assigned.")
+    variance_thresholds = _Parameter("Variance floor: a scalar, one value per feature (D,) or per "
+                                     "Gaussian and feature (C, D).")
+    weights = _Parameter("Weight of each Gaussian, shape (C,) (validated by fit: the reference "
+                         "stores anything).")
 
-    @weights.setter
-    def weights(self, weights):
-        self._weights = _computed(weights)  # validated in fit (the reference stores anything)
+    def _assign(self, name: str, value) -> None:
+        """Store parameter ``name`` (the descriptors' setter): variances are floored at the
+        thresholds, and floored again when the thresholds change."""
+        value = estep.computed(value)
+        if name == "variances" and value is not None:
+            value = np.maximum(self.variance_thresholds, value)
+        set_fitted(self, name, value)
+        variances = fitted_value(self, "variances")
+        if name == "variance_thresholds" and variances is not None:
+            set_fitted(self, "variances", np.maximum(self.variance_thresholds, variances), copy=False)
+
+    def _missing_parameter(self, name: str):
+        """The value an unset parameter starts from, stored on first use (as the reference stores
+        it at construction): the UBM's, else the ``weights`` argument or uniform weights, and
+        ``mean_var_update_threshold`` as the variance floor.  Unset means/variances raise."""
+        ubm = self.ubm
+        from_ubm = self._ubm_has_parameters()
+        if name == "weights":
+            if self._weights_param is not None:
+                value = self._weights_param
+            elif from_ubm:
+                value = ubm.weights
+            elif isinstance(self.n_gaussians, numbers.Integral) and self.n_gaussians >= 1:
+                value = np.full((self.n_gaussians,), 1.0 / self.n_gaussians)
+            else:
+                return None
+        elif from_ubm:
+            value = getattr(ubm, name)
+        elif name == "variance_thresholds":
+            value = EPSILON if self.mean_var_update_threshold is None else self.mean_var_update_threshold
+        else:
+            raise NotFittedError(f"GMMMachine {name} were never set.")
+        self._assign(name, value)
+        return fitted_value(self, name)
 
     @property
     def log_weights(self):
         """``log(weights)``, shape (C,); a zero weight gives -inf (that Gaussian gets no responsibility)."""
-        if self._weights is None:
+        weights = self.weights
+        if weights is None:
             return None
-        with np.errstate(divide="ignore"):
-            return np.log(np.asarray(self._weights, dtype=float))
 
-    @property
-    def means(self):
-        """Means of the Gaussians, shape (C, D)."""
-        if self._means is None:
-            raise ValueError("GMMMachine means were never set.")
-        return self._means
+        def compute():
+            with np.errstate(divide="ignore"):
+                return np.log(weights)
 
-    @means.setter
-    def means(self, means):
-        self._means = _computed(means)
-
-    @property
-    def variances(self):
-        """Diagonal variances of the Gaussians, shape (C, D), floored at ``variance_thresholds``."""
-        if self._variances is None:
-            raise ValueError("GMMMachine variances were never set.")
-        return self._variances
-
-    @variances.setter
-    def variances(self, variances):
-        self._variances = np.maximum(self.variance_thresholds, _computed(variances))
-        self._g_norms = None  # recomputed on demand
-
-    @property
-    def variance_thresholds(self):
-        """Variance floor: a scalar, one value per feature (D,) or per Gaussian and feature (C, D)."""
-        if self._variance_thresholds is None:
-            return EPSILON
-        return self._variance_thresholds
-
-    @variance_thresholds.setter
-    def variance_thresholds(self, threshold):
-        threshold = _computed(threshold)
-        self._variance_thresholds = threshold
-        if self._variances is not None:
-            self.variances = np.maximum(threshold, self._variances)
+        return derived(self, "log_weights", compute)
 
     @property
     def g_norms(self):
         """``D log(2 pi) + sum_d log var_cd`` per Gaussian, shape (C,)."""
-        if self._g_norms is None:
-            self._g_norms = kg.g_norms(self.variances)
-        return self._g_norms
+        return derived(self, "g_norms", lambda: kg.g_norms(self.variances))
 
     @property
     def shape(self):
@@ -314,13 +228,20 @@ class GMMMachine(BaseEstimator):
         return self.means.shape
 
     def __sklearn_is_fitted__(self) -> bool:
-        return self._means is not None
+        return self._has_parameters()
+
+    def __getstate__(self):
+        return without_derived(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        refreeze(self)
 
     # -- comparison ------------------------------------------------------------------------
     def __eq__(self, other):
         if not isinstance(other, GMMMachine):
             return NotImplemented
-        if self._means is None:
+        if not self._has_parameters():
             return False
         return self.is_similar_to(other)
 
@@ -344,55 +265,59 @@ class GMMMachine(BaseEstimator):
 
         MAP machines also store their UBM and MAP parameters so that they reload as MAP.
         """
-        from .io.gmm import write_gmm_machine
-
-        write_gmm_machine(self, hdf5)
+        _registry.save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5, ubm=None) -> "GMMMachine":
-        """Read a machine written by emkit, bob.learn.em 3.x or bob 2.x (legacy layout)."""
-        from .io.gmm import read_gmm_machine
+        """Read a machine written by emkit, bob.learn.em 3.x or bob 2.x (legacy layout).
+
+        ``ubm``: the prior of a MAP machine whose file does not hold it (the reference's files).
+        """
+        if ubm is None:
+            return _registry.load(hdf5, expected=cls)
+        from .io.gmm import read_gmm_machine  # the registered layout, given the prior
 
         return read_gmm_machine(hdf5, cls, ubm=ubm)
 
     def load(self, hdf5):
         """Replace the state of ``self`` by the machine stored in ``hdf5``."""
         self.__dict__.update(self.from_hdf5(hdf5).__dict__)
+        clear_derived(self)
+
+    @classmethod
+    def _from_file(cls, params: dict, *, weights, means, variances, variance_thresholds):
+        """The machine a file holds: constructor arguments ``params``, then the stored parameters
+        (assigned in this order: variances are floored at the thresholds in force)."""
+        machine = cls(**params)
+        machine.weights = weights
+        machine.means = means
+        machine.variances = variances
+        machine.variance_thresholds = variance_thresholds
+        return machine
 
     # -- likelihoods and statistics ----------------------------------------------------------
     def _coefficients(self) -> kg.DiagGMMCoefficients:
-        if self.compute_dtype not in _DTYPES:
-            raise ValueError(f"compute_dtype must be 'float64' or 'float32'; got {self.compute_dtype!r}")
-        return kg.DiagGMMCoefficients.from_parameters(self.means, self.variances, self.log_weights,
-                                                      _DTYPES[self.compute_dtype], norms=self.g_norms)
-
-    def _check_data(self, data, name="data", allow_empty=True):
-        return check_frames(data, name, n_features=self.means.shape[1], allow_empty=allow_empty,
-                            owner="GMMMachine")
+        """The E-step constants, computed once per parameter change and compute dtype."""
+        dtype = self.compute_dtype
+        if dtype not in _DTYPES:
+            raise ValueError(f"compute_dtype must be 'float64' or 'float32'; got {dtype!r}")
+        return derived(self, ("coefficients", dtype), lambda: kg.DiagGMMCoefficients.from_parameters(
+            self.means, self.variances, self.log_weights, _DTYPES[dtype], norms=self.g_norms))
 
     def log_weighted_likelihood(self, data):
         """``log w_c + log N(x_t | mu_c, var_c)``, shape **(C, N)** (Gaussians first)."""
         coef = self._coefficients()
-        data = self._check_data(data)
-        if is_dask_collection(data):
-            return data.map_blocks(_dask_block, kg.log_weighted_likelihood, coef, "data", dtype=float,
-                                   chunks=(data.chunks[0], (coef.n_gaussians,))).T
-        return kg.log_weighted_likelihood(data, coef, _block_rows()).T
+        return estep.weighted_log_likelihoods(estep.check_frames_of(data, coef), coef)
 
     def log_likelihood(self, data):
         """Per-sample log-likelihood ``log sum_c w_c N(x_t | mu_c, var_c)``, shape (N,)."""
         coef = self._coefficients()
-        data = self._check_data(data)
-        if is_dask_collection(data):
-            return data.map_blocks(_dask_block, kg.log_likelihood, coef, "data", drop_axis=1, dtype=float)
-        return kg.log_likelihood(data, coef, _block_rows())
+        return estep.log_likelihoods(estep.check_frames_of(data, coef), coef)
 
     def acc_stats(self, X) -> GMMStats:
         """Statistics of all rows of ``X`` (N, D) in one :class:`GMMStats` (dask input is computed)."""
-        X = self._check_data(X, "X")
-        stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows(), True, True,
-                           is_dask_collection(X))
-        return _check_stats_finite(stats)
+        coef = self._coefficients()
+        return estep.total_stats(estep.check_frames_of(X, coef, "X"), coef)
 
     def transform(self, X) -> list:
         """One :class:`GMMStats` per element of ``X``.
@@ -400,19 +325,7 @@ class GMMMachine(BaseEstimator):
         A list of (n_frames, D) arrays or a 3-D array gives one statistics object per session; a
         2-D array gives one per row (per frame), as in the reference.
         """
-        coef = self._coefficients()
-        block_rows = _block_rows()
-        if is_dask_collection(X) and getattr(X, "ndim", 0) == 2:
-            X = np.asarray(self._check_data(X, "X"))  # the N results are in memory anyway
-        if isinstance(X, np.ndarray) and X.ndim == 2:  # one session per row: check them all at once
-            X = self._check_data(X, "X")
-        sessions = [check_frames(x, f"X[{i}]", n_features=coef.n_features, allow_empty=True, owner="GMMMachine")
-                    for i, x in enumerate(X)]
-
-        def one(i):
-            return _check_stats_finite(_stats_chunk(sessions[i], coef, block_rows, True, False), f"X[{i}]")
-
-        return map_ordered(one, range(len(sessions)))
+        return estep.session_stats(X, self._coefficients())
 
     stats_per_sample = transform
 
@@ -427,18 +340,8 @@ class GMMMachine(BaseEstimator):
         logger.info("GMM: initialising %d Gaussians with k-means", self.n_gaussians)
         kmeans = self.k_means_trainer or KMeansMachine(self.n_gaussians, random_state=self.random_state)
         kmeans.fit(data)
-        self.means = copy.deepcopy(kmeans.centroids_)
+        self.means = kmeans.centroids_
         self.variances, self.weights = kmeans.get_variances_and_weights_for_each_cluster(data)
-
-    def _apply_m_step(self, stats: GMMStats):
-        common = dict(update_means=self.update_means, update_variances=self.update_variances,
-                      update_weights=self.update_weights,
-                      mean_var_update_threshold=self.mean_var_update_threshold)
-        if self.trainer == "map":
-            map_gmm_m_step(self, stats, reynolds_adaptation=self.map_relevance_factor is not None,
-                           relevance_factor=self.map_relevance_factor, alpha=self.map_alpha, **common)
-        else:
-            ml_gmm_m_step(self, stats, **common)
 
     def adapt(self, stats) -> "GMMMachine":
         """MAP-adapt this ``trainer="map"`` machine to ``stats`` in one M-step from its UBM.
@@ -458,7 +361,7 @@ class GMMMachine(BaseEstimator):
         if not single:  # a single GMMStats keeps its moments about a shift (precise variances)
             stats = batch.total()
         self._copy_from_ubm()
-        self._apply_m_step(stats)
+        apply_m_step(self, stats)
         return self
 
     def fit(self, X, y=None):
@@ -468,26 +371,22 @@ class GMMMachine(BaseEstimator):
         summed in a fixed order).  Calling ``fit`` again continues from the current parameters.
         """
         self._check_parameters()
-        X = check_frames(X, "X", n_features=None if self._means is None else self._means.shape[1],
+        X = check_frames(X, "X", n_features=self.means.shape[1] if self._has_parameters() else None,
                          ensure_2d=True, owner="GMMMachine", known_rows=True)
 
         def initialize():
-            if self._means is None:
+            if not self._has_parameters():
                 self.initialize_gaussians(X)
-            if self._weights is None:
-                self.weights = np.full((self.n_gaussians,), 1.0 / self.n_gaussians)
-            if self._variances is None:
+            if fitted_value(self, "variances") is None and not self._ubm_has_parameters():
                 logger.warning("Variances were not defined before fit. Using variance=1")
                 self.variances = np.ones_like(self.means, dtype=float)
 
         def e_step_():
             # the M-step only reads sum_pxx when it updates variances
-            stats = map_reduce(_stats_chunk, X, self._coefficients(), _block_rows(), self.update_variances,
-                               True, is_dask_collection(X))
-            return _check_stats_finite(stats)
+            return estep.total_stats(X, self._coefficients(), self.update_variances)
 
         def m_step_(stats):
-            self._apply_m_step(stats)
+            apply_m_step(self, stats)
             return stats.log_likelihood / stats.t
 
         result = resumable_em(self, X, initialize=initialize, get_state=self._training_state,
@@ -497,6 +396,7 @@ class GMMMachine(BaseEstimator):
                               name=f"GMM {self.trainer.upper()}")
         self.n_features_in_ = X.shape[1]
         self.n_iter_, self.converged_ = result.n_iter, result.converged
+        self._coefficients()  # computed once here, so inference leaves the state alone
         return self
 
     def _training_state(self) -> dict:
@@ -505,8 +405,8 @@ class GMMMachine(BaseEstimator):
 
     def _restore_training_state(self, arrays: dict):
         self.means = arrays["means"]
-        self._variance_thresholds = arrays["variance_thresholds"]
-        self._variances = None
+        set_fitted(self, "variances", None)
+        set_fitted(self, "variance_thresholds", arrays["variance_thresholds"])
         self.variances = arrays["variances"]
         self.weights = arrays["weights"]
 
@@ -528,5 +428,5 @@ class GMMMachine(BaseEstimator):
         return tags
 
 
-register(GMMMachine, "GMMMachine", write="emkit.io.gmm:write_gmm_machine",
+_registry.register(GMMMachine, "GMMMachine", write="emkit.io.gmm:write_gmm_machine",
          read="emkit.io.gmm:read_gmm_machine")

@@ -11,8 +11,9 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from ._backend import is_dask_collection, map_reduce
-from ._config import get_config
 from ._checkpoint import resumable_em
+from ._config import get_config
+from ._fitted import FittedArray, derived, refreeze, set_fitted, without_derived
 from ._kernels import kmeans as kk
 from ._kmeans_init import check_init_method, initial_centroids
 from ._kmeans_stats import KMeansStats, kmeans_chunk_stats
@@ -129,23 +130,39 @@ class KMeansMachine(BaseEstimator):
         check_real(self.oversampling_factor, "oversampling_factor", minimum=0, exclusive_minimum=True)
 
     # -- fitted state ----------------------------------------------------------------------
+    centroids_ = FittedArray("The centroids, shape (K, D); None before fit or initialize.")
+
     @property
-    def centroids_(self):
-        return getattr(self, "_centroids", None)
+    def means(self):
+        """``centroids_`` (the reference's name)."""
+        return self.centroids_
 
-    @centroids_.setter
-    def centroids_(self, value):
-        self._centroids = None if value is None else np.asarray(value, dtype=np.float64)
-
-    means = centroids_
+    @means.setter
+    def means(self, value):
+        self.centroids_ = value
 
     @property
     def average_min_distance(self) -> float:
-        return getattr(self, "_average_min_distance", np.inf)
+        """A fitted scalar (not an array: the reference's float), np.inf before fit."""
+        return self.__dict__.get("_average_min_distance", np.inf)
 
     @average_min_distance.setter
     def average_min_distance(self, value):
         self._average_min_distance = value
+
+    def _missing_parameter(self, name):
+        return None  # an unfitted machine has centroids_ None, as in the reference
+
+    def _coefficients(self) -> kk.CentroidCoefficients:
+        """The distance constants of the centroids, computed once per assignment of them."""
+        return derived(self, "coefficients", lambda: kk.CentroidCoefficients.from_centroids(self.centroids_))
+
+    def __getstate__(self):
+        return without_derived(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        refreeze(self)
 
     def __sklearn_is_fitted__(self) -> bool:
         return self.centroids_ is not None
@@ -181,13 +198,13 @@ class KMeansMachine(BaseEstimator):
         """Set ``centroids_`` to their initial values (``init_method``)."""
         data = self._validated(data)
         rs = check_random_state(self.random_state)
-        self.centroids_ = initial_centroids(
+        set_fitted(self, "centroids_", initial_centroids(
             data, self.n_clusters, self.init_method, rs, init_max_iter=self.init_max_iter,
-            oversampling_factor=self.oversampling_factor, block_rows=_block_rows())
+            oversampling_factor=self.oversampling_factor, block_rows=_block_rows()), copy=False)
 
     def _e_step(self, X) -> KMeansStats:
-        coef = kk.CentroidCoefficients.from_centroids(self.centroids_)
-        return map_reduce(kmeans_chunk_stats, X, coef, _block_rows(), False, is_dask_collection(X))
+        return map_reduce(kmeans_chunk_stats, X, self._coefficients(), _block_rows(), False,
+                          is_dask_collection(X))
 
     def _m_step(self, stats: KMeansStats) -> float:
         counts = stats.counts
@@ -198,7 +215,7 @@ class KMeansMachine(BaseEstimator):
             far = stats.far_points
             for j, k in enumerate(empty):
                 centroids[k] = far[j % len(far)]
-        self.centroids_ = centroids
+        set_fitted(self, "centroids_", centroids, copy=False)
         self.average_min_distance = stats.sum_min_dist / stats.n_samples
         return self.average_min_distance
 
@@ -218,6 +235,7 @@ class KMeansMachine(BaseEstimator):
             self.average_min_distance = result.history[-1]
         self.n_features_in_ = X.shape[1]
         self.n_iter_, self.converged_ = result.n_iter, result.converged
+        self._coefficients()  # computed once here, so inference leaves the state alone
         return self
 
     # -- inference -------------------------------------------------------------------------
@@ -230,7 +248,7 @@ class KMeansMachine(BaseEstimator):
     def predict(self, X):
         """Index of the nearest centroid for every sample, shape (N,)."""
         self._check_fitted()
-        coef = kk.CentroidCoefficients.from_centroids(self.centroids_)
+        coef = self._coefficients()
         if is_dask_collection(X):
             X = check_frames(X, "X", n_features=self.centroids_.shape[1], owner="KMeansMachine")
             return X.map_blocks(_predict_block, coef, drop_axis=1, dtype=np.intp)
@@ -246,8 +264,7 @@ class KMeansMachine(BaseEstimator):
         """
         self._check_fitted()
         data = check_frames(data, "data", n_features=self.centroids_.shape[1], owner="KMeansMachine")
-        coef = kk.CentroidCoefficients.from_centroids(self.centroids_)
-        stats = map_reduce(kmeans_chunk_stats, data, coef, _block_rows(), True, is_dask_collection(data))
+        stats = map_reduce(kmeans_chunk_stats, data, self._coefficients(), _block_rows(), True, is_dask_collection(data))
         counts = stats.counts
         weights = counts / counts.sum()
         variances = stats.variances()

@@ -95,6 +95,17 @@ class GMMStats:
         return out
 
     # -- moments about a shift (internal) ----------------------------------------------------
+    @classmethod
+    def _from_shifted(cls, log_likelihood, t, n, shift, px, pxx, keep_shift=True) -> "GMMStats":
+        """The E-step's statistics, from moments about ``shift`` (see :meth:`_init_shifted`);
+        without ``keep_shift`` only the raw sums are kept (per-session statistics)."""
+        out = cls.__new__(cls)
+        out.n_gaussians, out.n_features = px.shape
+        out._init_shifted(log_likelihood, t, n, shift, px, pxx)
+        if not keep_shift:
+            out._shifted = None
+        return out
+
     def _init_shifted(self, log_likelihood, t, n, shift, px, pxx, sum_pxx=None):
         """Set the fields from moments about ``shift`` (D,): ``px``, ``pxx`` (C, D); ``pxx=None``
         leaves the second order out (``sum_pxx`` is then the given array, zeros by default)."""

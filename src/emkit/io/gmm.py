@@ -14,6 +14,7 @@ import logging
 
 import numpy as np
 
+from ._registry import load_from, save_into
 from .errors import InvalidFileError
 from .h5 import (check_values, child, filename, open_for_reading, open_for_writing, read_array,
                  read_attr, read_scalar, write_stamp)
@@ -132,8 +133,7 @@ def read_gmm_stats(hdf5, cls):
         n = read_array(f, "n", **(dict(size=C) if flat else dict(shape=(C,))), nonnegative=True)
         sum_px = read_array(f, "sumPx", **shape)
         sum_pxx = read_array(f, "sumPxx", **shape, nonnegative=True)
-    stats = cls(int(C), int(D))
-    stats.n_gaussians, stats.n_features = C, D  # numpy.int64, as the reference gives them
+    stats = cls(C, D)  # numpy.int64 shape, as the reference gives it
     stats.init_fields(log_likelihood, T, n.reshape(C), sum_px.reshape(C, D), sum_pxx.reshape(C, D))
     return stats
 
@@ -182,7 +182,7 @@ def _write_machine_into(machine, f) -> None:
     if weights_param is not None:
         extra["weights_param"] = np.asarray(weights_param, dtype=np.float64)
     if machine.ubm is not None:
-        _write_machine_into(machine.ubm, f.create_group("ubm"))
+        save_into(f, "ubm", machine.ubm)
 
 
 def read_gmm_machine(hdf5, cls, ubm=None):
@@ -201,9 +201,14 @@ def _read_gaussians(g, C):
     return means, variances, _read_thresholds(g, "variance_thresholds", C, D)
 
 
-def _read_current(f, cls, ubm, depth=0):
+#: How many UBMs a machine may nest (a MAP machine's prior, itself MAP...)
+MAX_UBM_DEPTH = 4
+
+
+def _read_current(f, cls, ubm):
     _check_kind(f, "GMMMachine", "weights")
-    if depth > 4:  # a group linked into itself would recurse without end
+    # a group linked into itself would recurse without end: the path it was opened by grows
+    if f.name.split("/").count("ubm") > MAX_UBM_DEPTH:
         raise InvalidFileError(f"{filename(f)}: group {f.name!r} nests UBMs more than 4 deep")
     C = read_scalar(f, "n_gaussians", "int", low=1)
     trainer = read_scalar(f, "trainer", "str")
@@ -213,7 +218,7 @@ def _read_current(f, cls, ubm, depth=0):
     _check_weights(f, "weights", weights)
     means, variances, thresholds = _read_gaussians(child(f, "gaussians", "group"), C)
     if ubm is None and child(f, "ubm", "group", required=False) is not None:
-        ubm = _read_current(child(f, "ubm", "group"), cls, None, depth + 1)
+        ubm = load_from(f, "ubm", expected=cls)
         check_values(f, "ubm", np.shape(ubm.means) == means.shape,
                      f"must be a UBM of the machine's shape {means.shape}")
     if trainer == "map" and ubm is None:
@@ -237,12 +242,8 @@ def _read_current(f, cls, ubm, depth=0):
     extra = child(f, "emkit_map", "group", required=False)
     if extra is not None:
         kwargs.update(_read_emkit_extra(extra, C))
-    machine = cls(**kwargs)
-    machine.weights = weights
-    machine.means = means
-    machine.variances = variances
-    machine.variance_thresholds = thresholds
-    return machine
+    return cls._from_file(kwargs, weights=weights, means=means, variances=variances,
+                          variance_thresholds=thresholds)
 
 
 def _read_emkit_extra(extra, C) -> dict:
@@ -294,8 +295,7 @@ def _read_legacy(f, cls, ubm):
         rows["m_variance"].append(read_array(g, "m_variance", size=D, positive=True))
         rows["m_variance_thresholds"].append(_read_thresholds(g, "m_variance_thresholds", C, D,
                                                               size_only=True))
-    machine = cls(n_gaussians=C, ubm=ubm, weights=weights)
-    machine.means = np.array(rows["m_mean"]).reshape(C, D)
-    machine.variances = np.array(rows["m_variance"]).reshape(C, D)
-    machine.variance_thresholds = np.array(rows["m_variance_thresholds"]).reshape(C, D)
-    return machine
+    return cls._from_file(dict(n_gaussians=C, ubm=ubm, weights=weights), weights=weights,
+                          means=np.array(rows["m_mean"]).reshape(C, D),
+                          variances=np.array(rows["m_variance"]).reshape(C, D),
+                          variance_thresholds=np.array(rows["m_variance_thresholds"]).reshape(C, D))
