@@ -150,12 +150,18 @@ def fit_em(machine, X, e_step, m_step, *, state, name, quantity, phase=0):
 # ---------------------------------------------------------------------------------------------
 
 
+def _supervectors(machine):
+    """(C, D) and the mean and variance supervectors (without keeping the constants alive: they
+    are rebuilt after every update)."""
+    c = machine._constants()
+    return c.shape, c.m, c.var
+
+
 def train_isv(machine, data: TrainingSet, X):
     """ISV (McCool et al. 2013 / bob 2.x): every iteration computes the session factors x at
     z = 0, then the class offsets z, then the U update with the new z; D stays fixed.
     Returns the :class:`~emkit._em.EMResult`."""
-    c = machine._constants()
-    (C, D), m, var = c.shape, c.m, c.var
+    (C, D), m, var = _supervectors(machine)
     class_level = {}  # from the first pass (which sums the class totals along)
 
     def e_step():
@@ -191,8 +197,7 @@ def train_isv(machine, data: TrainingSet, X):
 def train_jfa(machine, data: TrainingSet, X):
     """JFA (bob 2.x's ``train_jfa``): ``em_iterations`` of V (x = z = 0), then of U (with the
     final y), then of D (with the final y and x).  Returns the last phase's EMResult."""
-    c = machine._constants()
-    (C, D), m, var = c.shape, c.m, c.var
+    (C, D), m, var = _supervectors(machine)
     totals = class_totals(data, (C, D))
     N_sv = np.repeat(totals.n, D, axis=1)
     centred_y = totals.F - N_sv * m  # x = z = 0 throughout the V phase
