@@ -24,7 +24,7 @@ def medium():
 def _models(m, d, n_models=4):
     """Models enrolled from rotating subsets of the enrolment sessions."""
     sessions = make_stats(d, "enroll_")
-    return [m.enroll(sessions[i:] + sessions[:i]) if i % 2 else m.enroll(sessions[i:i + 2] or sessions)
+    return [m.enroll(sessions[i:] + sessions[:i] if i % 2 else sessions[i:i + 2] or sessions)
             for i in range(n_models)]
 
 
@@ -43,11 +43,13 @@ def test_score_matrix_equals_the_score_of_every_pair(kind, medium):
     if kind == "isv":
         other = m.score_matrix(np.vstack(models), probes)
     else:
-        other = m.score_matrix((np.array([y for y, _ in models]), np.array([z for _, z in models])), probes)
+        Y, Z = np.array([y for y, _ in models]), np.array([z for _, z in models])
+        other = m.score_matrix((Y, Z), probes)
     assert_parity(other, expected, tol=1e-10)
     # probe templates (lists of GMMStats) are summed, as score does
     templates = [probes[:2], probes[2:3]]
-    assert_parity(m.score_matrix(models[:1], templates)[0], m.score(models[0], templates), tol=1e-10)
+    expected = m.score(models[0], templates)
+    assert_parity(m.score_matrix(models[:1], templates)[0], expected, tol=1e-10)
 
 
 def test_score_matrix_checks_its_inputs(medium):
@@ -87,7 +89,8 @@ def test_fit_sets_n_iter_and_converged(kind, medium):
 
 def test_every_module_of_the_package_is_small():
     root = Path(emkit.__file__).parent
-    paths = list((root / "factor_analysis").glob("*.py")) + list((root / "_kernels").glob("factor_analysis*.py"))
+    paths = [*(root / "factor_analysis").glob("*.py"),
+             *(root / "_kernels").glob("factor_analysis*.py")]
     sizes = {p.name: len(p.read_text().splitlines()) for p in paths}
     assert max(sizes.values()) <= 450, sizes
 
@@ -95,5 +98,7 @@ def test_every_module_of_the_package_is_small():
 def test_the_file_layout_imports_no_estimator():
     tree = ast.parse((Path(emkit.__file__).parent / "io" / "factor_analysis.py").read_text())
     imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
-    assert not any(name.lstrip(".").split(".")[0] in ("gmm", "factor_analysis") for name in imported), imported
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for a in node.names}
+    estimators = ("gmm", "factor_analysis")
+    assert not any(name.lstrip(".").split(".")[0] in estimators for name in imported), imported

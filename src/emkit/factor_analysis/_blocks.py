@@ -88,7 +88,8 @@ class ClassTotals:
 
     @classmethod
     def zeros(cls, n_classes, C, CD) -> "ClassTotals":
-        return cls(np.zeros((n_classes, C)), np.zeros((n_classes, CD)), np.zeros(n_classes, np.int64))
+        return cls(np.zeros((n_classes, C)), np.zeros((n_classes, CD)),
+                   np.zeros(n_classes, np.int64))
 
     def add_block(self, block: SessionBlock, sums=None) -> "ClassTotals":
         """Add the class sums of a block (``sums`` from :func:`block_sums`), in place."""

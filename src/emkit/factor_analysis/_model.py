@@ -168,7 +168,8 @@ class FactorAnalysisBase(BaseEstimator):
         else:
             rng = check_random_state(self.random_state)
         CD = self.supervector_dimension
-        U = rng.normal(0.0, 1.0, size=(CD, self.r_U))  # always U first: V gets the reference's numbers
+        # always U first: V gets the reference's numbers
+        U = rng.normal(0.0, 1.0, size=(CD, self.r_U))
         V = rng.normal(0.0, 1.0, size=(CD, self.r_V)) if self._has_V else None
         return U, V
 

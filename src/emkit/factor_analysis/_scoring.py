@@ -248,9 +248,10 @@ def score_matrix(c: Constants, offsets, probes) -> np.ndarray:
     if isinstance(probes, GMMStats):
         probes = [probes]
     if not isinstance(probes, (list, tuple)) or len(probes) == 0:
-        raise TypeError("probes must be a non-empty list of GMMStats (or of probe templates); got "
-                        + ("an empty list" if isinstance(probes, (list, tuple)) else type(probes).__name__))
-    n, F, t, _ = templates([[p] if isinstance(p, GMMStats) else p for p in probes], c.shape, "probes")
+        got = "an empty list" if isinstance(probes, (list, tuple)) else type(probes).__name__
+        raise TypeError(f"probes must be a non-empty list of GMMStats (or of probe templates); got {got}")
+    groups = [[p] if isinstance(p, GMMStats) else p for p in probes]
+    n, F, t, _ = templates(groups, c.shape, "probes")
     (C, D), m, var = c.shape, c.m, c.var
     r = c.U_over_var.shape[1]
     A = ((offsets + m) - m) / var  # (M, CD), the reference's (M - m) / var

@@ -153,7 +153,8 @@ def compute_latent_x(model, *, X, y, n_classes, UProd, latent_y=None, latent_z=N
     codes, n, F = _labelled(model, X, y, n_classes)
     c = model._constants()
     centred = _centred_sessions(model, codes, n, F, latent_y, latent_z)
-    x, _ = kfa.latent_posterior(n, centred, c.U / c.var[:, None], np.asarray(UProd, dtype=np.float64))
+    UProd = np.asarray(UProd, dtype=np.float64)
+    x, _ = kfa.latent_posterior(n, centred, c.U / c.var[:, None], UProd)
     return _split_by_class(x, codes, n_classes)
 
 

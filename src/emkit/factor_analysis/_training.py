@@ -23,7 +23,8 @@ from ..stats import as_stats_sequence
 from ._blocks import TrainingSet, in_memory
 from ._constants import Constants
 from ._dask import delayed_training_set, is_nested, prepare_bag, prepare_nested
-from ._estep import SessionAccumulator, SessionParams, block_terms, class_totals_chunk, session_chunk
+from ._estep import (SessionAccumulator, SessionParams, block_terms, class_totals_chunk,
+                     session_chunk)
 from ._labels import check_lengths, encode_labels, label_list
 
 #: Threads for a pass over in-memory sessions (None: the CPUs this process may use).  The blocks
@@ -81,11 +82,11 @@ def prepare_training_set(X, y, shape, threads: int = 1) -> TrainingSet:
 def session_params(c: Constants, n_classes, class_offsets=None, accumulate=True, totals=False):
     """:class:`SessionParams` of a pass with the constants ``c``; ``class_offsets`` (K, CD) are
     the ``o_k`` of the statistics' centring ``m + o_k`` (JFA: ``V y_k``), None for zero."""
-    C = c.shape[0]
+    offset_proj = (None if class_offsets is None
+                   else kfa.block_projections(class_offsets, c.U_over_var, c.shape[0]))
     return SessionParams(
         shape=c.shape, U_over_var=c.U_over_var, uprod=c.uprod, W_mean=c.W_mean,
-        n_classes=n_classes, step=block_size(*c.shape),
-        offset_proj=None if class_offsets is None else kfa.block_projections(class_offsets, c.U_over_var, C),
+        n_classes=n_classes, step=block_size(*c.shape), offset_proj=offset_proj,
         accumulate=accumulate, totals=totals,
     )
 
@@ -176,7 +177,8 @@ def train_isv(machine, data: TrainingSet, X):
             F = kfa.gaussian_major(totals.F, C)
             class_level["centred"] = F - N * m.reshape(C, D, 1)  # F_k - N_k m
             # D and N are fixed: D z_k = gain * (centred_k - sum_{h in k} N_h U x_h)
-            class_level["gain"] = kfa.diagonal_gain(N, machine.D.reshape(C, D, 1), var.reshape(C, D, 1))
+            class_level["gain"] = kfa.diagonal_gain(N, machine.D.reshape(C, D, 1),
+                                                    var.reshape(C, D, 1))
         return acc
 
     def m_step(acc):

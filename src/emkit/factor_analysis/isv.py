@@ -52,7 +52,8 @@ class ISVMachine(FactorAnalysisBase):
         Calling ``fit`` again continues from the current parameters.
         """
         data = self._training_set(X, y)
-        result = train_isv(self, data, TrainingInput(X, y))  # what a checkpoint's fingerprint covers
+        # TrainingInput: what a checkpoint's fingerprint covers
+        result = train_isv(self, data, TrainingInput(X, y))
         self.n_iter_, self.converged_ = result.n_iter, result.converged
         return self
 

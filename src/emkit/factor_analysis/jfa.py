@@ -44,7 +44,8 @@ class JFAMachine(FactorAnalysisBase):
         ``n_iter_`` counts the iterations of the last (D) phase.
         """
         data = self._training_set(X, y)
-        result = train_jfa(self, data, TrainingInput(X, y))  # what a checkpoint's fingerprint covers
+        # TrainingInput: what a checkpoint's fingerprint covers
+        result = train_jfa(self, data, TrainingInput(X, y))
         self.n_iter_, self.converged_ = result.n_iter, result.converged
         return self
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from .errors import InvalidFileError
 from ._registry import load_from, save_into
-from .h5 import check_values, child, filename, read_array, read_attr, read_scalar, read_stamp, write_stamp
+from .h5 import (check_values, child, filename, read_array, read_attr, read_scalar, read_stamp,
+                 write_stamp)
 
 logger = logging.getLogger("emkit")
 
