@@ -234,13 +234,13 @@ def test_statistics_that_do_not_match_the_ubm(small):
     X[2] = GMMStats(5, 3)
     with pytest.raises(
         ValueError,
-        match=re.escape("X[2] has shape (n_gaussians, n_features) = (5, 3); the UBM has (4, 3)"),
+        match=re.escape("X[2] has statistics of shape (n_gaussians, n_features) = (5, 3); the UBM has (4, 3)"),
     ):
         machine("jfa", small).fit(X, y)
     isv = trained("isv", small)
-    with pytest.raises(ValueError, match=r"X\[0\] has shape"):
+    with pytest.raises(ValueError, match=r"X\[0\] has statistics of shape"):
         isv.enroll([GMMStats(4, 2)])
-    with pytest.raises(ValueError, match=r"data\[0\] has shape"):
+    with pytest.raises(ValueError, match=r"data\[0\] has statistics of shape"):
         isv.score(isv.enroll(make_stats(small, "enroll_")), [GMMStats(4, 2)])
     with pytest.raises(TypeError, match=r"X\[1\] must be a GMMStats; got str"):
         machine("isv", small).fit([X[0], "oops"], [0, 1])

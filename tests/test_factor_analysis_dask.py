@@ -113,7 +113,7 @@ def test_bad_dask_inputs():
             ValueError, match="inconsistent numbers of sessions: len\\(X\\) = 10, len\\(y\\) = 9"
         ):
             machine("isv", d).fit(db.from_sequence(X, npartitions=2), y[:-1])
-        with pytest.raises(ValueError, match="has shape"):
+        with pytest.raises(ValueError, match="has statistics of shape"):
             machine("isv", d).fit([dask.delayed(_identity)(GMMStats(2, 2))] + X[1:], y)
         with pytest.raises(TypeError, match="pairs"):
             machine("isv", d).fit(db.from_sequence(X, npartitions=2), None)

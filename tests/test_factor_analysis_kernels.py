@@ -6,7 +6,8 @@ from _parity import assert_parity
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emkit._factor_analysis_data import session_chunk
+from emkit.factor_analysis._estep import session_chunk
+from emkit.factor_analysis._training import session_params, u_accumulator
 from emkit._kernels import factor_analysis as kfa
 from emkit.factor_analysis import ISVMachine, JFAMachine, mult_along_axis, reduce_iadd
 from emkit.gmm import GMMMachine
@@ -141,9 +142,9 @@ def test_session_chunk_matches_a_loop_over_sessions(with_y):
         stats.init_fields(0.0, 1, n[s], F[s].reshape(C, D), np.zeros((C, D)))
         pairs.append((int(codes[s]), stats))
     offsets = (y @ V.T) if with_y else None
-    params = fa._session_params(K, offsets)
+    params = session_params(fa._constants(), K, offsets)
     acc = session_chunk(pairs, params)
-    A2 = fa._U_accumulator(acc, offsets)
+    A2 = u_accumulator(fa._constants(), acc, offsets)
     uprod = kfa.subspace_products(U, var)
     A1_ref, A2_ref, G_ref = np.zeros((C, 2, 2)), np.zeros((C * D, 2)), np.zeros((K, C, 2))
     for s in range(len(n)):

@@ -7,9 +7,9 @@ import pytest
 from _parity import assert_parity
 from test_factor_analysis_parity import load_case, make_stats, trained
 
-from emkit import _factor_analysis_base as base
-from emkit import _factor_analysis_data as data_module
-from emkit import _factor_analysis_scoring as scoring
+from emkit.factor_analysis import _scoring as scoring
+from emkit.factor_analysis import _training as base
+from emkit.factor_analysis import _training as data_module
 
 
 @pytest.fixture(scope="module")
@@ -111,4 +111,4 @@ def test_probe_cache_never_serves_a_stale_channel_factor(kind, medium, monkeypat
     monkeypatch.setattr(scoring, "_PROBE_CACHE_SIZE", 2)  # eviction keeps the cache bounded
     for p in make_stats(medium, "probe_"):
         m.score(model, [p])
-    assert len(m._derived()["probes"]) <= 2
+    assert len(m._constants().scratch["probes"]) <= 2

@@ -1,5 +1,9 @@
 """``ISVMachine`` and ``JFAMachine`` in emkit's versioned HDF5 layout (the reference had none).
 
+Registered by :mod:`emkit.factor_analysis.isv` / ``.jfa`` with :func:`emkit.io._registry.register`:
+the writer reads the machine's plain ``_persistent_state()``, the reader hands plain values to
+``cls._from_persistent_state`` (no estimator module is imported here).
+
 Layout version 1 (root attributes ``emkit_class`` = the class name, ``emkit_format_version`` = 1):
 
 * datasets ``r_U``, ``r_V`` (JFA), ``em_iterations``, ``enroll_iterations`` (int64),
@@ -18,41 +22,39 @@ import numbers
 import numpy as np
 
 from .errors import InvalidFileError
-from .h5 import (check_values, child, filename, open_for_reading, open_for_writing, read_array,
-                 read_attr, read_scalar, read_stamp, write_stamp)
+from ._registry import load_from, save_into
+from .h5 import (check_values, child, filename, read_array, read_attr, read_scalar, read_stamp,
+                 write_stamp)
 
 logger = logging.getLogger("emkit")
 
 FORMAT_VERSION = 1
 
 
-def write_factor_analysis(machine, hdf5) -> None:
+def write_factor_analysis(machine, f) -> None:
+    """Write ``machine`` into the open group ``f`` (from its ``_persistent_state``: plain data)."""
     name = type(machine).__name__
-    with open_for_writing(hdf5) as f:
-        write_stamp(f, name, FORMAT_VERSION)
-        f["r_U"] = np.int64(machine.r_U)
-        if machine._has_V:
-            f["r_V"] = np.int64(machine.r_V)
-        f["em_iterations"] = np.int64(machine.em_iterations)
-        f["enroll_iterations"] = np.int64(machine.enroll_iterations)
-        f["relevance_factor"] = np.float64(machine.relevance_factor)
-        rs = machine.random_state
-        if isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
-            f["random_state"] = np.int64(rs)
-        for key in ("U", "V", "D"):
-            value = machine.__dict__.get("_" + key)
-            if value is not None:
-                f[key] = np.asarray(value, dtype=np.float64)
-        ubm = machine.ubm
-        if ubm is not None and getattr(ubm, "_means", None) is not None:
-            ubm.save(f.create_group("ubm"))
-        if machine.ubm_kwargs is not None:
-            try:
-                f.attrs["ubm_kwargs"] = json.dumps(machine.ubm_kwargs)
-            except TypeError:
-                logger.warning(
-                    "%s.save: ubm_kwargs is not JSON-serialisable and was not saved", name
-                )
+    state = machine._persistent_state()
+    params = state["params"]
+    write_stamp(f, name, FORMAT_VERSION)
+    f["r_U"] = np.int64(params["r_U"])
+    if "r_V" in params:
+        f["r_V"] = np.int64(params["r_V"])
+    f["em_iterations"] = np.int64(params["em_iterations"])
+    f["enroll_iterations"] = np.int64(params["enroll_iterations"])
+    f["relevance_factor"] = np.float64(params["relevance_factor"])
+    rs = params["random_state"]
+    if isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
+        f["random_state"] = np.int64(rs)
+    for key, value in state["arrays"].items():
+        f[key] = np.asarray(value, dtype=np.float64)
+    if state["ubm"] is not None:
+        save_into(f, "ubm", state["ubm"])
+    if params["ubm_kwargs"] is not None:
+        try:
+            f.attrs["ubm_kwargs"] = json.dumps(params["ubm_kwargs"])
+        except TypeError:
+            logger.warning("%s.save: ubm_kwargs is not JSON-serialisable and was not saved", name)
 
 
 def _read_ubm_kwargs(f):
@@ -68,37 +70,29 @@ def _read_ubm_kwargs(f):
     return value
 
 
-def read_factor_analysis(hdf5, cls):
-    from ..gmm import GMMMachine
-
-    name = cls.__name__
-    with open_for_reading(hdf5, name) as f:
-        read_stamp(f, name, FORMAT_VERSION)
-        ubm_group = child(f, "ubm", "group", required=False)
-        ubm = GMMMachine.from_hdf5(ubm_group) if ubm_group is not None else None
-        seed = read_scalar(f, "random_state", "int", required=False, low=0)
-        kwargs = dict(
-            r_U=int(read_scalar(f, "r_U", "int", low=1)),
-            em_iterations=int(read_scalar(f, "em_iterations", "int", low=0)),
-            enroll_iterations=int(read_scalar(f, "enroll_iterations", "int", low=1)),
-            relevance_factor=float(read_scalar(f, "relevance_factor", "float", low=0.0)),
-            random_state=None if seed is None else int(seed),
-            ubm=ubm,
-            ubm_kwargs=_read_ubm_kwargs(f),
-        )
-        check_values(f, "relevance_factor", kwargs["relevance_factor"] > 0, "must be > 0")
-        if cls._has_V:
-            kwargs["r_V"] = int(read_scalar(f, "r_V", "int", low=1))
-        CD = None if ubm is None else int(np.size(ubm.means))
-        shapes = {"U": (CD, kwargs["r_U"]), "V": (CD, kwargs.get("r_V")), "D": (CD,)}
-        arrays = {key: read_array(f, key, shape=shapes[key], required=False, nonnegative=key == "D")
-                  for key in (("U", "V", "D") if cls._has_V else ("U", "D"))}
-        sizes = {a.shape[0] for a in arrays.values() if a is not None}
-        if len(sizes) > 1:
-            key = next(k for k in arrays if arrays[k] is not None)
-            check_values(f, key, False, "has another supervector size than U/V/D")
-    machine = cls(**kwargs)
-    for key, value in arrays.items():
-        if value is not None:
-            setattr(machine, key, value)
-    return machine
+def read_factor_analysis(f, cls):
+    """The machine of class ``cls`` stored in the open group ``f`` (built by the class itself)."""
+    read_stamp(f, cls.__name__, FORMAT_VERSION)
+    has_ubm = child(f, "ubm", "group", required=False) is not None
+    ubm = load_from(f, "ubm", expected="GMMMachine") if has_ubm else None
+    seed = read_scalar(f, "random_state", "int", required=False, low=0)
+    params = dict(
+        r_U=int(read_scalar(f, "r_U", "int", low=1)),
+        em_iterations=int(read_scalar(f, "em_iterations", "int", low=0)),
+        enroll_iterations=int(read_scalar(f, "enroll_iterations", "int", low=1)),
+        relevance_factor=float(read_scalar(f, "relevance_factor", "float", low=0.0)),
+        random_state=None if seed is None else int(seed),
+        ubm_kwargs=_read_ubm_kwargs(f),
+    )
+    check_values(f, "relevance_factor", params["relevance_factor"] > 0, "must be > 0")
+    names = cls._parameter_names()
+    if "V" in names:
+        params["r_V"] = int(read_scalar(f, "r_V", "int", low=1))
+    CD = None if ubm is None else int(np.size(ubm.means))
+    shapes = {"U": (CD, params["r_U"]), "V": (CD, params.get("r_V")), "D": (CD,)}
+    arrays = {key: read_array(f, key, shape=shapes[key], required=False, nonnegative=key == "D")
+              for key in names}
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    if len({a.shape[0] for a in arrays.values()}) > 1:
+        check_values(f, next(iter(arrays)), False, "has another supervector size than U/V/D")
+    return cls._from_persistent_state(params, arrays, ubm)

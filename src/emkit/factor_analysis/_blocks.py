@@ -1,0 +1,166 @@
+"""Sessions of an ISV/JFA training set stacked in blocks, and their per-class totals.
+
+In memory, the sessions are stacked once per ``fit`` by :meth:`GMMStats.stack` (validated there),
+sorted by class, and cut into :class:`SessionBlock` views of at most a block size of sessions; the
+class totals are summed per block on a few threads.  A dask partition of ``(class index,
+GMMStats)`` pairs is stacked the same way on every pass (:func:`blocks`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._backend import thread_map
+from .._kernels import factor_analysis as kfa
+from ..stats import GMMStats, StatsBatch
+
+
+@dataclass
+class SessionBlock:
+    """The stacked statistics of a block of sessions, validated and sorted by class.
+
+    ``codes`` (B,) class indices, ``n`` (B, C), ``F`` (B, C*D) float64; ``present`` (J,) the
+    classes of the block and ``local`` (B,) each session's position among them; ``weights`` the
+    sparse (B, J*C) :func:`~emkit._kernels.factor_analysis.class_weights` of the block (local
+    class indices).
+    """
+
+    codes: np.ndarray
+    n: np.ndarray
+    F: np.ndarray
+    present: np.ndarray
+    local: np.ndarray
+    weights: object
+
+    @classmethod
+    def of(cls, codes: np.ndarray, batch: StatsBatch) -> "SessionBlock":
+        """The block of the sessions ``batch`` (sorted by class) with class indices ``codes``."""
+        n, F = batch.n, batch.supervectors
+        present, local = np.unique(codes, return_inverse=True)
+        return cls(codes, n, F, present, local, kfa.class_weights(local, n, len(present)))
+
+    @property
+    def few_classes(self) -> bool:
+        """Per-class sums as a dense product (:func:`~emkit._kernels.factor_analysis.slot_class_sums`)
+        cost C*B*J*r: cheaper than the sparse one (and free of the GIL) while J <= B / 4."""
+        return 4 * len(self.present) <= len(self.codes)
+
+
+def stack_block(pairs, shape, n_classes, name: str = "X") -> SessionBlock:
+    """A :class:`SessionBlock` of a list of (class index, GMMStats) pairs (a dask partition)."""
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise TypeError(
+                f"{name} must hold (label, GMMStats) pairs; item {i} is a {type(pair).__name__}"
+            )
+    codes = np.fromiter((pair[0] for pair in pairs), dtype=np.int64, count=len(pairs))
+    if len(codes) and (codes.min() < 0 or codes.max() >= n_classes):
+        raise ValueError(f"class index {codes.max()} out of range for {n_classes} classes")
+    batch = GMMStats.stack([pair[1] for pair in pairs], name=name, shape=shape)
+    order = np.argsort(codes, kind="stable")
+    return SessionBlock.of(codes[order], batch.take(order))
+
+
+def blocks(piece, shape, n_classes, step: int):
+    """The :class:`SessionBlock` of a piece of the training set: its items when they are blocks
+    already (in-memory training sets are stacked once), else blocks of at most ``step``
+    (class index, GMMStats) pairs stacked now (a dask partition)."""
+    items = piece if isinstance(piece, list) else list(piece)
+    if items and isinstance(items[0], SessionBlock):
+        yield from items
+        return
+    for start in range(0, len(items), step):
+        yield stack_block(items[start : start + step], shape, n_classes)
+
+
+@dataclass
+class ClassTotals:
+    """Per-class sums: ``n`` (K, C), ``F`` (K, C*D), ``counts`` (K,) sessions."""
+
+    n: np.ndarray
+    F: np.ndarray
+    counts: np.ndarray
+
+    def __add__(self, other: "ClassTotals") -> "ClassTotals":
+        return ClassTotals(self.n + other.n, self.F + other.F, self.counts + other.counts)
+
+    @classmethod
+    def zeros(cls, n_classes, C, CD) -> "ClassTotals":
+        return cls(np.zeros((n_classes, C)), np.zeros((n_classes, CD)),
+                   np.zeros(n_classes, np.int64))
+
+    def add_block(self, block: SessionBlock, sums=None) -> "ClassTotals":
+        """Add the class sums of a block (``sums`` from :func:`block_sums`), in place."""
+        n, F, counts = block_sums(block) if sums is None else sums
+        self.n[block.present] += n
+        self.F[block.present] += F
+        self.counts[block.present] += counts
+        return self
+
+
+def block_sums(block: SessionBlock):
+    """Sums of ``n`` (J, C) and ``F`` (J, CD) and session counts (J,) per class of the block."""
+    J = len(block.present)
+    return (
+        kfa.group_sum(block.local, block.n, J),
+        kfa.group_sum(block.local, block.F, J),
+        np.bincount(block.local, minlength=J),
+    )
+
+
+def add_totals(totals: ClassTotals | None, block: SessionBlock, n_classes) -> ClassTotals:
+    """``totals`` plus the class sums of ``block`` (updated in place: a chunk's own accumulator)."""
+    if totals is None:
+        totals = ClassTotals.zeros(n_classes, block.n.shape[1], block.F.shape[1])
+    return totals.add_block(block)
+
+
+@dataclass
+class TrainingSet:
+    """Sessions ready for EM.
+
+    ``rows`` is a list of :class:`SessionBlock` (in memory: stacked and validated once, sorted by
+    class, with the :class:`ClassTotals` summed along) or a dask bag of ``(class index, GMMStats)``
+    pairs (stacked per partition and pass).
+    """
+
+    rows: object
+    classes: np.ndarray
+    counts: np.ndarray  # sessions per class (K,)
+    totals: "ClassTotals | None" = None  # in memory: summed while stacking
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def split(n_items: int, n_parts: int) -> list:
+    """``n_parts`` slices of about equal sizes covering ``range(n_items)`` (empty ones dropped)."""
+    edges = np.linspace(0, n_items, n_parts + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def in_memory(X, codes, classes, shape, threads, step, name="X") -> TrainingSet:
+    """The sessions ``X`` stacked once (:meth:`GMMStats.stack`: errors name ``X[i]``), sorted by
+    class (stable) and cut into an even number of :class:`SessionBlock` views of at most ``step``
+    sessions; the class totals are summed per block on ``threads`` threads."""
+    batch = GMMStats.stack(X, name=name, shape=shape)
+    order = np.argsort(codes, kind="stable")
+    if (order != np.arange(len(order))).any():  # grouped by class already: no copy
+        batch, codes = batch.take(order), codes[order]
+    K = len(classes)
+    n_blocks = 2 * -(-len(codes) // (2 * step))  # even: 2 threads balance
+
+    def stack(rows):
+        block = SessionBlock.of(codes[rows], batch.take(rows))
+        return block, block_sums(block)
+
+    stacked = list(thread_map(stack, split(len(codes), n_blocks), threads))
+    totals = ClassTotals.zeros(K, shape[0], shape[0] * shape[1])
+    for block, sums in stacked:
+        totals.add_block(block, sums)
+    return TrainingSet(
+        [block for block, _ in stacked], classes, np.bincount(codes, minlength=K), totals
+    )

@@ -1,0 +1,88 @@
+"""Constants derived from the parameters of an ISV/JFA machine and its UBM.
+
+:class:`Constants` is a frozen dataclass built by :func:`build` from U, V, D and the UBM; the
+machine caches it with :func:`emkit._fitted.derived`, so assigning U, V or D (fit, a user, a
+loaded file) drops it, and rebuilds it when the UBM's means or variances change in place
+(:meth:`Constants.is_current`).  Training, enrolment and scoring all take it as an argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._kernels import factor_analysis as kfa
+
+
+def same(cached: np.ndarray, value) -> bool:
+    """``np.array_equal`` for a cached float64 array, with less overhead (called per score)."""
+    value = np.asarray(value)
+    return cached.shape == value.shape and bool((cached == value).all())
+
+
+@dataclass(frozen=True, eq=False)
+class Constants:
+    """UBM supervectors and the U/V-derived products of a machine (shapes with r = r_U).
+
+    ``scratch`` is the scoring caches that depend on these constants only: ``"model"`` (the
+    score terms of the last model scored) and ``"probes"`` (channel factors of recent probes).
+    """
+
+    U: np.ndarray  # (CD, r_U)
+    V: np.ndarray | None  # (CD, r_V), JFA
+    D: np.ndarray | None  # (CD,)
+    ubm: object
+    key: tuple  # what initial values depend on (see FactorAnalysisBase._default_key)
+    means: np.ndarray  # (C, D) copies of the UBM's
+    variances: np.ndarray  # (C, D)
+    shape: tuple  # (C, D)
+    m: np.ndarray  # mean supervector (CD,)
+    var: np.ndarray  # variance supervector (CD,)
+    U_over_var: np.ndarray  # Sigma^-1 U (CD, r_U)
+    uprod: np.ndarray  # U_c^T Sigma_c^-1 U_c (C, r_U, r_U)
+    W_mean: np.ndarray  # sum_d m_cd U_cd / var_cd (C, r_U): U^T Sigma^-1 (N m) = n @ W_mean
+    n_products: np.ndarray  # kfa.projection_products(W_mean, uprod)
+    V_over_var: np.ndarray | None = None  # Sigma^-1 V (CD, r_V)
+    vprod: np.ndarray | None = None  # (C, r_V, r_V)
+    v_products: np.ndarray | None = None
+    VtU: np.ndarray | None = None  # V_c^T Sigma_c^-1 U_c flattened (r_V, C*r_U)
+    scratch: dict = field(default_factory=dict)
+
+    def is_current(self, ubm, key=None) -> bool:
+        """True while the UBM is the same object with the same means and variances (and, when
+        ``key`` is given, the initial values were drawn for it)."""
+        return (
+            self.ubm is ubm
+            and same(self.means, ubm.means)
+            and same(self.variances, ubm.variances)
+            and (key is None or key == self.key)
+        )
+
+
+def build(U, V, D, ubm, key) -> Constants:
+    """The :class:`Constants` of the parameters ``U`` (CD, r_U), ``V`` (CD, r_V) or None, ``D``
+    (CD,) or None and the trained GMM ``ubm``."""
+    means = np.array(ubm.means, dtype=np.float64)
+    variances = np.array(ubm.variances, dtype=np.float64)
+    m, var = means.ravel(), variances.ravel()
+    C, Dim = means.shape
+    U_over_var = U / var[:, None]
+    uprod = kfa.subspace_products(U, variances)
+    W_mean = kfa.weighted_blocks(m, U_over_var, C)
+    extra = {}
+    if V is not None:
+        V_over_var = V / var[:, None]
+        vprod = kfa.subspace_products(V, variances)
+        VtU = np.matmul(V.reshape(C, Dim, -1).transpose(0, 2, 1), U_over_var.reshape(C, Dim, -1))
+        extra = dict(
+            V_over_var=V_over_var,
+            vprod=vprod,
+            v_products=kfa.projection_products(kfa.weighted_blocks(m, V_over_var, C), vprod),
+            VtU=np.ascontiguousarray(VtU.transpose(1, 0, 2).reshape(V.shape[1], -1)),
+        )
+    return Constants(
+        U=U, V=V, D=D, ubm=ubm, key=key, means=means, variances=variances, shape=means.shape,
+        m=m, var=var, U_over_var=U_over_var, uprod=uprod, W_mean=W_mean,
+        n_products=kfa.projection_products(W_mean, uprod), **extra,
+    )

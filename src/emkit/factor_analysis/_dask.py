@@ -1,0 +1,133 @@
+"""Dask inputs of ISV/JFA training, and the reference's per-class input form.
+
+Dask inputs travel as ``(class index, GMMStats)`` pairs in a bag: every pass stacks each
+partition in blocks (:func:`emkit.factor_analysis._estep.session_chunk`) and sums small additive
+accumulators through :func:`emkit._backend.map_reduce`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._backend import bag_from_parts, is_delayed, n_threads
+from ..stats import as_stats_sequence
+from ._blocks import TrainingSet, in_memory, split
+from ._labels import check_lengths, encode_labels, label_list
+
+
+def is_input_dask_nested(X) -> bool:
+    """True when the first leaf of the (nested) list ``X`` is a ``dask.delayed`` object."""
+    while isinstance(X, (list, tuple)) and len(X):
+        X = X[0]
+    return is_delayed(X)
+
+
+def check_dask_input_samples_per_class(X, y):
+    """``(input_is_dask, n_classes, n_samples_per_class)``; per-class label lists are flattened."""
+    X = as_stats_sequence(X)
+    input_is_dask = is_input_dask_nested(X)
+    if input_is_dask and len(y) and np.ndim(y[0]) == 1:
+        y = [label for labels in y for label in list(labels)]
+    codes, classes = encode_labels(y)
+    return input_is_dask, len(classes), np.bincount(codes, minlength=len(classes)).tolist()
+
+
+def pair_up(codes, stats):
+    """A bag partition: ``[(code, GMMStats), ...]`` (top-level so that it pickles)."""
+    stats = list(stats)
+    if len(stats) != len(codes):
+        raise ValueError(
+            f"X and y have inconsistent numbers of sessions in a partition: "
+            f"{len(stats)} statistics, {len(codes)} labels"
+        )
+    return [(int(c), s) for c, s in zip(codes, stats)]
+
+
+def _check_pair(pair):
+    if not (isinstance(pair, tuple) and len(pair) == 2):
+        raise TypeError(
+            f"with y=None, X must be a bag of (label, GMMStats) pairs; got {type(pair).__name__}"
+        )
+
+
+def _encode_pair(pair, index):
+    _check_pair(pair)
+    return (index[pair[0]], pair[1])
+
+
+def _label_of(pair):
+    _check_pair(pair)
+    return pair[0]
+
+
+def _partition_length(part):
+    return [len(list(part))]
+
+
+def _delayed_bag(groups, code_groups):
+    """A bag with one partition of (code, GMMStats) pairs per group of delayed statistics."""
+    return bag_from_parts(pair_up, [(codes, list(group) if isinstance(group, list) else group)
+                                    for group, codes in zip(groups, code_groups)])
+
+
+def delayed_training_set(X, codes, classes) -> TrainingSet:
+    """A list of ``dask.delayed`` statistics (with their class indices) as a bag of pairs."""
+    n_parts = min(len(X), max(n_threads(), math.ceil(len(X) / 256)))
+    slices = split(len(X), n_parts)
+    rows = _delayed_bag([list(X[s]) for s in slices], [codes[s] for s in slices])
+    return TrainingSet(rows, classes, np.bincount(codes, minlength=len(classes)))
+
+
+def is_nested(X, y) -> bool:
+    """The reference's per-class form: X[k] a list (or delayed list) of stats, y[k] their labels."""
+    first = y[0] if len(y) else None
+    return (
+        isinstance(y, (list, tuple))
+        and len(y) == len(X)
+        and isinstance(first, (list, np.ndarray))
+        and np.ndim(first) == 1
+        and (isinstance(X[0], (list, tuple)) or is_delayed(X[0]))
+    )
+
+
+def prepare_nested(X, y, shape, threads, step) -> TrainingSet:
+    """The per-class form: in memory when every group is a list of GMMStats, else a bag."""
+    for k, (group, labels) in enumerate(zip(X, y)):
+        if len(labels) == 0 or (isinstance(group, (list, tuple)) and len(group) == 0):
+            raise ValueError(
+                f"X[{k}] / y[{k}]: class group {k} has no session; every class needs at "
+                "least one session"
+            )
+        if isinstance(group, (list, tuple)):
+            check_lengths(len(group), len(labels))
+    flat_labels = [label for labels in y for label in list(labels)]
+    codes, classes = encode_labels(flat_labels)
+    counts = np.bincount(codes, minlength=len(classes))
+    edges = np.cumsum([0] + [len(labels) for labels in y])
+    code_groups = [codes[a:b] for a, b in zip(edges[:-1], edges[1:])]
+    if all(isinstance(g, (list, tuple)) and not any(is_delayed(s) for s in g) for g in X):
+        flat = [s for group in X for s in group]
+        return in_memory(flat, codes, classes, shape, threads, step)
+    return TrainingSet(_delayed_bag(list(X), code_groups), classes, counts)
+
+
+def prepare_bag(X, y) -> TrainingSet:
+    """The bag is not persisted: each pass recomputes it (persist it first if it fits in memory)."""
+    if y is None:
+        labels = X.map(_label_of).compute()
+        codes, classes = encode_labels(labels)
+        index = {c: i for i, c in enumerate(classes)}
+        rows = X.map(_encode_pair, index)
+    else:
+        y = label_list(y)
+        codes, classes = encode_labels(y)
+        lengths = X.map_partitions(_partition_length).compute()
+        check_lengths(int(np.sum(lengths)), len(codes))
+        edges = np.cumsum([0] + list(lengths))
+        rows = bag_from_parts(pair_up, [(codes[a:b], part) for part, a, b
+                                        in zip(X.to_delayed(), edges[:-1], edges[1:])])
+    if len(codes) == 0:
+        raise ValueError("X is empty: expected the statistics of at least one session")
+    return TrainingSet(rows, classes, np.bincount(codes, minlength=len(classes)))

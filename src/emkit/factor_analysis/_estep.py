@@ -1,0 +1,126 @@
+"""The E-step of ISV/JFA training over blocks of sessions, as additive accumulators.
+
+:func:`block_terms` is the posterior of the session factors x_h of one :class:`SessionBlock` and
+the sums the U update needs; :func:`session_chunk` and :func:`class_totals_chunk` run over a piece
+of the training set (a list of blocks, or a dask partition of ``(class index, GMMStats)`` pairs).
+They are top-level functions of plain arguments, so that they pickle for dask's processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._kernels import factor_analysis as kfa
+from ._blocks import ClassTotals, SessionBlock, add_totals, blocks
+
+
+def _add_optional(a, b):
+    return None if a is None else a + b
+
+
+@dataclass
+class SessionParams:
+    """What a pass over sessions needs: the posterior of x_h given per-class offsets ``o_k``.
+
+    ``W_mean[c] = sum_d m_cd U_cd / var_cd`` (C, r_U) and ``offset_proj[k, c] = U_c^T Sigma_c^-1
+    o_kc`` (K, C, r_U) (JFA: ``o_k = V y_k``) let ``U^T Sigma^-1 (F_h - N_h (m + o_k))`` be
+    computed from F_h directly.  ``step``: sessions per block of a dask partition.
+    """
+
+    shape: tuple
+    U_over_var: np.ndarray  # (CD, r_U)
+    uprod: np.ndarray  # (C, r_U, r_U)
+    W_mean: np.ndarray  # (C, r_U)
+    n_classes: int
+    step: int
+    offset_proj: np.ndarray | None = None  # (K, C, r_U)
+    accumulate: bool = True  # A1 and A2F (else only G)
+    totals: bool = False  # the ClassTotals too (ISV's first pass)
+
+
+@dataclass
+class SessionAccumulator:
+    """Sums over sessions h of class k(h), with x_h the posterior mean and L_h its covariance.
+
+    ``A1[c] = sum N_hc (L_h + x_h x_h^T)`` (C, r, r); ``A2F = sum F_h x_h^T`` (CD, r);
+    ``G[k, c] = sum_{h in k} N_hc x_h`` (K, C, r).  The U accumulator of the reference,
+    ``sum (F_h - N_h (m + o_k)) x_h^T``, is ``A2F`` minus terms built from G (see
+    :func:`emkit.factor_analysis._training.u_accumulator`).  ``totals`` are the
+    :class:`ClassTotals` when requested.
+    """
+
+    A1: np.ndarray | None
+    A2F: np.ndarray | None
+    G: np.ndarray
+    totals: ClassTotals | None = None
+
+    @classmethod
+    def zeros(cls, p: SessionParams) -> "SessionAccumulator":
+        C, D = p.shape
+        r = p.U_over_var.shape[1]
+        return cls(
+            A1=np.zeros((C, r, r)) if p.accumulate else None,
+            A2F=np.zeros((C * D, r)) if p.accumulate else None,
+            G=np.zeros((p.n_classes, C, r)),
+        )
+
+    def add_block(self, block: SessionBlock, terms) -> "SessionAccumulator":
+        """Add the :func:`block_terms` of a block, in place."""
+        A1, A2F, G = terms
+        if self.A1 is not None:
+            self.A1 += A1
+            self.A2F += A2F
+        self.G[block.present] += G
+        return self
+
+    def __add__(self, other: "SessionAccumulator") -> "SessionAccumulator":
+        mine = (self.A1, self.A2F, self.G, self.totals)
+        theirs = (other.A1, other.A2F, other.G, other.totals)
+        return SessionAccumulator(*(_add_optional(a, b) for a, b in zip(mine, theirs)))
+
+
+def block_terms(block: SessionBlock, p: SessionParams):
+    """The E-step of one block: ``(A1, A2F, G)`` of its sessions (see :class:`SessionAccumulator`;
+    A1 and A2F are None unless ``p.accumulate``; G (J, C, r) for the classes of the block)."""
+    n, F = block.n, block.F
+    # U^T Sigma^-1 (F_h - N_h m - N_h o_k) without forming the (B, CD) centred statistics
+    b = F @ p.U_over_var - n @ p.W_mean
+    if p.offset_proj is not None:
+        b -= kfa.class_offset_terms(block.weights, p.offset_proj[block.present])
+    A1 = A2F = None
+    if p.accumulate:
+        cov = kfa.posterior_covariance(n, p.uprod)
+        x = np.matmul(cov, b[:, :, None])[:, :, 0]
+        A1 = kfa.second_moments(n, cov, x)
+        A2F = F.T @ x
+    else:
+        x = kfa.spd_solve(kfa.posterior_precision(n, p.uprod), b[:, :, None])[:, :, 0]
+    J = len(block.present)
+    if block.few_classes:
+        G = kfa.slot_class_sums(block.local, n, x, J)
+    else:
+        G = kfa.class_weighted_sums(block.local, n, x, J, block.weights)
+    return A1, A2F, G
+
+
+def session_chunk(piece, p: SessionParams) -> SessionAccumulator:
+    """The E-step of a piece of the training set (a dask partition, or a list of blocks)."""
+    acc = SessionAccumulator.zeros(p)
+    for block in blocks(piece, p.shape, p.n_classes, p.step):
+        if p.totals:
+            acc.totals = add_totals(acc.totals, block, p.n_classes)
+        acc.add_block(block, block_terms(block, p))
+    return acc
+
+
+def class_totals_chunk(piece, shape, n_classes, step) -> ClassTotals:
+    """The :class:`ClassTotals` of a piece of the training set."""
+    totals = None
+    for block in blocks(piece, shape, n_classes, step):
+        totals = add_totals(totals, block, n_classes)
+    if totals is None:
+        C, D = shape
+        totals = ClassTotals.zeros(n_classes, C, C * D)
+    return totals

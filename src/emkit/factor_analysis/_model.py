@@ -1,0 +1,430 @@
+"""``FactorAnalysisBase``: the model state shared by ISV and JFA.
+
+Hyper-parameters, the UBM, the fitted parameters U, V, D (read-only :class:`FittedArray`), the
+reference's initial values (drawn on first use), the derived :class:`Constants`, cloning,
+pickling and persistence.  Training (:mod:`._training`), enrolment and scoring (:mod:`._scoring`)
+and the reference's step API (:mod:`._steps`) are functions of a machine's parameters and
+constants; :class:`~emkit.factor_analysis.ISVMachine` and
+:class:`~emkit.factor_analysis.JFAMachine` put them together.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
+
+from .._backend import bag_from_parts, is_dask_collection
+from .._fitted import FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted
+from .._fitted import without_derived
+from .._validation import check_frames, check_positive_int, check_random_state
+from . import _steps
+from ._constants import Constants, build
+from ._training import prepare_training_set, session_threads
+
+logger = logging.getLogger("emkit")
+
+
+def has_trained_ubm(ubm) -> bool:
+    return ubm is not None and fitted_value(ubm, "means") is not None
+
+
+class FactorAnalysisBase(BaseEstimator):
+    """Shared state of :class:`ISVMachine` and :class:`JFAMachine`.
+
+    Parameters
+    ----------
+    r_U : int
+        Rank of the session subspace U (>= 1).
+    r_V : int or None
+        Rank of the class subspace V (JFA); None for ISV.
+    relevance_factor : float
+        D starts at ``sqrt(variance_supervector / relevance_factor)``.
+    em_iterations : int
+        EM iterations (ISV), or iterations of each of the V, U and D phases (JFA).
+    random_state : int, None, numpy RandomState or Generator
+        Draws the initial U (then V) from N(0, 1), as ``np.random.RandomState(seed).normal`` does
+        (the reference's numbers), without touching numpy's global generator (None: from numpy's
+        global generator, as the reference).
+    enroll_iterations : int
+        Iterations of the latent-variable updates in ``enroll`` (>= 1).
+    ubm : GMMMachine or None
+        The UBM; trained by ``fit_using_array`` when it is untrained (or None, from ``ubm_kwargs``).
+    ubm_kwargs : dict or None
+        Arguments of the ``GMMMachine`` created when ``ubm`` is None.
+
+    Attributes
+    ----------
+    U : ndarray (CD, r_U), V : ndarray (CD, r_V) (JFA), D : ndarray (CD,)
+        Set by ``fit``; before it, with a trained ``ubm``, the reference's initial values (drawn
+        on first use; user-assigned ones are kept).
+    classes_ : ndarray (K,)
+        The class labels seen by the last ``fit``, in the order of the class indices.
+    n_iter_ : int, converged_ : bool
+        EM iterations run by the last ``fit`` (JFA: of its last phase) and whether a convergence
+        test stopped it (never: both classes run ``em_iterations``, as the reference).
+    """
+
+    _has_V = False
+
+    U = FittedArray("Session variability subspace, (CD, r_U) (read-only; assign a new array).")
+    V = FittedArray("Class variability subspace, (CD, r_V) (JFA).")
+    D = FittedArray("Diagonal of the class offset matrix, (CD,).")
+
+    def __init__(self, r_U, r_V=None, relevance_factor=4.0, em_iterations=10, random_state=0,
+                 enroll_iterations=1, ubm=None, ubm_kwargs=None, checkpoint=None):
+        self.r_U = r_U
+        self.r_V = r_V
+        self.relevance_factor = relevance_factor
+        self.em_iterations = em_iterations
+        self.random_state = random_state
+        self.enroll_iterations = enroll_iterations
+        self.ubm = ubm
+        self.ubm_kwargs = ubm_kwargs
+        self.checkpoint = checkpoint
+
+    # -- the UBM ---------------------------------------------------------------------------------
+    def _trained_ubm(self, action: str = "this operation"):
+        if self.ubm is None:
+            raise ValueError(
+                f"ubm is None: {action} needs a trained GMMMachine as ubm "
+                "(fit_using_array trains one from frames)"
+            )
+        if not has_trained_ubm(self.ubm):
+            raise ValueError(
+                f"ubm is not trained: {action} needs its means and variances "
+                "(fit_using_array trains it from frames)"
+            )
+        return self.ubm
+
+    def _shape(self, action="this operation") -> tuple:
+        """(C, D) of the trained UBM."""
+        return tuple(self._trained_ubm(action).means.shape)
+
+    @property
+    def feature_dimension(self) -> int:
+        """D, the dimension of the features."""
+        return self._trained_ubm().means.shape[1]
+
+    @property
+    def supervector_dimension(self) -> int:
+        """C * D."""
+        return self._trained_ubm().n_gaussians * self.feature_dimension
+
+    @property
+    def mean_supervector(self) -> np.ndarray:
+        """The UBM means flattened, (CD,)."""
+        return np.asarray(self._trained_ubm().means, dtype=np.float64).flatten()
+
+    @property
+    def variance_supervector(self) -> np.ndarray:
+        """The UBM variances flattened, (CD,)."""
+        return np.asarray(self._trained_ubm().variances, dtype=np.float64).flatten()
+
+    # -- parameters and their initial values ----------------------------------------------------
+    @classmethod
+    def _parameter_names(cls) -> tuple:
+        return ("U", "V", "D") if cls._has_V else ("U", "D")
+
+    def _missing_parameter(self, name):
+        """U, V or D not fitted nor assigned: the reference's initial value with a trained UBM."""
+        if name in self._parameter_names() and has_trained_ubm(self.ubm):
+            return self._initial_values()[name]
+        raise NotFittedError(
+            f"{type(self).__name__} has no {name} yet: call fit (or assign {name}, or give a "
+            "trained ubm) first"
+        )
+
+    def _default_key(self):
+        """What the initial values depend on: they are drawn again when it changes."""
+        rs, ubm = self.random_state, self.ubm
+        seed = rs if rs is None or isinstance(rs, numbers.Integral) else id(rs)
+        return (self.r_U, self.r_V, self.relevance_factor, seed, id(ubm),
+                id(fitted_value(ubm, "means")), id(fitted_value(ubm, "variances")))
+
+    def _initial_values(self) -> dict:
+        """The reference's initial U (then V) drawn from ``random_state`` and
+        ``D = sqrt(variance_supervector / relevance_factor)``, drawn once per :meth:`_default_key`
+        (the reference sets them in its constructor; emkit on first use)."""
+        key = self._default_key()
+        initial = self.__dict__.get("_initial")
+        if initial is None or initial[0] != key:
+            self._validate_hyperparameters()
+            values = dict(zip(("U", "V"), self._draw_subspaces()))
+            values["D"] = np.sqrt(self.variance_supervector / self.relevance_factor)
+            for value in values.values():
+                if value is not None:
+                    value.flags.writeable = False
+            initial = self.__dict__["_initial"] = (key, values)
+        return initial[1]
+
+    def _draw_subspaces(self):
+        if self.random_state is None:  # numpy's global generator, as the reference
+            rng = np.random.mtrand._rand
+        else:
+            rng = check_random_state(self.random_state)
+        CD = self.supervector_dimension
+        # always U first: V gets the reference's numbers
+        U = rng.normal(0.0, 1.0, size=(CD, self.r_U))
+        V = rng.normal(0.0, 1.0, size=(CD, self.r_V)) if self._has_V else None
+        return U, V
+
+    def create_UVD(self):
+        """(Re)draw U and V from ``random_state``; D = ``sqrt(variance_supervector / relevance_factor)``."""
+        self._validate_hyperparameters()
+        self.__dict__.pop("_initial", None)
+        for name, value in self._initial_values().items():
+            if value is not None:
+                set_fitted(self, name, value, copy=False)
+        self.__dict__.pop("_initial", None)
+
+    def _create_missing(self):
+        """The start of training: the parameters not set take their initial values (then the
+        machine's own); check the shapes of all of them."""
+        self._validate_hyperparameters()
+        CD = self.supervector_dimension
+        expected = {"U": (CD, self.r_U), "V": (CD, self.r_V), "D": (CD,)}
+        for name in self._parameter_names():
+            if fitted_value(self, name) is None:
+                set_fitted(self, name, self._initial_values()[name], copy=False)
+            value = fitted_value(self, name)
+            if value.shape != expected[name]:
+                raise ValueError(
+                    f"{name} must have shape {expected[name]} (supervector dimension C*D = {CD}, "
+                    f"r_U = {self.r_U}, r_V = {self.r_V}); got {value.shape}"
+                )
+            if not np.isfinite(value).all():
+                raise ValueError(f"{name} contains NaN or infinity")
+        self.__dict__.pop("_initial", None)
+
+    def _set_param(self, name, new) -> float:
+        """Store a new parameter value (an array of the caller's); return its relative change."""
+        old = fitted_value(self, name)
+        set_fitted(self, name, new, copy=False)
+        scale = np.linalg.norm(old)
+        return float(np.linalg.norm(new - old) / scale) if scale > 0 else float(np.linalg.norm(new))
+
+    def _store(self, name, value) -> np.ndarray:
+        """Store a new parameter value (an array of the caller's) and return it (read-only)."""
+        set_fitted(self, name, value, copy=False)
+        return fitted_value(self, name)
+
+    def _validate_hyperparameters(self):
+        check_positive_int(self.r_U, "r_U")
+        if self._has_V:
+            check_positive_int(self.r_V, "r_V")
+        check_positive_int(self.em_iterations, "em_iterations", minimum=0)
+        check_positive_int(self.enroll_iterations, "enroll_iterations")
+        rf = self.relevance_factor
+        if isinstance(rf, bool) or not isinstance(rf, numbers.Real) or not rf > 0:
+            raise ValueError(f"relevance_factor must be a positive number; got {rf!r}")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """True when every parameter was trained, assigned or loaded (initial values don't count)."""
+        return all(fitted_value(self, k) is not None for k in self._parameter_names())
+
+    def _check_fitted(self, action: str):
+        missing = [k for k in self._parameter_names() if fitted_value(self, k) is None]
+        if missing and not has_trained_ubm(self.ubm):
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted ({', '.join(missing)} not set): call "
+                f"fit (or assign {', '.join(missing)}, or give a trained ubm) before {action}"
+            )
+        self._trained_ubm(action)
+
+    def _training_set(self, X, y):
+        """The start of ``fit``: validate, stack the training set, initialise what is missing."""
+        self._validate_hyperparameters()
+        data = prepare_training_set(X, y, self._shape("fit"), session_threads())
+        self._create_missing()
+        self.classes_ = data.classes
+        return data
+
+    # -- the reference's step API (compatibility only; ``fit`` does not use it) --------------------
+    estimate_number_of_classes = _steps.estimate_number_of_classes
+    initialize = _steps.initialize
+    initialize_XYZ = _steps.initialize_XYZ
+    compute_latent_x = _steps.compute_latent_x
+    compute_accumulators_U = _steps.compute_accumulators_U
+    update_U = _steps.update_U
+    update_z = _steps.update_z
+    compute_accumulators_D = _steps.compute_accumulators_D
+    update_y = _steps.update_y
+    compute_accumulators_V = _steps.compute_accumulators_V
+    estimate_x = _steps.estimate_x
+    estimate_ux = _steps.estimate_ux
+    _compute_uprod = _steps._compute_uprod
+    _compute_vprod = _steps._compute_vprod
+
+    # -- derived constants -------------------------------------------------------------------
+    def _constants(self, action: str | None = None) -> Constants:
+        """The :class:`Constants` of the current parameters and UBM (checks that the machine is
+        fitted, naming ``action``, when they have to be built)."""
+        c = derived(self, "constants", lambda: None)
+        unfitted = not self.__sklearn_is_fitted__()  # initial values: they depend on the key
+        if c is not None and c.is_current(self.ubm, self._default_key() if unfitted else None):
+            return c
+        if action is not None:
+            self._check_fitted(action)
+        ubm = self._trained_ubm()
+        U, V, D = self.U, (self.V if self._has_V else None), self.D
+        clear_derived(self)
+        return derived(self, "constants", lambda: build(U, V, D, ubm, self._default_key()))
+
+    # -- sklearn -----------------------------------------------------------------------------
+    def __sklearn_clone__(self):
+        # the trained UBM is an input, not a hyper-parameter: keep a copy of it (sklearn's default
+        # clone would hand back an untrained GMMMachine, and the clone could not be fitted)
+        params = self.get_params(deep=False)
+        ubm = params.pop("ubm")
+        others = {k: clone(v, safe=False) for k, v in params.items()}
+        return type(self)(ubm=copy.deepcopy(ubm), **others)
+
+    def __getstate__(self):
+        return without_derived(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        refreeze(self)
+        initial = self.__dict__.get("_initial")
+        if initial is not None:  # the key holds object ids: those of the unpickled objects now
+            for value in initial[1].values():
+                if value is not None:
+                    value.flags.writeable = False
+            self.__dict__["_initial"] = (self._default_key(), initial[1])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = True
+        tags.target_tags.required = True
+        return tags
+
+    # -- persistence: plain data in, plain data out --------------------------------------------
+    def _persistent_state(self) -> dict:
+        """What a file holds: ``params`` (hyper-parameters), ``arrays`` (the fitted U/V/D that are
+        set) and the trained ``ubm`` (or None)."""
+        params = self.get_params(deep=False)
+        params.pop("checkpoint")
+        ubm = params.pop("ubm")
+        arrays = {k: fitted_value(self, k) for k in self._parameter_names()}
+        return dict(params=params, arrays={k: v for k, v in arrays.items() if v is not None},
+                    ubm=ubm if has_trained_ubm(ubm) else None)
+
+    @classmethod
+    def _from_persistent_state(cls, params: dict, arrays: dict, ubm):
+        """A machine of the hyper-parameters ``params``, fitted arrays and UBM read from a file."""
+        machine = cls(ubm=ubm, **params)
+        for key, value in arrays.items():
+            set_fitted(machine, key, value)
+        return machine
+
+    def save(self, hdf5):
+        """Write parameters, U/V/D and the UBM to an HDF5 path (atomically) or an open h5py group."""
+        from ..io._registry import save
+
+        save(self, hdf5)
+
+    @classmethod
+    def from_hdf5(cls, hdf5):
+        """Read a machine written by :meth:`save`."""
+        from ..io._registry import load
+
+        return load(hdf5, expected=cls)
+
+    def load(self, hdf5):
+        """Replace the state of ``self`` by the machine stored in ``hdf5``."""
+        loaded = self.from_hdf5(hdf5)
+        self.__dict__.clear()
+        self.__dict__.update(loaded.__dict__)
+
+    # -- frames instead of statistics ----------------------------------------------------------
+    def initialize_using_array(self, X):
+        """Train the UBM on the frames ``X`` (N, D) if it is None (from ``ubm_kwargs``) or untrained."""
+        from ..gmm import GMMMachine
+
+        if self.ubm is None:
+            if not isinstance(self.ubm_kwargs, dict):
+                raise ValueError(
+                    "ubm_kwargs must be a dict of GMMMachine arguments (e.g. "
+                    f"{{'n_gaussians': 8}}) when ubm is None; got {self.ubm_kwargs!r}"
+                )
+            logger.info("Creating a new GMMMachine and training it.")
+            self.ubm = GMMMachine(**self.ubm_kwargs)
+            self.ubm.fit(X)
+        elif not has_trained_ubm(self.ubm):
+            logger.info("UBM means are None, training the UBM.")
+            self.ubm.fit(X)
+
+    def fit_using_array(self, X, y):
+        """Train the UBM if needed, compute one GMMStats per session of ``X`` and ``fit``.
+
+        ``X``: 2-D array (each row a session of one frame, as in the reference), 3-D array
+        (sessions, frames, D), list of (frames, D) arrays, or a dask array.  ``y``: one label per
+        session (a dask array is computed).
+        """
+        if is_dask_collection(y):
+            y = y.compute()
+        if isinstance(y, np.ndarray):
+            y = y.ravel() if y.ndim > 1 else y
+        sessions, frames = frame_sessions(X)
+        n_sessions = sessions.shape[0] if hasattr(sessions, "shape") else len(sessions)
+        if n_sessions != len(y):
+            raise ValueError(
+                f"X and y have inconsistent numbers of sessions: {n_sessions} in X, {len(y)} in y"
+            )
+        self.initialize_using_array(frames)
+        if is_dask_collection(sessions):
+            parts = [(self.ubm, b) for b in sessions.to_delayed().ravel()]
+            stats = bag_from_parts(_transform_block, parts)
+        else:
+            stats = self.ubm.transform(sessions)
+        return self.fit(stats, y)
+
+    def enroll_using_array(self, X):
+        """``enroll`` of the statistics of the frames ``X`` (N, D); a list of arrays is several sessions."""
+        ubm = self._trained_ubm("enroll_using_array")
+        if isinstance(X, (list, tuple)) or np.ndim(X) == 3:
+            return self.enroll([ubm.acc_stats(x) for x in X])
+        return self.enroll([ubm.acc_stats(X)])
+
+    def score_using_array(self, model, data):
+        """``score`` of a probe given as frames: a 2-D array (N, D) or a list of frame arrays."""
+        ubm = self._trained_ubm("score_using_array")
+        if isinstance(data, np.ndarray) and data.ndim == 2:
+            return self.score(model, [ubm.acc_stats(data)])
+        return self.score(model, [ubm.acc_stats(d) for d in data])
+
+
+def _transform_block(ubm, block):
+    return ubm.transform(np.asarray(block))
+
+
+def frame_sessions(X, name="X"):
+    """``(sessions, frames)`` of frames given to ``fit_using_array``: one item per session, and all
+    frames as one (N, D) array.
+
+    A 2-D array is one frame per session (the reference's convention), a 3-D array or a list of
+    2-D arrays one session per element; dask arrays (2-D or 3-D) are kept lazy.
+    """
+    if is_dask_collection(X):
+        if X.ndim not in (2, 3):
+            raise ValueError(f"{name} must be a 2-D or 3-D dask array; got {X.ndim}-D")
+        X = X.rechunk({i: -1 for i in range(1, X.ndim)})
+        return X, (X if X.ndim == 2 else X.reshape(-1, X.shape[-1]))
+    if isinstance(X, (list, tuple)):
+        if not X:
+            raise ValueError(f"{name} is empty: expected at least one session")
+        sessions = [check_frames(x, f"{name}[{i}]", allow_empty=True) for i, x in enumerate(X)]
+        return sessions, np.concatenate(sessions, axis=0)
+    X = np.asarray(X)
+    if X.ndim == 3:
+        return X, check_frames(X.reshape(-1, X.shape[-1]), name)
+    if X.ndim == 2:
+        return X, check_frames(X, name)
+    raise ValueError(
+        f"{name} must be frames: a 2-D or 3-D array or a list of 2-D arrays; got shape {X.shape}"
+    )

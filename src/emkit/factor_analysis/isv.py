@@ -1,0 +1,119 @@
+"""``ISVMachine``: inter-session variability modelling, ``mu_{i,h} = m + U x_{i,h} + D z_i``.
+
+See :mod:`emkit.factor_analysis` for the model and the differences from bob.learn.em 3.3.1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import small_products
+from .._checkpoint import TrainingInput
+from ..io._registry import register
+from ..stats import GMMStats, as_stats_sequence
+from . import _steps
+from ._model import FactorAnalysisBase
+from ._scoring import check_latent, enroll_isv, probe_x, score, score_matrix, stack_sessions
+from ._training import train_isv
+
+
+class ISVMachine(FactorAnalysisBase):
+    """Inter-session variability modelling: ``mu_{i,h} = m + U x_{i,h} + D z_i``.
+
+    Training (as the reference, McCool et al. 2013 / bob 2.x): every iteration computes the
+    session factors x at z = 0, then the class offsets z, then accumulates the U update with the
+    new z; D stays ``sqrt(variance_supervector / relevance_factor)``.
+
+    Differences from bob.learn.em 3.3.1 besides those of the module docstring: ``transform``
+    works (the reference's raised for every input); ``enroll`` returns (1, CD) as the reference;
+    ``score_matrix`` scores many models against many probes at once.
+    """
+
+    def __init__(self, r_U, em_iterations=10, relevance_factor=4.0, random_state=0, ubm=None,
+                 ubm_kwargs=None, enroll_iterations=1, checkpoint=None):
+        super().__init__(r_U=r_U, r_V=None, relevance_factor=relevance_factor,
+                         em_iterations=em_iterations, random_state=random_state,
+                         enroll_iterations=enroll_iterations, ubm=ubm, ubm_kwargs=ubm_kwargs,
+                         checkpoint=checkpoint)
+
+    @small_products  # the passes over sessions run in parallel threads; the rest is small
+    def fit(self, X, y=None):
+        """Train U from per-session statistics (D stays at its initial value).
+
+        Parameters
+        ----------
+        X : list of GMMStats, list of dask.delayed GMMStats, dask bag of GMMStats, or dask bag of
+            ``(label, GMMStats)`` pairs (then ``y=None``).  The reference's per-class form (a list
+            of per-class lists, or of delayed lists, with ``y`` a list of per-class label arrays)
+            is accepted too.
+        y : sequence of hashable labels, one per session (any type; mapped to ``0..K-1`` in sorted
+            order).
+
+        Calling ``fit`` again continues from the current parameters.
+        """
+        data = self._training_set(X, y)
+        # TrainingInput: what a checkpoint's fingerprint covers
+        result = train_isv(self, data, TrainingInput(X, y))
+        self.n_iter_, self.converged_ = result.n_iter, result.converged
+        return self
+
+    def enroll(self, X) -> np.ndarray:
+        """Class offset z of one client from its sessions ``X`` (list of GMMStats): shape (1, CD).
+
+        z = 0, then ``enroll_iterations`` times: x_h with the current z, then z with the new x.
+        """
+        c = self._constants("enroll")
+        n, F = stack_sessions(X, c.shape)
+        return enroll_isv(c, n, F, self.enroll_iterations)[None, :]
+
+    def score(self, latent_z, data):
+        """Linear score of the model ``m + D z`` against the probe template ``data``.
+
+        ``data`` is a list of GMMStats forming one probe template (their statistics are summed)
+        -> ``numpy.float64``; a list of such lists scores several templates at once -> (P,) array.
+        The probe's channel offset ``U x`` is estimated with the probe centred on the UBM mean;
+        the score is normalised by the probe's frame count (0 for an empty probe).
+        """
+        c = self._constants("score")
+        z = check_latent(latent_z, c.m.shape, "latent_z")
+        return score(c, (z,), lambda: c.D * z, data)
+
+    def score_matrix(self, models, probes) -> np.ndarray:
+        """Scores (M, P) of M models against P probes: ``score(models[i], [probes[j]])``.
+
+        ``models``: an array Z (M, CD), or a list of what :meth:`enroll` returns; ``probes``: a
+        list of GMMStats (one probe each) or of probe templates (lists of GMMStats).
+        """
+        c = self._constants("score_matrix")
+        CD = c.m.shape[0]
+        Z = np.asarray(models, dtype=np.float64)
+        if Z.ndim == 3 and Z.shape[1] == 1:  # a list of (1, CD) enrolments
+            Z = Z[:, 0, :]
+        if Z.ndim != 2 or Z.shape[1] != CD:
+            raise ValueError(f"models must have shape (M, {CD}) (or be a list of enroll results); "
+                             f"got {Z.shape}")
+        return score_matrix(c, c.D * Z, probes)
+
+    @small_products
+    def transform(self, X) -> np.ndarray:
+        """Session offsets ``U x`` (the reference's ``estimate_ux`` per session).
+
+        ``X``: a GMMStats or a (frames, D) array (one session) -> (CD,); a list of GMMStats or of
+        frame arrays, or a 3-D array -> (n_sessions, CD).
+        """
+        c = self._constants("transform")
+        X = as_stats_sequence(X)
+        single = isinstance(X, GMMStats) or (isinstance(X, np.ndarray) and X.ndim <= 2)
+        items = [X] if single else list(X)
+        stats = [s if isinstance(s, GMMStats) else c.ubm.acc_stats(s) for s in items]
+        n, F = stack_sessions(stats, c.shape)
+        out = probe_x(c, n, F) @ c.U.T
+        return out[0] if single else out
+
+    # the reference's ISV steps (compatibility only)
+    e_step = _steps.e_step
+    m_step = _steps.m_step
+
+
+register(ISVMachine, "ISVMachine", write="emkit.io.factor_analysis:write_factor_analysis",
+         read="emkit.io.factor_analysis:read_factor_analysis")

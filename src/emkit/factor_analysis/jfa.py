@@ -1,0 +1,113 @@
+"""``JFAMachine``: joint factor analysis, ``mu_{i,h} = m + U x_{i,h} + V y_i + D z_i``.
+
+See :mod:`emkit.factor_analysis` for the model and the differences from bob.learn.em 3.3.1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import small_products
+from .._checkpoint import TrainingInput
+from ..io._registry import register
+from . import _steps
+from ._model import FactorAnalysisBase
+from ._scoring import check_latent, enroll_jfa, score, score_matrix, stack_sessions
+from ._training import train_jfa
+
+
+class JFAMachine(FactorAnalysisBase):
+    """Joint factor analysis: ``mu_{i,h} = m + U x_{i,h} + V y_i + D z_i``.
+
+    Training (as the reference, bob 2.x's ``train_jfa``): ``em_iterations`` of V (x = z = 0),
+    then of U (with the final y), then of D (with the final y and x).
+
+    Differences from bob.learn.em 3.3.1 besides those of the module docstring: the y posterior in
+    ``enroll`` centres the statistics on ``m + D z`` (the reference used ``m - D z``; it matters
+    only with ``enroll_iterations > 1``); a D entry whose accumulator is zero keeps its value
+    (the reference divided 0 by 0); ``score_matrix`` scores many models against many probes.
+    """
+
+    _has_V = True
+
+    def __init__(self, r_U, r_V, em_iterations=10, relevance_factor=4.0, random_state=0, ubm=None,
+                 ubm_kwargs=None, enroll_iterations=1, checkpoint=None):
+        super().__init__(r_U=r_U, r_V=r_V, relevance_factor=relevance_factor,
+                         em_iterations=em_iterations, random_state=random_state,
+                         enroll_iterations=enroll_iterations, ubm=ubm, ubm_kwargs=ubm_kwargs,
+                         checkpoint=checkpoint)
+
+    @small_products  # the passes over sessions run in parallel threads; the rest is small
+    def fit(self, X, y=None):
+        """Train V, then U, then D from per-session statistics (inputs as :meth:`ISVMachine.fit`).
+
+        ``n_iter_`` counts the iterations of the last (D) phase.
+        """
+        data = self._training_set(X, y)
+        # TrainingInput: what a checkpoint's fingerprint covers
+        result = train_jfa(self, data, TrainingInput(X, y))
+        self.n_iter_, self.converged_ = result.n_iter, result.converged
+        return self
+
+    def enroll(self, X):
+        """Latent ``(y (r_V,), z (CD,))`` of one client from its sessions ``X`` (list of GMMStats).
+
+        x = y = z = 0, then ``enroll_iterations`` times: y (statistics centred on ``m + D z + U x``),
+        x_h (on ``m + D z + V y``), z (on ``m + V y + U x``).
+        """
+        c = self._constants("enroll")
+        n, F = stack_sessions(X, c.shape)
+        return enroll_jfa(c, n, F, self.enroll_iterations)
+
+    def score(self, model, data):
+        """Linear score of ``m + V y + D z`` (``model = (y, z)``) against the probe template ``data``.
+
+        As :meth:`ISVMachine.score`: one template (list of GMMStats) -> ``numpy.float64``, a list of
+        templates -> (P,) array.
+        """
+        c = self._constants("score")
+        if not isinstance(model, (tuple, list)) or len(model) != 2:
+            raise TypeError(
+                f"model must be the (y, z) pair returned by enroll; got {type(model).__name__}"
+            )
+        y = check_latent(model[0], (c.V.shape[1],), "model[0] (y)")
+        z = check_latent(model[1], c.m.shape, "model[1] (z)")
+        return score(c, (y, z), lambda: c.V @ y + c.D * z, data)
+
+    def score_matrix(self, models, probes) -> np.ndarray:
+        """Scores (M, P) of M models against P probes: ``score(models[i], [probes[j]])``.
+
+        ``models``: a list of the ``(y, z)`` pairs :meth:`enroll` returns, or a tuple
+        ``(Y (M, r_V), Z (M, CD))``; ``probes``: a list of GMMStats (one probe each) or of probe
+        templates (lists of GMMStats).
+        """
+        c = self._constants("score_matrix")
+        r_V, CD = c.V.shape[1], c.m.shape[0]
+        if (isinstance(models, tuple) and len(models) == 2
+                and all(isinstance(a, np.ndarray) and a.ndim == 2 for a in models)):
+            Y, Z = (np.asarray(a, dtype=np.float64) for a in models)
+        else:
+            if not isinstance(models, (list, tuple)) or not all(
+                    isinstance(p, (list, tuple)) and len(p) == 2 for p in models):
+                raise TypeError("models must be a list of the (y, z) pairs returned by enroll, "
+                                f"or a tuple (Y, Z) of 2-D arrays; got {type(models).__name__}")
+            Y = np.array([np.asarray(y, dtype=np.float64).reshape(-1) for y, _ in models])
+            Z = np.array([np.asarray(z, dtype=np.float64).reshape(-1) for _, z in models])
+        if Y.ndim != 2 or Y.shape[1] != r_V or Z.shape != (len(Y), CD):
+            raise ValueError(f"models must hold y of shape (r_V,) = ({r_V},) and z of shape "
+                             f"({CD},); got Y {Y.shape} and Z {Z.shape}")
+        return score_matrix(c, Y @ c.V.T + c.D * Z, probes)
+
+    # the reference's JFA phase steps (compatibility only)
+    e_step_v = _steps.e_step_v
+    m_step_v = _steps.m_step_v
+    finalize_v = _steps.finalize_v
+    e_step_u = _steps.e_step_u
+    m_step_u = _steps.m_step
+    finalize_u = _steps.finalize_u
+    e_step_d = _steps.e_step_d
+    m_step_d = _steps.m_step_d
+
+
+register(JFAMachine, "JFAMachine", write="emkit.io.factor_analysis:write_factor_analysis",
+         read="emkit.io.factor_analysis:read_factor_analysis")
