@@ -329,7 +329,7 @@ def test_bad_input_errors():
 
 def test_shared_accumulator_path_for_large_models(trained, monkeypatch):
     """Above a size threshold the threads split each batch and share one accumulator."""
-    import emkit.ivector as module
+    import emkit.ivector._batching as module
 
     reference, train, _ = trained["wide"]
     ubm, cfg, seed, _, _ = load_set("wide")
