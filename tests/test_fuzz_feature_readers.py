@@ -51,6 +51,7 @@ sys.modules["emkit"] = package
 from emkit.features import read_features
 from emkit.io.arrays import HDF5RowReader
 from emkit.io.errors import InvalidFileError
+import emkit.io.hdf5_features  # imported on first use by read_features: not part of a read's peak
 
 class Hang(BaseException):
     pass

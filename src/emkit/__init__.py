@@ -47,6 +47,25 @@ _LAZY = {
 
 _MODULES = {"datasets", "metrics"}
 
+#: class stamp of a model file -> the module that defines the class and registers its layout
+#: (:mod:`emkit.io._registry` resolves stamps through this table, so no ``io`` module imports an
+#: estimator module)
+_PERSISTENT = {
+    "GMMMachine": ".gmm",
+    "GMMStats": ".stats",
+    "KMeansMachine": ".kmeans",
+    "ISVMachine": ".factor_analysis",
+    "JFAMachine": ".factor_analysis",
+    "IVectorMachine": ".ivector",
+    "WCCN": ".wccn",
+    "Whitening": ".whitening",
+    "PLDA": ".plda",
+    "LDA": ".lda",
+    "LinearCalibration": ".calibration",
+    "IVectorBackend": ".experiment",
+    "EnrolledModels": ".experiment",
+}
+
 __all__ = list(_LAZY)
 
 
@@ -58,6 +77,13 @@ def __getattr__(name: str):
     value = module if name in _MODULES else getattr(module, name)
     globals()[name] = value  # later look-ups skip __getattr__
     return value
+
+
+def _import_persistent(stamp: str) -> None:
+    """Import the module defining the persistent class ``stamp`` (which registers its layout)."""
+    module_name = _PERSISTENT.get(stamp)
+    if module_name is not None:
+        importlib.import_module(module_name, __name__)
 
 
 def __dir__():

@@ -224,7 +224,7 @@ def _read_value(dataset):
 
 
 def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phase: int = 0,
-                 **run_em_kwargs):
+                 record: bool = True, warn_not_converged: bool = True, **run_em_kwargs):
     """Run :func:`emkit._em.run_em`, resuming from and saving to ``estimator.checkpoint`` (a path or None).
 
     ``X`` and the labels ``y`` (if any; or a :class:`TrainingInput` of both) are the training input,
@@ -235,7 +235,37 @@ def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phas
     successive loops (JFA's V, U and D phases) numbers them with ``phase``: a checkpoint of a
     later phase means this one has finished (its state is restored and nothing is trained), one
     of an earlier phase means this one starts afresh.
+
+    The one EM contract of every iterative estimator: with ``record`` (JFA's phases record their
+    own), ``estimator.n_iter_`` and ``estimator.converged_`` are set from the result, and a run
+    that stops at ``max_iterations`` with a ``convergence_threshold`` set warns
+    :class:`sklearn.exceptions.ConvergenceWarning` (unless ``warn_not_converged`` is False).
     """
+    result = _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase, run_em_kwargs)
+    if record:
+        estimator.n_iter_ = result.n_iter
+        estimator.converged_ = result.converged
+    if warn_not_converged:
+        warn_if_not_converged(result, run_em_kwargs.get("name", type(estimator).__name__),
+                              run_em_kwargs.get("convergence_threshold"))
+    return result
+
+
+def warn_if_not_converged(result, name: str, threshold) -> None:
+    """Warn :class:`~sklearn.exceptions.ConvergenceWarning` when a run with a convergence threshold
+    stopped at its iteration cap."""
+    if threshold is None or result.converged:
+        return
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    warnings.warn(f"{name} did not converge in {result.n_iter} iterations (relative change above "
+                  f"{threshold}); raise the maximum number of iterations or the threshold",
+                  ConvergenceWarning, stacklevel=4)
+
+
+def _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase, run_em_kwargs):
     from ._em import EMResult, run_em
 
     path = getattr(estimator, "checkpoint", None)
@@ -254,7 +284,7 @@ def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phas
         set_state(saved.arrays)
         start, history = saved.step, saved.history
         if saved.completed:
-            return EMResult(n_iter=start, converged=True, history=history)
+            return EMResult(n_iter=start, converged=saved.extra.get("converged", True), history=history)
 
     def save(step, hist):
         checkpoint.save(step, hist, get_state(), extra={"phase": phase})
@@ -262,5 +292,6 @@ def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phas
     result = run_em(start_step=start, history=history,
                     on_iteration=save if checkpoint is not None else None, **run_em_kwargs)
     if checkpoint is not None:
-        checkpoint.save(result.n_iter, result.history, get_state(), completed=True, extra={"phase": phase})
+        checkpoint.save(result.n_iter, result.history, get_state(), completed=True,
+                        extra={"phase": phase, "converged": bool(result.converged)})
     return result

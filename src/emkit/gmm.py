@@ -23,6 +23,7 @@ from ._gmm_params import COMPUTE_DTYPES as _DTYPES
 from ._gmm_params import check_gmm_parameters, check_weights
 from ._kernels import gmm as kg
 from ._validation import check_block, check_frames
+from .io._registry import register
 from .kmeans import KMeansMachine
 from .stats import GMMStats
 
@@ -439,6 +440,27 @@ class GMMMachine(BaseEstimator):
         else:
             ml_gmm_m_step(self, stats, **common)
 
+    def adapt(self, stats) -> "GMMMachine":
+        """MAP-adapt this ``trainer="map"`` machine to ``stats`` in one M-step from its UBM.
+
+        ``stats``: the :class:`GMMStats` of the enrolment data (or a list of them, summed).  The
+        parameters start from a copy of the UBM's and the machine's MAP settings apply
+        (``map_relevance_factor``, ``update_means``...), as one iteration of ``fit`` on the frames
+        behind ``stats`` would.  Returns ``self``.
+        """
+        if self.trainer != "map" or self.ubm is None:
+            raise ValueError("adapt needs a MAP machine: GMMMachine(trainer='map', ubm=<a trained "
+                             f"GMMMachine>); got trainer={self.trainer!r}, ubm={self.ubm!r}")
+        self._check_parameters()
+        single = isinstance(stats, GMMStats)
+        batch = GMMStats.stack([stats] if single else stats, name="stats", indexed=not single,
+                               shape=self.ubm.means.shape, second_order=self.update_variances)
+        if not single:  # a single GMMStats keeps its moments about a shift (precise variances)
+            stats = batch.total()
+        self._copy_from_ubm()
+        self._apply_m_step(stats)
+        return self
+
     def fit(self, X, y=None):
         """EM until the average log-likelihood converges or ``max_fitting_steps`` is reached.
 
@@ -504,3 +526,7 @@ class GMMMachine(BaseEstimator):
         # ``transform`` keeps the reference's output (see the class docstring), not sklearn's
         tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags
+
+
+register(GMMMachine, "GMMMachine", write="emkit.io.gmm:write_gmm_machine",
+         read="emkit.io.gmm:read_gmm_machine")

@@ -7,6 +7,8 @@ Statistics are additive values: ``a + b`` holds the statistics of the union of t
 from __future__ import annotations
 
 import logging
+import numbers
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,6 +59,40 @@ class GMMStats:
         self.sum_px = np.zeros((C, D)) if sum_px is None else sum_px
         self.sum_pxx = np.zeros((C, D)) if sum_pxx is None else sum_pxx
         self._shifted = None
+
+    # -- stacking and construction ------------------------------------------------------------
+    @staticmethod
+    def stack(stats, *, name: str = "X", shape=None, second_order: bool = False, indexed: bool = True,
+              offset: int = 0) -> "StatsBatch":
+        """Stack a sequence of S statistics into a validated :class:`StatsBatch`.
+
+        ``stats``: a list, tuple or numpy object array of GMMStats.  ``shape``: the (C, D) every
+        item must have (default: the first item's); ``second_order``: also stack ``sum_pxx``.
+        Errors name ``name[offset + i]`` (or ``name`` when not ``indexed``): TypeError for an item
+        that is not a GMMStats, ValueError for an empty sequence, a wrong shape, NaN or infinity.
+        """
+        return _stack(stats, name, shape, second_order, indexed, offset)
+
+    @classmethod
+    def from_arrays(cls, n, sum_px, sum_pxx=None, *, t=0, log_likelihood=0.0) -> "GMMStats":
+        """Statistics from arrays ``n`` (C,), ``sum_px`` (C, D), ``sum_pxx`` (C, D) or None (zeros);
+        copied to float64 and checked for shape and finiteness."""
+        n = np.array(n, dtype=np.float64)
+        sum_px = np.array(sum_px, dtype=np.float64)
+        if n.ndim != 1 or sum_px.ndim != 2 or sum_px.shape[0] != n.shape[0]:
+            raise ValueError(f"n must have shape (C,) and sum_px (C, D); got {n.shape} and {sum_px.shape}")
+        sum_pxx = np.zeros(sum_px.shape) if sum_pxx is None else np.array(sum_pxx, dtype=np.float64)
+        if sum_pxx.shape != sum_px.shape:
+            raise ValueError(f"sum_pxx must have the shape of sum_px {sum_px.shape}; got {sum_pxx.shape}")
+        for field, a in (("n", n), ("sum_px", sum_px), ("sum_pxx", sum_pxx)):
+            if not np.isfinite(a).all():
+                raise ValueError(f"{field} contains NaN or infinity")
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
+            if not (isinstance(t, numbers.Real) and float(t).is_integer() and t >= 0):
+                raise ValueError(f"t must be a non-negative integer frame count; got {t!r}")
+        out = cls(*sum_px.shape)
+        out.init_fields(float(log_likelihood), int(t), n, sum_px, sum_pxx)
+        return out
 
     # -- moments about a shift (internal) ----------------------------------------------------
     def _init_shifted(self, log_likelihood, t, n, shift, px, pxx, sum_pxx=None):
@@ -217,16 +253,16 @@ class GMMStats:
     # -- HDF5 -------------------------------------------------------------------------------
     def save(self, hdf5):
         """Write the statistics in the reference's HDF5 layout (a path or an open ``h5py`` group)."""
-        from .io.gmm import write_gmm_stats
+        from .io._registry import save
 
-        write_gmm_stats(self, hdf5)
+        save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "GMMStats":
         """Read statistics written by emkit, bob.learn.em 3.x or the legacy bob 2.x layout."""
-        from .io.gmm import read_gmm_stats
+        from .io._registry import load
 
-        return read_gmm_stats(hdf5, cls)
+        return load(hdf5, expected=cls)
 
     def load(self, hdf5):
         """Replace the contents of ``self`` by the statistics stored in ``hdf5``."""
@@ -263,27 +299,115 @@ class _Shifted:
         self.shift, self.px, self.pxx = state
 
 
-def stack_stats(stats_list, name: str = "X"):
-    """Stack a sequence of :class:`GMMStats` into arrays.
+@dataclass(frozen=True, eq=False)
+class StatsBatch:
+    """The statistics of S sessions stacked into arrays: the one input of every consumer of a UBM's
+    statistics (ISV/JFA, i-vectors, linear scoring, experiments).
 
-    Returns ``(n (S, C), sum_px (S, C, D), t (S,))`` as float64 arrays (S = number of statistics).
-    Raises ``ValueError`` naming ``name`` for an empty sequence or mismatched shapes.
+    Made by :meth:`GMMStats.stack`, which validates every session once; the arrays are fresh
+    C-contiguous float64 copies.
+
+    Attributes
+    ----------
+    n : ndarray (S, C)
+    sum_px : ndarray (S, C, D)
+    sum_pxx : ndarray (S, C, D) or None (stacked without the second order)
+    t : ndarray (S,)
+    log_likelihood : ndarray (S,)
     """
-    stats_list = list(stats_list)
-    if not stats_list:
+
+    n: np.ndarray
+    sum_px: np.ndarray
+    sum_pxx: "np.ndarray | None"
+    t: np.ndarray
+    log_likelihood: np.ndarray
+
+    def __len__(self) -> int:
+        return self.n.shape[0]
+
+    @property
+    def n_sessions(self) -> int:
+        return self.n.shape[0]
+
+    @property
+    def n_gaussians(self) -> int:
+        return self.sum_px.shape[1]
+
+    @property
+    def n_features(self) -> int:
+        return self.sum_px.shape[2]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(C, D) of every session's statistics."""
+        return self.sum_px.shape[1:]
+
+    @property
+    def supervectors(self) -> np.ndarray:
+        """``sum_px`` as (S, C*D) supervectors (a view)."""
+        return self.sum_px.reshape(len(self), -1)
+
+    def take(self, index) -> "StatsBatch":
+        """The sessions ``index`` (a slice, integer array or boolean mask), as a new batch."""
+        pxx = None if self.sum_pxx is None else self.sum_pxx[index]
+        return StatsBatch(self.n[index], self.sum_px[index], pxx, self.t[index],
+                          self.log_likelihood[index])
+
+    def total(self) -> GMMStats:
+        """The sum of every session's statistics."""
+        pxx = None if self.sum_pxx is None else self.sum_pxx.sum(axis=0)
+        return GMMStats.from_arrays(self.n.sum(axis=0), self.sum_px.sum(axis=0), pxx,
+                                    t=int(self.t.sum()), log_likelihood=float(self.log_likelihood.sum()))
+
+    def to_stats(self) -> list:
+        """One :class:`GMMStats` per session (copies)."""
+        return [GMMStats.from_arrays(self.n[i], self.sum_px[i],
+                                     None if self.sum_pxx is None else self.sum_pxx[i],
+                                     t=int(self.t[i]), log_likelihood=float(self.log_likelihood[i]))
+                for i in range(len(self))]
+
+
+def _stack(stats, name, shape, second_order, indexed, offset) -> StatsBatch:
+    def label(i):
+        return f"{name}[{offset + i}]" if indexed else name
+
+    if isinstance(stats, GMMStats):
+        raise TypeError(f"{name} must be a sequence of GMMStats; got a single GMMStats")
+    stats = as_stats_sequence(stats)
+    if not isinstance(stats, (list, tuple)):
+        try:
+            stats = list(stats)
+        except TypeError:
+            raise TypeError(f"{name} must be a sequence of GMMStats; got {type(stats).__name__}") from None
+    if not stats:
         raise ValueError(f"{name} is empty: expected at least one GMMStats")
-    shape = None
-    for i, s in enumerate(stats_list):
+    for i, s in enumerate(stats):
         if not isinstance(s, GMMStats):
-            raise TypeError(f"{name}[{i}] must be a GMMStats; got {type(s).__name__}")
-        if shape is None:
-            shape = s.shape
-        elif s.shape != shape:
-            raise ValueError(f"{name}[{i}] has shape {s.shape}; {name}[0] has {shape}")
-    n = np.stack([np.asarray(s.n, dtype=np.float64) for s in stats_list])
-    sum_px = np.stack([np.asarray(s.sum_px, dtype=np.float64) for s in stats_list])
-    t = np.array([s.t for s in stats_list], dtype=np.float64)
-    return n, sum_px, t
+            raise TypeError(f"{label(i)} must be a GMMStats; got {type(s).__name__}")
+    if shape is None:
+        shape = stats[0].shape
+    C, D = shape = tuple(shape)
+    for i, s in enumerate(stats):
+        if (s.shape != shape or np.shape(s.n) != (C,) or np.shape(s.sum_px) != shape
+                or (second_order and np.shape(s.sum_pxx) != shape)):
+            found = s.shape if s.shape != shape else (np.shape(s.n), np.shape(s.sum_px))
+            raise ValueError(f"{label(i)} has statistics of shape (n_gaussians, n_features) = "
+                             f"{found}; the UBM has {shape}")
+    S = len(stats)
+    fields = {"n": np.empty((S, C)), "sum_px": np.empty((S, C, D))}
+    if second_order:
+        fields["sum_pxx"] = np.empty((S, C, D))
+    for field, out in fields.items():
+        for i, s in enumerate(stats):
+            out[i] = getattr(s, field)
+        # a finite sum (one pass, no temporary) proves every entry finite; an infinite one may
+        # also be an overflow of finite entries, so look at them
+        if not np.isfinite(out.sum()) and not np.isfinite(out).all():
+            bad = int(np.argwhere(~np.isfinite(out.reshape(S, -1)))[0][0])
+            raise ValueError(f"{name} holds statistics with NaN or infinity: {label(bad)}.{field}")
+    t = np.fromiter((s.t for s in stats), dtype=np.float64, count=S)
+    ll = np.fromiter((s.log_likelihood for s in stats), dtype=np.float64, count=S)
+    return StatsBatch(fields["n"], fields["sum_px"], fields.get("sum_pxx"), t, ll)
 
 
 def as_stats_sequence(X):
@@ -303,3 +427,12 @@ def as_stats_sequence(X):
     if isinstance(X, (list, tuple)) and X and isinstance(X[0], np.ndarray) and X[0].dtype == object:
         return [as_stats_sequence(x) for x in X]
     return X
+
+
+def _register_layout():
+    from .io._registry import register
+
+    register(GMMStats, "GMMStats", write="emkit.io.gmm:write_gmm_stats", read="emkit.io.gmm:read_gmm_stats")
+
+
+_register_layout()

@@ -1,6 +1,9 @@
 """File formats: HDF5 persistence of models, and the feature readers.  Only this package imports
 h5py.
 
+* :func:`save` / :func:`load` (:mod:`emkit.io._registry`): any emkit model to and from HDF5,
+  dispatched on the class stamp in the file; each class registers its layout next to itself.
+
 * :mod:`emkit.io.gmm` reads and writes ``GMMMachine`` and ``GMMStats`` in bob.learn.em's layouts
   (its current "1.0" layout, and reads the legacy bob 2.x layout).
 * :mod:`emkit.io.h5` holds the shared plumbing: atomic writes, opening paths or groups, the
@@ -16,8 +19,22 @@ h5py.
   inconsistent or hostile; the message names the file and the dataset, never its contents.
 """
 
-from .errors import InvalidFileError
-from .h5 import atomic_h5_write, open_for_reading, open_for_writing, read_stamp, write_stamp
+import importlib
 
-__all__ = ["InvalidFileError", "atomic_h5_write", "open_for_reading", "open_for_writing", "read_stamp",
-           "write_stamp"]
+#: public name -> submodule (imported on first use: registering a class loads no h5py)
+_LAZY = {
+    "save": "._registry", "load": "._registry", "register": "._registry",
+    "InvalidFileError": ".errors",
+    "atomic_h5_write": ".h5", "open_for_reading": ".h5", "open_for_writing": ".h5",
+    "read_stamp": ".h5", "write_stamp": ".h5",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'emkit.io' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,99 @@
+"""Fitted parameters: one way for every estimator to hold them.
+
+A :class:`FittedArray` attribute stores a read-only float64 copy of what is assigned to it, in the
+instance's ``__dict__`` under ``"_" + name``.  Constants derived from fitted parameters are cached
+with :func:`derived` and dropped whenever any of the instance's fitted arrays is assigned, so a
+cache can never be stale.  Read-only storage is what makes that true: an array cannot change
+without a new assignment.
+
+The owner's ``fit`` stores its results through the same descriptor (or :func:`set_fitted`, which
+skips the copy of an array it has just made); no other module sets an estimator's fitted state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.exceptions import NotFittedError
+
+_CACHE = "_derived_cache"
+
+
+class FittedArray:
+    """A read-only float64 array attribute; ``None`` means not set (see the module docstring).
+
+    Reading an unset attribute calls ``owner._missing_parameter(name)`` when the class defines it
+    (e.g. to draw initial values), else raises :class:`~sklearn.exceptions.NotFittedError`.
+    """
+
+    def __init__(self, doc: str = ""):
+        self.__doc__ = doc
+
+    def __set_name__(self, owner, name):
+        self.name = name
+        self.private = "_" + name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        value = obj.__dict__.get(self.private)
+        if value is None:
+            missing = getattr(obj, "_missing_parameter", None)
+            if missing is not None:
+                return missing(self.name)
+            raise NotFittedError(f"{type(obj).__name__} has no {self.name} yet: call fit first")
+        return value
+
+    def __set__(self, obj, value):
+        set_fitted(obj, self.name, value, copy=True)
+
+
+def set_fitted(obj, name: str, value, copy: bool = True) -> None:
+    """Store ``value`` as the fitted array ``name`` of ``obj`` (read-only float64; ``None`` unsets
+    it) and drop the derived constants.  ``copy=False`` keeps a float64 array the caller owns."""
+    if value is not None:
+        value = np.array(value, dtype=np.float64) if copy else np.asarray(value, dtype=np.float64)
+        value.flags.writeable = False
+    obj.__dict__["_" + name] = value
+    obj.__dict__.pop(_CACHE, None)
+
+
+def fitted_value(obj, name: str):
+    """The stored fitted array ``name`` of ``obj``, or None (no fallback, no error)."""
+    return obj.__dict__.get("_" + name)
+
+
+def derived(obj, key, compute):
+    """``compute()`` cached on ``obj`` under ``key`` until one of its fitted arrays is assigned."""
+    cache = obj.__dict__.setdefault(_CACHE, {})
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
+def clear_derived(obj) -> None:
+    """Drop every cached derived constant of ``obj``."""
+    obj.__dict__.pop(_CACHE, None)
+
+
+def without_derived(state: dict) -> dict:
+    """``state`` (an instance ``__dict__``) without the derived constants, for ``__getstate__``."""
+    if _CACHE in state:
+        state = dict(state)
+        del state[_CACHE]
+    return state
+
+
+def fitted_names(cls) -> list:
+    """The names of the :class:`FittedArray` attributes of ``cls`` (and its bases)."""
+    names = []
+    for klass in reversed(cls.__mro__):
+        names += [k for k, v in vars(klass).items() if isinstance(v, FittedArray) and k not in names]
+    return names
+
+
+def refreeze(obj) -> None:
+    """Make the fitted arrays of ``obj`` read-only again (unpickled arrays are writeable)."""
+    for name in fitted_names(type(obj)):
+        value = obj.__dict__.get("_" + name)
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False

@@ -1,0 +1,155 @@
+"""The contracts every estimator builds on: fitted-array storage, the persistence registry and
+the EM loop (run_em, resumable_em's n_iter_/converged_/ConvergenceWarning)."""
+
+import pickle
+import re
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+import emkit
+from emkit._checkpoint import resumable_em
+from emkit._em import run_em
+from emkit._fitted import FittedArray, derived, refreeze, without_derived
+from emkit.io import InvalidFileError
+
+
+class _Model:
+    A = FittedArray("an array (n,)")
+    B = FittedArray("another")
+
+    def __init__(self):
+        self.calls = 0
+
+    def norm(self):
+        def compute():
+            self.calls += 1
+            return float(np.linalg.norm(self.A))
+        return derived(self, "norm", compute)
+
+    def __getstate__(self):
+        return without_derived(self.__dict__)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        refreeze(self)
+
+
+def test_fitted_array_is_a_read_only_copy_and_missing_is_not_fitted():
+    m = _Model()
+    with pytest.raises(NotFittedError, match="_Model has no A yet"):
+        m.A
+    source = np.array([3, 4])
+    m.A = source
+    source[0] = 0
+    assert m.A.dtype == np.float64 and m.A[0] == 3
+    with pytest.raises(ValueError, match="read-only"):
+        m.A[0] = 1
+
+
+def test_derived_constants_are_cached_until_any_fitted_array_is_assigned():
+    m = _Model()
+    m.A = [3.0, 4.0]
+    assert m.norm() == 5.0 and m.norm() == 5.0 and m.calls == 1
+    m.B = [1.0]
+    assert m.norm() == 5.0 and m.calls == 2
+    m.A = [6.0, 8.0]
+    assert m.norm() == 10.0 and m.calls == 3
+
+
+def test_pickle_drops_the_cache_and_keeps_arrays_read_only():
+    m = _Model()
+    m.A = [3.0, 4.0]
+    m.norm()
+    back = pickle.loads(pickle.dumps(m))
+    assert "_derived_cache" not in back.__dict__
+    assert not back.A.flags.writeable and back.norm() == 5.0
+
+
+# -- persistence registry -------------------------------------------------------------------------
+
+
+def test_save_and_load_dispatch_on_the_stamp(tmp_path):
+    stats = emkit.GMMStats.from_arrays([1.0, 2.0], [[1.0], [2.0]], t=3)
+    emkit.io.save(stats, tmp_path / "s.h5")
+    back = emkit.io.load(tmp_path / "s.h5")
+    assert type(back) is emkit.GMMStats and back == stats
+    with pytest.raises(InvalidFileError, match=re.escape("holds a GMMStats, not a GMMMachine")):
+        emkit.io.load(tmp_path / "s.h5", expected=emkit.GMMMachine)
+
+
+def test_unknown_or_missing_stamps_are_refused_without_echo(tmp_path):
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["emkit_class"] = "SomethingElse"
+    with pytest.raises(InvalidFileError, match="holds an emkit SomethingElse, which this emkit cannot load"):
+        emkit.io.load(path)
+    with h5py.File(path, "w") as f:
+        f.attrs["emkit_class"] = "rm -rf /; " * 20
+    with pytest.raises(InvalidFileError, match="does not name a class") as info:
+        emkit.io.load(path)
+    assert "rm -rf" not in str(info.value)
+    with h5py.File(path, "w") as f:
+        f["data"] = 1
+    with pytest.raises(InvalidFileError, match="holds no object emkit can load"):
+        emkit.io.load(path)
+
+
+def test_saving_an_unregistered_class_names_it(tmp_path):
+    with pytest.raises(TypeError, match="emkit cannot save a _Model"):
+        emkit.io.save(_Model(), tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
+
+
+# -- the EM loop ----------------------------------------------------------------------------------
+
+
+def _loop(values):
+    """e_step/m_step closures whose m_step returns the next of ``values``."""
+    it = iter(values)
+    return (lambda: None), (lambda _: next(it))
+
+
+@pytest.mark.parametrize("values, threshold, cap, n_iter, converged", [
+    ([1.0, 2.0, 2.0000001, 5.0], 1e-3, 10, 3, True),   # the first value is never tested
+    ([1.0, 2.0, 3.0, 4.0], 1e-3, 3, 3, False),          # stopped at the cap
+    ([0.0, 0.0], 1e-3, 5, 2, True),                     # equal zeros count as converged
+    ([1.0, 1.0, 1.0], None, 3, 3, False),               # no threshold: runs to the cap
+])
+def test_run_em_stopping_rule(values, threshold, cap, n_iter, converged):
+    e, m = _loop(values)
+    result = run_em(e, m, max_iterations=cap, convergence_threshold=threshold, name="t")
+    assert (result.n_iter, result.converged) == (n_iter, converged)
+    assert result.history == values[:n_iter]
+
+
+def test_run_em_refuses_non_finite_values_and_no_stopping_rule():
+    e, m = _loop([1.0, float("nan")])
+    with pytest.raises(FloatingPointError, match="became nan at iteration 2"):
+        run_em(e, m, max_iterations=5, convergence_threshold=1e-3, name="t")
+    with pytest.raises(ValueError, match="Either or both"):
+        run_em(e, m, max_iterations=None, convergence_threshold=None, name="t")
+
+
+class _Estimator:
+    checkpoint = None
+
+
+@pytest.mark.parametrize("values, cap, warns, converged", [([1.0, 2.0, 3.0], 3, True, False),
+                                                          ([1.0, 1.0, 1.0], 3, False, True)])
+def test_resumable_em_records_and_warns_at_the_cap(values, cap, warns, converged):
+    est = _Estimator()
+    e, m = _loop(values)
+    kwargs = dict(initialize=lambda: None, get_state=dict, set_state=lambda a: None, e_step=e,
+                  m_step=m, max_iterations=cap, convergence_threshold=1e-6, name="toy")
+    if warns:
+        with pytest.warns(ConvergenceWarning, match=r"toy did not converge in 3 iterations"):
+            resumable_em(est, None, **kwargs)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)  # the suite ignores it by default
+            resumable_em(est, None, **kwargs)
+    assert (est.n_iter_, est.converged_) == (min(cap, 2 if converged else cap), converged)
