@@ -153,3 +153,23 @@ def test_resumable_em_records_and_warns_at_the_cap(values, cap, warns, converged
             warnings.simplefilter("error", ConvergenceWarning)  # the suite ignores it by default
             resumable_em(est, None, **kwargs)
     assert (est.n_iter_, est.converged_) == (min(cap, 2 if converged else cap), converged)
+
+
+def test_small_products_limits_blas_to_one_thread_and_restores_it():
+    from threadpoolctl import threadpool_info
+
+    from emkit._backend import small_products
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+
+    @small_products
+    def inside():
+        return blas_threads()
+
+    assert all(n == 1 for n in inside())
+    with small_products():
+        assert all(n == 1 for n in blas_threads())
+    assert blas_threads() == before

@@ -19,6 +19,7 @@ Only this package imports dask, and lazily.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -111,6 +112,25 @@ def single_threaded_blas():
         yield
     finally:
         _leave_single_threaded_blas(generation)
+
+
+def small_products(fn=None):
+    """Mark work made of small matrix products (one utterance, one model, a cache-sized block):
+    the backend runs it with one BLAS thread.  A context manager, or a decorator of a function.
+
+    This is the one way estimators and kernels say how BLAS threads should be used; the thread
+    counts themselves are set here (see :func:`single_threaded_blas`) and by the ``map_*``
+    functions, never by estimators.
+    """
+    if fn is None:
+        return single_threaded_blas()
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with single_threaded_blas():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _blas_libs():
