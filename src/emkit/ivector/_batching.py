@@ -9,6 +9,7 @@ from .._kernels import ivector as kiv
 from .._validation import check_positive_int
 from ..stats import GMMStats, as_stats_sequence
 
+
 def _check_stats_sequence(X, name: str = "X"):
     """A non-empty list of GMMStats, or a dask bag (validated partition by partition); a numpy
     object array of GMMStats (``np.array(list_of_stats)``) is a list."""
@@ -30,39 +31,12 @@ def _check_stats_sequence(X, name: str = "X"):
     return X
 
 
-def _stack_batch(batch, C: int, D: int, offset: int, name: str, indexed: bool = True,
-                 second_order: bool = True):
-    """Stack GMMStats into n (B, C), sum_px and sum_pxx (B, C, D), checking shapes and values
-    (without sum_pxx when not ``second_order``)."""
-
-    def label(i):
-        return f"{name}[{offset + i}]" if indexed else name
-
-    for i, s in enumerate(batch):
-        if not isinstance(s, GMMStats):
-            raise TypeError(f"{label(i)} must be a GMMStats; got {type(s).__name__}")
-        if (np.shape(s.n) != (C,) or np.shape(s.sum_px) != (C, D)
-                or (second_order and np.shape(s.sum_pxx) != (C, D))):
-            raise ValueError(
-                f"{label(i)} has statistics of shape n {np.shape(s.n)}, sum_px "
-                f"{np.shape(s.sum_px)}; the UBM expects n ({C},) and sum_px/sum_pxx ({C}, {D})"
-            )
-    fields = ("n", "sum_px", "sum_pxx") if second_order else ("n", "sum_px")
-    arrays = tuple(_stacked(batch, field) for field in fields)
-    for field, a in zip(fields, arrays):
-        if not np.isfinite(a).all():
-            bad = int(np.argwhere(~np.isfinite(a))[0][0])
-            raise ValueError(f"{label(bad)}.{field} contains NaN or infinity")
-    return arrays
-
-
-def _stacked(batch, field):
-    """One field of a list of GMMStats as one float64 array (B, ...): one copy, no temporaries."""
-    first = np.asarray(getattr(batch[0], field))
-    out = np.empty((len(batch),) + first.shape)
-    for i, s in enumerate(batch):
-        out[i] = getattr(s, field)
-    return out
+def stack(batch, shape, offset: int = 0, name: str = "X", second_order: bool = True,
+          indexed: bool = True):
+    """A slice of a list of GMMStats as a validated :class:`~emkit.stats.StatsBatch` (one copy);
+    ``offset`` is the index of its first item in the list (for the error messages)."""
+    return GMMStats.stack(batch, name=name, shape=shape, second_order=second_order,
+                          indexed=indexed, offset=offset)
 
 
 #: ``fit`` stacks and centres the statistics once (not in every iteration) when their stacked
@@ -81,8 +55,8 @@ def _centred_batches(X, means, batch_size: int, name: str = "X", shared: bool = 
     size = batch_size if shared else min(batch_size, max(1, -(-len(X) // n_threads())))
 
     def centre(start):
-        n, sum_px, sum_pxx = _stack_batch(X[start : start + size], C, D, start, name)
-        return kiv.centre_batch(n, sum_px, sum_pxx, means)
+        b = stack(X[start : start + size], (C, D), start, name)
+        return kiv.centre_batch(b.n, b.sum_px, b.sum_pxx, means)
 
     return map_ordered(centre, range(0, len(X), size))
 

@@ -10,23 +10,26 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
-from .._backend import is_dask_collection, map_ordered, n_threads, single_threaded_blas
+from .._backend import is_dask_collection, map_ordered, n_threads, small_products
 from .._checkpoint import resumable_em
+from .._fitted import FittedArray, clear_derived, derived, refreeze, without_derived
 from .._kernels import ivector as kiv
 from .._validation import check_positive_int, check_random_state
 from ..gmm import GMMMachine
+from ..io import _registry
 from ..stats import GMMStats, as_stats_sequence
 from . import _batching
-from ._batching import _MIN_THREAD_BATCH, _batch_size, _check_stats_sequence, _stack_batch
+from ._batching import _MIN_THREAD_BATCH, _batch_size, _check_stats_sequence, stack
 from ._training import _accumulate, _parallel_map, m_step
 
 
-def _read_only(value):
-    if value is None:
-        return None
-    arr = np.array(value, dtype=np.float64)  # a copy: the caller's array stays writable
-    arr.flags.writeable = False
-    return arr
+def _is_trained(ubm) -> bool:
+    """Whether the UBM's means and variances are set (read through its public attributes)."""
+    try:
+        ubm.means, ubm.variances
+    except (ValueError, AttributeError):  # NotFittedError is both
+        return False
+    return True
 
 
 def _project_partition(partition, machine):
@@ -72,9 +75,12 @@ class IVectorMachine(BaseEstimator):
     sigma : ndarray (C, D)
         Residual diagonal covariance (None before ``fit``).
     dim_c, dim_d : int
-        C and D, set by ``fit``.
+        C and D, set by ``fit`` (None before).
     n_iter_ : int
         EM iterations run by the last ``fit``.
+    converged_ : bool
+        Whether the last ``fit`` stopped at ``convergence_threshold`` (False when it stopped at
+        ``max_iterations``).
     log_likelihood_ : list of float
         Average log-likelihood per utterance at each iteration (before its M-step).
     """
@@ -91,37 +97,33 @@ class IVectorMachine(BaseEstimator):
         self.random_state = random_state
         self.batch_size = batch_size
         self.checkpoint = checkpoint
-        self.dim_c = None
-        self.dim_d = None
-        self.T = None
-        self.sigma = None
 
-    # -- parameters: stored as read-only float64 arrays (assign a new array to change them), so
-    # that the projection constants derived from them can be cached between calls
-    @property
-    def T(self):
-        """Total variability matrix (C, D, R), one (D, R) block per Gaussian (None before ``fit``)."""
-        return self.__dict__.get("_T")
+    # -- parameters: read-only float64 arrays (assign a new array to change them); assigning one
+    # drops the projection constants derived from them (emkit._fitted)
+    T = FittedArray("Total variability matrix (C, D, R), one (D, R) block per Gaussian (None "
+                    "before ``fit``).")
+    sigma = FittedArray("Residual diagonal covariance (C, D) (None before ``fit``).")
+    dim_c = None  # C and D: set by fit
+    dim_d = None
 
-    @T.setter
-    def T(self, value):
-        self.__dict__["_T"] = _read_only(value)
+    def _missing_parameter(self, name):
+        return None  # the reference's T and sigma are None before fit
 
-    @property
-    def sigma(self):
-        """Residual diagonal covariance (C, D) (None before ``fit``)."""
-        return self.__dict__.get("_sigma")
-
-    @sigma.setter
-    def sigma(self, value):
-        self.__dict__["_sigma"] = _read_only(value)
+    @classmethod
+    def _from_fitted(cls, params: dict, T=None, sigma=None) -> "IVectorMachine":
+        """A machine of hyper-parameters ``params`` (with its ``ubm``) and parameters T (C, D, R)
+        and sigma (C, D), None when untrained (what a file holds)."""
+        machine = cls(**params)
+        machine.dim_c, machine.dim_d = np.shape(machine.ubm.means)
+        machine.T, machine.sigma = T, sigma
+        return machine
 
     # -- validation --------------------------------------------------------------------------
     def _check_ubm(self):
         ubm = self.ubm
         if not isinstance(ubm, GMMMachine):
             raise TypeError(f"ubm must be a trained GMMMachine; got {type(ubm).__name__}")
-        if getattr(ubm, "_means", None) is None or getattr(ubm, "_variances", None) is None:
+        if not _is_trained(ubm):
             raise ValueError("ubm must be a trained GMMMachine (its means/variances are not set)")
         return ubm
 
@@ -176,7 +178,7 @@ class IVectorMachine(BaseEstimator):
             data = _batching._centred_batches(X, means, batch_size,
                                               shared=_batching._shared_accumulator(C, self.dim_t))
             if data is None:  # too large to keep a centred copy: stacked in every E-step
-                _stack_batch(X[:1], C, D, 0, "X")
+                stack(X[:1], (C, D))
                 data = X
 
         def e_step_():
@@ -190,52 +192,45 @@ class IVectorMachine(BaseEstimator):
             m_step(self, stats)
             return stats.log_likelihood / stats.n_sessions
 
-        # emkit parallelises with its own threads; BLAS threads on top only oversubscribe the cores
-        with single_threaded_blas():
+        # emkit parallelises with its own threads over bounded blocks: BLAS threads on top only
+        # oversubscribe the cores
+        with small_products():
             result = resumable_em(self, X, initialize=initialize, set_state=restore,
                                   get_state=lambda: {"T": self.T, "sigma": self.sigma},
                                   e_step=e_step_, m_step=m_step_, max_iterations=self.max_iterations,
                                   convergence_threshold=self.convergence_threshold, name="IVector",
                                   quantity="average log-likelihood per utterance")
-        self.n_iter_ = result.n_iter
         self.log_likelihood_ = result.history
         return self
 
     # -- projection --------------------------------------------------------------------------
     def _precomputed(self) -> kiv.Precomputed:
-        """The projection constants, cached while T, sigma and the UBM means stay the same.
-
-        T and sigma are read-only (a new value is a new object), the UBM means are compared by
-        value, so the cache is never stale.
-        """
+        """The projection constants, derived from T and sigma (dropped when either is assigned)
+        and the UBM means (a mutable input, compared by value)."""
         T, sigma, means = self.T, self.sigma, self.ubm.means
         C, D = np.shape(means)
         if np.ndim(T) != 3 or np.shape(T)[:2] != (C, D) or np.shape(sigma) != (C, D):
             raise ValueError(f"T has shape {np.shape(T)} and sigma {np.shape(sigma)}; the "
                              f"UBM needs T ({C}, {D}, dim_t) and sigma ({C}, {D})")
-        cached = self.__dict__.get("_projection_cache")
-        if (cached is not None and cached[0] is T and cached[1] is sigma
-                and np.array_equal(cached[2], means)):
-            return cached[3]
-        means = np.array(means, dtype=np.float64)
-        pre = kiv.Precomputed.from_parameters(means, T, sigma)
-        self._projection_cache = (T, sigma, means, pre)
+
+        def compute():
+            return kiv.Precomputed.from_parameters(np.array(means, dtype=np.float64), T, sigma)
+
+        pre = derived(self, "projection", compute)
+        if not np.array_equal(pre.means, means):  # the UBM's means changed since
+            clear_derived(self)
+            pre = derived(self, "projection", compute)
         return pre
 
     def __getstate__(self):
-        state = dict(super().__getstate__())
-        state.pop("_projection_cache", None)
-        return state
+        return without_derived(dict(super().__getstate__()))
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        self.T, self.sigma = self.T, self.sigma  # unpickled arrays come back writable
+        refreeze(self)  # unpickled arrays come back writable
 
+    @small_products
     def _project_batches(self, X, name, indexed=True):
-        with single_threaded_blas():  # small products: BLAS threads only cost synchronisation
-            return self._project_batches_unlimited(X, name, indexed)
-
-    def _project_batches_unlimited(self, X, name, indexed):
         pre = self._precomputed()
         (C, D, R), S = pre.shape, len(X)
         # bounded batches, at least one per thread when there is enough work
@@ -243,9 +238,9 @@ class IVectorMachine(BaseEstimator):
         out = np.empty((S, R))
 
         def run(start):
-            n, sum_px = _stack_batch(X[start : start + size], C, D, start, name, indexed,
-                                     second_order=False)
-            out[start : start + size] = kiv.project(n, sum_px - n[:, :, None] * pre.means, pre)
+            b = stack(X[start : start + size], (C, D), start, name, second_order=False,
+                      indexed=indexed)
+            out[start : start + size] = kiv.project(b.n, b.sum_px - b.n[:, :, None] * pre.means, pre)
 
         map_ordered(run, range(0, S, size))
         return out
@@ -260,16 +255,9 @@ class IVectorMachine(BaseEstimator):
         if not isinstance(stats, GMMStats):
             raise TypeError(f"stats must be a GMMStats; got {type(stats).__name__}")
         pre = self._precomputed()
-        C, D, _ = pre.shape
-        n = np.asarray(stats.n, dtype=np.float64)
-        F = np.asarray(stats.sum_px, dtype=np.float64)
-        if n.shape != (C,) or F.shape != (C, D):
-            raise ValueError(f"stats has statistics of shape n {n.shape}, sum_px {F.shape}; the UBM "
-                             f"expects n ({C},) and sum_px ({C}, {D})")
-        if not (np.isfinite(n).all() and np.isfinite(F).all()):
-            raise ValueError("stats contains NaN or infinity")
-        with single_threaded_blas():  # small products: BLAS threads only cost synchronisation
-            return kiv.project(n[None], (F - n[:, None] * pre.means)[None], pre)[0]
+        b = stack([stats], pre.shape[:2], name="stats", second_order=False, indexed=False)
+        with small_products():  # one utterance: BLAS threads only cost synchronisation
+            return kiv.project(b.n, b.sum_px - b.n[:, :, None] * pre.means, pre)[0]
 
     def transform(self, X) -> np.ndarray:
         """i-vectors of a list of GMMStats: ndarray (S, R) (row s is ``project(X[s])``).
@@ -300,20 +288,22 @@ class IVectorMachine(BaseEstimator):
         tags.requires_fit = True
         return tags
 
-    # -- HDF5 --------------------------------------------------------------------------------
+    # -- HDF5 (emkit.io.ivector's layout, through the registry) ----------------------------------
     def save(self, hdf5):
         """Write the machine, its UBM and its parameters (path or open h5py group)."""
-        from ..io.ivector import write_ivector_machine
-
-        write_ivector_machine(self, hdf5)
+        _registry.save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "IVectorMachine":
         """Read a machine written by :meth:`save`."""
-        from ..io.ivector import read_ivector_machine
-
-        return read_ivector_machine(hdf5, cls)
+        return _registry.load(hdf5, expected=cls)
 
     def load(self, hdf5):
         """Replace the state of ``self`` by the machine stored in ``hdf5``."""
-        self.__dict__.update(self.from_hdf5(hdf5).__dict__)
+        loaded = self.from_hdf5(hdf5)
+        clear_derived(self)
+        self.__dict__.update(loaded.__dict__)
+
+
+_registry.register(IVectorMachine, "IVectorMachine", write="emkit.io.ivector:write_ivector_machine",
+                   read="emkit.io.ivector:read_ivector_machine")

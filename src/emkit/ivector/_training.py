@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.exceptions import NotFittedError
 
-from .._backend import map_ordered, map_reduce, n_threads, single_threaded_blas
+from .._backend import map_ordered, map_reduce, n_threads, small_products
 from .._kernels import ivector as kiv
-from ._batching import _batch_size, _check_stats_sequence, _shared_accumulator, _stack_batch
+from ._batching import _batch_size, _check_stats_sequence, _shared_accumulator, stack
 from ._stats import IVectorStats
 
 
@@ -27,8 +27,8 @@ def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
         kiv.flush_packed(workspace, acc)
         return acc
     for start in range(0, len(items), batch_size):
-        n, sum_px, sum_pxx = _stack_batch(items[start : start + batch_size], C, D, start, name)
-        kiv.accumulate(n, sum_px, sum_pxx, pre, acc, parallel, threads, workspace)
+        b = stack(items[start : start + batch_size], (C, D), start, name)
+        kiv.accumulate(b.n, b.sum_px, b.sum_pxx, pre, acc, parallel, threads, workspace)
     kiv.flush_packed(workspace, acc)
     return acc
 
@@ -59,7 +59,7 @@ def e_step(machine: "IVectorMachine", data) -> IVectorStats:
     data = _check_stats_sequence(data, "data")
     if machine.T is None or machine.sigma is None:
         raise NotFittedError("e_step needs a machine whose T and sigma are set (call fit first)")
-    with single_threaded_blas():
+    with small_products():
         pre = kiv.Precomputed.from_parameters(np.asarray(machine.ubm.means, dtype=np.float64),
                                               np.asarray(machine.T, dtype=np.float64),
                                               np.asarray(machine.sigma, dtype=np.float64))
@@ -70,7 +70,7 @@ def m_step(machine: "IVectorMachine", stats: IVectorStats) -> "IVectorMachine":
     """Update ``machine.T`` (and ``sigma`` if ``update_sigma``) from ``stats``; returns it."""
     if not isinstance(stats, IVectorStats):
         raise TypeError(f"stats must be an IVectorStats; got {type(stats).__name__}")
-    with single_threaded_blas():
+    with small_products():
         machine.T, machine.sigma = kiv.m_step(
             stats.nij_sigma_wij2, stats.fnorm_sigma_wij, stats.snormij, stats.nij,
             np.asarray(machine.sigma, dtype=np.float64), machine.update_sigma,
