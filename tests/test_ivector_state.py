@@ -146,7 +146,8 @@ def test_n_iter_and_converged_after_fit(setup):
     ubm, stats, cfg, _, _ = setup
     capped = IVectorMachine(ubm, **dict(cfg, max_iterations=3)).fit(stats)
     assert capped.n_iter_ == 3 and capped.converged_ is False and len(capped.log_likelihood_) == 3
-    loose = IVectorMachine(ubm, **dict(cfg, max_iterations=10, convergence_threshold=1.0)).fit(stats)
+    loose = IVectorMachine(ubm, **dict(cfg, max_iterations=10, convergence_threshold=1.0))
+    loose.fit(stats)
     assert loose.n_iter_ == 2 and loose.converged_ is True  # the first iteration is never tested
     with pytest.warns(ConvergenceWarning, match="IVector did not converge in 2 iterations"):
         strict = IVectorMachine(ubm, **dict(cfg, max_iterations=2, convergence_threshold=0.0))

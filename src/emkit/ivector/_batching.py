@@ -61,6 +61,19 @@ def _centred_batches(X, means, batch_size: int, name: str = "X", shared: bool = 
     return map_ordered(centre, range(0, len(X), size))
 
 
+def training_data(X, means, batch_size: int, dim_t: int):
+    """What ``fit``'s E-steps read: a list of :class:`~emkit._kernels.ivector.CentredBatch`
+    (validated, stacked and centred once), or ``X`` itself when that copy would be too large
+    (then stacked in every E-step; its first item validated here) or a dask bag."""
+    if is_dask_collection(X):
+        return X
+    data = _centred_batches(X, means, batch_size, shared=_shared_accumulator(len(means), dim_t))
+    if data is None:
+        stack(X[:1], means.shape)
+        return X
+    return data
+
+
 #: Above this size of the (C, R, R) accumulator, the threads share one accumulator: they split
 #: each batch (and the accumulator's rows) instead of each taking a slice of the list with an
 #: accumulator of its own.  Small: per-thread accumulators are zeroed (faulted in) and summed in

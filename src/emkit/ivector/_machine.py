@@ -18,8 +18,7 @@ from .._validation import check_positive_int, check_random_state
 from ..gmm import GMMMachine
 from ..io import _registry
 from ..stats import GMMStats, as_stats_sequence
-from . import _batching
-from ._batching import _MIN_THREAD_BATCH, _batch_size, _check_stats_sequence, stack
+from ._batching import _MIN_THREAD_BATCH, _batch_size, _check_stats_sequence, stack, training_data
 from ._training import _accumulate, _parallel_map, m_step
 
 
@@ -173,13 +172,7 @@ class IVectorMachine(BaseEstimator):
         means = np.array(ubm.means, dtype=np.float64)
         batch_size = (kiv.default_batch_size(C, D, self.dim_t) if self.batch_size is None
                       else self.batch_size)
-        data = X
-        if not is_dask_collection(X):  # validated here, before the expensive initialisation
-            data = _batching._centred_batches(X, means, batch_size,
-                                              shared=_batching._shared_accumulator(C, self.dim_t))
-            if data is None:  # too large to keep a centred copy: stacked in every E-step
-                stack(X[:1], (C, D))
-                data = X
+        data = training_data(X, means, batch_size, self.dim_t)  # validated before initialising
 
         def e_step_():
             pre = kiv.Precomputed.from_parameters(means, self.T, self.sigma, _parallel_map,
@@ -240,7 +233,8 @@ class IVectorMachine(BaseEstimator):
         def run(start):
             b = stack(X[start : start + size], (C, D), start, name, second_order=False,
                       indexed=indexed)
-            out[start : start + size] = kiv.project(b.n, b.sum_px - b.n[:, :, None] * pre.means, pre)
+            fnorm = b.sum_px - b.n[:, :, None] * pre.means
+            out[start : start + size] = kiv.project(b.n, fnorm, pre)
 
         map_ordered(run, range(0, S, size))
         return out
