@@ -31,14 +31,6 @@ def _check_stats_sequence(X, name: str = "X"):
     return X
 
 
-def stack(batch, shape, offset: int = 0, name: str = "X", second_order: bool = True,
-          indexed: bool = True):
-    """A slice of a list of GMMStats as a validated :class:`~emkit.stats.StatsBatch` (one copy);
-    ``offset`` is the index of its first item in the list (for the error messages)."""
-    return GMMStats.stack(batch, name=name, shape=shape, second_order=second_order,
-                          indexed=indexed, offset=offset)
-
-
 #: ``fit`` stacks and centres the statistics once (not in every iteration) when their stacked
 #: copy takes at most this many bytes.
 _CENTRED_CACHE_BYTES = 512 * 2**20
@@ -55,7 +47,8 @@ def _centred_batches(X, means, batch_size: int, name: str = "X", shared: bool = 
     size = batch_size if shared else min(batch_size, max(1, -(-len(X) // n_threads())))
 
     def centre(start):
-        b = stack(X[start : start + size], (C, D), start, name)
+        b = GMMStats.stack(X[start : start + size], name=name, shape=(C, D), second_order=True,
+                           offset=start)
         return kiv.centre_batch(b.n, b.sum_px, b.sum_pxx, means)
 
     return map_ordered(centre, range(0, len(X), size))
@@ -69,7 +62,7 @@ def training_data(X, means, batch_size: int, dim_t: int):
         return X
     data = _centred_batches(X, means, batch_size, shared=_shared_accumulator(len(means), dim_t))
     if data is None:
-        stack(X[:1], means.shape)
+        GMMStats.stack(X[:1], shape=means.shape, second_order=True)
         return X
     return data
 

@@ -18,7 +18,7 @@ from .._validation import check_positive_int, check_random_state
 from ..gmm import GMMMachine
 from ..io import _registry
 from ..stats import GMMStats, as_stats_sequence
-from ._batching import _MIN_THREAD_BATCH, _batch_size, _check_stats_sequence, stack, training_data
+from ._batching import _MIN_THREAD_BATCH, _batch_size, _check_stats_sequence, training_data
 from ._training import _accumulate, _parallel_map, m_step
 
 
@@ -231,8 +231,8 @@ class IVectorMachine(BaseEstimator):
         out = np.empty((S, R))
 
         def run(start):
-            b = stack(X[start : start + size], (C, D), start, name, second_order=False,
-                      indexed=indexed)
+            b = GMMStats.stack(X[start : start + size], name=name, shape=(C, D), indexed=indexed,
+                               offset=start)
             fnorm = b.sum_px - b.n[:, :, None] * pre.means
             out[start : start + size] = kiv.project(b.n, fnorm, pre)
 
@@ -249,7 +249,7 @@ class IVectorMachine(BaseEstimator):
         if not isinstance(stats, GMMStats):
             raise TypeError(f"stats must be a GMMStats; got {type(stats).__name__}")
         pre = self._precomputed()
-        b = stack([stats], pre.shape[:2], name="stats", second_order=False, indexed=False)
+        b = GMMStats.stack([stats], name="stats", shape=pre.shape[:2], indexed=False)
         with small_products():  # one utterance: BLAS threads only cost synchronisation
             return kiv.project(b.n, b.sum_px - b.n[:, :, None] * pre.means, pre)[0]
 

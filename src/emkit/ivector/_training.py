@@ -8,7 +8,8 @@ from sklearn.exceptions import NotFittedError
 
 from .._backend import map_ordered, map_reduce, n_threads, small_products
 from .._kernels import ivector as kiv
-from ._batching import _batch_size, _check_stats_sequence, _shared_accumulator, stack
+from ..stats import GMMStats
+from ._batching import _batch_size, _check_stats_sequence, _shared_accumulator
 from ._stats import IVectorStats
 
 
@@ -27,7 +28,8 @@ def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
         kiv.flush_packed(workspace, acc)
         return acc
     for start in range(0, len(items), batch_size):
-        b = stack(items[start : start + batch_size], (C, D), start, name)
+        b = GMMStats.stack(items[start : start + batch_size], name=name, shape=(C, D),
+                           second_order=True, offset=start)
         kiv.accumulate(b.n, b.sum_px, b.sum_pxx, pre, acc, parallel, threads, workspace)
     kiv.flush_packed(workspace, acc)
     return acc
