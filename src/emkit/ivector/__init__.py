@@ -6,9 +6,11 @@ UBM, and maps each utterance to its i-vector ``w`` (R,), the posterior mean of t
 in ``mean supervector = m + T w``.  Module-level :func:`e_step`, :func:`m_step`,
 :class:`IVectorStats` and the ``compute_*`` helpers mirror the reference's.
 
-Layout: :mod:`._stats` (the additive accumulators), :mod:`._helpers` (the reference's
-one-utterance helpers), :mod:`._batching` (input checks, batch sizes, the statistics stacked and
-centred), :mod:`._training` (E-step, M-step, the EM driver), :mod:`._machine` (the estimator).
+Layout, by stage: :mod:`._stats` (the additive accumulators), :mod:`._helpers` (the reference's
+one-utterance helpers), :mod:`._batching` (input checks, batch sizes, the statistics stacked by
+``GMMStats.stack`` and centred), :mod:`._training` (E-step and M-step, on threads or dask
+partitions), :mod:`._machine` (the estimator: validation, the EM loop through ``resumable_em``,
+projection; it registers the HDF5 layout of :mod:`emkit.io.ivector`).
 
 How it is computed (:mod:`emkit._kernels.ivector`): utterances are processed in batches of
 bounded size (``batch_size``; by default the accumulators plus a batch's temporaries take at most
