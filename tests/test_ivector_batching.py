@@ -7,7 +7,7 @@ import pytest
 from _ivector_batching import problem
 from _parity import DATA, assert_parity
 
-import emkit.ivector as module
+import emkit.ivector._batching as module
 from emkit import IVectorMachine
 from emkit._kernels import ivector as kiv
 

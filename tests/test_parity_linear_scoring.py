@@ -6,6 +6,8 @@ emkit computes the same statistics.  Data sets: "blobs" (C=4, D=3) and "d1" (C=3
 probes, the last an empty session (T = 0, so frame-length normalisation gives 0).
 """
 
+import re
+
 import numpy as np
 import pytest
 from _parity import DATA, max_rel_diff
@@ -160,3 +162,23 @@ def test_bad_shapes_name_the_argument():
         linear_scoring(models, ubm, probes, np.zeros((4, 5)))
     with pytest.raises(ValueError, match="models_means"):
         linear_scoring(models[:, :, :2], ubm, probes)
+
+
+def test_bad_probe_statistics_name_the_probe():
+    """Probes are stacked by GMMStats.stack: NaN statistics or a stray object are refused, naming
+    ``test_stats[i]``, instead of NaN scores or an AttributeError."""
+    name = "blobs"
+    ubm, probes = _ubm(name), _probes(name)
+    models = REF[f"{name}__models"]
+    bad = probes[1].copy()
+    bad.sum_px = bad.sum_px.copy()
+    bad.sum_px[0, 0] = np.nan
+    with pytest.raises(ValueError, match=re.escape("NaN or infinity: test_stats[1].sum_px")):
+        linear_scoring(models, ubm, [probes[0], bad])
+    with pytest.raises(TypeError, match=re.escape("test_stats[1] must be a GMMStats")):
+        linear_scoring(models, ubm, [probes[0], np.zeros(3)])
+    wrong = GMMStats(2, 2)
+    with pytest.raises(ValueError, match=re.escape("test_stats[0] has statistics of shape")):
+        linear_scoring(models, ubm, [wrong])
+    with pytest.raises(ValueError, match="test_stats is empty"):
+        linear_scoring(models, ubm, [])

@@ -66,23 +66,15 @@ def linear_scoring(models_means, ubm: GMMMachine, test_stats, test_channel_offse
     test_stats = as_stats_sequence(test_stats)
     if isinstance(test_stats, GMMStats):
         test_stats = [test_stats]
-    test_stats = list(test_stats)
-    if not test_stats:
-        raise ValueError("test_stats is empty: expected at least one GMMStats")
     C, D = ubm.means.shape
     if models.shape[1:] != (C, D):
         raise ValueError(f"models_means must have (n_gaussians, n_features) = {(C, D)}; got {models.shape[1:]}")
-    for i, s in enumerate(test_stats):
-        if s.shape != (C, D):
-            raise ValueError(f"test_stats[{i}] has shape {s.shape}; the UBM has {(C, D)}")
-    P = len(test_stats)
-    sum_px = np.stack([s.sum_px for s in test_stats])
-    n = np.stack([s.n for s in test_stats])
-    t = np.array([s.t for s in test_stats], dtype=np.float64)
+    probes = GMMStats.stack(test_stats, name="test_stats", shape=(C, D))
+    P, t = len(probes), probes.t
     offsets = _offsets_array(test_channel_offsets, P, C, D)
 
     a = ((models - ubm.means) / ubm.variances).reshape(len(models), C * D)
-    b = (sum_px - n[:, :, None] * (ubm.means + offsets)).reshape(P, C * D)
+    b = (probes.sum_px - probes.n[:, :, None] * (ubm.means + offsets)).reshape(P, C * D)
     if frame_length_normalization:
         with np.errstate(divide="ignore", invalid="ignore"):
             b = np.where(np.abs(t)[:, None] <= EPSILON, 0.0, b / t[:, None])

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .compensated import centred_second_moments
 from .linalg import _lower_inverse_into, cholesky_solve, solve_lower, solve_upper, spd_solve
 
 LOG_2PI = np.log(2.0 * np.pi)
@@ -331,64 +332,6 @@ def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=
     acc.log_likelihood += float(utt_ll.sum() + n_total @ pre.log_norm
                                 - 0.5 * np.sum(snorm * pre.inv_sigma))
     acc.n_sessions += S
-
-
-_SPLITTER = 134217729.0  # 2**27 + 1 (Dekker's split of a float64 into two 26-bit halves)
-
-
-def _two_product(a, b):
-    """``(p, e)`` with ``p = fl(a * b)`` and ``p + e == a * b`` exactly (Dekker; no FMA in numpy)."""
-    p = a * b
-    ah = a * _SPLITTER
-    ah = ah - (ah - a)
-    al = a - ah
-    bh = b * _SPLITTER
-    bh = bh - (bh - b)
-    bl = b - bh
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
-def _two_sum(a, b):
-    """``(s, e)`` with ``s = fl(a + b)`` and ``s + e == a + b`` exactly (Knuth)."""
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-def _split_sum(A):
-    """``(hi, lo)`` (A.shape[1:]) with ``hi + lo`` the sum of ``A`` over axis 0 to about one
-    rounding of the result (and ``hi`` exact): each entry is split into a high part on a common
-    grid, whose sum is exact, and a small remainder (the extraction of Rump et al.'s AccSum)."""
-    top = np.abs(A).max(axis=0)
-    # a power of two >= 2 * S * max|A|: the high parts are multiples of its ulp, their sum exact
-    _, exponent = np.frexp(top * (2.0 * len(A)))
-    sigma = np.ldexp(1.0, exponent) * 1.5  # 1.5 * 2**e: A + sigma stays in [2**e, 2**(e+1))
-    hi = (A + sigma) - sigma
-    return hi.sum(axis=0), (A - hi).sum(axis=0)
-
-
-def centred_second_moments(S, F, n, m):
-    """``sum_s (S_s - 2 F_s m + n_s m**2)`` (C, D): the second-order statistics of a batch centred on
-    ``m`` (C, D), from the raw sums ``S`` (B, C, D), ``F`` (B, C, D), ``n`` (B, C).
-
-    The three terms are each about ``n m**2``: far from the origin (``|m| >> sigma``) their plain
-    difference loses ``log10(m**2 / sigma**2)`` digits (all of them at 1e8).  Here the sums over the
-    batch are exact splits (:func:`_split_sum`) and the products and differences are evaluated with
-    their rounding errors (error-free transformations), so the result is as accurate as the
-    statistics themselves, for about the cost of the plain formula.
-    """
-    S_hi, S_lo = _split_sum(S)
-    F_hi, F_lo = _split_sum(F)
-    n_hi, n_lo = _split_sum(n)
-    n_hi, n_lo = n_hi[:, None], n_lo[:, None]
-    m2 = 2.0 * m  # exact
-    p2, e2 = _two_product(F_hi, m2)  # 2 m F
-    q, eq = _two_product(m, m)  # m**2
-    p3, e3 = _two_product(n_hi, q)  # n m**2
-    s1, r1 = _two_sum(S_hi, -p2)
-    s2, r2 = _two_sum(s1, p3)
-    small = (S_lo - m2 * F_lo) + (n_lo * q + n_hi * eq)
-    return s2 + ((r1 + r2) + ((e3 - e2) + small))
 
 
 def gemm_accumulate(out: np.ndarray, a: np.ndarray, b: np.ndarray,

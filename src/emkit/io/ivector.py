@@ -7,6 +7,9 @@ Layout version 1 (root attributes ``emkit_class = "IVectorMachine"``, ``emkit_fo
   it is an int);
 * datasets ``T`` (C, D, R) and ``sigma`` (C, D) once the machine is trained;
 * group ``ubm``: the UBM, written by ``GMMMachine.save`` in bob.learn.em's GMM layout.
+
+``IVectorMachine`` registers these functions (:mod:`emkit.io._registry`); the UBM goes through the
+registry too, and the machine is built by its own ``_from_fitted``.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import numbers
 
 import numpy as np
 
-from .h5 import (check_values, child, open_for_reading, open_for_writing, read_array, read_scalar,
-                 read_stamp, write_stamp)
+from ._registry import load_from, save_into
+from .h5 import check_values, read_array, read_scalar, read_stamp, write_stamp
 
 CLASS_NAME = "IVectorMachine"
 FORMAT_VERSION = 1
@@ -26,52 +29,56 @@ def _int_or_minus_one(value):
     return np.int64(-1 if value is None else value)
 
 
-def write_ivector_machine(machine, hdf5) -> None:
-    if machine.ubm is None or getattr(machine.ubm, "_means", None) is None:
+def _trained(ubm) -> bool:
+    try:
+        ubm.means, ubm.variances
+    except (ValueError, AttributeError):  # unset parameters (NotFittedError is both), or no GMM
+        return False
+    return True
+
+
+def write_ivector_machine(machine, f) -> None:
+    """Write ``machine`` into the open h5py group ``f``."""
+    if machine.ubm is None or not _trained(machine.ubm):
         raise ValueError("cannot save an IVectorMachine whose ubm is not a trained GMMMachine")
-    with open_for_writing(hdf5) as f:
-        write_stamp(f, CLASS_NAME, FORMAT_VERSION)
-        f["dim_t"] = np.int64(machine.dim_t)
-        f["max_iterations"] = _int_or_minus_one(machine.max_iterations)
-        threshold = machine.convergence_threshold
-        f["convergence_threshold"] = np.float64(np.nan if threshold is None else threshold)
-        f["update_sigma"] = bool(machine.update_sigma)
-        f["variance_floor"] = np.float64(machine.variance_floor)
-        f["batch_size"] = _int_or_minus_one(machine.batch_size)
-        if isinstance(machine.random_state, numbers.Integral):
-            f["random_state"] = np.int64(machine.random_state)
-        if machine.T is not None:
-            f["T"] = np.asarray(machine.T, dtype=np.float64)
-        if machine.sigma is not None:
-            f["sigma"] = np.asarray(machine.sigma, dtype=np.float64)
-        machine.ubm.save(f.create_group("ubm"))
+    write_stamp(f, CLASS_NAME, FORMAT_VERSION)
+    f["dim_t"] = np.int64(machine.dim_t)
+    f["max_iterations"] = _int_or_minus_one(machine.max_iterations)
+    threshold = machine.convergence_threshold
+    f["convergence_threshold"] = np.float64(np.nan if threshold is None else threshold)
+    f["update_sigma"] = bool(machine.update_sigma)
+    f["variance_floor"] = np.float64(machine.variance_floor)
+    f["batch_size"] = _int_or_minus_one(machine.batch_size)
+    if isinstance(machine.random_state, numbers.Integral):
+        f["random_state"] = np.int64(machine.random_state)
+    if machine.T is not None:
+        f["T"] = np.asarray(machine.T, dtype=np.float64)
+    if machine.sigma is not None:
+        f["sigma"] = np.asarray(machine.sigma, dtype=np.float64)
+    save_into(f, "ubm", machine.ubm)
 
 
-def read_ivector_machine(hdf5, cls):
-    from ..gmm import GMMMachine
-
-    with open_for_reading(hdf5, CLASS_NAME) as f:
-        read_stamp(f, CLASS_NAME, FORMAT_VERSION)
-        ubm = GMMMachine.from_hdf5(child(f, "ubm", "group"))
-        max_iterations = read_scalar(f, "max_iterations", "int")
-        batch_size = read_scalar(f, "batch_size", "int")
-        check_values(f, "batch_size", batch_size != 0, "must be >= 1 (or -1 for None)")
-        threshold = read_scalar(f, "convergence_threshold", "float", low=0.0, allow_nan=True)
-        random_state = read_scalar(f, "random_state", "int", required=False, low=0)
-        dim_t = int(read_scalar(f, "dim_t", "int", low=1))
-        machine = cls(
-            ubm=ubm,
-            dim_t=dim_t,
-            convergence_threshold=None if np.isnan(threshold) else float(threshold),
-            max_iterations=None if max_iterations < 0 else int(max_iterations),
-            update_sigma=bool(read_scalar(f, "update_sigma", "bool")),
-            variance_floor=float(read_scalar(f, "variance_floor", "float", low=0.0)),
-            random_state=None if random_state is None else int(random_state),
-            batch_size=None if batch_size < 0 else int(batch_size),
-        )
-        C, D = np.shape(ubm.means)
-        T = read_array(f, "T", shape=(C, D, dim_t), required=False)
-        sigma = read_array(f, "sigma", shape=(C, D), required=False, positive=True)
-    machine.dim_c, machine.dim_d = C, D
-    machine.T, machine.sigma = T, sigma
-    return machine
+def read_ivector_machine(f, cls):
+    """The machine (of class ``cls``) stored in the open h5py group ``f``."""
+    read_stamp(f, CLASS_NAME, FORMAT_VERSION)
+    ubm = load_from(f, "ubm", expected="GMMMachine")
+    max_iterations = read_scalar(f, "max_iterations", "int")
+    batch_size = read_scalar(f, "batch_size", "int")
+    check_values(f, "batch_size", batch_size != 0, "must be >= 1 (or -1 for None)")
+    threshold = read_scalar(f, "convergence_threshold", "float", low=0.0, allow_nan=True)
+    random_state = read_scalar(f, "random_state", "int", required=False, low=0)
+    dim_t = int(read_scalar(f, "dim_t", "int", low=1))
+    params = dict(
+        ubm=ubm,
+        dim_t=dim_t,
+        convergence_threshold=None if np.isnan(threshold) else float(threshold),
+        max_iterations=None if max_iterations < 0 else int(max_iterations),
+        update_sigma=bool(read_scalar(f, "update_sigma", "bool")),
+        variance_floor=float(read_scalar(f, "variance_floor", "float", low=0.0)),
+        random_state=None if random_state is None else int(random_state),
+        batch_size=None if batch_size < 0 else int(batch_size),
+    )
+    C, D = np.shape(ubm.means)
+    T = read_array(f, "T", shape=(C, D, dim_t), required=False)
+    sigma = read_array(f, "sigma", shape=(C, D), required=False, positive=True)
+    return cls._from_fitted(params, T=T, sigma=sigma)

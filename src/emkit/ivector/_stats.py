@@ -1,0 +1,77 @@
+"""The additive accumulators of the i-vector E-step."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class IVectorStats:
+    """Additive accumulators of the i-vector E-step (``a + b`` = statistics of both data sets).
+
+    Attributes
+    ----------
+    nij_sigma_wij2 : ndarray (C, R, R)
+        ``sum_s n_sc E[w_s w_s']``.
+    fnorm_sigma_wij : ndarray (C, D, R)
+        ``sum_s (F_sc - n_sc m_c) E[w_s]'``.
+    snormij : ndarray (C, D)
+        ``sum_s (S_sc - 2 F_sc m_c + n_sc m_c**2)``.
+    nij : ndarray (C,)
+        ``sum_s n_sc``.
+    log_likelihood : float
+        Sum over utterances of the log-likelihood of their statistics (emkit addition).
+    n_sessions : int
+        Number of accumulated utterances (emkit addition).
+    """
+
+    def __init__(self, dim_c: int, dim_d: int, dim_t: int):
+        self.dim_c, self.dim_d, self.dim_t = dim_c, dim_d, dim_t
+        self.nij_sigma_wij2 = np.zeros((dim_c, dim_t, dim_t))
+        self.fnorm_sigma_wij = np.zeros((dim_c, dim_d, dim_t))
+        self.snormij = np.zeros((dim_c, dim_d))
+        self.nij = np.zeros((dim_c,))
+        self.log_likelihood = 0.0
+        self.n_sessions = 0
+
+    _FIELDS = ("nij_sigma_wij2", "fnorm_sigma_wij", "snormij", "nij", "log_likelihood",
+               "n_sessions")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, D, R)."""
+        return (self.dim_c, self.dim_d, self.dim_t)
+
+    def _check(self, other):
+        if not isinstance(other, IVectorStats):
+            raise TypeError(f"can only add IVectorStats to IVectorStats; got "
+                            f"{type(other).__name__}")
+        if self.shape != other.shape:
+            raise ValueError(f"Cannot add stats of different shapes: {self.shape} and "
+                             f"{other.shape}")
+
+    def __add__(self, other: "IVectorStats") -> "IVectorStats":
+        self._check(other)
+        out = IVectorStats.__new__(IVectorStats)
+        out.dim_c, out.dim_d, out.dim_t = self.shape
+        for name in self._FIELDS:
+            setattr(out, name, getattr(self, name) + getattr(other, name))
+        return out
+
+    def __radd__(self, other):
+        if isinstance(other, int) and other == 0:  # sum(list_of_stats)
+            return self
+        return NotImplemented
+
+    def __iadd__(self, other: "IVectorStats") -> "IVectorStats":
+        self._check(other)
+        for name in self._FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                value += getattr(other, name)
+            else:
+                setattr(self, name, value + getattr(other, name))
+        return self
+
+    def __repr__(self) -> str:
+        return (f"IVectorStats(dim_c={self.dim_c}, dim_d={self.dim_d}, dim_t={self.dim_t}, "
+                f"n_sessions={self.n_sessions})")

@@ -1,0 +1,82 @@
+"""The E-step (batches of stacked statistics -> :class:`IVectorStats`, on threads or dask
+partitions) and the M-step; module-level ``e_step``/``m_step`` as the reference's."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.exceptions import NotFittedError
+
+from .._backend import map_ordered, map_reduce, n_threads, small_products
+from .._kernels import ivector as kiv
+from ..stats import GMMStats
+from ._batching import _batch_size, _check_stats_sequence, _shared_accumulator
+from ._stats import IVectorStats
+
+
+def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
+                 threads: int = 1) -> IVectorStats:
+    """E-step statistics of a list of GMMStats, or of :class:`~emkit._kernels.ivector.CentredBatch`
+    (stacked once per ``fit``)."""
+    items = items if isinstance(items, list) else list(items)
+    C, D, R = pre.shape
+    acc = IVectorStats(C, D, R)
+    parallel = None if threads <= 1 else (lambda fn, pieces: map_ordered(fn, pieces, threads))
+    workspace = {}  # scratch stacks reused from batch to batch
+    if items and isinstance(items[0], kiv.CentredBatch):
+        for batch in items:
+            kiv.accumulate_centred(batch, pre, acc, parallel, threads, workspace)
+        kiv.flush_packed(workspace, acc)
+        return acc
+    for start in range(0, len(items), batch_size):
+        b = GMMStats.stack(items[start : start + batch_size], name=name, shape=(C, D),
+                           second_order=True, offset=start)
+        kiv.accumulate(b.n, b.sum_px, b.sum_pxx, pre, acc, parallel, threads, workspace)
+    kiv.flush_packed(workspace, acc)
+    return acc
+
+
+def _accumulate(data, pre: kiv.Precomputed, batch_size: int, name: str) -> IVectorStats:
+    """E-step statistics of a list (on threads) or a dask bag (one task per partition)."""
+    C, _, R = pre.shape
+    if isinstance(data, list) and _shared_accumulator(C, R):
+        return _estep_chunk(data, pre, batch_size, name, threads=n_threads())
+    if isinstance(data, list) and data and isinstance(data[0], kiv.CentredBatch):  # in order
+        # one accumulator per thread (contiguous runs of batches), summed pairwise in place
+        groups = [data[sl] for sl in kiv._pieces(len(data), n_threads())]
+        parts = map_ordered(lambda group: _estep_chunk(group, pre, batch_size), groups)
+        while len(parts) > 1:
+            for i in range(0, len(parts) - 1, 2):
+                parts[i] += parts[i + 1]
+            parts = parts[::2]
+        return parts[0]
+    return map_reduce(_estep_chunk, data, pre, batch_size, name)
+
+
+def _parallel_map(fn, items):
+    return map_ordered(fn, items)
+
+
+def e_step(machine: "IVectorMachine", data) -> IVectorStats:
+    """E-step statistics of ``data`` (list of GMMStats or dask bag) under ``machine``."""
+    data = _check_stats_sequence(data, "data")
+    if machine.T is None or machine.sigma is None:
+        raise NotFittedError("e_step needs a machine whose T and sigma are set (call fit first)")
+    with small_products():
+        pre = kiv.Precomputed.from_parameters(np.asarray(machine.ubm.means, dtype=np.float64),
+                                              np.asarray(machine.T, dtype=np.float64),
+                                              np.asarray(machine.sigma, dtype=np.float64))
+        return _accumulate(data, pre, _batch_size(machine), "data")
+
+
+def m_step(machine: "IVectorMachine", stats: IVectorStats) -> "IVectorMachine":
+    """Update ``machine.T`` (and ``sigma`` if ``update_sigma``) from ``stats``; returns it."""
+    if not isinstance(stats, IVectorStats):
+        raise TypeError(f"stats must be an IVectorStats; got {type(stats).__name__}")
+    with small_products():
+        machine.T, machine.sigma = kiv.m_step(
+            stats.nij_sigma_wij2, stats.fnorm_sigma_wij, stats.snormij, stats.nij,
+            np.asarray(machine.sigma, dtype=np.float64), machine.update_sigma,
+            machine.variance_floor, parallel_map=_parallel_map,
+            n_pieces=n_threads(),
+        )
+    return machine
