@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from .evaluation import metrics
 from ._config import config_context
 from .experiment import (SYSTEM_TITLES, IVectorBackend, SystemUnavailable, compute_stats, enroll,
                          save_png, score, train_ubm)

@@ -87,8 +87,8 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
     With --calibration CAL.json, actDCF and Cllr are those of the calibrated scores, beside the
     calibration-free minDCF and min Cllr: their difference is the calibration loss.
     """
-    from .. import calibration_io as cio
-    from .. import metrics
+    from ..evaluation import calibration_io as cio
+    from ..evaluation import metrics
 
     check_outputs({"--det": det}, {"SCORES": list(scores), "--key": key,
                                    "--calibration": calibration})
@@ -136,7 +136,7 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
 
 def model_table(name, models, values, labels, p_targets, c_miss, c_fa) -> list:
     """The lines of the per-model table of one score file (models in order of appearance)."""
-    from .. import metrics
+    from ..evaluation import metrics
 
     ids = list(dict.fromkeys(models.tolist()))
     width = max(12, *(len(m) for m in ids))

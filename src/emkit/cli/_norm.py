@@ -15,7 +15,7 @@ from ._app import InputFile, lazy_module
 from ._models import plural
 
 fe = lazy_module("emkit.features")
-cohort_lib = lazy_module("emkit.cohort")
+cohort_lib = lazy_module("emkit.evaluation.cohort")
 ex = lazy_module("emkit.experiment")
 
 NORM_HELP = {

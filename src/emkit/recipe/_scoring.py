@@ -8,8 +8,8 @@ import os
 import numpy as np
 
 from .. import experiment as ex
-from ..cohort import cohort_matrices
-from ..cohort import normalise as cohort_normalise
+from ..evaluation.cohort import cohort_matrices
+from ..evaluation.cohort import normalise as cohort_normalise
 from ..features import FeatureError, read_id_lists, read_trials
 from ..gmm import GMMMachine
 from ..io.atomic import atomic_path
