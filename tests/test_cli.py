@@ -347,7 +347,7 @@ def test_enrolment_and_scoring_in_blocks_give_the_same_results(data, tmp_path, m
         run("score", *(d / p for p in PROBES), "--models", tmp_path / "a.h5", "-t", d / "trials",
             "-o", tmp_path / "a.txt")
         with monkeypatch.context() as m:
-            m.setattr(experiment, "stats_per_block", lambda ubm, budget_bytes=0: 7)
+            m.setattr(experiment._trials, "stats_per_block", lambda ubm, budget_bytes=0: 7)
             run("enroll", d / "train.scp", "-m", machine, "-e", d / "spk2utt",
                 "-o", tmp_path / "b.h5")
             run("score", *(d / p for p in PROBES), "--models", tmp_path / "b.h5",

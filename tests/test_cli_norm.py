@@ -73,7 +73,7 @@ def test_normalisation_in_probe_blocks_is_the_same(norm_data, monkeypatch):
     from emkit import experiment
     d, raw = norm_data
     _, whole = normalised(d, "--norm", "as", "--top-n", 3)
-    monkeypatch.setattr(experiment, "stats_per_block", lambda ubm, budget_bytes=0: 5)
+    monkeypatch.setattr(experiment._trials, "stats_per_block", lambda ubm, budget_bytes=0: 5)
     _, blocks = normalised(d, "--norm", "as", "--top-n", 3)
     np.testing.assert_allclose(blocks, whole, rtol=0, atol=1e-12 * np.abs(whole).max())
 

@@ -9,7 +9,7 @@ from click.core import ParameterSource
 from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths, lazy_module,
                    progress_option, seed_option)
 from ._models import _load_machine, _load_models, _load_ubm, article, em_outcome, plural
-from ._norm import Normaliser, check_norm_options, norm_options, read_cohort
+from ._norm import check_cohort_size, check_norm_options, norm_options, read_cohort
 from ._train_options import (check_ivector_dims, check_train_options, cluster, frames_for,
                              kmeans_checkpoint, stats_for, train_options)
 
@@ -41,7 +41,7 @@ def _features(paths, n_features=None) -> dict:
 
 
 def _ubm_dim(machine) -> int:
-    return int(np.shape(ex._ubm_of(machine).means)[1])
+    return int(np.shape(ex.ubm_of(machine).means)[1])
 
 
 def _explicit(name: str) -> bool:
@@ -333,24 +333,8 @@ def enroll(features, feature_list, machine, enroll_list, output, relevance_facto
             if u not in data:
                 raise fe.FeatureError(f"{enroll_list}: utterance {u!r} of model {model!r} is not "
                                       "in the features")
-    ubm = ex._ubm_of(loaded)
-    parts, chunk, limit = [], [], ex.stats_per_block(ubm)
-
-    def flush():  # enrol a group of models; only their statistics are held in memory
-        needed = list(dict.fromkeys(u for _, us in chunk for u in us))
-        stats = dict(zip(needed, _stats(ubm, data, needed, progress), strict=True))
-        parts.append(ex.enroll(loaded, [m for m, _ in chunk],
-                               [[stats[u] for u in us] for _, us in chunk],
-                               relevance_factor=relevance_factor, backend=backend,
-                               progress=progress))
-        chunk.clear()
-
-    for item in lists.items():
-        if chunk and sum(len(us) for _, us in chunk) + len(item[1]) > limit:
-            flush()
-        chunk.append(item)
-    flush()
-    models = ex.EnrolledModels.concatenate(parts)
+    models = ex.enroll_lists(loaded, lists, data, relevance_factor=relevance_factor,
+                             backend=backend, progress=progress)
     models.save(output)
     n_utterances = len({u for us in lists.values() for u in us})
     click.echo(f"{len(models)} {models.system} model{'' if len(models) == 1 else 's'} from "
@@ -395,32 +379,11 @@ def score(features, feature_list, models, trials, output, norm, cohort, top_n, p
             raise fe.FeatureError(f"{trials}: trial {k + 1} names probe {p!r}, which is not in the "
                                "features")
     cohort_lists = read_cohort(cohort, data) if cohort else None
-    used_models = list(dict.fromkeys(trial_list.models))
-    probes = list(dict.fromkeys(trial_list.probes))
-    subset = enrolled.subset([index[m] for m in used_models])
-    normaliser = None
     if cohort_lists:
-        needed = list(dict.fromkeys(u for us in cohort_lists.values() for u in us))
-        normaliser = Normaliser(subset, cohort, cohort_lists, dict(zip(needed, _stats(
-            enrolled.ubm, data, needed, progress, "cohort statistics"), strict=True)), norm,
-            top_n, progress)
-    row = {m: i for i, m in enumerate(used_models)}
-    col = {p: j for j, p in enumerate(probes)}
-    rows = np.array([row[m] for m in trial_list.models])
-    cols = np.array([col[p] for p in trial_list.probes])
-    result = np.empty(len(trial_list))
-    # probes per block: bounds their statistics and the block's score matrix
-    block = max(1, min(ex.stats_per_block(enrolled.ubm), 4_000_000 // len(used_models)))
-    for start in range(0, len(probes), block):
-        ids = probes[start:start + block]
-        block_stats = _stats(enrolled.ubm, data, ids, progress, "probe statistics")
-        matrix = ex.score(subset, block_stats, progress=progress)
-        if normaliser is not None:
-            matrix = normaliser(matrix, block_stats)
-        in_block = (cols >= start) & (cols < start + len(ids))
-        result[in_block] = matrix[rows[in_block], cols[in_block] - start]
-    if not np.isfinite(result).all():
-        raise FloatingPointError("scoring produced non-finite scores")
+        check_cohort_size(cohort, cohort_lists, norm)
+    result = ex.score_trials(enrolled, trial_list, data, norm=norm, cohort=cohort_lists,
+                             top_n=top_n, progress=progress)
+    used_models, probes = set(trial_list.models), set(trial_list.probes)
     fe.write_scores(output, trial_list.models, trial_list.probes, result, trial_list.labels)
     normed = "" if not norm else (f", {norm}-norm with {plural(len(cohort_lists), 'cohort model')}"
                                   f" from {cohort}")
