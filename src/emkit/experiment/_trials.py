@@ -13,10 +13,10 @@ from ._models import EnrolledModels, enroll, score
 from ._ubm import compute_stats, stats_per_block, ubm_of
 
 
-def _missing(ids, features, what: str) -> None:
-    for k, u in enumerate(ids):
+def _missing(ids, features, where: str) -> None:
+    for u in ids:
         if u not in features:
-            raise ValueError(f"{what} {k + 1} names utterance {u!r}, which is not in features")
+            raise ValueError(f"{where}: utterance {u!r} is not in features")
 
 
 def enroll_lists(machine, lists: dict, features, *, relevance_factor: float = 4.0,
@@ -30,7 +30,7 @@ def enroll_lists(machine, lists: dict, features, *, relevance_factor: float = 4.
     held (a model with more utterances is a group of its own).
     """
     for model, utterances in lists.items():
-        _missing(utterances, features, f"model {model!r}: utterance")
+        _missing(utterances, features, f"model {model!r}")
     ubm = ubm_of(machine)
     parts, chunk, limit = [], [], stats_per_block(ubm)
 
@@ -85,7 +85,9 @@ def score_trials(models: EnrolledModels, trials, features, *, norm: str | None =
         if m not in index:
             raise ValueError(f"trial {k + 1} names model {m!r}, which is not among the "
                              f"{len(index)} enrolled models")
-    _missing(trial_probes, features, "trial")
+    for k, p in enumerate(trial_probes):
+        if p not in features:
+            raise ValueError(f"trial {k + 1} names probe {p!r}, which is not in features")
     if (norm is None) != (cohort is None):
         raise ValueError("norm and cohort go together: give both or neither")
     used_models = list(dict.fromkeys(trial_models))
@@ -95,7 +97,7 @@ def score_trials(models: EnrolledModels, trials, features, *, norm: str | None =
     normaliser = None
     if cohort is not None:
         for name, utterances in cohort.items():
-            _missing(utterances, features, f"cohort model {name!r}: utterance")
+            _missing(utterances, features, f"cohort model {name!r}")
         needed = list(dict.fromkeys(u for us in cohort.values() for u in us))
         stats = compute_stats(ubm, [features[u] for u in needed], progress=progress,
                               desc="cohort statistics")
