@@ -37,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["DETCurve", "det_curve", "rocch", "eer", "min_dcf", "act_dcf", "cllr", "min_cllr",
-           "plot_det_curves"]
+           "per_model", "plot_det_curves"]
 
 
 class DETCurve(NamedTuple):
@@ -248,6 +248,30 @@ def min_cllr(target_scores, nontarget_scores) -> float:
     tar_bits = n_tar[t] @ np.log2(1.0 + (1.0 - p[t]) / p[t] * odds_ratio)
     non_bits = n_non[n] @ np.log2(1.0 + p[n] / (1.0 - p[n]) / odds_ratio)
     return float(min(0.5 * (tar_bits / tar.size + non_bits / non.size), 1.0))
+
+
+def per_model(models, scores, labels, p_targets=(0.01,), c_miss=1.0, c_fa=1.0) -> list:
+    """EER and minDCF of each model's trials, models in order of first appearance.
+
+    ``models`` (n_trials,) the model of each trial, ``scores`` (n_trials,), ``labels``
+    (n_trials,) bool (True: target).  One dict per model: ``model``, ``targets`` and
+    ``nontargets`` (counts), ``eer`` and ``min_dcf`` (``{p_target: value}``), both None when the
+    model has trials of one class only.
+    """
+    models = np.asarray(models)
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    rows = []
+    for model in dict.fromkeys(models.tolist()):
+        own = models == model
+        tar, non = scores[own & labels], scores[own & ~labels]
+        row = {"model": model, "targets": tar.size, "nontargets": non.size, "eer": None,
+               "min_dcf": None}
+        if tar.size and non.size:
+            row["eer"] = eer(tar, non)
+            row["min_dcf"] = {p: min_dcf(tar, non, p, c_miss, c_fa) for p in p_targets}
+        rows.append(row)
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
