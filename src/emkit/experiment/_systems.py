@@ -123,7 +123,7 @@ class ISVSystem(System):
         return {"z": np.array([self.machine.enroll(list(s))[0] for s in bar])}
 
     def score(self, models, probes, *, progress=False):
-        return _score_matrix(self.machine, models["z"], probes, progress)
+        return _score_matrix(self.machine, models["z"], probes, progress=progress)
 
 
 class JFASystem(System):
@@ -138,14 +138,14 @@ class JFASystem(System):
         return {"y": np.array([y for y, _ in latent]), "z": np.array([z for _, z in latent])}
 
     def score(self, models, probes, *, progress=False):
-        return _score_matrix(self.machine, (models["y"], models["z"]), probes, progress)
+        return _score_matrix(self.machine, (models["y"], models["z"]), probes, progress=progress)
 
     @classmethod
     def sizes(cls, machine, n_models):
         return dict(super().sizes(machine, n_models), r_V=int(machine.r_V))
 
 
-def _score_matrix(machine, models, probes, progress: bool) -> np.ndarray:
+def _score_matrix(machine, models, probes, *, progress: bool = False) -> np.ndarray:
     """ISV/JFA scores (M, P): ``models`` the ISV offsets Z (M, CD) or the JFA pair (Y, Z).
 
     Through the machine's batched ``score_matrix`` when it has one; otherwise linear scoring of
