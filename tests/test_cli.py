@@ -347,7 +347,7 @@ def test_enrolment_and_scoring_in_blocks_give_the_same_results(data, tmp_path, m
         run("score", *(d / p for p in PROBES), "--models", tmp_path / "a.h5", "-t", d / "trials",
             "-o", tmp_path / "a.txt")
         with monkeypatch.context() as m:
-            m.setattr(experiment, "stats_per_block", lambda ubm, budget_bytes=0: 7)
+            m.setattr(experiment._trials, "stats_per_block", lambda ubm, budget_bytes=0: 7)
             run("enroll", d / "train.scp", "-m", machine, "-e", d / "spk2utt",
                 "-o", tmp_path / "b.h5")
             run("score", *(d / p for p in PROBES), "--models", tmp_path / "b.h5",
@@ -357,3 +357,50 @@ def test_enrolment_and_scoring_in_blocks_give_the_same_results(data, tmp_path, m
             assert_parity(b.arrays[key], a.arrays[key], tol=1e-12)
         scores_a, scores_b = (read_scores(tmp_path / f"{x}.txt")[1] for x in "ab")
         assert_parity(scores_b, scores_a, tol=1e-10)
+
+
+def _library_inputs(d):
+    from emkit.features import read_feature_sources, read_id_lists, read_trials
+
+    features = read_feature_sources([d / "train.scp", *(d / p for p in PROBES)])
+    return features, read_id_lists(d / "spk2utt"), read_trials(d / "trials")
+
+
+def test_python_enrolment_and_score_trials_equal_the_cli_score_file(data, tmp_path):
+    """enroll_lists + score_trials without the CLI: the very numbers of 'emkit score'."""
+    from emkit.experiment import EnrolledModels, enroll_lists, load_machine, score_trials
+
+    d = data
+    run("train-isv", d / "train.scp", "--ubm", d / "ubm.h5", "--labels", d / "utt2spk",
+        "--rank-u", 2, "--iterations", 2, "-o", tmp_path / "isv.h5")
+    features, lists, trials = _library_inputs(d)
+    for machine in (d / "ubm.h5", tmp_path / "isv.h5"):
+        run("enroll", d / "train.scp", "-m", machine, "-e", d / "spk2utt", "-o", tmp_path / "m.h5")
+        run("score", *(d / p for p in PROBES), "--models", tmp_path / "m.h5", "-t", d / "trials",
+            "-o", tmp_path / "s.txt")
+        models = enroll_lists(load_machine(machine), lists, features)
+        cli_models = EnrolledModels.from_hdf5(tmp_path / "m.h5")
+        assert models.system == cli_models.system and models.model_ids == cli_models.model_ids
+        for key in cli_models.arrays:
+            np.testing.assert_array_equal(models.arrays[key], cli_models.arrays[key])
+        got = score_trials(models, trials, features)
+        pairs = score_trials(models, list(zip(trials.models, trials.probes)), features)
+        file_trials, expected = read_scores(tmp_path / "s.txt")
+        assert file_trials.models == trials.models and file_trials.probes == trials.probes
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(pairs, expected)
+
+
+def test_score_trials_refuses_unknown_models_and_probes(data):
+    from emkit.experiment import enroll_lists, load_machine, score_trials
+
+    features, lists, trials = _library_inputs(data)
+    models = enroll_lists(load_machine(data / "ubm.h5"), lists, features)
+    with pytest.raises(ValueError, match="trial 1 names model 'nobody'"):
+        score_trials(models, [("nobody", trials.probes[0])], features)
+    with pytest.raises(ValueError, match="trial 2 names probe 'gone'"):
+        score_trials(models, [("spk1", trials.probes[0]), ("spk1", "gone")], features)
+    with pytest.raises(ValueError, match="model 'spk9': utterance 'gone' is not in features"):
+        enroll_lists(load_machine(data / "ubm.h5"), {"spk9": ["gone"]}, features)
+    with pytest.raises(ValueError, match="norm and cohort go together"):
+        score_trials(models, trials, features, norm="z")

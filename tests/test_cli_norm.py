@@ -73,7 +73,7 @@ def test_normalisation_in_probe_blocks_is_the_same(norm_data, monkeypatch):
     from emkit import experiment
     d, raw = norm_data
     _, whole = normalised(d, "--norm", "as", "--top-n", 3)
-    monkeypatch.setattr(experiment, "stats_per_block", lambda ubm, budget_bytes=0: 5)
+    monkeypatch.setattr(experiment._trials, "stats_per_block", lambda ubm, budget_bytes=0: 5)
     _, blocks = normalised(d, "--norm", "as", "--top-n", 3)
     np.testing.assert_allclose(blocks, whole, rtol=0, atol=1e-12 * np.abs(whole).max())
 
@@ -105,3 +105,19 @@ def test_norm_option_errors(norm_data):
     one_line_error(run(*base[:-1], d / "cohort.lst", "--norm", "z", "--cohort", d / "cohort.lst",
                        ok=False), 2, "refusing to overwrite an input")
     no_leftovers(d, "bad.txt")
+
+
+@pytest.mark.parametrize("norm", ["zt", "as"])
+def test_score_trials_with_a_cohort_equals_the_cli(norm_data, norm):
+    """emkit.experiment.score_trials(norm=, cohort=) in Python: the numbers of 'emkit score'."""
+    from emkit.experiment import EnrolledModels, score_trials
+    from emkit.features import read_feature_sources, read_id_lists, read_trials
+
+    d, _ = norm_data
+    options = ("--norm", norm) + (("--top-n", 3) if norm == "as" else ())
+    _, expected = normalised(d, *options)
+    features = read_feature_sources([*(d / p for p in PROBES), d / "cohort.h5"])
+    got = score_trials(EnrolledModels.from_hdf5(d / "nmap.h5"), read_trials(d / "m_p.trials"),
+                       features, norm=norm, cohort=read_id_lists(d / "cohort.lst"),
+                       top_n=3 if norm == "as" else None)
+    np.testing.assert_array_equal(got.reshape(4, -1), expected)

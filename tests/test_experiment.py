@@ -130,3 +130,69 @@ def test_a_failing_system_is_reported_and_the_others_still_run(monkeypatch):
 def test_unknown_system_is_refused():
     with pytest.raises(ValueError, match="unknown system"):
         run_demo(None, config=DemoConfig(systems=("gmm-map", "svm")), echo=quiet)
+
+
+def test_systems_registry_picks_one_class_per_machine():
+    import _model_files as mf
+
+    from emkit.experiment import (SYSTEMS, GMMMAPSystem, ISVSystem, IVectorCosineSystem,
+                                  IVectorPLDASystem, JFASystem, SystemUnavailable, system_for)
+    from emkit.factor_analysis import JFAMachine
+
+    assert list(SYSTEMS) == list(SYSTEM_TITLES)
+    assert all(SYSTEMS[name].name == name for name in SYSTEMS)
+    backend = mf.backend()
+    picked = [system_for(mf.ubm(), relevance_factor=3), system_for(mf.isv()),
+              system_for(mf.isv(JFAMachine)), system_for(backend),
+              system_for(backend, backend="plda")]
+    assert [type(s) for s in picked] == [GMMMAPSystem, ISVSystem, JFASystem,
+                                         IVectorCosineSystem, IVectorPLDASystem]
+    assert picked[0].parameters == {"relevance_factor": 3.0} and picked[1].parameters == {}
+    backend.plda = None
+    with pytest.raises(SystemUnavailable, match="no PLDA"):
+        system_for(backend, backend="plda")
+    with pytest.raises(ValueError, match="backend must be 'cosine' or 'plda'; got 'lda'"):
+        system_for(backend, backend="lda")
+    with pytest.raises(TypeError, match="got IVectorMachine"):
+        system_for(mf.ivector())
+
+
+def test_enrolled_models_and_backend_go_through_the_persistence_registry(tmp_path):
+    import _model_files as mf
+
+    from emkit import io
+    from emkit.experiment import IVectorBackend
+
+    models = mf.enrolled()
+    io.save(models, tmp_path / "m.h5")
+    loaded = io.load(tmp_path / "m.h5")
+    assert type(loaded) is EnrolledModels and loaded.model_ids == models.model_ids
+    np.testing.assert_array_equal(loaded.arrays["means"], models.arrays["means"])
+    assert loaded.parameters == {"relevance_factor": 4.0}
+    backend = mf.backend()
+    backend.save(tmp_path / "b.h5")
+    loaded = io.load(tmp_path / "b.h5", expected=IVectorBackend)
+    assert type(loaded) is IVectorBackend
+    for step in ("whitening", "wccn"):
+        for name in ("weights", "input_subtract", "input_divide"):
+            np.testing.assert_array_equal(getattr(getattr(loaded, step), name),
+                                          getattr(getattr(backend, step), name))
+    X = np.random.default_rng(0).normal(size=(5, mf.R))
+    np.testing.assert_array_equal(loaded.cosine_space(X, from_ivectors=True),
+                                  backend.cosine_space(X, from_ivectors=True))
+    np.testing.assert_array_equal(loaded.plda.log_likelihood_ratio(X[:2], X),
+                                  backend.plda.log_likelihood_ratio(X[:2], X))
+
+
+def test_io_systems_imports_no_estimator_module():
+    import ast
+    from pathlib import Path
+
+    import emkit.io.systems as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    relative = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level]
+    assert all(n.level == 1 for n in relative), [f"..{n.module}" for n in relative if n.level > 1]
+    absolute = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level]
+    absolute += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in absolute if m.startswith("emkit") and not m.startswith("emkit.io")]

@@ -282,3 +282,22 @@ def test_plot_det_curves_into_given_axes_and_bad_arguments():
         plot_det_curves({"a": [1.0, 2.0, 3.0]})
     with pytest.raises(ValueError, match="limits"):
         plot_det_curves({"a": ([1.0], [0.0])}, limits=(0.5, 0.1))
+
+
+def test_per_model_metrics_equal_the_metrics_of_each_models_trials():
+    from emkit import metrics
+
+    rng = np.random.default_rng(0)
+    models = np.array(["b", "a", "b", "a", "c", "b", "a", "b"] * 5)
+    labels = rng.random(models.size) < 0.4
+    labels[models == "c"] = False
+    scores = rng.normal(size=models.size) + 2 * labels
+    rows = metrics.per_model(models, scores, labels, (0.01, 0.1), 1.0, 2.0)
+    assert [r["model"] for r in rows] == ["b", "a", "c"]
+    for r in rows[:2]:
+        own = models == r["model"]
+        tar, non = scores[own & labels], scores[own & ~labels]
+        assert (r["targets"], r["nontargets"]) == (tar.size, non.size)
+        assert r["eer"] == metrics.eer(tar, non)
+        assert r["min_dcf"] == {p: metrics.min_dcf(tar, non, p, 1.0, 2.0) for p in (0.01, 0.1)}
+    assert rows[2] == {"model": "c", "targets": 0, "nontargets": 5, "eer": None, "min_dcf": None}

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from .evaluation import metrics
 from ._config import config_context
-from .experiment import (SYSTEM_TITLES, IVectorBackend, SystemUnavailable, compute_stats, enroll,
-                         save_png, score, train_ubm)
+from .experiment import (SYSTEM_TITLES, SYSTEMS, IVectorBackend, SystemUnavailable, compute_stats,
+                         enroll, save_png, score, train_ubm)
 from .factor_analysis import ISVMachine, JFAMachine
 from .ivector import IVectorMachine
 
@@ -210,7 +210,7 @@ def run_demo(output=None, *, seed: int = 0, config: DemoConfig | None = None,
                 machine = factories[system]()
                 models = enroll(machine, model_ids, per_model, progress=progress,
                                 relevance_factor=cfg.relevance_factor,
-                                backend="plda" if system == "ivector-plda" else "cosine")
+                                backend=SYSTEMS[system].backend or "cosine")
                 s = score(models, probe_stats, progress=progress)
                 if not np.isfinite(s).all():
                     raise FloatingPointError("non-finite scores")

@@ -22,7 +22,7 @@ if (_os.path.basename(getattr(_sys, "argv", [""])[0] or "") in ("emkit", "emkit.
         and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler):  # not ignored
     _signal.signal(_signal.SIGINT, _interrupted_at_start)
 
-from . import _commands, _demo, _evaluate  # noqa: E402,F401  (register the commands)
+from . import _commands, _demo, _evaluate, _scoring  # noqa: E402,F401  (register the commands)
 from ._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, cli, main  # noqa: E402
 from ._calibrate import calibrate as _calibrate  # noqa: E402
 from ._features import features as _features  # noqa: E402

@@ -37,8 +37,8 @@ def calibrate(scores, output, dev, key, prior, save, load):
       emkit calibrate --train dev.txt --key dev.trials --save cal.json
       emkit calibrate eval.txt --load cal.json -o eval.llr.txt
     """
-    from .. import calibration_io as cio
-    from .. import metrics
+    from ..evaluation import calibration_io as cio
+    from ..evaluation import metrics
 
     if (dev is None) == (load is None):
         raise click.UsageError("give exactly one of --train DEV_SCORES and --load CALIBRATION")

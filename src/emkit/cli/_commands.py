@@ -1,5 +1,5 @@
-"""Commands on the user's own data: train-ubm, train-isv, train-jfa, train-ivector, enroll and
-score (evaluate: :mod:`._evaluate`)."""
+"""Commands on the user's own data: train-ubm, train-isv, train-jfa and train-ivector (enroll and
+score: :mod:`._scoring`; evaluate: :mod:`._evaluate`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from click.core import ParameterSource
 
 from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths, lazy_module,
                    progress_option, seed_option)
-from ._models import _load_machine, _load_models, _load_ubm, article, em_outcome, plural
-from ._norm import Normaliser, check_norm_options, norm_options, read_cohort
+from ._models import _load_ubm, em_outcome, plural
 from ._train_options import (check_ivector_dims, check_train_options, cluster, frames_for,
                              kmeans_checkpoint, stats_for, train_options)
 
@@ -41,7 +40,7 @@ def _features(paths, n_features=None) -> dict:
 
 
 def _ubm_dim(machine) -> int:
-    return int(np.shape(ex._ubm_of(machine).means)[1])
+    return int(np.shape(ex.ubm_of(machine).means)[1])
 
 
 def _explicit(name: str) -> bool:
@@ -282,147 +281,3 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
     click.echo(f"i-vector extractor (R = {dim}, {plural(machine.n_iter_, 'EM iteration')}: a "
                f"fixed number, no convergence test) and {', '.join(parts)} from "
                f"{plural(len(ids), 'utterance')} -> {output}")
-
-
-# ---------------------------------------------------------------------------------------------
-# enrolment and scoring
-# ---------------------------------------------------------------------------------------------
-
-
-@cli.command("enroll")
-@feature_arguments
-@click.option("-m", "--machine", type=InputFile(), required=True,
-              help="A UBM (GMM-MAP models), an ISV or JFA machine, or an i-vector system, as "
-                   "written by the train-* commands.")
-@click.option("-e", "--enroll-list", type=InputFile(), required=True,
-              help="One model per line: 'model-id utterance-id [utterance-id ...]' (Kaldi "
-                   "spk2utt).")
-@output_option("The models to write (HDF5, with the machine needed to score them).")
-@click.option("--relevance-factor", type=POSITIVE, default=4.0, show_default=True,
-              help="GMM-MAP only: Reynolds relevance factor of the MAP adaptation of the means.")
-@click.option("--backend", type=click.Choice(["cosine", "plda"]), default="cosine",
-              show_default=True, help="i-vector systems only: cosine scoring (after WCCN) or PLDA.")
-@progress_option
-def enroll(features, feature_list, machine, enroll_list, output, relevance_factor, backend,
-           progress):
-    """Enrol one model per line of the enrolment list from the utterances of FEATURES.
-
-    --relevance-factor applies to a UBM only (GMM-MAP) and --backend to an i-vector system
-    only; given with another machine, they are a usage error.
-    """
-    paths = feature_paths(features, feature_list)
-    check_outputs({"-o/--output": output}, {"FEATURES": paths, "--feature-list": feature_list,
-                                             "-m/--machine": machine,
-                                             "-e/--enroll-list": enroll_list})
-    loaded = _load_machine(machine)
-    kind = type(loaded).__name__
-    holds = "a UBM" if kind == "GMMMachine" else (
-        "an i-vector system" if kind == "IVectorBackend" else article(kind))
-    if _explicit("relevance_factor") and kind != "GMMMachine":
-        fixed = (f" (its D was fixed at training: train-{kind[:-7].lower()} --relevance-factor)"
-                 if kind in ("ISVMachine", "JFAMachine") else "")
-        raise click.UsageError(f"--relevance-factor does not apply: it is for GMM-MAP enrolment "
-                               f"with a UBM, and {machine} holds {holds}{fixed}")
-    if _explicit("backend") and kind != "IVectorBackend":
-        raise click.UsageError(f"--backend does not apply: it is for i-vector systems, and "
-                               f"{machine} holds {holds}")
-    lists = fe.read_id_lists(enroll_list)
-    data = _features(paths, _ubm_dim(loaded))
-    for model, utterances in lists.items():
-        for u in utterances:
-            if u not in data:
-                raise fe.FeatureError(f"{enroll_list}: utterance {u!r} of model {model!r} is not "
-                                      "in the features")
-    ubm = ex._ubm_of(loaded)
-    parts, chunk, limit = [], [], ex.stats_per_block(ubm)
-
-    def flush():  # enrol a group of models; only their statistics are held in memory
-        needed = list(dict.fromkeys(u for _, us in chunk for u in us))
-        stats = dict(zip(needed, _stats(ubm, data, needed, progress), strict=True))
-        parts.append(ex.enroll(loaded, [m for m, _ in chunk],
-                               [[stats[u] for u in us] for _, us in chunk],
-                               relevance_factor=relevance_factor, backend=backend,
-                               progress=progress))
-        chunk.clear()
-
-    for item in lists.items():
-        if chunk and sum(len(us) for _, us in chunk) + len(item[1]) > limit:
-            flush()
-        chunk.append(item)
-    flush()
-    models = ex.EnrolledModels.concatenate(parts)
-    models.save(output)
-    n_utterances = len({u for us in lists.values() for u in us})
-    click.echo(f"{len(models)} {models.system} model{'' if len(models) == 1 else 's'} from "
-               f"{plural(n_utterances, 'utterance')} -> {output}")
-
-
-@cli.command("score")
-@feature_arguments
-@click.option("--models", type=InputFile(), required=True,
-              help="Enrolled models (from 'emkit enroll').")
-@click.option("-t", "--trials", type=InputFile(), required=True,
-              help="Trial list: 'model-id probe-id [target|nontarget]' lines; each probe is one "
-                   "utterance of FEATURES.")
-@output_option("The scores to write: 'model-id probe-id score [label]' lines, in trial order.")
-@norm_options
-@progress_option
-def score(features, feature_list, models, trials, output, norm, cohort, top_n, progress):
-    """Score a trial list against enrolled models.
-
-    GMM-MAP models use linear scoring (normalised by the probe's frame count), ISV and JFA linear
-    scoring with the probe's channel offset, i-vector systems cosine similarity or the PLDA
-    log-likelihood ratio.  Labels in the trial list are copied to the output.
-
-    With --norm and --cohort, the scores are normalised (Z, T, ZT, S or adaptive S-norm) with
-    cohort models and utterances read from FEATURES, as listed in the --cohort file.
-    """
-    check_norm_options(norm, cohort, top_n)
-    paths = feature_paths(features, feature_list)
-    check_outputs({"-o/--output": output}, {"FEATURES": paths, "--feature-list": feature_list,
-                                             "--models": models, "-t/--trials": trials,
-                                             "--cohort": cohort})
-    enrolled = _load_models(models)
-    trial_list = fe.read_trials(trials)
-    index = {m: i for i, m in enumerate(enrolled.model_ids)}
-    for k, m in enumerate(trial_list.models):
-        if m not in index:
-            raise fe.FeatureError(f"{trials}: trial {k + 1} names model {m!r}, which is not among "
-                                  f"the {plural(len(index), 'model')} of {models}")
-    data = _features(paths, _ubm_dim(enrolled.machine))
-    for k, p in enumerate(trial_list.probes):
-        if p not in data:
-            raise fe.FeatureError(f"{trials}: trial {k + 1} names probe {p!r}, which is not in the "
-                               "features")
-    cohort_lists = read_cohort(cohort, data) if cohort else None
-    used_models = list(dict.fromkeys(trial_list.models))
-    probes = list(dict.fromkeys(trial_list.probes))
-    subset = enrolled.subset([index[m] for m in used_models])
-    normaliser = None
-    if cohort_lists:
-        needed = list(dict.fromkeys(u for us in cohort_lists.values() for u in us))
-        normaliser = Normaliser(subset, cohort, cohort_lists, dict(zip(needed, _stats(
-            enrolled.ubm, data, needed, progress, "cohort statistics"), strict=True)), norm,
-            top_n, progress)
-    row = {m: i for i, m in enumerate(used_models)}
-    col = {p: j for j, p in enumerate(probes)}
-    rows = np.array([row[m] for m in trial_list.models])
-    cols = np.array([col[p] for p in trial_list.probes])
-    result = np.empty(len(trial_list))
-    # probes per block: bounds their statistics and the block's score matrix
-    block = max(1, min(ex.stats_per_block(enrolled.ubm), 4_000_000 // len(used_models)))
-    for start in range(0, len(probes), block):
-        ids = probes[start:start + block]
-        block_stats = _stats(enrolled.ubm, data, ids, progress, "probe statistics")
-        matrix = ex.score(subset, block_stats, progress=progress)
-        if normaliser is not None:
-            matrix = normaliser(matrix, block_stats)
-        in_block = (cols >= start) & (cols < start + len(ids))
-        result[in_block] = matrix[rows[in_block], cols[in_block] - start]
-    if not np.isfinite(result).all():
-        raise FloatingPointError("scoring produced non-finite scores")
-    fe.write_scores(output, trial_list.models, trial_list.probes, result, trial_list.labels)
-    normed = "" if not norm else (f", {norm}-norm with {plural(len(cohort_lists), 'cohort model')}"
-                                  f" from {cohort}")
-    click.echo(f"{plural(len(result), 'trial')} ({plural(len(used_models), 'model')} x "
-               f"{plural(len(probes), 'probe')}){normed} -> {output}")

@@ -87,8 +87,8 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
     With --calibration CAL.json, actDCF and Cllr are those of the calibrated scores, beside the
     calibration-free minDCF and min Cllr: their difference is the calibration loss.
     """
-    from .. import calibration_io as cio
-    from .. import metrics
+    from ..evaluation import calibration_io as cio
+    from ..evaluation import metrics
 
     check_outputs({"--det": det}, {"SCORES": list(scores), "--key": key,
                                    "--calibration": calibration})
@@ -136,23 +136,20 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
 
 def model_table(name, models, values, labels, p_targets, c_miss, c_fa) -> list:
     """The lines of the per-model table of one score file (models in order of appearance)."""
-    from .. import metrics
+    from ..evaluation import metrics
 
-    ids = list(dict.fromkeys(models.tolist()))
-    width = max(12, *(len(m) for m in ids))
+    rows = metrics.per_model(models, values, labels, p_targets, c_miss, c_fa)
+    width = max(12, *(len(r["model"]) for r in rows))
     head = f"{'model':<{width}} {'targets':>8} {'non-tgt':>8} {'EER (%)':>8}"
     head += "".join(f" {f'minDCF({p:g})':>14}" for p in p_targets)
     lines = [f"per model ({name}):", head]
-    for model in ids:
-        own = models == model
-        tar, non = values[own & labels], values[own & ~labels]
-        line = f"{model:<{width}} {tar.size:>8} {non.size:>8}"
-        if tar.size == 0 or non.size == 0:
-            lines.append(line + f"  only {'non-target' if tar.size == 0 else 'target'} trials: "
-                                "no EER or minDCF")
+    for r in rows:
+        line = f"{r['model']:<{width}} {r['targets']:>8} {r['nontargets']:>8}"
+        if r["eer"] is None:
+            lines.append(line + f"  only {'non-target' if r['targets'] == 0 else 'target'} "
+                                "trials: no EER or minDCF")
             continue
-        line += f" {100 * metrics.eer(tar, non):>8.2f}"
-        line += "".join(f" {metrics.min_dcf(tar, non, p, c_miss, c_fa):>14.4f}"
-                        for p in p_targets)
+        line += f" {100 * r['eer']:>8.2f}"
+        line += "".join(f" {r['min_dcf'][p]:>14.4f}" for p in p_targets)
         lines.append(line)
     return lines

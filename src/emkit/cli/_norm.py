@@ -4,7 +4,8 @@ The cohort list has the layout of an enrolment list (Kaldi spk2utt): ``cohort-mo
 utterance-id [utterance-id ...]`` per line.  Each line is enrolled as one T-norm cohort model
 (one utterance per line gives one-utterance cohort models); every utterance listed is a Z-norm
 impostor probe.  The utterances are read from the FEATURES given to ``emkit score``.  The work is
-:mod:`emkit.cohort`'s, shared with the recipes' ``[norm]``.
+:func:`emkit.experiment.score_trials`' (with :mod:`emkit.evaluation.cohort`, shared with the
+recipes' ``[norm]``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from ._app import InputFile, lazy_module
 from ._models import plural
 
 fe = lazy_module("emkit.io.lists")
-cohort_lib = lazy_module("emkit.cohort")
-ex = lazy_module("emkit.experiment")
 
 NORM_HELP = {
     "norm": "Normalise the scores with the --cohort: z (Z-norm: each model's statistics against "
@@ -72,33 +71,10 @@ def read_cohort(path, data: dict) -> dict:
     return lists
 
 
-class Normaliser:
-    """Normalises the score matrix of ``emkit score`` one block of probes at a time.
-
-    ``models``: the enrolled models of the trials; ``cohort``/``stats``: the cohort list and the
-    statistics of its utterances.  Scores the models against the cohort utterances (and, for ZT,
-    the cohort models against them) once; :meth:`__call__` scores the cohort models against a
-    block of probes and normalises that block's scores.
-    """
-
-    def __init__(self, models, cohort_path, cohort: dict, stats: dict, norm: str, top_n,
-                 progress: bool):
-        n_t, n_z = len(cohort), len({u for us in cohort.values() for u in us})
-        if (norm != "z" and n_t < 2) or (norm != "t" and n_z < 2):
-            raise fe.FeatureError(f"{cohort_path}: --norm {norm} needs at least 2 cohort "
-                                  f"models and 2 cohort utterances; the list has "
-                                  f"{plural(n_t, 'model')} and {plural(n_z, 'utterance')}")
-        self.norm, self.top_n, self.progress = norm, 200 if top_n is None else top_n, progress
-        self.cohort_models, z_ids, z_stats = cohort_lib.enroll_cohort(models, cohort, stats,
-                                                                      progress=progress)
-        self.arrays = {"model_cohort": ex.score(models, z_stats, progress=progress)}
-        if norm == "zt":
-            self.arrays["cohort_cohort"] = ex.score(self.cohort_models, z_stats,
-                                                    progress=progress)
-            self.arrays["same_speaker"] = cohort_lib.same_speaker(cohort, z_ids)
-
-    def __call__(self, matrix, probe_stats):
-        """``matrix`` (n_models, n_block) of the block's probes ``probe_stats``, normalised."""
-        arrays = dict(self.arrays, cohort_probe=ex.score(
-            self.cohort_models, probe_stats, progress=self.progress))
-        return cohort_lib.normalise(matrix, arrays, self.norm, top_n=self.top_n)
+def check_cohort_size(path, cohort: dict, norm: str) -> None:
+    """A FeatureError naming the --cohort file when it is too small for ``norm``."""
+    n_t, n_z = len(cohort), len({u for us in cohort.values() for u in us})
+    if (norm != "z" and n_t < 2) or (norm != "t" and n_z < 2):
+        raise fe.FeatureError(f"{path}: --norm {norm} needs at least 2 cohort models and 2 cohort "
+                              f"utterances; the list has {plural(n_t, 'model')} and "
+                              f"{plural(n_z, 'utterance')}")

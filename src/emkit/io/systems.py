@@ -1,126 +1,148 @@
-"""Readers of the files of :mod:`emkit.experiment`: ``IVectorBackend`` and ``EnrolledModels``.
+"""Layouts of the files of :mod:`emkit.experiment`: ``IVectorBackend`` and ``EnrolledModels``.
 
 Layouts (emkit's, version 1; written by ``IVectorBackend.save`` / ``EnrolledModels.save``):
 
 * ``IVectorBackend``: group ``ivector`` (an ``IVectorMachine``), optional groups ``whitening``
   and ``wccn`` (``weights`` (R, R), ``input_subtract`` scalar or (R,), ``input_divide``), optional
-  group ``plda`` (a ``PLDA`` on R-dimensional vectors).
+  group ``lda`` (``weights`` (R, K), ``input_subtract`` (R,), ``eigenvalues`` (K,)), optional
+  group ``plda`` (a ``PLDA`` on R-dimensional vectors, K-dimensional after an LDA).
 * ``EnrolledModels``: root attribute ``system`` and scalar parameters, dataset ``model_ids`` (M,)
   of UTF-8 text, per-model arrays (see :class:`~emkit.experiment.EnrolledModels`), group
   ``machine`` (the machine that scores them).
 
 Every array is checked against the machine's sizes before it is read (see :mod:`emkit.io.h5`).
+The readers build the objects through the classes they are given (``cls``): no estimator module
+is imported here; nested machines go through the registry (:mod:`emkit.io._registry`).
 """
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
+from . import _registry
 from .errors import InvalidFileError
-from .h5 import (check_values, child, filename, open_for_reading, read_array, read_attr,
-                 read_scalar, read_stamp)
+from .h5 import (check_values, child, filename, open_for_reading, open_for_writing, read_array,
+                 read_attr, read_scalar, read_stamp, write_stamp)
 
 
-def _restore_projection(step, g, R):
-    """A fitted Whitening/WCCN on R-dimensional vectors from group ``g``."""
-    step.weights = read_array(g, "weights", shape=(R, R))
+# ---------------------------------------------------------------------------------------------
+# nested objects
+# ---------------------------------------------------------------------------------------------
+
+
+def _save_nested(group, name: str, obj) -> None:
+    """``obj`` into subgroup ``name``: through the registry; a class that has not registered its
+    layout yet writes itself with its own ``save`` (interim)."""
+    try:
+        _registry.layout_of(type(obj))
+    except TypeError:
+        obj.save(group.create_group(name))
+        return
+    _registry.save_into(group, name, obj)
+
+
+def _load_nested(group, name: str, stamp: str):
+    """The ``stamp`` object in subgroup ``name`` of ``group``: through the registry; a class that
+    has not registered its layout yet reads itself with its own ``from_hdf5`` (interim)."""
+    g = child(group, name, "group")
+    if stamp not in _registry._BY_STAMP:
+        emkit = importlib.import_module("emkit")
+        emkit._import_persistent(stamp)  # the defining module registers the class
+        if stamp not in _registry._BY_STAMP:
+            return getattr(emkit, stamp).from_hdf5(g)
+    return _registry.load_from(group, name, expected=stamp)
+
+
+# ---------------------------------------------------------------------------------------------
+# IVectorBackend
+# ---------------------------------------------------------------------------------------------
+
+
+def _write_projection(group, step) -> None:
+    group["weights"] = np.asarray(step.weights, dtype=np.float64)
+    group["input_subtract"] = np.asarray(step.input_subtract, dtype=np.float64)
+    group["input_divide"] = np.float64(step.input_divide)
+
+
+def write_ivector_backend(backend, hdf5) -> None:
+    with open_for_writing(hdf5) as f:
+        write_stamp(f, "IVectorBackend", 1)
+        _save_nested(f, "ivector", backend.ivector)
+        for name in ("whitening", "wccn"):
+            step = getattr(backend, name)
+            if step is not None:
+                _write_projection(f.create_group(name), step)
+        if backend.lda is not None:
+            g = f.create_group("lda")
+            g["weights"] = backend.lda.weights
+            g["input_subtract"] = backend.lda.input_subtract
+            g["eigenvalues"] = backend.lda.eigenvalues_
+        if backend.plda is not None:
+            _save_nested(f, "plda", backend.plda)
+
+
+def _read_projection(g, R) -> dict:
+    """The arrays of a fitted Whitening/WCCN on R-dimensional vectors, from group ``g``."""
+    weights = read_array(g, "weights", shape=(R, R))
     ds = child(g, "input_subtract")
     if ds.shape in ((), (1,)):
-        step.input_subtract = float(read_scalar(g, "input_subtract"))
+        subtract = float(read_scalar(g, "input_subtract"))
     else:
-        step.input_subtract = read_array(g, "input_subtract", shape=(R,))
+        subtract = read_array(g, "input_subtract", shape=(R,))
     divide = float(read_scalar(g, "input_divide"))
     check_values(g, "input_divide", divide != 0, "must not be 0")
-    step.input_divide = divide
-    step.n_features_in_ = step._n_features_out = R
-    return step
+    return {"weights": weights, "input_subtract": subtract, "input_divide": divide}
 
 
-def read_ivector_backend(hdf5, cls):
-    from ..ivector import IVectorMachine
-    from ..plda import PLDA
-    from ..wccn import WCCN
-    from ..whitening import Whitening
-
-    with open_for_reading(hdf5, "IVectorBackend") as f:
-        read_stamp(f, "IVectorBackend", 1)
-        backend = cls(IVectorMachine.from_hdf5(child(f, "ivector", "group")))
-        R = int(backend.ivector.dim_t)
-        g = child(f, "whitening", "group", required=False)
-        if g is not None:
-            backend.whitening = _restore_projection(Whitening(), g, R)
-        g = child(f, "lda", "group", required=False)
-        if g is not None:  # an LDA (R, K) after whitening: WCCN and PLDA are K-dimensional
-            backend.lda = _read_lda(g, R)
-            backend.lda_dim = R = backend.lda.n_components
-        g = child(f, "wccn", "group", required=False)
-        if g is not None:
-            backend.wccn = _restore_projection(WCCN(), g, R)
-        g = child(f, "plda", "group", required=False)
-        if g is not None:
-            backend.plda = PLDA.from_hdf5(g)
-            D = getattr(backend.plda, "n_features_in_", R)
-            check_values(f, "plda", D == R, f"must be a PLDA of {R}-dimensional vectors")
-    return backend
-
-
-def _read_lda(g, R):
-    """A fitted :class:`~emkit.lda.LDA` from R-dimensional vectors, from group ``g``."""
-    from ..lda import LDA
-
+def _read_lda(g, R) -> dict:
+    """The arrays of a fitted LDA from R-dimensional vectors, from group ``g``."""
     weights = read_array(g, "weights", shape=(R, None))
     K = weights.shape[1]
     check_values(g, "weights", 1 <= K <= R, f"must have 1 to {R} columns")
-    lda = LDA(K)
-    lda.weights = weights
-    lda.input_subtract = read_array(g, "input_subtract", shape=(R,))
-    lda.eigenvalues_ = read_array(g, "eigenvalues", shape=(K,))
-    lda.n_features_in_ = R
-    return lda
+    return {"weights": weights, "input_subtract": read_array(g, "input_subtract", shape=(R,)),
+            "eigenvalues": read_array(g, "eigenvalues", shape=(K,))}
 
 
-#: The per-model arrays of each system, with their shapes given the machine ("M": the models).
-_ARRAYS = {
-    "gmm-map": ("GMMMachine", {"means": ("M", "C", "D")}),
-    "isv": ("ISVMachine", {"z": ("M", "CD")}),
-    "jfa": ("JFAMachine", {"y": ("M", "r_V"), "z": ("M", "CD")}),
-    "ivector-cosine": ("IVectorBackend", {"vectors": ("M", "R")}),
-    "ivector-plda": ("IVectorBackend", {"means": ("M", "R"), "counts": ("M",)}),
-}
+def read_ivector_backend(hdf5, cls):
+    with open_for_reading(hdf5, "IVectorBackend") as f:
+        read_stamp(f, "IVectorBackend", 1)
+        ivector = _load_nested(f, "ivector", "IVectorMachine")
+        R = int(ivector.dim_t)
+        parts = {}
+        g = child(f, "whitening", "group", required=False)
+        if g is not None:
+            parts["whitening"] = _read_projection(g, R)
+        g = child(f, "lda", "group", required=False)
+        if g is not None:  # an LDA (R, K) after whitening: WCCN and PLDA are K-dimensional
+            parts["lda"] = _read_lda(g, R)
+            R = parts["lda"]["weights"].shape[1]
+        g = child(f, "wccn", "group", required=False)
+        if g is not None:
+            parts["wccn"] = _read_projection(g, R)
+        if child(f, "plda", "group", required=False) is not None:
+            parts["plda"] = _load_nested(f, "plda", "PLDA")
+            D = getattr(parts["plda"], "n_features_in_", R)
+            check_values(f, "plda", D == R, f"must be a PLDA of {R}-dimensional vectors")
+    return cls._from_arrays(ivector, **parts)
 
 
-def _read_machine(g):
-    from ..experiment import IVectorBackend
-    from ..factor_analysis import ISVMachine, JFAMachine
-    from ..gmm import GMMMachine
-
-    kind = read_attr(g, "emkit_class", "str", required=False)
-    classes = {"GMMMachine": GMMMachine, "ISVMachine": ISVMachine, "JFAMachine": JFAMachine,
-               "IVectorBackend": IVectorBackend}
-    if kind not in classes:
-        raise InvalidFileError(f"{filename(g)}: group '/machine' must hold a GMMMachine, "
-                               "ISVMachine, JFAMachine or IVectorBackend")
-    return kind, classes[kind].from_hdf5(g)
+# ---------------------------------------------------------------------------------------------
+# EnrolledModels
+# ---------------------------------------------------------------------------------------------
 
 
-def _can_score(kind, machine) -> bool:
-    if kind == "GMMMachine":
-        return True
-    if kind == "IVectorBackend":
-        return machine.ivector.T is not None and machine.ivector.sigma is not None
-    return machine.ubm is not None and machine.__sklearn_is_fitted__()
-
-
-def _sizes(kind, machine, M) -> dict:
-    if kind == "IVectorBackend":  # the dimension of the back-end's vectors (after an LDA)
-        lda = getattr(machine, "lda", None)
-        return {"M": M, "R": int(machine.ivector.dim_t if lda is None else lda.n_components)}
-    ubm = machine if kind == "GMMMachine" else machine.ubm
-    C, D = np.shape(ubm.means)
-    sizes = {"M": M, "C": C, "D": D, "CD": C * D}
-    if kind == "JFAMachine":
-        sizes["r_V"] = int(machine.r_V)
-    return sizes
+def write_enrolled_models(models, hdf5) -> None:
+    with open_for_writing(hdf5) as f:
+        write_stamp(f, "EnrolledModels", 1)
+        f.attrs["system"] = models.system
+        for key, value in models.parameters.items():
+            f.attrs[key] = value
+        f["model_ids"] = np.array([m.encode("utf-8") for m in models.model_ids])
+        for key, value in models.arrays.items():
+            f[key] = np.asarray(value, dtype=np.float64)
+        _save_nested(f, "machine", models.machine)
 
 
 def _read_parameters(f) -> dict:
@@ -132,25 +154,38 @@ def _read_parameters(f) -> dict:
     return params
 
 
+def _read_machine(f, machines: list):
+    g = child(f, "machine", "group")
+    kind = read_attr(g, "emkit_class", "str", required=False)
+    if kind not in machines:
+        listed = ", ".join(machines[:-1]) + f" or {machines[-1]}"
+        raise InvalidFileError(f"{filename(g)}: group '/machine' must hold a {listed}")
+    return kind, _load_nested(f, "machine", kind)
+
+
 def read_enrolled_models(hdf5, cls):
+    """``cls.systems``: system name -> its class (``machine_class``, ``model_arrays``,
+    ``sizes``, ``can_score``), what the arrays and the machine are checked against."""
     with open_for_reading(hdf5, "EnrolledModels") as f:
         read_stamp(f, "EnrolledModels", 1)
         system = read_attr(f, "system", "str")
-        if system not in _ARRAYS:
+        if system not in cls.systems:
             raise InvalidFileError(f"{filename(f)}: attribute '/system' must be one of "
-                                   f"{tuple(_ARRAYS)}")
+                                   f"{tuple(cls.systems)}")
+        spec = cls.systems[system]
         ids = read_array(f, "model_ids", "str", shape=(None,))
-        kind, machine = _read_machine(child(f, "machine", "group"))
-        expected, shapes = _ARRAYS[system]
+        machines = list(dict.fromkeys(s.machine_class.__name__ for s in cls.systems.values()))
+        kind, machine = _read_machine(f, machines)
+        expected = spec.machine_class.__name__
         if kind != expected:
             raise InvalidFileError(f"{filename(f)}: group '/machine' holds a {kind}; system "
                                    f"{system!r} needs a {expected}")
-        if not _can_score(kind, machine):
+        if not spec.can_score(machine):
             raise InvalidFileError(f"{filename(f)}: group '/machine' holds an untrained {kind} "
                                    "(parameters missing)")
-        sizes = _sizes(kind, machine, len(ids))
+        sizes = spec.sizes(machine, len(ids))
         arrays = {}
-        for key, dims in shapes.items():
+        for key, dims in spec.model_arrays.items():
             arrays[key] = read_array(f, key, shape=tuple(sizes[d] for d in dims),
                                      positive=key == "counts")
         params = _read_parameters(f)

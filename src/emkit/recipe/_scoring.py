@@ -8,18 +8,13 @@ import os
 import numpy as np
 
 from .. import experiment as ex
-from ..cohort import cohort_matrices
-from ..cohort import normalise as cohort_normalise
+from ..evaluation.cohort import cohort_matrices
+from ..evaluation.cohort import normalise as cohort_normalise
 from ..io.lists import read_id_lists, read_trials
 from ..io.untrusted import FeatureError
-from ..gmm import GMMMachine
 from ..io.atomic import atomic_path
 
 __all__ = ["score_condition", "normalise"]
-
-
-def _ubm(machine):
-    return machine if isinstance(machine, GMMMachine) else machine.ubm
 
 
 def _enroll(machine, system: dict, ids, stats_lists):
@@ -46,7 +41,7 @@ def score_condition(machine_path, system: dict, condition: dict, feats: dict,
     ``cohort_cohort`` (n_t, n_z), ``same_speaker`` (n_t, n_z) bool.
     """
     machine = ex.load_machine(machine_path)
-    ubm = _ubm(machine)
+    ubm = ex.ubm_of(machine)
     lists = read_id_lists(condition["enroll"])
     trials = read_trials(condition["trials"], require_labels=True)
     unknown = [m for m in trials.models if m not in lists]

@@ -86,7 +86,7 @@ def _norm_steps(recipe, work):
 
 @step_kind("calibrate")
 def _calibrate_steps(recipe, work):
-    from .. import calibration_io as cio
+    from ..evaluation import calibration_io as cio
 
     cal = recipe["calibration"]
     if not cal:
@@ -114,8 +114,8 @@ def _calibrate_steps(recipe, work):
 
 @step_kind("evaluate")
 def _evaluate_steps(recipe, work):
-    from .. import calibration_io as cio
-    from .. import metrics
+    from ..evaluation import calibration_io as cio
+    from ..evaluation import metrics
 
     e = recipe["evaluation"]
     files = {(system, cond): final_scores(recipe, work, system, cond)

@@ -1,0 +1,133 @@
+"""Linear calibration of scores to log-likelihood ratios, and the Cllr / min Cllr measures.
+
+:class:`LinearCalibration` fits ``llr = w . s + b`` by prior-weighted logistic regression
+(scikit-learn's ``LogisticRegression``): target trials carry the total weight ``prior`` and
+non-target trials ``1 - prior``, so the regression's log-odds are posterior log-odds at that
+prior; subtracting ``logit(prior)`` leaves a log-likelihood ratio (Brummer's linear calibration /
+fusion, as in the BOSARIS and FoCal toolkits).  Several systems' scores (columns) are fused.
+
+The measures ``cllr`` and ``min_cllr`` live in :mod:`emkit.metrics` (target scores first, like
+every metric there) and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from .metrics import cllr, min_cllr
+
+__all__ = ["LinearCalibration", "cllr", "min_cllr", "trial_labels"]
+
+
+def _real_array(a, name: str) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
+    return arr.astype(np.float64, copy=False)
+
+
+def trial_labels(model_ids, probe_ids) -> np.ndarray:
+    """(n_models, n_probes) boolean matrix of target trials (same identity), to flatten with a
+    score matrix: ``fit(scores.ravel(), trial_labels(models, probes).ravel())``."""
+    a, b = np.asarray(model_ids), np.asarray(probe_ids)
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"model_ids and probe_ids must be 1-D; got shapes {a.shape} and {b.shape}")
+    return a[:, None] == b[None, :]
+
+
+class LinearCalibration(TransformerMixin, BaseEstimator):
+    """Affine map of scores to calibrated log-likelihood ratios, fitted by logistic regression.
+
+    Parameters
+    ----------
+    prior : float in (0, 1)
+        Effective target prior the regression is weighted for.
+    C : float
+        Inverse regularisation strength of ``LogisticRegression`` (large: practically none; it
+        only keeps the solution finite on separable data).
+    max_iter : int
+        Iterations of the L-BFGS solver.
+
+    Attributes (after ``fit``)
+    --------------------------
+    coef_ : (n_systems,) weights ``w``;  intercept_ : float ``b``;  n_features_in_
+    """
+
+    def __init__(self, prior: float = 0.5, C: float = 1e6, max_iter: int = 1000):
+        self.prior = prior
+        self.C = C
+        self.max_iter = max_iter
+
+    def _scores(self, scores, name="scores", n_systems=None) -> np.ndarray:
+        from sklearn.utils import check_array
+
+        X = check_array(scores, accept_sparse=False, dtype=np.float64, ensure_2d=False,
+                        ensure_all_finite=True, input_name=name)
+        if X.ndim == 1:
+            X = X[:, None]
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be (n_trials,) or (n_trials, n_systems); got shape {X.shape}")
+        if n_systems is not None and X.shape[1] != n_systems:
+            raise ValueError(f"{name} must have {n_systems} column(s) (systems); got shape {X.shape}")
+        return X
+
+    def fit(self, scores, y):
+        """Fit on development ``scores`` (n_trials,) or (n_trials, n_systems) with ``y`` (n_trials,)
+        True/1 for target trials, False/0 for non-target trials."""
+        from sklearn.linear_model import LogisticRegression
+
+        if not (isinstance(self.prior, numbers.Real) and 0.0 < self.prior < 1.0):
+            raise ValueError(f"prior must be a float in (0, 1); got {self.prior!r}")
+        X = self._scores(scores)
+        y = np.asarray(y)
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"y must have shape ({X.shape[0]},), one label per trial; got {y.shape}")
+        if y.dtype != bool:
+            if not np.isin(y, (0, 1)).all():
+                raise ValueError("y must hold booleans or 0/1 (1 = target trial); got values "
+                                 f"{np.unique(y)[:5]!r}")
+            y = y.astype(bool)
+        n_tar, n_non = int(y.sum()), int((~y).sum())
+        if n_tar == 0 or n_non == 0:
+            raise ValueError(f"y must contain both target and non-target trials; got {n_tar} target(s) "
+                             f"and {n_non} non-target(s)")
+        # scaled so the weights sum to n_trials (the regulariser keeps its usual meaning)
+        n = n_tar + n_non
+        weight = np.where(y, self.prior * n / n_tar, (1.0 - self.prior) * n / n_non)
+        # standardised inputs make the solver's job scale-free; mapped back below.  The moments are
+        # taken of X / 2^k (exact) with 2^k ~ max|X|, so scores near 1e300 neither overflow nor
+        # collapse to a zero weight.
+        power = np.ldexp(1.0, np.frexp(np.abs(X).max(axis=0))[1])
+        Xs = X / power
+        loc, scale = Xs.mean(axis=0), Xs.std(axis=0)
+        scale[scale == 0] = 1.0
+        lr = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        lr.fit((Xs - loc) / scale, y, sample_weight=weight)
+        w = lr.coef_[0] / scale  # weights of Xs
+        self.coef_ = w / power
+        log_odds = np.log(self.prior / (1.0 - self.prior))
+        self.intercept_ = float(lr.intercept_[0] - w @ loc - log_odds)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, scores) -> np.ndarray:
+        """Calibrated LLRs.  One system: any shape in, same shape out (e.g. an (M, P) score
+        matrix); several systems: (n_trials, n_systems) in, (n_trials,) out."""
+        if not hasattr(self, "coef_"):
+            raise AttributeError("this LinearCalibration is not fitted yet: call fit(scores, y) first")
+        if self.n_features_in_ == 1:
+            s = _real_array(scores, "scores")
+            if np.isnan(s).any():
+                raise ValueError("scores contains NaN")
+            return s * self.coef_[0] + self.intercept_
+        X = self._scores(scores, n_systems=self.n_features_in_)
+        return X @ self.coef_ + self.intercept_
+
+    def fit_transform(self, scores, y):
+        return self.fit(scores, y).transform(scores)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "coef_")

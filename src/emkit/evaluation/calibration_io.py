@@ -1,0 +1,155 @@
+"""Calibration on score files: train, apply, save and load a :class:`LinearCalibration`, and the
+metrics of calibrated scores beside the calibration-free ones.
+
+A calibration file is a small JSON object (an untrusted input when read back)::
+
+    {"format": "emkit.LinearCalibration", "version": 1, "prior": 0.5,
+     "coef": [w], "intercept": b, "trained_on": {"targets": n, "nontargets": m}}
+
+``calibrated = w * score + b`` (natural-log likelihood ratios).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from . import metrics
+from .calibration import LinearCalibration
+from ..features import FeatureError, atomic_write, read_scores, read_trials, write_scores
+from ..io.untrusted import open_regular
+
+__all__ = ["FORMAT", "labelled_scores", "train_calibration", "save_calibration",
+           "load_calibration", "calibrate_file", "score_metrics"]
+
+FORMAT, VERSION = "emkit.LinearCalibration", 1
+MAX_BYTES = 1 << 20  # a calibration file is a few hundred bytes; refuse anything huge
+
+
+def labelled_scores(scores_path, key_path=None):
+    """``(Trials, scores, labels)`` of a score file; labels from its 4th column, else from the key
+    (a trial list with labels).  Every trial must be labelled."""
+    trials, values = read_scores(scores_path)
+    labels = trials.labels
+    if labels is None and key_path is not None:
+        key = read_trials(key_path, require_labels=True)
+        lookup = dict(zip(zip(key.models, key.probes, strict=True), key.labels, strict=True))
+        missing = [(m, p) for m, p in zip(trials.models, trials.probes, strict=True)
+                   if (m, p) not in lookup]
+        if missing:
+            raise FeatureError(f"{os.fspath(scores_path)}: trial {missing[0][0]} {missing[0][1]} "
+                               f"is not in the key {os.fspath(key_path)} ({len(missing)} trials "
+                               "missing)")
+        labels = np.array([lookup[t] for t in zip(trials.models, trials.probes, strict=True)])
+    if labels is None:
+        raise FeatureError(f"{os.fspath(scores_path)}: the scores have no label column; give a "
+                           "key (trial list with target/nontarget labels)")
+    return trials, values, np.asarray(labels, dtype=bool)
+
+
+def train_calibration(scores_path, key_path=None, *, prior: float = 0.5) -> LinearCalibration:
+    """A :class:`LinearCalibration` fitted on a labelled development score file."""
+    _, values, labels = labelled_scores(scores_path, key_path)
+    if labels.all() or not labels.any():
+        raise FeatureError(f"{os.fspath(scores_path)}: calibration needs target and non-target "
+                           f"trials; got only {'target' if labels.all() else 'non-target'} ones")
+    return LinearCalibration(prior=prior).fit(values, labels)
+
+
+def save_calibration(calibration: LinearCalibration, path, *, n_targets=None,
+                     n_nontargets=None) -> None:
+    """Write a fitted one-system calibration as JSON (atomically)."""
+    if not hasattr(calibration, "coef_"):
+        raise ValueError("calibration is not fitted: call fit(scores, labels) first")
+    if calibration.n_features_in_ != 1:
+        raise ValueError("only one-system calibrations can be saved; got "
+                         f"{calibration.n_features_in_} systems")
+    doc = {"format": FORMAT, "version": VERSION, "prior": float(calibration.prior),
+           "coef": [float(c) for c in calibration.coef_],
+           "intercept": float(calibration.intercept_)}
+    if n_targets is not None:
+        doc["trained_on"] = {"targets": int(n_targets), "nontargets": int(n_nontargets)}
+    with atomic_write(path) as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+
+
+def _finite(value, path, what) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{path}: {what} must be a finite number")
+    return float(value)
+
+
+def load_calibration(path) -> LinearCalibration:
+    """Read a calibration written by :func:`save_calibration`, checking every field; errors name
+    the file and never echo its contents."""
+    path = os.fspath(path)
+    try:
+        with open_regular(path) as f:  # never blocks on a pipe, never reads a device
+            raw = f.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such calibration file: {path!r}") from None
+    if len(raw) > MAX_BYTES:
+        raise ValueError(f"{path}: too large for a calibration file (more than {MAX_BYTES} bytes)")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"{path}: not a calibration file (not JSON text)") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an emkit calibration file (no \"format\": \"{FORMAT}\")")
+    if doc.get("version") != VERSION:
+        raise ValueError(f"{path}: unsupported calibration format version (expected {VERSION})")
+    known = {"format", "version", "prior", "coef", "intercept", "trained_on"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise ValueError(f"{path}: unexpected field(s) in a calibration file ({len(unknown)})")
+    coef = doc.get("coef")
+    if not isinstance(coef, list) or len(coef) != 1:
+        raise ValueError(f"{path}: coef must be a list of one number (one system)")
+    w = _finite(coef[0], path, "coef[0]")
+    if w <= 0:
+        raise ValueError(f"{path}: coef[0] must be positive (a calibration keeps the order of "
+                         "scores)")
+    prior = _finite(doc.get("prior"), path, "prior")
+    if not 0.0 < prior < 1.0:
+        raise ValueError(f"{path}: prior must be in (0, 1)")
+    calibration = LinearCalibration(prior=prior)
+    calibration.coef_ = np.array([w])
+    calibration.intercept_ = _finite(doc.get("intercept"), path, "intercept")
+    calibration.n_features_in_ = 1
+    return calibration
+
+
+def calibrate_file(calibration: LinearCalibration, scores_path, output, key_path=None) -> int:
+    """Write ``output``: the trials of ``scores_path`` with calibrated scores (labels kept, or
+    taken from the key when given).  Returns the number of trials."""
+    trials, values = read_scores(scores_path)
+    labels = trials.labels
+    if labels is None and key_path is not None:
+        labels = labelled_scores(scores_path, key_path)[2]
+    write_scores(output, trials.models, trials.probes, calibration.transform(values), labels)
+    return len(values)
+
+
+def score_metrics(target_scores, nontarget_scores, p_targets=(0.01,), c_miss=1.0,
+                  c_fa=1.0, *, calibration: LinearCalibration | None = None) -> dict:
+    """EER, minDCF and actDCF at each prior, Cllr and min Cllr of one system's scores.
+
+    actDCF and Cllr read the scores as natural-log likelihood ratios, after ``calibration``
+    when one is given (e.g. from :func:`load_calibration`); EER, minDCF and min Cllr do not
+    depend on calibration.  Returns a dict ``{"eer", "min_dcf": {p: v}, "act_dcf": {p: v},
+    "cllr", "min_cllr", "targets", "nontargets"}``.
+    """
+    tar = np.asarray(target_scores, dtype=np.float64)
+    non = np.asarray(nontarget_scores, dtype=np.float64)
+    llr_tar, llr_non = (tar, non) if calibration is None else \
+        (calibration.transform(tar), calibration.transform(non))
+    return {"targets": int(tar.size), "nontargets": int(non.size),
+            "eer": metrics.eer(tar, non),
+            "min_dcf": {float(p): metrics.min_dcf(tar, non, p, c_miss, c_fa) for p in p_targets},
+            "act_dcf": {float(p): metrics.act_dcf(llr_tar, llr_non, p, c_miss, c_fa)
+                        for p in p_targets},
+            "cllr": metrics.cllr(llr_tar, llr_non), "min_cllr": metrics.min_cllr(tar, non)}

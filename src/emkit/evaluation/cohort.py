@@ -1,0 +1,103 @@
+"""Cohorts for score normalisation with enrolled-model systems (GMM-MAP, ISV, JFA, i-vector).
+
+A cohort is given as ``{cohort model id: [utterance ids]}`` (the layout of an enrolment list,
+Kaldi's spk2utt): each entry is enrolled as one T-norm cohort model from its utterances, and every
+utterance listed is a Z-norm impostor probe.  A Z-cohort utterance and a T-cohort model "share a
+speaker" (ZT-norm's mask) when the utterance is listed under that model.
+
+:func:`cohort_matrices` scores the cohorts with the system that scored the trials and
+:func:`normalise` applies a normalisation of :mod:`emkit.score_norm` by name.  Both the command
+line (``emkit score --norm``) and the recipes (``[norm]``) use them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import experiment as ex
+from . import score_norm
+
+__all__ = ["METHODS", "enroll_cohort", "same_speaker", "cohort_matrices", "normalise"]
+
+#: Normalisations by name: Z-, T-, ZT-, S- and adaptive S-norm.
+METHODS = ("z", "t", "zt", "s", "as")
+
+
+def enroll_cohort(models, cohort: dict, cohort_stats: dict, *, progress: bool = False):
+    """Enrol the T-norm cohort models as ``models`` (an :class:`~emkit.experiment.EnrolledModels`)
+    were: same machine, same relevance factor (GMM-MAP), same back-end (i-vectors).
+
+    ``cohort``: ``{cohort model id: [utterance ids]}``; ``cohort_stats``: ``{utterance id:
+    GMMStats}`` for every utterance of ``cohort``.  Returns ``(cohort_models, z_ids,
+    z_stats)``: the enrolled cohort models (n_t), the distinct cohort utterances (n_z, in order of
+    first appearance) and their statistics.
+    """
+    names = list(cohort)
+    if not names:
+        raise ValueError("cohort is empty: at least one cohort model is needed")
+    z_ids = list(dict.fromkeys(u for us in cohort.values() for u in us))
+    missing = [u for u in z_ids if u not in cohort_stats]
+    if missing:
+        raise ValueError(f"cohort_stats has no statistics for cohort utterance {missing[0]!r} "
+                         f"({len(missing)} missing)")
+    backend = "plda" if models.system == "ivector-plda" else "cosine"
+    relevance = float(models.parameters.get("relevance_factor", 4.0))
+    cohort_models = ex.enroll(models.machine, names,
+                              [[cohort_stats[u] for u in cohort[m]] for m in names],
+                              relevance_factor=relevance, backend=backend, progress=progress)
+    return cohort_models, z_ids, [cohort_stats[u] for u in z_ids]
+
+
+def same_speaker(cohort: dict, z_ids) -> np.ndarray:
+    """(n_t, n_z) bool: True where Z-cohort utterance ``z_ids[j]`` is listed under cohort model
+    ``i`` (ZT-norm's ``same_speaker_mask``)."""
+    column = {u: j for j, u in enumerate(z_ids)}
+    names = list(cohort)
+    mask = np.zeros((len(names), len(z_ids)), dtype=bool)
+    rows = np.repeat(np.arange(len(names)), [len(cohort[m]) for m in names])
+    mask[rows, [column[u] for m in names for u in cohort[m]]] = True
+    return mask
+
+
+def cohort_matrices(models, probe_stats, cohort: dict, cohort_stats: dict, *,
+                    cohort_cohort: bool = True, progress: bool = False) -> dict:
+    """The cohort score matrices the normalisations of :mod:`emkit.score_norm` need.
+
+    ``models``: the enrolled models of the trials (n_models), ``probe_stats``: the trials'
+    probes (n_probes GMMStats); ``cohort`` and ``cohort_stats`` as in :func:`enroll_cohort`.
+    Returns ``model_cohort`` (n_models, n_z) and ``cohort_probe`` (n_t, n_probes) and, with
+    ``cohort_cohort``, ``cohort_cohort`` (n_t, n_z) and ``same_speaker`` (n_t, n_z) bool.
+    """
+    cohort_models, z_ids, z_stats = enroll_cohort(models, cohort, cohort_stats,
+                                                  progress=progress)
+    out = {"model_cohort": ex.score(models, z_stats, progress=progress),
+           "cohort_probe": ex.score(cohort_models, probe_stats, progress=progress)}
+    if cohort_cohort:
+        out["cohort_cohort"] = ex.score(cohort_models, z_stats, progress=progress)
+        out["same_speaker"] = same_speaker(cohort, z_ids)
+    return out
+
+
+def normalise(scores, arrays: dict, method: str, *, top_n: int = 200, ddof: int = 1,
+              columns=slice(None)) -> np.ndarray:
+    """``scores`` (n_models, n_probes) normalised by ``method`` (one of :data:`METHODS`) with the
+    matrices of :func:`cohort_matrices`.
+
+    ``columns`` selects the probes of ``cohort_probe`` that ``scores`` holds (a slice or index
+    array), so that a large score matrix can be normalised one block of probes at a time: every
+    normalisation here works per model and per probe.
+    """
+    s, z = scores, arrays["model_cohort"]
+    t = arrays["cohort_probe"][:, columns]
+    if method == "z":
+        return score_norm.znorm(s, z, ddof=ddof)
+    if method == "t":
+        return score_norm.tnorm(s, t, ddof=ddof)
+    if method == "zt":
+        return score_norm.ztnorm(s, z, t, arrays["cohort_cohort"], arrays["same_speaker"],
+                                 ddof=ddof)
+    if method == "s":
+        return score_norm.snorm(s, z, t, ddof=ddof)
+    if method == "as":
+        return score_norm.adaptive_snorm(s, z, t, top_n=top_n, ddof=ddof)
+    raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")

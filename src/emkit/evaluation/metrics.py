@@ -1,0 +1,382 @@
+"""Evaluation of verification scores: EER, DCF, DET curves and Cllr.
+
+Every function takes the scores of the **target** trials (same identity) and of the
+**non-target** trials (different identities) as two 1-D arrays; larger scores mean "more
+likely target".  Conventions used throughout:
+
+- **Decision rule.** A trial is accepted as a target when ``score >= threshold``.  At
+  threshold ``t``, ``P_miss(t)`` is the fraction of target scores ``< t`` and ``P_fa(t)`` the
+  fraction of non-target scores ``>= t``.  Tied scores are never split: every score equal to
+  ``t`` is accepted together.  The operating points are those of every distinct score plus
+  ``+inf`` (accept nothing).
+- **EER** is the ROCCH-EER (as in the BOSARIS toolkit): the error rate where the convex hull
+  of the operating points in the (P_fa, P_miss) plane crosses ``P_miss = P_fa``.
+  Equivalently it is the largest Bayes error over priors,
+  ``max_w min_t [w * P_miss(t) + (1 - w) * P_fa(t)]``.  It is the error rate at equal miss
+  and false-alarm rates that a (possibly randomised) threshold can reach, it is well defined
+  with ties (a tie between target and non-target scores is a straight hull segment), and it is
+  at most 0.5.  Perfectly separated scores give 0; all-equal scores give 0.5.
+- **DCF** (NIST): ``DCF(t) = C_miss * P_target * P_miss(t) + C_fa * (1 - P_target) * P_fa(t)``,
+  normalised by the cost of the best trivial system,
+  ``C_default = min(C_miss * P_target, C_fa * (1 - P_target))``.  ``min_dcf`` is the smallest
+  normalised DCF over all thresholds; ``act_dcf`` is the normalised DCF at the Bayes threshold
+  ``log(C_fa * (1 - P_target) / (C_miss * P_target))`` and so assumes the scores are
+  calibrated natural-log likelihood ratios.  ``min_dcf`` is at most 1 (a trivial system
+  costs 1); ``act_dcf`` is not bounded.
+- **Cllr** (Brümmer): the log-likelihood-ratio cost in bits, scores read as natural-log
+  likelihood ratios: ``0.5 * (mean(log2(1 + exp(-tar))) + mean(log2(1 + exp(non))))``.
+  ``min_cllr`` is Cllr after the optimal monotone calibration (PAV, pool-adjacent-violators,
+  with tied scores pooled); it is at most 1 and measures discrimination only.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["DETCurve", "det_curve", "rocch", "eer", "min_dcf", "act_dcf", "cllr", "min_cllr",
+           "per_model", "plot_det_curves"]
+
+
+class DETCurve(NamedTuple):
+    """Operating points, in order of increasing threshold (all arrays of one length).
+
+    p_miss : non-decreasing miss rates; p_fa : non-increasing false-alarm rates;
+    thresholds : increasing, accept when ``score >= threshold`` (may end with ``inf``).
+    """
+
+    p_miss: np.ndarray
+    p_fa: np.ndarray
+    thresholds: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+def _check_scores(scores, name: str) -> np.ndarray:
+    arr = np.asarray(scores)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
+                                 or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name} must be an array of real scores; got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of scores; got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must contain at least one score; got an empty array")
+    arr = arr.astype(np.float64, copy=False)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name} must contain only finite scores; got {int(bad.sum())} "
+                         f"non-finite value(s), the first {arr[i]} at index {i}")
+    return arr
+
+
+def _check_pair(target_scores, nontarget_scores):
+    return (_check_scores(target_scores, "target_scores"),
+            _check_scores(nontarget_scores, "nontarget_scores"))
+
+
+def _check_real(value, name: str, *, low=0.0, high=None, open_high=True) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}: {value!r}")
+    v = float(value)
+    ok = np.isfinite(v) and v > low and (high is None or (v < high if open_high else v <= high))
+    if not ok:
+        rng = f"in ({low}, {high})" if high is not None else f"> {low}"
+        raise ValueError(f"{name} must be a finite number {rng}; got {value!r}")
+    return v
+
+
+def _check_costs(p_target, c_miss, c_fa):
+    return (_check_real(p_target, "p_target", high=1.0), _check_real(c_miss, "c_miss"),
+            _check_real(c_fa, "c_fa"))
+
+
+# ---------------------------------------------------------------------------------------------
+# operating points
+
+def det_curve(target_scores, nontarget_scores) -> DETCurve:
+    """Miss and false-alarm rates at every threshold that matters.
+
+    The points run from the lowest threshold that accepts every target (``P_miss = 0``) to the
+    lowest one that rejects every non-target (``P_fa = 0``; ``inf`` when the top score is a
+    non-target).  Points outside that range are dominated and left out.  Computed with
+    :func:`sklearn.metrics.det_curve` (which keeps ties together); the reject-all point that
+    scikit-learn < 1.7 leaves out is added, so the result does not depend on its version.
+
+    Parameters
+    ----------
+    target_scores : array-like of shape (n_target,)
+    nontarget_scores : array-like of shape (n_nontarget,)
+
+    Returns
+    -------
+    DETCurve
+        ``(p_miss, p_fa, thresholds)``, each of shape (n_points,).
+    """
+    from sklearn.metrics import det_curve as _sk_det_curve
+
+    tar, non = _check_pair(target_scores, nontarget_scores)
+    y = np.concatenate([np.ones(tar.size, dtype=np.int8), np.zeros(non.size, dtype=np.int8)])
+    p_fa, p_miss, thr = _sk_det_curve(y, np.concatenate([tar, non]))
+    p_fa, p_miss, thr = (np.asarray(a, dtype=np.float64) for a in (p_fa, p_miss, thr))
+    if p_fa[-1] > 0:
+        p_fa, p_miss, thr = np.append(p_fa, 0.0), np.append(p_miss, 1.0), np.append(thr, np.inf)
+    return DETCurve(p_miss, p_fa, thr)
+
+
+def _pav(tar, non):
+    """PAV over the distinct scores: (scores, target and non-target counts, P(target) per score)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    values, inverse = np.unique(np.concatenate([tar, non]), return_inverse=True)
+    n_tar = np.bincount(inverse[:tar.size], minlength=values.size)
+    n_non = np.bincount(inverse[tar.size:], minlength=values.size)
+    weight = (n_tar + n_non).astype(np.float64)
+    # Fitted on ranks, so that scikit-learn's merging of nearly equal x values cannot apply.
+    posterior = IsotonicRegression().fit_transform(np.arange(values.size, dtype=np.float64),
+                                                   n_tar / weight, sample_weight=weight)
+    return values, n_tar, n_non, posterior
+
+
+def rocch(target_scores, nontarget_scores) -> DETCurve:
+    """Vertices of the ROC convex hull, in order of increasing threshold.
+
+    The first vertex accepts everything (``P_miss = 0, P_fa = 1``), the last one nothing
+    (``inf``: ``P_miss = 1, P_fa = 0``).  Found with PAV: the hull's vertices are the
+    boundaries between the PAV blocks of the target posterior.
+    """
+    tar, non = _check_pair(target_scores, nontarget_scores)
+    values, n_tar, n_non, posterior = _pav(tar, non)
+    starts = np.flatnonzero(np.r_[True, posterior[1:] != posterior[:-1]])
+    tar_below = np.r_[0, np.cumsum(n_tar)][starts]
+    non_below = np.r_[0, np.cumsum(n_non)][starts]
+    p_miss = np.append(tar_below / tar.size, 1.0)
+    p_fa = np.append((non.size - non_below) / non.size, 0.0)
+    return DETCurve(p_miss, p_fa, np.append(values[starts], np.inf))
+
+
+# ---------------------------------------------------------------------------------------------
+# scalar measures
+
+def eer(target_scores, nontarget_scores) -> float:
+    """Equal error rate (ROCCH-EER, see the module docstring), a number in [0, 0.5].
+
+    Examples
+    --------
+    >>> eer([1.0, 2.0], [0.0, 1.0])   # hull through (P_fa, P_miss) = (0.5, 0) and (0, 0.5)
+    0.25
+    """
+    p_miss, p_fa, _ = rocch(target_scores, nontarget_scores)
+    k = int(np.argmax(p_miss >= p_fa))  # first vertex on or past the diagonal; k >= 1
+    d1 = p_fa[k - 1] - p_miss[k - 1]    # > 0
+    d2 = p_miss[k] - p_fa[k]            # >= 0
+    return float((p_miss[k - 1] * d2 + p_miss[k] * d1) / (d1 + d2))
+
+
+def _normalised_dcf(p_miss, p_fa, p_target, c_miss, c_fa):
+    c_default = min(c_miss * p_target, c_fa * (1.0 - p_target))
+    return (c_miss * p_target * p_miss + c_fa * (1.0 - p_target) * p_fa) / c_default
+
+
+def min_dcf(target_scores, nontarget_scores, p_target, c_miss=1.0, c_fa=1.0, *,
+            return_threshold=False):
+    """Minimum normalised detection cost over all thresholds (see the module docstring).
+
+    Parameters
+    ----------
+    target_scores, nontarget_scores : array-like, 1-D
+    p_target : float in (0, 1)
+        Prior probability of a target trial, e.g. 0.01 or 0.001.
+    c_miss, c_fa : float > 0
+        Costs of a miss and of a false alarm.
+    return_threshold : bool
+        Also return the threshold reaching the minimum (the lowest one if several do;
+        accept when ``score >= threshold``; may be ``inf``).
+
+    Returns
+    -------
+    float in [0, 1], or (float, float) with the threshold.
+    """
+    p_target, c_miss, c_fa = _check_costs(p_target, c_miss, c_fa)
+    p_miss, p_fa, thr = det_curve(target_scores, nontarget_scores)
+    dcf = _normalised_dcf(p_miss, p_fa, p_target, c_miss, c_fa)
+    best = int(np.argmin(dcf))
+    value = float(min(dcf[best], 1.0))  # the trivial systems cost 1; guard rounding
+    return (value, float(thr[best])) if return_threshold else value
+
+
+def act_dcf(target_scores, nontarget_scores, p_target, c_miss=1.0, c_fa=1.0) -> float:
+    """Normalised detection cost of calibrated log-likelihood-ratio scores.
+
+    Decisions at the Bayes threshold ``log(c_fa * (1 - p_target) / (c_miss * p_target))``
+    (accept when ``score >= threshold``).  Parameters as in :func:`min_dcf`.  May exceed 1
+    for badly calibrated scores.
+    """
+    p_target, c_miss, c_fa = _check_costs(p_target, c_miss, c_fa)
+    tar, non = _check_pair(target_scores, nontarget_scores)
+    threshold = np.log(c_fa * (1.0 - p_target)) - np.log(c_miss * p_target)
+    p_miss = np.count_nonzero(tar < threshold) / tar.size
+    p_fa = np.count_nonzero(non >= threshold) / non.size
+    return float(_normalised_dcf(p_miss, p_fa, p_target, c_miss, c_fa))
+
+
+def cllr(target_scores, nontarget_scores) -> float:
+    """Log-likelihood-ratio cost in bits; scores are natural-log likelihood ratios.
+
+    0 for perfect, confident scores; 1 for the uninformative ``llr = 0``; unbounded above.
+    """
+    tar, non = _check_pair(target_scores, nontarget_scores)
+    nats = np.mean(np.logaddexp(0.0, -tar)) + np.mean(np.logaddexp(0.0, non))
+    return float(0.5 * nats / np.log(2.0))
+
+
+def min_cllr(target_scores, nontarget_scores) -> float:
+    """Cllr after the optimal monotone (PAV) calibration of the scores, in [0, 1].
+
+    The PAV posteriors are turned into log-likelihood ratios by removing the empirical prior
+    log-odds ``log(n_target / n_nontarget)``.  Tied scores get one calibrated value.
+    """
+    tar, non = _check_pair(target_scores, nontarget_scores)
+    _, n_tar, n_non, p = _pav(tar, non)
+    odds_ratio = tar.size / non.size
+    # A PAV block holding a target has p > 0, one holding a non-target p < 1, so the masked
+    # divisions are safe; the blocks left out contribute exactly zero cost.
+    t, n = n_tar > 0, n_non > 0
+    tar_bits = n_tar[t] @ np.log2(1.0 + (1.0 - p[t]) / p[t] * odds_ratio)
+    non_bits = n_non[n] @ np.log2(1.0 + p[n] / (1.0 - p[n]) / odds_ratio)
+    return float(min(0.5 * (tar_bits / tar.size + non_bits / non.size), 1.0))
+
+
+def per_model(models, scores, labels, p_targets=(0.01,), c_miss=1.0, c_fa=1.0) -> list:
+    """EER and minDCF of each model's trials, models in order of first appearance.
+
+    ``models`` (n_trials,) the model of each trial, ``scores`` (n_trials,), ``labels``
+    (n_trials,) bool (True: target).  One dict per model: ``model``, ``targets`` and
+    ``nontargets`` (counts), ``eer`` and ``min_dcf`` (``{p_target: value}``), both None when the
+    model has trials of one class only.
+    """
+    models = np.asarray(models)
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    rows = []
+    for model in dict.fromkeys(models.tolist()):
+        own = models == model
+        tar, non = scores[own & labels], scores[own & ~labels]
+        row = {"model": model, "targets": tar.size, "nontargets": non.size, "eer": None,
+               "min_dcf": None}
+        if tar.size and non.size:
+            row["eer"] = eer(tar, non)
+            row["min_dcf"] = {p: min_dcf(tar, non, p, c_miss, c_fa) for p in p_targets}
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# plotting
+
+_TICKS = np.array([1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6,
+                   0.8, 0.9, 0.95, 0.98, 0.99])
+
+
+def _tick_label(p: float) -> str:
+    return f"{100 * p:g}"
+
+
+def _thin_ticks(ticks, span: float, *, pad_fraction: float = 0.03, char_fraction: float = 0.02):
+    """Ticks far enough apart in probit units for their labels not to run into each other on a
+    5.5 inch plot, from the top one down: the gap needed grows with the labels' lengths ("0.05"
+    needs more room than "5"), ``pad_fraction + char_fraction * mean length`` of the span."""
+    from scipy.special import ndtri
+
+    kept = [ticks[-1]]
+    for tick in ticks[-2::-1]:
+        chars = (len(_tick_label(kept[-1])) + len(_tick_label(tick))) / 2
+        if ndtri(kept[-1]) - ndtri(tick) >= (pad_fraction + char_fraction * chars) * span:
+            kept.append(tick)
+    return np.array(kept[::-1])
+
+
+def plot_det_curves(systems, *, ax=None, title=None, limits=None):
+    """Plot DET curves on normal-deviate (probit) axes; returns the matplotlib Figure.
+
+    Each curve is the ROCCH DET curve (the BOSARIS convention): the convex hull of the operating
+    points, its segments straight in probability space, so it crosses the diagonal exactly at
+    the curve's :func:`eer` (the ROCCH-EER of the legend).  The step curve of :func:`det_curve`
+    lies on or above it.  The legend is placed below the axes, where it hides no curve; tick
+    labels are thinned so that neighbours never overlap.
+
+    Parameters
+    ----------
+    systems : mapping of str to (target_scores, nontarget_scores)
+        One curve per entry, labelled with its name and EER.
+    ax : matplotlib Axes, optional
+        Draw into it; by default a new 5.5 x 5.5 inch Figure with an Agg canvas is made
+        (pyplot is not used, nothing is shown, no global state changes).
+    title : str, optional
+    limits : (float, float), optional
+        Probability range of both axes.  Default: from the largest tick at or below the
+        smallest non-zero rate of any curve (between 1e-4 and 0.01) up to 0.5.  Points
+        outside are cut off at the frame.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from scipy.special import ndtri
+
+    if not hasattr(systems, "items") or len(systems) == 0:
+        raise TypeError(f"systems must be a non-empty mapping of name to (target_scores, "
+                        f"nontarget_scores); got {type(systems).__name__}")
+    curves = {}
+    for name, pair in systems.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"systems[{name!r}] must be a (target_scores, nontarget_scores) "
+                            f"pair; got {type(pair).__name__}")
+        curves[name] = (rocch(*pair), eer(*pair))
+    if limits is None:
+        rates = np.concatenate([np.r_[c.p_miss, c.p_fa] for c, _ in curves.values()])
+        smallest = min(rates[rates > 0].min(initial=1.0), 0.01)
+        lo = _TICKS[_TICKS <= smallest].max(initial=_TICKS[0])
+        limits = (lo, 0.5)
+    lo, hi = (float(v) for v in limits)
+    if not 0 < lo < hi < 1:
+        raise ValueError(f"limits must be (low, high) with 0 < low < high < 1; got {limits!r}")
+
+    if ax is None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(5.5, 5.5))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+    fig = ax.figure
+    t = np.linspace(0.0, 1.0, 33)[None, :-1]
+    for name, (curve, e) in curves.items():
+        # hull segments are straight in probability space: sample them before the probit map
+        p_fa = np.append((curve.p_fa[:-1, None] * (1 - t) + curve.p_fa[1:, None] * t).ravel(),
+                         curve.p_fa[-1])
+        p_miss = np.append((curve.p_miss[:-1, None] * (1 - t)
+                            + curve.p_miss[1:, None] * t).ravel(), curve.p_miss[-1])
+        # rates of 0 or 1 map to +-inf: clip far outside the axes, which cut the line at the frame
+        x = ndtri(np.clip(p_fa, 1e-9, 1 - 1e-9))
+        y = ndtri(np.clip(p_miss, 1e-9, 1 - 1e-9))
+        ax.plot(x, y, label=f"{name} (EER {100 * e:.2f}%)")
+    ends = ndtri(np.array([lo, hi]))
+    ax.plot(ends, ends, color="0.6", linestyle=":", linewidth=1)
+    ticks = _thin_ticks(_TICKS[(_TICKS >= lo) & (_TICKS <= hi)], ends[1] - ends[0])
+    labels = [_tick_label(t) for t in ticks]
+    ax.set_xticks(ndtri(ticks), labels)
+    ax.set_yticks(ndtri(ticks), labels)
+    ax.set_xlim(*ends)
+    ax.set_ylim(*ends)
+    ax.set_xlabel("False alarm probability (%)")
+    ax.set_ylabel("Miss probability (%)")
+    ax.grid(True, color="0.85")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), fontsize="small", frameon=False)
+    if title:
+        ax.set_title(title)
+    return fig

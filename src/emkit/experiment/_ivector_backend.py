@@ -1,0 +1,104 @@
+"""The i-vector back-end: an extractor, whitening, length normalisation, LDA, WCCN and PLDA."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..io._registry import register
+from ..plda import PLDA
+from ..wccn import WCCN
+from ..whitening import Whitening
+from . import _transforms
+from ._common import length_norm
+
+
+@dataclass
+class IVectorBackend:
+    """An i-vector extractor and what follows it.
+
+    Cosine space: ``lnorm(wccn(lnorm(whiten(w))))``; PLDA space: ``lnorm(whiten(w))``, or with
+    an LDA ``lnorm(lda(lnorm(whiten(w))))``.  ``whitening``, ``lda``, ``wccn`` and ``plda`` may be
+    None (step left out; PLDA scoring unavailable).  ``plda_model`` and ``plda_dim_f``: the
+    :class:`~emkit.PLDA` that :meth:`fit` trains; ``lda_dim``: the dimension of its
+    :class:`~emkit.lda.LDA` (None: no LDA).
+    """
+
+    ivector: object
+    whitening: object = None
+    wccn: object = None
+    plda: object = None
+    plda_model: str = "two-covariance"
+    plda_dim_f: int | None = None
+    lda_dim: int | None = None
+    lda: object = None
+
+    @property
+    def ubm(self):
+        return self.ivector.ubm
+
+    def fit(self, train_stats, labels=None, *, plda: bool = True):
+        """Fit whitening (and, with labels, WCCN and PLDA) on the i-vectors of ``train_stats``."""
+        ivectors = self.ivector.transform(train_stats)
+        self.whitening = Whitening().fit(ivectors)
+        self.lda = None
+        space = self.plda_space(ivectors, from_ivectors=True)
+        if labels is not None and self.lda_dim is not None:
+            from ..lda import LDA
+
+            self.lda = LDA(self.lda_dim).fit(space, np.asarray(labels))
+            space = length_norm(self.lda.transform(space))
+        if labels is not None:
+            self.wccn = WCCN().fit(space, np.asarray(labels))
+            if plda:
+                self.plda = PLDA(self.plda_model, dim_f=self.plda_dim_f).fit(
+                    space, np.asarray(labels))
+        return self
+
+    def plda_space(self, X, *, from_ivectors=False) -> np.ndarray:
+        """``lnorm(whiten(w))`` (then ``lnorm(lda(.))`` with an LDA) of the i-vectors of the
+        GMMStats ``X`` (or of the i-vectors ``X`` (N, R) with ``from_ivectors``): (N, K)."""
+        w = X if from_ivectors else self.ivector.transform(X)
+        if self.whitening is not None:
+            w = self.whitening.transform(w)
+        w = length_norm(w)
+        return w if self.lda is None else length_norm(self.lda.transform(w))
+
+    def cosine_space(self, X, *, from_ivectors=False) -> np.ndarray:
+        """:meth:`plda_space`, then ``lnorm(wccn(.))`` with a WCCN: (N, K)."""
+        v = self.plda_space(X, from_ivectors=from_ivectors)
+        if self.wccn is not None:
+            v = length_norm(self.wccn.transform(v))
+        return v
+
+    def save(self, hdf5):
+        """Write the back-end (emkit layout ``IVectorBackend``, see :mod:`emkit.io.systems`)."""
+        from ..io.systems import write_ivector_backend
+
+        write_ivector_backend(self, hdf5)
+
+    @classmethod
+    def from_hdf5(cls, hdf5) -> "IVectorBackend":
+        from ..io.systems import read_ivector_backend
+
+        return read_ivector_backend(hdf5, cls)
+
+    @classmethod
+    def _from_arrays(cls, ivector, *, whitening=None, lda=None, wccn=None, plda=None):
+        """The back-end of a file: ``whitening``/``wccn`` dicts of ``weights``,
+        ``input_subtract``, ``input_divide``; ``lda`` a dict of ``weights``, ``input_subtract``,
+        ``eigenvalues``; ``plda`` a PLDA (each None when the file has none)."""
+        backend = cls(ivector, plda=plda)
+        if whitening is not None:
+            backend.whitening = _transforms._whitening_from_arrays(**whitening)
+        if lda is not None:
+            backend.lda = _transforms._lda_from_arrays(**lda)
+            backend.lda_dim = backend.lda.n_components
+        if wccn is not None:
+            backend.wccn = _transforms._wccn_from_arrays(**wccn)
+        return backend
+
+
+register(IVectorBackend, "IVectorBackend", write="emkit.io.systems:write_ivector_backend",
+         read="emkit.io.systems:read_ivector_backend")

@@ -1,0 +1,123 @@
+"""Enrolled models in one file, enrolment and scoring of any system, and loading a machine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..io._registry import register
+from ..io.errors import InvalidFileError
+from ..io.h5 import open_for_reading, read_attr
+from ._ivector_backend import IVectorBackend
+from ._systems import SYSTEMS, System, system_for
+from ._ubm import ubm_of
+
+
+@dataclass
+class EnrolledModels:
+    """Enrolled models of one system: ``model_ids`` and per-model arrays, plus the machine.
+
+    ``arrays`` by system: ``gmm-map``: ``means`` (M, C, D); ``isv``: ``z`` (M, CD); ``jfa``:
+    ``y`` (M, r_V) and ``z`` (M, CD); ``ivector-cosine``: ``vectors`` (M, R) (unit norm);
+    ``ivector-plda``: ``means`` (M, R) and ``counts`` (M,).  ``system`` names one of
+    :data:`~emkit.experiment.SYSTEMS`; ``parameters``: its enrolment parameters (GMM-MAP:
+    ``relevance_factor``).
+    """
+
+    system: str
+    model_ids: list
+    arrays: dict
+    machine: object
+    parameters: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.model_ids)
+
+    @property
+    def ubm(self):
+        return ubm_of(self.machine)
+
+    def scorer(self) -> System:
+        """The :class:`System` object of these models (their machine and parameters)."""
+        if self.system not in SYSTEMS:
+            raise ValueError(f"unknown system {self.system!r} in the model file")
+        return SYSTEMS[self.system].from_parameters(self.machine, self.parameters)
+
+    @classmethod
+    def concatenate(cls, parts) -> "EnrolledModels":
+        """The models of several :class:`EnrolledModels` of one system and machine, in order."""
+        parts = list(parts)
+        first = parts[0]
+        arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in first.arrays}
+        ids = [m for p in parts for m in p.model_ids]
+        return cls(first.system, ids, arrays, first.machine, first.parameters)
+
+    def subset(self, keep) -> "EnrolledModels":
+        """The models at indices ``keep``, in that order."""
+        keep = np.asarray(keep, dtype=int)
+        return EnrolledModels(self.system, [self.model_ids[i] for i in keep],
+                              {k: v[keep] for k, v in self.arrays.items()}, self.machine,
+                              self.parameters)
+
+    def save(self, hdf5):
+        """Write the models (emkit layout ``EnrolledModels``, see :mod:`emkit.io.systems`)."""
+        from ..io.systems import write_enrolled_models
+
+        write_enrolled_models(self, hdf5)
+
+    @classmethod
+    def from_hdf5(cls, hdf5) -> "EnrolledModels":
+        from ..io.systems import read_enrolled_models
+
+        return read_enrolled_models(hdf5, cls)
+
+    #: system name -> :class:`System` class (what :mod:`emkit.io.systems` checks a file against)
+    systems = SYSTEMS
+
+
+def enroll(machine, model_ids, model_stats, *, relevance_factor: float = 4.0,
+           backend: str = "cosine", progress: bool = False) -> EnrolledModels:
+    """Enrol one model per entry of ``model_stats`` (a list of GMMStats lists).
+
+    ``machine``: a UBM (GMM-MAP, Reynolds relevance MAP of the means), an ISV or JFA machine,
+    or an :class:`IVectorBackend` (``backend`` "cosine" or "plda").
+    """
+    system = system_for(machine, backend=backend, relevance_factor=relevance_factor)
+    arrays = system.enroll(model_stats, progress=progress)
+    return EnrolledModels(system.name, list(model_ids), arrays, machine, system.parameters)
+
+
+def score(models: EnrolledModels, probe_stats, *, progress: bool = False) -> np.ndarray:
+    """Scores of every model against every probe (one GMMStats each): (n_models, n_probes)."""
+    return models.scorer().score(models.arrays, list(probe_stats), progress=progress)
+
+
+def _ivector_system(path):
+    from ..ivector import IVectorMachine
+
+    return IVectorBackend(IVectorMachine.from_hdf5(path))
+
+
+def _loaders() -> dict:
+    """Class stamp of a machine file -> its loader (no stamp: a reference GMM file)."""
+    loaders = {cls.machine_class.__name__: cls.machine_class.from_hdf5 for cls in SYSTEMS.values()}
+    return {None: loaders["GMMMachine"], **loaders, "IVectorMachine": _ivector_system}
+
+
+def load_machine(path):
+    """A UBM (GMMMachine), ISVMachine, JFAMachine, IVectorMachine or IVectorBackend from HDF5
+    (an IVectorMachine comes back as an :class:`IVectorBackend` without back-end steps)."""
+    with open_for_reading(path) as f:
+        found = read_attr(f, "emkit_class", required=False)
+    loaders = _loaders()
+    if found in loaders:
+        return loaders[found](path)
+    shown = f"an emkit {found}" if found.isidentifier() and len(found) <= 64 else "another object"
+    raise InvalidFileError(f"{os.fspath(path)} holds {shown}, not a UBM, ISV, JFA or i-vector "
+                           "machine")
+
+
+register(EnrolledModels, "EnrolledModels", write="emkit.io.systems:write_enrolled_models",
+         read="emkit.io.systems:read_enrolled_models")

@@ -1,0 +1,256 @@
+"""The verification systems as objects: one class per system, and the registry of their names.
+
+A system wraps the machine that enrols and scores (a UBM, an ISV or JFA machine, an
+:class:`~emkit.experiment.IVectorBackend`) and the enrolment parameters its model files record:
+
+- :meth:`System.enroll` ``(list of GMMStats lists) -> models``: a dict of per-model arrays,
+  one row per model (:attr:`System.model_arrays` names them and their dimensions);
+- :meth:`System.score` ``(models, probes) -> (M, P)`` scores of every model against every probe;
+- :meth:`System.sizes`/:meth:`System.can_score`: what a reader checks the arrays of a model file
+  against (:mod:`emkit.io.systems`).
+
+:data:`SYSTEMS` maps each system name (the ``system`` of a model file) to its class;
+:func:`system_for` picks the class that handles a machine.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..factor_analysis import ISVMachine, JFAMachine
+from ..gmm import GMMMachine
+from ..linear_scoring import linear_scoring
+from ..plda import PLDAEnrollment
+from ._common import PROBE_BLOCK, SystemUnavailable, length_norm, progress_bar
+from ._ivector_backend import IVectorBackend
+from ._ubm import ubm_of
+
+
+def _sum_stats(stats_list):
+    return stats_list[0] if len(stats_list) == 1 else sum(stats_list[1:], start=stats_list[0])
+
+
+class System:
+    """A system: its ``name``, the class of its ``machine`` and its per-model arrays."""
+
+    name: ClassVar[str]
+    machine_class: ClassVar[type]
+    #: per-model array name -> its dimensions ("M": the models; others: :meth:`sizes`' keys)
+    model_arrays: ClassVar[dict]
+    #: the i-vector back-end it scores with ("cosine" or "plda"); None: any
+    backend: ClassVar[str | None] = None
+
+    def __init__(self, machine):
+        self.machine = machine
+
+    @classmethod
+    def from_parameters(cls, machine, parameters: dict) -> "System":
+        """The system of ``machine`` with the enrolment ``parameters`` of a model file."""
+        return cls(machine)
+
+    @property
+    def parameters(self) -> dict:
+        """The enrolment parameters a model file records (scalars)."""
+        return {}
+
+    def enroll(self, stats_lists, *, progress: bool = False) -> dict:
+        """Per-model arrays, one row per entry of ``stats_lists`` (lists of GMMStats)."""
+        raise NotImplementedError
+
+    def score(self, models: dict, probes: list, *, progress: bool = False) -> np.ndarray:
+        """Scores (M, P) of the models ``models`` (arrays of :meth:`enroll`) against ``probes``
+        (one GMMStats each)."""
+        raise NotImplementedError
+
+    @classmethod
+    def sizes(cls, machine, n_models: int) -> dict:
+        """The sizes the per-model arrays of ``machine``'s models must have."""
+        C, D = np.shape(ubm_of(machine).means)
+        return {"M": n_models, "C": C, "D": D, "CD": C * D}
+
+    @classmethod
+    def can_score(cls, machine) -> bool:
+        """Whether ``machine`` holds every parameter scoring needs."""
+        return machine.ubm is not None and machine.__sklearn_is_fitted__()
+
+
+class GMMMAPSystem(System):
+    """GMM-MAP: Reynolds relevance MAP of the UBM's means; linear scoring."""
+
+    name, machine_class = "gmm-map", GMMMachine
+    model_arrays = {"means": ("M", "C", "D")}
+
+    def __init__(self, machine, relevance_factor: float = 4.0):
+        super().__init__(machine)
+        self.relevance_factor = relevance_factor
+
+    @classmethod
+    def from_parameters(cls, machine, parameters):
+        return cls(machine, float(parameters.get("relevance_factor", 4.0)))
+
+    @property
+    def parameters(self):
+        return {"relevance_factor": float(self.relevance_factor)}
+
+    def enroll(self, stats_lists, *, progress=False):
+        ubm = self.machine
+        means = []
+        for stats in progress_bar(stats_lists, desc=f"enrolling ({self.name})", enabled=progress):
+            model = GMMMachine(ubm.n_gaussians, trainer="map", ubm=ubm,
+                               map_relevance_factor=self.relevance_factor)
+            means.append(model.adapt(_sum_stats(stats)).means)
+        return {"means": np.array(means)}
+
+    def score(self, models, probes, *, progress=False):
+        return linear_scoring(models["means"], self.machine, probes,
+                              frame_length_normalization=True)
+
+    @classmethod
+    def can_score(cls, machine):
+        return True
+
+
+class ISVSystem(System):
+    """ISV: class offsets ``z``; linear scoring with the probe's channel offset."""
+
+    name, machine_class = "isv", ISVMachine
+    model_arrays = {"z": ("M", "CD")}
+
+    def enroll(self, stats_lists, *, progress=False):
+        bar = progress_bar(stats_lists, desc=f"enrolling ({self.name})", enabled=progress)
+        return {"z": np.array([self.machine.enroll(list(s))[0] for s in bar])}
+
+    def score(self, models, probes, *, progress=False):
+        return _score_matrix(self.machine, models["z"], probes, progress=progress)
+
+
+class JFASystem(System):
+    """JFA: speaker factors ``y`` and offsets ``z``; linear scoring with the channel offset."""
+
+    name, machine_class = "jfa", JFAMachine
+    model_arrays = {"y": ("M", "r_V"), "z": ("M", "CD")}
+
+    def enroll(self, stats_lists, *, progress=False):
+        bar = progress_bar(stats_lists, desc=f"enrolling ({self.name})", enabled=progress)
+        latent = [self.machine.enroll(list(s)) for s in bar]
+        return {"y": np.array([y for y, _ in latent]), "z": np.array([z for _, z in latent])}
+
+    def score(self, models, probes, *, progress=False):
+        return _score_matrix(self.machine, (models["y"], models["z"]), probes, progress=progress)
+
+    @classmethod
+    def sizes(cls, machine, n_models):
+        return dict(super().sizes(machine, n_models), r_V=int(machine.r_V))
+
+
+def _score_matrix(machine, models, probes, *, progress: bool = False) -> np.ndarray:
+    """ISV/JFA scores (M, P): ``models`` the ISV offsets Z (M, CD) or the JFA pair (Y, Z).
+
+    Through the machine's batched ``score_matrix`` when it has one; otherwise linear scoring of
+    the models ``m + offsets`` with the probes' channel offsets ``U x``, in blocks of probes.
+    """
+    if hasattr(machine, "score_matrix"):
+        return machine.score_matrix(models, probes)
+    if isinstance(models, tuple):
+        offsets = models[0] @ machine.V.T + models[1] * machine.D
+    else:
+        offsets = models * machine.D
+    ubm = machine.ubm
+    C, D = ubm.means.shape
+    means = (offsets + machine.mean_supervector).reshape(-1, C, D)
+    out = np.empty((len(means), len(probes)))
+    with progress_bar(total=len(probes), desc="scoring", enabled=progress) as bar:
+        for start in range(0, len(probes), PROBE_BLOCK):
+            block = probes[start:start + PROBE_BLOCK]
+            ux = np.array([machine.estimate_ux([s]) for s in block])
+            out[:, start:start + len(block)] = linear_scoring(means, ubm, block, ux,
+                                                              frame_length_normalization=True)
+            bar.update(len(block))
+    return out
+
+
+class _IVectorSystem(System):
+    machine_class = IVectorBackend
+
+    def _space(self, X):
+        raise NotImplementedError
+
+    def _mean_vectors(self, stats_lists):
+        """The mean of each model's vectors (M, K) and the number of its utterances (M,)."""
+        counts = np.array([len(s) for s in stats_lists], dtype=np.float64)
+        flat = [x for s in stats_lists for x in s]
+        owner = np.repeat(np.arange(len(stats_lists)), counts.astype(int))
+        vectors = self._space(flat)
+        sums = np.zeros((len(stats_lists), vectors.shape[1]))
+        np.add.at(sums, owner, vectors)
+        return sums / counts[:, None], counts
+
+    @classmethod
+    def sizes(cls, machine, n_models):
+        lda = getattr(machine, "lda", None)  # the dimension of the vectors (after an LDA)
+        return {"M": n_models, "R": int(machine.ivector.dim_t if lda is None
+                                        else lda.n_components)}
+
+    @classmethod
+    def can_score(cls, machine):
+        return machine.ivector.T is not None and machine.ivector.sigma is not None
+
+
+class IVectorCosineSystem(_IVectorSystem):
+    """i-vectors, whitening, length normalisation, WCCN; cosine scoring of the models' means."""
+
+    name, backend = "ivector-cosine", "cosine"
+    model_arrays = {"vectors": ("M", "R")}
+
+    def _space(self, X):
+        return self.machine.cosine_space(X)
+
+    def enroll(self, stats_lists, *, progress=False):
+        return {"vectors": length_norm(self._mean_vectors(stats_lists)[0])}
+
+    def score(self, models, probes, *, progress=False):
+        return models["vectors"] @ self._space(probes).T
+
+
+class IVectorPLDASystem(_IVectorSystem):
+    """i-vectors, whitening, length normalisation (LDA); the PLDA log-likelihood ratio."""
+
+    name, backend = "ivector-plda", "plda"
+    model_arrays = {"means": ("M", "R"), "counts": ("M",)}
+
+    def __init__(self, machine):
+        if machine.plda is None:
+            raise SystemUnavailable("the i-vector system has no PLDA (train it with speaker "
+                                    "labels and PLDA enabled)")
+        super().__init__(machine)
+
+    def _space(self, X):
+        return self.machine.plda_space(X)
+
+    def enroll(self, stats_lists, *, progress=False):
+        means, counts = self._mean_vectors(stats_lists)
+        return {"means": means, "counts": counts}
+
+    def score(self, models, probes, *, progress=False):
+        enrolled = PLDAEnrollment(models["means"], models["counts"])
+        return self.machine.plda.log_likelihood_ratio(enrolled, self._space(probes))
+
+
+#: system name -> class, in the order of the demo's table
+SYSTEMS = {cls.name: cls for cls in (GMMMAPSystem, ISVSystem, JFASystem, IVectorCosineSystem,
+                                     IVectorPLDASystem)}
+
+
+def system_for(machine, *, backend: str = "cosine", relevance_factor: float = 4.0) -> System:
+    """The system that enrols with ``machine``: GMM-MAP for a UBM (``relevance_factor``), ISV,
+    JFA, or for an :class:`IVectorBackend` the i-vector system of ``backend`` ("cosine" or
+    "plda"; :class:`SystemUnavailable` when the back-end has no PLDA)."""
+    if isinstance(machine, IVectorBackend) and backend not in ("cosine", "plda"):
+        raise ValueError(f"backend must be 'cosine' or 'plda'; got {backend!r}")
+    for cls in SYSTEMS.values():
+        if isinstance(machine, cls.machine_class) and cls.backend in (None, backend):
+            return cls.from_parameters(machine, {"relevance_factor": relevance_factor})
+    raise TypeError(f"machine must be a UBM (GMMMachine), an ISVMachine, a JFAMachine or an "
+                    f"IVectorBackend; got {type(machine).__name__}")

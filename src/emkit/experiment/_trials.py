@@ -1,0 +1,153 @@
+"""Enrolment lists and trial lists on features in memory, with bounded statistics.
+
+:func:`enroll_lists` and :func:`score_trials` are what ``emkit enroll`` and ``emkit score`` run:
+the utterances' statistics are computed for a bounded number of utterances at a time
+(:func:`~emkit.experiment.stats_per_block`), so memory does not grow with the lists.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._models import EnrolledModels, enroll, score
+from ._ubm import compute_stats, stats_per_block, ubm_of
+
+
+def _missing(ids, features, where: str) -> None:
+    for u in ids:
+        if u not in features:
+            raise ValueError(f"{where}: utterance {u!r} is not in features")
+
+
+def enroll_lists(machine, lists: dict, features, *, relevance_factor: float = 4.0,
+                 backend: str = "cosine", progress: bool = False) -> EnrolledModels:
+    """Enrol one model per entry of ``lists`` (``{model id: [utterance ids]}``, the layout of a
+    Kaldi spk2utt) from ``features`` (``{utterance id: (n_frames, D) array}``).
+
+    ``machine``, ``relevance_factor`` and ``backend`` as in :func:`~emkit.experiment.enroll`.
+    The statistics of a group of models are computed, the group is enrolled, and only then the
+    next group's statistics: at most about ``stats_per_block(ubm)`` utterances' statistics are
+    held (a model with more utterances is a group of its own).
+    """
+    for model, utterances in lists.items():
+        _missing(utterances, features, f"model {model!r}")
+    ubm = ubm_of(machine)
+    parts, chunk, limit = [], [], stats_per_block(ubm)
+
+    def flush():
+        needed = list(dict.fromkeys(u for _, us in chunk for u in us))
+        stats = dict(zip(needed, compute_stats(ubm, [features[u] for u in needed],
+                                               progress=progress), strict=True))
+        parts.append(enroll(machine, [m for m, _ in chunk],
+                            [[stats[u] for u in us] for _, us in chunk],
+                            relevance_factor=relevance_factor, backend=backend,
+                            progress=progress))
+        chunk.clear()
+
+    for item in lists.items():
+        if chunk and sum(len(us) for _, us in chunk) + len(item[1]) > limit:
+            flush()
+        chunk.append(item)
+    flush()
+    return EnrolledModels.concatenate(parts)
+
+
+def _pairs(trials):
+    if hasattr(trials, "models") and hasattr(trials, "probes"):
+        return list(trials.models), list(trials.probes)
+    pairs = [tuple(t) for t in trials]
+    return [m for m, _ in pairs], [p for _, p in pairs]
+
+
+def score_trials(models: EnrolledModels, trials, features, *, norm: str | None = None,
+                 cohort: dict | None = None, top_n: int | None = None,
+                 progress: bool = False) -> np.ndarray:
+    """The scores (n_trials,) of a trial list, in trial order.
+
+    ``models``: the enrolled models (:class:`EnrolledModels`, e.g. from :func:`enroll_lists`);
+    ``trials``: a :class:`~emkit.features.Trials` (``emkit.features.read_trials``) or a sequence
+    of ``(model id, probe utterance id)`` pairs; ``features``: ``{utterance id: (n_frames, D)
+    array}`` holding every probe (and every cohort utterance).
+
+    With ``norm`` (one of :data:`emkit.cohort.METHODS`: z, t, zt, s, as) and ``cohort``
+    (``{cohort model id: [utterance ids]}``), the scores are normalised: each cohort entry is
+    enrolled as one T-norm cohort model as ``models`` were, each listed utterance is a Z-norm
+    impostor probe; ``top_n`` (adaptive S-norm): how many of the highest cohort scores are used
+    (default 200).
+
+    Probes are scored in blocks (at most ``stats_per_block(ubm)`` probes, and at most about 4
+    million scores, at a time), so memory stays bounded.  A non-finite score is a
+    :class:`FloatingPointError`.
+    """
+    trial_models, trial_probes = _pairs(trials)
+    index = {m: i for i, m in enumerate(models.model_ids)}
+    for k, m in enumerate(trial_models):
+        if m not in index:
+            raise ValueError(f"trial {k + 1} names model {m!r}, which is not among the "
+                             f"{len(index)} enrolled models")
+    for k, p in enumerate(trial_probes):
+        if p not in features:
+            raise ValueError(f"trial {k + 1} names probe {p!r}, which is not in features")
+    if (norm is None) != (cohort is None):
+        raise ValueError("norm and cohort go together: give both or neither")
+    used_models = list(dict.fromkeys(trial_models))
+    probes = list(dict.fromkeys(trial_probes))
+    subset = models.subset([index[m] for m in used_models])
+    ubm = models.ubm
+    normaliser = None
+    if cohort is not None:
+        for name, utterances in cohort.items():
+            _missing(utterances, features, f"cohort model {name!r}")
+        needed = list(dict.fromkeys(u for us in cohort.values() for u in us))
+        stats = compute_stats(ubm, [features[u] for u in needed], progress=progress,
+                              desc="cohort statistics")
+        normaliser = _Normaliser(subset, cohort, dict(zip(needed, stats, strict=True)), norm,
+                                 top_n, progress)
+    row = {m: i for i, m in enumerate(used_models)}
+    col = {p: j for j, p in enumerate(probes)}
+    rows = np.array([row[m] for m in trial_models])
+    cols = np.array([col[p] for p in trial_probes])
+    result = np.empty(len(trial_models))
+    # probes per block: bounds their statistics and the block's score matrix
+    block = max(1, min(stats_per_block(ubm), 4_000_000 // len(used_models)))
+    for start in range(0, len(probes), block):
+        ids = probes[start:start + block]
+        block_stats = compute_stats(ubm, [features[u] for u in ids], progress=progress,
+                                    desc="probe statistics")
+        matrix = score(subset, block_stats, progress=progress)
+        if normaliser is not None:
+            matrix = normaliser(matrix, block_stats)
+        in_block = (cols >= start) & (cols < start + len(ids))
+        result[in_block] = matrix[rows[in_block], cols[in_block] - start]
+    if not np.isfinite(result).all():
+        raise FloatingPointError("scoring produced non-finite scores")
+    return result
+
+
+class _Normaliser:
+    """Normalises a score matrix one block of probes at a time.
+
+    ``models``: the enrolled models of the trials; ``cohort``/``stats``: the cohort lists and
+    the statistics of their utterances.  Scores the models against the cohort utterances (and,
+    for ZT, the cohort models against them) once; :meth:`__call__` scores the cohort models
+    against a block of probes and normalises that block's scores.
+    """
+
+    def __init__(self, models, cohort: dict, stats: dict, norm: str, top_n, progress: bool):
+        from ..evaluation import cohort as cohort_lib
+
+        self.norm, self.top_n, self.progress = norm, 200 if top_n is None else top_n, progress
+        self.cohort_models, z_ids, z_stats = cohort_lib.enroll_cohort(models, cohort, stats,
+                                                                      progress=progress)
+        self.arrays = {"model_cohort": score(models, z_stats, progress=progress)}
+        if norm == "zt":
+            self.arrays["cohort_cohort"] = score(self.cohort_models, z_stats, progress=progress)
+            self.arrays["same_speaker"] = cohort_lib.same_speaker(cohort, z_ids)
+
+    def __call__(self, matrix, probe_stats):
+        """``matrix`` (n_models, n_block) of the block's probes ``probe_stats``, normalised."""
+        from ..evaluation import cohort as cohort_lib
+
+        arrays = dict(self.arrays, cohort_probe=score(self.cohort_models, probe_stats,
+                                                      progress=self.progress))
+        return cohort_lib.normalise(matrix, arrays, self.norm, top_n=self.top_n)

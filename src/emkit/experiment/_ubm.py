@@ -1,0 +1,49 @@
+"""The UBM and the statistics every system starts from."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..gmm import GMMMachine
+from ..kmeans import KMeansMachine
+from ._common import progress_bar
+
+
+def train_ubm(frames, n_gaussians: int, *, max_iterations: int = 25,
+              convergence_threshold: float = 1e-5, kmeans_iterations: int = 20,
+              seed: int = 0, checkpoint=None, kmeans_checkpoint=None) -> GMMMachine:
+    """k-means (k-means|| initialisation, ``seed``), then ML EM of means, variances and weights;
+    ``checkpoint``/``kmeans_checkpoint``: the estimators' ``checkpoint=`` files (resume)."""
+    kmeans = KMeansMachine(n_gaussians, max_iter=kmeans_iterations, random_state=seed,
+                           checkpoint=kmeans_checkpoint)
+    ubm = GMMMachine(n_gaussians, trainer="ml", max_fitting_steps=max_iterations,
+                     checkpoint=checkpoint,
+                     convergence_threshold=convergence_threshold, random_state=seed,
+                     k_means_trainer=kmeans, update_means=True, update_variances=True,
+                     update_weights=True)
+    return ubm.fit(frames)
+
+
+def compute_stats(ubm: GMMMachine, utterances, *, progress: bool = False,
+                  desc: str = "statistics") -> list:
+    """One GMMStats per utterance (list of (n_frames, D) arrays), in blocks of 64 utterances."""
+    utterances = list(utterances)
+    out = []
+    with progress_bar(total=len(utterances), desc=desc, enabled=progress) as bar:
+        for start in range(0, len(utterances), 64):
+            block = utterances[start:start + 64]
+            out.extend(ubm.transform(block))
+            bar.update(len(block))
+    return out
+
+
+def stats_per_block(ubm: GMMMachine, budget_bytes: float = 256e6) -> int:
+    """How many utterances' GMMStats (about ``16 C D`` bytes each) fit in ``budget_bytes``."""
+    C, D = np.shape(ubm.means)
+    return max(1, int(budget_bytes // (8 * (2 * C * D + C))))
+
+
+def ubm_of(machine) -> GMMMachine:
+    """The UBM behind ``machine``: a UBM (GMMMachine) itself, else its ``ubm`` (ISV, JFA, an
+    :class:`~emkit.experiment.IVectorBackend`, enrolled models)."""
+    return machine if isinstance(machine, GMMMachine) else machine.ubm
