@@ -60,9 +60,12 @@ def test_cached_constants_follow_in_place_changes(medium):
     fresh = trained("isv", medium)
     assert isv.score(z, [probes[0]]) == fresh.score(z.copy(), [probes[0]])
     assert isv.score(z, [probes[0]]) != before
-    isv.ubm.means[0, 0] += 1.0  # the UBM changed in place: the derived constants are rebuilt
-    fresh.ubm.means = fresh.ubm.means.copy()
-    fresh.ubm.means[0, 0] += 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        isv.ubm.means[0, 0] += 1.0  # fitted parameters change by assignment only
+    for m in (isv, fresh):  # the UBM's means assigned: the derived constants are rebuilt
+        means = m.ubm.means.copy()
+        means[0, 0] += 1.0
+        m.ubm.means = means
     assert isv.score(z, [probes[0]]) == fresh.score(z, [probes[0]])
 
 

@@ -146,29 +146,12 @@ class JFASystem(System):
 
 
 def _score_matrix(machine, models, probes, *, progress: bool = False) -> np.ndarray:
-    """ISV/JFA scores (M, P): ``models`` the ISV offsets Z (M, CD) or the JFA pair (Y, Z).
-
-    Through the machine's batched ``score_matrix`` when it has one; otherwise linear scoring of
-    the models ``m + offsets`` with the probes' channel offsets ``U x``, in blocks of probes.
-    """
-    if hasattr(machine, "score_matrix"):
-        return machine.score_matrix(models, probes)
-    if isinstance(models, tuple):
-        offsets = models[0] @ machine.V.T + models[1] * machine.D
-    else:
-        offsets = models * machine.D
-    ubm = machine.ubm
-    C, D = ubm.means.shape
-    means = (offsets + machine.mean_supervector).reshape(-1, C, D)
-    out = np.empty((len(means), len(probes)))
+    """ISV/JFA scores (M, P) through the machine's batched scorer: ``models`` the ISV offsets
+    Z (M, CD) or the JFA pair (Y, Z)."""
     with progress_bar(total=len(probes), desc="scoring", enabled=progress) as bar:
-        for start in range(0, len(probes), PROBE_BLOCK):
-            block = probes[start:start + PROBE_BLOCK]
-            ux = np.array([machine.estimate_ux([s]) for s in block])
-            out[:, start:start + len(block)] = linear_scoring(means, ubm, block, ux,
-                                                              frame_length_normalization=True)
-            bar.update(len(block))
-    return out
+        scores = machine.score_matrix(models, probes)
+        bar.update(len(probes))
+    return scores
 
 
 class _IVectorSystem(System):

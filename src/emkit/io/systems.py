@@ -17,7 +17,6 @@ is imported here; nested machines go through the registry (:mod:`emkit.io._regis
 
 from __future__ import annotations
 
-import importlib
 
 import numpy as np
 
@@ -30,29 +29,6 @@ from .h5 import (check_values, child, filename, open_for_reading, open_for_writi
 # ---------------------------------------------------------------------------------------------
 # nested objects
 # ---------------------------------------------------------------------------------------------
-
-
-def _save_nested(group, name: str, obj) -> None:
-    """``obj`` into subgroup ``name``: through the registry; a class that has not registered its
-    layout yet writes itself with its own ``save`` (interim)."""
-    try:
-        _registry.layout_of(type(obj))
-    except TypeError:
-        obj.save(group.create_group(name))
-        return
-    _registry.save_into(group, name, obj)
-
-
-def _load_nested(group, name: str, stamp: str):
-    """The ``stamp`` object in subgroup ``name`` of ``group``: through the registry; a class that
-    has not registered its layout yet reads itself with its own ``from_hdf5`` (interim)."""
-    g = child(group, name, "group")
-    if stamp not in _registry._BY_STAMP:
-        emkit = importlib.import_module("emkit")
-        emkit._import_persistent(stamp)  # the defining module registers the class
-        if stamp not in _registry._BY_STAMP:
-            return getattr(emkit, stamp).from_hdf5(g)
-    return _registry.load_from(group, name, expected=stamp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,7 +45,7 @@ def _write_projection(group, step) -> None:
 def write_ivector_backend(backend, hdf5) -> None:
     with open_for_writing(hdf5) as f:
         write_stamp(f, "IVectorBackend", 1)
-        _save_nested(f, "ivector", backend.ivector)
+        _registry.save_into(f, "ivector", backend.ivector)
         for name in ("whitening", "wccn"):
             step = getattr(backend, name)
             if step is not None:
@@ -80,7 +56,7 @@ def write_ivector_backend(backend, hdf5) -> None:
             g["input_subtract"] = backend.lda.input_subtract
             g["eigenvalues"] = backend.lda.eigenvalues_
         if backend.plda is not None:
-            _save_nested(f, "plda", backend.plda)
+            _registry.save_into(f, "plda", backend.plda)
 
 
 def _read_projection(g, R) -> dict:
@@ -108,7 +84,7 @@ def _read_lda(g, R) -> dict:
 def read_ivector_backend(hdf5, cls):
     with open_for_reading(hdf5, "IVectorBackend") as f:
         read_stamp(f, "IVectorBackend", 1)
-        ivector = _load_nested(f, "ivector", "IVectorMachine")
+        ivector = _registry.load_from(f, "ivector", expected="IVectorMachine")
         R = int(ivector.dim_t)
         parts = {}
         g = child(f, "whitening", "group", required=False)
@@ -122,7 +98,7 @@ def read_ivector_backend(hdf5, cls):
         if g is not None:
             parts["wccn"] = _read_projection(g, R)
         if child(f, "plda", "group", required=False) is not None:
-            parts["plda"] = _load_nested(f, "plda", "PLDA")
+            parts["plda"] = _registry.load_from(f, "plda", expected="PLDA")
             D = getattr(parts["plda"], "n_features_in_", R)
             check_values(f, "plda", D == R, f"must be a PLDA of {R}-dimensional vectors")
     return cls._from_arrays(ivector, **parts)
@@ -142,7 +118,7 @@ def write_enrolled_models(models, hdf5) -> None:
         f["model_ids"] = np.array([m.encode("utf-8") for m in models.model_ids])
         for key, value in models.arrays.items():
             f[key] = np.asarray(value, dtype=np.float64)
-        _save_nested(f, "machine", models.machine)
+        _registry.save_into(f, "machine", models.machine)
 
 
 def _read_parameters(f) -> dict:
@@ -160,7 +136,7 @@ def _read_machine(f, machines: list):
     if kind not in machines:
         listed = ", ".join(machines[:-1]) + f" or {machines[-1]}"
         raise InvalidFileError(f"{filename(g)}: group '/machine' must hold a {listed}")
-    return kind, _load_nested(f, "machine", kind)
+    return kind, _registry.load_from(f, "machine", expected=kind)
 
 
 def read_enrolled_models(hdf5, cls):

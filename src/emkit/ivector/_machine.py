@@ -194,6 +194,7 @@ class IVectorMachine(BaseEstimator):
                                   convergence_threshold=self.convergence_threshold, name="IVector",
                                   quantity="average log-likelihood per utterance")
         self.log_likelihood_ = result.history
+        self.n_iter_, self.converged_ = result.n_iter, result.converged
         return self
 
     # -- projection --------------------------------------------------------------------------
