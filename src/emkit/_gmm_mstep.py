@@ -23,18 +23,20 @@ def ml_gmm_m_step(machine, statistics, update_means=True, update_variances=False
     the variance is ``sum_pxx / n_c - mu_c**2`` with the machine's current means (the new ones when
     means are updated), evaluated from moments about a shift (see the module docstring).
     """
+    new = {}
     n = np.asarray(statistics.n, dtype=np.float64)
     n_f = np.clip(n, mean_var_update_threshold, None)
     if update_weights:
-        machine.weights = n_f / statistics.t
+        new["weights"] = n_f / statistics.t
     if not (update_means or update_variances):
+        machine._update_parameters(new)
         return
     shift, px, pxx = statistics.centred_moments(second_order=update_variances)
     n_col, n_f_col = n[:, None], n_f[:, None]
     deficit = (1.0 - n / n_f)[:, None]  # 0 except where the occupancy was floored
     if update_means:
         e = px / n_f_col - shift * deficit  # sum_px / n_f - shift
-        machine.means = shift + e
+        new["means"] = shift + e
     if update_variances:
         if update_means:
             # sum_pxx/n_f - mu^2 = sum r (x - mu)^2 / n_f + mu^2 (1 - n/n_f), mu = sum_px / n_f
@@ -48,7 +50,8 @@ def ml_gmm_m_step(machine, statistics, update_means=True, update_variances=False
             q1 = px - n_col * d
             q2 = pxx - 2.0 * d * px + n_col * d * d
             var = q2 / n_f_col + 2.0 * m * q1 / n_f_col - m * m * deficit
-        machine.variances = var
+        new["variances"] = var
+    machine._update_parameters(new)
 
 
 def map_gmm_m_step(machine, statistics, update_means=True, update_variances=False, update_weights=False,
@@ -65,6 +68,7 @@ def map_gmm_m_step(machine, statistics, update_means=True, update_variances=Fals
     ubm = machine.ubm
     if ubm is None:
         raise ValueError("A machine used for MAP must have a UBM.")
+    new = {}
     n = np.asarray(statistics.n, dtype=np.float64)
     if reynolds_adaptation:
         alpha = n / (n + relevance_factor)
@@ -74,8 +78,9 @@ def map_gmm_m_step(machine, statistics, update_means=True, update_variances=Fals
     weak = n < mean_var_update_threshold
     if update_weights:
         weights = alpha * (n / statistics.t) + (1 - alpha) * ubm.weights
-        machine.weights = weights / weights.sum()
+        new["weights"] = weights / weights.sum()
     if not (update_means or update_variances):
+        machine._update_parameters(new)
         return
     shift, px, pxx = statistics.centred_moments(second_order=update_variances)
     ubm_means = np.asarray(ubm.means, dtype=np.float64)
@@ -83,7 +88,7 @@ def map_gmm_m_step(machine, statistics, update_means=True, update_variances=Fals
     if update_means:
         n_safe = np.where(weak, mean_var_update_threshold, n)[:, None]
         adapted = a * (shift + px / n_safe) + (1 - a) * ubm_means
-        machine.means = np.where(weak[:, None], ubm_means, adapted)
+        new["means"] = np.where(weak[:, None], ubm_means, adapted)
     if update_variances:
         ubm_vars = np.asarray(ubm.variances, dtype=np.float64)
         n1 = np.where(weak, 1.0, n)[:, None]
@@ -100,7 +105,8 @@ def map_gmm_m_step(machine, statistics, update_means=True, update_variances=Fals
             prior = ubm_vars + um * (um + 2.0 * m)  # var_ubm + mu_ubm^2 - m^2
             adapted = a * (data_var + xm * (xm + 2.0 * m)) + (1 - a) * prior
             var = np.where(weak[:, None], prior, adapted)
-        machine.variances = var
+        new["variances"] = var
+    machine._update_parameters(new)
 
 
 def apply_m_step(machine, statistics) -> None:

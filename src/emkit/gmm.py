@@ -139,6 +139,12 @@ class GMMMachine(BaseEstimator):
         ubm = self.ubm
         return isinstance(ubm, GMMMachine) and ubm is not self and ubm._has_parameters()
 
+    def _update_parameters(self, new: dict) -> None:
+        """Assign the M-step's new ``weights``/``means``/``variances`` (those present), in that order."""
+        for name in ("weights", "means", "variances"):
+            if name in new:
+                setattr(self, name, new[name])
+
     def _copy_from_ubm(self):
         ubm = self.ubm
         self.means = ubm.means

@@ -74,6 +74,15 @@ class LinearCalibration(TransformerMixin, BaseEstimator):
             raise ValueError(f"{name} must have {n_systems} column(s) (systems); got shape {X.shape}")
         return X
 
+    @classmethod
+    def _from_fitted(cls, coef, intercept: float, *, prior: float = 0.5) -> "LinearCalibration":
+        """A fitted calibration from its parameters (a file's contents): ``coef`` (n_systems,)."""
+        calibration = cls(prior=prior)
+        calibration.coef_ = np.array(coef, dtype=np.float64)
+        calibration.intercept_ = float(intercept)
+        calibration.n_features_in_ = calibration.coef_.shape[0]
+        return calibration
+
     def fit(self, scores, y):
         """Fit on development ``scores`` (n_trials,) or (n_trials, n_systems) with ``y`` (n_trials,)
         True/1 for target trials, False/0 for non-target trials."""

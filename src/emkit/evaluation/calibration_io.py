@@ -19,7 +19,9 @@ import numpy as np
 
 from . import metrics
 from .calibration import LinearCalibration
-from ..features import FeatureError, atomic_write, read_scores, read_trials, write_scores
+from ..io.atomic import atomic_write
+from ..io.lists import read_scores, read_trials, write_scores
+from ..io.untrusted import FeatureError
 from ..io.untrusted import open_regular
 
 __all__ = ["FORMAT", "labelled_scores", "train_calibration", "save_calibration",
@@ -116,11 +118,8 @@ def load_calibration(path) -> LinearCalibration:
     prior = _finite(doc.get("prior"), path, "prior")
     if not 0.0 < prior < 1.0:
         raise ValueError(f"{path}: prior must be in (0, 1)")
-    calibration = LinearCalibration(prior=prior)
-    calibration.coef_ = np.array([w])
-    calibration.intercept_ = _finite(doc.get("intercept"), path, "intercept")
-    calibration.n_features_in_ = 1
-    return calibration
+    return LinearCalibration._from_fitted([w], _finite(doc.get("intercept"), path, "intercept"),
+                                          prior=prior)
 
 
 def calibrate_file(calibration: LinearCalibration, scores_path, output, key_path=None) -> int:

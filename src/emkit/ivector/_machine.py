@@ -117,6 +117,10 @@ class IVectorMachine(BaseEstimator):
         machine.T, machine.sigma = T, sigma
         return machine
 
+    def _set_parameters(self, T, sigma) -> None:
+        """Store new T (C, D, R) and sigma (C, D) (the M-step's result)."""
+        self.T, self.sigma = T, sigma
+
     # -- validation --------------------------------------------------------------------------
     def _check_ubm(self):
         ubm = self.ubm

@@ -73,10 +73,10 @@ def m_step(machine: "IVectorMachine", stats: IVectorStats) -> "IVectorMachine":
     if not isinstance(stats, IVectorStats):
         raise TypeError(f"stats must be an IVectorStats; got {type(stats).__name__}")
     with small_products():
-        machine.T, machine.sigma = kiv.m_step(
+        machine._set_parameters(*kiv.m_step(
             stats.nij_sigma_wij2, stats.fnorm_sigma_wij, stats.snormij, stats.nij,
             np.asarray(machine.sigma, dtype=np.float64), machine.update_sigma,
             machine.variance_floor, parallel_map=_parallel_map,
             n_pieces=n_threads(),
-        )
+        ))
     return machine
