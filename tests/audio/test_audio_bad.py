@@ -1,0 +1,141 @@
+"""Bad audio: a clear error naming the file, and nothing (half) written."""
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio]) is not installed")
+sf = pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
+
+from emkit.audio import (AudioError, FeatureConfig, compute_features,  # noqa: E402
+                         extract_features, read_audio)
+from audio_files import speech_like, write  # noqa: E402
+
+
+def untouched(directory, *, before=None):
+    names = sorted(os.listdir(directory))
+    assert not [n for n in names if n.startswith(".emkit-")], names
+    if before is not None:
+        assert names == before
+    return names
+
+
+def fails(tmp_path, path, match, config=FeatureConfig()):
+    """The error names the file, and neither an ark nor an npy directory is written."""
+    with pytest.raises(AudioError, match=match) as info:
+        compute_features([path], tmp_path / "out.ark", config)
+    assert str(path) in str(info.value)
+    with pytest.raises(AudioError, match=match):
+        compute_features([path], tmp_path / "npy", config)
+    assert not (tmp_path / "out.ark").exists() and not (tmp_path / "out.scp").exists()
+    assert not (tmp_path / "npy").exists()
+    untouched(tmp_path)
+    return str(info.value)
+
+
+def test_not_audio(tmp_path):
+    path = tmp_path / "notes.wav"
+    path.write_text("SECRET-CONTENT: this is a text file, not a RIFF header\n")
+    message = fails(tmp_path, path, "not a readable audio file")
+    assert "SECRET" not in message  # never echo an untrusted file's contents
+    junk = tmp_path / "junk.flac"
+    junk.write_bytes(bytes(range(256)) * 10)
+    fails(tmp_path, junk, "not a readable audio file")
+
+
+def test_empty_file_and_empty_audio(tmp_path):
+    empty = tmp_path / "zero.wav"
+    empty.write_bytes(b"")
+    fails(tmp_path, empty, r"empty \(0 bytes\)")
+    no_samples = write(tmp_path / "nosamples.wav", np.zeros(0))
+    fails(tmp_path, no_samples, r"empty \(no sample\)")
+
+
+def test_too_short_for_one_frame(tmp_path):
+    short = write(tmp_path / "short.wav", 0.3 * np.sin(np.arange(300) * 0.3))
+    fails(tmp_path, short, "too short for one frame .*300 samples; a frame needs 400")
+
+
+def test_unsupported_sample_rate_is_refused(tmp_path):
+    path = write(tmp_path / "narrow.wav", speech_like(rate=8000), rate=8000)
+    message = fails(tmp_path, path, "sample rate is 8000 Hz, expected 16000 Hz")
+    assert "sox" in message
+    # the rate of the data can be chosen instead
+    config = FeatureConfig(kaldi=FeatureConfig().kaldi.__class__(sample_frequency=8000.0))
+    assert extract_features(path, config).shape[1] == 39
+
+
+def test_multi_channel_picks_the_channel(tmp_path):
+    left, right = speech_like(seed=1, f0=120), speech_like(seed=2, f0=260)
+    stereo = write(tmp_path / "stereo.wav", np.stack([left, right], axis=1))
+    mono_left = write(tmp_path / "left.wav", left)
+    mono_right = write(tmp_path / "right.wav", right)
+    default = extract_features(stereo)  # the first channel, documented default
+    assert np.array_equal(default, extract_features(mono_left))
+    assert np.array_equal(extract_features(stereo, FeatureConfig(channel=1)),
+                          extract_features(mono_right))
+    fails(tmp_path, stereo, r"has 2 channel\(s\); channel 2 was asked for",
+          FeatureConfig(channel=2))
+
+
+def test_all_silence(tmp_path):
+    # one least significant bit of noise: real samples, but the VAD keeps no frame
+    hiss = write(tmp_path / "hiss.wav", np.random.default_rng(0).standard_normal(16000) / 32768)
+    assert read_audio(hiss).any()
+    fails(tmp_path, hiss, "all silence: the VAD kept none of its 98 frames")
+    # without VAD the same file is accepted
+    assert extract_features(hiss, FeatureConfig(vad=False)).shape == (98, 39)
+    zeros = write(tmp_path / "zeros.wav", np.zeros(16000))
+    fails(tmp_path, zeros, "digital silence", FeatureConfig(vad=False))
+
+
+def test_clipped(tmp_path):
+    t = np.arange(16000) / 16000
+    loud = np.clip(3.0 * np.sin(2 * np.pi * 200 * t), -1, 1)
+    path = write(tmp_path / "loud.wav", loud)
+    fails(tmp_path, path, r"clipped: \d+ of 16000 samples .* more than the 1% allowed")
+    assert extract_features(path, FeatureConfig(max_clipped=1.0)).shape[0] > 0
+    # a few clipped samples are tolerated
+    mild = 0.5 * np.sin(2 * np.pi * 200 * t)
+    mild[1000:1010] = 1.0
+    assert extract_features(write(tmp_path / "mild.wav", mild)).shape[0] > 0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_infinite_samples(tmp_path, bad):
+    x = speech_like(seed=3)
+    x[500:503] = bad
+    path = write(tmp_path / "nan.wav", x, subtype="FLOAT")
+    fails(tmp_path, path, "3 of 16000 samples are NaN or infinite")
+
+
+def test_float_samples_beyond_full_scale_count_as_clipped(tmp_path):
+    path = write(tmp_path / "hot.wav", 4.0 * speech_like(seed=4), subtype="FLOAT")
+    fails(tmp_path, path, "clipped")
+
+
+def test_a_bad_file_among_good_ones_writes_nothing(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        write(src / f"a{i}.wav", speech_like(seed=i))
+    (src / "a2.wav").write_bytes(b"RIFF....not really")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a0.npy").write_bytes(b"previous")  # an earlier output is neither replaced nor lost
+    (tmp_path / "f.ark").write_bytes(b"old ark")
+    for target in (out, tmp_path / "f.ark"):
+        with pytest.raises(AudioError, match="a2.wav: not a readable audio file"):
+            compute_features([src], target, jobs=3)
+    assert untouched(out) == ["a0.npy"] and (out / "a0.npy").read_bytes() == b"previous"
+    assert (tmp_path / "f.ark").read_bytes() == b"old ark"
+    assert not (tmp_path / "f.scp").exists()
+    untouched(tmp_path)
+
+
+def test_missing_input(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.wav"):
+        compute_features([tmp_path / "nothere.wav"], tmp_path / "out")
+    with pytest.raises(AudioError, match="no .wav or .flac file"):
+        compute_features([tmp_path], tmp_path / "out")

@@ -1,0 +1,205 @@
+"""emkit.audio: MFCC/fbank through kaldi-native-fbank, the pipeline, inputs and outputs.
+
+Audio is generated here (tones, chirps, noise written with soundfile), never downloaded.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+knf = pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio]) is not "
+                          "installed")
+sf = pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
+
+from emkit.audio import (AudioError, FeatureConfig, KaldiOptions, add_deltas,  # noqa: E402
+                         compute_features, compute_kaldi_features, compute_vad, extract_features,
+                         extract_many, find_utterances, log_energy, read_audio, sliding_cmvn)
+from emkit.audio._kaldi_features import check_options  # noqa: E402
+from emkit.features import read_features  # noqa: E402
+from audio_files import RATE, speech_like, write  # noqa: E402
+
+def knf_reference(samples, opts):
+    """kaldi-native-fbank's own output, set up directly (not through emkit)."""
+    o = knf.MfccOptions() if opts["kind"] == "mfcc" else knf.FbankOptions()
+    o.frame_opts.dither = 0.0
+    o.frame_opts.samp_freq = opts.get("rate", 16000.0)
+    o.frame_opts.snip_edges = opts.get("snip_edges", True)
+    o.frame_opts.frame_shift_ms = opts.get("shift", 10.0)
+    o.mel_opts.num_bins = opts.get("bins", 23)
+    o.mel_opts.low_freq = opts.get("low", 20.0)
+    o.mel_opts.high_freq = opts.get("high", 0.0)
+    if opts["kind"] == "mfcc":
+        o.num_ceps = opts.get("ceps", 13)
+    o.use_energy = opts.get("energy", opts["kind"] == "mfcc")
+    m = knf.OnlineMfcc(o) if opts["kind"] == "mfcc" else knf.OnlineFbank(o)
+    m.accept_waveform(o.frame_opts.samp_freq, samples.astype(np.float32))
+    m.input_finished()
+    return np.array([m.get_frame(i) for i in range(m.num_frames_ready)])
+
+
+CASES = [dict(kind="mfcc"), dict(kind="fbank"),
+         dict(kind="mfcc", ceps=20, bins=40, high=-400.0, snip_edges=False, energy=False),
+         dict(kind="fbank", bins=40, low=60.0, high=3800.0, energy=True, shift=12.5)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_features_equal_kaldi_native_fbank(case):
+    samples = speech_like(seed=1) * 32768
+    opts = KaldiOptions(kind=case["kind"], num_ceps=case.get("ceps", 13),
+                        num_mel_bins=case.get("bins", 23), low_freq=case.get("low", 20.0),
+                        high_freq=case.get("high", 0.0), snip_edges=case.get("snip_edges", True),
+                        frame_shift=case.get("shift", 10.0), use_energy=case.get("energy"))
+    ours = compute_kaldi_features(samples, opts)
+    theirs = knf_reference(samples, case)
+    assert ours.shape == theirs.shape and ours.dtype == np.float32
+    assert np.array_equal(ours, theirs)
+
+
+def test_pipeline_without_steps_is_kaldis_mfcc_of_the_file(tmp_path):
+    x = speech_like(seed=2)
+    path = write(tmp_path / "a.wav", x)
+    config = FeatureConfig(vad=False, delta_order=0, cmvn="none")
+    int16 = sf.read(path, dtype="int16")[0].astype(np.float64)  # Kaldi's view of the wav
+    assert np.array_equal(extract_features(path, config), knf_reference(int16, dict(kind="mfcc")))
+
+
+def test_pipeline_order_vad_deltas_cmvn(tmp_path):
+    x = speech_like(seed=3)
+    path = write(tmp_path / "a.wav", x)
+    samples = read_audio(path)
+    raw = compute_kaldi_features(samples).astype(np.float64)
+    voiced = compute_vad(raw[:, 0])
+    assert 0 < voiced.sum() < len(voiced)
+    expected = sliding_cmvn(add_deltas(raw), center=True, cmn_window=300)[voiced]
+    got = extract_features(path, FeatureConfig(center=True, cmn_window=300))
+    assert got.shape == (voiced.sum(), 39)
+    assert np.max(np.abs(got - expected)) <= 1e-5 * np.max(np.abs(expected))
+
+
+def test_fbank_vad_uses_the_log_energy(tmp_path):
+    path = write(tmp_path / "a.wav", speech_like(seed=4))
+    samples = read_audio(path)
+    voiced = compute_vad(log_energy(samples))
+    got = extract_features(path, FeatureConfig(kaldi=KaldiOptions(kind="fbank"), delta_order=0,
+                                               cmvn="none"))
+    assert np.array_equal(got, compute_kaldi_features(samples, KaldiOptions(kind="fbank"))[voiced])
+
+
+def test_ark_scp_read_back_by_emkit(tmp_path):
+    src, out = _mkdir(tmp_path / "in"), _mkdir(tmp_path / "out")
+    for i in range(3):
+        write(src / f"spk{i}_utt.wav", speech_like(seed=10 + i, f0=100 + 50 * i))
+    shapes = compute_features([src], out / "feats.ark", jobs=2)
+    assert list(shapes) == ["spk0_utt", "spk1_utt", "spk2_utt"]
+    from_ark = read_features(tmp_path / "out" / "feats.ark")
+    from_scp = read_features(tmp_path / "out" / "feats.scp")
+    assert list(from_ark) == list(from_scp) == list(shapes)
+    for key, matrix in from_scp.items():
+        direct = extract_features(tmp_path / "in" / f"{key}.wav")
+        assert matrix.shape == shapes[key] == direct.shape
+        assert np.array_equal(matrix, direct.astype(np.float64))
+        assert np.array_equal(from_ark[key], matrix)
+    assert not [n for n in os.listdir(tmp_path / "out") if n.startswith(".emkit-")]
+
+
+def _mkdir(path):
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def test_npy_directory_and_worker_processes_give_the_same_features(tmp_path):
+    src = _mkdir(tmp_path / "in")
+    for i in range(5):
+        write(src / f"u{i}.flac" if i % 2 else src / f"u{i}.wav", speech_like(seed=i))
+    one = compute_features([src], tmp_path / "one", jobs=1)
+    four = compute_features([src], tmp_path / "four", jobs=4, progress=True)
+    assert list(one) == list(four) == [f"u{i}" for i in range(5)]
+    for key in one:
+        a = np.load(tmp_path / "one" / f"{key}.npy")
+        assert a.dtype == np.float32
+        assert np.array_equal(a, np.load(tmp_path / "four" / f"{key}.npy"))
+        assert np.array_equal(read_features(tmp_path / "one" / f"{key}.npy")[key], a)
+
+
+def test_kaldi_data_directory_with_segments(tmp_path):
+    data = _mkdir(tmp_path / "data")
+    audio = _mkdir(tmp_path / "audio")
+    long = np.concatenate([speech_like(seed=20), speech_like(seed=21)])
+    write(audio / "rec1.wav", long)
+    write(audio / "rec2.wav", speech_like(seed=22))
+    (data / "wav.scp").write_text(f"r1 {audio / 'rec1.wav'}\nr2 ../audio/rec2.wav\n")
+    (data / "segments").write_text("s1-a r1 0.0 1.0\ns1-b r1 1.0 -1\ns2-a r2 0 1.2\n")
+    (data / "utt2spk").write_text("s1-a s1\ns1-b s1\ns2-a s2\n")
+    utts = find_utterances([data])
+    assert [(u.id, u.start, u.end, u.speaker) for u in utts] == \
+        [("s1-a", 0.0, 1.0, "s1"), ("s1-b", 1.0, None, "s1"), ("s2-a", 0.0, 1.2, "s2")]
+    shapes = compute_features([data], tmp_path / "f.ark")
+    feats = read_features(tmp_path / "f.scp")
+    assert list(feats) == ["s1-a", "s1-b", "s2-a"]
+    # a segment is the features of the cut audio (here: the first second of rec1)
+    write(audio / "first.wav", long[:RATE])
+    assert np.array_equal(feats["s1-a"], extract_features(audio / "first.wav").astype(float))
+    assert shapes["s2-a"] == feats["s2-a"].shape
+
+
+def test_data_directory_without_segments_uses_recording_ids(tmp_path):
+    data = _mkdir(tmp_path / "data")
+    write(data / "x.wav", speech_like(seed=30))
+    (data / "wav.scp").write_text("utt-1 x.wav\n")
+    assert [u.id for u in find_utterances(data)] == ["utt-1"]
+
+
+@pytest.mark.parametrize("line", ["u1 sox x.wav -t wav - |", "u1 | rm -rf x", "u1 -"])
+def test_piped_wav_scp_is_refused_never_run(tmp_path, line):
+    data = _mkdir(tmp_path / "data")
+    (data / "wav.scp").write_text(line + "\n")
+    with pytest.raises(AudioError, match=r"wav.scp line 1: .*piped command"):
+        compute_features([data], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("files,match", [
+    ({"wav.scp": "u1 a.wav\nu1 a.wav\n"}, "listed twice"),
+    ({"wav.scp": "u1 nothere.wav\n"}, "no such audio file"),
+    ({"wav.scp": "u1 a.wav\n", "utt2spk": "u2 s\n"}, "has no speaker"),
+    ({"wav.scp": "u1 a.wav\n", "segments": "s r9 0 1\n"}, "not in wav.scp"),
+    ({"wav.scp": "u1 a.wav\n", "segments": "s u1 1 0.5\n"}, "start < end"),
+    ({"wav.scp": "u1 a.wav\n", "segments": "s u1 0 9\n"}, "after the recording"),
+    ({"wav.scp": "u1 a.wav\n", "segments": "s u1 x 1\n"}, "must be numbers"),
+])
+def test_bad_data_directory(tmp_path, files, match):
+    data = _mkdir(tmp_path / "data")
+    write(data / "a.wav", speech_like(seed=5))
+    for name, text in files.items():
+        (data / name).write_text(text)
+    with pytest.raises((AudioError, FileNotFoundError), match=match):
+        compute_features([data], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_same_utterance_id_twice_is_an_error(tmp_path):
+    a, b = _mkdir(tmp_path / "a"), _mkdir(tmp_path / "b")
+    write(a / "x.wav", speech_like())
+    write(b / "x.flac", speech_like())
+    with pytest.raises(AudioError, match="'x' comes from both"):
+        find_utterances([a, b])
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="num_ceps"):
+        KaldiOptions(num_ceps=30, num_mel_bins=23)
+    with pytest.raises(ValueError, match="high_freq"):
+        KaldiOptions(high_freq=9000)
+    with pytest.raises(ValueError, match="window_type"):
+        KaldiOptions(window_type="bogus")
+    with pytest.raises(ValueError, match="num_mel_bins too large"):
+        check_options(KaldiOptions(num_mel_bins=300))
+    with pytest.raises(ValueError, match="cmvn"):
+        FeatureConfig(cmvn="global")
+    with pytest.raises(ValueError, match="channel"):
+        FeatureConfig(channel=-1)
+    with pytest.raises(ValueError, match="proportion_threshold"):
+        FeatureConfig(vad_proportion_threshold=1.5)
+    with pytest.raises(ValueError, match="jobs"):
+        list(extract_many([], jobs=0))

@@ -1,0 +1,94 @@
+"""``emkit features`` through click's CliRunner: outputs, exit codes and one-line errors."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio]) is not installed")
+pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
+
+from emkit.audio import FeatureConfig, KaldiOptions, extract_features  # noqa: E402
+from emkit.cli import cli  # noqa: E402
+from emkit.features import read_features  # noqa: E402
+from audio_files import speech_like, write  # noqa: E402
+from cli_support import no_leftovers, one_line_error
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["features", *[str(a) for a in args]], catch_exceptions=False)
+
+
+@pytest.fixture()
+def audio(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        write(src / f"utt{i}.wav", speech_like(seed=i, f0=110 + 40 * i))
+    return src
+
+
+def test_npy_directory(tmp_path, audio):
+    result = run(audio, "-o", tmp_path / "feats", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "mfcc: 3 utterances" in result.stdout and "x 39 features" in result.stdout
+    for i in range(3):
+        saved = np.load(tmp_path / "feats" / f"utt{i}.npy")
+        assert np.array_equal(saved, extract_features(audio / f"utt{i}.wav"))
+
+
+def test_ark_with_options(tmp_path, audio):
+    result = run(audio / "utt1.wav", audio / "utt2.wav", "-o", tmp_path / "f.ark", "--type",
+                 "fbank", "--num-mel-bins", "30", "--delta-order", "1", "--cmvn", "utterance",
+                 "--norm-vars", "--no-vad", "-j", "2")
+    assert result.exit_code == 0, result.output
+    feats = read_features(tmp_path / "f.scp")
+    assert list(feats) == ["utt1", "utt2"]
+    config = FeatureConfig(kaldi=KaldiOptions(kind="fbank", num_mel_bins=30), delta_order=1,
+                           cmvn="utterance", norm_vars=True, vad=False)
+    expected = extract_features(audio / "utt2.wav", config)
+    assert feats["utt2"].shape == expected.shape == (98, 60)
+    assert np.array_equal(feats["utt2"], expected.astype(np.float64))
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["nothere.wav", "-o", "out"], "does not exist"),
+    (["IN", "-o", "out", "--vad-proportion-threshold", "1.5"], "--vad-proportion-threshold"),
+    (["IN", "-o", "out", "--cmvn", "global"], "--cmvn"),
+    (["IN", "-o", "out", "--channel", "-1"], "--channel"),
+    (["IN", "-o", "out", "--num-ceps", "30"], "num_ceps must be between 1 and num_mel_bins"),
+    (["IN", "-o", "out", "--high-freq", "9000"], "high_freq"),
+    (["IN", "-o", "out", "--jobs", "0"], "--jobs"),
+    (["IN", "-o", "out", "--num-mel-bins", "300"], "num_mel_bins too large"),
+    (["IN", "-o", "nodir/sub/out"], "does not exist"),
+    (["IN"], "Missing option '-o'"),
+])
+def test_usage_errors_exit_2(tmp_path, audio, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    result = run(*[str(audio) if a == "IN" else a for a in args])
+    one_line_error(result, 2, "usage error", fragment)
+    no_leftovers(tmp_path, "out")
+
+
+def test_bad_audio_exits_1_naming_the_file(tmp_path, audio):
+    (audio / "utt1.wav").write_text("not audio")
+    result = run(audio, "-o", tmp_path / "f.ark")
+    one_line_error(result, 1, "emkit features: error:", "utt1.wav", "not a readable audio file")
+    no_leftovers(tmp_path, "f.ark", "f.scp")
+
+
+def test_wrong_rate_and_silence_exit_1(tmp_path, audio):
+    write(audio / "utt1.wav", speech_like(rate=8000), rate=8000)
+    one_line_error(run(audio, "-o", tmp_path / "out"), 1, "utt1.wav", "expected 16000 Hz")
+    no_leftovers(tmp_path, "out")
+    write(audio / "utt1.wav", np.zeros(16000))
+    one_line_error(run(audio, "-o", tmp_path / "out"), 1, "utt1.wav", "digital silence")
+    no_leftovers(tmp_path, "out")
+
+
+def test_piped_wav_scp_exits_1(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "wav.scp").write_text(f"u1 touch {tmp_path / 'pwned'} |\n")
+    one_line_error(run(data, "-o", tmp_path / "out"), 1, "wav.scp line 1", "piped command")
+    assert not (tmp_path / "pwned").exists()
+    no_leftovers(tmp_path, "out")

@@ -1,0 +1,87 @@
+"""``emkit evaluate --calibration`` (actDCF and Cllr of calibrated scores) and ``--by-model``."""
+
+import numpy as np
+import pytest
+
+from emkit import calibration_io as cio
+from emkit import metrics
+from cli_support import one_line_error, run
+
+
+def write_scores(path, rows):
+    path.write_text("".join(f"{m} {p} {s!r} {'target' if t else 'nontarget'}\n"
+                            for m, p, s, t in rows))
+    return path
+
+
+@pytest.fixture
+def scores(tmp_path):
+    rng = np.random.default_rng(3)
+    rows = []
+    for k, model in enumerate(("alice", "bob", "carol")):
+        for j in range(40):
+            target = j < 10
+            rows.append((model, f"p{j}", float(rng.normal(3.0 + k if target else 0.0, 2.0)),
+                         target))
+    rows += [("dave", f"p{j}", float(rng.normal()), False) for j in range(5)]  # no target
+    rows += [("erin", f"p{j}", float(rng.normal(2.0)), True) for j in range(3)]  # no non-target
+    return write_scores(tmp_path / "dev.txt", rows), rows
+
+
+def table(stdout, first):
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(first))
+    return lines[start:]
+
+
+def test_calibrated_actdcf_and_cllr_beside_min_dcf(scores, tmp_path):
+    path, rows = scores
+    run("calibrate", "--train", path, "--save", tmp_path / "cal.json")
+    cal = cio.load_calibration(tmp_path / "cal.json")
+    plain = run("evaluate", path, "--p-target", 0.1).stdout.splitlines()[1].split()
+    calibrated = run("evaluate", path, "--p-target", 0.1, "--calibration",
+                     tmp_path / "cal.json").stdout
+    got = calibrated.splitlines()[1].split()
+    assert "calibrated by" in calibrated and str(tmp_path / "cal.json") in calibrated
+    values = np.array([s for _, _, s, _ in rows])
+    labels = np.array([t for *_, t in rows])
+    llr = cal.transform(values)
+    # EER, minDCF and min Cllr unchanged; actDCF and Cllr those of the calibrated scores
+    assert got[3:5] == plain[3:5] and got[7] == plain[7]
+    assert float(got[5]) == pytest.approx(metrics.act_dcf(llr[labels], llr[~labels], 0.1),
+                                          abs=6e-5)
+    assert float(got[6]) == pytest.approx(metrics.cllr(llr[labels], llr[~labels]), abs=6e-4)
+    assert float(got[6]) < float(plain[6])  # calibration lowers Cllr here (raw scores are off)
+
+
+def test_calibration_option_errors(scores, tmp_path):
+    path, _ = scores
+    one_line_error(run("evaluate", path, "--calibration", tmp_path / "nope.json", ok=False), 2,
+                   "--calibration", "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{secret")
+    result = run("evaluate", path, "--calibration", bad, ok=False)
+    one_line_error(result, 1, "bad.json", "not JSON")
+    assert "secret" not in result.stderr
+    one_line_error(run("evaluate", path, "--calibration", path, ok=False), 1, "dev.txt")
+
+
+def test_by_model_table(scores):
+    path, rows = scores
+    out = run("evaluate", path, "--by-model", "--p-target", 0.01, "--p-target", 0.1).stdout
+    lines = table(out, "per model (dev)")
+    assert lines[1].split()[:4] == ["model", "targets", "non-tgt", "EER"]
+    assert "minDCF(0.01)" in lines[1] and "minDCF(0.1)" in lines[1]
+    body = {line.split()[0]: line for line in lines[2:]}
+    assert list(body) == ["alice", "bob", "carol", "dave", "erin"]
+    for model in ("alice", "bob", "carol"):
+        tar = np.array([s for m, _, s, t in rows if m == model and t])
+        non = np.array([s for m, _, s, t in rows if m == model and not t])
+        fields = body[model].split()
+        assert fields[1:3] == ["10", "30"]
+        assert float(fields[3]) == pytest.approx(100 * metrics.eer(tar, non), abs=0.006)
+        assert float(fields[5]) == pytest.approx(metrics.min_dcf(tar, non, 0.1), abs=6e-5)
+    assert body["dave"].split()[1:3] == ["0", "5"] and "only non-target trials" in body["dave"]
+    assert body["erin"].split()[1:3] == ["3", "0"] and "only target trials" in body["erin"]
+    # without the flag: no per-model table
+    assert "per model" not in run("evaluate", path).stdout

@@ -1,0 +1,131 @@
+"""train-* --checkpoint, --scheduler/--workers, and train-ivector --lda-dim/--plda-dim."""
+
+import numpy as np
+import pytest
+
+from emkit import GMMMachine, ISVMachine
+from emkit.experiment import IVectorBackend, length_norm
+from emkit.lda import LDA
+from cli_support import PROBES, no_leftovers, one_line_error, run
+
+UBM = ("-n", 8, "--iterations", 10, "--seed", 1, "--no-progress")
+
+
+def test_ubm_checkpoint_resumes_and_refuses_another_run(data, tmp_path):  # noqa: F811
+    d = data
+    ckpt = tmp_path / "ubm.ckpt.h5"
+    run("train-ubm", d / "train.scp", *UBM, "--checkpoint", ckpt, "-o", tmp_path / "a.h5")
+    assert ckpt.is_file() and (tmp_path / "ubm.ckpt.kmeans.h5").is_file()
+    reference = GMMMachine.from_hdf5(d / "ubm.h5").means  # trained without a checkpoint
+    np.testing.assert_array_equal(GMMMachine.from_hdf5(tmp_path / "a.h5").means, reference)
+    again = run("-v", "train-ubm", d / "train.scp", *UBM, "--checkpoint", ckpt,
+                "-o", tmp_path / "b.h5")
+    assert "resuming from checkpoint" in again.stderr
+    np.testing.assert_array_equal(GMMMachine.from_hdf5(tmp_path / "b.h5").means, reference)
+    other = run("train-ubm", d / "train.scp", "-n", 4, "--no-progress", "--checkpoint", ckpt,
+                "-o", tmp_path / "c.h5", ok=False)
+    one_line_error(other, 1, "emkit train-ubm: error:", "belongs to another training run",
+                   "ubm.ckpt")
+    no_leftovers(tmp_path, "c.h5")
+
+
+def test_isv_checkpoint(data, tmp_path):  # noqa: F811
+    d = data
+    train = (d / "train.scp", "--ubm", d / "ubm.h5", "--labels", d / "utt2spk", "--seed", 2,
+             "--iterations", 2, "--no-progress")
+    run("train-isv", *train, "--rank-u", 2, "-o", tmp_path / "plain.h5")
+    run("train-isv", *train, "--rank-u", 2, "--checkpoint", tmp_path / "isv.ckpt",
+        "-o", tmp_path / "ck.h5")
+    np.testing.assert_array_equal(ISVMachine.from_hdf5(tmp_path / "ck.h5").U,
+                                  ISVMachine.from_hdf5(tmp_path / "plain.h5").U)
+    one_line_error(run("train-isv", *train, "--rank-u", 3, "--checkpoint", tmp_path / "isv.ckpt",
+                       "-o", tmp_path / "x.h5", ok=False), 1, "isv.ckpt",
+                   "belongs to another training run")
+
+
+def test_train_option_usage_errors(data, tmp_path, monkeypatch):  # noqa: F811
+    d = data
+    base = ("train-ubm", d / "train.scp", *UBM, "-o", tmp_path / "x.h5")
+    one_line_error(run(*base, "--workers", 2, "--scheduler", "tcp://h:8786", ok=False), 2,
+                   "--scheduler and --workers are mutually exclusive")
+    one_line_error(run(*base, "--workers", 0, ok=False), 2, "--workers")
+    one_line_error(run(*base, "--scheduler", "not an address", ok=False), 2, "--scheduler",
+                   "not a scheduler address")
+    one_line_error(run(*base, "--checkpoint", tmp_path / "x.h5", ok=False), 2,
+                   "--checkpoint", "is the output")
+    one_line_error(run(*base, "--checkpoint", tmp_path, ok=False), 2, "--checkpoint")
+    one_line_error(run(*base, "--checkpoint", d / "train.scp", ok=False), 2, "--checkpoint",
+                   "refusing to overwrite an input")
+    from emkit.cli import _train_options
+    monkeypatch.setattr(_train_options, "CONNECT_TIMEOUT", "0.5s")
+    one_line_error(run(*base, "--scheduler", "tcp://127.0.0.1:1", ok=False), 1,
+                   "--scheduler tcp://127.0.0.1:1: cannot connect")
+    no_leftovers(tmp_path, "x.h5")
+
+
+def test_local_cluster_gives_the_local_model(data, tmp_path, monkeypatch):  # noqa: F811
+    pytest.importorskip("distributed")
+    from emkit.cli import _train_options
+    monkeypatch.setattr(_train_options, "WORKER_PROCESSES", False)  # a quicker start
+    from emkit.cli import _commands
+    seen = []
+
+    def spy(client, frames):
+        seen.append(type(client).__name__)
+        return _train_options.frames_for(client, frames)
+
+    monkeypatch.setattr(_commands, "frames_for", spy)
+    d = data
+    short = (d / "train.scp", "-n", 4, "--iterations", 2, "--kmeans-iterations", 2, "--seed", 1,
+             "--no-progress")
+    run("train-ubm", *short, "-o", tmp_path / "here.h5")
+    run("train-ubm", *short, "--workers", 1, "-o", tmp_path / "w.h5")
+    assert seen == ["NoneType", "Client"]
+    got, ref = GMMMachine.from_hdf5(tmp_path / "w.h5"), GMMMachine.from_hdf5(tmp_path / "here.h5")
+    scale = np.abs(ref.means).max()
+    np.testing.assert_allclose(got.means, ref.means, rtol=0, atol=1e-10 * scale)
+
+
+def test_ivector_lda_and_plda_dimensions(data, tmp_path):  # noqa: F811
+    d = data
+    train = (d / "train.scp", "--ubm", d / "ubm.h5", "--labels", d / "utt2spk", "--seed", 2,
+             "--dim", 5, "--iterations", 2, "--no-progress")
+    out = run("train-ivector", *train, "--lda-dim", 3, "--plda-dim", 2, "-o", tmp_path / "iv.h5")
+    assert "whitening, LDA (3), WCCN, PLDA (rank 2)" in out.stdout
+    system = IVectorBackend.from_hdf5(tmp_path / "iv.h5")
+    assert system.lda.weights.shape == (5, 3) and system.plda is not None
+    # the LDA is the one fitted on the length-normalised whitened i-vectors of the training set
+    from emkit.experiment import compute_stats
+    from emkit.features import read_feature_sources, read_id_map
+    feats = read_feature_sources([str(d / "train.scp")])
+    labels = read_id_map(d / "utt2spk")
+    ids = list(labels)
+    w = system.ivector.transform(compute_stats(system.ubm, [feats[u] for u in ids]))
+    before = length_norm(system.whitening.transform(w))
+    lda = LDA(3).fit(before, [labels[u] for u in ids])
+    np.testing.assert_allclose(system.lda.weights, lda.weights, atol=1e-8)
+    np.testing.assert_allclose(system.plda_space(w, from_ivectors=True),
+                               length_norm(lda.transform(before)), atol=1e-10)
+    for backend in ("plda", "cosine"):
+        run("enroll", d / "train.scp", "-m", tmp_path / "iv.h5", "-e", d / "spk2utt",
+            "--backend", backend, "-o", tmp_path / f"{backend}.h5")
+        run("score", *(d / p for p in PROBES), "--models", tmp_path / f"{backend}.h5",
+            "-t", d / "trials", "-o", tmp_path / f"{backend}.txt")
+    # bad values
+    bad = ("train-ivector", d / "train.scp", "--ubm", d / "ubm.h5", "--dim", 5,
+           "-o", tmp_path / "bad.h5")
+    one_line_error(run(*bad, "--lda-dim", 2, ok=False), 2, "--lda-dim needs --labels")
+    one_line_error(run(*bad, "--labels", d / "utt2spk", "--lda-dim", 6, ok=False), 2,
+                   "--lda-dim", "--dim 5")
+    one_line_error(run(*bad, "--labels", d / "utt2spk", "--lda-dim", 0, ok=False), 2,
+                   "--lda-dim")
+    one_line_error(run(*bad, "--labels", d / "utt2spk", "--lda-dim", 3, "--plda-dim", 4,
+                       ok=False), 2, "--plda-dim", "--lda-dim 3")
+    one_line_error(run(*bad, "--labels", d / "utt2spk", "--plda-dim", 6, ok=False), 2,
+                   "--plda-dim", "--dim 5")
+    one_line_error(run(*bad, "--labels", d / "utt2spk", "--no-plda", "--plda-dim", 2,
+                       ok=False), 2, "--plda-dim does not apply", "--no-plda")
+    one_line_error(run(*bad, "--plda-dim", 2, ok=False), 2, "--plda-dim does not apply")
+    one_line_error(run(*bad, "--labels", d / "utt2spk", "--lda-dim", 4, "--iterations", 1,
+                       "--no-progress", ok=False), 1, "utt2spk", "--lda-dim 4 needs at least 5")
+    no_leftovers(tmp_path, "bad.h5")

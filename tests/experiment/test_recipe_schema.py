@@ -1,0 +1,154 @@
+"""Recipe validation: every error names the recipe file and the key (no audio needed)."""
+
+import pytest
+from click.testing import CliRunner
+
+from emkit.cli import cli
+from emkit.recipe import RecipeError, load_recipe
+from cli_support import one_line_error
+
+
+BASE = """\
+[data.train]
+features = ["train.npz"]
+utt2spk = "utt2spk"
+[data.test]
+features = ["test.npz"]
+
+[ubm]
+data = "train"
+gaussians = 8
+
+[systems.isv]
+kind = "isv"
+rank_u = 2
+
+[systems.ivec]
+kind = "ivector"
+dim = 5
+backend = "cosine"
+
+[conditions.eval]
+data = "test"
+enroll = "enroll"
+trials = "trials"
+
+[norm]
+method = "zt"
+cohort = "train"
+
+[calibration]
+train = "eval"
+"""
+
+
+@pytest.fixture()
+def project(tmp_path):
+    for name in ("train.npz", "test.npz", "utt2spk", "enroll", "trials"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "recipe.toml").write_text(BASE)
+    return tmp_path
+
+
+def test_valid_recipe_with_defaults(project):
+    r = load_recipe(project / "recipe.toml")
+    assert r["work_dir"] == str(project / "work") and r["seed"] == 0
+    assert r["ubm"] == {"data": "train", "gaussians": 8, "iterations": 25,
+                        "kmeans_iterations": 20}
+    assert r["systems"]["isv"] == {"kind": "isv", "data": "train", "relevance_factor": 4.0,
+                                   "rank_u": 2, "iterations": 10}
+    assert r["systems"]["ivec"]["backend"] == "cosine"
+    assert r["conditions"]["eval"]["trials"] == str(project / "trials")
+    assert r["norm"] == {"method": "zt", "cohort": "train", "top_n": 200, "ddof": 1}
+    assert r["calibration"] == {"train": "eval", "prior": 0.5}
+    assert r["evaluation"] == {"p_target": [0.01], "c_miss": 1.0, "c_fa": 1.0, "title": "DET curves"}
+
+
+def test_relative_recipe_path_gives_absolute_paths(project, monkeypatch):
+    (project / "audio").mkdir()
+    (project / "audio" / "utt2spk").write_text("u s\n")
+    (project / "recipe.toml").write_text(BASE.replace('features = ["test.npz"]',
+                                                      'audio = "audio"'))
+    monkeypatch.chdir(project.parent)
+    r = load_recipe(f"{project.name}/recipe.toml")
+    assert r["data"]["test"]["audio"] == str(project / "audio")
+    assert r["data"]["test"]["utt2spk"] == str(project / "audio" / "utt2spk")
+    assert r["data"]["train"]["utt2spk"] == str(project / "utt2spk")
+    assert r["work_dir"] == str(project / "work")
+
+
+@pytest.mark.parametrize("old,new,key,fragment", [
+    ("[data.train]", "workdir = 'w'\n[data.train]", "workdir", "unknown key"),
+    ("gaussians = 8", "gausians = 8", "ubm.gausians", "unknown key (known: data, gaussians"),
+    ("gaussians = 8", 'gaussians = "8"', "ubm.gaussians", "must be an integer; got str"),
+    ("gaussians = 8", "gaussians = 0", "ubm.gaussians", "must be > 0"),
+    ("gaussians = 8", "gaussians = true", "ubm.gaussians", "must be an integer; got bool"),
+    ('data = "train"\ngaussians', 'data = "dev"\ngaussians', "ubm.data",
+     "names data set 'dev', which is not defined (defined: test, train)"),
+    ('features = ["test.npz"]', 'features = ["nothere.npz"]', "data.test.features",
+     "no such file 'nothere.npz'"),
+    ('features = ["test.npz"]', 'audio = "nodir"', "data.test.audio",
+     "no such directory 'nodir'"),
+    ('features = ["test.npz"]', 'features = "test.npz"', "data.test.features",
+     "must be a list of strings"),
+    ('features = ["test.npz"]', 'features = []', "data.test.features", "the list is empty"),
+    ('features = ["test.npz"]', 'utt2spk = "utt2spk"', "data.test",
+     "exactly one of 'audio'"),
+    ('kind = "isv"', 'kind = "gmm"', "systems.isv.kind", "must be one of gmm-map, isv"),
+    ("rank_u = 2", "rank_v = 2", "systems.isv.rank_v", "unknown key"),
+    ('backend = "cosine"', 'backend = "svm"', "systems.ivec.backend", "'plda' or 'cosine'"),
+    ('trials = "trials"', 'trials = "no_trials"', "conditions.eval.trials", "no such file"),
+    ('enroll = "enroll"\n', "", "conditions.eval.enroll", "missing (required)"),
+    ('method = "zt"', 'method = "q"', "norm.method", "must be one of z, t, zt, s, as"),
+    ('cohort = "train"', 'cohort = "test"', "norm.cohort", "needs an utt2spk"),
+    ('train = "eval"', 'train = "dev"', "calibration.train", "names condition 'dev'"),
+    ('train = "eval"', 'train = "eval"\nprior = 1.0', "calibration.prior", "in (0, 1)"),
+    ('[calibration]', '[evaluation]\np_target = [0.5, 2]\n[calibration]', "evaluation.p_target",
+     "priors in (0, 1)"),
+    ('[data.train]\nfeatures = ["train.npz"]\nutt2spk = "utt2spk"',
+     '[data.train]\nfeatures = ["train.npz"]', "systems.isv.data", "needs speaker labels"),
+    ("[ubm]", "[features]\nnum_ceps = 13\n[ubm]", "features", "need a data set with 'audio'"),
+    ('[data.train]\nfeatures = ["train.npz"]\nutt2spk = "utt2spk"\n[data.test]\n'
+     'features = ["test.npz"]', 'data = "x"', "data", "must be a table; got str"),
+])
+def test_validation_errors_name_file_and_key(project, old, new, key, fragment):
+    path = project / "recipe.toml"
+    assert old in BASE
+    path.write_text(BASE.replace(old, new, 1))
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}:"), message
+    assert fragment in message, message
+
+
+def test_missing_section(project):
+    (project / "recipe.toml").write_text(BASE.split("[conditions.eval]")[0])
+    with pytest.raises(RecipeError, match=r"recipe.toml: conditions: missing \(required"):
+        load_recipe(project / "recipe.toml")
+
+
+def test_feature_options_checked(project, monkeypatch):
+    audio = project / "audio"
+    audio.mkdir()
+    text = BASE.replace('features = ["test.npz"]', 'audio = "audio"')
+    for extra, fragment in [("num_cep = 13", "features.num_cep: unknown key"),
+                            ("num_ceps = 30", "features: num_ceps must be between 1 and"),
+                            ('cmvn = "global"', "features: cmvn must be one of"),
+                            ("cmvn = [1]", "features.cmvn: must be a single value")]:
+        (project / "recipe.toml").write_text(f"[features]\n{extra}\n" + text)
+        with pytest.raises(RecipeError, match=fragment):
+            load_recipe(project / "recipe.toml")
+
+
+def test_bad_toml_and_cli_exit_codes(project):
+    (project / "recipe.toml").write_text("[ubm\nsecret = 'do-not-echo'")
+    result = CliRunner().invoke(cli, ["run", str(project / "recipe.toml")])
+    one_line_error(result, 1, "emkit run: error:", "recipe.toml: not a valid TOML file")
+    assert "do-not-echo" not in result.output
+    (project / "recipe.toml").write_text(BASE.replace("gaussians = 8", "gaussians = -1"))
+    one_line_error(CliRunner().invoke(cli, ["run", str(project / "recipe.toml")]), 1,
+                   "recipe.toml: ubm.gaussians: must be > 0")
+    one_line_error(CliRunner().invoke(cli, ["run", str(project / "nothere.toml")]), 2,
+                   "does not exist")
+    assert not (project / "work").exists()

@@ -1,0 +1,315 @@
+"""Feature readers (numpy, HDF5, Kaldi ark/scp), id and trial lists, score files, atomic writes.
+
+The Kaldi writer below follows the format description (not Kaldi's code): binary matrix =
+``key`` + space + ``\\0B`` + ``"FM "``/``"DM "`` + int32 rows and cols, each preceded by a size
+byte (4) + the values row by row; ``"FV "``/``"DV "`` vectors have one size; compressed matrices
+(``"CM "``, ``"CM2 "``, ``"CM3 "``) a header ``float min, float range, int32 rows, int32 cols``.
+"""
+
+import os
+import struct
+
+import h5py
+import numpy as np
+import pytest
+from _parity import assert_parity
+from feature_files import compressed, kaldi_binary, size, write_ark, write_scp, write_text_ark  # noqa: F401
+
+from emkit.features import (FeatureError, atomic_write, check_writable, read_feature_sources,
+                            read_features, read_id_lists, read_id_map, read_kaldi_ark,
+                            read_kaldi_scp, read_scores, read_trials, write_scores)
+
+# ---------------------------------------------------------------------------------------------
+# a tiny Kaldi writer (also used by test_cli.py)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mats():
+    rng = np.random.default_rng(0)
+    return {"spk1_a": rng.normal(size=(5, 3)), "spk1_b": rng.normal(size=(2, 3)),
+            "spk2_a": rng.normal(size=(7, 3))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Kaldi
+# ---------------------------------------------------------------------------------------------
+
+
+def test_binary_ark_float_and_double(tmp_path, mats):
+    write_ark(tmp_path / "f.ark", mats, "FM")
+    write_ark(tmp_path / "d.ark", mats, "DM")
+    f32, f64 = read_kaldi_ark(tmp_path / "f.ark"), read_kaldi_ark(tmp_path / "d.ark")
+    assert list(f32) == list(mats) == list(f64)
+    for key, M in mats.items():
+        assert f32[key].dtype == np.float64 and f32[key].shape == M.shape
+        np.testing.assert_array_equal(f32[key], M.astype(np.float32).astype(np.float64))
+        np.testing.assert_array_equal(f64[key], M)
+
+
+def test_binary_vectors_are_one_row(tmp_path):
+    with open(tmp_path / "v.ark", "wb") as f:
+        f.write(b"a \0B" + kaldi_binary(np.arange(4.0), "FV"))
+        f.write(b"b \0B" + kaldi_binary(np.arange(3.0) / 3, "DV"))
+    out = read_kaldi_ark(tmp_path / "v.ark")
+    np.testing.assert_array_equal(out["a"], [[0, 1, 2, 3]])
+    np.testing.assert_array_equal(out["b"], [np.arange(3.0) / 3])
+
+
+def test_text_ark(tmp_path, mats):
+    write_text_ark(tmp_path / "t.ark", mats)
+    out = read_kaldi_ark(tmp_path / "t.ark")
+    assert list(out) == list(mats)
+    for key, M in mats.items():
+        np.testing.assert_array_equal(out[key], M)  # repr round-trips float64 exactly
+
+
+def test_text_ark_one_line_matrix(tmp_path):
+    (tmp_path / "t.ark").write_text("u1 [ 1 2 3 ]\nu2 [ 4 5\n 6 7 ]\n")
+    out = read_kaldi_ark(tmp_path / "t.ark")
+    np.testing.assert_array_equal(out["u1"], [[1, 2, 3]])
+    np.testing.assert_array_equal(out["u2"], [[4, 5], [6, 7]])
+
+
+def test_scp_offsets_ranges_and_prefixes(tmp_path, mats):
+    offsets = write_ark(tmp_path / "f.ark", mats, "DM")
+    # scp in another directory with an absolute path, one entry with a row range, one with rows+cols
+    ranges = {"spk1_a": "[1:3]", "spk2_a": "[0:4,1:2]"}
+    write_scp(tmp_path / "f.scp", tmp_path / "f.ark", offsets, ranges)
+    out = read_kaldi_scp(tmp_path / "f.scp")
+    assert list(out) == list(mats)
+    np.testing.assert_array_equal(out["spk1_a"], mats["spk1_a"][1:4])
+    np.testing.assert_array_equal(out["spk1_b"], mats["spk1_b"])
+    np.testing.assert_array_equal(out["spk2_a"], mats["spk2_a"][0:5, 1:3])
+    # the rspecifier prefixes are accepted; relative paths in the scp are relative to its folder
+    write_scp(tmp_path / "rel.scp", "f.ark", offsets)
+    for spec in (f"scp:{tmp_path / 'rel.scp'}", f"scp,s,cs:{tmp_path / 'rel.scp'}"):
+        out = read_features(spec)
+        np.testing.assert_array_equal(out["spk2_a"], mats["spk2_a"])
+    assert list(read_features(f"ark:{tmp_path / 'f.ark'}")) == list(mats)
+
+
+def test_scp_without_offset_reads_a_single_matrix_file(tmp_path):
+    M = np.arange(6.0).reshape(2, 3)
+    (tmp_path / "one.mat").write_bytes(b"\0B" + kaldi_binary(M, "DM"))
+    (tmp_path / "x.scp").write_text("utt one.mat\n")
+    np.testing.assert_array_equal(read_kaldi_scp(tmp_path / "x.scp")["utt"], M)
+
+
+def _cm_expected(pct, data):
+    """Kaldi's CharToFloat, written out per element (the reader is vectorised)."""
+    out = np.empty(data.shape, dtype=np.float32)
+    for (r, c), v in np.ndenumerate(data):
+        p0, p25, p75, p100 = pct[c]
+        if v <= 64:
+            out[r, c] = p0 + (p25 - p0) * np.float32(v) * np.float32(1 / 64.0)
+        elif v <= 192:
+            out[r, c] = p25 + (p75 - p25) * np.float32(v - 64) * np.float32(1 / 128.0)
+        else:
+            out[r, c] = p75 + (p100 - p75) * np.float32(v - 192) * np.float32(1 / 63.0)
+    return out
+
+
+def test_compressed_matrices(tmp_path):
+    rows, cols, lo, span = 3, 2, np.float32(-2.0), np.float32(5.0)
+    two = np.array([[0, 65535], [1000, 30000], [65535, 7]], dtype="<u2")
+    one = np.array([[0, 255], [10, 128], [255, 3]], dtype=np.uint8)
+    headers = np.array([[0, 10000, 40000, 65535], [100, 200, 300, 400]], dtype="<u2")
+    cm_bytes = np.array([[0, 64], [100, 192], [255, 30]], dtype=np.uint8)  # (rows, cols)
+    with open(tmp_path / "c.ark", "wb") as f:
+        f.write(b"two \0B" + compressed("CM2", lo, span, rows, cols, two.tobytes()))
+        f.write(b"one \0B" + compressed("CM3", lo, span, rows, cols, one.tobytes()))
+        # CM: per-column headers first, then the bytes column by column
+        f.write(b"cm \0B" + compressed("CM", lo, span, rows, cols,
+                                       headers.tobytes() + cm_bytes.T.copy().tobytes()))
+    out = read_kaldi_ark(tmp_path / "c.ark")
+    assert_parity(out["two"], lo + two * (span / 65535.0), tol=1e-6)
+    assert_parity(out["one"], lo + one * (span / 255.0), tol=1e-6)
+    pct = lo + span * np.float32(1.52590218966964e-05) * headers.astype(np.float32)
+    assert_parity(out["cm"], _cm_expected(pct, cm_bytes), tol=1e-6)
+    assert out["cm"][0, 0] == pytest.approx(pct[0, 0])  # byte 0 is the 0th percentile
+    assert out["cm"][2, 0] == pytest.approx(pct[0, 3])  # byte 255 the 100th
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"u1 \0BFM \x04\x02\x00\x00\x00\x04\x03\x00\x00\x00" + b"\0" * 8, "ends in the middle"),
+    (b"u1 \0BXY \x04\x02\x00\x00\x00", "unsupported Kaldi object type"),
+    (b"u1 \0BFM \x08\x02\x00\x00\x00", "size byte"),
+    (b"u1 [ 1 2\n", "closing ']'"),
+    (b"u1 [ 1 x ]\n", "not a number"),
+    (b"u1 [ 1 2\n 3 ]\n", "different lengths"),
+])
+def test_broken_archives(tmp_path, content, message):
+    (tmp_path / "bad.ark").write_bytes(content)
+    with pytest.raises(FeatureError, match=message) as info:
+        read_features(tmp_path / "bad.ark")
+    assert "bad.ark" in str(info.value) and "u1" in str(info.value)
+
+
+def test_duplicate_key_and_pipes(tmp_path):
+    M = np.ones((2, 2))
+    with open(tmp_path / "dup.ark", "wb") as f:
+        f.write(b"a \0B" + kaldi_binary(M) + b"a \0B" + kaldi_binary(M))
+    with pytest.raises(FeatureError, match="'a' appears twice"):
+        read_kaldi_ark(tmp_path / "dup.ark")
+    with pytest.raises(FeatureError, match="piped"):
+        read_features("ark:copy-feats ark:x ark:- |")
+    (tmp_path / "p.scp").write_text("u1 copy-feats x - |\n")
+    with pytest.raises(FeatureError, match="piped"):
+        read_kaldi_scp(tmp_path / "p.scp")
+    (tmp_path / "m.scp").write_text(f"u1 {tmp_path / 'nothere.ark'}:3\n")
+    with pytest.raises(FeatureError, match="no such file"):
+        read_kaldi_scp(tmp_path / "m.scp")
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy and HDF5
+# ---------------------------------------------------------------------------------------------
+
+
+def test_numpy_and_hdf5_naming_rules(tmp_path, mats):
+    np.save(tmp_path / "utt7.npy", mats["spk1_a"])
+    np.savez(tmp_path / "single.npz", mats["spk1_b"])       # only arr_0: named after the file
+    np.savez(tmp_path / "many.npz", **mats)
+    with h5py.File(tmp_path / "bob.h5", "w") as f:         # bob's one-dataset convention
+        f["array"] = mats["spk2_a"]
+    with h5py.File(tmp_path / "many.hdf5", "w") as f:
+        f["spk1/a"] = mats["spk1_a"]
+        f["spk2/a"] = mats["spk2_a"]
+        f["meta"] = np.arange(3)                           # 1-D: not an utterance
+    assert list(read_features(tmp_path / "utt7.npy")) == ["utt7"]
+    assert list(read_features(tmp_path / "single.npz")) == ["single"]
+    assert list(read_features(tmp_path / "many.npz")) == list(mats)
+    assert list(read_features(tmp_path / "bob.h5")) == ["bob"]
+    out = read_features(tmp_path / "many.hdf5")
+    assert sorted(out) == ["spk1/a", "spk2/a"]
+    np.testing.assert_array_equal(out["spk2/a"], mats["spk2_a"])
+    # a model file is refused
+    from emkit import GMMMachine
+
+    ubm = GMMMachine(2)
+    ubm.means, ubm.variances = np.zeros((2, 3)), np.ones((2, 3))
+    ubm.save(tmp_path / "ubm.h5")
+    with pytest.raises(FeatureError, match="holds a model .*GMMMachine.*not features"):
+        read_features(tmp_path / "ubm.h5")
+    # no extension: the format is sniffed from the first bytes
+    os.rename(tmp_path / "many.npz", tmp_path / "noext")
+    assert list(read_features(tmp_path / "noext")) == list(mats)
+
+
+def test_feature_checks(tmp_path, mats):
+    np.save(tmp_path / "a.npy", mats["spk1_a"])
+    np.save(tmp_path / "wide.npy", np.ones((4, 5)))
+    np.save(tmp_path / "flat.npy", np.ones(4))
+    np.save(tmp_path / "nan.npy", np.array([[1.0, np.nan]]))
+    (tmp_path / "junk.txt").write_text("hello")
+    with pytest.raises(FeatureError, match="'wide' has 5 features per frame; the model expects 3"):
+        read_features(tmp_path / "wide.npy", n_features=3)
+    with pytest.raises(FeatureError, match="2-D numeric array"):
+        read_features(tmp_path / "flat.npy")
+    with pytest.raises(FeatureError, match="NaN"):
+        read_features(tmp_path / "nan.npy")
+    with pytest.raises(FeatureError, match="unknown feature format"):
+        read_features(tmp_path / "junk.txt")
+    with pytest.raises(FileNotFoundError, match="no such feature file"):
+        read_features(tmp_path / "missing.npy")
+    with pytest.raises(FeatureError, match="'wide' has 5 features per frame, but those of .*a.npy"):
+        read_feature_sources([tmp_path / "a.npy", tmp_path / "wide.npy"])
+    np.savez(tmp_path / "again.npz", a=np.ones((2, 3)))
+    with pytest.raises(FeatureError, match="'a' is in both"):
+        read_feature_sources([tmp_path / "a.npy", tmp_path / "again.npz"])
+
+
+# ---------------------------------------------------------------------------------------------
+# lists, trials, scores, atomic writes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_id_lists(tmp_path):
+    (tmp_path / "utt2spk").write_text("# comment\nu1 s1\n\nu2 s2\n")
+    (tmp_path / "spk2utt").write_text("s1 u1 u3\ns2 u2\n")
+    assert read_id_map(tmp_path / "utt2spk") == {"u1": "s1", "u2": "s2"}
+    assert read_id_lists(tmp_path / "spk2utt") == {"s1": ["u1", "u3"], "s2": ["u2"]}
+    (tmp_path / "bad").write_text("u1 s1 extra\n")
+    with pytest.raises(FeatureError, match="line 1: expected 2 columns"):
+        read_id_map(tmp_path / "bad")
+    (tmp_path / "lonely").write_text("s1\n")
+    with pytest.raises(FeatureError, match="line 1"):
+        read_id_lists(tmp_path / "lonely")
+
+
+def test_trials(tmp_path):
+    (tmp_path / "t").write_text("m1 p1 target\nm1 p2 nontarget\n# x\nm2 p1 NONTARGET\n")
+    trials = read_trials(tmp_path / "t", require_labels=True)
+    assert trials.models == ["m1", "m1", "m2"] and trials.probes == ["p1", "p2", "p1"]
+    np.testing.assert_array_equal(trials.labels, [True, False, False])
+    (tmp_path / "u").write_text("m1 p1\nm2 p2\n")
+    assert read_trials(tmp_path / "u").labels is None
+    with pytest.raises(FeatureError, match="third column"):
+        read_trials(tmp_path / "u", require_labels=True)
+    (tmp_path / "mixed").write_text("m1 p1\nm2 p2 target\n")
+    with pytest.raises(FeatureError, match="line 2: expected 2 columns"):
+        read_trials(tmp_path / "mixed")
+    (tmp_path / "label").write_text("m1 p1 impostor\n")
+    with pytest.raises(FeatureError, match="line 1: the label must be 'target' or 'nontarget'"):
+        read_trials(tmp_path / "label")
+    (tmp_path / "empty").write_text("# nothing\n\n")
+    with pytest.raises(FeatureError, match="the trial list is empty"):
+        read_trials(tmp_path / "empty")
+
+
+def test_scores_round_trip_exactly(tmp_path):
+    values = np.array([0.1, -1e-300, 12345.678901234567, 1 / 3])
+    write_scores(tmp_path / "s.txt", ["a", "a", "b", "b"], ["p", "q", "p", "q"], values,
+                 [True, False, False, True])
+    trials, read = read_scores(tmp_path / "s.txt")
+    np.testing.assert_array_equal(read, values)
+    np.testing.assert_array_equal(trials.labels, [True, False, False, True])
+    assert (tmp_path / "s.txt").read_text().splitlines()[0] == "a p 0.1 target"
+    write_scores(tmp_path / "n.txt", ["a"], ["p"], [2.5])
+    assert read_scores(tmp_path / "n.txt")[0].labels is None
+    (tmp_path / "bad.txt").write_text("a p nan\n")
+    with pytest.raises(FeatureError, match="finite"):
+        read_scores(tmp_path / "bad.txt")
+
+
+def test_atomic_write_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as f:
+            f.write("partial")
+            raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["out.txt"]
+    with atomic_write(target) as f:
+        f.write("new")
+    assert target.read_text() == "new" and sorted(os.listdir(tmp_path)) == ["out.txt"]
+
+
+def test_check_writable(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        check_writable(tmp_path / "nodir" / "x.h5")
+    with pytest.raises(IsADirectoryError):
+        check_writable(tmp_path)
+    real_access = os.access
+    monkeypatch.setattr(os, "access",
+                        lambda p, mode: str(p) != str(tmp_path) and real_access(p, mode))
+    with pytest.raises(PermissionError, match="no write permission"):
+        check_writable(tmp_path / "x.h5")
+
+
+def test_file_formats_live_under_io_and_emkit_features_re_exports_them():
+    import emkit.features
+    import emkit.io.features
+    import emkit.io.lists
+
+    for name in ("read_features", "read_feature_sources", "list_feature_directory"):
+        assert getattr(emkit.features, name) is getattr(emkit.io.features, name)
+        assert getattr(emkit.io.features, name).__module__ == "emkit.io.features"
+    for name in ("read_id_map", "read_id_lists", "Trials", "read_trials", "write_scores",
+                 "read_scores", "check_writable", "format_score"):
+        assert getattr(emkit.features, name) is getattr(emkit.io.lists, name)
+        assert getattr(emkit.io.lists, name).__module__ == "emkit.io.lists"
+    assert set(emkit.features.__all__) <= set(dir(emkit.features))
+    assert emkit.features.FeatureError is emkit.io.lists.FeatureError is emkit.io.features.FeatureError

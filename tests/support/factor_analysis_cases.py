@@ -1,0 +1,65 @@
+"""The ISV/JFA fixture cases made by the reference (tests/data/factor_analysis/make_fixtures.py):
+their UBM, statistics and machines."""
+
+import numpy as np
+from _parity import DATA
+
+from emkit.factor_analysis import ISVMachine, JFAMachine
+from emkit.gmm import GMMMachine
+from emkit.stats import GMMStats
+
+FIXTURES = DATA / "factor_analysis"
+CASES = ["small", "tiny", "rank1", "medium"]
+TOL = 1e-10
+
+
+# -- helpers shared with the other factor-analysis test modules ---------------------------------
+
+
+def load_case(name):
+    return dict(np.load(FIXTURES / f"case_{name}.npz"))
+
+
+def make_ubm(d):
+    ubm = GMMMachine(d["means"].shape[0])
+    ubm.means, ubm.variances, ubm.weights = (
+        d["means"].copy(),
+        d["variances"].copy(),
+        d["weights"].copy(),
+    )
+    return ubm
+
+
+def make_stats(d, prefix=""):
+    out = []
+    n, f, ff, t, ll = (d[prefix + k] for k in ("n", "sum_px", "sum_pxx", "t", "ll"))
+    for i in range(len(t)):
+        s = GMMStats(*f.shape[1:])
+        s.init_fields(float(ll[i]), int(t[i]), n[i].copy(), f[i].copy(), ff[i].copy())
+        out.append(s)
+    return out
+
+
+def machine(kind, d, init="rs", **kwargs):
+    r_U, r_V, em_iterations, random_state = (int(v) for v in d["params"])
+    common = dict(
+        em_iterations=em_iterations,
+        relevance_factor=float(d["relevance"]),
+        random_state=random_state,
+        ubm=make_ubm(d),
+    )
+    common.update(kwargs)
+    m = ISVMachine(r_U, **common) if kind == "isv" else JFAMachine(r_U, r_V, **common)
+    if init == "explicit":
+        p = f"{kind}_explicit_"
+        m.U, m.D = d[p + "U_init"], d[p + "D_init"]
+        if kind == "jfa":
+            m.V = d[p + "V_init"]
+    return m
+
+
+def trained(kind, d, init="rs", **kwargs):
+    return machine(kind, d, init, **kwargs).fit(make_stats(d), d["labels"])
+
+
+# -- the tests ----------------------------------------------------------------------------------
