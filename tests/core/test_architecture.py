@@ -28,12 +28,8 @@ UPPER = ("gmm", "kmeans", "factor_analysis", "ivector", "plda", "whitening", "wc
 #: options, a thread-local, exceptions annotated for the command line, docstrings of commands
 FOREIGN = {"tags", "f", "m", "o", "_WORKER", "exc", "sys"}
 
-#: known exceptions, each with the reason it is still there
-KNOWN = {
-    # the i-vector E-step kernel adds into the (duck-typed) accumulator object it is given; the
-    # scalar counts should become return values when the kernel's API is next changed
-    "emkit._kernels.ivector": {"acc.snormij", "acc.nij", "acc.log_likelihood", "acc.n_sessions"},
-}
+#: known exceptions (module -> stores), each with the reason it is still there
+KNOWN: dict = {}
 
 
 def _name(path: pathlib.Path) -> str:

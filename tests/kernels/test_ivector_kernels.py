@@ -51,6 +51,13 @@ def _problem(rng, S=6, C=3, D=2, R=4):
     return means, sigma, T, n, F, Sx
 
 
+def _accumulate(n, F, Sx, pre, acc, *args, **kwargs):
+    """kiv.accumulate into ``acc``, counting the returned log-likelihood and utterances too."""
+    log_likelihood, n_sessions = kiv.accumulate(n, F, Sx, pre, acc, *args, **kwargs)
+    acc.log_likelihood += log_likelihood
+    acc.n_sessions += n_sessions
+
+
 def _naive_estep(means, sigma, T, n, F, Sx):
     """The reference's per-utterance formulas, with explicit inverses."""
     S, C = n.shape
@@ -92,8 +99,8 @@ def test_batched_estep_matches_per_utterance_loop():
     assert_parity(ww, np.array(naive.Pinv) + w[:, :, None] * w[:, None, :], tol=1e-11)
     assert_parity(kiv.project(n, F - n[:, :, None] * means, pre), np.array(naive.w), tol=1e-11)
     acc = _empty_acc(*T.shape)
-    kiv.accumulate(n[:4], F[:4], Sx[:4], pre, acc)  # two batches add up to the whole
-    kiv.accumulate(n[4:], F[4:], Sx[4:], pre, acc)
+    _accumulate(n[:4], F[:4], Sx[:4], pre, acc)  # two batches add up to the whole
+    _accumulate(n[4:], F[4:], Sx[4:], pre, acc)
     for name in ("nij_sigma_wij2", "fnorm_sigma_wij", "snormij", "nij"):
         assert_parity(getattr(acc, name), getattr(naive, name), tol=1e-11, err_msg=name)
     assert acc.n_sessions == len(n)
@@ -112,7 +119,7 @@ def test_log_likelihood_is_the_marginal_density_of_hard_aligned_frames():
         X = rng.normal(size=(frames_per_utt, D)) * 2
         onehot = np.eye(C)[comp]
         n, F, Sx = onehot.sum(0), onehot.T @ X, onehot.T @ X**2
-        kiv.accumulate(n[None], F[None], Sx[None], pre, acc)
+        _accumulate(n[None], F[None], Sx[None], pre, acc)
         # x = m_c + T_c w + e: all frames jointly Gaussian with covariance Sigma + A A'
         A = T[comp].reshape(-1, R)
         cov = np.diag(sigma[comp].reshape(-1)) + A @ A.T
@@ -190,8 +197,8 @@ def test_parallel_pieces_share_one_accumulator():
     means, sigma, T, n, F, Sx = _problem(rng, S=9, C=5, D=3, R=6)
     pre = kiv.Precomputed.from_parameters(means, T, sigma)
     serial, parallel = _empty_acc(*T.shape), _empty_acc(*T.shape)
-    kiv.accumulate(n, F, Sx, pre, serial)
-    kiv.accumulate(n, F, Sx, pre, parallel, lambda fn, items: map_ordered(fn, items, 2), 3)
+    _accumulate(n, F, Sx, pre, serial)
+    _accumulate(n, F, Sx, pre, parallel, lambda fn, items: map_ordered(fn, items, 2), 3)
     for name in ("nij_sigma_wij2", "fnorm_sigma_wij", "snormij", "nij", "log_likelihood"):
         assert_parity(getattr(parallel, name), getattr(serial, name), tol=1e-12, err_msg=name)
 
@@ -205,10 +212,10 @@ def test_packed_accumulator_in_a_workspace_matches_the_full_one():
     means, sigma, T, n, F, Sx = _problem(rng, S=11, C=5, D=3, R=7)
     pre = kiv.Precomputed.from_parameters(means, T, sigma)
     full, packed = _empty_acc(*T.shape), _empty_acc(*T.shape)
-    kiv.accumulate(n, F, Sx, pre, full)
+    _accumulate(n, F, Sx, pre, full)
     workspace = {}
     for sl in (slice(0, 4), slice(4, 11)):  # two batches of different sizes, same workspace
-        kiv.accumulate(n[sl], F[sl], Sx[sl], pre, packed,
+        _accumulate(n[sl], F[sl], Sx[sl], pre, packed,
                        lambda fn, items: map_ordered(fn, items, 2), 2, workspace)
     assert not packed.nij_sigma_wij2.any()  # nothing written before the flush
     kiv.flush_packed(workspace, packed)

@@ -271,22 +271,23 @@ def centre_batch(n, sum_px, sum_pxx, means) -> CentredBatch:
 
 
 def accumulate(n, sum_px, sum_pxx, pre: Precomputed, acc, parallel_map=None,
-               n_pieces: int = 1, workspace=None) -> None:
-    """Add the E-step statistics of one batch to ``acc`` (an object with the accumulator arrays).
+               n_pieces: int = 1, workspace=None) -> tuple[float, int]:
+    """Add the E-step statistics of one batch to ``acc`` (an object with the accumulator arrays);
+    return the batch's ``(log-likelihood, number of utterances)``.
 
     n (S, C), sum_px and sum_pxx (S, C, D): :func:`accumulate_centred` of :func:`centre_batch`.
     """
-    accumulate_centred(centre_batch(n, sum_px, sum_pxx, pre.means), pre, acc, parallel_map,
-                       n_pieces, workspace)
+    return accumulate_centred(centre_batch(n, sum_px, sum_pxx, pre.means), pre, acc, parallel_map,
+                              n_pieces, workspace)
 
 
 def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=None,
-                       n_pieces: int = 1, workspace=None) -> None:
-    """Add the E-step statistics of one :class:`CentredBatch` to ``acc``.
+                       n_pieces: int = 1, workspace=None) -> tuple[float, int]:
+    """Add the E-step statistics of one :class:`CentredBatch` to the arrays of ``acc``; return
+    the batch's ``(log-likelihood, number of utterances)`` for the caller to count.
 
-    ``acc`` has ``nij_sigma_wij2`` (C, R, R),
-    ``fnorm_sigma_wij`` (C, D, R), ``snormij`` (C, D), ``nij`` (C,), ``log_likelihood`` (float)
-    and ``n_sessions`` (int), updated in place.  With ``parallel_map(fn, items)`` (e.g. a thread
+    ``acc`` has the arrays ``nij_sigma_wij2`` (C, R, R), ``fnorm_sigma_wij`` (C, D, R),
+    ``snormij`` (C, D) and ``nij`` (C,), updated in place.  With ``parallel_map(fn, items)`` (e.g. a thread
     pool's ordered map) and ``n_pieces > 1``, the posteriors of slices of the batch, then the
     updates of slices of the Gaussians' accumulator rows, run in parallel: one accumulator only.
     ``workspace`` (a dict, kept from batch to batch) holds the scratch stacks for reuse and the
@@ -326,12 +327,10 @@ def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=
         range(len(rows)))
     del ww
     gemm_accumulate(acc.fnorm_sigma_wij.reshape(C * D, R), fnorm.reshape(S, C * D).T, w)
-    acc.snormij += snorm
+    np.add(acc.snormij, snorm, out=acc.snormij)
     n_total = n.sum(axis=0)
-    acc.nij += n_total
-    acc.log_likelihood += float(utt_ll.sum() + n_total @ pre.log_norm
-                                - 0.5 * np.sum(snorm * pre.inv_sigma))
-    acc.n_sessions += S
+    np.add(acc.nij, n_total, out=acc.nij)
+    return (float(utt_ll.sum() + n_total @ pre.log_norm - 0.5 * np.sum(snorm * pre.inv_sigma)), S)
 
 
 def gemm_accumulate(out: np.ndarray, a: np.ndarray, b: np.ndarray,

@@ -36,6 +36,11 @@ class IVectorStats:
     _FIELDS = ("nij_sigma_wij2", "fnorm_sigma_wij", "snormij", "nij", "log_likelihood",
                "n_sessions")
 
+    def _count(self, log_likelihood: float, n_sessions: int) -> None:
+        """Add a batch's log-likelihood and utterance count (the kernel adds its arrays)."""
+        self.log_likelihood += log_likelihood
+        self.n_sessions += n_sessions
+
     @property
     def shape(self) -> tuple[int, int, int]:
         """(C, D, R)."""
