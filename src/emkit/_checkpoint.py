@@ -250,8 +250,10 @@ def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phas
 
 def warn_if_not_converged(result, name: str, threshold) -> None:
     """Warn :class:`~sklearn.exceptions.ConvergenceWarning` when a run with a convergence threshold
-    stopped at its iteration cap."""
-    if threshold is None or result.converged:
+    stopped at its iteration cap.  A single iteration is never tested for convergence (the first
+    value has nothing to compare with), so capping at one, as one-pass MAP enrolment does, is a
+    choice, not a failure: no warning."""
+    if threshold is None or result.converged or result.n_iter < 2:
         return
     import warnings
 

@@ -139,7 +139,8 @@ class _Estimator:
 
 
 @pytest.mark.parametrize("values, cap, warns, converged", [([1.0, 2.0, 3.0], 3, True, False),
-                                                          ([1.0, 1.0, 1.0], 3, False, True)])
+                                                          ([1.0, 1.0, 1.0], 3, False, True),
+                                                          ([1.0], 1, False, False)])  # one pass: untested
 def test_resumable_em_reports_and_warns_at_the_cap(values, cap, warns, converged):
     est = _Estimator()
     e, m = _loop(values)
@@ -153,6 +154,17 @@ def test_resumable_em_reports_and_warns_at_the_cap(values, cap, warns, converged
             warnings.simplefilter("error", ConvergenceWarning)  # the suite ignores it by default
             result = resumable_em(est, None, **kwargs)
     assert (result.n_iter, result.converged) == (min(cap, 2 if converged else cap), converged)
+
+
+def test_one_pass_map_enrolment_does_not_warn():
+    from emkit import GMMMachine
+
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    ubm = GMMMachine(2, random_state=0, max_fitting_steps=3, convergence_threshold=None).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = GMMMachine(2, trainer="map", ubm=ubm, max_fitting_steps=1).fit(X[:50])
+    assert (model.n_iter_, model.converged_) == (1, False)
 
 
 def test_small_products_limits_blas_to_one_thread_and_restores_it():
