@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .io._registry import register
+
 logger = logging.getLogger(__name__)
 
 
@@ -87,9 +89,8 @@ class GMMStats:
         for field, a in (("n", n), ("sum_px", sum_px), ("sum_pxx", sum_pxx)):
             if not np.isfinite(a).all():
                 raise ValueError(f"{field} contains NaN or infinity")
-        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
-            if not (isinstance(t, numbers.Real) and float(t).is_integer() and t >= 0):
-                raise ValueError(f"t must be a non-negative integer frame count; got {t!r}")
+        if isinstance(t, bool) or not (isinstance(t, numbers.Real) and t >= 0 and float(t).is_integer()):
+            raise ValueError(f"t must be a non-negative integer frame count; got {t!r}")
         out = cls(*sum_px.shape)
         out.init_fields(float(log_likelihood), int(t), n, sum_px, sum_pxx)
         return out
@@ -147,8 +148,7 @@ class GMMStats:
 
     def resize(self, n_gaussians: int, n_features: int):
         """Change the shape to (n_gaussians, n_features) and zero every field."""
-        self.n_gaussians = n_gaussians
-        self.n_features = n_features
+        self.n_gaussians, self.n_features = n_gaussians, n_features
         self.init_fields()
 
     @property
@@ -378,6 +378,20 @@ class StatsBatch:
                 for i in range(len(self))]
 
 
+def check_stats(s, label: str, shape, second_order: bool = False) -> GMMStats:
+    """``s`` if it is a GMMStats whose arrays have the (C, D) ``shape`` (errors name ``label``);
+    values are not looked at (:meth:`GMMStats.stack` checks them while copying)."""
+    if not isinstance(s, GMMStats):
+        raise TypeError(f"{label} must be a GMMStats; got {type(s).__name__}")
+    shape = tuple(shape)
+    if (s.shape != shape or np.shape(s.n) != shape[:1] or np.shape(s.sum_px) != shape
+            or (second_order and np.shape(s.sum_pxx) != shape)):
+        found = s.shape if s.shape != shape else (np.shape(s.n), np.shape(s.sum_px))
+        raise ValueError(f"{label} has statistics of shape (n_gaussians, n_features) = {found}; "
+                         f"the UBM has {shape}")
+    return s
+
+
 def _stack(stats, name, shape, second_order, indexed, offset) -> StatsBatch:
     def label(i):
         return f"{name}[{offset + i}]" if indexed else name
@@ -392,19 +406,11 @@ def _stack(stats, name, shape, second_order, indexed, offset) -> StatsBatch:
             raise TypeError(f"{name} must be a sequence of GMMStats; got {type(stats).__name__}") from None
     if not stats:
         raise ValueError(f"{name} is empty: expected at least one GMMStats")
-    for i, s in enumerate(stats):
-        if not isinstance(s, GMMStats):
-            raise TypeError(f"{label(i)} must be a GMMStats; got {type(s).__name__}")
-    if shape is None:
+    if shape is None and isinstance(stats[0], GMMStats):
         shape = stats[0].shape
-    C, D = shape = tuple(shape)
     for i, s in enumerate(stats):
-        if (s.shape != shape or np.shape(s.n) != (C,) or np.shape(s.sum_px) != shape
-                or (second_order and np.shape(s.sum_pxx) != shape)):
-            found = s.shape if s.shape != shape else (np.shape(s.n), np.shape(s.sum_px))
-            raise ValueError(f"{label(i)} has statistics of shape (n_gaussians, n_features) = "
-                             f"{found}; the UBM has {shape}")
-    S = len(stats)
+        check_stats(s, label(i), shape, second_order)
+    S, (C, D) = len(stats), shape
     fields = {"n": np.empty((S, C)), "sum_px": np.empty((S, C, D))}
     if second_order:
         fields["sum_pxx"] = np.empty((S, C, D))
@@ -440,10 +446,5 @@ def as_stats_sequence(X):
     return X
 
 
-def _register_layout():
-    from .io._registry import register
-
-    register(GMMStats, "GMMStats", write="emkit.io.gmm:write_gmm_stats", read="emkit.io.gmm:read_gmm_stats")
-
-
-_register_layout()
+register(GMMStats, "GMMStats", write="emkit.io.gmm:write_gmm_stats",
+         read="emkit.io.gmm:read_gmm_stats")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._backend import small_products
 from .._kernels import factor_analysis as kfa
-from ..stats import GMMStats, as_stats_sequence
+from ..stats import GMMStats, as_stats_sequence, check_stats
 from ._constants import Constants, same
 
 EPSILON = np.finfo(float).eps
@@ -45,16 +45,6 @@ def stack_sessions(X, shape, name="X"):
     X = as_stats_sequence(X)
     batch = GMMStats.stack([X] if isinstance(X, GMMStats) else X, name=name, shape=shape)
     return batch.n, batch.supervectors
-
-
-def _check_session(s, shape, name):
-    """The one-probe fast path's check (no copy): as :meth:`GMMStats.stack` words it."""
-    if not isinstance(s, GMMStats):
-        raise TypeError(f"{name}[0] must be a GMMStats; got {type(s).__name__}")
-    if s.shape != shape:
-        raise ValueError(f"{name}[0] has statistics of shape (n_gaussians, n_features) = "
-                         f"{s.shape}; the UBM has {shape}")
-    return s
 
 
 def templates(data, shape, name="data"):
@@ -216,7 +206,7 @@ def score_session(c: Constants, s, a, model_n_terms):
     A trial list scores every probe against many models, one call each: the probe's channel
     factor ``x`` of the last probes seen is kept (with copies of their statistics, compared on
     every use, so a changed or different probe is never served a stale ``x``)."""
-    _check_session(s, c.shape, "data")
+    check_stats(s, "data[0]", c.shape)
     n = np.asarray(s.n, dtype=np.float64)
     F = np.asarray(s.sum_px, dtype=np.float64).reshape(-1)
     probes = c.scratch.setdefault("probes", {})
