@@ -142,20 +142,24 @@ class Accumulators:
         return cls(xp.zeros((C, R, R), **kw), xp.zeros((C, D, R), **kw), xp.zeros((C,), **kw),
                    xp.zeros((), **kw))
 
+    def add(self, n, fnorm, pre: Constants) -> "Accumulators":
+        """Add the E-step statistics of one batch, n (S, C) and fnorm (S, C, D), in place (the
+        standard's in-place operators); returns ``self``."""
+        xp = _xp.namespace(n, fnorm)
+        (S, C), (_, D, R) = n.shape, pre.shape
+        w, ww, utt = posterior(n, fnorm, pre)
+        self.nij_sigma_wij2 += xp.reshape(n.T @ xp.reshape(ww, (S, R * R)), (C, R, R))
+        self.fnorm_sigma_wij += xp.reshape(xp.reshape(fnorm, (S, C * D)).T @ w, (C, D, R))
+        n_total = xp.sum(n, axis=0)
+        self.nij += n_total
+        self.log_likelihood += xp.sum(utt) + xp.sum(n_total * pre.log_norm)
+        self.n_sessions += S
+        return self
+
 
 def accumulate(n, fnorm, pre: Constants, acc: Accumulators) -> Accumulators:
-    """Add the E-step statistics of one batch, n (S, C) and fnorm (S, C, D), to ``acc`` (in
-    place: its arrays are updated with the standard's in-place operators); returns ``acc``."""
-    xp = _xp.namespace(n, fnorm)
-    (S, C), (_, D, R) = n.shape, pre.shape
-    w, ww, utt = posterior(n, fnorm, pre)
-    acc.nij_sigma_wij2 += xp.reshape(n.T @ xp.reshape(ww, (S, R * R)), (C, R, R))
-    acc.fnorm_sigma_wij += xp.reshape(xp.reshape(fnorm, (S, C * D)).T @ w, (C, D, R))
-    n_total = xp.sum(n, axis=0)
-    acc.nij += n_total
-    acc.log_likelihood += xp.sum(utt) + xp.sum(n_total * pre.log_norm)
-    acc.n_sessions += S
-    return acc
+    """``acc.add(n, fnorm, pre)``: the E-step statistics of one batch added to ``acc``."""
+    return acc.add(n, fnorm, pre)
 
 
 def finish_log_likelihood(acc: Accumulators, snorm, pre: Constants) -> float:
