@@ -46,7 +46,7 @@ class _Staged:
         """``(start, block)``: row blocks of ``[n | F]`` on the device."""
         if self.resident is not None:
             for i in range(0, self.host.shape[0], rows):
-                yield i, self.resident[i:i + rows, :]
+                yield i, self.resident[i:min(i + rows, self.host.shape[0]), :]
             return
         for k, block in enumerate(_staging.blocks(self.host, self.dev, rows)):
             yield k * rows, block

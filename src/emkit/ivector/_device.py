@@ -75,7 +75,7 @@ class DeviceTraining:
     def _batches(self):
         if self.resident is not None:
             for i in range(0, self.Z.shape[0], self.batch_size):
-                yield self.resident[i:i + self.batch_size, :]
+                yield self.resident[i:min(i + self.batch_size, self.Z.shape[0]), :]
         else:
             yield from _staging.blocks(self.Z, self.dev, self.batch_size)
 
