@@ -10,6 +10,9 @@ namespace-generic yet are listed as "not ported yet".
                   accumulators, per-Gaussian solves) and D step (class posteriors)
   JFA iteration   same sizes, r_U = r_V = 100: V step (class posteriors), U step, D step
   PLDA scoring    10,000 x 10,000 LLR matrix, D=200, rank 200 (scores come back as numpy)
+  i-vector        T iteration (C=512, D=60, R=400, 2,000 utterances) and projection of 10,000
+                  utterances, resident and streamed; ISV/JFA fit iterations through
+                  set_config(device=...): see benchmarks/gpu_ivector.py
   transfer        host -> device copy of the session statistics (S, CD), as a share of the ISV
                   iteration (the cost of streaming them from host memory every iteration)
   streamed        the ISV U step with the statistics resident on the device, and streamed from
@@ -40,6 +43,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # gpu_ivector.py
 
 from emkit._kernels import factor_analysis as kfa  # noqa: E402
 from emkit._kernels import plda as kp  # noqa: E402
@@ -47,9 +51,7 @@ from emkit._kernels import plda as kp  # noqa: E402
 NOT_PORTED = [
     ("GMM ML iteration, N=200k, D=60, C=256", "GMM E-step/statistics (_kernels/gmm.py)"),
     ("GMM ML iteration, N=1M, D=60, C=1024", "GMM E-step/statistics (_kernels/gmm.py)"),
-    ("i-vector T iteration, C=512, D=60, R=400, 2,000 utterances", "_kernels/ivector.py"),
     ("k-means Lloyd iteration, N=1M, D=60, k=1024", "_kernels/kmeans.py"),
-    ("i-vector projection of 10,000 utterances, C=512, R=400", "_kernels/ivector.py"),
 ]
 TOL = {"float64": 1e-10, "float32": 1e-5}
 #: The CPU path runs once per workload (seconds each at full size; BLAS is warmed up first).
@@ -297,6 +299,15 @@ def main(argv=None):
     del fa, isv
     compare("PLDA scoring", plda_scores, plda_scores, plda_problem(M, P, PD), target, args.repeat,
             f" ({M} x {P} LLR matrix, D={PD})")
+    # -- i-vector and ISV/JFA-estimator rows (branch gpu-ivector): benchmarks/gpu_ivector.py
+    import types
+
+    import gpu_ivector
+
+    helpers = types.SimpleNamespace(**globals())  # timed, log, rel_diff, TOL, RESULTS, ...
+    gpu_ivector.ivector_rows(helpers, target, args)
+    gpu_ivector.fa_estimator_rows(helpers, target, args)
+    # -- end of the gpu-ivector rows
     log("\nnot ported yet (numpy only; device path to come):")
     for name, where in NOT_PORTED:
         log(f"  {name}: {where}")
