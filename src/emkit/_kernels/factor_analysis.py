@@ -35,6 +35,14 @@ from .factor_analysis_class import (  # noqa: F401  (re-exported)
     group_sum,
     slot_class_sums,
 )
+from .factor_analysis_sessions import (  # noqa: F401  (re-exported)
+    packed_size,
+    segment_class_sums,
+    segment_offset_terms,
+    segment_starts,
+    session_moments,
+    unpack_symmetric,
+)
 
 __all__ = [
     "project_rows",
@@ -66,6 +74,12 @@ __all__ = [
     "block_products",
     "diagonal_posterior",
     "diagonal_gain",
+    "packed_size",
+    "unpack_symmetric",
+    "session_moments",
+    "segment_starts",
+    "segment_class_sums",
+    "segment_offset_terms",
 ]
 
 

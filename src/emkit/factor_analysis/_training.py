@@ -13,6 +13,8 @@ machine's own ``_set_param``.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .._backend import is_bag, is_delayed, map_reduce, n_threads, thread_map
@@ -24,7 +26,7 @@ from ..stats import as_stats_sequence
 from ._blocks import TrainingSet, in_memory
 from ._constants import Constants
 from ._dask import delayed_training_set, is_nested, prepare_bag, prepare_nested
-from ._estep import (SessionAccumulator, SessionParams, block_terms, class_totals_chunk,
+from ._estep import (SessionAccumulator, SessionParams, block_posterior, class_totals_chunk,
                      session_chunk)
 from ._labels import check_lengths, encode_labels, label_list
 
@@ -38,7 +40,7 @@ SESSION_THREADS = None
 
 #: Elements of the (sessions, C*D) blocks (8 MB of float64: the second product over a block finds
 #: it in the cache).
-BLOCK_ELEMENTS = 1_000_000
+BLOCK_ELEMENTS = 8_000_000
 
 
 def session_threads() -> int:
@@ -87,6 +89,7 @@ def session_params(c: Constants, n_classes, class_offsets=None, accumulate=True,
                    else kfa.block_projections(class_offsets, c.U_over_var, c.shape[0]))
     return SessionParams(
         shape=c.shape, U_over_var=c.U_over_var, uprod=c.uprod, W_mean=c.W_mean,
+        n_products=c.n_products,
         n_classes=n_classes, step=block_size(*c.shape), offset_proj=offset_proj,
         accumulate=accumulate, totals=totals,
     )
@@ -107,11 +110,38 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
         from ._device import session_pass as device_pass
 
         return device_pass(data, params, dev)
-    terms = thread_map(lambda block: block_terms(block, params), rows, session_threads())
-    acc = SessionAccumulator.zeros(params)
-    for block, block_sums in zip(rows, terms):
-        acc.add_block(block, block_sums)
-    return acc
+    return _blocks_pass(data, params)
+
+
+def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
+    """:func:`session_pass` over in-memory blocks: the posteriors of the blocks on threads (one
+    BLAS thread each), their sums added in block order, then ``A2F = F^T x`` as one product over
+    all sessions (all BLAS threads)."""
+    workspaces = {}  # scratch stacks per thread, for this pass
+
+    def posterior(block):
+        return block_posterior(block, p, workspaces.setdefault(threading.get_ident(), {}))
+
+    C, _ = p.shape
+    r = p.U_over_var.shape[1]
+    x = np.empty((sum(len(block.n) for block in data.rows), r))
+    A1 = np.zeros((C, kfa.packed_size(r))) if p.accumulate else None
+    G = np.zeros((p.n_classes, C, r))
+    start = 0
+    for block, (bx, bA1, bG) in zip(data.rows, thread_map(posterior, data.rows,
+                                                          session_threads())):
+        x[start : start + len(bx)] = bx
+        start += len(bx)
+        if A1 is not None:
+            A1 += bA1
+        G[block.present] += bG
+    del workspaces
+    if A1 is None:
+        return SessionAccumulator(None, None, G)
+    F = data.F
+    if F is None:
+        F = np.concatenate([block.F for block in data.rows])
+    return SessionAccumulator(kfa.unpack_symmetric(A1, r), F.T @ x, G)
 
 
 def class_totals(data: TrainingSet, shape):
