@@ -24,6 +24,7 @@ import functools
 import numpy as np
 
 from . import _xp
+from . import factor_analysis_sessions as _sessions
 from .linalg import lower_inverse
 from .linalg import spd_inverse as _np_spd_inverse
 from .linalg import spd_solve as _np_spd_solve
@@ -288,13 +289,15 @@ def update_subspace(
         A1 = A1.copy()
         A1[empty] = np.eye(r)
     try:
-        Wt = spd_solve(A1, A2.reshape(C, D, r).transpose(0, 2, 1))
+        if r >= _sessions.LAPACK_RANK:  # one LAPACK solve per Gaussian
+            W = _sessions.solve_rows_each(A1, A2.reshape(C, D, r))
+        else:
+            W = spd_solve(A1, A2.reshape(C, D, r).transpose(0, 2, 1)).transpose(0, 2, 1)
     except np.linalg.LinAlgError as exc:
         raise FloatingPointError(
             "subspace update: an accumulator A1 is not positive definite (degenerate statistics: "
             "check for NaN or Gaussians with (almost) no occupancy)"
         ) from exc
-    W = Wt.transpose(0, 2, 1)
     if empty.any():
         W[empty] = 0.0 if previous is None else previous.reshape(C, D, r)[empty]
     return W.reshape(C * D, r)

@@ -28,7 +28,7 @@ from scipy.linalg.lapack import dpotrs as _potrs
 from .linalg import _lower_inverse_into
 
 __all__ = ["packed_size", "unpack_symmetric", "session_moments", "segment_starts",
-           "segment_class_sums", "segment_offset_terms"]
+           "segment_class_sums", "segment_offset_terms", "solve_rows_each", "LAPACK_RANK"]
 
 
 def packed_size(r: int) -> int:
@@ -150,6 +150,20 @@ def _lapack_moments(P, b, workspace, second):
         if second and not np.may_share_memory(c, M):  # (not expected: an F-ordered array)
             M[...] = c
     return x
+
+
+def solve_rows_each(A, Bt):
+    """``X_c = Bt_c A_c^-1`` for SPD ``A`` (C, r, r) and ``Bt`` (C, D, r), one LAPACK
+    factorisation and solve per matrix (numpy): (C, D, r).  Only the lower triangles of A are read."""
+    out = np.empty(Bt.shape)
+    for c in range(len(A)):
+        factor, info = _potrf(A[c].T, lower=0, clean=0)  # lower of A[c] = upper of its transpose
+        if info == 0:
+            X, info = _potrs(factor, Bt[c].T, lower=0)  # A_c X = Bt_c^T, X (r, D)
+        if info != 0:
+            raise _not_spd()
+        out[c] = X.T
+    return out
 
 
 def _stacked_moments(P, b, workspace, second):

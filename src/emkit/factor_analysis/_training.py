@@ -29,6 +29,7 @@ from ._dask import delayed_training_set, is_nested, prepare_bag, prepare_nested
 from ._estep import (SessionAccumulator, SessionParams, block_posterior, class_totals_chunk,
                      session_chunk)
 from ._labels import check_lengths, encode_labels, label_list
+from ._mstep import isv_class_level, u_update
 
 #: Threads for a pass over in-memory sessions (None: the CPUs this process may use).  The blocks
 #: of sessions go to the threads as they come (one BLAS thread each) and their terms are added in
@@ -116,7 +117,7 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
 def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
     """:func:`session_pass` over in-memory blocks: the posteriors of the blocks on threads (one
     BLAS thread each), their sums added in block order, then ``A2F = F^T x`` as one product over
-    all sessions (all BLAS threads)."""
+    all sessions (all BLAS threads; A2F is a transposed view)."""
     workspaces = {}  # scratch stacks per thread, for this pass
 
     def posterior(block):
@@ -141,7 +142,8 @@ def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
     F = data.F
     if F is None:
         F = np.concatenate([block.F for block in data.rows])
-    return SessionAccumulator(kfa.unpack_symmetric(A1, r), F.T @ x, G)
+    # (x^T F)^T rather than F^T x: the same product, a third faster through OpenBLAS here
+    return SessionAccumulator(kfa.unpack_symmetric(A1, r), (x.T @ F).T, G)
 
 
 def class_totals(data: TrainingSet, shape):
@@ -209,24 +211,15 @@ def train_isv(machine, data: TrainingSet, X):
         acc = session_pass(data, params)
         if first:  # class-level arrays in the (C, D, K) layout of kfa.gaussian_major
             totals = data.totals if data.totals is not None else acc.totals
-            N = totals.n.T[:, None, :]  # (C, 1, K)
-            F = kfa.gaussian_major(totals.F, C)
-            class_level["centred"] = F - N * m.reshape(C, D, 1)  # F_k - N_k m
             # D and N are fixed: D z_k = gain * (centred_k - sum_{h in k} N_h U x_h)
-            class_level["gain"] = kfa.diagonal_gain(N, machine.D.reshape(C, D, 1),
-                                                    var.reshape(C, D, 1))
+            centred, gain = isv_class_level(totals, m, machine.D, var, (C, D), session_threads())
+            class_level.update(centred=centred, gain=gain, buffer=np.empty_like(centred))
         return acc
 
     def m_step(acc):
-        c = machine._constants()
-        offsets = kfa.per_gaussian_products(
-            c.U, acc.G, C, gaussian_major=True, out=class_level.get("offsets")
-        )
-        class_level["offsets"] = offsets  # a buffer, reused by the next iterations
-        np.subtract(class_level["centred"], offsets, out=offsets)  # centred_k - sum N_h U x_h
-        offsets *= class_level["gain"]  # D z_k
-        A2 = u_accumulator(c, acc, class_offsets=offsets)
-        return machine._set_param("U", kfa.update_subspace(acc.A1, A2, c.U))
+        isv = (class_level["centred"], class_level["gain"], class_level["buffer"])
+        return machine._set_param("U", u_update(machine._constants(), acc, session_threads(),
+                                                isv=isv))
 
     return fit_em(machine, X, e_step, m_step, state=("U",), name="ISV U training",
                   quantity="relative change of U")
@@ -241,13 +234,17 @@ def train_jfa(machine, data: TrainingSet, X):
     centred_y = totals.F - N_sv * m  # x = z = 0 throughout the V phase
     every = ("U", "V", "D")
 
-    def class_y():
+    def class_y(second=False):
+        """y (K, r_V) and, with ``second``, the packed second moments (K, r_V(r_V+1)/2)."""
         c = machine._constants()
-        return kfa.latent_posterior(totals.n, centred_y, c.V_over_var, c.vprod)
+        r = c.V_over_var.shape[1]
+        return kfa.session_moments(totals.n @ c.v_products[:, r:], centred_y @ c.V_over_var,
+                                   second=second)
 
     def v_step(_):
-        y, cov = class_y()
-        A1, A2 = kfa.accumulate_subspace(totals.n, centred_y, y, cov)
+        y, moments = class_y(second=True)
+        A1 = kfa.unpack_symmetric(totals.n.T @ moments, y.shape[1])
+        A2 = (y.T @ centred_y).T  # centred_y^T y
         return machine._set_param("V", kfa.update_subspace(A1, A2, machine.V))
 
     fit_em(machine, X, lambda: None, v_step, state=every, phase=0, name="JFA V training",
@@ -258,9 +255,11 @@ def train_jfa(machine, data: TrainingSet, X):
     def u_e_step():
         return session_pass(data, session_params(machine._constants(), data.n_classes, Vy))
 
+    Vy_gm = kfa.gaussian_major(Vy, C)
+
     def u_m_step(acc):
-        A2 = u_accumulator(machine._constants(), acc, Vy)
-        return machine._set_param("U", kfa.update_subspace(acc.A1, A2, machine.U))
+        return machine._set_param("U", u_update(machine._constants(), acc, session_threads(),
+                                                class_offsets=Vy_gm))
 
     fit_em(machine, X, u_e_step, u_m_step, state=every, phase=1, name="JFA U training",
            quantity="relative change of U")

@@ -1,0 +1,76 @@
+"""The U update of ISV/JFA training and ISV's class-level arrays, Gaussian by Gaussian.
+
+Everything here is independent from one Gaussian to the next (the class offsets ``D z_k`` and
+``V y_k`` of Gaussian c, its accumulator rows, the solve ``U_c = A2_c A1_c^-1``), so it runs on
+slices of Gaussians spread over threads (one BLAS thread each): the numbers do not depend on the
+number of threads.  Class-level arrays are in the (C, D, K) layout of
+:func:`emkit._kernels.factor_analysis.gaussian_major`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import thread_map
+from .._kernels import factor_analysis as kfa
+from ._blocks import split
+
+#: Slices of Gaussians (fixed: the batched routines' choices depend on the slice sizes, so the
+#: numbers depend on the slicing at the last bit; a thread slowed down takes fewer slices).
+SLICES = 16
+
+
+def by_gaussians(fn, C: int, threads: int) -> list:
+    """``[fn(slice) for slice in slices of range(C)]`` on ``threads`` threads, in order."""
+    return list(thread_map(fn, split(C, SLICES), threads))
+
+
+def isv_class_level(totals, m, D_diag, var, shape, threads):
+    """ISV's fixed class-level arrays: ``centred = F_k - N_k m`` and the gain of
+    :func:`~emkit._kernels.factor_analysis.diagonal_gain` (D z_k = gain * (centred_k - sum_{h in k}
+    N_h U x_h)), both (C, D, K)."""
+    C, D = shape
+    K = totals.n.shape[0]
+    F = totals.F.reshape(K, C, D)
+    centred = np.empty((C, D, K))
+    gain = np.empty((C, D, K))
+
+    def fill(gs):
+        N = totals.n[:, gs].T[:, None, :]  # (c, 1, K)
+        np.copyto(centred[gs], F[:, gs, :].transpose(1, 2, 0))
+        centred[gs] -= N * m.reshape(C, D, 1)[gs]
+        gain[gs] = kfa.diagonal_gain(N, D_diag.reshape(C, D, 1)[gs], var.reshape(C, D, 1)[gs])
+
+    by_gaussians(fill, C, threads)
+    return centred, gain
+
+
+def u_update(c, acc, threads, class_offsets=None, isv=None):
+    """New U (CD, r) from a :class:`~._estep.SessionAccumulator`: ``U_c = A2_c A1_c^-1`` with
+    ``A2 = sum_h (F_h - N_h (m + o_k)) x_h^T`` (see :func:`._training.u_accumulator`).
+
+    The class offsets ``o_k`` are ``class_offsets`` (C, D, K) (JFA: V y_k), or for ISV
+    (``isv = (centred, gain, buffer)``, all (C, D, K)) ``D z_k = gain * (centred - sum_{h in k}
+    N_h U x_h)``, written into ``buffer``; None: no offsets.
+    """
+    (C, D), U = c.shape, c.U
+    r = U.shape[1]
+    U3 = U.reshape(C, D, r)
+    g = acc.G.sum(axis=0)  # sum_h N_h x_h, (C, r)
+
+    def update(gs):
+        Gc = acc.G[:, gs, :].transpose(1, 0, 2)  # (c, K, r)
+        rows = slice(gs.start * D, gs.stop * D)
+        A2 = np.array(acc.A2F[rows], order="C").reshape(-1, D, r)
+        A2 -= c.means[gs, :, None] * g[gs, None, :]
+        offsets = class_offsets[gs] if class_offsets is not None else None
+        if isv is not None:
+            centred, gain, buffer = isv
+            offsets = np.matmul(U3[gs], Gc.transpose(0, 2, 1), out=buffer[gs])  # sum N_h U x_h
+            np.subtract(centred[gs], offsets, out=offsets)
+            offsets *= gain[gs]  # D z_k
+        if offsets is not None:
+            A2 -= np.matmul(offsets, Gc)
+        return kfa.update_subspace(acc.A1[gs], A2.reshape(-1, r), U[rows])
+
+    return np.concatenate(by_gaussians(update, C, threads))
