@@ -196,7 +196,10 @@ def projection_products(W_mean: np.ndarray, wprod: np.ndarray) -> np.ndarray:
     if xp is not np:
         return xp.concat([W_mean, _xp.take_index(xp.reshape(wprod, (C, r * r)), packed, 1, xp)],
                          axis=1)
-    return np.hstack([W_mean, wprod.reshape(C, r * r)[:, packed]])
+    out = np.empty((C, r + len(packed)))
+    out[:, :r] = W_mean
+    _sessions._pack_upper_into(wprod, out[:, r:])
+    return out
 
 
 def centred_projections(n: np.ndarray, F: np.ndarray, W_over_var: np.ndarray, n_products):
@@ -300,7 +303,7 @@ def update_subspace(
         ) from exc
     if empty.any():
         W[empty] = 0.0 if previous is None else previous.reshape(C, D, r)[empty]
-    return W.reshape(C * D, r)
+    return np.ascontiguousarray(W.reshape(C * D, r))  # (a view for one Gaussian)
 
 
 def _update_subspace_xp(A1, A2, previous, xp):

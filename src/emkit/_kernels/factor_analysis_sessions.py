@@ -15,8 +15,6 @@ arrays; any other namespace the same algebra in the array API standard.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from . import _xp
@@ -73,10 +71,17 @@ def _unpack_upper_into(packed, out):
     return out
 
 
-def _pack_upper_into(square, out):
+def _pack_upper_into(square, out, x=None):
+    """The upper triangles of ``square`` (B, r, r) packed into ``out`` (B, p), plus those of
+    ``x x^T`` for x (B, r) when given."""
     r, start = square.shape[-1], 0
     for i in range(r):
-        out[:, start : start + r - i] = square[:, i, i:]
+        row = out[:, start : start + r - i]
+        if x is None:
+            row[...] = square[:, i, i:]
+        else:
+            np.multiply(x[:, i, None], x[:, i:], out=row)
+            row += square[:, i, i:]
         start += r - i
     return out
 
@@ -110,15 +115,7 @@ def session_moments(precision_terms, b, workspace=None, second=True):
     if not second:
         return x, None
     # P holds the covariances in its upper triangles (the lower ones are not read)
-    packed_cov = _pack_upper_into(P, _scratch(workspace, "packed", (B, packed_size(r))))
-    iu, ju = _upper_rows_columns(r)
-    packed_cov += x[:, iu] * x[:, ju]
-    return x, packed_cov
-
-
-@functools.lru_cache(maxsize=16)
-def _upper_rows_columns(r: int):
-    return np.triu_indices(r)
+    return x, _pack_upper_into(P, _scratch(workspace, "packed", (B, packed_size(r))), x)
 
 
 #: From this rank on, :func:`session_moments` factorises and inverts the precisions one by one

@@ -45,6 +45,21 @@ def isv_class_level(totals, m, D_diag, var, shape, threads):
     return centred, gain
 
 
+def class_projections(offsets, U_over_var, shape, threads):
+    """``Q[k, c] = U_c^T Sigma_c^-1 o_kc`` (K, C, r) from the class offsets ``o`` (C, D, K) (see
+    :func:`~emkit._kernels.factor_analysis.block_projections`)."""
+    C, D = shape
+    r = U_over_var.shape[1]
+    W3 = U_over_var.reshape(C, D, r)
+    Q = np.empty((offsets.shape[2], C, r))
+
+    def fill(gs):
+        Q[:, gs] = np.matmul(offsets[gs].transpose(0, 2, 1), W3[gs]).transpose(1, 0, 2)
+
+    by_gaussians(fill, C, threads)
+    return Q
+
+
 def u_update(c, acc, threads, class_offsets=None, isv=None):
     """New U (CD, r) from a :class:`~._estep.SessionAccumulator`: ``U_c = A2_c A1_c^-1`` with
     ``A2 = sum_h (F_h - N_h (m + o_k)) x_h^T`` (see :func:`._training.u_accumulator`).
@@ -72,5 +87,44 @@ def u_update(c, acc, threads, class_offsets=None, isv=None):
         if offsets is not None:
             A2 -= np.matmul(offsets, Gc)
         return kfa.update_subspace(acc.A1[gs], A2.reshape(-1, r), U[rows])
+
+    return np.ascontiguousarray(np.concatenate(by_gaussians(update, C, threads)))
+
+
+def jfa_d_terms(totals, m, Vy, U, G, shape, threads):
+    """JFA's D phase inputs: ``centred = F_k - N_k (m + V y_k) - sum_{h in k} N_h U x_h`` and
+    ``N_k`` per Gaussian, (C, D, K) and (C, 1, K), from the class offsets ``Vy`` (C, D, K) and
+    ``G`` (K, C, r_U) of the final x."""
+    C, D = shape
+    K, r = totals.n.shape[0], U.shape[1]
+    F = totals.F.reshape(K, C, D)
+    N = np.ascontiguousarray(totals.n.T)[:, None, :]
+    U3 = U.reshape(C, D, r)
+    centred = np.empty((C, D, K))
+
+    def fill(gs):
+        np.copyto(centred[gs], F[:, gs, :].transpose(1, 2, 0))
+        centred[gs] -= N[gs] * (m.reshape(C, D, 1)[gs] + Vy[gs])
+        centred[gs] -= np.matmul(U3[gs], G[:, gs, :].transpose(1, 2, 0))
+
+    by_gaussians(fill, C, threads)
+    return centred, N
+
+
+def d_update(centred, N, D_diag, var, threads):
+    """JFA's D update ``D = sum_k centred_k z_k / sum_k N_k (L_D,k + z_k^2)`` (CD,) with the z
+    posterior of :func:`~emkit._kernels.factor_analysis.diagonal_posterior`; a coordinate that
+    no statistic reached keeps its value."""
+    C, D, _ = centred.shape
+    D3, var3 = D_diag.reshape(C, D, 1), var.reshape(C, D, 1)
+
+    def update(gs):
+        z, cov = kfa.diagonal_posterior(N[gs], centred[gs], D3[gs], var3[gs])
+        A2 = np.einsum("cdk,cdk->cd", centred[gs], z)
+        cov += z * z  # in place: (c, D, K) arrays
+        cov *= N[gs]
+        A1 = cov.sum(axis=2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(A1 != 0, A2 / A1, D3[gs, :, 0]).ravel()
 
     return np.concatenate(by_gaussians(update, C, threads))

@@ -29,7 +29,7 @@ from ._dask import delayed_training_set, is_nested, prepare_bag, prepare_nested
 from ._estep import (SessionAccumulator, SessionParams, block_posterior, class_totals_chunk,
                      session_chunk)
 from ._labels import check_lengths, encode_labels, label_list
-from ._mstep import isv_class_level, u_update
+from ._mstep import class_projections, d_update, isv_class_level, jfa_d_terms, u_update
 
 #: Threads for a pass over in-memory sessions (None: the CPUs this process may use).  The blocks
 #: of sessions go to the threads as they come (one BLAS thread each) and their terms are added in
@@ -84,10 +84,14 @@ def prepare_training_set(X, y, shape, threads: int = 1) -> TrainingSet:
 
 
 def session_params(c: Constants, n_classes, class_offsets=None, accumulate=True, totals=False):
-    """:class:`SessionParams` of a pass with the constants ``c``; ``class_offsets`` (K, CD) are
-    the ``o_k`` of the statistics' centring ``m + o_k`` (JFA: ``V y_k``), None for zero."""
-    offset_proj = (None if class_offsets is None
-                   else kfa.block_projections(class_offsets, c.U_over_var, c.shape[0]))
+    """:class:`SessionParams` of a pass with the constants ``c``; ``class_offsets`` (K, CD), or
+    (C, D, K) (:func:`~emkit._kernels.factor_analysis.gaussian_major`), are the ``o_k`` of the
+    statistics' centring ``m + o_k`` (JFA: ``V y_k``), None for zero."""
+    offset_proj = None
+    if class_offsets is not None:
+        if class_offsets.ndim == 2:
+            class_offsets = kfa.gaussian_major(class_offsets, c.shape[0])
+        offset_proj = class_projections(class_offsets, c.U_over_var, c.shape, session_threads())
     return SessionParams(
         shape=c.shape, U_over_var=c.U_over_var, uprod=c.uprod, W_mean=c.W_mean,
         n_products=c.n_products,
@@ -230,9 +234,11 @@ def train_jfa(machine, data: TrainingSet, X):
     final y), then of D (with the final y and x).  Returns the last phase's EMResult."""
     (C, D), m, var = _supervectors(machine)
     totals = class_totals(data, (C, D))
-    N_sv = np.repeat(totals.n, D, axis=1)
-    centred_y = totals.F - N_sv * m  # x = z = 0 throughout the V phase
+    K = totals.n.shape[0]
+    # x = z = 0 throughout the V phase: F_k - N_k m, (K, CD)
+    centred_y = (totals.F.reshape(K, C, D) - totals.n[:, :, None] * m.reshape(C, D)).reshape(K, -1)
     every = ("U", "V", "D")
+    threads = session_threads()
 
     def class_y(second=False):
         """y (K, r_V) and, with ``second``, the packed second moments (K, r_V(r_V+1)/2)."""
@@ -250,32 +256,24 @@ def train_jfa(machine, data: TrainingSet, X):
     fit_em(machine, X, lambda: None, v_step, state=every, phase=0, name="JFA V training",
            quantity="relative change of V")
     latent_y, _ = class_y()
-    Vy = latent_y @ machine.V.T  # the class offsets of the U phase, (K, CD)
+    # the class offsets V y_k of the U and D phases, (C, D, K) (kfa.gaussian_major's layout)
+    Vy = np.matmul(machine.V.reshape(C, D, -1), latent_y.T)
 
     def u_e_step():
         return session_pass(data, session_params(machine._constants(), data.n_classes, Vy))
 
-    Vy_gm = kfa.gaussian_major(Vy, C)
-
     def u_m_step(acc):
-        return machine._set_param("U", u_update(machine._constants(), acc, session_threads(),
-                                                class_offsets=Vy_gm))
+        return machine._set_param("U", u_update(machine._constants(), acc, threads,
+                                                class_offsets=Vy))
 
     fit_em(machine, X, u_e_step, u_m_step, state=every, phase=1, name="JFA U training",
            quantity="relative change of U")
     params = session_params(machine._constants(), data.n_classes, Vy, accumulate=False)
     G = session_pass(data, params).G
-    centred_z = totals.F - N_sv * (m + Vy) - kfa.per_gaussian_products(machine.U, G, C)
+    centred_z, N = jfa_d_terms(totals, m, Vy, machine.U, G, (C, D), threads)
 
     def d_step(_):
-        z, cov = kfa.diagonal_posterior(N_sv, centred_z, machine.D, var)
-        A2 = np.einsum("kd,kd->d", centred_z, z)
-        cov += z * z  # in place: (K, CD) arrays
-        cov *= N_sv
-        A1 = cov.sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            new = np.where(A1 != 0, A2 / A1, machine.D)
-        return machine._set_param("D", new)
+        return machine._set_param("D", d_update(centred_z, N, machine.D, var, threads))
 
     return fit_em(machine, X, lambda: None, d_step, state=every, phase=2, name="JFA D training",
                   quantity="relative change of D")
