@@ -70,6 +70,22 @@ class Constants:
         )
 
 
+def _subspace_products(W, variances):
+    """:func:`~emkit._kernels.factor_analysis.subspace_products` by slices of Gaussians on the
+    training threads (many small products: one BLAS thread each)."""
+    from ._mstep import by_gaussians
+    from ._training import session_threads
+
+    (C, D), r = variances.shape, W.shape[1]
+    out = np.empty((C, r, r))
+
+    def fill(gs):
+        out[gs] = kfa.subspace_products(W[gs.start * D : gs.stop * D], variances[gs])
+
+    by_gaussians(fill, C, session_threads())
+    return out
+
+
 def build(U, V, D, ubm, key) -> Constants:
     """The :class:`Constants` of the parameters ``U`` (CD, r_U), ``V`` (CD, r_V) or None, ``D``
     (CD,) or None and the trained GMM ``ubm``."""
@@ -78,12 +94,12 @@ def build(U, V, D, ubm, key) -> Constants:
     m, var = means.ravel(), variances.ravel()
     C, Dim = means.shape
     U_over_var = U / var[:, None]
-    uprod = kfa.subspace_products(U, variances)
+    uprod = _subspace_products(U, variances)
     W_mean = kfa.weighted_blocks(m, U_over_var, C)
     extra = {}
     if V is not None:
         V_over_var = V / var[:, None]
-        vprod = kfa.subspace_products(V, variances)
+        vprod = _subspace_products(V, variances)
         extra = dict(
             V_over_var=V_over_var,
             vprod=vprod,

@@ -50,13 +50,14 @@ class SessionAccumulator:
     ``G[k, c] = sum_{h in k} N_hc x_h`` (K, C, r).  The U accumulator of the reference,
     ``sum (F_h - N_h (m + o_k)) x_h^T``, is ``A2F`` minus terms built from G (see
     :func:`emkit.factor_analysis._training.u_accumulator`).  ``totals`` are the
-    :class:`ClassTotals` when requested.
+    :class:`ClassTotals` when requested.  (``x`` is not summed.)
     """
 
     A1: np.ndarray | None
     A2F: np.ndarray | None
     G: np.ndarray
     totals: ClassTotals | None = None
+    x: np.ndarray | None = None  # in-memory passes: the posterior means (S, r), in block order
 
     @classmethod
     def zeros(cls, p: SessionParams) -> "SessionAccumulator":

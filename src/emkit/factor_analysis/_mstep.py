@@ -60,15 +60,16 @@ def class_projections(offsets, U_over_var, shape, threads):
     return Q
 
 
-def u_update(c, acc, threads, class_offsets=None, isv=None):
+def u_update(c, acc, threads, class_offsets=None, isv=None, W=None):
     """New U (CD, r) from a :class:`~._estep.SessionAccumulator`: ``U_c = A2_c A1_c^-1`` with
     ``A2 = sum_h (F_h - N_h (m + o_k)) x_h^T`` (see :func:`._training.u_accumulator`).
 
     The class offsets ``o_k`` are ``class_offsets`` (C, D, K) (JFA: V y_k), or for ISV
     (``isv = (centred, gain, buffer)``, all (C, D, K)) ``D z_k = gain * (centred - sum_{h in k}
-    N_h U x_h)``, written into ``buffer``; None: no offsets.
+    N_h U x_h)``, written into ``buffer``; None: no offsets.  ``W``: the subspace updated, when
+    not U (JFA's V, with ``acc`` a pass over the classes).
     """
-    (C, D), U = c.shape, c.U
+    (C, D), U = c.shape, (c.U if W is None else W)
     r = U.shape[1]
     U3 = U.reshape(C, D, r)
     g = acc.G.sum(axis=0)  # sum_h N_h x_h, (C, r)

@@ -23,13 +23,14 @@ from .._checkpoint import resumable_em
 from .._fitted import fitted_value
 from .._kernels import factor_analysis as kfa
 from ..stats import as_stats_sequence
-from ._blocks import TrainingSet, in_memory
+from ._blocks import ClassTotals, SessionBlock, TrainingSet, in_memory, split
 from ._constants import Constants
 from ._dask import delayed_training_set, is_nested, prepare_bag, prepare_nested
 from ._estep import (SessionAccumulator, SessionParams, block_posterior, class_totals_chunk,
                      session_chunk)
 from ._labels import check_lengths, encode_labels, label_list
-from ._mstep import class_projections, d_update, isv_class_level, jfa_d_terms, u_update
+from ._mstep import (by_gaussians, class_projections, d_update, isv_class_level, jfa_d_terms,
+                     u_update)
 
 #: Threads for a pass over in-memory sessions (None: the CPUs this process may use).  The blocks
 #: of sessions go to the threads as they come (one BLAS thread each) and their terms are added in
@@ -121,20 +122,21 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
 def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
     """:func:`session_pass` over in-memory blocks: the posteriors of the blocks on threads (one
     BLAS thread each), their sums added in block order, then ``A2F = F^T x`` as one product over
-    all sessions (all BLAS threads; A2F is a transposed view)."""
+    all sessions, by slices of Gaussians on threads (A2F is a transposed view).  The session
+    factors x are kept in the accumulator."""
     workspaces = {}  # scratch stacks per thread, for this pass
+    threads = session_threads()
 
     def posterior(block):
         return block_posterior(block, p, workspaces.setdefault(threading.get_ident(), {}))
 
-    C, _ = p.shape
+    C, D = p.shape
     r = p.U_over_var.shape[1]
     x = np.empty((sum(len(block.n) for block in data.rows), r))
     A1 = np.zeros((C, kfa.packed_size(r))) if p.accumulate else None
     G = np.zeros((p.n_classes, C, r))
     start = 0
-    for block, (bx, bA1, bG) in zip(data.rows, thread_map(posterior, data.rows,
-                                                          session_threads())):
+    for block, (bx, bA1, bG) in zip(data.rows, thread_map(posterior, data.rows, threads)):
         x[start : start + len(bx)] = bx
         start += len(bx)
         if A1 is not None:
@@ -142,12 +144,28 @@ def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
         G[block.present] += bG
     del workspaces
     if A1 is None:
-        return SessionAccumulator(None, None, G)
+        return SessionAccumulator(None, None, G, x=x)
     F = data.F
     if F is None:
         F = np.concatenate([block.F for block in data.rows])
-    # (x^T F)^T rather than F^T x: the same product, a third faster through OpenBLAS here
-    return SessionAccumulator(kfa.unpack_symmetric(A1, r), (x.T @ F).T, G)
+    # x^T F rather than F^T x: the same product, a third faster through OpenBLAS here
+    xt = np.ascontiguousarray(x.T)
+    parts = by_gaussians(lambda gs: xt @ F[:, gs.start * D : gs.stop * D], C, threads)
+    return SessionAccumulator(kfa.unpack_symmetric(A1, r), np.concatenate(parts, axis=1).T, G,
+                              x=x)
+
+
+def class_training_set(totals: ClassTotals) -> TrainingSet:
+    """The classes as sessions (their summed statistics), for JFA's V phase: blocks of a
+    :func:`block_size` of classes, one class each."""
+    K, C = totals.n.shape
+    step = block_size(C, totals.F.shape[1] // C)
+    rows = [
+        SessionBlock(np.arange(s.start, s.stop), totals.n[s], totals.F[s],
+                     np.arange(s.start, s.stop), np.arange(s.stop - s.start), None)
+        for s in split(K, 2 * -(-K // (2 * step)))
+    ]
+    return TrainingSet(rows, np.arange(K), np.ones(K, np.int64), None, totals.F)
 
 
 def class_totals(data: TrainingSet, shape):
@@ -234,30 +252,29 @@ def train_jfa(machine, data: TrainingSet, X):
     final y), then of D (with the final y and x).  Returns the last phase's EMResult."""
     (C, D), m, var = _supervectors(machine)
     totals = class_totals(data, (C, D))
-    K = totals.n.shape[0]
-    # x = z = 0 throughout the V phase: F_k - N_k m, (K, CD)
-    centred_y = (totals.F.reshape(K, C, D) - totals.n[:, :, None] * m.reshape(C, D)).reshape(K, -1)
+    classes = class_training_set(totals)  # x = z = 0 throughout the V phase
     every = ("U", "V", "D")
     threads = session_threads()
 
-    def class_y(second=False):
-        """y (K, r_V) and, with ``second``, the packed second moments (K, r_V(r_V+1)/2)."""
+    def v_params(accumulate):
         c = machine._constants()
         r = c.V_over_var.shape[1]
-        return kfa.session_moments(totals.n @ c.v_products[:, r:], centred_y @ c.V_over_var,
-                                   second=second)
+        return SessionParams(shape=c.shape, U_over_var=c.V_over_var, uprod=c.vprod,
+                             W_mean=c.v_products[:, :r], n_products=c.v_products,
+                             n_classes=data.n_classes, step=block_size(C, D),
+                             accumulate=accumulate)
 
-    def v_step(_):
-        y, moments = class_y(second=True)
-        A1 = kfa.unpack_symmetric(totals.n.T @ moments, y.shape[1])
-        A2 = (y.T @ centred_y).T  # centred_y^T y
-        return machine._set_param("V", kfa.update_subspace(A1, A2, machine.V))
+    def v_step(_):  # the posterior of y_k given the class totals: a pass over classes
+        acc = _blocks_pass(classes, v_params(True))
+        V = u_update(machine._constants(), acc, threads, W=machine.V)
+        return machine._set_param("V", V)
 
     fit_em(machine, X, lambda: None, v_step, state=every, phase=0, name="JFA V training",
            quantity="relative change of V")
-    latent_y, _ = class_y()
+    latent_y = _blocks_pass(classes, v_params(False)).x
     # the class offsets V y_k of the U and D phases, (C, D, K) (kfa.gaussian_major's layout)
-    Vy = np.matmul(machine.V.reshape(C, D, -1), latent_y.T)
+    V3, Vy = machine.V.reshape(C, D, -1), np.empty((C, D, data.n_classes))
+    by_gaussians(lambda gs: np.matmul(V3[gs], latent_y.T, out=Vy[gs]), C, threads)
 
     def u_e_step():
         return session_pass(data, session_params(machine._constants(), data.n_classes, Vy))
