@@ -40,8 +40,10 @@ from ._mstep import (by_gaussians, class_projections, d_update, isv_class_level,
 #: fast as one (ISV) or faster (JFA).  Dask inputs are spread by dask's scheduler.
 SESSION_THREADS = None
 
-#: Elements of the (sessions, C*D) blocks (8 MB of float64: the second product over a block finds
-#: it in the cache).
+#: Elements of the (sessions, C*D) blocks (views of the stacked statistics, not copies): 64 MB of
+#: float64, a few hundred sessions at C*D = 30720, so that the products of a block (its linear
+#: terms, precisions and second moments) run near the BLAS rate of one thread; the posterior
+#: stacks of a block are bounded separately (:data:`._estep.POSTERIOR_BYTES`).
 BLOCK_ELEMENTS = 8_000_000
 
 
