@@ -46,7 +46,8 @@ class SessionParams:
 class SessionAccumulator:
     """Sums over sessions h of class k(h), with x_h the posterior mean and L_h its covariance.
 
-    ``A1[c] = sum N_hc (L_h + x_h x_h^T)`` (C, r, r); ``A2F = sum F_h x_h^T`` (CD, r);
+    ``A1[c] = sum N_hc (L_h + x_h x_h^T)`` (C, r, r), or its packed upper triangles
+    (C, r(r+1)/2) from in-memory passes; ``A2F = sum F_h x_h^T`` (CD, r);
     ``G[k, c] = sum_{h in k} N_hc x_h`` (K, C, r).  The U accumulator of the reference,
     ``sum (F_h - N_h (m + o_k)) x_h^T``, is ``A2F`` minus terms built from G (see
     :func:`emkit.factor_analysis._training.u_accumulator`).  ``totals`` are the

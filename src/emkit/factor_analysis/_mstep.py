@@ -77,7 +77,7 @@ def u_update(c, acc, threads, class_offsets=None, isv=None, W=None):
     def update(gs):
         Gc = acc.G[:, gs, :].transpose(1, 0, 2)  # (c, K, r)
         rows = slice(gs.start * D, gs.stop * D)
-        A2 = np.array(acc.A2F[rows], order="C").reshape(-1, D, r)
+        A2 = np.array(acc.A2F[rows], order="C").reshape(-1, D, r)  # a copy
         A2 -= c.means[gs, :, None] * g[gs, None, :]
         offsets = class_offsets[gs] if class_offsets is not None else None
         if isv is not None:
@@ -87,7 +87,8 @@ def u_update(c, acc, threads, class_offsets=None, isv=None, W=None):
             offsets *= gain[gs]  # D z_k
         if offsets is not None:
             A2 -= np.matmul(offsets, Gc)
-        return kfa.update_subspace(acc.A1[gs], A2.reshape(-1, r), U[rows])
+        A1 = acc.A1[gs] if acc.A1.ndim == 3 else kfa.unpack_symmetric(acc.A1[gs], r)
+        return kfa.update_subspace(A1, A2.reshape(-1, r), U[rows])
 
     return np.ascontiguousarray(np.concatenate(by_gaussians(update, C, threads)))
 

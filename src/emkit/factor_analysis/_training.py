@@ -124,8 +124,9 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
 def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
     """:func:`session_pass` over in-memory blocks: the posteriors of the blocks on threads (one
     BLAS thread each), their sums added in block order, then ``A2F = F^T x`` as one product over
-    all sessions, by slices of Gaussians on threads (A2F is a transposed view).  The session
-    factors x are kept in the accumulator."""
+    all sessions, by slices of Gaussians on threads.  A1 stays packed (C, r(r+1)/2) and the
+    session factors x are kept in the accumulator (large arrays are written by the threads:
+    their pages are faulted in in parallel)."""
     workspaces = {}  # scratch stacks per thread, for this pass
     threads = session_threads()
 
@@ -150,11 +151,14 @@ def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
     F = data.F
     if F is None:
         F = np.concatenate([block.F for block in data.rows])
-    # x^T F rather than F^T x: the same product, a third faster through OpenBLAS here
-    xt = np.ascontiguousarray(x.T)
-    parts = by_gaussians(lambda gs: xt @ F[:, gs.start * D : gs.stop * D], C, threads)
-    return SessionAccumulator(kfa.unpack_symmetric(A1, r), np.concatenate(parts, axis=1).T, G,
-                              x=x)
+    xt, A2F = np.ascontiguousarray(x.T), np.empty((C * D, r))
+
+    def first_order(gs):  # x^T F rather than F^T x: the same product, a third faster here
+        rows = slice(gs.start * D, gs.stop * D)
+        A2F[rows] = (xt @ F[:, rows]).T
+
+    by_gaussians(first_order, C, threads)
+    return SessionAccumulator(A1, A2F, G, x=x)  # A1 packed: unpacked by slices in u_update
 
 
 def class_training_set(totals: ClassTotals) -> TrainingSet:
