@@ -40,6 +40,7 @@ class SessionParams:
     offset_proj: np.ndarray | None = None  # (K, C, r_U)
     accumulate: bool = True  # A1 and A2F (else only G)
     totals: bool = False  # the ClassTotals too (ISV's first pass)
+    class_sums: bool = True  # G (else None: JFA's V phase, whose "sessions" are the classes)
 
 
 @dataclass
@@ -99,7 +100,8 @@ def posterior_rows(r: int) -> int:
 
 def block_posterior(block: SessionBlock, p: SessionParams, workspace=None):
     """The session factors of one block and its sums: ``(x (B, r), A1 (C, r(r+1)/2) packed or
-    None, G (J, C, r))`` (see :class:`SessionAccumulator`; A1 only with ``p.accumulate``).
+    None, G (J, C, r))`` (see :class:`SessionAccumulator`; A1 only with ``p.accumulate``, G only
+    with ``p.class_sums``).
 
     One product ``n @ [W_mean | packed uprod]`` gives the n-terms of ``b`` and the packed
     precisions; the posterior stacks are posed in chunks of :func:`posterior_rows` sessions
@@ -122,7 +124,7 @@ def block_posterior(block: SessionBlock, p: SessionParams, workspace=None):
         x[rows], ww = kfa.session_moments(terms[rows, r:], b[rows], workspace, p.accumulate)
         if A1 is not None:
             A1 += n[rows].T @ ww
-    return x, A1, kfa.segment_class_sums(starts, n, x)
+    return x, A1, (kfa.segment_class_sums(starts, n, x) if p.class_sums else None)
 
 
 def block_terms(block: SessionBlock, p: SessionParams):

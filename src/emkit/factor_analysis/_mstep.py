@@ -60,26 +60,27 @@ def class_projections(offsets, U_over_var, shape, threads):
     return Q
 
 
-def u_update(c, acc, threads, class_offsets=None, isv=None, W=None):
+def u_update(c, acc, threads, class_offsets=None, isv=None, W=None, g=None):
     """New U (CD, r) from a :class:`~._estep.SessionAccumulator`: ``U_c = A2_c A1_c^-1`` with
     ``A2 = sum_h (F_h - N_h (m + o_k)) x_h^T`` (see :func:`._training.u_accumulator`).
 
     The class offsets ``o_k`` are ``class_offsets`` (C, D, K) (JFA: V y_k), or for ISV
     (``isv = (centred, gain, buffer)``, all (C, D, K)) ``D z_k = gain * (centred - sum_{h in k}
     N_h U x_h)``, written into ``buffer``; None: no offsets.  ``W``: the subspace updated, when
-    not U (JFA's V, with ``acc`` a pass over the classes).
+    not U (JFA's V, with ``acc`` a pass over the classes); ``g``: ``sum_h N_h x_h`` (C, r) when
+    ``acc`` has no class sums G (then without class offsets).
     """
     (C, D), U = c.shape, (c.U if W is None else W)
     r = U.shape[1]
     U3 = U.reshape(C, D, r)
-    g = acc.G.sum(axis=0)  # sum_h N_h x_h, (C, r)
+    g = acc.G.sum(axis=0) if g is None else g  # sum_h N_h x_h, (C, r)
 
     def update(gs):
-        Gc = acc.G[:, gs, :].transpose(1, 0, 2)  # (c, K, r)
         rows = slice(gs.start * D, gs.stop * D)
         A2 = np.array(acc.A2F[rows], order="C").reshape(-1, D, r)  # a copy
         A2 -= c.means[gs, :, None] * g[gs, None, :]
         offsets = class_offsets[gs] if class_offsets is not None else None
+        Gc = None if acc.G is None else acc.G[:, gs, :].transpose(1, 0, 2)  # (c, K, r)
         if isv is not None:
             centred, gain, buffer = isv
             offsets = np.matmul(U3[gs], Gc.transpose(0, 2, 1), out=buffer[gs])  # sum N_h U x_h

@@ -137,14 +137,15 @@ def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
     r = p.U_over_var.shape[1]
     x = np.empty((sum(len(block.n) for block in data.rows), r))
     A1 = np.zeros((C, kfa.packed_size(r))) if p.accumulate else None
-    G = np.zeros((p.n_classes, C, r))
+    G = np.zeros((p.n_classes, C, r)) if p.class_sums else None
     start = 0
     for block, (bx, bA1, bG) in zip(data.rows, thread_map(posterior, data.rows, threads)):
         x[start : start + len(bx)] = bx
         start += len(bx)
         if A1 is not None:
             A1 += bA1
-        G[block.present] += bG
+        if G is not None:
+            G[block.present] += bG
     del workspaces
     if A1 is None:
         return SessionAccumulator(None, None, G, x=x)
@@ -268,11 +269,11 @@ def train_jfa(machine, data: TrainingSet, X):
         return SessionParams(shape=c.shape, U_over_var=c.V_over_var, uprod=c.vprod,
                              W_mean=c.v_products[:, :r], n_products=c.v_products,
                              n_classes=data.n_classes, step=block_size(C, D),
-                             accumulate=accumulate)
+                             accumulate=accumulate, class_sums=False)
 
     def v_step(_):  # the posterior of y_k given the class totals: a pass over classes
         acc = _blocks_pass(classes, v_params(True))
-        V = u_update(machine._constants(), acc, threads, W=machine.V)
+        V = u_update(machine._constants(), acc, threads, W=machine.V, g=totals.n.T @ acc.x)
         return machine._set_param("V", V)
 
     fit_em(machine, X, lambda: None, v_step, state=every, phase=0, name="JFA V training",
