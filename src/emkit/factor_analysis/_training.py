@@ -137,16 +137,24 @@ def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
     r = p.U_over_var.shape[1]
     x = np.empty((sum(len(block.n) for block in data.rows), r))
     A1 = np.zeros((C, kfa.packed_size(r))) if p.accumulate else None
-    G = np.zeros((p.n_classes, C, r)) if p.class_sums else None
-    start = 0
+    class_sums, start = [], 0  # (classes, G) of each block
     for block, (bx, bA1, bG) in zip(data.rows, thread_map(posterior, data.rows, threads)):
         x[start : start + len(bx)] = bx
         start += len(bx)
         if A1 is not None:
             A1 += bA1
-        if G is not None:
-            G[block.present] += bG
+        class_sums.append((block.present, bG))
     del workspaces
+    G = None
+    if p.class_sums:  # the blocks' sums in block order, slice by slice of Gaussians on threads
+        G = np.empty((p.n_classes, C, r))
+
+        def add_class_sums(gs):
+            G[:, gs] = 0.0
+            for present, bG in class_sums:
+                G[present, gs] += bG[:, gs]
+
+        by_gaussians(add_class_sums, C, threads)
     if A1 is None:
         return SessionAccumulator(None, None, G, x=x)
     F = data.F
