@@ -229,10 +229,13 @@ class KMeansMachine(BaseEstimator):
         X = self._validated(X)
         frames = None if dev is None else _device_fit.DeviceFrames(X, dev, np.float64, "k-means")
         if frames is None:
-            e_step = lambda: self._e_step(X)  # noqa: E731
-        else:
+            initialize, e_step = (lambda: self.initialize(X)), (lambda: self._e_step(X))
+        else:  # k-means|| scoring and Lloyd E-steps on the device
+            from ._kmeans_init_device import initialize_on_device
+
+            initialize = lambda: initialize_on_device(self, frames)  # noqa: E731
             e_step = lambda: _device_fit.kmeans_statistics(frames, self._coefficients())  # noqa: E731
-        result = resumable_em(self, X, initialize=lambda: self.initialize(X if frames is None else frames.host()),
+        result = resumable_em(self, X, initialize=initialize,
                               get_state=lambda: {"centroids": self.centroids_},
                               set_state=lambda arrays: setattr(self, "centroids_", arrays["centroids"]),
                               e_step=e_step, m_step=self._m_step,

@@ -200,3 +200,20 @@ def test_gpu_tensors_as_input(data, cuda):
     expected = gmm().fit(data)
     got = gmm().fit(_device.to_device(data, cuda))
     same_gmm(expected, got)
+
+
+@pytest.mark.parametrize("rounds", [5, None])
+def test_kmeans_parallel_initialisation_on_the_device(data, fake_cuda, rounds):
+    """k-means|| with its candidate scoring on the device picks the numpy path's centroids."""
+    expected = KMeansMachine(5, max_iter=0, init_max_iter=rounds).fit(data)
+    with emkit.config_context(device="cuda", device_cache=False, block_rows=128):
+        got = KMeansMachine(5, max_iter=0, init_max_iter=rounds).fit(data)
+    close(expected.centroids_, got.centroids_, 1e-12)
+    assert fake_cuda.streamed
+
+
+def test_kmeans_plusplus_with_device_input(data):
+    torch = pytest.importorskip("torch")
+    expected = KMeansMachine(5, init_method="k-means++", max_iter=2).fit(data)
+    got = KMeansMachine(5, init_method="k-means++", max_iter=2).fit(torch.from_numpy(data))
+    close(expected.centroids_, got.centroids_)
