@@ -60,8 +60,6 @@ def fit_device(X):
 def put(a, dev, dtype=None):
     """numpy ``a`` on ``dev`` (``dtype`` a numpy dtype; default: keep)."""
     if dev.library in ("torch", "cupy"):
-        if isinstance(a, np.ndarray) and not a.flags.writeable:  # fitted parameters are read-only;
-            a = np.array(a, dtype=dtype)  # torch.from_numpy warns about those
         return _device.to_device(a, dev, dtype)
     return dev.xp.asarray(np.asarray(a, dtype=dtype), device=dev.device)
 
@@ -165,7 +163,7 @@ def gmm_statistics(frames: DeviceFrames, coef, second_order: bool = True) -> GMM
     total, acc = gmm_xp.accumulate_blocks(frames.blocks(rows), shift, matrix, second_order, dev.xp)
     acc = _device.to_numpy(acc)
     n, px, pxx = gmm_xp.split_statistics(acc, coef.n_features, second_order)
-    stats = GMMStats._from_shifted(float(_device.to_numpy(total)), frames.shape[0], n.copy(),
+    stats = GMMStats._from_shifted(float(total), frames.shape[0], n.copy(),
                                    coef.shift, px.copy(), None if pxx is None else pxx.copy())
     return check_stats_finite(stats)
 
@@ -183,6 +181,6 @@ def kmeans_statistics(frames: DeviceFrames, coef, squares: bool = False):
         acc.add(block)
     get = _device.to_numpy
     counts = np.rint(get(acc.counts)).astype(np.int64)
-    return KMeansStats(counts, get(acc.sums), float(get(acc.sum_min_dist)), acc.n_samples,
+    return KMeansStats(counts, get(acc.sums), float(acc.sum_min_dist), acc.n_samples,
                        None if acc.sq_sums is None else get(acc.sq_sums), get(acc.far_points),
                        get(acc.far_dists), coef)

@@ -144,6 +144,8 @@ def to_device(x, dev: Device, dtype=None):
             t = x.to(dev.device)
             return t if dtype is None else t.to(getattr(torch, np.dtype(dtype).name))
         a = np.ascontiguousarray(x, dtype=dtype)
+        if not a.flags.writeable:  # read-only (fitted parameters): torch.from_numpy warns
+            a = a.copy()
         return torch.from_numpy(a).to(dev.device)
     import cupy
 

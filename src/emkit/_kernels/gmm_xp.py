@@ -101,8 +101,29 @@ def block_statistics(X_block, shift, coef, second_order: bool = True):
     ll = xp.sum(xp.astype(row_max, xp.float64)) + xp.sum(xp.astype(xp.log(row_sum), xp.float64))
     used = d if second_order else d[:, D:]
     # responsibilities are E / row_sum: scale the (B, 2D+1) design rows, not the (B, C) block
-    partial = xp.matrix_transpose(E) @ (used / row_sum[:, None])
-    return ll, xp.astype(partial, xp.float64)
+    return ll, _sum_products(E, used / row_sum[:, None], xp)
+
+
+#: float32 statistics are summed over at most this many rows before float64 takes over (the
+#: numpy kernels' block size): one float32 product over 10^5 rows would lose digits.
+SUM_ROWS = 2048
+
+
+def _sum_products(E, U, xp):
+    """``E^T U`` (C, F) as float64; float32 products over sub-blocks of :data:`SUM_ROWS` rows
+    (one batched product), summed in float64."""
+    if E.dtype == xp.float64:
+        return E.T @ U
+    B, C, F = E.shape[0], E.shape[1], U.shape[1]
+    k = B // SUM_ROWS
+    out = xp.zeros((C, F), dtype=xp.float64, device=_xp.device_of(E))
+    if k:
+        head_E = xp.reshape(E[:k * SUM_ROWS, ...], (k, SUM_ROWS, C))
+        head_U = xp.reshape(U[:k * SUM_ROWS, ...], (k, SUM_ROWS, F))
+        out = out + xp.sum(xp.astype(xp.matrix_transpose(head_E) @ head_U, xp.float64), axis=0)
+    if k * SUM_ROWS < B:
+        out = out + xp.astype(E[k * SUM_ROWS:, ...].T @ U[k * SUM_ROWS:, ...], xp.float64)
+    return out
 
 
 def split_statistics(acc, n_features: int, second_order: bool = True):
