@@ -57,6 +57,11 @@ def fit_device(X):
     return None if dev.is_cpu else dev
 
 
+def to_host(X):
+    """``X`` itself for host input, a numpy float64 copy of an array on a device."""
+    return X if foreign_device(X) is None else _device.to_numpy(X)
+
+
 def put(a, dev, dtype=None):
     """numpy ``a`` on ``dev`` (``dtype`` a numpy dtype; default: keep)."""
     if dev.library in ("torch", "cupy"):
@@ -142,9 +147,7 @@ class DeviceFrames:
 
     def host(self) -> np.ndarray:
         """The frames as a numpy float64 array (k-means initialisation of device input)."""
-        if foreign_device(self.X) is not None:
-            return _device.to_numpy(self.X)
-        return self.X
+        return to_host(self.X)
 
 
 def _block_rows(n_columns: int, itemsize: int) -> int:

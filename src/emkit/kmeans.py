@@ -197,7 +197,7 @@ class KMeansMachine(BaseEstimator):
 
     def initialize(self, data):
         """Set ``centroids_`` to their initial values (``init_method``)."""
-        data = self._validated(data)
+        data = _device_fit.to_host(self._validated(data))
         rs = check_random_state(self.random_state)
         set_fitted(self, "centroids_", initial_centroids(
             data, self.n_clusters, self.init_method, rs, init_max_iter=self.init_max_iter,

@@ -217,3 +217,11 @@ def test_kmeans_plusplus_with_device_input(data):
     expected = KMeansMachine(5, init_method="k-means++", max_iter=2).fit(data)
     got = KMeansMachine(5, init_method="k-means++", max_iter=2).fit(torch.from_numpy(data))
     close(expected.centroids_, got.centroids_)
+
+
+def test_kmeans_initialize_with_device_input(data):
+    torch = pytest.importorskip("torch")
+    a, b = KMeansMachine(5, init_method="random"), KMeansMachine(5, init_method="random")
+    a.initialize(data)
+    b.initialize(torch.from_numpy(data))
+    np.testing.assert_array_equal(a.centroids_, b.centroids_)
