@@ -197,3 +197,29 @@ def test_linear_scores(ns, batch, fln, offsets):
     close(expected, ns.get(got))
     if fln:
         assert not ns.get(got)[:, 2].any()  # a probe of no frames scores 0
+
+
+@pytest.mark.gpu
+def test_kernels_on_a_cuda_device(gmm, km, batch):
+    from emkit._backend import _device
+
+    try:
+        dev = _device.resolve_device("cuda")
+    except _device.DeviceUnavailableError:
+        pytest.skip("no CUDA device (PyTorch or CuPy with CUDA) on this machine")
+    put = lambda a: _device.to_device(np.asarray(a), dev)  # noqa: E731
+    coef = kg.DiagGMMCoefficients.from_parameters(gmm["means"], gmm["variances"], gmm["log_weights"])
+    expected = kg.accumulate_shifted_statistics(gmm["X"], coef, 100, True)
+    got = gmm_xp.accumulate_shifted_statistics(put(gmm["X"]), put(coef.shift), put(coef.coef), 100)
+    for e, g in zip(expected, got):
+        close(e, to_numpy(g))
+    kcoef = kk.CentroidCoefficients.from_centroids(km["centroids"])
+    ref = kk.lloyd_statistics(km["X"], kcoef, 64, squares=True, n_far=7)
+    acc = kmeans_xp.lloyd_statistics(put(km["X"]), kmeans_xp.CentroidArrays.from_coefficients(
+        kcoef, put), 100, squares=True, n_far=7)
+    close(ref["sums"], to_numpy(acc.sums))
+    close(ref["far_points"], to_numpy(acc.far_points))
+    ubm = batch["ubm"]
+    close(linear_scoring(batch["models"], ubm, batch["stats"]),
+          to_numpy(scoring_xp.linear_scores(*(put(a) for a in (
+              batch["models"], ubm.means, ubm.variances, batch["n"], batch["sum_px"], batch["t"])))))
