@@ -18,6 +18,9 @@ namespace-generic yet are listed as "not ported yet".
   k-means Lloyd   N=1M, D=60, k=1024: assignment, per-cluster sums and farthest points on the
                   device, new centroids on the host, as KMeansMachine.fit
   PLDA scoring    10,000 x 10,000 LLR matrix, D=200, rank 200 (scores come back as numpy)
+  i-vector        T iteration (C=512, D=60, R=400, 2,000 utterances) and projection of 10,000
+                  utterances, resident and streamed; ISV/JFA fit iterations through
+                  set_config(device=...): see benchmarks/gpu_ivector.py
   transfer        host -> device copy of the session statistics (S, CD), as a share of the ISV
                   iteration (the cost of streaming them from host memory every iteration)
   streamed        the ISV U step with the statistics resident on the device, and streamed from
@@ -49,16 +52,13 @@ from types import SimpleNamespace
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # gpu_gmm.py: the GMM/k-means rows
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # gpu_gmm.py, gpu_ivector.py
 
 from emkit._kernels import factor_analysis as kfa  # noqa: E402
 from emkit._kernels import plda as kp  # noqa: E402
 from gpu_gmm import gmm_rows, kmeans_row  # noqa: E402
 
-NOT_PORTED = [
-    ("i-vector T iteration, C=512, D=60, R=400, 2,000 utterances", "_kernels/ivector.py"),
-    ("i-vector projection of 10,000 utterances, C=512, R=400", "_kernels/ivector.py"),
-]
+NOT_PORTED: list = []  # (workload, kernel module) of workloads without a device path
 TOL = {"float64": 1e-10, "float32": 1e-5}
 #: The CPU path runs once per workload (seconds each at full size; BLAS is warmed up first).
 CPU_REPEAT = 1
@@ -309,7 +309,17 @@ def main(argv=None):
     kmeans_row(bench, target, args)
     compare("PLDA scoring", plda_scores, plda_scores, plda_problem(M, P, PD), target, args.repeat,
             f" ({M} x {P} LLR matrix, D={PD})")
-    log("\nnot ported yet (numpy only; device path to come):")
+    # -- i-vector and ISV/JFA-estimator rows (branch gpu-ivector): benchmarks/gpu_ivector.py
+    import types
+
+    import gpu_ivector
+
+    helpers = types.SimpleNamespace(**globals())  # timed, log, rel_diff, TOL, RESULTS, ...
+    gpu_ivector.ivector_rows(helpers, target, args)
+    gpu_ivector.fa_estimator_rows(helpers, target, args)
+    # -- end of the gpu-ivector rows
+    if NOT_PORTED:
+        log("\nnot ported yet (numpy only; device path to come):")
     for name, where in NOT_PORTED:
         log(f"  {name}: {where}")
     RESULTS["not_ported"] = [n for n, _ in NOT_PORTED]

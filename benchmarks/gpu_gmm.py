@@ -51,7 +51,8 @@ def _m_step(stats, means):
 
 def gmm_cpu(X, params, dtype="float64"):
     means, variances, weights = params
-    coef = kg.DiagGMMCoefficients.from_parameters(means, variances, np.log(weights), np.dtype(dtype))
+    coef = kg.DiagGMMCoefficients.from_parameters(means, variances, np.log(weights),
+                                                  np.dtype(dtype))
     return _m_step(total_stats(X, coef, True), means)
 
 
@@ -59,7 +60,8 @@ def gmm_blocks_iteration(blocks, like, params, dtype, n_frames):
     """One ML iteration from row blocks of the device: E-step there, M-step on the host."""
     means, variances, weights = params
     xp = _xp.namespace(like)
-    coef = kg.DiagGMMCoefficients.from_parameters(means, variances, np.log(weights), np.dtype(dtype))
+    coef = kg.DiagGMMCoefficients.from_parameters(means, variances, np.log(weights),
+                                                  np.dtype(dtype))
     shift = _xp.asarray_like(coef.shift, like, xp)
     matrix = _xp.asarray_like(coef.coef, like, xp)
     total, acc = gmm_xp.accumulate_blocks(blocks, shift, matrix, True, xp)

@@ -22,7 +22,7 @@ import logging
 
 import numpy as np
 
-from ._backend import _device, is_dask_collection
+from ._backend import _device, _staging, is_dask_collection
 from ._config import _CONFIG, get_config
 from ._kernels import _xp, gmm_xp, kmeans_xp
 from .stats import GMMStats
@@ -109,19 +109,18 @@ class DeviceFrames:
         self.X, self.dev, self.dtype = X, dev, np.dtype(dtype)
         self.shape = tuple(int(s) for s in X.shape)
         nbytes = self.shape[0] * self.shape[1] * self.dtype.itemsize
-        on_device = foreign_device(X) is not None
-        self.resident = on_device or _device.copy_once(nbytes, dev, get_config()["device_cache"])
+        label = f"{what}: {self.shape[0]} x {self.shape[1]} frames in {self.dtype.name}"
         self.data = None
-        if on_device:
-            xp = dev.xp
-            self.data = X if X.dtype == _xp_dtype(dev, dtype) else xp.astype(X, _xp_dtype(dev, dtype))
-        elif self.resident:
+        if foreign_device(X) is not None:  # already on its device: no copy, nothing to decide
+            self.resident = True
+            target = _xp_dtype(dev, dtype)
+            self.data = X if X.dtype == target else dev.xp.astype(X, target)
+            logger.info("%s (%.1f MB) on %s (%s): already on the device", label, nbytes / 2**20,
+                        dev.name, dev.library)
+            return
+        self.resident = _staging.copy_once(nbytes, dev, label)
+        if self.resident:
             self.data = self._copy_all()
-        how = ("already on the device" if on_device else
-               "copied to the device once" if self.resident else
-               "streamed from host memory every iteration")
-        logger.info("%s on %s (%s): %d x %d frames in %s (%.1f MB), %s", what, dev.name, dev.library,
-                    self.shape[0], self.shape[1], self.dtype.name, nbytes / 2**20, how)
 
     def _copy_all(self):
         if is_dask_collection(self.X):
@@ -141,9 +140,16 @@ class DeviceFrames:
                 yield self.data[i:min(i + rows, n), ...]
         elif is_dask_collection(self.X):
             for chunk in self._dask_chunks():
-                yield from _device.stream_blocks(chunk, self.dev, rows, self.dtype)
+                yield from self._stream(chunk, rows)
         else:
-            yield from _device.stream_blocks(self.X, self.dev, rows, self.dtype)
+            yield from self._stream(self.X, rows)
+
+    def _stream(self, X, rows):
+        if _staging._host_tensors(self.dev):  # PyTorch CPU tensors (tests): plain copies
+            for i in range(0, X.shape[0], rows):
+                yield put(np.asarray(X[i:i + rows]), self.dev, self.dtype)
+            return
+        yield from _device.stream_blocks(X, self.dev, rows, self.dtype)
 
     def host(self) -> np.ndarray:
         """The frames as a numpy float64 array (k-means initialisation of device input)."""

@@ -44,24 +44,26 @@ def same_gmm(a, b, tol=1e-10):
 
 @pytest.fixture
 def fake_cuda(monkeypatch):
-    """``device="cuda"`` resolves to PyTorch on the CPU; streaming is a plain block copy (the
-    pinned buffers and side streams of stream_blocks need CUDA)."""
+    """``device="cuda"`` resolves to PyTorch on the CPU (host tensors: no pinned buffers, side
+    streams or free-memory query, see ``_backend/_staging.py``); ``streamed`` records the rows
+    copied block by block."""
     torch = pytest.importorskip("torch")
     from array_api_compat import torch as xp_torch
+
+    from emkit import _device_fit
 
     fake = _device.Device("torch", xp_torch, torch.device("cpu"), "cuda:0 (simulated on CPU)")
     monkeypatch.setattr(_device, "detect_libraries", lambda: {"torch": TORCH_GPU, "cupy": None})
     monkeypatch.setattr(_device, "_make_device", lambda library, index: fake)
-    monkeypatch.setattr(_device, "free_memory", lambda dev: 10**9)
     streamed = []
+    real = _device_fit.DeviceFrames._stream
 
-    def stream(X, dev, rows, dtype=np.float64):
-        assert dev is fake
-        for i in range(0, X.shape[0], rows):
-            streamed.append(i)
-            yield torch.from_numpy(np.array(X[i:i + rows], dtype=dtype))
+    def stream(self, X, rows):
+        for block in real(self, X, rows):
+            streamed.append(block.shape[0])
+            yield block
 
-    monkeypatch.setattr(_device, "stream_blocks", stream)
+    monkeypatch.setattr(_device_fit.DeviceFrames, "_stream", stream)
     return SimpleNamespace(dev=fake, streamed=streamed)
 
 
@@ -113,17 +115,19 @@ def test_gmm_fit_on_the_configured_device(data, fake_cuda, cache, caplog):
         with caplog.at_level(logging.INFO, logger="emkit"):
             got = gmm().fit(data)
     same_gmm(expected, got)
-    how = "copied to the device once" if cache else "streamed from host memory every iteration"
-    assert any("GMM ML on cuda:0 (simulated on CPU) (torch): 600 x 3 frames" in r.message and
-               how in r.message for r in caplog.records)
-    assert bool(fake_cuda.streamed) == (not cache)
+    how = "copied to the device once" if cache else "streamed to the device block by block"
+    assert any(r.message.startswith("GMM ML: 600 x 3 frames in float64") and
+               "on cuda:0 (simulated on CPU) (torch)" in r.message and how in r.message
+               for r in caplog.records)
+    assert bool(fake_cuda.streamed) == (not cache) and set(fake_cuda.streamed) <= {100}
 
 
-def test_automatic_copy_once_decision(data, fake_cuda, monkeypatch, caplog):
-    monkeypatch.setattr(_device, "free_memory", lambda dev: 2 * data.nbytes - 1)
+def test_automatic_copy_once_decision_is_logged(data, fake_cuda, caplog):
     with emkit.config_context(device="cuda"), caplog.at_level(logging.INFO, logger="emkit"):
         KMeansMachine(5, max_iter=2, convergence_threshold=None).fit(data)
-    assert fake_cuda.streamed and any("streamed from host memory" in r.message for r in caplog.records)
+    assert not fake_cuda.streamed
+    assert any(r.message.startswith("k-means: 600 x 3 frames in float64 (0.0 MB) on cuda:0") and
+               "copied to the device once (device_cache=None" in r.message for r in caplog.records)
 
 
 def test_gmm_float32_on_the_configured_device(data, fake_cuda):

@@ -14,6 +14,7 @@ device other than the CPU is asked for.
 from __future__ import annotations
 
 import importlib
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -144,8 +145,10 @@ def to_device(x, dev: Device, dtype=None):
             t = x.to(dev.device)
             return t if dtype is None else t.to(getattr(torch, np.dtype(dtype).name))
         a = np.ascontiguousarray(x, dtype=dtype)
-        if not a.flags.writeable:  # read-only (fitted parameters): torch.from_numpy warns
-            a = a.copy()
+        if not a.flags.writeable:  # fitted parameters are read-only: torch warns, never writes
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.from_numpy(a).to(dev.device)
         return torch.from_numpy(a).to(dev.device)
     import cupy
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import is_bag, is_delayed, map_reduce, n_threads, thread_map
+from .._backend._staging import configured_device
 from .._checkpoint import resumable_em
 from .._fitted import fitted_value
 from .._kernels import factor_analysis as kfa
@@ -101,6 +102,11 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
     rows = data.rows
     if not isinstance(rows, list):
         return map_reduce(session_chunk, rows, params)
+    dev = configured_device()
+    if dev is not None:  # emkit.set_config(device=...): see ._device and docs/gpu.md
+        from ._device import session_pass as device_pass
+
+        return device_pass(data, params, dev)
     terms = thread_map(lambda block: block_terms(block, params), rows, session_threads())
     acc = SessionAccumulator.zeros(params)
     for block, block_sums in zip(rows, terms):

@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
 from .._backend import is_dask_collection, map_ordered, n_threads, small_products
+from .._backend._staging import configured_device
 from .._checkpoint import resumable_em
 from .._fitted import FittedArray, clear_derived, derived, refreeze, without_derived
 from .._kernels import ivector as kiv
@@ -176,7 +177,8 @@ class IVectorMachine(BaseEstimator):
         means = np.array(ubm.means, dtype=np.float64)
         batch_size = (kiv.default_batch_size(C, D, self.dim_t) if self.batch_size is None
                       else self.batch_size)
-        data = training_data(X, means, batch_size, self.dim_t)  # validated before initialising
+        dev = None if is_dask_collection(X) else configured_device()
+        data = None if dev else training_data(X, means, batch_size, self.dim_t)  # validated here
 
         def e_step_():
             pre = kiv.Precomputed.from_parameters(means, self.T, self.sigma, _parallel_map,
@@ -188,6 +190,12 @@ class IVectorMachine(BaseEstimator):
                 raise ValueError("X is empty: the dask bag holds no GMMStats")
             m_step(self, stats)
             return stats.log_likelihood / stats.n_sessions
+
+        if dev is not None:  # emkit.set_config(device=...): see ._device and docs/gpu.md
+            from ._device import DeviceTraining
+
+            device = DeviceTraining(self, X, means, batch_size, dev)
+            e_step_, m_step_ = device.e_step, device.m_step
 
         # emkit parallelises with its own threads over bounded blocks: BLAS threads on top only
         # oversubscribe the cores
@@ -229,6 +237,11 @@ class IVectorMachine(BaseEstimator):
 
     @small_products
     def _project_batches(self, X, name, indexed=True):
+        dev = configured_device()
+        if dev is not None:  # emkit.set_config(device=...)
+            from ._device import project
+
+            return project(self, X, name, indexed, dev)
         pre = self._precomputed()
         (C, D, R), S = pre.shape, len(X)
         # bounded batches, at least one per thread when there is enough work
@@ -253,6 +266,11 @@ class IVectorMachine(BaseEstimator):
         stats = as_stats_sequence(stats)  # a 0-D object array holding one GMMStats
         if not isinstance(stats, GMMStats):
             raise TypeError(f"stats must be a GMMStats; got {type(stats).__name__}")
+        dev = configured_device()
+        if dev is not None:  # emkit.set_config(device=...)
+            from ._device import project
+
+            return project(self, [stats], "stats", False, dev)[0]
         pre = self._precomputed()
         b = GMMStats.stack([stats], name="stats", shape=pre.shape[:2], indexed=False)
         with small_products():  # one utterance: BLAS threads only cost synchronisation

@@ -1,0 +1,109 @@
+"""ISV/JFA session passes on a device (``emkit.set_config(device="cuda")``, docs/gpu.md).
+
+:func:`session_pass` is the E-step of :func:`emkit._training.session_pass` over an in-memory
+:class:`~._blocks.TrainingSet` on the configured device: the sessions' statistics (already
+stacked and sorted by class on the host) are joined once into one (S, C + C*D) host array
+``[n | F]``, copied to the device once when it fits (decision logged at INFO level, per training
+set) or streamed in row blocks every pass; the session posteriors and the accumulators
+(A1, A2F, G) are computed and summed on the device, with the namespace-generic kernels of
+:mod:`emkit._kernels.factor_analysis`, and come back as numpy float64 once per pass (the M-step
+and the class-level steps, small, stay on the CPU).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from .._backend import _device, _staging
+from .._kernels import _xp
+from .._kernels import factor_analysis as kfa
+from ._estep import SessionAccumulator, SessionParams
+
+#: Sessions per device block (the (block, C, r) and (block, r, r) temporaries).
+DEVICE_BLOCK = 512
+
+#: The device copy (or the host array to stream) of each live training set, by id; dropped when
+#: the training set is garbage collected.
+_STAGED: dict = {}
+
+
+class _Staged:
+    """A training set on a device: class codes (S,) on the device, ``[n | F]`` (S, C + C*D) on
+    the host and, when copied once, on the device."""
+
+    def __init__(self, data, dev):
+        rows = data.rows
+        self.codes = _device.to_device(np.concatenate([b.codes for b in rows]), dev)
+        self.host = np.concatenate([np.concatenate([b.n, b.F], axis=1) for b in rows])
+        what = f"ISV/JFA fit: statistics of {self.host.shape[0]} sessions"
+        cached = _staging.copy_once(self.host.nbytes, dev, what)
+        self.resident = _device.to_device(self.host, dev) if cached else None
+        self.dev = dev
+
+    def blocks(self, rows: int):
+        """``(start, block)``: row blocks of ``[n | F]`` on the device."""
+        if self.resident is not None:
+            for i in range(0, self.host.shape[0], rows):
+                yield i, self.resident[i:min(i + rows, self.host.shape[0]), :]
+            return
+        for k, block in enumerate(_staging.blocks(self.host, self.dev, rows)):
+            yield k * rows, block
+
+
+def _staged(data, dev) -> _Staged:
+    key = (id(data), dev.library, dev.name)
+    staged = _STAGED.get(key)
+    if staged is None:
+        staged = _STAGED[key] = _Staged(data, dev)
+        weakref.finalize(data, _STAGED.pop, key, None)
+    return staged
+
+
+def _scatter_add(G, index, values, xp):
+    """``G[index[s]] += values[s]`` (repeated indices add up); returns G."""
+    lib = _xp.library(xp)
+    if lib == "torch":
+        return G.index_add_(0, index, values)
+    if lib == "cupy":
+        import cupyx
+
+        cupyx.scatter_add(G, index, values)
+        return G
+    return G + _xp.segment_sum(index, values, G.shape[0], xp)
+
+
+def session_pass(data, p: SessionParams, dev) -> SessionAccumulator:
+    """The E-step over all sessions of the in-memory training set ``data`` on ``dev``: the
+    :class:`~._estep.SessionAccumulator` of :func:`emkit.factor_analysis._training.session_pass`
+    (numpy float64)."""
+    staged = _staged(data, dev)
+    xp = dev.xp
+    C, D = p.shape
+    r = p.U_over_var.shape[1]
+    U_over_var, uprod, W_mean = (_device.to_device(a, dev) for a in (p.U_over_var, p.uprod,
+                                                                      p.W_mean))
+    offset_proj = None if p.offset_proj is None else _device.to_device(p.offset_proj, dev)
+    kw = dict(dtype=U_over_var.dtype, device=_xp.device_of(U_over_var))
+    A1 = xp.zeros((C, r, r), **kw) if p.accumulate else None
+    A2F = xp.zeros((C * D, r), **kw) if p.accumulate else None
+    G = xp.zeros((p.n_classes, C, r), **kw)
+    for start, block in staged.blocks(DEVICE_BLOCK):
+        codes = staged.codes[start:start + block.shape[0]]
+        n, F = block[:, :C], block[:, C:]
+        # U^T Sigma^-1 (F_h - N_h m - N_h o_k) without forming the centred statistics
+        b = F @ U_over_var - n @ W_mean
+        if offset_proj is not None:
+            Q = xp.take(offset_proj, codes, axis=0)  # (B, C, r): Q[k(h)]
+            b = b - (n[:, None, :] @ Q)[:, 0, :]
+        if p.accumulate:
+            cov = kfa.posterior_covariance(n, uprod)
+            x = (cov @ b[:, :, None])[:, :, 0]
+            A1 += kfa.second_moments(n, cov, x)
+            A2F += F.T @ x
+        else:
+            x = kfa.spd_solve(kfa.posterior_precision(n, uprod), b[:, :, None])[:, :, 0]
+        G = _scatter_add(G, codes, n[:, :, None] * x[:, None, :], xp)
+    host = (None if a is None else _staging.to_host(a, dev) for a in (A1, A2F, G))
+    return SessionAccumulator(*host)

@@ -1,0 +1,139 @@
+""":class:`IVectorMachine` on a device (``emkit.set_config(device="cuda")``, docs/gpu.md).
+
+``fit``: the statistics are stacked and centred once on the host into one (S, C + C*D) array
+(``n | F - n m``) and the centred second-order sums (C, D) (compensated, as on the CPU path);
+that array is copied to the device once when it fits (:func:`emkit._backend._staging.copy_once`,
+logged) or streamed in batches every iteration.  T, sigma, their constants and the accumulators
+stay on the device between iterations; only the new T and sigma come back (numpy float64) after
+each M-step.  ``transform``/``project``: the projection constants are cached on the device with
+the machine's other derived constants; batches of statistics are stacked on the host, copied,
+projected and brought back.  The kernels are :mod:`emkit._kernels.ivector_xp`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import _device, _staging
+from .._fitted import clear_derived, derived, set_fitted
+from .._kernels import ivector as kiv
+from .._kernels import ivector_xp as kx
+from ..stats import GMMStats
+
+#: Most utterances per device batch (the (S, R, R) stacks: about 4 R*R*8 bytes per utterance).
+MAX_DEVICE_BATCH = 1024
+
+
+def stage(X, means, batch_size: int):
+    """``(Z (S, C + C*D), snorm (C, D))``: the list ``X`` of GMMStats stacked and centred on the
+    host, ``Z[s] = [n_s | F_s - n_s m]``, and the centred second-order statistics summed over all
+    utterances (errors name ``X[i]``)."""
+    C, D = means.shape
+    Z = np.empty((len(X), C + C * D))
+    snorm = np.zeros((C, D))
+    for start in range(0, len(X), batch_size):
+        b = GMMStats.stack(X[start:start + batch_size], name="X", shape=(C, D), second_order=True,
+                           offset=start)
+        centred = kiv.centre_batch(b.n, b.sum_px, b.sum_pxx, means)
+        rows = slice(start, start + len(b.n))
+        Z[rows, :C] = centred.n
+        Z[rows, C:] = centred.fnorm.reshape(len(b.n), C * D)
+        snorm += centred.snorm
+    return Z, snorm
+
+
+def _split(block, C: int, D: int, xp):
+    return block[:, :C], xp.reshape(block[:, C:], (block.shape[0], C, D))
+
+
+class DeviceTraining:
+    """The E-step and M-step of ``IVectorMachine.fit`` on ``dev`` (for
+    :func:`emkit._checkpoint.resumable_em`)."""
+
+    def __init__(self, machine, X, means: np.ndarray, batch_size: int, dev):
+        C, D = means.shape
+        self.machine, self.dev, self.shape = machine, dev, (C, D)
+        self.batch_size = batch_size
+        self.Z, snorm = stage(X, means, batch_size)
+        what = f"IVectorMachine.fit: statistics of {len(X)} utterances"
+        self.resident = (_device.to_device(self.Z, dev)
+                         if _staging.copy_once(self.Z.nbytes, dev, what) else None)
+        self.means = _device.to_device(means, dev)
+        self.snorm = _device.to_device(snorm, dev)
+        self._params = None  # (host T, host sigma, device T, device sigma)
+
+    def _parameters(self):
+        """T and sigma on the device: the M-step's own, or the machine's (initial or restored
+        from a checkpoint) copied there."""
+        m = self.machine
+        p = self._params
+        if p is None or p[0] is not m.T or p[1] is not m.sigma:
+            p = self._params = (m.T, m.sigma, _device.to_device(m.T, self.dev),
+                                _device.to_device(m.sigma, self.dev))
+        return p[2], p[3]
+
+    def _batches(self):
+        if self.resident is not None:
+            for i in range(0, self.Z.shape[0], self.batch_size):
+                yield self.resident[i:min(i + self.batch_size, self.Z.shape[0]), :]
+        else:
+            yield from _staging.blocks(self.Z, self.dev, self.batch_size)
+
+    def e_step(self):
+        """The accumulators (on the device) and the total log-likelihood of the statistics."""
+        T, sigma = self._parameters()
+        pre = kx.constants(self.means, T, sigma)
+        acc = kx.Accumulators.zeros(pre)
+        xp = self.dev.xp
+        for block in self._batches():
+            acc.add(*_split(block, *self.shape, xp), pre)
+        return acc, kx.finish_log_likelihood(acc, self.snorm, pre)
+
+    def m_step(self, stats) -> float:
+        """New T and sigma (kept on the device, stored on the machine as numpy float64); returns
+        the average log-likelihood per utterance of the E-step."""
+        acc, log_likelihood = stats
+        m = self.machine
+        _, sigma = self._parameters()
+        T, sigma = kx.m_step(acc.nij_sigma_wij2, acc.fnorm_sigma_wij, self.snorm, acc.nij, sigma,
+                             m.update_sigma, m.variance_floor)
+        set_fitted(m, "T", _staging.to_host(T, self.dev), copy=False)
+        set_fitted(m, "sigma", _staging.to_host(sigma, self.dev), copy=False)
+        self._params = (m.T, m.sigma, T, sigma)
+        return log_likelihood / acc.n_sessions
+
+
+def _constants(machine, dev) -> kx.Constants:
+    """The projection constants on ``dev``, cached with the machine's derived constants (dropped
+    when T or sigma is assigned, recomputed when the UBM's means change)."""
+    T, sigma, means = machine.T, machine.sigma, np.asarray(machine.ubm.means, dtype=np.float64)
+    C, D = means.shape
+    if np.ndim(T) != 3 or np.shape(T)[:2] != (C, D) or np.shape(sigma) != (C, D):
+        raise ValueError(f"T has shape {np.shape(T)} and sigma {np.shape(sigma)}; the "
+                         f"UBM needs T ({C}, {D}, dim_t) and sigma ({C}, {D})")
+
+    def compute():
+        return means.copy(), kx.constants(*(_device.to_device(a, dev) for a in (means, T, sigma)))
+
+    key = ("projection", dev.library, dev.name)
+    host_means, pre = derived(machine, key, compute)
+    if not np.array_equal(host_means, means):
+        clear_derived(machine)
+        host_means, pre = derived(machine, key, compute)
+    return pre
+
+
+def project(machine, X, name: str, indexed: bool, dev) -> np.ndarray:
+    """i-vectors (S, R) of the list ``X`` of GMMStats, computed on ``dev``."""
+    pre = _constants(machine, dev)
+    (C, D, R), S = pre.shape, len(X)
+    means = np.asarray(machine.ubm.means, dtype=np.float64)
+    size = max(1, min(S, MAX_DEVICE_BATCH))
+    out = np.empty((S, R))
+    for start in range(0, S, size):
+        b = GMMStats.stack(X[start:start + size], name=name, shape=(C, D), indexed=indexed,
+                           offset=start)
+        n = _device.to_device(b.n, dev)
+        fnorm = _device.to_device(b.sum_px - b.n[:, :, None] * means, dev)
+        out[start:start + len(b.n)] = _device.to_numpy(kx.project(n, fnorm, pre))
+    return out
