@@ -73,7 +73,8 @@ def _xp_dtype(dev, dtype):
     return getattr(dev.xp, np.dtype(dtype).name)
 
 
-def check_device_frames(X, name: str = "X", n_features: int | None = None, owner: str = "the model"):
+def check_device_frames(X, name: str = "X", n_features: int | None = None,
+                        owner: str = "the model"):
     """A 2-D, non-empty, finite frame matrix of a device namespace (the checks of
     :func:`emkit._validation.check_frames`), returned unchanged."""
     xp = _xp.namespace(X)

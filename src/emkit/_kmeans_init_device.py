@@ -84,8 +84,8 @@ def init_kmeans_parallel_device(frames: DeviceFrames, n_clusters: int, rs, *, n_
         r += 1
     centers = np.unique(centers, axis=0)
     if len(centers) < n_clusters:
-        logger.warning("k-means||: found %d distinct candidates for %d clusters; adding random rows",
-                       len(centers), n_clusters)
+        logger.warning("k-means||: found %d distinct candidates for %d clusters; adding random "
+                       "rows", len(centers), n_clusters)
         extra = init_random(frames.host(), n_clusters, rs)
         is_new = ~(extra[:, None, :] == centers[None]).all(axis=-1).any(axis=1)
         fill = np.concatenate([extra[is_new], extra[~is_new]])[: n_clusters - len(centers)]

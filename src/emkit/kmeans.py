@@ -234,7 +234,8 @@ class KMeansMachine(BaseEstimator):
             from ._kmeans_init_device import initialize_on_device
 
             initialize = lambda: initialize_on_device(self, frames)  # noqa: E731
-            e_step = lambda: _device_fit.kmeans_statistics(frames, self._coefficients())  # noqa: E731
+            e_step = lambda: _device_fit.kmeans_statistics(  # noqa: E731
+                frames, self._coefficients())
         result = resumable_em(self, X, initialize=initialize,
                               get_state=lambda: {"centroids": self.centroids_},
                               set_state=lambda arrays: setattr(self, "centroids_", arrays["centroids"]),

@@ -51,6 +51,14 @@ def design(X_block, shift, xp):
     return xp.concat([c * c, c, ones], axis=1)
 
 
+def row_blocks(X, rows: int):
+    """``X[i:i + rows]`` for i = 0, rows, ... (stops clamped: the standard leaves out-of-bounds
+    stops unspecified)."""
+    n = X.shape[0]
+    for i in range(0, n, rows):
+        yield X[i:min(i + rows, n), ...]
+
+
 def _check(X, coef, xp):
     if X.dtype != coef.dtype:  # numpy casts in the kernel; here the caller chooses the dtype
         X = xp.astype(X, coef.dtype)
@@ -62,7 +70,7 @@ def log_weighted_likelihood(X, shift, coef, block_rows: int = 2048):
     xp = _xp.namespace(X, shift, coef)
     X = _check(X, coef, xp)
     N = X.shape[0]
-    parts = [design(X[i:min(i + block_rows, X.shape[0]), ...], shift, xp) @ coef for i in range(0, N, block_rows)]
+    parts = [design(b, shift, xp) @ coef for b in row_blocks(X, block_rows)]
     if not parts:
         return xp.zeros((0, coef.shape[1]), dtype=coef.dtype, device=_xp.device_of(coef))
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
@@ -81,8 +89,8 @@ def log_likelihood(X, shift, coef, block_rows: int = 2048):
     xp = _xp.namespace(X, shift, coef)
     X = _check(X, coef, xp)
     out = []
-    for i in range(0, X.shape[0], block_rows):
-        _, row_max, row_sum = _normalised(design(X[i:min(i + block_rows, X.shape[0]), ...], shift, xp) @ coef, xp)
+    for b in row_blocks(X, block_rows):
+        _, row_max, row_sum = _normalised(design(b, shift, xp) @ coef, xp)
         out.append(xp.astype(row_max, xp.float64) + xp.astype(xp.log(row_sum), xp.float64))
     if not out:
         return xp.zeros((0,), dtype=xp.float64, device=_xp.device_of(coef))
@@ -141,8 +149,7 @@ def accumulate_shifted_statistics(X, shift, coef, block_rows: int = 2048,
     ``(log_likelihood_sum, n (C,), sum_t r (x-s) (C, D), sum_t r (x-s)**2 or None)``, the
     arrays float64 on the device, the sum a 0-d float64 array."""
     xp = _xp.namespace(X, shift, coef)
-    total, acc = accumulate_blocks((X[i:min(i + block_rows, X.shape[0]), ...] for i in range(0, X.shape[0], block_rows)),
-                                   shift, coef, second_order, xp)
+    total, acc = accumulate_blocks(row_blocks(X, block_rows), shift, coef, second_order, xp)
     return (total,) + split_statistics(acc, shift.shape[0], second_order)
 
 
