@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
+from . import _device_fit
 from . import _gmm_estep as estep
 from ._checkpoint import resumable_em
 from ._fitted import (FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted,
@@ -377,8 +378,10 @@ class GMMMachine(BaseEstimator):
         summed in a fixed order).  Calling ``fit`` again continues from the current parameters.
         """
         self._check_parameters()
-        X = check_frames(X, "X", n_features=self.means.shape[1] if self._has_parameters() else None,
-                         ensure_2d=True, owner="GMMMachine", known_rows=True)
+        dev = _device_fit.fit_device(X)  # None: the numpy path (docs/gpu.md)
+        X = _device_fit.check_fit_frames(X, self.means.shape[1] if self._has_parameters() else None,
+                                         "GMMMachine")
+        frames = []
 
         def initialize():
             if not self._has_parameters():
@@ -389,7 +392,12 @@ class GMMMachine(BaseEstimator):
 
         def e_step_():
             # the M-step only reads sum_pxx when it updates variances
-            return estep.total_stats(X, self._coefficients(), self.update_variances)
+            if dev is None:
+                return estep.total_stats(X, self._coefficients(), self.update_variances)
+            if not frames:  # after the initialisation, which may run k-means on the device too
+                frames.append(_device_fit.DeviceFrames(X, dev, _DTYPES[self.compute_dtype],
+                                                       f"GMM {self.trainer.upper()}"))
+            return _device_fit.gmm_statistics(frames[0], self._coefficients(), self.update_variances)
 
         def m_step_(stats):
             apply_m_step(self, stats)
