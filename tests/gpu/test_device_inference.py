@@ -153,3 +153,31 @@ def test_dask_likelihoods_use_the_device(fake_cuda, ubm):
         got = ubm.log_likelihood(da.from_array(X, chunks=(50, 3))).compute()
     close(ubm.log_likelihood(X), got)
     assert _device_infer.COUNTS["gmm log-likelihood"] == 3
+
+
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+def test_isv_jfa_score_matrix_on_the_device(fake_cuda, kind, monkeypatch):
+    from factor_analysis_cases import load_case, machine, make_stats
+
+    from emkit.factor_analysis import _device_scoring, _scoring
+
+    d = load_case("medium")
+    stats = make_stats(d)
+    fitted = machine(kind, d).fit(stats, d["labels"])
+    models = [fitted.enroll(stats[i:i + 2]) for i in (0, 3, 6)]
+    probes = stats[:5] + [stats[5:7]]  # single sessions and a two-session template
+    expected = fitted.score_matrix(models, probes)
+    calls = []
+    real = _device_scoring.score_matrix
+    monkeypatch.setattr(_device_scoring, "score_matrix",
+                        lambda *a: calls.append(a[4]) or real(*a))
+    monkeypatch.setattr(_scoring, "PROBE_BLOCK", 4)  # two probe blocks
+    with emkit.config_context(device="cuda"):
+        got = fitted.score_matrix(models, probes)
+        broken = [s.copy() for s in stats[:2]]
+        broken[1].sum_px[0, 0] = np.nan
+        with pytest.raises(ValueError, match="probes"):
+            fitted.score_matrix(models, broken)
+    assert calls and calls[0] is fake_cuda
+    assert got.shape == (3, 6)
+    close(expected, got)
