@@ -139,3 +139,24 @@ def adapt_machine(machine, stats) -> bool:
                       machine.map_alpha, machine.mean_var_update_threshold, dev)[0]
     machine._update_parameters({"means": means})  # as the host M-step assigns them
     return True
+
+
+class _Chunk:
+    """Host frames of one chunk as the ``frames`` of :func:`emkit._device_fit.kmeans_statistics`:
+    streamed to ``dev`` block by block (no copy-once decision: a chunk is used once)."""
+
+    def __init__(self, X, dev):
+        self.X, self.dev, self.shape = X, dev, tuple(X.shape)
+
+    def blocks(self, rows: int):
+        return _staging.blocks(self.X, self.dev, rows)
+
+
+def kmeans_chunk(X, coef, squares: bool, dev):
+    """:func:`emkit._kmeans_stats.kmeans_chunk_stats` of non-empty host frames ``X`` on ``dev``:
+    a numpy :class:`~emkit._kmeans_stats.KMeansStats` for the backend's tree sum."""
+    from ._device_fit import kmeans_statistics
+
+    stats = kmeans_statistics(_Chunk(np.asarray(X, dtype=np.float64), dev), coef, squares)
+    _count("k-means statistics", dev, X.shape[0])
+    return stats

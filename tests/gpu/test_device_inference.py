@@ -181,3 +181,25 @@ def test_isv_jfa_score_matrix_on_the_device(fake_cuda, kind, monkeypatch):
     assert calls and calls[0] is fake_cuda
     assert got.shape == (3, 6)
     close(expected, got)
+
+
+def test_kmeans_dask_chunks_run_on_the_device(fake_cuda):
+    da = pytest.importorskip("dask.array")
+    from emkit import KMeansMachine
+
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(600, 2)) + rng.integers(0, 3, size=(600, 1)) * 6.0
+
+    def machine():
+        return KMeansMachine(3, max_iter=3, convergence_threshold=None, random_state=4)
+
+    expected = machine().fit(X)
+    exp_var, exp_w = expected.get_variances_and_weights_for_each_cluster(X)
+    Xd = da.from_array(X, chunks=(200, 2))
+    with emkit.config_context(device="cuda"):
+        got = machine().fit(Xd)
+        var, w = got.get_variances_and_weights_for_each_cluster(Xd)
+    close(expected.centroids_, got.centroids_)
+    close(exp_var, var)
+    close(exp_w, w)
+    assert got.n_iter_ == 3 and _device_infer.COUNTS["k-means statistics"] == 3 * 3 + 3
