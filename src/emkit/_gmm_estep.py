@@ -127,8 +127,14 @@ def session_stats(X, coef: kg.DiagGMMCoefficients) -> list:
     if isinstance(X, np.ndarray) and X.ndim == 2:  # one session per row: check them all at once
         X = check_frames_of(X, coef, "X")
     sessions = [check_frames_of(x, coef, f"X[{i}]") for i, x in enumerate(X)]
+    dev = _device_infer.device()  # resolved once for all the sessions
 
     def one(i):
-        return check_stats_finite(stats_chunk(sessions[i], coef, rows, True, False), f"X[{i}]")
+        x = sessions[i]
+        if dev is not None and len(x):
+            stats = _device_infer.chunk_stats(np.atleast_2d(np.asarray(x)), coef, True, False, dev)
+        else:
+            stats = stats_chunk(x, coef, rows, True, False)
+        return check_stats_finite(stats, f"X[{i}]")
 
     return map_ordered(one, range(len(sessions)))
