@@ -44,14 +44,18 @@ def foreign_device(X):
     return _device.Device(lib if lib in ("torch", "cupy") else "generic", xp, device, str(device))
 
 
-def fit_device(X):
-    """Where ``fit`` runs its E-steps: ``None`` for the numpy path, else a Device."""
+def fit_device(X, dask_on_workers: bool = False):
+    """Where ``fit`` runs its E-steps: ``None`` for the numpy path, else a Device.
+
+    ``dask_on_workers``: dask input gives ``None`` (the backend's ``map_reduce``, whose chunk
+    function uses the device configured where each chunk runs) instead of the caller's device.
+    """
     if _CONFIG["device"] == "cpu" and isinstance(X, np.ndarray):
         return None  # the common case, first and cheap
     dev = foreign_device(X)
     if dev is not None:
         return dev
-    if _CONFIG["device"] == "cpu":
+    if _CONFIG["device"] == "cpu" or (dask_on_workers and is_dask_collection(X)):
         return None
     dev = _device.current_device()
     return None if dev.is_cpu else dev

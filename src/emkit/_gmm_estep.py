@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _device_infer
 from ._backend import is_dask_collection, map_ordered, map_reduce
 from ._config import get_config
 from ._kernels import gmm as kg
@@ -27,11 +28,16 @@ def stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: 
 
     ``shifted`` keeps the moments about the coefficients' shift in the result (for the M-step;
     per-session statistics leave them out, to keep their memory at the reference's).  ``check``
-    refuses NaN/inf in ``X`` (a dask chunk: numpy input is checked up front).
+    refuses NaN/inf in ``X`` (a dask chunk: numpy input is checked up front).  With a device
+    configured in the process where it runs (a dask worker's own configuration), the generic
+    kernels run there (:func:`emkit._device_infer.chunk_stats`).
     """
     X = np.atleast_2d(np.asarray(X))
     if check:
         check_block(X, "X")
+    dev = _device_infer.device()
+    if dev is not None and X.shape[0]:
+        return _device_infer.chunk_stats(X, coef, second_order, shifted, dev)
     C, D = coef.n_gaussians, coef.n_features
     if X.shape[0] == 0:
         ll, n, px, pxx = 0.0, np.zeros(C), np.zeros((C, D)), np.zeros((C, D)) if second_order else None
@@ -67,24 +73,47 @@ def check_frames_of(data, coef: kg.DiagGMMCoefficients, name: str = "data", allo
     return check_frames(data, name, n_features=coef.n_features, allow_empty=allow_empty, owner="GMMMachine")
 
 
+def _weighted_block(X, coef):
+    dev = _device_infer.device()  # the configuration of the process where it runs
+    if dev is None or X.shape[0] == 0:
+        return kg.log_weighted_likelihood(X, coef, block_rows())
+    return _device_infer.log_weighted_likelihood(X, coef, dev)
+
+
+def _likelihood_block(X, coef):
+    dev = _device_infer.device()
+    if dev is None or X.shape[0] == 0:
+        return kg.log_likelihood(X, coef, block_rows())
+    return _device_infer.log_likelihood(X, coef, dev)
+
+
 def weighted_log_likelihoods(data, coef: kg.DiagGMMCoefficients):
-    """``log w_c + log N(x_t | mu_c, var_c)``, shape **(C, N)**, of checked ``data`` (numpy or dask)."""
+    """``log w_c + log N(x_t | mu_c, var_c)``, shape **(C, N)**, of checked ``data`` (numpy or
+    dask); on the device configured where the rows (or chunks) are computed."""
     if is_dask_collection(data):
-        return data.map_blocks(dask_block, kg.log_weighted_likelihood, coef, "data", dtype=float,
+        return data.map_blocks(dask_block, _weighted_block, coef, "data", dtype=float,
                                chunks=(data.chunks[0], (coef.n_gaussians,))).T
-    return kg.log_weighted_likelihood(data, coef, block_rows()).T
+    return _weighted_block(data, coef).T
 
 
 def log_likelihoods(data, coef: kg.DiagGMMCoefficients):
     """Per-sample ``log sum_c w_c N(x_t | mu_c, var_c)``, shape (N,), of checked ``data``."""
     if is_dask_collection(data):
-        return data.map_blocks(dask_block, kg.log_likelihood, coef, "data", drop_axis=1, dtype=float)
-    return kg.log_likelihood(data, coef, block_rows())
+        return data.map_blocks(dask_block, _likelihood_block, coef, "data", drop_axis=1, dtype=float)
+    return _likelihood_block(data, coef)
 
 
 def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True) -> GMMStats:
     """The statistics of every row of checked ``X`` (N, D) summed (moments about the shift kept,
-    for the M-step), by the backend's ``map_reduce``; non-finite results are refused."""
+    for the M-step), by the backend's ``map_reduce``; non-finite results are refused.  With a
+    device configured, in-memory frames are copied once or streamed to it as in ``fit``
+    (:class:`emkit._device_fit.DeviceFrames`) and dask chunks use the workers' devices."""
+    dev = None if is_dask_collection(X) else _device_infer.device()
+    if dev is not None:
+        from ._device_fit import DeviceFrames, gmm_statistics
+
+        frames = DeviceFrames(X, dev, coef.coef.dtype, "GMM statistics")
+        return gmm_statistics(frames, coef, second_order)
     stats = map_reduce(stats_chunk, X, coef, block_rows(), second_order, True, is_dask_collection(X))
     return check_stats_finite(stats)
 
@@ -98,8 +127,14 @@ def session_stats(X, coef: kg.DiagGMMCoefficients) -> list:
     if isinstance(X, np.ndarray) and X.ndim == 2:  # one session per row: check them all at once
         X = check_frames_of(X, coef, "X")
     sessions = [check_frames_of(x, coef, f"X[{i}]") for i, x in enumerate(X)]
+    dev = _device_infer.device()  # resolved once for all the sessions
 
     def one(i):
-        return check_stats_finite(stats_chunk(sessions[i], coef, rows, True, False), f"X[{i}]")
+        x = sessions[i]
+        if dev is not None and len(x):
+            stats = _device_infer.chunk_stats(np.atleast_2d(np.asarray(x)), coef, True, False, dev)
+        else:
+            stats = stats_chunk(x, coef, rows, True, False)
+        return check_stats_finite(stats, f"X[{i}]")
 
     return map_ordered(one, range(len(sessions)))

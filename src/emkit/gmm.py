@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
-from . import _device_fit
+from . import _device_fit, _device_infer
 from . import _gmm_estep as estep
 from ._checkpoint import resumable_em
 from ._fitted import (FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted,
@@ -368,7 +368,8 @@ class GMMMachine(BaseEstimator):
         if not single:  # a single GMMStats keeps its moments about a shift (precise variances)
             stats = batch.total()
         self._copy_from_ubm()
-        apply_m_step(self, stats)
+        if not _device_infer.adapt_machine(self, stats):  # MAP of the means on a device, or:
+            apply_m_step(self, stats)
         return self
 
     def fit(self, X, y=None):
@@ -378,7 +379,7 @@ class GMMMachine(BaseEstimator):
         summed in a fixed order).  Calling ``fit`` again continues from the current parameters.
         """
         self._check_parameters()
-        dev = _device_fit.fit_device(X)  # None: the numpy path (docs/gpu.md)
+        dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path (docs/gpu.md)
         X = _device_fit.check_fit_frames(X, self.means.shape[1] if self._has_parameters() else None,
                                          "GMMMachine")
         frames = []

@@ -225,7 +225,7 @@ class KMeansMachine(BaseEstimator):
 
         ``X`` is an (N, D) array-like or a dask array (one task per chunk and iteration).
         """
-        dev = _device_fit.fit_device(X)  # None: the numpy path (docs/gpu.md)
+        dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path, docs/gpu.md
         X = self._validated(X)
         frames = None if dev is None else _device_fit.DeviceFrames(X, dev, np.float64, "k-means")
         if frames is None:
@@ -274,7 +274,7 @@ class KMeansMachine(BaseEstimator):
         gets no sample has weight 0 and the variance of the whole data.
         """
         self._check_fitted()
-        dev = _device_fit.fit_device(data)
+        dev = _device_fit.fit_device(data, dask_on_workers=True)
         if dev is None:
             data = check_frames(data, "data", n_features=self.centroids_.shape[1], owner="KMeansMachine")
             stats = map_reduce(kmeans_chunk_stats, data, self._coefficients(), _block_rows(), True,
