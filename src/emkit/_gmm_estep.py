@@ -12,6 +12,7 @@ import numpy as np
 from ._backend import is_dask_collection, map_ordered, map_reduce
 from ._config import get_config
 from ._kernels import gmm as kg
+from ._kernels import gselect as kgs
 from ._validation import check_block, check_frames
 from .stats import GMMStats
 
@@ -21,13 +22,33 @@ def block_rows() -> int:
     return get_config()["block_rows"] or kg.DEFAULT_BLOCK_ROWS
 
 
+def selection(top_k=None, min_posterior=None, n_gaussians: int | None = None):
+    """The Gaussian selection in force, ``(top_k, min_posterior)``, or None for exact statistics.
+
+    ``top_k``/``min_posterior`` given (not None) override ``emkit.config_context(gselect_top_k=...,
+    gselect_min_posterior=...)``; errors name the argument that was used.
+    """
+    config = get_config()
+    k_name = "top_k" if top_k is not None else "gselect_top_k"
+    p_name = "min_posterior" if min_posterior is not None else "gselect_min_posterior"
+    k = config["gselect_top_k"] if top_k is None else top_k
+    p = config["gselect_min_posterior"] if min_posterior is None else min_posterior
+    if k is None:
+        if p:
+            raise ValueError(f"{p_name}={p!r} needs a Gaussian selection: set top_k (or "
+                             "gselect_top_k in emkit.config_context) too")
+        return None
+    return kgs.check_selection(k, p, n_gaussians, (k_name, p_name))
+
+
 def stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: bool = True,
-                shifted: bool = True, check: bool = False) -> GMMStats:
+                shifted: bool = True, check: bool = False, selection=None) -> GMMStats:
     """Statistics of the rows of ``X`` (N, D); without ``second_order``, ``sum_pxx`` is left at zero.
 
     ``shifted`` keeps the moments about the coefficients' shift in the result (for the M-step;
     per-session statistics leave them out, to keep their memory at the reference's).  ``check``
-    refuses NaN/inf in ``X`` (a dask chunk: numpy input is checked up front).
+    refuses NaN/inf in ``X`` (a dask chunk: numpy input is checked up front).  ``selection``:
+    ``(top_k, min_posterior)`` for Gaussian selection (:mod:`emkit._kernels.gselect`), None: exact.
     """
     X = np.atleast_2d(np.asarray(X))
     if check:
@@ -35,6 +56,9 @@ def stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: 
     C, D = coef.n_gaussians, coef.n_features
     if X.shape[0] == 0:
         ll, n, px, pxx = 0.0, np.zeros(C), np.zeros((C, D)), np.zeros((C, D)) if second_order else None
+    elif selection is not None:
+        ll, n, px, pxx = kgs.accumulate_selected_statistics(X, coef, *selection, block_rows,
+                                                            second_order)
     else:
         ll, n, px, pxx = kg.accumulate_shifted_statistics(X, coef, block_rows, second_order)
     return GMMStats._from_shifted(ll, int(X.shape[0]), n, coef.shift, px, pxx, keep_shift=shifted)
@@ -82,14 +106,16 @@ def log_likelihoods(data, coef: kg.DiagGMMCoefficients):
     return kg.log_likelihood(data, coef, block_rows())
 
 
-def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True) -> GMMStats:
+def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True,
+                selection=None) -> GMMStats:
     """The statistics of every row of checked ``X`` (N, D) summed (moments about the shift kept,
     for the M-step), by the backend's ``map_reduce``; non-finite results are refused."""
-    stats = map_reduce(stats_chunk, X, coef, block_rows(), second_order, True, is_dask_collection(X))
+    stats = map_reduce(stats_chunk, X, coef, block_rows(), second_order, True, is_dask_collection(X),
+                       selection)
     return check_stats_finite(stats)
 
 
-def session_stats(X, coef: kg.DiagGMMCoefficients) -> list:
+def session_stats(X, coef: kg.DiagGMMCoefficients, selection=None) -> list:
     """One :class:`GMMStats` per element of ``X``: per session for a list of (n_frames, D) arrays or
     a 3-D array, per row (frame) for a 2-D array; errors name ``X[i]``."""
     rows = block_rows()
@@ -100,6 +126,7 @@ def session_stats(X, coef: kg.DiagGMMCoefficients) -> list:
     sessions = [check_frames_of(x, coef, f"X[{i}]") for i, x in enumerate(X)]
 
     def one(i):
-        return check_stats_finite(stats_chunk(sessions[i], coef, rows, True, False), f"X[{i}]")
+        return check_stats_finite(stats_chunk(sessions[i], coef, rows, True, False, False, selection),
+                                  f"X[{i}]")
 
     return map_ordered(one, range(len(sessions)))

@@ -320,18 +320,24 @@ class GMMMachine(BaseEstimator):
         coef = self._coefficients()
         return estep.log_likelihoods(estep.check_frames_of(data, coef), coef)
 
-    def acc_stats(self, X) -> GMMStats:
-        """Statistics of all rows of ``X`` (N, D) in one :class:`GMMStats` (dask input is computed)."""
-        coef = self._coefficients()
-        return estep.total_stats(estep.check_frames_of(X, coef, "X"), coef)
+    def acc_stats(self, X, top_k=None, min_posterior=None) -> GMMStats:
+        """Statistics of all rows of ``X`` (N, D) in one :class:`GMMStats` (dask input is computed).
 
-    def transform(self, X) -> list:
-        """One :class:`GMMStats` per element of ``X``.
+        ``top_k``/``min_posterior``: Gaussian selection, overriding ``emkit.config_context(
+        gselect_top_k=..., gselect_min_posterior=...)``; exact statistics by default.
+        """
+        coef = self._coefficients()
+        return estep.total_stats(estep.check_frames_of(X, coef, "X"), coef, True,
+                                 estep.selection(top_k, min_posterior, coef.n_gaussians))
+
+    def transform(self, X, top_k=None, min_posterior=None) -> list:
+        """One :class:`GMMStats` per element of ``X`` (``top_k``/``min_posterior``: see acc_stats).
 
         A list of (n_frames, D) arrays or a 3-D array gives one statistics object per session; a
         2-D array gives one per row (per frame), as in the reference.
         """
-        return estep.session_stats(X, self._coefficients())
+        coef = self._coefficients()
+        return estep.session_stats(X, coef, estep.selection(top_k, min_posterior, coef.n_gaussians))
 
     stats_per_sample = transform
 
@@ -389,7 +395,9 @@ class GMMMachine(BaseEstimator):
 
         def e_step_():
             # the M-step only reads sum_pxx when it updates variances
-            return estep.total_stats(X, self._coefficients(), self.update_variances)
+            coef = self._coefficients()  # Gaussian selection only where the config asks for it
+            return estep.total_stats(X, coef, self.update_variances,
+                                     estep.selection(n_gaussians=coef.n_gaussians))
 
         def m_step_(stats):
             apply_m_step(self, stats)

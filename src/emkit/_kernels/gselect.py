@@ -1,0 +1,192 @@
+"""Gaussian selection (Kaldi's ``gmm-gselect`` / ``gmm-global-gselect-to-post``) for the E-step.
+
+For each row block X_b (B, D) of frames:
+
+1. *cheap pass*: the float32 log-likelihoods ``log w_c N(x | mu_c, var_c)`` of all C Gaussians,
+   one sgemm of the design block ``[ (x-s)**2, x-s, 1 ]`` with the coefficients (see
+   :mod:`emkit._kernels.gmm`);
+2. the ``top_k`` best Gaussians of each frame (:func:`top_k_columns`);
+3. float64 log-likelihoods of those k only, a log-sum-exp over them (the frame's log-likelihood)
+   and their posteriors, normalised over the k;
+4. posteriors below ``min_posterior`` dropped and the rest renormalised to sum to one (the best
+   Gaussian is always kept), as ``gmm-global-gselect-to-post --min-post`` does;
+5. zeroth, first and second order statistics from the sparse (B, C) posteriors: one
+   sparse-times-dense product ``R.T @ design`` with B*k (or fewer) non-zeros.
+
+The exps, the normalisation and the statistics product shrink from C to k per frame; what remains
+at C per frame is the float32 product and two cheap passes over its (B, C) result.  With
+``top_k = C`` and ``min_posterior = 0`` the statistics equal the exact ones up to rounding.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from scipy import sparse as _sparse
+
+from .gmm import DEFAULT_BLOCK_ROWS, DiagGMMCoefficients, fill_design
+
+#: Number of column groups in the selection's bound: enough that the k-th largest group maximum is
+#: close to the k-th largest value, few enough that partitioning the group maxima costs little.
+MIN_GROUPS = 64
+
+
+def check_selection(top_k, min_posterior, n_gaussians: int,
+                    names=("top_k", "min_posterior")) -> tuple[int, float]:
+    """``(top_k, min_posterior)`` validated against a model of ``n_gaussians`` Gaussians.
+
+    ``top_k``: an integer in [1, C]; ``min_posterior``: a float in [0, 1).  Errors name the
+    argument (as ``names`` spells them), the range and the value received.
+    """
+    k_name, p_name = names
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
+        raise TypeError(f"{k_name} must be an integer in [1, {n_gaussians}] (Gaussians kept per "
+                        f"frame); got {top_k!r}")
+    if not 1 <= int(top_k) <= n_gaussians:
+        raise ValueError(f"{k_name} must be in [1, {n_gaussians}] (the UBM has {n_gaussians} "
+                         f"Gaussians); got {top_k!r}")
+    if isinstance(min_posterior, bool) or not isinstance(min_posterior, numbers.Real):
+        raise TypeError(f"{p_name} must be a float in [0, 1); got {min_posterior!r}")
+    if not 0.0 <= float(min_posterior) < 1.0:
+        raise ValueError(f"{p_name} must be in [0, 1) (posteriors below it are dropped); got "
+                         f"{min_posterior!r}")
+    return int(top_k), float(min_posterior)
+
+
+def _nonzero_sorted(mask: np.ndarray):
+    """``np.nonzero`` of a C-contiguous (B, W) bool array whose W is a multiple of 8, for sparse
+    masks: the zero 8-byte words are skipped as uint64 first.  Rows, then columns, ascending."""
+    W = mask.shape[1]
+    words = np.flatnonzero(mask.view(np.uint64))
+    sub = np.flatnonzero(mask.reshape(-1, 8)[words])
+    flat = words[sub >> 3] * 8 + (sub & 7)
+    return flat // W, flat % W
+
+
+def top_k_columns(L: np.ndarray, k: int, mask_buffer: np.ndarray | None = None) -> np.ndarray:
+    """Column indices of the ``k`` largest values of each row of ``L`` (B, C), shape (B, k), in no
+    particular order (ties broken arbitrarily).
+
+    Avoids a partition of every (B, C) row: the columns are dealt into G >= k groups (column j into
+    group j mod G); at least k values of a row reach the k-th largest of its G group maxima t, so
+    the values >= t hold the row's top k.  They are few (about k to 2k), and are found by one
+    comparison pass and a sparse ``nonzero``, then ranked.  ``mask_buffer``: a reusable
+    (>= B, >= C rounded up to 8) bool array.
+    """
+    B, C = L.shape
+    if k >= C:
+        return np.broadcast_to(np.arange(C), (B, C))
+    n_groups = max(MIN_GROUPS, 2 * k)
+    if C < 4 * n_groups:  # small models: a partition of the whole rows is cheap enough
+        return np.argpartition(L, C - k, axis=1)[:, C - k:]
+    whole = C - C % n_groups
+    # column j goes to group j mod G: a reduction over the middle axis, no copy of L
+    gmax = L[:, :whole].reshape(B, whole // n_groups, n_groups).max(axis=1)
+    if whole < C:
+        np.maximum(gmax[:, :C - whole], L[:, whole:], out=gmax[:, :C - whole])
+    threshold = np.partition(gmax, n_groups - k, axis=1)[:, n_groups - k]
+    W = -(-C // 8) * 8
+    if mask_buffer is None or mask_buffer.shape[0] < B or mask_buffer.shape[1] != W:
+        mask_buffer = np.zeros((B, W), dtype=bool)
+    mask = mask_buffer[:B]
+    np.greater_equal(L, threshold[:, None], out=mask[:, :C])
+    mask[:, C:] = False
+    rows, cols = _nonzero_sorted(mask)
+    counts = np.bincount(rows, minlength=B)
+    if counts.min() == k and counts.max() == k:
+        return cols.reshape(B, k)
+    # pad each row's candidates (about k to 2k) into a small (B, M) matrix and partition that
+    M = int(counts.max())
+    pos = np.arange(rows.size) - (np.cumsum(counts) - counts)[rows]
+    values = np.full((B, M), -np.inf, dtype=L.dtype)
+    values[rows, pos] = L[rows, cols]
+    columns = np.zeros((B, M), dtype=np.intp)
+    columns[rows, pos] = cols
+    best = np.argpartition(values, M - k, axis=1)[:, M - k:]
+    return np.take_along_axis(columns, best, axis=1)
+
+
+def selected_log_likelihoods(design: np.ndarray, coef_t: np.ndarray, idx: np.ndarray,
+                             sub_rows: int = 128) -> np.ndarray:
+    """``design[b] @ coef_t[idx[b, j]]``, shape (B, k): the log-likelihoods of the selected Gaussians
+    in the precision of ``design`` and ``coef_t`` (C, 2D+1).  The gathered coefficients
+    (sub_rows, k, 2D+1) stay cache-sized."""
+    B, k = idx.shape
+    out = np.empty((B, k), dtype=np.result_type(design, coef_t))
+    buffer = np.empty((min(B, sub_rows), k, coef_t.shape[1]), dtype=coef_t.dtype)
+    for start in range(0, B, sub_rows):
+        stop = min(start + sub_rows, B)
+        gathered = np.take(coef_t, idx[start:stop], axis=0, out=buffer[:stop - start])
+        np.matmul(gathered, design[start:stop, :, None], out=out[start:stop, :, None])
+    return out
+
+
+def selected_posteriors(ll: np.ndarray, min_posterior: float):
+    """Posteriors over the selected Gaussians from their log-likelihoods ``ll`` (B, k).
+
+    Returns ``(frame_log_likelihoods (B,), posteriors (B, k))``: each row sums to one, with the
+    entries below ``min_posterior`` set to zero and the rest renormalised (the largest is kept).
+    """
+    row_max = ll.max(axis=1)
+    post = np.exp(ll - row_max[:, None])
+    row_sum = post.sum(axis=1)
+    frame_ll = row_max + np.log(row_sum)
+    post /= row_sum[:, None]
+    if min_posterior > 0.0:
+        dropped = post < min_posterior
+        dropped[np.arange(post.shape[0]), np.argmax(post, axis=1)] = False
+        post[dropped] = 0.0
+        post /= post.sum(axis=1, keepdims=True)
+    return frame_ll, post
+
+
+def sparse_posteriors(idx: np.ndarray, post: np.ndarray, n_gaussians: int):
+    """The (B, C) CSR matrix of the posteriors ``post`` (B, k) of Gaussians ``idx`` (B, k), zeros
+    left out."""
+    B = idx.shape[0]
+    keep = post > 0.0
+    indptr = np.zeros(B + 1, dtype=np.int64)
+    np.cumsum(np.count_nonzero(keep, axis=1), out=indptr[1:])
+    return _sparse.csr_matrix((post[keep], idx[keep], indptr), shape=(B, n_gaussians))
+
+
+def accumulate_selected_statistics(X: np.ndarray, coefficients: DiagGMMCoefficients, top_k: int,
+                                   min_posterior: float = 0.0,
+                                   block_rows: int = DEFAULT_BLOCK_ROWS,
+                                   second_order: bool = True):
+    """As :func:`emkit._kernels.gmm.accumulate_shifted_statistics`, with Gaussian selection.
+
+    Returns ``(log_likelihood_sum, n (C,), sum_t r (x-s) (C, D), sum_t r (x-s)**2 (C, D) or None)``
+    in float64, where r are the pruned posteriors over each frame's ``top_k`` Gaussians and the
+    log-likelihood of a frame is the log-sum-exp over those k.  ``top_k``, ``min_posterior`` are
+    assumed valid (:func:`check_selection`).  Memory: O(block_rows * (C + k (2D+1))).
+    """
+    N, D = X.shape
+    C = coefficients.n_gaussians
+    shift = coefficients.shift
+    coef64 = np.asarray(coefficients.coef, dtype=np.float64)
+    coef32 = np.ascontiguousarray(coef64, dtype=np.float32)
+    coef_t = np.ascontiguousarray(coef64.T)  # (C, 2D+1): a Gaussian's coefficients contiguous
+    first = 0 if second_order else D
+    acc = np.zeros((C, 2 * D + 1 - first), dtype=np.float64)
+    total_ll = 0.0
+    B = min(block_rows, max(N, 1))
+    design = np.empty((B, 2 * D + 1), dtype=np.float64)
+    design32 = np.empty((B, 2 * D + 1), dtype=np.float32)
+    L = np.empty((B, C), dtype=np.float32)
+    mask = np.zeros((B, -(-C // 8) * 8), dtype=bool)
+    for start in range(0, N, B):
+        n = min(start + B, N) - start
+        d = fill_design(X[start:start + n], shift, design[:n])
+        d32 = design32[:n]
+        d32[...] = d
+        idx = top_k_columns(np.matmul(d32, coef32, out=L[:n]), top_k, mask)
+        frame_ll, post = selected_posteriors(selected_log_likelihoods(d, coef_t, idx),
+                                             min_posterior)
+        total_ll += float(np.sum(frame_ll))
+        acc += sparse_posteriors(idx, post, C).T @ d[:, first:]
+    n_c = acc[:, -1].copy()
+    px = acc[:, -1 - D:-1].copy()
+    pxx = acc[:, :D].copy() if second_order else None
+    return total_ll, n_c, px, pxx
