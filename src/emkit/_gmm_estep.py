@@ -48,7 +48,8 @@ def stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: 
     ``shifted`` keeps the moments about the coefficients' shift in the result (for the M-step;
     per-session statistics leave them out, to keep their memory at the reference's).  ``check``
     refuses NaN/inf in ``X`` (a dask chunk: numpy input is checked up front).  ``selection``:
-    ``(top_k, min_posterior)`` for Gaussian selection (:mod:`emkit._kernels.gselect`), None: exact.
+    ``(top_k, min_posterior[, SelectionCoefficients])`` for Gaussian selection
+    (:mod:`emkit._kernels.gselect`), None: exact.
     """
     X = np.atleast_2d(np.asarray(X))
     if check:
@@ -57,8 +58,8 @@ def stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: 
     if X.shape[0] == 0:
         ll, n, px, pxx = 0.0, np.zeros(C), np.zeros((C, D)), np.zeros((C, D)) if second_order else None
     elif selection is not None:
-        ll, n, px, pxx = kgs.accumulate_selected_statistics(X, coef, *selection, block_rows,
-                                                            second_order)
+        ll, n, px, pxx = kgs.accumulate_selected_statistics(X, coef, *selection[:2], block_rows,
+                                                            second_order, *selection[2:])
     else:
         ll, n, px, pxx = kg.accumulate_shifted_statistics(X, coef, block_rows, second_order)
     return GMMStats._from_shifted(ll, int(X.shape[0]), n, coef.shift, px, pxx, keep_shift=shifted)
@@ -106,12 +107,19 @@ def log_likelihoods(data, coef: kg.DiagGMMCoefficients):
     return kg.log_likelihood(data, coef, block_rows())
 
 
+def _with_constants(selection, coef):
+    """``selection`` with the model's selection constants, computed once for all chunks."""
+    if selection is None:
+        return None
+    return (*selection[:2], kgs.SelectionCoefficients.from_coefficients(coef))
+
+
 def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True,
                 selection=None) -> GMMStats:
     """The statistics of every row of checked ``X`` (N, D) summed (moments about the shift kept,
     for the M-step), by the backend's ``map_reduce``; non-finite results are refused."""
     stats = map_reduce(stats_chunk, X, coef, block_rows(), second_order, True, is_dask_collection(X),
-                       selection)
+                       _with_constants(selection, coef))
     return check_stats_finite(stats)
 
 
@@ -124,6 +132,7 @@ def session_stats(X, coef: kg.DiagGMMCoefficients, selection=None) -> list:
     if isinstance(X, np.ndarray) and X.ndim == 2:  # one session per row: check them all at once
         X = check_frames_of(X, coef, "X")
     sessions = [check_frames_of(x, coef, f"X[{i}]") for i, x in enumerate(X)]
+    selection = _with_constants(selection, coef)
 
     def one(i):
         return check_stats_finite(stats_chunk(sessions[i], coef, rows, True, False, False, selection),

@@ -21,15 +21,36 @@ at C per frame is the float32 product and two cheap passes over its (B, C) resul
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse as _sparse
 
 from .gmm import DEFAULT_BLOCK_ROWS, DiagGMMCoefficients, fill_design
 
+#: Most rows per block: the (B, C) float32 log-likelihoods of the cheap pass stay cache-sized.
+MAX_BLOCK_ROWS = 1024
+
 #: Number of column groups in the selection's bound: enough that the k-th largest group maximum is
 #: close to the k-th largest value, few enough that partitioning the group maxima costs little.
 MIN_GROUPS = 64
+
+
+@dataclass(frozen=True)
+class SelectionCoefficients:
+    """The constants of the selection, computed once per model (not per session).
+
+    ``coef32``: (2D+1, C) float32 for the cheap pass; ``coef_t``: (C, 2D+1) float64, one
+    Gaussian's coefficients contiguous, for the exact log-likelihoods of the selected ones.
+    """
+
+    coef32: np.ndarray
+    coef_t: np.ndarray
+
+    @classmethod
+    def from_coefficients(cls, coefficients: DiagGMMCoefficients) -> "SelectionCoefficients":
+        coef = np.asarray(coefficients.coef, dtype=np.float64)
+        return cls(np.ascontiguousarray(coef, dtype=np.float32), np.ascontiguousarray(coef.T))
 
 
 def check_selection(top_k, min_posterior, n_gaussians: int,
@@ -104,7 +125,7 @@ def top_k_columns(L: np.ndarray, k: int, mask_buffer: np.ndarray | None = None) 
     columns = np.zeros((B, M), dtype=np.intp)
     columns[rows, pos] = cols
     best = np.argpartition(values, M - k, axis=1)[:, M - k:]
-    return np.take_along_axis(columns, best, axis=1)
+    return columns[np.arange(B)[:, None], best]
 
 
 def selected_log_likelihoods(design: np.ndarray, coef_t: np.ndarray, idx: np.ndarray,
@@ -117,7 +138,8 @@ def selected_log_likelihoods(design: np.ndarray, coef_t: np.ndarray, idx: np.nda
     buffer = np.empty((min(B, sub_rows), k, coef_t.shape[1]), dtype=coef_t.dtype)
     for start in range(0, B, sub_rows):
         stop = min(start + sub_rows, B)
-        gathered = np.take(coef_t, idx[start:stop], axis=0, out=buffer[:stop - start])
+        # mode='clip' (the indices are valid): with 'raise', take buffers its output
+        gathered = np.take(coef_t, idx[start:stop], axis=0, out=buffer[:stop - start], mode="clip")
         np.matmul(gathered, design[start:stop, :, None], out=out[start:stop, :, None])
     return out
 
@@ -154,24 +176,27 @@ def sparse_posteriors(idx: np.ndarray, post: np.ndarray, n_gaussians: int):
 def accumulate_selected_statistics(X: np.ndarray, coefficients: DiagGMMCoefficients, top_k: int,
                                    min_posterior: float = 0.0,
                                    block_rows: int = DEFAULT_BLOCK_ROWS,
-                                   second_order: bool = True):
+                                   second_order: bool = True,
+                                   constants: SelectionCoefficients | None = None):
     """As :func:`emkit._kernels.gmm.accumulate_shifted_statistics`, with Gaussian selection.
 
     Returns ``(log_likelihood_sum, n (C,), sum_t r (x-s) (C, D), sum_t r (x-s)**2 (C, D) or None)``
     in float64, where r are the pruned posteriors over each frame's ``top_k`` Gaussians and the
     log-likelihood of a frame is the log-sum-exp over those k.  ``top_k``, ``min_posterior`` are
-    assumed valid (:func:`check_selection`).  Memory: O(block_rows * (C + k (2D+1))).
+    assumed valid (:func:`check_selection`).  ``constants``: the model's
+    :class:`SelectionCoefficients` when the caller has them (many sessions).  Memory:
+    O(block_rows * (C + k (2D+1))), at most :data:`MAX_BLOCK_ROWS` rows per block.
     """
     N, D = X.shape
     C = coefficients.n_gaussians
     shift = coefficients.shift
-    coef64 = np.asarray(coefficients.coef, dtype=np.float64)
-    coef32 = np.ascontiguousarray(coef64, dtype=np.float32)
-    coef_t = np.ascontiguousarray(coef64.T)  # (C, 2D+1): a Gaussian's coefficients contiguous
+    if constants is None:
+        constants = SelectionCoefficients.from_coefficients(coefficients)
+    coef32, coef_t = constants.coef32, constants.coef_t
     first = 0 if second_order else D
-    acc = np.zeros((C, 2 * D + 1 - first), dtype=np.float64)
+    acc = None
     total_ll = 0.0
-    B = min(block_rows, max(N, 1))
+    B = min(block_rows, MAX_BLOCK_ROWS, max(N, 1))
     design = np.empty((B, 2 * D + 1), dtype=np.float64)
     design32 = np.empty((B, 2 * D + 1), dtype=np.float32)
     L = np.empty((B, C), dtype=np.float32)
@@ -185,7 +210,10 @@ def accumulate_selected_statistics(X: np.ndarray, coefficients: DiagGMMCoefficie
         frame_ll, post = selected_posteriors(selected_log_likelihoods(d, coef_t, idx),
                                              min_posterior)
         total_ll += float(np.sum(frame_ll))
-        acc += sparse_posteriors(idx, post, C).T @ d[:, first:]
+        part = sparse_posteriors(idx, post, C).T @ d[:, first:]
+        acc = part if acc is None else np.add(acc, part, out=acc)
+    if acc is None:  # no rows
+        acc = np.zeros((C, 2 * D + 1 - first))
     n_c = acc[:, -1].copy()
     px = acc[:, -1 - D:-1].copy()
     pxx = acc[:, :D].copy() if second_order else None
