@@ -174,3 +174,13 @@ def test_bad_configured_selection_names_the_setting():
     with pytest.raises(ValueError, match=re.escape("gselect_min_posterior must be a float in [0, 1)")):
         emkit.set_config(gselect_min_posterior=1.5)
     assert emkit.get_config()["gselect_top_k"] is None
+
+
+def test_dask_chunks_give_the_statistics_of_numpy():
+    da = pytest.importorskip("dask.array")
+    machine, X = _problem(C=64, N=500, spread=0.4)
+    want = machine.acc_stats(X, top_k=4, min_posterior=0.01)
+    got = machine.acc_stats(da.from_array(X, chunks=(130, 5)), top_k=4, min_posterior=0.01)
+    np.testing.assert_allclose(got.sum_pxx, want.sum_pxx, rtol=1e-12)
+    np.testing.assert_allclose(got.n, want.n, rtol=1e-12)
+    assert got.log_likelihood == pytest.approx(want.log_likelihood, rel=1e-12)
