@@ -123,6 +123,42 @@ def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True,
     return check_stats_finite(stats)
 
 
+#: Short sessions are batched for Gaussian selection: at most this many frames per batch, and at
+#: most this many bytes of per-session statistics; a longer session goes alone, in bounded blocks.
+GROUP_FRAMES, GROUP_BYTES = 8192, 32 * 2**20
+
+
+def _session_groups(lengths, n_gaussians: int, n_features: int) -> list:
+    """``(first, stop)`` index ranges of consecutive sessions batched together."""
+    most = max(1, GROUP_BYTES // (8 * n_gaussians * (2 * n_features + 1)))
+    groups, first, frames = [], 0, 0
+    for i, n in enumerate(lengths):
+        if i > first and (frames + n > GROUP_FRAMES or i - first >= most):
+            groups.append((first, i))
+            first, frames = i, 0
+        frames += n
+    return groups + [(first, len(lengths))] if lengths else groups
+
+
+def _selected_session_stats(sessions, coef, rows: int, selection) -> list:
+    """:func:`session_stats` with Gaussian selection: short sessions batched into one kernel call
+    (:func:`~emkit._kernels.gselect.accumulate_selected_session_statistics`)."""
+    lengths = [int(np.atleast_2d(x).shape[0]) for x in sessions]
+
+    def group(bounds):
+        first, stop = bounds
+        if stop - first == 1 and lengths[first] > GROUP_FRAMES:
+            return [stats_chunk(sessions[first], coef, rows, True, False, False, selection)]
+        X = np.concatenate([np.atleast_2d(x) for x in sessions[first:stop]])
+        ll, n, px, pxx = kgs.accumulate_selected_session_statistics(
+            X, lengths[first:stop], coef, *selection[:2], rows, *selection[2:])
+        return [GMMStats._from_shifted(float(ll[i]), lengths[first + i], n[i].copy(), coef.shift,
+                                       px[i], pxx[i], keep_shift=False) for i in range(stop - first)]
+
+    groups = map_ordered(group, _session_groups(lengths, coef.n_gaussians, coef.n_features))
+    return [check_stats_finite(s, f"X[{i}]") for i, s in enumerate(x for g in groups for x in g)]
+
+
 def session_stats(X, coef: kg.DiagGMMCoefficients, selection=None) -> list:
     """One :class:`GMMStats` per element of ``X``: per session for a list of (n_frames, D) arrays or
     a 3-D array, per row (frame) for a 2-D array; errors name ``X[i]``."""
@@ -132,7 +168,8 @@ def session_stats(X, coef: kg.DiagGMMCoefficients, selection=None) -> list:
     if isinstance(X, np.ndarray) and X.ndim == 2:  # one session per row: check them all at once
         X = check_frames_of(X, coef, "X")
     sessions = [check_frames_of(x, coef, f"X[{i}]") for i, x in enumerate(X)]
-    selection = _with_constants(selection, coef)
+    if selection is not None:
+        return _selected_session_stats(sessions, coef, rows, _with_constants(selection, coef))
 
     def one(i):
         return check_stats_finite(stats_chunk(sessions[i], coef, rows, True, False, False, selection),

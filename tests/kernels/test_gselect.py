@@ -184,3 +184,24 @@ def test_dask_chunks_give_the_statistics_of_numpy():
     np.testing.assert_allclose(got.sum_pxx, want.sum_pxx, rtol=1e-12)
     np.testing.assert_allclose(got.n, want.n, rtol=1e-12)
     assert got.log_likelihood == pytest.approx(want.log_likelihood, rel=1e-12)
+
+
+def test_batched_sessions_equal_one_session_at_a_time(monkeypatch):
+    from emkit import _gmm_estep as estep
+
+    machine, X = _problem(C=64, N=900, spread=0.4)
+    cuts = [0, 0, 7, 300, 301, 650, 900]  # an empty session, short ones, "long" ones
+    sessions = [X[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+    monkeypatch.setattr(estep, "GROUP_FRAMES", 320)  # 350 and 250 frames: alone, in blocks
+    got = machine.transform(sessions, top_k=5, min_posterior=0.01)
+    assert estep._session_groups([len(s) for s in sessions], 64, 5) == [(0, 4), (4, 5), (5, 6)]
+    coef = machine._coefficients()
+    for s, x in zip(got, sessions):
+        ll, n, px, pxx = gs.accumulate_selected_statistics(x, coef, 5, 0.01, 128)
+        assert s.t == len(x)
+        assert s.log_likelihood == pytest.approx(ll, rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(s.n, n, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(s.sum_px, px + n[:, None] * coef.shift, rtol=1e-12, atol=1e-10)
+        raw = pxx + 2 * coef.shift * px + n[:, None] * coef.shift**2
+        np.testing.assert_allclose(s.sum_pxx, raw, rtol=1e-12, atol=1e-10)
+    assert got[0].t == 0 and not got[0].n.any()

@@ -173,6 +173,28 @@ def sparse_posteriors(idx: np.ndarray, post: np.ndarray, n_gaussians: int):
     return _sparse.csr_matrix((post[keep], idx[keep], indptr), shape=(B, n_gaussians))
 
 
+class _Workspace:
+    """The per-block buffers of the selection: float32 design and log-likelihoods, the mask."""
+
+    def __init__(self, rows: int, n_features: int, n_gaussians: int):
+        self.rows = rows
+        self.design32 = np.empty((rows, 2 * n_features + 1), dtype=np.float32)
+        self.L = np.empty((rows, n_gaussians), dtype=np.float32)
+        self.mask = np.zeros((rows, -(-n_gaussians // 8) * 8), dtype=bool)
+
+    def select(self, d: np.ndarray, constants: SelectionCoefficients, top_k: int,
+               min_posterior: float):
+        """``(frame log-likelihoods (n,), Gaussians (n, k), posteriors (n, k))`` of the frames of
+        the float64 design rows ``d`` (n <= rows, 2D+1)."""
+        n = d.shape[0]
+        d32 = self.design32[:n]
+        d32[...] = d
+        idx = top_k_columns(np.matmul(d32, constants.coef32, out=self.L[:n]), top_k, self.mask)
+        frame_ll, post = selected_posteriors(selected_log_likelihoods(d, constants.coef_t, idx),
+                                             min_posterior)
+        return frame_ll, idx, post
+
+
 def accumulate_selected_statistics(X: np.ndarray, coefficients: DiagGMMCoefficients, top_k: int,
                                    min_posterior: float = 0.0,
                                    block_rows: int = DEFAULT_BLOCK_ROWS,
@@ -184,31 +206,23 @@ def accumulate_selected_statistics(X: np.ndarray, coefficients: DiagGMMCoefficie
     in float64, where r are the pruned posteriors over each frame's ``top_k`` Gaussians and the
     log-likelihood of a frame is the log-sum-exp over those k.  ``top_k``, ``min_posterior`` are
     assumed valid (:func:`check_selection`).  ``constants``: the model's
-    :class:`SelectionCoefficients` when the caller has them (many sessions).  Memory:
+    :class:`SelectionCoefficients` when the caller has them.  Memory:
     O(block_rows * (C + k (2D+1))), at most :data:`MAX_BLOCK_ROWS` rows per block.
     """
     N, D = X.shape
     C = coefficients.n_gaussians
-    shift = coefficients.shift
     if constants is None:
         constants = SelectionCoefficients.from_coefficients(coefficients)
-    coef32, coef_t = constants.coef32, constants.coef_t
     first = 0 if second_order else D
     acc = None
     total_ll = 0.0
     B = min(block_rows, MAX_BLOCK_ROWS, max(N, 1))
+    work = _Workspace(B, D, C)
     design = np.empty((B, 2 * D + 1), dtype=np.float64)
-    design32 = np.empty((B, 2 * D + 1), dtype=np.float32)
-    L = np.empty((B, C), dtype=np.float32)
-    mask = np.zeros((B, -(-C // 8) * 8), dtype=bool)
     for start in range(0, N, B):
         n = min(start + B, N) - start
-        d = fill_design(X[start:start + n], shift, design[:n])
-        d32 = design32[:n]
-        d32[...] = d
-        idx = top_k_columns(np.matmul(d32, coef32, out=L[:n]), top_k, mask)
-        frame_ll, post = selected_posteriors(selected_log_likelihoods(d, coef_t, idx),
-                                             min_posterior)
+        d = fill_design(X[start:start + n], coefficients.shift, design[:n])
+        frame_ll, idx, post = work.select(d, constants, top_k, min_posterior)
         total_ll += float(np.sum(frame_ll))
         part = sparse_posteriors(idx, post, C).T @ d[:, first:]
         acc = part if acc is None else np.add(acc, part, out=acc)
@@ -218,3 +232,38 @@ def accumulate_selected_statistics(X: np.ndarray, coefficients: DiagGMMCoefficie
     px = acc[:, -1 - D:-1].copy()
     pxx = acc[:, :D].copy() if second_order else None
     return total_ll, n_c, px, pxx
+
+
+def accumulate_selected_session_statistics(X: np.ndarray, lengths, coefficients: DiagGMMCoefficients,
+                                           top_k: int, min_posterior: float = 0.0,
+                                           block_rows: int = DEFAULT_BLOCK_ROWS,
+                                           constants: SelectionCoefficients | None = None):
+    """The statistics of each of S sessions whose frames are the consecutive rows of ``X`` (N, D),
+    ``lengths`` (S,) summing to N, with Gaussian selection.
+
+    One pass over the frames of all sessions (blocks span sessions: a short session costs no
+    block of its own) and one sparse product whose rows are (session, Gaussian) pairs.  Returns
+    ``(log_likelihoods (S,), n (S, C), sum r (x-s) (S, C, D), sum r (x-s)**2 (S, C, D))``, views
+    of one (S, C, 2D+1) array.  Memory: O(N (2D+1 + 3k) + S C (2D+1)).
+    """
+    N, D = X.shape
+    C = coefficients.n_gaussians
+    lengths = np.asarray(lengths, dtype=np.intp)
+    S = lengths.shape[0]
+    if constants is None:
+        constants = SelectionCoefficients.from_coefficients(coefficients)
+    design = fill_design(X, coefficients.shift, np.empty((N, 2 * D + 1)))
+    frame_ll = np.empty(N)
+    idx = np.empty((N, top_k), dtype=np.intp)
+    post = np.empty((N, top_k))
+    B = min(block_rows, MAX_BLOCK_ROWS, max(N, 1))
+    work = _Workspace(B, D, C)
+    for start in range(0, N, B):
+        stop = min(start + B, N)
+        frame_ll[start:stop], idx[start:stop], post[start:stop] = work.select(
+            design[start:stop], constants, top_k, min_posterior)
+    owner = np.repeat(np.arange(S), lengths)
+    idx += (owner * C)[:, None]  # column (session, Gaussian) of the (N, S C) posteriors
+    acc = np.asarray(sparse_posteriors(idx, post, S * C).T @ design).reshape(S, C, 2 * D + 1)
+    ll = np.bincount(owner, weights=frame_ll, minlength=S)
+    return ll, acc[:, :, -1], acc[:, :, D:2 * D], acc[:, :, :D]
