@@ -125,7 +125,7 @@ def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True,
 
 #: Short sessions are batched for Gaussian selection: at most this many frames per batch, and at
 #: most this many bytes of per-session statistics; a longer session goes alone, in bounded blocks.
-GROUP_FRAMES, GROUP_BYTES = 8192, 32 * 2**20
+GROUP_FRAMES, GROUP_BYTES = 8192, 8 * 2**20
 
 
 def _session_groups(lengths, n_gaussians: int, n_features: int) -> list:
@@ -151,7 +151,7 @@ def _selected_session_stats(sessions, coef, rows: int, selection) -> list:
             return [stats_chunk(sessions[first], coef, rows, True, False, False, selection)]
         X = np.concatenate([np.atleast_2d(x) for x in sessions[first:stop]])
         ll, n, px, pxx = kgs.accumulate_selected_session_statistics(
-            X, lengths[first:stop], coef, *selection[:2], rows, *selection[2:])
+            X, lengths[first:stop], coef, *selection[:2], *selection[2:])
         return [GMMStats._from_shifted(float(ll[i]), lengths[first + i], n[i].copy(), coef.shift,
                                        px[i], pxx[i], keep_shift=False) for i in range(stop - first)]
 
