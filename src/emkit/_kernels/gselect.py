@@ -1,6 +1,6 @@
 """Gaussian selection (Kaldi's ``gmm-gselect`` / ``gmm-global-gselect-to-post``) for the E-step.
 
-For each row block X_b (B, D) of frames:
+For each block of frames (:data:`SELECT_ROWS` rows for steps 1-4, ``block_rows`` for step 5):
 
 1. *cheap pass*: the float32 log-likelihoods ``log w_c N(x | mu_c, var_c)`` of all C Gaussians,
    one sgemm of the design block ``[ (x-s)**2, x-s, 1 ]`` with the coefficients (see
