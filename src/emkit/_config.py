@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 
 _CONFIG = {"progress": False, "block_rows": None, "device": "cpu", "array_library": None,
-           "device_cache": None}
+           "device_cache": None, "gselect_top_k": None, "gselect_min_posterior": 0.0}
 
 #: Accepted values of ``array_library`` (``None``: whichever of them is installed, torch first).
 ARRAY_LIBRARIES = (None, "torch", "cupy")
@@ -32,7 +33,8 @@ def _check_device(device) -> str:
 
 def set_config(progress: bool | None = None, block_rows: int | None = None,
                device: str | None = None, array_library: str | None = "keep",
-               device_cache: bool | None | str = "keep") -> None:
+               device_cache: bool | None | str = "keep", gselect_top_k: int | None | str = "keep",
+               gselect_min_posterior: float | None = None) -> None:
     """Change settings.
 
     progress : bool
@@ -51,6 +53,14 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
         Training data on a CUDA device: ``None`` (default) copies them to the device once when
         they take at most half of its free memory and streams them block by block otherwise;
         ``True`` always copies once, ``False`` always streams.
+    gselect_top_k : int or None
+        Gaussian selection (Kaldi's gselect) in the GMM statistics (``GMMMachine.acc_stats``,
+        ``transform`` and the E-step of ``fit``): only the ``gselect_top_k`` best Gaussians of each
+        frame, found by a float32 pass, get posteriors.  ``None`` (default): exact statistics.
+        Faster for large UBMs (C=2048, k=20: see benchmarks/gselect.py); an approximation.
+    gselect_min_posterior : float in [0, 1)
+        With ``gselect_top_k``: posteriors below this are dropped and the rest renormalised (as
+        Kaldi's ``--min-post``; 0.025 in its i-vector recipes).  Default 0.
     """
     if device_cache != "keep" and device_cache not in (None, True, False):
         raise ValueError(f"device_cache must be None, True or False; got {device_cache!r}")
@@ -62,6 +72,7 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
         from ._backend._device import resolve_device
 
         resolve_device(new_device, new_library)  # fail now, with what was found, not mid-fit
+    top_k, min_post = _check_gselect(gselect_top_k, gselect_min_posterior)
     if progress is not None:
         _CONFIG["progress"] = bool(progress)
     if block_rows is not None:
@@ -71,6 +82,26 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
     _CONFIG["device"], _CONFIG["array_library"] = new_device, new_library
     if device_cache != "keep":
         _CONFIG["device_cache"] = device_cache
+    if gselect_top_k != "keep":
+        _CONFIG["gselect_top_k"] = top_k
+    if min_post is not None:
+        _CONFIG["gselect_min_posterior"] = min_post
+
+
+def _check_gselect(top_k, min_posterior):
+    """The Gaussian-selection settings checked (the upper bound of top_k, C, is checked at use)."""
+    if top_k not in ("keep", None):
+        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+            raise ValueError(f"gselect_top_k must be None or a positive integer (Gaussians kept "
+                             f"per frame); got {top_k!r}")
+        top_k = int(top_k)
+    if min_posterior is not None:
+        if (isinstance(min_posterior, bool) or not isinstance(min_posterior, numbers.Real)
+                or not 0.0 <= min_posterior < 1.0):
+            raise ValueError(f"gselect_min_posterior must be a float in [0, 1); got "
+                             f"{min_posterior!r}")
+        min_posterior = float(min_posterior)
+    return top_k, min_posterior
 
 
 @contextlib.contextmanager

@@ -321,18 +321,19 @@ class GMMMachine(BaseEstimator):
         coef = self._coefficients()
         return estep.log_likelihoods(estep.check_frames_of(data, coef), coef)
 
-    def acc_stats(self, X) -> GMMStats:
-        """Statistics of all rows of ``X`` (N, D) in one :class:`GMMStats` (dask input is computed)."""
+    def acc_stats(self, X, top_k=None, min_posterior=None) -> GMMStats:
+        """Statistics of all rows of ``X`` (N, D) in one :class:`GMMStats` (dask input is computed);
+        ``top_k``/``min_posterior``: Gaussian selection (default: config's ``gselect_*``, or exact)."""
         coef = self._coefficients()
-        return estep.total_stats(estep.check_frames_of(X, coef, "X"), coef)
+        return estep.total_stats(estep.check_frames_of(X, coef, "X"), coef, True,
+                                 estep.selection(top_k, min_posterior, coef.n_gaussians))
 
-    def transform(self, X) -> list:
-        """One :class:`GMMStats` per element of ``X``.
-
-        A list of (n_frames, D) arrays or a 3-D array gives one statistics object per session; a
-        2-D array gives one per row (per frame), as in the reference.
-        """
-        return estep.session_stats(X, self._coefficients())
+    def transform(self, X, top_k=None, min_posterior=None) -> list:
+        """One :class:`GMMStats` per session of ``X`` (a list of (n_frames, D) arrays or a 3-D
+        array), or per row of a 2-D array, as in the reference; ``top_k``/``min_posterior``: see
+        ``acc_stats``."""
+        coef = self._coefficients()
+        return estep.session_stats(X, coef, estep.selection(top_k, min_posterior, coef.n_gaussians))
 
     stats_per_sample = transform
 
@@ -391,14 +392,15 @@ class GMMMachine(BaseEstimator):
                 logger.warning("Variances were not defined before fit. Using variance=1")
                 self.variances = np.ones_like(self.means, dtype=float)
 
-        def e_step_():
-            # the M-step only reads sum_pxx when it updates variances
-            if dev is None:
-                return estep.total_stats(X, self._coefficients(), self.update_variances)
+        def e_step_():  # sum_pxx is read only when the M-step updates variances
+            coef = self._coefficients()
+            selection = estep.selection(n_gaussians=coef.n_gaussians)  # config's gselect, or None
+            if dev is None or selection is not None:
+                return estep.total_stats(X, coef, self.update_variances, selection)
             if not frames:  # after the initialisation, which may run k-means on the device too
                 frames.append(_device_fit.DeviceFrames(X, dev, _DTYPES[self.compute_dtype],
                                                        f"GMM {self.trainer.upper()}"))
-            return _device_fit.gmm_statistics(frames[0], self._coefficients(), self.update_variances)
+            return _device_fit.gmm_statistics(frames[0], coef, self.update_variances)
 
         def m_step_(stats):
             apply_m_step(self, stats)
