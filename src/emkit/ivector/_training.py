@@ -25,13 +25,13 @@ def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
     if items and isinstance(items[0], kiv.CentredBatch):
         for batch in items:
             acc._count(*kiv.accumulate_centred(batch, pre, acc, parallel, threads, workspace))
-        kiv.flush_packed(workspace, acc)
+        kiv.flush_packed(workspace, acc, parallel, threads)
         return acc
     for start in range(0, len(items), batch_size):
         b = GMMStats.stack(items[start : start + batch_size], name=name, shape=(C, D),
                            second_order=True, offset=start)
         acc._count(*kiv.accumulate(b.n, b.sum_px, b.sum_pxx, pre, acc, parallel, threads, workspace))
-    kiv.flush_packed(workspace, acc)
+    kiv.flush_packed(workspace, acc, parallel, threads)
     return acc
 
 
