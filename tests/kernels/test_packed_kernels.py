@@ -1,0 +1,71 @@
+"""Packed symmetric triangles and the per-matrix LAPACK kernels of the i-vector E-step."""
+
+import numpy as np
+import pytest
+from _parity import assert_parity
+
+from emkit._kernels import ivector as kiv
+from emkit._kernels import packed as pk
+
+
+@pytest.mark.parametrize("n", [1, 7, pk.TRTRI_LEAF + 1, 2 * pk.TRTRI_LEAF + 37])
+def test_upper_inverse_in_place_reads_the_upper_triangle_only(n):
+    rng = np.random.default_rng(n)
+    U = np.triu(rng.normal(size=(n, n))) + 3 * np.sqrt(n) * np.eye(n)
+    work = np.asfortranarray(U + np.tril(np.full((n, n), np.nan), -1))  # garbage below
+    pk.upper_inverse(work)
+    assert_parity(np.triu(work), np.linalg.inv(U), tol=1e-12)
+
+
+@pytest.mark.parametrize("R", [3, 2 * pk.TRTRI_LEAF + 5])
+def test_posterior_rows_match_explicit_inverses(R):
+    rng = np.random.default_rng(R)
+    S = 3
+    A = rng.normal(size=(S, R, R)) / np.sqrt(R)
+    P = A @ A.transpose(0, 2, 1)  # the precision is I + P
+    b = rng.normal(size=(S, R))
+    packed = P.reshape(S, -1)[:, pk.lower_index(R)].copy()
+    w, half, buffer = np.empty((S, R)), np.empty(S), np.full((R, R), np.nan)
+    pk.posterior_rows(packed, b, w, half, buffer)
+    inverse = np.linalg.inv(np.eye(R) + P)
+    w_ref = np.einsum("sij,sj->si", inverse, b)
+    ww_ref = inverse + w_ref[:, :, None] * w_ref[:, None, :]
+    assert_parity(w, w_ref, tol=1e-11)
+    assert_parity(packed, ww_ref.reshape(S, -1)[:, pk.lower_index(R)], tol=1e-11)
+    log_det = np.linalg.slogdet(np.eye(R) + P)[1]
+    assert_parity(half, 0.5 * np.einsum("sr,sr->s", b, w_ref) - 0.5 * log_det, tol=1e-11)
+    # the symmetric index expands the packed triangle to the full symmetric matrices
+    assert_parity(packed[:, pk.symmetric_index(R)].reshape(S, R, R), ww_ref, tol=1e-11)
+
+
+def test_posterior_rows_reject_an_indefinite_precision():
+    packed = np.array([[-2.0, 0.0, 0.0]])  # I + [[-2, 0], [0, 0]]
+    with pytest.raises(pk.NotPositiveDefinite):
+        pk.posterior_rows(packed, np.ones((1, 2)), np.empty((1, 2)), np.empty(1), np.empty((2, 2)))
+
+
+def test_accumulate_rejects_negative_occupancies():
+    rng = np.random.default_rng(2)
+    C, D, R = 2, 3, 4
+    pre = kiv.Precomputed.from_parameters(rng.normal(size=(C, D)), rng.normal(size=(C, D, R)) * 3,
+                                          np.ones((C, D)))
+    n = np.array([[-50.0, 1.0]])
+    acc = type("Acc", (), {})()
+    acc.nij_sigma_wij2, acc.fnorm_sigma_wij = np.zeros((C, R, R)), np.zeros((C, D, R))
+    acc.snormij, acc.nij = np.zeros((C, D)), np.zeros(C)
+    with pytest.raises(ValueError, match="not positive definite.*non-negative"):
+        kiv.accumulate(n, np.zeros((1, C, D)), np.ones((1, C, D)), pre, acc)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_gemm_add_adds_in_place(layout):
+    rng = np.random.default_rng(3)
+    a = {"C": rng.normal(size=(6, 4)), "F": np.asfortranarray(rng.normal(size=(6, 4))),
+         "strided": rng.normal(size=(4, 9)).T[:6]}[layout]
+    b = rng.normal(size=(4, 5)) if layout != "F" else rng.normal(size=(5, 4)).T
+    out = rng.normal(size=(6, 5))
+    expected = out + a @ b
+    view = out
+    pk.gemm_add(view, a, b)
+    assert view is out
+    assert_parity(out, expected, tol=1e-13)
