@@ -69,3 +69,40 @@ def test_gemm_add_adds_in_place(layout):
     pk.gemm_add(view, a, b)
     assert view is out
     assert_parity(out, expected, tol=1e-13)
+
+
+def test_m_step_reads_packed_or_full_accumulators_alike():
+    rng = np.random.default_rng(4)
+    C, D, R = 4, 3, 6
+    A = rng.normal(size=(C, R, 2 * R))
+    full = A @ A.transpose(0, 2, 1)
+    full[1] = 0.0  # an empty Gaussian: T_1 = 0
+    first, snorm, nij = rng.normal(size=(C, D, R)), rng.uniform(5, 9, (C, D)), np.full(C, 4.0)
+    packed = full.reshape(C, -1)[:, pk.lower_index(R)]
+    sigma = np.ones((C, D))
+    T_full, s_full = kiv.m_step(full, first, snorm, nij, sigma, True, 1e-3)
+    T_packed, s_packed = kiv.m_step(packed, first, snorm, nij, sigma, True, 1e-3)
+    assert_parity(T_packed, T_full, tol=1e-12)
+    assert_parity(s_packed, s_full, tol=1e-12)
+    assert np.all(T_packed[1] == 0)
+
+
+def test_ivector_stats_keep_the_second_order_packed_until_read():
+    from emkit import IVectorStats
+
+    rng = np.random.default_rng(5)
+    C, D, R = 3, 2, 4
+    a, b = IVectorStats(C, D, R), IVectorStats(C, D, R)
+    for stats in (a, b):
+        stats._packed_second_order()[...] = rng.normal(size=(C, R * (R + 1) // 2))
+    full_a = a._packed_second_order()[:, pk.symmetric_index(R)].reshape(C, R, R)
+    full_b = b._packed_second_order()[:, pk.symmetric_index(R)].reshape(C, R, R)
+    total = a + b
+    assert total._packed_second_order() is not None  # packed + packed stays packed
+    assert_parity(total.nij_sigma_wij2, full_a + full_b, tol=1e-15)
+    assert np.array_equal(b.nij_sigma_wij2, np.swapaxes(b.nij_sigma_wij2, 1, 2))
+    assert b._packed_second_order() is None  # expanded once read
+    a += b  # packed + full
+    assert_parity(a.nij_sigma_wij2, full_a + full_b, tol=1e-15)
+    a.nij_sigma_wij2 = np.zeros((C, R, R))
+    assert not a.nij_sigma_wij2.any()

@@ -383,7 +383,8 @@ def gemm_accumulate(out: np.ndarray, a: np.ndarray, b: np.ndarray,
 def m_step(nij_sigma_wij2, fnorm_sigma_wij, snormij, nij, sigma, update_sigma: bool,
            variance_floor: float, budget_bytes: int = DEFAULT_BATCH_BYTES, parallel_map=None,
            n_pieces: int = 1):
-    """New ``(T (C, D, R), sigma (C, D))`` from summed accumulators.
+    """New ``(T (C, D, R), sigma (C, D))`` from summed accumulators (``nij_sigma_wij2`` (C, R, R),
+    or its packed lower triangles (C, R(R+1)/2), as the E-step sums it).
 
     ``T_c = fnorm_sigma_wij_c A_c^-1`` with ``A_c = nij_sigma_wij2_c'`` (Cholesky solve, LAPACK,
     for each Gaussian whose A_c is not all zero; the others get ``T_c = 0`` as in the
@@ -394,23 +395,29 @@ def m_step(nij_sigma_wij2, fnorm_sigma_wij, snormij, nij, sigma, update_sigma: b
     (kept for callers): the working memory is one (R, R) matrix per run.
     """
     C, D, R = fnorm_sigma_wij.shape
-    active = np.flatnonzero(nij_sigma_wij2.any(axis=(1, 2)))
+    packed = nij_sigma_wij2.ndim == 2
+    active = np.flatnonzero(nij_sigma_wij2.any(axis=tuple(range(1, nij_sigma_wij2.ndim))))
     T = np.zeros((C, D, R))
     run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
 
     def solve(piece):  # Gaussian by Gaussian: LAPACK potrf/potrs on one reused (R, R) buffer
         buffer = np.empty((R, R))
         for c in piece:
-            np.copyto(buffer, nij_sigma_wij2[c])
-            factor, info = _potrf(buffer.T, lower=1, overwrite_a=1, clean=0)  # buffer.T is A_c
+            if packed:  # buffer's lower triangle, i.e. the upper one of A_c = buffer.T
+                np.put(buffer.reshape(-1), pk.lower_index(R), nij_sigma_wij2[c])
+            else:
+                np.copyto(buffer, nij_sigma_wij2[c])
+            factor, info = _potrf(buffer.T, lower=int(not packed), overwrite_a=1, clean=0)
             if info == 0:
                 np.copyto(T[c], fnorm_sigma_wij[c])
-                X, info = _potrs(factor, T[c].T, lower=1, overwrite_b=1)
+                X, info = _potrs(factor, T[c].T, lower=int(not packed), overwrite_b=1)
                 if not np.shares_memory(X, T):  # pragma: no cover - f2py copied
                     T[c] = X.T
             if info != 0:
                 # numerically semi-definite (vanishing occupancies): LU, as the reference does
-                T[c] = np.linalg.solve(nij_sigma_wij2[c].T, fnorm_sigma_wij[c].T).T
+                A = (nij_sigma_wij2[c][pk.symmetric_index(R)].reshape(R, R) if packed
+                     else nij_sigma_wij2[c].T)
+                T[c] = np.linalg.solve(A, fnorm_sigma_wij[c].T).T
 
     run(solve, [active[sl] for sl in _pieces(len(active), n_pieces)])
     if not update_sigma:
