@@ -1,4 +1,4 @@
-"""Total-variability (i-vector) kernels: stacked Cholesky factorisations and triangular solves.
+"""Total-variability (i-vector) kernels: packed precisions, per-utterance LAPACK, stacked solves.
 
 Notation: S utterances in a batch, C Gaussians, D features, R = ``dim_t``.  ``T`` is (C, D, R),
 ``sigma`` (C, D), ``n`` (S, C), centred first-order statistics ``fnorm = F - n m`` (S, C, D).
@@ -6,11 +6,14 @@ Notation: S utterances in a batch, C Gaussians, D features, R = ``dim_t``.  ``T`
 For utterance s the posterior of the latent factor w is Gaussian with precision
 ``P_s = I + sum_c n_sc T_c' sigma_c^-1 T_c`` and mean ``w_s = P_s^-1 b_s`` with
 ``b_s = sum_c T_c' sigma_c^-1 fnorm_sc``.  All P_s of a batch come from ONE matrix product
-``n (S, C) @ TtSigT (C, R*R)``; they are factorised together by ``np.linalg.cholesky`` on the
-(S, R, R) stack and inverted through the triangular factor (never ``np.linalg.inv``).  The
-triangular inverse and solves below recurse on 2x2 blocks, so their work is batched matrix
-products over the whole stack; only the diagonal blocks of at most ``_LEAF`` rows at the bottom of
-the recursion are solved by substitution, a loop over their rows (vectorised over the stack).
+``n (S, C) @ TtSigT (C, R(R+1)/2)`` on the packed lower triangles (the symmetric half).  The
+E-step (:func:`accumulate_centred`) factorises and inverts each P_s with LAPACK on one (R, R)
+buffer per thread (:mod:`.packed`: potrf, potrs, a recursive triangular inverse, lauum), writes
+``P_s^-1 + w_s w_s'`` back over its packed precision, and adds ``n' @ packed`` to the packed
+accumulator by BLAS with beta = 1.  The stacked path (:func:`posterior_moments`, :func:`project`)
+factorises a whole (S, R, R) stack by ``np.linalg.cholesky`` and inverts through the triangular
+factor (never ``np.linalg.inv``); its triangular inverse and solves recurse on 2x2 blocks, with
+diagonal blocks of at most ``_LEAF`` rows solved by substitution (vectorised over the stack).
 """
 
 from __future__ import annotations
@@ -49,8 +52,11 @@ def batch_bytes(batch: int, dim_c: int, dim_d: int, dim_t: int) -> int:
     """Peak bytes of the temporaries of one E-step batch of ``batch`` utterances (upper bound).
 
     Per utterance: its centred statistics (C + C*D), the packed precision (R(R+1)/2), four
-    (R, R) stacks alive at once in :func:`posterior_moments` (precision, Cholesky factor,
-    ``[L^-1; w']``, ``E[w w']``) and a few R-vectors; plus the :func:`gemm_accumulate` block.
+    (R, R) stacks alive at once in the stacked :func:`posterior_moments` (precision, Cholesky
+    factor, ``[L^-1; w']``, ``E[w w']``) and a few R-vectors; plus the :func:`gemm_accumulate`
+    block.  :func:`accumulate_centred` needs less: the packed precision, overwritten by the packed
+    moments, a few R-vectors, one (R, R) buffer per thread and a copy of the statistics' slices
+    for BLAS.
     """
     C, D, R = dim_c, dim_d, dim_t
     per_utterance = 8 * (C * D + C + R * (R + 1) // 2 + 4 * R * R + R + 4 * R)
@@ -65,9 +71,10 @@ def default_batch_size(dim_c: int, dim_d: int, dim_t: int) -> int:
     products are compute-bound).  Budget: the accumulators plus one batch's temporaries
     (:func:`batch_bytes`) take at most ``1.5 * accumulator_bytes + 256 MB``, i.e. the batch's
     temporaries at most half the accumulators plus 256 MB.  At least one utterance.  (While the
-    batches run, the (C, R, R) accumulator is summed as its packed half, and the full one is
-    written only after the last batch: resident accumulators stay within 1.5x.  The model's
-    constants, :class:`Precomputed`, come on top.)
+    batches run, the (C, R, R) accumulator is summed as its packed half; ``fit`` never writes
+    the full one, :func:`flush_packed` writes it after the last batch otherwise: resident
+    accumulators stay within 1.5x.  The model's constants, :class:`Precomputed`, and the
+    statistics themselves come on top.)
     """
     budget = accumulator_bytes(dim_c, dim_d, dim_t) // 2 + BATCH_SLACK_BYTES
     per_utterance = batch_bytes(1, dim_c, dim_d, dim_t) - DEFAULT_BATCH_BYTES
@@ -308,9 +315,10 @@ def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=
     ``snormij`` (C, D) and ``nij`` (C,), updated in place.  With ``parallel_map(fn, items)`` (e.g. a thread
     pool's ordered map) and ``n_pieces > 1``, the posteriors of slices of the batch, then the
     updates of slices of the Gaussians' accumulator rows, run in parallel: one accumulator only.
-    ``workspace`` (a dict, kept from batch to batch) holds the scratch stacks for reuse and the
-    symmetric half of the (C, R, R) accumulator, packed: call :func:`flush_packed` after the
-    last batch to add it to ``acc``.
+    ``workspace`` (a dict, kept from batch to batch) holds the scratch arrays for reuse and the
+    symmetric half of the (C, R, R) accumulator, packed (``workspace["packed"]``, (C, R(R+1)/2),
+    created if missing): call :func:`flush_packed` after the last batch to add it to ``acc``.
+    Without a workspace, this batch's packed half is added to ``acc`` at once.
     """
     if workspace is None:  # a packed accumulator of this batch alone
         workspace = {}
@@ -361,8 +369,9 @@ def gemm_accumulate(out: np.ndarray, a: np.ndarray, b: np.ndarray,
     """``out += a @ b`` in place, in row blocks so that the temporary stays within the budget
     (at least one row); ``scratch``, a flat float64 array, is used for the block if large enough.
 
-    (scipy's ``dgemm`` with beta = 1 would avoid the temporary, but it runs on a second OpenBLAS
-    whose spinning threads fight numpy's: several times slower on a 2-core machine.)
+    (:func:`.packed.gemm_add` avoids the temporary with scipy's ``dgemm`` and beta = 1, but on a
+    second OpenBLAS, whose spinning threads fight numpy's unless BLAS runs single-threaded, as
+    in the E-step.)
     """
     rows = min(out.shape[0], max(1, int(budget_bytes // (8 * max(1, out.shape[1])))))
     if scratch is not None and scratch.size >= rows * out.shape[1]:
