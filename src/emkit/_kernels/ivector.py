@@ -33,6 +33,9 @@ LOG_2PI = np.log(2.0 * np.pi)
 #: Bound on the temporary of :func:`gemm_accumulate` (and the M-step's blocks of Gaussians).
 DEFAULT_BATCH_BYTES = 64 * 2**20
 
+#: Bound on the copies of the statistics' blocks that the first-order accumulator update makes.
+_COPY_BYTES = 8 * 2**20
+
 #: Fixed part of the E-step's memory budget (see :func:`default_batch_size`).
 BATCH_SLACK_BYTES = 256 * 2**20
 
@@ -354,8 +357,11 @@ def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=
 
     def update(i):
         pk.gemm_add(second[rows[i]], n.T[rows[i]], lower)
-        rows_d = slice(rows[i].start * D, rows[i].stop * D)
-        pk.gemm_add(first[rows_d], fnorm2.T[rows_d], w)
+        # in row blocks: BLAS gets a copy of each block of the statistics (a strided view)
+        step = max(1, _COPY_BYTES // (8 * S))
+        for start in range(rows[i].start * D, rows[i].stop * D, step):
+            block = slice(start, min(start + step, rows[i].stop * D))
+            pk.gemm_add(first[block], fnorm2.T[block], w)
 
     run(update, range(len(rows)))
     np.add(acc.snormij, snorm, out=acc.snormij)
