@@ -77,7 +77,8 @@ def posterior_rows(packed: np.ndarray, b: np.ndarray, w: np.ndarray, half_bw_log
     ``w`` (S, R) receives ``P^-1 b`` and ``half_bw_logdet`` (S,) ``b'w / 2 - log|P| / 2``;
     ``buffer`` is an (R, R) C-ordered scratch array.  Per matrix: ``dpotrf`` (P = U'U), ``dpotrs``
     (w), :func:`upper_inverse` and ``dlauum`` (P^-1 = U^-1 U^-T, what ``dpotri`` does, with a
-    faster triangular inverse), ``dsyr`` (+ w w'): the LAPACK minimum of 4/3 R^3 flops.
+    faster triangular inverse), ``dsyr`` (+ w w'): R^3 flops (R^3/3 for each of potrf, the
+    inverse and lauum), the LAPACK minimum.
     Raises :class:`NotPositiveDefinite`.
     """
     R = buffer.shape[0]
