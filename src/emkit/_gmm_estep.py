@@ -16,9 +16,15 @@ from ._validation import check_block, check_frames
 from .stats import GMMStats
 
 
-def block_rows() -> int:
-    """Rows per block of the E-step products (``emkit.config_context(block_rows=...)``)."""
-    return get_config()["block_rows"] or kg.DEFAULT_BLOCK_ROWS
+def block_rows(coef: kg.DiagGMMCoefficients | None = None) -> int:
+    """Rows per block of the E-step products (``emkit.config_context(block_rows=...)``); by default
+    sized from the number of Gaussians of ``coef`` and this machine's caches."""
+    rows = get_config()["block_rows"]
+    if rows:
+        return rows
+    if coef is None:
+        return kg.DEFAULT_BLOCK_ROWS
+    return kg.default_block_rows(coef.n_gaussians, coef.coef.itemsize)
 
 
 def stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: bool = True,
@@ -72,27 +78,27 @@ def weighted_log_likelihoods(data, coef: kg.DiagGMMCoefficients):
     if is_dask_collection(data):
         return data.map_blocks(dask_block, kg.log_weighted_likelihood, coef, "data", dtype=float,
                                chunks=(data.chunks[0], (coef.n_gaussians,))).T
-    return kg.log_weighted_likelihood(data, coef, block_rows()).T
+    return kg.log_weighted_likelihood(data, coef, block_rows(coef)).T
 
 
 def log_likelihoods(data, coef: kg.DiagGMMCoefficients):
     """Per-sample ``log sum_c w_c N(x_t | mu_c, var_c)``, shape (N,), of checked ``data``."""
     if is_dask_collection(data):
         return data.map_blocks(dask_block, kg.log_likelihood, coef, "data", drop_axis=1, dtype=float)
-    return kg.log_likelihood(data, coef, block_rows())
+    return kg.log_likelihood(data, coef, block_rows(coef))
 
 
 def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True) -> GMMStats:
     """The statistics of every row of checked ``X`` (N, D) summed (moments about the shift kept,
     for the M-step), by the backend's ``map_reduce``; non-finite results are refused."""
-    stats = map_reduce(stats_chunk, X, coef, block_rows(), second_order, True, is_dask_collection(X))
+    stats = map_reduce(stats_chunk, X, coef, block_rows(coef), second_order, True, is_dask_collection(X))
     return check_stats_finite(stats)
 
 
 def session_stats(X, coef: kg.DiagGMMCoefficients) -> list:
     """One :class:`GMMStats` per element of ``X``: per session for a list of (n_frames, D) arrays or
     a 3-D array, per row (frame) for a 2-D array; errors name ``X[i]``."""
-    rows = block_rows()
+    rows = block_rows(coef)
     if is_dask_collection(X) and getattr(X, "ndim", 0) == 2:
         X = np.asarray(check_frames_of(X, coef, "X"))  # the N results are in memory anyway
     if isinstance(X, np.ndarray) and X.ndim == 2:  # one session per row: check them all at once
