@@ -43,15 +43,29 @@ class CentroidCoefficients:
         return self.centred.shape[0]
 
 
-def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf, with_diff=False):
-    """Nearest centroid of each row and the exact squared distance to it (and ``x - c``, (n, D))."""
-    n = X_block.shape[0]
-    xc = centred_buf[:n]
+def _augmented(coef: CentroidCoefficients) -> np.ndarray:
+    """``[-2 (c - s)^T ; ||c - s||^2]`` (D+1, K): with a column of ones after the centred rows, the
+    scores ``||c||^2 - 2 x.c`` come out of the product without another pass over the block."""
+    return np.concatenate([coef.minus_two_centred_t, coef.sq_norms[None, :]])
+
+
+def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf, with_diff=False,
+                  augmented=None):
+    """Nearest centroid of each row and the exact squared distance to it (and ``x - c``, (n, D)).
+
+    ``centred_buf`` is (B, D+1) with ones in its last column (see :func:`_buffers`), or (B, D);
+    ``augmented`` is :func:`_augmented` of ``coef``, computed here when not given.
+    """
+    n, D = X_block.shape
+    if centred_buf.shape[1] == D:
+        centred_buf = np.concatenate([centred_buf, np.ones((len(centred_buf), 1), centred_buf.dtype)], axis=1)
+    xa = centred_buf[:n]
+    xc = xa[:, :D]
     np.subtract(X_block, coef.shift, out=xc, casting="unsafe")
-    scores = np.matmul(xc, coef.minus_two_centred_t, out=scores_buf[:n])
-    scores += coef.sq_norms
+    scores = np.matmul(xa, _augmented(coef) if augmented is None else augmented, out=scores_buf[:n])
     labels = np.argmin(scores, axis=1)
-    diff = xc.astype(np.float64, copy=False) - coef.centred[labels]
+    diff = np.take(coef.centred, labels, axis=0)
+    np.subtract(xc, diff, out=diff)
     min_dist = np.einsum("ij,ij->i", diff, diff)
     if with_diff:
         return labels, min_dist, diff
@@ -59,8 +73,11 @@ def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf, 
 
 
 def _buffers(n_rows, n_features, n_clusters, dtype, block_rows):
+    """The (B, D+1) centred rows with a last column of ones, and the (B, K) scores."""
     B = min(block_rows, max(n_rows, 1))
-    return np.empty((B, n_features), dtype=dtype), np.empty((B, n_clusters), dtype=dtype)
+    centred = np.empty((B, n_features + 1), dtype=dtype)
+    centred[:, n_features] = 1.0
+    return centred, np.empty((B, n_clusters), dtype=dtype)
 
 
 def assign(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS):
@@ -69,16 +86,20 @@ def assign(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS):
     labels = np.empty(N, dtype=np.intp)
     min_dist = np.empty(N, dtype=np.float64)
     centred_buf, scores_buf = _buffers(N, D, coef.n_clusters, coef.minus_two_centred_t.dtype, block_rows)
+    augmented = _augmented(coef)
     for start in range(0, N, block_rows):
         stop = min(start + block_rows, N)
-        labels[start:stop], min_dist[start:stop] = _assign_block(X[start:stop], coef, centred_buf, scores_buf)
+        labels[start:stop], min_dist[start:stop] = _assign_block(X[start:stop], coef, centred_buf, scores_buf,
+                                                                 augmented=augmented)
     return labels, min_dist
 
 
 def cluster_sums(X_block, labels, n_clusters, *, squares: bool = False):
     """Per-cluster sums of the rows (and of their squares): float64 (K, D) arrays."""
     n = X_block.shape[0]
-    onehot = sp.csr_matrix((np.ones(n), (labels, np.arange(n))), shape=(n_clusters, n))
+    # one non-zero per column: the CSC one-hot needs no sorting, and its product adds each row
+    # into its cluster's row in row order (as the CSR product did)
+    onehot = sp.csc_array((np.ones(n), np.asarray(labels, dtype=np.intp), np.arange(n + 1)), shape=(n_clusters, n))
     X64 = np.asarray(X_block, dtype=np.float64)
     sums = np.asarray(onehot @ X64)
     if not squares:
@@ -113,10 +134,12 @@ def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BL
     far_points = np.empty((0, D))
     far_dists = np.empty(0)
     centred_buf, scores_buf = _buffers(N, D, K, coef.minus_two_centred_t.dtype, block_rows)
+    augmented = _augmented(coef)
     for start in range(0, N, block_rows):
         stop = min(start + block_rows, N)
         block = X[start:stop]
-        labels, min_dist, diff = _assign_block(block, coef, centred_buf, scores_buf, with_diff=True)
+        labels, min_dist, diff = _assign_block(block, coef, centred_buf, scores_buf, with_diff=True,
+                                               augmented=augmented)
         counts += np.bincount(labels, minlength=K)
         s, s2 = cluster_sums(diff, labels, K, squares=squares)
         sums += s
@@ -124,7 +147,10 @@ def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BL
             sq_sums += s2
         total_dist += float(min_dist.sum())
         if n_far:
-            local = top_indices(min_dist, n_far)
+            # once n_far points are kept, only rows farther than the nearest of them can enter
+            # (an equal one loses the tie to the earlier row)
+            local = np.arange(len(min_dist)) if len(far_dists) < n_far else np.flatnonzero(min_dist > far_dists[-1])
+            local = local[top_indices(min_dist[local], n_far)]
             points = np.concatenate([far_points, np.asarray(block[local], dtype=np.float64)])
             dists = np.concatenate([far_dists, min_dist[local]])
             keep = top_indices(dists, n_far)
