@@ -51,3 +51,25 @@ def test_cluster_sums_add_rows_per_label():
         np.testing.assert_allclose(sums[k], X[labels == k].sum(0), rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(squares[k], (X[labels == k] ** 2).sum(0), rtol=1e-13, atol=1e-15)
     assert not sums[4].any()
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3, 1e25])
+def test_float32_screening_finds_the_float64_nearest_centroid(scale):
+    """Near-ties that float32 cannot resolve, data far from the origin and scores beyond float32's
+    range: the screened labels are those of the float64 product, row for row."""
+    rng = np.random.default_rng(2)
+    K, D = 40, 7
+    centroids = rng.normal(size=(K, D)) * 3
+    centroids[1] = centroids[0] + 0.01 * rng.normal(size=D)
+    mid = (centroids[0] + centroids[1]) / 2  # equidistant from two centroids ...
+    X = np.concatenate([rng.normal(size=(400, D)), mid + 1e-9 * rng.normal(size=(200, D)),  # ... or nearly
+                        centroids[5] + 1e-7 * rng.normal(size=(50, D))])
+    X, centroids = X * scale + 1e4 * scale, centroids * scale + 1e4 * scale
+    coef = kk.CentroidCoefficients.from_centroids(centroids)
+    augmented = kk._augmented(coef)
+    xa = np.concatenate([X - coef.shift, np.ones((len(X), 1))], axis=1)
+    expected = np.argmin(xa @ augmented, axis=1)
+    assert kk._screen(coef, augmented, 64) is not None
+    labels, _ = kk.assign(X, coef, 64)
+    np.testing.assert_array_equal(labels, expected)
+    assert len(np.unique(labels[400:600])) == 2
