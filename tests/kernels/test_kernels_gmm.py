@@ -78,9 +78,9 @@ def test_statistics_do_not_depend_on_block_rows_or_pass_slices(dtype, monkeypatc
 def test_default_block_rows_fit_the_cache_and_stay_in_range():
     l2 = kg._l2_bytes()
     assert l2 > 0
-    assert kg.default_block_rows(2048) * 2048 * 8 <= max(4 * l2, 256 * 2048 * 8)
-    assert 256 <= kg.default_block_rows(10**6) and kg.default_block_rows(1) <= 4096
-    assert kg.default_block_rows(1024, 4) == min(4096, max(256, 4 * l2 // (1024 * 4)))
+    assert kg.default_block_rows(2048) * 2048 * 8 <= max(4 * l2, 512 * 2048 * 8)
+    assert 512 <= kg.default_block_rows(10**6) and kg.default_block_rows(1) <= 4096
+    assert kg.default_block_rows(1024, 4) == min(4096, max(512, 4 * l2 // (1024 * 4)))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -36,9 +36,10 @@ def default_block_rows(n_gaussians: int, itemsize: int = 8) -> int:
     """Rows per block for C Gaussians: the (B, C) work array about 4 L2 caches (4 MiB for the
     common 1 MiB L2), so that the two products (which run at full speed from B = 256 rows) and
     the passes between them work in the caches of the core, not in main memory, with one block
-    per core.  Between 256 and 4096 rows."""
+    per core.  Between 512 and 4096 rows: below 512 the per-block costs (adding the (2D+1, C)
+    partial statistics, numpy calls) exceed 1-2% of a block's work."""
     rows = 4 * _l2_bytes() // max(1, n_gaussians * itemsize)
-    return int(min(4096, max(256, rows)))
+    return int(min(4096, max(512, rows)))
 
 
 def g_norms(variances: np.ndarray) -> np.ndarray:
