@@ -18,9 +18,15 @@ from ._validation import check_block, check_frames
 from .stats import GMMStats
 
 
-def block_rows() -> int:
-    """Rows per block of the E-step products (``emkit.config_context(block_rows=...)``)."""
-    return get_config()["block_rows"] or kg.DEFAULT_BLOCK_ROWS
+def block_rows(coef: kg.DiagGMMCoefficients | None = None) -> int:
+    """Rows per block of the E-step products (``emkit.config_context(block_rows=...)``); by default
+    sized from the number of Gaussians of ``coef`` and this machine's caches."""
+    rows = get_config()["block_rows"]
+    if rows:
+        return rows
+    if coef is None:
+        return kg.DEFAULT_BLOCK_ROWS
+    return kg.default_block_rows(coef.n_gaussians, coef.coef.itemsize)
 
 
 def selection(top_k=None, min_posterior=None, n_gaussians: int | None = None):
@@ -101,14 +107,14 @@ def check_frames_of(data, coef: kg.DiagGMMCoefficients, name: str = "data", allo
 def _weighted_block(X, coef):
     dev = _device_infer.device()  # the configuration of the process where it runs
     if dev is None or X.shape[0] == 0:
-        return kg.log_weighted_likelihood(X, coef, block_rows())
+        return kg.log_weighted_likelihood(X, coef, block_rows(coef))
     return _device_infer.log_weighted_likelihood(X, coef, dev)
 
 
 def _likelihood_block(X, coef):
     dev = _device_infer.device()
     if dev is None or X.shape[0] == 0:
-        return kg.log_likelihood(X, coef, block_rows())
+        return kg.log_likelihood(X, coef, block_rows(coef))
     return _device_infer.log_likelihood(X, coef, dev)
 
 
@@ -148,7 +154,7 @@ def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True,
 
         frames = DeviceFrames(X, dev, coef.coef.dtype, "GMM statistics")
         return gmm_statistics(frames, coef, second_order)
-    stats = map_reduce(stats_chunk, X, coef, block_rows(), second_order, True, is_dask_collection(X),
+    stats = map_reduce(stats_chunk, X, coef, block_rows(coef), second_order, True, is_dask_collection(X),
                        _with_constants(selection, coef))
     return check_stats_finite(stats)
 
@@ -192,7 +198,7 @@ def _selected_session_stats(sessions, coef, rows: int, selection) -> list:
 def session_stats(X, coef: kg.DiagGMMCoefficients, selection=None) -> list:
     """One :class:`GMMStats` per element of ``X``: per session for a list of (n_frames, D) arrays or
     a 3-D array, per row (frame) for a 2-D array; errors name ``X[i]``."""
-    rows = block_rows()
+    rows = block_rows(coef)
     if is_dask_collection(X) and getattr(X, "ndim", 0) == 2:
         X = np.asarray(check_frames_of(X, coef, "X"))  # the N results are in memory anyway
     if isinstance(X, np.ndarray) and X.ndim == 2:  # one session per row: check them all at once
