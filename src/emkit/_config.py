@@ -6,7 +6,11 @@ from __future__ import annotations
 import contextlib
 
 _CONFIG = {"progress": False, "block_rows": None, "device": "cpu", "array_library": None,
-           "device_cache": None}
+           "device_cache": None, "dask_cache": "auto", "dask_cache_fraction": 0.25,
+           "spill_directory": None}
+
+#: Accepted values of ``dask_cache``.
+DASK_CACHE_MODES = ("auto", "memory", "disk", "off")
 
 #: Accepted values of ``array_library`` (``None``: whichever of them is installed, torch first).
 ARRAY_LIBRARIES = (None, "torch", "cupy")
@@ -32,7 +36,8 @@ def _check_device(device) -> str:
 
 def set_config(progress: bool | None = None, block_rows: int | None = None,
                device: str | None = None, array_library: str | None = "keep",
-               device_cache: bool | None | str = "keep") -> None:
+               device_cache: bool | None | str = "keep", dask_cache: str | None = None,
+               dask_cache_fraction: float | None = None, spill_directory="keep") -> None:
     """Change settings.
 
     progress : bool
@@ -51,7 +56,29 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
         Training data on a CUDA device: ``None`` (default) copies them to the device once when
         they take at most half of its free memory and streams them block by block otherwise;
         ``True`` always copies once, ``False`` always streams.
+    dask_cache : {"auto", "memory", "disk", "off"}
+        Training inputs that are dask collections are computed once per ``fit``
+        (:mod:`emkit._backend._cache`): a bag of statistics (i-vector, ISV, JFA) is kept on the
+        workers (``"memory"``) or written to per-worker HDF5 files under ``spill_directory`` and
+        read back at every pass (``"disk"``; removed at the end of ``fit``); a dask array of
+        frames (GMM, k-means) is persisted on the workers (``"memory"``) or read from its source
+        at every pass (``"disk"``: it is on disk already).  ``"auto"`` (default) keeps in memory
+        what is estimated to take at most ``dask_cache_fraction`` of the cluster's memory, and
+        spills (streams) the rest; ``"off"`` recomputes the input at every pass (as before).
+    dask_cache_fraction : float in (0, 1]
+        The fraction of the workers' summed memory limit (of this machine's memory without a
+        ``distributed`` client) that ``"auto"`` lets cached inputs take; default 0.25.
+    spill_directory : path or None
+        Where ``"disk"`` writes its files (one uniquely named directory per ``fit``, a
+        subdirectory per worker); ``None``: the temporary directory of each worker
+        (``tempfile.gettempdir()``).  Every worker must be able to read what the others wrote
+        (one host, or a shared file system).
     """
+    if dask_cache is not None and dask_cache not in DASK_CACHE_MODES:
+        raise ValueError(f"dask_cache must be one of {DASK_CACHE_MODES}; got {dask_cache!r}")
+    if dask_cache_fraction is not None and not (isinstance(dask_cache_fraction, (int, float))
+                                                and 0 < dask_cache_fraction <= 1):
+        raise ValueError(f"dask_cache_fraction must be a number in (0, 1]; got {dask_cache_fraction!r}")
     if device_cache != "keep" and device_cache not in (None, True, False):
         raise ValueError(f"device_cache must be None, True or False; got {device_cache!r}")
     if array_library != "keep" and array_library not in ARRAY_LIBRARIES:
@@ -71,6 +98,12 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
     _CONFIG["device"], _CONFIG["array_library"] = new_device, new_library
     if device_cache != "keep":
         _CONFIG["device_cache"] = device_cache
+    if dask_cache is not None:
+        _CONFIG["dask_cache"] = dask_cache
+    if dask_cache_fraction is not None:
+        _CONFIG["dask_cache_fraction"] = float(dask_cache_fraction)
+    if spill_directory != "keep":
+        _CONFIG["spill_directory"] = None if spill_directory is None else str(spill_directory)
 
 
 @contextlib.contextmanager

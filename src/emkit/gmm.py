@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
 from . import _gmm_estep as estep
+from ._backend import cached_frames
 from ._checkpoint import resumable_em
 from ._fitted import (FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted,
                       without_derived)
@@ -379,6 +380,7 @@ class GMMMachine(BaseEstimator):
         self._check_parameters()
         X = check_frames(X, "X", n_features=self.means.shape[1] if self._has_parameters() else None,
                          ensure_2d=True, owner="GMMMachine", known_rows=True)
+        X = cached_frames(X)  # a dask array: read once if it fits in memory (emkit.set_config)
 
         def initialize():
             if not self._has_parameters():

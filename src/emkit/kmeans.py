@@ -10,7 +10,7 @@ import logging
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ._backend import is_dask_collection, map_reduce
+from ._backend import cached_frames, is_dask_collection, map_reduce
 from ._checkpoint import resumable_em
 from ._config import get_config
 from ._fitted import FittedArray, derived, refreeze, set_fitted, without_derived
@@ -224,7 +224,7 @@ class KMeansMachine(BaseEstimator):
 
         ``X`` is an (N, D) array-like or a dask array (one task per chunk and iteration).
         """
-        X = self._validated(X)
+        X = cached_frames(self._validated(X))  # a dask array: read once if it fits in memory
         result = resumable_em(self, X, initialize=lambda: self.initialize(X),
                               get_state=lambda: {"centroids": self.centroids_},
                               set_state=lambda arrays: setattr(self, "centroids_", arrays["centroids"]),
