@@ -37,7 +37,7 @@ import uuid
 
 import numpy as np
 
-__all__ = ["computed_once", "cached_frames", "piece_digests"]
+__all__ = ["computed_once", "cached_frames", "piece_digests", "cached_in_memory", "prepared_on_workers"]
 
 _SPILL_PREFIX = "emkit-spill-"
 #: name of a bag cached in memory -> the lengths of the input partitions in each of its partitions
@@ -175,6 +175,23 @@ def _cached_bag(X, mode):
             with contextlib.suppress(Exception):
                 client.run(_remove_spill, base, token)
         _remove_spill(base, token)
+
+
+def cached_in_memory(X) -> bool:
+    """True for a bag that :func:`computed_once` keeps on the workers (in this ``fit``)."""
+    return getattr(X, "name", None) in _PIECES
+
+
+def prepared_on_workers(fn, bag, *args):
+    """A bag of ``fn(partition, *args)`` for every partition of a bag cached in memory, computed
+    once and kept on the workers (where the partitions are) in their place: what an estimator
+    derives from the statistics once per ``fit`` (stacked, centred), as it does in memory."""
+    import dask
+
+    from . import bag_from_parts
+
+    (prepared,) = dask.persist(bag_from_parts(fn, [(part, *args) for part in bag.to_delayed()]))
+    return prepared
 
 
 def _groups(n_parts: int, n_groups: int) -> list:
