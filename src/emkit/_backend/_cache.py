@@ -15,7 +15,11 @@ reads the result:
 * ``"auto"`` (default) computes the first partition, estimates the whole size as its size times
   the number of partitions, and keeps the data in memory when that is at most
   ``dask_cache_fraction`` (default 0.25) of the summed memory limits of the workers (of this
-  machine's memory without a ``distributed`` client), else spills them.
+  machine's memory without a ``distributed`` client), else spills them.  What i-vector and
+  ISV/JFA training derive from the statistics once (centred batches, stacked session blocks,
+  without the per-utterance second-order sums for ISV/JFA) is kept next to them in memory
+  mode: at most 1.5x the statistics' size in all, so 0.25 leaves the workers more than half
+  their memory for the passes' accumulators and for dask's own spilling threshold (0.6).
 
 A dask array of frames (GMM, k-means) is persisted when its size fits the same budget (or with
 ``"memory"``); otherwise (or with ``"disk"``) it is read from its source at every pass, as before:
@@ -142,10 +146,12 @@ def _cached_bag(X, mode):
 
     client = _distributed_client()
     parts = list(X.to_delayed())
+    if not parts:
+        yield X
+        return
     if mode == "auto":
-        (first,) = dask.persist(parts[0])
-        parts[0] = first
-        (described,) = dask.compute(dask.delayed(_describe, pure=True)(first))
+        (parts[0],) = dask.persist(parts[0])
+        (described,) = dask.compute(dask.delayed(_describe, pure=True)(parts[0]))
         mode = "memory" if described[1] * len(parts) <= _budget(client) else "disk"
     if mode == "memory":
         parts = list(dask.persist(*parts))  # (the first one, persisted already, is not recomputed)
@@ -155,7 +161,7 @@ def _cached_bag(X, mode):
         persisted = dask.persist(*merged)
         bag = db.from_delayed(list(persisted))
         _PIECES[bag.name] = [[n for n, _ in lengths[g]] for g in groups]
-        del parts, merged
+        del parts, merged  # the input's partitions go once regrouped (only the groups are held)
         try:
             yield bag
         finally:
