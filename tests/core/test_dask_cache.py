@@ -70,14 +70,14 @@ _SPILL, _READ_SPILLED = _cache._spill, _cache._read_spilled
 
 
 def _recording_spill(*args):
-    path = _SPILL(*args)
-    _SPILLED.append(path)
-    return path
+    written = _SPILL(*args)
+    _SPILLED.append(written[0])
+    return written
 
 
-def _recording_read(path):
-    _READ.append(os.path.exists(path))
-    return _READ_SPILLED(path)
+def _recording_read(*paths):
+    _READ.extend(os.path.exists(path) for path in paths)
+    return _READ_SPILLED(*paths)
 
 
 @pytest.fixture
@@ -207,3 +207,15 @@ def test_frames_of_an_hdf5_file_are_read_once(client, tmp_path, monkeypatch):
     with emkit.config_context(dask_cache="disk"):  # streamed from the file at every pass
         gmm().fit(arrays.hdf5_frames(tmp_path / "f.h5", "frames", chunk_rows=400))
     assert len(reads) > 5 * 4
+
+
+def test_spill_files_are_read_in_groups_bounded_by_the_budget(monkeypatch):
+    monkeypatch.setattr(_cache, "cluster_resources", lambda client: (4000, 2))
+    sizes = [100] * 8
+    with emkit.config_context(dask_cache_fraction=1.0):  # 2000 bytes per thread
+        assert _cache._spill_groups(sizes, None) == [slice(0, 4), slice(4, 8)]
+    with emkit.config_context(dask_cache_fraction=0.1):  # 200 bytes per thread: 2 files a task
+        groups = _cache._spill_groups(sizes, None)
+    assert groups == [slice(i, i + 2) for i in range(0, 8, 2)]
+    with emkit.config_context(dask_cache_fraction=0.01):  # below one file: one file a task
+        assert len(_cache._spill_groups(sizes, None)) == 8

@@ -46,6 +46,8 @@ __all__ = ["computed_once", "cached_frames", "piece_digests", "cached_in_memory"
 _SPILL_PREFIX = "emkit-spill-"
 #: name of a bag cached in memory -> the lengths of the input partitions in each of its partitions
 _PIECES: dict = {}
+#: names of the cached bags kept on the workers (the others are read from spill files)
+_IN_MEMORY: set = set()
 
 
 def _distributed_client():
@@ -161,31 +163,58 @@ def _cached_bag(X, mode):
         persisted = dask.persist(*merged)
         bag = db.from_delayed(list(persisted))
         _PIECES[bag.name] = [[n for n, _ in lengths[g]] for g in groups]
+        _IN_MEMORY.add(bag.name)
         del parts, merged  # the input's partitions go once regrouped (only the groups are held)
         try:
             yield bag
         finally:
             _PIECES.pop(bag.name, None)
+            _IN_MEMORY.discard(bag.name)
         return
     token = _SPILL_PREFIX + uuid.uuid4().hex
     base = _spill_base()
+    bag = None
     try:
         write = dask.delayed(_spill, pure=False)
         files = dask.compute(*[write(p, base, token, i) for i, p in enumerate(parts)])
         del parts
         from . import bag_from_parts
 
-        yield bag_from_parts(_read_spilled, [(path,) for path in files])
+        groups = _spill_groups([size for _, _, size in files], client)
+        bag = bag_from_parts(_read_spilled, [tuple(path for path, _, _ in files[g]) for g in groups])
+        _PIECES[bag.name] = [[n for _, n, _ in files[g]] for g in groups]
+        yield bag
     finally:
+        if bag is not None:
+            _PIECES.pop(bag.name, None)
         if client is not None:
             with contextlib.suppress(Exception):
                 client.run(_remove_spill, base, token)
         _remove_spill(base, token)
 
 
+def _spill_groups(sizes, client) -> list:
+    """Consecutive spill files read by one task of a pass: at least one group per worker thread,
+    each at most ``dask_cache_fraction`` of a thread's share of the memory (one file at least).
+    Fewer, larger tasks: every task of a pass costs its own accumulators and their transfer."""
+    memory, threads = cluster_resources(client)
+    from .._config import get_config
+
+    limit = get_config()["dask_cache_fraction"] * memory / threads
+    target = max(-(-len(sizes) // threads), 1)
+    groups, start, total = [], 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (i - start >= target or total + size > limit):
+            groups.append(slice(start, i))
+            start, total = i, 0
+        total += size
+    groups.append(slice(start, len(sizes)))
+    return groups
+
+
 def cached_in_memory(X) -> bool:
     """True for a bag that :func:`computed_once` keeps on the workers (in this ``fit``)."""
-    return getattr(X, "name", None) in _PIECES
+    return getattr(X, "name", None) in _IN_MEMORY
 
 
 def prepared_on_workers(fn, bag, *args):
@@ -244,8 +273,9 @@ def _remove_spill(base, token) -> None:
 
 
 def _spill(part, base, token, index) -> str:
-    """Write a partition of GMMStats to an HDF5 file of this worker's spill directory; its path.
-    (A retried task writes a new file: the name holds a random part.)"""
+    """Write a partition of GMMStats to an HDF5 file of this worker's spill directory; returns
+    ``(path, number of items, file size)``.  (A retried task writes a new file: the name holds a
+    random part.)"""
     import h5py
 
     from ..stats import GMMStats
@@ -265,10 +295,15 @@ def _spill(part, base, token, index) -> str:
             import pickle
 
             f["pickled"] = np.frombuffer(pickle.dumps(items, protocol=5), dtype=np.uint8)
-    return path
+    return path, len(items), os.path.getsize(path)
 
 
-def _read_spilled(path) -> list:
+def _read_spilled(*paths) -> list:
+    """The items of spill files, in order."""
+    return [item for path in paths for item in _read_spill_file(path)]
+
+
+def _read_spill_file(path) -> list:
     import h5py
 
     from ..stats import GMMStats
