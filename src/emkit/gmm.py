@@ -18,6 +18,7 @@ from sklearn.exceptions import NotFittedError
 
 from . import _device_fit, _device_infer
 from . import _gmm_estep as estep
+from ._backend import cached_frames
 from ._checkpoint import resumable_em
 from ._fitted import (FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted,
                       without_derived)
@@ -25,7 +26,6 @@ from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step
 from ._gmm_params import COMPUTE_DTYPES as _DTYPES
 from ._gmm_params import check_gmm_parameters, check_weights
 from ._kernels import gmm as kg
-from ._validation import check_frames
 from .io import _registry
 from .kmeans import KMeansMachine
 from ._gmm_reference import e_step, log_likelihood, log_weighted_likelihood, m_step
@@ -383,6 +383,7 @@ class GMMMachine(BaseEstimator):
         dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path (docs/gpu.md)
         X = _device_fit.check_fit_frames(X, self.means.shape[1] if self._has_parameters() else None,
                                          "GMMMachine")
+        X = cached_frames(X)  # a dask array: read once if it fits in memory (emkit.set_config)
         frames = []
 
         def initialize():

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from . import _device_fit
-from ._backend import is_dask_collection, map_reduce
+from ._backend import cached_frames, is_dask_collection, map_reduce
 from ._checkpoint import resumable_em
 from ._config import get_config
 from ._fitted import FittedArray, derived, refreeze, set_fitted, without_derived
@@ -226,7 +226,7 @@ class KMeansMachine(BaseEstimator):
         ``X`` is an (N, D) array-like or a dask array (one task per chunk and iteration).
         """
         dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path, docs/gpu.md
-        X = self._validated(X)
+        X = cached_frames(self._validated(X))  # a dask array: read once if it fits in memory
         frames = None if dev is None else _device_fit.DeviceFrames(X, dev, np.float64, "k-means")
         if frames is None:
             initialize, e_step = (lambda: self.initialize(X)), (lambda: self._e_step(X))
