@@ -4,9 +4,14 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 
 _CONFIG = {"progress": False, "block_rows": None, "device": "cpu", "array_library": None,
-           "device_cache": None}
+           "device_cache": None, "gselect_top_k": None, "gselect_min_posterior": 0.0,
+           "dask_cache": "auto", "dask_cache_fraction": 0.25, "spill_directory": None}
+
+#: Accepted values of ``dask_cache``.
+DASK_CACHE_MODES = ("auto", "memory", "disk", "off")
 
 #: Accepted values of ``array_library`` (``None``: whichever of them is installed, torch first).
 ARRAY_LIBRARIES = (None, "torch", "cupy")
@@ -32,7 +37,9 @@ def _check_device(device) -> str:
 
 def set_config(progress: bool | None = None, block_rows: int | None = None,
                device: str | None = None, array_library: str | None = "keep",
-               device_cache: bool | None | str = "keep") -> None:
+               device_cache: bool | None | str = "keep", gselect_top_k: int | None | str = "keep",
+               gselect_min_posterior: float | None = None, dask_cache: str | None = None,
+               dask_cache_fraction: float | None = None, spill_directory="keep") -> None:
     """Change settings.
 
     progress : bool
@@ -51,7 +58,37 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
         Training data on a CUDA device: ``None`` (default) copies them to the device once when
         they take at most half of its free memory and streams them block by block otherwise;
         ``True`` always copies once, ``False`` always streams.
+    gselect_top_k : int or None
+        Gaussian selection (Kaldi's gselect) in the GMM statistics (``GMMMachine.acc_stats``,
+        ``transform`` and the E-step of ``fit``): only the ``gselect_top_k`` best Gaussians of each
+        frame, found by a float32 pass, get posteriors.  ``None`` (default): exact statistics.
+        Faster for large UBMs (C=2048, k=20: see benchmarks/gselect.py); an approximation.
+    gselect_min_posterior : float in [0, 1)
+        With ``gselect_top_k``: posteriors below this are dropped and the rest renormalised (as
+        Kaldi's ``--min-post``; 0.025 in its i-vector recipes).  Default 0.
+    dask_cache : {"auto", "memory", "disk", "off"}
+        Training inputs that are dask collections are computed once per ``fit``
+        (:mod:`emkit._backend._cache`): a bag of statistics (i-vector, ISV, JFA) is kept on the
+        workers (``"memory"``) or written to per-worker HDF5 files under ``spill_directory`` and
+        read back at every pass (``"disk"``; removed at the end of ``fit``); a dask array of
+        frames (GMM, k-means) is persisted on the workers (``"memory"``) or read from its source
+        at every pass (``"disk"``: it is on disk already).  ``"auto"`` (default) keeps in memory
+        what is estimated to take at most ``dask_cache_fraction`` of the cluster's memory, and
+        spills (streams) the rest; ``"off"`` recomputes the input at every pass (as before).
+    dask_cache_fraction : float in (0, 1]
+        The fraction of the workers' summed memory limit (of this machine's memory without a
+        ``distributed`` client) that ``"auto"`` lets cached inputs take; default 0.25.
+    spill_directory : path or None
+        Where ``"disk"`` writes its files (one uniquely named directory per ``fit``, a
+        subdirectory per worker); ``None``: the temporary directory of each worker
+        (``tempfile.gettempdir()``).  Every worker must be able to read what the others wrote
+        (one host, or a shared file system).
     """
+    if dask_cache is not None and dask_cache not in DASK_CACHE_MODES:
+        raise ValueError(f"dask_cache must be one of {DASK_CACHE_MODES}; got {dask_cache!r}")
+    if dask_cache_fraction is not None and not (isinstance(dask_cache_fraction, (int, float))
+                                                and 0 < dask_cache_fraction <= 1):
+        raise ValueError(f"dask_cache_fraction must be a number in (0, 1]; got {dask_cache_fraction!r}")
     if device_cache != "keep" and device_cache not in (None, True, False):
         raise ValueError(f"device_cache must be None, True or False; got {device_cache!r}")
     if array_library != "keep" and array_library not in ARRAY_LIBRARIES:
@@ -62,6 +99,7 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
         from ._backend._device import resolve_device
 
         resolve_device(new_device, new_library)  # fail now, with what was found, not mid-fit
+    top_k, min_post = _check_gselect(gselect_top_k, gselect_min_posterior)
     if progress is not None:
         _CONFIG["progress"] = bool(progress)
     if block_rows is not None:
@@ -71,6 +109,32 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
     _CONFIG["device"], _CONFIG["array_library"] = new_device, new_library
     if device_cache != "keep":
         _CONFIG["device_cache"] = device_cache
+    if gselect_top_k != "keep":
+        _CONFIG["gselect_top_k"] = top_k
+    if min_post is not None:
+        _CONFIG["gselect_min_posterior"] = min_post
+    if dask_cache is not None:
+        _CONFIG["dask_cache"] = dask_cache
+    if dask_cache_fraction is not None:
+        _CONFIG["dask_cache_fraction"] = float(dask_cache_fraction)
+    if spill_directory != "keep":
+        _CONFIG["spill_directory"] = None if spill_directory is None else str(spill_directory)
+
+
+def _check_gselect(top_k, min_posterior):
+    """The Gaussian-selection settings checked (the upper bound of top_k, C, is checked at use)."""
+    if top_k not in ("keep", None):
+        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+            raise ValueError(f"gselect_top_k must be None or a positive integer (Gaussians kept "
+                             f"per frame); got {top_k!r}")
+        top_k = int(top_k)
+    if min_posterior is not None:
+        if (isinstance(min_posterior, bool) or not isinstance(min_posterior, numbers.Real)
+                or not 0.0 <= min_posterior < 1.0):
+            raise ValueError(f"gselect_min_posterior must be a float in [0, 1); got "
+                             f"{min_posterior!r}")
+        min_posterior = float(min_posterior)
+    return top_k, min_posterior
 
 
 @contextlib.contextmanager

@@ -159,6 +159,14 @@ def _feed_dask(h, X) -> None:
     if hasattr(X, "chunks") and hasattr(X, "dtype"):
         h.update(f"dask.array|{np.dtype(X.dtype).str}|{X.shape}|{X.chunks}|".encode())
     elif hasattr(X, "npartitions"):
+        from ._backend._cache import piece_digests
+
+        cached = piece_digests(X, _digest)  # a bag cached by fit: the digests of its input's
+        if cached is not None:
+            h.update(f"dask.bag|{cached[0]}|".encode())
+            for digest in cached[1]:
+                h.update(digest)
+            return
         h.update(f"dask.bag|{X.npartitions}|".encode())
     else:
         h.update(b"dask.delayed|")

@@ -9,32 +9,69 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _device_infer
 from ._backend import is_dask_collection, map_ordered, map_reduce
 from ._config import get_config
 from ._kernels import gmm as kg
+from ._kernels import gselect as kgs
 from ._validation import check_block, check_frames
 from .stats import GMMStats
 
 
-def block_rows() -> int:
-    """Rows per block of the E-step products (``emkit.config_context(block_rows=...)``)."""
-    return get_config()["block_rows"] or kg.DEFAULT_BLOCK_ROWS
+def block_rows(coef: kg.DiagGMMCoefficients | None = None) -> int:
+    """Rows per block of the E-step products (``emkit.config_context(block_rows=...)``); by default
+    sized from the number of Gaussians of ``coef`` and this machine's caches."""
+    rows = get_config()["block_rows"]
+    if rows:
+        return rows
+    if coef is None:
+        return kg.DEFAULT_BLOCK_ROWS
+    return kg.default_block_rows(coef.n_gaussians, coef.coef.itemsize)
+
+
+def selection(top_k=None, min_posterior=None, n_gaussians: int | None = None):
+    """The Gaussian selection in force, ``(top_k, min_posterior)``, or None for exact statistics.
+
+    ``top_k``/``min_posterior`` given (not None) override ``emkit.config_context(gselect_top_k=...,
+    gselect_min_posterior=...)``; errors name the argument that was used.
+    """
+    config = get_config()
+    k_name = "top_k" if top_k is not None else "gselect_top_k"
+    p_name = "min_posterior" if min_posterior is not None else "gselect_min_posterior"
+    k = config["gselect_top_k"] if top_k is None else top_k
+    p = config["gselect_min_posterior"] if min_posterior is None else min_posterior
+    if k is None:
+        if p:
+            raise ValueError(f"{p_name}={p!r} needs a Gaussian selection: set top_k (or "
+                             "gselect_top_k in emkit.config_context) too")
+        return None
+    return kgs.check_selection(k, p, n_gaussians, (k_name, p_name))
 
 
 def stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: bool = True,
-                shifted: bool = True, check: bool = False) -> GMMStats:
+                shifted: bool = True, check: bool = False, selection=None) -> GMMStats:
     """Statistics of the rows of ``X`` (N, D); without ``second_order``, ``sum_pxx`` is left at zero.
 
     ``shifted`` keeps the moments about the coefficients' shift in the result (for the M-step;
     per-session statistics leave them out, to keep their memory at the reference's).  ``check``
-    refuses NaN/inf in ``X`` (a dask chunk: numpy input is checked up front).
+    refuses NaN/inf in ``X`` (a dask chunk: numpy input is checked up front).  ``selection``:
+    ``(top_k, min_posterior[, SelectionCoefficients])`` for Gaussian selection
+    (:mod:`emkit._kernels.gselect`, on the CPU), None: exact.  Exact statistics with a device
+    configured in the process where it runs (a dask worker's own configuration) use the generic
+    kernels there (:func:`emkit._device_infer.chunk_stats`).
     """
     X = np.atleast_2d(np.asarray(X))
     if check:
         check_block(X, "X")
+    dev = _device_infer.device() if selection is None else None
+    if dev is not None and X.shape[0]:
+        return _device_infer.chunk_stats(X, coef, second_order, shifted, dev)
     C, D = coef.n_gaussians, coef.n_features
     if X.shape[0] == 0:
         ll, n, px, pxx = 0.0, np.zeros(C), np.zeros((C, D)), np.zeros((C, D)) if second_order else None
+    elif selection is not None:
+        ll, n, px, pxx = kgs.accumulate_selected_statistics(X, coef, *selection[:2], block_rows,
+                                                            second_order, *selection[2:])
     else:
         ll, n, px, pxx = kg.accumulate_shifted_statistics(X, coef, block_rows, second_order)
     return GMMStats._from_shifted(ll, int(X.shape[0]), n, coef.shift, px, pxx, keep_shift=shifted)
@@ -67,39 +104,116 @@ def check_frames_of(data, coef: kg.DiagGMMCoefficients, name: str = "data", allo
     return check_frames(data, name, n_features=coef.n_features, allow_empty=allow_empty, owner="GMMMachine")
 
 
+def _weighted_block(X, coef):
+    dev = _device_infer.device()  # the configuration of the process where it runs
+    if dev is None or X.shape[0] == 0:
+        return kg.log_weighted_likelihood(X, coef, block_rows(coef))
+    return _device_infer.log_weighted_likelihood(X, coef, dev)
+
+
+def _likelihood_block(X, coef):
+    dev = _device_infer.device()
+    if dev is None or X.shape[0] == 0:
+        return kg.log_likelihood(X, coef, block_rows(coef))
+    return _device_infer.log_likelihood(X, coef, dev)
+
+
 def weighted_log_likelihoods(data, coef: kg.DiagGMMCoefficients):
-    """``log w_c + log N(x_t | mu_c, var_c)``, shape **(C, N)**, of checked ``data`` (numpy or dask)."""
+    """``log w_c + log N(x_t | mu_c, var_c)``, shape **(C, N)**, of checked ``data`` (numpy or
+    dask); on the device configured where the rows (or chunks) are computed."""
     if is_dask_collection(data):
-        return data.map_blocks(dask_block, kg.log_weighted_likelihood, coef, "data", dtype=float,
+        return data.map_blocks(dask_block, _weighted_block, coef, "data", dtype=float,
                                chunks=(data.chunks[0], (coef.n_gaussians,))).T
-    return kg.log_weighted_likelihood(data, coef, block_rows()).T
+    return _weighted_block(data, coef).T
 
 
 def log_likelihoods(data, coef: kg.DiagGMMCoefficients):
     """Per-sample ``log sum_c w_c N(x_t | mu_c, var_c)``, shape (N,), of checked ``data``."""
     if is_dask_collection(data):
-        return data.map_blocks(dask_block, kg.log_likelihood, coef, "data", drop_axis=1, dtype=float)
-    return kg.log_likelihood(data, coef, block_rows())
+        return data.map_blocks(dask_block, _likelihood_block, coef, "data", drop_axis=1, dtype=float)
+    return _likelihood_block(data, coef)
 
 
-def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True) -> GMMStats:
+def _with_constants(selection, coef):
+    """``selection`` with the model's selection constants, computed once for all chunks."""
+    if selection is None:
+        return None
+    return (*selection[:2], kgs.SelectionCoefficients.from_coefficients(coef))
+
+
+def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True,
+                selection=None) -> GMMStats:
     """The statistics of every row of checked ``X`` (N, D) summed (moments about the shift kept,
-    for the M-step), by the backend's ``map_reduce``; non-finite results are refused."""
-    stats = map_reduce(stats_chunk, X, coef, block_rows(), second_order, True, is_dask_collection(X))
+    for the M-step), by the backend's ``map_reduce``; non-finite results are refused.  With a
+    device configured (and exact statistics), in-memory frames are copied once or streamed to it
+    as in ``fit`` (:class:`emkit._device_fit.DeviceFrames`) and dask chunks use the workers'
+    devices; Gaussian selection runs on the CPU."""
+    dev = None if is_dask_collection(X) or selection is not None else _device_infer.device()
+    if dev is not None:
+        from ._device_fit import DeviceFrames, gmm_statistics
+
+        frames = DeviceFrames(X, dev, coef.coef.dtype, "GMM statistics")
+        return gmm_statistics(frames, coef, second_order)
+    stats = map_reduce(stats_chunk, X, coef, block_rows(coef), second_order, True, is_dask_collection(X),
+                       _with_constants(selection, coef))
     return check_stats_finite(stats)
 
 
-def session_stats(X, coef: kg.DiagGMMCoefficients) -> list:
+#: Short sessions are batched for Gaussian selection: at most this many frames per batch, and at
+#: most this many bytes of per-session statistics; a longer session goes alone, in bounded blocks.
+GROUP_FRAMES, GROUP_BYTES = 8192, 8 * 2**20
+
+
+def _session_groups(lengths, n_gaussians: int, n_features: int) -> list:
+    """``(first, stop)`` index ranges of consecutive sessions batched together."""
+    most = max(1, GROUP_BYTES // (8 * n_gaussians * (2 * n_features + 1)))
+    groups, first, frames = [], 0, 0
+    for i, n in enumerate(lengths):
+        if i > first and (frames + n > GROUP_FRAMES or i - first >= most):
+            groups.append((first, i))
+            first, frames = i, 0
+        frames += n
+    return groups + [(first, len(lengths))] if lengths else groups
+
+
+def _selected_session_stats(sessions, coef, rows: int, selection) -> list:
+    """:func:`session_stats` with Gaussian selection: short sessions batched into one kernel call
+    (:func:`~emkit._kernels.gselect.accumulate_selected_session_statistics`)."""
+    lengths = [int(np.atleast_2d(x).shape[0]) for x in sessions]
+
+    def group(bounds):
+        first, stop = bounds
+        if stop - first == 1 and lengths[first] > GROUP_FRAMES:
+            return [stats_chunk(sessions[first], coef, rows, True, False, False, selection)]
+        X = np.concatenate([np.atleast_2d(x) for x in sessions[first:stop]])
+        ll, n, px, pxx = kgs.accumulate_selected_session_statistics(
+            X, lengths[first:stop], coef, *selection[:2], *selection[2:])
+        return [GMMStats._from_shifted(float(ll[i]), lengths[first + i], n[i].copy(), coef.shift,
+                                       px[i], pxx[i], keep_shift=False) for i in range(stop - first)]
+
+    groups = map_ordered(group, _session_groups(lengths, coef.n_gaussians, coef.n_features))
+    return [check_stats_finite(s, f"X[{i}]") for i, s in enumerate(x for g in groups for x in g)]
+
+
+def session_stats(X, coef: kg.DiagGMMCoefficients, selection=None) -> list:
     """One :class:`GMMStats` per element of ``X``: per session for a list of (n_frames, D) arrays or
     a 3-D array, per row (frame) for a 2-D array; errors name ``X[i]``."""
-    rows = block_rows()
+    rows = block_rows(coef)
     if is_dask_collection(X) and getattr(X, "ndim", 0) == 2:
         X = np.asarray(check_frames_of(X, coef, "X"))  # the N results are in memory anyway
     if isinstance(X, np.ndarray) and X.ndim == 2:  # one session per row: check them all at once
         X = check_frames_of(X, coef, "X")
     sessions = [check_frames_of(x, coef, f"X[{i}]") for i, x in enumerate(X)]
+    if selection is not None:
+        return _selected_session_stats(sessions, coef, rows, _with_constants(selection, coef))
+    dev = _device_infer.device()  # resolved once for all the sessions
 
     def one(i):
-        return check_stats_finite(stats_chunk(sessions[i], coef, rows, True, False), f"X[{i}]")
+        x = sessions[i]
+        if dev is not None and len(x):
+            stats = _device_infer.chunk_stats(np.atleast_2d(np.asarray(x)), coef, True, False, dev)
+        else:
+            stats = stats_chunk(x, coef, rows, True, False)
+        return check_stats_finite(stats, f"X[{i}]")
 
     return map_ordered(one, range(len(sessions)))

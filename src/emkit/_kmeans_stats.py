@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _device_infer
 from ._kernels import kmeans as kk
 from ._validation import check_block
 
@@ -69,10 +70,14 @@ class KMeansStats:
 
 def kmeans_chunk_stats(X, coef: kk.CentroidCoefficients, block_rows: int, squares: bool,
                        check: bool = False) -> KMeansStats:
-    """Chunk function for :func:`emkit._backend.map_reduce` (``check``: refuse NaN/inf in a dask chunk)."""
+    """Chunk function for :func:`emkit._backend.map_reduce` (``check``: refuse NaN/inf in a dask chunk);
+    on the device configured in the process where it runs, if any (a dask worker's own)."""
     X = np.asarray(X)
     if check:
         check_block(X, "X")
+    dev = _device_infer.device()
+    if dev is not None and X.shape[0]:
+        return _device_infer.kmeans_chunk(X, coef, squares, dev)
     r = kk.lloyd_statistics(X, coef, block_rows, squares=squares, n_far=coef.n_clusters)
     return KMeansStats(r["counts"], r["sums"], r["sum_min_dist"], X.shape[0], r["sq_sums"],
                        r["far_points"], r["far_dists"], coef)

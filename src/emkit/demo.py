@@ -71,6 +71,8 @@ class DemoConfig:
     plda_model: str = "two-covariance"
     plda_dim_f: int | None = None
     systems: tuple = tuple(SYSTEM_TITLES)
+    gselect: int | None = None          # Gaussian selection in the statistics (None: exact)
+    min_posterior: float = 0.0          # with gselect: posteriors below it dropped
 
 
 @dataclass
@@ -195,10 +197,12 @@ def run_demo(output=None, *, seed: int = 0, config: DemoConfig | None = None,
         ubm = train_ubm(frames, cfg.n_gaussians, max_iterations=cfg.ubm_iterations,
                         kmeans_iterations=cfg.kmeans_iterations, seed=seed)
         write("ubm.h5", ubm.save)
+        selection = {"top_k": cfg.gselect, "min_posterior": cfg.min_posterior
+                     if cfg.gselect else None}
         train_stats = compute_stats(ubm, [jv.utterances[i] for i in train], progress=progress,
-                                    desc="training statistics")
+                                    desc="training statistics", **selection)
         probe_stats = compute_stats(ubm, [jv.utterances[i] for i in probes], progress=progress,
-                                    desc="probe statistics")
+                                    desc="probe statistics", **selection)
         per_model = [[train_stats[k] for k in np.flatnonzero(train_labels == s)] for s in speakers]
 
         factories = _demo_systems(cfg, seed, ubm, train_stats, train_labels, progress)

@@ -46,6 +46,8 @@ def recipe_text(config: DemoConfig | None = None, seed: int = 0, work_dir: str =
         "ivector-plda": f'kind = "ivector"\ndim = {cfg.ivector_dim}\n'
                         f'iterations = {cfg.ivector_iterations}\nbackend = "plda"',
     }
+    selection = "" if cfg.gselect is None else (
+        f"\ngselect = {cfg.gselect}\nmin_posterior = {cfg.min_posterior!r}")
     blocks = "\n\n".join(f"[systems.{name}]\n{text}" for name, text in systems.items()
                          if name in cfg.systems)
     return f"""\
@@ -68,7 +70,7 @@ features = ["data/train.npz", "data/probes.npz"]
 data = "train"
 gaussians = {cfg.n_gaussians}
 iterations = {cfg.ubm_iterations}
-kmeans_iterations = {cfg.kmeans_iterations}
+kmeans_iterations = {cfg.kmeans_iterations}{selection}
 
 {blocks}
 

@@ -16,7 +16,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
+from . import _device_fit, _device_infer
 from . import _gmm_estep as estep
+from ._backend import cached_frames
 from ._checkpoint import resumable_em
 from ._fitted import (FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted,
                       without_derived)
@@ -24,7 +26,6 @@ from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step
 from ._gmm_params import COMPUTE_DTYPES as _DTYPES
 from ._gmm_params import check_gmm_parameters, check_weights
 from ._kernels import gmm as kg
-from ._validation import check_frames
 from .io import _registry
 from .kmeans import KMeansMachine
 from ._gmm_reference import e_step, log_likelihood, log_weighted_likelihood, m_step
@@ -320,18 +321,19 @@ class GMMMachine(BaseEstimator):
         coef = self._coefficients()
         return estep.log_likelihoods(estep.check_frames_of(data, coef), coef)
 
-    def acc_stats(self, X) -> GMMStats:
-        """Statistics of all rows of ``X`` (N, D) in one :class:`GMMStats` (dask input is computed)."""
+    def acc_stats(self, X, top_k=None, min_posterior=None) -> GMMStats:
+        """Statistics of all rows of ``X`` (N, D) in one :class:`GMMStats` (dask input is computed);
+        ``top_k``/``min_posterior``: Gaussian selection (default: config's ``gselect_*``, or exact)."""
         coef = self._coefficients()
-        return estep.total_stats(estep.check_frames_of(X, coef, "X"), coef)
+        return estep.total_stats(estep.check_frames_of(X, coef, "X"), coef, True,
+                                 estep.selection(top_k, min_posterior, coef.n_gaussians))
 
-    def transform(self, X) -> list:
-        """One :class:`GMMStats` per element of ``X``.
-
-        A list of (n_frames, D) arrays or a 3-D array gives one statistics object per session; a
-        2-D array gives one per row (per frame), as in the reference.
-        """
-        return estep.session_stats(X, self._coefficients())
+    def transform(self, X, top_k=None, min_posterior=None) -> list:
+        """One :class:`GMMStats` per session of ``X`` (a list of (n_frames, D) arrays or a 3-D
+        array), or per row of a 2-D array, as in the reference; ``top_k``/``min_posterior``: see
+        ``acc_stats``."""
+        coef = self._coefficients()
+        return estep.session_stats(X, coef, estep.selection(top_k, min_posterior, coef.n_gaussians))
 
     stats_per_sample = transform
 
@@ -367,7 +369,8 @@ class GMMMachine(BaseEstimator):
         if not single:  # a single GMMStats keeps its moments about a shift (precise variances)
             stats = batch.total()
         self._copy_from_ubm()
-        apply_m_step(self, stats)
+        if not _device_infer.adapt_machine(self, stats):  # MAP of the means on a device, or:
+            apply_m_step(self, stats)
         return self
 
     def fit(self, X, y=None):
@@ -377,8 +380,11 @@ class GMMMachine(BaseEstimator):
         summed in a fixed order).  Calling ``fit`` again continues from the current parameters.
         """
         self._check_parameters()
-        X = check_frames(X, "X", n_features=self.means.shape[1] if self._has_parameters() else None,
-                         ensure_2d=True, owner="GMMMachine", known_rows=True)
+        dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path (docs/gpu.md)
+        X = _device_fit.check_fit_frames(X, self.means.shape[1] if self._has_parameters() else None,
+                                         "GMMMachine")
+        X = cached_frames(X)  # a dask array: read once if it fits in memory (emkit.set_config)
+        frames = []
 
         def initialize():
             if not self._has_parameters():
@@ -387,9 +393,15 @@ class GMMMachine(BaseEstimator):
                 logger.warning("Variances were not defined before fit. Using variance=1")
                 self.variances = np.ones_like(self.means, dtype=float)
 
-        def e_step_():
-            # the M-step only reads sum_pxx when it updates variances
-            return estep.total_stats(X, self._coefficients(), self.update_variances)
+        def e_step_():  # sum_pxx is read only when the M-step updates variances
+            coef = self._coefficients()
+            selection = estep.selection(n_gaussians=coef.n_gaussians)  # config's gselect, or None
+            if dev is None or selection is not None:
+                return estep.total_stats(X, coef, self.update_variances, selection)
+            if not frames:  # after the initialisation, which may run k-means on the device too
+                frames.append(_device_fit.DeviceFrames(X, dev, _DTYPES[self.compute_dtype],
+                                                       f"GMM {self.trainer.upper()}"))
+            return _device_fit.gmm_statistics(frames[0], coef, self.update_variances)
 
         def m_step_(stats):
             apply_m_step(self, stats)

@@ -10,7 +10,8 @@ import logging
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ._backend import is_dask_collection, map_reduce
+from . import _device_fit
+from ._backend import cached_frames, is_dask_collection, map_reduce
 from ._checkpoint import resumable_em
 from ._config import get_config
 from ._fitted import FittedArray, derived, refreeze, set_fitted, without_derived
@@ -192,11 +193,11 @@ class KMeansMachine(BaseEstimator):
     # -- training --------------------------------------------------------------------------
     def _validated(self, X):
         self._check_hyperparameters()
-        return check_frames(X, "X", ensure_2d=True, known_rows=True)
+        return _device_fit.check_fit_frames(X, None, "KMeansMachine")
 
     def initialize(self, data):
         """Set ``centroids_`` to their initial values (``init_method``)."""
-        data = self._validated(data)
+        data = _device_fit.to_host(self._validated(data))
         rs = check_random_state(self.random_state)
         set_fitted(self, "centroids_", initial_centroids(
             data, self.n_clusters, self.init_method, rs, init_max_iter=self.init_max_iter,
@@ -224,11 +225,21 @@ class KMeansMachine(BaseEstimator):
 
         ``X`` is an (N, D) array-like or a dask array (one task per chunk and iteration).
         """
-        X = self._validated(X)
-        result = resumable_em(self, X, initialize=lambda: self.initialize(X),
+        dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path, docs/gpu.md
+        X = cached_frames(self._validated(X))  # a dask array: read once if it fits in memory
+        frames = None if dev is None else _device_fit.DeviceFrames(X, dev, np.float64, "k-means")
+        if frames is None:
+            initialize, e_step = (lambda: self.initialize(X)), (lambda: self._e_step(X))
+        else:  # k-means|| scoring and Lloyd E-steps on the device
+            from ._kmeans_init_device import initialize_on_device
+
+            initialize = lambda: initialize_on_device(self, frames)  # noqa: E731
+            e_step = lambda: _device_fit.kmeans_statistics(  # noqa: E731
+                frames, self._coefficients())
+        result = resumable_em(self, X, initialize=initialize,
                               get_state=lambda: {"centroids": self.centroids_},
                               set_state=lambda arrays: setattr(self, "centroids_", arrays["centroids"]),
-                              e_step=lambda: self._e_step(X), m_step=self._m_step,
+                              e_step=e_step, m_step=self._m_step,
                               max_iterations=self.max_iter, convergence_threshold=self.convergence_threshold,
                               name="k-means", quantity="average squared distance")
         if result.history:
@@ -263,8 +274,15 @@ class KMeansMachine(BaseEstimator):
         gets no sample has weight 0 and the variance of the whole data.
         """
         self._check_fitted()
-        data = check_frames(data, "data", n_features=self.centroids_.shape[1], owner="KMeansMachine")
-        stats = map_reduce(kmeans_chunk_stats, data, self._coefficients(), _block_rows(), True, is_dask_collection(data))
+        dev = _device_fit.fit_device(data, dask_on_workers=True)
+        if dev is None:
+            data = check_frames(data, "data", n_features=self.centroids_.shape[1], owner="KMeansMachine")
+            stats = map_reduce(kmeans_chunk_stats, data, self._coefficients(), _block_rows(), True,
+                               is_dask_collection(data))
+        else:
+            data = _device_fit.check_fit_frames(data, self.centroids_.shape[1], "KMeansMachine")
+            frames = _device_fit.DeviceFrames(data, dev, np.float64, "k-means cluster variances")
+            stats = _device_fit.kmeans_statistics(frames, self._coefficients(), squares=True)
         counts = stats.counts
         weights = counts / counts.sum()
         variances = stats.variances()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _config
 from .gmm import GMMMachine
 from .stats import GMMStats, as_stats_sequence
 
@@ -73,9 +74,29 @@ def linear_scoring(models_means, ubm: GMMMachine, test_stats, test_channel_offse
     P, t = len(probes), probes.t
     offsets = _offsets_array(test_channel_offsets, P, C, D)
 
+    if _config._CONFIG["device"] != "cpu":  # scoring on a CUDA device (docs/gpu.md)
+        scores = _device_scores(models, ubm, probes, offsets, frame_length_normalization)
+        if scores is not None:
+            return scores
     a = ((models - ubm.means) / ubm.variances).reshape(len(models), C * D)
     b = (probes.sum_px - probes.n[:, :, None] * (ubm.means + offsets)).reshape(P, C * D)
     if frame_length_normalization:
         with np.errstate(divide="ignore", invalid="ignore"):
             b = np.where(np.abs(t)[:, None] <= EPSILON, 0.0, b / t[:, None])
     return a @ b.T
+
+
+def _device_scores(models, ubm, probes, offsets, frame_length_normalization):
+    """The scores computed on the configured device (numpy float64), or None for the CPU."""
+    from ._backend._device import current_device, to_numpy
+    from ._device_fit import put
+    from ._kernels.scoring_xp import linear_scores
+
+    dev = current_device()
+    if dev.is_cpu:  # device="auto" without a usable GPU
+        return None
+    args = (models, ubm.means, ubm.variances, probes.n, probes.sum_px, np.asarray(probes.t, float),
+            np.ascontiguousarray(offsets))
+    return to_numpy(linear_scores(*(put(a, dev) for a in args[:6]),
+                                  offsets=put(args[6], dev),
+                                  frame_length_normalization=frame_length_normalization))

@@ -52,3 +52,30 @@ def test_demo_explains_the_weak_jfa_under_its_table():
     other = run_demo(None, config=dataclasses.replace(config, systems=("gmm-map",)),
                      progress=False, echo=lines.append)
     assert "note:" not in other.table
+
+
+def test_demo_gaussian_selection_all_gaussians_is_exact_and_fewer_change_the_scores():
+    config = DemoConfig(systems=("gmm-map",), ubm_iterations=5)
+    exact = run_demo(None, config=config, progress=False, echo=lambda text: None)
+    full = run_demo(None, config=dataclasses.replace(config, gselect=4), progress=False,
+                    echo=lambda text: None)
+    one = run_demo(None, config=dataclasses.replace(config, gselect=1), progress=False,
+                   echo=lambda text: None)
+    np.testing.assert_allclose(full.scores["gmm-map"], exact.scores["gmm-map"], rtol=1e-9)
+    assert not np.allclose(one.scores["gmm-map"], exact.scores["gmm-map"], rtol=1e-3)
+
+
+def test_demo_gselect_options_are_checked(tmp_path):
+    from click.testing import CliRunner
+
+    from emkit.cli import cli
+
+    out = CliRunner().invoke(cli, ["demo", "-o", str(tmp_path / "d"), "--gselect", "5"])
+    assert out.exit_code == 2 and "5 is more than the UBM's 4 Gaussians" in out.output
+    out = CliRunner().invoke(cli, ["demo", "-o", str(tmp_path / "d"), "--min-posterior", "0.1"])
+    assert out.exit_code == 2 and "--min-posterior needs --gselect" in out.output
+    out = CliRunner().invoke(cli, ["demo", "--export", str(tmp_path / "e"), "--gselect", "2",
+                                   "--min-posterior", "0.025"])
+    assert out.exit_code == 0, out.output
+    text = (tmp_path / "e" / "recipe.toml").read_text()
+    assert "gselect = 2\nmin_posterior = 0.025\n" in text

@@ -92,6 +92,16 @@ def test_system_parameter_reruns_only_that_system(project):
         "calibrate:isv", "evaluate"]
 
 
+def test_gaussian_selection_reruns_the_statistics_steps_not_the_ubm(project):
+    raw = (project / "work" / "systems" / "isv" / "eval.raw.txt").read_text()
+    edit(project, "kmeans_iterations = 3", "kmeans_iterations = 3\ngselect = 1")
+    assert ran(run_recipe(project / "recipe.toml")[0]) == [
+        "train:isv", "score:gmm:dev", "score:gmm:eval", "score:isv:dev", "score:isv:eval",
+        "norm:gmm:dev", "norm:gmm:eval", "norm:isv:dev", "norm:isv:eval", "calibrate:gmm",
+        "calibrate:isv", "evaluate"]
+    assert (project / "work" / "systems" / "isv" / "eval.raw.txt").read_text() != raw
+
+
 def test_changed_audio_file_reruns_its_dependants(project):
     wav = project / "data" / "test" / "wav" / "spk9-s1.wav"
     sf.write(wav, voice(9, 1) + 0.02 * np.random.default_rng(7).standard_normal(9600), RATE,

@@ -54,7 +54,7 @@ def test_valid_recipe_with_defaults(project):
     r = load_recipe(project / "recipe.toml")
     assert r["work_dir"] == str(project / "work") and r["seed"] == 0
     assert r["ubm"] == {"data": "train", "gaussians": 8, "iterations": 25,
-                        "kmeans_iterations": 20}
+                        "kmeans_iterations": 20, "gselect": None, "min_posterior": 0.0}
     assert r["systems"]["isv"] == {"kind": "isv", "data": "train", "relevance_factor": 4.0,
                                    "rank_u": 2, "iterations": 10}
     assert r["systems"]["ivec"]["backend"] == "cosine"
@@ -108,6 +108,13 @@ def test_relative_recipe_path_gives_absolute_paths(project, monkeypatch):
     ('[data.train]\nfeatures = ["train.npz"]\nutt2spk = "utt2spk"',
      '[data.train]\nfeatures = ["train.npz"]', "systems.isv.data", "needs speaker labels"),
     ("[ubm]", "[features]\nnum_ceps = 13\n[ubm]", "features", "need a data set with 'audio'"),
+    ("gaussians = 8", "gaussians = 8\ngselect = 9", "ubm.gselect",
+     "must be at most ubm.gaussians (8); got 9"),
+    ("gaussians = 8", "gaussians = 8\ngselect = 0", "ubm.gselect", "must be > 0; got 0"),
+    ("gaussians = 8", "gaussians = 8\ngselect = 2\nmin_posterior = 1.0", "ubm.min_posterior",
+     "must be in [0, 1); got 1.0"),
+    ("gaussians = 8", "gaussians = 8\nmin_posterior = 0.1", "ubm.min_posterior",
+     "needs ubm.gselect"),
     ('[data.train]\nfeatures = ["train.npz"]\nutt2spk = "utt2spk"\n[data.test]\n'
      'features = ["test.npz"]', 'data = "x"', "data", "must be a table; got str"),
 ])

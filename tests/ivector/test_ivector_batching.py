@@ -58,3 +58,17 @@ def test_default_batch_used_by_fit(setup, monkeypatch):
     IVectorMachine(ubm, **dict(cfg, max_iterations=1)).fit(stats)
     assert kiv.default_batch_size(8, 3, 40) >= len(stats)
     assert seen == [len(stats)]
+
+
+@pytest.mark.parametrize("batch_size, shared", [(1, False), (4, True), (None, False), (None, True)])
+def test_large_rank_batching_same_numbers_as_before(monkeypatch, batch_size, shared):
+    """R = 110 (the LAPACK posteriors' recursive triangular inverse, several leaves): batch sizes,
+    shared or per-thread accumulators give the numbers of the stacked kernels before them
+    (tests/data/ivector_batching/lapack_before.npz, made by the script next to it), within 1e-10."""
+    large = dict(C=5, D=3, R=110, S=14, seed=8)
+    before = dict(np.load(DATA / "ivector_batching" / "lapack_before.npz"))
+    ubm, stats, cfg = problem(**large)
+    if shared:
+        monkeypatch.setattr(module, "_MAX_ACCUMULATOR_PER_THREAD", 0)
+    machine = IVectorMachine(ubm, batch_size=batch_size, **dict(cfg, max_iterations=2)).fit(stats)
+    _check(machine, stats, before)

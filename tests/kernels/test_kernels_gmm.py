@@ -47,3 +47,67 @@ def test_float32_compute_is_close_and_returns_float64():
     for a, b in zip(r32[1:], r64[1:]):
         assert a.dtype == np.float64
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def _blobs_problem(seed=3, N=700, D=6, C=40, spread=6.0):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(C, D)) * spread
+    X = means[rng.integers(0, C, N)] + rng.normal(size=(N, D))
+    variances = rng.uniform(0.2, 1.5, size=(C, D))
+    weights = rng.dirichlet(np.ones(C))
+    return X, means, variances, weights
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_statistics_do_not_depend_on_block_rows_or_pass_slices(dtype, monkeypatch):
+    """Blocks of 1 to 1000 rows and exp/log-sum-exp passes over slices of 1 to all rows of a block
+    give the same statistics (float64: 1e-10 relative)."""
+    X, means, variances, weights = _blobs_problem()
+    coef = kg.DiagGMMCoefficients.from_parameters(means, variances, np.log(weights), dtype=dtype)
+    ref = kg.accumulate_statistics(X, coef, 1000)
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    for rows, pass_bytes in [(1, kg.PASS_BYTES), (7, 1), (64, 3 * 40 * 8), (1000, 1), (256, 10**9)]:
+        monkeypatch.setattr(kg, "PASS_BYTES", pass_bytes)
+        got = kg.accumulate_statistics(X, coef, rows)
+        np.testing.assert_allclose(got[0], ref[0], rtol=tol)
+        for a, b in zip(got[1:], ref[1:]):
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+        np.testing.assert_allclose(kg.log_likelihood(X, coef, rows), kg.log_likelihood(X, coef, 1000), rtol=tol)
+
+
+def test_default_block_rows_fit_the_cache_and_stay_in_range():
+    l2 = kg._l2_bytes()
+    assert l2 > 0
+    assert kg.default_block_rows(2048) * 2048 * 8 <= max(4 * l2, 512 * 2048 * 8)
+    assert 512 <= kg.default_block_rows(10**6) and kg.default_block_rows(1) <= 4096
+    assert kg.default_block_rows(1024, 4) == min(4096, max(512, 4 * l2 // (1024 * 4)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_responsibilities_below_the_normal_range_are_zero_not_subnormal(dtype):
+    """exp(L - max) under the dtype's smallest normal number is set to 0 (subnormal operands are
+    slow on many x86 cores); everything at or above it is kept exactly."""
+    tiny = np.finfo(dtype).tiny
+    floor = np.log(tiny)
+    L = np.array([[0.0, floor - 5.0, floor + 1.0, floor - 0.5, -1.0]], dtype=dtype) + dtype(3.0)
+    mx, s = np.empty(1, dtype), np.empty(1, dtype)
+    kg._log_normalise_rows(L, mx, s)
+    expected = np.exp(np.array([0.0, -np.inf, floor + 1.0, -np.inf, -1.0]))
+    assert mx[0] == dtype(3.0)
+    np.testing.assert_allclose(L[0], expected, rtol=1e-6 if dtype == np.float32 else 1e-14)
+    assert L[0, 1] == 0.0 and L[0, 3] == 0.0 and L[0, 2] >= tiny
+    assert s[0] == pytest.approx(expected.sum(), rel=1e-6)
+
+
+def test_far_apart_gaussians_give_the_naive_statistics():
+    """Frames whose log-likelihoods differ by hundreds between Gaussians (their smallest
+    responsibilities far below the normal range) give the naive statistics to 1e-10."""
+    X, means, variances, weights = _blobs_problem(seed=5, N=300, D=4, C=12, spread=30.0)
+    coef = kg.DiagGMMCoefficients.from_parameters(means, variances, np.log(weights))
+    lwl, ll, R = _naive(X, means, variances, weights)
+    assert (lwl - lwl.max(1, keepdims=True) < np.log(np.finfo(float).tiny)).any()
+    total, n, sum_px, sum_pxx = kg.accumulate_statistics(X, coef, 64)
+    np.testing.assert_allclose(total, ll.sum(), rtol=1e-12)
+    np.testing.assert_allclose(n, R.sum(0), rtol=1e-10, atol=1e-300)
+    np.testing.assert_allclose(sum_px, R.T @ X, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(sum_pxx, R.T @ X**2, rtol=1e-10, atol=1e-8)

@@ -28,7 +28,10 @@ import numpy as np
 
 from .._validation import is_dask_collection
 
-__all__ = ["map_reduce", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map", "map_pieces"]
+__all__ = ["map_reduce", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map", "map_pieces", "computed_once", "cached_frames", "cached_in_memory",
+           "prepared_on_workers"]
+
+from ._cache import cached_frames, cached_in_memory, computed_once, prepared_on_workers  # noqa: E402  (dask inputs computed once per fit)
 
 #: Below this many rows a numpy input is processed in the calling thread.
 _MIN_ROWS_PER_THREAD = 8192
@@ -248,7 +251,7 @@ def _map_dask_array(chunk_fn, X, params, with_offset):
 
     if X.ndim == 2 and len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
-    shared = dask.delayed(params, pure=True, traverse=False)
+    shared = _shared_params(params)
     if with_offset:
         offsets = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).tolist()
         task = dask.delayed(_call_with_offset, pure=True)
@@ -262,10 +265,40 @@ def _map_dask_array(chunk_fn, X, params, with_offset):
     return total
 
 
+#: Parameters of a pass larger than this go to every worker once, ahead of the tasks
+#: (``Client.scatter(broadcast=True)``), instead of inside the task graph through the scheduler.
+_SCATTER_BYTES = 1 << 20
+
+
+def _array_bytes(obj, depth: int = 0) -> int:
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if depth > 3:
+        return 0
+    if isinstance(obj, (tuple, list)):
+        return sum(_array_bytes(o, depth + 1) for o in obj)
+    fields = getattr(obj, "__dict__", None)
+    return sum(_array_bytes(o, depth + 1) for o in fields.values()) if fields else 0
+
+
+def _shared_params(params):
+    """``params`` as one task-graph value: a future scattered to every worker when large and a
+    ``distributed`` client runs the graph, else a delayed value embedded once in the graph."""
+    import dask
+
+    from ._cache import _distributed_client
+
+    client = _distributed_client() if _array_bytes(params) > _SCATTER_BYTES else None
+    if client is not None:
+        (future,) = client.scatter([params], broadcast=True, hash=False)
+        return future
+    return dask.delayed(params, pure=True, traverse=False)
+
+
 def _map_dask_bag(chunk_fn, bag, params):
     import dask
 
-    shared = dask.delayed(params, pure=True, traverse=False)
+    shared = _shared_params(params)
     task = dask.delayed(_call_unpacked, pure=True)
     parts = [task(chunk_fn, part, shared) for part in bag.to_delayed()]
     with single_threaded_blas():

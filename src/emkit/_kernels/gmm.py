@@ -16,9 +16,30 @@ import numpy as np
 
 LOG_2PI = np.log(2.0 * np.pi)
 
-#: Default number of rows per block: the (B, C) work array stays cache-friendly for C in the
-#: hundreds while the matrix products stay large enough for BLAS to run at full speed.
+#: Default number of rows per block when the number of Gaussians is not known; with it,
+#: :func:`default_block_rows` sizes the (B, C) work array for this machine's caches.
 DEFAULT_BLOCK_ROWS = 2048
+
+
+def _l2_bytes() -> int:
+    """The per-core L2 cache size from Linux's sysfs, or 1 MiB where it cannot be read."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index2/size") as f:
+            text = f.read().strip().upper()
+        scale = {"K": 1024, "M": 1024**2}.get(text[-1:], 1)
+        return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        return 1024**2
+
+
+def default_block_rows(n_gaussians: int, itemsize: int = 8) -> int:
+    """Rows per block for C Gaussians: the (B, C) work array about 4 L2 caches (4 MiB for the
+    common 1 MiB L2), so that the two products (which run at full speed from B = 256 rows) and
+    the passes between them work in the caches of the core, not in main memory, with one block
+    per core.  Between 512 and 4096 rows: below 512 the per-block costs (adding the (2D+1, C)
+    partial statistics, numpy calls) exceed 1-2% of a block's work."""
+    rows = 4 * _l2_bytes() // max(1, n_gaussians * itemsize)
+    return int(min(4096, max(512, rows)))
 
 
 def g_norms(variances: np.ndarray) -> np.ndarray:
@@ -87,12 +108,42 @@ def log_weighted_likelihood(X: np.ndarray, coefficients: DiagGMMCoefficients, bl
     return out
 
 
+#: Bytes of the (rows, C) slice that the exp/log-sum-exp passes work on at a time: all of them run
+#: on a slice while it sits in the core's L2 cache, so the (B, C) block crosses memory twice (the
+#: product writing it, the statistics product reading it) instead of once per pass.
+PASS_BYTES = 512 * 1024
+
+#: ``exp`` below these arguments gives subnormal numbers (float64, float32): such responsibilities
+#: are set to zero instead, since subnormal operands cost microcode assists in the statistics
+#: product on many x86 cores (the float32 range is reached by ordinary frames of a large UBM).
+_SUBNORMAL_BELOW = {8: float(np.log(np.finfo(np.float64).tiny)), 4: float(np.log(np.finfo(np.float32).tiny))}
+
+
 def _log_normalise_rows(L: np.ndarray, row_max: np.ndarray, row_sum: np.ndarray) -> None:
-    """In place: ``L <- exp(L - max)``; fills the row maxima and the row sums of the exponentials."""
-    np.max(L, axis=1, out=row_max)
-    np.subtract(L, row_max[:, None], out=L)
-    np.exp(L, out=L)
-    np.sum(L, axis=1, out=row_sum)
+    """In place: ``L <- exp(L - max)``; fills the row maxima and the row sums of the exponentials.
+
+    Exponentials below the smallest normal number of ``L``'s dtype are set to zero.  Works on slices
+    of :data:`PASS_BYTES` so that the passes stay in cache.
+    """
+    n, C = L.shape
+    step = max(1, PASS_BYTES // max(1, C * L.itemsize))
+    floor = _SUBNORMAL_BELOW[L.itemsize]
+    mask = np.empty((min(step, n), C), dtype=bool)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        S, m = L[start:stop], mask[: stop - start]
+        mx = row_max[start:stop]
+        np.max(S, axis=1, out=mx)
+        np.subtract(S, mx[:, None], out=S)
+        if L.itemsize == 8:
+            np.less(S, floor, out=m)
+            np.exp(S, out=S)
+            np.copyto(S, 0.0, where=m)
+        else:  # numpy's masked copy of 4-byte items is not vectorised: multiply by the mask to keep
+            np.greater_equal(S, floor, out=m)
+            np.exp(S, out=S)
+            np.multiply(S, m, out=S)
+        np.sum(S, axis=1, out=row_sum[start:stop])
 
 
 def log_likelihood(X: np.ndarray, coefficients: DiagGMMCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS):
@@ -145,7 +196,9 @@ def accumulate_shifted_statistics(X: np.ndarray, coefficients: DiagGMMCoefficien
     dtype = coefficients.coef.dtype
     shift = coefficients.shift
     first = 0 if second_order else D  # the statistics use design columns [first:]
-    acc = np.zeros((C, 2 * D + 1 - first), dtype=np.float64)
+    # accumulated transposed, (2D+1, C): ``design.T @ L`` reads the (B, C) block row by row, a
+    # faster product than ``L.T @ design`` for C in the thousands
+    acc = np.zeros((2 * D + 1 - first, C), dtype=np.float64)
     total_ll = 0.0
     B = min(block_rows, max(N, 1))
     design = np.empty((B, 2 * D + 1), dtype=dtype)
@@ -162,9 +215,9 @@ def accumulate_shifted_statistics(X: np.ndarray, coefficients: DiagGMMCoefficien
         # responsibilities are exp(L)/row_sum: scale the (B, 2D+1) design rows instead of the (B, C) block
         used = d[:, first:]
         np.divide(used, row_sum[:n, None], out=used)
-        np.matmul(Lb.T, used, out=partial)
+        np.matmul(used.T, Lb, out=partial)
         acc += partial
-    n_c = acc[:, -1].copy()
-    px = acc[:, -1 - D : -1].copy()
-    pxx = acc[:, :D].copy() if second_order else None
+    n_c = acc[-1].copy()
+    px = acc[-1 - D : -1].T.copy()
+    pxx = acc[:D].T.copy() if second_order else None
     return total_ll, n_c, px, pxx

@@ -1,4 +1,4 @@
-"""Total-variability (i-vector) kernels: stacked Cholesky factorisations and triangular solves.
+"""Total-variability (i-vector) kernels: packed precisions, per-utterance LAPACK, stacked solves.
 
 Notation: S utterances in a batch, C Gaussians, D features, R = ``dim_t``.  ``T`` is (C, D, R),
 ``sigma`` (C, D), ``n`` (S, C), centred first-order statistics ``fnorm = F - n m`` (S, C, D).
@@ -6,11 +6,14 @@ Notation: S utterances in a batch, C Gaussians, D features, R = ``dim_t``.  ``T`
 For utterance s the posterior of the latent factor w is Gaussian with precision
 ``P_s = I + sum_c n_sc T_c' sigma_c^-1 T_c`` and mean ``w_s = P_s^-1 b_s`` with
 ``b_s = sum_c T_c' sigma_c^-1 fnorm_sc``.  All P_s of a batch come from ONE matrix product
-``n (S, C) @ TtSigT (C, R*R)``; they are factorised together by ``np.linalg.cholesky`` on the
-(S, R, R) stack and inverted through the triangular factor (never ``np.linalg.inv``).  The
-triangular inverse and solves below recurse on 2x2 blocks, so their work is batched matrix
-products over the whole stack; only the diagonal blocks of at most ``_LEAF`` rows at the bottom of
-the recursion are solved by substitution, a loop over their rows (vectorised over the stack).
+``n (S, C) @ TtSigT (C, R(R+1)/2)`` on the packed lower triangles (the symmetric half).  The
+E-step (:func:`accumulate_centred`) factorises and inverts each P_s with LAPACK on one (R, R)
+buffer per thread (:mod:`.packed`: potrf, potrs, a recursive triangular inverse, lauum), writes
+``P_s^-1 + w_s w_s'`` back over its packed precision, and adds ``n' @ packed`` to the packed
+accumulator by BLAS with beta = 1.  The stacked path (:func:`posterior_moments`, :func:`project`)
+factorises a whole (S, R, R) stack by ``np.linalg.cholesky`` and inverts through the triangular
+factor (never ``np.linalg.inv``); its triangular inverse and solves recurse on 2x2 blocks, with
+diagonal blocks of at most ``_LEAF`` rows solved by substitution (vectorised over the stack).
 """
 
 from __future__ import annotations
@@ -18,14 +21,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dpotrs as _potrs
 
+from . import packed as pk
 from .compensated import centred_second_moments
-from .linalg import _lower_inverse_into, cholesky_solve, solve_lower, solve_upper, spd_solve
+from .linalg import _lower_inverse_into, solve_lower, solve_upper, spd_solve
 
 LOG_2PI = np.log(2.0 * np.pi)
 
 #: Bound on the temporary of :func:`gemm_accumulate` (and the M-step's blocks of Gaussians).
 DEFAULT_BATCH_BYTES = 64 * 2**20
+
+#: Bound on the copies of the statistics' blocks that the first-order accumulator update makes.
+_COPY_BYTES = 8 * 2**20
 
 #: Fixed part of the E-step's memory budget (see :func:`default_batch_size`).
 BATCH_SLACK_BYTES = 256 * 2**20
@@ -46,8 +55,11 @@ def batch_bytes(batch: int, dim_c: int, dim_d: int, dim_t: int) -> int:
     """Peak bytes of the temporaries of one E-step batch of ``batch`` utterances (upper bound).
 
     Per utterance: its centred statistics (C + C*D), the packed precision (R(R+1)/2), four
-    (R, R) stacks alive at once in :func:`posterior_moments` (precision, Cholesky factor,
-    ``[L^-1; w']``, ``E[w w']``) and a few R-vectors; plus the :func:`gemm_accumulate` block.
+    (R, R) stacks alive at once in the stacked :func:`posterior_moments` (precision, Cholesky
+    factor, ``[L^-1; w']``, ``E[w w']``) and a few R-vectors; plus the :func:`gemm_accumulate`
+    block.  :func:`accumulate_centred` needs less: the packed precision, overwritten by the packed
+    moments, a few R-vectors, one (R, R) buffer per thread and a copy of the statistics' slices
+    for BLAS.
     """
     C, D, R = dim_c, dim_d, dim_t
     per_utterance = 8 * (C * D + C + R * (R + 1) // 2 + 4 * R * R + R + 4 * R)
@@ -62,9 +74,10 @@ def default_batch_size(dim_c: int, dim_d: int, dim_t: int) -> int:
     products are compute-bound).  Budget: the accumulators plus one batch's temporaries
     (:func:`batch_bytes`) take at most ``1.5 * accumulator_bytes + 256 MB``, i.e. the batch's
     temporaries at most half the accumulators plus 256 MB.  At least one utterance.  (While the
-    batches run, the (C, R, R) accumulator is summed as its packed half, and the full one is
-    written only after the last batch: resident accumulators stay within 1.5x.  The model's
-    constants, :class:`Precomputed`, come on top.)
+    batches run, the (C, R, R) accumulator is summed as its packed half; ``fit`` never writes
+    the full one, :func:`flush_packed` writes it after the last batch otherwise: resident
+    accumulators stay within 1.5x.  The model's constants, :class:`Precomputed`, and the
+    statistics themselves come on top.)
     """
     budget = accumulator_bytes(dim_c, dim_d, dim_t) // 2 + BATCH_SLACK_BYTES
     per_utterance = batch_bytes(1, dim_c, dim_d, dim_t) - DEFAULT_BATCH_BYTES
@@ -93,24 +106,24 @@ class Precomputed:
     @classmethod
     def from_parameters(cls, means, T, sigma, parallel_map=None, n_pieces: int = 1,
                         budget_bytes: int = DEFAULT_BATCH_BYTES) -> "Precomputed":
-        """The constants of T (C, D, R) and sigma (C, D), computed in blocks of Gaussians whose
-        (block, R, R) products fit ``budget_bytes`` (in parallel with ``parallel_map``)."""
+        """The constants of T (C, D, R) and sigma (C, D), Gaussian by Gaussian, in ``n_pieces``
+        runs of Gaussians in parallel with ``parallel_map`` (``budget_bytes`` is not used: each
+        run needs one (R, R) product)."""
         C, D, R = T.shape
         t_sigma_inv = np.empty((C, D, R))
         tt_lower = np.empty((C, R * (R + 1) // 2))
-        block = max(1, min(int(budget_bytes // (8 * R * R)), -(-C // max(1, n_pieces))))
+        index = pk.lower_index(R)
 
-        def fill(start):
-            sl = slice(start, start + block)
-            np.divide(T[sl], sigma[sl, :, None], out=t_sigma_inv[sl])
-            tst = np.matmul(np.swapaxes(t_sigma_inv[sl], 1, 2), T[sl])
-            offset = 0
-            for i in range(R):  # lower triangles, row by row
-                tt_lower[sl, offset : offset + i + 1] = tst[:, i, : i + 1]
-                offset += i + 1
+        def fill(piece):  # one Gaussian at a time into a reused (R, R) product: no page faults
+            tst = np.empty((R, R))
+            for c in piece:
+                np.divide(T[c], sigma[c, :, None], out=t_sigma_inv[c])
+                np.matmul(t_sigma_inv[c].T, T[c], out=tst)
+                np.take(tst.reshape(-1), index, out=tt_lower[c])
 
+        pieces = [range(C)[sl] for sl in _pieces(C, n_pieces)]
         run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
-        run(fill, range(0, C, block))
+        run(fill, pieces)
         return cls(
             means=np.asarray(means, dtype=np.float64),
             inv_sigma=1.0 / sigma,
@@ -134,23 +147,37 @@ def square_to_lower(square: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def flush_packed(workspace, acc) -> None:
+def flush_packed(workspace, acc, parallel_map=None, n_pieces: int = 1) -> None:
     """Add the packed lower triangles that :func:`accumulate_centred` summed in ``workspace``
     (C, R(R+1)/2) to ``acc.nij_sigma_wij2`` (C, R, R), both triangles; frees the workspace.
 
     The full accumulator is written only here, once per E-step, after the batches' scratch
-    stacks are freed: at most the accumulators and the packed half are resident (1.5x).
+    stacks are freed: at most the accumulators and the packed half are resident (1.5x).  Blocks
+    of Gaussians (on ``parallel_map`` when ``n_pieces > 1``) expand through one gather each,
+    within :data:`DEFAULT_BATCH_BYTES` together.
     """
     packed = workspace.pop("packed", None)
     workspace.clear()
     if packed is None:
         return
     full = acc.nij_sigma_wij2
-    start = 0
-    for i in range(full.shape[-1]):
-        full[:, i, : i + 1] += packed[:, start : start + i + 1]
-        full[:, :i, i] += packed[:, start : start + i]
-        start += i + 1
+    C, R = full.shape[0], full.shape[-1]
+    index = pk.symmetric_index(R)
+    n_pieces = n_pieces if parallel_map is not None else 1
+    block = max(1, min(DEFAULT_BATCH_BYTES // (8 * R * R * n_pieces), -(-C // n_pieces)))
+    starts = range(0, C, block)
+    pieces = [starts[sl] for sl in _pieces(len(starts), n_pieces)]
+
+    def expand(piece):
+        scratch = np.empty((block, R * R))
+        for start in piece:
+            rows = slice(start, min(C, start + block))
+            k = rows.stop - rows.start
+            np.take(packed[rows], index, axis=1, out=scratch[:k])
+            target = full[rows]
+            target += scratch[:k].reshape(k, R, R)
+
+    (parallel_map if n_pieces > 1 else _serial_map)(expand, pieces)
 
 
 def _scratch(workspace, key, shape) -> np.ndarray:
@@ -195,14 +222,15 @@ def linear_terms(fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
     return fnorm.reshape(fnorm.shape[0], -1) @ pre.t_sigma_inv
 
 
+_NOT_POSITIVE_DEFINITE = ("a posterior precision matrix is not positive definite: the "
+                          "zeroth-order statistics (n) must be non-negative and finite")
+
+
 def _cholesky(P):
     try:
         return np.linalg.cholesky(P)
     except np.linalg.LinAlgError:
-        raise ValueError(
-            "a posterior precision matrix is not positive definite: the zeroth-order statistics "
-            "(n) must be non-negative and finite"
-        ) from None
+        raise ValueError(_NOT_POSITIVE_DEFINITE) from None
 
 
 def project(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
@@ -290,43 +318,52 @@ def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=
     ``snormij`` (C, D) and ``nij`` (C,), updated in place.  With ``parallel_map(fn, items)`` (e.g. a thread
     pool's ordered map) and ``n_pieces > 1``, the posteriors of slices of the batch, then the
     updates of slices of the Gaussians' accumulator rows, run in parallel: one accumulator only.
-    ``workspace`` (a dict, kept from batch to batch) holds the scratch stacks for reuse and the
-    symmetric half of the (C, R, R) accumulator, packed: call :func:`flush_packed` after the
-    last batch to add it to ``acc``.
+    ``workspace`` (a dict, kept from batch to batch) holds the scratch arrays for reuse and the
+    symmetric half of the (C, R, R) accumulator, packed (``workspace["packed"]``, (C, R(R+1)/2),
+    created if missing): call :func:`flush_packed` after the last batch to add it to ``acc``.
+    Without a workspace, this batch's packed half is added to ``acc`` at once.
     """
+    if workspace is None:  # a packed accumulator of this batch alone
+        workspace = {}
+        result = accumulate_centred(batch, pre, acc, parallel_map, n_pieces, workspace)
+        flush_packed(workspace, acc)
+        return result
     n, fnorm, snorm = batch.n, batch.fnorm, batch.snorm
     S, (C, D, R) = n.shape[0], pre.shape
+    K = R * (R + 1) // 2
     run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
     # the precisions column-wise (each thread reads its own columns of the big constant), the
-    # posteriors utterance-wise, the accumulator row-wise: every piece writes its own slice
-    lower = _scratch(workspace, "lower", (S, pre.tt_lower.shape[1]))
-    run(lambda cols: np.matmul(n, pre.tt_lower[:, cols], out=lower[:, cols]),
-        _pieces(lower.shape[1], n_pieces))
-    P = lower_to_square(lower, R, _scratch(workspace, "P", (S, R, R)))
-    del lower
-    ww = _scratch(workspace, "ww", (S, R, R))
-    aug = _scratch(workspace, "aug", (S, R + 1, R))
+    # posteriors utterance-wise, the accumulators row-wise: every piece writes its own slice
+    lower = _scratch(workspace, "lower", (S, K))
+    run(lambda cols: np.matmul(n, pre.tt_lower[:, cols], out=lower[:, cols]), _pieces(K, n_pieces))
+    w, utt_ll = _scratch(workspace, "w", (S, R)), _scratch(workspace, "ll", (S,))
     utterances = _pieces(S, n_pieces)
-    moments = run(lambda sl: posterior_moments(n[sl], fnorm[sl], pre, P[sl], ww[sl], aug[sl]),
-                  utterances)
-    del P, aug
-    w = np.concatenate([mom[0] for mom in moments])
-    utt_ll = np.concatenate([mom[2] for mom in moments])
-    del moments
-    if workspace is None:
-        second, ww = acc.nij_sigma_wij2.reshape(C, R * R), ww.reshape(S, R * R)
-    else:  # the symmetric half only, into a packed accumulator (see flush_packed)
-        second = workspace.get("packed")
-        if second is None:
-            second = workspace["packed"] = np.zeros((C, R * (R + 1) // 2))
-        ww = square_to_lower(ww, _scratch(workspace, "lower", (S, R * (R + 1) // 2)))
+
+    def posteriors(i):  # P^-1 + w w', packed, over the precisions (LAPACK on one buffer each)
+        sl = utterances[i]
+        b = linear_terms(fnorm[sl], pre)
+        try:
+            pk.posterior_rows(lower[sl], b, w[sl], utt_ll[sl], _scratch(workspace, ("P", i), (R, R)))
+        except pk.NotPositiveDefinite:
+            raise ValueError(_NOT_POSITIVE_DEFINITE) from None
+
+    run(posteriors, range(len(utterances)))
+    second = workspace.get("packed")
+    if second is None:  # the symmetric half only, packed (see flush_packed)
+        second = workspace["packed"] = np.zeros((C, K))
+    first = acc.fnorm_sigma_wij.reshape(C * D, R)
+    fnorm2 = fnorm.reshape(S, C * D)
     rows = _pieces(C, n_pieces)
-    budget = DEFAULT_BATCH_BYTES // len(rows)  # the pieces' blocks together: one budget
-    run(lambda i: gemm_accumulate(second[rows[i]], n.T[rows[i]], ww, budget,
-                                  _scratch(workspace, ("block", i), (budget // 8,))),
-        range(len(rows)))
-    del ww
-    gemm_accumulate(acc.fnorm_sigma_wij.reshape(C * D, R), fnorm.reshape(S, C * D).T, w)
+
+    def update(i):
+        pk.gemm_add(second[rows[i]], n.T[rows[i]], lower)
+        # in row blocks: BLAS gets a copy of each block of the statistics (a strided view)
+        step = max(1, _COPY_BYTES // (8 * S))
+        for start in range(rows[i].start * D, rows[i].stop * D, step):
+            block = slice(start, min(start + step, rows[i].stop * D))
+            pk.gemm_add(first[block], fnorm2.T[block], w)
+
+    run(update, range(len(rows)))
     np.add(acc.snormij, snorm, out=acc.snormij)
     n_total = n.sum(axis=0)
     np.add(acc.nij, n_total, out=acc.nij)
@@ -338,8 +375,9 @@ def gemm_accumulate(out: np.ndarray, a: np.ndarray, b: np.ndarray,
     """``out += a @ b`` in place, in row blocks so that the temporary stays within the budget
     (at least one row); ``scratch``, a flat float64 array, is used for the block if large enough.
 
-    (scipy's ``dgemm`` with beta = 1 would avoid the temporary, but it runs on a second OpenBLAS
-    whose spinning threads fight numpy's: several times slower on a 2-core machine.)
+    (:func:`.packed.gemm_add` avoids the temporary with scipy's ``dgemm`` and beta = 1, but on a
+    second OpenBLAS, whose spinning threads fight numpy's unless BLAS runs single-threaded, as
+    in the E-step.)
     """
     rows = min(out.shape[0], max(1, int(budget_bytes // (8 * max(1, out.shape[1])))))
     if scratch is not None and scratch.size >= rows * out.shape[1]:
@@ -360,35 +398,43 @@ def gemm_accumulate(out: np.ndarray, a: np.ndarray, b: np.ndarray,
 def m_step(nij_sigma_wij2, fnorm_sigma_wij, snormij, nij, sigma, update_sigma: bool,
            variance_floor: float, budget_bytes: int = DEFAULT_BATCH_BYTES, parallel_map=None,
            n_pieces: int = 1):
-    """New ``(T (C, D, R), sigma (C, D))`` from summed accumulators.
+    """New ``(T (C, D, R), sigma (C, D))`` from summed accumulators (``nij_sigma_wij2`` (C, R, R),
+    or its packed lower triangles (C, R(R+1)/2), as the E-step sums it).
 
-    ``T_c = fnorm_sigma_wij_c A_c^-1`` with ``A_c = nij_sigma_wij2_c'`` (Cholesky solve on the
-    stack of Gaussians whose A_c is not all zero; the others get ``T_c = 0`` as in the
+    ``T_c = fnorm_sigma_wij_c A_c^-1`` with ``A_c = nij_sigma_wij2_c'`` (Cholesky solve, LAPACK,
+    for each Gaussian whose A_c is not all zero; the others get ``T_c = 0`` as in the
     reference).  With ``update_sigma``, ``sigma_c = (snormij_c - diag(fnorm_sigma_wij_c T_c')) /
     nij_c`` floored at ``variance_floor``; a Gaussian with ``nij_c = 0`` keeps its ``sigma_c``.
-    With ``parallel_map(fn, items)`` and ``n_pieces > 1``, blocks of Gaussians are solved in
-    parallel (each Gaussian's solve is the same whatever its block).
+    With ``parallel_map(fn, items)`` and ``n_pieces > 1``, runs of Gaussians are solved in
+    parallel (each Gaussian's solve is the same whatever its run).  ``budget_bytes`` is not used
+    (kept for callers): the working memory is one (R, R) matrix per run.
     """
     C, D, R = fnorm_sigma_wij.shape
-    active = np.flatnonzero(nij_sigma_wij2.any(axis=(1, 2)))
+    packed = nij_sigma_wij2.ndim == 2
+    active = np.flatnonzero(nij_sigma_wij2.any(axis=tuple(range(1, nij_sigma_wij2.ndim))))
     T = np.zeros((C, D, R))
-    # Gaussians in blocks whose (block, R, R) stacks fit the budget: bounded working memory
-    # (per piece running in parallel), at least n_pieces blocks when there are enough Gaussians
-    block = max(1, min(int(budget_bytes // (8 * R * R)), -(-len(active) // max(1, n_pieces))))
     run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
 
-    def solve(start):
-        idx = active[start : start + block]
-        A = np.swapaxes(nij_sigma_wij2[idx], -1, -2)
-        B = np.swapaxes(fnorm_sigma_wij[idx], -1, -2)
-        try:
-            X = cholesky_solve(A, B)
-        except np.linalg.LinAlgError:
-            # numerically semi-definite (vanishing occupancies): LU, as the reference does
-            X = np.linalg.solve(A, B)
-        T[idx] = np.swapaxes(X, -1, -2)
+    def solve(piece):  # Gaussian by Gaussian: LAPACK potrf/potrs on one reused (R, R) buffer
+        buffer = np.empty((R, R))
+        for c in piece:
+            if packed:  # buffer's lower triangle, i.e. the upper one of A_c = buffer.T
+                np.put(buffer.reshape(-1), pk.lower_index(R), nij_sigma_wij2[c])
+            else:
+                np.copyto(buffer, nij_sigma_wij2[c])
+            factor, info = _potrf(buffer.T, lower=int(not packed), overwrite_a=1, clean=0)
+            if info == 0:
+                np.copyto(T[c], fnorm_sigma_wij[c])
+                X, info = _potrs(factor, T[c].T, lower=int(not packed), overwrite_b=1)
+                if not np.shares_memory(X, T):  # pragma: no cover - f2py copied
+                    T[c] = X.T
+            if info != 0:
+                # numerically semi-definite (vanishing occupancies): LU, as the reference does
+                A = (nij_sigma_wij2[c][pk.symmetric_index(R)].reshape(R, R) if packed
+                     else nij_sigma_wij2[c].T)
+                T[c] = np.linalg.solve(A, fnorm_sigma_wij[c].T).T
 
-    run(solve, range(0, len(active), block))
+    run(solve, [active[sl] for sl in _pieces(len(active), n_pieces)])
     if not update_sigma:
         return T, sigma
     occupied = nij > 0

@@ -43,15 +43,78 @@ class CentroidCoefficients:
         return self.centred.shape[0]
 
 
-def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf, with_diff=False):
-    """Nearest centroid of each row and the exact squared distance to it (and ``x - c``, (n, D))."""
-    n = X_block.shape[0]
-    xc = centred_buf[:n]
+def _augmented(coef: CentroidCoefficients) -> np.ndarray:
+    """``[-2 (c - s)^T ; ||c - s||^2]`` (D+1, K): with a column of ones after the centred rows, the
+    scores ``||c||^2 - 2 x.c`` come out of the product without another pass over the block."""
+    return np.concatenate([coef.minus_two_centred_t, coef.sq_norms[None, :]])
+
+
+#: Screening relative error: a float32 score of ``[x - s, 1] . [-2 (c - s) ; ||c - s||^2]`` is within
+#: ``gamma * (2 ||x - s|| max||c - s|| + max||c - s||^2)`` of the exact score, with
+#: ``gamma = m u / (1 - m u)``, ``u = 2**-24``, m = D + 3 (the product and the two roundings to float32).
+def _screen_gamma(n_features: int) -> float:
+    m = (n_features + 3) * 2.0**-24
+    return m / (1.0 - m)
+
+
+def _screen(coef: CentroidCoefficients, augmented, B):
+    """Float32 copies for screening float64 assignments: (augmented, max ||c - s||, row and score
+    buffers), or None where screening does not pay (float32 compute, a handful of clusters)."""
+    K, D = coef.centred.shape
+    if augmented.dtype != np.float64 or K < 8:
+        return None
+    xa32 = np.empty((B, D + 1), dtype=np.float32)
+    xa32[:, D] = 1.0
+    c_max = float(np.sqrt(np.max(np.sum(coef.centred * coef.centred, axis=1))))
+    with np.errstate(over="ignore"):
+        aug32 = augmented.astype(np.float32)
+    return aug32, c_max, xa32, np.empty((B, K), dtype=np.float32)
+
+
+def _screened_labels(xa, xc, augmented, screen):
+    """The float64 argmin of ``xa @ augmented`` per row, from a float32 product: a row whose best
+    float32 score beats its second best by more than twice the error bound (see
+    :func:`_screen_gamma`) has the exact nearest centroid; the other rows (near-ties, or scores
+    outside float32's range) are scored again in float64."""
+    aug32, c_max, xa32_buf, s32_buf = screen
+    n, D = xc.shape
+    xa32 = xa32_buf[:n]
+    with np.errstate(over="ignore", invalid="ignore"):  # out of float32's range: rescored below
+        np.copyto(xa32, xa, casting="unsafe")
+        scores = np.matmul(xa32, aug32, out=s32_buf[:n])
+        labels = np.argmin(scores, axis=1)
+        rows = np.arange(n)
+        best = scores[rows, labels].astype(np.float64)
+        scores[rows, labels] = np.inf
+        gap = np.min(scores, axis=1) - best
+    bound = _screen_gamma(D) * (2.0 * np.sqrt(np.einsum("ij,ij->i", xc, xc)) * c_max + c_max * c_max)
+    unsure = np.flatnonzero(~(gap > 2.5 * bound))  # NaN/inf gaps are unsure too
+    if unsure.size:
+        labels[unsure] = np.argmin(xa[unsure] @ augmented, axis=1)
+    return labels
+
+
+def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf, with_diff=False,
+                  augmented=None, screen=None):
+    """Nearest centroid of each row and the exact squared distance to it (and ``x - c``, (n, D)).
+
+    ``centred_buf`` is (B, D+1) with ones in its last column (see :func:`_buffers`), or (B, D);
+    ``augmented`` is :func:`_augmented` of ``coef``, computed here when not given; ``screen``
+    (:func:`_screen`) finds the same nearest centroids as the float64 product, mostly in float32.
+    """
+    n, D = X_block.shape
+    if centred_buf.shape[1] == D:
+        centred_buf = np.concatenate([centred_buf, np.ones((len(centred_buf), 1), centred_buf.dtype)], axis=1)
+    xa = centred_buf[:n]
+    xc = xa[:, :D]
     np.subtract(X_block, coef.shift, out=xc, casting="unsafe")
-    scores = np.matmul(xc, coef.minus_two_centred_t, out=scores_buf[:n])
-    scores += coef.sq_norms
-    labels = np.argmin(scores, axis=1)
-    diff = xc.astype(np.float64, copy=False) - coef.centred[labels]
+    augmented = _augmented(coef) if augmented is None else augmented
+    if screen is not None:
+        labels = _screened_labels(xa, xc, augmented, screen)
+    else:
+        labels = np.argmin(np.matmul(xa, augmented, out=scores_buf[:n]), axis=1)
+    diff = np.take(coef.centred, labels, axis=0)
+    np.subtract(xc, diff, out=diff)
     min_dist = np.einsum("ij,ij->i", diff, diff)
     if with_diff:
         return labels, min_dist, diff
@@ -59,8 +122,11 @@ def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf, 
 
 
 def _buffers(n_rows, n_features, n_clusters, dtype, block_rows):
+    """The (B, D+1) centred rows with a last column of ones, and the (B, K) scores."""
     B = min(block_rows, max(n_rows, 1))
-    return np.empty((B, n_features), dtype=dtype), np.empty((B, n_clusters), dtype=dtype)
+    centred = np.empty((B, n_features + 1), dtype=dtype)
+    centred[:, n_features] = 1.0
+    return centred, np.empty((B, n_clusters), dtype=dtype)
 
 
 def assign(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS):
@@ -69,16 +135,21 @@ def assign(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS):
     labels = np.empty(N, dtype=np.intp)
     min_dist = np.empty(N, dtype=np.float64)
     centred_buf, scores_buf = _buffers(N, D, coef.n_clusters, coef.minus_two_centred_t.dtype, block_rows)
+    augmented = _augmented(coef)
+    screen = _screen(coef, augmented, len(centred_buf))
     for start in range(0, N, block_rows):
         stop = min(start + block_rows, N)
-        labels[start:stop], min_dist[start:stop] = _assign_block(X[start:stop], coef, centred_buf, scores_buf)
+        labels[start:stop], min_dist[start:stop] = _assign_block(X[start:stop], coef, centred_buf, scores_buf,
+                                                                 augmented=augmented, screen=screen)
     return labels, min_dist
 
 
 def cluster_sums(X_block, labels, n_clusters, *, squares: bool = False):
     """Per-cluster sums of the rows (and of their squares): float64 (K, D) arrays."""
     n = X_block.shape[0]
-    onehot = sp.csr_matrix((np.ones(n), (labels, np.arange(n))), shape=(n_clusters, n))
+    # one non-zero per column: the CSC one-hot needs no sorting, and its product adds each row
+    # into its cluster's row in row order (as the CSR product did)
+    onehot = sp.csc_array((np.ones(n), np.asarray(labels, dtype=np.intp), np.arange(n + 1)), shape=(n_clusters, n))
     X64 = np.asarray(X_block, dtype=np.float64)
     sums = np.asarray(onehot @ X64)
     if not squares:
@@ -113,10 +184,13 @@ def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BL
     far_points = np.empty((0, D))
     far_dists = np.empty(0)
     centred_buf, scores_buf = _buffers(N, D, K, coef.minus_two_centred_t.dtype, block_rows)
+    augmented = _augmented(coef)
+    screen = _screen(coef, augmented, len(centred_buf))
     for start in range(0, N, block_rows):
         stop = min(start + block_rows, N)
         block = X[start:stop]
-        labels, min_dist, diff = _assign_block(block, coef, centred_buf, scores_buf, with_diff=True)
+        labels, min_dist, diff = _assign_block(block, coef, centred_buf, scores_buf, with_diff=True,
+                                               augmented=augmented, screen=screen)
         counts += np.bincount(labels, minlength=K)
         s, s2 = cluster_sums(diff, labels, K, squares=squares)
         sums += s
@@ -124,7 +198,10 @@ def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BL
             sq_sums += s2
         total_dist += float(min_dist.sum())
         if n_far:
-            local = top_indices(min_dist, n_far)
+            # once n_far points are kept, only rows farther than the nearest of them can enter
+            # (an equal one loses the tie to the earlier row)
+            local = np.arange(len(min_dist)) if len(far_dists) < n_far else np.flatnonzero(min_dist > far_dists[-1])
+            local = local[top_indices(min_dist[local], n_far)]
             points = np.concatenate([far_points, np.asarray(block[local], dtype=np.float64)])
             dists = np.concatenate([far_dists, min_dist[local]])
             keep = top_indices(dists, n_far)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from ._app import cli, progress_option
@@ -22,8 +24,15 @@ from ._app import cli, progress_option
 @click.option("--export", type=click.Path(file_okay=False), default=None,
               help="Only write the recipe (recipe.toml) and its data (data/, lists/) into this "
                    "folder, to run later with 'emkit run DIR/recipe.toml'; nothing is trained.")
+@click.option("--gselect", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Gaussian selection in the statistics of every system: only the K best "
+                   "Gaussians of each frame get posteriors (Kaldi's gselect; at most --gaussians). "
+                   "Default: exact statistics.")
+@click.option("--min-posterior", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0,
+              show_default=True,
+              help="With --gselect: posteriors below this are dropped and the rest renormalised.")
 @progress_option
-def demo(output, seed, gaussians, export, progress):
+def demo(output, seed, gaussians, export, gselect, min_posterior, progress):
     """Run a complete speaker-verification experiment on embedded data.
 
     UCI Japanese Vowels (9 speakers, 12 LPC cepstra, two sessions): a UBM (k-means, then ML),
@@ -42,6 +51,13 @@ def demo(output, seed, gaussians, export, progress):
     from ..experiment import DemoConfig
 
     config = DemoConfig() if gaussians is None else DemoConfig(n_gaussians=gaussians)
+    if gselect is not None and gselect > config.n_gaussians:
+        raise click.BadParameter(f"{gselect} is more than the UBM's {config.n_gaussians} "
+                                 "Gaussians (--gaussians)", param_hint="'--gselect'")
+    if min_posterior and gselect is None:
+        raise click.UsageError("--min-posterior needs --gselect")
+    if gselect is not None:
+        config = dataclasses.replace(config, gselect=gselect, min_posterior=min_posterior)
     if export is not None:
         if click.get_current_context().get_parameter_source("output").name != "DEFAULT":
             raise click.UsageError("-o/--output does not apply with --export: the recipe's "

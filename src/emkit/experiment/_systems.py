@@ -19,10 +19,13 @@ from typing import ClassVar
 
 import numpy as np
 
+from .. import _device_infer
+from .._gmm_mstep import EPSILON
 from ..factor_analysis import ISVMachine, JFAMachine
 from ..gmm import GMMMachine
 from ..linear_scoring import linear_scoring
 from ..plda import PLDAEnrollment
+from ..stats import GMMStats
 from ._common import PROBE_BLOCK, SystemUnavailable, length_norm, progress_bar
 from ._ivector_backend import IVectorBackend
 from ._ubm import ubm_of
@@ -96,12 +99,21 @@ class GMMMAPSystem(System):
 
     def enroll(self, stats_lists, *, progress=False):
         ubm = self.machine
+        if _device_infer.device() is not None:  # every model in one call on the device
+            return {"means": self._enroll_on_device(stats_lists)}
         means = []
         for stats in progress_bar(stats_lists, desc=f"enrolling ({self.name})", enabled=progress):
             model = GMMMachine(ubm.n_gaussians, trainer="map", ubm=ubm,
                                map_relevance_factor=self.relevance_factor)
             means.append(model.adapt(_sum_stats(stats)).means)
         return {"means": np.array(means)}
+
+    def _enroll_on_device(self, stats_lists):
+        ubm = self.machine
+        batch = GMMStats.stack([_sum_stats(stats) for stats in stats_lists], name="model_stats",
+                               shape=ubm.means.shape)
+        return _device_infer.map_adapt(ubm.means, batch.n, batch.sum_px, self.relevance_factor,
+                                       None, EPSILON, _device_infer.device())
 
     def score(self, models, probes, *, progress=False):
         return linear_scoring(models["means"], self.machine, probes,

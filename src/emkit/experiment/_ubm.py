@@ -25,14 +25,17 @@ def train_ubm(frames, n_gaussians: int, *, max_iterations: int = 25,
 
 
 def compute_stats(ubm: GMMMachine, utterances, *, progress: bool = False,
-                  desc: str = "statistics") -> list:
-    """One GMMStats per utterance (list of (n_frames, D) arrays), in blocks of 64 utterances."""
+                  desc: str = "statistics", top_k=None, min_posterior=None) -> list:
+    """One GMMStats per utterance (list of (n_frames, D) arrays), in blocks of 64 utterances.
+
+    ``top_k``/``min_posterior``: Gaussian selection (see :meth:`~emkit.GMMMachine.transform`);
+    None: emkit's configuration (exact statistics by default)."""
     utterances = list(utterances)
     out = []
     with progress_bar(total=len(utterances), desc=desc, enabled=progress) as bar:
         for start in range(0, len(utterances), 64):
             block = utterances[start:start + 64]
-            out.extend(ubm.transform(block))
+            out.extend(ubm.transform(block, top_k=top_k, min_posterior=min_posterior))
             bar.update(len(block))
     return out
 

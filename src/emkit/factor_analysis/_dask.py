@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-from .._backend import bag_from_parts, is_delayed, n_threads
+from .._backend import bag_from_parts, is_delayed, n_threads, prepared_on_workers
 from ..stats import as_stats_sequence
-from ._blocks import TrainingSet, in_memory, split
+from ._blocks import TrainingSet, blocks, in_memory, split
 from ._labels import check_lengths, encode_labels, label_list
 
 
@@ -114,7 +114,7 @@ def prepare_nested(X, y, shape, threads, step) -> TrainingSet:
 
 
 def prepare_bag(X, y) -> TrainingSet:
-    """The bag is not persisted: each pass recomputes it (persist it first if it fits in memory)."""
+    """The pairs of a bag (``fit`` has it computed once: :mod:`emkit._backend._cache`)."""
     if y is None:
         labels = X.map(_label_of).compute()
         codes, classes = encode_labels(labels)
@@ -131,3 +131,14 @@ def prepare_bag(X, y) -> TrainingSet:
     if len(codes) == 0:
         raise ValueError("X is empty: expected the statistics of at least one session")
     return TrainingSet(rows, classes, np.bincount(codes, minlength=len(classes)))
+
+
+def _stack_partition(pairs, shape, n_classes, step):
+    return list(blocks(pairs, shape, n_classes, step))
+
+
+def stacked_on_workers(data: TrainingSet, shape, step) -> TrainingSet:
+    """A training set whose bag is kept on the workers (:mod:`emkit._backend._cache`) with each
+    partition stacked into :class:`SessionBlock` once, there, as in-memory training sets are."""
+    rows = prepared_on_workers(_stack_partition, data.rows, tuple(shape), data.n_classes, step)
+    return TrainingSet(rows, data.classes, data.counts)

@@ -13,9 +13,10 @@ import math
 
 import numpy as np
 
-from .._backend import small_products
+from .._backend import _staging, small_products
 from .._kernels import factor_analysis as kfa
 from ..stats import GMMStats, as_stats_sequence, check_stats
+from . import _device_scoring
 from ._constants import Constants, same
 
 EPSILON = np.finfo(float).eps
@@ -242,6 +243,12 @@ def score_matrix(c: Constants, offsets, probes) -> np.ndarray:
         raise TypeError(f"probes must be a non-empty list of GMMStats (or of probe templates); got {got}")
     groups = [[p] if isinstance(p, GMMStats) else p for p in probes]
     n, F, t, _ = templates(groups, c.shape, "probes")
+    dev = _staging.configured_device()
+    if dev is not None:  # the same products on the device (docs/gpu.md)
+        out = _device_scoring.score_matrix(c, offsets, n, F, dev, PROBE_BLOCK)
+        if not (np.isfinite(out).all() and np.isfinite(t).all()):
+            _raise_non_finite(n, F, t)
+        return _normalise(out, t[None, :])
     (C, D), m, var = c.shape, c.m, c.var
     r = c.U_over_var.shape[1]
     A = ((offsets + m) - m) / var  # (M, CD), the reference's (M - m) / var

@@ -17,7 +17,7 @@ import threading
 
 import numpy as np
 
-from .._backend import is_bag, is_delayed, map_reduce, n_threads, thread_map
+from .._backend import cached_in_memory, is_bag, is_delayed, map_reduce, n_threads, thread_map
 from .._backend._staging import configured_device
 from .._checkpoint import resumable_em
 from .._fitted import fitted_value
@@ -25,7 +25,8 @@ from .._kernels import factor_analysis as kfa
 from ..stats import as_stats_sequence
 from ._blocks import ClassTotals, SessionBlock, TrainingSet, in_memory, split
 from ._constants import Constants
-from ._dask import delayed_training_set, is_nested, prepare_bag, prepare_nested
+from ._dask import (delayed_training_set, is_nested, prepare_bag, prepare_nested,
+                    stacked_on_workers)
 from ._estep import (SessionAccumulator, SessionParams, block_posterior, class_totals_chunk,
                      session_chunk)
 from ._labels import check_lengths, encode_labels, label_list
@@ -66,7 +67,8 @@ def prepare_training_set(X, y, shape, threads: int = 1) -> TrainingSet:
     In memory, the number of blocks is a multiple of ``threads`` (balanced passes).
     """
     if is_bag(X):
-        return prepare_bag(X, y)
+        data = prepare_bag(X, y)
+        return stacked_on_workers(data, shape, block_size(*shape)) if cached_in_memory(X) else data
     X = as_stats_sequence(X)  # numpy object arrays (1-D, or 2-D per class) as lists
     if not isinstance(X, (list, tuple)):
         raise TypeError(

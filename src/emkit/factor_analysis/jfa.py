@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import small_products
+from .._backend import computed_once, small_products
 from .._checkpoint import TrainingInput
 from ..io._registry import register
 from . import _steps
@@ -43,9 +43,10 @@ class JFAMachine(FactorAnalysisBase):
 
         ``n_iter_`` counts the iterations of the last (D) phase.
         """
-        data = self._training_set(X, y)
-        # TrainingInput: what a checkpoint's fingerprint covers
-        result = train_jfa(self, data, TrainingInput(X, y))
+        with computed_once(X) as X:  # a dask bag is computed once, not in every pass
+            data = self._training_set(X, y)
+            # TrainingInput: what a checkpoint's fingerprint covers
+            result = train_jfa(self, data, TrainingInput(X, y))
         self.n_iter_, self.converged_ = result.n_iter, result.converged
         return self
 

@@ -1,9 +1,10 @@
 """Lazy, out-of-core inputs for dask: feature matrices on disk as dask arrays and bags.
 
 Nothing here loads a whole file: each chunk is read by the task that uses it, on whichever worker
-runs it, and only the small reader objects (file names, offsets) travel in the task graph.  The
-arrays are recomputed from disk at every EM iteration; to keep them in (cluster) memory instead,
-call ``X = X.persist()`` before ``fit`` — only when the data fit in the workers' memory.
+runs it, and only the small reader objects (file names, offsets) travel in the task graph.
+``fit`` computes these inputs once (:mod:`emkit._backend._cache`): kept on the workers when they
+fit in ``emkit.get_config()["dask_cache_fraction"]`` of the cluster's memory, else (statistics)
+spilled to per-worker HDF5 files or (frames) read from disk again at every EM iteration.
 
 Examples
 --------

@@ -15,9 +15,11 @@ projection; it registers the HDF5 layout of :mod:`emkit.io.ivector`).
 How it is computed (:mod:`emkit._kernels.ivector`): utterances are processed in batches of
 bounded size (``batch_size``; by default the accumulators plus a batch's temporaries take at most
 1.5x the accumulators + 256 MB, per thread when each thread has its own accumulators); the
-posterior precisions of a batch come from one matrix product over Gaussians and are factorised
-together by a stacked Cholesky decomposition; their inverses, needed for ``E[w w']``, go through
-the triangular factors.  The accumulators are additive, so a list of statistics is one task and a
+posterior precisions of a batch come from one matrix product over Gaussians (on their packed
+symmetric halves); each is factorised and inverted by LAPACK on one buffer per thread, and
+``E[w w']``, packed, is summed into the packed second-order accumulator by one matrix product
+(the M-step reads the packed triangles; ``IVectorStats.nij_sigma_wij2`` expands them on first
+access).  The accumulators are additive, so a list of statistics is one task and a
 ``dask.bag`` of them is one task per partition, summed in a fixed order.
 
 Statistics far from the origin: the E-step centres them on the UBM means, the second-order

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import is_dask_collection, map_ordered, n_threads
+from .._backend import cached_in_memory, is_dask_collection, map_ordered, n_threads, prepared_on_workers
 from .._kernels import ivector as kiv
 from .._validation import check_positive_int
 from ..stats import GMMStats, as_stats_sequence
@@ -36,13 +36,14 @@ def _check_stats_sequence(X, name: str = "X"):
 _CENTRED_CACHE_BYTES = 512 * 2**20
 
 
-def _centred_batches(X, means, batch_size: int, name: str = "X", shared: bool = False):
+def _centred_batches(X, means, batch_size: int, name: str = "X", shared: bool = False,
+                     limit: bool = True):
     """The list ``X`` of GMMStats as :class:`~emkit._kernels.ivector.CentredBatch` of at most
     ``batch_size`` utterances; unless ``shared`` (the threads split each batch), at least one per
     thread (each thread takes its own batches); None when their copy would exceed
     :data:`_CENTRED_CACHE_BYTES`."""
     C, D = means.shape
-    if len(X) * (C * D + C) * 8 > _CENTRED_CACHE_BYTES:
+    if limit and len(X) * (C * D + C) * 8 > _CENTRED_CACHE_BYTES:
         return None
     size = batch_size if shared else min(batch_size, max(1, -(-len(X) // n_threads())))
 
@@ -54,12 +55,17 @@ def _centred_batches(X, means, batch_size: int, name: str = "X", shared: bool = 
     return map_ordered(centre, range(0, len(X), size))
 
 
+def _centred_partition(part, means, batch_size):
+    return _centred_batches(list(part), means, batch_size, shared=True, limit=False)
+
+
 def training_data(X, means, batch_size: int, dim_t: int):
     """What ``fit``'s E-steps read: a list of :class:`~emkit._kernels.ivector.CentredBatch`
     (validated, stacked and centred once), or ``X`` itself when that copy would be too large
-    (then stacked in every E-step; its first item validated here) or a dask bag."""
+    (then stacked in every E-step; its first item validated here) or a dask bag (its partitions
+    centred once on the workers when the bag is kept there, see :mod:`emkit._backend._cache`)."""
     if is_dask_collection(X):
-        return X
+        return prepared_on_workers(_centred_partition, X, means, batch_size) if cached_in_memory(X) else X
     data = _centred_batches(X, means, batch_size, shared=_shared_accumulator(len(means), dim_t))
     if data is None:
         GMMStats.stack(X[:1], shape=means.shape, second_order=True)

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
-from .._backend import is_dask_collection, map_ordered, n_threads, small_products
+from .._backend import computed_once, is_dask_collection, map_ordered, n_threads, small_products
 from .._backend._staging import configured_device
 from .._checkpoint import resumable_em
 from .._fitted import FittedArray, clear_derived, derived, refreeze, without_derived
@@ -164,6 +164,10 @@ class IVectorMachine(BaseEstimator):
         ubm = self._check_ubm()
         self._check_params()
         X = _check_stats_sequence(X, "X")
+        with computed_once(X) as X:  # a dask bag is computed once, not in every E-step
+            return self._fit(X, ubm)
+
+    def _fit(self, X, ubm) -> "IVectorMachine":
         C, D = np.shape(ubm.means)
         self.dim_c, self.dim_d = C, D
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._kernels import packed as pk
+
 
 class IVectorStats:
     """Additive accumulators of the i-vector E-step (``a + b`` = statistics of both data sets).
@@ -11,7 +13,9 @@ class IVectorStats:
     Attributes
     ----------
     nij_sigma_wij2 : ndarray (C, R, R)
-        ``sum_s n_sc E[w_s w_s']``.
+        ``sum_s n_sc E[w_s w_s']``.  Symmetric: kept as its packed lower triangles (C, R(R+1)/2)
+        while the E-step sums and the M-step reads it (half the memory), expanded to (C, R, R) on
+        first access of this attribute.
     fnorm_sigma_wij : ndarray (C, D, R)
         ``sum_s (F_sc - n_sc m_c) E[w_s]'``.
     snormij : ndarray (C, D)
@@ -26,7 +30,8 @@ class IVectorStats:
 
     def __init__(self, dim_c: int, dim_d: int, dim_t: int):
         self.dim_c, self.dim_d, self.dim_t = dim_c, dim_d, dim_t
-        self.nij_sigma_wij2 = np.zeros((dim_c, dim_t, dim_t))
+        self._second = None  # the full (C, R, R) array once expanded or set
+        self._packed = np.zeros((dim_c, dim_t * (dim_t + 1) // 2))
         self.fnorm_sigma_wij = np.zeros((dim_c, dim_d, dim_t))
         self.snormij = np.zeros((dim_c, dim_d))
         self.nij = np.zeros((dim_c,))
@@ -35,6 +40,22 @@ class IVectorStats:
 
     _FIELDS = ("nij_sigma_wij2", "fnorm_sigma_wij", "snormij", "nij", "log_likelihood",
                "n_sessions")
+
+    @property
+    def nij_sigma_wij2(self) -> np.ndarray:
+        if self._second is None:
+            C, _, R = self.shape
+            self._second = self._packed[:, pk.symmetric_index(R)].reshape(C, R, R)
+            self._packed = None
+        return self._second
+
+    @nij_sigma_wij2.setter
+    def nij_sigma_wij2(self, value) -> None:
+        self._second, self._packed = value, None
+
+    def _packed_second_order(self):
+        """The packed (C, R(R+1)/2) second-order accumulator, or None once it is full."""
+        return self._packed
 
     def _count(self, log_likelihood: float, n_sessions: int) -> None:
         """Add a batch's log-likelihood and utterance count (the kernel adds its arrays)."""
@@ -58,8 +79,12 @@ class IVectorStats:
         self._check(other)
         out = IVectorStats.__new__(IVectorStats)
         out.dim_c, out.dim_d, out.dim_t = self.shape
+        out._second = out._packed = None
         for name in self._FIELDS:
-            setattr(out, name, getattr(self, name) + getattr(other, name))
+            if name == "nij_sigma_wij2" and self._packed is not None and other._packed is not None:
+                out._packed = self._packed + other._packed
+            else:
+                setattr(out, name, getattr(self, name) + getattr(other, name))
         return out
 
     def __radd__(self, other):
@@ -70,6 +95,9 @@ class IVectorStats:
     def __iadd__(self, other: "IVectorStats") -> "IVectorStats":
         self._check(other)
         for name in self._FIELDS:
+            if name == "nij_sigma_wij2" and self._packed is not None and other._packed is not None:
+                self._packed += other._packed
+                continue
             value = getattr(self, name)
             if isinstance(value, np.ndarray):
                 value += getattr(other, name)

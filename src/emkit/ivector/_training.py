@@ -21,17 +21,18 @@ def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
     C, D, R = pre.shape
     acc = IVectorStats(C, D, R)
     parallel = None if threads <= 1 else (lambda fn, pieces: map_ordered(fn, pieces, threads))
-    workspace = {}  # scratch stacks reused from batch to batch
+    # scratch reused from batch to batch; the packed second-order sums go straight to ``acc``
+    workspace = {"packed": acc._packed_second_order()}
     if items and isinstance(items[0], kiv.CentredBatch):
         for batch in items:
             acc._count(*kiv.accumulate_centred(batch, pre, acc, parallel, threads, workspace))
-        kiv.flush_packed(workspace, acc)
+        workspace.clear()
         return acc
     for start in range(0, len(items), batch_size):
         b = GMMStats.stack(items[start : start + batch_size], name=name, shape=(C, D),
                            second_order=True, offset=start)
         acc._count(*kiv.accumulate(b.n, b.sum_px, b.sum_pxx, pre, acc, parallel, threads, workspace))
-    kiv.flush_packed(workspace, acc)
+    workspace.clear()
     return acc
 
 
@@ -72,9 +73,11 @@ def m_step(machine: "IVectorMachine", stats: IVectorStats) -> "IVectorMachine":
     """Update ``machine.T`` (and ``sigma`` if ``update_sigma``) from ``stats``; returns it."""
     if not isinstance(stats, IVectorStats):
         raise TypeError(f"stats must be an IVectorStats; got {type(stats).__name__}")
+    second = stats._packed_second_order()  # the M-step reads one triangle: no need to expand
+    second = stats.nij_sigma_wij2 if second is None else second
     with small_products():
         machine._set_parameters(*kiv.m_step(
-            stats.nij_sigma_wij2, stats.fnorm_sigma_wij, stats.snormij, stats.nij,
+            second, stats.fnorm_sigma_wij, stats.snormij, stats.nij,
             np.asarray(machine.sigma, dtype=np.float64), machine.update_sigma,
             machine.variance_floor, parallel_map=_parallel_map,
             n_pieces=n_threads(),

@@ -6,7 +6,8 @@ Layout (see ``examples/espeak_recipe/recipe.toml``)::
     seed = 0
     [data.NAME]        audio = DIR | features = [FILES], utt2spk = FILE (optional)
     [features]         options of emkit.audio.FeatureConfig / KaldiOptions (audio sets only)
-    [ubm]              data = SET, gaussians, iterations, kmeans_iterations
+    [ubm]              data = SET, gaussians, iterations, kmeans_iterations, gselect and
+                       min_posterior (Gaussian selection in the statistics of the systems)
     [systems.NAME]     kind = "gmm-map" | "isv" | "jfa" | "ivector", and its options
     [conditions.NAME]  data = SET, enroll = FILE (spk2utt), trials = FILE (with labels)
     [norm]             method = "z" | "t" | "zt" | "s" | "as", cohort = SET, top_n, ddof
@@ -55,7 +56,7 @@ SYSTEM_KINDS = {
 }
 SECTIONS = {
     "ubm": {"data": (STR, ...), "gaussians": (INT, 64), "iterations": (INT, 25),
-            "kmeans_iterations": (INT, 20)},
+            "kmeans_iterations": (INT, 20), "gselect": (INT, None), "min_posterior": (FLOAT, 0.0)},
     "data": {"audio": (STR, None), "features": (STRS, None), "utt2spk": (STR, None)},
     "conditions": {"data": (STR, ...), "enroll": (STR, ...), "trials": (STR, ...)},
     "norm": {"method": (STR, ...), "cohort": (STR, ...), "top_n": (INT, 200), "ddof": (INT, 1)},
@@ -177,8 +178,16 @@ def validate(doc: dict, path) -> dict:
         chk.fail("features", "feature options need a data set with 'audio'")
     r["ubm"] = chk.fields(doc["ubm"], SECTIONS["ubm"], "ubm")
     chk.ref(r["ubm"]["data"], r["data"], "ubm.data", "data set")
-    for k in ("gaussians", "iterations", "kmeans_iterations"):
+    for k in ("gaussians", "iterations", "kmeans_iterations", "gselect"):
         chk.positive(r["ubm"][k], f"ubm.{k}")
+    u = r["ubm"]
+    if u["gselect"] is not None and u["gselect"] > u["gaussians"]:
+        chk.fail("ubm.gselect", f"must be at most ubm.gaussians ({u['gaussians']}); got "
+                                f"{u['gselect']!r}")
+    if not 0.0 <= u["min_posterior"] < 1.0:
+        chk.fail("ubm.min_posterior", f"must be in [0, 1); got {u['min_posterior']!r}")
+    if u["min_posterior"] and u["gselect"] is None:
+        chk.fail("ubm.min_posterior", "needs ubm.gselect (the Gaussians kept per frame)")
     r["systems"] = {}
     for name, table in chk.table(doc["systems"], "systems").items():
         key = f"systems.{name}"

@@ -27,7 +27,11 @@ from ..io.features import read_feature_sources
 from ..io.lists import read_id_map
 from ._runner import FunctionStep
 
-__all__ = ["STEP_KINDS", "step_kind", "plan", "Context", "machine_path"]
+__all__ = ["STEP_KINDS", "step_kind", "plan", "Context", "machine_path", "selection",
+           "statistics_settings"]
+
+#: keys of [ubm] that decide the statistics computed from the UBM, not the UBM itself
+SELECTION_KEYS = ("gselect", "min_posterior")
 
 STEP_KINDS = {}
 
@@ -133,8 +137,27 @@ def _ubm_steps(recipe, work):
         return f"{u['gaussians']} Gaussians from {frames.shape[0]} frames, {ubm.n_iter_} EM " \
                "iterations"
 
+    params = {k: v for k, v in u.items() if k not in SELECTION_KEYS}
     return [FunctionStep("ubm", run, lambda: _feature_inputs(recipe, work, u["data"]),
-                         {**u, "seed": recipe["seed"]}, [work / "ubm.h5"])]
+                         {**params, "seed": recipe["seed"]}, [work / "ubm.h5"])]
+
+
+def selection(recipe) -> dict:
+    """The [ubm] Gaussian selection as step parameters: empty when the statistics are exact (so
+    that the stamps of recipes without it stay valid)."""
+    u = recipe["ubm"]
+    if u.get("gselect") is None:
+        return {}
+    return {"gselect": u["gselect"], "min_posterior": u["min_posterior"]}
+
+
+def statistics_settings(recipe):
+    """A context in which the statistics computed from the UBM use the recipe's selection."""
+    from .._config import config_context
+
+    sel = selection(recipe)
+    return config_context(gselect_top_k=sel.get("gselect"),
+                          gselect_min_posterior=sel.get("min_posterior", 0.0))
 
 
 def machine_path(recipe, work, system) -> Path:
@@ -153,7 +176,8 @@ def _train(ctx, system, s, output):
     utt2spk = read_id_map(labels) if labels else None  # None: i-vector + cosine without WCCN
     ids = [u for u in feats if utt2spk is None or u in utt2spk]
     y = None if utt2spk is None else [utt2spk[u] for u in ids]
-    stats = ex.compute_stats(ubm, [feats[u] for u in ids], progress=ctx.progress)
+    with statistics_settings(ctx.recipe):
+        stats = ex.compute_stats(ubm, [feats[u] for u in ids], progress=ctx.progress)
     seed = ctx.recipe["seed"]
     if s["kind"] == "ivector":
         machine = IVectorMachine(ubm, dim_t=s["dim"], max_iterations=s["iterations"],
@@ -182,7 +206,7 @@ def _train_steps(recipe, work):
             f"train:{system}", lambda ctx, system=system, s=s, out=out: _train(ctx, system, s, out),
             lambda s=s: [os.fspath(work / "ubm.h5"), *_feature_inputs(recipe, work, s["data"]),
                          *_labels(recipe, s["data"])],
-            {**s, "seed": recipe["seed"]}, [out]))
+            {**s, "seed": recipe["seed"], **selection(recipe)}, [out]))
     return steps
 
 

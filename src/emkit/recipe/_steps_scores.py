@@ -11,7 +11,8 @@ from ..io.atomic import atomic_write
 from ..io.lists import read_id_map, read_trials, write_scores
 from ._runner import FunctionStep
 from ._scoring import normalise, read_npz, save_npz, score_condition
-from ._steps import _feature_inputs, _labels, machine_path, step_kind
+from ._steps import (_feature_inputs, _labels, machine_path, selection, statistics_settings,
+                     step_kind)
 
 __all__ = ["final_scores", "score_paths"]
 
@@ -32,8 +33,9 @@ def _score_steps(recipe, work):
             def run(ctx, s=s, c=c, npz=npz, raw=raw, system=system):
                 co = None if cohort is None else (
                     ctx.features(cohort), read_id_map(recipe["data"][cohort]["utt2spk"]))
-                arrays = score_condition(machine_path(recipe, work, system), s, c,
-                                         ctx.features(c["data"]), co)
+                with statistics_settings(recipe):
+                    arrays = score_condition(machine_path(recipe, work, system), s, c,
+                                             ctx.features(c["data"]), co)
                 save_npz(arrays, npz)
                 trials = read_trials(c["trials"])
                 write_scores(raw, trials.models, trials.probes,
@@ -48,7 +50,7 @@ def _score_steps(recipe, work):
                 return files
 
             params = {"relevance_factor": s["relevance_factor"], "backend": s.get("backend"),
-                      "cohort": cohort}
+                      "cohort": cohort, **selection(recipe)}
             steps.append(FunctionStep(f"score:{system}:{cond}", run, inputs, params, [npz, raw]))
     return steps
 

@@ -1,0 +1,323 @@
+"""Dask training inputs computed once per ``fit``: kept on the workers, or spilled to their disks.
+
+A dask bag of per-utterance statistics (``emkit.io.arrays.directory_statistics``: features read
+and the UBM's E-step run by each partition's task) would otherwise be recomputed by every pass of
+EM.  :func:`computed_once` computes it once, at the start of ``fit``, and hands ``fit`` a bag that
+reads the result:
+
+* ``"memory"``: the partitions are persisted on the workers, regrouped into one partition per
+  worker thread (consecutive partitions, order kept: fewer tasks and per-task accumulators in
+  every pass);
+* ``"disk"`` (Kaldi-style): each partition is written by the worker that computed it to an HDF5
+  file under ``<spill_directory>/emkit-spill-<random>/<host>-<pid>/`` (names that cannot
+  collide between fits, workers or retries), and every pass reads the files; the directory is
+  removed (on every worker) when ``fit`` ends, however it ends;
+* ``"auto"`` (default) computes the first partition, estimates the whole size as its size times
+  the number of partitions, and keeps the data in memory when that is at most
+  ``dask_cache_fraction`` (default 0.25) of the summed memory limits of the workers (of this
+  machine's memory without a ``distributed`` client), else spills them.  What i-vector and
+  ISV/JFA training derive from the statistics once (centred batches, stacked session blocks,
+  without the per-utterance second-order sums for ISV/JFA) is kept next to them in memory
+  mode: at most 1.5x the statistics' size in all, so 0.25 leaves the workers more than half
+  their memory for the passes' accumulators and for dask's own spilling threshold (0.6).
+
+A dask array of frames (GMM, k-means) is persisted when its size fits the same budget (or with
+``"memory"``); otherwise (or with ``"disk"``) it is read from its source at every pass, as before:
+it is on disk already, and frames' posteriors depend on the parameters.  ``"off"`` leaves every
+input as it is.  Choose with ``emkit.set_config(dask_cache=...)`` or ``emkit.config_context``.
+
+The cached bag fingerprints (checkpoints) as the input bag does: its partitions remember how
+many items each input partition had (:func:`piece_digests`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+
+import numpy as np
+
+__all__ = ["computed_once", "cached_frames", "piece_digests", "cached_in_memory", "prepared_on_workers"]
+
+_SPILL_PREFIX = "emkit-spill-"
+#: name of a bag cached in memory -> the lengths of the input partitions in each of its partitions
+_PIECES: dict = {}
+#: names of the cached bags kept on the workers (the others are read from spill files)
+_IN_MEMORY: set = set()
+
+
+def _distributed_client():
+    """The ``distributed.Client`` that dask's ``compute`` uses now, or None."""
+    try:
+        import dask.base
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        return None
+    return client if dask.base.get_scheduler() == client.get else None
+
+
+def _machine_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 8 << 30
+
+
+def cluster_resources(client) -> tuple:
+    """``(memory bytes, threads)`` of the cluster: the workers' summed memory limits (a worker
+    without a limit counts this machine's memory) and threads; without a client, this machine."""
+    from . import n_threads
+
+    if client is None:
+        return _machine_memory(), n_threads()
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    memory = sum(int(w.get("memory_limit") or 0) or _machine_memory() for w in workers)
+    return memory, max(1, sum(int(w.get("nthreads", 1)) for w in workers))
+
+
+def _budget(client) -> float:
+    from .._config import get_config
+
+    return get_config()["dask_cache_fraction"] * cluster_resources(client)[0]
+
+
+@contextlib.contextmanager
+def computed_once(X):
+    """``X`` as ``fit`` should traverse it (see the module docstring); a context manager, so that
+    what was cached is released (and spill files removed) when ``fit`` ends."""
+    from .._config import get_config
+    from . import is_bag, is_dask_collection
+
+    mode = get_config()["dask_cache"]
+    if mode == "off" or not is_dask_collection(X):
+        yield X
+    elif is_bag(X):
+        with _cached_bag(X, mode) as bag:
+            yield bag
+    elif hasattr(X, "chunks") and hasattr(X, "nbytes"):
+        yield _cached_array(X, mode)
+    else:
+        yield X
+
+
+def cached_frames(X):
+    """A dask array of frames persisted on the workers when the configuration says so (see the
+    module docstring); anything else unchanged.  (Nothing to release at the end of ``fit``: the
+    persisted chunks go when the array does.)"""
+    from .._config import get_config
+    from . import is_dask_collection
+
+    mode = get_config()["dask_cache"]
+    if mode == "off" or not (is_dask_collection(X) and hasattr(X, "chunks")):
+        return X
+    return _cached_array(X, mode)
+
+
+def _cached_array(X, mode):
+    import dask
+
+    if mode == "disk" or (mode == "auto" and X.nbytes > _budget(_distributed_client())):
+        return X
+    (persisted,) = dask.persist(X)
+    return persisted
+
+
+# -- bags ---------------------------------------------------------------------------------------
+def _describe(part) -> tuple:
+    """``(number of items, bytes)`` of a bag partition (numpy arrays, GMMStats, pairs)."""
+    from dask.sizeof import sizeof
+
+    part = part if isinstance(part, list) else list(part)
+    return len(part), int(sizeof(part))
+
+
+def _concat(*parts) -> list:
+    return [item for part in parts for item in part]
+
+
+@contextlib.contextmanager
+def _cached_bag(X, mode):
+    import dask
+    import dask.bag as db
+
+    client = _distributed_client()
+    parts = list(X.to_delayed())
+    if not parts:
+        yield X
+        return
+    if mode == "auto":
+        (parts[0],) = dask.persist(parts[0])
+        (described,) = dask.compute(dask.delayed(_describe, pure=True)(parts[0]))
+        mode = "memory" if described[1] * len(parts) <= _budget(client) else "disk"
+    if mode == "memory":
+        parts = list(dask.persist(*parts))  # (the first one, persisted already, is not recomputed)
+        lengths = dask.compute(*[dask.delayed(_describe, pure=True)(p) for p in parts])
+        groups = _groups(len(parts), cluster_resources(client)[1])
+        merged = [dask.delayed(_concat, pure=True)(*parts[g]) for g in groups]
+        persisted = dask.persist(*merged)
+        bag = db.from_delayed(list(persisted))
+        _PIECES[bag.name] = [[n for n, _ in lengths[g]] for g in groups]
+        _IN_MEMORY.add(bag.name)
+        del parts, merged  # the input's partitions go once regrouped (only the groups are held)
+        try:
+            yield bag
+        finally:
+            _PIECES.pop(bag.name, None)
+            _IN_MEMORY.discard(bag.name)
+        return
+    token = _SPILL_PREFIX + uuid.uuid4().hex
+    base = _spill_base()
+    bag = None
+    try:
+        write = dask.delayed(_spill, pure=False)
+        files = dask.compute(*[write(p, base, token, i) for i, p in enumerate(parts)])
+        del parts
+        from . import bag_from_parts
+
+        groups = _spill_groups([size for _, _, size in files], client)
+        bag = bag_from_parts(_read_spilled, [tuple(path for path, _, _ in files[g]) for g in groups])
+        _PIECES[bag.name] = [[n for _, n, _ in files[g]] for g in groups]
+        yield bag
+    finally:
+        if bag is not None:
+            _PIECES.pop(bag.name, None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.run(_remove_spill, base, token)
+        _remove_spill(base, token)
+
+
+def _spill_groups(sizes, client) -> list:
+    """Consecutive spill files read by one task of a pass: at least one group per worker thread,
+    each at most ``dask_cache_fraction`` of a thread's share of the memory (one file at least).
+    Fewer, larger tasks: every task of a pass costs its own accumulators and their transfer."""
+    memory, threads = cluster_resources(client)
+    from .._config import get_config
+
+    limit = get_config()["dask_cache_fraction"] * memory / threads
+    target = max(-(-len(sizes) // threads), 1)
+    groups, start, total = [], 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (i - start >= target or total + size > limit):
+            groups.append(slice(start, i))
+            start, total = i, 0
+        total += size
+    groups.append(slice(start, len(sizes)))
+    return groups
+
+
+def cached_in_memory(X) -> bool:
+    """True for a bag that :func:`computed_once` keeps on the workers (in this ``fit``)."""
+    return getattr(X, "name", None) in _IN_MEMORY
+
+
+def prepared_on_workers(fn, bag, *args):
+    """A bag of ``fn(partition, *args)`` for every partition of a bag cached in memory, computed
+    once and kept on the workers (where the partitions are) in their place: what an estimator
+    derives from the statistics once per ``fit`` (stacked, centred), as it does in memory."""
+    import dask
+
+    from . import bag_from_parts
+
+    (prepared,) = dask.persist(bag_from_parts(fn, [(part, *args) for part in bag.to_delayed()]))
+    return prepared
+
+
+def _groups(n_parts: int, n_groups: int) -> list:
+    edges = np.linspace(0, n_parts, min(n_parts, n_groups) + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def piece_digests(bag, digest):
+    """Per-input-partition digests of a cached bag (None for another bag): its partitions are
+    groups of the input's, whose lengths it remembers."""
+    pieces = _PIECES.get(getattr(bag, "name", None))
+    if pieces is None:
+        return None
+    import dask
+
+    task = dask.delayed(_split_digests, pure=True)
+    groups = dask.compute(*[task(part, lengths, digest)
+                            for part, lengths in zip(bag.to_delayed(), pieces)])
+    return len(sum(pieces, [])), [d for group in groups for d in group]
+
+
+def _split_digests(part, lengths, digest):
+    part, out, start = list(part), [], 0
+    for n in lengths:
+        out.append(digest(part[start : start + n]))
+        start += n
+    return out
+
+
+# -- disk ---------------------------------------------------------------------------------------
+def _spill_base() -> str | None:
+    from .._config import get_config
+
+    return get_config()["spill_directory"]
+
+
+def _worker_directory(base, token) -> str:
+    root = os.path.join(base or tempfile.gettempdir(), token)
+    return os.path.join(root, f"{socket.gethostname()}-{os.getpid()}")
+
+
+def _remove_spill(base, token) -> None:
+    shutil.rmtree(os.path.join(base or tempfile.gettempdir(), token), ignore_errors=True)
+
+
+def _spill(part, base, token, index) -> str:
+    """Write a partition of GMMStats to an HDF5 file of this worker's spill directory; returns
+    ``(path, number of items, file size)``.  (A retried task writes a new file: the name holds a
+    random part.)"""
+    import h5py
+
+    from ..stats import GMMStats
+
+    items = part if isinstance(part, list) else list(part)
+    directory = _worker_directory(base, token)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"part-{index:06d}-{uuid.uuid4().hex[:8]}.h5")
+    with h5py.File(path, "w") as f:
+        f.attrs["n_items"] = len(items)
+        if items and all(isinstance(s, GMMStats) for s in items):
+            f["t"] = np.array([s.t for s in items], dtype=np.int64)
+            f["log_likelihood"] = np.array([s.log_likelihood for s in items], dtype=np.float64)
+            for name in ("n", "sum_px", "sum_pxx"):
+                f[name] = np.stack([np.asarray(getattr(s, name), dtype=np.float64) for s in items])
+        else:  # other items (pairs, arrays): pickled, one blob per partition
+            import pickle
+
+            f["pickled"] = np.frombuffer(pickle.dumps(items, protocol=5), dtype=np.uint8)
+    return path, len(items), os.path.getsize(path)
+
+
+def _read_spilled(*paths) -> list:
+    """The items of spill files, in order."""
+    return [item for path in paths for item in _read_spill_file(path)]
+
+
+def _read_spill_file(path) -> list:
+    import h5py
+
+    from ..stats import GMMStats
+
+    with h5py.File(path, "r") as f:
+        if "pickled" in f:
+            import pickle
+
+            return pickle.loads(f["pickled"][...].tobytes())
+        t, ll = f["t"][...], f["log_likelihood"][...]
+        n, px, pxx = f["n"][...], f["sum_px"][...], f["sum_pxx"][...]
+    out = []
+    for i in range(len(t)):
+        s = GMMStats(*px.shape[1:])
+        s.init_fields(float(ll[i]), int(t[i]), n[i], px[i], pxx[i])
+        out.append(s)
+    return out

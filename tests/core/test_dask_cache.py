@@ -1,0 +1,221 @@
+"""Dask training inputs computed once per fit (emkit._backend._cache): the per-file statistics
+of a directory are computed once however many passes EM makes, kept on the workers or spilled to
+per-worker files (removed after fit), with the numbers of the in-memory fit."""
+
+import glob
+import os
+import threading
+
+import dask
+import h5py
+import numpy as np
+import pytest
+from _parity import max_rel_diff
+
+import emkit
+import emkit.io.arrays as arrays
+from emkit import GMMMachine, IVectorMachine
+from emkit._backend import _cache
+from emkit.factor_analysis import ISVMachine, JFAMachine
+
+distributed = pytest.importorskip("distributed")
+
+TOL = 1e-10
+N_FILES = 12
+
+
+@pytest.fixture(scope="module")
+def client():
+    # in-process workers: the counters below see their calls
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0", silence_logs=40) as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("feats")
+    rng = np.random.default_rng(0)
+    for i in range(N_FILES):
+        x = rng.normal(size=(40 + 7 * i, 3)) + (i % 3)
+        np.save(directory / f"utt{i:03d}.npy", x)
+    ubm = GMMMachine(4)
+    ubm.means = rng.normal(size=(4, 3))
+    ubm.variances = np.full((4, 3), 1.5)
+    ubm.weights = np.full(4, 0.25)
+    files = sorted(glob.glob(str(directory / "*.npy")))
+    stats = ubm.transform([np.load(p) for p in files])
+    return directory, ubm, stats
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """Paths read by the per-file statistics (the feature reads of directory_statistics)."""
+    seen, lock = [], threading.Lock()
+    original = arrays._load
+
+    def counted(path):
+        with lock:
+            seen.append(path)
+        return original(path)
+
+    monkeypatch.setattr(arrays, "_load", counted)
+    return seen
+
+
+# (module-level, so that the in-process workers run these very functions, not pickled copies)
+_SPILLED, _READ = [], []
+_SPILL, _READ_SPILLED = _cache._spill, _cache._read_spilled
+
+
+def _recording_spill(*args):
+    written = _SPILL(*args)
+    _SPILLED.append(written[0])
+    return written
+
+
+def _recording_read(*paths):
+    _READ.extend(os.path.exists(path) for path in paths)
+    return _READ_SPILLED(*paths)
+
+
+@pytest.fixture
+def spills(monkeypatch):
+    """Paths of the spill files written (and whether each read found its file, in _READ)."""
+    _SPILLED.clear()
+    _READ.clear()
+    monkeypatch.setattr(_cache, "_spill", _recording_spill)
+    monkeypatch.setattr(_cache, "_read_spilled", _recording_read)
+    return _SPILLED
+
+
+LABELS = [f"spk{i % 3}" for i in range(N_FILES)]
+
+
+def _fit(kind, ubm, X):
+    if kind == "isv":
+        return ISVMachine(2, em_iterations=3, ubm=ubm).fit(X, LABELS), ("U", "D")
+    if kind == "jfa":
+        return JFAMachine(2, 1, em_iterations=2, ubm=ubm).fit(X, LABELS), ("U", "V", "D")
+    return IVectorMachine(ubm, dim_t=2, max_iterations=3, random_state=0).fit(X), ("T", "sigma")
+
+
+def _check_same(got, ref, names):
+    for name in names:
+        assert max_rel_diff(getattr(got, name), getattr(ref, name)) < TOL, name
+
+
+@pytest.mark.parametrize("kind", ["isv", "jfa", "ivector"])
+@pytest.mark.parametrize("mode", ["auto", "memory", "disk"])
+def test_statistics_of_a_directory_are_computed_once_per_fit(client, features, loads, spills,
+                                                             kind, mode, tmp_path):
+    directory, ubm, stats = features
+    ref, names = _fit(kind, ubm, stats)
+    with emkit.config_context(dask_cache=mode, spill_directory=tmp_path):
+        bag, paths = arrays.directory_statistics(ubm, directory, npartitions=5)
+        got, _ = _fit(kind, ubm, bag)
+    assert sorted(loads) == sorted(paths)  # every file read once, whatever the number of passes
+    _check_same(got, ref, names)
+    assert (len(spills) == bag.npartitions) == (mode == "disk")  # (auto: these fit in memory)
+    assert all(p.startswith(str(tmp_path)) for p in spills)
+    assert os.listdir(tmp_path) == []  # the spill directory is removed after fit
+
+
+def test_auto_spills_what_does_not_fit_and_removes_it_after_fit(client, features, loads, spills,
+                                                               tmp_path):
+    directory, ubm, stats = features
+    ref, names = _fit("isv", ubm, stats)
+    with emkit.config_context(dask_cache_fraction=1e-12, spill_directory=tmp_path):
+        bag, paths = arrays.directory_statistics(ubm, directory, npartitions=4)
+        got, _ = _fit("isv", ubm, bag)
+    seen = _READ
+    assert len(spills) == 4 and len(seen) >= 4 * 3 and all(seen)  # read back at every pass
+    assert sorted(loads) == sorted(paths)
+    _check_same(got, ref, names)
+    assert os.listdir(tmp_path) == []
+
+
+def test_spill_directory_is_removed_when_fit_fails(client, features, tmp_path):
+    directory, ubm, _ = features
+    bag, _ = arrays.directory_statistics(ubm, directory, npartitions=3)
+    with emkit.config_context(dask_cache="disk", spill_directory=tmp_path):
+        with pytest.raises(ValueError, match="inconsistent|sessions"):
+            ISVMachine(2, em_iterations=2, ubm=ubm).fit(bag, LABELS[:-1])
+    assert os.listdir(tmp_path) == []
+
+
+def test_off_recomputes_at_every_pass(client, features, loads):
+    directory, ubm, _ = features
+    with emkit.config_context(dask_cache="off"):
+        bag, _ = arrays.directory_statistics(ubm, directory, npartitions=3)
+        _fit("ivector", ubm, bag)
+    assert len(loads) > N_FILES
+
+
+def test_without_a_distributed_client(features, loads):
+    directory, ubm, stats = features
+    ref, names = _fit("ivector", ubm, stats)
+    with dask.config.set(scheduler="sync"):
+        bag, paths = arrays.directory_statistics(ubm, directory, npartitions=3)
+        got, _ = _fit("ivector", ubm, bag)
+    assert sorted(loads) == sorted(paths)
+    _check_same(got, ref, names)
+
+
+@pytest.mark.parametrize("mode", ["memory", "disk"])
+def test_a_checkpoint_of_the_uncached_input_is_one_of_the_cached_input(client, features, loads,
+                                                                      mode, tmp_path):
+    """The cached bag fingerprints as its input: a checkpoint written without the cache is
+    recognised (no mismatch) by a fit that caches, and the reverse."""
+    directory, ubm, stats = features
+    path = tmp_path / "isv.ckpt.h5"
+    bag, _ = arrays.directory_statistics(ubm, directory, npartitions=5)
+    with emkit.config_context(dask_cache="off"):
+        first = ISVMachine(2, em_iterations=2, ubm=ubm, checkpoint=path).fit(bag, LABELS)
+    with emkit.config_context(dask_cache=mode, spill_directory=tmp_path):
+        again = ISVMachine(2, em_iterations=2, ubm=ubm, checkpoint=path).fit(bag, LABELS)
+        path.unlink()
+        ISVMachine(2, em_iterations=1, ubm=ubm, checkpoint=path).fit(bag, LABELS)
+    with emkit.config_context(dask_cache="off"):
+        ISVMachine(2, em_iterations=1, ubm=ubm, checkpoint=path).fit(bag, LABELS)
+    _check_same(again, first, ("U", "D"))
+    _check_same(again, ISVMachine(2, em_iterations=2, ubm=ubm).fit(stats, LABELS), ("U", "D"))
+    assert sorted(os.listdir(tmp_path)) == ["isv.ckpt.h5"]
+
+
+def test_frames_of_an_hdf5_file_are_read_once(client, tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(size=(900, 3)), rng.normal(size=(900, 3)) + 3]).astype(np.float32)
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        f["frames"] = X
+    reads = []
+    original = arrays.HDF5RowReader.__getitem__
+    monkeypatch.setattr(arrays.HDF5RowReader, "__getitem__",
+                        lambda self, k: (k[0].stop > k[0].start and reads.append(k)) or original(self, k))
+
+    def gmm():
+        return GMMMachine(2, update_variances=True, update_weights=True, max_fitting_steps=4,
+                          convergence_threshold=None)
+
+    ref = gmm().fit(X)
+    got = gmm().fit(arrays.hdf5_frames(tmp_path / "f.h5", "frames", chunk_rows=400))
+    assert len(reads) == 5  # one read per chunk for k-means, its initialisation and EM together
+    for name in ("means", "variances", "weights"):
+        assert max_rel_diff(getattr(got, name), getattr(ref, name)) < TOL
+    reads.clear()
+    with emkit.config_context(dask_cache="disk"):  # streamed from the file at every pass
+        gmm().fit(arrays.hdf5_frames(tmp_path / "f.h5", "frames", chunk_rows=400))
+    assert len(reads) > 5 * 4
+
+
+def test_spill_files_are_read_in_groups_bounded_by_the_budget(monkeypatch):
+    monkeypatch.setattr(_cache, "cluster_resources", lambda client: (4000, 2))
+    sizes = [100] * 8
+    with emkit.config_context(dask_cache_fraction=1.0):  # 2000 bytes per thread
+        assert _cache._spill_groups(sizes, None) == [slice(0, 4), slice(4, 8)]
+    with emkit.config_context(dask_cache_fraction=0.1):  # 200 bytes per thread: 2 files a task
+        groups = _cache._spill_groups(sizes, None)
+    assert groups == [slice(i, i + 2) for i in range(0, 8, 2)]
+    with emkit.config_context(dask_cache_fraction=0.01):  # below one file: one file a task
+        assert len(_cache._spill_groups(sizes, None)) == 8

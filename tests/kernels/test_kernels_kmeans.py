@@ -1,0 +1,75 @@
+"""The k-means kernels against a naive oracle (scipy's cdist, explicit loops)."""
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+from emkit._kernels import kmeans as kk
+
+
+def _problem(seed=0, N=300, D=5, K=9):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, D)) * 2 + 50
+    X[N // 2 :: 7] = X[N // 3]  # repeated rows: equal distances, ties by position
+    centroids = X[rng.choice(N // 4, K, replace=False)] + 0.1
+    return X, centroids
+
+
+@pytest.mark.parametrize("block_rows", [1, 7, 64, 10_000])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lloyd_statistics_match_the_naive_loop_for_any_block_size(block_rows, dtype):
+    X, centroids = _problem()
+    K = len(centroids)
+    coef = kk.CentroidCoefficients.from_centroids(centroids, dtype=dtype)
+    d = cdist(X, centroids, "sqeuclidean")
+    labels = d.argmin(1)
+    min_dist = d[np.arange(len(X)), labels]
+    r = kk.lloyd_statistics(X, coef, block_rows, squares=True, n_far=4)
+    tol = 1e-10 if dtype == np.float64 else 1e-5  # float32 rounds the centred rows
+    c = coef.shift + coef.centred
+    np.testing.assert_array_equal(r["counts"], np.bincount(labels, minlength=K))
+    dev = X - c[labels]
+    sums = np.array([dev[labels == k].sum(0) for k in range(K)])
+    sq = np.array([(dev[labels == k] ** 2).sum(0) for k in range(K)])
+    np.testing.assert_allclose(r["sums"], sums, rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(r["sq_sums"], sq, rtol=tol)
+    np.testing.assert_allclose(r["sum_min_dist"], min_dist.sum(), rtol=tol)
+    far = np.lexsort((np.arange(len(X)), -min_dist))[:4]  # largest first, ties by position
+    np.testing.assert_allclose(r["far_dists"], min_dist[far], rtol=tol)
+    np.testing.assert_array_equal(r["far_points"], X[far])
+    got_labels, got_dist = kk.assign(X, coef, block_rows)
+    np.testing.assert_array_equal(got_labels, labels)
+    np.testing.assert_allclose(got_dist, min_dist, rtol=tol)
+
+
+def test_cluster_sums_add_rows_per_label():
+    rng = np.random.default_rng(1)
+    X, labels = rng.normal(size=(50, 3)), rng.integers(0, 6, 50)
+    labels[labels == 4] = 5  # an empty cluster
+    sums, squares = kk.cluster_sums(X, labels, 7, squares=True)
+    for k in range(7):
+        np.testing.assert_allclose(sums[k], X[labels == k].sum(0), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(squares[k], (X[labels == k] ** 2).sum(0), rtol=1e-13, atol=1e-15)
+    assert not sums[4].any()
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3, 1e25])
+def test_float32_screening_finds_the_float64_nearest_centroid(scale):
+    """Near-ties that float32 cannot resolve, data far from the origin and scores beyond float32's
+    range: the screened labels are those of the float64 product, row for row."""
+    rng = np.random.default_rng(2)
+    K, D = 40, 7
+    centroids = rng.normal(size=(K, D)) * 3
+    centroids[1] = centroids[0] + 0.01 * rng.normal(size=D)
+    mid = (centroids[0] + centroids[1]) / 2  # equidistant from two centroids ...
+    X = np.concatenate([rng.normal(size=(400, D)), mid + 1e-9 * rng.normal(size=(200, D)),  # ... or nearly
+                        centroids[5] + 1e-7 * rng.normal(size=(50, D))])
+    X, centroids = X * scale + 1e4 * scale, centroids * scale + 1e4 * scale
+    coef = kk.CentroidCoefficients.from_centroids(centroids)
+    augmented = kk._augmented(coef)
+    xa = np.concatenate([X - coef.shift, np.ones((len(X), 1))], axis=1)
+    expected = np.argmin(xa @ augmented, axis=1)
+    assert kk._screen(coef, augmented, 64) is not None
+    labels, _ = kk.assign(X, coef, 64)
+    np.testing.assert_array_equal(labels, expected)
+    assert len(np.unique(labels[400:600])) == 2
