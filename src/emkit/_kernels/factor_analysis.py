@@ -24,6 +24,7 @@ import functools
 import numpy as np
 
 from . import _xp
+from . import factor_analysis_sessions as _sessions
 from .linalg import lower_inverse
 from .linalg import spd_inverse as _np_spd_inverse
 from .linalg import spd_solve as _np_spd_solve
@@ -34,6 +35,14 @@ from .factor_analysis_class import (  # noqa: F401  (re-exported)
     class_weights,
     group_sum,
     slot_class_sums,
+)
+from .factor_analysis_sessions import (  # noqa: F401  (re-exported)
+    packed_size,
+    segment_class_sums,
+    segment_offset_terms,
+    segment_starts,
+    session_moments,
+    unpack_symmetric,
 )
 
 __all__ = [
@@ -66,6 +75,12 @@ __all__ = [
     "block_products",
     "diagonal_posterior",
     "diagonal_gain",
+    "packed_size",
+    "unpack_symmetric",
+    "session_moments",
+    "segment_starts",
+    "segment_class_sums",
+    "segment_offset_terms",
 ]
 
 
@@ -181,7 +196,10 @@ def projection_products(W_mean: np.ndarray, wprod: np.ndarray) -> np.ndarray:
     if xp is not np:
         return xp.concat([W_mean, _xp.take_index(xp.reshape(wprod, (C, r * r)), packed, 1, xp)],
                          axis=1)
-    return np.hstack([W_mean, wprod.reshape(C, r * r)[:, packed]])
+    out = np.empty((C, r + len(packed)))
+    out[:, :r] = W_mean
+    _sessions._pack_upper_into(wprod, out[:, r:])
+    return out
 
 
 def centred_projections(n: np.ndarray, F: np.ndarray, W_over_var: np.ndarray, n_products):
@@ -274,16 +292,18 @@ def update_subspace(
         A1 = A1.copy()
         A1[empty] = np.eye(r)
     try:
-        Wt = spd_solve(A1, A2.reshape(C, D, r).transpose(0, 2, 1))
+        if r >= _sessions.LAPACK_RANK:  # one LAPACK solve per Gaussian
+            W = _sessions.solve_rows_each(A1, A2.reshape(C, D, r))
+        else:
+            W = spd_solve(A1, A2.reshape(C, D, r).transpose(0, 2, 1)).transpose(0, 2, 1)
     except np.linalg.LinAlgError as exc:
         raise FloatingPointError(
             "subspace update: an accumulator A1 is not positive definite (degenerate statistics: "
             "check for NaN or Gaussians with (almost) no occupancy)"
         ) from exc
-    W = Wt.transpose(0, 2, 1)
     if empty.any():
         W[empty] = 0.0 if previous is None else previous.reshape(C, D, r)[empty]
-    return W.reshape(C * D, r)
+    return np.ascontiguousarray(W.reshape(C * D, r))  # (a view for one Gaussian)
 
 
 def _update_subspace_xp(A1, A2, previous, xp):

@@ -122,7 +122,8 @@ class TrainingSet:
     """Sessions ready for EM.
 
     ``rows`` is a list of :class:`SessionBlock` (in memory: stacked and validated once, sorted by
-    class, with the :class:`ClassTotals` summed along) or a dask bag of ``(class index, GMMStats)``
+    class, with the :class:`ClassTotals` summed along, and ``F`` the first-order statistics of
+    all of them, of which the blocks are row slices) or a dask bag of ``(class index, GMMStats)``
     pairs (stacked per partition and pass).
     """
 
@@ -130,6 +131,7 @@ class TrainingSet:
     classes: np.ndarray
     counts: np.ndarray  # sessions per class (K,)
     totals: "ClassTotals | None" = None  # in memory: summed while stacking
+    F: "np.ndarray | None" = None  # in memory: (S, CD), the rows of the blocks in order
 
     @property
     def n_classes(self) -> int:
@@ -162,5 +164,6 @@ def in_memory(X, codes, classes, shape, threads, step, name="X") -> TrainingSet:
     for block, sums in stacked:
         totals.add_block(block, sums)
     return TrainingSet(
-        [block for block, _ in stacked], classes, np.bincount(codes, minlength=K), totals
+        [block for block, _ in stacked], classes, np.bincount(codes, minlength=K), totals,
+        batch.supervectors,
     )

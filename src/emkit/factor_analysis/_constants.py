@@ -8,6 +8,7 @@ loaded file) drops it, and rebuilds it when the UBM's means or variances change 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,8 +47,17 @@ class Constants:
     V_over_var: np.ndarray | None = None  # Sigma^-1 V (CD, r_V)
     vprod: np.ndarray | None = None  # (C, r_V, r_V)
     v_products: np.ndarray | None = None
-    VtU: np.ndarray | None = None  # V_c^T Sigma_c^-1 U_c flattened (r_V, C*r_U)
     scratch: dict = field(default_factory=dict)
+
+    @functools.cached_property
+    def VtU(self) -> np.ndarray | None:
+        """``V_c^T Sigma_c^-1 U_c`` flattened (r_V, C*r_U) (JFA scoring; None for ISV)."""
+        if self.V is None:
+            return None
+        C, Dim = self.shape
+        VtU = np.matmul(self.V.reshape(C, Dim, -1).transpose(0, 2, 1),
+                        self.U_over_var.reshape(C, Dim, -1))
+        return np.ascontiguousarray(VtU.transpose(1, 0, 2).reshape(self.V.shape[1], -1))
 
     def is_current(self, ubm, key=None) -> bool:
         """True while the UBM is the same object with the same means and variances (and, when
@@ -60,6 +70,22 @@ class Constants:
         )
 
 
+def _subspace_products(W, variances):
+    """:func:`~emkit._kernels.factor_analysis.subspace_products` by slices of Gaussians on the
+    training threads (many small products: one BLAS thread each)."""
+    from ._mstep import by_gaussians
+    from ._training import session_threads
+
+    (C, D), r = variances.shape, W.shape[1]
+    out = np.empty((C, r, r))
+
+    def fill(gs):
+        out[gs] = kfa.subspace_products(W[gs.start * D : gs.stop * D], variances[gs])
+
+    by_gaussians(fill, C, session_threads())
+    return out
+
+
 def build(U, V, D, ubm, key) -> Constants:
     """The :class:`Constants` of the parameters ``U`` (CD, r_U), ``V`` (CD, r_V) or None, ``D``
     (CD,) or None and the trained GMM ``ubm``."""
@@ -68,18 +94,16 @@ def build(U, V, D, ubm, key) -> Constants:
     m, var = means.ravel(), variances.ravel()
     C, Dim = means.shape
     U_over_var = U / var[:, None]
-    uprod = kfa.subspace_products(U, variances)
+    uprod = _subspace_products(U, variances)
     W_mean = kfa.weighted_blocks(m, U_over_var, C)
     extra = {}
     if V is not None:
         V_over_var = V / var[:, None]
-        vprod = kfa.subspace_products(V, variances)
-        VtU = np.matmul(V.reshape(C, Dim, -1).transpose(0, 2, 1), U_over_var.reshape(C, Dim, -1))
+        vprod = _subspace_products(V, variances)
         extra = dict(
             V_over_var=V_over_var,
             vprod=vprod,
             v_products=kfa.projection_products(kfa.weighted_blocks(m, V_over_var, C), vprod),
-            VtU=np.ascontiguousarray(VtU.transpose(1, 0, 2).reshape(V.shape[1], -1)),
         )
     return Constants(
         U=U, V=V, D=D, ubm=ubm, key=key, means=means, variances=variances, shape=means.shape,

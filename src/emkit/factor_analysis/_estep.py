@@ -24,7 +24,8 @@ def _add_optional(a, b):
 class SessionParams:
     """What a pass over sessions needs: the posterior of x_h given per-class offsets ``o_k``.
 
-    ``W_mean[c] = sum_d m_cd U_cd / var_cd`` (C, r_U) and ``offset_proj[k, c] = U_c^T Sigma_c^-1
+    ``W_mean[c] = sum_d m_cd U_cd / var_cd`` (C, r_U) (``n_products``: it and the packed upper
+    triangles of ``uprod``, :func:`~emkit._kernels.factor_analysis.projection_products`) and ``offset_proj[k, c] = U_c^T Sigma_c^-1
     o_kc`` (K, C, r_U) (JFA: ``o_k = V y_k``) let ``U^T Sigma^-1 (F_h - N_h (m + o_k))`` be
     computed from F_h directly.  ``step``: sessions per block of a dask partition.
     """
@@ -33,28 +34,32 @@ class SessionParams:
     U_over_var: np.ndarray  # (CD, r_U)
     uprod: np.ndarray  # (C, r_U, r_U)
     W_mean: np.ndarray  # (C, r_U)
+    n_products: np.ndarray  # [W_mean | packed uprod] (C, r_U + r_U(r_U+1)/2)
     n_classes: int
     step: int
     offset_proj: np.ndarray | None = None  # (K, C, r_U)
     accumulate: bool = True  # A1 and A2F (else only G)
     totals: bool = False  # the ClassTotals too (ISV's first pass)
+    class_sums: bool = True  # G (else None: JFA's V phase, whose "sessions" are the classes)
 
 
 @dataclass
 class SessionAccumulator:
     """Sums over sessions h of class k(h), with x_h the posterior mean and L_h its covariance.
 
-    ``A1[c] = sum N_hc (L_h + x_h x_h^T)`` (C, r, r); ``A2F = sum F_h x_h^T`` (CD, r);
+    ``A1[c] = sum N_hc (L_h + x_h x_h^T)`` (C, r, r), or its packed upper triangles
+    (C, r(r+1)/2) from in-memory passes; ``A2F = sum F_h x_h^T`` (CD, r);
     ``G[k, c] = sum_{h in k} N_hc x_h`` (K, C, r).  The U accumulator of the reference,
     ``sum (F_h - N_h (m + o_k)) x_h^T``, is ``A2F`` minus terms built from G (see
     :func:`emkit.factor_analysis._training.u_accumulator`).  ``totals`` are the
-    :class:`ClassTotals` when requested.
+    :class:`ClassTotals` when requested.  (``x`` is not summed.)
     """
 
     A1: np.ndarray | None
     A2F: np.ndarray | None
     G: np.ndarray
     totals: ClassTotals | None = None
+    x: np.ndarray | None = None  # in-memory passes: the posterior means (S, r), in block order
 
     @classmethod
     def zeros(cls, p: SessionParams) -> "SessionAccumulator":
@@ -81,28 +86,54 @@ class SessionAccumulator:
         return SessionAccumulator(*(_add_optional(a, b) for a, b in zip(mine, theirs)))
 
 
+#: Bytes of the posterior stacks of one block of sessions (the (rows, r, r) precisions, factors
+#: and second moments): larger blocks are posed in row chunks of at most this size, so that the
+#: working set of a thread stays bounded whatever the block and r.
+POSTERIOR_BYTES = 128 << 20
+
+
+def posterior_rows(r: int) -> int:
+    """Sessions per chunk of the posterior stacks (see :data:`POSTERIOR_BYTES`)."""
+    per_session = 8 * (3 * r * r + r + 2 * kfa.packed_size(r))
+    return max(1, POSTERIOR_BYTES // per_session)
+
+
+def block_posterior(block: SessionBlock, p: SessionParams, workspace=None):
+    """The session factors of one block and its sums: ``(x (B, r), A1 (C, r(r+1)/2) packed or
+    None, G (J, C, r))`` (see :class:`SessionAccumulator`; A1 only with ``p.accumulate``, G only
+    with ``p.class_sums``).
+
+    One product ``n @ [W_mean | packed uprod]`` gives the n-terms of ``b`` and the packed
+    precisions; the posterior stacks are posed in chunks of :func:`posterior_rows` sessions
+    (``workspace``: their scratch arrays, kept from block to block by one thread).
+    """
+    n, F = block.n, block.F
+    r = p.U_over_var.shape[1]
+    terms = n @ p.n_products  # (B, r + r(r+1)/2)
+    # U^T Sigma^-1 (F_h - N_h m - N_h o_k) without forming the (B, CD) centred statistics
+    b = F @ p.U_over_var
+    b -= terms[:, :r]
+    starts = kfa.segment_starts(block.local)
+    if p.offset_proj is not None:
+        b -= kfa.segment_offset_terms(starts, n, p.offset_proj, block.present)
+    x = np.empty_like(b)
+    A1 = np.zeros((n.shape[1], kfa.packed_size(r))) if p.accumulate else None
+    step = posterior_rows(r)
+    for lo in range(0, len(b), step):
+        rows = slice(lo, lo + step)
+        x[rows], ww = kfa.session_moments(terms[rows, r:], b[rows], workspace, p.accumulate)
+        if A1 is not None:
+            A1 += n[rows].T @ ww
+    return x, A1, (kfa.segment_class_sums(starts, n, x) if p.class_sums else None)
+
+
 def block_terms(block: SessionBlock, p: SessionParams):
     """The E-step of one block: ``(A1, A2F, G)`` of its sessions (see :class:`SessionAccumulator`;
     A1 and A2F are None unless ``p.accumulate``; G (J, C, r) for the classes of the block)."""
-    n, F = block.n, block.F
-    # U^T Sigma^-1 (F_h - N_h m - N_h o_k) without forming the (B, CD) centred statistics
-    b = F @ p.U_over_var - n @ p.W_mean
-    if p.offset_proj is not None:
-        b -= kfa.class_offset_terms(block.weights, p.offset_proj[block.present])
-    A1 = A2F = None
-    if p.accumulate:
-        cov = kfa.posterior_covariance(n, p.uprod)
-        x = np.matmul(cov, b[:, :, None])[:, :, 0]
-        A1 = kfa.second_moments(n, cov, x)
-        A2F = F.T @ x
-    else:
-        x = kfa.spd_solve(kfa.posterior_precision(n, p.uprod), b[:, :, None])[:, :, 0]
-    J = len(block.present)
-    if block.few_classes:
-        G = kfa.slot_class_sums(block.local, n, x, J)
-    else:
-        G = kfa.class_weighted_sums(block.local, n, x, J, block.weights)
-    return A1, A2F, G
+    x, A1, G = block_posterior(block, p)
+    if A1 is None:
+        return None, None, G
+    return kfa.unpack_symmetric(A1, x.shape[1]), block.F.T @ x, G
 
 
 def session_chunk(piece, p: SessionParams) -> SessionAccumulator:

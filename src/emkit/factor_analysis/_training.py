@@ -13,6 +13,8 @@ machine's own ``_set_param``.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .._backend import cached_in_memory, is_bag, is_delayed, map_reduce, n_threads, thread_map
@@ -21,13 +23,15 @@ from .._checkpoint import resumable_em
 from .._fitted import fitted_value
 from .._kernels import factor_analysis as kfa
 from ..stats import as_stats_sequence
-from ._blocks import TrainingSet, in_memory
+from ._blocks import ClassTotals, SessionBlock, TrainingSet, in_memory, split
 from ._constants import Constants
 from ._dask import (delayed_training_set, is_nested, prepare_bag, prepare_nested,
                     stacked_on_workers)
-from ._estep import (SessionAccumulator, SessionParams, block_terms, class_totals_chunk,
+from ._estep import (SessionAccumulator, SessionParams, block_posterior, class_totals_chunk,
                      session_chunk)
 from ._labels import check_lengths, encode_labels, label_list
+from ._mstep import (by_gaussians, class_projections, d_update, isv_class_level, jfa_d_terms,
+                     u_update)
 
 #: Threads for a pass over in-memory sessions (None: the CPUs this process may use).  The blocks
 #: of sessions go to the threads as they come (one BLAS thread each) and their terms are added in
@@ -37,9 +41,11 @@ from ._labels import check_lengths, encode_labels, label_list
 #: fast as one (ISV) or faster (JFA).  Dask inputs are spread by dask's scheduler.
 SESSION_THREADS = None
 
-#: Elements of the (sessions, C*D) blocks (8 MB of float64: the second product over a block finds
-#: it in the cache).
-BLOCK_ELEMENTS = 1_000_000
+#: Elements of the (sessions, C*D) blocks (views of the stacked statistics, not copies): 64 MB of
+#: float64, a few hundred sessions at C*D = 30720, so that the products of a block (its linear
+#: terms, precisions and second moments) run near the BLAS rate of one thread; the posterior
+#: stacks of a block are bounded separately (:data:`._estep.POSTERIOR_BYTES`).
+BLOCK_ELEMENTS = 8_000_000
 
 
 def session_threads() -> int:
@@ -83,12 +89,17 @@ def prepare_training_set(X, y, shape, threads: int = 1) -> TrainingSet:
 
 
 def session_params(c: Constants, n_classes, class_offsets=None, accumulate=True, totals=False):
-    """:class:`SessionParams` of a pass with the constants ``c``; ``class_offsets`` (K, CD) are
-    the ``o_k`` of the statistics' centring ``m + o_k`` (JFA: ``V y_k``), None for zero."""
-    offset_proj = (None if class_offsets is None
-                   else kfa.block_projections(class_offsets, c.U_over_var, c.shape[0]))
+    """:class:`SessionParams` of a pass with the constants ``c``; ``class_offsets`` (K, CD), or
+    (C, D, K) (:func:`~emkit._kernels.factor_analysis.gaussian_major`), are the ``o_k`` of the
+    statistics' centring ``m + o_k`` (JFA: ``V y_k``), None for zero."""
+    offset_proj = None
+    if class_offsets is not None:
+        if class_offsets.ndim == 2:
+            class_offsets = kfa.gaussian_major(class_offsets, c.shape[0])
+        offset_proj = class_projections(class_offsets, c.U_over_var, c.shape, session_threads())
     return SessionParams(
         shape=c.shape, U_over_var=c.U_over_var, uprod=c.uprod, W_mean=c.W_mean,
+        n_products=c.n_products,
         n_classes=n_classes, step=block_size(*c.shape), offset_proj=offset_proj,
         accumulate=accumulate, totals=totals,
     )
@@ -109,11 +120,69 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
         from ._device import session_pass as device_pass
 
         return device_pass(data, params, dev)
-    terms = thread_map(lambda block: block_terms(block, params), rows, session_threads())
-    acc = SessionAccumulator.zeros(params)
-    for block, block_sums in zip(rows, terms):
-        acc.add_block(block, block_sums)
-    return acc
+    return _blocks_pass(data, params)
+
+
+def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
+    """:func:`session_pass` over in-memory blocks: the posteriors of the blocks on threads (one
+    BLAS thread each), their sums added in block order, then ``A2F = F^T x`` as one product over
+    all sessions, by slices of Gaussians on threads.  A1 stays packed (C, r(r+1)/2) and the
+    session factors x are kept in the accumulator (large arrays are written by the threads:
+    their pages are faulted in in parallel)."""
+    workspaces = {}  # scratch stacks per thread, for this pass
+    threads = session_threads()
+
+    def posterior(block):
+        return block_posterior(block, p, workspaces.setdefault(threading.get_ident(), {}))
+
+    C, D = p.shape
+    r = p.U_over_var.shape[1]
+    x = np.empty((sum(len(block.n) for block in data.rows), r))
+    A1 = np.zeros((C, kfa.packed_size(r))) if p.accumulate else None
+    class_sums, start = [], 0  # (classes, G) of each block
+    for block, (bx, bA1, bG) in zip(data.rows, thread_map(posterior, data.rows, threads)):
+        x[start : start + len(bx)] = bx
+        start += len(bx)
+        if A1 is not None:
+            A1 += bA1
+        class_sums.append((block.present, bG))
+    del workspaces
+    G = None
+    if p.class_sums:  # the blocks' sums in block order, slice by slice of Gaussians on threads
+        G = np.empty((p.n_classes, C, r))
+
+        def add_class_sums(gs):
+            G[:, gs] = 0.0
+            for present, bG in class_sums:
+                G[present, gs] += bG[:, gs]
+
+        by_gaussians(add_class_sums, C, threads)
+    if A1 is None:
+        return SessionAccumulator(None, None, G, x=x)
+    F = data.F
+    if F is None:
+        F = np.concatenate([block.F for block in data.rows])
+    xt, A2F = np.ascontiguousarray(x.T), np.empty((C * D, r))
+
+    def first_order(gs):  # x^T F rather than F^T x: the same product, a third faster here
+        rows = slice(gs.start * D, gs.stop * D)
+        A2F[rows] = (xt @ F[:, rows]).T
+
+    by_gaussians(first_order, C, threads)
+    return SessionAccumulator(A1, A2F, G, x=x)  # A1 packed: unpacked by slices in u_update
+
+
+def class_training_set(totals: ClassTotals) -> TrainingSet:
+    """The classes as sessions (their summed statistics), for JFA's V phase: blocks of a
+    :func:`block_size` of classes, one class each."""
+    K, C = totals.n.shape
+    step = block_size(C, totals.F.shape[1] // C)
+    rows = [
+        SessionBlock(np.arange(s.start, s.stop), totals.n[s], totals.F[s],
+                     np.arange(s.start, s.stop), np.arange(s.stop - s.start), None)
+        for s in split(K, 2 * -(-K // (2 * step)))
+    ]
+    return TrainingSet(rows, np.arange(K), np.ones(K, np.int64), None, totals.F)
 
 
 def class_totals(data: TrainingSet, shape):
@@ -181,24 +250,15 @@ def train_isv(machine, data: TrainingSet, X):
         acc = session_pass(data, params)
         if first:  # class-level arrays in the (C, D, K) layout of kfa.gaussian_major
             totals = data.totals if data.totals is not None else acc.totals
-            N = totals.n.T[:, None, :]  # (C, 1, K)
-            F = kfa.gaussian_major(totals.F, C)
-            class_level["centred"] = F - N * m.reshape(C, D, 1)  # F_k - N_k m
             # D and N are fixed: D z_k = gain * (centred_k - sum_{h in k} N_h U x_h)
-            class_level["gain"] = kfa.diagonal_gain(N, machine.D.reshape(C, D, 1),
-                                                    var.reshape(C, D, 1))
+            centred, gain = isv_class_level(totals, m, machine.D, var, (C, D), session_threads())
+            class_level.update(centred=centred, gain=gain, buffer=np.empty_like(centred))
         return acc
 
     def m_step(acc):
-        c = machine._constants()
-        offsets = kfa.per_gaussian_products(
-            c.U, acc.G, C, gaussian_major=True, out=class_level.get("offsets")
-        )
-        class_level["offsets"] = offsets  # a buffer, reused by the next iterations
-        np.subtract(class_level["centred"], offsets, out=offsets)  # centred_k - sum N_h U x_h
-        offsets *= class_level["gain"]  # D z_k
-        A2 = u_accumulator(c, acc, class_offsets=offsets)
-        return machine._set_param("U", kfa.update_subspace(acc.A1, A2, c.U))
+        isv = (class_level["centred"], class_level["gain"], class_level["buffer"])
+        return machine._set_param("U", u_update(machine._constants(), acc, session_threads(),
+                                                isv=isv))
 
     return fit_em(machine, X, e_step, m_step, state=("U",), name="ISV U training",
                   quantity="relative change of U")
@@ -209,46 +269,45 @@ def train_jfa(machine, data: TrainingSet, X):
     final y), then of D (with the final y and x).  Returns the last phase's EMResult."""
     (C, D), m, var = _supervectors(machine)
     totals = class_totals(data, (C, D))
-    N_sv = np.repeat(totals.n, D, axis=1)
-    centred_y = totals.F - N_sv * m  # x = z = 0 throughout the V phase
+    classes = class_training_set(totals)  # x = z = 0 throughout the V phase
     every = ("U", "V", "D")
+    threads = session_threads()
 
-    def class_y():
+    def v_params(accumulate):
         c = machine._constants()
-        return kfa.latent_posterior(totals.n, centred_y, c.V_over_var, c.vprod)
+        r = c.V_over_var.shape[1]
+        return SessionParams(shape=c.shape, U_over_var=c.V_over_var, uprod=c.vprod,
+                             W_mean=c.v_products[:, :r], n_products=c.v_products,
+                             n_classes=data.n_classes, step=block_size(C, D),
+                             accumulate=accumulate, class_sums=False)
 
-    def v_step(_):
-        y, cov = class_y()
-        A1, A2 = kfa.accumulate_subspace(totals.n, centred_y, y, cov)
-        return machine._set_param("V", kfa.update_subspace(A1, A2, machine.V))
+    def v_step(_):  # the posterior of y_k given the class totals: a pass over classes
+        acc = _blocks_pass(classes, v_params(True))
+        V = u_update(machine._constants(), acc, threads, W=machine.V, g=totals.n.T @ acc.x)
+        return machine._set_param("V", V)
 
     fit_em(machine, X, lambda: None, v_step, state=every, phase=0, name="JFA V training",
            quantity="relative change of V")
-    latent_y, _ = class_y()
-    Vy = latent_y @ machine.V.T  # the class offsets of the U phase, (K, CD)
+    latent_y = _blocks_pass(classes, v_params(False)).x
+    # the class offsets V y_k of the U and D phases, (C, D, K) (kfa.gaussian_major's layout)
+    V3, Vy = machine.V.reshape(C, D, -1), np.empty((C, D, data.n_classes))
+    by_gaussians(lambda gs: np.matmul(V3[gs], latent_y.T, out=Vy[gs]), C, threads)
 
     def u_e_step():
         return session_pass(data, session_params(machine._constants(), data.n_classes, Vy))
 
     def u_m_step(acc):
-        A2 = u_accumulator(machine._constants(), acc, Vy)
-        return machine._set_param("U", kfa.update_subspace(acc.A1, A2, machine.U))
+        return machine._set_param("U", u_update(machine._constants(), acc, threads,
+                                                class_offsets=Vy))
 
     fit_em(machine, X, u_e_step, u_m_step, state=every, phase=1, name="JFA U training",
            quantity="relative change of U")
     params = session_params(machine._constants(), data.n_classes, Vy, accumulate=False)
     G = session_pass(data, params).G
-    centred_z = totals.F - N_sv * (m + Vy) - kfa.per_gaussian_products(machine.U, G, C)
+    centred_z, N = jfa_d_terms(totals, m, Vy, machine.U, G, (C, D), threads)
 
     def d_step(_):
-        z, cov = kfa.diagonal_posterior(N_sv, centred_z, machine.D, var)
-        A2 = np.einsum("kd,kd->d", centred_z, z)
-        cov += z * z  # in place: (K, CD) arrays
-        cov *= N_sv
-        A1 = cov.sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            new = np.where(A1 != 0, A2 / A1, machine.D)
-        return machine._set_param("D", new)
+        return machine._set_param("D", d_update(centred_z, N, machine.D, var, threads))
 
     return fit_em(machine, X, lambda: None, d_step, state=every, phase=2, name="JFA D training",
                   quantity="relative change of D")
