@@ -16,8 +16,6 @@ from emkit import GMMMachine, KMeansMachine, linear_scoring
 from emkit._backend import _device
 from emkit._device_fit import fit_device
 
-TORCH_GPU = {"version": "2.13.0", "cuda": True, "n_devices": 1, "build": "CUDA build"}
-
 
 @pytest.fixture(scope="module")
 def data():
@@ -43,18 +41,13 @@ def same_gmm(a, b, tol=1e-10):
 
 
 @pytest.fixture
-def fake_cuda(monkeypatch):
+def fake_cuda(simulated, monkeypatch):
     """``device="cuda"`` resolves to PyTorch on the CPU (host tensors: no pinned buffers, side
     streams or free-memory query, see ``_backend/_staging.py``); ``streamed`` records the rows
     copied block by block."""
-    torch = pytest.importorskip("torch")
-    from array_api_compat import torch as xp_torch
-
     from emkit import _device_fit
 
-    fake = _device.Device("torch", xp_torch, torch.device("cpu"), "cuda:0 (simulated on CPU)")
-    monkeypatch.setattr(_device, "detect_libraries", lambda: {"torch": TORCH_GPU, "cupy": None})
-    monkeypatch.setattr(_device, "_make_device", lambda library, index: fake)
+    fake = simulated
     streamed = []
     real = _device_fit.DeviceFrames._stream
 

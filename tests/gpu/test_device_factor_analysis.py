@@ -18,18 +18,7 @@ import emkit
 from emkit._backend import _device
 from emkit.factor_analysis import _device as fa_device
 
-TORCH_GPU = {"version": "2.13.0", "cuda": True, "n_devices": 1, "build": "CUDA build"}
 
-
-@pytest.fixture
-def simulated(monkeypatch):
-    torch = pytest.importorskip("torch")
-    from array_api_compat import torch as xp_torch
-
-    fake = _device.Device("torch", xp_torch, torch.device("cpu"), "cuda:0 (simulated on CPU)")
-    monkeypatch.setattr(_device, "detect_libraries", lambda: {"torch": TORCH_GPU, "cupy": None})
-    monkeypatch.setattr(_device, "_make_device", lambda library, index: fake)
-    return fake
 
 
 def _fit(kind, d):

@@ -11,21 +11,13 @@ import pytest
 import emkit
 from emkit import GMMMachine, experiment
 from emkit import _device_infer
-from emkit._backend import _device
 
-TORCH_GPU = {"version": "2.13.0", "cuda": True, "n_devices": 1, "build": "CUDA build"}
 
 
 @pytest.fixture
-def fake_cuda(monkeypatch):
-    torch = pytest.importorskip("torch")
-    from array_api_compat import torch as xp_torch
-
-    fake = _device.Device("torch", xp_torch, torch.device("cpu"), "cuda:0 (simulated on CPU)")
-    monkeypatch.setattr(_device, "detect_libraries", lambda: {"torch": TORCH_GPU, "cupy": None})
-    monkeypatch.setattr(_device, "_make_device", lambda library, index: fake)
+def fake_cuda(simulated):
     _device_infer.COUNTS.clear()
-    return fake
+    return simulated
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from scipy.linalg.lapack import dpotri as _potri
 from scipy.linalg.lapack import dpotrs as _potrs
 
 from .linalg import _lower_inverse_into
+from .packed import scratch as _scratch
 
 __all__ = ["packed_size", "unpack_symmetric", "session_moments", "segment_starts",
            "segment_class_sums", "segment_offset_terms", "solve_rows_each", "LAPACK_RANK"]
@@ -45,18 +46,6 @@ def unpack_symmetric(packed, r: int):
     xp = _xp.namespace(packed)
     values = _xp.take_index(packed, full, packed.ndim - 1, xp)
     return xp.reshape(values, tuple(packed.shape[:-1]) + (r, r))
-
-
-def _scratch(workspace, key, shape) -> np.ndarray:
-    """An uninitialised float64 array of ``shape``, a view of a flat buffer ``workspace[key]``
-    kept from block to block (fresh large arrays are faulted in page by page)."""
-    size = int(np.prod(shape))
-    if workspace is None:
-        return np.empty(shape)
-    buf = workspace.get(key)
-    if buf is None or buf.size < size:
-        buf = workspace[key] = np.empty(size)
-    return buf[:size].reshape(shape)
 
 
 def _unpack_upper_into(packed, out):

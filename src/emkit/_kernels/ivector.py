@@ -27,6 +27,7 @@ from scipy.linalg.lapack import dpotrs as _potrs
 from . import packed as pk
 from .compensated import centred_second_moments
 from .linalg import _lower_inverse_into, solve_lower, solve_upper, spd_solve
+from .packed import scratch as _scratch
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -178,20 +179,6 @@ def flush_packed(workspace, acc, parallel_map=None, n_pieces: int = 1) -> None:
             target += scratch[:k].reshape(k, R, R)
 
     (parallel_map if n_pieces > 1 else _serial_map)(expand, pieces)
-
-
-def _scratch(workspace, key, shape) -> np.ndarray:
-    """An uninitialised float64 array of ``shape``: a view of ``workspace[key]`` (a flat buffer kept
-    from batch to batch, grown when too small) or a new array without a workspace.  Reusing the
-    buffers matters: a fresh large array is faulted in page by page by the kernel (at R=400 this
-    was a third of the E-step's time, as system time)."""
-    size = int(np.prod(shape))
-    if workspace is None:
-        return np.empty(shape)
-    buf = workspace.get(key)
-    if buf is None or buf.size < size:
-        buf = workspace[key] = np.empty(size)
-    return buf[:size].reshape(shape)
 
 
 def lower_to_square(lower: np.ndarray, R: int, out=None) -> np.ndarray:
