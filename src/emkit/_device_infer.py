@@ -93,24 +93,25 @@ def chunk_stats(X, coef, second_order: bool, shifted: bool, dev) -> GMMStats:
                                   keep_shift=shifted)
 
 
-def log_likelihood(X, coef, dev) -> np.ndarray:
-    """Per-frame mixture log-likelihoods (N,) of host frames ``X``, numpy float64."""
+def _per_frame(X, coef, dev, kernel, what: str, width: tuple) -> np.ndarray:
+    """``kernel(block, shift, matrix, rows)`` of every block of host frames ``X``, concatenated
+    as numpy float64 (an empty ``X``: zeros of shape ``(0,) + width``)."""
     shift, matrix = _coefficients(coef, dev)
     rows = _rows(coef)
-    parts = [_device.to_numpy(gmm_xp.log_likelihood(b, shift, matrix, rows))
-             for b in _blocks(X, coef, dev, rows)]
-    _count("gmm log-likelihood", dev, X.shape[0])
-    return np.concatenate(parts) if parts else np.zeros(0)
+    parts = [_device.to_numpy(kernel(b, shift, matrix, rows)) for b in _blocks(X, coef, dev, rows)]
+    _count(what, dev, X.shape[0])
+    return np.concatenate(parts) if parts else np.zeros((0,) + width)
+
+
+def log_likelihood(X, coef, dev) -> np.ndarray:
+    """Per-frame mixture log-likelihoods (N,) of host frames ``X``, numpy float64."""
+    return _per_frame(X, coef, dev, gmm_xp.log_likelihood, "gmm log-likelihood", ())
 
 
 def log_weighted_likelihood(X, coef, dev) -> np.ndarray:
     """``log w_c + log N(x_t | mu_c, var_c)`` (N, C) of host frames ``X``, numpy float64."""
-    shift, matrix = _coefficients(coef, dev)
-    rows = _rows(coef)
-    parts = [_device.to_numpy(gmm_xp.log_weighted_likelihood(b, shift, matrix, rows))
-             for b in _blocks(X, coef, dev, rows)]
-    _count("gmm weighted log-likelihood", dev, X.shape[0])
-    return np.concatenate(parts) if parts else np.zeros((0, coef.n_gaussians))
+    return _per_frame(X, coef, dev, gmm_xp.log_weighted_likelihood, "gmm weighted log-likelihood",
+                      (coef.n_gaussians,))
 
 
 def map_adapt(ubm_means, n, sum_px, relevance_factor, alpha, threshold, dev) -> np.ndarray:
