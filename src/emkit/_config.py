@@ -46,7 +46,8 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
         Show a tqdm progress bar over EM iterations (logging at INFO level reports them anyway).
     block_rows : int
         Rows per block in the E-step kernels (memory is about ``block_rows * (C + 2D) * 8`` bytes
-        per thread).  ``None`` keeps the default.
+        per thread).  ``None`` leaves the setting as it is; while it is unset (the default) the
+        GMM E-step sizes its blocks from C and this machine's L2 cache (512-4096 rows).
     device : str
         Where the namespace-generic kernels run: ``"cpu"`` (default, numpy), ``"cuda"`` or
         ``"cuda:N"`` (a CUDA device through PyTorch or CuPy; an error naming what was found when
