@@ -70,6 +70,9 @@ _dlauum = _nogil(_cython_lapack, "dlauum", 5)
 _dsyr = _nogil(_cython_blas, "dsyr", 7)
 _dtrmm = _nogil(_cython_blas, "dtrmm", 11)
 _dgemm = _nogil(_cython_blas, "dgemm", 13)
+# packed <-> full triangle copies (np.put / np.take hold the GIL: ~20% of a posterior)
+_dtpttr = _nogil(_cython_lapack, "dtpttr", 6)
+_dtrttp = _nogil(_cython_lapack, "dtrttp", 6)
 
 
 def _c(flag: bytes):
@@ -127,12 +130,15 @@ def posterior_rows(packed: np.ndarray, b: np.ndarray, w: np.ndarray, half_bw_log
     Raises :class:`NotPositiveDefinite`.
     """
     R = buffer.shape[0]
-    index = lower_index(R)
     flat, upper = buffer.reshape(-1), buffer.T  # buffer's lower triangle = upper of its transpose
     ws, info = np.empty(R), ctypes.c_int(0)
     a, n, u, one = _at(buffer), _i(R), _c(b"U"), _i(1)
+    if not packed.flags.c_contiguous:  # pragma: no cover - the E-step's scratch rows are
+        raise ValueError("posterior_rows needs C-contiguous packed rows")
+    K = packed.shape[1]
     for s in range(packed.shape[0]):
-        np.put(flat, index, packed[s])
+        # the packed row-major lower triangle is LAPACK's packed upper one of buffer.T
+        _dtpttr(u, n, _at(packed, s * K), a, n, ctypes.byref(info))
         flat[:: R + 1] += 1.0
         _dpotrf(u, n, a, n, ctypes.byref(info))
         if info.value != 0:
@@ -144,9 +150,21 @@ def posterior_rows(packed: np.ndarray, b: np.ndarray, w: np.ndarray, half_bw_log
         upper_inverse(upper)
         _dlauum(u, n, a, n, ctypes.byref(info))
         _dsyr(u, n, _d(1.0), _at(ws), one, a, n)
-        np.take(flat, index, out=packed[s])
+        _dtrttp(u, n, a, n, _at(packed, s * K), ctypes.byref(info))
         w[s] = ws
         half_bw_logdet[s] = 0.5 * (b[s] @ ws) - 0.5 * log_det
+
+
+def cholesky_solve(A: np.ndarray, X: np.ndarray, lower: bool) -> int:
+    """Solve in place ``A X' = X'`` for X (m, n) C-ordered, i.e. the Fortran (n, m) right-hand
+    sides ``X.T``, with ``dpotrf`` on ``A`` (n, n) C-ordered, seen as its Fortran transpose
+    (``lower``: the lower triangle of that transpose is read, and overwritten by the factor).
+    Returns LAPACK's ``info`` (0: solved; otherwise ``X`` is untouched or partly solved)."""
+    n, info, uplo = A.shape[0], ctypes.c_int(0), _c(b"L" if lower else b"U")
+    _dpotrf(uplo, _i(n), _at(A), _i(n), ctypes.byref(info))
+    if info.value == 0:
+        _dpotrs(uplo, _i(n), _i(X.shape[0]), _at(A), _i(n), _at(X), _i(n), ctypes.byref(info))
+    return info.value
 
 
 def _operand(M: np.ndarray):
