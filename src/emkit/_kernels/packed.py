@@ -190,9 +190,7 @@ def gemm_add(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     s = a.shape[1]
     if not out.flags.c_contiguous:  # pragma: no cover - callers pass contiguous rows
         raise ValueError("gemm_add needs a C-contiguous out")
-    if m == 0 or k == 0:
-        return
-    if s == 0:
+    if m == 0 or k == 0 or s == 0:
         return
     # C-ordered out is Fortran-ordered out.T = b.T @ a.T + out.T
     x, trans_x, ldx = _operand(b.T)
