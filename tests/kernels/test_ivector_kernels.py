@@ -162,18 +162,19 @@ def test_variance_floor_applies_to_updated_sigma():
 @pytest.mark.parametrize("C, D, R", [(2, 3, 2), (64, 20, 50), (256, 60, 200), (512, 60, 200),
                                      (512, 60, 400), (2048, 60, 400), (4096, 60, 600),
                                      (16, 60, 4000)])
-def test_default_batch_size_keeps_the_working_set_within_budget(C, D, R):
+@pytest.mark.parametrize("projection", [False, True])
+def test_default_batch_size_keeps_the_working_set_within_budget(C, D, R, projection):
     """Accumulators + one batch's temporaries <= 1.5x the accumulators + 256 MB (or one
     utterance when even that does not fit), the largest such batch up to MAX_BATCH; compared with
     the former rule (one (batch, R, R) stack in 64 MB)."""
-    batch = kiv.default_batch_size(C, D, R)
+    batch = kiv.default_batch_size(C, D, R, projection)
     acc = kiv.accumulator_bytes(C, D, R)
     assert 1 <= batch <= kiv.MAX_BATCH
     assert acc == 8 * (C * R * R + C * D * R + C * D + C)
     if batch > 1:
-        assert acc + kiv.batch_bytes(batch, C, D, R) <= 1.5 * acc + 256 * 2**20
+        assert acc + kiv.batch_bytes(batch, C, D, R, projection) <= 1.5 * acc + 256 * 2**20
     # the largest batch within budget, unless capped
-    assert batch == kiv.MAX_BATCH or acc + kiv.batch_bytes(batch + 1, C, D, R) > 1.5 * acc + 256 * 2**20
+    assert batch == kiv.MAX_BATCH or acc + kiv.batch_bytes(batch + 1, C, D, R, projection) > 1.5 * acc + 256 * 2**20
     former = max(1, 64 * 2**20 // (8 * R * R))
     # about as large where the accumulators are small (the former rule did not count the other
     # stacks of a batch), much larger where they are large
@@ -183,11 +184,18 @@ def test_default_batch_size_keeps_the_working_set_within_budget(C, D, R):
 
 
 def test_batch_bytes_counts_the_batch_arrays():
-    """The per-utterance count covers the arrays a batch allocates."""
+    """The per-utterance counts cover the arrays a batch allocates: the E-step's stacked and
+    centred statistics and packed precision (no (R, R) stack: one buffer per thread), and the
+    stacked projection's four (R, R) stacks."""
     C, D, R = 8, 3, 5
     per_utt = kiv.batch_bytes(1, C, D, R) - kiv.DEFAULT_BATCH_BYTES
+    arrays = (4 * C * D + C) + R * (R + 1) // 2 + 2 * R  # stats stacked and centred, packed, b, w
+    assert per_utt >= 8 * arrays
+    per_utt = kiv.batch_bytes(1, C, D, R, projection=True) - kiv.DEFAULT_BATCH_BYTES
     arrays = (C * D + C) + R * (R + 1) // 2 + 4 * R * R  # stats, packed precision, 4 stacks
     assert per_utt >= 8 * arrays
+    # the projection's budget gives smaller batches where the (R, R) stacks dominate
+    assert kiv.default_batch_size(512, 60, 400, projection=True) < kiv.default_batch_size(512, 60, 400)
 
 
 def test_parallel_pieces_share_one_accumulator():

@@ -21,8 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg.lapack import dpotrf as _potrf
-from scipy.linalg.lapack import dpotrs as _potrs
 
 from . import packed as pk
 from .compensated import centred_second_moments
@@ -52,36 +50,42 @@ def accumulator_bytes(dim_c: int, dim_d: int, dim_t: int) -> int:
     return 8 * (C * R * R + C * D * R + C * D + C)
 
 
-def batch_bytes(batch: int, dim_c: int, dim_d: int, dim_t: int) -> int:
-    """Peak bytes of the temporaries of one E-step batch of ``batch`` utterances (upper bound).
+def batch_bytes(batch: int, dim_c: int, dim_d: int, dim_t: int, projection: bool = False) -> int:
+    """Peak bytes of the temporaries of one batch of ``batch`` utterances (upper bound).
 
-    Per utterance: its centred statistics (C + C*D), the packed precision (R(R+1)/2), four
-    (R, R) stacks alive at once in the stacked :func:`posterior_moments` (precision, Cholesky
-    factor, ``[L^-1; w']``, ``E[w w']``) and a few R-vectors; plus the :func:`gemm_accumulate`
-    block.  :func:`accumulate_centred` needs less: the packed precision, overwritten by the packed
-    moments, a few R-vectors, one (R, R) buffer per thread and a copy of the statistics' slices
-    for BLAS.
+    E-step (:func:`accumulate_centred`), per utterance: its statistics stacked and centred when
+    ``fit`` streams them (``n``, ``sum_px``, ``sum_pxx``, ``fnorm`` and the product ``n m``:
+    C + 4 C*D), its packed precision, overwritten by the packed moments (R(R+1)/2), and a few
+    R-vectors (``b``, ``w``); plus the :func:`gemm_accumulate` block (one (R, R) buffer per thread
+    fits in it).  ``projection``: the stacked :func:`posterior_moments` and :func:`project`, which
+    hold four (R, R) stacks per utterance at once (precision, Cholesky factor, ``[L^-1; w']``,
+    ``E[w w']``) besides the centred statistics (C + C*D) and the packed precision.
     """
     C, D, R = dim_c, dim_d, dim_t
-    per_utterance = 8 * (C * D + C + R * (R + 1) // 2 + 4 * R * R + R + 4 * R)
+    K = R * (R + 1) // 2
+    if projection:
+        per_utterance = 8 * (C * D + C + K + 4 * R * R + R + 4 * R)
+    else:
+        per_utterance = 8 * (4 * C * D + C + K + 4 * R)
     return batch * per_utterance + DEFAULT_BATCH_BYTES
 
 
-def default_batch_size(dim_c: int, dim_d: int, dim_t: int) -> int:
-    """Utterances per E-step batch, from arithmetic intensity and a memory budget.
+def default_batch_size(dim_c: int, dim_d: int, dim_t: int, projection: bool = False) -> int:
+    """Utterances per E-step batch (or per projection batch, ``projection``), from arithmetic
+    intensity and a memory budget.
 
-    Every batch reads the (C, R(R+1)/2) constants and reads and writes the (C, R*R) accumulator
-    once, so the batch should be as large as memory allows, up to :data:`MAX_BATCH` (where the
-    products are compute-bound).  Budget: the accumulators plus one batch's temporaries
-    (:func:`batch_bytes`) take at most ``1.5 * accumulator_bytes + 256 MB``, i.e. the batch's
-    temporaries at most half the accumulators plus 256 MB.  At least one utterance.  (While the
-    batches run, the (C, R, R) accumulator is summed as its packed half; ``fit`` never writes
-    the full one, :func:`flush_packed` writes it after the last batch otherwise: resident
-    accumulators stay within 1.5x.  The model's constants, :class:`Precomputed`, and the
-    statistics themselves come on top.)
+    Every batch reads the (C, R(R+1)/2) constants and reads and writes the (C, R(R+1)/2) packed
+    accumulator once, so the batch should be as large as memory allows, up to
+    :data:`MAX_BATCH` (where the products are compute-bound).  Budget: the accumulators plus one
+    batch's temporaries (:func:`batch_bytes`) take at most ``1.5 * accumulator_bytes + 256 MB``,
+    i.e. the batch's temporaries at most half the accumulators plus 256 MB.  At least one
+    utterance.  (While the batches run, the (C, R, R) accumulator is summed as its packed half;
+    ``fit`` never writes the full one, :func:`flush_packed` writes it after the last batch
+    otherwise: resident accumulators stay within 1.5x.  The model's constants,
+    :class:`Precomputed`, and the statistics themselves come on top.)
     """
     budget = accumulator_bytes(dim_c, dim_d, dim_t) // 2 + BATCH_SLACK_BYTES
-    per_utterance = batch_bytes(1, dim_c, dim_d, dim_t) - DEFAULT_BATCH_BYTES
+    per_utterance = batch_bytes(1, dim_c, dim_d, dim_t, projection) - DEFAULT_BATCH_BYTES
     return int(min(MAX_BATCH, max(1, (budget - DEFAULT_BATCH_BYTES) // per_utterance)))
 
 
@@ -409,12 +413,8 @@ def m_step(nij_sigma_wij2, fnorm_sigma_wij, snormij, nij, sigma, update_sigma: b
                 np.put(buffer.reshape(-1), pk.lower_index(R), nij_sigma_wij2[c])
             else:
                 np.copyto(buffer, nij_sigma_wij2[c])
-            factor, info = _potrf(buffer.T, lower=int(not packed), overwrite_a=1, clean=0)
-            if info == 0:
-                np.copyto(T[c], fnorm_sigma_wij[c])
-                X, info = _potrs(factor, T[c].T, lower=int(not packed), overwrite_b=1)
-                if not np.shares_memory(X, T):  # pragma: no cover - f2py copied
-                    T[c] = X.T
+            np.copyto(T[c], fnorm_sigma_wij[c])
+            info = pk.cholesky_solve(buffer, T[c], lower=not packed)  # through ctypes: no GIL
             if info != 0:
                 # numerically semi-definite (vanishing occupancies): LU, as the reference does
                 A = (nij_sigma_wij2[c][pk.symmetric_index(R)].reshape(R, R) if packed

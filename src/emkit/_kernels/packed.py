@@ -8,22 +8,22 @@ transpose (a Fortran-ordered view, no copy), an upper-triangle argument for LAPA
 recursion over (S, R, R) stacks costs four (R, R) matrices per utterance and runs at a fraction
 of the BLAS rate; one (R, R) buffer per thread, reused, is all this needs.
 
-The calls go to scipy's LAPACK/BLAS, which release the GIL: callers run them on their threads,
-with BLAS limited to one thread (``emkit._backend.small_products``).
+The calls go to scipy's LAPACK/BLAS through ``ctypes`` on the function pointers that
+``scipy.linalg.cython_lapack``/``cython_blas`` export (:func:`_nogil`): scipy's f2py wrappers
+(``scipy.linalg.lapack.dpotrf`` ...) hold the GIL for the whole call, so two Python threads calling
+them run one after the other (measured, scipy 1.17: 0.9x "speedup" on 2 threads, 2.0x through
+ctypes, which releases the GIL).  Callers run them on their threads, with BLAS limited to one
+thread (``emkit._backend.small_products``).
 """
 
 from __future__ import annotations
 
+import ctypes
 from functools import lru_cache
 
 import numpy as np
-from scipy.linalg.blas import dgemm as _dgemm
-from scipy.linalg.blas import dsyr as _dsyr
-from scipy.linalg.blas import dtrmm as _trmm
-from scipy.linalg.lapack import dlauum as _lauum
-from scipy.linalg.lapack import dpotrf as _potrf
-from scipy.linalg.lapack import dpotrs as _potrs
-from scipy.linalg.lapack import dtrtri as _trtri
+import scipy.linalg.cython_blas as _cython_blas
+import scipy.linalg.cython_lapack as _cython_lapack
 
 #: :func:`upper_inverse` hands blocks of at most this many rows to LAPACK's ``dtrtri``, which is
 #: about half as fast as the recursion's ``dtrmm`` products at R = 400 (measured, OpenBLAS).
@@ -49,20 +49,68 @@ def symmetric_index(R: int) -> np.ndarray:
     return index
 
 
-def upper_inverse(U: np.ndarray) -> None:
-    """Invert the upper-triangular Fortran-ordered ``U`` (n, n) in place (its strict lower part
-    is not read).  ``[[A, B], [0, D]]^-1 = [[A^-1, -A^-1 B D^-1], [0, D^-1]]``, recursively."""
-    n = U.shape[0]
+_P = ctypes.c_void_p
+
+
+def _nogil(module, name: str, n_args: int):
+    """The Fortran routine ``name`` of scipy's BLAS/LAPACK (all arguments by pointer), called
+    through ctypes, which releases the GIL during the call."""
+    capsule = module.__pyx_capi__[name]
+    get_name = ctypes.pythonapi.PyCapsule_GetName
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    return ctypes.CFUNCTYPE(None, *[_P] * n_args)(get_pointer(capsule, get_name(capsule)))
+
+
+_dpotrf = _nogil(_cython_lapack, "dpotrf", 5)
+_dpotrs = _nogil(_cython_lapack, "dpotrs", 8)
+_dtrtri = _nogil(_cython_lapack, "dtrtri", 6)
+_dlauum = _nogil(_cython_lapack, "dlauum", 5)
+_dsyr = _nogil(_cython_blas, "dsyr", 7)
+_dtrmm = _nogil(_cython_blas, "dtrmm", 11)
+_dgemm = _nogil(_cython_blas, "dgemm", 13)
+# packed <-> full triangle copies (np.put / np.take hold the GIL: ~20% of a posterior)
+_dtpttr = _nogil(_cython_lapack, "dtpttr", 6)
+_dtrttp = _nogil(_cython_lapack, "dtrttp", 6)
+
+
+def _c(flag: bytes):
+    return ctypes.byref(ctypes.c_char(flag))
+
+
+def _i(value: int):
+    return ctypes.byref(ctypes.c_int(int(value)))
+
+
+def _d(value: float):
+    return ctypes.byref(ctypes.c_double(value))
+
+
+def _at(array: np.ndarray, offset: int = 0):
+    """Pointer to element ``offset`` (in float64s) of ``array``'s data."""
+    return _P(array.ctypes.data + 8 * offset)
+
+
+def upper_inverse(U: np.ndarray, n: int | None = None, offset: int = 0) -> None:
+    """Invert in place the upper-triangular (n, n) block at element ``offset`` of the
+    Fortran-ordered ``U`` (leading dimension ``U.shape[0]``; whole ``U`` by default; its strict
+    lower part is not read).  ``[[A, B], [0, D]]^-1 = [[A^-1, -A^-1 B D^-1], [0, D^-1]]``,
+    recursively."""
+    ld = U.shape[0]
+    n = ld if n is None else n
+    info = ctypes.c_int(0)
     if n <= TRTRI_LEAF:
-        inverse, info = _trtri(U, lower=0, overwrite_c=1)
-        if not np.shares_memory(inverse, U):  # a block of a larger matrix: copied in and out
-            U[...] = inverse
+        _dtrtri(_c(b"U"), _c(b"N"), _i(n), _at(U, offset), _i(ld), ctypes.byref(info))
         return
     h = n // 2
-    upper_inverse(U[:h, :h])
-    upper_inverse(U[h:, h:])
-    B = _trmm(-1.0, U[:h, :h], U[:h, h:], lower=0)
-    U[:h, h:] = _trmm(1.0, U[h:, h:], B, lower=0, side=1)
+    upper_inverse(U, h, offset)
+    upper_inverse(U, n - h, offset + h + h * ld)
+    a11, a22, a12 = _at(U, offset), _at(U, offset + h + h * ld), _at(U, offset + h * ld)
+    _dtrmm(_c(b"L"), _c(b"U"), _c(b"N"), _c(b"N"), _i(h), _i(n - h), _d(-1.0), a11, _i(ld),
+           a12, _i(ld))
+    _dtrmm(_c(b"R"), _c(b"U"), _c(b"N"), _c(b"N"), _i(h), _i(n - h), _d(1.0), a22, _i(ld),
+           a12, _i(ld))
 
 
 class NotPositiveDefinite(ValueError):
@@ -82,39 +130,73 @@ def posterior_rows(packed: np.ndarray, b: np.ndarray, w: np.ndarray, half_bw_log
     Raises :class:`NotPositiveDefinite`.
     """
     R = buffer.shape[0]
-    index = lower_index(R)
     flat, upper = buffer.reshape(-1), buffer.T  # buffer's lower triangle = upper of its transpose
+    ws, info = np.empty(R), ctypes.c_int(0)
+    a, n, u, one = _at(buffer), _i(R), _c(b"U"), _i(1)
+    if not packed.flags.c_contiguous:  # pragma: no cover - the E-step's scratch rows are
+        raise ValueError("posterior_rows needs C-contiguous packed rows")
+    K = packed.shape[1]
     for s in range(packed.shape[0]):
-        np.put(flat, index, packed[s])
+        # the packed row-major lower triangle is LAPACK's packed upper one of buffer.T
+        _dtpttr(u, n, _at(packed, s * K), a, n, ctypes.byref(info))
         flat[:: R + 1] += 1.0
-        factor, info = _potrf(upper, lower=0, overwrite_a=1, clean=0)
-        if info != 0:
-            raise NotPositiveDefinite(f"matrix {s} is not positive definite (potrf info {info})")
-        log_det = 2.0 * np.log(np.diagonal(factor)).sum()
-        ws, info = _potrs(factor, b[s], lower=0)
-        upper_inverse(factor)
-        inverse, info = _lauum(factor, lower=0, overwrite_c=1)
-        inverse = _dsyr(1.0, ws, lower=0, a=inverse, overwrite_a=1)
-        if not np.shares_memory(inverse, buffer):  # pragma: no cover
-            raise RuntimeError("LAPACK did not work in place")
-        np.take(flat, index, out=packed[s])
+        _dpotrf(u, n, a, n, ctypes.byref(info))
+        if info.value != 0:
+            raise NotPositiveDefinite(f"matrix {s} is not positive definite (potrf info "
+                                      f"{info.value})")
+        log_det = 2.0 * np.log(np.diagonal(upper)).sum()
+        ws[:] = b[s]
+        _dpotrs(u, n, one, a, n, _at(ws), n, ctypes.byref(info))
+        upper_inverse(upper)
+        _dlauum(u, n, a, n, ctypes.byref(info))
+        _dsyr(u, n, _d(1.0), _at(ws), one, a, n)
+        _dtrttp(u, n, a, n, _at(packed, s * K), ctypes.byref(info))
         w[s] = ws
         half_bw_logdet[s] = 0.5 * (b[s] @ ws) - 0.5 * log_det
+
+
+def cholesky_solve(A: np.ndarray, X: np.ndarray, lower: bool) -> int:
+    """Solve in place ``A X' = X'`` for X (m, n) C-ordered, i.e. the Fortran (n, m) right-hand
+    sides ``X.T``, with ``dpotrf`` on ``A`` (n, n) C-ordered, seen as its Fortran transpose
+    (``lower``: the lower triangle of that transpose is read, and overwritten by the factor).
+    Returns LAPACK's ``info`` (0: solved; otherwise ``X`` is untouched or partly solved)."""
+    n, info, uplo = A.shape[0], ctypes.c_int(0), _c(b"L" if lower else b"U")
+    _dpotrf(uplo, _i(n), _at(A), _i(n), ctypes.byref(info))
+    if info.value == 0:
+        _dpotrs(uplo, _i(n), _i(X.shape[0]), _at(A), _i(n), _at(X), _i(n), ctypes.byref(info))
+    return info.value
+
+
+def _operand(M: np.ndarray):
+    """``(array, trans, ld)`` for BLAS of the (p, q) matrix ``M``: column-major as it is
+    (``N``), its transpose column-major (``T``), or a Fortran-ordered copy."""
+    p, q = M.shape
+    s0, s1 = M.strides
+    if s0 == 8 and s1 % 8 == 0 and s1 // 8 >= max(1, p):
+        return M, b"N", s1 // 8
+    if s1 == 8 and s0 % 8 == 0 and s0 // 8 >= max(1, q):
+        return M, b"T", s0 // 8
+    M = np.asfortranarray(M)
+    return M, b"N", max(1, p)
 
 
 def gemm_add(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     """``out += a @ b`` by BLAS with beta = 1: no temporary, no extra pass over ``out``.
 
-    ``out`` (m, k) C-contiguous; ``a`` (m, s) and ``b`` (s, k) any layout (copied to the order BLAS
-    needs only when they are not contiguous either way; they are the small operands here).
+    ``out`` (m, k) C-contiguous; ``a`` (m, s) and ``b`` (s, k) any strided layout (copied only
+    when neither they nor their transposes have unit stride along a dimension).
     """
+    m, k = out.shape
+    s = a.shape[1]
+    if not out.flags.c_contiguous:  # pragma: no cover - callers pass contiguous rows
+        raise ValueError("gemm_add needs a C-contiguous out")
+    if m == 0 or k == 0 or s == 0:
+        return
     # C-ordered out is Fortran-ordered out.T = b.T @ a.T + out.T
-    x, trans_x = (b.T, 0) if b.flags.c_contiguous else (np.asfortranarray(b), 1)
-    y, trans_y = (a.T, 0) if a.flags.c_contiguous else (np.asfortranarray(a), 1)
-    result = _dgemm(1.0, x, y, beta=1.0, c=out.T, trans_a=trans_x, trans_b=trans_y,
-                    overwrite_c=1)
-    if not np.shares_memory(result, out):  # pragma: no cover - f2py copied a contiguous array
-        out[...] = result.T
+    x, trans_x, ldx = _operand(b.T)
+    y, trans_y, ldy = _operand(a.T)
+    _dgemm(_c(trans_x), _c(trans_y), _i(k), _i(m), _i(s), _d(1.0), _at(x), _i(ldx), _at(y),
+           _i(ldy), _d(1.0), _at(out), _i(max(1, k)))
 
 
 def scratch(workspace, key, shape) -> np.ndarray:

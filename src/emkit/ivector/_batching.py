@@ -85,10 +85,10 @@ def _shared_accumulator(C: int, R: int) -> bool:
     return C * R * R * 8 > _MAX_ACCUMULATOR_PER_THREAD
 
 
-def _batch_size(machine) -> int:
+def _batch_size(machine, projection: bool = False) -> int:
     size = getattr(machine, "batch_size", None)
     if size is None:
-        return kiv.default_batch_size(*np.shape(machine.T))
+        return kiv.default_batch_size(*np.shape(machine.T), projection=projection)
     return check_positive_int(size, "batch_size")
 
 

@@ -249,7 +249,7 @@ class IVectorMachine(BaseEstimator):
         pre = self._precomputed()
         (C, D, R), S = pre.shape, len(X)
         # bounded batches, at least one per thread when there is enough work
-        size = min(_batch_size(self), max(_MIN_THREAD_BATCH, -(-S // n_threads())))
+        size = min(_batch_size(self, projection=True), max(_MIN_THREAD_BATCH, -(-S // n_threads())))
         out = np.empty((S, R))
 
         def run(start):
