@@ -143,15 +143,6 @@ class Precomputed:
         return C, D, self.t_sigma_inv.shape[1]
 
 
-def square_to_lower(square: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """The lower triangles (row-major) of (S, R, R) ``square`` into ``out`` (S, R(R+1)/2)."""
-    R, start = square.shape[-1], 0
-    for i in range(R):
-        out[:, start : start + i + 1] = square[:, i, : i + 1]
-        start += i + 1
-    return out
-
-
 def flush_packed(workspace, acc, parallel_map=None, n_pieces: int = 1) -> None:
     """Add the packed lower triangles that :func:`accumulate_centred` summed in ``workspace``
     (C, R(R+1)/2) to ``acc.nij_sigma_wij2`` (C, R, R), both triangles; frees the workspace.
