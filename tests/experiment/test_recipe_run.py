@@ -17,7 +17,7 @@ from emkit import score_norm  # noqa: E402
 from emkit.calibration_io import load_calibration  # noqa: E402
 from emkit.cli import cli  # noqa: E402
 from emkit.features import read_scores  # noqa: E402
-from emkit.recipe import FunctionStep, Runner, Step, run_recipe  # noqa: E402
+from emkit.recipe import FunctionStep, Runner, Step, WorkDirBusy, run_recipe  # noqa: E402
 from emkit.recipe._scoring import read_npz  # noqa: E402
 from recipe_data import RATE, make_project, voice  # noqa: E402
 
@@ -159,6 +159,32 @@ def test_failed_step_leaves_it_out_of_date(tmp_path):
     step.param_values = {"a": 2}
     assert [r.status for r in Runner(tmp_path / "w").run([step], None)] == ["run"]
     assert calls == [1, 2, 2]
+
+
+def test_second_run_on_the_same_work_dir_is_refused_while_the_first_runs(tmp_path):
+    out, inner = tmp_path / "out.txt", tmp_path / "inner.txt"
+    refused = []
+
+    def nested(ctx):
+        try:  # a second run while this one holds the work directory
+            Runner(tmp_path / "w").run([FunctionStep("two", lambda c: inner.write_text("y"),
+                                                     list, {}, [inner])], None)
+        except WorkDirBusy as exc:
+            refused.append(str(exc))
+        out.write_text("x")
+
+    Runner(tmp_path / "w").run([FunctionStep("one", nested, list, {}, [out])], None)
+    assert len(refused) == 1 and "in use by another emkit run" in refused[0]
+    assert str(tmp_path / "w") in refused[0] and not inner.exists()
+
+    def fail(ctx):
+        raise RuntimeError("boom")
+
+    # released when the first run ends, also when it fails
+    with pytest.raises(RuntimeError, match="boom"):
+        Runner(tmp_path / "w").run([FunctionStep("bad", fail, list, {}, [out])], None)
+    assert [r.status for r in Runner(tmp_path / "w").run(
+        [FunctionStep("two", lambda c: inner.write_text("y"), list, {}, [inner])], None)] == ["run"]
 
 
 def test_normalised_and_calibrated_scores(first_run):

@@ -13,12 +13,12 @@ calibrate, evaluate), :class:`Step` (the protocol: ``name``, ``inputs()``, ``par
 from __future__ import annotations
 
 from ._report import write_report
-from ._runner import FunctionStep, Runner, Step, StepResult
+from ._runner import FunctionStep, Runner, Step, StepResult, WorkDirBusy
 from ._schema import RecipeError, load_recipe, validate
 from ._steps import STEP_KINDS, Context, plan, step_kind
 
 __all__ = ["FunctionStep", "RecipeError", "Runner", "STEP_KINDS", "Step", "StepResult",
-           "load_recipe", "plan", "run_recipe", "step_kind", "validate"]
+           "WorkDirBusy", "load_recipe", "plan", "run_recipe", "step_kind", "validate"]
 
 
 def run_recipe(path, *, force: bool = False, progress: bool = False, echo=None):

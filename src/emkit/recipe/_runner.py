@@ -7,10 +7,14 @@ Next time the step is skipped when the stamp matches: same parameters, same inpu
 (whatever their modification times), outputs still there with the contents it wrote.  A step
 whose output is byte-identical to the previous run's leaves its dependants skipped too.  The
 stamp is written only after every output is complete, so an interrupted step runs again.
+Two runs on one work directory at once would overwrite each other's outputs: the runner holds
+an exclusive lock on ``<work_dir>/.stamps/lock`` while it runs (released by the system when the
+process ends, so a killed run leaves no stale lock).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +25,31 @@ from typing import Callable, Protocol, runtime_checkable
 
 from ..io.atomic import atomic_write
 
-__all__ = ["Step", "FunctionStep", "StepResult", "Runner"]
+__all__ = ["Step", "FunctionStep", "StepResult", "Runner", "WorkDirBusy"]
+
+
+class WorkDirBusy(RuntimeError):
+    """Another process is running a recipe in the same work directory."""
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path, work_dir: Path):
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks; runs are not guarded
+        yield
+        return
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WorkDirBusy(f"work_dir {os.fspath(work_dir)!r} is in use by another emkit run "
+                              f"(lock {os.fspath(lock_path)!r}); wait for it to finish or use "
+                              "another work_dir") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 @runtime_checkable
@@ -128,8 +156,15 @@ class Runner:
         return all(os.path.isfile(p) and self.digest(p) == stamp["outputs"][p] for p in outputs)
 
     def run(self, steps, context) -> list:
-        """Run (or skip) each step in order; returns a :class:`StepResult` per step."""
+        """Run (or skip) each step in order; returns a :class:`StepResult` per step.
+
+        Raises :class:`WorkDirBusy` when another run holds the work directory.
+        """
         self.stamps.mkdir(parents=True, exist_ok=True)
+        with _exclusive(self.stamps / "lock", self.work_dir):
+            return self._run(steps, context)
+
+    def _run(self, steps, context) -> list:
         results = []
         for step in steps:
             start = time.perf_counter()
