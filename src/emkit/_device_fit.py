@@ -18,7 +18,6 @@ constants of the new parameters go to the device once per iteration ((2D+1) x C 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import numpy as np
@@ -282,17 +281,6 @@ class DeviceGMM:
             self.machine._update_parameters({k: get(self.params[k])
                                              for k in ("weights", "means", "variances")})
             self.dirty = False
-
-
-@contextlib.contextmanager
-def synced(training):
-    """Around ``resumable_em``: ``training.sync()`` at the end (also on errors: the machine keeps
-    the last completed M-step's parameters, as on the numpy path); nothing for ``None``."""
-    try:
-        yield
-    finally:
-        if training is not None:
-            training.sync()
 
 
 def _gmm_arrays(machine, dev) -> dict:

@@ -18,7 +18,7 @@ from sklearn.exceptions import NotFittedError
 
 from . import _device_fit, _device_infer
 from . import _gmm_estep as estep
-from ._backend import cached_frames
+from ._backend import _staging, cached_frames
 from ._checkpoint import resumable_em
 from ._fitted import (FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted,
                       without_derived)
@@ -405,7 +405,7 @@ class GMMMachine(BaseEstimator):
             apply_m_step(self, stats)
             return stats.log_likelihood / stats.t
 
-        with _device_fit.synced(device):  # the device's parameters back on the machine at the end
+        with _staging.synced(device):  # the device's parameters back on the machine at the end
             result = resumable_em(self, X, initialize=initialize, set_state=self._restore_training_state,
                                   get_state=device.state if device else self._training_state,
                                   e_step=e_step_, m_step=m_step_, max_iterations=self.max_fitting_steps,

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from . import _device_fit
-from ._backend import cached_frames, is_dask_collection, map_reduce
+from ._backend import _staging, cached_frames, is_dask_collection, map_reduce
 from ._checkpoint import resumable_em
 from ._config import get_config
 from ._fitted import FittedArray, derived, refreeze, set_fitted, without_derived
@@ -238,7 +238,7 @@ class KMeansMachine(BaseEstimator):
             device = _device_fit.DeviceKMeans(self, frames)
             initialize = lambda: initialize_on_device(self, frames)  # noqa: E731
             e_step, m_step, get_state = device.e_step, device.m_step, device.state
-        with _device_fit.synced(device):  # the device's centroids back on the machine at the end
+        with _staging.synced(device):  # the device's centroids back on the machine at the end
             result = resumable_em(self, X, initialize=initialize, get_state=get_state,
                                   set_state=lambda arrays: setattr(self, "centroids_", arrays["centroids"]),
                                   e_step=e_step, m_step=m_step, max_iterations=self.max_iter,

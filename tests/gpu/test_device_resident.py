@@ -189,3 +189,40 @@ def test_kmeans_empty_clusters_reseeded_on_the_device_as_on_numpy(simulated):
         got = KMeansMachine(5, init_method=init, max_iter=3, convergence_threshold=None).fit(X)
     np.testing.assert_array_equal(got.centroids_, expected.centroids_)
     assert len({tuple(c) for c in got.centroids_}) == 5  # three empty ones got distinct rows
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_ivector_copies_do_not_grow_with_iterations(simulated, monkeypatch, cache):
+    from _ivector_batching import problem
+
+    from emkit import IVectorMachine
+    from emkit._backend import _staging
+
+    ubm, stats, cfg = problem(S=13)
+    counts = {"up": 0, "down": 0}
+    to_device, to_host = _device.to_device, _staging.to_host
+
+    def up(*args, **kwargs):
+        counts["up"] += 1
+        return to_device(*args, **kwargs)
+
+    def down(*args, **kwargs):
+        counts["down"] += 1
+        return to_host(*args, **kwargs)
+
+    monkeypatch.setattr(_device, "to_device", up)
+    monkeypatch.setattr(_staging, "to_host", down)
+    cfg.pop("max_iterations")
+    seen = []
+    for steps in (1, 4):
+        expected = IVectorMachine(ubm, batch_size=5, max_iterations=steps, **cfg).fit(stats)
+        before = dict(counts)
+        with emkit.config_context(device="cuda", device_cache=cache):
+            got = IVectorMachine(ubm, batch_size=5, max_iterations=steps, **cfg).fit(stats)
+        seen.append((counts["up"] - before["up"], counts["down"] - before["down"]))
+        close(expected.T, got.T)
+        close(expected.sigma, got.sigma)
+        np.testing.assert_allclose(got.log_likelihood_, expected.log_likelihood_, rtol=1e-12)
+    (up1, down1), (up4, down4) = seen
+    assert up4 - up1 == (0 if cache else 3 * 3)  # streamed: 3 batches of <= 5 utterances
+    assert down4 == down1 == 2  # T and sigma, once, at the end

@@ -4,8 +4,8 @@
 (``n | F - n m``) and the centred second-order sums (C, D) (compensated, as on the CPU path);
 that array is copied to the device once when it fits (:func:`emkit._backend._staging.copy_once`,
 logged) or streamed in batches every iteration.  T, sigma, their constants and the accumulators
-stay on the device between iterations; only the new T and sigma come back (numpy float64) after
-each M-step.  ``transform``/``project``: the projection constants are cached on the device with
+stay on the device between iterations; T and sigma come back (numpy float64) at the end of
+``fit`` and before each checkpoint.  ``transform``/``project``: the projection constants are cached on the device with
 the machine's other derived constants; batches of statistics are stacked on the host, copied,
 projected and brought back.  The kernels are :mod:`emkit._kernels.ivector_xp`.
 """
@@ -61,13 +61,14 @@ class DeviceTraining:
         self.means = _device.to_device(means, dev)
         self.snorm = _device.to_device(snorm, dev)
         self._params = None  # (host T, host sigma, device T, device sigma)
+        self.dirty = False  # the device's T and sigma are newer than the machine's
 
     def _parameters(self):
         """T and sigma on the device: the M-step's own, or the machine's (initial or restored
         from a checkpoint) copied there."""
         m = self.machine
         p = self._params
-        if p is None or p[0] is not m.T or p[1] is not m.sigma:
+        if not self.dirty and (p is None or p[0] is not m.T or p[1] is not m.sigma):
             p = self._params = (m.T, m.sigma, _device.to_device(m.T, self.dev),
                                 _device.to_device(m.sigma, self.dev))
         return p[2], p[3]
@@ -90,17 +91,29 @@ class DeviceTraining:
         return acc, kx.finish_log_likelihood(acc, self.snorm, pre)
 
     def m_step(self, stats) -> float:
-        """New T and sigma (kept on the device, stored on the machine as numpy float64); returns
-        the average log-likelihood per utterance of the E-step."""
+        """New T and sigma, kept on the device (:meth:`sync` stores them on the machine);
+        returns the average log-likelihood per utterance of the E-step."""
         acc, log_likelihood = stats
         m = self.machine
         _, sigma = self._parameters()
         T, sigma = kx.m_step(acc.nij_sigma_wij2, acc.fnorm_sigma_wij, self.snorm, acc.nij, sigma,
                              m.update_sigma, m.variance_floor)
-        set_fitted(m, "T", _staging.to_host(T, self.dev), copy=False)
-        set_fitted(m, "sigma", _staging.to_host(sigma, self.dev), copy=False)
-        self._params = (m.T, m.sigma, T, sigma)
+        self._params, self.dirty = (None, None, T, sigma), True
         return log_likelihood / acc.n_sessions
+
+    def sync(self) -> None:
+        """The device's T and sigma stored on the machine (numpy float64), if newer: at the end
+        of ``fit`` and before each checkpoint, not after every M-step."""
+        if self.dirty:
+            m, (_, _, T, sigma) = self.machine, self._params
+            set_fitted(m, "T", _staging.to_host(T, self.dev), copy=False)
+            set_fitted(m, "sigma", _staging.to_host(sigma, self.dev), copy=False)
+            self._params, self.dirty = (m.T, m.sigma, T, sigma), False
+
+    def state(self) -> dict:
+        """The training state for checkpoints, synchronised first."""
+        self.sync()
+        return {"T": self.machine.T, "sigma": self.machine.sigma}
 
 
 def _constants(machine, dev) -> kx.Constants:
