@@ -226,3 +226,76 @@ def test_ivector_copies_do_not_grow_with_iterations(simulated, monkeypatch, cach
     (up1, down1), (up4, down4) = seen
     assert up4 - up1 == (0 if cache else 3 * 3)  # streamed: 3 batches of <= 5 utterances
     assert down4 == down1 == 2  # T and sigma, once, at the end
+
+
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+@pytest.mark.parametrize("cache", [None, False])
+def test_isv_jfa_u_training_stays_on_the_device(simulated, monkeypatch, kind, cache):
+    """U (and JFA's V), their constants, the class-level arrays and the accumulators stay on
+    the device: the copies of a fit do not grow with the iterations (streamed statistics aside),
+    only the three norms of the convergence quantity come back per iteration."""
+    from factor_analysis_cases import load_case, machine, make_stats
+
+    from emkit.factor_analysis import _device as fa_device
+
+    d = load_case("medium")
+    stats = make_stats(d)
+    counts = {"up": 0, "down": 0}
+    to_device, to_numpy = _device.to_device, _device.to_numpy
+
+    def up(*args, **kwargs):
+        counts["up"] += 1
+        return to_device(*args, **kwargs)
+
+    def down(*args, **kwargs):
+        counts["down"] += 1
+        return to_numpy(*args, **kwargs)
+
+    monkeypatch.setattr(_device, "to_device", up)
+    monkeypatch.setattr(_device, "to_numpy", down)
+    monkeypatch.setattr(fa_device, "DEVICE_BLOCK", 8)  # 17 sessions: 3 blocks when streamed
+    seen = []
+    for steps in (2, 5):
+        expected = machine(kind, d, em_iterations=steps).fit(stats, d["labels"])
+        before = dict(counts)
+        with emkit.config_context(device="cuda", device_cache=cache):
+            got = machine(kind, d, em_iterations=steps).fit(stats, d["labels"])
+        seen.append((counts["up"] - before["up"], counts["down"] - before["down"]))
+        for name in ("U", "D") + (("V",) if kind == "jfa" else ()):
+            close(getattr(expected, name), getattr(got, name))
+    (up2, down2), (up5, down5) = seen
+    # per iteration: streamed blocks only (3 of sessions; JFA's V phase: the classes in blocks)
+    K = len(np.unique(d["labels"]))
+    blocks = 3 + (-(-K // 8) if kind == "jfa" else 0)
+    assert up5 - up2 == (0 if cache is None else 3 * blocks)
+    # the norms of the relative change, one read per iteration (JFA: of U and of V)
+    assert down5 - down2 == 3 * (2 if kind == "jfa" else 1)
+
+
+def test_isv_checkpoint_and_interruption_get_the_device_u(simulated, monkeypatch, tmp_path):
+    from factor_analysis_cases import load_case, machine, make_stats
+
+    from emkit.factor_analysis import _device_train
+
+    d = load_case("medium")
+    stats = make_stats(d)
+    path = tmp_path / "isv.ckpt.h5"
+    two = machine("isv", d, em_iterations=2).fit(stats, d["labels"])
+    expected = machine("isv", d, em_iterations=4).fit(stats, d["labels"])
+    real, calls = _device_train.DeviceU.e_step, []
+
+    def e_step(self):  # the third iteration of the first run fails
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("interrupted")
+        return real(self)
+
+    monkeypatch.setattr(_device_train.DeviceU, "e_step", e_step)
+    interrupted = machine("isv", d, em_iterations=4, checkpoint=path)
+    with emkit.config_context(device="cuda"):
+        with pytest.raises(RuntimeError, match="interrupted"):
+            interrupted.fit(stats, d["labels"])
+        resumed = machine("isv", d, em_iterations=4, checkpoint=path).fit(stats, d["labels"])
+    close(two.U, interrupted.U)  # the last completed M-step, as on the numpy path
+    assert len(calls) == 5  # resumed after iteration 2 (from the checkpoint)
+    close(expected.U, resumed.U)

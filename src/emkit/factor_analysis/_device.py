@@ -12,6 +12,7 @@ and the class-level steps, small, stay on the CPU).
 
 from __future__ import annotations
 
+import functools
 import weakref
 
 import numpy as np
@@ -78,17 +79,26 @@ def session_pass(data, p: SessionParams, dev) -> SessionAccumulator:
     """The E-step over all sessions of the in-memory training set ``data`` on ``dev``: the
     :class:`~._estep.SessionAccumulator` of :func:`emkit.factor_analysis._training.session_pass`
     (numpy float64)."""
-    staged = _staged(data, dev)
-    xp = dev.xp
-    C, D = p.shape
-    r = p.U_over_var.shape[1]
-    U_over_var, uprod, W_mean = (_device.to_device(a, dev) for a in (p.U_over_var, p.uprod,
-                                                                      p.W_mean))
-    offset_proj = None if p.offset_proj is None else _device.to_device(p.offset_proj, dev)
+    put = functools.partial(_device.to_device, dev=dev)
+    offset_proj = None if p.offset_proj is None else put(p.offset_proj)
+    sums = device_pass(_staged(data, dev), put(p.U_over_var), put(p.uprod), put(p.W_mean),
+                       offset_proj, p.n_classes, p.accumulate, dev.xp)
+    return SessionAccumulator(*(None if a is None else _staging.to_host(a, dev) for a in sums))
+
+
+def device_pass(staged: _Staged, U_over_var, uprod, W_mean, offset_proj, n_classes: int,
+                accumulate: bool, xp):
+    """``(A1 (C, r, r), A2F (CD, r), G (K, C, r))`` on the device (A1, A2F None without
+    ``accumulate``) of one pass over the sessions of ``staged``, from the constants on the
+    device: ``U_over_var`` (CD, r), ``uprod`` (C, r, r), ``W_mean`` (C, r) and the class
+    offsets' projections ``offset_proj`` (K, C, r) or None."""
+    C = uprod.shape[0]
+    r = U_over_var.shape[1]
+    D = U_over_var.shape[0] // C
     kw = dict(dtype=U_over_var.dtype, device=_xp.device_of(U_over_var))
-    A1 = xp.zeros((C, r, r), **kw) if p.accumulate else None
-    A2F = xp.zeros((C * D, r), **kw) if p.accumulate else None
-    G = xp.zeros((p.n_classes, C, r), **kw)
+    A1 = xp.zeros((C, r, r), **kw) if accumulate else None
+    A2F = xp.zeros((C * D, r), **kw) if accumulate else None
+    G = xp.zeros((n_classes, C, r), **kw)
     for start, block in staged.blocks(DEVICE_BLOCK):
         codes = staged.codes[start:start + block.shape[0]]
         n, F = block[:, :C], block[:, C:]
@@ -97,7 +107,7 @@ def session_pass(data, p: SessionParams, dev) -> SessionAccumulator:
         if offset_proj is not None:
             Q = xp.take(offset_proj, codes, axis=0)  # (B, C, r): Q[k(h)]
             b = b - (n[:, None, :] @ Q)[:, 0, :]
-        if p.accumulate:
+        if accumulate:
             cov = kfa.posterior_covariance(n, uprod)
             x = (cov @ b[:, :, None])[:, :, 0]
             A1 += kfa.second_moments(n, cov, x)
@@ -105,5 +115,4 @@ def session_pass(data, p: SessionParams, dev) -> SessionAccumulator:
         else:
             x = kfa.spd_solve(kfa.posterior_precision(n, uprod), b[:, :, None])[:, :, 0]
         G = _scatter_add(G, codes, n[:, :, None] * x[:, None, :], xp)
-    host = (None if a is None else _staging.to_host(a, dev) for a in (A1, A2F, G))
-    return SessionAccumulator(*host)
+    return A1, A2F, G
