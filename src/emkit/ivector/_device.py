@@ -12,11 +12,14 @@ projected and brought back.  The kernels are :mod:`emkit._kernels.ivector_xp`.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .._backend import _device, _staging
 from .._fitted import clear_derived, derived, set_fitted
 from .._kernels import ivector as kiv
+from .._kernels import packed as pk
 from .._kernels import ivector_xp as kx
 from ..stats import GMMStats
 
@@ -149,4 +152,61 @@ def project(machine, X, name: str, indexed: bool, dev) -> np.ndarray:
         n = _device.to_device(b.n, dev)
         fnorm = _device.to_device(b.sum_px - b.n[:, :, None] * means, dev)
         out[start:start + len(b.n)] = _device.to_numpy(kx.project(n, fnorm, pre))
+    return out
+
+
+def chunk_statistics(items, pre: kiv.Precomputed, batch_size: int, name: str, dev):
+    """:func:`emkit.ivector._training._estep_chunk` on ``dev``: the E-step of a dask partition
+    (GMMStats, or :class:`~emkit._kernels.ivector.CentredBatch` kept on the workers) on a worker
+    whose configuration names a device.  The batches are centred on the host (compensated, as on
+    the CPU path), copied and accumulated there with :mod:`emkit._kernels.ivector_xp`; the
+    constants of ``pre`` go to the device once per ``pre`` (one EM iteration).  Returns numpy
+    float64 :class:`~emkit.ivector.IVectorStats` (the symmetric accumulator packed, as the CPU
+    chunks'), for dask's tree sum."""
+    from ._stats import IVectorStats
+
+    items = items if isinstance(items, list) else list(items)
+    C, D, R = pre.shape
+    dpre = _chunk_constants(pre, dev)
+    acc = kx.Accumulators.zeros(dpre)
+    snorm, ll = np.zeros((C, D)), 0.0
+    if items and isinstance(items[0], kiv.CentredBatch):
+        batches = items
+    else:
+        batches = (kiv.centre_batch(b.n, b.sum_px, b.sum_pxx, pre.means) for b in (
+            GMMStats.stack(items[i:i + batch_size], name=name, shape=(C, D), second_order=True,
+                           offset=i) for i in range(0, len(items), batch_size)))
+    for batch in batches:
+        acc.add(_device.to_device(batch.n, dev), _device.to_device(batch.fnorm, dev), dpre)
+        snorm += batch.snorm
+        ll -= 0.5 * float(np.sum(batch.snorm * pre.inv_sigma))
+    out = IVectorStats(C, D, R)
+    if acc.n_sessions:
+        lower = _device.to_device(pk.lower_index(R).astype(np.int64), dev)
+        packed = dev.xp.take(dev.xp.reshape(acc.nij_sigma_wij2, (C, R * R)), lower, axis=1)
+        out._packed[...] = _device.to_numpy(packed)
+        out.fnorm_sigma_wij[...] = _device.to_numpy(acc.fnorm_sigma_wij)
+        out.nij[...] = _device.to_numpy(acc.nij)
+        out.snormij[...] = snorm
+        out._count(float(acc.log_likelihood) + ll, acc.n_sessions)
+    return out
+
+
+_CHUNK_CONSTANTS: dict = {}
+
+
+def _chunk_constants(pre: kiv.Precomputed, dev) -> kx.Constants:
+    """The device :class:`~emkit._kernels.ivector_xp.Constants` of ``pre``; the last pair is
+    kept per device (the chunks of one iteration share ``pre``)."""
+    key = (dev.library, dev.name)
+    cached = _CHUNK_CONSTANTS.get(key)
+    if cached is not None and cached[0] is pre:
+        return cached[1]
+    C, D, R = pre.shape
+    put = functools.partial(_device.to_device, dev=dev)
+    full = put(pk.symmetric_index(R).astype(np.int64))
+    tt = dev.xp.take(put(pre.tt_lower), full, axis=1)  # (C, R*R) from the packed triangles
+    out = kx.Constants(means=put(pre.means), inv_sigma=put(pre.inv_sigma),
+                       t_sigma_inv=put(pre.t_sigma_inv), tt=tt, log_norm=put(pre.log_norm))
+    _CHUNK_CONSTANTS[key] = (pre, out)
     return out
