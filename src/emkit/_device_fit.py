@@ -150,10 +150,6 @@ class DeviceFrames:
             yield from self._stream(self.X, rows)
 
     def _stream(self, X, rows):
-        if _staging._host_tensors(self.dev):  # PyTorch CPU tensors (tests): plain copies
-            for i in range(0, X.shape[0], rows):
-                yield put(np.asarray(X[i:i + rows]), self.dev, self.dtype)
-            return
         yield from _device.stream_blocks(X, self.dev, rows, self.dtype)
 
     def host(self) -> np.ndarray:

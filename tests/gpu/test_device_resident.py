@@ -26,6 +26,18 @@ def close(expected, got, tol=1e-12):
     np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * np.abs(expected).max())
 
 
+def count_streamed(monkeypatch, counts):
+    """Count the block copies of ``stream_blocks`` (host tensors: ``_StagingOps.copy``) as
+    host->device copies in ``counts["up"]``."""
+    real = _device._StagingOps.copy
+
+    def copy(self, host, stream):
+        counts["up"] += 1
+        return real(self, host, stream)
+
+    monkeypatch.setattr(_device._StagingOps, "copy", copy)
+
+
 @pytest.fixture
 def copies(monkeypatch):
     """Counts of host->device (``put``, which the GMM and k-means paths use) and device->host
@@ -40,6 +52,7 @@ def copies(monkeypatch):
         return wrapper
 
     monkeypatch.setattr(_device_fit, "put", counted(put, "up"))
+    count_streamed(monkeypatch, counts)
     monkeypatch.setattr(_device, "to_numpy", counted(to_numpy, "down"))
     return counts
 
@@ -212,6 +225,7 @@ def test_ivector_copies_do_not_grow_with_iterations(simulated, monkeypatch, cach
 
     monkeypatch.setattr(_device, "to_device", up)
     monkeypatch.setattr(_staging, "to_host", down)
+    count_streamed(monkeypatch, counts)
     cfg.pop("max_iterations")
     seen = []
     for steps in (1, 4):
@@ -253,6 +267,7 @@ def test_isv_jfa_u_training_stays_on_the_device(simulated, monkeypatch, kind, ca
 
     monkeypatch.setattr(_device, "to_device", up)
     monkeypatch.setattr(_device, "to_numpy", down)
+    count_streamed(monkeypatch, counts)
     monkeypatch.setattr(fa_device, "DEVICE_BLOCK", 8)  # 17 sessions: 3 blocks when streamed
     seen = []
     for steps in (2, 5):

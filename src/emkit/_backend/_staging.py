@@ -58,11 +58,7 @@ def copy_once(nbytes: int, dev, what: str) -> bool:
 def blocks(X, dev, rows: int):
     """Row blocks of the host array ``X`` on ``dev``
     (:func:`~emkit._backend._device.stream_blocks`: pinned buffers, copies overlapping compute;
-    plain copies for host tensors)."""
-    if _host_tensors(dev):
-        for i in range(0, X.shape[0], rows):
-            yield _device.to_device(np.ascontiguousarray(X[i:i + rows]), dev)
-        return
+    plain synchronous copies for host tensors)."""
     yield from _device.stream_blocks(X, dev, rows, dtype=X.dtype)
 
 
