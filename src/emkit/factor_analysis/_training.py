@@ -212,14 +212,16 @@ def fit_em(machine, X, e_step, m_step, *, state, name, quantity, phase=0, device
         return _fit_em(machine, X, e_step, m_step, state, name, quantity, phase, device)
 
 
-def device_u(machine, data: TrainingSet, **kwargs):
+def device_u(machine, data: TrainingSet, isv: bool = False, **kwargs):
     """A :class:`~._device_train.DeviceU` when a device is configured and ``data`` is in memory
-    (else None: the numpy path, or the dask path's workers)."""
+    (else None: the numpy path, or the dask path's workers); ``isv``: with the class totals."""
     dev = configured_device() if isinstance(data.rows, list) else None
     if dev is None:
         return None
     from ._device_train import DeviceU
 
+    if isv:
+        kwargs["totals"] = class_totals(data, machine._constants().shape)
     return DeviceU(machine, data, dev, **kwargs)
 
 
@@ -283,7 +285,7 @@ def train_isv(machine, data: TrainingSet, X):
         return machine._set_param("U", u_update(machine._constants(), acc, session_threads(),
                                                 isv=isv))
 
-    device = device_u(machine, data, totals=class_totals(data, (C, D)))  # U resident there
+    device = device_u(machine, data, isv=True)  # U resident on a device
     if device is not None:
         e_step, m_step = device.e_step, device.m_step
     return fit_em(machine, X, e_step, m_step, state=("U",), name="ISV U training",
