@@ -8,12 +8,15 @@ overlapping compute), as :func:`emkit._backend._device.copy_once` decides (docs/
 decision is logged at INFO level.  Input that already lives on a device (PyTorch tensors, CuPy
 arrays) stays there.
 
-Each E-step runs the namespace-generic kernels (:mod:`emkit._kernels.gmm_xp`,
-:mod:`emkit._kernels.kmeans_xp`) over the blocks with the accumulators on the device; only the
-summed statistics ((C, 2D+1) for a GMM, (K, D) sums for k-means) and the log-likelihood come
-back, once per iteration, for the float64 M-step of the numpy path (O(C D): the same code, so the
-fitted parameters are numpy float64 and equal to the numpy path's within rounding).  The E-step
-constants of the new parameters go to the device once per iteration ((2D+1) x C values).
+Each iteration of ``fit`` runs on the device with the parameters resident there
+(:class:`DeviceGMM`, :class:`DeviceKMeans`): the E-step constants, the namespace-generic kernels
+(:mod:`emkit._kernels.gmm_xp`, :mod:`emkit._kernels.kmeans_xp`) over the blocks with the
+accumulators on the device, and the M-step (:mod:`emkit._gmm_mstep_xp`; k-means: the cluster
+means and the re-seeding of empty clusters); two numbers come back per iteration (for the
+convergence test and the log), the parameters as numpy float64 at the end of ``fit`` and before
+each checkpoint, equal to the numpy path's within rounding.  :func:`gmm_statistics` and
+:func:`kmeans_statistics` (one pass, numpy statistics back) serve the other callers: statistics,
+cluster variances, dask chunks on a worker's device.
 """
 
 from __future__ import annotations
