@@ -20,7 +20,6 @@ from emkit._kernels import gmm as kg
 from emkit._kernels import kmeans as kk
 from emkit._kmeans_stats import KMeansStats, kmeans_chunk_stats
 from emkit._backend import map_reduce
-from emkit.stats import GMMStats
 
 
 class _Machine:
