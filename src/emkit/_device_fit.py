@@ -8,12 +8,15 @@ overlapping compute), as :func:`emkit._backend._device.copy_once` decides (docs/
 decision is logged at INFO level.  Input that already lives on a device (PyTorch tensors, CuPy
 arrays) stays there.
 
-Each E-step runs the namespace-generic kernels (:mod:`emkit._kernels.gmm_xp`,
-:mod:`emkit._kernels.kmeans_xp`) over the blocks with the accumulators on the device; only the
-summed statistics ((C, 2D+1) for a GMM, (K, D) sums for k-means) and the log-likelihood come
-back, once per iteration, for the float64 M-step of the numpy path (O(C D): the same code, so the
-fitted parameters are numpy float64 and equal to the numpy path's within rounding).  The E-step
-constants of the new parameters go to the device once per iteration ((2D+1) x C values).
+Each iteration of ``fit`` runs on the device with the parameters resident there
+(:class:`DeviceGMM`, :class:`DeviceKMeans`): the E-step constants, the namespace-generic kernels
+(:mod:`emkit._kernels.gmm_xp`, :mod:`emkit._kernels.kmeans_xp`) over the blocks with the
+accumulators on the device, and the M-step (:mod:`emkit._gmm_mstep_xp`; k-means: the cluster
+means and the re-seeding of empty clusters); two numbers come back per iteration (for the
+convergence test and the log), the parameters as numpy float64 at the end of ``fit`` and before
+each checkpoint, equal to the numpy path's within rounding.  :func:`gmm_statistics` and
+:func:`kmeans_statistics` (one pass, numpy statistics back) serve the other callers: statistics,
+cluster variances, dask chunks on a worker's device.
 """
 
 from __future__ import annotations
@@ -150,10 +153,6 @@ class DeviceFrames:
             yield from self._stream(self.X, rows)
 
     def _stream(self, X, rows):
-        if _staging._host_tensors(self.dev):  # PyTorch CPU tensors (tests): plain copies
-            for i in range(0, X.shape[0], rows):
-                yield put(np.asarray(X[i:i + rows]), self.dev, self.dtype)
-            return
         yield from _device.stream_blocks(X, self.dev, rows, self.dtype)
 
     def host(self) -> np.ndarray:
@@ -198,3 +197,149 @@ def kmeans_statistics(frames: DeviceFrames, coef, squares: bool = False):
     return KMeansStats(counts, get(acc.sums), float(acc.sum_min_dist), acc.n_samples,
                        None if acc.sq_sums is None else get(acc.sq_sums), get(acc.far_points),
                        get(acc.far_dists), coef)
+
+
+class DeviceGMM:
+    """``GMMMachine.fit`` on a device with the parameters resident there between iterations.
+
+    The machine's weights, means, variances (and variance floor, and the UBM's parameters for
+    MAP) go to the device once, at the first E-step; each iteration then computes the E-step
+    constants (:func:`emkit._kernels.gmm_xp.coefficients`), the statistics and the M-step
+    (:mod:`emkit._gmm_mstep_xp`) there, and reads back only the log-likelihood (one 2-value
+    copy: the convergence test needs it).  :meth:`sync` writes the parameters back to the
+    machine as numpy float64: at the end of ``fit`` and before each checkpoint.
+    """
+
+    def __init__(self, machine, X, dev):
+        self.machine, self.X, self.dev = machine, X, dev
+        self.frames = None
+        self.params = None  # dict of device arrays, see _gmm_mstep_xp
+        self.dirty = False  # the device parameters are newer than the machine's
+
+    def _upload(self):
+        m = self.machine
+        dtype = np.dtype(m.compute_dtype)
+        if self.frames is None:  # after the initialisation (which may run k-means on the device)
+            self.frames = DeviceFrames(self.X, self.dev, dtype, f"GMM {m.trainer.upper()}")
+        self.params = _gmm_arrays(m, self.dev)
+        if m.trainer == "map":
+            self.ubm = _gmm_arrays(m.ubm, self.dev)
+            alpha = m.map_alpha
+            self.alpha = float(alpha) if np.ndim(alpha) == 0 else put(alpha, self.dev, np.float64)
+
+    def e_step(self):
+        """``(shift, acc, ll)`` on the device (moments about ``shift``, see ``gmm_xp``)."""
+        if self.params is None:
+            self._upload()
+        xp, p, m = self.dev.xp, self.params, self.machine
+        with np.errstate(divide="ignore"):
+            log_w = xp.log(p["weights"])
+        shift, coef = gmm_xp.coefficients(p["means"], p["variances"], log_w,
+                                          _xp_dtype(self.dev, np.dtype(m.compute_dtype)))
+        rows = _block_rows(coef.shape[1], self.frames.dtype.itemsize)
+        ll, acc = gmm_xp.accumulate_blocks(self.frames.blocks(rows), xp.astype(shift, coef.dtype),
+                                           coef, m.update_variances, xp)
+        return shift, acc, ll
+
+    def m_step(self, stats) -> float:
+        """The machine's M-step on the device; returns the average log-likelihood."""
+        from ._gmm_mstep_xp import map_m_step, ml_m_step
+
+        shift, acc, ll = stats
+        xp, m = self.dev.xp, self.machine
+        n, px, pxx = gmm_xp.split_statistics(acc, shift.shape[0], m.update_variances)
+        check = xp.stack([ll, xp.astype(xp.all(xp.isfinite(n)), xp.float64)])
+        total, finite = (float(v) for v in _device.to_numpy(check))
+        if not (np.isfinite(total) and finite):
+            from types import SimpleNamespace
+
+            from ._gmm_estep import check_stats_finite
+
+            check_stats_finite(SimpleNamespace(log_likelihood=total, n=_device.to_numpy(n)))
+        t = self.frames.shape[0]
+        common = dict(update_means=m.update_means, update_variances=m.update_variances,
+                      update_weights=m.update_weights, threshold=m.mean_var_update_threshold)
+        if m.trainer == "map":
+            self.params = map_m_step(self.params, self.ubm, n, t, shift, px, pxx, xp,
+                                     relevance_factor=m.map_relevance_factor, alpha=self.alpha,
+                                     **common)
+        else:
+            self.params = ml_m_step(self.params, n, t, shift, px, pxx, xp, **common)
+        self.dirty = True
+        return total / t
+
+    def state(self) -> dict:
+        """The machine's training state (for checkpoints), synchronised first."""
+        self.sync()
+        return self.machine._training_state()
+
+    def sync(self) -> None:
+        """The device parameters written to the machine (numpy float64), if newer."""
+        if self.dirty:
+            get = _device.to_numpy
+            self.machine._update_parameters({k: get(self.params[k])
+                                             for k in ("weights", "means", "variances")})
+            self.dirty = False
+
+
+def _gmm_arrays(machine, dev) -> dict:
+    """A GMM's parameters and variance floor as float64 arrays on ``dev``."""
+    return {"weights": put(machine.weights, dev, np.float64),
+            "means": put(machine.means, dev, np.float64),
+            "variances": put(machine.variances, dev, np.float64),
+            "thresholds": put(np.asarray(machine.variance_thresholds), dev, np.float64)}
+
+
+class DeviceKMeans:
+    """``KMeansMachine.fit``'s Lloyd iterations on a device with the centroids and their
+    constants resident there: the statistics (:class:`~emkit._kernels.kmeans_xp.LloydAccumulator`)
+    and the M-step (cluster means; empty clusters re-seeded with the farthest rows, in the numpy
+    path's order) stay on the device; each iteration reads back the summed distance and the
+    number of empty clusters (2 values).  :meth:`sync` sets ``centroids_`` (numpy float64)."""
+
+    def __init__(self, machine, frames: DeviceFrames):
+        self.machine, self.frames, self.dev = machine, frames, frames.dev
+        self.arrays = None  # kmeans_xp.CentroidArrays of the current centroids
+        self.centroids = None
+        self.dirty = False
+
+    def e_step(self):
+        if self.arrays is None:  # after the initialisation
+            self.centroids = put(self.machine.centroids_, self.dev, np.float64)
+            self.arrays = kmeans_xp.CentroidArrays.from_centroids(self.centroids)
+        rows = _block_rows(self.arrays.n_clusters, 8)
+        acc = kmeans_xp.LloydAccumulator(self.arrays, False, n_far=self.arrays.n_clusters)
+        for block in self.frames.blocks(rows):
+            acc.add(block)
+        return acc
+
+    def m_step(self, acc) -> float:
+        xp, a = self.dev.xp, self.arrays
+        empty = acc.counts == 0
+        check = xp.stack([acc.sum_min_dist, xp.sum(xp.astype(empty, xp.float64))])
+        total, n_empty = (float(v) for v in _device.to_numpy(check))
+        centroids = a.shift + (a.centred + acc.sums / xp.maximum(acc.counts, 1.0)[:, None])
+        n_far = acc.far_points.shape[0]
+        if n_empty and n_far:
+            logger.info("k-means: re-seeding %d empty cluster(s) with the farthest samples",
+                        int(n_empty))
+            rank = xp.cumulative_sum(xp.astype(empty, xp.int64)) - 1  # j of the j-th empty one
+            index = xp.where(empty, rank % n_far, xp.zeros_like(rank))
+            centroids = xp.where(empty[:, None], xp.take(acc.far_points, index, axis=0),
+                                 centroids)
+        self.centroids = centroids
+        self.arrays = kmeans_xp.CentroidArrays.from_centroids(centroids)
+        self.dirty = True
+        self.machine.average_min_distance = total / acc.n_samples
+        return self.machine.average_min_distance
+
+    def state(self) -> dict:
+        self.sync()
+        return {"centroids": self.machine.centroids_}
+
+    def sync(self) -> None:
+        if self.dirty:
+            from ._fitted import set_fitted
+
+            set_fitted(self.machine, "centroids_", _device.to_numpy(self.centroids), copy=False)
+            self.dirty = False

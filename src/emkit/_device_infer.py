@@ -74,8 +74,6 @@ def _rows(coef) -> int:
 def _blocks(X, coef, dev, rows):
     """Row blocks of host frames ``X`` on ``dev`` in the compute dtype (cast block by block
     while streaming to a CUDA device)."""
-    if _staging._host_tensors(dev):
-        return _staging.blocks(np.asarray(X, dtype=coef.coef.dtype), dev, rows)
     return _device.stream_blocks(X, dev, rows, dtype=coef.coef.dtype)
 
 

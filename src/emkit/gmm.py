@@ -18,7 +18,7 @@ from sklearn.exceptions import NotFittedError
 
 from . import _device_fit, _device_infer
 from . import _gmm_estep as estep
-from ._backend import cached_frames
+from ._backend import _staging, cached_frames
 from ._checkpoint import resumable_em
 from ._fitted import (FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted,
                       without_derived)
@@ -384,7 +384,7 @@ class GMMMachine(BaseEstimator):
         X = _device_fit.check_fit_frames(X, self.means.shape[1] if self._has_parameters() else None,
                                          "GMMMachine")
         X = cached_frames(X)  # a dask array: read once if it fits in memory (emkit.set_config)
-        frames = []
+        device = None if dev is None else _device_fit.DeviceGMM(self, X, dev)  # resident params
 
         def initialize():
             if not self._has_parameters():
@@ -394,24 +394,23 @@ class GMMMachine(BaseEstimator):
                 self.variances = np.ones_like(self.means, dtype=float)
 
         def e_step_():  # sum_pxx is read only when the M-step updates variances
-            coef = self._coefficients()
-            selection = estep.selection(n_gaussians=coef.n_gaussians)  # config's gselect, or None
-            if dev is None or selection is not None:
-                return estep.total_stats(X, coef, self.update_variances, selection)
-            if not frames:  # after the initialisation, which may run k-means on the device too
-                frames.append(_device_fit.DeviceFrames(X, dev, _DTYPES[self.compute_dtype],
-                                                       f"GMM {self.trainer.upper()}"))
-            return _device_fit.gmm_statistics(frames[0], coef, self.update_variances)
+            selection = estep.selection(n_gaussians=self.n_gaussians)  # config's gselect, or None
+            if device is None or selection is not None:
+                return estep.total_stats(X, self._coefficients(), self.update_variances, selection)
+            return device.e_step()
 
         def m_step_(stats):
+            if not isinstance(stats, GMMStats):  # the device's (shift, acc, ll)
+                return device.m_step(stats)
             apply_m_step(self, stats)
             return stats.log_likelihood / stats.t
 
-        result = resumable_em(self, X, initialize=initialize, get_state=self._training_state,
-                              set_state=self._restore_training_state, e_step=e_step_, m_step=m_step_,
-                              max_iterations=self.max_fitting_steps,
-                              convergence_threshold=self.convergence_threshold,
-                              name=f"GMM {self.trainer.upper()}")
+        with _staging.synced(device):  # the device's parameters back on the machine at the end
+            result = resumable_em(self, X, initialize=initialize, set_state=self._restore_training_state,
+                                  get_state=device.state if device else self._training_state,
+                                  e_step=e_step_, m_step=m_step_, max_iterations=self.max_fitting_steps,
+                                  convergence_threshold=self.convergence_threshold,
+                                  name=f"GMM {self.trainer.upper()}")
         self.n_features_in_ = X.shape[1]
         self.n_iter_, self.converged_ = result.n_iter, result.converged
         self._coefficients()  # computed once here, so inference leaves the state alone

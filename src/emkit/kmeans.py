@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from . import _device_fit
-from ._backend import cached_frames, is_dask_collection, map_reduce
+from ._backend import _staging, cached_frames, is_dask_collection, map_reduce
 from ._checkpoint import resumable_em
 from ._config import get_config
 from ._fitted import FittedArray, derived, refreeze, set_fitted, without_derived
@@ -228,20 +228,22 @@ class KMeansMachine(BaseEstimator):
         dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path, docs/gpu.md
         X = cached_frames(self._validated(X))  # a dask array: read once if it fits in memory
         frames = None if dev is None else _device_fit.DeviceFrames(X, dev, np.float64, "k-means")
+        device = None
         if frames is None:
             initialize, e_step = (lambda: self.initialize(X)), (lambda: self._e_step(X))
-        else:  # k-means|| scoring and Lloyd E-steps on the device
+            m_step, get_state = self._m_step, lambda: {"centroids": self.centroids_}
+        else:  # k-means|| scoring and Lloyd iterations on the device, centroids resident there
             from ._kmeans_init_device import initialize_on_device
 
+            device = _device_fit.DeviceKMeans(self, frames)
             initialize = lambda: initialize_on_device(self, frames)  # noqa: E731
-            e_step = lambda: _device_fit.kmeans_statistics(  # noqa: E731
-                frames, self._coefficients())
-        result = resumable_em(self, X, initialize=initialize,
-                              get_state=lambda: {"centroids": self.centroids_},
-                              set_state=lambda arrays: setattr(self, "centroids_", arrays["centroids"]),
-                              e_step=e_step, m_step=self._m_step,
-                              max_iterations=self.max_iter, convergence_threshold=self.convergence_threshold,
-                              name="k-means", quantity="average squared distance")
+            e_step, m_step, get_state = device.e_step, device.m_step, device.state
+        with _staging.synced(device):  # the device's centroids back on the machine at the end
+            result = resumable_em(self, X, initialize=initialize, get_state=get_state,
+                                  set_state=lambda arrays: setattr(self, "centroids_", arrays["centroids"]),
+                                  e_step=e_step, m_step=m_step, max_iterations=self.max_iter,
+                                  convergence_threshold=self.convergence_threshold,
+                                  name="k-means", quantity="average squared distance")
         if result.history:
             self.average_min_distance = result.history[-1]
         self.n_features_in_ = X.shape[1]

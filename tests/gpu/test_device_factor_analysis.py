@@ -17,6 +17,7 @@ from factor_analysis_cases import load_case, make_stats, machine
 import emkit
 from emkit._backend import _device
 from emkit.factor_analysis import _device as fa_device
+from emkit.factor_analysis import _device_train as fa_device_train
 
 
 
@@ -39,8 +40,10 @@ def test_fit_on_the_device_equals_numpy(simulated, kind, cache, block, monkeypat
     expected = _fit(kind, d)
     monkeypatch.setattr(fa_device, "DEVICE_BLOCK", block)  # several blocks when streaming
     calls = []
-    real = fa_device.session_pass
-    monkeypatch.setattr(fa_device, "session_pass", lambda *a: calls.append(a[2]) or real(*a))
+    real = fa_device.device_pass  # the device E-step of every pass over the sessions
+    monkeypatch.setattr(fa_device, "device_pass",
+                        lambda staged, *a: calls.append(staged.dev) or real(staged, *a))
+    monkeypatch.setattr(fa_device_train, "device_pass", fa_device.device_pass)
     with emkit.config_context(device="cuda", device_cache=cache), \
             caplog.at_level(logging.INFO, logger="emkit"):
         got = _fit(kind, d)

@@ -9,6 +9,7 @@ without pinned buffers, streams or a free-memory query.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
@@ -17,7 +18,7 @@ from . import _device
 
 logger = logging.getLogger("emkit")
 
-__all__ = ["configured_device", "copy_once", "blocks", "to_host"]
+__all__ = ["configured_device", "copy_once", "blocks", "to_host", "synced"]
 
 
 def configured_device():
@@ -57,11 +58,7 @@ def copy_once(nbytes: int, dev, what: str) -> bool:
 def blocks(X, dev, rows: int):
     """Row blocks of the host array ``X`` on ``dev``
     (:func:`~emkit._backend._device.stream_blocks`: pinned buffers, copies overlapping compute;
-    plain copies for host tensors)."""
-    if _host_tensors(dev):
-        for i in range(0, X.shape[0], rows):
-            yield _device.to_device(np.ascontiguousarray(X[i:i + rows]), dev)
-        return
+    plain synchronous copies for host tensors)."""
     yield from _device.stream_blocks(X, dev, rows, dtype=X.dtype)
 
 
@@ -69,3 +66,14 @@ def to_host(x, dev) -> np.ndarray:
     """``x`` as a numpy float64 array that shares no memory with the device array."""
     a = _device.to_numpy(x)
     return np.array(a, copy=True) if _host_tensors(dev) else a
+
+
+@contextlib.contextmanager
+def synced(training):
+    """Around ``resumable_em``: ``training.sync()`` at the end (also on errors: the machine keeps
+    the last completed M-step's parameters, as on the numpy path); nothing for ``None``."""
+    try:
+        yield
+    finally:
+        if training is not None:
+            training.sync()

@@ -12,6 +12,7 @@ and the class-level steps, small, stay on the CPU).
 
 from __future__ import annotations
 
+import functools
 import weakref
 
 import numpy as np
@@ -78,32 +79,73 @@ def session_pass(data, p: SessionParams, dev) -> SessionAccumulator:
     """The E-step over all sessions of the in-memory training set ``data`` on ``dev``: the
     :class:`~._estep.SessionAccumulator` of :func:`emkit.factor_analysis._training.session_pass`
     (numpy float64)."""
-    staged = _staged(data, dev)
-    xp = dev.xp
-    C, D = p.shape
-    r = p.U_over_var.shape[1]
-    U_over_var, uprod, W_mean = (_device.to_device(a, dev) for a in (p.U_over_var, p.uprod,
-                                                                      p.W_mean))
-    offset_proj = None if p.offset_proj is None else _device.to_device(p.offset_proj, dev)
-    kw = dict(dtype=U_over_var.dtype, device=_xp.device_of(U_over_var))
-    A1 = xp.zeros((C, r, r), **kw) if p.accumulate else None
-    A2F = xp.zeros((C * D, r), **kw) if p.accumulate else None
-    G = xp.zeros((p.n_classes, C, r), **kw)
+    put = functools.partial(_device.to_device, dev=dev)
+    offset_proj = None if p.offset_proj is None else put(p.offset_proj)
+    sums = device_pass(_staged(data, dev), put(p.U_over_var), put(p.uprod), put(p.W_mean),
+                       offset_proj, p.n_classes, p.accumulate, dev.xp)
+    return SessionAccumulator(*(None if a is None else _staging.to_host(a, dev) for a in sums))
+
+
+def device_pass(staged: _Staged, U_over_var, uprod, W_mean, offset_proj, n_classes: int,
+                accumulate: bool, xp):
+    """``(A1 (C, r, r), A2F (CD, r), G (K, C, r))`` on the device (A1, A2F None without
+    ``accumulate``) of one pass over the sessions of ``staged``, from the constants on the
+    device: ``U_over_var`` (CD, r), ``uprod`` (C, r, r), ``W_mean`` (C, r) and the class
+    offsets' projections ``offset_proj`` (K, C, r) or None."""
+    C = uprod.shape[0]
+    sums = _zeros(U_over_var, C, n_classes, accumulate, xp)
     for start, block in staged.blocks(DEVICE_BLOCK):
         codes = staged.codes[start:start + block.shape[0]]
-        n, F = block[:, :C], block[:, C:]
-        # U^T Sigma^-1 (F_h - N_h m - N_h o_k) without forming the centred statistics
-        b = F @ U_over_var - n @ W_mean
-        if offset_proj is not None:
-            Q = xp.take(offset_proj, codes, axis=0)  # (B, C, r): Q[k(h)]
-            b = b - (n[:, None, :] @ Q)[:, 0, :]
-        if p.accumulate:
-            cov = kfa.posterior_covariance(n, uprod)
-            x = (cov @ b[:, :, None])[:, :, 0]
-            A1 += kfa.second_moments(n, cov, x)
-            A2F += F.T @ x
-        else:
-            x = kfa.spd_solve(kfa.posterior_precision(n, uprod), b[:, :, None])[:, :, 0]
-        G = _scatter_add(G, codes, n[:, :, None] * x[:, None, :], xp)
-    host = (None if a is None else _staging.to_host(a, dev) for a in (A1, A2F, G))
-    return SessionAccumulator(*host)
+        sums = _add_block(sums, block[:, :C], block[:, C:], codes,
+                          (U_over_var, uprod, W_mean, offset_proj), xp)
+    return sums
+
+
+def _zeros(U_over_var, C: int, n_classes: int, accumulate: bool, xp):
+    r = U_over_var.shape[1]
+    kw = dict(dtype=U_over_var.dtype, device=_xp.device_of(U_over_var))
+    return (xp.zeros((C, r, r), **kw) if accumulate else None,
+            xp.zeros((U_over_var.shape[0], r), **kw) if accumulate else None,
+            xp.zeros((n_classes, C, r), **kw))
+
+
+def _add_block(sums, n, F, codes, constants, xp):
+    """``sums`` (A1, A2F, G) plus the terms of the sessions ``n`` (B, C), ``F`` (B, CD) of the
+    classes ``codes`` (B,), all on the device."""
+    A1, A2F, G = sums
+    U_over_var, uprod, W_mean, offset_proj = constants
+    # U^T Sigma^-1 (F_h - N_h m - N_h o_k) without forming the centred statistics
+    b = F @ U_over_var - n @ W_mean
+    if offset_proj is not None:
+        Q = xp.take(offset_proj, codes, axis=0)  # (B, C, r): Q[k(h)]
+        b = b - (n[:, None, :] @ Q)[:, 0, :]
+    if A1 is not None:
+        cov = kfa.posterior_covariance(n, uprod)
+        x = (cov @ b[:, :, None])[:, :, 0]
+        A1 += kfa.second_moments(n, cov, x)
+        A2F += F.T @ x
+    else:
+        x = kfa.spd_solve(kfa.posterior_precision(n, uprod), b[:, :, None])[:, :, 0]
+    G = _scatter_add(G, codes, n[:, :, None] * x[:, None, :], xp)
+    return A1, A2F, G
+
+
+def chunk_pass(piece, p: SessionParams, dev) -> SessionAccumulator:
+    """:func:`emkit.factor_analysis._estep.session_chunk` on ``dev``: the sessions of a dask
+    partition (on a worker whose configuration names a device), block by block to the device,
+    the sums there; numpy float64 :class:`~._estep.SessionAccumulator` back for the tree sum."""
+    from ._blocks import add_totals, blocks
+
+    put = functools.partial(_device.to_device, dev=dev)
+    constants = (put(p.U_over_var), put(p.uprod), put(p.W_mean),
+                 None if p.offset_proj is None else put(p.offset_proj))
+    sums = _zeros(constants[0], p.shape[0], p.n_classes, p.accumulate, dev.xp)
+    totals = None
+    for block in blocks(piece, p.shape, p.n_classes, p.step):
+        if p.totals:
+            totals = add_totals(totals, block, p.n_classes)
+        sums = _add_block(sums, put(block.n), put(block.F), put(block.codes.astype(np.int64)),
+                          constants, dev.xp)
+    # totals as the numpy chunk's: None without p.totals (or without sessions)
+    return SessionAccumulator(*(None if a is None else _staging.to_host(a, dev) for a in sums),
+                              totals=totals)

@@ -137,7 +137,16 @@ def block_terms(block: SessionBlock, p: SessionParams):
 
 
 def session_chunk(piece, p: SessionParams) -> SessionAccumulator:
-    """The E-step of a piece of the training set (a dask partition, or a list of blocks)."""
+    """The E-step of a piece of the training set (a dask partition, or a list of blocks); on the
+    device configured in the process where it runs (a dask worker's own configuration, e.g.
+    ``client.run(emkit.set_config, device="cuda")``) when there is one."""
+    from .._device_infer import device
+
+    dev = device()
+    if dev is not None:
+        from ._device import chunk_pass
+
+        return chunk_pass(piece, p, dev)
     acc = SessionAccumulator.zeros(p)
     for block in blocks(piece, p.shape, p.n_classes, p.step):
         if p.totals:

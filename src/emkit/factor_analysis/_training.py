@@ -18,7 +18,7 @@ import threading
 import numpy as np
 
 from .._backend import cached_in_memory, is_bag, is_delayed, map_reduce, n_threads, thread_map
-from .._backend._staging import configured_device
+from .._backend._staging import configured_device, synced
 from .._checkpoint import resumable_em
 from .._fitted import fitted_value
 from .._kernels import factor_analysis as kfa
@@ -203,14 +203,39 @@ def u_accumulator(c: Constants, acc: SessionAccumulator, class_offsets=None) -> 
     return A2
 
 
-def fit_em(machine, X, e_step, m_step, *, state, name, quantity, phase=0):
+def fit_em(machine, X, e_step, m_step, *, state, name, quantity, phase=0, device=None):
     """``machine.em_iterations`` of ``m_step(e_step())``, resumable from ``machine.checkpoint``:
-    ``state`` names the parameters (of "U", "V", "D") saved after every iteration."""
+    ``state`` names the parameters (of "U", "V", "D") saved after every iteration.  ``device``:
+    a :class:`~._device_train.DeviceU` whose steps keep U on a device (synchronised to the
+    machine before each checkpoint and at the end)."""
+    with synced(device):
+        return _fit_em(machine, X, e_step, m_step, state, name, quantity, phase, device)
+
+
+def device_u(machine, data: TrainingSet, isv: bool = False, **kwargs):
+    """A :class:`~._device_train.DeviceU` when a device is configured and ``data`` is in memory
+    (else None: the numpy path, or the dask path's workers); ``isv``: with the class totals."""
+    dev = configured_device() if isinstance(data.rows, list) else None
+    if dev is None:
+        return None
+    from ._device_train import DeviceU
+
+    if isv:
+        kwargs["totals"] = class_totals(data, machine._constants().shape)
+    return DeviceU(machine, data, dev, **kwargs)
+
+
+def _fit_em(machine, X, e_step, m_step, state, name, quantity, phase, device):
+    def get_state():
+        if device is not None:
+            device.sync()
+        return {k: fitted_value(machine, k) for k in state}
+
     return resumable_em(
         machine,
         X,
         initialize=lambda: None,  # the parameters exist already (_create_missing)
-        get_state=lambda: {k: fitted_value(machine, k) for k in state},
+        get_state=get_state,
         set_state=lambda arrays: [machine._store(k, np.array(arrays[k], dtype=np.float64))
                                   for k in state],
         phase=phase,
@@ -260,8 +285,11 @@ def train_isv(machine, data: TrainingSet, X):
         return machine._set_param("U", u_update(machine._constants(), acc, session_threads(),
                                                 isv=isv))
 
+    device = device_u(machine, data, isv=True)  # U resident on a device
+    if device is not None:
+        e_step, m_step = device.e_step, device.m_step
     return fit_em(machine, X, e_step, m_step, state=("U",), name="ISV U training",
-                  quantity="relative change of U")
+                  quantity="relative change of U", device=device)
 
 
 def train_jfa(machine, data: TrainingSet, X):
@@ -286,8 +314,12 @@ def train_jfa(machine, data: TrainingSet, X):
         V = u_update(machine._constants(), acc, threads, W=machine.V, g=totals.n.T @ acc.x)
         return machine._set_param("V", V)
 
-    fit_em(machine, X, lambda: None, v_step, state=every, phase=0, name="JFA V training",
-           quantity="relative change of V")
+    device = device_u(machine, classes, name="V")  # V resident on a device
+    e_step = lambda: None  # noqa: E731  (the pass runs in v_step)
+    if device is not None:
+        e_step, v_step = device.e_step, device.m_step
+    fit_em(machine, X, e_step, v_step, state=every, phase=0, name="JFA V training",
+           quantity="relative change of V", device=device)
     latent_y = _blocks_pass(classes, v_params(False)).x
     # the class offsets V y_k of the U and D phases, (C, D, K) (kfa.gaussian_major's layout)
     V3, Vy = machine.V.reshape(C, D, -1), np.empty((C, D, data.n_classes))
@@ -300,8 +332,11 @@ def train_jfa(machine, data: TrainingSet, X):
         return machine._set_param("U", u_update(machine._constants(), acc, threads,
                                                 class_offsets=Vy))
 
+    device = device_u(machine, data, class_offsets=Vy)  # U resident on a device
+    if device is not None:
+        u_e_step, u_m_step = device.e_step, device.m_step
     fit_em(machine, X, u_e_step, u_m_step, state=every, phase=1, name="JFA U training",
-           quantity="relative change of U")
+           quantity="relative change of U", device=device)
     params = session_params(machine._constants(), data.n_classes, Vy, accumulate=False)
     G = session_pass(data, params).G
     centred_z, N = jfa_d_terms(totals, m, Vy, machine.U, G, (C, D), threads)

@@ -4,19 +4,22 @@
 (``n | F - n m``) and the centred second-order sums (C, D) (compensated, as on the CPU path);
 that array is copied to the device once when it fits (:func:`emkit._backend._staging.copy_once`,
 logged) or streamed in batches every iteration.  T, sigma, their constants and the accumulators
-stay on the device between iterations; only the new T and sigma come back (numpy float64) after
-each M-step.  ``transform``/``project``: the projection constants are cached on the device with
+stay on the device between iterations; T and sigma come back (numpy float64) at the end of
+``fit`` and before each checkpoint.  ``transform``/``project``: the projection constants are cached on the device with
 the machine's other derived constants; batches of statistics are stacked on the host, copied,
 projected and brought back.  The kernels are :mod:`emkit._kernels.ivector_xp`.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .._backend import _device, _staging
 from .._fitted import clear_derived, derived, set_fitted
 from .._kernels import ivector as kiv
+from .._kernels import packed as pk
 from .._kernels import ivector_xp as kx
 from ..stats import GMMStats
 
@@ -61,13 +64,14 @@ class DeviceTraining:
         self.means = _device.to_device(means, dev)
         self.snorm = _device.to_device(snorm, dev)
         self._params = None  # (host T, host sigma, device T, device sigma)
+        self.dirty = False  # the device's T and sigma are newer than the machine's
 
     def _parameters(self):
         """T and sigma on the device: the M-step's own, or the machine's (initial or restored
         from a checkpoint) copied there."""
         m = self.machine
         p = self._params
-        if p is None or p[0] is not m.T or p[1] is not m.sigma:
+        if not self.dirty and (p is None or p[0] is not m.T or p[1] is not m.sigma):
             p = self._params = (m.T, m.sigma, _device.to_device(m.T, self.dev),
                                 _device.to_device(m.sigma, self.dev))
         return p[2], p[3]
@@ -90,17 +94,29 @@ class DeviceTraining:
         return acc, kx.finish_log_likelihood(acc, self.snorm, pre)
 
     def m_step(self, stats) -> float:
-        """New T and sigma (kept on the device, stored on the machine as numpy float64); returns
-        the average log-likelihood per utterance of the E-step."""
+        """New T and sigma, kept on the device (:meth:`sync` stores them on the machine);
+        returns the average log-likelihood per utterance of the E-step."""
         acc, log_likelihood = stats
         m = self.machine
         _, sigma = self._parameters()
         T, sigma = kx.m_step(acc.nij_sigma_wij2, acc.fnorm_sigma_wij, self.snorm, acc.nij, sigma,
                              m.update_sigma, m.variance_floor)
-        set_fitted(m, "T", _staging.to_host(T, self.dev), copy=False)
-        set_fitted(m, "sigma", _staging.to_host(sigma, self.dev), copy=False)
-        self._params = (m.T, m.sigma, T, sigma)
+        self._params, self.dirty = (None, None, T, sigma), True
         return log_likelihood / acc.n_sessions
+
+    def sync(self) -> None:
+        """The device's T and sigma stored on the machine (numpy float64), if newer: at the end
+        of ``fit`` and before each checkpoint, not after every M-step."""
+        if self.dirty:
+            m, (_, _, T, sigma) = self.machine, self._params
+            set_fitted(m, "T", _staging.to_host(T, self.dev), copy=False)
+            set_fitted(m, "sigma", _staging.to_host(sigma, self.dev), copy=False)
+            self._params, self.dirty = (m.T, m.sigma, T, sigma), False
+
+    def state(self) -> dict:
+        """The training state for checkpoints, synchronised first."""
+        self.sync()
+        return {"T": self.machine.T, "sigma": self.machine.sigma}
 
 
 def _constants(machine, dev) -> kx.Constants:
@@ -136,4 +152,61 @@ def project(machine, X, name: str, indexed: bool, dev) -> np.ndarray:
         n = _device.to_device(b.n, dev)
         fnorm = _device.to_device(b.sum_px - b.n[:, :, None] * means, dev)
         out[start:start + len(b.n)] = _device.to_numpy(kx.project(n, fnorm, pre))
+    return out
+
+
+def chunk_statistics(items, pre: kiv.Precomputed, batch_size: int, name: str, dev):
+    """:func:`emkit.ivector._training._estep_chunk` on ``dev``: the E-step of a dask partition
+    (GMMStats, or :class:`~emkit._kernels.ivector.CentredBatch` kept on the workers) on a worker
+    whose configuration names a device.  The batches are centred on the host (compensated, as on
+    the CPU path), copied and accumulated there with :mod:`emkit._kernels.ivector_xp`; the
+    constants of ``pre`` go to the device once per ``pre`` (one EM iteration).  Returns numpy
+    float64 :class:`~emkit.ivector.IVectorStats` (the symmetric accumulator packed, as the CPU
+    chunks'), for dask's tree sum."""
+    from ._stats import IVectorStats
+
+    items = items if isinstance(items, list) else list(items)
+    C, D, R = pre.shape
+    dpre = _chunk_constants(pre, dev)
+    acc = kx.Accumulators.zeros(dpre)
+    snorm, ll = np.zeros((C, D)), 0.0
+    if items and isinstance(items[0], kiv.CentredBatch):
+        batches = items
+    else:
+        batches = (kiv.centre_batch(b.n, b.sum_px, b.sum_pxx, pre.means) for b in (
+            GMMStats.stack(items[i:i + batch_size], name=name, shape=(C, D), second_order=True,
+                           offset=i) for i in range(0, len(items), batch_size)))
+    for batch in batches:
+        acc.add(_device.to_device(batch.n, dev), _device.to_device(batch.fnorm, dev), dpre)
+        snorm += batch.snorm
+        ll -= 0.5 * float(np.sum(batch.snorm * pre.inv_sigma))
+    out = IVectorStats(C, D, R)
+    if acc.n_sessions:
+        lower = _device.to_device(pk.lower_index(R).astype(np.int64), dev)
+        packed = dev.xp.take(dev.xp.reshape(acc.nij_sigma_wij2, (C, R * R)), lower, axis=1)
+        out._packed[...] = _device.to_numpy(packed)
+        out.fnorm_sigma_wij[...] = _device.to_numpy(acc.fnorm_sigma_wij)
+        out.nij[...] = _device.to_numpy(acc.nij)
+        out.snormij[...] = snorm
+        out._count(float(acc.log_likelihood) + ll, acc.n_sessions)
+    return out
+
+
+_CHUNK_CONSTANTS: dict = {}
+
+
+def _chunk_constants(pre: kiv.Precomputed, dev) -> kx.Constants:
+    """The device :class:`~emkit._kernels.ivector_xp.Constants` of ``pre``; the last pair is
+    kept per device (the chunks of one iteration share ``pre``)."""
+    key = (dev.library, dev.name)
+    cached = _CHUNK_CONSTANTS.get(key)
+    if cached is not None and cached[0] is pre:
+        return cached[1]
+    C, D, R = pre.shape
+    put = functools.partial(_device.to_device, dev=dev)
+    full = put(pk.symmetric_index(R).astype(np.int64))
+    tt = dev.xp.take(put(pre.tt_lower), full, axis=1)  # (C, R*R) from the packed triangles
+    out = kx.Constants(means=put(pre.means), inv_sigma=put(pre.inv_sigma),
+                       t_sigma_inv=put(pre.t_sigma_inv), tt=tt, log_norm=put(pre.log_norm))
+    _CHUNK_CONSTANTS[key] = (pre, out)
     return out

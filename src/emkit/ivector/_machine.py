@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
 from .._backend import computed_once, is_dask_collection, map_ordered, n_threads, small_products
-from .._backend._staging import configured_device
+from .._backend._staging import configured_device, synced
 from .._checkpoint import resumable_em
 from .._fitted import FittedArray, clear_derived, derived, refreeze, without_derived
 from .._kernels import ivector as kiv
@@ -195,17 +195,18 @@ class IVectorMachine(BaseEstimator):
             m_step(self, stats)
             return stats.log_likelihood / stats.n_sessions
 
+        device, get_state = None, lambda: {"T": self.T, "sigma": self.sigma}
         if dev is not None:  # emkit.set_config(device=...): see ._device and docs/gpu.md
             from ._device import DeviceTraining
 
             device = DeviceTraining(self, X, means, batch_size, dev)
-            e_step_, m_step_ = device.e_step, device.m_step
+            e_step_, m_step_, get_state = device.e_step, device.m_step, device.state
 
         # emkit parallelises with its own threads over bounded blocks: BLAS threads on top only
         # oversubscribe the cores
-        with small_products():
+        with small_products(), synced(device):  # T and sigma of a device back at the end
             result = resumable_em(self, X, initialize=initialize, set_state=restore,
-                                  get_state=lambda: {"T": self.T, "sigma": self.sigma},
+                                  get_state=get_state,
                                   e_step=e_step_, m_step=m_step_, max_iterations=self.max_iterations,
                                   convergence_threshold=self.convergence_threshold, name="IVector",
                                   quantity="average log-likelihood per utterance")

@@ -50,7 +50,20 @@ def _accumulate(data, pre: kiv.Precomputed, batch_size: int, name: str) -> IVect
                 parts[i] += parts[i + 1]
             parts = parts[::2]
         return parts[0]
-    return map_reduce(_estep_chunk, data, pre, batch_size, name)
+    return map_reduce(_bag_chunk, data, pre, batch_size, name)
+
+
+def _bag_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X") -> IVectorStats:
+    """:func:`_estep_chunk` of a dask partition, on the device configured in the process where
+    it runs (a worker's own configuration: ``client.run(emkit.set_config, device="cuda")``)."""
+    from .._device_infer import device
+
+    dev = device()
+    if dev is None:
+        return _estep_chunk(items, pre, batch_size, name)
+    from ._device import chunk_statistics
+
+    return chunk_statistics(items, pre, batch_size, name, dev)
 
 
 def _parallel_map(fn, items):

@@ -1,0 +1,101 @@
+"""The U training of ISV (and of JFA's U phase) on a device, with everything resident there.
+
+:class:`DeviceU` keeps U, its per-iteration constants (``Sigma^-1 U``, ``U_c^T Sigma_c^-1 U_c``,
+``W_mean``, JFA's projections of the class offsets), ISV's class-level arrays (``F_k - N_k m``
+and the gain of ``D z_k``, computed once), the staged statistics and the accumulators on the
+device between iterations.  The E-step is :func:`._device.device_pass`; the M-step is
+:func:`._mstep.u_update` written on the array API for all Gaussians at once (the same algebra,
+so U equals the numpy path's within rounding).  Each iteration reads back three norms (the
+relative change of U, the EM loop's convergence quantity); U comes back as numpy float64 at the
+end of the phase and before each checkpoint (:meth:`DeviceU.sync`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import _device
+from .._fitted import fitted_value, set_fitted
+from .._kernels import factor_analysis as kfa
+from ._device import _staged, device_pass
+
+
+class DeviceU:
+    """E-step and M-step of the U updates of ``machine`` over the in-memory training set
+    ``data`` on ``dev``: ISV's (``totals`` given: the :class:`~._blocks.ClassTotals`, for the
+    class offsets ``D z_k``) or JFA's (``class_offsets`` (C, D, K) numpy: ``V y_k``).
+    ``name="V"``: JFA's V phase, ``data`` the classes as sessions (their summed statistics),
+    no offsets; the same algebra with V in place of U."""
+
+    def __init__(self, machine, data, dev, *, totals=None, class_offsets=None, name="U"):
+        self.machine, self.dev, self.xp, self.name = machine, dev, dev.xp, name
+        self.staged = _staged(data, dev)
+        self.n_classes = data.n_classes
+        c = machine._constants()
+        put = self.put
+        self.shape = (C, D) = c.shape
+        self.means, self.variances, self.m, self.var = (put(a) for a in (c.means, c.variances,
+                                                                         c.m, c.var))
+        self.offsets = None if class_offsets is None else put(class_offsets)
+        self.isv = None
+        if totals is not None:  # ISV: D z_k = gain * (centred_k - sum_{h in k} N_h U x_h)
+            N = self.xp.permute_dims(put(totals.n), (1, 0))[:, None, :]  # (C, 1, K)
+            F = kfa.gaussian_major(put(totals.F), C)  # (C, D, K)
+            centred = F - N * self.xp.reshape(self.means, (C, D, 1))
+            D3 = self.xp.reshape(put(machine.D), (C, D, 1))
+            gain = kfa.diagonal_gain(N, D3, self.xp.reshape(self.variances, (C, D, 1)))
+            self.isv = (centred, gain)
+        self.U = None  # U (or V) on the device, from the machine at the first E-step
+        self.dirty = False
+
+    def put(self, a):
+        return _device.to_device(np.asarray(a, dtype=np.float64), self.dev)
+
+    def e_step(self):
+        """The accumulators ``(A1, A2F, G)`` of one pass, on the device."""
+        xp, (C, D) = self.xp, self.shape
+        if self.U is None:
+            self.U = self.put(fitted_value(self.machine, self.name))
+        U = self.U
+        r = U.shape[1]
+        U_over_var = U / self.var[:, None]
+        uprod = kfa.subspace_products(U, self.variances)
+        W_mean = kfa.weighted_blocks(self.m, U_over_var, C)
+        offset_proj = None
+        if self.offsets is not None:  # Q[k, c] = U_c^T Sigma_c^-1 o_kc, (K, C, r)
+            W3 = xp.reshape(U_over_var, (C, D, r))
+            Q = xp.matmul(xp.permute_dims(self.offsets, (0, 2, 1)), W3)  # (C, K, r)
+            offset_proj = xp.permute_dims(Q, (1, 0, 2))
+        return device_pass(self.staged, U_over_var, uprod, W_mean, offset_proj, self.n_classes,
+                           True, xp)
+
+    def m_step(self, acc) -> float:
+        """The new U (kept on the device); returns its relative change."""
+        xp, (C, D) = self.xp, self.shape
+        A1, A2F, G = acc
+        U = self.U
+        r = U.shape[1]
+        g = xp.sum(G, axis=0)  # sum_h N_h x_h, (C, r)
+        A2 = xp.reshape(A2F, (C, D, r)) - self.means[:, :, None] * g[:, None, :]
+        Gc = xp.permute_dims(G, (1, 0, 2))  # (C, K, r)
+        offsets = self.offsets
+        if self.isv is not None:
+            centred, gain = self.isv
+            U3 = xp.reshape(U, (C, D, r))
+            offsets = gain * (centred - xp.matmul(U3, xp.permute_dims(Gc, (0, 2, 1))))
+        if offsets is not None:
+            A2 = A2 - xp.matmul(offsets, Gc)
+        new = kfa.update_subspace(A1, xp.reshape(A2, (C * D, r)), U)
+        norms = xp.stack([xp.linalg.vector_norm(new - U), xp.linalg.vector_norm(U),
+                          xp.linalg.vector_norm(new)])
+        change, scale, size = (float(v) for v in _device.to_numpy(norms))
+        self.U, self.dirty = new, True
+        return change / scale if scale > 0 else size
+
+    def sync(self) -> None:
+        """The device's U stored on the machine (numpy float64), if newer."""
+        if self.dirty:
+            from .._backend._staging import to_host
+
+            set_fitted(self.machine, self.name, to_host(self.U, self.dev), copy=False)
+            self.dirty = False
