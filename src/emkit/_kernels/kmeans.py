@@ -58,8 +58,10 @@ def _screen_gamma(n_features: int) -> float:
 
 
 def _screen(coef: CentroidCoefficients, augmented, B):
-    """Float32 copies for screening float64 assignments: (augmented, max ||c - s||, row and score
-    buffers), or None where screening does not pay (float32 compute, a handful of clusters)."""
+    """Float32 copies for screening float64 assignments: (augmented, the two terms of the margin
+    per unit of ``||x - s||`` and constant (see :func:`_screened_labels`), row and score buffers,
+    offsets of the rows in the flat scores), or None where screening does not pay (float32
+    compute, a handful of clusters)."""
     K, D = coef.centred.shape
     if augmented.dtype != np.float64 or K < 8:
         return None
@@ -68,7 +70,9 @@ def _screen(coef: CentroidCoefficients, augmented, B):
     c_max = float(np.sqrt(np.max(np.sum(coef.centred * coef.centred, axis=1))))
     with np.errstate(over="ignore"):
         aug32 = augmented.astype(np.float32)
-    return aug32, c_max, xa32, np.empty((B, K), dtype=np.float32)
+    margin = 2.5 * _screen_gamma(D)  # twice the bound, and 25% to spare
+    return (aug32, margin * 2.0 * c_max, margin * c_max * c_max, xa32, np.empty((B, K), dtype=np.float32),
+            np.arange(0, B * K, K))
 
 
 def _screened_labels(xa, xc, augmented, screen):
@@ -76,19 +80,26 @@ def _screened_labels(xa, xc, augmented, screen):
     float32 score beats its second best by more than twice the error bound (see
     :func:`_screen_gamma`) has the exact nearest centroid; the other rows (near-ties, or scores
     outside float32's range) are scored again in float64."""
-    aug32, c_max, xa32_buf, s32_buf = screen
-    n, D = xc.shape
+    aug32, per_norm, constant, xa32_buf, s32_buf, row_offsets = screen
+    n = xc.shape[0]
     xa32 = xa32_buf[:n]
     with np.errstate(over="ignore", invalid="ignore"):  # out of float32's range: rescored below
         np.copyto(xa32, xa, casting="unsafe")
         scores = np.matmul(xa32, aug32, out=s32_buf[:n])
         labels = np.argmin(scores, axis=1)
-        rows = np.arange(n)
-        best = scores[rows, labels].astype(np.float64)
-        scores[rows, labels] = np.inf
-        gap = np.min(scores, axis=1) - best
-    bound = _screen_gamma(D) * (2.0 * np.sqrt(np.einsum("ij,ij->i", xc, xc)) * c_max + c_max * c_max)
-    unsure = np.flatnonzero(~(gap > 2.5 * bound))  # NaN/inf gaps are unsure too
+        # the second best by a second argmin (numpy's argmin along rows is several times faster
+        # than its min), the best masked by inf in the flat scores
+        flat = scores.reshape(-1)
+        at = row_offsets[:n] + labels
+        best = flat.take(at)
+        flat[at] = np.inf
+        at += np.argmin(scores, axis=1) - labels
+        gap = np.subtract(flat.take(at), best, dtype=np.float64)
+    bound = np.einsum("ij,ij->i", xc, xc)
+    np.sqrt(bound, out=bound)
+    bound *= per_norm
+    bound += constant
+    unsure = np.flatnonzero(~(gap > bound))  # NaN/inf gaps are unsure too
     if unsure.size:
         labels[unsure] = np.argmin(xa[unsure] @ augmented, axis=1)
     return labels
