@@ -58,29 +58,41 @@ def _screen_gamma(n_features: int) -> float:
 
 
 def _screen(coef: CentroidCoefficients, augmented, B):
-    """Float32 copies for screening float64 assignments: (augmented, the two terms of the margin
-    per unit of ``||x - s||`` and constant (see :func:`_screened_labels`), row and score buffers,
-    offsets of the rows in the flat scores), or None where screening does not pay (float32
-    compute, a handful of clusters)."""
+    """Float32 copies for screening float64 assignments (see :func:`_screened_assignment`): the
+    augmented centroids, the margin per unit of ``||x - s||`` and its constant term, the norms
+    ``||c - s||``, row and score buffers and the offsets of the rows in the flat scores; or None
+    where screening does not pay (float32 compute, a handful of clusters)."""
     K, D = coef.centred.shape
     if augmented.dtype != np.float64 or K < 8:
         return None
     xa32 = np.empty((B, D + 1), dtype=np.float32)
     xa32[:, D] = 1.0
-    c_max = float(np.sqrt(np.max(np.sum(coef.centred * coef.centred, axis=1))))
+    c_norms = np.sqrt(np.einsum("ij,ij->i", coef.centred, coef.centred))
+    c_max = float(np.max(c_norms))
     with np.errstate(over="ignore"):
         aug32 = augmented.astype(np.float32)
     margin = 2.5 * _screen_gamma(D)  # twice the bound, and 25% to spare
-    return (aug32, margin * 2.0 * c_max, margin * c_max * c_max, xa32, np.empty((B, K), dtype=np.float32),
-            np.arange(0, B * K, K))
+    return (aug32, margin * 2.0 * c_max, margin * c_max * c_max, c_norms, xa32,
+            np.empty((B, K), dtype=np.float32), np.arange(0, B * K, K))
 
 
-def _screened_labels(xa, xc, augmented, screen):
-    """The float64 argmin of ``xa @ augmented`` per row, from a float32 product: a row whose best
-    float32 score beats its second best by more than twice the error bound (see
-    :func:`_screen_gamma`) has the exact nearest centroid; the other rows (near-ties, or scores
-    outside float32's range) are scored again in float64."""
-    aug32, per_norm, constant, xa32_buf, s32_buf, row_offsets = screen
+def _deviations(xc, centred, labels):
+    """``x - c`` of each row from its centroid (n, D) and its squared norm (n,)."""
+    diff = np.take(centred, labels, axis=0)
+    np.subtract(xc, diff, out=diff)
+    return diff, np.einsum("ij,ij->i", diff, diff)
+
+
+def _screened_assignment(xa, xc, centred, augmented, screen):
+    """:func:`_deviations` from the float64 argmin of ``xa @ augmented`` per row, found by a
+    float32 product: a row whose best float32 score beats its second best by more than twice the
+    error bound (see :func:`_screen_gamma`) has the exact nearest centroid; the other rows
+    (near-ties, or scores outside float32's range) are scored again in float64.
+
+    The bound's ``||x - s||`` is bounded by ``||x - c|| + ||c - s||`` for the float32 centroid c
+    (``||x - c||`` is needed anyway): no pass over the rows for their norms.
+    """
+    aug32, per_norm, constant, c_norms, xa32_buf, s32_buf, row_offsets = screen
     n = xc.shape[0]
     xa32 = xa32_buf[:n]
     with np.errstate(over="ignore", invalid="ignore"):  # out of float32's range: rescored below
@@ -95,14 +107,17 @@ def _screened_labels(xa, xc, augmented, screen):
         flat[at] = np.inf
         at += np.argmin(scores, axis=1) - labels
         gap = np.subtract(flat.take(at), best, dtype=np.float64)
-    bound = np.einsum("ij,ij->i", xc, xc)
-    np.sqrt(bound, out=bound)
-    bound *= per_norm
-    bound += constant
+    diff, min_dist = _deviations(xc, centred, labels)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = np.sqrt(min_dist)
+        bound += c_norms.take(labels)
+        bound *= per_norm
+        bound += constant
     unsure = np.flatnonzero(~(gap > bound))  # NaN/inf gaps are unsure too
     if unsure.size:
         labels[unsure] = np.argmin(xa[unsure] @ augmented, axis=1)
-    return labels
+        diff[unsure], min_dist[unsure] = _deviations(xc[unsure], centred, labels[unsure])
+    return labels, diff, min_dist
 
 
 def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf, with_diff=False,
@@ -121,12 +136,10 @@ def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf, 
     np.subtract(X_block, coef.shift, out=xc, casting="unsafe")
     augmented = _augmented(coef) if augmented is None else augmented
     if screen is not None:
-        labels = _screened_labels(xa, xc, augmented, screen)
+        labels, diff, min_dist = _screened_assignment(xa, xc, coef.centred, augmented, screen)
     else:
         labels = np.argmin(np.matmul(xa, augmented, out=scores_buf[:n]), axis=1)
-    diff = np.take(coef.centred, labels, axis=0)
-    np.subtract(xc, diff, out=diff)
-    min_dist = np.einsum("ij,ij->i", diff, diff)
+        diff, min_dist = _deviations(xc, coef.centred, labels)
     if with_diff:
         return labels, min_dist, diff
     return labels, min_dist
@@ -212,6 +225,8 @@ def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BL
             # once n_far points are kept, only rows farther than the nearest of them can enter
             # (an equal one loses the tie to the earlier row)
             local = np.arange(len(min_dist)) if len(far_dists) < n_far else np.flatnonzero(min_dist > far_dists[-1])
+            if not len(local):
+                continue
             local = local[top_indices(min_dist[local], n_far)]
             points = np.concatenate([far_points, np.asarray(block[local], dtype=np.float64)])
             dists = np.concatenate([far_dists, min_dist[local]])
