@@ -168,12 +168,21 @@ def assign(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS):
     return labels, min_dist
 
 
-def cluster_sums(X_block, labels, n_clusters, *, squares: bool = False):
-    """Per-cluster sums of the rows (and of their squares): float64 (K, D) arrays."""
-    n = X_block.shape[0]
-    # one non-zero per column: the CSC one-hot needs no sorting, and its product adds each row
-    # into its cluster's row in row order (as the CSR product did)
-    onehot = sp.csc_array((np.ones(n), np.asarray(labels, dtype=np.intp), np.arange(n + 1)), shape=(n_clusters, n))
+def _one_hot(labels, n_clusters, reuse=None):
+    """The (K, n) CSC one-hot of ``labels``: one non-zero per column, so it needs no sorting, and
+    its product adds each row into its cluster's row in row order.  ``reuse``, a one-hot of as
+    many rows, gets the new labels in place (no construction, for the blocks of a pass)."""
+    n = len(labels)
+    if reuse is not None and reuse.shape == (n_clusters, n):
+        reuse.indices[:] = labels
+        return reuse
+    return sp.csc_array((np.ones(n), np.asarray(labels, dtype=np.intp), np.arange(n + 1)), shape=(n_clusters, n))
+
+
+def cluster_sums(X_block, labels, n_clusters, *, squares: bool = False, onehot=None):
+    """Per-cluster sums of the rows (and of their squares): float64 (K, D) arrays (``onehot``:
+    :func:`_one_hot` of ``labels``, when already built)."""
+    onehot = _one_hot(labels, n_clusters) if onehot is None else onehot
     X64 = np.asarray(X_block, dtype=np.float64)
     sums = np.asarray(onehot @ X64)
     if not squares:
@@ -210,13 +219,15 @@ def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BL
     centred_buf, scores_buf = _buffers(N, D, K, coef.minus_two_centred_t.dtype, block_rows)
     augmented = _augmented(coef)
     screen = _screen(coef, augmented, len(centred_buf))
+    onehot = None
     for start in range(0, N, block_rows):
         stop = min(start + block_rows, N)
         block = X[start:stop]
         labels, min_dist, diff = _assign_block(block, coef, centred_buf, scores_buf, with_diff=True,
                                                augmented=augmented, screen=screen)
         counts += np.bincount(labels, minlength=K)
-        s, s2 = cluster_sums(diff, labels, K, squares=squares)
+        onehot = _one_hot(labels, K, onehot)
+        s, s2 = cluster_sums(diff, labels, K, squares=squares, onehot=onehot)
         sums += s
         if squares:
             sq_sums += s2
