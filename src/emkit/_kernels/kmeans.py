@@ -6,6 +6,10 @@ centroid is then recomputed exactly as ``sum_d (x_d - c_d)^2``, so reported dist
 cancellation error.  Per-cluster sums use a sparse one-hot product (O(N D)); they are sums of the
 deviations ``x - c`` from the assigned centroid (and of their squares), so new centroids and
 cluster variances keep their precision however far the data lie from the origin.
+
+In float64, the product is screened in float32 (:func:`_screened_assignment`): two row argmins
+give each row's best and second-best float32 score, and only the rows whose gap is within the
+rounding bound are scored again in float64, so the labels are those of the float64 argmin.
 """
 
 from __future__ import annotations
