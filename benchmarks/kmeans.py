@@ -65,6 +65,8 @@ def main():
     parser.add_argument("--reference-python", default=None)
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--utterances", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="best of this many fits of each length (raise it on a shared, busy machine)")
     args = parser.parse_args()
 
     header(f"k-means Lloyd iteration, N={args.n} D=60 k=256")
@@ -73,8 +75,9 @@ def main():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(args.n, 60))
     init = X[rng.choice(args.n, 256, replace=False)].copy()
-    te = (best_time(lambda: emkit_lloyd(X, init, 6), 2) - best_time(lambda: emkit_lloyd(X, init, 1), 2)) / 5
-    ts = (best_time(lambda: sklearn_lloyd(X, init, 6), 2) - best_time(lambda: sklearn_lloyd(X, init, 1), 2)) / 5
+    r = args.repeat
+    te = (best_time(lambda: emkit_lloyd(X, init, 6), r) - best_time(lambda: emkit_lloyd(X, init, 1), r)) / 5
+    ts = (best_time(lambda: sklearn_lloyd(X, init, 6), r) - best_time(lambda: sklearn_lloyd(X, init, 1), r)) / 5
     me = peak_memory(lambda: emkit_lloyd(X, init, 1))
     ms = peak_memory(lambda: sklearn_lloyd(X, init, 1))
     a, b = emkit_lloyd(X, init, 3).centroids_, sklearn_lloyd(X, init, 3).cluster_centers_
@@ -82,7 +85,7 @@ def main():
     print(f"{'':24s}{'s/iteration':>12s}{'peak memory':>16s}")
     print(f"{'emkit':24s}{te:12.3f}{mb(me):>16s}")
     print(f"{'scikit-learn (lloyd)':24s}{ts:12.3f}{mb(ms):>16s}")
-    print(f"   emkit / scikit-learn time: {te / ts:.2f} (target <= 1.25)")
+    print(f"   emkit / scikit-learn time: {te / ts:.2f} (target <= 1.0)")
 
     header(f"MAP adaptation (means, r=4, 1 pass): {args.utterances} utterances x 300 frames, C=256 D=60")
     X, means, variances, weights = make_problem(args.n, 60, 256)

@@ -73,3 +73,39 @@ def test_float32_screening_finds_the_float64_nearest_centroid(scale):
     labels, _ = kk.assign(X, coef, 64)
     np.testing.assert_array_equal(labels, expected)
     assert len(np.unique(labels[400:600])) == 2
+
+
+def test_rows_rescored_in_float64_get_the_deviations_of_their_float64_centroid():
+    """Rows whose float32 nearest centroid is wrong: labels, distances and sums are those of the
+    float64 argmin (the deviations of the rescored rows are computed again)."""
+    rng = np.random.default_rng(3)
+    K, D = 16, 6
+    centroids = rng.normal(size=(K, D))
+    centroids[1] = centroids[0] + 1e-4 * rng.normal(size=D)
+    X = np.concatenate([rng.normal(size=(300, D)),
+                        (centroids[0] + centroids[1]) / 2 + 1e-6 * rng.normal(size=(300, D))])
+    coef = kk.CentroidCoefficients.from_centroids(centroids)
+    augmented = kk._augmented(coef)
+    xa = np.concatenate([X - coef.shift, np.ones((len(X), 1))], axis=1)
+    expected = np.argmin(xa @ augmented, axis=1)
+    float32 = np.argmin(xa.astype(np.float32) @ augmented.astype(np.float32), axis=1)
+    assert (float32 != expected).any()  # the float32 product alone gets some rows wrong
+    labels, dist = kk.assign(X, coef, 128)
+    np.testing.assert_array_equal(labels, expected)
+    dev = (X - coef.shift) - coef.centred[expected]
+    np.testing.assert_array_equal(dist, np.einsum("ij,ij->i", dev, dev))
+    r = kk.lloyd_statistics(X, coef, 128)
+    sums = np.array([dev[expected == k].sum(0) for k in range(K)])
+    np.testing.assert_array_equal(r["counts"], np.bincount(expected, minlength=K))
+    np.testing.assert_allclose(r["sums"], sums, rtol=1e-12, atol=1e-15)
+
+
+def test_a_reused_one_hot_gives_the_sums_of_a_new_one():
+    rng = np.random.default_rng(4)
+    X, first, second = rng.normal(size=(40, 3)), rng.integers(0, 5, 40), rng.integers(0, 5, 40)
+    onehot = kk._one_hot(first, 5)
+    reused = kk._one_hot(second, 5, onehot)
+    assert reused is onehot
+    np.testing.assert_array_equal(kk.cluster_sums(X, second, 5, onehot=reused)[0], kk.cluster_sums(X, second, 5)[0])
+    other = kk._one_hot(second[:7], 5, onehot)  # another number of rows: a new one
+    assert other is not onehot and other.shape == (5, 7)

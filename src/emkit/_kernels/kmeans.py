@@ -6,6 +6,10 @@ centroid is then recomputed exactly as ``sum_d (x_d - c_d)^2``, so reported dist
 cancellation error.  Per-cluster sums use a sparse one-hot product (O(N D)); they are sums of the
 deviations ``x - c`` from the assigned centroid (and of their squares), so new centroids and
 cluster variances keep their precision however far the data lie from the origin.
+
+In float64, the product is screened in float32 (:func:`_screened_assignment`): two row argmins
+give each row's best and second-best float32 score, and only the rows whose gap is within the
+rounding bound are scored again in float64, so the labels are those of the float64 argmin.
 """
 
 from __future__ import annotations
@@ -58,40 +62,66 @@ def _screen_gamma(n_features: int) -> float:
 
 
 def _screen(coef: CentroidCoefficients, augmented, B):
-    """Float32 copies for screening float64 assignments: (augmented, max ||c - s||, row and score
-    buffers), or None where screening does not pay (float32 compute, a handful of clusters)."""
+    """Float32 copies for screening float64 assignments (see :func:`_screened_assignment`): the
+    augmented centroids, the margin per unit of ``||x - s||`` and its constant term, the norms
+    ``||c - s||``, row and score buffers and the offsets of the rows in the flat scores; or None
+    where screening does not pay (float32 compute, a handful of clusters)."""
     K, D = coef.centred.shape
     if augmented.dtype != np.float64 or K < 8:
         return None
     xa32 = np.empty((B, D + 1), dtype=np.float32)
     xa32[:, D] = 1.0
-    c_max = float(np.sqrt(np.max(np.sum(coef.centred * coef.centred, axis=1))))
+    c_norms = np.sqrt(np.einsum("ij,ij->i", coef.centred, coef.centred))
+    c_max = float(np.max(c_norms))
     with np.errstate(over="ignore"):
         aug32 = augmented.astype(np.float32)
-    return aug32, c_max, xa32, np.empty((B, K), dtype=np.float32)
+    margin = 2.5 * _screen_gamma(D)  # twice the bound, and 25% to spare
+    return (aug32, margin * 2.0 * c_max, margin * c_max * c_max, c_norms, xa32,
+            np.empty((B, K), dtype=np.float32), np.arange(0, B * K, K))
 
 
-def _screened_labels(xa, xc, augmented, screen):
-    """The float64 argmin of ``xa @ augmented`` per row, from a float32 product: a row whose best
-    float32 score beats its second best by more than twice the error bound (see
-    :func:`_screen_gamma`) has the exact nearest centroid; the other rows (near-ties, or scores
-    outside float32's range) are scored again in float64."""
-    aug32, c_max, xa32_buf, s32_buf = screen
-    n, D = xc.shape
+def _deviations(xc, centred, labels):
+    """``x - c`` of each row from its centroid (n, D) and its squared norm (n,)."""
+    diff = np.take(centred, labels, axis=0)
+    np.subtract(xc, diff, out=diff)
+    return diff, np.einsum("ij,ij->i", diff, diff)
+
+
+def _screened_assignment(xa, xc, centred, augmented, screen):
+    """:func:`_deviations` from the float64 argmin of ``xa @ augmented`` per row, found by a
+    float32 product: a row whose best float32 score beats its second best by more than twice the
+    error bound (see :func:`_screen_gamma`) has the exact nearest centroid; the other rows
+    (near-ties, or scores outside float32's range) are scored again in float64.
+
+    The bound's ``||x - s||`` is bounded by ``||x - c|| + ||c - s||`` for the float32 centroid c
+    (``||x - c||`` is needed anyway): no pass over the rows for their norms.
+    """
+    aug32, per_norm, constant, c_norms, xa32_buf, s32_buf, row_offsets = screen
+    n = xc.shape[0]
     xa32 = xa32_buf[:n]
     with np.errstate(over="ignore", invalid="ignore"):  # out of float32's range: rescored below
         np.copyto(xa32, xa, casting="unsafe")
         scores = np.matmul(xa32, aug32, out=s32_buf[:n])
         labels = np.argmin(scores, axis=1)
-        rows = np.arange(n)
-        best = scores[rows, labels].astype(np.float64)
-        scores[rows, labels] = np.inf
-        gap = np.min(scores, axis=1) - best
-    bound = _screen_gamma(D) * (2.0 * np.sqrt(np.einsum("ij,ij->i", xc, xc)) * c_max + c_max * c_max)
-    unsure = np.flatnonzero(~(gap > 2.5 * bound))  # NaN/inf gaps are unsure too
+        # the second best by a second argmin (numpy's argmin along rows is several times faster
+        # than its min), the best masked by inf in the flat scores
+        flat = scores.reshape(-1)
+        at = row_offsets[:n] + labels
+        best = flat.take(at)
+        flat[at] = np.inf
+        at += np.argmin(scores, axis=1) - labels
+        gap = np.subtract(flat.take(at), best, dtype=np.float64)
+    diff, min_dist = _deviations(xc, centred, labels)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = np.sqrt(min_dist)
+        bound += c_norms.take(labels)
+        bound *= per_norm
+        bound += constant
+    unsure = np.flatnonzero(~(gap > bound))  # NaN/inf gaps are unsure too
     if unsure.size:
         labels[unsure] = np.argmin(xa[unsure] @ augmented, axis=1)
-    return labels
+        diff[unsure], min_dist[unsure] = _deviations(xc[unsure], centred, labels[unsure])
+    return labels, diff, min_dist
 
 
 def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf, with_diff=False,
@@ -110,12 +140,10 @@ def _assign_block(X_block, coef: CentroidCoefficients, centred_buf, scores_buf, 
     np.subtract(X_block, coef.shift, out=xc, casting="unsafe")
     augmented = _augmented(coef) if augmented is None else augmented
     if screen is not None:
-        labels = _screened_labels(xa, xc, augmented, screen)
+        labels, diff, min_dist = _screened_assignment(xa, xc, coef.centred, augmented, screen)
     else:
         labels = np.argmin(np.matmul(xa, augmented, out=scores_buf[:n]), axis=1)
-    diff = np.take(coef.centred, labels, axis=0)
-    np.subtract(xc, diff, out=diff)
-    min_dist = np.einsum("ij,ij->i", diff, diff)
+        diff, min_dist = _deviations(xc, coef.centred, labels)
     if with_diff:
         return labels, min_dist, diff
     return labels, min_dist
@@ -144,12 +172,21 @@ def assign(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS):
     return labels, min_dist
 
 
-def cluster_sums(X_block, labels, n_clusters, *, squares: bool = False):
-    """Per-cluster sums of the rows (and of their squares): float64 (K, D) arrays."""
-    n = X_block.shape[0]
-    # one non-zero per column: the CSC one-hot needs no sorting, and its product adds each row
-    # into its cluster's row in row order (as the CSR product did)
-    onehot = sp.csc_array((np.ones(n), np.asarray(labels, dtype=np.intp), np.arange(n + 1)), shape=(n_clusters, n))
+def _one_hot(labels, n_clusters, reuse=None):
+    """The (K, n) CSC one-hot of ``labels``: one non-zero per column, so it needs no sorting, and
+    its product adds each row into its cluster's row in row order.  ``reuse``, a one-hot of as
+    many rows, gets the new labels in place (no construction, for the blocks of a pass)."""
+    n = len(labels)
+    if reuse is not None and reuse.shape == (n_clusters, n):
+        reuse.indices[:] = labels
+        return reuse
+    return sp.csc_array((np.ones(n), np.asarray(labels, dtype=np.intp), np.arange(n + 1)), shape=(n_clusters, n))
+
+
+def cluster_sums(X_block, labels, n_clusters, *, squares: bool = False, onehot=None):
+    """Per-cluster sums of the rows (and of their squares): float64 (K, D) arrays (``onehot``:
+    :func:`_one_hot` of ``labels``, when already built)."""
+    onehot = _one_hot(labels, n_clusters) if onehot is None else onehot
     X64 = np.asarray(X_block, dtype=np.float64)
     sums = np.asarray(onehot @ X64)
     if not squares:
@@ -186,13 +223,15 @@ def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BL
     centred_buf, scores_buf = _buffers(N, D, K, coef.minus_two_centred_t.dtype, block_rows)
     augmented = _augmented(coef)
     screen = _screen(coef, augmented, len(centred_buf))
+    onehot = None
     for start in range(0, N, block_rows):
         stop = min(start + block_rows, N)
         block = X[start:stop]
         labels, min_dist, diff = _assign_block(block, coef, centred_buf, scores_buf, with_diff=True,
                                                augmented=augmented, screen=screen)
         counts += np.bincount(labels, minlength=K)
-        s, s2 = cluster_sums(diff, labels, K, squares=squares)
+        onehot = _one_hot(labels, K, onehot)
+        s, s2 = cluster_sums(diff, labels, K, squares=squares, onehot=onehot)
         sums += s
         if squares:
             sq_sums += s2
@@ -201,6 +240,8 @@ def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BL
             # once n_far points are kept, only rows farther than the nearest of them can enter
             # (an equal one loses the tie to the earlier row)
             local = np.arange(len(min_dist)) if len(far_dists) < n_far else np.flatnonzero(min_dist > far_dists[-1])
+            if not len(local):
+                continue
             local = local[top_indices(min_dist[local], n_far)]
             points = np.concatenate([far_points, np.asarray(block[local], dtype=np.float64)])
             dists = np.concatenate([far_dists, min_dist[local]])
