@@ -74,19 +74,28 @@ def session_rows(terms: np.ndarray, b: np.ndarray, x: np.ndarray, packed: np.nda
 
 
 def solve_rows_each(A: np.ndarray, Bt: np.ndarray) -> np.ndarray:
-    """``X_c = Bt_c A_c^-1`` for SPD ``A`` (C, r, r) and ``Bt`` (C, D, r), one Cholesky
-    factorisation and solve per matrix: (C, D, r).  Only the lower triangles of A are read.
+    """``X_c = Bt_c A_c^-1`` for SPD ``A`` and ``Bt`` (C, D, r), one Cholesky factorisation and
+    solve per matrix: (C, D, r).  ``A`` is (C, r, r), of which only the lower triangles are read,
+    or (C, r(r+1)/2), the packed upper triangles (row by row).
     Raises ``numpy.linalg.LinAlgError`` when an ``A_c`` is not positive definite."""
     C, D, r = Bt.shape
     out = np.array(Bt, dtype=np.float64, order="C", copy=True)
+    packed = A.ndim == 2
+    if packed:
+        A = np.ascontiguousarray(A, dtype=np.float64)
     factor = np.empty((r, r))
     info, n = ctypes.c_int(0), _i(r)
-    up, a = _c(b"U"), _at(factor)
+    # the Fortran view of the C-ordered factor: its lower triangle for packed rows (dtpttr),
+    # else its upper one (= the lower triangle of A_c, copied)
+    uplo, a, p = _c(b"L" if packed else b"U"), _at(factor), r * (r + 1) // 2
     for c in range(C):
-        factor[...] = A[c]  # its lower triangle = the upper one of the Fortran view
-        _dpotrf(up, n, a, n, ctypes.byref(info))
+        if packed:
+            _dtpttr(uplo, n, _at(A, c * p), a, n, ctypes.byref(info))
+        else:
+            factor[...] = A[c]
+        _dpotrf(uplo, n, a, n, ctypes.byref(info))
         if info.value != 0:
             raise _not_spd("matrix", c, info.value)
         # out[c] (D, r) C-ordered is the Fortran (r, D) Bt_c^T: A_c X = Bt_c^T in place
-        _dpotrs(up, n, _i(D), a, n, _at(out, c * D * r), n, ctypes.byref(info))
+        _dpotrs(uplo, n, _i(D), a, n, _at(out, c * D * r), n, ctypes.byref(info))
     return out

@@ -88,8 +88,7 @@ def u_update(c, acc, threads, class_offsets=None, isv=None, W=None, g=None):
             offsets *= gain[gs]  # D z_k
         if offsets is not None:
             A2 -= np.matmul(offsets, Gc)
-        A1 = acc.A1[gs] if acc.A1.ndim == 3 else kfa.unpack_symmetric(acc.A1[gs], r)
-        return kfa.update_subspace(A1, A2.reshape(-1, r), U[rows])
+        return kfa.update_subspace(acc.A1[gs], A2.reshape(-1, r), U[rows])  # A1 may be packed
 
     return np.ascontiguousarray(np.concatenate(by_gaussians(update, C, threads)))
 
