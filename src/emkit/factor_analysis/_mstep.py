@@ -54,7 +54,7 @@ def class_projections(offsets, U_over_var, shape, threads):
     Q = np.empty((offsets.shape[2], C, r))
 
     def fill(gs):
-        Q[:, gs] = np.matmul(offsets[gs].transpose(0, 2, 1), W3[gs]).transpose(1, 0, 2)
+        np.matmul(offsets[gs].transpose(0, 2, 1), W3[gs], out=Q[:, gs].transpose(1, 0, 2))
 
     by_gaussians(fill, C, threads)
     return Q
