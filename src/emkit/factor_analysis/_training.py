@@ -153,7 +153,10 @@ def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
         if A1 is not None:
             A1 += bA1
             free.append(bA1)
-        class_sums.append((block.present, bG))
+        present = block.present  # sorted: a slice when its classes are consecutive (in place)
+        if len(present) and present[-1] - present[0] + 1 == len(present):
+            present = slice(int(present[0]), int(present[-1]) + 1)
+        class_sums.append((present, bG))
     G = None
     if p.class_sums:  # the blocks' sums in block order, slice by slice of Gaussians on threads
         G = np.empty((p.n_classes, C, r))
