@@ -70,29 +70,26 @@ class Constants:
         )
 
 
-def _subspace_products(W, variances):
-    """:func:`~emkit._kernels.factor_analysis.subspace_products` by slices of Gaussians on the
-    training threads (many small products: one BLAS thread each)."""
+def _subspace_parts(W, m, variances):
+    """``(W / var, W_c^T Sigma_c^-1 W_c, W_mean, projection_products)`` of a subspace W (CD, r)
+    (see :class:`Constants`), by slices of Gaussians on the training threads (many small
+    products: one BLAS thread each)."""
     from ._mstep import by_gaussians
     from ._training import session_threads
 
     (C, D), r = variances.shape, W.shape[1]
-    out = np.empty((C, r, r))
+    W_over_var, wprod = np.empty(W.shape), np.empty((C, r, r))
+    products = np.empty((C, r + kfa.packed_size(r)))
 
     def fill(gs):
-        out[gs] = kfa.subspace_products(W[gs.start * D : gs.stop * D], variances[gs])
+        rows = slice(gs.start * D, gs.stop * D)
+        np.divide(W[rows], variances[gs].reshape(-1, 1), out=W_over_var[rows])
+        wprod[gs] = kfa.subspace_products(W[rows], variances[gs])
+        W_mean = kfa.weighted_blocks(m[rows], W_over_var[rows], gs.stop - gs.start)
+        products[gs] = kfa.projection_products(W_mean, wprod[gs])
 
     by_gaussians(fill, C, session_threads())
-    return out
-
-
-def _subspace_parts(W, m, variances):
-    """``(W / var, W_c^T Sigma_c^-1 W_c, W_mean, projection_products)`` of a subspace W (CD, r)."""
-    C = variances.shape[0]
-    W_over_var = W / variances.reshape(-1)[:, None]
-    wprod = _subspace_products(W, variances)
-    W_mean = kfa.weighted_blocks(m, W_over_var, C)
-    return W_over_var, wprod, W_mean, kfa.projection_products(W_mean, wprod)
+    return W_over_var, wprod, np.ascontiguousarray(products[:, :r]), products
 
 
 def build(U, V, D, ubm, key, previous: Constants | None = None) -> Constants:
