@@ -279,18 +279,22 @@ def update_subspace(
 ) -> np.ndarray:
     """``W_c = A2_c A1_c^-1`` for every Gaussian (Cholesky solves), W (CD, r).
 
-    A Gaussian that no statistic ever reached (``A1_c == 0``) keeps its ``previous`` block (the
-    update is 0/0 there); without ``previous`` it becomes zeros.
+    ``A1`` (C, r, r), or (numpy) its packed upper triangles (C, r(r+1)/2) (solved from the packed
+    rows without unpacking them from rank :data:`LAPACK_RANK` on).  A Gaussian that no statistic
+    ever reached (``A1_c == 0``) keeps its ``previous`` block (the update is 0/0 there); without
+    ``previous`` it becomes zeros.
     """
-    C, r, _ = A1.shape
+    C, r = A1.shape[0], A2.shape[1]
     D = A2.shape[0] // C
     xp = _xp.namespace(A1, A2)
+    if A1.ndim == 2 and (xp is not np or r < _sessions.LAPACK_RANK):
+        A1 = unpack_symmetric(A1, r)
     if xp is not np:
         return _update_subspace_xp(A1, A2, previous, xp)
     empty = ~np.any(A1.reshape(C, -1), axis=1)
     if empty.any():
         A1 = A1.copy()
-        A1[empty] = np.eye(r)
+        A1[empty] = np.eye(r) if A1.ndim == 3 else np.eye(r)[np.triu_indices(r)]
     try:
         if r >= _sessions.LAPACK_RANK:  # one LAPACK solve per Gaussian
             W = _sessions.solve_rows_each(A1, A2.reshape(C, D, r))

@@ -18,11 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _xp
-from scipy.linalg.blas import dsymv as _symv
-from scipy.linalg.lapack import dpotrf as _potrf
-from scipy.linalg.lapack import dpotri as _potri
-from scipy.linalg.lapack import dpotrs as _potrs
-
+from .factor_analysis_lapack import session_rows, solve_rows_each
 from .linalg import _lower_inverse_into
 from .packed import scratch as _scratch
 
@@ -98,9 +94,13 @@ def session_moments(precision_terms, b, workspace=None, second=True):
         packed, _ = _indices(r)
         ww = xp.reshape(cov + x[:, :, None] * x[:, None, :], (B, r * r))
         return x, _xp.take_index(ww, packed, 1, xp)
+    if r >= LAPACK_RANK:  # one session at a time, without the GIL
+        x = np.empty((B, r))
+        packed = _scratch(workspace, "packed", (B, packed_size(r))) if second else None
+        session_rows(precision_terms, b, x, packed, _scratch(workspace, "buffer", (r, r)))
+        return x, packed
     P = _unpack_upper_into(precision_terms, _scratch(workspace, "P", (B, r, r)))
-    moments = _lapack_moments if r >= LAPACK_RANK else _stacked_moments
-    x = moments(P, b, workspace, second)
+    x = _stacked_moments(P, b, workspace, second)
     if not second:
         return x, None
     # P holds the covariances in its upper triangles (the lower ones are not read)
@@ -108,53 +108,15 @@ def session_moments(precision_terms, b, workspace=None, second=True):
 
 
 #: From this rank on, :func:`session_moments` factorises and inverts the precisions one by one
-#: with LAPACK (``potrf``, ``potri``: the covariance in r^3 flops); below it, as stacks with
+#: with LAPACK (``potrf``, ``potri``: the covariance in r^3 flops, without the GIL:
+#: :func:`~emkit._kernels.factor_analysis_lapack.session_rows`); below it, as stacks with
 #: numpy's batched Cholesky and a triangular inverse by products (fewer calls, more flops).
 LAPACK_RANK = 24
 
 
-def _not_spd():
-    return np.linalg.LinAlgError("Matrix is not positive definite")
-
-
-def _lapack_moments(P, b, workspace, second):
-    """x (B, r) and, with ``second``, ``P^-1`` in the upper triangles of ``P`` (overwritten):
-    the transposed view of a C-ordered matrix is a Fortran-ordered one whose lower triangle is
-    the upper one of ``P``, factorised and inverted in place."""
-    x = np.empty(b.shape)
-    for s in range(len(P)):
-        M = P[s].T
-        c, info = _potrf(M, lower=1, clean=0, overwrite_a=1)
-        if info == 0:
-            if not second:
-                x[s], info = _potrs(c, b[s], lower=1)
-            else:
-                c, info = _potri(c, lower=1, overwrite_c=1)
-                x[s] = _symv(1.0, c, b[s], lower=1)
-        if info != 0:
-            raise _not_spd()
-        if second and not np.may_share_memory(c, M):  # (not expected: an F-ordered array)
-            M[...] = c
-    return x
-
-
-def solve_rows_each(A, Bt):
-    """``X_c = Bt_c A_c^-1`` for SPD ``A`` (C, r, r) and ``Bt`` (C, D, r), one LAPACK
-    factorisation and solve per matrix (numpy): (C, D, r).  Only the lower triangles of A are read."""
-    out = np.empty(Bt.shape)
-    for c in range(len(A)):
-        factor, info = _potrf(A[c].T, lower=0, clean=0)  # lower of A[c] = upper of its transpose
-        if info == 0:
-            X, info = _potrs(factor, Bt[c].T, lower=0)  # A_c X = Bt_c^T, X (r, D)
-        if info != 0:
-            raise _not_spd()
-        out[c] = X.T
-    return out
-
-
 def _stacked_moments(P, b, workspace, second):
-    """:func:`_lapack_moments` with stacked operations (numpy's batched Cholesky, then
-    ``L^-1`` by products; ``P^-1 = L^-T L^-1``)."""
+    """x (B, r) and, with ``second``, ``P^-1`` in the upper triangles of ``P`` (overwritten), by
+    stacked operations (numpy's batched Cholesky, then ``L^-1`` by products; ``P^-1 = L^-T L^-1``)."""
     B, r = b.shape
     L = np.linalg.cholesky(np.swapaxes(P, -1, -2))  # reads the upper triangles of P
     Linv = _scratch(workspace, "Linv", (B, r, r))

@@ -8,7 +8,7 @@ GMMStats)`` pairs is stacked the same way on every pass (:func:`blocks`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -132,6 +132,7 @@ class TrainingSet:
     counts: np.ndarray  # sessions per class (K,)
     totals: "ClassTotals | None" = None  # in memory: summed while stacking
     F: "np.ndarray | None" = None  # in memory: (S, CD), the rows of the blocks in order
+    scratch: dict = field(default_factory=dict, repr=False)  # passes' buffers, kept per fit
 
     @property
     def n_classes(self) -> int:

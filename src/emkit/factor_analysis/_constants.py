@@ -70,43 +70,52 @@ class Constants:
         )
 
 
-def _subspace_products(W, variances):
-    """:func:`~emkit._kernels.factor_analysis.subspace_products` by slices of Gaussians on the
-    training threads (many small products: one BLAS thread each)."""
+def _subspace_parts(W, m, variances):
+    """``(W / var, W_c^T Sigma_c^-1 W_c, W_mean, projection_products)`` of a subspace W (CD, r)
+    (see :class:`Constants`), by slices of Gaussians on the training threads (many small
+    products: one BLAS thread each)."""
     from ._mstep import by_gaussians
     from ._training import session_threads
 
     (C, D), r = variances.shape, W.shape[1]
-    out = np.empty((C, r, r))
+    W_over_var, wprod = np.empty(W.shape), np.empty((C, r, r))
+    products = np.empty((C, r + kfa.packed_size(r)))
 
     def fill(gs):
-        out[gs] = kfa.subspace_products(W[gs.start * D : gs.stop * D], variances[gs])
+        rows = slice(gs.start * D, gs.stop * D)
+        np.divide(W[rows], variances[gs].reshape(-1, 1), out=W_over_var[rows])
+        wprod[gs] = kfa.subspace_products(W[rows], variances[gs])
+        W_mean = kfa.weighted_blocks(m[rows], W_over_var[rows], gs.stop - gs.start)
+        products[gs] = kfa.projection_products(W_mean, wprod[gs])
 
     by_gaussians(fill, C, session_threads())
-    return out
+    return W_over_var, wprod, np.ascontiguousarray(products[:, :r]), products
 
 
-def build(U, V, D, ubm, key) -> Constants:
+def build(U, V, D, ubm, key, previous: Constants | None = None) -> Constants:
     """The :class:`Constants` of the parameters ``U`` (CD, r_U), ``V`` (CD, r_V) or None, ``D``
-    (CD,) or None and the trained GMM ``ubm``."""
+    (CD,) or None and the trained GMM ``ubm``.  The U- (V-) products of ``previous`` (the
+    constants of earlier parameters) are reused when it holds the same U (V) array object and is
+    current for ``ubm``: JFA's phases update one subspace at a time."""
     means = np.array(ubm.means, dtype=np.float64)
     variances = np.array(ubm.variances, dtype=np.float64)
     m, var = means.ravel(), variances.ravel()
     C, Dim = means.shape
-    U_over_var = U / var[:, None]
-    uprod = _subspace_products(U, variances)
-    W_mean = kfa.weighted_blocks(m, U_over_var, C)
+    reuse = previous is not None and previous.is_current(ubm)
+    if reuse and previous.U is U:
+        u_parts = (previous.U_over_var, previous.uprod, previous.W_mean, previous.n_products)
+    else:
+        u_parts = _subspace_parts(U, m, variances)
+    U_over_var, uprod, W_mean, n_products = u_parts
     extra = {}
     if V is not None:
-        V_over_var = V / var[:, None]
-        vprod = _subspace_products(V, variances)
-        extra = dict(
-            V_over_var=V_over_var,
-            vprod=vprod,
-            v_products=kfa.projection_products(kfa.weighted_blocks(m, V_over_var, C), vprod),
-        )
+        if reuse and previous.V is V:
+            V_over_var, vprod, v_products = previous.V_over_var, previous.vprod, previous.v_products
+        else:
+            V_over_var, vprod, _, v_products = _subspace_parts(V, m, variances)
+        extra = dict(V_over_var=V_over_var, vprod=vprod, v_products=v_products)
     return Constants(
         U=U, V=V, D=D, ubm=ubm, key=key, means=means, variances=variances, shape=means.shape,
-        m=m, var=var, U_over_var=U_over_var, uprod=uprod, W_mean=W_mean,
-        n_products=kfa.projection_products(W_mean, uprod), **extra,
+        m=m, var=var, U_over_var=U_over_var, uprod=uprod, W_mean=W_mean, n_products=n_products,
+        **extra,
     )

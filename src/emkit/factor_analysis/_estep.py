@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._kernels import factor_analysis as kfa
+from .._kernels.packed import gemm_add
+from .._kernels.packed import scratch as _scratch
 from ._blocks import ClassTotals, SessionBlock, add_totals, blocks
 
 
@@ -98,18 +100,20 @@ def posterior_rows(r: int) -> int:
     return max(1, POSTERIOR_BYTES // per_session)
 
 
-def block_posterior(block: SessionBlock, p: SessionParams, workspace=None):
+def block_posterior(block: SessionBlock, p: SessionParams, workspace=None, A1=None):
     """The session factors of one block and its sums: ``(x (B, r), A1 (C, r(r+1)/2) packed or
     None, G (J, C, r))`` (see :class:`SessionAccumulator`; A1 only with ``p.accumulate``, G only
     with ``p.class_sums``).
 
     One product ``n @ [W_mean | packed uprod]`` gives the n-terms of ``b`` and the packed
     precisions; the posterior stacks are posed in chunks of :func:`posterior_rows` sessions
-    (``workspace``: their scratch arrays, kept from block to block by one thread).
+    (``workspace``: their scratch arrays, kept from block to block by one thread).  ``A1``: an
+    array (C, r(r+1)/2) to overwrite with the block's A1 (else a new one).
     """
     n, F = block.n, block.F
     r = p.U_over_var.shape[1]
-    terms = n @ p.n_products  # (B, r + r(r+1)/2)
+    terms = _scratch(workspace, "terms", (len(n), p.n_products.shape[1]))
+    np.matmul(n, p.n_products, out=terms)  # (B, r + r(r+1)/2)
     # U^T Sigma^-1 (F_h - N_h m - N_h o_k) without forming the (B, CD) centred statistics
     b = F @ p.U_over_var
     b -= terms[:, :r]
@@ -117,13 +121,21 @@ def block_posterior(block: SessionBlock, p: SessionParams, workspace=None):
     if p.offset_proj is not None:
         b -= kfa.segment_offset_terms(starts, n, p.offset_proj, block.present)
     x = np.empty_like(b)
-    A1 = np.zeros((n.shape[1], kfa.packed_size(r))) if p.accumulate else None
+    if p.accumulate:
+        A1 = np.empty((n.shape[1], kfa.packed_size(r))) if A1 is None else A1
+        if len(b) == 0:
+            A1.fill(0.0)
+    else:
+        A1 = None
     step = posterior_rows(r)
     for lo in range(0, len(b), step):
         rows = slice(lo, lo + step)
         x[rows], ww = kfa.session_moments(terms[rows, r:], b[rows], workspace, p.accumulate)
-        if A1 is not None:
-            A1 += n[rows].T @ ww
+        if A1 is not None:  # A1 = sum n^T ww, products written into A1 (no temporaries)
+            if lo == 0:
+                np.matmul(n[rows].T, ww, out=A1)
+            else:
+                gemm_add(A1, n[rows].T, ww)
     return x, A1, (kfa.segment_class_sums(starts, n, x) if p.class_sums else None)
 
 

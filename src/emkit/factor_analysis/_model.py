@@ -273,7 +273,10 @@ class FactorAnalysisBase(BaseEstimator):
         ubm = self._trained_ubm()
         U, V, D = self.U, (self.V if self._has_V else None), self.D
         clear_derived(self)
-        return derived(self, "constants", lambda: build(U, V, D, ubm, self._default_key()))
+        previous = self.__dict__.get("_previous_constants")  # its products of an unchanged U or V
+        c = derived(self, "constants", lambda: build(U, V, D, ubm, self._default_key(), previous))
+        self.__dict__["_previous_constants"] = c
+        return c
 
     # -- sklearn -----------------------------------------------------------------------------
     def __sklearn_clone__(self):
@@ -285,7 +288,8 @@ class FactorAnalysisBase(BaseEstimator):
         return type(self)(ubm=copy.deepcopy(ubm), **others)
 
     def __getstate__(self):
-        return without_derived(super().__getstate__())
+        state = without_derived(super().__getstate__())
+        return {k: v for k, v in state.items() if k != "_previous_constants"}
 
     def __setstate__(self, state):
         super().__setstate__(state)

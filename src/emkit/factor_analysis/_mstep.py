@@ -54,7 +54,7 @@ def class_projections(offsets, U_over_var, shape, threads):
     Q = np.empty((offsets.shape[2], C, r))
 
     def fill(gs):
-        Q[:, gs] = np.matmul(offsets[gs].transpose(0, 2, 1), W3[gs]).transpose(1, 0, 2)
+        np.matmul(offsets[gs].transpose(0, 2, 1), W3[gs], out=Q[:, gs].transpose(1, 0, 2))
 
     by_gaussians(fill, C, threads)
     return Q
@@ -73,12 +73,13 @@ def u_update(c, acc, threads, class_offsets=None, isv=None, W=None, g=None):
     (C, D), U = c.shape, (c.U if W is None else W)
     r = U.shape[1]
     U3 = U.reshape(C, D, r)
-    g = acc.G.sum(axis=0) if g is None else g  # sum_h N_h x_h, (C, r)
+    out = np.empty((C * D, r))
 
     def update(gs):
         rows = slice(gs.start * D, gs.stop * D)
         A2 = np.array(acc.A2F[rows], order="C").reshape(-1, D, r)  # a copy
-        A2 -= c.means[gs, :, None] * g[gs, None, :]
+        gg = acc.G[:, gs].sum(axis=0) if g is None else g[gs]  # sum_h N_h x_h, (c, r)
+        A2 -= c.means[gs, :, None] * gg[:, None, :]
         offsets = class_offsets[gs] if class_offsets is not None else None
         Gc = None if acc.G is None else acc.G[:, gs, :].transpose(1, 0, 2)  # (c, K, r)
         if isv is not None:
@@ -88,10 +89,10 @@ def u_update(c, acc, threads, class_offsets=None, isv=None, W=None, g=None):
             offsets *= gain[gs]  # D z_k
         if offsets is not None:
             A2 -= np.matmul(offsets, Gc)
-        A1 = acc.A1[gs] if acc.A1.ndim == 3 else kfa.unpack_symmetric(acc.A1[gs], r)
-        return kfa.update_subspace(A1, A2.reshape(-1, r), U[rows])
+        out[rows] = kfa.update_subspace(acc.A1[gs], A2.reshape(-1, r), U[rows])  # A1 may be packed
 
-    return np.ascontiguousarray(np.concatenate(by_gaussians(update, C, threads)))
+    by_gaussians(update, C, threads)
+    return out
 
 
 def jfa_d_terms(totals, m, Vy, U, G, shape, threads):

@@ -129,14 +129,21 @@ def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
     all sessions, by slices of Gaussians on threads.  A1 stays packed (C, r(r+1)/2) and the
     session factors x are kept in the accumulator (large arrays are written by the threads:
     their pages are faulted in in parallel)."""
-    workspaces = {}  # scratch stacks per thread, for this pass
     threads = session_threads()
-
-    def posterior(block):
-        return block_posterior(block, p, workspaces.setdefault(threading.get_ident(), {}))
-
     C, D = p.shape
     r = p.U_over_var.shape[1]
+    # kept from pass to pass (fresh large arrays are faulted in page by page, as system time):
+    # scratch stacks per thread, and the blocks' A1 arrays, handed back once added
+    workspaces = data.scratch.setdefault("threads", {})
+    free = data.scratch.setdefault(("A1", C, r), [])
+
+    def posterior(block):
+        try:
+            A1 = free.pop() if p.accumulate else None
+        except IndexError:
+            A1 = None
+        return block_posterior(block, p, workspaces.setdefault(threading.get_ident(), {}), A1)
+
     x = np.empty((sum(len(block.n) for block in data.rows), r))
     A1 = np.zeros((C, kfa.packed_size(r))) if p.accumulate else None
     class_sums, start = [], 0  # (classes, G) of each block
@@ -145,8 +152,11 @@ def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
         start += len(bx)
         if A1 is not None:
             A1 += bA1
-        class_sums.append((block.present, bG))
-    del workspaces
+            free.append(bA1)
+        present = block.present  # sorted: a slice when its classes are consecutive (in place)
+        if len(present) and present[-1] - present[0] + 1 == len(present):
+            present = slice(int(present[0]), int(present[-1]) + 1)
+        class_sums.append((present, bG))
     G = None
     if p.class_sums:  # the blocks' sums in block order, slice by slice of Gaussians on threads
         G = np.empty((p.n_classes, C, r))
