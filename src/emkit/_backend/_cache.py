@@ -38,16 +38,21 @@ import shutil
 import socket
 import tempfile
 import uuid
+import weakref
 
 import numpy as np
 
-__all__ = ["computed_once", "cached_frames", "piece_digests", "cached_in_memory", "prepared_on_workers"]
+__all__ = ["computed_once", "cached_frames", "piece_digests", "cached_in_memory", "prepared_on_workers",
+           "partition_lengths"]
 
 _SPILL_PREFIX = "emkit-spill-"
 #: name of a bag cached in memory -> the lengths of the input partitions in each of its partitions
 _PIECES: dict = {}
 #: names of the cached bags kept on the workers (the others are read from spill files)
 _IN_MEMORY: set = set()
+#: bag kept on the workers of a ``distributed`` client -> the futures of its partitions, in order
+#: (the passes submit one task per partition on them: :func:`emkit._backend._map_futures`)
+_FUTURES = weakref.WeakKeyDictionary()
 
 
 def _distributed_client():
@@ -162,6 +167,7 @@ def _cached_bag(X, mode):
         merged = [dask.delayed(_concat, pure=True)(*parts[g]) for g in groups]
         persisted = dask.persist(*merged)
         bag = db.from_delayed(list(persisted))
+        _remember_futures(bag, persisted, client)
         _PIECES[bag.name] = [[n for n, _ in lengths[g]] for g in groups]
         _IN_MEMORY.add(bag.name)
         del parts, merged  # the input's partitions go once regrouped (only the groups are held)
@@ -212,21 +218,61 @@ def _spill_groups(sizes, client) -> list:
     return groups
 
 
+def _remember_futures(bag, persisted, client) -> None:
+    """Note the futures of a bag's persisted partitions (one each) when a client holds them."""
+    if client is None:
+        return
+    from distributed import futures_of
+
+    futures = [futures_of(part) for part in persisted]
+    if all(len(f) == 1 for f in futures):
+        _FUTURES[bag] = [f[0] for f in futures]
+
+
+def partition_futures(bag):
+    """The futures of the partitions of a bag kept on the workers (in order), else None."""
+    try:
+        return _FUTURES.get(bag)
+    except TypeError:  # not weak-referenceable: not one of ours
+        return None
+
+
 def cached_in_memory(X) -> bool:
     """True for a bag that :func:`computed_once` keeps on the workers (in this ``fit``)."""
     return getattr(X, "name", None) in _IN_MEMORY
 
 
-def prepared_on_workers(fn, bag, *args):
-    """A bag of ``fn(partition, *args)`` for every partition of a bag cached in memory, computed
-    once and kept on the workers (where the partitions are) in their place: what an estimator
-    derives from the statistics once per ``fit`` (stacked, centred), as it does in memory."""
+def prepared_on_workers(fn, bag, *args, part_args=None):
+    """A bag of ``fn(partition, *part_args[i], *args)`` for every partition ``i`` of a bag cached in
+    memory, computed once and kept on the workers (where the partitions are) in their place: what
+    an estimator derives from the statistics once per ``fit`` (stacked, centred), as it does in
+    memory.  ``part_args``: a tuple of arguments per partition (None: none)."""
     import dask
+    import dask.bag as db
 
     from . import bag_from_parts
 
-    (prepared,) = dask.persist(bag_from_parts(fn, [(part, *args) for part in bag.to_delayed()]))
+    extra = [()] * bag.npartitions if part_args is None else [tuple(a) for a in part_args]
+    if len(extra) != bag.npartitions:
+        raise ValueError(f"part_args: expected {bag.npartitions} tuples, one per partition; "
+                         f"got {len(extra)}")
+    futures = partition_futures(bag)
+    client = _distributed_client() if futures is not None else None
+    if client is None:
+        parts = bag.to_delayed()
+        (prepared,) = dask.persist(bag_from_parts(fn, [(p, *e, *args) for p, e in zip(parts, extra)]))
+        return prepared
+    # one task per partition, on the futures themselves (no graph to build and optimise)
+    parts = [client.submit(fn, f, *e, *args, pure=False) for f, e in zip(futures, extra)]
+    prepared = db.from_delayed([dask.delayed(f) for f in parts])
+    _FUTURES[prepared] = parts
     return prepared
+
+
+def partition_lengths(bag):
+    """Items in each partition of a bag cached in memory (known from caching it), else None."""
+    pieces = _PIECES.get(getattr(bag, "name", None))
+    return None if pieces is None else [sum(p) for p in pieces]
 
 
 def _groups(n_parts: int, n_groups: int) -> list:
