@@ -142,6 +142,10 @@ def _describe(part) -> tuple:
     return len(part), int(sizeof(part))
 
 
+def _bytes_of(part) -> int:
+    return _describe(part)[1]
+
+
 def _concat(*parts) -> list:
     return [item for part in parts for item in part]
 
@@ -156,6 +160,18 @@ def _cached_bag(X, mode):
     if not parts:
         yield X
         return
+    if client is not None and mode in ("auto", "memory"):
+        from ._placed import cache_on_workers
+
+        probe = _bytes_of if mode == "auto" else None
+        joined, lengths = cache_on_workers(client, parts, probe, _budget(client))
+        if joined is not None:
+            bag = db.from_delayed([dask.delayed(f) for f in joined])
+            _FUTURES[bag] = joined
+            with _kept(bag, lengths):
+                yield bag
+            return
+        mode, parts = "disk", lengths  # (the probed partitions, as futures)
     if mode == "auto":
         (parts[0],) = dask.persist(parts[0])
         (described,) = dask.compute(dask.delayed(_describe, pure=True)(parts[0]))
@@ -167,15 +183,9 @@ def _cached_bag(X, mode):
         merged = [dask.delayed(_concat, pure=True)(*parts[g]) for g in groups]
         persisted = dask.persist(*merged)
         bag = db.from_delayed(list(persisted))
-        _remember_futures(bag, persisted, client)
-        _PIECES[bag.name] = [[n for n, _ in lengths[g]] for g in groups]
-        _IN_MEMORY.add(bag.name)
         del parts, merged  # the input's partitions go once regrouped (only the groups are held)
-        try:
+        with _kept(bag, [[n for n, _ in lengths[g]] for g in groups]):
             yield bag
-        finally:
-            _PIECES.pop(bag.name, None)
-            _IN_MEMORY.discard(bag.name)
         return
     token = _SPILL_PREFIX + uuid.uuid4().hex
     base = _spill_base()
@@ -199,6 +209,19 @@ def _cached_bag(X, mode):
         _remove_spill(base, token)
 
 
+@contextlib.contextmanager
+def _kept(bag, lengths):
+    """``bag`` known as kept on the workers (with the lengths of the input partitions of each of
+    its partitions) while ``fit`` runs."""
+    _PIECES[bag.name] = lengths
+    _IN_MEMORY.add(bag.name)
+    try:
+        yield
+    finally:
+        _PIECES.pop(bag.name, None)
+        _IN_MEMORY.discard(bag.name)
+
+
 def _spill_groups(sizes, client) -> list:
     """Consecutive spill files read by one task of a pass: at least one group per worker thread,
     each at most ``dask_cache_fraction`` of a thread's share of the memory (one file at least).
@@ -216,17 +239,6 @@ def _spill_groups(sizes, client) -> list:
         total += size
     groups.append(slice(start, len(sizes)))
     return groups
-
-
-def _remember_futures(bag, persisted, client) -> None:
-    """Note the futures of a bag's persisted partitions (one each) when a client holds them."""
-    if client is None:
-        return
-    from distributed import futures_of
-
-    futures = [futures_of(part) for part in persisted]
-    if all(len(f) == 1 for f in futures):
-        _FUTURES[bag] = [f[0] for f in futures]
 
 
 def partition_futures(bag):
