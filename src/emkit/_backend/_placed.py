@@ -41,8 +41,9 @@ def cache_on_workers(client, parts, probe, budget: float):
 
     Returns ``(futures, lengths)``: the futures of the joined runs, in order, and the lengths of
     the input partitions of each run.  With ``probe`` (a function of a partition giving its
-    size in bytes), the first partition of every run is computed first, and when their mean
-    size times the number of partitions exceeds ``budget`` nothing more is computed: then
+    size in bytes), the first partition of every run is computed first, and when the mean size
+    of those done first times the number of partitions exceeds ``budget`` nothing more is
+    computed: then
     ``(None, parts)`` is returned, the probed partitions as delayed futures (not recomputed).
     """
     import dask
@@ -60,7 +61,12 @@ def cache_on_workers(client, parts, probe, budget: float):
     if probe is not None:
         for g, worker in zip(groups, slots):
             compute([g.start], worker)
-        sizes = client.gather([client.submit(probe, futures[g.start], pure=False) for g in groups])
+        from distributed import wait
+
+        # decided on the first sizes known (the other runs' first partitions still computing)
+        sizes = [client.submit(probe, futures[g.start], pure=False) for g in groups]
+        done, _ = wait(sizes, return_when="FIRST_COMPLETED")
+        sizes = client.gather([f for f in sizes if f in done])
         if float(np.mean(sizes)) * len(parts) > budget:
             return None, [p if f is None else dask.delayed(f) for p, f in zip(parts, futures)]
     for g, worker in zip(groups, slots):
