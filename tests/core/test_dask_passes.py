@@ -94,7 +94,8 @@ def test_runs_of_partitions_cover_them_in_order():
 
 def test_worker_parameters_travel_without_the_derived_constants():
     rng = np.random.default_rng(0)
-    means, T, sigma = rng.normal(size=(16, 4)), rng.normal(size=(16, 4, 20)), rng.uniform(1, 2, (16, 4))
+    means, T = rng.normal(size=(16, 4)), rng.normal(size=(16, 4, 20))
+    sigma = rng.uniform(1, 2, (16, 4))
     params = WorkerParameters(means, T, sigma)
     pre = params.precomputed()
     assert params.precomputed() is pre  # once per worker and pass

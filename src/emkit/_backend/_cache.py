@@ -7,18 +7,20 @@ reads the result:
 
 * ``"memory"``: the partitions are persisted on the workers, regrouped into one partition per
   worker thread (consecutive partitions, order kept: fewer tasks and per-task accumulators in
-  every pass);
+  every pass); with a ``distributed`` client each run is computed on the worker that keeps it
+  (:mod:`._placed`) and the passes submit one task per run on its future
+  (:func:`partition_futures`, :func:`emkit._backend._map_futures`);
 * ``"disk"`` (Kaldi-style): each partition is written by the worker that computed it to an HDF5
   file under ``<spill_directory>/emkit-spill-<random>/<host>-<pid>/`` (names that cannot
   collide between fits, workers or retries), and every pass reads the files; the directory is
   removed (on every worker) when ``fit`` ends, however it ends;
-* ``"auto"`` (default) computes the first partition, estimates the whole size as its size times
-  the number of partitions, and keeps the data in memory when that is at most
-  ``dask_cache_fraction`` (default 0.25) of the summed memory limits of the workers (of this
-  machine's memory without a ``distributed`` client), else spills them.  What i-vector and
-  ISV/JFA training derive from the statistics once (centred batches, stacked session blocks,
-  without the per-utterance second-order sums for ISV/JFA) is kept next to them in memory
-  mode: at most 1.5x the statistics' size in all, so 0.25 leaves the workers more than half
+* ``"auto"`` (default) computes the first partition (of every run, with a client), estimates
+  the whole size as its size times the number of partitions, and keeps the data in memory when
+  that is at most ``dask_cache_fraction`` (default 0.25) of the summed memory limits of the
+  workers (of this machine's memory without a ``distributed`` client), else spills them.  What
+  i-vector and ISV/JFA training derive from the statistics once (centred batches, stacked
+  session blocks, without the per-utterance second-order sums for ISV/JFA) is kept next to them
+  in memory mode: at most 1.5x the statistics' size in all, so 0.25 leaves the workers more than half
   their memory for the passes' accumulators and for dask's own spilling threshold (0.6).
 
 A dask array of frames (GMM, k-means) is persisted when its size fits the same budget (or with
@@ -42,8 +44,8 @@ import weakref
 
 import numpy as np
 
-__all__ = ["computed_once", "cached_frames", "piece_digests", "cached_in_memory", "prepared_on_workers",
-           "partition_lengths"]
+__all__ = ["computed_once", "cached_frames", "piece_digests", "cached_in_memory",
+           "prepared_on_workers", "partition_lengths", "partition_futures"]
 
 _SPILL_PREFIX = "emkit-spill-"
 #: name of a bag cached in memory -> the lengths of the input partitions in each of its partitions
@@ -272,7 +274,8 @@ def prepared_on_workers(fn, bag, *args, part_args=None):
     client = _distributed_client() if futures is not None else None
     if client is None:
         parts = bag.to_delayed()
-        (prepared,) = dask.persist(bag_from_parts(fn, [(p, *e, *args) for p, e in zip(parts, extra)]))
+        args_of = [(p, *e, *args) for p, e in zip(parts, extra)]
+        (prepared,) = dask.persist(bag_from_parts(fn, args_of))
         return prepared
     # one task per partition, on the futures themselves (no graph to build and optimise)
     parts = [client.submit(fn, f, *e, *args, pure=False) for f, e in zip(futures, extra)]

@@ -134,11 +134,10 @@ def partition_pass(piece, p: SessionParams) -> SessionAccumulator:
         return session_chunk(items, p)  # by SessionAccumulator.__add__)
     F = items[0].F if len(items) == 1 else None
     acc = _blocks_pass(TrainingSet(items, None, None, None, F), p, threads=1)
-    acc.x = None
-    if p.totals:
-        for block in items:
-            acc.totals = add_totals(acc.totals, block, p.n_classes)
-    return acc
+    totals = None
+    for block in items if p.totals else ():
+        totals = add_totals(totals, block, p.n_classes)
+    return SessionAccumulator(acc.A1, acc.A2F, acc.G, totals)
 
 
 def _blocks_pass(data: TrainingSet, p, threads: int | None = None) -> SessionAccumulator:
