@@ -1,19 +1,19 @@
-"""A bag's partitions computed once on a ``distributed`` cluster, each run of consecutive
-partitions on the worker that keeps it (:func:`emkit._backend._cache.computed_once`).
+"""A bag's partitions computed once on a ``distributed`` cluster and joined into one run of
+consecutive partitions per worker thread (:func:`emkit._backend._cache.computed_once`).
 
-The bag is cut into one run of consecutive partitions per worker thread (in order), and run ``g``
-is computed on the ``g``-th thread's worker (a placement, not a requirement: another worker
-takes over when that one is gone), so that joining a run into one partition moves no data
-between workers, and every pass then runs one task per worker thread where its data are.  The
-runs and their order depend on the partitions and the thread count only, never on timing: the
-numbers do not change from one fit to the next.
+The partitions are computed wherever the scheduler puts them (a worker slowed down by other
+processes takes fewer: placing them by run left the faster worker idle), then each run is
+joined on a worker of its own thread, the one that holds most of it (a placement, not a
+requirement: another worker takes over when that one is gone), so that every pass runs one task
+per worker thread where its data are.  The runs and their order depend on the partitions and the thread count only, never on
+timing: the numbers do not change from one fit to the next.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["worker_slots", "runs", "cache_on_workers"]
+__all__ = ["worker_slots", "runs", "assign", "cache_on_workers"]
 
 
 def worker_slots(client) -> list:
@@ -32,8 +32,31 @@ def _concat(*parts) -> list:
     return [item for part in parts for item in part]
 
 
-def _lengths(*parts) -> list:
-    return [len(part if isinstance(part, list) else list(part)) for part in parts]
+def _length(part) -> int:
+    return len(part if isinstance(part, list) else list(part))
+
+
+def assign(groups, holders, slots) -> list:
+    """A worker of ``slots`` (one entry per worker thread) for each run: the one holding most of
+    its partitions (``holders[i]``: the workers holding partition ``i``) among those with a
+    thread left, the runs that are most in one place first."""
+    free = {}
+    for w in slots:
+        free[w] = free.get(w, 0) + 1
+    counts = []
+    for g in groups:
+        count = {}
+        for i in range(g.start, g.stop):
+            for w in holders[i]:
+                count[w] = count.get(w, 0) + 1
+        counts.append(count)
+    order = sorted(range(len(groups)), key=lambda j: -max(counts[j].values(), default=0))
+    chosen = [None] * len(groups)
+    for j in order:
+        w = max((w for w in slots if free[w]), key=lambda w: counts[j].get(w, 0))
+        chosen[j] = w
+        free[w] -= 1
+    return chosen
 
 
 def cache_on_workers(client, parts, probe, budget: float):
@@ -41,10 +64,10 @@ def cache_on_workers(client, parts, probe, budget: float):
 
     Returns ``(futures, lengths)``: the futures of the joined runs, in order, and the lengths of
     the input partitions of each run.  With ``probe`` (a function of a partition giving its
-    size in bytes), the first partition of every run is computed first, and when the mean size
-    of those done first times the number of partitions exceeds ``budget`` nothing more is
-    computed: then
-    ``(None, parts)`` is returned, the probed partitions as delayed futures (not recomputed).
+    size in bytes), the first partition of every run is computed first (and the second, to keep
+    the workers busy meanwhile), and when the mean size of those done first times the number of
+    partitions exceeds ``budget`` nothing more is computed: then ``(None, parts)`` is returned,
+    the partitions computed as delayed futures (not recomputed).
     """
     import dask
 
@@ -52,28 +75,27 @@ def cache_on_workers(client, parts, probe, budget: float):
     groups = runs(len(parts), len(slots))
     futures = [None] * len(parts)
 
-    def compute(indices, worker):
-        placed = client.compute([parts[i] for i in indices], workers=[worker],
-                                allow_other_workers=True)
-        for i, future in zip(indices, placed):
+    def compute(indices):  # where the scheduler likes (a worker slowed down takes fewer)
+        for i, future in zip(indices, client.compute([parts[i] for i in indices])):
             futures[i] = future
 
     if probe is not None:
-        for g, worker in zip(groups, slots):
-            compute([g.start], worker)
         from distributed import wait
 
+        compute([g.start for g in groups])
+        sizes = [client.submit(probe, futures[g.start], pure=False, priority=1) for g in groups]
+        # one more partition per run keeps the workers busy while the sizes come back (at most
+        # two partitions a run are computed before the decision)
+        compute([g.start + 1 for g in groups if g.stop - g.start > 1])
         # decided on the first sizes known (the other runs' first partitions still computing)
-        sizes = [client.submit(probe, futures[g.start], pure=False) for g in groups]
         done, _ = wait(sizes, return_when="FIRST_COMPLETED")
         sizes = client.gather([f for f in sizes if f in done])
         if float(np.mean(sizes)) * len(parts) > budget:
             return None, [p if f is None else dask.delayed(f) for p, f in zip(parts, futures)]
-    for g, worker in zip(groups, slots):
-        compute([i for i in range(g.start, g.stop) if futures[i] is None], worker)
+    compute([i for i in range(len(parts)) if futures[i] is None])
+    lengths = client.gather([client.submit(_length, f, pure=False) for f in futures])  # (all done)
+    who_has = client.who_has(futures)
+    places = assign(groups, [who_has.get(f.key, ()) for f in futures], slots)
     joined = [client.submit(_concat, *futures[g], workers=[w], allow_other_workers=True, pure=False)
-              for g, w in zip(groups, slots)]
-    lengths = client.gather([client.submit(_lengths, *futures[g], workers=[w],
-                                           allow_other_workers=True, pure=False)
-                             for g, w in zip(groups, slots)])
-    return joined, lengths
+              for g, w in zip(groups, places)]
+    return joined, [lengths[g] for g in groups]
