@@ -119,3 +119,14 @@ def test_packed_and_full_second_moments_add_up():
     for total in (a + b, b + a):
         np.testing.assert_allclose(total.A1, 2 * full)
         np.testing.assert_array_equal(total.A2F, 2.0)
+
+
+def test_each_run_is_joined_on_the_worker_holding_most_of_it_one_run_per_thread():
+    runs = [slice(0, 3), slice(3, 6)]
+    holders = [["b"], ["b"], ["a"], ["a"], ["a"], ["b"]]
+    assert _placed.assign(runs, holders, ["a", "b"]) == ["b", "a"]
+    # both runs mostly on "a", which has one thread: the run most in one place gets it
+    holders = [["a"], ["a"], ["b"], ["a"], ["a"], ["a"]]
+    assert _placed.assign(runs, holders, ["a", "b"]) == ["b", "a"]
+    assert _placed.assign(runs, holders, ["a", "a"]) == ["a", "a"]  # one worker, two threads
+    assert _placed.assign(runs, [[]] * 6, ["a", "b"]) in (["a", "b"], ["b", "a"])  # unknown: any
