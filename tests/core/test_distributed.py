@@ -125,3 +125,43 @@ def test_a_worker_killed_mid_iteration_does_not_change_the_result(client):
     np.testing.assert_array_equal(result["gmm"].means, expected.means)
     np.testing.assert_array_equal(result["gmm"].variances, expected.variances)
     assert victim not in client.run(os.getpid).values()  # the worker really died (and was replaced)
+
+
+def test_a_worker_killed_during_a_pass_over_a_kept_bag_does_not_change_the_result(client, tmp_path):
+    """ISV passes run on the futures of the statistics kept on the workers: the partitions of a
+    killed worker are recomputed from their files by the scheduler, the fit goes on."""
+    from emkit import ISVMachine
+    from emkit.io.arrays import directory_statistics
+
+    X = _data(n=3000, d=4, seed=6)
+    ubm = _gmm().fit(X)
+    for i, part in enumerate(np.array_split(X, 40)):
+        np.save(tmp_path / f"utt{i:03d}.npy", part)
+    labels = [f"spk{i % 5}" for i in range(40)]
+    expected = ISVMachine(2, em_iterations=30, ubm=ubm).fit(
+        ubm.transform([np.load(tmp_path / f"utt{i:03d}.npy") for i in range(40)]), labels)
+    pids = client.run(os.getpid)
+    result = {}
+
+    def fit():
+        try:
+            bag, _ = directory_statistics(ubm, tmp_path, npartitions=8)
+            result["isv"] = ISVMachine(2, em_iterations=30, ubm=ubm).fit(bag, labels)
+        except BaseException as exc:  # reported below
+            result["error"] = exc
+
+    thread = threading.Thread(target=fit)
+    thread.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(
+            "_call_unpacked" in str(key) for keys in client.processing().values() for key in keys):
+        time.sleep(0.002)
+    victim = next(iter(pids.values()))
+    os.kill(victim, signal.SIGKILL)
+    assert not result  # killed while the fit ran
+    thread.join(120)
+    assert not thread.is_alive()
+    assert "error" not in result, repr(result.get("error"))
+    for name in ("U", "D"):
+        assert max_rel_diff(getattr(result["isv"], name), getattr(expected, name)) < 1e-10
+    assert victim not in client.run(os.getpid).values()

@@ -29,9 +29,11 @@ import numpy as np
 from .._validation import is_dask_collection
 
 __all__ = ["map_reduce", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map", "map_pieces", "computed_once", "cached_frames", "cached_in_memory",
-           "prepared_on_workers"]
+           "prepared_on_workers", "partition_lengths"]
 
-from ._cache import cached_frames, cached_in_memory, computed_once, prepared_on_workers  # noqa: E402  (dask inputs computed once per fit)
+# (dask inputs computed once per fit)
+from ._cache import (cached_frames, cached_in_memory, computed_once,  # noqa: E402
+                     partition_lengths, prepared_on_workers)
 
 #: Below this many rows a numpy input is processed in the calling thread.
 _MIN_ROWS_PER_THREAD = 8192
@@ -298,12 +300,40 @@ def _shared_params(params):
 def _map_dask_bag(chunk_fn, bag, params):
     import dask
 
+    from ._cache import _distributed_client, partition_futures
+
+    futures = partition_futures(bag)
+    client = _distributed_client() if futures is not None else None
+    if client is not None:
+        return _map_futures(client, chunk_fn, futures, params)
     shared = _shared_params(params)
     task = dask.delayed(_call_unpacked, pure=True)
     parts = [task(chunk_fn, part, shared) for part in bag.to_delayed()]
     with single_threaded_blas():
         (total,) = dask.compute(_delayed_tree_sum(parts))
     return total
+
+
+#: A pass over partitions held on the workers gathers at most this many partial sums to the
+#: client (adjacent ones are added on the workers first, in a fixed order, when there are more).
+_GATHER_PARTS = 8
+
+
+def _map_futures(client, chunk_fn, futures, params):
+    """:func:`map_reduce` of a bag kept on the workers (:func:`~._cache.partition_futures`): one
+    ``client.submit`` per partition (no task graph to build, optimise and send), the parameters
+    sent once to every worker when large, and the partial sums gathered straight from the
+    workers and added here, in partition order.  A worker lost mid-pass is handled by the
+    scheduler as in any graph: the partitions are recomputed from their lineage."""
+    shared = params
+    if _array_bytes(params) > _SCATTER_BYTES:
+        (shared,) = client.scatter([params], broadcast=True, hash=False, direct=True)
+    parts = [client.submit(_call_unpacked, chunk_fn, f, shared, pure=False) for f in futures]
+    while len(parts) > _GATHER_PARTS:
+        paired = [client.submit(_add, parts[i], parts[i + 1], pure=False)
+                  for i in range(0, len(parts) - 1, 2)]
+        parts = paired + parts[len(parts) - len(parts) % 2:]
+    return tree_sum(client.gather(parts, direct=True))
 
 
 def _call_unpacked(chunk_fn, chunk, params):

@@ -7,18 +7,20 @@ reads the result:
 
 * ``"memory"``: the partitions are persisted on the workers, regrouped into one partition per
   worker thread (consecutive partitions, order kept: fewer tasks and per-task accumulators in
-  every pass);
+  every pass); with a ``distributed`` client each run is computed on the worker that keeps it
+  (:mod:`._placed`) and the passes submit one task per run on its future
+  (:func:`partition_futures`, :func:`emkit._backend._map_futures`);
 * ``"disk"`` (Kaldi-style): each partition is written by the worker that computed it to an HDF5
   file under ``<spill_directory>/emkit-spill-<random>/<host>-<pid>/`` (names that cannot
   collide between fits, workers or retries), and every pass reads the files; the directory is
   removed (on every worker) when ``fit`` ends, however it ends;
-* ``"auto"`` (default) computes the first partition, estimates the whole size as its size times
-  the number of partitions, and keeps the data in memory when that is at most
-  ``dask_cache_fraction`` (default 0.25) of the summed memory limits of the workers (of this
-  machine's memory without a ``distributed`` client), else spills them.  What i-vector and
-  ISV/JFA training derive from the statistics once (centred batches, stacked session blocks,
-  without the per-utterance second-order sums for ISV/JFA) is kept next to them in memory
-  mode: at most 1.5x the statistics' size in all, so 0.25 leaves the workers more than half
+* ``"auto"`` (default) computes the first partition (of every run, with a client), estimates
+  the whole size as its size times the number of partitions, and keeps the data in memory when
+  that is at most ``dask_cache_fraction`` (default 0.25) of the summed memory limits of the
+  workers (of this machine's memory without a ``distributed`` client), else spills them.  What
+  i-vector and ISV/JFA training derive from the statistics once (centred batches, stacked
+  session blocks, without the per-utterance second-order sums for ISV/JFA) is kept next to them
+  in memory mode: at most 1.5x the statistics' size in all, so 0.25 leaves the workers more than half
   their memory for the passes' accumulators and for dask's own spilling threshold (0.6).
 
 A dask array of frames (GMM, k-means) is persisted when its size fits the same budget (or with
@@ -38,16 +40,21 @@ import shutil
 import socket
 import tempfile
 import uuid
+import weakref
 
 import numpy as np
 
-__all__ = ["computed_once", "cached_frames", "piece_digests", "cached_in_memory", "prepared_on_workers"]
+__all__ = ["computed_once", "cached_frames", "piece_digests", "cached_in_memory",
+           "prepared_on_workers", "partition_lengths", "partition_futures"]
 
 _SPILL_PREFIX = "emkit-spill-"
 #: name of a bag cached in memory -> the lengths of the input partitions in each of its partitions
 _PIECES: dict = {}
 #: names of the cached bags kept on the workers (the others are read from spill files)
 _IN_MEMORY: set = set()
+#: bag kept on the workers of a ``distributed`` client -> the futures of its partitions, in order
+#: (the passes submit one task per partition on them: :func:`emkit._backend._map_futures`)
+_FUTURES = weakref.WeakKeyDictionary()
 
 
 def _distributed_client():
@@ -137,6 +144,10 @@ def _describe(part) -> tuple:
     return len(part), int(sizeof(part))
 
 
+def _bytes_of(part) -> int:
+    return _describe(part)[1]
+
+
 def _concat(*parts) -> list:
     return [item for part in parts for item in part]
 
@@ -151,6 +162,18 @@ def _cached_bag(X, mode):
     if not parts:
         yield X
         return
+    if client is not None and mode in ("auto", "memory"):
+        from ._placed import cache_on_workers
+
+        probe = _bytes_of if mode == "auto" else None
+        joined, lengths = cache_on_workers(client, parts, probe, _budget(client))
+        if joined is not None:
+            bag = db.from_delayed([dask.delayed(f) for f in joined])
+            _FUTURES[bag] = joined
+            with _kept(bag, lengths):
+                yield bag
+            return
+        mode, parts = "disk", lengths  # (the probed partitions, as futures)
     if mode == "auto":
         (parts[0],) = dask.persist(parts[0])
         (described,) = dask.compute(dask.delayed(_describe, pure=True)(parts[0]))
@@ -162,14 +185,9 @@ def _cached_bag(X, mode):
         merged = [dask.delayed(_concat, pure=True)(*parts[g]) for g in groups]
         persisted = dask.persist(*merged)
         bag = db.from_delayed(list(persisted))
-        _PIECES[bag.name] = [[n for n, _ in lengths[g]] for g in groups]
-        _IN_MEMORY.add(bag.name)
         del parts, merged  # the input's partitions go once regrouped (only the groups are held)
-        try:
+        with _kept(bag, [[n for n, _ in lengths[g]] for g in groups]):
             yield bag
-        finally:
-            _PIECES.pop(bag.name, None)
-            _IN_MEMORY.discard(bag.name)
         return
     token = _SPILL_PREFIX + uuid.uuid4().hex
     base = _spill_base()
@@ -193,6 +211,19 @@ def _cached_bag(X, mode):
         _remove_spill(base, token)
 
 
+@contextlib.contextmanager
+def _kept(bag, lengths):
+    """``bag`` known as kept on the workers (with the lengths of the input partitions of each of
+    its partitions) while ``fit`` runs."""
+    _PIECES[bag.name] = lengths
+    _IN_MEMORY.add(bag.name)
+    try:
+        yield
+    finally:
+        _PIECES.pop(bag.name, None)
+        _IN_MEMORY.discard(bag.name)
+
+
 def _spill_groups(sizes, client) -> list:
     """Consecutive spill files read by one task of a pass: at least one group per worker thread,
     each at most ``dask_cache_fraction`` of a thread's share of the memory (one file at least).
@@ -212,21 +243,51 @@ def _spill_groups(sizes, client) -> list:
     return groups
 
 
+def partition_futures(bag):
+    """The futures of the partitions of a bag kept on the workers (in order), else None."""
+    try:
+        return _FUTURES.get(bag)
+    except TypeError:  # not weak-referenceable: not one of ours
+        return None
+
+
 def cached_in_memory(X) -> bool:
     """True for a bag that :func:`computed_once` keeps on the workers (in this ``fit``)."""
     return getattr(X, "name", None) in _IN_MEMORY
 
 
-def prepared_on_workers(fn, bag, *args):
-    """A bag of ``fn(partition, *args)`` for every partition of a bag cached in memory, computed
-    once and kept on the workers (where the partitions are) in their place: what an estimator
-    derives from the statistics once per ``fit`` (stacked, centred), as it does in memory."""
+def prepared_on_workers(fn, bag, *args, part_args=None):
+    """A bag of ``fn(partition, *part_args[i], *args)`` for every partition ``i`` of a bag cached in
+    memory, computed once and kept on the workers (where the partitions are) in their place: what
+    an estimator derives from the statistics once per ``fit`` (stacked, centred), as it does in
+    memory.  ``part_args``: a tuple of arguments per partition (None: none)."""
     import dask
+    import dask.bag as db
 
     from . import bag_from_parts
 
-    (prepared,) = dask.persist(bag_from_parts(fn, [(part, *args) for part in bag.to_delayed()]))
+    extra = [()] * bag.npartitions if part_args is None else [tuple(a) for a in part_args]
+    if len(extra) != bag.npartitions:
+        raise ValueError(f"part_args: expected {bag.npartitions} tuples, one per partition; "
+                         f"got {len(extra)}")
+    futures = partition_futures(bag)
+    client = _distributed_client() if futures is not None else None
+    if client is None:
+        parts = bag.to_delayed()
+        args_of = [(p, *e, *args) for p, e in zip(parts, extra)]
+        (prepared,) = dask.persist(bag_from_parts(fn, args_of))
+        return prepared
+    # one task per partition, on the futures themselves (no graph to build and optimise)
+    parts = [client.submit(fn, f, *e, *args, pure=False) for f, e in zip(futures, extra)]
+    prepared = db.from_delayed([dask.delayed(f) for f in parts])
+    _FUTURES[prepared] = parts
     return prepared
+
+
+def partition_lengths(bag):
+    """Items in each partition of a bag cached in memory (known from caching it), else None."""
+    pieces = _PIECES.get(getattr(bag, "name", None))
+    return None if pieces is None else [sum(p) for p in pieces]
 
 
 def _groups(n_parts: int, n_groups: int) -> list:

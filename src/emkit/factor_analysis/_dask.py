@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .._backend import bag_from_parts, is_delayed, n_threads, prepared_on_workers
+from .._backend import bag_from_parts, is_delayed, n_threads, partition_lengths, prepared_on_workers
 from ..stats import as_stats_sequence
 from ._blocks import TrainingSet, blocks, in_memory, split
 from ._labels import check_lengths, encode_labels, label_list
@@ -137,8 +137,34 @@ def _stack_partition(pairs, shape, n_classes, step):
     return list(blocks(pairs, shape, n_classes, step))
 
 
-def stacked_on_workers(data: TrainingSet, shape, step) -> TrainingSet:
-    """A training set whose bag is kept on the workers (:mod:`emkit._backend._cache`) with each
-    partition stacked into :class:`SessionBlock` once, there, as in-memory training sets are."""
-    rows = prepared_on_workers(_stack_partition, data.rows, tuple(shape), data.n_classes, step)
-    return TrainingSet(rows, data.classes, data.counts)
+def _pair_and_stack(part, codes, shape, n_classes, step):
+    return _stack_partition(pair_up(codes, part), shape, n_classes, step)
+
+
+def _encode_and_stack(part, index, shape, n_classes, step):
+    return _stack_partition([_encode_pair(pair, index) for pair in part], shape, n_classes, step)
+
+
+def stacked_on_workers(X, y, shape, step) -> TrainingSet:
+    """The training set of a bag that ``fit`` keeps on the workers (:mod:`emkit._backend._cache`):
+    each partition paired with its class indices and stacked into :class:`SessionBlock` once,
+    there, by one task (as in-memory training sets are stacked once)."""
+    shape = tuple(shape)
+    if y is None:
+        labels = X.map(_label_of).compute()
+        codes, classes = encode_labels(labels)
+        index = {c: i for i, c in enumerate(classes)}
+        rows = prepared_on_workers(_encode_and_stack, X, index, shape, len(classes), step)
+    else:
+        y = label_list(y)
+        codes, classes = encode_labels(y)
+        lengths = partition_lengths(X)
+        if lengths is None:
+            lengths = X.map_partitions(_partition_length).compute()
+        check_lengths(int(np.sum(lengths)), len(codes))
+        edges = np.cumsum([0] + list(lengths))
+        rows = prepared_on_workers(_pair_and_stack, X, shape, len(classes), step,
+                                   part_args=[(codes[a:b],) for a, b in zip(edges[:-1], edges[1:])])
+    if len(codes) == 0:
+        raise ValueError("X is empty: expected the statistics of at least one session")
+    return TrainingSet(rows, classes, np.bincount(codes, minlength=len(classes)))

@@ -19,7 +19,12 @@ from ._blocks import ClassTotals, SessionBlock, add_totals, blocks
 
 
 def _add_optional(a, b):
-    return None if a is None else a + b
+    if a is None:
+        return None
+    if isinstance(a, np.ndarray) and a.ndim != b.ndim:  # A1 packed (C, r(r+1)/2) and (C, r, r)
+        r = (a if a.ndim == 3 else b).shape[-1]
+        a, b = (x if x.ndim == 3 else kfa.unpack_symmetric(x, r) for x in (a, b))
+    return a + b
 
 
 @dataclass

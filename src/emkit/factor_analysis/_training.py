@@ -13,6 +13,7 @@ machine's own ``_set_param``.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -23,7 +24,7 @@ from .._checkpoint import resumable_em
 from .._fitted import fitted_value
 from .._kernels import factor_analysis as kfa
 from ..stats import as_stats_sequence
-from ._blocks import ClassTotals, SessionBlock, TrainingSet, in_memory, split
+from ._blocks import ClassTotals, SessionBlock, TrainingSet, add_totals, in_memory, split
 from ._constants import Constants
 from ._dask import (delayed_training_set, is_nested, prepare_bag, prepare_nested,
                     stacked_on_workers)
@@ -67,8 +68,9 @@ def prepare_training_set(X, y, shape, threads: int = 1) -> TrainingSet:
     In memory, the number of blocks is a multiple of ``threads`` (balanced passes).
     """
     if is_bag(X):
-        data = prepare_bag(X, y)
-        return stacked_on_workers(data, shape, block_size(*shape)) if cached_in_memory(X) else data
+        if cached_in_memory(X):
+            return stacked_on_workers(X, y, shape, block_size(*shape))
+        return prepare_bag(X, y)
     X = as_stats_sequence(X)  # numpy object arrays (1-D, or 2-D per class) as lists
     if not isinstance(X, (list, tuple)):
         raise TypeError(
@@ -113,8 +115,8 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
     thread slowed down by other processes simply takes fewer blocks.
     """
     rows = data.rows
-    if not isinstance(rows, list):
-        return map_reduce(session_chunk, rows, params)
+    if not isinstance(rows, list):  # the workers need neither uprod nor the (S, r) factors back
+        return map_reduce(partition_pass, rows, dataclasses.replace(params, uprod=None))
     dev = configured_device()
     if dev is not None:  # emkit.set_config(device=...): see ._device and docs/gpu.md
         from ._device import session_pass as device_pass
@@ -123,13 +125,28 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
     return _blocks_pass(data, params)
 
 
-def _blocks_pass(data: TrainingSet, p) -> SessionAccumulator:
+def partition_pass(piece, p: SessionParams) -> SessionAccumulator:
+    """The E-step of a dask partition: :func:`_blocks_pass` on one thread when the partition was
+    stacked on the workers (a list of :class:`SessionBlock`; A1 packed, without the factors x,
+    with the class totals when ``p.totals``), else :func:`._estep.session_chunk`."""
+    items = piece if isinstance(piece, list) else list(piece)
+    if not (items and isinstance(items[0], SessionBlock)):  # (A1 (C, r, r): added to packed ones
+        return session_chunk(items, p)  # by SessionAccumulator.__add__)
+    F = items[0].F if len(items) == 1 else None
+    acc = _blocks_pass(TrainingSet(items, None, None, None, F), p, threads=1)
+    totals = None
+    for block in items if p.totals else ():
+        totals = add_totals(totals, block, p.n_classes)
+    return SessionAccumulator(acc.A1, acc.A2F, acc.G, totals)
+
+
+def _blocks_pass(data: TrainingSet, p, threads: int | None = None) -> SessionAccumulator:
     """:func:`session_pass` over in-memory blocks: the posteriors of the blocks on threads (one
     BLAS thread each), their sums added in block order, then ``A2F = F^T x`` as one product over
     all sessions, by slices of Gaussians on threads.  A1 stays packed (C, r(r+1)/2) and the
     session factors x are kept in the accumulator (large arrays are written by the threads:
     their pages are faulted in in parallel)."""
-    threads = session_threads()
+    threads = session_threads() if threads is None else threads
     C, D = p.shape
     r = p.U_over_var.shape[1]
     # kept from pass to pass (fresh large arrays are faulted in page by page, as system time):

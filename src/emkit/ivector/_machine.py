@@ -20,7 +20,7 @@ from ..gmm import GMMMachine
 from ..io import _registry
 from ..stats import GMMStats, as_stats_sequence
 from ._batching import _MIN_THREAD_BATCH, _batch_size, _check_stats_sequence, training_data
-from ._training import _accumulate, _parallel_map, m_step
+from ._training import _accumulate, _parallel_map, accumulate_dask, m_step
 
 
 def _is_trained(ubm) -> bool:
@@ -185,6 +185,8 @@ class IVectorMachine(BaseEstimator):
         data = None if dev else training_data(X, means, batch_size, self.dim_t)  # validated here
 
         def e_step_():
+            if is_dask_collection(data):
+                return accumulate_dask(data, means, self.T, self.sigma, batch_size, "X")
             pre = kiv.Precomputed.from_parameters(means, self.T, self.sigma, _parallel_map,
                                                   n_threads())
             return _accumulate(data, pre, batch_size, "X")

@@ -3,6 +3,8 @@ partitions) and the M-step; module-level ``e_step``/``m_step`` as the reference'
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from sklearn.exceptions import NotFittedError
 
@@ -64,6 +66,38 @@ def _bag_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X") ->
     from ._device import chunk_statistics
 
     return chunk_statistics(items, pre, batch_size, name, dev)
+
+
+class WorkerParameters:
+    """The E-step's parameters as dask workers receive them: the UBM means, T and sigma.  The
+    :class:`~emkit._kernels.ivector.Precomputed` constants (larger: (C, R(R+1)/2) and (C*D, R))
+    are derived on each worker, once per pass (its tasks share the one scattered copy), instead
+    of being computed here and sent."""
+
+    def __init__(self, means, T, sigma):
+        self.means, self.T, self.sigma = means, T, sigma
+        self._pre, self._lock = None, threading.Lock()
+
+    def __getstate__(self):
+        return {"means": self.means, "T": self.T, "sigma": self.sigma}
+
+    def __setstate__(self, state):
+        self.__init__(state["means"], state["T"], state["sigma"])
+
+    def precomputed(self) -> kiv.Precomputed:
+        with self._lock:
+            if self._pre is None:
+                self._pre = kiv.Precomputed.from_parameters(self.means, self.T, self.sigma)
+            return self._pre
+
+
+def _estep_on_worker(items, params: WorkerParameters, batch_size: int, name: str) -> IVectorStats:
+    return _estep_chunk(items, params.precomputed(), batch_size, name)
+
+
+def accumulate_dask(data, means, T, sigma, batch_size: int, name: str = "X") -> IVectorStats:
+    """E-step statistics of a dask bag (one task per partition; see :class:`WorkerParameters`)."""
+    return map_reduce(_estep_on_worker, data, WorkerParameters(means, T, sigma), batch_size, name)
 
 
 def _parallel_map(fn, items):

@@ -1,0 +1,101 @@
+"""A bag's partitions computed once on a ``distributed`` cluster and joined into one run of
+consecutive partitions per worker thread (:func:`emkit._backend._cache.computed_once`).
+
+The partitions are computed wherever the scheduler puts them (a worker slowed down by other
+processes takes fewer: placing them by run left the faster worker idle), then each run is
+joined on a worker of its own thread, the one that holds most of it (a placement, not a
+requirement: another worker takes over when that one is gone), so that every pass runs one task
+per worker thread where its data are.  The runs and their order depend on the partitions and the thread count only, never on
+timing: the numbers do not change from one fit to the next.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["worker_slots", "runs", "assign", "cache_on_workers"]
+
+
+def worker_slots(client) -> list:
+    """One worker address per worker thread, in a fixed (sorted) order."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    return [a for a in sorted(workers) for _ in range(max(1, int(workers[a].get("nthreads", 1))))]
+
+
+def runs(n_parts: int, n_runs: int) -> list:
+    """``min(n_parts, n_runs)`` slices of about equal lengths covering ``range(n_parts)``."""
+    edges = np.linspace(0, n_parts, min(n_parts, n_runs) + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def _concat(*parts) -> list:
+    return [item for part in parts for item in part]
+
+
+def _length(part) -> int:
+    return len(part if isinstance(part, list) else list(part))
+
+
+def assign(groups, holders, slots) -> list:
+    """A worker of ``slots`` (one entry per worker thread) for each run: the one holding most of
+    its partitions (``holders[i]``: the workers holding partition ``i``) among those with a
+    thread left, the runs that are most in one place first."""
+    free = {}
+    for w in slots:
+        free[w] = free.get(w, 0) + 1
+    counts = []
+    for g in groups:
+        count = {}
+        for i in range(g.start, g.stop):
+            for w in holders[i]:
+                count[w] = count.get(w, 0) + 1
+        counts.append(count)
+    order = sorted(range(len(groups)), key=lambda j: -max(counts[j].values(), default=0))
+    chosen = [None] * len(groups)
+    for j in order:
+        w = max((w for w in slots if free[w]), key=lambda w: counts[j].get(w, 0))
+        chosen[j] = w
+        free[w] -= 1
+    return chosen
+
+
+def cache_on_workers(client, parts, probe, budget: float):
+    """Compute the delayed partitions ``parts`` on the workers, joined into one partition per run.
+
+    Returns ``(futures, lengths)``: the futures of the joined runs, in order, and the lengths of
+    the input partitions of each run.  With ``probe`` (a function of a partition giving its
+    size in bytes), the first partition of every run is computed first (and the second, to keep
+    the workers busy meanwhile), and when the mean size of those done first times the number of
+    partitions exceeds ``budget`` nothing more is computed: then ``(None, parts)`` is returned,
+    the partitions computed as delayed futures (not recomputed).
+    """
+    import dask
+
+    slots = worker_slots(client)
+    groups = runs(len(parts), len(slots))
+    futures = [None] * len(parts)
+
+    def compute(indices):  # where the scheduler likes (a worker slowed down takes fewer)
+        for i, future in zip(indices, client.compute([parts[i] for i in indices])):
+            futures[i] = future
+
+    if probe is not None:
+        from distributed import wait
+
+        compute([g.start for g in groups])
+        sizes = [client.submit(probe, futures[g.start], pure=False, priority=1) for g in groups]
+        # one more partition per run keeps the workers busy while the sizes come back (at most
+        # two partitions a run are computed before the decision)
+        compute([g.start + 1 for g in groups if g.stop - g.start > 1])
+        # decided on the first sizes known (the other runs' first partitions still computing)
+        done, _ = wait(sizes, return_when="FIRST_COMPLETED")
+        sizes = client.gather([f for f in sizes if f in done])
+        if float(np.mean(sizes)) * len(parts) > budget:
+            return None, [p if f is None else dask.delayed(f) for p, f in zip(parts, futures)]
+    compute([i for i in range(len(parts)) if futures[i] is None])
+    lengths = client.gather([client.submit(_length, f, pure=False) for f in futures])  # (all done)
+    who_has = client.who_has(futures)
+    places = assign(groups, [who_has.get(f.key, ()) for f in futures], slots)
+    joined = [client.submit(_concat, *futures[g], workers=[w], allow_other_workers=True, pure=False)
+              for g, w in zip(groups, places)]
+    return joined, [lengths[g] for g in groups]
