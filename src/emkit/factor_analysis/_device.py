@@ -137,7 +137,11 @@ def chunk_pass(piece, p: SessionParams, dev) -> SessionAccumulator:
     from ._blocks import add_totals, blocks
 
     put = functools.partial(_device.to_device, dev=dev)
-    constants = (put(p.U_over_var), put(p.uprod), put(p.W_mean),
+    uprod = p.uprod
+    if uprod is None:  # not sent to the workers: the packed upper triangles of n_products
+        r = p.W_mean.shape[1]
+        uprod = kfa.unpack_symmetric(p.n_products[:, r:], r)
+    constants = (put(p.U_over_var), put(uprod), put(p.W_mean),
                  None if p.offset_proj is None else put(p.offset_proj))
     sums = _zeros(constants[0], p.shape[0], p.n_classes, p.accumulate, dev.xp)
     totals = None

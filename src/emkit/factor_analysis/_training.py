@@ -129,9 +129,11 @@ def partition_pass(piece, p: SessionParams) -> SessionAccumulator:
     """The E-step of a dask partition: :func:`_blocks_pass` on one thread when the partition was
     stacked on the workers (a list of :class:`SessionBlock`; A1 packed, without the factors x,
     with the class totals when ``p.totals``), else :func:`._estep.session_chunk`."""
+    from .._device_infer import device
+
     items = piece if isinstance(piece, list) else list(piece)
-    if not (items and isinstance(items[0], SessionBlock)):  # (A1 (C, r, r): added to packed ones
-        return session_chunk(items, p)  # by SessionAccumulator.__add__)
+    if device() is not None or not (items and isinstance(items[0], SessionBlock)):
+        return session_chunk(items, p)  # (A1 (C, r, r): added to packed ones by __add__)
     F = items[0].F if len(items) == 1 else None
     acc = _blocks_pass(TrainingSet(items, None, None, None, F), p, threads=1)
     totals = None

@@ -92,7 +92,7 @@ class WorkerParameters:
 
 
 def _estep_on_worker(items, params: WorkerParameters, batch_size: int, name: str) -> IVectorStats:
-    return _estep_chunk(items, params.precomputed(), batch_size, name)
+    return _bag_chunk(items, params.precomputed(), batch_size, name)
 
 
 def accumulate_dask(data, means, T, sigma, batch_size: int, name: str = "X") -> IVectorStats:
