@@ -241,7 +241,11 @@ def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phas
     ``max_iterations`` with a ``convergence_threshold`` set warns
     :class:`sklearn.exceptions.ConvergenceWarning` (unless ``warn_not_converged`` is False).
     """
-    result = _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase, run_em_kwargs)
+    from ._backend._worker_heap import tuned_worker_heaps
+
+    with tuned_worker_heaps(X):  # dask workers reuse their freed memory during the iterations
+        result = _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase,
+                                run_em_kwargs)
     if warn_not_converged:
         warn_if_not_converged(result, run_em_kwargs.get("name", type(estimator).__name__),
                               run_em_kwargs.get("convergence_threshold"))

@@ -8,7 +8,8 @@ import numbers
 
 _CONFIG = {"progress": False, "block_rows": None, "device": "cpu", "array_library": None,
            "device_cache": None, "gselect_top_k": None, "gselect_min_posterior": 0.0,
-           "dask_cache": "auto", "dask_cache_fraction": 0.25, "spill_directory": None}
+           "dask_cache": "auto", "dask_cache_fraction": 0.25, "spill_directory": None,
+           "dask_worker_heap": True}
 
 #: Accepted values of ``dask_cache``.
 DASK_CACHE_MODES = ("auto", "memory", "disk", "off")
@@ -39,7 +40,8 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
                device: str | None = None, array_library: str | None = "keep",
                device_cache: bool | None | str = "keep", gselect_top_k: int | None | str = "keep",
                gselect_min_posterior: float | None = None, dask_cache: str | None = None,
-               dask_cache_fraction: float | None = None, spill_directory="keep") -> None:
+               dask_cache_fraction: float | None = None, spill_directory="keep",
+               dask_worker_heap: bool | None = None) -> None:
     """Change settings.
 
     progress : bool
@@ -84,12 +86,19 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
         subdirectory per worker); ``None``: the temporary directory of each worker
         (``tempfile.gettempdir()``).  Every worker must be able to read what the others wrote
         (one host, or a shared file system).
+    dask_worker_heap : bool
+        While a ``fit`` trains on dask.distributed workers started by dask's nanny (which sets
+        ``MALLOC_TRIM_THRESHOLD_``), keep their freed memory for reuse instead of returning it to
+        the system after every temporary array (default True; restored when ``fit`` ends, see
+        :mod:`emkit._backend._worker_heap`).
     """
     if dask_cache is not None and dask_cache not in DASK_CACHE_MODES:
         raise ValueError(f"dask_cache must be one of {DASK_CACHE_MODES}; got {dask_cache!r}")
     if dask_cache_fraction is not None and not (isinstance(dask_cache_fraction, (int, float))
                                                 and 0 < dask_cache_fraction <= 1):
         raise ValueError(f"dask_cache_fraction must be a number in (0, 1]; got {dask_cache_fraction!r}")
+    if dask_worker_heap is not None and not isinstance(dask_worker_heap, bool):
+        raise TypeError(f"dask_worker_heap must be True or False; got {dask_worker_heap!r}")
     if device_cache != "keep" and device_cache not in (None, True, False):
         raise ValueError(f"device_cache must be None, True or False; got {device_cache!r}")
     if array_library != "keep" and array_library not in ARRAY_LIBRARIES:
@@ -118,6 +127,8 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
         _CONFIG["dask_cache"] = dask_cache
     if dask_cache_fraction is not None:
         _CONFIG["dask_cache_fraction"] = float(dask_cache_fraction)
+    if dask_worker_heap is not None:
+        _CONFIG["dask_worker_heap"] = dask_worker_heap
     if spill_directory != "keep":
         _CONFIG["spill_directory"] = None if spill_directory is None else str(spill_directory)
 

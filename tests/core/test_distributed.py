@@ -165,3 +165,54 @@ def test_a_worker_killed_during_a_pass_over_a_kept_bag_does_not_change_the_resul
     for name in ("U", "D"):
         assert max_rel_diff(getattr(result["isv"], name), getattr(expected, name)) < 1e-10
     assert victim not in client.run(os.getpid).values()
+
+
+def _heap_raised(block):
+    from emkit._backend import _worker_heap
+
+    if not _worker_heap.raised:
+        raise RuntimeError("the worker's heap thresholds were not raised during the fit")
+    return block
+
+
+def _raised_on_workers(client) -> set:
+    from emkit._backend import _worker_heap
+
+    return set(client.run(lambda: _worker_heap.raised).values())
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="glibc heap tuning: Linux only")
+def test_worker_heaps_tuned_during_a_fit_and_restored_after(client):
+    import emkit
+    from emkit._backend._worker_heap import tuned_worker_heaps
+
+    # the nanny starts the workers with dask's MALLOC_TRIM_THRESHOLD_
+    assert all(client.run(lambda: "MALLOC_TRIM_THRESHOLD_" in os.environ).values())
+    X = da.from_array(_data(seed=3), chunks=(1000, 4))
+    with tuned_worker_heaps(X):
+        assert _raised_on_workers(client) == {True}
+        with tuned_worker_heaps(X):  # nested (JFA's phases, caching inside a fit): kept
+            pass
+        assert _raised_on_workers(client) == {True}
+    assert _raised_on_workers(client) == {False}
+    with tuned_worker_heaps(np.ones(3)), emkit.config_context(dask_worker_heap=False):
+        assert _raised_on_workers(client) == {False}
+    with emkit.config_context(dask_worker_heap=False), tuned_worker_heaps(X):
+        assert _raised_on_workers(client) == {False}
+    # every pass of a fit runs with the thresholds raised (recomputed input: each pass checks)
+    ref = _gmm().fit(_data(seed=3))
+    with emkit.config_context(dask_cache="off"):
+        got = _gmm().fit(X.map_blocks(_heap_raised, dtype=X.dtype))
+    assert max_rel_diff(got.means, ref.means) < 1e-10
+    assert _raised_on_workers(client) == {False}
+    with pytest.raises(TypeError, match="dask_worker_heap must be True or False"):
+        emkit.set_config(dask_worker_heap="yes")
+
+
+def test_heap_left_alone_without_the_nanny_setting(monkeypatch):
+    from emkit._backend import _worker_heap
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert _worker_heap.raise_thresholds() is False
+    assert _worker_heap.restore_thresholds() is False
+    assert _worker_heap.raised is False

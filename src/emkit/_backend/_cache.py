@@ -101,16 +101,19 @@ def computed_once(X):
     from .._config import get_config
     from . import is_bag, is_dask_collection
 
+    from ._worker_heap import tuned_worker_heaps
+
     mode = get_config()["dask_cache"]
-    if mode == "off" or not is_dask_collection(X):
-        yield X
-    elif is_bag(X):
-        with _cached_bag(X, mode) as bag:
-            yield bag
-    elif hasattr(X, "chunks") and hasattr(X, "nbytes"):
-        yield _cached_array(X, mode)
-    else:
-        yield X
+    with tuned_worker_heaps(X):  # the workers' freed memory reused until fit ends
+        if mode == "off" or not is_dask_collection(X):
+            yield X
+        elif is_bag(X):
+            with _cached_bag(X, mode) as bag:
+                yield bag
+        elif hasattr(X, "chunks") and hasattr(X, "nbytes"):
+            yield _cached_array(X, mode)
+        else:
+            yield X
 
 
 def cached_frames(X):
