@@ -48,8 +48,8 @@ class SessionBlock:
         return 4 * len(self.present) <= len(self.codes)
 
 
-def stack_block(pairs, shape, n_classes, name: str = "X") -> SessionBlock:
-    """A :class:`SessionBlock` of a list of (class index, GMMStats) pairs (a dask partition)."""
+def pair_codes(pairs, n_classes, name: str = "X") -> np.ndarray:
+    """The class indices of a list of (class index, GMMStats) pairs, checked."""
     for i, pair in enumerate(pairs):
         if not (isinstance(pair, tuple) and len(pair) == 2):
             raise TypeError(
@@ -58,6 +58,12 @@ def stack_block(pairs, shape, n_classes, name: str = "X") -> SessionBlock:
     codes = np.fromiter((pair[0] for pair in pairs), dtype=np.int64, count=len(pairs))
     if len(codes) and (codes.min() < 0 or codes.max() >= n_classes):
         raise ValueError(f"class index {codes.max()} out of range for {n_classes} classes")
+    return codes
+
+
+def stack_block(pairs, shape, n_classes, name: str = "X") -> SessionBlock:
+    """A :class:`SessionBlock` of a list of (class index, GMMStats) pairs (a dask partition)."""
+    codes = pair_codes(pairs, n_classes, name)
     batch = GMMStats.stack([pair[1] for pair in pairs], name=name, shape=shape)
     order = np.argsort(codes, kind="stable")
     return SessionBlock.of(codes[order], batch.take(order))
@@ -65,11 +71,16 @@ def stack_block(pairs, shape, n_classes, name: str = "X") -> SessionBlock:
 
 def blocks(piece, shape, n_classes, step: int):
     """The :class:`SessionBlock` of a piece of the training set: its items when they are blocks
-    already (in-memory training sets are stacked once), else blocks of at most ``step``
+    already (in-memory training sets are stacked once), the blocks of its items when they are
+    training sets (a partition stacked once on a worker), else blocks of at most ``step``
     (class index, GMMStats) pairs stacked now (a dask partition)."""
     items = piece if isinstance(piece, list) else list(piece)
     if items and isinstance(items[0], SessionBlock):
         yield from items
+        return
+    if items and isinstance(items[0], TrainingSet):
+        for training_set in items:
+            yield from training_set.rows
         return
     for start in range(0, len(items), step):
         yield stack_block(items[start : start + step], shape, n_classes)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._backend import bag_from_parts, is_delayed, n_threads, partition_lengths, prepared_on_workers
 from ..stats import as_stats_sequence
-from ._blocks import TrainingSet, blocks, in_memory, split
+from ._blocks import TrainingSet, in_memory, pair_codes, split
 from ._labels import check_lengths, encode_labels, label_list
 
 
@@ -134,7 +134,15 @@ def prepare_bag(X, y) -> TrainingSet:
 
 
 def _stack_partition(pairs, shape, n_classes, step):
-    return list(blocks(pairs, shape, n_classes, step))
+    """A partition kept on a worker, stacked once as an in-memory training set is (one ``F``
+    of which the blocks are views, the class totals summed along, buffers kept between passes):
+    a list holding that :class:`TrainingSet`."""
+    pairs = pairs if isinstance(pairs, list) else list(pairs)
+    if not pairs:
+        return []
+    codes = pair_codes(pairs, n_classes)
+    stats = [pair[1] for pair in pairs]
+    return [in_memory(stats, codes, np.arange(n_classes), shape, 1, step)]
 
 
 def _pair_and_stack(part, codes, shape, n_classes, step):
@@ -147,8 +155,8 @@ def _encode_and_stack(part, index, shape, n_classes, step):
 
 def stacked_on_workers(X, y, shape, step) -> TrainingSet:
     """The training set of a bag that ``fit`` keeps on the workers (:mod:`emkit._backend._cache`):
-    each partition paired with its class indices and stacked into :class:`SessionBlock` once,
-    there, by one task (as in-memory training sets are stacked once)."""
+    each partition paired with its class indices and stacked once, there, by one task, into a
+    :class:`TrainingSet` as in memory (:func:`_stack_partition`)."""
     shape = tuple(shape)
     if y is None:
         labels = X.map(_label_of).compute()

@@ -24,7 +24,7 @@ from .._checkpoint import resumable_em
 from .._fitted import fitted_value
 from .._kernels import factor_analysis as kfa
 from ..stats import as_stats_sequence
-from ._blocks import ClassTotals, SessionBlock, TrainingSet, add_totals, in_memory, split
+from ._blocks import ClassTotals, SessionBlock, TrainingSet, in_memory, split
 from ._constants import Constants
 from ._dask import (delayed_training_set, is_nested, prepare_bag, prepare_nested,
                     stacked_on_workers)
@@ -127,19 +127,23 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
 
 def partition_pass(piece, p: SessionParams) -> SessionAccumulator:
     """The E-step of a dask partition: :func:`_blocks_pass` on one thread when the partition was
-    stacked on the workers (a list of :class:`SessionBlock`; A1 packed, without the factors x,
-    with the class totals when ``p.totals``), else :func:`._estep.session_chunk`."""
+    stacked on the workers (a list of :class:`TrainingSet`, :func:`._dask.stacked_on_workers`;
+    A1 packed, without the factors x, with a copy of the class totals when ``p.totals``), else
+    :func:`._estep.session_chunk`."""
     from .._device_infer import device
 
     items = piece if isinstance(piece, list) else list(piece)
-    if device() is not None or not (items and isinstance(items[0], SessionBlock)):
+    if device() is not None or not (items and isinstance(items[0], TrainingSet)):
         return session_chunk(items, p)  # (A1 (C, r, r): added to packed ones by __add__)
-    F = items[0].F if len(items) == 1 else None
-    acc = _blocks_pass(TrainingSet(items, None, None, None, F), p, threads=1)
-    totals = None
-    for block in items if p.totals else ():
-        totals = add_totals(totals, block, p.n_classes)
-    return SessionAccumulator(acc.A1, acc.A2F, acc.G, totals)
+    total = None
+    for training_set in items:
+        acc = _blocks_pass(training_set, p, threads=1)
+        totals = training_set.totals if p.totals else None
+        if totals is not None:
+            totals = ClassTotals(totals.n.copy(), totals.F.copy(), totals.counts.copy())
+        acc = SessionAccumulator(acc.A1, acc.A2F, acc.G, totals)
+        total = acc if total is None else total + acc
+    return total
 
 
 def _blocks_pass(data: TrainingSet, p, threads: int | None = None) -> SessionAccumulator:
