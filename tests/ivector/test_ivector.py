@@ -320,3 +320,31 @@ def test_empty_dask_bag_is_reported():
     ubm, cfg, seed, _, _ = load_set("small")
     with dask.config.set(scheduler="sync"), pytest.raises(ValueError, match="X is empty"):
         IVectorMachine(ubm, random_state=seed, **cfg).fit(db.from_sequence([], npartitions=1))
+
+
+def test_partial_sums_received_from_workers_add_in_place_in_tree_order():
+    import copy
+
+    from emkit._backend import _sum_received, tree_sum
+
+    ubm, cfg, seed, train, _ = load_set("small")
+    machine = IVectorMachine(ubm, random_state=seed, **dict(cfg, max_iterations=1)).fit(train)
+    parts = [e_step(machine, train[i::5]) for i in range(5)]
+    expected = tree_sum(copy.deepcopy(parts))
+    received = copy.deepcopy(parts)
+    got = _sum_received(received)
+    assert got is received[0]  # accumulated into the first part, not into fresh arrays
+    for field in IVectorStats._FIELDS:
+        np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))
+    # a part whose arrays cannot be written is left alone: the sum goes to fresh arrays
+    frozen = copy.deepcopy(parts)
+    frozen[0].fnorm_sigma_wij.flags.writeable = False
+    kept = frozen[0].fnorm_sigma_wij.copy()
+    got = _sum_received(frozen)
+    assert got is not frozen[0]
+    np.testing.assert_array_equal(frozen[0].fnorm_sigma_wij, kept)
+    np.testing.assert_array_equal(got.fnorm_sigma_wij, expected.fnorm_sigma_wij)
+    # plain arrays (whose dtypes may differ) are added by tree_sum
+    arrays = [np.ones(3, dtype=np.int64), np.full(3, 0.5)]
+    np.testing.assert_array_equal(_sum_received(arrays), np.full(3, 1.5))
+    assert arrays[0].dtype == np.int64 and arrays[0][0] == 1
