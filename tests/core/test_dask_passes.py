@@ -130,3 +130,17 @@ def test_each_run_is_joined_on_the_worker_holding_most_of_it_one_run_per_thread(
     assert _placed.assign(runs, holders, ["a", "b"]) == ["b", "a"]
     assert _placed.assign(runs, holders, ["a", "a"]) == ["a", "a"]  # one worker, two threads
     assert _placed.assign(runs, [[]] * 6, ["a", "b"]) in (["a", "b"], ["b", "a"])  # unknown: any
+
+
+def test_each_thread_computes_its_own_run_in_order_then_takes_the_end_of_the_longest_other():
+    from collections import deque
+
+    queues = [deque(range(0, 4)), deque(range(4, 8)), deque(range(8, 10))]
+    handed = [_placed.next_partition(queues, 0) for _ in range(4)]
+    assert handed == [0, 1, 2, 3]  # its own run first, in order (no data to move at the join)
+    assert _placed.next_partition(queues, 2) == 8
+    # run 0 done: it takes the last partition of the longest run left (run 1), then the next
+    assert _placed.next_partition(queues, 0) == 7
+    assert _placed.next_partition(queues, 0) == 6
+    assert [_placed.next_partition(queues, 1) for _ in range(3)] == [4, 5, 9]
+    assert _placed.next_partition(queues, 1) is None and _placed.next_partition(queues, 0) is None

@@ -1,19 +1,25 @@
 """A bag's partitions computed once on a ``distributed`` cluster and joined into one run of
 consecutive partitions per worker thread (:func:`emkit._backend._cache.computed_once`).
 
-The partitions are computed wherever the scheduler puts them (a worker slowed down by other
-processes takes fewer: placing them by run left the faster worker idle), then each run is
-joined on a worker of its own thread, the one that holds most of it (a placement, not a
-requirement: another worker takes over when that one is gone), so that every pass runs one task
-per worker thread where its data are.  The runs and their order depend on the partitions and the thread count only, never on
-timing: the numbers do not change from one fit to the next.
+The bag is cut into one run of consecutive partitions per worker thread, and the client hands
+each thread the partitions of its own run, in order, two at a time; a thread whose run is done
+takes the last partitions of the longest other run (so a worker slowed down by other processes
+takes fewer, and the faster one is never left idle).  Each run is then joined on the worker that
+holds most of it (a placement, not a requirement: another worker takes over when that one is
+gone), so that only the partitions taken from another run move between workers (when the
+scheduler placed the partitions itself, about half of them moved: 2.6 s of transfers for the
+i-vector statistics of 1000 utterances at C=512, D=60), and every pass runs one task per worker
+thread where its data are.  The runs and their order depend on the partitions and the thread
+count only, never on timing: the numbers do not change from one fit to the next.
 """
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
-__all__ = ["worker_slots", "runs", "assign", "cache_on_workers"]
+__all__ = ["worker_slots", "runs", "assign", "next_partition", "cache_on_workers"]
 
 
 def worker_slots(client) -> list:
@@ -59,40 +65,59 @@ def assign(groups, holders, slots) -> list:
     return chosen
 
 
+def next_partition(queues, j):
+    """The partition to hand to run ``j``'s thread (``queues``: the partitions of each run not
+    handed out yet, in order; updated): the first of its own run, else the last of the longest
+    other run; None when none is left."""
+    if queues[j]:
+        return queues[j].popleft()
+    k = max(range(len(queues)), key=lambda k: len(queues[k]))
+    return queues[k].pop() if queues[k] else None
+
+
 def cache_on_workers(client, parts, probe, budget: float):
     """Compute the delayed partitions ``parts`` on the workers, joined into one partition per run.
 
     Returns ``(futures, lengths)``: the futures of the joined runs, in order, and the lengths of
     the input partitions of each run.  With ``probe`` (a function of a partition giving its
-    size in bytes), the first partition of every run is computed first (and the second, to keep
-    the workers busy meanwhile), and when the mean size of those done first times the number of
-    partitions exceeds ``budget`` nothing more is computed: then ``(None, parts)`` is returned,
-    the partitions computed as delayed futures (not recomputed).
+    size in bytes), the first two partitions of every run are computed first, and when the mean
+    size of those done first times the number of partitions exceeds ``budget`` nothing more is
+    computed: then ``(None, parts)`` is returned, the partitions computed as delayed futures
+    (not recomputed).
     """
     import dask
+    from distributed import as_completed, wait
 
     slots = worker_slots(client)
     groups = runs(len(parts), len(slots))
     futures = [None] * len(parts)
+    queues = [deque(range(g.start, g.stop)) for g in groups]
 
-    def compute(indices):  # where the scheduler likes (a worker slowed down takes fewer)
-        for i, future in zip(indices, client.compute([parts[i] for i in indices])):
-            futures[i] = future
+    def launch(j):  # the next partition for run j's thread, or None when all are handed out
+        i = next_partition(queues, j)
+        if i is None:
+            return None
+        (future,) = client.compute([parts[i]], workers=[slots[j]], allow_other_workers=True)
+        futures[i], thread_of[future.key] = future, j
+        return future
 
+    thread_of = {}
+    started = [launch(j) for j in range(len(groups))]
     if probe is not None:
-        from distributed import wait
-
-        compute([g.start for g in groups])
-        sizes = [client.submit(probe, futures[g.start], pure=False, priority=1) for g in groups]
-        # one more partition per run keeps the workers busy while the sizes come back (at most
-        # two partitions a run are computed before the decision)
-        compute([g.start + 1 for g in groups if g.stop - g.start > 1])
+        sizes = [client.submit(probe, f, pure=False, priority=1) for f in started]
+    started += [launch(j) for j in range(len(groups))]  # keeps the threads busy meanwhile
+    started = [f for f in started if f is not None]
+    if probe is not None:
         # decided on the first sizes known (the other runs' first partitions still computing)
         done, _ = wait(sizes, return_when="FIRST_COMPLETED")
         sizes = client.gather([f for f in sizes if f in done])
         if float(np.mean(sizes)) * len(parts) > budget:
             return None, [p if f is None else dask.delayed(f) for p, f in zip(parts, futures)]
-    compute([i for i in range(len(parts)) if futures[i] is None])
+    pending = as_completed(started)
+    for future in pending:  # each partition done: the next one for the same thread
+        following = launch(thread_of[future.key])
+        if following is not None:
+            pending.add(following)
     lengths = client.gather([client.submit(_length, f, pure=False) for f in futures])  # (all done)
     who_has = client.who_has(futures)
     places = assign(groups, [who_has.get(f.key, ()) for f in futures], slots)
