@@ -42,6 +42,7 @@ _LAZY = {
     "set_config": "._config",
     "get_config": "._config",
     "config_context": "._config",
+    "release_staging_buffers": "._backend._device",
     "CheckpointMismatchError": "._checkpoint",
 }
 

@@ -23,7 +23,9 @@ def host_device():
 @pytest.fixture
 def allocs(monkeypatch):
     """The shapes of the staging buffers allocated (the pool emptied first)."""
-    monkeypatch.setattr(_device, "_POOL", {})
+    import collections
+
+    monkeypatch.setattr(_device, "_POOL", collections.OrderedDict())
     seen = []
     real = _device._StagingOps.alloc
 
@@ -58,6 +60,29 @@ def test_staging_buffers_are_reused_between_calls(host_device, allocs):
     assert allocs == [(8, 3), (8, 3)]
     assert _device.STREAM_STATS["blocks"] - before.get("blocks", 0) == 3 * 3
     assert _device.STREAM_STATS["bytes"] - before.get("bytes", 0) == 3 * X.nbytes
+
+
+def test_the_pool_keeps_at_most_pool_bytes_and_releases_on_request(host_device, allocs,
+                                                                   monkeypatch):
+    import emkit
+
+    X = host_rows(n=40, d=4)
+    set_bytes = 2 * 8 * 4 * 8  # two (8, 4) float64 buffers
+    monkeypatch.setattr(_device, "POOL_BYTES", 2 * set_bytes)
+    for rows in (8, 8, 5, 10):  # three shapes: (8, 4) is used twice, (10, 4) last
+        list(_device.stream_blocks(X, host_device, rows))
+    # (8, 4) and (5, 4) fit; (10, 4) came back last and pushed out the least recently used set
+    assert list(_device._POOL) == [(host_device.library, host_device.name, (5, 4), "<f8"),
+                                   (host_device.library, host_device.name, (10, 4), "<f8")]
+    assert allocs == [(8, 4), (8, 4), (5, 4), (5, 4), (10, 4), (10, 4)]
+    # a set larger than the whole budget is still kept (the one just returned never goes)
+    monkeypatch.setattr(_device, "POOL_BYTES", 1)
+    list(_device.stream_blocks(X, host_device, 8))
+    assert [key[2] for key in _device._POOL] == [(8, 4)]
+    assert emkit.release_staging_buffers() == set_bytes
+    assert not _device._POOL
+    list(_device.stream_blocks(X, host_device, 8))  # allocated afresh after the release
+    assert allocs[-2:] == [(8, 4), (8, 4)]
 
 
 def test_concurrent_streams_get_their_own_buffers(host_device, allocs):

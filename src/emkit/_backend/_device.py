@@ -26,7 +26,8 @@ import numpy as np
 
 __all__ = ["Device", "DeviceUnavailableError", "detect_libraries", "resolve_device",
            "current_device", "to_device", "to_numpy", "stream_blocks", "synchronize",
-           "free_memory", "copy_once", "STREAM_STATS"]
+           "free_memory", "copy_once", "STREAM_STATS",
+           "release_staging_buffers", "POOL_BYTES"]
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -222,8 +223,37 @@ def copy_once(nbytes: int, dev: Device, setting=None) -> bool:
 #: not hidden behind the caller's compute).  For the benchmarks' transfer shares.
 STREAM_STATS: collections.Counter = collections.Counter()
 
-_POOL: dict = {}  # (library, device, shape, dtype) -> free _Staging sets, reused across calls
+#: Free staging buffers kept for the next call (pinned host memory is slow to allocate, and
+#: page-locked memory is taken from the whole system): at most this many bytes; beyond it, the
+#: sets used least recently are released.  :func:`release_staging_buffers` releases them all.
+POOL_BYTES = 1 << 30
+
+# (library, device, shape, dtype) -> free _Staging sets, reused across calls; least recently
+# returned first
+_POOL: collections.OrderedDict = collections.OrderedDict()
 _POOL_LOCK = threading.Lock()
+
+
+def release_staging_buffers() -> int:
+    """Release the pinned host buffers kept for streaming to a device; returns their bytes."""
+    with _POOL_LOCK:
+        freed = sum(staging.nbytes for sets in _POOL.values() for staging in sets)
+        _POOL.clear()
+    return freed
+
+
+def _give_back(key, staging) -> None:
+    """Return a staging set to the pool, then release the least recently used sets beyond
+    :data:`POOL_BYTES` (never the one just returned)."""
+    with _POOL_LOCK:
+        _POOL.setdefault(key, []).append(staging)
+        _POOL.move_to_end(key)
+        total = sum(s.nbytes for sets in _POOL.values() for s in sets)
+        for old in list(_POOL):
+            if total <= POOL_BYTES or old == key:
+                break
+            for s in _POOL.pop(old):
+                total -= s.nbytes
 
 
 def stream_blocks(X, dev: Device, block_rows: int, dtype=np.float64) -> Iterator:
@@ -235,7 +265,7 @@ def stream_blocks(X, dev: Device, block_rows: int, dtype=np.float64) -> Iterator
     (PyTorch: ``non_blocking`` copies on a ``torch.cuda.Stream``; CuPy: a non-blocking stream),
     the compute stream waiting on each copy's event only; the buffers and the stream are kept
     for the next call with the same block shape (pinning memory is slow), one set per
-    concurrent caller.  PyTorch tensors on the CPU (the tests' stand-in for a GPU) run the same
+    concurrent caller, up to :data:`POOL_BYTES` in all.  PyTorch tensors on the CPU (the tests' stand-in for a GPU) run the same
     code with plain buffers and synchronous copies (each block a copy of its own).  The numpy
     CPU device yields numpy blocks of ``dtype``.
     """
@@ -250,13 +280,14 @@ def stream_blocks(X, dev: Device, block_rows: int, dtype=np.float64) -> Iterator
     shape = (min(block_rows, n),) + tuple(X.shape[1:])
     key = (dev.library, dev.name, shape, np.dtype(dtype).str)
     with _POOL_LOCK:
-        free = _POOL.setdefault(key, [])
-        staging = free.pop() if free else _Staging(ops, shape, dtype)
+        free = _POOL.get(key)
+        staging = free.pop() if free else None
+    if staging is None:
+        staging = _Staging(ops, shape, dtype)
     try:
         yield from _double_buffered(X, ops, staging, shape[0])
     finally:
-        with _POOL_LOCK:
-            _POOL[key].append(staging)
+        _give_back(key, staging)
 
 
 class _Staging:
@@ -269,6 +300,7 @@ class _Staging:
         self.views = [p[1] for p in pairs]
         self.events = [None, None]
         self.stream = ops.new_stream()
+        self.nbytes = 2 * int(np.prod(shape)) * np.dtype(dtype).itemsize
 
 
 def _double_buffered(X, ops, staging, block_rows):
