@@ -325,7 +325,8 @@ def test_empty_dask_bag_is_reported():
 def test_partial_sums_received_from_workers_add_in_place_in_tree_order():
     import copy
 
-    from emkit._backend import _sum_received, tree_sum
+    from emkit._backend import tree_sum
+    from emkit._backend._kept import _sum_received
 
     ubm, cfg, seed, train, _ = load_set("small")
     machine = IVectorMachine(ubm, random_state=seed, **dict(cfg, max_iterations=1)).fit(train)

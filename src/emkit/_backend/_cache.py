@@ -9,7 +9,7 @@ reads the result:
   worker thread (consecutive partitions, order kept: fewer tasks and per-task accumulators in
   every pass); with a ``distributed`` client each run is computed on the worker that keeps it
   (:mod:`._placed`) and the passes submit one task per run on its future
-  (:func:`partition_futures`, :func:`emkit._backend._map_futures`);
+  (:func:`partition_futures`, :func:`emkit._backend._kept.map_futures`);
 * ``"disk"`` (Kaldi-style): each partition is written by the worker that computed it to an HDF5
   file under ``<spill_directory>/emkit-spill-<random>/<host>-<pid>/`` (names that cannot
   collide between fits, workers or retries), and every pass reads the files; the directory is
@@ -53,7 +53,7 @@ _PIECES: dict = {}
 #: names of the cached bags kept on the workers (the others are read from spill files)
 _IN_MEMORY: set = set()
 #: bag kept on the workers of a ``distributed`` client -> the futures of its partitions, in order
-#: (the passes submit one task per partition on them: :func:`emkit._backend._map_futures`)
+#: (the passes submit one task per partition on them: :func:`emkit._backend._kept.map_futures`)
 _FUTURES = weakref.WeakKeyDictionary()
 
 
