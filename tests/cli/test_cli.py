@@ -352,3 +352,39 @@ def test_score_trials_refuses_unknown_models_and_probes(data):
         enroll_lists(load_machine(data / "ubm.h5"), {"spk9": ["gone"]}, features)
     with pytest.raises(ValueError, match="norm and cohort go together"):
         score_trials(models, trials, features, norm="z")
+
+
+def test_gselect_options_select_gaussians_in_train_enroll_and_score(data, tmp_path):
+    """--gselect K on train-isv, enroll and score: the numbers of the same steps run in
+    emkit.config_context(gselect_top_k=K); exact statistics without it."""
+    import emkit
+    from emkit import ISVMachine
+    from emkit.experiment import enroll_lists, load_machine, score_trials
+
+    d = data
+    train = (d / "train.scp", "--ubm", d / "ubm.h5", "--labels", d / "utt2spk", "--rank-u", 2,
+             "--iterations", 2, "--no-progress")
+    selection = ("--gselect", 2, "--min-posterior", 0.05)
+    run("train-isv", *train, *selection, "-o", tmp_path / "isv_sel.h5")
+    run("train-isv", *train, "-o", tmp_path / "isv.h5")
+    run("enroll", d / "train.scp", "-m", tmp_path / "isv_sel.h5", "-e", d / "spk2utt",
+        *selection, "-o", tmp_path / "m.h5")
+    run("score", *(d / p for p in PROBES), "--models", tmp_path / "m.h5", "-t", d / "trials",
+        *selection, "-o", tmp_path / "s.txt")
+    features, lists, trials = _library_inputs(d)
+    with emkit.config_context(gselect_top_k=2, gselect_min_posterior=0.05):
+        machine = load_machine(tmp_path / "isv_sel.h5")
+        expected = score_trials(enroll_lists(machine, lists, features), trials, features)
+    exact_scores = score_trials(enroll_lists(machine, lists, features), trials, features)
+    _, got = read_scores(tmp_path / "s.txt")
+    np.testing.assert_array_equal(got, expected)
+    selected, exact = ISVMachine.from_hdf5(tmp_path / "isv_sel.h5"), \
+        ISVMachine.from_hdf5(tmp_path / "isv.h5")
+    assert np.max(np.abs(selected.U - exact.U)) > 1e-6  # the selection changed the statistics
+    assert np.max(np.abs(exact_scores - expected)) > 1e-6
+    bad = run("train-isv", *train, "--gselect", 99, "-o", tmp_path / "nope.h5", ok=False)
+    one_line_error(bad, 2, "'--gselect': must be in [1, 8] (the UBM has 8 Gaussians); got 99")
+    bad = run("score", *(d / p for p in PROBES), "--models", tmp_path / "m.h5", "-t",
+              d / "trials", "--min-posterior", 0.1, "-o", tmp_path / "nope.txt", ok=False)
+    one_line_error(bad, 2, "--min-posterior needs --gselect")
+    no_leftovers(tmp_path, "nope.h5", "nope.txt")

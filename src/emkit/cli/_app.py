@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import logging
 import os
@@ -264,6 +265,40 @@ def progress_option(f):
     return click.option("--progress/--no-progress", default=None, callback=_resolve_progress,
                         help="Progress bars on stderr for steps that last more than a second "
                              "[default: on when stderr is a terminal].")(f)
+
+
+def gselect_options(f):
+    """``--gselect K`` and ``--min-posterior P``: the statistics computed from the UBM in the
+    command use Gaussian selection (``emkit.config_context(gselect_top_k=K, ...)``)."""
+
+    @functools.wraps(f)
+    def with_selection(*args, gselect=None, min_posterior=0.0, **kwargs):
+        if min_posterior and gselect is None:
+            raise click.UsageError("--min-posterior needs --gselect")
+        if gselect is None:
+            return f(*args, **kwargs)
+        from .._config import config_context
+
+        with config_context(gselect_top_k=gselect, gselect_min_posterior=min_posterior):
+            try:
+                return f(*args, **kwargs)
+            except ValueError as exc:  # K above the UBM's Gaussians: found when it is loaded
+                if str(exc).startswith("gselect_top_k "):
+                    raise click.BadParameter(str(exc)[len("gselect_top_k "):],
+                                             param_hint="'--gselect'") from None
+                raise
+
+    with_selection = click.option(
+        "--min-posterior", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0,
+        show_default=True,
+        help="With --gselect: posteriors below this are dropped and the rest renormalised "
+             "(Kaldi's --min-post).")(with_selection)
+    return click.option(
+        "--gselect", type=click.IntRange(min=1), default=None, metavar="K",
+        help="Gaussian selection in the statistics of the utterances: only the K best Gaussians "
+             "of each frame get posteriors (Kaldi's gselect; at most the UBM's Gaussians).  Use "
+             "the same selection to train, enrol and score.  Default: exact statistics.")(
+        with_selection)
 
 
 FEATURES_HELP = """

@@ -6,8 +6,8 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths, lazy_module,
-                   progress_option, seed_option)
+from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths,
+                   gselect_options, lazy_module, progress_option, seed_option)
 from ._models import _load_ubm, em_outcome, plural
 from ._train_options import (check_ivector_dims, check_train_options, cluster, frames_for,
                              kmeans_checkpoint, stats_for, train_options)
@@ -176,6 +176,7 @@ RANK_U = dict(type=click.IntRange(min=1), default=10, show_default=True,
 @click.option("--rank-u", **RANK_U)
 @click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
               help="EM iterations.")
+@gselect_options
 def train_isv(features, feature_list, ubm, labels, output, rank_u, iterations, relevance_factor,
               seed, progress, checkpoint, scheduler, workers):
     """Train an ISV (inter-session variability) machine.
@@ -197,6 +198,7 @@ def train_isv(features, feature_list, ubm, labels, output, rank_u, iterations, r
                    "does not help).")
 @click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
               help="EM iterations of each of the V, U and D phases.")
+@gselect_options
 def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, iterations,
               relevance_factor, seed, progress, checkpoint, scheduler, workers):
     """Train a JFA (joint factor analysis) machine.
@@ -234,6 +236,7 @@ def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, itera
 @seed_option
 @progress_option
 @train_options
+@gselect_options
 def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, plda, lda_dim,
                   plda_dim, seed, progress, checkpoint, scheduler, workers):
     """Train an i-vector extractor and its back-end.

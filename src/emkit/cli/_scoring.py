@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from ._app import InputFile, check_outputs, cli, feature_arguments, feature_paths, progress_option
+from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths,
+                   gselect_options, progress_option)
 from ._commands import POSITIVE, _explicit, _features, _ubm_dim, ex, fe, output_option
 from ._models import _load_machine, _load_models, article, plural
 from ._norm import check_cohort_size, check_norm_options, norm_options, read_cohort
@@ -25,6 +26,7 @@ from ._norm import check_cohort_size, check_norm_options, norm_options, read_coh
 @click.option("--backend", type=click.Choice(["cosine", "plda"]), default="cosine",
               show_default=True, help="i-vector systems only: cosine scoring (after WCCN) or PLDA.")
 @progress_option
+@gselect_options
 def enroll(features, feature_list, machine, enroll_list, output, relevance_factor, backend,
            progress):
     """Enrol one model per line of the enrolment list from the utterances of FEATURES.
@@ -73,6 +75,7 @@ def enroll(features, feature_list, machine, enroll_list, output, relevance_facto
 @output_option("The scores to write: 'model-id probe-id score [label]' lines, in trial order.")
 @norm_options
 @progress_option
+@gselect_options
 def score(features, feature_list, models, trials, output, norm, cohort, top_n, progress):
     """Score a trial list against enrolled models.
 
