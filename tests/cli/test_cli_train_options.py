@@ -94,6 +94,8 @@ def test_ivector_lda_and_plda_dimensions(data, tmp_path):  # noqa: F811
     assert "whitening, LDA (3), WCCN, PLDA (rank 2)" in out.stdout
     system = IVectorBackend.from_hdf5(tmp_path / "iv.h5")
     assert system.lda.weights.shape == (5, 3) and system.plda is not None
+    # --plda-dim sets the rank of F: a simplified PLDA (two-covariance has no rank to set)
+    assert system.plda.model == "simplified" and system.plda.F_.shape == (3, 2)
     # the LDA is the one fitted on the length-normalised whitened i-vectors of the training set
     from emkit.experiment import compute_stats
     from emkit.features import read_feature_sources, read_id_map

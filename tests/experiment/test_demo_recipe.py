@@ -60,3 +60,24 @@ def test_export_option_writes_the_example_recipe_and_its_data(tmp_path):
 def test_recipe_refuses_a_config_it_cannot_express():
     with pytest.raises(ValueError, match="plda_model"):
         recipe_text(DemoConfig(plda_model="simple"))
+
+
+def test_ivector_lda_and_plda_dims_of_a_recipe_train_that_system_only(tmp_path):
+    from emkit.experiment import load_machine
+    from emkit.recipe import run_recipe
+
+    export_demo(tmp_path, SMALL, seed=3)
+    recipe = tmp_path / "recipe.toml"
+    first, _ = run_recipe(recipe)
+    path = tmp_path / "work" / "systems" / "ivector-plda" / "machine.h5"
+    assert load_machine(path).lda is None
+    text = recipe.read_text()
+    head, tail = text.split("[systems.ivector-plda]\n")
+    recipe.write_text(head + "[systems.ivector-plda]\nlda_dim = 5\nplda_dim = 3\n" + tail)
+    again, _ = run_recipe(recipe)
+    ran = [r.name for r in again if r.status == "run"]
+    assert ran[0] == "train:ivector-plda" and all("ivector-plda" in n or n == "evaluate"
+                                                  for n in ran)
+    system = load_machine(path)
+    assert system.lda.weights.shape == (6, 5)  # SMALL: dim 6
+    assert system.plda.model == "simplified" and system.plda.F_.shape == (5, 3)

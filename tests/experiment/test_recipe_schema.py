@@ -57,7 +57,8 @@ def test_valid_recipe_with_defaults(project):
                         "kmeans_iterations": 20, "gselect": None, "min_posterior": 0.0}
     assert r["systems"]["isv"] == {"kind": "isv", "data": "train", "relevance_factor": 4.0,
                                    "rank_u": 2, "iterations": 10}
-    assert r["systems"]["ivec"]["backend"] == "cosine"
+    assert r["systems"]["ivec"] == {"kind": "ivector", "data": "train", "relevance_factor": 4.0,
+                                    "dim": 5, "iterations": 10, "backend": "cosine"}  # no dims
     assert r["conditions"]["eval"]["trials"] == str(project / "trials")
     assert r["norm"] == {"method": "zt", "cohort": "train", "top_n": 200, "ddof": 1}
     assert r["calibration"] == {"train": "eval", "prior": 0.5}
@@ -117,6 +118,15 @@ def test_relative_recipe_path_gives_absolute_paths(project, monkeypatch):
      "needs ubm.gselect"),
     ('[data.train]\nfeatures = ["train.npz"]\nutt2spk = "utt2spk"\n[data.test]\n'
      'features = ["test.npz"]', 'data = "x"', "data", "must be a table; got str"),
+    ("dim = 5", "dim = 5\nlda_dim = 6", "systems.ivec.lda_dim", "must be at most dim (5); got 6"),
+    ("dim = 5", "dim = 5\nlda_dim = 0", "systems.ivec.lda_dim", "must be > 0; got 0"),
+    ("dim = 5", 'dim = 5\ndata = "test"\nlda_dim = 2', "systems.ivec.lda_dim",
+     "needs speaker labels"),
+    ("dim = 5", "dim = 5\nplda_dim = 2", "systems.ivec.plda_dim",
+     "applies to backend = 'plda' only; got backend = 'cosine'"),
+    ('dim = 5\nbackend = "cosine"', 'dim = 5\nbackend = "plda"\nlda_dim = 3\nplda_dim = 4',
+     "systems.ivec.plda_dim", "must be at most lda_dim (3), the PLDA's input dimension; got 4"),
+    ("rank_u = 2", "rank_u = 2\nlda_dim = 2", "systems.isv.lda_dim", "unknown key"),
 ])
 def test_validation_errors_name_file_and_key(project, old, new, key, fragment):
     path = project / "recipe.toml"
@@ -159,3 +169,11 @@ def test_bad_toml_and_cli_exit_codes(project):
     one_line_error(CliRunner().invoke(cli, ["run", str(project / "nothere.toml")]), 2,
                    "does not exist")
     assert not (project / "work").exists()
+
+
+def test_ivector_lda_and_plda_dims_are_kept_when_set(project):
+    path = project / "recipe.toml"
+    path.write_text(BASE.replace('dim = 5\nbackend = "cosine"',
+                                 'dim = 5\nbackend = "plda"\nlda_dim = 3\nplda_dim = 2'))
+    s = load_recipe(path)["systems"]["ivec"]
+    assert (s["lda_dim"], s["plda_dim"], s["backend"]) == (3, 2, "plda")

@@ -232,7 +232,8 @@ def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, itera
                    "speakers - 1) [default: no LDA].")
 @click.option("--plda-dim", type=click.IntRange(min=1), default=None,
               help="Rank of the PLDA speaker subspace F (at most the PLDA's input dimension: "
-                   "--lda-dim, else --dim) [default: full rank].")
+                   "--lda-dim, else --dim): a simplified PLDA (x = mu + F h + e, e of full "
+                   "covariance) [default: two-covariance PLDA, full rank].")
 @seed_option
 @progress_option
 @train_options
@@ -273,7 +274,7 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
                                      random_state=seed, checkpoint=checkpoint).fit(
                                          stats_for(client, stats))
         try:
-            system = ex.IVectorBackend(machine, plda_dim_f=plda_dim, lda_dim=lda_dim).fit(
+            system = ex.IVectorBackend.with_dims(machine, lda_dim=lda_dim, plda_dim=plda_dim).fit(
                 stats, y, plda=plda and y is not None)
         except ImportError as exc:
             raise ex.SystemUnavailable(f"a back-end module is not available ({exc})") from None

@@ -34,6 +34,14 @@ class IVectorBackend:
     lda_dim: int | None = None
     lda: object = None
 
+    @classmethod
+    def with_dims(cls, ivector, *, lda_dim=None, plda_dim=None) -> "IVectorBackend":
+        """The back-end of ``train-ivector`` and of recipes: a two-covariance PLDA, or with
+        ``plda_dim`` a simplified PLDA whose speaker subspace F has that rank (the two-covariance
+        model has a full-rank between-class covariance: no rank to set)."""
+        model = "two-covariance" if plda_dim is None else "simplified"
+        return cls(ivector, plda_model=model, plda_dim_f=plda_dim, lda_dim=lda_dim)
+
     @property
     def ubm(self):
         return self.ivector.ubm

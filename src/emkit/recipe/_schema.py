@@ -8,7 +8,8 @@ Layout (see ``examples/espeak_recipe/recipe.toml``)::
     [features]         options of emkit.audio.FeatureConfig / KaldiOptions (audio sets only)
     [ubm]              data = SET, gaussians, iterations, kmeans_iterations, gselect and
                        min_posterior (Gaussian selection in the statistics of the systems)
-    [systems.NAME]     kind = "gmm-map" | "isv" | "jfa" | "ivector", and its options
+    [systems.NAME]     kind = "gmm-map" | "isv" | "jfa" | "ivector", and its options (ivector:
+                       dim, iterations, backend, lda_dim and plda_dim, as train-ivector's)
     [conditions.NAME]  data = SET, enroll = FILE (spk2utt), trials = FILE (with labels)
     [norm]             method = "z" | "t" | "zt" | "s" | "as", cohort = SET, top_n, ddof
     [calibration]      train = CONDITION, prior
@@ -52,8 +53,12 @@ SYSTEM_KINDS = {
     "gmm-map": {},
     "isv": {"rank_u": (INT, 10), "iterations": (INT, 10)},
     "jfa": {"rank_u": (INT, 10), "rank_v": (INT, 10), "iterations": (INT, 10)},
-    "ivector": {"dim": (INT, 100), "iterations": (INT, 10), "backend": (STR, "plda")},
+    "ivector": {"dim": (INT, 100), "iterations": (INT, 10), "backend": (STR, "plda"),
+                "lda_dim": (INT, None), "plda_dim": (INT, None)},
 }
+#: optional keys left out of a system's parameters when not set (so that the stamps of recipes
+#: written before they existed stay valid)
+OPTIONAL_SYSTEM_KEYS = ("lda_dim", "plda_dim")
 SECTIONS = {
     "ubm": {"data": (STR, ...), "gaussians": (INT, 64), "iterations": (INT, 25),
             "kmeans_iterations": (INT, 20), "gselect": (INT, None), "min_posterior": (FLOAT, 0.0)},
@@ -113,6 +118,26 @@ class _Checker:
         if value not in known:
             self.fail(key, f"names {what} {value!r}, which is not defined (defined: "
                            f"{', '.join(sorted(known)) or 'none'})")
+
+
+def _ivector_dims(chk: _Checker, key: str, s: dict, labelled: bool) -> None:
+    """An i-vector system's lda_dim (at most dim, needs speaker labels) and plda_dim (at most
+    the PLDA's input dimension, with the PLDA back-end only)."""
+    if s["lda_dim"] is not None:
+        if not labelled:
+            chk.fail(f"{key}.lda_dim", "needs speaker labels (LDA is trained on the speakers): "
+                                       f"data set {s['data']!r} has no utt2spk")
+        if s["lda_dim"] > s["dim"]:
+            chk.fail(f"{key}.lda_dim", f"must be at most dim ({s['dim']}); got {s['lda_dim']!r}")
+    if s["plda_dim"] is not None:
+        if s["backend"] != "plda":
+            chk.fail(f"{key}.plda_dim", f"applies to backend = 'plda' only; got backend = "
+                                        f"{s['backend']!r}")
+        limit, name = ((s["lda_dim"], "lda_dim") if s["lda_dim"] is not None
+                       else (s["dim"], "dim"))
+        if s["plda_dim"] > limit:
+            chk.fail(f"{key}.plda_dim", f"must be at most {name} ({limit}), the PLDA's input "
+                                        f"dimension; got {s['plda_dim']!r}")
 
 
 def _features(chk: _Checker, table: dict):
@@ -206,7 +231,10 @@ def validate(doc: dict, path) -> dict:
         if needs_labels and r["data"][s["data"]]["utt2spk"] is None:
             chk.fail(f"{key}.data", f"{kind} training needs speaker labels: data set "
                                     f"{s['data']!r} has no utt2spk")
-        r["systems"][name] = s
+        if kind == "ivector":
+            _ivector_dims(chk, key, s, r["data"][s["data"]]["utt2spk"] is not None)
+        r["systems"][name] = {k: v for k, v in s.items()
+                              if not (k in OPTIONAL_SYSTEM_KEYS and v is None)}
     if not r["systems"]:
         chk.fail("systems", "no system defined")
     r["conditions"] = {}

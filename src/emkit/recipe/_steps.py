@@ -182,7 +182,9 @@ def _train(ctx, system, s, output):
     if s["kind"] == "ivector":
         machine = IVectorMachine(ubm, dim_t=s["dim"], max_iterations=s["iterations"],
                                  random_state=seed).fit(stats)
-        machine = ex.IVectorBackend(machine).fit(stats, y, plda=s["backend"] == "plda")
+        machine = ex.IVectorBackend.with_dims(machine, lda_dim=s.get("lda_dim"),
+                                              plda_dim=s.get("plda_dim")).fit(
+            stats, y, plda=s["backend"] == "plda")
     else:
         cls = factor_analysis.ISVMachine if s["kind"] == "isv" else factor_analysis.JFAMachine
         extra = {"r_V": s["rank_v"]} if s["kind"] == "jfa" else {}
