@@ -13,23 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from emkit._gmm_estep import total_stats
-from emkit._gmm_mstep import EPSILON, ml_gmm_m_step
-from emkit._gmm_mstep_xp import ml_m_step
+from emkit._gmm_mstep import EPSILON, ml_m_step
 from emkit._kernels import _xp, gmm_xp, kmeans_xp
 from emkit._kernels import gmm as kg
 from emkit._kernels import kmeans as kk
 from emkit._kmeans_stats import KMeansStats, kmeans_chunk_stats
 from emkit._backend import map_reduce
-
-
-class _Machine:
-    """What the ML M-step reads and writes of a GMMMachine."""
-
-    def __init__(self, means):
-        self.means, self.new = means, None
-
-    def _update_parameters(self, new):
-        self.new = new
 
 
 def mixture_data(N, D, C, seed=0, scale=3.0):
@@ -44,9 +33,13 @@ def mixture_data(N, D, C, seed=0, scale=3.0):
 
 
 def _m_step(stats, means):
-    m = _Machine(means)
-    ml_gmm_m_step(m, stats, update_means=True, update_variances=True, update_weights=True)
-    return m.new["means"], m.new["variances"], m.new["weights"]
+    """The numpy path's ML M-step (of ``GMMMachine.fit``: variance floor 0 here, as on the
+    device below)."""
+    shift, px, pxx = stats.centred_moments(second_order=True)
+    new = ml_m_step({"means": means, "thresholds": np.asarray(0.0)}, np.asarray(stats.n),
+                    stats.t, shift, px, pxx, np, update_means=True, update_variances=True,
+                    update_weights=True, threshold=EPSILON)
+    return new["means"], new["variances"], new["weights"]
 
 
 def gmm_cpu(X, params, dtype="float64"):
@@ -72,7 +65,7 @@ def _device_params(params, like, xp):
 def gmm_blocks_iteration(blocks, like, params, dtype, n_frames):
     """One ML iteration from row blocks of the device, as ``GMMMachine.fit`` on a device
     (``emkit._device_fit.DeviceGMM``): parameters resident there, E-step constants, statistics
-    and the float64 M-step (:mod:`emkit._gmm_mstep_xp`) there, the log-likelihood read back."""
+    and the float64 M-step (:mod:`emkit._gmm_mstep`) there, the log-likelihood read back."""
     xp = _xp.namespace(like)
     p = _device_params(params, like, xp)
     shift, coef = gmm_xp.coefficients(p["means"], p["variances"], xp.log(p["weights"]),

@@ -11,7 +11,7 @@ arrays) stays there.
 Each iteration of ``fit`` runs on the device with the parameters resident there
 (:class:`DeviceGMM`, :class:`DeviceKMeans`): the E-step constants, the namespace-generic kernels
 (:mod:`emkit._kernels.gmm_xp`, :mod:`emkit._kernels.kmeans_xp`) over the blocks with the
-accumulators on the device, and the M-step (:mod:`emkit._gmm_mstep_xp`; k-means: the cluster
+accumulators on the device, and the M-step (:mod:`emkit._gmm_mstep`; k-means: the cluster
 means and the re-seeding of empty clusters); two numbers come back per iteration (for the
 convergence test and the log), the parameters as numpy float64 at the end of ``fit`` and before
 each checkpoint, equal to the numpy path's within rounding.  :func:`gmm_statistics` and
@@ -205,7 +205,7 @@ class DeviceGMM:
     The machine's weights, means, variances (and variance floor, and the UBM's parameters for
     MAP) go to the device once, at the first E-step; each iteration then computes the E-step
     constants (:func:`emkit._kernels.gmm_xp.coefficients`), the statistics and the M-step
-    (:mod:`emkit._gmm_mstep_xp`) there, and reads back only the log-likelihood (one 2-value
+    (:mod:`emkit._gmm_mstep`) there, and reads back only the log-likelihood (one 2-value
     copy: the convergence test needs it).  :meth:`sync` writes the parameters back to the
     machine as numpy float64: at the end of ``fit`` and before each checkpoint.
     """
@@ -213,7 +213,7 @@ class DeviceGMM:
     def __init__(self, machine, X, dev):
         self.machine, self.X, self.dev = machine, X, dev
         self.frames = None
-        self.params = None  # dict of device arrays, see _gmm_mstep_xp
+        self.params = None  # dict of device arrays, see _gmm_mstep
         self.dirty = False  # the device parameters are newer than the machine's
 
     def _upload(self):
@@ -243,7 +243,7 @@ class DeviceGMM:
 
     def m_step(self, stats) -> float:
         """The machine's M-step on the device; returns the average log-likelihood."""
-        from ._gmm_mstep_xp import map_m_step, ml_m_step
+        from ._gmm_mstep import map_m_step, ml_m_step
 
         shift, acc, ll = stats
         xp, m = self.dev.xp, self.machine

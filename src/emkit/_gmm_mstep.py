@@ -1,4 +1,4 @@
-"""The GMM M-steps (ML and MAP), computed from moments about a shift.
+"""The GMM M-steps (ML and MAP), computed from moments about a shift, on the Python array API.
 
 The reference forms ``E[x^2] - E[x]^2`` from raw sums, which loses every digit of a unit variance
 once the data sit about 1e8 from the origin.  :class:`~emkit.GMMStats` from the E-step carry the
@@ -6,32 +6,44 @@ moments about the mean of the machine's means (``centred_moments``); the updates
 reference's formulas rewritten, exactly in real arithmetic, in terms of those moments, so they
 give the reference's numbers at ordinary scales and keep their precision far from the origin.
 Statistics without a shift (e.g. read from a file) use shift 0, i.e. the reference's formulas.
+
+:func:`ml_m_step` and :func:`map_m_step` hold the formulas once, for arrays of any namespace
+``xp`` (numpy, PyTorch, CuPy, ``array-api-strict``): a device ``fit`` keeps its parameters on the
+device between iterations (:class:`emkit._device_fit.DeviceGMM`).  They have no data-dependent
+branch (a term that is zero except for floored occupancies is added always: adding 0.0 changes
+no value), so nothing is read back to the host.  ``params`` is a dict of float64 arrays
+``weights`` (C,), ``means`` (C, D), ``variances`` (C, D) and ``thresholds`` (the variance floor:
+a 0-d, (D,) or (C, D) array); they return a new dict (unchanged entries shared).
+:func:`ml_gmm_m_step` and :func:`map_gmm_m_step` are the reference's functions on a machine.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._kernels._xp import asarray_like
+
 EPSILON = np.finfo(float).eps
 
 
-def ml_gmm_m_step(machine, statistics, update_means=True, update_variances=False, update_weights=False,
-                  mean_var_update_threshold=EPSILON):
-    """Maximum-likelihood M-step (in place).  Update order: weights, means, variances.
+def _floored(params, variances, xp):
+    return xp.maximum(params["thresholds"], variances)  # the ``variances`` setter's floor
 
-    ``n_c`` is floored at ``mean_var_update_threshold``; weights are ``n_c / T`` (not renormalised);
-    the variance is ``sum_pxx / n_c - mu_c**2`` with the machine's current means (the new ones when
-    means are updated), evaluated from moments about a shift (see the module docstring).
+
+def ml_m_step(params, n, t, shift, px, pxx, xp, *, update_means=True, update_variances=False,
+              update_weights=False, threshold):
+    """Maximum-likelihood M-step: ``n`` (C,), ``px``/``pxx`` (C, D) moments about ``shift`` (D,)
+    (``pxx`` None without variances), ``t`` the number of frames.
+
+    ``n_c`` is floored at ``threshold``; weights are ``n_c / T`` (not renormalised); the variance
+    is ``sum_pxx / n_c - mu_c**2`` with the current means (the new ones when means are updated).
     """
-    new = {}
-    n = np.asarray(statistics.n, dtype=np.float64)
-    n_f = np.clip(n, mean_var_update_threshold, None)
+    new = dict(params)
+    n_f = xp.maximum(n, asarray_like(threshold, n, xp, dtype=n.dtype))
     if update_weights:
-        new["weights"] = n_f / statistics.t
+        new["weights"] = n_f / t
     if not (update_means or update_variances):
-        machine._update_parameters(new)
-        return
-    shift, px, pxx = statistics.centred_moments(second_order=update_variances)
+        return new
     n_col, n_f_col = n[:, None], n_f[:, None]
     deficit = (1.0 - n / n_f)[:, None]  # 0 except where the occupancy was floored
     if update_means:
@@ -41,72 +53,118 @@ def ml_gmm_m_step(machine, statistics, update_means=True, update_variances=False
         if update_means:
             # sum_pxx/n_f - mu^2 = sum r (x - mu)^2 / n_f + mu^2 (1 - n/n_f), mu = sum_px / n_f
             var = (pxx - 2.0 * e * px + n_col * e * e) / n_f_col
-            if np.any(deficit):
-                var = var + (shift + e) ** 2 * deficit
+            var = var + (shift + e) ** 2 * deficit
         else:
             # sum_pxx/n_f - m^2 = Q2/n_f + 2 m Q1/n_f - m^2 (1 - n/n_f), Q_k = sum r (x - m)^k
-            m = np.asarray(machine.means, dtype=np.float64)
+            m = params["means"]
             d = m - shift
             q1 = px - n_col * d
             q2 = pxx - 2.0 * d * px + n_col * d * d
             var = q2 / n_f_col + 2.0 * m * q1 / n_f_col - m * m * deficit
-        new["variances"] = var
-    machine._update_parameters(new)
+        new["variances"] = _floored(params, var, xp)
+    return new
 
 
-def map_gmm_m_step(machine, statistics, update_means=True, update_variances=False, update_weights=False,
-                   reynolds_adaptation=True, relevance_factor=4, alpha=0.5,
-                   mean_var_update_threshold=EPSILON):
-    """MAP M-step (Reynolds et al. 2000) against ``machine.ubm`` (in place).
+def map_m_step(params, ubm, n, t, shift, px, pxx, xp, *, update_means=True,
+               update_variances=False, update_weights=False, relevance_factor=4, alpha=0.5,
+               threshold):
+    """MAP M-step (Reynolds et al. 2000) against ``ubm`` (a dict like ``params``).
 
-    ``alpha_c = n_c / (n_c + relevance_factor)`` with Reynolds adaptation, else the given
-    ``alpha``.  Weights are renormalised.  The variance update follows Reynolds eq. 13:
-    ``alpha E_c[x^2] + (1 - alpha)(var_ubm + mu_ubm^2) - mu^2`` (the reference added ``mu_ubm``
-    instead of its square), evaluated from moments about a shift.  Gaussians with
-    ``n_c < mean_var_update_threshold`` keep the prior.
+    ``alpha_c = n_c / (n_c + relevance_factor)``; with ``relevance_factor`` None, the fixed
+    ``alpha`` (a float or a (C,) array of ``xp``).  Weights are renormalised.  The variance
+    update follows Reynolds eq. 13: ``alpha E_c[x^2] + (1 - alpha)(var_ubm + mu_ubm^2) - mu^2``
+    (the reference added ``mu_ubm`` instead of its square).  Gaussians with ``n_c < threshold``
+    keep the prior.
     """
-    ubm = machine.ubm
-    if ubm is None:
-        raise ValueError("A machine used for MAP must have a UBM.")
-    new = {}
-    n = np.asarray(statistics.n, dtype=np.float64)
-    if reynolds_adaptation:
+    new = dict(params)
+    if relevance_factor is not None:
         alpha = n / (n + relevance_factor)
-    elif not hasattr(alpha, "ndim"):
-        alpha = np.full((machine.n_gaussians,), alpha)
-    alpha = np.asarray(alpha, dtype=np.float64)
-    weak = n < mean_var_update_threshold
+    elif isinstance(alpha, (int, float)):
+        alpha = xp.full_like(n, float(alpha))
+    weak = n < threshold
     if update_weights:
-        weights = alpha * (n / statistics.t) + (1 - alpha) * ubm.weights
-        new["weights"] = weights / weights.sum()
+        weights = alpha * (n / t) + (1 - alpha) * ubm["weights"]
+        new["weights"] = weights / xp.sum(weights)
     if not (update_means or update_variances):
-        machine._update_parameters(new)
-        return
-    shift, px, pxx = statistics.centred_moments(second_order=update_variances)
-    ubm_means = np.asarray(ubm.means, dtype=np.float64)
+        return new
+    ubm_means = ubm["means"]
     a = alpha[:, None]
     if update_means:
-        n_safe = np.where(weak, mean_var_update_threshold, n)[:, None]
+        n_safe = xp.where(weak, asarray_like(threshold, n, xp, dtype=n.dtype), n)[:, None]
         adapted = a * (shift + px / n_safe) + (1 - a) * ubm_means
-        new["means"] = np.where(weak[:, None], ubm_means, adapted)
+        new["means"] = xp.where(weak[:, None], ubm_means, adapted)
     if update_variances:
-        ubm_vars = np.asarray(ubm.variances, dtype=np.float64)
-        n1 = np.where(weak, 1.0, n)[:, None]
+        ubm_vars = ubm["variances"]
+        n1 = xp.where(weak, xp.ones_like(n), n)[:, None]
         data_var = pxx / n1 - (px / n1) ** 2  # E_c[x^2] - xbar^2, from the shifted moments
         if update_means:
             # with mu = alpha xbar + (1 - alpha) mu_ubm the squares combine into one term
             dx = (shift - ubm_means) + px / n1  # xbar - mu_ubm
             adapted = a * data_var + (1 - a) * ubm_vars + a * (1 - a) * dx * dx
-            var = np.where(weak[:, None], ubm_vars, adapted)
+            var = xp.where(weak[:, None], ubm_vars, adapted)
         else:
-            m = np.asarray(machine.means, dtype=np.float64)
+            m = params["means"]
             xm = (shift - m) + px / n1  # xbar - m
             um = ubm_means - m
             prior = ubm_vars + um * (um + 2.0 * m)  # var_ubm + mu_ubm^2 - m^2
             adapted = a * (data_var + xm * (xm + 2.0 * m)) + (1 - a) * prior
-            var = np.where(weak[:, None], prior, adapted)
-        new["variances"] = var
-    machine._update_parameters(new)
+            var = xp.where(weak[:, None], prior, adapted)
+        new["variances"] = _floored(params, var, xp)
+    return new
+
+
+# -- the reference's functions, on a machine and its statistics (numpy) ---------------------------
+def _machine_params(machine) -> dict:
+    return {"weights": np.asarray(machine.weights, dtype=np.float64),
+            "means": np.asarray(machine.means, dtype=np.float64),
+            "variances": np.asarray(machine.variances, dtype=np.float64),
+            "thresholds": np.asarray(machine.variance_thresholds, dtype=np.float64)}
+
+
+def _moments(statistics, update_means, update_variances):
+    if not (update_means or update_variances):
+        return None, None, None
+    return statistics.centred_moments(second_order=update_variances)
+
+
+def _store(machine, new, update_means, update_variances, update_weights) -> None:
+    updated = [name for name, flag in (("weights", update_weights), ("means", update_means),
+                                       ("variances", update_variances)) if flag]
+    machine._update_parameters({name: new[name] for name in updated})
+
+
+def ml_gmm_m_step(machine, statistics, update_means=True, update_variances=False, update_weights=False,
+                  mean_var_update_threshold=EPSILON):
+    """Maximum-likelihood M-step (in place): :func:`ml_m_step` on the machine's parameters.
+    Update order: weights, means, variances."""
+    n = np.asarray(statistics.n, dtype=np.float64)
+    shift, px, pxx = _moments(statistics, update_means, update_variances)
+    new = ml_m_step(_machine_params(machine), n, statistics.t, shift, px, pxx, np,
+                    update_means=update_means, update_variances=update_variances,
+                    update_weights=update_weights, threshold=mean_var_update_threshold)
+    _store(machine, new, update_means, update_variances, update_weights)
+
+
+def map_gmm_m_step(machine, statistics, update_means=True, update_variances=False, update_weights=False,
+                   reynolds_adaptation=True, relevance_factor=4, alpha=0.5,
+                   mean_var_update_threshold=EPSILON):
+    """MAP M-step against ``machine.ubm`` (in place): :func:`map_m_step`, with
+    ``alpha_c = n_c / (n_c + relevance_factor)`` with Reynolds adaptation, else the given
+    ``alpha`` (a number, or one per Gaussian)."""
+    ubm = machine.ubm
+    if ubm is None:
+        raise ValueError("A machine used for MAP must have a UBM.")
+    n = np.asarray(statistics.n, dtype=np.float64)
+    if not reynolds_adaptation:
+        alpha = np.asarray(alpha, dtype=np.float64)
+        alpha = np.full(n.shape, float(alpha)) if alpha.ndim == 0 else alpha
+    shift, px, pxx = _moments(statistics, update_means, update_variances)
+    new = map_m_step(_machine_params(machine), _machine_params(ubm), n, statistics.t, shift, px,
+                     pxx, np, update_means=update_means, update_variances=update_variances,
+                     update_weights=update_weights,
+                     relevance_factor=relevance_factor if reynolds_adaptation else None,
+                     alpha=alpha, threshold=mean_var_update_threshold)
+    _store(machine, new, update_means, update_variances, update_weights)
 
 
 def apply_m_step(machine, statistics) -> None:
