@@ -25,15 +25,6 @@ N_FILES = 12
 
 
 @pytest.fixture(scope="module")
-def client():
-    # in-process workers: the counters below see their calls
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=":0", silence_logs=40) as cluster:
-        with distributed.Client(cluster) as c:
-            yield c
-
-
-@pytest.fixture(scope="module")
 def features(tmp_path_factory):
     directory = tmp_path_factory.mktemp("feats")
     rng = np.random.default_rng(0)
