@@ -38,23 +38,32 @@ def count_streamed(monkeypatch, counts):
     monkeypatch.setattr(_device._StagingOps, "copy", copy)
 
 
+def count_copies(monkeypatch, up, down) -> dict:
+    """Counts of host->device copies (through ``up``, a (module, function name) pair, and the
+    blocks streamed) in ``["up"]`` and of device->host copies (``down``, likewise) in
+    ``["down"]``."""
+    counts = {"up": 0, "down": 0}
+
+    def counted(module, name, key):
+        fn = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            counts[key] += 1
+            return fn(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    counted(*up, "up")
+    counted(*down, "down")
+    count_streamed(monkeypatch, counts)
+    return counts
+
+
 @pytest.fixture
 def copies(monkeypatch):
     """Counts of host->device (``put``, which the GMM and k-means paths use) and device->host
     (``to_numpy``) copies."""
-    counts = {"up": 0, "down": 0}
-    put, to_numpy = _device_fit.put, _device.to_numpy
-
-    def counted(fn, key):
-        def wrapper(*args, **kwargs):
-            counts[key] += 1
-            return fn(*args, **kwargs)
-        return wrapper
-
-    monkeypatch.setattr(_device_fit, "put", counted(put, "up"))
-    count_streamed(monkeypatch, counts)
-    monkeypatch.setattr(_device, "to_numpy", counted(to_numpy, "down"))
-    return counts
+    return count_copies(monkeypatch, (_device_fit, "put"), (_device, "to_numpy"))
 
 
 def started(machine, data):
@@ -212,20 +221,7 @@ def test_ivector_copies_do_not_grow_with_iterations(simulated, monkeypatch, cach
     from emkit._backend import _staging
 
     ubm, stats, cfg = problem(S=13)
-    counts = {"up": 0, "down": 0}
-    to_device, to_host = _device.to_device, _staging.to_host
-
-    def up(*args, **kwargs):
-        counts["up"] += 1
-        return to_device(*args, **kwargs)
-
-    def down(*args, **kwargs):
-        counts["down"] += 1
-        return to_host(*args, **kwargs)
-
-    monkeypatch.setattr(_device, "to_device", up)
-    monkeypatch.setattr(_staging, "to_host", down)
-    count_streamed(monkeypatch, counts)
+    counts = count_copies(monkeypatch, (_device, "to_device"), (_staging, "to_host"))
     cfg.pop("max_iterations")
     seen = []
     for steps in (1, 4):
@@ -254,20 +250,7 @@ def test_isv_jfa_u_training_stays_on_the_device(simulated, monkeypatch, kind, ca
 
     d = load_case("medium")
     stats = make_stats(d)
-    counts = {"up": 0, "down": 0}
-    to_device, to_numpy = _device.to_device, _device.to_numpy
-
-    def up(*args, **kwargs):
-        counts["up"] += 1
-        return to_device(*args, **kwargs)
-
-    def down(*args, **kwargs):
-        counts["down"] += 1
-        return to_numpy(*args, **kwargs)
-
-    monkeypatch.setattr(_device, "to_device", up)
-    monkeypatch.setattr(_device, "to_numpy", down)
-    count_streamed(monkeypatch, counts)
+    counts = count_copies(monkeypatch, (_device, "to_device"), (_device, "to_numpy"))
     monkeypatch.setattr(fa_device, "DEVICE_BLOCK", 8)  # 17 sessions: 3 blocks when streamed
     seen = []
     for steps in (2, 5):
