@@ -59,6 +59,21 @@ def count_copies(monkeypatch, up, down) -> dict:
     return counts
 
 
+def fail_third_e_step(monkeypatch, cls) -> list:
+    """``cls.e_step`` raises "interrupted" at its third call (the third iteration of a run);
+    returns the list that counts its calls."""
+    real, calls = cls.e_step, []
+
+    def e_step(self):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("interrupted")
+        return real(self)
+
+    monkeypatch.setattr(cls, "e_step", e_step)
+    return calls
+
+
 @pytest.fixture
 def copies(monkeypatch):
     """Counts of host->device (``put``, which the GMM and k-means paths use) and device->host
@@ -154,15 +169,7 @@ def test_checkpoint_and_interruption_get_the_device_parameters(data, simulated, 
     path = tmp_path / "gmm.ckpt.h5"
     two = started(ml(2, update_variances=True), data).fit(data)
     expected = started(ml(3, update_variances=True), data).fit(data)
-    real, calls = _device_fit.DeviceGMM.e_step, []
-
-    def e_step(self):  # the third iteration of the first run fails
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("interrupted")
-        return real(self)
-
-    monkeypatch.setattr(_device_fit.DeviceGMM, "e_step", e_step)
+    calls = fail_third_e_step(monkeypatch, _device_fit.DeviceGMM)
     interrupted = started(ml(3, update_variances=True, checkpoint=path), data)
     resumed = started(ml(3, update_variances=True, checkpoint=path), data)
     with emkit.config_context(device="cuda"):
@@ -280,15 +287,7 @@ def test_isv_checkpoint_and_interruption_get_the_device_u(simulated, monkeypatch
     path = tmp_path / "isv.ckpt.h5"
     two = machine("isv", d, em_iterations=2).fit(stats, d["labels"])
     expected = machine("isv", d, em_iterations=4).fit(stats, d["labels"])
-    real, calls = _device_train.DeviceU.e_step, []
-
-    def e_step(self):  # the third iteration of the first run fails
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("interrupted")
-        return real(self)
-
-    monkeypatch.setattr(_device_train.DeviceU, "e_step", e_step)
+    calls = fail_third_e_step(monkeypatch, _device_train.DeviceU)
     interrupted = machine("isv", d, em_iterations=4, checkpoint=path)
     with emkit.config_context(device="cuda"):
         with pytest.raises(RuntimeError, match="interrupted"):
