@@ -24,7 +24,7 @@ GFLOP/s counts only the dominant matrix products, two flops per multiply-add:
 * i-vector iteration: ``2 S C R(R+1)`` (precisions from packed halves, then the second-order
   accumulator) + ``4 S C D R`` (first-order terms) + ``S R^3`` (a Cholesky factor and the
   posterior covariance per utterance) + ``C R^3 / 3 + 2 C D R^2`` (M-step factors and solves) +
-  ``2 C D R^2`` (the next iteration's constants).  Like ISV/JFA, s/iter is the marginal
+  ``C D R(R+1)`` (the next iteration's constants, one half of each symmetric product).  Like ISV/JFA, s/iter is the marginal
   iteration, ``(fit(3) - fit(1)) / 2``; the one-iteration fit is printed below it.
 * ISV iteration: the same with ``r_U`` and sessions, plus ``4 K C D r`` (the class offsets
   ``sum_h N_h U x_h`` of the K speakers and their products with the class sums) and ``C r^3 / 3``
@@ -147,9 +147,9 @@ def run_ivector(p):
     # E-step: packed precisions and the second-order accumulator (2 S C R(R+1)), first-order
     # terms (4 S C D R), a Cholesky factor and the posterior covariance per utterance (S R^3);
     # M-step: a Cholesky factor and D right-hand sides per Gaussian (C R^3 / 3 + 2 C D R^2);
-    # the next iteration's constants T_c' Sigma_c^-1 T_c (2 C D R^2)
+    # the next iteration's constants T_c' Sigma_c^-1 T_c, one triangle (C D R(R+1), dsyrk)
     flop = (2.0 * S * C * R * (R + 1) + 4.0 * S * C * D * R + S * R**3 + C * R**3 / 3.0
-            + 4.0 * C * D * R**2)
+            + 2.0 * C * D * R**2 + C * D * R * (R + 1))
     return (seconds, flop), (first, flop)
 
 

@@ -71,6 +71,33 @@ def test_gemm_add_adds_in_place(layout):
     assert_parity(out, expected, tol=1e-13)
 
 
+def test_gemm_add_with_beta_zero_overwrites_without_reading():
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=(6, 4)), rng.normal(size=(4, 5))
+    out = np.full((6, 5), np.nan)
+    pk.gemm_add(out, a, b, beta=0.0)
+    assert_parity(out, a @ b, tol=1e-13)
+    pk.gemm_add(out, a[:, :0], b[:0], beta=0.0)  # an empty product overwrites with zeros
+    assert not out.any()
+    out[...] = 2.0
+    pk.gemm_add(out, a[:, :0], b[:0], beta=0.5)
+    assert np.all(out == 1.0)
+
+
+@pytest.mark.parametrize("R", [1, 5, 64])
+def test_gram_lower_and_unpack_lower(R):
+    rng = np.random.default_rng(R)
+    A = rng.normal(size=(2 * R + 3, R))
+    packed, gram = np.full(R * (R + 1) // 2, np.nan), np.full((R, R), np.nan)
+    pk.gram_lower(A, packed, gram)
+    assert_parity(packed, (A.T @ A).reshape(-1)[pk.lower_index(R)], tol=1e-12)
+    buffer = np.full((R, R), 7.0)
+    pk.unpack_lower(packed, buffer)
+    lower = np.tril_indices(R)
+    assert_parity(buffer[lower], (A.T @ A)[lower], tol=1e-12)
+    assert np.all(buffer[np.triu_indices(R, 1)] == 7.0)  # the rest left as it was
+
+
 def test_m_step_reads_packed_or_full_accumulators_alike():
     rng = np.random.default_rng(4)
     C, D, R = 4, 3, 6

@@ -110,21 +110,27 @@ class Precomputed:
 
     @classmethod
     def from_parameters(cls, means, T, sigma, parallel_map=None, n_pieces: int = 1,
-                        budget_bytes: int = DEFAULT_BATCH_BYTES) -> "Precomputed":
+                        budget_bytes: int = DEFAULT_BATCH_BYTES, reuse=None) -> "Precomputed":
         """The constants of T (C, D, R) and sigma (C, D), Gaussian by Gaussian, in ``n_pieces``
         runs of Gaussians in parallel with ``parallel_map`` (``budget_bytes`` is not used: each
-        run needs one (R, R) product)."""
+        run needs one (R, R) product).  ``reuse``: an earlier :class:`Precomputed` of the same
+        shape, no longer needed, whose two large arrays are overwritten (fresh arrays of that
+        size are faulted in page by page, as system time: a second at C=2048, R=400)."""
         C, D, R = T.shape
-        t_sigma_inv = np.empty((C, D, R))
-        tt_lower = np.empty((C, R * (R + 1) // 2))
-        index = pk.lower_index(R)
+        if reuse is not None and reuse.shape == (C, D, R):
+            t_sigma_inv, tt_lower = reuse.t_sigma_inv.reshape(C, D, R), reuse.tt_lower
+        else:
+            t_sigma_inv, tt_lower = np.empty((C, D, R)), np.empty((C, R * (R + 1) // 2))
+        sigma = np.asarray(sigma, dtype=np.float64)
+        inv_sqrt_sigma = 1.0 / np.sqrt(sigma)
 
-        def fill(piece):  # one Gaussian at a time into a reused (R, R) product: no page faults
-            tst = np.empty((R, R))
+        def fill(piece):  # one Gaussian at a time on reused (D, R), (R, R) buffers
+            scaled, gram = np.empty((D, R)), np.empty((R, R))
             for c in piece:
                 np.divide(T[c], sigma[c, :, None], out=t_sigma_inv[c])
-                np.matmul(t_sigma_inv[c].T, T[c], out=tst)
-                np.take(tst.reshape(-1), index, out=tt_lower[c])
+                # T_c' sigma_c^-1 T_c = A'A with A = sigma_c^-1/2 T_c: dsyrk, half the products
+                np.multiply(T[c], inv_sqrt_sigma[c, :, None], out=scaled)
+                pk.gram_lower(scaled, tt_lower[c], gram)
 
         pieces = [range(C)[sl] for sl in _pieces(C, n_pieces)]
         run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
@@ -304,6 +310,9 @@ def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=
     symmetric half of the (C, R, R) accumulator, packed (``workspace["packed"]``, (C, R(R+1)/2),
     created if missing): call :func:`flush_packed` after the last batch to add it to ``acc``.
     Without a workspace, this batch's packed half is added to ``acc`` at once.
+    ``workspace["overwrite"] = True`` (removed here) says that the accumulators hold nothing
+    worth keeping (a recycled :class:`~emkit.ivector.IVectorStats`): this batch overwrites them
+    instead of adding to them, which saves zeroing them (or faulting in fresh ones).
     """
     if workspace is None:  # a packed accumulator of this batch alone
         workspace = {}
@@ -330,6 +339,7 @@ def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=
             raise ValueError(_NOT_POSITIVE_DEFINITE) from None
 
     run(posteriors, range(len(utterances)))
+    beta = 0.0 if workspace.pop("overwrite", False) else 1.0
     second = workspace.get("packed")
     if second is None:  # the symmetric half only, packed (see flush_packed)
         second = workspace["packed"] = np.zeros((C, K))
@@ -338,17 +348,21 @@ def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=
     rows = _pieces(C, n_pieces)
 
     def update(i):
-        pk.gemm_add(second[rows[i]], n.T[rows[i]], lower)
+        pk.gemm_add(second[rows[i]], n.T[rows[i]], lower, beta)
         # in row blocks: BLAS gets a copy of each block of the statistics (a strided view)
         step = max(1, _COPY_BYTES // (8 * S))
         for start in range(rows[i].start * D, rows[i].stop * D, step):
             block = slice(start, min(start + step, rows[i].stop * D))
-            pk.gemm_add(first[block], fnorm2.T[block], w)
+            pk.gemm_add(first[block], fnorm2.T[block], w, beta)
 
     run(update, range(len(rows)))
-    np.add(acc.snormij, snorm, out=acc.snormij)
     n_total = n.sum(axis=0)
-    np.add(acc.nij, n_total, out=acc.nij)
+    if beta == 0.0:
+        np.copyto(acc.snormij, snorm)
+        np.copyto(acc.nij, n_total)
+    else:
+        np.add(acc.snormij, snorm, out=acc.snormij)
+        np.add(acc.nij, n_total, out=acc.nij)
     return (float(utt_ll.sum() + n_total @ pre.log_norm - 0.5 * np.sum(snorm * pre.inv_sigma)), S)
 
 
@@ -393,32 +407,36 @@ def m_step(nij_sigma_wij2, fnorm_sigma_wij, snormij, nij, sigma, update_sigma: b
     """
     C, D, R = fnorm_sigma_wij.shape
     packed = nij_sigma_wij2.ndim == 2
-    active = np.flatnonzero(nij_sigma_wij2.any(axis=tuple(range(1, nij_sigma_wij2.ndim))))
     T = np.zeros((C, D, R))
+    explained = np.zeros((C, D))  # diag(fnorm_sigma_wij_c T_c'), for the new sigma
     run = parallel_map if parallel_map is not None and n_pieces > 1 else _serial_map
 
-    def solve(piece):  # Gaussian by Gaussian: LAPACK potrf/potrs on one reused (R, R) buffer
+    # Gaussian by Gaussian: LAPACK potrf/potrs on one reused (R, R) buffer; every temporary is
+    # per Gaussian (whole-array ones, (C, D, R) or larger, were a third of the M-step at C=2048)
+    def solve(piece):
         buffer = np.empty((R, R))
         for c in piece:
+            A_c = nij_sigma_wij2[c]
+            if not A_c.any():  # T_c = 0, as in the reference
+                continue
             if packed:  # buffer's lower triangle, i.e. the upper one of A_c = buffer.T
-                np.put(buffer.reshape(-1), pk.lower_index(R), nij_sigma_wij2[c])
+                pk.unpack_lower(np.ascontiguousarray(A_c), buffer)
             else:
-                np.copyto(buffer, nij_sigma_wij2[c])
+                np.copyto(buffer, A_c)
             np.copyto(T[c], fnorm_sigma_wij[c])
             info = pk.cholesky_solve(buffer, T[c], lower=not packed)  # through ctypes: no GIL
             if info != 0:
                 # numerically semi-definite (vanishing occupancies): LU, as the reference does
-                A = (nij_sigma_wij2[c][pk.symmetric_index(R)].reshape(R, R) if packed
-                     else nij_sigma_wij2[c].T)
+                A = A_c[pk.symmetric_index(R)].reshape(R, R) if packed else A_c.T
                 T[c] = np.linalg.solve(A, fnorm_sigma_wij[c].T).T
+            np.einsum("dr,dr->d", fnorm_sigma_wij[c], T[c], out=explained[c])
 
-    run(solve, [active[sl] for sl in _pieces(len(active), n_pieces)])
+    run(solve, [range(C)[sl] for sl in _pieces(C, n_pieces)])
     if not update_sigma:
         return T, sigma
     occupied = nij > 0
     new_sigma = np.array(sigma, dtype=np.float64, copy=True)
-    explained = np.einsum("cdr,cdr->cd", fnorm_sigma_wij[occupied], T[occupied])
-    updated = (snormij[occupied] - explained) / nij[occupied, None]
+    updated = (snormij[occupied] - explained[occupied]) / nij[occupied, None]
     updated[updated < variance_floor] = variance_floor
     new_sigma[occupied] = updated
     return T, new_sigma

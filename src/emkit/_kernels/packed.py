@@ -70,6 +70,7 @@ _dlauum = _nogil(_cython_lapack, "dlauum", 5)
 _dsyr = _nogil(_cython_blas, "dsyr", 7)
 _dtrmm = _nogil(_cython_blas, "dtrmm", 11)
 _dgemm = _nogil(_cython_blas, "dgemm", 13)
+_dsyrk = _nogil(_cython_blas, "dsyrk", 10)
 # packed <-> full triangle copies (np.put / np.take hold the GIL: ~20% of a posterior)
 _dtpttr = _nogil(_cython_lapack, "dtpttr", 6)
 _dtrttp = _nogil(_cython_lapack, "dtrttp", 6)
@@ -155,6 +156,28 @@ def posterior_rows(packed: np.ndarray, b: np.ndarray, w: np.ndarray, half_bw_log
         half_bw_logdet[s] = 0.5 * (b[s] @ ws) - 0.5 * log_det
 
 
+def gram_lower(A: np.ndarray, out: np.ndarray, buffer: np.ndarray) -> None:
+    """The packed lower triangle (:func:`lower_index` order) of the symmetric ``A' A`` for
+    ``A`` (k, R) C-contiguous, into ``out`` (R(R+1)/2,), by BLAS ``dsyrk`` (half the products
+    of ``A.T @ A``) on the (R, R) C-ordered scratch ``buffer``."""
+    k, R = A.shape
+    if not (A.flags.c_contiguous and buffer.flags.c_contiguous and out.flags.c_contiguous):
+        raise ValueError("gram_lower needs C-contiguous arrays")  # pragma: no cover
+    info = ctypes.c_int(0)
+    # A (k, R) C-ordered is the Fortran (R, k) matrix A'; A' A is its product with its transpose
+    _dsyrk(_c(b"U"), _c(b"N"), _i(R), _i(k), _d(1.0), _at(A), _i(R), _d(0.0), _at(buffer), _i(R))
+    _dtrttp(_c(b"U"), _i(R), _at(buffer), _i(R), _at(out), ctypes.byref(info))
+
+
+def unpack_lower(packed: np.ndarray, buffer: np.ndarray) -> None:
+    """Write the packed lower triangle ``packed`` (R(R+1)/2,) into the lower triangle of the
+    (R, R) C-ordered ``buffer`` (the rest of ``buffer`` is left as it was)."""
+    R, info = buffer.shape[0], ctypes.c_int(0)
+    if not (packed.flags.c_contiguous and buffer.flags.c_contiguous):
+        raise ValueError("unpack_lower needs C-contiguous arrays")  # pragma: no cover
+    _dtpttr(_c(b"U"), _i(R), _at(packed), _at(buffer), _i(R), ctypes.byref(info))
+
+
 def cholesky_solve(A: np.ndarray, X: np.ndarray, lower: bool) -> int:
     """Solve in place ``A X' = X'`` for X (m, n) C-ordered, i.e. the Fortran (n, m) right-hand
     sides ``X.T``, with ``dpotrf`` on ``A`` (n, n) C-ordered, seen as its Fortran transpose
@@ -180,8 +203,10 @@ def _operand(M: np.ndarray):
     return M, b"N", max(1, p)
 
 
-def gemm_add(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
-    """``out += a @ b`` by BLAS with beta = 1: no temporary, no extra pass over ``out``.
+def gemm_add(out: np.ndarray, a: np.ndarray, b: np.ndarray, beta: float = 1.0) -> None:
+    """``out = a @ b + beta * out`` by BLAS (``out += a @ b`` by default): no temporary, no extra
+    pass over ``out``.  With ``beta = 0`` the former contents of ``out`` are not read (they may
+    be anything, NaN included).
 
     ``out`` (m, k) C-contiguous; ``a`` (m, s) and ``b`` (s, k) any strided layout (copied only
     when neither they nor their transposes have unit stride along a dimension).
@@ -190,13 +215,19 @@ def gemm_add(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     s = a.shape[1]
     if not out.flags.c_contiguous:  # pragma: no cover - callers pass contiguous rows
         raise ValueError("gemm_add needs a C-contiguous out")
-    if m == 0 or k == 0 or s == 0:
+    if m == 0 or k == 0:
+        return
+    if s == 0:  # an empty product
+        if beta == 0.0:
+            out.fill(0.0)
+        else:
+            out *= beta
         return
     # C-ordered out is Fortran-ordered out.T = b.T @ a.T + out.T
     x, trans_x, ldx = _operand(b.T)
     y, trans_y, ldy = _operand(a.T)
     _dgemm(_c(trans_x), _c(trans_y), _i(k), _i(m), _i(s), _d(1.0), _at(x), _i(ldx), _at(y),
-           _i(ldy), _d(1.0), _at(out), _i(max(1, k)))
+           _i(ldy), _d(beta), _at(out), _i(max(1, k)))
 
 
 def scratch(workspace, key, shape) -> np.ndarray:
