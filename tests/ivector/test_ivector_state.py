@@ -60,6 +60,36 @@ def test_fit_stacks_once_with_the_same_estep(setup, monkeypatch, shared):
     _assert_same_statistics(_training._accumulate(data, pre, 5, "X"), estep)
 
 
+def test_recycled_constants_accumulators_and_scratch_give_the_same_estep(setup, monkeypatch):
+    """fit hands each E-step the arrays of the one before (constants, accumulators, scratch),
+    holding stale numbers, NaN here: they are overwritten, never added to."""
+    from emkit._kernels import ivector as kiv
+    from emkit._kernels import packed as pk
+    from emkit.ivector import _training
+
+    ubm, stats, cfg, before, estep = setup
+    monkeypatch.setattr(batching, "_MAX_ACCUMULATOR_PER_THREAD", 0)  # the recycling path
+    means = np.asarray(ubm.means)
+    data = batching._centred_batches(stats, means, 5, shared=True)
+    machine = _machine(ubm, cfg, before)
+    stale_pre = kiv.Precomputed.from_parameters(means, machine.T * 3, machine.sigma * 2)
+    pre = kiv.Precomputed.from_parameters(means, machine.T, machine.sigma, reuse=stale_pre)
+    assert pre.tt_lower is stale_pre.tt_lower  # overwritten, not reallocated
+    stale, scratch = _training._accumulate(data, pre, 5, "X"), {}
+    for array in (stale._packed_second_order(), stale.fnorm_sigma_wij, stale.snormij, stale.nij):
+        array.fill(np.nan)
+    for _ in range(2):  # the scratch of the first E-step is reused by the second
+        acc = _training._accumulate(data, pre, 5, "X", recycle=stale, scratch=scratch)
+        assert acc is stale
+        second = acc._packed_second_order()[:, pk.symmetric_index(machine.dim_t)]
+        assert_parity(second.reshape(estep["nij_sigma_wij2"].shape), estep["nij_sigma_wij2"], 1e-12)
+        for field in FIELDS[1:]:  # without expanding the packed accumulator: still recyclable
+            assert_parity(np.asarray(getattr(acc, field)), estep[field], 1e-12)
+    assert scratch and "packed" not in scratch  # kept scratch, not the accumulator
+    empty = _training._estep_chunk([], pre, 5, recycle=acc)  # no batch: zeros, not stale sums
+    assert empty is acc and not empty.nij.any() and not empty.nij_sigma_wij2.any()
+
+
 # ---------------------------------------------------------------------------------------------
 # fitted state: read-only T and sigma, derived constants dropped on assignment
 # ---------------------------------------------------------------------------------------------

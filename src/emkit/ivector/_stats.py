@@ -57,6 +57,21 @@ class IVectorStats:
         """The packed (C, R(R+1)/2) second-order accumulator, or None once it is full."""
         return self._packed
 
+    def _recycled(self):
+        """This object, emptied for the next E-step to overwrite (its arrays are kept, not
+        zeroed: the first batch writes them, see ``workspace["overwrite"]`` in
+        :func:`emkit._kernels.ivector.accumulate_centred`); None once its second-order
+        accumulator has been expanded to the full (C, R, R) array."""
+        if self._packed is None:
+            return None
+        self.log_likelihood, self.n_sessions = 0.0, 0
+        return self
+
+    def _clear(self) -> None:
+        """Zero every accumulator (after :meth:`_recycled`, when no batch was written)."""
+        for array in (self._packed, self.fnorm_sigma_wij, self.snormij, self.nij):
+            array.fill(0.0)
+
     def _count(self, log_likelihood: float, n_sessions: int) -> None:
         """Add a batch's log-likelihood and utterance count (the kernel adds its arrays)."""
         self.log_likelihood += log_likelihood

@@ -16,33 +16,45 @@ from ._stats import IVectorStats
 
 
 def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
-                 threads: int = 1) -> IVectorStats:
+                 threads: int = 1, recycle: IVectorStats | None = None,
+                 scratch: dict | None = None) -> IVectorStats:
     """E-step statistics of a list of GMMStats, or of :class:`~emkit._kernels.ivector.CentredBatch`
-    (stacked once per ``fit``)."""
+    (stacked once per ``fit``).  ``recycle``: the statistics of an earlier E-step, no longer
+    needed, whose arrays are overwritten; ``scratch``: a dict that keeps the batches' scratch
+    arrays for the next E-step (large fresh arrays cost their page faults)."""
     items = items if isinstance(items, list) else list(items)
     C, D, R = pre.shape
-    acc = IVectorStats(C, D, R)
+    acc = recycle._recycled() if recycle is not None and recycle.shape == (C, D, R) else None
+    if acc is None:
+        acc = IVectorStats(C, D, R)
     parallel = None if threads <= 1 else (lambda fn, pieces: map_ordered(fn, pieces, threads))
     # scratch reused from batch to batch; the packed second-order sums go straight to ``acc``
-    workspace = {"packed": acc._packed_second_order()}
+    workspace = {} if scratch is None else scratch
+    workspace.update(packed=acc._packed_second_order(), overwrite=acc is recycle)
     if items and isinstance(items[0], kiv.CentredBatch):
         for batch in items:
             acc._count(*kiv.accumulate_centred(batch, pre, acc, parallel, threads, workspace))
-        workspace.clear()
-        return acc
-    for start in range(0, len(items), batch_size):
-        b = GMMStats.stack(items[start : start + batch_size], name=name, shape=(C, D),
-                           second_order=True, offset=start)
-        acc._count(*kiv.accumulate(b.n, b.sum_px, b.sum_pxx, pre, acc, parallel, threads, workspace))
-    workspace.clear()
+    else:
+        for start in range(0, len(items), batch_size):
+            b = GMMStats.stack(items[start : start + batch_size], name=name, shape=(C, D),
+                               second_order=True, offset=start)
+            acc._count(*kiv.accumulate(b.n, b.sum_px, b.sum_pxx, pre, acc, parallel, threads,
+                                       workspace))
+    if workspace.pop("overwrite", False):  # still set: no batch overwrote the recycled arrays
+        acc._clear()
+    workspace.pop("packed", None)
     return acc
 
 
-def _accumulate(data, pre: kiv.Precomputed, batch_size: int, name: str) -> IVectorStats:
-    """E-step statistics of a list (on threads) or a dask bag (one task per partition)."""
+def _accumulate(data, pre: kiv.Precomputed, batch_size: int, name: str,
+                recycle: IVectorStats | None = None, scratch: dict | None = None) -> IVectorStats:
+    """E-step statistics of a list (on threads) or a dask bag (one task per partition);
+    ``recycle`` and ``scratch`` as for :func:`_estep_chunk` (used by the threads' shared
+    accumulator)."""
     C, _, R = pre.shape
     if isinstance(data, list) and _shared_accumulator(C, R):
-        return _estep_chunk(data, pre, batch_size, name, threads=n_threads())
+        return _estep_chunk(data, pre, batch_size, name, threads=n_threads(), recycle=recycle,
+                            scratch=scratch)
     if isinstance(data, list) and data and isinstance(data[0], kiv.CentredBatch):  # in order
         # one accumulator per thread (contiguous runs of batches), summed pairwise in place
         groups = [data[sl] for sl in kiv._pieces(len(data), n_threads())]
