@@ -10,10 +10,8 @@ For utterance s the posterior of the latent factor w is Gaussian with precision
 E-step (:func:`accumulate_centred`) factorises and inverts each P_s with LAPACK on one (R, R)
 buffer per thread (:mod:`.packed`: potrf, potrs, a recursive triangular inverse, lauum), writes
 ``P_s^-1 + w_s w_s'`` back over its packed precision, and adds ``n' @ packed`` to the packed
-accumulator by BLAS with beta = 1.  The stacked path (:func:`posterior_moments`, :func:`project`)
-factorises a whole (S, R, R) stack by ``np.linalg.cholesky`` and inverts through the triangular
-factor (never ``np.linalg.inv``); its triangular inverse and solves recurse on 2x2 blocks, with
-diagonal blocks of at most ``_LEAF`` rows solved by substitution (vectorised over the stack).
+accumulator by BLAS with beta = 1.  The projection (:func:`project`) needs the means alone:
+potrf and potrs per utterance on the same packed precisions.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import numpy as np
 
 from . import packed as pk
 from .compensated import centred_second_moments
-from .linalg import _lower_inverse_into, solve_lower, solve_upper, spd_solve
 from .packed import scratch as _scratch
 
 LOG_2PI = np.log(2.0 * np.pi)
@@ -57,14 +54,14 @@ def batch_bytes(batch: int, dim_c: int, dim_d: int, dim_t: int, projection: bool
     ``fit`` streams them (``n``, ``sum_px``, ``sum_pxx``, ``fnorm`` and the product ``n m``:
     C + 4 C*D), its packed precision, overwritten by the packed moments (R(R+1)/2), and a few
     R-vectors (``b``, ``w``); plus the :func:`gemm_accumulate` block (one (R, R) buffer per thread
-    fits in it).  ``projection``: the stacked :func:`posterior_moments` and :func:`project`, which
-    hold four (R, R) stacks per utterance at once (precision, Cholesky factor, ``[L^-1; w']``,
-    ``E[w w']``) besides the centred statistics (C + C*D) and the packed precision.
+    fits in it).  ``projection``: :func:`project` after the statistics are stacked and centred
+    (``n``, ``sum_px``, ``n m`` and ``fnorm``: C + 3 C*D), the packed precision and two R-vectors
+    per utterance.
     """
     C, D, R = dim_c, dim_d, dim_t
     K = R * (R + 1) // 2
     if projection:
-        per_utterance = 8 * (C * D + C + K + 4 * R * R + R + 4 * R)
+        per_utterance = 8 * (3 * C * D + C + K + 2 * R)
     else:
         per_utterance = 8 * (4 * C * D + C + K + 4 * R)
     return batch * per_utterance + DEFAULT_BATCH_BYTES
@@ -182,29 +179,6 @@ def flush_packed(workspace, acc, parallel_map=None, n_pieces: int = 1) -> None:
     (parallel_map if n_pieces > 1 else _serial_map)(expand, pieces)
 
 
-def lower_to_square(lower: np.ndarray, R: int, out=None) -> np.ndarray:
-    """(S, R(R+1)/2) lower triangles to (S, R, R) matrices plus the identity, upper part zero
-    (written into ``out`` if given).
-
-    Enough for the Cholesky factorisations, which read the lower triangle only.
-    """
-    S = lower.shape[0]
-    out = np.empty((S, R, R)) if out is None else out
-    start = 0
-    for i in range(R):  # row by row (slices over the stack): a few times faster than a scatter
-        out[:, i, : i + 1] = lower[:, start : start + i + 1]
-        out[:, i, i + 1 :] = 0.0
-        start += i + 1
-    out.reshape(S, R * R)[:, :: R + 1] += 1.0
-    return out
-
-
-def precision_matrices(n: np.ndarray, pre: Precomputed) -> np.ndarray:
-    """``I + sum_c n_sc T_c' sigma_c^-1 T_c`` for each row of ``n`` (S, C): (S, R, R), lower
-    triangles only (the products of half the symmetric matrices: half the work and memory)."""
-    return lower_to_square(n @ pre.tt_lower, pre.shape[2])
-
-
 def linear_terms(fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
     """``b_s = sum_c T_c' sigma_c^-1 fnorm_sc`` for fnorm (S, C, D): (S, R)."""
     return fnorm.reshape(fnorm.shape[0], -1) @ pre.t_sigma_inv
@@ -214,48 +188,18 @@ _NOT_POSITIVE_DEFINITE = ("a posterior precision matrix is not positive definite
                           "zeroth-order statistics (n) must be non-negative and finite")
 
 
-def _cholesky(P):
-    try:
-        return np.linalg.cholesky(P)
-    except np.linalg.LinAlgError:
-        raise ValueError(_NOT_POSITIVE_DEFINITE) from None
-
-
 def project(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
-    """Posterior means ``w_s = P_s^-1 b_s`` (the i-vectors) of a batch: (S, R)."""
-    P = precision_matrices(n, pre)
-    b = linear_terms(fnorm, pre)[:, :, None]
-    if len(P) == 1:  # one utterance: LAPACK's potrf/potrs, without numpy's stacked set-up
-        try:
-            return spd_solve(P[0], b[0]).T
-        except np.linalg.LinAlgError:
-            _cholesky(P)  # raises the ValueError
-    L = _cholesky(P)
-    return solve_upper(np.ascontiguousarray(np.swapaxes(L, -1, -2)), solve_lower(L, b))[:, :, 0]
-
-
-def posterior_moments(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed, P=None, out=None,
-                      aug=None):
-    """First and second posterior moments of w for a batch.
-
-    Returns ``w`` (S, R), ``ww`` (S, R, R) = ``P^-1 + w w'`` (written into ``out`` if given) and
-    the per-utterance term ``b'w / 2 - log|P| / 2`` (S,) of the log-likelihood of the statistics.
-    ``P`` may pass the precision matrices when they are already computed; ``aug`` a scratch
-    array (S, R + 1, R).
-    """
+    """Posterior means ``w_s = P_s^-1 b_s`` (the i-vectors) of a batch: (S, R).  The packed
+    halves of the precisions go to LAPACK one by one (numpy's stacked Cholesky of the square
+    matrices took a quarter of a projection at C=2048, R=400)."""
     S, R = n.shape[0], pre.shape[2]
-    L = _cholesky(precision_matrices(n, pre) if P is None else P)
-    b = linear_terms(fnorm, pre)
-    # aug = [L^-1 ; w'], so that aug' aug = L^-T L^-1 + w w' = P^-1 + w w'
-    aug = np.empty((S, R + 1, R)) if aug is None else aug
-    _lower_inverse_into(L, aug[:, :R])
-    z = np.matmul(aug[:, :R], b[:, :, None])  # L^-1 b
-    np.matmul(np.swapaxes(z, -1, -2), aug[:, :R], out=aug[:, R:])  # w' = (L^-1 b)' L^-1
-    w = aug[:, R].copy()
-    # the transposed view goes to BLAS as a transposed operand: no (S, R, R+1) copy to fault in
-    ww = np.matmul(np.swapaxes(aug, -1, -2), aug, out=out)
-    log_det = 2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(axis=1)
-    return w, ww, 0.5 * np.einsum("sr,sr->s", b, w) - 0.5 * log_det
+    packed = n @ pre.tt_lower  # P_s - I, packed lower triangles
+    w = np.empty((S, R))
+    try:
+        pk.posterior_means(packed, linear_terms(fnorm, pre), w, np.empty((R, R)))
+    except pk.NotPositiveDefinite:
+        raise ValueError(_NOT_POSITIVE_DEFINITE) from None
+    return w
 
 
 def _pieces(n_items: int, n_pieces: int):

@@ -156,6 +156,27 @@ def posterior_rows(packed: np.ndarray, b: np.ndarray, w: np.ndarray, half_bw_log
         half_bw_logdet[s] = 0.5 * (b[s] @ ws) - 0.5 * log_det
 
 
+def posterior_means(packed: np.ndarray, b: np.ndarray, w: np.ndarray, buffer: np.ndarray) -> None:
+    """``w[s] = (I + packed[s])^-1 b[s]``: the posterior means alone (the i-vectors), for
+    ``packed`` (S, R(R+1)/2) packed lower triangles (read only), ``b`` and ``w`` (S, R) and the
+    (R, R) C-ordered scratch ``buffer``.  Per matrix ``dtpttr``, ``dpotrf`` and ``dpotrs``
+    (R^3/3 flops), without the GIL.  Raises :class:`NotPositiveDefinite`."""
+    R = buffer.shape[0]
+    if not (packed.flags.c_contiguous and w.flags.c_contiguous):  # pragma: no cover
+        raise ValueError("posterior_means needs C-contiguous packed rows and w")
+    flat, info = buffer.reshape(-1), ctypes.c_int(0)
+    a, n, u, one, K = _at(buffer), _i(R), _c(b"U"), _i(1), packed.shape[1]
+    for s in range(packed.shape[0]):
+        _dtpttr(u, n, _at(packed, s * K), a, n, ctypes.byref(info))
+        flat[:: R + 1] += 1.0
+        _dpotrf(u, n, a, n, ctypes.byref(info))
+        if info.value != 0:
+            raise NotPositiveDefinite(f"matrix {s} is not positive definite (potrf info "
+                                      f"{info.value})")
+        w[s] = b[s]
+        _dpotrs(u, n, one, a, n, _at(w, s * R), n, ctypes.byref(info))
+
+
 def gram_lower(A: np.ndarray, out: np.ndarray, buffer: np.ndarray) -> None:
     """The packed lower triangle (:func:`lower_index` order) of the symmetric ``A' A`` for
     ``A`` (k, R) C-contiguous, into ``out`` (R(R+1)/2,), by BLAS ``dsyrk`` (half the products

@@ -236,7 +236,8 @@ class IVectorMachine(BaseEstimator):
                              f"UBM needs T ({C}, {D}, dim_t) and sigma ({C}, {D})")
 
         def compute():
-            return kiv.Precomputed.from_parameters(np.array(means, dtype=np.float64), T, sigma)
+            return kiv.Precomputed.from_parameters(np.array(means, dtype=np.float64), T, sigma,
+                                                   _parallel_map, n_threads())
 
         pre = derived(self, "projection", compute)
         if not np.array_equal(pre.means, means):  # the UBM's means changed since

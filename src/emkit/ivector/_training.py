@@ -124,7 +124,8 @@ def e_step(machine: "IVectorMachine", data) -> IVectorStats:
     with small_products():
         pre = kiv.Precomputed.from_parameters(np.asarray(machine.ubm.means, dtype=np.float64),
                                               np.asarray(machine.T, dtype=np.float64),
-                                              np.asarray(machine.sigma, dtype=np.float64))
+                                              np.asarray(machine.sigma, dtype=np.float64),
+                                              _parallel_map, n_threads())
         return _accumulate(data, pre, _batch_size(machine), "data")
 
 
