@@ -65,6 +65,9 @@ class IVectorMachine(BaseEstimator):
         Utterances per E-step batch.  None: chosen by
         :func:`emkit._kernels.ivector.default_batch_size` (up to 512, as many as keep the
         accumulators and a batch's temporaries within 1.5x the accumulators + 256 MB).
+        Besides the statistics, ``fit`` holds one set of accumulators and one of constants of
+        T, each about ``8 C (R(R+1)/2 + D R)`` bytes (1.7 GB at C=2048, D=60, R=400), reused
+        from iteration to iteration.
     checkpoint : path or None
         Resumable training (see :class:`emkit.GMMMachine`): T and sigma are saved atomically
         after every iteration, and the same ``fit`` started again resumes from there.
