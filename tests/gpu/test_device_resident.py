@@ -248,8 +248,8 @@ def test_ivector_copies_do_not_grow_with_iterations(simulated, monkeypatch, cach
 @pytest.mark.parametrize("kind", ["isv", "jfa"])
 @pytest.mark.parametrize("cache", [None, False])
 def test_isv_jfa_u_training_stays_on_the_device(simulated, monkeypatch, kind, cache):
-    """U (and JFA's V), their constants, the class-level arrays and the accumulators stay on
-    the device: the copies of a fit do not grow with the iterations (streamed statistics aside),
+    """U (and JFA's V and D), their constants, the class-level arrays and the accumulators stay
+    on the device: the copies of a fit do not grow with the iterations (streamed statistics aside),
     only the three norms of the convergence quantity come back per iteration."""
     from factor_analysis_cases import load_case, machine, make_stats
 
@@ -273,8 +273,8 @@ def test_isv_jfa_u_training_stays_on_the_device(simulated, monkeypatch, kind, ca
     K = len(np.unique(d["labels"]))
     blocks = 3 + (-(-K // 8) if kind == "jfa" else 0)
     assert up5 - up2 == (0 if cache is None else 3 * blocks)
-    # the norms of the relative change, one read per iteration (JFA: of U and of V)
-    assert down5 - down2 == 3 * (2 if kind == "jfa" else 1)
+    # the norms of the relative change, one read per iteration (JFA: of V, U and D)
+    assert down5 - down2 == 3 * (3 if kind == "jfa" else 1)
 
 
 def test_isv_checkpoint_and_interruption_get_the_device_u(simulated, monkeypatch, tmp_path):
@@ -296,3 +296,29 @@ def test_isv_checkpoint_and_interruption_get_the_device_u(simulated, monkeypatch
     close(two.U, interrupted.U)  # the last completed M-step, as on the numpy path
     assert len(calls) == 5  # resumed after iteration 2 (from the checkpoint)
     close(expected.U, resumed.U)
+
+
+def test_jfa_d_update_on_the_device_equals_numpy(simulated):
+    """DeviceD's M-step is d_update's, a Gaussian that no class reached keeping its D, and the
+    relative change it returns is the host path's."""
+    from emkit._fitted import fitted_value, set_fitted
+    from emkit.factor_analysis._device_train import DeviceD
+    from emkit.factor_analysis._mstep import d_update
+
+    rng = np.random.default_rng(0)
+    C, D, K = 3, 4, 5
+    centred, N = rng.normal(size=(C, D, K)), rng.uniform(0.5, 3.0, (C, 1, K))
+    centred[1], N[1] = 0.0, 0.0  # Gaussian 1: no statistics
+    var, D0 = rng.uniform(0.5, 2.0, C * D), rng.uniform(0.1, 1.0, C * D)
+    machine = type("Holder", (), {})()
+    set_fitted(machine, "D", D0)
+    device, host = DeviceD(machine, centred, N, var, simulated), D0
+    for _ in range(2):
+        new = d_update(centred, N, host, var, 1)
+        change = device.m_step(device.e_step())
+        assert change == pytest.approx(np.linalg.norm(new - host) / np.linalg.norm(host), rel=1e-12)
+        host = new
+    assert fitted_value(machine, "D") is not None and np.array_equal(fitted_value(machine, "D"), D0)
+    device.sync()
+    close(host, fitted_value(machine, "D"))
+    assert np.array_equal(host.reshape(C, D)[1], D0.reshape(C, D)[1])

@@ -1,4 +1,4 @@
-"""The U training of ISV (and of JFA's U phase) on a device, with everything resident there.
+"""The U training of ISV (and JFA's V, U and D phases) on a device, everything resident there.
 
 :class:`DeviceU` keeps U, its per-iteration constants (``Sigma^-1 U``, ``U_c^T Sigma_c^-1 U_c``,
 ``W_mean``, JFA's projections of the class offsets), ISV's class-level arrays (``F_k - N_k m``
@@ -20,7 +20,26 @@ from .._kernels import factor_analysis as kfa
 from ._device import _staged, device_pass
 
 
-class DeviceU:
+class _Resident:
+    """A parameter of ``machine`` (``name``) kept on the device ``dev`` during a training phase:
+    ``resident()`` is its device copy, ``dirty`` says it changed since :meth:`sync`."""
+
+    def put(self, a):
+        return _device.to_device(np.asarray(a, dtype=np.float64), self.dev)
+
+    def resident(self):
+        raise NotImplementedError
+
+    def sync(self) -> None:
+        """The device's parameter stored on the machine (numpy float64), if newer."""
+        if self.dirty:
+            from .._backend._staging import to_host
+
+            set_fitted(self.machine, self.name, to_host(self.resident(), self.dev), copy=False)
+            self.dirty = False
+
+
+class DeviceU(_Resident):
     """E-step and M-step of the U updates of ``machine`` over the in-memory training set
     ``data`` on ``dev``: ISV's (``totals`` given: the :class:`~._blocks.ClassTotals`, for the
     class offsets ``D z_k``) or JFA's (``class_offsets`` (C, D, K) numpy: ``V y_k``).
@@ -48,8 +67,8 @@ class DeviceU:
         self.U = None  # U (or V) on the device, from the machine at the first E-step
         self.dirty = False
 
-    def put(self, a):
-        return _device.to_device(np.asarray(a, dtype=np.float64), self.dev)
+    def resident(self):
+        return self.U
 
     def e_step(self):
         """The accumulators ``(A1, A2F, G)`` of one pass, on the device."""
@@ -86,16 +105,57 @@ class DeviceU:
         if offsets is not None:
             A2 = A2 - xp.matmul(offsets, Gc)
         new = kfa.update_subspace(A1, xp.reshape(A2, (C * D, r)), U)
-        norms = xp.stack([xp.linalg.vector_norm(new - U), xp.linalg.vector_norm(U),
-                          xp.linalg.vector_norm(new)])
-        change, scale, size = (float(v) for v in _device.to_numpy(norms))
+        change = _relative_change(new, U, xp)
         self.U, self.dirty = new, True
-        return change / scale if scale > 0 else size
+        return change
 
-    def sync(self) -> None:
-        """The device's U stored on the machine (numpy float64), if newer."""
-        if self.dirty:
-            from .._backend._staging import to_host
 
-            set_fitted(self.machine, self.name, to_host(self.U, self.dev), copy=False)
-            self.dirty = False
+
+def _relative_change(new, old, xp) -> float:
+    """``|new - old| / |old|`` (``|new|`` when old is zero), as the host path's ``_set_param``:
+    one read of three norms from the device."""
+    norms = xp.stack([xp.linalg.vector_norm(new - old), xp.linalg.vector_norm(old),
+                      xp.linalg.vector_norm(new)])
+    change, scale, size = (float(v) for v in _device.to_numpy(norms))
+    return change / scale if scale > 0 else size
+
+
+class DeviceD(_Resident):
+    """JFA's D phase on a device: the phase's fixed inputs ``centred`` (C, D, K) and ``N``
+    (C, 1, K) (:func:`~._mstep.jfa_d_terms`, numpy) and D stay there between iterations; the
+    update is :func:`~._mstep.d_update`'s algebra on the array API.  Same protocol as
+    :class:`DeviceU` (``e_step``, ``m_step``, ``sync``)."""
+
+    name = "D"
+
+    def __init__(self, machine, centred, N, var, dev):
+        self.machine, self.dev, self.xp = machine, dev, dev.xp
+        C, D, _ = centred.shape
+        self.shape = (C, D)
+        put = self.put
+        self.centred, self.N = put(centred), put(N)
+        self.var = self.xp.reshape(put(var), (C, D, 1))
+        self.D = None  # D (CD,) on the device, from the machine at the first M-step
+        self.dirty = False
+
+    def resident(self):
+        return self.D
+
+    def e_step(self):
+        return None  # the phase's statistics are fixed: everything happens in the M-step
+
+    def m_step(self, _) -> float:
+        """The new D (kept on the device); returns its relative change."""
+        xp, (C, D) = self.xp, self.shape
+        if self.D is None:
+            self.D = self.put(fitted_value(self.machine, "D"))
+        old = xp.reshape(self.D, (C, D, 1))
+        z, cov = kfa.diagonal_posterior(self.N, self.centred, old, self.var)
+        A2 = xp.sum(self.centred * z, axis=2)
+        A1 = xp.sum(self.N * (cov + z * z), axis=2)
+        reached = A1 != 0  # a coordinate no statistic reached keeps its value
+        ratio = A2 / xp.where(reached, A1, xp.ones_like(A1))
+        new = xp.reshape(xp.where(reached, ratio, old[:, :, 0]), (C * D,))
+        change = _relative_change(new, self.D, xp)
+        self.D, self.dirty = new, True
+        return change

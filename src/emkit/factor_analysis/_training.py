@@ -245,10 +245,16 @@ def fit_em(machine, X, e_step, m_step, *, state, name, quantity, phase=0, device
         return _fit_em(machine, X, e_step, m_step, state, name, quantity, phase, device)
 
 
+def _in_memory_device(data: TrainingSet):
+    """The configured device for a training set in memory; None for the numpy path and for
+    dask (whose workers pick their own)."""
+    return configured_device() if isinstance(data.rows, list) else None
+
+
 def device_u(machine, data: TrainingSet, isv: bool = False, **kwargs):
     """A :class:`~._device_train.DeviceU` when a device is configured and ``data`` is in memory
     (else None: the numpy path, or the dask path's workers); ``isv``: with the class totals."""
-    dev = configured_device() if isinstance(data.rows, list) else None
+    dev = _in_memory_device(data)
     if dev is None:
         return None
     from ._device_train import DeviceU
@@ -377,5 +383,12 @@ def train_jfa(machine, data: TrainingSet, X):
     def d_step(_):
         return machine._set_param("D", d_update(centred_z, N, machine.D, var, threads))
 
-    return fit_em(machine, X, lambda: None, d_step, state=every, phase=2, name="JFA D training",
-                  quantity="relative change of D")
+    e_step, device = (lambda: None), None
+    dev = _in_memory_device(data)
+    if dev is not None:  # D resident on a device
+        from ._device_train import DeviceD
+
+        device = DeviceD(machine, centred_z, N, var, dev)
+        e_step, d_step = device.e_step, device.m_step
+    return fit_em(machine, X, e_step, d_step, state=every, phase=2, name="JFA D training",
+                  quantity="relative change of D", device=device)
