@@ -60,9 +60,12 @@ def test_fit_stacks_once_with_the_same_estep(setup, monkeypatch, shared):
     _assert_same_statistics(_training._accumulate(data, pre, 5, "X"), estep)
 
 
-def test_recycled_constants_accumulators_and_scratch_give_the_same_estep(setup, monkeypatch):
+@pytest.mark.parametrize("centred", [True, False])
+def test_recycled_constants_accumulators_and_scratch_give_the_same_estep(setup, monkeypatch,
+                                                                         centred):
     """fit hands each E-step the arrays of the one before (constants, accumulators, scratch),
-    holding stale numbers, NaN here: they are overwritten, never added to."""
+    holding stale numbers, NaN here: they are overwritten, never added to (statistics stacked
+    once, ``centred``, or in every E-step)."""
     from emkit._kernels import ivector as kiv
     from emkit._kernels import packed as pk
     from emkit.ivector import _training
@@ -70,7 +73,7 @@ def test_recycled_constants_accumulators_and_scratch_give_the_same_estep(setup, 
     ubm, stats, cfg, before, estep = setup
     monkeypatch.setattr(batching, "_MAX_ACCUMULATOR_PER_THREAD", 0)  # the recycling path
     means = np.asarray(ubm.means)
-    data = batching._centred_batches(stats, means, 5, shared=True)
+    data = batching._centred_batches(stats, means, 5, shared=True) if centred else list(stats)
     machine = _machine(ubm, cfg, before)
     stale_pre = kiv.Precomputed.from_parameters(means, machine.T * 3, machine.sigma * 2)
     pre = kiv.Precomputed.from_parameters(means, machine.T, machine.sigma, reuse=stale_pre)
