@@ -118,6 +118,19 @@ class NotPositiveDefinite(ValueError):
     """A matrix given to :func:`posterior_rows` is not positive definite."""
 
 
+def _factor_identity_plus(packed: np.ndarray, s: int, buffer: np.ndarray, info) -> None:
+    """The Cholesky factor ``U`` (``U'U = I + packed[s]``) in the Fortran upper triangle of the
+    (R, R) C-ordered ``buffer`` (its C-ordered lower one).  Raises :class:`NotPositiveDefinite`."""
+    R, K = buffer.shape[0], packed.shape[1]
+    a, n, u = _at(buffer), _i(R), _c(b"U")
+    # the packed row-major lower triangle is LAPACK's packed upper one of buffer.T
+    _dtpttr(u, n, _at(packed, s * K), a, n, ctypes.byref(info))
+    buffer.reshape(-1)[:: R + 1] += 1.0
+    _dpotrf(u, n, a, n, ctypes.byref(info))
+    if info.value != 0:
+        raise NotPositiveDefinite(f"matrix {s} is not positive definite (potrf info {info.value})")
+
+
 def posterior_rows(packed: np.ndarray, b: np.ndarray, w: np.ndarray, half_bw_logdet: np.ndarray,
                    buffer: np.ndarray) -> None:
     """Posterior moments of a latent factor with precision ``I + packed[s]`` and linear term
@@ -131,20 +144,14 @@ def posterior_rows(packed: np.ndarray, b: np.ndarray, w: np.ndarray, half_bw_log
     Raises :class:`NotPositiveDefinite`.
     """
     R = buffer.shape[0]
-    flat, upper = buffer.reshape(-1), buffer.T  # buffer's lower triangle = upper of its transpose
+    upper = buffer.T  # buffer's lower triangle = upper of its transpose
     ws, info = np.empty(R), ctypes.c_int(0)
     a, n, u, one = _at(buffer), _i(R), _c(b"U"), _i(1)
     if not packed.flags.c_contiguous:  # pragma: no cover - the E-step's scratch rows are
         raise ValueError("posterior_rows needs C-contiguous packed rows")
     K = packed.shape[1]
     for s in range(packed.shape[0]):
-        # the packed row-major lower triangle is LAPACK's packed upper one of buffer.T
-        _dtpttr(u, n, _at(packed, s * K), a, n, ctypes.byref(info))
-        flat[:: R + 1] += 1.0
-        _dpotrf(u, n, a, n, ctypes.byref(info))
-        if info.value != 0:
-            raise NotPositiveDefinite(f"matrix {s} is not positive definite (potrf info "
-                                      f"{info.value})")
+        _factor_identity_plus(packed, s, buffer, info)
         log_det = 2.0 * np.log(np.diagonal(upper)).sum()
         ws[:] = b[s]
         _dpotrs(u, n, one, a, n, _at(ws), n, ctypes.byref(info))
@@ -164,15 +171,10 @@ def posterior_means(packed: np.ndarray, b: np.ndarray, w: np.ndarray, buffer: np
     R = buffer.shape[0]
     if not (packed.flags.c_contiguous and w.flags.c_contiguous):  # pragma: no cover
         raise ValueError("posterior_means needs C-contiguous packed rows and w")
-    flat, info = buffer.reshape(-1), ctypes.c_int(0)
-    a, n, u, one, K = _at(buffer), _i(R), _c(b"U"), _i(1), packed.shape[1]
+    info = ctypes.c_int(0)
+    a, n, u, one = _at(buffer), _i(R), _c(b"U"), _i(1)
     for s in range(packed.shape[0]):
-        _dtpttr(u, n, _at(packed, s * K), a, n, ctypes.byref(info))
-        flat[:: R + 1] += 1.0
-        _dpotrf(u, n, a, n, ctypes.byref(info))
-        if info.value != 0:
-            raise NotPositiveDefinite(f"matrix {s} is not positive definite (potrf info "
-                                      f"{info.value})")
+        _factor_identity_plus(packed, s, buffer, info)
         w[s] = b[s]
         _dpotrs(u, n, one, a, n, _at(w, s * R), n, ctypes.byref(info))
 

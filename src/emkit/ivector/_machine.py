@@ -13,8 +13,7 @@ from sklearn.exceptions import NotFittedError
 from .._backend import computed_once, is_dask_collection, map_ordered, n_threads, small_products
 from .._backend._staging import configured_device, synced
 from .._checkpoint import resumable_em
-from .._fitted import (FittedArray, clear_derived, derived, refreeze, set_fitted,
-                       without_derived)
+from .._fitted import FittedArray, clear_derived, derived, refreeze, set_fitted, without_derived
 from .._kernels import ivector as kiv
 from .._validation import check_positive_int, check_random_state
 from ..gmm import GMMMachine
