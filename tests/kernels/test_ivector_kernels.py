@@ -155,22 +155,23 @@ def test_variance_floor_applies_to_updated_sigma():
     assert np.all(s == 1e3)
 
 
-@pytest.mark.parametrize("C, D, R", [(2, 3, 2), (64, 20, 50), (256, 60, 200), (512, 60, 200),
-                                     (512, 60, 400), (2048, 60, 400), (4096, 60, 600),
-                                     (16, 60, 4000)])
-@pytest.mark.parametrize("projection", [False, True])
-def test_default_batch_size_keeps_the_working_set_within_budget(C, D, R, projection):
+SIZES = [(2, 3, 2), (64, 20, 50), (256, 60, 200), (512, 60, 200), (512, 60, 400), (2048, 60, 400),
+         (4096, 60, 600), (16, 60, 4000)]
+
+
+@pytest.mark.parametrize("C, D, R", SIZES)
+def test_default_batch_size_keeps_the_working_set_within_budget(C, D, R):
     """Accumulators + one batch's temporaries <= 1.5x the accumulators + 256 MB (or one
     utterance when even that does not fit), the largest such batch up to MAX_BATCH; compared with
     the former rule (one (batch, R, R) stack in 64 MB)."""
-    batch = kiv.default_batch_size(C, D, R, projection)
+    batch = kiv.default_batch_size(C, D, R)
     acc = kiv.accumulator_bytes(C, D, R)
     assert 1 <= batch <= kiv.MAX_BATCH
     assert acc == 8 * (C * R * R + C * D * R + C * D + C)
     if batch > 1:
-        assert acc + kiv.batch_bytes(batch, C, D, R, projection) <= 1.5 * acc + 256 * 2**20
+        assert acc + kiv.batch_bytes(batch, C, D, R) <= 1.5 * acc + 256 * 2**20
     # the largest batch within budget, unless capped
-    assert batch == kiv.MAX_BATCH or acc + kiv.batch_bytes(batch + 1, C, D, R, projection) > 1.5 * acc + 256 * 2**20
+    assert batch == kiv.MAX_BATCH or acc + kiv.batch_bytes(batch + 1, C, D, R) > 1.5 * acc + 256 * 2**20
     former = max(1, 64 * 2**20 // (8 * R * R))
     # about as large where the accumulators are small (the former rule did not count the other
     # stacks of a batch), much larger where they are large
@@ -179,19 +180,35 @@ def test_default_batch_size_keeps_the_working_set_within_budget(C, D, R, project
         assert batch >= 1.5 * former
 
 
+@pytest.mark.parametrize("C, D, R", SIZES)
+@pytest.mark.parametrize("threads", [1, 2, 16, 64])
+def test_projection_batches_of_all_threads_stay_within_budget(C, D, R, threads):
+    """All threads' batches <= the constants + 256 MB, the largest such batch within
+    [MIN_PROJECTION_BATCH, MAX_BATCH]: the memory of a projection does not grow with the cores."""
+    batch = kiv.projection_batch_size(C, D, R, concurrent=threads)
+    budget = kiv.constants_bytes(C, D, R) + 256 * 2**20
+    assert kiv.constants_bytes(C, D, R) == 8 * (C * R * (R + 1) // 2 + C * D * R)
+    assert kiv.MIN_PROJECTION_BATCH <= batch <= kiv.MAX_BATCH
+    if batch > kiv.MIN_PROJECTION_BATCH:
+        assert threads * kiv.batch_bytes(batch, C, D, R, projection=True) <= budget
+    if batch < kiv.MAX_BATCH:
+        assert threads * kiv.batch_bytes(batch + 1, C, D, R, projection=True) > budget
+    if (C, D, R) == (2048, 60, 400):
+        assert batch == {1: 512, 2: 512, 16: 73, 64: 64}[threads]
+
+
 def test_batch_bytes_counts_the_batch_arrays():
     """The per-utterance counts cover the arrays a batch allocates: the E-step's stacked and
     centred statistics and packed precision (no (R, R) stack: one buffer per thread), and the
-    projection's stacked and centred statistics and packed precision."""
+    projection's stacked statistics (centred in place) and packed precision."""
     C, D, R = 8, 3, 5
     per_utt = kiv.batch_bytes(1, C, D, R) - kiv.DEFAULT_BATCH_BYTES
     arrays = (4 * C * D + C) + R * (R + 1) // 2 + 2 * R  # stats stacked and centred, packed, b, w
     assert per_utt >= 8 * arrays
-    per_utt = kiv.batch_bytes(1, C, D, R, projection=True) - kiv.DEFAULT_BATCH_BYTES
-    arrays = (3 * C * D + C) + R * (R + 1) // 2 + 2 * R  # n, sum_px, n m, fnorm, packed, b, w
-    assert per_utt >= 8 * arrays
-    # the projection keeps no second-order statistics: batches at least as large as the E-step's
-    assert kiv.default_batch_size(512, 60, 400, projection=True) >= kiv.default_batch_size(512, 60, 400)
+    fixed = kiv.batch_bytes(0, C, D, R, projection=True)
+    assert fixed >= 8 * (C * D + R * R)  # one utterance's n m, the (R, R) buffer
+    per_utt = kiv.batch_bytes(1, C, D, R, projection=True) - fixed
+    assert per_utt >= 8 * ((C * D + C) + R * (R + 1) // 2 + 2 * R)  # n, sum_px, packed, b, w
 
 
 def test_parallel_pieces_share_one_accumulator():

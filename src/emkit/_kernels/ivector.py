@@ -47,6 +47,12 @@ def accumulator_bytes(dim_c: int, dim_d: int, dim_t: int) -> int:
     return 8 * (C * R * R + C * D * R + C * D + C)
 
 
+def constants_bytes(dim_c: int, dim_d: int, dim_t: int) -> int:
+    """Bytes of the :class:`Precomputed` constants: (C, R(R+1)/2) and (C, D, R) float64."""
+    C, D, R = dim_c, dim_d, dim_t
+    return 8 * (C * (R * (R + 1) // 2) + C * D * R)
+
+
 def batch_bytes(batch: int, dim_c: int, dim_d: int, dim_t: int, projection: bool = False) -> int:
     """Peak bytes of the temporaries of one batch of ``batch`` utterances (upper bound).
 
@@ -54,22 +60,19 @@ def batch_bytes(batch: int, dim_c: int, dim_d: int, dim_t: int, projection: bool
     ``fit`` streams them (``n``, ``sum_px``, ``sum_pxx``, ``fnorm`` and the product ``n m``:
     C + 4 C*D), its packed precision, overwritten by the packed moments (R(R+1)/2), and a few
     R-vectors (``b``, ``w``); plus the :func:`gemm_accumulate` block (one (R, R) buffer per thread
-    fits in it).  ``projection``: :func:`project` after the statistics are stacked and centred
-    (``n``, ``sum_px``, ``n m`` and ``fnorm``: C + 3 C*D), the packed precision and two R-vectors
-    per utterance.
+    fits in it).  ``projection`` (``IVectorMachine.transform``): per utterance its stacked
+    statistics (``n`` and ``sum_px``, centred in place: C + C*D), its packed precision and two
+    R-vectors; per batch one utterance's ``n m`` (C*D) and the (R, R) buffer of :func:`project`.
     """
     C, D, R = dim_c, dim_d, dim_t
     K = R * (R + 1) // 2
     if projection:
-        per_utterance = 8 * (3 * C * D + C + K + 2 * R)
-    else:
-        per_utterance = 8 * (4 * C * D + C + K + 4 * R)
-    return batch * per_utterance + DEFAULT_BATCH_BYTES
+        return batch * 8 * (C * D + C + K + 2 * R) + 8 * (C * D + R * R)
+    return batch * 8 * (4 * C * D + C + K + 4 * R) + DEFAULT_BATCH_BYTES
 
 
-def default_batch_size(dim_c: int, dim_d: int, dim_t: int, projection: bool = False) -> int:
-    """Utterances per E-step batch (or per projection batch, ``projection``), from arithmetic
-    intensity and a memory budget.
+def default_batch_size(dim_c: int, dim_d: int, dim_t: int) -> int:
+    """Utterances per E-step batch, from arithmetic intensity and a memory budget.
 
     Every batch reads the (C, R(R+1)/2) constants and reads and writes the (C, R(R+1)/2) packed
     accumulator once, so the batch should be as large as memory allows, up to
@@ -82,8 +85,29 @@ def default_batch_size(dim_c: int, dim_d: int, dim_t: int, projection: bool = Fa
     :class:`Precomputed`, and the statistics themselves come on top.)
     """
     budget = accumulator_bytes(dim_c, dim_d, dim_t) // 2 + BATCH_SLACK_BYTES
-    per_utterance = batch_bytes(1, dim_c, dim_d, dim_t, projection) - DEFAULT_BATCH_BYTES
+    per_utterance = batch_bytes(1, dim_c, dim_d, dim_t) - DEFAULT_BATCH_BYTES
     return int(min(MAX_BATCH, max(1, (budget - DEFAULT_BATCH_BYTES) // per_utterance)))
+
+
+#: Smallest default projection batch: its product ``n (S, C) @ TtSigT (C, R(R+1)/2)`` reads the
+#: constants once per batch, S / 4 flops per byte (16 per byte at 64 utterances).
+MIN_PROJECTION_BATCH = 64
+
+
+def projection_batch_size(dim_c: int, dim_d: int, dim_t: int, concurrent: int = 1) -> int:
+    """Utterances per projection batch when ``concurrent`` batches run at once (one per thread).
+
+    Budget: the temporaries of all concurrent batches (:func:`batch_bytes` with ``projection``)
+    take at most the size of the constants (:func:`constants_bytes`, which a projection holds
+    anyway) plus 256 MB, so a projection needs at most about twice its constants whatever the
+    number of threads; within :data:`MIN_PROJECTION_BATCH` and :data:`MAX_BATCH` utterances
+    (C=2048, D=60, R=400: 512 per batch on 2 threads, 73 on 16).
+    """
+    C, D, R = dim_c, dim_d, dim_t
+    share = (constants_bytes(C, D, R) + BATCH_SLACK_BYTES) // max(1, concurrent)
+    fixed = batch_bytes(0, C, D, R, projection=True)
+    per_utterance = batch_bytes(1, C, D, R, projection=True) - fixed
+    return int(min(MAX_BATCH, max(MIN_PROJECTION_BATCH, (share - fixed) // per_utterance)))
 
 
 # ---------------------------------------------------------------------------------------------

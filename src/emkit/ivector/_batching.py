@@ -85,10 +85,14 @@ def _shared_accumulator(C: int, R: int) -> bool:
     return C * R * R * 8 > _MAX_ACCUMULATOR_PER_THREAD
 
 
-def _batch_size(machine, projection: bool = False) -> int:
+def _batch_size(machine, projection: bool = False, concurrent: int = 1) -> int:
+    """``machine.batch_size``, or the default E-step batch (``projection``: the default batch of
+    a projection running ``concurrent`` batches at once)."""
     size = getattr(machine, "batch_size", None)
     if size is None:
-        return kiv.default_batch_size(*np.shape(machine.T), projection=projection)
+        if projection:
+            return kiv.projection_batch_size(*np.shape(machine.T), concurrent=concurrent)
+        return kiv.default_batch_size(*np.shape(machine.T))
     return check_positive_int(size, "batch_size")
 
 

@@ -66,7 +66,9 @@ class IVectorMachine(BaseEstimator):
         accumulators and a batch's temporaries within 1.5x the accumulators + 256 MB).
         Besides the statistics, ``fit`` holds one set of accumulators and one of constants of
         T, each about ``8 C (R(R+1)/2 + D R)`` bytes (1.7 GB at C=2048, D=60, R=400), reused
-        from iteration to iteration.
+        from iteration to iteration.  ``transform`` holds the constants and batches per thread
+        (:func:`emkit._kernels.ivector.projection_batch_size`: all threads' batches within the
+        constants' size + 256 MB by default).
     checkpoint : path or None
         Resumable training (see :class:`emkit.GMMMachine`): T and sigma are saved atomically
         after every iteration, and the same ``fit`` started again resumes from there.
@@ -263,15 +265,19 @@ class IVectorMachine(BaseEstimator):
 
             return project(self, X, name, indexed, dev)
         pre = self._precomputed()
-        (C, D, R), S = pre.shape, len(X)
-        # bounded batches, at least one per thread when there is enough work
-        size = min(_batch_size(self, projection=True), max(_MIN_THREAD_BATCH, -(-S // n_threads())))
+        (C, D, R), S, threads = pre.shape, len(X), n_threads()
+        # bounded batches (the threads' batches together), at least one per thread when there is
+        # enough work
+        size = min(_batch_size(self, projection=True, concurrent=threads),
+                   max(_MIN_THREAD_BATCH, -(-S // threads)))
         out = np.empty((S, R))
 
         def run(start):
             b = GMMStats.stack(X[start : start + size], name=name, shape=(C, D), indexed=indexed,
                                offset=start)
-            fnorm = b.sum_px - b.n[:, :, None] * pre.means
+            fnorm = b.sum_px  # centred in place, one utterance at a time (no (S, C, D) product)
+            for s in range(len(fnorm)):
+                fnorm[s] -= b.n[s, :, None] * pre.means
             out[start : start + size] = kiv.project(b.n, fnorm, pre)
 
         map_ordered(run, range(0, S, size))
