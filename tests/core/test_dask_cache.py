@@ -4,6 +4,7 @@ per-worker files (removed after fit), with the numbers of the in-memory fit."""
 
 import glob
 import os
+import stat
 import threading
 
 import dask
@@ -134,6 +135,17 @@ def test_spill_directory_is_removed_when_fit_fails(client, features, tmp_path):
         with pytest.raises(ValueError, match="inconsistent|sessions"):
             ISVMachine(2, em_iterations=2, ubm=ubm).fit(bag, LABELS[:-1])
     assert os.listdir(tmp_path) == []
+
+
+def test_spill_files_are_private_and_a_missing_one_says_what_to_configure(tmp_path):
+    """The per-worker spill directory is the owner's alone; a task that cannot see a file (a
+    worker on another host, no shared spill_directory) says what to set."""
+    path, n_items, _ = _cache._spill([np.arange(3.0)], str(tmp_path), "emkit-spill-test", 0)
+    assert n_items == 1 and stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    assert np.array_equal(_cache._read_spilled(path)[0], np.arange(3.0))
+    os.remove(path)
+    with pytest.raises(FileNotFoundError, match=r"spill_directory=.*shares"):
+        _cache._read_spilled(path)
 
 
 def test_off_recomputes_at_every_pass(client, features, loads):

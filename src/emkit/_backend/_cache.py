@@ -346,7 +346,7 @@ def _spill(part, base, token, index) -> str:
 
     items = part if isinstance(part, list) else list(part)
     directory = _worker_directory(base, token)
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)  # biometric data: the owner's alone
     path = os.path.join(directory, f"part-{index:06d}-{uuid.uuid4().hex[:8]}.h5")
     with h5py.File(path, "w") as f:
         f.attrs["n_items"] = len(items)
@@ -372,6 +372,12 @@ def _read_spill_file(path) -> list:
 
     from ..stats import GMMStats
 
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"emkit's spill file {path} (written by another dask worker) cannot be read on "
+            f"{socket.gethostname()}: with workers on several hosts, set "
+            "emkit.set_config(spill_directory=...) to a directory that every worker shares, or "
+            "dask_cache='memory'")
     with h5py.File(path, "r") as f:
         if "pickled" in f:
             import pickle
