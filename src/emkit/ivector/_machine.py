@@ -208,7 +208,8 @@ class IVectorMachine(BaseEstimator):
             if stats.n_sessions == 0:
                 raise ValueError("X is empty: the dask bag holds no GMMStats")
             m_step(self, stats)
-            spare["stats"] = stats
+            if not is_dask_collection(data):  # (the dask path gathers new sums every pass)
+                spare["stats"] = stats
             return stats.log_likelihood / stats.n_sessions
 
         device, get_state = None, lambda: {"T": self.T, "sigma": self.sigma}
