@@ -194,7 +194,16 @@ def test_projection_batches_of_all_threads_stay_within_budget(C, D, R, threads):
     if batch < kiv.MAX_BATCH:
         assert threads * kiv.batch_bytes(batch + 1, C, D, R, projection=True) > budget
     if (C, D, R) == (2048, 60, 400):
-        assert batch == {1: 512, 2: 512, 16: 73, 64: 64}[threads]
+        assert batch == {1: 512, 2: 512, 16: 69, 64: 64}[threads]
+
+
+def test_centre_in_place_equals_the_whole_product(monkeypatch):
+    rng = np.random.default_rng(8)
+    n, F, means = rng.uniform(0, 5, (7, 4)), rng.normal(size=(7, 4, 3)), rng.normal(size=(4, 3))
+    expected = F - n[:, :, None] * means
+    monkeypatch.setattr(kiv, "_COPY_BYTES", 2 * 4 * 3 * 8)  # blocks of 2 utterances, the last 1
+    got = kiv.centre_in_place(n, F, means)
+    assert got is F and np.array_equal(got, expected)
 
 
 def test_batch_bytes_counts_the_batch_arrays():
@@ -206,7 +215,7 @@ def test_batch_bytes_counts_the_batch_arrays():
     arrays = (4 * C * D + C) + R * (R + 1) // 2 + 2 * R  # stats stacked and centred, packed, b, w
     assert per_utt >= 8 * arrays
     fixed = kiv.batch_bytes(0, C, D, R, projection=True)
-    assert fixed >= 8 * (C * D + R * R)  # one utterance's n m, the (R, R) buffer
+    assert fixed >= 8 * (C * D + R * R)  # a block of n m (>= one utterance's), the (R, R) buffer
     per_utt = kiv.batch_bytes(1, C, D, R, projection=True) - fixed
     assert per_utt >= 8 * ((C * D + C) + R * (R + 1) // 2 + 2 * R)  # n, sum_px, packed, b, w
 

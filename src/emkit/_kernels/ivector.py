@@ -62,12 +62,13 @@ def batch_bytes(batch: int, dim_c: int, dim_d: int, dim_t: int, projection: bool
     R-vectors (``b``, ``w``); plus the :func:`gemm_accumulate` block (one (R, R) buffer per thread
     fits in it).  ``projection`` (``IVectorMachine.transform``): per utterance its stacked
     statistics (``n`` and ``sum_px``, centred in place: C + C*D), its packed precision and two
-    R-vectors; per batch one utterance's ``n m`` (C*D) and the (R, R) buffer of :func:`project`.
+    R-vectors; per batch a block of ``n m`` (:func:`centre_in_place`: at most 8 MB or one
+    utterance's C*D) and the (R, R) buffer of :func:`project`.
     """
     C, D, R = dim_c, dim_d, dim_t
     K = R * (R + 1) // 2
     if projection:
-        return batch * 8 * (C * D + C + K + 2 * R) + 8 * (C * D + R * R)
+        return batch * 8 * (C * D + C + K + 2 * R) + max(_COPY_BYTES, 8 * C * D) + 8 * R * R
     return batch * 8 * (4 * C * D + C + K + 4 * R) + DEFAULT_BATCH_BYTES
 
 
@@ -101,7 +102,7 @@ def projection_batch_size(dim_c: int, dim_d: int, dim_t: int, concurrent: int = 
     take at most the size of the constants (:func:`constants_bytes`, which a projection holds
     anyway) plus 256 MB, so a projection needs at most about twice its constants whatever the
     number of threads; within :data:`MIN_PROJECTION_BATCH` and :data:`MAX_BATCH` utterances
-    (C=2048, D=60, R=400: 512 per batch on 2 threads, 73 on 16).
+    (C=2048, D=60, R=400: 512 per batch on 2 threads, 69 on 16).
     """
     C, D, R = dim_c, dim_d, dim_t
     share = (constants_bytes(C, D, R) + BATCH_SLACK_BYTES) // max(1, concurrent)
@@ -210,6 +211,17 @@ def linear_terms(fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
 
 _NOT_POSITIVE_DEFINITE = ("a posterior precision matrix is not positive definite: the "
                           "zeroth-order statistics (n) must be non-negative and finite")
+
+
+def centre_in_place(n: np.ndarray, sum_px: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """``sum_px -= n m`` for n (S, C), sum_px (S, C, D) and means (C, D), in blocks of
+    utterances whose product ``n m`` takes at most 8 MB; returns ``sum_px`` (now ``fnorm``)."""
+    S, C, D = sum_px.shape
+    step = max(1, _COPY_BYTES // (8 * C * D))
+    for start in range(0, S, step):
+        block = slice(start, start + step)
+        sum_px[block] -= n[block, :, None] * means
+    return sum_px
 
 
 def project(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:

@@ -276,9 +276,7 @@ class IVectorMachine(BaseEstimator):
         def run(start):
             b = GMMStats.stack(X[start : start + size], name=name, shape=(C, D), indexed=indexed,
                                offset=start)
-            fnorm = b.sum_px  # centred in place, one utterance at a time (no (S, C, D) product)
-            for s in range(len(fnorm)):
-                fnorm[s] -= b.n[s, :, None] * pre.means
+            fnorm = kiv.centre_in_place(b.n, b.sum_px, pre.means)  # no (S, C, D) product
             out[start : start + size] = kiv.project(b.n, fnorm, pre)
 
         map_ordered(run, range(0, S, size))
