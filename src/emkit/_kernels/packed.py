@@ -121,12 +121,10 @@ class NotPositiveDefinite(ValueError):
 def _factor_identity_plus(packed: np.ndarray, s: int, buffer: np.ndarray, info) -> None:
     """The Cholesky factor ``U`` (``U'U = I + packed[s]``) in the Fortran upper triangle of the
     (R, R) C-ordered ``buffer`` (its C-ordered lower one).  Raises :class:`NotPositiveDefinite`."""
-    R, K = buffer.shape[0], packed.shape[1]
-    a, n, u = _at(buffer), _i(R), _c(b"U")
-    # the packed row-major lower triangle is LAPACK's packed upper one of buffer.T
-    _dtpttr(u, n, _at(packed, s * K), a, n, ctypes.byref(info))
+    R = buffer.shape[0]
+    unpack_lower(packed[s], buffer)
     buffer.reshape(-1)[:: R + 1] += 1.0
-    _dpotrf(u, n, a, n, ctypes.byref(info))
+    _dpotrf(_c(b"U"), _i(R), _at(buffer), _i(R), ctypes.byref(info))
     if info.value != 0:
         raise NotPositiveDefinite(f"matrix {s} is not positive definite (potrf info {info.value})")
 
@@ -198,6 +196,7 @@ def unpack_lower(packed: np.ndarray, buffer: np.ndarray) -> None:
     R, info = buffer.shape[0], ctypes.c_int(0)
     if not (packed.flags.c_contiguous and buffer.flags.c_contiguous):
         raise ValueError("unpack_lower needs C-contiguous arrays")  # pragma: no cover
+    # the packed row-major lower triangle is LAPACK's packed upper one of buffer.T
     _dtpttr(_c(b"U"), _i(R), _at(packed), _at(buffer), _i(R), ctypes.byref(info))
 
 

@@ -299,7 +299,7 @@ class IVectorMachine(BaseEstimator):
         pre = self._precomputed()
         b = GMMStats.stack([stats], name="stats", shape=pre.shape[:2], indexed=False)
         with small_products():  # one utterance: BLAS threads only cost synchronisation
-            return kiv.project(b.n, b.sum_px - b.n[:, :, None] * pre.means, pre)[0]
+            return kiv.project(b.n, kiv.centre_in_place(b.n, b.sum_px, pre.means), pre)[0]
 
     def transform(self, X) -> np.ndarray:
         """i-vectors of a list of GMMStats: ndarray (S, R) (row s is ``project(X[s])``).
