@@ -44,9 +44,19 @@ _LAZY = {
     "config_context": "._config",
     "release_staging_buffers": "._backend._device",
     "CheckpointMismatchError": "._checkpoint",
+    # the reference's submodules, reachable as attributes as they are in bob.learn.em
+    # (``bob.learn.em.gmm.e_step``); linear_scoring is the function, as there
+    "factor_analysis": ".factor_analysis",
+    "gmm": ".gmm",
+    "ivector": ".ivector",
+    "kmeans": ".kmeans",
+    "utils": ".utils",
+    "wccn": ".wccn",
+    "whitening": ".whitening",
 }
 
-_MODULES = {"datasets", "metrics"}
+_MODULES = {"datasets", "metrics", "factor_analysis", "gmm", "ivector", "kmeans", "utils", "wccn",
+            "whitening"}
 
 #: class stamp of a model file -> the module that defines the class and registers its layout
 #: (:mod:`emkit.io._registry` resolves stamps through this table, so no ``io`` module imports an

@@ -23,7 +23,7 @@ from ._validation import (check_block, check_frames, check_iteration_limits, che
 
 logger = logging.getLogger("emkit")
 
-__all__ = ["KMeansMachine", "get_centroids_distance", "get_closest_centroid_index"]
+__all__ = ["KMeansMachine", "e_step", "get_centroids_distance", "get_closest_centroid_index", "m_step"]
 
 
 def get_centroids_distance(x, means) -> np.ndarray:
@@ -44,6 +44,56 @@ def get_centroids_distance(x, means) -> np.ndarray:
 def get_closest_centroid_index(centroids_dist) -> np.ndarray:
     """Index of the nearest centroid for each sample, from (K, N) distances; ties go to the lowest index."""
     return np.argmin(centroids_dist, axis=0)
+
+
+def e_step(data, means):
+    """The statistics of one Lloyd step over ``data`` (N, D) with centroids ``means`` (K, D), as
+    the reference's ``kmeans.e_step``: ``(counts (K,) int64, sums (K, D) float64,
+    mean_min_distance)``, where ``sums[k]`` adds the samples nearest to centroid k and
+    ``mean_min_distance`` is the mean over ``data`` of the squared distance to the nearest
+    centroid.  The statistics of several chunks are combined by :func:`m_step`."""
+    means = check_frames(means, "means")
+    if is_dask_collection(data):  # one chunk of the reference's loop: computed here
+        data = data.compute()
+    data = np.asarray(check_frames(data, "data", n_features=means.shape[1]), dtype=np.float64)
+    coef = kk.CentroidCoefficients.from_centroids(means)
+    r = kk.lloyd_statistics(data, coef, _block_rows())
+    counts = r["counts"]
+    # the kernel sums deviations from the centroids; the reference sums the samples
+    sums = r["sums"] + counts[:, None] * (coef.shift + coef.centred)
+    return counts, sums, np.float64(r["sum_min_dist"] / len(data))
+
+
+def m_step(stats, n_samples, means=None):
+    """New centroids and the average squared distance to the nearest centroid, from a list of
+    :func:`e_step` results (one per chunk) over ``n_samples`` samples in all: ``(centroids
+    (K, D), average_min_distance)``.
+
+    The average is the true one: the chunks' means weighted by their sizes, divided by
+    ``n_samples`` (the reference divided the sum of the chunks' means by ``n_samples``, a value
+    ``n_samples`` times too small for one chunk).  A cluster that got no sample keeps its
+    centroid from ``means`` (K, D); without ``means`` it is an error (the reference made it NaN;
+    ``KMeansMachine.fit`` re-seeds it from the farthest samples instead).
+    """
+    stats = list(stats)
+    if not stats:
+        raise ValueError("stats is empty: expected the e_step results of at least one chunk")
+    n_samples = check_positive_int(n_samples, "n_samples")
+    counts = sum(np.asarray(s[0], dtype=np.int64) for s in stats)
+    sums = sum(np.asarray(s[1], dtype=np.float64) for s in stats)
+    total = sum(float(np.sum(s[0])) * float(s[2]) for s in stats)
+    empty = counts == 0
+    centroids = sums / np.maximum(counts, 1)[:, None]
+    if empty.any():
+        if means is None:
+            raise ValueError(f"cluster(s) {np.flatnonzero(empty)[:10].tolist()} got no sample: "
+                             "pass means= (the centroids of the e_step) to keep theirs")
+        means = check_frames(means, "means", n_features=sums.shape[1])
+        if len(means) != len(counts):
+            raise ValueError(f"means must have {len(counts)} rows (one per cluster); got "
+                             f"{len(means)}")
+        centroids[empty] = means[empty]
+    return centroids, total / n_samples
 
 
 def _block_rows() -> int:

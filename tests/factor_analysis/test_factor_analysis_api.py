@@ -305,7 +305,7 @@ def test_errors_before_fitting(small):
         jfa.score((np.zeros(2), np.zeros(12)), probes)
     with pytest.raises(ValueError, match="ubm is None: fit needs a trained GMMMachine"):
         ISVMachine(2).fit(make_stats(small), small["labels"])
-    with pytest.raises(ValueError, match="ubm_kwargs must be a dict"):
+    with pytest.raises(TypeError, match="ubm_kwargs must be a dict"):
         ISVMachine(2).fit_using_array(np.zeros((4, 3, 2)), [0, 0, 1, 1])
 
 

@@ -160,3 +160,42 @@ def test_centroids_are_read_only_and_their_constants_cached_until_reassigned():
     assert km._coefficients() is not coef
     np.testing.assert_array_equal(km.predict(X), km.transform(X).argmin(0))
     assert KMeansMachine(5).centroids_ is None and KMeansMachine(5).average_min_distance == np.inf
+
+
+def test_module_steps_match_the_reference_loop_and_give_the_true_average():
+    from emkit.kmeans import e_step, m_step
+
+    X = _blobs(3) + 1e4  # far from the origin: the sums must not lose the offset
+    means = X[[0, 1, 2, 3, 4]].copy()
+    labels = cdist(X, means, "sqeuclidean").argmin(1)
+    chunks = [X[:250], X[250:]]
+    stats = [e_step(c, means) for c in chunks]
+    counts, sums, mean_min = stats[0]
+    assert counts.dtype == np.int64 and counts.sum() == 250
+    np.testing.assert_array_equal(counts, np.bincount(labels[:250], minlength=5))
+    expected = np.array([X[:250][labels[:250] == k].sum(0) for k in range(5)])
+    assert max_rel_diff(sums, expected) < 1e-13
+    np.testing.assert_allclose(mean_min, cdist(X[:250], means, "sqeuclidean").min(1).mean(),
+                               rtol=1e-10)
+    centroids, average = m_step(stats, len(X))
+    assert max_rel_diff(centroids, _naive_lloyd(X, means, 1)) < 1e-13
+    # the true mean over both (unequal) chunks, not the reference's sum of means / N
+    np.testing.assert_allclose(average, cdist(X, means, "sqeuclidean").min(1).mean(), rtol=1e-10)
+    np.testing.assert_array_equal(means, X[:5])  # inputs untouched
+
+
+def test_module_m_step_never_makes_an_empty_cluster_nan():
+    from emkit.kmeans import e_step, m_step
+
+    X = _blobs(4)
+    means = np.vstack([X[:4], [1e6, 1e6]])  # the last centroid is nearest to no sample
+    stats = [e_step(X, means)]
+    with pytest.raises(ValueError, match=r"cluster\(s\) \[4\] got no sample: pass means="):
+        m_step(stats, len(X))
+    centroids, _ = m_step(stats, len(X), means=means)
+    np.testing.assert_array_equal(centroids[4], [1e6, 1e6])
+    assert np.isfinite(centroids).all()
+    with pytest.raises(ValueError, match="stats is empty"):
+        m_step([], 10)
+    with pytest.raises(ValueError, match="data"):
+        e_step(np.full((3, 2), np.nan), means)

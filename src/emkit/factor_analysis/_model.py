@@ -352,8 +352,8 @@ class FactorAnalysisBase(BaseEstimator):
         from ..gmm import GMMMachine
 
         if self.ubm is None:
-            if not isinstance(self.ubm_kwargs, dict):
-                raise ValueError(
+            if not isinstance(self.ubm_kwargs, dict):  # a TypeError, as the reference's **None
+                raise TypeError(
                     "ubm_kwargs must be a dict of GMMMachine arguments (e.g. "
                     f"{{'n_gaussians': 8}}) when ubm is None; got {self.ubm_kwargs!r}"
                 )

@@ -36,6 +36,11 @@ class ISVMachine(FactorAnalysisBase):
                          enroll_iterations=enroll_iterations, ubm=ubm, ubm_kwargs=ubm_kwargs,
                          checkpoint=checkpoint)
 
+    @property
+    def V(self) -> int:
+        """0: ISV has no class subspace (the reference's ``ISVMachine.V`` is the integer 0)."""
+        return 0
+
     @small_products  # the passes over sessions run in parallel threads; the rest is small
     def fit(self, X, y=None):
         """Train U from per-session statistics (D stays at its initial value).

@@ -330,6 +330,10 @@ class IVectorMachine(BaseEstimator):
         tags.requires_fit = True
         return tags
 
+    def _more_tags(self) -> dict:
+        """The reference's tags, which bob.pipelines reads (``fit`` takes a dask bag)."""
+        return {"requires_fit": True, "bob_fit_supports_dask_bag": True}
+
     # -- HDF5 (emkit.io.ivector's layout, through the registry) ----------------------------------
     def save(self, hdf5):
         """Write the machine, its UBM and its parameters (path or open h5py group)."""

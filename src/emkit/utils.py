@@ -1,0 +1,55 @@
+"""The input helpers of ``bob.learn.em.utils``, for code written against the reference.
+
+emkit's estimators do not need them (they take numpy arrays, memmaps and dask collections as
+they are, and keep a dask input computed once per ``fit`` themselves); they are here so that
+code calling them runs unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._backend import is_dask_collection
+
+__all__ = ["array_to_delayed_list", "check_and_persist_dask_input"]
+
+
+def check_and_persist_dask_input(data, persist: bool = True):
+    """``(True, data)`` for a dask array, ``(False, np.asarray(data))`` otherwise.
+
+    A dask array is persisted when ``persist`` (its chunks computed and kept in memory, on the
+    workers of a ``distributed`` client if there is one) and the client, if any, is asked to
+    rebalance them across its workers.
+    """
+    import dask.array as da
+
+    if not isinstance(data, da.Array):
+        return False, np.asarray(data)
+    if persist:
+        data = data.persist()
+        client = _current_client()
+        if client is not None:
+            client.rebalance()
+    return True, data
+
+
+def array_to_delayed_list(data, input_is_dask: bool):
+    """One ``dask.delayed`` object per chunk of a dask array (in the chunk grid's row-major
+    order) when ``input_is_dask``, else ``data`` itself."""
+    if input_is_dask:
+        if not is_dask_collection(data) or not hasattr(data, "to_delayed"):
+            raise TypeError(f"data must be a dask array when input_is_dask is True; got "
+                            f"{type(data).__name__}")
+        return data.to_delayed().ravel().tolist()
+    return data
+
+
+def _current_client():
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return None
+    try:
+        return Client.current()
+    except ValueError:  # no client: the local scheduler
+        return None
