@@ -26,12 +26,15 @@ from hashlib import blake2b
 import numpy as np
 
 from ._fingerprint import FORMAT, data_fingerprint, labels_fingerprint, parameter_fingerprints
+from .io.errors import InvalidFileError
 
 logger = logging.getLogger("emkit")
 
 _CLASS = "TrainingCheckpoint"
 #: 2: fingerprints of every byte of the data, of the labels and of each parameter
 _VERSION = 2
+#: What a name read from a checkpoint must look like to be used (or quoted in a message).
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 class CheckpointMismatchError(ValueError):
@@ -88,42 +91,58 @@ class Checkpoint:
             remove_stale_temporaries(self.path)
             self._swept = True
 
-    def load(self) -> SavedState | None:
+    def load(self, max_step: int | None = None) -> SavedState | None:
+        """What the previous attempt saved (None without a checkpoint file).
+
+        The file is read like any untrusted model file (:mod:`emkit.io.h5`): an invalid one (a
+        link, a forged size, NaN state, ``step`` outside ``[0, max_step]``...) is an
+        :class:`~emkit.io.InvalidFileError` naming it, never resumed from nor overwritten.
+        """
         self._sweep()
         if not os.path.exists(self.path):
             return None
-        from .io.h5 import as_str, open_for_reading, read_stamp
+        from .io.h5 import open_for_reading, read_array, read_attr, read_stamp
 
-        with open_for_reading(self.path) as f:
+        with open_for_reading(self.path, "training checkpoint") as f:
             version = read_stamp(f, _CLASS, _VERSION)
-            self._check_run(f, version, as_str)
+            self._check_run(f, version)
+            step = int(read_attr(f, "step", "int"))
+            if step < 0 or max_step is not None and step > max_step:
+                limit = "" if max_step is None else f" and <= {max_step} (the run's maximum)"
+                raise InvalidFileError(f"{self.path}: attribute '/step' must be >= 0{limit}; "
+                                       f"found {step}")
             state = SavedState(
-                step=int(f.attrs["step"]),
-                history=[float(v) for v in f["history"][...]],
-                arrays={name: _read_value(f["state"][name]) for name in f["state"]},
-                completed=bool(f.attrs["completed"]),
-                extra=json.loads(as_str(f.attrs["extra"])),
+                step=step,
+                history=read_array(f, "history", shape=(step,)).tolist(),  # one value per step
+                arrays=_read_state(f, self.path),
+                completed=read_attr(f, "completed", "bool"),
+                extra=_read_extra(f, self.path),
             )
         logger.info("%s: resuming from checkpoint %s after %d completed iteration(s)%s", self.owner,
                     self.path, state.step, " (training had finished)" if state.completed else "")
         return state
 
-    def _check_run(self, f, version, as_str):
+    def _check_run(self, f, version):
         """Raise :class:`CheckpointMismatchError` unless ``f`` was written by this very run."""
-        if version < _VERSION or int(f.attrs.get("fingerprint_format", 0)) != FORMAT:
+        from .io.h5 import read_attr
+
+        def text(name, default):
+            return read_attr(f, name, "str", required=False, default=default)
+
+        fingerprint_format = read_attr(f, "fingerprint_format", "int", required=False, default=0)
+        if version < _VERSION or fingerprint_format != FORMAT:
             raise CheckpointMismatchError(self.path, [
                 "it was written by another emkit version, whose data fingerprint cannot be compared"])
-        owner = as_str(f.attrs.get("owner", ""))
+        owner = text("owner", "")
         if owner != self.owner:  # (the file's text is named only when it is a plausible class name)
-            plausible = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", owner)
-            other = f"a {owner}" if plausible else "another estimator"
+            other = f"a {owner}" if _NAME.fullmatch(owner) else "another estimator"
             raise CheckpointMismatchError(self.path, [f"it was written by {other}, not a {self.owner}"])
         differences = []
-        if as_str(f.attrs.get("data_fingerprint", "")) != self.data:
+        if text("data_fingerprint", "") != self.data:
             differences.append("the training data X differ")
-        if as_str(f.attrs.get("labels_fingerprint", "?")) != self.labels:
+        if text("labels_fingerprint", "?") != self.labels:
             differences.append("the labels y differ")
-        names = _differing_parameters(f.attrs.get("parameter_fingerprints", "{}"), self.parameters, as_str)
+        names = _differing_parameters(text("parameter_fingerprints", "{}"), self.parameters)
         if names:
             differences.append(f"the parameters differ ({', '.join(names)})")
         if differences:
@@ -152,11 +171,11 @@ class Checkpoint:
                 group[name] = np.asarray(value)
 
 
-def _differing_parameters(saved, current: dict, as_str) -> list:
+def _differing_parameters(saved: str, current: dict) -> list:
     """Names of the parameters whose digests differ (only this run's names are ever echoed)."""
     try:
-        saved = json.loads(as_str(saved))
-    except (ValueError, TypeError):
+        saved = json.loads(saved)
+    except (ValueError, RecursionError):
         saved = None
     if not isinstance(saved, dict):
         return ["unreadable in the checkpoint"]
@@ -218,9 +237,47 @@ def remove_stale_temporaries(path) -> list:
     return removed
 
 
-def _read_value(dataset):
-    value = dataset[()]
-    return value if isinstance(value, np.ndarray) else np.asarray(value)
+class _StateArrays(dict):
+    """The saved arrays; one that the estimator needs and the file lacks is an error naming it."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def __missing__(self, name):
+        raise InvalidFileError(f"{self.path}: dataset '/state/{name}' is missing")
+
+
+def _read_state(f, path) -> dict:
+    """The arrays of group ``state``: finite numbers (as float64), each checked like a model's."""
+    from .io.h5 import child, read_array
+
+    group = child(f, "state", "group")
+    arrays = _StateArrays(path)
+    for name in group:
+        if not _NAME.fullmatch(name):  # (never quoted: it could be any length)
+            raise InvalidFileError(f"{path}: group '/state' holds an object whose name is "
+                                   "not an emkit state name")
+        arrays[name] = read_array(group, name)
+    return arrays
+
+
+def _read_extra(f, path) -> dict:
+    """Attribute ``extra``: a JSON object, ``phase`` an integer >= 0 and ``converged`` a boolean."""
+    from .io.h5 import read_attr
+
+    text = read_attr(f, "extra", "str")
+    try:
+        extra = json.loads(text)
+    except (ValueError, RecursionError):
+        extra = None
+    if not isinstance(extra, dict):
+        raise InvalidFileError(f"{path}: attribute '/extra' must be a JSON object")
+    phase, converged = extra.get("phase", 0), extra.get("converged", True)
+    if type(phase) is not int or phase < 0 or type(converged) is not bool:
+        raise InvalidFileError(f"{path}: attribute '/extra' must give 'phase' as an integer >= 0 "
+                               "and 'converged' as true or false")
+    return extra
 
 
 def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phase: int = 0,
@@ -273,7 +330,7 @@ def _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase, run
 
     path = getattr(estimator, "checkpoint", None)
     checkpoint = Checkpoint(path, estimator, X, y) if path is not None else None
-    saved = checkpoint.load() if checkpoint is not None else None
+    saved = checkpoint.load(run_em_kwargs.get("max_iterations")) if checkpoint is not None else None
     saved_phase = saved.extra.get("phase", 0) if saved is not None else None
     if saved is not None and saved_phase > phase:
         set_state(saved.arrays)

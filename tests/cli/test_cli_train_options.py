@@ -29,6 +29,23 @@ def test_ubm_checkpoint_resumes_and_refuses_another_run(data, tmp_path):  # noqa
     no_leftovers(tmp_path, "c.h5")
 
 
+def test_ubm_checkpoint_with_nan_state_is_an_error_naming_it(data, tmp_path):  # noqa: F811
+    import h5py
+
+    d = data
+    ckpt = tmp_path / "ubm.ckpt.h5"
+    args = ("train-ubm", d / "train.scp", "-n", 2, "--iterations", 2, "--no-progress",
+            "--checkpoint", ckpt)
+    run(*args, "-o", tmp_path / "a.h5")
+    with h5py.File(ckpt, "r+") as f:  # a finished run, tampered with afterwards
+        f["state/means"][0, 0] = np.nan
+    before = ckpt.read_bytes()
+    one_line_error(run(*args, "-o", tmp_path / "b.h5", ok=False), 1, "emkit train-ubm: error:",
+                   str(ckpt), "'/state/means'", "NaN")
+    assert ckpt.read_bytes() == before
+    no_leftovers(tmp_path, "b.h5")
+
+
 def test_isv_checkpoint(data, tmp_path):  # noqa: F811
     d = data
     train = (d / "train.scp", "--ubm", d / "ubm.h5", "--labels", d / "utt2spk", "--seed", 2,

@@ -281,6 +281,106 @@ def test_mismatch_message_never_echoes_the_files_text(tmp_path, attribute, value
     assert str(path) in str(info.value)
 
 
+# -- tampered checkpoints of the same run: read like untrusted model files ------------------------
+def _set(name, value, *, completed=None):
+    def change(f):
+        if name in f:
+            del f[name]
+        f[name] = value
+        if completed is not None:
+            f.attrs["completed"] = completed
+    return change
+
+
+def _attr(name, value):
+    return lambda f: f.attrs.__setitem__(name, value)
+
+
+def _external(f):
+    import h5py
+
+    other = os.path.join(os.path.dirname(f.filename), "elsewhere.h5")
+    with h5py.File(other, "w") as g:
+        g["m"] = np.full((3, 3), 42.0)
+    del f["state/means"]
+    f["state/means"] = h5py.ExternalLink(other, "/m")
+
+
+def _huge_history(f):
+    del f["history"]
+    f.create_dataset("history", shape=(2**34,), dtype="f8", chunks=(1024,))
+
+
+def _delete(name):
+    return lambda f: f.__delitem__(name)
+
+
+def _uncompleted_step(step):
+    def change(f):
+        f.attrs["completed"] = False
+        f.attrs["step"] = np.int64(step)
+    return change
+
+
+TAMPERED = {
+    "nan state": (_set("state/means", np.full((3, 3), np.nan)), "'/state/means'", "NaN"),
+    "inf state, resuming": (_set("state/variances", np.full((3, 3), np.inf), completed=False),
+                            "'/state/variances'", "infinite"),
+    "external link": (_external, "'/state/means'", "external link"),
+    "text state": (_set("state/weights", "0.5 0.5"), "'/state/weights'", "must hold numbers"),
+    "missing state": (_delete("state/means"), "'/state/means'", "missing"),
+    "long state name": (_set("state/" + "x" * 100_000, np.zeros(3)), "'/state'", "name"),
+    "history larger than the file": (_huge_history, "'/history'", "shape"),
+    "history of another length": (_set("history", np.zeros(5)), "'/history'", "shape (3,)"),
+    "negative step": (_uncompleted_step(-5), "'/step'", ">= 0"),
+    "step beyond the maximum": (_uncompleted_step(4), "'/step'", "<= 3"),
+    "step as text": (_attr("step", "3"), "'/step'", "integers"),
+    "completed not a boolean": (_attr("completed", np.int64(7)), "'/completed'", "boolean"),
+    "extra not an object": (_attr("extra", "[1, 2]"), "'/extra'", "JSON object"),
+    "extra deeply nested": (_attr("extra", "[" * 60_000), "'/extra'", "JSON object"),
+    "extra phase as text": (_attr("extra", '{"phase": "0"}'), "'/extra'", "phase"),
+    "extra converged not a boolean": (_attr("extra", '{"phase": 0, "converged": 1}'), "'/extra'",
+                                      "converged"),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERED))
+def test_tampered_checkpoint_is_refused_naming_the_file_and_kept(tmp_path, case, spy_run_em):
+    import h5py
+
+    from emkit.io import InvalidFileError
+
+    change, where, problem = TAMPERED[case]
+    X = _frames()
+    path = tmp_path / "run.h5"
+    _gmm(path).fit(X)
+    with h5py.File(path, "r+") as f:
+        change(f)
+    before = path.read_bytes()
+    loops = len(spy_run_em)
+    with pytest.raises(InvalidFileError) as info:
+        _gmm(path).fit(X)
+    message = str(info.value)
+    assert str(path) in message and where in message and problem in message, message
+    assert len(message) < 300
+    assert path.read_bytes() == before  # neither resumed from nor overwritten
+    assert len(spy_run_em) == loops
+
+
+def test_tampered_checkpoint_of_a_later_jfa_phase_is_refused(tmp_path, ubm, sessions):
+    import h5py
+
+    from emkit.io import InvalidFileError
+
+    stats, labels = sessions
+    path = tmp_path / "run.h5"
+    _fit_stats("jfa", path, ubm, stats, labels)
+    with h5py.File(path, "r+") as f:  # the last (D) phase's checkpoint: U and V are restored from it
+        f["state/U"][0, 0] = np.nan
+    with pytest.raises(InvalidFileError, match=re.escape(f"{path}: dataset '/state/U' holds NaN")):
+        _fit_stats("jfa", path, ubm, stats, labels)
+
+
 # -- what the fingerprint covers ------------------------------------------------------------------
 def test_fingerprint_is_the_values_not_the_layout(tmp_path):
     X = _frames()

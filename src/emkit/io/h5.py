@@ -364,8 +364,8 @@ def _as_text(value, group, name, kind) -> str:
 
 @_guarded("attribute")
 def read_attr(group, name: str, kind: str = "str", *, required: bool = True, default=None):
-    """Attribute ``name`` of ``group``: text (``kind="str"``) or a single int/float number
-    (``kind="auto"``: whichever it holds).
+    """Attribute ``name`` of ``group``: text (``kind="str"``), a single ``"int"``/``"float"``
+    number (``kind="auto"``: whichever it holds) or a ``"bool"`` (a boolean, or an integer 0 or 1).
 
     The attribute's type and size are checked before its value is read.
     """
@@ -393,6 +393,10 @@ def read_attr(group, name: str, kind: str = "str", *, required: bool = True, def
         if not np.isfinite(value):
             _fail(group, name, "holds NaN or infinity", "attribute")
         return value
+    if kind == "bool":
+        if value not in (0, 1):
+            _fail(group, name, "must be a boolean (0 or 1)", "attribute")
+        return bool(value)
     return np.int64(value)
 
 
