@@ -177,3 +177,28 @@ def test_ivector_lda_and_plda_dims_are_kept_when_set(project):
                                  'dim = 5\nbackend = "plda"\nlda_dim = 3\nplda_dim = 2'))
     s = load_recipe(path)["systems"]["ivec"]
     assert (s["lda_dim"], s["plda_dim"], s["backend"]) == (3, 2, "plda")
+
+
+def test_long_values_are_shortened_in_errors(project):
+    path = project / "recipe.toml"
+    long = "S" * 1_000_000
+    for old, new, key in [('data = "train"\ngaussians', f'data = "{long}"\ngaussians', "ubm.data"),
+                          ('kind = "isv"', f'kind = "{long}"', "systems.isv.kind"),
+                          ('method = "zt"', f'method = "{long}"', "norm.method"),
+                          ('features = ["test.npz"]', f'features = ["{long}"]',
+                           "data.test.features"),
+                          ("gaussians = 8", f"gaussians = 8\n{long} = 1", "ubm.SSS")]:
+        path.write_text(BASE.replace(old, new, 1))
+        with pytest.raises(RecipeError) as info:
+            load_recipe(path)
+        message = str(info.value)
+        assert message.startswith(f"{path}: {key}") or \
+            message.startswith(f"{path}: '{key}"), message[:300]
+        assert len(message) < len(str(path)) + 400, message[:300]
+
+
+def test_deeply_nested_toml_is_a_recipe_error(project):
+    path = project / "recipe.toml"
+    path.write_text("x = " + "[" * 50000 + "]" * 50000 + "\n")
+    with pytest.raises(RecipeError, match="recipe.toml: not a usable TOML file"):
+        load_recipe(path)

@@ -74,11 +74,24 @@ TABLES = ("data", "features", "ubm", "systems", "conditions", "norm", "calibrati
           "evaluation")
 
 
+def _show(value) -> str:
+    """A recipe value for a message: strings shortened, containers by their type only."""
+    from ..io.untrusted import show_key
+
+    if isinstance(value, str):
+        return show_key(value)
+    if value is None or isinstance(value, (bool, int, float)):  # TOML integers are 64-bit
+        return repr(value)
+    return type(value).__name__
+
+
 class _Checker:
     def __init__(self, path: Path):
         self.path, self.base = path, Path(os.path.abspath(path)).parent
 
     def fail(self, key: str, text: str):
+        if len(key) > 200 or not key.isprintable():  # a key of the file (e.g. an unknown one)
+            key = _show(key)
         raise RecipeError(f"{self.path}: {key}: {text}")
 
     def table(self, value, key: str) -> dict:
@@ -105,19 +118,25 @@ class _Checker:
 
     def file(self, value: str, key: str, directory: bool = False) -> str:
         p = self.base / value
-        if not (p.is_dir() if directory else p.is_file()):
-            self.fail(key, f"no such {'directory' if directory else 'file'} {value!r} "
+        try:
+            found = p.is_dir() if directory else p.is_file()
+        except OSError as exc:  # e.g. a name too long
+            self.fail(key, f"cannot use {_show(value)}: {exc.strerror}")
+        if not found:
+            self.fail(key, f"no such {'directory' if directory else 'file'} {_show(value)} "
                            f"(relative to {self.base})")
         return os.fspath(p)
 
     def positive(self, value, key: str, low: float = 0.0, strict: bool = True):
         if value is not None and (value <= low if strict else value < low):
-            self.fail(key, f"must be {'>' if strict else '>='} {low:g}; got {value!r}")
+            self.fail(key, f"must be {'>' if strict else '>='} {low:g}; got {_show(value)}")
 
     def ref(self, value: str, known: dict, key: str, what: str):
         if value not in known:
-            self.fail(key, f"names {what} {value!r}, which is not defined (defined: "
-                           f"{', '.join(sorted(known)) or 'none'})")
+            defined = sorted(known)
+            listed = ", ".join(defined[:10]) + (", ..." if len(defined) > 10 else "")
+            self.fail(key, f"names {what} {_show(value)}, which is not defined (defined: "
+                           f"{listed or 'none'})")
 
 
 def _ivector_dims(chk: _Checker, key: str, s: dict, labelled: bool) -> None:
@@ -132,7 +151,7 @@ def _ivector_dims(chk: _Checker, key: str, s: dict, labelled: bool) -> None:
     if s["plda_dim"] is not None:
         if s["backend"] != "plda":
             chk.fail(f"{key}.plda_dim", f"applies to backend = 'plda' only; got backend = "
-                                        f"{s['backend']!r}")
+                                        f"{_show(s['backend'])}")
         limit, name = ((s["lda_dim"], "lda_dim") if s["lda_dim"] is not None
                        else (s["dim"], "dim"))
         if s["plda_dim"] > limit:
@@ -156,8 +175,9 @@ def _features(chk: _Checker, table: dict):
     try:
         kaldi = KaldiOptions(**{k: v for k, v in table.items() if k in kaldi_keys})
         return FeatureConfig(kaldi=kaldi, **{k: v for k, v in table.items() if k in other_keys})
-    except (TypeError, ValueError) as exc:
-        chk.fail("features", str(exc))
+    except (TypeError, ValueError) as exc:  # the message quotes the value: shortened
+        text = str(exc)
+        chk.fail("features", text if len(text) <= 300 else text[:297] + "...")
 
 
 def _data(chk: _Checker, name: str, table: dict) -> dict:
@@ -218,7 +238,8 @@ def validate(doc: dict, path) -> dict:
         key = f"systems.{name}"
         kind = chk.table(table, key).get("kind")
         if kind not in SYSTEM_KINDS:
-            chk.fail(f"{key}.kind", f"must be one of {', '.join(SYSTEM_KINDS)}; got {kind!r}")
+            chk.fail(f"{key}.kind", f"must be one of {', '.join(SYSTEM_KINDS)}; got "
+                                    f"{_show(kind)}")
         s = chk.fields(table, {**COMMON_SYSTEM, **SYSTEM_KINDS[kind]}, key)
         s["data"] = s["data"] or r["ubm"]["data"]
         chk.ref(s["data"], r["data"], f"{key}.data", "data set")
@@ -226,7 +247,7 @@ def validate(doc: dict, path) -> dict:
             if k not in ("kind", "data", "backend"):
                 chk.positive(v, f"{key}.{k}")
         if s.get("backend") not in (None, "plda", "cosine"):
-            chk.fail(f"{key}.backend", f"must be 'plda' or 'cosine'; got {s['backend']!r}")
+            chk.fail(f"{key}.backend", f"must be 'plda' or 'cosine'; got {_show(s['backend'])}")
         needs_labels = kind in ("isv", "jfa") or s.get("backend") == "plda"
         if needs_labels and r["data"][s["data"]]["utt2spk"] is None:
             chk.fail(f"{key}.data", f"{kind} training needs speaker labels: data set "
@@ -252,7 +273,7 @@ def validate(doc: dict, path) -> dict:
         n = r["norm"] = chk.fields(doc["norm"], SECTIONS["norm"], "norm")
         if n["method"] not in NORM_METHODS:
             chk.fail("norm.method", f"must be one of {', '.join(NORM_METHODS)}; got "
-                                    f"{n['method']!r}")
+                                    f"{_show(n['method'])}")
         chk.ref(n["cohort"], r["data"], "norm.cohort", "data set")
         if r["data"][n["cohort"]]["utt2spk"] is None:
             chk.fail("norm.cohort", f"data set {n['cohort']!r} needs an utt2spk (one cohort "
@@ -267,9 +288,10 @@ def validate(doc: dict, path) -> dict:
             chk.fail("calibration.prior", f"must be in (0, 1); got {c['prior']!r}")
     e = r["evaluation"] = chk.fields(doc.get("evaluation", {}), SECTIONS["evaluation"],
                                      "evaluation")
-    if not e["p_target"] or not all(0 < p < 1 for p in e["p_target"]):
-        chk.fail("evaluation.p_target", f"must be a non-empty list of priors in (0, 1); got "
-                                        f"{e['p_target']!r}")
+    bad = next((p for p in e["p_target"] if not 0 < p < 1), None)
+    if not e["p_target"] or bad is not None:
+        chk.fail("evaluation.p_target", "must be a non-empty list of priors in (0, 1); got "
+                                        f"{'an empty list' if bad is None else _show(bad)}")
     chk.positive(e["c_miss"], "evaluation.c_miss")
     chk.positive(e["c_fa"], "evaluation.c_fa")
     return r
@@ -295,4 +317,7 @@ def load_recipe(path) -> dict:
         raise FileNotFoundError(f"no such recipe file: {os.fspath(path)!r}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path}: not a valid TOML file ({exc})") from None
+    except RecursionError:
+        raise RecipeError(f"{path}: not a usable TOML file (arrays or tables nested too "
+                          "deeply)") from None
     return validate(doc, path)
