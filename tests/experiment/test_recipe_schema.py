@@ -179,6 +179,29 @@ def test_ivector_lda_and_plda_dims_are_kept_when_set(project):
     assert (s["lda_dim"], s["plda_dim"], s["backend"]) == (3, 2, "plda")
 
 
+@pytest.mark.parametrize("old,new,section", [
+    ("[systems.isv]", '[systems."../../escaped"]', "systems"),
+    ("[systems.isv]", '[systems."a/b"]', "systems"),
+    ("[systems.isv]", '[systems."a\\\\b"]', "systems"),
+    ("[systems.isv]", '[systems.".."]', "systems"),
+    ("[systems.isv]", '[systems.""]', "systems"),
+    ("[systems.isv]", '[systems."a\\nb"]', "systems"),
+    ("[systems.isv]", f'[systems.{"s" * 101}]', "systems"),
+    ("[conditions.eval]", '[conditions."../eval"]', "conditions"),
+    ('[data.test]\nfeatures = ["test.npz"]', '[data."/tmp/test"]\nfeatures = ["test.npz"]',
+     "data"),
+])
+def test_names_must_be_plain_file_names(project, old, new, section):
+    # data sets, systems and conditions name files under work_dir: none may lead out of it
+    path = project / "recipe.toml"
+    path.write_text(BASE.replace(old, new, 1))
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {section}: name "), message
+    assert "plain name" in message and len(message) < len(str(path)) + 300, message
+
+
 def test_long_values_are_shortened_in_errors(project):
     path = project / "recipe.toml"
     long = "S" * 1_000_000

@@ -14,6 +14,9 @@ Layout (see ``examples/espeak_recipe/recipe.toml``)::
     [norm]             method = "z" | "t" | "zt" | "s" | "as", cohort = SET, top_n, ddof
     [calibration]      train = CONDITION, prior
     [evaluation]       p_target = [...], c_miss, c_fa, title (of the DET plot)
+
+The NAMEs of data sets, systems and conditions name files and directories in work_dir: each
+must be a plain file name (printable, no '/' or '\\', not '.' or '..', at most 100 bytes).
 """
 
 from __future__ import annotations
@@ -72,6 +75,9 @@ SECTIONS = {
 TOP = {"work_dir": (STR, "work"), "seed": (INT, 0), "jobs": (INT, 1)}
 TABLES = ("data", "features", "ubm", "systems", "conditions", "norm", "calibration",
           "evaluation")
+#: data sets, systems and conditions name files and directories in work_dir (with suffixes and
+#: in the stamps' names, so that these stay under the usual 255-byte limit)
+MAX_NAME_BYTES = 100
 
 
 def _show(value) -> str:
@@ -126,6 +132,15 @@ class _Checker:
             self.fail(key, f"no such {'directory' if directory else 'file'} {_show(value)} "
                            f"(relative to {self.base})")
         return os.fspath(p)
+
+    def name(self, name: str, section: str) -> str:
+        """A data set, system or condition name: a plain name for a file in work_dir."""
+        if (name in ("", ".", "..") or "/" in name or "\\" in name or not name.isprintable()
+                or len(name.encode("utf-8", "replace")) > MAX_NAME_BYTES):
+            self.fail(section, f"name {_show(name)} cannot name a file in work_dir: use a plain "
+                               "name (printable, no '/' or '\\', not '.' or '..', at most "
+                               f"{MAX_NAME_BYTES} bytes)")
+        return name
 
     def positive(self, value, key: str, low: float = 0.0, strict: bool = True):
         if value is not None and (value <= low if strict else value < low):
@@ -214,7 +229,7 @@ def validate(doc: dict, path) -> dict:
         if section not in doc:
             chk.fail(section, "missing (required table)")
     data = chk.table(doc["data"], "data")
-    r["data"] = {n: _data(chk, n, t) for n, t in data.items()}
+    r["data"] = {chk.name(n, "data"): _data(chk, n, t) for n, t in data.items()}
     if not r["data"]:
         chk.fail("data", "no data set defined")
     if any(d["audio"] for d in r["data"].values()):
@@ -235,7 +250,7 @@ def validate(doc: dict, path) -> dict:
         chk.fail("ubm.min_posterior", "needs ubm.gselect (the Gaussians kept per frame)")
     r["systems"] = {}
     for name, table in chk.table(doc["systems"], "systems").items():
-        key = f"systems.{name}"
+        key = f"systems.{chk.name(name, 'systems')}"
         kind = chk.table(table, key).get("kind")
         if kind not in SYSTEM_KINDS:
             chk.fail(f"{key}.kind", f"must be one of {', '.join(SYSTEM_KINDS)}; got "
@@ -260,7 +275,7 @@ def validate(doc: dict, path) -> dict:
         chk.fail("systems", "no system defined")
     r["conditions"] = {}
     for name, table in chk.table(doc["conditions"], "conditions").items():
-        key = f"conditions.{name}"
+        key = f"conditions.{chk.name(name, 'conditions')}"
         c = chk.fields(table, SECTIONS["conditions"], key)
         chk.ref(c["data"], r["data"], f"{key}.data", "data set")
         c["enroll"] = chk.file(c["enroll"], f"{key}.enroll")
