@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from emkit.cli import cli
-from emkit.recipe import RecipeError, load_recipe
+from emkit.recipe import RecipeError, load_recipe, plan
 from cli_support import one_line_error
 
 
@@ -225,3 +225,29 @@ def test_deeply_nested_toml_is_a_recipe_error(project):
     path.write_text("x = " + "[" * 50000 + "]" * 50000 + "\n")
     with pytest.raises(RecipeError, match="recipe.toml: not a usable TOML file"):
         load_recipe(path)
+
+
+@pytest.mark.parametrize("old,new,key,output", [
+    ('features = ["train.npz"]', 'features = ["work/ubm.h5"]', "data.train.features", "ubm.h5"),
+    ('trials = "trials"', 'trials = "work/systems/isv/eval.raw.txt"', "conditions.eval.trials",
+     "systems/isv/eval.raw.txt"),
+    ('utt2spk = "utt2spk"', 'utt2spk = "labels"', "data.train.utt2spk", "report.md"),
+])
+def test_no_step_writes_over_an_input(project, old, new, key, output):
+    # checked before anything runs: the input is left as it was
+    (project / "work" / "systems" / "isv").mkdir(parents=True)
+    (project / "work" / output).write_text("input")
+    if new.endswith('"labels"'):
+        (project / "labels").symlink_to(project / "work" / output)  # the same file, linked
+    path = project / "recipe.toml"
+    path.write_text(BASE.replace(old, new, 1))
+    recipe = load_recipe(path)
+    with pytest.raises(RecipeError) as info:
+        plan(recipe)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}: "), message
+    assert f"{output!r}" in message and "refusing to overwrite an input" in message, message
+    result = CliRunner().invoke(cli, ["run", str(path)])
+    one_line_error(result, 1, f"{key}:", "refusing to overwrite an input")
+    assert (project / "work" / output).read_text() == "input"
+    assert not (project / "work" / ".stamps").exists()

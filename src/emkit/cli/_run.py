@@ -20,7 +20,8 @@ def run(recipe, force, progress):
     \b
     Every step writes into the recipe's work_dir and is skipped when its inputs
     (by content) and parameters are unchanged since its last successful run, so an
-    interrupted or edited recipe re-runs only what changed.  The report (results
+    interrupted or edited recipe re-runs only what changed.  A recipe with an input
+    file where a step writes is refused before anything runs.  The report (results
     table, DET plot, timings) goes to <work_dir>/report.md.
     """
     import json

@@ -45,9 +45,56 @@ def step_kind(name):
 
 
 def plan(recipe) -> list:
-    """Every step of the recipe, in the order of the registry (a valid execution order)."""
+    """Every step of the recipe, in the order of the registry (a valid execution order).
+
+    Raises :class:`RecipeError` when a step would write over one of the recipe's inputs.
+    """
     work = Path(recipe["work_dir"])
-    return [step for builder in STEP_KINDS.values() for step in builder(recipe, work)]
+    steps = [step for builder in STEP_KINDS.values() for step in builder(recipe, work)]
+    _check_inputs_kept(recipe, work, steps)
+    return steps
+
+
+def _recipe_inputs(recipe, work):
+    """(recipe key, path) of every file the recipe reads."""
+    yield "the recipe file", recipe["recipe"]
+    for name, d in recipe["data"].items():
+        if d["audio"] is not None:
+            yield from ((f"data.{name}.audio", p) for p in _audio_inputs(d))
+        else:
+            yield from ((f"data.{name}.features", p) for p in _feature_inputs(recipe, work, name))
+        if d["utt2spk"] is not None:
+            yield f"data.{name}.utt2spk", d["utt2spk"]
+    for name, c in recipe["conditions"].items():
+        yield f"conditions.{name}.enroll", c["enroll"]
+        yield f"conditions.{name}.trials", c["trials"]
+
+
+def _check_inputs_kept(recipe, work, steps) -> None:
+    """Refuse a recipe whose steps (or report) would replace one of its input files."""
+    from ._schema import RecipeError
+
+    def identity(path):  # an input can only be an output that exists (links included)
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        return st.st_dev, st.st_ino
+
+    outputs = {}
+    for step in steps:
+        for p in step.outputs():
+            outputs.setdefault(identity(p), (step.name, os.fspath(p)))
+    outputs.setdefault(identity(work / "report.md"), ("report", os.fspath(work / "report.md")))
+    outputs.pop(None, None)
+    for key, path in _recipe_inputs(recipe, work):
+        hit = outputs.get(identity(path))
+        if hit is not None:
+            step, out = hit
+            raise RecipeError(f"{recipe['recipe']}: {key}: {os.fspath(path)!r} is where step "
+                              f"{step!r} writes (work_dir {recipe['work_dir']!r} + "
+                              f"{os.path.relpath(out, work)!r}): refusing to overwrite an input; "
+                              "move the file out of work_dir or choose another work_dir")
 
 
 class Context:
@@ -92,6 +139,15 @@ def _feature_inputs(recipe, work, name) -> list:
     return out
 
 
+def _audio_inputs(d) -> list:
+    """The files the features of an audio data set are computed from."""
+    from ..audio import find_utterances
+
+    files = [os.fspath(p) for p in sorted(Path(d["audio"]).glob("*"))
+             if p.name in ("wav.scp", "segments")]
+    return files + [u.path for u in find_utterances([d["audio"]])]
+
+
 def _labels(recipe, name) -> list:
     path = recipe["data"][name]["utt2spk"]
     return [path] if path else []
@@ -107,11 +163,6 @@ def _features_steps(recipe, work):
             continue
         ark = work / "features" / f"{name}.ark"
 
-        def inputs(d=d):
-            files = [os.fspath(p) for p in sorted(Path(d["audio"]).glob("*"))
-                     if p.name in ("wav.scp", "segments")]
-            return files + [u.path for u in audio.find_utterances([d["audio"]])]
-
         def run(ctx, name=name, d=d, ark=ark):
             ctx.forget(name)
             shapes = audio.compute_features([d["audio"]], ark, recipe["features"],
@@ -120,8 +171,8 @@ def _features_steps(recipe, work):
             return f"{len(shapes)} utterances, {frames} frames x {next(iter(shapes.values()))[1]}"
 
         params = {"features": dataclasses.asdict(recipe["features"])}
-        steps.append(FunctionStep(f"features:{name}", run, inputs, params,
-                                  [ark, ark.with_suffix(".scp")]))
+        steps.append(FunctionStep(f"features:{name}", run, lambda d=d: _audio_inputs(d),
+                                  params, [ark, ark.with_suffix(".scp")]))
     return steps
 
 
