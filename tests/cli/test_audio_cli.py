@@ -1,5 +1,7 @@
 """``emkit features`` through click's CliRunner: outputs, exit codes and one-line errors."""
 
+import os
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -92,3 +94,23 @@ def test_piped_wav_scp_exits_1(tmp_path):
     one_line_error(run(data, "-o", tmp_path / "out"), 1, "wav.scp line 1", "piped command")
     assert not (tmp_path / "pwned").exists()
     no_leftovers(tmp_path, "out")
+
+
+def test_output_over_an_input_is_refused(tmp_path, audio):
+    # DATA/wav.ark writes DATA/wav.scp: the data directory's own list of recordings
+    os.replace(write(tmp_path / "rec.wav", speech_like(seed=4)), audio / "rec.ark")  # audio
+    (audio / "wav.scp").write_text("".join(f"u{i} utt{i}.wav\n" for i in range(3)) +
+                                   "u3 rec.ark\n")
+    before = {p.name: p.read_bytes() for p in audio.iterdir()}
+    for output, fragment in [(audio / "wav.ark", "its .scp"), (audio / "wav.ARK", "its .scp"),
+                             (audio / "rec.ark", "-o/--output '")]:
+        result = run(audio, "-o", output)
+        one_line_error(result, 2, "usage error", fragment, "refusing to overwrite an input")
+    # a directory of <id>.npy over an audio input of that name
+    (tmp_path / "npy").mkdir()
+    os.replace(write(tmp_path / "a.wav", speech_like(seed=0)), tmp_path / "npy" / "a.npy")
+    before_npy = (tmp_path / "npy" / "a.npy").read_bytes()
+    result = run(tmp_path / "npy" / "a.npy", "-o", tmp_path / "npy")
+    one_line_error(result, 2, "usage error", "(a.npy)", "refusing to overwrite an input")
+    assert (tmp_path / "npy" / "a.npy").read_bytes() == before_npy
+    assert {p.name: p.read_bytes() for p in audio.iterdir()} == before

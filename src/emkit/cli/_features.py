@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ._app import progress_option
+from ._app import check_outputs, progress_option
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
 DEFAULT_JOBS = min(8, os.cpu_count() or 1)
@@ -107,7 +107,6 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
     """
     try:
         from .. import audio
-        from ..io.lists import check_writable
     except ImportError as exc:  # pragma: no cover - the package itself needs no extra
         raise click.ClickException(str(exc)) from None
     config = _config(audio, kind=kind, sample_rate=sample_rate, num_ceps=num_ceps,
@@ -122,9 +121,12 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
                      vad_proportion_threshold=vad_proportion_threshold, cmvn=cmvn,
                      cmn_window=cmn_window, min_cmn_window=min_cmn_window, center=center,
                      norm_vars=norm_vars)
+    utterances = audio.find_utterances(list(inputs))
+    read = [u.path for u in utterances] + [
+        os.path.join(i, name) for i in inputs for name in ("wav.scp", "segments", "utt2spk")
+        if os.path.isdir(i) and os.path.isfile(os.path.join(i, name))]
     if output.lower().endswith(".ark"):
-        check_writable(output)
-        check_writable(output[:-4] + ".scp")
+        outputs = {"-o/--output": output, "-o/--output (its .scp)": output[:-4] + ".scp"}
     elif os.path.exists(output) and not os.path.isdir(output):
         raise click.UsageError(f"output {output!r} is a file; give a directory or a .ark path")
     else:
@@ -132,6 +134,12 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
         if not os.path.isdir(parent):
             raise click.UsageError(f"cannot create output directory {output!r}: {parent!r} "
                                    "does not exist")
+        # <id>.npy files: only one with the name of an input file can be that input
+        names = {os.path.basename(p).lower() for p in read}
+        outputs = {f"-o/--output ({u.id}.npy)": os.path.join(output, f"{u.id}.npy")
+                   for u in utterances
+                   if os.path.isdir(output) and f"{u.id}.npy".lower() in names}
+    check_outputs(outputs, {"INPUTS": read})
     for module in ("kaldi_native_fbank", "soundfile"):
         try:
             audio._read.require(module)
