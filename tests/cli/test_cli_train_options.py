@@ -1,5 +1,8 @@
 """train-* --checkpoint, --scheduler/--workers, and train-ivector --lda-dim/--plda-dim."""
 
+import contextlib
+import socket
+
 import numpy as np
 import pytest
 
@@ -96,7 +99,11 @@ def test_local_cluster_gives_the_local_model(data, tmp_path, monkeypatch):  # no
     short = (d / "train.scp", "-n", 4, "--iterations", 2, "--kmeans-iterations", 2, "--seed", 1,
              "--no-progress")
     run("train-ubm", *short, "-o", tmp_path / "here.h5")
-    run("train-ubm", *short, "--workers", 1, "-o", tmp_path / "w.h5")
+    with contextlib.closing(socket.socket()) as busy:  # dask's default dashboard port held
+        with contextlib.suppress(OSError):  # (by another cluster already: as good)
+            busy.bind(("", 8787))
+            busy.listen()
+        run("train-ubm", *short, "--workers", 1, "-o", tmp_path / "w.h5")
     assert seen == ["NoneType", "Client"]
     got, ref = GMMMachine.from_hdf5(tmp_path / "w.h5"), GMMMachine.from_hdf5(tmp_path / "here.h5")
     scale = np.abs(ref.means).max()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 
@@ -108,11 +109,14 @@ def cluster(scheduler, workers):
             yield client
         return
     with dask.config.set({"distributed.worker.daemon": False}):
+        # the dashboard on a free port: dask's default 8787 is often held by another cluster
         local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
                                          processes=WORKER_PROCESSES,
-                                         dashboard_address=None, silence_logs=40)
+                                         dashboard_address=":0", silence_logs=40)
         try:
             with distributed.Client(local) as client:
+                logging.getLogger("emkit").info("dask dashboard of the %d local worker(s): %s",
+                                                workers, client.dashboard_link)
                 yield client
         finally:
             local.close()
