@@ -67,15 +67,20 @@ def _nan_as_none(value):
 
 
 #: How far the weights of a GMM file may sum from 1 at least: far above float64 rounding, far
-#: below a meaningful error.  Weights stored in a narrower float type get ``4 C eps`` of that type.
+#: below a meaningful error.  Weights stored in a narrower float type get ``4 C eps`` of that type
+#: (the rounding of C weights normalised in it), but never more than
+#: :data:`MAX_WEIGHTS_SUM_TOLERANCE`: with float16 (eps ~ 1e-3) and 256 Gaussians, ``4 C eps``
+#: would already let weights summing to 0 or 2 through.
 WEIGHTS_SUM_TOLERANCE = 1e-6
+MAX_WEIGHTS_SUM_TOLERANCE = 1e-2
 
 
 def _check_weights(group, name, weights) -> None:
     check_values(group, name, bool(np.all(weights >= 0)), "must hold weights >= 0; some are negative")
     stored = child(group, name).dtype
     eps = np.finfo(stored).eps if stored.kind == "f" else 0.0
-    tolerance = max(WEIGHTS_SUM_TOLERANCE, 4 * weights.size * float(eps))
+    tolerance = max(WEIGHTS_SUM_TOLERANCE,
+                    min(4 * weights.size * float(eps), MAX_WEIGHTS_SUM_TOLERANCE))
     total = float(np.sum(weights))
     check_values(group, name, abs(total - 1.0) <= tolerance,
                  f"must hold weights summing to 1 (within {tolerance:.3g}); they sum to {total:.9g}")
