@@ -75,3 +75,42 @@ def test_real_weights_stored_in_a_narrow_type_still_load(tmp_path, C, dtype):
     path = _gmm_with_weights(tmp_path, weights)
     loaded = GMMMachine.from_hdf5(path)
     assert np.isfinite(loaded.log_likelihood(np.zeros((2, 2)))).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# enrolled models: duplicate ids, enrolment parameters
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ids", [[b"alice", b"alice"], [b"bob", b"x" * 50_000, b"x" * 50_000]])
+def test_enrolled_models_with_a_duplicate_id_are_refused(valid, tmp_path, ids):
+    path = _copy(valid, tmp_path, "enrolled", _replace("model_ids", np.array(ids)))
+    with pytest.raises(InvalidFileError, match="'/model_ids' lists model '.*' more than once") as info:
+        mf.LOADERS["enrolled"](path)
+    _short_error(info, path)
+
+
+@pytest.mark.parametrize("value", [-1.0, 0.0, "text", np.array([4.0, 4.0])])
+def test_enrolled_models_with_a_hostile_relevance_factor_are_refused(valid, tmp_path, value):
+    def change(f):
+        f.attrs["relevance_factor"] = value
+    path = _copy(valid, tmp_path, "enrolled", change)
+    with pytest.raises(InvalidFileError) as info:
+        mf.LOADERS["enrolled"](path)
+    _short_error(info, path, "relevance_factor")
+
+
+def test_enrolled_models_keep_a_valid_relevance_factor(valid, tmp_path):
+    def change(f):
+        f.attrs["relevance_factor"] = np.int64(7)
+    models = mf.LOADERS["enrolled"](_copy(valid, tmp_path, "enrolled", change))
+    assert models.parameters["relevance_factor"] == 7.0
+    assert models.scorer().relevance_factor == 7.0
+
+
+def test_enrolled_models_with_a_duplicate_id_are_not_saved(tmp_path):
+    models = mf.enrolled()
+    models.model_ids = ["alice", "alice"]
+    with pytest.raises(ValueError, match="not unique"):
+        models.save(tmp_path / "models.h5")
+    assert not (tmp_path / "models.h5").exists()

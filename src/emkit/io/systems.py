@@ -24,6 +24,7 @@ from . import _registry
 from .errors import InvalidFileError
 from .h5 import (check_values, child, filename, open_for_reading, open_for_writing, read_array,
                  read_attr, read_scalar, read_stamp, write_stamp)
+from .untrusted import show_key
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,6 +111,8 @@ def read_ivector_backend(hdf5, cls):
 
 
 def write_enrolled_models(models, hdf5) -> None:
+    if len(set(models.model_ids)) != len(models.model_ids):
+        raise ValueError("cannot save enrolled models whose model ids are not unique")
     with open_for_writing(hdf5) as f:
         write_stamp(f, "EnrolledModels", 1)
         f.attrs["system"] = models.system
@@ -126,8 +129,25 @@ def _read_parameters(f) -> dict:
     for key in f.attrs:
         if key in ("system", "emkit_class", "emkit_format_version"):
             continue
-        params[key] = read_attr(f, key, "auto")
+        if key == "relevance_factor":  # GMM-MAP enrolment, as ``enroll --relevance-factor``
+            params[key] = float(read_attr(f, key, "float"))
+            if not params[key] > 0:
+                raise InvalidFileError(f"{filename(f)}: attribute '/relevance_factor' must be a "
+                                       "number > 0")
+        else:
+            params[key] = read_attr(f, key, "auto")
     return params
+
+
+def _read_model_ids(f) -> list:
+    ids = read_array(f, "model_ids", "str", shape=(None,))
+    seen = set()
+    for model in ids:
+        if model in seen:
+            raise InvalidFileError(f"{filename(f)}: dataset '/model_ids' lists model "
+                                   f"{show_key(model)} more than once")
+        seen.add(model)
+    return ids
 
 
 def _read_machine(f, machines: list):
@@ -149,7 +169,7 @@ def read_enrolled_models(hdf5, cls):
             raise InvalidFileError(f"{filename(f)}: attribute '/system' must be one of "
                                    f"{tuple(cls.systems)}")
         spec = cls.systems[system]
-        ids = read_array(f, "model_ids", "str", shape=(None,))
+        ids = _read_model_ids(f)
         machines = list(dict.fromkeys(s.machine_class.__name__ for s in cls.systems.values()))
         kind, machine = _read_machine(f, machines)
         expected = spec.machine_class.__name__
