@@ -114,3 +114,83 @@ def test_enrolled_models_with_a_duplicate_id_are_not_saved(tmp_path):
     with pytest.raises(ValueError, match="not unique"):
         models.save(tmp_path / "models.h5")
     assert not (tmp_path / "models.h5").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# machines without the parts enrolment needs (the formats let an untrained machine be saved)
+# ---------------------------------------------------------------------------------------------
+
+
+def _delete(*names):
+    def change(f):
+        for name in names:
+            del f[name]
+    return change
+
+
+MISSING = [
+    ("isv", ("U",), "U"), ("isv", ("D",), "D"), ("isv", ("ubm",), "ubm"), ("jfa", ("V",), "V"),
+    ("ivector", ("T", "sigma"), "T, sigma"), ("backend", ("ivector/T",), "T"),
+]
+
+
+@pytest.mark.parametrize("kind, names, listed", MISSING, ids=[f"{k}-{n[0]}" for k, n, _ in MISSING])
+def test_machine_without_a_part_is_refused_for_enrolment(valid, tmp_path, kind, names, listed):
+    from emkit.experiment import load_machine
+
+    path = _copy(valid, tmp_path, kind, _delete(*names))
+    with pytest.raises(InvalidFileError, match="untrained") as info:
+        load_machine(path)
+    _short_error(info, path, f"(missing: {listed})")
+
+
+@pytest.mark.parametrize("kind", ["gmm", "isv", "jfa", "ivector", "backend"])
+def test_complete_machines_load_for_enrolment(valid, kind):
+    from emkit.experiment import load_machine
+
+    assert load_machine(valid[kind]) is not None
+
+
+def test_enroll_refuses_an_isv_machine_without_U(valid, tmp_path):
+    from click.testing import CliRunner
+
+    from emkit.cli import cli
+
+    path = _copy(valid, tmp_path, "isv", _delete("U"))
+    np.save(tmp_path / "u1.npy", np.random.default_rng(0).normal(size=(30, mf.D)))
+    (tmp_path / "spk2utt").write_text("alice u1\n")
+    out = tmp_path / "models.h5"
+    result = CliRunner().invoke(cli, ["enroll", "-m", str(path), "-e", str(tmp_path / "spk2utt"),
+                                      "-o", str(out), str(tmp_path / "u1.npy")])
+    assert result.exit_code == 1 and not out.exists()
+    assert f"{path} holds an untrained ISVMachine (missing: U)" in result.stderr
+
+
+def test_backend_with_an_unfitted_plda_is_refused(valid, tmp_path):
+    path = _copy(valid, tmp_path, "backend", _delete("plda/fitted"))
+    with pytest.raises(InvalidFileError, match="'/plda' holds a PLDA that is not fitted") as info:
+        mf.LOADERS["backend"](path)
+    _short_error(info, path)
+
+
+def test_backend_with_an_unfitted_plda_is_not_saved(tmp_path):
+    from emkit.plda import PLDA
+
+    backend = mf.backend()
+    backend.plda = PLDA()
+    with pytest.raises(ValueError, match="plda is not fitted"):
+        backend.save(tmp_path / "backend.h5")
+    assert not (tmp_path / "backend.h5").exists()
+
+
+def test_enrolled_plda_models_without_their_plda_are_refused(valid, tmp_path):
+    from emkit.experiment import enroll
+
+    models = enroll(mf.backend(), ["alice"], [[mf.stats()]], backend="plda")
+    path = tmp_path / "models.h5"
+    models.save(path)
+    with h5py.File(path, "r+") as f:
+        del f["machine/plda"]
+    with pytest.raises(InvalidFileError, match=r"untrained IVectorBackend \(missing: plda\)") as info:
+        mf.LOADERS["enrolled"](path)
+    _short_error(info, path)

@@ -108,12 +108,20 @@ def _loaders() -> dict:
 
 def load_machine(path):
     """A UBM (GMMMachine), ISVMachine, JFAMachine, IVectorMachine or IVectorBackend from HDF5
-    (an IVectorMachine comes back as an :class:`IVectorBackend` without back-end steps)."""
+    (an IVectorMachine comes back as an :class:`IVectorBackend` without back-end steps), with
+    every part enrolment and scoring need: an :class:`InvalidFileError` naming the file and the
+    missing parts otherwise (an ISV file without its U would enrol with random draws)."""
     with open_for_reading(path) as f:
         found = read_attr(f, "emkit_class", required=False)
     loaders = _loaders()
     if found in loaders:
-        return loaders[found](path)
+        machine = loaders[found](path)
+        missing = type(system_for(machine)).missing(machine)
+        if missing:
+            raise InvalidFileError(f"{os.fspath(path)} holds an untrained "
+                                   f"{type(machine).__name__} (missing: {', '.join(missing)}); "
+                                   "it cannot enrol or score")
+        return machine
     shown = f"an emkit {found}" if found.isidentifier() and len(found) <= 64 else "another object"
     raise InvalidFileError(f"{os.fspath(path)} holds {shown}, not a UBM, ISV, JFA or i-vector "
                            "machine")

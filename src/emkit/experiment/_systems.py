@@ -6,7 +6,7 @@ A system wraps the machine that enrols and scores (a UBM, an ISV or JFA machine,
 - :meth:`System.enroll` ``(list of GMMStats lists) -> models``: a dict of per-model arrays,
   one row per model (:attr:`System.model_arrays` names them and their dimensions);
 - :meth:`System.score` ``(models, probes) -> (M, P)`` scores of every model against every probe;
-- :meth:`System.sizes`/:meth:`System.can_score`: what a reader checks the arrays of a model file
+- :meth:`System.sizes`/:meth:`System.missing`: what a reader checks the arrays of a model file
   against (:mod:`emkit.io.systems`).
 
 :data:`SYSTEMS` maps each system name (the ``system`` of a model file) to its class;
@@ -20,6 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from .. import _device_infer
+from .._fitted import fitted_value
 from .._gmm_mstep import EPSILON
 from ..factor_analysis import ISVMachine, JFAMachine
 from ..gmm import GMMMachine
@@ -74,9 +75,16 @@ class System:
         return {"M": n_models, "C": C, "D": D, "CD": C * D}
 
     @classmethod
+    def missing(cls, machine) -> list:
+        """The parameters enrolment and scoring need that ``machine`` lacks (the names of their
+        datasets or groups in its file); empty when it has them all."""
+        absent = ["ubm"] if machine.ubm is None else []
+        return absent + [k for k in machine._parameter_names() if fitted_value(machine, k) is None]
+
+    @classmethod
     def can_score(cls, machine) -> bool:
         """Whether ``machine`` holds every parameter scoring needs."""
-        return machine.ubm is not None and machine.__sklearn_is_fitted__()
+        return not cls.missing(machine)
 
 
 class GMMMAPSystem(System):
@@ -120,8 +128,8 @@ class GMMMAPSystem(System):
                               frame_length_normalization=True)
 
     @classmethod
-    def can_score(cls, machine):
-        return True
+    def missing(cls, machine):
+        return []
 
 
 class ISVSystem(System):
@@ -189,8 +197,8 @@ class _IVectorSystem(System):
                                         else lda.n_components)}
 
     @classmethod
-    def can_score(cls, machine):
-        return machine.ivector.T is not None and machine.ivector.sigma is not None
+    def missing(cls, machine):
+        return [k for k in ("T", "sigma") if getattr(machine.ivector, k) is None]
 
 
 class IVectorCosineSystem(_IVectorSystem):
@@ -220,6 +228,11 @@ class IVectorPLDASystem(_IVectorSystem):
             raise SystemUnavailable("the i-vector system has no PLDA (train it with speaker "
                                     "labels and PLDA enabled)")
         super().__init__(machine)
+
+    @classmethod
+    def missing(cls, machine):
+        fitted = machine.plda is not None and machine.plda.__sklearn_is_fitted__()
+        return super().missing(machine) + ([] if fitted else ["plda"])
 
     def _space(self, X):
         return self.machine.plda_space(X)

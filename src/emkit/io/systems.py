@@ -44,6 +44,8 @@ def _write_projection(group, step) -> None:
 
 
 def write_ivector_backend(backend, hdf5) -> None:
+    if backend.plda is not None and not backend.plda.__sklearn_is_fitted__():
+        raise ValueError("cannot save an IVectorBackend whose plda is not fitted")
     with open_for_writing(hdf5) as f:
         write_stamp(f, "IVectorBackend", 1)
         _registry.save_into(f, "ivector", backend.ivector)
@@ -98,10 +100,14 @@ def read_ivector_backend(hdf5, cls):
         g = child(f, "wccn", "group", required=False)
         if g is not None:
             parts["wccn"] = _read_projection(g, R)
-        if child(f, "plda", "group", required=False) is not None:
+        g = child(f, "plda", "group", required=False)
+        if g is not None:
+            if child(g, "fitted", "group", required=False) is None:
+                raise InvalidFileError(f"{filename(f)}: group '/plda' holds a PLDA that is not "
+                                       "fitted (group '/plda/fitted' missing)")
             parts["plda"] = _registry.load_from(f, "plda", expected="PLDA")
-            D = getattr(parts["plda"], "n_features_in_", R)
-            check_values(f, "plda", D == R, f"must be a PLDA of {R}-dimensional vectors")
+            check_values(f, "plda", parts["plda"].n_features_in_ == R,
+                         f"must be a PLDA of {R}-dimensional vectors")
     return cls._from_arrays(ivector, **parts)
 
 
@@ -161,7 +167,7 @@ def _read_machine(f, machines: list):
 
 def read_enrolled_models(hdf5, cls):
     """``cls.systems``: system name -> its class (``machine_class``, ``model_arrays``,
-    ``sizes``, ``can_score``), what the arrays and the machine are checked against."""
+    ``sizes``, ``missing``), what the arrays and the machine are checked against."""
     with open_for_reading(hdf5, "EnrolledModels") as f:
         read_stamp(f, "EnrolledModels", 1)
         system = read_attr(f, "system", "str")
@@ -176,9 +182,10 @@ def read_enrolled_models(hdf5, cls):
         if kind != expected:
             raise InvalidFileError(f"{filename(f)}: group '/machine' holds a {kind}; system "
                                    f"{system!r} needs a {expected}")
-        if not spec.can_score(machine):
+        missing = spec.missing(machine)
+        if missing:
             raise InvalidFileError(f"{filename(f)}: group '/machine' holds an untrained {kind} "
-                                   "(parameters missing)")
+                                   f"(missing: {', '.join(missing)})")
         sizes = spec.sizes(machine, len(ids))
         arrays = {}
         for key, dims in spec.model_arrays.items():
