@@ -32,15 +32,16 @@ def _unreadable(path, exc) -> Exception:
 
 
 def _stored_class(path):
-    """The emkit class stamped on an HDF5 file (None for a file without the stamp)."""
-    from ..io.h5 import CLASS_ATTR, open_for_reading
+    """The emkit class stamped on an HDF5 file (recognised from the layout for a reference GMM
+    file); the stamp is checked as every reader checks it (text, short, a class name)."""
+    from ..io._registry import stamp_of
+    from ..io.h5 import open_for_reading
 
     try:
         with open_for_reading(path) as f:
-            found = f.attrs.get(CLASS_ATTR)
+            return stamp_of(f)
     except (OSError, ValueError) as exc:
         raise _unreadable(path, exc) from None
-    return found.decode() if isinstance(found, bytes) else found
 
 
 def _load_machine(path):
@@ -59,9 +60,8 @@ def _load_models(path):
     """Enrolled models (from ``emkit enroll``); an error naming the file when it holds none."""
     found = _stored_class(path)
     if found != "EnrolledModels":
-        what = f"holds {article(f'emkit {found}')}" if found else "is not an emkit file"
-        raise fe.FeatureError(f"{path} {what}, not enrolled models: give the output of "
-                              "'emkit enroll'")
+        raise fe.FeatureError(f"{path} holds {article(f'emkit {found}')}, not enrolled models: "
+                              "give the output of 'emkit enroll'")
     try:
         return ex.EnrolledModels.from_hdf5(path)
     except (OSError, ValueError, KeyError, TypeError) as exc:
