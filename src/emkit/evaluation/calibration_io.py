@@ -100,6 +100,9 @@ def load_calibration(path) -> LinearCalibration:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ValueError(f"{path}: not a calibration file (not JSON text)") from None
+    except (ValueError, RecursionError):  # Python's limits: integers of > 4300 digits, nesting
+        raise ValueError(f"{path}: not a calibration file (JSON nested too deeply or with a "
+                         "number too long to read)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"{path}: not an emkit calibration file (no \"format\": \"{FORMAT}\")")
     if doc.get("version") != VERSION:
