@@ -194,3 +194,47 @@ def test_enrolled_plda_models_without_their_plda_are_refused(valid, tmp_path):
     with pytest.raises(InvalidFileError, match=r"untrained IVectorBackend \(missing: plda\)") as info:
         mf.LOADERS["enrolled"](path)
     _short_error(info, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# PLDA parameters that contradict each other or overflow scoring
+# ---------------------------------------------------------------------------------------------
+
+
+def _scale(name, factor):
+    def change(f):
+        f[name][...] = f[name][()] * factor
+    return change
+
+
+PLDA_CASES = [
+    ("mean-1e308", "plda", lambda f: f["fitted/mean"].__setitem__(..., 1e308), "/fitted/mean", "beyond"),
+    ("F-1e200", "plda", _scale("fitted/F", 1e200), "/fitted/F", "beyond"),
+    ("sigma-1e-320", "plda", _replace("fitted/sigma", np.eye(mf.R) * 1e-320), "/fitted/sigma", "variances"),
+    ("F-0-columns", "plda", _replace("fitted/F", np.zeros((mf.R, 0))), "/fitted/F", "columns"),
+    ("dim_f-not-F", "plda", _replace("dim_f", np.int64(2)), "/fitted/F", "dim_f"),
+    ("full-dim_g-not-G", "plda_full", _replace("dim_g", np.int64(2)), "/fitted/G", "dim_g"),
+    ("full-sigma-1e-320", "plda_full", _replace("fitted/sigma", np.full(mf.R, 1e-320)), "/fitted/sigma", "variances"),
+]
+
+
+@pytest.mark.parametrize("kind, change, named, problem", [c[1:] for c in PLDA_CASES],
+                         ids=[c[0] for c in PLDA_CASES])
+def test_plda_parameters_that_cannot_score_are_refused(valid, tmp_path, kind, change, named, problem):
+    path = _copy(valid, tmp_path, kind, change)
+    with pytest.raises(InvalidFileError, match=problem) as info:
+        mf.LOADERS[kind](path)
+    _short_error(info, path, f"'{named}'")
+
+
+@pytest.mark.parametrize("model", ["two-covariance", "simplified", "full"])
+def test_fitted_plda_of_every_model_reloads(tmp_path, model):
+    from emkit.plda import PLDA
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)) + np.repeat(rng.normal(size=(6, 4)) * 3, 10, axis=0)
+    plda = PLDA(model, max_iterations=2).fit(X, np.repeat(np.arange(6), 10))
+    plda.save(tmp_path / "plda.h5")
+    back = PLDA.from_hdf5(tmp_path / "plda.h5")
+    e = back.enroll(X[:3])
+    assert np.allclose(back.log_likelihood_ratio(e, X[3:5]), plda.log_likelihood_ratio(e, X[3:5]))

@@ -7,7 +7,8 @@ Layout version 1 (root attributes ``emkit_class = "PLDA"``, ``emkit_format_versi
   = None), ``variance_threshold`` (float64), ``random_state`` (int64, only when an int);
 * group ``fitted`` (only for a fitted PLDA): ``mean`` (D,), ``F`` (D, dim_f), ``G`` (D, dim_g;
   "full" only), ``sigma`` ((D,) for "full", (D, D) otherwise), ``log_likelihood`` (n_iter + 1,),
-  ``n_iter``, ``converged``, ``n_features_in``, ``n_classes``.
+  ``n_iter``, ``converged``, ``n_features_in``, ``n_classes``.  The reader checks the sizes
+  against each other and ``dim_f``/``dim_g``, and the magnitudes against :data:`MAX_MAGNITUDE`.
 
 Registered for :func:`emkit.io.save`/:func:`emkit.io.load` at the bottom of :mod:`emkit.plda`;
 the reader builds the object through ``cls(**params)`` and ``cls._from_fitted``.
@@ -89,21 +90,50 @@ def read_plda(hdf5, cls):
         g = child(f, "fitted", "group", required=False)
         if g is None:
             return cls(**params)
-        return cls._from_fitted(**_read_fitted(g, params["model"]), **params)
+        return cls._from_fitted(**_read_fitted(g, params), **params)
 
 
-def _read_fitted(g, model) -> dict:
-    """The fitted attributes, checked against each other (sizes) and for a usable model."""
-    mean = read_array(g, "mean", shape=(None,))
+#: Largest magnitude of a fitted parameter: far beyond any real model, small enough that the
+#: squares and products scoring forms stay finite in float64 (a mean of 1e308 scored NaN).
+MAX_MAGNITUDE = 1e100
+
+
+def _read_bounded(g, name, shape, **kwargs):
+    value = read_array(g, name, shape=shape, **kwargs)
+    if value is not None:
+        check_values(g, name, bool(np.all(np.abs(value) <= MAX_MAGNITUDE)),
+                     f"holds values beyond +-{MAX_MAGNITUDE:g} (scoring would overflow)")
+    return value
+
+
+def _check_columns(g, name, found: int, D: int, expected, why: str) -> None:
+    """A subspace of 1 to D columns, ``expected`` of them when known (``why``)."""
+    check_values(g, name, 1 <= found <= D, f"must have 1 to {D} columns; found {found}")
+    if expected is not None:
+        check_values(g, name, found == expected, f"must have {expected} columns ({why}); found "
+                                                 f"{found}")
+
+
+def _read_fitted(g, params) -> dict:
+    """The fitted attributes, checked against each other and the parameters (sizes), and for a
+    usable model."""
+    model = params["model"]
+    mean = _read_bounded(g, "mean", (None,))
     D = mean.shape[0]
     check_values(g, "mean", D >= 1, "must hold at least one value")
-    F = read_array(g, "F", shape=(D, None))
-    full = model == "full"
-    G = read_array(g, "G", shape=(D, None), required=full)
-    if full:
-        sigma = read_array(g, "sigma", shape=(D,), positive=True)
+    F = _read_bounded(g, "F", (D, None))
+    if model == "two-covariance":
+        _check_columns(g, "F", F.shape[1], D, D, "a two-covariance model's F is square")
     else:
-        sigma = read_array(g, "sigma", shape=(D, D))
+        _check_columns(g, "F", F.shape[1], D, params["dim_f"], "dim_f")
+    full = model == "full"
+    G = _read_bounded(g, "G", (D, None), required=full)
+    if full:
+        dim_g = D if params["dim_g"] is None else params["dim_g"]
+        _check_columns(g, "G", G.shape[1], D, dim_g, "dim_g, or the dimension when it is None")
+        sigma = _read_bounded(g, "sigma", (D,), positive=True)
+    else:
+        sigma = _read_bounded(g, "sigma", (D, D))
         scale = float(np.max(np.abs(sigma)))
         check_values(g, "sigma", bool(np.allclose(sigma, sigma.T, rtol=0.0, atol=1e-10 * scale)),
                      "must be a symmetric matrix")
@@ -111,6 +141,9 @@ def _read_fitted(g, model) -> dict:
             np.linalg.cholesky(sigma)
         except np.linalg.LinAlgError:
             check_values(g, "sigma", False, "must be positive definite")
+    variances = sigma if full else np.diag(sigma)
+    check_values(g, "sigma", bool(np.all(variances >= 1 / MAX_MAGNITUDE)),
+                 f"must have variances >= {1 / MAX_MAGNITUDE:g} (scoring would overflow)")
     n_iter = int(read_scalar(g, "n_iter", "int", low=0))
     fitted = dict(mean=mean, F=F, G=G if full else None, sigma=sigma,
                   log_likelihood=read_array(g, "log_likelihood", shape=(n_iter + 1,)),
