@@ -820,3 +820,28 @@ def test_a_pipe_swapped_in_after_the_check_neither_blocks_nor_is_read(tmp_path, 
     monkeypatch.setattr(untrusted, "check_regular", lambda path, what="": None)
     with pytest.raises(FeatureError, match=r"p.ark is a named pipe, not a regular file"):
         untrusted.open_regular(tmp_path / "p.ark")
+
+
+# ---------------------------------------------------------------------------------------------
+# memory: what a reader allocates follows the file (and the limit), not a header's claims
+# ---------------------------------------------------------------------------------------------
+
+
+def _peak_bytes(call):
+    """Peak bytes allocated (numpy arrays and Python objects) while ``call()`` runs."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_wide_cm_matrix_builds_no_lookup_table_larger_than_the_data(tmp_path):
+    rows, cols = 1, 5000  # 45 kB on disk; 256 lookup values per column would be 25 MB
+    path = tmp_path / "wide.ark"
+    path.write_bytes(b"u1 \0B" + compressed("CM", 0.0, 1.0, rows, cols, bytes(9 * cols)))
+    peak = _peak_bytes(lambda: read_features(path))
+    assert peak < 4 * 1024**2, peak

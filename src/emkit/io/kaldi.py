@@ -33,6 +33,7 @@ _BOM = b"\xef\xbb\xbf"
 _SPACE = b" \t\n\r"
 _MAX_KEY = 1024     # bytes; longer "keys" mean the file is not an archive
 _MAX_SCP_LINE = 65536
+_CM_BLOCK = 1 << 16  # values of a CM matrix converted at a time
 _PLAIN = {b"FM": ("<f4", 2), b"DM": ("<f8", 2), b"FV": ("<f4", 1), b"DV": ("<f8", 1)}
 _TYPES = "FM, DM, FV, DV, CM, CM2 or CM3"
 
@@ -95,11 +96,16 @@ def _compressed(r: _Reader, token: bytes, where: str) -> np.ndarray:
     if token == b"CM":
         headers = np.frombuffer(r.f.read(8 * cols), dtype="<u2").reshape(cols, 4)
         scale = value_range * np.float32(1.52590218966964e-05)  # Kaldi's 1 / 65535
-        table = _cm_table(min_value + scale * headers.astype(np.float32)).astype(np.float64)
+        percentiles = min_value + scale * headers.astype(np.float32)
         data = np.frombuffer(r.f.read(rows * cols), dtype=np.uint8).reshape(cols, rows)
         out = np.empty((rows, cols), dtype=np.float64)
-        for c in range(cols):  # one gather per column (stored column by column)
-            out[:, c] = table[c][data[c]]
+        # a few columns at a time (stored column by column): their lookup tables, 256 values
+        # per column, hold at most _CM_BLOCK values however few rows the matrix has
+        step = max(1, _CM_BLOCK // max(rows, 256))
+        for first in range(0, cols, step):
+            table = _cm_table(percentiles[first:first + step])
+            for c in range(first, min(first + step, cols)):  # one gather per column
+                out[:, c] = table[c - first][data[c]]
         return out
     if token == b"CM2":
         data = np.frombuffer(r.f.read(2 * rows * cols), dtype="<u2").reshape(rows, cols)
