@@ -20,7 +20,7 @@ import pytest
 from emkit.features import FeatureError, InvalidFileError, read_features, read_kaldi_scp
 from emkit.io.arrays import directory_frames, hdf5_frames
 from emkit.io.untrusted import MAX_UTTERANCE_BYTES
-from feature_files import compressed, kaldi_binary, size, write_ark
+from feature_files import compressed, kaldi_binary, peak_bytes, size, write_ark
 
 SECRET = "S3CR3T"
 CASES = {}
@@ -200,6 +200,11 @@ def ark_unknown_object_type(tmp_path):
 @case(r"row 1 of the text matrix holds something that is not a number", "u1")
 def ark_text_matrix_with_a_word(tmp_path):
     return _ark(tmp_path, f"u1 [ 1 {SECRET} ]\n".encode())
+
+
+@case(r"row 1 of the text matrix holds something that is not a number", "u1")
+def ark_text_matrix_with_a_200_kb_token(tmp_path):
+    return _ark(tmp_path, b"u1 [ 1 " + b"9" * 200_000 + b" 2 ]\n")
 
 
 @case(r"expected the size byte 4 before an int32", "u1")
@@ -827,21 +832,32 @@ def test_a_pipe_swapped_in_after_the_check_neither_blocks_nor_is_read(tmp_path, 
 # ---------------------------------------------------------------------------------------------
 
 
-def _peak_bytes(call):
-    """Peak bytes allocated (numpy arrays and Python objects) while ``call()`` runs."""
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        call()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_a_wide_cm_matrix_builds_no_lookup_table_larger_than_the_data(tmp_path):
     rows, cols = 1, 5000  # 45 kB on disk; 256 lookup values per column would be 25 MB
     path = tmp_path / "wide.ark"
     path.write_bytes(b"u1 \0B" + compressed("CM", 0.0, 1.0, rows, cols, bytes(9 * cols)))
-    peak = _peak_bytes(lambda: read_features(path))
+    peak = peak_bytes(lambda: read_features(path))
     assert peak < 4 * 1024**2, peak
+
+
+def test_a_text_row_is_refused_before_it_is_all_split_or_converted(tmp_path):
+    path = tmp_path / "one_line.ark"  # 2 MB: one row of a million values
+    path.write_bytes(b"u1 [ " + b"1 " * 1_000_000 + b"]\n")
+
+    def read():
+        with pytest.raises(FeatureError, match=r"one_line.ark: utterance 'u1': a 1 x \d+ matrix "
+                                               r"\(\d+ bytes as float64\) exceeds "
+                                               "max_utterance_bytes=8000"):
+            read_features(path, max_utterance_bytes=8000)
+
+    assert peak_bytes(read) < 8 * 1024**2
+
+
+def test_text_rows_longer_than_a_read_are_read_exactly(tmp_path):
+    M = np.random.default_rng(0).normal(size=(2, 20_000))  # rows of ~400 kB of text
+    rows = "\n".join(" ".join(repr(float(v)) for v in row) for row in M)
+    (tmp_path / "t.ark").write_text(f"u1 [ {rows} ]\nu2 [ 1 2 ] u3 [ 3\t4 ]\n")
+    out = read_features(tmp_path / "t.ark")
+    np.testing.assert_array_equal(out["u1"], M)
+    np.testing.assert_array_equal(out["u2"], [[1, 2]])
+    np.testing.assert_array_equal(out["u3"], [[3, 4]])

@@ -1,6 +1,8 @@
-"""Writers of Kaldi feature files (binary, text, compressed) for the reader tests."""
+"""Writers of Kaldi feature files (binary, text, compressed) for the reader tests; the peak
+memory a reader allocates."""
 
 import struct
+import tracemalloc
 
 import numpy as np
 
@@ -45,3 +47,13 @@ def write_text_ark(path, matrices: dict):
 
 def compressed(token, min_value, value_range, rows, cols, payload: bytes) -> bytes:
     return f"{token} ".encode() + struct.pack("<ffii", min_value, value_range, rows, cols) + payload
+
+
+def peak_bytes(call) -> int:
+    """Peak bytes allocated (numpy arrays and Python objects) while ``call()`` runs."""
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -25,7 +25,7 @@ import numpy as np
 
 from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_declared,
                         check_limit, check_utterance_size, file_size, open_regular, plausible_key,
-                        read_values, show_key)
+                        read_values, show_key, text_lines)
 
 __all__ = ["read_kaldi_ark", "read_kaldi_scp", "strip_specifier"]
 
@@ -33,6 +33,7 @@ _BOM = b"\xef\xbb\xbf"
 _SPACE = b" \t\n\r"
 _MAX_KEY = 1024     # bytes; longer "keys" mean the file is not an archive
 _MAX_SCP_LINE = 65536
+_PIECE = 1 << 16  # bytes of a text matrix read and converted at a time
 _CM_BLOCK = 1 << 16  # values of a CM matrix converted at a time
 _PLAIN = {b"FM": ("<f4", 2), b"DM": ("<f8", 2), b"FV": ("<f4", 1), b"DV": ("<f8", 1)}
 _TYPES = "FM, DM, FV, DV, CM, CM2 or CM3"
@@ -133,31 +134,51 @@ def _binary(r: _Reader, where: str) -> np.ndarray:
     raise FeatureError(f"{where}: unsupported Kaldi object type (expected {_TYPES})")
 
 
+def _numbers(text: bytes, where: str, row: int) -> np.ndarray:
+    try:
+        return np.array([float(t) for t in text.split()], dtype=np.float64)
+    except ValueError:
+        raise FeatureError(f"{where}: row {row} of the text matrix holds something that is not a "
+                           "number") from None
+
+
 def _text(r: _Reader, where: str) -> np.ndarray:
-    """A text matrix; the file is positioned at its ``[``."""
-    line = r.f.readline()[1:]
-    rows, width = [], None
+    """A text matrix; the file is positioned at its ``[``.
+
+    Read :data:`_PIECE` bytes at a time, the size checked as each row grows: a huge row is
+    refused before it is all read or converted (a line is never split whole).
+    """
+    r.f.read(1)
+    rows, pieces, count, carry = [], [], 0, b""
     while True:
-        done = b"]" in line
-        tokens = line.split(b"]", 1)[0].split()
-        if tokens:
-            try:
-                row = np.array([float(t) for t in tokens])
-            except ValueError:
-                raise FeatureError(f"{where}: row {len(rows) + 1} of the text matrix holds "
-                                   "something that is not a number") from None
-            if width is not None and row.size != width:
-                raise FeatureError(f"{where}: rows of a text matrix have different lengths "
-                                   f"({width} and {row.size} values)")
-            width = row.size
-            check_utterance_size((len(rows) + 1, width), where, r.limit)
-            rows.append(row)
-        if done:
-            break
-        line = r.f.readline()
-        if not line:
+        start = r.f.tell()
+        text = r.f.readline(_PIECE)
+        if not text:
             raise FeatureError(f"{where}: the file ends before the closing ']' of a text matrix")
-    return np.vstack(rows) if rows else np.empty((0, 0))
+        end = text.find(b"]")
+        if end >= 0:  # the next entry starts after the ']'
+            r.f.seek(start + end + 1)
+            text = text[:end] + b"\n"
+        text, carry = carry + text, b""
+        if not text.endswith(b"\n"):  # the row goes on: its last token may be cut
+            cut = len(text) - re.match(rb"\S*", text[::-1]).end()
+            text, carry = text[:cut], text[cut:]
+            if len(carry) >= _PIECE:
+                raise FeatureError(f"{where}: row {len(rows) + 1} of the text matrix holds "
+                                   "something that is not a number")
+        values = _numbers(text, where, len(rows) + 1)
+        if values.size:
+            pieces.append(values)
+            count += values.size
+            check_utterance_size((len(rows) + 1, count), where, r.limit)
+        if text.endswith(b"\n") and pieces:
+            if rows and count != rows[0].size:
+                raise FeatureError(f"{where}: rows of a text matrix have different lengths "
+                                   f"({rows[0].size} and {count} values)")
+            rows.append(np.concatenate(pieces))
+            pieces, count = [], 0
+        if end >= 0:
+            return np.vstack(rows) if rows else np.empty((0, 0))
 
 
 def _object(r: _Reader, where: str) -> np.ndarray:
@@ -246,27 +267,6 @@ def _apply_range(matrix, r1, r2, c1, c2, where: str) -> np.ndarray:
     return np.ascontiguousarray(matrix)
 
 
-def _scp_lines(path: str):
-    """(line number, text) of an scp, read as bytes with a bounded line length."""
-    with open_regular(path) as f:
-        number = 0
-        while True:
-            line = f.readline(_MAX_SCP_LINE + 1)
-            if not line:
-                return
-            number += 1
-            if number == 1 and line.startswith(_BOM):
-                line = line[len(_BOM):]
-            if len(line) > _MAX_SCP_LINE:
-                raise FeatureError(f"{path} line {number}: longer than {_MAX_SCP_LINE} bytes; "
-                                   "not a Kaldi script file")
-            try:
-                yield number, line.decode("utf-8")
-            except UnicodeDecodeError:
-                raise FeatureError(f"{path} line {number}: not UTF-8 text; not a Kaldi script "
-                                   "file") from None
-
-
 def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
     """The matrices a Kaldi ``.scp`` file points to, as ``{key: float64 array}`` in file order."""
     limit = check_limit(max_utterance_bytes)
@@ -274,7 +274,7 @@ def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
     base = os.path.dirname(os.path.abspath(path))
     out, current, reader = {}, None, None
     try:
-        for number, line in _scp_lines(path):
+        for number, line in text_lines(path, _MAX_SCP_LINE, "Kaldi script file"):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             parts = line.split(maxsplit=1)

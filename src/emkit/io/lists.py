@@ -1,8 +1,11 @@
 """Id lists, trial lists and score files.
 
 Text files (id lists, trial lists, scores) are whitespace-separated columns; empty lines and
-lines starting with ``#`` are skipped.  Every writer here writes atomically (a temporary file in
-the target directory, renamed when complete), so an error never leaves a partial file.
+lines starting with ``#`` are skipped.  The readers open regular files only (a named pipe or a
+device is refused, never opened), read UTF-8 and refuse a line longer than :data:`MAX_LINE` bytes
+before reading it whole (see :mod:`emkit.io.untrusted`).  Every writer here writes atomically (a
+temporary file in the target directory, renamed when complete), so an error never leaves a partial
+file.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .untrusted import FeatureError
+from .untrusted import FeatureError, text_lines
 
 #: (FeatureError: what the readers raise, re-exported)
 __all__ = ["read_id_map", "read_id_lists", "Trials", "read_trials", "format_score",
            "write_scores", "read_scores", "check_writable", "LABELS", "FeatureError"]
 
 LABELS = ("target", "nontarget")
+#: Longest line (bytes) of an id list, trial list or score file; a longer one is refused unread.
+MAX_LINE = 1 << 20
 
 
 def check_writable(path) -> Path:
@@ -39,25 +44,19 @@ def check_writable(path) -> Path:
     return path
 
 
-def _rows(path):
-    """(line number, fields) of the non-empty, non-comment lines of a text file."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such file: {path!r}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                fields = line.split()
-                if fields and not fields[0].startswith("#"):
-                    yield number, fields
-    except UnicodeDecodeError:
-        raise FeatureError(f"{path}: not a UTF-8 text file") from None
+def _rows(path, what: str):
+    """(line number, fields) of the non-empty, non-comment lines of a text file (a regular file,
+    lines of at most :data:`MAX_LINE` bytes)."""
+    for number, line in text_lines(path, MAX_LINE, what):
+        fields = line.split()
+        if fields and not fields[0].startswith("#"):
+            yield number, fields
 
 
 def read_id_map(path) -> dict:
     """A two-column file ``id value`` (e.g. Kaldi's ``utt2spk``) as an ordered dict."""
     out = {}
-    for number, fields in _rows(path):
+    for number, fields in _rows(path, "two-column list"):
         if len(fields) != 2:
             raise FeatureError(f"{os.fspath(path)} line {number}: expected 2 columns 'utterance-id "
                                f"label'; got {len(fields)}")
@@ -72,7 +71,7 @@ def read_id_map(path) -> dict:
 def read_id_lists(path) -> dict:
     """A file of lines ``key id1 id2 ...`` (e.g. Kaldi's ``spk2utt``) as ``{key: [ids]}``."""
     out = {}
-    for number, fields in _rows(path):
+    for number, fields in _rows(path, "list of ids"):
         if len(fields) < 2:
             raise FeatureError(f"{os.fspath(path)} line {number}: expected 'model-id utterance-id "
                                f"[utterance-id ...]'; got {' '.join(fields)!r}")
@@ -125,7 +124,7 @@ def read_trials(path, *, require_labels: bool = False) -> Trials:
     models, probes, labels = [], [], []
     n_columns = None
     seen = {}
-    for number, fields in _rows(path):
+    for number, fields in _rows(path, "trial list"):
         where = f"{path} line {number}"
         if len(fields) not in (2, 3) or (n_columns is not None and len(fields) != n_columns):
             expected = "2 or 3" if n_columns is None else str(n_columns)
@@ -174,7 +173,7 @@ def read_scores(path):
     models, probes, scores, labels = [], [], [], []
     n_columns = None
     seen = {}
-    for number, fields in _rows(path):
+    for number, fields in _rows(path, "score file"):
         where = f"{path} line {number}"
         if len(fields) not in (3, 4) or (n_columns is not None and len(fields) != n_columns):
             raise FeatureError(f"{where}: expected 'model-id probe-id score [target|nontarget]'; "

@@ -91,6 +91,32 @@ def open_regular(path, what: str = ""):
     return os.fdopen(fd, "rb")
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def text_lines(path, max_line: int, what: str):
+    """``(line number, text)`` of a UTF-8 text file (a regular file; a leading byte-order mark is
+    skipped), each line read with at most ``max_line`` bytes: a longer line is refused before it
+    is read whole, split or converted.  ``what`` names the kind of file in messages."""
+    path = os.fspath(path)
+    with open_regular(path) as f:
+        number = 0
+        while True:
+            line = f.readline(max_line + 1)
+            if not line:
+                return
+            number += 1
+            if number == 1 and line.startswith(_BOM):
+                line = line[len(_BOM):]
+            if len(line) > max_line:
+                raise FeatureError(f"{path} line {number}: longer than {max_line} bytes; not a "
+                                   f"{what}")
+            try:
+                yield number, line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FeatureError(f"{path} line {number}: not UTF-8 text; not a {what}") from None
+
+
 def file_size(f) -> int:
     """Size in bytes of an open file."""
     return os.fstat(f.fileno()).st_size

@@ -1,0 +1,54 @@
+"""Id lists, trial lists and score files are untrusted text: regular files only, bounded lines."""
+
+import os
+import signal
+
+import pytest
+from feature_files import peak_bytes
+
+from emkit.features import FeatureError, read_id_lists, read_id_map, read_scores, read_trials
+from emkit.io.lists import MAX_LINE
+
+READERS = [read_trials, read_scores, read_id_map, read_id_lists]
+WHAT = {read_trials: "trial list", read_scores: "score file", read_id_map: "two-column list",
+        read_id_lists: "list of ids"}
+
+
+@pytest.fixture
+def no_hang():
+    def alarm(signum, frame):
+        raise TimeoutError("the reader blocked")
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("read", READERS, ids=lambda f: f.__name__)
+def test_a_line_longer_than_the_limit_is_refused_before_it_is_split(read, tmp_path):
+    path = tmp_path / "one_line.txt"  # 3 MB, a million fields on one line
+    path.write_text("ab " * 1_000_000 + "\n")
+
+    def call():
+        with pytest.raises(FeatureError, match=f"one_line.txt line 1: longer than {MAX_LINE} "
+                                               f"bytes; not a {WHAT[read]}"):
+            read(path)
+
+    assert peak_bytes(call) < 8 * 1024**2
+
+
+@pytest.mark.parametrize("read", READERS, ids=lambda f: f.__name__)
+def test_a_named_pipe_is_said_to_be_one(read, tmp_path, no_hang):
+    os.mkfifo(tmp_path / "trials")
+    with pytest.raises(FeatureError, match="trials is a named pipe, not a regular file"):
+        read(tmp_path / "trials")
+    with pytest.raises(FileNotFoundError, match="gone.*no such file"):
+        read(tmp_path / "gone")
+
+
+@pytest.mark.parametrize("read", READERS, ids=lambda f: f.__name__)
+def test_bytes_that_are_not_utf8_name_the_file_and_line(read, tmp_path):
+    (tmp_path / "latin1.txt").write_bytes(b"m\xe9 p1\n")
+    with pytest.raises(FeatureError, match="latin1.txt line 1: not UTF-8 text"):
+        read(tmp_path / "latin1.txt")
