@@ -52,3 +52,23 @@ def test_bytes_that_are_not_utf8_name_the_file_and_line(read, tmp_path):
     (tmp_path / "latin1.txt").write_bytes(b"m\xe9 p1\n")
     with pytest.raises(FeatureError, match="latin1.txt line 1: not UTF-8 text"):
         read(tmp_path / "latin1.txt")
+
+
+BIG = "X" * 100_000
+
+
+@pytest.mark.parametrize("read, text, message", [
+    (read_trials, f"m p {BIG}\n", "line 1: the label must be 'target' or 'nontarget'; got 'XXX"),
+    (read_trials, f"m {BIG}\nm {BIG}\n", "line 2: trial 'm XXX"),
+    (read_scores, f"m p {BIG}\n", "line 1: the score must be a number; got 'XXX"),
+    (read_scores, f"m p 1 {BIG}\n", "line 1: the label must be 'target' or 'nontarget'; got 'XX"),
+    (read_id_lists, f"{BIG}\n", "line 1: expected 'model-id utterance-id .*got 'XXX"),
+    (read_id_lists, f"{BIG} u1\n{BIG} u2\n", "line 2: model 'XXX"),
+    (read_id_map, f"{BIG} s\n{BIG} s\n", "line 2: 'XXX"),
+], ids=lambda v: v.__name__ if callable(v) else None)
+def test_a_long_token_is_shortened_in_the_message(read, text, message, tmp_path):
+    (tmp_path / "list.txt").write_text(text)
+    with pytest.raises(FeatureError, match=message) as info:
+        read(tmp_path / "list.txt")
+    assert str(tmp_path / "list.txt") in str(info.value)
+    assert len(str(info.value)) < len(str(tmp_path)) + 300, len(str(info.value))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .untrusted import FeatureError, text_lines
+from .untrusted import FeatureError, show_key, text_lines
 
 #: (FeatureError: what the readers raise, re-exported)
 __all__ = ["read_id_map", "read_id_lists", "Trials", "read_trials", "format_score",
@@ -61,7 +61,7 @@ def read_id_map(path) -> dict:
             raise FeatureError(f"{os.fspath(path)} line {number}: expected 2 columns 'utterance-id "
                                f"label'; got {len(fields)}")
         if fields[0] in out:
-            raise FeatureError(f"{os.fspath(path)} line {number}: {fields[0]!r} is listed twice")
+            raise FeatureError(f"{os.fspath(path)} line {number}: {show_key(fields[0])} is listed twice")
         out[fields[0]] = fields[1]
     if not out:
         raise FeatureError(f"{os.fspath(path)}: the list is empty")
@@ -74,9 +74,9 @@ def read_id_lists(path) -> dict:
     for number, fields in _rows(path, "list of ids"):
         if len(fields) < 2:
             raise FeatureError(f"{os.fspath(path)} line {number}: expected 'model-id utterance-id "
-                               f"[utterance-id ...]'; got {' '.join(fields)!r}")
+                               f"[utterance-id ...]'; got {show_key(' '.join(fields))}")
         if fields[0] in out:
-            raise FeatureError(f"{os.fspath(path)} line {number}: model {fields[0]!r} is listed "
+            raise FeatureError(f"{os.fspath(path)} line {number}: model {show_key(fields[0])} is listed "
                                "twice")
         out[fields[0]] = fields[1:]
     if not out:
@@ -102,7 +102,7 @@ class Trials:
 def _parse_label(text: str, where: str) -> bool:
     low = text.lower()
     if low not in LABELS:
-        raise FeatureError(f"{where}: the label must be 'target' or 'nontarget'; got {text!r}")
+        raise FeatureError(f"{where}: the label must be 'target' or 'nontarget'; got {show_key(text)}")
     return low == "target"
 
 
@@ -110,7 +110,7 @@ def _check_repeat(seen: dict, fields, number: int, where: str) -> None:
     """A model-probe pair may appear once in a trial list or score file (it would count twice)."""
     pair = tuple(fields[:2])
     if pair in seen:
-        raise FeatureError(f"{where}: trial {' '.join(pair)!r} repeats line {seen[pair]} (each "
+        raise FeatureError(f"{where}: trial {show_key(' '.join(pair))} repeats line {seen[pair]} (each "
                            "model-probe pair must appear once)")
     seen[pair] = number
 
@@ -183,9 +183,9 @@ def read_scores(path):
         try:
             value = float(fields[2])
         except ValueError:
-            raise FeatureError(f"{where}: the score must be a number; got {fields[2]!r}") from None
+            raise FeatureError(f"{where}: the score must be a number; got {show_key(fields[2])}") from None
         if not np.isfinite(value):
-            raise FeatureError(f"{where}: the score must be finite; got {fields[2]!r}")
+            raise FeatureError(f"{where}: the score must be finite; got {show_key(fields[2])}")
         models.append(fields[0])
         probes.append(fields[1])
         scores.append(value)
