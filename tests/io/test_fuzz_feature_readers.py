@@ -358,3 +358,21 @@ def test_a_zip_bomb_is_refused_within_the_limits(worker, workdir):
         z.writestr("a.npy", _npy(np.zeros((2000, 1000))))
     reply = check(worker, "features", path, [path])
     assert reply["outcome"] == "refused" and "zip bomb" in reply["message"]
+
+
+def test_a_damaged_global_heap_is_refused_not_a_hang(worker, workdir):
+    # HDF5 2.0 loops forever reading a variable-length string whose global heap has a
+    # free-space entry of size 0: here the 'writer_class' attribute that marks a model
+    path = workdir / "heap.h5"
+    with h5py.File(path, "w") as f:
+        f["u1"] = M
+        f.attrs.create("writer_class", "bob", dtype=h5py.string_dtype())
+    content = bytearray(path.read_bytes())
+    start = content.find(b"GCOL\x01\x00\x00\x00")
+    p = start + 16
+    while int.from_bytes(content[p:p + 2], "little") != 0:  # to the free-space entry (index 0)
+        p += 16 + -(-int.from_bytes(content[p + 8:p + 16], "little") // 8) * 8
+    content[p + 8:p + 16] = bytes(8)
+    path.write_bytes(bytes(content))
+    reply = check(worker, "features", path, [path])
+    assert reply["outcome"] == "refused" and "global heap" in reply["message"], reply

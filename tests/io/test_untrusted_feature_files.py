@@ -861,3 +861,12 @@ def test_text_rows_longer_than_a_read_are_read_exactly(tmp_path):
     np.testing.assert_array_equal(out["u1"], M)
     np.testing.assert_array_equal(out["u2"], [[1, 2]])
     np.testing.assert_array_equal(out["u3"], [[3, 4]])
+
+
+def test_a_long_hdf5_dataset_name_is_shortened_in_the_message(tmp_path):
+    path = tmp_path / "long.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("N" * 100_000, shape=(1000, 1000), dtype="f8")  # nothing stored
+    with pytest.raises(FeatureError, match=r"utterance 'NNN.*\.\.\.' declares shape") as info:
+        read_features(path)
+    assert str(path) in str(info.value) and len(str(info.value)) < len(str(path)) + 300

@@ -16,8 +16,10 @@ import os
 import h5py
 import numpy as np
 
+from .errors import InvalidFileError
+from .heaps import check_global_heaps
 from .untrusted import (MAX_COMPRESSION_RATIO, MAX_UTTERANCE_BYTES, FeatureError, check_limit,
-                        check_regular, check_utterance_size)
+                        check_regular, check_utterance_size, show_key)
 
 __all__ = ["check_feature_dataset", "open_hdf5", "read_hdf5_features"]
 
@@ -29,6 +31,10 @@ H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeEr
 def open_hdf5(path) -> h5py.File:
     """Open a regular file read-only as HDF5; a damaged or non-HDF5 file is a FeatureError."""
     info = check_regular(path)
+    try:
+        check_global_heaps(os.fspath(path))  # HDF5 would loop forever on some damaged heaps
+    except InvalidFileError as exc:
+        raise FeatureError(str(exc)) from None
     try:
         return h5py.File(path, "r")
     except H5_ERRORS as exc:
@@ -100,7 +106,9 @@ def read_hdf5_features(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) 
                           and ds.dtype.kind in "fiu"}
             out = {}
             for name, ds in wanted.items():
-                where = f"{text}: utterance {name!r} (dataset {ds.name!r})"
+                where = f"{text}: utterance {show_key(name)}"
+                if ds.name != "/" + name:  # bob's single "array"
+                    where += f" (dataset {show_key(ds.name)})"
                 check_feature_dataset(ds, where, file_bytes, limit)
                 out[name] = np.empty(ds.shape, dtype=np.float64)  # HDF5 converts while reading
                 if out[name].size:
