@@ -3,6 +3,7 @@ outputs that are inputs, read-only outputs, options that do not apply, repeated 
 unreadable model files; their messages name the file and read as English."""
 
 import os
+import signal
 import stat
 
 import numpy as np
@@ -196,6 +197,29 @@ def test_missing_file_in_feature_list_is_a_usage_error_as_an_argument_is(machine
                   "-o", tmp_path / "u.h5", ok=False)
     one_line_error(in_list, 2, "usage error", "--feature-list", "line 2", "gone.npy",
                    "does not exist")
+    no_leftovers(tmp_path, "u.h5")
+
+
+def test_a_feature_list_that_is_a_pipe_or_not_text_is_refused_naming_it(tmp_path):
+    os.mkfifo(tmp_path / "list.fifo")
+    (tmp_path / "list.bin").write_bytes(b"\xff\xfe" + str(tmp_path / "a.npy").encode() + b"\n")
+    (tmp_path / "list.long").write_text("x" * 100_000 + "\n")
+
+    def alarm(signum, frame):
+        raise TimeoutError("blocked on the named pipe")
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(10)
+    try:
+        for name, fragments in [("list.fifo", ["is a named pipe, not a regular file"]),
+                                ("list.bin", ["list.bin line 1: not UTF-8 text"]),
+                                ("list.long", ["list.long line 1: file 'xxx", "does not exist"])]:
+            result = run("train-ubm", "--feature-list", tmp_path / name, "-n", 2,
+                         "-o", tmp_path / "u.h5", ok=False)
+            one_line_error(result, 1 if name != "list.long" else 2, name, *fragments)
+            assert len(result.stderr) < 500, result.stderr
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     no_leftovers(tmp_path, "u.h5")
 
 

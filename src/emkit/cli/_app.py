@@ -327,18 +327,19 @@ def feature_paths(features, feature_list) -> list:
     """FEATURES plus the files named in --feature-list, directories replaced by their feature
     files (sorted, not recursive); a usage error when there are none or one does not exist."""
     from ..io.features import list_feature_directory
+    from ..io.lists import MAX_LINE
+    from ..io.untrusted import show_key, text_lines
 
     paths = list(features)
     if feature_list:
-        with open(strip_prefix(feature_list), encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                name = line.strip()
-                if not name or name.startswith("#"):
-                    continue
-                if not os.path.exists(strip_prefix(name)):
-                    raise click.BadParameter(f"{feature_list} line {number}: file {name!r} does "
-                                             "not exist", param_hint="'--feature-list'")
-                paths.append(name)
+        for number, line in text_lines(strip_prefix(feature_list), MAX_LINE, "feature list"):
+            name = line.strip()
+            if not name or name.startswith("#"):
+                continue
+            if not os.path.exists(strip_prefix(name)):
+                raise click.BadParameter(f"{feature_list} line {number}: file {show_key(name)} "
+                                         "does not exist", param_hint="'--feature-list'")
+            paths.append(name)
     if not paths:
         raise click.UsageError("no feature file given: name them as arguments or with "
                                "--feature-list")
