@@ -79,6 +79,23 @@ def test_multi_channel_picks_the_channel(tmp_path):
           FeatureConfig(channel=2))
 
 
+def test_only_the_asked_channel_of_a_many_channel_file_is_held_in_memory(tmp_path):
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    data = rng.uniform(-0.5, 0.5, size=(160_000, 16))  # 10 s, 16 channels: 20 MB as float64
+    path = tmp_path / "many.wav"
+    sf.write(path, data, 16000, subtype="PCM_16")
+    tracemalloc.start()
+    try:
+        samples = read_audio(path, channel=5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(samples / 32768.0, data[:, 5], atol=1 / 32768.0)
+    assert peak < 10 * 1024**2, peak  # one channel (1.3 MB), its blocks and a 4 MiB buffer
+
+
 def test_all_silence(tmp_path):
     # one least significant bit of noise: real samples, but the VAD keeps no frame
     hiss = write(tmp_path / "hiss.wav", np.random.default_rng(0).standard_normal(16000) / 32768)

@@ -8,7 +8,8 @@ Decisions (each failure is an :class:`AudioError` naming the file; nothing is wr
   (``sox in.wav -r 16000 out.wav``).
 * **Channels**: ``channel`` (0-based) picks one channel of a multi-channel file; the default, 0,
   is the first (left) channel, as Kaldi does when no channel is given.  A channel the file does
-  not have is an error.
+  not have is an error.  The file is decoded a block at a time and only that channel is kept, so
+  the memory used is that of one channel (8 bytes a sample; no maximum duration is imposed).
 * **Scale**: samples are returned as float64 in the 16-bit integer range (``-32768 .. 32767``),
   the values Kaldi reads from a 16-bit wav, so energies and the VAD threshold mean what they
   mean in Kaldi, whatever the file's sample format.
@@ -30,6 +31,7 @@ __all__ = ["AudioError", "read_audio", "INT16_SCALE", "require"]
 
 INT16_SCALE = 32768.0
 _FULL_SCALE = 32767.0 / 32768.0  # a sample this loud (or louder) counts as clipped
+_BLOCK_VALUES = 1 << 19  # samples (of all channels) decoded at a time: 4 MiB of float64
 
 
 class AudioError(FeatureError):
@@ -47,22 +49,44 @@ def require(module: str):
                           "extra with pip install 'emkit[audio]'") from None
 
 
-def _open(path: str, start: float | None, end: float | None):
-    """(float64 samples (n, channels) of the segment, sample rate, where) of ``path``."""
+def _open(path: str, start: float | None, end: float | None, sample_rate: int, channel: int):
+    """(float64 samples of ``channel`` in the segment, where) of ``path``.
+
+    Read a block at a time, keeping the one channel: the other channels of a long recording
+    (which a small compressed file can hold) are never all in memory.
+    """
     sf = require("soundfile")
     try:
         with sf.SoundFile(path) as f:
-            rate, n = int(f.samplerate), f.frames
+            rate, n, n_channels = int(f.samplerate), f.frames, f.channels
+            _check_format(path, rate, n_channels, sample_rate, channel)
             first, last, where = _segment(rate, n, start, end, path)
             f.seek(first)
-            data = f.read(last - first, dtype="float64", always_2d=True)
+            buffer = np.empty((max(1, _BLOCK_VALUES // n_channels), n_channels))
+            pieces, left = [], last - first
+            while left > 0:
+                got = f.read(dtype="float64", always_2d=True, out=buffer[:min(left, len(buffer))])
+                if not len(got):  # fewer frames than the header declares
+                    break
+                pieces.append(got[:, channel].copy())
+                left -= len(got)
     except AudioError:
         raise
     except (RuntimeError, TypeError, ValueError) as exc:  # libsndfile's errors are RuntimeErrors
         reason = str(exc).split(":")[-1].strip() or type(exc).__name__
         raise AudioError(f"{path}: not a readable audio file (expected WAV or FLAC; libsndfile "
                          f"says: {reason})") from None
-    return data, rate, where
+    return (np.concatenate(pieces) if pieces else np.empty(0)), where
+
+
+def _check_format(path, rate, n_channels, sample_rate, channel):
+    if rate != sample_rate:
+        raise AudioError(f"{path}: sample rate is {rate} Hz, expected {sample_rate} Hz; resample "
+                         f"it first (e.g. 'sox in.wav -r {sample_rate} out.wav' or 'ffmpeg -i "
+                         f"in.wav -ar {sample_rate} out.wav') or choose the rate of the data")
+    if not 0 <= channel < n_channels:
+        raise AudioError(f"{path}: has {n_channels} channel(s); channel {channel} was asked for "
+                         f"(channels are numbered from 0)")
 
 
 def read_audio(path, *, sample_rate: int = 16000, channel: int = 0, start: float | None = None,
@@ -83,16 +107,10 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int = 0, start: float
         raise AudioError(str(exc)) from None
     if size == 0:
         raise AudioError(f"{path}: the file is empty (0 bytes)")
-    data, rate, where = _open(path, start, end)
-    if rate != sample_rate:
-        raise AudioError(f"{path}: sample rate is {rate} Hz, expected {sample_rate} Hz; resample "
-                         f"it first (e.g. 'sox in.wav -r {sample_rate} out.wav' or 'ffmpeg -i "
-                         f"in.wav -ar {sample_rate} out.wav') or choose the rate of the data")
-    n_channels = data.shape[1]
-    if not 0 <= channel < n_channels:
-        raise AudioError(f"{path}: has {n_channels} channel(s); channel {channel} was asked for "
-                         f"(channels are numbered from 0)")
-    return check_samples(data[:, channel], where, max_clipped=max_clipped) * INT16_SCALE
+    samples, where = _open(path, start, end, sample_rate, channel)
+    samples = check_samples(samples, where, max_clipped=max_clipped)
+    samples *= INT16_SCALE
+    return samples
 
 
 def _segment(rate, n, start, end, path):
