@@ -91,8 +91,9 @@ class Checkpoint:
             remove_stale_temporaries(self.path)
             self._swept = True
 
-    def load(self, max_step: int | None = None) -> SavedState | None:
-        """What the previous attempt saved (None without a checkpoint file).
+    def load(self, max_step: int | None = None, shapes: dict | None = None) -> SavedState | None:
+        """What the previous attempt saved (None without a checkpoint file); its state arrays of
+        the ``shapes`` given (name -> shape, None entries free).
 
         The file is read like any untrusted model file (:mod:`emkit.io.h5`): an invalid one (a
         link, a forged size, NaN state, ``step`` outside ``[0, max_step]``...) is an
@@ -114,7 +115,7 @@ class Checkpoint:
             state = SavedState(
                 step=step,
                 history=read_array(f, "history", shape=(step,)).tolist(),  # one value per step
-                arrays=_read_state(f, self.path),
+                arrays=_read_state(f, self.path, shapes or {}),
                 completed=read_attr(f, "completed", "bool"),
                 extra=_read_extra(f, self.path),
             )
@@ -248,8 +249,9 @@ class _StateArrays(dict):
         raise InvalidFileError(f"{self.path}: dataset '/state/{name}' is missing")
 
 
-def _read_state(f, path) -> dict:
-    """The arrays of group ``state``: finite numbers (as float64), each checked like a model's."""
+def _read_state(f, path, shapes: dict) -> dict:
+    """The arrays of group ``state``: finite numbers (as float64) of the ``shapes`` given, each
+    checked like a model's."""
     from .io.h5 import child, read_array
 
     group = child(f, "state", "group")
@@ -258,7 +260,7 @@ def _read_state(f, path) -> dict:
         if not _NAME.fullmatch(name):  # (never quoted: it could be any length)
             raise InvalidFileError(f"{path}: group '/state' holds an object whose name is "
                                    "not an emkit state name")
-        arrays[name] = read_array(group, name)
+        arrays[name] = read_array(group, name, shape=shapes.get(name))
     return arrays
 
 
@@ -281,14 +283,16 @@ def _read_extra(f, path) -> dict:
 
 
 def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phase: int = 0,
-                 warn_not_converged: bool = True, **run_em_kwargs):
+                 state_shapes: dict | None = None, warn_not_converged: bool = True,
+                 **run_em_kwargs):
     """Run :func:`emkit._em.run_em`, resuming from and saving to ``estimator.checkpoint`` (a path or None).
 
     ``X`` and the labels ``y`` (if any; or a :class:`TrainingInput` of both) are the training input,
     whose every byte the checkpoint's fingerprint covers.
 
     ``initialize()`` prepares a fresh run; ``get_state()`` returns the arrays that define the
-    estimator between iterations and ``set_state(arrays)`` restores them.  Training made of
+    estimator between iterations and ``set_state(arrays)`` restores them; ``state_shapes`` gives
+    their shapes (None entries free), which the arrays read from a checkpoint must have.  Training made of
     successive loops (JFA's V, U and D phases) numbers them with ``phase``: a checkpoint of a
     later phase means this one has finished (its state is restored and nothing is trained), one
     of an earlier phase means this one starts afresh.
@@ -302,7 +306,7 @@ def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phas
 
     with tuned_worker_heaps(X):  # dask workers reuse their freed memory during the iterations
         result = _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase,
-                                run_em_kwargs)
+                                state_shapes, run_em_kwargs)
     if warn_not_converged:
         warn_if_not_converged(result, run_em_kwargs.get("name", type(estimator).__name__),
                               run_em_kwargs.get("convergence_threshold"))
@@ -325,12 +329,14 @@ def warn_if_not_converged(result, name: str, threshold) -> None:
                   ConvergenceWarning, stacklevel=4)
 
 
-def _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase, run_em_kwargs):
+def _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase, state_shapes,
+                   run_em_kwargs):
     from ._em import EMResult, run_em
 
     path = getattr(estimator, "checkpoint", None)
     checkpoint = Checkpoint(path, estimator, X, y) if path is not None else None
-    saved = checkpoint.load(run_em_kwargs.get("max_iterations")) if checkpoint is not None else None
+    saved = (checkpoint.load(run_em_kwargs.get("max_iterations"), state_shapes)
+             if checkpoint is not None else None)
     saved_phase = saved.extra.get("phase", 0) if saved is not None else None
     if saved is not None and saved_phase > phase:
         set_state(saved.arrays)

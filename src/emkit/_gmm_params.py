@@ -1,9 +1,11 @@
-"""Validation of ``GMMMachine``'s constructor arguments (at construction and again in ``fit``)."""
+"""Validation of ``GMMMachine``'s constructor arguments (at construction and again in ``fit``), and
+the descriptor of its parameters."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._fitted import FittedArray
 from ._validation import (check_bool, check_iteration_limits, check_positive_int, check_random_state_type,
                           check_real)
 
@@ -66,3 +68,10 @@ def check_weights(weights, n_gaussians: int, name: str) -> None:
         raise TypeError(f"{name} must be an array of {n_gaussians} numbers; got {weights!r}") from None
     if w.shape != (n_gaussians,) or not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError(f"{name} must be {n_gaussians} finite non-negative values; got {w!r}")
+
+
+class GMMParameter(FittedArray):
+    """A GMM parameter: a :class:`FittedArray` assigned through its machine's ``_assign``."""
+
+    def __set__(self, obj, value):
+        obj._assign(self.name, value)

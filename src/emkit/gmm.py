@@ -20,11 +20,11 @@ from . import _device_fit, _device_infer
 from . import _gmm_estep as estep
 from ._backend import _staging, cached_frames
 from ._checkpoint import resumable_em
-from ._fitted import (FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted,
+from ._fitted import (clear_derived, derived, fitted_value, refreeze, set_fitted,
                       without_derived)
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step
 from ._gmm_params import COMPUTE_DTYPES as _DTYPES
-from ._gmm_params import check_gmm_parameters, check_weights
+from ._gmm_params import GMMParameter, check_gmm_parameters, check_weights
 from ._kernels import gmm as kg
 from .io import _registry
 from .kmeans import KMeansMachine
@@ -35,14 +35,6 @@ logger = logging.getLogger("emkit")
 
 __all__ = ["GMMMachine", "GMMStats", "e_step", "m_step", "ml_gmm_m_step", "map_gmm_m_step",
            "log_likelihood", "log_weighted_likelihood"]
-
-
-
-class _Parameter(FittedArray):
-    """A GMM parameter: a :class:`FittedArray` assigned through its machine's ``_assign``."""
-
-    def __set__(self, obj, value):
-        obj._assign(self.name, value)
 
 
 class GMMMachine(BaseEstimator):
@@ -168,12 +160,12 @@ class GMMMachine(BaseEstimator):
         return super().set_params(**params)
 
     # -- parameters ------------------------------------------------------------------------
-    means = _Parameter("Means of the Gaussians, shape (C, D).")
-    variances = _Parameter("Diagonal variances of the Gaussians, shape (C, D), floored at "
+    means = GMMParameter("Means of the Gaussians, shape (C, D).")
+    variances = GMMParameter("Diagonal variances of the Gaussians, shape (C, D), floored at "
                            "``variance_thresholds`` whenever either is assigned.")
-    variance_thresholds = _Parameter("Variance floor: a scalar, one value per feature (D,) or per "
+    variance_thresholds = GMMParameter("Variance floor: a scalar, one value per feature (D,) or per "
                                      "Gaussian and feature (C, D).")
-    weights = _Parameter("Weight of each Gaussian, shape (C,) (validated by fit: the reference "
+    weights = GMMParameter("Weight of each Gaussian, shape (C,) (validated by fit: the reference "
                          "stores anything).")
 
     def _assign(self, name: str, value) -> None:
@@ -408,6 +400,7 @@ class GMMMachine(BaseEstimator):
         with _staging.synced(device):  # the device's parameters back on the machine at the end
             result = resumable_em(self, X, initialize=initialize, set_state=self._restore_training_state,
                                   get_state=device.state if device else self._training_state,
+                                  state_shapes=self._state_shapes(X.shape[1]),
                                   e_step=e_step_, m_step=m_step_, max_iterations=self.max_fitting_steps,
                                   convergence_threshold=self.convergence_threshold,
                                   name=f"GMM {self.trainer.upper()}")
@@ -419,6 +412,10 @@ class GMMMachine(BaseEstimator):
     def _training_state(self) -> dict:
         return {"means": self.means, "variances": self.variances, "weights": self.weights,
                 "variance_thresholds": self.variance_thresholds}
+
+    def _state_shapes(self, n_features: int) -> dict:
+        C = self.n_gaussians  # (variance_thresholds: a scalar, (D,) or (C, D), as assigned)
+        return {"means": (C, n_features), "variances": (C, n_features), "weights": (C,)}
 
     def _restore_training_state(self, arrays: dict):
         self.means = arrays["means"]

@@ -291,6 +291,7 @@ class KMeansMachine(BaseEstimator):
         with _staging.synced(device):  # the device's centroids back on the machine at the end
             result = resumable_em(self, X, initialize=initialize, get_state=get_state,
                                   set_state=lambda arrays: setattr(self, "centroids_", arrays["centroids"]),
+                                  state_shapes={"centroids": (self.n_clusters, X.shape[1])},
                                   e_step=e_step, m_step=m_step, max_iterations=self.max_iter,
                                   convergence_threshold=self.convergence_threshold,
                                   name="k-means", quantity="average squared distance")

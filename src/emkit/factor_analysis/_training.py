@@ -277,6 +277,7 @@ def _fit_em(machine, X, e_step, m_step, state, name, quantity, phase, device):
         get_state=get_state,
         set_state=lambda arrays: [machine._store(k, np.array(arrays[k], dtype=np.float64))
                                   for k in state],
+        state_shapes={k: fitted_value(machine, k).shape for k in state},  # (set: _create_missing)
         phase=phase,
         e_step=e_step,
         m_step=m_step,

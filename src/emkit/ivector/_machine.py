@@ -224,6 +224,7 @@ class IVectorMachine(BaseEstimator):
         with small_products(), synced(device):  # T and sigma of a device back at the end
             result = resumable_em(self, X, initialize=initialize, set_state=restore,
                                   get_state=get_state,
+                                  state_shapes={"T": (C, D, self.dim_t), "sigma": (C, D)},
                                   e_step=e_step_, m_step=m_step_, max_iterations=self.max_iterations,
                                   convergence_threshold=self.convergence_threshold, name="IVector",
                                   quantity="average log-likelihood per utterance")
