@@ -17,3 +17,34 @@ def test_readme_examples_run(capsys, tmp_path, monkeypatch):
     assert abs(score) < 1e3  # an ISV score, printed by the example
     assert abs(batched - score) <= 1e-10 * abs(score)  # the same pair through score_matrix
     assert (tmp_path / "isv.h5").is_file()
+
+
+def _readme_commands():
+    """``(command, arguments)`` of every ``emkit`` line of the README's shell blocks."""
+    import shlex
+
+    for block in re.findall(r"```sh\n(.*?)```", README.read_text(), re.S):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            line = line.split("#")[0].strip()
+            if line.startswith("emkit "):
+                _, name, *args = shlex.split(line)
+                yield name, args
+
+
+def test_readme_command_lines_use_real_options_and_consistent_dimensions():
+    from emkit.cli import _app
+    from emkit.cli._train_options import check_ivector_dims
+
+    commands = list(_readme_commands())
+    assert any(name == "train-ivector" for name, _ in commands)
+    for name, args in commands:
+        command = _app.cli.get_command(None, name)
+        assert command is not None, name
+        known = {opt for param in command.params for opt in param.opts + param.secondary_opts}
+        unknown = [a.split("=")[0] for a in args if a.startswith("-") and a.split("=")[0] not in known]
+        assert not unknown, (name, unknown)
+        params = command.make_context(name, args, resilient_parsing=True).params
+        if name == "train-ivector":  # the dimensions' usage errors, as the command raises them
+            labels = "--labels" in args  # (file arguments parse to None: the files are not here)
+            check_ivector_dims(labels, params["dim"], params["plda"], params["lda_dim"],
+                               params["plda_dim"])
