@@ -268,13 +268,7 @@ def _read_extra(f, path) -> dict:
     """Attribute ``extra``: a JSON object, ``phase`` an integer >= 0 and ``converged`` a boolean."""
     from .io.h5 import read_attr
 
-    text = read_attr(f, "extra", "str")
-    try:
-        extra = json.loads(text)
-    except (ValueError, RecursionError):
-        extra = None
-    if not isinstance(extra, dict):
-        raise InvalidFileError(f"{path}: attribute '/extra' must be a JSON object")
+    extra = read_attr(f, "extra", "json")
     phase, converged = extra.get("phase", 0), extra.get("converged", True)
     if type(phase) is not int or phase < 0 or type(converged) is not bool:
         raise InvalidFileError(f"{path}: attribute '/extra' must give 'phase' as an integer >= 0 "

@@ -8,7 +8,6 @@ an alarm so that a reader blocking on a pipe fails the test instead of hanging t
 
 import os
 import re
-import signal
 import struct
 import warnings
 import zipfile
@@ -32,17 +31,6 @@ def case(pattern, utterance=None):
         CASES[build.__name__] = (build, pattern, utterance)
         return build
     return register
-
-
-@pytest.fixture
-def no_hang():
-    def alarm(signum, frame):
-        raise TimeoutError("the reader blocked")
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def _file(tmp_path, name, content: bytes):

@@ -1,7 +1,6 @@
 """Id lists, trial lists and score files are untrusted text: regular files only, bounded lines."""
 
 import os
-import signal
 
 import pytest
 from feature_files import peak_bytes
@@ -12,17 +11,6 @@ from emkit.io.lists import MAX_LINE
 READERS = [read_trials, read_scores, read_id_map, read_id_lists]
 WHAT = {read_trials: "trial list", read_scores: "score file", read_id_map: "two-column list",
         read_id_lists: "list of ids"}
-
-
-@pytest.fixture
-def no_hang():
-    def alarm(signum, frame):
-        raise TimeoutError("the reader blocked")
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.mark.parametrize("read", READERS, ids=lambda f: f.__name__)

@@ -21,9 +21,8 @@ import numbers
 
 import numpy as np
 
-from .errors import InvalidFileError
 from ._registry import load_from, save_into
-from .h5 import (check_values, child, filename, read_array, read_attr, read_scalar, read_stamp,
+from .h5 import (check_values, child, read_array, read_attr, read_scalar, read_stamp,
                  write_stamp)
 
 logger = logging.getLogger("emkit")
@@ -58,16 +57,7 @@ def write_factor_analysis(machine, f) -> None:
 
 
 def _read_ubm_kwargs(f):
-    text = read_attr(f, "ubm_kwargs", "str", required=False)
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        value = None
-    if not isinstance(value, dict):
-        raise InvalidFileError(f"{filename(f)}: attribute '/ubm_kwargs' must be a JSON object")
-    return value
+    return read_attr(f, "ubm_kwargs", "json", required=False)
 
 
 def read_factor_analysis(f, cls):

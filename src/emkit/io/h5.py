@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 
 import h5py
@@ -364,8 +365,9 @@ def _as_text(value, group, name, kind) -> str:
 
 @_guarded("attribute")
 def read_attr(group, name: str, kind: str = "str", *, required: bool = True, default=None):
-    """Attribute ``name`` of ``group``: text (``kind="str"``), a single ``"int"``/``"float"``
-    number (``kind="auto"``: whichever it holds) or a ``"bool"`` (a boolean, or an integer 0 or 1).
+    """Attribute ``name`` of ``group``: text (``kind="str"``), a JSON object as a dict
+    (``kind="json"``), a single ``"int"``/``"float"`` number (``kind="auto"``: whichever it holds)
+    or a ``"bool"`` (a boolean, or an integer 0 or 1).
 
     The attribute's type and size are checked before its value is read.
     """
@@ -379,11 +381,18 @@ def read_attr(group, name: str, kind: str = "str", *, required: bool = True, def
         kind = "str" if dtype.kind in "OS" else ("int" if dtype.kind in "iu" else "float")
     if shape is None or int(np.prod(shape, dtype=object)) != 1:
         _fail(group, name, f"must hold a single value; found shape {shape}", "attribute")
-    if kind == "str":
+    if kind in ("str", "json"):
         text = h5py.check_string_dtype(dtype) is not None and dtype.kind in "OS"
         if not text or dtype.itemsize > MAX_STRING:
             _fail(group, name, f"must hold text; found {_describe(dtype)}", "attribute")
-        return _as_text(group.attrs[name], group, name, "attribute")
+        text = _as_text(group.attrs[name], group, name, "attribute")
+        try:  # (nesting or numbers beyond the parser's limits are refused as well)
+            value = text if kind == "str" else json.loads(text)
+        except (ValueError, RecursionError):
+            value = None
+        if kind == "json" and not isinstance(value, dict):
+            _fail(group, name, "must be a JSON object", "attribute")
+        return value
     if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in _KINDS[kind] \
             or dtype.itemsize > 8:
         _fail(group, name, f"must hold {_NOUNS[kind]}; found {_describe(dtype)}", "attribute")
@@ -423,7 +432,7 @@ def read_stamp(group, class_name: str, max_version: int) -> int:
         raise InvalidFileError(f"{filename(group)} holds an emkit {shown}, not a {class_name}")
     version = read_attr(group, VERSION_ATTR, "int")
     if version < 1:
-        _fail(group, VERSION_ATTR, f"must be a layout version >= 1", "attribute")
+        _fail(group, VERSION_ATTR, "must be a layout version >= 1", "attribute")
     if version > max_version:
         raise InvalidFileError(
             f"{filename(group)}: {class_name} file layout version {version} is newer than this "
