@@ -61,7 +61,6 @@ def test_ark_with_options(tmp_path, audio):
     (["IN", "-o", "out", "--high-freq", "9000"], "high_freq"),
     (["IN", "-o", "out", "--jobs", "0"], "--jobs"),
     (["IN", "-o", "out", "--num-mel-bins", "300"], "num_mel_bins too large"),
-    (["IN", "-o", "nodir/sub/out"], "does not exist"),
     (["IN"], "Missing option '-o'"),
 ])
 def test_usage_errors_exit_2(tmp_path, audio, monkeypatch, args, fragment):
@@ -114,3 +113,21 @@ def test_output_over_an_input_is_refused(tmp_path, audio):
     one_line_error(result, 2, "usage error", "(a.npy)", "refusing to overwrite an input")
     assert (tmp_path / "npy" / "a.npy").read_bytes() == before_npy
     assert {p.name: p.read_bytes() for p in audio.iterdir()} == before
+
+
+@pytest.mark.parametrize("output", ["nodir/out", "nodir/out.ark"])
+def test_missing_output_parent_exits_1_like_other_outputs(tmp_path, audio, monkeypatch, output):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(run(audio, "-o", output), 1, "emkit features: error:", "cannot write",
+                   "'nodir' does not exist")
+    assert not (tmp_path / "nodir").exists()
+
+
+def test_read_only_npy_output_is_refused_before_anything_is_written(tmp_path, audio):
+    out = tmp_path / "feats"
+    assert run(audio, "-o", out, "--no-progress").exit_code == 0
+    (out / "utt1.npy").chmod(0o444)
+    before = {p.name: (p.read_bytes(), p.stat().st_mode) for p in out.iterdir()}
+    result = run(audio, "-o", out, "--cmvn", "none")
+    one_line_error(result, 1, "emkit features: error:", "utt1.npy", "read-only (mode 0444)")
+    assert {p.name: (p.read_bytes(), p.stat().st_mode) for p in out.iterdir()} == before

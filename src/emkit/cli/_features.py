@@ -107,6 +107,7 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
     """
     try:
         from .. import audio
+        from ..io.lists import check_writable
     except ImportError as exc:  # pragma: no cover - the package itself needs no extra
         raise click.ClickException(str(exc)) from None
     config = _config(audio, kind=kind, sample_rate=sample_rate, num_ceps=num_ceps,
@@ -126,20 +127,20 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
         os.path.join(i, name) for i in inputs for name in ("wav.scp", "segments", "utt2spk")
         if os.path.isdir(i) and os.path.isfile(os.path.join(i, name))]
     if output.lower().endswith(".ark"):
-        outputs = {"-o/--output": output, "-o/--output (its .scp)": output[:-4] + ".scp"}
+        check_outputs({"-o/--output": output, "-o/--output (its .scp)": output[:-4] + ".scp"},
+                      {"INPUTS": read})
     elif os.path.exists(output) and not os.path.isdir(output):
         raise click.UsageError(f"output {output!r} is a file; give a directory or a .ark path")
+    elif not os.path.isdir(output):
+        check_writable(output)  # the directory can be created (a missing parent: exit 1)
     else:
-        parent = os.path.dirname(os.path.abspath(output))
-        if not os.path.isdir(parent):
-            raise click.UsageError(f"cannot create output directory {output!r}: {parent!r} "
-                                   "does not exist")
-        # <id>.npy files: only one with the name of an input file can be that input
+        existing = {f"-o/--output ({u.id}.npy)": os.path.join(output, f"{u.id}.npy")
+                    for u in utterances if os.path.exists(os.path.join(output, f"{u.id}.npy"))}
+        # only an <id>.npy with the name of an input file can be that input
         names = {os.path.basename(p).lower() for p in read}
-        outputs = {f"-o/--output ({u.id}.npy)": os.path.join(output, f"{u.id}.npy")
-                   for u in utterances
-                   if os.path.isdir(output) and f"{u.id}.npy".lower() in names}
-    check_outputs(outputs, {"INPUTS": read})
+        check_outputs({option: path for option, path in existing.items()
+                       if os.path.basename(path).lower() in names}, {"INPUTS": read})
+        check_outputs(existing, {})  # every existing <id>.npy: refused when read-only
     for module in ("kaldi_native_fbank", "soundfile"):
         try:
             audio._read.require(module)
