@@ -131,3 +131,15 @@ def test_read_only_npy_output_is_refused_before_anything_is_written(tmp_path, au
     result = run(audio, "-o", out, "--cmvn", "none")
     one_line_error(result, 1, "emkit features: error:", "utt1.npy", "read-only (mode 0444)")
     assert {p.name: (p.read_bytes(), p.stat().st_mode) for p in out.iterdir()} == before
+
+
+def test_stale_npy_files_in_the_output_directory_are_reported(tmp_path, audio):
+    out = tmp_path / "feats"
+    assert run(audio, "-o", out, "--no-progress").exit_code == 0
+    assert "warning" not in run(audio, "-o", out, "--no-progress").stderr  # same utterances
+    (audio / "utt2.wav").unlink()
+    result = run(audio, "-o", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    err = result.stderr.strip()
+    assert "\n" not in err and "warning" in err and str(out) in err and "1 other .npy" in err
+    assert sorted(p.name for p in out.iterdir()) == ["utt0.npy", "utt1.npy", "utt2.npy"]

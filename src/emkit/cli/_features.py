@@ -154,6 +154,20 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
     frames = sum(shape[0] for shape in shapes.values())
     dim = next(iter(shapes.values()))[1]
     click.echo(f"{kind}: {len(shapes)} utterances, {frames} frames x {dim} features -> {output}")
+    if not output.lower().endswith(".ark"):
+        _warn_stale(output, shapes)
+
+
+def _warn_stale(directory, written):
+    """One line on stderr when ``directory`` holds .npy files of another run (kept, not removed):
+    given as FEATURES, the directory stands for all of them."""
+    stale = sum(1 for entry in os.scandir(directory)
+                if entry.name.lower().endswith(".npy") and not entry.name.startswith(".")
+                and entry.name[:-4] not in written and entry.is_file())
+    if stale:
+        click.echo(f"emkit features: warning: {directory!r} also holds {stale} other .npy "
+                   f"file(s), not written by this run (kept; a directory given as FEATURES reads "
+                   "them all)", err=True)
 
 
 def _config(audio, *, kind, sample_rate, num_ceps, num_mel_bins, frame_length, frame_shift,
