@@ -203,3 +203,13 @@ def test_bad_options():
         FeatureConfig(vad_proportion_threshold=1.5)
     with pytest.raises(ValueError, match="jobs"):
         list(extract_many([], jobs=0))
+
+
+def test_white_space_in_an_utterance_id_is_refused_up_front(tmp_path):
+    long_dir = _mkdir(tmp_path / ("d" * 150))
+    write(long_dir / "a.wav", speech_like())
+    (long_dir / "zz my take.wav").write_text("not audio: never read")
+    with pytest.raises(AudioError, match="white space, which Kaldi ids cannot contain") as info:
+        find_utterances([long_dir])
+    message = str(info.value)
+    assert "audio file '" in message and "'zz my take'" in message and len(message) < 250

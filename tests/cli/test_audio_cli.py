@@ -143,3 +143,11 @@ def test_stale_npy_files_in_the_output_directory_are_reported(tmp_path, audio):
     err = result.stderr.strip()
     assert "\n" not in err and "warning" in err and str(out) in err and "1 other .npy" in err
     assert sorted(p.name for p in out.iterdir()) == ["utt0.npy", "utt1.npy", "utt2.npy"]
+
+
+def test_white_space_in_a_file_name_is_refused_before_computing(tmp_path, audio):
+    (audio / "zz my take.wav").write_text("not audio: never decoded")
+    for output in (tmp_path / "out", tmp_path / "out.ark"):
+        one_line_error(run(audio, "-o", output), 1, "emkit features: error:", "zz my take.wav",
+                       "Kaldi ids cannot contain")
+    no_leftovers(tmp_path, "out", "out.ark", "out.scp")

@@ -10,7 +10,8 @@
   directory, else from the current directory.  Piped commands (``cmd |``) and archive offsets
   are refused and never executed.
 
-Utterance ids must be unique, and usable as file names (no ``/``, not starting with ``.``).
+Utterance ids must be unique, usable as file names (no ``/``, not starting with ``.``) and
+without white space (a Kaldi id).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io.lists import read_id_map
+from ..io.untrusted import show_key
 from ._read import AudioError
 
 __all__ = ["Utterance", "find_utterances", "read_data_dir", "AUDIO_SUFFIXES"]
@@ -149,6 +151,10 @@ def find_utterances(inputs) -> list:
             if "/" in u.id or "\\" in u.id or u.id.startswith(".") or not u.id:
                 raise AudioError(f"{u.path}: utterance id {u.id!r} cannot name a file (no '/', "
                                  "'\\' or leading '.')")
+            if any(c.isspace() for c in u.id):
+                raise AudioError(f"audio file {show_key(u.path)}: its utterance id "
+                                 f"{show_key(u.id)} contains white space, which Kaldi ids cannot "
+                                 "contain; rename the file")
             if u.id in origin:
                 raise AudioError(f"utterance {u.id!r} comes from both {origin[u.id]} and "
                                  f"{u.path}")
