@@ -85,3 +85,20 @@ def test_by_model_table(scores):
     assert body["erin"].split()[1:3] == ["3", "0"] and "only target trials" in body["erin"]
     # without the flag: no per-model table
     assert "per model" not in run("evaluate", path).stdout
+
+
+@pytest.mark.parametrize("name,magic", [("det.png", b"\x89PNG"), ("det.PDF", b"%PDF"),
+                                        ("det.svg", b"<?xml"), ("det.eps", b"%!PS"),
+                                        ("det.ps", b"%!PS")])
+def test_det_plot_in_the_format_of_its_extension(scores, tmp_path, name, magic):
+    path, _ = scores
+    run("evaluate", path, "--det", tmp_path / name)
+    assert (tmp_path / name).read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("name", ["det.jpg", "det", "det.txt"])
+def test_det_plot_of_another_extension_is_a_usage_error(scores, tmp_path, name):
+    path, _ = scores
+    result = run("evaluate", path, "--det", tmp_path / name, ok=False)
+    one_line_error(result, 2, "usage error", "--det", name, ".png, .pdf, .svg, .eps, .ps")
+    assert not (tmp_path / name).exists()

@@ -62,8 +62,9 @@ def _labels_from_key(scores_path, trials, key_path):
 @click.option("--c-fa", type=POSITIVE, default=1.0, show_default=True,
               help="Cost of a false alarm.")
 @click.option("--det", type=OUTPUT, default=None,
-              help="Also write a DET plot (PNG, probit axes, one ROCCH DET curve per score file, "
-                   "legend below the plot).")
+              help="Also write a DET plot (probit axes, one ROCCH DET curve per score file, "
+                   "legend below the plot), in the format of the file's extension: .png, .pdf, "
+                   ".svg, .eps or .ps.")
 @click.option("--calibration", type=InputFile(), default=None,
               help="A calibration saved by 'emkit calibrate --save' (JSON): actDCF and Cllr are "
                    "those of the scores it calibrates (EER, minDCF and min Cllr do not change).")
@@ -92,6 +93,9 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
 
     check_outputs({"--det": det}, {"SCORES": list(scores), "--key": key,
                                    "--calibration": calibration})
+    if det and os.path.splitext(det)[1].lower() not in ex.FIGURE_FORMATS:
+        raise click.BadParameter(f"{det!r}: the extension gives the format of the plot, one of "
+                                 f"{', '.join(ex.FIGURE_FORMATS)}", param_hint="'--det'")
     cal = cio.load_calibration(calibration) if calibration else None
     names = row_names(scores)
     systems, per_model, key_used = {}, {}, False
@@ -128,7 +132,7 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
         for name, (models, values, labels) in per_model.items():
             lines += ["", *model_table(name, models, values, labels, p_targets, c_miss, c_fa)]
     if det:
-        ex.save_png(metrics.plot_det_curves(systems), det)
+        ex.save_figure(metrics.plot_det_curves(systems), det)
     click.echo("\n".join(lines))
     if det:
         click.echo(f"DET plot -> {det}")

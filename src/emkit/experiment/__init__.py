@@ -22,8 +22,8 @@ the embedded Japanese Vowels data.
 
 from __future__ import annotations
 
-from ._common import (PROBE_BLOCK, SYSTEM_TITLES, SystemUnavailable, length_norm, progress_bar,
-                      save_png)
+from ._common import (FIGURE_FORMATS, PROBE_BLOCK, SYSTEM_TITLES, SystemUnavailable, length_norm,
+                      progress_bar, save_figure, save_png)
 from ._ivector_backend import IVectorBackend
 from ._models import EnrolledModels, enroll, load_machine, score
 from ._systems import (SYSTEMS, GMMMAPSystem, ISVSystem, IVectorCosineSystem, IVectorPLDASystem,
@@ -33,7 +33,8 @@ from ._ubm import compute_stats, stats_per_block, train_ubm, ubm_of
 
 __all__ = ["DemoConfig", "DemoResult", "EnrolledModels", "IVectorBackend", "SystemUnavailable",
            "train_ubm", "compute_stats", "stats_per_block", "enroll", "score", "load_machine",
-           "run_demo", "length_norm", "save_png", "ubm_of", "enroll_lists", "score_trials",
+           "run_demo", "length_norm", "save_png", "save_figure", "FIGURE_FORMATS", "ubm_of",
+           "enroll_lists", "score_trials",
            "System", "SYSTEMS", "system_for", "GMMMAPSystem", "ISVSystem", "JFASystem",
            "IVectorCosineSystem", "IVectorPLDASystem", "SYSTEM_TITLES", "PROTOCOL"]
 

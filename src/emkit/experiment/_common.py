@@ -1,7 +1,9 @@
 """What every part of the experiment layer shares: system titles, the error for a missing
-system, progress bars, length normalisation and PNG output."""
+system, progress bars, length normalisation and figure output (PNG, PDF, SVG, EPS)."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -37,9 +39,27 @@ def length_norm(x) -> np.ndarray:
     return x / np.where(norm > 0, norm, 1.0)
 
 
+#: The formats of a figure file, by the file's extension (those matplotlib writes itself).
+FIGURE_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".eps": "eps", ".ps": "ps"}
+
+
 def save_png(fig, path):
     """Write the matplotlib figure ``fig`` to ``path`` as a PNG (atomically)."""
+    _save(fig, path, "png")
+
+
+def save_figure(fig, path):
+    """Write the matplotlib figure ``fig`` to ``path`` (atomically) in the format of its
+    extension, one of :data:`FIGURE_FORMATS` (another is a ``ValueError``)."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix not in FIGURE_FORMATS:
+        raise ValueError(f"{os.fspath(path)!r}: a figure file must end in "
+                         f"{', '.join(FIGURE_FORMATS)}; got {suffix or 'no extension'!r}")
+    _save(fig, path, FIGURE_FORMATS[suffix])
+
+
+def _save(fig, path, format_):
     from ..io.atomic import atomic_write
 
     with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(f, format=format_, dpi=110, bbox_inches="tight")
