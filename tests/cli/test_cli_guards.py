@@ -5,9 +5,11 @@ unreadable model files; their messages name the file and read as English."""
 import os
 import signal
 import stat
+import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 from cli_support import PROBES, no_leftovers, one_line_error, run
 
@@ -228,8 +230,13 @@ def test_a_feature_list_that_is_a_pipe_or_not_text_is_refused_naming_it(tmp_path
 
 
 def test_train_ubm_summary_says_when_em_stopped_at_the_cap(data, tmp_path):  # noqa: F811
-    capped = run("train-ubm", data / "train.scp", "-n", 4, "--iterations", 2, "--threshold", 0,
-                 "-o", tmp_path / "a.h5")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        capped = run("train-ubm", data / "train.scp", "-n", 4, "--iterations", 2, "--threshold",
+                     0, "--kmeans-iterations", 2, "-o", tmp_path / "a.h5")
+    # the summary says it: no ConvergenceWarning, neither Python's nor as a line of its own
+    assert not [w for w in caught if w.category is ConvergenceWarning] and not capped.stderr
+    assert "k-means stopped at its cap" in capped.stdout
     assert "2 EM iterations (stopped at the cap, --iterations 2, without converging" \
         in capped.stdout
     converged = run("train-ubm", data / "train.scp", "-n", 4, "--iterations", 50,

@@ -11,6 +11,7 @@ import re
 import signal
 import stat
 import sys
+import warnings
 
 import click
 
@@ -71,6 +72,37 @@ def _one_line(text) -> str:
     return " ".join(str(text).split())
 
 
+class _LineFormatter(logging.Formatter):
+    """``emkit: MESSAGE`` for information, ``emkit: warning: MESSAGE`` above; one line."""
+
+    def format(self, record):
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        return f"emkit: {level}{_one_line(record.getMessage())}"
+
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """While a command runs, Python warnings go through the 'emkit' logger, whose warnings are
+    one line on stderr (not Python's "file:line: Category: message" and source line)."""
+    logger = logging.getLogger("emkit")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(_LineFormatter())
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        logger.warning("%s", message)
+
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            # dask's advice about the size of the graphs emkit builds: nothing for the user to do
+            warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+            yield
+    finally:
+        logger.removeHandler(handler)
+
+
 class EmkitGroup(click.Group):
     """A group whose errors are one line on stderr, with exit status 1 (runtime) or 2 (usage)."""
 
@@ -114,7 +146,8 @@ class EmkitGroup(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with _warnings_as_lines():
+                return super().invoke(ctx)
         except click.ClickException:
             raise
         except Exception as exc:
@@ -133,7 +166,8 @@ class EmkitGroup(click.Group):
 def cli(ctx, verbose, debug):
     if verbose:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("emkit: %(message)s"))
+        handler.setFormatter(_LineFormatter())
+        handler.addFilter(lambda record: record.levelno < logging.WARNING)  # printed already
         logger = logging.getLogger("emkit")
         logger.addHandler(handler)
         previous = logger.level

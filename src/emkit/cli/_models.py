@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 
 from ._app import _one_line, lazy_module
 
@@ -78,7 +79,10 @@ def _load_ubm(path):
 
 @contextlib.contextmanager
 def em_outcome():
-    """Yield a list that receives the names of the EM loops stopped by their iteration cap."""
+    """Yield a list that receives the names of the EM loops stopped by their iteration cap (the
+    command reports them: their ConvergenceWarnings are not shown)."""
+    from sklearn.exceptions import ConvergenceWarning
+
     capped = []
 
     class Catch(logging.Handler):
@@ -92,7 +96,9 @@ def em_outcome():
         logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     try:
-        yield capped
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            yield capped
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
