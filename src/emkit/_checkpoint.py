@@ -1,9 +1,10 @@
 """Resumable training: an estimator's state written atomically after every completed iteration.
 
 A checkpoint file (HDF5) records which run it belongs to (estimator class, a digest of each of
-its parameters, of every byte of the training data and of the labels: see :mod:`emkit._fingerprint`),
-the number of completed iterations, the history of the convergence quantity and the estimator's
-state arrays.  Starting ``fit`` again with the same arguments resumes after the last completed
+its parameters, of every byte of the training data and of the labels: see :mod:`emkit._fingerprint`;
+and whether the data were in memory or dask collections, whose digests never agree), the number
+of completed iterations, the history of the convergence quantity and the estimator's state
+arrays.  Starting ``fit`` again with the same arguments resumes after the last completed
 iteration and ends with the same parameters as an uninterrupted run; a checkpoint of another run
 is refused with :class:`CheckpointMismatchError`, which says what differs.
 
@@ -25,7 +26,8 @@ from hashlib import blake2b
 
 import numpy as np
 
-from ._fingerprint import FORMAT, data_fingerprint, labels_fingerprint, parameter_fingerprints
+from ._fingerprint import (FORMAT, data_fingerprint, fingerprint_kind, labels_fingerprint,
+                           parameter_fingerprints)
 from .io.errors import InvalidFileError
 
 logger = logging.getLogger("emkit")
@@ -66,6 +68,7 @@ class TrainingInput:
 
     def __init__(self, X, y=None):
         self.X, self.y = X, y
+        self.kind = fingerprint_kind(X)
         self._fingerprints = None
 
     def fingerprints(self) -> tuple:
@@ -83,6 +86,7 @@ class Checkpoint:
         self.owner = type(estimator).__name__
         inputs = X if isinstance(X, TrainingInput) else TrainingInput(X, y)
         self.data, self.labels = inputs.fingerprints()
+        self.kind = inputs.kind
         self.parameters = parameter_fingerprints(estimator)
         self._swept = False
 
@@ -140,7 +144,7 @@ class Checkpoint:
             raise CheckpointMismatchError(self.path, [f"it was written by {other}, not a {self.owner}"])
         differences = []
         if text("data_fingerprint", "") != self.data:
-            differences.append("the training data X differ")
+            differences.append(_data_difference(text("data_kind", ""), self.kind))
         if text("labels_fingerprint", "?") != self.labels:
             differences.append("the labels y differ")
         names = _differing_parameters(text("parameter_fingerprints", "{}"), self.parameters)
@@ -161,6 +165,7 @@ class Checkpoint:
             f.attrs["owner"] = self.owner
             f.attrs["fingerprint_format"] = np.int64(FORMAT)
             f.attrs["data_fingerprint"] = self.data
+            f.attrs["data_kind"] = self.kind
             f.attrs["labels_fingerprint"] = self.labels
             f.attrs["parameter_fingerprints"] = json.dumps(self.parameters, sort_keys=True)
             f.attrs["step"] = np.int64(step)
@@ -170,6 +175,22 @@ class Checkpoint:
             group = f.create_group("state")
             for name, value in arrays.items():
                 group[name] = np.asarray(value)
+
+
+#: how the data of a run were fingerprinted (attribute ``data_kind``; absent before it existed)
+_KINDS = {"memory": ("a run without a cluster (no --workers or --scheduler; in Python: data in "
+                     "memory)", "without a cluster"),
+          "dask": ("a cluster run (--workers or --scheduler; in Python: dask data)",
+                   "on a cluster")}
+
+
+def _data_difference(saved: str, current: str) -> str:
+    """What to say when the data digests differ: data fingerprinted in memory and per dask chunk
+    never agree, so a checkpoint of the other kind of run is named as such."""
+    if saved not in _KINDS or saved == current:
+        return "the training data X differ"
+    return (f"it was written by {_KINDS[saved][0]}, whose data fingerprint cannot be compared with "
+            f"this run's: resume it {_KINDS[saved][1]}")
 
 
 def _differing_parameters(saved: str, current: dict) -> list:

@@ -45,6 +45,12 @@ def data_fingerprint(X) -> str:
     return h.hexdigest()
 
 
+def fingerprint_kind(X) -> str:
+    """``"dask"`` when ``X`` is a dask collection (digests per chunk or partition, never equal to
+    those of the same data in memory), else ``"memory"``."""
+    return "dask" if is_dask_collection(X) else "memory"
+
+
 def labels_fingerprint(y) -> str:
     """Hex digest of the labels ``y`` (any sequence or array of labels, or per-class sequences of
     them); ``""`` for None.  A list and an array of the same labels agree."""

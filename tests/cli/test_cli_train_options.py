@@ -110,6 +110,21 @@ def test_local_cluster_gives_the_local_model(data, tmp_path, monkeypatch):  # no
     np.testing.assert_allclose(got.means, ref.means, rtol=0, atol=1e-10 * scale)
 
 
+def test_checkpoint_of_a_cluster_run_is_resumed_on_a_cluster_only(data, tmp_path,  # noqa: F811
+                                                                   monkeypatch):
+    pytest.importorskip("distributed")
+    from emkit.cli import _train_options
+    monkeypatch.setattr(_train_options, "WORKER_PROCESSES", False)  # a quicker start
+    d = data
+    args = ("train-ubm", d / "train.scp", "-n", 2, "--iterations", 2, "--kmeans-iterations", 2,
+            "--no-progress", "--checkpoint", tmp_path / "ubm.ckpt.h5")
+    run(*args, "--workers", 1, "-o", tmp_path / "w.h5")
+    one_line_error(run(*args, "-o", tmp_path / "x.h5", ok=False), 1, "ubm.ckpt",
+                   "written by a cluster run (--workers or --scheduler", "resume it on a cluster")
+    run(*args, "--workers", 1, "-o", tmp_path / "again.h5")  # on a cluster: resumes
+    no_leftovers(tmp_path, "x.h5")
+
+
 def test_ivector_lda_and_plda_dimensions(data, tmp_path):  # noqa: F811
     d = data
     train = (d / "train.scp", "--ubm", d / "ubm.h5", "--labels", d / "utt2spk", "--seed", 2,

@@ -454,6 +454,34 @@ def test_dask_array_is_hashed_per_chunk_on_the_workers(tmp_path):
         _gmm(path).fit(da.from_array(changed, chunks=(100, -1)))
 
 
+def test_checkpoint_of_a_cluster_run_resumed_in_memory_says_so(tmp_path):
+    """Dask and in-memory data are fingerprinted differently: the same data resumed the other way
+    is named as such, not as other data; a checkpoint from before the kind was recorded keeps
+    the old message."""
+    import h5py
+
+    da = pytest.importorskip("dask.array")
+    X = _frames()
+    on_cluster, in_memory = tmp_path / "cluster.h5", tmp_path / "memory.h5"
+    _gmm(on_cluster).fit(da.from_array(X, chunks=(100, -1)))
+    with pytest.raises(CheckpointMismatchError) as info:
+        _gmm(on_cluster).fit(X)
+    assert info.value.differences == [
+        "it was written by a cluster run (--workers or --scheduler; in Python: dask data), whose "
+        "data fingerprint cannot be compared with this run's: resume it on a cluster"]
+    _gmm(in_memory).fit(X)
+    with pytest.raises(CheckpointMismatchError, match="written by a run without a cluster.*resume "
+                                                      "it without a cluster"):
+        _gmm(in_memory).fit(da.from_array(X, chunks=(100, -1)))
+    with pytest.raises(CheckpointMismatchError, match=DATA):  # the same kind: the data differ
+        _gmm(in_memory).fit(X + 1.0)
+    with h5py.File(on_cluster, "r+") as f:
+        del f.attrs["data_kind"]
+    with pytest.raises(CheckpointMismatchError) as info:
+        _gmm(on_cluster).fit(X)
+    assert info.value.differences == ["the training data X differ"]
+
+
 def test_dask_bag_and_delayed_sessions(ubm, sessions):
     db = pytest.importorskip("dask.bag")
     import dask
