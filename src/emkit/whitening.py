@@ -28,6 +28,10 @@ from .io._registry import register
 __all__ = ["Whitening"]
 
 
+class SingularError(ValueError):
+    """A covariance that is singular (or not positive definite) without ``pinv``."""
+
+
 def inverse_cholesky_factor(M: np.ndarray, pinv: bool, what: str) -> np.ndarray:
     """Lower-triangular ``W`` with ``W W' = M^-1`` (``M^+`` with ``pinv``), M symmetric (D, D)."""
     if pinv:
@@ -38,7 +42,7 @@ def inverse_cholesky_factor(M: np.ndarray, pinv: bool, what: str) -> np.ndarray:
                 f"the pseudo-inverse of the {what} is not positive definite (the {what} is "
                 "rank-deficient): reduce the dimension of the data first, e.g. with PCA"
             ) from None
-    singular = ValueError(
+    singular = SingularError(
         f"the {what} is singular or not positive definite: use pinv=True, or reduce the "
         "dimension of the data first"
     )

@@ -125,6 +125,30 @@ def test_checkpoint_of_a_cluster_run_is_resumed_on_a_cluster_only(data, tmp_path
     no_leftovers(tmp_path, "x.h5")
 
 
+def test_ivector_dim_against_the_utterances_is_checked_before_training(data, tmp_path,  # noqa: F811
+                                                                         monkeypatch):
+    """120 utterances of 4 speakers: the whitening needs more than --dim, WCCN/PLDA (and LDA)
+    --dim + 4; refused before the statistics and T, naming --dim and the counts."""
+    import emkit.experiment
+
+    monkeypatch.setattr(emkit.experiment, "compute_stats", None)  # never reached
+    d = data
+    train = ("train-ivector", d / "train.scp", "--ubm", d / "ubm.h5", "--no-progress",
+             "-o", tmp_path / "iv.h5")
+    one_line_error(run(*train, "--dim", 120, ok=False), 1, "--dim 120: the whitening of the "
+                   "i-vectors needs more training utterances than --dim (at least 121); got 120")
+    labelled = (*train, "--labels", d / "utt2spk")
+    one_line_error(run(*labelled, "--dim", 117, ok=False), 1, "--dim 117: WCCN and PLDA need at "
+                   "least --dim + the number of speakers = 117 + 4 = 121 training utterances; "
+                   "got 120")
+    one_line_error(run(*labelled, "--dim", 117, "--no-plda", ok=False), 1, "WCCN needs at least")
+    one_line_error(run(*labelled, "--dim", 117, "--lda-dim", 2, ok=False), 1,
+                   "LDA, WCCN and PLDA need")
+    for result in (run(*train, "--dim", 120, ok=False), run(*labelled, "--dim", 117, ok=False)):
+        assert "pinv" not in result.stderr
+    no_leftovers(tmp_path, "iv.h5")
+
+
 def test_ivector_lda_and_plda_dimensions(data, tmp_path):  # noqa: F811
     d = data
     train = (d / "train.scp", "--ubm", d / "ubm.h5", "--labels", d / "utt2spk", "--seed", 2,

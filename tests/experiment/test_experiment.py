@@ -196,3 +196,29 @@ def test_io_systems_imports_no_estimator_module():
     absolute = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level]
     absolute += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert not [m for m in absolute if m.startswith("emkit") and not m.startswith("emkit.io")]
+
+
+def test_ivector_backend_needs_enough_utterances_and_never_suggests_pinv():
+    """The whitening needs more utterances than the dimension, WCCN/PLDA the dimension + the
+    number of speakers; the Whitening/WCCN advice 'use pinv=True' is no option of the back-end."""
+    import _model_files as mf
+
+    from emkit.experiment import IVectorBackend
+
+    assert (IVectorBackend.min_utterances(5), IVectorBackend.min_utterances(5, 3)) == (6, 8)
+    assert IVectorBackend.too_few_utterances(5, 8, 3) is None
+    machine = mf.ivector()
+    rng = np.random.default_rng(0)
+    stats = machine.ubm.transform([rng.normal(size=(20, mf.D)) for _ in range(mf.R + 2)])
+    with pytest.raises(ValueError, match=f"^{mf.R} training utterances are too few for i-vectors "
+                                         f"of dimension {mf.R}: the whitening .*at least "
+                                         f"{mf.R + 1}"):
+        IVectorBackend(machine).fit(stats[:mf.R])
+    labels = [0, 1] * (mf.R // 2 + 1)
+    with pytest.raises(ValueError, match=rf"WCCN and PLDA need .* {mf.R} \+ 2 = {mf.R + 2} "):
+        IVectorBackend(machine).fit(stats[:mf.R + 1], labels[:mf.R + 1])
+    IVectorBackend(machine).fit(stats, labels)  # just enough
+    with pytest.raises(ValueError) as info:  # enough utterances, all the same: singular
+        IVectorBackend(machine).fit([stats[0]] * (mf.R + 2))
+    assert "covariance of the training i-vectors is singular" in str(info.value)
+    assert "pinv" not in str(info.value)

@@ -17,7 +17,8 @@ from emkit import score_norm  # noqa: E402
 from emkit.calibration_io import load_calibration  # noqa: E402
 from emkit.cli import cli  # noqa: E402
 from emkit.features import read_scores  # noqa: E402
-from emkit.recipe import FunctionStep, Runner, Step, WorkDirBusy, run_recipe  # noqa: E402
+from emkit.recipe import (FunctionStep, RecipeError, Runner, Step, WorkDirBusy,  # noqa: E402
+                          run_recipe)
 from emkit.recipe._scoring import read_npz  # noqa: E402
 from recipe_data import RATE, make_project, voice  # noqa: E402
 
@@ -291,3 +292,27 @@ def test_failed_step_reruns_after_the_fix_and_only_it(project):
     wav.write_bytes(good)
     # the features come out byte-identical to the first run's: nothing after them re-runs
     assert ran(run_recipe(project / "recipe.toml")[0]) == ["features:test"]
+
+
+def test_ivector_dim_above_the_utterances_fails_before_training_naming_the_key(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "train.npz", **{f"s{s}-{k}": rng.normal(s, 1.0, (40, 3))
+                                        for s in range(4) for k in (0, 1)})  # 8 utterances
+    np.savez(tmp_path / "test.npz", x=rng.normal(size=(40, 3)))
+    (tmp_path / "enroll").write_text("m x\n")
+    (tmp_path / "trials").write_text("m x target\n")
+    (tmp_path / "recipe.toml").write_text(FEATURE_RECIPE.replace("dim = 2", "dim = 8"))
+    with pytest.raises(RecipeError) as info:
+        run_recipe(tmp_path / "recipe.toml")
+    assert str(info.value) == (
+        f"{tmp_path / 'recipe.toml'}: systems.ivec.dim: 8: the whitening of the i-vectors needs "
+        "more training utterances than dim (at least 9); data set 'train' has 8: set a smaller "
+        "dim or use more utterances")
+    (tmp_path / "utt2spk").write_text("".join(f"s{s}-{k} spk{s}\n" for s in range(4) for k in (0, 1)))
+    (tmp_path / "recipe.toml").write_text(FEATURE_RECIPE.replace("dim = 2", "dim = 5").replace(
+        'features = ["train.npz"]', 'features = ["train.npz"]\nutt2spk = "utt2spk"'))
+    with pytest.raises(RecipeError, match=r"systems.ivec.dim: 5: WCCN needs at least dim \+ the "
+                                          r"number of speakers = 5 \+ 4 = 9 training utterances; "
+                                          "data set 'train' has 8"):
+        run_recipe(tmp_path / "recipe.toml")
+    assert not (tmp_path / "work" / "systems" / "ivec" / "machine.h5").exists()

@@ -9,8 +9,8 @@ from click.core import ParameterSource
 from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths,
                    gselect_options, lazy_module, progress_option, seed_option)
 from ._models import _load_ubm, em_outcome, plural
-from ._train_options import (check_ivector_dims, check_train_options, cluster, frames_for,
-                             kmeans_checkpoint, stats_for, train_options)
+from ._train_options import (check_ivector_counts, check_ivector_dims, check_train_options,
+                             cluster, frames_for, kmeans_checkpoint, stats_for, train_options)
 
 # imported on first use: "emkit --help" and "emkit --version" load neither numpy nor the models
 np = lazy_module("numpy")
@@ -220,7 +220,9 @@ def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, itera
                    "labels, WCCN (and PLDA) are trained too and only listed utterances are used.")
 @output_option("The i-vector system to write (HDF5: extractor, whitening, WCCN, PLDA).")
 @click.option("--dim", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Dimension R of the i-vectors (rank of T).")
+              help="Dimension R of the i-vectors (rank of T).  The back-end needs more "
+                   "training utterances than R (whitening) and, with --labels, at least R + "
+                   "the number of speakers (WCCN, LDA, PLDA).")
 @click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
               help="EM iterations of the total-variability matrix T.")
 @click.option("--plda/--no-plda", default=True, show_default=True,
@@ -267,6 +269,8 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
     if lda_dim is not None and lda_dim > len(set(y)) - 1:
         raise fe.FeatureError(f"{labels}: --lda-dim {lda_dim} needs at least {lda_dim + 1} "
                               f"speakers; got {len(set(y))}")
+    steps = ["LDA"] * (lda_dim is not None) + ["WCCN"] + ["PLDA"] * plda
+    check_ivector_counts(dim, len(ids), None if y is None else len(set(y)), steps)
     stats = _stats(machine_ubm, data, ids, progress)
     with config.config_context(progress=progress):
         with cluster(scheduler, workers) as client:

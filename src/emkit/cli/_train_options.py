@@ -78,6 +78,17 @@ def check_ivector_dims(labels, dim, plda, lda_dim, plda_dim) -> None:
                                  f"({name} {limit})", param_hint="'--plda-dim'")
 
 
+def check_ivector_counts(dim, n_utterances, n_speakers, steps) -> None:
+    """--dim against the training data, before T is trained: the whitening needs more utterances
+    than --dim and, with ``n_speakers`` (--labels), the within-speaker ``steps`` (a list of LDA,
+    WCCN, PLDA) --dim + that many (:meth:`emkit.experiment.IVectorBackend.min_utterances`)."""
+    problem = lazy_module("emkit.experiment").IVectorBackend.too_few_utterances(
+        dim, n_utterances, n_speakers, steps=steps, name="--dim")
+    if problem:
+        raise lazy_module("emkit.features").FeatureError(
+            f"--dim {dim}: {problem}; got {n_utterances}: give a smaller --dim or more utterances")
+
+
 def kmeans_checkpoint(path):
     """The k-means checkpoint of train-ubm's ``--checkpoint PATH``: ``STEM.kmeans.EXT``."""
     if path is None:

@@ -9,7 +9,7 @@ import numpy as np
 from ..io._registry import register
 from ..plda import PLDA
 from ..wccn import WCCN
-from ..whitening import Whitening
+from ..whitening import SingularError, Whitening
 from . import _transforms
 from ._common import length_norm
 
@@ -42,6 +42,32 @@ class IVectorBackend:
         model = "two-covariance" if plda_dim is None else "simplified"
         return cls(ivector, plda_model=model, plda_dim_f=plda_dim, lda_dim=lda_dim)
 
+    @staticmethod
+    def min_utterances(dim: int, n_speakers: int | None = None) -> int:
+        """The fewest training utterances :meth:`fit` needs for i-vectors of dimension ``dim``:
+        ``dim + 1`` for the whitening (a covariance of N - 1 degrees of freedom), and with the
+        labels of ``n_speakers`` speakers ``dim + n_speakers`` for LDA, WCCN and PLDA (a
+        within-class scatter of N - n_speakers degrees of freedom, in ``dim`` dimensions: LDA's
+        input is the whitened i-vectors)."""
+        return dim + 1 if n_speakers is None else dim + max(int(n_speakers), 1)
+
+    @classmethod
+    def too_few_utterances(cls, dim: int, n_utterances: int, n_speakers: int | None = None, *,
+                           steps=("WCCN", "PLDA"), name: str = "the dimension") -> str | None:
+        """Why ``n_utterances`` (of ``n_speakers`` speakers; None: no labels) cannot train the
+        back-end of i-vectors of dimension ``dim`` (None when they can), naming the dimension
+        ``name``; ``steps``: the within-speaker steps trained (in order)."""
+        need = cls.min_utterances(dim, n_speakers)
+        if n_utterances >= need:
+            return None
+        if n_speakers is None:
+            return (f"the whitening of the i-vectors needs more training utterances than {name} "
+                    f"(at least {need})")
+        steps = list(steps)
+        names = ", ".join(steps[:-1]) + " and " * (len(steps) > 1) + steps[-1]
+        return (f"{names} need{'s' * (len(steps) == 1)} at least {name} + the number of "
+                f"speakers = {dim} + {n_speakers} = {need} training utterances")
+
     @property
     def ubm(self):
         return self.ivector.ubm
@@ -49,19 +75,26 @@ class IVectorBackend:
     def fit(self, train_stats, labels=None, *, plda: bool = True):
         """Fit whitening (and, with labels, WCCN and PLDA) on the i-vectors of ``train_stats``."""
         ivectors = self.ivector.transform(train_stats)
-        self.whitening = Whitening().fit(ivectors)
+        labels = None if labels is None else np.asarray(labels)
+        n, dim = ivectors.shape
+        steps = ["LDA"] * (self.lda_dim is not None) + ["WCCN"] + ["PLDA"] * plda
+        problem = self.too_few_utterances(dim, n, None if labels is None else
+                                          len(np.unique(labels)), steps=steps)
+        if problem:
+            raise ValueError(f"{n} training utterances are too few for i-vectors of dimension "
+                             f"{dim}: {problem}")
+        self.whitening = _singular_as(Whitening().fit, ivectors, what="covariance")
         self.lda = None
         space = self.plda_space(ivectors, from_ivectors=True)
         if labels is not None and self.lda_dim is not None:
             from ..lda import LDA
 
-            self.lda = LDA(self.lda_dim).fit(space, np.asarray(labels))
+            self.lda = LDA(self.lda_dim).fit(space, labels)
             space = length_norm(self.lda.transform(space))
         if labels is not None:
-            self.wccn = WCCN().fit(space, np.asarray(labels))
+            self.wccn = _singular_as(WCCN().fit, space, labels, what="within-speaker covariance")
             if plda:
-                self.plda = PLDA(self.plda_model, dim_f=self.plda_dim_f).fit(
-                    space, np.asarray(labels))
+                self.plda = PLDA(self.plda_model, dim_f=self.plda_dim_f).fit(space, labels)
         return self
 
     def plda_space(self, X, *, from_ivectors=False) -> np.ndarray:
@@ -106,6 +139,17 @@ class IVectorBackend:
         if wccn is not None:
             backend.wccn = _transforms._wccn_from_arrays(**wccn)
         return backend
+
+
+def _singular_as(fit, *args, what: str):
+    """``fit(*args)``; a singular estimate (Whitening's and WCCN's error, which suggests their
+    ``pinv``, a choice this back-end does not offer) as an error about the training data."""
+    try:
+        return fit(*args)
+    except SingularError:
+        raise ValueError(f"the {what} of the training i-vectors is singular (e.g. repeated "
+                         "utterances): train on more distinct utterances or with a smaller i-vector "
+                         "dimension") from None
 
 
 register(IVectorBackend, "IVectorBackend", write="emkit.io.systems:write_ivector_backend",

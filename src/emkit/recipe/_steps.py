@@ -227,6 +227,8 @@ def _train(ctx, system, s, output):
     utt2spk = read_id_map(labels) if labels else None  # None: i-vector + cosine without WCCN
     ids = [u for u in feats if utt2spk is None or u in utt2spk]
     y = None if utt2spk is None else [utt2spk[u] for u in ids]
+    if s["kind"] == "ivector":
+        _check_ivector_counts(ctx.recipe, system, s, len(ids), y)
     with statistics_settings(ctx.recipe):
         stats = ex.compute_stats(ubm, [feats[u] for u in ids], progress=ctx.progress)
     seed = ctx.recipe["seed"]
@@ -246,6 +248,21 @@ def _train(ctx, system, s, output):
     if y is None:
         return f"i-vector extractor from {len(ids)} utterances (no speaker labels)"
     return f"{s['kind']} from {len(ids)} utterances of {len(set(y))} speakers"
+
+
+def _check_ivector_counts(recipe, system, s, n_utterances, labels) -> None:
+    """An i-vector system's dim against its training utterances, before T is trained (see
+    :meth:`emkit.experiment.IVectorBackend.min_utterances`)."""
+    from ._schema import RecipeError
+
+    steps = ["LDA"] * ("lda_dim" in s) + ["WCCN"] + ["PLDA"] * (s["backend"] == "plda")
+    problem = ex.IVectorBackend.too_few_utterances(
+        s["dim"], n_utterances, None if labels is None else len(set(labels)), steps=steps,
+        name="dim")
+    if problem:
+        raise RecipeError(f"{recipe['recipe']}: systems.{system}.dim: {s['dim']}: {problem}; "
+                          f"data set {s['data']!r} has {n_utterances}: set a smaller dim or use "
+                          "more utterances")
 
 
 @step_kind("train")
