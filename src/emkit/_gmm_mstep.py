@@ -19,6 +19,8 @@ a 0-d, (D,) or (C, D) array); they return a new dict (unchanged entries shared).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ._kernels._xp import asarray_like
@@ -177,3 +179,27 @@ def apply_m_step(machine, statistics) -> None:
                        relevance_factor=machine.map_relevance_factor, alpha=machine.map_alpha, **common)
     else:
         ml_gmm_m_step(machine, statistics, **common)
+
+
+def collapsed_gaussians(machine, relative: float = 1e-10) -> int:
+    """How many Gaussians of ``machine`` collapsed onto single points (one frame each, or repeated
+    frames): every variance at the floor or below ``relative`` times the mixture's variance of
+    that feature (a rounding error of zero).  Their likelihoods are meaningless (about -1e15 a
+    frame off the point with the default floor; all of them collapsed, scores of about 1e18)."""
+    weights = np.asarray(machine.weights, dtype=np.float64)
+    means, variances = np.asarray(machine.means), np.asarray(machine.variances)
+    weights = weights / weights.sum()
+    total = weights @ (variances + (means - weights @ means) ** 2)  # (D,)
+    limit = np.maximum(np.asarray(machine.variance_thresholds), relative * total)
+    return int(np.all(variances <= limit, axis=-1).sum())
+
+
+def warn_if_collapsed(machine) -> None:
+    """Log a warning naming how many Gaussians of a trained ``machine`` collapsed."""
+    collapsed = collapsed_gaussians(machine)
+    if collapsed:
+        logging.getLogger("emkit").warning(
+            "GMM: %d of %d Gaussians collapsed onto single points (variances of zero but for "
+            "rounding): their likelihoods are meaningless; train fewer Gaussians or on more "
+            "(distinct) data",
+            collapsed, machine.n_gaussians)

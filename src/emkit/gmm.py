@@ -22,7 +22,7 @@ from ._backend import _staging, cached_frames
 from ._checkpoint import resumable_em
 from ._fitted import (clear_derived, derived, fitted_value, refreeze, set_fitted,
                       without_derived)
-from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step
+from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
 from ._gmm_params import COMPUTE_DTYPES as _DTYPES
 from ._gmm_params import GMMParameter, check_gmm_parameters, check_weights
 from ._kernels import gmm as kg
@@ -406,6 +406,8 @@ class GMMMachine(BaseEstimator):
                                   name=f"GMM {self.trainer.upper()}")
         self.n_features_in_ = X.shape[1]
         self.n_iter_, self.converged_ = result.n_iter, result.converged
+        if self.trainer == "ml" and self.update_variances:
+            warn_if_collapsed(self)
         self._coefficients()  # computed once here, so inference leaves the state alone
         return self
 

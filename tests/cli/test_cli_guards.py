@@ -246,3 +246,27 @@ def test_train_ubm_summary_says_when_em_stopped_at_the_cap(data, tmp_path):  # n
     out = run("train-isv", data / "train.scp", "--ubm", tmp_path / "b.h5", "--labels",
               data / "utt2spk", "--rank-u", 1, "--iterations", 2, "-o", tmp_path / "i.h5")
     assert "2 EM iterations (a fixed number: no convergence test)" in out.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# a UBM of too many Gaussians for its frames
+
+
+def test_train_ubm_needs_ten_frames_per_gaussian_and_warns_of_collapsed_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    feats = tmp_path / "feats.npy"
+    np.save(feats, rng.normal(size=(129, 4)))
+    one_line_error(run("train-ubm", feats, "-n", 13, "-o", tmp_path / "u.h5", ok=False), 1,
+                   "129 frames cannot train 13 Gaussians: train-ubm needs at least 10 frames per "
+                   "Gaussian; use -n 12 or fewer, or more data")
+    one_line_error(run("train-ubm", feats, "-n", 129, "-o", tmp_path / "u.h5", ok=False), 1,
+                   "cannot train 129 Gaussians")
+    no_leftovers(tmp_path, "u.h5")
+    ok = run("train-ubm", feats, "-n", 12, "--no-progress", "-o", tmp_path / "u.h5")
+    assert "collapsed" not in ok.stderr
+    repeated = tmp_path / "repeated.npy"  # 4 distinct frames, 10 times each
+    np.save(repeated, np.repeat(rng.normal(size=(4, 4)) * 10, 10, axis=0))
+    out = run("train-ubm", repeated, "-n", 4, "--no-progress", "-o", tmp_path / "r.h5")
+    [line] = [x for x in out.stderr.splitlines() if "collapsed" in x]
+    assert line.startswith("warning: 4 of 4 Gaussians collapsed onto single points") \
+        and "-n" in line

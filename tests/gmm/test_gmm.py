@@ -157,6 +157,26 @@ def test_logging_reports_iterations(caplog):
     assert sum("iteration " in r.getMessage() for r in caplog.records) == 3
 
 
+def test_gaussians_collapsed_onto_points_are_reported(caplog):
+    """ML training of the variances on repeated frames leaves Gaussians with every variance at
+    the floor (scores about 1e18): a one-line warning says how many; healthy data say nothing."""
+    from emkit._gmm_mstep import collapsed_gaussians
+
+    points = np.repeat(np.random.default_rng(0).normal(size=(3, 2)) * 10, 20, axis=0)
+    with caplog.at_level(logging.WARNING, logger="emkit"):
+        ubm = GMMMachine(3, update_variances=True, update_weights=True, max_fitting_steps=3,
+                         convergence_threshold=None).fit(points)
+    assert collapsed_gaussians(ubm) == 3
+    [record] = [r for r in caplog.records if "collapsed" in r.getMessage()]
+    assert record.levelno == logging.WARNING and "\n" not in record.getMessage()
+    assert record.getMessage().startswith("GMM: 3 of 3 Gaussians collapsed onto single points")
+    caplog.clear()
+    X = _blobs(12)
+    with caplog.at_level(logging.WARNING, logger="emkit"):
+        healthy = _ml(X, steps=5).fit(X)
+    assert collapsed_gaussians(healthy) == 0 and not caplog.records
+
+
 @pytest.mark.parametrize("bad, match", [
     (np.array([[1.0, np.nan, 2.0]] * 5), "NaN"),
     (np.array([[1.0, np.inf, 2.0]] * 5), "infinity"),

@@ -17,8 +17,12 @@ np = lazy_module("numpy")
 ex = lazy_module("emkit.experiment")
 fe = lazy_module("emkit.features")
 config = lazy_module("emkit._config")
+gmm_mstep = lazy_module("emkit._gmm_mstep")
 
 OUTPUT = click.Path(dir_okay=False)
+#: train-ubm's minimum (Kaldi advises tens of frames per Gaussian): fewer leaves Gaussians on
+#: single frames, whose zero variances give meaningless scores
+MIN_FRAMES_PER_GAUSSIAN = 10
 POSITIVE = click.FloatRange(min=0, min_open=True)
 
 
@@ -77,7 +81,8 @@ def _stats(ubm, features: dict, ids, progress, desc="statistics") -> list:
 @feature_arguments
 @output_option("The UBM to write (HDF5, bob.learn.em's GMMMachine layout).")
 @click.option("-n", "--gaussians", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Number of Gaussians of the UBM.")
+              help=f"Number of Gaussians of the UBM: at least {MIN_FRAMES_PER_GAUSSIAN} training "
+                   "frames each are needed (tens or more are better).")
 @click.option("--iterations", type=click.IntRange(min=1), default=25, show_default=True,
               help="Maximum number of EM (maximum-likelihood) iterations.")
 @click.option("--threshold", type=click.FloatRange(min=0), default=1e-5, show_default=True,
@@ -101,9 +106,12 @@ def train_ubm(features, feature_list, output, gaussians, iterations, threshold, 
                   {"FEATURES": paths, "--feature-list": feature_list})
     data = _features(paths)
     frames = np.concatenate(list(data.values()))
-    if frames.shape[0] < gaussians:
+    if frames.shape[0] < MIN_FRAMES_PER_GAUSSIAN * gaussians:
+        most = frames.shape[0] // MIN_FRAMES_PER_GAUSSIAN
         raise fe.FeatureError(f"{plural(frames.shape[0], 'frame')} cannot train "
-                              f"{plural(gaussians, 'Gaussian')}")
+                              f"{plural(gaussians, 'Gaussian')}: train-ubm needs at least "
+                              f"{MIN_FRAMES_PER_GAUSSIAN} frames per Gaussian; use "
+                              + (f"-n {most} or fewer, or " if most else "") + "more data")
     with config.config_context(progress=progress), em_outcome() as capped, \
             cluster(scheduler, workers) as client:
         ubm = ex.train_ubm(frames_for(client, frames), gaussians, max_iterations=iterations,
@@ -111,6 +119,11 @@ def train_ubm(features, feature_list, output, gaussians, iterations, threshold, 
                            kmeans_iterations=kmeans_iterations, checkpoint=checkpoint,
                            kmeans_checkpoint=kmeans_checkpoint(checkpoint))
     ubm.save(output)
+    collapsed = gmm_mstep.collapsed_gaussians(ubm)
+    if collapsed:
+        click.echo(f"warning: {collapsed} of {plural(gaussians, 'Gaussian')} collapsed onto "
+                   "single points (variances of zero but for rounding): their likelihoods are "
+                   "meaningless; use fewer Gaussians (-n) or more (distinct) data", err=True)
     stopped = ""
     if any(name.startswith("GMM") for name in capped):
         stopped += (f" (stopped at the cap, --iterations {iterations}, without converging to "
