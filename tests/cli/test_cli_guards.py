@@ -268,5 +268,5 @@ def test_train_ubm_needs_ten_frames_per_gaussian_and_warns_of_collapsed_ones(tmp
     np.save(repeated, np.repeat(rng.normal(size=(4, 4)) * 10, 10, axis=0))
     out = run("train-ubm", repeated, "-n", 4, "--no-progress", "-o", tmp_path / "r.h5")
     [line] = [x for x in out.stderr.splitlines() if "collapsed" in x]
-    assert line.startswith("warning: 4 of 4 Gaussians collapsed onto single points") \
-        and "-n" in line
+    assert line.startswith("emkit: warning: GMM: 4 of 4 Gaussians collapsed onto single points") \
+        and "fewer Gaussians" in line

@@ -17,7 +17,6 @@ np = lazy_module("numpy")
 ex = lazy_module("emkit.experiment")
 fe = lazy_module("emkit.features")
 config = lazy_module("emkit._config")
-gmm_mstep = lazy_module("emkit._gmm_mstep")
 
 OUTPUT = click.Path(dir_okay=False)
 #: train-ubm's minimum (Kaldi advises tens of frames per Gaussian): fewer leaves Gaussians on
@@ -118,12 +117,7 @@ def train_ubm(features, feature_list, output, gaussians, iterations, threshold, 
                            seed=seed, convergence_threshold=threshold,
                            kmeans_iterations=kmeans_iterations, checkpoint=checkpoint,
                            kmeans_checkpoint=kmeans_checkpoint(checkpoint))
-    ubm.save(output)
-    collapsed = gmm_mstep.collapsed_gaussians(ubm)
-    if collapsed:
-        click.echo(f"warning: {collapsed} of {plural(gaussians, 'Gaussian')} collapsed onto "
-                   "single points (variances of zero but for rounding): their likelihoods are "
-                   "meaningless; use fewer Gaussians (-n) or more (distinct) data", err=True)
+    ubm.save(output)  # (collapsed Gaussians: the library's warning, one line on stderr)
     stopped = ""
     if any(name.startswith("GMM") for name in capped):
         stopped += (f" (stopped at the cap, --iterations {iterations}, without converging to "
