@@ -194,3 +194,19 @@ def test_ivector_lda_and_plda_dimensions(data, tmp_path):  # noqa: F811
     one_line_error(run(*bad, "--labels", d / "utt2spk", "--lda-dim", 4, "--iterations", 1,
                        "--no-progress", ok=False), 1, "utt2spk", "--lda-dim 4 needs at least 5")
     no_leftovers(tmp_path, "bad.h5")
+
+
+def test_cluster_frames_are_scattered_not_embedded_in_the_graph():
+    distributed = pytest.importorskip("distributed")
+    import warnings
+
+    from emkit.cli._train_options import frames_for
+
+    frames = np.random.default_rng(0).normal(size=(200_000, 60))  # 96 MB
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as local, \
+            distributed.Client(local) as client:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # dask's "Sending large graph" warning included
+            X = frames_for(client, frames)
+            assert X.chunks[0][0] == 65536 and float(X.sum().compute()) == pytest.approx(frames.sum())

@@ -134,16 +134,22 @@ def cluster(scheduler, workers):
 
 
 def frames_for(client, frames):
-    """``frames`` (N, D) as a dask array of CHUNK_ROWS-row chunks on a cluster, else as is."""
+    """``frames`` (N, D) as a dask array of CHUNK_ROWS-row chunks on a cluster, else as is.
+
+    The chunks are scattered to the workers (sent once, directly): built with ``from_array``,
+    they would travel inside the task graph, through the scheduler."""
     if client is None:
         return frames
     import dask.array as da
 
-    return da.from_array(frames, chunks=(CHUNK_ROWS, frames.shape[1]))
+    pieces = [frames[i : i + CHUNK_ROWS] for i in range(0, len(frames), CHUNK_ROWS)]
+    return da.concatenate([da.from_delayed(future, shape=piece.shape, dtype=frames.dtype)
+                           for future, piece in zip(client.scatter(pieces), pieces)])
 
 
 def stats_for(client, stats: list):
-    """GMMStats as a dask bag of PARTITION_SIZE-utterance partitions on a cluster, else as is."""
+    """GMMStats as a dask bag of PARTITION_SIZE-utterance partitions on a cluster, else as is.
+    (In the graph: a bag of scattered futures lost them before emkit's cache had read them.)"""
     if client is None:
         return stats
     import dask.bag as db
