@@ -4,11 +4,14 @@ Behaviour, not time: which heavy modules a fresh interpreter has loaded, and the
 stderr of a process interrupted with SIGINT at different moments.
 """
 
+import contextlib
+import gc
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -122,3 +125,113 @@ def test_ctrl_c_while_the_console_script_starts(tmp_path):
             + "from emkit.cli import main\nsys.exit(main())")
     proc = python(code, "--version")
     _assert_interrupted(proc.returncode, proc.stderr, tmp_path)
+
+
+def _group_processes(pgid) -> list:
+    """The live (not zombie) processes of process group ``pgid``."""
+    psutil = pytest.importorskip("psutil")
+    left = []
+    for p in psutil.process_iter(["status"]):
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                left.append(p.pid)
+    return left
+
+
+def _interrupt_group(script, args, wait_for, signals=1):
+    """Run ``emkit ARGS`` in a process group of its own, send SIGINT to the group (as a
+    terminal does for Ctrl-C) once a stderr line contains ``wait_for`` (``signals`` times, 0.2 s
+    apart); its exit status and stderr once it has exited (within 30 s)."""
+    with subprocess.Popen([sys.executable, script, *map(str, args)], text=True,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          start_new_session=True) as proc:
+        try:
+            seen = line = ""
+            while wait_for not in line:
+                line = proc.stderr.readline()
+                assert line, seen
+                seen += line
+            for _ in range(signals):
+                os.killpg(proc.pid, signal.SIGINT)
+                time.sleep(0.2)
+            _, rest = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    deadline = time.monotonic() + 10  # multiprocessing's resource tracker: gone on its own
+    while _group_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _group_processes(proc.pid), "processes left"
+    return proc.returncode, seen + rest
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_local_cluster_run_and_its_resumption(tmp_path):
+    # Ctrl-C reaches every process of the group: the worker processes must leave it to the
+    # command, which closes the cluster and exits (it hanged, or printed tracebacks)
+    pytest.importorskip("distributed")
+    script = tmp_path / "emkit"  # as the console script (the worker processes import it too)
+    script.write_text("import sys\nfrom emkit.cli import main\n"
+                      "if __name__ == '__main__':\n    sys.exit(main())\n")
+    feats = tmp_path / "feats.npy"
+    rng = np.random.default_rng(0)  # 8 clusters: k-means converges (no warning on stderr)
+    np.save(feats, rng.normal(scale=10, size=(8, 12))[rng.integers(8, size=4000)]
+            + rng.normal(size=(4000, 12)))
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ("-v", "train-ubm", feats, "-n", 8, "--iterations", 100000, "--threshold", 0,
+            "--no-progress", "--workers", 2, "--checkpoint", tmp_path / "ck.h5",
+            "-o", out / "ubm.h5")
+    status, stderr = _interrupt_group(script, args, "GMM ML: iteration 2")
+    _assert_interrupted(status, stderr, out)
+    assert [line for line in stderr.splitlines() if not line.startswith("emkit: ")] == [""]
+    assert stderr.splitlines().count("emkit: interrupted") == 1, stderr
+    # the checkpoint resumes; Ctrl-C twice (the second one while the cluster closes)
+    status, stderr = _interrupt_group(script, args, "GMM ML: iteration", signals=2)
+    assert "resuming from checkpoint" in stderr, stderr
+    _assert_interrupted(status, stderr, out)
+    assert [line for line in stderr.splitlines() if not line.startswith("emkit: ")] == [""]
+    assert stderr.splitlines().count("emkit: interrupted") == 1, stderr
+
+
+class _DelRaisesSigint:
+    def __init__(self, seen):
+        self.seen = seen
+
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)
+        self.seen.append("__del__ finished")
+
+
+@pytest.mark.parametrize("where", ["gc callback", "__del__"])
+def test_ctrl_c_in_a_gc_callback_or_del_is_raised_after_it(where):
+    # Python ignores an exception raised there ("Exception ignored in ..."): the Ctrl-C of a
+    # cluster run was lost (and distributed's gc callback broken), the run went on
+    from emkit.cli._train_options import _Interrupts
+
+    interrupts = _Interrupts()
+    interrupts.starting = False
+    seen = []
+
+    def callback(phase, info):
+        if not seen:
+            signal.raise_signal(signal.SIGINT)
+        seen.append(phase)
+
+    previous = signal.signal(signal.SIGINT, interrupts)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            if where == "gc callback":
+                gc.callbacks.append(callback)
+                try:
+                    gc.collect()
+                finally:
+                    gc.callbacks.remove(callback)
+            else:
+                _DelRaisesSigint(seen)
+            time.sleep(5)  # sent again a moment later: ends the sleep
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        interrupts.restore_logs()
+    assert seen == (["start", "stop"] if where == "gc callback" else ["__del__ finished"])

@@ -189,7 +189,19 @@ def main(args=None):
         cli.main(args=args, prog_name="emkit")
     except KeyboardInterrupt:  # outside click's own handling (e.g. while it exits)
         sys.stderr.write("\nemkit: interrupted\n")
+        _exiting_after_interrupt()
         sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:
+            _exiting_after_interrupt()
+        raise
+
+
+def _exiting_after_interrupt():
+    """Ignore Ctrl-C from now on: pressed again while Python exits, it would print a traceback
+    or kill the process (Python restores SIGINT's default action as it finalises)."""
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class lazy_module:  # noqa: N801  (used like a module)

@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
+import _thread
 import contextlib
+import functools
+import gc
 import logging
 import os
 import re
+import signal
+import sys
+import threading
+import time
 
 import click
 
@@ -19,6 +26,9 @@ CHUNK_ROWS, PARTITION_SIZE = 65536, 64
 CONNECT_TIMEOUT = "10s"
 #: --workers starts worker processes (False: threads in this process, for quick tests)
 WORKER_PROCESSES = True
+#: seconds the client and the local cluster have to close after Ctrl-C before the worker
+#: processes are killed
+CLOSE_TIMEOUT = 5
 
 _ADDRESS = re.compile(r"^([a-z]+://)?[^\s:/]+(:\d{1,5})?$")
 
@@ -100,7 +110,13 @@ def kmeans_checkpoint(path):
 @contextlib.contextmanager
 def cluster(scheduler, workers):
     """A dask.distributed Client on ``scheduler`` or on a LocalCluster of ``workers`` processes
-    (None when neither is given), closed on exit."""
+    (None when neither is given), closed on exit.
+
+    Ctrl-C (SIGINT, which a terminal sends to the whole process group) is for this process's
+    main thread only (see _Interrupts): the cluster's threads and worker processes block it (a
+    worker interrupted on its own dies mid-task and leaves the client waiting for ever).  The
+    KeyboardInterrupt closes the cluster quietly, CLOSE_TIMEOUT seconds at most, kills the worker
+    processes left and goes on up (exit status 130)."""
     if scheduler is None and workers is None:
         yield None
         return
@@ -110,27 +126,164 @@ def cluster(scheduler, workers):
     except ImportError as exc:
         raise lazy_module("emkit.experiment").SystemUnavailable(
             f"--scheduler and --workers need dask.distributed ({exc})") from None
-    if scheduler is not None:
-        try:
-            client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError) as exc:
-            raise OSError(f"--scheduler {scheduler}: cannot connect to a dask scheduler there "
-                          f"({type(exc).__name__})") from None
-        with client:
-            yield client
-        return
-    with dask.config.set({"distributed.worker.daemon": False}):
-        # the dashboard on a free port: dask's default 8787 is often held by another cluster
-        local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                         processes=WORKER_PROCESSES,
-                                         dashboard_address=":0", silence_logs=40)
-        try:
-            with distributed.Client(local) as client:
-                logging.getLogger("emkit").info("dask dashboard of the %d local worker(s): %s",
-                                                workers, client.dashboard_link)
+    import multiprocessing
+
+    children_before = set(multiprocessing.active_children())
+    client = local = None
+    interrupts = _Interrupts()
+    unraisablehook = sys.unraisablehook
+    sys.unraisablehook = functools.partial(interrupts.unraisable, unraisablehook)
+    try:
+        with _sigint_handler(interrupts):
+            try:
+                with _sigint_blocked_in_new_threads():
+                    if scheduler is not None:
+                        client = _connect(distributed, scheduler)
+                    else:
+                        with dask.config.set({"distributed.worker.daemon": False}):
+                            # the dashboard on a free port: dask's default 8787 is often held
+                            # by another cluster; no logs (tracebacks of a worker that heard
+                            # the scheduler close, say): a failure reaches the client
+                            local = distributed.LocalCluster(
+                                n_workers=workers, threads_per_worker=1,
+                                processes=WORKER_PROCESSES, dashboard_address=":0",
+                                silence_logs=logging.CRITICAL)
+                        client = distributed.Client(local)
+                interrupts.starting = False
+                if interrupts.held:
+                    raise KeyboardInterrupt
+                if local is not None:
+                    logging.getLogger("emkit").info("dask dashboard of the %d local "
+                                                    "worker(s): %s", workers,
+                                                    client.dashboard_link)
                 yield client
-        finally:
-            local.close()
+            except KeyboardInterrupt:
+                interrupts.closing = True
+                interrupts.silence_logs()
+                _close_interrupted([client, local], children_before)
+                client = local = None
+                raise
+    finally:
+        sys.unraisablehook = unraisablehook
+        interrupts.restore_logs()
+        for part in (client, local):
+            if part is not None:
+                part.close()
+
+
+class _Interrupts:
+    """The SIGINT handler of a cluster's life.  While it starts, Ctrl-C is held back (raised
+    once it has started).  Then it raises KeyboardInterrupt, but not in a gc callback or a
+    ``__del__`` method, which it would break and where Python ignores it ("Exception ignored in
+    ..."): from there, it is sent again a moment later.  While the cluster closes, Ctrl-C again
+    is ignored: a cluster left half closed would start its workers again, and Python would wait
+    for them as it exits.  Logging is off from the interrupt on: distributed and asyncio report
+    the work cut short (on the cluster's thread too)."""
+
+    def __init__(self):
+        self.starting, self.held, self.closing = True, False, False
+        self.logs = None
+
+    def __call__(self, signum, frame):
+        if self.starting:
+            self.held = True
+        elif not self.closing:
+            unsafe = {getattr(getattr(c, "__func__", c), "__code__", None) for c in gc.callbacks}
+            unsafe.add(self.unraisable.__code__)
+            while frame is not None:
+                if frame.f_code in unsafe or frame.f_code.co_name == "__del__":
+                    return self.again()
+                frame = frame.f_back
+            self.silence_logs()
+            raise KeyboardInterrupt
+
+    def silence_logs(self):
+        if self.logs is None:
+            self.logs = logging.root.manager.disable
+            logging.disable(logging.CRITICAL)
+
+    def restore_logs(self):
+        if self.logs is not None:
+            logging.disable(self.logs)
+
+    @staticmethod
+    def again():
+        def soon():  # not now: still in there
+            time.sleep(0.05)
+            if hasattr(signal, "pthread_kill"):  # a signal: it ends a wait of the main thread
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            else:
+                _thread.interrupt_main()
+
+        threading.Thread(target=soon, daemon=True).start()
+
+    def unraisable(self, hook, unraisable):
+        """A ``sys.unraisablehook``: a KeyboardInterrupt that Python ignored (raised in a
+        weakref callback, say) is sent again."""
+        if issubclass(unraisable.exc_type, KeyboardInterrupt):
+            self.again()
+        else:
+            hook(unraisable)
+
+
+def _connect(distributed, scheduler):
+    try:
+        return distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise OSError(f"--scheduler {scheduler}: cannot connect to a dask scheduler there "
+                      f"({type(exc).__name__})") from None
+
+
+@contextlib.contextmanager
+def _sigint_blocked_in_new_threads():
+    """SIGINT blocked in this thread, so in the threads started in the block and in the
+    processes those start (signal masks are inherited; Python runs its handlers in the main
+    thread whatever thread receives the signal)."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        yield
+        return
+    # multiprocessing unblocks SIGINT in the thread that first starts its resource tracker
+    with contextlib.suppress(AttributeError):
+        from multiprocessing import resource_tracker
+        resource_tracker.ensure_running()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+@contextlib.contextmanager
+def _sigint_handler(handler):
+    """``handler`` for SIGINT in the block, unless SIGINT is ignored or this is not the main
+    thread."""
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)  # a SIGINT still pending goes to ``handler``
+
+
+def _close_interrupted(parts, children_before) -> None:
+    """Close the client and the cluster after Ctrl-C, within CLOSE_TIMEOUT, then kill the worker
+    processes left."""
+    import multiprocessing
+
+    deadline = time.monotonic() + CLOSE_TIMEOUT
+    for part in parts:
+        if part is not None:
+            with contextlib.suppress(Exception):  # broken, or too slow
+                part.close(timeout=max(deadline - time.monotonic(), 0.1))
+    left = set(multiprocessing.active_children()) - children_before
+    for process in left:
+        process.kill()
+    for process in left:
+        process.join(1)
+    gc.collect()  # asyncio reports a cut task's exception when the task is collected
 
 
 def frames_for(client, frames):
