@@ -223,6 +223,7 @@ def test_ctrl_c_in_a_gc_callback_or_del_is_raised_after_it(where):
     try:
         with pytest.raises(KeyboardInterrupt):
             if where == "gc callback":
+                gc.collect()  # no garbage of earlier tests: their weakref callbacks would run first
                 gc.callbacks.append(callback)
                 try:
                     gc.collect()
