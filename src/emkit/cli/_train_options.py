@@ -297,7 +297,7 @@ def frames_for(client, frames):
 
     pieces = [frames[i : i + CHUNK_ROWS] for i in range(0, len(frames), CHUNK_ROWS)]
     return da.concatenate([da.from_delayed(future, shape=piece.shape, dtype=frames.dtype)
-                           for future, piece in zip(client.scatter(pieces), pieces)])
+                           for future, piece in zip(client.scatter(pieces), pieces, strict=True)])
 
 
 def stats_for(client, stats: list):
