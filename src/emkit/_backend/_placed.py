@@ -38,8 +38,8 @@ def _concat(*parts) -> list:
     return [item for part in parts for item in part]
 
 
-def _length(part) -> int:
-    return len(part if isinstance(part, list) else list(part))
+def _lengths(*parts) -> list:
+    return [len(part if isinstance(part, list) else list(part)) for part in parts]
 
 
 def assign(groups, holders, slots) -> list:
@@ -118,9 +118,12 @@ def cache_on_workers(client, parts, probe, budget: float):
         following = launch(thread_of[future.key])
         if following is not None:
             pending.add(following)
-    lengths = client.gather([client.submit(_length, f, pure=False) for f in futures])  # (all done)
-    who_has = client.who_has(futures)
+    who_has = client.who_has(futures)  # (all done)
     places = assign(groups, [who_has.get(f.key, ()) for f in futures], slots)
-    joined = [client.submit(_concat, *futures[g], workers=[w], allow_other_workers=True, pure=False)
-              for g, w in zip(groups, places)]
-    return joined, [lengths[g] for g in groups]
+    joined, lengths = [], []
+    for g, w in zip(groups, places):  # each run's lengths counted where it is joined
+        joined.append(client.submit(_concat, *futures[g], workers=[w], allow_other_workers=True,
+                                    pure=False))
+        lengths.append(client.submit(_lengths, *futures[g], workers=[w], allow_other_workers=True,
+                                     pure=False))
+    return joined, client.gather(lengths)
