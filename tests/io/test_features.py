@@ -7,6 +7,7 @@ byte (4) + the values row by row; ``"FV "``/``"DV "`` vectors have one size; com
 """
 
 import os
+import stat
 import struct
 
 import h5py
@@ -285,6 +286,41 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
     with atomic_write(target) as f:
         f.write("new")
     assert target.read_text() == "new" and sorted(os.listdir(tmp_path)) == ["out.txt"]
+
+
+def test_atomic_write_interrupted_as_the_temporary_file_is_created(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def open_then_interrupt(*args, **kwargs):
+        os.close(real_open(*args, **kwargs))
+        raise KeyboardInterrupt  # Ctrl-C handled the moment the creating call returns
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "open", open_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            with atomic_write(tmp_path / "out.txt") as f:
+                f.write("never")
+    assert os.listdir(tmp_path) == []
+
+
+def test_atomic_write_keeps_the_umask_and_never_reuses_an_existing_name(tmp_path, monkeypatch):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    taken = tmp_path / f".emkit-{'a' * 16}.tmp"
+    taken.symlink_to(outside)  # a name already there (a link, even): skipped, left alone
+    names = iter(["a" * 16, "b" * 16])
+    monkeypatch.setattr("emkit.io.atomic.secrets.token_hex", lambda n: next(names))
+    previous = os.umask(0o027)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "umask", lambda mask: pytest.fail("the process umask was changed"))
+            with atomic_write(tmp_path / "out.txt") as f:
+                f.write("new")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(tmp_path / "out.txt").st_mode) == 0o640
+    assert outside.read_text() == "keep" and taken.is_symlink()
+    assert sorted(os.listdir(tmp_path)) == sorted([taken.name, "out.txt", "outside.txt"])
 
 
 def test_check_writable(tmp_path, monkeypatch):

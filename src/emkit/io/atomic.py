@@ -7,28 +7,46 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 
 
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ".tmp"):
-    """Yield a temporary path next to ``path``; it replaces ``path`` when the block succeeds."""
+    """Yield a temporary path next to ``path``; it replaces ``path`` when the block succeeds.
+
+    The temporary file is created empty, exclusively (never an existing file or link), with the
+    permissions of any new file (``0o666`` less the umask, applied by the system: the umask is
+    never changed, not even for an instant).  It is removed whatever ends the block, Ctrl-C
+    included, even one that comes the moment the file is created.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot write {path!r}: directory {directory!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".emkit-", suffix=suffix, dir=directory)
-    os.close(fd)
+    tmp = None
     try:
+        for _ in range(100):
+            # named before it exists, so that an interruption right after the creation removes it
+            tmp = os.path.join(directory, f".emkit-{secrets.token_hex(8)}{suffix}")
+            try:
+                fd = os.open(tmp, _CREATE_FLAGS, 0o666)
+            except FileExistsError:
+                tmp = None  # someone else's file: never removed
+                continue
+            os.close(fd)
+            break
+        else:
+            raise FileExistsError(f"cannot write {path!r}: no free temporary name in {directory!r}")
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
+
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
 @contextlib.contextmanager
