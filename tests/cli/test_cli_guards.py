@@ -252,12 +252,19 @@ def test_train_ubm_summary_says_when_em_stopped_at_the_cap(data, tmp_path):  # n
 # a UBM of too many Gaussians for its frames
 
 
+def test_the_help_text_states_the_library_minimum():
+    from emkit.cli import _commands
+    from emkit.experiment import MIN_FRAMES_PER_GAUSSIAN
+
+    assert _commands.MIN_FRAMES_PER_GAUSSIAN == MIN_FRAMES_PER_GAUSSIAN
+
+
 def test_train_ubm_needs_ten_frames_per_gaussian_and_warns_of_collapsed_ones(tmp_path):
     rng = np.random.default_rng(0)
     feats = tmp_path / "feats.npy"
     np.save(feats, rng.normal(size=(129, 4)))
     one_line_error(run("train-ubm", feats, "-n", 13, "-o", tmp_path / "u.h5", ok=False), 1,
-                   "129 frames cannot train 13 Gaussians: train-ubm needs at least 10 frames per "
+                   "129 frames cannot train 13 Gaussians: a UBM needs at least 10 frames per "
                    "Gaussian; use -n 12 or fewer, or more data")
     one_line_error(run("train-ubm", feats, "-n", 129, "-o", tmp_path / "u.h5", ok=False), 1,
                    "cannot train 129 Gaussians")

@@ -316,3 +316,19 @@ def test_ivector_dim_above_the_utterances_fails_before_training_naming_the_key(t
                                           "data set 'train' has 8"):
         run_recipe(tmp_path / "recipe.toml")
     assert not (tmp_path / "work" / "systems" / "ivec" / "machine.h5").exists()
+
+
+def test_ubm_of_too_many_gaussians_for_its_frames_fails_before_training_naming_the_key(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "train.npz", a=rng.normal(size=(25, 3)), b=rng.normal(size=(14, 3)))
+    np.savez(tmp_path / "test.npz", x=rng.normal(size=(40, 3)))
+    (tmp_path / "enroll").write_text("m x\n")
+    (tmp_path / "trials").write_text("m x target\n")
+    (tmp_path / "recipe.toml").write_text(FEATURE_RECIPE.replace("gaussians = 2", "gaussians = 4"))
+    with pytest.raises(RecipeError) as info:
+        run_recipe(tmp_path / "recipe.toml")
+    assert str(info.value) == (
+        f"{tmp_path / 'recipe.toml'}: ubm.gaussians: 39 frames cannot train 4 Gaussians: a UBM "
+        "needs at least 10 frames per Gaussian; use ubm.gaussians = 3 or fewer, or more data "
+        "(data set 'train')")
+    assert not (tmp_path / "work" / "ubm.h5").exists()

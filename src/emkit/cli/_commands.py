@@ -19,8 +19,8 @@ fe = lazy_module("emkit.features")
 config = lazy_module("emkit._config")
 
 OUTPUT = click.Path(dir_okay=False)
-#: train-ubm's minimum (Kaldi advises tens of frames per Gaussian): fewer leaves Gaussians on
-#: single frames, whose zero variances give meaningless scores
+#: emkit.experiment.MIN_FRAMES_PER_GAUSSIAN, for the help text (not imported: --help loads no
+#: numpy; a test keeps the two equal)
 MIN_FRAMES_PER_GAUSSIAN = 10
 POSITIVE = click.FloatRange(min=0, min_open=True)
 
@@ -105,12 +105,9 @@ def train_ubm(features, feature_list, output, gaussians, iterations, threshold, 
                   {"FEATURES": paths, "--feature-list": feature_list})
     data = _features(paths)
     frames = np.concatenate(list(data.values()))
-    if frames.shape[0] < MIN_FRAMES_PER_GAUSSIAN * gaussians:
-        most = frames.shape[0] // MIN_FRAMES_PER_GAUSSIAN
-        raise fe.FeatureError(f"{plural(frames.shape[0], 'frame')} cannot train "
-                              f"{plural(gaussians, 'Gaussian')}: train-ubm needs at least "
-                              f"{MIN_FRAMES_PER_GAUSSIAN} frames per Gaussian; use "
-                              + (f"-n {most} or fewer, or " if most else "") + "more data")
+    problem = ex.too_few_frames(frames.shape[0], gaussians, "-n")
+    if problem:
+        raise fe.FeatureError(problem)
     with config.config_context(progress=progress), em_outcome() as capped, \
             cluster(scheduler, workers) as client:
         ubm = ex.train_ubm(frames_for(client, frames), gaussians, max_iterations=iterations,

@@ -29,10 +29,11 @@ from ._models import EnrolledModels, enroll, load_machine, score
 from ._systems import (SYSTEMS, GMMMAPSystem, ISVSystem, IVectorCosineSystem, IVectorPLDASystem,
                        JFASystem, System, system_for)
 from ._trials import enroll_lists, score_trials
-from ._ubm import compute_stats, stats_per_block, train_ubm, ubm_of
+from ._ubm import (MIN_FRAMES_PER_GAUSSIAN, compute_stats, stats_per_block, too_few_frames,
+                   train_ubm, ubm_of)
 
 __all__ = ["DemoConfig", "DemoResult", "EnrolledModels", "IVectorBackend", "SystemUnavailable",
-           "train_ubm", "compute_stats", "stats_per_block", "enroll", "score", "load_machine",
+           "train_ubm", "too_few_frames", "MIN_FRAMES_PER_GAUSSIAN", "compute_stats", "stats_per_block", "enroll", "score", "load_machine",
            "run_demo", "length_norm", "save_png", "save_figure", "FIGURE_FORMATS", "ubm_of",
            "enroll_lists", "score_trials",
            "System", "SYSTEMS", "system_for", "GMMMAPSystem", "ISVSystem", "JFASystem",

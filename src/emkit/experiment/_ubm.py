@@ -9,6 +9,24 @@ from ..kmeans import KMeansMachine
 from ._common import progress_bar
 
 
+#: The fewest training frames per Gaussian of :func:`train_ubm`'s callers (the CLI, recipes):
+#: Kaldi advises tens; fewer leaves Gaussians on single frames, whose zero variances give
+#: meaningless scores.
+MIN_FRAMES_PER_GAUSSIAN = 10
+
+
+def too_few_frames(n_frames: int, n_gaussians: int, option: str) -> str:
+    """Why ``n_frames`` frames cannot train a UBM of ``n_gaussians`` Gaussians ("" when they
+    can): ``option`` is how the caller's user sets the number of Gaussians (``-n``)."""
+    if n_frames >= MIN_FRAMES_PER_GAUSSIAN * n_gaussians:
+        return ""
+    most = n_frames // MIN_FRAMES_PER_GAUSSIAN
+    frames = f"{n_frames} frame{'s' * (n_frames != 1)}"
+    return (f"{frames} cannot train {n_gaussians} Gaussian{'s' * (n_gaussians != 1)}: a UBM needs "
+            f"at least {MIN_FRAMES_PER_GAUSSIAN} frames per Gaussian; use "
+            + (f"{option} {most} or fewer, or " if most else "") + "more data")
+
+
 def train_ubm(frames, n_gaussians: int, *, max_iterations: int = 25,
               convergence_threshold: float = 1e-5, kmeans_iterations: int = 20,
               seed: int = 0, checkpoint=None, kmeans_checkpoint=None) -> GMMMachine:

@@ -181,7 +181,13 @@ def _ubm_steps(recipe, work):
     u = recipe["ubm"]
 
     def run(ctx):
+        from ._schema import RecipeError
+
         frames = np.concatenate(list(ctx.features(u["data"]).values()))
+        problem = ex.too_few_frames(frames.shape[0], u["gaussians"], "ubm.gaussians =")
+        if problem:
+            raise RecipeError(f"{recipe['recipe']}: ubm.gaussians: {problem} (data set "
+                              f"{u['data']!r})")
         ubm = ex.train_ubm(frames, u["gaussians"], max_iterations=u["iterations"],
                            kmeans_iterations=u["kmeans_iterations"], seed=recipe["seed"])
         ubm.save(work / "ubm.h5")
