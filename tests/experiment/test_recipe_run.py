@@ -294,17 +294,23 @@ def test_failed_step_reruns_after_the_fix_and_only_it(project):
     assert ran(run_recipe(project / "recipe.toml")[0]) == ["features:test"]
 
 
-def test_ivector_dim_above_the_utterances_fails_before_training_naming_the_key(tmp_path):
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "train.npz", **{f"s{s}-{k}": rng.normal(s, 1.0, (40, 3))
-                                        for s in range(4) for k in (0, 1)})  # 8 utterances
-    np.savez(tmp_path / "test.npz", x=rng.normal(size=(40, 3)))
+def failed_feature_recipe(tmp_path, train: dict, old: str, new: str) -> str:
+    """The error of FEATURE_RECIPE (``old`` replaced by ``new``) on the training utterances
+    ``train`` and a one-trial test set."""
+    np.savez(tmp_path / "train.npz", **train)
+    np.savez(tmp_path / "test.npz", x=np.random.default_rng(1).normal(size=(40, 3)))
     (tmp_path / "enroll").write_text("m x\n")
     (tmp_path / "trials").write_text("m x target\n")
-    (tmp_path / "recipe.toml").write_text(FEATURE_RECIPE.replace("dim = 2", "dim = 8"))
+    (tmp_path / "recipe.toml").write_text(FEATURE_RECIPE.replace(old, new))
     with pytest.raises(RecipeError) as info:
         run_recipe(tmp_path / "recipe.toml")
-    assert str(info.value) == (
+    return str(info.value)
+
+
+def test_ivector_dim_above_the_utterances_fails_before_training_naming_the_key(tmp_path):
+    rng = np.random.default_rng(0)
+    train = {f"s{s}-{k}": rng.normal(s, 1.0, (40, 3)) for s in range(4) for k in (0, 1)}
+    assert failed_feature_recipe(tmp_path, train, "dim = 2", "dim = 8") == (
         f"{tmp_path / 'recipe.toml'}: systems.ivec.dim: 8: the whitening of the i-vectors needs "
         "more training utterances than dim (at least 9); data set 'train' has 8: set a smaller "
         "dim or use more utterances")
@@ -320,14 +326,8 @@ def test_ivector_dim_above_the_utterances_fails_before_training_naming_the_key(t
 
 def test_ubm_of_too_many_gaussians_for_its_frames_fails_before_training_naming_the_key(tmp_path):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "train.npz", a=rng.normal(size=(25, 3)), b=rng.normal(size=(14, 3)))
-    np.savez(tmp_path / "test.npz", x=rng.normal(size=(40, 3)))
-    (tmp_path / "enroll").write_text("m x\n")
-    (tmp_path / "trials").write_text("m x target\n")
-    (tmp_path / "recipe.toml").write_text(FEATURE_RECIPE.replace("gaussians = 2", "gaussians = 4"))
-    with pytest.raises(RecipeError) as info:
-        run_recipe(tmp_path / "recipe.toml")
-    assert str(info.value) == (
+    train = {"a": rng.normal(size=(25, 3)), "b": rng.normal(size=(14, 3))}
+    assert failed_feature_recipe(tmp_path, train, "gaussians = 2", "gaussians = 4") == (
         f"{tmp_path / 'recipe.toml'}: ubm.gaussians: 39 frames cannot train 4 Gaussians: a UBM "
         "needs at least 10 frames per Gaussian; use ubm.gaussians = 3 or fewer, or more data "
         "(data set 'train')")
