@@ -323,6 +323,21 @@ def test_atomic_write_keeps_the_umask_and_never_reuses_an_existing_name(tmp_path
     assert sorted(os.listdir(tmp_path)) == sorted([taken.name, "out.txt", "outside.txt"])
 
 
+def test_overwritten_input_finds_the_same_file_under_any_name(tmp_path, monkeypatch):
+    from emkit.io.atomic import overwritten_input
+
+    (tmp_path / "in.txt").write_text("x")
+    (tmp_path / "other.txt").write_text("y")
+    os.link(tmp_path / "in.txt", tmp_path / "hard.txt")
+    (tmp_path / "soft.txt").symlink_to(tmp_path / "in.txt")
+    monkeypatch.chdir(tmp_path)
+    inputs = [("FEATURES", "other.txt"), ("--list", str(tmp_path / "in.txt")), ("DIR", ".")]
+    for name in ("hard.txt", "soft.txt", "in.txt", str(tmp_path / "in.txt")):
+        assert overwritten_input([("-o", "missing.txt"), ("--out", name)], inputs) == (
+            "--out", name, "--list", str(tmp_path / "in.txt"))
+    assert overwritten_input([("-o", "new.txt"), ("-d", ".")], inputs) is None  # (a directory)
+
+
 def test_check_writable(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         check_writable(tmp_path / "nodir" / "x.h5")

@@ -273,25 +273,19 @@ def check_outputs(outputs: dict, inputs: dict) -> None:
     hard links and relative paths included).  An existing output without write permission
     (no ``w`` bit in its mode) is not replaced, since the atomic rename would ignore the mode.
     """
+    from ..io.atomic import overwritten_input
     from ..io.lists import check_writable
 
     named = [(option, strip_prefix(p)) for option, paths in inputs.items() if paths
              for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     named += [(f"{option} (in {path})", archive) for option, path in named
               for archive in _scp_archives(path)]
-    for option, out in outputs.items():
-        if out is None:
-            continue
-        out = os.fspath(out)
-        if not os.path.exists(out):
-            continue
-        for where, path in named:
-            with contextlib.suppress(OSError):
-                if os.path.isfile(path) and os.path.samefile(out, path):
-                    same = "" if out == path else f" ({path!r})"
-                    raise click.UsageError(f"{option} {out!r} is the input {where}{same}: "
-                                           "refusing to overwrite an input; choose another "
-                                           "output file")
+    hit = overwritten_input([(o, os.fspath(p)) for o, p in outputs.items() if p is not None], named)
+    if hit is not None:
+        option, out, where, path = hit
+        same = "" if out == path else f" ({path!r})"
+        raise click.UsageError(f"{option} {out!r} is the input {where}{same}: refusing to "
+                               "overwrite an input; choose another output file")
     for option, out in outputs.items():
         if out is None:
             continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 
 
 @contextlib.contextmanager
@@ -55,3 +56,30 @@ def atomic_write(path, mode: str = "w"):
     text_args = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
     with atomic_path(path) as tmp, open(tmp, mode, **text_args) as f:
         yield f
+
+
+def _file_identity(path):
+    """``(device, inode)`` of the regular file at ``path`` (links followed), else None."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def overwritten_input(outputs, inputs):
+    """The first ``(output label, output path, input label, input path)`` where an output is an
+    existing input file (the same file: symbolic and hard links, relative paths included), or
+    None.  ``outputs``, ``inputs``: iterables of ``(label, path)``; each path is looked at once."""
+    written = {}
+    for label, path in outputs:
+        identity = _file_identity(path)
+        if identity is not None:
+            written.setdefault(identity, (label, path))
+    if not written:
+        return None
+    for label, path in inputs:
+        hit = written.get(_file_identity(path))
+        if hit is not None:
+            return (*hit, label, path)
+    return None

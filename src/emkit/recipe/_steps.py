@@ -72,29 +72,17 @@ def _recipe_inputs(recipe, work):
 
 def _check_inputs_kept(recipe, work, steps) -> None:
     """Refuse a recipe whose steps (or report) would replace one of its input files."""
+    from ..io.atomic import overwritten_input
     from ._schema import RecipeError
 
-    def identity(path):  # an input can only be an output that exists (links included)
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):
-            return None
-        return st.st_dev, st.st_ino
-
-    outputs = {}
-    for step in steps:
-        for p in step.outputs():
-            outputs.setdefault(identity(p), (step.name, os.fspath(p)))
-    outputs.setdefault(identity(work / "report.md"), ("report", os.fspath(work / "report.md")))
-    outputs.pop(None, None)
-    for key, path in _recipe_inputs(recipe, work):
-        hit = outputs.get(identity(path))
-        if hit is not None:
-            step, out = hit
-            raise RecipeError(f"{recipe['recipe']}: {key}: {os.fspath(path)!r} is where step "
-                              f"{step!r} writes (work_dir {recipe['work_dir']!r} + "
-                              f"{os.path.relpath(out, work)!r}): refusing to overwrite an input; "
-                              "move the file out of work_dir or choose another work_dir")
+    outputs = [(step.name, p) for step in steps for p in step.outputs()]
+    hit = overwritten_input(outputs + [("report", work / "report.md")], _recipe_inputs(recipe, work))
+    if hit is not None:
+        step, out, key, path = hit
+        raise RecipeError(f"{recipe['recipe']}: {key}: {os.fspath(path)!r} is where step "
+                          f"{step!r} writes (work_dir {recipe['work_dir']!r} + "
+                          f"{os.path.relpath(out, work)!r}): refusing to overwrite an input; "
+                          "move the file out of work_dir or choose another work_dir")
 
 
 class Context:
