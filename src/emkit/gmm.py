@@ -68,9 +68,15 @@ class GMMMachine(BaseEstimator):
     map_relevance_factor : float >= 0 or None
         Reynolds relevance factor r: ``alpha_c = n_c / (n_c + r)``.
     compute_dtype : {"float64", "float32"}
-        Precision of the E-step products.  "float32" is about twice as fast; statistics are still
-        accumulated, and parameters stored, in float64.  Default "float64" gives the reference's
-        numbers.
+        Precision of the E-step products.  Default "float64" gives the reference's numbers.
+        "float32" is about twice as fast: each row block's log-likelihoods and statistics are
+        products in float32, the blocks are summed and the parameters stored in float64.  Means
+        and weights then agree with float64 to about 1e-6 relative, but the variances lose digits
+        to the cancellation of the second moments taken about one shift ``s`` (the mean of the
+        means): their relative difference grows as about ``1e-6 * kappa``, ``kappa = max_cd
+        (mu_cd - s_d)**2 / var_cd`` (measured after one iteration: 1.4e-5 to 8.5e-5 on MFCC+delta
+        features at C = 16 to 128, kappa 50 to 490; 1.3e-3 on tight, distant clusters, kappa
+        2000).  Keep "float64" where variances matter to more digits.
     checkpoint : path or None
         Resumable training: the state is written atomically to this HDF5 file after every
         completed iteration; a ``fit`` started again with the same arguments and data (e.g. after

@@ -102,6 +102,26 @@ def test_float32_opt_in_is_close_to_float64_and_keeps_float64_parameters():
     assert max_rel_diff(a.means, c.means) < 1e-12
 
 
+@pytest.mark.parametrize("spread", [0.3, 1.0])
+def test_float32_variances_within_the_documented_bound(spread):
+    """compute_dtype docstring: float32 variances differ from float64 by about 1e-6 * kappa
+    (asserted with a 10x margin), means by about 1e-6."""
+    rng = np.random.RandomState(1)
+    X = np.vstack([rng.randn(300, 10) * s * spread + 3 * rng.randn(10) for s in (0.5, 1, 2, 1, 0.7)])
+    start = GMMMachine(16, max_fitting_steps=2, update_variances=True, update_weights=True).fit(X)
+
+    def one_iteration(dtype):
+        m = GMMMachine(16, max_fitting_steps=1, convergence_threshold=None, update_variances=True,
+                       update_weights=True, compute_dtype=dtype)
+        m.means, m.variances, m.weights = start.means, start.variances, start.weights
+        return m.fit(X)
+
+    a, b = one_iteration("float64"), one_iteration("float32")
+    kappa = np.max((start.means - start.means.mean(axis=0)) ** 2 / start.variances)
+    assert np.max(np.abs(b.variances / a.variances - 1)) < 1e-5 * (1 + kappa)
+    assert max_rel_diff(b.means, a.means) < 1e-5 and max_rel_diff(b.weights, a.weights) < 1e-4
+
+
 def test_map_adapts_towards_the_data_and_keeps_prior_for_unseen_gaussians():
     X = _blobs(8)
     ubm = _ml(X, steps=20).fit(X)
