@@ -17,7 +17,7 @@ import numpy as np
 import scipy.linalg
 
 from ._fitted import FittedArray, set_fitted
-from ._validation import check_positive_int
+from ._validation import check_finite, check_positive_int
 from .io._registry import register
 
 __all__ = ["LDA"]
@@ -107,6 +107,7 @@ class LDA:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.weights.shape[0]:
             raise ValueError(f"X must have shape (N, {self.weights.shape[0]}); got {X.shape}")
+        check_finite(X, "X")
         return (X - self.input_subtract) @ self.weights
 
     def save(self, hdf5) -> None:

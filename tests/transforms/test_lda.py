@@ -76,3 +76,14 @@ def test_bad_inputs():
     before = X.copy()
     LDA(2).fit(X, y)
     np.testing.assert_array_equal(X, before)
+
+
+@pytest.mark.parametrize("value,kind", [(np.nan, "NaN"), (np.inf, "infinity")])
+def test_transform_refuses_non_finite_input(value, kind):
+    # before: NaN/inf went through to the projection silently
+    X, y = data()
+    lda = LDA(2).fit(X, y)
+    bad = X[:3].copy()
+    bad[1, 2] = value
+    with pytest.raises(ValueError, match=rf"^Input X contains {kind} \(first at index \(1, 2\)\)$"):
+        lda.transform(bad)
