@@ -301,3 +301,15 @@ def test_per_model_metrics_equal_the_metrics_of_each_models_trials():
         assert r["eer"] == metrics.eer(tar, non)
         assert r["min_dcf"] == {p: metrics.min_dcf(tar, non, p, 1.0, 2.0) for p in (0.01, 0.1)}
     assert rows[2] == {"model": "c", "targets": 0, "nontargets": 5, "eer": None, "min_dcf": None}
+
+
+def test_cllr_of_huge_finite_scores_is_finite():
+    # before: the mean's sum overflowed to inf (with a RuntimeWarning) above about 1e306
+    assert cllr([0.0], [1e308, 1e308]) == pytest.approx(0.5 * (1 + 1e308 / math.log(2)),
+                                                        rel=1e-15)
+    assert cllr([-1e308, -1.2e308], [0.9e308]) == pytest.approx(1e308 / math.log(2), rel=1e-15)
+    assert cllr([-1.7e308], [1.7e308]) == np.inf  # 2.45e308: beyond float64, no warning
+    rng = np.random.default_rng(7)  # ordinary scores: the same bits as the plain formula
+    tar, non = rng.normal(2, 3, 101), rng.normal(-2, 3, 999)
+    plain = 0.5 * (np.mean(np.logaddexp(0, -tar)) + np.mean(np.logaddexp(0, non))) / np.log(2)
+    assert cllr(tar, non) == plain

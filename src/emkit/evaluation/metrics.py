@@ -229,8 +229,12 @@ def cllr(target_scores, nontarget_scores) -> float:
     0 for perfect, confident scores; 1 for the uninformative ``llr = 0``; unbounded above.
     """
     tar, non = _check_pair(target_scores, nontarget_scores)
-    nats = np.mean(np.logaddexp(0.0, -tar)) + np.mean(np.logaddexp(0.0, non))
-    return float(0.5 * nats / np.log(2.0))
+    costs = np.logaddexp(0.0, -tar), np.logaddexp(0.0, non)
+    # averaged in units of 2^k ~ the largest cost (exact), so that huge scores cannot overflow
+    k = np.frexp(max(c.max() for c in costs))[1]
+    bits = 0.5 * sum(np.mean(np.ldexp(c, -k)) for c in costs) / np.log(2.0)
+    with np.errstate(over="ignore"):  # inf only when Cllr itself is beyond float64 (~1.8e308)
+        return float(np.ldexp(bits, k))
 
 
 def min_cllr(target_scores, nontarget_scores) -> float:
