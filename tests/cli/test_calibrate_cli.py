@@ -1,6 +1,7 @@
 """``emkit calibrate`` and emkit.calibration_io: train, apply, save, load, bad inputs."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -114,6 +115,19 @@ def test_score_metrics_with_a_calibration():
     assert (m["eer"], m["min_dcf"], m["min_cllr"]) == (raw["eer"], raw["min_dcf"],
                                                        raw["min_cllr"])
     assert m["min_cllr"] <= m["cllr"]
+
+
+@pytest.mark.parametrize("tar,non,error,fragment", [
+    ([np.nan, 1.0], [0.0], ValueError, "target_scores must contain only finite scores"),
+    ([1.0], [0.0, np.inf], ValueError, "nontarget_scores must contain only finite scores"),
+    (["a"], [0.0], TypeError, "target_scores must be an array of real scores; got dtype <U1"),
+])
+def test_score_metrics_errors_name_the_argument_with_a_calibration(tar, non, error, fragment):
+    # before: "scores contains NaN" (the calibration's argument) and a bare float() error
+    cal = LinearCalibration().fit([0.0, 1.0, 2.0, 3.0], [False, True, False, True])
+    for calibration in (None, cal):
+        with pytest.raises(error, match="^" + re.escape(fragment)):
+            score_metrics(tar, non, calibration=calibration)
 
 
 @pytest.mark.parametrize("args,fragment", [

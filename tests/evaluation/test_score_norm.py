@@ -183,3 +183,22 @@ def test_mismatched_shapes_are_rejected(mats):
         adaptive_snorm(s, z, t, top_n=1)
     with pytest.raises(ValueError, match="ddof must be an integer >= 0"):
         znorm(s, z, ddof=-1)
+
+
+def test_normalise_by_name_says_which_matrix_is_missing():
+    # before: a bare KeyError: 'cohort_cohort' for ZT-norm without the cohort-vs-cohort scores
+    from emkit.evaluation import cohort
+
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(2, 5))
+    arrays = {"model_cohort": rng.normal(size=(2, 4)), "cohort_probe": rng.normal(size=(3, 5))}
+    with pytest.raises(ValueError, match=r"^arrays has no cohort_cohort or same_speaker, which "
+                                         r"zt-norm needs \(all four from cohort_matrices\(\.\.\., "
+                                         r"cohort_cohort=True\)\)$"):
+        cohort.normalise(s, arrays, "zt")
+    with pytest.raises(ValueError, match="^arrays has no model_cohort, which as-norm needs"):
+        cohort.normalise(s, {"cohort_probe": arrays["cohort_probe"]}, "as")
+    with pytest.raises(ValueError, match="^method must be one of z, t, zt, s, as; got 'q'$"):
+        cohort.normalise(s, {}, "q")
+    np.testing.assert_array_equal(cohort.normalise(s, {"model_cohort": arrays["model_cohort"]},
+                                                   "z"), znorm(s, arrays["model_cohort"]))

@@ -145,8 +145,7 @@ def score_metrics(target_scores, nontarget_scores, p_targets=(0.01,), c_miss=1.0
     depend on calibration.  Returns a dict ``{"eer", "min_dcf": {p: v}, "act_dcf": {p: v},
     "cllr", "min_cllr", "targets", "nontargets"}``.
     """
-    tar = np.asarray(target_scores, dtype=np.float64)
-    non = np.asarray(nontarget_scores, dtype=np.float64)
+    tar, non = metrics._check_pair(target_scores, nontarget_scores)  # errors name the argument
     llr_tar, llr_non = (tar, non) if calibration is None else \
         (calibration.transform(tar), calibration.transform(non))
     return {"targets": int(tar.size), "nontargets": int(non.size),

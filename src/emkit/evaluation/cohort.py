@@ -87,8 +87,16 @@ def normalise(scores, arrays: dict, method: str, *, top_n: int = 200, ddof: int 
     array), so that a large score matrix can be normalised one block of probes at a time: every
     normalisation here works per model and per probe.
     """
-    s, z = scores, arrays["model_cohort"]
-    t = arrays["cohort_probe"][:, columns]
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    needs = {"z": ["model_cohort"], "t": ["cohort_probe"], "s": ["model_cohort", "cohort_probe"],
+             "zt": ["model_cohort", "cohort_probe", "cohort_cohort", "same_speaker"]}
+    missing = [key for key in needs.get(method, needs["s"]) if key not in arrays]
+    if missing:
+        raise ValueError(f"arrays has no {' or '.join(missing)}, which {method}-norm needs (all four "
+                         "from cohort_matrices(..., cohort_cohort=True))")
+    s, z = scores, arrays.get("model_cohort")
+    t = arrays["cohort_probe"][:, columns] if "cohort_probe" in arrays else None
     if method == "z":
         return score_norm.znorm(s, z, ddof=ddof)
     if method == "t":
@@ -98,6 +106,4 @@ def normalise(scores, arrays: dict, method: str, *, top_n: int = 200, ddof: int 
                                  ddof=ddof)
     if method == "s":
         return score_norm.snorm(s, z, t, ddof=ddof)
-    if method == "as":
-        return score_norm.adaptive_snorm(s, z, t, top_n=top_n, ddof=ddof)
-    raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    return score_norm.adaptive_snorm(s, z, t, top_n=top_n, ddof=ddof)
