@@ -117,3 +117,6 @@ def test_bad_input():
         cal.transform(np.zeros((3, 3)))
     with pytest.raises(AttributeError, match="not fitted"):
         LinearCalibration().transform(s)
+    with pytest.raises(TypeError, match=r"^y must hold booleans or 0/1 \(1 = target trial\); "
+                                        r"got dtype <U"):
+        LinearCalibration().fit(s, ["target", "nontarget"] * 3)

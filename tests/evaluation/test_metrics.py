@@ -3,6 +3,7 @@
 import io
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -301,6 +302,34 @@ def test_per_model_metrics_equal_the_metrics_of_each_models_trials():
         assert r["eer"] == metrics.eer(tar, non)
         assert r["min_dcf"] == {p: metrics.min_dcf(tar, non, p, 1.0, 2.0) for p in (0.01, 0.1)}
     assert rows[2] == {"model": "c", "targets": 0, "nontargets": 5, "eer": None, "min_dcf": None}
+
+
+@pytest.mark.parametrize("models,scores,labels,error,message", [
+    # before: strings all read as True, a length-1 array broadcast, 2 read as a target
+    ("aaaa", [1.0, 2, 3, 4], ["target", "nontarget"] * 2, TypeError,
+     "labels must hold booleans or 0/1 (1 = target trial); got dtype <U9"),
+    ("aaaa", [1.0, 2, 3, 4], [True], ValueError,
+     "labels must have shape (4,), one label per score of scores; got (1,)"),
+    ("aaaa", [1.0, 2, 3, 4], [0, 1, 2, 1], ValueError,
+     "labels must hold booleans or 0/1 (1 = target trial); got values array([0, 1, 2])"),
+    ("aaaa", [1.0, 2, 3], [0, 1, 0, 1], ValueError,
+     "models must have shape (3,), one model per score; got (4,)"),
+    ("aaaa", [1.0, 2, np.nan, 4], [0, 1, 0, 1], ValueError,
+     "scores must contain only finite scores"),
+])
+def test_per_model_checks_its_arguments(models, scores, labels, error, message):
+    from emkit import metrics
+
+    with pytest.raises(error, match="^" + re.escape(message)):
+        metrics.per_model(list(models), scores, labels)
+
+
+def test_per_model_takes_0_1_labels():
+    from emkit import metrics
+
+    as_bool = metrics.per_model(["a"] * 4, [1.0, 2, 3, 4], [False, True, False, True])
+    assert metrics.per_model(["a"] * 4, [1.0, 2, 3, 4], [0, 1, 0, 1]) == as_bool
+    assert as_bool[0]["targets"] == 2 and as_bool[0]["eer"] == 0.25
 
 
 def test_cllr_of_huge_finite_scores_is_finite():

@@ -17,7 +17,7 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .metrics import cllr, min_cllr
+from .metrics import check_labels, cllr, min_cllr
 
 __all__ = ["LinearCalibration", "cllr", "min_cllr", "trial_labels"]
 
@@ -91,14 +91,7 @@ class LinearCalibration(TransformerMixin, BaseEstimator):
         if not (isinstance(self.prior, numbers.Real) and 0.0 < self.prior < 1.0):
             raise ValueError(f"prior must be a float in (0, 1); got {self.prior!r}")
         X = self._scores(scores)
-        y = np.asarray(y)
-        if y.shape != (X.shape[0],):
-            raise ValueError(f"y must have shape ({X.shape[0]},), one label per trial; got {y.shape}")
-        if y.dtype != bool:
-            if not np.isin(y, (0, 1)).all():
-                raise ValueError("y must hold booleans or 0/1 (1 = target trial); got values "
-                                 f"{np.unique(y)[:5]!r}")
-            y = y.astype(bool)
+        y = check_labels(y, X.shape[0], "y")
         n_tar, n_non = int(y.sum()), int((~y).sum())
         if n_tar == 0 or n_non == 0:
             raise ValueError(f"y must contain both target and non-target trials; got {n_tar} target(s) "

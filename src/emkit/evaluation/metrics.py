@@ -73,6 +73,23 @@ def _check_scores(scores, name: str) -> np.ndarray:
     return arr
 
 
+def check_labels(labels, n_trials: int, name: str = "labels", per: str = "trial") -> np.ndarray:
+    """``labels`` as a boolean (n_trials,) array: booleans, or numbers 0/1 (1 = target trial)."""
+    arr = np.asarray(labels)
+    if arr.shape != (n_trials,):
+        raise ValueError(f"{name} must have shape ({n_trials},), one label per {per}; got "
+                         f"{arr.shape}")
+    if arr.dtype == bool:
+        return arr
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold booleans or 0/1 (1 = target trial); got dtype "
+                        f"{arr.dtype}")
+    if not np.isin(arr, (0, 1)).all():
+        raise ValueError(f"{name} must hold booleans or 0/1 (1 = target trial); got values "
+                         f"{np.unique(arr)[:5]!r}")
+    return arr.astype(bool)
+
+
 def _check_pair(target_scores, nontarget_scores):
     return (_check_scores(target_scores, "target_scores"),
             _check_scores(nontarget_scores, "nontarget_scores"))
@@ -258,13 +275,16 @@ def per_model(models, scores, labels, p_targets=(0.01,), c_miss=1.0, c_fa=1.0) -
     """EER and minDCF of each model's trials, models in order of first appearance.
 
     ``models`` (n_trials,) the model of each trial, ``scores`` (n_trials,), ``labels``
-    (n_trials,) bool (True: target).  One dict per model: ``model``, ``targets`` and
+    (n_trials,) bool or 0/1 (True: target).  One dict per model: ``model``, ``targets`` and
     ``nontargets`` (counts), ``eer`` and ``min_dcf`` (``{p_target: value}``), both None when the
     model has trials of one class only.
     """
+    scores = _check_scores(scores, "scores")
     models = np.asarray(models)
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels, dtype=bool)
+    if models.shape != scores.shape:
+        raise ValueError(f"models must have shape {scores.shape}, one model per score; got "
+                         f"{models.shape}")
+    labels = check_labels(labels, scores.size, "labels", per="score of scores")
     rows = []
     for model in dict.fromkeys(models.tolist()):
         own = models == model
