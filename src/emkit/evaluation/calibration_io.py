@@ -6,13 +6,15 @@ A calibration file is a small JSON object (an untrusted input when read back)::
     {"format": "emkit.LinearCalibration", "version": 1, "prior": 0.5,
      "coef": [w], "intercept": b, "trained_on": {"targets": n, "nontargets": m}}
 
-``calibrated = w * score + b`` (natural-log likelihood ratios).
+``calibrated = w * score + b`` (natural-log likelihood ratios).  ``w`` may be negative (a
+distance-like score, lower for the same speaker) or zero (uninformative development scores).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 
 import numpy as np
@@ -63,7 +65,8 @@ def train_calibration(scores_path, key_path=None, *, prior: float = 0.5) -> Line
 
 def save_calibration(calibration: LinearCalibration, path, *, n_targets=None,
                      n_nontargets=None) -> None:
-    """Write a fitted one-system calibration as JSON (atomically)."""
+    """Write a fitted one-system calibration as JSON (atomically); ``n_targets`` and
+    ``n_nontargets``, the development trial counts, are stored when both are given."""
     if not hasattr(calibration, "coef_"):
         raise ValueError("calibration is not fitted: call fit(scores, labels) first")
     if calibration.n_features_in_ != 1:
@@ -72,7 +75,16 @@ def save_calibration(calibration: LinearCalibration, path, *, n_targets=None,
     doc = {"format": FORMAT, "version": VERSION, "prior": float(calibration.prior),
            "coef": [float(c) for c in calibration.coef_],
            "intercept": float(calibration.intercept_)}
+    if (n_targets is None) != (n_nontargets is None):
+        raise TypeError("n_targets and n_nontargets go together: give both or neither; got "
+                        f"n_targets={n_targets!r}, n_nontargets={n_nontargets!r}")
     if n_targets is not None:
+        counts = {"n_targets": n_targets, "n_nontargets": n_nontargets}
+        for name, value in counts.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"{name} must be an integer; got {value!r}")
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0; got {value!r}")
         doc["trained_on"] = {"targets": int(n_targets), "nontargets": int(n_nontargets)}
     with atomic_write(path) as f:
         json.dump(doc, f, indent=1)
@@ -114,10 +126,7 @@ def load_calibration(path) -> LinearCalibration:
     coef = doc.get("coef")
     if not isinstance(coef, list) or len(coef) != 1:
         raise ValueError(f"{path}: coef must be a list of one number (one system)")
-    w = _finite(coef[0], path, "coef[0]")
-    if w <= 0:
-        raise ValueError(f"{path}: coef[0] must be positive (a calibration keeps the order of "
-                         "scores)")
+    w = _finite(coef[0], path, "coef[0]")  # < 0 for a distance: save_calibration writes it
     prior = _finite(doc.get("prior"), path, "prior")
     if not 0.0 < prior < 1.0:
         raise ValueError(f"{path}: prior must be in (0, 1)")
