@@ -83,7 +83,8 @@ def test_key_labels_unlabelled_dev(files):
 
 
 def test_round_trip_library(tmp_path):
-    cal = LinearCalibration(prior=0.3).fit(np.array([0.0, 1, 2, 3, 1.5, 0.5]),
+    # a target (0.8) below a non-target (1): separated scores would warn
+    cal = LinearCalibration(prior=0.3).fit(np.array([0.0, 1, 2, 3, 0.8, 0.5]),
                                            np.array([0, 0, 1, 1, 1, 0]))
     save_calibration(cal, tmp_path / "c.json")
     back = load_calibration(tmp_path / "c.json")

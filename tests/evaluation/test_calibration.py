@@ -7,6 +7,7 @@ import pytest
 from sklearn.base import clone
 
 from emkit.calibration import LinearCalibration, cllr, min_cllr, trial_labels
+from emkit.metrics import act_dcf
 
 LOG2 = np.log(2.0)
 
@@ -112,11 +113,70 @@ def test_bad_input():
         LinearCalibration(prior=1.5).fit(s, s > 2)
     with pytest.raises(ValueError, match="NaN"):
         LinearCalibration().fit(np.r_[s[:5], np.nan], s > 2)
-    cal = LinearCalibration().fit(np.column_stack([s, s ** 2]), s > 2)
+    with pytest.warns(UserWarning, match="perfectly separated"):
+        cal = LinearCalibration().fit(np.column_stack([s, s ** 2]), s > 2)
     with pytest.raises(ValueError, match=re.escape("scores must have 2 column(s)")):
         cal.transform(np.zeros((3, 3)))
     with pytest.raises(AttributeError, match="not fitted"):
         LinearCalibration().transform(s)
+    with pytest.raises(ValueError, match=r"^C must be a finite number > 0; got 0$"):
+        LinearCalibration(C=0).fit(s, s > 2)
     with pytest.raises(TypeError, match=r"^y must hold booleans or 0/1 \(1 = target trial\); "
                                         r"got dtype <U"):
         LinearCalibration().fit(s, ["target", "nontarget"] * 3)
+
+
+def _objective(X, y, prior, C=1e6):
+    """BOSARIS's prior-weighted cross-entropy of ``llr = X w + b`` plus the stated penalty
+    ``|w * std(X)|^2 / (2 C n)``, and its gradient, written out."""
+    n, lo, sd = y.size, np.log(prior / (1 - prior)), X.std(axis=0)
+    tar, non = X[y], X[~y]
+
+    def f(p):
+        w, b = p[:-1], p[-1]
+        return (prior * np.mean(np.logaddexp(0, -(tar @ w + b + lo)))
+                + (1 - prior) * np.mean(np.logaddexp(0, non @ w + b + lo))
+                + np.sum((w * sd) ** 2) / (2 * C * n))
+
+    def grad(p):
+        w, b = p[:-1], p[-1]
+        gt = -prior / (1 + np.exp(tar @ w + b + lo)) / len(tar)
+        gn = (1 - prior) / (1 + np.exp(-(non @ w + b + lo))) / len(non)
+        return np.r_[tar.T @ gt + non.T @ gn + w * sd ** 2 / (C * n), gt.sum() + gn.sum()]
+
+    return f, grad
+
+
+@pytest.mark.parametrize("prior,n_systems", [(0.5, 1), (0.1, 3), (0.01, 1)])
+def test_fit_reaches_the_optimum_of_its_objective(prior, n_systems):
+    # before: scikit-learn's default tol stopped L-BFGS with a gradient of 5e-4, 0.1-2.4 % off
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(1)
+    y = np.r_[np.ones(300, bool), np.zeros(2000, bool)]
+    X = np.r_[rng.normal(2, 1.5, (300, n_systems)), rng.normal(-1, 1.0, (2000, n_systems))] * 7 + 3
+    cal = LinearCalibration(prior=prior).fit(X if n_systems > 1 else X[:, 0], y)
+    f, grad = _objective(X, y, prior)
+    got = np.r_[cal.coef_, cal.intercept_]
+    assert np.abs(grad(got)).max() < 1e-12
+    best = minimize(f, np.zeros(n_systems + 1), jac=grad, method="BFGS",
+                    options=dict(gtol=1e-13, maxiter=10000)).x
+    np.testing.assert_allclose(got, best, rtol=1e-8)
+    if prior == 0.01:  # the audit's figures (the unregularised optimum: 0.6595 and 0.40886)
+        llr = cal.transform(X[:, 0])
+        assert act_dcf(llr[y], llr[~y], 0.01) == pytest.approx(0.6595, abs=5e-5)
+        assert cllr(llr[y], llr[~y]) == pytest.approx(0.408863, abs=1e-6)
+
+
+def test_separated_scores_give_the_stated_regularised_optimum_and_a_warning():
+    # the objective alone has no minimum here; before, the slope was where L-BFGS stopped
+    X = np.r_[np.linspace(1, 2, 50), np.linspace(-2, -1, 50)]
+    y = np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    with pytest.warns(UserWarning, match=r"perfectly separated.*regularisation C=1e\+06"):
+        cal = LinearCalibration().fit(X, y)
+    _, grad = _objective(X[:, None], y, 0.5)
+    assert np.abs(grad(np.r_[cal.coef_, cal.intercept_])).max() < 1e-13
+    assert cal.coef_[0] == pytest.approx(12.667070, rel=1e-6) and abs(cal.intercept_) < 1e-12
+    with pytest.warns(UserWarning, match="perfectly separated"):
+        big = LinearCalibration().fit(X * 1e6 + 3e6, y)
+    np.testing.assert_allclose(big.transform(X * 1e6 + 3e6), cal.transform(X), atol=1e-8)
