@@ -112,9 +112,16 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
         if X.ndim == 1:
             X = X[None, :]
     else:
-        X = check_array(X, accept_sparse=False, dtype="numeric", ensure_2d=ensure_2d, allow_nd=False,
-                        ensure_min_samples=0 if allow_empty else 1, ensure_all_finite=True,
-                        input_name=name)
+        try:
+            X = check_array(X, accept_sparse=False, dtype="numeric", ensure_2d=ensure_2d, allow_nd=False,
+                            ensure_min_samples=0 if allow_empty else 1, ensure_all_finite=True,
+                            input_name=name)
+        except ValueError:
+            # scikit-learn's dimension errors name neither the argument nor the shape received
+            problem = _shape_problem(X)
+            if problem is None:
+                raise
+            raise ValueError(f"{name} must be a 2-D (n_samples, n_features) array; got {problem}") from None
         if X.ndim == 0:
             raise ValueError(f"{name} must be an array of samples; got the scalar {X!r}. Reshape your data "
                              "to (n_samples, n_features).")
@@ -153,7 +160,7 @@ def _check_dask_frames(X, name: str, *, allow_empty: bool, ensure_2d: bool, know
             )
         X = X[None, :]
     if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got a {X.ndim}-D dask array")
+        raise ValueError(f"{name} must be a 2-D (n_samples, n_features) array; got a dask array of shape {X.shape}")
     unknown_rows = any(np.isnan(c) for c in X.chunks[0])
     if any(np.isnan(c) for c in X.chunks[1]) or (known_rows and unknown_rows):
         # e.g. ``X[mask]``: one pass over the input finds the chunk sizes
@@ -193,6 +200,25 @@ def check_block(block, name: str, block_info=None, first_row=None) -> None:
     else:
         where = f"at index {tuple(bad)} of one of its dask chunks"
     raise ValueError(f"Input {name} contains {kind} ({where})")
+
+
+def _shape_problem(X) -> str | None:
+    """What is wrong with the shape of an input that is not (n_samples, n_features), or None."""
+    if isinstance(X, (list, tuple)):
+        try:
+            shapes = [np.shape(x) for x in X]
+        except ValueError:  # an element is itself ragged
+            return f"a list of {len(X)} ragged elements"
+        if len(set(shapes)) > 1:
+            shown = ", ".join(str(s) for s in shapes[:4]) + (", ..." if len(shapes) > 4 else "")
+            return f"a list of arrays of different lengths: shapes {shown}"
+        if shapes and len(shapes[0]) >= 2:
+            return f"shape {(len(X),) + shapes[0]} (a list of {len(X)} arrays of shape {shapes[0]})"
+        return None
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) > 2:
+        return f"shape {tuple(shape)}"
+    return None
 
 
 def _is_plain_float_matrix(X, ensure_2d: bool, allow_empty: bool) -> bool:

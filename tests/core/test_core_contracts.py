@@ -185,3 +185,29 @@ def test_small_products_limits_blas_to_one_thread_and_restores_it():
     with small_products():
         assert all(n == 1 for n in blas_threads())
     assert blas_threads() == before
+
+
+_rng = np.random.default_rng(0)
+_X3 = _rng.normal(size=(4, 30, 3))
+_Z = _rng.normal(size=(40, 3))
+_y = np.repeat(np.arange(8), 5)
+
+
+@pytest.mark.parametrize("fit", [
+    lambda X: emkit.GMMMachine(2).fit(X),
+    lambda X: emkit.KMeansMachine(2).fit(X),
+    lambda X: emkit.Whitening().fit(X),
+    lambda X: emkit.PLDA().fit(X, _y[:len(X)]),
+    lambda X: emkit.PLDA().fit(_Z, _y).enroll(X),
+], ids=["gmm", "kmeans", "whitening", "plda-fit", "plda-enroll"])
+def test_inputs_of_the_wrong_shape_name_the_argument_and_the_expected_shape(fit):
+    expected = re.escape("X must be a 2-D (n_samples, n_features) array; got ")
+    with pytest.raises(ValueError, match=expected + re.escape("shape (4, 30, 3)")):
+        fit(_X3)
+    with pytest.raises(ValueError, match=expected + re.escape("shape (4, 30, 3) (a list of 4 arrays")):
+        fit(list(_X3))
+    with pytest.raises(ValueError, match=expected + re.escape(
+            "a list of arrays of different lengths: shapes (30, 3), (20, 3)")):
+        fit([_X3[0], _X3[1, :20]])
+    # lists of rows and 2-D arrays stay accepted
+    fit(_Z.tolist())
