@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
+from _parity import DATA
 from cli_support import PROBES, no_leftovers, one_line_error, run
 
 
@@ -167,6 +168,14 @@ def test_corrupt_or_wrong_model_files_are_named(machines, tmp_path):
     result = run("train-isv", d / "train.scp", "--ubm", d / "g_isv.h5", "--labels", d / "utt2spk",
                  "-o", tmp_path / "i.h5", ok=False)
     one_line_error(result, 1, "g_isv.h5 holds an ISVMachine, not a UBM")
+    # the reference's MAP file holds no UBM: advice a command-line user can follow
+    ref_map = DATA / "gmm" / "ref_gmm_map.h5"
+    for result in (run(*enroll, "-m", ref_map, ok=False),
+                   run("train-isv", d / "train.scp", "--ubm", ref_map, "--labels", d / "utt2spk",
+                       "-o", tmp_path / "i.h5", ok=False)):
+        one_line_error(result, 1, f"{ref_map} holds a MAP-adapted GMM (a speaker model) without its "
+                       "UBM, not a UBM: give the UBM file it was adapted from")
+        assert "ubm=" not in result.stderr
     no_leftovers(tmp_path, "m.h5", "s.txt", "i.h5")
 
 

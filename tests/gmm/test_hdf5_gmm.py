@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 from _parity import DATA, assert_parity
 
+import emkit.io
 from emkit.gmm import GMMMachine
+from emkit.io import InvalidFileError
 from emkit.stats import GMMStats
 
 HERE = DATA / "gmm"
@@ -86,9 +88,13 @@ def test_reference_map_machine_loads_as_map_with_its_ubm():
     assert [m.update_means, m.update_variances, m.update_weights] == list(REF["map__flags"])
     assert m.max_fitting_steps == int(REF["map__max_fitting_steps"])
     assert str(REF["map__reference_reloads_as"]) == "ml"  # the reference lost the trainer (quirk 3)
-    # the reference's file holds no prior: loading a MAP machine needs one
-    with pytest.raises(ValueError, match="ubm"):
-        GMMMachine.from_hdf5(path)
+    # the reference's file holds no prior: loading a MAP machine needs one, which emkit.io.load
+    # cannot take
+    for load in (GMMMachine.from_hdf5, emkit.io.load):
+        with pytest.raises(InvalidFileError) as info:
+            load(path)
+        assert str(info.value) == (f"{path}: a MAP GMMMachine without its UBM (a bob.learn.em file); "
+                                   "load it with GMMMachine.from_hdf5(path, ubm=UBM)")
 
 
 def test_reference_stats_load():

@@ -12,6 +12,7 @@ from ._app import _one_line, lazy_module
 
 ex = lazy_module("emkit.experiment")
 fe = lazy_module("emkit.io.untrusted")
+gmm_io = lazy_module("emkit.io.gmm")
 
 
 def plural(n: int, word: str) -> str:
@@ -53,6 +54,9 @@ def _load_machine(path):
                               "or i-vector file (from the train-* commands)")
     try:
         return ex.load_machine(path)
+    except gmm_io.MAPWithoutUBMError:
+        raise fe.FeatureError(f"{path} holds a MAP-adapted GMM (a speaker model) without its UBM, "
+                              "not a UBM: give the UBM file it was adapted from") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise _unreadable(path, exc) from None
 

@@ -25,6 +25,10 @@ REFERENCE_MODULE = "bob.learn.em"
 FORMAT_VERSION = 1
 
 
+class MAPWithoutUBMError(InvalidFileError):
+    """A MAP machine's file holds no UBM (the reference saved none) and none was given."""
+
+
 def _writer_class(name: str) -> str:
     # the reference compares this attribute with str(cls) of its own classes
     return f"<class '{REFERENCE_MODULE}.{name}'>"
@@ -227,7 +231,11 @@ def _read_current(f, cls, ubm):
         check_values(f, "ubm", np.shape(ubm.means) == means.shape,
                      f"must be a UBM of the machine's shape {means.shape}")
     if trainer == "map" and ubm is None:
-        raise ValueError("The UBM is needed when loading a MAP machine (pass ubm=...).")
+        if f.name != "/":
+            raise MAPWithoutUBMError(f"{filename(f)}: group {f.name!r} holds a MAP GMMMachine "
+                                     "without its UBM")
+        raise MAPWithoutUBMError(f"{filename(f)}: a MAP GMMMachine without its UBM (a bob.learn.em "
+                                 "file); load it with GMMMachine.from_hdf5(path, ubm=UBM)")
     steps = read_scalar(f, "max_fitting_steps", "int")
     threshold = _nan_as_none(read_scalar(f, "convergence_threshold", "float", required=False,
                                          default=np.float64(1e-5), low=0.0, allow_nan=True))
