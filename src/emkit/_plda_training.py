@@ -7,7 +7,7 @@ import numpy as np
 
 from ._backend import map_reduce
 from ._kernels import plda as kp
-from ._validation import check_random_state
+from ._validation import check_random_state, is_dask_collection
 
 __all__ = ["encode_labels", "check_within_class_samples", "class_statistics", "initial_parameters",
            "within_covariance"]
@@ -16,8 +16,11 @@ __all__ = ["encode_labels", "check_within_class_samples", "class_statistics", "i
 def encode_labels(y, n_samples: int, name: str = "y"):
     """Integer codes (N,) and the list of distinct labels, in order of first appearance.
 
-    Labels may be of any hashable type (str, int, tuples, ...).
+    Labels may be of any hashable type (str, int, tuples, ...).  Dask labels are computed, as
+    :class:`emkit.WCCN` computes them (one small array).
     """
+    if is_dask_collection(y):
+        y = y.compute()
     if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype != object:
         if len(y) != n_samples:
             raise ValueError(f"{name} must have one label per sample ({n_samples}); got {len(y)} labels")

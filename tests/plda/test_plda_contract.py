@@ -129,3 +129,18 @@ def test_plda_module_leaves_blas_threads_to_the_backend():
 
     source = inspect.getsource(emkit.plda)
     assert "single_threaded_blas" not in source and "threadpoolctl" not in source
+
+
+def test_dask_labels_give_the_numpy_labels_results(data):
+    import dask.array as da
+
+    X, y = data
+    yd = da.from_array(y, chunks=25)
+    for Xs in (X, da.from_array(X, chunks=25)):
+        got, want = PLDA(dim_f=2, dim_g=2).fit(Xs, yd), PLDA(dim_f=2, dim_g=2).fit(X, y)
+        np.testing.assert_allclose(got.log_likelihood_, want.log_likelihood_, rtol=1e-12)
+        np.testing.assert_allclose(got.F_, want.F_, rtol=1e-10, atol=1e-12)
+    assert got.log_likelihood(X, yd) == pytest.approx(want.log_likelihood(X, y), rel=1e-12)
+    enrolled, expected = want.enroll(X, yd), want.enroll(X, y)
+    np.testing.assert_array_equal(enrolled.means, expected.means)
+    assert list(enrolled.labels) == list(expected.labels) == list(range(20))
