@@ -193,7 +193,7 @@ def test_output_that_is_an_input_is_refused(files):
 def test_unlabelled_dev_without_key_exits_1(files):
     scores(files / "nolab.txt", 0, labels=False)
     one_line_error(run("--train", files / "nolab.txt", "--save", files / "x.json"), 1,
-                   "nolab.txt", "no label column")
+                   "nolab.txt", "no label column", "give --key TRIALS")
     no_leftovers(files, "x.json")
 
 

@@ -49,8 +49,9 @@ def labelled_scores(scores_path, key_path=None):
                                "missing)")
         labels = np.array([lookup[t] for t in zip(trials.models, trials.probes, strict=True)])
     if labels is None:
-        raise FeatureError(f"{os.fspath(scores_path)}: the scores have no label column; give a "
-                           "key (trial list with target/nontarget labels)")
+        raise FeatureError(f"{os.fspath(scores_path)}: the scores have no label column; give "
+                           "--key TRIALS (key_path in Python): a trial list with target/nontarget "
+                           "labels")
     return trials, values, np.asarray(labels, dtype=bool)
 
 
