@@ -299,7 +299,7 @@ def _read_extra(f, path) -> dict:
 
 def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phase: int = 0,
                  state_shapes: dict | None = None, warn_not_converged: bool = True,
-                 **run_em_kwargs):
+                 not_converged_advice: str | None = None, **run_em_kwargs):
     """Run :func:`emkit._em.run_em`, resuming from and saving to ``estimator.checkpoint`` (a path or None).
 
     ``X`` and the labels ``y`` (if any; or a :class:`TrainingInput` of both) are the training input,
@@ -315,7 +315,8 @@ def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phas
     The one EM contract of every iterative estimator: the estimator sets ``n_iter_`` and
     ``converged_`` from the returned :class:`~emkit._em.EMResult`, and a run that stops at
     ``max_iterations`` with a ``convergence_threshold`` set warns
-    :class:`sklearn.exceptions.ConvergenceWarning` (unless ``warn_not_converged`` is False).
+    :class:`sklearn.exceptions.ConvergenceWarning` (unless ``warn_not_converged`` is False), whose
+    advice ``not_converged_advice`` names the estimator's own parameters.
     """
     from ._backend._worker_heap import tuned_worker_heaps
 
@@ -324,11 +325,11 @@ def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phas
                                 state_shapes, run_em_kwargs)
     if warn_not_converged:
         warn_if_not_converged(result, run_em_kwargs.get("name", type(estimator).__name__),
-                              run_em_kwargs.get("convergence_threshold"))
+                              run_em_kwargs.get("convergence_threshold"), not_converged_advice)
     return result
 
 
-def warn_if_not_converged(result, name: str, threshold) -> None:
+def warn_if_not_converged(result, name: str, threshold, advice: str | None = None) -> None:
     """Warn :class:`~sklearn.exceptions.ConvergenceWarning` when a run with a convergence threshold
     stopped at its iteration cap.  A single iteration is never tested for convergence (the first
     value has nothing to compare with), so capping at one, as one-pass MAP enrolment does, is a
@@ -340,7 +341,7 @@ def warn_if_not_converged(result, name: str, threshold) -> None:
     from sklearn.exceptions import ConvergenceWarning
 
     warnings.warn(f"{name} did not converge in {result.n_iter} iterations (relative change above "
-                  f"{threshold}); raise the maximum number of iterations or the threshold",
+                  f"{threshold}); {advice or 'raise the maximum number of iterations or the threshold'}",
                   ConvergenceWarning, stacklevel=4)
 
 

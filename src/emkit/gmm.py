@@ -56,9 +56,12 @@ class GMMMachine(BaseEstimator):
     random_state : int, None, RandomState or Generator
         Seeds the default k-means initialisation.
     weights : array (C,) or None
-        Initial weights (default: uniform, or the UBM's).
+        Initial weights (default: uniform, or the UBM's).  As in the reference, the k-means start
+        of an ML ``fit`` (no ``ubm``, no means set) replaces them by the cluster proportions.
     k_means_trainer : KMeansMachine or None
-        Used (and fitted in place) instead of ``KMeansMachine(C, random_state=random_state)``.
+        Used (and fitted in place) instead of ``KMeansMachine(C, random_state=random_state)``
+        (``max_iter=20``); if k-means warns that it did not converge, pass one with a larger
+        ``max_iter``.
     update_means, update_variances, update_weights : bool
         Which parameters the M-step updates (default: means only, for ML and MAP alike).
     mean_var_update_threshold : float
@@ -92,8 +95,10 @@ class GMMMachine(BaseEstimator):
     weights, log_weights, g_norms : ndarray (C,)
     variance_thresholds : float, ndarray (D,) or (C, D)
         Variances are floored at these values whenever they are assigned.
-    n_iter_ : int
-        EM iterations run by the last ``fit``.
+    n_iter_ : int, converged_ : bool
+        EM iterations run by the last ``fit``, and whether ``convergence_threshold`` stopped it.
+    n_features_in_ : int
+        Number of features D seen by ``fit``.
     """
 
     def __init__(self, n_gaussians: int, trainer: str = "ml", ubm: "GMMMachine | None" = None,
@@ -255,12 +260,8 @@ class GMMMachine(BaseEstimator):
     def is_similar_to(self, other, rtol=1e-5, atol=1e-8) -> bool:
         """True when means, variances, variance thresholds and weights agree (``np.allclose``)."""
         try:
-            return bool(
-                np.allclose(self.means, other.means, rtol=rtol, atol=atol)
-                and np.allclose(self.variances, other.variances, rtol=rtol, atol=atol)
-                and np.allclose(self.variance_thresholds, other.variance_thresholds, rtol=rtol, atol=atol)
-                and np.allclose(self.weights, other.weights, rtol=rtol, atol=atol)
-            )
+            return all(np.allclose(getattr(self, name), getattr(other, name), rtol=rtol, atol=atol)
+                       for name in ("means", "variances", "variance_thresholds", "weights"))
         except ValueError:  # unset parameters or different shapes
             return False
 

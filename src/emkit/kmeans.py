@@ -96,6 +96,11 @@ def m_step(stats, n_samples, means=None):
     return centroids, total / n_samples
 
 
+#: GMMMachine's default k-means start warns too, where the user set no k-means parameter
+_NOT_CONVERGED_ADVICE = ("raise max_iter or convergence_threshold (GMMMachine's k-means start: "
+                         "pass k_means_trainer=KMeansMachine(n_gaussians, max_iter=...))")
+
+
 def _block_rows() -> int:
     return get_config()["block_rows"] or kk.DEFAULT_BLOCK_ROWS
 
@@ -123,8 +128,9 @@ class KMeansMachine(BaseEstimator):
     init_method : {"k-means||", "k-means++", "random"} or ndarray (K, D)
         How the centroids start.  ``"k-means||"`` is emkit's scalable k-means++ (about
         ``oversampling_factor * K`` candidates per round, ``init_max_iter`` rounds, then a weighted
-        reclustering of the candidates); ``"random"`` takes K distinct rows.  An array is used as
-        given (copied).
+        reclustering of the candidates); ``"random"`` takes K rows drawn without replacement
+        (distinct indices: data with repeated rows can still give equal centroids).  An array is
+        used as given (copied).
     convergence_threshold : float or None
         Stop when the relative change of the average squared distance to the nearest centroid
         is at most this; ``None`` runs ``max_iter`` iterations.
@@ -150,6 +156,11 @@ class KMeansMachine(BaseEstimator):
         iteration (before its update).
     n_iter_ : int
         Number of Lloyd iterations run by the last ``fit``.
+    converged_ : bool
+        Whether the last ``fit`` stopped at ``convergence_threshold`` (False when it stopped at
+        ``max_iter``).
+    n_features_in_ : int
+        Number of features D seen by ``fit``.
 
     Empty clusters: after an update, a cluster that received no sample is moved onto the sample
     farthest from its centroid (the next farthest for the next empty cluster, and so on), so a
@@ -294,7 +305,8 @@ class KMeansMachine(BaseEstimator):
                                   state_shapes={"centroids": (self.n_clusters, X.shape[1])},
                                   e_step=e_step, m_step=m_step, max_iterations=self.max_iter,
                                   convergence_threshold=self.convergence_threshold,
-                                  name="k-means", quantity="average squared distance")
+                                  name="k-means", quantity="average squared distance",
+                                  not_converged_advice=_NOT_CONVERGED_ADVICE)
         if result.history:
             self.average_min_distance = result.history[-1]
         self.n_features_in_ = X.shape[1]

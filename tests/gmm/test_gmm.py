@@ -1,6 +1,7 @@
 """GMMMachine behaviour: EM invariants, numpy/dask equivalence, the float32 opt-in, bad input."""
 
 import logging
+import re
 
 import dask.array as da
 import numpy as np
@@ -259,6 +260,17 @@ def test_converged_is_true_when_the_threshold_stops_training_and_false_at_the_ca
     assert capped.converged_ is False and capped.n_iter_ == 2
 
 
+def test_the_default_k_means_start_that_does_not_converge_names_a_parameter_of_gmmmachine():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = np.random.default_rng(0).uniform(size=(1500, 2))  # 16 k-means clusters need > 20 iterations
+    with pytest.warns(ConvergenceWarning, match=re.escape(
+            "k-means did not converge in 20 iterations (relative change above 1e-05); raise max_iter "
+            "or convergence_threshold (GMMMachine's k-means start: pass "
+            "k_means_trainer=KMeansMachine(n_gaussians, max_iter=...))")):
+        GMMMachine(16, max_fitting_steps=1).fit(X)
+
+
 def test_parameters_are_read_only_copies_and_the_variance_floor_applies_on_assignment():
     means = np.array([[0.0, 1.0], [2.0, 3.0]])
     m = GMMMachine(2)
@@ -314,3 +326,15 @@ def test_pickle_and_load_drop_the_cached_constants(tmp_path):
     b.save(tmp_path / "b.h5")
     a.load(tmp_path / "b.h5")  # a's cached constants were a's: they must go
     np.testing.assert_array_equal(a.log_likelihood(X), b.log_likelihood(X))
+
+
+@pytest.mark.parametrize("cls", [GMMMachine, KMeansMachine])
+def test_every_attribute_fit_sets_is_documented(cls):
+    import inspect
+
+    fitted = cls(2, random_state=0).fit(np.random.default_rng(0).normal(size=(40, 3)))
+    doc = inspect.getdoc(cls)
+    attributes = doc[doc.index("Attributes\n"):]
+    missing = [name for name in vars(fitted) if name.endswith("_") and not name.startswith("_")
+               and not re.search(rf"\b{name}\W", attributes)]
+    assert not missing, missing
