@@ -90,3 +90,23 @@ def test_gmm_weights_parameter_is_the_constructor_argument_not_the_fitted_weight
     assert gmm2.get_params()["weights"] is init
     np.testing.assert_array_equal(gmm2.weights, init)
     assert "weights=array" in repr(gmm2)
+
+
+def _estimator_classes():
+    import emkit
+    from emkit.factor_analysis import ISVMachine, JFAMachine
+    from emkit.ivector import IVectorMachine
+
+    return [GMMMachine, KMeansMachine, ISVMachine, JFAMachine, IVectorMachine, emkit.PLDA,
+            emkit.WCCN, emkit.Whitening, emkit.LinearCalibration]
+
+
+@pytest.mark.parametrize("cls", _estimator_classes(), ids=lambda cls: cls.__name__)
+def test_every_constructor_argument_is_in_the_parameters_section(cls):
+    import inspect
+
+    doc = inspect.getdoc(cls)
+    section = doc.split("Parameters\n----------\n", 1)[1].split("\n\n")[0] if "----------" in doc else ""
+    documented = {name.strip() for line in section.splitlines() if line[:1].strip() and " : " in line
+                  for name in line.split(" : ")[0].split(",")}
+    assert set(inspect.signature(cls).parameters) <= documented, documented

@@ -56,6 +56,9 @@ class FactorAnalysisBase(BaseEstimator):
         The UBM; trained by ``fit_using_array`` when it is untrained (or None, from ``ubm_kwargs``).
     ubm_kwargs : dict or None
         Arguments of the ``GMMMachine`` created when ``ubm`` is None.
+    checkpoint : path or None
+        Resumable training (see :class:`emkit.GMMMachine`): U (ISV), or U, V, D and the training
+        phase (JFA), saved after every iteration.
 
     Attributes
     ----------

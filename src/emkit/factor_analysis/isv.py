@@ -27,6 +27,28 @@ class ISVMachine(FactorAnalysisBase):
     Differences from bob.learn.em 3.3.1 besides those of the module docstring: ``transform``
     works (the reference's raised for every input); ``enroll`` returns (1, CD) as the reference;
     ``score_matrix`` scores many models against many probes at once.
+
+    Parameters
+    ----------
+    r_U : int
+        Rank of the session subspace U (>= 1).
+    em_iterations : int
+        EM iterations (a fixed number, as the reference).
+    relevance_factor : float
+        D starts at ``sqrt(variance_supervector / relevance_factor)``.
+    random_state : int, None, numpy RandomState or Generator
+        Draws the initial U from N(0, 1) as the reference does (None: numpy's global
+        generator, as the reference).
+    ubm : GMMMachine or None
+        The UBM; trained by ``fit_using_array`` when it is untrained (or None, from ``ubm_kwargs``).
+    ubm_kwargs : dict or None
+        Arguments of the ``GMMMachine`` created when ``ubm`` is None.
+    enroll_iterations : int
+        Iterations of the latent-variable updates in ``enroll`` (>= 1).
+    checkpoint : path or None
+        Resumable training (see :class:`emkit.GMMMachine`): U, saved after every iteration.
+
+    Details: :class:`FactorAnalysisBase`.
     """
 
     def __init__(self, r_U, em_iterations=10, relevance_factor=4.0, random_state=0, ubm=None,

@@ -26,6 +26,31 @@ class JFAMachine(FactorAnalysisBase):
     ``enroll`` centres the statistics on ``m + D z`` (the reference used ``m - D z``; it matters
     only with ``enroll_iterations > 1``); a D entry whose accumulator is zero keeps its value
     (the reference divided 0 by 0); ``score_matrix`` scores many models against many probes.
+
+    Parameters
+    ----------
+    r_U : int
+        Rank of the session subspace U (>= 1).
+    r_V : int
+        Rank of the class subspace V (>= 1).
+    em_iterations : int
+        EM iterations of each of the V, U and D phases (a fixed number, as the reference).
+    relevance_factor : float
+        D starts at ``sqrt(variance_supervector / relevance_factor)``.
+    random_state : int, None, numpy RandomState or Generator
+        Draws the initial U, then V, from N(0, 1) as the reference does (None: numpy's global
+        generator, as the reference).
+    ubm : GMMMachine or None
+        The UBM; trained by ``fit_using_array`` when it is untrained (or None, from ``ubm_kwargs``).
+    ubm_kwargs : dict or None
+        Arguments of the ``GMMMachine`` created when ``ubm`` is None.
+    enroll_iterations : int
+        Iterations of the latent-variable updates in ``enroll`` (>= 1).
+    checkpoint : path or None
+        Resumable training (see :class:`emkit.GMMMachine`): U, V, D and the training phase,
+        saved after every iteration.
+
+    Details: :class:`FactorAnalysisBase`.
     """
 
     _has_V = True
