@@ -253,3 +253,26 @@ def test_package_imports_without_the_audio_extra(monkeypatch, tmp_path):
     path.write_bytes(b"RIFF")
     with pytest.raises(ImportError, match="soundfile"):
         read_audio(path)
+
+
+def _documented(obj) -> set:
+    import inspect
+
+    section = inspect.getdoc(obj).split("Parameters\n----------\n", 1)[1]
+    return {name.strip() for line in section.splitlines() if line[:1].strip()
+            for name in line.split(" : ")[0].split(",")}
+
+
+def test_public_audio_docstrings_document_their_parameters_themselves():
+    import dataclasses
+    import inspect
+
+    import emkit.audio as audio
+
+    for cls in (audio.FeatureConfig, audio.KaldiOptions):
+        assert {f.name for f in dataclasses.fields(cls)} <= _documented(cls), cls
+    assert set(inspect.signature(compute_vad).parameters) <= _documented(compute_vad)
+    for cls in (audio.FeatureConfig, audio.KaldiOptions):
+        assert "(Kaldi's default is 1)" in inspect.getdoc(cls), cls
+    for name in audio.__all__:  # help(emkit.audio) does not show the private modules' docstrings
+        assert "module docstring" not in (inspect.getdoc(getattr(audio, name)) or ""), name

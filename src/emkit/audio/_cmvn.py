@@ -1,14 +1,5 @@
-"""Cepstral mean (and variance) normalisation, per utterance or over a sliding window.
-
-``cmvn``: Kaldi's ``compute-cmvn-stats`` + ``apply-cmvn`` on one utterance: subtract the mean;
-with ``norm_vars``, divide by the standard deviation (variance floored at 1e-20).
-
-``sliding_cmvn``: Kaldi's ``apply-cmvn-sliding``.  The statistics of frame ``t`` come from the
-window ``[t - cmn_window, t]`` (``center=False``; at the start at least the first
-``min_window`` frames, or all of them when fewer) or ``[t - cmn_window // 2, t - cmn_window // 2
-+ cmn_window)`` (``center=True``), shifted to lie inside the utterance and cut to its length.
-With ``norm_vars`` the variance in the window is floored at 1e-10, and a one-frame window gives
-0.  Computed with cumulative sums (no loop over frames), in float64.
+"""Cepstral mean (and variance) normalisation, per utterance (:func:`cmvn`) or over a sliding
+window (:func:`sliding_cmvn`), computed with cumulative sums (no loop over frames) in float64.
 """
 
 from __future__ import annotations
@@ -31,7 +22,11 @@ def _check(features) -> np.ndarray:
 
 
 def cmvn(features: np.ndarray, norm_vars: bool = False) -> np.ndarray:
-    """``(T, D)`` -> ``(T, D)`` float64, normalised with the utterance's own mean (and variance)."""
+    """``(T, D)`` -> ``(T, D)`` float64, normalised with the utterance's own mean (and variance).
+
+    Kaldi's ``compute-cmvn-stats`` + ``apply-cmvn`` on one utterance: subtract the mean; with
+    ``norm_vars``, divide by the standard deviation (variance floored at 1e-20).
+    """
     x = _check(features)
     mean = x.mean(axis=0)
     if not norm_vars:
@@ -64,7 +59,14 @@ def sliding_windows(n_frames: int, cmn_window: int = 600, min_window: int = 100,
 
 def sliding_cmvn(features: np.ndarray, cmn_window: int = 600, min_window: int = 100,
                  center: bool = False, norm_vars: bool = False) -> np.ndarray:
-    """``(T, D)`` -> ``(T, D)`` float64 with Kaldi's ``apply-cmvn-sliding`` (module docstring)."""
+    """``(T, D)`` -> ``(T, D)`` float64 with Kaldi's ``apply-cmvn-sliding``.
+
+    The statistics of frame ``t`` come from the window ``[t - cmn_window, t]`` (``center=False``;
+    at the start at least the first ``min_window`` frames, or all of them when fewer) or
+    ``[t - cmn_window // 2, t - cmn_window // 2 + cmn_window)`` (``center=True``), shifted to lie
+    inside the utterance and cut to its length; windows are in frames.  With ``norm_vars`` the
+    variance in the window is floored at 1e-10, and a one-frame window gives 0.
+    """
     x = _check(features)
     x = x - x.mean(axis=0)  # the result does not change; the cumulative sums lose less precision
     start, end = sliding_windows(x.shape[0], cmn_window, min_window, center)

@@ -30,9 +30,46 @@ WINDOWS = ("povey", "hamming", "hanning", "rectangular", "blackman")
 class KaldiOptions:
     """Frame, mel and cepstral options, named as Kaldi's command-line options.
 
-    ``kind``: ``"mfcc"`` (``num_ceps`` coefficients, the first replaced by the log energy when
-    ``use_energy``) or ``"fbank"`` (``num_mel_bins`` log mel energies, plus a leading log energy
-    column when ``use_energy``).
+    Defaults are Kaldi's (``compute-mfcc-feats`` / ``compute-fbank-feats``) except ``dither``:
+    0 here, so that the same audio always gives the same features (Kaldi's default is 1).
+
+    Parameters
+    ----------
+    kind : {"mfcc", "fbank"}
+        ``"mfcc"``: ``num_ceps`` coefficients, the first replaced by the log energy when
+        ``use_energy``; ``"fbank"``: ``num_mel_bins`` log mel energies, plus a leading log energy
+        column when ``use_energy``.
+    sample_frequency : float
+        Sample rate of the audio, in Hz.
+    frame_length, frame_shift : float
+        Frame length and frame shift, in ms.
+    dither : float
+        Dithering noise (16-bit scale); 0 for reproducible features.
+    preemphasis_coefficient : float
+        Pre-emphasis ``x[t] - c * x[t-1]``.
+    remove_dc_offset : bool
+        Subtract each frame's mean.
+    window_type : {"povey", "hamming", "hanning", "rectangular", "blackman"}
+    round_to_power_of_two : bool
+        Pad each frame to a power of two for the FFT.
+    snip_edges : bool
+        Only frames that fit in the audio (else the number of frames depends on the frame shift
+        only, and the audio is reflected at its ends).
+    num_mel_bins : int
+        Number of mel filters (>= 3).
+    low_freq, high_freq : float
+        Cut-offs of the mel filters, in Hz; ``high_freq <= 0`` is an offset from the Nyquist
+        frequency.
+    num_ceps : int
+        MFCC: number of cepstra (at most ``num_mel_bins``).
+    use_energy : bool or None
+        Log energy as a feature (None: Kaldi's default, True for mfcc and False for fbank).
+    raw_energy : bool
+        The energy of the frame before pre-emphasis and windowing.
+    energy_floor : float
+        Floor on the energy (0: none).
+    cepstral_lifter : float
+        MFCC: liftering coefficient (0: none).
     """
 
     kind: str = "mfcc"
@@ -86,6 +123,7 @@ class KaldiOptions:
         return int(self.sample_frequency * 0.001 * self.frame_length)
 
     def as_dict(self) -> dict:
+        """The options as a ``{name: value}`` dict (``dataclasses.asdict``)."""
         return asdict(self)
 
 

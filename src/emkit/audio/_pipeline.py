@@ -34,14 +34,35 @@ CMVN_MODES = ("none", "utterance", "sliding")
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Everything that decides the features of an utterance (defaults: Kaldi's tools' defaults).
+    """Everything that decides the features of an utterance.
 
-    ``kaldi``: :class:`KaldiOptions` (MFCC/fbank); ``channel``: the channel of multi-channel
-    files (0, the first, by default); ``max_clipped``: the largest fraction of samples at full
-    scale accepted; ``delta_order`` 0 for no deltas; ``vad`` and its ``vad_*`` options
-    (``compute-vad``); ``cmvn`` one of ``none``, ``utterance``, ``sliding`` with ``cmn_window``,
-    ``min_cmn_window``, ``center``, ``norm_vars`` (``apply-cmvn-sliding``; ``norm_vars`` also
-    applies to per-utterance CMVN).
+    Defaults are those of Kaldi's tools, except ``kaldi.dither``: 0 here, so that the same audio
+    always gives the same features (Kaldi's default is 1).
+
+    Parameters
+    ----------
+    kaldi : KaldiOptions
+        MFCC/fbank options (frame length and shift in ms, frequencies in Hz).
+    channel : int
+        The channel of multi-channel files, from 0 (the first, left).
+    max_clipped : float
+        The largest fraction of samples at full scale accepted (1: no check).
+    delta_order, delta_window : int
+        Deltas up to this order (0: none), over ``2 * delta_window + 1`` frames (``add-deltas``).
+    vad : bool
+        Keep only the voiced frames (energy VAD, ``compute-vad``).
+    vad_energy_threshold, vad_energy_mean_scale, vad_frames_context, vad_proportion_threshold
+        The VAD's ``energy_threshold``, ``energy_mean_scale``, ``frames_context`` (frames) and
+        ``proportion_threshold``: see :func:`compute_vad`.
+    cmvn : {"none", "utterance", "sliding"}
+        Mean normalisation: none, per utterance (:func:`cmvn`) or over a sliding window
+        (:func:`sliding_cmvn`, ``apply-cmvn-sliding``).
+    cmn_window, min_cmn_window : int
+        Sliding CMVN window, and its smallest size at the start when not centred, in frames.
+    center : bool
+        Sliding CMVN: the window is centred on the frame (else it ends there).
+    norm_vars : bool
+        Normalise the variances too (per-utterance and sliding CMVN).
     """
 
     kaldi: KaldiOptions = field(default_factory=KaldiOptions)

@@ -94,9 +94,17 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int = 0, start: float
     """The samples of one channel of ``path`` as a float64 ``(n_samples,)`` array (16-bit scale).
 
     ``start``/``end`` (seconds; ``end`` None or negative: to the end) cut a segment, as Kaldi's
-    ``segments`` file does; a segment may end at most 0.5 s after the recording.  Raises
-    ``FileNotFoundError`` for a missing file and :class:`AudioError` for the cases of the module
-    docstring.
+    ``segments`` file does; a segment may end at most 0.5 s after the recording.  Samples are
+    float64 in the 16-bit integer range (``-32768 .. 32767``, what Kaldi reads from a 16-bit
+    wav, whatever the file's sample format), so energies and the VAD threshold mean what they
+    mean in Kaldi.  ``channel`` (0-based; 0, the first or left channel, as Kaldi) picks one
+    channel; only that channel is kept in memory.
+
+    Raises ``FileNotFoundError`` for a missing file and :class:`AudioError`, naming the file, for
+    a sample rate other than ``sample_rate`` (resample it first: no silent resampling, as Kaldi's
+    ``compute-mfcc-feats``), a channel the file does not have, a file libsndfile cannot read, no
+    sample, NaN or infinite samples, only digital silence, or more than ``max_clipped`` (a
+    fraction) of the samples at full scale.
     """
     path = os.fspath(path)
     try:

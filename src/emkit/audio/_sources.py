@@ -1,18 +1,5 @@
-"""What to compute features of: audio files, directories of them, Kaldi data directories.
-
-* A file (``.wav``, ``.flac`` or anything libsndfile reads): one utterance named after the file
-  (``spk1_utt3.wav`` -> ``spk1_utt3``).
-* A directory without ``wav.scp``: every ``.wav``/``.flac`` file under it (recursively, sorted).
-* A Kaldi data directory (one holding ``wav.scp``): ``wav.scp`` lines ``recording-id path``;
-  the optional ``segments`` (``utterance-id recording-id start end``, seconds, ``end`` -1 for the
-  end of the recording) cuts utterances out of the recordings; the optional ``utt2spk`` gives
-  their speakers and must list every utterance.  Relative paths are taken from the data
-  directory, else from the current directory.  Piped commands (``cmd |``) and archive offsets
-  are refused and never executed.
-
-Utterance ids must be unique, usable as file names (no ``/``, not starting with ``.``) and
-without white space (a Kaldi id).
-"""
+"""What to compute features of: audio files, directories of them, Kaldi data directories (see
+:func:`find_utterances` and :func:`read_data_dir`)."""
 
 from __future__ import annotations
 
@@ -104,7 +91,16 @@ def _segments(path: Path, recordings: dict) -> list:
 
 
 def read_data_dir(data_dir) -> list:
-    """The utterances of a Kaldi data directory (module docstring), in file order."""
+    """The utterances of a Kaldi data directory (one holding ``wav.scp``), in file order.
+
+    ``wav.scp`` lines are ``recording-id path``; the optional ``segments`` (``utterance-id
+    recording-id start end``, seconds, ``end`` -1 for the end of the recording) cuts utterances
+    out of the recordings; the optional ``utt2spk`` gives their speakers and must list every
+    utterance.  Relative paths are taken from the data directory, else from the current
+    directory.  Piped commands (``cmd |``) and archive offsets are refused and never executed.
+    Utterance ids must be unique, usable as file names (no ``/``, not starting with ``.``) and
+    without white space (a Kaldi id).
+    """
     data_dir = Path(data_dir)
     recordings = _wav_scp(data_dir)
     if (data_dir / "segments").is_file():
@@ -132,6 +128,12 @@ def _scan(directory: Path) -> list:
 
 def find_utterances(inputs) -> list:
     """The utterances of audio files, directories and Kaldi data directories, in order.
+
+    ``inputs``: a path or a list of them.  A file (``.wav``, ``.flac`` or anything libsndfile
+    reads) is one utterance named after the file (``spk1_utt3.wav`` -> ``spk1_utt3``); a
+    directory without ``wav.scp``, every ``.wav``/``.flac`` file under it (recursively, sorted);
+    a Kaldi data directory, the utterances :func:`read_data_dir` reads.  Utterance ids must be
+    unique, usable as file names (no ``/``, not starting with ``.``) and without white space.
 
     Raises ``FileNotFoundError`` for a missing input and :class:`AudioError` for an unusable
     one or a repeated or unsafe utterance id.

@@ -22,7 +22,23 @@ def compute_vad(log_energy: np.ndarray, *, energy_threshold: float = 5.0,
                 proportion_threshold: float = 0.6) -> np.ndarray:
     """Boolean ``(T,)`` mask of the voiced frames of a ``(T,)`` log-energy vector.
 
-    Vectorised: counts over the context window come from a cumulative sum.
+    Kaldi's ``compute-vad``, with its defaults; vectorised (counts over the context window come
+    from a cumulative sum).
+
+    Parameters
+    ----------
+    log_energy : array (T,)
+        Log energy of each frame, of 16-bit-scale audio (:func:`emkit.audio.log_energy`).
+    energy_threshold : float
+        A frame is loud when its log energy exceeds ``energy_threshold + energy_mean_scale *
+        mean(log_energy)`` (the mean over the utterance).
+    energy_mean_scale : float >= 0
+        Weight of the utterance's mean log energy in that threshold (0: a fixed threshold).
+    frames_context : int >= 0
+        Frames on each side of frame ``t`` that its decision looks at: the window
+        ``t - frames_context .. t + frames_context``, cut at the utterance's ends.
+    proportion_threshold : float in (0, 1)
+        Frame ``t`` is voiced when at least this fraction of its window is loud.
     """
     e = np.asarray(log_energy, dtype=np.float64)
     if e.ndim != 1:

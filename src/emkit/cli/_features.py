@@ -45,19 +45,25 @@ def _options(f):
         click.option("--delta-order", type=click.IntRange(min=0), default=2, show_default=True,
                      help="Add deltas up to this order (add-deltas); 0: none."),
         click.option("--delta-window", type=click.IntRange(min=1), default=2, show_default=True,
-                     help="Half-width of the delta regression window."),
+                     help="Half-width of the delta regression window, in frames (each order's "
+                          "window spans 2 x this + 1 frames)."),
         click.option("--vad/--no-vad", default=True, show_default=True,
                      help="Keep only the voiced frames (energy VAD, Kaldi's compute-vad)."),
         click.option("--vad-energy-threshold", type=float, default=5.0, show_default=True,
-                     help="compute-vad --vad-energy-threshold."),
+                     help="A frame is loud when its log energy exceeds this + "
+                          "--vad-energy-mean-scale x the utterance's mean log energy "
+                          "(compute-vad's option; 16-bit-scale audio)."),
         click.option("--vad-energy-mean-scale", type=click.FloatRange(min=0), default=0.5,
-                     show_default=True, help="compute-vad --vad-energy-mean-scale."),
+                     show_default=True, help="Weight of the utterance's mean log energy in "
+                     "the loudness threshold (see --vad-energy-threshold; 0: a fixed threshold)."),
         click.option("--vad-frames-context", type=click.IntRange(min=0), default=0,
-                     show_default=True, help="compute-vad --vad-frames-context."),
+                     show_default=True, help="Frames on each side of a frame that its "
+                     "decision looks at (0: the frame alone)."),
         click.option("--vad-proportion-threshold",
                      type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
                      default=0.6, show_default=True,
-                     help="compute-vad --vad-proportion-threshold."),
+                     help="Fraction of that window (the frame and --vad-frames-context frames "
+                          "on each side) that must be loud for the frame to be voiced."),
         click.option("--cmvn", type=click.Choice(["none", "utterance", "sliding"]),
                      default="sliding", show_default=True,
                      help="Mean normalisation: none, per utterance, or sliding window "
@@ -66,7 +72,7 @@ def _options(f):
                      help="Sliding CMVN window, frames."),
         click.option("--min-cmn-window", type=click.IntRange(min=1), default=100,
                      show_default=True, help="Sliding CMVN, not centred: smallest window at "
-                     "the start."),
+                     "the start, in frames."),
         click.option("--center/--no-center", default=False, show_default=True,
                      help="Sliding CMVN: window centred on the frame (else it ends there)."),
         click.option("--norm-vars/--no-norm-vars", default=False, show_default=True,
