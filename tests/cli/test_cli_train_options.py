@@ -210,3 +210,28 @@ def test_cluster_frames_are_scattered_not_embedded_in_the_graph():
             warnings.simplefilter("error")  # dask's "Sending large graph" warning included
             X = frames_for(client, frames)
             assert X.chunks[0][0] == 65536 and float(X.sum().compute()) == pytest.approx(frames.sum())
+
+
+def _help(command, option):
+    from emkit.cli import cli
+
+    return next(p.help for p in cli.commands[command].params if option in p.opts)
+
+
+def test_checkpoint_help_describes_each_commands_own_checkpoint():
+    helps = {c: _help(c, "--checkpoint") for c in ("train-ubm", "train-isv", "train-jfa",
+                                                    "train-ivector")}
+    assert "kmeans" in helps["train-ubm"]
+    assert "(U)" in helps["train-isv"] and "(U, V, D" in helps["train-jfa"]
+    assert "T and sigma" in helps["train-ivector"]
+    for command in ("train-isv", "train-jfa", "train-ivector"):
+        assert "k-means" not in helps[command] and "ubm.ckpt" not in helps[command], command
+
+
+def test_features_help_gives_units_and_meanings():
+    assert "frames" in _help("features", "--delta-window")
+    assert "frames" in _help("features", "--min-cmn-window")
+    for option in ("--vad-energy-threshold", "--vad-energy-mean-scale", "--vad-frames-context",
+                   "--vad-proportion-threshold"):
+        text = _help("features", option)
+        assert not text.startswith("compute-vad") and len(text) > 50, (option, text)

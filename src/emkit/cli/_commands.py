@@ -91,7 +91,9 @@ def _stats(ubm, features: dict, ids, progress, desc="statistics") -> list:
               help="Maximum number of k-means iterations of the initialisation.")
 @seed_option
 @progress_option
-@train_options
+@train_options("the UBM's means, variances and weights",
+               "The k-means initialisation has its own checkpoint next to it (ubm.ckpt.h5: "
+               "ubm.ckpt.kmeans.h5).  ")
 def train_ubm(features, feature_list, output, gaussians, iterations, threshold, kmeans_iterations,
               seed, progress, checkpoint, scheduler, workers):
     """Train a universal background model on all frames of FEATURES.
@@ -160,14 +162,17 @@ def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, c
                f"convergence test) -> {output}")
 
 
-def fa_options(f):
-    f = train_options(progress_option(seed_option(f)))
-    f = click.option("--relevance-factor", type=POSITIVE, default=4.0, show_default=True,
-                     help="Relevance factor r: D = sqrt(UBM variances / r).")(f)
-    f = click.option("--labels", type=InputFile(), required=True,
-                     help="Speaker of each training utterance: 'utterance-id speaker-id' lines "
-                          "(Kaldi utt2spk).  Only listed utterances are used.")(f)
-    return feature_arguments(ubm_option(f))
+def fa_options(state: str):
+    """The options train-isv and train-jfa share (their checkpoint saves ``state``)."""
+    def decorate(f):
+        f = train_options(state)(progress_option(seed_option(f)))
+        f = click.option("--relevance-factor", type=POSITIVE, default=4.0, show_default=True,
+                         help="Relevance factor r: D = sqrt(UBM variances / r).")(f)
+        f = click.option("--labels", type=InputFile(), required=True,
+                         help="Speaker of each training utterance: 'utterance-id speaker-id' "
+                              "lines (Kaldi utt2spk).  Only listed utterances are used.")(f)
+        return feature_arguments(ubm_option(f))
+    return decorate
 
 
 RANK_U = dict(type=click.IntRange(min=1), default=10, show_default=True,
@@ -175,7 +180,7 @@ RANK_U = dict(type=click.IntRange(min=1), default=10, show_default=True,
 
 
 @cli.command("train-isv")
-@fa_options
+@fa_options("U")
 @output_option("The ISV machine to write (HDF5, with its UBM).")
 @click.option("--rank-u", **RANK_U)
 @click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
@@ -194,7 +199,7 @@ def train_isv(features, feature_list, ubm, labels, output, rank_u, iterations, r
 
 
 @cli.command("train-jfa")
-@fa_options
+@fa_options("U, V, D and the phase: V, U or D")
 @output_option("The JFA machine to write (HDF5, with its UBM).")
 @click.option("--rank-u", **RANK_U)
 @click.option("--rank-v", type=click.IntRange(min=1), default=10, show_default=True,
@@ -242,7 +247,7 @@ def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, itera
                    "covariance) [default: two-covariance PLDA, full rank].")
 @seed_option
 @progress_option
-@train_options
+@train_options("the extractor's T and sigma")
 @gselect_options
 def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, plda, lda_dim,
                   plda_dim, seed, progress, checkpoint, scheduler, workers):
