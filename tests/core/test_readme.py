@@ -1,4 +1,5 @@
-"""The README's Python examples run and print what they should (the cluster one needs a grid)."""
+"""The README's Python examples run and print what they should (the cluster one needs a grid), its
+command lines use real options, and the files and names the README and docs/ cite exist."""
 
 import pathlib
 import re
@@ -48,3 +49,25 @@ def test_readme_command_lines_use_real_options_and_consistent_dimensions():
             labels = "--labels" in args  # (file arguments parse to None: the files are not here)
             check_ivector_dims(labels, params["dim"], params["plda"], params["lda_dim"],
                                params["plda_dim"])
+
+
+ROOT = README.parent
+_PATH = re.compile(r"`([A-Za-z0-9_./-]+/[A-Za-z0-9_.-]+\.(?:py|md))`((?:[:,] `[A-Za-z_][A-Za-z0-9_.]*`)*)")
+
+
+def _in_repository(path: str):
+    for base in (ROOT, ROOT / "docs", ROOT / "src", ROOT / "src" / "emkit", ROOT / "tests"):
+        found = (base / path).resolve()
+        if found.is_file() and found.is_relative_to(ROOT.resolve()):
+            return found
+    return None
+
+
+def test_file_paths_and_names_in_the_docs_are_in_the_repository():
+    for doc in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        for path, names in _PATH.findall(doc.read_text()):
+            found = _in_repository(path)
+            assert found is not None, f"{doc.name}: {path} is not in the repository"
+            for name in re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)", names):
+                assert re.search(rf"^(def|class) {name}\b|^{name} = ", found.read_text(), re.M), \
+                    f"{doc.name}: {path} defines no {name}"
