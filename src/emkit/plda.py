@@ -403,6 +403,7 @@ class PLDA(BaseEstimator):
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "PLDA":
+        """A PLDA read from an HDF5 path or open group written by :meth:`save`."""
         from .io._registry import load
 
         return load(hdf5, expected=cls)

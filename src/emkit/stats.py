@@ -226,11 +226,11 @@ class GMMStats:
         return self
 
     def copy(self) -> "GMMStats":
+        """An independent copy (arrays copied, ``log_likelihood`` and ``t`` kept)."""
         out = GMMStats.__new__(GMMStats)
         out.__dict__.update(self.__dict__)
         out.n, out.sum_px, out.sum_pxx = self.n.copy(), self.sum_px.copy(), self.sum_pxx.copy()
-        sh = getattr(self, "_shifted", None)
-        out._shifted = None if sh is None else sh.copy()
+        out._shifted = None if getattr(self, "_shifted", None) is None else self._shifted.copy()
         return out
 
     def __eq__(self, other) -> bool:

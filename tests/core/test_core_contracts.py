@@ -211,3 +211,21 @@ def test_inputs_of_the_wrong_shape_name_the_argument_and_the_expected_shape(fit)
         fit([_X3[0], _X3[1, :20]])
     # lists of rows and 2-D arrays stay accepted
     fit(_Z.tolist())
+
+
+def test_public_functions_document_their_parameters_and_shapes():
+    import inspect
+
+    from emkit import features, metrics, score_norm
+    from emkit.calibration import LinearCalibration
+
+    for method in (emkit.PLDA.from_hdf5, emkit.GMMStats.copy, LinearCalibration.fit_transform):
+        assert inspect.getdoc(method), method
+    for function, names in ((metrics.per_model, ["p_targets", "c_miss", "c_fa"]),
+                            (features.read_trials, ["require_labels"]),
+                            (features.write_scores, ["labels"]),
+                            (score_norm.snorm, ["(n_models, n_probes)", "(n_models, n_cohort)",
+                                                "(n_cohort, n_probes)"]),
+                            (score_norm.adaptive_snorm, ["(n_models, n_probes)"])):
+        doc = inspect.getdoc(function)
+        assert all(name in doc for name in names), function

@@ -187,6 +187,7 @@ class LinearCalibration(TransformerMixin, BaseEstimator):
         return X @ self.coef_ + self.intercept_
 
     def fit_transform(self, scores, y):
+        """``fit(scores, y)``, then the calibrated LLRs of ``scores`` (see :meth:`transform`)."""
         return self.fit(scores, y).transform(scores)
 
     def __sklearn_is_fitted__(self) -> bool:

@@ -277,7 +277,8 @@ def per_model(models, scores, labels, p_targets=(0.01,), c_miss=1.0, c_fa=1.0) -
     ``models`` (n_trials,) the model of each trial, ``scores`` (n_trials,), ``labels``
     (n_trials,) bool or 0/1 (True: target).  One dict per model: ``model``, ``targets`` and
     ``nontargets`` (counts), ``eer`` and ``min_dcf`` (``{p_target: value}``), both None when the
-    model has trials of one class only.
+    model has trials of one class only.  ``p_targets``: the target priors of the minDCFs;
+    ``c_miss``, ``c_fa``: their costs (see :func:`min_dcf`).
     """
     scores = _check_scores(scores, "scores")
     models = np.asarray(models)

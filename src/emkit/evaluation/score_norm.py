@@ -171,7 +171,11 @@ def ztnorm(scores, model_cohort_scores, cohort_probe_scores, cohort_cohort_score
 
 def snorm(scores, model_cohort_scores, cohort_probe_scores, *, ddof: int = 1) -> np.ndarray:
     """Symmetric normalisation: the average of Z-norm and T-norm,
-    ``((s - mean_m) / std_m + (s - mean_p) / std_p) / 2``."""
+    ``((s - mean_m) / std_m + (s - mean_p) / std_p) / 2``.
+
+    ``scores`` (n_models, n_probes); ``model_cohort_scores`` (n_models, n_cohort), the models
+    against the cohort; ``cohort_probe_scores`` (n_cohort, n_probes), the cohort against the
+    probes (the two cohorts may differ in size).  Returns (n_models, n_probes)."""
     return adaptive_snorm(scores, model_cohort_scores, cohort_probe_scores, top_n=None, ddof=ddof)
 
 
@@ -186,7 +190,11 @@ def adaptive_snorm(scores, model_cohort_scores, cohort_probe_scores, top_n: int 
                    ddof: int = 1) -> np.ndarray:
     """Adaptive S-norm (Matejka et al., 2017): S-norm with, for each model (each probe), the
     statistics of its ``top_n`` highest cohort scores only.  ``top_n=None`` uses the whole cohort
-    (plain S-norm); ``top_n`` larger than a cohort uses all of it."""
+    (plain S-norm); ``top_n`` larger than a cohort uses all of it.
+
+    Shapes as :func:`snorm`: ``scores`` (n_models, n_probes), ``model_cohort_scores``
+    (n_models, n_cohort), ``cohort_probe_scores`` (n_cohort, n_probes); returns
+    (n_models, n_probes)."""
     ddof = _check_ddof(ddof)
     if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, numbers.Integral)
                               or top_n <= ddof):

@@ -118,7 +118,9 @@ def _check_repeat(seen: dict, fields, number: int, where: str) -> None:
 def read_trials(path, *, require_labels: bool = False) -> Trials:
     """Read ``model-id probe-id [target|nontarget]`` lines (all with labels or none).
 
-    A model-probe pair listed twice is a :class:`FeatureError` naming both lines.
+    A model-probe pair listed twice is a :class:`FeatureError` naming both lines, and so is a
+    list without labels when ``require_labels`` (a key).  ``Trials.labels`` is a bool array
+    (True: target), or None when the lines have no label column.
     """
     path = os.fspath(path)
     models, probes, labels = [], [], []
@@ -149,7 +151,11 @@ def format_score(value: float) -> str:
 
 
 def write_scores(path, models, probes, scores, labels=None) -> None:
-    """Write ``model probe score [target|nontarget]`` lines atomically."""
+    """Write ``model probe score [target|nontarget]`` lines atomically.
+
+    ``models``, ``probes`` and ``scores`` (n_trials,); ``labels`` (n_trials,) bools (True:
+    target) add the fourth column, None leaves it out.
+    """
     scores = np.asarray(scores, dtype=np.float64)
     if not (len(models) == len(probes) == scores.shape[0]):
         raise ValueError(f"models, probes and scores must have one length; got {len(models)}, "
