@@ -76,23 +76,34 @@ def map_m_step(params, ubm, n, t, shift, px, pxx, xp, *, update_means=True,
     ``alpha`` (a float or a (C,) array of ``xp``).  Weights are renormalised.  The variance
     update follows Reynolds eq. 13: ``alpha E_c[x^2] + (1 - alpha)(var_ubm + mu_ubm^2) - mu^2``
     (the reference added ``mu_ubm`` instead of its square).  Gaussians with ``n_c < threshold``
-    keep the prior.
+    (or ``n_c = 0``) keep the prior.
+
+    Where the reference's formulas are 0/0 (NaN), their limits are used: ``relevance_factor=0``
+    gives ``alpha_c = 1`` also at ``n_c = 0`` (its value for every ``n_c > 0``), and ``n_c / t``
+    is 0 when ``t = 0`` (``0 <= n_c <= t``), so statistics of no frame keep the prior's weights.
+    When that leaves every weight 0 (``t = 0`` and ``alpha = 1``) a ``ValueError`` is raised.
     """
     new = dict(params)
     if relevance_factor is not None:
-        alpha = n / (n + relevance_factor)
+        alpha = n / (n + relevance_factor) if relevance_factor > 0 else xp.ones_like(n)
     elif isinstance(alpha, (int, float)):
         alpha = xp.full_like(n, float(alpha))
-    weak = n < threshold
+    weak = (n < threshold) | (n == 0)
     if update_weights:
-        weights = alpha * (n / t) + (1 - alpha) * ubm["weights"]
-        new["weights"] = weights / xp.sum(weights)
+        share = n / t if t > 0 else xp.zeros_like(n)
+        weights = alpha * share + (1 - alpha) * ubm["weights"]
+        total = xp.sum(weights)
+        if t <= 0 and not float(total) > 0:  # read back only for statistics of no frame
+            raise ValueError(
+                "MAP weights need statistics of at least one frame when alpha is 1 "
+                f"(map_relevance_factor=0 or map_alpha=1): got t = {t}")
+        new["weights"] = weights / total
     if not (update_means or update_variances):
         return new
     ubm_means = ubm["means"]
     a = alpha[:, None]
     if update_means:
-        n_safe = xp.where(weak, asarray_like(threshold, n, xp, dtype=n.dtype), n)[:, None]
+        n_safe = xp.where(weak, xp.ones_like(n), n)[:, None]  # weak ones: the prior, below
         adapted = a * (shift + px / n_safe) + (1 - a) * ubm_means
         new["means"] = xp.where(weak[:, None], ubm_means, adapted)
     if update_variances:

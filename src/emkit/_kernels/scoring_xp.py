@@ -26,15 +26,16 @@ def map_adapt_means(n, sum_px, ubm_means, relevance_factor=4.0, alpha=None,
     ``sum_px`` (S, C, D) and the prior means ``ubm_means`` (C, D).
 
     ``relevance_factor`` r gives ``alpha = n / (n + r)``; with ``relevance_factor=None`` the fixed
-    ``alpha`` (a number or (C,)) is used.  Gaussians with ``n < threshold`` keep the prior.
+    ``alpha`` (a number or (C,)) is used.  Gaussians with ``n < threshold`` (or ``n = 0``) keep
+    the prior; ``relevance_factor=0`` gives ``alpha = 1`` (its limit at ``n = 0``, not 0/0).
     """
     xp = _xp.namespace(n, sum_px, ubm_means)
     if relevance_factor is not None:
-        a = n / (n + relevance_factor)
+        a = n / (n + relevance_factor) if relevance_factor > 0 else xp.ones_like(n)
     else:
         a = xp.broadcast_to(_xp.asarray_like(alpha, n, xp, dtype=n.dtype), n.shape)
-    weak = n < threshold
-    n_safe = xp.where(weak, _xp.asarray_like(threshold, n, xp, dtype=n.dtype), n)[:, :, None]
+    weak = (n < threshold) | (n == 0)
+    n_safe = xp.where(weak, xp.ones_like(n), n)[:, :, None]  # weak ones: the prior, below
     a = a[:, :, None]
     adapted = a * (sum_px / n_safe) + (1 - a) * ubm_means
     return xp.where(weak[:, :, None], xp.broadcast_to(ubm_means, adapted.shape), adapted)

@@ -1,0 +1,63 @@
+"""GMM training and inference on degenerate statistics, parameters and data: no silent NaN, and an
+error naming the argument where there is no answer."""
+
+import numpy as np
+import pytest
+
+from emkit import GMMMachine
+from emkit._kernels.scoring_xp import map_adapt_means
+
+
+def _ubm():
+    ubm = GMMMachine(2)
+    ubm.means = np.array([[0.0, 0.0, 0.0], [40.0, 40.0, 40.0]])
+    ubm.variances = np.array([[1.0, 2.0, 0.5], [1.5, 1.0, 1.0]])
+    ubm.weights = np.array([0.3, 0.7])
+    return ubm
+
+
+_ALL = dict(update_means=True, update_variances=True, update_weights=True)
+
+
+# -- MAP adaptation where the reference's formulas are 0/0 ----------------------------------------
+
+
+def test_map_adaptation_to_statistics_of_no_frame_keeps_the_prior():
+    ubm = _ubm()
+    empty = ubm.acc_stats(np.zeros((0, 3)))
+    m = GMMMachine(2, trainer="map", ubm=ubm, **_ALL).adapt(empty)
+    np.testing.assert_allclose(m.weights, ubm.weights, rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(m.means, ubm.means)
+    np.testing.assert_array_equal(m.variances, ubm.variances)
+
+
+def test_map_relevance_factor_zero_gives_a_gaussian_without_frames_weight_zero():
+    ubm, X = _ubm(), np.random.default_rng(0).normal(size=(30, 3))
+    assert ubm.acc_stats(X).n[1] == 0.0
+    m = GMMMachine(2, trainer="map", ubm=ubm, map_relevance_factor=0, max_fitting_steps=1, **_ALL).fit(X)
+    np.testing.assert_array_equal(m.weights, [1.0, 0.0])  # alpha = 1: the ML weights n_c / t
+    np.testing.assert_allclose(m.means[0], X.mean(0), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(m.variances[0], X.var(0), rtol=1e-12)
+    np.testing.assert_array_equal(m.means[1], ubm.means[1])
+    np.testing.assert_array_equal(m.variances[1], ubm.variances[1])
+    iterated = GMMMachine(2, trainer="map", ubm=ubm, map_relevance_factor=0, **_ALL).fit(X)
+    assert np.isfinite(iterated.log_likelihood(X)).all()
+    assert np.isfinite(iterated.weights).all()
+
+
+@pytest.mark.parametrize("kw", [dict(map_relevance_factor=0), dict(map_relevance_factor=None, map_alpha=1.0)])
+def test_map_weights_of_no_frame_with_alpha_one_are_refused(kw):
+    ubm = _ubm()
+    with pytest.raises(ValueError, match=r"map_relevance_factor=0 or map_alpha=1\): got t = 0"):
+        GMMMachine(2, trainer="map", ubm=ubm, **_ALL, **kw).adapt(ubm.acc_stats(np.zeros((0, 3))))
+
+
+def test_map_means_with_a_zero_threshold_keep_the_prior_for_an_empty_gaussian():
+    ubm = _ubm()
+    n = np.array([[3.0, 0.0]])
+    px = np.array([[[3.0, 6.0, 9.0], [0.0, 0.0, 0.0]]])
+    for r in (0.0, 4.0):
+        means = map_adapt_means(n, px, ubm.means, relevance_factor=r, threshold=0.0)[0]
+        np.testing.assert_array_equal(means[1], ubm.means[1])
+        a = 3.0 / (3.0 + r)
+        np.testing.assert_allclose(means[0], a * np.array([1.0, 2.0, 3.0]), rtol=1e-15)
