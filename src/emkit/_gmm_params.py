@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._fitted import FittedArray
-from ._validation import (check_bool, check_iteration_limits, check_positive_int, check_random_state_type,
-                          check_real)
+from ._validation import (check_bool, check_finite, check_iteration_limits, check_positive_int,
+                          check_random_state_type, check_real)
 
 TRAINERS = ("ml", "map")
 COMPUTE_DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -68,6 +68,17 @@ def check_weights(weights, n_gaussians: int, name: str) -> None:
         raise TypeError(f"{name} must be an array of {n_gaussians} numbers; got {weights!r}") from None
     if w.shape != (n_gaussians,) or not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError(f"{name} must be {n_gaussians} finite non-negative values; got {w!r}")
+
+
+def check_parameter_value(name: str, value):
+    """``value`` assigned to parameter ``name`` as a float64 array: NaN/inf are refused, and negative
+    ``weights``/``variance_thresholds`` (negative variances are floored silently, as in the reference)."""
+    a = np.asarray(value, dtype=np.float64)
+    check_finite(a, f"GMMMachine.{name}")
+    if name in ("weights", "variance_thresholds") and np.any(a < 0):
+        bad = tuple(int(i) for i in np.argwhere(a < 0)[0])
+        raise ValueError(f"GMMMachine.{name} must be >= 0; got {float(a[bad])!r} at index {bad}")
+    return a
 
 
 class GMMParameter(FittedArray):

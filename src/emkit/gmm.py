@@ -8,6 +8,7 @@ E-step is two matrix products per bounded row block, with a log-sum-exp in betwe
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import numbers
@@ -24,7 +25,7 @@ from ._fitted import (clear_derived, derived, fitted_value, refreeze, set_fitted
                       without_derived)
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
 from ._gmm_params import COMPUTE_DTYPES as _DTYPES
-from ._gmm_params import GMMParameter, check_gmm_parameters, check_weights
+from ._gmm_params import GMMParameter, check_gmm_parameters, check_parameter_value, check_weights
 from ._kernels import gmm as kg
 from .io import _registry
 from .kmeans import KMeansMachine
@@ -166,8 +167,8 @@ class GMMMachine(BaseEstimator):
         if "weights" in params:
             weights = params.pop("weights")
             self._weights_param = weights
-            if weights is not None:
-                self.weights = weights
+            if weights is not None:  # the live weights start from it again, when first read
+                set_fitted(self, "weights", None)
         return super().set_params(**params)
 
     # -- parameters ------------------------------------------------------------------------
@@ -176,13 +177,13 @@ class GMMMachine(BaseEstimator):
                            "``variance_thresholds`` whenever either is assigned.")
     variance_thresholds = GMMParameter("Variance floor: a scalar, one value per feature (D,) or per "
                                      "Gaussian and feature (C, D).")
-    weights = GMMParameter("Weight of each Gaussian, shape (C,) (validated by fit: the reference "
-                         "stores anything).")
+    weights = GMMParameter("Weight of each Gaussian, shape (C,): finite and >= 0 (checked when "
+                         "assigned; the reference stored anything), not necessarily summing to one.")
 
     def _assign(self, name: str, value) -> None:
         """Store parameter ``name`` (the descriptors' setter): variances are floored at the
         thresholds, and floored again when the thresholds change."""
-        value = estep.computed(value)
+        value = None if value is None else check_parameter_value(name, estep.computed(value))
         if name == "variances" and value is not None:
             value = np.maximum(self.variance_thresholds, value)
         set_fitted(self, name, value)
@@ -211,7 +212,8 @@ class GMMMachine(BaseEstimator):
             value = EPSILON if self.mean_var_update_threshold is None else self.mean_var_update_threshold
         else:
             raise NotFittedError(f"GMMMachine {name} were never set.")
-        self._assign(name, value)
+        with contextlib.suppress(TypeError, ValueError):  # an invalid ``weights``: fit refuses it
+            self._assign(name, value)
         return fitted_value(self, name)
 
     @property

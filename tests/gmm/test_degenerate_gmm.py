@@ -61,3 +61,39 @@ def test_map_means_with_a_zero_threshold_keep_the_prior_for_an_empty_gaussian():
         np.testing.assert_array_equal(means[1], ubm.means[1])
         a = 3.0 / (3.0 + r)
         np.testing.assert_allclose(means[0], a * np.array([1.0, 2.0, 3.0]), rtol=1e-15)
+
+
+# -- parameters assigned to a machine ------------------------------------------------------------
+
+
+def _with_bad(index, value, shape):
+    a = np.ones(shape)
+    a[index] = value
+    return a
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("means", _with_bad((0, 1), np.nan, (2, 3)), r"GMMMachine.means contains NaN \(first at index \(0, 1\)\)"),
+    ("means", _with_bad((1, 2), -np.inf, (2, 3)), r"GMMMachine.means contains infinity \(first at index \(1, 2\)\)"),
+    ("variances", _with_bad((1, 2), np.nan, (2, 3)), r"GMMMachine.variances contains NaN \(first at index \(1, 2\)\)"),
+    ("variances", np.full((2, 3), np.inf), r"GMMMachine.variances contains infinity"),
+    ("weights", np.array([np.nan, 1.0]), r"GMMMachine.weights contains NaN \(first at index \(0,\)\)"),
+    ("weights", np.array([-1.0, 1.0]), r"GMMMachine.weights must be >= 0; got -1.0 at index \(0,\)"),
+    ("variance_thresholds", np.nan, r"GMMMachine.variance_thresholds contains NaN"),
+    ("variance_thresholds", np.array([1e-3, -1.0, 1e-3]),
+     r"GMMMachine.variance_thresholds must be >= 0; got -1.0 at index \(1,\)"),
+])
+def test_non_finite_or_negative_parameters_are_refused_when_assigned(name, value, match):
+    m = GMMMachine(2)
+    m.means, m.variances, m.weights = np.zeros((2, 3)), np.ones((2, 3)), np.array([0.5, 0.5])
+    with pytest.raises(ValueError, match=match):
+        setattr(m, name, value)
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    np.testing.assert_allclose(m.log_likelihood(X), -0.5 * (3 * np.log(2 * np.pi) + (X**2).sum(1)), rtol=1e-14)
+
+
+def test_negative_variances_are_still_floored_silently():  # quirk 32, kept (the reference's MAP example)
+    m = GMMMachine(2)
+    m.variance_thresholds = 1e-3
+    m.variances = -np.ones((2, 3))
+    np.testing.assert_array_equal(m.variances, np.full((2, 3), 1e-3))

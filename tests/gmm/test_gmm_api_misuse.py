@@ -160,9 +160,8 @@ def test_gmm_map_parameters_that_raise_in_the_reference_raise_at_construction():
 
 def test_gmm_live_weights_set_after_construction_are_checked_by_fit():
     m = GMMMachine(2)
-    m.weights = np.array([0.5, -0.5])
-    with pytest.raises(ValueError, match="weights"):
-        m.fit(_blobs())
+    with pytest.raises(ValueError, match=r"GMMMachine.weights must be >= 0; got -0.5 at index \(1,\)"):
+        m.weights = np.array([0.5, -0.5])  # refused when assigned
     m2 = GMMMachine(2)
     m2.set_params(weights=np.array([1.0, 2.0, 3.0]))
     with pytest.raises(ValueError, match="weights"):
