@@ -233,3 +233,22 @@ def check_finite(X, name: str) -> None:
         bad = np.argwhere(~np.isfinite(X))[0]
         kind = "NaN" if np.isnan(X[tuple(bad)]) else "infinity"
         raise ValueError(f"Input {name} contains {kind} (first at index {tuple(int(i) for i in bad)})")
+
+
+def check_stacked_statistics(fields: dict, name: str, label) -> None:
+    """Refuse NaN/inf in stacked GMM statistics (``fields``: arrays with one row per session, as
+    :meth:`emkit.GMMStats.stack` fills them), a negative occupancy ``n`` or frame count ``t``;
+    errors name ``name`` and ``label(i)``, the session."""
+    for field, a in fields.items():
+        # a finite sum (one pass, no temporary) proves every entry finite; an infinite one may
+        # also be an overflow of finite entries, so look at them
+        if not np.isfinite(a.sum()) and not np.isfinite(a).all():
+            bad = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0][0])
+            raise ValueError(f"{name} holds statistics with NaN or infinity: {label(bad)}.{field}")
+    n, t = fields["n"], fields["t"]
+    if n.min() < 0:
+        i, c = (int(k) for k in np.argwhere(n < 0)[0])
+        raise ValueError(f"{name} holds a negative occupancy: {label(i)}.n[{c}] = {float(n[i, c])!r}")
+    if t.min() < 0:
+        i = int(np.argmin(t))
+        raise ValueError(f"{name} holds a negative frame count: {label(i)}.t = {float(t[i])!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _config
+from ._validation import check_finite
 from .gmm import GMMMachine
 from .stats import GMMStats, as_stats_sequence
 
@@ -27,11 +28,13 @@ def _models_array(models_means) -> np.ndarray:
             "models_means must be of shape `(n_models, n_gaussians, n_features)` (or one "
             f"`(n_gaussians, n_features)` model); got shape {means.shape}"
         )
+    check_finite(means, "models_means")
     return means[None] if means.ndim == 2 else means
 
 
 def _offsets_array(offsets, n_probes: int, C: int, D: int) -> np.ndarray:
     offsets = np.asarray(offsets, dtype=np.float64)
+    check_finite(offsets, "test_channel_offsets")
     if offsets.shape == (n_probes, C * D):
         # supervector form, one row per probe.  It never clashes with a broadcastable form: the
         # only shape that is both is (1, D) with P = C = 1, where both readings agree.
@@ -68,6 +71,11 @@ def linear_scoring(models_means, ubm: GMMMachine, test_stats, test_channel_offse
     if isinstance(test_stats, GMMStats):
         test_stats = [test_stats]
     C, D = ubm.means.shape
+    check_finite(ubm.means, "ubm.means")
+    check_finite(ubm.variances, "ubm.variances")
+    if not np.all(ubm.variances > 0):
+        raise ValueError("ubm.variances must be > 0 (linear scoring divides by them); got "
+                         f"{float(ubm.variances.min())!r}")
     if models.shape[1:] != (C, D):
         raise ValueError(f"models_means must have (n_gaussians, n_features) = {(C, D)}; got {models.shape[1:]}")
     probes = GMMStats.stack(test_stats, name="test_stats", shape=(C, D))

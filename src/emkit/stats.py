@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validation import check_stacked_statistics
 from .io._registry import register
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ class GMMStats:
         ``stats``: a list, tuple or numpy object array of GMMStats.  ``shape``: the (C, D) every
         item must have (default: the first item's); ``second_order``: also stack ``sum_pxx``.
         Errors name ``name[offset + i]`` (or ``name`` when not ``indexed``): TypeError for an item
-        that is not a GMMStats, ValueError for an empty sequence, a wrong shape, NaN or infinity.
+        that is not a GMMStats, ValueError for an empty sequence, a wrong shape, NaN or infinity,
+        a negative occupancy ``n`` or frame count ``t``.
         """
         return _stack(stats, name, shape, second_order, indexed, offset)
 
@@ -86,9 +88,12 @@ class GMMStats:
         sum_pxx = np.zeros(sum_px.shape) if sum_pxx is None else np.array(sum_pxx, dtype=np.float64)
         if sum_pxx.shape != sum_px.shape:
             raise ValueError(f"sum_pxx must have the shape of sum_px {sum_px.shape}; got {sum_pxx.shape}")
-        for field, a in (("n", n), ("sum_px", sum_px), ("sum_pxx", sum_pxx)):
+        for field, a in (("n", n), ("sum_px", sum_px), ("sum_pxx", sum_pxx),
+                         ("log_likelihood", np.float64(log_likelihood))):
             if not np.isfinite(a).all():
                 raise ValueError(f"{field} contains NaN or infinity")
+        if np.any(n < 0):
+            raise ValueError(f"n must be occupancies >= 0; got {float(n.min())!r} at index {int(np.argmin(n))}")
         if isinstance(t, bool) or not (isinstance(t, numbers.Real) and t >= 0 and float(t).is_integer()):
             raise ValueError(f"t must be a non-negative integer frame count; got {t!r}")
         out = cls(*sum_px.shape)
@@ -411,20 +416,15 @@ def _stack(stats, name, shape, second_order, indexed, offset) -> StatsBatch:
     for i, s in enumerate(stats):
         check_stats(s, label(i), shape, second_order)
     S, (C, D) = len(stats), shape
-    fields = {"n": np.empty((S, C)), "sum_px": np.empty((S, C, D))}
+    fields = {"n": np.empty((S, C)), "sum_px": np.empty((S, C, D)), "t": np.empty(S),
+              "log_likelihood": np.empty(S)}
     if second_order:
         fields["sum_pxx"] = np.empty((S, C, D))
     for field, out in fields.items():
         for i, s in enumerate(stats):
             out[i] = getattr(s, field)
-        # a finite sum (one pass, no temporary) proves every entry finite; an infinite one may
-        # also be an overflow of finite entries, so look at them
-        if not np.isfinite(out.sum()) and not np.isfinite(out).all():
-            bad = int(np.argwhere(~np.isfinite(out.reshape(S, -1)))[0][0])
-            raise ValueError(f"{name} holds statistics with NaN or infinity: {label(bad)}.{field}")
-    t = np.fromiter((s.t for s in stats), dtype=np.float64, count=S)
-    ll = np.fromiter((s.log_likelihood for s in stats), dtype=np.float64, count=S)
-    return StatsBatch(fields["n"], fields["sum_px"], fields.get("sum_pxx"), t, ll)
+    check_stacked_statistics(fields, name, label)
+    return StatsBatch(*(fields.get(k) for k in ("n", "sum_px", "sum_pxx", "t", "log_likelihood")))
 
 
 def as_stats_sequence(X):

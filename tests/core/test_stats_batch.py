@@ -73,6 +73,22 @@ def test_nan_is_located(sessions, field):
         GMMStats.stack(stats, name="probes", offset=5, second_order=True)
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("n", -5.0, "probes holds a negative occupancy: probes[7].n[1] = -5.0"),
+    ("t", -20, "probes holds a negative frame count: probes[7].t = -20.0"),
+    ("t", np.nan, "probes holds statistics with NaN or infinity: probes[7].t"),
+    ("log_likelihood", np.nan, "probes holds statistics with NaN or infinity: probes[7].log_likelihood"),
+])
+def test_invalid_occupancies_and_scalars_are_located(sessions, field, value, message):
+    stats = [s.copy() for s in sessions[1]]
+    if field == "n":
+        stats[2].n[1] = value
+    else:
+        setattr(stats[2], field, value)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        GMMStats.stack(stats, name="probes", offset=5, second_order=True)
+
+
 def test_shape_is_checked_against_the_given_one(sessions):
     with pytest.raises(ValueError, match=re.escape("the UBM has (4, 2)")):
         GMMStats.stack(sessions[1], shape=(4, 2))
@@ -89,6 +105,10 @@ def test_from_arrays_validates_and_copies():
         GMMStats.from_arrays([1.0], [[np.inf]])
     with pytest.raises(ValueError, match="t must be a non-negative integer"):
         GMMStats.from_arrays([1.0], [[1.0]], t=-2)
+    with pytest.raises(ValueError, match=re.escape("n must be occupancies >= 0; got -1.0 at index 1")):
+        GMMStats.from_arrays([1.0, -1.0], np.ones((2, 3)), t=2)
+    with pytest.raises(ValueError, match="log_likelihood contains NaN or infinity"):
+        GMMStats.from_arrays([1.0], [[1.0]], t=1, log_likelihood=np.nan)
 
 
 def test_map_adapt_from_statistics_equals_one_map_iteration(sessions):

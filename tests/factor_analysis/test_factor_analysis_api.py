@@ -250,6 +250,20 @@ def test_statistics_that_do_not_match_the_ubm(small):
         machine("isv", small).fit(bad, y)
 
 
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+def test_negative_occupancies_and_nan_frame_counts_name_the_session(small, kind):
+    X, y = make_stats(small), small["labels"]
+    X[2] = X[2].copy()
+    X[2].n[0] = -5.0
+    with pytest.raises(ValueError, match=re.escape("X holds a negative occupancy: X[2].n[0] = -5.0")):
+        machine(kind, small).fit(X, y)
+    enrol = make_stats(small, "enroll_")
+    enrol[1] = enrol[1].copy()
+    enrol[1].t = np.nan
+    with pytest.raises(ValueError, match=re.escape("X holds statistics with NaN or infinity: X[1].t")):
+        trained(kind, small).enroll(enrol)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -182,3 +182,39 @@ def test_bad_probe_statistics_name_the_probe():
         linear_scoring(models, ubm, [wrong])
     with pytest.raises(ValueError, match="test_stats is empty"):
         linear_scoring(models, ubm, [])
+
+
+def test_non_finite_arguments_and_frame_counts_are_refused():
+    name = "blobs"
+    ubm, probes = _ubm(name), _probes(name)
+    models = np.array(REF[f"{name}__models"], dtype=np.float64)
+    bad = models.copy()
+    bad[0, 1, 2] = np.nan
+    with pytest.raises(ValueError, match=re.escape("models_means contains NaN (first at index (0, 1, 2))")):
+        linear_scoring(bad, ubm, probes)
+    bad[0, 1, 2] = np.inf
+    with pytest.raises(ValueError, match=re.escape("models_means contains infinity (first at index (0, 1, 2))")):
+        linear_scoring(bad, ubm, probes)
+    C, D = ubm.means.shape
+    offsets = np.zeros((len(probes), C * D))
+    offsets[1, 2] = np.nan
+    with pytest.raises(ValueError, match=re.escape("test_channel_offsets contains NaN (first at index (1, 2))")):
+        linear_scoring(models, ubm, probes, offsets)
+    for t, message in ((np.nan, "NaN or infinity: test_stats[1].t"),
+                       (-20, "negative frame count: test_stats[1].t = -20.0")):
+        p = [s.copy() for s in probes]
+        p[1].t = t
+        with pytest.raises(ValueError, match=re.escape(message)):
+            linear_scoring(models, ubm, p, frame_length_normalization=True)
+
+
+def test_a_ubm_with_a_zero_variance_is_refused():
+    name = "blobs"
+    ubm, probes = _ubm(name), _probes(name)
+    zero = GMMMachine(ubm.n_gaussians)
+    zero.variance_thresholds = 0.0
+    zero.means, zero.variances, zero.weights = ubm.means, np.where(np.arange(ubm.means.size).reshape(
+        ubm.means.shape) == 4, 0.0, ubm.variances), ubm.weights
+    with pytest.raises(ValueError, match=re.escape("ubm.variances must be > 0 (linear scoring divides by them); "
+                                                   "got 0.0")):
+        linear_scoring(np.array(REF[f"{name}__models"], dtype=np.float64), zero, probes)

@@ -284,6 +284,10 @@ def test_bad_input_errors():
     bad.sum_px[0, 0] = np.nan
     with pytest.raises(ValueError, match=re.escape("NaN or infinity: X[1].sum_px")):
         IVectorMachine(ubm, max_iterations=1).fit([train[1], bad])
+    bad = train[0].copy()
+    bad.n[0] = -5.0
+    with pytest.raises(ValueError, match=re.escape("X holds a negative occupancy: X[1].n[0] = -5.0")):
+        IVectorMachine(ubm, max_iterations=1).fit([train[1], bad])
     with pytest.raises(ValueError, match="ubm must be a trained GMMMachine"):
         IVectorMachine(GMMMachine(4)).fit(train)
     with pytest.raises(TypeError, match="ubm must be a trained GMMMachine"):
