@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from ._fitted import FittedArray, set_fitted
+from ._labels import encode_labels
 from ._validation import check_frames
 from .io._registry import register
 from .whitening import check_projection, inverse_cholesky_factor
@@ -32,19 +33,12 @@ def _encode_labels(y, n_samples: int):
                          "per row of X is needed")
     if not isinstance(y, (list, tuple)):
         y = np.asarray(y)
-    if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype != object:
-        classes, codes = np.unique(y, return_inverse=True)
-    else:
-        index: dict = {}
-        try:
-            codes = np.fromiter((index.setdefault(label, len(index)) for label in y), dtype=np.intp)
-        except TypeError as exc:
-            raise TypeError(f"y must be a sequence of hashable class labels: {exc}") from None
-        classes = list(index)
+    sort = isinstance(y, np.ndarray) and y.dtype != object  # lists: first appearance
+    codes, classes = encode_labels(y, first_appearance=not sort)
     if len(codes) != n_samples:
         raise ValueError(f"y must have one label per row of X ({n_samples}); got {len(codes)} "
                          "labels")
-    return classes, codes.reshape(-1)
+    return (classes if sort else list(classes)), codes
 
 
 class WCCN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):

@@ -111,6 +111,15 @@ def test_unsortable_labels_keep_first_appearance_order(small):
     assert max_rel_diff(isv.U, trained("isv", small).U) <= 1e-12
 
 
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+@pytest.mark.parametrize("container", [np.array, list])
+def test_nan_labels_are_refused_naming_y_and_the_index(small, kind, container):
+    X, y = make_stats(small), np.asarray(small["labels"], dtype=np.float64)
+    y[[3, 6]] = np.nan
+    with pytest.raises(ValueError, match=re.escape("y[3] is NaN: class labels must not be NaN")):
+        machine(kind, small).fit(X, container(y))
+
+
 # -- the fixed quirks ---------------------------------------------------------------------------
 
 

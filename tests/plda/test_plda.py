@@ -238,6 +238,17 @@ def test_labels_of_any_hashable_type_give_the_same_model(data):
     np.testing.assert_allclose(enr.means[0], X[[0, 2]].mean(0))
 
 
+@pytest.mark.parametrize("container", [np.array, list])
+def test_nan_labels_are_refused_naming_y_and_the_index(data, container):
+    X, y = data
+    labels = y.astype(np.float64)
+    labels[[7, 11]] = np.nan
+    fitted = PLDA(model="full", dim_f=2, dim_g=2, max_iterations=2).fit(X, y)
+    for call in (PLDA().fit, fitted.log_likelihood, fitted.enroll):
+        with pytest.raises(ValueError, match=re.escape("y[7] is NaN: class labels must not be NaN")):
+            call(X, container(labels))
+
+
 def _eer(target, nontarget):
     thresholds = np.sort(np.concatenate([target, nontarget]))
     frr = np.searchsorted(np.sort(target), thresholds, side="left") / len(target)

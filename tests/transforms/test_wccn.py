@@ -60,6 +60,20 @@ def test_labels_of_any_hashable_type(relabel):
     assert len(wccn.classes_) == 4
 
 
+@pytest.mark.parametrize("container", [np.array, list])
+def test_nan_labels_are_refused_naming_y_and_the_index(container):
+    X, y = FIX["wccn_rand_X"], FIX["wccn_rand_y"].astype(np.float64)
+    y[[5, 9]] = np.nan
+    with pytest.raises(ValueError, match=re.escape("y[5] is NaN: class labels must not be NaN")):
+        WCCN().fit(X, container(y))
+
+
+def test_list_labels_keep_first_appearance_order_and_arrays_sort():
+    X = FIX["wccn_rand_X"][:6]
+    assert WCCN(pinv=True).fit(X, ["b", "a", "b", "c", "a", "c"]).classes_ == ["b", "a", "c"]
+    assert WCCN(pinv=True).fit(X, np.array([3, 1, 3, 2, 1, 2])).classes_.tolist() == [1, 2, 3]
+
+
 def test_sklearn_integration():
     X, y = FIX["wccn_rand_X"], FIX["wccn_rand_y"]
     wccn = WCCN(pinv=True)
