@@ -23,15 +23,16 @@ class EMResult:
     history: list  # the convergence quantity of every iteration
 
 
-def relative_change_converged(previous: float, current: float, threshold: float | None) -> bool:
+def relative_change_converged(previous: float, current: float, threshold: float | None,
+                              rounding: float = 0.0) -> bool:
     """The reference's test ``|(previous - current) / previous| <= threshold``.
 
-    Two identical values count as converged even when they are zero (the reference divided 0 by 0
-    and never stopped).
+    Two values closer than ``rounding`` (the rounding error of the quantity, 0 by default) count
+    as converged, also when they are zero (the reference divided 0 by 0 and never stopped).
     """
     if threshold is None:
         return False
-    if previous == current:
+    if abs(previous - current) <= rounding:
         return True
     if previous == 0:
         return False
@@ -41,7 +42,8 @@ def relative_change_converged(previous: float, current: float, threshold: float 
 def run_em(e_step: Callable[[], object], m_step: Callable[[object], float], *,
            max_iterations: int | None, convergence_threshold: float | None, name: str,
            quantity: str = "average log-likelihood", start_step: int = 0, history=None,
-           on_iteration: Callable[[int, list], None] | None = None) -> EMResult:
+           on_iteration: Callable[[int, list], None] | None = None,
+           rounding: Callable[[], float] | None = None) -> EMResult:
     """Alternate ``m_step(e_step())`` until the relative change of its value is small enough.
 
     The value of the first iteration is never tested (as in the reference); ``max_iterations=None``
@@ -50,12 +52,17 @@ def run_em(e_step: Callable[[], object], m_step: Callable[[object], float], *,
 
     ``start_step`` and ``history`` resume an interrupted run (from a checkpoint);
     ``on_iteration(step, history)`` is called after every completed iteration (to save one).
+    ``rounding()``: the rounding error of the current value, below which a change is no change.
     """
     if max_iterations is None and convergence_threshold is None:
         raise ValueError("Either or both convergence_threshold and max_iterations must be set")
     history = list(history or [])
     step = start_step
-    if history and step > 1 and relative_change_converged(history[-2], history[-1], convergence_threshold):
+    def converged_at(previous, current):
+        return relative_change_converged(previous, current, convergence_threshold,
+                                         0.0 if rounding is None else rounding())
+
+    if history and step > 1 and converged_at(history[-2], history[-1]):
         return EMResult(n_iter=step, converged=True, history=history)
     bar = None
     if get_config()["progress"]:
@@ -79,7 +86,7 @@ def run_em(e_step: Callable[[], object], m_step: Callable[[object], float], *,
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(f"{quantity}={value:.6g}", refresh=False)
-            if step > 1 and relative_change_converged(history[-2], value, convergence_threshold):
+            if step > 1 and converged_at(history[-2], value):
                 converged = True
                 logger.info("%s: converged after %d iterations", name, step)
                 break

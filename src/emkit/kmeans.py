@@ -14,7 +14,7 @@ from . import _device_fit
 from ._backend import _staging, cached_frames, is_dask_collection, map_reduce
 from ._checkpoint import resumable_em
 from ._config import get_config
-from ._fitted import FittedArray, derived, refreeze, set_fitted, without_derived
+from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._kernels import kmeans as kk
 from ._kmeans_init import check_init_method, initial_centroids
 from ._kmeans_stats import KMeansStats, kmeans_chunk_stats
@@ -281,6 +281,15 @@ class KMeansMachine(BaseEstimator):
         self.average_min_distance = stats.sum_min_dist / stats.n_samples
         return self.average_min_distance
 
+    def _distance_rounding(self) -> float:
+        """The rounding error of ``average_min_distance`` when every sample is on its centroid: a
+        centroid's coordinates pass through about four roundings of magnitude ``max|c|`` (shift,
+        offset, mean deviation; doubled here), and a distance sums D squares of them.  (With
+        centroids not yet read back from a device, those of the start: the same magnitude.)"""
+        c = fitted_value(self, "centroids_")
+        scale = 0.0 if c is None else float(np.max(np.abs(c)))
+        return c.shape[1] * (8.0 * np.finfo(np.float64).eps * scale) ** 2 if scale else 0.0
+
     def fit(self, X, y=None):
         """Initialise the centroids, then run Lloyd iterations until convergence.  Returns ``self``.
 
@@ -306,6 +315,7 @@ class KMeansMachine(BaseEstimator):
                                   e_step=e_step, m_step=m_step, max_iterations=self.max_iter,
                                   convergence_threshold=self.convergence_threshold,
                                   name="k-means", quantity="average squared distance",
+                                  rounding=self._distance_rounding,
                                   not_converged_advice=_NOT_CONVERGED_ADVICE)
         if result.history:
             self.average_min_distance = result.history[-1]

@@ -126,6 +126,16 @@ def test_run_em_stopping_rule(values, threshold, cap, n_iter, converged):
     assert result.history == values[:n_iter]
 
 
+def test_run_em_counts_changes_within_the_rounding_as_converged():
+    values = [3e-33, 2.5e-32, 0.0, 2.5e-32]  # distances of points on their centroids, but for rounding
+    e, m = _loop(values)
+    result = run_em(e, m, max_iterations=4, convergence_threshold=1e-5, name="t", rounding=lambda: 1e-30)
+    assert (result.n_iter, result.converged) == (2, True)
+    e, m = _loop(values)
+    result = run_em(e, m, max_iterations=4, convergence_threshold=1e-5, name="t")
+    assert (result.n_iter, result.converged) == (4, False)
+
+
 def test_run_em_refuses_non_finite_values_and_no_stopping_rule():
     e, m = _loop([1.0, float("nan")])
     with pytest.raises(FloatingPointError, match="became nan at iteration 2"):

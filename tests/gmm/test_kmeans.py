@@ -148,6 +148,26 @@ def test_converged_is_true_when_the_threshold_stops_training_and_false_at_the_ca
     assert capped.converged_ is False and capped.n_iter_ == 2
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+@pytest.mark.parametrize("repeats", [1, 25])
+def test_exactly_k_distinct_points_converge_at_the_second_iteration(offset, repeats):
+    """Centroids on the points but for rounding: distances of about 1e-32 that change by 100%
+    from one iteration to the next are no change (they ran to max_iter, with a warning)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    P = np.random.RandomState(0).randn(4, 3) + offset
+    X = np.repeat(P, repeats, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        km = KMeansMachine(4).fit(X)
+    assert km.converged_ is True and km.n_iter_ == 2
+    centroids = km.centroids_[km.predict(P)]
+    np.testing.assert_allclose(centroids, P, rtol=0, atol=4 * np.spacing(np.abs(P).max()))
+    assert km.average_min_distance <= 3 * (8 * np.finfo(float).eps * np.abs(P).max()) ** 2
+
+
 def test_centroids_are_read_only_and_their_constants_cached_until_reassigned():
     X = _blobs(3)
     km = KMeansMachine(5, max_iter=3).fit(X)
