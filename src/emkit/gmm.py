@@ -415,7 +415,7 @@ class GMMMachine(BaseEstimator):
                                   name=f"GMM {self.trainer.upper()}")
         self.n_features_in_ = X.shape[1]
         self.n_iter_, self.converged_ = result.n_iter, result.converged
-        if self.trainer == "ml" and self.update_variances:
+        if self.trainer == "ml":  # also with variances from k-means (on repeated frames)
             warn_if_collapsed(self)
         self._coefficients()  # computed once here, so inference leaves the state alone
         return self

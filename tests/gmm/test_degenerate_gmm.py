@@ -97,3 +97,56 @@ def test_negative_variances_are_still_floored_silently():  # quirk 32, kept (the
     m.variance_thresholds = 1e-3
     m.variances = -np.ones((2, 3))
     np.testing.assert_array_equal(m.variances, np.full((2, 3), 1e-3))
+
+
+# -- Gaussians collapsed onto points (variances at the EPS floor) ---------------------------------
+
+
+def _exact_weighted(m, X):
+    """The reference's formula: ``log w - (g + sum (x - mu)**2 / var) / 2``, (C, N)."""
+    q = (((X[None] - m.means[:, None]) ** 2) / m.variances[:, None]).sum(-1)
+    g = X.shape[1] * np.log(2 * np.pi) + np.log(m.variances).sum(1)
+    return np.log(m.weights)[:, None] - 0.5 * (g[:, None] + q)
+
+
+def _repeated_frames():
+    rng = np.random.RandomState(0)
+    base = rng.randn(200, 3)
+    return np.vstack([base, np.tile(base[:1] + 3, (20, 1))])  # 20 identical frames
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_collapsed_gaussian_gets_the_exact_log_likelihood(dtype, caplog):
+    from scipy.special import logsumexp
+
+    X = _repeated_frames()
+    with caplog.at_level("WARNING", logger="emkit"):
+        m = GMMMachine(4).fit(X)  # default: means only, variances from k-means
+    assert np.sum(np.all(m.variances <= np.finfo(float).eps, axis=1)) == 1
+    assert any("1 of 4 Gaussians collapsed" in r.getMessage() for r in caplog.records)
+    m.compute_dtype = dtype
+    exact = _exact_weighted(m, X)
+    tol = 1e-9 if dtype == "float64" else 1e-4  # float32 products for the other Gaussians
+    assert np.abs(m.log_likelihood(X) - logsumexp(exact, 0)).max() <= tol * 60  # values up to ~60
+    collapsed = int(np.argmin(m.variances.max(1)))
+    lwl = m.log_weighted_likelihood(X[-20:])[collapsed]
+    np.testing.assert_allclose(lwl, exact[collapsed, -20:], rtol=1e-15)  # the direct formula
+    stats = m.acc_stats(X)
+    assert abs(stats.log_likelihood - logsumexp(exact, 0).sum()) <= tol * 1e3
+
+
+def test_ml_fit_of_as_many_frames_as_gaussians_converges_at_the_second_iteration(caplog):
+    import warnings
+
+    from scipy.special import logsumexp
+    from sklearn.exceptions import ConvergenceWarning
+
+    P = np.random.RandomState(0).randn(4, 3)
+    with warnings.catch_warnings(), caplog.at_level("WARNING", logger="emkit"):
+        warnings.simplefilter("error", ConvergenceWarning)
+        g = GMMMachine(4, update_variances=True, update_weights=True).fit(P)
+    assert g.converged_ is True and g.n_iter_ == 2
+    assert any("4 of 4 Gaussians collapsed" in r.getMessage() for r in caplog.records)
+    exact = logsumexp(_exact_weighted(g, P), 0)
+    np.testing.assert_allclose(g.log_likelihood(P), exact, rtol=1e-14)
+    np.testing.assert_allclose(exact, np.log(0.25) - 1.5 * np.log(2 * np.pi * np.finfo(float).eps), rtol=1e-12)

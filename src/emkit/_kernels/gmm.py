@@ -47,15 +47,51 @@ def g_norms(variances: np.ndarray) -> np.ndarray:
     return variances.shape[1] * LOG_2PI + np.sum(np.log(variances), axis=1)
 
 
+#: The expanded square of Gaussian c is off by about ``eps * sum_d (mu_cd - s_d)**2 / var_cd`` nats
+#: for the frames near its mean (whole nats for a Gaussian collapsed to the variance floor EPS);
+#: above this bound its log-likelihoods are computed as ``sum_d (x_d - mu_cd)**2 / var_cd`` instead.
+EXACT_ABOVE = 1e-9
+
+
+@dataclass(frozen=True)
+class ExactColumns:
+    """The Gaussians whose log-likelihoods are computed directly: their indices (k,), means
+    (k, D), ``1 / (2 var)`` (k, D) and ``log w - g / 2`` (k,), float64."""
+
+    index: np.ndarray
+    means: np.ndarray
+    half_precision: np.ndarray
+    constant: np.ndarray
+
+    def overwrite(self, X: np.ndarray, L: np.ndarray) -> None:
+        """Write their exact log-likelihoods for the rows ``X`` (B, D) into columns of ``L`` (B, C)."""
+        XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T)  # (D, B): one feature a pass
+        step = max(1, 2**18 // max(1, XT.shape[1]))  # (step, B) work arrays
+        for a in range(0, len(self.index), step):
+            means, half = self.means[a:a + step], self.half_precision[a:a + step]
+            q = np.zeros((len(means), XT.shape[1]))
+            tmp = np.empty_like(q)
+            with np.errstate(over="ignore"):
+                for d in range(XT.shape[0]):
+                    np.subtract(XT[d], means[:, d, None], out=tmp)
+                    np.multiply(tmp, tmp, out=tmp)
+                    np.multiply(tmp, half[:, d, None], out=tmp)
+                    q += tmp
+            L[:, self.index[a:a + step]] = (self.constant[a:a + step, None] - q).T
+
+
 @dataclass(frozen=True)
 class DiagGMMCoefficients:
     """The per-iteration constants of the E-step, computed once from the parameters.
 
     ``coef`` is (2D+1, C): rows ``[-1/(2 var) ; (mu-s)/var ; log w - (g + sum (mu-s)**2/var)/2]``.
+    ``exact``: the Gaussians (if any) whose expanded square would lose more than
+    :data:`EXACT_ABOVE` nats; the kernels overwrite their columns with the direct formula.
     """
 
     shift: np.ndarray  # (D,) float64
     coef: np.ndarray  # (2D+1, C) in the compute dtype
+    exact: ExactColumns | None = None
 
     @classmethod
     def from_parameters(cls, means, variances, log_weights, dtype=np.float64,
@@ -71,10 +107,13 @@ class DiagGMMCoefficients:
         coef[:D] = -0.5 * precision.T
         coef[D : 2 * D] = (centred * precision).T
         g = g_norms(variances) if norms is None else norms
-        coef[2 * D] = np.asarray(log_weights, dtype=np.float64) - 0.5 * (
-            g + np.sum(centred * centred * precision, axis=1)
-        )
-        return cls(shift=shift, coef=np.ascontiguousarray(coef, dtype=dtype))
+        log_weights = np.asarray(log_weights, dtype=np.float64)
+        spread = np.sum(centred * centred * precision, axis=1)
+        coef[2 * D] = log_weights - 0.5 * (g + spread)
+        sharp = np.flatnonzero(np.finfo(np.float64).eps * spread > EXACT_ABOVE)
+        exact = None if not len(sharp) else ExactColumns(
+            sharp, means[sharp], 0.5 * precision[sharp], log_weights[sharp] - 0.5 * g[sharp])
+        return cls(shift=shift, coef=np.ascontiguousarray(coef, dtype=dtype), exact=exact)
 
     @property
     def n_gaussians(self) -> int:
@@ -105,6 +144,8 @@ def log_weighted_likelihood(X: np.ndarray, coefficients: DiagGMMCoefficients, bl
         stop = min(start + block_rows, N)
         d = fill_design(X[start:stop], coefficients.shift, design[: stop - start])
         out[start:stop] = d @ coefficients.coef
+        if coefficients.exact is not None:
+            coefficients.exact.overwrite(X[start:stop], out[start:stop])
     return out
 
 
@@ -161,6 +202,8 @@ def log_likelihood(X: np.ndarray, coefficients: DiagGMMCoefficients, block_rows:
         n = min(start + block_rows, N) - start
         d = fill_design(X[start : start + n], coefficients.shift, design[:n])
         Lb = np.matmul(d, coefficients.coef, out=L[:n])
+        if coefficients.exact is not None:
+            coefficients.exact.overwrite(X[start : start + n], Lb)
         _log_normalise_rows(Lb, row_max[:n], row_sum[:n])
         out[start : start + n] = row_max[:n] + np.log(row_sum[:n])
     return out
@@ -210,6 +253,8 @@ def accumulate_shifted_statistics(X: np.ndarray, coefficients: DiagGMMCoefficien
         n = min(start + block_rows, N) - start
         d = fill_design(X[start : start + n], shift, design[:n])
         Lb = np.matmul(d, coefficients.coef, out=L[:n])
+        if coefficients.exact is not None:
+            coefficients.exact.overwrite(X[start : start + n], Lb)
         _log_normalise_rows(Lb, row_max[:n], row_sum[:n])
         total_ll += float(np.sum(row_max[:n], dtype=np.float64) + np.sum(np.log(row_sum[:n]), dtype=np.float64))
         # responsibilities are exp(L)/row_sum: scale the (B, 2D+1) design rows instead of the (B, C) block
