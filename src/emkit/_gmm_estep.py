@@ -93,8 +93,9 @@ def check_stats_finite(stats: GMMStats, name: str = "X") -> GMMStats:
     """``stats``, or a ValueError naming ``name`` when its log-likelihood or occupancies are not finite."""
     if not np.isfinite(stats.log_likelihood) or not np.isfinite(stats.n).all():
         raise ValueError(
-            f"{name} gave a non-finite log-likelihood: it contains NaN or infinity, or the model's "
-            "variances are degenerate"
+            f"{name} gave a non-finite log-likelihood: it contains NaN or infinity, or frames too far "
+            "from the model for the arithmetic (|x - mean of the means| above about 1e154, 1e19 "
+            "with compute_dtype='float32': squared distances overflow)"
         )
     return stats
 

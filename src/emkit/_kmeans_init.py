@@ -54,11 +54,23 @@ class _Candidates:
                            np.concatenate([self.keys, other.keys]))
 
 
-def _candidates_chunk(X, first_row, coef, seed, stream, ell, block_rows, check=False):
+def _assign32(X, coef, block_rows, scale):
+    """:func:`emkit._kernels.kmeans.assign` of the rows times ``scale`` with float32 ``coef``; in
+    float64 where a row's distance left float32's range (no numpy warning leaks)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        labels, d2 = kk.assign(X, coef, block_rows, scale)
+    bad = np.flatnonzero(~np.isfinite(d2))
+    if bad.size:
+        coef64 = kk.CentroidCoefficients.from_centroids(coef.shift + coef.centred)
+        labels[bad], d2[bad] = kk.assign(np.asarray(X[bad]), coef64, block_rows, scale)
+    return labels, d2
+
+
+def _candidates_chunk(X, first_row, coef, seed, stream, ell, block_rows, scale=1.0, check=False):
     X = np.asarray(X)
     if check:  # a dask chunk (numpy input is checked up front)
         check_block(X, "X", first_row=first_row)
-    _, d2 = kk.assign(X, coef, block_rows)
+    _, d2 = _assign32(X, coef, block_rows, scale)
     local_cost = float(d2.sum())
     u = row_uniforms(seed, stream, first_row, X.shape[0])
     keys = d2 / u
@@ -67,8 +79,24 @@ def _candidates_chunk(X, first_row, coef, seed, stream, ell, block_rows, check=F
     return _Candidates(local_cost, np.asarray(X[maybe], dtype=np.float64), keys[maybe])
 
 
-def _counts_chunk(X, coef, block_rows):
-    return kk.lloyd_statistics(np.asarray(X), coef, block_rows)["counts"]
+def _counts_chunk(X, coef, block_rows, scale=1.0):
+    return np.bincount(_assign32(np.asarray(X), coef, block_rows, scale)[0], minlength=coef.n_clusters)
+
+
+#: k-means|| scores distances in float32: data whose spread (about the first centre) lies outside
+#: these bounds are scaled by a power of two (exact) to a spread of about 1 first.
+SPREAD_RANGE = (1e-12, 1e12)
+
+
+def _scale_for(X, first) -> float:
+    """A power of two bringing the spread of the first rows of ``X`` about ``first`` (D,) near 1,
+    or 1.0 when it is within :data:`SPREAD_RANGE` (or cannot be told: identical rows)."""
+    head = X[:256]
+    head = np.asarray(head.compute() if is_dask_collection(head) else head, dtype=np.float64)
+    spread = float(np.max(np.abs(head - first), initial=0.0))
+    if not np.isfinite(spread) or spread == 0.0 or SPREAD_RANGE[0] <= spread <= SPREAD_RANGE[1]:
+        return 1.0
+    return float(np.ldexp(1.0, -np.frexp(spread)[1]))
 
 
 def _take_rows(X, indices) -> np.ndarray:
@@ -133,16 +161,17 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
     ell = float(oversampling_factor) * n_clusters
     seed = _seed_from(rs)
     centers = _take_rows(X, [_seed_from(rs) % n])
+    scale = _scale_for(X, centers[0])  # 1.0 but for extreme spreads: costs below are scaled
     rounds = n_rounds  # None: decided from the first cost below
     r = 0
     while rounds is None or r < rounds:
         # float32 products: the candidates only steer a random draw, and a round costs about
         # (number of candidates / n_clusters) Lloyd passes, so halving it matters on big data
-        coef = kk.CentroidCoefficients.from_centroids(centers, dtype=np.float32)
-        cand = map_reduce(_candidates_chunk, X, coef, seed, r, ell, block_rows, is_dask_collection(X),
-                          with_offset=True)
-        if rounds is None:  # the reference's rule: about ln(initial cost) rounds
-            rounds = 0 if cand.cost <= 0 else max(0, int(np.round(np.log(cand.cost))))
+        coef = kk.CentroidCoefficients.from_centroids(centers * scale, dtype=np.float32)
+        cand = map_reduce(_candidates_chunk, X, coef, seed, r, ell, block_rows, scale,
+                          is_dask_collection(X), with_offset=True)
+        if rounds is None:  # the reference's rule: about ln(initial cost) rounds (unscaled cost)
+            rounds = 0 if cand.cost <= 0 else max(0, int(np.round(np.log(cand.cost) - 2 * np.log(scale))))
             if r >= rounds:
                 break
         if cand.cost <= 0:
@@ -160,12 +189,12 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
         is_new = ~(extra[:, None, :] == centers[None]).all(axis=-1).any(axis=1)
         fill = np.concatenate([extra[is_new], extra[~is_new]])[: n_clusters - len(centers)]
         return np.vstack([centers, fill])
-    coef = kk.CentroidCoefficients.from_centroids(centers, dtype=np.float32)
-    weights = map_reduce(_counts_chunk, X, coef, block_rows).astype(np.float64)
+    coef = kk.CentroidCoefficients.from_centroids(centers * scale, dtype=np.float32)
+    weights = map_reduce(_counts_chunk, X, coef, block_rows, scale).astype(np.float64)
     km = KMeans(n_clusters=n_clusters, n_init=1, random_state=_seed_from(rs) % (2**31 - 1))
     with small_products():  # reclustering the candidates: BLAS threads only add overhead
-        km.fit(centers, sample_weight=weights)
-    return km.cluster_centers_
+        km.fit(centers * scale, sample_weight=weights)
+    return km.cluster_centers_ / scale
 
 
 def check_init_method(init_method, n_clusters: int) -> None:

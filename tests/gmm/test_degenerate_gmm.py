@@ -150,3 +150,25 @@ def test_ml_fit_of_as_many_frames_as_gaussians_converges_at_the_second_iteration
     exact = logsumexp(_exact_weighted(g, P), 0)
     np.testing.assert_allclose(g.log_likelihood(P), exact, rtol=1e-14)
     np.testing.assert_allclose(exact, np.log(0.25) - 1.5 * np.log(2 * np.pi * np.finfo(float).eps), rtol=1e-12)
+
+
+# -- finite frames of extreme magnitude ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype, factor", [("float64", 1e160), ("float32", 1e25)])
+def test_frames_whose_squares_overflow_have_log_likelihood_minus_inf(dtype, factor):
+    import warnings
+
+    m = GMMMachine(2, compute_dtype=dtype)
+    m.means, m.variances, m.weights = np.array([[0.0, 0.0], [4.0, 4.0]]), np.ones((2, 2)), np.array([0.5, 0.5])
+    X = np.array([[1.0, -2.0], [0.5, 0.5], [-3.0, 1.0]])
+    far = X * np.array([[factor], [1.0], [factor]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning leaks
+        ll = m.log_likelihood(far)
+        lwl = m.log_weighted_likelihood(far)
+        with pytest.raises(ValueError, match=r"X gave a non-finite log-likelihood: .* too far from the model"):
+            m.acc_stats(far)
+    assert ll[0] == -np.inf and ll[2] == -np.inf
+    np.testing.assert_allclose(ll[1], m.log_likelihood(X[1:2])[0], rtol=1e-6)
+    assert not np.isnan(lwl).any() and np.all(lwl[:, [0, 2]] == -np.inf)

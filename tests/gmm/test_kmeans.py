@@ -168,6 +168,32 @@ def test_exactly_k_distinct_points_converge_at_the_second_iteration(offset, repe
     assert km.average_min_distance <= 3 * (8 * np.finfo(float).eps * np.abs(P).max()) ** 2
 
 
+@pytest.mark.parametrize("scale", [1e-22, 1e-18, 1e20, 1e100])
+def test_kmeans_parallel_initialisation_is_scale_invariant_without_warnings(scale):
+    """k-means|| scores in float32: spreads outside its range are scaled by a power of two first
+    (the centroids changed, and overflow warnings leaked, beyond about 1e-21 and 1e19)."""
+    import warnings
+
+    X = _blobs(4)
+    reference = KMeansMachine(5, max_iter=0).fit(X).centroids_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        scaled = KMeansMachine(5, max_iter=0).fit(X * scale).centroids_
+    np.testing.assert_allclose(scaled / scale, reference, rtol=1e-9)
+
+
+def test_kmeans_parallel_rescores_rows_beyond_float32_in_float64():
+    import warnings
+
+    X = _blobs(5)
+    X[7] = 1e30  # one row whose float32 distance overflows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        km = KMeansMachine(5, max_iter=0).fit(X)
+    assert np.isfinite(km.centroids_).all()
+    assert any(np.array_equal(c, X[7]) for c in km.centroids_)  # the outlier is its own cluster
+
+
 def test_centroids_are_read_only_and_their_constants_cached_until_reassigned():
     X = _blobs(3)
     km = KMeansMachine(5, max_iter=3).fit(X)

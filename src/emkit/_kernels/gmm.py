@@ -142,11 +142,21 @@ def log_weighted_likelihood(X: np.ndarray, coefficients: DiagGMMCoefficients, bl
     design = np.empty((min(block_rows, max(N, 1)), D2), dtype=coefficients.coef.dtype)
     for start in range(0, N, block_rows):
         stop = min(start + block_rows, N)
-        d = fill_design(X[start:stop], coefficients.shift, design[: stop - start])
-        out[start:stop] = d @ coefficients.coef
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = fill_design(X[start:stop], coefficients.shift, design[: stop - start])
+            out[start:stop] = d @ coefficients.coef
         if coefficients.exact is not None:
             coefficients.exact.overwrite(X[start:stop], out[start:stop])
+        _overflowed_to_minus_inf(d, out[start:stop])
     return out
+
+
+def _overflowed_to_minus_inf(design: np.ndarray, values: np.ndarray) -> None:
+    """NaN in ``values`` (rows of a block) where the squares of ``design`` overflowed (frames about
+    1e154 from the shift, 1e19 in float32) become -inf, the log-likelihood's rounding."""
+    D = (design.shape[1] - 1) // 2
+    if not np.isfinite(np.add.reduce(design[:, :D], axis=None)):
+        np.copyto(values, -np.inf, where=np.isnan(values))
 
 
 #: Bytes of the (rows, C) slice that the exp/log-sum-exp passes work on at a time: all of them run
@@ -200,12 +210,14 @@ def log_likelihood(X: np.ndarray, coefficients: DiagGMMCoefficients, block_rows:
     row_sum = np.empty(B, dtype=dtype)
     for start in range(0, N, block_rows):
         n = min(start + block_rows, N) - start
-        d = fill_design(X[start : start + n], coefficients.shift, design[:n])
-        Lb = np.matmul(d, coefficients.coef, out=L[:n])
-        if coefficients.exact is not None:
-            coefficients.exact.overwrite(X[start : start + n], Lb)
-        _log_normalise_rows(Lb, row_max[:n], row_sum[:n])
-        out[start : start + n] = row_max[:n] + np.log(row_sum[:n])
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = fill_design(X[start : start + n], coefficients.shift, design[:n])
+            Lb = np.matmul(d, coefficients.coef, out=L[:n])
+            if coefficients.exact is not None:
+                coefficients.exact.overwrite(X[start : start + n], Lb)
+            _log_normalise_rows(Lb, row_max[:n], row_sum[:n])
+            out[start : start + n] = row_max[:n] + np.log(row_sum[:n])
+        _overflowed_to_minus_inf(d, out[start : start + n])
     return out
 
 
@@ -251,16 +263,17 @@ def accumulate_shifted_statistics(X: np.ndarray, coefficients: DiagGMMCoefficien
     partial = np.empty(acc.shape, dtype=dtype)
     for start in range(0, N, block_rows):
         n = min(start + block_rows, N) - start
-        d = fill_design(X[start : start + n], shift, design[:n])
-        Lb = np.matmul(d, coefficients.coef, out=L[:n])
-        if coefficients.exact is not None:
-            coefficients.exact.overwrite(X[start : start + n], Lb)
-        _log_normalise_rows(Lb, row_max[:n], row_sum[:n])
-        total_ll += float(np.sum(row_max[:n], dtype=np.float64) + np.sum(np.log(row_sum[:n]), dtype=np.float64))
-        # responsibilities are exp(L)/row_sum: scale the (B, 2D+1) design rows instead of the (B, C) block
-        used = d[:, first:]
-        np.divide(used, row_sum[:n, None], out=used)
-        np.matmul(used.T, Lb, out=partial)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: a non-finite total, refused
+            d = fill_design(X[start : start + n], shift, design[:n])
+            Lb = np.matmul(d, coefficients.coef, out=L[:n])
+            if coefficients.exact is not None:
+                coefficients.exact.overwrite(X[start : start + n], Lb)
+            _log_normalise_rows(Lb, row_max[:n], row_sum[:n])
+            total_ll += float(np.sum(row_max[:n], dtype=np.float64) + np.sum(np.log(row_sum[:n]), dtype=np.float64))
+            # responsibilities are exp(L)/row_sum: scale the (B, 2D+1) design rows instead of the (B, C) block
+            used = d[:, first:]
+            np.divide(used, row_sum[:n, None], out=used)
+            np.matmul(used.T, Lb, out=partial)
         acc += partial
     n_c = acc[-1].copy()
     px = acc[-1 - D : -1].T.copy()

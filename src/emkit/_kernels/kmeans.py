@@ -157,8 +157,9 @@ def _buffers(n_rows, n_features, n_clusters, dtype, block_rows):
     return centred, np.empty((B, n_clusters), dtype=dtype)
 
 
-def assign(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS):
-    """Index of the nearest centroid (N,) and the squared distance to it (N,)."""
+def assign(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS, scale: float = 1.0):
+    """Index of the nearest centroid (N,) and the squared distance to it (N,).  ``scale``: the rows
+    are multiplied by it first, block by block (``coef`` holds centroids of scaled data then)."""
     N, D = X.shape
     labels = np.empty(N, dtype=np.intp)
     min_dist = np.empty(N, dtype=np.float64)
@@ -167,7 +168,8 @@ def assign(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS):
     screen = _screen(coef, augmented, len(centred_buf))
     for start in range(0, N, block_rows):
         stop = min(start + block_rows, N)
-        labels[start:stop], min_dist[start:stop] = _assign_block(X[start:stop], coef, centred_buf, scores_buf,
+        block = X[start:stop] if scale == 1.0 else np.multiply(X[start:stop], scale, dtype=np.float64)
+        labels[start:stop], min_dist[start:stop] = _assign_block(block, coef, centred_buf, scores_buf,
                                                                  augmented=augmented, screen=screen)
     return labels, min_dist
 
