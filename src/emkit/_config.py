@@ -92,6 +92,12 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
         the system after every temporary array (default True; restored when ``fit`` ends, see
         :mod:`emkit._backend._worker_heap`).
     """
+    if block_rows is not None:  # checked, never coerced (int(2.7) was 2, int("64") 64)
+        if isinstance(block_rows, bool) or not isinstance(block_rows, numbers.Integral):
+            raise TypeError(f"block_rows must be a positive integer; got {type(block_rows).__name__}: "
+                            f"{block_rows!r}")
+        if block_rows < 1:
+            raise ValueError(f"block_rows must be a positive integer; got {block_rows!r}")
     if dask_cache is not None and dask_cache not in DASK_CACHE_MODES:
         raise ValueError(f"dask_cache must be one of {DASK_CACHE_MODES}; got {dask_cache!r}")
     if dask_cache_fraction is not None and not (isinstance(dask_cache_fraction, (int, float))
@@ -113,8 +119,6 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
     if progress is not None:
         _CONFIG["progress"] = bool(progress)
     if block_rows is not None:
-        if int(block_rows) < 1:
-            raise ValueError(f"block_rows must be a positive integer; got {block_rows!r}")
         _CONFIG["block_rows"] = int(block_rows)
     _CONFIG["device"], _CONFIG["array_library"] = new_device, new_library
     if device_cache != "keep":

@@ -104,7 +104,8 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
     from sklearn.utils import check_array
 
     if is_dask_collection(X):
-        X = _check_dask_frames(X, name, allow_empty=allow_empty, ensure_2d=ensure_2d, known_rows=known_rows)
+        X = _check_dask_frames(X, name, allow_empty=allow_empty, ensure_2d=ensure_2d, known_rows=known_rows,
+                               owner=owner)
     elif _is_plain_float_matrix(X, ensure_2d, allow_empty):
         # the common case (one utterance, a frame matrix): skip check_array's generic overhead
         if not np.isfinite(np.add.reduce(X, axis=None)):  # NaN/inf propagate through a sum...
@@ -114,7 +115,7 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
     else:
         try:
             X = check_array(X, accept_sparse=False, dtype="numeric", ensure_2d=ensure_2d, allow_nd=False,
-                            ensure_min_samples=0 if allow_empty else 1, ensure_all_finite=True,
+                            ensure_min_samples=0, ensure_all_finite=True,
                             input_name=name)
         except ValueError:
             # scikit-learn's dimension errors name neither the argument nor the shape received
@@ -129,6 +130,8 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
             X = X[None, :]
         if X.shape[1] == 0:
             raise ValueError(f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+        if X.shape[0] == 0 and not allow_empty:
+            raise ValueError(_no_samples(name, X.shape, owner))
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(
             f"{name} has {X.shape[1]} features, but {owner or 'the model'} is expecting {n_features} "
@@ -137,7 +140,12 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
     return X
 
 
-def _check_dask_frames(X, name: str, *, allow_empty: bool, ensure_2d: bool, known_rows: bool):
+def _no_samples(name: str, shape, owner: str | None) -> str:
+    return f"{name} has 0 sample(s) (shape={shape}): {owner or 'the estimator'} needs at least 1"
+
+
+def _check_dask_frames(X, name: str, *, allow_empty: bool, ensure_2d: bool, known_rows: bool,
+                       owner: str | None = None):
     """The dask side of :func:`check_frames`: the numpy input's rules, without computing values."""
     if not hasattr(X, "chunks"):  # bags and delayed objects are checked by their consumers
         return X
@@ -170,8 +178,7 @@ def _check_dask_frames(X, name: str, *, allow_empty: bool, ensure_2d: bool, know
     if X.shape[1] == 0:
         raise ValueError(f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
     if not unknown_rows and X.shape[0] == 0 and not allow_empty:
-        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required "
-                         f"by {name}.")
+        raise ValueError(_no_samples(name, X.shape, owner))
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
     return X

@@ -32,27 +32,36 @@ class SingularError(ValueError):
     """A covariance that is singular (or not positive definite) without ``pinv``."""
 
 
+def _pinv_factor(M: np.ndarray):
+    """The Cholesky factor of ``pinv(M)``, or None where it is not positive definite."""
+    try:
+        return np.linalg.cholesky(scipy.linalg.pinv(M))
+    except np.linalg.LinAlgError:
+        return None
+
+
 def inverse_cholesky_factor(M: np.ndarray, pinv: bool, what: str) -> np.ndarray:
     """Lower-triangular ``W`` with ``W W' = M^-1`` (``M^+`` with ``pinv``), M symmetric (D, D)."""
+    reduce = ("reduce the dimension of the data first, e.g. with PCA (a constant or collinear "
+              "feature makes it rank-deficient)")
     if pinv:
-        try:
-            return np.linalg.cholesky(scipy.linalg.pinv(M))
-        except np.linalg.LinAlgError:
-            raise ValueError(
-                f"the pseudo-inverse of the {what} is not positive definite (the {what} is "
-                "rank-deficient): reduce the dimension of the data first, e.g. with PCA"
-            ) from None
-    singular = SingularError(
-        f"the {what} is singular or not positive definite: use pinv=True, or reduce the "
-        "dimension of the data first"
-    )
+        W = _pinv_factor(M)
+        if W is None:
+            raise ValueError(f"the pseudo-inverse of the {what} is not positive definite (the {what} "
+                             f"is rank-deficient): {reduce}")
+        return W
+
+    def singular():  # pinv=True is suggested only where it would succeed
+        advice = ("use pinv=True, or " if _pinv_factor(M) is not None else "") + reduce
+        return SingularError(f"the {what} is singular or not positive definite: {advice}")
+
     try:
         L = np.linalg.cholesky(M[::-1, ::-1])
     except np.linalg.LinAlgError:
-        raise singular from None
+        raise singular() from None
     # a rank-deficient M can survive the factorisation by rounding: its pivot is then ~eps
     if np.min(np.diagonal(L)) ** 2 <= len(M) * np.finfo(float).eps * np.max(np.diagonal(M)):
-        raise singular
+        raise singular()
     # M = U U' with U = J L J upper triangular, so W = U^-T = J L^-T J
     L_inv = scipy.linalg.solve_triangular(L, np.eye(len(L)), lower=True)
     return np.ascontiguousarray(L_inv.T[::-1, ::-1])

@@ -239,3 +239,17 @@ def test_public_functions_document_their_parameters_and_shapes():
                             (score_norm.adaptive_snorm, ["(n_models, n_probes)"])):
         doc = inspect.getdoc(function)
         assert all(name in doc for name in names), function
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, error", [(2.7, TypeError), (True, TypeError), ("64", TypeError),
+                                          (0, ValueError), (-3, ValueError)])
+def test_block_rows_is_checked_never_coerced_and_nothing_is_set_on_error(value, error):
+    before = emkit.get_config()
+    with pytest.raises(error, match=re.escape(f"block_rows must be a positive integer; got ")):
+        emkit.set_config(progress=not before["progress"], block_rows=value)
+    assert emkit.get_config() == before
+    with emkit.config_context(block_rows=np.int64(64)):
+        assert emkit.get_config()["block_rows"] == 64

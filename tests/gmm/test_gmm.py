@@ -209,6 +209,13 @@ def test_bad_frames_raise_naming_the_argument(bad, match):
         GMMMachine(2).fit(bad)
 
 
+@pytest.mark.parametrize("estimator", [GMMMachine(2), KMeansMachine(2)])
+def test_empty_training_data_names_x_and_the_estimator(estimator):
+    name = type(estimator).__name__
+    with pytest.raises(ValueError, match=re.escape(f"X has 0 sample(s) (shape=(0, 3)): {name} needs at least 1")):
+        estimator.fit(np.empty((0, 3)))
+
+
 def test_bad_parameters_raise_in_fit():
     X = _blobs()
     with pytest.raises(ValueError, match="UBM is required"):

@@ -249,6 +249,11 @@ def test_nan_labels_are_refused_naming_y_and_the_index(data, container):
             call(X, container(labels))
 
 
+def test_empty_training_data_names_x_and_the_estimator():
+    with pytest.raises(ValueError, match=re.escape("X has 0 sample(s) (shape=(0, 3)): PLDA needs at least 1")):
+        PLDA().fit(np.empty((0, 3)), [])
+
+
 def _eer(target, nontarget):
     thresholds = np.sort(np.concatenate([target, nontarget]))
     frr = np.searchsorted(np.sort(target), thresholds, side="left") / len(target)

@@ -74,6 +74,16 @@ def test_list_labels_keep_first_appearance_order_and_arrays_sort():
     assert WCCN(pinv=True).fit(X, np.array([3, 1, 3, 2, 1, 2])).classes_.tolist() == [1, 2, 3]
 
 
+def test_a_constant_feature_gets_advice_that_works():
+    X, y = FIX["wccn_rand_X"], FIX["wccn_rand_y"]
+    X = np.c_[X, np.ones(len(X))]
+    with pytest.raises(ValueError, match="within-class covariance is singular") as info:
+        WCCN().fit(X, y)
+    assert "pinv" not in str(info.value) and "reduce the dimension" in str(info.value)
+    with pytest.raises(ValueError, match=re.escape("X has 0 sample(s) (shape=(0, 2)): WCCN needs at least 1")):
+        WCCN().fit(np.empty((0, 2)), [])
+
+
 def test_sklearn_integration():
     X, y = FIX["wccn_rand_X"], FIX["wccn_rand_y"]
     wccn = WCCN(pinv=True)

@@ -1,6 +1,7 @@
 """Whitening: parity with bob.learn.em 3.3.1, properties, and a scikit-learn i-vector back-end."""
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -60,6 +61,31 @@ def test_bad_input():
         assert np.isfinite(weights).all()
     with pytest.raises(ValueError, match="X has 3 features"):
         Whitening().fit(X).transform(X[:, :3])
+
+
+def test_pinv_is_suggested_only_where_it_succeeds():
+    X = FIX["white_a_X"]
+    constant = np.c_[X, np.full(len(X), 3.0)]
+    with pytest.raises(ValueError, match="singular or not positive definite: reduce the dimension") as info:
+        Whitening().fit(constant)
+    assert "pinv" not in str(info.value) and "constant or collinear feature" in str(info.value)
+    with pytest.raises(ValueError, match="pseudo-inverse"):
+        Whitening(pinv=True).fit(constant)
+    collinear = np.c_[X, 2 * X[:, :1]]
+    try:
+        Whitening(pinv=True).fit(collinear)
+    except ValueError:
+        works = False
+    else:
+        works = True
+    with pytest.raises(ValueError, match="singular") as info:
+        Whitening().fit(collinear)
+    assert ("use pinv=True" in str(info.value)) == works
+
+
+def test_empty_training_data_names_x_and_the_estimator():
+    with pytest.raises(ValueError, match=re.escape("X has 0 sample(s) (shape=(0, 3)): Whitening needs at least 1")):
+        Whitening().fit(np.empty((0, 3)))
 
 
 def test_sklearn_conventions():
