@@ -110,7 +110,9 @@ class PLDA(BaseEstimator):
         Stop when the relative change of the average log-likelihood is at most this.
     variance_threshold : float
         Floor on the diagonal ``sigma`` ("full") and on the eigenvalues of the within-class /
-        noise covariance (the others).
+        noise covariance (the others), relative to the mean variance of a feature of the
+        training data (``trace(Cov(X)) / D``), so that the model and its scores do not depend on
+        the unit of the data.
     init_method : {"scatter", "random"}
         "scatter": eigenvectors of the between- and within-class scatter matrices (PPCA-like);
         "random": random ``F``/``G`` scaled to the data, noise = the data's variance.
@@ -243,7 +245,8 @@ class PLDA(BaseEstimator):
         dim_f, dim_g = self._check_params(D, len(classes))
         check_within_class_samples(N, len(classes), D)
         stats = class_statistics(X, codes, len(classes))
-        floor = float(self.variance_threshold)
+        scale = float(np.trace(stats.scatter)) / (N * D)  # the mean variance of a feature
+        floor = float(self.variance_threshold) * (scale if scale > 0 else 1.0)
         state: dict = {}
 
         def initialize():

@@ -249,6 +249,25 @@ def test_nan_labels_are_refused_naming_y_and_the_index(data, container):
             call(X, container(labels))
 
 
+@pytest.mark.parametrize("model", ["two-covariance", "simplified", "full"])
+@pytest.mark.parametrize("scale", [1e-6, 1e-4, 1e5])
+def test_scores_do_not_depend_on_the_unit_of_the_data(model, scale):
+    """The variance floor is relative to the data's variance (an absolute 1e-8 made every LLR
+    about 0 for data of spread 1e-5)."""
+    rng = np.random.RandomState(0)
+    K, n, D = 10, 6, 4
+    X = np.repeat(rng.randn(K, D) * 2, n, axis=0) + rng.randn(K * n, D)
+    y = np.repeat(np.arange(K), n)
+
+    def llr(a):
+        p = PLDA(model=model, max_iterations=6, convergence_threshold=None).fit(X * a, y)
+        return p.log_likelihood_ratio(p.enroll(X[:2 * n] * a, y[:2 * n]), X[-5:] * a)
+
+    reference = llr(1.0)
+    assert np.abs(reference).min() > 1.0
+    np.testing.assert_allclose(llr(scale), reference, rtol=1e-9, atol=1e-9)
+
+
 def test_empty_training_data_names_x_and_the_estimator():
     with pytest.raises(ValueError, match=re.escape("X has 0 sample(s) (shape=(0, 3)): PLDA needs at least 1")):
         PLDA().fit(np.empty((0, 3)), [])
