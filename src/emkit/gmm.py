@@ -21,11 +21,10 @@ from . import _device_fit, _device_infer
 from . import _gmm_estep as estep
 from ._backend import _staging, cached_frames
 from ._checkpoint import resumable_em
-from ._fitted import (clear_derived, derived, fitted_value, refreeze, set_fitted,
-                      without_derived)
+from ._fitted import clear_derived, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
-from ._gmm_params import COMPUTE_DTYPES as _DTYPES
-from ._gmm_params import GMMParameter, check_gmm_parameters, check_parameter_value, check_weights
+from ._gmm_params import (COMPUTE_DTYPES as _DTYPES, GMMParameter, check_gmm_parameters,
+                          check_parameter_value, check_weights)
 from ._kernels import gmm as kg
 from .io import _registry
 from .kmeans import KMeansMachine
@@ -73,14 +72,9 @@ class GMMMachine(BaseEstimator):
         Reynolds relevance factor r: ``alpha_c = n_c / (n_c + r)``.
     compute_dtype : {"float64", "float32"}
         Precision of the E-step products.  Default "float64" gives the reference's numbers.
-        "float32" is about twice as fast: each row block's log-likelihoods and statistics are
-        products in float32, the blocks are summed and the parameters stored in float64.  Means
-        and weights then agree with float64 to about 1e-6 relative, but the variances lose digits
-        to the cancellation of the second moments taken about one shift ``s`` (the mean of the
-        means): their relative difference grows as about ``1e-6 * kappa``, ``kappa = max_cd
-        (mu_cd - s_d)**2 / var_cd`` (measured after one iteration: 1.4e-5 to 8.5e-5 on MFCC+delta
-        features at C = 16 to 128, kappa 50 to 490; 1.3e-3 on tight, distant clusters, kappa
-        2000).  Keep "float64" where variances matter to more digits.
+        "float32" is about twice as fast (products in float32, sums and parameters in float64);
+        means and weights agree with float64 to about 1e-6, variances to about ``1e-6 * kappa``
+        (``kappa = max (mu - s)**2 / var``, ``s`` the mean of the means; docs/differences.md).
     checkpoint : path or None
         Resumable training: the state is written atomically to this HDF5 file after every
         completed iteration; a ``fit`` started again with the same arguments and data (e.g. after
@@ -269,10 +263,8 @@ class GMMMachine(BaseEstimator):
 
     # -- HDF5 --------------------------------------------------------------------------------
     def save(self, hdf5):
-        """Write the machine in bob.learn.em's HDF5 layout (readable by the reference).
-
-        MAP machines also store their UBM and MAP parameters so that they reload as MAP.
-        """
+        """Write the machine in bob.learn.em's HDF5 layout (readable by the reference); MAP
+        machines also store their UBM and MAP parameters so that they reload as MAP."""
         _registry.save(self, hdf5)
 
     @classmethod
