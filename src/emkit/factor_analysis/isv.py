@@ -12,13 +12,14 @@ from .._checkpoint import TrainingInput
 from ..io._registry import register
 from ..stats import GMMStats, as_stats_sequence
 from . import _steps
+from ._docs import with_shared_parameters
 from ._model import FactorAnalysisBase
 from ._scoring import check_latent, enroll_isv, probe_x, score, score_matrix, stack_sessions
 from ._training import train_isv
 
 
 class ISVMachine(FactorAnalysisBase):
-    """Inter-session variability modelling: ``mu_{i,h} = m + U x_{i,h} + D z_i``.
+    __doc__ = with_shared_parameters("""Inter-session variability modelling: ``mu_{i,h} = m + U x_{i,h} + D z_i``.
 
     Training (as the reference, McCool et al. 2013 / bob 2.x): every iteration computes the
     session factors x at z = 0, then the class offsets z, then accumulates the U update with the
@@ -34,22 +35,15 @@ class ISVMachine(FactorAnalysisBase):
         Rank of the session subspace U (>= 1).
     em_iterations : int
         EM iterations (a fixed number, as the reference).
-    relevance_factor : float
-        D starts at ``sqrt(variance_supervector / relevance_factor)``.
     random_state : int, None, numpy RandomState or Generator
         Draws the initial U from N(0, 1) as the reference does (None: numpy's global
         generator, as the reference).
-    ubm : GMMMachine or None
-        The UBM; trained by ``fit_using_array`` when it is untrained (or None, from ``ubm_kwargs``).
-    ubm_kwargs : dict or None
-        Arguments of the ``GMMMachine`` created when ``ubm`` is None.
-    enroll_iterations : int
-        Iterations of the latent-variable updates in ``enroll`` (>= 1).
+    %(shared parameters)s
     checkpoint : path or None
         Resumable training (see :class:`emkit.GMMMachine`): U, saved after every iteration.
 
     Details: :class:`FactorAnalysisBase`.
-    """
+    """)
 
     def __init__(self, r_U, em_iterations=10, relevance_factor=4.0, random_state=0, ubm=None,
                  ubm_kwargs=None, enroll_iterations=1, checkpoint=None):

@@ -11,13 +11,14 @@ from .._backend import computed_once, small_products
 from .._checkpoint import TrainingInput
 from ..io._registry import register
 from . import _steps
+from ._docs import with_shared_parameters
 from ._model import FactorAnalysisBase
 from ._scoring import check_latent, enroll_jfa, score, score_matrix, stack_sessions
 from ._training import train_jfa
 
 
 class JFAMachine(FactorAnalysisBase):
-    """Joint factor analysis: ``mu_{i,h} = m + U x_{i,h} + V y_i + D z_i``.
+    __doc__ = with_shared_parameters("""Joint factor analysis: ``mu_{i,h} = m + U x_{i,h} + V y_i + D z_i``.
 
     Training (as the reference, bob 2.x's ``train_jfa``): ``em_iterations`` of V (x = z = 0),
     then of U (with the final y), then of D (with the final y and x).
@@ -35,23 +36,16 @@ class JFAMachine(FactorAnalysisBase):
         Rank of the class subspace V (>= 1).
     em_iterations : int
         EM iterations of each of the V, U and D phases (a fixed number, as the reference).
-    relevance_factor : float
-        D starts at ``sqrt(variance_supervector / relevance_factor)``.
     random_state : int, None, numpy RandomState or Generator
         Draws the initial U, then V, from N(0, 1) as the reference does (None: numpy's global
         generator, as the reference).
-    ubm : GMMMachine or None
-        The UBM; trained by ``fit_using_array`` when it is untrained (or None, from ``ubm_kwargs``).
-    ubm_kwargs : dict or None
-        Arguments of the ``GMMMachine`` created when ``ubm`` is None.
-    enroll_iterations : int
-        Iterations of the latent-variable updates in ``enroll`` (>= 1).
+    %(shared parameters)s
     checkpoint : path or None
         Resumable training (see :class:`emkit.GMMMachine`): U, V, D and the training phase,
         saved after every iteration.
 
     Details: :class:`FactorAnalysisBase`.
-    """
+    """)
 
     _has_V = True
 
