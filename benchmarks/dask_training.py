@@ -157,6 +157,10 @@ def main():
             if "ubm" in only:
                 frames = h5py.File(h5, "r")["frames"][...]
                 ubm0 = make_ubm(args.ubm_C, 60, np.random.default_rng(1))
+                # means on frames (random means far from these frames left Gaussians without
+                # data, collapsed at the variance floor)
+                ubm0.means = frames[np.random.default_rng(1).choice(len(frames), args.ubm_C,
+                                                                    replace=False)]
 
                 def gmm():
                     g = GMMMachine(args.ubm_C, update_variances=True, update_weights=True,
