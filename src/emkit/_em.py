@@ -58,6 +58,7 @@ def run_em(e_step: Callable[[], object], m_step: Callable[[object], float], *,
         raise ValueError("Either or both convergence_threshold and max_iterations must be set")
     history = list(history or [])
     step = start_step
+
     def converged_at(previous, current):
         return relative_change_converged(previous, current, convergence_threshold,
                                          0.0 if rounding is None else rounding())
