@@ -5,43 +5,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _labels
 from ._backend import map_reduce
 from ._kernels import plda as kp
-from ._validation import check_random_state, is_dask_collection
+from ._validation import check_random_state
 
 __all__ = ["encode_labels", "check_within_class_samples", "class_statistics", "initial_parameters",
            "within_covariance"]
 
 
 def encode_labels(y, n_samples: int, name: str = "y"):
-    """Integer codes (N,) and the list of distinct labels, in order of first appearance.
-
-    Labels may be of any hashable type (str, int, tuples, ...).  Dask labels are computed, as
-    :class:`emkit.WCCN` computes them (one small array).
-    """
-    if is_dask_collection(y):
-        y = y.compute()
-    if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype != object:
-        if len(y) != n_samples:
-            raise ValueError(f"{name} must have one label per sample ({n_samples}); got {len(y)} labels")
-        uniq, first, codes = np.unique(y, return_index=True, return_inverse=True)
-        order = np.argsort(first, kind="stable")  # first-appearance order
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        return rank[codes.reshape(-1)], list(uniq[order])
-    try:
-        labels = list(y)
-    except TypeError:
-        raise TypeError(f"{name} must be a sequence of labels; got {type(y).__name__}") from None
-    if len(labels) != n_samples:
-        raise ValueError(f"{name} must have one label per sample ({n_samples}); got {len(labels)} labels")
-    index: dict = {}
-    try:
-        codes = np.fromiter((index.setdefault(lab, len(index)) for lab in labels), dtype=np.intp,
-                            count=len(labels))
-    except TypeError as exc:
-        raise TypeError(f"{name} must hold hashable labels; {exc}") from None
-    return codes, list(index)
+    """Integer codes (N,) and the list of distinct labels, in order of first appearance
+    (:func:`emkit._labels.encode_labels`: any hashable labels, dask labels computed, NaN refused),
+    one label per sample."""
+    codes, classes = _labels.encode_labels(y, name, first_appearance=True)
+    if len(codes) != n_samples:
+        raise ValueError(f"{name} must have one label per sample ({n_samples}); got {len(codes)} labels")
+    return codes, list(classes)
 
 
 def check_within_class_samples(n_samples: int, n_classes: int, n_features: int):

@@ -56,7 +56,6 @@ from ._backend import small_products
 from ._checkpoint import resumable_em
 from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._kernels import plda as kp
-from ._labels import check_no_nan_labels
 from ._plda_training import (check_within_class_samples, class_statistics, encode_labels,
                              initial_parameters, within_covariance)
 from ._validation import check_finite, check_frames, check_positive_int
@@ -238,7 +237,7 @@ class PLDA(BaseEstimator):
         if y is None:
             raise ValueError("PLDA requires y to be passed, but the target y is None (one class label per "
                              "row of X)")
-        codes, classes = check_no_nan_labels(*encode_labels(y, X.shape[0]))
+        codes, classes = encode_labels(y, X.shape[0])
         if len(classes) < 2:
             raise ValueError(f"y must contain at least 2 classes; got 1 class ({classes[0]!r})")
         N, D = X.shape
@@ -314,7 +313,7 @@ class PLDA(BaseEstimator):
         """Total marginal log-likelihood of labelled vectors under the fitted model."""
         self._check_fitted()
         X = _check_vectors(X, "X", self.n_features_in_)
-        codes, classes = check_no_nan_labels(*encode_labels(y, X.shape[0]))
+        codes, classes = encode_labels(y, X.shape[0])
         stats = class_statistics(X, codes, len(classes))
         mu = self.mean_ - stats.offset
         return kp.posterior(stats, mu, self.F_, self.within_covariance_).log_likelihood
@@ -328,7 +327,7 @@ class PLDA(BaseEstimator):
         X = _check_vectors(X, "X", n_features)
         if y is None:
             return PLDAEnrollment(X.mean(axis=0, keepdims=True), np.array([X.shape[0]], dtype=np.float64))
-        codes, labels = check_no_nan_labels(*encode_labels(y, X.shape[0]))
+        codes, labels = encode_labels(y, X.shape[0])
         counts = np.bincount(codes, minlength=len(labels)).astype(np.float64)
         sums = kp.class_sums(X, codes, len(labels))
         return PLDAEnrollment(sums / counts[:, None], counts, labels)
