@@ -243,13 +243,13 @@ class DeviceGMM:
 
     def m_step(self, stats) -> float:
         """The machine's M-step on the device; returns the average log-likelihood."""
-        from ._gmm_mstep import map_m_step, ml_m_step
+        from ._gmm_mstep import check_occupancy_floor, map_m_step, ml_m_step
 
         shift, acc, ll = stats
         xp, m = self.dev.xp, self.machine
         n, px, pxx = gmm_xp.split_statistics(acc, shift.shape[0], m.update_variances)
-        check = xp.stack([ll, xp.astype(xp.all(xp.isfinite(n)), xp.float64)])
-        total, finite = (float(v) for v in _device.to_numpy(check))
+        check = xp.stack([ll, xp.astype(xp.all(xp.isfinite(n)), xp.float64), xp.min(n)])
+        total, finite, n_min = (float(v) for v in _device.to_numpy(check))
         if not (np.isfinite(total) and finite):
             from types import SimpleNamespace
 
@@ -264,6 +264,8 @@ class DeviceGMM:
                                      relevance_factor=m.map_relevance_factor, alpha=self.alpha,
                                      **common)
         else:
+            check_occupancy_floor(n_min, m.mean_var_update_threshold, m.update_means,
+                                  m.update_variances)
             self.params = ml_m_step(self.params, n, t, shift, px, pxx, xp, **common)
         self.dirty = True
         return total / t

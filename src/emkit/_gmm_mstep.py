@@ -32,6 +32,19 @@ def _floored(params, variances, xp):
     return xp.maximum(params["thresholds"], variances)  # the ``variances`` setter's floor
 
 
+def check_occupancy_floor(n_min: float, threshold, update_means: bool, update_variances: bool) -> None:
+    """Refuse an ML M-step whose floored occupancy ``max(n_c, threshold)`` is 0 for some Gaussian
+    (``n_min``: the smallest ``n_c``): its mean and variance would be 0/0, NaN.  Only a threshold
+    of 0 (or below) allows it; the default, EPS, keeps such a Gaussian at ``sum / EPS`` as the
+    reference does."""
+    if (update_means or update_variances) and not n_min > 0 and not float(threshold) > 0:
+        raise ValueError(
+            f"mean_var_update_threshold={float(threshold)!r}: a Gaussian received no responsibility "
+            "(n_c = 0), so its maximum-likelihood mean and variance are 0/0; use a positive "
+            "mean_var_update_threshold (the default, EPS, keeps such Gaussians at sum / EPS as the "
+            "reference does)")
+
+
 def ml_m_step(params, n, t, shift, px, pxx, xp, *, update_means=True, update_variances=False,
               update_weights=False, threshold):
     """Maximum-likelihood M-step: ``n`` (C,), ``px``/``pxx`` (C, D) moments about ``shift`` (D,)
@@ -151,6 +164,8 @@ def ml_gmm_m_step(machine, statistics, update_means=True, update_variances=False
     """Maximum-likelihood M-step (in place): :func:`ml_m_step` on the machine's parameters.
     Update order: weights, means, variances."""
     n = np.asarray(statistics.n, dtype=np.float64)
+    check_occupancy_floor(float(n.min(initial=np.inf)), mean_var_update_threshold, update_means,
+                          update_variances)
     shift, px, pxx = _moments(statistics, update_means, update_variances)
     new = ml_m_step(_machine_params(machine), n, statistics.t, shift, px, pxx, np,
                     update_means=update_means, update_variances=update_variances,

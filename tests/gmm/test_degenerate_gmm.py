@@ -19,6 +19,32 @@ def _ubm():
 _ALL = dict(update_means=True, update_variances=True, update_weights=True)
 
 
+# -- ML where a Gaussian has no frames ------------------------------------------------------------
+
+
+def test_ml_gaussian_without_frames_keeps_the_reference_sum_over_eps():
+    ubm, X = _ubm(), np.random.default_rng(0).normal(size=(30, 3))
+    m = GMMMachine(2, max_fitting_steps=1, convergence_threshold=None, **_ALL)
+    m.means, m.variances, m.weights = ubm.means, ubm.variances, ubm.weights
+    m.fit(X)
+    np.testing.assert_array_equal(m.means[1], [0.0, 0.0, 0.0])  # 0 / EPS, as the reference
+    np.testing.assert_allclose(m.means[0], X.mean(0), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("update", [dict(update_means=True), dict(update_means=False, update_variances=True)])
+def test_ml_threshold_zero_with_a_gaussian_without_frames_names_the_threshold(update):
+    ubm, X = _ubm(), np.random.default_rng(0).normal(size=(30, 3))
+    m = GMMMachine(2, max_fitting_steps=1, mean_var_update_threshold=0.0, **update)
+    m.means, m.variances, m.weights = ubm.means, ubm.variances, ubm.weights
+    before = m.means.copy()
+    with pytest.raises(ValueError, match=r"mean_var_update_threshold=0\.0: a Gaussian received no"):
+        m.fit(X)
+    np.testing.assert_array_equal(m.means, before)  # nothing half-updated
+    # the same threshold is fine while every Gaussian has frames
+    m.means = np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
+    assert np.isfinite(m.fit(X).means).all()
+
+
 # -- MAP adaptation where the reference's formulas are 0/0 ----------------------------------------
 
 

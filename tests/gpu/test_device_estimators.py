@@ -130,6 +130,15 @@ def test_gmm_float32_on_the_configured_device(data, fake_cuda):
     same_gmm(expected, got, 1e-5)
 
 
+def test_device_ml_threshold_zero_with_a_gaussian_without_frames_names_the_threshold(data, fake_cuda):
+    m = gmm(mean_var_update_threshold=0.0)
+    m.means = np.vstack([data[:4], np.full((1, 3), 1e4)])  # the last Gaussian: no frame near it
+    m.variances, m.weights = np.ones((5, 3)), np.full(5, 0.2)
+    with emkit.config_context(device="cuda", device_cache=True):
+        with pytest.raises(ValueError, match=r"mean_var_update_threshold=0\.0: a Gaussian received no"):
+            m.fit(data)
+
+
 def test_kmeans_and_map_on_the_configured_device(data, fake_cuda):
     ubm = gmm().fit(data)
     expected_km = KMeansMachine(5, max_iter=4, convergence_threshold=None).fit(data)
