@@ -139,6 +139,21 @@ def test_device_ml_threshold_zero_with_a_gaussian_without_frames_names_the_thres
             m.fit(data)
 
 
+@pytest.mark.parametrize("dtype, far", [("float64", 1e160), ("float32", 3e19)])
+def test_device_likelihoods_of_overflowing_frames_are_minus_inf_as_on_the_cpu(data, fake_cuda, dtype, far):
+    m = gmm(compute_dtype=dtype).fit(data)
+    X = data[:4].copy()
+    X[2, 1] = far
+    expected = m.log_likelihood(X)
+    assert np.isneginf(expected[2])
+    with emkit.config_context(device="cuda", device_cache=False):
+        got = m.log_likelihood(X)
+        with pytest.raises(ValueError, match="squared distances overflow"):
+            m.acc_stats(X)
+    np.testing.assert_array_equal(np.isneginf(got), [False, False, True, False])
+    np.testing.assert_allclose(got[[0, 1, 3]], expected[[0, 1, 3]], rtol=1e-12 if dtype == "float64" else 1e-5)
+
+
 def test_kmeans_and_map_on_the_configured_device(data, fake_cuda):
     ubm = gmm().fit(data)
     expected_km = KMeansMachine(5, max_iter=4, convergence_threshold=None).fit(data)

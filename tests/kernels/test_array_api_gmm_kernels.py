@@ -91,6 +91,29 @@ def test_gmm_statistics_and_likelihoods(ns, gmm, dtype, tol):
           ns.get(gmm_xp.log_weighted_likelihood(X, shift, c, 70)), tol)
 
 
+@pytest.mark.parametrize("dtype, far", [("float64", 1e160), ("float32", 3e19)])
+def test_gmm_likelihoods_of_overflowing_frames_are_minus_inf_as_numpy(ns, gmm, dtype, far):
+    """Frames whose squared distances overflow: -inf (the rounding of the exact value) in both
+    likelihood functions, as the numpy kernels give, not NaN; the other rows are untouched."""
+    X = gmm["X"][:5].copy()
+    X[1, 0], X[3, 2] = far, -far
+    coef = kg.DiagGMMCoefficients.from_parameters(gmm["means"], gmm["variances"],
+                                                  gmm["log_weights"], np.dtype(dtype))
+    shift, c = gmm_xp.coefficients(*(ns.put(gmm[k]) for k in ("means", "variances", "log_weights")),
+                                   dtype=ns.put(np.zeros(1, dtype)).dtype)
+    with np.errstate(over="ignore"):  # (the float32 copy of 1e160 is inf)
+        Xd = ns.put(X, dtype)
+    expected = kg.log_likelihood(X, coef)
+    got = ns.get(gmm_xp.log_likelihood(Xd, shift, c))
+    np.testing.assert_array_equal(got[[1, 3]], [-np.inf, -np.inf])
+    np.testing.assert_array_equal(expected[[1, 3]], [-np.inf, -np.inf])
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(got[[0, 2, 4]], expected[[0, 2, 4]], rtol=tol)
+    weighted = ns.get(gmm_xp.log_weighted_likelihood(Xd, shift, c))
+    assert not np.isnan(weighted).any() and np.isneginf(weighted[[1, 3]]).any()
+    np.testing.assert_array_equal(np.isneginf(weighted), np.isneginf(kg.log_weighted_likelihood(X, coef)))
+
+
 def test_gmm_empty_input(ns, gmm):
     shift, c = gmm_xp.coefficients(*(ns.put(gmm[k]) for k in ("means", "variances", "log_weights")))
     empty = ns.put(np.zeros((0, 4)))

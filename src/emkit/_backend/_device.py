@@ -316,7 +316,9 @@ def _double_buffered(X, ops, staging, block_rows):
         i = starts[k]
         rows = min(block_rows, n - i)
         t0 = time.perf_counter()
-        staging.views[slot][:rows] = X[i:i + rows]  # host-side read into the staging buffer
+        with np.errstate(over="ignore"):  # float32 staging: frames beyond its range become inf,
+            # which the kernels turn into -inf log-likelihoods and fit refuses (as on the CPU)
+            staging.views[slot][:rows] = X[i:i + rows]  # host-side read into the staging buffer
         STREAM_STATS["fill_s"] += time.perf_counter() - t0
         block = ops.copy(staging.host[slot][:rows], staging.stream)
         staging.events[slot] = ops.record(staging.stream)

@@ -14,7 +14,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from . import _xp
+
+#: numpy-backed namespaces (numpy, ``array-api-strict``) warn where squared distances overflow:
+#: the kernels turn those rows into -inf (likelihoods) or a refused total (fit), as the numpy
+#: kernels do, silently
+def _quiet():
+    return np.errstate(over="ignore", invalid="ignore")
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -65,12 +73,28 @@ def _check(X, coef, xp):
     return X
 
 
+def _overflowed_to_minus_inf(d, values, xp):
+    """``values`` (rows of a block, (B,) or (B, C)) with NaN set to -inf in the rows whose
+    squares in the design ``d`` overflowed (frames about 1e154 from the shift, 1e19 in float32):
+    the log-likelihood's rounding, as the numpy kernels give (no synchronisation: a masked
+    select, not a test)."""
+    D = (d.shape[1] - 1) // 2
+    overflowed = xp.logical_not(xp.all(xp.isfinite(d[:, :D]), axis=1))
+    if values.ndim == 2:
+        overflowed = overflowed[:, None]
+    return xp.where(xp.logical_and(overflowed, xp.isnan(values)), -math.inf, values)
+
+
 def log_weighted_likelihood(X, shift, coef, block_rows: int = 2048):
-    """``log w_c + log N(x_t | mu_c, var_c)``, shape (N, C), in ``coef``'s dtype."""
+    """``log w_c + log N(x_t | mu_c, var_c)``, shape (N, C), in ``coef``'s dtype (-inf for
+    frames whose squared distances overflow)."""
     xp = _xp.namespace(X, shift, coef)
     X = _check(X, coef, xp)
-    N = X.shape[0]
-    parts = [design(b, shift, xp) @ coef for b in row_blocks(X, block_rows)]
+    parts = []
+    for b in row_blocks(X, block_rows):
+        with _quiet():
+            d = design(b, shift, xp)
+            parts.append(_overflowed_to_minus_inf(d, d @ coef, xp))
     if not parts:
         return xp.zeros((0, coef.shape[1]), dtype=coef.dtype, device=_xp.device_of(coef))
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
@@ -90,8 +114,11 @@ def log_likelihood(X, shift, coef, block_rows: int = 2048):
     X = _check(X, coef, xp)
     out = []
     for b in row_blocks(X, block_rows):
-        _, row_max, row_sum = _normalised(design(b, shift, xp) @ coef, xp)
-        out.append(xp.astype(row_max, xp.float64) + xp.astype(xp.log(row_sum), xp.float64))
+        with _quiet():
+            d = design(b, shift, xp)
+            _, row_max, row_sum = _normalised(d @ coef, xp)
+            values = xp.astype(row_max, xp.float64) + xp.astype(xp.log(row_sum), xp.float64)
+            out.append(_overflowed_to_minus_inf(d, values, xp))
     if not out:
         return xp.zeros((0,), dtype=xp.float64, device=_xp.device_of(coef))
     return out[0] if len(out) == 1 else xp.concat(out)
@@ -104,12 +131,13 @@ def block_statistics(X_block, shift, coef, second_order: bool = True):
     xp = _xp.namespace(X_block, shift, coef)
     X_block = _check(X_block, coef, xp)
     D = shift.shape[0]
-    d = design(X_block, shift, xp)
-    E, row_max, row_sum = _normalised(d @ coef, xp)
-    ll = xp.sum(xp.astype(row_max, xp.float64)) + xp.sum(xp.astype(xp.log(row_sum), xp.float64))
-    used = d if second_order else d[:, D:]
-    # responsibilities are E / row_sum: scale the (B, 2D+1) design rows, not the (B, C) block
-    return ll, _sum_products(E, used / row_sum[:, None], xp)
+    with _quiet():  # (overflow: a non-finite total, refused by the caller)
+        d = design(X_block, shift, xp)
+        E, row_max, row_sum = _normalised(d @ coef, xp)
+        ll = xp.sum(xp.astype(row_max, xp.float64)) + xp.sum(xp.astype(xp.log(row_sum), xp.float64))
+        used = d if second_order else d[:, D:]
+        # responsibilities are E / row_sum: scale the (B, 2D+1) design rows, not the (B, C) block
+        return ll, _sum_products(E, used / row_sum[:, None], xp)
 
 
 #: float32 statistics are summed over at most this many rows before float64 takes over (the
