@@ -172,8 +172,11 @@ def gmm_statistics(frames: DeviceFrames, coef, second_order: bool = True) -> GMM
     dev = frames.dev
     shift = put(coef.shift, dev, coef.coef.dtype)
     matrix = put(coef.coef, dev)
+    exact = gmm_xp.DeviceExactColumns.from_host(coef.exact, coef.n_gaussians,
+                                                lambda a: put(a, dev))
     rows = _block_rows(coef.n_gaussians, coef.coef.dtype.itemsize)
-    total, acc = gmm_xp.accumulate_blocks(frames.blocks(rows), shift, matrix, second_order, dev.xp)
+    total, acc = gmm_xp.accumulate_blocks(frames.blocks(rows), shift, matrix, second_order, dev.xp,
+                                          exact)
     acc = _device.to_numpy(acc)
     n, px, pxx = gmm_xp.split_statistics(acc, coef.n_features, second_order)
     stats = GMMStats._from_shifted(float(total), frames.shape[0], n.copy(),
@@ -205,15 +208,18 @@ class DeviceGMM:
     The machine's weights, means, variances (and variance floor, and the UBM's parameters for
     MAP) go to the device once, at the first E-step; each iteration then computes the E-step
     constants (:func:`emkit._kernels.gmm_xp.coefficients`), the statistics and the M-step
-    (:mod:`emkit._gmm_mstep`) there, and reads back only the log-likelihood (one 2-value
-    copy: the convergence test needs it).  :meth:`sync` writes the parameters back to the
-    machine as numpy float64: at the end of ``fit`` and before each checkpoint.
+    (:mod:`emkit._gmm_mstep`) there, and reads back one small copy: the log-likelihood (the
+    convergence test needs it), the occupancy checks and the new parameters' spreads (which
+    Gaussians need exact columns, :func:`emkit._kernels.gmm_xp.exact_columns`).  :meth:`sync`
+    writes the parameters back to the machine as numpy float64: at the end of ``fit`` and
+    before each checkpoint.
     """
 
     def __init__(self, machine, X, dev):
         self.machine, self.X, self.dev = machine, X, dev
         self.frames = None
         self.params = None  # dict of device arrays, see _gmm_mstep
+        self.spread = None  # numpy (C,): gmm_xp.spreads of self.params
         self.dirty = False  # the device parameters are newer than the machine's
 
     def _upload(self):
@@ -222,6 +228,7 @@ class DeviceGMM:
         if self.frames is None:  # after the initialisation (which may run k-means on the device)
             self.frames = DeviceFrames(self.X, self.dev, dtype, f"GMM {m.trainer.upper()}")
         self.params = _gmm_arrays(m, self.dev)
+        self.spread = _device.to_numpy(gmm_xp.spreads(self.params["means"], self.params["variances"]))
         if m.trainer == "map":
             self.ubm = _gmm_arrays(m.ubm, self.dev)
             alpha = m.map_alpha
@@ -236,9 +243,10 @@ class DeviceGMM:
             log_w = xp.log(p["weights"])
         shift, coef = gmm_xp.coefficients(p["means"], p["variances"], log_w,
                                           _xp_dtype(self.dev, np.dtype(m.compute_dtype)))
+        exact = gmm_xp.exact_columns(p["means"], p["variances"], log_w, self.spread)
         rows = _block_rows(coef.shape[1], self.frames.dtype.itemsize)
         ll, acc = gmm_xp.accumulate_blocks(self.frames.blocks(rows), xp.astype(shift, coef.dtype),
-                                           coef, m.update_variances, xp)
+                                           coef, m.update_variances, xp, exact)
         return shift, acc, ll
 
     def m_step(self, stats) -> float:
@@ -248,25 +256,29 @@ class DeviceGMM:
         shift, acc, ll = stats
         xp, m = self.dev.xp, self.machine
         n, px, pxx = gmm_xp.split_statistics(acc, shift.shape[0], m.update_variances)
-        check = xp.stack([ll, xp.astype(xp.all(xp.isfinite(n)), xp.float64), xp.min(n)])
-        total, finite, n_min = (float(v) for v in _device.to_numpy(check))
+        t = self.frames.shape[0]
+        common = dict(update_means=m.update_means, update_variances=m.update_variances,
+                      update_weights=m.update_weights, threshold=m.mean_var_update_threshold)
+        with np.errstate(divide="ignore", invalid="ignore"):  # (refused below: numpy-backed xp)
+            if m.trainer == "map":
+                new = map_m_step(self.params, self.ubm, n, t, shift, px, pxx, xp,
+                                 relevance_factor=m.map_relevance_factor, alpha=self.alpha, **common)
+            else:
+                new = ml_m_step(self.params, n, t, shift, px, pxx, xp, **common)
+        # one read-back: the checks of the statistics, and the new parameters' spreads
+        checks = xp.stack([ll, xp.astype(xp.all(xp.isfinite(n)), xp.float64), xp.min(n)])
+        host = _device.to_numpy(xp.concat([checks, gmm_xp.spreads(new["means"], new["variances"])]))
+        total, finite, n_min = (float(v) for v in host[:3])
         if not (np.isfinite(total) and finite):
             from types import SimpleNamespace
 
             from ._gmm_estep import check_stats_finite
 
             check_stats_finite(SimpleNamespace(log_likelihood=total, n=_device.to_numpy(n)))
-        t = self.frames.shape[0]
-        common = dict(update_means=m.update_means, update_variances=m.update_variances,
-                      update_weights=m.update_weights, threshold=m.mean_var_update_threshold)
-        if m.trainer == "map":
-            self.params = map_m_step(self.params, self.ubm, n, t, shift, px, pxx, xp,
-                                     relevance_factor=m.map_relevance_factor, alpha=self.alpha,
-                                     **common)
-        else:
+        if m.trainer != "map":
             check_occupancy_floor(n_min, m.mean_var_update_threshold, m.update_means,
                                   m.update_variances)
-            self.params = ml_m_step(self.params, n, t, shift, px, pxx, xp, **common)
+        self.params, self.spread = new, host[3:]  # (nothing is kept from a refused step)
         self.dirty = True
         return total / t
 

@@ -51,8 +51,8 @@ def _count(name: str, dev, rows: int) -> None:
 
 
 def _coefficients(coef, dev):
-    """``(shift, coef)`` of numpy coefficients on ``dev``; the last pair is kept (a machine's
-    coefficients serve many sessions or chunks)."""
+    """``(shift, coef, exact columns or None)`` of numpy coefficients on ``dev``; the last ones
+    are kept (a machine's coefficients serve many sessions or chunks)."""
     key = (dev.name, dev.library)
     with _LOCK:
         cached = _COEF_CACHE.get(key)
@@ -60,10 +60,12 @@ def _coefficients(coef, dev):
         return cached[1]
     from ._device_fit import put
 
-    pair = (put(coef.shift, dev, coef.coef.dtype), put(coef.coef, dev))
+    arrays = (put(coef.shift, dev, coef.coef.dtype), put(coef.coef, dev),
+              gmm_xp.DeviceExactColumns.from_host(coef.exact, coef.n_gaussians,
+                                                  lambda a: put(a, dev)))
     with _LOCK:
-        _COEF_CACHE[key] = (coef, pair)
-    return pair
+        _COEF_CACHE[key] = (coef, arrays)
+    return arrays
 
 
 def _rows(coef) -> int:
@@ -79,10 +81,10 @@ def _blocks(X, coef, dev, rows):
 
 def chunk_stats(X, coef, second_order: bool, shifted: bool, dev) -> GMMStats:
     """:func:`emkit._gmm_estep.stats_chunk` of non-empty host frames ``X`` (N, D) on ``dev``."""
-    shift, matrix = _coefficients(coef, dev)
+    shift, matrix, exact = _coefficients(coef, dev)
     rows = _rows(coef)
     total, acc = gmm_xp.accumulate_blocks(_blocks(X, coef, dev, rows), shift, matrix,
-                                          second_order, dev.xp)
+                                          second_order, dev.xp, exact)
     _count("gmm statistics", dev, X.shape[0])
     n, px, pxx = gmm_xp.split_statistics(_staging.to_host(acc, dev), coef.n_features,
                                          second_order)
@@ -92,11 +94,12 @@ def chunk_stats(X, coef, second_order: bool, shifted: bool, dev) -> GMMStats:
 
 
 def _per_frame(X, coef, dev, kernel, what: str, width: tuple) -> np.ndarray:
-    """``kernel(block, shift, matrix, rows)`` of every block of host frames ``X``, concatenated
-    as numpy float64 (an empty ``X``: zeros of shape ``(0,) + width``)."""
-    shift, matrix = _coefficients(coef, dev)
+    """``kernel(block, shift, matrix, rows, exact)`` of every block of host frames ``X``,
+    concatenated as numpy float64 (an empty ``X``: zeros of shape ``(0,) + width``)."""
+    shift, matrix, exact = _coefficients(coef, dev)
     rows = _rows(coef)
-    parts = [_device.to_numpy(kernel(b, shift, matrix, rows)) for b in _blocks(X, coef, dev, rows)]
+    parts = [_device.to_numpy(kernel(b, shift, matrix, rows, exact))
+             for b in _blocks(X, coef, dev, rows)]
     _count(what, dev, X.shape[0])
     return np.concatenate(parts) if parts else np.zeros((0,) + width)
 

@@ -154,6 +154,28 @@ def test_device_likelihoods_of_overflowing_frames_are_minus_inf_as_on_the_cpu(da
     np.testing.assert_allclose(got[[0, 1, 3]], expected[[0, 1, 3]], rtol=1e-12 if dtype == "float64" else 1e-5)
 
 
+@pytest.mark.parametrize("cache", [True, False])
+def test_device_collapsed_gaussian_likelihoods_and_fit_as_on_the_cpu(data, fake_cuda, cache):
+    """A Gaussian collapsed onto a frame far from the others: its log-likelihoods are computed
+    directly on the device too (the expanded square is off by about 0.1 nat here)."""
+    X = np.vstack([data, np.tile(data[:1] + 30.0, (20, 1))])
+
+    def machine():
+        m = gmm()
+        m.means = np.vstack([data[[0, 100, 200, 300]], data[:1] + 30.0])
+        m.variances = np.vstack([np.ones((4, 3)), np.full((1, 3), 1e-12)])
+        m.weights = np.full(5, 0.2)
+        return m
+
+    m = machine()
+    expected_ll, expected = m.log_likelihood(X[-3:]), machine().fit(X)
+    with emkit.config_context(device="cuda", device_cache=cache):
+        got_ll = m.log_likelihood(X[-3:])
+        got = machine().fit(X)
+    np.testing.assert_allclose(got_ll, expected_ll, rtol=1e-12)
+    same_gmm(expected, got)
+
+
 def test_kmeans_and_map_on_the_configured_device(data, fake_cuda):
     ubm = gmm().fit(data)
     expected_km = KMeansMachine(5, max_iter=4, convergence_threshold=None).fit(data)

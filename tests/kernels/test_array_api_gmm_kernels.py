@@ -114,6 +114,36 @@ def test_gmm_likelihoods_of_overflowing_frames_are_minus_inf_as_numpy(ns, gmm, d
     np.testing.assert_array_equal(np.isneginf(weighted), np.isneginf(kg.log_weighted_likelihood(X, coef)))
 
 
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-12)])
+def test_gmm_collapsed_gaussians_use_the_exact_columns_as_numpy(ns, gmm, dtype, tol):
+    """A Gaussian collapsed far from the shift (variances 1e-12): its log-likelihoods computed
+    directly, as the numpy kernels do (the expanded square is off by whole nats there), from
+    the host's ExactColumns and from device parameters alike.  (float64 only: float32 frames
+    on a device are rounded before the direct formula, which the numpy kernels apply to the
+    float64 frames, so there the two differ by about ``eps32 |x| / var``.)"""
+    means, variances = gmm["means"].copy(), gmm["variances"].copy()
+    means[2], variances[2] = gmm["X"][7], 1e-12
+    X = gmm["X"][:40]
+    coef = kg.DiagGMMCoefficients.from_parameters(means, variances, gmm["log_weights"], np.dtype(dtype))
+    assert list(coef.exact.index) == [2]
+    params = [ns.put(a) for a in (means, variances, gmm["log_weights"])]
+    shift, c = gmm_xp.coefficients(*params, dtype=ns.put(np.zeros(1, dtype)).dtype)
+    Xd = ns.put(X, dtype)
+    from_host = gmm_xp.DeviceExactColumns.from_host(coef.exact, 6, ns.put)
+    from_device = gmm_xp.exact_columns(*params)
+    expected = kg.log_weighted_likelihood(X, coef)
+    plain = ns.get(gmm_xp.log_weighted_likelihood(Xd, shift, c))
+    assert abs(plain[7, 2] - expected[7, 2]) > 1e-3  # what the exact columns are for
+    for exact in (from_host, from_device):
+        close(expected, ns.get(gmm_xp.log_weighted_likelihood(Xd, shift, c, 16, exact)), tol)
+        close(kg.log_likelihood(X, coef), ns.get(gmm_xp.log_likelihood(Xd, shift, c, 16, exact)), tol)
+        e = kg.accumulate_shifted_statistics(X, coef, 16, True)
+        g = gmm_xp.accumulate_shifted_statistics(Xd, shift, c, 16, True, exact)
+        for a, b in zip(e, g):
+            close(a, ns.get(b), tol)
+    assert gmm_xp.exact_columns(*[ns.put(gmm[k]) for k in ("means", "variances", "log_weights")]) is None
+
+
 def test_gmm_empty_input(ns, gmm):
     shift, c = gmm_xp.coefficients(*(ns.put(gmm[k]) for k in ("means", "variances", "log_weights")))
     empty = ns.put(np.zeros((0, 4)))

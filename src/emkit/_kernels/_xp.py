@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = ["namespace", "is_numpy", "library", "device_of", "asarray_like", "take_index",
            "cholesky", "solve_triangular", "cho_solve", "spd_solve", "spd_inverse",
-           "segment_sum", "LinAlgFailure"]
+           "segment_sum", "to_host", "to_host_index", "LinAlgFailure"]
 
 
 class LinAlgFailure(ValueError):
@@ -175,10 +175,15 @@ def segment_sum(codes, values, n_groups: int, xp):
     return xp.reshape(out, (n_groups,) + tuple(values.shape[1:]))
 
 
-def to_host_index(index) -> np.ndarray:
-    """An integer index array of any namespace as numpy int64 (small index vectors only)."""
-    if isinstance(index, np.ndarray):
-        return index.astype(np.int64, copy=False)
+def to_host(x, dtype=np.float64) -> np.ndarray:
+    """A (small) array of any namespace as numpy ``dtype``: a synchronisation on a device."""
+    if isinstance(x, np.ndarray):
+        return x.astype(dtype, copy=False)
     from .._backend._device import to_numpy
 
-    return to_numpy(index, dtype=np.int64)
+    return to_numpy(x, dtype=dtype)
+
+
+def to_host_index(index) -> np.ndarray:
+    """An integer index array of any namespace as numpy int64 (small index vectors only)."""
+    return to_host(index, np.int64)

@@ -13,6 +13,7 @@ dtype), the log-likelihood sum a 0-d float64 array (no synchronisation per block
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,6 +53,98 @@ def coefficients(means, variances, log_weights, dtype=None):
     return shift, (coef if dtype is None else xp.astype(coef, dtype))
 
 
+@dataclass(frozen=True)
+class DeviceExactColumns:
+    """:class:`emkit._kernels.gmm.ExactColumns` on a device: the Gaussians whose log-likelihoods
+    are computed directly, ``constant - sum_d (x_d - mu_d)**2 / (2 var_d)`` in float64, because
+    the expanded square would lose whole nats (collapsed Gaussians far from the shift).  Arrays of
+    the device: ``means``, ``half_precision`` (k, D), ``constant`` (k,) float64, ``column_map``
+    (C,) int64 (each column's position among the k, k for the others) and ``mask`` (C,) bool."""
+
+    means: object
+    half_precision: object
+    constant: object
+    column_map: object
+    mask: object
+
+    @classmethod
+    def of(cls, index: np.ndarray, n_gaussians: int, means, half_precision, constant, put):
+        """From the k Gaussians' ``index`` (numpy) and their arrays (of the device, or numpy
+        copied with ``put``)."""
+        column_map = np.full(n_gaussians, len(index), dtype=np.int64)
+        column_map[index] = np.arange(len(index))
+        return cls(put(means), put(half_precision), put(constant), put(column_map),
+                   put(column_map < len(index)))
+
+    @classmethod
+    def from_host(cls, exact, n_gaussians: int, put):
+        """From numpy :class:`~emkit._kernels.gmm.ExactColumns` (None: None); ``put(array)``
+        copies a numpy array to the device."""
+        if exact is None:
+            return None
+        return cls.of(exact.index, n_gaussians, exact.means, exact.half_precision,
+                      exact.constant, put)
+
+    def overwrite(self, X_block, L, xp):
+        """``L`` (B, C) with the k columns replaced by their direct values for the rows
+        ``X_block`` (B, D) (a new array: a gather and a masked select, no in-place write)."""
+        X = xp.astype(X_block, xp.float64)
+        B, k = X.shape[0], self.constant.shape[0]
+        step = max(1, (1 << 24) // max(1, B))  # (B, step) float64 work arrays: 128 MiB at most
+        parts = []
+        for a in range(0, k, step):
+            b = min(a + step, k)  # (the standard leaves out-of-bounds stops unspecified)
+            means, half = self.means[a:b, ...], self.half_precision[a:b, ...]
+            q = xp.zeros((B, b - a), dtype=xp.float64, device=_xp.device_of(X))
+            for d in range(X.shape[1]):
+                diff = X[:, d:d + 1] - means[None, :, d]
+                q = q + diff * diff * half[None, :, d]
+            parts.append(self.constant[None, a:b] - q)
+        parts.append(xp.zeros((B, 1), dtype=xp.float64, device=_xp.device_of(X)))
+        values = xp.take(xp.astype(xp.concat(parts, axis=1), L.dtype), self.column_map, axis=1)
+        return xp.where(self.mask[None, :], values, L)
+
+
+def spreads(means, variances):
+    """``sum_d (mu_cd - s_d)**2 / var_cd`` (C,) on the parameters' device: the expanded square of
+    Gaussian c is off by about ``eps`` times this many nats (see :func:`exact_columns`)."""
+    xp = _xp.namespace(means, variances)
+    centred = means - xp.mean(means, axis=0)
+    return xp.sum(centred * centred / variances, axis=1)
+
+
+def exact_columns(means, variances, log_weights, spread: np.ndarray | None = None):
+    """:class:`DeviceExactColumns` of device parameters (the rule of
+    :meth:`emkit._kernels.gmm.DiagGMMCoefficients.from_parameters`), or None where no Gaussian
+    needs them.  ``spread``: the parameters' :func:`spreads` as numpy, else read back here (a
+    synchronisation)."""
+    from . import gmm as host_gmm
+
+    xp = _xp.namespace(means, variances, log_weights)
+    if spread is None:
+        spread = _xp.to_host(spreads(means, variances))
+    sharp = np.flatnonzero(np.finfo(np.float64).eps * spread > host_gmm.EXACT_ABOVE)
+    if not len(sharp):
+        return None
+    g = means.shape[1] * LOG_2PI + xp.sum(xp.log(variances), axis=1)
+
+    def pick(a):
+        return _xp.take_index(a, sharp, 0, xp)
+
+    def put(a):
+        return a if not isinstance(a, np.ndarray) else _xp.asarray_like(a, means, xp)
+
+    return DeviceExactColumns.of(sharp, means.shape[0], pick(means), pick(0.5 / variances),
+                                 pick(log_weights - 0.5 * g), put)
+
+
+def _likelihoods(b, shift, coef, exact, xp):
+    """``(design, log w_c + log N)`` of a block (the exact columns overwritten)."""
+    d = design(b, shift, xp)
+    L = d @ coef
+    return d, (L if exact is None else exact.overwrite(b, L, xp))
+
+
 def design(X_block, shift, xp):
     """``[ (x-s)**2, x-s, 1 ]`` (B, 2D+1) in ``X_block``'s dtype."""
     c = X_block - xp.astype(shift, X_block.dtype)
@@ -85,16 +178,16 @@ def _overflowed_to_minus_inf(d, values, xp):
     return xp.where(xp.logical_and(overflowed, xp.isnan(values)), -math.inf, values)
 
 
-def log_weighted_likelihood(X, shift, coef, block_rows: int = 2048):
+def log_weighted_likelihood(X, shift, coef, block_rows: int = 2048, exact=None):
     """``log w_c + log N(x_t | mu_c, var_c)``, shape (N, C), in ``coef``'s dtype (-inf for
-    frames whose squared distances overflow)."""
+    frames whose squared distances overflow); ``exact``: :class:`DeviceExactColumns` or None."""
     xp = _xp.namespace(X, shift, coef)
     X = _check(X, coef, xp)
     parts = []
     for b in row_blocks(X, block_rows):
         with _quiet():
-            d = design(b, shift, xp)
-            parts.append(_overflowed_to_minus_inf(d, d @ coef, xp))
+            d, L = _likelihoods(b, shift, coef, exact, xp)
+            parts.append(_overflowed_to_minus_inf(d, L, xp))
     if not parts:
         return xp.zeros((0, coef.shape[1]), dtype=coef.dtype, device=_xp.device_of(coef))
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
@@ -107,16 +200,16 @@ def _normalised(L, xp):
     return E, row_max, xp.sum(E, axis=1)
 
 
-def log_likelihood(X, shift, coef, block_rows: int = 2048):
+def log_likelihood(X, shift, coef, block_rows: int = 2048, exact=None):
     """Per-row mixture log-likelihood ``log sum_c w_c N(x_t | mu_c, var_c)``, shape (N,),
-    float64."""
+    float64; ``exact``: :class:`DeviceExactColumns` or None."""
     xp = _xp.namespace(X, shift, coef)
     X = _check(X, coef, xp)
     out = []
     for b in row_blocks(X, block_rows):
         with _quiet():
-            d = design(b, shift, xp)
-            _, row_max, row_sum = _normalised(d @ coef, xp)
+            d, L = _likelihoods(b, shift, coef, exact, xp)
+            _, row_max, row_sum = _normalised(L, xp)
             values = xp.astype(row_max, xp.float64) + xp.astype(xp.log(row_sum), xp.float64)
             out.append(_overflowed_to_minus_inf(d, values, xp))
     if not out:
@@ -124,7 +217,7 @@ def log_likelihood(X, shift, coef, block_rows: int = 2048):
     return out[0] if len(out) == 1 else xp.concat(out)
 
 
-def block_statistics(X_block, shift, coef, second_order: bool = True):
+def block_statistics(X_block, shift, coef, second_order: bool = True, exact=None):
     """``(log-likelihood sum (0-d float64), acc (C, 2D+1 - first) float64)`` of one block:
     ``acc = sum_t r_tc [ (x-s)**2, x-s, 1 ][first:]`` with ``first = 0`` (``second_order``) or
     ``D``."""
@@ -132,8 +225,8 @@ def block_statistics(X_block, shift, coef, second_order: bool = True):
     X_block = _check(X_block, coef, xp)
     D = shift.shape[0]
     with _quiet():  # (overflow: a non-finite total, refused by the caller)
-        d = design(X_block, shift, xp)
-        E, row_max, row_sum = _normalised(d @ coef, xp)
+        d, L = _likelihoods(X_block, shift, coef, exact, xp)
+        E, row_max, row_sum = _normalised(L, xp)
         ll = xp.sum(xp.astype(row_max, xp.float64)) + xp.sum(xp.astype(xp.log(row_sum), xp.float64))
         used = d if second_order else d[:, D:]
         # responsibilities are E / row_sum: scale the (B, 2D+1) design rows, not the (B, C) block
@@ -172,16 +265,16 @@ def split_statistics(acc, n_features: int, second_order: bool = True):
 
 
 def accumulate_shifted_statistics(X, shift, coef, block_rows: int = 2048,
-                                  second_order: bool = True):
+                                  second_order: bool = True, exact=None):
     """As :func:`emkit._kernels.gmm.accumulate_shifted_statistics`, on ``X``'s namespace:
     ``(log_likelihood_sum, n (C,), sum_t r (x-s) (C, D), sum_t r (x-s)**2 or None)``, the
     arrays float64 on the device, the sum a 0-d float64 array."""
     xp = _xp.namespace(X, shift, coef)
-    total, acc = accumulate_blocks(row_blocks(X, block_rows), shift, coef, second_order, xp)
+    total, acc = accumulate_blocks(row_blocks(X, block_rows), shift, coef, second_order, xp, exact)
     return (total,) + split_statistics(acc, shift.shape[0], second_order)
 
 
-def accumulate_blocks(blocks, shift, coef, second_order, xp):
+def accumulate_blocks(blocks, shift, coef, second_order, xp, exact=None):
     """``(ll sum, acc)`` of :func:`block_statistics` summed over an iterable of row blocks (of
     the device: copied once and sliced, or streamed from host memory)."""
     D, C = shift.shape[0], coef.shape[1]
@@ -191,6 +284,6 @@ def accumulate_blocks(blocks, shift, coef, second_order, xp):
     for block in blocks:
         if block.shape[0] == 0:
             continue
-        ll, partial = block_statistics(block, shift, coef, second_order)
+        ll, partial = block_statistics(block, shift, coef, second_order, exact)
         total, acc = total + ll, acc + partial
     return total, acc
