@@ -53,6 +53,12 @@ def g_norms(variances: np.ndarray) -> np.ndarray:
 EXACT_ABOVE = 1e-9
 
 
+def exact_indices(spread: np.ndarray) -> np.ndarray:
+    """The Gaussians (indices) whose expanded square would lose more than :data:`EXACT_ABOVE`
+    nats, from their spreads ``sum_d (mu_cd - s_d)**2 / var_cd`` (C,) (host and device rule)."""
+    return np.flatnonzero(np.finfo(np.float64).eps * np.asarray(spread) > EXACT_ABOVE)
+
+
 @dataclass(frozen=True)
 class ExactColumns:
     """The Gaussians whose log-likelihoods are computed directly: their indices (k,), means
@@ -110,7 +116,7 @@ class DiagGMMCoefficients:
         log_weights = np.asarray(log_weights, dtype=np.float64)
         spread = np.sum(centred * centred * precision, axis=1)
         coef[2 * D] = log_weights - 0.5 * (g + spread)
-        sharp = np.flatnonzero(np.finfo(np.float64).eps * spread > EXACT_ABOVE)
+        sharp = exact_indices(spread)
         exact = None if not len(sharp) else ExactColumns(
             sharp, means[sharp], 0.5 * precision[sharp], log_weights[sharp] - 0.5 * g[sharp])
         return cls(shift=shift, coef=np.ascontiguousarray(coef, dtype=dtype), exact=exact)

@@ -123,7 +123,7 @@ def exact_columns(means, variances, log_weights, spread: np.ndarray | None = Non
     xp = _xp.namespace(means, variances, log_weights)
     if spread is None:
         spread = _xp.to_host(spreads(means, variances))
-    sharp = np.flatnonzero(np.finfo(np.float64).eps * spread > host_gmm.EXACT_ABOVE)
+    sharp = host_gmm.exact_indices(spread)
     if not len(sharp):
         return None
     g = means.shape[1] * LOG_2PI + xp.sum(xp.log(variances), axis=1)
