@@ -70,9 +70,16 @@ def bag_from_parts(fn, parts_args):
     computed or persisted here; ``fn`` must be a top-level function, so that it pickles)."""
     import dask
     import dask.bag as db
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
 
+    parts_args = [tuple(args) for args in parts_args]
+    # the partitions' keys are the tasks' own (``db.from_delayed`` adds an alias task per
+    # partition, which the scheduler runs after the next partition's work on a busy worker)
+    name = f"{getattr(fn, '__name__', 'part')}-{tokenize(fn, parts_args)}"
     task = dask.delayed(fn, pure=True)
-    return db.from_delayed([task(*args) for args in parts_args])
+    parts = [task(*args, dask_key_name=(name, i)) for i, args in enumerate(parts_args)]
+    return db.Bag(HighLevelGraph.merge(*[p.dask for p in parts]), name, len(parts))
 
 
 def tree_sum(values):

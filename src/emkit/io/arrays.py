@@ -150,16 +150,23 @@ def directory_statistics(ubm, directory, pattern: str = "*.npy", npartitions: in
     """A dask bag with one :class:`~emkit.GMMStats` per file (per utterance), computed on the workers.
 
     This is the input of ``IVectorMachine.fit`` and (with labels) of ISV/JFA training.  The UBM is
-    sent once per partition.  Returns ``(bag, paths)``; the bag's order is the order of ``paths``.
+    one task of the graph (sent once to each worker that needs it).  Returns ``(bag, paths)``;
+    the bag's order is the order of ``paths``.
     """
     import dask
-    import dask.bag as db
+
+    from .._backend import bag_from_parts
 
     paths = list_feature_files(directory, pattern)
-    bag = db.from_sequence(paths, npartitions=npartitions or min(len(paths), 64))
+    n_parts = max(1, min(len(paths), npartitions or 64))
+    edges = np.linspace(0, len(paths), n_parts + 1).round().astype(int)
     shared_ubm = dask.delayed(ubm, pure=True, traverse=False)  # one copy in the graph
-    return bag.map(_stats_of_file_flipped, model=shared_ubm), paths
+    # one task per partition (a chain of two tasks, file names then statistics, costs a scheduler
+    # round trip between them)
+    return bag_from_parts(_stats_of_files, [(tuple(paths[a:b]), shared_ubm)
+                                           for a, b in zip(edges[:-1], edges[1:]) if b > a]), paths
 
 
-def _stats_of_file_flipped(path, model):
-    return _stats_of_file(model, path)
+def _stats_of_files(paths, ubm):
+    return [_stats_of_file(ubm, path) for path in paths]
+
