@@ -2,9 +2,9 @@
 consecutive partitions per worker thread (:func:`emkit._backend._cache.computed_once`).
 
 The bag is cut into one run of consecutive partitions per worker thread, and the client hands
-each thread the partitions of its own run, in order, two at a time; a thread whose run is done
-takes the last partitions of the longest other run (so a worker slowed down by other processes
-takes fewer, and the faster one is never left idle).  Each run is then joined on the worker that
+each thread the partitions of its own run, in order, :data:`IN_FLIGHT` at a time; a thread
+whose run is done takes the last partitions of the longest other run (so a worker slowed down by
+other processes takes fewer, and the faster one is never left idle).  Each run is then joined on the worker that
 holds most of it (a placement, not a requirement: another worker takes over when that one is
 gone), so that only the partitions taken from another run move between workers (when the
 scheduler placed the partitions itself, about half of them moved: 2.6 s of transfers for the
@@ -20,6 +20,11 @@ from collections import deque
 import numpy as np
 
 __all__ = ["worker_slots", "runs", "assign", "next_partition", "cache_on_workers"]
+
+#: Partitions handed to a worker thread ahead of their turn.  With two, the thread sat idle
+#: between partitions while the client learnt that one was done and sent the next (a scheduler
+#: round trip, about 15 ms every two partitions on the 2-core development machine).
+IN_FLIGHT = 3
 
 
 def worker_slots(client) -> list:
@@ -105,7 +110,8 @@ def cache_on_workers(client, parts, probe, budget: float):
     started = [launch(j) for j in range(len(groups))]
     if probe is not None:
         sizes = [client.submit(probe, f, pure=False, priority=1) for f in started]
-    started += [launch(j) for j in range(len(groups))]  # keeps the threads busy meanwhile
+    for _ in range(IN_FLIGHT - 1):  # keeps the threads busy meanwhile
+        started += [launch(j) for j in range(len(groups))]
     started = [f for f in started if f is not None]
     if probe is not None:
         # decided on the first sizes known (the other runs' first partitions still computing)
