@@ -163,3 +163,48 @@ def test_damaged_global_heap_is_refused_not_a_hang(valid, size):
     where = _free_space_entry(bytes(content))
     content[where:where + 8] = size.to_bytes(8, "little")
     assert load_capped("gmm", bytes(content)) == "refused"
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_heap_check_reads_in_windows_and_finds_a_collection_across_two(valid, damaged, tmp_path,
+                                                                        monkeypatch):
+    # the scan reads the file a window at a time (a map of a whole 4 GB feature file counted in
+    # a dask worker's memory); a signature that starts 2 bytes before a window's end is found
+    from emkit.io import heaps
+
+    content = bytearray(valid["gmm"].read_bytes())
+    if damaged:
+        where = _free_space_entry(bytes(content))
+        content[where:where + 8] = (0).to_bytes(8, "little")
+    path = tmp_path / "model.h5"
+    path.write_bytes(bytes(content))
+    start = content.find(b"GCOL\x01\x00\x00\x00")
+    monkeypatch.setattr(heaps, "_WINDOW", start + 2)
+    reads = []
+    real_open = open
+
+    class Recording:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def seek(self, offset):
+            return self.f.seek(offset)
+
+        def read(self, n):
+            reads.append(n)
+            return self.f.read(n)
+
+    monkeypatch.setattr(heaps, "open", lambda p, mode: Recording(real_open(p, mode)), raising=False)
+    if damaged:
+        with pytest.raises(InvalidFileError, match="global heap .* is inconsistent"):
+            heaps.check_global_heaps(str(path))
+    else:
+        heaps.check_global_heaps(str(path))
+    assert max(reads) <= start + 2 + 7  # a window and the signature's overlap
+    assert reads.count(8) >= 1  # the collection's size was read: the signature was found

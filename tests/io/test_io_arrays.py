@@ -38,6 +38,28 @@ def test_gmm_trains_on_an_hdf5_file_without_loading_it(tmp_path, monkeypatch):
         assert max_rel_diff(getattr(got, name), getattr(ref, name)) < 1e-10
 
 
+def test_hdf5_frames_checks_the_file_once_and_refuses_it_once_changed(tmp_path, monkeypatch):
+    # every chunk read used to scan the whole file for damaged heaps again (a 4 GB file, mapped
+    # into memory, got dask workers restarted for going over their memory limit)
+    import emkit.io.hdf5_features as hdf5_features
+    from emkit.io.untrusted import FeatureError
+
+    X = _frames()
+    path = tmp_path / "feats.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("frames", data=X, chunks=(500, 3))
+    scans = []
+    original = hdf5_features.check_global_heaps
+    monkeypatch.setattr(hdf5_features, "check_global_heaps", lambda p: scans.append(p) or original(p))
+    dx = hdf5_frames(path, "frames", chunk_rows=700)
+    np.testing.assert_array_equal(dx.compute(scheduler="sync"), X)
+    assert len(scans) == 1 and dx.numblocks[0] == 5
+    with h5py.File(path, "a") as f:  # the checks were made on other bytes
+        f.create_dataset("more", data=np.arange(1000.0))
+    with pytest.raises(FeatureError, match=r"feats\.h5 changed after it was opened"):
+        dx.compute(scheduler="sync")
+
+
 def test_directory_of_utterances_as_frames_and_as_statistics(tmp_path):
     X = _frames(1)
     sizes = [100, 250, 50, 400, 200] * 4

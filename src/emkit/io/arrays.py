@@ -32,13 +32,18 @@ import numpy as np
 class HDF5RowReader:
     """A picklable array-like over one 2-D HDF5 dataset: every slice opens, reads and closes the file.
 
-    (``h5py.Dataset`` objects cannot be sent to other processes; this can.)
+    (``h5py.Dataset`` objects cannot be sent to other processes; this can.)  The file is checked
+    once, by :meth:`open`; a slice read later refuses a file whose size or modification time
+    changed since (the checks were made on other bytes), instead of checking it again: the
+    global-heap check reads the whole file, which every chunk of a 4 GB file then did.
     """
 
     path: str
     dataset: str
     shape: tuple
     dtype: np.dtype
+    size: int  # the file's size and modification time when it was checked
+    mtime_ns: int
 
     @classmethod
     def open(cls, path, dataset) -> "HDF5RowReader":
@@ -46,10 +51,11 @@ class HDF5RowReader:
         import h5py
 
         from .hdf5_features import H5_ERRORS, check_feature_dataset, open_hdf5
-        from .untrusted import FeatureError
+        from .untrusted import FeatureError, check_regular
 
         path = os.fspath(path)
         where = f"{path}: dataset {dataset!r}"
+        info = check_regular(path)  # before the checks: a change during them is seen later
         with open_hdf5(path) as f:
             try:
                 if dataset not in f:
@@ -57,10 +63,10 @@ class HDF5RowReader:
                 d = f[dataset]
                 if not isinstance(d, h5py.Dataset):
                     raise FeatureError(f"{where} is a group, not a dataset")
-                check_feature_dataset(d, where, os.stat(path).st_size, None)
+                check_feature_dataset(d, where, info.st_size, None)
                 if 0 in d.shape:
                     raise FeatureError(f"{where} is empty (shape {d.shape})")
-                return cls(path, dataset, tuple(d.shape), d.dtype)
+                return cls(path, dataset, tuple(d.shape), d.dtype, info.st_size, info.st_mtime_ns)
             except H5_ERRORS as exc:
                 if isinstance(exc, FeatureError) or (isinstance(exc, KeyError)
                                                      and "has no dataset" in str(exc)):
@@ -72,15 +78,22 @@ class HDF5RowReader:
         return 2
 
     def __getitem__(self, key):
-        from .hdf5_features import H5_ERRORS, open_hdf5
-        from .untrusted import FeatureError
+        import h5py
 
-        with open_hdf5(self.path) as f:
-            try:
+        from .hdf5_features import H5_ERRORS
+        from .untrusted import FeatureError, check_regular
+
+        info = check_regular(self.path)
+        if (info.st_size, info.st_mtime_ns) != (self.size, self.mtime_ns):
+            raise FeatureError(
+                f"{self.path} changed after it was opened (size {self.size} -> {info.st_size} "
+                "bytes, or its modification time): open it again (hdf5_frames)")
+        try:
+            with h5py.File(self.path, "r") as f:
                 return f[self.dataset][key]
-            except H5_ERRORS as exc:  # damaged chunks are found only when read
-                raise FeatureError(f"{self.path}: dataset {self.dataset!r}: cannot read rows "
-                                   f"{key!r} (h5py: {exc})") from None
+        except H5_ERRORS as exc:  # damaged chunks are found only when read
+            raise FeatureError(f"{self.path}: dataset {self.dataset!r}: cannot read rows "
+                               f"{key!r} (h5py: {exc})") from None
 
 
 def hdf5_frames(path, dataset: str = "frames", chunk_rows: int = 262_144):

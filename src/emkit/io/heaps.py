@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import mmap
 import os
 
 from .errors import InvalidFileError
 
 _GCOL = b"GCOL\x01\x00\x00\x00"  # a global heap collection: signature, version 1, reserved
+
+#: Bytes of the file read at a time while looking for collections (the scan's memory bound).
+_WINDOW = 8 << 20
 
 
 def check_global_heaps(path: str) -> None:
@@ -15,26 +17,45 @@ def check_global_heaps(path: str) -> None:
 
     HDF5 2.0's parser loops forever on a collection whose free-space entry has size 0 (and wanders
     through garbage on other inconsistent sizes); a collection whose entries do not tile it
-    exactly is refused before HDF5 sees it.  One pass over the file's bytes (memory-mapped).
+    exactly is refused before HDF5 sees it.  One pass over the file's bytes, read
+    :data:`_WINDOW` bytes at a time (a memory map of the whole file counted in the resident set:
+    a dask worker reading a 4 GB file went over its memory limit and was restarted).
     """
-    if os.path.getsize(path) < len(_GCOL):
+    size = os.path.getsize(path)
+    if size < len(_GCOL):
         return
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        start = buf.find(_GCOL)
-        while start >= 0:
-            end = start + int.from_bytes(buf[start + 8:start + 16], "little")
-            if end > len(buf):  # beyond the end of the file: HDF5 reports it as truncated
-                start = buf.find(_GCOL, start + 1)
-                continue
-            p = start + 16
-            while p + 16 <= end:
-                index = int.from_bytes(buf[p:p + 2], "little")
-                size = int.from_bytes(buf[p + 8:p + 16], "little")
-                step = 16 + -(-size // 8) * 8 if index else size
-                if step < 16 or p + step > end:
-                    break
-                p += step
-            if not (p == end or (end - p < 16 and p < end)):
-                raise InvalidFileError(f"{path}: a global heap (variable-length data) at byte "
-                                       f"{start} is inconsistent (damaged file)")
-            start = buf.find(_GCOL, start + 1)
+    with open(path, "rb") as f:
+        for start in _signatures(f, size):
+            _check_collection(f, path, start, size)
+
+
+def _signatures(f, size: int):
+    """Offsets of every collection signature in the open file ``f`` of ``size`` bytes."""
+    overlap = len(_GCOL) - 1  # a signature across two windows is found in the first
+    for offset in range(0, size, _WINDOW):
+        f.seek(offset)
+        window = f.read(min(_WINDOW + overlap, size - offset))
+        at = window.find(_GCOL)
+        while 0 <= at < _WINDOW:
+            yield offset + at
+            at = window.find(_GCOL, at + 1)
+
+
+def _check_collection(f, path: str, start: int, size: int) -> None:
+    f.seek(start + 8)
+    end = start + int.from_bytes(f.read(8), "little")
+    if end > size:  # beyond the end of the file: HDF5 reports it as truncated
+        return
+    p = start + 16
+    while p + 16 <= end:
+        f.seek(p)
+        header = f.read(16)
+        index = int.from_bytes(header[:2], "little")
+        entry = int.from_bytes(header[8:16], "little")
+        step = 16 + -(-entry // 8) * 8 if index else entry
+        if step < 16 or p + step > end:
+            break
+        p += step
+    if not (p == end or (end - p < 16 and p < end)):
+        raise InvalidFileError(f"{path}: a global heap (variable-length data) at byte "
+                               f"{start} is inconsistent (damaged file)")
