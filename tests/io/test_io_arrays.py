@@ -58,6 +58,9 @@ def test_hdf5_frames_checks_the_file_once_and_refuses_it_once_changed(tmp_path, 
         f.create_dataset("more", data=np.arange(1000.0))
     with pytest.raises(FeatureError, match=r"feats\.h5 changed after it was opened"):
         dx.compute(scheduler="sync")
+    again = hdf5_frames(path, "frames", chunk_rows=700)  # another array: nothing cached is reused
+    assert again.name != dx.name and len(scans) == 2
+    np.testing.assert_array_equal(again.compute(scheduler="sync"), X)
 
 
 def test_directory_of_utterances_as_frames_and_as_statistics(tmp_path):

@@ -101,8 +101,10 @@ def hdf5_frames(path, dataset: str = "frames", chunk_rows: int = 262_144):
     import dask.array as da
 
     reader = HDF5RowReader.open(path, dataset)
-    return da.from_array(reader, chunks=(chunk_rows, reader.shape[1]), lock=False,
-                         name=f"hdf5-frames-{reader.path}-{dataset}-{chunk_rows}", asarray=True)
+    # named by the file's state too: a rewritten file is another array (nothing cached reused)
+    name = f"hdf5-frames-{reader.path}-{dataset}-{chunk_rows}-{reader.size}-{reader.mtime_ns}"
+    return da.from_array(reader, chunks=(chunk_rows, reader.shape[1]), lock=False, name=name,
+                         asarray=True)
 
 
 def _npy_shape(path):
