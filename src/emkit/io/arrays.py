@@ -179,7 +179,7 @@ def directory_statistics(ubm, directory, pattern: str = "*.npy", npartitions: in
     # one task per partition (a chain of two tasks, file names then statistics, costs a scheduler
     # round trip between them)
     return bag_from_parts(_stats_of_files, [(tuple(paths[a:b]), shared_ubm)
-                                           for a, b in zip(edges[:-1], edges[1:]) if b > a]), paths
+                                           for a, b in zip(edges[:-1], edges[1:])]), paths
 
 
 def _stats_of_files(paths, ubm):
