@@ -133,7 +133,7 @@ def prepare_bag(X, y) -> TrainingSet:
     return TrainingSet(rows, classes, np.bincount(codes, minlength=len(classes)))
 
 
-def _stack_partition(pairs, shape, n_classes, step):
+def stack_partition(pairs, shape, n_classes, step):
     """A partition kept on a worker, stacked once as an in-memory training set is (one ``F``
     of which the blocks are views, the class totals summed along, buffers kept between passes):
     a list holding that :class:`TrainingSet`."""
@@ -146,17 +146,17 @@ def _stack_partition(pairs, shape, n_classes, step):
 
 
 def _pair_and_stack(part, codes, shape, n_classes, step):
-    return _stack_partition(pair_up(codes, part), shape, n_classes, step)
+    return stack_partition(pair_up(codes, part), shape, n_classes, step)
 
 
 def _encode_and_stack(part, index, shape, n_classes, step):
-    return _stack_partition([_encode_pair(pair, index) for pair in part], shape, n_classes, step)
+    return stack_partition([_encode_pair(pair, index) for pair in part], shape, n_classes, step)
 
 
 def stacked_on_workers(X, y, shape, step) -> TrainingSet:
     """The training set of a bag that ``fit`` keeps on the workers (:mod:`emkit._backend._cache`):
     each partition paired with its class indices and stacked once, there, by one task, into a
-    :class:`TrainingSet` as in memory (:func:`_stack_partition`)."""
+    :class:`TrainingSet` as in memory (:func:`stack_partition`)."""
     shape = tuple(shape)
     if y is None:
         labels = X.map(_label_of).compute()

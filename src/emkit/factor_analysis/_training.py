@@ -27,7 +27,7 @@ from ..stats import as_stats_sequence
 from ._blocks import ClassTotals, SessionBlock, TrainingSet, in_memory, split
 from ._constants import Constants
 from ._dask import (delayed_training_set, is_nested, prepare_bag, prepare_nested,
-                    stacked_on_workers)
+                    stack_partition, stacked_on_workers)
 from ._estep import (SessionAccumulator, SessionParams, block_posterior, class_totals_chunk,
                      session_chunk)
 from ._labels import check_lengths, encode_labels, label_list
@@ -126,15 +126,20 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
 
 
 def partition_pass(piece, p: SessionParams) -> SessionAccumulator:
-    """The E-step of a dask partition: :func:`_blocks_pass` on one thread when the partition was
-    stacked on the workers (a list of :class:`TrainingSet`, :func:`._dask.stacked_on_workers`;
-    A1 packed, without the factors x, with a copy of the class totals when ``p.totals``), else
-    :func:`._estep.session_chunk`."""
+    """The E-step of a dask partition: :func:`_blocks_pass` on one thread (A1 packed, without the
+    factors x, with a copy of the class totals when ``p.totals``) over the partition stacked on
+    the workers (a list of :class:`TrainingSet`, :func:`._dask.stacked_on_workers`), or over its
+    pairs stacked now (a partition read again at every pass: spilled to disk, or not cached);
+    :func:`._estep.session_chunk` on a device."""
     from .._device_infer import device
 
     items = piece if isinstance(piece, list) else list(piece)
-    if device() is not None or not (items and isinstance(items[0], TrainingSet)):
+    if device() is not None:
         return session_chunk(items, p)  # (A1 (C, r, r): added to packed ones by __add__)
+    if not items:
+        return SessionAccumulator.zeros(p)
+    if not isinstance(items[0], TrainingSet):
+        items = stack_partition(items, p.shape, p.n_classes, p.step)
     total = None
     for training_set in items:
         acc = _blocks_pass(training_set, p, threads=1)
