@@ -57,25 +57,28 @@ def loads(monkeypatch):
 
 
 # (module-level, so that the in-process workers run these very functions, not pickled copies)
-_SPILLED, _READ = [], []
+_SPILLED, _DERIVED, _READ = [], [], []
 _SPILL, _READ_SPILLED = _cache._spill, _cache._read_spilled
 
 
-def _recording_spill(*args):
-    written = _SPILL(*args)
-    _SPILLED.append(written[0])
+def _recording_spill(part, *args):
+    written = _SPILL(part, *args)
+    is_stats = all(isinstance(item, emkit.GMMStats) for item in part)
+    (_SPILLED if is_stats else _DERIVED).append(written[0])
     return written
 
 
 def _recording_read(*paths):
-    _READ.extend(os.path.exists(path) for path in paths)
+    _READ.extend((path, os.path.exists(path)) for path in paths)
     return _READ_SPILLED(*paths)
 
 
 @pytest.fixture
 def spills(monkeypatch):
-    """Paths of the spill files written (and whether each read found its file, in _READ)."""
+    """Paths of the statistics' spill files written (the derived data's in _DERIVED; each read
+    path and whether it found its file in _READ)."""
     _SPILLED.clear()
+    _DERIVED.clear()
     _READ.clear()
     monkeypatch.setattr(_cache, "_spill", _recording_spill)
     monkeypatch.setattr(_cache, "_read_spilled", _recording_read)
@@ -110,7 +113,11 @@ def test_statistics_of_a_directory_are_computed_once_per_fit(client, features, l
     assert sorted(loads) == sorted(paths)  # every file read once, whatever the number of passes
     _check_same(got, ref, names)
     assert (len(spills) == bag.npartitions) == (mode == "disk")  # (auto: these fit in memory)
-    assert all(p.startswith(str(tmp_path)) for p in spills)
+    if mode == "disk":  # the statistics read back once, to derive what every pass then reads
+        reads = [path for path, _ in _READ]
+        assert all(reads.count(path) == 1 for path in spills) and _DERIVED
+        assert all(reads.count(path) >= 2 for path in _DERIVED)
+    assert all(p.startswith(str(tmp_path)) for p in spills + _DERIVED)
     assert os.listdir(tmp_path) == []  # the spill directory is removed after fit
 
 
@@ -121,8 +128,9 @@ def test_auto_spills_what_does_not_fit_and_removes_it_after_fit(client, features
     with emkit.config_context(dask_cache_fraction=1e-12, spill_directory=tmp_path):
         bag, paths = arrays.directory_statistics(ubm, directory, npartitions=4)
         got, _ = _fit("isv", ubm, bag)
-    seen = _READ
-    assert len(spills) == 4 and len(seen) >= 4 * 3 and all(seen)  # read back at every pass
+    reads = [path for path, _ in _READ]
+    assert len(spills) == 4 and all(found for _, found in _READ)
+    assert all(reads.count(path) >= 3 for path in _DERIVED) and _DERIVED  # at every pass
     assert sorted(loads) == sorted(paths)
     _check_same(got, ref, names)
     assert os.listdir(tmp_path) == []

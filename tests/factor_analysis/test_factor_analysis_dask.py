@@ -117,3 +117,29 @@ def test_bad_dask_inputs():
             machine("isv", d).fit([dask.delayed(_identity)(GMMStats(2, 2))] + X[1:], y)
         with pytest.raises(TypeError, match="pairs"):
             machine("isv", d).fit(db.from_sequence(X, npartitions=2), None)
+
+
+def test_a_stacked_partition_pickles_its_statistics_once():
+    # a partition stacked on a worker is spilled to disk (dask_cache="disk") or moved between
+    # workers by pickling: F once (not again in every block's view of it), no pass buffers
+    import pickle
+
+    from emkit.factor_analysis._dask import stack_partition
+
+    rng = np.random.default_rng(1)
+    C, D, S = 8, 20, 200
+    pairs = []
+    for i in range(S):
+        s = GMMStats(C, D)
+        s.init_fields(0.0, 10, rng.random(C), rng.normal(size=(C, D)), rng.random((C, D)))
+        pairs.append((int(rng.integers(5)), s))
+    (stacked,) = stack_partition(pairs, (C, D), 5, step=16)
+    stacked.scratch["threads"] = {0: {"terms": np.ones((1000, 1000))}}
+    assert len(stacked.rows) >= 4
+    blob = pickle.dumps(stacked, protocol=5)
+    assert len(blob) < 1.3 * stacked.F.nbytes  # (F; the class totals' F and the blocks' n)
+    copy = pickle.loads(blob)
+    assert copy.scratch == {} and np.array_equal(copy.F, stacked.F)
+    for mine, theirs in zip(stacked.rows, copy.rows):
+        assert np.array_equal(mine.F, theirs.F) and np.shares_memory(theirs.F, copy.F)
+        assert np.array_equal(mine.n, theirs.n) and np.array_equal(mine.codes, theirs.codes)

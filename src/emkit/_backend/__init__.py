@@ -28,11 +28,11 @@ import numpy as np
 
 from .._validation import is_dask_collection
 
-__all__ = ["map_reduce", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map", "map_pieces", "computed_once", "cached_frames", "cached_in_memory",
+__all__ = ["map_reduce", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map", "map_pieces", "computed_once", "cached_frames", "is_cached",
            "prepared_on_workers", "partition_lengths"]
 
 # (dask inputs computed once per fit)
-from ._cache import (cached_frames, cached_in_memory, computed_once,  # noqa: E402
+from ._cache import (cached_frames, computed_once, is_cached,  # noqa: E402
                      partition_lengths, prepared_on_workers)
 
 #: Below this many rows a numpy input is processed in the calling thread.

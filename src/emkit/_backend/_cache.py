@@ -12,8 +12,10 @@ reads the result:
   (:func:`partition_futures`, :func:`emkit._backend._kept.map_futures`);
 * ``"disk"`` (Kaldi-style): each partition is written by the worker that computed it to an HDF5
   file under ``<spill_directory>/emkit-spill-<random>/<host>-<pid>/`` (names that cannot
-  collide between fits, workers or retries), and every pass reads the files; the directory is
-  removed (on every worker) when ``fit`` ends, however it ends;
+  collide between fits, workers or retries), and every pass reads the files (or, when the
+  estimator derives its training data from them, :func:`prepared_on_workers`, the files of the
+  derived data, written there once); the directory is removed (on every worker) when ``fit``
+  ends, however it ends;
 * ``"auto"`` (default) computes the first partition (of every run, with a client), estimates
   the whole size as its size times the number of partitions, and keeps the data in memory when
   that is at most ``dask_cache_fraction`` (default 0.25) of the summed memory limits of the
@@ -44,7 +46,7 @@ import weakref
 
 import numpy as np
 
-__all__ = ["computed_once", "cached_frames", "piece_digests", "cached_in_memory",
+__all__ = ["computed_once", "cached_frames", "piece_digests", "is_cached",
            "prepared_on_workers", "partition_lengths", "partition_futures"]
 
 _SPILL_PREFIX = "emkit-spill-"
@@ -52,6 +54,8 @@ _SPILL_PREFIX = "emkit-spill-"
 _PIECES: dict = {}
 #: names of the cached bags kept on the workers (the others are read from spill files)
 _IN_MEMORY: set = set()
+#: name of a cached bag read from spill files -> ``(spill base directory, this fit's token)``
+_SPILLED: dict = {}
 #: bag kept on the workers of a ``distributed`` client -> the futures of its partitions, in order
 #: (the passes submit one task per partition on them: :func:`emkit._backend._kept.map_futures`)
 _FUTURES = weakref.WeakKeyDictionary()
@@ -204,10 +208,12 @@ def _cached_bag(X, mode):
         groups = _spill_groups([size for _, _, size in files], client)
         bag = bag_from_parts(_read_spilled, [tuple(path for path, _, _ in files[g]) for g in groups])
         _PIECES[bag.name] = [[n for _, n, _ in files[g]] for g in groups]
+        _SPILLED[bag.name] = (base, token)
         yield bag
     finally:
         if bag is not None:
             _PIECES.pop(bag.name, None)
+            _SPILLED.pop(bag.name, None)
         if client is not None:
             with contextlib.suppress(Exception):
                 client.run(_remove_spill, base, token)
@@ -254,16 +260,20 @@ def partition_futures(bag):
         return None
 
 
-def cached_in_memory(X) -> bool:
-    """True for a bag that :func:`computed_once` keeps on the workers (in this ``fit``)."""
-    return getattr(X, "name", None) in _IN_MEMORY
+def is_cached(X) -> bool:
+    """True for a bag that :func:`computed_once` keeps in this ``fit`` (on the workers or in spill
+    files)."""
+    name = getattr(X, "name", None)
+    return name in _IN_MEMORY or name in _SPILLED
 
 
 def prepared_on_workers(fn, bag, *args, part_args=None):
-    """A bag of ``fn(partition, *part_args[i], *args)`` for every partition ``i`` of a bag cached in
-    memory, computed once and kept on the workers (where the partitions are) in their place: what
-    an estimator derives from the statistics once per ``fit`` (stacked, centred), as it does in
-    memory.  ``part_args``: a tuple of arguments per partition (None: none)."""
+    """A bag of ``fn(partition, *part_args[i], *args)`` for every partition ``i`` of a cached bag
+    (:func:`is_cached`), computed once and kept in its place: what an estimator derives from the
+    statistics once per ``fit`` (stacked, centred), as it does in memory.  Kept on the workers
+    (where the partitions are) for a bag kept there; written to spill files of this fit for a
+    spilled bag, so that its passes read the derived data instead of deriving them again.
+    ``part_args``: a tuple of arguments per partition (None: none)."""
     import dask
     import dask.bag as db
 
@@ -278,6 +288,11 @@ def prepared_on_workers(fn, bag, *args, part_args=None):
     if client is None:
         parts = bag.to_delayed()
         args_of = [(p, *e, *args) for p, e in zip(parts, extra)]
+        if bag.name in _SPILLED:
+            base, token = _SPILLED[bag.name]
+            write = dask.delayed(_spill_derived, pure=False)
+            files = dask.compute(*[write(base, token, i, fn, *a) for i, a in enumerate(args_of)])
+            return bag_from_parts(_read_spilled, [(path,) for path, _, _ in files])
         (prepared,) = dask.persist(bag_from_parts(fn, args_of))
         return prepared
     # one task per partition, on the futures themselves (no graph to build and optimise)
@@ -336,7 +351,7 @@ def _remove_spill(base, token) -> None:
     shutil.rmtree(os.path.join(base or tempfile.gettempdir(), token), ignore_errors=True)
 
 
-def _spill(part, base, token, index) -> str:
+def _spill(part, base, token, index) -> tuple:
     """Write a partition of GMMStats to an HDF5 file of this worker's spill directory; returns
     ``(path, number of items, file size)``.  (A retried task writes a new file: the name holds a
     random part.)"""
@@ -362,6 +377,11 @@ def _spill(part, base, token, index) -> str:
     return path, len(items), os.path.getsize(path)
 
 
+def _spill_derived(base, token, index, fn, *args) -> tuple:
+    """:func:`_spill` of ``fn(*args)``: a partition derived from a spilled one."""
+    return _spill(fn(*args), base, token, index)
+
+
 def _read_spilled(*paths) -> list:
     """The items of spill files, in order."""
     return [item for path in paths for item in _read_spill_file(path)]
@@ -382,7 +402,7 @@ def _read_spill_file(path) -> list:
         if "pickled" in f:
             import pickle
 
-            return pickle.loads(f["pickled"][...].tobytes())
+            return pickle.loads(f["pickled"][...])  # (from the array's buffer: no copy)
         t, ll = f["t"][...], f["log_likelihood"][...]
         n, px, pxx = f["n"][...], f["sum_px"][...], f["sum_pxx"][...]
     out = []

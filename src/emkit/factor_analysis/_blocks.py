@@ -149,6 +149,37 @@ class TrainingSet:
     def n_classes(self) -> int:
         return len(self.classes)
 
+    def __getstate__(self):
+        """Pickled (a training set spilled to disk, or moved between dask workers) without the
+        passes' buffers, and with ``F`` once: the blocks' ``F`` are rebuilt as its row slices
+        (pickled as they are, each view would be a copy of its rows)."""
+        state = dict(self.__dict__, scratch={})
+        if _blocks_are_rows_of(self.rows, self.F):
+            state["rows"] = [SessionBlock(b.codes, b.n, None, b.present, b.local, b.weights)
+                             for b in self.rows]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        start = 0
+        for block in self.rows if isinstance(self.rows, list) else ():
+            if block.F is None:
+                block.F = self.F[start : start + len(block.codes)]
+            start += len(block.codes)
+
+
+def _blocks_are_rows_of(rows, F) -> bool:
+    """True when ``rows`` is a list of blocks whose ``F`` are the consecutive row slices of ``F``."""
+    if not isinstance(rows, list) or F is None or not F.flags.c_contiguous:
+        return False
+    address, start = F.__array_interface__["data"][0], 0
+    for block in rows:
+        if (block.F.shape != (len(block.codes), F.shape[1]) or block.F.strides != F.strides
+                or block.F.__array_interface__["data"][0] != address + start * F.strides[0]):
+            return False
+        start += len(block.codes)
+    return start == len(F)
+
 
 def split(n_items: int, n_parts: int) -> list:
     """``n_parts`` slices of about equal sizes covering ``range(n_items)`` (empty ones dropped)."""

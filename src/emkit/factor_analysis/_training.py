@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from .._backend import cached_in_memory, is_bag, is_delayed, map_reduce, n_threads, thread_map
+from .._backend import is_cached, is_bag, is_delayed, map_reduce, n_threads, thread_map
 from .._backend._staging import configured_device, synced
 from .._checkpoint import resumable_em
 from .._fitted import fitted_value
@@ -68,7 +68,7 @@ def prepare_training_set(X, y, shape, threads: int = 1) -> TrainingSet:
     In memory, the number of blocks is a multiple of ``threads`` (balanced passes).
     """
     if is_bag(X):
-        if cached_in_memory(X):
+        if is_cached(X):
             return stacked_on_workers(X, y, shape, block_size(*shape))
         return prepare_bag(X, y)
     X = as_stats_sequence(X)  # numpy object arrays (1-D, or 2-D per class) as lists

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import cached_in_memory, is_dask_collection, map_ordered, n_threads, prepared_on_workers
+from .._backend import is_cached, is_dask_collection, map_ordered, n_threads, prepared_on_workers
 from .._kernels import ivector as kiv
 from .._validation import check_positive_int
 from ..stats import GMMStats, as_stats_sequence
@@ -65,7 +65,7 @@ def training_data(X, means, batch_size: int, dim_t: int):
     (then stacked in every E-step; its first item validated here) or a dask bag (its partitions
     centred once on the workers when the bag is kept there, see :mod:`emkit._backend._cache`)."""
     if is_dask_collection(X):
-        return prepared_on_workers(_centred_partition, X, means, batch_size) if cached_in_memory(X) else X
+        return prepared_on_workers(_centred_partition, X, means, batch_size) if is_cached(X) else X
     data = _centred_batches(X, means, batch_size, shared=_shared_accumulator(len(means), dim_t))
     if data is None:
         GMMStats.stack(X[:1], shape=means.shape, second_order=True)
