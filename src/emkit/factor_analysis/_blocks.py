@@ -3,7 +3,8 @@
 In memory, the sessions are stacked once per ``fit`` by :meth:`GMMStats.stack` (validated there),
 sorted by class, and cut into :class:`SessionBlock` views of at most a block size of sessions; the
 class totals are summed per block on a few threads.  A dask partition of ``(class index,
-GMMStats)`` pairs is stacked the same way on every pass (:func:`blocks`).
+GMMStats)`` pairs is stacked the same way (:func:`~._dask.stack_partition`): once, when ``fit``
+keeps it, else at every pass.
 """
 
 from __future__ import annotations

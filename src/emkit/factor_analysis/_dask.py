@@ -154,8 +154,9 @@ def _encode_and_stack(part, index, shape, n_classes, step):
 
 
 def stacked_on_workers(X, y, shape, step) -> TrainingSet:
-    """The training set of a bag that ``fit`` keeps on the workers (:mod:`emkit._backend._cache`):
-    each partition paired with its class indices and stacked once, there, by one task, into a
+    """The training set of a bag that ``fit`` keeps, on the workers or spilled to their disks
+    (:mod:`emkit._backend._cache`): each partition paired with its class indices and stacked
+    once, there, by one task (and spilled again, stacked, when it was spilled), into a
     :class:`TrainingSet` as in memory (:func:`stack_partition`)."""
     shape = tuple(shape)
     if y is None:

@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from .._backend import is_cached, is_bag, is_delayed, map_reduce, n_threads, thread_map
+from .._backend import is_bag, is_cached, is_delayed, map_reduce, n_threads, thread_map
 from .._backend._staging import configured_device, synced
 from .._checkpoint import resumable_em
 from .._fitted import fitted_value

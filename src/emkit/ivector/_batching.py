@@ -63,7 +63,8 @@ def training_data(X, means, batch_size: int, dim_t: int):
     """What ``fit``'s E-steps read: a list of :class:`~emkit._kernels.ivector.CentredBatch`
     (validated, stacked and centred once), or ``X`` itself when that copy would be too large
     (then stacked in every E-step; its first item validated here) or a dask bag (its partitions
-    centred once on the workers when the bag is kept there, see :mod:`emkit._backend._cache`)."""
+    centred once on the workers when ``fit`` keeps the bag there or spills it, see
+    :mod:`emkit._backend._cache`)."""
     if is_dask_collection(X):
         return prepared_on_workers(_centred_partition, X, means, batch_size) if is_cached(X) else X
     data = _centred_batches(X, means, batch_size, shared=_shared_accumulator(len(means), dim_t))
