@@ -2,9 +2,9 @@
 
 N=2,000,000 x D=60 (a mixture of 256 unit-variance Gaussians), C=256, float64, 100 chunks, one
 ML EM iteration (means, variances, weights) per measurement, on a LocalCluster of
-single-threaded worker processes.  Also the task overhead
-per iteration for 100 chunks (the same iteration on 100 one-row chunks, where compute is nil)
-and the in-process numpy time for comparison.
+single-threaded worker processes.  Also the task overhead per iteration for 100 chunks (the
+same iteration on 100 one-row chunks, where compute is nil) and the in-process numpy time for
+comparison.
 
     python benchmarks/scaling.py [--n 2000000] [--chunks 100]
 """
@@ -84,10 +84,12 @@ def main():
             Xp.sum().compute()
             results[workers] = per_iteration(Xp, means, variances, weights)
             if workers == 2:
-                quiet = logging.getLogger("emkit")  # (100 frames collapse most Gaussians)
-                level, _ = quiet.level, quiet.setLevel(logging.ERROR)
-                overhead = per_iteration(tiny.persist(), means, variances, weights, repeat=5)
-                quiet.setLevel(level)
+                quiet, level = logging.getLogger("emkit"), logging.getLogger("emkit").level
+                quiet.setLevel(logging.ERROR)  # (100 frames collapse most Gaussians: no warnings)
+                try:
+                    overhead = per_iteration(tiny.persist(), means, variances, weights, repeat=5)
+                finally:
+                    quiet.setLevel(level)
             del Xp
         print(f"   {workers} worker process(es): {results[workers]:.3f} s per iteration")
     numpy_time = per_iteration(X.compute(), means, variances, weights)
