@@ -21,10 +21,44 @@ from ._blocks import ClassTotals, SessionBlock, add_totals, blocks
 def _add_optional(a, b):
     if a is None:
         return None
-    if isinstance(a, np.ndarray) and a.ndim != b.ndim:  # A1 packed (C, r(r+1)/2) and (C, r, r)
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.ndim != b.ndim:
+        # A1 packed (C, r(r+1)/2) and (C, r, r)
         r = (a if a.ndim == 3 else b).shape[-1]
         a, b = (x if x.ndim == 3 else kfa.unpack_symmetric(x, r) for x in (a, b))
     return a + b
+
+
+class ClassRows:
+    """Per-class sums ``G`` (K, C, r) of which only the rows ``index`` (sorted class indices) may
+    be non-zero: what a dask partition sends back (its own classes' rows, not K of them).  Sums
+    with another (or a dense array) are the dense sums' values exactly (rows absent from one side
+    are added to zeros); :meth:`dense` is the (K, C, r) array."""
+
+    __array_ufunc__ = None  # ndarray + ClassRows is ClassRows.__radd__, not a broadcast
+
+    def __init__(self, index: np.ndarray, rows: np.ndarray):
+        self.index, self.rows = index, rows
+
+    @classmethod
+    def of(cls, G: np.ndarray, present: np.ndarray) -> "ClassRows":
+        return cls(np.asarray(present, dtype=np.int64), np.ascontiguousarray(G[present]))
+
+    def dense(self, n_classes: int) -> np.ndarray:
+        out = np.zeros((n_classes,) + self.rows.shape[1:])
+        out[self.index] = self.rows
+        return out
+
+    def __add__(self, other):
+        if isinstance(other, np.ndarray):
+            return self.dense(len(other)) + other
+        index = np.union1d(self.index, other.index)
+        rows = np.zeros((len(index),) + self.rows.shape[1:])
+        rows[np.searchsorted(index, self.index)] += self.rows
+        rows[np.searchsorted(index, other.index)] += other.rows
+        return ClassRows(index, rows)
+
+    def __radd__(self, other):
+        return other + self.dense(len(other))
 
 
 @dataclass

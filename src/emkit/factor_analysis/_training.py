@@ -28,8 +28,8 @@ from ._blocks import ClassTotals, SessionBlock, TrainingSet, in_memory, split
 from ._constants import Constants
 from ._dask import (delayed_training_set, is_nested, prepare_bag, prepare_nested,
                     stack_partition, stacked_on_workers)
-from ._estep import (SessionAccumulator, SessionParams, block_posterior, class_totals_chunk,
-                     session_chunk)
+from ._estep import (ClassRows, SessionAccumulator, SessionParams, block_posterior,
+                     class_totals_chunk, session_chunk)
 from ._labels import check_lengths, encode_labels, label_list
 from ._mstep import (by_gaussians, class_projections, d_update, isv_class_level, jfa_d_terms,
                      u_update)
@@ -116,7 +116,10 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
     """
     rows = data.rows
     if not isinstance(rows, list):  # the workers need neither uprod nor the (S, r) factors back
-        return map_reduce(partition_pass, rows, dataclasses.replace(params, uprod=None))
+        acc = map_reduce(partition_pass, rows, dataclasses.replace(params, uprod=None))
+        if isinstance(acc.G, ClassRows):
+            acc = dataclasses.replace(acc, G=acc.G.dense(data.n_classes))
+        return acc
     dev = configured_device()
     if dev is not None:  # emkit.set_config(device=...): see ._device and docs/gpu.md
         from ._device import session_pass as device_pass
@@ -146,7 +149,8 @@ def partition_pass(piece, p: SessionParams) -> SessionAccumulator:
         totals = training_set.totals if p.totals else None
         if totals is not None:
             totals = ClassTotals(totals.n.copy(), totals.F.copy(), totals.counts.copy())
-        acc = SessionAccumulator(acc.A1, acc.A2F, acc.G, totals)
+        G = acc.G if acc.G is None else ClassRows.of(acc.G, np.flatnonzero(training_set.counts))
+        acc = SessionAccumulator(acc.A1, acc.A2F, G, totals)  # (G: the rows of its classes)
         total = acc if total is None else total + acc
     return total
 
