@@ -353,9 +353,8 @@ def _remove_spill(base, token) -> None:
 
 def _spill(part, base, token, index) -> tuple:
     """Write a partition (GMMStats as arrays, other items pickled) to an HDF5 file of this
-    worker's spill directory; returns
-    ``(path, number of items, file size)``.  (A retried task writes a new file: the name holds a
-    random part.)"""
+    worker's spill directory; returns ``(path, number of items, file size)``.  (A retried task
+    writes a new file: the name holds a random part.)"""
     import h5py
 
     from ..stats import GMMStats
