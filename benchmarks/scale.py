@@ -125,7 +125,7 @@ def run_ubm(p, dtype):
     m.variances = np.tile(X.var(axis=0), (C, 1))
     m.weights = np.full(C, 1.0 / C)
     seconds = _timed(lambda: m.fit(X))
-    return seconds, 8.0 * N * D * C
+    return seconds, 8.0 * N * D * C, (m.means, m.variances, m.weights)
 
 
 def run_ivector(p):
@@ -215,7 +215,7 @@ def run_case(name, p, dtype, queue):
     kind = p["kind"]
     fit = None
     if kind == "ubm":
-        seconds, flop = run_ubm(p, dtype)
+        seconds, flop, fit = run_ubm(p, dtype)
     elif kind == "ivector":
         (seconds, flop), fit = run_ivector(p)
     elif kind in ("isv", "jfa"):
@@ -224,6 +224,14 @@ def run_case(name, p, dtype, queue):
         seconds, flop = run_projection(p)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     queue.put((seconds, flop, rss, fit))
+
+
+def _differences(reference, other) -> str:
+    """Largest relative differences of (means, variances, weights), the means' relative to
+    their largest magnitude."""
+    means, variances, weights = (np.max(np.abs(b - a)) / np.max(np.abs(a)) if i == 0
+                                 else np.max(np.abs(b / a - 1)) for i, (a, b) in enumerate(zip(reference, other)))
+    return f"means {means:.1e}, variances {variances:.1e}, weights {weights:.1e} (relative)"
 
 
 def main():
@@ -250,6 +258,7 @@ def main():
     print(f"{'case':16s}{'dtype':>9s}{'shape':>34s}{'s/iter':>9s}{'GFLOP/s':>9s}{'of gemm':>9s}"
           f"{'peak RSS':>11s}")
     ctx = mp.get_context("spawn")
+    fitted = {}
     for name in names:
         p = cases[name]
         dtypes = ["float64", "float32"] if (p["kind"] == "ubm" and args.float32) else ["float64"]
@@ -263,7 +272,11 @@ def main():
             shape = " ".join(f"{k}={v}" for k, v in p.items() if k != "kind")
             print(f"{name:16s}{dtype:>9s}{shape:>34s}{seconds:9.2f}{rate:9.1f}"
                   f"{100 * rate / rates[dtype]:8.0f}%{rss / 2**20:9.0f} MB", flush=True)
-            if fit is not None:
+            if p["kind"] == "ubm":
+                fitted[dtype] = fit
+                if dtype == "float32":
+                    print("   float32 against float64 after the iteration: " + _differences(*fitted.values()))
+            elif fit is not None:
                 fit_rate = fit[1] / fit[0] / 1e9
                 print(f"{'  (fit, 1 iter)':16s}{dtype:>9s}{'with stacking and set-up':>34s}"
                       f"{fit[0]:9.2f}{fit_rate:9.1f}{100 * fit_rate / rates[dtype]:8.0f}%",

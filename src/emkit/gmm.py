@@ -73,8 +73,9 @@ class GMMMachine(BaseEstimator):
     compute_dtype : {"float64", "float32"}
         Precision of the E-step products.  Default "float64" gives the reference's numbers.
         "float32" is about twice as fast (products in float32, sums and parameters in float64);
-        means and weights agree with float64 to about 1e-6, variances to about ``1e-6 * kappa``
-        (``kappa = max (mu - s)**2 / var``, ``s`` the mean of the means; docs/differences.md).
+        means and weights agree with float64 to about 1e-6, variances to ``2e-8 * kappa`` (``kappa
+        = max (mu - s)**2 / var``, ``s`` the mean of the means) plus the noise of float32
+        posteriors, averaged over a Gaussian's frames (docs/differences.md).
     checkpoint : path or None
         Resumable training: the state is written atomically to this HDF5 file after every
         completed iteration; a ``fit`` started again with the same arguments and data (e.g. after

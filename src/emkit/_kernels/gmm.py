@@ -176,8 +176,9 @@ PASS_BYTES = 512 * 1024
 _SUBNORMAL_BELOW = {8: float(np.log(np.finfo(np.float64).tiny)), 4: float(np.log(np.finfo(np.float32).tiny))}
 
 
-def _log_normalise_rows(L: np.ndarray, row_max: np.ndarray, row_sum: np.ndarray) -> None:
-    """In place: ``L <- exp(L - max)``; fills the row maxima and the row sums of the exponentials.
+def _log_normalise_rows(L: np.ndarray, row_max: np.ndarray, row_sum: np.ndarray, normalise: bool = False) -> None:
+    """In place: ``L <- exp(L - max)``, divided by the row sums if ``normalise``; fills the row
+    maxima and the row sums of the exponentials.
 
     Exponentials below the smallest normal number of ``L``'s dtype are set to zero.  Works on slices
     of :data:`PASS_BYTES` so that the passes stay in cache.
@@ -201,6 +202,8 @@ def _log_normalise_rows(L: np.ndarray, row_max: np.ndarray, row_sum: np.ndarray)
             np.exp(S, out=S)
             np.multiply(S, m, out=S)
         np.sum(S, axis=1, out=row_sum[start:stop])
+        if normalise:
+            np.multiply(S, np.reciprocal(row_sum[start:stop])[:, None], out=S)
 
 
 def log_likelihood(X: np.ndarray, coefficients: DiagGMMCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS):
@@ -250,38 +253,74 @@ def accumulate_shifted_statistics(X: np.ndarray, coefficients: DiagGMMCoefficien
     """As :func:`accumulate_statistics`, with the moments about ``coefficients.shift`` s.
 
     Returns ``(log_likelihood_sum, n (C,), sum_t r (x-s) (C, D), sum_t r (x-s)**2 (C, D) or None)``:
-    variances computed from these keep their precision far from the origin.
+    variances computed from these keep their precision far from the origin.  In float32 the
+    statistics product is compensated (:func:`fill_compensated_design`).
     """
     N, D = X.shape
     C = coefficients.n_gaussians
     dtype = coefficients.coef.dtype
+    compensated = dtype == np.float32
     shift = coefficients.shift
     first = 0 if second_order else D  # the statistics use design columns [first:]
-    # accumulated transposed, (2D+1, C): ``design.T @ L`` reads the (B, C) block row by row, a
+    # accumulated transposed, (columns, C): ``design.T @ L`` reads the (B, C) block row by row, a
     # faster product than ``L.T @ design`` for C in the thousands
-    acc = np.zeros((2 * D + 1 - first, C), dtype=np.float64)
+    acc = np.zeros((2 * D + 1 - first + (D if compensated else 0), C), dtype=np.float64)
     total_ll = 0.0
     B = min(block_rows, max(N, 1))
-    design = np.empty((B, 2 * D + 1), dtype=dtype)
+    design = np.empty((B, 3 * D + 1 if compensated else 2 * D + 1), dtype=dtype)
     L = np.empty((B, C), dtype=dtype)
     row_max = np.empty(B, dtype=dtype)
     row_sum = np.empty(B, dtype=dtype)
     partial = np.empty(acc.shape, dtype=dtype)
     for start in range(0, N, block_rows):
         n = min(start + block_rows, N) - start
+        Xb = X[start : start + n]
         with np.errstate(over="ignore", invalid="ignore"):  # overflow: a non-finite total, refused
-            d = fill_design(X[start : start + n], shift, design[:n])
-            Lb = np.matmul(d, coefficients.coef, out=L[:n])
+            if compensated:
+                d = fill_compensated_design(Xb, shift, design[:n])
+            else:
+                d = fill_design(Xb, shift, design[:n])
+            Lb = np.matmul(d[:, : 2 * D + 1], coefficients.coef, out=L[:n])
             if coefficients.exact is not None:
-                coefficients.exact.overwrite(X[start : start + n], Lb)
-            _log_normalise_rows(Lb, row_max[:n], row_sum[:n])
+                coefficients.exact.overwrite(Xb, Lb)
+            _log_normalise_rows(Lb, row_max[:n], row_sum[:n], normalise=compensated)
             total_ll += float(np.sum(row_max[:n], dtype=np.float64) + np.sum(np.log(row_sum[:n]), dtype=np.float64))
-            # responsibilities are exp(L)/row_sum: scale the (B, 2D+1) design rows instead of the (B, C) block
             used = d[:, first:]
-            np.divide(used, row_sum[:n, None], out=used)
-            np.matmul(used.T, Lb, out=partial)
-        acc += partial
-    n_c = acc[-1].copy()
-    px = acc[-1 - D : -1].T.copy()
+            if compensated:  # float32 sums of at most COMPENSATED_ROWS rows, added in float64
+                for a in range(0, n, COMPENSATED_ROWS):
+                    np.matmul(used[a : a + COMPENSATED_ROWS].T, Lb[a : a + COMPENSATED_ROWS], out=partial)
+                    acc += partial
+            else:  # responsibilities are exp(L)/row_sum: scale the design rows, not the (B, C) block
+                np.divide(used, row_sum[:n, None], out=used)
+                np.matmul(used.T, Lb, out=partial)
+                acc += partial
+    ones = 2 * D - first
+    n_c = acc[ones].copy()
+    px = acc[ones - D : ones].T.copy()
+    if compensated:
+        px += acc[ones + 1 :].T
     pxx = acc[:D].T.copy() if second_order else None
     return total_ll, n_c, px, pxx
+
+
+#: Rows of the float32 statistics product summed in float32 before the float64 accumulator.
+COMPENSATED_ROWS = 512
+
+
+def fill_compensated_design(X_block: np.ndarray, shift: np.ndarray, design: np.ndarray) -> np.ndarray:
+    """Write ``[ (x-s)**2, hi, 1, lo ]`` for the rows of ``X_block`` into the float32 ``design``
+    (B, 3D+1), where ``hi + lo`` is ``x - s`` to twice float32's precision; its first 2D+1 columns
+    are :func:`fill_design`'s, but for the squares, rounded once (not squares of rounded values).
+
+    The variances are computed about ``s``, which multiplies an error in the first moments by
+    about ``kappa = (mu - s)**2 / var``: the float32 rounding of ``x - s`` was most of the float32
+    statistics' error, ``lo`` takes it out (the rounding of the squares matters ten times less).
+    """
+    D = shift.shape[0]
+    centred = np.subtract(X_block, shift, dtype=np.float64)
+    hi = design[:, D : 2 * D]
+    np.multiply(centred, centred, out=design[:, :D], casting="unsafe")
+    np.copyto(hi, centred, casting="unsafe")
+    design[:, 2 * D] = 1.0
+    np.subtract(centred, hi, out=design[:, 2 * D + 1 :], casting="unsafe")
+    return design

@@ -228,30 +228,57 @@ def block_statistics(X_block, shift, coef, second_order: bool = True, exact=None
         d, L = _likelihoods(X_block, shift, coef, exact, xp)
         E, row_max, row_sum = _normalised(L, xp)
         ll = xp.sum(xp.astype(row_max, xp.float64)) + xp.sum(xp.astype(xp.log(row_sum), xp.float64))
+        if E.dtype == xp.float32:
+            return ll, _compensated_statistics(E, X_block, shift, row_sum, second_order, xp)
         used = d if second_order else d[:, D:]
         # responsibilities are E / row_sum: scale the (B, 2D+1) design rows, not the (B, C) block
         return ll, _sum_products(E, used / row_sum[:, None], xp)
 
 
-#: float32 statistics are summed over at most this many rows before float64 takes over (the
-#: numpy kernels' block size): one float32 product over 10^5 rows would lose digits.
-SUM_ROWS = 2048
+def _compensated_statistics(E, X_block, shift, row_sum, second_order, xp):
+    """:func:`block_statistics`' accumulator from float32 products, compensated as the numpy
+    kernels' (:func:`emkit._kernels.gmm.fill_compensated_design`): the rows ``r [ (x-s)**2, x-s,
+    1 ]`` with ``r = 1 / row_sum`` rounded to float32 once for all columns, and ``r (x - s)`` as
+    ``hi + lo`` to twice float32's precision."""
+    D = shift.shape[0]
+    f64 = xp.float64
+    r = xp.astype(1.0 / row_sum, f64)[:, None]
+    centred = xp.astype(X_block, f64) - xp.astype(shift, f64)
+    scaled = centred * r
+    hi = xp.astype(scaled, xp.float32)
+    columns = [xp.astype(scaled * centred, xp.float32)] if second_order else []
+    columns += [hi, xp.astype(r, xp.float32), xp.astype(scaled - xp.astype(hi, f64), xp.float32)]
+    acc = _sum_products(E, xp.concat(columns, axis=1), xp)
+    first = 0 if second_order else D
+    ones = 2 * D - first
+    return xp.concat([acc[:, :ones - D], acc[:, ones - D:ones] + acc[:, ones + 1:], acc[:, ones:ones + 1]], axis=1)
+
+
+#: float32 statistics are summed over at most this many rows before float64 takes over (as the
+#: numpy kernels' ``COMPENSATED_ROWS``): the rounding of longer float32 sums showed in the variances.
+SUM_ROWS = 512
+
+#: Sub-blocks multiplied in one batched product: (SUM_BATCH, C, F) float32 partial sums at a time.
+SUM_BATCH = 16
 
 
 def _sum_products(E, U, xp):
     """``E^T U`` (C, F) as float64; float32 products over sub-blocks of :data:`SUM_ROWS` rows
-    (one batched product), summed in float64."""
+    (batched products of :data:`SUM_BATCH` sub-blocks), summed in float64."""
     if E.dtype == xp.float64:
         return E.T @ U
     B, C, F = E.shape[0], E.shape[1], U.shape[1]
-    k = B // SUM_ROWS
     out = xp.zeros((C, F), dtype=xp.float64, device=_xp.device_of(E))
-    if k:
-        head_E = xp.reshape(E[:k * SUM_ROWS, ...], (k, SUM_ROWS, C))
-        head_U = xp.reshape(U[:k * SUM_ROWS, ...], (k, SUM_ROWS, F))
-        out = out + xp.sum(xp.astype(xp.matrix_transpose(head_E) @ head_U, xp.float64), axis=0)
-    if k * SUM_ROWS < B:
-        out = out + xp.astype(E[k * SUM_ROWS:, ...].T @ U[k * SUM_ROWS:, ...], xp.float64)
+    for start in range(0, B, SUM_ROWS * SUM_BATCH):
+        end = min(B, start + SUM_ROWS * SUM_BATCH)
+        k = (end - start) // SUM_ROWS
+        stop = start + k * SUM_ROWS
+        if k:
+            head_E = xp.reshape(E[start:stop, ...], (k, SUM_ROWS, C))
+            head_U = xp.reshape(U[start:stop, ...], (k, SUM_ROWS, F))
+            out = out + xp.sum(xp.astype(xp.matrix_transpose(head_E) @ head_U, xp.float64), axis=0)
+        if stop < end:
+            out = out + xp.astype(E[stop:end, ...].T @ U[stop:end, ...], xp.float64)
     return out
 
 
