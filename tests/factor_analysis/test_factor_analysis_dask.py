@@ -150,7 +150,7 @@ def test_a_partition_sends_back_the_class_sums_of_its_own_classes_only():
     # per worker and pass at K=200, C=512, r=100 otherwise), and the sums are the dense ones
     from emkit.factor_analysis._dask import stack_partition
     from emkit.factor_analysis._estep import ClassRows
-    from emkit.factor_analysis._training import partition_pass, session_params
+    from emkit.factor_analysis._training import _blocks_pass, partition_pass, session_params
 
     d = load_case("small")
     X, y = make_stats(d), d["labels"].tolist()
@@ -165,6 +165,10 @@ def test_a_partition_sends_back_the_class_sums_of_its_own_classes_only():
     assert isinstance(got.G, ClassRows) and got.G.index.tolist() == mine
     (stacked,) = stack_partition(pairs, (C, D), K, p.step)
     np.testing.assert_array_equal(got.G.dense(K), partition_pass([stacked], p).G.dense(K))
+    # the worker computes those rows only, not K of them
+    compact = _blocks_pass(stacked, p, threads=1, classes=np.array(mine)).G
+    assert compact.shape == (len(mine), C, p.U_over_var.shape[1])
+    np.testing.assert_array_equal(compact, _blocks_pass(stacked, p, threads=1).G[mine])
 
     rng = np.random.default_rng(0)
     a, b = (ClassRows(np.array(i), rng.normal(size=(len(i), 2, 3))) for i in ([0, 2], [2, 3]))

@@ -37,11 +37,7 @@ class ClassRows:
     __array_ufunc__ = None  # ndarray + ClassRows is ClassRows.__radd__, not a broadcast
 
     def __init__(self, index: np.ndarray, rows: np.ndarray):
-        self.index, self.rows = index, rows
-
-    @classmethod
-    def of(cls, G: np.ndarray, present: np.ndarray) -> "ClassRows":
-        return cls(np.asarray(present, dtype=np.int64), np.ascontiguousarray(G[present]))
+        self.index, self.rows = np.asarray(index, dtype=np.int64), rows
 
     def dense(self, n_classes: int) -> np.ndarray:
         out = np.zeros((n_classes,) + self.rows.shape[1:])

@@ -145,22 +145,25 @@ def partition_pass(piece, p: SessionParams) -> SessionAccumulator:
         items = stack_partition(items, p.shape, p.n_classes, p.step)
     total = None
     for training_set in items:
-        acc = _blocks_pass(training_set, p, threads=1)
+        classes = np.flatnonzero(training_set.counts)
+        acc = _blocks_pass(training_set, p, threads=1, classes=classes)
         totals = training_set.totals if p.totals else None
         if totals is not None:
             totals = ClassTotals(totals.n.copy(), totals.F.copy(), totals.counts.copy())
-        G = acc.G if acc.G is None else ClassRows.of(acc.G, np.flatnonzero(training_set.counts))
-        acc = SessionAccumulator(acc.A1, acc.A2F, G, totals)  # (G: the rows of its classes)
+        G = acc.G if acc.G is None else ClassRows(classes, acc.G)
+        acc = SessionAccumulator(acc.A1, acc.A2F, G, totals)
         total = acc if total is None else total + acc
     return total
 
 
-def _blocks_pass(data: TrainingSet, p, threads: int | None = None) -> SessionAccumulator:
+def _blocks_pass(data: TrainingSet, p, threads: int | None = None,
+                 classes: np.ndarray | None = None) -> SessionAccumulator:
     """:func:`session_pass` over in-memory blocks: the posteriors of the blocks on threads (one
     BLAS thread each), their sums added in block order, then ``A2F = F^T x`` as one product over
     all sessions, by slices of Gaussians on threads.  A1 stays packed (C, r(r+1)/2) and the
     session factors x are kept in the accumulator (large arrays are written by the threads:
-    their pages are faulted in in parallel)."""
+    their pages are faulted in in parallel).  ``classes``: the sorted indices of every class of
+    ``data``; G then holds their rows only, (len(classes), C, r), not (K, C, r)."""
     threads = session_threads() if threads is None else threads
     C, D = p.shape
     r = p.U_over_var.shape[1]
@@ -185,13 +188,14 @@ def _blocks_pass(data: TrainingSet, p, threads: int | None = None) -> SessionAcc
         if A1 is not None:
             A1 += bA1
             free.append(bA1)
-        present = block.present  # sorted: a slice when its classes are consecutive (in place)
+        present = block.present if classes is None else np.searchsorted(classes, block.present)
+        # sorted: a slice when its classes are consecutive (in place)
         if len(present) and present[-1] - present[0] + 1 == len(present):
             present = slice(int(present[0]), int(present[-1]) + 1)
         class_sums.append((present, bG))
     G = None
     if p.class_sums:  # the blocks' sums in block order, slice by slice of Gaussians on threads
-        G = np.empty((p.n_classes, C, r))
+        G = np.empty((p.n_classes if classes is None else len(classes), C, r))
 
         def add_class_sums(gs):
             G[:, gs] = 0.0
