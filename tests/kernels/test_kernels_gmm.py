@@ -123,19 +123,45 @@ def test_default_block_rows_fit_the_cache_and_stay_in_range():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_responsibilities_below_the_normal_range_are_zero_not_subnormal(dtype):
-    """exp(L - max) under the dtype's smallest normal number is set to 0 (subnormal operands are
-    slow on many x86 cores); everything at or above it is kept exactly."""
-    tiny = np.finfo(dtype).tiny
-    floor = np.log(tiny)
-    L = np.array([[0.0, floor - 5.0, floor + 1.0, floor - 0.5, -1.0]], dtype=dtype) + dtype(3.0)
-    mx, s = np.empty(1, dtype), np.empty(1, dtype)
-    kg._log_normalise_rows(L, mx, s)
-    expected = np.exp(np.array([0.0, -np.inf, floor + 1.0, -np.inf, -1.0]))
-    assert mx[0] == dtype(3.0)
-    np.testing.assert_allclose(L[0], expected, rtol=1e-6 if dtype == np.float32 else 1e-14)
-    assert L[0, 1] == 0.0 and L[0, 3] == 0.0 and L[0, 2] >= tiny
-    assert s[0] == pytest.approx(expected.sum(), rel=1e-6)
+@pytest.mark.parametrize("slow_exp", [True, False])
+def test_responsibilities_below_the_floor_are_zero(dtype, slow_exp, monkeypatch):
+    """exp(L - max) under RESPONSIBILITY_FLOOR is set to 0 (float32: the subnormal range, slow on
+    many x86 cores; float64: exp(-100), a change of under 2e-19 relative in any M-step);
+    everything at or above it is kept exactly, whether few or most entries of a slice are, and
+    whether exp is slow here (then only the arguments above the floor are gathered) or
+    not."""
+    monkeypatch.setattr(kg, "slow_exp", lambda dtype: slow_exp)
+    floor = kg.RESPONSIBILITY_FLOOR[np.dtype(dtype).itemsize]
+    row = np.array([0.0, floor - 5.0, floor + 1.0, floor - 0.5, -1.0, -800.0, -1e4])
+    expected = np.exp(np.array([0.0, -np.inf, floor + 1.0, -np.inf, -1.0, -np.inf, -np.inf]))
+    for more in (-2.0, -1e3):  # most entries above the floor (all exponentiated) or below (sparse)
+        L = np.hstack([row, np.full(20, more)])[None, :].astype(dtype) + dtype(3.0)
+        mx, s = np.empty(1, dtype), np.empty(1, dtype)
+        kg._log_normalise_rows(L, mx, s)
+        assert mx[0] == dtype(3.0)
+        full = np.hstack([expected, np.full(20, np.exp(more))])
+        np.testing.assert_allclose(L[0], full, rtol=1e-6 if dtype == np.float32 else 1e-14)
+        assert np.all(L[0, [1, 3, 5, 6]] == 0.0) and L[0, 2] > 0
+        assert s[0] == pytest.approx(full.sum(), rel=1e-6)
+
+
+def test_statistics_are_the_same_whether_far_arguments_are_skipped_or_not(monkeypatch):
+    """Most responsibilities of well separated Gaussians are below exp(-100): the statistics are
+    the same numbers whether their exponentials are skipped (slow float64 exp) or computed and
+    zeroed, and within 1e-14 of the statistics without any floor."""
+    X, means, variances, weights = _blobs_problem(spread=12.0)
+    coef = kg.DiagGMMCoefficients.from_parameters(means, variances, np.log(weights))
+    results = []
+    for slow in (True, False):
+        monkeypatch.setattr(kg, "slow_exp", lambda dtype: slow)
+        results.append(kg.accumulate_statistics(X, coef, 256))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    lwl = kg.log_weighted_likelihood(X, coef)
+    R = np.exp(lwl - logsumexp(lwl, axis=1)[:, None])
+    assert np.mean(lwl - lwl.max(axis=1, keepdims=True) < -100) > 0.5
+    assert_parity(results[0][1], R.sum(axis=0), tol=1e-14)
+    assert_parity(results[0][2], R.T @ X, tol=1e-14)
 
 
 def test_far_apart_gaussians_give_the_naive_statistics():

@@ -10,6 +10,8 @@ The (B, C) work array is reused from block to block, so the N x C responsibiliti
 
 from __future__ import annotations
 
+import functools
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,37 +172,78 @@ def _overflowed_to_minus_inf(design: np.ndarray, values: np.ndarray) -> None:
 #: product writing it, the statistics product reading it) instead of once per pass.
 PASS_BYTES = 512 * 1024
 
-#: ``exp`` below these arguments gives subnormal numbers (float64, float32): such responsibilities
-#: are set to zero instead, since subnormal operands cost microcode assists in the statistics
-#: product on many x86 cores (the float32 range is reached by ordinary frames of a large UBM).
-_SUBNORMAL_BELOW = {8: float(np.log(np.finfo(np.float64).tiny)), 4: float(np.log(np.finfo(np.float32).tiny))}
+#: Responsibilities ``exp(L - max)`` with arguments below these are set to zero.  float32: the
+#: subnormal range (subnormal operands cost microcode assists in the statistics product on many
+#: x86 cores).  float64: ``exp(-100) = 3.7e-44`` of a row's largest term; over at most 1e9 frames
+#: they change a statistic by under 4e-35, which the M-step's occupancy floor (EPS) turns into
+#: under 2e-19 relative: invisible in float64 results.  Their exponentials may be skipped.
+RESPONSIBILITY_FLOOR = {8: -100.0, 4: float(np.log(np.finfo(np.float32).tiny))}
+
+#: Slices with at most this fraction of arguments above the floor exponentiate only those, where
+#: ``exp`` is slow (:func:`slow_exp`).
+SPARSE_EXP = 0.5
+
+
+@functools.lru_cache(maxsize=2)
+def slow_exp(dtype: np.dtype) -> bool:
+    """Whether numpy's ``exp`` in ``dtype`` costs more than 8 additions here (measured once).
+
+    numpy vectorises float64 ``exp`` on AVX-512 CPUs only: elsewhere (AVX2: 7-11 ns an element,
+    40 ns below -708) it takes as long as the E-step's two products, and float32 ``exp`` (about
+    3 ns) longer than its products; gathering the arguments above the floor first then pays.
+    Only the speed depends on the answer, never the numbers."""
+    x = np.linspace(-50.0, 0.0, 1 << 15, dtype=dtype)
+    out = np.empty_like(x)
+
+    def best(f):
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            f(x, out=out)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    return best(np.exp) > 8 * best(lambda a, out: np.add(a, a, out=out))
+
+
+def _exp_above_floor(S: np.ndarray, floor: float, below: np.ndarray) -> None:
+    """In place: ``S <- exp(S)``, 0 where ``S < floor`` (``below``: a bool work array of S's
+    shape); NaN (rows of overflowed frames, set to -inf later) stays NaN."""
+    np.less(S, floor, out=below)
+    if (S.flags.c_contiguous and np.count_nonzero(below) >= (1 - SPARSE_EXP) * S.size
+            and slow_exp(S.dtype)):
+        flat = S.reshape(-1)
+        index = np.flatnonzero(np.logical_not(below, out=below))
+        values = np.exp(flat[index])
+        flat.fill(0.0)
+        flat[index] = values
+    elif S.itemsize == 4:  # numpy's masked copy of 4-byte items is not vectorised: multiply
+        np.exp(S, out=S)
+        np.multiply(S, np.logical_not(below, out=below), out=S)
+    else:
+        np.maximum(S, floor, out=S)  # (exp's slow path for arguments far below the floor)
+        np.exp(S, out=S)
+        np.copyto(S, 0.0, where=below)
 
 
 def _log_normalise_rows(L: np.ndarray, row_max: np.ndarray, row_sum: np.ndarray, normalise: bool = False) -> None:
     """In place: ``L <- exp(L - max)``, divided by the row sums if ``normalise``; fills the row
     maxima and the row sums of the exponentials.
 
-    Exponentials below the smallest normal number of ``L``'s dtype are set to zero.  Works on slices
+    Exponentials of arguments below :data:`RESPONSIBILITY_FLOOR` are set to zero.  Works on slices
     of :data:`PASS_BYTES` so that the passes stay in cache.
     """
     n, C = L.shape
     step = max(1, PASS_BYTES // max(1, C * L.itemsize))
-    floor = _SUBNORMAL_BELOW[L.itemsize]
+    floor = RESPONSIBILITY_FLOOR[L.itemsize]
     mask = np.empty((min(step, n), C), dtype=bool)
     for start in range(0, n, step):
         stop = min(start + step, n)
-        S, m = L[start:stop], mask[: stop - start]
+        S = L[start:stop]
         mx = row_max[start:stop]
         np.max(S, axis=1, out=mx)
         np.subtract(S, mx[:, None], out=S)
-        if L.itemsize == 8:
-            np.less(S, floor, out=m)
-            np.exp(S, out=S)
-            np.copyto(S, 0.0, where=m)
-        else:  # numpy's masked copy of 4-byte items is not vectorised: multiply by the mask to keep
-            np.greater_equal(S, floor, out=m)
-            np.exp(S, out=S)
-            np.multiply(S, m, out=S)
+        _exp_above_floor(S, floor, mask[: stop - start])
         np.sum(S, axis=1, out=row_sum[start:stop])
         if normalise:
             np.multiply(S, np.reciprocal(row_sum[start:stop])[:, None], out=S)
