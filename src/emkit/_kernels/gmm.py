@@ -217,13 +217,11 @@ def _exp_above_floor(S: np.ndarray, floor: float, below: np.ndarray) -> None:
         values = np.exp(flat[index])
         flat.fill(0.0)
         flat[index] = values
-    elif S.itemsize == 4:  # numpy's masked copy of 4-byte items is not vectorised: multiply
+    else:  # multiplied by the mask: numpy's masked copy is several times slower (random masks)
+        if S.itemsize == 8:
+            np.maximum(S, floor, out=S)  # (exp's slow path for arguments far below the floor)
         np.exp(S, out=S)
         np.multiply(S, np.logical_not(below, out=below), out=S)
-    else:
-        np.maximum(S, floor, out=S)  # (exp's slow path for arguments far below the floor)
-        np.exp(S, out=S)
-        np.copyto(S, 0.0, where=below)
 
 
 def _log_normalise_rows(L: np.ndarray, row_max: np.ndarray, row_sum: np.ndarray, normalise: bool = False) -> None:
