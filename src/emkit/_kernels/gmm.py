@@ -190,7 +190,7 @@ def slow_exp(dtype: np.dtype) -> bool:
 
     numpy vectorises float64 ``exp`` on AVX-512 CPUs only: elsewhere (AVX2: 7-11 ns an element,
     40 ns below -708) it takes as long as the E-step's two products, and float32 ``exp`` (about
-    3 ns) longer than its products; gathering the arguments above the floor first then pays.
+    3 ns) nearly as long as its own; gathering the arguments above the floor first then pays.
     Only the speed depends on the answer, never the numbers."""
     x = np.linspace(-50.0, 0.0, 1 << 15, dtype=dtype)
     out = np.empty_like(x)
