@@ -242,10 +242,11 @@ def run_case(name, p, dtype, queue):
 
 
 def _differences(reference, other) -> str:
-    """Largest relative differences of (means, variances, weights), the means' relative to
+    """Largest relative differences of two (means, variances, weights), the means' relative to
     their largest magnitude."""
-    means, variances, weights = (np.max(np.abs(b - a)) / np.max(np.abs(a)) if i == 0
-                                 else np.max(np.abs(b / a - 1)) for i, (a, b) in enumerate(zip(reference, other)))
+    (m0, v0, w0), (m1, v1, w1) = reference, other
+    means = np.max(np.abs(m1 - m0)) / np.max(np.abs(m0))
+    variances, weights = np.max(np.abs(v1 / v0 - 1)), np.max(np.abs(w1 / w0 - 1))
     return f"means {means:.1e}, variances {variances:.1e}, weights {weights:.1e} (relative)"
 
 
@@ -290,7 +291,8 @@ def main():
             if p["kind"] == "ubm":
                 fitted[dtype] = fit
                 if dtype == "float32":
-                    print("   float32 against float64 after the iteration: " + _differences(*fitted.values()))
+                    print("   float32 against float64 after the iteration: "
+                          + _differences(fitted["float64"], fitted["float32"]))
             elif fit is not None:
                 fit_rate = fit[1] / fit[0] / 1e9
                 print(f"{'  (fit, 1 iter)':16s}{dtype:>9s}{'with stacking and set-up':>34s}"
