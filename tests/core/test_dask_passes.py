@@ -1,6 +1,7 @@
-"""EM passes over a dask bag that ``fit`` keeps on the workers: one task per worker thread and
-pass, submitted on the partitions' futures, parameters sent once per pass, the partial sums
-gathered from the workers; the same numbers as in memory."""
+"""EM passes over a dask bag that ``fit`` keeps on the workers (or reads from spill files): one
+task per worker thread and pass, submitted on the partitions' futures (or files) without a task
+graph, parameters sent once per pass, the partial sums gathered from the workers; the same
+numbers as in memory."""
 
 import glob
 import pickle
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from _parity import max_rel_diff
 
+import emkit
 import emkit.io.arrays as arrays
 from emkit import GMMMachine, IVectorMachine
 from emkit._backend import _cache, _placed
@@ -38,12 +40,14 @@ def features(tmp_path_factory):
     return directory, ubm, stats
 
 
-def _pass_tasks(stream) -> int:
-    return sum(1 for rec in stream if "_call_unpacked" in str(rec["key"]))
+def _pass_tasks(stream, name="_call_unpacked") -> int:
+    return sum(1 for rec in stream if name in str(rec["key"]))
 
 
 @pytest.mark.parametrize("kind", ["isv", "ivector"])
-def test_one_task_per_worker_thread_and_pass_with_the_in_memory_numbers(client, features, kind):
+@pytest.mark.parametrize("mode", ["memory", "disk"])
+def test_one_task_per_worker_thread_and_pass_with_the_in_memory_numbers(client, features, kind,
+                                                                        mode, tmp_path):
     directory, ubm, stats = features
     if kind == "isv":
         def make():
@@ -55,9 +59,12 @@ def test_one_task_per_worker_thread_and_pass_with_the_in_memory_numbers(client, 
         y, names = None, ("T", "sigma")
     ref = make().fit(stats, y)
     bag, _ = arrays.directory_statistics(ubm, directory, npartitions=5)
-    with distributed.get_task_stream(client) as stream:
+    with emkit.config_context(dask_cache=mode, spill_directory=tmp_path), \
+            distributed.get_task_stream(client) as stream:
         got = make().fit(bag, y)
-    assert _pass_tasks(stream.data) == 3 * 2  # 3 passes, 2 worker threads (not 5 partitions)
+    # 3 passes, 2 worker threads (not 5 partitions); spilled: each task reads its own files
+    task = "_call_unpacked" if mode == "memory" else "_call_on_files"
+    assert _pass_tasks(stream.data, task) == 3 * 2
     for name in names:
         assert max_rel_diff(getattr(got, name), getattr(ref, name)) < 1e-10, name
 

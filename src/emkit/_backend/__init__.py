@@ -307,14 +307,16 @@ def _shared_params(params):
 def _map_dask_bag(chunk_fn, bag, params):
     import dask
 
-    from ._cache import _distributed_client, partition_futures
+    from ._cache import _distributed_client, partition_files, partition_futures
 
-    futures = partition_futures(bag)
-    client = _distributed_client() if futures is not None else None
+    futures, files = partition_futures(bag), partition_files(bag)
+    client = _distributed_client() if futures is not None or files is not None else None
     if client is not None:
-        from ._kept import map_futures
+        from ._kept import map_files, map_futures
 
-        return map_futures(client, chunk_fn, futures, params)
+        if futures is not None:
+            return map_futures(client, chunk_fn, futures, params)
+        return map_files(client, chunk_fn, files, params)
     shared = _shared_params(params)
     task = dask.delayed(_call_unpacked, pure=True)
     parts = [task(chunk_fn, part, shared) for part in bag.to_delayed()]

@@ -14,8 +14,10 @@ reads the result:
   file under ``<spill_directory>/emkit-spill-<random>/<host>-<pid>/`` (names that cannot
   collide between fits, workers or retries), and every pass reads the files (or, when the
   estimator derives its training data from them, :func:`prepared_on_workers`, the files of the
-  derived data, written there once); the directory is removed (on every worker) when ``fit``
-  ends, however it ends;
+  derived data, written there once), with a ``distributed`` client by one task per group of
+  files submitted straight to the scheduler (:func:`partition_files`,
+  :func:`emkit._backend._kept.map_files`); the directory is removed (on every worker) when
+  ``fit`` ends, however it ends;
 * ``"auto"`` (default) computes the first partition (of every run, with a client), estimates
   the whole size as its size times the number of partitions, and keeps the data in memory when
   that is at most ``dask_cache_fraction`` (default 0.25) of the summed memory limits of the
@@ -59,6 +61,9 @@ _SPILLED: dict = {}
 #: bag kept on the workers of a ``distributed`` client -> the futures of its partitions, in order
 #: (the passes submit one task per partition on them: :func:`emkit._backend._kept.map_futures`)
 _FUTURES = weakref.WeakKeyDictionary()
+#: bag read from spill files -> the files of each of its partitions (the passes with a
+#: ``distributed`` client submit one task per partition on them, as on kept futures)
+_FILES = weakref.WeakKeyDictionary()
 
 
 def _distributed_client():
@@ -203,10 +208,8 @@ def _cached_bag(X, mode):
         write = dask.delayed(_spill, pure=False)
         files = dask.compute(*[write(p, base, token, i) for i, p in enumerate(parts)])
         del parts
-        from . import bag_from_parts
-
         groups = _spill_groups([size for _, _, size in files], client)
-        bag = bag_from_parts(_read_spilled, [tuple(path for path, _, _ in files[g]) for g in groups])
+        bag = _spilled_bag([tuple(path for path, _, _ in files[g]) for g in groups])
         _PIECES[bag.name] = [[n for _, n, _ in files[g]] for g in groups]
         _SPILLED[bag.name] = (base, token)
         yield bag
@@ -260,6 +263,23 @@ def partition_futures(bag):
         return None
 
 
+def partition_files(bag):
+    """The spill files of each partition of a bag read from them (in order), else None."""
+    try:
+        return _FILES.get(bag)
+    except TypeError:
+        return None
+
+
+def _spilled_bag(files):
+    """A bag whose partition i holds the items of the spill files ``files[i]`` (a tuple)."""
+    from . import bag_from_parts
+
+    bag = bag_from_parts(_read_spilled, files)
+    _FILES[bag] = files
+    return bag
+
+
 def is_cached(X) -> bool:
     """True for a bag that :func:`computed_once` keeps in this ``fit`` (on the workers or in spill
     files)."""
@@ -292,7 +312,7 @@ def prepared_on_workers(fn, bag, *args, part_args=None):
             base, token = _SPILLED[bag.name]
             write = dask.delayed(_spill_derived, pure=False)
             files = dask.compute(*[write(base, token, i, fn, *a) for i, a in enumerate(args_of)])
-            return bag_from_parts(_read_spilled, [(path,) for path, _, _ in files])
+            return _spilled_bag([(path,) for path, _, _ in files])
         (prepared,) = dask.persist(bag_from_parts(fn, args_of))
         return prepared
     # one task per partition, on the futures themselves (no graph to build and optimise)
