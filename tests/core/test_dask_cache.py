@@ -156,6 +156,29 @@ def test_spill_files_are_private_and_a_missing_one_says_what_to_configure(tmp_pa
         _cache._read_spilled(path)
 
 
+def test_derived_partitions_round_trip_with_their_arrays_read_in_place(tmp_path):
+    """Items other than GMMStats are pickled with their contiguous arrays out of band: each
+    array is a dataset of its own bytes, read back as the array (writable, no unpickling copy);
+    other layouts and plain objects come back equal."""
+    rng = np.random.default_rng(0)
+    big = rng.normal(size=(300, 40))
+    items = [{"F": big, "order": np.asfortranarray(big[:7]), "strided": big[::3, ::2],
+              "empty": np.empty((0, 4)), "codes": np.arange(5, dtype=np.int32)},
+             ("label", 3, None)]
+    path, n_items, _ = _cache._spill(items, str(tmp_path), "emkit-spill-test", 0)
+    with h5py.File(path, "r") as f:
+        stored = [f["buffers"][name][...].tobytes() for name in f["buffers"]]
+    assert big.tobytes() in stored and n_items == 2
+    got = _cache._read_spilled(path)
+    assert got[1] == items[1]
+    for key, value in items[0].items():
+        array = got[0][key]
+        assert array.dtype == value.dtype and array.shape == value.shape, key
+        np.testing.assert_array_equal(array, value)
+    assert got[0]["F"].flags.writeable and got[0]["order"].flags.f_contiguous
+    got[0]["F"][0, 0] = 1.0  # a plain array of its own
+
+
 def test_off_recomputes_at_every_pass(client, features, loads):
     directory, ubm, _ = features
     with emkit.config_context(dask_cache="off"):
