@@ -127,9 +127,13 @@ def test_a_worker_killed_mid_iteration_does_not_change_the_result(client):
     assert victim not in client.run(os.getpid).values()  # the worker really died (and was replaced)
 
 
-def test_a_worker_killed_during_a_pass_over_a_kept_bag_does_not_change_the_result(client, tmp_path):
+@pytest.mark.parametrize("mode", ["memory", "disk"])
+def test_a_worker_killed_during_a_pass_over_a_kept_bag_does_not_change_the_result(client, tmp_path,
+                                                                                mode):
     """ISV passes run on the futures of the statistics kept on the workers: the partitions of a
-    killed worker are recomputed from their files by the scheduler, the fit goes on."""
+    killed worker are recomputed from their files by the scheduler, the fit goes on.  Spilled:
+    the killed worker's pass tasks run again elsewhere, on the same spill files."""
+    import emkit
     from emkit import ISVMachine
     from emkit.io.arrays import directory_statistics
 
@@ -146,15 +150,17 @@ def test_a_worker_killed_during_a_pass_over_a_kept_bag_does_not_change_the_resul
     def fit():
         try:
             bag, _ = directory_statistics(ubm, tmp_path, npartitions=8)
-            result["isv"] = ISVMachine(2, em_iterations=30, ubm=ubm).fit(bag, labels)
+            with emkit.config_context(dask_cache=mode, spill_directory=tmp_path / "spill"):
+                result["isv"] = ISVMachine(2, em_iterations=30, ubm=ubm).fit(bag, labels)
         except BaseException as exc:  # reported below
             result["error"] = exc
 
     thread = threading.Thread(target=fit)
     thread.start()
     deadline = time.time() + 30
+    task = "_call_unpacked" if mode == "memory" else "_call_on_files"
     while time.time() < deadline and not any(
-            "_call_unpacked" in str(key) for keys in client.processing().values() for key in keys):
+            task in str(key) for keys in client.processing().values() for key in keys):
         time.sleep(0.002)
     victim = next(iter(pids.values()))
     os.kill(victim, signal.SIGKILL)
@@ -165,6 +171,8 @@ def test_a_worker_killed_during_a_pass_over_a_kept_bag_does_not_change_the_resul
     for name in ("U", "D"):
         assert max_rel_diff(getattr(result["isv"], name), getattr(expected, name)) < 1e-10
     assert victim not in client.run(os.getpid).values()
+    if mode == "disk":  # the files of the killed worker too are removed
+        assert os.listdir(tmp_path / "spill") == []
 
 
 def _heap_raised(block):
