@@ -25,6 +25,19 @@ def best_time(fn, repeat: int = 3) -> float:
     return min(times)
 
 
+def interleaved(fns, repeat):
+    """``[(best time, last result)]`` of each function, run in turn ``repeat`` times: a machine
+    whose speed drifts (other jobs) moves all of them together."""
+    best, out = [np.inf] * len(fns), [None] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            gc.collect()
+            start = time.perf_counter()
+            out[i] = fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return list(zip(best, out))
+
+
 def peak_memory(fn) -> int:
     """Peak bytes allocated through Python/numpy while ``fn`` runs (tracemalloc), above the start."""
     gc.collect()

@@ -24,11 +24,10 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 
 import h5py
 import numpy as np
-from _common import header
+from _common import header, interleaved
 
 import emkit
 from emkit import GMMMachine, IVectorMachine
@@ -39,17 +38,6 @@ from emkit.io.arrays import directory_statistics, hdf5_frames
 def max_rel(a, b) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
-
-
-def interleaved(fns, repeat):
-    """``[(best time, last result)]`` of each function, run in turn ``repeat`` times."""
-    best, out = [np.inf] * len(fns), [None] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t = time.perf_counter()
-            out[i] = fn()
-            best[i] = min(best[i], time.perf_counter() - t)
-    return list(zip(best, out))
 
 
 def make_ubm(C, D, rng):
