@@ -187,14 +187,19 @@ def test_off_recomputes_at_every_pass(client, features, loads):
     assert len(loads) > N_FILES
 
 
-def test_without_a_distributed_client(features, loads):
+@pytest.mark.parametrize("mode", ["auto", "disk"])
+def test_without_a_distributed_client(features, loads, spills, mode, tmp_path):
+    """dask's own schedulers: the passes go through a task graph (spilled: one reading its
+    files), with the in-memory numbers."""
     directory, ubm, stats = features
     ref, names = _fit("ivector", ubm, stats)
-    with dask.config.set(scheduler="sync"):
+    with dask.config.set(scheduler="sync"), \
+            emkit.config_context(dask_cache=mode, spill_directory=tmp_path):
         bag, paths = arrays.directory_statistics(ubm, directory, npartitions=3)
         got, _ = _fit("ivector", ubm, bag)
     assert sorted(loads) == sorted(paths)
     _check_same(got, ref, names)
+    assert bool(spills) == (mode == "disk") and os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("mode", ["memory", "disk"])
