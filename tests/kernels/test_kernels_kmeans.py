@@ -42,6 +42,27 @@ def test_lloyd_statistics_match_the_naive_loop_for_any_block_size(block_rows, dt
     np.testing.assert_allclose(got_dist, min_dist, rtol=tol)
 
 
+@pytest.mark.parametrize("m", [1, 5, 40])
+@pytest.mark.parametrize("block", [1, 13, 500])
+def test_farthest_rows_are_the_global_top_m_with_ties_to_the_earlier_row(m, block):
+    """Candidates gathered block by block and reduced now and then give the rows of one global
+    sort: farthest first, equal distances (many here) in row order."""
+    rng = np.random.default_rng(m + block)
+    dists = rng.integers(0, 30, 1000).astype(float)  # ties everywhere
+    X = rng.normal(size=(1000, 3))
+    far = kk.FarthestRows(m)
+    for start in range(0, len(dists), block):
+        far.add(start, dists[start : start + block])
+    points, got = far.result(X)
+    expected = np.lexsort((np.arange(len(dists)), -dists))[:m]
+    np.testing.assert_array_equal(got, dists[expected])
+    np.testing.assert_array_equal(points, X[expected])
+    few = kk.FarthestRows(10)  # fewer rows offered than asked for: all of them, in order
+    few.add(0, np.array([1.0, 3.0, 1.0]))
+    np.testing.assert_array_equal(few.result(X)[1], [3.0, 1.0, 1.0])
+    np.testing.assert_array_equal(few.result(X)[0], X[[1, 0, 2]])
+
+
 def test_cluster_sums_add_rows_per_label():
     rng = np.random.default_rng(1)
     X, labels = rng.normal(size=(50, 3)), rng.integers(0, 6, 50)

@@ -197,12 +197,47 @@ def cluster_sums(X_block, labels, n_clusters, *, squares: bool = False, onehot=N
 
 
 def top_indices(values: np.ndarray, m: int) -> np.ndarray:
-    """Indices of the ``m`` largest values, largest first, ties by position (deterministic)."""
-    if len(values) > m:
-        part = np.argpartition(-values, m - 1)[:m]
-        order = np.lexsort((part, -values[part]))
-        return part[order]
-    return np.lexsort((np.arange(len(values)), -values))
+    """Indices of the ``m`` largest values, largest first, ties by position: the first ``m`` of
+    a stable sort by decreasing value (as the device kernels'), without sorting them all."""
+    if len(values) <= m:
+        return np.lexsort((np.arange(len(values)), -values))
+    kth = np.partition(values, len(values) - m)[len(values) - m]  # the m-th largest
+    above = np.flatnonzero(values > kth)
+    part = np.concatenate([above, np.flatnonzero(values == kth)[: m - len(above)]])
+    return part[np.lexsort((part, -values[part]))]
+
+
+class FarthestRows:
+    """The ``m`` rows of a pass farthest from their centroids, farthest first, ties to the
+    earlier row: candidates (rows beyond the nearest of the ``m`` kept at the last reduction)
+    are gathered block by block and reduced to the best ``m`` only when they outnumber ``3 m``
+    (one sort per block cost 7% of a Lloyd pass); the rows themselves are read at the end."""
+
+    def __init__(self, m: int):
+        self.m, self.threshold, self.count = m, -np.inf, 0
+        self.rows, self.dists = [np.empty(0, dtype=np.intp)], [np.empty(0)]
+
+    def add(self, first_row: int, dists) -> None:
+        """Offer the rows ``first_row, first_row + 1, ...`` at squared distances ``dists``."""
+        local = np.flatnonzero(dists > self.threshold)
+        if len(local):
+            self.rows.append(local + first_row)
+            self.dists.append(dists[local])
+            self.count += len(local)
+            if self.count > 3 * self.m:
+                self._reduce()
+
+    def _reduce(self):
+        rows, dists = np.concatenate(self.rows), np.concatenate(self.dists)
+        keep = top_indices(dists, self.m)  # row order in the candidates: ties to the earlier
+        self.rows, self.dists, self.count = [rows[keep]], [dists[keep]], len(keep)
+        if len(keep) == self.m:
+            self.threshold = dists[keep[-1]]
+
+    def result(self, X):
+        """``(points (k, D) float64, dists (k,))`` with k = min(m, rows offered)."""
+        self._reduce()
+        return np.asarray(X[self.rows[0]], dtype=np.float64), self.dists[0]
 
 
 def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS, *,
@@ -220,8 +255,7 @@ def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BL
     sums = np.zeros((K, D))
     sq_sums = np.zeros((K, D)) if squares else None
     total_dist = 0.0
-    far_points = np.empty((0, D))
-    far_dists = np.empty(0)
+    far = FarthestRows(n_far) if n_far else None
     centred_buf, scores_buf = _buffers(N, D, K, coef.minus_two_centred_t.dtype, block_rows)
     augmented = _augmented(coef)
     screen = _screen(coef, augmented, len(centred_buf))
@@ -238,17 +272,9 @@ def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BL
         if squares:
             sq_sums += s2
         total_dist += float(min_dist.sum())
-        if n_far:
-            # once n_far points are kept, only rows farther than the nearest of them can enter
-            # (an equal one loses the tie to the earlier row)
-            local = np.arange(len(min_dist)) if len(far_dists) < n_far else np.flatnonzero(min_dist > far_dists[-1])
-            if not len(local):
-                continue
-            local = local[top_indices(min_dist[local], n_far)]
-            points = np.concatenate([far_points, np.asarray(block[local], dtype=np.float64)])
-            dists = np.concatenate([far_dists, min_dist[local]])
-            keep = top_indices(dists, n_far)
-            far_points, far_dists = points[keep], dists[keep]
+        if far is not None:
+            far.add(start, min_dist)
+    far_points, far_dists = far.result(X) if far is not None else (np.empty((0, D)), np.empty(0))
     return {"counts": counts, "sums": sums, "sum_min_dist": total_dist, "sq_sums": sq_sums,
             "far_points": far_points, "far_dists": far_dists}
 
