@@ -71,11 +71,9 @@ def gmm():
 def test_gmm_statistics_and_likelihoods(ns, gmm, dtype, tol):
     coef = kg.DiagGMMCoefficients.from_parameters(gmm["means"], gmm["variances"],
                                                   gmm["log_weights"], np.dtype(dtype))
-    ref64 = kg.DiagGMMCoefficients.from_parameters(gmm["means"], gmm["variances"],
-                                                   gmm["log_weights"])
     shift, c = gmm_xp.coefficients(*(ns.put(gmm[k]) for k in ("means", "variances", "log_weights")),
                                    dtype=ns.put(np.zeros(1, dtype)).dtype)
-    close(ref64.shift, ns.get(shift))
+    close(coef.shift, ns.get(shift))  # (float32: on the grid of gmm.grid_shift)
     close(coef.coef, ns.get(c), tol)
     X = ns.put(gmm["X"], dtype)
     expected = kg.accumulate_shifted_statistics(gmm["X"], coef, 100, True)
@@ -93,13 +91,14 @@ def test_gmm_statistics_and_likelihoods(ns, gmm, dtype, tol):
           ns.get(gmm_xp.log_weighted_likelihood(X, shift, c, 70)), tol)
 
 
-def test_gmm_float32_statistics_are_compensated_as_numpy(ns):
-    """The device kernels' float32 statistics carry ``x - s`` as hi + lo and sum 512 rows at most
-    in float32 too: variances within 4e-8 (1 + kappa) relative of float64 (measured: 0.9-2.0e-8;
-    3.2-6.5e-8 with ``x - s`` in float32 and sums of 2048 rows)."""
+@pytest.mark.parametrize("offset", [0.0, 100.0])
+def test_gmm_float32_statistics_keep_the_variances_of_float64_as_numpy(ns, offset):
+    """The device kernels' float32 statistics, about the shift on its grid and summed over 512
+    rows at most in float32 too: variances within 4e-8 (1 + kappa) relative of float64."""
     worst = 0.0
     for seed in range(4):
         X, means, variances, weights = tight_clusters(seed)
+        X, means = X + np.float32(offset), means + offset
         shift, c = gmm_xp.coefficients(ns.put(means), ns.put(variances), ns.put(np.log(weights)),
                                        dtype=ns.put(np.zeros(1, np.float32)).dtype)
         got = gmm_xp.accumulate_shifted_statistics(ns.put(X), shift, c, 8192, True)

@@ -50,13 +50,16 @@ def test_float32_compute_is_close_and_returns_float64():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_float32_statistics_are_compensated():
+@pytest.mark.parametrize("offset", [0.0, 100.0])
+def test_float32_statistics_keep_the_variances_of_float64(offset):
     """Variances from the float32 statistics stay within 4e-8 (1 + kappa) relative of float64
-    (measured: 1.0-1.7e-8; 4.8-9.3e-8 when ``x - s`` was rounded to float32 and the rows of a
-    whole block were summed in float32)."""
+    (measured: 1.3-2.2e-8 with the shift on its grid; 4.8-9.3e-8 when ``x - s`` was rounded to
+    float32 about the mean of the means and whole blocks summed in float32; 1.4-2.9e-7 with
+    ``x - s`` as two float32 numbers about that mean, frames offset by 100)."""
     worst = 0.0
     for seed in range(3):
         X, means, variances, weights = tight_clusters(seed)
+        X, means = X + np.float32(offset), means + offset
         stats = [kg.accumulate_shifted_statistics(
             X, kg.DiagGMMCoefficients.from_parameters(means, variances, np.log(weights), dtype=dtype), 4096)[1:]
             for dtype in (np.float32, np.float64)]
@@ -64,16 +67,26 @@ def test_float32_statistics_are_compensated():
     assert worst < 4e-8
 
 
-def test_compensated_design_holds_x_minus_s_to_twice_float32():
+def test_float32_frames_minus_the_float32_shift_are_exact():
+    """The float32 coefficients' shift is within 1/4096 of the scale from the mean of the means,
+    on a grid on which ``x - s`` of float32 frames is exact in float32 where ``|x - s| <= |x|``;
+    about the mean of the means itself most differences round."""
     rng = np.random.default_rng(5)
-    X, shift = rng.normal(size=(300, 7)) * 1e3, rng.normal(size=7)
-    design = kg.fill_compensated_design(X, shift, np.empty((300, 22), np.float32))
-    exact = X - shift
-    np.testing.assert_array_equal(design[:, 7:15], kg.fill_design(X, shift, np.empty((300, 15), np.float32))[:, 7:])
-    np.testing.assert_array_equal(design[:, :7], (exact * exact).astype(np.float32))
-    hi, lo = design[:, 7:14].astype(np.float64), design[:, 15:].astype(np.float64)
-    assert np.max(np.abs(hi + lo - exact) / np.abs(exact)) < 4 * np.finfo(np.float32).eps ** 2
-    assert np.max(np.abs(hi - exact) / np.abs(exact)) > np.finfo(np.float32).eps / 8
+    means, variances = rng.normal(size=(9, 7)) * 30 + 7.3, rng.uniform(0.1, 4, size=(9, 7))
+    X = (means[rng.integers(0, 9, 4000)] + rng.normal(size=(4000, 7)) * 2).astype(np.float32)
+    mean = means.mean(axis=0)
+    shift = kg.DiagGMMCoefficients.from_parameters(means, variances, np.zeros(9), np.float32).shift
+    assert np.array_equal(kg.DiagGMMCoefficients.from_parameters(means, variances, np.zeros(9)).shift, mean)
+    scale = np.max(np.abs(means) + 8 * np.sqrt(variances), axis=0)
+    assert np.all(np.abs(shift - mean) <= scale / 4096) and not np.array_equal(shift, mean)
+    held = np.abs(X - shift) <= np.abs(X)
+    assert held.mean() > 0.5
+    for s, exact in ((shift, True), (mean, False)):
+        design = kg.fill_float32_design(X, s, np.empty((4000, 15), np.float32))
+        differences = X.astype(np.float64) - s
+        np.testing.assert_array_equal(design[:, :7], (differences**2).astype(np.float32))
+        assert np.array_equal(design[:, 7:14][held], differences[held]) == exact
+    assert np.mean(design[:, 7:14][held] != differences[held]) > 0.5
 
 
 def _blobs_problem(seed=3, N=700, D=6, C=40, spread=6.0):

@@ -109,6 +109,8 @@ class DiagGMMCoefficients:
         variances = np.asarray(variances, dtype=np.float64)
         C, D = means.shape
         shift = means.mean(axis=0)
+        if np.dtype(dtype) == np.float32:
+            shift = grid_shift(shift, means, variances)
         centred = means - shift
         precision = 1.0 / variances
         coef = np.empty((2 * D + 1, C), dtype=np.float64)
@@ -130,6 +132,29 @@ class DiagGMMCoefficients:
     @property
     def n_features(self) -> int:
         return self.shift.shape[0]
+
+
+#: The shift of float32 coefficients is a multiple of a power of two between 2**-SHIFT_GRID_BITS
+#: and 2**(1-SHIFT_GRID_BITS) times the Gaussians' scale ``max_c |mu_c| + 8 sd_c``, per feature.
+SHIFT_GRID_BITS = 12
+
+
+def grid_shift(shift, means, variances, xp=np):
+    """``shift`` (D,) rounded to the grid of :data:`SHIFT_GRID_BITS` (it moves by at most 1/4096
+    of the scale, which changes nothing of its conditioning); arrays of namespace ``xp``.
+
+    The variances are computed about ``s``, which multiplies an error in the first moments by
+    ``kappa = (mu - s)**2 / var``.  float32 frames within 4096 times the scale are multiples of
+    a spacing no coarser than the grid, so ``x - s`` is exact in float32 wherever
+    ``|x - s| <= |x|`` (elsewhere the bits dropped are ``x``'s own, which average out); from a
+    shift off the grid, all the frames of a cluster would round the same way, an error that does
+    not average out.
+    """
+    scale = xp.max(xp.abs(means) + 8.0 * xp.sqrt(variances), axis=0)
+    grid = 2.0 ** (xp.floor(xp.log2(scale)) + (1 - SHIFT_GRID_BITS))
+    usable = xp.isfinite(grid) & (grid > 0.0)  # (beyond float64's range: the shift as it is)
+    grid = xp.where(usable, grid, 1.0)
+    return xp.where(usable, xp.round(shift / grid) * grid, shift)
 
 
 def fill_design(X_block: np.ndarray, shift: np.ndarray, design: np.ndarray) -> np.ndarray:
@@ -295,20 +320,21 @@ def accumulate_shifted_statistics(X: np.ndarray, coefficients: DiagGMMCoefficien
 
     Returns ``(log_likelihood_sum, n (C,), sum_t r (x-s) (C, D), sum_t r (x-s)**2 (C, D) or None)``:
     variances computed from these keep their precision far from the origin.  In float32 the
-    statistics product is compensated (:func:`fill_compensated_design`).
+    responsibilities are normalised once per row and the statistics product is summed over at
+    most :data:`FLOAT32_SUM_ROWS` rows before float64 takes over.
     """
     N, D = X.shape
     C = coefficients.n_gaussians
     dtype = coefficients.coef.dtype
-    compensated = dtype == np.float32
+    single = dtype == np.float32
     shift = coefficients.shift
     first = 0 if second_order else D  # the statistics use design columns [first:]
     # accumulated transposed, (columns, C): ``design.T @ L`` reads the (B, C) block row by row, a
     # faster product than ``L.T @ design`` for C in the thousands
-    acc = np.zeros((2 * D + 1 - first + (D if compensated else 0), C), dtype=np.float64)
+    acc = np.zeros((2 * D + 1 - first, C), dtype=np.float64)
     total_ll = 0.0
     B = min(block_rows, max(N, 1))
-    design = np.empty((B, 3 * D + 1 if compensated else 2 * D + 1), dtype=dtype)
+    design = np.empty((B, 2 * D + 1), dtype=dtype)
     L = np.empty((B, C), dtype=dtype)
     row_max = np.empty(B, dtype=dtype)
     row_sum = np.empty(B, dtype=dtype)
@@ -317,19 +343,19 @@ def accumulate_shifted_statistics(X: np.ndarray, coefficients: DiagGMMCoefficien
         n = min(start + block_rows, N) - start
         Xb = X[start : start + n]
         with np.errstate(over="ignore", invalid="ignore"):  # overflow: a non-finite total, refused
-            if compensated:
-                d = fill_compensated_design(Xb, shift, design[:n])
+            if single:
+                d = fill_float32_design(Xb, shift, design[:n])
             else:
                 d = fill_design(Xb, shift, design[:n])
-            Lb = np.matmul(d[:, : 2 * D + 1], coefficients.coef, out=L[:n])
+            Lb = np.matmul(d, coefficients.coef, out=L[:n])
             if coefficients.exact is not None:
                 coefficients.exact.overwrite(Xb, Lb)
-            _log_normalise_rows(Lb, row_max[:n], row_sum[:n], normalise=compensated)
+            _log_normalise_rows(Lb, row_max[:n], row_sum[:n], normalise=single)
             total_ll += float(np.sum(row_max[:n], dtype=np.float64) + np.sum(np.log(row_sum[:n]), dtype=np.float64))
             used = d[:, first:]
-            if compensated:  # float32 sums of at most COMPENSATED_ROWS rows, added in float64
-                for a in range(0, n, COMPENSATED_ROWS):
-                    np.matmul(used[a : a + COMPENSATED_ROWS].T, Lb[a : a + COMPENSATED_ROWS], out=partial)
+            if single:  # float32 sums of at most FLOAT32_SUM_ROWS rows, added in float64
+                for a in range(0, n, FLOAT32_SUM_ROWS):
+                    np.matmul(used[a : a + FLOAT32_SUM_ROWS].T, Lb[a : a + FLOAT32_SUM_ROWS], out=partial)
                     acc += partial
             else:  # responsibilities are exp(L)/row_sum: scale the design rows, not the (B, C) block
                 np.divide(used, row_sum[:n, None], out=used)
@@ -338,30 +364,21 @@ def accumulate_shifted_statistics(X: np.ndarray, coefficients: DiagGMMCoefficien
     ones = 2 * D - first
     n_c = acc[ones].copy()
     px = acc[ones - D : ones].T.copy()
-    if compensated:
-        px += acc[ones + 1 :].T
     pxx = acc[:D].T.copy() if second_order else None
     return total_ll, n_c, px, pxx
 
 
 #: Rows of the float32 statistics product summed in float32 before the float64 accumulator.
-COMPENSATED_ROWS = 512
+FLOAT32_SUM_ROWS = 512
 
 
-def fill_compensated_design(X_block: np.ndarray, shift: np.ndarray, design: np.ndarray) -> np.ndarray:
-    """Write ``[ (x-s)**2, hi, 1, lo ]`` for the rows of ``X_block`` into the float32 ``design``
-    (B, 3D+1), where ``hi + lo`` is ``x - s`` to twice float32's precision; its first 2D+1 columns
-    are :func:`fill_design`'s, but for the squares, rounded once (not squares of rounded values).
-
-    The variances are computed about ``s``, which multiplies an error in the first moments by
-    about ``kappa = (mu - s)**2 / var``: the float32 rounding of ``x - s`` was most of the float32
-    statistics' error, ``lo`` takes it out (the rounding of the squares matters ten times less).
-    """
+def fill_float32_design(X_block: np.ndarray, shift: np.ndarray, design: np.ndarray) -> np.ndarray:
+    """:func:`fill_design` for a float32 ``design``: ``x - s`` and its square computed in float64
+    and each rounded once (not the square of a rounded value).  With the shift of float32
+    coefficients (:func:`grid_shift`), ``x - s`` of float32 frames is exact."""
     D = shift.shape[0]
     centred = np.subtract(X_block, shift, dtype=np.float64)
-    hi = design[:, D : 2 * D]
     np.multiply(centred, centred, out=design[:, :D], casting="unsafe")
-    np.copyto(hi, centred, casting="unsafe")
+    np.copyto(design[:, D : 2 * D], centred, casting="unsafe")
     design[:, 2 * D] = 1.0
-    np.subtract(centred, hi, out=design[:, 2 * D + 1 :], casting="unsafe")
     return design

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _xp
+from .gmm import grid_shift
 
 #: numpy-backed namespaces (numpy, ``array-api-strict``) warn where squared distances overflow:
 #: the kernels turn those rows into -inf (likelihoods) or a refused total (fit), as the numpy
@@ -44,6 +45,8 @@ def coefficients(means, variances, log_weights, dtype=None):
     xp = _xp.namespace(means, variances, log_weights)
     D = means.shape[1]
     shift = xp.mean(means, axis=0)
+    if dtype == xp.float32:
+        shift = grid_shift(shift, means, variances, xp)
     centred = means - shift
     precision = 1.0 / variances
     g = D * LOG_2PI + xp.sum(xp.log(variances), axis=1)
@@ -229,33 +232,28 @@ def block_statistics(X_block, shift, coef, second_order: bool = True, exact=None
         E, row_max, row_sum = _normalised(L, xp)
         ll = xp.sum(xp.astype(row_max, xp.float64)) + xp.sum(xp.astype(xp.log(row_sum), xp.float64))
         if E.dtype == xp.float32:
-            return ll, _compensated_statistics(E, X_block, shift, row_sum, second_order, xp)
+            return ll, _float32_statistics(E, X_block, shift, row_sum, second_order, xp)
         used = d if second_order else d[:, D:]
         # responsibilities are E / row_sum: scale the (B, 2D+1) design rows, not the (B, C) block
         return ll, _sum_products(E, used / row_sum[:, None], xp)
 
 
-def _compensated_statistics(E, X_block, shift, row_sum, second_order, xp):
-    """:func:`block_statistics`' accumulator from float32 products, compensated as the numpy
-    kernels' (:func:`emkit._kernels.gmm.fill_compensated_design`): the rows ``r [ (x-s)**2, x-s,
-    1 ]`` with ``r = 1 / row_sum`` rounded to float32 once for all columns, and ``r (x - s)`` as
-    ``hi + lo`` to twice float32's precision."""
-    D = shift.shape[0]
+def _float32_statistics(E, X_block, shift, row_sum, second_order, xp):
+    """:func:`block_statistics`' accumulator from float32 products, as the numpy kernels':
+    the rows ``r [ (x-s)**2, x-s, 1 ]`` computed in float64 with ``r = 1 / row_sum`` and each
+    rounded once to float32 (``x - s`` of float32 frames is exact about the float32
+    coefficients' shift, :func:`emkit._kernels.gmm.grid_shift`)."""
     f64 = xp.float64
     r = xp.astype(1.0 / row_sum, f64)[:, None]
     centred = xp.astype(X_block, f64) - xp.astype(shift, f64)
     scaled = centred * r
-    hi = xp.astype(scaled, xp.float32)
     columns = [xp.astype(scaled * centred, xp.float32)] if second_order else []
-    columns += [hi, xp.astype(r, xp.float32), xp.astype(scaled - xp.astype(hi, f64), xp.float32)]
-    acc = _sum_products(E, xp.concat(columns, axis=1), xp)
-    first = 0 if second_order else D
-    ones = 2 * D - first
-    return xp.concat([acc[:, :ones - D], acc[:, ones - D:ones] + acc[:, ones + 1:], acc[:, ones:ones + 1]], axis=1)
+    columns += [xp.astype(scaled, xp.float32), xp.astype(r, xp.float32)]
+    return _sum_products(E, xp.concat(columns, axis=1), xp)
 
 
 #: float32 statistics are summed over at most this many rows before float64 takes over (as the
-#: numpy kernels' ``COMPENSATED_ROWS``): the rounding of longer float32 sums showed in the variances.
+#: numpy kernels' ``FLOAT32_SUM_ROWS``): the rounding of longer float32 sums showed in the variances.
 SUM_ROWS = 512
 
 #: Sub-blocks multiplied in one batched product: (SUM_BATCH, C, F) float32 partial sums at a time.
