@@ -249,9 +249,8 @@ def _exp_above_floor(S: np.ndarray, floor: float, below: np.ndarray) -> None:
         np.multiply(S, np.logical_not(below, out=below), out=S)
 
 
-def _log_normalise_rows(L: np.ndarray, row_max: np.ndarray, row_sum: np.ndarray, normalise: bool = False) -> None:
-    """In place: ``L <- exp(L - max)``, divided by the row sums if ``normalise``; fills the row
-    maxima and the row sums of the exponentials.
+def _log_normalise_rows(L: np.ndarray, row_max: np.ndarray, row_sum: np.ndarray) -> None:
+    """In place: ``L <- exp(L - max)``; fills the row maxima and the row sums of the exponentials.
 
     Exponentials of arguments below :data:`RESPONSIBILITY_FLOOR` are set to zero.  Works on slices
     of :data:`PASS_BYTES` so that the passes stay in cache.
@@ -268,8 +267,6 @@ def _log_normalise_rows(L: np.ndarray, row_max: np.ndarray, row_sum: np.ndarray,
         np.subtract(S, mx[:, None], out=S)
         _exp_above_floor(S, floor, mask[: stop - start])
         np.sum(S, axis=1, out=row_sum[start:stop])
-        if normalise:
-            np.multiply(S, np.reciprocal(row_sum[start:stop])[:, None], out=S)
 
 
 def log_likelihood(X: np.ndarray, coefficients: DiagGMMCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS):
@@ -320,8 +317,8 @@ def accumulate_shifted_statistics(X: np.ndarray, coefficients: DiagGMMCoefficien
 
     Returns ``(log_likelihood_sum, n (C,), sum_t r (x-s) (C, D), sum_t r (x-s)**2 (C, D) or None)``:
     variances computed from these keep their precision far from the origin.  In float32 the
-    responsibilities are normalised once per row and the statistics product is summed over at
-    most :data:`FLOAT32_SUM_ROWS` rows before float64 takes over.
+    statistics product is summed over at most :data:`FLOAT32_SUM_ROWS` rows before float64 takes
+    over.
     """
     N, D = X.shape
     C = coefficients.n_gaussians
@@ -350,16 +347,15 @@ def accumulate_shifted_statistics(X: np.ndarray, coefficients: DiagGMMCoefficien
             Lb = np.matmul(d, coefficients.coef, out=L[:n])
             if coefficients.exact is not None:
                 coefficients.exact.overwrite(Xb, Lb)
-            _log_normalise_rows(Lb, row_max[:n], row_sum[:n], normalise=single)
+            _log_normalise_rows(Lb, row_max[:n], row_sum[:n])
             total_ll += float(np.sum(row_max[:n], dtype=np.float64) + np.sum(np.log(row_sum[:n]), dtype=np.float64))
             used = d[:, first:]
-            if single:  # float32 sums of at most FLOAT32_SUM_ROWS rows, added in float64
-                for a in range(0, n, FLOAT32_SUM_ROWS):
-                    np.matmul(used[a : a + FLOAT32_SUM_ROWS].T, Lb[a : a + FLOAT32_SUM_ROWS], out=partial)
-                    acc += partial
-            else:  # responsibilities are exp(L)/row_sum: scale the design rows, not the (B, C) block
-                np.divide(used, row_sum[:n, None], out=used)
-                np.matmul(used.T, Lb, out=partial)
+            # responsibilities are exp(L)/row_sum: scale the design rows, not the (B, C) block
+            np.divide(used, row_sum[:n, None], out=used)
+            # float32: sums of at most FLOAT32_SUM_ROWS rows, added in float64
+            step = FLOAT32_SUM_ROWS if single else n
+            for a in range(0, n, step):
+                np.matmul(used[a : a + step].T, Lb[a : a + step], out=partial)
                 acc += partial
     ones = 2 * D - first
     n_c = acc[ones].copy()
