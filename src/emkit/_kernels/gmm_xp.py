@@ -231,25 +231,11 @@ def block_statistics(X_block, shift, coef, second_order: bool = True, exact=None
         d, L = _likelihoods(X_block, shift, coef, exact, xp)
         E, row_max, row_sum = _normalised(L, xp)
         ll = xp.sum(xp.astype(row_max, xp.float64)) + xp.sum(xp.astype(xp.log(row_sum), xp.float64))
-        if E.dtype == xp.float32:
-            return ll, _float32_statistics(E, X_block, shift, row_sum, second_order, xp)
         used = d if second_order else d[:, D:]
         # responsibilities are E / row_sum: scale the (B, 2D+1) design rows, not the (B, C) block
+        # (float32: ``x - s`` of float32 frames is exact about the float32 coefficients' shift,
+        # :func:`emkit._kernels.gmm.grid_shift`, and the squares are rounded once)
         return ll, _sum_products(E, used / row_sum[:, None], xp)
-
-
-def _float32_statistics(E, X_block, shift, row_sum, second_order, xp):
-    """:func:`block_statistics`' accumulator from float32 products, as the numpy kernels':
-    the rows ``r [ (x-s)**2, x-s, 1 ]`` computed in float64 with ``r = 1 / row_sum`` and each
-    rounded once to float32 (``x - s`` of float32 frames is exact about the float32
-    coefficients' shift, :func:`emkit._kernels.gmm.grid_shift`)."""
-    f64 = xp.float64
-    r = xp.astype(1.0 / row_sum, f64)[:, None]
-    centred = xp.astype(X_block, f64) - xp.astype(shift, f64)
-    scaled = centred * r
-    columns = [xp.astype(scaled * centred, xp.float32)] if second_order else []
-    columns += [xp.astype(scaled, xp.float32), xp.astype(r, xp.float32)]
-    return _sum_products(E, xp.concat(columns, axis=1), xp)
 
 
 #: float32 statistics are summed over at most this many rows before float64 takes over (as the
