@@ -144,7 +144,9 @@ def posterior_rows(packed: np.ndarray, b: np.ndarray, w: np.ndarray, half_bw_log
     R = buffer.shape[0]
     upper = buffer.T  # buffer's lower triangle = upper of its transpose
     ws, info = np.empty(R), ctypes.c_int(0)
-    a, n, u, one = _at(buffer), _i(R), _c(b"U"), _i(1)
+    # the arguments built once (ctypes objects cost about a microsecond each)
+    a, n, u, one, unit = _at(buffer), _i(R), _c(b"U"), _i(1), _d(1.0)
+    status, w_ptr = ctypes.byref(info), _at(ws)
     if not packed.flags.c_contiguous:  # pragma: no cover - the E-step's scratch rows are
         raise ValueError("posterior_rows needs C-contiguous packed rows")
     K = packed.shape[1]
@@ -152,11 +154,11 @@ def posterior_rows(packed: np.ndarray, b: np.ndarray, w: np.ndarray, half_bw_log
         _factor_identity_plus(packed, s, buffer, info)
         log_det = 2.0 * np.log(np.diagonal(upper)).sum()
         ws[:] = b[s]
-        _dpotrs(u, n, one, a, n, _at(ws), n, ctypes.byref(info))
+        _dpotrs(u, n, one, a, n, w_ptr, n, status)
         upper_inverse(upper)
-        _dlauum(u, n, a, n, ctypes.byref(info))
-        _dsyr(u, n, _d(1.0), _at(ws), one, a, n)
-        _dtrttp(u, n, a, n, _at(packed, s * K), ctypes.byref(info))
+        _dlauum(u, n, a, n, status)
+        _dsyr(u, n, unit, w_ptr, one, a, n)
+        _dtrttp(u, n, a, n, _at(packed, s * K), status)
         w[s] = ws
         half_bw_logdet[s] = 0.5 * (b[s] @ ws) - 0.5 * log_det
 
