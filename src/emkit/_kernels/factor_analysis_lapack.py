@@ -56,10 +56,10 @@ def session_rows(terms: np.ndarray, b: np.ndarray, x: np.ndarray, packed: np.nda
     info = ctypes.c_int(0)
     status, n, one, lo, unit, zero = ctypes.byref(info), _i(r), _i(1), _c(b"L"), _d(1.0), _d(0.0)
     a, b_ptr, w_ptr = _at(buffer), _at(bs), _at(ws)
-    terms_at, row_terms = terms.ctypes.data, 8 * (terms.strides[0] // 8)
+    terms_at, row_bytes = terms.ctypes.data, terms.strides[0]
     packed_at = None if packed is None else packed.ctypes.data
     for s in range(B):
-        _dtpttr(lo, n, ctypes.c_void_p(terms_at + s * row_terms), a, n, status)
+        _dtpttr(lo, n, ctypes.c_void_p(terms_at + s * row_bytes), a, n, status)
         flat[:: r + 1] += 1.0
         _dpotrf(lo, n, a, n, status)
         if info.value != 0:
@@ -87,18 +87,20 @@ def solve_rows_each(A: np.ndarray, Bt: np.ndarray) -> np.ndarray:
     if packed:
         A = np.ascontiguousarray(A, dtype=np.float64)
     factor = np.empty((r, r))
-    info, n = ctypes.c_int(0), _i(r)
+    info = ctypes.c_int(0)
+    status, n, n_rhs = ctypes.byref(info), _i(r), _i(D)
     # the Fortran view of the C-ordered factor: its lower triangle for packed rows (dtpttr),
     # else its upper one (= the lower triangle of A_c, copied)
     uplo, a, p = _c(b"L" if packed else b"U"), _at(factor), r * (r + 1) // 2
+    A_at, out_at = A.ctypes.data, out.ctypes.data
     for c in range(C):
         if packed:
-            _dtpttr(uplo, n, _at(A, c * p), a, n, ctypes.byref(info))
+            _dtpttr(uplo, n, ctypes.c_void_p(A_at + 8 * c * p), a, n, status)
         else:
             factor[...] = A[c]
-        _dpotrf(uplo, n, a, n, ctypes.byref(info))
+        _dpotrf(uplo, n, a, n, status)
         if info.value != 0:
             raise _not_spd("matrix", c, info.value)
         # out[c] (D, r) C-ordered is the Fortran (r, D) Bt_c^T: A_c X = Bt_c^T in place
-        _dpotrs(uplo, n, _i(D), a, n, _at(out, c * D * r), n, ctypes.byref(info))
+        _dpotrs(uplo, n, n_rhs, a, n, ctypes.c_void_p(out_at + 8 * c * D * r), n, status)
     return out
