@@ -74,8 +74,8 @@ class GMMMachine(BaseEstimator):
         Precision of the E-step products.  Default "float64" gives the reference's numbers.
         "float32" is about twice as fast (products in float32, sums and parameters in float64);
         means and weights agree with float64 to about 1e-6, variances to ``2e-8 * kappa`` (``kappa
-        = max (mu - s)**2 / var``, ``s`` the mean of the means) plus the noise of float32
-        posteriors, averaged over a Gaussian's frames (docs/differences.md).
+        = max (mu - s)**2 / var``, ``s`` about the mean of the means; 7 times that for quantised
+        frames) plus the float32 posteriors' noise, averaged per Gaussian (docs/differences.md).
     checkpoint : path or None
         Resumable training: the state is written atomically to this HDF5 file after every
         completed iteration; a ``fit`` started again with the same arguments and data (e.g. after
