@@ -38,6 +38,19 @@ def test_train_ubm(data):
     np.testing.assert_array_equal(GMMMachine.from_hdf5(data / "ubm2.h5").means, ubm.means)
 
 
+def test_train_ubm_in_float32_is_close_to_float64(data):
+    run("train-ubm", data / "train.scp", "-n", 8, "--iterations", 10, "--seed", 1,
+        "--compute-dtype", "float32", "-o", data / "ubm32.h5", "--no-progress")
+    ref, got = GMMMachine.from_hdf5(data / "ubm.h5"), GMMMachine.from_hdf5(data / "ubm32.h5")
+    assert not np.array_equal(got.means, ref.means)
+    for name in ("means", "variances", "weights"):
+        a, b = getattr(got, name), getattr(ref, name)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4 * np.abs(b).max(), err_msg=name)
+    one_line_error(run("train-ubm", data / "train.scp", "--compute-dtype", "float16",
+                       "-o", data / "x.h5", ok=False), 2, "--compute-dtype", "'float16'")
+    assert not (data / "x.h5").exists()
+
+
 def test_map_enroll_score_evaluate(data):
     d = data
     out = run("enroll", d / "train.scp", "-m", d / "ubm.h5", "-e", d / "spk2utt",

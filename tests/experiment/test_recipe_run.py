@@ -13,7 +13,7 @@ pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not i
 
 import soundfile as sf  # noqa: E402
 
-from emkit import score_norm  # noqa: E402
+from emkit import GMMMachine, score_norm  # noqa: E402
 from emkit.calibration_io import load_calibration  # noqa: E402
 from emkit.cli import cli  # noqa: E402
 from emkit.features import read_scores  # noqa: E402
@@ -101,6 +101,18 @@ def test_gaussian_selection_reruns_the_statistics_steps_not_the_ubm(project):
         "norm:gmm:dev", "norm:gmm:eval", "norm:isv:dev", "norm:isv:eval", "calibrate:gmm",
         "calibrate:isv", "evaluate"]
     assert (project / "work" / "systems" / "isv" / "eval.raw.txt").read_text() != raw
+
+
+def test_float32_ubm_reruns_the_ubm_and_its_dependants_float64_reruns_nothing(project):
+    edit(project, "kmeans_iterations = 3", 'kmeans_iterations = 3\ncompute_dtype = "float64"')
+    assert ran(run_recipe(project / "recipe.toml")[0]) == []  # (the stamps written without it)
+    before = GMMMachine.from_hdf5(project / "work" / "ubm.h5")
+    edit(project, 'compute_dtype = "float64"', 'compute_dtype = "float32"')
+    assert ran(run_recipe(project / "recipe.toml")[0]) == [n for n in ALL if n[:9] != "features:"]
+    after = GMMMachine.from_hdf5(project / "work" / "ubm.h5")
+    assert not np.array_equal(after.means, before.means)
+    np.testing.assert_allclose(after.means, before.means, rtol=0,
+                               atol=1e-3 * np.abs(before.means).max())
 
 
 def test_changed_audio_file_reruns_its_dependants(project):

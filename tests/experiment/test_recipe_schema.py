@@ -54,7 +54,8 @@ def test_valid_recipe_with_defaults(project):
     r = load_recipe(project / "recipe.toml")
     assert r["work_dir"] == str(project / "work") and r["seed"] == 0
     assert r["ubm"] == {"data": "train", "gaussians": 8, "iterations": 25,
-                        "kmeans_iterations": 20, "gselect": None, "min_posterior": 0.0}
+                        "kmeans_iterations": 20, "compute_dtype": "float64", "gselect": None,
+                        "min_posterior": 0.0}
     assert r["systems"]["isv"] == {"kind": "isv", "data": "train", "relevance_factor": 4.0,
                                    "rank_u": 2, "iterations": 10}
     assert r["systems"]["ivec"] == {"kind": "ivector", "data": "train", "relevance_factor": 4.0,
@@ -80,7 +81,7 @@ def test_relative_recipe_path_gives_absolute_paths(project, monkeypatch):
 
 @pytest.mark.parametrize("old,new,key,fragment", [
     ("[data.train]", "workdir = 'w'\n[data.train]", "workdir", "unknown key"),
-    ("gaussians = 8", "gausians = 8", "ubm.gausians", "unknown key (known: data, gaussians"),
+    ("gaussians = 8", "gausians = 8", "ubm.gausians", "unknown key (known: compute_dtype, data, gaussians"),
     ("gaussians = 8", 'gaussians = "8"', "ubm.gaussians", "must be an integer; got str"),
     ("gaussians = 8", "gaussians = 0", "ubm.gaussians", "must be > 0"),
     ("gaussians = 8", "gaussians = true", "ubm.gaussians", "must be an integer; got bool"),
@@ -116,6 +117,8 @@ def test_relative_recipe_path_gives_absolute_paths(project, monkeypatch):
      "must be in [0, 1); got 1.0"),
     ("gaussians = 8", "gaussians = 8\nmin_posterior = 0.1", "ubm.min_posterior",
      "needs ubm.gselect"),
+    ("gaussians = 8", 'gaussians = 8\ncompute_dtype = "float16"', "ubm.compute_dtype",
+     "must be 'float64' or 'float32'; got 'float16'"),
     ('[data.train]\nfeatures = ["train.npz"]\nutt2spk = "utt2spk"\n[data.test]\n'
      'features = ["test.npz"]', 'data = "x"', "data", "must be a table; got str"),
     ("dim = 5", "dim = 5\nlda_dim = 6", "systems.ivec.lda_dim", "must be at most dim (5); got 6"),

@@ -29,16 +29,18 @@ def too_few_frames(n_frames: int, n_gaussians: int, option: str) -> str:
 
 def train_ubm(frames, n_gaussians: int, *, max_iterations: int = 25,
               convergence_threshold: float = 1e-5, kmeans_iterations: int = 20,
-              seed: int = 0, checkpoint=None, kmeans_checkpoint=None) -> GMMMachine:
+              seed: int = 0, checkpoint=None, kmeans_checkpoint=None,
+              compute_dtype: str = "float64") -> GMMMachine:
     """k-means (k-means|| initialisation, ``seed``), then ML EM of means, variances and weights;
-    ``checkpoint``/``kmeans_checkpoint``: the estimators' ``checkpoint=`` files (resume)."""
+    ``checkpoint``/``kmeans_checkpoint``: the estimators' ``checkpoint=`` files (resume);
+    ``compute_dtype``: :class:`~emkit.GMMMachine`'s (``"float32"``: about twice as fast)."""
     kmeans = KMeansMachine(n_gaussians, max_iter=kmeans_iterations, random_state=seed,
                            checkpoint=kmeans_checkpoint)
     ubm = GMMMachine(n_gaussians, trainer="ml", max_fitting_steps=max_iterations,
                      checkpoint=checkpoint,
                      convergence_threshold=convergence_threshold, random_state=seed,
                      k_means_trainer=kmeans, update_means=True, update_variances=True,
-                     update_weights=True)
+                     update_weights=True, compute_dtype=compute_dtype)
     return ubm.fit(frames)
 
 

@@ -6,8 +6,9 @@ Layout (see ``examples/espeak_recipe/recipe.toml``)::
     seed = 0
     [data.NAME]        audio = DIR | features = [FILES], utt2spk = FILE (optional)
     [features]         options of emkit.audio.FeatureConfig / KaldiOptions (audio sets only)
-    [ubm]              data = SET, gaussians, iterations, kmeans_iterations, gselect and
-                       min_posterior (Gaussian selection in the statistics of the systems)
+    [ubm]              data = SET, gaussians, iterations, kmeans_iterations, compute_dtype
+                       ("float64" or "float32", the EM's products), gselect and min_posterior
+                       (Gaussian selection in the statistics of the systems)
     [systems.NAME]     kind = "gmm-map" | "isv" | "jfa" | "ivector", and its options (ivector:
                        dim, iterations, backend, lda_dim and plda_dim, as train-ivector's)
     [conditions.NAME]  data = SET, enroll = FILE (spk2utt), trials = FILE (with labels)
@@ -64,7 +65,8 @@ SYSTEM_KINDS = {
 OPTIONAL_SYSTEM_KEYS = ("lda_dim", "plda_dim")
 SECTIONS = {
     "ubm": {"data": (STR, ...), "gaussians": (INT, 64), "iterations": (INT, 25),
-            "kmeans_iterations": (INT, 20), "gselect": (INT, None), "min_posterior": (FLOAT, 0.0)},
+            "kmeans_iterations": (INT, 20), "compute_dtype": (STR, "float64"), "gselect": (INT, None),
+            "min_posterior": (FLOAT, 0.0)},
     "data": {"audio": (STR, None), "features": (STRS, None), "utt2spk": (STR, None)},
     "conditions": {"data": (STR, ...), "enroll": (STR, ...), "trials": (STR, ...)},
     "norm": {"method": (STR, ...), "cohort": (STR, ...), "top_n": (INT, 200), "ddof": (INT, 1)},
@@ -248,6 +250,9 @@ def validate(doc: dict, path) -> dict:
         chk.fail("ubm.min_posterior", f"must be in [0, 1); got {u['min_posterior']!r}")
     if u["min_posterior"] and u["gselect"] is None:
         chk.fail("ubm.min_posterior", "needs ubm.gselect (the Gaussians kept per frame)")
+    if u["compute_dtype"] not in ("float64", "float32"):
+        chk.fail("ubm.compute_dtype",
+                 f"must be 'float64' or 'float32'; got {_show(u['compute_dtype'])}")
     r["systems"] = {}
     for name, table in chk.table(doc["systems"], "systems").items():
         key = f"systems.{chk.name(name, 'systems')}"

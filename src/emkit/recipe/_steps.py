@@ -177,12 +177,15 @@ def _ubm_steps(recipe, work):
             raise RecipeError(f"{recipe['recipe']}: ubm.gaussians: {problem} (data set "
                               f"{u['data']!r})")
         ubm = ex.train_ubm(frames, u["gaussians"], max_iterations=u["iterations"],
-                           kmeans_iterations=u["kmeans_iterations"], seed=recipe["seed"])
+                           kmeans_iterations=u["kmeans_iterations"], seed=recipe["seed"],
+                           compute_dtype=u["compute_dtype"])
         ubm.save(work / "ubm.h5")
         return f"{u['gaussians']} Gaussians from {frames.shape[0]} frames, {ubm.n_iter_} EM " \
                "iterations"
 
-    params = {k: v for k, v in u.items() if k not in SELECTION_KEYS}
+    # (compute_dtype only when float32: the stamps of recipes written before it stay valid)
+    params = {k: v for k, v in u.items()
+              if k not in SELECTION_KEYS and not (k == "compute_dtype" and v == "float64")}
     return [FunctionStep("ubm", run, lambda: _feature_inputs(recipe, work, u["data"]),
                          {**params, "seed": recipe["seed"]}, [work / "ubm.h5"])]
 
