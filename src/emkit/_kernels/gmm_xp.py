@@ -239,7 +239,7 @@ def block_statistics(X_block, shift, coef, second_order: bool = True, exact=None
 
 
 #: float32 statistics are summed over at most this many rows before float64 takes over (as the
-#: numpy kernels' ``FLOAT32_SUM_ROWS``): the rounding of longer float32 sums showed in the variances.
+#: numpy kernels' ``FLOAT32_SUM_ROWS``): the rounding of longer float32 sums showed in variances.
 SUM_ROWS = 512
 
 #: Sub-blocks multiplied in one batched product: (SUM_BATCH, C, F) float32 partial sums at a time.

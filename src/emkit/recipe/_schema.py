@@ -65,8 +65,8 @@ SYSTEM_KINDS = {
 OPTIONAL_SYSTEM_KEYS = ("lda_dim", "plda_dim")
 SECTIONS = {
     "ubm": {"data": (STR, ...), "gaussians": (INT, 64), "iterations": (INT, 25),
-            "kmeans_iterations": (INT, 20), "compute_dtype": (STR, "float64"), "gselect": (INT, None),
-            "min_posterior": (FLOAT, 0.0)},
+            "kmeans_iterations": (INT, 20), "compute_dtype": (STR, "float64"),
+            "gselect": (INT, None), "min_posterior": (FLOAT, 0.0)},
     "data": {"audio": (STR, None), "features": (STRS, None), "utt2spk": (STR, None)},
     "conditions": {"data": (STR, ...), "enroll": (STR, ...), "trials": (STR, ...)},
     "norm": {"method": (STR, ...), "cohort": (STR, ...), "top_n": (INT, 200), "ddof": (INT, 1)},
