@@ -43,6 +43,7 @@ def test_train_ubm_in_float32_is_close_to_float64(data):
         "--compute-dtype", "float32", "-o", data / "ubm32.h5", "--no-progress")
     ref, got = GMMMachine.from_hdf5(data / "ubm.h5"), GMMMachine.from_hdf5(data / "ubm32.h5")
     assert not np.array_equal(got.means, ref.means)
+    assert got.compute_dtype == "float64"  # (the statistics computed from it: float64's)
     for name in ("means", "variances", "weights"):
         a, b = getattr(got, name), getattr(ref, name)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4 * np.abs(b).max(), err_msg=name)

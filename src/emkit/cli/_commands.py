@@ -92,7 +92,8 @@ def _stats(ubm, features: dict, ids, progress, desc="statistics") -> list:
 @click.option("--compute-dtype", type=click.Choice(["float64", "float32"]), default="float64",
               show_default=True, help="Precision of the EM's products: float32 is about twice as "
                                       "fast, its variances within about 2e-8 kappa of float64's "
-                                      "(docs/differences.md).")
+                                      "(docs/differences.md). The UBM written computes its "
+                                      "statistics in float64 either way.")
 @seed_option
 @progress_option
 @train_options("the UBM's means, variances and weights",

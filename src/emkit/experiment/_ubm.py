@@ -33,7 +33,8 @@ def train_ubm(frames, n_gaussians: int, *, max_iterations: int = 25,
               compute_dtype: str = "float64") -> GMMMachine:
     """k-means (k-means|| initialisation, ``seed``), then ML EM of means, variances and weights;
     ``checkpoint``/``kmeans_checkpoint``: the estimators' ``checkpoint=`` files (resume);
-    ``compute_dtype``: :class:`~emkit.GMMMachine`'s (``"float32"``: about twice as fast)."""
+    ``compute_dtype``: the precision of the EM's products (``"float32"``: about twice as fast);
+    the UBM returned computes in float64 either way (later statistics keep float64's numbers)."""
     kmeans = KMeansMachine(n_gaussians, max_iter=kmeans_iterations, random_state=seed,
                            checkpoint=kmeans_checkpoint)
     ubm = GMMMachine(n_gaussians, trainer="ml", max_fitting_steps=max_iterations,
@@ -41,7 +42,7 @@ def train_ubm(frames, n_gaussians: int, *, max_iterations: int = 25,
                      convergence_threshold=convergence_threshold, random_state=seed,
                      k_means_trainer=kmeans, update_means=True, update_variances=True,
                      update_weights=True, compute_dtype=compute_dtype)
-    return ubm.fit(frames)
+    return ubm.fit(frames).set_params(compute_dtype="float64")
 
 
 def compute_stats(ubm: GMMMachine, utterances, *, progress: bool = False,
