@@ -273,6 +273,26 @@ def test_negative_occupancies_and_nan_frame_counts_name_the_session(small, kind)
         trained(kind, small).enroll(enrol)
 
 
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+@pytest.mark.parametrize("field, message", [
+    ("t", "data holds a negative frame count: data[0].t = -"),
+    ("n", "data holds a negative occupancy: data[0].n[0] = -5.0"),
+])
+def test_a_single_probe_with_negative_counts_is_refused(small, kind, field, message):
+    # one probe session takes its own path; a negative t flipped the score's sign there
+    model = trained(kind, small)
+    enrolled = model.enroll(make_stats(small, "enroll_"))
+    probe = make_stats(small)[0].copy()
+    if field == "t":
+        probe.t = -probe.t
+    else:
+        probe.n[0] = -5.0
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model.score(enrolled, [probe])
+    with pytest.raises(ValueError, match=message.split(": ")[0].replace("data", "probes")):
+        model.score_matrix([enrolled], [probe])
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

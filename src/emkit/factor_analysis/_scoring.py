@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .._backend import _staging, small_products
+from .._validation import check_stacked_statistics
 from .._kernels import factor_analysis as kfa
 from ..stats import GMMStats, as_stats_sequence, check_stats
 from . import _device_scoring
@@ -210,6 +211,9 @@ def score_session(c: Constants, s, a, model_n_terms):
     check_stats(s, "data[0]", c.shape)
     n = np.asarray(s.n, dtype=np.float64)
     F = np.asarray(s.sum_px, dtype=np.float64).reshape(-1)
+    # as the stacked path: a negative n or t would flip or break the score, not fail on its own
+    check_stacked_statistics({"n": n[None, :], "t": np.array([s.t], dtype=np.float64)}, "data",
+                             lambda i: "data[0]")
     probes = c.scratch.setdefault("probes", {})
     seen = probes.get(id(s))
     if seen is not None and same(seen[0], n) and same(seen[1], F):
