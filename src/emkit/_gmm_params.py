@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._fitted import FittedArray
+from ._kernels import gmm as kg
 from ._validation import (check_bool, check_finite, check_iteration_limits, check_positive_int,
                           check_random_state_type, check_real)
 
@@ -79,6 +80,35 @@ def check_parameter_value(name: str, value):
         bad = tuple(int(i) for i in np.argwhere(a < 0)[0])
         raise ValueError(f"GMMMachine.{name} must be >= 0; got {float(a[bad])!r} at index {bad}")
     return a
+
+
+def check_usable_parameters(n_gaussians, means, variances, weights) -> None:
+    """Parameters that give finite likelihoods, checked before their E-step constants are built:
+    means (C, D), variances (C, D) > 0 and weights (C,) not all zero, C = ``n_gaussians``
+    (assigned one at a time, they are only known to agree here)."""
+    means, variances, weights = (np.asarray(a) for a in (means, variances, weights))
+    if means.ndim != 2 or means.shape[0] != n_gaussians:
+        raise ValueError(f"GMMMachine.means must have shape (n_gaussians, n_features) = ({n_gaussians}, D); "
+                         f"got {means.shape}")
+    if variances.shape != means.shape:
+        raise ValueError(f"GMMMachine.variances must have the shape of the means {means.shape}; "
+                         f"got {variances.shape}")
+    if weights.shape != (n_gaussians,):
+        raise ValueError(f"GMMMachine.weights must have shape (n_gaussians,) = ({n_gaussians},); "
+                         f"got {weights.shape}")
+    if not np.all(variances > 0):
+        bad = tuple(int(i) for i in np.argwhere(~(variances > 0))[0])
+        raise ValueError(f"GMMMachine.variances must be > 0; got {float(variances[bad])!r} at index {bad} "
+                         "(the floor, variance_thresholds or mean_var_update_threshold in fit, must be > 0)")
+    if not np.any(weights > 0):
+        raise ValueError("GMMMachine.weights are all zero: at least one Gaussian needs a positive weight")
+
+
+def e_step_constants(machine, dtype) -> kg.DiagGMMCoefficients:
+    """The E-step constants of a GMMMachine's parameters, in ``dtype``, once they are usable."""
+    check_usable_parameters(machine.n_gaussians, machine.means, machine.variances, machine.weights)
+    return kg.DiagGMMCoefficients.from_parameters(machine.means, machine.variances, machine.log_weights,
+                                                  dtype, norms=machine.g_norms)
 
 
 class GMMParameter(FittedArray):

@@ -24,7 +24,7 @@ from ._checkpoint import resumable_em
 from ._fitted import clear_derived, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
 from ._gmm_params import (COMPUTE_DTYPES as _DTYPES, GMMParameter, check_gmm_parameters,
-                          check_parameter_value, check_weights)
+                          check_parameter_value, check_weights, e_step_constants)
 from ._kernels import gmm as kg
 from .io import _registry
 from .kmeans import KMeansMachine
@@ -302,8 +302,7 @@ class GMMMachine(BaseEstimator):
         dtype = self.compute_dtype
         if dtype not in _DTYPES:
             raise ValueError(f"compute_dtype must be 'float64' or 'float32'; got {dtype!r}")
-        return derived(self, ("coefficients", dtype), lambda: kg.DiagGMMCoefficients.from_parameters(
-            self.means, self.variances, self.log_weights, _DTYPES[dtype], norms=self.g_norms))
+        return derived(self, ("coefficients", dtype), lambda: e_step_constants(self, _DTYPES[dtype]))
 
     def log_weighted_likelihood(self, data):
         """``log w_c + log N(x_t | mu_c, var_c)``, shape **(C, N)** (Gaussians first)."""

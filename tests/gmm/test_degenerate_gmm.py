@@ -125,6 +125,32 @@ def test_negative_variances_are_still_floored_silently():  # quirk 32, kept (the
     np.testing.assert_array_equal(m.variances, np.full((2, 3), 1e-3))
 
 
+@pytest.mark.parametrize("assign, match", [
+    (dict(weights=np.zeros(2)), r"GMMMachine.weights are all zero"),
+    (dict(variance_thresholds=0.0, variances=_with_bad((1, 2), -1.0, (2, 3))),
+     r"GMMMachine.variances must be > 0; got 0.0 at index \(1, 2\)"),
+    (dict(weights=np.ones(5) / 5), r"GMMMachine.weights must have shape \(n_gaussians,\) = \(2,\); got \(5,\)"),
+    (dict(variances=np.ones((3, 3))), r"GMMMachine.variances must have the shape of the means \(2, 3\); got \(3, 3\)"),
+    (dict(means=np.zeros(3)), r"GMMMachine.means must have shape \(n_gaussians, n_features\) = \(2, D\); got \(3,\)"),
+])
+def test_parameters_that_cannot_give_a_likelihood_are_refused_when_used(assign, match):
+    # assigned one at a time, they may disagree until all are set: refused at first use, not NaN
+    m = GMMMachine(2)
+    m.means, m.variances, m.weights = np.zeros((2, 3)), np.ones((2, 3)), np.array([0.5, 0.5])
+    for name, value in assign.items():
+        setattr(m, name, value)
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    for use in (m.log_likelihood, m.acc_stats, m.transform):
+        with pytest.raises(ValueError, match=match):
+            use(X)
+
+
+def test_a_variance_collapsing_to_zero_in_fit_names_the_floor():
+    X = np.repeat(np.random.default_rng(0).normal(size=(3, 3)), 20, axis=0)
+    with pytest.raises(ValueError, match="mean_var_update_threshold in fit, must be > 0"):
+        GMMMachine(2, mean_var_update_threshold=0, update_variances=True).fit(X)
+
+
 # -- Gaussians collapsed onto points (variances at the EPS floor) ---------------------------------
 
 
