@@ -33,11 +33,15 @@ class SingularError(ValueError):
 
 
 def _pinv_factor(M: np.ndarray):
-    """The Cholesky factor of ``pinv(M)``, or None where it is not positive definite."""
+    """The Cholesky factor of ``pinv(M)``, or None where it is not positive definite.  M is scaled
+    by a power of four first (``pinv`` of a tiny M overflowed, of a huge one underflowed)."""
+    top = float(np.max(np.abs(M))) if M.size else 0.0
+    k = 0 if not (np.isfinite(top) and top > 0) else round(np.log2(top) / 2)
     try:
-        return np.linalg.cholesky(scipy.linalg.pinv(M))
+        W = np.ldexp(np.linalg.cholesky(scipy.linalg.pinv(np.ldexp(M, -2 * k))), -k)
     except np.linalg.LinAlgError:
         return None
+    return W if np.isfinite(W).all() else None
 
 
 def inverse_cholesky_factor(M: np.ndarray, pinv: bool, what: str) -> np.ndarray:

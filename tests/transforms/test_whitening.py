@@ -83,6 +83,16 @@ def test_pinv_is_suggested_only_where_it_succeeds():
     assert ("use pinv=True" in str(info.value)) == works
 
 
+@pytest.mark.parametrize("scale, atol", [(1e-157, 1e-2), (1e-150, 1e-10), (1e150, 1e-10)])
+def test_pinv_of_tiny_or_huge_data_is_finite_and_matches_the_factorisation(scale, atol):
+    # the pseudo-inverse of a covariance below 1e-308 overflowed to inf weights: it is scaled first
+    # (atol: a covariance below 1e-308 is subnormal, with a few digits left, for both paths)
+    X = FIX["white_a_X"] * scale
+    with_pinv, without = Whitening(pinv=True).fit(X), Whitening().fit(X)
+    assert np.isfinite(with_pinv.weights).all()
+    np.testing.assert_allclose(with_pinv.transform(X), without.transform(X), atol=atol)
+
+
 def test_empty_training_data_names_x_and_the_estimator():
     with pytest.raises(ValueError, match=re.escape("X has 0 sample(s) (shape=(0, 3)): Whitening needs at least 1")):
         Whitening().fit(np.empty((0, 3)))
