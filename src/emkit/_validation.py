@@ -113,6 +113,7 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
         if X.ndim == 1:
             X = X[None, :]
     else:
+        _refuse_complex_or_1d(X, name, ensure_2d)  # scikit-learn's messages print the whole array
         try:
             X = check_array(X, accept_sparse=False, dtype="numeric", ensure_2d=ensure_2d, allow_nd=False,
                             ensure_min_samples=0, ensure_all_finite=True,
@@ -144,6 +145,23 @@ def _no_samples(name: str, shape, owner: str | None) -> str:
     return f"{name} has 0 sample(s) (shape={shape}): {owner or 'the estimator'} needs at least 1"
 
 
+def _refuse_complex_or_1d(X, name: str, ensure_2d: bool) -> None:
+    try:
+        complex_values, ndim = np.iscomplexobj(X), np.ndim(X)
+    except ValueError:  # ragged: check_array and _shape_problem explain it
+        return
+    if complex_values:
+        raise ValueError(f"Complex data not supported: {name} must hold real numbers; got complex values")
+    if ensure_2d and ndim == 1:
+        raise ValueError(_one_dimensional(name, f"array of shape {np.shape(X)}"))
+
+
+def _one_dimensional(name: str, what: str) -> str:
+    return (f"Expected 2D array, got 1D array instead: {name} is a 1-D {what}. Reshape your data either "
+            "using array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) if it "
+            "contains a single sample.")
+
+
 def _check_dask_frames(X, name: str, *, allow_empty: bool, ensure_2d: bool, known_rows: bool,
                        owner: str | None = None):
     """The dask side of :func:`check_frames`: the numpy input's rules, without computing values."""
@@ -151,7 +169,7 @@ def _check_dask_frames(X, name: str, *, allow_empty: bool, ensure_2d: bool, know
         return X
     kind = X.dtype.kind
     if kind == "c":
-        raise ValueError(f"Complex data not supported: {name} is a dask array of dtype {X.dtype}")
+        raise ValueError(f"Complex data not supported: {name} must hold real numbers; got a dask array of dtype {X.dtype}")
     if kind == "O":
         X = X.astype(np.float64)
     elif kind not in "biuf":
@@ -161,11 +179,7 @@ def _check_dask_frames(X, name: str, *, allow_empty: bool, ensure_2d: bool, know
                          "to (n_samples, n_features).")
     if X.ndim == 1:
         if ensure_2d:
-            raise ValueError(
-                f"Expected 2D array, got 1D array instead: {name} is a 1-D dask array of shape {X.shape}. "
-                "Reshape your data either using array.reshape(-1, 1) if your data has a single feature "
-                "or array.reshape(1, -1) if it contains a single sample."
-            )
+            raise ValueError(_one_dimensional(name, f"dask array of shape {X.shape}"))
         X = X[None, :]
     if X.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (n_samples, n_features) array; got a dask array of shape {X.shape}")

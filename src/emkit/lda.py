@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from ._fitted import FittedArray, set_fitted
-from ._validation import check_finite, check_positive_int
+from ._labels import encode_labels
+from ._validation import check_frames, check_positive_int
 from .io._registry import register
 
 __all__ = ["LDA"]
 
 
-class LDA:
+class LDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """LDA projection to ``n_components`` dimensions (at most ``n_classes - 1`` and ``D``).
 
     After :meth:`fit`: ``weights`` (D, k), ``input_subtract`` (D,) the training mean,
@@ -58,19 +60,15 @@ class LDA:
         set_fitted(self, "input_subtract", input_subtract)
         set_fitted(self, "eigenvalues_", eigenvalues)
         self.n_features_in_ = int(np.shape(weights)[0])
+        self._n_features_out = int(np.shape(weights)[1])
 
     def fit(self, X, y) -> "LDA":
         """Fit on ``X`` (N, D) float samples with class labels ``y`` (N,)."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[0] == 0:
-            raise ValueError(f"X must be a non-empty 2-D array (N, D); got shape {X.shape}")
-        if not np.isfinite(X).all():
-            raise ValueError("X contains NaN or infinity")
-        y = np.asarray(y)
-        if y.shape != (X.shape[0],):
+        X = np.asarray(check_frames(X, "X", ensure_2d=True, owner="LDA"), dtype=np.float64)
+        if np.shape(y) != (X.shape[0],):
             raise ValueError(f"y must have one label per row of X ({X.shape[0]}); got shape "
-                             f"{y.shape}")
-        classes, codes = np.unique(y, return_inverse=True)
+                             f"{np.shape(y)}")
+        codes, classes = encode_labels(y, "y")
         n, d = X.shape
         k = self.n_components
         if k > min(d, len(classes) - 1):
@@ -104,11 +102,9 @@ class LDA:
 
     def transform(self, X) -> np.ndarray:
         """``(X - input_subtract) @ weights``: (N, D) -> (N, k)."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.weights.shape[0]:
-            raise ValueError(f"X must have shape (N, {self.weights.shape[0]}); got {X.shape}")
-        check_finite(X, "X")
-        return (X - self.input_subtract) @ self.weights
+        weights = self.weights
+        X = check_frames(X, "X", n_features=weights.shape[0], allow_empty=True, ensure_2d=True, owner="LDA")
+        return (np.asarray(X, dtype=np.float64) - self.input_subtract) @ weights
 
     def save(self, hdf5) -> None:
         """Write the LDA (emkit's layout, see :mod:`emkit.io.transforms`) to a path or an open

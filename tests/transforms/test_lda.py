@@ -87,3 +87,32 @@ def test_transform_refuses_non_finite_input(value, kind):
     bad[1, 2] = value
     with pytest.raises(ValueError, match=rf"^Input X contains {kind} \(first at index \(1, 2\)\)$"):
         lda.transform(bad)
+
+
+def test_labels_and_values_are_checked_as_the_other_estimators_do():
+    # NaN was a class of its own, complex input lost its imaginary part with a warning only
+    X, y = data()
+    with pytest.raises(ValueError, match=r"y\[0\] is NaN: class labels must not be NaN"):
+        LDA(2).fit(X, np.where(y == 0, np.nan, y))
+    with pytest.raises(ValueError, match="^Complex data not supported: X must hold real numbers"):
+        LDA(2).fit(X + 1j, y)
+    lda = LDA(2).fit(X, y)
+    with pytest.raises(ValueError, match="^Complex data not supported: X must hold real numbers"):
+        lda.transform(X[:2] + 1j)
+    mixed = [v if v % 2 else f"s{v}" for v in y]  # not sortable: classes in order of first appearance
+    np.testing.assert_allclose(np.abs(LDA(2).fit(X, mixed).weights), np.abs(lda.weights), rtol=1e-10)
+
+
+def test_scikit_learn_conventions():
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = data()
+    assert LDA(3).get_params() == {"n_components": 3}
+    assert clone(LDA(3).fit(X, y)).n_components == 3 and not hasattr(clone(LDA(3)), "n_features_in_")
+    lda = LDA(2).fit(X, y)
+    assert list(lda.get_feature_names_out()) == ["lda0", "lda1"]
+    np.testing.assert_allclose(lda.fit_transform(X, y), lda.transform(X), rtol=1e-12)
+    piped = make_pipeline(StandardScaler(), LDA(2)).fit(X, y).transform(X)
+    assert piped.shape == (len(X), 2)
