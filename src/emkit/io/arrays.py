@@ -58,9 +58,7 @@ class HDF5RowReader:
         info = check_regular(path)  # before the checks: a change during them is seen later
         with open_hdf5(path) as f:
             try:
-                if dataset not in f:
-                    raise KeyError(f"{path!r} has no dataset {dataset!r} (it has {sorted(f)})")
-                d = f[dataset]
+                d = _hard_linked(f, dataset, path)
                 if not isinstance(d, h5py.Dataset):
                     raise FeatureError(f"{where} is a group, not a dataset")
                 check_feature_dataset(d, where, info.st_size, None)
@@ -94,6 +92,25 @@ class HDF5RowReader:
         except H5_ERRORS as exc:  # damaged chunks are found only when read
             raise FeatureError(f"{self.path}: dataset {self.dataset!r}: cannot read rows "
                                f"{key!r} (h5py: {exc})") from None
+
+
+def _hard_linked(f, dataset: str, path: str):
+    """``f[dataset]`` reached through hard links only (a soft or external link could lead
+    anywhere, another file included)."""
+    import h5py
+
+    from .untrusted import FeatureError
+
+    obj = f
+    for part in [p for p in dataset.split("/") if p]:
+        key = part.encode()
+        if not isinstance(obj, h5py.Group) or not obj.id.links.exists(key):
+            raise KeyError(f"{path!r} has no dataset {dataset!r}")
+        if obj.id.links.get_info(key).type != h5py.h5l.TYPE_HARD:
+            raise FeatureError(f"{path}: dataset {dataset!r} is reached through a soft or external "
+                               "link (refused: it could lead to another file)")
+        obj = obj[part]
+    return obj
 
 
 def hdf5_frames(path, dataset: str = "frames", chunk_rows: int = 262_144):

@@ -24,6 +24,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import InvalidFileError
+from .h5_chunks import storage_problem
 from .heaps import check_global_heaps
 
 #: Root attribute naming the emkit class stored in a file of emkit's versioned layout.
@@ -32,8 +33,6 @@ CLASS_ATTR = "emkit_class"
 VERSION_ATTR = "emkit_format_version"
 #: Longest string (characters) a reader accepts for a name-like dataset or attribute.
 MAX_STRING = 65536
-#: Largest dataset (bytes) kept inside an object header ("compact" layout) that HDF5 allows.
-_COMPACT_LIMIT = 65536
 #: h5py failures that mean "damaged or hostile file" when they happen while reading one.
 _READ_ERRORS = (OSError, KeyError, RuntimeError, TypeError, IndexError, AttributeError,
                 OverflowError, UnicodeError, SystemError)
@@ -191,31 +190,9 @@ def _child(group, name, kind, required):
 
 def _check_storage(ds, dcpl, group, name) -> None:
     """The bytes the dataset declares must be in the file (checked before reading them)."""
-    if ds.shape is None:
-        _fail(group, name, "has no dataspace (an empty/null dataset)")
-    declared = int(np.prod(ds.shape, dtype=object)) * ds.dtype.itemsize
-    if declared == 0:
-        return
-    file_size = ds.file.id.get_filesize()
-    layout = dcpl.get_layout()
-    if layout == h5py.h5d.COMPACT:
-        if declared > _COMPACT_LIMIT:
-            _fail(group, name, f"declares {declared} bytes in a compact layout (at most "
-                               f"{_COMPACT_LIMIT})")
-        return
-    stored = ds.id.get_storage_size()
-    if dcpl.get_nfilters():  # compressed: never expand to more than the whole file's size
-        if declared > file_size:
-            _fail(group, name, f"declares {declared} bytes of compressed data in a file of "
-                               f"{file_size} bytes (refused)")
-        return
-    if stored < declared or declared > file_size:
-        _fail(group, name, f"declares {declared} bytes but the file holds {min(stored, file_size)} "
-                           "for it (truncated or forged size)")
-    if layout == h5py.h5d.CONTIGUOUS:
-        offset = ds.id.get_offset()
-        if offset is None or offset + declared > file_size:
-            _fail(group, name, "has its data beyond the end of the file (truncated file)")
+    problem = storage_problem(ds, dcpl)
+    if problem:
+        _fail(group, name, problem)
 
 
 _KINDS = {"float": "fiu", "int": "iu", "bool": "biu"}

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from .errors import InvalidFileError
+from .h5_chunks import compressed_chunks_problem
 from .heaps import check_global_heaps
 from .untrusted import (MAX_COMPRESSION_RATIO, MAX_UTTERANCE_BYTES, FeatureError, check_limit,
                         check_regular, check_utterance_size, show_key)
@@ -71,6 +72,9 @@ def check_feature_dataset(ds, where: str, file_bytes: int, max_utterance_bytes: 
     if filtered and declared > MAX_COMPRESSION_RATIO * stored + 1024:
         raise FeatureError(f"{where} declares {declared} bytes from {stored} compressed bytes, "
                            f"more than {MAX_COMPRESSION_RATIO} times as many; refused")
+    problem = compressed_chunks_problem(ds, declared) if filtered else None
+    if problem:
+        raise FeatureError(f"{where} {problem}")
     if max_utterance_bytes is not None:
         check_utterance_size(shape, where, max_utterance_bytes)
 
