@@ -72,6 +72,23 @@ def test_text_ark_one_line_matrix(tmp_path):
     np.testing.assert_array_equal(out["u2"], [[4, 5], [6, 7]])
 
 
+def test_a_text_matrix_of_many_short_rows_takes_the_memory_of_its_values(tmp_path):
+    # one numpy array per row took ~170 times the matrix (3.4 GB for 10^7 rows of one value)
+    import tracemalloc
+
+    n = 100_000
+    (tmp_path / "t.ark").write_bytes(b"u [\n" + b"1\n2 \n" * (n // 2) + b"]\nv [ 3 4\n  5 6 ]\n")
+    tracemalloc.start()
+    try:
+        out = read_kaldi_ark(tmp_path / "t.ark")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out["u"].shape == (n, 1) and out["u"][:4, 0].tolist() == [1, 2, 1, 2]
+    np.testing.assert_array_equal(out["v"], [[3, 4], [5, 6]])
+    assert peak < 4 * 8 * n  # the float64 values, twice, and the buffer's growth
+
+
 def test_scp_offsets_ranges_and_prefixes(tmp_path, mats):
     offsets = write_ark(tmp_path / "f.ark", mats, "DM")
     # scp in another directory with an absolute path, one entry with a row range, one with rows+cols

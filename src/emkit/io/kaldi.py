@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+from array import array
 
 import numpy as np
 
@@ -134,51 +135,55 @@ def _binary(r: _Reader, where: str) -> np.ndarray:
     raise FeatureError(f"{where}: unsupported Kaldi object type (expected {_TYPES})")
 
 
-def _numbers(text: bytes, where: str, row: int) -> np.ndarray:
+def _add_numbers(values: array, text: bytes, count: int, where: str, row: int) -> int:
+    """Append the numbers of ``text`` (part of row ``row``) to ``values``; the row's new count."""
+    tokens = text.split()
     try:
-        return np.array([float(t) for t in text.split()], dtype=np.float64)
+        values.extend(map(float, tokens))
     except ValueError:
         raise FeatureError(f"{where}: row {row} of the text matrix holds something that is not a "
                            "number") from None
+    return count + len(tokens)
 
 
 def _text(r: _Reader, where: str) -> np.ndarray:
     """A text matrix; the file is positioned at its ``[``.
 
-    Read :data:`_PIECE` bytes at a time, the size checked as each row grows: a huge row is
-    refused before it is all read or converted (a line is never split whole).
+    Read :data:`_PIECE` bytes at a time into one growing buffer of float64 (8 bytes a value,
+    whatever the number of rows), the size checked after every piece: a huge matrix is refused
+    before it is all read, a token longer than a piece is not a number.
     """
     r.f.read(1)
-    rows, pieces, count, carry = [], [], 0, b""
+    values, rows, cols = array("d"), 0, None
+    count, carry = 0, b""  # the values of the row being read, and its last, unfinished token
     while True:
         start = r.f.tell()
-        text = r.f.readline(_PIECE)
-        if not text:
+        block = r.f.read(_PIECE)
+        if not block:
             raise FeatureError(f"{where}: the file ends before the closing ']' of a text matrix")
-        end = text.find(b"]")
+        end = block.find(b"]")
         if end >= 0:  # the next entry starts after the ']'
             r.f.seek(start + end + 1)
-            text = text[:end] + b"\n"
-        text, carry = carry + text, b""
-        if not text.endswith(b"\n"):  # the row goes on: its last token may be cut
-            cut = len(text) - re.match(rb"\S*", text[::-1]).end()
-            text, carry = text[:cut], text[cut:]
-            if len(carry) >= _PIECE:
-                raise FeatureError(f"{where}: row {len(rows) + 1} of the text matrix holds "
-                                   "something that is not a number")
-        values = _numbers(text, where, len(rows) + 1)
-        if values.size:
-            pieces.append(values)
-            count += values.size
-            check_utterance_size((len(rows) + 1, count), where, r.limit)
-        if text.endswith(b"\n") and pieces:
-            if rows and count != rows[0].size:
-                raise FeatureError(f"{where}: rows of a text matrix have different lengths "
-                                   f"({rows[0].size} and {count} values)")
-            rows.append(np.concatenate(pieces))
-            pieces, count = [], 0
+            block = block[:end] + b"\n"
+        lines = (carry + block).split(b"\n")
+        last = lines.pop()  # the row going on into the next piece ("" when a line ends here)
+        cut = len(last) - re.match(rb"\S*", last[::-1]).end()
+        last, carry = last[:cut], last[cut:]
+        if len(carry) >= _PIECE:
+            raise FeatureError(f"{where}: row {rows + 1} of the text matrix holds something that "
+                               "is not a number")
+        for line in lines:
+            count = _add_numbers(values, line, count, where, rows + 1)
+            if count:
+                if cols is not None and count != cols:
+                    raise FeatureError(f"{where}: rows of a text matrix have different lengths "
+                                       f"({cols} and {count} values)")
+                rows, cols, count = rows + 1, count, 0
+                check_utterance_size((rows, cols), where, r.limit)
+        count = _add_numbers(values, last, count, where, rows + 1)
+        check_utterance_size((rows + 1, cols or count), where, r.limit)  # a long row going on
         if end >= 0:
-            return np.vstack(rows) if rows else np.empty((0, 0))
+            return np.array(values, dtype=np.float64).reshape(rows, cols or 0)
 
 
 def _object(r: _Reader, where: str) -> np.ndarray:
