@@ -745,6 +745,43 @@ def test_scp_ranges_inside_the_matrix_and_links_to_regular_files(tmp_path):
     np.testing.assert_array_equal(out["u2"], GOOD)
 
 
+def test_a_script_file_cannot_return_one_matrix_many_times(tmp_path):
+    # 3000 lines naming one 512 kB matrix returned 3 GB from 570 kB of input
+    offsets = write_ark(tmp_path / "a.ark", {"u1": GOOD, "u2": GOOD}, "DM")
+    (tmp_path / "x.scp").write_text("".join(f"k{i} a.ark:{offsets['u1']}\n" for i in range(3)))
+    with pytest.raises(FeatureError, match=r"x.scp line 2 \(utterance 'k1'\): .*a.ark: the entries reading "
+                                           r"the matrix at offset \d+ take 24 values of its 12"):
+        read_kaldi_scp(tmp_path / "x.scp")
+    # an offset inside another entry's matrix (a header forged in its values) is refused
+    inner = b"\0B" + kaldi_binary(np.ones((1, 1)), "FM") + b"\0"  # 20 bytes: 5 finite float32
+    payload = inner + np.ones(3, "<f4").tobytes()
+    assert np.isfinite(np.frombuffer(payload, "<f4")).all()
+    (tmp_path / "b.ark").write_bytes(b"u1 \0BFM " + size(1) + size(8) + payload)
+    (tmp_path / "y.scp").write_text("k0 b.ark:3\nk1 b.ark:18\n")
+    with pytest.raises(FeatureError, match=r"line 2 .*overlaps the bytes of another entry's matrix"):
+        read_kaldi_scp(tmp_path / "y.scp")
+    (tmp_path / "y.scp").write_text("k1 b.ark:18\n")
+    np.testing.assert_array_equal(read_kaldi_scp(tmp_path / "y.scp")["k1"], [[1.0]])  # (it is a matrix)
+    # segments of one matrix may overlap (sliding windows), up to 16 times its values
+    rows = GOOD.shape[0]
+    lines = [f"s{i} a.ark:{offsets['u2']}[0:{rows - 1}]\n" for i in range(16)]
+    (tmp_path / "z.scp").write_text(f"u1 a.ark:{offsets['u1']}\n" + "".join(lines))
+    out = read_kaldi_scp(tmp_path / "z.scp")
+    assert len(out) == 17 and all(np.array_equal(v, GOOD) for v in out.values())
+    (tmp_path / "z.scp").write_text("".join(lines) + f"s16 a.ark:{offsets['u2']}[0:0]\n")
+    with pytest.raises(FeatureError, match="line 17 .* at most 16 times over"):
+        read_kaldi_scp(tmp_path / "z.scp")
+
+
+def test_a_file_name_with_control_characters_is_not_echoed_raw(tmp_path):
+    name = "\x1b[2J\x1b[31mnot.ark"
+    (tmp_path / name).write_bytes(b"not a matrix " + SECRET.encode())
+    (tmp_path / "x.scp").write_text(f"u1 {name}\n")
+    with pytest.raises(FeatureError) as info:
+        read_kaldi_scp(tmp_path / "x.scp")
+    assert "\x1b" not in str(info.value) and r"\x1b[2J" in str(info.value) and SECRET not in str(info.value)
+
+
 def test_fortran_order_and_big_endian_npy_and_npz(tmp_path):
     X = np.arange(12.0).reshape(3, 4)
     np.save(tmp_path / "f.npy", np.asfortranarray(X))

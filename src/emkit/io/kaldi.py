@@ -17,6 +17,7 @@ with ``rows, cols >= 1``.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import struct
@@ -272,12 +273,48 @@ def _apply_range(matrix, r1, r2, c1, c2, where: str) -> np.ndarray:
     return np.ascontiguousarray(matrix)
 
 
+#: How many times over the entries of a script file may take a matrix's values with ranges
+#: (segments cut out of one matrix may overlap, as diarization's sliding windows do).
+MAX_SEGMENT_OVERLAP = 16
+
+
+class _Extents:
+    """The byte ranges of one file that a script file's entries have read.
+
+    A matrix is read whole by one entry at most; entries with ``[first:last]`` ranges (segments)
+    may share it, taking at most :data:`MAX_SEGMENT_OVERLAP` times its values together; a matrix
+    overlapping another's bytes is refused.  Otherwise a short script file could return the same
+    megabyte thousands of times.
+    """
+
+    def __init__(self):
+        self.starts, self.ends, self.taken = [], [], {}  # sorted, disjoint; start -> [size, taken]
+
+    def add(self, start: int, end: int, size: int, taken: int, whole: bool, where: str) -> None:
+        if start in self.taken:
+            entry = self.taken[start]
+            entry[1] += taken
+            if whole or entry[1] > MAX_SEGMENT_OVERLAP * entry[0]:
+                raise FeatureError(f"{where}: the entries reading the matrix at offset {start} take "
+                                   f"{entry[1]} values of its {entry[0]} (a matrix is read whole "
+                                   f"once, or by ranges at most {MAX_SEGMENT_OVERLAP} times over)")
+            return
+        i = bisect.bisect_left(self.starts, start)
+        if (i and self.ends[i - 1] > start) or (i < len(self.starts) and self.starts[i] < end):
+            raise FeatureError(f"{where}: the matrix at offset {start} overlaps the bytes of another "
+                               "entry's matrix (refused)")
+        self.starts.insert(i, start)
+        self.ends.insert(i, end)
+        self.taken[start] = [size, taken]
+
+
 def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
     """The matrices a Kaldi ``.scp`` file points to, as ``{key: float64 array}`` in file order."""
     limit = check_limit(max_utterance_bytes)
     path = strip_specifier(path, "script file")
     base = os.path.dirname(os.path.abspath(path))
     out, current, reader = {}, None, None
+    read = {}  # the bytes of each file read so far, by (device, inode): no file is read twice over
     try:
         for number, line in text_lines(path, _MAX_SCP_LINE, "Kaldi script file"):
             if not line.strip() or line.lstrip().startswith("#"):
@@ -307,12 +344,16 @@ def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
                     reader, current = _Reader(open_regular(target, where), limit), target
                 except FileNotFoundError:
                     raise FeatureError(f"{where}: no such file {target!r}") from None
-            where = f"{where}: {target}"
+                stat = os.fstat(reader.f.fileno())
+                extents = read.setdefault((stat.st_dev, stat.st_ino), _Extents())
+            where = f"{where}: {target if target.isprintable() else repr(target)}"
             if offset > reader.size:
                 raise FeatureError(f"{where}: offset {offset} is beyond the end of the file "
                                    f"({reader.size} bytes)")
             reader.f.seek(offset)
-            matrix = _apply_range(_object(reader, where), r1, r2, c1, c2, where)
+            whole = _object(reader, where)
+            matrix = _apply_range(whole, r1, r2, c1, c2, where)
+            extents.add(offset, reader.f.tell(), whole.size, matrix.size, r1 is None and c1 is None, where)
             out[key] = as_features(matrix, where)
     finally:
         if reader is not None:

@@ -11,7 +11,11 @@ Every feature reader of emkit follows these rules, whatever the file claims:
   rows x cols, a ``.npy`` shape, a zip member's uncompressed size, an HDF5 dataset's shape) is
   compared with the bytes actually left in the file (in Python integers: no overflow) before the
   data are read; compressed data (``.npz`` members, filtered HDF5 datasets) may expand at most
-  :data:`MAX_COMPRESSION_RATIO` times.
+  :data:`MAX_COMPRESSION_RATIO` times, and each gzip chunk of an HDF5 dataset is inflated by
+  zlib, bounded, before HDF5 inflates it (:mod:`emkit.io.h5_chunks`).
+* **No byte is returned twice over.**  The entries of a Kaldi script file read disjoint matrices
+  of each file (segments cut from one matrix by ranges may overlap, up to 16 times its values),
+  so a short list cannot return the same megabyte thousands of times.
 * **A maximum size per utterance**, ``max_utterance_bytes`` (default
   :data:`MAX_UTTERANCE_BYTES`, 2 GiB), counted as the utterance's float64 size
   ``rows * cols * 8``: every reader takes it as a keyword argument.
