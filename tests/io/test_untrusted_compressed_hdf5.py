@@ -101,3 +101,52 @@ def test_hdf5_frames_follows_no_link(tmp_path, link):
         hdf5_frames(path, "frames")
     with pytest.raises(KeyError, match=r"has no dataset 'nothing'\"?$"):
         hdf5_frames(path, "nothing")
+
+
+def _datasets_sharing_one_extent(path, n, shape=(64, 16)):
+    """``n`` contiguous datasets whose layout addresses are patched to the first one's bytes."""
+    import struct
+
+    with h5py.File(path, "w") as f:
+        f["a0"] = np.ones(shape)
+        offset = f["a0"].id.get_offset()
+        for i in range(1, n):
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_layout(h5py.h5d.CONTIGUOUS)
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_LATE)
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+            h5py.h5d.create(f.id, f"a{i}".encode(), h5py.h5t.IEEE_F64LE, h5py.h5s.create_simple(shape), dcpl=dcpl)
+    nbytes = 8 * shape[0] * shape[1]
+    data = path.read_bytes()
+    unallocated = b"\x03\x01" + b"\xff" * 8 + struct.pack("<Q", nbytes)
+    assert data.count(unallocated) == n - 1
+    path.write_bytes(data.replace(unallocated, b"\x03\x01" + struct.pack("<QQ", offset, nbytes)))
+
+
+def test_feature_datasets_sharing_their_bytes_are_refused(tmp_path):
+    # 3000 datasets on one 1 MB extent returned 3 GB from a 2 MB file
+    path = tmp_path / "alias.h5"
+    _datasets_sharing_one_extent(path, 20)
+    with h5py.File(path, "r") as f:
+        assert f["a7"][0, 0] == 1.0  # (they do read the first one's bytes)
+    with pytest.raises(FeatureError, match=r"store \d+ bytes, more than the file's \d+ \(datasets sharing bytes"):
+        read_features(path)
+    with h5py.File(path, "w") as f:  # as many datasets with bytes of their own are read
+        for i in range(20):
+            f[f"a{i}"] = np.full((64, 16), float(i))
+    assert sorted(v[0, 0] for v in read_features(path).values()) == list(range(20))
+
+
+def test_legacy_gmm_groups_linking_the_same_datasets_are_refused(tmp_path):
+    path = tmp_path / "legacy.h5"
+    C, D = 50, 1024
+    with h5py.File(path, "w") as f:
+        f["m_n_gaussians"] = np.int64(C)
+        f["m_weights"] = np.full(C, 1.0 / C)
+        f["mean"], f["var"], f["thr"] = np.zeros(D), np.ones(D), np.zeros(D)
+        for i in range(C):
+            g = f.create_group(f"m_gaussians{i}")
+            g["m_mean"], g["m_variance"], g["m_variance_thresholds"] = f["mean"], f["var"], f["thr"]
+    with pytest.raises(InvalidFileError, match=r"m_n_gaussians.*declares 50 Gaussians of 1024 features: more "
+                                               "values than the file holds"):
+        GMMMachine.from_hdf5(path)

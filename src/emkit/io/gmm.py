@@ -302,8 +302,13 @@ def _read_legacy(f, cls, ubm):
                      "Gaussian's group")
         seen.add(hash(g.id))
         if D is None:
-            D = int(np.prod(child(g, "m_mean").shape or (0,), dtype=object))
+            first = child(g, "m_mean")
+            D = int(np.prod(first.shape or (0,), dtype=object))
             check_values(g, "m_mean", D >= 1, "must hold at least one value")
+            # three arrays of D values per Gaussian: distinct groups whose datasets share their
+            # bytes (links, or forged addresses) would otherwise read the file many times over
+            check_values(f, "m_n_gaussians", 3 * C * D * first.dtype.itemsize <= f.id.get_filesize(),
+                         f"declares {C} Gaussians of {D} features: more values than the file holds")
         rows["m_mean"].append(read_array(g, "m_mean", size=D))
         rows["m_variance"].append(read_array(g, "m_variance", size=D, positive=True))
         rows["m_variance_thresholds"].append(_read_thresholds(g, "m_variance_thresholds", C, D,

@@ -108,12 +108,17 @@ def read_hdf5_features(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) 
                 wanted = {name: ds for name, ds in found.items()
                           if ds.shape is not None and len(ds.shape) == 2
                           and ds.dtype.kind in "fiu"}
-            out = {}
+            out, stored = {}, 0
             for name, ds in wanted.items():
                 where = f"{text}: utterance {show_key(name)}"
                 if ds.name != "/" + name:  # bob's single "array"
                     where += f" (dataset {show_key(ds.name)})"
                 check_feature_dataset(ds, where, file_bytes, limit)
+                # datasets sharing their bytes (forged addresses) would read the file many times
+                stored += ds.id.get_storage_size()
+                if stored > file_bytes:
+                    raise FeatureError(f"{where}: the datasets read so far store {stored} bytes, more "
+                                       f"than the file's {file_bytes} (datasets sharing bytes; refused)")
                 out[name] = np.empty(ds.shape, dtype=np.float64)  # HDF5 converts while reading
                 if out[name].size:
                     ds.read_direct(out[name])
