@@ -67,6 +67,11 @@ def test_output_that_is_an_input_is_refused(machines, tmp_path, monkeypatch):
     result = run("train-ubm", d / "train.scp", "-n", 2, "-o", d / "train.ark", ok=False)
     one_line_error(result, 2, "usage error", "train.ark", "FEATURES (in", "train.scp")
     assert (d / "train.ark").read_bytes() == before
+    # ... whatever the script file's name, given with scp: (only .scp names were looked into)
+    (tmp_path / "feats.list").write_text((d / "train.scp").read_text().replace("train.ark", str(d / "train.ark")))
+    result = run("train-ubm", f"scp:{tmp_path / 'feats.list'}", "-n", 2, "-o", d / "train.ark", ok=False)
+    one_line_error(result, 2, "usage error", "train.ark", "FEATURES (in", "feats.list")
+    assert (d / "train.ark").read_bytes() == before
     # the DET plot of evaluate over its score file
     run("score", *PROBES, "--models", "g_map.h5", "-t", "trials", "-o", "g_map.txt")
     before = (d / "g_map.txt").read_bytes()

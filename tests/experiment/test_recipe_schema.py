@@ -230,6 +230,20 @@ def test_deeply_nested_toml_is_a_recipe_error(project):
         load_recipe(path)
 
 
+def test_an_archive_named_by_a_script_file_is_an_input_wherever_the_recipe_runs(project, monkeypatch):
+    # its lines were resolved against the current directory: run from elsewhere, the UBM step
+    # was allowed to write over the archive
+    (project / "work").mkdir()
+    (project / "work" / "ubm.h5").write_text("input")
+    (project / "train.scp").write_text("u0 work/ubm.h5:0\n")
+    path = project / "recipe.toml"
+    path.write_text(BASE.replace('features = ["train.npz"]', 'features = ["train.scp"]', 1))
+    monkeypatch.chdir(project.parent)
+    with pytest.raises(RecipeError, match=r"data.train.features: .*'ubm.h5'.*refusing to overwrite an input"):
+        plan(load_recipe(path))
+    assert (project / "work" / "ubm.h5").read_text() == "input"
+
+
 @pytest.mark.parametrize("old,new,key,output", [
     ('features = ["train.npz"]', 'features = ["work/ubm.h5"]', "data.train.features", "ubm.h5"),
     ('trials = "trials"', 'trials = "work/systems/isv/eval.raw.txt"', "conditions.eval.trials",

@@ -248,23 +248,6 @@ class InputFile(click.ParamType):
         return text
 
 
-def _scp_archives(path) -> list:
-    """The archives a Kaldi .scp file names (best effort: its reader reports bad lines)."""
-    if not path.lower().endswith(".scp") or not os.path.isfile(path):
-        return []
-    found = set()
-    with contextlib.suppress(OSError, UnicodeDecodeError), open(path, encoding="utf-8") as f:
-        for line in f:
-            fields = line.split(None, 1)
-            if len(fields) == 2:
-                target = re.sub(r"\[[^\]]*\]\s*$", "", fields[1].strip())  # a row/column range
-                target = re.sub(r":\d+$", "", target)                         # an offset
-                target = os.path.join(os.path.dirname(path), target)
-                if os.path.isfile(target):
-                    found.add(target)
-    return sorted(found)
-
-
 def check_outputs(outputs: dict, inputs: dict) -> None:
     """Refuse outputs that are inputs (usage error) or read-only (runtime failure).
 
@@ -274,12 +257,14 @@ def check_outputs(outputs: dict, inputs: dict) -> None:
     (no ``w`` bit in its mode) is not replaced, since the atomic rename would ignore the mode.
     """
     from ..io.atomic import overwritten_input
+    from ..io.features import script_file_targets
     from ..io.lists import check_writable
 
-    named = [(option, strip_prefix(p)) for option, paths in inputs.items() if paths
+    given = [(option, os.fspath(p)) for option, paths in inputs.items() if paths
              for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
-    named += [(f"{option} (in {path})", archive) for option, path in named
-              for archive in _scp_archives(path)]
+    named = [(option, strip_prefix(p)) for option, p in given]
+    named += [(f"{option} (in {strip_prefix(path)})", archive) for option, path in given
+              for archive in script_file_targets(path)]
     hit = overwritten_input([(o, os.fspath(p)) for o, p in outputs.items() if p is not None], named)
     if hit is not None:
         option, out, where, path = hit

@@ -43,7 +43,7 @@ import os
 import re
 from pathlib import Path
 
-from .kaldi import read_kaldi_ark, read_kaldi_scp
+from .kaldi import read_kaldi_ark, read_kaldi_scp, scp_targets
 from .kaldi import strip_specifier as _strip_specifier
 from .numpy_files import read_npy, read_npz
 from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_limit,
@@ -95,6 +95,35 @@ _READERS = {"npy": _read_npy, "npz": _read_npz, "h5": _read_h5,
             "scp": lambda p, limit: read_kaldi_scp(p, max_utterance_bytes=limit)}
 
 
+def feature_kind(path) -> tuple:
+    """``(file, format)`` of a feature file as :func:`read_features` decides it: an ``ark:``/
+    ``scp:`` prefix, else the extension, else the first bytes ("" when unknown)."""
+    text = os.fspath(path)
+    kind = ""
+    m = re.match(r"^(ark|scp)(,[a-z]+)*:", text)
+    if m:
+        kind = m.group(1)
+        text = _strip_specifier(text, "archive")
+    if not os.path.lexists(text):
+        raise FileNotFoundError(f"no such feature file: {text!r}")
+    try:
+        check_regular(text)
+    except FileNotFoundError:  # a dangling symbolic link
+        raise FeatureError(f"{text}: a symbolic link to a missing file") from None
+    return text, kind or _SUFFIXES.get(Path(text).suffix.lower(), "") or _sniff(Path(text))
+
+
+def script_file_targets(path) -> list:
+    """The existing files a feature file names when it is a Kaldi script file (decided as
+    :func:`read_features` decides), resolved as its reader resolves them; else ``[]``.  For
+    checks that an output is no input."""
+    try:
+        text, kind = feature_kind(path)
+    except (OSError, ValueError):
+        return []
+    return scp_targets(text) if kind == "scp" else []
+
+
 def read_features(path, *, n_features: int | None = None,
                   max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
     """Utterances of one feature file as ``{id: (n_frames, n_features) float64 array}``.
@@ -108,24 +137,11 @@ def read_features(path, *, n_features: int | None = None,
     one, naming the file and the utterance, never quoting the file's bytes.
     """
     limit = check_limit(max_utterance_bytes)
-    text = os.fspath(path)
-    kind = ""
-    m = re.match(r"^(ark|scp)(,[a-z]+)*:", text)
-    if m:
-        kind = m.group(1)
-        text = _strip_specifier(text, "archive")
-    p = Path(text)
-    if not os.path.lexists(text):
-        raise FileNotFoundError(f"no such feature file: {text!r}")
-    try:
-        check_regular(text)
-    except FileNotFoundError:  # a dangling symbolic link
-        raise FeatureError(f"{text}: a symbolic link to a missing file") from None
-    kind = kind or _SUFFIXES.get(p.suffix.lower(), "") or _sniff(p)
+    text, kind = feature_kind(path)
     if kind not in _READERS:
         raise FeatureError(f"{text}: unknown feature format (expected .npy, .npz, .h5/.hdf5, .ark "
                            "or .scp)")
-    raw = _READERS[kind](p, limit)
+    raw = _READERS[kind](Path(text), limit)
     if not raw:
         raise FeatureError(f"{text}: contains no feature matrix")
     checked = kind in ("ark", "scp")  # the Kaldi readers return finite float64 already

@@ -18,6 +18,7 @@ with ``rows, cols >= 1``.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import re
 import struct
@@ -308,34 +309,53 @@ class _Extents:
         self.taken[start] = [size, taken]
 
 
+def _scp_entries(path):
+    """``(where, key, target, offset, ranges)`` of every entry of a script file, in order: the
+    target resolved against the script file's directory, as Kaldi does."""
+    base = os.path.dirname(os.path.abspath(path))
+    for number, line in text_lines(path, _MAX_SCP_LINE, "Kaldi script file"):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split(maxsplit=1)
+        key = plausible_key(parts[0].encode())
+        if len(parts) != 2 or key is None:
+            raise FeatureError(f"{path} line {number}: expected 'key rxfilename' (a key, a "
+                               "space, a file name)")
+        spec = parts[1].strip()
+        where = f"{path} line {number} (utterance {show_key(key)})"
+        if spec.endswith("|"):
+            raise FeatureError(f"{where}: piped commands are not supported")
+        target, *ranges = _SCP_RANGE.match(spec).groups()
+        offset = 0
+        m = re.match(r"^(.*):(\d+)$", target)
+        if m:
+            if len(m.group(2)) > 4000:  # Python refuses to convert more than 4300 digits
+                raise FeatureError(f"{where}: the offset has {len(m.group(2))} digits (not a byte offset)")
+            target, offset = m.group(1), int(m.group(2))
+        yield where, key, target if os.path.isabs(target) else os.path.join(base, target), offset, ranges
+
+
+def scp_targets(path) -> list:
+    """The existing files a Kaldi script file names, resolved as :func:`read_kaldi_scp` resolves
+    them (for checks that an output is no input; lines the reader would refuse end the list)."""
+    found = []
+    with contextlib.suppress(FeatureError, OSError):
+        for _, _, target, _, _ in _scp_entries(strip_specifier(path, "script file")):
+            if target not in found and os.path.isfile(target):
+                found.append(target)
+    return found
+
+
 def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
     """The matrices a Kaldi ``.scp`` file points to, as ``{key: float64 array}`` in file order."""
     limit = check_limit(max_utterance_bytes)
     path = strip_specifier(path, "script file")
-    base = os.path.dirname(os.path.abspath(path))
     out, current, reader = {}, None, None
     read = {}  # the bytes of each file read so far, by (device, inode): no file is read twice over
     try:
-        for number, line in text_lines(path, _MAX_SCP_LINE, "Kaldi script file"):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            parts = line.split(maxsplit=1)
-            key = plausible_key(parts[0].encode())
-            if len(parts) != 2 or key is None:
-                raise FeatureError(f"{path} line {number}: expected 'key rxfilename' (a key, a "
-                                   "space, a file name)")
-            spec = parts[1].strip()
-            where = f"{path} line {number} (utterance {show_key(key)})"
-            if spec.endswith("|"):
-                raise FeatureError(f"{where}: piped commands are not supported")
+        for where, key, target, offset, (r1, r2, c1, c2) in _scp_entries(path):
             if key in out:
                 raise FeatureError(f"{where}: utterance {show_key(key)} appears twice")
-            target, r1, r2, c1, c2 = _SCP_RANGE.match(spec).groups()
-            offset = 0
-            m = re.match(r"^(.*):(\d+)$", target)
-            if m:
-                target, offset = m.group(1), int(m.group(2))
-            target = target if os.path.isabs(target) else os.path.join(base, target)
             if target != current:
                 if reader is not None:
                     reader.f.close()

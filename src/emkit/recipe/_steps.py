@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from .. import experiment as ex
-from ..io.features import read_feature_sources
+from ..io.features import read_feature_sources, script_file_targets
 from ..io.lists import read_id_map
 from ._runner import FunctionStep
 
@@ -116,14 +115,8 @@ def _feature_inputs(recipe, work, name) -> list:
     out = []
     for f in map(os.fspath, files):
         out.append(f)
-        if f.endswith(".scp") and d["audio"] is None and os.path.isfile(f):
-            with open(f, encoding="utf-8", errors="replace") as lines:
-                for line in lines:
-                    parts = line.split(maxsplit=1)
-                    if len(parts) == 2:
-                        target = re.sub(r":\d+$", "", parts[1].strip())
-                        if os.path.isfile(target) and target not in out:
-                            out.append(target)
+        if d["audio"] is None:  # the archives of a script file, found as its reader finds them
+            out += [target for target in script_file_targets(f) if target not in out]
     return out
 
 
