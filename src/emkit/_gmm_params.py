@@ -40,9 +40,15 @@ def check_gmm_parameters(machine, gmm_class, kmeans_class) -> None:
     check_real(machine.mean_var_update_threshold, "mean_var_update_threshold", minimum=0)
     check_map_alpha(machine.map_alpha, machine.n_gaussians)
     check_real(machine.map_relevance_factor, "map_relevance_factor", minimum=0, allow_none=True)
-    if not isinstance(machine.compute_dtype, str) or machine.compute_dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"compute_dtype must be 'float64' or 'float32'; got {machine.compute_dtype!r}")
+    compute_dtype(machine.compute_dtype)
     check_weights(getattr(machine, "_weights_param", None), machine.n_gaussians, "weights")
+
+
+def compute_dtype(name) -> type:
+    """The numpy type of a ``compute_dtype`` argument ("float64" or "float32")."""
+    if not isinstance(name, str) or name not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype must be 'float64' or 'float32'; got {name!r}")
+    return COMPUTE_DTYPES[name]
 
 
 def check_map_alpha(alpha, n_gaussians: int) -> None:

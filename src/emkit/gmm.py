@@ -23,7 +23,7 @@ from ._backend import _staging, cached_frames
 from ._checkpoint import resumable_em
 from ._fitted import clear_derived, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
-from ._gmm_params import (COMPUTE_DTYPES as _DTYPES, GMMParameter, check_gmm_parameters,
+from ._gmm_params import (GMMParameter, check_gmm_parameters, compute_dtype,
                           check_parameter_value, check_weights, e_step_constants)
 from ._kernels import gmm as kg
 from .io import _registry
@@ -187,9 +187,10 @@ class GMMMachine(BaseEstimator):
             set_fitted(self, "variances", np.maximum(self.variance_thresholds, variances), copy=False)
 
     def _missing_parameter(self, name: str):
-        """The value an unset parameter starts from, stored on first use (as the reference stores
-        it at construction): the UBM's, else the ``weights`` argument or uniform weights, and
-        ``mean_var_update_threshold`` as the variance floor.  Unset means/variances raise."""
+        """The value an unset parameter starts from, stored on first use (the reference stored it
+        at construction): the UBM's (its variances floored at ``mean_var_update_threshold``, as
+        there), else the ``weights`` argument or uniform weights, and ``mean_var_update_threshold``
+        as the variance floor.  Unset means/variances raise."""
         ubm = self.ubm
         from_ubm = self._ubm_has_parameters()
         if name == "weights":
@@ -201,10 +202,11 @@ class GMMMachine(BaseEstimator):
                 value = np.full((self.n_gaussians,), 1.0 / self.n_gaussians)
             else:
                 return None
+        elif name == "variance_thresholds" and not from_ubm or name == "variances" and from_ubm:
+            floor = EPSILON if self.mean_var_update_threshold is None else self.mean_var_update_threshold
+            value = floor if name == "variance_thresholds" else np.maximum(ubm.variances, floor)
         elif from_ubm:
             value = getattr(ubm, name)
-        elif name == "variance_thresholds":
-            value = EPSILON if self.mean_var_update_threshold is None else self.mean_var_update_threshold
         else:
             raise NotFittedError(f"GMMMachine {name} were never set.")
         with contextlib.suppress(TypeError, ValueError):  # an invalid ``weights``: fit refuses it
@@ -299,10 +301,8 @@ class GMMMachine(BaseEstimator):
     # -- likelihoods and statistics ----------------------------------------------------------
     def _coefficients(self) -> kg.DiagGMMCoefficients:
         """The E-step constants, computed once per parameter change and compute dtype."""
-        dtype = self.compute_dtype
-        if dtype not in _DTYPES:
-            raise ValueError(f"compute_dtype must be 'float64' or 'float32'; got {dtype!r}")
-        return derived(self, ("coefficients", dtype), lambda: e_step_constants(self, _DTYPES[dtype]))
+        dtype = compute_dtype(self.compute_dtype)
+        return derived(self, ("coefficients", dtype), lambda: e_step_constants(self, dtype))
 
     def log_weighted_likelihood(self, data):
         """``log w_c + log N(x_t | mu_c, var_c)``, shape **(C, N)** (Gaussians first)."""

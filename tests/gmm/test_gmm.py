@@ -322,6 +322,21 @@ def test_init_stores_the_parameters_only_and_the_machine_starts_from_the_ubm():
         GMMMachine(2).means
 
 
+@pytest.mark.parametrize("trainer", ["map", "ml"])
+def test_the_ubm_variances_are_floored_at_mean_var_update_threshold_as_the_reference_does(trainer):
+    # the reference's constructor assigns the UBM's variances under its own initial floor,
+    # mean_var_update_threshold, then adopts the UBM's thresholds (quirk 13, kept)
+    ubm = GMMMachine(2)
+    ubm.means, ubm.weights = np.zeros((2, 2)), np.full(2, 0.5)
+    ubm.variances = np.array([[1e-4, 1.0], [1e-2, 2.0]])
+    m = GMMMachine(2, trainer=trainer, ubm=ubm, mean_var_update_threshold=1e-3)
+    np.testing.assert_array_equal(m.variances, [[1e-3, 1.0], [1e-2, 2.0]])
+    assert m.variance_thresholds == ubm.variance_thresholds
+    ubm.variance_thresholds = 5e-3
+    np.testing.assert_array_equal(GMMMachine(2, trainer=trainer, ubm=ubm, mean_var_update_threshold=1e-3).variances,
+                                  [[5e-3, 1.0], [1e-2, 2.0]])
+
+
 def test_pickle_and_load_drop_the_cached_constants(tmp_path):
     import pickle
 
