@@ -276,15 +276,16 @@ class GMMMachine(BaseEstimator):
 
         ``ubm``: the prior of a MAP machine whose file does not hold it (the reference's files).
         """
-        if ubm is None:
-            return _registry.load(hdf5, expected=cls)
-        from .io.gmm import read_gmm_machine  # the registered layout, given the prior
+        from .io.gmm import read_gmm_file
 
-        return read_gmm_machine(hdf5, cls, ubm=ubm)
+        return read_gmm_file(hdf5, cls, ubm)
 
     def load(self, hdf5):
-        """Replace the state of ``self`` by the machine stored in ``hdf5``."""
-        self.__dict__.update(self.from_hdf5(hdf5).__dict__)
+        """Replace the state of ``self`` by the machine stored in ``hdf5`` (a MAP machine of the
+        reference's files, which hold no UBM, takes ``self.ubm``)."""
+        from .io.gmm import read_gmm_file
+
+        self.__dict__.update(read_gmm_file(hdf5, type(self), fallback_ubm=self.ubm).__dict__)
         clear_derived(self)
 
     @classmethod

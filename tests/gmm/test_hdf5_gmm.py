@@ -95,6 +95,26 @@ def test_reference_map_machine_loads_as_map_with_its_ubm():
             load(path)
         assert str(info.value) == (f"{path}: a MAP GMMMachine without its UBM (a bob.learn.em file); "
                                    "load it with GMMMachine.from_hdf5(path, ubm=UBM)")
+    # load() into a machine that has a UBM takes it (the reference's load could not fail here)
+    machine = GMMMachine(len(ubm.weights), trainer="map", ubm=ubm)
+    machine.load(path)
+    _assert_machine(machine, "map")
+    assert machine.trainer == "map" and machine.ubm is ubm
+    with pytest.raises(InvalidFileError, match="without its UBM"):
+        GMMMachine(1).load(path)
+
+
+def test_weights_that_do_not_sum_to_one_are_not_saved(tmp_path):
+    # the readers refuse such a file: it is not written (an existing file is left as it was)
+    m = GMMMachine(2)
+    m.means, m.variances, m.weights = np.zeros((2, 3)), np.ones((2, 3)), np.array([3.0, 3.0])
+    (tmp_path / "m.h5").write_bytes(b"before")
+    with pytest.raises(ValueError, match=r"GMMMachine.weights sum to 6: a model file holds weights summing to 1"):
+        m.save(tmp_path / "m.h5")
+    assert (tmp_path / "m.h5").read_bytes() == b"before" and os.listdir(tmp_path) == ["m.h5"]
+    m.weights = np.array([0.5, 0.5])
+    m.save(tmp_path / "m.h5")
+    np.testing.assert_array_equal(GMMMachine.from_hdf5(tmp_path / "m.h5").weights, [0.5, 0.5])
 
 
 def test_reference_stats_load():

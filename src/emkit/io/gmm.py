@@ -14,7 +14,7 @@ import logging
 
 import numpy as np
 
-from ._registry import load_from, save_into
+from ._registry import load, load_from, save_into
 from .errors import InvalidFileError
 from .h5 import (check_values, child, filename, open_for_reading, open_for_writing, read_array,
                  read_attr, read_scalar, write_stamp)
@@ -152,12 +152,29 @@ def read_gmm_stats(hdf5, cls):
 # ---------------------------------------------------------------------------------------------
 
 
+def read_gmm_file(hdf5, cls, ubm=None, *, fallback_ubm=None):
+    """``GMMMachine.from_hdf5``: the machine in ``hdf5``; ``ubm`` the prior of a MAP machine (over
+    the file's own), ``fallback_ubm`` that prior where the file holds none (``load``)."""
+    if ubm is not None:
+        return read_gmm_machine(hdf5, cls, ubm=ubm)
+    try:
+        return load(hdf5, expected=cls)
+    except MAPWithoutUBMError:
+        if not isinstance(fallback_ubm, cls):
+            raise
+        return read_gmm_machine(hdf5, cls, ubm=fallback_ubm)
+
+
 def write_gmm_machine(machine, hdf5) -> None:
     with open_for_writing(hdf5) as f:
         _write_machine_into(machine, f)
 
 
 def _write_machine_into(machine, f) -> None:
+    total = float(np.sum(machine.weights))
+    if not abs(total - 1.0) <= WEIGHTS_SUM_TOLERANCE:  # the readers would refuse the file
+        raise ValueError(f"GMMMachine.weights sum to {total:.9g}: a model file holds weights summing "
+                         f"to 1 (within {WEIGHTS_SUM_TOLERANCE:g}); assign weights / weights.sum() first")
     f.attrs["file_version"] = "1.0"
     f.attrs["writer_class"] = _writer_class("GMMMachine")
     write_stamp(f, "GMMMachine", FORMAT_VERSION)
