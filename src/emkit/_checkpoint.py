@@ -354,8 +354,15 @@ def _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase, sta
     saved = (checkpoint.load(run_em_kwargs.get("max_iterations"), state_shapes)
              if checkpoint is not None else None)
     saved_phase = saved.extra.get("phase", 0) if saved is not None else None
+
+    def restore():
+        try:
+            set_state(saved.arrays)
+        except ValueError as exc:  # values a model file would not hold either
+            raise InvalidFileError(f"{path}: the training state it holds is not usable ({exc})") from None
+
     if saved is not None and saved_phase > phase:
-        set_state(saved.arrays)
+        restore()
         return EMResult(n_iter=0, converged=True, history=[])
     if saved is None or saved_phase < phase:
         initialize()
@@ -363,7 +370,7 @@ def _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase, sta
         if checkpoint is not None:
             checkpoint.save(0, [], get_state(), extra={"phase": phase})
     else:
-        set_state(saved.arrays)
+        restore()
         start, history = saved.step, saved.history
         if saved.completed:
             return EMResult(n_iter=start, converged=saved.extra.get("converged", True), history=history)

@@ -44,6 +44,16 @@ def check_gmm_parameters(machine, gmm_class, kmeans_class) -> None:
     check_weights(getattr(machine, "_weights_param", None), machine.n_gaussians, "weights")
 
 
+def check_training_state(arrays: dict) -> None:
+    """A checkpoint's GMM parameters (finite numbers, as read): parameters a machine can use (the
+    weights need not sum to one: assigned weights need not, nor do ML's with a large floor)."""
+    weights, variances = arrays["weights"], arrays["variances"]
+    if np.any(weights < 0) or not np.any(weights > 0):
+        raise ValueError("weights must be >= 0, not all zero")
+    if not np.all(variances > 0) or np.any(arrays["variance_thresholds"] < 0):
+        raise ValueError("variances must be > 0 and variance thresholds >= 0")
+
+
 def compute_dtype(name) -> type:
     """The numpy type of a ``compute_dtype`` argument ("float64" or "float32")."""
     if not isinstance(name, str) or name not in COMPUTE_DTYPES:

@@ -23,7 +23,7 @@ from ._backend import _staging, cached_frames
 from ._checkpoint import resumable_em
 from ._fitted import clear_derived, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
-from ._gmm_params import (GMMParameter, check_gmm_parameters, compute_dtype,
+from ._gmm_params import (GMMParameter, check_gmm_parameters, check_training_state, compute_dtype,
                           check_parameter_value, check_weights, e_step_constants)
 from ._kernels import gmm as kg
 from .io import _registry
@@ -422,15 +422,14 @@ class GMMMachine(BaseEstimator):
         return {"means": (C, n_features), "variances": (C, n_features), "weights": (C,)}
 
     def _restore_training_state(self, arrays: dict):
-        self.means = arrays["means"]
+        check_training_state(arrays)
+        self.means, self.weights = arrays["means"], arrays["weights"]
         set_fitted(self, "variances", None)
         set_fitted(self, "variance_thresholds", arrays["variance_thresholds"])
         self.variances = arrays["variances"]
-        self.weights = arrays["weights"]
 
     def __sklearn_clone__(self):
-        # the prior (a trained UBM) is an input, not a hyper-parameter: keep a copy of it, since
-        # sklearn's default clone would hand back an untrained GMMMachine and MAP could not fit
+        # the prior (a trained UBM) is an input: copied (sklearn's clone would untrain it, MAP fail)
         params = self.get_params(deep=False)
         ubm = params.pop("ubm")
         others = {k: clone(v, safe=False) for k, v in params.items()}

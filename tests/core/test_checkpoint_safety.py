@@ -120,6 +120,27 @@ def test_gmm_initial_gaussians_are_part_of_the_run(tmp_path):
         other.fit(X)
 
 
+@pytest.mark.parametrize("name, value, message", [
+    ("weights", 0.0, "weights must be >= 0, not all zero"),
+    ("variances", -1.0, "variances must be > 0"),
+])
+def test_a_tampered_training_state_is_refused_naming_the_checkpoint(tmp_path, name, value, message):
+    # a finished checkpoint with zero weights gave a UBM of zero weights (a file no reader
+    # takes); negative variances were floored silently
+    import h5py
+
+    from emkit.io import InvalidFileError
+
+    path = tmp_path / "ck.h5"
+    X = _frames()
+    _fit_frames(_gmm, path, X)
+    with h5py.File(path, "r+") as f:
+        f["state"][name][...] = value
+    with pytest.raises(InvalidFileError, match=re.escape(f"{path}: the training state it holds is not usable "
+                                                         f"({message}")):
+        _fit_frames(_gmm, path, X)
+
+
 def test_data_and_parameters_changed_are_both_reported(tmp_path):
     X = _frames()
     _kmeans(tmp_path / "run.h5").fit(X)
