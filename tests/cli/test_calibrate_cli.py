@@ -208,6 +208,11 @@ def test_key_missing_trial_exits_1(files):
     (files / "key").write_text("m0 p0 target\n")
     one_line_error(run("--train", files / "nolab.txt", "--key", files / "key", "--save",
                        files / "x.json"), 1, "is not in the key", "key")
+    # an id that would drive the terminal (escape sequences) is shown escaped
+    write_scores(files / "esc.txt", ["\x1b]0;owned\x07\x1b[2J", "b"], ["p", "q"], [1.0, 2.0])
+    result = run("--train", files / "esc.txt", "--key", files / "key", "--save", files / "x.json")
+    one_line_error(result, 1, "is not in the key", r"'\x1b]0;owned\x07\x1b[2J p'")
+    assert "\x1b" not in result.output
 
 
 @pytest.mark.parametrize("content,fragment", [

@@ -39,17 +39,6 @@ def row_names(paths) -> list:
     return out
 
 
-def _labels_from_key(scores_path, trials, key_path):
-    key = fe.read_trials(key_path, require_labels=True)
-    lookup = dict(zip(zip(key.models, key.probes, strict=True), key.labels, strict=True))
-    labels = []
-    for m, p in zip(trials.models, trials.probes, strict=True):
-        if (m, p) not in lookup:
-            raise fe.FeatureError(f"{scores_path}: trial {m} {p} is not in the key {key_path}")
-        labels.append(lookup[m, p])
-    return np.array(labels, dtype=bool)
-
-
 @cli.command("evaluate")
 @click.argument("scores", nargs=-1, required=True, type=InputFile())
 @click.option("--key", type=InputFile(), default=None,
@@ -103,7 +92,7 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
         trials, values = fe.read_scores(path)
         labels = trials.labels
         if labels is None and key:
-            labels, key_used = _labels_from_key(path, trials, key), True
+            labels, key_used = fe.labels_from_key(path, trials, key), True
         if labels is None:
             raise fe.FeatureError(f"{path}: the scores have no label column; give --key TRIALS")
         if labels.all() or not labels.any():

@@ -22,7 +22,7 @@ import numpy as np
 from . import metrics
 from .calibration import LinearCalibration
 from ..io.atomic import atomic_write
-from ..io.lists import read_scores, read_trials, write_scores
+from ..io.lists import labels_from_key, read_scores, write_scores
 from ..io.untrusted import FeatureError
 from ..io.untrusted import open_regular
 
@@ -39,15 +39,7 @@ def labelled_scores(scores_path, key_path=None):
     trials, values = read_scores(scores_path)
     labels = trials.labels
     if labels is None and key_path is not None:
-        key = read_trials(key_path, require_labels=True)
-        lookup = dict(zip(zip(key.models, key.probes, strict=True), key.labels, strict=True))
-        missing = [(m, p) for m, p in zip(trials.models, trials.probes, strict=True)
-                   if (m, p) not in lookup]
-        if missing:
-            raise FeatureError(f"{os.fspath(scores_path)}: trial {missing[0][0]} {missing[0][1]} "
-                               f"is not in the key {os.fspath(key_path)} ({len(missing)} trials "
-                               "missing)")
-        labels = np.array([lookup[t] for t in zip(trials.models, trials.probes, strict=True)])
+        labels = labels_from_key(scores_path, trials, key_path)
     if labels is None:
         raise FeatureError(f"{os.fspath(scores_path)}: the scores have no label column; give "
                            "--key TRIALS (key_path in Python): a trial list with target/nontarget "

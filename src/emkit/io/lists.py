@@ -145,6 +145,19 @@ def read_trials(path, *, require_labels: bool = False) -> Trials:
     return Trials(models, probes, np.array(labels, dtype=bool) if n_columns == 3 else None)
 
 
+def labels_from_key(scores_path, trials: Trials, key_path) -> np.ndarray:
+    """The target/non-target label (bool, one per trial) of every trial of ``trials`` (read from
+    ``scores_path``), looked up in the labelled trial list ``key_path``."""
+    key = read_trials(key_path, require_labels=True)
+    lookup = dict(zip(zip(key.models, key.probes, strict=True), key.labels, strict=True))
+    pairs = list(zip(trials.models, trials.probes, strict=True))
+    missing = [pair for pair in pairs if pair not in lookup]
+    if missing:
+        raise FeatureError(f"{os.fspath(scores_path)}: trial {show_key(' '.join(missing[0]))} is not in "
+                           f"the key {os.fspath(key_path)} ({len(missing)} trials missing)")
+    return np.array([lookup[pair] for pair in pairs], dtype=bool)
+
+
 def format_score(value: float) -> str:
     """The shortest text that reads back as the same float64."""
     return repr(float(value))
