@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io.lists import read_id_map
-from ..io.untrusted import show_key
+from ..io.untrusted import FeatureError, show_key, text_lines
 from ._read import AudioError
 
 __all__ = ["Utterance", "find_utterances", "read_data_dir", "AUDIO_SUFFIXES"]
@@ -28,13 +28,18 @@ class Utterance:
 
 
 def _lines(path: Path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if line.strip() and not line.lstrip().startswith("#"):
-                    yield number, line.rstrip("\n")
-    except UnicodeDecodeError:
-        raise AudioError(f"{path}: not a UTF-8 text file") from None
+    """The non-blank, non-comment lines of a Kaldi data-directory list, each read with at most
+    64 kB (a file of one endless line is refused before it is read whole)."""
+    lines = text_lines(path, 65536, "Kaldi data-directory list")
+    while True:
+        try:
+            number, line = next(lines)
+        except StopIteration:
+            return
+        except FeatureError as exc:  # (AudioError is what audio inputs raise)
+            raise AudioError(str(exc)) from None
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield number, line.rstrip("\r\n")
 
 
 def _wav_scp(data_dir: Path) -> dict:
