@@ -435,6 +435,11 @@ def npy_negative_shape(tmp_path):
     return _npy(tmp_path, _npy_bytes("<f8", (-1, 3), SECRET_PAYLOAD))
 
 
+@case(r"'shape' in the .npy header is not a tuple of sizes >= 0 \(and below 2\*\*63\)", "u1")
+def npy_shape_beyond_numpy(tmp_path):  # numpy's own "Maximum allowed dimension exceeded" named nothing
+    return _npy(tmp_path, _npy_bytes("<f8", (2**64, 0), SECRET_PAYLOAD))
+
+
 @case(r"'fortran_order' in the .npy header is not True or False", "u1")
 def npy_fortran_order_not_bool(tmp_path):
     header = f"{{'descr': '<f8', 'fortran_order': '{SECRET}', 'shape': (1, 1), }}"

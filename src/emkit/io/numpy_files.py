@@ -75,8 +75,9 @@ def read_npy_header(f, where: str, available: int):
     if not isinstance(fortran, bool):
         raise FeatureError(f"{where}: 'fortran_order' in the .npy header is not True or False")
     if (not isinstance(shape, tuple) or len(shape) > 32
-            or not all(type(n) is int and n >= 0 for n in shape)):
-        raise FeatureError(f"{where}: 'shape' in the .npy header is not a tuple of sizes >= 0")
+            or not all(type(n) is int and 0 <= n < 2**63 for n in shape)):
+        raise FeatureError(f"{where}: 'shape' in the .npy header is not a tuple of sizes >= 0 (and "
+                           "below 2**63)")
     data_bytes = dtype.itemsize
     for n in shape:
         data_bytes *= n
