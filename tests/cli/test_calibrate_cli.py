@@ -203,6 +203,22 @@ def test_one_class_dev_exits_1(files):
                    "one.txt", "target and non-target")
 
 
+def test_output_and_save_naming_one_file_are_refused(files, monkeypatch):
+    # compared as strings, out.txt and ./out.txt were two files: the calibration was overwritten
+    monkeypatch.chdir(files)
+    one_line_error(run("--train", "dev.txt", "eval.txt", "-o", "out.txt", "--save", "./out.txt"), 2,
+                   "-o/--output and --save must be different files")
+    no_leftovers(files, "out.txt")
+
+
+def test_a_calibration_that_overflows_the_scores_writes_nothing(files):
+    (files / "big.json").write_text('{"format": "emkit.LinearCalibration", "version": 1, '
+                                    '"prior": 0.5, "coef": [1e308], "intercept": 0.0}')
+    result = run("--load", files / "big.json", files / "eval.txt", "-o", files / "out.txt")
+    one_line_error(result, 1, "calibrated scores overflow")
+    assert not (files / "out.txt").exists()
+
+
 def test_key_missing_trial_exits_1(files):
     scores(files / "nolab.txt", 0, labels=False)
     (files / "key").write_text("m0 p0 target\n")

@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 from sklearn.base import clone
 
 from emkit.calibration import LinearCalibration, cllr, min_cllr, trial_labels
@@ -119,6 +120,13 @@ def test_bad_input():
         cal.transform(np.zeros((3, 3)))
     with pytest.raises(AttributeError, match="not fitted"):
         LinearCalibration().transform(s)
+    with pytest.raises(NotFittedError, match="not fitted"):  # scikit-learn's convention
+        LinearCalibration().transform(s)
+    one = LinearCalibration().fit(s, np.arange(6) % 2 == 0)  # (not separable)
+    with pytest.raises(ValueError, match="^scores contains infinity$"):  # was passed through
+        one.transform(np.r_[s, np.inf])
+    with pytest.raises(ValueError, match="calibrated scores overflow float64"):
+        LinearCalibration._from_fitted([1e308], 0.0).transform(np.r_[s, 1.7e308])
     with pytest.raises(ValueError, match=r"^C must be a finite number > 0; got 0$"):
         LinearCalibration(C=0).fit(s, s > 2)
     with pytest.raises(TypeError, match=r"^y must hold booleans or 0/1 \(1 = target trial\); "

@@ -51,14 +51,17 @@ def calibrate(scores, output, dev, key, prior, save, load):
         raise click.UsageError("nothing to do: give SCORES -o OUTPUT and/or --save CALIBRATION")
     check_outputs({"-o/--output": output, "--save": save},
                   {"SCORES": scores, "--train": dev, "--key": key, "--load": load})
-    if output is not None and save is not None and output == save:
+    from ..io.atomic import same_destination
+
+    if output is not None and save is not None and same_destination(output, save):
         raise click.UsageError("-o/--output and --save must be different files")
     if dev is not None:
         _, values, labels = cio.labelled_scores(dev, key)
         model = cio.train_calibration(dev, key, prior=prior)
         tar, non = values[labels], values[~labels]
         llr = model.transform(values)
-        click.echo(f"calibration: llr = {model.coef_[0]:.6g} * score + {model.intercept_:.6g} "
+        sign = "-" if model.intercept_ < 0 else "+"
+        click.echo(f"calibration: llr = {model.coef_[0]:.6g} * score {sign} {abs(model.intercept_):.6g} "
                    f"(prior {prior:g}; {tar.size} target and {non.size} non-target trials of "
                    f"{dev}); Cllr {metrics.cllr(tar, non):.4f} -> "
                    f"{metrics.cllr(llr[labels], llr[~labels]):.4f} (min Cllr "

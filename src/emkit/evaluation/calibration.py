@@ -177,14 +177,22 @@ class LinearCalibration(TransformerMixin, BaseEstimator):
         """Calibrated LLRs.  One system: any shape in, same shape out (e.g. an (M, P) score
         matrix); several systems: (n_trials, n_systems) in, (n_trials,) out."""
         if not hasattr(self, "coef_"):
-            raise AttributeError("this LinearCalibration is not fitted yet: call fit(scores, y) first")
+            from sklearn.exceptions import NotFittedError  # (an AttributeError too)
+
+            raise NotFittedError("this LinearCalibration is not fitted yet: call fit(scores, y) first")
         if self.n_features_in_ == 1:
             s = _real_array(scores, "scores")
-            if np.isnan(s).any():
-                raise ValueError("scores contains NaN")
-            return s * self.coef_[0] + self.intercept_
-        X = self._scores(scores, n_systems=self.n_features_in_)
-        return X @ self.coef_ + self.intercept_
+            if not np.isfinite(s).all():
+                raise ValueError(f"scores contains {'NaN' if np.isnan(s).any() else 'infinity'}")
+            with np.errstate(over="ignore"):
+                llr = s * self.coef_[0] + self.intercept_
+        else:
+            with np.errstate(over="ignore"):
+                llr = self._scores(scores, n_systems=self.n_features_in_) @ self.coef_ + self.intercept_
+        if not np.isfinite(llr).all():
+            raise ValueError("the calibrated scores overflow float64 (|coef * score + intercept| above "
+                             f"1.8e308): coef {self.coef_.tolist()}, scores up to {float(np.max(np.abs(scores))):.3g}")
+        return llr
 
     def fit_transform(self, scores, y):
         """``fit(scores, y)``, then the calibrated LLRs of ``scores`` (see :meth:`transform`)."""

@@ -67,6 +67,15 @@ def _file_identity(path):
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
+def same_destination(a, b) -> bool:
+    """True when writing paths ``a`` and ``b`` would write one file: the same path once links and
+    ``..`` are resolved (whether or not it exists yet), or the same existing file (hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    identity = _file_identity(a)
+    return identity is not None and identity == _file_identity(b)
+
+
 def overwritten_input(outputs, inputs):
     """The first ``(output label, output path, input label, input path)`` where an output is an
     existing input file (the same file: symbolic and hard links, relative paths included), or
