@@ -21,7 +21,7 @@ from ._fitted import FittedArray, set_fitted
 from ._labels import encode_labels
 from ._validation import check_frames
 from .io._registry import register
-from .whitening import check_projection, inverse_cholesky_factor
+from .whitening import apply_projection, check_projection, inverse_cholesky_factor
 
 __all__ = ["WCCN"]
 
@@ -111,8 +111,7 @@ class WCCN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "weights")
         X = check_frames(X, "X", n_features=self.n_features_in_, ensure_2d=True,
                          owner=type(self).__name__)
-        X = np.asarray(X, dtype=np.float64)
-        return ((X - self.input_subtract) / self.input_divide) @ self.weights
+        return apply_projection(np.asarray(X, dtype=np.float64), self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

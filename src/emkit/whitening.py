@@ -95,6 +95,19 @@ def check_projection(weights, input_subtract, input_divide, *, square: bool):
     return weights, subtract, divide
 
 
+def apply_projection(X: np.ndarray, transform) -> np.ndarray:
+    """``((X - input_subtract) / input_divide) @ weights`` of a fitted ``transform``; a result that
+    overflows float64 (a model file's weights far out of scale, say) is refused, not returned."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = ((X - transform.input_subtract) / transform.input_divide) @ transform.weights
+    if not np.isfinite(out).all():
+        raise ValueError(f"{type(transform).__name__}.transform overflows float64 on X (|X| up to "
+                         f"{float(np.max(np.abs(X))):.3g}, |weights| up to "
+                         f"{float(np.max(np.abs(transform.weights))):.3g}, input_divide "
+                         f"{float(transform.input_divide):.3g})")
+    return out
+
+
 class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Whitening transform ``x -> (x - mu) @ W`` with ``W W' = Cov^-1`` (W lower triangular).
 
@@ -153,8 +166,7 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             X = np.asarray(X)
         one_sample = X.ndim == 1  # the reference returned (D,) for one 1-D sample
         X = check_frames(X, "X", n_features=self.n_features_in_, owner=type(self).__name__)
-        X = np.asarray(X, dtype=np.float64)
-        out = ((X - self.input_subtract) / self.input_divide) @ self.weights
+        out = apply_projection(np.asarray(X, dtype=np.float64), self)
         return out[0] if one_sample else out
 
 

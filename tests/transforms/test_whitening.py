@@ -93,6 +93,17 @@ def test_pinv_of_tiny_or_huge_data_is_finite_and_matches_the_factorisation(scale
     np.testing.assert_allclose(with_pinv.transform(X), without.transform(X), atol=atol)
 
 
+def test_a_transform_that_overflows_is_refused():
+    # a model file's weights out of scale gave inf, then scores of 0.0 after length normalisation
+    from emkit import WCCN
+
+    X = FIX["white_a_X"]
+    for model in (Whitening._from_fitted(np.eye(X.shape[1]) * 1e300, 0.0, 1e-300),
+                  WCCN._from_fitted(np.eye(X.shape[1]) * 1e300, 0.0, 1e-10)):
+        with pytest.raises(ValueError, match=rf"^{type(model).__name__}.transform overflows float64 on X"):
+            model.transform(X)
+
+
 def test_empty_training_data_names_x_and_the_estimator():
     with pytest.raises(ValueError, match=re.escape("X has 0 sample(s) (shape=(0, 3)): Whitening needs at least 1")):
         Whitening().fit(np.empty((0, 3)))
