@@ -17,6 +17,7 @@ in the demo's table layout).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -88,7 +89,8 @@ title = "emkit demo: Japanese Vowels (seed {seed})"
 def export_demo(directory, config: DemoConfig | None = None, seed: int = 0,
                 work_dir: str = "work") -> list:
     """Write the demo's data, lists and recipe into ``directory`` (created if needed; files in it
-    are replaced).  Returns the paths written."""
+    are replaced, but a recipe or list that differs from the demo's, one the user edited, is
+    not: FileExistsError).  Returns the paths written."""
     from .datasets import load_japanese_vowels
     from .io.atomic import atomic_write
     from .io.atomic import atomic_path
@@ -99,12 +101,6 @@ def export_demo(directory, config: DemoConfig | None = None, seed: int = 0,
         d.mkdir(parents=True, exist_ok=True)
     jv = load_japanese_vowels()
     train, probes = jv.indices(session=0), jv.indices(session=1)
-    written = []
-    for name, indices in (("train", train), ("probes", probes)):
-        path = out / "data" / f"{name}.npz"
-        with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
-            np.savez(f, **{jv.utterance_ids[i]: jv.utterances[i] for i in indices})
-        written.append(path)
     speakers = np.unique(jv.speaker_ids[train])
     texts = {
         "data/utt2spk": "".join(f"{jv.utterance_ids[i]} spk{jv.speaker_ids[i]}\n" for i in train),
@@ -117,11 +113,48 @@ def export_demo(directory, config: DemoConfig | None = None, seed: int = 0,
             for s in speakers for i in probes),
         "recipe.toml": text,
     }
+    edited = _edited_since_export(out, texts)
+    if edited:
+        raise FileExistsError(f"{out / edited[0]} exists and differs from the demo's (edited?): refusing "
+                              f"to replace it; run it with 'emkit run {out / 'recipe.toml'}', or remove it "
+                              "(or choose another folder) for the demo's")
+    written = []
+    for name, indices in (("train", train), ("probes", probes)):
+        path = out / "data" / f"{name}.npz"
+        with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **{jv.utterance_ids[i]: jv.utterances[i] for i in indices})
+        written.append(path)
     for name, content in texts.items():
         with atomic_write(out / name) as f:
             f.write(content)
         written.append(out / name)
+    with atomic_write(out / _EXPORTED) as f:
+        json.dump({name: _digest(content.encode()) for name, content in texts.items()}, f)
     return written
+
+
+#: What the last export wrote (digests of its text files): a file that differs is one the user edited.
+_EXPORTED = ".emkit-demo-export.json"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _edited_since_export(out: Path, texts: dict) -> list:
+    """The text files of ``out`` that differ from both what the demo writes now and what its last
+    export wrote there (a demo with other options may replace its own files, not the user's)."""
+    try:
+        exported = json.loads((out / _EXPORTED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        exported = {}
+    edited = []
+    for name, content in texts.items():
+        if (out / name).is_file():
+            digest = _digest((out / name).read_bytes())
+            if digest != _digest(content.encode()) and digest != exported.get(name):
+                edited.append(name)
+    return edited
 
 
 def recipe_rows(results_json) -> list:

@@ -57,6 +57,25 @@ def test_export_option_writes_the_example_recipe_and_its_data(tmp_path):
     assert not (tmp_path / "y").exists()
 
 
+def test_export_keeps_a_recipe_the_user_edited(tmp_path):
+    # the recipe is there to be edited: exporting again replaced the edits without a word
+    runner = CliRunner()
+    out = tmp_path / "x"
+    assert runner.invoke(cli, ["demo", "--export", str(out)]).exit_code == 0
+    again = runner.invoke(cli, ["demo", "--export", str(out), "--gaussians", "8"])  # its own file
+    assert again.exit_code == 0, again.output
+    assert "gaussians = 8" in (out / "recipe.toml").read_text()
+    edited = (out / "recipe.toml").read_text().replace("gaussians = 8", "gaussians = 16") + "# mine\n"
+    (out / "recipe.toml").write_text(edited)
+    result = runner.invoke(cli, ["demo", "--export", str(out)])
+    assert result.exit_code == 1 and "recipe.toml exists and differs from the demo's (edited?)" in result.output
+    assert f"emkit run {out / 'recipe.toml'}" in result.output
+    assert (out / "recipe.toml").read_text() == edited
+    (out / "recipe.toml").unlink()
+    assert runner.invoke(cli, ["demo", "--export", str(out)]).exit_code == 0
+    assert (out / "recipe.toml").read_text() == EXAMPLE.read_text()
+
+
 def test_recipe_refuses_a_config_it_cannot_express():
     with pytest.raises(ValueError, match="plda_model"):
         recipe_text(DemoConfig(plda_model="simple"))

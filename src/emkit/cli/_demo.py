@@ -23,7 +23,8 @@ from ._app import cli, progress_option
                    "session: scripts/select_demo_hyperparameters.py).")
 @click.option("--export", type=click.Path(file_okay=False), default=None,
               help="Only write the recipe (recipe.toml) and its data (data/, lists/) into this "
-                   "folder, to run later with 'emkit run DIR/recipe.toml'; nothing is trained.")
+                   "folder, to run later with 'emkit run DIR/recipe.toml'; nothing is trained. A "
+                   "recipe or list edited there since is not replaced (the command refuses).")
 @click.option("--gselect", type=click.IntRange(min=1), default=None, metavar="K",
               help="Gaussian selection in the statistics of every system: only the K best "
                    "Gaussians of each frame get posteriors (Kaldi's gselect; at most --gaussians). "
