@@ -166,12 +166,14 @@ class PLDA(BaseEstimator):
         if self.init_method not in self.INIT_METHODS:
             raise ValueError(f"init_method must be one of {self.INIT_METHODS}; got {self.init_method!r}")
         check_positive_int(self.max_iterations, "max_iterations", minimum=0)
+        if self.block_size is not None:
+            check_positive_int(self.block_size, "block_size")
         if self.convergence_threshold is not None and not self.convergence_threshold >= 0:
             raise ValueError("convergence_threshold must be >= 0 or None; "
                              f"got {self.convergence_threshold!r}")
         threshold = self.variance_threshold
-        if not (isinstance(threshold, (int, float, np.floating)) and threshold >= 0):
-            raise ValueError(f"variance_threshold must be a float >= 0; got {self.variance_threshold!r}")
+        if not (isinstance(threshold, (int, float, np.floating)) and 0 <= threshold < np.inf):
+            raise ValueError(f"variance_threshold must be a finite float >= 0; got {self.variance_threshold!r}")
         dim_f = dim_g = None
         if self.model != "two-covariance":
             dim_f = min(n_features, n_classes - 1) if self.dim_f is None else self.dim_f
@@ -220,8 +222,8 @@ class PLDA(BaseEstimator):
         return tags
 
     def _check_fitted(self):
-        if not self.__sklearn_is_fitted__():
-            raise AttributeError(f"this {type(self).__name__} is not fitted yet: call fit(X, y) first")
+        if not self.__sklearn_is_fitted__():  # (NotFittedError is an AttributeError too)
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(X, y) first")
 
     # --- training -----------------------------------------------------------------------------
 
@@ -245,6 +247,8 @@ class PLDA(BaseEstimator):
         check_within_class_samples(N, len(classes), D)
         stats = class_statistics(X, codes, len(classes))
         scale = float(np.trace(stats.scatter)) / (N * D)  # the mean variance of a feature
+        if not scale > 0:
+            raise ValueError("X is constant (every row the same): PLDA has no variance to model")
         floor = float(self.variance_threshold) * (scale if scale > 0 else 1.0)
         state: dict = {}
 

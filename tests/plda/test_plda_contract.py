@@ -80,6 +80,25 @@ def test_unfitted_and_absent_parameters():
     with pytest.raises(NotFittedError, match="not fitted"):
         plda.F_
     assert not hasattr(plda, "G_") and not hasattr(plda, "mean_")
+    for use in (lambda: plda.between_covariance_, lambda: plda.log_likelihood_ratio(np.zeros((1, 3)), np.zeros((1, 3))),
+                lambda: plda.log_likelihood(np.zeros((4, 3)), [0, 0, 1, 1])):
+        with pytest.raises(NotFittedError, match="not fitted yet"):  # was a plain AttributeError
+            use()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(variance_threshold=np.inf), "variance_threshold must be a finite float >= 0; got inf"),
+    (dict(block_size=0), "block_size must be an integer >= 1"),  # was refused only when scoring
+])
+def test_hyper_parameters_refused_by_fit(data, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PLDA(**kwargs).fit(*data)
+
+
+def test_constant_data_is_refused_not_modelled_as_noise(data):
+    # a model with F = 0 and sigma = 1e-8 I was trained, and scored every trial 0
+    with pytest.raises(ValueError, match=r"X is constant \(every row the same\)"):
+        PLDA(max_iterations=5).fit(np.ones((24, 3)), np.arange(24) % 4)
 
 
 @pytest.mark.parametrize("model", ["two-covariance", "simplified", "full"])
