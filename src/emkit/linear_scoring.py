@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _config
-from ._validation import check_finite
+from ._validation import check_bool, check_finite
 from .gmm import GMMMachine
 from .stats import GMMStats, as_stats_sequence
 
@@ -22,7 +22,11 @@ def _models_array(models_means) -> np.ndarray:
             raise ValueError("models_means is empty: expected at least one model")
         if isinstance(models_means[0], GMMMachine):
             models_means = [m.means for m in models_means]
-    means = np.asarray(models_means, dtype=np.float64)
+    try:
+        means = np.asarray(models_means, dtype=np.float64)
+    except (TypeError, ValueError):  # ragged, or not numbers
+        raise ValueError("models_means must be GMMMachines or (n_gaussians, n_features) arrays of numbers, "
+                         "all of one shape") from None
     if means.ndim < 2 or means.ndim > 3:
         raise ValueError(
             "models_means must be of shape `(n_models, n_gaussians, n_features)` (or one "
@@ -64,6 +68,9 @@ def linear_scoring(models_means, ubm: GMMMachine, test_stats, test_channel_offse
     test_channel_offsets : scalar, (C, D), (P, C, D) or (P, C*D) array
     frame_length_normalization : bool
     """
+    if not isinstance(ubm, GMMMachine):
+        raise TypeError(f"ubm must be a GMMMachine; got {type(ubm).__name__}")
+    check_bool(frame_length_normalization, "frame_length_normalization")  # ('no' read as True)
     models = _models_array(models_means)
     if ubm.trainer == "map" and ubm.ubm is not None:
         ubm = ubm.ubm

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_stacked_statistics
+from ._validation import check_positive_int, check_stacked_statistics
 from .io._registry import register
 
 logger = logging.getLogger(__name__)
@@ -34,23 +34,23 @@ class GMMStats:
     sum_pxx : ndarray (C, D)
         ``sum_t P(c | x_t) x_t**2`` (element-wise square).
 
-    Statistics made by ``GMMMachine.acc_stats``/``e_step`` also keep, privately, the same moments
-    about a shift ``s`` (the mean of the machine's means): ``sum_t P(c | x_t) (x_t - s)`` and
-    ``sum_t P(c | x_t) (x_t - s)**2``.  The public raw sums are always derived from them, and the
-    M-step uses them, so variances of data far from the origin keep their precision (the raw
-    ``E[x^2] - E[x]^2`` loses it all at offsets of about 1e8 from the origin).  Any change of the
-    public fields (assignment or in-place) makes the statistics plain raw sums again.
+    Statistics made by ``GMMMachine.acc_stats``/``e_step`` also keep, privately, the moments about
+    a shift ``s`` (the mean of the means), ``sum_t P(c | x_t) (x_t - s)`` and of its square: the raw
+    sums are derived from them and the M-step uses them, so variances of data far from the origin
+    keep their precision (the raw ``E[x^2] - E[x]^2`` loses all of it 1e8 from the origin).  Any
+    change of the public fields (assignment or in-place) makes the statistics plain raw sums again.
     """
 
     def __init__(self, n_gaussians: int, n_features: int, like=None):
+        check_positive_int(n_gaussians, "n_gaussians", minimum=0)
+        check_positive_int(n_features, "n_features", minimum=0)
         self.n_gaussians = n_gaussians
         self.n_features = n_features
         self.log_likelihood = 0
         self.t = 0
         kw = {} if like is None else {"like": like}
-        self.n = np.zeros((n_gaussians,), dtype=float, **kw)
-        self.sum_px = np.zeros((n_gaussians, n_features), dtype=float, **kw)
-        self.sum_pxx = np.zeros((n_gaussians, n_features), dtype=float, **kw)
+        shapes = ((n_gaussians,), (n_gaussians, n_features), (n_gaussians, n_features))
+        self.n, self.sum_px, self.sum_pxx = (np.zeros(shape, dtype=float, **kw) for shape in shapes)
 
     # -- fields -----------------------------------------------------------------------------
     def init_fields(self, log_likelihood=0.0, t=0, n=None, sum_px=None, sum_pxx=None):

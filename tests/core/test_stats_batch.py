@@ -119,3 +119,12 @@ def test_map_adapt_from_statistics_equals_one_map_iteration(sessions):
     assert np.abs(by_fit.means - by_stats.means).max() <= 1e-12 * np.abs(by_fit.means).max()
     with pytest.raises(ValueError, match="adapt needs a MAP machine"):
         GMMMachine(4).adapt(stats)
+
+
+@pytest.mark.parametrize("args, error, message", [
+    ((-1, 3), ValueError, "n_gaussians must be an integer >= 0; got -1"),
+    ((2, 2.5), TypeError, "n_features must be an integer >= 0; got float: 2.5"),
+])
+def test_gmmstats_sizes_are_checked(args, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        GMMStats(*args)

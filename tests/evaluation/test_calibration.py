@@ -129,6 +129,10 @@ def test_bad_input():
         LinearCalibration._from_fitted([1e308], 0.0).transform(np.r_[s, 1.7e308])
     with pytest.raises(ValueError, match=r"^C must be a finite number > 0; got 0$"):
         LinearCalibration(C=0).fit(s, s > 2)
+    with pytest.raises(ValueError, match=r"^max_iter must be an integer >= 1; got 0$"):  # was untrained
+        LinearCalibration(max_iter=0).fit(s, s > 2)
+    with pytest.raises(TypeError, match=r"^max_iter must be an integer >= 1; got NoneType"):
+        LinearCalibration(max_iter=None).fit(s, s > 2)
     with pytest.raises(TypeError, match=r"^y must hold booleans or 0/1 \(1 = target trial\); "
                                         r"got dtype <U"):
         LinearCalibration().fit(s, ["target", "nontarget"] * 3)

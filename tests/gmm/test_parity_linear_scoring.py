@@ -208,6 +208,20 @@ def test_non_finite_arguments_and_frame_counts_are_refused():
             linear_scoring(models, ubm, p, frame_length_normalization=True)
 
 
+def test_arguments_of_the_wrong_kind_name_themselves():
+    # they raised AttributeError ('NoneType' has no 'trainer'), numpy's "inhomogeneous shape", or
+    # read the string 'no' as True
+    name = "blobs"
+    ubm, probes = _ubm(name), _probes(name)
+    models = np.array(REF[f"{name}__models"], dtype=np.float64)
+    with pytest.raises(TypeError, match="^ubm must be a GMMMachine; got NoneType$"):
+        linear_scoring(models, None, probes)
+    with pytest.raises(TypeError, match="^frame_length_normalization must be True or False; got str: 'no'$"):
+        linear_scoring(models, ubm, probes, frame_length_normalization="no")
+    with pytest.raises(ValueError, match="^models_means must be GMMMachines or .* all of one shape$"):
+        linear_scoring([models[0], models[0][:1]], ubm, probes)
+
+
 def test_a_ubm_with_a_zero_variance_is_refused():
     name = "blobs"
     ubm, probes = _ubm(name), _probes(name)

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from .._validation import check_positive_int
 from .metrics import check_labels, cllr, min_cllr
 
 __all__ = ["LinearCalibration", "cllr", "min_cllr", "trial_labels"]
@@ -137,6 +138,7 @@ class LinearCalibration(TransformerMixin, BaseEstimator):
         if isinstance(self.C, bool) or not (isinstance(self.C, numbers.Real)
                                             and 0.0 < self.C < np.inf):
             raise ValueError(f"C must be a finite number > 0; got {self.C!r}")
+        check_positive_int(self.max_iter, "max_iter")
         X = self._scores(scores)
         y = check_labels(y, X.shape[0], "y")
         n_tar, n_non = int(y.sum()), int((~y).sum())
