@@ -74,27 +74,42 @@ def _assert_interrupted(proc_returncode, stderr, out_dir):
     assert not [n for n in os.listdir(out_dir) if n.endswith(".h5") or ".emkit-" in n]
 
 
-def test_ctrl_c_during_training(tmp_path):
+def _signal_during_training(tmp_path, sig, *more):
+    """Exit status and stderr of ``emkit train-ubm`` sent ``sig`` once EM has started."""
     feats = tmp_path / "feats.npy"
     np.save(feats, np.random.default_rng(0).normal(size=(4000, 12)))
     code = ("import sys; from emkit.cli import main; main(sys.argv[1:])")
     with subprocess.Popen([sys.executable, "-c", code, "-v", "train-ubm", str(feats), "-n", "8",
                            "--iterations", "100000", "--threshold", "0", "--no-progress",
-                           "-o", str(tmp_path / "ubm.h5")],
+                           "-o", str(tmp_path / "ubm.h5"), *map(str, more)],
                           stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
         try:
             seen = ""
-            while "GMM ML: iteration" not in seen:  # EM has started (k-means is done)
+            while "GMM ML: iteration 2" not in seen:  # EM has started (k-means is done)
                 line = proc.stderr.readline()
                 assert line, seen
                 seen += line
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             _, rest = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    _assert_interrupted(proc.returncode, seen + rest, tmp_path)
+    return proc.returncode, seen + rest
+
+
+def test_ctrl_c_during_training(tmp_path):
+    _assert_interrupted(*_signal_during_training(tmp_path, signal.SIGINT), tmp_path)
+
+
+def test_sigterm_stops_training_as_ctrl_c_does_and_the_checkpoint_resumes(tmp_path):
+    # batch schedulers (SLURM, SGE) send SIGTERM: it killed the process, leaving temporary files
+    status, stderr = _signal_during_training(tmp_path, signal.SIGTERM, "--checkpoint", tmp_path / "ck.h5")
+    assert status == 143, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "emkit: terminated", stderr
+    assert sorted(os.listdir(tmp_path)) == ["ck.h5", "ck.kmeans.h5", "feats.npy"]  # no temporary file
+    status, stderr = _signal_during_training(tmp_path, signal.SIGTERM, "--checkpoint", tmp_path / "ck.h5")
+    assert status == 143 and "resuming from checkpoint" in stderr, stderr
 
 
 # A meta-path hook that sends SIGINT to the process when a given module starts importing: a

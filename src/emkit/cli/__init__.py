@@ -3,7 +3,8 @@
 Commands: ``demo`` (the whole experiment on embedded data), ``features`` (MFCC/filterbanks
 from audio), ``train-ubm``, ``train-isv``, ``train-jfa``, ``train-ivector``, ``enroll``,
 ``score``, ``calibrate``, ``evaluate`` and ``run`` (a whole experiment from a TOML recipe).  Exit status: 0 success,
-1 runtime failure, 2 usage error, 130 interrupted (Ctrl-C); errors are one line on stderr.
+1 runtime failure, 2 usage error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); errors are
+one line on stderr.
 """
 
 import os as _os

@@ -19,6 +19,25 @@ from .. import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's convention for Ctrl-C
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: a batch scheduler's (SLURM, SGE) kill
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it stops as Ctrl-C does: temporary files
+    removed, dask workers closed, one line on stderr."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def _stopped(exc, prog_name=None, newline: bool = True):
+    """Exit after Ctrl-C (130) or SIGTERM (143), saying which (after the ``^C`` a terminal shows:
+    ``newline``)."""
+    terminated = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
+    click.echo(f"{chr(10) if newline else ''}{prog_name or 'emkit'}: "
+               f"{'terminated' if terminated else 'interrupted'}", err=True)
+    sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 HELP = """\
 emkit: GMM-UBM, ISV, JFA and i-vector speaker verification.
@@ -61,6 +80,7 @@ Exit status:
      does not exist (as an argument or in --feature-list), an output path
      that is also an input
   130 interrupted (Ctrl-C)
+  143 terminated (SIGTERM, as batch schedulers send)
 Errors are reported as one line on stderr; no partial output file is left.
 
 Run "emkit demo" for a complete experiment on embedded data (a recipe: see
@@ -124,13 +144,11 @@ class EmkitGroup(click.Group):
             sys.exit(exc.exit_code)
         except click.Abort as exc:
             if isinstance(exc.__cause__, KeyboardInterrupt):  # click's wrapping of Ctrl-C
-                click.echo(f"{prog_name or 'emkit'}: interrupted", err=True)
-                sys.exit(EXIT_INTERRUPTED)
+                _stopped(exc, prog_name, newline=False)
             click.echo("emkit: aborted", err=True)
             sys.exit(EXIT_FAILURE)
-        except KeyboardInterrupt:
-            click.echo(f"\n{prog_name or 'emkit'}: interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            _stopped(exc, prog_name)
         except Exception as exc:  # any failure of the work itself
             if debug:
                 raise
@@ -181,18 +199,20 @@ def cli(ctx, verbose, debug):
 
 
 def main(args=None):
-    """Entry point of the ``emkit`` console script (Ctrl-C: status 130, no traceback)."""
+    """Entry point of the ``emkit`` console script (Ctrl-C: status 130, SIGTERM: 143, no
+    traceback, nothing half-written left)."""
     try:
-        if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):
-            with contextlib.suppress(ValueError):  # not the main thread: leave it alone
+        with contextlib.suppress(ValueError):  # not the main thread: leave the signals alone
+            if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):
                 signal.signal(signal.SIGINT, signal.default_int_handler)
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, _terminate)
         cli.main(args=args, prog_name="emkit")
-    except KeyboardInterrupt:  # outside click's own handling (e.g. while it exits)
-        sys.stderr.write("\nemkit: interrupted\n")
+    except KeyboardInterrupt as exc:  # outside click's own handling (e.g. while it exits)
         _exiting_after_interrupt()
-        sys.exit(EXIT_INTERRUPTED)
+        _stopped(exc)
     except SystemExit as exc:
-        if exc.code == EXIT_INTERRUPTED:
+        if exc.code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
             _exiting_after_interrupt()
         raise
 
@@ -202,6 +222,7 @@ def _exiting_after_interrupt():
     or kill the process (Python restores SIGINT's default action as it finalises)."""
     with contextlib.suppress(ValueError):  # not the main thread
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class lazy_module:  # noqa: N801  (used like a module)
