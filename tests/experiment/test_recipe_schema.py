@@ -268,3 +268,25 @@ def test_no_step_writes_over_an_input(project, old, new, key, output):
     one_line_error(result, 1, f"{key}:", "refusing to overwrite an input")
     assert (project / "work" / output).read_text() == "input"
     assert not (project / "work" / ".stamps").exists()
+
+
+def test_docs_recipes_lists_every_section_and_key_with_its_default():
+    # the recipe reference is written by hand: it must keep up with the schema
+    import dataclasses
+    from pathlib import Path
+
+    from emkit.audio import FeatureConfig, KaldiOptions
+    from emkit.recipe import _schema
+
+    text = (Path(__file__).parents[2] / "docs" / "recipes.md").read_text()
+    for section, spec in [("top", _schema.TOP), *_schema.SECTIONS.items(),
+                          *(("systems", s) for s in (_schema.COMMON_SYSTEM, *_schema.SYSTEM_KINDS.values()))]:
+        for key, (_, default) in spec.items():
+            assert f"`{key}`" in text, (section, key)
+            if default not in (None, ...) and not isinstance(default, list):
+                shown = f'"{default}"' if isinstance(default, str) else repr(default)
+                assert shown in text, (section, key, shown)
+    for kind in _schema.SYSTEM_KINDS:
+        assert f'`"{kind}"`' in text, kind
+    for field in [*dataclasses.fields(KaldiOptions), *dataclasses.fields(FeatureConfig)]:
+        assert field.name == "kaldi" or f"`{field.name}`" in text, field.name

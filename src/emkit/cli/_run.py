@@ -23,6 +23,12 @@ def run(recipe, force, progress):
     interrupted or edited recipe re-runs only what changed.  A recipe with an input
     file where a step writes is refused before anything runs.  The report (results
     table, DET plot, timings) goes to <work_dir>/report.md.
+
+    \b
+    Sections: [data.NAME], [features], [ubm], [systems.NAME], [conditions.NAME],
+    [norm], [calibration], [evaluation]; every key and its default are in
+    docs/recipes.md (examples/demo_recipe.toml and examples/espeak_recipe/ are
+    complete recipes; 'emkit demo --export DIR' writes one with its data).
     """
     import json
 

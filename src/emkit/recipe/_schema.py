@@ -1,6 +1,6 @@
 """Reading and validating a recipe file (TOML): every error names the recipe file and the key.
 
-Layout (see ``examples/espeak_recipe/recipe.toml``)::
+Layout (every key and default: ``docs/recipes.md``; an example: ``examples/espeak_recipe/recipe.toml``)::
 
     work_dir = "work"                  # outputs, stamps and the report (relative to the recipe)
     seed = 0
