@@ -28,7 +28,8 @@ def test_ubm_checkpoint_resumes_and_refuses_another_run(data, tmp_path):  # noqa
     other = run("train-ubm", d / "train.scp", "-n", 4, "--no-progress", "--checkpoint", ckpt,
                 "-o", tmp_path / "c.h5", ok=False)
     one_line_error(other, 1, "emkit train-ubm: error:", "belongs to another training run",
-                   "ubm.ckpt")
+                   "ubm.ckpt", "the options differ (", "-n/--gaussians", "pass another --checkpoint")
+    assert "n_gaussians" not in other.stderr and "k_means_trainer" not in other.stderr
     no_leftovers(tmp_path, "c.h5")
 
 
@@ -60,7 +61,13 @@ def test_isv_checkpoint(data, tmp_path):  # noqa: F811
                                   ISVMachine.from_hdf5(tmp_path / "plain.h5").U)
     one_line_error(run("train-isv", *train, "--rank-u", 3, "--checkpoint", tmp_path / "isv.ckpt",
                        "-o", tmp_path / "x.h5", ok=False), 1, "isv.ckpt",
-                   "belongs to another training run")
+                   "belongs to another training run", "the options differ (--rank-u)")
+    other_labels = tmp_path / "utt2spk"
+    other_labels.write_text("".join(f"{line.split()[0]} x{i % 3}\n" for i, line in
+                                    enumerate((d / "utt2spk").read_text().splitlines())))
+    one_line_error(run("train-isv", *train[:4], other_labels, *train[5:], "--rank-u", 2, "--checkpoint",
+                       tmp_path / "isv.ckpt", "-o", tmp_path / "x.h5", ok=False), 1,
+                   "the labels differ (--labels)")
 
 
 def test_train_option_usage_errors(data, tmp_path, monkeypatch):  # noqa: F811

@@ -154,6 +154,10 @@ class EmkitGroup(click.Group):
                 raise
             command = getattr(exc, "_emkit_command", None) or prog_name or "emkit"
             message = _one_line(exc)
+            if type(exc).__name__ == "CheckpointMismatchError":  # the options, not the parameters
+                from ._train_options import checkpoint_mismatch_message
+
+                message = _one_line(checkpoint_mismatch_message(exc))
             ours = type(exc).__module__.split(".")[0] == "emkit"  # SystemUnavailable ...
             if not (ours or isinstance(exc, (ValueError, OSError, ArithmeticError))) \
                     or not message:

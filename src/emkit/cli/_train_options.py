@@ -53,6 +53,32 @@ def train_options(state: str, note: str = ""):
     return decorate
 
 
+#: The estimators' parameters a checkpoint compares, as the train-* commands' options name them.
+OPTION_OF_PARAMETER = {
+    "n_gaussians": "-n/--gaussians", "n_clusters": "-n/--gaussians", "max_fitting_steps": "--iterations",
+    "em_iterations": "--iterations", "max_iterations": "--iterations", "max_iter": "--kmeans-iterations",
+    "k_means_trainer": "--kmeans-iterations", "initial Gaussians": "the k-means start",
+    "convergence_threshold": "--threshold", "random_state": "--seed", "compute_dtype": "--compute-dtype",
+    "r_U": "--rank-u", "r_V": "--rank-v", "dim_t": "--dim", "relevance_factor": "--relevance-factor",
+}
+
+
+def checkpoint_mismatch_message(exc) -> str:
+    """A CheckpointMismatchError's message in the command line's terms: options, FEATURES and
+    --labels, not parameters and ``X``/``y``."""
+    differences = []
+    for text in exc.differences:
+        if text.startswith("the parameters differ (") and text.endswith(")"):
+            names = text[len("the parameters differ ("):-1].split(", ")
+            shown = dict.fromkeys(OPTION_OF_PARAMETER.get(n, n) for n in names)  # once each, in order
+            text = f"the options differ ({', '.join(shown)})"
+        text = text.replace("the training data X differ", "the features differ (FEATURES, or the "
+                            "UBM and --gselect that make their statistics)")
+        differences.append(text.replace("the labels y differ", "the labels differ (--labels)"))
+    return (f"checkpoint {exc.path!r} belongs to another training run: {'; '.join(differences)}. "
+            "To start afresh, delete the file or pass another --checkpoint")
+
+
 def check_train_options(checkpoint, scheduler, workers, output) -> None:
     """Usage errors: --scheduler with --workers, a malformed address, checkpoint = output."""
     if scheduler is not None and workers is not None:
