@@ -365,6 +365,21 @@ def test_check_writable(tmp_path, monkeypatch):
                         lambda p, mode: str(p) != str(tmp_path) and real_access(p, mode))
     with pytest.raises(PermissionError, match="no write permission"):
         check_writable(tmp_path / "x.h5")
+    # where os.access says yes but no file can be made (root on /sys, a read-only file system):
+    # found before the work, not when its output is written
+    monkeypatch.setattr(os, "access", lambda p, mode: True)
+    (tmp_path / "ro").mkdir()
+    import tempfile
+
+    def refuse(*args, dir=None, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse)
+    with pytest.raises(PermissionError, match=r"cannot create a file in directory .*ro' \(Read-only file system\)"):
+        check_writable(tmp_path / "ro" / "x.h5")
+    monkeypatch.undo()
+    assert check_writable(tmp_path / "ro" / "x.h5") == tmp_path / "ro" / "x.h5"
+    assert os.listdir(tmp_path / "ro") == []  # the probe is gone
 
 
 def test_file_formats_live_under_io_and_emkit_features_re_exports_them():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,13 @@ def check_writable(path) -> Path:
                               f"{str(directory)!r}")
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {str(path)!r}: it is a directory")
+    try:  # os.access says yes to root everywhere: a file really made there tells (a read-only
+        # file system, /sys, a full quota), before hours of training rather than after
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".emkit-probe-"):
+            pass
+    except OSError as exc:
+        raise PermissionError(f"cannot write {str(path)!r}: cannot create a file in directory "
+                              f"{str(directory)!r} ({exc.strerror or type(exc).__name__})") from None
     return path
 
 
