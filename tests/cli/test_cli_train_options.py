@@ -33,6 +33,22 @@ def test_ubm_checkpoint_resumes_and_refuses_another_run(data, tmp_path):  # noqa
     no_leftovers(tmp_path, "c.h5")
 
 
+def test_the_kmeans_part_of_a_checkpoint_is_an_output_too(data, tmp_path):  # noqa: F811
+    # -o c5.kmeans.h5 with --checkpoint c5.h5 was accepted, and the next run failed on its own output
+    d = data
+    one_line_error(run("train-ubm", d / "train.scp", *UBM, "--checkpoint", tmp_path / "c5.h5",
+                       "-o", tmp_path / "c5.kmeans.h5", ok=False), 2,
+                   "is where --checkpoint keeps its k-means part")
+    feats = tmp_path / "pk.kmeans.npy"  # an input where the k-means part would be written
+    np.save(feats, np.random.default_rng(0).normal(size=(300, 3)))
+    before = feats.read_bytes()
+    one_line_error(run("train-ubm", feats, "-n", 2, "--checkpoint", tmp_path / "pk.npy",
+                       "-o", tmp_path / "u.h5", ok=False), 2, "--checkpoint (its k-means part)",
+                   "refusing to overwrite an input")
+    assert feats.read_bytes() == before
+    no_leftovers(tmp_path, "u.h5", "c5.h5")
+
+
 def test_ubm_checkpoint_with_nan_state_is_an_error_naming_it(data, tmp_path):  # noqa: F811
     import h5py
 

@@ -8,6 +8,7 @@ from click.core import ParameterSource
 
 from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths,
                    gselect_options, lazy_module, progress_option, seed_option)
+from ..io.atomic import same_destination
 from ._models import _load_ubm, em_outcome, plural
 from ._train_options import (check_ivector_counts, check_ivector_dims, check_train_options,
                              cluster, frames_for, kmeans_checkpoint, stats_for, train_options)
@@ -107,8 +108,12 @@ def train_ubm(features, feature_list, output, gaussians, iterations, threshold, 
     updates all three by maximum likelihood.
     """
     check_train_options(checkpoint, scheduler, workers, output)
+    side = kmeans_checkpoint(checkpoint)
+    if side is not None and same_destination(side, output):
+        raise click.UsageError(f"-o/--output {output!r} is where --checkpoint keeps its k-means part: "
+                               "choose another output or checkpoint")
     paths = feature_paths(features, feature_list)
-    check_outputs({"-o/--output": output, "--checkpoint": checkpoint},
+    check_outputs({"-o/--output": output, "--checkpoint": checkpoint, "--checkpoint (its k-means part)": side},
                   {"FEATURES": paths, "--feature-list": feature_list})
     data = _features(paths)
     frames = np.concatenate(list(data.values()))
