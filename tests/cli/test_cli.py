@@ -153,10 +153,11 @@ def test_wrong_feature_dimension(data):
 def test_unknown_model_and_probe(data):
     d = data
     run("enroll", d / "train.scp", "-m", d / "ubm.h5", "-e", d / "spk2utt", "-o", d / "map_u.h5")
-    (d / "t_unknown").write_text("spk1 spk1_s1_001 target\nspk9 spk1_s1_001 nontarget\n")
+    # named by its line in the file (comments and blank lines counted), not its rank among trials
+    (d / "t_unknown").write_text("# a comment\nspk1 spk1_s1_001 target\n\nspk9 spk1_s1_001 nontarget\n")
     result = run("score", *(d / p for p in PROBES), "--models", d / "map_u.h5",
                  "-t", d / "t_unknown", "-o", d / "s_unknown.txt", ok=False)
-    one_line_error(result, 1, "emkit score: error:", "trial 2 names model 'spk9'",
+    one_line_error(result, 1, "emkit score: error:", "t_unknown line 4: names model 'spk9'",
                    "not among the 4 models")
     (d / "t_probe").write_text("spk1 nobody target\n")
     result = run("score", *(d / p for p in PROBES), "--models", d / "map_u.h5", "-t", d / "t_probe",

@@ -96,12 +96,12 @@ def score(features, feature_list, models, trials, output, norm, cohort, top_n, p
     index = {m: i for i, m in enumerate(enrolled.model_ids)}
     for k, m in enumerate(trial_list.models):
         if m not in index:
-            raise fe.FeatureError(f"{trials}: trial {k + 1} names model {m!r}, which is not among "
+            raise fe.FeatureError(f"{trials} {trial_list.where(k)}: names model {m!r}, which is not among "
                                   f"the {plural(len(index), 'model')} of {models}")
     data = _features(paths, _ubm_dim(enrolled.machine))
     for k, p in enumerate(trial_list.probes):
         if p not in data:
-            raise fe.FeatureError(f"{trials}: trial {k + 1} names probe {p!r}, which is not in the "
+            raise fe.FeatureError(f"{trials} {trial_list.where(k)}: names probe {p!r}, which is not in the "
                                "features")
     cohort_lists = read_cohort(cohort, data) if cohort else None
     if cohort_lists:

@@ -102,9 +102,14 @@ class Trials:
     models: list
     probes: list
     labels: np.ndarray | None
+    lines: list | None = None  # the line of each trial in its file, when read from one
 
     def __len__(self) -> int:
         return len(self.models)
+
+    def where(self, k: int) -> str:
+        """Trial ``k`` for a message: its line in the file, else its position."""
+        return f"line {self.lines[k]}" if self.lines else f"trial {k + 1}"
 
 
 def _parse_label(text: str, where: str) -> bool:
@@ -131,10 +136,11 @@ def read_trials(path, *, require_labels: bool = False) -> Trials:
     (True: target), or None when the lines have no label column.
     """
     path = os.fspath(path)
-    models, probes, labels = [], [], []
+    models, probes, labels, lines = [], [], [], []
     n_columns = None
     seen = {}
     for number, fields in _rows(path, "trial list"):
+        lines.append(number)
         where = f"{path} line {number}"
         if len(fields) not in (2, 3) or (n_columns is not None and len(fields) != n_columns):
             expected = "2 or 3" if n_columns is None else str(n_columns)
@@ -150,7 +156,7 @@ def read_trials(path, *, require_labels: bool = False) -> Trials:
         raise FeatureError(f"{path}: the trial list is empty")
     if require_labels and n_columns != 3:
         raise FeatureError(f"{path}: trials need a third column 'target' or 'nontarget'")
-    return Trials(models, probes, np.array(labels, dtype=bool) if n_columns == 3 else None)
+    return Trials(models, probes, np.array(labels, dtype=bool) if n_columns == 3 else None, lines)
 
 
 def labels_from_key(scores_path, trials: Trials, key_path) -> np.ndarray:
