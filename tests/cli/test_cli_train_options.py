@@ -89,6 +89,8 @@ def test_isv_checkpoint(data, tmp_path):  # noqa: F811
 def test_train_option_usage_errors(data, tmp_path, monkeypatch):  # noqa: F811
     d = data
     base = ("train-ubm", d / "train.scp", *UBM, "-o", tmp_path / "x.h5")
+    one_line_error(run(*base, "-v", ok=False), 2, "No such option '-v'",
+                   "-v/--verbose and --debug go before the command")
     one_line_error(run(*base, "--workers", 2, "--scheduler", "tcp://h:8786", ok=False), 2,
                    "--scheduler and --workers are mutually exclusive")
     one_line_error(run(*base, "--workers", 0, ok=False), 2, "--workers")

@@ -135,8 +135,10 @@ class EmkitGroup(click.Group):
                 click.echo(exc.ctx.get_help())  # "emkit" alone: the help, as click does
                 sys.exit(EXIT_USAGE)
             where = exc.ctx.command_path if exc.ctx is not None else (prog_name or "emkit")
-            click.echo(f"{where}: usage error: {_one_line(exc.format_message())} "
-                       f"(see '{where} --help')", err=True)
+            message = _one_line(exc.format_message())
+            if re.search(r"No such option:? '?(-v|--verbose|--debug)\b", message):
+                message += " (-v/--verbose and --debug go before the command: 'emkit -v train-ubm ...')"
+            click.echo(f"{where}: usage error: {message} (see '{where} --help')", err=True)
             sys.exit(EXIT_USAGE)
         except click.ClickException as exc:
             message = _one_line(exc.format_message())
