@@ -78,7 +78,8 @@ def run_em(e_step: Callable[[], object], m_step: Callable[[object], float], *,
             if not math.isfinite(value):
                 raise FloatingPointError(
                     f"{name}: the {quantity} became {value} at iteration {step}; "
-                    "check the input for NaN/inf values or degenerate (zero-variance) clusters"
+                    "the input's distances may overflow when squared (|x| above about 1e154: rescale "
+                    "it), or clusters are degenerate (zero variance)"
                 )
             history.append(value)
             logger.info("%s: iteration %d, %s = %.10g", name, step, quantity, value)

@@ -78,6 +78,7 @@ def kmeans_chunk_stats(X, coef: kk.CentroidCoefficients, block_rows: int, square
     dev = _device_infer.device()
     if dev is not None and X.shape[0]:
         return _device_infer.kmeans_chunk(X, coef, squares, dev)
-    r = kk.lloyd_statistics(X, coef, block_rows, squares=squares, n_far=coef.n_clusters)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowing squares: refused by the callers
+        r = kk.lloyd_statistics(X, coef, block_rows, squares=squares, n_far=coef.n_clusters)
     return KMeansStats(r["counts"], r["sums"], r["sum_min_dist"], X.shape[0], r["sq_sums"],
                        r["far_points"], r["far_dists"], coef)

@@ -360,7 +360,11 @@ class KMeansMachine(BaseEstimator):
             stats = _device_fit.kmeans_statistics(frames, self._coefficients(), squares=True)
         counts = stats.counts
         weights = counts / counts.sum()
-        variances = stats.variances()
+        with np.errstate(over="ignore", invalid="ignore"):
+            variances = stats.variances()
+        if not np.isfinite(variances).all():  # (NaN: inf - inf)
+            raise ValueError("data: the squared deviations from the centroids overflow float64 "
+                             "(|x - centroid| above about 1e154): rescale the data")
         empty = counts == 0
         if empty.any():
             variances[empty] = stats.total_variance()

@@ -100,6 +100,11 @@ def test_variances_and_weights_for_each_cluster():
         members = X[labels == k]
         assert_parity(variances[k], members.var(0), tol=1e-9)
         np.testing.assert_allclose(weights[k], len(members) / len(X))
+    # deviations whose squares overflow gave NaN variances
+    huge = KMeansMachine(2)
+    huge.centroids_ = np.zeros((2, X.shape[1]))
+    with pytest.raises(ValueError, match=r"squared deviations from the centroids overflow float64"):
+        huge.get_variances_and_weights_for_each_cluster(X * 1e300)
 
 
 def test_equality_and_similarity():
