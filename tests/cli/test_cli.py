@@ -107,7 +107,7 @@ def test_isv_jfa_ivector_commands(data):
     assert "and whitening from 120 utterances" in out.stdout
     bad = run("enroll", d / "train.scp", "-m", d / "iv_unsup.h5", "-e", d / "spk2utt",
               "--backend", "plda", "-o", d / "nope.h5", ok=False)
-    one_line_error(bad, 1, "has no PLDA")
+    one_line_error(bad, 2, "--backend plda does not apply", "iv_unsup.h5", "without PLDA")
     no_leftovers(d, "nope.h5")
 
 

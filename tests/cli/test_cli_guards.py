@@ -194,12 +194,13 @@ def test_messages_read_as_english(machines, tmp_path):
     out = run("score", *(d / p for p in PROBES), "--models", tmp_path / "one.h5",
               "-t", tmp_path / "t1", "-o", tmp_path / "s1.txt")
     assert "1 trial (1 model x 1 probe) ->" in out.stdout
-    # an emkit exception is reported by its message, not by its Python class name
+    # an option that does not apply to the machine given is a usage error naming the file
     run("train-ivector", d / "train.scp", "--ubm", d / "ubm.h5", "--dim", 2, "--iterations", 1,
         "-o", tmp_path / "iv.h5")
     result = run("enroll", d / "train.scp", "-m", tmp_path / "iv.h5", "-e", d / "spk2utt",
                  "--backend", "plda", "-o", tmp_path / "m.h5", ok=False)
-    one_line_error(result, 1, "emkit enroll: error: the i-vector system has no PLDA")
+    one_line_error(result, 2, "emkit enroll: usage error: --backend plda does not apply:", "iv.h5",
+                   "an i-vector system without PLDA")
     assert "SystemUnavailable" not in result.stderr
 
 

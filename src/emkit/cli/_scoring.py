@@ -50,6 +50,9 @@ def enroll(features, feature_list, machine, enroll_list, output, relevance_facto
     if _explicit("backend") and kind != "IVectorBackend":
         raise click.UsageError(f"--backend does not apply: it is for i-vector systems, and "
                                f"{machine} holds {holds}")
+    if backend == "plda" and kind == "IVectorBackend" and loaded.plda is None:
+        raise click.UsageError(f"--backend plda does not apply: {machine} holds an i-vector system "
+                               "without PLDA (train-ivector with --labels and --plda)")
     lists = fe.read_id_lists(enroll_list)
     data = _features(paths, _ubm_dim(loaded))
     for model, utterances in lists.items():
