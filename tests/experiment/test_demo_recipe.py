@@ -100,3 +100,28 @@ def test_ivector_lda_and_plda_dims_of_a_recipe_train_that_system_only(tmp_path):
     system = load_machine(path)
     assert system.lda.weights.shape == (6, 5)  # SMALL: dim 6
     assert system.plda.model == "simplified" and system.plda.F_.shape == (5, 3)
+
+
+def test_convergence_warnings_of_a_recipe_advise_its_keys():
+    # they advised the estimators' parameters (k_means_trainer=KMeansMachine(...), max_iter)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from emkit.recipe._steps import convergence_advice
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with convergence_advice("systems.isv.iterations"):
+            warnings.warn("k-means did not converge in 20 iterations (relative change above 1e-05); raise "
+                          "max_iter or convergence_threshold (GMMMachine's k-means start: ...)",
+                          ConvergenceWarning)
+            warnings.warn("ISV did not converge in 10 iterations (relative change above 1e-05); raise the "
+                          "maximum number of iterations or the threshold", ConvergenceWarning)
+            warnings.warn("something else", UserWarning)
+    assert [str(w.message) for w in caught] == [
+        "k-means did not converge in 20 iterations (relative change above 1e-05); raise "
+        "ubm.kmeans_iterations in the recipe",
+        "ISV did not converge in 10 iterations (relative change above 1e-05); raise "
+        "systems.isv.iterations in the recipe",
+        "something else"]

@@ -15,8 +15,10 @@ The steps after training (score, norm, calibrate, evaluate) are in :mod:`._steps
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -169,9 +171,10 @@ def _ubm_steps(recipe, work):
         if problem:
             raise RecipeError(f"{recipe['recipe']}: ubm.gaussians: {problem} (data set "
                               f"{u['data']!r})")
-        ubm = ex.train_ubm(frames, u["gaussians"], max_iterations=u["iterations"],
-                           kmeans_iterations=u["kmeans_iterations"], seed=recipe["seed"],
-                           compute_dtype=u["compute_dtype"])
+        with convergence_advice("ubm.iterations"):
+            ubm = ex.train_ubm(frames, u["gaussians"], max_iterations=u["iterations"],
+                               kmeans_iterations=u["kmeans_iterations"], seed=recipe["seed"],
+                               compute_dtype=u["compute_dtype"])
         ubm.save(work / "ubm.h5")
         return f"{u['gaussians']} Gaussians from {frames.shape[0]} frames, {ubm.n_iter_} EM " \
                "iterations"
@@ -181,6 +184,23 @@ def _ubm_steps(recipe, work):
               if k not in SELECTION_KEYS and not (k == "compute_dtype" and v == "float64")}
     return [FunctionStep("ubm", run, lambda: _feature_inputs(recipe, work, u["data"]),
                          {**params, "seed": recipe["seed"]}, [work / "ubm.h5"])]
+
+
+@contextlib.contextmanager
+def convergence_advice(key: str):
+    """Convergence warnings of the training inside, advising the recipe's key (``key``; the
+    UBM's k-means start: ``ubm.kmeans_iterations``) rather than the estimators' parameters."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield
+    for w in caught:
+        message = str(w.message)
+        if issubclass(w.category, ConvergenceWarning) and "did not converge" in message:
+            wanted = "ubm.kmeans_iterations" if message.startswith("k-means") else key
+            message = f"{message.split('; ', 1)[0]}; raise {wanted} in the recipe"
+        warnings.warn_explicit(message, w.category, w.filename, w.lineno)
 
 
 def selection(recipe) -> dict:
@@ -222,9 +242,11 @@ def _train(ctx, system, s, output):
     with statistics_settings(ctx.recipe):
         stats = ex.compute_stats(ubm, [feats[u] for u in ids], progress=ctx.progress)
     seed = ctx.recipe["seed"]
+    advice = convergence_advice(f"systems.{system}.iterations")
     if s["kind"] == "ivector":
-        machine = IVectorMachine(ubm, dim_t=s["dim"], max_iterations=s["iterations"],
-                                 random_state=seed).fit(stats)
+        with advice:
+            machine = IVectorMachine(ubm, dim_t=s["dim"], max_iterations=s["iterations"],
+                                     random_state=seed).fit(stats)
         machine = ex.IVectorBackend.with_dims(machine, lda_dim=s.get("lda_dim"),
                                               plda_dim=s.get("plda_dim")).fit(
             stats, y, plda=s["backend"] == "plda")
@@ -233,7 +255,8 @@ def _train(ctx, system, s, output):
         extra = {"r_V": s["rank_v"]} if s["kind"] == "jfa" else {}
         machine = cls(ubm=ubm, r_U=s["rank_u"], em_iterations=s["iterations"],
                       relevance_factor=s["relevance_factor"], random_state=seed, **extra)
-        machine.fit(stats, y)
+        with advice:
+            machine.fit(stats, y)
     machine.save(output)
     if y is None:
         return f"i-vector extractor from {len(ids)} utterances (no speaker labels)"
