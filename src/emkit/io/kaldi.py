@@ -79,10 +79,11 @@ def _plain(r: _Reader, token: bytes, where: str) -> np.ndarray:
     return read_values(r.f, rows * cols, dtype, where, np.float64).reshape(rows, cols)
 
 
-def _cm_table(percentiles: np.ndarray) -> np.ndarray:
-    """Kaldi's ``CharToFloat`` of each byte value: (cols, 256) float32 from (cols, 4) quantiles."""
+def _cm_table(percentiles: np.ndarray, v=None) -> np.ndarray:
+    """Kaldi's ``CharToFloat``: float32 (cols, n) of the bytes ``v`` (cols, n) of each column
+    from its (cols, 4) quantiles; of every byte value (cols, 256) without ``v``."""
     p0, p25, p75, p100 = (percentiles[:, k:k + 1] for k in range(4))
-    v = np.arange(256, dtype=np.float32)[None, :]
+    v = np.arange(256, dtype=np.float32)[None, :] if v is None else v.astype(np.float32)
     low = p0 + (p25 - p0) * v * np.float32(1 / 64.0)
     mid = p25 + (p75 - p25) * (v - 64) * np.float32(1 / 128.0)
     high = p75 + (p100 - p75) * (v - 192) * np.float32(1 / 63.0)
@@ -106,10 +107,12 @@ def _compressed(r: _Reader, token: bytes, where: str) -> np.ndarray:
         # a few columns at a time (stored column by column): their lookup tables, 256 values
         # per column, hold at most _CM_BLOCK values however few rows the matrix has
         step = max(1, _CM_BLOCK // max(rows, 256))
-        for first in range(0, cols, step):
-            table = _cm_table(percentiles[first:first + step])
-            for c in range(first, min(first + step, cols)):  # one gather per column
-                out[:, c] = table[c - first][data[c]]
+        for first in range(0, cols, step):  # one gather per block of columns
+            quantiles, codes = percentiles[first:first + step], data[first:first + step]
+            if rows < 256:  # fewer values than a table: the formula on the values themselves
+                out[:, first:first + step] = _cm_table(quantiles, codes).T
+            else:
+                out[:, first:first + step] = np.take_along_axis(_cm_table(quantiles), codes, axis=1).T
         return out
     if token == b"CM2":
         data = np.frombuffer(r.f.read(2 * rows * cols), dtype="<u2").reshape(rows, cols)
