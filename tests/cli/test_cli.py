@@ -384,8 +384,14 @@ def test_gselect_options_select_gaussians_in_train_enroll_and_score(data, tmp_pa
     run("train-isv", *train, "-o", tmp_path / "isv.h5")
     run("enroll", d / "train.scp", "-m", tmp_path / "isv_sel.h5", "-e", d / "spk2utt",
         *selection, "-o", tmp_path / "m.h5")
-    run("score", *(d / p for p in PROBES), "--models", tmp_path / "m.h5", "-t", d / "trials",
-        *selection, "-o", tmp_path / "s.txt")
+    same = run("score", *(d / p for p in PROBES), "--models", tmp_path / "m.h5", "-t", d / "trials",
+               *selection, "-o", tmp_path / "s.txt")
+    assert "warning" not in same.stderr
+    # scoring with another selection than enrolment's says so (the scores silently differed)
+    other = run("score", *(d / p for p in PROBES), "--models", tmp_path / "m.h5", "-t", d / "trials",
+                "-o", tmp_path / "s_exact.txt")
+    assert ("m.h5: the models were enrolled with --gselect 2 --min-posterior 0.05, the probes get exact "
+            "statistics: scores differ") in other.stderr, other.stderr
     features, lists, trials = _library_inputs(d)
     with emkit.config_context(gselect_top_k=2, gselect_min_posterior=0.05):
         machine = load_machine(tmp_path / "isv_sel.h5")

@@ -349,7 +349,8 @@ def gselect_options(f):
         "--gselect", type=click.IntRange(min=1), default=None, metavar="K",
         help="Gaussian selection in the statistics of the utterances: only the K best Gaussians "
              "of each frame get posteriors (Kaldi's gselect; at most the UBM's Gaussians).  Use "
-             "the same selection to train, enrol and score.  Default: exact statistics.")(
+             "the same selection to train, enrol and score (the models file records enroll's; "
+             "score warns when it differs).  Default: exact statistics.")(
         with_selection)
 
 

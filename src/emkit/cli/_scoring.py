@@ -95,6 +95,10 @@ def score(features, feature_list, models, trials, output, norm, cohort, top_n, p
                                              "--models": models, "-t/--trials": trials,
                                              "--cohort": cohort})
     enrolled = _load_models(models)
+    mismatch = ex.selection_mismatch(enrolled)
+    if mismatch:
+        click.echo(f"emkit score: warning: {models}: {mismatch}: scores differ from those of one "
+                   "selection; give score the --gselect and --min-posterior of enroll", err=True)
     trial_list = fe.read_trials(trials)
     index = {m: i for i, m in enumerate(enrolled.model_ids)}
     for k, m in enumerate(trial_list.models):

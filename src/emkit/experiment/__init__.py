@@ -25,7 +25,7 @@ from __future__ import annotations
 from ._common import (FIGURE_FORMATS, PROBE_BLOCK, SYSTEM_TITLES, SystemUnavailable, length_norm,
                       progress_bar, save_figure, save_png)
 from ._ivector_backend import IVectorBackend
-from ._models import EnrolledModels, enroll, load_machine, score
+from ._models import EnrolledModels, enroll, load_machine, score, selection_mismatch
 from ._systems import (SYSTEMS, GMMMAPSystem, ISVSystem, IVectorCosineSystem, IVectorPLDASystem,
                        JFASystem, System, system_for)
 from ._trials import enroll_lists, score_trials
@@ -35,7 +35,7 @@ from ._ubm import (MIN_FRAMES_PER_GAUSSIAN, compute_stats, stats_per_block, too_
 __all__ = ["DemoConfig", "DemoResult", "EnrolledModels", "IVectorBackend", "SystemUnavailable",
            "train_ubm", "too_few_frames", "MIN_FRAMES_PER_GAUSSIAN", "compute_stats", "stats_per_block", "enroll", "score", "load_machine",
            "run_demo", "length_norm", "save_png", "save_figure", "FIGURE_FORMATS", "ubm_of",
-           "enroll_lists", "score_trials",
+           "enroll_lists", "score_trials", "selection_mismatch",
            "System", "SYSTEMS", "system_for", "GMMMAPSystem", "ISVSystem", "JFASystem",
            "IVectorCosineSystem", "IVectorPLDASystem", "SYSTEM_TITLES", "PROTOCOL"]
 

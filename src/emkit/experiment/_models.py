@@ -82,11 +82,40 @@ def enroll(machine, model_ids, model_stats, *, relevance_factor: float = 4.0,
     """Enrol one model per entry of ``model_stats`` (a list of GMMStats lists).
 
     ``machine``: a UBM (GMM-MAP, Reynolds relevance MAP of the means), an ISV or JFA machine,
-    or an :class:`IVectorBackend` (``backend`` "cosine" or "plda").
+    or an :class:`IVectorBackend` (``backend`` "cosine" or "plda").  The Gaussian selection in
+    force (``emkit.config_context(gselect_top_k=...)``, as the statistics were computed) is
+    recorded with the models, for :func:`selection_mismatch` at scoring.
     """
     system = system_for(machine, backend=backend, relevance_factor=relevance_factor)
     arrays = system.enroll(model_stats, progress=progress)
-    return EnrolledModels(system.name, list(model_ids), arrays, machine, system.parameters)
+    return EnrolledModels(system.name, list(model_ids), arrays, machine,
+                          {**system.parameters, **_selection_in_force()})
+
+
+def _selection_in_force() -> dict:
+    """The configured Gaussian selection as model-file parameters (empty: exact statistics)."""
+    from .._config import get_config
+
+    config = get_config()
+    if config["gselect_top_k"] is None:
+        return {}
+    return {"gselect_top_k": int(config["gselect_top_k"]),
+            "gselect_min_posterior": float(config["gselect_min_posterior"] or 0.0)}
+
+
+def selection_mismatch(models: EnrolledModels) -> str | None:
+    """How the Gaussian selection in force differs from the one ``models`` were enrolled with
+    (their statistics and the probes' would not be computed alike), or None."""
+    def shown(selection):
+        if not selection.get("gselect_top_k"):
+            return "exact statistics"
+        return (f"--gselect {selection['gselect_top_k']}"
+                + (f" --min-posterior {selection['gselect_min_posterior']:g}"
+                   if selection.get("gselect_min_posterior") else ""))
+
+    enrolled = {k: models.parameters.get(k) for k in ("gselect_top_k", "gselect_min_posterior")}
+    now, then = shown(_selection_in_force()), shown(enrolled)
+    return None if now == then else f"the models were enrolled with {then}, the probes get {now}"
 
 
 def score(models: EnrolledModels, probe_stats, *, progress: bool = False) -> np.ndarray:
