@@ -96,6 +96,9 @@ class WCCN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"WCCN needs at least 2 samples; got n_samples = {X.shape[0]}")
         classes, codes = _encode_labels(y, X.shape[0])
         K = len(classes)
+        if K == X.shape[0]:  # the within-class covariance is exactly zero: nothing to normalise
+            raise ValueError(f"y: every one of the {K} classes has a single sample, so the within-class "
+                             "covariance cannot be estimated; WCCN needs several samples per class")
         counts = np.bincount(codes, minlength=K)
         order = np.argsort(codes, kind="stable")
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])

@@ -110,6 +110,9 @@ def test_bad_input():
         WCCN().fit(X, y).transform(X[:, :4])
     with pytest.raises(ValueError, match="n_samples = 1"):
         WCCN().fit(X[:1], y[:1])
+    for pinv in (False, True):  # it blamed "a constant or collinear feature" (pinv: a zero W)
+        with pytest.raises(ValueError, match="^y: every one of the 60 classes has a single sample"):
+            WCCN(pinv=pinv).fit(X, np.arange(len(X)))
     with pytest.raises(ValueError, match="2D array"):
         WCCN().fit(X, y).transform(X[0])  # the reference failed on 1-D input too
     with pytest.raises(ValueError, match="NaN"):
