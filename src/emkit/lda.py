@@ -64,6 +64,8 @@ class LDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def fit(self, X, y) -> "LDA":
         """Fit on ``X`` (N, D) float samples with class labels ``y`` (N,)."""
+        from .whitening import check_scatter
+
         X = np.asarray(check_frames(X, "X", ensure_2d=True, owner="LDA"), dtype=np.float64)
         if np.shape(y) != (X.shape[0],):
             raise ValueError(f"y must have one label per row of X ({X.shape[0]}); got shape "
@@ -83,6 +85,8 @@ class LDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         s_w = within.T @ within / n
         centred = (means - mean) * np.sqrt(counts / n)[:, None]
         s_b = centred.T @ centred
+        check_scatter(s_w, "within-class scatter of X")
+        check_scatter(s_b, "between-class scatter of X")
         try:  # S_w = L L^T; the symmetric problem L^-1 S_b L^-T v = lambda v, w = L^-T v
             chol = scipy.linalg.cholesky(s_w, lower=True)
             diag = np.abs(np.diag(chol))

@@ -44,8 +44,16 @@ def _pinv_factor(M: np.ndarray):
     return W if np.isfinite(W).all() else None
 
 
+def check_scatter(M: np.ndarray, what: str) -> None:
+    """Refuse a covariance or scatter ``what`` that overflowed float64 (its data too large to square)."""
+    if not np.isfinite(M).all():
+        raise ValueError(f"the {what} overflows float64 (X holds values too large to square, above about "
+                         "1e154 in magnitude): rescale X")
+
+
 def inverse_cholesky_factor(M: np.ndarray, pinv: bool, what: str) -> np.ndarray:
     """Lower-triangular ``W`` with ``W W' = M^-1`` (``M^+`` with ``pinv``), M symmetric (D, D)."""
+    check_scatter(M, what)
     reduce = ("reduce the dimension of the data first, e.g. with PCA (a constant or collinear "
               "feature makes it rank-deficient)")
     if pinv:

@@ -104,6 +104,21 @@ def test_a_transform_that_overflows_is_refused():
             model.transform(X)
 
 
+@pytest.mark.parametrize("make, what", [
+    (lambda: Whitening(), "covariance of X"), (lambda: Whitening(pinv=True), "covariance of X"),
+    ("wccn", "within-class covariance"), ("lda", "within-class scatter of X")])
+def test_data_too_large_to_square_is_refused_naming_x(make, what):
+    # scipy's "array must not contain infs or NaNs" named nothing
+    from emkit import WCCN
+    from emkit.lda import LDA
+
+    X, y = FIX["white_a_X"] * 1e300, np.arange(len(FIX["white_a_X"])) % 4
+    model = {"wccn": WCCN, "lda": lambda: LDA(1)}.get(make, make)()
+    with np.errstate(over="ignore", invalid="ignore"), \
+            pytest.raises(ValueError, match=f"^the {what} overflows float64 .* rescale X$"):
+        model.fit(X) if isinstance(model, Whitening) else model.fit(X, y)
+
+
 def test_empty_training_data_names_x_and_the_estimator():
     with pytest.raises(ValueError, match=re.escape("X has 0 sample(s) (shape=(0, 3)): Whitening needs at least 1")):
         Whitening().fit(np.empty((0, 3)))
