@@ -247,8 +247,10 @@ class PLDA(BaseEstimator):
         check_within_class_samples(N, len(classes), D)
         stats = class_statistics(X, codes, len(classes))
         scale = float(np.trace(stats.scatter)) / (N * D)  # the mean variance of a feature
-        if not scale > 0:
-            raise ValueError("X is constant (every row the same): PLDA has no variance to model")
+        if not (scale > 0 and np.isfinite(stats.scatter).all()):
+            raise ValueError("X is constant (every row the same): PLDA has no variance to model" if scale == 0
+                             else "the scatter of X overflows float64 (values too large to square, above "
+                                  "about 1e154 in magnitude): rescale X")
         floor = float(self.variance_threshold) * (scale if scale > 0 else 1.0)
         state: dict = {}
 

@@ -99,6 +99,10 @@ def test_constant_data_is_refused_not_modelled_as_noise(data):
     # a model with F = 0 and sigma = 1e-8 I was trained, and scored every trial 0
     with pytest.raises(ValueError, match=r"X is constant \(every row the same\)"):
         PLDA(max_iterations=5).fit(np.ones((24, 3)), np.arange(24) % 4)
+    X, y = data
+    with np.errstate(over="ignore", invalid="ignore"), \
+            pytest.raises(ValueError, match="the scatter of X overflows float64"):  # was LinAlgError
+        PLDA("full", max_iterations=5).fit(X * 1e300, y)
 
 
 @pytest.mark.parametrize("model", ["two-covariance", "simplified", "full"])
