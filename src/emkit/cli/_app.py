@@ -39,6 +39,7 @@ def _stopped(exc, prog_name=None, newline: bool = True):
                f"{'terminated' if terminated else 'interrupted'}", err=True)
     sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
+
 HELP = """\
 emkit: GMM-UBM, ISV, JFA and i-vector speaker verification.
 
