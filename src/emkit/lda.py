@@ -106,9 +106,11 @@ class LDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def transform(self, X) -> np.ndarray:
         """``(X - input_subtract) @ weights``: (N, D) -> (N, k)."""
-        weights = self.weights
-        X = check_frames(X, "X", n_features=weights.shape[0], allow_empty=True, ensure_2d=True, owner="LDA")
-        return (np.asarray(X, dtype=np.float64) - self.input_subtract) @ weights
+        from .whitening import apply_projection
+
+        X = check_frames(X, "X", n_features=self.weights.shape[0], allow_empty=True, ensure_2d=True,
+                         owner="LDA")
+        return apply_projection(np.asarray(X, dtype=np.float64), self)
 
     def save(self, hdf5) -> None:
         """Write the LDA (emkit's layout, see :mod:`emkit.io.transforms`) to a path or an open

@@ -60,6 +60,7 @@ from ._plda_training import (check_within_class_samples, class_statistics, encod
                              initial_parameters, within_covariance)
 from ._validation import check_finite, check_frames, check_positive_int
 from .io._registry import register
+from .whitening import check_scatter
 
 
 __all__ = ["PLDA", "PLDAEnrollment", "encode_labels"]
@@ -247,10 +248,9 @@ class PLDA(BaseEstimator):
         check_within_class_samples(N, len(classes), D)
         stats = class_statistics(X, codes, len(classes))
         scale = float(np.trace(stats.scatter)) / (N * D)  # the mean variance of a feature
-        if not (scale > 0 and np.isfinite(stats.scatter).all()):
-            raise ValueError("X is constant (every row the same): PLDA has no variance to model" if scale == 0
-                             else "the scatter of X overflows float64 (values too large to square, above "
-                                  "about 1e154 in magnitude): rescale X")
+        check_scatter(stats.scatter, "scatter of X")
+        if not scale > 0:
+            raise ValueError("X is constant (every row the same): PLDA has no variance to model")
         floor = float(self.variance_threshold) * (scale if scale > 0 else 1.0)
         state: dict = {}
 

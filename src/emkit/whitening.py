@@ -106,13 +106,13 @@ def check_projection(weights, input_subtract, input_divide, *, square: bool):
 def apply_projection(X: np.ndarray, transform) -> np.ndarray:
     """``((X - input_subtract) / input_divide) @ weights`` of a fitted ``transform``; a result that
     overflows float64 (a model file's weights far out of scale, say) is refused, not returned."""
+    divide = getattr(transform, "input_divide", 1.0)  # (LDA has none)
     with np.errstate(over="ignore", invalid="ignore"):
-        out = ((X - transform.input_subtract) / transform.input_divide) @ transform.weights
+        out = ((X - transform.input_subtract) / divide) @ transform.weights
     if not np.isfinite(out).all():
         raise ValueError(f"{type(transform).__name__}.transform overflows float64 on X (|X| up to "
                          f"{float(np.max(np.abs(X))):.3g}, |weights| up to "
-                         f"{float(np.max(np.abs(transform.weights))):.3g}, input_divide "
-                         f"{float(transform.input_divide):.3g})")
+                         f"{float(np.max(np.abs(transform.weights))):.3g}, input_divide {float(divide):.3g})")
     return out
 
 

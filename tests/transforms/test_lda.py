@@ -116,3 +116,11 @@ def test_scikit_learn_conventions():
     np.testing.assert_allclose(lda.fit_transform(X, y), lda.transform(X), rtol=1e-12)
     piped = make_pipeline(StandardScaler(), LDA(2)).fit(X, y).transform(X)
     assert piped.shape == (len(X), 2)
+
+
+def test_a_projection_that_overflows_is_refused():
+    # as Whitening's and WCCN's: LDA weights of a file far out of scale gave inf silently
+    X, y = data()
+    lda = LDA._from_fitted(np.eye(5)[:, :2] * 1e300, np.zeros(5), np.ones(2))
+    with pytest.raises(ValueError, match="^LDA.transform overflows float64 on X"):
+        lda.transform(X * 1e10)

@@ -30,16 +30,12 @@ class Utterance:
 def _lines(path: Path):
     """The non-blank, non-comment lines of a Kaldi data-directory list, each read with at most
     64 kB (a file of one endless line is refused before it is read whole)."""
-    lines = text_lines(path, 65536, "Kaldi data-directory list")
-    while True:
-        try:
-            number, line = next(lines)
-        except StopIteration:
-            return
-        except FeatureError as exc:  # (AudioError is what audio inputs raise)
-            raise AudioError(str(exc)) from None
-        if line.strip() and not line.lstrip().startswith("#"):
-            yield number, line.rstrip("\r\n")
+    try:
+        for number, line in text_lines(path, 65536, "Kaldi data-directory list"):
+            if line.strip() and not line.lstrip().startswith("#"):
+                yield number, line.rstrip("\r\n")
+    except FeatureError as exc:  # (AudioError is what audio inputs raise)
+        raise AudioError(str(exc)) from None
 
 
 def _wav_scp(data_dir: Path) -> dict:
