@@ -89,7 +89,10 @@ def check_weights(weights, n_gaussians: int, name: str) -> None:
 
 def check_parameter_value(name: str, value):
     """``value`` assigned to parameter ``name`` as a float64 array: NaN/inf are refused, and negative
-    ``weights``/``variance_thresholds`` (negative variances are floored silently, as in the reference)."""
+    ``weights``/``variance_thresholds`` (negative variances are floored silently, as in the reference)
+    and complex values (numpy would drop their imaginary part with only a warning)."""
+    if np.iscomplexobj(value):
+        raise TypeError(f"GMMMachine.{name} must hold real numbers; got complex values")
     a = np.asarray(value, dtype=np.float64)
     check_finite(a, f"GMMMachine.{name}")
     if name in ("weights", "variance_thresholds") and np.any(a < 0):

@@ -256,6 +256,22 @@ def check_finite(X, name: str) -> None:
         raise ValueError(f"Input {name} contains {kind} (first at index {tuple(int(i) for i in bad)})")
 
 
+def copy_real(out: np.ndarray, value, what: str) -> None:
+    """Copy ``value`` into the float array ``out``, refusing complex values (an assignment would
+    keep their real part with only numpy's ComplexWarning); errors name ``what``."""
+    try:
+        np.copyto(out, value, casting="same_kind")
+    except TypeError:
+        raise TypeError(f"{what} must hold real numbers; got {np.asarray(value).dtype}") from None
+
+
+def real_copy(value, what: str) -> np.ndarray:
+    """A float64 copy of ``value``, refusing complex values as :func:`copy_real` does."""
+    if np.iscomplexobj(value):
+        raise TypeError(f"{what} must hold real numbers; got complex values")
+    return np.array(value, dtype=np.float64)
+
+
 def check_stacked_statistics(fields: dict, name: str, label) -> None:
     """Refuse NaN/inf in stacked GMM statistics (``fields``: arrays with one row per session, as
     :meth:`emkit.GMMStats.stack` fills them), a negative occupancy ``n`` or frame count ``t``;

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_positive_int, check_stacked_statistics
+from ._validation import check_positive_int, check_stacked_statistics, copy_real, real_copy
 from .io._registry import register
 
 logger = logging.getLogger(__name__)
@@ -81,11 +81,11 @@ class GMMStats:
     def from_arrays(cls, n, sum_px, sum_pxx=None, *, t=0, log_likelihood=0.0) -> "GMMStats":
         """Statistics from arrays ``n`` (C,), ``sum_px`` (C, D), ``sum_pxx`` (C, D) or None (zeros);
         copied to float64 and checked for shape and finiteness."""
-        n = np.array(n, dtype=np.float64)
-        sum_px = np.array(sum_px, dtype=np.float64)
+        n = real_copy(n, "n")
+        sum_px = real_copy(sum_px, "sum_px")
         if n.ndim != 1 or sum_px.ndim != 2 or sum_px.shape[0] != n.shape[0]:
             raise ValueError(f"n must have shape (C,) and sum_px (C, D); got {n.shape} and {sum_px.shape}")
-        sum_pxx = np.zeros(sum_px.shape) if sum_pxx is None else np.array(sum_pxx, dtype=np.float64)
+        sum_pxx = np.zeros(sum_px.shape) if sum_pxx is None else real_copy(sum_pxx, "sum_pxx")
         if sum_pxx.shape != sum_px.shape:
             raise ValueError(f"sum_pxx must have the shape of sum_px {sum_px.shape}; got {sum_pxx.shape}")
         for field, a in (("n", n), ("sum_px", sum_px), ("sum_pxx", sum_pxx),
@@ -422,7 +422,7 @@ def _stack(stats, name, shape, second_order, indexed, offset) -> StatsBatch:
         fields["sum_pxx"] = np.empty((S, C, D))
     for field, out in fields.items():
         for i, s in enumerate(stats):
-            out[i] = getattr(s, field)
+            copy_real(out[i : i + 1], getattr(s, field), f"{label(i)}.{field}")
     check_stacked_statistics(fields, name, label)
     return StatsBatch(*(fields.get(k) for k in ("n", "sum_px", "sum_pxx", "t", "log_likelihood")))
 

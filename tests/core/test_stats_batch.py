@@ -1,6 +1,7 @@
 """GMMStats.stack -> StatsBatch: the one way statistics are stacked, validated once."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -87,6 +88,21 @@ def test_invalid_occupancies_and_scalars_are_located(sessions, field, value, mes
         setattr(stats[2], field, value)
     with pytest.raises(ValueError, match=re.escape(message)):
         GMMStats.stack(stats, name="probes", offset=5, second_order=True)
+
+
+@pytest.mark.parametrize("field", ["n", "sum_px", "sum_pxx", "t", "log_likelihood"])
+def test_complex_fields_are_refused_not_cut_to_their_real_part(sessions, field):
+    stats = [s.copy() for s in sessions[1]]
+    setattr(stats[2], field, getattr(stats[2], field) + 1j)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's ComplexWarning would fail the test too
+        with pytest.raises(TypeError, match=re.escape(f"probes[7].{field} must hold real numbers; got complex128")):
+            GMMStats.stack(stats, name="probes", offset=5, second_order=True)
+
+
+def test_from_arrays_refuses_complex_arrays():
+    with pytest.raises(TypeError, match="^sum_px must hold real numbers; got complex values$"):
+        GMMStats.from_arrays([1.0], [[1.0 + 0j]])
 
 
 def test_shape_is_checked_against_the_given_one(sessions):

@@ -1,6 +1,8 @@
 """GMM training and inference on degenerate statistics, parameters and data: no silent NaN, and an
 error naming the argument where there is no answer."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -116,6 +118,18 @@ def test_non_finite_or_negative_parameters_are_refused_when_assigned(name, value
         setattr(m, name, value)
     X = np.random.default_rng(0).normal(size=(4, 3))
     np.testing.assert_allclose(m.log_likelihood(X), -0.5 * (3 * np.log(2 * np.pi) + (X**2).sum(1)), rtol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["means", "variances", "weights", "variance_thresholds"])
+def test_complex_parameters_are_refused_not_cut_to_their_real_part(name):
+    m = GMMMachine(2)
+    m.means, m.variances, m.weights = np.zeros((2, 3)), np.ones((2, 3)), np.array([0.5, 0.5])
+    before = np.copy(getattr(m, name))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's ComplexWarning would fail the test too
+        with pytest.raises(TypeError, match=rf"^GMMMachine.{name} must hold real numbers; got complex values$"):
+            setattr(m, name, before + 1j)
+    np.testing.assert_array_equal(getattr(m, name), before)
 
 
 def test_negative_variances_are_still_floored_silently():  # quirk 32, kept (the reference's MAP example)
