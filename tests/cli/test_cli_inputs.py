@@ -42,6 +42,25 @@ def test_a_directory_stands_for_its_feature_files(data, tmp_path):  # noqa: F811
                    "empty: the directory holds no feature file", "not read")
 
 
+def test_a_file_given_twice_and_output_paths_are_named(data, tmp_path):  # noqa: F811
+    np.save(tmp_path / "u1.npy", np.ones((30, 12)))
+    one_line_error(run("train-ubm", tmp_path, tmp_path / "u1.npy", "-n", 2, "-o", tmp_path / "u.h5",
+                       ok=False), 1, "u1.npy is given twice (directly and through its directory")
+    one_line_error(run("train-ubm", tmp_path / "u1.npy", "-n", 2, "-o", "", ok=False), 2,
+                   "-o/--output is an empty path: give a file name")
+    one_line_error(run("train-ubm", tmp_path / "u1.npy", "-n", 2, "-o", tmp_path / "no" / "u.h5",
+                       ok=False), 1, "-o/--output: cannot write", "directory", "does not exist")
+
+
+def test_a_scheduler_that_is_no_address_is_a_usage_error(tmp_path):
+    pytest.importorskip("distributed")
+    np.save(tmp_path / "u1.npy", np.ones((30, 12)))
+    one_line_error(run("train-ubm", tmp_path / "u1.npy", "-n", 2, "-o", tmp_path / "u.h5",
+                       "--scheduler", "nonsense", ok=False), 2,
+                   "'--scheduler': 'nonsense' is not a scheduler address", "tcp://")
+    assert not (tmp_path / "u.h5").exists()
+
+
 def test_help_says_how_directories_and_npy_files_are_read():
     for command in ("train-ubm", "train-isv", "train-jfa", "train-ivector", "enroll", "score"):
         text = " ".join(run(command, "--help").stdout.split())

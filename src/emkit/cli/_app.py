@@ -302,7 +302,12 @@ def check_outputs(outputs: dict, inputs: dict) -> None:
     for option, out in outputs.items():
         if out is None:
             continue
-        check_writable(out)
+        if not os.fspath(out):
+            raise click.UsageError(f"{option} is an empty path: give a file name")
+        try:
+            check_writable(out)
+        except OSError as exc:
+            raise type(exc)(f"{option}: {exc}") from None
         if os.path.isfile(out) and not os.stat(out).st_mode & (stat.S_IWUSR | stat.S_IWGRP
                                                                | stat.S_IWOTH):
             mode = stat.S_IMODE(os.stat(out).st_mode)

@@ -261,6 +261,10 @@ def _connect(distributed, scheduler):
     except (OSError, TimeoutError) as exc:
         raise OSError(f"--scheduler {scheduler}: cannot connect to a dask scheduler there "
                       f"({type(exc).__name__})") from None
+    except ValueError as exc:  # not an address: distributed's message names neither the option nor the form
+        raise click.BadParameter(f"{scheduler!r} is not a scheduler address ({exc}); expected "
+                                 "HOST:PORT or PROTOCOL://HOST:PORT, e.g. tcp://10.0.0.5:8786",
+                                 param_hint="'--scheduler'") from None
 
 
 @contextlib.contextmanager
