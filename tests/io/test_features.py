@@ -251,6 +251,11 @@ def test_feature_checks(tmp_path, mats):
     np.savez(tmp_path / "again.npz", a=np.ones((2, 3)))
     with pytest.raises(FeatureError, match="'a' is in both"):
         read_feature_sources([tmp_path / "a.npy", tmp_path / "again.npz"])
+    # one file named twice (a directory and a file in it, or a link) is said to be that
+    (tmp_path / "link.npz").symlink_to(tmp_path / "again.npz")
+    with pytest.raises(FeatureError, match=r"again.npz is given twice \(directly and through its "
+                       r"directory, or under two names\): its utterance 'a' would count twice"):
+        read_feature_sources([tmp_path / "again.npz", tmp_path / "link.npz"])
 
 
 # ---------------------------------------------------------------------------------------------

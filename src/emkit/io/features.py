@@ -39,6 +39,7 @@ The format readers themselves are :mod:`emkit.io.kaldi`, :mod:`emkit.io.numpy_fi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -150,6 +151,14 @@ def read_features(path, *, n_features: int | None = None,
             for key, value in raw.items()}
 
 
+def _twice(key, first: str, second: str) -> str:
+    with contextlib.suppress(OSError):
+        if os.path.samefile(feature_kind(first)[0], feature_kind(second)[0]):
+            return (f"{first} is given twice (directly and through its directory, or under two "
+                    f"names): its utterance {show_key(key)} would count twice")
+    return f"utterance {show_key(key)} is in both {first} and {second}"
+
+
 def read_feature_sources(paths, *, n_features: int | None = None,
                          max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
     """Utterances of several feature files, merged; an id found in two files is an error.
@@ -163,13 +172,12 @@ def read_feature_sources(paths, *, n_features: int | None = None,
         for key, array in read_features(path, n_features=n_features,
                                         max_utterance_bytes=max_utterance_bytes).items():
             if key in merged:
-                raise FeatureError(f"utterance {key!r} is in both {origin[key]} and "
-                                   f"{os.fspath(path)}")
+                raise FeatureError(_twice(key, origin[key], os.fspath(path)))
             if found is None:
                 found = array.shape[1]
             elif array.shape[1] != found:
                 first = next(iter(origin.values()))
-                raise FeatureError(f"{os.fspath(path)}: utterance {key!r} has {array.shape[1]} "
+                raise FeatureError(f"{os.fspath(path)}: utterance {show_key(key)} has {array.shape[1]} "
                                    f"features per frame, but those of {first} have {found}")
             merged[key] = array
             origin[key] = os.fspath(path)

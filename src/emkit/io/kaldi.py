@@ -327,7 +327,9 @@ def _scp_entries(path):
         spec = parts[1].strip()
         where = f"{path} line {number} (utterance {show_key(key)})"
         if spec.endswith("|"):
-            raise FeatureError(f"{where}: piped commands are not supported")
+            raise FeatureError(f"{where}: piped commands are not supported (emkit runs no command "
+                               "named in a list); run the pipeline first, e.g. Kaldi's copy-feats "
+                               "scp:in.scp ark,scp:feats.ark,feats.scp, and give its output")
         target, *ranges = _SCP_RANGE.match(spec).groups()
         offset = 0
         m = re.match(r"^(.*):(\d+)$", target)
