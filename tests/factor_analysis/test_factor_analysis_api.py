@@ -225,6 +225,15 @@ def test_zero_iterations_train_nothing(small):
         assert np.array_equal(getattr(jfa, name), small["jfa_explicit_" + name + "_init"])
 
 
+def test_a_speaker_subspace_wider_than_the_speakers_is_warned_of(small):
+    X, y = make_stats(small), small["labels"]
+    K = len(set(np.asarray(y).tolist()))
+    with pytest.warns(UserWarning, match=re.escape(f"r_V = {K + 1} is more than the {K} speakers "
+                                                   f"(classes) of the training data: V learns at most {K}")):
+        JFAMachine(1, K + 1, ubm=make_ubm(small), em_iterations=1, random_state=0).fit(X, y)
+    JFAMachine(1, K, ubm=make_ubm(small), em_iterations=1, random_state=0).fit(X, y)  # no warning
+
+
 # -- bad input ----------------------------------------------------------------------------------
 
 

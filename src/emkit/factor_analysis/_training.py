@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import warnings
 
 import numpy as np
 
@@ -349,6 +350,10 @@ def train_jfa(machine, data: TrainingSet, X):
     """JFA (bob 2.x's ``train_jfa``): ``em_iterations`` of V (x = z = 0), then of U (with the
     final y), then of D (with the final y and x).  Returns the last phase's EMResult."""
     (C, D), m, var = _supervectors(machine)
+    if machine.r_V > data.n_classes:
+        warnings.warn(f"r_V = {machine.r_V} is more than the {data.n_classes} speakers (classes) of the "
+                      f"training data: V learns at most {data.n_classes} speaker directions", UserWarning,
+                      stacklevel=3)
     totals = class_totals(data, (C, D))
     classes = class_training_set(totals)  # x = z = 0 throughout the V phase
     every = ("U", "V", "D")
