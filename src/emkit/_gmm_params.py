@@ -130,6 +130,19 @@ def e_step_constants(machine, dtype) -> kg.DiagGMMCoefficients:
                                                   dtype, norms=machine.g_norms)
 
 
+def constructor_params(machine, deep: bool) -> dict:
+    """``GMMMachine.get_params``: ``weights`` is the constructor argument, not the live value.
+    (BaseEstimator's reads every parameter as an attribute: reading ``weights`` would fix the live
+    weights from the current n_gaussians/ubm, so a repr changed what fit starts from.)"""
+    params = {}
+    for key in machine._get_param_names():
+        value = machine._weights_param if key == "weights" else getattr(machine, key)
+        if deep and hasattr(value, "get_params") and not isinstance(value, type):
+            params.update((f"{key}__{k}", v) for k, v in value.get_params().items())
+        params[key] = value
+    return params
+
+
 class GMMParameter(FittedArray):
     """A GMM parameter: a :class:`FittedArray` assigned through its machine's ``_assign``."""
 

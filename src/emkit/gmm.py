@@ -24,7 +24,7 @@ from ._checkpoint import resumable_em
 from ._fitted import clear_derived, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
 from ._gmm_params import (GMMParameter, check_gmm_parameters, check_training_state, compute_dtype,
-                          check_parameter_value, check_weights, e_step_constants)
+                          check_parameter_value, check_weights, constructor_params, e_step_constants)
 from ._kernels import gmm as kg
 from .io import _registry
 from .kmeans import KMeansMachine
@@ -154,9 +154,7 @@ class GMMMachine(BaseEstimator):
 
     # -- scikit-learn parameters: ``weights`` is the constructor argument, not the live value --
     def get_params(self, deep=True):
-        params = super().get_params(deep=deep)
-        params["weights"] = self._weights_param
-        return params
+        return constructor_params(self, deep)
 
     def set_params(self, **params):
         if "weights" in params:

@@ -92,6 +92,23 @@ def test_gmm_weights_parameter_is_the_constructor_argument_not_the_fitted_weight
     assert "weights=array" in repr(gmm2)
 
 
+def test_reading_the_parameters_fixes_no_weights():
+    """A repr or get_params (a notebook display, a log line, clone, set_params) is no first use of
+    the weights: MAP starts from the UBM's weights as fitted later, and n_gaussians may change."""
+    X = _data()
+    ubm = GMMMachine(2, update_weights=True, max_fitting_steps=5)
+    gmm = GMMMachine(2, trainer="map", ubm=ubm, max_fitting_steps=2)
+    repr(gmm), gmm.get_params(), clone(gmm)
+    ubm.fit(X)
+    assert not np.allclose(ubm.weights, 0.5)
+    np.testing.assert_array_equal(gmm.fit(X[:50]).weights, ubm.weights)  # MAP keeps the UBM's weights
+    other = GMMMachine(2, update_weights=True, max_fitting_steps=5).fit(X[::-1] + 1.0)
+    gmm = GMMMachine(2, trainer="map", ubm=ubm)
+    repr(gmm)
+    np.testing.assert_array_equal(gmm.set_params(ubm=other).fit(X[:40]).weights, other.weights)
+    assert GMMMachine(2, max_fitting_steps=2).set_params(n_gaussians=3).fit(X).weights.shape == (3,)
+
+
 def _estimator_classes():
     import emkit
     from emkit.factor_analysis import ISVMachine, JFAMachine
