@@ -146,7 +146,7 @@ def init_kmeans_plusplus(X, n_clusters: int, rs, max_rows: int | None = None) ->
         X = _take_rows(X, distinct_indices(rs, n, min(n, limit)))
         check_finite(X, "X")  # dask chunks were not checked up front
     centers, _ = kmeans_plusplus(np.asarray(X, dtype=np.float64), n_clusters,
-                                 random_state=_seed_from(rs))
+                                 random_state=_seed_from(rs) % 2**32)  # scikit-learn's seed range
     return centers
 
 

@@ -47,11 +47,12 @@ def test_transform_is_clusters_first_and_exact_and_predict_is_its_argmin():
 
 
 @pytest.mark.parametrize("method", ["random", "k-means++", "k-means||"])
-def test_initialisations_give_distinct_centroids_and_depend_only_on_the_seed(method):
+@pytest.mark.parametrize("seed", [int, np.random.RandomState, np.random.default_rng], ids=["int", "RandomState", "Generator"])
+def test_initialisations_give_distinct_centroids_and_depend_only_on_the_seed(method, seed):
     X = _blobs(2)
-    a = KMeansMachine(5, init_method=method, random_state=7, max_iter=0).fit(X).centroids_
-    b = KMeansMachine(5, init_method=method, random_state=7, max_iter=0).fit(X).centroids_
-    c = KMeansMachine(5, init_method=method, random_state=8, max_iter=0).fit(X).centroids_
+    a = KMeansMachine(5, init_method=method, random_state=seed(7), max_iter=0).fit(X).centroids_
+    b = KMeansMachine(5, init_method=method, random_state=seed(7), max_iter=0).fit(X).centroids_
+    c = KMeansMachine(5, init_method=method, random_state=seed(8), max_iter=0).fit(X).centroids_
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert len(np.unique(a, axis=0)) == 5
