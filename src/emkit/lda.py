@@ -66,13 +66,13 @@ class LDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Fit on ``X`` (N, D) float samples with class labels ``y`` (N,)."""
         from .whitening import check_scatter
 
+        k = check_positive_int(self.n_components, "n_components")  # set_params is checked here
         X = np.asarray(check_frames(X, "X", ensure_2d=True, owner="LDA"), dtype=np.float64)
         if np.shape(y) != (X.shape[0],):
             raise ValueError(f"y must have one label per row of X ({X.shape[0]}); got shape "
                              f"{np.shape(y)}")
         codes, classes = encode_labels(y, "y")
         n, d = X.shape
-        k = self.n_components
         if k > min(d, len(classes) - 1):
             raise ValueError(f"n_components ({k}) must be at most min(D, n_classes - 1) = "
                              f"min({d}, {len(classes) - 1})")
@@ -111,6 +111,11 @@ class LDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = check_frames(X, "X", n_features=self.weights.shape[0], allow_empty=True, ensure_2d=True,
                          owner="LDA")
         return apply_projection(np.asarray(X, dtype=np.float64), self)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True  # fit needs y
+        return tags
 
     def save(self, hdf5) -> None:
         """Write the LDA (emkit's layout, see :mod:`emkit.io.transforms`) to a path or an open

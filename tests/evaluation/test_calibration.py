@@ -99,6 +99,7 @@ def test_trial_labels_and_fit_on_a_score_matrix():
 
 
 def test_bad_input():
+    assert LinearCalibration().__sklearn_tags__().target_tags.required  # fit needs y
     with pytest.raises(ValueError, match="nontarget_scores"):
         cllr([1.0], [])
     with pytest.raises(ValueError, match="target_scores"):

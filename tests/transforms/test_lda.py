@@ -65,6 +65,9 @@ def test_bad_inputs():
         LDA(0)
     with pytest.raises(ValueError, match=r"min\(5, 5\)"):
         LDA(6).fit(X, y)
+    for bad, error in ((0, ValueError), (-1, ValueError), (2.5, TypeError), (None, TypeError)):
+        with pytest.raises(error, match="n_components must be an integer >= 1"):  # set_params: at fit
+            LDA(2).set_params(n_components=bad).fit(X, y)
     with pytest.raises(ValueError, match="one label per row"):
         LDA(2).fit(X, y[:-1])
     with pytest.raises(ValueError, match="singular"):
@@ -110,6 +113,7 @@ def test_scikit_learn_conventions():
 
     X, y = data()
     assert LDA(3).get_params() == {"n_components": 3}
+    assert LDA(3).__sklearn_tags__().target_tags.required  # fit needs y
     assert clone(LDA(3).fit(X, y)).n_components == 3 and not hasattr(clone(LDA(3)), "n_features_in_")
     lda = LDA(2).fit(X, y)
     assert list(lda.get_feature_names_out()) == ["lda0", "lda1"]
