@@ -7,7 +7,7 @@ import numpy as np
 
 from ._fitted import FittedArray
 from ._kernels import gmm as kg
-from ._validation import (check_bool, check_finite, check_iteration_limits, check_positive_int,
+from ._validation import (check_bool, check_checkpoint, check_finite, check_iteration_limits, check_positive_int,
                           check_random_state_type, check_real)
 
 TRAINERS = ("ml", "map")
@@ -32,9 +32,14 @@ def check_gmm_parameters(machine, gmm_class, kmeans_class) -> None:
         raise ValueError("A UBM is required for MAP GMM (ubm=None was given with trainer='map').")
     check_iteration_limits(machine.max_fitting_steps, machine.convergence_threshold, "max_fitting_steps")
     check_random_state_type(machine.random_state)
+    check_checkpoint(machine.checkpoint)
     if machine.k_means_trainer is not None and not isinstance(machine.k_means_trainer, kmeans_class):
         raise TypeError(f"k_means_trainer must be a KMeansMachine or None; got "
                         f"{type(machine.k_means_trainer).__name__}")
+    if (machine.k_means_trainer is not None and machine.trainer == "ml"
+            and machine.k_means_trainer.n_clusters != machine.n_gaussians):
+        raise ValueError(f"k_means_trainer has n_clusters={machine.k_means_trainer.n_clusters!r}; it "
+                         f"must equal n_gaussians={machine.n_gaussians!r} (one centroid per Gaussian)")
     for name in ("update_means", "update_variances", "update_weights"):
         check_bool(getattr(machine, name), name)
     check_real(machine.mean_var_update_threshold, "mean_var_update_threshold", minimum=0)

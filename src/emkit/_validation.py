@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import os
 
 import numpy as np
 
@@ -38,6 +39,17 @@ def check_positive_int(value, name: str, *, minimum: int = 1, allow_none: bool =
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
     return int(value)
+
+
+def check_checkpoint(value, name: str = "checkpoint") -> None:
+    """``value`` is None or a file path (str or os.PathLike, not empty)."""
+    if value is None:
+        return
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or os.PathLike) or None; got "
+                        f"{type(value).__name__}: {value!r}")
+    if not os.fspath(value):
+        raise ValueError(f"{name} is an empty path: give a file name, or None for no checkpoint")
 
 
 def check_random_state_type(random_state, name: str = "random_state") -> None:

@@ -18,7 +18,7 @@ from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, w
 from ._kernels import kmeans as kk
 from ._kmeans_init import check_init_method, initial_centroids
 from ._kmeans_stats import KMeansStats, kmeans_chunk_stats
-from ._validation import (check_block, check_frames, check_iteration_limits, check_positive_int,
+from ._validation import (check_block, check_checkpoint, check_frames, check_iteration_limits, check_positive_int,
                           check_random_state, check_random_state_type, check_real)
 
 logger = logging.getLogger("emkit")
@@ -190,6 +190,7 @@ class KMeansMachine(BaseEstimator):
         check_random_state_type(self.random_state)
         check_positive_int(self.init_max_iter, "init_max_iter", minimum=0, allow_none=True)
         check_real(self.oversampling_factor, "oversampling_factor", minimum=0, exclusive_minimum=True)
+        check_checkpoint(self.checkpoint)
 
     # -- fitted state ----------------------------------------------------------------------
     centroids_ = FittedArray("The centroids, shape (K, D); None before fit or initialize.")

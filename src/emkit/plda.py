@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,7 +170,8 @@ class PLDA(BaseEstimator):
         check_positive_int(self.max_iterations, "max_iterations", minimum=0)
         if self.block_size is not None:
             check_positive_int(self.block_size, "block_size")
-        if self.convergence_threshold is not None and not self.convergence_threshold >= 0:
+        if self.convergence_threshold is not None and not (
+                isinstance(self.convergence_threshold, numbers.Real) and self.convergence_threshold >= 0):
             raise ValueError("convergence_threshold must be >= 0 or None; "
                              f"got {self.convergence_threshold!r}")
         threshold = self.variance_threshold

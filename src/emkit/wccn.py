@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._fitted import FittedArray, set_fitted
 from ._labels import encode_labels
-from ._validation import check_frames
+from ._validation import check_bool, check_frames
 from .io._registry import register
 from .whitening import apply_projection, check_projection, inverse_cholesky_factor
 
@@ -105,7 +105,7 @@ class WCCN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         class_means = np.add.reduceat(X[order], starts, axis=0) / counts[:, None]
         centred = X - class_means[codes]
         scatter = centred.T @ centred
-        self._set_fitted(inverse_cholesky_factor((1.0 / K) * scatter, bool(self.pinv),
+        self._set_fitted(inverse_cholesky_factor((1.0 / K) * scatter, check_bool(self.pinv, "pinv"),
                                                  "within-class covariance"), 0, 1.0, classes)
         return self
 

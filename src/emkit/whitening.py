@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from ._fitted import FittedArray, set_fitted
-from ._validation import check_frames, is_dask_collection
+from ._validation import check_bool, check_frames, is_dask_collection
 from .io._registry import register
 
 __all__ = ["Whitening"]
@@ -163,7 +163,7 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             raise ValueError("X must have at least 2 samples to estimate a covariance; got "
                              f"n_samples = {X.shape[0]}")
         cov = np.atleast_2d(np.cov(X, rowvar=False))
-        self._set_fitted(inverse_cholesky_factor(cov, bool(self.pinv), "covariance of X"),
+        self._set_fitted(inverse_cholesky_factor(cov, check_bool(self.pinv, "pinv"), "covariance of X"),
                          X.mean(axis=0), 1.0)
         return self
 

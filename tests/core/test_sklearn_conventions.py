@@ -6,6 +6,8 @@ their reason; every other check must pass.
 
 import pickle
 
+import re
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -127,3 +129,45 @@ def test_every_constructor_argument_is_in_the_parameters_section(cls):
     documented = {name.strip() for line in section.splitlines() if line[:1].strip() and " : " in line
                   for name in line.split(" : ")[0].split(",")}
     assert set(inspect.signature(cls).parameters) <= documented, documented
+
+
+def _set_params_case():
+    from emkit.factor_analysis import ISVMachine
+    from emkit.ivector import IVectorMachine
+
+    X = _data()
+    y = np.repeat(np.arange(6), len(X) // 6 + 1)[: len(X)]
+    ubm = GMMMachine(2, max_fitting_steps=2, convergence_threshold=None).fit(X)
+    stats = ubm.transform([X[i * 10:(i + 1) * 10] for i in range(12)])
+    return X, y, ubm, stats, np.repeat(np.arange(4), 3), ISVMachine, IVectorMachine
+
+
+@pytest.mark.parametrize("case", ["wccn_pinv", "whitening_pinv", "plda_threshold", "kmeans_checkpoint",
+                                  "gmm_checkpoint", "isv_ubm", "isv_checkpoint", "ivector_sigma",
+                                  "ivector_checkpoint", "gmm_kmeans_clusters"])
+def test_set_params_values_are_checked_at_fit_naming_the_parameter(case):
+    import emkit
+
+    X, y, ubm, stats, labels, ISVMachine, IVectorMachine = _set_params_case()
+    fits = {
+        "wccn_pinv": (lambda: emkit.WCCN().set_params(pinv="x").fit(X, y), "pinv must be True or False"),
+        "whitening_pinv": (lambda: emkit.Whitening().set_params(pinv=None).fit(X), "pinv must be True or False"),
+        "plda_threshold": (lambda: emkit.PLDA().set_params(convergence_threshold="x").fit(X, y),
+                           "convergence_threshold must be >= 0 or None; got 'x'"),
+        "kmeans_checkpoint": (lambda: KMeansMachine(2).set_params(checkpoint=3).fit(X),
+                              "checkpoint must be a file path (str or os.PathLike) or None; got int: 3"),
+        "gmm_checkpoint": (lambda: GMMMachine(2).set_params(checkpoint="").fit(X), "checkpoint is an empty path"),
+        "isv_ubm": (lambda: ISVMachine(1).set_params(ubm="x").fit(stats, labels),
+                    "ubm must be a GMMMachine or None; got str"),
+        "isv_checkpoint": (lambda: ISVMachine(1, ubm=ubm).set_params(checkpoint=3).fit(stats, labels),
+                           "checkpoint must be a file path"),
+        "ivector_sigma": (lambda: IVectorMachine(ubm, 2).set_params(update_sigma="x").fit(stats),
+                          "update_sigma must be True or False; got str"),
+        "ivector_checkpoint": (lambda: IVectorMachine(ubm, 2).set_params(checkpoint=3).fit(stats),
+                               "checkpoint must be a file path"),
+        "gmm_kmeans_clusters": (lambda: GMMMachine(2).set_params(k_means_trainer=KMeansMachine(5)).fit(X),
+                                "k_means_trainer has n_clusters=5; it must equal n_gaussians=2"),
+    }
+    fit, message = fits[case]
+    with pytest.raises((TypeError, ValueError), match=re.escape(message)):
+        fit()

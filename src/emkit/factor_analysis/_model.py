@@ -21,7 +21,7 @@ from sklearn.exceptions import NotFittedError
 from .._backend import bag_from_parts, is_dask_collection
 from .._fitted import FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted
 from .._fitted import without_derived
-from .._validation import check_frames, check_positive_int, check_random_state
+from .._validation import check_checkpoint, check_frames, check_positive_int, check_random_state
 from . import _steps
 from ._constants import Constants, build
 from ._training import prepare_training_set, session_threads
@@ -92,6 +92,10 @@ class FactorAnalysisBase(BaseEstimator):
 
     # -- the UBM ---------------------------------------------------------------------------------
     def _trained_ubm(self, action: str = "this operation"):
+        from ..gmm import GMMMachine
+
+        if self.ubm is not None and not isinstance(self.ubm, GMMMachine):
+            raise TypeError(f"ubm must be a GMMMachine or None; got {type(self.ubm).__name__}")
         if self.ubm is None:
             raise ValueError(
                 f"ubm is None: {action} needs a trained GMMMachine as ubm "
@@ -226,6 +230,7 @@ class FactorAnalysisBase(BaseEstimator):
         rf = self.relevance_factor
         if isinstance(rf, bool) or not isinstance(rf, numbers.Real) or not rf > 0:
             raise ValueError(f"relevance_factor must be a positive number; got {rf!r}")
+        check_checkpoint(self.checkpoint)
 
     def __sklearn_is_fitted__(self) -> bool:
         """True when every parameter was trained, assigned or loaded (initial values don't count)."""

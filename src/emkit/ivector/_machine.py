@@ -15,7 +15,7 @@ from .._backend._staging import configured_device, synced
 from .._checkpoint import resumable_em
 from .._fitted import FittedArray, clear_derived, derived, refreeze, set_fitted, without_derived
 from .._kernels import ivector as kiv
-from .._validation import check_positive_int, check_random_state
+from .._validation import check_bool, check_checkpoint, check_positive_int, check_random_state
 from ..gmm import GMMMachine
 from ..io import _registry
 from ..stats import GMMStats, as_stats_sequence
@@ -149,6 +149,8 @@ class IVectorMachine(BaseEstimator):
             raise ValueError(f"variance_floor must be a number >= 0; got {self.variance_floor!r}")
         if self.batch_size is not None:
             check_positive_int(self.batch_size, "batch_size")
+        check_bool(self.update_sigma, "update_sigma")
+        check_checkpoint(self.checkpoint)
 
     def _check_fitted(self, method: str):
         if self.T is None or self.sigma is None:
