@@ -99,12 +99,30 @@ def test_scp_offsets_ranges_and_prefixes(tmp_path, mats):
     np.testing.assert_array_equal(out["spk1_a"], mats["spk1_a"][1:4])
     np.testing.assert_array_equal(out["spk1_b"], mats["spk1_b"])
     np.testing.assert_array_equal(out["spk2_a"], mats["spk2_a"][0:5, 1:3])
-    # the rspecifier prefixes are accepted; relative paths in the scp are relative to its folder
+    # the rspecifier prefixes are accepted; relative paths not found in the current directory are
+    # taken from the scp's folder
     write_scp(tmp_path / "rel.scp", "f.ark", offsets)
     for spec in (f"scp:{tmp_path / 'rel.scp'}", f"scp,s,cs:{tmp_path / 'rel.scp'}"):
         out = read_features(spec)
         np.testing.assert_array_equal(out["spk2_a"], mats["spk2_a"])
     assert list(read_features(f"ark:{tmp_path / 'f.ark'}")) == list(mats)
+
+
+def test_relative_scp_paths_are_taken_from_the_current_directory_first_as_kaldi(tmp_path, mats, monkeypatch):
+    # a Kaldi recipe: data/train/feats.scp names mfcc/raw.ark, relative to the recipe's root
+    (tmp_path / "mfcc").mkdir()
+    (tmp_path / "data" / "train" / "mfcc").mkdir(parents=True)
+    offsets = write_ark(tmp_path / "mfcc" / "raw.ark", mats, "DM")
+    scp = tmp_path / "data" / "train" / "feats.scp"
+    write_scp(scp, "mfcc/raw.ark", offsets)
+    monkeypatch.chdir(tmp_path)
+    np.testing.assert_array_equal(read_kaldi_scp(scp)["spk2_a"], mats["spk2_a"])
+    # a file of that name next to the scp loses to the one Kaldi would read
+    write_ark(tmp_path / "data" / "train" / "mfcc" / "raw.ark", {k: m + 1.0 for k, m in mats.items()}, "DM")
+    np.testing.assert_array_equal(read_kaldi_scp(scp)["spk2_a"], mats["spk2_a"])
+    # elsewhere, the scp's own directory is the fallback
+    monkeypatch.chdir(tmp_path / "mfcc")
+    np.testing.assert_array_equal(read_kaldi_scp(scp)["spk2_a"], mats["spk2_a"] + 1.0)
 
 
 def test_scp_without_offset_reads_a_single_matrix_file(tmp_path):

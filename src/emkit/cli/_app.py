@@ -57,12 +57,13 @@ or --scheduler ADDRESS.
 \b
 Features: .npy (one utterance, whose id is the file's stem: spk1_u3.npy is
 utterance spk1_u3), .npz, .h5/.hdf5, Kaldi .ark (binary or text, compressed
-matrices included) and .scp; several files may be given, and a directory
-stands for its .npy, .npz, .h5, .hdf5 and .ark files (sorted by name; not
-recursive).  Text files: utt2spk ("utterance-id speaker-id"), enrolment lists
-("model-id utterance-id ..."), trials ("model-id probe-id [target|nontarget]",
-each model-probe pair once), scores ("model-id probe-id score
-[target|nontarget]").
+matrices included) and .scp (relative paths in it are taken from the current
+directory, as Kaldi does, else from the scp's folder); several files may be
+given, and a directory stands for its .npy, .npz, .h5, .hdf5 and .ark files
+(sorted by name; not recursive).  Text files: utt2spk ("utterance-id
+speaker-id"), enrolment lists ("model-id utterance-id ..."), trials
+("model-id probe-id [target|nontarget]", each model-probe pair once), scores
+("model-id probe-id score [target|nontarget]").
 
 \b
 Outputs: written atomically (a temporary file renamed when complete).  An

@@ -9,8 +9,9 @@ range ``[r1:r2]`` or ``[r1:r2,c1:c2]`` is inclusive and must lie inside the matr
 Untrusted files (see :mod:`emkit.io.untrusted`): every size a header declares is checked against
 the bytes left in the file before it is read, one utterance is at most ``max_utterance_bytes``
 (its float64 size), only regular files are opened, and messages never quote the file's bytes.
-An scp may name any regular file (absolute paths, ``..``, symbolic links, as in Kaldi): give emkit
-an scp only from a source you would let read your files.  A UTF-8 byte-order mark at the start of
+A relative path in an scp is taken from the current directory, as Kaldi does; where no such file
+is there, from the scp's own directory.  An scp may name any regular file (absolute paths, ``..``,
+symbolic links, as in Kaldi): give emkit an scp only from a source you would let read your files.  A UTF-8 byte-order mark at the start of
 an scp or an archive is skipped.  Every matrix returned is a finite float64 ``(rows, cols)`` array
 with ``rows, cols >= 1``.
 """
@@ -313,9 +314,19 @@ class _Extents:
 
 
 def _scp_entries(path):
-    """``(where, key, target, offset, ranges)`` of every entry of a script file, in order: the
-    target resolved against the script file's directory, as Kaldi does."""
+    """``(where, key, target, offset, ranges)`` of every entry of a script file, in order: a
+    relative target is taken from the current directory, as Kaldi does, and where no such file is
+    there, from the script file's own directory (an scp kept next to its archives)."""
     base = os.path.dirname(os.path.abspath(path))
+    resolved = {}  # a relative name -> the path it resolves to (one look per archive, not per line)
+
+    def resolve(target):
+        if os.path.isabs(target):
+            return target
+        if target not in resolved:
+            resolved[target] = target if os.path.exists(target) else os.path.join(base, target)
+        return resolved[target]
+
     for number, line in text_lines(path, _MAX_SCP_LINE, "Kaldi script file"):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -337,7 +348,7 @@ def _scp_entries(path):
             if len(m.group(2)) > 4000:  # Python refuses to convert more than 4300 digits
                 raise FeatureError(f"{where}: the offset has {len(m.group(2))} digits (not a byte offset)")
             target, offset = m.group(1), int(m.group(2))
-        yield where, key, target if os.path.isabs(target) else os.path.join(base, target), offset, ranges
+        yield where, key, resolve(target), offset, ranges
 
 
 def scp_targets(path) -> list:
