@@ -230,6 +230,16 @@ def test_cli_run(project):
     assert "16 step(s) run, 0 up to date" in result.stdout
 
 
+def test_the_run_table_stays_aligned_with_long_names():
+    from emkit.cli._run import _table
+
+    row = dict(eer=0.1, cllr=0.5, min_cllr=0.25)
+    lines = _table([dict(row, system="ivector-cosine", condition="eval"),
+                    dict(row, system="gmm", condition="a-long-condition")]).splitlines()
+    assert len({line.index("EER") for line in lines}) == 1
+    assert lines[0].startswith("ivector-cosine eval ") and lines[1].startswith("gmm            a-long-condition ")
+
+
 def test_results_match_the_score_files(first_run):
     from emkit import metrics
 

@@ -42,5 +42,8 @@ def run(recipe, force, progress):
 
 
 def _table(rows) -> str:
-    return "\n".join(f"{r['system']:<12} {r['condition']:<8} EER {100 * r['eer']:6.2f}%  "
+    """One aligned line per system and condition (columns as wide as the longest name)."""
+    width_s = max([12] + [len(r["system"]) for r in rows])
+    width_c = max([8] + [len(r["condition"]) for r in rows])
+    return "\n".join(f"{r['system']:<{width_s}} {r['condition']:<{width_c}} EER {100 * r['eer']:6.2f}%  "
                      f"Cllr {r['cllr']:.3f}  min Cllr {r['min_cllr']:.3f}" for r in rows)
