@@ -290,3 +290,24 @@ def test_docs_recipes_lists_every_section_and_key_with_its_default():
         assert f'`"{kind}"`' in text, kind
     for field in [*dataclasses.fields(KaldiOptions), *dataclasses.fields(FeatureConfig)]:
         assert field.name == "kaldi" or f"`{field.name}`" in text, field.name
+
+
+def test_the_example_recipe_of_the_docs_is_valid(tmp_path):
+    """docs/recipes.md's first example names only data sets it defines (it named an undefined one)."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from emkit.recipe import load_recipe
+
+    text = (Path(__file__).parents[2] / "docs" / "recipes.md").read_text()
+    example = re.search(r"```toml\n(.*?)```", text, re.S).group(1)
+    for name in ["feats/train.scp", "feats/test.scp", "feats/utt2spk", "lists/enroll", "lists/trials"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    named = {v for table in tomllib.loads(example)["data"].values() for v in
+             [*table.get("features", []), table.get("utt2spk")] if v}
+    assert named <= {"feats/train.scp", "feats/test.scp", "feats/utt2spk"}
+    (tmp_path / "recipe.toml").write_text(example)
+    recipe = load_recipe(tmp_path / "recipe.toml")
+    assert set(recipe["data"]) == {"train", "test"} and recipe["conditions"]["eval"]["data"] == "test"
