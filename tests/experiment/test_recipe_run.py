@@ -4,6 +4,8 @@ import json
 import os
 import shutil
 
+import warnings
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -113,6 +115,18 @@ def test_float32_ubm_reruns_the_ubm_and_its_dependants_float64_reruns_nothing(pr
     assert not np.array_equal(after.means, before.means)
     np.testing.assert_allclose(after.means, before.means, rtol=0,
                                atol=1e-3 * np.abs(before.means).max())
+
+
+def test_ubm_threshold_zero_runs_every_iteration_without_a_convergence_warning(project):
+    edit(project, "kmeans_iterations = 3", "kmeans_iterations = 3\nthreshold = 1e-5")
+    assert ran(run_recipe(project / "recipe.toml")[0]) == []  # the default: the stamps stay valid
+    edit(project, "threshold = 1e-5", "threshold = 0.0")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert "ubm" in ran(run_recipe(project / "recipe.toml")[0])
+    assert not [w for w in caught if "GMM ML did not converge" in str(w.message)]
+    assert "4 Gaussians from" in (project / "work" / "report.md").read_text()
+    assert "3 EM iterations" in (project / "work" / "report.md").read_text()
 
 
 def test_changed_audio_file_reruns_its_dependants(project):

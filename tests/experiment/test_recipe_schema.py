@@ -53,7 +53,7 @@ def project(tmp_path):
 def test_valid_recipe_with_defaults(project):
     r = load_recipe(project / "recipe.toml")
     assert r["work_dir"] == str(project / "work") and r["seed"] == 0
-    assert r["ubm"] == {"data": "train", "gaussians": 8, "iterations": 25,
+    assert r["ubm"] == {"data": "train", "gaussians": 8, "iterations": 25, "threshold": 1e-5,
                         "kmeans_iterations": 20, "compute_dtype": "float64", "gselect": None,
                         "min_posterior": 0.0}
     assert r["systems"]["isv"] == {"kind": "isv", "data": "train", "relevance_factor": 4.0,
@@ -115,6 +115,8 @@ def test_relative_recipe_path_gives_absolute_paths(project, monkeypatch):
     ("gaussians = 8", "gaussians = 8\ngselect = 0", "ubm.gselect", "must be > 0; got 0"),
     ("gaussians = 8", "gaussians = 8\ngselect = 2\nmin_posterior = 1.0", "ubm.min_posterior",
      "must be in [0, 1); got 1.0"),
+    ("gaussians = 8", "gaussians = 8\nthreshold = -1.0", "ubm.threshold", "must be a number >= 0"),
+    ("gaussians = 8", "gaussians = 8\nthreshold = inf", "ubm.threshold", "must be a number >= 0"),
     ("gaussians = 8", "gaussians = 8\nmin_posterior = 0.1", "ubm.min_posterior",
      "needs ubm.gselect"),
     ("gaussians = 8", 'gaussians = 8\ncompute_dtype = "float16"', "ubm.compute_dtype",

@@ -65,7 +65,7 @@ SYSTEM_KINDS = {
 OPTIONAL_SYSTEM_KEYS = ("lda_dim", "plda_dim")
 SECTIONS = {
     "ubm": {"data": (STR, ...), "gaussians": (INT, 64), "iterations": (INT, 25),
-            "kmeans_iterations": (INT, 20), "compute_dtype": (STR, "float64"),
+            "threshold": (FLOAT, 1e-5), "kmeans_iterations": (INT, 20), "compute_dtype": (STR, "float64"),
             "gselect": (INT, None), "min_posterior": (FLOAT, 0.0)},
     "data": {"audio": (STR, None), "features": (STRS, None), "utt2spk": (STR, None)},
     "conditions": {"data": (STR, ...), "enroll": (STR, ...), "trials": (STR, ...)},
@@ -246,6 +246,8 @@ def validate(doc: dict, path) -> dict:
     if u["gselect"] is not None and u["gselect"] > u["gaussians"]:
         chk.fail("ubm.gselect", f"must be at most ubm.gaussians ({u['gaussians']}); got "
                                 f"{u['gselect']!r}")
+    if not 0.0 <= u["threshold"] < float("inf"):
+        chk.fail("ubm.threshold", f"must be a number >= 0 (0: no convergence test); got {u['threshold']!r}")
     if not 0.0 <= u["min_posterior"] < 1.0:
         chk.fail("ubm.min_posterior", f"must be in [0, 1); got {u['min_posterior']!r}")
     if u["min_posterior"] and u["gselect"] is None:

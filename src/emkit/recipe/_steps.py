@@ -173,15 +173,17 @@ def _ubm_steps(recipe, work):
                               f"{u['data']!r})")
         with convergence_advice("ubm.iterations"):
             ubm = ex.train_ubm(frames, u["gaussians"], max_iterations=u["iterations"],
+                               convergence_threshold=u["threshold"] or None,  # 0: no test
                                kmeans_iterations=u["kmeans_iterations"], seed=recipe["seed"],
                                compute_dtype=u["compute_dtype"])
         ubm.save(work / "ubm.h5")
         return f"{u['gaussians']} Gaussians from {frames.shape[0]} frames, {ubm.n_iter_} EM " \
                "iterations"
 
-    # (compute_dtype only when float32: the stamps of recipes written before it stay valid)
-    params = {k: v for k, v in u.items()
-              if k not in SELECTION_KEYS and not (k == "compute_dtype" and v == "float64")}
+    # (compute_dtype and threshold only when not their defaults: the stamps of recipes written
+    # before they existed stay valid)
+    params = {k: v for k, v in u.items() if k not in SELECTION_KEYS
+              and not (k == "compute_dtype" and v == "float64") and not (k == "threshold" and v == 1e-5)}
     return [FunctionStep("ubm", run, lambda: _feature_inputs(recipe, work, u["data"]),
                          {**params, "seed": recipe["seed"]}, [work / "ubm.h5"])]
 
