@@ -31,6 +31,9 @@ def test_ubm_checkpoint_resumes_and_refuses_another_run(data, tmp_path):  # noqa
                    "ubm.ckpt", "the options differ (", "-n/--gaussians", "pass another --checkpoint")
     assert "n_gaussians" not in other.stderr and "k_means_trainer" not in other.stderr
     no_leftovers(tmp_path, "c.h5")
+    seed = run("train-ubm", d / "train.scp", *UBM, "--seed", 2, "--checkpoint", ckpt,
+               "-o", tmp_path / "c.h5", ok=False)  # the k-means start has the seed: no --kmeans-iterations
+    one_line_error(seed, 1, "the options differ (--seed)")
 
 
 def test_the_kmeans_part_of_a_checkpoint_is_an_output_too(data, tmp_path):  # noqa: F811

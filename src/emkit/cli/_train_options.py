@@ -70,6 +70,8 @@ def checkpoint_mismatch_message(exc) -> str:
     for text in exc.differences:
         if text.startswith("the parameters differ (") and text.endswith(")"):
             names = text[len("the parameters differ ("):-1].split(", ")
+            if "random_state" in names:  # the k-means start has the seed too: not --kmeans-iterations
+                names = [n for n in names if n != "k_means_trainer"]
             shown = dict.fromkeys(OPTION_OF_PARAMETER.get(n, n) for n in names)  # once each, in order
             text = f"the options differ ({', '.join(shown)})"
         text = text.replace("the training data X differ", "the features differ (FEATURES, or the "
