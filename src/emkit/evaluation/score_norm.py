@@ -122,7 +122,9 @@ def _normalise(s: np.ndarray, stats, axis: int, name: str) -> np.ndarray:
 
 def znorm(scores, model_cohort_scores, *, ddof: int = 1) -> np.ndarray:
     """Z-norm: ``(s[m, p] - mean_z[m]) / std_z[m]`` with the statistics of model ``m`` against the
-    Z-cohort, ``model_cohort_scores`` (n_models, n_zcohort).  Returns (n_models, n_probes)."""
+    Z-cohort, ``model_cohort_scores`` (n_models, n_zcohort).  Returns (n_models, n_probes).
+    ``ddof``: delta degrees of freedom of the standard deviations (1, the default: the unbiased
+    estimate; 0: the maximum-likelihood one), here and in every function of this module."""
     ddof = _check_ddof(ddof)
     s = _matrix(scores, "scores")
     z = _matrix(model_cohort_scores, "model_cohort_scores", rows=s.shape[0], rows_of="one per model")
@@ -131,7 +133,8 @@ def znorm(scores, model_cohort_scores, *, ddof: int = 1) -> np.ndarray:
 
 def tnorm(scores, cohort_probe_scores, *, ddof: int = 1) -> np.ndarray:
     """T-norm: ``(s[m, p] - mean_t[p]) / std_t[p]`` with the statistics of the T-cohort models
-    against probe ``p``, ``cohort_probe_scores`` (n_tcohort, n_probes)."""
+    against probe ``p``, ``cohort_probe_scores`` (n_tcohort, n_probes).  ``ddof``: as
+    :func:`znorm`."""
     ddof = _check_ddof(ddof)
     s = _matrix(scores, "scores")
     t = _matrix(cohort_probe_scores, "cohort_probe_scores", cols=s.shape[1], cols_of="one per probe")
@@ -147,6 +150,8 @@ def ztnorm(scores, model_cohort_scores, cohort_probe_scores, cohort_cohort_score
        Z-normalised with its scores against the Z-cohort, leaving out the entries where
        ``same_speaker_mask`` (n_tcohort, n_zcohort) is True (same identity: not impostor trials);
     3. ``tnorm(zs, zt)``.
+
+    ``ddof``: as :func:`znorm`, in all three steps.
     """
     ddof = _check_ddof(ddof)
     s = _matrix(scores, "scores")
@@ -175,7 +180,8 @@ def snorm(scores, model_cohort_scores, cohort_probe_scores, *, ddof: int = 1) ->
 
     ``scores`` (n_models, n_probes); ``model_cohort_scores`` (n_models, n_cohort), the models
     against the cohort; ``cohort_probe_scores`` (n_cohort, n_probes), the cohort against the
-    probes (the two cohorts may differ in size).  Returns (n_models, n_probes)."""
+    probes (the two cohorts may differ in size).  Returns (n_models, n_probes).  ``ddof``: as
+    :func:`znorm`."""
     return adaptive_snorm(scores, model_cohort_scores, cohort_probe_scores, top_n=None, ddof=ddof)
 
 
@@ -194,7 +200,7 @@ def adaptive_snorm(scores, model_cohort_scores, cohort_probe_scores, top_n: int 
 
     Shapes as :func:`snorm`: ``scores`` (n_models, n_probes), ``model_cohort_scores``
     (n_models, n_cohort), ``cohort_probe_scores`` (n_cohort, n_probes); returns
-    (n_models, n_probes)."""
+    (n_models, n_probes).  ``ddof``: as :func:`znorm` (``top_n`` must exceed it)."""
     ddof = _check_ddof(ddof)
     if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, numbers.Integral)
                               or top_n <= ddof):
