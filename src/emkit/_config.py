@@ -1,15 +1,38 @@
 """Process-wide settings: ``emkit.set_config(progress=True)`` shows progress bars on training,
-``emkit.set_config(device="cuda")`` selects where the namespace-generic kernels run."""
+``emkit.set_config(device="cuda")`` selects where the namespace-generic kernels run.
+
+Settings are process-wide, ``config_context`` blocks included: emkit's worker threads and dask's
+threaded scheduler run the work of the thread that started it, and read the settings in force
+(unlike scikit-learn's per-thread configuration).  Blocks open in several threads at once stack:
+each one's settings hold until it closes, whatever the order the blocks close in, and closing the
+last one restores the settings ``set_config`` made.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import numbers
+import threading
 
-_CONFIG = {"progress": False, "block_rows": None, "device": "cpu", "array_library": None,
-           "device_cache": None, "gselect_top_k": None, "gselect_min_posterior": 0.0,
-           "dask_cache": "auto", "dask_cache_fraction": 0.25, "spill_directory": None,
-           "dask_worker_heap": True}
+#: what ``set_config`` set (the defaults at first)
+_BASE = {"progress": False, "block_rows": None, "device": "cpu", "array_library": None,
+         "device_cache": None, "gselect_top_k": None, "gselect_min_posterior": 0.0,
+         "dask_cache": "auto", "dask_cache_fraction": 0.25, "spill_directory": None,
+         "dask_worker_heap": True}
+#: the settings of the ``config_context`` blocks open, in the order they were entered
+_LAYERS: list = []
+_LOCK = threading.Lock()
+#: the settings in force: ``_BASE`` with the open blocks' settings on top (replaced, never changed
+#: in place: read it as ``_config._CONFIG``, not imported by name)
+_CONFIG = dict(_BASE)
+
+
+def _refresh() -> None:
+    global _CONFIG
+    merged = dict(_BASE)
+    for _, layer in _LAYERS:
+        merged.update(layer)
+    _CONFIG = merged
 
 #: Accepted values of ``dask_cache``.
 DASK_CACHE_MODES = ("auto", "memory", "disk", "off")
@@ -42,7 +65,7 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
                gselect_min_posterior: float | None = None, dask_cache: str | None = None,
                dask_cache_fraction: float | None = None, spill_directory="keep",
                dask_worker_heap: bool | None = None) -> None:
-    """Change settings.
+    """Change settings (process-wide; see the module docstring).
 
     progress : bool
         Show a tqdm progress bar over EM iterations (logging at INFO level reports them anyway).
@@ -92,6 +115,16 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
         the system after every temporary array (default True; restored when ``fit`` ends, see
         :mod:`emkit._backend._worker_heap`).
     """
+    changes = _changes(locals())
+    with _LOCK:
+        _BASE.update(changes)
+        _refresh()
+
+
+def _changes(settings: dict) -> dict:
+    """The settings that ``set_config(**settings)`` changes, checked (an error changes nothing)."""
+    (progress, block_rows, device, array_library, device_cache, gselect_top_k, gselect_min_posterior,
+     dask_cache, dask_cache_fraction, spill_directory, dask_worker_heap) = (settings[k] for k in _ARGUMENTS)
     if block_rows is not None:  # checked, never coerced (int(2.7) was 2, int("64") 64)
         if isinstance(block_rows, bool) or not isinstance(block_rows, numbers.Integral):
             raise TypeError(f"block_rows must be a positive integer; got {type(block_rows).__name__}: "
@@ -116,25 +149,30 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
 
         resolve_device(new_device, new_library)  # fail now, with what was found, not mid-fit
     top_k, min_post = _check_gselect(gselect_top_k, gselect_min_posterior)
+    changes = {}
     if progress is not None:
-        _CONFIG["progress"] = bool(progress)
+        changes["progress"] = bool(progress)
     if block_rows is not None:
-        _CONFIG["block_rows"] = int(block_rows)
-    _CONFIG["device"], _CONFIG["array_library"] = new_device, new_library
+        changes["block_rows"] = int(block_rows)
+    if device is not None:
+        changes["device"] = new_device
+    if array_library != "keep":
+        changes["array_library"] = new_library
     if device_cache != "keep":
-        _CONFIG["device_cache"] = device_cache
+        changes["device_cache"] = device_cache
     if gselect_top_k != "keep":
-        _CONFIG["gselect_top_k"] = top_k
+        changes["gselect_top_k"] = top_k
     if min_post is not None:
-        _CONFIG["gselect_min_posterior"] = min_post
+        changes["gselect_min_posterior"] = min_post
     if dask_cache is not None:
-        _CONFIG["dask_cache"] = dask_cache
+        changes["dask_cache"] = dask_cache
     if dask_cache_fraction is not None:
-        _CONFIG["dask_cache_fraction"] = float(dask_cache_fraction)
+        changes["dask_cache_fraction"] = float(dask_cache_fraction)
     if dask_worker_heap is not None:
-        _CONFIG["dask_worker_heap"] = dask_worker_heap
+        changes["dask_worker_heap"] = dask_worker_heap
     if spill_directory != "keep":
-        _CONFIG["spill_directory"] = None if spill_directory is None else str(spill_directory)
+        changes["spill_directory"] = None if spill_directory is None else str(spill_directory)
+    return changes
 
 
 def _check_gselect(top_k, min_posterior):
@@ -153,12 +191,30 @@ def _check_gselect(top_k, min_posterior):
     return top_k, min_posterior
 
 
+_ARGUMENTS = ("progress", "block_rows", "device", "array_library", "device_cache", "gselect_top_k",
+              "gselect_min_posterior", "dask_cache", "dask_cache_fraction", "spill_directory",
+              "dask_worker_heap")
+
+
 @contextlib.contextmanager
 def config_context(**settings):
-    """Temporarily change settings: ``with emkit.config_context(progress=True): ...``."""
-    saved = get_config()
-    set_config(**settings)
+    """Temporarily change settings: ``with emkit.config_context(progress=True): ...`` (the
+    arguments of :func:`set_config`; process-wide while the block runs, see the module docstring)."""
+    import inspect
+
+    try:
+        bound = inspect.signature(set_config).bind(**settings)
+    except TypeError as exc:
+        raise TypeError(f"config_context() {exc}") from None
+    bound.apply_defaults()
+    changes = _changes(bound.arguments)
+    token = object()
+    with _LOCK:
+        _LAYERS.append((token, changes))
+        _refresh()
     try:
         yield
     finally:
-        _CONFIG.update(saved)
+        with _LOCK:
+            _LAYERS[:] = [entry for entry in _LAYERS if entry[0] is not token]
+            _refresh()

@@ -25,8 +25,9 @@ import logging
 
 import numpy as np
 
+from . import _config
 from ._backend import _device, _staging, is_dask_collection
-from ._config import _CONFIG, get_config
+from ._config import get_config
 from ._kernels import _xp, gmm_xp, kmeans_xp
 from .stats import GMMStats
 
@@ -53,12 +54,12 @@ def fit_device(X, dask_on_workers: bool = False):
     ``dask_on_workers``: dask input gives ``None`` (the backend's ``map_reduce``, whose chunk
     function uses the device configured where each chunk runs) instead of the caller's device.
     """
-    if _CONFIG["device"] == "cpu" and isinstance(X, np.ndarray):
+    if _config._CONFIG["device"] == "cpu" and isinstance(X, np.ndarray):
         return None  # the common case, first and cheap
     dev = foreign_device(X)
     if dev is not None:
         return dev
-    if _CONFIG["device"] == "cpu" or (dask_on_workers and is_dask_collection(X)):
+    if _config._CONFIG["device"] == "cpu" or (dask_on_workers and is_dask_collection(X)):
         return None
     dev = _device.current_device()
     return None if dev.is_cpu else dev

@@ -24,8 +24,9 @@ import threading
 
 import numpy as np
 
+from . import _config
 from ._backend import _device, _staging
-from ._config import _CONFIG, get_config
+from ._config import get_config
 from ._kernels import gmm_xp, scoring_xp
 from .stats import GMMStats
 
@@ -39,7 +40,7 @@ _COEF_CACHE: dict = {}
 
 def device():
     """The device configured in this process, or None (the CPU: numpy kernels)."""
-    if _CONFIG["device"] == "cpu":
+    if _config._CONFIG["device"] == "cpu":
         return None
     return _staging.configured_device()
 

@@ -253,3 +253,52 @@ def test_block_rows_is_checked_never_coerced_and_nothing_is_set_on_error(value, 
     assert emkit.get_config() == before
     with emkit.config_context(block_rows=np.int64(64)):
         assert emkit.get_config()["block_rows"] == 64
+
+
+def test_config_contexts_open_in_several_threads_leave_no_setting_behind():
+    """Blocks that overlap in two threads and close in another order than they opened: each
+    block's settings hold until it closes, and the settings before them come back (the whole
+    saved dictionary used to be put back, so one thread's block restored another's setting)."""
+    import threading
+
+    before = emkit.get_config()
+    entered, a_may_leave, a_left = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with emkit.config_context(block_rows=100):
+            entered.set()
+            a_may_leave.wait(10)
+        a_left.set()
+
+    def second():
+        entered.wait(10)
+        with emkit.config_context(gselect_top_k=1, block_rows=7):
+            seen["inside"] = emkit.get_config()["block_rows"], emkit.get_config()["gselect_top_k"]
+            a_may_leave.set()
+            a_left.wait(10)
+            seen["after the first left"] = emkit.get_config()["block_rows"], emkit.get_config()["gselect_top_k"]
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == {"inside": (7, 1), "after the first left": (7, 1)}
+    assert emkit.get_config() == before
+
+
+def test_set_config_inside_a_context_holds_after_it():
+    before = emkit.get_config()
+    try:
+        with emkit.config_context(block_rows=8):
+            emkit.set_config(block_rows=32)
+            assert emkit.get_config()["block_rows"] == 8  # the open block's setting holds
+        assert emkit.get_config()["block_rows"] == 32
+        with pytest.raises(TypeError, match=r"^config_context\(\) got an unexpected keyword argument 'rows'$"):
+            with emkit.config_context(rows=3):
+                pass
+    finally:
+        emkit._config._BASE.update(block_rows=before["block_rows"])
+        emkit._config._refresh()
+    assert emkit.get_config() == before
