@@ -207,6 +207,28 @@ def test_bad_options():
         list(extract_many([], jobs=0))
 
 
+@pytest.mark.parametrize("options,match", [
+    (dict(frame_shift=0.01), r"frame_shift must be at least one sample .*got 0.01 ms, which is 0 "
+                             "samples"),
+    (dict(frame_length=0.05), r"frame_length must be at least one sample .*got 0.05 ms"),
+    (dict(frame_shift=0.1, sample_frequency=8000.0), r"frame_shift .*\(0.125 ms at "
+                                                     r"sample_frequency 8000 Hz\)"),
+    (dict(frame_length=16000), r"frame_length must be at most 1000 ms.*got 16000 ms, which is "
+                               "256000 samples"),
+    (dict(frame_shift=float("nan")), "must be positive finite numbers"),
+])
+def test_frames_of_less_than_one_sample_or_over_a_second_are_refused(options, match):
+    # a shift under one sample killed the process (SIGFPE in kaldi-native-fbank): refused first
+    with pytest.raises(ValueError, match=match):
+        KaldiOptions(**options)
+
+
+def test_frames_of_one_sample_and_of_one_second_are_accepted():
+    x = np.random.default_rng(0).standard_normal(3000) * 1000
+    assert compute_kaldi_features(x, KaldiOptions(frame_shift=0.0625)).shape[0] == 2601
+    check_options(KaldiOptions(frame_length=1000, snip_edges=False))
+
+
 def test_white_space_in_an_utterance_id_is_refused_up_front(tmp_path):
     long_dir = _mkdir(tmp_path / ("d" * 150))
     write(long_dir / "a.wav", speech_like())

@@ -62,6 +62,11 @@ def test_ark_with_options(tmp_path, audio):
     (["IN", "-o", "out", "--jobs", "0"], "--jobs"),
     (["IN", "-o", "out", "--num-mel-bins", "300"], "num_mel_bins too large"),
     (["IN"], "Missing option '-o'"),
+    (["IN", "-o", "out", "--frame-shift", "0.05"],
+     "--frame-shift: frame_shift must be at least one sample"),
+    (["IN", "-o", "out", "--frame-length", "0.01"], "--frame-length: frame_length must be"),
+    (["IN", "-o", "out", "--frame-length", "16000"],
+     "--frame-length: frame_length must be at most 1000 ms"),
 ])
 def test_usage_errors_exit_2(tmp_path, audio, monkeypatch, args, fragment):
     monkeypatch.chdir(tmp_path)

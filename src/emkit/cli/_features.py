@@ -27,9 +27,9 @@ def _options(f):
         click.option("--num-mel-bins", type=click.IntRange(min=3), default=23, show_default=True,
                      help="Number of mel filters."),
         click.option("--frame-length", type=POSITIVE, default=25.0, show_default=True,
-                     help="Frame length in ms."),
+                     help="Frame length in ms (one sample to 1000 ms)."),
         click.option("--frame-shift", type=POSITIVE, default=10.0, show_default=True,
-                     help="Frame shift in ms."),
+                     help="Frame shift in ms (one sample at least)."),
         click.option("--low-freq", type=click.FloatRange(min=0), default=20.0, show_default=True,
                      help="Low cut-off of the mel filters, Hz."),
         click.option("--high-freq", type=float, default=0.0, show_default=True,
@@ -186,4 +186,9 @@ def _config(audio, *, kind, sample_rate, num_ceps, num_mel_bins, frame_length, f
                                    high_freq=high_freq, num_ceps=num_ceps, use_energy=use_energy)
         return audio.FeatureConfig(kaldi=kaldi, **pipeline)
     except ValueError as exc:  # a combination of options click could not check
-        raise click.UsageError(str(exc)) from None
+        message = str(exc)
+        for name in ("frame_length", "frame_shift"):  # KaldiOptions names its own option first
+            if message.startswith(name):
+                raise click.BadParameter(message, param_hint=f"--{name.replace('_', '-')}") \
+                    from None
+        raise click.UsageError(message) from None
