@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validation import check_positive_int
+from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit
 from ._cmvn import cmvn, sliding_cmvn
 from ._deltas import add_deltas, delta_filters
 from ._kaldi_features import KaldiOptions, compute_kaldi_features, log_energy
@@ -47,6 +48,10 @@ class FeatureConfig:
         The channel of multi-channel files, from 0 (the first, left).
     max_clipped : float
         The largest fraction of samples at full scale accepted (1: no check).
+    max_utterance_bytes : int
+        The most samples decoded for one utterance, as float64 bytes (8 a sample; default 2 GiB,
+        4.6 hours at 16 kHz), checked from the file's header before decoding: see
+        :func:`read_audio`.
     delta_order, delta_window : int
         Deltas up to this order (0: none), over ``2 * delta_window + 1`` frames (``add-deltas``).
     vad : bool
@@ -68,6 +73,7 @@ class FeatureConfig:
     kaldi: KaldiOptions = field(default_factory=KaldiOptions)
     channel: int = 0
     max_clipped: float = 0.01
+    max_utterance_bytes: int = MAX_UTTERANCE_BYTES
     delta_order: int = 2
     delta_window: int = 2
     vad: bool = True
@@ -87,6 +93,7 @@ class FeatureConfig:
         check_positive_int(self.channel, "channel", minimum=0)
         if not 0.0 <= self.max_clipped <= 1.0:
             raise ValueError(f"max_clipped must be in [0, 1]; got {self.max_clipped!r}")
+        check_limit(self.max_utterance_bytes)
         delta_filters(self.delta_order, self.delta_window)  # validates both
         compute_vad(np.zeros(1), **self._vad_options())  # validates the VAD options
         for name in ("cmn_window", "min_cmn_window"):
@@ -110,7 +117,8 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
     k = config.kaldi
     samples = read_audio(utterance.path, sample_rate=int(k.sample_frequency),
                          channel=config.channel, start=utterance.start, end=utterance.end,
-                         max_clipped=config.max_clipped)
+                         max_clipped=config.max_clipped,
+                         max_utterance_bytes=config.max_utterance_bytes)
     where = utterance.path if utterance.start is None else \
         f"{utterance.path} (utterance {utterance.id!r})"
     feats = compute_kaldi_features(samples, k)
