@@ -38,6 +38,15 @@ def _lines(path: Path):
         raise AudioError(str(exc)) from None
 
 
+def _check_id(key: str, where: str, what: str) -> str:
+    """``key`` if printable; else an error: the ark key it would become is refused by emkit's
+    readers (and by Kaldi's, for white space), and a control character would reach terminals."""
+    if not key.isprintable():
+        raise AudioError(f"{where}: the {what} {show_key(key)} contains a control or other "
+                         "non-printable character; ids must be printable text")
+    return key
+
+
 def _wav_scp(data_dir: Path) -> dict:
     scp = data_dir / "wav.scp"
     out = {}
@@ -46,7 +55,7 @@ def _wav_scp(data_dir: Path) -> dict:
         parts = line.split(maxsplit=1)
         if len(parts) != 2:
             raise AudioError(f"{where}: expected 'recording-id path'; got {len(parts)} field(s)")
-        key, target = parts[0], parts[1].strip()
+        key, target = _check_id(parts[0], where, "recording id"), parts[1].strip()
         if target.endswith("|") or target.startswith("|") or target == "-":
             raise AudioError(f"{where}: recording {key!r} is a piped command or standard input; "
                              "emkit never runs commands: convert the audio to WAV/FLAC files and "
@@ -77,7 +86,7 @@ def _segments(path: Path, recordings: dict) -> list:
         if len(fields) != 4:
             raise AudioError(f"{where}: expected 'utterance-id recording-id start end'; got "
                              f"{len(fields)} field(s)")
-        utt, rec = fields[0], fields[1]
+        utt, rec = _check_id(fields[0], where, "utterance id"), fields[1]
         try:
             start, end = float(fields[2]), float(fields[3])
         except ValueError:
@@ -158,6 +167,10 @@ def find_utterances(inputs) -> list:
                 raise AudioError(f"audio file {show_key(u.path)}: its utterance id "
                                  f"{show_key(u.id)} contains white space, which Kaldi ids cannot "
                                  "contain; rename the file")
+            if not u.id.isprintable():
+                raise AudioError(f"audio file {show_key(u.path)}: its utterance id "
+                                 f"{show_key(u.id)} contains a control or other non-printable "
+                                 "character, which an ark key cannot hold; rename the file")
             if u.id in origin:
                 raise AudioError(f"utterance {u.id!r} comes from both {origin[u.id]} and "
                                  f"{u.path}")

@@ -35,8 +35,9 @@ def kaldi_matrix_bytes(matrix: np.ndarray) -> bytes:
 
 
 def _check_key(key: str) -> str:
-    if not key or any(c.isspace() for c in key):
-        raise ValueError(f"an utterance id must be non-empty without white space; got {key!r}")
+    if not key or any(c.isspace() for c in key) or not key.isprintable():
+        raise ValueError(f"an utterance id must be non-empty printable text without white space; "
+                         f"got {key!r}")
     return key
 
 
