@@ -154,7 +154,7 @@ def test_data_directory_without_segments_uses_recording_ids(tmp_path):
 def test_piped_wav_scp_is_refused_never_run(tmp_path, line):
     data = _mkdir(tmp_path / "data")
     (data / "wav.scp").write_text(line + "\n")
-    with pytest.raises(AudioError, match=r"wav.scp line 1: .*piped command"):
+    with pytest.raises(AudioError, match=r"wav.scp. line 1: .*piped command"):
         compute_features([data], tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -168,7 +168,7 @@ def test_piped_wav_scp_is_refused_never_run(tmp_path, line):
     ({"wav.scp": "u1 a.wav\n", "segments": "s u1 0 9\n"}, "after the recording"),
     ({"wav.scp": "u1 a.wav\n", "segments": "s u1 x 1\n"}, "must be numbers"),
     ({"wav.scp": "u1 a.wav\n", "segments": "s u1 0 " + "1" * 70_000 + "\n"},
-     "segments line 1: longer than 65536 bytes"),  # refused before it is read whole
+     "segments. line 1: longer than 65536 bytes"),  # refused before it is read whole
 ])
 def test_bad_data_directory(tmp_path, files, match):
     data = _mkdir(tmp_path / "data")

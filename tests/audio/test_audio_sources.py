@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio]) is not installed")
 pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
 
-from emkit.audio import AudioError, compute_features, find_utterances  # noqa: E402
+from emkit.audio import AudioError, compute_features, find_utterances, read_audio  # noqa: E402
 from emkit.audio import write_kaldi_ark  # noqa: E402
 from audio_files import speech_like, write  # noqa: E402
 
@@ -31,10 +31,10 @@ def refused(data, match, **files):
 
 @pytest.mark.parametrize("bad", ["u\x1b[31m", "u\x07", "u\u200b"])
 def test_non_printable_ids_are_refused_at_their_line(data, bad):
-    message = refused(data, "wav.scp line 2: the recording id .* non-printable",
+    message = refused(data, "wav.scp. line 2: the recording id .* non-printable",
                       **{"wav.scp": f"ok a.wav\n{bad} a.wav\n"})
     assert repr(bad) in message and "\x1b" not in message and "\x07" not in message
-    message = refused(data, "segments line 3: the utterance id .* non-printable",
+    message = refused(data, "segments. line 3: the utterance id .* non-printable",
                       **{"wav.scp": "r a.wav\n", "segments": f"s1 r 0 0.5\ns2 r 0.5 0.8\n"
                                                              f"{bad} r 0 1\n"})
     assert repr(bad) in message and "\x1b" not in message
@@ -58,3 +58,36 @@ def test_writers_refuse_keys_that_readers_would_refuse(tmp_path):
     with pytest.raises(ValueError, match="printable"):
         write_kaldi_ark([("a\x1bb", np.zeros((2, 2)))], tmp_path / "f.ark")
     assert not (tmp_path / "f.ark").exists()
+
+
+def test_paths_in_messages_are_shown_escaped(tmp_path):
+    d = tmp_path / "dir\x1b[2J"
+    d.mkdir()
+    (d / "x\x1b]0;title\x07.wav").write_text("not audio")  # unreadable
+    with pytest.raises(AudioError, match="not a readable audio file") as info:
+        read_audio(d / "x\x1b]0;title\x07.wav")
+    message = str(info.value)
+    assert "\x1b" not in message and "\x07" not in message and "\\x1b]0;title\\x07" in message
+    write(d / "a.wav", speech_like(rate=8000), rate=8000)
+    write(d / "b.wav", np.zeros(16000))
+    write(d / "c.wav", speech_like())
+    (d / "wav.scp").write_text("a a.wav\nb b.wav\nc c.wav\n")
+    (d / "segments").write_text("a1 a 0 0.5\nb1 b 0 0.5\nc1 c 0 0.5\nc2 c 0 3\n")
+    for lines, match in [("a1 a 0 0.5\n", "sample rate is 8000 Hz"),
+                         ("b1 b 0 0.5\n", "digital silence"),
+                         ("c2 c 0 3\n", "ends 2.000s after the recording"),
+                         ("c3 c 0 0.5 9\n", "expected 'utterance-id recording-id start end'"),
+                         ("", "lists no recording")]:
+        if match == "lists no recording":
+            (d / "wav.scp").write_text("")
+        (d / "segments").write_text(lines)
+        with pytest.raises(AudioError, match=match) as info:
+            compute_features([d], tmp_path / "f.ark")
+        assert "\x1b" not in str(info.value) and "\\x1b[2J" in str(info.value), str(info.value)
+    (d / "wav.scp").unlink()
+    (d / "segments").unlink()
+    for name in os.listdir(d):
+        os.unlink(d / name)
+    with pytest.raises(AudioError, match="no .wav or .flac file") as info:
+        find_utterances([d])
+    assert "\x1b" not in str(info.value)

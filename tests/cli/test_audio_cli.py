@@ -95,7 +95,7 @@ def test_piped_wav_scp_exits_1(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "wav.scp").write_text(f"u1 touch {tmp_path / 'pwned'} |\n")
-    one_line_error(run(data, "-o", tmp_path / "out"), 1, "wav.scp line 1", "piped command")
+    one_line_error(run(data, "-o", tmp_path / "out"), 1, "wav.scp' line 1", "piped command")
     assert not (tmp_path / "pwned").exists()
     no_leftovers(tmp_path, "out")
 

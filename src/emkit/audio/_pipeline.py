@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validation import check_positive_int
-from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit
+from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit, show_key, show_path
 from ._cmvn import cmvn, sliding_cmvn
 from ._deltas import add_deltas, delta_filters
 from ._kaldi_features import KaldiOptions, compute_kaldi_features, log_energy
@@ -119,8 +119,8 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
                          channel=config.channel, start=utterance.start, end=utterance.end,
                          max_clipped=config.max_clipped,
                          max_utterance_bytes=config.max_utterance_bytes)
-    where = utterance.path if utterance.start is None else \
-        f"{utterance.path} (utterance {utterance.id!r})"
+    where = show_path(utterance.path) if utterance.start is None else \
+        f"{show_path(utterance.path)} (utterance {show_key(utterance.id)})"
     feats = compute_kaldi_features(samples, k)
     if feats.shape[0] == 0:
         raise AudioError(f"{where}: too short for one frame ({samples.shape[0]} samples; a frame "

@@ -32,7 +32,8 @@ import os
 
 import numpy as np
 
-from ..io.untrusted import MAX_UTTERANCE_BYTES, FeatureError, check_limit, check_regular
+from ..io.untrusted import (MAX_UTTERANCE_BYTES, FeatureError, check_limit, check_regular,
+                             show_path)
 
 __all__ = ["AudioError", "read_audio", "INT16_SCALE", "require"]
 
@@ -72,7 +73,7 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
             rate, n, n_channels = int(f.samplerate), f.frames, f.channels
             _check_format(path, rate, n_channels, sample_rate, channel)
             if n >= _UNKNOWN:
-                raise AudioError(f"{path}: the header does not give the number of samples (a "
+                raise AudioError(f"{show_path(path)}: the header does not give the number of samples (a "
                                  "FLAC written as a stream?); re-encode the file (e.g. 'sox "
                                  "in.flac out.flac')")
             first, last, where = _segment(rate, n, start, end, path)
@@ -93,7 +94,7 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
         raise
     except (RuntimeError, TypeError, ValueError) as exc:  # libsndfile's errors are RuntimeErrors
         reason = str(exc).split(":")[-1].strip() or type(exc).__name__
-        raise AudioError(f"{path}: not a readable audio file (expected WAV or FLAC; libsndfile "
+        raise AudioError(f"{show_path(path)}: not a readable audio file (expected WAV or FLAC; libsndfile "
                          f"says: {reason})") from None
     if done < len(samples):
         samples.resize(done, refcheck=False)  # the array is ours alone: shrunk in place
@@ -120,11 +121,11 @@ def _check_size(count: int, rate: int, where: str, max_bytes: int) -> None:
 
 def _check_format(path, rate, n_channels, sample_rate, channel):
     if rate != sample_rate:
-        raise AudioError(f"{path}: sample rate is {rate} Hz, expected {sample_rate} Hz; resample "
+        raise AudioError(f"{show_path(path)}: sample rate is {rate} Hz, expected {sample_rate} Hz; resample "
                          f"it first (e.g. 'sox in.wav -r {sample_rate} out.wav' or 'ffmpeg -i "
                          f"in.wav -ar {sample_rate} out.wav') or choose the rate of the data")
     if not 0 <= channel < n_channels:
-        raise AudioError(f"{path}: has {n_channels} channel(s); channel {channel} was asked for "
+        raise AudioError(f"{show_path(path)}: has {n_channels} channel(s); channel {channel} was asked for "
                          f"(channels are numbered from 0)")
 
 
@@ -153,11 +154,11 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int = 0, start: float
     try:
         size = check_regular(path).st_size  # a pipe, device or directory is refused, not opened
     except FileNotFoundError:
-        raise FileNotFoundError(f"no such audio file: {path!r}") from None
+        raise FileNotFoundError(f"no such audio file: {show_path(path)}") from None
     except FeatureError as exc:
         raise AudioError(str(exc)) from None
     if size == 0:
-        raise AudioError(f"{path}: the file is empty (0 bytes)")
+        raise AudioError(f"{show_path(path)}: the file is empty (0 bytes)")
     samples, where = _open(path, start, end, sample_rate, channel, max_utterance_bytes)
     samples = check_samples(samples, where, max_clipped=max_clipped)
     samples *= INT16_SCALE
@@ -167,9 +168,9 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int = 0, start: float
 def _segment(rate, n, start, end, path):
     """(first, last sample, description) of the segment ``start``..``end`` seconds."""
     if start is None and (end is None or end < 0):
-        return 0, n, path
+        return 0, n, show_path(path)
     start = start or 0.0
-    where = f"{path} [{start:g}s to {'end' if end is None or end < 0 else f'{end:g}s'}]"
+    where = f"{show_path(path)} [{start:g}s to {'end' if end is None or end < 0 else f'{end:g}s'}]"
     first = int(round(start * rate))
     last = n if end is None or end < 0 else int(round(end * rate))
     if start < 0 or last <= first:

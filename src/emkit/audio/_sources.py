@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io.lists import read_id_map
-from ..io.untrusted import FeatureError, show_key, text_lines
+from ..io.untrusted import FeatureError, show_key, show_path, text_lines
 from ._read import AudioError
 
 __all__ = ["Utterance", "find_utterances", "read_data_dir", "AUDIO_SUFFIXES"]
@@ -35,7 +35,10 @@ def _lines(path: Path):
             if line.strip() and not line.lstrip().startswith("#"):
                 yield number, line.rstrip("\r\n")
     except FeatureError as exc:  # (AudioError is what audio inputs raise)
-        raise AudioError(str(exc)) from None
+        message, raw = str(exc), os.fspath(path)
+        if message.startswith(f"{raw} line "):  # the list's path, shown escaped
+            message = show_path(path) + message[len(raw):]
+        raise AudioError(message) from None
 
 
 def _check_id(key: str, where: str, what: str) -> str:
@@ -51,7 +54,7 @@ def _wav_scp(data_dir: Path) -> dict:
     scp = data_dir / "wav.scp"
     out = {}
     for number, line in _lines(scp):
-        where = f"{scp} line {number}"
+        where = f"{show_path(scp)} line {number}"
         parts = line.split(maxsplit=1)
         if len(parts) != 2:
             raise AudioError(f"{where}: expected 'recording-id path'; got {len(parts)} field(s)")
@@ -64,7 +67,7 @@ def _wav_scp(data_dir: Path) -> dict:
             raise AudioError(f"{where}: recording {key!r} is listed twice")
         out[key] = _resolve(target, data_dir, where)
     if not out:
-        raise AudioError(f"{scp}: lists no recording")
+        raise AudioError(f"{show_path(scp)}: lists no recording")
     return out
 
 
@@ -81,7 +84,7 @@ def _resolve(target: str, data_dir: Path, where: str) -> str:
 def _segments(path: Path, recordings: dict) -> list:
     out = []
     for number, line in _lines(path):
-        where = f"{path} line {number}"
+        where = f"{show_path(path)} line {number}"
         fields = line.split()
         if len(fields) != 4:
             raise AudioError(f"{where}: expected 'utterance-id recording-id start end'; got "
@@ -121,7 +124,7 @@ def read_data_dir(data_dir) -> list:
         speakers = read_id_map(data_dir / "utt2spk")
         missing = [u.id for u in utterances if u.id not in speakers]
         if missing:
-            raise AudioError(f"{data_dir / 'utt2spk'}: utterance {missing[0]!r} has no speaker "
+            raise AudioError(f"{show_path(data_dir / 'utt2spk')}: utterance {missing[0]!r} has no speaker "
                              f"({len(missing)} of {len(utterances)} utterances are missing)")
         utterances = [Utterance(u.id, u.path, u.start, u.end, speakers[u.id])
                       for u in utterances]
@@ -132,7 +135,7 @@ def _scan(directory: Path) -> list:
     files = sorted(p for p in directory.rglob("*")
                    if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     if not files:
-        raise AudioError(f"{directory}: no .wav or .flac file in this directory (nor wav.scp)")
+        raise AudioError(f"{show_path(directory)}: no .wav or .flac file in this directory (nor wav.scp)")
     return [Utterance(p.stem, os.fspath(p)) for p in files]
 
 
@@ -158,10 +161,10 @@ def find_utterances(inputs) -> list:
         elif p.is_file():
             batch = [Utterance(p.stem, os.fspath(p))]
         else:
-            raise FileNotFoundError(f"no such audio file or directory: {os.fspath(item)!r}")
+            raise FileNotFoundError(f"no such audio file or directory: {show_path(item)}")
         for u in batch:
             if "/" in u.id or "\\" in u.id or u.id.startswith(".") or not u.id:
-                raise AudioError(f"{u.path}: utterance id {u.id!r} cannot name a file (no '/', "
+                raise AudioError(f"{show_path(u.path)}: utterance id {show_key(u.id)} cannot name a file (no '/', "
                                  "'\\' or leading '.')")
             if any(c.isspace() for c in u.id):
                 raise AudioError(f"audio file {show_key(u.path)}: its utterance id "
@@ -172,8 +175,8 @@ def find_utterances(inputs) -> list:
                                  f"{show_key(u.id)} contains a control or other non-printable "
                                  "character, which an ark key cannot hold; rename the file")
             if u.id in origin:
-                raise AudioError(f"utterance {u.id!r} comes from both {origin[u.id]} and "
-                                 f"{u.path}")
+                raise AudioError(f"utterance {show_key(u.id)} comes from both "
+                                 f"{show_path(origin[u.id])} and {show_path(u.path)}")
             origin[u.id] = u.path
             found.append(u)
     if not found:

@@ -68,7 +68,7 @@ def _write_npy(items, directory: Path) -> list:
         for key, matrix in items:
             target = directory / f"{_check_key(key)}.npy"
             if target in written:
-                raise ValueError(f"utterance {key!r} would be written twice to {directory}")
+                raise ValueError(f"utterance {key!r} would be written twice to {str(directory)!r}")
             tmp = stack.enter_context(atomic_path(target, suffix=".npy"))
             with open(tmp, "wb") as f:
                 np.save(f, np.asarray(matrix, dtype=np.float32), allow_pickle=False)
@@ -91,7 +91,7 @@ def write_kaldi_ark(items, ark) -> tuple:
                                               newline="\n") as lines:
             for key, matrix in items:
                 if _check_key(key) in seen:
-                    raise ValueError(f"utterance {key!r} would be written twice to {ark}")
+                    raise ValueError(f"utterance {key!r} would be written twice to {str(ark)!r}")
                 seen.add(key)
                 out.write(key.encode("utf-8") + b" ")
                 lines.write(f"{key} {final}:{out.tell()}\n")
