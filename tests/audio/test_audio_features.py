@@ -166,7 +166,7 @@ def test_piped_wav_scp_is_refused_never_run(tmp_path, line):
     ({"wav.scp": "u1 a.wav\n", "segments": "s r9 0 1\n"}, "not in wav.scp"),
     ({"wav.scp": "u1 a.wav\n", "segments": "s u1 1 0.5\n"}, "start < end"),
     ({"wav.scp": "u1 a.wav\n", "segments": "s u1 0 9\n"}, "after the recording"),
-    ({"wav.scp": "u1 a.wav\n", "segments": "s u1 x 1\n"}, "must be numbers"),
+    ({"wav.scp": "u1 a.wav\n", "segments": "s u1 x 1\n"}, "must be finite numbers of seconds"),
     ({"wav.scp": "u1 a.wav\n", "segments": "s u1 0 " + "1" * 70_000 + "\n"},
      "segments. line 1: longer than 65536 bytes"),  # refused before it is read whole
 ])

@@ -91,3 +91,49 @@ def test_paths_in_messages_are_shown_escaped(tmp_path):
     with pytest.raises(AudioError, match="no .wav or .flac file") as info:
         find_utterances([d])
     assert "\x1b" not in str(info.value)
+
+
+@pytest.mark.parametrize("times", ["0 nan", "0 inf", "nan 1", "0 1e400", "0 1_0", "0 0x10",
+                                   "0 1,5", "0 ∞", "0 ١"])
+def test_segment_times_must_be_plain_finite_numbers(data, times):
+    message = refused(data, "segments. line 1: start and end must be finite numbers of seconds",
+                      **{"wav.scp": "r a.wav\n", "segments": f"s r {times}\n"})
+    assert "a.wav" not in message
+
+
+@pytest.mark.parametrize("times", ["0 -2", "0 -0.5", "1 1", "-1 -1"])
+def test_segment_end_is_after_start_or_minus_one(data, times):
+    refused(data, r"segments. line 1: need 0 <= start < end, or end -1 for the end of the "
+            "recording; got start", **{"wav.scp": "r a.wav\n", "segments": f"s r {times}\n"})
+
+
+def test_huge_segment_times_name_the_segments_line(data, tmp_path):
+    (data / "wav.scp").write_text("r a.wav\n")
+    for times, match in [("0 1e308", r"ends \d+.* after the recording"),
+                         ("1e308 -1", "starts after the end"), ("2 -1", "starts after the end"),
+                         ("0.5 3", "ends 2.000s after")]:
+        (data / "segments").write_text(f"ok r 0 0.5\nbad r {times}\n")
+        with pytest.raises(AudioError, match=match) as info:
+            compute_features([data], tmp_path / "f.ark")
+        assert "segments' line 2 (utterance 'bad'): " in str(info.value), str(info.value)
+
+
+def test_fields_are_split_on_ascii_white_space_only(data):
+    # U+00A0 (no-break space) is not a separator in Kaldi: the id holding it is refused
+    refused(data, "segments. line 1: the utterance id 's\\\\xa0x' contains",
+            **{"wav.scp": "r a.wav\n", "segments": "s\u00a0x r 0 1\n"})
+    refused(data, "wav.scp. line 1: the recording id 'r\\\\x85' contains",
+            **{"wav.scp": "r\x85 a.wav\n"})
+    (data / "wav.scp").write_text("r\ta.wav\n")
+    (data / "segments").write_text("s\tr \t0\x0b 1\r\n")
+    assert [(u.id, u.start, u.end) for u in find_utterances([data])] == [("s", 0.0, 1.0)]
+
+
+def test_an_utterance_listed_twice_names_both_lines(data, tmp_path):
+    message = refused(data, r"segments. line 3: utterance 's' is listed twice \(lines 1 and 3\)",
+                      **{"wav.scp": "r a.wav\n", "segments": "s r 0 0.5\nt r 0 1\ns r 0.5 1\n"})
+    assert "comes from both" not in message
+    (data / "segments").unlink()
+    with pytest.raises(AudioError, match=r"utterance 'a' is listed twice: '.*a.wav' is given "
+                                         "twice"):
+        find_utterances([data / "a.wav", data / "a.wav"])

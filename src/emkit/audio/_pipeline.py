@@ -115,12 +115,20 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
     if not isinstance(utterance, Utterance):
         utterance = Utterance("", str(utterance))
     k = config.kaldi
-    samples = read_audio(utterance.path, sample_rate=int(k.sample_frequency),
-                         channel=config.channel, start=utterance.start, end=utterance.end,
-                         max_clipped=config.max_clipped,
-                         max_utterance_bytes=config.max_utterance_bytes)
+    try:
+        samples = read_audio(utterance.path, sample_rate=int(k.sample_frequency),
+                             channel=config.channel, start=utterance.start, end=utterance.end,
+                             max_clipped=config.max_clipped,
+                             max_utterance_bytes=config.max_utterance_bytes)
+    except AudioError as exc:
+        if utterance.origin is None:
+            raise
+        raise AudioError(f"{utterance.origin} (utterance {show_key(utterance.id)}): "
+                         f"{exc}") from None
     where = show_path(utterance.path) if utterance.start is None else \
         f"{show_path(utterance.path)} (utterance {show_key(utterance.id)})"
+    if utterance.origin is not None:
+        where = f"{utterance.origin} (utterance {show_key(utterance.id)}): {where}"
     feats = compute_kaldi_features(samples, k)
     if feats.shape[0] == 0:
         raise AudioError(f"{where}: too short for one frame ({samples.shape[0]} samples; a frame "

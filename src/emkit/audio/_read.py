@@ -28,6 +28,7 @@ Decisions (each failure is an :class:`AudioError` naming the file; nothing is wr
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -169,21 +170,26 @@ def _segment(rate, n, start, end, path):
     """(first, last sample, description) of the segment ``start``..``end`` seconds."""
     if start is None and (end is None or end < 0):
         return 0, n, show_path(path)
-    start = start or 0.0
-    where = f"{show_path(path)} [{start:g}s to {'end' if end is None or end < 0 else f'{end:g}s'}]"
-    first = int(round(start * rate))
-    last = n if end is None or end < 0 else int(round(end * rate))
-    if start < 0 or last <= first:
+    start = 0.0 if start is None else start
+    to_end = end is None or end < 0
+    where = f"{show_path(path)} [{start:g}s to {'end' if to_end else f'{end:g}s'}]"
+    if not math.isfinite(start) or not (to_end or math.isfinite(end)):
+        raise AudioError(f"{where}: start and end must be finite numbers of seconds; got start "
+                         f"{start!r} and end {end!r}")
+    if start < 0 or not (to_end or start < end):
         raise AudioError(f"{where}: a segment needs 0 <= start < end; got start {start!r} and "
                          f"end {end!r}")
-    if last > n:
-        if last - n > 0.5 * rate:
-            raise AudioError(f"{where}: the segment ends {(last - n) / rate:.3f}s after the "
-                             f"recording ({n / rate:.3f}s long)")
-        last = n
-    if first >= n:
+    # compared as floats first: a huge time (1e308 s) would overflow int(round(t * rate))
+    if not to_end and end * rate - n > 0.5 * rate:
+        raise AudioError(f"{where}: the segment ends {end - n / rate:.3f}s after the "
+                         f"recording ({n / rate:.3f}s long)")
+    if start * rate >= n - 0.5:
         raise AudioError(f"{where}: the segment starts after the end of the recording "
                          f"({n / rate:.3f}s long)")
+    first = int(round(start * rate))
+    last = n if to_end else min(n, int(round(end * rate)))
+    if last <= first:
+        raise AudioError(f"{where}: the segment holds no sample at {rate} Hz")
     return first, last, where
 
 
