@@ -97,3 +97,46 @@ def test_clipping_is_counted_in_chunks_on_both_signs(tmp_path, monkeypatch):
     with pytest.raises(AudioError, match=r"clipped: 110 of 16000 samples"):
         read_audio(path, max_clipped=0.005)
     assert read_audio(path, max_clipped=0.007).shape == (16000,)
+
+
+def wav_bytes(pcm: bytes, data_size=None, riff_size=None, channels=1, bits=16):
+    import struct
+
+    align = channels * bits // 8
+    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, channels, 16000, 16000 * align, align, bits)
+    data = struct.pack("<4sI", b"data", len(pcm) if data_size is None else data_size) + pcm
+    body = b"WAVE" + fmt + data
+    return struct.pack("<4sI", b"RIFF", len(body) if riff_size is None else riff_size) + body
+
+
+PCM = (0.3 * 32767 * np.sin(np.arange(16000) * 0.05)).astype("<i2").tobytes()
+
+
+def test_a_truncated_wav_is_read_with_a_warning(tmp_path):
+    path = tmp_path / "cut.wav"
+    path.write_bytes(wav_bytes(PCM)[:44 + 9999])  # 16000 samples declared, 4999 (and a half)
+    with pytest.warns(UserWarning, match=r"cut.wav.: truncated WAV: its header declares 16000 "
+                                         r"samples, the file holds 4999"):
+        assert read_audio(path).shape == (4999,)
+
+
+def test_a_truncated_wav_warns_from_worker_processes_too(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "cut.wav").write_bytes(wav_bytes(PCM)[:44 + 20000])
+    write(d / "ok.wav", speech_like())
+    with pytest.warns(UserWarning, match="declares 16000 samples, the file holds 10000"):
+        compute_features([d], tmp_path / "f.ark", FeatureConfig(vad=False), jobs=2)
+
+
+@pytest.mark.parametrize("sizes", [dict(data_size=0xFFFFFFFF), dict(riff_size=0xFFFFFFFF),
+                                   dict(riff_size=0), dict(riff_size=100), dict()])
+def test_sizes_left_unknown_by_streaming_writers_do_not_warn(tmp_path, sizes, recwarn):
+    path = tmp_path / "stream.wav"
+    path.write_bytes(wav_bytes(PCM, **sizes))
+    assert read_audio(path).shape == (16000,)
+    assert not [w for w in recwarn if "truncated" in str(w.message)]
+    pcm12 = tmp_path / "twelve.wav"  # 12-bit samples, 2 bytes each although block align says 1
+    pcm12.write_bytes(wav_bytes(PCM, bits=12))
+    assert read_audio(pcm12).shape == (16000,)
+    assert not [w for w in recwarn if "truncated" in str(w.message)]

@@ -156,3 +156,14 @@ def test_white_space_in_a_file_name_is_refused_before_computing(tmp_path, audio)
         one_line_error(run(audio, "-o", output), 1, "emkit features: error:", "zz my take.wav",
                        "Kaldi ids cannot contain")
     no_leftovers(tmp_path, "out", "out.ark", "out.scp")
+
+
+@pytest.mark.filterwarnings("default::UserWarning")
+def test_a_truncated_wav_is_a_one_line_warning(tmp_path, audio):
+    whole = (audio / "utt1.wav").read_bytes()
+    (audio / "utt1.wav").write_bytes(whole[:len(whole) // 2])
+    result = run(audio, "-o", tmp_path / "f.ark", "-j", "2", "--no-progress")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("emkit: warning: '") and \
+        "utt1.wav': truncated WAV: its header declares 16000 samples, the file holds" in lines[0]

@@ -15,6 +15,7 @@ process.
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -152,6 +153,15 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
     return out.astype(np.float32)
 
 
+def _extract_in_worker(utterance, config):
+    """(features, warnings) of a worker process: its warnings are given back, to be shown by the
+    calling process (a worker's own stderr output is not the caller's)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        features = extract_features(utterance, config)
+    return features, [(str(w.message), w.category) for w in caught]
+
+
 def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: int = 1,
                  progress: bool = False):
     """Yield ``(utterance, features)`` in the order of ``utterances``, computed by ``jobs`` worker
@@ -176,8 +186,10 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
         from joblib import Parallel, delayed
 
         results = Parallel(n_jobs=jobs, backend="loky", return_as="generator")(
-            delayed(extract_features)(u, config) for u in utterances)
-        for u, features in zip(utterances, results, strict=True):
+            delayed(_extract_in_worker)(u, config) for u in utterances)
+        for u, (features, caught) in zip(utterances, results, strict=True):
+            for message, category in caught:
+                warnings.warn(message, category, stacklevel=2)
             yield u, features
             bar.update(1)
     finally:

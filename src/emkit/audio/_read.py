@@ -23,13 +23,17 @@ Decisions (each failure is an :class:`AudioError` naming the file; nothing is wr
   mean in Kaldi, whatever the file's sample format.
 * **Bad content**: not audio (libsndfile cannot read it), empty (no sample), NaN or infinite
   samples (float files), only digital silence (every sample 0), and clipping: more than
-  ``max_clipped`` of the samples at (or beyond) full scale.
+  ``max_clipped`` of the samples at (or beyond) full scale.  A WAV holding fewer samples than its
+  header declares (truncated) is read with a ``UserWarning``, as Kaldi warns; a size a streaming
+  writer left unknown (data size 0xFFFFFFFF, RIFF size 0 or 0xFFFFFFFF) is not a truncation.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import struct
+import warnings
 
 import numpy as np
 
@@ -77,6 +81,8 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
                 raise AudioError(f"{show_path(path)}: the header does not give the number of samples (a "
                                  "FLAC written as a stream?); re-encode the file (e.g. 'sox "
                                  "in.flac out.flac')")
+            if f.format == "WAV":
+                _warn_truncated(path, n)
             first, last, where = _segment(rate, n, start, end, path)
             _check_size(last - first, rate, where, max_bytes)
             f.seek(first)
@@ -100,6 +106,44 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
     if done < len(samples):
         samples.resize(done, refcheck=False)  # the array is ours alone: shrunk in place
     return samples, where
+
+
+def _declared_wav_frames(path: str) -> int | None:
+    """The frames the data chunk of a RIFF/WAVE header declares, or None: not such a header, one
+    not understood, or a size a streaming writer left unknown (a data size of 0xFFFFFFFF, a RIFF
+    size of 0 or 0xFFFFFFFF, by convention)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE" or \
+                struct.unpack("<I", head[4:8])[0] in (0, 0xFFFFFFFF):
+            return None
+        block_align = 0
+        for _ in range(1000):  # chunks before the data chunk
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if name == b"data":
+                return None if size == 0xFFFFFFFF or not block_align else size // block_align
+            body = f.read(min(size, 16)) if name == b"fmt " else b""
+            if len(body) == 16:  # (12-bit samples take 2 bytes, whatever block align says)
+                channels, align, bits = struct.unpack("<2xH8xHH", body)
+                block_align = max(align, channels * ((bits + 7) // 8))
+            f.seek(size + (size & 1) - len(body), os.SEEK_CUR)
+    return None
+
+
+def _warn_truncated(path: str, frames: int) -> None:
+    """Warn (as Kaldi does) when a WAV holds fewer samples than its header declares: libsndfile
+    reads what is there without a word."""
+    try:
+        declared = _declared_wav_frames(path)
+    except (OSError, struct.error):
+        return
+    if declared is not None and declared > frames:
+        warnings.warn(f"{show_path(path)}: truncated WAV: its header declares {declared} "
+                      f"samples, the file holds {frames}; the {frames} are used", UserWarning,
+                      stacklevel=4)
 
 
 def _duration(seconds: float) -> str:
