@@ -140,3 +140,10 @@ def test_sizes_left_unknown_by_streaming_writers_do_not_warn(tmp_path, sizes, re
     pcm12.write_bytes(wav_bytes(PCM, bits=12))
     assert read_audio(pcm12).shape == (16000,)
     assert not [w for w in recwarn if "truncated" in str(w.message)]
+
+
+def test_compute_features_refuses_an_output_named_like_another_feature_file(tmp_path):
+    path = write(tmp_path / "a.wav", speech_like())
+    with pytest.raises(ValueError, match="'.*feats.h5': features are written as a Kaldi"):
+        compute_features([path], tmp_path / "feats.h5")
+    assert not (tmp_path / "feats.h5").exists()

@@ -167,3 +167,20 @@ def test_a_truncated_wav_is_a_one_line_warning(tmp_path, audio):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("emkit: warning: '") and \
         "utt1.wav': truncated WAV: its header declares 16000 samples, the file holds" in lines[0]
+
+
+@pytest.mark.parametrize("name", ["feats.h5", "feats.NPZ", "f.hdf5", "x.npy", "x.scp"])
+def test_an_output_named_like_another_feature_file_is_refused(tmp_path, audio, name):
+    result = run(audio, "-o", tmp_path / name, "--no-progress")
+    one_line_error(result, 2, "usage error", "-o/--output", f"not as a {name[name.index('.'):]}"
+                   .lower(), "Kaldi archive (a PATH.ark", "directory of <utterance-id>.npy")
+    no_leftovers(tmp_path, name)
+    assert "feature-file suffix" in run("--help").output
+
+
+def test_an_existing_directory_with_a_dot_is_still_an_npy_directory(tmp_path, audio):
+    (tmp_path / "feats.h5").mkdir()
+    assert run(audio, "-o", tmp_path / "feats.h5", "--no-progress").exit_code == 0
+    assert sorted(os.listdir(tmp_path / "feats.h5")) == ["utt0.npy", "utt1.npy", "utt2.npy"]
+    result = run(audio, "-o", tmp_path / "feats.v2", "--no-progress")
+    assert result.exit_code == 0 and (tmp_path / "feats.v2" / "utt0.npy").is_file()

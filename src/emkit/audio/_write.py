@@ -23,7 +23,26 @@ import numpy as np
 
 from ..io.atomic import atomic_path
 
-__all__ = ["write_npy_dir", "write_kaldi_ark", "kaldi_matrix_bytes"]
+__all__ = ["write_npy_dir", "write_kaldi_ark", "kaldi_matrix_bytes", "output_kind"]
+
+#: suffixes of the feature files emkit reads (emkit.io.features), other than .ark: an output
+#: named so would be taken for such a file, not for the directory of .npy files written
+_FILE_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".hdf", ".scp")
+
+
+def output_kind(output) -> str:
+    """``"ark"`` for a ``.ark`` path (a Kaldi archive and its ``.scp``), ``"npy"`` for a
+    directory of ``.npy`` files; ``ValueError`` for a name with the suffix of another feature
+    file (``feats.h5`` would have been a directory of ``.npy`` files named like an HDF5 file)."""
+    path = Path(output)
+    suffix = path.suffix.lower()
+    if suffix == ".ark":
+        return "ark"
+    if suffix in _FILE_SUFFIXES and not path.is_dir():
+        raise ValueError(f"{str(output)!r}: features are written as a Kaldi archive (a PATH.ark, "
+                         f"and its PATH.scp) or as a directory of <utterance-id>.npy files (a "
+                         f"name without a feature-file suffix); not as a {suffix} file")
+    return "npy"
 
 
 def kaldi_matrix_bytes(matrix: np.ndarray) -> bytes:

@@ -91,8 +91,9 @@ def _options(f):
 @click.command("features")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--output", type=click.Path(), required=True,
-              help="A PATH.ark: a Kaldi archive and PATH.scp; anything else: a directory of "
-                   "<utterance-id>.npy files (created when missing).")
+              help="A PATH.ark: a Kaldi archive and PATH.scp; a name without a feature-file "
+                   "suffix: a directory of <utterance-id>.npy files (created when missing). "
+                   "Other feature-file suffixes (.h5, .npz, .npy, .scp) are refused.")
 @_options
 @progress_option
 def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins, frame_length,
@@ -128,6 +129,10 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
                      vad_proportion_threshold=vad_proportion_threshold, cmvn=cmvn,
                      cmn_window=cmn_window, min_cmn_window=min_cmn_window, center=center,
                      norm_vars=norm_vars)
+    try:
+        audio.output_kind(output)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="-o/--output") from None
     utterances = audio.find_utterances(list(inputs))
     read = [u.path for u in utterances] + [
         os.path.join(i, name) for i in inputs for name in ("wav.scp", "segments", "utt2spk")
