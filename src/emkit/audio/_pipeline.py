@@ -132,8 +132,13 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
         where = f"{utterance.origin} (utterance {show_key(utterance.id)}): {where}"
     feats = compute_kaldi_features(samples, k)
     if feats.shape[0] == 0:
-        raise AudioError(f"{where}: too short for one frame ({samples.shape[0]} samples; a frame "
-                         f"needs {k.frame_samples})")
+        if k.snip_edges:
+            needed = f"a frame needs {k.frame_samples}"
+        else:  # Kaldi: (n + shift / 2) / shift frames, the audio reflected at its ends
+            shift = int(k.sample_frequency * 0.001 * k.frame_shift)
+            needed = f"without snip_edges, one frame needs half a frame shift: {shift - shift // 2}"
+        raise AudioError(f"{where}: too short for one frame ({samples.shape[0]} samples; "
+                         f"{needed})")
     if config.vad:
         energy = feats[:, 0] if k.kind == "mfcc" and k.energy else log_energy(samples, k)
         voiced = compute_vad(energy, **config._vad_options())
