@@ -143,7 +143,7 @@ def test_a_bad_file_among_good_ones_writes_nothing(tmp_path):
     (out / "a0.npy").write_bytes(b"previous")  # an earlier output is neither replaced nor lost
     (tmp_path / "f.ark").write_bytes(b"old ark")
     for target in (out, tmp_path / "f.ark"):
-        with pytest.raises(AudioError, match="a2.wav: not a readable audio file"):
+        with pytest.raises(AudioError, match="a2.wav.: not a readable audio file"):
             compute_features([src], target, jobs=3)
     assert untouched(out) == ["a0.npy"] and (out / "a0.npy").read_bytes() == b"previous"
     assert (tmp_path / "f.ark").read_bytes() == b"old ark"
@@ -156,3 +156,24 @@ def test_missing_input(tmp_path):
         compute_features([tmp_path / "nothere.wav"], tmp_path / "out")
     with pytest.raises(AudioError, match="no .wav or .flac file"):
         compute_features([tmp_path], tmp_path / "out")
+
+
+def test_too_short_without_snip_edges_needs_half_a_shift(tmp_path):
+    from emkit.audio import KaldiOptions
+
+    config = FeatureConfig(kaldi=KaldiOptions(snip_edges=False), vad=False)
+    assert extract_features(write(tmp_path / "s300.wav", 0.3 * np.sin(np.arange(300) * 0.3)),
+                            config).shape[0] == 2
+    assert extract_features(write(tmp_path / "s80.wav", 0.3 * np.sin(np.arange(80) * 0.3)),
+                            config).shape[0] == 1
+    tiny = write(tmp_path / "tiny.wav", 0.3 * np.sin(np.arange(79) * 0.3))
+    fails(tmp_path, tiny, r"too short for one frame \(79 samples; without snip_edges, one frame "
+          r"needs half a frame shift: 80\)", config)
+
+
+def test_a_segment_starting_after_the_end_says_so(tmp_path):
+    path = write(tmp_path / "one.wav", speech_like())
+    for end in (None, -1):
+        with pytest.raises(AudioError, match=r"\[5s to end\]: the segment starts after the end "
+                                             r"of the recording \(1.000s long\)"):
+            read_audio(path, start=5.0, end=end)

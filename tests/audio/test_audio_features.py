@@ -154,7 +154,7 @@ def test_data_directory_without_segments_uses_recording_ids(tmp_path):
 def test_piped_wav_scp_is_refused_never_run(tmp_path, line):
     data = _mkdir(tmp_path / "data")
     (data / "wav.scp").write_text(line + "\n")
-    with pytest.raises(AudioError, match=r"wav.scp line 1: .*piped command"):
+    with pytest.raises(AudioError, match=r"wav.scp. line 1: .*piped command"):
         compute_features([data], tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -166,9 +166,9 @@ def test_piped_wav_scp_is_refused_never_run(tmp_path, line):
     ({"wav.scp": "u1 a.wav\n", "segments": "s r9 0 1\n"}, "not in wav.scp"),
     ({"wav.scp": "u1 a.wav\n", "segments": "s u1 1 0.5\n"}, "start < end"),
     ({"wav.scp": "u1 a.wav\n", "segments": "s u1 0 9\n"}, "after the recording"),
-    ({"wav.scp": "u1 a.wav\n", "segments": "s u1 x 1\n"}, "must be numbers"),
+    ({"wav.scp": "u1 a.wav\n", "segments": "s u1 x 1\n"}, "must be finite numbers of seconds"),
     ({"wav.scp": "u1 a.wav\n", "segments": "s u1 0 " + "1" * 70_000 + "\n"},
-     "segments line 1: longer than 65536 bytes"),  # refused before it is read whole
+     "segments. line 1: longer than 65536 bytes"),  # refused before it is read whole
 ])
 def test_bad_data_directory(tmp_path, files, match):
     data = _mkdir(tmp_path / "data")
@@ -205,6 +205,28 @@ def test_bad_options():
         FeatureConfig(vad_proportion_threshold=1.5)
     with pytest.raises(ValueError, match="jobs"):
         list(extract_many([], jobs=0))
+
+
+@pytest.mark.parametrize("options,match", [
+    (dict(frame_shift=0.01), r"frame_shift must be at least one sample .*got 0.01 ms, which is 0 "
+                             "samples"),
+    (dict(frame_length=0.05), r"frame_length must be at least one sample .*got 0.05 ms"),
+    (dict(frame_shift=0.1, sample_frequency=8000.0), r"frame_shift .*\(0.125 ms at "
+                                                     r"sample_frequency 8000 Hz\)"),
+    (dict(frame_length=16000), r"frame_length must be at most 1000 ms.*got 16000 ms, which is "
+                               "256000 samples"),
+    (dict(frame_shift=float("nan")), "must be positive finite numbers"),
+])
+def test_frames_of_less_than_one_sample_or_over_a_second_are_refused(options, match):
+    # a shift under one sample killed the process (SIGFPE in kaldi-native-fbank): refused first
+    with pytest.raises(ValueError, match=match):
+        KaldiOptions(**options)
+
+
+def test_frames_of_one_sample_and_of_one_second_are_accepted():
+    x = np.random.default_rng(0).standard_normal(3000) * 1000
+    assert compute_kaldi_features(x, KaldiOptions(frame_shift=0.0625)).shape[0] == 2601
+    check_options(KaldiOptions(frame_length=1000, snip_edges=False))
 
 
 def test_white_space_in_an_utterance_id_is_refused_up_front(tmp_path):

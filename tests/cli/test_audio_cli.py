@@ -62,6 +62,11 @@ def test_ark_with_options(tmp_path, audio):
     (["IN", "-o", "out", "--jobs", "0"], "--jobs"),
     (["IN", "-o", "out", "--num-mel-bins", "300"], "num_mel_bins too large"),
     (["IN"], "Missing option '-o'"),
+    (["IN", "-o", "out", "--frame-shift", "0.05"],
+     "--frame-shift: frame_shift must be at least one sample"),
+    (["IN", "-o", "out", "--frame-length", "0.01"], "--frame-length: frame_length must be"),
+    (["IN", "-o", "out", "--frame-length", "16000"],
+     "--frame-length: frame_length must be at most 1000 ms"),
 ])
 def test_usage_errors_exit_2(tmp_path, audio, monkeypatch, args, fragment):
     monkeypatch.chdir(tmp_path)
@@ -90,7 +95,7 @@ def test_piped_wav_scp_exits_1(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "wav.scp").write_text(f"u1 touch {tmp_path / 'pwned'} |\n")
-    one_line_error(run(data, "-o", tmp_path / "out"), 1, "wav.scp line 1", "piped command")
+    one_line_error(run(data, "-o", tmp_path / "out"), 1, "wav.scp' line 1", "piped command")
     assert not (tmp_path / "pwned").exists()
     no_leftovers(tmp_path, "out")
 
@@ -151,3 +156,31 @@ def test_white_space_in_a_file_name_is_refused_before_computing(tmp_path, audio)
         one_line_error(run(audio, "-o", output), 1, "emkit features: error:", "zz my take.wav",
                        "Kaldi ids cannot contain")
     no_leftovers(tmp_path, "out", "out.ark", "out.scp")
+
+
+@pytest.mark.filterwarnings("default::UserWarning")
+def test_a_truncated_wav_is_a_one_line_warning(tmp_path, audio):
+    whole = (audio / "utt1.wav").read_bytes()
+    (audio / "utt1.wav").write_bytes(whole[:len(whole) // 2])
+    result = run(audio, "-o", tmp_path / "f.ark", "-j", "2", "--no-progress")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("emkit: warning: '") and \
+        "utt1.wav': truncated WAV: its header declares 16000 samples, the file holds" in lines[0]
+
+
+@pytest.mark.parametrize("name", ["feats.h5", "feats.NPZ", "f.hdf5", "x.npy", "x.scp"])
+def test_an_output_named_like_another_feature_file_is_refused(tmp_path, audio, name):
+    result = run(audio, "-o", tmp_path / name, "--no-progress")
+    one_line_error(result, 2, "usage error", "-o/--output", f"not as a {name[name.index('.'):]}"
+                   .lower(), "Kaldi archive (a PATH.ark", "directory of <utterance-id>.npy")
+    no_leftovers(tmp_path, name)
+    assert "feature-file suffix" in run("--help").output
+
+
+def test_an_existing_directory_with_a_dot_is_still_an_npy_directory(tmp_path, audio):
+    (tmp_path / "feats.h5").mkdir()
+    assert run(audio, "-o", tmp_path / "feats.h5", "--no-progress").exit_code == 0
+    assert sorted(os.listdir(tmp_path / "feats.h5")) == ["utt0.npy", "utt1.npy", "utt2.npy"]
+    result = run(audio, "-o", tmp_path / "feats.v2", "--no-progress")
+    assert result.exit_code == 0 and (tmp_path / "feats.v2" / "utt0.npy").is_file()

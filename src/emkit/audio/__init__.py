@@ -24,7 +24,7 @@ from ._pipeline import FeatureConfig, extract_features, extract_many
 from ._read import AudioError, read_audio
 from ._sources import Utterance, find_utterances, read_data_dir
 from ._vad import compute_vad
-from ._write import write_kaldi_ark, write_npy_dir
+from ._write import output_kind, write_kaldi_ark, write_npy_dir
 
 __all__ = ["AudioError", "FeatureConfig", "KaldiOptions", "Utterance", "add_deltas", "cmvn",
            "compute_features", "compute_kaldi_features", "compute_vad", "extract_features",
@@ -39,10 +39,12 @@ def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *,
     Returns ``{utterance id: (n_frames, n_features)}`` of what was written, in input order.
 
     ``inputs``: audio files, directories, Kaldi data directories (see :func:`find_utterances`).
-    ``output``: a path ending in ``.ark`` gives a Kaldi ark and its ``.scp`` (same stem);
-    anything else is a directory of ``<utterance-id>.npy`` files (created when missing).  All
-    or nothing: on any failure no output file is written (or replaced).
+    ``output``: a path ending in ``.ark`` gives a Kaldi ark and its ``.scp`` (same stem); a
+    name without a feature-file suffix is a directory of ``<utterance-id>.npy`` files (created
+    when missing); another feature-file suffix (``.h5``, ``.npz``, ``.npy``, ``.scp``...) is a
+    ``ValueError``.  All or nothing: on any failure no output file is written (or replaced).
     """
+    kind = output_kind(output)
     utterances = find_utterances(inputs)
     shapes = {}
 
@@ -51,7 +53,7 @@ def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *,
             shapes[u.id] = feats.shape
             yield u.id, feats
 
-    if os.fspath(output).lower().endswith(".ark"):
+    if kind == "ark":
         write_kaldi_ark(items(), output)
     else:
         write_npy_dir(items(), output)

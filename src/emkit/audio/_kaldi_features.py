@@ -14,6 +14,7 @@ the same audio always gives the same features.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -24,6 +25,16 @@ __all__ = ["KaldiOptions", "check_options", "compute_kaldi_features", "log_energ
 
 KINDS = ("mfcc", "fbank")
 WINDOWS = ("povey", "hamming", "hanning", "rectangular", "blackman")
+#: Longest frame accepted, ms.  Speaker and speech features use frames of 20 to 50 ms (Kaldi's
+#: default is 25 ms); kaldi-native-fbank's cost grows with the square of the frame length and it
+#: does not return to Python meanwhile (a 16 s frame took 85 s and ignored SIGTERM), so a frame
+#: of more than one second is taken for a mistake (seconds given for ms) and refused.
+MAX_FRAME_LENGTH_MS = 1000.0
+
+
+def _frame_samples(sample_frequency: float, ms: float) -> int:
+    """Samples in ``ms`` milliseconds, rounded down as Kaldi does (``WindowSize``/``WindowShift``)."""
+    return int(sample_frequency * 0.001 * ms)
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,8 @@ class KaldiOptions:
     sample_frequency : float
         Sample rate of the audio, in Hz.
     frame_length, frame_shift : float
-        Frame length and frame shift, in ms.
+        Frame length and frame shift, in ms: one sample at least, and a frame of at most
+        :data:`MAX_FRAME_LENGTH_MS` (1000 ms).
     dither : float
         Dithering noise (16-bit scale); 0 for reproducible features.
     preemphasis_coefficient : float
@@ -94,10 +106,13 @@ class KaldiOptions:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}; got {self.kind!r}")
-        if self.sample_frequency <= 0 or self.frame_length <= 0 or self.frame_shift <= 0:
-            raise ValueError("sample_frequency, frame_length and frame_shift must be positive; "
+        if not all(math.isfinite(v) and v > 0
+                   for v in (self.sample_frequency, self.frame_length, self.frame_shift)):
+            raise ValueError("sample_frequency, frame_length and frame_shift must be positive "
+                             "finite numbers; "
                              f"got {self.sample_frequency!r}, {self.frame_length!r} and "
                              f"{self.frame_shift!r}")
+        self._check_frame()
         if self.num_mel_bins < 3:
             raise ValueError(f"num_mel_bins must be at least 3; got {self.num_mel_bins!r}")
         if self.kind == "mfcc" and not 1 <= self.num_ceps <= self.num_mel_bins:
@@ -114,13 +129,31 @@ class KaldiOptions:
         if self.dither < 0:
             raise ValueError(f"dither must be >= 0; got {self.dither!r}")
 
+    def _check_frame(self):
+        """Frame length and shift of one sample at least (a shift under one sample kills the
+        process with SIGFPE inside kaldi-native-fbank), and a frame of at most
+        :data:`MAX_FRAME_LENGTH_MS`."""
+        rate = self.sample_frequency
+        for name in ("frame_length", "frame_shift"):
+            value = getattr(self, name)
+            n = _frame_samples(rate, value)
+            if n < 1:
+                raise ValueError(f"{name} must be at least one sample ({1000 / rate:g} ms at "
+                                 f"sample_frequency {rate:g} Hz); got {value!r} ms, which is "
+                                 f"{n} samples")
+        if self.frame_length > MAX_FRAME_LENGTH_MS:
+            raise ValueError(f"frame_length must be at most {MAX_FRAME_LENGTH_MS:g} ms (frames "
+                             f"are ms, not seconds; Kaldi's default is 25 ms); got "
+                             f"{self.frame_length!r} ms, which is "
+                             f"{_frame_samples(rate, self.frame_length)} samples")
+
     @property
     def energy(self) -> bool:
         return (self.kind == "mfcc") if self.use_energy is None else bool(self.use_energy)
 
     @property
     def frame_samples(self) -> int:
-        return int(self.sample_frequency * 0.001 * self.frame_length)
+        return _frame_samples(self.sample_frequency, self.frame_length)
 
     def as_dict(self) -> dict:
         """The options as a ``{name: value}`` dict (``dataclasses.asdict``)."""
@@ -172,7 +205,12 @@ def compute_kaldi_features(samples: np.ndarray, opts: KaldiOptions = KaldiOption
 
 
 def check_options(opts: KaldiOptions) -> None:
-    """Raise ``ValueError`` now for options the library refuses (e.g. too many mel bins)."""
+    """Raise ``ValueError`` now for options the library refuses (e.g. too many mel bins).
+
+    Frame lengths and shifts are checked by :class:`KaldiOptions` itself (this probe would not
+    return from a shift under one sample: the library divides by zero).
+    """
+    opts._check_frame()
     probe = np.ones(max(opts.frame_samples, 1) * 2)
     try:
         compute_kaldi_features(probe, opts)

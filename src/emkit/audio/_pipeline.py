@@ -15,11 +15,13 @@ process.
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._validation import check_positive_int
+from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit, show_key, show_path
 from ._cmvn import cmvn, sliding_cmvn
 from ._deltas import add_deltas, delta_filters
 from ._kaldi_features import KaldiOptions, compute_kaldi_features, log_energy
@@ -47,6 +49,10 @@ class FeatureConfig:
         The channel of multi-channel files, from 0 (the first, left).
     max_clipped : float
         The largest fraction of samples at full scale accepted (1: no check).
+    max_utterance_bytes : int
+        The most samples decoded for one utterance, as float64 bytes (8 a sample; default 2 GiB,
+        4.6 hours at 16 kHz), checked from the file's header before decoding: see
+        :func:`read_audio`.
     delta_order, delta_window : int
         Deltas up to this order (0: none), over ``2 * delta_window + 1`` frames (``add-deltas``).
     vad : bool
@@ -68,6 +74,7 @@ class FeatureConfig:
     kaldi: KaldiOptions = field(default_factory=KaldiOptions)
     channel: int = 0
     max_clipped: float = 0.01
+    max_utterance_bytes: int = MAX_UTTERANCE_BYTES
     delta_order: int = 2
     delta_window: int = 2
     vad: bool = True
@@ -87,6 +94,7 @@ class FeatureConfig:
         check_positive_int(self.channel, "channel", minimum=0)
         if not 0.0 <= self.max_clipped <= 1.0:
             raise ValueError(f"max_clipped must be in [0, 1]; got {self.max_clipped!r}")
+        check_limit(self.max_utterance_bytes)
         delta_filters(self.delta_order, self.delta_window)  # validates both
         compute_vad(np.zeros(1), **self._vad_options())  # validates the VAD options
         for name in ("cmn_window", "min_cmn_window"):
@@ -108,15 +116,29 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
     if not isinstance(utterance, Utterance):
         utterance = Utterance("", str(utterance))
     k = config.kaldi
-    samples = read_audio(utterance.path, sample_rate=int(k.sample_frequency),
-                         channel=config.channel, start=utterance.start, end=utterance.end,
-                         max_clipped=config.max_clipped)
-    where = utterance.path if utterance.start is None else \
-        f"{utterance.path} (utterance {utterance.id!r})"
+    try:
+        samples = read_audio(utterance.path, sample_rate=int(k.sample_frequency),
+                             channel=config.channel, start=utterance.start, end=utterance.end,
+                             max_clipped=config.max_clipped,
+                             max_utterance_bytes=config.max_utterance_bytes)
+    except AudioError as exc:
+        if utterance.origin is None:
+            raise
+        raise AudioError(f"{utterance.origin} (utterance {show_key(utterance.id)}): "
+                         f"{exc}") from None
+    where = show_path(utterance.path) if utterance.start is None else \
+        f"{show_path(utterance.path)} (utterance {show_key(utterance.id)})"
+    if utterance.origin is not None:
+        where = f"{utterance.origin} (utterance {show_key(utterance.id)}): {where}"
     feats = compute_kaldi_features(samples, k)
     if feats.shape[0] == 0:
-        raise AudioError(f"{where}: too short for one frame ({samples.shape[0]} samples; a frame "
-                         f"needs {k.frame_samples})")
+        if k.snip_edges:
+            needed = f"a frame needs {k.frame_samples}"
+        else:  # Kaldi: (n + shift / 2) / shift frames, the audio reflected at its ends
+            shift = int(k.sample_frequency * 0.001 * k.frame_shift)
+            needed = f"without snip_edges, one frame needs half a frame shift: {shift - shift // 2}"
+        raise AudioError(f"{where}: too short for one frame ({samples.shape[0]} samples; "
+                         f"{needed})")
     if config.vad:
         energy = feats[:, 0] if k.kind == "mfcc" and k.energy else log_energy(samples, k)
         voiced = compute_vad(energy, **config._vad_options())
@@ -134,6 +156,15 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
     if config.vad:
         out = out[voiced]
     return out.astype(np.float32)
+
+
+def _extract_in_worker(utterance, config):
+    """(features, warnings) of a worker process: its warnings are given back, to be shown by the
+    calling process (a worker's own stderr output is not the caller's)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        features = extract_features(utterance, config)
+    return features, [(str(w.message), w.category) for w in caught]
 
 
 def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: int = 1,
@@ -160,8 +191,10 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
         from joblib import Parallel, delayed
 
         results = Parallel(n_jobs=jobs, backend="loky", return_as="generator")(
-            delayed(extract_features)(u, config) for u in utterances)
-        for u, features in zip(utterances, results, strict=True):
+            delayed(_extract_in_worker)(u, config) for u in utterances)
+        for u, (features, caught) in zip(utterances, results, strict=True):
+            for message, category in caught:
+                warnings.warn(message, category, stacklevel=2)
             yield u, features
             bar.update(1)
     finally:

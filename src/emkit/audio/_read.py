@@ -8,30 +8,45 @@ Decisions (each failure is an :class:`AudioError` naming the file; nothing is wr
   (``sox in.wav -r 16000 out.wav``).
 * **Channels**: ``channel`` (0-based) picks one channel of a multi-channel file; the default, 0,
   is the first (left) channel, as Kaldi does when no channel is given.  A channel the file does
-  not have is an error.  The file is decoded a block at a time and only that channel is kept, so
-  the memory used is that of one channel (8 bytes a sample; no maximum duration is imposed).
+  not have is an error.  The file is decoded a block at a time into one array allocated once
+  from the header's frame count, and only that channel is kept: the memory used is that of one
+  channel, 8 bytes a sample (plus a 4 MiB block).
+* **Size**: a compressed file can expand without bound (a 58 kB FLAC of 20 minutes of constant
+  signal holds 19 million samples), so the samples to decode are counted from the header
+  *before* decoding and refused beyond ``max_utterance_bytes`` (default
+  :data:`~emkit.io.untrusted.MAX_UTTERANCE_BYTES`, 2 GiB: 4.6 hours at 16 kHz), counted as
+  8 bytes a sample of the kept channel, the limit of every feature reader of emkit.  A segment
+  counts its own samples only: a long recording can be cut into utterances by a ``segments``
+  file.
 * **Scale**: samples are returned as float64 in the 16-bit integer range (``-32768 .. 32767``),
   the values Kaldi reads from a 16-bit wav, so energies and the VAD threshold mean what they
   mean in Kaldi, whatever the file's sample format.
 * **Bad content**: not audio (libsndfile cannot read it), empty (no sample), NaN or infinite
   samples (float files), only digital silence (every sample 0), and clipping: more than
-  ``max_clipped`` of the samples at (or beyond) full scale.
+  ``max_clipped`` of the samples at (or beyond) full scale.  A WAV holding fewer samples than its
+  header declares (truncated) is read with a ``UserWarning``, as Kaldi warns; a size a streaming
+  writer left unknown (data size 0xFFFFFFFF, RIFF size 0 or 0xFFFFFFFF) is not a truncation.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import struct
+import warnings
 
 import numpy as np
 
-from ..io.untrusted import FeatureError
-from ..io.untrusted import check_regular
+from ..io.untrusted import (MAX_UTTERANCE_BYTES, FeatureError, check_limit, check_regular,
+                             show_path)
 
 __all__ = ["AudioError", "read_audio", "INT16_SCALE", "require"]
 
 INT16_SCALE = 32768.0
 _FULL_SCALE = 32767.0 / 32768.0  # a sample this loud (or louder) counts as clipped
 _BLOCK_VALUES = 1 << 19  # samples (of all channels) decoded at a time: 4 MiB of float64
+_CHECK_VALUES = 1 << 20  # samples checked at a time (8 MiB of float64, 1 MiB of booleans)
+_UNKNOWN = 2**63 - 1  # the frame count libsndfile gives for a file whose header has none
 
 
 class AudioError(FeatureError):
@@ -49,48 +64,119 @@ def require(module: str):
                           "extra with pip install 'emkit[audio]'") from None
 
 
-def _open(path: str, start: float | None, end: float | None, sample_rate: int, channel: int):
+def _open(path: str, start: float | None, end: float | None, sample_rate: int, channel: int,
+          max_bytes: int):
     """(float64 samples of ``channel`` in the segment, where) of ``path``.
 
-    Read a block at a time, keeping the one channel: the other channels of a long recording
-    (which a small compressed file can hold) are never all in memory.
+    The output is allocated once, from the header's frame count (checked against ``max_bytes``
+    first), and filled a block at a time keeping the one channel: the other channels of a long
+    recording (which a small compressed file can hold) are never all in memory.
     """
     sf = require("soundfile")
     try:
         with sf.SoundFile(path) as f:
             rate, n, n_channels = int(f.samplerate), f.frames, f.channels
             _check_format(path, rate, n_channels, sample_rate, channel)
+            if n >= _UNKNOWN:
+                raise AudioError(f"{show_path(path)}: the header does not give the number of samples (a "
+                                 "FLAC written as a stream?); re-encode the file (e.g. 'sox "
+                                 "in.flac out.flac')")
+            if f.format == "WAV":
+                _warn_truncated(path, n)
             first, last, where = _segment(rate, n, start, end, path)
+            _check_size(last - first, rate, where, max_bytes)
             f.seek(first)
-            buffer = np.empty((max(1, _BLOCK_VALUES // n_channels), n_channels))
-            pieces, left = [], last - first
-            while left > 0:
-                got = f.read(dtype="float64", always_2d=True, out=buffer[:min(left, len(buffer))])
+            samples = np.empty(last - first)
+            buffer = np.empty((max(1, min(_BLOCK_VALUES // n_channels, len(samples))),
+                               n_channels))
+            done = 0
+            while done < len(samples):
+                got = f.read(dtype="float64", always_2d=True,
+                             out=buffer[:min(len(samples) - done, len(buffer))])
                 if not len(got):  # fewer frames than the header declares
                     break
-                pieces.append(got[:, channel].copy())
-                left -= len(got)
+                samples[done:done + len(got)] = got[:, channel]
+                done += len(got)
     except AudioError:
         raise
     except (RuntimeError, TypeError, ValueError) as exc:  # libsndfile's errors are RuntimeErrors
         reason = str(exc).split(":")[-1].strip() or type(exc).__name__
-        raise AudioError(f"{path}: not a readable audio file (expected WAV or FLAC; libsndfile "
+        raise AudioError(f"{show_path(path)}: not a readable audio file (expected WAV or FLAC; libsndfile "
                          f"says: {reason})") from None
-    return (np.concatenate(pieces) if pieces else np.empty(0)), where
+    if done < len(samples):
+        samples.resize(done, refcheck=False)  # the array is ours alone: shrunk in place
+    return samples, where
+
+
+def _declared_wav_frames(path: str) -> int | None:
+    """The frames the data chunk of a RIFF/WAVE header declares, or None: not such a header, one
+    not understood, or a size a streaming writer left unknown (a data size of 0xFFFFFFFF, a RIFF
+    size of 0 or 0xFFFFFFFF, by convention)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE" or \
+                struct.unpack("<I", head[4:8])[0] in (0, 0xFFFFFFFF):
+            return None
+        block_align = 0
+        for _ in range(1000):  # chunks before the data chunk
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if name == b"data":
+                return None if size == 0xFFFFFFFF or not block_align else size // block_align
+            body = f.read(min(size, 16)) if name == b"fmt " else b""
+            if len(body) == 16:  # (12-bit samples take 2 bytes, whatever block align says)
+                channels, align, bits = struct.unpack("<2xH8xHH", body)
+                block_align = max(align, channels * ((bits + 7) // 8))
+            f.seek(size + (size & 1) - len(body), os.SEEK_CUR)
+    return None
+
+
+def _warn_truncated(path: str, frames: int) -> None:
+    """Warn (as Kaldi does) when a WAV holds fewer samples than its header declares: libsndfile
+    reads what is there without a word."""
+    try:
+        declared = _declared_wav_frames(path)
+    except (OSError, struct.error):
+        return
+    if declared is not None and declared > frames:
+        warnings.warn(f"{show_path(path)}: truncated WAV: its header declares {declared} "
+                      f"samples, the file holds {frames}; the {frames} are used", UserWarning,
+                      stacklevel=4)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else \
+        f"{minutes // 60} h {minutes % 60} min {seconds} s"
+
+
+def _check_size(count: int, rate: int, where: str, max_bytes: int) -> None:
+    """Refuse, before decoding, more samples than ``max_bytes`` holds at 8 bytes a sample."""
+    if count * 8 > max_bytes:
+        raise AudioError(f"{where}: {_duration(count / rate)} of audio ({count} samples, "
+                         f"{count * 8} bytes as float64) exceeds max_utterance_bytes="
+                         f"{max_bytes}; cut the recording into utterances (a Kaldi segments "
+                         "file), or raise max_utterance_bytes (read_audio, FeatureConfig) if "
+                         "the file is trusted")
 
 
 def _check_format(path, rate, n_channels, sample_rate, channel):
     if rate != sample_rate:
-        raise AudioError(f"{path}: sample rate is {rate} Hz, expected {sample_rate} Hz; resample "
+        raise AudioError(f"{show_path(path)}: sample rate is {rate} Hz, expected {sample_rate} Hz; resample "
                          f"it first (e.g. 'sox in.wav -r {sample_rate} out.wav' or 'ffmpeg -i "
                          f"in.wav -ar {sample_rate} out.wav') or choose the rate of the data")
     if not 0 <= channel < n_channels:
-        raise AudioError(f"{path}: has {n_channels} channel(s); channel {channel} was asked for "
+        raise AudioError(f"{show_path(path)}: has {n_channels} channel(s); channel {channel} was asked for "
                          f"(channels are numbered from 0)")
 
 
 def read_audio(path, *, sample_rate: int = 16000, channel: int = 0, start: float | None = None,
-               end: float | None = None, max_clipped: float = 0.01) -> np.ndarray:
+               end: float | None = None, max_clipped: float = 0.01,
+               max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> np.ndarray:
     """The samples of one channel of ``path`` as a float64 ``(n_samples,)`` array (16-bit scale).
 
     ``start``/``end`` (seconds; ``end`` None or negative: to the end) cut a segment, as Kaldi's
@@ -98,24 +184,27 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int = 0, start: float
     float64 in the 16-bit integer range (``-32768 .. 32767``, what Kaldi reads from a 16-bit
     wav, whatever the file's sample format), so energies and the VAD threshold mean what they
     mean in Kaldi.  ``channel`` (0-based; 0, the first or left channel, as Kaldi) picks one
-    channel; only that channel is kept in memory.
+    channel; only that channel is kept in memory.  ``max_utterance_bytes`` bounds the samples
+    decoded (8 bytes each, counted from the header before decoding; of the segment only when
+    ``start``/``end`` cut one).
 
     Raises ``FileNotFoundError`` for a missing file and :class:`AudioError`, naming the file, for
     a sample rate other than ``sample_rate`` (resample it first: no silent resampling, as Kaldi's
     ``compute-mfcc-feats``), a channel the file does not have, a file libsndfile cannot read, no
-    sample, NaN or infinite samples, only digital silence, or more than ``max_clipped`` (a
-    fraction) of the samples at full scale.
+    sample, NaN or infinite samples, only digital silence, more than ``max_clipped`` (a
+    fraction) of the samples at full scale, or more samples than ``max_utterance_bytes`` holds.
     """
+    max_utterance_bytes = check_limit(max_utterance_bytes)
     path = os.fspath(path)
     try:
         size = check_regular(path).st_size  # a pipe, device or directory is refused, not opened
     except FileNotFoundError:
-        raise FileNotFoundError(f"no such audio file: {path!r}") from None
+        raise FileNotFoundError(f"no such audio file: {show_path(path)}") from None
     except FeatureError as exc:
         raise AudioError(str(exc)) from None
     if size == 0:
-        raise AudioError(f"{path}: the file is empty (0 bytes)")
-    samples, where = _open(path, start, end, sample_rate, channel)
+        raise AudioError(f"{show_path(path)}: the file is empty (0 bytes)")
+    samples, where = _open(path, start, end, sample_rate, channel, max_utterance_bytes)
     samples = check_samples(samples, where, max_clipped=max_clipped)
     samples *= INT16_SCALE
     return samples
@@ -124,22 +213,27 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int = 0, start: float
 def _segment(rate, n, start, end, path):
     """(first, last sample, description) of the segment ``start``..``end`` seconds."""
     if start is None and (end is None or end < 0):
-        return 0, n, path
-    start = start or 0.0
-    where = f"{path} [{start:g}s to {'end' if end is None or end < 0 else f'{end:g}s'}]"
-    first = int(round(start * rate))
-    last = n if end is None or end < 0 else int(round(end * rate))
-    if start < 0 or last <= first:
+        return 0, n, show_path(path)
+    start = 0.0 if start is None else start
+    to_end = end is None or end < 0
+    where = f"{show_path(path)} [{start:g}s to {'end' if to_end else f'{end:g}s'}]"
+    if not math.isfinite(start) or not (to_end or math.isfinite(end)):
+        raise AudioError(f"{where}: start and end must be finite numbers of seconds; got start "
+                         f"{start!r} and end {end!r}")
+    if start < 0 or not (to_end or start < end):
         raise AudioError(f"{where}: a segment needs 0 <= start < end; got start {start!r} and "
                          f"end {end!r}")
-    if last > n:
-        if last - n > 0.5 * rate:
-            raise AudioError(f"{where}: the segment ends {(last - n) / rate:.3f}s after the "
-                             f"recording ({n / rate:.3f}s long)")
-        last = n
-    if first >= n:
+    # compared as floats first: a huge time (1e308 s) would overflow int(round(t * rate))
+    if not to_end and end * rate - n > 0.5 * rate:
+        raise AudioError(f"{where}: the segment ends {end - n / rate:.3f}s after the "
+                         f"recording ({n / rate:.3f}s long)")
+    if start * rate >= n - 0.5:
         raise AudioError(f"{where}: the segment starts after the end of the recording "
                          f"({n / rate:.3f}s long)")
+    first = int(round(start * rate))
+    last = n if to_end else min(n, int(round(end * rate)))
+    if last <= first:
+        raise AudioError(f"{where}: the segment holds no sample at {rate} Hz")
     return first, last, where
 
 
@@ -148,13 +242,19 @@ def check_samples(samples: np.ndarray, where: str, *, max_clipped: float = 0.01)
     n = samples.shape[0]
     if n == 0:
         raise AudioError(f"{where}: the audio is empty (no sample)")
-    finite = np.isfinite(samples)
-    if not finite.all():
-        raise AudioError(f"{where}: {n - int(finite.sum())} of {n} samples are NaN or infinite")
-    if not samples.any():
+    bad = clipped = 0
+    sound = False
+    for i in range(0, n, _CHECK_VALUES):  # in chunks: no temporary the size of the audio
+        chunk = samples[i:i + _CHECK_VALUES]
+        bad += chunk.size - int(np.count_nonzero(np.isfinite(chunk)))
+        sound = sound or bool(chunk.any())
+        clipped += int(np.count_nonzero(chunk >= _FULL_SCALE))
+        clipped += int(np.count_nonzero(chunk <= -_FULL_SCALE))
+    if bad:
+        raise AudioError(f"{where}: {bad} of {n} samples are NaN or infinite")
+    if not sound:
         raise AudioError(f"{where}: the audio is digital silence (every one of its {n} samples "
                          "is 0)")
-    clipped = int(np.count_nonzero(np.abs(samples) >= _FULL_SCALE))
     if clipped > max_clipped * n:
         raise AudioError(f"{where}: the audio is clipped: {clipped} of {n} samples "
                          f"({100 * clipped / n:.2f}%) are at full scale, more than the "

@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..io.lists import read_id_map
-from ..io.untrusted import FeatureError, show_key, text_lines
+from ..io.untrusted import FeatureError, show_key, show_path, text_lines
 from ._read import AudioError
 
 __all__ = ["Utterance", "find_utterances", "read_data_dir", "AUDIO_SUFFIXES"]
 
 AUDIO_SUFFIXES = (".wav", ".flac")
+_BLANKS = " \t\r\n\f\v"  # Kaldi splits its lists on ASCII white space only (not U+00A0)
+_FIELDS = re.compile(f"[{_BLANKS}]+")
+_SECONDS = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # no '1_0'
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class Utterance:
     start: float | None = None
     end: float | None = None
     speaker: str | None = None
+    origin: str | None = None  # where it is listed (a segments line), for messages
 
 
 def _lines(path: Path):
@@ -32,21 +38,34 @@ def _lines(path: Path):
     64 kB (a file of one endless line is refused before it is read whole)."""
     try:
         for number, line in text_lines(path, 65536, "Kaldi data-directory list"):
-            if line.strip() and not line.lstrip().startswith("#"):
-                yield number, line.rstrip("\r\n")
+            text = line.strip(_BLANKS)
+            if text and not text.startswith("#"):
+                yield number, text
     except FeatureError as exc:  # (AudioError is what audio inputs raise)
-        raise AudioError(str(exc)) from None
+        message, raw = str(exc), os.fspath(path)
+        if message.startswith(f"{raw} line "):  # the list's path, shown escaped
+            message = show_path(path) + message[len(raw):]
+        raise AudioError(message) from None
+
+
+def _check_id(key: str, where: str, what: str) -> str:
+    """``key`` if printable; else an error: the ark key it would become is refused by emkit's
+    readers (and by Kaldi's, for white space), and a control character would reach terminals."""
+    if not key.isprintable():
+        raise AudioError(f"{where}: the {what} {show_key(key)} contains a control or other "
+                         "non-printable character; ids must be printable text")
+    return key
 
 
 def _wav_scp(data_dir: Path) -> dict:
     scp = data_dir / "wav.scp"
     out = {}
     for number, line in _lines(scp):
-        where = f"{scp} line {number}"
-        parts = line.split(maxsplit=1)
+        where = f"{show_path(scp)} line {number}"
+        parts = _FIELDS.split(line, maxsplit=1)
         if len(parts) != 2:
             raise AudioError(f"{where}: expected 'recording-id path'; got {len(parts)} field(s)")
-        key, target = parts[0], parts[1].strip()
+        key, target = _check_id(parts[0], where, "recording id"), parts[1]
         if target.endswith("|") or target.startswith("|") or target == "-":
             raise AudioError(f"{where}: recording {key!r} is a piped command or standard input; "
                              "emkit never runs commands: convert the audio to WAV/FLAC files and "
@@ -55,7 +74,7 @@ def _wav_scp(data_dir: Path) -> dict:
             raise AudioError(f"{where}: recording {key!r} is listed twice")
         out[key] = _resolve(target, data_dir, where)
     if not out:
-        raise AudioError(f"{scp}: lists no recording")
+        raise AudioError(f"{show_path(scp)}: lists no recording")
     return out
 
 
@@ -69,25 +88,36 @@ def _resolve(target: str, data_dir: Path, where: str) -> str:
     raise FileNotFoundError(f"{where}: no such audio file {target!r}")
 
 
+def _seconds(text: str, where: str) -> float:
+    """A time of a segments line: a plain decimal number (as Kaldi reads it), finite."""
+    value = float(text) if _SECONDS.fullmatch(text) else math.nan
+    if not math.isfinite(value):
+        raise AudioError(f"{where}: start and end must be finite numbers of seconds; got "
+                         f"{show_key(text)}")
+    return value
+
+
 def _segments(path: Path, recordings: dict) -> list:
-    out = []
+    out, lines = [], {}
     for number, line in _lines(path):
-        where = f"{path} line {number}"
-        fields = line.split()
+        where = f"{show_path(path)} line {number}"
+        fields = _FIELDS.split(line)
         if len(fields) != 4:
             raise AudioError(f"{where}: expected 'utterance-id recording-id start end'; got "
                              f"{len(fields)} field(s)")
-        utt, rec = fields[0], fields[1]
-        try:
-            start, end = float(fields[2]), float(fields[3])
-        except ValueError:
-            raise AudioError(f"{where}: start and end must be numbers (seconds)") from None
+        utt, rec = _check_id(fields[0], where, "utterance id"), fields[1]
+        start, end = _seconds(fields[2], where), _seconds(fields[3], where)
         if rec not in recordings:
-            raise AudioError(f"{where}: recording {rec!r} is not in wav.scp")
-        if start < 0 or (end >= 0 and end <= start):
-            raise AudioError(f"{where}: need 0 <= start < end (or end -1); got {start:g} and "
-                             f"{end:g}")
-        out.append(Utterance(utt, recordings[rec], start, None if end < 0 else end))
+            raise AudioError(f"{where}: recording {show_key(rec)} is not in wav.scp")
+        if start < 0 or (end != -1 and end <= start):
+            raise AudioError(f"{where}: need 0 <= start < end, or end -1 for the end of the "
+                             f"recording; got start {fields[2]} and end {fields[3]}")
+        if utt in lines:
+            raise AudioError(f"{where}: utterance {show_key(utt)} is listed twice (lines "
+                             f"{lines[utt]} and {number})")
+        lines[utt] = number
+        out.append(Utterance(utt, recordings[rec], start, None if end == -1 else end,
+                             origin=where))
     return out
 
 
@@ -95,8 +125,9 @@ def read_data_dir(data_dir) -> list:
     """The utterances of a Kaldi data directory (one holding ``wav.scp``), in file order.
 
     ``wav.scp`` lines are ``recording-id path``; the optional ``segments`` (``utterance-id
-    recording-id start end``, seconds, ``end`` -1 for the end of the recording) cuts utterances
-    out of the recordings; the optional ``utt2spk`` gives their speakers and must list every
+    recording-id start end``, seconds as plain finite decimal numbers, ``end`` -1 for the end of
+    the recording) cuts utterances out of the recordings; fields are separated by ASCII white
+    space, as in Kaldi; the optional ``utt2spk`` gives their speakers and must list every
     utterance.  Relative paths are taken from the data directory, else from the current
     directory.  Piped commands (``cmd |``) and archive offsets are refused and never executed.
     Utterance ids must be unique, usable as file names (no ``/``, not starting with ``.``) and
@@ -112,9 +143,9 @@ def read_data_dir(data_dir) -> list:
         speakers = read_id_map(data_dir / "utt2spk")
         missing = [u.id for u in utterances if u.id not in speakers]
         if missing:
-            raise AudioError(f"{data_dir / 'utt2spk'}: utterance {missing[0]!r} has no speaker "
+            raise AudioError(f"{show_path(data_dir / 'utt2spk')}: utterance {missing[0]!r} has no speaker "
                              f"({len(missing)} of {len(utterances)} utterances are missing)")
-        utterances = [Utterance(u.id, u.path, u.start, u.end, speakers[u.id])
+        utterances = [Utterance(u.id, u.path, u.start, u.end, speakers[u.id], u.origin)
                       for u in utterances]
     return utterances
 
@@ -123,7 +154,7 @@ def _scan(directory: Path) -> list:
     files = sorted(p for p in directory.rglob("*")
                    if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     if not files:
-        raise AudioError(f"{directory}: no .wav or .flac file in this directory (nor wav.scp)")
+        raise AudioError(f"{show_path(directory)}: no .wav or .flac file in this directory (nor wav.scp)")
     return [Utterance(p.stem, os.fspath(p)) for p in files]
 
 
@@ -149,19 +180,28 @@ def find_utterances(inputs) -> list:
         elif p.is_file():
             batch = [Utterance(p.stem, os.fspath(p))]
         else:
-            raise FileNotFoundError(f"no such audio file or directory: {os.fspath(item)!r}")
+            raise FileNotFoundError(f"no such audio file or directory: {show_path(item)}")
         for u in batch:
             if "/" in u.id or "\\" in u.id or u.id.startswith(".") or not u.id:
-                raise AudioError(f"{u.path}: utterance id {u.id!r} cannot name a file (no '/', "
+                raise AudioError(f"{show_path(u.path)}: utterance id {show_key(u.id)} cannot name a file (no '/', "
                                  "'\\' or leading '.')")
             if any(c.isspace() for c in u.id):
                 raise AudioError(f"audio file {show_key(u.path)}: its utterance id "
                                  f"{show_key(u.id)} contains white space, which Kaldi ids cannot "
                                  "contain; rename the file")
+            if not u.id.isprintable():
+                raise AudioError(f"audio file {show_key(u.path)}: its utterance id "
+                                 f"{show_key(u.id)} contains a control or other non-printable "
+                                 "character, which an ark key cannot hold; rename the file")
             if u.id in origin:
-                raise AudioError(f"utterance {u.id!r} comes from both {origin[u.id]} and "
-                                 f"{u.path}")
-            origin[u.id] = u.path
+                first, second = (show_path(v.path) if v.origin is None else v.origin
+                                 for v in (origin[u.id], u))
+                if first == second:
+                    raise AudioError(f"utterance {show_key(u.id)} is listed twice: {first} is "
+                                     "given twice")
+                raise AudioError(f"utterance {show_key(u.id)} comes from both {first} and "
+                                 f"{second}")
+            origin[u.id] = u
             found.append(u)
     if not found:
         raise AudioError("no audio input given")

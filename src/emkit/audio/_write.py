@@ -23,7 +23,26 @@ import numpy as np
 
 from ..io.atomic import atomic_path
 
-__all__ = ["write_npy_dir", "write_kaldi_ark", "kaldi_matrix_bytes"]
+__all__ = ["write_npy_dir", "write_kaldi_ark", "kaldi_matrix_bytes", "output_kind"]
+
+#: suffixes of the feature files emkit reads (emkit.io.features), other than .ark: an output
+#: named so would be taken for such a file, not for the directory of .npy files written
+_FILE_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".hdf", ".scp")
+
+
+def output_kind(output) -> str:
+    """``"ark"`` for a ``.ark`` path (a Kaldi archive and its ``.scp``), ``"npy"`` for a
+    directory of ``.npy`` files; ``ValueError`` for a name with the suffix of another feature
+    file (``feats.h5`` would have been a directory of ``.npy`` files named like an HDF5 file)."""
+    path = Path(output)
+    suffix = path.suffix.lower()
+    if suffix == ".ark":
+        return "ark"
+    if suffix in _FILE_SUFFIXES and not path.is_dir():
+        raise ValueError(f"{str(output)!r}: features are written as a Kaldi archive (a PATH.ark, "
+                         f"and its PATH.scp) or as a directory of <utterance-id>.npy files (a "
+                         f"name without a feature-file suffix); not as a {suffix} file")
+    return "npy"
 
 
 def kaldi_matrix_bytes(matrix: np.ndarray) -> bytes:
@@ -35,8 +54,9 @@ def kaldi_matrix_bytes(matrix: np.ndarray) -> bytes:
 
 
 def _check_key(key: str) -> str:
-    if not key or any(c.isspace() for c in key):
-        raise ValueError(f"an utterance id must be non-empty without white space; got {key!r}")
+    if not key or any(c.isspace() for c in key) or not key.isprintable():
+        raise ValueError(f"an utterance id must be non-empty printable text without white space; "
+                         f"got {key!r}")
     return key
 
 
@@ -67,7 +87,7 @@ def _write_npy(items, directory: Path) -> list:
         for key, matrix in items:
             target = directory / f"{_check_key(key)}.npy"
             if target in written:
-                raise ValueError(f"utterance {key!r} would be written twice to {directory}")
+                raise ValueError(f"utterance {key!r} would be written twice to {str(directory)!r}")
             tmp = stack.enter_context(atomic_path(target, suffix=".npy"))
             with open(tmp, "wb") as f:
                 np.save(f, np.asarray(matrix, dtype=np.float32), allow_pickle=False)
@@ -90,7 +110,7 @@ def write_kaldi_ark(items, ark) -> tuple:
                                               newline="\n") as lines:
             for key, matrix in items:
                 if _check_key(key) in seen:
-                    raise ValueError(f"utterance {key!r} would be written twice to {ark}")
+                    raise ValueError(f"utterance {key!r} would be written twice to {str(ark)!r}")
                 seen.add(key)
                 out.write(key.encode("utf-8") + b" ")
                 lines.write(f"{key} {final}:{out.tell()}\n")

@@ -27,9 +27,9 @@ def _options(f):
         click.option("--num-mel-bins", type=click.IntRange(min=3), default=23, show_default=True,
                      help="Number of mel filters."),
         click.option("--frame-length", type=POSITIVE, default=25.0, show_default=True,
-                     help="Frame length in ms."),
+                     help="Frame length in ms (one sample to 1000 ms)."),
         click.option("--frame-shift", type=POSITIVE, default=10.0, show_default=True,
-                     help="Frame shift in ms."),
+                     help="Frame shift in ms (one sample at least)."),
         click.option("--low-freq", type=click.FloatRange(min=0), default=20.0, show_default=True,
                      help="Low cut-off of the mel filters, Hz."),
         click.option("--high-freq", type=float, default=0.0, show_default=True,
@@ -91,8 +91,9 @@ def _options(f):
 @click.command("features")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--output", type=click.Path(), required=True,
-              help="A PATH.ark: a Kaldi archive and PATH.scp; anything else: a directory of "
-                   "<utterance-id>.npy files (created when missing).")
+              help="A PATH.ark: a Kaldi archive and PATH.scp; a name without a feature-file "
+                   "suffix: a directory of <utterance-id>.npy files (created when missing). "
+                   "Other feature-file suffixes (.h5, .npz, .npy, .scp) are refused.")
 @_options
 @progress_option
 def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins, frame_length,
@@ -128,6 +129,10 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
                      vad_proportion_threshold=vad_proportion_threshold, cmvn=cmvn,
                      cmn_window=cmn_window, min_cmn_window=min_cmn_window, center=center,
                      norm_vars=norm_vars)
+    try:
+        audio.output_kind(output)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="-o/--output") from None
     utterances = audio.find_utterances(list(inputs))
     read = [u.path for u in utterances] + [
         os.path.join(i, name) for i in inputs for name in ("wav.scp", "segments", "utt2spk")
@@ -186,4 +191,9 @@ def _config(audio, *, kind, sample_rate, num_ceps, num_mel_bins, frame_length, f
                                    high_freq=high_freq, num_ceps=num_ceps, use_energy=use_energy)
         return audio.FeatureConfig(kaldi=kaldi, **pipeline)
     except ValueError as exc:  # a combination of options click could not check
-        raise click.UsageError(str(exc)) from None
+        message = str(exc)
+        for name in ("frame_length", "frame_shift"):  # KaldiOptions names its own option first
+            if message.startswith(name):
+                raise click.BadParameter(message, param_hint=f"--{name.replace('_', '-')}") \
+                    from None
+        raise click.UsageError(message) from None

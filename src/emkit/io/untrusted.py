@@ -58,7 +58,13 @@ def _kind(mode: int) -> str:
 
 def _subject(path, what: str) -> str:
     """How a message starts: ``"scp line 3: 'x.ark'"`` with ``what``, else the path itself."""
-    return f"{what}: {os.fspath(path)!r}" if what else os.fspath(path)
+    return f"{what}: {show_path(path)}" if what else os.fspath(path)
+
+
+def show_path(path) -> str:
+    """A path for a message: its ``repr``, so that control characters in a file name (an escape
+    sequence) are shown escaped, never sent to the terminal."""
+    return repr(os.fspath(path))
 
 
 def check_regular(path, what: str = "") -> os.stat_result:
