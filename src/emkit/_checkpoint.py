@@ -299,7 +299,7 @@ def _read_extra(f, path) -> dict:
 
 def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phase: int = 0,
                  state_shapes: dict | None = None, warn_not_converged: bool = True,
-                 not_converged_advice: str | None = None, **run_em_kwargs):
+                 not_converged_advice: str | None = None, finish=None, **run_em_kwargs):
     """Run :func:`emkit._em.run_em`, resuming from and saving to ``estimator.checkpoint`` (a path or None).
 
     ``X`` and the labels ``y`` (if any; or a :class:`TrainingInput` of both) are the training input,
@@ -313,16 +313,19 @@ def resumable_em(estimator, X, *, y=None, initialize, get_state, set_state, phas
     of an earlier phase means this one starts afresh.
 
     The one EM contract of every iterative estimator: the estimator sets ``n_iter_`` and
-    ``converged_`` from the returned :class:`~emkit._em.EMResult`, and a run that stops at
-    ``max_iterations`` with a ``convergence_threshold`` set warns
-    :class:`sklearn.exceptions.ConvergenceWarning` (unless ``warn_not_converged`` is False), whose
-    advice ``not_converged_advice`` names the estimator's own parameters.
+    ``converged_`` from the returned :class:`~emkit._em.EMResult`, best in ``finish(result)``
+    with its other fitted attributes: only after it does a run that stops at ``max_iterations`` with a
+    ``convergence_threshold`` set warn :class:`sklearn.exceptions.ConvergenceWarning` (unless
+    ``warn_not_converged`` is False; advice ``not_converged_advice`` names the estimator's own
+    parameters): a warning turned into an error leaves a consistent estimator.
     """
     from ._backend._worker_heap import tuned_worker_heaps
 
     with tuned_worker_heaps(X):  # dask workers reuse their freed memory during the iterations
         result = _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase,
                                 state_shapes, run_em_kwargs)
+    if finish is not None:
+        finish(result)
     if warn_not_converged:
         warn_if_not_converged(result, run_em_kwargs.get("name", type(estimator).__name__),
                               run_em_kwargs.get("convergence_threshold"), not_converged_advice)

@@ -398,18 +398,21 @@ class GMMMachine(BaseEstimator):
             return stats.log_likelihood / stats.t
 
         with _staging.synced(device):  # the device's parameters back on the machine at the end
-            result = resumable_em(self, X, initialize=initialize, set_state=self._restore_training_state,
-                                  get_state=device.state if device else self._training_state,
-                                  state_shapes=self._state_shapes(X.shape[1]),
-                                  e_step=e_step_, m_step=m_step_, max_iterations=self.max_fitting_steps,
-                                  convergence_threshold=self.convergence_threshold,
-                                  name=f"GMM {self.trainer.upper()}")
-        self.n_features_in_ = X.shape[1]
-        self.n_iter_, self.converged_ = result.n_iter, result.converged
+            resumable_em(self, X, initialize=initialize, set_state=self._restore_training_state,
+                         get_state=device.state if device else self._training_state,
+                         state_shapes=self._state_shapes(X.shape[1]),
+                         e_step=e_step_, m_step=m_step_, max_iterations=self.max_fitting_steps,
+                         convergence_threshold=self.convergence_threshold,
+                         name=f"GMM {self.trainer.upper()}",
+                         finish=lambda result: self._finish_fit(result, X.shape[1]))
         if self.trainer == "ml":  # also with variances from k-means (on repeated frames)
             warn_if_collapsed(self)
         self._coefficients()  # computed once here, so inference leaves the state alone
         return self
+
+    def _finish_fit(self, result, n_features: int) -> None:
+        self.n_features_in_ = n_features
+        self.n_iter_, self.converged_ = result.n_iter, result.converged
 
     def _training_state(self) -> dict:
         return {"means": self.means, "variances": self.variances, "weights": self.weights,

@@ -310,20 +310,23 @@ class KMeansMachine(BaseEstimator):
             initialize = lambda: initialize_on_device(self, frames)  # noqa: E731
             e_step, m_step, get_state = device.e_step, device.m_step, device.state
         with _staging.synced(device):  # the device's centroids back on the machine at the end
-            result = resumable_em(self, X, initialize=initialize, get_state=get_state,
-                                  set_state=lambda arrays: setattr(self, "centroids_", arrays["centroids"]),
-                                  state_shapes={"centroids": (self.n_clusters, X.shape[1])},
-                                  e_step=e_step, m_step=m_step, max_iterations=self.max_iter,
-                                  convergence_threshold=self.convergence_threshold,
-                                  name="k-means", quantity="average squared distance",
-                                  rounding=self._distance_rounding,
-                                  not_converged_advice=_NOT_CONVERGED_ADVICE)
-        if result.history:
-            self.average_min_distance = result.history[-1]
-        self.n_features_in_ = X.shape[1]
-        self.n_iter_, self.converged_ = result.n_iter, result.converged
+            resumable_em(self, X, initialize=initialize, get_state=get_state,
+                         set_state=lambda arrays: setattr(self, "centroids_", arrays["centroids"]),
+                         state_shapes={"centroids": (self.n_clusters, X.shape[1])},
+                         e_step=e_step, m_step=m_step, max_iterations=self.max_iter,
+                         convergence_threshold=self.convergence_threshold,
+                         name="k-means", quantity="average squared distance",
+                         rounding=self._distance_rounding,
+                         not_converged_advice=_NOT_CONVERGED_ADVICE,
+                         finish=lambda result: self._finish_fit(result, X.shape[1]))
         self._coefficients()  # computed once here, so inference leaves the state alone
         return self
+
+    def _finish_fit(self, result, n_features: int) -> None:
+        if result.history:
+            self.average_min_distance = result.history[-1]
+        self.n_features_in_ = n_features
+        self.n_iter_, self.converged_ = result.n_iter, result.converged
 
     # -- inference -------------------------------------------------------------------------
     def transform(self, X):

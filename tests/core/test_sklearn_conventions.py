@@ -171,3 +171,27 @@ def test_set_params_values_are_checked_at_fit_naming_the_parameter(case):
     fit, message = fits[case]
     with pytest.raises((TypeError, ValueError), match=re.escape(message)):
         fit()
+
+
+def test_a_convergence_warning_raised_as_an_error_leaves_a_consistent_estimator():
+    """Under ``-W error`` (or simplefilter("error", ConvergenceWarning)) the warning ends fit: the
+    fitted attributes set by then belong to that fit, not half to the one before."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    X4, X2 = rng.normal(size=(300, 4)), rng.normal(size=(300, 2))
+    km = KMeansMachine(3, max_iter=20, convergence_threshold=1e-12).fit(X4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning):
+            km.set_params(max_iter=2).fit(X2)
+    assert km.centroids_.shape == (3, 2) and km.n_features_in_ == 2 and km.n_iter_ == 2
+    assert not km.converged_
+    gmm = GMMMachine(2, max_fitting_steps=1, convergence_threshold=1e-12).fit(X4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning):
+            gmm.set_params(max_fitting_steps=2).fit(X4)  # (GMM fits continue from their parameters)
+    assert gmm.n_iter_ == 2 and not gmm.converged_

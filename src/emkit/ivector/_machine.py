@@ -224,15 +224,18 @@ class IVectorMachine(BaseEstimator):
         # emkit parallelises with its own threads over bounded blocks: BLAS threads on top only
         # oversubscribe the cores
         with small_products(), synced(device):  # T and sigma of a device back at the end
-            result = resumable_em(self, X, initialize=initialize, set_state=restore,
-                                  get_state=get_state,
-                                  state_shapes={"T": (C, D, self.dim_t), "sigma": (C, D)},
-                                  e_step=e_step_, m_step=m_step_, max_iterations=self.max_iterations,
-                                  convergence_threshold=self.convergence_threshold, name="IVector",
-                                  quantity="average log-likelihood per utterance")
+            resumable_em(self, X, initialize=initialize, set_state=restore,
+                         get_state=get_state,
+                         state_shapes={"T": (C, D, self.dim_t), "sigma": (C, D)},
+                         e_step=e_step_, m_step=m_step_, max_iterations=self.max_iterations,
+                         convergence_threshold=self.convergence_threshold, name="IVector",
+                         quantity="average log-likelihood per utterance",
+                         finish=self._finish_fit)
+        return self
+
+    def _finish_fit(self, result) -> None:
         self.log_likelihood_ = result.history
         self.n_iter_, self.converged_ = result.n_iter, result.converged
-        return self
 
     # -- projection --------------------------------------------------------------------------
     def _precomputed(self) -> kiv.Precomputed:
