@@ -378,5 +378,8 @@ def test_bad_models_and_probes(small):
         isv.enroll([])
     wrong = machine("isv", small)
     wrong.U = np.zeros((12, 3))
-    with pytest.raises(ValueError, match=re.escape("U must have shape (12, 2)")):
+    with pytest.raises(ValueError, match=re.escape("U must have shape (12, 2)")) as caught:
         wrong.fit(make_stats(small), small["labels"])
+    assert "fit sklearn.base.clone(machine) or assign U = None first" in str(caught.value)
+    wrong.U = None  # starts afresh from the initial U
+    assert wrong.fit(make_stats(small), small["labels"]).U.shape == (12, 2)

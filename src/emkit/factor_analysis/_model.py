@@ -203,7 +203,10 @@ class FactorAnalysisBase(BaseEstimator):
             if value.shape != expected[name]:
                 raise ValueError(
                     f"{name} must have shape {expected[name]} (supervector dimension C*D = {CD}, "
-                    f"r_U = {self.r_U}, r_V = {self.r_V}); got {value.shape}"
+                    f"r_U = {self.r_U}, r_V = {self.r_V}); got {value.shape}, from an earlier fit "
+                    f"or assignment (fit continues from the current {name}, as the reference): "
+                    f"to start afresh with another ubm or rank, fit sklearn.base.clone(machine) "
+                    f"or assign {name} = None first"
                 )
             if not np.isfinite(value).all():
                 raise ValueError(f"{name} contains NaN or infinity")
