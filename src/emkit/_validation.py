@@ -160,8 +160,8 @@ def _no_samples(name: str, shape, owner: str | None) -> str:
 def _refuse_complex_or_1d(X, name: str, ensure_2d: bool) -> None:
     try:
         complex_values, ndim = np.iscomplexobj(X), np.ndim(X)
-    except ValueError:  # ragged: check_array and _shape_problem explain it
-        return
+    except (ValueError, TypeError):  # ragged, or an array-like whose __array_function__ refuses
+        return  # numpy's functions: check_array converts it and explains what is wrong
     if complex_values:
         raise ValueError(f"Complex data not supported: {name} must hold real numbers; got complex values")
     if ensure_2d and ndim == 1:

@@ -195,3 +195,15 @@ def test_a_convergence_warning_raised_as_an_error_leaves_a_consistent_estimator(
         with pytest.raises(ConvergenceWarning):
             gmm.set_params(max_fitting_steps=2).fit(X4)  # (GMM fits continue from their parameters)
     assert gmm.n_iter_ == 2 and not gmm.converged_
+
+
+def test_array_likes_whose_array_function_refuses_numpy_are_converted():
+    """scikit-learn's check_transformer_data_not_an_array: only np.asarray may touch the input."""
+    import emkit
+    from sklearn.utils.estimator_checks import _NotAnArray
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = np.repeat(np.arange(6), 10)
+    for make, args in [(emkit.WCCN, (y,)), (emkit.Whitening, ()), (lambda: KMeansMachine(2), ())]:
+        np.testing.assert_array_equal(make().fit(_NotAnArray(X), *args).transform(_NotAnArray(X)),
+                                      make().fit(X, *args).transform(X))
