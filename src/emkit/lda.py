@@ -17,6 +17,7 @@ import numpy as np
 import scipy.linalg
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
+from ._feature_names import FeatureNamesMixin
 from ._fitted import FittedArray, set_fitted
 from ._labels import encode_labels
 from ._validation import check_frames, check_positive_int
@@ -25,7 +26,7 @@ from .io._registry import register
 __all__ = ["LDA"]
 
 
-class LDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """LDA projection to ``n_components`` dimensions (at most ``n_classes - 1`` and ``D``).
 
     After :meth:`fit`: ``weights`` (D, k), ``input_subtract`` (D,) the training mean,
@@ -67,6 +68,7 @@ class LDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         from .whitening import check_scatter
 
         k = check_positive_int(self.n_components, "n_components")  # set_params is checked here
+        raw = X
         X = np.asarray(check_frames(X, "X", ensure_2d=True, owner="LDA"), dtype=np.float64)
         if np.shape(y) != (X.shape[0],):
             raise ValueError(f"y must have one label per row of X ({X.shape[0]}); got shape "
@@ -102,12 +104,14 @@ class LDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         order = np.argsort(values)[::-1][:k]
         self._set_fitted(scipy.linalg.solve_triangular(chol.T, vectors[:, order], lower=False),
                          mean, values[order])
+        self._record_feature_names(raw)
         return self
 
     def transform(self, X) -> np.ndarray:
         """``(X - input_subtract) @ weights``: (N, D) -> (N, k)."""
         from .whitening import apply_projection
 
+        self._check_feature_names(X)
         X = check_frames(X, "X", n_features=self.weights.shape[0], allow_empty=True, ensure_2d=True,
                          owner="LDA")
         return apply_projection(np.asarray(X, dtype=np.float64), self)

@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._fitted import FittedArray, set_fitted
 from ._labels import encode_labels
+from ._feature_names import FeatureNamesMixin
 from ._validation import check_bool, check_frames
 from .io._registry import register
 from .whitening import apply_projection, check_projection, inverse_cholesky_factor
@@ -41,7 +42,7 @@ def _encode_labels(y, n_samples: int):
     return (classes if sort else list(classes)), codes
 
 
-class WCCN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Within-class covariance normalisation ``x -> x @ W`` with ``W W' = (Sw / K)^-1``.
 
     Parameters
@@ -90,6 +91,7 @@ class WCCN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def fit(self, X, y) -> "WCCN":
         """Estimate W from rows ``X`` (N, D) and their class labels ``y`` (N,)."""
+        raw = X
         X = check_frames(X, "X", ensure_2d=True, owner=type(self).__name__)
         X = np.asarray(X, dtype=np.float64)
         if X.shape[0] < 2:
@@ -107,11 +109,13 @@ class WCCN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         scatter = centred.T @ centred
         self._set_fitted(inverse_cholesky_factor((1.0 / K) * scatter, check_bool(self.pinv, "pinv"),
                                                  "within-class covariance"), 0, 1.0, classes)
+        self._record_feature_names(raw)
         return self
 
     def transform(self, X) -> np.ndarray:
         """``((X - input_subtract) / input_divide) @ weights``: (N, D) array."""
         check_is_fitted(self, "weights")
+        self._check_feature_names(X)
         X = check_frames(X, "X", n_features=self.n_features_in_, ensure_2d=True,
                          owner=type(self).__name__)
         return apply_projection(np.asarray(X, dtype=np.float64), self)

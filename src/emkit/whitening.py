@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from ._fitted import FittedArray, set_fitted
+from ._feature_names import FeatureNamesMixin
 from ._validation import check_bool, check_frames, is_dask_collection
 from .io._registry import register
 
@@ -116,7 +117,7 @@ def apply_projection(X: np.ndarray, transform) -> np.ndarray:
     return out
 
 
-class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Whitening transform ``x -> (x - mu) @ W`` with ``W W' = Cov^-1`` (W lower triangular).
 
     Parameters
@@ -157,6 +158,7 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
     def fit(self, X, y=None) -> "Whitening":
         """Estimate the mean and the (N - 1) covariance of ``X`` (N, D); N >= 2."""
+        raw = X
         X = check_frames(X, "X", ensure_2d=True, owner=type(self).__name__)
         X = np.asarray(X, dtype=np.float64)
         if X.shape[0] < 2:
@@ -165,11 +167,13 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         cov = np.atleast_2d(np.cov(X, rowvar=False))
         self._set_fitted(inverse_cholesky_factor(cov, check_bool(self.pinv, "pinv"), "covariance of X"),
                          X.mean(axis=0), 1.0)
+        self._record_feature_names(raw)
         return self
 
     def transform(self, X) -> np.ndarray:
         """``((X - input_subtract) / input_divide) @ weights``: (N, D), or (D,) for one 1-D sample."""
         check_is_fitted(self, "weights")
+        self._check_feature_names(X)
         if not is_dask_collection(X):
             X = np.asarray(X)
         one_sample = X.ndim == 1  # the reference returned (D,) for one 1-D sample

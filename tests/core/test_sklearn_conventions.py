@@ -207,3 +207,42 @@ def test_array_likes_whose_array_function_refuses_numpy_are_converted():
     for make, args in [(emkit.WCCN, (y,)), (emkit.Whitening, ()), (lambda: KMeansMachine(2), ())]:
         np.testing.assert_array_equal(make().fit(_NotAnArray(X), *args).transform(_NotAnArray(X)),
                                       make().fit(X, *args).transform(X))
+
+
+class _Frame:
+    """The least of a DataFrame: string column names and an array."""
+
+    def __init__(self, values, columns):
+        self.values, self.columns = np.asarray(values), list(columns)
+        self.shape = self.values.shape
+
+    def __array__(self, dtype=None, copy=None):
+        return self.values if dtype is None else self.values.astype(dtype)
+
+
+@pytest.mark.parametrize("make, supervised", [("WCCN", True), ("Whitening", False), ("LDA", True)])
+def test_feature_names_of_a_data_frame_are_recorded_and_checked(make, supervised):
+    """A frame with its columns reordered gave other numbers without a word."""
+    import warnings
+
+    import emkit
+    from emkit.lda import LDA
+
+    cls = LDA if make == "LDA" else getattr(emkit, make)
+    X = np.random.default_rng(0).normal(size=(60, 5))
+    y = np.repeat(np.arange(6), 10)
+    est = (cls(2) if cls is LDA else cls()).fit(_Frame(X, "abcde"), *([y] if supervised else []))
+    assert list(est.feature_names_in_) == list("abcde")
+    with pytest.raises(ValueError, match=re.escape("X's feature names ['e', 'd', 'c', 'b', 'a'] differ from "
+                                                   f"those {make} was fitted with, ['a', 'b', 'c', 'd', 'e'] "
+                                                   "(the same names in another order)")):
+        est.transform(_Frame(X[:, ::-1], "edcba"))
+    with pytest.warns(UserWarning, match=f"X does not have valid feature names, but {make} was fitted with"):
+        np.testing.assert_array_equal(est.transform(X), est.transform(_Frame(X, "abcde")))
+    est.fit(X, *([y] if supervised else []))  # a refit on an array forgets the names
+    assert not hasattr(est, "feature_names_in_")
+    with pytest.warns(UserWarning, match=f"X has feature names, but {make} was fitted without"):
+        est.transform(_Frame(X, "abcde"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.transform(X)

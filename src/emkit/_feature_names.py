@@ -1,0 +1,58 @@
+"""``feature_names_in_`` as scikit-learn keeps it, for the transformers fitted on DataFrames.
+
+``fit`` on a DataFrame whose column names are all strings records them; ``transform`` then
+refuses a DataFrame whose columns differ from them or come in another order (the numbers would
+silently be those of other features), and warns when names are given on one side only.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+def column_names(X):
+    """The string column names of a DataFrame (pandas, polars...) as an object array, or None
+    (another input, or names that are not all strings: scikit-learn's rule)."""
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, np.ndarray):
+        return None
+    names = list(columns)
+    if not names or not all(isinstance(n, str) for n in names):
+        return None
+    return np.asarray(names, dtype=object)
+
+
+def _shown(names) -> str:
+    names = [str(n) for n in names]
+    return repr(names if len(names) <= 6 else names[:6] + ["..."])
+
+
+class FeatureNamesMixin:
+    """``_record_feature_names(X)`` in ``fit``, ``_check_feature_names(X)`` where a fitted
+    estimator reads new data (both before ``X`` is converted to an array)."""
+
+    def _record_feature_names(self, X) -> None:
+        names = column_names(X)
+        if names is None:
+            self.__dict__.pop("feature_names_in_", None)
+        else:
+            self.feature_names_in_ = names
+
+    def _check_feature_names(self, X) -> None:
+        fitted, names = getattr(self, "feature_names_in_", None), column_names(X)
+        owner = type(self).__name__
+        if fitted is None:
+            if names is not None:
+                warnings.warn(f"X has feature names, but {owner} was fitted without feature names",
+                              UserWarning, stacklevel=3)
+            return
+        if names is None:
+            warnings.warn(f"X does not have valid feature names, but {owner} was fitted with feature "
+                          "names", UserWarning, stacklevel=3)
+            return
+        if len(names) != len(fitted) or (names != fitted).any():
+            order = " (the same names in another order)" if sorted(names) == sorted(fitted) else ""
+            raise ValueError(f"X's feature names {_shown(names)} differ from those {owner} was fitted "
+                             f"with, {_shown(fitted)}{order}: give the columns of fit, in their order")
