@@ -24,7 +24,8 @@ if (_os.path.basename(getattr(_sys, "argv", [""])[0] or "") in ("emkit", "emkit.
     _signal.signal(_signal.SIGINT, _interrupted_at_start)
 
 from . import _commands, _demo, _evaluate, _scoring  # noqa: E402,F401  (register the commands)
-from ._app import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, cli, main  # noqa: E402
+from ._app import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, cli, main  # noqa: E402
+from ._signals import EXIT_INTERRUPTED  # noqa: E402
 from ._calibrate import calibrate as _calibrate  # noqa: E402
 from ._features import features as _features  # noqa: E402
 from ._run import run as _run  # noqa: E402

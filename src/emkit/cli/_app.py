@@ -16,30 +16,10 @@ import warnings
 import click
 
 from .. import __version__
+from ._signals import (EXIT_INTERRUPTED, EXIT_TERMINATED, exit_now, ignore_further_interrupts,
+                       interrupted_by, stop, terminate, unraisable_hook)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's convention for Ctrl-C
-EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: a batch scheduler's (SLURM, SGE) kill
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so that it stops as Ctrl-C does: temporary files
-    removed, dask workers closed, one line on stderr."""
-
-
-def _terminate(signum, frame):
-    raise Terminated
-
-
-def _stopped(exc, prog_name=None, newline: bool = True):
-    """Exit after Ctrl-C (130) or SIGTERM (143), saying which (after the ``^C`` a terminal shows:
-    ``newline``)."""
-    terminated = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
-    click.echo(f"{chr(10) if newline else ''}{prog_name or 'emkit'}: "
-               f"{'terminated' if terminated else 'interrupted'}", err=True)
-    sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
-
-
 HELP = """\
 emkit: GMM-UBM, ISV, JFA and i-vector speaker verification.
 
@@ -148,12 +128,14 @@ class EmkitGroup(click.Group):
             sys.exit(exc.exit_code)
         except click.Abort as exc:
             if isinstance(exc.__cause__, KeyboardInterrupt):  # click's wrapping of Ctrl-C
-                _stopped(exc, prog_name, newline=False)
+                stop(exc, prog_name, newline=False)
             click.echo("emkit: aborted", err=True)
             sys.exit(EXIT_FAILURE)
         except KeyboardInterrupt as exc:
-            _stopped(exc, prog_name)
+            stop(exc, prog_name)
         except Exception as exc:  # any failure of the work itself
+            if interrupted_by(exc) is not None:
+                stop(interrupted_by(exc), prog_name)
             if debug:
                 raise
             command = getattr(exc, "_emkit_command", None) or prog_name or "emkit"
@@ -209,28 +191,23 @@ def cli(ctx, verbose, debug):
 def main(args=None):
     """Entry point of the ``emkit`` console script (Ctrl-C: status 130, SIGTERM: 143, no
     traceback, nothing half-written left)."""
+    sys.unraisablehook = functools.partial(unraisable_hook, sys.unraisablehook)
     try:
         with contextlib.suppress(ValueError):  # not the main thread: leave the signals alone
             if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):
                 signal.signal(signal.SIGINT, signal.default_int_handler)
             if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-                signal.signal(signal.SIGTERM, _terminate)
-        cli.main(args=args, prog_name="emkit")
-    except KeyboardInterrupt as exc:  # outside click's own handling (e.g. while it exits)
-        _exiting_after_interrupt()
-        _stopped(exc)
+                signal.signal(signal.SIGTERM, terminate)
+        try:
+            cli.main(args=args, prog_name="emkit")
+        except KeyboardInterrupt as exc:  # outside click's own handling (e.g. while it exits)
+            ignore_further_interrupts()
+            stop(exc)
     except SystemExit as exc:
         if exc.code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
-            _exiting_after_interrupt()
+            ignore_further_interrupts()
+            exit_now(exc.code)
         raise
-
-
-def _exiting_after_interrupt():
-    """Ignore Ctrl-C from now on: pressed again while Python exits, it would print a traceback
-    or kill the process (Python restores SIGINT's default action as it finalises)."""
-    with contextlib.suppress(ValueError):  # not the main thread
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class lazy_module:  # noqa: N801  (used like a module)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import functools
 import gc
@@ -18,6 +17,7 @@ import time
 import click
 
 from ._app import lazy_module
+from ._signals import send_again, signal_of
 
 #: rows of frames per dask chunk and utterances per bag partition: fixed, so that a checkpoint
 #: of a cluster run resumes whatever the number of workers
@@ -239,20 +239,13 @@ class _Interrupts:
 
     @staticmethod
     def again():
-        def soon():  # not now: still in there
-            time.sleep(0.05)
-            if hasattr(signal, "pthread_kill"):  # a signal: it ends a wait of the main thread
-                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-            else:
-                _thread.interrupt_main()
-
-        threading.Thread(target=soon, daemon=True).start()
+        send_again(signal.SIGINT)
 
     def unraisable(self, hook, unraisable):
-        """A ``sys.unraisablehook``: a KeyboardInterrupt that Python ignored (raised in a
-        weakref callback, say) is sent again."""
+        """A ``sys.unraisablehook``: a KeyboardInterrupt (or SIGTERM's Terminated) that Python
+        ignored (raised in a weakref callback, say) is sent again, as the same signal."""
         if issubclass(unraisable.exc_type, KeyboardInterrupt):
-            self.again()
+            send_again(signal_of(unraisable.exc_type))
         else:
             hook(unraisable)
 
