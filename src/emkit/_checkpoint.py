@@ -8,6 +8,11 @@ arrays.  Starting ``fit`` again with the same arguments resumes after the last c
 iteration and ends with the same parameters as an uninterrupted run; a checkpoint of another run
 is refused with :class:`CheckpointMismatchError`, which says what differs.
 
+A digest of the state (step, history, state arrays, ``completed``, ``extra``) is saved with it
+and checked on load: a checkpoint damaged on disk (a flipped bit) is refused, not resumed from
+(an edit that recomputes the digest is not detected: like model files, checkpoints carry no
+signature).  Checkpoints of earlier emkit versions, without a digest, are read as before.
+
 A writer killed in the middle of a save leaves its temporary file
 (``.emkit-XXXX.ckpt.<name key>.<host>.<pid>.h5.tmp`` next to the checkpoint); the next load or
 save of that checkpoint on the same host removes those whose writer process is gone.
@@ -123,6 +128,11 @@ class Checkpoint:
                 completed=read_attr(f, "completed", "bool"),
                 extra=_read_extra(f, self.path),
             )
+            saved_digest = read_attr(f, "state_digest", "str", required=False, default=None)
+        if saved_digest is not None and saved_digest != _state_digest(
+                state.step, state.history, state.arrays, state.completed, state.extra):
+            raise InvalidFileError(f"{self.path}: the training state does not match the digest saved "
+                                   "with it (the file was damaged or edited); delete it to start afresh")
         logger.info("%s: resuming from checkpoint %s after %d completed iteration(s)%s", self.owner,
                     self.path, state.step, " (training had finished)" if state.completed else "")
         return state
@@ -175,6 +185,18 @@ class Checkpoint:
             group = f.create_group("state")
             for name, value in arrays.items():
                 group[name] = np.asarray(value)
+            f.attrs["state_digest"] = _state_digest(step, history, arrays, completed, extra or {})
+
+
+def _state_digest(step: int, history, arrays: dict, completed: bool, extra: dict) -> str:
+    """A digest of what a checkpoint resumes from, as float64 values (how they are read back)."""
+    h = blake2b(digest_size=16)
+    h.update(json.dumps([int(step), bool(completed), extra], sort_keys=True).encode())
+    for name, value in [("history", history), *sorted(arrays.items())]:
+        value = np.ascontiguousarray(value, dtype=np.float64)
+        h.update(f"{name}{value.shape}".encode())
+        h.update(value.tobytes())
+    return h.hexdigest()
 
 
 #: how the data of a run were fingerprinted (attribute ``data_kind``; absent before it existed)

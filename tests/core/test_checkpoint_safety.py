@@ -136,6 +136,7 @@ def test_a_tampered_training_state_is_refused_naming_the_checkpoint(tmp_path, na
     _fit_frames(_gmm, path, X)
     with h5py.File(path, "r+") as f:
         f["state"][name][...] = value
+        del f.attrs["state_digest"]  # (as a checkpoint of an earlier version: the digest catches it first)
     with pytest.raises(InvalidFileError, match=re.escape(f"{path}: the training state it holds is not usable "
                                                          f"({message}")):
         _fit_frames(_gmm, path, X)
@@ -381,6 +382,7 @@ def test_tampered_checkpoint_is_refused_naming_the_file_and_kept(tmp_path, case,
     _gmm(path).fit(X)
     with h5py.File(path, "r+") as f:
         change(f)
+        f.attrs.pop("state_digest", None)  # (the structural checks, as on a file without a digest)
     before = path.read_bytes()
     loops = len(spy_run_em)
     with pytest.raises(InvalidFileError) as info:
@@ -390,6 +392,45 @@ def test_tampered_checkpoint_is_refused_naming_the_file_and_kept(tmp_path, case,
     assert len(message) < 300
     assert path.read_bytes() == before  # neither resumed from nor overwritten
     assert len(spy_run_em) == loops
+
+
+@pytest.mark.parametrize("change", ["a state value", "completed", "phase", "history", "step"])
+def test_a_checkpoint_whose_state_does_not_match_its_digest_is_refused(tmp_path, change, spy_run_em):
+    """A flipped bit or an edit gave another model without a word (from a finished checkpoint,
+    values up to 3e38 times off; ``completed`` set on a partial one stopped training early)."""
+    import h5py
+
+    from emkit.io import InvalidFileError
+
+    X = _frames()
+    path = tmp_path / "run.h5"
+    reference = _gmm(path, max_fitting_steps=3).fit(X)
+    with h5py.File(path, "r+") as f:
+        if change == "a state value":
+            means = f["state/means"][...]
+            means.view(np.uint64)[1, 2] ^= np.uint64(1 << 40)  # one bit of the mantissa
+            f["state/means"][...] = means
+        elif change == "completed":
+            f.attrs["completed"] = False
+        elif change == "phase":
+            f.attrs["extra"] = '{"phase": 3}'
+        elif change == "history":
+            f["history"][0] = f["history"][0] * 1.5
+        else:
+            del f["history"]
+            f["history"] = np.zeros(2)
+            f.attrs["step"] = np.int64(2)
+    before = path.read_bytes()
+    loops = len(spy_run_em)
+    with pytest.raises(InvalidFileError, match=re.escape(f"{path}: the training state does not match the "
+                                                         "digest saved with it (the file was damaged or edited)")):
+        _gmm(path, max_fitting_steps=3).fit(X)
+    assert path.read_bytes() == before and len(spy_run_em) == loops
+    with h5py.File(path, "r+") as f:  # a checkpoint of an earlier emkit has no digest: read as before
+        del f.attrs["state_digest"]
+    if change == "a state value":
+        resumed = _gmm(path, max_fitting_steps=3).fit(X)
+        assert not np.array_equal(resumed.means, reference.means)
 
 
 def test_tampered_checkpoint_of_a_later_jfa_phase_is_refused(tmp_path, ubm, sessions):
