@@ -303,7 +303,8 @@ def _read_state(f, path, shapes: dict) -> dict:
         if not _NAME.fullmatch(name):  # (never quoted: it could be any length)
             raise InvalidFileError(f"{path}: group '/state' holds an object whose name is "
                                    "not an emkit state name")
-        arrays[name] = read_array(group, name, shape=shapes.get(name))
+        value = read_array(group, name, shape=shapes.get(name))
+        arrays[name] = value.reshape(group[name].shape)  # (a scalar comes back 1-D: keep it 0-D)
     return arrays
 
 
