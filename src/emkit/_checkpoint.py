@@ -133,9 +133,11 @@ class Checkpoint:
                 state.step, state.history, state.arrays, state.completed, state.extra):
             raise InvalidFileError(f"{self.path}: the training state does not match the digest saved "
                                    "with it (the file was damaged or edited); delete it to start afresh")
+        return state
+
+    def log_resumed(self, state: SavedState) -> None:
         logger.info("%s: resuming from checkpoint %s after %d completed iteration(s)%s", self.owner,
                     self.path, state.step, " (training had finished)" if state.completed else "")
-        return state
 
     def _check_run(self, f, version):
         """Raise :class:`CheckpointMismatchError` unless ``f`` was written by this very run."""
@@ -150,8 +152,9 @@ class Checkpoint:
                 "it was written by another emkit version, whose data fingerprint cannot be compared"])
         owner = text("owner", "")
         if owner != self.owner:  # (the file's text is named only when it is a plausible class name)
-            other = f"a {owner}" if _NAME.fullmatch(owner) else "another estimator"
-            raise CheckpointMismatchError(self.path, [f"it was written by {other}, not a {self.owner}"])
+            other = _with_article(owner) if _NAME.fullmatch(owner) else "another estimator"
+            raise CheckpointMismatchError(self.path, [f"it was written by {other}, not "
+                                                      f"{_with_article(self.owner)}"])
         differences = []
         if text("data_fingerprint", "") != self.data:
             differences.append(_data_difference(text("data_kind", ""), self.kind))
@@ -204,6 +207,10 @@ _KINDS = {"memory": ("a run without a cluster (no --workers or --scheduler; in P
                      "memory)", "without a cluster"),
           "dask": ("a cluster run (--workers or --scheduler; in Python: dask data)",
                    "on a cluster")}
+
+
+def _with_article(name: str) -> str:
+    return f"{'an' if name[:1] in 'AEIOU' else 'a'} {name}"  # an ISVMachine, a GMMMachine
 
 
 def _data_difference(saved: str, current: str) -> str:
@@ -387,6 +394,8 @@ def _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase, sta
         except ValueError as exc:  # values a model file would not hold either
             raise InvalidFileError(f"{path}: the training state it holds is not usable ({exc})") from None
 
+    if saved is not None and saved_phase == phase:  # (an earlier phase's: this one starts afresh;
+        checkpoint.log_resumed(saved)  # a later phase's: this one is done, that one says so)
     if saved is not None and saved_phase > phase:
         restore()
         return EMResult(n_iter=0, converged=True, history=[])

@@ -263,3 +263,18 @@ def test_features_help_gives_units_and_meanings():
                    "--vad-proportion-threshold"):
         text = _help("features", option)
         assert not text.startswith("compute-vad") and len(text) > 50, (option, text)
+
+
+def test_checkpoint_messages_of_train_ubm_and_jfa(data, tmp_path):  # noqa: F811
+    # deleting the checkpoint as advised left its k-means part, refused on the next run
+    d = data
+    ckpt = tmp_path / "u.h5"
+    run("train-ubm", d / "train.scp", *UBM, "--checkpoint", ckpt, "-o", tmp_path / "a.h5")
+    other = run("train-ubm", d / "train.scp", *UBM, "--iterations", 3, "--checkpoint", ckpt,
+                "-o", tmp_path / "b.h5", ok=False)
+    one_line_error(other, 1, f"To start afresh, delete it and '{tmp_path / 'u.kmeans.h5'}' (the same run's)")
+    # a fresh JFA run says nothing of resuming when its U and D phases start
+    fresh = run("-v", "train-jfa", d / "train.scp", "--ubm", d / "ubm.h5", "--labels", d / "utt2spk",
+                "--rank-u", 1, "--rank-v", 1, "--iterations", 1, "--checkpoint", tmp_path / "j.h5",
+                "-o", tmp_path / "j.out.h5")
+    assert "resuming" not in fresh.stderr, fresh.stderr

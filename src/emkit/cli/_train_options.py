@@ -60,6 +60,7 @@ OPTION_OF_PARAMETER = {
     "k_means_trainer": "--kmeans-iterations", "initial Gaussians": "the k-means start",
     "convergence_threshold": "--threshold", "random_state": "--seed", "compute_dtype": "--compute-dtype",
     "r_U": "--rank-u", "r_V": "--rank-v", "dim_t": "--dim", "relevance_factor": "--relevance-factor",
+    "ubm": "--ubm",
 }
 
 
@@ -77,8 +78,19 @@ def checkpoint_mismatch_message(exc) -> str:
         text = text.replace("the training data X differ", "the features differ (FEATURES, or the "
                             "UBM and --gselect that make their statistics)")
         differences.append(text.replace("the labels y differ", "the labels differ (--labels)"))
+    others = [p for p in _checkpoint_family(exc.path) if p != exc.path and os.path.exists(p)]
+    delete = "the file" if not others else f"it and {', '.join(repr(p) for p in others)} (the same run's)"
     return (f"checkpoint {exc.path!r} belongs to another training run: {'; '.join(differences)}. "
-            "To start afresh, delete the file or pass another --checkpoint")
+            f"To start afresh, delete {delete} or pass another --checkpoint")
+
+
+def _checkpoint_family(path) -> list:
+    """train-ubm's two checkpoint files, whichever of them ``path`` is (``STEM.h5`` and its k-means
+    part ``STEM.kmeans.h5``); another command's checkpoint alone."""
+    root, ext = os.path.splitext(path)
+    if root.endswith(".kmeans"):
+        return [root[: -len(".kmeans")] + ext, path]
+    return [path, kmeans_checkpoint(path)]
 
 
 def check_train_options(checkpoint, scheduler, workers, output) -> None:
