@@ -13,9 +13,9 @@ and checked on load: a checkpoint damaged on disk (a flipped bit) is refused, no
 (an edit that recomputes the digest is not detected: like model files, checkpoints carry no
 signature).  Checkpoints of earlier emkit versions, without a digest, are read as before.
 
-A writer killed in the middle of a save leaves its temporary file
-(``.emkit-XXXX.ckpt.<name key>.<host>.<pid>.h5.tmp`` next to the checkpoint); the next load or
-save of that checkpoint on the same host removes those whose writer process is gone.
+A writer killed in the middle of a save leaves its temporary file next to the checkpoint
+(:mod:`emkit.io.atomic`); the next load or save of that checkpoint on the same host removes
+those whose writer process is gone.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import re
-import socket
 from dataclasses import dataclass, field
 from hashlib import blake2b
 
@@ -33,6 +32,7 @@ import numpy as np
 
 from ._fingerprint import (FORMAT, data_fingerprint, fingerprint_kind, labels_fingerprint,
                            parameter_fingerprints)
+from .io.atomic import atomic_path, remove_stale_temporaries
 from .io.errors import InvalidFileError
 
 logger = logging.getLogger("emkit")
@@ -169,11 +169,10 @@ class Checkpoint:
     def save(self, step: int, history, arrays: dict, *, completed: bool = False, extra: dict | None = None):
         import h5py
 
-        from .io.atomic import atomic_path
         from .io.h5 import write_stamp
 
         self._sweep()
-        with atomic_path(self.path, suffix=_temporary_suffix(self.path)) as tmp, h5py.File(tmp, "w") as f:
+        with atomic_path(self.path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
             write_stamp(f, _CLASS, _VERSION)
             f.attrs["owner"] = self.owner
             f.attrs["fingerprint_format"] = np.int64(FORMAT)
@@ -234,58 +233,6 @@ def _differing_parameters(saved: str, current: dict) -> list:
     if set(saved) - set(current):
         names.append("others that this estimator does not have")
     return names
-
-
-# -- temporary files of interrupted saves ---------------------------------------------------------
-_HOST = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:48] or "host"
-_TEMPORARY = re.compile(r"^\.emkit-[A-Za-z0-9_]+\.ckpt\.(?P<key>[0-9a-f]{16})\.(?P<host>[A-Za-z0-9_-]+)"
-                        r"\.(?P<pid>[0-9]+)\.h5\.tmp$")
-
-
-def _name_key(path: str) -> str:
-    return blake2b(os.path.basename(path).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
-
-
-def _temporary_suffix(path: str) -> str:
-    """The end of a save's temporary name: which checkpoint, on which host, by which process."""
-    return f".ckpt.{_name_key(path)}.{_HOST}.{os.getpid()}.h5.tmp"
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):  # another user's process (or an absurd pid): keep
-        return True
-    return True
-
-
-def remove_stale_temporaries(path) -> list:
-    """Remove the temporary files that saves of checkpoint ``path`` left behind when their process
-    was killed (same checkpoint name, this host, writer process gone); return their paths.
-
-    Temporary files of live writers, of other checkpoints and of other hosts are left alone.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    key = _name_key(path)
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    removed = []
-    for name in names:
-        match = _TEMPORARY.match(name)
-        if (match is None or match["key"] != key or match["host"] != _HOST
-                or _process_exists(int(match["pid"]))):
-            continue
-        stale = os.path.join(directory, name)
-        with contextlib.suppress(FileNotFoundError, PermissionError, IsADirectoryError):
-            os.unlink(stale)
-            removed.append(stale)
-            logger.info("removed %s, left by an interrupted checkpoint save", stale)
-    return removed
 
 
 class _StateArrays(dict):

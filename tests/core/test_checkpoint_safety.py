@@ -14,15 +14,8 @@ import pytest
 
 import emkit._em
 from emkit import GMMMachine, GMMStats, ISVMachine, IVectorMachine, JFAMachine, KMeansMachine
-from emkit._checkpoint import (
-    _HOST,
-    _TEMPORARY,
-    Checkpoint,
-    CheckpointMismatchError,
-    TrainingInput,
-    _name_key,
-    remove_stale_temporaries,
-)
+from emkit._checkpoint import Checkpoint, CheckpointMismatchError, TrainingInput
+from emkit.io.atomic import _HOST, _TEMPORARY, _name_key, remove_stale_temporaries
 from emkit._fingerprint import data_fingerprint, labels_fingerprint
 
 DATA = re.escape("the training data X differ")
@@ -575,8 +568,8 @@ def _dead_pid():
     return child.pid
 
 
-def _temporary(directory, checkpoint_name, pid, host=_HOST, tag="abc_12"):
-    name = f".emkit-{tag}.ckpt.{_name_key(checkpoint_name)}.{host}.{pid}.h5.tmp"
+def _temporary(directory, checkpoint_name, pid, host=_HOST, tag="abc_12", legacy=False):
+    name = f".emkit-{tag}.{'ckpt.' if legacy else ''}{_name_key(checkpoint_name)}.{host}.{pid}.h5.tmp"
     (directory / name).write_bytes(b"partial")
     return name
 
@@ -587,6 +580,7 @@ def test_stale_temporaries_of_this_checkpoint_are_removed_and_others_kept(tmp_pa
         dead = _dead_pid()
         stale = _temporary(tmp_path, "run.h5", dead)
         stale2 = _temporary(tmp_path, "run.h5", dead, tag="x9")
+        stale_of_an_old_version = _temporary(tmp_path, "run.h5", dead, tag="x8", legacy=True)
         live = _temporary(tmp_path, "run.h5", sleeper.pid)  # another process is writing it now
         mine = _temporary(tmp_path, "run.h5", os.getpid(), tag="me")
         other_checkpoint = _temporary(tmp_path, "other.h5", dead)
@@ -598,7 +592,7 @@ def test_stale_temporaries_of_this_checkpoint_are_removed_and_others_kept(tmp_pa
         _kmeans(tmp_path / "run.h5").fit(_frames())
 
         left = set(os.listdir(tmp_path))
-        assert stale not in left and stale2 not in left
+        assert stale not in left and stale2 not in left and stale_of_an_old_version not in left
         assert {live, mine, other_checkpoint, other_host, legacy, "run.h5"} == left
     finally:
         sleeper.kill()

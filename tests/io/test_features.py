@@ -7,8 +7,12 @@ byte (4) + the values row by row; ``"FV "``/``"DV "`` vectors have one size; com
 """
 
 import os
+import signal
 import stat
 import struct
+import subprocess
+import sys
+import textwrap
 
 import h5py
 import numpy as np
@@ -361,7 +365,9 @@ def test_atomic_write_interrupted_as_the_temporary_file_is_created(tmp_path, mon
 def test_atomic_write_keeps_the_umask_and_never_reuses_an_existing_name(tmp_path, monkeypatch):
     outside = tmp_path / "outside.txt"
     outside.write_text("keep")
-    taken = tmp_path / f".emkit-{'a' * 16}.tmp"
+    from emkit.io.atomic import _HOST, _name_key
+
+    taken = tmp_path / f".emkit-{'a' * 16}.{_name_key('out.txt')}.{_HOST}.{os.getpid()}.tmp"
     taken.symlink_to(outside)  # a name already there (a link, even): skipped, left alone
     names = iter(["a" * 16, "b" * 16])
     monkeypatch.setattr("emkit.io.atomic.secrets.token_hex", lambda n: next(names))
@@ -376,6 +382,45 @@ def test_atomic_write_keeps_the_umask_and_never_reuses_an_existing_name(tmp_path
     assert stat.S_IMODE(os.stat(tmp_path / "out.txt").st_mode) == 0o640
     assert outside.read_text() == "keep" and taken.is_symlink()
     assert sorted(os.listdir(tmp_path)) == sorted([taken.name, "out.txt", "outside.txt"])
+
+
+KILLED_WRITE = textwrap.dedent("""
+    import os, signal, sys
+    from emkit.io.atomic import atomic_write
+    with atomic_write(sys.argv[1]) as f:
+        f.write("half")
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_a_write_killed_midway_leaves_a_temporary_that_the_next_write_of_that_file_removes(tmp_path):
+    """SIGKILL (the out-of-memory killer, a scheduler's hard limit) leaves the temporary file; it
+    was never removed (model files, feature archives: up to gigabytes)."""
+    from emkit.io import atomic
+
+    for name in ("scores.txt", "other.txt"):
+        child = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(tmp_path / name)],
+                               capture_output=True, text=True, timeout=120)
+        assert child.returncode == -signal.SIGKILL, child.stderr
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # the temporary file of a live writer, and one of another host: left alone
+        key = atomic._name_key("scores.txt")
+        live = f".emkit-{'c' * 16}.{key}.{atomic._HOST}.{sleeper.pid}.tmp"
+        elsewhere = f".emkit-{'d' * 16}.{key}.another-node.{sleeper.pid + 10**7}.tmp"
+        for name in (live, elsewhere):
+            (tmp_path / name).write_text("partial")
+        temporaries = {n for n in os.listdir(tmp_path) if n.startswith(".emkit-")}
+        assert len(temporaries) == 4
+        with atomic_write(tmp_path / "scores.txt") as f:
+            f.write("whole")
+        left = set(os.listdir(tmp_path))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert (tmp_path / "scores.txt").read_text() == "whole"
+    other = [n for n in temporaries if atomic._name_key("other.txt") in n]
+    assert left == {"scores.txt", live, elsewhere, *other} and len(other) == 1
 
 
 def test_overwritten_input_finds_the_same_file_under_any_name(tmp_path, monkeypatch):

@@ -1,14 +1,26 @@
 """Atomic file writes: write under a temporary name in the target directory, rename on success.
 
 A crash or an exception never leaves a half-written file, and never clobbers an existing one.
+
+A temporary file is named after its writer: ``.emkit-XXXX.<target key>.<host>.<pid><suffix>``.
+One left behind by a process that was killed (SIGKILL, the out-of-memory killer, a scheduler's
+hard limit) is removed by the next write of the same target on the same host, once its writer
+process is gone.  Temporary files of live writers, of other targets and of other hosts are left
+alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import secrets
+import socket
 import stat
+from hashlib import blake2b
+
+logger = logging.getLogger("emkit")
 
 
 @contextlib.contextmanager
@@ -24,11 +36,15 @@ def atomic_path(path, suffix: str = ".tmp"):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot write {path!r}: directory {directory!r} does not exist")
+    if not suffix.startswith("."):
+        raise ValueError(f"suffix must start with '.'; got {suffix!r}")
+    _remove_listed_stale_temporaries(path)
+    owner = f"{_name_key(path)}.{_HOST}.{os.getpid()}"
     tmp = None
     try:
         for _ in range(100):
             # named before it exists, so that an interruption right after the creation removes it
-            tmp = os.path.join(directory, f".emkit-{secrets.token_hex(8)}{suffix}")
+            tmp = os.path.join(directory, f".emkit-{secrets.token_hex(8)}.{owner}{suffix}")
             try:
                 fd = os.open(tmp, _CREATE_FLAGS, 0o666)
             except FileExistsError:
@@ -48,6 +64,70 @@ def atomic_path(path, suffix: str = ".tmp"):
 
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+# -- temporary files of killed writers -------------------------------------------------------------
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:48] or "host"
+# ("ckpt." : the names of checkpoint saves of emkit 0.x, before every write was named this way)
+_TEMPORARY = re.compile(r"^\.emkit-[A-Za-z0-9_]+\.(?:ckpt\.)?(?P<key>[0-9a-f]{16})\."
+                        r"(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>[0-9]+)\.")
+#: directory -> target key -> stale temporaries, listed once per process and directory (a
+#: writer of 10^5 files into one folder must not list it 10^5 times; a dead writer stays dead)
+_LISTED: dict = {}
+
+
+def _name_key(path: str) -> str:
+    return blake2b(os.path.basename(path).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process (or an absurd pid): keep
+        return True
+    return True
+
+
+def _stale_temporaries(directory: str) -> dict:
+    """Target key -> names of the temporary files in ``directory`` whose writer on this host is gone."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return {}
+    stale = {}
+    for name in names:
+        match = _TEMPORARY.match(name)
+        if match and match["host"] == _HOST and not _process_exists(int(match["pid"])):
+            stale.setdefault(match["key"], []).append(name)
+    return stale
+
+
+def _remove(directory: str, names) -> list:
+    removed = []
+    for name in names:
+        stale = os.path.join(directory, name)
+        with contextlib.suppress(FileNotFoundError, PermissionError, IsADirectoryError):
+            os.unlink(stale)
+            removed.append(stale)
+            logger.info("removed %s, left by an interrupted write", stale)
+    return removed
+
+
+def remove_stale_temporaries(path) -> list:
+    """Remove the temporary files that writes of ``path`` left behind when their process was
+    killed (same target name, this host, writer process gone); return their paths.  The folder
+    is listed afresh at each call."""
+    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+    return _remove(directory, _stale_temporaries(directory).get(_name_key(os.fspath(path)), []))
+
+
+def _remove_listed_stale_temporaries(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if directory not in _LISTED:
+        _LISTED[directory] = _stale_temporaries(directory)
+    _remove(directory, _LISTED[directory].pop(_name_key(path), []))
 
 
 @contextlib.contextmanager
