@@ -1,6 +1,7 @@
 """``emkit run``: the runner's skip logic on a tiny audio experiment, and what the steps write."""
 
 import json
+import logging
 import os
 import shutil
 
@@ -93,6 +94,64 @@ def test_system_parameter_reruns_only_that_system(project):
     assert ran(run_recipe(project / "recipe.toml")[0]) == [
         "train:isv", "score:isv:dev", "score:isv:eval", "norm:isv:dev", "norm:isv:eval",
         "calibrate:isv", "evaluate"]
+
+
+def _stop_after_saving(monkeypatch, owner, step):
+    """Make the training of ``owner`` stop (as after Ctrl-C) once its checkpoint of ``step``
+    iterations is saved."""
+    from emkit import _checkpoint
+
+    save = _checkpoint.Checkpoint.save
+
+    def save_then_stop(self, saved_step, *args, **kwargs):
+        save(self, saved_step, *args, **kwargs)
+        if self.owner == owner and saved_step == step:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_checkpoint.Checkpoint, "save", save_then_stop)
+
+
+def test_an_interrupted_training_step_resumes_at_its_last_iteration(project, monkeypatch, caplog):
+    """A recipe's training steps started again from their first iteration after Ctrl-C or a
+    scheduler's SIGTERM (hours of a UBM or a T matrix at production sizes)."""
+    work = project / "work"
+    ubm, isv = (work / "ubm.h5").read_bytes(), (work / "systems" / "isv" / "machine.h5").read_bytes()
+    (work / "ubm.h5").unlink()
+    (work / "systems" / "isv" / "machine.h5").unlink()
+    _stop_after_saving(monkeypatch, "GMMMachine", 2)
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(project / "recipe.toml")
+    assert sorted(os.listdir(work / ".checkpoints")) == ["ubm.h5", "ubm.kmeans.h5"]
+    monkeypatch.undo()
+    _stop_after_saving(monkeypatch, "ISVMachine", 1)
+    with caplog.at_level(logging.INFO, logger="emkit"), pytest.raises(KeyboardInterrupt):
+        run_recipe(project / "recipe.toml")
+    assert "GMMMachine: resuming from checkpoint" in caplog.text
+    assert "after 2 completed iteration" in caplog.text
+    assert os.listdir(work / ".checkpoints") == ["train.isv.h5"]
+    monkeypatch.undo()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        results = run_recipe(project / "recipe.toml")[0]
+    assert "ISVMachine: resuming from checkpoint" in caplog.text
+    # the same models as the uninterrupted run, to the byte: the steps after them are skipped
+    assert (work / "ubm.h5").read_bytes() == ubm
+    assert (work / "systems" / "isv" / "machine.h5").read_bytes() == isv
+    assert ran(results) == ["train:isv"] and os.listdir(work / ".checkpoints") == []
+
+
+def test_checkpoint_of_a_step_since_edited_is_discarded(project, monkeypatch, caplog):
+    (project / "work" / "ubm.h5").unlink()
+    _stop_after_saving(monkeypatch, "GMMMachine", 1)
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(project / "recipe.toml")
+    monkeypatch.undo()
+    edit(project, "iterations = 3", "iterations = 4")
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        results = run_recipe(project / "recipe.toml")[0]
+    assert "ubm" in ran(results) and "starting afresh" in caplog.text
+    assert "resuming" not in caplog.text
+    assert os.listdir(project / "work" / ".checkpoints") == []
 
 
 def test_gaussian_selection_reruns_the_statistics_steps_not_the_ubm(project):

@@ -9,6 +9,8 @@ Work-directory layout::
     systems/<system>/<cond>.raw.txt    trial scores; .norm.txt normalised; .cal.txt calibrated
     systems/<system>/calibration.json
     results.json, det.png              evaluation of the final scores
+    .checkpoints/<step>*.h5            the training steps' checkpoints while they run (see
+                                       :func:`train_resumably`); removed when the step ends
 
 The steps after training (score, norm, calibrate, evaluate) are in :mod:`._steps_scores`.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -30,6 +33,8 @@ from ._runner import FunctionStep
 
 __all__ = ["STEP_KINDS", "step_kind", "plan", "Context", "machine_path", "selection",
            "statistics_settings"]
+
+logger = logging.getLogger("emkit")
 
 #: keys of [ubm] that decide the statistics computed from the UBM, not the UBM itself
 SELECTION_KEYS = ("gselect", "min_posterior")
@@ -171,12 +176,16 @@ def _ubm_steps(recipe, work):
         if problem:
             raise RecipeError(f"{recipe['recipe']}: ubm.gaussians: {problem} (data set "
                               f"{u['data']!r})")
+        checkpoints = _checkpoints(work, "ubm", "ubm.kmeans")
         with convergence_advice("ubm.iterations"):
-            ubm = ex.train_ubm(frames, u["gaussians"], max_iterations=u["iterations"],
-                               convergence_threshold=u["threshold"] or None,  # 0: no test
-                               kmeans_iterations=u["kmeans_iterations"], seed=recipe["seed"],
-                               compute_dtype=u["compute_dtype"])
+            ubm = train_resumably(lambda gmm, kmeans: ex.train_ubm(
+                frames, u["gaussians"], max_iterations=u["iterations"],
+                convergence_threshold=u["threshold"] or None,  # 0: no test
+                kmeans_iterations=u["kmeans_iterations"], seed=recipe["seed"],
+                compute_dtype=u["compute_dtype"], checkpoint=gmm, kmeans_checkpoint=kmeans),
+                checkpoints)
         ubm.save(work / "ubm.h5")
+        _remove(checkpoints)
         return f"{u['gaussians']} Gaussians from {frames.shape[0]} frames, {ubm.n_iter_} EM " \
                "iterations"
 
@@ -186,6 +195,33 @@ def _ubm_steps(recipe, work):
               and not (k == "compute_dtype" and v == "float64") and not (k == "threshold" and v == 1e-5)}
     return [FunctionStep("ubm", run, lambda: _feature_inputs(recipe, work, u["data"]),
                          {**params, "seed": recipe["seed"]}, [work / "ubm.h5"])]
+
+
+def _checkpoints(work, *names) -> list:
+    return [work / ".checkpoints" / f"{name}.h5" for name in names]
+
+
+def train_resumably(train, checkpoints: list):
+    """``train(*checkpoints)``: the training of a step with the estimators' ``checkpoint=`` files,
+    so that a step stopped by Ctrl-C, a scheduler's SIGTERM or a crash resumes at its last
+    completed iteration when the recipe runs again.  Checkpoints left by a run on other data or
+    with other settings (a recipe edited since) are removed and training starts afresh.  The
+    caller removes them (:func:`_remove`) once the step's outputs are written."""
+    from .._checkpoint import CheckpointMismatchError
+
+    checkpoints[0].parent.mkdir(exist_ok=True)
+    try:
+        return train(*checkpoints)
+    except CheckpointMismatchError as exc:
+        logger.info("checkpoint %s is of an earlier run with other data or settings: starting "
+                    "afresh", exc.path)
+        _remove(checkpoints)
+        return train(*checkpoints)
+
+
+def _remove(checkpoints) -> None:
+    for path in checkpoints:
+        path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -230,6 +266,13 @@ def machine_path(recipe, work, system) -> Path:
 
 
 def _train(ctx, system, s, output):
+    checkpoints = _checkpoints(ctx.work, f"train.{system}")
+    summary = _train_system(ctx, system, s, output, checkpoints[0])
+    _remove(checkpoints)
+    return summary
+
+
+def _train_system(ctx, system, s, output, checkpoint):
     from .. import factor_analysis
     from ..ivector import IVectorMachine
 
@@ -247,18 +290,20 @@ def _train(ctx, system, s, output):
     advice = convergence_advice(f"systems.{system}.iterations")
     if s["kind"] == "ivector":
         with advice:
-            machine = IVectorMachine(ubm, dim_t=s["dim"], max_iterations=s["iterations"],
-                                     random_state=seed).fit(stats)
+            machine = train_resumably(lambda path: IVectorMachine(
+                ubm, dim_t=s["dim"], max_iterations=s["iterations"], random_state=seed,
+                checkpoint=path).fit(stats).set_params(checkpoint=None), [checkpoint])
         machine = ex.IVectorBackend.with_dims(machine, lda_dim=s.get("lda_dim"),
                                               plda_dim=s.get("plda_dim")).fit(
             stats, y, plda=s["backend"] == "plda")
     else:
         cls = factor_analysis.ISVMachine if s["kind"] == "isv" else factor_analysis.JFAMachine
         extra = {"r_V": s["rank_v"]} if s["kind"] == "jfa" else {}
-        machine = cls(ubm=ubm, r_U=s["rank_u"], em_iterations=s["iterations"],
-                      relevance_factor=s["relevance_factor"], random_state=seed, **extra)
         with advice:
-            machine.fit(stats, y)
+            machine = train_resumably(lambda path: cls(
+                ubm=ubm, r_U=s["rank_u"], em_iterations=s["iterations"],
+                relevance_factor=s["relevance_factor"], random_state=seed, checkpoint=path,
+                **extra).fit(stats, y).set_params(checkpoint=None), [checkpoint])
     machine.save(output)
     if y is None:
         return f"i-vector extractor from {len(ids)} utterances (no speaker labels)"
