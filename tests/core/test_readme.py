@@ -3,6 +3,7 @@ command lines use real options, and the files and names the README and docs/ cit
 
 import pathlib
 import re
+import warnings
 
 README = pathlib.Path(__file__).parents[2] / "README.md"
 
@@ -12,8 +13,11 @@ def test_readme_examples_run(capsys, tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     runnable = [b for b in blocks if "dask_jobqueue" not in b]
     assert runnable
-    for block in runnable:
-        exec(compile(block, str(README), "exec"), {})
+    with warnings.catch_warnings(record=True) as caught:  # a first example runs clean
+        warnings.simplefilter("always")
+        for block in runnable:
+            exec(compile(block, str(README), "exec"), {})
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
     *_, score, batched = (float(x) for x in capsys.readouterr().out.strip().splitlines()[-2:])
     assert abs(score) < 1e3  # an ISV score, printed by the example
     assert abs(batched - score) <= 1e-10 * abs(score)  # the same pair through score_matrix
