@@ -40,19 +40,19 @@ class FeatureNamesMixin:
         else:
             self.feature_names_in_ = names
 
-    def _check_feature_names(self, X) -> None:
+    def _check_feature_names(self, X, name: str = "X") -> None:
         fitted, names = getattr(self, "feature_names_in_", None), column_names(X)
         owner = type(self).__name__
         if fitted is None:
             if names is not None:
-                warnings.warn(f"X has feature names, but {owner} was fitted without feature names",
+                warnings.warn(f"{name} has feature names, but {owner} was fitted without feature names",
                               UserWarning, stacklevel=3)
             return
         if names is None:
-            warnings.warn(f"X does not have valid feature names, but {owner} was fitted with feature "
+            warnings.warn(f"{name} does not have valid feature names, but {owner} was fitted with feature "
                           "names", UserWarning, stacklevel=3)
             return
         if len(names) != len(fitted) or (names != fitted).any():
             order = " (the same names in another order)" if sorted(names) == sorted(fitted) else ""
-            raise ValueError(f"X's feature names {_shown(names)} differ from those {owner} was fitted "
+            raise ValueError(f"{name}'s feature names {_shown(names)} differ from those {owner} was fitted "
                              f"with, {_shown(fitted)}{order}: give the columns of fit, in their order")

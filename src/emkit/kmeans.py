@@ -14,6 +14,7 @@ from . import _device_fit
 from ._backend import _staging, cached_frames, is_dask_collection, map_reduce
 from ._checkpoint import resumable_em
 from ._config import get_config
+from ._feature_names import FeatureNamesMixin
 from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._kernels import kmeans as kk
 from ._kmeans_init import check_init_method, initial_centroids
@@ -118,7 +119,7 @@ def _predict_block(block, coef, block_info=None):
     return kk.assign(block, coef)[0]
 
 
-class KMeansMachine(BaseEstimator):
+class KMeansMachine(FeatureNamesMixin, BaseEstimator):
     """k-means with ``n_clusters`` centroids, trained by Lloyd iterations.
 
     Parameters
@@ -161,6 +162,9 @@ class KMeansMachine(BaseEstimator):
         ``max_iter``).
     n_features_in_ : int
         Number of features D seen by ``fit``.
+    feature_names_in_ : ndarray of str
+        The column names, when ``fit`` was given a DataFrame; ``transform`` and ``predict`` then
+        refuse one whose columns differ or come in another order.
 
     Empty clusters: after an update, a cluster that received no sample is moved onto the sample
     farthest from its centroid (the next farthest for the next empty cluster, and so on), so a
@@ -297,6 +301,7 @@ class KMeansMachine(BaseEstimator):
         ``X`` is an (N, D) array-like or a dask array (one task per chunk and iteration).
         """
         dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path, docs/gpu.md
+        self._record_feature_names(X)
         X = cached_frames(self._validated(X))  # a dask array: read once if it fits in memory
         frames = None if dev is None else _device_fit.DeviceFrames(X, dev, np.float64, "k-means")
         device = None
@@ -332,12 +337,14 @@ class KMeansMachine(BaseEstimator):
     def transform(self, X):
         """Squared distances to every centroid, shape **(K, N)** (clusters first, as the reference)."""
         self._check_fitted()
+        self._check_feature_names(X)
         X = check_frames(X, "X", n_features=self.centroids_.shape[1], allow_empty=True, owner="KMeansMachine")
         return get_centroids_distance(X, self.centroids_)
 
     def predict(self, X):
         """Index of the nearest centroid for every sample, shape (N,)."""
         self._check_fitted()
+        self._check_feature_names(X)
         coef = self._coefficients()
         if is_dask_collection(X):
             X = check_frames(X, "X", n_features=self.centroids_.shape[1], owner="KMeansMachine")

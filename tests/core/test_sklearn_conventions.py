@@ -220,9 +220,11 @@ class _Frame:
         return self.values if dtype is None else self.values.astype(dtype)
 
 
-@pytest.mark.parametrize("make, supervised", [("WCCN", True), ("Whitening", False), ("LDA", True)])
+@pytest.mark.parametrize("make, supervised", [("WCCN", True), ("Whitening", False), ("LDA", True),
+                                              ("KMeansMachine", False), ("LinearCalibration", True)])
 def test_feature_names_of_a_data_frame_are_recorded_and_checked(make, supervised):
-    """A frame with its columns reordered gave other numbers without a word."""
+    """A frame with its columns reordered gave other numbers without a word (for a calibration
+    fusing systems given as the columns of a DataFrame: the systems' weights swapped)."""
     import warnings
 
     import emkit
@@ -231,17 +233,25 @@ def test_feature_names_of_a_data_frame_are_recorded_and_checked(make, supervised
     cls = LDA if make == "LDA" else getattr(emkit, make)
     X = np.random.default_rng(0).normal(size=(60, 5))
     y = np.repeat(np.arange(6), 10)
-    est = (cls(2) if cls is LDA else cls()).fit(_Frame(X, "abcde"), *([y] if supervised else []))
+    if make == "LinearCalibration":
+        y = np.arange(60) % 2 == 0
+        X[y] += 1.0
+    args = {"LDA": (2,), "KMeansMachine": (3,)}.get(make, ())
+    name = "scores" if make == "LinearCalibration" else "X"
+    est = cls(*args).fit(_Frame(X, "abcde"), *([y] if supervised else []))
     assert list(est.feature_names_in_) == list("abcde")
-    with pytest.raises(ValueError, match=re.escape("X's feature names ['e', 'd', 'c', 'b', 'a'] differ from "
+    if make == "KMeansMachine":
+        with pytest.raises(ValueError, match="X's feature names"):
+            est.predict(_Frame(X[:, ::-1], "edcba"))
+    with pytest.raises(ValueError, match=re.escape(f"{name}'s feature names ['e', 'd', 'c', 'b', 'a'] differ from "
                                                    f"those {make} was fitted with, ['a', 'b', 'c', 'd', 'e'] "
                                                    "(the same names in another order)")):
         est.transform(_Frame(X[:, ::-1], "edcba"))
-    with pytest.warns(UserWarning, match=f"X does not have valid feature names, but {make} was fitted with"):
+    with pytest.warns(UserWarning, match=f"{name} does not have valid feature names, but {make} was fitted with"):
         np.testing.assert_array_equal(est.transform(X), est.transform(_Frame(X, "abcde")))
     est.fit(X, *([y] if supervised else []))  # a refit on an array forgets the names
     assert not hasattr(est, "feature_names_in_")
-    with pytest.warns(UserWarning, match=f"X has feature names, but {make} was fitted without"):
+    with pytest.warns(UserWarning, match=f"{name} has feature names, but {make} was fitted without"):
         est.transform(_Frame(X, "abcde"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")

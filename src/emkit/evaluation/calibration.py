@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from .._feature_names import FeatureNamesMixin
 from .._validation import check_positive_int
 from .metrics import check_labels, cllr, min_cllr
 
@@ -77,7 +78,7 @@ def _minimise(Z, y, weight, penalty: float, max_iter: int):
     return theta, max_iter, False
 
 
-class LinearCalibration(TransformerMixin, BaseEstimator):
+class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
     """Affine map of scores to calibrated log-likelihood ratios, fitted by logistic regression.
 
     Parameters
@@ -100,7 +101,9 @@ class LinearCalibration(TransformerMixin, BaseEstimator):
 
     Attributes (after ``fit``)
     --------------------------
-    coef_ : (n_systems,) weights ``w``;  intercept_ : float ``b``;  n_features_in_;  n_iter_
+    coef_ : (n_systems,) weights ``w``;  intercept_ : float ``b``;  n_features_in_;  n_iter_;
+    feature_names_in_ : the systems' names, when ``scores`` was a DataFrame (``transform`` then
+    refuses a DataFrame whose columns differ or come in another order)
     """
 
     def __init__(self, prior: float = 0.5, C: float = 1e6, max_iter: int = 1000):
@@ -139,6 +142,7 @@ class LinearCalibration(TransformerMixin, BaseEstimator):
                                             and 0.0 < self.C < np.inf):
             raise ValueError(f"C must be a finite number > 0; got {self.C!r}")
         check_positive_int(self.max_iter, "max_iter")
+        self._record_feature_names(scores)  # (the systems, when scores is a DataFrame)
         X = self._scores(scores)
         y = check_labels(y, X.shape[0], "y")
         n_tar, n_non = int(y.sum()), int((~y).sum())
@@ -182,6 +186,7 @@ class LinearCalibration(TransformerMixin, BaseEstimator):
             from sklearn.exceptions import NotFittedError  # (an AttributeError too)
 
             raise NotFittedError("this LinearCalibration is not fitted yet: call fit(scores, y) first")
+        self._check_feature_names(scores, "scores")
         if self.n_features_in_ == 1:
             s = _real_array(scores, "scores")
             if not np.isfinite(s).all():
