@@ -5,6 +5,7 @@ Every error names the argument, what was expected and what was received.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import numbers
 import os
@@ -301,3 +302,30 @@ def check_stacked_statistics(fields: dict, name: str, label) -> None:
     if t.min() < 0:
         i = int(np.argmin(t))
         raise ValueError(f"{name} holds a negative frame count: {label(i)}.t = {float(t[i])!r}")
+
+
+_FIELD_KINDS = {
+    "bool": ("a boolean (true or false)", lambda v: isinstance(v, (bool, np.bool_))),
+    "int": ("an integer", lambda v: isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))),
+    "float": ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))),
+    "str": ("a string", lambda v: isinstance(v, str)),
+}
+
+
+def check_field_types(options) -> None:
+    """Every field of the dataclass ``options`` annotated ``bool``, ``int``, ``float`` or ``str``
+    (or one of them ``| None``) holds a value of that type: a string ``"false"`` from a recipe is
+    not False (it is true), 23.5 is not an int.  Raises TypeError naming the field first."""
+    for f in dataclasses.fields(options):
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        if not set(kinds) <= {*_FIELD_KINDS, "None"}:
+            continue
+        value = getattr(options, f.name)
+        if value is None and "None" in kinds:
+            continue
+        kinds = [k for k in kinds if k != "None"]
+        if not any(_FIELD_KINDS[k][1](value) for k in kinds):
+            expected = " or ".join(_FIELD_KINDS[k][0] for k in kinds) + (" or none" if "None" in str(f.type) else "")
+            shown = repr(value)
+            raise TypeError(f"{f.name} must be {expected}; got {type(value).__name__} "
+                            f"{shown if len(shown) <= 40 else shown[:37] + '...'}")

@@ -1,6 +1,7 @@
 """Bad audio: a clear error naming the file, and nothing (half) written."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import pytest
 pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio]) is not installed")
 sf = pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
 
-from emkit.audio import (AudioError, FeatureConfig, compute_features,  # noqa: E402
+from emkit.audio import (AudioError, FeatureConfig, KaldiOptions, compute_features,  # noqa: E402
                          extract_features, read_audio)
 from audio_files import speech_like, write  # noqa: E402
 
@@ -159,8 +160,6 @@ def test_missing_input(tmp_path):
 
 
 def test_too_short_without_snip_edges_needs_half_a_shift(tmp_path):
-    from emkit.audio import KaldiOptions
-
     config = FeatureConfig(kaldi=KaldiOptions(snip_edges=False), vad=False)
     assert extract_features(write(tmp_path / "s300.wav", 0.3 * np.sin(np.arange(300) * 0.3)),
                             config).shape[0] == 2
@@ -177,3 +176,20 @@ def test_a_segment_starting_after_the_end_says_so(tmp_path):
         with pytest.raises(AudioError, match=r"\[5s to end\]: the segment starts after the end "
                                              r"of the recording \(1.000s long\)"):
             read_audio(path, start=5.0, end=end)
+
+
+@pytest.mark.parametrize("make, kwargs, message", [
+    (FeatureConfig, {"vad": "no"}, "vad must be a boolean (true or false); got str 'no'"),
+    (FeatureConfig, {"norm_vars": "false"}, "norm_vars must be a boolean"),
+    (FeatureConfig, {"channel": True}, "channel must be an integer; got bool True"),
+    (FeatureConfig, {"kaldi": {"kind": "fbank"}}, "kaldi must be a KaldiOptions; got dict"),
+    (KaldiOptions, {"use_energy": "false"}, "use_energy must be a boolean (true or false) or none"),
+    (KaldiOptions, {"num_mel_bins": 23.5}, "num_mel_bins must be an integer; got float 23.5"),
+    (KaldiOptions, {"dither": "1"}, "dither must be a number; got str '1'"),
+])
+def test_option_values_of_another_type_are_refused(make, kwargs, message):
+    """Strings read by their truth value turned options on (norm_vars="false": variances
+    normalised); 23.5 Mel bins became 23."""
+    with pytest.raises(TypeError, match=re.escape(message)):
+        make(**kwargs)
+    assert KaldiOptions(sample_frequency=8000, use_energy=None).sample_frequency == 8000

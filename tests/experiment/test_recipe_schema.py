@@ -155,9 +155,17 @@ def test_feature_options_checked(project, monkeypatch):
     audio.mkdir()
     text = BASE.replace('features = ["test.npz"]', 'audio = "audio"')
     for extra, fragment in [("num_cep = 13", "features.num_cep: unknown key"),
-                            ("num_ceps = 30", "features: num_ceps must be between 1 and"),
-                            ('cmvn = "global"', "features: cmvn must be one of"),
-                            ("cmvn = [1]", "features.cmvn: must be a single value")]:
+                            ("num_ceps = 30", "features.num_ceps: must be between 1 and"),
+                            ('cmvn = "global"', "features.cmvn: must be one of"),
+                            ("cmvn = [1]", "features.cmvn: must be a single value"),
+                            # a string "false" was read as true: the option turned on silently
+                            ('norm_vars = "false"', "features.norm_vars: must be a boolean .true or "
+                                                    "false.; got str 'false'"),
+                            ('snip_edges = "false"', "features.snip_edges: must be a boolean"),
+                            ("num_mel_bins = 23.5", "features.num_mel_bins: must be an integer; got "
+                                                    "float 23.5"),
+                            ('sample_frequency = "16k"', "features.sample_frequency: must be a number"),
+                            ("delta_order = 1.9", "features.delta_order: must be an integer")]:
         (project / "recipe.toml").write_text(f"[features]\n{extra}\n" + text)
         with pytest.raises(RecipeError, match=fragment):
             load_recipe(project / "recipe.toml")

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .._validation import check_field_types
 from ._read import require
 
 __all__ = ["KaldiOptions", "check_options", "compute_kaldi_features", "log_energy"]
@@ -104,6 +105,7 @@ class KaldiOptions:
     cepstral_lifter: float = 22.0
 
     def __post_init__(self):
+        check_field_types(self)
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}; got {self.kind!r}")
         if not all(math.isfinite(v) and v > 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import check_positive_int
+from .._validation import check_field_types, check_positive_int
 from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit, show_key, show_path
 from ._cmvn import cmvn, sliding_cmvn
 from ._deltas import add_deltas, delta_filters
@@ -89,6 +89,9 @@ class FeatureConfig:
     norm_vars: bool = False
 
     def __post_init__(self):
+        check_field_types(self)
+        if not isinstance(self.kaldi, KaldiOptions):
+            raise TypeError(f"kaldi must be a KaldiOptions; got {type(self.kaldi).__name__}")
         if self.cmvn not in CMVN_MODES:
             raise ValueError(f"cmvn must be one of {CMVN_MODES}; got {self.cmvn!r}")
         check_positive_int(self.channel, "channel", minimum=0)

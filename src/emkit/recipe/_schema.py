@@ -194,6 +194,9 @@ def _features(chk: _Checker, table: dict):
         return FeatureConfig(kaldi=kaldi, **{k: v for k, v in table.items() if k in other_keys})
     except (TypeError, ValueError) as exc:  # the message quotes the value: shortened
         text = str(exc)
+        name, _, rest = text.partition(" ")
+        if name in table and rest:  # "norm_vars must be a boolean ...": the key named once
+            chk.fail(f"features.{name}", rest if len(rest) <= 300 else rest[:297] + "...")
         chk.fail("features", text if len(text) <= 300 else text[:297] + "...")
 
 
