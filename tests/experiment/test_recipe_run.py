@@ -376,6 +376,33 @@ def test_feature_lists_without_norm_or_calibration(tmp_path):
         "score:gmm:test", "score:ivec:test", "evaluate"]
 
 
+def test_speaker_labels_that_do_not_cover_the_features_are_reported(tmp_path):
+    """emkit run trained on the labelled utterances without a word, and ignored labels of
+    utterances it does not have (train-isv refuses the one and notes the other)."""
+    from emkit.features import FeatureError
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "train.npz", **{f"s{s}-{k}": rng.normal(s, 1.0, (40, 3))
+                                        for s in range(4) for k in (0, 1)})
+    lines = [f"s{s}-{k} spk{s}\n" for s in range(4) for k in (0, 1)]
+    utt2spk = tmp_path / "train.utt2spk"
+    (tmp_path / "recipe.toml").write_text(
+        '[data.train]\nfeatures = ["train.npz"]\nutt2spk = "train.utt2spk"\n'
+        '[ubm]\ndata = "train"\ngaussians = 2\niterations = 2\nkmeans_iterations = 2\n'
+        '[systems.isv]\nkind = "isv"\nrank_u = 1\niterations = 2\n'
+        '[conditions.test]\ndata = "train"\nenroll = "enroll"\ntrials = "trials"\n')
+    (tmp_path / "enroll").write_text("m0 s0-0\n")
+    (tmp_path / "trials").write_text("m0 s0-1 target\nm0 s1-1 nontarget\n")
+    utt2spk.write_text("".join(lines[2:]))
+    with pytest.warns(UserWarning, match=f"2 utterance.s. of data set 'train' have no speaker in "
+                                         f"{utt2spk} and are not used to train system 'isv'"):
+        assert "train:isv" in ran(run_recipe(tmp_path / "recipe.toml")[0])
+    utt2spk.write_text("".join(lines) + "ghost spk0\n")
+    with pytest.raises(FeatureError, match=f"{utt2spk}: utterance 'ghost' is not in the features "
+                                           r"\(1 of 9 listed utterances are missing\)"):
+        run_recipe(tmp_path / "recipe.toml")
+
+
 def test_failed_step_reruns_after_the_fix_and_only_it(project):
     wav = project / "data" / "test" / "wav" / "spk9-s1.wav"
     good = wav.read_bytes()

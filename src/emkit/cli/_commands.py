@@ -55,12 +55,10 @@ def _explicit(name: str) -> bool:
 
 def _labelled(features: dict, labels_path):
     """(utterance ids, labels) of the labelled utterances; every labelled one must be present."""
+    from ..io.lists import count_unlabelled
+
     labels = fe.read_id_map(labels_path)
-    missing = [u for u in labels if u not in features]
-    if missing:
-        raise fe.FeatureError(f"{labels_path}: utterance {missing[0]!r} is not in the features "
-                              f"({len(missing)} of {len(labels)} listed utterances are missing)")
-    unused = len(features) - len(labels)
+    unused = count_unlabelled(features, labels, labels_path)
     if unused:
         _note(f"{unused} utterance(s) of the features have no label in {labels_path} and are "
               "not used")

@@ -22,7 +22,7 @@ from .atomic import atomic_write
 from .untrusted import FeatureError, show_key, text_lines
 
 #: (FeatureError: what the readers raise, re-exported)
-__all__ = ["read_id_map", "read_id_lists", "Trials", "read_trials", "format_score",
+__all__ = ["read_id_map", "count_unlabelled", "read_id_lists", "Trials", "read_trials", "format_score",
            "write_scores", "read_scores", "check_writable", "LABELS", "FeatureError"]
 
 LABELS = ("target", "nontarget")
@@ -74,6 +74,17 @@ def read_id_map(path) -> dict:
     if not out:
         raise FeatureError(f"{os.fspath(path)}: the list is empty")
     return out
+
+
+def count_unlabelled(features, labels: dict, labels_path) -> int:
+    """How many of the ``features``' utterance ids (any container of ids) have no entry in
+    ``labels`` (:func:`read_id_map` of ``labels_path``); a labelled utterance absent from the
+    features is a :class:`FeatureError` (a labels file of other data, or features missing)."""
+    missing = [u for u in labels if u not in features]
+    if missing:
+        raise FeatureError(f"{os.fspath(labels_path)}: utterance {show_key(missing[0])} is not in the "
+                           f"features ({len(missing)} of {len(labels)} listed utterances are missing)")
+    return len(features) - len(labels)
 
 
 def read_id_lists(path) -> dict:

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import experiment as ex
 from ..io.features import read_feature_sources, script_file_targets
-from ..io.lists import read_id_map
+from ..io.lists import count_unlabelled, read_id_map
 from ._runner import FunctionStep
 
 __all__ = ["STEP_KINDS", "step_kind", "plan", "Context", "machine_path", "selection",
@@ -280,6 +280,11 @@ def _train_system(ctx, system, s, output, checkpoint):
     feats = ctx.features(s["data"])
     labels = ctx.recipe["data"][s["data"]]["utt2spk"]
     utt2spk = read_id_map(labels) if labels else None  # None: i-vector + cosine without WCCN
+    unlabelled = 0 if utt2spk is None else count_unlabelled(feats, utt2spk, labels)
+    if unlabelled:
+        warnings.warn(f"{unlabelled} utterance(s) of data set "
+                      f"{s['data']!r} have no speaker in {labels} and are not used to train "
+                      f"system {system!r}", UserWarning, stacklevel=2)
     ids = [u for u in feats if utt2spk is None or u in utt2spk]
     y = None if utt2spk is None else [utt2spk[u] for u in ids]
     if s["kind"] == "ivector":
