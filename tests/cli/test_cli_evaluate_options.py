@@ -43,6 +43,8 @@ def test_calibrated_actdcf_and_cllr_beside_min_dcf(scores, tmp_path):
                      tmp_path / "cal.json").stdout
     got = calibrated.splitlines()[1].split()
     assert "calibrated by" in calibrated and str(tmp_path / "cal.json") in calibrated
+    sign = "-" if cal.intercept_ < 0 else "+"  # (a negative intercept read '+ -2.96')
+    assert f"(llr = {cal.coef_[0]:.6g} * score {sign} {abs(cal.intercept_):.6g})" in calibrated
     values = np.array([s for _, _, s, _ in rows])
     labels = np.array([t for *_, t in rows])
     llr = cal.transform(values)

@@ -60,8 +60,7 @@ def calibrate(scores, output, dev, key, prior, save, load):
         model = cio.train_calibration(dev, key, prior=prior)
         tar, non = values[labels], values[~labels]
         llr = model.transform(values)
-        sign = "-" if model.intercept_ < 0 else "+"
-        click.echo(f"calibration: llr = {model.coef_[0]:.6g} * score {sign} {abs(model.intercept_):.6g} "
+        click.echo(f"calibration: {cio.formula(model)} "
                    f"(prior {prior:g}; {tar.size} target and {non.size} non-target trials of "
                    f"{dev}); Cllr {metrics.cllr(tar, non):.4f} -> "
                    f"{metrics.cllr(llr[labels], llr[~labels]):.4f} (min Cllr "

@@ -115,8 +115,8 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
             line += f" {m['min_dcf'][float(p)]:>14.4f} {m['act_dcf'][float(p)]:>14.4f}"
         lines.append(line + f" {m['cllr']:>7.3f} {m['min_cllr']:>7.3f}")
     if cal is not None:
-        lines.append(f"actDCF and Cllr: of the scores calibrated by {calibration} (llr = "
-                     f"{cal.coef_[0]:.6g} * score + {cal.intercept_:.6g})")
+        lines.append(f"actDCF and Cllr: of the scores calibrated by {calibration} "
+                     f"({cio.formula(cal)})")
     if by_model:
         for name, (models, values, labels) in per_model.items():
             lines += ["", *model_table(name, models, values, labels, p_targets, c_miss, c_fa)]

@@ -26,11 +26,18 @@ from ..io.lists import labels_from_key, read_scores, write_scores
 from ..io.untrusted import FeatureError
 from ..io.untrusted import open_regular
 
-__all__ = ["FORMAT", "labelled_scores", "train_calibration", "save_calibration",
+__all__ = ["FORMAT", "formula", "labelled_scores", "train_calibration", "save_calibration",
            "load_calibration", "calibrate_file", "score_metrics"]
 
 FORMAT, VERSION = "emkit.LinearCalibration", 1
 MAX_BYTES = 1 << 20  # a calibration file is a few hundred bytes; refuse anything huge
+
+
+def formula(calibration: LinearCalibration, digits: int = 6) -> str:
+    """``"llr = 0.0997 * score - 3.016"``: a one-system calibration as people write it."""
+    sign = "-" if calibration.intercept_ < 0 else "+"
+    return (f"llr = {calibration.coef_[0]:.{digits}g} * score {sign} "
+            f"{abs(calibration.intercept_):.{digits}g}")
 
 
 def labelled_scores(scores_path, key_path=None):

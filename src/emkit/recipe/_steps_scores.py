@@ -106,7 +106,7 @@ def _calibrate_steps(recipe, work):
             cio.save_calibration(model, model_file)
             for cond, path in ins.items():
                 cio.calibrate_file(model, path, outs[cond])
-            return f"llr = {model.coef_[0]:.4g} * score + {model.intercept_:.4g}"
+            return cio.formula(model, digits=4)
 
         steps.append(FunctionStep(f"calibrate:{system}", run,
                                   lambda ins=ins: [os.fspath(p) for p in ins.values()], cal,
