@@ -209,19 +209,24 @@ def train_resumably(train, checkpoints: list):
     caller removes them (:func:`_remove`) once the step's outputs are written."""
     from .._checkpoint import CheckpointMismatchError
 
-    checkpoints[0].parent.mkdir(exist_ok=True)
-    try:
+    def attempt():
+        checkpoints[0].parent.mkdir(exist_ok=True)
         return train(*checkpoints)
+
+    try:
+        return attempt()
     except CheckpointMismatchError as exc:
         logger.info("checkpoint %s is of an earlier run with other data or settings: starting "
                     "afresh", exc.path)
         _remove(checkpoints)
-        return train(*checkpoints)
+        return attempt()
 
 
 def _remove(checkpoints) -> None:
     for path in checkpoints:
         path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # (not empty: another step's, interrupted)
+        checkpoints[0].parent.rmdir()
 
 
 @contextlib.contextmanager
