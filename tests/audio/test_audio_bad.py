@@ -13,6 +13,8 @@ from emkit.audio import (AudioError, FeatureConfig, KaldiOptions, compute_featur
                          extract_features, read_audio)
 from audio_files import speech_like, write  # noqa: E402
 
+from emkit.features import read_feature_sources  # noqa: E402
+
 
 def untouched(directory, *, before=None):
     names = sorted(os.listdir(directory))
@@ -150,6 +152,42 @@ def test_a_bad_file_among_good_ones_writes_nothing(tmp_path):
     assert (tmp_path / "f.ark").read_bytes() == b"old ark"
     assert not (tmp_path / "f.scp").exists()
     untouched(tmp_path)
+
+
+def test_the_first_bad_utterance_in_input_order_is_reported_whatever_the_workers(tmp_path):
+    """With several worker processes the error was that of whichever failed first: a garbage
+    file after a long silent one was reported instead of it."""
+    src = tmp_path / "in"
+    src.mkdir()
+    # near silence (16-bit samples of about +-2): the VAD finds no voice after its MFCCs, slowly
+    write(src / "a0.wav", 0.00005 * np.random.default_rng(0).standard_normal(16000 * 300))
+    (src / "a1.wav").write_bytes(b"RIFF....not really")  # fails at once
+    with pytest.raises(AudioError, match="a0.wav.: all silence"):
+        compute_features([src], tmp_path / "f.ark", jobs=2)
+
+
+def test_keep_going_leaves_out_the_bad_utterances_and_writes_the_others(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        write(src / f"a{i}.wav", speech_like(seed=i))
+    (src / "a1.wav").write_bytes(b"RIFF....not really")
+    write(src / "a3.wav", 0.3 * np.sin(np.arange(100)))
+    with pytest.warns(UserWarning) as caught:
+        shapes = compute_features([src], tmp_path / "f.ark", jobs=2, keep_going=True)
+    assert list(shapes) == ["a0", "a2"]
+    messages = [str(w.message) for w in caught]
+    assert "a1.wav': not a readable audio file" in messages[0] and messages[0].endswith("; left out")
+    assert "a3.wav': too short for one frame" in messages[1]
+    assert messages[-1].startswith("2 of 4 utterances could not be used and were left out")
+    assert list(read_feature_sources([tmp_path / "f.scp"])) == ["a0", "a2"]
+    for name in ("a0.wav", "a2.wav"):
+        (src / name).unlink()
+    with pytest.raises(AudioError, match="none of the 2 utterances could be used .the first: "
+                                         ".*a1.wav': not a readable audio file"), \
+            pytest.warns(UserWarning, match="left out"):
+        compute_features([src], tmp_path / "g.ark", keep_going=True)
+    assert not (tmp_path / "g.ark").exists()
 
 
 def test_missing_input(tmp_path):

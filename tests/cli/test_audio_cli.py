@@ -82,6 +82,17 @@ def test_bad_audio_exits_1_naming_the_file(tmp_path, audio):
     no_leftovers(tmp_path, "f.ark", "f.scp")
 
 
+@pytest.mark.filterwarnings("default::UserWarning")  # printed by the command as it runs
+def test_keep_going_writes_the_usable_utterances(tmp_path, audio):
+    (audio / "utt1.wav").write_text("not audio")
+    result = CliRunner().invoke(cli, ["features", str(audio), "-o", str(tmp_path / "f.ark"),
+                                      "--keep-going", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "mfcc: 2 utterances" in result.stdout
+    assert "utt1.wav': not a readable audio file" in result.stderr
+    assert "1 of 3 utterances could not be used and were left out" in result.stderr
+
+
 def test_wrong_rate_and_silence_exit_1(tmp_path, audio):
     write(audio / "utt1.wav", speech_like(rate=8000), rate=8000)
     one_line_error(run(audio, "-o", tmp_path / "out"), 1, "utt1.wav", "expected 16000 Hz")

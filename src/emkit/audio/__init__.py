@@ -33,7 +33,7 @@ __all__ = ["AudioError", "FeatureConfig", "KaldiOptions", "Utterance", "add_delt
 
 
 def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *, jobs: int = 1,
-                     progress: bool = False) -> dict:
+                     progress: bool = False, keep_going: bool = False) -> dict:
     """Features of every utterance of ``inputs``, written to ``output``.
 
     Returns ``{utterance id: (n_frames, n_features)}`` of what was written, in input order.
@@ -43,13 +43,16 @@ def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *,
     name without a feature-file suffix is a directory of ``<utterance-id>.npy`` files (created
     when missing); another feature-file suffix (``.h5``, ``.npz``, ``.npy``, ``.scp``...) is a
     ``ValueError``.  All or nothing: on any failure no output file is written (or replaced).
+    ``keep_going``: an utterance that cannot be used is left out with a warning instead (see
+    :func:`extract_many`); the others are written.
     """
     kind = output_kind(output)
     utterances = find_utterances(inputs)
     shapes = {}
 
     def items():
-        for u, feats in extract_many(utterances, config, jobs=jobs, progress=progress):
+        for u, feats in extract_many(utterances, config, jobs=jobs, progress=progress,
+                                     keep_going=keep_going):
             shapes[u.id] = feats.shape
             yield u.id, feats
 

@@ -161,22 +161,29 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
     return out.astype(np.float32)
 
 
-def _extract_in_worker(utterance, config):
-    """(features, warnings) of a worker process: its warnings are given back, to be shown by the
-    calling process (a worker's own stderr output is not the caller's)."""
+def _attempt(utterance, config):
+    """(features or None, warnings, AudioError or None) of one utterance: run in a worker process,
+    its warnings and its failure are given back, to be shown (or raised) by the calling process in
+    the order of the utterances (a worker's own stderr output is not the caller's)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        features = extract_features(utterance, config)
-    return features, [(str(w.message), w.category) for w in caught]
+        try:
+            features, error = extract_features(utterance, config), None
+        except AudioError as exc:
+            features, error = None, exc
+    return features, [(str(w.message), w.category) for w in caught], error
 
 
 def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: int = 1,
-                 progress: bool = False):
+                 progress: bool = False, keep_going: bool = False):
     """Yield ``(utterance, features)`` in the order of ``utterances``, computed by ``jobs`` worker
     processes (``jobs=1``: in this process).
 
-    The first failure (in that order) is raised and the remaining work is cancelled.  A tqdm
-    progress bar goes to stderr when ``progress``.
+    An utterance that cannot be used (:class:`AudioError`: unreadable, too short, all silence...)
+    stops the run: the first such one in the order of ``utterances`` is raised (whatever order the
+    workers finish in) and the remaining work is cancelled.  ``keep_going``: each one is left out
+    instead, with a warning naming it, and a last warning counts them (as Kaldi's feature tools
+    do); AudioError when none is left.  A tqdm progress bar goes to stderr when ``progress``.
     """
     from tqdm.auto import tqdm
 
@@ -185,20 +192,35 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
     bar = tqdm(total=len(utterances), desc="features", unit="utt", file=sys.stderr,
                disable=not progress, leave=False, delay=1.0)
     jobs = min(int(jobs), len(utterances))
+    failed, outcomes = [], None
     try:
         if jobs <= 1:
-            for u in utterances:
-                yield u, extract_features(u, config)
-                bar.update(1)
-            return
-        from joblib import Parallel, delayed
+            outcomes = (_attempt(u, config) for u in utterances)
+        else:
+            from joblib import Parallel, delayed
 
-        results = Parallel(n_jobs=jobs, backend="loky", return_as="generator")(
-            delayed(_extract_in_worker)(u, config) for u in utterances)
-        for u, (features, caught) in zip(utterances, results, strict=True):
+            outcomes = Parallel(n_jobs=jobs, backend="loky", return_as="generator")(
+                delayed(_attempt)(u, config) for u in utterances)
+        for u, (features, caught, error) in zip(utterances, outcomes, strict=True):
             for message, category in caught:
                 warnings.warn(message, category, stacklevel=2)
-            yield u, features
             bar.update(1)
+            if error is None:
+                yield u, features
+            elif not keep_going:
+                raise error
+            else:
+                failed.append(error)
+                warnings.warn(f"{error}; left out", UserWarning, stacklevel=2)
+        if failed and len(failed) == len(utterances):
+            raise AudioError(f"none of the {len(utterances)} utterances could be used (the first: "
+                             f"{failed[0]})")
+        if failed:
+            warnings.warn(f"{len(failed)} of {len(utterances)} utterances could not be used and "
+                          "were left out (see the warnings above)", UserWarning, stacklevel=2)
     finally:
+        if outcomes is not None:  # joblib's generator warns of the results left unused: they are
+            with warnings.catch_warnings():  # (a failure, or the caller stopped early)
+                warnings.simplefilter("ignore")
+                outcomes.close()
         bar.close()

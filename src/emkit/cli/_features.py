@@ -82,6 +82,10 @@ def _options(f):
                      "accepted; a more clipped file is an error (1: no check)."),
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS,
                      show_default=True, help="Worker processes computing features (1: in this process)."),
+        click.option("--keep-going", is_flag=True,
+                     help="Leave out an utterance that cannot be used (a warning names it, a last "
+                          "one counts them) and write the others, as Kaldi's tools do "
+                          "[default: the first such utterance is an error, nothing is written]."),
     ]
     for option in reversed(opts):
         f = option(f)
@@ -100,7 +104,7 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
              frame_shift, low_freq, high_freq, dither, snip_edges, use_energy, delta_order,
              delta_window, vad, vad_energy_threshold, vad_energy_mean_scale, vad_frames_context,
              vad_proportion_threshold, cmvn, cmn_window, min_cmn_window, center, norm_vars,
-             max_clipped, jobs, progress):
+             max_clipped, jobs, keep_going, progress):
     """Compute features of audio INPUTS: WAV/FLAC files, directories of them (recursively) or
     Kaldi data directories (wav.scp with plain paths, optional segments and utt2spk).
 
@@ -109,8 +113,8 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
     VAD decisions on the log energy, deltas, CMVN over all frames, voiced frames kept.
     A file is an utterance named after the file (a.wav -> a); in a data directory the
     ids of wav.scp or segments.  Bad audio (unreadable, wrong sample rate, empty, NaN,
-    clipped, silent) is an error naming the file; no output is written unless every
-    utterance succeeds.
+    clipped, silent) is an error naming the file (the first in input order); no output is
+    written unless every utterance succeeds, or --keep-going leaves such utterances out.
     """
     try:
         from .. import audio
@@ -161,7 +165,8 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
         audio._kaldi_features.check_options(config.kaldi)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    shapes = audio.compute_features(list(inputs), output, config, jobs=jobs, progress=progress)
+    shapes = audio.compute_features(list(inputs), output, config, jobs=jobs, progress=progress,
+                                    keep_going=keep_going)
     frames = sum(shape[0] for shape in shapes.values())
     dim = next(iter(shapes.values()))[1]
     click.echo(f"{kind}: {len(shapes)} utterances, {frames} frames x {dim} features -> {output}")
