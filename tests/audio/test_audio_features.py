@@ -150,6 +150,22 @@ def test_data_directory_without_segments_uses_recording_ids(tmp_path):
     assert [u.id for u in find_utterances(data)] == ["utt-1"]
 
 
+def test_relative_wav_scp_paths_are_taken_from_the_current_directory_first(tmp_path, monkeypatch):
+    """As Kaldi (and emkit's feature scp files) do: the data directory's file of the same
+    relative name was taken first, silently giving other audio."""
+    data = tmp_path / "data" / "d"
+    (data / "wav").mkdir(parents=True)
+    _mkdir(tmp_path / "wav")
+    write(tmp_path / "wav" / "a.wav", speech_like(seed=31))
+    write(data / "wav" / "a.wav", speech_like(seed=32))
+    write(data / "wav" / "b.wav", speech_like(seed=33))
+    (data / "wav.scp").write_text("a wav/a.wav\nb wav/b.wav\n")
+    monkeypatch.chdir(tmp_path)  # the recipe root: wav/a.wav is there, wav/b.wav is not
+    paths = {u.id: u.path for u in find_utterances(data)}
+    assert os.path.samefile(paths["a"], tmp_path / "wav" / "a.wav")
+    assert os.path.samefile(paths["b"], data / "wav" / "b.wav")
+
+
 @pytest.mark.parametrize("line", ["u1 sox x.wav -t wav - |", "u1 | rm -rf x", "u1 -"])
 def test_piped_wav_scp_is_refused_never_run(tmp_path, line):
     data = _mkdir(tmp_path / "data")

@@ -79,7 +79,9 @@ def _wav_scp(data_dir: Path) -> dict:
 
 
 def _resolve(target: str, data_dir: Path, where: str) -> str:
-    for candidate in (data_dir / target, Path(target)):
+    """A relative path from the current directory, as Kaldi does, else from the data directory
+    (the rule of feature scp files, :mod:`emkit.io.kaldi`)."""
+    for candidate in (Path(target), data_dir / target):
         if candidate.is_file():
             return os.fspath(candidate)
     if ":" in target and not os.path.exists(target):
@@ -128,8 +130,8 @@ def read_data_dir(data_dir) -> list:
     recording-id start end``, seconds as plain finite decimal numbers, ``end`` -1 for the end of
     the recording) cuts utterances out of the recordings; fields are separated by ASCII white
     space, as in Kaldi; the optional ``utt2spk`` gives their speakers and must list every
-    utterance.  Relative paths are taken from the data directory, else from the current
-    directory.  Piped commands (``cmd |``) and archive offsets are refused and never executed.
+    utterance.  Relative paths are taken from the current directory, as Kaldi does, and where
+    no such file is there, from the data directory.  Piped commands (``cmd |``) and archive offsets are refused and never executed.
     Utterance ids must be unique, usable as file names (no ``/``, not starting with ``.``) and
     without white space (a Kaldi id).
     """
