@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio]) is not installed")
 sf = pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
 
-from emkit.audio import (AudioError, FeatureConfig, KaldiOptions, compute_features,  # noqa: E402
-                         extract_features, read_audio)
+from emkit.audio import (AudioError, FeatureConfig, KaldiOptions, MultiChannelWarning,  # noqa: E402
+                         compute_features, extract_features, read_audio)
 from audio_files import speech_like, write  # noqa: E402
 
 from emkit.features import read_feature_sources  # noqa: E402
@@ -74,12 +74,38 @@ def test_multi_channel_picks_the_channel(tmp_path):
     stereo = write(tmp_path / "stereo.wav", np.stack([left, right], axis=1))
     mono_left = write(tmp_path / "left.wav", left)
     mono_right = write(tmp_path / "right.wav", right)
-    default = extract_features(stereo)  # the first channel, documented default
+    # no channel chosen: the first, with a warning as Kaldi gives (it was silent)
+    with pytest.warns(MultiChannelWarning, match=re.escape(
+            "stereo.wav': has 2 channels and no channel was chosen: the first (channel 0) is used")):
+        default = extract_features(stereo)
     assert np.array_equal(default, extract_features(mono_left))
+    assert np.array_equal(extract_features(stereo, FeatureConfig(channel=0)), default)  # no warning
     assert np.array_equal(extract_features(stereo, FeatureConfig(channel=1)),
                           extract_features(mono_right))
     fails(tmp_path, stereo, r"has 2 channel\(s\); channel 2 was asked for",
           FeatureConfig(channel=2))
+
+
+def test_a_corpus_of_stereo_files_gets_one_warning_not_one_per_file(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        write(src / f"a{i}.wav", np.stack([speech_like(seed=i), speech_like(seed=9)], axis=1))
+    write(src / "b.wav", speech_like(seed=5))
+    with pytest.warns(MultiChannelWarning) as caught:
+        compute_features([src], tmp_path / "f.ark", jobs=2)
+    assert len(caught) == 1
+    assert str(caught[0].message).startswith("3 of 4 utterances come from multi-channel audio, "
+                                             "whose first channel was used (the first: ")
+    assert "a0.wav': has 2 channels" in str(caught[0].message)
+
+
+def test_the_stamps_of_recipes_are_those_of_channel_0_without_a_channel():
+    """(None became the default: the recipes run before keep their features step)"""
+    from emkit.recipe._steps import _stamped
+
+    assert _stamped(FeatureConfig()) == _stamped(FeatureConfig(channel=0))
+    assert _stamped(FeatureConfig(channel=1))["channel"] == 1
 
 
 def test_only_the_asked_channel_of_a_many_channel_file_is_held_in_memory(tmp_path):
@@ -219,7 +245,7 @@ def test_a_segment_starting_after_the_end_says_so(tmp_path):
 @pytest.mark.parametrize("make, kwargs, message", [
     (FeatureConfig, {"vad": "no"}, "vad must be a boolean (true or false); got str 'no'"),
     (FeatureConfig, {"norm_vars": "false"}, "norm_vars must be a boolean"),
-    (FeatureConfig, {"channel": True}, "channel must be an integer; got bool True"),
+    (FeatureConfig, {"channel": True}, "channel must be an integer or none; got bool True"),
     (FeatureConfig, {"kaldi": {"kind": "fbank"}}, "kaldi must be a KaldiOptions; got dict"),
     (KaldiOptions, {"use_energy": "false"}, "use_energy must be a boolean (true or false) or none"),
     (KaldiOptions, {"num_mel_bins": 23.5}, "num_mel_bins must be an integer; got float 23.5"),

@@ -21,12 +21,12 @@ from ._cmvn import cmvn, sliding_cmvn
 from ._deltas import add_deltas
 from ._kaldi_features import KaldiOptions, compute_kaldi_features, log_energy
 from ._pipeline import FeatureConfig, extract_features, extract_many
-from ._read import AudioError, read_audio
+from ._read import AudioError, MultiChannelWarning, read_audio
 from ._sources import Utterance, find_utterances, read_data_dir
 from ._vad import compute_vad
 from ._write import output_kind, write_kaldi_ark, write_npy_dir
 
-__all__ = ["AudioError", "FeatureConfig", "KaldiOptions", "Utterance", "add_deltas", "cmvn",
+__all__ = ["AudioError", "FeatureConfig", "KaldiOptions", "MultiChannelWarning", "Utterance", "add_deltas", "cmvn",
            "compute_features", "compute_kaldi_features", "compute_vad", "extract_features",
            "extract_many", "find_utterances", "log_energy", "read_audio", "read_data_dir",
            "sliding_cmvn", "write_kaldi_ark", "write_npy_dir"]

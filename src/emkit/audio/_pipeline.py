@@ -25,7 +25,7 @@ from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit, show_key, show_path
 from ._cmvn import cmvn, sliding_cmvn
 from ._deltas import add_deltas, delta_filters
 from ._kaldi_features import KaldiOptions, compute_kaldi_features, log_energy
-from ._read import AudioError, read_audio
+from ._read import AudioError, MultiChannelWarning, read_audio
 from ._sources import Utterance
 from ._vad import compute_vad
 
@@ -45,8 +45,10 @@ class FeatureConfig:
     ----------
     kaldi : KaldiOptions
         MFCC/fbank options (frame length and shift in ms, frequencies in Hz).
-    channel : int
-        The channel of multi-channel files, from 0 (the first, left).
+    channel : int or None
+        The channel of multi-channel files, from 0 (the first, left).  None: mono files are
+        expected, and of a multi-channel file the first channel is used with a warning (Kaldi's
+        default, ``--channel=-1``).
     max_clipped : float
         The largest fraction of samples at full scale accepted (1: no check).
     max_utterance_bytes : int
@@ -72,7 +74,7 @@ class FeatureConfig:
     """
 
     kaldi: KaldiOptions = field(default_factory=KaldiOptions)
-    channel: int = 0
+    channel: int | None = None
     max_clipped: float = 0.01
     max_utterance_bytes: int = MAX_UTTERANCE_BYTES
     delta_order: int = 2
@@ -94,7 +96,7 @@ class FeatureConfig:
             raise TypeError(f"kaldi must be a KaldiOptions; got {type(self.kaldi).__name__}")
         if self.cmvn not in CMVN_MODES:
             raise ValueError(f"cmvn must be one of {CMVN_MODES}; got {self.cmvn!r}")
-        check_positive_int(self.channel, "channel", minimum=0)
+        check_positive_int(self.channel, "channel", minimum=0, allow_none=True)
         if not 0.0 <= self.max_clipped <= 1.0:
             raise ValueError(f"max_clipped must be in [0, 1]; got {self.max_clipped!r}")
         check_limit(self.max_utterance_bytes)
@@ -193,6 +195,7 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
                disable=not progress, leave=False, delay=1.0)
     jobs = min(int(jobs), len(utterances))
     failed, outcomes = [], None
+    multi_channel, first_multi_channel = 0, None
     try:
         if jobs <= 1:
             outcomes = (_attempt(u, config) for u in utterances)
@@ -203,7 +206,11 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
                 delayed(_attempt)(u, config) for u in utterances)
         for u, (features, caught, error) in zip(utterances, outcomes, strict=True):
             for message, category in caught:
-                warnings.warn(message, category, stacklevel=2)
+                if issubclass(category, MultiChannelWarning):  # summed up below
+                    multi_channel += 1
+                    first_multi_channel = first_multi_channel or message
+                else:
+                    warnings.warn(message, category, stacklevel=2)
             bar.update(1)
             if error is None:
                 yield u, features
@@ -212,6 +219,10 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
             else:
                 failed.append(error)
                 warnings.warn(f"{error}; left out", UserWarning, stacklevel=2)
+        if multi_channel:  # one line, not one per file of a corpus of stereo recordings
+            warnings.warn(f"{multi_channel} of {len(utterances)} utterances come from "
+                          f"multi-channel audio, whose first channel was used (the first: "
+                          f"{first_multi_channel})", MultiChannelWarning, stacklevel=2)
         if failed and len(failed) == len(utterances):
             raise AudioError(f"none of the {len(utterances)} utterances could be used (the first: "
                              f"{failed[0]})")

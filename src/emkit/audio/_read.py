@@ -6,11 +6,13 @@ Decisions (each failure is an :class:`AudioError` naming the file; nothing is wr
   refuses a wav whose rate differs from ``--sample-frequency``).  Resampling silently would hide
   a data problem and change the features; the message says how to resample
   (``sox in.wav -r 16000 out.wav``).
-* **Channels**: ``channel`` (0-based) picks one channel of a multi-channel file; the default, 0,
-  is the first (left) channel, as Kaldi does when no channel is given.  A channel the file does
-  not have is an error.  The file is decoded a block at a time into one array allocated once
-  from the header's frame count, and only that channel is kept: the memory used is that of one
-  channel, 8 bytes a sample (plus a 4 MiB block).
+* **Channels**: ``channel`` (0-based) picks one channel of a multi-channel file. Without one
+  (None), as Kaldi's ``--channel=-1``, a mono file is expected: of a multi-channel file the
+  first (left) channel is used with a :class:`MultiChannelWarning` (Kaldi warns too; the other
+  channel may be the other speaker of a conversation). A channel the file does not have is an
+  error. The file is decoded a block at a time into one array allocated once from the header's
+  frame count, and only that channel is kept: the memory used is that of one channel, 8 bytes a
+  sample (plus a 4 MiB block).
 * **Size**: a compressed file can expand without bound (a 58 kB FLAC of 20 minutes of constant
   signal holds 19 million samples), so the samples to decode are counted from the header
   *before* decoding and refused beyond ``max_utterance_bytes`` (default
@@ -49,6 +51,10 @@ _CHECK_VALUES = 1 << 20  # samples checked at a time (8 MiB of float64, 1 MiB of
 _UNKNOWN = 2**63 - 1  # the frame count libsndfile gives for a file whose header has none
 
 
+class MultiChannelWarning(UserWarning):
+    """A multi-channel file read without a chosen channel: its first channel was used."""
+
+
 class AudioError(FeatureError):
     """An audio input exists but cannot be used; the message names the file."""
 
@@ -64,7 +70,7 @@ def require(module: str):
                           "extra with pip install 'emkit[audio]'") from None
 
 
-def _open(path: str, start: float | None, end: float | None, sample_rate: int, channel: int,
+def _open(path: str, start: float | None, end: float | None, sample_rate: int, channel: int | None,
           max_bytes: int):
     """(float64 samples of ``channel`` in the segment, where) of ``path``.
 
@@ -76,7 +82,7 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
     try:
         with sf.SoundFile(path) as f:
             rate, n, n_channels = int(f.samplerate), f.frames, f.channels
-            _check_format(path, rate, n_channels, sample_rate, channel)
+            channel = _check_format(path, rate, n_channels, sample_rate, channel)
             if n >= _UNKNOWN:
                 raise AudioError(f"{show_path(path)}: the header does not give the number of samples (a "
                                  "FLAC written as a stream?); re-encode the file (e.g. 'sox "
@@ -169,12 +175,19 @@ def _check_format(path, rate, n_channels, sample_rate, channel):
         raise AudioError(f"{show_path(path)}: sample rate is {rate} Hz, expected {sample_rate} Hz; resample "
                          f"it first (e.g. 'sox in.wav -r {sample_rate} out.wav' or 'ffmpeg -i "
                          f"in.wav -ar {sample_rate} out.wav') or choose the rate of the data")
+    if channel is None:
+        if n_channels > 1:
+            warnings.warn(f"{show_path(path)}: has {n_channels} channels and no channel was chosen: "
+                          "the first (channel 0) is used, as Kaldi does; choose one with channel "
+                          "(--channel, [features] channel)", MultiChannelWarning, stacklevel=5)
+        return 0
     if not 0 <= channel < n_channels:
         raise AudioError(f"{show_path(path)}: has {n_channels} channel(s); channel {channel} was asked for "
                          f"(channels are numbered from 0)")
+    return channel
 
 
-def read_audio(path, *, sample_rate: int = 16000, channel: int = 0, start: float | None = None,
+def read_audio(path, *, sample_rate: int = 16000, channel: int | None = None, start: float | None = None,
                end: float | None = None, max_clipped: float = 0.01,
                max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> np.ndarray:
     """The samples of one channel of ``path`` as a float64 ``(n_samples,)`` array (16-bit scale).
@@ -183,8 +196,9 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int = 0, start: float
     ``segments`` file does; a segment may end at most 0.5 s after the recording.  Samples are
     float64 in the 16-bit integer range (``-32768 .. 32767``, what Kaldi reads from a 16-bit
     wav, whatever the file's sample format), so energies and the VAD threshold mean what they
-    mean in Kaldi.  ``channel`` (0-based; 0, the first or left channel, as Kaldi) picks one
-    channel; only that channel is kept in memory.  ``max_utterance_bytes`` bounds the samples
+    mean in Kaldi.  ``channel`` (0-based: 0 is the first or left channel) picks one channel;
+    None expects mono and takes the first channel of a multi-channel file with a
+    :class:`MultiChannelWarning`, as Kaldi does.  Only that channel is kept in memory.  ``max_utterance_bytes`` bounds the samples
     decoded (8 bytes each, counted from the header before decoding; of the segment only when
     ``start``/``end`` cut one).
 

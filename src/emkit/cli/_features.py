@@ -20,8 +20,10 @@ def _options(f):
         click.option("--sample-rate", type=click.IntRange(min=1), default=16000,
                      show_default=True, help="The sample rate of the audio, in Hz; a file at "
                      "another rate is an error (resample it first, e.g. with sox)."),
-        click.option("--channel", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="The channel of multi-channel files, from 0 (0: the first, left)."),
+        click.option("--channel", type=click.IntRange(min=0), default=None,
+                     help="The channel of multi-channel files, from 0 (0: the first, left) "
+                          "[default: mono expected; the first channel of multi-channel files, "
+                          "with a warning, as Kaldi]."),
         click.option("--num-ceps", type=click.IntRange(min=1), default=13, show_default=True,
                      help="MFCC: number of cepstra (C0 replaced by the log energy)."),
         click.option("--num-mel-bins", type=click.IntRange(min=3), default=23, show_default=True,

@@ -158,10 +158,20 @@ def _features_steps(recipe, work):
             frames = sum(s[0] for s in shapes.values())
             return f"{len(shapes)} utterances, {frames} frames x {next(iter(shapes.values()))[1]}"
 
-        params = {"features": dataclasses.asdict(recipe["features"])}
+        params = {"features": _stamped(recipe["features"])}
         steps.append(FunctionStep(f"features:{name}", run, lambda d=d: _audio_inputs(d),
                                   params, [ark, ark.with_suffix(".scp")]))
     return steps
+
+
+def _stamped(config) -> dict:
+    """A feature configuration as step parameters: no channel (None) reads the first one of a
+    multi-channel file, the same features as channel 0 (the stamps of recipes written when 0
+    was the default stay valid)."""
+    params = dataclasses.asdict(config)
+    if params["channel"] is None:
+        params["channel"] = 0
+    return params
 
 
 @step_kind("ubm")
