@@ -50,6 +50,23 @@ def project(tmp_path):
     return tmp_path
 
 
+def test_a_folder_of_features_stands_for_its_feature_files(project):
+    """docs/recipes.md allows folders, as the command line's FEATURES; the recipe refused them."""
+    folder = project / "feats"
+    folder.mkdir()
+    for name in ("b.npy", "a.npy", "notes.txt", ".hidden.npy"):
+        (folder / name).write_text("x")
+    (project / "recipe.toml").write_text(BASE.replace('features = ["test.npz"]',
+                                                      'features = ["feats", "test.npz"]'))
+    assert load_recipe(project / "recipe.toml")["data"]["test"]["features"] == [
+        str(folder / "a.npy"), str(folder / "b.npy"), str(project / "test.npz")]
+    for name in ("a.npy", "b.npy"):
+        (folder / name).unlink()
+    with pytest.raises(RecipeError, match="recipe.toml: data.test.features: .*feats: the "
+                                          "directory holds no feature file"):
+        load_recipe(project / "recipe.toml")
+
+
 def test_valid_recipe_with_defaults(project):
     r = load_recipe(project / "recipe.toml")
     assert r["work_dir"] == str(project / "work") and r["seed"] == 0

@@ -4,7 +4,7 @@ Layout (every key and default: ``docs/recipes.md``; an example: ``examples/espea
 
     work_dir = "work"                  # outputs, stamps and the report (relative to the recipe)
     seed = 0
-    [data.NAME]        audio = DIR | features = [FILES], utt2spk = FILE (optional)
+    [data.NAME]        audio = DIR | features = [FILES or FOLDERS], utt2spk = FILE (optional)
     [features]         options of emkit.audio.FeatureConfig / KaldiOptions (audio sets only)
     [ubm]              data = SET, gaussians, iterations, kmeans_iterations, compute_dtype
                        ("float64" or "float32", the EM's products), gselect and min_posterior
@@ -200,6 +200,24 @@ def _features(chk: _Checker, table: dict):
         chk.fail("features", text if len(text) <= 300 else text[:297] + "...")
 
 
+def _feature_files(chk: _Checker, value: str, key: str) -> list:
+    """The files of one ``features`` entry: the file, or a folder's feature files (as the
+    command line reads a folder given as FEATURES)."""
+    from ..io.features import FeatureError, list_feature_directory
+
+    folder = chk.base / value
+    try:
+        is_folder = folder.is_dir()
+    except OSError:  # (a name too long: chk.file says so)
+        is_folder = False
+    if not is_folder:
+        return [chk.file(value, f"{key}.features")]
+    try:
+        return list_feature_directory(folder)
+    except FeatureError as exc:
+        chk.fail(f"{key}.features", str(exc))
+
+
 def _data(chk: _Checker, name: str, table: dict) -> dict:
     key = f"data.{name}"
     d = chk.fields(table, SECTIONS["data"], key)
@@ -214,7 +232,7 @@ def _data(chk: _Checker, name: str, table: dict) -> dict:
     else:
         if not d["features"]:
             chk.fail(f"{key}.features", "the list is empty")
-        d["features"] = [chk.file(f, f"{key}.features") for f in d["features"]]
+        d["features"] = [path for f in d["features"] for path in _feature_files(chk, f, key)]
     if d["utt2spk"] is not None and not os.path.isabs(d["utt2spk"]):  # given in the recipe
         d["utt2spk"] = chk.file(d["utt2spk"], f"{key}.utt2spk")
     return d
