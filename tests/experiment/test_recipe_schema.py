@@ -67,6 +67,15 @@ def test_a_folder_of_features_stands_for_its_feature_files(project):
         load_recipe(project / "recipe.toml")
 
 
+def test_relevance_factor_of_an_ivector_system_is_refused(project):
+    """It was accepted and never used (changing it re-ran the system for the same scores)."""
+    (project / "recipe.toml").write_text(BASE.replace('kind = "ivector"',
+                                                      'kind = "ivector"\nrelevance_factor = 1.0'))
+    with pytest.raises(RecipeError, match="systems.ivec.relevance_factor: does not apply to an "
+                                          "i-vector system"):
+        load_recipe(project / "recipe.toml")
+
+
 def test_valid_recipe_with_defaults(project):
     r = load_recipe(project / "recipe.toml")
     assert r["work_dir"] == str(project / "work") and r["seed"] == 0

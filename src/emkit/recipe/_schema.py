@@ -296,6 +296,9 @@ def validate(doc: dict, path) -> dict:
             chk.fail(f"{key}.data", f"{kind} training needs speaker labels: data set "
                                     f"{s['data']!r} has no utt2spk")
         if kind == "ivector":
+            if "relevance_factor" in table:  # (kept in its parameters: the stamps stay valid)
+                chk.fail(f"{key}.relevance_factor", "does not apply to an i-vector system (nothing "
+                                                    "in it is MAP-adapted): remove it")
             _ivector_dims(chk, key, s, r["data"][s["data"]]["utt2spk"] is not None)
         r["systems"][name] = {k: v for k, v in s.items()
                               if not (k in OPTIONAL_SYSTEM_KEYS and v is None)}
