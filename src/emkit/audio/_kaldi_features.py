@@ -151,10 +151,12 @@ class KaldiOptions:
 
     @property
     def energy(self) -> bool:
+        """Whether the log energy is a feature (``use_energy``, or Kaldi's default for ``kind``)."""
         return (self.kind == "mfcc") if self.use_energy is None else bool(self.use_energy)
 
     @property
     def frame_samples(self) -> int:
+        """Samples in one frame (``frame_length`` ms at ``sample_frequency``)."""
         return _frame_samples(self.sample_frequency, self.frame_length)
 
     def as_dict(self) -> dict:

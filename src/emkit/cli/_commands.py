@@ -97,7 +97,7 @@ def _stats(ubm, features: dict, ids, progress, desc="statistics") -> list:
 @progress_option
 @train_options("the UBM's means, variances and weights",
                "The k-means initialisation has its own checkpoint next to it (ubm.ckpt.h5: "
-               "ubm.ckpt.kmeans.h5).  ")
+               "ubm.ckpt.kmeans.h5).  ", frames=True)
 def train_ubm(features, feature_list, output, gaussians, iterations, threshold, kmeans_iterations,
               compute_dtype, seed, progress, checkpoint, scheduler, workers):
     """Train a universal background model on all frames of FEATURES.

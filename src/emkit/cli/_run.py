@@ -28,7 +28,7 @@ def run(recipe, force, progress):
     Sections: [data.NAME], [features], [ubm], [systems.NAME], [conditions.NAME],
     [norm], [calibration], [evaluation]; every key and its default are in
     docs/recipes.md (examples/demo_recipe.toml and examples/espeak_recipe/ are
-    complete recipes; 'emkit demo --export DIR' writes one with its data).
+    complete recipes; the first runs where 'emkit demo --export DIR' writes its data).
     """
     import json
 

@@ -33,21 +33,26 @@ CLOSE_TIMEOUT = 5
 _ADDRESS = re.compile(r"^([a-z]+://)?[^\s:/]+(:\d{1,5})?$")
 
 
-def train_options(state: str, note: str = ""):
+def train_options(state: str, note: str = "", *, frames: bool = False):
     """--checkpoint (the command saves ``state``; ``note``: what else it says), --scheduler and
-    --workers."""
+    --workers; ``frames``: the command trains on frames (train-ubm: no labels, and the workers
+    compute the statistics)."""
+    where = ("The features are read here and travel to the workers, which compute the statistics."
+             if frames else "Features are read and statistics computed here; the data travel to "
+                            "the workers.")
+    same = "same data and options" if frames else "same data, labels and options"
+
     def decorate(f):
         f = click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
                          help="Run the EM passes on a local dask.distributed cluster of N "
                               "single-threaded worker processes (not with --scheduler).")(f)
         f = click.option("--scheduler", metavar="ADDRESS", default=None,
                          help="Run the EM passes on an existing dask.distributed scheduler, e.g. "
-                              "tcp://10.0.0.1:8786 (not with --workers).  Features are read and "
-                              "statistics computed here; the data travel to the workers.")(f)
+                              f"tcp://10.0.0.1:8786 (not with --workers).  {where}")(f)
         return click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
                             help=f"Save the training state ({state}) to this HDF5 file after "
-                                 "every EM iteration and resume from it when it exists (same "
-                                 "data, labels and options: another run's checkpoint is an "
+                                 f"every EM iteration and resume from it when it exists ({same}: "
+                                 "another run's checkpoint is an "
                                  f"error; delete it to start afresh).  {note}A run on a cluster "
                                  "(--scheduler, --workers) resumes on a cluster only.")(f)
     return decorate

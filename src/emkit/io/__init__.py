@@ -1,5 +1,6 @@
-"""File formats: HDF5 persistence of models, and the feature readers.  Only this package imports
-h5py.
+"""File formats: HDF5 persistence of models, and the feature readers.  Every model file is read
+and written here (training checkpoints, :mod:`emkit._checkpoint`, and the dask spill files of
+:mod:`emkit._backend._cache` handle their own HDF5 files).
 
 * :func:`save` / :func:`load` (:mod:`emkit.io._registry`): any emkit model to and from HDF5,
   dispatched on the class stamp in the file; each class registers its layout next to itself.

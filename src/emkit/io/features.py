@@ -1,5 +1,4 @@
 """Reading feature files: one dispatch over the formats emkit reads.
-Reading features, id lists and trial lists; writing and reading score files.
 
 Features are named matrices (one per utterance, ``(n_frames, n_features)``), read from:
 

@@ -117,6 +117,7 @@ class Runner:
         self._hashes = {}  # (path, size, mtime_ns) -> sha256, within one run
 
     def digest(self, path) -> str:
+        """SHA-256 (hex) of the file's contents, computed once per run for a size and time."""
         path = os.fspath(path)
         st = os.stat(path)
         key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
