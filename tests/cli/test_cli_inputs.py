@@ -65,11 +65,11 @@ def test_help_says_how_directories_and_npy_files_are_read():
     for command in ("train-ubm", "train-isv", "train-jfa", "train-ivector", "enroll", "score"):
         text = " ".join(run(command, "--help").stdout.split())
         assert "A .npy file is one utterance whose id is the file's stem" in text, command
-        assert "A directory stands for its .npy, .npz, .h5, .hdf5 and .ark files, sorted by " \
-            "name (not recursive" in text, command
+        assert "A directory stands for its .npy, .npz, .h5, .hdf5, .hdf and .ark files, sorted " \
+            "by name (not recursive" in text, command
     top = " ".join(run("--help").stdout.split())
     assert "whose id is the file's stem" in top
-    assert "a directory stands for its .npy, .npz, .h5, .hdf5 and .ark files" in top
+    assert "a directory stands for its .npy, .npz, .h5, .hdf5, .hdf and .ark files" in top
     assert "not recursive" in top
 
 

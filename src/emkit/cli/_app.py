@@ -25,6 +25,8 @@ emkit: GMM-UBM, ISV, JFA and i-vector speaker verification.
 
 \b
 A typical run on your own data:
+  emkit features   data/train -o train.ark     (audio: a Kaldi data directory
+                                               or WAV/FLAC files; emkit[audio])
   emkit train-ubm  train.scp -n 64 -o ubm.h5
   emkit train-isv  train.scp --ubm ubm.h5 --labels utt2spk -o isv.h5   (optional)
   emkit enroll     enroll.scp -m ubm.h5 -e spk2utt -o models.h5        (or -m isv.h5)
@@ -39,8 +41,8 @@ Features: .npy (one utterance, whose id is the file's stem: spk1_u3.npy is
 utterance spk1_u3), .npz, .h5/.hdf5, Kaldi .ark (binary or text, compressed
 matrices included) and .scp (relative paths in it are taken from the current
 directory, as Kaldi does, else from the scp's folder); several files may be
-given, and a directory stands for its .npy, .npz, .h5, .hdf5 and .ark files
-(sorted by name; not recursive).  Text files: utt2spk ("utterance-id
+given, and a directory stands for its .npy, .npz, .h5, .hdf5, .hdf and .ark
+files (sorted by name; not recursive; hidden files skipped).  Text files: utt2spk ("utterance-id
 speaker-id"), enrolment lists ("model-id utterance-id ..."), trials
 ("model-id probe-id [target|nontarget]", each model-probe pair once), scores
 ("model-id probe-id score [target|nontarget]").
@@ -342,8 +344,8 @@ FEATURES_HELP = """
 
     FEATURES: feature files or directories.  A .npy file is one utterance whose id is the
     file's stem (spk1_u3.npy is utterance spk1_u3); .npz, .h5/.hdf5, Kaldi .ark and .scp files
-    hold named utterances.  A directory stands for its .npy, .npz, .h5, .hdf5 and .ark files,
-    sorted by name (not recursive: subdirectories are not read)."""
+    hold named utterances.  A directory stands for its .npy, .npz, .h5, .hdf5, .hdf and .ark
+    files, sorted by name (not recursive: subdirectories are not read; hidden files skipped)."""
 
 
 def feature_arguments(f):
