@@ -76,6 +76,16 @@ def test_relevance_factor_of_an_ivector_system_is_refused(project):
         load_recipe(project / "recipe.toml")
 
 
+def test_top_level_keys_are_named_as_written(project):
+    """(a wrong type was reported as 'recipe.jobs', a wrong value as 'jobs')"""
+    for line, message in [('jobs = "2"', "recipe.toml: jobs: must be an integer; got str"),
+                          ("jobs = 0", "recipe.toml: jobs: must be > 0"),
+                          ("seed = 1.5", "recipe.toml: seed: must be an integer; got float")]:
+        (project / "recipe.toml").write_text(f"{line}\n{BASE}")
+        with pytest.raises(RecipeError, match=message):
+            load_recipe(project / "recipe.toml")
+
+
 def test_valid_recipe_with_defaults(project):
     r = load_recipe(project / "recipe.toml")
     assert r["work_dir"] == str(project / "work") and r["seed"] == 0

@@ -108,19 +108,22 @@ class _Checker:
         return value
 
     def fields(self, table: dict, spec: dict, key: str) -> dict:
-        table = self.table(table, key)
+        """``table`` checked against ``spec`` (name -> (type, default or ... if required));
+        ``key``: the table's name ("": the recipe's top level, whose keys are named bare)."""
+        table = self.table(table, key or "recipe")
+        prefix = f"{key}." if key else ""
         unknown = sorted(set(table) - set(spec))
         if unknown:
-            self.fail(f"{key}.{unknown[0]}", f"unknown key (known: {', '.join(sorted(spec))})")
+            self.fail(f"{prefix}{unknown[0]}", f"unknown key (known: {', '.join(sorted(spec))})")
         out = {}
         for name, (kind, default) in spec.items():
             if name not in table:
                 if default is ...:
-                    self.fail(f"{key}.{name}", "missing (required)")
+                    self.fail(f"{prefix}{name}", "missing (required)")
                 out[name] = default
                 continue
             if not _is(table[name], kind):
-                self.fail(f"{key}.{name}", f"must be {kind}; got {type(table[name]).__name__}")
+                self.fail(f"{prefix}{name}", f"must be {kind}; got {type(table[name]).__name__}")
             out[name] = float(table[name]) if kind == FLOAT else table[name]
         return out
 
@@ -244,7 +247,7 @@ def validate(doc: dict, path) -> dict:
     unknown = sorted(set(doc) - set(TOP) - set(TABLES))
     if unknown:
         chk.fail(unknown[0], f"unknown key (known: {', '.join(sorted(set(TOP) | set(TABLES)))})")
-    r = chk.fields({k: v for k, v in doc.items() if k in TOP}, TOP, "recipe")
+    r = chk.fields({k: v for k, v in doc.items() if k in TOP}, TOP, "")
     r["work_dir"] = os.fspath(chk.base / r["work_dir"])
     chk.positive(r["jobs"], "jobs")
     r["recipe"] = os.fspath(path)
