@@ -240,6 +240,25 @@ def test_a_segment_starting_after_the_end_says_so(tmp_path):
         with pytest.raises(AudioError, match=r"\[5s to end\]: the segment starts after the end "
                                              r"of the recording \(1.000s long\)"):
             read_audio(path, start=5.0, end=end)
+    # one that also ends past the recording: said of its start ('ends 6.000s after' before)
+    with pytest.raises(AudioError, match=r"\[5s to 7s\]: the segment starts after the end"):
+        read_audio(path, start=5.0, end=7.0)
+
+
+def test_segments_errors_name_the_line_and_utterance_once_and_an_empty_file(tmp_path):
+    data = tmp_path / "d"
+    data.mkdir()
+    write(data / "rec1.wav", speech_like())
+    (data / "wav.scp").write_text("rec1 " + str(data / "rec1.wav") + "\n")
+    (data / "segments").write_text("a rec1 0.0 0.01\n")
+    with pytest.raises(AudioError) as info:
+        compute_features([data], tmp_path / "f.ark")
+    message = str(info.value)
+    assert message.count("(utterance 'a')") == 1 and "segments' line 1 (utterance 'a'): " in message
+    assert "too short for one frame" in message
+    (data / "segments").write_text("# nothing yet\n")
+    with pytest.raises(AudioError, match="segments': lists no segment"):
+        compute_features([data], tmp_path / "f.ark")
 
 
 @pytest.mark.parametrize("make, kwargs, message", [

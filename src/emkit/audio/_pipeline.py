@@ -131,10 +131,12 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
             raise
         raise AudioError(f"{utterance.origin} (utterance {show_key(utterance.id)}): "
                          f"{exc}") from None
-    where = show_path(utterance.path) if utterance.start is None else \
-        f"{show_path(utterance.path)} (utterance {show_key(utterance.id)})"
-    if utterance.origin is not None:
-        where = f"{utterance.origin} (utterance {show_key(utterance.id)}): {where}"
+    if utterance.origin is not None:  # a segments line
+        where = f"{utterance.origin} (utterance {show_key(utterance.id)}): {show_path(utterance.path)}"
+    elif utterance.start is not None:
+        where = f"{show_path(utterance.path)} (utterance {show_key(utterance.id)})"
+    else:
+        where = show_path(utterance.path)
     feats = compute_kaldi_features(samples, k)
     if feats.shape[0] == 0:
         if k.snip_edges:

@@ -238,12 +238,12 @@ def _segment(rate, n, start, end, path):
         raise AudioError(f"{where}: a segment needs 0 <= start < end; got start {start!r} and "
                          f"end {end!r}")
     # compared as floats first: a huge time (1e308 s) would overflow int(round(t * rate))
-    if not to_end and end * rate - n > 0.5 * rate:
-        raise AudioError(f"{where}: the segment ends {end - n / rate:.3f}s after the "
-                         f"recording ({n / rate:.3f}s long)")
     if start * rate >= n - 0.5:
         raise AudioError(f"{where}: the segment starts after the end of the recording "
                          f"({n / rate:.3f}s long)")
+    if not to_end and end * rate - n > 0.5 * rate:
+        raise AudioError(f"{where}: the segment ends {end - n / rate:.3f}s after the "
+                         f"recording ({n / rate:.3f}s long)")
     first = int(round(start * rate))
     last = n if to_end else min(n, int(round(end * rate)))
     if last <= first:

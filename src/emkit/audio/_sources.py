@@ -120,6 +120,8 @@ def _segments(path: Path, recordings: dict) -> list:
         lines[utt] = number
         out.append(Utterance(utt, recordings[rec], start, None if end == -1 else end,
                              origin=where))
+    if not out:
+        raise AudioError(f"{show_path(path)}: lists no segment")
     return out
 
 
