@@ -216,6 +216,16 @@ def test_keep_going_leaves_out_the_bad_utterances_and_writes_the_others(tmp_path
     assert not (tmp_path / "g.ark").exists()
 
 
+def test_a_data_directory_list_given_as_audio_names_the_directory(tmp_path):
+    data = tmp_path / "d"
+    data.mkdir()
+    write(data / "a.wav", speech_like())
+    (data / "wav.scp").write_text(f"a {data / 'a.wav'}\n")
+    with pytest.raises(AudioError, match="wav.scp': a Kaldi data directory's list, not audio: give "
+                                         "the data directory"):
+        compute_features([data / "wav.scp"], tmp_path / "f.ark")
+
+
 def test_missing_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothere.wav"):
         compute_features([tmp_path / "nothere.wav"], tmp_path / "out")

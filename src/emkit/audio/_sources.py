@@ -162,6 +162,10 @@ def _scan(directory: Path) -> list:
     return [Utterance(p.stem, os.fspath(p)) for p in files]
 
 
+#: The files of a Kaldi data directory, given by mistake where audio is expected
+_DATA_DIR_FILES = ("wav.scp", "segments", "utt2spk", "spk2utt", "feats.scp", "text")
+
+
 def find_utterances(inputs) -> list:
     """The utterances of audio files, directories and Kaldi data directories, in order.
 
@@ -181,6 +185,9 @@ def find_utterances(inputs) -> list:
         p = Path(item)
         if p.is_dir():
             batch = read_data_dir(p) if (p / "wav.scp").is_file() else _scan(p)
+        elif p.is_file() and p.name in _DATA_DIR_FILES:
+            raise AudioError(f"{show_path(item)}: a Kaldi data directory's list, not audio: give the "
+                             f"data directory ({show_path(p.parent)})")
         elif p.is_file():
             batch = [Utterance(p.stem, os.fspath(p))]
         else:
