@@ -91,6 +91,10 @@ def test_keep_going_writes_the_usable_utterances(tmp_path, audio):
     assert "mfcc: 2 utterances" in result.stdout
     assert "utt1.wav': not a readable audio file" in result.stderr
     assert "1 of 3 utterances could not be used and were left out" in result.stderr
+    for name in ("utt1.wav", "utt2.wav"):
+        (audio / name).unlink()
+    result = run(audio, "-o", tmp_path / "one.ark", "--no-progress")
+    assert "mfcc: 1 utterance, " in result.stdout  # ('1 utterances')
 
 
 def test_wrong_rate_and_silence_exit_1(tmp_path, audio):

@@ -7,6 +7,7 @@ import os
 import click
 
 from ._app import check_outputs, progress_option
+from ._models import plural
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
 DEFAULT_JOBS = min(8, os.cpu_count() or 1)
@@ -171,7 +172,8 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
                                     keep_going=keep_going)
     frames = sum(shape[0] for shape in shapes.values())
     dim = next(iter(shapes.values()))[1]
-    click.echo(f"{kind}: {len(shapes)} utterances, {frames} frames x {dim} features -> {output}")
+    click.echo(f"{kind}: {plural(len(shapes), 'utterance')}, {plural(frames, 'frame')} x "
+               f"{plural(dim, 'feature')} -> {output}")
     if not output.lower().endswith(".ark"):
         _warn_stale(output, shapes)
 

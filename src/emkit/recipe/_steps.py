@@ -156,7 +156,8 @@ def _features_steps(recipe, work):
             shapes = audio.compute_features([d["audio"]], ark, recipe["features"],
                                             jobs=recipe["jobs"], progress=ctx.progress)
             frames = sum(s[0] for s in shapes.values())
-            return f"{len(shapes)} utterances, {frames} frames x {next(iter(shapes.values()))[1]}"
+            return (f"{len(shapes)} utterance{'s' * (len(shapes) != 1)}, {frames} "
+                    f"frame{'s' * (frames != 1)} x {next(iter(shapes.values()))[1]}")
 
         params = {"features": _stamped(recipe["features"])}
         steps.append(FunctionStep(f"features:{name}", run, lambda d=d: _audio_inputs(d),
