@@ -200,7 +200,9 @@ def test_same_utterance_id_twice_is_an_error(tmp_path):
     a, b = _mkdir(tmp_path / "a"), _mkdir(tmp_path / "b")
     write(a / "x.wav", speech_like())
     write(b / "x.flac", speech_like())
-    with pytest.raises(AudioError, match="'x' comes from both"):
+    with pytest.raises(AudioError, match="'x' comes from both .*; a file's utterance is named "
+                                         "after the file's stem: rename the files, or list them "
+                                         "in a Kaldi data directory"):
         find_utterances([a, b])
 
 

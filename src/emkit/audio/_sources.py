@@ -210,8 +210,11 @@ def find_utterances(inputs) -> list:
                 if first == second:
                     raise AudioError(f"utterance {show_key(u.id)} is listed twice: {first} is "
                                      "given twice")
+                advice = "" if u.origin is not None else (
+                    "; a file's utterance is named after the file's stem: rename the files, or "
+                    "list them in a Kaldi data directory (wav.scp) with ids of your own")
                 raise AudioError(f"utterance {show_key(u.id)} comes from both {first} and "
-                                 f"{second}")
+                                 f"{second}{advice}")
             origin[u.id] = u
             found.append(u)
     if not found:
