@@ -288,13 +288,13 @@ class GMMMachine(BaseEstimator):
 
     @classmethod
     def _from_file(cls, params: dict, *, weights, means, variances, variance_thresholds):
-        """The machine a file holds: constructor arguments ``params``, then the stored parameters
-        (assigned in this order: variances are floored at the thresholds in force)."""
+        """The machine a file holds: ``params``, then the stored parameters (the thresholds first:
+        variances floored at them, not at a new machine's ``mean_var_update_threshold``)."""
         machine = cls(**params)
         machine.weights = weights
         machine.means = means
-        machine.variances = variances
         machine.variance_thresholds = variance_thresholds
+        machine.variances = variances
         return machine
 
     # -- likelihoods and statistics ----------------------------------------------------------

@@ -291,6 +291,23 @@ def test_map_machine_round_trips_as_map_with_all_parameters(tmp_path, relevance,
     assert_parity(back.fit(X).means, m.fit(X).means, tol=1e-12)
 
 
+def test_variances_below_the_update_threshold_round_trip_exactly(tmp_path):
+    """They were floored at mean_var_update_threshold on load (a new machine's floor), before
+    the saved thresholds were set: other log-likelihoods (1.8 nats a frame in the audit)."""
+    m = GMMMachine(2, mean_var_update_threshold=1e-3)
+    m.variance_thresholds = 1e-6
+    m.means, m.weights = np.array([[0.0, 1.0], [2.0, 3.0]]), np.array([0.4, 0.6])
+    m.variances = np.array([[5.8e-5, 2e-3], [1e-4, 1.0]])
+    m.save(tmp_path / "m.h5")
+    back = GMMMachine.from_hdf5(tmp_path / "m.h5")
+    np.testing.assert_array_equal(back.variances, m.variances)
+    X = np.array([[0.0, 1.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(back.log_likelihood(X), m.log_likelihood(X))
+    loaded = GMMMachine(2)
+    loaded.load(tmp_path / "m.h5")
+    np.testing.assert_array_equal(loaded.variances, m.variances)
+
+
 def test_ml_machine_round_trip_with_none_limits(tmp_path):
     m = GMMMachine(2, convergence_threshold=1e-4, max_fitting_steps=None, random_state=5)
     m.means, m.variances = np.zeros((2, 1)), np.ones((2, 1))
