@@ -139,6 +139,15 @@ def test_non_finite_scores_are_refused(bad):
         NORMS["znorm"](c)
 
 
+@pytest.mark.parametrize("name", sorted(NORMS))
+def test_normalisation_of_scores_in_the_top_octave_of_float64(name):
+    """Cohort scores of 2**1023 (8.99e307) and more: their scale 2**1024 overflowed and every
+    score was said to have a zero standard deviation."""
+    c = _norm_inputs()
+    unit = 1.7e308 / max(np.abs(v).max() for v in c.values())
+    assert_parity(NORMS[name]({k: v * unit for k, v in c.items()}), NORMS[name](c), tol=1e-13)
+
+
 def test_normalised_score_that_overflows_is_refused():
     # 1e300 lies 1.4e600 standard deviations from a cohort [0, 1e-300]: not representable
     with pytest.raises(ValueError, match=r"^the normalised score at index \(0, 0\) overflows float64.*"
@@ -165,6 +174,17 @@ def test_calibration_is_scale_invariant(unit):
     assert big.coef_[0] * unit == pytest.approx(ref.coef_[0], rel=1e-6)
     assert big.intercept_ == pytest.approx(ref.intercept_, rel=1e-6, abs=1e-9)
     assert_parity(big.transform(s * unit), ref.transform(s), tol=1e-6)
+
+
+def test_calibration_of_scores_in_the_top_octave_of_float64():
+    """(the same overflow: weight 0 and intercept 0, without a word)"""
+    rng = np.random.default_rng(4)
+    s = np.r_[rng.normal(size=30) + 2.0, rng.normal(size=30)]
+    y = np.r_[np.ones(30, bool), np.zeros(30, bool)]
+    unit = 1.7e308 / np.abs(s).max()
+    ref, big = LinearCalibration().fit(s, y), LinearCalibration().fit(s * unit, y)
+    assert big.coef_[0] * unit == pytest.approx(ref.coef_[0], rel=1e-6)
+    assert big.intercept_ == pytest.approx(ref.intercept_, rel=1e-6, abs=1e-9)
 
 
 def test_metrics_of_extreme_scores():

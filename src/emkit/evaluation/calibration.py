@@ -1,7 +1,7 @@
 """Linear calibration of scores to log-likelihood ratios, and the Cllr / min Cllr measures.
 
-:class:`LinearCalibration` fits ``llr = w . s + b`` by prior-weighted logistic regression
-(scikit-learn's ``LogisticRegression``): target trials carry the total weight ``prior`` and
+:class:`LinearCalibration` fits ``llr = w . s + b`` by prior-weighted logistic regression (a
+Newton solver on standardised scores): target trials carry the total weight ``prior`` and
 non-target trials ``1 - prior``, so the regression's log-odds are posterior log-odds at that
 prior; subtracting ``logit(prior)`` leaves a log-likelihood ratio (Brummer's linear calibration /
 fusion, as in the BOSARIS and FoCal toolkits).  Several systems' scores (columns) are fused.
@@ -86,8 +86,9 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
     prior : float in (0, 1)
         Effective target prior the regression is weighted for.
     C : float > 0
-        Inverse regularisation strength, as in scikit-learn's ``LogisticRegression`` with these
-        sample weights: the objective is BOSARIS's prior-weighted cross-entropy (nats)
+        Inverse regularisation strength (like scikit-learn's ``LogisticRegression``'s, but on
+        the weights of the standardised scores, so that it does not depend on the scores' unit):
+        the objective is BOSARIS's prior-weighted cross-entropy (nats)
         ``prior * mean_tar log(1 + exp(-a)) + (1 - prior) * mean_non log(1 + exp(a))``,
         ``a = llr + logit(prior)``, plus ``sum((coef_ * std(scores))**2) / (2 C n_trials)``.
         The default 1e6 moves a calibration by 1e-8 to 2e-6 relative (2,300 trials, priors
@@ -153,10 +154,10 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         n = n_tar + n_non
         weight = np.where(y, self.prior * n / n_tar, (1.0 - self.prior) * n / n_non)
         # standardised inputs make the solver's job scale-free; mapped back below.  The moments are
-        # taken of X / 2^k (exact) with 2^k ~ max|X|, so scores near 1e300 neither overflow nor
-        # collapse to a zero weight.
-        power = np.ldexp(1.0, np.frexp(np.abs(X).max(axis=0))[1])
-        Xs = X / power
+        # taken of X / 2^k (exact, by ldexp: 2^k itself overflows for scores of 2^1023 and more)
+        # with 2^k ~ max|X|, so scores near 1e308 neither overflow nor collapse to a zero weight.
+        exponent = np.frexp(np.abs(X).max(axis=0))[1]
+        Xs = np.ldexp(X, -exponent)
         loc, scale = Xs.mean(axis=0), Xs.std(axis=0)
         scale[scale == 0] = 1.0
         Z = (Xs - loc) / scale
@@ -173,7 +174,7 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
                           f"C={self.C:g}, not by the data; calibrate on more or harder trials",
                           UserWarning, stacklevel=2)
         w = theta[:-1] / scale  # weights of Xs
-        self.coef_ = w / power
+        self.coef_ = np.ldexp(w, -exponent)
         log_odds = np.log(self.prior / (1.0 - self.prior))
         self.intercept_ = float(theta[-1] - w @ loc - log_odds)
         self.n_features_in_ = X.shape[1]

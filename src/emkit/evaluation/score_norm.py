@@ -66,12 +66,13 @@ def _check_ddof(ddof) -> int:
 
 
 def _stats(cohort: np.ndarray, axis: int, name: str, ddof: int, mask=None):
-    """Scale, mean and standard deviation of ``cohort`` along ``axis`` over the entries where
+    """Scale exponent, mean and standard deviation of ``cohort`` along ``axis`` over the entries where
     ``mask`` is False (all entries without a mask), with clear errors for too small or constant
     cohorts.
 
-    Returns ``(scale, mean, std)``: ``mean`` and ``std`` are those of ``cohort / scale``, with
-    ``scale`` a power of two at most twice the largest usable magnitude of each row/column, so
+    Returns ``(exponent, mean, std)``: ``mean`` and ``std`` are those of ``cohort / 2**exponent``,
+    a power of two at most twice the largest usable magnitude of each row/column (applied by
+    ``np.ldexp``: 2**1024, the scale of scores of 2**1023 and more, is no float64), so
     that neither the sums nor the squares overflow or underflow for scores near the ends of the float64 range
     (about 1e300 or 1e-300); normalise with :func:`_normalise`.
     """
@@ -86,8 +87,8 @@ def _stats(cohort: np.ndarray, axis: int, name: str, ddof: int, mask=None):
         raise ValueError(f"{name} {what} {int(low[0])} has {int(count[low[0]])} usable cohort score(s); "
                          f"at least {ddof + 1} are needed (ddof={ddof})")
     # a power of two: scaling is exact, so ordinary scores give bit-identical results
-    scale = np.ldexp(1.0, np.frexp(np.where(keep, np.abs(cohort), 0.0).max(axis=axis))[1])
-    scaled = np.where(keep, cohort / np.expand_dims(scale, axis), 0.0)  # entries in [-1, 1]
+    exponent = np.frexp(np.where(keep, np.abs(cohort), 0.0).max(axis=axis))[1]
+    scaled = np.where(keep, np.ldexp(cohort, -np.expand_dims(exponent, axis)), 0.0)  # in [-1, 1]
     mean = scaled.sum(axis=axis) / count
     centred = np.where(keep, scaled - np.expand_dims(mean, axis), 0.0)
     std = np.sqrt((centred * centred).sum(axis=axis) / (count - ddof))
@@ -97,16 +98,16 @@ def _stats(cohort: np.ndarray, axis: int, name: str, ddof: int, mask=None):
     if flat.size:
         raise ValueError(f"{name} {what} {int(flat[0])} has a zero standard deviation (all its "
                          "usable cohort scores are equal): cannot normalise")
-    return scale, mean, std
+    return exponent, mean, std
 
 
 def _normalise(s: np.ndarray, stats, axis: int, name: str) -> np.ndarray:
     """``(s - mean) / std`` with the cohort statistics of :func:`_stats` taken along ``axis``
     (1: one per row of ``s``, 0: one per column), in the cohort's scale; a ValueError naming
     ``name`` if a normalised score overflows float64."""
-    scale, mean, std = (np.expand_dims(v, axis) for v in stats)
+    exponent, mean, std = (np.expand_dims(v, axis) for v in stats)
     with np.errstate(over="ignore"):
-        out = (s / scale - mean) / std
+        out = (np.ldexp(s, -exponent) - mean) / std
     if not np.isfinite(out).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
         raise ValueError(f"the normalised score at index {bad} overflows float64: the score is more "
