@@ -384,6 +384,37 @@ def test_atomic_write_keeps_the_umask_and_never_reuses_an_existing_name(tmp_path
     assert sorted(os.listdir(tmp_path)) == sorted([taken.name, "out.txt", "outside.txt"])
 
 
+def test_atomic_write_keeps_the_mode_of_the_file_it_replaces_and_writes_through_links(tmp_path):
+    """A private (0600) model file became 0644, a link became a file, and a directory target
+    was reported by the temporary file's name."""
+    target = tmp_path / "models.h5"
+    target.write_text("old")
+    os.chmod(target, 0o600)
+    with atomic_write(target) as f:
+        f.write("new")
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600 and target.read_text() == "new"
+    link = tmp_path / "latest.h5"
+    link.symlink_to(target)
+    with atomic_write(link) as f:
+        f.write("newer")
+    assert link.is_symlink() and target.read_text() == "newer"
+    with pytest.raises(IsADirectoryError, match=f"cannot write '{tmp_path}': it is a directory"):
+        with atomic_write(tmp_path) as f:
+            f.write("x")
+    assert sorted(os.listdir(tmp_path)) == ["latest.h5", "models.h5"]
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores permissions")
+def test_atomic_write_refuses_a_read_only_file_as_open_does(tmp_path):
+    target = tmp_path / "ubm.h5"
+    target.write_text("keep")
+    os.chmod(target, 0o444)
+    with pytest.raises(PermissionError, match="ubm.h5': the file is read-only"):
+        with atomic_write(target) as f:
+            f.write("x")
+    assert target.read_text() == "keep"
+
+
 KILLED_WRITE = textwrap.dedent("""
     import os, signal, sys
     from emkit.io.atomic import atomic_write

@@ -29,13 +29,24 @@ def atomic_path(path, suffix: str = ".tmp"):
 
     The temporary file is created empty, exclusively (never an existing file or link), with the
     permissions of any new file (``0o666`` less the umask, applied by the system: the umask is
-    never changed, not even for an instant).  It is removed whatever ends the block, Ctrl-C
-    included, even one that comes the moment the file is created.
+    never changed, not even for an instant), or those of the file it replaces (a model file
+    kept private, ``0o600``, stays so).  It is removed whatever ends the block, Ctrl-C
+    included, even one that comes the moment the file is created.  As ``open`` does, a
+    symbolic link is written through (its target is replaced, the link kept), and a file this
+    process may not write is refused (``PermissionError``), not replaced.
     """
-    path = os.fspath(path)
+    shown = os.fspath(path)
+    path = os.path.realpath(shown) if os.path.islink(shown) else shown
+    if not path:
+        raise FileNotFoundError("cannot write '': the path is empty")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {shown!r}: it is a directory")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise PermissionError(f"cannot write {shown!r}: the file is read-only (make it writable "
+                              "or remove it first)")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot write {path!r}: directory {directory!r} does not exist")
+        raise FileNotFoundError(f"cannot write {shown!r}: directory {directory!r} does not exist")
     if not suffix.startswith("."):
         raise ValueError(f"suffix must start with '.'; got {suffix!r}")
     _remove_listed_stale_temporaries(path)
@@ -55,6 +66,8 @@ def atomic_path(path, suffix: str = ".tmp"):
         else:
             raise FileExistsError(f"cannot write {path!r}: no free temporary name in {directory!r}")
         yield tmp
+        with contextlib.suppress(FileNotFoundError):  # the mode of the file replaced, if any
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp, path)
     except BaseException:
         if tmp is not None:
