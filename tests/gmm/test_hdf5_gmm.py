@@ -327,6 +327,22 @@ def test_save_into_an_open_file_and_group(tmp_path):
         _assert_machine(GMMMachine.from_hdf5(f["machine"]), "ml_thr_d")
 
 
+def test_a_group_holding_a_saved_object_is_refused_before_anything_is_written(tmp_path):
+    """The second save failed halfway (h5py's 'name already exists'), with the first object's
+    class stamp already replaced: neither could be read."""
+    import emkit.io
+    from emkit.plda import PLDA
+
+    ubm = GMMMachine.from_hdf5(HERE / "ref_gmm_ml_thr_d.h5")
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        f["user_data"] = np.arange(3)  # a group of other things is written into, as before
+        emkit.io.save(ubm, f)
+        with pytest.raises(ValueError, match="t.h5: group '/' already holds a saved object "
+                                             "\\(attribute 'emkit_class'\\); save into a new group"):
+            emkit.io.save(PLDA(), f)
+    _assert_machine(emkit.io.load(tmp_path / "t.h5"), "ml_thr_d")
+
+
 # ---------------------------------------------------------------------------------------------
 # atomic writes and errors
 # ---------------------------------------------------------------------------------------------

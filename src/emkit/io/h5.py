@@ -57,6 +57,10 @@ def open_for_writing(hdf5):
         with atomic_h5_write(hdf5) as handle:
             yield handle
     elif isinstance(hdf5, h5py.Group):
+        held = [name for name in (CLASS_ATTR, "writer_class") if name in hdf5.attrs]
+        if held:  # a second object would fail halfway, leaving the first one unreadable
+            raise ValueError(f"{filename(hdf5)}: group {hdf5.name!r} already holds a saved object "
+                             f"(attribute {held[0]!r}); save into a new group or file")
         yield hdf5
     else:
         raise TypeError(f"hdf5 must be a path or an open h5py File/Group; got {type(hdf5).__name__}")
