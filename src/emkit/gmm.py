@@ -21,7 +21,7 @@ from . import _device_fit, _device_infer
 from . import _gmm_estep as estep
 from ._backend import _staging, cached_frames
 from ._checkpoint import resumable_em
-from ._fitted import clear_derived, derived, fitted_value, refreeze, set_fitted, without_derived
+from ._fitted import derived, fitted_value, refreeze, set_fitted, without_derived
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
 from ._gmm_params import (GMMParameter, check_gmm_parameters, check_training_state, compute_dtype,
                           check_parameter_value, check_weights, constructor_params, e_step_constants)
@@ -283,8 +283,7 @@ class GMMMachine(BaseEstimator):
         reference's files, which hold no UBM, takes ``self.ubm``)."""
         from .io.gmm import read_gmm_file
 
-        self.__dict__.update(read_gmm_file(hdf5, type(self), fallback_ubm=self.ubm).__dict__)
-        clear_derived(self)
+        self.__dict__ = dict(read_gmm_file(hdf5, type(self), fallback_ubm=self.ubm).__dict__)
 
     @classmethod
     def _from_file(cls, params: dict, *, weights, means, variances, variance_thresholds):

@@ -308,6 +308,25 @@ def test_variances_below_the_update_threshold_round_trip_exactly(tmp_path):
     np.testing.assert_array_equal(loaded.variances, m.variances)
 
 
+def test_load_into_a_fitted_machine_keeps_nothing_of_its_fit(tmp_path):
+    """load updated the machine's attributes: a 3-feature fit's n_features_in_ and n_iter_ stayed
+    with the loaded 2-feature machine."""
+    from emkit import IVectorMachine
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    fitted = GMMMachine(2, max_fitting_steps=2).fit(X)
+    assert fitted.n_features_in_ == 3
+    fitted.load(HERE / "ref_gmm_ml_thr_d.h5")
+    for name in ("n_features_in_", "n_iter_", "converged_"):
+        assert not hasattr(fitted, name), name
+    ubm = GMMMachine(2, max_fitting_steps=2).fit(X)
+    iv = IVectorMachine(ubm, dim_t=2, max_iterations=1).fit(ubm.transform([X[:30], X[30:]]))
+    iv.save(tmp_path / "iv.h5")
+    iv.n_features_in_ = 99  # (a stale attribute of the machine replaced)
+    iv.load(tmp_path / "iv.h5")
+    assert getattr(iv, "n_features_in_", None) != 99
+
+
 def test_ml_machine_round_trip_with_none_limits(tmp_path):
     m = GMMMachine(2, convergence_threshold=1e-4, max_fitting_steps=None, random_state=5)
     m.means, m.variances = np.zeros((2, 1)), np.ones((2, 1))

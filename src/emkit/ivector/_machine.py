@@ -353,7 +353,7 @@ class IVectorMachine(BaseEstimator):
     def load(self, hdf5):
         """Replace the state of ``self`` by the machine stored in ``hdf5``."""
         loaded = self.from_hdf5(hdf5)
-        clear_derived(self)
+        self.__dict__.clear()  # (no fitted attribute of the machine replaced survives: n_iter_...)
         self.__dict__.update(loaded.__dict__)
 
 
