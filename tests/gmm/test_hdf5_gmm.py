@@ -327,6 +327,19 @@ def test_load_into_a_fitted_machine_keeps_nothing_of_its_fit(tmp_path):
     assert getattr(iv, "n_features_in_", None) != 99
 
 
+@pytest.mark.parametrize("kind", ["machine", "stats"])
+def test_a_gmm_file_of_a_newer_emkit_layout_is_refused(tmp_path, kind):
+    """(the other layouts were refused; GMM and GMMStats files loaded whatever their version)"""
+    obj = GMMMachine.from_hdf5(HERE / "ref_gmm_ml_thr_d.h5") if kind == "machine" else \
+        GMMStats.from_hdf5(HERE / "ref_stats.h5")
+    obj.save(tmp_path / "new.h5")
+    with h5py.File(tmp_path / "new.h5", "a") as f:
+        f.attrs["emkit_format_version"] = 99
+    with pytest.raises(InvalidFileError, match="layout version 99 is newer than this emkit reads "
+                                               "\\(<= 1\\); upgrade emkit"):
+        type(obj).from_hdf5(tmp_path / "new.h5")
+
+
 def test_ml_machine_round_trip_with_none_limits(tmp_path):
     m = GMMMachine(2, convergence_threshold=1e-4, max_fitting_steps=None, random_state=5)
     m.means, m.variances = np.zeros((2, 1)), np.ones((2, 1))

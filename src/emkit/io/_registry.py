@@ -101,12 +101,12 @@ def load_from(group, name: str, expected=None):
 
 
 def _read(group, expected):
-    from .h5 import filename
+    from .h5 import filename, with_article
 
     stamp = stamp_of(group)
     want = _expected_stamp(expected)
     if want is not None and stamp != want and not _is_subclass_stamp(stamp, expected):
-        raise InvalidFileError(f"{filename(group)} holds a {stamp}, not a {want}")
+        raise InvalidFileError(f"{filename(group)} holds {with_article(stamp)}, not {with_article(want)}")
     layout = _layout_for_stamp(stamp, group)
     cls = expected if isinstance(expected, type) and issubclass(expected, layout.cls) else layout.cls
     return layout.read(group, cls)

@@ -17,7 +17,7 @@ import numpy as np
 from ._registry import load, load_from, save_into
 from .errors import InvalidFileError
 from .h5 import (check_values, child, filename, open_for_reading, open_for_writing, read_array,
-                 read_attr, read_scalar, write_stamp)
+                 read_attr, read_scalar, read_stamp, write_stamp)
 
 logger = logging.getLogger("emkit")
 
@@ -60,6 +60,8 @@ def _check_kind(group, name: str, first: str) -> None:
                        _writer_class(name))
     if child(group, first, required=False) is None:
         raise InvalidFileError(f"{filename(group)} is not a {name} file: dataset {first!r} is missing")
+    if stamp == name:  # written by emkit: a layout version it reads (the reference's have none)
+        read_stamp(group, name, FORMAT_VERSION)
 
 
 def _none_as_nan(value):

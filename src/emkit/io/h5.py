@@ -402,6 +402,11 @@ def write_stamp(group, class_name: str, version: int) -> None:
     group.attrs[VERSION_ATTR] = np.int64(version)
 
 
+def with_article(name: str) -> str:
+    """``"a GMMMachine"``, ``"an ISVMachine"``: a class name after its article."""
+    return f"{'an' if name[:1] in tuple('AEIOU') else 'a'} {name}"
+
+
 def read_stamp(group, class_name: str, max_version: int) -> int:
     """Check that ``group`` holds ``class_name`` in a layout this emkit reads; return the version."""
     found = read_attr(group, CLASS_ATTR, "str", required=False)
@@ -410,7 +415,8 @@ def read_stamp(group, class_name: str, max_version: int) -> int:
                                f"{CLASS_ATTR!r} missing)")
     if found != class_name:
         shown = found if found.isidentifier() and len(found) <= 64 else "other emkit object"
-        raise InvalidFileError(f"{filename(group)} holds an emkit {shown}, not a {class_name}")
+        raise InvalidFileError(f"{filename(group)} holds an emkit {shown}, not "
+                               f"{with_article(class_name)}")
     version = read_attr(group, VERSION_ATTR, "int")
     if version < 1:
         _fail(group, VERSION_ATTR, "must be a layout version >= 1", "attribute")
