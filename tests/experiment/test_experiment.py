@@ -184,6 +184,25 @@ def test_enrolled_models_and_backend_go_through_the_persistence_registry(tmp_pat
                                   backend.plda.log_likelihood_ratio(X[:2], X))
 
 
+def test_a_backend_file_keeps_the_plda_a_new_fit_trains(tmp_path):
+    """plda_model and plda_dim_f were lost: the loaded back-end refitted a two-covariance PLDA
+    where the saved one had a simplified PLDA of rank 1."""
+    import _model_files as mf
+
+    from emkit import io
+    from emkit.experiment import IVectorBackend
+
+    backend = mf.backend()
+    backend.plda_model, backend.plda_dim_f = "simplified", 1
+    backend.save(tmp_path / "b.h5")
+    loaded = io.load(tmp_path / "b.h5", expected=IVectorBackend)
+    assert (loaded.plda_model, loaded.plda_dim_f) == ("simplified", 1)
+    backend.plda_model, backend.plda_dim_f = "two-covariance", None
+    backend.save(tmp_path / "c.h5")
+    loaded = io.load(tmp_path / "c.h5", expected=IVectorBackend)
+    assert (loaded.plda_model, loaded.plda_dim_f) == ("two-covariance", None)
+
+
 def test_io_systems_imports_no_estimator_module():
     import ast
     from pathlib import Path

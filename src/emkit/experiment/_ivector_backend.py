@@ -126,11 +126,13 @@ class IVectorBackend:
         return read_ivector_backend(hdf5, cls)
 
     @classmethod
-    def _from_arrays(cls, ivector, *, whitening=None, lda=None, wccn=None, plda=None):
+    def _from_arrays(cls, ivector, *, whitening=None, lda=None, wccn=None, plda=None,
+                     plda_model="two-covariance", plda_dim_f=None):
         """The back-end of a file: ``whitening``/``wccn`` dicts of ``weights``,
         ``input_subtract``, ``input_divide``; ``lda`` a dict of ``weights``, ``input_subtract``,
-        ``eigenvalues``; ``plda`` a PLDA (each None when the file has none)."""
-        backend = cls(ivector, plda=plda)
+        ``eigenvalues``; ``plda`` a PLDA (each None when the file has none); the PLDA a
+        :meth:`fit` trains."""
+        backend = cls(ivector, plda=plda, plda_model=plda_model, plda_dim_f=plda_dim_f)
         if whitening is not None:
             backend.whitening = _transforms._whitening_from_arrays(**whitening)
         if lda is not None:

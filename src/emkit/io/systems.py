@@ -48,6 +48,9 @@ def write_ivector_backend(backend, hdf5) -> None:
         raise ValueError("cannot save an IVectorBackend whose plda is not fitted")
     with open_for_writing(hdf5) as f:
         write_stamp(f, "IVectorBackend", 1)
+        f.attrs["plda_model"] = backend.plda_model  # (what a later fit trains)
+        if backend.plda_dim_f is not None:
+            f.attrs["plda_dim_f"] = np.int64(backend.plda_dim_f)
         _registry.save_into(f, "ivector", backend.ivector)
         for name in ("whitening", "wccn"):
             step = getattr(backend, name)
@@ -87,6 +90,13 @@ def _read_lda(g, R) -> dict:
 def read_ivector_backend(hdf5, cls):
     with open_for_reading(hdf5, "IVectorBackend") as f:
         read_stamp(f, "IVectorBackend", 1)
+        settings = {"plda_model": read_attr(f, "plda_model", "str", required=False,
+                                            default="two-covariance"),
+                    "plda_dim_f": read_attr(f, "plda_dim_f", "int", required=False)}
+        if settings["plda_model"] not in ("two-covariance", "simplified", "full"):
+            check_values(f, "plda_model", False, "must be 'two-covariance', 'simplified' or 'full'")
+        if settings["plda_dim_f"] is not None:
+            check_values(f, "plda_dim_f", settings["plda_dim_f"] >= 1, "must be >= 1")
         ivector = _registry.load_from(f, "ivector", expected="IVectorMachine")
         R = int(ivector.dim_t)
         parts = {}
@@ -108,7 +118,7 @@ def read_ivector_backend(hdf5, cls):
             parts["plda"] = _registry.load_from(f, "plda", expected="PLDA")
             check_values(f, "plda", parts["plda"].n_features_in_ == R,
                          f"must be a PLDA of {R}-dimensional vectors")
-    return cls._from_arrays(ivector, **parts)
+    return cls._from_arrays(ivector, **settings, **parts)
 
 
 # ---------------------------------------------------------------------------------------------
