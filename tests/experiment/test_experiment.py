@@ -203,6 +203,22 @@ def test_a_backend_file_keeps_the_plda_a_new_fit_trains(tmp_path):
     assert (loaded.plda_model, loaded.plda_dim_f) == ("two-covariance", None)
 
 
+@pytest.mark.parametrize("ids, error, message", [
+    ([], ValueError, "without any model"),  # written, then refused on load
+    ([1, 2], TypeError, "model ids must be non-empty strings without NUL characters; got int '1'"),
+    (["a", "a\x00"], TypeError, "got str 'a.x00'"),  # saved as 'a' twice: unreadable
+])
+def test_enrolled_models_that_would_not_load_are_not_saved(tmp_path, ids, error, message):
+    import _model_files as mf
+
+    models = mf.enrolled()
+    models = EnrolledModels(models.system, ids, {"means": models.arrays["means"][:len(ids)]},
+                            models.machine, models.parameters)
+    with pytest.raises(error, match=message):
+        models.save(tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
+
+
 def test_io_systems_imports_no_estimator_module():
     import ast
     from pathlib import Path

@@ -127,7 +127,14 @@ def read_ivector_backend(hdf5, cls):
 
 
 def write_enrolled_models(models, hdf5) -> None:
-    if len(set(models.model_ids)) != len(models.model_ids):
+    ids = list(models.model_ids)
+    if not ids:
+        raise ValueError("cannot save enrolled models without any model (the file would not load)")
+    for m in ids:  # (an int had no .encode; a NUL ended the id in the file)
+        if not (isinstance(m, str) and m and "\x00" not in m):
+            raise TypeError(f"model ids must be non-empty strings without NUL characters; got "
+                            f"{type(m).__name__} {show_key(str(m))}")
+    if len(set(ids)) != len(ids):
         raise ValueError("cannot save enrolled models whose model ids are not unique")
     with open_for_writing(hdf5) as f:
         write_stamp(f, "EnrolledModels", 1)
