@@ -80,8 +80,17 @@ _PERSISTENT = {
 __all__ = list(_LAZY)
 
 
+#: public subpackages and modules reachable as attributes after a plain ``import emkit``
+#: (``emkit.io.load(...)``), imported on first use too
+_SUBMODULES = {"io", "features", "experiment", "evaluation", "calibration", "calibration_io",
+               "score_norm", "cohort", "plda", "lda", "stats", "audio", "recipe",
+               "demo", "cli"}
+
+
 def __getattr__(name: str):
     module_name = _LAZY.get(name)
+    if module_name is None and name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)  # (sets the attribute itself)
     if module_name is None:
         raise AttributeError(f"module 'emkit' has no attribute {name!r}")
     module = importlib.import_module(module_name, __name__)

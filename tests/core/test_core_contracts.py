@@ -302,3 +302,17 @@ def test_set_config_inside_a_context_holds_after_it():
         emkit._config._BASE.update(block_rows=before["block_rows"])
         emkit._config._refresh()
     assert emkit.get_config() == before
+
+
+def test_public_submodules_are_attributes_after_a_plain_import():
+    """``import emkit; emkit.io.load(path)`` raised AttributeError unless something had imported
+    emkit.io already; still nothing heavy is imported by ``import emkit`` itself."""
+    import subprocess
+    import sys
+
+    code = ("import sys, emkit\n"
+            "assert 'emkit.io' not in sys.modules and 'torch' not in sys.modules\n"
+            "print(emkit.io.load.__module__, emkit.score_norm.znorm.__name__, "
+            "emkit.features.read_features.__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["emkit.io._registry", "znorm", "read_features"], out.stderr
