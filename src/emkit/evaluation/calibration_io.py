@@ -117,8 +117,14 @@ def load_calibration(path) -> LinearCalibration:
                          "number too long to read)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"{path}: not an emkit calibration file (no \"format\": \"{FORMAT}\")")
-    if doc.get("version") != VERSION:
-        raise ValueError(f"{path}: unsupported calibration format version (expected {VERSION})")
+    version = doc.get("version")
+    if version != VERSION:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > VERSION
+        found = repr(version) if isinstance(version, (int, float)) and len(repr(version)) < 24 \
+            else "not a version number"
+        raise ValueError(f"{path}: calibration format version {found}"
+                         + (f" is newer than this emkit reads (<= {VERSION}); upgrade emkit" if newer
+                            else f" is not one emkit writes (expected {VERSION})"))
     known = {"format", "version", "prior", "coef", "intercept", "trained_on"}
     unknown = sorted(set(doc) - known)
     if unknown:
