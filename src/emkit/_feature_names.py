@@ -40,6 +40,16 @@ class FeatureNamesMixin:
         else:
             self.feature_names_in_ = names
 
+    def _restore_feature_names(self, names):
+        """``self`` with the ``feature_names_in_`` a file kept (None: the fit had no names)."""
+        if names is not None:
+            names = np.asarray([str(n) for n in names], dtype=object)
+            if names.shape != (self.n_features_in_,):
+                raise ValueError(f"feature names must be {self.n_features_in_} strings, one per "
+                                 f"feature; got {names.shape[0]}")
+            self.feature_names_in_ = names
+        return self
+
     def _check_feature_names(self, X, name: str = "X") -> None:
         fitted, names = getattr(self, "feature_names_in_", None), column_names(X)
         owner = type(self).__name__

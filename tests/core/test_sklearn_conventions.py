@@ -220,6 +220,28 @@ class _Frame:
         return self.values if dtype is None else self.values.astype(dtype)
 
 
+@pytest.mark.parametrize("make, supervised", [("WCCN", True), ("Whitening", False), ("LDA", True)])
+def test_feature_names_survive_a_save_and_load(tmp_path, make, supervised):
+    """A loaded transform forgot them: a DataFrame with its columns reordered was transformed
+    (with a warning only) where the original refused it."""
+    import emkit
+    import emkit.io
+    from emkit.lda import LDA
+
+    cls = LDA if make == "LDA" else getattr(emkit, make)
+    X = np.random.default_rng(0).normal(size=(60, 5))
+    y = np.repeat(np.arange(6), 10)
+    est = (cls(2) if cls is LDA else cls()).fit(_Frame(X, "abcde"), *([y] if supervised else []))
+    emkit.io.save(est, tmp_path / "t.h5")
+    loaded = emkit.io.load(tmp_path / "t.h5")
+    assert list(loaded.feature_names_in_) == list("abcde")
+    with pytest.raises(ValueError, match="differ from those"):
+        loaded.transform(_Frame(X[:, ::-1], "edcba"))
+    plain = (cls(2) if cls is LDA else cls()).fit(X, *([y] if supervised else []))
+    emkit.io.save(plain, tmp_path / "p.h5")
+    assert not hasattr(emkit.io.load(tmp_path / "p.h5"), "feature_names_in_")
+
+
 @pytest.mark.parametrize("make, supervised", [("WCCN", True), ("Whitening", False), ("LDA", True),
                                               ("KMeansMachine", False), ("LinearCalibration", True)])
 def test_feature_names_of_a_data_frame_are_recorded_and_checked(make, supervised):

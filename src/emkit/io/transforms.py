@@ -65,6 +65,19 @@ def _read_projection(f) -> dict:
     return dict(weights=weights, input_subtract=subtract, input_divide=divide)
 
 
+def _write_feature_names(f, est) -> None:
+    """The column names of the DataFrame the transform was fitted on, if any (optional)."""
+    names = getattr(est, "feature_names_in_", None)
+    if names is not None:
+        f["feature_names"] = np.array([str(n) for n in names], dtype=h5py.string_dtype())
+
+
+def _read_feature_names(f, n_features: int):
+    if child(f, "feature_names", required=False) is None:
+        return None
+    return read_array(f, "feature_names", "str", shape=(n_features,))
+
+
 def _read_pinv(f, version) -> bool:
     return bool(read_scalar(f, "pinv", "bool")) if version >= 1 else False
 
@@ -77,6 +90,7 @@ def write_whitening(white, hdf5) -> None:
         f["pinv"] = bool(white.pinv)
         if _is_fitted(white):
             _write_projection(f, white)
+            _write_feature_names(f, white)
 
 
 def read_whitening(hdf5, cls):
@@ -85,7 +99,9 @@ def read_whitening(hdf5, cls):
         pinv = _read_pinv(f, version)
         if version >= 1 and not _has(f, "weights"):
             return cls(pinv=pinv)
-        return cls._from_fitted(**_read_projection(f), pinv=pinv)
+        projection = _read_projection(f)
+        names = _read_feature_names(f, projection["weights"].shape[0])
+        return cls._from_fitted(**projection, pinv=pinv)._restore_feature_names(names)
 
 
 # -- WCCN -----------------------------------------------------------------------------------------
@@ -107,6 +123,7 @@ def write_wccn(wccn, hdf5) -> None:
         if not _is_fitted(wccn):
             return
         _write_projection(f, wccn)
+        _write_feature_names(f, wccn)
         classes = getattr(wccn, "classes_", None)
         storable = None if classes is None else _storable_classes(classes)
         if storable is not None:
@@ -130,7 +147,10 @@ def read_wccn(hdf5, cls):
         pinv = _read_pinv(f, version)
         if version >= 1 and not _has(f, "weights"):
             return cls(pinv=pinv)
-        return cls._from_fitted(**_read_projection(f), classes=_read_classes(f), pinv=pinv)
+        projection = _read_projection(f)
+        names = _read_feature_names(f, projection["weights"].shape[0])
+        return cls._from_fitted(**projection, classes=_read_classes(f),
+                                pinv=pinv)._restore_feature_names(names)
 
 
 # -- LDA ------------------------------------------------------------------------------------------
@@ -143,6 +163,7 @@ def write_lda(lda, hdf5) -> None:
             f["weights"] = np.asarray(lda.weights, dtype=np.float64)
             f["input_subtract"] = np.asarray(lda.input_subtract, dtype=np.float64)
             f["eigenvalues"] = np.asarray(lda.eigenvalues_, dtype=np.float64)
+            _write_feature_names(f, lda)
 
 
 def read_lda(hdf5, cls):
@@ -155,4 +176,5 @@ def read_lda(hdf5, cls):
         D, k = weights.shape
         check_values(f, "weights", 1 <= k <= D, f"must have 1 to {D} columns")
         return cls._from_fitted(weights, read_array(f, "input_subtract", shape=(D,)),
-                                read_array(f, "eigenvalues", shape=(k,)))
+                                read_array(f, "eigenvalues", shape=(k,)),
+                                )._restore_feature_names(_read_feature_names(f, D))
