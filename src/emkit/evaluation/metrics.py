@@ -117,8 +117,8 @@ def _check_costs(p_target, c_miss, c_fa):
 def det_curve(target_scores, nontarget_scores) -> DETCurve:
     """Miss and false-alarm rates at every threshold that matters.
 
-    The points run from the lowest threshold that accepts every target (``P_miss = 0``) to the
-    lowest one that rejects every non-target (``P_fa = 0``; ``inf`` when the top score is a
+    The points run from the highest threshold that accepts every target (``P_miss = 0``: the
+    lowest target score) to the lowest one that rejects every non-target (``P_fa = 0``; ``inf`` when the top score is a
     non-target).  Points outside that range are dominated and left out.  Computed with
     :func:`sklearn.metrics.det_curve` (which keeps ties together); the reject-all point that
     scikit-learn < 1.7 leaves out is added, so the result does not depend on its version.
