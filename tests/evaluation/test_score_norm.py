@@ -202,3 +202,10 @@ def test_normalise_by_name_says_which_matrix_is_missing():
         cohort.normalise(s, {}, "q")
     np.testing.assert_array_equal(cohort.normalise(s, {"model_cohort": arrays["model_cohort"]},
                                                    "z"), znorm(s, arrays["model_cohort"]))
+
+
+def test_adaptive_snorm_says_when_only_the_top_n_are_equal():
+    """(it said 'all its usable cohort scores are equal' of a cohort 3, 3, 1)"""
+    with pytest.raises(ValueError, match=r"model_cohort_scores \(its top 2\) row 0 has a zero "
+                                         "standard deviation"):
+        adaptive_snorm([[1.0]], [[3.0, 3.0, 1.0]], [[1.0], [2.0], [0.0]], top_n=2)

@@ -209,10 +209,12 @@ def adaptive_snorm(scores, model_cohort_scores, cohort_probe_scores, top_n: int 
     s = _matrix(scores, "scores")
     z = _matrix(model_cohort_scores, "model_cohort_scores", rows=s.shape[0], rows_of="one per model")
     t = _matrix(cohort_probe_scores, "cohort_probe_scores", cols=s.shape[1], cols_of="one per probe")
+    names = ["model_cohort_scores", "cohort_probe_scores"]
     if top_n is not None and z.shape[1] and t.shape[0]:
         z, t = _top_n(z, int(top_n), 1), _top_n(t, int(top_n), 0)
-    by_model = _normalise(s, _stats(z, 1, "model_cohort_scores", ddof), 1, "model_cohort_scores")
-    by_probe = _normalise(s, _stats(t, 0, "cohort_probe_scores", ddof), 0, "cohort_probe_scores")
+        names = [f"{name} (its top {int(top_n)})" for name in names]  # (equal there, not in all)
+    by_model = _normalise(s, _stats(z, 1, names[0], ddof), 1, names[0])
+    by_probe = _normalise(s, _stats(t, 0, names[1], ddof), 0, names[1])
     return 0.5 * by_model + 0.5 * by_probe
 
 
