@@ -82,6 +82,12 @@ def test_bad_audio_exits_1_naming_the_file(tmp_path, audio):
     no_leftovers(tmp_path, "f.ark", "f.scp")
 
 
+def test_num_ceps_with_fbank_is_a_usage_error(tmp_path, audio):
+    """(it was ignored without a word)"""
+    one_line_error(run(audio, "-o", tmp_path / "f.ark", "--type", "fbank", "--num-ceps", "20"), 2,
+                   "--num-ceps does not apply to --type fbank")
+
+
 @pytest.mark.filterwarnings("default::UserWarning")  # printed by the command as it runs
 def test_keep_going_writes_the_usable_utterances(tmp_path, audio):
     (audio / "utt1.wav").write_text("not audio")

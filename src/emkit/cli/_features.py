@@ -119,6 +119,10 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
     clipped, silent) is an error naming the file (the first in input order); no output is
     written unless every utterance succeeds, or --keep-going leaves such utterances out.
     """
+    if kind == "fbank" and click.get_current_context().get_parameter_source("num_ceps") \
+            == click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--num-ceps does not apply to --type fbank (filterbank energies "
+                               "have --num-mel-bins values per frame)")
     try:
         from .. import audio
         from ..io.lists import check_writable
