@@ -161,12 +161,18 @@ def test_float_samples_beyond_full_scale_count_as_clipped(tmp_path):
     fails(tmp_path, path, "clipped")
 
 
-def test_a_bad_file_among_good_ones_writes_nothing(tmp_path):
+def _speech_folder(tmp_path, garbage: str):
+    """``tmp_path/in`` of a0.wav .. a3.wav, speech but for ``garbage``, which is not audio."""
     src = tmp_path / "in"
     src.mkdir()
     for i in range(4):
         write(src / f"a{i}.wav", speech_like(seed=i))
-    (src / "a2.wav").write_bytes(b"RIFF....not really")
+    (src / garbage).write_bytes(b"RIFF....not really")
+    return src
+
+
+def test_a_bad_file_among_good_ones_writes_nothing(tmp_path):
+    src = _speech_folder(tmp_path, "a2.wav")
     out = tmp_path / "out"
     out.mkdir()
     (out / "a0.npy").write_bytes(b"previous")  # an earlier output is neither replaced nor lost
@@ -193,11 +199,7 @@ def test_the_first_bad_utterance_in_input_order_is_reported_whatever_the_workers
 
 
 def test_keep_going_leaves_out_the_bad_utterances_and_writes_the_others(tmp_path):
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(4):
-        write(src / f"a{i}.wav", speech_like(seed=i))
-    (src / "a1.wav").write_bytes(b"RIFF....not really")
+    src = _speech_folder(tmp_path, "a1.wav")
     write(src / "a3.wav", 0.3 * np.sin(np.arange(100)))
     with pytest.warns(UserWarning) as caught:
         shapes = compute_features([src], tmp_path / "f.ark", jobs=2, keep_going=True)
