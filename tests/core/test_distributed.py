@@ -224,3 +224,23 @@ def test_heap_left_alone_without_the_nanny_setting(monkeypatch):
     assert _worker_heap.raise_thresholds() is False
     assert _worker_heap.restore_thresholds() is False
     assert _worker_heap.raised is False
+
+
+def test_directory_statistics_use_the_callers_gaussian_selection_on_the_workers(client, tmp_path):
+    """A worker process has its own settings: with gselect set here, the statistics computed
+    there were exact ones, silently other numbers than in memory (35 in sum_px in the audit)."""
+    import emkit
+    from emkit.io.arrays import directory_statistics
+
+    X = _data(seed=3)
+    ubm = _gmm().fit(X)
+    parts = np.array_split(X, 6)
+    for i, part in enumerate(parts):
+        np.save(tmp_path / f"u{i}.npy", part)
+    for top_k in (1, None):
+        with emkit.config_context(gselect_top_k=top_k):
+            bag, _ = directory_statistics(ubm, tmp_path, npartitions=3)
+            got = bag.compute(scheduler=client.get)
+            expected = [ubm.acc_stats(p) for p in parts]
+        for g, e in zip(got, expected):
+            assert max_rel_diff(g.sum_px, e.sum_px) < 1e-12 and max_rel_diff(g.n, e.n) < 1e-12

@@ -183,11 +183,16 @@ def directory_statistics(ubm, directory, pattern: str = "*.npy", npartitions: in
 
     This is the input of ``IVectorMachine.fit`` and (with labels) of ISV/JFA training.  The UBM is
     one task of the graph (sent once to each worker that needs it).  Returns ``(bag, paths)``;
-    the bag's order is the order of ``paths``.
+    the bag's order is the order of ``paths``.  The Gaussian selection in force here
+    (``emkit.config_context(gselect_top_k=...)``) is the one the workers use.
     """
     import dask
 
     from .._backend import bag_from_parts
+    from .._config import get_config
+
+    config = get_config()  # (a worker process has its own settings: the caller's are sent)
+    selection = (config["gselect_top_k"], config["gselect_min_posterior"])
 
     paths = list_feature_files(directory, pattern)
     n_parts = max(1, min(len(paths), npartitions or 64))
@@ -195,10 +200,14 @@ def directory_statistics(ubm, directory, pattern: str = "*.npy", npartitions: in
     shared_ubm = dask.delayed(ubm, pure=True, traverse=False)  # one copy in the graph
     # one task per partition (a chain of two tasks, file names then statistics, costs a scheduler
     # round trip between them)
-    return bag_from_parts(_stats_of_files, [(tuple(paths[a:b]), shared_ubm)
+    return bag_from_parts(_stats_of_files, [(tuple(paths[a:b]), shared_ubm, selection)
                                            for a, b in zip(edges[:-1], edges[1:])]), paths
 
 
-def _stats_of_files(paths, ubm):
-    return [_stats_of_file(ubm, path) for path in paths]
+def _stats_of_files(paths, ubm, selection=(None, 0.0)):
+    from .._config import config_context
+
+    top_k, min_posterior = selection
+    with config_context(gselect_top_k=top_k, gselect_min_posterior=min_posterior):
+        return [_stats_of_file(ubm, path) for path in paths]
 
