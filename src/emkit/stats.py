@@ -164,6 +164,9 @@ class GMMStats:
     def nbytes(self) -> int:
         return self.n.nbytes + self.sum_px.nbytes + self.sum_pxx.nbytes
 
+    def __sizeof__(self) -> int:  # (what dask's sizeof counts against a worker's memory)
+        return object.__sizeof__(self) + self.nbytes
+
     # -- algebra ----------------------------------------------------------------------------
     def _check_addable(self, other):
         if not isinstance(other, GMMStats):
@@ -428,13 +431,9 @@ def _stack(stats, name, shape, second_order, indexed, offset) -> StatsBatch:
 
 
 def as_stats_sequence(X):
-    """``X`` with numpy object arrays of :class:`GMMStats` turned into lists.
-
-    ``np.array(list_of_stats)`` gives a 1-D object array (-> list), ``np.array`` of a list of
-    equal-length lists a 2-D one (-> list of lists), a 0-D object array its single item; lists
-    whose items are such arrays (per-class groups) have their items converted too.  Anything else
-    is returned unchanged (validation is left to the caller), so this is cheap on lists.
-    """
+    """``X`` with numpy object arrays of :class:`GMMStats` as lists: 1-D -> list, 2-D -> list of
+    lists, 0-D -> its item; lists of such arrays (per-class groups) have their items converted.
+    Anything else is returned unchanged (validation is the caller's): cheap on lists."""
     if isinstance(X, np.ndarray) and X.dtype == object:
         if X.ndim == 0:
             return X.item()

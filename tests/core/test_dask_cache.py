@@ -258,3 +258,15 @@ def test_spill_files_are_read_in_groups_bounded_by_the_budget(monkeypatch):
     assert groups == [slice(i, i + 2) for i in range(0, 8, 2)]
     with emkit.config_context(dask_cache_fraction=0.01):  # below one file: one file a task
         assert len(_cache._spill_groups(sizes, None)) == 8
+
+
+def test_a_bag_of_statistics_is_measured_by_its_arrays():
+    """dask's sizeof took a GMMStats for 56 bytes (sys.getsizeof): 'auto' kept bags of any size in
+    the workers' memory, which then ran out of it."""
+    from emkit import GMMStats
+    from emkit._backend._cache import _describe
+
+    s = GMMStats(256, 60)
+    assert s.nbytes == 256 * 8 * (1 + 2 * 60)
+    count, size = _describe([s] * 25)
+    assert count == 25 and 25 * s.nbytes <= size < 26 * s.nbytes
