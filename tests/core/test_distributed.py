@@ -226,6 +226,27 @@ def test_heap_left_alone_without_the_nanny_setting(monkeypatch):
     assert _worker_heap.raised is False
 
 
+def test_heap_left_alone_on_workers_of_a_small_memory_limit(monkeypatch):
+    """The memory kept for reuse (256 MiB) paused 300 MB workers holding their frames for good:
+    the fit stalled."""
+    from types import SimpleNamespace
+
+    from emkit._backend import _worker_heap
+
+    def worker(limit):
+        return SimpleNamespace(memory_manager=SimpleNamespace(memory_limit=limit))
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    try:
+        assert _worker_heap.raise_thresholds(worker(300 << 20)) is False
+        assert _worker_heap.raised is False
+        if _worker_heap._libc() is not None:  # glibc: a large worker is tuned, as before
+            assert _worker_heap.raise_thresholds(worker(8 << 30)) is True
+    finally:
+        _worker_heap.restore_thresholds()
+    assert _worker_heap.raised is False
+
+
 def test_directory_statistics_use_the_callers_gaussian_selection_on_the_workers(client, tmp_path):
     """A worker process has its own settings: with gselect set here, the statistics computed
     there were exact ones, silently other numbers than in memory (35 in sum_px in the audit)."""

@@ -13,7 +13,8 @@ For the length of a ``fit`` on a ``distributed`` client, :func:`tuned_worker_hea
 thresholds on the workers that run with the nanny's setting (trim: :data:`TRIM_BYTES`, mmap:
 :data:`MMAP_BYTES`, the ceiling of glibc's own dynamic threshold), so that freed blocks are reused
 by the next pass; at the end it restores the values of the workers' environment and trims their
-heaps (``malloc_trim``).  Workers without the variable, or without glibc, are left alone.  Turn it
+heaps (``malloc_trim``).  Workers without the variable, without glibc, or with a memory limit
+under :data:`MIN_MEMORY_LIMIT` (4 GiB) are left alone.  Turn it
 off with ``emkit.set_config(dask_worker_heap=False)``.
 """
 
@@ -36,6 +37,10 @@ TRIM_BYTES = 256 << 20
 #: Allocations above this still get their own mapping (glibc's maximum dynamic threshold on
 #: 64-bit systems).
 MMAP_BYTES = 32 << 20
+#: Workers with a smaller memory limit are left alone: the memory kept for reuse would be a large
+#: share of it, and dask pauses a worker at 80% of its limit (a fit on 300 MB workers holding
+#: their frames stalled for good).
+MIN_MEMORY_LIMIT = 16 * TRIM_BYTES
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _GLIBC_MMAP_DEFAULT = 128 * 1024
 
@@ -55,15 +60,26 @@ def _libc():
     return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
 
-def raise_thresholds() -> bool:
-    """On a worker: keep freed memory for reuse (True when applied)."""
+def raise_thresholds(dask_worker=None) -> bool:
+    """On a worker (``Client.run`` passes it): keep freed memory for reuse (True when applied)."""
     global raised
     libc = _libc()
     if libc is None or "MALLOC_TRIM_THRESHOLD_" not in os.environ:
         return False
+    limit = _memory_limit(dask_worker)
+    if limit is not None and limit < MIN_MEMORY_LIMIT:
+        return False
     raised = bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_BYTES)
                   and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_BYTES))
     return raised
+
+
+def _memory_limit(worker):
+    """The memory limit (bytes) of a ``distributed`` worker; None without one."""
+    try:
+        return int(worker.memory_manager.memory_limit or 0) or None
+    except (AttributeError, TypeError, ValueError):  # not a worker, or another distributed version
+        return None
 
 
 def restore_thresholds() -> bool:
