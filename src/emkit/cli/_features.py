@@ -7,6 +7,7 @@ import os
 import click
 
 from ._app import check_outputs, progress_option
+from ._commands import _explicit
 from ._models import plural
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
@@ -119,8 +120,7 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
     clipped, silent) is an error naming the file (the first in input order); no output is
     written unless every utterance succeeds, or --keep-going leaves such utterances out.
     """
-    if kind == "fbank" and click.get_current_context().get_parameter_source("num_ceps") \
-            == click.core.ParameterSource.COMMANDLINE:
+    if kind == "fbank" and _explicit("num_ceps"):
         raise click.UsageError("--num-ceps does not apply to --type fbank (filterbank energies "
                                "have --num-mel-bins values per frame)")
     try:
