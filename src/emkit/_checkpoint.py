@@ -34,6 +34,7 @@ from ._fingerprint import (FORMAT, data_fingerprint, fingerprint_kind, labels_fi
                            parameter_fingerprints)
 from .io.atomic import atomic_path, remove_stale_temporaries
 from .io.errors import InvalidFileError
+from .io.untrusted import with_article
 
 logger = logging.getLogger("emkit")
 
@@ -152,9 +153,9 @@ class Checkpoint:
                 "it was written by another emkit version, whose data fingerprint cannot be compared"])
         owner = text("owner", "")
         if owner != self.owner:  # (the file's text is named only when it is a plausible class name)
-            other = _with_article(owner) if _NAME.fullmatch(owner) else "another estimator"
+            other = with_article(owner) if _NAME.fullmatch(owner) else "another estimator"
             raise CheckpointMismatchError(self.path, [f"it was written by {other}, not "
-                                                      f"{_with_article(self.owner)}"])
+                                                      f"{with_article(self.owner)}"])
         differences = []
         if text("data_fingerprint", "") != self.data:
             differences.append(_data_difference(text("data_kind", ""), self.kind))
@@ -206,10 +207,6 @@ _KINDS = {"memory": ("a run without a cluster (no --workers or --scheduler; in P
                      "memory)", "without a cluster"),
           "dask": ("a cluster run (--workers or --scheduler; in Python: dask data)",
                    "on a cluster")}
-
-
-def _with_article(name: str) -> str:
-    return f"{'an' if name[:1] in 'AEIOU' else 'a'} {name}"  # an ISVMachine, a GMMMachine
 
 
 def _data_difference(saved: str, current: str) -> str:

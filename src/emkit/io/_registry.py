@@ -101,7 +101,8 @@ def load_from(group, name: str, expected=None):
 
 
 def _read(group, expected):
-    from .h5 import filename, with_article
+    from .h5 import filename
+    from .untrusted import with_article
 
     stamp = stamp_of(group)
     want = _expected_stamp(expected)

@@ -26,6 +26,7 @@ from .atomic import atomic_path
 from .errors import InvalidFileError
 from .h5_chunks import storage_problem
 from .heaps import check_global_heaps
+from .untrusted import with_article
 
 #: Root attribute naming the emkit class stored in a file of emkit's versioned layout.
 CLASS_ATTR = "emkit_class"
@@ -400,11 +401,6 @@ def write_stamp(group, class_name: str, version: int) -> None:
     """Mark ``group`` as holding ``class_name`` in emkit's layout number ``version``."""
     group.attrs[CLASS_ATTR] = class_name
     group.attrs[VERSION_ATTR] = np.int64(version)
-
-
-def with_article(name: str) -> str:
-    """``"a GMMMachine"``, ``"an ISVMachine"``: a class name after its article."""
-    return f"{'an' if name[:1] in tuple('AEIOU') else 'a'} {name}"
 
 
 def read_stamp(group, class_name: str, max_version: int) -> int:

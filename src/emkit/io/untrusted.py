@@ -132,6 +132,11 @@ def file_size(f) -> int:
     return os.fstat(f.fileno()).st_size
 
 
+def with_article(name: str) -> str:
+    """``"a GMMMachine"``, ``"an ISVMachine"``: a class name after its article (for messages)."""
+    return f"{'an' if name[:1] in tuple('AEIOU') else 'a'} {name}"
+
+
 def show_key(key) -> str:
     """``repr`` of an utterance id for a message, shortened when long."""
     key = str(key)
