@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._shifted_moments import _Shifted
 from ._validation import check_positive_int, check_stacked_statistics, copy_real, real_copy
 from .io._registry import register
 
@@ -136,11 +137,23 @@ class GMMStats:
             return None
         return sh
 
+    def _shifted_moments(self):
+        """``(shift (D,), px (C, D), pxx (C, D) or None)`` when the statistics keep moments about
+        a shift that still give their raw sums, else None (what a file keeps, internal)."""
+        sh = self._valid_shifted()
+        return None if sh is None else (sh.shift, sh.px, sh.pxx)
+
+    def _restore_shifted(self, shift, px, pxx=None) -> bool:
+        """Keep the moments about ``shift`` read back with the raw sums (from a file); False, and
+        none kept, when they do not give the raw sums exactly."""
+        self._shifted = _Shifted(shift, px, pxx)
+        return self._valid_shifted() is not None
+
     def centred_moments(self, second_order: bool = True):
         """``(shift (D,), sum_t r (x - shift), sum_t r (x - shift)**2)`` (internal, for M-steps).
 
-        Without moments about a shift (e.g. statistics read from a file), the shift is 0 and the
-        raw sums are returned.
+        Without moments about a shift (e.g. statistics set by assignment or read from the
+        reference's files), the shift is 0 and the raw sums are returned.
         """
         sh = self._valid_shifted()
         if sh is None or (second_order and sh.pxx is None):
@@ -271,7 +284,8 @@ class GMMStats:
 
     # -- HDF5 -------------------------------------------------------------------------------
     def save(self, hdf5):
-        """Write the statistics in the reference's HDF5 layout (a path or an open ``h5py`` group)."""
+        """Write the statistics in the reference's HDF5 layout (a path or an open ``h5py`` group),
+        with the moments about a shift when they are kept (:mod:`emkit.io.gmm_stats`)."""
         from .io._registry import save
 
         save(self, hdf5)
@@ -290,32 +304,7 @@ class GMMStats:
             logger.warning("Loaded GMMStats from hdf5 with a different shape.")
             self.resize(*loaded.shape)
         self.init_fields(loaded.log_likelihood, loaded.t, loaded.n, loaded.sum_px, loaded.sum_pxx)
-
-
-class _Shifted:
-    """Moments about ``shift``: ``px = sum r (x - s)``, ``pxx = sum r (x - s)**2`` (or None)."""
-
-    __slots__ = ("shift", "px", "pxx")
-
-    def __init__(self, shift, px, pxx):
-        self.shift, self.px, self.pxx = shift, px, pxx
-
-    def raw(self, n):
-        """The raw sums ``(sum r x, sum r x**2 or None)`` for the occupancies ``n``."""
-        n = np.asarray(n)[:, None]
-        sum_px = self.px + n * self.shift
-        if self.pxx is None:
-            return sum_px, None
-        return sum_px, self.pxx + 2.0 * self.shift * self.px + n * (self.shift * self.shift)
-
-    def copy(self):
-        return _Shifted(self.shift.copy(), self.px.copy(), None if self.pxx is None else self.pxx.copy())
-
-    def __getstate__(self):
-        return (self.shift, self.px, self.pxx)
-
-    def __setstate__(self, state):
-        self.shift, self.px, self.pxx = state
+        self._shifted = loaded._shifted  # (moments about a shift the file kept, or None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -445,5 +434,5 @@ def as_stats_sequence(X):
     return X
 
 
-register(GMMStats, "GMMStats", write="emkit.io.gmm:write_gmm_stats",
-         read="emkit.io.gmm:read_gmm_stats")
+register(GMMStats, "GMMStats", write="emkit.io.gmm_stats:write_gmm_stats",
+         read="emkit.io.gmm_stats:read_gmm_stats")

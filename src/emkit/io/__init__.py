@@ -5,8 +5,8 @@ and written here (training checkpoints, :mod:`emkit._checkpoint`, and the dask s
 * :func:`save` / :func:`load` (:mod:`emkit.io._registry`): any emkit model to and from HDF5,
   dispatched on the class stamp in the file; each class registers its layout next to itself.
 
-* :mod:`emkit.io.gmm` reads and writes ``GMMMachine`` and ``GMMStats`` in bob.learn.em's layouts
-  (its current "1.0" layout, and reads the legacy bob 2.x layout).
+* :mod:`emkit.io.gmm` and :mod:`emkit.io.gmm_stats` read and write ``GMMMachine`` and ``GMMStats``
+  in bob.learn.em's layouts (its current "1.0" layout, and read the legacy bob 2.x layout).
 * :mod:`emkit.io.h5` holds the shared plumbing: atomic writes, opening paths or groups, the
   versioned layout stamp used by the estimators the reference could not save, and the validated
   reads every reader goes through (files are untrusted input).

@@ -1,4 +1,4 @@
-"""``GMMMachine`` and ``GMMStats`` in bob.learn.em's HDF5 layouts.
+"""``GMMMachine`` in bob.learn.em's HDF5 layouts (``GMMStats``: :mod:`emkit.io.gmm_stats`).
 
 Written: the reference's "1.0" layout (root attributes ``file_version`` and ``writer_class``, the
 datasets the reference reads), so bob.learn.em 3.x loads emkit files.  emkit adds what the
@@ -103,50 +103,6 @@ def _read_thresholds(group, name, C, D, size_only=False):
     if ds.shape in ((D,), (C, D)) and n:
         return read_array(group, name, shape=ds.shape, nonnegative=True)
     check_values(group, name, False, f"must be a scalar, ({D},) or ({C}, {D}); found shape {ds.shape}")
-
-
-# ---------------------------------------------------------------------------------------------
-# GMMStats
-# ---------------------------------------------------------------------------------------------
-
-
-def write_gmm_stats(stats, hdf5) -> None:
-    with open_for_writing(hdf5) as f:
-        f.attrs["file_version"] = "1.0"
-        f.attrs["writer_class"] = _writer_class("GMMStats")
-        write_stamp(f, "GMMStats", FORMAT_VERSION)
-        f["n_gaussians"] = np.int64(stats.n_gaussians)
-        f["n_features"] = np.int64(stats.n_features)
-        f["log_likelihood"] = np.float64(stats.log_likelihood)
-        f["T"] = np.int64(stats.t)
-        f["n"] = np.asarray(stats.n, dtype=np.float64)
-        f["sumPx"] = np.asarray(stats.sum_px, dtype=np.float64)
-        f["sumPxx"] = np.asarray(stats.sum_pxx, dtype=np.float64)
-
-
-def read_gmm_stats(hdf5, cls):
-    with open_for_reading(hdf5, "GMMStats") as f:
-        if _file_major_version(f) >= 1:
-            names = ("n_gaussians", "n_features", "log_likelihood", "T")
-            flat = False
-        else:  # bob 2.x layout: 1-element arrays, the sums possibly flattened
-            if child(f, "m_n_gaussians", required=False) is not None:
-                raise InvalidFileError(f"{filename(f)} holds a GMMMachine (bob 2.x layout), not a "
-                                       "GMMStats")
-            names = ("n_gaussians", "n_inputs", "log_liklihood", "T")
-            flat = True
-        _check_kind(f, "GMMStats", "n_gaussians")
-        C = read_scalar(f, names[0], "int", low=1)
-        D = read_scalar(f, names[1], "int", low=1)
-        log_likelihood = read_scalar(f, names[2], "float")
-        T = read_scalar(f, names[3], "int", low=0)
-        shape = dict(size=int(C) * int(D)) if flat else dict(shape=(C, D))
-        n = read_array(f, "n", **(dict(size=C) if flat else dict(shape=(C,))), nonnegative=True)
-        sum_px = read_array(f, "sumPx", **shape)
-        sum_pxx = read_array(f, "sumPxx", **shape, nonnegative=True)
-    stats = cls(C, D)  # numpy.int64 shape, as the reference gives it
-    stats.init_fields(log_likelihood, T, n.reshape(C), sum_px.reshape(C, D), sum_pxx.reshape(C, D))
-    return stats
 
 
 # ---------------------------------------------------------------------------------------------

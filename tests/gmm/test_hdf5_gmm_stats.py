@@ -1,0 +1,113 @@
+"""GMMStats files keep what an M-step needs: the moments about a shift and the arrays' float type."""
+
+import copy
+
+import h5py
+import numpy as np
+import pytest
+
+from emkit.gmm import GMMMachine, m_step
+from emkit.io import InvalidFileError
+from emkit.stats import GMMStats
+
+OFFSET = 1e6  # features far from the origin: the raw sums lose the variances' precision
+
+
+def _machine(trainer="ml", ubm=None):
+    rng = np.random.default_rng(3)
+    m = GMMMachine(3, trainer=trainer, ubm=ubm, update_means=True, update_variances=True,
+                   update_weights=True)
+    m.means = OFFSET + rng.standard_normal((3, 2))
+    m.variances = 1.0 + rng.random((3, 2))
+    m.weights = np.array([0.2, 0.3, 0.5])
+    return m
+
+
+def _frames():
+    return OFFSET + np.random.default_rng(4).standard_normal((500, 2))
+
+
+def _m_step(machine, stats):
+    out = copy.deepcopy(machine)
+    m_step([stats], out)
+    return out
+
+
+@pytest.mark.parametrize("trainer", ["ml", "map"])
+def test_an_m_step_on_loaded_statistics_is_the_one_on_the_statistics_in_memory(tmp_path, trainer):
+    ubm = _machine()
+    machine = _machine(trainer, ubm if trainer == "map" else None)
+    stats = ubm.acc_stats(_frames())
+    stats.save(tmp_path / "stats.h5")
+    from_file = GMMStats.from_hdf5(tmp_path / "stats.h5")
+    loaded_in_place = GMMStats(3, 2)
+    loaded_in_place.load(tmp_path / "stats.h5")
+    expected = _m_step(machine, stats)
+    for loaded in (from_file, loaded_in_place):
+        assert loaded == stats
+        got = _m_step(machine, loaded)
+        np.testing.assert_allclose(got.variances, expected.variances, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(got.means, expected.means, rtol=1e-12, atol=0)
+
+
+def test_statistics_without_moments_about_a_shift_keep_the_reference_layout(tmp_path):
+    stats = GMMStats.from_arrays(np.ones(2), np.ones((2, 3)), np.ones((2, 3)))
+    stats.save(tmp_path / "plain.h5")
+    with h5py.File(tmp_path / "plain.h5", "r") as f:
+        assert sorted(f) == ["T", "log_likelihood", "n", "n_features", "n_gaussians", "sumPx",
+                             "sumPxx"]
+
+
+def test_the_moments_about_a_shift_go_into_a_nested_group_too(tmp_path):
+    ubm = _machine()
+    stats = ubm.acc_stats(_frames())
+    with h5py.File(tmp_path / "nested.h5", "w") as f:
+        stats.save(f.create_group("inner"))
+    with h5py.File(tmp_path / "nested.h5", "r") as f:
+        assert sorted(f["inner/emkit_shifted"]) == ["shift", "sumPx", "sumPxx"]
+        loaded = GMMStats.from_hdf5(f["inner"])
+    np.testing.assert_array_equal(loaded.centred_moments()[1], stats.centred_moments()[1])
+
+
+def test_float32_statistics_come_back_float32(tmp_path):
+    rng = np.random.default_rng(0)
+    stats = GMMStats(2, 3)
+    stats.init_fields(-5.0, 10, rng.random(2).astype(np.float32),
+                      rng.random((2, 3)).astype(np.float32), rng.random((2, 3)).astype(np.float32))
+    stats.save(tmp_path / "f32.h5")
+    with h5py.File(tmp_path / "f32.h5", "r") as f:  # stored as the reference stores them
+        assert f["n"].dtype == f["sumPx"].dtype == f["sumPxx"].dtype == np.float32
+    loaded = GMMStats.from_hdf5(tmp_path / "f32.h5")
+    for field in ("n", "sum_px", "sum_pxx"):
+        assert getattr(loaded, field).dtype == np.float32, field
+        np.testing.assert_array_equal(getattr(loaded, field), getattr(stats, field))
+
+
+def _saved_stats(tmp_path):
+    path = tmp_path / "stats.h5"
+    _machine().acc_stats(_frames()).save(path)
+    return path
+
+
+def test_moments_that_do_not_give_the_raw_sums_are_refused(tmp_path):
+    path = _saved_stats(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["sumPx"][0, 0] += 1.0  # edited by a tool that knows only the reference's datasets
+    with pytest.raises(InvalidFileError, match=r"stats\.h5: group '/emkit_shifted' does not "
+                                               r"match the statistics.*'sumPx' and 'sumPxx'"):
+        GMMStats.from_hdf5(path)
+
+
+@pytest.mark.parametrize("name, value, problem", [
+    ("shift", np.zeros(3), r"'/emkit_shifted/shift' must have shape \(2,\)"),
+    ("sumPx", np.full((3, 2), np.nan), "'/emkit_shifted/sumPx' holds NaN"),
+    ("sumPxx", -np.ones((3, 2)), "'/emkit_shifted/sumPxx' must hold values >= 0"),
+    ("shift", np.array(["a", "b"], dtype=h5py.string_dtype()), "'/emkit_shifted/shift' must hold numbers"),
+])
+def test_damaged_moments_about_a_shift_are_refused_naming_the_dataset(tmp_path, name, value, problem):
+    path = _saved_stats(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["emkit_shifted"][name]
+        f["emkit_shifted"][name] = value
+    with pytest.raises(InvalidFileError, match=problem):
+        GMMStats.from_hdf5(path)
