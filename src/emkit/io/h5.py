@@ -58,6 +58,10 @@ def open_for_writing(hdf5):
         with atomic_h5_write(hdf5) as handle:
             yield handle
     elif isinstance(hdf5, h5py.Group):
+        _check_handle(hdf5)
+        if hdf5.file.mode == "r":  # (h5py's own error named neither the file nor the mode)
+            raise ValueError(f"hdf5: {hdf5.file.filename} is open read-only (h5py mode 'r'): "
+                             "open it with mode 'r+' or 'a' to save into it")
         held = [name for name in (CLASS_ATTR, "writer_class") if name in hdf5.attrs]
         if held:  # a second object would fail halfway, leaving the first one unreadable
             raise ValueError(f"{filename(hdf5)}: group {hdf5.name!r} already holds a saved object "
@@ -65,6 +69,11 @@ def open_for_writing(hdf5):
         yield hdf5
     else:
         raise TypeError(f"hdf5 must be a path or an open h5py File/Group; got {type(hdf5).__name__}")
+
+
+def _check_handle(group) -> None:
+    if not group.id.valid:
+        raise ValueError("hdf5 is a closed h5py File/Group: give a path or an open file")
 
 
 def filename(group) -> str:
@@ -106,6 +115,7 @@ def open_for_reading(hdf5, what: str | None = None):
     if _is_path(hdf5):
         handle_cm = _open_file(os.fspath(hdf5))
     elif isinstance(hdf5, h5py.Group):
+        _check_handle(hdf5)
         handle_cm = contextlib.nullcontext(hdf5)
     else:
         raise TypeError(f"hdf5 must be a path or an open h5py File/Group; got {type(hdf5).__name__}")
