@@ -25,8 +25,9 @@ UPPER = ("gmm", "kmeans", "factor_analysis", "ivector", "plda", "whitening", "wc
          "linear_scoring", "demo", "demo_recipe", "datasets", "audio")
 
 #: attribute stores on objects that are not emkit's: scikit-learn tags, kaldi-native-fbank
-#: options, a thread-local, exceptions annotated for the command line, docstrings of commands
-FOREIGN = {"tags", "f", "m", "o", "_WORKER", "exc", "sys"}
+#: options, a thread-local, exceptions annotated for the command line, docstrings of commands, the
+#: state of a numpy bit generator read from a file
+FOREIGN = {"tags", "f", "m", "o", "_WORKER", "exc", "sys", "bit_generator"}
 
 #: known exceptions (module -> stores), each with the reason it is still there
 KNOWN: dict = {}

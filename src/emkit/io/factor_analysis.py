@@ -7,7 +7,8 @@ the writer reads the machine's plain ``_persistent_state()``, the reader hands p
 Layout version 1 (root attributes ``emkit_class`` = the class name, ``emkit_format_version`` = 1):
 
 * datasets ``r_U``, ``r_V`` (JFA), ``em_iterations``, ``enroll_iterations`` (int64),
-  ``relevance_factor`` (float64), ``random_state`` (int64, only when it is an integer);
+  ``relevance_factor`` (float64), ``random_state`` (:mod:`emkit.io.random_state`: int64 for an
+  integer, attribute ``random_state_generator`` for a RandomState or Generator, nothing for None);
 * datasets ``U`` (CD, r_U), ``V`` (CD, r_V), ``D`` (CD,) when they are set;
 * group ``ubm``: the UBM in the GMMMachine layout (when it is trained);
 * attribute ``ubm_kwargs``: JSON (when set and JSON-serialisable).
@@ -17,13 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
-import numbers
 
 import numpy as np
 
 from ._registry import load_from, save_into
 from .h5 import (check_values, child, read_array, read_attr, read_scalar, read_stamp,
                  write_stamp)
+from .random_state import MISSING, read_random_state, write_random_state
 
 logger = logging.getLogger("emkit")
 
@@ -42,9 +43,7 @@ def write_factor_analysis(machine, f) -> None:
     f["em_iterations"] = np.int64(params["em_iterations"])
     f["enroll_iterations"] = np.int64(params["enroll_iterations"])
     f["relevance_factor"] = np.float64(params["relevance_factor"])
-    rs = params["random_state"]
-    if isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
-        f["random_state"] = np.int64(rs)
+    write_random_state(f, params["random_state"])
     for key, value in state["arrays"].items():
         f[key] = np.asarray(value, dtype=np.float64)
     if state["ubm"] is not None:
@@ -65,13 +64,13 @@ def read_factor_analysis(f, cls):
     read_stamp(f, cls.__name__, FORMAT_VERSION)
     has_ubm = child(f, "ubm", "group", required=False) is not None
     ubm = load_from(f, "ubm", expected="GMMMachine") if has_ubm else None
-    seed = read_scalar(f, "random_state", "int", required=False, low=0)
+    random_state = read_random_state(f)
     params = dict(
         r_U=int(read_scalar(f, "r_U", "int", low=1)),
         em_iterations=int(read_scalar(f, "em_iterations", "int", low=0)),
         enroll_iterations=int(read_scalar(f, "enroll_iterations", "int", low=1)),
         relevance_factor=float(read_scalar(f, "relevance_factor", "float", low=0.0)),
-        random_state=None if seed is None else int(seed),
+        random_state=None if random_state is MISSING else random_state,
         ubm_kwargs=_read_ubm_kwargs(f),
     )
     check_values(f, "relevance_factor", params["relevance_factor"] > 0, "must be > 0")

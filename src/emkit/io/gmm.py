@@ -18,6 +18,7 @@ from ._registry import load, load_from, save_into
 from .errors import InvalidFileError
 from .h5 import (check_values, child, filename, open_for_reading, open_for_writing, read_array,
                  read_attr, read_scalar, read_stamp, write_stamp)
+from .random_state import MISSING, read_random_state, write_random_state
 
 logger = logging.getLogger("emkit")
 
@@ -155,12 +156,8 @@ def _write_machine_into(machine, f) -> None:
     extra["map_alpha"] = np.asarray(machine.map_alpha, dtype=np.float64)
     extra["map_relevance_factor"] = np.float64(_none_as_nan(machine.map_relevance_factor))
     extra["compute_dtype"] = str(machine.compute_dtype)
-    # an int seed is kept; None is stored as -1 (seeds are >= 0); a generator object is not saved
-    seed = machine.random_state
-    if seed is None:
-        extra["random_state"] = np.int64(-1)
-    elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        extra["random_state"] = np.int64(seed)
+    # an int seed is kept; None is stored as -1 (seeds are >= 0); a generator, its state
+    write_random_state(extra, machine.random_state, none_as_minus_one=True)
     # the ``weights`` constructor argument (the live weights are in /weights)
     weights_param = machine.get_params(deep=False).get("weights")
     if weights_param is not None:
@@ -252,9 +249,9 @@ def _read_emkit_extra(extra, C) -> dict:
         check_values(extra, "compute_dtype", dtype in ("float64", "float32"),
                      "must be 'float64' or 'float32'")
         kwargs["compute_dtype"] = dtype
-    seed = read_scalar(extra, "random_state", "int", required=False)
-    if seed is not None:
-        kwargs["random_state"] = None if seed < 0 else int(seed)
+    random_state = read_random_state(extra, minus_one_is_none=True)
+    if random_state is not MISSING:
+        kwargs["random_state"] = random_state
     # emkit files keep the constructor argument apart from the live weights (set afterwards)
     kwargs["weights"] = read_array(extra, "weights_param", shape=(C,), required=False,
                                    nonnegative=True)

@@ -3,8 +3,9 @@
 Layout version 1 (root attributes ``emkit_class = "IVectorMachine"``, ``emkit_format_version = 1``):
 
 * datasets ``dim_t``, ``max_iterations`` (-1 for None), ``convergence_threshold`` (NaN for None),
-  ``update_sigma``, ``variance_floor``, ``batch_size`` (-1 for None), ``random_state`` (only when
-  it is an int);
+  ``update_sigma``, ``variance_floor``, ``batch_size`` (-1 for None), ``random_state``
+  (:mod:`emkit.io.random_state`: int64 for an integer, attribute ``random_state_generator`` for a
+  RandomState or Generator, nothing for None);
 * datasets ``T`` (C, D, R) and ``sigma`` (C, D) once the machine is trained;
 * group ``ubm``: the UBM, written by ``GMMMachine.save`` in bob.learn.em's GMM layout.
 
@@ -14,12 +15,11 @@ registry too, and the machine is built by its own ``_from_fitted``.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from ._registry import load_from, save_into
 from .h5 import check_values, read_array, read_scalar, read_stamp, write_stamp
+from .random_state import MISSING, read_random_state, write_random_state
 
 CLASS_NAME = "IVectorMachine"
 FORMAT_VERSION = 1
@@ -49,8 +49,7 @@ def write_ivector_machine(machine, f) -> None:
     f["update_sigma"] = bool(machine.update_sigma)
     f["variance_floor"] = np.float64(machine.variance_floor)
     f["batch_size"] = _int_or_minus_one(machine.batch_size)
-    if isinstance(machine.random_state, numbers.Integral):
-        f["random_state"] = np.int64(machine.random_state)
+    write_random_state(f, machine.random_state)
     if machine.T is not None:
         f["T"] = np.asarray(machine.T, dtype=np.float64)
     if machine.sigma is not None:
@@ -66,7 +65,7 @@ def read_ivector_machine(f, cls):
     batch_size = read_scalar(f, "batch_size", "int")
     check_values(f, "batch_size", batch_size != 0, "must be >= 1 (or -1 for None)")
     threshold = read_scalar(f, "convergence_threshold", "float", low=0.0, allow_nan=True)
-    random_state = read_scalar(f, "random_state", "int", required=False, low=0)
+    random_state = read_random_state(f)
     dim_t = int(read_scalar(f, "dim_t", "int", low=1))
     params = dict(
         ubm=ubm,
@@ -75,7 +74,7 @@ def read_ivector_machine(f, cls):
         max_iterations=None if max_iterations < 0 else int(max_iterations),
         update_sigma=bool(read_scalar(f, "update_sigma", "bool")),
         variance_floor=float(read_scalar(f, "variance_floor", "float", low=0.0)),
-        random_state=None if random_state is None else int(random_state),
+        random_state=None if random_state is MISSING else random_state,
         batch_size=None if batch_size < 0 else int(batch_size),
     )
     C, D = np.shape(ubm.means)

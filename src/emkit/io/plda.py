@@ -4,7 +4,8 @@ Layout version 1 (root attributes ``emkit_class = "PLDA"``, ``emkit_format_versi
 
 * parameters, one scalar dataset each: ``model``, ``init_method`` (strings), ``dim_f``, ``dim_g``,
   ``max_iterations``, ``block_size`` (int64, -1 = None), ``convergence_threshold`` (float64, NaN
-  = None), ``variance_threshold`` (float64), ``random_state`` (int64, only when an int);
+  = None), ``variance_threshold`` (float64), ``random_state`` (:mod:`emkit.io.random_state`:
+  int64 for an int, attribute ``random_state_generator`` for a RandomState or Generator);
 * group ``fitted`` (only for a fitted PLDA): ``mean`` (D,), ``F`` (D, dim_f), ``G`` (D, dim_g;
   "full" only), ``sigma`` ((D,) for "full", (D, D) otherwise), ``log_likelihood`` (n_iter + 1,),
   ``n_iter``, ``converged``, ``n_features_in``, ``n_classes``.  The reader checks the sizes
@@ -20,6 +21,7 @@ import numpy as np
 
 from .h5 import (check_values, child, open_for_reading, open_for_writing, read_array, read_scalar,
                  read_stamp, write_stamp)
+from .random_state import MISSING, read_random_state, write_random_state
 
 CLASS_NAME = "PLDA"
 FORMAT_VERSION = 1
@@ -41,8 +43,7 @@ def write_plda(plda, hdf5) -> None:
         threshold = plda.convergence_threshold
         f["convergence_threshold"] = np.float64(np.nan if threshold is None else threshold)
         f["variance_threshold"] = np.float64(plda.variance_threshold)
-        if isinstance(plda.random_state, (int, np.integer)) and not isinstance(plda.random_state, bool):
-            f["random_state"] = np.int64(plda.random_state)
+        write_random_state(f, plda.random_state)
         if not hasattr(plda, "mean_"):
             return
         g = f.create_group("fitted")
@@ -75,7 +76,7 @@ def read_plda(hdf5, cls):
     with open_for_reading(hdf5, CLASS_NAME) as f:
         read_stamp(f, CLASS_NAME, FORMAT_VERSION)
         threshold = read_scalar(f, "convergence_threshold", low=0.0, allow_nan=True)
-        random_state = read_scalar(f, "random_state", "int", required=False, low=0)
+        random_state = read_random_state(f)
         params = dict(
             model=_text_choice(f, "model", cls.MODELS),
             dim_f=_none_if_negative(read_scalar(f, "dim_f", "int")),
@@ -84,7 +85,7 @@ def read_plda(hdf5, cls):
             convergence_threshold=None if np.isnan(threshold) else float(threshold),
             variance_threshold=float(read_scalar(f, "variance_threshold", low=0.0)),
             init_method=_text_choice(f, "init_method", cls.INIT_METHODS),
-            random_state=None if random_state is None else int(random_state),
+            random_state=None if random_state is MISSING else random_state,
             block_size=_none_if_negative(read_scalar(f, "block_size", "int")),
         )
         g = child(f, "fitted", "group", required=False)
