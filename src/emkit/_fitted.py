@@ -97,3 +97,26 @@ def refreeze(obj) -> None:
         value = obj.__dict__.get("_" + name)
         if isinstance(value, np.ndarray):
             value.flags.writeable = False
+
+
+class FitSummary:
+    """Mixin of the estimators whose files keep a summary of their last ``fit``.
+
+    ``_FIT_SUMMARY`` names the attributes (``n_iter_``, ``converged_``...); a file's reader hands
+    the ones it holds to :meth:`_restore_fit_summary` (those it lacks stay unset, as after
+    construction).
+    """
+
+    _FIT_SUMMARY: tuple = ("n_iter_", "converged_")
+
+    def _fit_summary(self) -> dict:
+        """The set attributes of ``_FIT_SUMMARY``, name -> value."""
+        return {name: self.__dict__[name] for name in self._FIT_SUMMARY if name in self.__dict__}
+
+    def _restore_fit_summary(self, summary: dict):
+        """``self``, with the attributes of ``summary`` (names of ``_FIT_SUMMARY`` only) set."""
+        unknown = sorted(set(summary) - set(self._FIT_SUMMARY))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} keeps no fit summary {unknown}")
+        self.__dict__.update(summary)
+        return self

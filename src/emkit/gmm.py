@@ -21,7 +21,7 @@ from . import _device_fit, _device_infer
 from . import _gmm_estep as estep
 from ._backend import _staging, cached_frames
 from ._checkpoint import resumable_em
-from ._fitted import derived, fitted_value, refreeze, set_fitted, without_derived
+from ._fitted import FitSummary, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
 from ._gmm_params import (GMMParameter, check_gmm_parameters, check_training_state, compute_dtype,
                           check_parameter_value, check_weights, constructor_params, e_step_constants)
@@ -37,7 +37,7 @@ __all__ = ["GMMMachine", "GMMStats", "e_step", "m_step", "ml_gmm_m_step", "map_g
            "log_likelihood", "log_weighted_likelihood"]
 
 
-class GMMMachine(BaseEstimator):
+class GMMMachine(FitSummary, BaseEstimator):
     """A mixture of ``n_gaussians`` diagonal Gaussians, trained by ML (EM) or MAP adaptation.
 
     Parameters

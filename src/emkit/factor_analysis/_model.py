@@ -20,7 +20,7 @@ from sklearn.exceptions import NotFittedError
 
 from .._backend import bag_from_parts, is_dask_collection
 from .._fitted import FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted
-from .._fitted import without_derived
+from .._fitted import FitSummary, without_derived
 from .._validation import check_checkpoint, check_frames, check_positive_int, check_random_state
 from . import _steps
 from ._constants import Constants, build
@@ -33,7 +33,7 @@ def has_trained_ubm(ubm) -> bool:
     return ubm is not None and fitted_value(ubm, "means") is not None
 
 
-class FactorAnalysisBase(BaseEstimator):
+class FactorAnalysisBase(FitSummary, BaseEstimator):
     """Shared state of :class:`ISVMachine` and :class:`JFAMachine`.
 
     Parameters
@@ -77,6 +77,7 @@ class FactorAnalysisBase(BaseEstimator):
     U = FittedArray("Session variability subspace, (CD, r_U) (read-only; assign a new array).")
     V = FittedArray("Class variability subspace, (CD, r_V) (JFA).")
     D = FittedArray("Diagonal of the class offset matrix, (CD,).")
+    _FIT_SUMMARY = ("n_iter_", "converged_", "classes_")  # (what a file keeps of the last fit)
 
     def __init__(self, r_U, r_V=None, relevance_factor=4.0, em_iterations=10, random_state=0,
                  enroll_iterations=1, ubm=None, ubm_kwargs=None, checkpoint=None):

@@ -11,7 +11,9 @@ Layout version 1 (root attributes ``emkit_class`` = the class name, ``emkit_form
   integer, attribute ``random_state_generator`` for a RandomState or Generator, nothing for None);
 * datasets ``U`` (CD, r_U), ``V`` (CD, r_V), ``D`` (CD,) when they are set;
 * group ``ubm``: the UBM in the GMMMachine layout (when it is trained);
-* attribute ``ubm_kwargs``: JSON (when set and JSON-serialisable).
+* attribute ``ubm_kwargs``: JSON (when set and JSON-serialisable);
+* group ``emkit_fit`` (:mod:`emkit.io.fit_summary`): ``n_iter_``, ``converged_`` and
+  ``classes_`` of a fitted machine (optional).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from ._registry import load_from, save_into
 from .h5 import (check_values, child, read_array, read_attr, read_scalar, read_stamp,
                  write_stamp)
+from .fit_summary import read_fit_summary, write_fit_summary
 from .random_state import MISSING, read_random_state, write_random_state
 
 logger = logging.getLogger("emkit")
@@ -46,6 +49,7 @@ def write_factor_analysis(machine, f) -> None:
     write_random_state(f, params["random_state"])
     for key, value in state["arrays"].items():
         f[key] = np.asarray(value, dtype=np.float64)
+    write_fit_summary(f, machine._fit_summary())
     if state["ubm"] is not None:
         save_into(f, "ubm", state["ubm"])
     if params["ubm_kwargs"] is not None:
@@ -84,4 +88,5 @@ def read_factor_analysis(f, cls):
     arrays = {k: v for k, v in arrays.items() if v is not None}
     if len({a.shape[0] for a in arrays.values()}) > 1:
         check_values(f, next(iter(arrays)), False, "has another supervector size than U/V/D")
-    return cls._from_persistent_state(params, arrays, ubm)
+    machine = cls._from_persistent_state(params, arrays, ubm)
+    return machine._restore_fit_summary(read_fit_summary(f, cls._FIT_SUMMARY))

@@ -2,8 +2,9 @@
 
 Written: the reference's "1.0" layout (root attributes ``file_version`` and ``writer_class``, the
 datasets the reference reads), so bob.learn.em 3.x loads emkit files.  emkit adds what the
-reference forgot, in places the reference ignores: the MAP parameters (group ``emkit_map``) and the
-prior UBM (group ``ubm``, same layout), so a MAP machine reloads as MAP.
+reference forgot, in places the reference ignores: the MAP parameters (group ``emkit_map``), the
+prior UBM (group ``ubm``, same layout), so a MAP machine reloads as MAP, and ``n_iter_`` and
+``converged_`` of a fitted machine (group ``emkit_fit``, :mod:`emkit.io.fit_summary`).
 
 Read: that layout (from either library) and the legacy bob 2.x C++ layout (no ``file_version``).
 """
@@ -18,6 +19,7 @@ from ._registry import load, load_from, save_into
 from .errors import InvalidFileError
 from .h5 import (check_values, child, filename, open_for_reading, open_for_writing, read_array,
                  read_attr, read_scalar, read_stamp, write_stamp)
+from .fit_summary import read_fit_summary, write_fit_summary
 from .random_state import MISSING, read_random_state, write_random_state
 
 logger = logging.getLogger("emkit")
@@ -162,6 +164,7 @@ def _write_machine_into(machine, f) -> None:
     weights_param = machine.get_params(deep=False).get("weights")
     if weights_param is not None:
         extra["weights_param"] = np.asarray(weights_param, dtype=np.float64)
+    write_fit_summary(f, machine._fit_summary())
     if machine.ubm is not None:
         save_into(f, "ubm", machine.ubm)
 
@@ -227,8 +230,9 @@ def _read_current(f, cls, ubm):
     extra = child(f, "emkit_map", "group", required=False)
     if extra is not None:
         kwargs.update(_read_emkit_extra(extra, C))
-    return cls._from_file(kwargs, weights=weights, means=means, variances=variances,
-                          variance_thresholds=thresholds)
+    machine = cls._from_file(kwargs, weights=weights, means=means, variances=variances,
+                             variance_thresholds=thresholds)
+    return machine._restore_fit_summary(read_fit_summary(f, cls._FIT_SUMMARY))
 
 
 def _read_emkit_extra(extra, C) -> dict:

@@ -7,7 +7,9 @@ Layout version 1 (root attributes ``emkit_class = "IVectorMachine"``, ``emkit_fo
   (:mod:`emkit.io.random_state`: int64 for an integer, attribute ``random_state_generator`` for a
   RandomState or Generator, nothing for None);
 * datasets ``T`` (C, D, R) and ``sigma`` (C, D) once the machine is trained;
-* group ``ubm``: the UBM, written by ``GMMMachine.save`` in bob.learn.em's GMM layout.
+* group ``ubm``: the UBM, written by ``GMMMachine.save`` in bob.learn.em's GMM layout;
+* group ``emkit_fit`` (:mod:`emkit.io.fit_summary`): ``n_iter_``, ``converged_`` and
+  ``log_likelihood_`` of a fitted machine (optional).
 
 ``IVectorMachine`` registers these functions (:mod:`emkit.io._registry`); the UBM goes through the
 registry too, and the machine is built by its own ``_from_fitted``.
@@ -19,6 +21,7 @@ import numpy as np
 
 from ._registry import load_from, save_into
 from .h5 import check_values, read_array, read_scalar, read_stamp, write_stamp
+from .fit_summary import read_fit_summary, write_fit_summary
 from .random_state import MISSING, read_random_state, write_random_state
 
 CLASS_NAME = "IVectorMachine"
@@ -54,6 +57,7 @@ def write_ivector_machine(machine, f) -> None:
         f["T"] = np.asarray(machine.T, dtype=np.float64)
     if machine.sigma is not None:
         f["sigma"] = np.asarray(machine.sigma, dtype=np.float64)
+    write_fit_summary(f, machine._fit_summary())
     save_into(f, "ubm", machine.ubm)
 
 
@@ -80,4 +84,5 @@ def read_ivector_machine(f, cls):
     C, D = np.shape(ubm.means)
     T = read_array(f, "T", shape=(C, D, dim_t), required=False)
     sigma = read_array(f, "sigma", shape=(C, D), required=False, positive=True)
-    return cls._from_fitted(params, T=T, sigma=sigma)
+    machine = cls._from_fitted(params, T=T, sigma=sigma)
+    return machine._restore_fit_summary(read_fit_summary(f, cls._FIT_SUMMARY))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from .fit_summary import read_classes, storable_classes
 from .h5 import (CLASS_ATTR, check_values, child, open_for_reading, open_for_writing, read_array,
                  read_scalar, read_stamp, write_stamp)
 
@@ -106,16 +107,6 @@ def read_whitening(hdf5, cls):
 
 # -- WCCN -----------------------------------------------------------------------------------------
 
-def _storable_classes(classes):
-    """``classes`` as an array HDF5 can store, or None (labels of other types)."""
-    if isinstance(classes, np.ndarray) and classes.ndim == 1 and classes.dtype.kind in "biuf":
-        return classes.astype({"b": np.bool_, "f": np.float64}.get(classes.dtype.kind, np.int64))
-    items = list(classes)
-    if items and all(isinstance(c, str) for c in items):
-        return np.array(items, dtype=h5py.string_dtype())
-    return None
-
-
 def write_wccn(wccn, hdf5) -> None:
     with open_for_writing(hdf5) as f:
         write_stamp(f, "WCCN", FORMAT_VERSION)
@@ -125,20 +116,9 @@ def write_wccn(wccn, hdf5) -> None:
         _write_projection(f, wccn)
         _write_feature_names(f, wccn)
         classes = getattr(wccn, "classes_", None)
-        storable = None if classes is None else _storable_classes(classes)
+        storable = None if classes is None else storable_classes(classes)
         if storable is not None:
             f["classes"] = storable
-
-
-def _read_classes(f):
-    ds = child(f, "classes", required=False)
-    if ds is None:
-        return None
-    kind = ds.dtype.kind
-    kind = "str" if kind in "SO" else {"b": "bool", "f": "float"}.get(kind, "int")
-    classes = read_array(f, "classes", kind, shape=(None,))
-    check_values(f, "classes", len(classes) >= 1, "must hold at least one label")
-    return classes
 
 
 def read_wccn(hdf5, cls):
@@ -149,7 +129,7 @@ def read_wccn(hdf5, cls):
             return cls(pinv=pinv)
         projection = _read_projection(f)
         names = _read_feature_names(f, projection["weights"].shape[0])
-        return cls._from_fitted(**projection, classes=_read_classes(f),
+        return cls._from_fitted(**projection, classes=read_classes(f),
                                 pinv=pinv)._restore_feature_names(names)
 
 

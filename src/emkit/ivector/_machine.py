@@ -13,7 +13,8 @@ from sklearn.exceptions import NotFittedError
 from .._backend import computed_once, is_dask_collection, map_ordered, n_threads, small_products
 from .._backend._staging import configured_device, synced
 from .._checkpoint import resumable_em
-from .._fitted import FittedArray, clear_derived, derived, refreeze, set_fitted, without_derived
+from .._fitted import (FitSummary, FittedArray, clear_derived, derived, refreeze, set_fitted,
+                       without_derived)
 from .._kernels import ivector as kiv
 from .._validation import check_bool, check_checkpoint, check_positive_int, check_random_state
 from ..gmm import GMMMachine
@@ -36,7 +37,7 @@ def _project_partition(partition, machine):
     return list(machine._project_batches(list(partition), "X"))
 
 
-class IVectorMachine(BaseEstimator):
+class IVectorMachine(FitSummary, BaseEstimator):
     """Total variability model: learns ``T`` and ``sigma``, projects utterances to i-vectors.
 
     Parameters
@@ -89,6 +90,8 @@ class IVectorMachine(BaseEstimator):
     log_likelihood_ : list of float
         Average log-likelihood per utterance at each iteration (before its M-step).
     """
+
+    _FIT_SUMMARY = ("n_iter_", "converged_", "log_likelihood_")  # (what a file keeps of a fit)
 
     def __init__(self, ubm: GMMMachine, dim_t: int = 2, convergence_threshold=None,
                  max_iterations=25, update_sigma: bool = True, variance_floor: float = 1e-10,
