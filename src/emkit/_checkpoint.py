@@ -8,6 +8,10 @@ arrays.  Starting ``fit`` again with the same arguments resumes after the last c
 iteration and ends with the same parameters as an uninterrupted run; a checkpoint of another run
 is refused with :class:`CheckpointMismatchError`, which says what differs.
 
+A training step without iterations (an i-vector back-end) saves its result once it is
+trained (:meth:`Checkpoint.save_result`: its objects as model files hold them, after the same
+record of the run), and a later run of the same step takes it from there.
+
 A digest of the state (step, history, state arrays, ``completed``, ``extra``) is saved with it
 and checked on load: a checkpoint damaged on disk (a flipped bit) is refused, not resumed from
 (an edit that recomputes the digest is not detected: like model files, checkpoints carry no
@@ -167,20 +171,59 @@ class Checkpoint:
         if differences:
             raise CheckpointMismatchError(self.path, differences)
 
-    def save(self, step: int, history, arrays: dict, *, completed: bool = False, extra: dict | None = None):
+    def _write_run(self, f) -> None:
+        """The stamp and what identifies this run (:meth:`_check_run` compares them)."""
+        from .io.h5 import write_stamp
+
+        write_stamp(f, _CLASS, _VERSION)
+        f.attrs["owner"] = self.owner
+        f.attrs["fingerprint_format"] = np.int64(FORMAT)
+        f.attrs["data_fingerprint"] = self.data
+        f.attrs["data_kind"] = self.kind
+        f.attrs["labels_fingerprint"] = self.labels
+        f.attrs["parameter_fingerprints"] = json.dumps(self.parameters, sort_keys=True)
+
+    def save_result(self, parts: dict) -> None:
+        """Save the result of a training step that has no iterations to resume (an i-vector
+        back-end): ``parts`` maps names to emkit objects of registered classes (None: left out),
+        each written as a model file holds it, in group ``result``."""
         import h5py
 
-        from .io.h5 import write_stamp
+        from .io._registry import save_into
 
         self._sweep()
         with atomic_path(self.path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
-            write_stamp(f, _CLASS, _VERSION)
-            f.attrs["owner"] = self.owner
-            f.attrs["fingerprint_format"] = np.int64(FORMAT)
-            f.attrs["data_fingerprint"] = self.data
-            f.attrs["data_kind"] = self.kind
-            f.attrs["labels_fingerprint"] = self.labels
-            f.attrs["parameter_fingerprints"] = json.dumps(self.parameters, sort_keys=True)
+            self._write_run(f)
+            group = f.create_group("result")
+            for name, part in parts.items():
+                if part is not None:
+                    save_into(group, name, part)
+
+    def load_result(self, expected: dict) -> dict | None:
+        """What :meth:`save_result` saved (None without a checkpoint file): name -> object, for
+        the names of ``expected`` (name -> class name) the file holds, each read and checked
+        like a model file; any other object in the file is an error naming it."""
+        self._sweep()
+        if not os.path.exists(self.path):
+            return None
+        from .io._registry import load_from
+        from .io.h5 import child, open_for_reading, read_stamp
+
+        with open_for_reading(self.path, "training checkpoint") as f:
+            self._check_run(f, read_stamp(f, _CLASS, _VERSION))
+            group = child(f, "result", "group")
+            unknown = [name for name in group if name not in expected]
+            if unknown:  # (never quoted: it could be any text)
+                raise InvalidFileError(f"{self.path}: group '/result' holds an object that is not "
+                                       f"one of {', '.join(sorted(expected))}")
+            return {name: load_from(group, name, expected=expected[name]) for name in group}
+
+    def save(self, step: int, history, arrays: dict, *, completed: bool = False, extra: dict | None = None):
+        import h5py
+
+        self._sweep()
+        with atomic_path(self.path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+            self._write_run(f)
             f.attrs["step"] = np.int64(step)
             f.attrs["completed"] = bool(completed)
             f.attrs["extra"] = json.dumps(extra or {})

@@ -10,8 +10,9 @@ from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_pat
                    gselect_options, lazy_module, progress_option, seed_option)
 from ..io.atomic import same_destination
 from ._models import _load_ubm, em_outcome, plural
-from ._train_options import (check_ivector_counts, check_ivector_dims, check_train_options,
-                             cluster, frames_for, kmeans_checkpoint, stats_for, train_options)
+from ._train_options import (backend_checkpoint, check_ivector_counts, check_ivector_dims,
+                             check_train_options, cluster, frames_for, kmeans_checkpoint,
+                             stats_for, train_options)
 
 # imported on first use: "emkit --help" and "emkit --version" load neither numpy nor the models
 np = lazy_module("numpy")
@@ -138,10 +139,12 @@ def train_ubm(features, feature_list, output, gaussians, iterations, threshold, 
                f"{plural(ubm.n_iter_, 'EM iteration')}{stopped} -> {output}")
 
 
-def _training_inputs(features, feature_list, ubm, labels, output, checkpoint=None) -> list:
-    """The feature files; refuses an output that is an input or read-only."""
+def _training_inputs(features, feature_list, ubm, labels, output, checkpoint=None,
+                     parts=None) -> list:
+    """The feature files; refuses an output that is an input or read-only (``parts``: other
+    files the checkpoint writes, by description)."""
     paths = feature_paths(features, feature_list)
-    check_outputs({"-o/--output": output, "--checkpoint": checkpoint},
+    check_outputs({"-o/--output": output, "--checkpoint": checkpoint, **(parts or {})},
                   {"FEATURES": paths, "--feature-list": feature_list, "--ubm": ubm,
                    "--labels": labels})
     return paths
@@ -256,7 +259,9 @@ def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, itera
                    "covariance) [default: two-covariance PLDA, full rank].")
 @seed_option
 @progress_option
-@train_options("the extractor's T and sigma")
+@train_options("the extractor's T and sigma",
+               "Once trained, the back-end is saved next to it (iv.ckpt.h5: iv.ckpt.backend.h5), "
+               "so that a run resumed after the extractor finished trains nothing again.  ")
 @gselect_options
 def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, plda, lda_dim,
                   plda_dim, seed, progress, checkpoint, scheduler, workers):
@@ -272,7 +277,13 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
                                "speakers of the training utterances")
     check_ivector_dims(labels, dim, plda, lda_dim, plda_dim)
     check_train_options(checkpoint, scheduler, workers, output)
-    paths = _training_inputs(features, feature_list, ubm, labels, output, checkpoint)
+    side = backend_checkpoint(checkpoint)
+    if side is not None and same_destination(side, output):
+        raise click.UsageError(f"-o/--output {output!r} is where --checkpoint keeps its back-end "
+                               "part: choose another output or checkpoint")
+    paths = _training_inputs(features, feature_list, ubm, labels, output, checkpoint,
+                             {"--checkpoint (its back-end part)": side})
+    _check_backend_part(checkpoint, side)
     try:
         from ..ivector import IVectorMachine
     except ImportError as exc:
@@ -297,7 +308,7 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
                                          stats_for(client, stats))
         try:
             system = ex.IVectorBackend.with_dims(machine, lda_dim=lda_dim, plda_dim=plda_dim).fit(
-                stats, y, plda=plda and y is not None)
+                stats, y, plda=plda and y is not None, checkpoint=side)
         except ImportError as exc:
             raise ex.SystemUnavailable(f"a back-end module is not available ({exc})") from None
     system.save(output)
@@ -307,3 +318,16 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
     click.echo(f"i-vector extractor (R = {dim}, {plural(machine.n_iter_, 'EM iteration')}: a "
                f"fixed number, no convergence test) and {', '.join(parts)} from "
                f"{plural(len(ids), 'utterance')} -> {output}")
+
+
+def _check_backend_part(checkpoint, side) -> None:
+    """A back-end part without the extractor's checkpoint belongs to another run (its extractor
+    is gone): refused before the extractor is trained, not after."""
+    import os
+
+    from .._checkpoint import CheckpointMismatchError
+
+    if side is not None and os.path.exists(side) and not os.path.exists(checkpoint):
+        raise CheckpointMismatchError(side, [f"it is the back-end part of --checkpoint, and the "
+                                             f"extractor's checkpoint {checkpoint!r} it was "
+                                             "trained after is gone"])

@@ -65,7 +65,8 @@ OPTION_OF_PARAMETER = {
     "k_means_trainer": "--kmeans-iterations", "initial Gaussians": "the k-means start",
     "convergence_threshold": "--threshold", "random_state": "--seed", "compute_dtype": "--compute-dtype",
     "r_U": "--rank-u", "r_V": "--rank-v", "dim_t": "--dim", "relevance_factor": "--relevance-factor",
-    "ubm": "--ubm",
+    "ubm": "--ubm", "lda_dim": "--lda-dim", "plda_dim_f": "--plda-dim", "plda_model": "--plda-dim",
+    "plda": "--plda/--no-plda", "ivector": "the extractor", "T": "the extractor's T",
 }
 
 
@@ -85,17 +86,23 @@ def checkpoint_mismatch_message(exc) -> str:
         differences.append(text.replace("the labels y differ", "the labels differ (--labels)"))
     others = [p for p in _checkpoint_family(exc.path) if p != exc.path and os.path.exists(p)]
     delete = "the file" if not others else f"it and {', '.join(repr(p) for p in others)} (the same run's)"
+    root, ext = os.path.splitext(exc.path)
+    if root.endswith(".backend") and os.path.exists(root[: -len(".backend")] + ext):
+        delete += " (the back-end alone is trained again)"
     return (f"checkpoint {exc.path!r} belongs to another training run: {'; '.join(differences)}. "
             f"To start afresh, delete {delete} or pass another --checkpoint")
 
 
 def _checkpoint_family(path) -> list:
-    """train-ubm's two checkpoint files, whichever of them ``path`` is (``STEM.h5`` and its k-means
-    part ``STEM.kmeans.h5``); another command's checkpoint alone."""
+    """The checkpoint files of one run: ``STEM.h5`` and its k-means part ``STEM.kmeans.h5``
+    (train-ubm) or its back-end part ``STEM.backend.h5`` (train-ivector), whichever ``path``
+    is.  A back-end part alone: deleting it is enough to train the back-end again."""
     root, ext = os.path.splitext(path)
+    if root.endswith(".backend"):
+        return [path]
     if root.endswith(".kmeans"):
         return [root[: -len(".kmeans")] + ext, path]
-    return [path, kmeans_checkpoint(path)]
+    return [path, kmeans_checkpoint(path), backend_checkpoint(path)]
 
 
 def check_train_options(checkpoint, scheduler, workers, output) -> None:
@@ -149,10 +156,19 @@ def check_ivector_counts(dim, n_utterances, n_speakers, steps) -> None:
 
 def kmeans_checkpoint(path):
     """The k-means checkpoint of train-ubm's ``--checkpoint PATH``: ``STEM.kmeans.EXT``."""
+    return _part(path, "kmeans")
+
+
+def backend_checkpoint(path):
+    """The back-end checkpoint of train-ivector's ``--checkpoint PATH``: ``STEM.backend.EXT``."""
+    return _part(path, "backend")
+
+
+def _part(path, name: str):
     if path is None:
         return None
     root, ext = os.path.splitext(os.fspath(path))
-    return f"{root}.kmeans{ext or '.h5'}"
+    return f"{root}.{name}{ext or '.h5'}"
 
 
 @contextlib.contextmanager

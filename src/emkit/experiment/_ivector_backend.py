@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,8 +73,53 @@ class IVectorBackend:
     def ubm(self):
         return self.ivector.ubm
 
-    def fit(self, train_stats, labels=None, *, plda: bool = True):
-        """Fit whitening (and, with labels, WCCN and PLDA) on the i-vectors of ``train_stats``."""
+    def fit(self, train_stats, labels=None, *, plda: bool = True, checkpoint=None):
+        """Fit whitening (and, with labels, WCCN and PLDA) on the i-vectors of ``train_stats``.
+
+        ``checkpoint``: a file that receives the fitted steps, from which a later fit of the
+        same extractor, statistics, labels and settings takes them instead of fitting again (the
+        same steps, bit for bit); one of another run is a
+        :class:`~emkit._checkpoint.CheckpointMismatchError`."""
+        if checkpoint is None:
+            return self._fit(train_stats, labels, plda)
+        from .._checkpoint import Checkpoint
+
+        run = Checkpoint(checkpoint, IVectorBackendTraining(self, labels is not None and plda),
+                         train_stats, labels)
+        saved = run.load_result(_STEP_CLASSES)
+        if saved is None:
+            self._fit(train_stats, labels, plda)
+            run.save_result({name: getattr(self, name) for name in _STEP_CLASSES})
+        else:
+            self._restore(saved, checkpoint, labels is not None, plda)
+            logging.getLogger("emkit").info("IVectorBackend: taken from checkpoint %s (trained "
+                                            "already)", checkpoint)
+        return self
+
+    def _restore(self, steps: dict, path, labelled: bool, plda: bool) -> None:
+        """The steps a checkpoint of this very run holds (their sizes checked)."""
+        from ..io.errors import InvalidFileError
+
+        need = ["whitening"] + ["lda"] * (labelled and self.lda_dim is not None) \
+            + ["wccn"] * labelled + ["plda"] * (labelled and plda)
+        R = int(self.ivector.dim_t)
+        K = self.lda_dim if "lda" in need else R
+        sizes = {"whitening": (R, R), "lda": (R, K), "wccn": (K, K)}
+        wrong = [name for name in need if name not in steps or name in sizes and
+                 np.shape(steps[name].weights) != sizes[name]]
+        if "plda" in need and "plda" not in wrong and steps["plda"].n_features_in_ != K:
+            wrong.append("plda")
+        if wrong or set(steps) - set(need):
+            raise InvalidFileError(f"{path}: the back-end it holds is not the one of this run "
+                                   f"({', '.join(wrong) or 'other steps'}); delete it to train "
+                                   "the back-end again")
+        self.whitening, self.lda = steps["whitening"], steps.get("lda")
+        if labelled:
+            self.wccn = steps["wccn"]
+            if plda:
+                self.plda = steps["plda"]
+
+    def _fit(self, train_stats, labels, plda):
         ivectors = self.ivector.transform(train_stats)
         labels = None if labels is None else np.asarray(labels)
         n, dim = ivectors.shape
@@ -141,6 +187,24 @@ class IVectorBackend:
         if wccn is not None:
             backend.wccn = _transforms._wccn_from_arrays(**wccn)
         return backend
+
+
+#: the fitted steps of a back-end, as a checkpoint holds them (name -> class)
+_STEP_CLASSES = {"whitening": "Whitening", "lda": "LDA", "wccn": "WCCN", "plda": "PLDA"}
+
+
+class IVectorBackendTraining:
+    """What identifies a back-end's training run in its checkpoint: the extractor (its settings,
+    UBM, T and sigma), the settings of the steps and whether a PLDA is trained."""
+
+    def __init__(self, backend: IVectorBackend, plda: bool):
+        ivector = backend.ivector
+        self._params = {"ivector": ivector, "T": (np.asarray(ivector.T), np.asarray(ivector.sigma)),
+                        "lda_dim": backend.lda_dim, "plda_model": backend.plda_model,
+                        "plda_dim_f": backend.plda_dim_f, "plda": bool(plda)}
+
+    def get_params(self, deep: bool = False) -> dict:
+        return dict(self._params)
 
 
 def _singular_as(fit, *args, what: str):

@@ -1,0 +1,74 @@
+"""Resuming train-* runs with --checkpoint: nothing finished is trained again, the model files
+are those of an uninterrupted run, and a checkpoint of another run says what differs."""
+
+import h5py
+
+from cli_support import no_leftovers, one_line_error, run
+
+
+def _ivector(d, *extra):
+    return ("train-ivector", d / "train.scp", "--ubm", d / "ubm.h5", "--labels", d / "utt2spk",
+            "--dim", 5, "--iterations", 2, "--seed", 3, "--no-progress", *extra)
+
+
+def test_a_resumed_ivector_run_trains_nothing_again_and_writes_the_same_file(data, tmp_path):
+    # the back-end (its PLDA EM included) was trained again on every resume, even when the
+    # extractor and the back-end had both finished
+    d, ckpt = data, tmp_path / "iv.ckpt.h5"
+    run(*_ivector(d, "--lda-dim", 3), "-o", tmp_path / "plain.h5")
+    first = run("-v", *_ivector(d, "--lda-dim", 3, "--checkpoint", ckpt), "-o", tmp_path / "a.h5")
+    assert "PLDA(two-covariance): iteration" in first.stderr
+    assert (tmp_path / "iv.ckpt.backend.h5").is_file()
+    again = run("-v", *_ivector(d, "--lda-dim", 3, "--checkpoint", ckpt), "-o", tmp_path / "b.h5")
+    assert "resuming from checkpoint" in again.stderr and "(training had finished)" in again.stderr
+    assert "IVectorBackend: taken from checkpoint" in again.stderr
+    assert "PLDA(" not in again.stderr  # no EM of the PLDA: nothing trained
+    plain = (tmp_path / "plain.h5").read_bytes()
+    assert (tmp_path / "a.h5").read_bytes() == plain
+    assert (tmp_path / "b.h5").read_bytes() == plain
+    # stopped after the extractor, before the back-end was saved: the back-end alone is trained
+    (tmp_path / "iv.ckpt.backend.h5").unlink()
+    late = run("-v", *_ivector(d, "--lda-dim", 3, "--checkpoint", ckpt), "-o", tmp_path / "c.h5")
+    assert "(training had finished)" in late.stderr and "PLDA(two-covariance)" in late.stderr
+    assert (tmp_path / "c.h5").read_bytes() == plain
+
+
+def test_the_backend_part_of_another_run_is_refused_naming_what_differs(data, tmp_path):
+    d, ckpt = data, tmp_path / "iv.ckpt.h5"
+    run(*_ivector(d, "--checkpoint", ckpt), "-o", tmp_path / "a.h5")
+    other = run(*_ivector(d, "--lda-dim", 2, "--checkpoint", ckpt), "-o", tmp_path / "x.h5",
+                ok=False)
+    one_line_error(other, 1, "iv.ckpt.backend.h5", "belongs to another training run",
+                   "the options differ (--lda-dim)", "the back-end alone is trained again")
+    for flag, option in (("--no-plda", "--plda/--no-plda"), ("--plda-dim", "--plda-dim")):
+        args = (flag,) if flag == "--no-plda" else (flag, 2)
+        one_line_error(run(*_ivector(d, *args, "--checkpoint", ckpt), "-o", tmp_path / "x.h5",
+                           ok=False), 1, f"the options differ ({option})")
+    # a back-end part whose extractor checkpoint is gone: refused before T is trained
+    ckpt.unlink()
+    gone = run(*_ivector(d, "--checkpoint", ckpt), "-o", tmp_path / "x.h5", ok=False)
+    one_line_error(gone, 1, "iv.ckpt.backend.h5", "the extractor's checkpoint", "is gone")
+    assert not ckpt.exists()
+    no_leftovers(tmp_path, "x.h5")
+
+
+def test_a_forged_backend_part_is_an_error_naming_it(data, tmp_path):
+    d, ckpt = data, tmp_path / "iv.ckpt.h5"
+    run(*_ivector(d, "--checkpoint", ckpt), "-o", tmp_path / "a.h5")
+    part = tmp_path / "iv.ckpt.backend.h5"
+    with h5py.File(part, "r+") as f:
+        f["result"].move("wccn", "evil")
+    one_line_error(run(*_ivector(d, "--checkpoint", ckpt), "-o", tmp_path / "x.h5", ok=False),
+                   1, str(part), "group '/result' holds an object that is not one of")
+    with h5py.File(part, "r+") as f:
+        del f["result/evil"]
+    one_line_error(run(*_ivector(d, "--checkpoint", ckpt), "-o", tmp_path / "x.h5", ok=False),
+                   1, str(part), "not the one of this run (wccn)")
+    no_leftovers(tmp_path, "x.h5")
+
+
+def test_the_output_cannot_be_the_backend_part(data, tmp_path):
+    d = data
+    one_line_error(run(*_ivector(d, "--checkpoint", tmp_path / "c.h5"),
+                       "-o", tmp_path / "c.backend.h5", ok=False), 2,
+                   "is where --checkpoint keeps its back-end part")
