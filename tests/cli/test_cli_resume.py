@@ -72,3 +72,54 @@ def test_the_output_cannot_be_the_backend_part(data, tmp_path):
     one_line_error(run(*_ivector(d, "--checkpoint", tmp_path / "c.h5"),
                        "-o", tmp_path / "c.backend.h5", ok=False), 2,
                    "is where --checkpoint keeps its back-end part")
+
+
+def _shuffled_labels(d, tmp_path):
+    """The fixture's utt2spk (sorted by utterance id) with its lines in another order."""
+    lines = (d / "utt2spk").read_text().splitlines()
+    assert lines == sorted(lines)
+    shuffled = tmp_path / "utt2spk.shuffled"
+    shuffled.write_text("\n".join(lines[1::2] + lines[::2][::-1]) + "\n")
+    return shuffled
+
+
+def test_the_order_of_the_label_lines_changes_neither_the_model_nor_the_checkpoint(data,
+                                                                                  tmp_path):
+    # the utterances were trained in the lines' order: another order gave other rounding
+    # (|dU| ~ 1e-14) and a resume was refused as "the features differ; the labels differ"
+    d = data
+    shuffled = _shuffled_labels(d, tmp_path)
+    isv = ("train-isv", d / "train.scp", "--ubm", d / "ubm.h5", "--rank-u", 2, "--iterations", 2,
+           "--seed", 2, "--no-progress")
+    run(*isv, "--labels", d / "utt2spk", "--checkpoint", tmp_path / "isv.ck", "-o", tmp_path / "a.h5")
+    resumed = run("-v", *isv, "--labels", shuffled, "--checkpoint", tmp_path / "isv.ck",
+                  "-o", tmp_path / "b.h5")
+    assert "(training had finished)" in resumed.stderr
+    run(*isv, "--labels", shuffled, "-o", tmp_path / "c.h5")
+    sorted_isv = (tmp_path / "a.h5").read_bytes()
+    assert (tmp_path / "b.h5").read_bytes() == sorted_isv
+    assert (tmp_path / "c.h5").read_bytes() == sorted_isv
+    ivector = ("train-ivector", d / "train.scp", "--ubm", d / "ubm.h5", "--dim", 5,
+               "--iterations", 2, "--seed", 3, "--no-progress", "--labels")
+    run(*ivector, d / "utt2spk", "-o", tmp_path / "iv_sorted.h5")
+    run(*ivector, shuffled, "-o", tmp_path / "iv_shuffled.h5")
+    assert (tmp_path / "iv_sorted.h5").read_bytes() == (tmp_path / "iv_shuffled.h5").read_bytes()
+
+
+def test_sorted_labels_train_as_the_library_does_in_their_order(data, tmp_path):
+    # sorting the utterances changes nothing for a list already sorted (Kaldi's lists are)
+    import numpy as np
+
+    from emkit import ISVMachine
+    from emkit.experiment import compute_stats
+    from emkit.features import read_feature_sources, read_id_map
+
+    d = data
+    run("train-isv", d / "train.scp", "--ubm", d / "ubm.h5", "--labels", d / "utt2spk",
+        "--rank-u", 2, "--iterations", 2, "--seed", 2, "--no-progress", "-o", tmp_path / "a.h5")
+    ubm = ISVMachine.from_hdf5(tmp_path / "a.h5").ubm
+    feats, labels = read_feature_sources([str(d / "train.scp")]), read_id_map(d / "utt2spk")
+    stats = compute_stats(ubm, [feats[u] for u in labels])  # the file's order (sorted)
+    direct = ISVMachine(ubm=ubm, r_U=2, em_iterations=2, relevance_factor=4.0,
+                        random_state=2).fit(stats, list(labels.values()))
+    np.testing.assert_array_equal(ISVMachine.from_hdf5(tmp_path / "a.h5").U, direct.U)

@@ -55,7 +55,10 @@ def _explicit(name: str) -> bool:
 
 
 def _labelled(features: dict, labels_path):
-    """(utterance ids, labels) of the labelled utterances; every labelled one must be present."""
+    """(utterance ids, labels) of the labelled utterances, in the order of their ids (sorted by
+    code point, which is Kaldi's ``LC_ALL=C`` order for UTF-8); every labelled one must be
+    present.  Sorted, the order of the lines changes nothing: the training sums (their rounding
+    too) and so the model and a checkpoint's fingerprint of the data are the same."""
     from ..io.lists import count_unlabelled
 
     labels = fe.read_id_map(labels_path)
@@ -63,7 +66,7 @@ def _labelled(features: dict, labels_path):
     if unused:
         _note(f"{unused} utterance(s) of the features have no label in {labels_path} and are "
               "not used")
-    ids = list(labels)
+    ids = sorted(labels)
     return ids, [labels[u] for u in ids]
 
 
@@ -182,7 +185,8 @@ def fa_options(state: str):
                          help="Relevance factor r: D = sqrt(UBM variances / r).")(f)
         f = click.option("--labels", type=InputFile(), required=True,
                          help="Speaker of each training utterance: 'utterance-id speaker-id' "
-                              "lines (Kaldi utt2spk).  Only listed utterances are used.")(f)
+                              "lines (Kaldi utt2spk), in any order (the utterances are taken in "
+                              "the order of their ids).  Only listed utterances are used.")(f)
         return feature_arguments(ubm_option(f))
     return decorate
 
@@ -237,8 +241,9 @@ def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, itera
 @feature_arguments
 @ubm_option
 @click.option("--labels", type=InputFile(), default=None,
-              help="Speaker of each training utterance ('utterance-id speaker-id' lines).  With "
-                   "labels, WCCN (and PLDA) are trained too and only listed utterances are used.")
+              help="Speaker of each training utterance ('utterance-id speaker-id' lines, in any "
+                   "order: the utterances are taken in the order of their ids).  With labels, "
+                   "WCCN (and PLDA) are trained too and only listed utterances are used.")
 @output_option("The i-vector system to write (HDF5: extractor, whitening, WCCN, PLDA).")
 @click.option("--dim", type=click.IntRange(min=1), default=100, show_default=True,
               help="Dimension R of the i-vectors (rank of T).  The back-end needs more "
