@@ -303,3 +303,48 @@ def test_sigterm_exits_even_with_a_worker_thread_stuck_on_a_lock(tmp_path):
     proc = python(code, "train-ubm", feats, "-n", 2, "-o", tmp_path / "ubm.h5", timeout=60)
     assert proc.returncode == 143, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "emkit: terminated", proc.stderr
+
+
+# A signal delivered while Python exits after the command, deterministically: the process sends
+# it to itself from the __del__ of an object of __main__, which Python collects as it tears the
+# modules down (after it has restored the signals' default actions), or from an atexit callback
+# that runs before emkit's.
+AFTER_THE_COMMAND = """
+import atexit, os, signal, sys
+from emkit.cli import main
+WHEN, SIG = sys.argv[1], getattr(signal, sys.argv[2])
+def send():
+    os.kill(os.getpid(), SIG)
+class SendWhenCollected:
+    def __del__(self):
+        send()
+if WHEN == "teardown":
+    keep = SendWhenCollected()
+try:
+    main(sys.argv[3:])
+finally:
+    if WHEN == "atexit":
+        atexit.register(send)  # registered last: runs first
+"""
+
+
+@pytest.mark.parametrize("when, sig, fails", [("teardown", "SIGTERM", False),
+                                              ("teardown", "SIGINT", False),
+                                              ("teardown", "SIGTERM", True),
+                                              ("atexit", "SIGTERM", False)])
+def test_a_signal_while_python_exits_after_the_command_keeps_its_status(tmp_path, when, sig,
+                                                                        fails):
+    # the default action, restored as Python exits, killed the process: status -15 (or -2)
+    # after a success whose output was complete (or after an error reported with status 1)
+    feats = tmp_path / "f.npy"
+    np.save(feats, np.random.default_rng(0).normal(size=(400, 3)))
+    proc = python(AFTER_THE_COMMAND, when, sig, "train-ubm", feats, "--iterations", 2,
+                  "--no-progress", "-o", tmp_path / "u.h5", "-n", 100 if fails else 2)
+    if fails:  # too few frames for 100 Gaussians: status 1, one line
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.startswith("emkit train-ubm: error: 400 frames cannot train 100")
+        assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("UBM: 2 Gaussians") and proc.stderr == ""
+        assert (tmp_path / "u.h5").is_file()

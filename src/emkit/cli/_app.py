@@ -16,8 +16,9 @@ import warnings
 import click
 
 from .. import __version__
-from ._signals import (EXIT_INTERRUPTED, EXIT_TERMINATED, exit_now, ignore_further_interrupts,
-                       interrupted_by, stop, terminate, unraisable_hook)
+from ._signals import (EXIT_INTERRUPTED, EXIT_TERMINATED, after_command, exit_now,
+                       ignore_further_interrupts, ignore_once_ended, interrupted_by, stop,
+                       terminate, unraisable_hook)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 HELP = """\
@@ -66,6 +67,9 @@ Exit status:
   130 interrupted (Ctrl-C)
   143 terminated (SIGTERM, as batch schedulers send)
 Errors are reported as one line on stderr; no partial output file is left.
+A Ctrl-C or SIGTERM that comes once the command has ended (its outputs
+complete, or its error reported), while emkit exits, changes nothing: the
+status is the command's (0 after a success).
 
 Run "emkit demo" for a complete experiment on embedded data (a recipe: see
 "emkit demo --help").
@@ -192,8 +196,13 @@ def cli(ctx, verbose, debug):
 
 def main(args=None):
     """Entry point of the ``emkit`` console script (Ctrl-C: status 130, SIGTERM: 143, no
-    traceback, nothing half-written left)."""
+    traceback, nothing half-written left).  It ends the process: once the command has ended,
+    Ctrl-C and SIGTERM exit at once with the command's status (run commands inside a program
+    with ``cli.main(..., standalone_mode=False)`` or click's ``CliRunner``)."""
+    import atexit
+
     sys.unraisablehook = functools.partial(unraisable_hook, sys.unraisablehook)
+    atexit.register(ignore_once_ended)  # run after the callbacks registered during the command
     try:
         with contextlib.suppress(ValueError):  # not the main thread: leave the signals alone
             if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):
@@ -209,6 +218,8 @@ def main(args=None):
         if exc.code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
             ignore_further_interrupts()
             exit_now(exc.code)
+        after_command(EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int)
+                      else EXIT_FAILURE)  # (Python's own reading of a SystemExit)
         raise
 
 

@@ -1,5 +1,9 @@
 """How the command line stops on Ctrl-C (SIGINT) and on a batch scheduler's SIGTERM: one line,
-temporary files removed, exit status 130 or 143, and no hang while Python exits."""
+temporary files removed, exit status 130 or 143, and no hang while Python exits.
+
+Once the command has ended, nothing is left to stop: the exit status is the command's (0 after
+a success, whose outputs are complete), whenever a signal comes while Python exits
+(:func:`after_command`)."""
 
 from __future__ import annotations
 
@@ -96,3 +100,33 @@ def exit_now(code: int) -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
+
+
+#: [the exit status of the command], once it has ended (empty while it runs)
+_ended_with: list = []
+
+
+def after_command(code: int) -> None:
+    """The command has ended with exit status ``code`` (success or error; not an interrupt):
+    SIGINT and SIGTERM from now on end the process at once with ``code``, streams flushed.
+    Python restores their default action late in its exit, after the atexit callbacks, and
+    from there they would kill the process (status -15 or -2, a success reported as a kill):
+    :func:`ignore_once_ended` ignores them from there."""
+    if _ended_with:
+        return
+    _ended_with.append(code)
+
+    def handler(signum, frame):
+        exit_now(code)
+
+    with contextlib.suppress(ValueError):  # not the main thread
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) not in (signal.SIG_IGN, None):
+                signal.signal(signum, handler)
+
+
+def ignore_once_ended() -> None:
+    """An atexit callback (registered as the command starts, so run after those registered
+    during it): once the command has ended, ignore SIGINT and SIGTERM for the rest of the exit."""
+    if _ended_with:
+        ignore_further_interrupts()
