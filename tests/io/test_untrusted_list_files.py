@@ -60,3 +60,34 @@ def test_a_long_token_is_shortened_in_the_message(read, text, message, tmp_path)
         read(tmp_path / "list.txt")
     assert str(tmp_path / "list.txt") in str(info.value)
     assert len(str(info.value)) < len(str(tmp_path)) + 300, len(str(info.value))
+
+
+@pytest.mark.parametrize("token, shown", [
+    ("1_0", "'1_0' in column 3"),
+    ("\u0661", "'\u0661' in column 3 .*U\\+0661 is not ASCII"),
+    ("\uff11.5", "'\uff11.5' in column 3 .*U\\+FF11 is not ASCII"),  # full-width
+    ("\u202e1", "'\\\\u202e1' in column 3"),          # a control character is shown escaped
+    ("0x10", "'0x10' in column 3"),
+])
+def test_a_score_python_would_read_but_kaldi_would_not_is_refused(token, shown, tmp_path):
+    path = tmp_path / "scores.txt"
+    path.write_text(f"m p 0.5 target\nm q {token} nontarget\n", encoding="utf-8")
+    with pytest.raises(FeatureError, match=f"scores.txt line 2: the score must be a number; got "
+                                           f"{shown}") as info:
+        read_scores(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("token, value", [("-1.5e-3", -1.5e-3), ("+2", 2.0), (".5", 0.5),
+                                          ("7.", 7.0), ("1E+2", 100.0), ("-0", -0.0)])
+def test_ascii_scores_in_every_c_form_are_read(token, value, tmp_path):
+    (tmp_path / "s.txt").write_text(f"m p {token}\n")
+    assert read_scores(tmp_path / "s.txt")[1].tolist() == [value]
+
+
+@pytest.mark.parametrize("token", ["nan", "-Infinity", "1e999"])
+def test_a_score_that_is_not_finite_names_the_line_and_column(token, tmp_path):
+    (tmp_path / "s.txt").write_text(f"m p {token}\n")
+    with pytest.raises(FeatureError, match=f"s.txt line 1: the score must be finite; got "
+                                           f"'{token}' in column 3"):
+        read_scores(tmp_path / "s.txt")

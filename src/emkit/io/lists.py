@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,10 +209,32 @@ def write_scores(path, models, probes, scores, labels=None) -> None:
         f.write(buffer.getvalue())
 
 
+#: A score as Kaldi and BOSARIS write one: ASCII digits, an optional sign, fraction and exponent.
+#: Python's float() also takes "1_0", non-ASCII digits ("\u0661") and surrounding spaces.
+_SCORE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_NOT_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.ASCII | re.IGNORECASE)
+
+
+def _parse_score(text: str, where: str) -> float:
+    """The score of column 3 as a finite float64; a :class:`FeatureError` for anything else."""
+    numeric = _SCORE.fullmatch(text) is not None
+    if numeric and np.isfinite(value := float(text)):
+        return value
+    if numeric or _NOT_FINITE.fullmatch(text):  # 1e999 overflows to inf
+        raise FeatureError(f"{where}: the score must be finite; got {show_key(text)} in column 3")
+    foreign = next((c for c in text if not c.isascii()), None)
+    why = f"; U+{ord(foreign):04X} is not ASCII" if foreign else ""
+    raise FeatureError(f"{where}: the score must be a number; got {show_key(text)} in column 3 (ASCII "
+                       f"digits, an optional sign, '.' and exponent, e.g. -1.5e-3{why})")
+
+
 def read_scores(path):
     """Read a score file: ``(Trials, scores float64 array)``; labels None when absent.
 
-    A model-probe pair listed twice is a :class:`FeatureError` naming both lines.
+    A score is ASCII text as Kaldi and BOSARIS write it (``-1.5``, ``2e-3``); other text Python's
+    ``float`` would take (``1_0``, non-ASCII digits) and a non-finite score are a
+    :class:`FeatureError` naming the line and column, and so is a model-probe pair listed twice
+    (naming both lines).
     """
     path = os.fspath(path)
     models, probes, scores, labels = [], [], [], []
@@ -224,12 +247,7 @@ def read_scores(path):
                                f"got {len(fields)} columns")
         n_columns = len(fields)
         _check_repeat(seen, fields, number, where)
-        try:
-            value = float(fields[2])
-        except ValueError:
-            raise FeatureError(f"{where}: the score must be a number; got {show_key(fields[2])}") from None
-        if not np.isfinite(value):
-            raise FeatureError(f"{where}: the score must be finite; got {show_key(fields[2])}")
+        value = _parse_score(fields[2], where)
         models.append(fields[0])
         probes.append(fields[1])
         scores.append(value)
