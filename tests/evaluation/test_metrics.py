@@ -342,3 +342,26 @@ def test_cllr_of_huge_finite_scores_is_finite():
     tar, non = rng.normal(2, 3, 101), rng.normal(-2, 3, 999)
     plain = 0.5 * (np.mean(np.logaddexp(0, -tar)) + np.mean(np.logaddexp(0, non))) / np.log(2)
     assert cllr(tar, non) == plain
+
+
+def test_det_curve_of_scores_spanning_more_than_float64_warns_nothing():
+    # before: scikit-learn's differences of neighbouring scores overflowed (RuntimeWarning)
+    curve = det_curve([1e308, 0.0], [-1e308, 1.0, 1e308])
+    np.testing.assert_array_equal(curve.p_miss, [0.0, 0.5, 0.5, 1.0])
+    np.testing.assert_array_equal(curve.p_fa, [2 / 3, 2 / 3, 1 / 3, 0.0])
+    np.testing.assert_array_equal(curve.thresholds, [0.0, 1.0, 1e308, np.inf])
+    assert min_dcf([1e308], [-1e308], 0.01) == 0.0
+    assert eer([-1e308, 1e308], [-1e308, 1e308]) == 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_det_curve_is_the_same_as_scikit_learns_on_ordinary_scores(seed):
+    from sklearn.metrics import det_curve as sk_det_curve
+
+    tar, non = random_scores(seed, discrete=seed == 1)
+    y = np.r_[np.ones(tar.size), np.zeros(non.size)]
+    p_fa, p_miss, thr = sk_det_curve(y, np.r_[tar, non])
+    curve = det_curve(tar, non)
+    np.testing.assert_array_equal(curve.p_miss[:p_miss.size], p_miss)
+    np.testing.assert_array_equal(curve.p_fa[:p_fa.size], p_fa)
+    np.testing.assert_array_equal(curve.thresholds[:thr.size], thr)

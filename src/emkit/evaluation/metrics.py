@@ -137,8 +137,14 @@ def det_curve(target_scores, nontarget_scores) -> DETCurve:
 
     tar, non = _check_pair(target_scores, nontarget_scores)
     y = np.concatenate([np.ones(tar.size, dtype=np.int8), np.zeros(non.size, dtype=np.int8)])
-    p_fa, p_miss, thr = _sk_det_curve(y, np.concatenate([tar, non]))
-    p_fa, p_miss, thr = (np.asarray(a, dtype=np.float64) for a in (p_fa, p_miss, thr))
+    # scikit-learn subtracts neighbouring scores, which overflows (a RuntimeWarning) for scores
+    # more than ~1.8e308 apart: it is given the scores' ranks (same order, same ties) instead
+    values, ranks = np.unique(np.concatenate([tar, non]), return_inverse=True)
+    p_fa, p_miss, thr = _sk_det_curve(y, ranks.astype(np.float64))
+    p_fa, p_miss, ranks_at = (np.asarray(a, dtype=np.float64) for a in (p_fa, p_miss, thr))
+    thr = np.full(ranks_at.shape, np.inf)  # scikit-learn >= 1.7 may end with inf: reject all
+    finite = np.isfinite(ranks_at)
+    thr[finite] = values[ranks_at[finite].astype(np.int64)]
     if p_fa[-1] > 0:
         p_fa, p_miss, thr = np.append(p_fa, 0.0), np.append(p_miss, 1.0), np.append(thr, np.inf)
     return DETCurve(p_miss, p_fa, thr)
