@@ -258,3 +258,11 @@ def test_binary_calibration_file(files):
     (files / "bad.json").write_bytes(b"\xff\xfe\x00binary")
     one_line_error(run("--load", files / "bad.json", "--save", files / "x.json"), 1, "bad.json",
                    "not JSON")
+
+
+def test_a_huge_cllr_of_the_training_scores_is_printed_in_scientific_notation(tmp_path):
+    _, _, values, y = scores(tmp_path / "dev.txt", 0, scale=-1e300, shift=0.0)  # the wrong way
+    result = run("--train", tmp_path / "dev.txt", "--save", tmp_path / "cal.json")
+    assert result.exit_code == 0, result.output
+    raw = metrics.cllr(values[y], values[~y])
+    assert f"Cllr {raw:.2e} -> " in result.output and raw > 1e299

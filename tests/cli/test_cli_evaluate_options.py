@@ -104,3 +104,26 @@ def test_det_plot_of_another_extension_is_a_usage_error(scores, tmp_path, name):
     result = run("evaluate", path, "--det", tmp_path / name, ok=False)
     one_line_error(result, 2, "usage error", "--det", name, ".png, .pdf, .svg, .eps, .ps")
     assert not (tmp_path / name).exists()
+
+
+def test_a_huge_cllr_is_printed_in_scientific_notation_and_the_table_stays_aligned(tmp_path):
+    # scores of 1e300 on the wrong side: Cllr 7.2e299 bits (before: printed with 300 digits)
+    path = write_scores(tmp_path / "bad.txt", [("a", "p1", -1e300, True), ("a", "p2", 0.5, True),
+                                               ("a", "p3", 1e300, False), ("a", "p4", -2.0, False)])
+    good = write_scores(tmp_path / "good.txt", [("a", "p1", 2.0, True), ("a", "p2", -1.0, False)])
+    head, bad_row, good_row = run("evaluate", path, good, "--p-target", 0.01).stdout.splitlines()
+    cllr = metrics.cllr([-1e300, 0.5], [1e300, -2.0])
+    assert bad_row.split() == ["bad", "2", "2", "50.00", "1.0000", "50.5000",
+                               f"{cllr:.2e}", "1.000"]
+    assert good_row.split()[-2:] == [f"{metrics.cllr([2.0], [-1.0]):.3f}", "0.000"]
+    assert len(head) == len(bad_row) == len(good_row)
+    assert head.index("Cllr") + len("Cllr") == bad_row.index("e+299") + len("e+299")
+
+
+def test_run_summary_prints_a_huge_cllr_in_scientific_notation():
+    from emkit.cli._run import _table
+
+    line = _table([{"system": "gmm", "condition": "clean", "eer": 0.125, "cllr": 2e300,
+                    "min_cllr": 0.25}])
+    assert line.split() == ["gmm", "clean", "EER", "12.50%", "Cllr", "2.00e+300", "min", "Cllr",
+                            "0.250"]

@@ -39,6 +39,7 @@ def calibrate(scores, output, dev, key, prior, save, load):
     """
     from ..evaluation import calibration_io as cio
     from ..evaluation import metrics
+    from ..evaluation.text import format_measure
 
     if (dev is None) == (load is None):
         raise click.UsageError("give exactly one of --train DEV_SCORES and --load CALIBRATION")
@@ -62,9 +63,9 @@ def calibrate(scores, output, dev, key, prior, save, load):
         llr = model.transform(values)
         click.echo(f"calibration: {cio.formula(model)} "
                    f"(prior {prior:g}; {tar.size} target and {non.size} non-target trials of "
-                   f"{dev}); Cllr {metrics.cllr(tar, non):.4f} -> "
-                   f"{metrics.cllr(llr[labels], llr[~labels]):.4f} (min Cllr "
-                   f"{metrics.min_cllr(tar, non):.4f})")
+                   f"{dev}); Cllr {format_measure(metrics.cllr(tar, non), 4)} -> "
+                   f"{format_measure(metrics.cllr(llr[labels], llr[~labels]), 4)} (min Cllr "
+                   f"{format_measure(metrics.min_cllr(tar, non), 4)})")
         if save is not None:
             cio.save_calibration(model, save, n_targets=tar.size, n_nontargets=non.size)
             click.echo(f"calibration -> {save}")

@@ -79,6 +79,7 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
     """
     from ..evaluation import calibration_io as cio
     from ..evaluation import metrics
+    from ..evaluation.text import aligned, format_measure
 
     check_outputs({"--det": det}, {"SCORES": list(scores), "--key": key,
                                    "--calibration": calibration})
@@ -103,17 +104,17 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
     if key and not key_used:
         raise click.UsageError(f"--key does not apply: every score file has its own label "
                                f"column, so {key} would not be read")
-    width = max(12, *(len(n) for n in systems))
-    head = f"{'scores':<{width}} {'targets':>8} {'non-tgt':>8} {'EER (%)':>8}"
+    table = [["scores", "targets", "non-tgt", "EER (%)"]]
     for p in p_targets:
-        head += f" {f'minDCF({p:g})':>14} {f'actDCF({p:g})':>14}"
-    lines = [head + f" {'Cllr':>7} {'minCllr':>7}"]
+        table[0] += [f"minDCF({p:g})", f"actDCF({p:g})"]
+    table[0] += ["Cllr", "minCllr"]
     for name, (tar, non) in systems.items():
         m = cio.score_metrics(tar, non, p_targets, c_miss, c_fa, calibration=cal)
-        line = f"{name:<{width}} {tar.size:>8} {non.size:>8} {100 * m['eer']:>8.2f}"
+        row = [name, str(tar.size), str(non.size), format_measure(100 * m["eer"], 2)]
         for p in p_targets:
-            line += f" {m['min_dcf'][float(p)]:>14.4f} {m['act_dcf'][float(p)]:>14.4f}"
-        lines.append(line + f" {m['cllr']:>7.3f} {m['min_cllr']:>7.3f}")
+            row += [format_measure(m[k][float(p)], 4) for k in ("min_dcf", "act_dcf")]
+        table.append(row + [format_measure(m[k], 3) for k in ("cllr", "min_cllr")])
+    lines = aligned(table, [12, 8, 8, 8] + [14, 14] * len(p_targets) + [7, 7])
     if cal is not None:
         lines.append(f"actDCF and Cllr: of the scores calibrated by {calibration} "
                      f"({cio.formula(cal)})")
@@ -130,19 +131,19 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
 def model_table(name, models, values, labels, p_targets, c_miss, c_fa) -> list:
     """The lines of the per-model table of one score file (models in order of appearance)."""
     from ..evaluation import metrics
+    from ..evaluation.text import aligned, format_measure
 
     rows = metrics.per_model(models, values, labels, p_targets, c_miss, c_fa)
-    width = max(12, *(len(r["model"]) for r in rows))
-    head = f"{'model':<{width}} {'targets':>8} {'non-tgt':>8} {'EER (%)':>8}"
-    head += "".join(f" {f'minDCF({p:g})':>14}" for p in p_targets)
-    lines = [f"per model ({name}):", head]
+    table = [["model", "targets", "non-tgt", "EER (%)"] + [f"minDCF({p:g})" for p in p_targets]]
+    notes = {}
     for r in rows:
-        line = f"{r['model']:<{width}} {r['targets']:>8} {r['nontargets']:>8}"
+        row = [r["model"], str(r["targets"]), str(r["nontargets"])]
         if r["eer"] is None:
-            lines.append(line + f"  only {'non-target' if r['targets'] == 0 else 'target'} "
-                                "trials: no EER or minDCF")
-            continue
-        line += f" {100 * r['eer']:>8.2f}"
-        line += "".join(f" {r['min_dcf'][p]:>14.4f}" for p in p_targets)
-        lines.append(line)
-    return lines
+            notes[len(table)] = (f"  only {'non-target' if r['targets'] == 0 else 'target'} "
+                                 "trials: no EER or minDCF")
+        else:
+            row.append(format_measure(100 * r["eer"], 2))
+            row += [format_measure(r["min_dcf"][p], 4) for p in p_targets]
+        table.append(row)
+    lines = aligned(table, [12, 8, 8, 8] + [14] * len(p_targets))
+    return [f"per model ({name}):"] + [line + notes.get(i, "") for i, line in enumerate(lines)]

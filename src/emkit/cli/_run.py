@@ -43,7 +43,10 @@ def run(recipe, force, progress):
 
 def _table(rows) -> str:
     """One aligned line per system and condition (columns as wide as the longest name)."""
+    from ..evaluation.text import format_measure
+
     width_s = max([12] + [len(r["system"]) for r in rows])
     width_c = max([8] + [len(r["condition"]) for r in rows])
-    return "\n".join(f"{r['system']:<{width_s}} {r['condition']:<{width_c}} EER {100 * r['eer']:6.2f}%  "
-                     f"Cllr {r['cllr']:.3f}  min Cllr {r['min_cllr']:.3f}" for r in rows)
+    return "\n".join(f"{r['system']:<{width_s}} {r['condition']:<{width_c}} EER "
+                     f"{format_measure(100 * r['eer'], 2):>6}%  Cllr {format_measure(r['cllr'], 3)}"
+                     f"  min Cllr {format_measure(r['min_cllr'], 3)}" for r in rows)

@@ -1,8 +1,8 @@
 """Evaluation of verification scores: :mod:`~emkit.evaluation.metrics` (EER, DCF, Cllr, DET),
 :mod:`~emkit.evaluation.calibration` (linear calibration) and
 :mod:`~emkit.evaluation.calibration_io` (on score files), :mod:`~emkit.evaluation.score_norm`
-(Z-, T-, ZT-, S- and adaptive S-norm) and :mod:`~emkit.evaluation.cohort` (cohorts of enrolled
-models for score normalisation).
+(Z-, T-, ZT-, S- and adaptive S-norm), :mod:`~emkit.evaluation.cohort` (cohorts of enrolled
+models for score normalisation) and :mod:`~emkit.evaluation.text` (measures as printed text).
 
 The old paths ``emkit.metrics``, ``emkit.calibration``, ``emkit.calibration_io``,
 ``emkit.score_norm`` and ``emkit.cohort`` import the same modules.  Submodules are imported on

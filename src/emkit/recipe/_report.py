@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..evaluation.text import format_measure
 from ..io.atomic import atomic_write
 
 __all__ = ["results_table", "timings_table", "write_report"]
@@ -19,10 +20,11 @@ def results_table(rows, p_targets) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["system"], r["condition"], r["scores"], str(r["targets"]),
-                 str(r["nontargets"]), f"{100 * r['eer_raw']:.2f}", f"{100 * r['eer']:.2f}"]
+                 str(r["nontargets"]), format_measure(100 * r["eer_raw"], 2),
+                 format_measure(100 * r["eer"], 2)]
         for p in p_targets:
-            cells += [f"{r['min_dcf'][str(float(p))]:.4f}", f"{r['act_dcf'][str(float(p))]:.4f}"]
-        cells += [f"{r['cllr']:.4f}", f"{r['min_cllr']:.4f}"]
+            cells += [format_measure(r[k][str(float(p))], 4) for k in ("min_dcf", "act_dcf")]
+        cells += [format_measure(r["cllr"], 4), format_measure(r["min_cllr"], 4)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
