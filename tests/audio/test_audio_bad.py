@@ -161,6 +161,27 @@ def test_float_samples_beyond_full_scale_count_as_clipped(tmp_path):
     fails(tmp_path, path, "clipped")
 
 
+def test_unscaled_float_samples_are_said_to_be_beyond_full_scale_not_clipped(tmp_path):
+    # 16-bit values stored as floats: before, "the audio is clipped: ... at full scale"
+    x = np.float32(32768 * speech_like(seed=4))
+    path = write(tmp_path / "unscaled.wav", x, subtype="FLOAT")
+    beyond = int(np.count_nonzero(np.abs(x) > 1))
+    message = fails(tmp_path, path, re.escape(
+        f"the float samples are not in [-1, 1], the full scale of float audio: {beyond} of 16000 "
+        f"are beyond it, up to {np.abs(x).max():.6g} in magnitude (16-bit values stored as floats "
+        "unscaled? divide them by 32768)"))
+    assert "Kaldi reads PCM (integer) WAV only and refuses float WAV" in message
+    assert "the audio is clipped" not in message
+    assert extract_features(path, FeatureConfig(max_clipped=1.0)).shape[0] > 0  # as before
+    # slightly hot floats: no hint at integer values; a few beyond 1 are tolerated as before
+    message = fails(tmp_path, write(tmp_path / "hot.wav", 4.0 * speech_like(seed=4),
+                                    subtype="FLOAT"), "float samples are not in")
+    assert "up to 1.2" in message and "32768" not in message
+    few = 0.5 * speech_like(seed=5)
+    few[8000:8010] = 1.5
+    assert read_audio(write(tmp_path / "few.wav", few, subtype="FLOAT")).max() == 1.5 * 32768
+
+
 def _speech_folder(tmp_path, garbage: str):
     """``tmp_path/in`` of a0.wav .. a3.wav, speech but for ``garbage``, which is not audio."""
     src = tmp_path / "in"

@@ -25,7 +25,10 @@ Decisions (each failure is an :class:`AudioError` naming the file; nothing is wr
   mean in Kaldi, whatever the file's sample format.
 * **Bad content**: not audio (libsndfile cannot read it), empty (no sample), NaN or infinite
   samples (float files), only digital silence (every sample 0), and clipping: more than
-  ``max_clipped`` of the samples at (or beyond) full scale.  A WAV holding fewer samples than its
+  ``max_clipped`` of the samples at (or beyond) full scale.  Float samples (a float WAV) are read
+  as stored, full scale 1.0: when those beyond [-1, 1] make too many count as clipped, the error
+  says so and gives the largest magnitude (unscaled 16-bit values stored as floats reach
+  thousands); Kaldi reads PCM (integer) WAV only and refuses a float WAV.  A WAV holding fewer samples than its
   header declares (truncated) is read with a ``UserWarning``, as Kaldi warns; a size a streaming
   writer left unknown (data size 0xFFFFFFFF, RIFF size 0 or 0xFFFFFFFF) is not a truncation.
 """
@@ -49,6 +52,7 @@ _FULL_SCALE = 32767.0 / 32768.0  # a sample this loud (or louder) counts as clip
 _BLOCK_VALUES = 1 << 19  # samples (of all channels) decoded at a time: 4 MiB of float64
 _CHECK_VALUES = 1 << 20  # samples checked at a time (8 MiB of float64, 1 MiB of booleans)
 _UNKNOWN = 2**63 - 1  # the frame count libsndfile gives for a file whose header has none
+_FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")  # libsndfile returns these samples as stored, unscaled
 
 
 class MultiChannelWarning(UserWarning):
@@ -72,7 +76,8 @@ def require(module: str):
 
 def _open(path: str, start: float | None, end: float | None, sample_rate: int, channel: int | None,
           max_bytes: int):
-    """(float64 samples of ``channel`` in the segment, where) of ``path``.
+    """(float64 samples of ``channel`` in the segment, where, whether the file holds floats) of
+    ``path``.
 
     The output is allocated once, from the header's frame count (checked against ``max_bytes``
     first), and filled a block at a time keeping the one channel: the other channels of a long
@@ -82,6 +87,7 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
     try:
         with sf.SoundFile(path) as f:
             rate, n, n_channels = int(f.samplerate), f.frames, f.channels
+            floats = f.subtype in _FLOAT_SUBTYPES
             channel = _check_format(path, rate, n_channels, sample_rate, channel)
             if n >= _UNKNOWN:
                 raise AudioError(f"{show_path(path)}: the header does not give the number of samples (a "
@@ -111,7 +117,7 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
                          f"says: {reason})") from None
     if done < len(samples):
         samples.resize(done, refcheck=False)  # the array is ours alone: shrunk in place
-    return samples, where
+    return samples, where, floats
 
 
 def _declared_wav_frames(path: str) -> int | None:
@@ -218,8 +224,8 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int | None = None, st
         raise AudioError(str(exc)) from None
     if size == 0:
         raise AudioError(f"{show_path(path)}: the file is empty (0 bytes)")
-    samples, where = _open(path, start, end, sample_rate, channel, max_utterance_bytes)
-    samples = check_samples(samples, where, max_clipped=max_clipped)
+    samples, where, floats = _open(path, start, end, sample_rate, channel, max_utterance_bytes)
+    samples = check_samples(samples, where, max_clipped=max_clipped, floats=floats)
     samples *= INT16_SCALE
     return samples
 
@@ -251,12 +257,18 @@ def _segment(rate, n, start, end, path):
     return first, last, where
 
 
-def check_samples(samples: np.ndarray, where: str, *, max_clipped: float = 0.01) -> np.ndarray:
-    """``samples`` (float, full scale 1.0) unchanged, or an :class:`AudioError` about ``where``."""
+def check_samples(samples: np.ndarray, where: str, *, max_clipped: float = 0.01,
+                  floats: bool = False) -> np.ndarray:
+    """``samples`` (float, full scale 1.0) unchanged, or an :class:`AudioError` about ``where``.
+
+    ``floats``: the file stores float samples, read as they are: too many beyond [-1, 1] are
+    reported as such (with the largest magnitude) rather than as clipping.
+    """
     n = samples.shape[0]
     if n == 0:
         raise AudioError(f"{where}: the audio is empty (no sample)")
-    bad = clipped = 0
+    bad = clipped = beyond = 0
+    peak = 0.0
     sound = False
     for i in range(0, n, _CHECK_VALUES):  # in chunks: no temporary the size of the audio
         chunk = samples[i:i + _CHECK_VALUES]
@@ -264,13 +276,31 @@ def check_samples(samples: np.ndarray, where: str, *, max_clipped: float = 0.01)
         sound = sound or bool(chunk.any())
         clipped += int(np.count_nonzero(chunk >= _FULL_SCALE))
         clipped += int(np.count_nonzero(chunk <= -_FULL_SCALE))
+        if floats:
+            beyond += int(np.count_nonzero(chunk > 1.0)) + int(np.count_nonzero(chunk < -1.0))
+            peak = max(peak, float(chunk.max()), -float(chunk.min()))
     if bad:
         raise AudioError(f"{where}: {bad} of {n} samples are NaN or infinite")
     if not sound:
         raise AudioError(f"{where}: the audio is digital silence (every one of its {n} samples "
                          "is 0)")
+    if clipped > max_clipped * n and beyond:
+        raise AudioError(_not_full_scale(where, n, beyond, peak, clipped, max_clipped))
     if clipped > max_clipped * n:
         raise AudioError(f"{where}: the audio is clipped: {clipped} of {n} samples "
                          f"({100 * clipped / n:.2f}%) are at full scale, more than the "
                          f"{100 * max_clipped:g}% allowed (max_clipped / --max-clipped)")
     return samples
+
+
+def _not_full_scale(where, n, beyond, peak, clipped, max_clipped) -> str:
+    """The message for float samples beyond [-1, 1]: unscaled data rather than clipped sound."""
+    # far beyond a float signal's overshoot, within the 16-bit range: integer values as floats
+    unscaled = " (16-bit values stored as floats unscaled? divide them by 32768)" \
+        if 256 < peak <= INT16_SCALE else ""
+    return (f"{where}: the float samples are not in [-1, 1], the full scale of float audio: "
+            f"{beyond} of {n} are beyond it, up to {peak:.6g} in magnitude{unscaled}. Float "
+            f"samples are read as stored (integer ones are scaled to [-1, 1]), so {clipped} "
+            f"({100 * clipped / n:.2f}%) count as clipped, more than the {100 * max_clipped:g}% "
+            "allowed (max_clipped / --max-clipped); Kaldi reads PCM (integer) WAV only and "
+            "refuses float WAV")
