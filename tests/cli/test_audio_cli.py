@@ -205,3 +205,82 @@ def test_an_existing_directory_with_a_dot_is_still_an_npy_directory(tmp_path, au
     assert sorted(os.listdir(tmp_path / "feats.h5")) == ["utt0.npy", "utt1.npy", "utt2.npy"]
     result = run(audio, "-o", tmp_path / "feats.v2", "--no-progress")
     assert result.exit_code == 0 and (tmp_path / "feats.v2" / "utt0.npy").is_file()
+
+
+# every [features] key of a recipe is an option of emkit features, with Kaldi's name
+NEW_VALUES = {  # option: (value given, field of FeatureConfig or of its KaldiOptions, expected)
+    "--preemphasis-coefficient": ("0.5", "preemphasis_coefficient", 0.5),
+    "--no-remove-dc-offset": (None, "remove_dc_offset", False),
+    "--window-type": ("hamming", "window_type", "hamming"),
+    "--no-round-to-power-of-two": (None, "round_to_power_of_two", False),
+    "--no-raw-energy": (None, "raw_energy", False),
+    "--energy-floor": ("1.0", "energy_floor", 1.0),
+    "--cepstral-lifter": ("0", "cepstral_lifter", 0.0),
+    "--max-utterance-bytes": ("4000000", "max_utterance_bytes", 4_000_000),
+}
+
+
+def captured_config(tmp_path, audio, monkeypatch, *args):
+    import emkit.audio
+
+    seen = []
+
+    def compute(inputs, output, config, **kwargs):
+        seen.append(config)
+        return {"utt0": (10, 39)}
+
+    monkeypatch.setattr(emkit.audio, "compute_features", compute)
+    result = run(audio / "utt0.wav", "-o", tmp_path / "f.ark", *args)
+    assert result.exit_code == 0, result.output
+    return seen[0]
+
+
+@pytest.mark.parametrize("option", list(NEW_VALUES))
+def test_each_kaldi_option_reaches_the_feature_config(tmp_path, audio, monkeypatch, option):
+    value, name, expected = NEW_VALUES[option]
+    config = captured_config(tmp_path, audio, monkeypatch, option, *([value] if value else []))
+    default = captured_config(tmp_path, audio, monkeypatch)
+    where, default_where = (config.kaldi, default.kaldi) if hasattr(config.kaldi, name) \
+        else (config, default)
+    assert getattr(where, name) == expected != getattr(default_where, name)
+    # the command's defaults are the library's (those of a recipe without the key)
+    assert default == FeatureConfig()
+
+
+def test_every_recipe_features_key_is_an_option():
+    import dataclasses
+
+    from emkit.audio._kaldi_features import WINDOWS
+    from emkit.cli._features import MAX_UTTERANCE_BYTES, WINDOWS as CLI_WINDOWS
+    from emkit.io.untrusted import MAX_UTTERANCE_BYTES as LIBRARY_MAX
+
+    keys = {f.name for f in dataclasses.fields(KaldiOptions)}
+    keys |= {f.name for f in dataclasses.fields(FeatureConfig)} - {"kaldi"}
+    command = cli.get_command(None, "features")
+    names = {p.name for p in command.params} | {"sample_frequency"} - {"sample_rate"}
+    assert keys - names == set()
+    assert CLI_WINDOWS == WINDOWS and MAX_UTTERANCE_BYTES == LIBRARY_MAX
+    help_text = " ".join(run("--help").output.split())
+    for option in ("--preemphasis-coefficient", "--window-type", "--max-utterance-bytes"):
+        assert option in help_text
+    assert "[default: povey]" in help_text and "[default: 0.97; 0<=x<=1]" in help_text
+
+
+def test_kaldi_option_values_are_checked(tmp_path, audio, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(run(audio, "-o", "out", "--window-type", "kaiser"), 2, "--window-type")
+    one_line_error(run(audio, "-o", "out", "--preemphasis-coefficient", "1.5"), 2,
+                   "--preemphasis-coefficient")
+    one_line_error(run(audio, "-o", "out", "--max-utterance-bytes", "4"), 2,
+                   "--max-utterance-bytes")
+    one_line_error(run(audio, "-o", "out", "--type", "fbank", "--cepstral-lifter", "10"), 2,
+                   "--cepstral-lifter does not apply to --type fbank")
+    no_leftovers(tmp_path, "out")
+
+
+def test_a_smaller_max_utterance_bytes_refuses_a_longer_file(tmp_path, audio):
+    # each file is 16000 samples: 128000 bytes as float64
+    result = run(audio / "utt0.wav", "-o", tmp_path / "f.ark", "--max-utterance-bytes", "100000")
+    one_line_error(result, 1, "utt0.wav", "exceeds max_utterance_bytes=100000")
+    assert run(audio / "utt0.wav", "-o", tmp_path / "f.ark", "--max-utterance-bytes",
+               "128000").exit_code == 0

@@ -12,6 +12,10 @@ from ._models import plural
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
 DEFAULT_JOBS = min(8, os.cpu_count() or 1)
+# emkit.audio's WINDOWS and emkit.io.untrusted's MAX_UTTERANCE_BYTES (a test checks they are):
+# those modules import numpy, which emkit --help must not
+WINDOWS = ("povey", "hamming", "hanning", "rectangular", "blackman")
+MAX_UTTERANCE_BYTES = 2 * 1024**3
 
 
 def _options(f):
@@ -43,6 +47,22 @@ def _options(f):
                           "features)."),
         click.option("--snip-edges/--no-snip-edges", default=True, show_default=True,
                      help="Kaldi's --snip-edges: only frames that fit in the audio."),
+        click.option("--preemphasis-coefficient", type=click.FloatRange(0, 1), default=0.97,
+                     show_default=True, help="Pre-emphasis x[t] - c * x[t-1] of each frame "
+                     "(0: none)."),
+        click.option("--remove-dc-offset/--no-remove-dc-offset", default=True, show_default=True,
+                     help="Subtract each frame's mean before the window."),
+        click.option("--window-type", type=click.Choice(list(WINDOWS)), default="povey",
+                     show_default=True, help="Window function of each frame."),
+        click.option("--round-to-power-of-two/--no-round-to-power-of-two", default=True,
+                     show_default=True, help="Pad each frame to a power of two for the FFT."),
+        click.option("--raw-energy/--no-raw-energy", default=True, show_default=True,
+                     help="The log energy of the frame before pre-emphasis and window."),
+        click.option("--energy-floor", type=click.FloatRange(min=0), default=0.0,
+                     show_default=True, help="Floor on the frame energy (0: none; Kaldi "
+                     "suggests 0.1 or 1 with --dither 0)."),
+        click.option("--cepstral-lifter", type=click.FloatRange(min=0), default=22.0,
+                     show_default=True, help="MFCC: liftering coefficient (0: none)."),
         click.option("--use-energy/--no-use-energy", default=None,
                      help="Log energy as the first feature [default: on for mfcc, off for "
                           "fbank]."),
@@ -84,6 +104,12 @@ def _options(f):
         click.option("--max-clipped", type=click.FloatRange(min=0, max=1), default=0.01,
                      show_default=True, help="Largest fraction of samples at full scale "
                      "accepted; a more clipped file is an error (1: no check)."),
+        click.option("--max-utterance-bytes", type=click.IntRange(min=8),
+                     default=MAX_UTTERANCE_BYTES, show_default=True,
+                     help="Most samples decoded for one utterance, as float64 bytes (8 a "
+                          "sample; the default, 2 GiB, is 4.6 hours at 16 kHz), checked from "
+                          "the file's header before decoding; a longer recording is an error "
+                          "(cut it with a segments file)."),
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS,
                      show_default=True, help="Worker processes computing features (1: in this process)."),
         click.option("--keep-going", is_flag=True,
@@ -104,11 +130,7 @@ def _options(f):
                    "Other feature-file suffixes (.h5, .npz, .npy, .scp) are refused.")
 @_options
 @progress_option
-def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins, frame_length,
-             frame_shift, low_freq, high_freq, dither, snip_edges, use_energy, delta_order,
-             delta_window, vad, vad_energy_threshold, vad_energy_mean_scale, vad_frames_context,
-             vad_proportion_threshold, cmvn, cmn_window, min_cmn_window, center, norm_vars,
-             max_clipped, jobs, keep_going, progress):
+def features(inputs, output, jobs, keep_going, progress, **options):
     """Compute features of audio INPUTS: WAV/FLAC files, directories of them (recursively) or
     Kaldi data directories (wav.scp with plain paths, optional segments and utt2spk).
 
@@ -120,26 +142,18 @@ def features(inputs, output, kind, sample_rate, channel, num_ceps, num_mel_bins,
     clipped, silent) is an error naming the file (the first in input order); no output is
     written unless every utterance succeeds, or --keep-going leaves such utterances out.
     """
-    if kind == "fbank" and _explicit("num_ceps"):
-        raise click.UsageError("--num-ceps does not apply to --type fbank (filterbank energies "
-                               "have --num-mel-bins values per frame)")
+    kind = options["kind"]
+    for name, why in (("num_ceps", "filterbank energies have --num-mel-bins values per frame"),
+                      ("cepstral_lifter", "it scales cepstra, which filterbanks do not have")):
+        if kind == "fbank" and _explicit(name):
+            raise click.UsageError(f"--{name.replace('_', '-')} does not apply to --type fbank "
+                                   f"({why})")
     try:
         from .. import audio
         from ..io.lists import check_writable
     except ImportError as exc:  # pragma: no cover - the package itself needs no extra
         raise click.ClickException(str(exc)) from None
-    config = _config(audio, kind=kind, sample_rate=sample_rate, num_ceps=num_ceps,
-                     num_mel_bins=num_mel_bins, frame_length=frame_length,
-                     frame_shift=frame_shift, low_freq=low_freq, high_freq=high_freq,
-                     dither=dither, snip_edges=snip_edges, use_energy=use_energy,
-                     channel=channel, max_clipped=max_clipped, delta_order=delta_order,
-                     delta_window=delta_window, vad=vad,
-                     vad_energy_threshold=vad_energy_threshold,
-                     vad_energy_mean_scale=vad_energy_mean_scale,
-                     vad_frames_context=vad_frames_context,
-                     vad_proportion_threshold=vad_proportion_threshold, cmvn=cmvn,
-                     cmn_window=cmn_window, min_cmn_window=min_cmn_window, center=center,
-                     norm_vars=norm_vars)
+    config = _config(audio, **options)
     try:
         audio.output_kind(output)
     except ValueError as exc:
@@ -194,14 +208,16 @@ def _warn_stale(directory, written):
                    "them all)", err=True)
 
 
-def _config(audio, *, kind, sample_rate, num_ceps, num_mel_bins, frame_length, frame_shift,
-            low_freq, high_freq, dither, snip_edges, use_energy, **pipeline):
+def _config(audio, *, kind, sample_rate, **options):
+    """The FeatureConfig of the options: the KaldiOptions ones by name (as the recipe's
+    [features] keys), the others FeatureConfig's."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(audio.KaldiOptions)}
+    kaldi_options = {k: v for k, v in options.items() if k in names}
+    pipeline = {k: v for k, v in options.items() if k not in names}
     try:
-        kaldi = audio.KaldiOptions(kind=kind, sample_frequency=float(sample_rate),
-                                   frame_length=frame_length, frame_shift=frame_shift,
-                                   dither=dither, snip_edges=snip_edges,
-                                   num_mel_bins=num_mel_bins, low_freq=low_freq,
-                                   high_freq=high_freq, num_ceps=num_ceps, use_energy=use_energy)
+        kaldi = audio.KaldiOptions(kind=kind, sample_frequency=float(sample_rate), **kaldi_options)
         return audio.FeatureConfig(kaldi=kaldi, **pipeline)
     except ValueError as exc:  # a combination of options click could not check
         message = str(exc)
