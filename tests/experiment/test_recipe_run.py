@@ -455,3 +455,25 @@ def test_ubm_of_too_many_gaussians_for_its_frames_fails_before_training_naming_t
         "needs at least 10 frames per Gaussian; use ubm.gaussians = 3 or fewer, or more data "
         "(data set 'train')")
     assert not (tmp_path / "work" / "ubm.h5").exists()
+
+
+def test_errors_about_a_data_sets_audio_name_the_recipe_key(tmp_path):
+    from emkit.audio import AudioError
+
+    recipe = make_project(tmp_path / "p")
+    bad = tmp_path / "p" / "data" / "train" / "wav" / "spk0-s0.wav"
+    shutil.copy(bad, tmp_path / "good.wav")
+    bad.write_text("not audio")
+    # before: only the file was named, not the data set of the recipe it was read for
+    with pytest.raises(AudioError, match=r"recipe.toml: data\.train\.audio: '.*spk0-s0.wav': "
+                                         "not a readable audio file"):
+        run_recipe(recipe)
+    bad.unlink()
+    with pytest.raises(FileNotFoundError, match=r"recipe.toml: data\.train\.audio: .*spk0-s0"):
+        run_recipe(recipe)
+    shutil.copy(tmp_path / "good.wav", bad)
+    scp = tmp_path / "p" / "data" / "test" / "wav.scp"  # found while planning, before any step
+    scp.write_text("spk5-s0 sox wav/spk5-s0.wav -t wav - |\n" + scp.read_text())
+    with pytest.raises(AudioError, match=r"recipe.toml: data\.test\.audio: .*piped command"):
+        run_recipe(recipe)
+    assert not (tmp_path / "p" / "work" / "features" / "test.ark").exists()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import warnings
@@ -66,7 +67,7 @@ def _recipe_inputs(recipe, work):
     yield "the recipe file", recipe["recipe"]
     for name, d in recipe["data"].items():
         if d["audio"] is not None:
-            yield from ((f"data.{name}.audio", p) for p in _audio_inputs(d))
+            yield from ((f"data.{name}.audio", p) for p in _audio_inputs(recipe, name))
         else:
             yield from ((f"data.{name}.features", p) for p in _feature_inputs(recipe, work, name))
         if d["utt2spk"] is not None:
@@ -127,13 +128,27 @@ def _feature_inputs(recipe, work, name) -> list:
     return out
 
 
-def _audio_inputs(d) -> list:
-    """The files the features of an audio data set are computed from."""
+@contextlib.contextmanager
+def _naming_audio_key(recipe, name):
+    """Errors about the audio of data set ``name`` name the recipe and its key too: the file
+    alone does not say which data set, in which recipe, it was read for."""
+    from ..io.untrusted import FeatureError
+
+    try:
+        yield
+    except (FeatureError, FileNotFoundError) as exc:  # (AudioError is a FeatureError)
+        raise type(exc)(f"{recipe['recipe']}: data.{name}.audio: {exc}") from None
+
+
+def _audio_inputs(recipe, name) -> list:
+    """The files the features of audio data set ``name`` are computed from."""
     from ..audio import find_utterances
 
-    files = [os.fspath(p) for p in sorted(Path(d["audio"]).glob("*"))
+    directory = recipe["data"][name]["audio"]
+    files = [os.fspath(p) for p in sorted(Path(directory).glob("*"))
              if p.name in ("wav.scp", "segments")]
-    return files + [u.path for u in find_utterances([d["audio"]])]
+    with _naming_audio_key(recipe, name):
+        return files + [u.path for u in find_utterances([directory])]
 
 
 def _labels(recipe, name) -> list:
@@ -153,14 +168,16 @@ def _features_steps(recipe, work):
 
         def run(ctx, name=name, d=d, ark=ark):
             ctx.forget(name)
-            shapes = audio.compute_features([d["audio"]], ark, recipe["features"],
-                                            jobs=recipe["jobs"], progress=ctx.progress)
+            with _naming_audio_key(recipe, name):
+                shapes = audio.compute_features([d["audio"]], ark, recipe["features"],
+                                                jobs=recipe["jobs"], progress=ctx.progress)
             frames = sum(s[0] for s in shapes.values())
             return (f"{len(shapes)} utterance{'s' * (len(shapes) != 1)}, {frames} "
                     f"frame{'s' * (frames != 1)} x {next(iter(shapes.values()))[1]}")
 
         params = {"features": _stamped(recipe["features"])}
-        steps.append(FunctionStep(f"features:{name}", run, lambda d=d: _audio_inputs(d),
+        inputs = functools.partial(_audio_inputs, recipe, name)
+        steps.append(FunctionStep(f"features:{name}", run, inputs,
                                   params, [ark, ark.with_suffix(".scp")]))
     return steps
 
