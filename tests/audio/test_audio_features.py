@@ -241,6 +241,36 @@ def test_frames_of_less_than_one_sample_or_over_a_second_are_refused(options, ma
         KaldiOptions(**options)
 
 
+@pytest.mark.parametrize("options,match", [
+    # before: accepted; NaN dither stopped kaldi-native-fbank with "RuntimeError: mel energy is
+    # nan", a NaN or infinite lifter gave NaN features, a NaN energy floor was no floor
+    (dict(dither=float("nan")), "dither must be a finite number; got nan"),
+    (dict(preemphasis_coefficient=float("nan")), "preemphasis_coefficient must be a finite"),
+    (dict(preemphasis_coefficient=1.5), r"preemphasis_coefficient must be in \[0, 1\]"),
+    (dict(energy_floor=float("nan")), "energy_floor must be a finite number; got nan"),
+    (dict(energy_floor=-1.0), "energy_floor must be >= 0; got -1.0"),
+    (dict(cepstral_lifter=float("inf")), "cepstral_lifter must be a finite number; got inf"),
+    (dict(cepstral_lifter=-22.0), "cepstral_lifter must be >= 0"),
+    (dict(low_freq=float("nan")), "low_freq must be a finite number"),
+])
+def test_kaldi_options_that_are_not_finite_or_out_of_range_are_refused(options, match):
+    with pytest.raises(ValueError, match=match):
+        KaldiOptions(**options)
+
+
+@pytest.mark.parametrize("options,match", [
+    (dict(vad_energy_threshold=float("nan")), "vad_energy_threshold must be a finite number"),
+    (dict(vad_energy_mean_scale=float("nan")), "vad_energy_mean_scale must be a finite number"),
+    (dict(vad_energy_mean_scale=-1.0), "vad_energy_mean_scale must be a finite number >= 0"),
+    (dict(vad_frames_context=-1), "vad_frames_context must be"),
+])
+def test_vad_options_are_named_as_the_feature_configs_fields(options, match):
+    # before: a NaN threshold was accepted (every utterance "all silence"), and the messages
+    # named compute_vad's arguments (energy_threshold), not the fields or recipe keys
+    with pytest.raises(ValueError, match=f"^{match}"):
+        FeatureConfig(**options)
+
+
 def test_frames_of_one_sample_and_of_one_second_are_accepted():
     x = np.random.default_rng(0).standard_normal(3000) * 1000
     assert compute_kaldi_features(x, KaldiOptions(frame_shift=0.0625)).shape[0] == 2601

@@ -280,6 +280,18 @@ def test_kaldi_option_values_are_checked(tmp_path, audio, monkeypatch):
     no_leftovers(tmp_path, "out")
 
 
+@pytest.mark.parametrize("option", ["--dither", "--preemphasis-coefficient", "--energy-floor",
+                                    "--cepstral-lifter", "--vad-energy-threshold",
+                                    "--vad-energy-mean-scale", "--max-clipped"])
+def test_a_nan_option_is_a_usage_error_naming_it(tmp_path, audio, monkeypatch, option):
+    # before: click's ranges let NaN through: "error: RuntimeError: mel energy is nan" (dither),
+    # NaN features (lifter), no floor (energy floor), every utterance silent (VAD threshold)
+    monkeypatch.chdir(tmp_path)
+    one_line_error(run(audio, "-o", "out", option, "nan"), 2,
+                   f"Invalid value for {option}: {option[2:].replace('-', '_')} must be")
+    no_leftovers(tmp_path, "out")
+
+
 def test_a_smaller_max_utterance_bytes_refuses_a_longer_file(tmp_path, audio):
     # each file is 16000 samples: 128000 bytes as float64
     result = run(audio / "utt0.wav", "-o", tmp_path / "f.ark", "--max-utterance-bytes", "100000")

@@ -201,7 +201,10 @@ def test_feature_options_checked(project, monkeypatch):
                             ("num_mel_bins = 23.5", "features.num_mel_bins: must be an integer; got "
                                                     "float 23.5"),
                             ('sample_frequency = "16k"', "features.sample_frequency: must be a number"),
-                            ("delta_order = 1.9", "features.delta_order: must be an integer")]:
+                            ("delta_order = 1.9", "features.delta_order: must be an integer"),
+                            ("dither = nan", "features.dither: must be a finite number; got nan"),
+                            ("vad_energy_threshold = nan",
+                             "features.vad_energy_threshold: must be a finite number")]:
         (project / "recipe.toml").write_text(f"[features]\n{extra}\n" + text)
         with pytest.raises(RecipeError, match=fragment):
             load_recipe(project / "recipe.toml")

@@ -58,7 +58,7 @@ class KaldiOptions:
         :data:`MAX_FRAME_LENGTH_MS` (1000 ms).
     dither : float
         Dithering noise (16-bit scale); 0 for reproducible features.
-    preemphasis_coefficient : float
+    preemphasis_coefficient : float in [0, 1]
         Pre-emphasis ``x[t] - c * x[t-1]``.
     remove_dc_offset : bool
         Subtract each frame's mean.
@@ -79,10 +79,10 @@ class KaldiOptions:
         Log energy as a feature (None: Kaldi's default, True for mfcc and False for fbank).
     raw_energy : bool
         The energy of the frame before pre-emphasis and windowing.
-    energy_floor : float
+    energy_floor : float >= 0
         Floor on the energy (0: none).
-    cepstral_lifter : float
-        MFCC: liftering coefficient (0: none).
+    cepstral_lifter : float >= 0
+        MFCC: liftering coefficient (0: none).  Every float option must be finite.
     """
 
     kind: str = "mfcc"
@@ -106,6 +106,16 @@ class KaldiOptions:
 
     def __post_init__(self):
         check_field_types(self)
+        for name in ("dither", "preemphasis_coefficient", "low_freq", "high_freq",
+                     "energy_floor", "cepstral_lifter"):  # NaN would pass the checks below
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number; got {getattr(self, name)!r}")
+        for name in ("energy_floor", "cepstral_lifter"):  # (0: none)
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)!r}")
+        if not 0.0 <= self.preemphasis_coefficient <= 1.0:
+            raise ValueError("preemphasis_coefficient must be in [0, 1] (Kaldi's range); got "
+                             f"{self.preemphasis_coefficient!r}")
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}; got {self.kind!r}")
         if not all(math.isfinite(v) and v > 0

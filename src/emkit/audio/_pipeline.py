@@ -101,7 +101,10 @@ class FeatureConfig:
             raise ValueError(f"max_clipped must be in [0, 1]; got {self.max_clipped!r}")
         check_limit(self.max_utterance_bytes)
         delta_filters(self.delta_order, self.delta_window)  # validates both
-        compute_vad(np.zeros(1), **self._vad_options())  # validates the VAD options
+        try:  # compute_vad validates the VAD options; its messages start with their names
+            compute_vad(np.zeros(1), **self._vad_options())
+        except ValueError as exc:
+            raise ValueError(f"vad_{exc}") from None
         for name in ("cmn_window", "min_cmn_window"):
             check_positive_int(getattr(self, name), name)
 

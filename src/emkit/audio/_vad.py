@@ -45,8 +45,11 @@ def compute_vad(log_energy: np.ndarray, *, energy_threshold: float = 5.0,
         raise ValueError(f"log_energy must be 1-D (n_frames,); got shape {e.shape}")
     if not np.isfinite(e).all():
         raise ValueError("log_energy contains NaN or infinite values")
-    if energy_mean_scale < 0:
-        raise ValueError(f"energy_mean_scale must be >= 0; got {energy_mean_scale!r}")
+    if not np.isfinite(energy_threshold):
+        raise ValueError(f"energy_threshold must be a finite number; got {energy_threshold!r}")
+    if not (np.isfinite(energy_mean_scale) and energy_mean_scale >= 0):
+        raise ValueError(f"energy_mean_scale must be a finite number >= 0; got "
+                         f"{energy_mean_scale!r}")
     frames_context = check_positive_int(frames_context, "frames_context", minimum=0)
     if not 0.0 < proportion_threshold < 1.0:
         raise ValueError(f"proportion_threshold must be in (0, 1); got {proportion_threshold!r}")

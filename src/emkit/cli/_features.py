@@ -219,10 +219,9 @@ def _config(audio, *, kind, sample_rate, **options):
     try:
         kaldi = audio.KaldiOptions(kind=kind, sample_frequency=float(sample_rate), **kaldi_options)
         return audio.FeatureConfig(kaldi=kaldi, **pipeline)
-    except ValueError as exc:  # a combination of options click could not check
+    except ValueError as exc:  # a value (NaN) or combination of options click could not check
         message = str(exc)
-        for name in ("frame_length", "frame_shift"):  # KaldiOptions names its own option first
-            if message.startswith(name):
-                raise click.BadParameter(message, param_hint=f"--{name.replace('_', '-')}") \
-                    from None
+        name = message.split(" ", 1)[0]  # the configs' messages start with the field's name
+        if name in options:
+            raise click.BadParameter(message, param_hint=f"--{name.replace('_', '-')}") from None
         raise click.UsageError(message) from None
