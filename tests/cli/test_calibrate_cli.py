@@ -266,3 +266,9 @@ def test_a_huge_cllr_of_the_training_scores_is_printed_in_scientific_notation(tm
     assert result.exit_code == 0, result.output
     raw = metrics.cllr(values[y], values[~y])
     assert f"Cllr {raw:.2e} -> " in result.output and raw > 1e299
+
+
+def test_a_prior_that_is_not_finite_is_a_usage_error(files):
+    result = run("--train", files / "dev.txt", "--prior", "nan", "--save", files / "cal.json")
+    one_line_error(result, 2, "Invalid value for '--prior': must be a finite number; got nan")
+    assert not (files / "cal.json").exists()

@@ -127,3 +127,11 @@ def test_run_summary_prints_a_huge_cllr_in_scientific_notation():
                     "min_cllr": 0.25}])
     assert line.split() == ["gmm", "clean", "EER", "12.50%", "Cllr", "2.00e+300", "min", "Cllr",
                             "0.250"]
+
+
+@pytest.mark.parametrize("args", [("--p-target", "nan"), ("--p-target", 0.01, "--p-target", "nan"),
+                                  ("--c-miss", "nan"), ("--c-fa", "inf")])
+def test_a_cost_or_prior_that_is_not_finite_is_a_usage_error(scores, args):
+    # before: click's ranges let NaN through; the library refused it: exit 1 naming p_target
+    one_line_error(run("evaluate", scores[0], *args, ok=False), 2,
+                   f"Invalid value for '{args[-2]}': must be a finite number; got {args[-1]}")

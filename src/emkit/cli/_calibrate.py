@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from ._app import InputFile, check_outputs
+from ._evaluate import finite
 
 __all__ = ["calibrate"]
 
@@ -22,7 +23,8 @@ __all__ = ["calibrate"]
               help="Labels of the development trials ('model-id probe-id target|nontarget'), "
                    "when --train has no label column.")
 @click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
-              show_default=True, help="Effective target prior the calibration is trained for.")
+              show_default=True, callback=finite,
+              help="Effective target prior the calibration is trained for.")
 @click.option("--save", type=click.Path(dir_okay=False), default=None,
               help="Write the trained calibration (JSON).")
 @click.option("--load", type=InputFile(), default=None,

@@ -39,16 +39,27 @@ def row_names(paths) -> list:
     return out
 
 
+def finite(ctx, param, value):
+    """Click callback: refuse NaN and infinity, which click's ranges let through."""
+    import math
+
+    for v in value if isinstance(value, tuple) else (value,):
+        if v is not None and not math.isfinite(v):
+            raise click.BadParameter(f"must be a finite number; got {v}")
+    return value
+
+
 @cli.command("evaluate")
 @click.argument("scores", nargs=-1, required=True, type=InputFile())
 @click.option("--key", type=InputFile(), default=None,
               help="Trial list with labels ('model-id probe-id target|nontarget'), for score "
                    "files without a label column.")
 @click.option("--p-target", "p_targets", multiple=True, default=(0.01, 0.001), show_default=True,
-              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              type=click.FloatRange(0, 1, min_open=True, max_open=True), callback=finite,
               help="Prior of a target trial for minDCF and actDCF; repeat for several.")
-@click.option("--c-miss", type=POSITIVE, default=1.0, show_default=True, help="Cost of a miss.")
-@click.option("--c-fa", type=POSITIVE, default=1.0, show_default=True,
+@click.option("--c-miss", type=POSITIVE, default=1.0, show_default=True, callback=finite,
+              help="Cost of a miss.")
+@click.option("--c-fa", type=POSITIVE, default=1.0, show_default=True, callback=finite,
               help="Cost of a false alarm.")
 @click.option("--det", type=OUTPUT, default=None,
               help="Also write a DET plot (probit axes, one ROCCH DET curve per score file, "
