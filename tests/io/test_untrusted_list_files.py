@@ -91,3 +91,16 @@ def test_a_score_that_is_not_finite_names_the_line_and_column(token, tmp_path):
     with pytest.raises(FeatureError, match=f"s.txt line 1: the score must be finite; got "
                                            f"'{token}' in column 3"):
         read_scores(tmp_path / "s.txt")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_score_that_is_not_finite_is_not_written(bad, tmp_path):
+    from emkit.features import write_scores
+
+    (tmp_path / "s.txt").write_text("old\n")
+    # before: written as 'nan'/'inf', a file that read_scores (and emkit evaluate) then refused
+    with pytest.raises(ValueError, match=f"scores must be finite; got 1 NaN or infinite score.s., "
+                                         f"the first {bad} for model 'b' and probe 'q'"):
+        write_scores(tmp_path / "s.txt", ["a", "b"], ["p", "q"], [0.5, bad])
+    assert (tmp_path / "s.txt").read_text() == "old\n"
+    assert sorted(os.listdir(tmp_path)) == ["s.txt"]

@@ -192,13 +192,20 @@ def format_score(value: float) -> str:
 def write_scores(path, models, probes, scores, labels=None) -> None:
     """Write ``model probe score [target|nontarget]`` lines atomically.
 
-    ``models``, ``probes`` and ``scores`` (n_trials,); ``labels`` (n_trials,) bools (True:
-    target) add the fourth column, None leaves it out.
+    ``models``, ``probes`` and ``scores`` (n_trials,), the scores finite (a ``ValueError``
+    otherwise, and nothing written); ``labels`` (n_trials,) bools (True: target) add the fourth
+    column, None leaves it out.
     """
     scores = np.asarray(scores, dtype=np.float64)
     if not (len(models) == len(probes) == scores.shape[0]):
         raise ValueError(f"models, probes and scores must have one length; got {len(models)}, "
                          f"{len(probes)} and {scores.shape[0]}")
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if bad.size:  # read_scores (and every score reader) would refuse the file
+        k = int(bad[0])
+        raise ValueError(f"scores must be finite; got {bad.size} NaN or infinite score(s), the "
+                         f"first {scores[k]} for model {show_key(models[k])} and probe "
+                         f"{show_key(probes[k])}; nothing was written to {os.fspath(path)!r}")
     buffer = io.StringIO()
     for i, (m, p) in enumerate(zip(models, probes, strict=True)):
         line = f"{m} {p} {format_score(scores[i])}"
