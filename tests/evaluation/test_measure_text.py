@@ -30,4 +30,5 @@ def test_report_of_a_huge_cllr_uses_scientific_notation():
            "eer_raw": 0.5, "eer": 0.25, "min_dcf": {"0.01": 1.0}, "act_dcf": {"0.01": 50.5},
            "cllr": 1e300, "min_cllr": 1.0}
     last = results_table([row], [0.01]).splitlines()[-1]
-    assert last == "| s | c | x.txt | 2 | 3 | 50.00 | 25.00 | 1.0000 | 50.5000 | 1.00e+300 | 1.0000 |"
+    assert last == ("| s | c | x.txt | 2 | 3 | 50.00 | 25.00 | 1.0000 | 50.5000 | 1.00e+300 "
+                    "| 1.0000 |")

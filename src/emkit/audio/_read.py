@@ -28,9 +28,10 @@ Decisions (each failure is an :class:`AudioError` naming the file; nothing is wr
   ``max_clipped`` of the samples at (or beyond) full scale.  Float samples (a float WAV) are read
   as stored, full scale 1.0: when those beyond [-1, 1] make too many count as clipped, the error
   says so and gives the largest magnitude (unscaled 16-bit values stored as floats reach
-  thousands); Kaldi reads PCM (integer) WAV only and refuses a float WAV.  A WAV holding fewer samples than its
-  header declares (truncated) is read with a ``UserWarning``, as Kaldi warns; a size a streaming
-  writer left unknown (data size 0xFFFFFFFF, RIFF size 0 or 0xFFFFFFFF) is not a truncation.
+  thousands); Kaldi reads PCM (integer) WAV only and refuses a float WAV.  A WAV holding
+  fewer samples than its header declares (truncated) is read with a ``UserWarning``, as Kaldi
+  warns; a size a streaming writer left unknown (data size 0xFFFFFFFF, RIFF size 0 or
+  0xFFFFFFFF) is not a truncation.
 """
 
 from __future__ import annotations

@@ -231,8 +231,8 @@ def _parse_score(text: str, where: str) -> float:
         raise FeatureError(f"{where}: the score must be finite; got {show_key(text)} in column 3")
     foreign = next((c for c in text if not c.isascii()), None)
     why = f"; U+{ord(foreign):04X} is not ASCII" if foreign else ""
-    raise FeatureError(f"{where}: the score must be a number; got {show_key(text)} in column 3 (ASCII "
-                       f"digits, an optional sign, '.' and exponent, e.g. -1.5e-3{why})")
+    raise FeatureError(f"{where}: the score must be a number; got {show_key(text)} in column 3 "
+                       f"(ASCII digits, an optional sign, '.' and exponent, e.g. -1.5e-3{why})")
 
 
 def read_scores(path):
