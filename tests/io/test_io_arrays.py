@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from emkit import GMMMachine
+from emkit import GMMMachine, KMeansMachine
 from emkit.io.arrays import directory_frames, directory_statistics, hdf5_frames
 from _parity import max_rel_diff
 
@@ -92,3 +92,20 @@ def test_bad_directory_inputs(tmp_path):
         with h5py.File(path, "w") as f:
             f["other"] = np.zeros((2, 2))
         hdf5_frames(path, "frames")
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-3, ValueError), (True, TypeError),
+                                        (2.0, TypeError), ("8", TypeError)])
+def test_chunking_arguments_are_checked(tmp_path, bad, error):
+    # chunk_rows=0 was a ZeroDivisionError, True one-row chunks; files_per_chunk=0 a range()
+    # error; npartitions=0 was taken as 64 and a negative one as 1, without a word
+    path = tmp_path / "feats.h5"
+    with h5py.File(path, "w") as f:
+        f["frames"] = np.zeros((4, 2))
+    np.save(tmp_path / "a.npy", np.zeros((3, 2)))
+    for call, name in [(lambda: hdf5_frames(path, chunk_rows=bad), "chunk_rows"),
+                       (lambda: directory_frames(tmp_path, files_per_chunk=bad), "files_per_chunk"),
+                       (lambda: directory_statistics(None, tmp_path, npartitions=bad), "npartitions")]:
+        with pytest.raises(error, match=rf"^{name} must be an integer >= 1; got .*{bad!r}$"):
+            call()
+

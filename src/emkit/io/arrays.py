@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._validation import check_positive_int
+
 
 @dataclass(frozen=True)
 class HDF5RowReader:
@@ -117,6 +119,7 @@ def hdf5_frames(path, dataset: str = "frames", chunk_rows: int = 262_144):
     """A lazy (N, D) dask array over a 2-D HDF5 dataset, ``chunk_rows`` rows per chunk."""
     import dask.array as da
 
+    chunk_rows = check_positive_int(chunk_rows, "chunk_rows")
     reader = HDF5RowReader.open(path, dataset)
     # named by the file's state too: a rewritten file is another array (nothing cached reused)
     name = f"hdf5-frames-{reader.path}-{dataset}-{chunk_rows}-{reader.size}-{reader.mtime_ns}"
@@ -157,6 +160,7 @@ def directory_frames(directory, pattern: str = "*.npy", files_per_chunk: int = 6
     import dask
     import dask.array as da
 
+    files_per_chunk = check_positive_int(files_per_chunk, "files_per_chunk")
     paths = list_feature_files(directory, pattern)
     shapes = [_npy_shape(p) for p in paths]
     dims = {s[0][1] if len(s[0]) == 2 else None for s in shapes}
@@ -194,8 +198,9 @@ def directory_statistics(ubm, directory, pattern: str = "*.npy", npartitions: in
     config = get_config()  # (a worker process has its own settings: the caller's are sent)
     selection = (config["gselect_top_k"], config["gselect_min_posterior"])
 
+    npartitions = check_positive_int(npartitions, "npartitions", allow_none=True)
     paths = list_feature_files(directory, pattern)
-    n_parts = max(1, min(len(paths), npartitions or 64))
+    n_parts = min(len(paths), npartitions or 64)
     edges = np.linspace(0, len(paths), n_parts + 1).round().astype(int)
     shared_ubm = dask.delayed(ubm, pure=True, traverse=False)  # one copy in the graph
     # one task per partition (a chain of two tasks, file names then statistics, costs a scheduler
