@@ -109,3 +109,49 @@ def test_chunking_arguments_are_checked(tmp_path, bad, error):
         with pytest.raises(error, match=rf"^{name} must be an integer >= 1; got .*{bad!r}$"):
             call()
 
+
+def test_a_non_finite_chunk_names_the_file_the_dataset_and_the_rows(tmp_path):
+    import dask
+
+    from emkit.io.untrusted import FeatureError
+
+    X = _frames(n=100, d=2).astype(np.float64)
+    X[57, 1] = np.inf
+    path = tmp_path / "feats.h5"
+    with h5py.File(path, "w") as f:
+        f["frames"] = X
+    with dask.config.set(scheduler="synchronous"):
+        dx = hdf5_frames(path, chunk_rows=10)
+        np.testing.assert_array_equal(dx[:50].compute(), X[:50])  # the other chunks are read
+        for fit in (_gmm().fit, KMeansMachine(2).fit):
+            with pytest.raises(FeatureError, match=r"^'[^']*feats\.h5': dataset 'frames', rows 50 to 59 "
+                                                   r"contains infinity \(first at row 57, column 1\)"):
+                fit(dx)
+
+
+def test_a_non_finite_or_changed_npy_file_is_named(tmp_path):
+    import dask
+
+    from emkit.io.untrusted import FeatureError
+
+    X = _frames(n=100, d=2)
+    for i in range(4):
+        np.save(tmp_path / f"u{i}.npy", X[25 * i:25 * i + 25])
+    with dask.config.set(scheduler="synchronous"):
+        frames = directory_frames(tmp_path, files_per_chunk=2)
+        bad = X[50:75].copy()
+        bad[7, 1] = np.nan
+        np.save(tmp_path / "u2.npy", bad)
+        with pytest.raises(FeatureError, match=r"u2\.npy' contains NaN \(first at row 7, column 1\)"):
+            _gmm().fit(frames)
+        ubm = _gmm().fit(X)
+        with pytest.raises(FeatureError, match=r"u2\.npy' contains NaN \(first at row 7, column 1\)"):
+            directory_statistics(ubm, tmp_path)[0].compute()
+        np.save(tmp_path / "u2.npy", X[50:70])  # fewer rows than the graph was built for
+        with pytest.raises(FeatureError, match=r"u2\.npy' changed after its header was read: "
+                                               r"expected shape \(25, 2\), got \(20, 2\)"):
+            frames.compute()
+        np.save(tmp_path / "u2.npy", np.zeros((25, 3)))  # the UBM's width is checked per file
+        with pytest.raises(FeatureError, match=r"u2\.npy' must hold a 2-D \(n_frames, 2\) array \(the "
+                                               r"UBM's 2 features\); got shape \(25, 3\)"):
+            directory_statistics(ubm, tmp_path)[0].compute()

@@ -81,7 +81,7 @@ class HDF5RowReader:
         import h5py
 
         from .hdf5_features import H5_ERRORS
-        from .untrusted import FeatureError, check_regular
+        from .untrusted import FeatureError, check_regular, show_path
 
         info = check_regular(self.path)
         if (info.st_size, info.st_mtime_ns) != (self.size, self.mtime_ns):
@@ -90,10 +90,35 @@ class HDF5RowReader:
                 "bytes, or its modification time): open it again (hdf5_frames)")
         try:
             with h5py.File(self.path, "r") as f:
-                return f[self.dataset][key]
+                block = f[self.dataset][key]
         except H5_ERRORS as exc:  # damaged chunks are found only when read
             raise FeatureError(f"{self.path}: dataset {self.dataset!r}: cannot read rows "
                                f"{key!r} (h5py: {exc})") from None
+        rows = key[0] if isinstance(key, tuple) and key else key
+        first = (rows.start or 0) if isinstance(rows, slice) else 0
+        where = f"{show_path(self.path)}: dataset {self.dataset!r}"
+        if isinstance(rows, slice) and np.ndim(block) == 2 and len(block):
+            where += f", rows {first} to {first + len(block) - 1}"
+        return finite_rows(block, where, first)
+
+
+def finite_rows(block, where: str, first_row: int = 0):
+    """``block`` (n_rows, n_features), unless it holds NaN or infinity: a
+    :class:`~emkit.io.untrusted.FeatureError` then names ``where`` and the first such entry (its
+    row counted from ``first_row``), never the values.  One sum first, a search only when it is
+    not finite (a dask task raises this, where a later check could no longer name the file)."""
+    from .untrusted import FeatureError
+
+    if block.dtype.kind != "f" or block.size == 0 or np.isfinite(np.add.reduce(block, axis=None)):
+        return block
+    bad = np.argwhere(~np.isfinite(block))
+    if not len(bad):
+        return block  # the sum overflowed
+    index = tuple(int(i) for i in bad[0])
+    kind = "NaN" if np.isnan(block[index]) else "infinity"
+    position = f"row {first_row + index[0]}" + (f", column {index[1]}" if len(index) == 2 else "")
+    raise FeatureError(f"{where} contains {kind} (first at {position}): features must be finite "
+                       "numbers")
 
 
 def _hard_linked(f, dataset: str, path: str):
@@ -116,7 +141,11 @@ def _hard_linked(f, dataset: str, path: str):
 
 
 def hdf5_frames(path, dataset: str = "frames", chunk_rows: int = 262_144):
-    """A lazy (N, D) dask array over a 2-D HDF5 dataset, ``chunk_rows`` rows per chunk."""
+    """A lazy (N, D) dask array over a 2-D HDF5 dataset, ``chunk_rows`` rows per chunk.
+
+    A chunk holding NaN or infinity fails, when it is read, with a
+    :class:`~emkit.io.untrusted.FeatureError` naming the file, the dataset and the rows.
+    """
     import dask.array as da
 
     chunk_rows = check_positive_int(chunk_rows, "chunk_rows")
@@ -139,8 +168,22 @@ def _load(path):
     return read_npy(path)
 
 
-def _load_stack(paths):
-    return np.concatenate([_load(p) for p in paths], axis=0) if len(paths) > 1 else _load(paths[0])
+def _load_checked(path, shape):
+    """The frames of the ``.npy`` file ``path``: ``shape`` (its header's, when the graph was
+    built), finite; errors name the file."""
+    from .untrusted import FeatureError, show_path
+
+    frames = _load(path)
+    if frames.shape != tuple(shape):
+        raise FeatureError(f"{show_path(path)} changed after its header was read: expected shape "
+                           f"{tuple(shape)}, got {frames.shape} (build the input again)")
+    return finite_rows(frames, show_path(path))
+
+
+def _load_stack(paths, shapes):
+    """The frames of consecutive ``.npy`` files (``shapes``: theirs, one per path), stacked."""
+    frames = [_load_checked(p, s) for p, s in zip(paths, shapes)]
+    return np.concatenate(frames, axis=0) if len(frames) > 1 else frames[0]
 
 
 def list_feature_files(directory, pattern: str = "*.npy"):
@@ -155,7 +198,9 @@ def directory_frames(directory, pattern: str = "*.npy", files_per_chunk: int = 6
     """Frames of every ``.npy`` file of a directory, stacked lazily into one (N, D) dask array.
 
     Only the file headers are read here (for the shapes); each chunk concatenates
-    ``files_per_chunk`` consecutive files when a task needs it.
+    ``files_per_chunk`` consecutive files when a task needs it.  A file holding NaN or infinity,
+    or changed since its header was read, fails the task that reads it with a
+    :class:`~emkit.io.untrusted.FeatureError` naming it.
     """
     import dask
     import dask.array as da
@@ -172,14 +217,22 @@ def directory_frames(directory, pattern: str = "*.npy", files_per_chunk: int = 6
     blocks = []
     for start in range(0, len(paths), files_per_chunk):
         group = paths[start:start + files_per_chunk]
-        rows = sum(s[0][0] for s in shapes[start:start + files_per_chunk])
-        blocks.append(da.from_delayed(dask.delayed(_load_stack)(group), shape=(rows, shapes[0][0][1]),
-                                      dtype=dtype))
+        group_shapes = [s[0] for s in shapes[start:start + files_per_chunk]]
+        rows = sum(s[0] for s in group_shapes)
+        blocks.append(da.from_delayed(dask.delayed(_load_stack)(group, group_shapes),
+                                      shape=(rows, shapes[0][0][1]), dtype=dtype))
     return da.concatenate(blocks, axis=0)
 
 
 def _stats_of_file(ubm, path):
-    return ubm.acc_stats(_load(path))
+    from .untrusted import FeatureError, show_path
+
+    frames = _load(path)
+    n_features = ubm.means.shape[1]
+    if frames.ndim != 2 or frames.shape[1] != n_features:
+        raise FeatureError(f"{show_path(path)} must hold a 2-D (n_frames, {n_features}) array "
+                           f"(the UBM's {n_features} features); got shape {frames.shape}")
+    return ubm.acc_stats(finite_rows(frames, show_path(path)))
 
 
 def directory_statistics(ubm, directory, pattern: str = "*.npy", npartitions: int | None = None):
