@@ -155,3 +155,22 @@ def test_a_non_finite_or_changed_npy_file_is_named(tmp_path):
         with pytest.raises(FeatureError, match=r"u2\.npy' must hold a 2-D \(n_frames, 2\) array \(the "
                                                r"UBM's 2 features\); got shape \(25, 3\)"):
             directory_statistics(ubm, tmp_path)[0].compute()
+
+
+@pytest.mark.parametrize("files_per_chunk", [1, 2, 3])
+def test_mixed_float32_and_float64_files_are_read_as_float64(tmp_path, files_per_chunk):
+    # a chunk of float32 files stayed float32 although the array said float64, and dask stacked
+    # the chunks into the first one's dtype: the float64 file lost its precision
+    import dask
+
+    third = np.full((3, 2), 1 / 3)
+    np.save(tmp_path / "a.npy", third.astype(np.float32))
+    np.save(tmp_path / "b.npy", third)
+    np.save(tmp_path / "c.npy", third.astype(np.float32))
+    frames = directory_frames(tmp_path, files_per_chunk=files_per_chunk)
+    with dask.config.set(scheduler="synchronous"):
+        got = frames.compute()
+        blocks = [b.compute() for b in frames.blocks]
+    assert frames.dtype == got.dtype == np.float64 and all(b.dtype == np.float64 for b in blocks)
+    np.testing.assert_array_equal(got[3:6], third)  # the float64 file keeps its precision
+    np.testing.assert_array_equal(got[:3], np.float64(np.float32(1 / 3)))

@@ -168,21 +168,22 @@ def _load(path):
     return read_npy(path)
 
 
-def _load_checked(path, shape):
+def _load_checked(path, shape, dtype):
     """The frames of the ``.npy`` file ``path``: ``shape`` (its header's, when the graph was
-    built), finite; errors name the file."""
+    built), finite, as ``dtype``; errors name the file."""
     from .untrusted import FeatureError, show_path
 
     frames = _load(path)
     if frames.shape != tuple(shape):
         raise FeatureError(f"{show_path(path)} changed after its header was read: expected shape "
                            f"{tuple(shape)}, got {frames.shape} (build the input again)")
-    return finite_rows(frames, show_path(path))
+    return finite_rows(frames, show_path(path)).astype(dtype, copy=False)
 
 
-def _load_stack(paths, shapes):
-    """The frames of consecutive ``.npy`` files (``shapes``: theirs, one per path), stacked."""
-    frames = [_load_checked(p, s) for p, s in zip(paths, shapes)]
+def _load_stack(paths, shapes, dtype):
+    """The frames of consecutive ``.npy`` files (``shapes``: theirs, one per path), stacked, as
+    ``dtype``."""
+    frames = [_load_checked(p, s, dtype) for p, s in zip(paths, shapes)]
     return np.concatenate(frames, axis=0) if len(frames) > 1 else frames[0]
 
 
@@ -198,9 +199,10 @@ def directory_frames(directory, pattern: str = "*.npy", files_per_chunk: int = 6
     """Frames of every ``.npy`` file of a directory, stacked lazily into one (N, D) dask array.
 
     Only the file headers are read here (for the shapes); each chunk concatenates
-    ``files_per_chunk`` consecutive files when a task needs it.  A file holding NaN or infinity,
-    or changed since its header was read, fails the task that reads it with a
-    :class:`~emkit.io.untrusted.FeatureError` naming it.
+    ``files_per_chunk`` consecutive files when a task needs it.  The dtype is the files' dtypes
+    promoted as numpy promotes them (``numpy.result_type``: float64 if any file is float64), in
+    every chunk.  A file holding NaN or infinity, or changed since its header was read, fails the
+    task that reads it with a :class:`~emkit.io.untrusted.FeatureError` naming it.
     """
     import dask
     import dask.array as da
@@ -219,7 +221,7 @@ def directory_frames(directory, pattern: str = "*.npy", files_per_chunk: int = 6
         group = paths[start:start + files_per_chunk]
         group_shapes = [s[0] for s in shapes[start:start + files_per_chunk]]
         rows = sum(s[0] for s in group_shapes)
-        blocks.append(da.from_delayed(dask.delayed(_load_stack)(group, group_shapes),
+        blocks.append(da.from_delayed(dask.delayed(_load_stack)(group, group_shapes, dtype),
                                       shape=(rows, shapes[0][0][1]), dtype=dtype))
     return da.concatenate(blocks, axis=0)
 
