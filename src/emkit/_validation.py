@@ -103,6 +103,37 @@ def is_dask_collection(x) -> bool:
     return hasattr(x, "__dask_graph__")
 
 
+def is_dask_array(x) -> bool:
+    """True for a dask array (not a bag or a delayed object, which answer ``hasattr(x, "chunks")``
+    with a delayed attribute); imports dask only for dask objects."""
+    if not is_dask_collection(x):
+        return False
+    import dask.array as da
+
+    return isinstance(x, da.Array)
+
+
+def check_frames_collection(X, name: str = "X") -> None:
+    """Refuse a dask collection other than a dask array (a bag, a delayed object, a dataframe)
+    where frames are expected, naming what is accepted and what was received."""
+    if not is_dask_collection(X) or is_dask_array(X):
+        return
+    from dask.bag import Bag
+    from dask.delayed import Delayed
+
+    if isinstance(X, Bag):
+        got = ("a dask bag (dask.bag.Bag); stack its (n_frames, n_features) arrays into one dask "
+               "array (e.g. dask.array.concatenate, or emkit.io.arrays.directory_frames for .npy "
+               "files)")
+    elif isinstance(X, Delayed):
+        got = ("a dask delayed object (dask.delayed.Delayed); make it a dask array: "
+               "dask.array.from_delayed(X, shape=(n_samples, n_features), dtype=...)")
+    else:
+        got = f"a {type(X).__module__}.{type(X).__qualname__}"
+    raise TypeError(f"{name} must be a numpy array (or array-like), a dask array, or a PyTorch or "
+                    f"CuPy array, of shape (n_samples, n_features); got {got}")
+
+
 def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_empty: bool = False,
                  ensure_2d: bool = False, owner: str | None = None, known_rows: bool = False):
     """Validate a (n_samples, n_features) frame matrix, without copying when it is already fine.
@@ -178,7 +209,7 @@ def _one_dimensional(name: str, what: str) -> str:
 def _check_dask_frames(X, name: str, *, allow_empty: bool, ensure_2d: bool, known_rows: bool,
                        owner: str | None = None):
     """The dask side of :func:`check_frames`: the numpy input's rules, without computing values."""
-    if not hasattr(X, "chunks"):  # bags and delayed objects are checked by their consumers
+    if not is_dask_array(X):  # bags and delayed objects are checked by their consumers
         return X
     kind = X.dtype.kind
     if kind == "c":

@@ -253,3 +253,26 @@ def test_integer_dask_input_gives_the_numpy_result():
     m = _gmm(X)
     _close(np.asarray(m.log_likelihood(da.from_array(X, chunks=17))), m.log_likelihood(X),
                                rtol=1e-13)
+
+
+def test_fit_of_a_bag_or_a_delayed_object_says_what_it_accepts():
+    # a bag failed with "'Bag' object has no attribute 'shape'", a delayed object with "Truth of
+    # Delayed objects is not supported" (GMM) or "Delayed objects of unspecified length are not
+    # iterable" (k-means)
+    import dask
+    import dask.bag as db
+
+    X = _blobs(8)
+    accepted = (r"^X must be a numpy array \(or array-like\), a dask array, or a PyTorch or CuPy "
+                r"array, of shape \(n_samples, n_features\); got ")
+    for data, got in [(db.from_sequence([X[:60], X[60:]], npartitions=2), r"a dask bag \(dask\.bag\.Bag\); "
+                       r"stack its \(n_frames, n_features\) arrays into one dask array"),
+                      (dask.delayed(X), r"a dask delayed object \(dask\.delayed\.Delayed\); make it a "
+                       r"dask array: dask\.array\.from_delayed\(X, "),
+                      (dask.delayed(np.vstack)([X[:60], X[60:]]), r"a dask delayed object")]:
+        for machine in (GMMMachine(2), KMeansMachine(2), _gmm(X), _kmeans()):
+            with pytest.raises(TypeError, match=accepted + got):
+                machine.fit(data)
+    delayed = dask.delayed(X)  # made a dask array as the message says, it trains
+    as_array = da.from_delayed(delayed, shape=X.shape, dtype=X.dtype)
+    _close(_kmeans().fit(as_array).centroids_, _kmeans().fit(X).centroids_, rtol=1e-13)
