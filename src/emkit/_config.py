@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import os
 import threading
 
 #: what ``set_config`` set (the defaults at first)
@@ -67,6 +68,10 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
                dask_worker_heap: bool | None = None) -> None:
     """Change settings (process-wide; see the module docstring).
 
+    Numbers may be Python or numpy scalars (a boolean is not taken for a number), switches
+    True/False (numpy's too); a value of another type or out of range raises a TypeError or
+    ValueError naming the option, and changes nothing.
+
     progress : bool
         Show a tqdm progress bar over EM iterations (logging at INFO level reports them anyway).
     block_rows : int
@@ -104,7 +109,7 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
     dask_cache_fraction : float in (0, 1]
         The fraction of the workers' summed memory limit (of this machine's memory without a
         ``distributed`` client) that ``"auto"`` lets cached inputs take; default 0.25.
-    spill_directory : path or None
+    spill_directory : str, os.PathLike or None
         Where ``"disk"`` writes its files (one uniquely named directory per ``fit``, a
         subdirectory per worker); ``None``: the temporary directory of each worker
         (``tempfile.gettempdir()``).  Every worker must be able to read what the others wrote
@@ -126,21 +131,27 @@ def _changes(settings: dict) -> dict:
     (progress, block_rows, device, array_library, device_cache, gselect_top_k, gselect_min_posterior,
      dask_cache, dask_cache_fraction, spill_directory, dask_worker_heap) = (settings[k] for k in _ARGUMENTS)
     if block_rows is not None:  # checked, never coerced (int(2.7) was 2, int("64") 64)
-        if isinstance(block_rows, bool) or not isinstance(block_rows, numbers.Integral):
-            raise TypeError(f"block_rows must be a positive integer; got {type(block_rows).__name__}: "
-                            f"{block_rows!r}")
+        _number(block_rows, "block_rows", "a positive integer", integral=True)
         if block_rows < 1:
             raise ValueError(f"block_rows must be a positive integer; got {block_rows!r}")
-    if dask_cache is not None and dask_cache not in DASK_CACHE_MODES:
+    if dask_cache is not None and not (isinstance(dask_cache, str) and dask_cache in DASK_CACHE_MODES):
         raise ValueError(f"dask_cache must be one of {DASK_CACHE_MODES}; got {dask_cache!r}")
-    if dask_cache_fraction is not None and not (isinstance(dask_cache_fraction, (int, float))
-                                                and 0 < dask_cache_fraction <= 1):
-        raise ValueError(f"dask_cache_fraction must be a number in (0, 1]; got {dask_cache_fraction!r}")
-    if dask_worker_heap is not None and not isinstance(dask_worker_heap, bool):
-        raise TypeError(f"dask_worker_heap must be True or False; got {dask_worker_heap!r}")
-    if device_cache != "keep" and device_cache not in (None, True, False):
-        raise ValueError(f"device_cache must be None, True or False; got {device_cache!r}")
-    if array_library != "keep" and array_library not in ARRAY_LIBRARIES:
+    if dask_cache_fraction is not None:
+        _number(dask_cache_fraction, "dask_cache_fraction", "a number in (0, 1]")
+        if not 0 < dask_cache_fraction <= 1:  # (NaN too)
+            raise ValueError(f"dask_cache_fraction must be a number in (0, 1]; got "
+                             f"{dask_cache_fraction!r}")
+    if dask_worker_heap is not None:
+        dask_worker_heap = _flag(dask_worker_heap, "dask_worker_heap")
+    if progress is not None:
+        progress = _flag(progress, "progress")
+    if _given(spill_directory):
+        spill_directory = _directory(spill_directory, "spill_directory")
+    if _given(device_cache):
+        if not _is_bool(device_cache):  # (1.0 == True: ``in (None, True, False)`` took it)
+            raise ValueError(f"device_cache must be None, True or False; got {device_cache!r}")
+        device_cache = bool(device_cache)
+    if _given(array_library) and not (isinstance(array_library, str) and array_library in ARRAY_LIBRARIES):
         raise ValueError(f"array_library must be 'torch', 'cupy' or None; got {array_library!r}")
     new_device = _CONFIG["device"] if device is None else _check_device(device)
     new_library = _CONFIG["array_library"] if array_library == "keep" else array_library
@@ -151,7 +162,7 @@ def _changes(settings: dict) -> dict:
     top_k, min_post = _check_gselect(gselect_top_k, gselect_min_posterior)
     changes = {}
     if progress is not None:
-        changes["progress"] = bool(progress)
+        changes["progress"] = progress
     if block_rows is not None:
         changes["block_rows"] = int(block_rows)
     if device is not None:
@@ -171,20 +182,58 @@ def _changes(settings: dict) -> dict:
     if dask_worker_heap is not None:
         changes["dask_worker_heap"] = dask_worker_heap
     if spill_directory != "keep":
-        changes["spill_directory"] = None if spill_directory is None else str(spill_directory)
+        changes["spill_directory"] = spill_directory
     return changes
+
+
+def _given(value) -> bool:
+    """Whether a setting that may be None is changed: neither None nor ``"keep"``."""
+    return value is not None and not (isinstance(value, str) and value == "keep")
+
+
+def _is_bool(value) -> bool:
+    """True for Python's and numpy's booleans (without importing numpy)."""
+    kind = type(value)
+    return kind is bool or (kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"))
+
+
+def _number(value, name: str, expected: str, integral: bool = False) -> None:
+    """Raise a TypeError naming ``name`` unless ``value`` is a real number (an integer when
+    ``integral``), numpy scalars included; booleans are refused (True is not the number 1 here)."""
+    if _is_bool(value) or not isinstance(value, numbers.Integral if integral else numbers.Real):
+        raise TypeError(f"{name} must be {expected}; got {type(value).__name__}: {value!r}")
+
+
+def _flag(value, name: str) -> bool:
+    """``value`` as a bool: True or False (numpy's too, and the integers 0 and 1)."""
+    if _is_bool(value) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False; got {type(value).__name__}: {value!r}")
+
+
+def _directory(value, name: str) -> str:
+    """A directory path given as str or os.PathLike, as a str."""
+    path = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(path, str):
+        raise TypeError(f"{name} must be a directory path (str or os.PathLike) or None; got "
+                        f"{type(value).__name__}: {value!r}")
+    if not path:
+        raise ValueError(f"{name} is an empty path: give a directory, or None for the workers' "
+                         "temporary directory")
+    return path
 
 
 def _check_gselect(top_k, min_posterior):
     """The Gaussian-selection settings checked (the upper bound of top_k, C, is checked at use)."""
-    if top_k not in ("keep", None):
-        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
-            raise ValueError(f"gselect_top_k must be None or a positive integer (Gaussians kept "
-                             f"per frame); got {top_k!r}")
+    if _given(top_k):
+        expected = "None or a positive integer (Gaussians kept per frame)"
+        _number(top_k, "gselect_top_k", expected, integral=True)
+        if top_k < 1:
+            raise ValueError(f"gselect_top_k must be {expected}; got {top_k!r}")
         top_k = int(top_k)
     if min_posterior is not None:
-        if (isinstance(min_posterior, bool) or not isinstance(min_posterior, numbers.Real)
-                or not 0.0 <= min_posterior < 1.0):
+        _number(min_posterior, "gselect_min_posterior", "a float in [0, 1)")
+        if not 0.0 <= min_posterior < 1.0:  # (NaN too)
             raise ValueError(f"gselect_min_posterior must be a float in [0, 1); got "
                              f"{min_posterior!r}")
         min_posterior = float(min_posterior)

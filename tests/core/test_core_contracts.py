@@ -255,6 +255,57 @@ def test_block_rows_is_checked_never_coerced_and_nothing_is_set_on_error(value, 
         assert emkit.get_config()["block_rows"] == 64
 
 
+@pytest.mark.parametrize("settings, error, message", [
+    # True was taken as the number 1, an int spill directory as the directory "3", "no" as progress
+    (dict(dask_cache_fraction=True), TypeError, "dask_cache_fraction must be a number in (0, 1]; got bool: True"),
+    (dict(dask_cache_fraction=np.True_), TypeError, "dask_cache_fraction must be a number in (0, 1]; got bool: "),
+    (dict(dask_cache_fraction="0.5"), TypeError, "dask_cache_fraction must be a number in (0, 1]; got str: '0.5'"),
+    (dict(dask_cache_fraction=float("nan")), ValueError, "dask_cache_fraction must be a number in (0, 1]; got nan"),
+    (dict(dask_cache_fraction=np.float32(1.5)), ValueError, "dask_cache_fraction must be a number in (0, 1]; got "),
+    (dict(gselect_top_k=True), TypeError, "gselect_top_k must be None or a positive integer (Gaussians kept per "
+                                          "frame); got bool: True"),
+    (dict(gselect_top_k=4.0), TypeError, "gselect_top_k must be None or a positive integer"),
+    (dict(gselect_min_posterior=False), TypeError, "gselect_min_posterior must be a float in [0, 1); got bool: False"),
+    (dict(block_rows=np.True_), TypeError, "block_rows must be a positive integer; got bool: "),
+    (dict(spill_directory=3), TypeError, "spill_directory must be a directory path (str or os.PathLike) or None; "
+                                         "got int: 3"),
+    (dict(spill_directory=["/tmp"]), TypeError, "spill_directory must be a directory path (str or os.PathLike) or "
+                                                "None; got list: ['/tmp']"),
+    (dict(spill_directory=b"/tmp"), TypeError, "spill_directory must be a directory path"),
+    (dict(spill_directory=""), ValueError, "spill_directory is an empty path"),
+    (dict(progress="no"), TypeError, "progress must be True or False; got str: 'no'"),
+    (dict(dask_worker_heap=2), TypeError, "dask_worker_heap must be True or False; got int: 2"),
+    (dict(device_cache=1.0), ValueError, "device_cache must be None, True or False; got 1.0"),
+    (dict(array_library=np.array(["torch", "cupy"])), ValueError, "array_library must be 'torch', 'cupy' or None"),
+])
+def test_settings_refuse_other_types_naming_the_option(settings, error, message):
+    before = emkit.get_config()
+    with pytest.raises(error, match="^" + re.escape(message)):
+        emkit.set_config(**settings)
+    with pytest.raises(error, match="^" + re.escape(message)):
+        with emkit.config_context(**settings):
+            pass
+    assert emkit.get_config() == before
+
+
+def test_settings_take_numpy_scalars_and_paths_as_python_values(tmp_path):
+    # np.float32(0.3) and np.int64(1) were refused as dask_cache_fraction (np.float64 passed: a
+    # float subclass); numpy booleans were refused as dask_worker_heap
+    settings = dict(dask_cache_fraction=np.float32(0.5), gselect_top_k=np.int64(3),
+                    gselect_min_posterior=np.float32(0.25), block_rows=np.int32(96),
+                    dask_worker_heap=np.False_, progress=np.True_, device_cache=np.False_,
+                    spill_directory=tmp_path)
+    expected = dict(dask_cache_fraction=0.5, gselect_top_k=3, gselect_min_posterior=0.25, block_rows=96,
+                    dask_worker_heap=False, progress=True, device_cache=False, spill_directory=str(tmp_path))
+    with emkit.config_context(**settings):
+        got = {k: v for k, v in emkit.get_config().items() if k in expected}
+    assert got == expected
+    assert all(type(got[k]) is type(v) for k, v in expected.items())  # plain Python values
+    with emkit.config_context(dask_cache_fraction=np.int64(1), spill_directory=None):
+        assert emkit.get_config()["dask_cache_fraction"] == 1.0
+        assert emkit.get_config()["spill_directory"] is None
+
+
 def test_config_contexts_open_in_several_threads_leave_no_setting_behind():
     """Blocks that overlap in two threads and close in another order than they opened: each
     block's settings hold until it closes, and the settings before them come back (the whole
