@@ -134,7 +134,8 @@ def _changes(settings: dict) -> dict:
         _number(block_rows, "block_rows", "a positive integer", integral=True)
         if block_rows < 1:
             raise ValueError(f"block_rows must be a positive integer; got {block_rows!r}")
-    if dask_cache is not None and not (isinstance(dask_cache, str) and dask_cache in DASK_CACHE_MODES):
+    if dask_cache is not None and not (isinstance(dask_cache, str)
+                                       and dask_cache in DASK_CACHE_MODES):
         raise ValueError(f"dask_cache must be one of {DASK_CACHE_MODES}; got {dask_cache!r}")
     if dask_cache_fraction is not None:
         _number(dask_cache_fraction, "dask_cache_fraction", "a number in (0, 1]")
@@ -151,7 +152,8 @@ def _changes(settings: dict) -> dict:
         if not _is_bool(device_cache):  # (1.0 == True: ``in (None, True, False)`` took it)
             raise ValueError(f"device_cache must be None, True or False; got {device_cache!r}")
         device_cache = bool(device_cache)
-    if _given(array_library) and not (isinstance(array_library, str) and array_library in ARRAY_LIBRARIES):
+    if _given(array_library) and not (isinstance(array_library, str)
+                                      and array_library in ARRAY_LIBRARIES):
         raise ValueError(f"array_library must be 'torch', 'cupy' or None; got {array_library!r}")
     new_device = _CONFIG["device"] if device is None else _check_device(device)
     new_library = _CONFIG["array_library"] if array_library == "keep" else array_library
