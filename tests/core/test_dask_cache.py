@@ -270,3 +270,41 @@ def test_a_bag_of_statistics_is_measured_by_its_arrays():
     assert s.nbytes == 256 * 8 * (1 + 2 * 60)
     count, size = _describe([s] * 25)
     assert count == 25 and 25 * s.nbytes <= size < 26 * s.nbytes
+
+
+def _fit_with_a_bad_item(features, fit):
+    """The machine to train and its training set (X, y), whose item 11 (of 12) holds NaN."""
+    _, ubm, stats = features
+    stats = [s.copy() for s in stats]
+    stats[11].n[1] = np.nan
+    labels = [i % 3 for i in range(N_FILES)]
+    if fit == "ivector":
+        machine, X, y = IVectorMachine(ubm, dim_t=2, max_iterations=1), stats, None
+    else:
+        machine = ISVMachine(r_U=1, ubm=ubm, em_iterations=1)
+        X, y = (list(zip(labels, stats)), None) if fit == "isv pairs" else (stats, labels)
+    return machine, X, y
+
+
+@pytest.mark.parametrize("mode", ["memory", "disk"])
+@pytest.mark.parametrize("fit", ["ivector", "isv pairs", "isv labels"])
+def test_a_bad_item_is_named_by_its_index_in_the_whole_bag(features, tmp_path, mode, fit):
+    # the stacking of each cached partition counted its items from 0: the last item was "X[0]"
+    # to "X[5]" (the partitions are regrouped by worker thread), whatever the bag's length
+    import dask.bag as db
+
+    machine, X, y = _fit_with_a_bad_item(features, fit)
+    with dask.config.set(scheduler="synchronous"), \
+            emkit.config_context(dask_cache=mode, spill_directory=tmp_path):
+        with pytest.raises(ValueError, match=r"^X holds statistics with NaN or infinity: X\[11\]\.n$"):
+            machine.fit(db.from_sequence(X, npartitions=N_FILES), y)
+
+
+@pytest.mark.parametrize("fit", ["ivector", "isv labels"])
+def test_a_bad_item_kept_on_the_workers_is_named_by_its_index_in_the_whole_bag(client, features, fit):
+    import dask.bag as db
+
+    machine, X, y = _fit_with_a_bad_item(features, fit)
+    with emkit.config_context(dask_cache="memory"):
+        with pytest.raises(ValueError, match=r"^X holds statistics with NaN or infinity: X\[11\]\.n$"):
+            machine.fit(db.from_sequence(X, npartitions=N_FILES), y)

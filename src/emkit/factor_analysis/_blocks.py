@@ -49,12 +49,14 @@ class SessionBlock:
         return 4 * len(self.present) <= len(self.codes)
 
 
-def pair_codes(pairs, n_classes, name: str = "X") -> np.ndarray:
-    """The class indices of a list of (class index, GMMStats) pairs, checked."""
+def pair_codes(pairs, n_classes, name: str = "X", first: int = 0) -> np.ndarray:
+    """The class indices of a list of (class index, GMMStats) pairs, checked (errors count the
+    items from ``first``)."""
     for i, pair in enumerate(pairs):
         if not (isinstance(pair, tuple) and len(pair) == 2):
             raise TypeError(
-                f"{name} must hold (label, GMMStats) pairs; item {i} is a {type(pair).__name__}"
+                f"{name} must hold (label, GMMStats) pairs; item {first + i} is a "
+                f"{type(pair).__name__}"
             )
     codes = np.fromiter((pair[0] for pair in pairs), dtype=np.int64, count=len(pairs))
     if len(codes) and (codes.min() < 0 or codes.max() >= n_classes):
@@ -188,11 +190,11 @@ def split(n_items: int, n_parts: int) -> list:
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def in_memory(X, codes, classes, shape, threads, step, name="X") -> TrainingSet:
-    """The sessions ``X`` stacked once (:meth:`GMMStats.stack`: errors name ``X[i]``), sorted by
-    class (stable) and cut into an even number of :class:`SessionBlock` views of at most ``step``
-    sessions; the class totals are summed per block on ``threads`` threads."""
-    batch = GMMStats.stack(X, name=name, shape=shape)
+def in_memory(X, codes, classes, shape, threads, step, name="X", first: int = 0) -> TrainingSet:
+    """The sessions ``X`` stacked once (:meth:`GMMStats.stack`: errors name ``X[first + i]``),
+    sorted by class (stable) and cut into an even number of :class:`SessionBlock` views of at most
+    ``step`` sessions; the class totals are summed per block on ``threads`` threads."""
+    batch = GMMStats.stack(X, name=name, shape=shape, offset=first)
     order = np.argsort(codes, kind="stable")
     if (order != np.arange(len(order))).any():  # grouped by class already: no copy
         batch, codes = batch.take(order), codes[order]

@@ -133,24 +133,26 @@ def prepare_bag(X, y) -> TrainingSet:
     return TrainingSet(rows, classes, np.bincount(codes, minlength=len(classes)))
 
 
-def stack_partition(pairs, shape, n_classes, step):
+def stack_partition(pairs, shape, n_classes, step, first: int = 0):
     """A partition kept on a worker, stacked once as an in-memory training set is (one ``F``
     of which the blocks are views, the class totals summed along, buffers kept between passes):
-    a list holding that :class:`TrainingSet`."""
+    a list holding that :class:`TrainingSet`.  ``first``: the index of its first item in the
+    whole bag (errors name ``X[first + i]``)."""
     pairs = pairs if isinstance(pairs, list) else list(pairs)
     if not pairs:
         return []
-    codes = pair_codes(pairs, n_classes)
+    codes = pair_codes(pairs, n_classes, first=first)
     stats = [pair[1] for pair in pairs]
-    return [in_memory(stats, codes, np.arange(n_classes), shape, 1, step)]
+    return [in_memory(stats, codes, np.arange(n_classes), shape, 1, step, first=first)]
 
 
-def _pair_and_stack(part, codes, shape, n_classes, step):
-    return stack_partition(pair_up(codes, part), shape, n_classes, step)
+def _pair_and_stack(part, codes, first, shape, n_classes, step):
+    return stack_partition(pair_up(codes, part), shape, n_classes, step, first)
 
 
-def _encode_and_stack(part, index, shape, n_classes, step):
-    return stack_partition([_encode_pair(pair, index) for pair in part], shape, n_classes, step)
+def _encode_and_stack(part, first, index, shape, n_classes, step):
+    return stack_partition([_encode_pair(pair, index) for pair in part], shape, n_classes, step,
+                           first)
 
 
 def stacked_on_workers(X, y, shape, step) -> TrainingSet:
@@ -159,21 +161,23 @@ def stacked_on_workers(X, y, shape, step) -> TrainingSet:
     once, there, by one task (and spilled again, stacked, when it was spilled), into a
     :class:`TrainingSet` as in memory (:func:`stack_partition`)."""
     shape = tuple(shape)
+    lengths = partition_lengths(X)
+    if lengths is None:
+        lengths = X.map_partitions(_partition_length).compute()
+    edges = np.cumsum([0] + list(lengths))  # each partition told where it starts in the bag
     if y is None:
         labels = X.map(_label_of).compute()
         codes, classes = encode_labels(labels)
         index = {c: i for i, c in enumerate(classes)}
-        rows = prepared_on_workers(_encode_and_stack, X, index, shape, len(classes), step)
+        rows = prepared_on_workers(_encode_and_stack, X, index, shape, len(classes), step,
+                                   part_args=[(int(a),) for a in edges[:-1]])
     else:
         y = label_list(y)
         codes, classes = encode_labels(y)
-        lengths = partition_lengths(X)
-        if lengths is None:
-            lengths = X.map_partitions(_partition_length).compute()
-        check_lengths(int(np.sum(lengths)), len(codes))
-        edges = np.cumsum([0] + list(lengths))
+        check_lengths(int(edges[-1]), len(codes))
         rows = prepared_on_workers(_pair_and_stack, X, shape, len(classes), step,
-                                   part_args=[(codes[a:b],) for a, b in zip(edges[:-1], edges[1:])])
+                                   part_args=[(codes[a:b], int(a))
+                                              for a, b in zip(edges[:-1], edges[1:])])
     if len(codes) == 0:
         raise ValueError("X is empty: expected the statistics of at least one session")
     return TrainingSet(rows, classes, np.bincount(codes, minlength=len(classes)))

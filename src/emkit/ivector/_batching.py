@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import is_cached, is_dask_collection, map_ordered, n_threads, prepared_on_workers
+from .._backend import (is_cached, is_dask_collection, map_ordered, n_threads, partition_lengths,
+                        prepared_on_workers)
 from .._kernels import ivector as kiv
 from .._validation import check_positive_int
 from ..stats import GMMStats, as_stats_sequence
@@ -37,11 +38,11 @@ _CENTRED_CACHE_BYTES = 512 * 2**20
 
 
 def _centred_batches(X, means, batch_size: int, name: str = "X", shared: bool = False,
-                     limit: bool = True):
+                     limit: bool = True, first: int = 0):
     """The list ``X`` of GMMStats as :class:`~emkit._kernels.ivector.CentredBatch` of at most
     ``batch_size`` utterances; unless ``shared`` (the threads split each batch), at least one per
     thread (each thread takes its own batches); None when their copy would exceed
-    :data:`_CENTRED_CACHE_BYTES`."""
+    :data:`_CENTRED_CACHE_BYTES`.  Errors name ``name[first + i]`` for the item ``i`` of ``X``."""
     C, D = means.shape
     if limit and len(X) * (C * D + C) * 8 > _CENTRED_CACHE_BYTES:
         return None
@@ -49,14 +50,20 @@ def _centred_batches(X, means, batch_size: int, name: str = "X", shared: bool = 
 
     def centre(start):
         b = GMMStats.stack(X[start : start + size], name=name, shape=(C, D), second_order=True,
-                           offset=start)
+                           offset=first + start)
         return kiv.centre_batch(b.n, b.sum_px, b.sum_pxx, means)
 
     return map_ordered(centre, range(0, len(X), size))
 
 
-def _centred_partition(part, means, batch_size):
-    return _centred_batches(list(part), means, batch_size, shared=True, limit=False)
+def _centred_partition(part, first, means, batch_size):
+    """:func:`_centred_batches` of a bag's partition, whose first item is item ``first`` of the
+    bag."""
+    return _centred_batches(list(part), means, batch_size, shared=True, limit=False, first=first)
+
+
+def _partition_length(part):
+    return [len(list(part))]
 
 
 def training_data(X, means, batch_size: int, dim_t: int):
@@ -66,7 +73,13 @@ def training_data(X, means, batch_size: int, dim_t: int):
     centred once on the workers when ``fit`` keeps the bag there or spills it, see
     :mod:`emkit._backend._cache`)."""
     if is_dask_collection(X):
-        return prepared_on_workers(_centred_partition, X, means, batch_size) if is_cached(X) else X
+        if not is_cached(X):
+            return X
+        # each partition told where it starts: errors name an item by its index in the whole bag
+        lengths = partition_lengths(X) or X.map_partitions(_partition_length).compute()
+        firsts = np.cumsum([0] + list(lengths))[:-1]
+        return prepared_on_workers(_centred_partition, X, means, batch_size,
+                                   part_args=[(int(f),) for f in firsts])
     data = _centred_batches(X, means, batch_size, shared=_shared_accumulator(len(means), dim_t))
     if data is None:
         GMMStats.stack(X[:1], shape=means.shape, second_order=True)
