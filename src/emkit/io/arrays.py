@@ -99,10 +99,10 @@ class HDF5RowReader:
         where = f"{show_path(self.path)}: dataset {self.dataset!r}"
         if isinstance(rows, slice) and np.ndim(block) == 2 and len(block):
             where += f", rows {first} to {first + len(block) - 1}"
-        return finite_rows(block, where, first)
+        return _finite_rows(block, where, first)
 
 
-def finite_rows(block, where: str, first_row: int = 0):
+def _finite_rows(block, where: str, first_row: int = 0):
     """``block`` (n_rows, n_features), unless it holds NaN or infinity: a
     :class:`~emkit.io.untrusted.FeatureError` then names ``where`` and the first such entry (its
     row counted from ``first_row``), never the values.  One sum first, a search only when it is
@@ -177,7 +177,7 @@ def _load_checked(path, shape, dtype):
     if frames.shape != tuple(shape):
         raise FeatureError(f"{show_path(path)} changed after its header was read: expected shape "
                            f"{tuple(shape)}, got {frames.shape} (build the input again)")
-    return finite_rows(frames, show_path(path)).astype(dtype, copy=False)
+    return _finite_rows(frames, show_path(path)).astype(dtype, copy=False)
 
 
 def _load_stack(paths, shapes, dtype):
@@ -234,7 +234,7 @@ def _stats_of_file(ubm, path):
     if frames.ndim != 2 or frames.shape[1] != n_features:
         raise FeatureError(f"{show_path(path)} must hold a 2-D (n_frames, {n_features}) array "
                            f"(the UBM's {n_features} features); got shape {frames.shape}")
-    return ubm.acc_stats(finite_rows(frames, show_path(path)))
+    return ubm.acc_stats(_finite_rows(frames, show_path(path)))
 
 
 def directory_statistics(ubm, directory, pattern: str = "*.npy", npartitions: int | None = None):
