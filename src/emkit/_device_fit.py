@@ -103,9 +103,8 @@ def check_fit_frames(X, n_features, owner: str):
     """``X`` checked as training frames: :func:`emkit._validation.check_frames` for host input,
     :func:`check_device_frames` for arrays on a device."""
     if foreign_device(X) is None:
-        from ._validation import check_frames, check_frames_collection
+        from ._validation import check_frames
 
-        check_frames_collection(X, "X")
         return check_frames(X, "X", n_features=n_features, ensure_2d=True, owner=owner,
                             known_rows=True)
     return check_device_frames(X, "X", n_features, owner)

@@ -142,7 +142,8 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
     complex and empty inputs rejected with messages naming ``name``).  A 1-D input is one sample
     (the reference's ``np.atleast_2d``) unless ``ensure_2d``.  Dask arrays get the same checks of
     shape and dtype and come back with one chunk along the features (any chunking is accepted);
-    their values are checked where they are used, chunk by chunk.  ``known_rows`` computes
+    their values are checked where they are used, chunk by chunk.  Other dask collections (bags,
+    delayed objects) are refused (:func:`check_frames_collection`).  ``known_rows`` computes
     unknown chunk sizes (e.g. of ``X[mask]``), which training needs.
     """
     from sklearn.utils import check_array
@@ -209,8 +210,7 @@ def _one_dimensional(name: str, what: str) -> str:
 def _check_dask_frames(X, name: str, *, allow_empty: bool, ensure_2d: bool, known_rows: bool,
                        owner: str | None = None):
     """The dask side of :func:`check_frames`: the numpy input's rules, without computing values."""
-    if not is_dask_array(X):  # bags and delayed objects are checked by their consumers
-        return X
+    check_frames_collection(X, name)  # a bag or a delayed object: not (n_samples, n_features)
     kind = X.dtype.kind
     if kind == "c":
         raise ValueError(f"Complex data not supported: {name} must hold real numbers; got a dask array of dtype {X.dtype}")

@@ -301,9 +301,8 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
         ``X`` is an (N, D) array-like or a dask array (one task per chunk and iteration).
         """
         dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path, docs/gpu.md
-        checked = self._validated(X)
         self._record_feature_names(X)
-        X = cached_frames(checked)  # a dask array: read once if it fits in memory
+        X = cached_frames(self._validated(X))  # a dask array: read once if it fits in memory
         frames = None if dev is None else _device_fit.DeviceFrames(X, dev, np.float64, "k-means")
         device = None
         if frames is None:

@@ -276,3 +276,21 @@ def test_fit_of_a_bag_or_a_delayed_object_says_what_it_accepts():
     delayed = dask.delayed(X)  # made a dask array as the message says, it trains
     as_array = da.from_delayed(delayed, shape=X.shape, dtype=X.dtype)
     _close(_kmeans().fit(as_array).centroids_, _kmeans().fit(X).centroids_, rtol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["bag", "delayed"])
+def test_other_methods_refuse_a_bag_or_a_delayed_object_naming_the_argument(kind):
+    # "'Bag' object has no attribute 'shape'" and "Delayed objects of unspecified length are not
+    # iterable" (k-means' feature names) before
+    import dask
+    import dask.bag as db
+
+    X = _blobs(9)
+    data = db.from_sequence([X[:60], X[60:]], npartitions=2) if kind == "bag" else dask.delayed(X)
+    got = r"a dask bag \(dask\.bag\.Bag\)" if kind == "bag" else r"a dask delayed object"
+    gmm, km = _gmm(X), _kmeans().fit(X)
+    for method, name in [(gmm.log_likelihood, "data"), (gmm.log_weighted_likelihood, "data"),
+                         (gmm.acc_stats, "X"), (km.predict, "X"), (km.transform, "X")]:
+        with pytest.raises(TypeError, match=rf"^{name} must be a numpy array \(or array-like\), a "
+                                            rf"dask array, .*; got {got}"):
+            method(data)
