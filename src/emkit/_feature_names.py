@@ -16,7 +16,7 @@ def column_names(X):
     """The string column names of a DataFrame (pandas, polars...) as an object array, or None
     (another input, or names that are not all strings: scikit-learn's rule)."""
     columns = getattr(X, "columns", None)
-    # (a dask delayed object has every attribute, a delayed one: no names there)
+    # (a dask delayed object answers every attribute with a delayed value: no names there)
     if columns is None or isinstance(X, np.ndarray) or hasattr(columns, "__dask_graph__"):
         return None
     names = list(columns)
