@@ -16,7 +16,7 @@ from _parity import max_rel_diff
 import emkit
 import emkit.io.arrays as arrays
 from emkit import GMMMachine, IVectorMachine
-from emkit._backend import _cache
+from emkit._backend import _cache, _spill_files
 from emkit.factor_analysis import ISVMachine, JFAMachine
 
 distributed = pytest.importorskip("distributed")
@@ -58,7 +58,7 @@ def loads(monkeypatch):
 
 # (module-level, so that the in-process workers run these very functions, not pickled copies)
 _SPILLED, _DERIVED, _READ = [], [], []
-_SPILL, _READ_SPILLED = _cache._spill, _cache._read_spilled
+_SPILL, _READ_SPILLED = _spill_files.write_partition, _spill_files.read_partitions
 
 
 def _recording_spill(part, *args):
@@ -80,8 +80,8 @@ def spills(monkeypatch):
     _SPILLED.clear()
     _DERIVED.clear()
     _READ.clear()
-    monkeypatch.setattr(_cache, "_spill", _recording_spill)
-    monkeypatch.setattr(_cache, "_read_spilled", _recording_read)
+    monkeypatch.setattr(_spill_files, "write_partition", _recording_spill)
+    monkeypatch.setattr(_spill_files, "read_partitions", _recording_read)
     return _SPILLED
 
 
@@ -148,12 +148,13 @@ def test_spill_directory_is_removed_when_fit_fails(client, features, tmp_path):
 def test_spill_files_are_private_and_a_missing_one_says_what_to_configure(tmp_path):
     """The per-worker spill directory is the owner's alone; a task that cannot see a file (a
     worker on another host, no shared spill_directory) says what to set."""
-    path, n_items, _ = _cache._spill([np.arange(3.0)], str(tmp_path), "emkit-spill-test", 0)
+    path, n_items, _ = _spill_files.write_partition([np.arange(3.0)], str(tmp_path),
+                                                    "emkit-spill-test", 0)
     assert n_items == 1 and stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
-    assert np.array_equal(_cache._read_spilled(path)[0], np.arange(3.0))
+    assert np.array_equal(_spill_files.read_partitions(path)[0], np.arange(3.0))
     os.remove(path)
     with pytest.raises(FileNotFoundError, match=r"spill_directory=.*shares"):
-        _cache._read_spilled(path)
+        _spill_files.read_partitions(path)
 
 
 def test_derived_partitions_round_trip_with_their_arrays_read_in_place(tmp_path):
@@ -165,11 +166,11 @@ def test_derived_partitions_round_trip_with_their_arrays_read_in_place(tmp_path)
     items = [{"F": big, "order": np.asfortranarray(big[:7]), "strided": big[::3, ::2],
               "empty": np.empty((0, 4)), "codes": np.arange(5, dtype=np.int32)},
              ("label", 3, None)]
-    path, n_items, _ = _cache._spill(items, str(tmp_path), "emkit-spill-test", 0)
+    path, n_items, _ = _spill_files.write_partition(items, str(tmp_path), "emkit-spill-test", 0)
     with h5py.File(path, "r") as f:
         stored = [f["buffers"][name][...].tobytes() for name in f["buffers"]]
     assert big.tobytes() in stored and n_items == 2
-    got = _cache._read_spilled(path)
+    got = _spill_files.read_partitions(path)
     assert got[1] == items[1]
     for key, value in items[0].items():
         array = got[0][key]

@@ -295,9 +295,9 @@ def _shared_params(params):
     ``distributed`` client runs the graph, else a delayed value embedded once in the graph."""
     import dask
 
-    from ._cache import _distributed_client
+    from ._cluster import distributed_client
 
-    client = _distributed_client() if _array_bytes(params) > _SCATTER_BYTES else None
+    client = distributed_client() if _array_bytes(params) > _SCATTER_BYTES else None
     if client is not None:
         (future,) = client.scatter([params], broadcast=True, hash=False)
         return future
@@ -307,10 +307,11 @@ def _shared_params(params):
 def _map_dask_bag(chunk_fn, bag, params):
     import dask
 
-    from ._cache import _distributed_client, partition_files, partition_futures
+    from ._cache import partition_files, partition_futures
+    from ._cluster import distributed_client
 
     futures, files = partition_futures(bag), partition_files(bag)
-    client = _distributed_client() if futures is not None or files is not None else None
+    client = distributed_client() if futures is not None or files is not None else None
     if client is not None:
         from ._kept import map_files, map_futures
 

@@ -39,20 +39,17 @@ many items each input partition had (:func:`piece_digests`).
 from __future__ import annotations
 
 import contextlib
-import os
-import pickle
-import shutil
-import socket
-import tempfile
 import uuid
 import weakref
 
 import numpy as np
 
+from . import _spill_files as spill_files
+from ._cluster import cache_budget, cluster_resources, distributed_client
+
 __all__ = ["computed_once", "cached_frames", "piece_digests", "is_cached",
            "prepared_on_workers", "partition_lengths", "partition_futures"]
 
-_SPILL_PREFIX = "emkit-spill-"
 #: name of a bag cached in memory -> the lengths of the input partitions in each of its partitions
 _PIECES: dict = {}
 #: names of the cached bags kept on the workers (the others are read from spill files)
@@ -65,43 +62,6 @@ _FUTURES = weakref.WeakKeyDictionary()
 #: bag read from spill files -> the files of each of its partitions (the passes with a
 #: ``distributed`` client submit one task per partition on them, as on kept futures)
 _FILES = weakref.WeakKeyDictionary()
-
-
-def _distributed_client():
-    """The ``distributed.Client`` that dask's ``compute`` uses now, or None."""
-    try:
-        import dask.base
-        from distributed import default_client
-
-        client = default_client()
-    except (ImportError, ValueError):
-        return None
-    return client if dask.base.get_scheduler() == client.get else None
-
-
-def _machine_memory() -> int:
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return 8 << 30
-
-
-def cluster_resources(client) -> tuple:
-    """``(memory bytes, threads)`` of the cluster: the workers' summed memory limits (a worker
-    without a limit counts this machine's memory) and threads; without a client, this machine."""
-    from . import n_threads
-
-    if client is None:
-        return _machine_memory(), n_threads()
-    workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    memory = sum(int(w.get("memory_limit") or 0) or _machine_memory() for w in workers)
-    return memory, max(1, sum(int(w.get("nthreads", 1)) for w in workers))
-
-
-def _budget(client) -> float:
-    from .._config import get_config
-
-    return get_config()["dask_cache_fraction"] * cluster_resources(client)[0]
 
 
 @contextlib.contextmanager
@@ -142,7 +102,7 @@ def cached_frames(X):
 def _cached_array(X, mode):
     import dask
 
-    if mode == "disk" or (mode == "auto" and X.nbytes > _budget(_distributed_client())):
+    if mode == "disk" or (mode == "auto" and X.nbytes > cache_budget(distributed_client())):
         return X
     (persisted,) = dask.persist(X)
     return persisted
@@ -170,7 +130,7 @@ def _cached_bag(X, mode):
     import dask
     import dask.bag as db
 
-    client = _distributed_client()
+    client = distributed_client()
     parts = list(X.to_delayed())
     if not parts:
         yield X
@@ -179,7 +139,7 @@ def _cached_bag(X, mode):
         from ._placed import cache_on_workers
 
         probe = _bytes_of if mode == "auto" else None
-        joined, lengths = cache_on_workers(client, parts, probe, _budget(client))
+        joined, lengths = cache_on_workers(client, parts, probe, cache_budget(client))
         if joined is not None:
             bag = db.from_delayed([dask.delayed(f) for f in joined])
             _FUTURES[bag] = joined
@@ -190,7 +150,7 @@ def _cached_bag(X, mode):
     if mode == "auto":
         (parts[0],) = dask.persist(parts[0])
         (described,) = dask.compute(dask.delayed(_describe, pure=True)(parts[0]))
-        mode = "memory" if described[1] * len(parts) <= _budget(client) else "disk"
+        mode = "memory" if described[1] * len(parts) <= cache_budget(client) else "disk"
     if mode == "memory":
         parts = list(dask.persist(*parts))  # (the first one, persisted already, is not recomputed)
         lengths = dask.compute(*[dask.delayed(_describe, pure=True)(p) for p in parts])
@@ -202,11 +162,11 @@ def _cached_bag(X, mode):
         with _kept(bag, [[n for n, _ in lengths[g]] for g in groups]):
             yield bag
         return
-    token = _SPILL_PREFIX + uuid.uuid4().hex
-    base = _spill_base()
+    token = spill_files.SPILL_PREFIX + uuid.uuid4().hex
+    base = spill_files.spill_base()
     bag = None
     try:
-        write = dask.delayed(_spill, pure=False)
+        write = dask.delayed(spill_files.write_partition, pure=False)
         files = dask.compute(*[write(p, base, token, i) for i, p in enumerate(parts)])
         del parts
         groups = _spill_groups([size for _, _, size in files], client)
@@ -220,8 +180,8 @@ def _cached_bag(X, mode):
             _SPILLED.pop(bag.name, None)
         if client is not None:
             with contextlib.suppress(Exception):
-                client.run(_remove_spill, base, token)
-        _remove_spill(base, token)
+                client.run(spill_files.remove_spill, base, token)
+        spill_files.remove_spill(base, token)
 
 
 @contextlib.contextmanager
@@ -276,7 +236,7 @@ def _spilled_bag(files):
     """A bag whose partition i holds the items of the spill files ``files[i]`` (a tuple)."""
     from . import bag_from_parts
 
-    bag = bag_from_parts(_read_spilled, files)
+    bag = bag_from_parts(spill_files.read_partitions, files)
     _FILES[bag] = files
     return bag
 
@@ -305,13 +265,13 @@ def prepared_on_workers(fn, bag, *args, part_args=None):
         raise ValueError(f"part_args: expected {bag.npartitions} tuples, one per partition; "
                          f"got {len(extra)}")
     futures = partition_futures(bag)
-    client = _distributed_client() if futures is not None else None
+    client = distributed_client() if futures is not None else None
     if client is None:
         parts = bag.to_delayed()
         args_of = [(p, *e, *args) for p, e in zip(parts, extra)]
         if bag.name in _SPILLED:
             base, token = _SPILLED[bag.name]
-            write = dask.delayed(_spill_derived, pure=False)
+            write = dask.delayed(spill_files.write_derived, pure=False)
             files = dask.compute(*[write(base, token, i, fn, *a) for i, a in enumerate(args_of)])
             return _spilled_bag([(path,) for path, _, _ in files])
         (prepared,) = dask.persist(bag_from_parts(fn, args_of))
@@ -353,97 +313,4 @@ def _split_digests(part, lengths, digest):
     for n in lengths:
         out.append(digest(part[start : start + n]))
         start += n
-    return out
-
-
-# -- disk ---------------------------------------------------------------------------------------
-def _spill_base() -> str | None:
-    from .._config import get_config
-
-    return get_config()["spill_directory"]
-
-
-def _worker_directory(base, token) -> str:
-    root = os.path.join(base or tempfile.gettempdir(), token)
-    return os.path.join(root, f"{socket.gethostname()}-{os.getpid()}")
-
-
-def _remove_spill(base, token) -> None:
-    shutil.rmtree(os.path.join(base or tempfile.gettempdir(), token), ignore_errors=True)
-
-
-def _spill(part, base, token, index) -> tuple:
-    """Write a partition (GMMStats as arrays, other items pickled) to an HDF5 file of this
-    worker's spill directory; returns ``(path, number of items, file size)``.  (A retried task
-    writes a new file: the name holds a random part.)"""
-    import h5py
-
-    from ..stats import GMMStats
-
-    items = part if isinstance(part, list) else list(part)
-    directory = _worker_directory(base, token)
-    os.makedirs(directory, mode=0o700, exist_ok=True)  # biometric data: the owner's alone
-    path = os.path.join(directory, f"part-{index:06d}-{uuid.uuid4().hex[:8]}.h5")
-    with h5py.File(path, "w") as f:
-        f.attrs["n_items"] = len(items)
-        if items and all(isinstance(s, GMMStats) for s in items):
-            f["t"] = np.array([s.t for s in items], dtype=np.int64)
-            f["log_likelihood"] = np.array([s.log_likelihood for s in items], dtype=np.float64)
-            for name in ("n", "sum_px", "sum_pxx"):
-                f[name] = np.stack([np.asarray(getattr(s, name), dtype=np.float64) for s in items])
-        else:  # other items (pairs, arrays, stacked sets): pickled, their arrays out of band
-            _write_pickled(f, items)
-    return path, len(items), os.path.getsize(path)
-
-
-def _write_pickled(f, items) -> None:
-    """``items`` pickled into the open HDF5 file ``f``: the stream, and the buffers of its
-    contiguous arrays as datasets of their own (pickle protocol 5, out of band)."""
-    buffers = []
-    stream = pickle.dumps(items, protocol=5, buffer_callback=buffers.append)
-    f["pickled"] = np.frombuffer(stream, dtype=np.uint8)
-    group = f.create_group("buffers")
-    for i, buffer in enumerate(buffers):
-        group[str(i)] = np.frombuffer(buffer.raw(), dtype=np.uint8)
-
-
-def _read_pickled(f) -> list:
-    """What :func:`_write_pickled` wrote: the arrays are the buffers read from the file, not
-    copies of them (unpickling copies took three times as long as reading, page faults included)."""
-    group = f["buffers"]
-    buffers = [group[str(i)][...] for i in range(len(group))]
-    return pickle.loads(f["pickled"][...], buffers=buffers)
-
-
-def _spill_derived(base, token, index, fn, *args) -> tuple:
-    """:func:`_spill` of ``fn(*args)``: a partition derived from a spilled one."""
-    return _spill(fn(*args), base, token, index)
-
-
-def _read_spilled(*paths) -> list:
-    """The items of spill files, in order."""
-    return [item for path in paths for item in _read_spill_file(path)]
-
-
-def _read_spill_file(path) -> list:
-    import h5py
-
-    from ..stats import GMMStats
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"emkit's spill file {path} (written by another dask worker) cannot be read on "
-            f"{socket.gethostname()}: with workers on several hosts, set "
-            "emkit.set_config(spill_directory=...) to a directory that every worker shares, or "
-            "dask_cache='memory'")
-    with h5py.File(path, "r") as f:
-        if "pickled" in f:
-            return _read_pickled(f)
-        t, ll = f["t"][...], f["log_likelihood"][...]
-        n, px, pxx = f["n"][...], f["sum_px"][...], f["sum_pxx"][...]
-    out = []
-    for i in range(len(t)):
-        s = GMMStats(*px.shape[1:])
-        s.init_fields(float(ll[i]), int(t[i]), n[i], px[i], pxx[i])
-        out.append(s)
     return out

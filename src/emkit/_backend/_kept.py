@@ -31,10 +31,10 @@ def map_files(client, chunk_fn, files, params):
     """:func:`map_futures` of a bag read from spill files (:func:`~._cache.partition_files`):
     one task per partition reads its files and runs ``chunk_fn`` on their items.  (A dask graph
     per pass cost 0.1-0.15 s of building, optimising and scheduling on a 2-core client.)"""
-    from ._cache import _read_spilled
+    from ._spill_files import read_partitions
 
     shared = _shared(client, params)
-    parts = [client.submit(_call_on_files, chunk_fn, _read_spilled, paths, shared, pure=False)
+    parts = [client.submit(_call_on_files, chunk_fn, read_partitions, paths, shared, pure=False)
              for paths in files]
     return _gathered_sum(client, parts)
 

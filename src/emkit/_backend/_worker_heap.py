@@ -115,11 +115,11 @@ def tuned_worker_heaps(X):
     global _depth
     from .._config import get_config
     from .._validation import is_dask_collection
-    from ._cache import _distributed_client
+    from ._cluster import distributed_client
 
     client = None
     if is_dask_collection(X) and get_config()["dask_worker_heap"]:
-        client = _distributed_client()
+        client = distributed_client()
     if client is None:
         yield
         return

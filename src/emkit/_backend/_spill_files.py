@@ -1,0 +1,117 @@
+"""emkit's spill files: the partitions of a dask bag written by the workers to HDF5 files, and
+read back (:mod:`._cache`, ``dask_cache="disk"``).
+
+A fit's files are under ``<spill_directory>/<token>/<host>-<pid>/`` (``<token>``: this fit's, see
+:func:`new_token`; ``<host>-<pid>``: the worker process that wrote them), named so that they
+cannot collide between fits, workers or retries; the directory is private to its owner
+(biometric data).  GMMStats are written as arrays; other items are pickled, their arrays out of
+band (each a dataset of its own, read back in place).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import socket
+import tempfile
+import uuid
+
+import numpy as np
+
+__all__ = ["SPILL_PREFIX", "spill_base", "worker_directory", "remove_spill", "write_partition",
+           "write_derived", "read_partitions"]
+
+SPILL_PREFIX = "emkit-spill-"
+
+
+def spill_base() -> str | None:
+    from .._config import get_config
+
+    return get_config()["spill_directory"]
+
+
+def worker_directory(base, token) -> str:
+    root = os.path.join(base or tempfile.gettempdir(), token)
+    return os.path.join(root, f"{socket.gethostname()}-{os.getpid()}")
+
+
+def remove_spill(base, token) -> None:
+    shutil.rmtree(os.path.join(base or tempfile.gettempdir(), token), ignore_errors=True)
+
+
+def write_partition(part, base, token, index) -> tuple:
+    """Write a partition (GMMStats as arrays, other items pickled) to an HDF5 file of this
+    worker's spill directory; returns ``(path, number of items, file size)``.  (A retried task
+    writes a new file: the name holds a random part.)"""
+    import h5py
+
+    from ..stats import GMMStats
+
+    items = part if isinstance(part, list) else list(part)
+    directory = worker_directory(base, token)
+    os.makedirs(directory, mode=0o700, exist_ok=True)  # biometric data: the owner's alone
+    path = os.path.join(directory, f"part-{index:06d}-{uuid.uuid4().hex[:8]}.h5")
+    with h5py.File(path, "w") as f:
+        f.attrs["n_items"] = len(items)
+        if items and all(isinstance(s, GMMStats) for s in items):
+            f["t"] = np.array([s.t for s in items], dtype=np.int64)
+            f["log_likelihood"] = np.array([s.log_likelihood for s in items], dtype=np.float64)
+            for name in ("n", "sum_px", "sum_pxx"):
+                f[name] = np.stack([np.asarray(getattr(s, name), dtype=np.float64) for s in items])
+        else:  # other items (pairs, arrays, stacked sets): pickled, their arrays out of band
+            _write_pickled(f, items)
+    return path, len(items), os.path.getsize(path)
+
+
+def _write_pickled(f, items) -> None:
+    """``items`` pickled into the open HDF5 file ``f``: the stream, and the buffers of its
+    contiguous arrays as datasets of their own (pickle protocol 5, out of band)."""
+    buffers = []
+    stream = pickle.dumps(items, protocol=5, buffer_callback=buffers.append)
+    f["pickled"] = np.frombuffer(stream, dtype=np.uint8)
+    group = f.create_group("buffers")
+    for i, buffer in enumerate(buffers):
+        group[str(i)] = np.frombuffer(buffer.raw(), dtype=np.uint8)
+
+
+def _read_pickled(f) -> list:
+    """What :func:`_write_pickled` wrote: the arrays are the buffers read from the file, not
+    copies of them (unpickling copies took three times as long as reading, page faults included)."""
+    group = f["buffers"]
+    buffers = [group[str(i)][...] for i in range(len(group))]
+    return pickle.loads(f["pickled"][...], buffers=buffers)
+
+
+def write_derived(base, token, index, fn, *args) -> tuple:
+    """:func:`write_partition` of ``fn(*args)``: a partition derived from a spilled one."""
+    return write_partition(fn(*args), base, token, index)
+
+
+def read_partitions(*paths) -> list:
+    """The items of spill files, in order."""
+    return [item for path in paths for item in _read_spill_file(path)]
+
+
+def _read_spill_file(path) -> list:
+    import h5py
+
+    from ..stats import GMMStats
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"emkit's spill file {path} (written by another dask worker) cannot be read on "
+            f"{socket.gethostname()}: with workers on several hosts, set "
+            "emkit.set_config(spill_directory=...) to a directory that every worker shares, or "
+            "dask_cache='memory'")
+    with h5py.File(path, "r") as f:
+        if "pickled" in f:
+            return _read_pickled(f)
+        t, ll = f["t"][...], f["log_likelihood"][...]
+        n, px, pxx = f["n"][...], f["sum_px"][...], f["sum_pxx"][...]
+    out = []
+    for i in range(len(t)):
+        s = GMMStats(*px.shape[1:])
+        s.init_fields(float(ll[i]), int(t[i]), n[i], px[i], pxx[i])
+        out.append(s)
+    return out
