@@ -248,13 +248,17 @@ def is_cached(X) -> bool:
     return name in _IN_MEMORY or name in _SPILLED
 
 
-def prepared_on_workers(fn, bag, *args, part_args=None):
+def prepared_on_workers(fn, bag, *args, part_args=None, piece_items=None):
     """A bag of ``fn(partition, *part_args[i], *args)`` for every partition ``i`` of a cached bag
     (:func:`is_cached`), computed once and kept in its place: what an estimator derives from the
     statistics once per ``fit`` (stacked, centred), as it does in memory.  Kept on the workers
     (where the partitions are) for a bag kept there; written to spill files of this fit for a
     spilled bag, so that its passes read the derived data instead of deriving them again.
-    ``part_args``: a tuple of arguments per partition (None: none)."""
+    ``part_args``: a tuple of arguments per partition (None: none).  ``piece_items``: ``fn`` of a
+    partition is the concatenation of ``fn(piece, ..., start=i)`` of its consecutive pieces of
+    that many items (the last one shorter; ``i`` the index in the partition of a piece's first
+    item): a spilled partition is then derived and written piece by piece
+    (:func:`~._spill_files.write_derived`), never whole in a worker's memory with its result."""
     import dask
     import dask.bag as db
 
@@ -264,16 +268,16 @@ def prepared_on_workers(fn, bag, *args, part_args=None):
     if len(extra) != bag.npartitions:
         raise ValueError(f"part_args: expected {bag.npartitions} tuples, one per partition; "
                          f"got {len(extra)}")
-    futures = partition_futures(bag)
+    futures, files = partition_futures(bag), partition_files(bag)
+    if files is not None and bag.name in _SPILLED:
+        base, token = _SPILLED[bag.name]
+        write = dask.delayed(spill_files.write_derived, pure=False)
+        written = dask.compute(*[write(base, token, i, fn, paths, piece_items, (*e, *args))
+                                 for i, (paths, e) in enumerate(zip(files, extra))])
+        return _spilled_bag([tuple(path for path, _, _ in part) for part in written])
     client = distributed_client() if futures is not None else None
     if client is None:
-        parts = bag.to_delayed()
-        args_of = [(p, *e, *args) for p, e in zip(parts, extra)]
-        if bag.name in _SPILLED:
-            base, token = _SPILLED[bag.name]
-            write = dask.delayed(spill_files.write_derived, pure=False)
-            files = dask.compute(*[write(base, token, i, fn, *a) for i, a in enumerate(args_of)])
-            return _spilled_bag([(path,) for path, _, _ in files])
+        args_of = [(p, *e, *args) for p, e in zip(bag.to_delayed(), extra)]
         (prepared,) = dask.persist(bag_from_parts(fn, args_of))
         return prepared
     # one task per partition, on the futures themselves (no graph to build and optimise)

@@ -83,9 +83,57 @@ def _read_pickled(f) -> list:
     return pickle.loads(f["pickled"][...], buffers=buffers)
 
 
-def write_derived(base, token, index, fn, *args) -> tuple:
-    """:func:`write_partition` of ``fn(*args)``: a partition derived from a spilled one."""
-    return write_partition(fn(*args), base, token, index)
+def write_derived(base, token, index, fn, paths, piece_items, args) -> list:
+    """Write the partition ``fn(items of the spill files paths, *args)``, derived from a spilled
+    one, to spill files of this worker; returns their ``(path, number of items, file size)``, in
+    order.
+
+    Without ``piece_items`` (None), the whole partition is read, derived and freed before the
+    result is written (one file).  With ``piece_items``, ``fn(piece, *args, start=i)`` is applied
+    to consecutive pieces of that many items, ``i`` the index in the partition of the piece's
+    first item (the caller guarantees that their results, concatenated, are ``fn`` of the whole
+    partition): each piece is read, derived and written (a file per piece) before the next
+    is read, so that a worker holds one piece and its result, not the partition, its result and
+    their copies being written (a partition's centred i-vector batches took 3.5x its size).
+    """
+    if piece_items is None:
+        derived = fn(read_partitions(*paths), *args)
+        return [write_partition(derived, base, token, index)]
+    written, start = [], 0
+    for piece in _pieces(paths, piece_items):
+        derived = fn(piece, *args, start=start)
+        start += len(piece)
+        del piece  # the source freed before its result is written (_pieces keeps no reference)
+        written.append(write_partition(derived, base, token, index))
+        del derived
+    return written
+
+
+def _pieces(paths, size: int):
+    """The items of the spill files ``paths`` in consecutive lists of ``size`` (the last one
+    shorter), each read when it is asked for (rows of the files of GMMStats, whole files of
+    other items).  No reference to a piece is kept once it is handed over."""
+    pending = []
+    for path in paths:
+        start = 0
+        while True:
+            rows = _read_spill_file(path, start, start + size - len(pending))
+            if not rows:
+                break
+            start += len(rows)
+            pending.extend(rows)
+            del rows
+            while len(pending) >= size:
+                yield _take(pending, size)
+    if pending:
+        yield _take(pending, len(pending))
+
+
+def _take(items: list, n: int) -> list:
+    """The first ``n`` items, removed from ``items``."""
+    head = items[:n]
+    del items[:n]
+    return head
 
 
 def read_partitions(*paths) -> list:
@@ -93,7 +141,9 @@ def read_partitions(*paths) -> list:
     return [item for path in paths for item in _read_spill_file(path)]
 
 
-def _read_spill_file(path) -> list:
+def _read_spill_file(path, start: int = 0, stop: int | None = None) -> list:
+    """Items ``start:stop`` of a spill file (its rows of GMMStats; the whole file of other items
+    when ``start`` is 0, and nothing after that)."""
     import h5py
 
     from ..stats import GMMStats
@@ -106,9 +156,10 @@ def _read_spill_file(path) -> list:
             "dask_cache='memory'")
     with h5py.File(path, "r") as f:
         if "pickled" in f:
-            return _read_pickled(f)
-        t, ll = f["t"][...], f["log_likelihood"][...]
-        n, px, pxx = f["n"][...], f["sum_px"][...], f["sum_pxx"][...]
+            return _read_pickled(f) if start == 0 else []
+        rows = slice(start, stop)
+        t, ll = f["t"][rows], f["log_likelihood"][rows]
+        n, px, pxx = f["n"][rows], f["sum_px"][rows], f["sum_pxx"][rows]
     out = []
     for i in range(len(t)):
         s = GMMStats(*px.shape[1:])

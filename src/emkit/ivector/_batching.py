@@ -56,10 +56,11 @@ def _centred_batches(X, means, batch_size: int, name: str = "X", shared: bool = 
     return map_ordered(centre, range(0, len(X), size))
 
 
-def _centred_partition(part, first, means, batch_size):
+def _centred_partition(part, first, means, batch_size, start=0):
     """:func:`_centred_batches` of a bag's partition, whose first item is item ``first`` of the
-    bag."""
-    return _centred_batches(list(part), means, batch_size, shared=True, limit=False, first=first)
+    bag (or of its piece starting at item ``start`` of the partition)."""
+    return _centred_batches(list(part), means, batch_size, shared=True, limit=False,
+                            first=first + start)
 
 
 def _partition_length(part):
@@ -75,11 +76,12 @@ def training_data(X, means, batch_size: int, dim_t: int):
     if is_dask_collection(X):
         if not is_cached(X):
             return X
-        # each partition told where it starts: errors name an item by its index in the whole bag
+        # each partition told where it starts: errors name an item by its index in the whole bag;
+        # a spilled partition is centred batch by batch (its batches are the pieces)
         lengths = partition_lengths(X) or X.map_partitions(_partition_length).compute()
         firsts = np.cumsum([0] + list(lengths))[:-1]
         return prepared_on_workers(_centred_partition, X, means, batch_size,
-                                   part_args=[(int(f),) for f in firsts])
+                                   part_args=[(int(f),) for f in firsts], piece_items=batch_size)
     data = _centred_batches(X, means, batch_size, shared=_shared_accumulator(len(means), dim_t))
     if data is None:
         GMMStats.stack(X[:1], shape=means.shape, second_order=True)
