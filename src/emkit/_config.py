@@ -108,7 +108,8 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
         spills (streams) the rest; ``"off"`` recomputes the input at every pass (as before).
     dask_cache_fraction : float in (0, 1]
         The fraction of the workers' summed memory limit (of this machine's memory without a
-        ``distributed`` client) that ``"auto"`` lets cached inputs take; default 0.25.
+        ``distributed`` client; workers without a limit share their host's memory equally) that
+        ``"auto"`` lets cached inputs take; default 0.25.
     spill_directory : str, os.PathLike or None
         Where ``"disk"`` writes its files (one uniquely named directory per ``fit``, a
         subdirectory per worker); ``None``: the temporary directory of each worker

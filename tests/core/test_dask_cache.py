@@ -389,3 +389,27 @@ def test_derived_pieces_span_the_spill_files_in_order(tmp_path):
     assert (n, t) == (12, list(range(12))) and total == pytest.approx(sum(s for _, s, _ in got))
     pickled = _spill_files.write_partition([np.arange(3.0)] * 3, base, token, 2)[0]
     assert [len(p) for p in _spill_files._pieces([pickled, pickled], 2)] == [2, 2, 2]
+
+
+class _FakeClient:
+    def __init__(self, workers):
+        self.workers = workers
+
+    def scheduler_info(self, n_workers=None):
+        return {"workers": {f"tcp://{w['host']}:{i}": w for i, w in enumerate(self.workers)}}
+
+
+def test_workers_without_a_memory_limit_share_their_hosts_memory(monkeypatch):
+    """Each worker without a limit counted this machine's whole memory: 4 of them on one host
+    made 'auto' keep up to 4 times what the host holds (a fraction of 1: all of it)."""
+    from emkit._backend import _cluster
+
+    monkeypatch.setattr(_cluster, "machine_memory", lambda: 12 << 30)
+    unlimited = [{"host": "a", "memory_limit": limit, "nthreads": 2} for limit in (0, None, 0, 0)]
+    assert _cluster.cluster_resources(_FakeClient(unlimited)) == (12 << 30, 8)
+    mixed = [{"host": "a", "memory_limit": 0, "nthreads": 1},
+             {"host": "a", "memory_limit": 1 << 30, "nthreads": 1},
+             {"host": "b", "memory_limit": None, "nthreads": 3}]
+    assert _cluster.cluster_resources(_FakeClient(mixed)) == ((6 << 30) + (1 << 30) + (12 << 30), 5)
+    with emkit.config_context(dask_cache_fraction=0.5):
+        assert _cluster.cache_budget(_FakeClient(unlimited)) == 6 << 30

@@ -21,7 +21,8 @@ reads the result:
 * ``"auto"`` (default) computes the first partition (of every run, with a client), estimates
   the whole size as its size times the number of partitions, and keeps the data in memory when
   that is at most ``dask_cache_fraction`` (default 0.25) of the summed memory limits of the
-  workers (of this machine's memory without a ``distributed`` client), else spills them.  What
+  workers (workers without a limit share their host's memory equally; this machine's memory
+  without a ``distributed`` client: :func:`~._cluster.cluster_resources`), else spills them.  What
   i-vector and ISV/JFA training derive from the statistics once (centred batches, stacked
   session blocks, without the per-utterance second-order sums for ISV/JFA) is kept next to them
   in memory mode: at most 1.5x the statistics' size in all, so 0.25 leaves the workers more than half

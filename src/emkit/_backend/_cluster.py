@@ -29,14 +29,25 @@ def machine_memory() -> int:
 
 
 def cluster_resources(client) -> tuple:
-    """``(memory bytes, threads)`` of the cluster: the workers' summed memory limits (a worker
-    without a limit counts this machine's memory) and threads; without a client, this machine."""
+    """``(memory bytes, threads)`` of the cluster: the workers' summed memory limits and threads;
+    without a client, this machine's.
+
+    A worker without a memory limit (``memory_limit=0`` or None) counts an equal share of this
+    machine's memory among the workers on its host (the scheduler's ``host`` of each worker):
+    they all draw on that memory, which counted whole for each of them made ``dask_cache="auto"``
+    keep several times what the host holds.  (The scheduler does not know a host's memory: a
+    worker on another host is counted as if its host had this machine's.)
+    """
     from . import n_threads
 
     if client is None:
         return machine_memory(), n_threads()
-    workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    memory = sum(int(w.get("memory_limit") or 0) or machine_memory() for w in workers)
+    workers = list(client.scheduler_info(n_workers=-1)["workers"].values())
+    per_host: dict = {}
+    for w in workers:
+        per_host[w.get("host")] = per_host.get(w.get("host"), 0) + 1
+    memory = sum(int(w.get("memory_limit") or 0) or machine_memory() // per_host[w.get("host")]
+                 for w in workers)
     return memory, max(1, sum(int(w.get("nthreads", 1)) for w in workers))
 
 
