@@ -413,3 +413,55 @@ def test_workers_without_a_memory_limit_share_their_hosts_memory(monkeypatch):
     assert _cluster.cluster_resources(_FakeClient(mixed)) == ((6 << 30) + (1 << 30) + (12 << 30), 5)
     with emkit.config_context(dask_cache_fraction=0.5):
         assert _cluster.cache_budget(_FakeClient(unlimited)) == 6 << 30
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_spill_directories_of_killed_clients_of_this_host_are_removed(tmp_path):
+    """A spill directory names its client (host, pid): one left by a client of this host whose
+    process is gone is removed; a live process's, another host's, an older unnamed one, a
+    symbolic link (and what it points to) and other folders stay."""
+    from emkit.io.atomic import _HOST
+
+    dead, live, hex32 = _dead_pid(), os.getpid(), "0123456789abcdef" * 2
+    stale = tmp_path / f"emkit-spill-{hex32}.{_HOST}.{dead}"
+    (stale / f"{_HOST}-1").mkdir(parents=True)
+    (stale / f"{_HOST}-1" / "part-000000-00000000.h5").write_bytes(b"x")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("data")
+    (stale / f"{_HOST}-1" / "link").symlink_to(outside)
+    kept = [tmp_path / f"emkit-spill-{hex32}.{_HOST}.{live}",
+            tmp_path / f"emkit-spill-{hex32}.another-host.{dead}",
+            tmp_path / f"emkit-spill-{hex32}", tmp_path / "emkit-spill-notes"]
+    for path in kept:
+        path.mkdir()
+    linked = tmp_path / f"emkit-spill-{'f' * 32}.{_HOST}.{dead}"
+    linked.symlink_to(outside, target_is_directory=True)
+    assert _spill_files.remove_stale_spills(str(tmp_path)) == [str(stale)]
+    assert sorted(os.listdir(tmp_path)) == sorted([p.name for p in kept] + ["elsewhere",
+                                                                          linked.name])
+    assert (outside / "keep.txt").read_text() == "data"
+    token = _spill_files.new_token()
+    assert token.endswith(f".{_HOST}.{live}") and _spill_files._TOKEN.match(token)
+
+
+def test_a_disk_fit_removes_the_spill_directory_of_a_killed_client(client, features, spills,
+                                                                   tmp_path):
+    from emkit.io.atomic import _HOST
+
+    directory, ubm, _ = features
+    stale = tmp_path / f"emkit-spill-{'a' * 32}.{_HOST}.{_dead_pid()}"
+    (stale / "worker").mkdir(parents=True)
+    with emkit.config_context(dask_cache="disk", spill_directory=tmp_path):
+        bag, _ = arrays.directory_statistics(ubm, directory, npartitions=2)
+        _fit("ivector", ubm, bag)
+    assert spills and all(f".{_HOST}.{os.getpid()}{os.sep}" in path for path in spills)
+    assert os.listdir(tmp_path) == []

@@ -40,7 +40,6 @@ many items each input partition had (:func:`piece_digests`).
 from __future__ import annotations
 
 import contextlib
-import uuid
 import weakref
 
 import numpy as np
@@ -163,8 +162,8 @@ def _cached_bag(X, mode):
         with _kept(bag, [[n for n, _ in lengths[g]] for g in groups]):
             yield bag
         return
-    token = spill_files.SPILL_PREFIX + uuid.uuid4().hex
-    base = spill_files.spill_base()
+    base, token = spill_files.spill_base(), spill_files.new_token()
+    spill_files.remove_stale_spills(base)  # (of killed clients of this host)
     bag = None
     try:
         write = dask.delayed(spill_files.write_partition, pure=False)
