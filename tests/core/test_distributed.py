@@ -265,3 +265,38 @@ def test_directory_statistics_use_the_callers_gaussian_selection_on_the_workers(
             expected = [ubm.acc_stats(p) for p in parts]
         for g, e in zip(got, expected):
             assert max_rel_diff(g.sum_px, e.sum_px) < 1e-12 and max_rel_diff(g.n, e.n) < 1e-12
+
+
+_TRAINING_CLIENT = """
+import sys, time
+import dask.array as da, distributed
+from emkit._backend import _worker_heap
+client = distributed.Client(sys.argv[1])
+with _worker_heap.tuned_worker_heaps(da.ones(4, chunks=2)):
+    distributed.wait(_worker_heap._lease)  # (not waited for by emkit, see _leased)
+    print("raised", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="glibc heap tuning: Linux only")
+def test_worker_heaps_are_restored_when_the_training_client_is_killed(client):
+    """A client killed during a fit (SIGKILL) left the workers of a shared cluster with its heap
+    thresholds for good: its lease is dropped with it, and the workers restore them."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", _TRAINING_CLIENT, client.scheduler.address],
+                               stdout=subprocess.PIPE)
+    try:
+        assert process.stdout.readline().strip() == b"raised"
+        assert _raised_on_workers(client) == {True}
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+    for _ in range(200):  # until the scheduler has seen the connection close
+        if _raised_on_workers(client) == {False}:
+            break
+        time.sleep(0.05)
+    assert _raised_on_workers(client) == {False}

@@ -16,6 +16,14 @@ by the next pass; at the end it restores the values of the workers' environment 
 heaps (``malloc_trim``).  Workers without the variable, without glibc, or with a memory limit
 under :data:`MIN_MEMORY_LIMIT` (4 GiB) are left alone.  Turn it
 off with ``emkit.set_config(dask_worker_heap=False)``.
+
+A client killed during a fit (SIGKILL) cannot restore them: for that, the client also holds a
+:class:`HeapLease` on every worker while it trains (the result of a task that made it there).
+The scheduler forgets the futures of a client that is gone, the workers drop their leases, and a
+worker whose last lease is dropped restores its thresholds.  Only a client killed in the moment
+between raising the thresholds and a busy worker running its lease task leaves them raised.  (A
+lease evicted by dask's spilling of a worker's data under memory pressure restores them early:
+that worker then gives its freed memory back.)
 """
 
 from __future__ import annotations
@@ -26,10 +34,11 @@ import logging
 import os
 import sys
 import threading
+import weakref
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["tuned_worker_heaps", "TRIM_BYTES", "MMAP_BYTES"]
+__all__ = ["tuned_worker_heaps", "HeapLease", "TRIM_BYTES", "MMAP_BYTES"]
 
 #: Free memory at the top of a worker's heap kept for reuse during a fit (the working set of a
 #: pass is bounded by the estimators' block sizes, far below this).
@@ -45,9 +54,12 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _GLIBC_MMAP_DEFAULT = 128 * 1024
 
 _lock = threading.Lock()
+_lease_lock = threading.Lock()
 #: On a worker: whether its thresholds are raised now.
 raised = False
 _depth = 0  # fits in progress in this (client) process: the first tunes, the last restores
+_leases = 0  # on a worker: the HeapLease copies it holds
+_lease: list = []  # in a client process: its lease futures while fits are in progress
 
 
 def _libc():
@@ -100,6 +112,46 @@ def restore_thresholds() -> bool:
     return bool(done)
 
 
+class HeapLease:
+    """A client's claim on the raised thresholds of the workers (see the module docstring): each
+    copy unpickled on a worker is counted there, and the worker restores its thresholds when it
+    drops the last one."""
+
+    def __reduce__(self):
+        return (_worker_lease, ())
+
+
+def _worker_lease() -> HeapLease:
+    global _leases
+    lease = HeapLease()
+    with _lease_lock:
+        _leases += 1
+    weakref.finalize(lease, _lease_dropped)
+    return lease
+
+
+def _lease_dropped() -> None:
+    global _leases
+    with _lease_lock:
+        _leases -= 1
+        last = _leases == 0
+    if last and raised:
+        restore_thresholds()
+
+
+def _leased(client) -> list:
+    """The futures of a :class:`HeapLease` made by a task on each worker and held there: one
+    replica each (dask's active memory manager drops the extra replicas of a broadcast value).
+    Not waited for: a worker that dies before its task runs would hold up the fit for good."""
+    try:
+        return [client.submit(_worker_lease, pure=False, workers=[address],
+                              allow_other_workers=False, priority=100)
+                for address in client.scheduler_info(n_workers=-1)["workers"]]
+    except Exception as error:  # a closing cluster: nothing to lease
+        logger.debug("could not lease the workers' heaps: %s", error)
+        return []
+
+
 def _run_on_workers(client, fn) -> None:
     try:
         client.run(fn)
@@ -112,7 +164,7 @@ def tuned_worker_heaps(X):
     """Raise the workers' heap thresholds while the body trains on the dask collection ``X``
     (nothing for other inputs, without a ``distributed`` client, or when the configuration's
     ``dask_worker_heap`` is False)."""
-    global _depth
+    global _depth, _lease
     from .._config import get_config
     from .._validation import is_dask_collection
     from ._cluster import distributed_client
@@ -128,6 +180,7 @@ def tuned_worker_heaps(X):
         first = _depth == 1
     try:
         if first:
+            _lease = _leased(client)
             _run_on_workers(client, raise_thresholds)
         yield
     finally:
@@ -136,3 +189,6 @@ def tuned_worker_heaps(X):
             last = _depth == 0
         if last:
             _run_on_workers(client, restore_thresholds)
+            leases, _lease = _lease, []
+            for lease in leases:
+                lease.release()
