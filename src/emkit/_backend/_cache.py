@@ -11,13 +11,15 @@ reads the result:
   (:mod:`._placed`) and the passes submit one task per run on its future
   (:func:`partition_futures`, :func:`emkit._backend._kept.map_futures`);
 * ``"disk"`` (Kaldi-style): each partition is written by the worker that computed it to an HDF5
-  file under ``<spill_directory>/emkit-spill-<random>/<host>-<pid>/`` (names that cannot
-  collide between fits, workers or retries), and every pass reads the files (or, when the
-  estimator derives its training data from them, :func:`prepared_on_workers`, the files of the
-  derived data, written there once), with a ``distributed`` client by one task per group of
-  files submitted straight to the scheduler (:func:`partition_files`,
-  :func:`emkit._backend._kept.map_files`); the directory is removed (on every worker) when
-  ``fit`` ends, however it ends;
+  file under ``<spill_directory>/emkit-spill-<random>.<client host>.<client pid>/<host>-<pid>/``
+  (:mod:`._spill_files`: names that cannot collide between fits, workers or retries; the
+  directories of killed clients are removed by the next disk fit on their host), and every pass
+  reads the files (or, when the estimator derives its training data from them,
+  :func:`prepared_on_workers`, the files of the derived data, written there once), with a
+  ``distributed`` client by one task per group of files submitted straight to the scheduler
+  (:func:`partition_files`, :func:`emkit._backend._kept.map_files`); the directory is removed
+  (on every worker) when ``fit`` ends, however it ends (its process killed: see
+  :mod:`._spill_files`);
 * ``"auto"`` (default) computes the first partition (of every run, with a client), estimates
   the whole size as its size times the number of partitions, and keeps the data in memory when
   that is at most ``dask_cache_fraction`` (default 0.25) of the summed memory limits of the
