@@ -58,14 +58,20 @@ def loads(monkeypatch):
 
 # (module-level, so that the in-process workers run these very functions, not pickled copies)
 _SPILLED, _DERIVED, _READ, _ITEMS = [], [], [], {}
-_SPILL, _READ_FILE = _spill_files.write_partition, _spill_files._read_spill_file
+_SPILL, _DERIVE = _spill_files.write_partition, _spill_files.write_derived
+_READ_FILE = _spill_files._read_spill_file
 
 
 def _recording_spill(part, *args):
     written = _SPILL(part, *args)
-    is_stats = all(isinstance(item, emkit.GMMStats) for item in part)
-    (_SPILLED if is_stats else _DERIVED).append(written[0])
+    _SPILLED.append(written[0])
     _ITEMS[written[0]] = written[1]
+    return written
+
+
+def _recording_derive(*args):
+    written = _DERIVE(*args)
+    _DERIVED.append(written[0])
     return written
 
 
@@ -87,6 +93,7 @@ def spills(monkeypatch):
     _READ.clear()
     _ITEMS.clear()
     monkeypatch.setattr(_spill_files, "write_partition", _recording_spill)
+    monkeypatch.setattr(_spill_files, "write_derived", _recording_derive)
     monkeypatch.setattr(_spill_files, "_read_spill_file", _recording_read)
     return _SPILLED
 
@@ -372,23 +379,27 @@ def _sizes_and_sums(piece, start=0):
 
 def test_derived_pieces_span_the_spill_files_in_order(tmp_path):
     """Pieces of piece_items items across the files of a partition (a piece taking the end of one
-    file and the start of the next), in order, each written to its own file; the last one
-    shorter.  A file of other items (pickled) is read whole."""
+    file and the start of the next), in order, each derived and written as a group of the one
+    derived file; the last one shorter.  A file of other items (pickled) is read whole."""
     stats = _synthetic_stats(0, 12, 3, 2)
     for i, s in enumerate(stats):
         s.t = i
     base, token = str(tmp_path), "emkit-spill-test"
     paths = [_spill_files.write_partition(chunk, base, token, i)[0]
              for i, chunk in enumerate((stats[:7], stats[7:], []))]
-    written = _spill_files.write_derived(base, token, 0, _sizes_and_sums, paths, 5, ())
-    got = _spill_files.read_partitions(*[path for path, _, _ in written])
+    path, n_items, _ = _spill_files.write_derived(base, token, 0, _sizes_and_sums, paths, 5, ())
+    got = _spill_files.read_partitions(path)
     assert [(n, t) for n, _, t in got] == [(5, [0, 1, 2, 3, 4]), (5, [5, 6, 7, 8, 9]),
                                            (2, [10, 11])]
+    with h5py.File(path, "r") as f:
+        assert sorted(f["pieces"]) == ["0", "1", "2"] and n_items == 3
     whole = _spill_files.write_derived(base, token, 1, _sizes_and_sums, paths, None, ())
-    (n, total, t), = _spill_files.read_partitions(whole[0][0])
+    (n, total, t), = _spill_files.read_partitions(whole[0])
     assert (n, t) == (12, list(range(12))) and total == pytest.approx(sum(s for _, s, _ in got))
     pickled = _spill_files.write_partition([np.arange(3.0)] * 3, base, token, 2)[0]
     assert [len(p) for p in _spill_files._pieces([pickled, pickled], 2)] == [2, 2, 2]
+    empty = _spill_files.write_derived(base, token, 3, _sizes_and_sums, [paths[2]], 5, ())
+    assert empty[1] == 0 and _spill_files.read_partitions(empty[0]) == []
 
 
 class _FakeClient:

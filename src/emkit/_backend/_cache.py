@@ -276,7 +276,7 @@ def prepared_on_workers(fn, bag, *args, part_args=None, piece_items=None):
         write = dask.delayed(spill_files.write_derived, pure=False)
         written = dask.compute(*[write(base, token, i, fn, paths, piece_items, (*e, *args))
                                  for i, (paths, e) in enumerate(zip(files, extra))])
-        return _spilled_bag([tuple(path for path, _, _ in part) for part in written])
+        return _spilled_bag([(path,) for path, _, _ in written])
     client = distributed_client() if futures is not None else None
     if client is None:
         args_of = [(p, *e, *args) for p, e in zip(bag.to_delayed(), extra)]

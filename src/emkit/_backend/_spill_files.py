@@ -91,17 +91,14 @@ def remove_spill(base, token) -> None:
 
 
 def write_partition(part, base, token, index) -> tuple:
-    """Write a partition (GMMStats as arrays, other items pickled) to an HDF5 file of this
-    worker's spill directory; returns ``(path, number of items, file size)``.  (A retried task
-    writes a new file: the name holds a random part.)"""
+    """Write a partition (GMMStats as arrays, other items pickled) to a new HDF5 file of this
+    worker's spill directory; returns ``(path, number of items, file size)``."""
     import h5py
 
     from ..stats import GMMStats
 
     items = part if isinstance(part, list) else list(part)
-    directory = worker_directory(base, token)
-    os.makedirs(directory, mode=0o700, exist_ok=True)  # biometric data: the owner's alone
-    path = os.path.join(directory, f"part-{index:06d}-{uuid.uuid4().hex[:8]}.h5")
+    path = _new_path(base, token, index)
     with h5py.File(path, "w") as f:
         f.attrs["n_items"] = len(items)
         if items and all(isinstance(s, GMMStats) for s in items):
@@ -114,8 +111,16 @@ def write_partition(part, base, token, index) -> tuple:
     return path, len(items), os.path.getsize(path)
 
 
+def _new_path(base, token, index) -> str:
+    """A new spill file's path in this worker's directory (created).  (A retried task writes a
+    new file: the name holds a random part.)"""
+    directory = worker_directory(base, token)
+    os.makedirs(directory, mode=0o700, exist_ok=True)  # biometric data: the owner's alone
+    return os.path.join(directory, f"part-{index:06d}-{uuid.uuid4().hex[:8]}.h5")
+
+
 def _write_pickled(f, items) -> None:
-    """``items`` pickled into the open HDF5 file ``f``: the stream, and the buffers of its
+    """``items`` pickled into the open HDF5 file or group ``f``: the stream, and the buffers of its
     contiguous arrays as datasets of their own (pickle protocol 5, out of band)."""
     buffers = []
     stream = pickle.dumps(items, protocol=5, buffer_callback=buffers.append)
@@ -133,30 +138,37 @@ def _read_pickled(f) -> list:
     return pickle.loads(f["pickled"][...], buffers=buffers)
 
 
-def write_derived(base, token, index, fn, paths, piece_items, args) -> list:
+def write_derived(base, token, index, fn, paths, piece_items, args) -> tuple:
     """Write the partition ``fn(items of the spill files paths, *args)``, derived from a spilled
-    one, to spill files of this worker; returns their ``(path, number of items, file size)``, in
-    order.
+    one, to a spill file of this worker; returns ``(path, number of items, file size)``.
 
     Without ``piece_items`` (None), the whole partition is read, derived and freed before the
-    result is written (one file).  With ``piece_items``, ``fn(piece, *args, start=i)`` is applied
-    to consecutive pieces of that many items, ``i`` the index in the partition of the piece's
-    first item (the caller guarantees that their results, concatenated, are ``fn`` of the whole
-    partition): each piece is read, derived and written (a file per piece) before the next
-    is read, so that a worker holds one piece and its result, not the partition, its result and
+    result is written.  With ``piece_items``, ``fn(piece, *args, start=i)`` is applied to
+    consecutive pieces of that many items, ``i`` the index in the partition of the piece's first
+    item (the caller guarantees that their results, concatenated, are ``fn`` of the whole
+    partition): each piece is read, derived and written (a group of the file) before the next is
+    read, so that a worker holds one piece and its result, not the partition, its result and
     their copies being written (a partition's centred i-vector batches took 3.5x its size).
     """
-    if piece_items is None:
-        derived = fn(read_partitions(*paths), *args)
-        return [write_partition(derived, base, token, index)]
-    written, start = [], 0
-    for piece in _pieces(paths, piece_items):
-        derived = fn(piece, *args, start=start)
-        start += len(piece)
-        del piece  # the source freed before its result is written (_pieces keeps no reference)
-        written.append(write_partition(derived, base, token, index))
-        del derived
-    return written
+    import h5py
+
+    pieces = _whole(paths) if piece_items is None else _pieces(paths, piece_items)
+    path, n_items, k, start = _new_path(base, token, index), 0, 0, 0
+    with h5py.File(path, "w") as f:
+        groups = f.create_group("pieces")
+        for piece in pieces:  # (no enumerate: its reused tuple would hold the last piece)
+            derived = fn(piece, *args) if piece_items is None else fn(piece, *args, start=start)
+            start += len(piece)
+            del piece  # the source freed before its result is written (_pieces keeps none)
+            _write_pickled(groups.create_group(str(k)), derived)
+            n_items, k = n_items + len(derived), k + 1
+            del derived
+        f.attrs["n_items"] = n_items
+    return path, n_items, os.path.getsize(path)
+
+
+def _whole(paths):
+    yield read_partitions(*paths)
 
 
 def _pieces(paths, size: int):
@@ -192,8 +204,8 @@ def read_partitions(*paths) -> list:
 
 
 def _read_spill_file(path, start: int = 0, stop: int | None = None) -> list:
-    """Items ``start:stop`` of a spill file (its rows of GMMStats; the whole file of other items
-    when ``start`` is 0, and nothing after that)."""
+    """Items ``start:stop`` of a spill file (its rows of GMMStats; the whole file of other items,
+    pickled whole or by pieces, when ``start`` is 0, and nothing after that)."""
     import h5py
 
     from ..stats import GMMStats
@@ -205,6 +217,10 @@ def _read_spill_file(path, start: int = 0, stop: int | None = None) -> list:
             "emkit.set_config(spill_directory=...) to a directory that every worker shares, or "
             "dask_cache='memory'")
     with h5py.File(path, "r") as f:
+        if "pieces" in f:
+            pieces = f["pieces"]
+            return [item for k in range(len(pieces) if start == 0 else 0)
+                    for item in _read_pickled(pieces[str(k)])]
         if "pickled" in f:
             return _read_pickled(f) if start == 0 else []
         rows = slice(start, stop)
