@@ -315,6 +315,23 @@ def test_a_bad_item_is_named_by_its_index_in_the_whole_bag(features, tmp_path, m
             machine.fit(db.from_sequence(X, npartitions=N_FILES), y)
 
 
+def test_a_bad_item_in_a_later_piece_of_a_spilled_partition_is_named_by_its_index(
+        features, tmp_path):
+    # a spilled partition is centred piece by piece (batch_size items): each piece is told where
+    # it starts in the partition, which is told where it starts in the bag
+    import dask.bag as db
+
+    _, ubm, stats = features
+    stats = [s.copy() for s in stats]
+    stats[10].n[1] = np.nan  # partition 1 (items 6-11), its piece 2 (items 10-11)
+    machine = IVectorMachine(ubm, dim_t=2, max_iterations=1, batch_size=2)
+    with dask.config.set(scheduler="synchronous"), \
+            emkit.config_context(dask_cache="disk", spill_directory=tmp_path):
+        message = r"^X holds statistics with NaN or infinity: X\[10\]\.n$"
+        with pytest.raises(ValueError, match=message):
+            machine.fit(db.from_sequence(stats, npartitions=2))
+
+
 @pytest.mark.parametrize("fit", ["ivector", "isv labels"])
 def test_a_bad_item_kept_on_the_workers_is_named_by_its_index_in_the_whole_bag(client, features, fit):
     import dask.bag as db
