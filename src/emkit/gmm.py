@@ -19,6 +19,7 @@ from sklearn.exceptions import NotFittedError
 
 from . import _device_fit, _device_infer
 from . import _gmm_estep as estep
+from ._gmm_files import GMMFiles
 from ._backend import _staging, cached_frames
 from ._checkpoint import resumable_em
 from ._fitted import FitSummary, derived, fitted_value, refreeze, set_fitted, without_derived
@@ -37,7 +38,7 @@ __all__ = ["GMMMachine", "GMMStats", "e_step", "m_step", "ml_gmm_m_step", "map_g
            "log_likelihood", "log_weighted_likelihood"]
 
 
-class GMMMachine(FitSummary, BaseEstimator):
+class GMMMachine(GMMFiles, FitSummary, BaseEstimator):
     """A mixture of ``n_gaussians`` diagonal Gaussians, trained by ML (EM) or MAP adaptation.
 
     Parameters
@@ -94,7 +95,7 @@ class GMMMachine(FitSummary, BaseEstimator):
     n_iter_ : int, converged_ : bool
         EM iterations run by the last ``fit``, and whether ``convergence_threshold`` stopped it.
     n_features_in_ : int
-        Number of features D seen by ``fit``.
+        Number of features D seen by ``fit`` (of the means, for a machine read from a file).
     """
 
     def __init__(self, n_gaussians: int, trainer: str = "ml", ubm: "GMMMachine | None" = None,
@@ -261,40 +262,6 @@ class GMMMachine(FitSummary, BaseEstimator):
                        for name in ("means", "variances", "variance_thresholds", "weights"))
         except ValueError:  # unset parameters or different shapes
             return False
-
-    # -- HDF5 --------------------------------------------------------------------------------
-    def save(self, hdf5):
-        """Write the machine in bob.learn.em's HDF5 layout (readable by the reference); MAP
-        machines also store their UBM and MAP parameters so that they reload as MAP."""
-        _registry.save(self, hdf5)
-
-    @classmethod
-    def from_hdf5(cls, hdf5, ubm=None) -> "GMMMachine":
-        """Read a machine written by emkit, bob.learn.em 3.x or bob 2.x (legacy layout).
-
-        ``ubm``: the prior of a MAP machine whose file does not hold it (the reference's files).
-        """
-        from .io.gmm import read_gmm_file
-
-        return read_gmm_file(hdf5, cls, ubm)
-
-    def load(self, hdf5):
-        """Replace the state of ``self`` by the machine stored in ``hdf5`` (a MAP machine of the
-        reference's files, which hold no UBM, takes ``self.ubm``)."""
-        from .io.gmm import read_gmm_file
-
-        self.__dict__ = dict(read_gmm_file(hdf5, type(self), fallback_ubm=self.ubm).__dict__)
-
-    @classmethod
-    def _from_file(cls, params: dict, *, weights, means, variances, variance_thresholds):
-        """The machine a file holds: ``params``, then the stored parameters (the thresholds first:
-        variances floored at them, not at a new machine's ``mean_var_update_threshold``)."""
-        machine = cls(**params)
-        machine.weights = weights
-        machine.means = means
-        machine.variance_thresholds = variance_thresholds
-        machine.variances = variances
-        return machine
 
     # -- likelihoods and statistics ----------------------------------------------------------
     def _coefficients(self) -> kg.DiagGMMCoefficients:

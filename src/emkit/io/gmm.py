@@ -4,7 +4,8 @@ Written: the reference's "1.0" layout (root attributes ``file_version`` and ``wr
 datasets the reference reads), so bob.learn.em 3.x loads emkit files.  emkit adds what the
 reference forgot, in places the reference ignores: the MAP parameters (group ``emkit_map``), the
 prior UBM (group ``ubm``, same layout), so a MAP machine reloads as MAP, and ``n_iter_`` and
-``converged_`` of a fitted machine (group ``emkit_fit``, :mod:`emkit.io.fit_summary`).
+``converged_`` of a fitted machine (group ``emkit_fit``, :mod:`emkit.io.fit_summary`).  Every
+machine read with means has ``n_features_in_`` (their number of columns D).
 
 Read: that layout (from either library) and the legacy bob 2.x C++ layout (no ``file_version``).
 """

@@ -1,0 +1,45 @@
+"""The HDF5 methods of :class:`emkit.gmm.GMMMachine` (the layouts: :mod:`emkit.io.gmm`)."""
+
+from __future__ import annotations
+
+from .io import _registry
+
+
+class GMMFiles:
+    """Mixin of ``GMMMachine``: ``save``, ``from_hdf5``, ``load`` and the constructor the file
+    readers build machines with."""
+
+    def save(self, hdf5):
+        """Write the machine in bob.learn.em's HDF5 layout (readable by the reference); MAP
+        machines also store their UBM and MAP parameters so that they reload as MAP."""
+        _registry.save(self, hdf5)
+
+    @classmethod
+    def from_hdf5(cls, hdf5, ubm=None):
+        """Read a machine written by emkit, bob.learn.em 3.x or bob 2.x (legacy layout).
+
+        ``ubm``: the prior of a MAP machine whose file does not hold it (the reference's files).
+        """
+        from .io.gmm import read_gmm_file
+
+        return read_gmm_file(hdf5, cls, ubm)
+
+    def load(self, hdf5):
+        """Replace the state of ``self`` by the machine stored in ``hdf5`` (a MAP machine of the
+        reference's files, which hold no UBM, takes ``self.ubm``)."""
+        from .io.gmm import read_gmm_file
+
+        self.__dict__ = dict(read_gmm_file(hdf5, type(self), fallback_ubm=self.ubm).__dict__)
+
+    @classmethod
+    def _from_file(cls, params: dict, *, weights, means, variances, variance_thresholds):
+        """The machine a file holds: ``params``, then the stored parameters (the thresholds first:
+        variances floored at them, not at a new machine's ``mean_var_update_threshold``).  A
+        machine with means is fitted: ``n_features_in_`` is their number of columns D."""
+        machine = cls(**params)
+        machine.weights = weights
+        machine.means = means
+        machine.variance_thresholds = variance_thresholds
+        machine.variances = variances
+        machine.n_features_in_ = int(machine.means.shape[1])
+        return machine
