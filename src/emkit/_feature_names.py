@@ -52,18 +52,32 @@ class FeatureNamesMixin:
         return self
 
     def _check_feature_names(self, X, name: str = "X") -> None:
+        message = self._feature_names_warning(X, name)
+        if message is not None:
+            warnings.warn(message, UserWarning, stacklevel=3)
+
+    def _check_feature_names_of_each(self, frames, name: str = "X") -> None:
+        """``_check_feature_names`` of every frame of a list or tuple (of sessions, of models), or
+        of ``frames`` itself: any mismatch raises, and one warning at most is given."""
+        items = frames if isinstance(frames, (list, tuple)) else [frames]
+        messages = [self._feature_names_warning(x, name) for x in items]  # (all checked)
+        message = next((m for m in messages if m is not None), None)
+        if message is not None:
+            warnings.warn(message, UserWarning, stacklevel=3)
+
+    def _feature_names_warning(self, X, name: str):
+        """Raise if the names of ``X`` differ from ``feature_names_in_``; the warning to give when
+        names are given on one side only, else None."""
         fitted, names = getattr(self, "feature_names_in_", None), column_names(X)
         owner = type(self).__name__
         if fitted is None:
             if names is not None:
-                warnings.warn(f"{name} has feature names, but {owner} was fitted without feature names",
-                              UserWarning, stacklevel=3)
-            return
+                return f"{name} has feature names, but {owner} was fitted without feature names"
+            return None
         if names is None:
-            warnings.warn(f"{name} does not have valid feature names, but {owner} was fitted with feature "
-                          "names", UserWarning, stacklevel=3)
-            return
+            return f"{name} does not have valid feature names, but {owner} was fitted with feature names"
         if len(names) != len(fitted) or (names != fitted).any():
             order = " (the same names in another order)" if sorted(names) == sorted(fitted) else ""
             raise ValueError(f"{name}'s feature names {_shown(names)} differ from those {owner} was fitted "
                              f"with, {_shown(fitted)}{order}: give the columns of fit, in their order")
+        return None

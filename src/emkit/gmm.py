@@ -22,6 +22,7 @@ from . import _gmm_estep as estep
 from ._gmm_files import GMMFiles
 from ._backend import _staging, cached_frames
 from ._checkpoint import resumable_em
+from ._feature_names import FeatureNamesMixin
 from ._fitted import FitSummary, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
 from ._gmm_params import (GMMParameter, check_gmm_parameters, check_training_state, compute_dtype,
@@ -38,7 +39,7 @@ __all__ = ["GMMMachine", "GMMStats", "e_step", "m_step", "ml_gmm_m_step", "map_g
            "log_likelihood", "log_weighted_likelihood"]
 
 
-class GMMMachine(GMMFiles, FitSummary, BaseEstimator):
+class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
     """A mixture of ``n_gaussians`` diagonal Gaussians, trained by ML (EM) or MAP adaptation.
 
     Parameters
@@ -96,7 +97,12 @@ class GMMMachine(GMMFiles, FitSummary, BaseEstimator):
         EM iterations run by the last ``fit``, and whether ``convergence_threshold`` stopped it.
     n_features_in_ : int
         Number of features D seen by ``fit`` (of the means, for a machine read from a file).
+    feature_names_in_ : ndarray of str
+        The column names of a DataFrame given to ``fit`` (then checked on the frames given to the
+        likelihoods, ``acc_stats`` and ``transform``, as scikit-learn does); files keep them.
     """
+
+    _FIT_SUMMARY = ("n_iter_", "converged_", "feature_names_in_")
 
     def __init__(self, n_gaussians: int, trainer: str = "ml", ubm: "GMMMachine | None" = None,
                  convergence_threshold=1e-5, max_fitting_steps=200, random_state=0, weights=None,
@@ -272,17 +278,20 @@ class GMMMachine(GMMFiles, FitSummary, BaseEstimator):
     def log_weighted_likelihood(self, data):
         """``log w_c + log N(x_t | mu_c, var_c)``, shape **(C, N)** (Gaussians first)."""
         coef = self._coefficients()
+        self._check_feature_names(data, "data")
         return estep.weighted_log_likelihoods(estep.check_frames_of(data, coef), coef)
 
     def log_likelihood(self, data):
         """Per-sample log-likelihood ``log sum_c w_c N(x_t | mu_c, var_c)``, shape (N,)."""
         coef = self._coefficients()
+        self._check_feature_names(data, "data")
         return estep.log_likelihoods(estep.check_frames_of(data, coef), coef)
 
     def acc_stats(self, X, top_k=None, min_posterior=None) -> GMMStats:
         """Statistics of all rows of ``X`` (N, D) in one :class:`GMMStats` (dask input is computed);
         ``top_k``/``min_posterior``: Gaussian selection (default: config's ``gselect_*``, or exact)."""
         coef = self._coefficients()
+        self._check_feature_names(X)
         return estep.total_stats(estep.check_frames_of(X, coef, "X"), coef, True,
                                  estep.selection(top_k, min_posterior, coef.n_gaussians))
 
@@ -291,6 +300,7 @@ class GMMMachine(GMMFiles, FitSummary, BaseEstimator):
         array), or per row of a 2-D array, as in the reference; ``top_k``/``min_posterior``: see
         ``acc_stats``."""
         coef = self._coefficients()
+        self._check_feature_names_of_each(X)
         return estep.session_stats(X, coef, estep.selection(top_k, min_posterior, coef.n_gaussians))
 
     stats_per_sample = transform
@@ -338,6 +348,9 @@ class GMMMachine(GMMFiles, FitSummary, BaseEstimator):
         summed in a fixed order).  Calling ``fit`` again continues from the current parameters.
         """
         self._check_parameters()
+        if self.ubm is not None:  # (MAP: the UBM's features, in its order)
+            self.ubm._check_feature_names(X)
+        self._record_feature_names(X)
         dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path (docs/gpu.md)
         X = _device_fit.check_fit_frames(X, self.means.shape[1] if self._has_parameters() else None,
                                          "GMMMachine")

@@ -8,7 +8,9 @@ included, leave the attributes unset, as a new estimator has them):
   of other types are not stored (a warning is logged).  Numbers read back as an int64 / float64 /
   bool array, text as an object array of ``str``;
 * ``log_likelihood`` (n,) float64: ``log_likelihood_`` (IVectorMachine, a list of float), when
-  every value is finite.
+  every value is finite;
+* ``feature_names`` (D,) text: ``feature_names_in_`` (GMMMachine), the column names of the
+  DataFrame ``fit`` was given (read back as an object array of ``str``, one per feature).
 
 The estimators (:class:`emkit._fitted.FitSummary`) say which attributes they keep; readers hand
 them back through ``_restore_fit_summary``.
@@ -56,6 +58,19 @@ def read_classes(f, name: str = "classes"):
     return classes
 
 
+def write_feature_names(f, names, name: str = "feature_names") -> None:
+    """Dataset ``name``: ``names`` (an estimator's ``feature_names_in_``), unless None."""
+    if names is not None:
+        f[name] = np.array([str(n) for n in names], dtype=h5py.string_dtype())
+
+
+def read_feature_names(f, n_features: int | None, name: str = "feature_names"):
+    """Dataset ``name`` of ``f`` (``n_features`` strings when given) as an object array of
+    ``str``, or None when absent."""
+    names = read_array(f, name, "str", shape=(n_features,), required=False)
+    return None if names is None else np.array(names, dtype=object)
+
+
 def write_fit_summary(f, summary: dict) -> None:
     """Write ``summary`` (attribute name -> value, from ``_fit_summary()``) into ``f``."""
     if not summary:
@@ -78,11 +93,14 @@ def write_fit_summary(f, summary: dict) -> None:
             g["log_likelihood"] = history
         else:
             logger.warning("save: log_likelihood_ holds NaN or infinite values; it is not saved")
+    if "feature_names_in_" in summary:
+        write_feature_names(g, summary["feature_names_in_"])
 
 
-def read_fit_summary(f, keep) -> dict:
+def read_fit_summary(f, keep, n_features: int | None = None) -> dict:
     """The attributes of group ``emkit_fit`` of ``f`` that are named in ``keep`` (name -> value;
-    empty without the group); every dataset of the group is checked."""
+    empty without the group); every dataset of the group is checked (``feature_names``: one
+    per feature when ``n_features`` is given)."""
     g = child(f, GROUP, "group", required=False)
     if g is None:
         return {}
@@ -99,4 +117,7 @@ def read_fit_summary(f, keep) -> dict:
     history = read_array(g, "log_likelihood", shape=(None,), required=False)
     if history is not None:
         summary["log_likelihood_"] = [float(v) for v in history]
+    names = read_feature_names(g, n_features)
+    if names is not None:
+        summary["feature_names_in_"] = names
     return {name: value for name, value in summary.items() if name in keep}

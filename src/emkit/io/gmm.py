@@ -3,9 +3,9 @@
 Written: the reference's "1.0" layout (root attributes ``file_version`` and ``writer_class``, the
 datasets the reference reads), so bob.learn.em 3.x loads emkit files.  emkit adds what the
 reference forgot, in places the reference ignores: the MAP parameters (group ``emkit_map``), the
-prior UBM (group ``ubm``, same layout), so a MAP machine reloads as MAP, and ``n_iter_`` and
-``converged_`` of a fitted machine (group ``emkit_fit``, :mod:`emkit.io.fit_summary`).  Every
-machine read with means has ``n_features_in_`` (their number of columns D).
+prior UBM (group ``ubm``, same layout), so a MAP machine reloads as MAP, and ``n_iter_``,
+``converged_`` and ``feature_names_in_`` of a fitted machine (group ``emkit_fit``,
+:mod:`emkit.io.fit_summary`).  Every machine read with means has ``n_features_in_`` (their D).
 
 Read: that layout (from either library) and the legacy bob 2.x C++ layout (no ``file_version``).
 """
@@ -233,7 +233,7 @@ def _read_current(f, cls, ubm):
         kwargs.update(_read_emkit_extra(extra, C))
     machine = cls._from_file(kwargs, weights=weights, means=means, variances=variances,
                              variance_thresholds=thresholds)
-    return machine._restore_fit_summary(read_fit_summary(f, cls._FIT_SUMMARY))
+    return machine._restore_fit_summary(read_fit_summary(f, cls._FIT_SUMMARY, means.shape[1]))
 
 
 def _read_emkit_extra(extra, C) -> dict:

@@ -20,10 +20,10 @@ attributes.  The classes register these functions at the bottom of their modules
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 
-from .fit_summary import read_classes, storable_classes
+from .fit_summary import (read_classes, read_feature_names, storable_classes,
+                          write_feature_names)
 from .h5 import (CLASS_ATTR, check_values, child, open_for_reading, open_for_writing, read_array,
                  read_scalar, read_stamp, write_stamp)
 
@@ -66,19 +66,6 @@ def _read_projection(f) -> dict:
     return dict(weights=weights, input_subtract=subtract, input_divide=divide)
 
 
-def _write_feature_names(f, est) -> None:
-    """The column names of the DataFrame the transform was fitted on, if any (optional)."""
-    names = getattr(est, "feature_names_in_", None)
-    if names is not None:
-        f["feature_names"] = np.array([str(n) for n in names], dtype=h5py.string_dtype())
-
-
-def _read_feature_names(f, n_features: int):
-    if child(f, "feature_names", required=False) is None:
-        return None
-    return read_array(f, "feature_names", "str", shape=(n_features,))
-
-
 def _read_pinv(f, version) -> bool:
     return bool(read_scalar(f, "pinv", "bool")) if version >= 1 else False
 
@@ -91,7 +78,7 @@ def write_whitening(white, hdf5) -> None:
         f["pinv"] = bool(white.pinv)
         if _is_fitted(white):
             _write_projection(f, white)
-            _write_feature_names(f, white)
+            write_feature_names(f, getattr(white, "feature_names_in_", None))
 
 
 def read_whitening(hdf5, cls):
@@ -101,7 +88,7 @@ def read_whitening(hdf5, cls):
         if version >= 1 and not _has(f, "weights"):
             return cls(pinv=pinv)
         projection = _read_projection(f)
-        names = _read_feature_names(f, projection["weights"].shape[0])
+        names = read_feature_names(f, projection["weights"].shape[0])
         return cls._from_fitted(**projection, pinv=pinv)._restore_feature_names(names)
 
 
@@ -114,7 +101,7 @@ def write_wccn(wccn, hdf5) -> None:
         if not _is_fitted(wccn):
             return
         _write_projection(f, wccn)
-        _write_feature_names(f, wccn)
+        write_feature_names(f, getattr(wccn, "feature_names_in_", None))
         classes = getattr(wccn, "classes_", None)
         storable = None if classes is None else storable_classes(classes)
         if storable is not None:
@@ -128,7 +115,7 @@ def read_wccn(hdf5, cls):
         if version >= 1 and not _has(f, "weights"):
             return cls(pinv=pinv)
         projection = _read_projection(f)
-        names = _read_feature_names(f, projection["weights"].shape[0])
+        names = read_feature_names(f, projection["weights"].shape[0])
         return cls._from_fitted(**projection, classes=read_classes(f),
                                 pinv=pinv)._restore_feature_names(names)
 
@@ -143,7 +130,7 @@ def write_lda(lda, hdf5) -> None:
             f["weights"] = np.asarray(lda.weights, dtype=np.float64)
             f["input_subtract"] = np.asarray(lda.input_subtract, dtype=np.float64)
             f["eigenvalues"] = np.asarray(lda.eigenvalues_, dtype=np.float64)
-            _write_feature_names(f, lda)
+            write_feature_names(f, getattr(lda, "feature_names_in_", None))
 
 
 def read_lda(hdf5, cls):
@@ -157,4 +144,4 @@ def read_lda(hdf5, cls):
         check_values(f, "weights", 1 <= k <= D, f"must have 1 to {D} columns")
         return cls._from_fitted(weights, read_array(f, "input_subtract", shape=(D,)),
                                 read_array(f, "eigenvalues", shape=(k,)),
-                                )._restore_feature_names(_read_feature_names(f, D))
+                                )._restore_feature_names(read_feature_names(f, D))
