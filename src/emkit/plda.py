@@ -55,6 +55,7 @@ from sklearn.exceptions import NotFittedError
 from . import _config
 from ._backend import small_products
 from ._checkpoint import resumable_em
+from ._feature_names import FeatureNamesMixin
 from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._kernels import plda as kp
 from ._plda_training import (check_within_class_samples, class_statistics, encode_labels,
@@ -94,7 +95,7 @@ class PLDAEnrollment:
         return len(self.counts)
 
 
-class PLDA(BaseEstimator):
+class PLDA(FeatureNamesMixin, BaseEstimator):
     """Probabilistic LDA trained by EM (see the module docstring for the three models).
 
     Parameters
@@ -132,6 +133,9 @@ class PLDA(BaseEstimator):
     log_likelihood_ : (n_iter_ + 1,) average log-likelihood per training vector at the start and
         after every EM iteration (never decreases)
     n_iter_, converged_, n_features_in_, n_classes_
+    feature_names_in_ : the column names of a DataFrame ``X`` given to ``fit`` (the vectors given
+        to ``log_likelihood``, ``enroll`` and ``log_likelihood_ratio`` are then checked against
+        them, as scikit-learn does)
     (The arrays are read-only; a run stopped at ``max_iterations`` with a threshold set warns
     :class:`~sklearn.exceptions.ConvergenceWarning`.)
     """
@@ -238,6 +242,7 @@ class PLDA(BaseEstimator):
         n_features`` (one sample per class, or too few repeated samples, is a ValueError naming
         ``y`` rather than a model whose within-class covariance is ``variance_threshold``).
         """
+        self._record_feature_names(X)
         X = _check_vectors(X, "X")
         if y is None:
             raise ValueError("PLDA requires y to be passed, but the target y is None (one class label per "
@@ -320,6 +325,7 @@ class PLDA(BaseEstimator):
     def log_likelihood(self, X, y) -> float:
         """Total marginal log-likelihood of labelled vectors under the fitted model."""
         self._check_fitted()
+        self._check_feature_names(X)
         X = _check_vectors(X, "X", self.n_features_in_)
         codes, classes = encode_labels(y, X.shape[0])
         stats = class_statistics(X, codes, len(classes))
@@ -332,6 +338,8 @@ class PLDA(BaseEstimator):
         """Enrol one model from all rows of ``X`` (n_vectors, n_features), or one model per
         distinct label of ``y`` (models in order of first appearance of their label)."""
         n_features = getattr(self, "n_features_in_", None)
+        if self.__sklearn_is_fitted__():
+            self._check_feature_names(X)
         X = _check_vectors(X, "X", n_features)
         if y is None:
             return PLDAEnrollment(X.mean(axis=0, keepdims=True), np.array([X.shape[0]], dtype=np.float64))
@@ -353,10 +361,12 @@ class PLDA(BaseEstimator):
             check_finite(means, f"{name}.means")
             return PLDAEnrollment(means, counts, models.labels)
         if isinstance(models, (list, tuple)) and models and np.ndim(models[0]) == 2:
+            self._check_feature_names_of_each(models, name)
             arrays = [_check_vectors(m, f"{name}[{i}]", D)
                       for i, m in enumerate(models)]
             return PLDAEnrollment(np.array([a.mean(axis=0) for a in arrays]),
                                   np.array([a.shape[0] for a in arrays], dtype=np.float64))
+        self._check_feature_names(models, name)
         X = _check_vectors(models, name, D)
         return PLDAEnrollment(X, np.ones(X.shape[0]))
 

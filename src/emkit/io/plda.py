@@ -8,7 +8,8 @@ Layout version 1 (root attributes ``emkit_class = "PLDA"``, ``emkit_format_versi
   int64 for an int, attribute ``random_state_generator`` for a RandomState or Generator);
 * group ``fitted`` (only for a fitted PLDA): ``mean`` (D,), ``F`` (D, dim_f), ``G`` (D, dim_g;
   "full" only), ``sigma`` ((D,) for "full", (D, D) otherwise), ``log_likelihood`` (n_iter + 1,),
-  ``n_iter``, ``converged``, ``n_features_in``, ``n_classes``.  The reader checks the sizes
+  ``n_iter``, ``converged``, ``n_features_in``, ``n_classes``, and (optional) ``feature_names``
+  (D,) text, the ``feature_names_in_`` of a fit on a DataFrame.  The reader checks the sizes
   against each other and ``dim_f``/``dim_g``, and the magnitudes against :data:`MAX_MAGNITUDE`.
 
 Registered for :func:`emkit.io.save`/:func:`emkit.io.load` at the bottom of :mod:`emkit.plda`;
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .fit_summary import read_feature_names, write_feature_names
 from .h5 import (check_values, child, open_for_reading, open_for_writing, read_array, read_scalar,
                  read_stamp, write_stamp)
 from .random_state import MISSING, read_random_state, write_random_state
@@ -57,6 +59,7 @@ def write_plda(plda, hdf5) -> None:
         g["converged"] = bool(plda.converged_)
         g["n_features_in"] = np.int64(plda.n_features_in_)
         g["n_classes"] = np.int64(plda.n_classes_)
+        write_feature_names(g, getattr(plda, "feature_names_in_", None))
 
 
 def _none_if_negative(value):
@@ -91,7 +94,9 @@ def read_plda(hdf5, cls):
         g = child(f, "fitted", "group", required=False)
         if g is None:
             return cls(**params)
-        return cls._from_fitted(**_read_fitted(g, params), **params)
+        fitted = _read_fitted(g, params)
+        names = read_feature_names(g, fitted["mean"].shape[0])
+        return cls._from_fitted(**fitted, **params)._restore_feature_names(names)
 
 
 #: Largest magnitude of a fitted parameter: far beyond any real model, small enough that the
