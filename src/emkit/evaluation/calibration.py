@@ -126,9 +126,10 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         return X
 
     @classmethod
-    def _from_fitted(cls, coef, intercept: float, *, prior: float = 0.5) -> "LinearCalibration":
+    def _from_fitted(cls, coef, intercept: float, *, prior: float = 0.5, C: float = 1e6,
+                     max_iter: int = 1000) -> "LinearCalibration":
         """A fitted calibration from its parameters (a file's contents): ``coef`` (n_systems,)."""
-        calibration = cls(prior=prior)
+        calibration = cls(prior=prior, C=C, max_iter=max_iter)
         calibration.coef_ = np.array(coef, dtype=np.float64)
         calibration.intercept_ = float(intercept)
         calibration.n_features_in_ = calibration.coef_.shape[0]

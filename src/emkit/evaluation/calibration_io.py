@@ -4,10 +4,14 @@ metrics of calibrated scores beside the calibration-free ones.
 A calibration file is a small JSON object (an untrusted input when read back)::
 
     {"format": "emkit.LinearCalibration", "version": 1, "prior": 0.5,
-     "coef": [w], "intercept": b, "trained_on": {"targets": n, "nontargets": m}}
+     "coef": [w], "intercept": b, "trained_on": {"targets": n, "nontargets": m},
+     "C": 1000000.0, "max_iter": 1000, "feature_names": ["system"]}
 
 ``calibrated = w * score + b`` (natural-log likelihood ratios).  ``w`` may be negative (a
 distance-like score, lower for the same speaker) or zero (uninformative development scores).
+``trained_on``, ``C``, ``max_iter`` (the settings a refit uses) and ``feature_names`` (the
+column name of the DataFrame it was fitted on) are optional: files without them load, with
+``LinearCalibration``'s defaults and no ``feature_names_in_``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ __all__ = ["FORMAT", "formula", "labelled_scores", "train_calibration", "save_ca
 
 FORMAT, VERSION = "emkit.LinearCalibration", 1
 MAX_BYTES = 1 << 20  # a calibration file is a few hundred bytes; refuse anything huge
+MAX_ITER = 2**31 - 1  # the largest max_iter a file may hold
 
 
 def formula(calibration: LinearCalibration, digits: int = 6) -> str:
@@ -74,7 +79,7 @@ def save_calibration(calibration: LinearCalibration, path, *, n_targets=None,
                          f"{calibration.n_features_in_} systems")
     doc = {"format": FORMAT, "version": VERSION, "prior": float(calibration.prior),
            "coef": [float(c) for c in calibration.coef_],
-           "intercept": float(calibration.intercept_)}
+           "intercept": float(calibration.intercept_), **_settings(calibration)}
     if (n_targets is None) != (n_nontargets is None):
         raise TypeError("n_targets and n_nontargets go together: give both or neither; got "
                         f"n_targets={n_targets!r}, n_nontargets={n_nontargets!r}")
@@ -89,6 +94,43 @@ def save_calibration(calibration: LinearCalibration, path, *, n_targets=None,
     with atomic_write(path) as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
+
+
+def _settings(calibration) -> dict:
+    """``C``, ``max_iter`` and (when set) ``feature_names`` of ``calibration``, as JSON values;
+    a value the file could not hold (which ``fit`` would refuse too) is a ValueError."""
+    C, max_iter = calibration.C, calibration.max_iter
+    if isinstance(C, bool) or not isinstance(C, numbers.Real) or not 0.0 < C < math.inf:
+        raise ValueError(f"calibration.C must be a finite number > 0 to be saved; got {C!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) \
+            or not 1 <= max_iter <= MAX_ITER:
+        raise ValueError(f"calibration.max_iter must be an integer in [1, {MAX_ITER}] to be saved; "
+                         f"got {max_iter!r}")
+    settings = {"C": float(C), "max_iter": int(max_iter)}
+    names = getattr(calibration, "feature_names_in_", None)
+    if names is not None:
+        settings["feature_names"] = [str(n) for n in names]
+    return settings
+
+
+def _read_settings(doc, path, n_systems: int) -> dict:
+    """The optional ``C``, ``max_iter`` and ``feature_names`` of a file, checked (None: absent)."""
+    settings = {"C": doc.get("C"), "max_iter": doc.get("max_iter"),
+                "feature_names": doc.get("feature_names")}
+    if settings["C"] is not None:
+        settings["C"] = _finite(settings["C"], path, "C")
+        if not settings["C"] > 0.0:
+            raise ValueError(f"{path}: C must be a finite number > 0")
+    max_iter = settings["max_iter"]
+    if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, int)
+                                 or not 1 <= max_iter <= MAX_ITER):
+        raise ValueError(f"{path}: max_iter must be an integer in [1, {MAX_ITER}]")
+    names = settings["feature_names"]
+    if names is not None and not (isinstance(names, list) and len(names) == n_systems
+                                  and all(isinstance(n, str) for n in names)):
+        raise ValueError(f"{path}: feature_names must be a list of {n_systems} string(s), one per "
+                         "system")
+    return settings
 
 
 def _finite(value, path, what) -> float:
@@ -125,7 +167,8 @@ def load_calibration(path) -> LinearCalibration:
         raise ValueError(f"{path}: calibration format version {found}"
                          + (f" is newer than this emkit reads (<= {VERSION}); upgrade emkit" if newer
                             else f" is not one emkit writes (expected {VERSION})"))
-    known = {"format", "version", "prior", "coef", "intercept", "trained_on"}
+    known = {"format", "version", "prior", "coef", "intercept", "trained_on", "C", "max_iter",
+             "feature_names"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ValueError(f"{path}: unexpected field(s) in a calibration file ({len(unknown)})")
@@ -136,8 +179,12 @@ def load_calibration(path) -> LinearCalibration:
     prior = _finite(doc.get("prior"), path, "prior")
     if not 0.0 < prior < 1.0:
         raise ValueError(f"{path}: prior must be in (0, 1)")
-    return LinearCalibration._from_fitted([w], _finite(doc.get("intercept"), path, "intercept"),
-                                          prior=prior)
+    settings = _read_settings(doc, path, n_systems=1)
+    names = settings.pop("feature_names")
+    settings = {k: v for k, v in settings.items() if v is not None}  # (absent: the defaults)
+    calibration = LinearCalibration._from_fitted(
+        [w], _finite(doc.get("intercept"), path, "intercept"), prior=prior, **settings)
+    return calibration._restore_feature_names(names)
 
 
 def calibrate_file(calibration: LinearCalibration, scores_path, output, key_path=None) -> int:
