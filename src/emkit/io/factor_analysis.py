@@ -11,7 +11,8 @@ Layout version 1 (root attributes ``emkit_class`` = the class name, ``emkit_form
   integer, attribute ``random_state_generator`` for a RandomState or Generator, nothing for None);
 * datasets ``U`` (CD, r_U), ``V`` (CD, r_V), ``D`` (CD,) when they are set;
 * group ``ubm``: the UBM in the GMMMachine layout (when it is trained);
-* attribute ``ubm_kwargs``: JSON (when set and JSON-serialisable);
+* attribute ``ubm_kwargs``: JSON (when set and JSON-serialisable; numpy scalars are written as
+  the Python numbers they hold, and read back as such);
 * group ``emkit_fit`` (:mod:`emkit.io.fit_summary`): ``n_iter_``, ``converged_`` and
   ``classes_`` of a fitted machine (optional).
 """
@@ -54,9 +55,19 @@ def write_factor_analysis(machine, f) -> None:
         save_into(f, "ubm", state["ubm"])
     if params["ubm_kwargs"] is not None:
         try:
-            f.attrs["ubm_kwargs"] = json.dumps(params["ubm_kwargs"])
-        except TypeError:
+            f.attrs["ubm_kwargs"] = json.dumps(params["ubm_kwargs"], default=_python_scalar)
+        except (TypeError, ValueError):  # (ValueError: a dict or list that contains itself)
             logger.warning("%s.save: ubm_kwargs is not JSON-serialisable and was not saved", name)
+
+
+def _python_scalar(value):
+    """``json.dumps``'s fallback: a numpy scalar (``np.int64(5)``, ``np.float32(0.1)``,
+    ``np.bool_``) as the Python number or bool it holds, so that it is kept; else TypeError."""
+    if isinstance(value, np.generic):
+        plain = value.item()
+        if isinstance(plain, (bool, int, float, str)):
+            return plain
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 def _read_ubm_kwargs(f):
