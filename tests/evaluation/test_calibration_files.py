@@ -26,6 +26,8 @@ def test_a_reloaded_calibration_refits_as_the_saved_one(tmp_path, dev):
     scores, y = dev
     cal = LinearCalibration(prior=0.2, C=0.01, max_iter=50).fit(scores, y)
     save_calibration(cal, tmp_path / "cal.json")
+    # (version 2: an emkit that reads version 1 only says "upgrade emkit", not "unexpected field")
+    assert json.loads((tmp_path / "cal.json").read_text())["version"] == 2
     back = load_calibration(tmp_path / "cal.json")
     assert back.get_params() == {"prior": 0.2, "C": 0.01, "max_iter": 50}
     assert type(back.max_iter) is int

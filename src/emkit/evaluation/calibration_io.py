@@ -3,15 +3,15 @@ metrics of calibrated scores beside the calibration-free ones.
 
 A calibration file is a small JSON object (an untrusted input when read back)::
 
-    {"format": "emkit.LinearCalibration", "version": 1, "prior": 0.5,
+    {"format": "emkit.LinearCalibration", "version": 2, "prior": 0.5,
      "coef": [w], "intercept": b, "trained_on": {"targets": n, "nontargets": m},
      "C": 1000000.0, "max_iter": 1000, "feature_names": ["system"]}
 
 ``calibrated = w * score + b`` (natural-log likelihood ratios).  ``w`` may be negative (a
 distance-like score, lower for the same speaker) or zero (uninformative development scores).
 ``trained_on``, ``C``, ``max_iter`` (the settings a refit uses) and ``feature_names`` (the
-column name of the DataFrame it was fitted on) are optional: files without them load, with
-``LinearCalibration``'s defaults and no ``feature_names_in_``.
+column name of the DataFrame it was fitted on) are optional: files without them (version 1 files
+among them) load, with ``LinearCalibration``'s defaults and no ``feature_names_in_``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from ..io.untrusted import open_regular
 __all__ = ["FORMAT", "formula", "labelled_scores", "train_calibration", "save_calibration",
            "load_calibration", "calibrate_file", "score_metrics"]
 
-FORMAT, VERSION = "emkit.LinearCalibration", 1
+# version 2 added C, max_iter and feature_names: an emkit that reads only version 1 refuses them as
+# unknown fields, so they come with a version that makes it say "upgrade emkit" instead
+FORMAT, VERSION, OLDEST_VERSION = "emkit.LinearCalibration", 2, 1
 MAX_BYTES = 1 << 20  # a calibration file is a few hundred bytes; refuse anything huge
 MAX_ITER = 2**31 - 1  # the largest max_iter a file may hold
 
@@ -160,13 +162,14 @@ def load_calibration(path) -> LinearCalibration:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"{path}: not an emkit calibration file (no \"format\": \"{FORMAT}\")")
     version = doc.get("version")
-    if version != VERSION:
+    if type(version) is not int or not OLDEST_VERSION <= version <= VERSION:
         newer = isinstance(version, int) and not isinstance(version, bool) and version > VERSION
         found = repr(version) if isinstance(version, (int, float)) and len(repr(version)) < 24 \
             else "not a version number"
         raise ValueError(f"{path}: calibration format version {found}"
                          + (f" is newer than this emkit reads (<= {VERSION}); upgrade emkit" if newer
-                            else f" is not one emkit writes (expected {VERSION})"))
+                            else " is not one emkit writes "
+                                 f"(expected {OLDEST_VERSION} to {VERSION})"))
     known = {"format", "version", "prior", "coef", "intercept", "trained_on", "C", "max_iter",
              "feature_names"}
     unknown = sorted(set(doc) - known)
