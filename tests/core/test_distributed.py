@@ -300,3 +300,30 @@ def test_worker_heaps_are_restored_when_the_training_client_is_killed(client):
             break
         time.sleep(0.05)
     assert _raised_on_workers(client) == {False}
+
+
+def test_a_lease_of_an_earlier_fit_leaves_the_next_fits_thresholds_raised(monkeypatch):
+    """A worker drops a finished fit's lease whenever it gets to it: when that was after the next
+    fit had raised the thresholds, the drop restored them in the middle of that fit (a test of it
+    failed now and then on a loaded machine)."""
+    import gc
+
+    from emkit._backend import _worker_heap
+
+    if _worker_heap._libc() is None:
+        pytest.skip("needs glibc's mallopt")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")  # (glibc's default)
+    try:
+        assert _worker_heap.raise_thresholds()
+        earlier = _worker_heap._worker_lease()
+        _worker_heap.restore_thresholds()  # the earlier fit ends; its lease is still held
+        assert _worker_heap.raise_thresholds()  # the next fit starts; its lease task not yet run
+        del earlier
+        gc.collect()
+        assert _worker_heap.raised
+        current = _worker_heap._worker_lease()
+        del current
+        gc.collect()
+        assert not _worker_heap.raised  # the last lease of the current raise restores them
+    finally:
+        _worker_heap.restore_thresholds()

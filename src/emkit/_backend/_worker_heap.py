@@ -58,7 +58,11 @@ _lease_lock = threading.Lock()
 #: On a worker: whether its thresholds are raised now.
 raised = False
 _depth = 0  # fits in progress in this (client) process: the first tunes, the last restores
-_leases = 0  # on a worker: the HeapLease copies it holds
+#: On a worker: how many times its thresholds were raised, and the HeapLease copies it holds by
+#: the raise they were made in.  Only the last lease of the current raise restores: a lease of an
+#: earlier fit is dropped whenever the worker gets to it, possibly after the next fit raised them.
+_raises = 0
+_leases: dict = {}
 _lease: list = []  # in a client process: its lease futures while fits are in progress
 
 
@@ -74,15 +78,17 @@ def _libc():
 
 def raise_thresholds(dask_worker=None) -> bool:
     """On a worker (``Client.run`` passes it): keep freed memory for reuse (True when applied)."""
-    global raised
+    global raised, _raises
     libc = _libc()
     if libc is None or "MALLOC_TRIM_THRESHOLD_" not in os.environ:
         return False
     limit = _memory_limit(dask_worker)
     if limit is not None and limit < MIN_MEMORY_LIMIT:
         return False
-    raised = bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_BYTES)
-                  and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_BYTES))
+    with _lease_lock:
+        raised = bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_BYTES)
+                      and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_BYTES))
+        _raises += 1
     return raised
 
 
@@ -122,19 +128,20 @@ class HeapLease:
 
 
 def _worker_lease() -> HeapLease:
-    global _leases
     lease = HeapLease()
     with _lease_lock:
-        _leases += 1
-    weakref.finalize(lease, _lease_dropped)
+        made_in = _raises
+        _leases[made_in] = _leases.get(made_in, 0) + 1
+    weakref.finalize(lease, _lease_dropped, made_in)
     return lease
 
 
-def _lease_dropped() -> None:
-    global _leases
+def _lease_dropped(made_in: int) -> None:
     with _lease_lock:
-        _leases -= 1
-        last = _leases == 0
+        _leases[made_in] -= 1
+        if _leases[made_in] == 0:
+            del _leases[made_in]
+        last = made_in == _raises and made_in not in _leases
     if last and raised:
         restore_thresholds()
 
@@ -179,9 +186,9 @@ def tuned_worker_heaps(X):
         _depth += 1
         first = _depth == 1
     try:
-        if first:
-            _lease = _leased(client)
+        if first:  # (raised first: the leases' tasks then run after the raise on each worker)
             _run_on_workers(client, raise_thresholds)
+            _lease = _leased(client)
         yield
     finally:
         with _lock:
