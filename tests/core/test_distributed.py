@@ -194,6 +194,9 @@ def test_worker_heaps_tuned_during_a_fit_and_restored_after(client):
     import emkit
     from emkit._backend._worker_heap import tuned_worker_heaps
 
+    # a worker killed by an earlier test is restarted by its nanny: one joining during the fit
+    # would run its tasks with the thresholds it starts with (failed now and then under load)
+    client.wait_for_workers(2, timeout=120)
     # the nanny starts the workers with dask's MALLOC_TRIM_THRESHOLD_
     assert all(client.run(lambda: "MALLOC_TRIM_THRESHOLD_" in os.environ).values())
     X = da.from_array(_data(seed=3), chunks=(1000, 4))
