@@ -137,3 +137,24 @@ def test_an_utterance_listed_twice_names_both_lines(data, tmp_path):
     with pytest.raises(AudioError, match=r"utterance 'a' is listed twice: '.*a.wav' is given "
                                          "twice"):
         find_utterances([data / "a.wav", data / "a.wav"])
+
+
+@pytest.mark.parametrize("token, accepted", [("1", True), ("1.", True), (".5", True),
+                                             ("+2e-1", True), ("1E3", True), ("1_0", False),
+                                             ("١", False), ("１", False), ("0x1", False),
+                                             ("1e", False), (".", False)])
+def test_segment_times_and_scores_accept_the_same_numbers(data, tmp_path, token, accepted):
+    # one ASCII-number pattern (emkit.io.untrusted.ASCII_NUMBER) for every text reader of numbers
+    from emkit.io.lists import FeatureError, read_scores
+
+    (data / "wav.scp").write_text("r a.wav\n")
+    (data / "segments").write_text(f"s r 0 {token}\n", encoding="utf-8")
+    (tmp_path / "scores").write_text(f"m p {token}\n", encoding="utf-8")
+    if accepted:
+        assert find_utterances([data])[0].end == float(token)
+        assert read_scores(tmp_path / "scores")[1][0] == float(token)
+    else:
+        with pytest.raises(AudioError, match="segments. line 1: start and end must be finite"):
+            find_utterances([data])
+        with pytest.raises(FeatureError, match="scores line 1: the score must be a number"):
+            read_scores(tmp_path / "scores")

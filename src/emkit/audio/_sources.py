@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io.lists import read_id_map
-from ..io.untrusted import FeatureError, show_key, show_path, text_lines
+from ..io.untrusted import ASCII_NUMBER, FeatureError, show_key, show_path, text_lines
 from ._read import AudioError
 
 __all__ = ["Utterance", "find_utterances", "read_data_dir", "AUDIO_SUFFIXES"]
@@ -18,7 +18,6 @@ __all__ = ["Utterance", "find_utterances", "read_data_dir", "AUDIO_SUFFIXES"]
 AUDIO_SUFFIXES = (".wav", ".flac")
 _BLANKS = " \t\r\n\f\v"  # Kaldi splits its lists on ASCII white space only (not U+00A0)
 _FIELDS = re.compile(f"[{_BLANKS}]+")
-_SECONDS = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # no '1_0'
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def _resolve(target: str, data_dir: Path, where: str) -> str:
 
 def _seconds(text: str, where: str) -> float:
     """A time of a segments line: a plain decimal number (as Kaldi reads it), finite."""
-    value = float(text) if _SECONDS.fullmatch(text) else math.nan
+    value = float(text) if ASCII_NUMBER.fullmatch(text) else math.nan
     if not math.isfinite(value):
         raise AudioError(f"{where}: start and end must be finite numbers of seconds; got "
                          f"{show_key(text)}")

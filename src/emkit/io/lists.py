@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .untrusted import FeatureError, show_key, text_lines
+from .untrusted import (ASCII_NUMBER, NOT_FINITE, FeatureError, number_advice, show_key,
+                        text_lines)
 
 #: (FeatureError: what the readers raise, re-exported)
 __all__ = ["read_id_map", "count_unlabelled", "read_id_lists", "Trials", "read_trials", "format_score",
@@ -216,23 +216,15 @@ def write_scores(path, models, probes, scores, labels=None) -> None:
         f.write(buffer.getvalue())
 
 
-#: A score as Kaldi and BOSARIS write one: ASCII digits, an optional sign, fraction and exponent.
-#: Python's float() also takes "1_0", non-ASCII digits ("\u0661") and surrounding spaces.
-_SCORE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
-_NOT_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.ASCII | re.IGNORECASE)
-
-
 def _parse_score(text: str, where: str) -> float:
     """The score of column 3 as a finite float64; a :class:`FeatureError` for anything else."""
-    numeric = _SCORE.fullmatch(text) is not None
+    numeric = ASCII_NUMBER.fullmatch(text) is not None
     if numeric and np.isfinite(value := float(text)):
         return value
-    if numeric or _NOT_FINITE.fullmatch(text):  # 1e999 overflows to inf
+    if numeric or NOT_FINITE.fullmatch(text):  # 1e999 overflows to inf
         raise FeatureError(f"{where}: the score must be finite; got {show_key(text)} in column 3")
-    foreign = next((c for c in text if not c.isascii()), None)
-    why = f"; U+{ord(foreign):04X} is not ASCII" if foreign else ""
     raise FeatureError(f"{where}: the score must be a number; got {show_key(text)} in column 3 "
-                       f"(ASCII digits, an optional sign, '.' and exponent, e.g. -1.5e-3{why})")
+                       f"({number_advice(text)})")
 
 
 def read_scores(path):

@@ -28,6 +28,7 @@ Every feature reader of emkit follows these rules, whatever the file claims:
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import numpy as np
@@ -125,6 +126,23 @@ def text_lines(path, max_line: int, what: str):
                 yield number, line.decode("utf-8")
             except UnicodeDecodeError:
                 raise FeatureError(f"{path} line {number}: not UTF-8 text; not a {what}") from None
+
+
+#: A number as Kaldi, BOSARIS and C's ``strtod`` write one: ASCII digits, an optional sign,
+#: fraction and exponent.  Python's ``float`` also takes ``1_0``, non-ASCII digits (``\u0661``)
+#: and surrounding white space; every text reader of numbers (score files, Kaldi text matrices,
+#: segments times) accepts this pattern only.
+ASCII_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+#: What ``float`` reads as NaN or infinity (an error of its own: "must be finite")
+NOT_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.ASCII | re.IGNORECASE)
+
+
+def number_advice(text: str) -> str:
+    """How a number must be written, for a message refusing ``text`` (naming its first
+    non-ASCII character, if any)."""
+    foreign = next((c for c in text if not c.isascii()), None)
+    why = f"; U+{ord(foreign):04X} is not ASCII" if foreign else ""
+    return f"ASCII digits, an optional sign, '.' and exponent, e.g. -1.5e-3{why}"
 
 
 def file_size(f) -> int:
