@@ -510,3 +510,29 @@ def test_file_formats_live_under_io_and_emkit_features_re_exports_them():
         assert getattr(emkit.io.lists, name).__module__ == "emkit.io.lists"
     assert set(emkit.features.__all__) <= set(dir(emkit.features))
     assert emkit.features.FeatureError is emkit.io.lists.FeatureError is emkit.io.features.FeatureError
+
+
+@pytest.mark.parametrize("token", ["1_0", "\u0661", "\uff14", "+1_000.5"])
+def test_text_matrix_numbers_are_ascii_as_kaldi_writes_them(tmp_path, token):
+    # before: float() read '1_0' as 10.0 (and the whole file was accepted)
+    (tmp_path / "t.ark").write_text(f"u0 [ 1 2 ]\nutt1  [\n 1 2 \n 3 {token} ]\n", encoding="utf-8")
+    with pytest.raises(FeatureError) as info:
+        read_kaldi_ark(tmp_path / "t.ark")
+    assert (f"t.ark: utterance 'utt1', line 4: row 2 of the text matrix holds {token!r}, not a "
+            "number as Kaldi writes one (ASCII digits") in str(info.value)
+    assert ("is not ASCII" in str(info.value)) == (not token.isascii())
+    (tmp_path / "t.scp").write_text(f"utt1 {tmp_path / 't.ark'}:16\n")
+    with pytest.raises(FeatureError, match=r"t.scp line 1 \(utterance 'utt1'\): .*t.ark, line 4: "
+                                           "row 2 of the text matrix holds"):
+        read_kaldi_scp(tmp_path / "t.scp")
+
+
+def test_the_line_of_a_bad_number_is_found_past_the_first_piece(tmp_path):
+    # 100 kB of rows before it: the text matrix is read 64 kB at a time
+    rows = " 1 2\n" * 20000
+    (tmp_path / "t.ark").write_text(f"utt1 [\n{rows} 3 1_0\n 4 5 ]\nutt2 [ 1 2 ]\n")
+    with pytest.raises(FeatureError, match=r"utterance 'utt1', line 20002: row 20001 of the text "
+                                           "matrix holds '1_0'"):
+        read_kaldi_ark(tmp_path / "t.ark")
+    (tmp_path / "t.ark").write_text(f"utt1 [\n{rows} 3 1 ]\nutt2 [ 1 2 ]\n")
+    assert read_kaldi_ark(tmp_path / "t.ark")["utt1"].shape == (20001, 2)

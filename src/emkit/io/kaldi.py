@@ -3,8 +3,10 @@
 Binary matrix = key, a space, ``\\0B``, a type token (``FM ``, ``DM ``, ``FV ``, ``DV ``, or the
 compressed ``CM ``, ``CM2 ``, ``CM3 ``), then for plain matrices two int32 sizes, each preceded by
 a size byte (4), and the values row by row; vectors have one size and are read as one row.  Text
-matrices are ``key [ row \\n row ]``.  An ``.scp`` holds ``key path[:offset][range]`` lines; the
-range ``[r1:r2]`` or ``[r1:r2,c1:c2]`` is inclusive and must lie inside the matrix (as in Kaldi).
+matrices are ``key [ row \\n row ]``, their numbers written in ASCII as Kaldi writes them
+(:data:`~emkit.io.untrusted.ASCII_NUMBER`: not ``1_0``, not non-ASCII digits).  An ``.scp``
+holds ``key path[:offset][range]`` lines; the range ``[r1:r2]`` or ``[r1:r2,c1:c2]`` is
+inclusive and must lie inside the matrix (as in Kaldi).
 
 Untrusted files (see :mod:`emkit.io.untrusted`): every size a header declares is checked against
 the bytes left in the file before it is read, one utterance is at most ``max_utterance_bytes``
@@ -27,9 +29,9 @@ from array import array
 
 import numpy as np
 
-from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_declared,
-                        check_limit, check_utterance_size, file_size, open_regular, plausible_key,
-                        read_values, show_key, text_lines)
+from .untrusted import (ASCII_NUMBER, MAX_UTTERANCE_BYTES, NOT_FINITE, FeatureError, as_features,
+                        check_declared, check_limit, check_utterance_size, file_size, number_advice,
+                        open_regular, plausible_key, read_values, show_key, text_lines)
 
 __all__ = ["read_kaldi_ark", "read_kaldi_scp", "strip_specifier"]
 
@@ -141,15 +143,56 @@ def _binary(r: _Reader, where: str) -> np.ndarray:
     raise FeatureError(f"{where}: unsupported Kaldi object type (expected {_TYPES})")
 
 
-def _add_numbers(values: array, text: bytes, count: int, where: str, row: int) -> int:
-    """Append the numbers of ``text`` (part of row ``row``) to ``values``; the row's new count."""
+#: The bytes of a row of numbers (ASCII_NUMBER, NOT_FINITE and white space): a row holding any
+#: other byte ('_', a non-ASCII digit) is refused without asking float(), which takes "1_0"
+_NUMBER_BYTES = b"0123456789+-.eE" + b"infatyINFATY" + b" \t\n\r\x0b\x0c"
+
+
+def _line_at(f, offset: int) -> int:
+    """The line number (from 1) of byte ``offset`` of the open file ``f`` (for a message)."""
+    position, newlines, done = f.tell(), 0, 0
+    f.seek(0)
+    while done < offset:
+        chunk = f.read(min(1 << 20, offset - done))
+        if not chunk:
+            break
+        newlines, done = newlines + chunk.count(b"\n"), done + len(chunk)
+    f.seek(position)
+    return newlines + 1
+
+
+def _row_error(r: _Reader, text: bytes, offset: int, where: str, row: int) -> FeatureError:
+    """The error for a row of a text matrix (``text``, at byte ``offset``) that holds something
+    else than numbers: its line in the file, and the token when Python would read it as a number
+    (``1_0``, non-ASCII digits); other tokens are not quoted (the file's bytes are not echoed)."""
+    for match in re.finditer(rb"\S+", text):
+        token = match.group(0).decode("utf-8", "replace")
+        if ASCII_NUMBER.fullmatch(token) or NOT_FINITE.fullmatch(token):
+            continue
+        line = _line_at(r.f, offset + match.start())
+        where = f"{where}, line {line}: row {row} of the text matrix"
+        try:
+            float(token)
+        except ValueError:
+            return FeatureError(f"{where} holds something that is not a number")
+        return FeatureError(f"{where} holds {show_key(token)}, not a number as Kaldi writes one "
+                            f"({number_advice(token)})")
+    return FeatureError(f"{where}: row {row} of the text matrix holds something that is not a "
+                        "number")
+
+
+def _add_numbers(values: array, text: bytes, count: int, r: _Reader, where: str, row: int,
+                 offset: int) -> int:
+    """Append the numbers of ``text`` (part of row ``row``, at byte ``offset`` of the file) to
+    ``values``; the row's new count."""
     tokens = text.split()
-    try:
-        values.extend(map(float, tokens))
-    except ValueError:
-        raise FeatureError(f"{where}: row {row} of the text matrix holds something that is not a "
-                           "number") from None
-    return count + len(tokens)
+    if not text.translate(None, _NUMBER_BYTES):
+        try:
+            values.extend(map(float, tokens))
+            return count + len(tokens)
+        except ValueError:
+            pass
+    raise _row_error(r, text, offset, where, row)
 
 
 def _text(r: _Reader, where: str) -> np.ndarray:
@@ -171,6 +214,7 @@ def _text(r: _Reader, where: str) -> np.ndarray:
         if end >= 0:  # the next entry starts after the ']'
             r.f.seek(start + end + 1)
             block = block[:end] + b"\n"
+        offset = start - len(carry)  # of the line being read
         lines = (carry + block).split(b"\n")
         last = lines.pop()  # the row going on into the next piece ("" when a line ends here)
         cut = len(last) - re.match(rb"\S*", last[::-1]).end()
@@ -179,14 +223,15 @@ def _text(r: _Reader, where: str) -> np.ndarray:
             raise FeatureError(f"{where}: row {rows + 1} of the text matrix holds something that "
                                "is not a number")
         for line in lines:
-            count = _add_numbers(values, line, count, where, rows + 1)
+            count = _add_numbers(values, line, count, r, where, rows + 1, offset)
+            offset += len(line) + 1
             if count:
                 if cols is not None and count != cols:
                     raise FeatureError(f"{where}: rows of a text matrix have different lengths "
                                        f"({cols} and {count} values)")
                 rows, cols, count = rows + 1, count, 0
                 check_utterance_size((rows, cols), where, r.limit)
-        count = _add_numbers(values, last, count, where, rows + 1)
+        count = _add_numbers(values, last, count, r, where, rows + 1, offset)
         check_utterance_size((rows + 1, cols or count), where, r.limit)  # a long row going on
         if end >= 0:
             return np.array(values, dtype=np.float64).reshape(rows, cols or 0)
