@@ -292,3 +292,43 @@ def test_train_ubm_needs_ten_frames_per_gaussian_and_warns_of_collapsed_ones(tmp
     [line] = [x for x in out.stderr.splitlines() if "collapsed" in x]
     assert line.startswith("emkit: warning: GMM: 4 of 4 Gaussians collapsed onto single points") \
         and "fewer Gaussians" in line
+
+
+# ---------------------------------------------------------------------------------------------
+# NaN and infinity in float options
+
+
+def _float_options():
+    import click
+
+    from emkit.cli import cli
+
+    def walk(command, path):
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from walk(sub, [*path, name])
+        else:
+            for param in command.params:
+                if (isinstance(param, click.Option)
+                        and isinstance(param.type, click.types.FloatParamType)):
+                    yield [*path, param.opts[-1]]
+
+    return list(walk(cli, []))
+
+
+def test_every_float_option_is_found():
+    found = {" ".join(o) for o in _float_options()}
+    assert {"train-isv --relevance-factor", "enroll --relevance-factor", "train-ubm --threshold",
+            "features --high-freq", "features --vad-energy-threshold", "evaluate --c-fa",
+            "calibrate --prior", "score --min-posterior"} <= found and len(found) >= 20, found
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+@pytest.mark.parametrize("command", _float_options(), ids=" ".join)
+def test_float_options_refuse_nan_and_infinity_naming_the_option(command, value):
+    # before: click's FLOAT and FloatRange took 'nan' (and 'inf' without an upper bound):
+    # --relevance-factor nan trained NaN models, --high-freq nan reached the feature code
+    *path, option = command
+    result = run(*path, option, value, ok=False)
+    one_line_error(result, 2, f"Invalid value for '{option}'")
+    assert "must be a finite number" in result.stderr or "is not in the range" in result.stderr

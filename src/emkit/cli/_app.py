@@ -16,6 +16,7 @@ import warnings
 import click
 
 from .. import __version__
+from ._floats import FiniteFloatRange
 from ._signals import (EXIT_INTERRUPTED, EXIT_TERMINATED, after_command, exit_now,
                        ignore_further_interrupts, ignore_once_ended, interrupted_by, stop,
                        terminate, unraisable_hook)
@@ -338,7 +339,7 @@ def gselect_options(f):
                 raise
 
     with_selection = click.option(
-        "--min-posterior", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0,
+        "--min-posterior", type=FiniteFloatRange(0.0, 1.0, max_open=True), default=0.0,
         show_default=True,
         help="With --gselect: posteriors below this are dropped and the rest renormalised "
              "(Kaldi's --min-post).")(with_selection)

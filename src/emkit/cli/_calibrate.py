@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from ._app import InputFile, check_outputs
-from ._evaluate import finite
+from ._floats import FiniteFloatRange
 
 __all__ = ["calibrate"]
 
@@ -22,8 +22,8 @@ __all__ = ["calibrate"]
 @click.option("--key", type=InputFile(), default=None,
               help="Labels of the development trials ('model-id probe-id target|nontarget'), "
                    "when --train has no label column.")
-@click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
-              show_default=True, callback=finite,
+@click.option("--prior", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=0.5,
+              show_default=True,
               help="Effective target prior the calibration is trained for.")
 @click.option("--save", type=click.Path(dir_okay=False), default=None,
               help="Write the trained calibration (JSON).")

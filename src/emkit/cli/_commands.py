@@ -9,6 +9,7 @@ from click.core import ParameterSource
 from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths,
                    gselect_options, lazy_module, progress_option, seed_option)
 from ..io.atomic import same_destination
+from ._floats import NON_NEGATIVE, POSITIVE
 from ._models import _load_ubm, em_outcome, plural
 from ._train_options import (backend_checkpoint, check_ivector_counts, check_ivector_dims,
                              check_train_options, cluster, frames_for, kmeans_checkpoint,
@@ -24,7 +25,6 @@ OUTPUT = click.Path(dir_okay=False)
 #: emkit.experiment.MIN_FRAMES_PER_GAUSSIAN, for the help text (not imported: --help loads no
 #: numpy; a test keeps the two equal)
 MIN_FRAMES_PER_GAUSSIAN = 10
-POSITIVE = click.FloatRange(min=0, min_open=True)
 
 
 def output_option(text):
@@ -87,7 +87,7 @@ def _stats(ubm, features: dict, ids, progress, desc="statistics") -> list:
                    "frames each are needed (tens or more are better).")
 @click.option("--iterations", type=click.IntRange(min=1), default=25, show_default=True,
               help="Maximum number of EM (maximum-likelihood) iterations.")
-@click.option("--threshold", type=click.FloatRange(min=0), default=1e-5, show_default=True,
+@click.option("--threshold", type=NON_NEGATIVE, default=1e-5, show_default=True,
               help="Stop EM when the relative change of the average log-likelihood is at most "
                    "this.")
 @click.option("--kmeans-iterations", type=click.IntRange(min=1), default=20, show_default=True,

@@ -7,6 +7,7 @@ import dataclasses
 import click
 
 from ._app import cli, progress_option
+from ._floats import FiniteFloatRange
 
 
 @cli.command("demo")
@@ -29,7 +30,7 @@ from ._app import cli, progress_option
               help="Gaussian selection in the statistics of every system: only the K best "
                    "Gaussians of each frame get posteriors (Kaldi's gselect; at most --gaussians). "
                    "Default: exact statistics.")
-@click.option("--min-posterior", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0,
+@click.option("--min-posterior", type=FiniteFloatRange(0.0, 1.0, max_open=True), default=0.0,
               show_default=True,
               help="With --gselect: posteriors below this are dropped and the rest renormalised.")
 @progress_option

@@ -7,7 +7,8 @@ import os
 import click
 
 from ._app import InputFile, check_outputs, cli, lazy_module
-from ._commands import OUTPUT, POSITIVE
+from ._commands import OUTPUT
+from ._floats import POSITIVE, FiniteFloatRange
 
 np = lazy_module("numpy")
 ex = lazy_module("emkit.experiment")
@@ -39,27 +40,17 @@ def row_names(paths) -> list:
     return out
 
 
-def finite(ctx, param, value):
-    """Click callback: refuse NaN and infinity, which click's ranges let through."""
-    import math
-
-    for v in value if isinstance(value, tuple) else (value,):
-        if v is not None and not math.isfinite(v):
-            raise click.BadParameter(f"must be a finite number; got {v}")
-    return value
-
-
 @cli.command("evaluate")
 @click.argument("scores", nargs=-1, required=True, type=InputFile())
 @click.option("--key", type=InputFile(), default=None,
               help="Trial list with labels ('model-id probe-id target|nontarget'), for score "
                    "files without a label column.")
 @click.option("--p-target", "p_targets", multiple=True, default=(0.01, 0.001), show_default=True,
-              type=click.FloatRange(0, 1, min_open=True, max_open=True), callback=finite,
+              type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
               help="Prior of a target trial for minDCF and actDCF; repeat for several.")
-@click.option("--c-miss", type=POSITIVE, default=1.0, show_default=True, callback=finite,
+@click.option("--c-miss", type=POSITIVE, default=1.0, show_default=True,
               help="Cost of a miss.")
-@click.option("--c-fa", type=POSITIVE, default=1.0, show_default=True, callback=finite,
+@click.option("--c-fa", type=POSITIVE, default=1.0, show_default=True,
               help="Cost of a false alarm.")
 @click.option("--det", type=OUTPUT, default=None,
               help="Also write a DET plot (probit axes, one ROCCH DET curve per score file, "

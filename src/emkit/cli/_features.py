@@ -8,9 +8,9 @@ import click
 
 from ._app import check_outputs, progress_option
 from ._commands import _explicit
+from ._floats import NON_NEGATIVE, POSITIVE, FiniteFloat, FiniteFloatRange
 from ._models import plural
 
-POSITIVE = click.FloatRange(min=0, min_open=True)
 DEFAULT_JOBS = min(8, os.cpu_count() or 1)
 # emkit.audio's WINDOWS and emkit.io.untrusted's MAX_UTTERANCE_BYTES (a test checks they are):
 # those modules import numpy, which emkit --help must not
@@ -38,16 +38,16 @@ def _options(f):
                      help="Frame length in ms (one sample to 1000 ms)."),
         click.option("--frame-shift", type=POSITIVE, default=10.0, show_default=True,
                      help="Frame shift in ms (one sample at least)."),
-        click.option("--low-freq", type=click.FloatRange(min=0), default=20.0, show_default=True,
+        click.option("--low-freq", type=NON_NEGATIVE, default=20.0, show_default=True,
                      help="Low cut-off of the mel filters, Hz."),
-        click.option("--high-freq", type=float, default=0.0, show_default=True,
+        click.option("--high-freq", type=FiniteFloat(), default=0.0, show_default=True,
                      help="High cut-off of the mel filters, Hz (<= 0: offset from Nyquist)."),
-        click.option("--dither", type=click.FloatRange(min=0), default=0.0, show_default=True,
+        click.option("--dither", type=NON_NEGATIVE, default=0.0, show_default=True,
                      help="Dither (16-bit scale; Kaldi's default is 1; 0 gives reproducible "
                           "features)."),
         click.option("--snip-edges/--no-snip-edges", default=True, show_default=True,
                      help="Kaldi's --snip-edges: only frames that fit in the audio."),
-        click.option("--preemphasis-coefficient", type=click.FloatRange(0, 1), default=0.97,
+        click.option("--preemphasis-coefficient", type=FiniteFloatRange(0, 1), default=0.97,
                      show_default=True, help="Pre-emphasis x[t] - c * x[t-1] of each frame "
                      "(0: none)."),
         click.option("--remove-dc-offset/--no-remove-dc-offset", default=True, show_default=True,
@@ -58,10 +58,10 @@ def _options(f):
                      show_default=True, help="Pad each frame to a power of two for the FFT."),
         click.option("--raw-energy/--no-raw-energy", default=True, show_default=True,
                      help="The log energy of the frame before pre-emphasis and window."),
-        click.option("--energy-floor", type=click.FloatRange(min=0), default=0.0,
+        click.option("--energy-floor", type=NON_NEGATIVE, default=0.0,
                      show_default=True, help="Floor on the frame energy (0: none; Kaldi "
                      "suggests 0.1 or 1 with --dither 0)."),
-        click.option("--cepstral-lifter", type=click.FloatRange(min=0), default=22.0,
+        click.option("--cepstral-lifter", type=NON_NEGATIVE, default=22.0,
                      show_default=True, help="MFCC: liftering coefficient (0: none)."),
         click.option("--use-energy/--no-use-energy", default=None,
                      help="Log energy as the first feature [default: on for mfcc, off for "
@@ -73,18 +73,18 @@ def _options(f):
                           "window spans 2 x this + 1 frames)."),
         click.option("--vad/--no-vad", default=True, show_default=True,
                      help="Keep only the voiced frames (energy VAD, Kaldi's compute-vad)."),
-        click.option("--vad-energy-threshold", type=float, default=5.0, show_default=True,
+        click.option("--vad-energy-threshold", type=FiniteFloat(), default=5.0, show_default=True,
                      help="A frame is loud when its log energy exceeds this + "
                           "--vad-energy-mean-scale x the utterance's mean log energy "
                           "(compute-vad's option; 16-bit-scale audio)."),
-        click.option("--vad-energy-mean-scale", type=click.FloatRange(min=0), default=0.5,
+        click.option("--vad-energy-mean-scale", type=NON_NEGATIVE, default=0.5,
                      show_default=True, help="Weight of the utterance's mean log energy in "
                      "the loudness threshold (see --vad-energy-threshold; 0: a fixed threshold)."),
         click.option("--vad-frames-context", type=click.IntRange(min=0), default=0,
                      show_default=True, help="Frames on each side of a frame that its "
                      "decision looks at (0: the frame alone)."),
         click.option("--vad-proportion-threshold",
-                     type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+                     type=FiniteFloatRange(min=0, max=1, min_open=True, max_open=True),
                      default=0.6, show_default=True,
                      help="Fraction of that window (the frame and --vad-frames-context frames "
                           "on each side) that must be loud for the frame to be voiced."),
@@ -101,7 +101,7 @@ def _options(f):
                      help="Sliding CMVN: window centred on the frame (else it ends there)."),
         click.option("--norm-vars/--no-norm-vars", default=False, show_default=True,
                      help="CMVN: normalise the variances too."),
-        click.option("--max-clipped", type=click.FloatRange(min=0, max=1), default=0.01,
+        click.option("--max-clipped", type=FiniteFloatRange(min=0, max=1), default=0.01,
                      show_default=True, help="Largest fraction of samples at full scale "
                      "accepted; a more clipped file is an error (1: no check)."),
         click.option("--max-utterance-bytes", type=click.IntRange(min=8),

@@ -1,0 +1,38 @@
+"""Click types of the float options: finite numbers only.
+
+Click's ``FLOAT`` and ``FloatRange`` take ``nan``, ``inf`` and ``-inf`` (``float()`` reads them,
+and NaN compares false with every bound); a NaN prior, cost or relevance factor then failed deep
+in the library, or not at all.  These types make them usage errors naming the option.
+"""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+__all__ = ["FiniteFloat", "FiniteFloatRange", "POSITIVE", "NON_NEGATIVE"]
+
+
+def _finite(value: float, kind: click.ParamType, param, ctx) -> float:
+    if not math.isfinite(value):
+        kind.fail(f"must be a finite number; got {value}", param, ctx)
+    return value
+
+
+class FiniteFloat(click.types.FloatParamType):
+    """Any finite float."""
+
+    def convert(self, value, param, ctx):
+        return _finite(super().convert(value, param, ctx), self, param, ctx)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A finite float in click's range (bounds and open ends as ``click.FloatRange``)."""
+
+    def convert(self, value, param, ctx):
+        return _finite(super().convert(value, param, ctx), self, param, ctx)
+
+
+POSITIVE = FiniteFloatRange(min=0, min_open=True)
+NON_NEGATIVE = FiniteFloatRange(min=0)
