@@ -158,3 +158,21 @@ def test_segment_times_and_scores_accept_the_same_numbers(data, tmp_path, token,
             find_utterances([data])
         with pytest.raises(FeatureError, match="scores line 1: the score must be a number"):
             read_scores(tmp_path / "scores")
+
+
+def test_a_line_starting_with_hash_is_an_entry_as_in_kaldi_and_refused(data, tmp_path):
+    # before: skipped as a comment: recording '#r2' and utterance '#s2' were silently left out
+    # (Kaldi reads them as entries)
+    refused(data, r"wav.scp. line 2: the recording id '#r2' starts with '#': Kaldi reads every "
+            "line of wav.scp and segments as an entry", **{"wav.scp": "r a.wav\n#r2 a.wav\n"})
+    refused(data, r"wav.scp. line 1: the recording id '#' starts with '#'",
+            **{"wav.scp": "# my recordings\nr a.wav\n"})
+    refused(data, r"segments. line 2: the utterance id '#s2' starts with '#'",
+            **{"wav.scp": "r a.wav\n", "segments": "s1 r 0 0.5\n#s2 r 0.5 0.8\n"})
+    (data / "segments").unlink()
+    (data / "wav.scp").unlink()
+    # before: features of '#x.wav' were written under the key '#x', which read_kaldi_scp and
+    # utt2spk readers skip as a comment
+    write(tmp_path / "#x.wav", speech_like(seed=1))
+    with pytest.raises(AudioError, match=r"#x.wav': its utterance id '#x' starts with '#'"):
+        find_utterances([tmp_path / "#x.wav"])

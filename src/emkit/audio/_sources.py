@@ -33,12 +33,13 @@ class Utterance:
 
 
 def _lines(path: Path):
-    """The non-blank, non-comment lines of a Kaldi data-directory list, each read with at most
-    64 kB (a file of one endless line is refused before it is read whole)."""
+    """The non-blank lines of a Kaldi data-directory list, each read with at most 64 kB (a file
+    of one endless line is refused before it is read whole).  Kaldi has no comments in these
+    lists: a line starting with ``#`` is an entry (whose id :func:`_check_id` refuses)."""
     try:
         for number, line in text_lines(path, 65536, "Kaldi data-directory list"):
             text = line.strip(_BLANKS)
-            if text and not text.startswith("#"):
+            if text:
                 yield number, text
     except FeatureError as exc:  # (AudioError is what audio inputs raise)
         message, raw = str(exc), os.fspath(path)
@@ -47,12 +48,21 @@ def _lines(path: Path):
         raise AudioError(message) from None
 
 
+#: Why an id may not start with '#' (a line of wav.scp or segments is never a comment in Kaldi)
+_HASH = ("Kaldi reads every line of wav.scp and segments as an entry (they have no comments), "
+         "and emkit's lists (feats.scp, utt2spk, trials) skip lines starting with '#' as "
+         "comments, so such an id would be lost; remove the line or rename the id")
+
+
 def _check_id(key: str, where: str, what: str) -> str:
-    """``key`` if printable; else an error: the ark key it would become is refused by emkit's
-    readers (and by Kaldi's, for white space), and a control character would reach terminals."""
+    """``key`` if printable and not starting with ``#``; else an error: the ark key it would
+    become is refused by emkit's readers (and by Kaldi's, for white space), a control character
+    would reach terminals, and a ``#`` line would be skipped as a comment by emkit's lists."""
     if not key.isprintable():
         raise AudioError(f"{where}: the {what} {show_key(key)} contains a control or other "
                          "non-printable character; ids must be printable text")
+    if key.startswith("#"):
+        raise AudioError(f"{where}: the {what} {show_key(key)} starts with '#': {_HASH}")
     return key
 
 
@@ -195,6 +205,10 @@ def find_utterances(inputs) -> list:
             if "/" in u.id or "\\" in u.id or u.id.startswith(".") or not u.id:
                 raise AudioError(f"{show_path(u.path)}: utterance id {show_key(u.id)} cannot name a file (no '/', "
                                  "'\\' or leading '.')")
+            if u.id.startswith("#"):
+                raise AudioError(f"audio file {show_key(u.path)}: its utterance id "
+                                 f"{show_key(u.id)} starts with '#', which emkit's lists "
+                                 "(feats.scp, utt2spk, trials) skip as comments; rename the file")
             if any(c.isspace() for c in u.id):
                 raise AudioError(f"audio file {show_key(u.path)}: its utterance id "
                                  f"{show_key(u.id)} contains white space, which Kaldi ids cannot "
