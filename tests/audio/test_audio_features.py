@@ -285,3 +285,21 @@ def test_white_space_in_an_utterance_id_is_refused_up_front(tmp_path):
         find_utterances([long_dir])
     message = str(info.value)
     assert "audio file '" in message and "'zz my take'" in message and len(message) < 250
+
+
+def test_processes_for_counts_the_audio(tmp_path):
+    from emkit.audio import SECONDS_PER_PROCESS, Utterance, processes_for
+
+    for i in range(3):
+        write(tmp_path / f"u{i}.wav", speech_like(seconds=1.0, seed=i))
+    files = find_utterances([tmp_path])  # 3 s of audio from the headers
+    assert processes_for(files, 2, SECONDS_PER_PROCESS) == 1
+    assert processes_for(files, 2, None) == 2 and processes_for(files, 8, None) == 3
+    assert [processes_for(files, 8, s) for s in (0.5, 1.0, 1.5, 2.0, 4.0)] == [3, 3, 2, 1, 1]
+    # a segment counts its times (the file is not opened); to the end of the file, its header
+    segments = [Utterance(f"s{k}", str(tmp_path / "missing.wav"), 0.0, 300.0) for k in range(3)]
+    assert processes_for(segments, 8, 450) == 2
+    assert processes_for([Utterance("a", str(tmp_path / "u0.wav"), 0.25)] * 2, 2, 0.375) == 2
+    assert processes_for([Utterance("a", str(tmp_path / "u0.wav"), 0.75)] * 2, 2, 0.375) == 1
+    with pytest.raises(ValueError, match="seconds_per_process must be a positive finite"):
+        processes_for(files, 2, float("nan"))

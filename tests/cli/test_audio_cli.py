@@ -298,3 +298,26 @@ def test_a_smaller_max_utterance_bytes_refuses_a_longer_file(tmp_path, audio):
     one_line_error(result, 1, "utt0.wav", "exceeds max_utterance_bytes=100000")
     assert run(audio / "utt0.wav", "-o", tmp_path / "f.ark", "--max-utterance-bytes",
                "128000").exit_code == 0
+
+
+def test_little_audio_is_computed_in_this_process_whatever_jobs(tmp_path, audio, monkeypatch):
+    # before: -j 2 (the default on 2 CPUs) started loky's workers for 3 s of audio: slower than
+    # -j 1 (measured 2.1 s and 0.6 s for 30 one-second files)
+    import joblib
+
+    class NoPool:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("a process pool was started")
+
+    monkeypatch.setattr(joblib, "Parallel", NoPool)
+    assert run(audio, "-o", tmp_path / "two.ark", "-j", "2", "--no-progress").exit_code == 0
+    monkeypatch.undo()
+    # one process per 1 s of audio (each file holds 1 s): 2 processes, the same bytes as -j 1
+    import emkit.audio
+
+    monkeypatch.setattr(emkit.audio, "SECONDS_PER_PROCESS", 1.0)
+    assert emkit.audio.processes_for(emkit.audio.find_utterances([audio]), 2, 1.0) == 2
+    assert run(audio, "-o", tmp_path / "pool.ark", "-j", "2", "--no-progress").exit_code == 0
+    assert run(audio, "-o", tmp_path / "one.ark", "-j", "1", "--no-progress").exit_code == 0
+    assert (tmp_path / "pool.ark").read_bytes() == (tmp_path / "one.ark").read_bytes() \
+        == (tmp_path / "two.ark").read_bytes()

@@ -20,7 +20,8 @@ import os
 from ._cmvn import cmvn, sliding_cmvn
 from ._deltas import add_deltas
 from ._kaldi_features import KaldiOptions, compute_kaldi_features, log_energy
-from ._pipeline import FeatureConfig, extract_features, extract_many
+from ._pipeline import (SECONDS_PER_PROCESS, FeatureConfig, extract_features, extract_many,
+                        processes_for)
 from ._read import AudioError, MultiChannelWarning, read_audio
 from ._sources import Utterance, find_utterances, read_data_dir
 from ._vad import compute_vad
@@ -29,11 +30,13 @@ from ._write import output_kind, write_kaldi_ark, write_npy_dir
 __all__ = ["AudioError", "FeatureConfig", "KaldiOptions", "MultiChannelWarning", "Utterance", "add_deltas", "cmvn",
            "compute_features", "compute_kaldi_features", "compute_vad", "extract_features",
            "extract_many", "find_utterances", "log_energy", "read_audio", "read_data_dir",
-           "sliding_cmvn", "write_kaldi_ark", "write_npy_dir"]
+           "sliding_cmvn", "write_kaldi_ark", "write_npy_dir", "processes_for",
+           "SECONDS_PER_PROCESS"]
 
 
 def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *, jobs: int = 1,
-                     progress: bool = False, keep_going: bool = False) -> dict:
+                     progress: bool = False, keep_going: bool = False,
+                     seconds_per_process: float | None = None) -> dict:
     """Features of every utterance of ``inputs``, written to ``output``.
 
     Returns ``{utterance id: (n_frames, n_features)}`` of what was written, in input order.
@@ -44,7 +47,9 @@ def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *,
     when missing); another feature-file suffix (``.h5``, ``.npz``, ``.npy``, ``.scp``...) is a
     ``ValueError``.  All or nothing: on any failure no output file is written (or replaced).
     ``keep_going``: an utterance that cannot be used is left out with a warning instead (see
-    :func:`extract_many`); the others are written.
+    :func:`extract_many`); the others are written.  ``jobs`` worker processes compute them, or
+    fewer with ``seconds_per_process`` (one per that many seconds of audio at most, see
+    :func:`processes_for`; ``emkit features`` gives :data:`SECONDS_PER_PROCESS`).
     """
     kind = output_kind(output)
     utterances = find_utterances(inputs)
@@ -52,7 +57,8 @@ def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *,
 
     def items():
         for u, feats in extract_many(utterances, config, jobs=jobs, progress=progress,
-                                     keep_going=keep_going):
+                                     keep_going=keep_going,
+                                     seconds_per_process=seconds_per_process):
             shapes[u.id] = feats.shape
             yield u.id, feats
 

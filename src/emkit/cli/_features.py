@@ -111,7 +111,10 @@ def _options(f):
                           "the file's header before decoding; a longer recording is an error "
                           "(cut it with a segments file)."),
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS,
-                     show_default=True, help="Worker processes computing features (1: in this process)."),
+                     show_default=True, help="Most worker processes computing features: one "
+                     "per 7.5 minutes of audio (from the files' headers), up to this number, since "
+                     "starting them costs more than a little audio takes (1: in this process). "
+                     "The features are the same whatever the number."),
         click.option("--keep-going", is_flag=True,
                      help="Leave out an utterance that cannot be used (a warning names it, a last "
                           "one counts them) and write the others, as Kaldi's tools do "
@@ -187,6 +190,7 @@ def features(inputs, output, jobs, keep_going, progress, **options):
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     shapes = audio.compute_features(list(inputs), output, config, jobs=jobs, progress=progress,
+                                    seconds_per_process=audio.SECONDS_PER_PROCESS,
                                     keep_going=keep_going)
     frames = sum(shape[0] for shape in shapes.values())
     dim = next(iter(shapes.values()))[1]
