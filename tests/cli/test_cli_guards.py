@@ -332,3 +332,13 @@ def test_float_options_refuse_nan_and_infinity_naming_the_option(command, value)
     result = run(*path, option, value, ok=False)
     one_line_error(result, 2, f"Invalid value for '{option}'")
     assert "must be a finite number" in result.stderr or "is not in the range" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["1_0", "\u0661"])
+@pytest.mark.parametrize("command", _float_options(), ids=" ".join)
+def test_float_options_refuse_numbers_not_written_in_ascii(command, value):
+    # before: float() read '1_0' as 10 and the Arabic-Indic one as 1
+    *path, option = command
+    result = run(*path, option, value, ok=False)
+    one_line_error(result, 2, f"Invalid value for '{option}'")
+    assert "must be a number written in ASCII digits" in result.stderr

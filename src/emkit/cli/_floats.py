@@ -2,7 +2,8 @@
 
 Click's ``FLOAT`` and ``FloatRange`` take ``nan``, ``inf`` and ``-inf`` (``float()`` reads them,
 and NaN compares false with every bound); a NaN prior, cost or relevance factor then failed deep
-in the library, or not at all.  These types make them usage errors naming the option.
+in the library, or not at all.  ``float()`` also reads ``1_0`` as 10 and non-ASCII digits as
+numbers.  These types make all of them usage errors naming the option.
 """
 
 from __future__ import annotations
@@ -12,6 +13,14 @@ import math
 import click
 
 __all__ = ["FiniteFloat", "FiniteFloatRange", "POSITIVE", "NON_NEGATIVE"]
+
+
+def _written_in_ascii(value, kind: click.ParamType, param, ctx):
+    if isinstance(value, str) and (not value.isascii() or "_" in value):
+        shown = value if len(value) <= 24 else value[:24] + "..."
+        kind.fail(f"must be a number written in ASCII digits (e.g. 0.5 or 1e-3); got "
+                  f"{ascii(shown)}", param, ctx)
+    return value
 
 
 def _finite(value: float, kind: click.ParamType, param, ctx) -> float:
@@ -24,6 +33,7 @@ class FiniteFloat(click.types.FloatParamType):
     """Any finite float."""
 
     def convert(self, value, param, ctx):
+        value = _written_in_ascii(value, self, param, ctx)
         return _finite(super().convert(value, param, ctx), self, param, ctx)
 
 
@@ -31,6 +41,7 @@ class FiniteFloatRange(click.FloatRange):
     """A finite float in click's range (bounds and open ends as ``click.FloatRange``)."""
 
     def convert(self, value, param, ctx):
+        value = _written_in_ascii(value, self, param, ctx)
         return _finite(super().convert(value, param, ctx), self, param, ctx)
 
 
