@@ -477,3 +477,21 @@ def test_errors_about_a_data_sets_audio_name_the_recipe_key(tmp_path):
     with pytest.raises(AudioError, match=r"recipe.toml: data\.test\.audio: .*piped command"):
         run_recipe(recipe)
     assert not (tmp_path / "p" / "work" / "features" / "test.ark").exists()
+
+
+def test_little_audio_starts_no_process_pool_whatever_jobs(project, monkeypatch):
+    # before: jobs = 2 started loky's workers for a few seconds of audio, slower than one process
+    # (emkit features has started at most one process per SECONDS_PER_PROCESS of audio)
+    import joblib
+
+    class NoPool:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("a process pool was started")
+
+    recipe = project / "recipe.toml"
+    recipe.write_text("jobs = 2\n" + recipe.read_text())
+    wav = project / "data" / "test" / "wav" / "spk9-s1.wav"
+    sf.write(wav, voice(9, 1) + 0.02 * np.random.default_rng(7).standard_normal(9600), RATE,
+             subtype="PCM_16")
+    monkeypatch.setattr(joblib, "Parallel", NoPool)
+    assert "features:test" in ran(run_recipe(recipe)[0])

@@ -170,7 +170,8 @@ def _features_steps(recipe, work):
             ctx.forget(name)
             with _naming_audio_key(recipe, name):
                 shapes = audio.compute_features([d["audio"]], ark, recipe["features"],
-                                                jobs=recipe["jobs"], progress=ctx.progress)
+                                                jobs=recipe["jobs"], progress=ctx.progress,
+                                                seconds_per_process=audio.SECONDS_PER_PROCESS)
             frames = sum(s[0] for s in shapes.values())
             return (f"{len(shapes)} utterance{'s' * (len(shapes) != 1)}, {frames} "
                     f"frame{'s' * (frames != 1)} x {next(iter(shapes.values()))[1]}")
