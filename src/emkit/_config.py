@@ -42,6 +42,29 @@ DASK_CACHE_MODES = ("auto", "memory", "disk", "off")
 ARRAY_LIBRARIES = (None, "torch", "cupy")
 
 
+class _Keep:
+    """The default of the ``set_config`` options whose ``None`` is a real value: leave the setting
+    as it is (a private object, so that no value a user passes, such as a directory named
+    ``keep``, can be taken for it)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<unchanged>"
+
+    def __reduce__(self):
+        return (_Keep, ())
+
+
+#: ``set_config``'s "leave as is" default for the options that may be set to None
+_KEEP = _Keep()
+
+
 def get_config() -> dict:
     """A copy of the current settings."""
     return dict(_CONFIG)
@@ -61,12 +84,14 @@ def _check_device(device) -> str:
 
 
 def set_config(progress: bool | None = None, block_rows: int | None = None,
-               device: str | None = None, array_library: str | None = "keep",
-               device_cache: bool | None | str = "keep", gselect_top_k: int | None | str = "keep",
+               device: str | None = None, array_library: str | None = _KEEP,
+               device_cache: bool | None = _KEEP, gselect_top_k: int | None = _KEEP,
                gselect_min_posterior: float | None = None, dask_cache: str | None = None,
-               dask_cache_fraction: float | None = None, spill_directory="keep",
+               dask_cache_fraction: float | None = None,
+               spill_directory: str | os.PathLike | None = _KEEP,
                dask_worker_heap: bool | None = None) -> None:
-    """Change settings (process-wide; see the module docstring).
+    """Change settings (process-wide; see the module docstring).  An option left out is left as
+    it is (the defaults ``None`` and ``<unchanged>`` say so).
 
     Numbers may be Python or numpy scalars (a boolean is not taken for a number), switches
     True/False (numpy's too); a value of another type or out of range raises a TypeError or
@@ -157,8 +182,8 @@ def _changes(settings: dict) -> dict:
                                       and array_library in ARRAY_LIBRARIES):
         raise ValueError(f"array_library must be 'torch', 'cupy' or None; got {array_library!r}")
     new_device = _CONFIG["device"] if device is None else _check_device(device)
-    new_library = _CONFIG["array_library"] if array_library == "keep" else array_library
-    if new_device != "cpu" and (device is not None or array_library != "keep"):
+    new_library = _CONFIG["array_library"] if array_library is _KEEP else array_library
+    if new_device != "cpu" and (device is not None or array_library is not _KEEP):
         from ._backend._device import resolve_device
 
         resolve_device(new_device, new_library)  # fail now, with what was found, not mid-fit
@@ -170,11 +195,11 @@ def _changes(settings: dict) -> dict:
         changes["block_rows"] = int(block_rows)
     if device is not None:
         changes["device"] = new_device
-    if array_library != "keep":
+    if array_library is not _KEEP:
         changes["array_library"] = new_library
-    if device_cache != "keep":
+    if device_cache is not _KEEP:
         changes["device_cache"] = device_cache
-    if gselect_top_k != "keep":
+    if gselect_top_k is not _KEEP:
         changes["gselect_top_k"] = top_k
     if min_post is not None:
         changes["gselect_min_posterior"] = min_post
@@ -184,14 +209,15 @@ def _changes(settings: dict) -> dict:
         changes["dask_cache_fraction"] = float(dask_cache_fraction)
     if dask_worker_heap is not None:
         changes["dask_worker_heap"] = dask_worker_heap
-    if spill_directory != "keep":
+    if spill_directory is not _KEEP:
         changes["spill_directory"] = spill_directory
     return changes
 
 
 def _given(value) -> bool:
-    """Whether a setting that may be None is changed: neither None nor ``"keep"``."""
-    return value is not None and not (isinstance(value, str) and value == "keep")
+    """Whether a setting that may be None is set to something that needs checking: neither None
+    nor left as it is."""
+    return value is not None and value is not _KEEP
 
 
 def _is_bool(value) -> bool:

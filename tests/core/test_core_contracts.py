@@ -1,6 +1,7 @@
 """The contracts every estimator builds on: fitted-array storage, the persistence registry and
 the EM loop (run_em, resumable_em's n_iter_/converged_/ConvergenceWarning)."""
 
+import inspect
 import pickle
 import re
 import warnings
@@ -353,6 +354,47 @@ def test_set_config_inside_a_context_holds_after_it():
         emkit._config._BASE.update(block_rows=before["block_rows"])
         emkit._config._refresh()
     assert emkit.get_config() == before
+
+
+def test_a_spill_directory_named_keep_is_set():
+    """The string "keep" was set_config's "leave as is" default, so a directory named keep was
+    silently ignored (the setting kept its old value)."""
+    before = emkit.get_config()
+    try:
+        with emkit.config_context(spill_directory="keep"):
+            assert emkit.get_config()["spill_directory"] == "keep"
+        emkit.set_config(spill_directory="keep")
+        assert emkit.get_config()["spill_directory"] == "keep"
+        emkit.set_config(block_rows=16)  # options left out are left as they are
+        assert emkit.get_config()["spill_directory"] == "keep"
+    finally:
+        emkit._config._BASE.update(spill_directory=before["spill_directory"],
+                                   block_rows=before["block_rows"])
+        emkit._config._refresh()
+    assert emkit.get_config() == before
+
+
+@pytest.mark.parametrize("settings, error, message", [
+    (dict(array_library="keep"), ValueError, "array_library must be 'torch', 'cupy' or None; got 'keep'"),
+    (dict(device_cache="keep"), ValueError, "device_cache must be None, True or False; got 'keep'"),
+    (dict(gselect_top_k="keep"), TypeError, "gselect_top_k must be None or a positive integer (Gaussians kept "
+                                            "per frame); got str: 'keep'"),
+])
+def test_the_string_keep_is_checked_as_any_other_value(settings, error, message):
+    before = emkit.get_config()
+    with pytest.raises(error, match="^" + re.escape(message)):
+        emkit.set_config(**settings)
+    with pytest.raises(error, match="^" + re.escape(message)):
+        with emkit.config_context(**settings):
+            pass
+    assert emkit.get_config() == before
+
+
+def test_set_config_signature_says_which_options_are_left_unchanged():
+    signature = str(inspect.signature(emkit.set_config))
+    for name in ("array_library", "device_cache", "gselect_top_k", "spill_directory"):
+        assert re.search(name + r": '[^']+' = <unchanged>", signature), (name, signature)
+    assert "keep" not in signature
 
 
 def test_public_submodules_are_attributes_after_a_plain_import():
