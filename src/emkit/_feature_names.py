@@ -7,9 +7,14 @@ silently be those of other features), and warns when names are given on one side
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import numpy as np
+
+#: this package's folder: frames there are emkit's own, not the user's call
+_PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def column_names(X):
@@ -23,6 +28,26 @@ def column_names(X):
     if not names or not all(isinstance(n, str) for n in names):
         return None
     return np.asarray(names, dtype=object)
+
+
+def _library_directories() -> tuple:
+    """The folders whose frames are left out when a warning looks for the user's line: emkit's,
+    and scikit-learn's when it is imported (its ``set_output`` wraps ``transform``)."""
+    folders = [_PACKAGE_DIRECTORY]
+    sklearn = sys.modules.get("sklearn")
+    if getattr(sklearn, "__file__", None):
+        folders.append(os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep)
+    return tuple(folders)
+
+
+def warn_at_caller(message: str, category=UserWarning) -> None:
+    """``warnings.warn`` attributed to the first frame outside emkit (and scikit-learn): the
+    user's call, however deep in emkit the check ran (a fixed ``stacklevel`` pointed at emkit's
+    own lines whenever one public method called another)."""
+    skipped, frame, level = _library_directories(), sys._getframe(0), 1
+    while frame is not None and frame.f_code.co_filename.startswith(skipped):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def _shown(names) -> str:
@@ -54,7 +79,7 @@ class FeatureNamesMixin:
     def _check_feature_names(self, X, name: str = "X") -> None:
         message = self._feature_names_warning(X, name)
         if message is not None:
-            warnings.warn(message, UserWarning, stacklevel=3)
+            warn_at_caller(message)
 
     def _check_feature_names_of_each(self, frames, name: str = "X") -> None:
         """``_check_feature_names`` of every frame of a list or tuple (of sessions, of models), or
@@ -63,7 +88,7 @@ class FeatureNamesMixin:
         messages = [self._feature_names_warning(x, name) for x in items]  # (all checked)
         message = next((m for m in messages if m is not None), None)
         if message is not None:
-            warnings.warn(message, UserWarning, stacklevel=3)
+            warn_at_caller(message)
 
     def _feature_names_warning(self, X, name: str):
         """Raise if the names of ``X`` differ from ``feature_names_in_``; the warning to give when

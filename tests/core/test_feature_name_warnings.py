@@ -1,0 +1,102 @@
+"""Feature-name warnings point at the user's call, however deep in emkit (or in scikit-learn's
+``set_output`` wrapper) the check ran: a fixed ``stacklevel`` attributed them to emkit's own
+lines (plda.py for ``log_likelihood_ratio``, scikit-learn's _set_output.py for ``transform``)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from data_frames import Frame
+
+from emkit.calibration import LinearCalibration
+from emkit.gmm import GMMMachine
+from emkit.kmeans import KMeansMachine
+from emkit.lda import LDA
+from emkit.plda import PLDA
+from emkit.wccn import WCCN
+from emkit.whitening import Whitening
+
+NAMES = ["f0", "f1", "f2", "f3"]
+RNG = np.random.default_rng(0)
+Y = np.repeat(np.arange(6), 10)
+X = RNG.normal(size=(6, 4))[Y] * 3.0 + RNG.normal(size=(60, 4))
+SCORES = np.c_[RNG.normal(size=60) + 2 * (Y % 2), RNG.normal(size=60) + (Y % 2)]
+
+
+def _quietly(fit):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (few EM steps: convergence warnings)
+        return fit()
+
+
+def _fitted(kind, named):
+    """``kind`` fitted on a frame with column names (``named``) or on a plain array."""
+    data = Frame(X, NAMES) if named else X
+    if kind == "gmm":
+        return _quietly(lambda: GMMMachine(2, max_fitting_steps=2).fit(data))
+    if kind == "kmeans":
+        return _quietly(lambda: KMeansMachine(2, max_iter=2).fit(data))
+    if kind == "plda":
+        return _quietly(lambda: PLDA(max_iterations=2).fit(data, Y))
+    if kind == "calibration":
+        scores = Frame(SCORES, ["system_a", "system_b"]) if named else SCORES
+        return LinearCalibration().fit(scores, Y % 2)
+    return {"whitening": lambda: Whitening().fit(data), "wccn": lambda: WCCN().fit(data, Y),
+            "lda": lambda: LDA(2).fit(data, Y)}[kind]()
+
+
+# each call on one line: the warning must name this file and that line
+CALLS = {
+    "gmm": [lambda m, x: m.log_likelihood(x),
+            lambda m, x: m.log_weighted_likelihood(x),
+            lambda m, x: m.acc_stats(x),
+            lambda m, x: m.transform([x[:30], x[30:]]),
+            lambda m, x: GMMMachine(2, trainer="map", ubm=m, max_fitting_steps=1).fit(x)],
+    "kmeans": [lambda m, x: m.transform(x),
+               lambda m, x: m.predict(x)],
+    "plda": [lambda m, x: m.log_likelihood_ratio(x, x),
+             lambda m, x: m.log_likelihood_ratio([x[:10], x[10:20]], x[:5]),
+             lambda m, x: m.log_likelihood(x, Y),
+             lambda m, x: m.enroll(x, Y)],
+    "whitening": [lambda m, x: m.transform(x)],
+    "wccn": [lambda m, x: m.transform(x)],
+    "lda": [lambda m, x: m.transform(x)],
+    "calibration": [lambda m, x: m.transform(x)],
+}
+CASES = [(kind, i) for kind, calls in CALLS.items() for i in range(len(calls))]
+
+
+def _input(kind, named):
+    values, names = (SCORES, ["system_a", "system_b"]) if kind == "calibration" else (X, NAMES)
+    return Frame(values, names) if named else values
+
+
+def _feature_name_warnings(call, *args):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call(*args)
+    return [w for w in caught if "feature names" in str(w.message)]
+
+
+@pytest.mark.parametrize("kind, index", CASES)
+def test_arrays_given_to_an_estimator_fitted_with_names_warn_at_the_callers_line(kind, index):
+    call = CALLS[kind][index]
+    caught = _feature_name_warnings(call, _fitted(kind, named=True), _input(kind, named=False))
+    assert caught and all("does not have valid feature names" in str(w.message) for w in caught)
+    assert all(w.category is UserWarning for w in caught)
+    assert [(w.filename, w.lineno) for w in caught] == [(__file__, call.__code__.co_firstlineno)] * len(caught)
+
+
+@pytest.mark.parametrize("kind", list(CALLS))
+def test_names_given_to_an_estimator_fitted_without_warn_at_the_callers_line(kind):
+    call = CALLS[kind][0]
+    caught = _feature_name_warnings(call, _fitted(kind, named=False), _input(kind, named=True))
+    assert caught and all("has feature names, but" in str(w.message) for w in caught)
+    assert [(w.filename, w.lineno) for w in caught] == [(__file__, call.__code__.co_firstlineno)] * len(caught)
+
+
+def test_the_plda_reproducer_warns_at_the_callers_line():
+    plda = _fitted("plda", named=True)
+    with pytest.warns(UserWarning, match="does not have valid feature names") as caught:
+        plda.log_likelihood_ratio(X, X)
+    assert {w.filename for w in caught} == {__file__}
