@@ -67,16 +67,17 @@ class GMMStats:
     # -- stacking and construction ------------------------------------------------------------
     @staticmethod
     def stack(stats, *, name: str = "X", shape=None, second_order: bool = False, indexed: bool = True,
-              offset: int = 0) -> "StatsBatch":
+              offset: int = 0, partition: int | None = None) -> "StatsBatch":
         """Stack a sequence of S statistics into a validated :class:`StatsBatch`.
 
         ``stats``: a list, tuple or numpy object array of GMMStats.  ``shape``: the (C, D) every
         item must have (default: the first item's); ``second_order``: also stack ``sum_pxx``.
         Errors name ``name[offset + i]`` (or ``name`` when not ``indexed``): TypeError for an item
         that is not a GMMStats, ValueError for an empty sequence, a wrong shape, NaN or infinity,
-        a negative occupancy ``n`` or frame count ``t``.
+        a negative occupancy ``n`` or frame count ``t``.  With ``partition`` (the items are those
+        of partition ``k`` of a dask bag, from its item ``offset``): ``name[item j of partition k]``.
         """
-        return _stack(stats, name, shape, second_order, indexed, offset)
+        return _stack(stats, name, shape, second_order, indexed, offset, partition)
 
     @classmethod
     def from_arrays(cls, n, sum_px, sum_pxx=None, *, t=0, log_likelihood=0.0) -> "GMMStats":
@@ -389,9 +390,13 @@ def check_stats(s, label: str, shape, second_order: bool = False) -> GMMStats:
     return s
 
 
-def _stack(stats, name, shape, second_order, indexed, offset) -> StatsBatch:
+def _stack(stats, name, shape, second_order, indexed, offset, partition) -> StatsBatch:
     def label(i):
-        return f"{name}[{offset + i}]" if indexed else name
+        if not indexed:
+            return name
+        if partition is None:
+            return f"{name}[{offset + i}]"
+        return f"{name}[item {offset + i} of partition {partition}]"
 
     if isinstance(stats, GMMStats):
         raise TypeError(f"{name} must be a sequence of GMMStats; got a single GMMStats")

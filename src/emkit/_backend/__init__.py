@@ -304,7 +304,7 @@ def _shared_params(params):
     return dask.delayed(params, pure=True, traverse=False)
 
 
-def _map_dask_bag(chunk_fn, bag, params):
+def _map_dask_bag(chunk_fn, bag, params, numbered=False):
     import dask
 
     from ._cache import partition_files, partition_futures
@@ -319,8 +319,12 @@ def _map_dask_bag(chunk_fn, bag, params):
             return map_futures(client, chunk_fn, futures, params)
         return map_files(client, chunk_fn, files, params)
     shared = _shared_params(params)
-    task = dask.delayed(_call_unpacked, pure=True)
-    parts = [task(chunk_fn, part, shared) for part in bag.to_delayed()]
+    if numbered:
+        task = dask.delayed(_call_numbered, pure=True)
+        parts = [task(chunk_fn, part, k, shared) for k, part in enumerate(bag.to_delayed())]
+    else:
+        task = dask.delayed(_call_unpacked, pure=True)
+        parts = [task(chunk_fn, part, shared) for part in bag.to_delayed()]
     with single_threaded_blas():
         (total,) = dask.compute(_delayed_tree_sum(parts))
     return total
@@ -328,6 +332,10 @@ def _map_dask_bag(chunk_fn, bag, params):
 
 def _call_unpacked(chunk_fn, chunk, params):
     return chunk_fn(chunk, *params)
+
+
+def _call_numbered(chunk_fn, chunk, number, params):
+    return chunk_fn(chunk, *params, partition=number)
 
 
 def _call_with_offset(chunk_fn, chunk, offset, params):
@@ -388,19 +396,22 @@ def map_ordered(fn, items, threads: int | None = None) -> list:
     return list(thread_map(fn, items, threads))
 
 
-def map_reduce(chunk_fn, X, *params, threads: int | None = None, with_offset: bool = False):
+def map_reduce(chunk_fn, X, *params, threads: int | None = None, with_offset: bool = False,
+               numbered: bool = False):
     """Sum of ``chunk_fn(piece, *params)`` over pieces of ``X`` (see the module docstring).
 
     ``X`` is an ndarray (rows are split), a dask array (one task per chunk), a dask bag (one task
     per partition) or a Python sequence.  With ``with_offset=True`` (arrays only) the function is
     called as ``chunk_fn(piece, first_row_index, *params)``, for row-indexed random draws that do
-    not depend on the chunking.
+    not depend on the chunking.  With ``numbered=True``, a partition ``k`` of a bag that is not
+    cached (:mod:`._cache`) is passed as ``chunk_fn(piece, *params, partition=k)``, for errors
+    that name its items (their index in the whole bag would take a pass more to know).
     """
     if is_dask_collection(X):
         if hasattr(X, "to_delayed") and hasattr(X, "chunks"):
             return _map_dask_array(chunk_fn, X, params, with_offset)
         if hasattr(X, "npartitions"):
-            return _map_dask_bag(chunk_fn, X, params)
+            return _map_dask_bag(chunk_fn, X, params, numbered)
         raise TypeError(f"unsupported dask collection {type(X).__name__}: expected a dask array or bag")
     threads = n_threads() if threads is None else threads
     if isinstance(X, np.ndarray):

@@ -139,8 +139,9 @@ def _constants(machine, dev) -> kx.Constants:
     return pre
 
 
-def project(machine, X, name: str, indexed: bool, dev) -> np.ndarray:
-    """i-vectors (S, R) of the list ``X`` of GMMStats, computed on ``dev``."""
+def project(machine, X, name: str, indexed: bool, dev, partition: int | None = None) -> np.ndarray:
+    """i-vectors (S, R) of the list ``X`` of GMMStats (partition ``partition`` of a dask bag, for
+    errors), computed on ``dev``."""
     pre = _constants(machine, dev)
     (C, D, R), S = pre.shape, len(X)
     means = np.asarray(machine.ubm.means, dtype=np.float64)
@@ -148,14 +149,15 @@ def project(machine, X, name: str, indexed: bool, dev) -> np.ndarray:
     out = np.empty((S, R))
     for start in range(0, S, size):
         b = GMMStats.stack(X[start:start + size], name=name, shape=(C, D), indexed=indexed,
-                           offset=start)
+                           offset=start, partition=partition)
         n = _device.to_device(b.n, dev)
         fnorm = _device.to_device(b.sum_px - b.n[:, :, None] * means, dev)
         out[start:start + len(b.n)] = _device.to_numpy(kx.project(n, fnorm, pre))
     return out
 
 
-def chunk_statistics(items, pre: kiv.Precomputed, batch_size: int, name: str, dev):
+def chunk_statistics(items, pre: kiv.Precomputed, batch_size: int, name: str, dev,
+                     partition: int | None = None):
     """:func:`emkit.ivector._training._estep_chunk` on ``dev``: the E-step of a dask partition
     (GMMStats, or :class:`~emkit._kernels.ivector.CentredBatch` kept on the workers) on a worker
     whose configuration names a device.  The batches are centred on the host (compensated, as on
@@ -175,7 +177,7 @@ def chunk_statistics(items, pre: kiv.Precomputed, batch_size: int, name: str, de
     else:
         batches = (kiv.centre_batch(b.n, b.sum_px, b.sum_pxx, pre.means) for b in (
             GMMStats.stack(items[i:i + batch_size], name=name, shape=(C, D), second_order=True,
-                           offset=i) for i in range(0, len(items), batch_size)))
+                           offset=i, partition=partition) for i in range(0, len(items), batch_size)))
     for batch in batches:
         acc.add(_device.to_device(batch.n, dev), _device.to_device(batch.fnorm, dev), dpre)
         snorm += batch.snorm

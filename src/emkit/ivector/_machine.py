@@ -33,8 +33,19 @@ def _is_trained(ubm) -> bool:
     return True
 
 
-def _project_partition(partition, machine):
-    return list(machine._project_batches(list(partition), "X"))
+def _project_partition(items, machine, number):
+    """i-vectors of a bag's partition; ``number``: ``[k]``, the partition's number (a partition of
+    :func:`_partition_numbers`), for errors that name its items."""
+    (k,) = number
+    return list(machine._project_batches(list(items), "X", partition=k))
+
+
+def _partition_numbers(bag):
+    """A bag whose partition ``k`` is ``[k]``, aligned with the partitions of ``bag`` (the index
+    of an item in the whole bag is not known without a pass to count the items before it)."""
+    import dask.bag as db
+
+    return db.from_sequence(range(bag.npartitions), npartitions=bag.npartitions)
 
 
 class IVectorMachine(FitSummary, BaseEstimator):
@@ -268,12 +279,12 @@ class IVectorMachine(FitSummary, BaseEstimator):
         refreeze(self)  # unpickled arrays come back writable
 
     @small_products
-    def _project_batches(self, X, name, indexed=True):
+    def _project_batches(self, X, name, indexed=True, partition=None):
         dev = configured_device()
         if dev is not None:  # emkit.set_config(device=...)
             from ._device import project
 
-            return project(self, X, name, indexed, dev)
+            return project(self, X, name, indexed, dev, partition)
         pre = self._precomputed()
         (C, D, R), S, threads = pre.shape, len(X), n_threads()
         # bounded batches (the threads' batches together), at least one per thread when there is
@@ -284,7 +295,7 @@ class IVectorMachine(FitSummary, BaseEstimator):
 
         def run(start):
             b = GMMStats.stack(X[start : start + size], name=name, shape=(C, D), indexed=indexed,
-                               offset=start)
+                               offset=start, partition=partition)
             fnorm = kiv.centre_in_place(b.n, b.sum_px, pre.means)  # no (S, C, D) product
             out[start : start + size] = kiv.project(b.n, fnorm, pre)
 
@@ -319,7 +330,7 @@ class IVectorMachine(FitSummary, BaseEstimator):
         self._check_fitted("transform")
         X = _check_stats_sequence(X, "X")
         if is_dask_collection(X):
-            return X.map_partitions(_project_partition, self)
+            return X.map_partitions(_project_partition, self, _partition_numbers(X))
         return self._project_batches(X, "X")
 
     # -- scikit-learn plumbing ---------------------------------------------------------------

@@ -17,11 +17,12 @@ from ._stats import IVectorStats
 
 def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
                  threads: int = 1, recycle: IVectorStats | None = None,
-                 scratch: dict | None = None) -> IVectorStats:
+                 scratch: dict | None = None, partition: int | None = None) -> IVectorStats:
     """E-step statistics of a list of GMMStats, or of :class:`~emkit._kernels.ivector.CentredBatch`
     (stacked once per ``fit``).  ``recycle``: the statistics of an earlier E-step, no longer
     needed, whose arrays are overwritten; ``scratch``: a dict that keeps the batches' scratch
-    arrays for the next E-step (large fresh arrays cost their page faults)."""
+    arrays for the next E-step (large fresh arrays cost their page faults); ``partition``: the
+    number of the dask bag's partition ``items`` is, named by errors."""
     items = items if isinstance(items, list) else list(items)
     C, D, R = pre.shape
     acc = recycle._recycled() if recycle is not None and recycle.shape == (C, D, R) else None
@@ -37,7 +38,7 @@ def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
     else:
         for start in range(0, len(items), batch_size):
             b = GMMStats.stack(items[start : start + batch_size], name=name, shape=(C, D),
-                               second_order=True, offset=start)
+                               second_order=True, offset=start, partition=partition)
             acc._count(*kiv.accumulate(b.n, b.sum_px, b.sum_pxx, pre, acc, parallel, threads,
                                        workspace))
     if workspace.pop("overwrite", False):  # still set: no batch overwrote the recycled arrays
@@ -64,20 +65,21 @@ def _accumulate(data, pre: kiv.Precomputed, batch_size: int, name: str,
                 parts[i] += parts[i + 1]
             parts = parts[::2]
         return parts[0]
-    return map_reduce(_bag_chunk, data, pre, batch_size, name)
+    return map_reduce(_bag_chunk, data, pre, batch_size, name, numbered=True)
 
 
-def _bag_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X") -> IVectorStats:
+def _bag_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
+               partition: int | None = None) -> IVectorStats:
     """:func:`_estep_chunk` of a dask partition, on the device configured in the process where
     it runs (a worker's own configuration: ``client.run(emkit.set_config, device="cuda")``)."""
     from .._device_infer import device
 
     dev = device()
     if dev is None:
-        return _estep_chunk(items, pre, batch_size, name)
+        return _estep_chunk(items, pre, batch_size, name, partition=partition)
     from ._device import chunk_statistics
 
-    return chunk_statistics(items, pre, batch_size, name, dev)
+    return chunk_statistics(items, pre, batch_size, name, dev, partition)
 
 
 class WorkerParameters:
@@ -103,13 +105,15 @@ class WorkerParameters:
             return self._pre
 
 
-def _estep_on_worker(items, params: WorkerParameters, batch_size: int, name: str) -> IVectorStats:
-    return _bag_chunk(items, params.precomputed(), batch_size, name)
+def _estep_on_worker(items, params: WorkerParameters, batch_size: int, name: str,
+                     partition: int | None = None) -> IVectorStats:
+    return _bag_chunk(items, params.precomputed(), batch_size, name, partition)
 
 
 def accumulate_dask(data, means, T, sigma, batch_size: int, name: str = "X") -> IVectorStats:
     """E-step statistics of a dask bag (one task per partition; see :class:`WorkerParameters`)."""
-    return map_reduce(_estep_on_worker, data, WorkerParameters(means, T, sigma), batch_size, name)
+    return map_reduce(_estep_on_worker, data, WorkerParameters(means, T, sigma), batch_size, name,
+                      numbered=True)
 
 
 def _parallel_map(fn, items):
