@@ -17,10 +17,11 @@ from ._config import get_config
 from ._feature_names import FeatureNamesMixin
 from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._kernels import kmeans as kk
-from ._kmeans_init import check_init_method, initial_centroids
+from ._kmeans_init import INIT_METHODS, check_init_method, initial_centroids
 from ._kmeans_stats import KMeansStats, kmeans_chunk_stats
 from ._validation import (check_block, check_checkpoint, check_frames, check_iteration_limits, check_positive_int,
                           check_random_state, check_random_state_type, check_real)
+from .io import _registry
 
 logger = logging.getLogger("emkit")
 
@@ -173,6 +174,7 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
 
     zeroeth_order_statistics = None  # kept for compatibility; never used
     first_order_statistics = None
+    INIT_METHODS = INIT_METHODS
 
     def __init__(self, n_clusters: int, init_method="k-means||", convergence_threshold=1e-5,
                  max_iter=20, random_state=0, init_max_iter=5, oversampling_factor=2, checkpoint=None):
@@ -381,6 +383,37 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
             variances[empty] = stats.total_variance()
         return variances, weights
 
+    # -- HDF5 (emkit's layout, emkit.io.kmeans; the reference saved no k-means machine) -----
+    def save(self, hdf5):
+        """Write the parameters and centroids to an HDF5 path or open group (not ``checkpoint``)."""
+        _registry.save(self, hdf5)
+
+    @classmethod
+    def from_hdf5(cls, hdf5) -> "KMeansMachine":
+        """The machine in ``hdf5`` (a path or an open group) written by :meth:`save`."""
+        return _registry.load(hdf5, expected=cls)
+
+    def load(self, hdf5):
+        """Replace the state of ``self`` by the machine stored in ``hdf5``."""
+        loaded = self.from_hdf5(hdf5)
+        self.__dict__.clear()
+        self.__dict__.update(loaded.__dict__)
+        return self
+
+    @classmethod
+    def _from_fitted(cls, params: dict, centroids, average_min_distance=np.inf, n_iter=None,
+                     converged=None) -> "KMeansMachine":
+        """A machine with ``params`` and the centroids (K, D) a file holds (copied); it has
+        ``n_features_in_`` = D, and ``n_iter_``/``converged_`` when ``n_iter`` is given."""
+        machine = cls(**params)
+        set_fitted(machine, "centroids_", centroids)
+        machine.average_min_distance = float(average_min_distance)
+        machine.n_features_in_ = int(machine.centroids_.shape[1])
+        if n_iter is not None:
+            machine.n_iter_, machine.converged_ = int(n_iter), bool(converged)
+        machine._coefficients()  # as after fit: inference leaves the state alone
+        return machine
+
     def __sklearn_tags__(self):
         from sklearn.utils import TransformerTags
 
@@ -389,3 +422,7 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
         # ``transform`` keeps the reference's output (see the class docstring), not sklearn's
         tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags
+
+
+_registry.register(KMeansMachine, "KMeansMachine", write="emkit.io.kmeans:write_kmeans_machine",
+                   read="emkit.io.kmeans:read_kmeans_machine")

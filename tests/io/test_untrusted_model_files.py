@@ -233,6 +233,23 @@ CASES = [
     ("enrolled-unknown-system", "enrolled", _attr("system", "magic"), "system"),
     ("enrolled-machine-external", "enrolled", _external_link("machine", "/grp"), "/machine"),
     ("enrolled-machine-weights", "enrolled", _set("machine/weights", [1.0, 1.0, 1.0]), "/machine/weights"),
+    # KMeansMachine
+    ("kmeans-nan-centroids", "kmeans", _with("fitted/centroids", lambda v: v * np.nan), "/fitted/centroids"),
+    ("kmeans-centroids-rows-not-n_clusters", "kmeans", _with("fitted/centroids", lambda v: v[:-1]), "/fitted/centroids"),
+    ("kmeans-huge-centroids", "kmeans", _with("fitted/centroids", lambda v: v * 1e300), "/fitted/centroids"),
+    ("kmeans-declared-huge-centroids", "kmeans", _declared("fitted/centroids", (C, 2**28)), "/fitted/centroids"),
+    ("kmeans-centroids-external-link", "kmeans", _external_link("fitted/centroids"), "/fitted/centroids"),
+    ("kmeans-zero-features", "kmeans", _set("fitted/centroids", np.zeros((C, 0))), "/fitted/centroids"),
+    ("kmeans-n_clusters-zero", "kmeans", _set("n_clusters", 0), "/n_clusters"),
+    ("kmeans-unknown-init-method", "kmeans", _set("init_method", "k-medians"), "/init_method"),
+    ("kmeans-no-init-method", "kmeans", lambda f, tmp: f.__delitem__("init_method"), "/init_method"),
+    ("kmeans-init-method-and-array", "kmeans", lambda f, tmp: f.__setitem__("init_centroids", np.ones((C, D))), "/init_method"),
+    ("kmeans-negative-distance", "kmeans", _set("fitted/average_min_distance", -1.0), "/fitted/average_min_distance"),
+    ("kmeans-zero-oversampling", "kmeans", _set("oversampling_factor", 0.0), "/oversampling_factor"),
+    ("kmeans-no-stopping-rule", "kmeans", _both(_set("max_iter", -1), _set("convergence_threshold", np.nan)), "/max_iter"),
+    ("kmeans-names-per-feature", "kmeans", lambda f, tmp: f.__setitem__("fitted/feature_names", np.array(["a"], dtype=h5py.string_dtype())), "/fitted/feature_names"),
+    ("kmeans-converged-missing", "kmeans", lambda f, tmp: f.__delitem__("fitted/converged"), "/fitted/converged"),
+    ("kmeans-format-version-text", "kmeans", _attr("emkit_format_version", "1"), "emkit_format_version"),
 ]
 
 

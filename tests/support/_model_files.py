@@ -9,6 +9,7 @@ import numpy as np
 
 from emkit import GMMMachine, GMMStats, ISVMachine, IVectorMachine, JFAMachine
 from emkit.experiment import EnrolledModels, IVectorBackend
+from emkit.kmeans import KMeansMachine
 from emkit.plda import PLDA
 from emkit.wccn import WCCN
 from emkit.whitening import Whitening
@@ -72,16 +73,23 @@ def enrolled() -> EnrolledModels:
                           ubm(), {"relevance_factor": 4.0})
 
 
+def kmeans() -> KMeansMachine:
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(30, D)) + np.repeat(rng.normal(size=(C, D)) * 4, 10, axis=0)
+    return KMeansMachine(C, max_iter=2, convergence_threshold=None).fit(X)
+
+
 BUILDERS = {
     "gmm": ubm, "stats": stats, "isv": isv, "jfa": lambda: isv(JFAMachine), "ivector": ivector,
     "plda": plda, "plda_full": lambda: plda("full"), "backend": backend, "enrolled": enrolled,
+    "kmeans": kmeans,
 }
 
 LOADERS = {
     "gmm": GMMMachine.from_hdf5, "stats": GMMStats.from_hdf5, "isv": ISVMachine.from_hdf5,
     "jfa": JFAMachine.from_hdf5, "ivector": IVectorMachine.from_hdf5, "plda": PLDA.from_hdf5,
     "plda_full": PLDA.from_hdf5, "backend": IVectorBackend.from_hdf5,
-    "enrolled": EnrolledModels.from_hdf5,
+    "enrolled": EnrolledModels.from_hdf5, "kmeans": KMeansMachine.from_hdf5,
 }
 
 
