@@ -49,13 +49,15 @@ class SessionBlock:
         return 4 * len(self.present) <= len(self.codes)
 
 
-def pair_codes(pairs, n_classes, name: str = "X", first: int = 0) -> np.ndarray:
+def pair_codes(pairs, n_classes, name: str = "X", first: int = 0,
+               partition: int | None = None) -> np.ndarray:
     """The class indices of a list of (class index, GMMStats) pairs, checked (errors count the
-    items from ``first``)."""
+    items from ``first``, of dask partition ``partition`` when given)."""
     for i, pair in enumerate(pairs):
         if not (isinstance(pair, tuple) and len(pair) == 2):
+            of = "" if partition is None else f" of partition {partition}"
             raise TypeError(
-                f"{name} must hold (label, GMMStats) pairs; item {first + i} is a "
+                f"{name} must hold (label, GMMStats) pairs; item {first + i}{of} is a "
                 f"{type(pair).__name__}"
             )
     codes = np.fromiter((pair[0] for pair in pairs), dtype=np.int64, count=len(pairs))
@@ -64,19 +66,22 @@ def pair_codes(pairs, n_classes, name: str = "X", first: int = 0) -> np.ndarray:
     return codes
 
 
-def stack_block(pairs, shape, n_classes, name: str = "X") -> SessionBlock:
-    """A :class:`SessionBlock` of a list of (class index, GMMStats) pairs (a dask partition)."""
-    codes = pair_codes(pairs, n_classes, name)
-    batch = GMMStats.stack([pair[1] for pair in pairs], name=name, shape=shape)
+def stack_block(pairs, shape, n_classes, name: str = "X", first: int = 0,
+                partition: int | None = None) -> SessionBlock:
+    """A :class:`SessionBlock` of a list of (class index, GMMStats) pairs (of a dask partition:
+    errors name item ``first + i`` of partition ``partition``)."""
+    codes = pair_codes(pairs, n_classes, name, first=first, partition=partition)
+    batch = GMMStats.stack([pair[1] for pair in pairs], name=name, shape=shape, offset=first,
+                           partition=partition)
     order = np.argsort(codes, kind="stable")
     return SessionBlock.of(codes[order], batch.take(order))
 
 
-def blocks(piece, shape, n_classes, step: int):
+def blocks(piece, shape, n_classes, step: int, partition: int | None = None):
     """The :class:`SessionBlock` of a piece of the training set: its items when they are blocks
     already (in-memory training sets are stacked once), the blocks of its items when they are
     training sets (a partition stacked once on a worker), else blocks of at most ``step``
-    (class index, GMMStats) pairs stacked now (a dask partition)."""
+    (class index, GMMStats) pairs stacked now (dask partition number ``partition``)."""
     items = piece if isinstance(piece, list) else list(piece)
     if items and isinstance(items[0], SessionBlock):
         yield from items
@@ -86,7 +91,8 @@ def blocks(piece, shape, n_classes, step: int):
             yield from training_set.rows
         return
     for start in range(0, len(items), step):
-        yield stack_block(items[start : start + step], shape, n_classes)
+        yield stack_block(items[start : start + step], shape, n_classes, first=start,
+                          partition=partition)
 
 
 @dataclass
@@ -190,11 +196,13 @@ def split(n_items: int, n_parts: int) -> list:
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def in_memory(X, codes, classes, shape, threads, step, name="X", first: int = 0) -> TrainingSet:
-    """The sessions ``X`` stacked once (:meth:`GMMStats.stack`: errors name ``X[first + i]``),
+def in_memory(X, codes, classes, shape, threads, step, name="X", first: int = 0,
+              partition: int | None = None) -> TrainingSet:
+    """The sessions ``X`` stacked once (:meth:`GMMStats.stack`: errors name ``X[first + i]``, or
+    the item of dask partition ``partition``),
     sorted by class (stable) and cut into an even number of :class:`SessionBlock` views of at most
     ``step`` sessions; the class totals are summed per block on ``threads`` threads."""
-    batch = GMMStats.stack(X, name=name, shape=shape, offset=first)
+    batch = GMMStats.stack(X, name=name, shape=shape, offset=first, partition=partition)
     order = np.argsort(codes, kind="stable")
     if (order != np.arange(len(order))).any():  # grouped by class already: no copy
         batch, codes = batch.take(order), codes[order]

@@ -133,17 +133,19 @@ def prepare_bag(X, y) -> TrainingSet:
     return TrainingSet(rows, classes, np.bincount(codes, minlength=len(classes)))
 
 
-def stack_partition(pairs, shape, n_classes, step, first: int = 0):
+def stack_partition(pairs, shape, n_classes, step, first: int = 0, partition: int | None = None):
     """A partition kept on a worker, stacked once as an in-memory training set is (one ``F``
     of which the blocks are views, the class totals summed along, buffers kept between passes):
     a list holding that :class:`TrainingSet`.  ``first``: the index of its first item in the
-    whole bag (errors name ``X[first + i]``)."""
+    whole bag (errors name ``X[first + i]``); or ``partition``, its number in a bag whose
+    partitions' lengths are not known (errors name item ``i`` of partition ``partition``)."""
     pairs = pairs if isinstance(pairs, list) else list(pairs)
     if not pairs:
         return []
-    codes = pair_codes(pairs, n_classes, first=first)
+    codes = pair_codes(pairs, n_classes, first=first, partition=partition)
     stats = [pair[1] for pair in pairs]
-    return [in_memory(stats, codes, np.arange(n_classes), shape, 1, step, first=first)]
+    return [in_memory(stats, codes, np.arange(n_classes), shape, 1, step, first=first,
+                      partition=partition)]
 
 
 def _pair_and_stack(part, codes, first, shape, n_classes, step):

@@ -202,10 +202,11 @@ def session_chunk(piece, p: SessionParams) -> SessionAccumulator:
     return acc
 
 
-def class_totals_chunk(piece, shape, n_classes, step) -> ClassTotals:
-    """The :class:`ClassTotals` of a piece of the training set."""
+def class_totals_chunk(piece, shape, n_classes, step, partition=None) -> ClassTotals:
+    """The :class:`ClassTotals` of a piece of the training set (dask partition number
+    ``partition``, for errors)."""
     totals = None
-    for block in blocks(piece, shape, n_classes, step):
+    for block in blocks(piece, shape, n_classes, step, partition):
         totals = add_totals(totals, block, n_classes)
     if totals is None:
         C, D = shape

@@ -117,7 +117,8 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
     """
     rows = data.rows
     if not isinstance(rows, list):  # the workers need neither uprod nor the (S, r) factors back
-        acc = map_reduce(partition_pass, rows, dataclasses.replace(params, uprod=None))
+        acc = map_reduce(partition_pass, rows, dataclasses.replace(params, uprod=None),
+                         numbered=True)
         if isinstance(acc.G, ClassRows):
             acc = dataclasses.replace(acc, G=acc.G.dense(data.n_classes))
         return acc
@@ -129,12 +130,12 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
     return _blocks_pass(data, params)
 
 
-def partition_pass(piece, p: SessionParams) -> SessionAccumulator:
+def partition_pass(piece, p: SessionParams, partition: int | None = None) -> SessionAccumulator:
     """The E-step of a dask partition: :func:`_blocks_pass` on one thread (A1 packed, without the
     factors x, with a copy of the class totals when ``p.totals``) over the partition stacked on
     the workers (a list of :class:`TrainingSet`, :func:`._dask.stacked_on_workers`), or over its
-    pairs stacked now (a partition read again at every pass: spilled to disk, or not cached);
-    :func:`._estep.session_chunk` on a device."""
+    pairs stacked now (a partition read again at every pass: spilled to disk, or not cached;
+    ``partition``: its number, for errors); :func:`._estep.session_chunk` on a device."""
     from .._device_infer import device
 
     items = piece if isinstance(piece, list) else list(piece)
@@ -143,7 +144,7 @@ def partition_pass(piece, p: SessionParams) -> SessionAccumulator:
     if not items:
         return SessionAccumulator.zeros(p)
     if not isinstance(items[0], TrainingSet):
-        items = stack_partition(items, p.shape, p.n_classes, p.step)
+        items = stack_partition(items, p.shape, p.n_classes, p.step, partition=partition)
     total = None
     for training_set in items:
         classes = np.flatnonzero(training_set.counts)
@@ -236,7 +237,8 @@ def class_totals(data: TrainingSet, shape):
     """Per-class sums of the statistics (summed while stacking, or one pass over the sessions)."""
     if data.totals is not None:
         return data.totals
-    return map_reduce(class_totals_chunk, data.rows, shape, data.n_classes, block_size(*shape))
+    return map_reduce(class_totals_chunk, data.rows, shape, data.n_classes, block_size(*shape),
+                      numbered=True)
 
 
 def u_accumulator(c: Constants, acc: SessionAccumulator, class_offsets=None) -> np.ndarray:
