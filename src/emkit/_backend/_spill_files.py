@@ -102,13 +102,27 @@ def write_partition(part, base, token, index) -> tuple:
     with h5py.File(path, "w") as f:
         f.attrs["n_items"] = len(items)
         if items and all(isinstance(s, GMMStats) for s in items):
-            f["t"] = np.array([s.t for s in items], dtype=np.int64)
-            f["log_likelihood"] = np.array([s.log_likelihood for s in items], dtype=np.float64)
-            for name in ("n", "sum_px", "sum_pxx"):
-                f[name] = np.stack([np.asarray(getattr(s, name), dtype=np.float64) for s in items])
+            _write_stats_rows(f, items)
         else:  # other items (pairs, arrays, stacked sets): pickled, their arrays out of band
             _write_pickled(f, items)
     return path, len(items), os.path.getsize(path)
+
+
+def _write_stats_rows(f, items) -> None:
+    """GMMStats as datasets of rows (``n`` (S, C), ``sum_px`` and ``sum_pxx`` (S, C, D)), created
+    at their size and written one item at a time: a stacked copy of a field (``np.stack``) held
+    half a partition more while it was written."""
+    f["t"] = np.array([s.t for s in items], dtype=np.int64)
+    f["log_likelihood"] = np.array([s.log_likelihood for s in items], dtype=np.float64)
+    for name in ("n", "sum_px", "sum_pxx"):
+        first = np.asarray(getattr(items[0], name))
+        rows = f.create_dataset(name, shape=(len(items), *first.shape), dtype=np.float64)
+        for i, s in enumerate(items):
+            row = np.asarray(getattr(s, name), dtype=np.float64)
+            if row.shape != first.shape:
+                raise ValueError(f"the statistics to spill differ in shape: item {i} has {name} "
+                                 f"of shape {row.shape}, item 0 {first.shape}")
+            rows[i] = row
 
 
 def _new_path(base, token, index) -> str:
