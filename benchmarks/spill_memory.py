@@ -1,4 +1,4 @@
-"""Peak memory of dask workers training an i-vector machine on spilled statistics.
+"""Peak memory of dask workers training an i-vector machine (or ISV, JFA) on spilled statistics.
 
 Synthetic per-utterance statistics are made on the workers of a LocalCluster (2 single-threaded
 worker processes), ``fit`` runs with ``dask_cache="disk"`` (statistics spilled, the centred
@@ -35,6 +35,7 @@ def make_stats(seed: int, n: int, C: int, D: int) -> list:
 def _warm_up() -> None:
     import h5py  # noqa: F401 (the modules a fit imports, loaded before the peak is reset)
 
+    import emkit.factor_analysis  # noqa: F401
     import emkit.ivector  # noqa: F401
 
 
@@ -66,12 +67,16 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=None,
                         help="utterances per E-step batch (default: the machine's own)")
+    parser.add_argument("--model", choices=("ivector", "isv", "jfa"), default="ivector")
+    parser.add_argument("--rank", type=int, default=10, help="r_U (and r_V) of ISV/JFA")
+    parser.add_argument("--classes", type=int, default=40, help="speakers of ISV/JFA")
     args = parser.parse_args()
 
     import distributed
 
     import emkit
     from emkit import GMMMachine, IVectorMachine
+    from emkit.factor_analysis import ISVMachine, JFAMachine
     from emkit._backend import bag_from_parts
     from emkit._kernels.ivector import default_batch_size
 
@@ -85,27 +90,36 @@ def main() -> None:
     bytes_per_worker = args.utterances * (2 * C * D + C) * 8 / 2
     batch_size = args.batch_size or default_batch_size(C, D, args.dim_t)
 
-    def machine():
-        return IVectorMachine(ubm, dim_t=args.dim_t, max_iterations=args.iterations,
-                              random_state=0, batch_size=args.batch_size)
+    labels = [f"spk{i % args.classes}" for i in range(per_part * n_parts)]
+    names = {"ivector": ("T", "sigma"), "isv": ("U", "D"), "jfa": ("U", "V", "D")}[args.model]
 
-    reference = machine().fit([s for p in parts for s in make_stats(*p)])
+    def fit(X):
+        if args.model == "isv":
+            return ISVMachine(args.rank, em_iterations=args.iterations, ubm=ubm).fit(X, labels)
+        if args.model == "jfa":
+            return JFAMachine(args.rank, args.rank, em_iterations=args.iterations,
+                              ubm=ubm).fit(X, labels)
+        return IVectorMachine(ubm, dim_t=args.dim_t, max_iterations=args.iterations,
+                              random_state=0, batch_size=args.batch_size).fit(X)
+
+    reference = fit([s for p in parts for s in make_stats(*p)])
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="6GiB",
                                   dashboard_address=":0", silence_logs=40) as cluster, \
             distributed.Client(cluster) as client, tempfile.TemporaryDirectory() as spill:
         with emkit.config_context(dask_cache="disk", spill_directory=spill):
             client.run(_warm_up)
             before = client.run(_reset_peak)
-            got = machine().fit(bag_from_parts(make_stats, parts))
+            got = fit(bag_from_parts(make_stats, parts))
             peaks = client.run(_peak)
-    print(f"{args.utterances} utterances, C={C}, D={D}, {n_parts} partitions, E-step batches "
-          f"of {batch_size} utterances: {bytes_per_worker / 2**20:.0f} MB of statistics "
-          "per worker")
+    what = (f"E-step batches of {batch_size} utterances" if args.model == "ivector" else
+            f"{args.model}, rank {args.rank}, {args.classes} classes")
+    print(f"{args.utterances} utterances, C={C}, D={D}, {n_parts} partitions, {what}: "
+          f"{bytes_per_worker / 2**20:.0f} MB of statistics per worker")
     for worker in sorted(peaks):
         extra = peaks[worker] - before[worker]
         print(f"  {worker}: RSS {before[worker] / 2**20:.0f} MB before fit, peak "
               f"+{extra / 2**20:.0f} MB ({extra / bytes_per_worker:.2f}x its statistics)")
-    for name in ("T", "sigma"):
+    for name in names:
         a, b = getattr(got, name), getattr(reference, name)
         print(f"  {name}: max relative difference to in memory "
               f"{np.max(np.abs(a - b)) / np.max(np.abs(b)):.1e}")

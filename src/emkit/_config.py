@@ -131,6 +131,14 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
         at every pass (``"disk"``: it is on disk already).  ``"auto"`` (default) keeps in memory
         what is estimated to take at most ``dask_cache_fraction`` of the cluster's memory, and
         spills (streams) the rest; ``"off"`` recomputes the input at every pass (as before).
+        Memory of a worker in ``"disk"`` mode, above what it held before ``fit``: the input
+        partition it computes and writes (one at a time per thread), then for i-vector training
+        one E-step batch centred (``(C + C*D) * 8`` bytes per utterance, ``batch_size``
+        utterances), that batch's E-step temporaries and an 8 MB block of statistics being
+        read, whatever its share of the statistics (measured, 2 single-threaded workers, C=256,
+        D=60, default batches of 408: 103 MB with 189 MB of statistics per worker, 103 MB with
+        378 MB; benchmarks/spill_memory.py).  ISV/JFA training still stacks each worker's
+        partition whole: about 2.1x its statistics (391-403 MB with 189 MB).
     dask_cache_fraction : float in (0, 1]
         The fraction of the workers' summed memory limit (of this machine's memory without a
         ``distributed`` client; workers without a limit share their host's memory equally) that

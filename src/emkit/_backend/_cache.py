@@ -15,7 +15,8 @@ reads the result:
   (:mod:`._spill_files`: names that cannot collide between fits, workers or retries; the
   directories of killed clients are removed by the next disk fit on their host), and every pass
   reads the files (or, when the estimator derives its training data from them,
-  :func:`prepared_on_workers`, the files of the derived data, written there once), with a
+  :func:`prepared_on_workers`, the files of the derived data, written there once) as it
+  iterates them, a piece at a time (:class:`~._spill_files.SpilledItems`), with a
   ``distributed`` client by one task per group of files submitted straight to the scheduler
   (:func:`partition_files`, :func:`emkit._backend._kept.map_files`); the directory is removed
   (on every worker) when ``fit`` ends, however it ends (its process killed: see
@@ -238,7 +239,7 @@ def _spilled_bag(files):
     """A bag whose partition i holds the items of the spill files ``files[i]`` (a tuple)."""
     from . import bag_from_parts
 
-    bag = bag_from_parts(spill_files.read_partitions, files)
+    bag = bag_from_parts(spill_files.SpilledItems, files)
     _FILES[bag] = files
     return bag
 

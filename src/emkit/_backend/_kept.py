@@ -29,12 +29,13 @@ def map_futures(client, chunk_fn, futures, params):
 
 def map_files(client, chunk_fn, files, params):
     """:func:`map_futures` of a bag read from spill files (:func:`~._cache.partition_files`):
-    one task per partition reads its files and runs ``chunk_fn`` on their items.  (A dask graph
+    one task per partition runs ``chunk_fn`` on the items of its files, read as it iterates
+    them (:class:`~._spill_files.SpilledItems`).  (A dask graph
     per pass cost 0.1-0.15 s of building, optimising and scheduling on a 2-core client.)"""
-    from ._spill_files import read_partitions
+    from ._spill_files import SpilledItems
 
     shared = _shared(client, params)
-    parts = [client.submit(_call_on_files, chunk_fn, read_partitions, paths, shared, pure=False)
+    parts = [client.submit(_call_on_files, chunk_fn, SpilledItems, paths, shared, pure=False)
              for paths in files]
     return _gathered_sum(client, parts)
 

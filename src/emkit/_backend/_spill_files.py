@@ -34,7 +34,7 @@ import numpy as np
 logger = logging.getLogger("emkit")
 
 __all__ = ["spill_base", "new_token", "remove_stale_spills", "worker_directory", "remove_spill",
-           "write_partition", "write_derived", "read_partitions"]
+           "write_partition", "write_derived", "read_partitions", "SpilledItems"]
 
 _TOKEN = re.compile(r"^emkit-spill-[0-9a-f]{32}\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>[0-9]+)$")
 
@@ -186,23 +186,75 @@ def _whole(paths):
 
 
 def _pieces(paths, size: int):
-    """The items of the spill files ``paths`` in consecutive lists of ``size`` (the last one
-    shorter), each read when it is asked for (rows of the files of GMMStats, whole files of
-    other items).  No reference to a piece is kept once it is handed over."""
+    """The items of the spill files ``paths`` in consecutive pieces of ``size`` (the last one
+    shorter), each read when it is asked for: :class:`SpilledRows` when the files hold GMMStats
+    (read as the piece is iterated), else lists (whole files of other items).  No reference to
+    a piece is kept once it is handed over."""
+    lengths = [_stats_rows(path) for path in paths]
+    if None not in lengths:
+        total = sum(lengths)
+        for start in range(0, total, size):
+            yield SpilledRows(paths, lengths, start, min(start + size, total))
+        return
     pending = []
     for path in paths:
-        start = 0
-        while True:
-            rows = _read_spill_file(path, start, start + size - len(pending))
-            if not rows:
-                break
-            start += len(rows)
-            pending.extend(rows)
-            del rows
-            while len(pending) >= size:
-                yield _take(pending, size)
+        rows = _read_spill_file(path)
+        pending.extend(rows)
+        del rows
+        while len(pending) >= size:
+            yield _take(pending, size)
     if pending:
         yield _take(pending, len(pending))
+
+
+def _stats_rows(path) -> int | None:
+    """The number of GMMStats of a spill file of statistics, None for a file of other items."""
+    with _open(path) as f:
+        if int(f.attrs["n_items"]) == 0:
+            return 0
+        return None if "pieces" in f or "pickled" in f else int(f["t"].shape[0])
+
+
+#: Bytes of statistics read at a time (at least one item) when iterating spill files.
+_BLOCK_BYTES = 8 * 2**20
+
+
+class SpilledRows:
+    """The GMMStats ``start:stop`` of spill files of statistics (``lengths``: theirs), read as they
+    are iterated, a block of at most :data:`_BLOCK_BYTES` at a time (:meth:`blocks`): a piece of
+    a spilled partition, never held whole unless its reader keeps it.  ``len`` reads nothing."""
+
+    def __init__(self, paths, lengths, start: int, stop: int):
+        self.paths, self.lengths, self.start, self.stop = tuple(paths), tuple(lengths), start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __iter__(self):
+        for block in self.blocks():
+            yield from block
+
+    def blocks(self):
+        """Consecutive lists of the piece's GMMStats, each read when it is asked for."""
+        first = 0  # index in the partition of the current file's first item
+        for path, length in zip(self.paths, self.lengths):
+            a, b = max(self.start - first, 0), min(self.stop - first, length)
+            first += length
+            if a >= b:
+                continue
+            with _open(path) as f:
+                step = _block_rows(f)
+            while a < b:
+                rows = _read_spill_file(path, a, min(b, a + step))
+                a += len(rows)
+                yield rows
+                del rows
+
+
+def _block_rows(f) -> int:
+    """GMMStats of the open spill file ``f`` in :data:`_BLOCK_BYTES` (at least one)."""
+    C, D = f["sum_px"].shape[1:]
+    return max(1, _BLOCK_BYTES // ((2 * C * D + C) * 8))
 
 
 def _take(items: list, n: int) -> list:
@@ -217,12 +269,27 @@ def read_partitions(*paths) -> list:
     return [item for path in paths for item in _read_spill_file(path)]
 
 
-def _read_spill_file(path, start: int = 0, stop: int | None = None) -> list:
-    """Items ``start:stop`` of a spill file (its rows of GMMStats; the whole file of other items,
-    pickled whole or by pieces, when ``start`` is 0, and nothing after that)."""
-    import h5py
+class SpilledItems:
+    """The items of spill files, in order, read as they are iterated: a derived piece (a group
+    ``pieces/<k>``: one E-step batch, one stacked training set) or a block of
+    :data:`_BLOCK_BYTES` of GMMStats at a time (a file of other items whole).  What a pass over
+    a spilled partition reads: it then holds one piece, not the partition
+    (:func:`read_partitions`), unless it keeps them (a list of them).  Iterable again
+    (every iteration reads the files); pickles as its paths."""
 
-    from ..stats import GMMStats
+    def __init__(self, *paths):
+        self.paths = paths
+
+    def __iter__(self):
+        for path in self.paths:
+            yield from _spill_file_pieces(path)
+
+    def __reduce__(self):
+        return SpilledItems, self.paths
+
+
+def _open(path):
+    import h5py
 
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -230,9 +297,38 @@ def _read_spill_file(path, start: int = 0, stop: int | None = None) -> list:
             f"{socket.gethostname()}: with workers on several hosts, set "
             "emkit.set_config(spill_directory=...) to a directory that every worker shares, or "
             "dask_cache='memory'")
-    with h5py.File(path, "r") as f:
+    return h5py.File(path, "r")
+
+
+def _spill_file_pieces(path):
+    with _open(path) as f:
+        k = len(f["pieces"]) if "pieces" in f else None
+        step = _block_rows(f) if k is None and "pickled" not in f else 1
+    if k is None:  # statistics (rows), or other items (the whole file at start 0)
+        start = 0
+        while True:
+            rows = _read_spill_file(path, start, start + step)
+            if not rows:
+                return
+            start += len(rows)
+            yield from rows
+            del rows
+    for i in range(k):
+        yield from _read_spill_file(path, piece=i)
+
+
+def _read_spill_file(path, start: int = 0, stop: int | None = None,
+                     piece: int | None = None) -> list:
+    """Items ``start:stop`` of a spill file (its rows of GMMStats; the whole file of other items,
+    pickled whole or by pieces, when ``start`` is 0, and nothing after that); ``piece``: the
+    items of that derived piece alone."""
+    from ..stats import GMMStats
+
+    with _open(path) as f:
         if "pieces" in f:
             pieces = f["pieces"]
+            if piece is not None:
+                return _read_pickled(pieces[str(piece)])
             return [item for k in range(len(pieces) if start == 0 else 0)
                     for item in _read_pickled(pieces[str(k)])]
         if "pickled" in f:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["centred_second_moments"]
+__all__ = ["centred_second_moments", "centre_in_blocks"]
 
 
 _SPLITTER = 134217729.0  # 2**27 + 1 (Dekker's split of a float64 into two 26-bit halves)
@@ -40,12 +40,16 @@ def _split_sum(A):
     """``(hi, lo)`` (A.shape[1:]) with ``hi + lo`` the sum of ``A`` over axis 0 to about one
     rounding of the result (and ``hi`` exact): each entry is split into a high part on a common
     grid, whose sum is exact, and a small remainder (the extraction of Rump et al.'s AccSum)."""
-    top = np.abs(A).max(axis=0)
-    # a power of two >= 2 * S * max|A|: the high parts are multiples of its ulp, their sum exact
-    _, exponent = np.frexp(top * (2.0 * len(A)))
-    sigma = np.ldexp(1.0, exponent) * 1.5  # 1.5 * 2**e: A + sigma stays in [2**e, 2**(e+1))
+    sigma = _grid(np.abs(A).max(axis=0), len(A))
     hi = (A + sigma) - sigma
     return hi.sum(axis=0), (A - hi).sum(axis=0)
+
+
+def _grid(top, length: int):
+    """The grid of :func:`_split_sum` for ``length`` entries of largest magnitude ``top``."""
+    # a power of two >= 2 * S * max|A|: the high parts are multiples of its ulp, their sum exact
+    _, exponent = np.frexp(top * (2.0 * length))
+    return np.ldexp(1.0, exponent) * 1.5  # 1.5 * 2**e: A + sigma stays in [2**e, 2**(e+1))
 
 
 def centred_second_moments(S, F, n, m):
@@ -58,9 +62,10 @@ def centred_second_moments(S, F, n, m):
     their rounding errors (error-free transformations), so the result is as accurate as the
     statistics themselves, for about the cost of the plain formula.
     """
-    S_hi, S_lo = _split_sum(S)
-    F_hi, F_lo = _split_sum(F)
-    n_hi, n_lo = _split_sum(n)
+    return _centred_from_sums(*_split_sum(S), *_split_sum(F), *_split_sum(n), m)
+
+
+def _centred_from_sums(S_hi, S_lo, F_hi, F_lo, n_hi, n_lo, m):
     n_hi, n_lo = n_hi[:, None], n_lo[:, None]
     m2 = 2.0 * m  # exact
     p2, e2 = _two_product(F_hi, m2)  # 2 m F
@@ -70,3 +75,46 @@ def centred_second_moments(S, F, n, m):
     s2, r2 = _two_sum(s1, p3)
     small = (S_lo - m2 * F_lo) + (n_lo * q + n_hi * eq)
     return s2 + ((r1 + r2) + ((e3 - e2) + small))
+
+
+def centre_in_blocks(blocks, m):
+    """``(n (B, C), F - n m (B, C, D), centred_second_moments(S, F, n, m))`` of a batch that
+    ``blocks()`` gives as a new iterator over consecutive blocks of its rows ``(n, F, S)`` at
+    every call: read twice (the largest entries, then the sums), so that only the result and
+    one block are held, not the batch's ``F`` and ``S`` and their split copies.  Bit for bit the
+    whole batch's :func:`centred_second_moments` (numpy sums over axis 0 row after row, in
+    order, as :func:`_add_rows` does; the maxima and the grids are exact)."""
+    rows, top_F, top_S = [], None, None
+    for n, F, S in blocks():
+        rows.append(n)
+        top_F = _running_max(top_F, F)
+        top_S = _running_max(top_S, S)
+    n = np.concatenate(rows)
+    grid_F, grid_S = _grid(top_F, len(n)), _grid(top_S, len(n))
+    fnorm = np.empty((len(n), *np.shape(m)))
+    sums, start = [None] * 4, 0
+    for n_block, F, S in blocks():
+        fnorm[start : start + len(F)] = F - n_block[:, :, None] * m
+        start += len(F)
+        for k, (A, grid) in enumerate(((S, grid_S), (F, grid_F))):
+            hi = (A + grid) - grid
+            sums[2 * k] = _add_rows(sums[2 * k], hi)
+            sums[2 * k + 1] = _add_rows(sums[2 * k + 1], A - hi)
+    if start != len(n):
+        raise RuntimeError(f"the batch's rows changed between two reads: {len(n)}, then {start}")
+    return n, fnorm, _centred_from_sums(*sums, *_split_sum(n), m)
+
+
+def _running_max(top, A):
+    block = np.abs(A).max(axis=0)
+    return block if top is None else np.maximum(top, block, out=top)
+
+
+def _add_rows(total, A):
+    """``total`` plus the rows of ``A`` one after the other (``A.sum(axis=0)`` when ``total`` is
+    None): in numpy's order, so that a sum in blocks is the sum of the whole."""
+    if total is None:
+        total, A = A[0].copy(), A[1:]
+    for row in A:
+        total += row
+    return total

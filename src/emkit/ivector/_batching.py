@@ -7,6 +7,7 @@ import numpy as np
 from .._backend import (is_cached, is_dask_collection, map_ordered, n_threads, partition_lengths,
                         prepared_on_workers)
 from .._kernels import ivector as kiv
+from .._kernels.compensated import centre_in_blocks
 from .._validation import check_positive_int
 from ..stats import GMMStats, as_stats_sequence
 
@@ -58,9 +59,28 @@ def _centred_batches(X, means, batch_size: int, name: str = "X", shared: bool = 
 
 def _centred_partition(part, first, means, batch_size, start=0):
     """:func:`_centred_batches` of a bag's partition, whose first item is item ``first`` of the
-    bag (or of its piece starting at item ``start`` of the partition)."""
+    bag (or of its piece starting at item ``start`` of the partition).  A piece of at most
+    ``batch_size`` items read from spill files as it is iterated (``blocks()``: lists of
+    GMMStats) is one batch, centred block by block (:func:`~emkit._kernels.compensated.centre_in_blocks`):
+    the same numbers, without holding its statistics whole."""
+    if hasattr(part, "blocks") and 0 < len(part) <= batch_size:
+        return [_centred_in_blocks(part, means, first + start)]
     return _centred_batches(list(part), means, batch_size, shared=True, limit=False,
                             first=first + start)
+
+
+def _centred_in_blocks(piece, means, first: int):
+    C, D = means.shape
+
+    def blocks():
+        offset = first
+        for items in piece.blocks():
+            b = GMMStats.stack(items, name="X", shape=(C, D), second_order=True, offset=offset)
+            offset += len(items)
+            del items
+            yield b.n, b.sum_px, b.sum_pxx
+
+    return kiv.CentredBatch(*centre_in_blocks(blocks, means))
 
 
 def _partition_length(part):

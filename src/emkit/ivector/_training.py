@@ -23,7 +23,10 @@ def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
     needed, whose arrays are overwritten; ``scratch``: a dict that keeps the batches' scratch
     arrays for the next E-step (large fresh arrays cost their page faults); ``partition``: the
     number of the dask bag's partition ``items`` is, named by errors."""
-    items = items if isinstance(items, list) else list(items)
+    # (a partition read from spill files as it is iterated: its batches one at a time)
+    pending = iter(items)
+    batch = next(pending, None)
+    items = [] if batch is None else [batch]
     C, D, R = pre.shape
     acc = recycle._recycled() if recycle is not None and recycle.shape == (C, D, R) else None
     if acc is None:
@@ -32,10 +35,15 @@ def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
     # scratch reused from batch to batch; the packed second-order sums go straight to ``acc``
     workspace = {} if scratch is None else scratch
     workspace.update(packed=acc._packed_second_order(), overwrite=acc is recycle)
-    if items and isinstance(items[0], kiv.CentredBatch):
-        for batch in items:
+    if isinstance(batch, kiv.CentredBatch):
+        items = None
+        while batch is not None:
             acc._count(*kiv.accumulate_centred(batch, pre, acc, parallel, threads, workspace))
+            batch = None  # freed before the next one is read
+            batch = next(pending, None)
     else:
+        items.extend(pending)
+        del batch
         for start in range(0, len(items), batch_size):
             b = GMMStats.stack(items[start : start + batch_size], name=name, shape=(C, D),
                                second_order=True, offset=start, partition=partition)
