@@ -31,9 +31,9 @@ def chunk_calls(monkeypatch):
     calls = {"ivector": [], "fa": []}
     real_iv, real_fa = iv_device.chunk_statistics, fa_device.chunk_pass
 
-    def iv(*args):
-        calls["ivector"].append(args[-1])
-        return real_iv(*args)
+    def iv(items, pre, batch_size, name, dev, *args, **kwargs):
+        calls["ivector"].append(dev)
+        return real_iv(items, pre, batch_size, name, dev, *args, **kwargs)
 
     def fa(*args):
         calls["fa"].append(args[-1])
