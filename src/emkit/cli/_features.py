@@ -131,9 +131,15 @@ def _options(f):
               help="A PATH.ark: a Kaldi archive and PATH.scp; a name without a feature-file "
                    "suffix: a directory of <utterance-id>.npy files (created when missing). "
                    "Other feature-file suffixes (.h5, .npz, .npy, .scp) are refused.")
+@click.option("--config", "config_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="A Kaldi options file (conf/mfcc.conf, conf/fbank.conf, conf/vad.conf: "
+                   "--name=value lines, # comments), read as Kaldi's --config=FILE; may be "
+                   "repeated (a later file overrides an earlier one); options given on the "
+                   "command line override the files'.  An unknown option is an error.")
 @_options
 @progress_option
-def features(inputs, output, jobs, keep_going, progress, **options):
+def features(inputs, output, jobs, keep_going, progress, config_files, **options):
     """Compute features of audio INPUTS: WAV/FLAC files, directories of them (recursively) or
     Kaldi data directories (wav.scp with plain paths, optional segments and utt2spk).
 
@@ -146,6 +152,7 @@ def features(inputs, output, jobs, keep_going, progress, **options):
     written unless every utterance succeeds, or --keep-going leaves such utterances out.
     """
     kind = options["kind"]
+    sources = _read_config_files(config_files, kind, options)
     for name, why in (("num_ceps", "filterbank energies have --num-mel-bins values per frame"),
                       ("cepstral_lifter", "it scales cepstra, which filterbanks do not have")):
         if kind == "fbank" and _explicit(name):
@@ -156,7 +163,7 @@ def features(inputs, output, jobs, keep_going, progress, **options):
         from ..io.lists import check_writable
     except ImportError as exc:  # pragma: no cover - the package itself needs no extra
         raise click.ClickException(str(exc)) from None
-    config = _config(audio, **options)
+    config = _config(audio, sources, **options)
     try:
         audio.output_kind(output)
     except ValueError as exc:
@@ -212,9 +219,24 @@ def _warn_stale(directory, written):
                    "them all)", err=True)
 
 
-def _config(audio, *, kind, sample_rate, **options):
+def _read_config_files(paths, kind, options) -> dict:
+    """Put the values of the Kaldi options files ``paths`` into ``options`` (those not given on
+    the command line); return ``{option name: "--config FILE line N"}`` of those put."""
+    from ._kaldi_config import read_kaldi_configs
+
+    sources = {}
+    for name, (value, where) in read_kaldi_configs(paths, click.get_current_context(),
+                                                   kind).items():
+        if not _explicit(name):
+            options[name] = value
+            sources[name] = where
+    return sources
+
+
+def _config(audio, sources, *, kind, sample_rate, **options):
     """The FeatureConfig of the options: the KaldiOptions ones by name (as the recipe's
-    [features] keys), the others FeatureConfig's."""
+    [features] keys), the others FeatureConfig's.  ``sources``: the options read from a Kaldi
+    options file, and where (named by the errors)."""
     import dataclasses
 
     names = {f.name for f in dataclasses.fields(audio.KaldiOptions)}
@@ -227,5 +249,8 @@ def _config(audio, *, kind, sample_rate, **options):
         message = str(exc)
         name = message.split(" ", 1)[0]  # the configs' messages start with the field's name
         if name in options:
-            raise click.BadParameter(message, param_hint=f"--{name.replace('_', '-')}") from None
+            hint = f"--{name.replace('_', '-')}"
+            if name in sources:
+                hint += f" (from {sources[name]})"
+            raise click.BadParameter(message, param_hint=hint) from None
         raise click.UsageError(message) from None

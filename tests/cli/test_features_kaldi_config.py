@@ -1,0 +1,171 @@
+"""``emkit features --config FILE``: Kaldi options files (conf/mfcc.conf, conf/vad.conf...)."""
+
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio]) is not installed")
+pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
+
+from emkit.cli import cli  # noqa: E402
+from emkit.features import read_features  # noqa: E402
+from audio_files import speech_like, write  # noqa: E402
+from cli_support import no_leftovers, one_line_error  # noqa: E402
+
+# as the conf/ files of Kaldi's recipes (egs/voxceleb/v2, egs/sre16/v2, egs/wsj/s5)
+MFCC_CONF = """\
+--sample-frequency=16000
+--frame-length=25 # the default is 25
+--low-freq=20 # the default.
+--high-freq=-400 # an offset from the Nyquist frequency
+--num-mel-bins=30
+--num-ceps=20
+--snip-edges=false
+--use_energy=FALSE   # underscores and capitals, as Kaldi accepts them
+--allow-downsample=false
+"""
+MFCC_FLAGS = ["--sample-rate", "16000", "--frame-length", "25", "--low-freq", "20",
+              "--high-freq", "-400", "--num-mel-bins", "30", "--num-ceps", "20",
+              "--no-snip-edges", "--no-use-energy"]
+FBANK_CONF = """\
+# fbank for a speaker recipe
+--num-mel-bins=40
+--dither=0.0
+--window-type=hamming
+--energy-floor=1.0
+--use-log-fbank=true
+--use-power
+"""
+FBANK_FLAGS = ["--num-mel-bins", "40", "--dither", "0", "--window-type", "hamming",
+               "--energy-floor", "1"]
+VAD_CONF = """\
+--vad-energy-threshold=5.5
+--vad-energy-mean-scale=0.5
+--vad-proportion-threshold=0.12
+--vad-frames-context=2
+"""
+VAD_FLAGS = ["--vad-energy-threshold", "5.5", "--vad-proportion-threshold", "0.12",
+             "--vad-frames-context", "2"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["features", *[str(a) for a in args]], catch_exceptions=False)
+
+
+@pytest.fixture()
+def audio(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        write(src / f"utt{i}.wav", speech_like(seed=i, f0=110 + 40 * i))
+    return src
+
+
+def conf(tmp_path, text, name="my.conf"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def compare(tmp_path, audio, config_args, flags):
+    """The outputs of the same run with a config file and with the equivalent flags."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = run(audio, *config_args, "-o", tmp_path / "a" / "feats.ark", "--no-progress")
+    assert first.exit_code == 0, first.output
+    second = run(audio, *flags, "-o", tmp_path / "b" / "feats.ark", "--no-progress")
+    assert second.exit_code == 0, second.output
+    assert first.stdout.replace(str(tmp_path / "a"), "") == \
+        second.stdout.replace(str(tmp_path / "b"), "")
+    return (tmp_path / "a" / "feats.ark").read_bytes(), (tmp_path / "b" / "feats.ark").read_bytes()
+
+
+@pytest.mark.parametrize("kind,text,flags,dim", [
+    ("mfcc", MFCC_CONF, MFCC_FLAGS, 60),
+    ("fbank", FBANK_CONF, FBANK_FLAGS, 120),
+])
+def test_a_kaldi_conf_gives_the_features_of_the_same_flags(tmp_path, audio, kind, text, flags,
+                                                          dim):
+    with_file, with_flags = compare(tmp_path, audio, ["--type", kind, "--config",
+                                                      conf(tmp_path, text)],
+                                    ["--type", kind, *flags])
+    assert with_file == with_flags
+    default = run(audio, "--type", kind, "-o", tmp_path / "default.ark")
+    assert (tmp_path / "default.ark").read_bytes() != with_file  # the file did change something
+    assert read_features(tmp_path / "a" / "feats.scp")["utt0"].shape[1] == dim, default.output
+
+
+def test_several_files_in_order_then_the_command_line(tmp_path, audio):
+    mfcc = conf(tmp_path, MFCC_CONF, "mfcc.conf")
+    vad = conf(tmp_path, VAD_CONF, "vad.conf")
+    later = conf(tmp_path, "--num-ceps=13\n--num-ceps=15 # the last line wins\n", "later.conf")
+    with_file, with_flags = compare(
+        tmp_path, audio,
+        [f"--config={mfcc}", "--config", vad, "--config", later, "--vad-frames-context", "1",
+         "--snip-edges"],  # the command line overrides every file, wherever it is given
+        [*MFCC_FLAGS, *VAD_FLAGS, "--num-ceps", "15", "--vad-frames-context", "1",
+         "--snip-edges"])
+    assert with_file == with_flags
+    assert read_features(tmp_path / "a" / "feats.scp")["utt1"].shape[1] == 45
+
+
+@pytest.mark.parametrize("text,line,fragments", [
+    ("--num-mel-bins=30\n--htk-compat=true\n", 2, ["--htk-compat='true' is not supported",
+                                                   "--htk-compat=false"]),
+    ("\n# comment\n--frobnicate=3\n", 3, ["unknown option '--frobnicate'"]),
+    ("--sample-rate=8000\n", 1, ["'--sample-rate'", "not of Kaldi's programs"]),
+    ("--vad=false\n", 1, ["'--vad'", "not of Kaldi's programs"]),
+    ("--config=other.conf\n", 1, ["--config in an options file"]),
+    ("--num-ceps=nan\n", 1, ["--num-ceps expects an integer; got 'nan'"]),
+    ("--dither=inf\n", 1, ["--dither expects a decimal number; got 'inf'"]),
+    ("--snip-edges=maybe\n", 1, ["--snip-edges expects true or false; got 'maybe'"]),
+    ("--snip-edges=\n", 1, ["--snip-edges expects true or false; got ''"]),
+    ("--window-type\n", 1, ["--window-type needs a value"]),
+    ("--window-type=kaiser\n", 1, ["--window-type: 'kaiser' is not one of"]),
+    ("--vad-proportion-threshold=1.5\n", 1, ["--vad-proportion-threshold: 1.5 is not in"]),
+    ("--sample-frequency=16000.5\n", 1, ["whole number of Hz"]),
+    ("--use-power=true\n", 1, ["--use-power is an option of compute-fbank-feats"]),
+    ("sample-frequency=8000\n", 1, ["not a line of a Kaldi options file",
+                                    "'sample-frequency=8000'"]),
+    ("--=3\n", 1, ["'--' is not an option name"]),
+    ("--\x1b[2Jx=1\n", 1, ["'--\\x1b[2jx' is not an option name"]),
+    ("--frobnicate=" + "x" * 3000 + "\n", 1, ["unknown option '--frobnicate'"]),
+    ("--vtln-warp=" + "9" * 3000 + "\n", 1, ["--vtln-warp='999999", "...'"]),
+])
+def test_a_bad_line_is_an_error_naming_file_line_and_option(tmp_path, audio, monkeypatch, text,
+                                                           line, fragments):
+    monkeypatch.chdir(tmp_path)
+    result = run(audio, "--config", conf(tmp_path, text), "-o", "out")
+    one_line_error(result, 2, f"--config '{tmp_path / 'my.conf'}' line {line}: ", *fragments)
+    assert len(result.stderr) < 400  # no line of the file echoed whole
+    assert "\x1b" not in result.stderr
+    no_leftovers(tmp_path, "out")
+
+
+def test_an_mfcc_option_in_a_file_read_for_fbank_is_an_error(tmp_path, audio, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(audio, "--type", "fbank", "--config", conf(tmp_path, MFCC_CONF), "-o", "out")
+    one_line_error(result, 2, "line 6: --num-ceps is an option of compute-mfcc-feats")
+
+
+def test_options_that_conflict_name_the_file(tmp_path, audio, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(audio, "--config", conf(tmp_path, "--num-ceps=40\n"), "-o", "out")
+    one_line_error(result, 2, f"--num-ceps (from --config '{tmp_path / 'my.conf'}' line 1)",
+                   "num_ceps must be between 1 and num_mel_bins (23); got 40")
+
+
+def test_a_file_that_is_not_a_small_regular_text_file_is_refused(tmp_path, audio, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    big = conf(tmp_path, "# padding\n" * 7000)
+    one_line_error(run(audio, "--config", big, "-o", "out"), 2, "70000 bytes",
+                   "at most 65536")
+    (tmp_path / "bin.conf").write_bytes(b"--num-ceps=\xff\xfe\n")
+    one_line_error(run(audio, "--config", tmp_path / "bin.conf", "-o", "out"), 2,
+                   "line 1: not UTF-8 text")
+    os.mkfifo(tmp_path / "pipe.conf")  # would block a reader that opens it
+    one_line_error(run(audio, "--config", tmp_path / "pipe.conf", "-o", "out"), 2,
+                   "not a regular file")
+    no_leftovers(tmp_path, "out")
