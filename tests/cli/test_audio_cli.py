@@ -168,7 +168,10 @@ def test_stale_npy_files_in_the_output_directory_are_reported(tmp_path, audio):
     assert result.exit_code == 0, result.output
     err = result.stderr.strip()
     assert "\n" not in err and "warning" in err and str(out) in err and "1 other .npy" in err
-    assert sorted(p.name for p in out.iterdir()) == ["utt0.npy", "utt1.npy", "utt2.npy"]
+    assert "its utt2num_frames lists this run's utterances only" in err
+    assert sorted(p.name for p in out.iterdir()) == ["utt0.npy", "utt1.npy", "utt2.npy",
+                                                     "utt2num_frames"]
+    assert (out / "utt2num_frames").read_text() == "utt0 62\nutt1 62\n"
 
 
 def test_white_space_in_a_file_name_is_refused_before_computing(tmp_path, audio):
@@ -202,7 +205,8 @@ def test_an_output_named_like_another_feature_file_is_refused(tmp_path, audio, n
 def test_an_existing_directory_with_a_dot_is_still_an_npy_directory(tmp_path, audio):
     (tmp_path / "feats.h5").mkdir()
     assert run(audio, "-o", tmp_path / "feats.h5", "--no-progress").exit_code == 0
-    assert sorted(os.listdir(tmp_path / "feats.h5")) == ["utt0.npy", "utt1.npy", "utt2.npy"]
+    assert sorted(os.listdir(tmp_path / "feats.h5")) == ["utt0.npy", "utt1.npy", "utt2.npy",
+                                                         "utt2num_frames"]
     result = run(audio, "-o", tmp_path / "feats.v2", "--no-progress")
     assert result.exit_code == 0 and (tmp_path / "feats.v2" / "utt0.npy").is_file()
 

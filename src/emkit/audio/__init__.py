@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+from ..io.atomic import atomic_path
 from ._cmvn import cmvn, sliding_cmvn
 from ._deltas import add_deltas
 from ._kaldi_features import KaldiOptions, compute_kaldi_features, log_energy
@@ -25,18 +26,19 @@ from ._pipeline import (SECONDS_PER_PROCESS, FeatureConfig, extract_features, ex
 from ._read import AudioError, MultiChannelWarning, read_audio
 from ._sources import Utterance, find_utterances, read_data_dir
 from ._vad import compute_vad
-from ._write import output_kind, write_kaldi_ark, write_npy_dir
+from ._write import (output_kind, utt2num_frames_path, write_kaldi_ark, write_npy_dir,
+                     write_utt2num_frames)
 
 __all__ = ["AudioError", "FeatureConfig", "KaldiOptions", "MultiChannelWarning", "Utterance", "add_deltas", "cmvn",
            "compute_features", "compute_kaldi_features", "compute_vad", "extract_features",
            "extract_many", "find_utterances", "log_energy", "read_audio", "read_data_dir",
-           "sliding_cmvn", "write_kaldi_ark", "write_npy_dir", "processes_for",
-           "SECONDS_PER_PROCESS"]
+           "sliding_cmvn", "utt2num_frames_path", "write_kaldi_ark", "write_npy_dir",
+           "processes_for", "SECONDS_PER_PROCESS"]
 
 
 def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *, jobs: int = 1,
                      progress: bool = False, keep_going: bool = False,
-                     seconds_per_process: float | None = None) -> dict:
+                     seconds_per_process: float | None = None, utt2num_frames=None) -> dict:
     """Features of every utterance of ``inputs``, written to ``output``.
 
     Returns ``{utterance id: (n_frames, n_features)}`` of what was written, in input order.
@@ -50,6 +52,10 @@ def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *,
     :func:`extract_many`); the others are written.  ``jobs`` worker processes compute them, or
     fewer with ``seconds_per_process`` (one per that many seconds of audio at most, see
     :func:`processes_for`; ``emkit features`` gives :data:`SECONDS_PER_PROCESS`).
+    ``utt2num_frames``: a path where to write Kaldi's ``utt2num_frames`` of the features written
+    too (``<utterance id> <frames>`` lines in input order; see :func:`utt2num_frames_path`),
+    written with them (the last one computed, it is renamed just before them), all or nothing;
+    None: not written.
     """
     kind = output_kind(output)
     utterances = find_utterances(inputs)
@@ -61,6 +67,10 @@ def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *,
                                      seconds_per_process=seconds_per_process):
             shapes[u.id] = feats.shape
             yield u.id, feats
+        if utt2num_frames is not None:  # (a .npy directory exists by now) a failure: no features
+            with atomic_path(utt2num_frames) as tmp, \
+                    open(tmp, "w", encoding="utf-8", newline="\n") as f:
+                write_utt2num_frames(f, shapes)
 
     if kind == "ark":
         write_kaldi_ark(items(), output)

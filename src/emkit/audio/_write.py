@@ -23,7 +23,8 @@ import numpy as np
 
 from ..io.atomic import atomic_path
 
-__all__ = ["write_npy_dir", "write_kaldi_ark", "kaldi_matrix_bytes", "output_kind"]
+__all__ = ["write_npy_dir", "write_kaldi_ark", "kaldi_matrix_bytes", "output_kind",
+           "utt2num_frames_path", "write_utt2num_frames"]
 
 #: suffixes of the feature files emkit reads (emkit.io.features), other than .ark: an output
 #: named so would be taken for such a file, not for the directory of .npy files written
@@ -43,6 +44,28 @@ def output_kind(output) -> str:
                          f"and its PATH.scp) or as a directory of <utterance-id>.npy files (a "
                          f"name without a feature-file suffix); not as a {suffix} file")
     return "npy"
+
+
+def utt2num_frames_path(output) -> Path:
+    """Where the ``utt2num_frames`` of features written to ``output`` goes.
+
+    ``DIR/feats.ark`` (with ``DIR/feats.scp``, a Kaldi data directory's names):
+    ``DIR/utt2num_frames``; another ``NAME.ark``: ``NAME.utt2num_frames`` (two archives in one
+    directory keep their own); a directory of ``.npy`` files: ``DIR/utt2num_frames``.
+    """
+    path = Path(output)
+    if output_kind(output) == "npy":
+        return path / "utt2num_frames"
+    if path.stem == "feats":
+        return path.with_name("utt2num_frames")
+    return path.with_suffix(".utt2num_frames")
+
+
+def write_utt2num_frames(f, shapes) -> None:
+    """Write Kaldi's ``utt2num_frames`` lines, ``<utterance id> <frames>``, of ``shapes``
+    ``{utterance id: (n_frames, n_features)}`` (in its order) to the open text file ``f``."""
+    for key, shape in shapes.items():
+        f.write(f"{_check_key(key)} {int(shape[0])}\n")
 
 
 def kaldi_matrix_bytes(matrix: np.ndarray) -> bytes:

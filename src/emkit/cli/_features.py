@@ -137,9 +137,14 @@ def _options(f):
                    "--name=value lines, # comments), read as Kaldi's --config=FILE; may be "
                    "repeated (a later file overrides an earlier one); options given on the "
                    "command line override the files'.  An unknown option is an error.")
+@click.option("--write-utt2num-frames/--no-write-utt2num-frames", default=True,
+              show_default=True, help="Also write the frame count of each utterance (Kaldi's "
+              "utt2num_frames): DIR/feats.ark: DIR/utt2num_frames; another NAME.ark: "
+              "NAME.utt2num_frames; a directory of .npy files: DIR/utt2num_frames.")
 @_options
 @progress_option
-def features(inputs, output, jobs, keep_going, progress, config_files, **options):
+def features(inputs, output, jobs, keep_going, progress, config_files, write_utt2num_frames,
+             **options):
     """Compute features of audio INPUTS: WAV/FLAC files, directories of them (recursively) or
     Kaldi data directories (wav.scp with plain paths, optional segments and utt2spk).
 
@@ -187,6 +192,9 @@ def features(inputs, output, jobs, keep_going, progress, config_files, **options
         check_outputs({option: path for option, path in existing.items()
                        if os.path.basename(path).lower() in names}, {"INPUTS": read})
         check_outputs(existing, {})  # every existing <id>.npy: refused when read-only
+    num_frames = os.fspath(audio.utt2num_frames_path(output)) if write_utt2num_frames else None
+    if num_frames is not None and os.path.isdir(os.path.dirname(os.path.abspath(num_frames))):
+        check_outputs({"--write-utt2num-frames": num_frames}, {"INPUTS": read})
     for module in ("kaldi_native_fbank", "soundfile"):
         try:
             audio._read.require(module)
@@ -198,16 +206,16 @@ def features(inputs, output, jobs, keep_going, progress, config_files, **options
         raise click.UsageError(str(exc)) from None
     shapes = audio.compute_features(list(inputs), output, config, jobs=jobs, progress=progress,
                                     seconds_per_process=audio.SECONDS_PER_PROCESS,
-                                    keep_going=keep_going)
+                                    keep_going=keep_going, utt2num_frames=num_frames)
     frames = sum(shape[0] for shape in shapes.values())
     dim = next(iter(shapes.values()))[1]
     click.echo(f"{kind}: {plural(len(shapes), 'utterance')}, {plural(frames, 'frame')} x "
                f"{plural(dim, 'feature')} -> {output}")
     if not output.lower().endswith(".ark"):
-        _warn_stale(output, shapes)
+        _warn_stale(output, shapes, num_frames is not None)
 
 
-def _warn_stale(directory, written):
+def _warn_stale(directory, written, num_frames_written):
     """One line on stderr when ``directory`` holds .npy files of another run (kept, not removed):
     given as FEATURES, the directory stands for all of them."""
     stale = sum(1 for entry in os.scandir(directory)
@@ -216,7 +224,8 @@ def _warn_stale(directory, written):
     if stale:
         click.echo(f"emkit features: warning: {directory!r} also holds {stale} other .npy "
                    f"file(s), not written by this run (kept; a directory given as FEATURES reads "
-                   "them all)", err=True)
+                   "them all" + ("; its utt2num_frames lists this run's utterances only"
+                                 if num_frames_written else "") + ")", err=True)
 
 
 def _read_config_files(paths, kind, options) -> dict:
