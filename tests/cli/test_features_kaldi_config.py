@@ -157,6 +157,21 @@ def test_options_that_conflict_name_the_file(tmp_path, audio, monkeypatch):
                    "num_ceps must be between 1 and num_mel_bins (23); got 40")
 
 
+@pytest.mark.parametrize("text,args,fragments", [
+    ("--high-freq=9000\n", [], ["high_freq 9000.0", "(--high-freq from --config 'my.conf' line 1)"]),
+    ("--sample-frequency=8000\n# Nyquist: 4 kHz\n--low-freq=20\n", ["--high-freq", "7600"],
+     ["<= 4000 (Nyquist", "(--sample-frequency from --config 'my.conf' line 1; --low-freq from "
+      "--config 'my.conf' line 3)"]),
+    ("--num-mel-bins=300\n", [], ["num_mel_bins too large",
+                                  "(--num-mel-bins from --config 'my.conf' line 1)"]),
+])
+def test_options_that_conflict_with_others_name_the_file_lines(tmp_path, audio, monkeypatch,
+                                                                text, args, fragments):
+    monkeypatch.chdir(tmp_path)
+    conf(tmp_path, text)
+    one_line_error(run(audio, "--config", "my.conf", *args, "-o", "out"), 2, *fragments)
+
+
 def test_a_file_that_is_not_a_small_regular_text_file_is_refused(tmp_path, audio, monkeypatch):
     monkeypatch.chdir(tmp_path)
     big = conf(tmp_path, "# padding\n" * 7000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import click
 
@@ -203,7 +204,7 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
     try:
         audio._kaldi_features.check_options(config.kaldi)
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(_from_files(str(exc), sources)) from None
     shapes = audio.compute_features(list(inputs), output, config, jobs=jobs, progress=progress,
                                     seconds_per_process=audio.SECONDS_PER_PROCESS,
                                     keep_going=keep_going, utt2num_frames=num_frames)
@@ -262,4 +263,14 @@ def _config(audio, sources, *, kind, sample_rate, **options):
             if name in sources:
                 hint += f" (from {sources[name]})"
             raise click.BadParameter(message, param_hint=hint) from None
-        raise click.UsageError(message) from None
+        raise click.UsageError(_from_files(message, sources)) from None
+
+
+def _from_files(message: str, sources: dict) -> str:
+    """``message`` about several options, and where those of them read from a file were."""
+    names = {"sample_frequency" if name == "sample_rate" else name: where
+             for name, where in sources.items()}
+    named = [f"--{name.replace('_', '-')} from {where}" for name, where in names.items()
+             if re.search(rf"\b{name}\b", message)
+             or (name == "sample_frequency" and "Nyquist" in message)]
+    return f"{message} ({'; '.join(named)})" if named else message
