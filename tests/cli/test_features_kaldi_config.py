@@ -130,6 +130,7 @@ def test_several_files_in_order_then_the_command_line(tmp_path, audio):
     ("sample-frequency=8000\n", 1, ["not a line of a Kaldi options file",
                                     "'sample-frequency=8000'"]),
     ("--=3\n", 1, ["'--' is not an option name"]),
+    ("--num-ceps = 20\n", 1, ["'--num-ceps ' is not an option name"]),
     ("--\x1b[2Jx=1\n", 1, ["'--\\x1b[2jx' is not an option name"]),
     ("--frobnicate=" + "x" * 3000 + "\n", 1, ["unknown option '--frobnicate'"]),
     ("--vtln-warp=" + "9" * 3000 + "\n", 1, ["--vtln-warp='999999", "...'"]),

@@ -120,7 +120,7 @@ def _split(line: str, where: str):
         raise click.UsageError(f"{where}: not a line of a Kaldi options file (--name=value); got "
                                f"{_show(line)} (a file sourced by shell scripts lacks the '--')")
     name, equals, value = line[2:].partition("=")
-    name = name.strip(_BLANKS).replace("_", "-").lower()
+    name = name.replace("_", "-").lower()  # (as Kaldi: no blank before "=")
     if not _NAME.match(name):
         raise click.UsageError(f"{where}: {_show('--' + name)} is not an option name")
     return name, value.strip(_BLANKS) if equals else None
