@@ -298,10 +298,12 @@ def test_train_ubm_needs_ten_frames_per_gaussian_and_warns_of_collapsed_ones(tmp
 # NaN and infinity in float options
 
 
-def _float_options():
+def _float_options(kind=None):
     import click
 
     from emkit.cli import cli
+
+    kind = click.types.FloatParamType if kind is None else kind
 
     def walk(command, path):
         if isinstance(command, click.Group):
@@ -310,7 +312,7 @@ def _float_options():
         else:
             for param in command.params:
                 if (isinstance(param, click.Option)
-                        and isinstance(param.type, click.types.FloatParamType)):
+                        and isinstance(param.type, kind)):
                     yield [*path, param.opts[-1]]
 
     return list(walk(cli, []))
@@ -342,3 +344,26 @@ def test_float_options_refuse_numbers_not_written_in_ascii(command, value):
     result = run(*path, option, value, ok=False)
     one_line_error(result, 2, f"Invalid value for '{option}'")
     assert "must be a number written in ASCII digits" in result.stderr
+
+
+def _int_options():
+    import click
+
+    return _float_options(click.types.IntParamType)
+
+
+def test_every_integer_option_is_found():
+    found = {" ".join(o) for o in _int_options()}
+    assert {"train-ubm --gaussians", "features --jobs", "demo --seed", "train-ivector --dim",
+            "features --num-ceps"} <= found and len(found) >= 20, found
+
+
+@pytest.mark.parametrize("value", ["1_0", "\u0661"])
+@pytest.mark.parametrize("command", _int_options(), ids=" ".join)
+def test_integer_options_refuse_numbers_not_written_in_ascii(command, value):
+    # before: int() read '1_0' as 10 (-n 1_6: 16 Gaussians) and the Arabic-Indic one as 1
+    *path, option = command
+    result = run(*path, option, value, ok=False)
+    one_line_error(result, 2, "Invalid value for ")
+    assert f"'{option}': must be a number written in ASCII digits (e.g. 8 or 1024)" \
+        in result.stderr

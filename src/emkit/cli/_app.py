@@ -16,7 +16,7 @@ import warnings
 import click
 
 from .. import __version__
-from ._floats import FiniteFloatRange
+from ._numbers import INT, FiniteFloatRange, IntRange
 from ._signals import (EXIT_INTERRUPTED, EXIT_TERMINATED, after_command, exit_now,
                        ignore_further_interrupts, ignore_once_ended, interrupted_by, stop,
                        terminate, unraisable_hook)
@@ -344,7 +344,7 @@ def gselect_options(f):
         help="With --gselect: posteriors below this are dropped and the rest renormalised "
              "(Kaldi's --min-post).")(with_selection)
     return click.option(
-        "--gselect", type=click.IntRange(min=1), default=None, metavar="K",
+        "--gselect", type=IntRange(min=1), default=None, metavar="K",
         help="Gaussian selection in the statistics of the utterances: only the K best Gaussians "
              "of each frame get posteriors (Kaldi's gselect; at most the UBM's Gaussians).  Use "
              "the same selection to train, enrol and score (the models file records enroll's; "
@@ -369,7 +369,7 @@ def feature_arguments(f):
 
 
 def seed_option(f):
-    return click.option("--seed", type=int, default=0, show_default=True,
+    return click.option("--seed", type=INT, default=0, show_default=True,
                         help="Seed of the random initialisation; the same seed gives the same "
                              "model.")(f)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from ._app import InputFile, check_outputs
-from ._floats import FiniteFloatRange
+from ._numbers import FiniteFloatRange
 
 __all__ = ["calibrate"]
 

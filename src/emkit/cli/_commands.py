@@ -9,7 +9,7 @@ from click.core import ParameterSource
 from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths,
                    gselect_options, lazy_module, progress_option, seed_option)
 from ..io.atomic import same_destination
-from ._floats import NON_NEGATIVE, POSITIVE
+from ._numbers import NON_NEGATIVE, POSITIVE, IntRange
 from ._models import _load_ubm, em_outcome, plural
 from ._train_options import (backend_checkpoint, check_ivector_counts, check_ivector_dims,
                              check_train_options, cluster, frames_for, kmeans_checkpoint,
@@ -82,15 +82,15 @@ def _stats(ubm, features: dict, ids, progress, desc="statistics") -> list:
 @cli.command("train-ubm")
 @feature_arguments
 @output_option("The UBM to write (HDF5, bob.learn.em's GMMMachine layout).")
-@click.option("-n", "--gaussians", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("-n", "--gaussians", type=IntRange(min=1), default=64, show_default=True,
               help=f"Number of Gaussians of the UBM: at least {MIN_FRAMES_PER_GAUSSIAN} training "
                    "frames each are needed (tens or more are better).")
-@click.option("--iterations", type=click.IntRange(min=1), default=25, show_default=True,
+@click.option("--iterations", type=IntRange(min=1), default=25, show_default=True,
               help="Maximum number of EM (maximum-likelihood) iterations.")
 @click.option("--threshold", type=NON_NEGATIVE, default=1e-5, show_default=True,
               help="Stop EM when the relative change of the average log-likelihood is at most "
                    "this.")
-@click.option("--kmeans-iterations", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--kmeans-iterations", type=IntRange(min=1), default=20, show_default=True,
               help="Maximum number of k-means iterations of the initialisation.")
 @click.option("--compute-dtype", type=click.Choice(["float64", "float32"]), default="float64",
               show_default=True, help="Precision of the EM's products: float32 is about twice as "
@@ -191,7 +191,7 @@ def fa_options(state: str):
     return decorate
 
 
-RANK_U = dict(type=click.IntRange(min=1), default=10, show_default=True,
+RANK_U = dict(type=IntRange(min=1), default=10, show_default=True,
               help="Rank of the session-variability subspace U.")
 
 
@@ -199,7 +199,7 @@ RANK_U = dict(type=click.IntRange(min=1), default=10, show_default=True,
 @fa_options("U")
 @output_option("The ISV machine to write (HDF5, with its UBM).")
 @click.option("--rank-u", **RANK_U)
-@click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--iterations", type=IntRange(min=1), default=10, show_default=True,
               help="EM iterations.")
 @gselect_options
 def train_isv(features, feature_list, ubm, labels, output, rank_u, iterations, relevance_factor,
@@ -218,10 +218,10 @@ def train_isv(features, feature_list, ubm, labels, output, rank_u, iterations, r
 @fa_options("U, V, D and the phase: V, U or D")
 @output_option("The JFA machine to write (HDF5, with its UBM).")
 @click.option("--rank-u", **RANK_U)
-@click.option("--rank-v", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--rank-v", type=IntRange(min=1), default=10, show_default=True,
               help="Rank of the speaker subspace V (more than the number of speakers - 1 "
                    "does not help).")
-@click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--iterations", type=IntRange(min=1), default=10, show_default=True,
               help="EM iterations of each of the V, U and D phases.")
 @gselect_options
 def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, iterations,
@@ -245,20 +245,20 @@ def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, itera
                    "order: the utterances are taken in the order of their ids).  With labels, "
                    "WCCN (and PLDA) are trained too and only listed utterances are used.")
 @output_option("The i-vector system to write (HDF5: extractor, whitening, WCCN, PLDA).")
-@click.option("--dim", type=click.IntRange(min=1), default=100, show_default=True,
+@click.option("--dim", type=IntRange(min=1), default=100, show_default=True,
               help="Dimension R of the i-vectors (rank of T).  The back-end needs more "
                    "training utterances than R (whitening) and, with --labels, at least R + "
                    "the number of speakers (WCCN, LDA, PLDA).")
-@click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--iterations", type=IntRange(min=1), default=10, show_default=True,
               help="EM iterations of the total-variability matrix T.")
 @click.option("--plda/--no-plda", default=True, show_default=True,
               help="Also train a PLDA on the whitened, length-normalised i-vectors (needs "
                    "--labels).")
-@click.option("--lda-dim", type=click.IntRange(min=1), default=None,
+@click.option("--lda-dim", type=IntRange(min=1), default=None,
               help="Reduce the whitened, length-normalised i-vectors to this dimension by LDA "
                    "before WCCN and PLDA (needs --labels; at most --dim and the number of "
                    "speakers - 1) [default: no LDA].")
-@click.option("--plda-dim", type=click.IntRange(min=1), default=None,
+@click.option("--plda-dim", type=IntRange(min=1), default=None,
               help="Rank of the PLDA speaker subspace F (at most the PLDA's input dimension: "
                    "--lda-dim, else --dim): a simplified PLDA (x = mu + F h + e, e of full "
                    "covariance) [default: two-covariance PLDA, full rank].")

@@ -7,7 +7,7 @@ import dataclasses
 import click
 
 from ._app import cli, progress_option
-from ._floats import FiniteFloatRange
+from ._numbers import INT, FiniteFloatRange, IntRange
 
 
 @cli.command("demo")
@@ -16,17 +16,17 @@ from ._floats import FiniteFloatRange
               help="Folder for the recipe and its data, the models (HDF5), the scores "
                    "(scores/*.txt), the DET plot (det.png), report.md and results.txt; created "
                    "if needed, files in it are replaced.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=INT, default=0, show_default=True,
               help="Seed of every random initialisation (k-means, U, V, T): the same seed gives "
                    "the same numbers.")
-@click.option("-n", "--gaussians", type=click.IntRange(min=2), default=None,
+@click.option("-n", "--gaussians", type=IntRange(min=2), default=None,
               help="Gaussians of the UBM (default 4, chosen by cross-validation on the training "
                    "session: scripts/select_demo_hyperparameters.py).")
 @click.option("--export", type=click.Path(file_okay=False), default=None,
               help="Only write the recipe (recipe.toml) and its data (data/, lists/) into this "
                    "folder, to run later with 'emkit run DIR/recipe.toml'; nothing is trained. A "
                    "recipe or list edited there since is not replaced (the command refuses).")
-@click.option("--gselect", type=click.IntRange(min=1), default=None, metavar="K",
+@click.option("--gselect", type=IntRange(min=1), default=None, metavar="K",
               help="Gaussian selection in the statistics of every system: only the K best "
                    "Gaussians of each frame get posteriors (Kaldi's gselect; at most --gaussians). "
                    "Default: exact statistics.")

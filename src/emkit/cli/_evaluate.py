@@ -8,7 +8,7 @@ import click
 
 from ._app import InputFile, check_outputs, cli, lazy_module
 from ._commands import OUTPUT
-from ._floats import POSITIVE, FiniteFloatRange
+from ._numbers import POSITIVE, FiniteFloatRange
 
 np = lazy_module("numpy")
 ex = lazy_module("emkit.experiment")

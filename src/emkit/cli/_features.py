@@ -9,7 +9,7 @@ import click
 
 from ._app import check_outputs, progress_option
 from ._commands import _explicit
-from ._floats import NON_NEGATIVE, POSITIVE, FiniteFloat, FiniteFloatRange
+from ._numbers import NON_NEGATIVE, POSITIVE, FiniteFloat, FiniteFloatRange, IntRange
 from ._models import plural
 
 DEFAULT_JOBS = min(8, os.cpu_count() or 1)
@@ -24,16 +24,16 @@ def _options(f):
         click.option("--type", "kind", type=click.Choice(["mfcc", "fbank"]), default="mfcc",
                      show_default=True, help="MFCC (Kaldi's compute-mfcc-feats) or log mel "
                      "filterbank energies (compute-fbank-feats)."),
-        click.option("--sample-rate", type=click.IntRange(min=1), default=16000,
+        click.option("--sample-rate", type=IntRange(min=1), default=16000,
                      show_default=True, help="The sample rate of the audio, in Hz; a file at "
                      "another rate is an error (resample it first, e.g. with sox)."),
-        click.option("--channel", type=click.IntRange(min=0), default=None,
+        click.option("--channel", type=IntRange(min=0), default=None,
                      help="The channel of multi-channel files, from 0 (0: the first, left) "
                           "[default: mono expected; the first channel of multi-channel files, "
                           "with a warning, as Kaldi]."),
-        click.option("--num-ceps", type=click.IntRange(min=1), default=13, show_default=True,
+        click.option("--num-ceps", type=IntRange(min=1), default=13, show_default=True,
                      help="MFCC: number of cepstra (C0 replaced by the log energy)."),
-        click.option("--num-mel-bins", type=click.IntRange(min=3), default=23, show_default=True,
+        click.option("--num-mel-bins", type=IntRange(min=3), default=23, show_default=True,
                      help="Number of mel filters."),
         click.option("--frame-length", type=POSITIVE, default=25.0, show_default=True,
                      help="Frame length in ms (one sample to 1000 ms)."),
@@ -67,9 +67,9 @@ def _options(f):
         click.option("--use-energy/--no-use-energy", default=None,
                      help="Log energy as the first feature [default: on for mfcc, off for "
                           "fbank]."),
-        click.option("--delta-order", type=click.IntRange(min=0), default=2, show_default=True,
+        click.option("--delta-order", type=IntRange(min=0), default=2, show_default=True,
                      help="Add deltas up to this order (add-deltas); 0: none."),
-        click.option("--delta-window", type=click.IntRange(min=1), default=2, show_default=True,
+        click.option("--delta-window", type=IntRange(min=1), default=2, show_default=True,
                      help="Half-width of the delta regression window, in frames (each order's "
                           "window spans 2 x this + 1 frames)."),
         click.option("--vad/--no-vad", default=True, show_default=True,
@@ -81,7 +81,7 @@ def _options(f):
         click.option("--vad-energy-mean-scale", type=NON_NEGATIVE, default=0.5,
                      show_default=True, help="Weight of the utterance's mean log energy in "
                      "the loudness threshold (see --vad-energy-threshold; 0: a fixed threshold)."),
-        click.option("--vad-frames-context", type=click.IntRange(min=0), default=0,
+        click.option("--vad-frames-context", type=IntRange(min=0), default=0,
                      show_default=True, help="Frames on each side of a frame that its "
                      "decision looks at (0: the frame alone)."),
         click.option("--vad-proportion-threshold",
@@ -93,9 +93,9 @@ def _options(f):
                      default="sliding", show_default=True,
                      help="Mean normalisation: none, per utterance, or sliding window "
                           "(apply-cmvn-sliding)."),
-        click.option("--cmn-window", type=click.IntRange(min=1), default=600, show_default=True,
+        click.option("--cmn-window", type=IntRange(min=1), default=600, show_default=True,
                      help="Sliding CMVN window, frames."),
-        click.option("--min-cmn-window", type=click.IntRange(min=1), default=100,
+        click.option("--min-cmn-window", type=IntRange(min=1), default=100,
                      show_default=True, help="Sliding CMVN, not centred: smallest window at "
                      "the start, in frames."),
         click.option("--center/--no-center", default=False, show_default=True,
@@ -105,13 +105,13 @@ def _options(f):
         click.option("--max-clipped", type=FiniteFloatRange(min=0, max=1), default=0.01,
                      show_default=True, help="Largest fraction of samples at full scale "
                      "accepted; a more clipped file is an error (1: no check)."),
-        click.option("--max-utterance-bytes", type=click.IntRange(min=8),
+        click.option("--max-utterance-bytes", type=IntRange(min=8),
                      default=MAX_UTTERANCE_BYTES, show_default=True,
                      help="Most samples decoded for one utterance, as float64 bytes (8 a "
                           "sample; the default, 2 GiB, is 4.6 hours at 16 kHz), checked from "
                           "the file's header before decoding; a longer recording is an error "
                           "(cut it with a segments file)."),
-        click.option("-j", "--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS,
+        click.option("-j", "--jobs", type=IntRange(min=1), default=DEFAULT_JOBS,
                      show_default=True, help="Most worker processes computing features: one "
                      "per 7.5 minutes of audio (from the files' headers), up to this number, since "
                      "starting them costs more than a little audio takes (1: in this process). "

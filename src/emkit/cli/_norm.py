@@ -14,6 +14,7 @@ import click
 
 from ._app import InputFile, lazy_module
 from ._models import plural
+from ._numbers import IntRange
 
 fe = lazy_module("emkit.io.lists")
 
@@ -37,7 +38,7 @@ METHODS = ["z", "t", "zt", "s", "as"]  # emkit.cohort.METHODS, without importing
 
 
 def norm_options(f):
-    f = click.option("--top-n", type=click.IntRange(min=2), default=None,
+    f = click.option("--top-n", type=IntRange(min=2), default=None,
                      help=NORM_HELP["top_n"])(f)
     f = click.option("--cohort", type=InputFile(), default=None, help=NORM_HELP["cohort"])(f)
     return click.option("--norm", type=click.Choice(METHODS), default=None,

@@ -17,6 +17,7 @@ import time
 import click
 
 from ._app import lazy_module
+from ._numbers import IntRange
 from ._signals import send_again, signal_of
 
 #: rows of frames per dask chunk and utterances per bag partition: fixed, so that a checkpoint
@@ -43,7 +44,7 @@ def train_options(state: str, note: str = "", *, frames: bool = False):
     same = "same data and options" if frames else "same data, labels and options"
 
     def decorate(f):
-        f = click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+        f = click.option("--workers", type=IntRange(min=1), default=None, metavar="N",
                          help="Run the EM passes on a local dask.distributed cluster of N "
                               "single-threaded worker processes (not with --scheduler).")(f)
         f = click.option("--scheduler", metavar="ADDRESS", default=None,

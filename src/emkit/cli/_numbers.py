@@ -1,9 +1,10 @@
-"""Click types of the float options: finite numbers only.
+"""Click types of the number options: finite numbers written in ASCII digits only.
 
 Click's ``FLOAT`` and ``FloatRange`` take ``nan``, ``inf`` and ``-inf`` (``float()`` reads them,
 and NaN compares false with every bound); a NaN prior, cost or relevance factor then failed deep
 in the library, or not at all.  ``float()`` also reads ``1_0`` as 10 and non-ASCII digits as
-numbers.  These types make all of them usage errors naming the option.
+numbers (``int()`` alike, for the integer options).  These types make all of them usage errors
+naming the option.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import math
 
 import click
 
-__all__ = ["FiniteFloat", "FiniteFloatRange", "POSITIVE", "NON_NEGATIVE"]
+__all__ = ["FiniteFloat", "FiniteFloatRange", "POSITIVE", "NON_NEGATIVE", "INT", "IntRange"]
 
 
-def _written_in_ascii(value, kind: click.ParamType, param, ctx):
+def _written_in_ascii(value, kind: click.ParamType, param, ctx, example="0.5 or 1e-3"):
     if isinstance(value, str) and (not value.isascii() or "_" in value):
         shown = value if len(value) <= 24 else value[:24] + "..."
-        kind.fail(f"must be a number written in ASCII digits (e.g. 0.5 or 1e-3); got "
+        kind.fail(f"must be a number written in ASCII digits (e.g. {example}); got "
                   f"{ascii(shown)}", param, ctx)
     return value
 
@@ -47,3 +48,20 @@ class FiniteFloatRange(click.FloatRange):
 
 POSITIVE = FiniteFloatRange(min=0, min_open=True)
 NON_NEGATIVE = FiniteFloatRange(min=0)
+
+
+class _Int(click.types.IntParamType):
+    """Any integer written in ASCII digits."""
+
+    def convert(self, value, param, ctx):
+        return super().convert(_written_in_ascii(value, self, param, ctx, "8 or 1024"), param, ctx)
+
+
+class IntRange(click.IntRange):
+    """An integer written in ASCII digits, in click's range (as ``click.IntRange``)."""
+
+    def convert(self, value, param, ctx):
+        return super().convert(_written_in_ascii(value, self, param, ctx, "8 or 1024"), param, ctx)
+
+
+INT = _Int()
