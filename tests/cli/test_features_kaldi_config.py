@@ -2,16 +2,13 @@
 
 import os
 
-import numpy as np
 import pytest
-from click.testing import CliRunner
 
 pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio]) is not installed")
 pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
 
-from emkit.cli import cli  # noqa: E402
 from emkit.features import read_features  # noqa: E402
-from audio_files import speech_like, write  # noqa: E402
+from audio_files import run_features, three_utterances  # noqa: E402
 from cli_support import no_leftovers, one_line_error  # noqa: E402
 
 # as the conf/ files of Kaldi's recipes (egs/voxceleb/v2, egs/sre16/v2, egs/wsj/s5)
@@ -50,17 +47,12 @@ VAD_FLAGS = ["--vad-energy-threshold", "5.5", "--vad-proportion-threshold", "0.1
              "--vad-frames-context", "2"]
 
 
-def run(*args):
-    return CliRunner().invoke(cli, ["features", *[str(a) for a in args]], catch_exceptions=False)
+run = run_features
 
 
 @pytest.fixture()
 def audio(tmp_path):
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(3):
-        write(src / f"utt{i}.wav", speech_like(seed=i, f0=110 + 40 * i))
-    return src
+    return three_utterances(tmp_path / "in")
 
 
 def conf(tmp_path, text, name="my.conf"):

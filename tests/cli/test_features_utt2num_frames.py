@@ -4,28 +4,21 @@ import os
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio]) is not installed")
 pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
 
-from emkit.cli import cli  # noqa: E402
 from emkit.features import read_features  # noqa: E402
-from audio_files import speech_like, write  # noqa: E402
+from audio_files import run_features, speech_like, three_utterances, write  # noqa: E402
 from cli_support import one_line_error  # noqa: E402
 
 
-def run(*args):
-    return CliRunner().invoke(cli, ["features", *[str(a) for a in args]], catch_exceptions=False)
+run = run_features
 
 
 @pytest.fixture()
 def audio(tmp_path):
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(3):
-        write(src / f"utt{i}.wav", speech_like(seed=i, f0=110 + 40 * i))
-    return src
+    return three_utterances(tmp_path / "in")
 
 
 def lines(path):

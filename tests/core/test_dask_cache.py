@@ -356,6 +356,22 @@ def _synthetic_stats(seed, n, C, D):
     return out
 
 
+def _spilled_ivector_problem(n_parts, per_part, C, D, batch_size):
+    """(the parts of a bag of synthetic statistics for bag_from_parts, a factory of the i-vector
+    machine to train on them, the machine trained in memory)."""
+    parts = [(i, per_part, C, D) for i in range(n_parts)]
+    rng = np.random.default_rng(0)
+    ubm = GMMMachine(C)
+    ubm.means, ubm.variances = rng.normal(size=(C, D)), np.full((C, D), 1.5)
+    ubm.weights = np.full(C, 1.0 / C)
+
+    def machine():
+        return IVectorMachine(ubm, dim_t=3, max_iterations=2, random_state=0,
+                              batch_size=batch_size)
+
+    return parts, machine, machine().fit([s for p in parts for s in _synthetic_stats(*p)])
+
+
 def test_spilled_statistics_are_centred_batch_by_batch(tmp_path):
     """i-vector training on spilled statistics derives (centres) and writes them one E-step
     batch at a time: the process never holds a group of statistics with its centred copy and
@@ -366,16 +382,7 @@ def test_spilled_statistics_are_centred_batch_by_batch(tmp_path):
     from emkit._backend import bag_from_parts
 
     C, D, per_part, n_parts = 32, 20, 100, 4
-    parts = [(i, per_part, C, D) for i in range(n_parts)]
-    rng = np.random.default_rng(0)
-    ubm = GMMMachine(C)
-    ubm.means, ubm.variances = rng.normal(size=(C, D)), np.full((C, D), 1.5)
-    ubm.weights = np.full(C, 1.0 / C)
-
-    def machine():
-        return IVectorMachine(ubm, dim_t=3, max_iterations=2, random_state=0, batch_size=25)
-
-    ref = machine().fit([s for p in parts for s in _synthetic_stats(*p)])
+    parts, machine, ref = _spilled_ivector_problem(n_parts, per_part, C, D, batch_size=25)
     statistics = per_part * n_parts * (2 * C * D + C) * 8
     with dask.config.set(scheduler="sync"), \
             emkit.config_context(dask_cache="disk", spill_directory=tmp_path):
@@ -525,16 +532,7 @@ def _ivector_fit_peak(tmp_path, n_parts, per_part=50, C=32, D=20):
 
     from emkit._backend import bag_from_parts
 
-    parts = [(i, per_part, C, D) for i in range(n_parts)]
-    rng = np.random.default_rng(0)
-    ubm = GMMMachine(C)
-    ubm.means, ubm.variances = rng.normal(size=(C, D)), np.full((C, D), 1.5)
-    ubm.weights = np.full(C, 1.0 / C)
-
-    def machine():
-        return IVectorMachine(ubm, dim_t=3, max_iterations=2, random_state=0, batch_size=100)
-
-    ref = machine().fit([s for p in parts for s in _synthetic_stats(*p)])
+    parts, machine, ref = _spilled_ivector_problem(n_parts, per_part, C, D, batch_size=100)
     with dask.config.set(scheduler="sync"), \
             emkit.config_context(dask_cache="disk", spill_directory=tmp_path):
         machine().fit(bag_from_parts(_synthetic_stats, parts[:2]))  # (modules imported by fit)

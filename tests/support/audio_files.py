@@ -19,3 +19,20 @@ def write(path, samples, rate=RATE, subtype="PCM_16"):
 
     sf.write(path, samples, rate, subtype=subtype)
     return str(path)
+
+
+def three_utterances(folder):
+    """A folder of three one-second speech-like WAVs (utt0-2.wav, distinct pitches)."""
+    folder.mkdir()
+    for i in range(3):
+        write(folder / f"utt{i}.wav", speech_like(seed=i, f0=110 + 40 * i))
+    return folder
+
+
+def run_features(*args):
+    """``emkit features ARGS`` in this process (click's runner)."""
+    from click.testing import CliRunner
+
+    from emkit.cli import cli
+
+    return CliRunner().invoke(cli, ["features", *[str(a) for a in args]], catch_exceptions=False)

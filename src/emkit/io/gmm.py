@@ -18,8 +18,8 @@ import numpy as np
 
 from ._registry import load, load_from, save_into
 from .errors import InvalidFileError
-from .h5 import (check_values, child, filename, open_for_reading, open_for_writing, read_array,
-                 read_attr, read_scalar, read_stamp, write_stamp)
+from .h5 import (check_values, child, filename, int_or_minus_one, open_for_reading,
+                 open_for_writing, read_array, read_attr, read_scalar, read_stamp, write_stamp)
 from .fit_summary import read_fit_summary, write_fit_summary
 from .random_state import MISSING, read_random_state, write_random_state
 
@@ -145,7 +145,7 @@ def _write_machine_into(machine, f) -> None:
     f["convergence_threshold"] = np.float64(_none_as_nan(machine.convergence_threshold))
     # the reference needs an integer here; -1 stands for None ("no limit")
     steps = machine.max_fitting_steps
-    f["max_fitting_steps"] = np.int64(-1 if steps is None else steps)
+    f["max_fitting_steps"] = int_or_minus_one(steps)
     f["weights"] = np.asarray(machine.weights, dtype=np.float64)
     f["update_means"] = bool(machine.update_means)
     f["update_variances"] = bool(machine.update_variances)

@@ -441,3 +441,8 @@ def as_str(value) -> str:
     if isinstance(value, np.ndarray) and value.shape == ():
         return as_str(value[()])
     return str(value)
+
+
+def int_or_minus_one(value) -> np.int64:
+    """An optional integer parameter as the layouts store it: -1 for None."""
+    return np.int64(-1 if value is None else value)

@@ -20,16 +20,14 @@ from __future__ import annotations
 import numpy as np
 
 from ._registry import load_from, save_into
-from .h5 import check_values, read_array, read_scalar, read_stamp, write_stamp
+from .h5 import (check_values, int_or_minus_one, read_array, read_scalar, read_stamp,
+                 write_stamp)
 from .fit_summary import read_fit_summary, write_fit_summary
 from .random_state import MISSING, read_random_state, write_random_state
 
 CLASS_NAME = "IVectorMachine"
 FORMAT_VERSION = 1
 
-
-def _int_or_minus_one(value):
-    return np.int64(-1 if value is None else value)
 
 
 def _trained(ubm) -> bool:
@@ -46,12 +44,12 @@ def write_ivector_machine(machine, f) -> None:
         raise ValueError("cannot save an IVectorMachine whose ubm is not a trained GMMMachine")
     write_stamp(f, CLASS_NAME, FORMAT_VERSION)
     f["dim_t"] = np.int64(machine.dim_t)
-    f["max_iterations"] = _int_or_minus_one(machine.max_iterations)
+    f["max_iterations"] = int_or_minus_one(machine.max_iterations)
     threshold = machine.convergence_threshold
     f["convergence_threshold"] = np.float64(np.nan if threshold is None else threshold)
     f["update_sigma"] = bool(machine.update_sigma)
     f["variance_floor"] = np.float64(machine.variance_floor)
-    f["batch_size"] = _int_or_minus_one(machine.batch_size)
+    f["batch_size"] = int_or_minus_one(machine.batch_size)
     write_random_state(f, machine.random_state)
     if machine.T is not None:
         f["T"] = np.asarray(machine.T, dtype=np.float64)

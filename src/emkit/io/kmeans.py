@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from .fit_summary import read_feature_names, write_feature_names
-from .h5 import (check_values, child, open_for_reading, open_for_writing, read_array, read_scalar,
-                 read_stamp, write_stamp)
+from .h5 import (check_values, child, int_or_minus_one, open_for_reading, open_for_writing,
+                 read_array, read_scalar, read_stamp, write_stamp)
 from .random_state import MISSING, read_random_state, write_random_state
 
 CLASS_NAME = "KMeansMachine"
@@ -35,9 +35,6 @@ FORMAT_VERSION = 1
 #: in float64 (``fit`` refuses deviations beyond about 1e154 for the same reason).
 MAX_MAGNITUDE = 1e150
 
-
-def _int_or_minus_one(value):
-    return np.int64(-1 if value is None else value)
 
 
 def write_kmeans_machine(machine, hdf5) -> None:
@@ -50,8 +47,8 @@ def write_kmeans_machine(machine, hdf5) -> None:
             f["init_centroids"] = np.asarray(machine.init_method, dtype=np.float64)
         threshold = machine.convergence_threshold
         f["convergence_threshold"] = np.float64(np.nan if threshold is None else threshold)
-        f["max_iter"] = _int_or_minus_one(machine.max_iter)
-        f["init_max_iter"] = _int_or_minus_one(machine.init_max_iter)
+        f["max_iter"] = int_or_minus_one(machine.max_iter)
+        f["init_max_iter"] = int_or_minus_one(machine.init_max_iter)
         f["oversampling_factor"] = np.float64(machine.oversampling_factor)
         write_random_state(f, machine.random_state)
         if machine.centroids_ is None:

@@ -21,16 +21,13 @@ from __future__ import annotations
 import numpy as np
 
 from .fit_summary import read_feature_names, write_feature_names
-from .h5 import (check_values, child, open_for_reading, open_for_writing, read_array, read_scalar,
-                 read_stamp, write_stamp)
+from .h5 import (check_values, child, int_or_minus_one, open_for_reading, open_for_writing,
+                 read_array, read_scalar, read_stamp, write_stamp)
 from .random_state import MISSING, read_random_state, write_random_state
 
 CLASS_NAME = "PLDA"
 FORMAT_VERSION = 1
 
-
-def _int_or_none(value):
-    return np.int64(-1 if value is None else value)
 
 
 def write_plda(plda, hdf5) -> None:
@@ -38,10 +35,10 @@ def write_plda(plda, hdf5) -> None:
         write_stamp(f, CLASS_NAME, FORMAT_VERSION)
         f["model"] = str(plda.model)
         f["init_method"] = str(plda.init_method)
-        f["dim_f"] = _int_or_none(plda.dim_f)
-        f["dim_g"] = _int_or_none(plda.dim_g)
-        f["max_iterations"] = _int_or_none(plda.max_iterations)
-        f["block_size"] = _int_or_none(plda.block_size)
+        f["dim_f"] = int_or_minus_one(plda.dim_f)
+        f["dim_g"] = int_or_minus_one(plda.dim_g)
+        f["max_iterations"] = int_or_minus_one(plda.max_iterations)
+        f["block_size"] = int_or_minus_one(plda.block_size)
         threshold = plda.convergence_threshold
         f["convergence_threshold"] = np.float64(np.nan if threshold is None else threshold)
         f["variance_threshold"] = np.float64(plda.variance_threshold)
