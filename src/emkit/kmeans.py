@@ -362,6 +362,7 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
         gets no sample has weight 0 and the variance of the whole data.
         """
         self._check_fitted()
+        self._check_feature_names(data, "data")
         dev = _device_fit.fit_device(data, dask_on_workers=True)
         if dev is None:
             data = check_frames(data, "data", n_features=self.centroids_.shape[1], owner="KMeansMachine")

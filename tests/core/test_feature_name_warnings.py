@@ -53,7 +53,8 @@ CALLS = {
             lambda m, x: m.transform([x[:30], x[30:]]),
             lambda m, x: GMMMachine(2, trainer="map", ubm=m, max_fitting_steps=1).fit(x)],
     "kmeans": [lambda m, x: m.transform(x),
-               lambda m, x: m.predict(x)],
+               lambda m, x: m.predict(x),
+               lambda m, x: m.get_variances_and_weights_for_each_cluster(x)],
     "plda": [lambda m, x: m.log_likelihood_ratio(x, x),
              lambda m, x: m.log_likelihood_ratio([x[:10], x[10:20]], x[:5]),
              lambda m, x: m.log_likelihood(x, Y),
@@ -100,3 +101,12 @@ def test_the_plda_reproducer_warns_at_the_callers_line():
     with pytest.warns(UserWarning, match="does not have valid feature names") as caught:
         plda.log_likelihood_ratio(X, X)
     assert {w.filename for w in caught} == {__file__}
+
+
+def test_kmeans_cluster_variances_refuse_columns_in_another_order():
+    kmeans = _fitted("kmeans", named=True)
+    swapped = Frame(X[:, ::-1], NAMES[::-1])
+    with pytest.raises(ValueError, match=r"data's feature names .* differ .*another order"):
+        kmeans.get_variances_and_weights_for_each_cluster(swapped)
+    variances, weights = kmeans.get_variances_and_weights_for_each_cluster(Frame(X, NAMES))
+    assert variances.shape == (2, 4) and weights.sum() == pytest.approx(1.0)
