@@ -356,13 +356,13 @@ def warn_if_not_converged(result, name: str, threshold, advice: str | None = Non
     choice, not a failure: no warning."""
     if threshold is None or result.converged or result.n_iter < 2:
         return
-    import warnings
-
     from sklearn.exceptions import ConvergenceWarning
 
-    warnings.warn(f"{name} did not converge in {result.n_iter} iterations (relative change above "
+    from ._caller_warnings import warn_at_caller
+
+    warn_at_caller(f"{name} did not converge in {result.n_iter} iterations (relative change above "
                   f"{threshold}); {advice or 'raise the maximum number of iterations or the threshold'}",
-                  ConvergenceWarning, stacklevel=4)
+                  ConvergenceWarning)
 
 
 def _resume_or_run(estimator, X, y, initialize, get_state, set_state, phase, state_shapes,

@@ -7,14 +7,9 @@ silently be those of other features), and warns when names are given on one side
 
 from __future__ import annotations
 
-import os
-import sys
-import warnings
-
 import numpy as np
 
-#: this package's folder: frames there are emkit's own, not the user's call
-_PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
+from ._caller_warnings import warn_at_caller
 
 
 def column_names(X):
@@ -28,26 +23,6 @@ def column_names(X):
     if not names or not all(isinstance(n, str) for n in names):
         return None
     return np.asarray(names, dtype=object)
-
-
-def _library_directories() -> tuple:
-    """The folders whose frames are left out when a warning looks for the user's line: emkit's,
-    and scikit-learn's when it is imported (its ``set_output`` wraps ``transform``)."""
-    folders = [_PACKAGE_DIRECTORY]
-    sklearn = sys.modules.get("sklearn")
-    if getattr(sklearn, "__file__", None):
-        folders.append(os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep)
-    return tuple(folders)
-
-
-def warn_at_caller(message: str, category=UserWarning) -> None:
-    """``warnings.warn`` attributed to the first frame outside emkit (and scikit-learn): the
-    user's call, however deep in emkit the check ran (a fixed ``stacklevel`` pointed at emkit's
-    own lines whenever one public method called another)."""
-    skipped, frame, level = _library_directories(), sys._getframe(0), 1
-    while frame is not None and frame.f_code.co_filename.startswith(skipped):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level)
 
 
 def _shown(names) -> str:

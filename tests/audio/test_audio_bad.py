@@ -76,8 +76,12 @@ def test_multi_channel_picks_the_channel(tmp_path):
     mono_right = write(tmp_path / "right.wav", right)
     # no channel chosen: the first, with a warning as Kaldi gives (it was silent)
     with pytest.warns(MultiChannelWarning, match=re.escape(
-            "stereo.wav': has 2 channels and no channel was chosen: the first (channel 0) is used")):
+            "stereo.wav': has 2 channels and no channel was chosen: the first (channel 0) is used")) as caught:
         default = extract_features(stereo)
+    assert caught[0].filename == __file__
+    with pytest.warns(MultiChannelWarning, match="has 2 channels") as caught:
+        read_audio(stereo)
+    assert caught[0].filename == __file__  # the user's line (was pytest's, a frame above this file)
     assert np.array_equal(default, extract_features(mono_left))
     assert np.array_equal(extract_features(stereo, FeatureConfig(channel=0)), default)  # no warning
     assert np.array_equal(extract_features(stereo, FeatureConfig(channel=1)),
@@ -94,7 +98,7 @@ def test_a_corpus_of_stereo_files_gets_one_warning_not_one_per_file(tmp_path):
     write(src / "b.wav", speech_like(seed=5))
     with pytest.warns(MultiChannelWarning) as caught:
         compute_features([src], tmp_path / "f.ark", jobs=2)
-    assert len(caught) == 1
+    assert len(caught) == 1 and caught[0].filename == __file__
     assert str(caught[0].message).startswith("3 of 4 utterances come from multi-channel audio, "
                                              "whose first channel was used (the first: ")
     assert "a0.wav': has 2 channels" in str(caught[0].message)
@@ -225,6 +229,7 @@ def test_keep_going_leaves_out_the_bad_utterances_and_writes_the_others(tmp_path
     with pytest.warns(UserWarning) as caught:
         shapes = compute_features([src], tmp_path / "f.ark", jobs=2, keep_going=True)
     assert list(shapes) == ["a0", "a2"]
+    assert {w.filename for w in caught} == {__file__}  # the user's line (was emkit's)
     messages = [str(w.message) for w in caught]
     assert "a1.wav': not a readable audio file" in messages[0] and messages[0].endswith("; left out")
     assert "a3.wav': too short for one frame" in messages[1]

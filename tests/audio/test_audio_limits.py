@@ -116,8 +116,12 @@ def test_a_truncated_wav_is_read_with_a_warning(tmp_path):
     path = tmp_path / "cut.wav"
     path.write_bytes(wav_bytes(PCM)[:44 + 9999])  # 16000 samples declared, 4999 (and a half)
     with pytest.warns(UserWarning, match=r"cut.wav.: truncated WAV: its header declares 16000 "
-                                         r"samples, the file holds 4999"):
+                                         r"samples, the file holds 4999") as caught:
         assert read_audio(path).shape == (4999,)
+    assert caught[0].filename == __file__
+    with pytest.warns(UserWarning, match="truncated WAV") as caught:
+        extract_features(path, FeatureConfig(vad=False))
+    assert caught[0].filename == __file__  # the user's line (was emkit's _pipeline.py)
 
 
 def test_a_truncated_wav_warns_from_worker_processes_too(tmp_path):
@@ -125,8 +129,9 @@ def test_a_truncated_wav_warns_from_worker_processes_too(tmp_path):
     d.mkdir()
     (d / "cut.wav").write_bytes(wav_bytes(PCM)[:44 + 20000])
     write(d / "ok.wav", speech_like())
-    with pytest.warns(UserWarning, match="declares 16000 samples, the file holds 10000"):
+    with pytest.warns(UserWarning, match="declares 16000 samples, the file holds 10000") as caught:
         compute_features([d], tmp_path / "f.ark", FeatureConfig(vad=False), jobs=2)
+    assert caught[0].filename == __file__  # the user's line (was emkit's)
 
 
 @pytest.mark.parametrize("sizes", [dict(data_size=0xFFFFFFFF), dict(riff_size=0xFFFFFFFF),

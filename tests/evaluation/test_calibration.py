@@ -190,6 +190,21 @@ def test_separated_scores_give_the_stated_regularised_optimum_and_a_warning():
     _, grad = _objective(X[:, None], y, 0.5)
     assert np.abs(grad(np.r_[cal.coef_, cal.intercept_])).max() < 1e-13
     assert cal.coef_[0] == pytest.approx(12.667070, rel=1e-6) and abs(cal.intercept_) < 1e-12
-    with pytest.warns(UserWarning, match="perfectly separated"):
+    with pytest.warns(UserWarning, match="perfectly separated") as caught:
         big = LinearCalibration().fit(X * 1e6 + 3e6, y)
+    assert caught[0].filename == __file__
+    with pytest.warns(UserWarning, match="perfectly separated") as caught:
+        LinearCalibration().fit_transform(X, y)
+    assert caught[0].filename == __file__  # (was emkit's fit_transform)
     np.testing.assert_allclose(big.transform(X * 1e6 + 3e6), cal.transform(X), atol=1e-8)
+
+
+def test_a_calibration_cut_short_warns_at_the_callers_line():
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % 2 == 0
+    X = rng.normal(size=200) + 2.0 * y
+    with pytest.warns(ConvergenceWarning, match="did not converge in max_iter=1 Newton") as caught:
+        LinearCalibration(max_iter=1).fit_transform(X, y)
+    assert caught[0].filename == __file__  # (was emkit's fit_transform)

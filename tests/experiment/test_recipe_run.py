@@ -396,8 +396,9 @@ def test_speaker_labels_that_do_not_cover_the_features_are_reported(tmp_path):
     (tmp_path / "trials").write_text("m0 s0-1 target\nm0 s1-1 nontarget\n")
     utt2spk.write_text("".join(lines[2:]))
     with pytest.warns(UserWarning, match=f"2 utterance.s. of data set 'train' have no speaker in "
-                                         f"{utt2spk} and are not used to train system 'isv'"):
+                                         f"{utt2spk} and are not used to train system 'isv'") as caught:
         assert "train:isv" in ran(run_recipe(tmp_path / "recipe.toml")[0])
+    assert caught[0].filename == __file__  # the user's line (was emkit's recipe runner)
     utt2spk.write_text("".join(lines) + "ghost spk0\n")
     with pytest.raises(FeatureError, match=f"{utt2spk}: utterance 'ghost' is not in the features "
                                            r"\(1 of 9 listed utterances are missing\)"):

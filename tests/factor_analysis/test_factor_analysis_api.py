@@ -229,8 +229,9 @@ def test_a_speaker_subspace_wider_than_the_speakers_is_warned_of(small):
     X, y = make_stats(small), small["labels"]
     K = len(set(np.asarray(y).tolist()))
     with pytest.warns(UserWarning, match=re.escape(f"r_V = {K + 1} is more than the {K} speakers "
-                                                   f"(classes) of the training data: V learns at most {K}")):
+                                                   f"(classes) of the training data: V learns at most {K}")) as caught:
         JFAMachine(1, K + 1, ubm=make_ubm(small), em_iterations=1, random_state=0).fit(X, y)
+    assert caught[0].filename == __file__  # the user's line (was emkit's)
     JFAMachine(1, K, ubm=make_ubm(small), em_iterations=1, random_state=0).fit(X, y)  # no warning
 
 

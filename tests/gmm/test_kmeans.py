@@ -149,8 +149,9 @@ def test_converged_is_true_when_the_threshold_stops_training_and_false_at_the_ca
         warnings.simplefilter("error", ConvergenceWarning)  # the suite ignores it by default
         km = KMeansMachine(5, max_iter=200, convergence_threshold=1e-8).fit(X)
     assert km.converged_ is True and km.n_iter_ < 200
-    with pytest.warns(ConvergenceWarning, match="k-means did not converge in 2 iterations"):
+    with pytest.warns(ConvergenceWarning, match="k-means did not converge in 2 iterations") as caught:
         capped = KMeansMachine(5, init_method=X[:5], max_iter=2, convergence_threshold=1e-8).fit(X)
+    assert caught[0].filename == __file__  # the user's line (was emkit's _em.py)
     assert capped.converged_ is False and capped.n_iter_ == 2
 
 

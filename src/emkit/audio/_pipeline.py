@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._caller_warnings import warn_at_caller
 from .._validation import check_field_types, check_positive_int
 from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit, show_key, show_path
 from ._cmvn import cmvn, sliding_cmvn
@@ -261,7 +262,7 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
                     multi_channel += 1
                     first_multi_channel = first_multi_channel or message
                 else:
-                    warnings.warn(message, category, stacklevel=2)
+                    warn_at_caller(message, category)
             bar.update(1)
             if error is None:
                 yield u, features
@@ -269,17 +270,17 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
                 raise error
             else:
                 failed.append(error)
-                warnings.warn(f"{error}; left out", UserWarning, stacklevel=2)
+                warn_at_caller(f"{error}; left out", UserWarning)
         if multi_channel:  # one line, not one per file of a corpus of stereo recordings
-            warnings.warn(f"{multi_channel} of {len(utterances)} utterances come from "
+            warn_at_caller(f"{multi_channel} of {len(utterances)} utterances come from "
                           f"multi-channel audio, whose first channel was used (the first: "
-                          f"{first_multi_channel})", MultiChannelWarning, stacklevel=2)
+                          f"{first_multi_channel})", MultiChannelWarning)
         if failed and len(failed) == len(utterances):
             raise AudioError(f"none of the {len(utterances)} utterances could be used (the first: "
                              f"{failed[0]})")
         if failed:
-            warnings.warn(f"{len(failed)} of {len(utterances)} utterances could not be used and "
-                          "were left out (see the warnings above)", UserWarning, stacklevel=2)
+            warn_at_caller(f"{len(failed)} of {len(utterances)} utterances could not be used and "
+                          "were left out (see the warnings above)", UserWarning)
     finally:
         if outcomes is not None:  # joblib's generator warns of the results left unused: they are
             with warnings.catch_warnings():  # (a failure, or the caller stopped early)

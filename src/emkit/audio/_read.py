@@ -39,10 +39,10 @@ from __future__ import annotations
 import math
 import os
 import struct
-import warnings
 
 import numpy as np
 
+from .._caller_warnings import warn_at_caller
 from ..io.untrusted import (MAX_UTTERANCE_BYTES, FeatureError, check_limit, check_regular,
                              show_path)
 
@@ -154,9 +154,8 @@ def _warn_truncated(path: str, frames: int) -> None:
     except (OSError, struct.error):
         return
     if declared is not None and declared > frames:
-        warnings.warn(f"{show_path(path)}: truncated WAV: its header declares {declared} "
-                      f"samples, the file holds {frames}; the {frames} are used", UserWarning,
-                      stacklevel=4)
+        warn_at_caller(f"{show_path(path)}: truncated WAV: its header declares {declared} "
+                      f"samples, the file holds {frames}; the {frames} are used", UserWarning)
 
 
 def _duration(seconds: float) -> str:
@@ -184,9 +183,9 @@ def _check_format(path, rate, n_channels, sample_rate, channel):
                          f"in.wav -ar {sample_rate} out.wav') or choose the rate of the data")
     if channel is None:
         if n_channels > 1:
-            warnings.warn(f"{show_path(path)}: has {n_channels} channels and no channel was chosen: "
+            warn_at_caller(f"{show_path(path)}: has {n_channels} channels and no channel was chosen: "
                           "the first (channel 0) is used, as Kaldi does; choose one with channel "
-                          "(--channel, [features] channel)", MultiChannelWarning, stacklevel=5)
+                          "(--channel, [features] channel)", MultiChannelWarning)
         return 0
     if not 0 <= channel < n_channels:
         raise AudioError(f"{show_path(path)}: has {n_channels} channel(s); channel {channel} was asked for "

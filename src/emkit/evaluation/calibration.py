@@ -13,11 +13,11 @@ every metric there) and are re-exported here.
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from .._caller_warnings import warn_at_caller
 from .._feature_names import FeatureNamesMixin
 from .._validation import check_positive_int
 from .metrics import check_labels, cllr, min_cllr
@@ -166,14 +166,14 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         if not converged:
             from sklearn.exceptions import ConvergenceWarning
 
-            warnings.warn(f"LinearCalibration did not converge in max_iter={self.max_iter} Newton "
-                          "iterations", ConvergenceWarning, stacklevel=2)
+            warn_at_caller(f"LinearCalibration did not converge in max_iter={self.max_iter} Newton "
+                          "iterations", ConvergenceWarning)
         posterior_log_odds = Z @ theta[:-1] + theta[-1]
         if (posterior_log_odds[y] > 0).all() and (posterior_log_odds[~y] < 0).all():
-            warnings.warn("the development scores are perfectly separated: the calibration "
+            warn_at_caller("the development scores are perfectly separated: the calibration "
                           "objective has no minimum, so the slope is set by the regularisation "
                           f"C={self.C:g}, not by the data; calibrate on more or harder trials",
-                          UserWarning, stacklevel=2)
+                          UserWarning)
         w = theta[:-1] / scale  # weights of Xs
         self.coef_ = np.ldexp(w, -exponent)
         log_odds = np.log(self.prior / (1.0 - self.prior))

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import warnings
 
 import numpy as np
 
 from .._backend import is_bag, is_cached, is_delayed, map_reduce, n_threads, thread_map
 from .._backend._staging import configured_device, synced
+from .._caller_warnings import warn_at_caller
 from .._checkpoint import resumable_em
 from .._fitted import fitted_value
 from .._kernels import factor_analysis as kfa
@@ -353,9 +353,8 @@ def train_jfa(machine, data: TrainingSet, X):
     final y), then of D (with the final y and x).  Returns the last phase's EMResult."""
     (C, D), m, var = _supervectors(machine)
     if machine.r_V > data.n_classes:
-        warnings.warn(f"r_V = {machine.r_V} is more than the {data.n_classes} speakers (classes) of the "
-                      f"training data: V learns at most {data.n_classes} speaker directions", UserWarning,
-                      stacklevel=3)
+        warn_at_caller(f"r_V = {machine.r_V} is more than the {data.n_classes} speakers (classes) of the "
+                      f"training data: V learns at most {data.n_classes} speaker directions", UserWarning)
     totals = class_totals(data, (C, D))
     classes = class_training_set(totals)  # x = z = 0 throughout the V phase
     every = ("U", "V", "D")

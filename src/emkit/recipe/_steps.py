@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import experiment as ex
+from .._caller_warnings import warn_at_caller
 from ..io.features import read_feature_sources, script_file_targets
 from ..io.lists import count_unlabelled, read_id_map
 from ._runner import FunctionStep
@@ -316,9 +317,9 @@ def _train_system(ctx, system, s, output, checkpoint):
     utt2spk = read_id_map(labels) if labels else None  # None: i-vector + cosine without WCCN
     unlabelled = 0 if utt2spk is None else count_unlabelled(feats, utt2spk, labels)
     if unlabelled:
-        warnings.warn(f"{unlabelled} utterance(s) of data set "
+        warn_at_caller(f"{unlabelled} utterance(s) of data set "
                       f"{s['data']!r} have no speaker in {labels} and are not used to train "
-                      f"system {system!r}", UserWarning, stacklevel=2)
+                      f"system {system!r}", UserWarning)
     ids = [u for u in feats if utt2spk is None or u in utt2spk]
     y = None if utt2spk is None else [utt2spk[u] for u in ids]
     if s["kind"] == "ivector":
