@@ -25,13 +25,13 @@ import contextlib
 import os
 import re
 import struct
-from array import array
 
 import numpy as np
 
-from .untrusted import (ASCII_NUMBER, MAX_UTTERANCE_BYTES, NOT_FINITE, FeatureError, as_features,
-                        check_declared, check_limit, check_utterance_size, file_size, number_advice,
-                        open_regular, plausible_key, read_values, show_key, text_lines)
+from ._kaldi_text import read_text_matrix
+from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_declared, check_limit,
+                        check_utterance_size, file_size, open_regular, plausible_key, read_values,
+                        show_key, text_lines)
 
 __all__ = ["read_kaldi_ark", "read_kaldi_scp", "strip_specifier"]
 
@@ -39,7 +39,6 @@ _BOM = b"\xef\xbb\xbf"
 _SPACE = b" \t\n\r"
 _MAX_KEY = 1024     # bytes; longer "keys" mean the file is not an archive
 _MAX_SCP_LINE = 65536
-_PIECE = 1 << 16  # bytes of a text matrix read and converted at a time
 _CM_BLOCK = 1 << 16  # values of a CM matrix converted at a time
 _PLAIN = {b"FM": ("<f4", 2), b"DM": ("<f8", 2), b"FV": ("<f4", 1), b"DV": ("<f8", 1)}
 _TYPES = "FM, DM, FV, DV, CM, CM2 or CM3"
@@ -143,100 +142,6 @@ def _binary(r: _Reader, where: str) -> np.ndarray:
     raise FeatureError(f"{where}: unsupported Kaldi object type (expected {_TYPES})")
 
 
-#: The bytes of a row of numbers (ASCII_NUMBER, NOT_FINITE and white space): a row holding any
-#: other byte ('_', a non-ASCII digit) is refused without asking float(), which takes "1_0"
-_NUMBER_BYTES = b"0123456789+-.eE" + b"infatyINFATY" + b" \t\n\r\x0b\x0c"
-
-
-def _line_at(f, offset: int) -> int:
-    """The line number (from 1) of byte ``offset`` of the open file ``f`` (for a message)."""
-    position, newlines, done = f.tell(), 0, 0
-    f.seek(0)
-    while done < offset:
-        chunk = f.read(min(1 << 20, offset - done))
-        if not chunk:
-            break
-        newlines, done = newlines + chunk.count(b"\n"), done + len(chunk)
-    f.seek(position)
-    return newlines + 1
-
-
-def _row_error(r: _Reader, text: bytes, offset: int, where: str, row: int) -> FeatureError:
-    """The error for a row of a text matrix (``text``, at byte ``offset``) that holds something
-    else than numbers: its line in the file, and the token when Python would read it as a number
-    (``1_0``, non-ASCII digits); other tokens are not quoted (the file's bytes are not echoed)."""
-    for match in re.finditer(rb"\S+", text):
-        token = match.group(0).decode("utf-8", "replace")
-        if ASCII_NUMBER.fullmatch(token) or NOT_FINITE.fullmatch(token):
-            continue
-        line = _line_at(r.f, offset + match.start())
-        where = f"{where}, line {line}: row {row} of the text matrix"
-        try:
-            float(token)
-        except ValueError:
-            return FeatureError(f"{where} holds something that is not a number")
-        return FeatureError(f"{where} holds {show_key(token)}, not a number as Kaldi writes one "
-                            f"({number_advice(token)})")
-    return FeatureError(f"{where}: row {row} of the text matrix holds something that is not a "
-                        "number")
-
-
-def _add_numbers(values: array, text: bytes, count: int, r: _Reader, where: str, row: int,
-                 offset: int) -> int:
-    """Append the numbers of ``text`` (part of row ``row``, at byte ``offset`` of the file) to
-    ``values``; the row's new count."""
-    tokens = text.split()
-    if not text.translate(None, _NUMBER_BYTES):
-        try:
-            values.extend(map(float, tokens))
-            return count + len(tokens)
-        except ValueError:
-            pass
-    raise _row_error(r, text, offset, where, row)
-
-
-def _text(r: _Reader, where: str) -> np.ndarray:
-    """A text matrix; the file is positioned at its ``[``.
-
-    Read :data:`_PIECE` bytes at a time into one growing buffer of float64 (8 bytes a value,
-    whatever the number of rows), the size checked after every piece: a huge matrix is refused
-    before it is all read, a token longer than a piece is not a number.
-    """
-    r.f.read(1)
-    values, rows, cols = array("d"), 0, None
-    count, carry = 0, b""  # the values of the row being read, and its last, unfinished token
-    while True:
-        start = r.f.tell()
-        block = r.f.read(_PIECE)
-        if not block:
-            raise FeatureError(f"{where}: the file ends before the closing ']' of a text matrix")
-        end = block.find(b"]")
-        if end >= 0:  # the next entry starts after the ']'
-            r.f.seek(start + end + 1)
-            block = block[:end] + b"\n"
-        offset = start - len(carry)  # of the line being read
-        lines = (carry + block).split(b"\n")
-        last = lines.pop()  # the row going on into the next piece ("" when a line ends here)
-        cut = len(last) - re.match(rb"\S*", last[::-1]).end()
-        last, carry = last[:cut], last[cut:]
-        if len(carry) >= _PIECE:
-            raise FeatureError(f"{where}: row {rows + 1} of the text matrix holds something that "
-                               "is not a number")
-        for line in lines:
-            count = _add_numbers(values, line, count, r, where, rows + 1, offset)
-            offset += len(line) + 1
-            if count:
-                if cols is not None and count != cols:
-                    raise FeatureError(f"{where}: rows of a text matrix have different lengths "
-                                       f"({cols} and {count} values)")
-                rows, cols, count = rows + 1, count, 0
-                check_utterance_size((rows, cols), where, r.limit)
-        count = _add_numbers(values, last, count, r, where, rows + 1, offset)
-        check_utterance_size((rows + 1, cols or count), where, r.limit)  # a long row going on
-        if end >= 0:
-            return np.array(values, dtype=np.float64).reshape(rows, cols or 0)
-
-
 def _object(r: _Reader, where: str) -> np.ndarray:
     """The matrix at the current position: binary (``\\0B...``) or text (``[ ... ]``)."""
     start = r.f.tell()
@@ -248,7 +153,7 @@ def _object(r: _Reader, where: str) -> np.ndarray:
     rest = chunk.lstrip(b" \t")
     if rest[:1] == b"[":
         r.f.seek(start + len(chunk) - len(rest))
-        return _text(r, where)
+        return read_text_matrix(r, where)
     raise FeatureError(f"{where}: no Kaldi matrix at byte {start} (expected the binary marker "
                        "'\\0B' or a text matrix '[')")
 
