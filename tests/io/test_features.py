@@ -536,3 +536,31 @@ def test_the_line_of_a_bad_number_is_found_past_the_first_piece(tmp_path):
         read_kaldi_ark(tmp_path / "t.ark")
     (tmp_path / "t.ark").write_text(f"utt1 [\n{rows} 3 1 ]\nutt2 [ 1 2 ]\n")
     assert read_kaldi_ark(tmp_path / "t.ark")["utt1"].shape == (20001, 2)
+
+
+@pytest.mark.parametrize("token, shown", [("nan", "nan"), ("-inf", "-inf"), ("INF", "inf"),
+                                          ("1e999", "inf")])
+def test_a_non_finite_number_of_a_text_matrix_is_named_by_its_line(tmp_path, token, shown):
+    # before: "t.ark: utterance 'utt1' contains NaN or infinite values", without the line
+    (tmp_path / "t.ark").write_text(f"u0 [ 1 2 ]\nutt1  [\n 1 2 \n\n  \n 3 {token}\n 4 5 ]\n")
+    with pytest.raises(FeatureError) as info:
+        read_kaldi_ark(tmp_path / "t.ark")
+    assert str(info.value) == (f"{tmp_path / 't.ark'}: utterance 'utt1', line 6: row 2 of the text "
+                               f"matrix contains NaN or infinite values (column 2 is {shown})")
+    (tmp_path / "t.scp").write_text(f"utt1 {tmp_path / 't.ark'}:16\n")
+    with pytest.raises(FeatureError, match=r"t.scp line 1 \(utterance 'utt1'\): .*t.ark, line 6: "
+                                           "row 2 of the text matrix contains NaN"):
+        read_kaldi_scp(tmp_path / "t.scp")
+
+
+@pytest.mark.parametrize("closing", [" ]\n", "\n ]\n"])
+def test_the_line_of_a_non_finite_number_is_found_past_the_first_piece(tmp_path, closing):
+    rows = " 1 2\n" * 20000  # 100 kB before it: the rows are read again 64 kB at a time
+    (tmp_path / "t.ark").write_text(f"u0 [ 1 2 ]\nutt1 [ 1 2\n{rows} 3 nan{closing}")
+    with pytest.raises(FeatureError, match=r"utterance 'utt1', line 20003: row 20002 of the text "
+                                           r"matrix contains NaN or infinite values \(column 2 is nan\)$"):
+        read_kaldi_ark(tmp_path / "t.ark")
+    (tmp_path / "t.ark").write_text(f"utt1 [ inf 2\n{rows} 3 4 ]\n")
+    with pytest.raises(FeatureError, match=r"utterance 'utt1', line 1: row 1 of the text matrix "
+                                           r"contains NaN or infinite values \(column 1 is inf\)$"):
+        read_kaldi_ark(tmp_path / "t.ark")

@@ -57,6 +57,44 @@ def _row_error(r, text: bytes, offset: int, where: str, row: int) -> FeatureErro
                         "number")
 
 
+def _start_of_row(r, first: int, stop: int, row: int) -> int:
+    """The byte offset of the line of row ``row`` (from 0) of the text matrix whose rows lie
+    between bytes ``first`` and ``stop``: rows are the lines that hold a number."""
+    r.f.seek(first)
+    done, line_start, rows_seen, has_number = first, first, 0, False
+    while done < stop:
+        block = r.f.read(min(_PIECE, stop - done))
+        if not block:
+            break
+        position = 0
+        while True:
+            newline = block.find(b"\n", position)
+            has_number = has_number or bool(block[position:None if newline < 0 else newline].strip())
+            if newline < 0:
+                break
+            if has_number:
+                if rows_seen == row:
+                    return line_start
+                rows_seen += 1
+            has_number, line_start, position = False, done + newline + 1, newline + 1
+        done += len(block)
+    return line_start  # the last row, ended by the ']'
+
+
+def _non_finite_error(r, first: int, stop: int, matrix: np.ndarray, where: str) -> FeatureError:
+    """The error for a text matrix (rows between bytes ``first`` and ``stop``) holding NaN or an
+    infinity (``nan``, ``inf``, or a number beyond float64 such as ``1e999``): the line, row and
+    column of the first, the line found by reading the rows again (only now: reads that succeed
+    pay for none of this)."""
+    index = int(np.argmin(np.isfinite(matrix).ravel()))
+    row, column = divmod(index, matrix.shape[1])
+    position = r.f.tell()
+    line = _line_at(r.f, _start_of_row(r, first, stop, row))
+    r.f.seek(position)
+    return FeatureError(f"{where}, line {line}: row {row + 1} of the text matrix contains NaN or "
+                        f"infinite values (column {column + 1} is {matrix.flat[index]})")
+
+
 def _add_numbers(values: array, text: bytes, count: int, r, where: str, row: int,
                  offset: int) -> int:
     """Append the numbers of ``text`` (part of row ``row``, at byte ``offset`` of the file) to
@@ -79,6 +117,7 @@ def read_text_matrix(r, where: str) -> np.ndarray:
     before it is all read, a token longer than a piece is not a number.
     """
     r.f.read(1)
+    first = r.f.tell()
     values, rows, cols = array("d"), 0, None
     count, carry = 0, b""  # the values of the row being read, and its last, unfinished token
     while True:
@@ -110,4 +149,7 @@ def read_text_matrix(r, where: str) -> np.ndarray:
         count = _add_numbers(values, last, count, r, where, rows + 1, offset)
         check_utterance_size((rows + 1, cols or count), where, r.limit)  # a long row going on
         if end >= 0:
-            return np.array(values, dtype=np.float64).reshape(rows, cols or 0)
+            matrix = np.array(values, dtype=np.float64).reshape(rows, cols or 0)
+            if not np.isfinite(matrix).all():
+                raise _non_finite_error(r, first, start + end, matrix, where)
+            return matrix
