@@ -104,7 +104,7 @@ def initialize_on_device(machine, frames: DeviceFrames) -> None:
     from ._validation import check_random_state
 
     if not (isinstance(machine.init_method, str) and machine.init_method == "k-means||"):
-        machine.initialize(frames.host())
+        machine._initialize(frames.host())
         return
     machine._check_hyperparameters()
     rs = check_random_state(machine.random_state)

@@ -307,7 +307,13 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
 
     # -- training ----------------------------------------------------------------------------
     def initialize_gaussians(self, data=None):
-        """Set the initial parameters: a copy of the UBM (MAP) or k-means on ``data`` (ML)."""
+        """Set the initial parameters: a copy of the UBM (MAP) or k-means on ``data`` (ML), whose
+        feature names (a DataFrame's) then become the machine's, as in ``fit``."""
+        if self.trainer != "map" and data is not None:
+            self._record_feature_names(data)
+        self._initialize_gaussians(data)
+
+    def _initialize_gaussians(self, data):
         if self.trainer == "map":
             self._copy_from_ubm()
             return
@@ -350,6 +356,8 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
         self._check_parameters()
         if self.ubm is not None:  # (MAP: the UBM's features, in its order)
             self.ubm._check_feature_names(X)
+        elif self._has_parameters() and getattr(self, "feature_names_in_", None) is not None:
+            self._check_feature_names(X)  # (fit goes on from the parameters of those features)
         self._record_feature_names(X)
         dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path (docs/gpu.md)
         X = _device_fit.check_fit_frames(X, self.means.shape[1] if self._has_parameters() else None,
@@ -359,7 +367,7 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
 
         def initialize():
             if not self._has_parameters():
-                self.initialize_gaussians(X)
+                self._initialize_gaussians(X)
             if fitted_value(self, "variances") is None and not self._ubm_has_parameters():
                 logger.warning("Variances were not defined before fit. Using variance=1")
                 self.variances = np.ones_like(self.means, dtype=float)

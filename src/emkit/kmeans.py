@@ -264,7 +264,12 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
         return _device_fit.check_fit_frames(X, None, "KMeansMachine")
 
     def initialize(self, data):
-        """Set ``centroids_`` to their initial values (``init_method``)."""
+        """Set ``centroids_`` to their initial values (``init_method``); the feature names of
+        ``data`` (a DataFrame's) become the machine's, as in ``fit``."""
+        self._record_feature_names(data)
+        self._initialize(data)
+
+    def _initialize(self, data):
         data = _device_fit.to_host(self._validated(data))
         rs = check_random_state(self.random_state)
         set_fitted(self, "centroids_", initial_centroids(
@@ -308,7 +313,7 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
         frames = None if dev is None else _device_fit.DeviceFrames(X, dev, np.float64, "k-means")
         device = None
         if frames is None:
-            initialize, e_step = (lambda: self.initialize(X)), (lambda: self._e_step(X))
+            initialize, e_step = (lambda: self._initialize(X)), (lambda: self._e_step(X))
             m_step, get_state = self._m_step, lambda: {"centroids": self.centroids_}
         else:  # k-means|| scoring and Lloyd iterations on the device, centroids resident there
             from ._kmeans_init_device import initialize_on_device

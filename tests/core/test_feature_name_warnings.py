@@ -110,3 +110,37 @@ def test_kmeans_cluster_variances_refuse_columns_in_another_order():
         kmeans.get_variances_and_weights_for_each_cluster(swapped)
     variances, weights = kmeans.get_variances_and_weights_for_each_cluster(Frame(X, NAMES))
     assert variances.shape == (2, 4) and weights.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kind", ["kmeans", "gmm"])
+def test_initializing_again_takes_the_feature_names_of_its_data(kind):
+    # before: the centroids/means came from the swapped columns, the names stayed those of fit,
+    # and predict/log_likelihood silently read a frame of the fitted order as that order
+    machine = _fitted(kind, named=True)
+    swapped = Frame(X[:, ::-1], NAMES[::-1])
+    _quietly(lambda: machine.initialize(swapped) if kind == "kmeans"
+             else machine.initialize_gaussians(swapped))
+    assert list(machine.feature_names_in_) == NAMES[::-1]
+    infer = machine.predict if kind == "kmeans" else machine.log_likelihood
+    with pytest.raises(ValueError, match=r"feature names .* differ .*another order"):
+        infer(Frame(X, NAMES))
+    assert np.shape(infer(swapped)) == (60,)
+
+
+def test_a_gmm_fit_that_goes_on_from_its_parameters_checks_the_feature_names():
+    # before: the second fit went on from means of (f0..f3) with the columns reversed
+    gmm = _fitted("gmm", named=True)
+    means = gmm.means.copy()
+    with pytest.raises(ValueError, match=r"X's feature names .* differ .*another order"):
+        gmm.fit(Frame(X[:, ::-1], NAMES[::-1]))
+    assert np.array_equal(gmm.means, means) and list(gmm.feature_names_in_) == NAMES
+    with pytest.warns(UserWarning, match="X does not have valid feature names") as caught:
+        _quietly_but_names(lambda: gmm.fit(X))
+    assert caught[0].filename == __file__
+
+
+def _quietly_but_names(fit):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=Warning)
+        warnings.filterwarnings("always", "X does not have valid feature names")
+        return fit()
