@@ -358,7 +358,7 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
             self.ubm._check_feature_names(X)
         elif self._has_parameters() and getattr(self, "feature_names_in_", None) is not None:
             self._check_feature_names(X)  # (fit goes on from the parameters of those features)
-        self._record_feature_names(X)
+        raw = X  # its feature names are recorded once the fit has succeeded
         dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path (docs/gpu.md)
         X = _device_fit.check_fit_frames(X, self.means.shape[1] if self._has_parameters() else None,
                                          "GMMMachine")
@@ -395,6 +395,7 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
         if self.trainer == "ml":  # also with variances from k-means (on repeated frames)
             warn_if_collapsed(self)
         self._coefficients()  # computed once here, so inference leaves the state alone
+        self._record_feature_names(raw)
         return self
 
     def _finish_fit(self, result, n_features: int) -> None:

@@ -308,7 +308,7 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
         ``X`` is an (N, D) array-like or a dask array (one task per chunk and iteration).
         """
         dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path, docs/gpu.md
-        self._record_feature_names(X)
+        raw = X  # its feature names are recorded once the fit has succeeded
         X = cached_frames(self._validated(X))  # a dask array: read once if it fits in memory
         frames = None if dev is None else _device_fit.DeviceFrames(X, dev, np.float64, "k-means")
         device = None
@@ -332,6 +332,7 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
                          not_converged_advice=_NOT_CONVERGED_ADVICE,
                          finish=lambda result: self._finish_fit(result, X.shape[1]))
         self._coefficients()  # computed once here, so inference leaves the state alone
+        self._record_feature_names(raw)
         return self
 
     def _finish_fit(self, result, n_features: int) -> None:

@@ -242,7 +242,7 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
         n_features`` (one sample per class, or too few repeated samples, is a ValueError naming
         ``y`` rather than a model whose within-class covariance is ``variance_threshold``).
         """
-        self._record_feature_names(X)
+        raw = X  # its feature names are recorded once the fit has succeeded
         X = _check_vectors(X, "X")
         if y is None:
             raise ValueError("PLDA requires y to be passed, but the target y is None (one class label per "
@@ -296,6 +296,7 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
         self._store(stats.offset + state["mu"], state["F"], state["G"], state["noise"],
                     np.array(result.history + [final]), n_classes=len(classes))
         self.n_iter_, self.converged_ = result.n_iter, result.converged
+        self._record_feature_names(raw)
         return self
 
     def _store(self, mean, F, G, sigma, log_likelihood, *, n_classes: int) -> None:

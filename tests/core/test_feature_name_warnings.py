@@ -144,3 +144,29 @@ def _quietly_but_names(fit):
         warnings.filterwarnings("ignore", category=Warning)
         warnings.filterwarnings("always", "X does not have valid feature names")
         return fit()
+
+
+@pytest.mark.parametrize("kind", ["kmeans", "plda", "calibration"])
+def test_a_fit_that_fails_leaves_the_feature_names_of_the_model(kind):
+    # before: the names of the refused data were recorded first, so the old model then read
+    # frames of those (reordered) columns without a word
+    machine = _fitted(kind, named=True)
+    fitted_names = list(machine.feature_names_in_)
+    values = SCORES if kind == "calibration" else X
+    reordered = np.where(np.arange(len(values))[:, None] == 3, np.nan, values[:, ::-1])
+    bad = Frame(reordered, fitted_names[::-1])  # (a NaN in row 3)
+    fit = {"kmeans": lambda: machine.fit(bad), "plda": lambda: machine.fit(bad, Y),
+           "calibration": lambda: machine.fit(bad, Y % 2)}[kind]
+    with pytest.raises(ValueError, match="NaN"):
+        _quietly(fit)
+    assert list(machine.feature_names_in_) == fitted_names
+    read = machine.log_likelihood if kind == "plda" else machine.transform
+    with pytest.raises(ValueError, match="another order"):
+        read(*[Frame(values[:, ::-1], fitted_names[::-1])] + ([Y] if kind == "plda" else []))
+
+
+def test_a_gmm_fit_that_fails_leaves_the_feature_names_of_the_model():
+    gmm = _fitted("gmm", named=True)
+    with pytest.raises(ValueError, match="NaN"), pytest.warns(UserWarning, match="valid feature names"):
+        gmm.fit(np.where(np.arange(60)[:, None] == 3, np.nan, X))  # (before: the names were dropped)
+    assert list(gmm.feature_names_in_) == NAMES

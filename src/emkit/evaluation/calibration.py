@@ -144,7 +144,6 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
                                             and 0.0 < self.C < np.inf):
             raise ValueError(f"C must be a finite number > 0; got {self.C!r}")
         check_positive_int(self.max_iter, "max_iter")
-        self._record_feature_names(scores)  # (the systems, when scores is a DataFrame)
         X = self._scores(scores)
         y = check_labels(y, X.shape[0], "y")
         n_tar, n_non = int(y.sum()), int((~y).sum())
@@ -179,6 +178,7 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         log_odds = np.log(self.prior / (1.0 - self.prior))
         self.intercept_ = float(theta[-1] - w @ loc - log_odds)
         self.n_features_in_ = X.shape[1]
+        self._record_feature_names(scores)  # (the systems, when scores is a DataFrame)
         return self
 
     def transform(self, scores) -> np.ndarray:
