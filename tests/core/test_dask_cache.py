@@ -527,22 +527,25 @@ def test_statistics_are_spilled_row_by_row(tmp_path):
 
 def _ivector_fit_peak(tmp_path, n_parts, per_part=50, C=32, D=20):
     """(peak traced bytes of a disk fit on the synchronous scheduler, statistics' bytes, the
-    machine, the in-memory machine)."""
+    machine, the in-memory machine).  The smaller peak of two fits: threads that earlier
+    tests left (dask's, PyTorch's) allocate now and then, and tracemalloc counts them too."""
     import tracemalloc
 
     from emkit._backend import bag_from_parts
 
     parts, machine, ref = _spilled_ivector_problem(n_parts, per_part, C, D, batch_size=100)
+    peaks = []
     with dask.config.set(scheduler="sync"), \
             emkit.config_context(dask_cache="disk", spill_directory=tmp_path):
         machine().fit(bag_from_parts(_synthetic_stats, parts[:2]))  # (modules imported by fit)
-        tracemalloc.start()
-        try:
-            got = machine().fit(bag_from_parts(_synthetic_stats, parts))
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-    return peak, n_parts * per_part * (2 * C * D + C) * 8, got, ref
+        for _ in range(2):
+            tracemalloc.start()
+            try:
+                got = machine().fit(bag_from_parts(_synthetic_stats, parts))
+                peaks.append(tracemalloc.get_traced_memory()[1])
+            finally:
+                tracemalloc.stop()
+    return min(peaks), n_parts * per_part * (2 * C * D + C) * 8, got, ref
 
 
 def test_a_disk_ivector_fit_holds_one_batch_whatever_its_share(tmp_path, monkeypatch):
