@@ -256,6 +256,16 @@ def test_block_rows_is_checked_never_coerced_and_nothing_is_set_on_error(value, 
         assert emkit.get_config()["block_rows"] == 64
 
 
+def _refused_by_set_config_and_config_context(settings, error, message):
+    before = emkit.get_config()
+    with pytest.raises(error, match="^" + re.escape(message)):
+        emkit.set_config(**settings)
+    with pytest.raises(error, match="^" + re.escape(message)):
+        with emkit.config_context(**settings):
+            pass
+    assert emkit.get_config() == before
+
+
 @pytest.mark.parametrize("settings, error, message", [
     # True was taken as the number 1, an int spill directory as the directory "3", "no" as progress
     (dict(dask_cache_fraction=True), TypeError, "dask_cache_fraction must be a number in (0, 1]; got bool: True"),
@@ -280,13 +290,7 @@ def test_block_rows_is_checked_never_coerced_and_nothing_is_set_on_error(value, 
     (dict(array_library=np.array(["torch", "cupy"])), ValueError, "array_library must be 'torch', 'cupy' or None"),
 ])
 def test_settings_refuse_other_types_naming_the_option(settings, error, message):
-    before = emkit.get_config()
-    with pytest.raises(error, match="^" + re.escape(message)):
-        emkit.set_config(**settings)
-    with pytest.raises(error, match="^" + re.escape(message)):
-        with emkit.config_context(**settings):
-            pass
-    assert emkit.get_config() == before
+    _refused_by_set_config_and_config_context(settings, error, message)
 
 
 def test_settings_take_numpy_scalars_and_paths_as_python_values(tmp_path):
@@ -381,13 +385,7 @@ def test_a_spill_directory_named_keep_is_set():
                                             "per frame); got str: 'keep'"),
 ])
 def test_the_string_keep_is_checked_as_any_other_value(settings, error, message):
-    before = emkit.get_config()
-    with pytest.raises(error, match="^" + re.escape(message)):
-        emkit.set_config(**settings)
-    with pytest.raises(error, match="^" + re.escape(message)):
-        with emkit.config_context(**settings):
-            pass
-    assert emkit.get_config() == before
+    _refused_by_set_config_and_config_context(settings, error, message)
 
 
 def test_set_config_signature_says_which_options_are_left_unchanged():
