@@ -7,22 +7,17 @@ import re
 import dask
 import numpy as np
 import pytest
+from ivector_cases import small_ubm_and_stats
 
 import emkit
 from emkit.factor_analysis import ISVMachine, JFAMachine
-from emkit.gmm import GMMMachine
 
 db = pytest.importorskip("dask.bag")
 
 
 @pytest.fixture(scope="module")
 def ubm_and_stats():
-    rng = np.random.default_rng(0)
-    ubm = GMMMachine(4)
-    ubm.means = rng.normal(size=(4, 3))
-    ubm.variances = np.full((4, 3), 1.5)
-    ubm.weights = np.full(4, 0.25)
-    return ubm, ubm.transform([rng.normal(size=(30, 3)) for _ in range(10)])
+    return small_ubm_and_stats()
 
 
 def _machine(kind, ubm):

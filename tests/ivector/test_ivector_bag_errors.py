@@ -8,9 +8,9 @@ import re
 import dask
 import numpy as np
 import pytest
+from ivector_cases import small_ubm_and_stats
 
 import emkit
-from emkit.gmm import GMMMachine
 from emkit.ivector import IVectorMachine, e_step
 
 db = pytest.importorskip("dask.bag")
@@ -18,12 +18,7 @@ db = pytest.importorskip("dask.bag")
 
 @pytest.fixture(scope="module")
 def machine_and_stats():
-    rng = np.random.default_rng(0)
-    ubm = GMMMachine(4)
-    ubm.means = rng.normal(size=(4, 3))
-    ubm.variances = np.full((4, 3), 1.5)
-    ubm.weights = np.full(4, 0.25)
-    stats = ubm.transform([rng.normal(size=(30, 3)) for _ in range(10)])
+    ubm, stats = small_ubm_and_stats()
     return IVectorMachine(ubm, dim_t=2, max_iterations=1).fit(stats), stats
 
 

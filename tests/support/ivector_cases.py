@@ -32,3 +32,14 @@ def load_set(name):
     ubm.weights = f[name + "_ubm_weights"].copy()
     cfg = dict(dim_t=R, max_iterations=iters, update_sigma=bool(update_sigma))
     return ubm, cfg, seed, _stats(name + "_train"), _stats(name + "_test")
+
+
+def small_ubm_and_stats(n_sessions=10):
+    """A UBM of 4 Gaussians in 3 dimensions and the statistics of ``n_sessions`` sessions of 30
+    random frames (for tests of how inputs are checked, not of numbers)."""
+    rng = np.random.default_rng(0)
+    ubm = GMMMachine(4)
+    ubm.means = rng.normal(size=(4, 3))
+    ubm.variances = np.full((4, 3), 1.5)
+    ubm.weights = np.full(4, 0.25)
+    return ubm, ubm.transform([rng.normal(size=(30, 3)) for _ in range(n_sessions)])
