@@ -223,6 +223,25 @@ def test_deleted_or_edited_output_reruns_its_step(project):
     assert (project / "work" / "systems" / "gmm" / "dev.norm.txt").is_file()
 
 
+def test_the_features_step_writes_utt2num_frames_as_emkit_features_does(first_run):
+    # before: the recipe wrote features/SET.ark and .scp only, emkit features utt2num_frames too
+    from emkit.features import read_features
+
+    features = first_run[0] / "work" / "features"
+    for name in ("train", "test", "cohort"):
+        feats = read_features(features / f"{name}.scp")
+        lines = (features / f"{name}.utt2num_frames").read_text().splitlines()
+        assert [line.split() for line in lines] == [[key, str(matrix.shape[0])]
+                                                    for key, matrix in feats.items()]
+    assert not [n for n in os.listdir(features) if n.startswith(".emkit-")]
+
+
+def test_a_deleted_utt2num_frames_reruns_only_its_features_step(project):
+    (project / "work" / "features" / "test.utt2num_frames").unlink()
+    assert ran(run_recipe(project / "recipe.toml")[0]) == ["features:test"]
+    assert (project / "work" / "features" / "test.utt2num_frames").is_file()
+
+
 def test_failed_step_leaves_it_out_of_date(tmp_path):
     out = tmp_path / "out.txt"
     calls = []

@@ -3,6 +3,8 @@
 Work-directory layout::
 
     features/<set>.ark, .scp           features of the audio data sets
+    features/<set>.utt2num_frames      their frame counts (Kaldi's utt2num_frames, as emkit
+                                       features writes it)
     ubm.h5                             the UBM
     systems/<system>/machine.h5        ISV/JFA machine or i-vector system (not for gmm-map)
     systems/<system>/<cond>.npz        score matrices (and cohort matrices with [norm])
@@ -166,13 +168,15 @@ def _features_steps(recipe, work):
         if d["audio"] is None:
             continue
         ark = work / "features" / f"{name}.ark"
+        num_frames = audio.utt2num_frames_path(ark)
 
-        def run(ctx, name=name, d=d, ark=ark):
+        def run(ctx, name=name, d=d, ark=ark, num_frames=num_frames):
             ctx.forget(name)
             with _naming_audio_key(recipe, name):
                 shapes = audio.compute_features([d["audio"]], ark, recipe["features"],
                                                 jobs=recipe["jobs"], progress=ctx.progress,
-                                                seconds_per_process=audio.SECONDS_PER_PROCESS)
+                                                seconds_per_process=audio.SECONDS_PER_PROCESS,
+                                                utt2num_frames=num_frames)
             frames = sum(s[0] for s in shapes.values())
             return (f"{len(shapes)} utterance{'s' * (len(shapes) != 1)}, {frames} "
                     f"frame{'s' * (frames != 1)} x {next(iter(shapes.values()))[1]}")
@@ -180,7 +184,7 @@ def _features_steps(recipe, work):
         params = {"features": _stamped(recipe["features"])}
         inputs = functools.partial(_audio_inputs, recipe, name)
         steps.append(FunctionStep(f"features:{name}", run, inputs,
-                                  params, [ark, ark.with_suffix(".scp")]))
+                                  params, [ark, ark.with_suffix(".scp"), num_frames]))
     return steps
 
 
