@@ -51,7 +51,7 @@ def test_ark_with_options(tmp_path, audio):
     (["nothere.wav", "-o", "out"], "does not exist"),
     (["IN", "-o", "out", "--vad-proportion-threshold", "1.5"], "--vad-proportion-threshold"),
     (["IN", "-o", "out", "--cmvn", "global"], "--cmvn"),
-    (["IN", "-o", "out", "--channel", "-1"], "--channel"),
+    (["IN", "-o", "out", "--channel", "-2"], "--channel"),
     (["IN", "-o", "out", "--num-ceps", "30"], "num_ceps must be between 1 and num_mel_bins"),
     (["IN", "-o", "out", "--high-freq", "9000"], "high_freq"),
     (["IN", "-o", "out", "--jobs", "0"], "--jobs"),

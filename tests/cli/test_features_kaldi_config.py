@@ -117,6 +117,8 @@ def test_several_files_in_order_then_the_command_line(tmp_path, audio):
     ("--window-type\n", 1, ["--window-type needs a value"]),
     ("--window-type=kaiser\n", 1, ["--window-type: 'kaiser' is not one of"]),
     ("--vad-proportion-threshold=1.5\n", 1, ["--vad-proportion-threshold: 1.5 is not in"]),
+    ("--channel=-2\n", 1, ["--channel: must be -1 (Kaldi's default", "or a channel number from 0",
+                           "got '-2'"]),
     ("--sample-frequency=16000.5\n", 1, ["whole number of Hz"]),
     ("--use-power=true\n", 1, ["--use-power is an option of compute-fbank-feats"]),
     ("sample-frequency=8000\n", 1, ["not a line of a Kaldi options file",

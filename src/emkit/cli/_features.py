@@ -9,6 +9,8 @@ import click
 
 from ._app import check_outputs, progress_option
 from ._commands import _explicit
+from ._kaldi_args import (Channel, KaldiStyleCommand, SampleFrequency, check_fixed_given,
+                          merge_sample_frequency)
 from ._numbers import NON_NEGATIVE, POSITIVE, FiniteFloat, FiniteFloatRange, IntRange
 from ._models import plural
 
@@ -27,10 +29,12 @@ def _options(f):
         click.option("--sample-rate", type=IntRange(min=1), default=16000,
                      show_default=True, help="The sample rate of the audio, in Hz; a file at "
                      "another rate is an error (resample it first, e.g. with sox)."),
-        click.option("--channel", type=IntRange(min=0), default=None,
+        click.option("--sample-frequency", type=SampleFrequency(), default=None,
+                     help="Kaldi's name of --sample-rate (8000 or 8000.0)."),
+        click.option("--channel", type=Channel(), default=None,
                      help="The channel of multi-channel files, from 0 (0: the first, left) "
-                          "[default: mono expected; the first channel of multi-channel files, "
-                          "with a warning, as Kaldi]."),
+                          "[default, or -1 as in Kaldi: mono expected; the first channel of "
+                          "multi-channel files, with a warning, as Kaldi]."),
         click.option("--num-ceps", type=IntRange(min=1), default=13, show_default=True,
                      help="MFCC: number of cepstra (C0 replaced by the log energy)."),
         click.option("--num-mel-bins", type=IntRange(min=3), default=23, show_default=True,
@@ -126,7 +130,7 @@ def _options(f):
     return f
 
 
-@click.command("features")
+@click.command("features", cls=KaldiStyleCommand)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--output", type=click.Path(), required=True,
               help="A PATH.ark: a Kaldi archive and PATH.scp; a name without a feature-file "
@@ -156,9 +160,15 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
     ids of wav.scp or segments.  Bad audio (unreadable, wrong sample rate, empty, NaN,
     clipped, silent) is an error naming the file (the first in input order); no output is
     written unless every utterance succeeds, or --keep-going leaves such utterances out.
+    Kaldi's spellings of the options work too, as in --config files: --sample-frequency=8000,
+    --snip-edges=false, --use_energy=false, --htk-compat=false (its default only).
     """
     kind = options["kind"]
+    merge_sample_frequency(options, _explicit)
+    check_fixed_given(kind)
     sources = _read_config_files(config_files, kind, options)
+    if options["channel"] == -1:  # Kaldi's default, written out
+        options["channel"] = None
     for name, why in (("num_ceps", "filterbank energies have --num-mel-bins values per frame"),
                       ("cepstral_lifter", "it scales cepstra, which filterbanks do not have")):
         if kind == "fbank" and _explicit(name):
@@ -237,7 +247,7 @@ def _read_config_files(paths, kind, options) -> dict:
     sources = {}
     for name, (value, where) in read_kaldi_configs(paths, click.get_current_context(),
                                                    kind).items():
-        if not _explicit(name):
+        if not _explicit(name) and not (name == "sample_rate" and _explicit("sample_frequency")):
             options[name] = value
             sources[name] = where
     return sources

@@ -133,15 +133,7 @@ def _option(name, value, options, kind, ctx, where):
         raise click.UsageError(f"{where}: --config in an options file: emkit does not follow one "
                                "file from another; give each file with its own --config")
     if name in FIXED:
-        kind_of_value, expected, only = FIXED[name]
-        if only is not None and only != kind:
-            raise click.UsageError(f"{where}: {shown} is an option of compute-{only}-feats, not "
-                                   f"of --type {kind}")
-        got = _convert(kind_of_value, value, shown, where)
-        if got != expected:
-            raise click.UsageError(f"{where}: {shown}={_show(value)} is not supported: emkit "
-                                   f"has no such option and does what {shown}={_text(expected)} "
-                                   "does (remove the line or give that value)")
+        check_fixed(name, value, kind, where)
         return None
     param = options.get(name)
     if param is None:
@@ -172,6 +164,22 @@ def _option(name, value, options, kind, ctx, where):
     except click.BadParameter as exc:
         raise click.UsageError(f"{where}: {shown}: {exc.message}") from None
     return param.name, converted
+
+
+def check_fixed(name: str, value, kind: str, where: str) -> None:
+    """Refuse Kaldi option ``name`` of :data:`FIXED` (no emkit equivalent) with a ``value`` (None:
+    no '=') other than what emkit does, or for the other ``kind`` of features."""
+    kind_of_value, expected, only = FIXED[name]
+    shown = f"--{name}"
+    if only is not None and only != kind:
+        raise click.UsageError(f"{where}: {shown} is an option of compute-{only}-feats, not "
+                               f"of --type {kind}")
+    got = _convert(kind_of_value, value, shown, where)
+    if got != expected:
+        line = "the line" if where.startswith("--config") else "it"
+        raise click.UsageError(f"{where}: {shown}={_show(value)} is not supported: emkit "
+                               f"has no such option and does what {shown}={_text(expected)} "
+                               f"does (remove {line} or give that value)")
 
 
 def _convert(kind_of_value, value, shown, where):

@@ -1,0 +1,94 @@
+"""``emkit features`` takes Kaldi's spellings of its options on the command line, as
+``compute-mfcc-feats`` does (``--sample-frequency=8000``, ``--snip-edges=false``...)."""
+
+import pytest
+
+pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio]) is not installed")
+pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
+
+from audio_files import run_features, speech_like, three_utterances, write  # noqa: E402
+from cli_support import no_leftovers, one_line_error  # noqa: E402
+
+run = run_features
+
+
+@pytest.fixture()
+def audio(tmp_path):
+    return three_utterances(tmp_path / "in")
+
+
+def features(tmp_path, audio, name, *args):
+    result = run(audio, *args, "-o", tmp_path / f"{name}.ark", "--no-progress")
+    assert result.exit_code == 0, result.output
+    return (tmp_path / f"{name}.ark").read_bytes()
+
+
+def test_kaldi_spellings_give_the_features_of_emkits(tmp_path, audio):
+    # before: "No such option '--sample-frequency'", "Option '--snip-edges' does not take a value"
+    kaldi = features(tmp_path, audio, "kaldi", "--sample-frequency=16000.0", "--snip-edges=false",
+                     "--use_energy=FALSE", "--Num_Mel_Bins", "30", "--num_ceps=20",
+                     "--high-freq=-400", "--raw-energy=0", "--htk-compat=false", "--vtln-warp",
+                     "1.0", "--channel=-1", "--center=t")
+    emkit = features(tmp_path, audio, "emkit", "--sample-rate", "16000", "--no-snip-edges",
+                     "--no-use-energy", "--num-mel-bins", "30", "--num-ceps", "20",
+                     "--high-freq", "-400", "--no-raw-energy", "--center")
+    assert kaldi == emkit
+    assert features(tmp_path, audio, "default") != kaldi  # the options did change something
+
+
+def test_sample_frequency_is_the_sample_rate(tmp_path, audio):
+    one_line_error(run(audio, "--sample-frequency", "8000", "-o", tmp_path / "f.ark"), 1,
+                   "utt0.wav", "expected 8000 Hz")
+    (tmp_path / "narrow").mkdir()
+    write(tmp_path / "narrow" / "a.wav", speech_like(rate=8000), rate=8000)
+    at_8k = features(tmp_path, tmp_path / "narrow", "k", "--sample-frequency", "8000")
+    assert features(tmp_path, tmp_path / "narrow", "e", "--sample-rate=8000") == at_8k
+    # the command line overrides a --config file, under either name
+    (tmp_path / "wide.conf").write_text("--sample-frequency=16000\n")
+    assert features(tmp_path, tmp_path / "narrow", "c", "--config", tmp_path / "wide.conf",
+                    "--sample-frequency=8000") == at_8k
+
+
+@pytest.mark.parametrize("args", [["--sample-rate", "8000", "--sample-frequency", "16000"],
+                                  ["--sample-frequency=16000", "--sample-rate=8000"]])
+def test_both_names_with_different_rates_are_a_usage_error(tmp_path, audio, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(run(audio, *args, "-o", "out"), 2, "emkit features: usage error:",
+                   "--sample-rate 8000 and --sample-frequency 16000", "differ")
+    no_leftovers(tmp_path, "out")
+    same = features(tmp_path, audio, "same", "--sample-rate", "16000", "--sample-frequency",
+                    "16000.0")
+    assert same == features(tmp_path, audio, "default")
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--snip-edges=maybe"], ["'--snip-edges'", "expects true or false", "got 'maybe'"]),
+    (["--sample-frequency=8000.5"], ["'--sample-frequency'", "whole number of Hz",
+                                     "got 8000.5"]),
+    (["--sample-frequency=nan"], ["'--sample-frequency'", "finite"]),
+    (["--htk-compat=true"], ["the command line: --htk-compat='true' is not supported",
+                             "--htk-compat=false"]),
+    (["--use-power=true"], ["--use-power is an option of compute-fbank-feats"]),
+    (["--channel", "-2"], ["'--channel'", "must be -1 (Kaldi's default", "got '-2'"]),
+])
+def test_bad_kaldi_spellings_are_usage_errors_naming_the_option(tmp_path, audio, monkeypatch,
+                                                                args, fragments):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(run(audio, *args, "-o", "out"), 2, "emkit features: usage error:",
+                   *fragments)
+    no_leftovers(tmp_path, "out")
+
+
+def test_only_options_are_rewritten_not_their_values_or_arguments(tmp_path, audio, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "--snip_edges=false").mkdir()  # directories named like Kaldi options
+    audio.rename(tmp_path / "--use_energy=false")
+    result = run("-o", "--snip_edges=false", "--no-progress", "--", "--use_energy=false")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "--snip_edges=false").iterdir()) == [
+        "utt0.npy", "utt1.npy", "utt2.npy", "utt2num_frames"]
+    for name, flags in (("plain", []), ("no-energy", ["--no-use-energy"])):
+        assert run("-o", name, "--no-progress", *flags, "--", "--use_energy=false").exit_code == 0
+    first = (tmp_path / "--snip_edges=false" / "utt0.npy").read_bytes()
+    assert first == (tmp_path / "plain" / "utt0.npy").read_bytes()  # no option was read
+    assert first != (tmp_path / "no-energy" / "utt0.npy").read_bytes()
