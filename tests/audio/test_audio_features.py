@@ -234,6 +234,10 @@ def test_bad_options():
     (dict(frame_length=16000), r"frame_length must be at most 1000 ms.*got 16000 ms, which is "
                                "256000 samples"),
     (dict(frame_shift=float("nan")), "must be positive finite numbers"),
+    # before: accepted, and the options check allocated 373 GiB (a MemoryError)
+    (dict(sample_frequency=1e12), r"a frame of frame_length 25 ms at sample_frequency 1e\+12 Hz "
+                                  "is 25000000000 samples; at most 131072"),
+    (dict(sample_frequency=192000.0, frame_length=1000), "is 192000 samples; at most 131072"),
 ])
 def test_frames_of_less_than_one_sample_or_over_a_second_are_refused(options, match):
     # a shift under one sample killed the process (SIGFPE in kaldi-native-fbank): refused first

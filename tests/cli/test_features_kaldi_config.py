@@ -159,6 +159,8 @@ def test_options_that_conflict_name_the_file(tmp_path, audio, monkeypatch):
       "--config 'my.conf' line 3)"]),
     ("--num-mel-bins=300\n", [], ["num_mel_bins too large",
                                   "(--num-mel-bins from --config 'my.conf' line 1)"]),
+    ("--sample-frequency=1e12\n", [], ["25000000000 samples; at most 131072",
+                                      "(--sample-frequency from --config 'my.conf' line 1)"]),
 ])
 def test_options_that_conflict_with_others_name_the_file_lines(tmp_path, audio, monkeypatch,
                                                                 text, args, fragments):

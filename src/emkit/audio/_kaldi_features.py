@@ -31,6 +31,10 @@ WINDOWS = ("povey", "hamming", "hanning", "rectangular", "blackman")
 #: does not return to Python meanwhile (a 16 s frame took 85 s and ignored SIGTERM), so a frame
 #: of more than one second is taken for a mistake (seconds given for ms) and refused.
 MAX_FRAME_LENGTH_MS = 1000.0
+#: Most samples in one frame: 1000 ms at 131 kHz, 25 ms at 5.2 MHz.  Without it a mistyped
+#: sample frequency (1e12 in a Kaldi options file) made the options check allocate hundreds of
+#: GiB for one frame; a frame of 2**20 samples took 19 s to check.
+MAX_FRAME_SAMPLES = 2**17
 
 
 def _frame_samples(sample_frequency: float, ms: float) -> int:
@@ -55,7 +59,7 @@ class KaldiOptions:
         Sample rate of the audio, in Hz.
     frame_length, frame_shift : float
         Frame length and frame shift, in ms: one sample at least, and a frame of at most
-        :data:`MAX_FRAME_LENGTH_MS` (1000 ms).
+        :data:`MAX_FRAME_LENGTH_MS` (1000 ms) and :data:`MAX_FRAME_SAMPLES` samples.
     dither : float
         Dithering noise (16-bit scale); 0 for reproducible features.
     preemphasis_coefficient : float in [0, 1]
@@ -144,7 +148,7 @@ class KaldiOptions:
     def _check_frame(self):
         """Frame length and shift of one sample at least (a shift under one sample kills the
         process with SIGFPE inside kaldi-native-fbank), and a frame of at most
-        :data:`MAX_FRAME_LENGTH_MS`."""
+        :data:`MAX_FRAME_LENGTH_MS` and :data:`MAX_FRAME_SAMPLES`."""
         rate = self.sample_frequency
         for name in ("frame_length", "frame_shift"):
             value = getattr(self, name)
@@ -158,6 +162,11 @@ class KaldiOptions:
                              f"are ms, not seconds; Kaldi's default is 25 ms); got "
                              f"{self.frame_length!r} ms, which is "
                              f"{_frame_samples(rate, self.frame_length)} samples")
+        n = _frame_samples(rate, self.frame_length)
+        if n > MAX_FRAME_SAMPLES:  # (worded so that no single option is blamed)
+            raise ValueError(f"a frame of frame_length {self.frame_length:g} ms at "
+                             f"sample_frequency {rate:g} Hz is {n} samples; at most "
+                             f"{MAX_FRAME_SAMPLES} are accepted (is the sample frequency in Hz?)")
 
     @property
     def energy(self) -> bool:
