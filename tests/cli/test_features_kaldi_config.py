@@ -181,3 +181,42 @@ def test_a_file_that_is_not_a_small_regular_text_file_is_refused(tmp_path, audio
     one_line_error(run(audio, "--config", tmp_path / "pipe.conf", "-o", "out"), 2,
                    "not a regular file")
     no_leftovers(tmp_path, "out")
+
+
+@pytest.mark.parametrize("kind,files,args,noted", [
+    ("mfcc", ["mfcc.conf"], [], ["mfcc.conf"]),
+    ("mfcc", ["mfcc.conf", "vad.conf", "other.conf"], [], ["mfcc.conf", "other.conf"]),
+    ("mfcc", ["vad.conf"], [], []),  # compute-vad has no --dither
+    ("mfcc", ["mfcc.conf", "dither.conf"], [], []),
+    ("mfcc", ["mfcc.conf"], ["--dither", "0"], []),
+    ("mfcc", ["mfcc.conf"], ["--dither=1"], []),
+    ("fbank", ["fbank.conf"], [], []),  # it has --dither=0.0
+    ("fbank", ["allow.conf"], [], ["allow.conf"]),  # an option emkit has no equivalent of
+])
+def test_a_kaldi_feature_file_without_dither_is_noted_once(tmp_path, audio, monkeypatch, kind,
+                                                          files, args, noted):
+    # before: a conf/mfcc.conf written for Kaldi (whose default is --dither=1) silently gave
+    # undithered features
+    monkeypatch.chdir(tmp_path)
+    for name, text in (("mfcc.conf", MFCC_CONF), ("vad.conf", VAD_CONF),
+                       ("fbank.conf", FBANK_CONF), ("dither.conf", "--dither=0.5\n"),
+                       ("other.conf", "--num-ceps=15\n"), ("allow.conf", "--htk-compat=f\n")):
+        conf(tmp_path, text, name)
+    result = run(audio, "--type", kind, *[f"--config={name}" for name in files], *args,
+                 "-o", "out.ark", "--no-progress")
+    assert result.exit_code == 0, result.output
+    if not noted:
+        assert result.stderr == ""
+    else:
+        assert result.stderr == (
+            f"emkit features: note: no --dither in --config "
+            f"{' or '.join(repr(name) for name in noted)}: emkit uses 0 (the same audio always "
+            f"gives the same features), Kaldi's compute-{kind}-feats 1 (give --dither 1 for "
+            "Kaldi's)\n")
+
+
+def test_the_dither_note_is_not_added_to_an_error(tmp_path, audio, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    conf(tmp_path, MFCC_CONF, "mfcc.conf")
+    (audio / "utt1.wav").write_text("not audio")
+    one_line_error(run(audio, "--config", "mfcc.conf", "-o", "out.ark"), 1, "utt1.wav")

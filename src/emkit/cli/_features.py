@@ -141,7 +141,9 @@ def _options(f):
               help="A Kaldi options file (conf/mfcc.conf, conf/fbank.conf, conf/vad.conf: "
                    "--name=value lines, # comments), read as Kaldi's --config=FILE; may be "
                    "repeated (a later file overrides an earlier one); options given on the "
-                   "command line override the files'.  An unknown option is an error.")
+                   "command line override the files'.  An unknown option is an error.  "
+                   "No --dither in a compute-mfcc/fbank-feats file: emkit's 0, not Kaldi's 1 "
+                   "(a note on stderr says so).")
 @click.option("--write-utt2num-frames/--no-write-utt2num-frames", default=True,
               show_default=True, help="Also write the frame count of each utterance (Kaldi's "
               "utt2num_frames): DIR/feats.ark: DIR/utt2num_frames; another NAME.ark: "
@@ -166,7 +168,8 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
     kind = options["kind"]
     merge_sample_frequency(options, _explicit)
     check_fixed_given(kind)
-    sources = _read_config_files(config_files, kind, options)
+    names_by_file = {}
+    sources = _read_config_files(config_files, kind, options, names_by_file)
     if options["channel"] == -1:  # Kaldi's default, written out
         options["channel"] = None
     for name, why in (("num_ceps", "filterbank energies have --num-mel-bins values per frame"),
@@ -224,6 +227,12 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
                f"{plural(dim, 'feature')} -> {output}")
     if not output.lower().endswith(".ark"):
         _warn_stale(output, shapes, num_frames is not None)
+    if not _explicit("dither"):  # (said at the end: an error stays the one line on stderr)
+        from ._kaldi_config import dither_note
+
+        note = dither_note(names_by_file, kind)
+        if note is not None:
+            click.echo(f"emkit features: note: {note}", err=True)
 
 
 def _warn_stale(directory, written, num_frames_written):
@@ -239,14 +248,15 @@ def _warn_stale(directory, written, num_frames_written):
                                  if num_frames_written else "") + ")", err=True)
 
 
-def _read_config_files(paths, kind, options) -> dict:
+def _read_config_files(paths, kind, options, names_by_file) -> dict:
     """Put the values of the Kaldi options files ``paths`` into ``options`` (those not given on
-    the command line); return ``{option name: "--config FILE line N"}`` of those put."""
+    the command line); return ``{option name: "--config FILE line N"}`` of those put.
+    ``names_by_file`` gets ``{path: Kaldi option names it sets}``."""
     from ._kaldi_config import read_kaldi_configs
 
     sources = {}
     for name, (value, where) in read_kaldi_configs(paths, click.get_current_context(),
-                                                   kind).items():
+                                                   kind, names_by_file).items():
         if not _explicit(name) and not (name == "sample_rate" and _explicit("sample_frequency")):
             options[name] = value
             sources[name] = where

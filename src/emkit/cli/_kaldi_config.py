@@ -31,6 +31,10 @@ EMKIT_ONLY = ("kind", "sample_rate", "vad", "cmvn", "max_clipped", "max_utteranc
               "keep_going", "progress", "output", "config_files", "write_utt2num_frames")
 #: Kaldi's name of an option that emkit names otherwise
 RENAMED = {"sample-frequency": "sample_rate"}
+#: options of add-deltas and apply-cmvn-sliding (the VAD's start with "vad-"): a file of only
+#: these and the VAD's is not one of compute-mfcc-feats/compute-fbank-feats options
+NOT_FEATURE_OPTIONS = ("delta-order", "delta-window", "cmn-window", "min-cmn-window", "center",
+                       "norm-vars")
 #: MFCC-only options (compute-fbank-feats does not have them)
 MFCC_ONLY = ("num-ceps", "cepstral-lifter")
 #: Kaldi options with no emkit equivalent: accepted only with the value that is emkit's behaviour
@@ -69,9 +73,10 @@ def kaldi_options(command: click.Command) -> dict:
     return options
 
 
-def read_kaldi_configs(paths, ctx: click.Context, kind: str) -> dict:
+def read_kaldi_configs(paths, ctx: click.Context, kind: str, names_by_file=None) -> dict:
     """``{parameter name: (value, "FILE line N")}`` of the Kaldi options files ``paths``, read in
     order (a later line overrides an earlier one), for features of ``kind`` ("mfcc"/"fbank").
+    ``names_by_file``: a dict that gets ``{path: set of the Kaldi option names it sets}``.
 
     Raises ``click.UsageError`` naming the file, the line and the option for anything that is
     not an option of ``kind``'s Kaldi program with an emkit equivalent, or a bad value.
@@ -85,9 +90,28 @@ def read_kaldi_configs(paths, ctx: click.Context, kind: str) -> dict:
             where = f"--config {show_path(path)} line {number}"
             name, value = _split(line, where)
             converted = _option(name, value, options, kind, ctx, where)
+            if names_by_file is not None:
+                names_by_file.setdefault(path, set()).add(name)
             if converted is not None:
                 found[converted[0]] = (converted[1], where)
     return found
+
+
+def dither_note(names_by_file: dict, kind: str) -> str | None:
+    """The note for files of ``compute-{kind}-feats`` options that set no ``--dither`` (Kaldi's
+    default 1, emkit's 0), or None: when one of the files sets it, or none is such a file (only
+    ``compute-vad``, ``add-deltas`` or ``apply-cmvn-sliding`` options)."""
+    from ..io.untrusted import show_path
+
+    if any("dither" in names for names in names_by_file.values()):
+        return None
+    files = [show_path(path) for path, names in names_by_file.items()
+             if any(not n.startswith("vad-") and n not in NOT_FEATURE_OPTIONS for n in names)]
+    if not files:
+        return None
+    return (f"no --dither in --config {' or '.join(files)}: emkit uses 0 (the same audio always "
+            f"gives the same features), Kaldi's compute-{kind}-feats 1 (give --dither 1 for "
+            "Kaldi's)")
 
 
 def _lines(path):
