@@ -152,6 +152,24 @@ def test_clipped(tmp_path):
     assert extract_features(write(tmp_path / "mild.wav", mild)).shape[0] > 0
 
 
+@pytest.mark.parametrize("subtype", ["ULAW", "ALAW"])
+def test_clipped_telephone_audio_is_clipped_too(tmp_path, subtype):
+    # before: mu-law and A-law decode to at most 0.98 of full scale, so a clipped 8 kHz
+    # telephone recording never counted a clipped sample
+    t = np.arange(8000) / 8000
+    loud = np.clip(3.0 * np.sin(2 * np.pi * 200 * t), -1, 1)
+    path = write(tmp_path / "loud.wav", loud, rate=8000, subtype=subtype)
+    config = FeatureConfig(kaldi=KaldiOptions(sample_frequency=8000.0))
+    fails(tmp_path, path, r"clipped: \d+ of 8000 samples .* more than the 1% allowed", config)
+    # the loudest unclipped sample is not clipped: a few are tolerated, a quiet file passes
+    mild = 0.5 * np.sin(2 * np.pi * 200 * t)
+    mild[1000:1010] = 1.0
+    assert extract_features(write(tmp_path / "mild.wav", mild, rate=8000, subtype=subtype),
+                            config).shape[0] > 0
+    peak = np.abs(read_audio(tmp_path / "mild.wav", sample_rate=8000)).max()
+    assert peak == {"ULAW": 32124.0, "ALAW": 32256.0}[subtype]
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_nan_or_infinite_samples(tmp_path, bad):
     x = speech_like(seed=3)

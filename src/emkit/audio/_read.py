@@ -25,7 +25,8 @@ Decisions (each failure is an :class:`AudioError` naming the file; nothing is wr
   mean in Kaldi, whatever the file's sample format.
 * **Bad content**: not audio (libsndfile cannot read it), empty (no sample), NaN or infinite
   samples (float files), only digital silence (every sample 0), and clipping: more than
-  ``max_clipped`` of the samples at (or beyond) full scale.  Float samples (a float WAV) are read
+  ``max_clipped`` of the samples at (or beyond) full scale (for mu-law and A-law, the codec's
+  loudest sample, 0.98 and 0.984 of the 16-bit full scale).  Float samples (a float WAV) are read
   as stored, full scale 1.0: when those beyond [-1, 1] make too many count as clipped, the error
   says so and gives the largest magnitude (unscaled 16-bit values stored as floats reach
   thousands); Kaldi reads PCM (integer) WAV only and refuses a float WAV.  A WAV holding
@@ -50,6 +51,9 @@ __all__ = ["AudioError", "read_audio", "INT16_SCALE", "require"]
 
 INT16_SCALE = 32768.0
 _FULL_SCALE = 32767.0 / 32768.0  # a sample this loud (or louder) counts as clipped
+#: the loudest sample of the G.711 codecs (8 kHz telephone audio): mu-law decodes to at most
+#: 32124/32768, A-law 32256/32768, so their clipped samples never reach _FULL_SCALE
+_CODEC_FULL_SCALE = {"ULAW": 32124.0 / 32768.0, "ALAW": 32256.0 / 32768.0}
 _BLOCK_VALUES = 1 << 19  # samples (of all channels) decoded at a time: 4 MiB of float64
 _CHECK_VALUES = 1 << 20  # samples checked at a time (8 MiB of float64, 1 MiB of booleans)
 _UNKNOWN = 2**63 - 1  # the frame count libsndfile gives for a file whose header has none
@@ -77,8 +81,8 @@ def require(module: str):
 
 def _open(path: str, start: float | None, end: float | None, sample_rate: int, channel: int | None,
           max_bytes: int):
-    """(float64 samples of ``channel`` in the segment, where, whether the file holds floats) of
-    ``path``.
+    """(float64 samples of ``channel`` in the segment, where, whether the file holds floats, the
+    magnitude of a sample at full scale) of ``path``.
 
     The output is allocated once, from the header's frame count (checked against ``max_bytes``
     first), and filled a block at a time keeping the one channel: the other channels of a long
@@ -89,6 +93,7 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
         with sf.SoundFile(path) as f:
             rate, n, n_channels = int(f.samplerate), f.frames, f.channels
             floats = f.subtype in _FLOAT_SUBTYPES
+            full_scale = _CODEC_FULL_SCALE.get(f.subtype, _FULL_SCALE)
             channel = _check_format(path, rate, n_channels, sample_rate, channel)
             if n >= _UNKNOWN:
                 raise AudioError(f"{show_path(path)}: the header does not give the number of samples (a "
@@ -118,7 +123,7 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
                          f"says: {reason})") from None
     if done < len(samples):
         samples.resize(done, refcheck=False)  # the array is ours alone: shrunk in place
-    return samples, where, floats
+    return samples, where, floats, full_scale
 
 
 def _declared_wav_frames(path: str) -> int | None:
@@ -224,8 +229,10 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int | None = None, st
         raise AudioError(str(exc)) from None
     if size == 0:
         raise AudioError(f"{show_path(path)}: the file is empty (0 bytes)")
-    samples, where, floats = _open(path, start, end, sample_rate, channel, max_utterance_bytes)
-    samples = check_samples(samples, where, max_clipped=max_clipped, floats=floats)
+    samples, where, floats, full_scale = _open(path, start, end, sample_rate, channel,
+                                               max_utterance_bytes)
+    samples = check_samples(samples, where, max_clipped=max_clipped, floats=floats,
+                            full_scale=full_scale)
     samples *= INT16_SCALE
     return samples
 
@@ -258,11 +265,13 @@ def _segment(rate, n, start, end, path):
 
 
 def check_samples(samples: np.ndarray, where: str, *, max_clipped: float = 0.01,
-                  floats: bool = False) -> np.ndarray:
+                  floats: bool = False, full_scale: float = _FULL_SCALE) -> np.ndarray:
     """``samples`` (float, full scale 1.0) unchanged, or an :class:`AudioError` about ``where``.
 
     ``floats``: the file stores float samples, read as they are: too many beyond [-1, 1] are
-    reported as such (with the largest magnitude) rather than as clipping.
+    reported as such (with the largest magnitude) rather than as clipping.  ``full_scale``: a
+    sample of this magnitude or more counts as clipped (the codec's loudest, for mu-law and
+    A-law).
     """
     n = samples.shape[0]
     if n == 0:
@@ -274,8 +283,8 @@ def check_samples(samples: np.ndarray, where: str, *, max_clipped: float = 0.01,
         chunk = samples[i:i + _CHECK_VALUES]
         bad += chunk.size - int(np.count_nonzero(np.isfinite(chunk)))
         sound = sound or bool(chunk.any())
-        clipped += int(np.count_nonzero(chunk >= _FULL_SCALE))
-        clipped += int(np.count_nonzero(chunk <= -_FULL_SCALE))
+        clipped += int(np.count_nonzero(chunk >= full_scale))
+        clipped += int(np.count_nonzero(chunk <= -full_scale))
         if floats:
             beyond += int(np.count_nonzero(chunk > 1.0)) + int(np.count_nonzero(chunk < -1.0))
             peak = max(peak, float(chunk.max()), -float(chunk.min()))
