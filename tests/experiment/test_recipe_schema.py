@@ -202,6 +202,10 @@ def test_feature_options_checked(project, monkeypatch):
                                                     "float 23.5"),
                             ('sample_frequency = "16k"', "features.sample_frequency: must be a number"),
                             ("delta_order = 1.9", "features.delta_order: must be an integer"),
+                            # before: "must be an integer >= 0", not what Kaldi's -1 is here
+                            ("channel = -1", "features.channel: must be an integer >= 0 or "
+                                             "None; got -1, Kaldi's --channel=-1, which is None "
+                                             r"here \(a recipe: leave the key out\)"),
                             ("dither = nan", "features.dither: must be a finite number; got nan"),
                             ("vad_energy_threshold = nan",
                              "features.vad_energy_threshold: must be a finite number")]:

@@ -105,6 +105,10 @@ class FeatureConfig:
             raise TypeError(f"kaldi must be a KaldiOptions; got {type(self.kaldi).__name__}")
         if self.cmvn not in CMVN_MODES:
             raise ValueError(f"cmvn must be one of {CMVN_MODES}; got {self.cmvn!r}")
+        if self.channel == -1 and not isinstance(self.channel, bool):
+            raise ValueError("channel must be an integer >= 0 or None; got -1, Kaldi's "
+                             "--channel=-1, which is None here (a recipe: leave the key out): "
+                             "mono expected, the first channel of multi-channel audio")
         check_positive_int(self.channel, "channel", minimum=0, allow_none=True)
         if not 0.0 <= self.max_clipped <= 1.0:
             raise ValueError(f"max_clipped must be in [0, 1]; got {self.max_clipped!r}")
