@@ -256,6 +256,9 @@ def test_frames_of_less_than_one_sample_or_over_a_second_are_refused(options, ma
     (dict(cepstral_lifter=float("inf")), "cepstral_lifter must be a finite number; got inf"),
     (dict(cepstral_lifter=-22.0), "cepstral_lifter must be >= 0"),
     (dict(low_freq=float("nan")), "low_freq must be a finite number"),
+    # before: accepted, and an 8000 Hz file read as int(8000.5) Hz had its frames cut at 8000.5
+    (dict(sample_frequency=8000.5), "sample_frequency must be a whole number of Hz, as an audio "
+                                    "file's rate is; got 8000.5"),
 ])
 def test_kaldi_options_that_are_not_finite_or_out_of_range_are_refused(options, match):
     with pytest.raises(ValueError, match=match):

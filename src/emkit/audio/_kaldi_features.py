@@ -56,7 +56,7 @@ class KaldiOptions:
         ``use_energy``; ``"fbank"``: ``num_mel_bins`` log mel energies, plus a leading log energy
         column when ``use_energy``.
     sample_frequency : float
-        Sample rate of the audio, in Hz.
+        Sample rate of the audio, in Hz: a whole number (8000 or 8000.0).
     frame_length, frame_shift : float
         Frame length and frame shift, in ms: one sample at least, and a frame of at most
         :data:`MAX_FRAME_LENGTH_MS` (1000 ms) and :data:`MAX_FRAME_SAMPLES` samples.
@@ -128,6 +128,9 @@ class KaldiOptions:
                              "finite numbers; "
                              f"got {self.sample_frequency!r}, {self.frame_length!r} and "
                              f"{self.frame_shift!r}")
+        if not float(self.sample_frequency).is_integer():  # (read_audio compares whole Hz)
+            raise ValueError(f"sample_frequency must be a whole number of Hz, as an audio file's "
+                             f"rate is; got {self.sample_frequency!r}")
         self._check_frame()
         if self.num_mel_bins < 3:
             raise ValueError(f"num_mel_bins must be at least 3; got {self.num_mel_bins!r}")
