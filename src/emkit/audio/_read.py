@@ -103,7 +103,10 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
                 _warn_truncated(path, n)
             first, last, where = _segment(rate, n, start, end, path)
             _check_size(last - first, rate, where, max_bytes)
-            f.seek(first)
+            if first and not f.seekable():  # GSM 6.10 in WAV: decoded from the start only
+                _skip(f, first, n_channels)
+            elif first:
+                f.seek(first)
             samples = np.empty(last - first)
             buffer = np.empty((max(1, min(_BLOCK_VALUES // n_channels, len(samples))),
                                n_channels))
@@ -124,6 +127,17 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
     if done < len(samples):
         samples.resize(done, refcheck=False)  # the array is ours alone: shrunk in place
     return samples, where, floats, full_scale
+
+
+def _skip(f, frames: int, n_channels: int) -> None:
+    """Decode and drop the next ``frames`` frames of ``f`` (a file libsndfile cannot seek in), a
+    block at a time."""
+    block = np.empty((max(1, min(_BLOCK_VALUES // n_channels, frames)), n_channels))
+    while frames > 0:
+        got = f.read(dtype="float64", always_2d=True, out=block[:min(frames, len(block))])
+        if not len(got):  # fewer frames than the header declares: the segment holds none
+            return
+        frames -= len(got)
 
 
 def _declared_wav_frames(path: str) -> int | None:
