@@ -161,6 +161,12 @@ def test_options_that_conflict_name_the_file(tmp_path, audio, monkeypatch):
                                   "(--num-mel-bins from --config 'my.conf' line 1)"]),
     ("--sample-frequency=1e12\n", [], ["25000000000 samples; at most 131072",
                                       "(--sample-frequency from --config 'my.conf' line 1)"]),
+    # before: neither named the file's line that made the (default) other option wrong
+    ("--num-mel-bins=10\n", [], ["Invalid value for --num-ceps: num_ceps must be between 1 and "
+                                 "num_mel_bins (10); got 13 (--num-mel-bins from --config "
+                                 "'my.conf' line 1)"]),
+    ("--sample-frequency=100\n", [], ["num_mel_bins too large", "sample_frequency 100 Hz",
+                                     "(--sample-frequency from --config 'my.conf' line 1)"]),
 ])
 def test_options_that_conflict_with_others_name_the_file_lines(tmp_path, audio, monkeypatch,
                                                                 text, args, fragments):

@@ -240,8 +240,11 @@ def check_options(opts: KaldiOptions) -> None:
     probe = np.ones(max(opts.frame_samples, 1) * 2)
     try:
         compute_kaldi_features(probe, opts)
-    except ValueError as exc:
-        raise ValueError(f"kaldi-native-fbank refuses these options: {exc}") from None
+    except ValueError as exc:  # (its message names one option: the others decide too)
+        raise ValueError(f"kaldi-native-fbank refuses these options: {exc} (num_mel_bins "
+                         f"{opts.num_mel_bins}, low_freq {opts.low_freq:g}, high_freq "
+                         f"{opts.high_freq:g}, sample_frequency {opts.sample_frequency:g} Hz, "
+                         f"frame_length {opts.frame_length:g} ms)") from None
 
 
 def log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptions()) -> np.ndarray:

@@ -282,7 +282,8 @@ def _config(audio, sources, *, kind, sample_rate, **options):
             hint = f"--{name.replace('_', '-')}"
             if name in sources:
                 hint += f" (from {sources[name]})"
-            raise click.BadParameter(message, param_hint=hint) from None
+            others = {n: where for n, where in sources.items() if n != name}
+            raise click.BadParameter(_from_files(message, others), param_hint=hint) from None
         raise click.UsageError(_from_files(message, sources)) from None
 
 
