@@ -202,6 +202,11 @@ def test_feature_options_checked(project, monkeypatch):
                                                     "float 23.5"),
                             ('sample_frequency = "16k"', "features.sample_frequency: must be a number"),
                             ("delta_order = 1.9", "features.delta_order: must be an integer"),
+                            # before: accepted, and the features step failed with a bare
+                            # "You may have set num_mel_bins too large."
+                            ("num_mel_bins = 300", "recipe.toml: features: kaldi-native-fbank "
+                                                   "refuses these options: .*num_mel_bins too "
+                                                   r"large. \(num_mel_bins 300, "),
                             # before: "must be an integer >= 0", not what Kaldi's -1 is here
                             ("channel = -1", "features.channel: must be an integer >= 0 or "
                                              "None; got -1, Kaldi's --channel=-1, which is None "

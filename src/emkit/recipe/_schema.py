@@ -192,9 +192,15 @@ def _features(chk: _Checker, table: dict):
     for name, value in table.items():
         if isinstance(value, (dict, list)):
             chk.fail(f"features.{name}", f"must be a single value; got {type(value).__name__}")
+    from ..audio._kaldi_features import check_options
+
     try:
         kaldi = KaldiOptions(**{k: v for k, v in table.items() if k in kaldi_keys})
-        return FeatureConfig(kaldi=kaldi, **{k: v for k, v in table.items() if k in other_keys})
+        config = FeatureConfig(kaldi=kaldi, **{k: v for k, v in table.items() if k in other_keys})
+        check_options(kaldi)  # what kaldi-native-fbank refuses (too many mel bins...)
+        return config
+    except ImportError:  # no audio extra: the features step says how to install it
+        return config
     except (TypeError, ValueError) as exc:  # the message quotes the value: shortened
         text = str(exc)
         name, _, rest = text.partition(" ")
