@@ -92,3 +92,21 @@ def test_only_options_are_rewritten_not_their_values_or_arguments(tmp_path, audi
     first = (tmp_path / "--snip_edges=false" / "utt0.npy").read_bytes()
     assert first == (tmp_path / "plain" / "utt0.npy").read_bytes()  # no option was read
     assert first != (tmp_path / "no-energy" / "utt0.npy").read_bytes()
+
+
+@pytest.mark.filterwarnings("default::UserWarning")  # printed by the command as it runs
+def test_channel_minus_one_on_the_command_line_overrides_a_files_channel(tmp_path):
+    import numpy as np
+
+    stereo = np.stack([speech_like(seed=1), speech_like(seed=2, f0=220)], axis=1)
+    (tmp_path / "in").mkdir()
+    write(tmp_path / "in" / "call.wav", stereo)
+    (tmp_path / "right.conf").write_text("--channel=1\n")
+    right = features(tmp_path, tmp_path / "in", "right", "--config", tmp_path / "right.conf")
+    first = features(tmp_path, tmp_path / "in", "first", "--channel", "0")
+    assert right != first
+    result = run(tmp_path / "in", "--config", tmp_path / "right.conf", "--channel=-1", "-o",
+                 tmp_path / "kaldi.ark", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "kaldi.ark").read_bytes() == first
+    assert "first channel" in result.stderr  # Kaldi's -1: mono expected, a warning
