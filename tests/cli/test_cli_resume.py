@@ -123,3 +123,55 @@ def test_sorted_labels_train_as_the_library_does_in_their_order(data, tmp_path):
     direct = ISVMachine(ubm=ubm, r_U=2, em_iterations=2, relevance_factor=4.0,
                         random_state=2).fit(stats, list(labels.values()))
     np.testing.assert_array_equal(ISVMachine.from_hdf5(tmp_path / "a.h5").U, direct.U)
+
+
+def _shuffled_scp(d, tmp_path):
+    """The fixture's train.scp (sorted by utterance id) with its lines in another order."""
+    lines = (d / "train.scp").read_text().splitlines()
+    assert lines == sorted(lines)
+    shuffled = tmp_path / "train.shuffled.scp"
+    lines = [line.replace(" train.ark:", f" {d / 'train.ark'}:") for line in lines]
+    shuffled.write_text("\n".join(lines[1::2] + lines[::2][::-1]) + "\n")
+    return shuffled
+
+
+def test_the_order_of_the_feature_lines_changes_neither_the_ubm_nor_its_checkpoint(data,
+                                                                                   tmp_path):
+    # train-ubm took the frames in the scp's order: k-means samples frames by index, so another
+    # order trained another UBM, and a resume was refused as "the features differ"
+    d = data
+    shuffled = _shuffled_scp(d, tmp_path)
+    ubm = ("train-ubm", "-n", 4, "--iterations", 3, "--kmeans-iterations", 3, "--seed", 1,
+           "--no-progress")
+    ckpt = tmp_path / "ubm.ck.h5"
+    run(*ubm, d / "train.scp", "--checkpoint", ckpt, "-o", tmp_path / "a.h5")
+    resumed = run("-v", *ubm, shuffled, "--checkpoint", ckpt, "-o", tmp_path / "b.h5")
+    assert "(training had finished)" in resumed.stderr
+    run(*ubm, shuffled, "-o", tmp_path / "c.h5")
+    sorted_ubm = (tmp_path / "a.h5").read_bytes()
+    assert (tmp_path / "b.h5").read_bytes() == sorted_ubm
+    assert (tmp_path / "c.h5").read_bytes() == sorted_ubm
+    # train-ivector without --labels: the utterances in id order too
+    ivector = ("train-ivector", "--ubm", d / "ubm.h5", "--dim", 5, "--iterations", 2, "--seed", 3,
+               "--no-progress")
+    run(*ivector, d / "train.scp", "-o", tmp_path / "iv_sorted.h5")
+    run(*ivector, shuffled, "-o", tmp_path / "iv_shuffled.h5")
+    assert (tmp_path / "iv_sorted.h5").read_bytes() == (tmp_path / "iv_shuffled.h5").read_bytes()
+
+
+def test_a_sorted_scp_trains_the_ubm_as_the_library_does_in_its_order(data, tmp_path):
+    # taking the utterances in id order changes nothing for an scp already sorted (Kaldi's are)
+    import numpy as np
+
+    from emkit import GMMMachine
+    from emkit.experiment import train_ubm
+    from emkit.features import read_feature_sources
+
+    d = data
+    run("train-ubm", d / "train.scp", "-n", 4, "--iterations", 3, "--seed", 1, "--no-progress",
+        "-o", tmp_path / "a.h5")
+    feats = read_feature_sources([str(d / "train.scp")])  # the file's order (sorted)
+    direct = train_ubm(np.concatenate(list(feats.values())), 4, max_iterations=3, seed=1)
+    cli_ubm = GMMMachine.from_hdf5(tmp_path / "a.h5")
+    for name in ("means", "variances", "weights"):
+        np.testing.assert_array_equal(getattr(cli_ubm, name), getattr(direct, name))

@@ -107,7 +107,9 @@ def train_ubm(features, feature_list, output, gaussians, iterations, threshold, 
     """Train a universal background model on all frames of FEATURES.
 
     k-means (k-means|| initialisation) gives the starting means, variances and weights; EM then
-    updates all three by maximum likelihood.
+    updates all three by maximum likelihood.  The utterances are taken in the order of their
+    ids, whatever the order of the files and lines that hold them: the same utterances give the
+    same UBM.
     """
     check_train_options(checkpoint, scheduler, workers, output)
     side = kmeans_checkpoint(checkpoint)
@@ -118,7 +120,7 @@ def train_ubm(features, feature_list, output, gaussians, iterations, threshold, 
     check_outputs({"-o/--output": output, "--checkpoint": checkpoint, "--checkpoint (its k-means part)": side},
                   {"FEATURES": paths, "--feature-list": feature_list})
     data = _features(paths)
-    frames = np.concatenate(list(data.values()))
+    frames = np.concatenate([data[u] for u in sorted(data)])  # id order: see _labelled
     problem = ex.too_few_frames(frames.shape[0], gaussians, "-n")
     if problem:
         raise fe.FeatureError(problem)
@@ -272,7 +274,8 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
                   plda_dim, seed, progress, checkpoint, scheduler, workers):
     """Train an i-vector extractor and its back-end.
 
-    T is learnt on one session per utterance of FEATURES; the back-end is whitening and length
+    T is learnt on one session per utterance of FEATURES (taken in the order of their ids,
+    whatever the order of the files and lines); the back-end is whitening and length
     normalisation, then (with --labels) WCCN for cosine scoring and PLDA.  Enrol with
     'emkit enroll -m IVECTOR.h5 [--backend plda]'.  With --lda-dim, an LDA trained on the
     speakers reduces the length-normalised i-vectors before WCCN and PLDA.
@@ -296,7 +299,7 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
                                    f"({exc})") from None
     machine_ubm = _load_ubm(ubm)
     data = _features(paths, _ubm_dim(machine_ubm))
-    ids, y = _labelled(data, labels) if labels else (list(data), None)
+    ids, y = _labelled(data, labels) if labels else (sorted(data), None)
     if y is not None and plda and len(set(y)) < 2:
         raise fe.FeatureError(f"{labels}: PLDA training needs at least 2 speakers; got "
                               f"{len(set(y))}")
