@@ -201,3 +201,11 @@ def parameter_fingerprints(estimator) -> dict:
     gaussians = tuple(getattr(estimator, name, None) for name in ("_means", "_variances", "_weights"))
     digests["initial Gaussians"] = joblib.hash(gaussians)
     return digests
+
+
+def model_fingerprint(estimator) -> str:
+    """Digest of a fitted model (a UBM): its class, parameters (``checkpoint`` excepted) and
+    Gaussians, as a checkpoint compares a ``ubm`` parameter."""
+    import joblib
+
+    return joblib.hash(_describe(estimator))

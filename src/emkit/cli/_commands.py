@@ -3,6 +3,9 @@ score: :mod:`._scoring`; evaluate: :mod:`._evaluate`)."""
 
 from __future__ import annotations
 
+import functools
+import os
+
 import click
 from click.core import ParameterSource
 
@@ -13,7 +16,7 @@ from ._numbers import NON_NEGATIVE, POSITIVE, IntRange
 from ._models import _load_ubm, em_outcome, plural
 from ._train_options import (backend_checkpoint, check_ivector_counts, check_ivector_dims,
                              check_train_options, cluster, frames_for, kmeans_checkpoint,
-                             stats_for, train_options)
+                             stats_checkpoint, stats_for, train_options)
 
 # imported on first use: "emkit --help" and "emkit --version" load neither numpy nor the models
 np = lazy_module("numpy")
@@ -70,8 +73,40 @@ def _labelled(features: dict, labels_path):
     return ids, [labels[u] for u in ids]
 
 
-def _stats(ubm, features: dict, ids, progress, desc="statistics") -> list:
-    return ex.compute_stats(ubm, [features[u] for u in ids], progress=progress, desc=desc)
+def _stats(ubm, features: dict, ids, progress, checkpoint=None) -> tuple:
+    """``(statistics of the utterances ids, keep)``; with a ``checkpoint``, the statistics are
+    kept next to it and a resumed run reads them instead of computing them again (the E-step
+    over every frame is the costliest pass of the training).  Call ``keep()`` once the training
+    has succeeded: statistics computed while the file holds stale ones and a checkpoint exists
+    are kept only then (that checkpoint is most likely of the stale ones' run and refuses these,
+    and the file stays for the run it belongs to)."""
+    utterances = [features[u] for u in ids]
+    if checkpoint is None:
+        return ex.compute_stats(ubm, utterances, progress=progress), _nothing
+    kept = ex.KeptStatistics(stats_checkpoint(checkpoint), ubm, utterances, ids)
+    stats = kept.load()
+    if stats is not None:
+        return stats, _nothing
+    stats = ex.compute_stats(ubm, utterances, progress=progress)
+    if kept.stale and os.path.exists(checkpoint):
+        return stats, functools.partial(kept.save, stats)
+    kept.save(stats)
+    return stats, _nothing
+
+
+def _nothing():
+    pass
+
+
+def _checkpoint_parts(output, checkpoint, parts: dict) -> dict:
+    """The files --checkpoint writes beside it (``parts``: name -> path, and the statistics'),
+    as outputs for check_outputs; a usage error when one of them is the output."""
+    parts = {**parts, "statistics": stats_checkpoint(checkpoint)}
+    for name, path in parts.items():
+        if path is not None and same_destination(path, output):
+            raise click.UsageError(f"-o/--output {output!r} is where --checkpoint keeps its "
+                                   f"{name} part: choose another output or checkpoint")
+    return {f"--checkpoint (its {name} part)": path for name, path in parts.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,7 +193,8 @@ def _training_inputs(features, feature_list, ubm, labels, output, checkpoint=Non
 def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, checkpoint,
               scheduler, workers, **kwargs):
     check_train_options(checkpoint, scheduler, workers, output)
-    paths = _training_inputs(features, feature_list, ubm, labels, output, checkpoint)
+    paths = _training_inputs(features, feature_list, ubm, labels, output, checkpoint,
+                             _checkpoint_parts(output, checkpoint, {}))
     try:
         from .. import factor_analysis
     except ImportError as exc:
@@ -169,10 +205,11 @@ def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, c
     if len(set(y)) < 2:
         raise fe.FeatureError(f"{labels}: {cls_name} training needs at least 2 speakers; got "
                               f"{len(set(y))}")
-    stats = _stats(machine_ubm, data, ids, progress)
+    stats, keep = _stats(machine_ubm, data, ids, progress, checkpoint)
     machine = getattr(factor_analysis, cls_name)(ubm=machine_ubm, checkpoint=checkpoint, **kwargs)
     with config.config_context(progress=progress), cluster(scheduler, workers) as client:
         machine.fit(stats_for(client, stats), y)
+    keep()
     machine.save(output)
     click.echo(f"{cls_name}: {plural(len(ids), 'utterance')} of {plural(len(set(y)), 'speaker')}, "
                f"{plural(kwargs['em_iterations'], 'EM iteration')} (a fixed number: no "
@@ -286,11 +323,8 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
     check_ivector_dims(labels, dim, plda, lda_dim, plda_dim)
     check_train_options(checkpoint, scheduler, workers, output)
     side = backend_checkpoint(checkpoint)
-    if side is not None and same_destination(side, output):
-        raise click.UsageError(f"-o/--output {output!r} is where --checkpoint keeps its back-end "
-                               "part: choose another output or checkpoint")
     paths = _training_inputs(features, feature_list, ubm, labels, output, checkpoint,
-                             {"--checkpoint (its back-end part)": side})
+                             _checkpoint_parts(output, checkpoint, {"back-end": side}))
     _check_backend_part(checkpoint, side)
     try:
         from ..ivector import IVectorMachine
@@ -308,7 +342,7 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
                               f"speakers; got {len(set(y))}")
     steps = ["LDA"] * (lda_dim is not None) + ["WCCN"] + ["PLDA"] * plda
     check_ivector_counts(dim, len(ids), None if y is None else len(set(y)), steps)
-    stats = _stats(machine_ubm, data, ids, progress)
+    stats, keep = _stats(machine_ubm, data, ids, progress, checkpoint)
     with config.config_context(progress=progress):
         with cluster(scheduler, workers) as client:
             machine = IVectorMachine(machine_ubm, dim_t=dim, max_iterations=iterations,
@@ -319,6 +353,7 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
                 stats, y, plda=plda and y is not None, checkpoint=side)
         except ImportError as exc:
             raise ex.SystemUnavailable(f"a back-end module is not available ({exc})") from None
+    keep()
     system.save(output)
     parts = (["whitening"] + [f"LDA ({lda_dim})"] * (system.lda is not None)
              + ["WCCN"] * (system.wccn is not None)
@@ -331,8 +366,6 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
 def _check_backend_part(checkpoint, side) -> None:
     """A back-end part without the extractor's checkpoint belongs to another run (its extractor
     is gone): refused before the extractor is trained, not after."""
-    import os
-
     from .._checkpoint import CheckpointMismatchError
 
     if side is not None and os.path.exists(side) and not os.path.exists(checkpoint):

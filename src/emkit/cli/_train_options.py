@@ -42,6 +42,10 @@ def train_options(state: str, note: str = "", *, frames: bool = False):
              if frames else "Features are read and statistics computed here; the data travel to "
                             "the workers.")
     same = "same data and options" if frames else "same data, labels and options"
+    kept = ("" if frames else
+            "The statistics of the utterances are kept next to it (STEM.stats.EXT: ckpt.h5 keeps "
+            "ckpt.stats.h5, 16 C D bytes per utterance), so that a resumed run reads them instead of computing "
+            "them again; they are computed again when the features, the UBM or --gselect change.  ")
 
     def decorate(f):
         f = click.option("--workers", type=IntRange(min=1), default=None, metavar="N",
@@ -54,7 +58,7 @@ def train_options(state: str, note: str = "", *, frames: bool = False):
                             help=f"Save the training state ({state}) to this HDF5 file after "
                                  f"every EM iteration and resume from it when it exists ({same}: "
                                  "another run's checkpoint is an "
-                                 f"error; delete it to start afresh).  {note}A run on a cluster "
+                                 f"error; delete it to start afresh).  {note}{kept}A run on a cluster "
                                  "(--scheduler, --workers) resumes on a cluster only.")(f)
     return decorate
 
@@ -163,6 +167,12 @@ def kmeans_checkpoint(path):
 def backend_checkpoint(path):
     """The back-end checkpoint of train-ivector's ``--checkpoint PATH``: ``STEM.backend.EXT``."""
     return _part(path, "backend")
+
+
+def stats_checkpoint(path):
+    """Where train-isv/jfa/ivector's ``--checkpoint PATH`` keeps the utterances' statistics:
+    ``STEM.stats.EXT``."""
+    return _part(path, "stats")
 
 
 def _part(path, name: str):

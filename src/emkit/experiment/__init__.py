@@ -4,7 +4,8 @@ Building blocks (used by the demo, the recipes and the ``emkit`` commands on the
 
 - :func:`train_ubm`: k-means initialisation, then maximum-likelihood EM of a diagonal GMM
   (means, variances and weights); :func:`ubm_of`: the UBM behind any machine.
-- :func:`compute_stats`: one :class:`~emkit.GMMStats` per utterance (with a progress bar).
+- :func:`compute_stats`: one :class:`~emkit.GMMStats` per utterance (with a progress bar);
+  :class:`KeptStatistics` keeps them in a file that a resumed training run reads back.
 - Systems (:data:`SYSTEMS`: name -> class, one :class:`System` subclass each), each with an
   enrol and a score step, all scoring every model against every probe: GMM-MAP with linear
   scoring; ISV and JFA (linear scoring with the probe's channel offset); i-vectors with
@@ -28,12 +29,13 @@ from ._ivector_backend import IVectorBackend
 from ._models import EnrolledModels, enroll, load_machine, score, selection_mismatch
 from ._systems import (SYSTEMS, GMMMAPSystem, ISVSystem, IVectorCosineSystem, IVectorPLDASystem,
                        JFASystem, System, system_for)
+from ._stats_file import KeptStatistics
 from ._trials import enroll_lists, score_trials
 from ._ubm import (MIN_FRAMES_PER_GAUSSIAN, compute_stats, stats_per_block, too_few_frames,
                    train_ubm, ubm_of)
 
 __all__ = ["DemoConfig", "DemoResult", "EnrolledModels", "IVectorBackend", "SystemUnavailable",
-           "train_ubm", "too_few_frames", "MIN_FRAMES_PER_GAUSSIAN", "compute_stats", "stats_per_block", "enroll", "score", "load_machine",
+           "train_ubm", "too_few_frames", "MIN_FRAMES_PER_GAUSSIAN", "compute_stats", "KeptStatistics", "stats_per_block", "enroll", "score", "load_machine",
            "run_demo", "length_norm", "save_png", "save_figure", "FIGURE_FORMATS", "ubm_of",
            "enroll_lists", "score_trials", "selection_mismatch",
            "System", "SYSTEMS", "system_for", "GMMMAPSystem", "ISVSystem", "JFASystem",

@@ -1,0 +1,132 @@
+"""The statistics of a resumable training run kept on disk, so that resuming it does not run the
+UBM's E-step over every frame again (the most expensive pass of ISV, JFA and i-vector training).
+
+A statistics file (HDF5, class ``UtteranceStatistics``) holds one :class:`~emkit.GMMStats` per
+utterance, stacked: ``t`` (U,), ``log_likelihood`` (U,), ``n`` (U, C), ``sum_px`` and ``sum_pxx``
+(U, C, D), with two digests as attributes: ``key``, of what the statistics are computed from (the
+UBM, the utterance ids and every byte of their features, the settings that change the numbers and
+the emkit version), and ``stats_fingerprint``, of the statistics themselves.  A file of another key
+is stale: its statistics are computed again and replace it.  A file of this key is read as any
+untrusted model file (:mod:`emkit.io.h5`: shapes checked before the data are read, finite values)
+and its statistics must match their digest, so a file damaged on disk is refused, not trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import numpy as np
+
+from ..stats import GMMStats
+
+logger = logging.getLogger("emkit")
+
+_CLASS = "UtteranceStatistics"
+_VERSION = 1
+#: the settings of emkit's configuration that change the statistics' numbers
+_SETTINGS = ("gselect_top_k", "gselect_min_posterior", "block_rows", "device", "array_library")
+#: bytes of statistics written at a time
+_BLOCK_BYTES = 1 << 26
+
+
+def statistics_key(ubm, utterances, ids) -> str:
+    """Digest of what the statistics of ``utterances`` (a list of (n_frames, D) arrays, those of
+    ``ids`` in order) under ``ubm`` are computed from, with the settings in force."""
+    from .. import __version__
+    from .._config import get_config
+    from .._fingerprint import FORMAT, data_fingerprint, model_fingerprint
+
+    config = get_config()
+    settings = json.dumps({name: config[name] for name in _SETTINGS}, sort_keys=True, default=str)
+    return data_fingerprint([f"emkit {__version__}|fingerprints {FORMAT}|{settings}",
+                             model_fingerprint(ubm), list(ids), list(utterances)])
+
+
+class KeptStatistics:
+    """The statistics file ``path`` of the statistics of ``utterances`` (a list of (n_frames, D)
+    arrays, those of ``ids`` in order) under ``ubm``: :meth:`load` them when it holds them,
+    :meth:`save` them once computed.  ``stale`` tells, after :meth:`load`, that the file holds
+    the statistics of something else (other features, UBM or settings)."""
+
+    def __init__(self, path, ubm, utterances, ids):
+        self.path = os.fspath(path)
+        self.key = statistics_key(ubm, utterances, ids)
+        self.n_utterances = len(ids)
+        self.shape = tuple(int(k) for k in np.shape(ubm.means))
+        self.stale = False
+
+    def load(self) -> list | None:
+        """The statistics kept, or None (no file, or a stale one).  A damaged or forged file of
+        this key is an :class:`~emkit.io.InvalidFileError` naming it."""
+        stats = read_statistics(self.path, self.key, self.n_utterances, self.shape)
+        self.stale = stats is None and os.path.exists(self.path)
+        if stats is not None:
+            logger.info("statistics of %d utterance(s) read from %s (computed by an earlier run)",
+                        len(stats), self.path)
+        return stats
+
+    def save(self, stats: list) -> None:
+        """Keep ``stats`` (atomically, replacing a stale file)."""
+        write_statistics(self.path, self.key, stats)
+
+
+def write_statistics(path, key: str, stats: list) -> None:
+    """Write ``stats`` (a non-empty list of GMMStats of one shape) and their ``key`` to ``path``,
+    atomically (a run killed while it writes leaves the previous file or none)."""
+    import h5py
+
+    from .._fingerprint import data_fingerprint
+    from ..io.atomic import atomic_path
+    from ..io.h5 import write_stamp
+
+    U, (C, D) = len(stats), stats[0].shape
+    rows = max(1, _BLOCK_BYTES // (16 * C * D + 8 * C))
+    with atomic_path(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+        write_stamp(f, _CLASS, _VERSION)
+        f.attrs["key"] = key
+        f.attrs["stats_fingerprint"] = data_fingerprint(stats)
+        out = {"t": f.create_dataset("t", (U,), "<i8"),
+               "log_likelihood": f.create_dataset("log_likelihood", (U,), "<f8"),
+               "n": f.create_dataset("n", (U, C), "<f8"),
+               "sum_px": f.create_dataset("sum_px", (U, C, D), "<f8"),
+               "sum_pxx": f.create_dataset("sum_pxx", (U, C, D), "<f8")}
+        for start in range(0, U, rows):
+            batch = GMMStats.stack(stats[start : start + rows], second_order=True)
+            for name, dataset in out.items():
+                dataset[start : start + len(batch)] = getattr(batch, name)
+
+
+def read_statistics(path, key: str, n_utterances: int, shape: tuple) -> list | None:
+    """The statistics in ``path`` when it exists and holds those of ``key`` (``n_utterances``
+    GMMStats of ``shape`` (C, D)), else None."""
+    if not os.path.exists(path):
+        return None
+    from .._fingerprint import data_fingerprint
+    from ..io.errors import InvalidFileError
+    from ..io.h5 import open_for_reading, read_array, read_attr, read_stamp
+
+    U, (C, D) = n_utterances, shape
+    with open_for_reading(path, "statistics file") as f:
+        read_stamp(f, _CLASS, _VERSION)
+        if read_attr(f, "key", "str") != key:
+            logger.info("%s holds the statistics of other features, UBM or settings: computing "
+                        "them again", os.fspath(path))
+            return None
+        digest = read_attr(f, "stats_fingerprint", "str")
+        t = read_array(f, "t", "int", shape=(U,), nonnegative=True)
+        log_likelihood = read_array(f, "log_likelihood", shape=(U,))
+        n = read_array(f, "n", shape=(U, C), nonnegative=True)
+        sum_px = read_array(f, "sum_px", shape=(U, C, D))
+        sum_pxx = read_array(f, "sum_pxx", shape=(U, C, D))
+    stats = []
+    for i in range(U):
+        one = GMMStats(C, D)
+        one.init_fields(float(log_likelihood[i]), int(t[i]), n[i], sum_px[i], sum_pxx[i])
+        stats.append(one)
+    if data_fingerprint(stats) != digest:
+        raise InvalidFileError(f"{os.fspath(path)}: the statistics do not match the digest saved "
+                               "with them (the file was damaged or edited); delete it to compute "
+                               "them again")
+    return stats

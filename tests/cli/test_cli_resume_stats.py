@@ -1,0 +1,167 @@
+"""train-isv/jfa/ivector --checkpoint keep the utterances' statistics beside the checkpoint
+(STEM.stats.EXT): a resumed run reads them instead of running the UBM's E-step over every frame
+again, and writes the model file of an uninterrupted run."""
+
+import h5py
+import numpy as np
+import pytest
+
+from cli_support import no_leftovers, one_line_error, run
+
+COMMANDS = {
+    "isv": ("train-isv", "--rank-u", 2, "--iterations", 2),
+    "jfa": ("train-jfa", "--rank-u", 1, "--rank-v", 1, "--iterations", 2),
+    "ivector": ("train-ivector", "--dim", 5, "--iterations", 2),
+}
+
+
+def _args(d, command, *extra):
+    return (*COMMANDS[command], d / "train.scp", "--ubm", d / "ubm.h5", "--labels", d / "utt2spk",
+            "--seed", 3, "--no-progress", *extra)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill_after_first_iteration(monkeypatch):
+    """The next run stops (as if killed) once its checkpoint holds one iteration."""
+    from emkit._checkpoint import Checkpoint
+
+    save = Checkpoint.save
+
+    def saving_then_killed(self, step, *args, **kwargs):
+        save(self, step, *args, **kwargs)
+        if step >= 1:
+            raise _Killed
+
+    monkeypatch.setattr(Checkpoint, "save", saving_then_killed)
+
+
+def _no_e_step(monkeypatch):
+    from emkit import GMMMachine
+
+    def refused(self, *args, **kwargs):
+        raise AssertionError("the UBM's statistics were computed again")
+
+    monkeypatch.setattr(GMMMachine, "transform", refused)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_resumed_run_reads_the_statistics_and_writes_the_uninterrupted_runs_file(
+        data, tmp_path, monkeypatch, command):
+    # every resume computed the statistics of every utterance again before it read the
+    # checkpoint, even one of a finished training
+    d, ckpt = data, tmp_path / "c.h5"
+    run(*_args(d, command), "-o", tmp_path / "plain.h5")
+    plain = (tmp_path / "plain.h5").read_bytes()
+    with monkeypatch.context() as m:
+        _kill_after_first_iteration(m)
+        killed = run(*_args(d, command, "--checkpoint", ckpt), "-o", tmp_path / "a.h5", ok=False)
+    assert killed.exit_code == 1 and "_Killed" in killed.stderr, killed.output
+    assert (tmp_path / "c.stats.h5").is_file() and not (tmp_path / "a.h5").exists()
+    _no_e_step(monkeypatch)
+    resumed = run("-v", *_args(d, command, "--checkpoint", ckpt), "-o", tmp_path / "a.h5")
+    assert "statistics of 120 utterance(s) read from" in resumed.stderr
+    assert "resuming from checkpoint" in resumed.stderr
+    assert (tmp_path / "a.h5").read_bytes() == plain
+    finished = run("-v", *_args(d, command, "--checkpoint", ckpt), "-o", tmp_path / "b.h5")
+    assert "(training had finished)" in finished.stderr
+    assert (tmp_path / "b.h5").read_bytes() == plain
+    if command == "ivector":  # stopped before the back-end was kept: it is trained from them
+        (tmp_path / "c.backend.h5").unlink()
+        run(*_args(d, command, "--checkpoint", ckpt), "-o", tmp_path / "e.h5")
+        assert (tmp_path / "e.h5").read_bytes() == plain
+    no_leftovers(tmp_path)
+
+
+def test_statistics_of_other_features_ubm_or_gselect_are_computed_again(data, tmp_path,
+                                                                        monkeypatch):
+    d, ckpt, kept = data, tmp_path / "c.h5", tmp_path / "c.stats.h5"
+    run(*_args(d, "isv", "--checkpoint", ckpt), "-o", tmp_path / "a.h5")
+    # a run that its checkpoint refuses leaves the statistics of the checkpoint's run alone
+    first = kept.read_bytes()
+    refused = run(*_args(d, "isv", "--gselect", 2, "--checkpoint", ckpt), "-o", tmp_path / "x.h5",
+                  ok=False)
+    one_line_error(refused, 1, "belongs to another training run", "the features differ")
+    assert kept.read_bytes() == first
+    with monkeypatch.context() as m:
+        _no_e_step(m)
+        run(*_args(d, "isv", "--checkpoint", ckpt), "-o", tmp_path / "x.h5")
+    ckpt.unlink()  # started afresh with --gselect: the kept statistics are not those
+    again = run("-v", *_args(d, "isv", "--gselect", 2, "--checkpoint", ckpt), "-o",
+                tmp_path / "b.h5")
+    assert "holds the statistics of other features, UBM or settings" in again.stderr
+    run(*_args(d, "isv", "--gselect", 2), "-o", tmp_path / "plain.h5")
+    assert (tmp_path / "b.h5").read_bytes() == (tmp_path / "plain.h5").read_bytes()
+    assert (tmp_path / "b.h5").read_bytes() != (tmp_path / "a.h5").read_bytes()
+    # the file now holds the --gselect 2 statistics
+    ckpt.unlink()
+    with monkeypatch.context() as m:
+        _no_e_step(m)
+        run(*_args(d, "isv", "--gselect", 2, "--checkpoint", ckpt), "-o", tmp_path / "e.h5")
+    assert (tmp_path / "e.h5").read_bytes() == (tmp_path / "plain.h5").read_bytes()
+    # another UBM (the labels' utterances the same): computed again
+    ckpt.unlink()
+    run("train-ubm", d / "train.scp", "-n", 4, "--iterations", 2, "--seed", 1, "--no-progress",
+        "-o", tmp_path / "ubm4.h5")
+    other = ("train-isv", "--rank-u", 2, "--iterations", 2, d / "train.scp", "--ubm",
+             tmp_path / "ubm4.h5", "--labels", d / "utt2spk", "--seed", 3, "--no-progress")
+    again = run("-v", *other, "--checkpoint", ckpt, "-o", tmp_path / "d.h5")
+    assert "holds the statistics of other features, UBM or settings" in again.stderr
+    with h5py.File(kept) as f:
+        assert f["n"].shape == (120, 4)
+
+
+def _edited(path, name, change):
+    with h5py.File(path, "r+") as f:
+        values = f[name][()]
+        change(values)
+        f[name][...] = values
+
+
+def test_a_damaged_or_forged_statistics_file_is_an_error_naming_it(data, tmp_path):
+    d, ckpt, kept = data, tmp_path / "c.h5", tmp_path / "c.stats.h5"
+    run(*_args(d, "isv", "--checkpoint", ckpt), "-o", tmp_path / "a.h5")
+    original = kept.read_bytes()
+
+    def refused(*fragments):
+        result = run(*_args(d, "isv", "--checkpoint", ckpt), "-o", tmp_path / "x.h5", ok=False)
+        one_line_error(result, 1, str(kept), *fragments)
+        no_leftovers(tmp_path, "x.h5")
+        kept.write_bytes(original)
+
+    _edited(kept, "sum_px", lambda v: v.__setitem__((5, 0, 0), v[5, 0, 0] * (1 + 1e-15) + 1e-300))
+    refused("do not match the digest saved with them")
+    _edited(kept, "sum_pxx", lambda v: v.__setitem__((0, 1, 2), np.nan))
+    refused("'/sum_pxx'", "NaN")
+    _edited(kept, "n", lambda v: v.__setitem__((3, 1), -1.0))
+    refused("'/n'", ">= 0")
+    with h5py.File(kept, "r+") as f:
+        del f["t"]
+        f["t"] = np.zeros(7, dtype=np.int64)
+    refused("'/t'", "must have shape (120,)")
+    kept.write_bytes(b"not HDF5" * 100)
+    refused("not an HDF5 file")
+    # intact again: it is used
+    run(*_args(d, "isv", "--checkpoint", ckpt), "-o", tmp_path / "b.h5")
+    assert (tmp_path / "b.h5").read_bytes() == (tmp_path / "a.h5").read_bytes()
+
+
+def test_the_output_cannot_be_the_statistics_part(data, tmp_path):
+    for command in COMMANDS:
+        one_line_error(run(*_args(data, command, "--checkpoint", tmp_path / "c.h5"),
+                           "-o", tmp_path / "c.stats.h5", ok=False), 2,
+                       "is where --checkpoint keeps its statistics part")
+    assert not list(tmp_path.iterdir())
+
+
+def test_checkpoint_help_tells_where_the_statistics_are_kept():
+    from emkit.cli import cli
+
+    def help_of(command):
+        return next(p.help for p in cli.commands[command].params if "--checkpoint" in p.opts)
+
+    for command in ("train-isv", "train-jfa", "train-ivector"):
+        assert "STEM.stats.EXT" in help_of(command), command
+    assert "stats" not in help_of("train-ubm")
