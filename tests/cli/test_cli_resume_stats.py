@@ -165,3 +165,21 @@ def test_checkpoint_help_tells_where_the_statistics_are_kept():
     for command in ("train-isv", "train-jfa", "train-ivector"):
         assert "STEM.stats.EXT" in help_of(command), command
     assert "stats" not in help_of("train-ubm")
+
+
+def test_a_cluster_run_resumes_from_the_kept_statistics_too(data, tmp_path, monkeypatch):
+    pytest.importorskip("distributed")
+    from emkit.cli import _train_options
+
+    monkeypatch.setattr(_train_options, "WORKER_PROCESSES", False)  # a quicker start
+    d, ckpt = data, tmp_path / "c.h5"
+    run(*_args(d, "isv", "--workers", 1), "-o", tmp_path / "plain.h5")
+    with monkeypatch.context() as m:
+        _kill_after_first_iteration(m)
+        killed = run(*_args(d, "isv", "--workers", 1, "--checkpoint", ckpt), "-o",
+                     tmp_path / "a.h5", ok=False)
+    assert killed.exit_code == 1 and "_Killed" in killed.stderr, killed.output
+    del killed  # (its traceback holds the cluster's objects)
+    _no_e_step(monkeypatch)
+    run(*_args(d, "isv", "--workers", 1, "--checkpoint", ckpt), "-o", tmp_path / "a.h5")
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "plain.h5").read_bytes()
