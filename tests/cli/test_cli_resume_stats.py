@@ -183,3 +183,22 @@ def test_a_cluster_run_resumes_from_the_kept_statistics_too(data, tmp_path, monk
     _no_e_step(monkeypatch)
     run(*_args(d, "isv", "--workers", 1, "--checkpoint", ckpt), "-o", tmp_path / "a.h5")
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "plain.h5").read_bytes()
+
+
+def test_statistics_that_cannot_be_written_cost_a_warning_not_the_training(data, tmp_path,
+                                                                           monkeypatch):
+    import errno
+
+    from emkit.experiment import _stats_file
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_stats_file, "write_statistics", disk_full)
+    d, ckpt = data, tmp_path / "c.h5"
+    done = run(*_args(d, "isv", "--checkpoint", ckpt), "-o", tmp_path / "a.h5")
+    assert (f"emkit: warning: cannot keep the statistics in {tmp_path / 'c.stats.h5'} (No space "
+            "left on device): a resumed run will compute them again") in done.stderr
+    run(*_args(d, "isv"), "-o", tmp_path / "plain.h5")
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "plain.h5").read_bytes()
+    assert not (tmp_path / "c.stats.h5").exists()

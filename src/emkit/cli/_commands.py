@@ -89,13 +89,26 @@ def _stats(ubm, features: dict, ids, progress, checkpoint=None) -> tuple:
         return stats, _nothing
     stats = ex.compute_stats(ubm, utterances, progress=progress)
     if kept.stale and os.path.exists(checkpoint):
-        return stats, functools.partial(kept.save, stats)
-    kept.save(stats)
+        return stats, functools.partial(_keep, kept, stats)
+    _keep(kept, stats)
     return stats, _nothing
 
 
 def _nothing():
     pass
+
+
+def _keep(kept, stats) -> None:
+    """Keep the statistics; a file that cannot be written (a full disk) costs a resume its
+    E-step, not the training: a warning."""
+    import logging
+
+    try:
+        kept.save(stats)
+    except OSError as exc:
+        logging.getLogger("emkit").warning(
+            "cannot keep the statistics in %s (%s): a resumed run will compute them again",
+            kept.path, exc.strerror or exc)
 
 
 def _checkpoint_parts(output, checkpoint, parts: dict) -> dict:
