@@ -44,8 +44,9 @@ def train_options(state: str, note: str = "", *, frames: bool = False):
     same = "same data and options" if frames else "same data, labels and options"
     kept = ("" if frames else
             "The statistics of the utterances are kept next to it (STEM.stats.EXT: ckpt.h5 keeps "
-            "ckpt.stats.h5, 16 C D bytes per utterance), so that a resumed run reads them instead of computing "
-            "them again; they are computed again when the features, the UBM or --gselect change.  ")
+            "ckpt.stats.h5; 16 bytes per utterance, Gaussian and feature), so that a resumed run "
+            "reads them instead of computing them again; they are computed again when the "
+            "features, the UBM or --gselect change.  ")
 
     def decorate(f):
         f = click.option("--workers", type=IntRange(min=1), default=None, metavar="N",
@@ -58,8 +59,8 @@ def train_options(state: str, note: str = "", *, frames: bool = False):
                             help=f"Save the training state ({state}) to this HDF5 file after "
                                  f"every EM iteration and resume from it when it exists ({same}: "
                                  "another run's checkpoint is an "
-                                 f"error; delete it to start afresh).  {note}{kept}A run on a cluster "
-                                 "(--scheduler, --workers) resumes on a cluster only.")(f)
+                                 f"error; delete it to start afresh).  {note}{kept}A run on a "
+                                 "cluster (--scheduler, --workers) resumes on a cluster only.")(f)
     return decorate
 
 
