@@ -164,7 +164,13 @@ def test_checkpoint_help_tells_where_the_statistics_are_kept():
 
     for command in ("train-isv", "train-jfa", "train-ivector"):
         assert "STEM.stats.EXT" in help_of(command), command
+        assert "U (16 C D + 8 C + 16) bytes" in help_of(command), command
+        assert "--keep-statistics" in help_of(command), command
+        keep = next(p for p in cli.commands[command].params if "--keep-statistics" in p.opts)
+        assert keep.secondary_opts == ["--no-keep-statistics"] and keep.default is None
+        assert "at most half of the free space of the checkpoint's folder" in keep.help
     assert "stats" not in help_of("train-ubm")
+    assert not [p for p in cli.commands["train-ubm"].params if "--keep-statistics" in p.opts]
 
 
 def test_a_cluster_run_resumes_from_the_kept_statistics_too(data, tmp_path, monkeypatch):
@@ -202,3 +208,108 @@ def test_statistics_that_cannot_be_written_cost_a_warning_not_the_training(data,
     run(*_args(d, "isv"), "-o", tmp_path / "plain.h5")
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "plain.h5").read_bytes()
     assert not (tmp_path / "c.stats.h5").exists()
+
+
+# 120 utterances of the fixture, its UBM's 8 Gaussians and 12 features: U (16 C D + 8 C + 16)
+STATS_BYTES = 120 * (16 * 8 * 12 + 8 * 8 + 16)
+
+
+def _free_space(monkeypatch, folder, free):
+    """shutil.disk_usage says ``folder`` (the checkpoint's, the only one it may be asked of) has
+    ``free`` bytes free."""
+    import os
+    import shutil
+
+    real = shutil.disk_usage
+
+    def usage(path):
+        assert os.path.samefile(path, folder), path
+        return real(path)._replace(free=free)
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+
+
+def _e_steps(monkeypatch) -> list:
+    """The calls of the UBM's E-step (GMMMachine.transform) from now on."""
+    from emkit import GMMMachine
+
+    calls, transform = [], GMMMachine.transform
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return transform(self, *args, **kwargs)
+
+    monkeypatch.setattr(GMMMachine, "transform", counted)
+    return calls
+
+
+def _afresh(folder):
+    """Remove the checkpoint c.h5 (and train-ivector's back-end part), the kept statistics left."""
+    for name in ("c.h5", "c.backend.h5"):
+        (folder / name).unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_statistics_are_kept_as_asked_or_when_they_fit_the_free_space(data, tmp_path,
+                                                                      monkeypatch, command):
+    # they were kept whatever their size (200 GB at 100,000 utterances, C=2048, D=60), without
+    # being asked for, by every run given --checkpoint
+    d, ckpt, kept = data, tmp_path / "c.h5", tmp_path / "c.stats.h5"
+    run(*_args(d, command), "-o", tmp_path / "plain.h5")
+    plain = (tmp_path / "plain.h5").read_bytes()
+    _free_space(monkeypatch, tmp_path, 2 * STATS_BYTES - 1)
+    # by default: not kept when they take more than half of the free space, a warning
+    done = run(*_args(d, command, "--checkpoint", ckpt), "-o", tmp_path / "a.h5")
+    assert done.stderr == (
+        f"emkit: warning: not keeping the statistics in {kept}: they would take 193.9 kB and "
+        f"{tmp_path} has 387.8 kB free (by default they are kept when they take at most half of "
+        "it); a resumed run will compute them again (--keep-statistics keeps them anyway)\n")
+    assert ckpt.is_file() and not kept.exists()
+    assert (tmp_path / "a.h5").read_bytes() == plain
+    # --keep-statistics: kept whatever the free space, no warning
+    _afresh(tmp_path)
+    _free_space(monkeypatch, tmp_path, 0)
+    forced = run(*_args(d, command, "--keep-statistics", "--checkpoint", ckpt), "-o",
+                 tmp_path / "b.h5")
+    assert forced.stderr == "" and kept.is_file()
+    assert (tmp_path / "b.h5").read_bytes() == plain
+    # --no-keep-statistics: the kept ones are neither read (the E-step runs) nor written
+    _afresh(tmp_path)
+    kept_bytes = kept.read_bytes()
+    calls = _e_steps(monkeypatch)
+    run(*_args(d, command, "--no-keep-statistics", "--checkpoint", ckpt), "-o", tmp_path / "e.h5")
+    assert calls and kept.read_bytes() == kept_bytes
+    assert (tmp_path / "e.h5").read_bytes() == plain
+    kept.write_bytes(b"not HDF5" * 100)  # (read, it would be an error)
+    run(*_args(d, command, "--no-keep-statistics", "--checkpoint", ckpt), "-o", tmp_path / "f.h5")
+    assert kept.read_bytes() == b"not HDF5" * 100
+    assert (tmp_path / "f.h5").read_bytes() == plain
+    kept.unlink()
+    _afresh(tmp_path)
+    run(*_args(d, command, "--no-keep-statistics", "--checkpoint", ckpt), "-o", tmp_path / "g.h5")
+    assert ckpt.is_file() and not kept.exists()
+    assert (tmp_path / "g.h5").read_bytes() == plain
+
+
+def test_by_default_statistics_that_take_at_most_half_the_free_space_are_kept(data, tmp_path,
+                                                                              monkeypatch):
+    d, ckpt, kept = data, tmp_path / "c.h5", tmp_path / "c.stats.h5"
+    with monkeypatch.context() as m:
+        _free_space(m, tmp_path, 2 * STATS_BYTES)
+        done = run(*_args(d, "isv", "--checkpoint", ckpt), "-o", tmp_path / "a.h5")
+    assert done.stderr == "" and kept.is_file()
+    # the size the guard counts is the file's, HDF5's few kB of layout and attributes aside
+    assert STATS_BYTES <= kept.stat().st_size <= STATS_BYTES + 16384
+    # kept by an earlier run: read, whatever the free space now
+    _free_space(monkeypatch, tmp_path, 0)
+    _no_e_step(monkeypatch)
+    again = run(*_args(d, "isv", "--checkpoint", ckpt), "-o", tmp_path / "b.h5")
+    assert again.stderr == ""
+    assert (tmp_path / "b.h5").read_bytes() == (tmp_path / "a.h5").read_bytes()
+
+
+def test_keep_statistics_needs_a_checkpoint(data, tmp_path):
+    for command in COMMANDS:
+        one_line_error(run(*_args(data, command, "--keep-statistics"), "-o", tmp_path / "a.h5",
+                           ok=False), 2, "--keep-statistics needs --checkpoint")
+        run(*_args(data, command, "--no-keep-statistics"), "-o", tmp_path / "a.h5")

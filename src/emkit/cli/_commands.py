@@ -3,7 +3,6 @@ score: :mod:`._scoring`; evaluate: :mod:`._evaluate`)."""
 
 from __future__ import annotations
 
-import functools
 import os
 
 import click
@@ -13,6 +12,7 @@ from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_pat
                    gselect_options, lazy_module, progress_option, seed_option)
 from ..io.atomic import same_destination
 from ._numbers import NON_NEGATIVE, POSITIVE, IntRange
+from ._kept_statistics import utterance_statistics
 from ._models import _load_ubm, em_outcome, plural
 from ._train_options import (backend_checkpoint, check_ivector_counts, check_ivector_dims,
                              check_train_options, cluster, frames_for, kmeans_checkpoint,
@@ -71,44 +71,6 @@ def _labelled(features: dict, labels_path):
               "not used")
     ids = sorted(labels)
     return ids, [labels[u] for u in ids]
-
-
-def _stats(ubm, features: dict, ids, progress, checkpoint=None) -> tuple:
-    """``(statistics of the utterances ids, keep)``; with a ``checkpoint``, the statistics are
-    kept next to it and a resumed run reads them instead of computing them again (the E-step
-    over every frame is the costliest pass of the training).  Call ``keep()`` once the training
-    has succeeded: statistics computed while the file holds stale ones and a checkpoint exists
-    are kept only then (that checkpoint is most likely of the stale ones' run and refuses these,
-    and the file stays for the run it belongs to)."""
-    utterances = [features[u] for u in ids]
-    if checkpoint is None:
-        return ex.compute_stats(ubm, utterances, progress=progress), _nothing
-    kept = ex.KeptStatistics(stats_checkpoint(checkpoint), ubm, utterances, ids)
-    stats = kept.load()
-    if stats is not None:
-        return stats, _nothing
-    stats = ex.compute_stats(ubm, utterances, progress=progress)
-    if kept.stale and os.path.exists(checkpoint):
-        return stats, functools.partial(_keep, kept, stats)
-    _keep(kept, stats)
-    return stats, _nothing
-
-
-def _nothing():
-    pass
-
-
-def _keep(kept, stats) -> None:
-    """Keep the statistics; a file that cannot be written (a full disk) costs a resume its
-    E-step, not the training: a warning."""
-    import logging
-
-    try:
-        kept.save(stats)
-    except OSError as exc:
-        logging.getLogger("emkit").warning(
-            "cannot keep the statistics in %s (%s): a resumed run will compute them again",
-            kept.path, exc.strerror or exc)
 
 
 def _checkpoint_parts(output, checkpoint, parts: dict) -> dict:
@@ -204,8 +166,8 @@ def _training_inputs(features, feature_list, ubm, labels, output, checkpoint=Non
 
 
 def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, checkpoint,
-              scheduler, workers, **kwargs):
-    check_train_options(checkpoint, scheduler, workers, output)
+              scheduler, workers, keep_statistics, **kwargs):
+    check_train_options(checkpoint, scheduler, workers, output, keep_statistics)
     paths = _training_inputs(features, feature_list, ubm, labels, output, checkpoint,
                              _checkpoint_parts(output, checkpoint, {}))
     try:
@@ -218,7 +180,8 @@ def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, c
     if len(set(y)) < 2:
         raise fe.FeatureError(f"{labels}: {cls_name} training needs at least 2 speakers; got "
                               f"{len(set(y))}")
-    stats, keep = _stats(machine_ubm, data, ids, progress, checkpoint)
+    stats, keep = utterance_statistics(machine_ubm, data, ids, progress, checkpoint,
+                                       keep_statistics)
     machine = getattr(factor_analysis, cls_name)(ubm=machine_ubm, checkpoint=checkpoint, **kwargs)
     with config.config_context(progress=progress), cluster(scheduler, workers) as client:
         machine.fit(stats_for(client, stats), y)
@@ -255,14 +218,14 @@ RANK_U = dict(type=IntRange(min=1), default=10, show_default=True,
               help="EM iterations.")
 @gselect_options
 def train_isv(features, feature_list, ubm, labels, output, rank_u, iterations, relevance_factor,
-              seed, progress, checkpoint, scheduler, workers):
+              seed, progress, checkpoint, scheduler, workers, keep_statistics):
     """Train an ISV (inter-session variability) machine.
 
     One session per utterance of FEATURES, its speaker from --labels; the session subspace U is
     learnt, D is fixed by the relevance factor.  Enrol with 'emkit enroll -m ISV.h5'.
     """
     _train_fa("ISVMachine", features, feature_list, ubm, labels, output, progress, checkpoint,
-              scheduler, workers, r_U=rank_u,
+              scheduler, workers, keep_statistics, r_U=rank_u,
               em_iterations=iterations, relevance_factor=relevance_factor, random_state=seed)
 
 
@@ -277,14 +240,14 @@ def train_isv(features, feature_list, ubm, labels, output, rank_u, iterations, r
               help="EM iterations of each of the V, U and D phases.")
 @gselect_options
 def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, iterations,
-              relevance_factor, seed, progress, checkpoint, scheduler, workers):
+              relevance_factor, seed, progress, checkpoint, scheduler, workers, keep_statistics):
     """Train a JFA (joint factor analysis) machine.
 
     One session per utterance of FEATURES, its speaker from --labels; V, U and D are learnt in
     turn.  Enrol with 'emkit enroll -m JFA.h5'.
     """
     _train_fa("JFAMachine", features, feature_list, ubm, labels, output, progress, checkpoint,
-              scheduler, workers, r_U=rank_u,
+              scheduler, workers, keep_statistics, r_U=rank_u,
               r_V=rank_v, em_iterations=iterations, relevance_factor=relevance_factor,
               random_state=seed)
 
@@ -321,7 +284,7 @@ def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, itera
                "so that a run resumed after the extractor finished trains nothing again.  ")
 @gselect_options
 def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, plda, lda_dim,
-                  plda_dim, seed, progress, checkpoint, scheduler, workers):
+                  plda_dim, seed, progress, checkpoint, scheduler, workers, keep_statistics):
     """Train an i-vector extractor and its back-end.
 
     T is learnt on one session per utterance of FEATURES (taken in the order of their ids,
@@ -334,7 +297,7 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
         raise click.UsageError("--plda does not apply without --labels: PLDA is trained on the "
                                "speakers of the training utterances")
     check_ivector_dims(labels, dim, plda, lda_dim, plda_dim)
-    check_train_options(checkpoint, scheduler, workers, output)
+    check_train_options(checkpoint, scheduler, workers, output, keep_statistics)
     side = backend_checkpoint(checkpoint)
     paths = _training_inputs(features, feature_list, ubm, labels, output, checkpoint,
                              _checkpoint_parts(output, checkpoint, {"back-end": side}))
@@ -355,7 +318,8 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
                               f"speakers; got {len(set(y))}")
     steps = ["LDA"] * (lda_dim is not None) + ["WCCN"] + ["PLDA"] * plda
     check_ivector_counts(dim, len(ids), None if y is None else len(set(y)), steps)
-    stats, keep = _stats(machine_ubm, data, ids, progress, checkpoint)
+    stats, keep = utterance_statistics(machine_ubm, data, ids, progress, checkpoint,
+                                       keep_statistics)
     with config.config_context(progress=progress):
         with cluster(scheduler, workers) as client:
             machine = IVectorMachine(machine_ubm, dim_t=dim, max_iterations=iterations,

@@ -43,12 +43,20 @@ def train_options(state: str, note: str = "", *, frames: bool = False):
                             "the workers.")
     same = "same data and options" if frames else "same data, labels and options"
     kept = ("" if frames else
-            "The statistics of the utterances are kept next to it (STEM.stats.EXT: ckpt.h5 keeps "
-            "ckpt.stats.h5; 16 bytes per utterance, Gaussian and feature), so that a resumed run "
-            "reads them instead of computing them again; they are computed again when the "
-            "features, the UBM or --gselect change.  ")
+            "The statistics of the utterances can be kept next to it (STEM.stats.EXT: ckpt.h5 "
+            "keeps ckpt.stats.h5), so that a resumed run reads them instead of computing them "
+            "again (they are computed again when the features, the UBM or --gselect change); "
+            "they take U (16 C D + 8 C + 16) bytes for U utterances, C Gaussians and D features "
+            "(198 GB at U=100,000, C=2048, D=60): see --keep-statistics.  ")
 
     def decorate(f):
+        if not frames:
+            f = click.option("--keep-statistics/--no-keep-statistics", default=None,
+                             help="With --checkpoint: keep the statistics of the utterances next "
+                                  "to it whatever their size, or never (neither written nor "
+                                  "read) [default: kept when they take at most half of the free "
+                                  "space of the checkpoint's folder, else a warning; read when "
+                                  "an earlier run kept them].")(f)
         f = click.option("--workers", type=IntRange(min=1), default=None, metavar="N",
                          help="Run the EM passes on a local dask.distributed cluster of N "
                               "single-threaded worker processes (not with --scheduler).")(f)
@@ -111,8 +119,12 @@ def _checkpoint_family(path) -> list:
     return [path, kmeans_checkpoint(path), backend_checkpoint(path)]
 
 
-def check_train_options(checkpoint, scheduler, workers, output) -> None:
-    """Usage errors: --scheduler with --workers, a malformed address, checkpoint = output."""
+def check_train_options(checkpoint, scheduler, workers, output, keep_statistics=None) -> None:
+    """Usage errors: --scheduler with --workers, a malformed address, checkpoint = output,
+    --keep-statistics without --checkpoint."""
+    if keep_statistics and checkpoint is None:
+        raise click.UsageError("--keep-statistics needs --checkpoint: the statistics are kept "
+                               "next to the checkpoint")
     if scheduler is not None and workers is not None:
         raise click.UsageError("--scheduler and --workers are mutually exclusive: connect to an "
                                "existing scheduler or start a local cluster, not both")

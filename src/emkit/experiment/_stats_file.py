@@ -44,6 +44,13 @@ def statistics_key(ubm, utterances, ids) -> str:
                              model_fingerprint(ubm), list(ids), list(utterances)])
 
 
+def statistics_bytes(n_utterances: int, n_gaussians: int, n_features: int) -> int:
+    """Bytes of the arrays of a statistics file of U utterances, C Gaussians and D features:
+    ``U (16 C D + 8 C + 16)`` (float64 ``sum_px`` and ``sum_pxx``, ``n``, ``t`` and
+    ``log_likelihood``; HDF5 adds a few kB)."""
+    return n_utterances * (16 * n_gaussians * n_features + 8 * n_gaussians + 16)
+
+
 class KeptStatistics:
     """The statistics file ``path`` of the statistics of ``utterances`` (a list of (n_frames, D)
     arrays, those of ``ids`` in order) under ``ubm``: :meth:`load` them when it holds them,
@@ -56,6 +63,11 @@ class KeptStatistics:
         self.n_utterances = len(ids)
         self.shape = tuple(int(k) for k in np.shape(ubm.means))
         self.stale = False
+
+    @property
+    def size(self) -> int:
+        """Bytes of the statistics' arrays in the file (:func:`statistics_bytes`)."""
+        return statistics_bytes(self.n_utterances, *self.shape)
 
     def load(self) -> list | None:
         """The statistics kept, or None (no file, or a stale one).  A damaged or forged file of

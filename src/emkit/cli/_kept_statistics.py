@@ -1,0 +1,85 @@
+"""The utterances' statistics of train-isv, train-jfa and train-ivector, kept next to their
+``--checkpoint`` (STEM.stats.EXT) so that a resumed run reads them instead of running the UBM's
+E-step over every frame again: ``--keep-statistics`` always, ``--no-keep-statistics`` never
+(the file is neither written nor read), by default only when the file takes at most half of
+the free space of the checkpoint's folder (it grows as utterances x
+Gaussians x features: about 200 GB at 100,000 utterances, C=2048, D=60, which a user who gave
+--checkpoint to survive a kill did not ask for)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+from ._app import lazy_module
+from ._train_options import stats_checkpoint
+
+ex = lazy_module("emkit.experiment")
+logger = logging.getLogger("emkit")
+
+def utterance_statistics(ubm, features: dict, ids, progress, checkpoint=None,
+                         keep=None) -> tuple:
+    """``(statistics of the utterances ids, keep_them)``.  With a ``checkpoint`` and ``keep``
+    True (or None, the default, and room enough: :func:`_room_for`), the statistics are kept
+    next to it and a resumed run reads them; ``keep`` False neither reads nor writes them.
+    Call ``keep_them()`` once the training has succeeded: statistics computed while the file
+    holds stale ones and a checkpoint exists are kept only then (that checkpoint is most likely
+    of the stale ones' run and refuses these, and the file stays for the run it belongs to)."""
+    utterances = [features[u] for u in ids]
+    if checkpoint is None or keep is False:
+        return ex.compute_stats(ubm, utterances, progress=progress), _nothing
+    kept = ex.KeptStatistics(stats_checkpoint(checkpoint), ubm, utterances, ids)
+    stats = kept.load()  # (kept by an earlier run: read whatever their size)
+    if stats is not None:
+        return stats, _nothing
+    write = keep or _room_for(kept)  # decided before the E-step: its warning comes first
+    stats = ex.compute_stats(ubm, utterances, progress=progress)
+    if not write:
+        return stats, _nothing
+    if kept.stale and os.path.exists(checkpoint):
+        return stats, functools.partial(_keep, kept, stats)
+    _keep(kept, stats)
+    return stats, _nothing
+
+
+def _nothing():
+    pass
+
+
+def _room_for(kept) -> bool:
+    """Whether the statistics file fits the default: at most half of the free space of its
+    folder, the other half left to the checkpoint, the output and whatever else writes there (a
+    warning when not; True when the free space is unknown: a failed write is a warning too)."""
+    import shutil
+
+    folder = os.path.dirname(os.path.abspath(kept.path))
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return True
+    if 2 * kept.size <= free:
+        return True
+    logger.warning("not keeping the statistics in %s: they would take %s and %s has %s free "
+                   "(by default they are kept when they take at most half of it); a resumed "
+                   "run will compute them again (--keep-statistics keeps them anyway)",
+                   kept.path, in_words(kept.size), folder, in_words(free))
+    return False
+
+
+def in_words(n_bytes: int) -> str:
+    """``n_bytes`` in decimal units: '198.2 GB', '950 bytes'."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes} bytes"
+
+
+def _keep(kept, stats) -> None:
+    """Keep the statistics; a file that cannot be written (a full disk) costs a resume its
+    E-step, not the training: a warning."""
+    try:
+        kept.save(stats)
+    except OSError as exc:
+        logger.warning("cannot keep the statistics in %s (%s): a resumed run will compute them "
+                       "again", kept.path, exc.strerror or exc)
