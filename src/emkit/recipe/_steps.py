@@ -205,7 +205,10 @@ def _ubm_steps(recipe, work):
     def run(ctx):
         from ._schema import RecipeError
 
-        frames = np.concatenate(list(ctx.features(u["data"]).values()))
+        feats = ctx.features(u["data"])
+        # in the order of the ids, not of the lines: k-means samples frames by index, so the
+        # same utterances listed in another order would train another UBM
+        frames = np.concatenate([feats[utterance] for utterance in sorted(feats)])
         problem = ex.too_few_frames(frames.shape[0], u["gaussians"], "ubm.gaussians =")
         if problem:
             raise RecipeError(f"{recipe['recipe']}: ubm.gaussians: {problem} (data set "
