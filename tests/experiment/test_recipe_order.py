@@ -46,7 +46,8 @@ def _project(folder, ark, offsets: dict, ids):
 
 def test_the_order_of_the_feature_lines_changes_no_model(tmp_path):
     # the UBM step took the frames in the scp's order: k-means samples frames by index, so the
-    # same utterances listed in another order trained another UBM (and every model after it)
+    # same utterances listed in another order trained another UBM (and every model after it);
+    # the systems' step took the utterances in that order too: another rounding of its sums
     rng = np.random.default_rng(0)
     features = {f"s{s}-{k}": rng.normal(s, 1.0 + k / 4, (30 + 5 * k + s, 3))
                 for s in range(4) for k in range(3)}
@@ -56,6 +57,11 @@ def test_the_order_of_the_feature_lines_changes_no_model(tmp_path):
     in_order = _project(tmp_path / "sorted", tmp_path / "feats.ark", offsets, ids)
     reordered = _project(tmp_path / "shuffled", tmp_path / "feats.ark", offsets, shuffled)
     assert (reordered / "ubm.h5").read_bytes() == (in_order / "ubm.h5").read_bytes()
+    # the systems' training too (the statistics, then the sums of every EM pass, in one order)
+    machine = "systems/isv/machine.h5"
+    assert (reordered / machine).read_bytes() == (in_order / machine).read_bytes()
+    for scores in ("systems/isv/test.raw.txt", "systems/gmm/test.raw.txt"):
+        assert (reordered / scores).read_text() == (in_order / scores).read_text()
 
 
 def test_a_sorted_scp_trains_the_ubm_as_the_library_does_in_its_order(tmp_path):

@@ -327,7 +327,7 @@ def _train_system(ctx, system, s, output, checkpoint):
         warn_at_caller(f"{unlabelled} utterance(s) of data set "
                       f"{s['data']!r} have no speaker in {labels} and are not used to train "
                       f"system {system!r}", UserWarning)
-    ids = [u for u in feats if utt2spk is None or u in utt2spk]
+    ids = sorted(u for u in feats if utt2spk is None or u in utt2spk)  # (id order: see the UBM's)
     y = None if utt2spk is None else [utt2spk[u] for u in ids]
     if s["kind"] == "ivector":
         _check_ivector_counts(ctx.recipe, system, s, len(ids), y)
