@@ -281,6 +281,7 @@ def test_statistics_are_kept_as_asked_or_when_they_fit_the_free_space(data, tmp_
     assert calls and kept.read_bytes() == kept_bytes
     assert (tmp_path / "e.h5").read_bytes() == plain
     kept.write_bytes(b"not HDF5" * 100)  # (read, it would be an error)
+    kept.chmod(0o444)  # (to be written, it would be refused before the training)
     run(*_args(d, command, "--no-keep-statistics", "--checkpoint", ckpt), "-o", tmp_path / "f.h5")
     assert kept.read_bytes() == b"not HDF5" * 100
     assert (tmp_path / "f.h5").read_bytes() == plain

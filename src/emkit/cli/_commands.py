@@ -73,15 +73,17 @@ def _labelled(features: dict, labels_path):
     return ids, [labels[u] for u in ids]
 
 
-def _checkpoint_parts(output, checkpoint, parts: dict) -> dict:
-    """The files --checkpoint writes beside it (``parts``: name -> path, and the statistics'),
-    as outputs for check_outputs; a usage error when one of them is the output."""
+def _checkpoint_parts(output, checkpoint, parts: dict, keep_statistics=None) -> dict:
+    """The files --checkpoint writes beside it (``parts``: name -> path, and the statistics'
+    unless --no-keep-statistics), as outputs for check_outputs; a usage error when one of them
+    is the output (the statistics' always: a later run would look for them there)."""
     parts = {**parts, "statistics": stats_checkpoint(checkpoint)}
     for name, path in parts.items():
         if path is not None and same_destination(path, output):
             raise click.UsageError(f"-o/--output {output!r} is where --checkpoint keeps its "
                                    f"{name} part: choose another output or checkpoint")
-    return {f"--checkpoint (its {name} part)": path for name, path in parts.items()}
+    return {f"--checkpoint (its {name} part)": path for name, path in parts.items()
+            if not (name == "statistics" and keep_statistics is False)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,7 +171,7 @@ def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, c
               scheduler, workers, keep_statistics, **kwargs):
     check_train_options(checkpoint, scheduler, workers, output, keep_statistics)
     paths = _training_inputs(features, feature_list, ubm, labels, output, checkpoint,
-                             _checkpoint_parts(output, checkpoint, {}))
+                             _checkpoint_parts(output, checkpoint, {}, keep_statistics))
     try:
         from .. import factor_analysis
     except ImportError as exc:
@@ -300,7 +302,8 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
     check_train_options(checkpoint, scheduler, workers, output, keep_statistics)
     side = backend_checkpoint(checkpoint)
     paths = _training_inputs(features, feature_list, ubm, labels, output, checkpoint,
-                             _checkpoint_parts(output, checkpoint, {"back-end": side}))
+                             _checkpoint_parts(output, checkpoint, {"back-end": side},
+                                               keep_statistics))
     _check_backend_part(checkpoint, side)
     try:
         from ..ivector import IVectorMachine
