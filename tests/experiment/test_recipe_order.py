@@ -74,7 +74,8 @@ def test_a_sorted_scp_trains_the_ubm_as_the_library_does_in_its_order(tmp_path):
     features = {f"s{s}-{k}": rng.normal(s, 1.0, (30 + k, 3)) for s in range(4) for k in range(3)}
     offsets = write_ark(tmp_path / "feats.ark", features)
     work = _project(tmp_path / "p", tmp_path / "feats.ark", offsets, sorted(features))
-    frames = np.concatenate(list(read_feature_sources([str(tmp_path / "p" / "feats.scp")]).values()))
+    in_file_order = read_feature_sources([str(tmp_path / "p" / "feats.scp")])
+    frames = np.concatenate(list(in_file_order.values()))
     direct = train_ubm(frames, 3, max_iterations=3, kmeans_iterations=3, seed=0)
     recipe_ubm = GMMMachine.from_hdf5(work / "ubm.h5")
     for name in ("means", "variances", "weights"):

@@ -2,9 +2,9 @@
 ``--checkpoint`` (STEM.stats.EXT) so that a resumed run reads them instead of running the UBM's
 E-step over every frame again: ``--keep-statistics`` always, ``--no-keep-statistics`` never
 (the file is neither written nor read), by default only when the file takes at most half of
-the free space of the checkpoint's folder (it grows as utterances x
-Gaussians x features: about 200 GB at 100,000 utterances, C=2048, D=60, which a user who gave
---checkpoint to survive a kill did not ask for)."""
+the free space of the checkpoint's folder: it grows as utterances x Gaussians x features (198
+GB at 100,000 utterances, C=2048, D=60), which a user who gave --checkpoint to survive a kill
+did not ask for."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ._train_options import stats_checkpoint
 
 ex = lazy_module("emkit.experiment")
 logger = logging.getLogger("emkit")
+
 
 def utterance_statistics(ubm, features: dict, ids, progress, checkpoint=None,
                          keep=None) -> tuple:
