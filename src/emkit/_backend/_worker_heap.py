@@ -92,6 +92,15 @@ def raise_thresholds(dask_worker=None) -> bool:
     return raised
 
 
+def _raise_for_a_lease(dask_worker=None):
+    """On a worker: :func:`raise_thresholds`, and the number of that raise (None when not
+    raised), which the client's lease task for it then carries (:func:`_worker_lease`)."""
+    if not raise_thresholds(dask_worker):
+        return None
+    with _lease_lock:
+        return _raises
+
+
 def _memory_limit(worker):
     """The memory limit (bytes) of a ``distributed`` worker; None without one."""
     try:
@@ -127,10 +136,14 @@ class HeapLease:
         return (_worker_lease, ())
 
 
-def _worker_lease() -> HeapLease:
+def _worker_lease(made_in: int | None = None) -> HeapLease:
+    """A lease counted under the raise ``made_in`` (the current one when None: a copy moved to
+    this worker).  A lease task delayed past the end of its fit and the start of the next runs
+    with its own raise's number: dropped, it cannot restore the next fit's thresholds."""
     lease = HeapLease()
     with _lease_lock:
-        made_in = _raises
+        if made_in is None:
+            made_in = _raises
         _leases[made_in] = _leases.get(made_in, 0) + 1
     weakref.finalize(lease, _lease_dropped, made_in)
     return lease
@@ -146,24 +159,26 @@ def _lease_dropped(made_in: int) -> None:
         restore_thresholds()
 
 
-def _leased(client) -> list:
-    """The futures of a :class:`HeapLease` made by a task on each worker and held there: one
-    replica each (dask's active memory manager drops the extra replicas of a broadcast value).
-    Not waited for: a worker that dies before its task runs would hold up the fit for good."""
+def _leased(client, raises: dict) -> list:
+    """The futures of a :class:`HeapLease` made by a task on each worker whose thresholds were
+    raised (``raises``: address -> the number of that raise) and held there: one replica each
+    (dask's active memory manager drops the extra replicas of a broadcast value).  Not waited
+    for: a worker that dies before its task runs would hold up the fit for good."""
     try:
-        return [client.submit(_worker_lease, pure=False, workers=[address],
+        return [client.submit(_worker_lease, made_in, pure=False, workers=[address],
                               allow_other_workers=False, priority=100)
-                for address in client.scheduler_info(n_workers=-1)["workers"]]
+                for address, made_in in raises.items() if made_in is not None]
     except Exception as error:  # a closing cluster: nothing to lease
         logger.debug("could not lease the workers' heaps: %s", error)
         return []
 
 
-def _run_on_workers(client, fn) -> None:
+def _run_on_workers(client, fn) -> dict:
     try:
-        client.run(fn)
+        return client.run(fn)
     except Exception as error:  # a closing cluster: nothing to tune or restore
         logger.debug("could not run %s on the workers: %s", fn.__name__, error)
+        return {}
 
 
 @contextlib.contextmanager
@@ -186,9 +201,8 @@ def tuned_worker_heaps(X):
         _depth += 1
         first = _depth == 1
     try:
-        if first:  # (raised first: the leases' tasks then run after the raise on each worker)
-            _run_on_workers(client, raise_thresholds)
-            _lease = _leased(client)
+        if first:  # (raised first: each lease carries its worker's raise)
+            _lease = _leased(client, _run_on_workers(client, _raise_for_a_lease))
         yield
     finally:
         with _lock:
