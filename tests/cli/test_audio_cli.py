@@ -320,3 +320,14 @@ def test_little_audio_is_computed_in_this_process_whatever_jobs(tmp_path, audio,
     assert run(audio, "-o", tmp_path / "one.ark", "-j", "1", "--no-progress").exit_code == 0
     assert (tmp_path / "pool.ark").read_bytes() == (tmp_path / "one.ark").read_bytes() \
         == (tmp_path / "two.ark").read_bytes()
+
+
+def test_dither_gives_the_same_archive_every_run(tmp_path, audio):
+    # before: kaldi-native-fbank seeded its dither at random, two runs gave other archives
+    for name in ("a", "b"):
+        result = run(audio, "--dither", "1", "-o", tmp_path / f"{name}.ark", "--no-progress")
+        assert result.exit_code == 0, result.output
+    dithered = (tmp_path / "a.ark").read_bytes()
+    assert (tmp_path / "b.ark").read_bytes() == dithered
+    assert run(audio, "-o", tmp_path / "plain.ark", "--no-progress").exit_code == 0
+    assert (tmp_path / "plain.ark").read_bytes() != dithered

@@ -9,7 +9,9 @@ been moving its Kaldi compatibility code to maintenance mode.
 Samples are expected in the 16-bit integer scale (what Kaldi reads from a wav, see
 :func:`emkit.audio.read_audio`).  Options are Kaldi's (``compute-mfcc-feats`` /
 ``compute-fbank-feats``) with their defaults, except ``dither``: 0 here (Kaldi: 1.0), so that
-the same audio always gives the same features.
+the features depend on the audio alone.  A dither is added by emkit, not kaldi-native-fbank
+(which seeds its noise at random): the noise is drawn from a generator seeded by the
+utterance's id, so the same command gives the same features (see :mod:`._dither`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .._validation import check_field_types
+from ._dither import dithered_frames
 from ._read import require
 
 __all__ = ["KaldiOptions", "check_options", "compute_kaldi_features", "log_energy"]
@@ -61,7 +64,9 @@ class KaldiOptions:
         Frame length and frame shift, in ms: one sample at least, and a frame of at most
         :data:`MAX_FRAME_LENGTH_MS` (1000 ms) and :data:`MAX_FRAME_SAMPLES` samples.
     dither : float
-        Dithering noise (16-bit scale); 0 for reproducible features.
+        Dithering noise (16-bit scale): ``dither * N(0, 1)`` added to each sample of each
+        frame, drawn from a generator seeded by the utterance's id (the same noise every run);
+        0: none, the features depend on the audio alone.
     preemphasis_coefficient : float in [0, 1]
         Pre-emphasis ``x[t] - c * x[t-1]``.
     remove_dc_offset : bool
@@ -213,9 +218,22 @@ def _knf_options(opts: KaldiOptions, kind: str | None = None, energy: bool | Non
     return knf, o
 
 
-def _run(knf, o, kind, samples, sample_frequency) -> np.ndarray:
+def _run(knf, o, kind, samples, opts: KaldiOptions, dither_key: str) -> np.ndarray:
+    """The library's features of ``samples``; with a dither, of emkit's dithered frames laid end
+    to end, which the library cuts back into the same frames (a shift of one frame length, no
+    dither of its own)."""
+    if opts.dither:
+        f = o.frame_opts
+        f.dither, f.frame_shift_ms, f.snip_edges = 0.0, f.frame_length_ms, True
     extractor = knf.OnlineMfcc(o) if kind == "mfcc" else knf.OnlineFbank(o)
-    extractor.accept_waveform(float(sample_frequency), np.ascontiguousarray(samples, np.float32))
+    rate = float(opts.sample_frequency)
+    if opts.dither:
+        shift = _frame_samples(opts.sample_frequency, opts.frame_shift)
+        for block in dithered_frames(samples, opts.frame_samples, shift, opts.snip_edges,
+                                     opts.dither, dither_key):
+            extractor.accept_waveform(rate, block.ravel())
+    else:
+        extractor.accept_waveform(rate, np.ascontiguousarray(samples, np.float32))
     extractor.input_finished()
     n = extractor.num_frames_ready
     out = np.empty((n, extractor.dim), dtype=np.float32)
@@ -224,10 +242,12 @@ def _run(knf, o, kind, samples, sample_frequency) -> np.ndarray:
     return out
 
 
-def compute_kaldi_features(samples: np.ndarray, opts: KaldiOptions = KaldiOptions()) -> np.ndarray:
-    """Features ``(n_frames, dim)`` float32 of ``samples`` ``(n_samples,)`` (16-bit scale)."""
+def compute_kaldi_features(samples: np.ndarray, opts: KaldiOptions = KaldiOptions(), *,
+                           dither_key: str = "") -> np.ndarray:
+    """Features ``(n_frames, dim)`` float32 of ``samples`` ``(n_samples,)`` (16-bit scale);
+    ``dither_key``: the utterance's id, which seeds its dither noise (with ``opts.dither``)."""
     knf, o = _knf_options(opts)
-    return _run(knf, o, opts.kind, samples, opts.sample_frequency)
+    return _run(knf, o, opts.kind, samples, opts, dither_key)
 
 
 def check_options(opts: KaldiOptions) -> None:
@@ -247,11 +267,13 @@ def check_options(opts: KaldiOptions) -> None:
                          f"frame_length {opts.frame_length:g} ms)") from None
 
 
-def log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptions()) -> np.ndarray:
+def log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptions(), *,
+               dither_key: str = "") -> np.ndarray:
     """Kaldi's per-frame log energy ``(n_frames,)`` (column 0 of an MFCC with ``use_energy``).
 
-    The frames are those of :func:`compute_kaldi_features` with the same options.
+    The frames, and their dither noise, are those of :func:`compute_kaldi_features` with the
+    same options and ``dither_key``.
     """
     knf, o = _knf_options(opts, kind="mfcc", energy=True)
     o.num_ceps = 1
-    return _run(knf, o, "mfcc", samples, opts.sample_frequency)[:, 0]
+    return _run(knf, o, "mfcc", samples, opts, dither_key)[:, 0]

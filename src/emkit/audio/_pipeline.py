@@ -153,7 +153,7 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
         where = f"{show_path(utterance.path)} (utterance {show_key(utterance.id)})"
     else:
         where = show_path(utterance.path)
-    feats = compute_kaldi_features(samples, k)
+    feats = compute_kaldi_features(samples, k, dither_key=utterance.id)
     if feats.shape[0] == 0:
         if k.snip_edges:
             needed = f"a frame needs {k.frame_samples}"
@@ -163,7 +163,7 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
         raise AudioError(f"{where}: too short for one frame ({samples.shape[0]} samples; "
                          f"{needed})")
     if config.vad:
-        energy = feats[:, 0] if k.kind == "mfcc" and k.energy else log_energy(samples, k)
+        energy = feats[:, 0] if k.kind == "mfcc" and k.energy else log_energy(samples, k, dither_key=utterance.id)
         voiced = compute_vad(energy, **config._vad_options())
         if not voiced.any():
             raise AudioError(f"{where}: all silence: the VAD kept none of its {feats.shape[0]} "

@@ -48,8 +48,9 @@ def _options(f):
         click.option("--high-freq", type=FiniteFloat(), default=0.0, show_default=True,
                      help="High cut-off of the mel filters, Hz (<= 0: offset from Nyquist)."),
         click.option("--dither", type=NON_NEGATIVE, default=0.0, show_default=True,
-                     help="Dither (16-bit scale; Kaldi's default is 1; 0 gives reproducible "
-                          "features)."),
+                     help="Dither: dither x N(0, 1) added to each sample of each frame "
+                          "(16-bit scale; Kaldi's default is 1; 0: none).  The noise is seeded "
+                          "by the utterance's id: the same every run, whatever -j."),
         click.option("--snip-edges/--no-snip-edges", default=True, show_default=True,
                      help="Kaldi's --snip-edges: only frames that fit in the audio."),
         click.option("--preemphasis-coefficient", type=FiniteFloatRange(0, 1), default=0.97,

@@ -1,0 +1,85 @@
+"""Dither: Kaldi's per-frame noise, drawn from a generator seeded by the utterance's id, so that
+the same command gives the same features (kaldi-native-fbank seeds its own noise at random)."""
+
+import numpy as np
+import pytest
+
+knf = pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio]) is not "
+                          "installed")
+pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
+
+from emkit.audio import (FeatureConfig, KaldiOptions, compute_kaldi_features,  # noqa: E402
+                         extract_features, extract_many, log_energy)
+from emkit.audio import _dither  # noqa: E402
+from emkit.audio._sources import Utterance  # noqa: E402
+from audio_files import speech_like, three_utterances, write  # noqa: E402
+
+DITHERED = FeatureConfig(kaldi=KaldiOptions(dither=1.0), cmvn="none", vad=False)
+
+
+class _NoNoise:
+    def standard_normal(self, shape, dtype):
+        return np.zeros(shape, dtype)
+
+
+@pytest.mark.parametrize("snip_edges", [True, False])
+@pytest.mark.parametrize("kind", ["mfcc", "fbank"])
+@pytest.mark.parametrize("n_samples", [16480, 401, 400, 81])
+def test_emkits_frames_are_kaldis_frames(monkeypatch, snip_edges, kind, n_samples):
+    # with the noise set to zero, the dithered path (emkit's frames laid end to end) gives
+    # kaldi-native-fbank's own framing bit for bit, at the ends too (snip_edges off reflects)
+    x = speech_like(1.03)[:n_samples] * 32768
+    plain = KaldiOptions(kind=kind, snip_edges=snip_edges, frame_shift=7.3)
+    dithered = KaldiOptions(kind=kind, snip_edges=snip_edges, frame_shift=7.3, dither=1.0)
+    monkeypatch.setattr(_dither, "dither_generator", lambda key: _NoNoise())
+    got, energy = compute_kaldi_features(x, dithered), log_energy(x, dithered)
+    monkeypatch.undo()
+    want = compute_kaldi_features(x, plain)
+    assert got.shape == want.shape and (n_samples >= 400 or not snip_edges) == (len(want) > 0)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(energy, log_energy(x, plain))
+
+
+def test_dither_zero_gives_kaldi_native_fbanks_features_unchanged():
+    x = speech_like(0.5, seed=3) * 32768
+    o = knf.MfccOptions()
+    o.frame_opts.dither = 0.0
+    extractor = knf.OnlineMfcc(o)
+    extractor.accept_waveform(16000.0, x.astype(np.float32))
+    extractor.input_finished()
+    want = np.array([extractor.get_frame(i) for i in range(extractor.num_frames_ready)])
+    np.testing.assert_array_equal(compute_kaldi_features(x, KaldiOptions()), want)
+
+
+def test_the_same_utterance_gets_the_same_noise_another_utterance_other_noise(tmp_path):
+    # before: kaldi-native-fbank's dither was seeded at random: two runs differed
+    path = write(tmp_path / "a.wav", speech_like(seed=1))
+    first = extract_features(Utterance("a", path), DITHERED)
+    np.testing.assert_array_equal(extract_features(Utterance("a", path), DITHERED), first)
+    other = extract_features(Utterance("b", path), DITHERED)  # same audio, another id
+    assert other.shape == first.shape and not np.array_equal(other, first)
+    plain = extract_features(Utterance("a", path), FeatureConfig(cmvn="none", vad=False))
+    # the noise is small next to speech: the dithered features stay near the plain ones
+    assert np.median(np.abs(first[:, 0] - plain[:, 0])) < 0.05
+
+
+def test_dithered_features_do_not_depend_on_processes_or_order(tmp_path):
+    folder = three_utterances(tmp_path / "audio")
+    utterances = [Utterance(f"utt{i}", str(folder / f"utt{i}.wav")) for i in range(3)]
+    config = FeatureConfig(kaldi=KaldiOptions(dither=1.0))  # VAD and CMVN on the dithered frames
+    one = dict((u.id, f) for u, f in extract_many(utterances, config, jobs=1))
+    two = dict((u.id, f) for u, f in extract_many(utterances, config, jobs=2))
+    backwards = dict((u.id, f) for u, f in extract_many(utterances[::-1], config, jobs=1))
+    for name, features in one.items():
+        np.testing.assert_array_equal(two[name], features)
+        np.testing.assert_array_equal(backwards[name], features)
+
+
+@pytest.mark.parametrize("dither", [1.0, 0.1])
+def test_digital_silence_gets_the_energy_of_its_noise(dither):
+    # Kaldi adds the noise before DC removal: a frame's raw energy is that of frame_length - 1
+    # independent N(0, dither^2) samples, ~ log(dither^2 * 399) for 25 ms at 16 kHz
+    energy = log_energy(np.zeros(16000), KaldiOptions(dither=dither))
+    assert energy.shape == (98,) and np.isfinite(energy).all()
+    assert abs(np.mean(energy) - np.log(dither**2 * 399)) < 0.05  # (its standard error: 0.007)
+    assert 0.03 < np.std(energy) < 0.15  # chi-square with 399 degrees: sd of its log ~0.07
