@@ -32,6 +32,7 @@ def test_emkits_frames_are_kaldis_frames(monkeypatch, snip_edges, kind, n_sample
     plain = KaldiOptions(kind=kind, snip_edges=snip_edges, frame_shift=7.3)
     dithered = KaldiOptions(kind=kind, snip_edges=snip_edges, frame_shift=7.3, dither=1.0)
     monkeypatch.setattr(_dither, "dither_generator", lambda key: _NoNoise())
+    monkeypatch.setattr(_dither, "BLOCK_SAMPLES", 1000)  # blocks of 2 frames: their seams too
     got, energy = compute_kaldi_features(x, dithered), log_energy(x, dithered)
     monkeypatch.undo()
     want = compute_kaldi_features(x, plain)
@@ -83,3 +84,12 @@ def test_digital_silence_gets_the_energy_of_its_noise(dither):
     assert energy.shape == (98,) and np.isfinite(energy).all()
     assert abs(np.mean(energy) - np.log(dither**2 * 399)) < 0.05  # (its standard error: 0.007)
     assert 0.03 < np.std(energy) < 0.15  # chi-square with 399 degrees: sd of its log ~0.07
+
+
+def test_frames_are_cut_a_few_million_samples_at_a_time():
+    # before: 4096 frames a block, whatever their length: 4096 frames of 2**17 samples (1 s at
+    # 131 kHz, the longest accepted) were 4 GiB of indices and 2 GiB of samples at once
+    length = 2**17
+    blocks = list(_dither.dithered_frames(np.zeros(40 * length), length, length, True, 1.0, "k"))
+    assert sum(len(b) for b in blocks) == 40
+    assert max(b.size for b in blocks) <= 2**21 and all(b.dtype == np.float32 for b in blocks)
