@@ -177,6 +177,16 @@ def test_float32_ubm_reruns_the_ubm_and_its_dependants_float64_reruns_nothing(pr
                                atol=1e-3 * np.abs(before.means).max())
 
 
+def test_whole_numbers_for_float_feature_options_rerun_nothing(project):
+    # before: sample_frequency = 16000 (the default, 16000.0) was stamped as 16000, and emkit
+    # run recomputed the features of every data set (to the same archives)
+    edit(project, "num_ceps = 13", "num_ceps = 13\nsample_frequency = 16000\nframe_length = 25\n"
+                                   "energy_floor = 0\nvad_energy_threshold = 5")
+    assert ran(run_recipe(project / "recipe.toml")[0]) == []
+    edit(project, "frame_length = 25", "frame_length = 25.0")
+    assert ran(run_recipe(project / "recipe.toml")[0]) == []
+
+
 def test_ubm_threshold_zero_runs_every_iteration_without_a_convergence_warning(project):
     edit(project, "kmeans_iterations = 3", "kmeans_iterations = 3\nthreshold = 1e-5")
     assert ran(run_recipe(project / "recipe.toml")[0]) == []  # the default: the stamps stay valid

@@ -192,6 +192,12 @@ def _features(chk: _Checker, table: dict):
     for name, value in table.items():
         if isinstance(value, (dict, list)):
             chk.fail(f"features.{name}", f"must be a single value; got {type(value).__name__}")
+    # 16000 for a float option is 16000.0, as the other sections' numbers are: the step's stamp
+    # records the values, and the same settings must give the same stamp
+    floats = {f.name for cls in (KaldiOptions, FeatureConfig) for f in dataclasses.fields(cls)
+              if f.type == "float"}
+    table = {name: float(value) if name in floats and _is(value, INT) else value
+             for name, value in table.items()}
     from ..audio._kaldi_features import check_options
 
     try:
