@@ -187,6 +187,23 @@ def test_whole_numbers_for_float_feature_options_rerun_nothing(project):
     assert ran(run_recipe(project / "recipe.toml")[0]) == []
 
 
+def test_dithered_features_of_a_stamp_from_random_dither_days_are_recomputed(project):
+    # kaldi-native-fbank dithered at random before: a stamp written then is of features no rerun
+    # gives; the stamp of a dithered features step now says how its noise is drawn
+    edit(project, "num_ceps = 13", "num_ceps = 13\ndither = 1")
+    assert ran(run_recipe(project / "recipe.toml")[0])[:3] == [n for n in ALL if "features:" in n]
+    archive = (project / "work" / "features" / "test.ark").read_bytes()
+    for path in (project / "work" / ".stamps").glob("features_*.json"):
+        stamp = json.loads(path.read_text())
+        params = json.loads(stamp["params"])
+        del params["dither_noise"]
+        stamp["params"] = json.dumps(params, sort_keys=True)
+        path.write_text(json.dumps(stamp))
+    assert ran(run_recipe(project / "recipe.toml")[0]) == [n for n in ALL if "features:" in n]
+    assert (project / "work" / "features" / "test.ark").read_bytes() == archive  # seeded
+    assert ran(run_recipe(project / "recipe.toml")[0]) == []
+
+
 def test_ubm_threshold_zero_runs_every_iteration_without_a_convergence_warning(project):
     edit(project, "kmeans_iterations = 3", "kmeans_iterations = 3\nthreshold = 1e-5")
     assert ran(run_recipe(project / "recipe.toml")[0]) == []  # the default: the stamps stay valid

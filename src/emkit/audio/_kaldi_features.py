@@ -50,7 +50,7 @@ class KaldiOptions:
     """Frame, mel and cepstral options, named as Kaldi's command-line options.
 
     Defaults are Kaldi's (``compute-mfcc-feats`` / ``compute-fbank-feats``) except ``dither``:
-    0 here, so that the same audio always gives the same features (Kaldi's default is 1).
+    0 here, so that the features depend on the audio alone (Kaldi's default is 1).
 
     Parameters
     ----------

@@ -47,8 +47,8 @@ CMVN_MODES = ("none", "utterance", "sliding")
 class FeatureConfig:
     """Everything that decides the features of an utterance.
 
-    Defaults are those of Kaldi's tools, except ``kaldi.dither``: 0 here, so that the same audio
-    always gives the same features (Kaldi's default is 1).
+    Defaults are those of Kaldi's tools, except ``kaldi.dither``: 0 here, so that the features depend
+    on the audio alone (Kaldi's default is 1).
 
     Parameters
     ----------

@@ -182,6 +182,8 @@ def _features_steps(recipe, work):
                     f"frame{'s' * (frames != 1)} x {next(iter(shapes.values()))[1]}")
 
         params = {"features": _stamped(recipe["features"])}
+        if recipe["features"].kaldi.dither:  # (features dithered at random before: recomputed)
+            params["dither_noise"] = "seeded by the utterance id"
         inputs = functools.partial(_audio_inputs, recipe, name)
         steps.append(FunctionStep(f"features:{name}", run, inputs,
                                   params, [ark, ark.with_suffix(".scp"), num_frames]))
