@@ -216,8 +216,8 @@ def test_a_kaldi_feature_file_without_dither_is_noted_once(tmp_path, audio, monk
     else:
         assert result.stderr == (
             f"emkit features: note: no --dither in --config "
-            f"{' or '.join(repr(name) for name in noted)}: emkit uses 0 (the same audio always "
-            f"gives the same features), Kaldi's compute-{kind}-feats 1 (give --dither 1 for "
+            f"{' or '.join(repr(name) for name in noted)}: emkit uses 0 (no noise: the "
+            f"features of the audio alone), Kaldi's compute-{kind}-feats 1 (give --dither 1 for "
             "Kaldi's)\n")
 
 

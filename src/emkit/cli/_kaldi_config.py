@@ -109,8 +109,8 @@ def dither_note(names_by_file: dict, kind: str) -> str | None:
              if any(not n.startswith("vad-") and n not in NOT_FEATURE_OPTIONS for n in names)]
     if not files:
         return None
-    return (f"no --dither in --config {' or '.join(files)}: emkit uses 0 (the same audio always "
-            f"gives the same features), Kaldi's compute-{kind}-feats 1 (give --dither 1 for "
+    return (f"no --dither in --config {' or '.join(files)}: emkit uses 0 (no noise: the "
+            f"features of the audio alone), Kaldi's compute-{kind}-feats 1 (give --dither 1 for "
             "Kaldi's)")
 
 
