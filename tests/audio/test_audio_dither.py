@@ -64,6 +64,15 @@ def test_the_same_utterance_gets_the_same_noise_another_utterance_other_noise(tm
     assert np.median(np.abs(first[:, 0] - plain[:, 0])) < 0.05
 
 
+def test_files_given_by_path_get_noise_of_their_own(tmp_path):
+    # before: a path alone was the utterance "": every file given so drew the same noise
+    audio = speech_like(seed=1)
+    a, b = write(tmp_path / "a.wav", audio), write(tmp_path / "b.wav", audio)
+    first = extract_features(a, DITHERED)
+    np.testing.assert_array_equal(extract_features(a, DITHERED), first)
+    assert not np.array_equal(extract_features(b, DITHERED), first)
+
+
 def test_dithered_features_do_not_depend_on_processes_or_order(tmp_path):
     folder = three_utterances(tmp_path / "audio")
     utterances = [Utterance(f"utt{i}", str(folder / f"utt{i}.wav")) for i in range(3)]

@@ -132,7 +132,8 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
     """Features ``(n_frames, dim)`` float32 of one utterance (:class:`Utterance` or a path).
 
     Raises :class:`AudioError` (naming the file) for unusable audio, too short an utterance and
-    one where VAD keeps no frame.
+    one where VAD keeps no frame.  Dither noise is drawn from a generator seeded by the
+    utterance's id (by the path as given, for a path): the same call gives the same features.
     """
     if not isinstance(utterance, Utterance):
         utterance = Utterance("", str(utterance))
@@ -153,7 +154,8 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
         where = f"{show_path(utterance.path)} (utterance {show_key(utterance.id)})"
     else:
         where = show_path(utterance.path)
-    feats = compute_kaldi_features(samples, k, dither_key=utterance.id)
+    dither_key = utterance.id or utterance.path  # (a path alone: other files, other noise)
+    feats = compute_kaldi_features(samples, k, dither_key=dither_key)
     if feats.shape[0] == 0:
         if k.snip_edges:
             needed = f"a frame needs {k.frame_samples}"
@@ -163,7 +165,8 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
         raise AudioError(f"{where}: too short for one frame ({samples.shape[0]} samples; "
                          f"{needed})")
     if config.vad:
-        energy = feats[:, 0] if k.kind == "mfcc" and k.energy else log_energy(samples, k, dither_key=utterance.id)
+        energy = (feats[:, 0] if k.kind == "mfcc" and k.energy
+                  else log_energy(samples, k, dither_key=dither_key))
         voiced = compute_vad(energy, **config._vad_options())
         if not voiced.any():
             raise AudioError(f"{where}: all silence: the VAD kept none of its {feats.shape[0]} "
