@@ -126,3 +126,52 @@ def test_first_order_moments_about_a_shift_round_trip(tmp_path):
     got, want = loaded.centred_moments(second_order=False), stats.centred_moments(second_order=False)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+def _with(**fields):
+    stats = GMMStats.from_arrays(np.array([2.0, 1.0]), np.ones((2, 3)), np.ones((2, 3)), t=3,
+                                 log_likelihood=-4.0)
+    for name, value in fields.items():
+        setattr(stats, name, value)
+    return stats
+
+
+@pytest.mark.parametrize("stats, problem", [
+    (_with(n=np.ones(3)), r"GMMStats\.n must be real numbers of shape \(2,\).*got float64 of shape \(3,\)"),
+    (_with(sum_px=np.ones((3, 3))), r"GMMStats\.sum_px must be real numbers of shape \(2, 3\)"),
+    (_with(sum_pxx=np.ones(6)), r"GMMStats\.sum_pxx must be real numbers of shape \(2, 3\)"),
+    (_with(n=np.array([1.0, np.nan])), r"GMMStats\.n holds NaN or infinity"),
+    (_with(sum_px=np.full((2, 3), np.inf)), r"GMMStats\.sum_px holds NaN or infinity"),
+    (_with(n=np.array([1.0, -1.0])), r"GMMStats\.n must be >= 0.*got -1\.0"),
+    (_with(sum_pxx=-np.ones((2, 3))), r"GMMStats\.sum_pxx must be >= 0"),
+    (_with(t=-1), r"GMMStats\.t must be a frame count.*got -1"),
+    (_with(t=2.5), r"GMMStats\.t must be a frame count.*got 2\.5"),
+    (_with(log_likelihood=np.nan), r"GMMStats\.log_likelihood must be a finite number"),
+    (GMMStats(0, 3), r"GMMStats\.n_gaussians must be an integer >= 1.*got 0"),
+])
+@pytest.mark.parametrize("opened", [False, True])
+def test_statistics_the_reader_would_refuse_are_not_saved(tmp_path, stats, problem, opened):
+    # such a file could not be loaded again (by emkit; the reference read a truncated t); the
+    # reader's checks are made before anything is written, into a path or an open file
+    path = tmp_path / "stats.h5"
+    with pytest.raises(ValueError, match=problem):
+        if opened:
+            with h5py.File(path, "w") as f:
+                stats.save(f)
+        else:
+            stats.save(path)
+    if opened:
+        with h5py.File(path, "r") as f:
+            assert list(f) == [] and dict(f.attrs) == {}
+    else:
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_statistics_of_every_accepted_form_still_round_trip(tmp_path):
+    # integer sums, a numpy integer t and a bob 2.x 1-element log-likelihood are saved as before
+    stats = _with(n=np.array([2, 1]), sum_pxx=np.zeros((2, 3), dtype=np.int32), t=np.int64(3),
+                  log_likelihood=np.array([-4.0]))
+    stats.save(tmp_path / "ok.h5")
+    loaded = GMMStats.from_hdf5(tmp_path / "ok.h5")
+    np.testing.assert_array_equal(loaded.n, [2.0, 1.0])
+    assert loaded.t == 3 and loaded.log_likelihood == -4.0 and not loaded.sum_pxx.any()

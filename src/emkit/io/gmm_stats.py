@@ -19,6 +19,8 @@ Read: the "1.0" layout (from either library) and the legacy bob 2.x C++ layout (
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .errors import InvalidFileError
@@ -37,8 +39,41 @@ def _as_stored(values) -> np.ndarray:
     return values if values.dtype.type in KEPT_FLOAT_TYPES else values.astype(np.float64)
 
 
+def _check_savable(stats) -> None:
+    """Refuse, before anything is written, statistics that the reader would refuse: the file
+    would be one that emkit cannot load (or whose ``t`` was truncated to an integer)."""
+    C, D = stats.n_gaussians, stats.n_features
+    for name, size in (("n_gaussians", C), ("n_features", D)):
+        if not (isinstance(size, numbers.Integral) and size >= 1):
+            raise ValueError(f"GMMStats.{name} must be an integer >= 1 to be saved; got {size!r}")
+    t = stats.t
+    if isinstance(t, (bool, np.bool_)) or not (isinstance(t, numbers.Real) and t >= 0
+                                                and float(t).is_integer()):
+        raise ValueError(f"GMMStats.t must be a frame count (an integer >= 0) to be saved; got {t!r}")
+    log_likelihood = np.asarray(stats.log_likelihood)  # (a 1-element array as bob 2.x files had)
+    if not (log_likelihood.size == 1 and log_likelihood.dtype.kind in "iuf"
+            and np.isfinite(log_likelihood).all()):
+        raise ValueError("GMMStats.log_likelihood must be a finite number to be saved; got "
+                         f"{stats.log_likelihood!r}")
+    for name, shape, nonnegative in (("n", (C,), True), ("sum_px", (C, D), False),
+                                     ("sum_pxx", (C, D), True)):
+        values = np.asarray(getattr(stats, name))
+        if values.shape != shape or values.dtype.kind not in "biuf":
+            raise ValueError(f"GMMStats.{name} must be real numbers of shape {shape} (n_gaussians, "
+                             f"n_features = {C}, {D}) to be saved; got {values.dtype} of shape "
+                             f"{values.shape}")
+        if not np.isfinite(values).all():
+            raise ValueError(f"GMMStats.{name} holds NaN or infinity: statistics of finite data "
+                             "are finite; nothing was saved")
+        if nonnegative and values.size and values.min() < 0:
+            raise ValueError(f"GMMStats.{name} must be >= 0 to be saved (as statistics of frames "
+                             f"are); got {float(values.min())!r}")
+
+
 def write_gmm_stats(stats, hdf5) -> None:
-    """Write ``stats`` into ``hdf5`` (a path, written atomically, or an open h5py group)."""
+    """Write ``stats`` into ``hdf5`` (a path, written atomically, or an open h5py group); raise
+    ValueError, writing nothing, for statistics the reader would refuse."""
+    _check_savable(stats)
     with open_for_writing(hdf5) as f:
         f.attrs["file_version"] = "1.0"
         f.attrs["writer_class"] = _writer_class("GMMStats")
