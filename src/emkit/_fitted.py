@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.exceptions import NotFittedError
 
+from ._validation import check_finite, real_copy
+
 _CACHE = "_derived_cache"
 
 
@@ -44,7 +46,13 @@ class FittedArray:
         return value
 
     def __set__(self, obj, value):
-        set_fitted(obj, self.name, value, copy=True)
+        # an assignment by the user: refused when it holds NaN/inf (the reference stored it, and
+        # every transform, score or projection was then NaN without a word)
+        if value is not None:
+            label = f"{type(obj).__name__}.{self.name}"
+            value = real_copy(value, label)
+            check_finite(value, label)
+        set_fitted(obj, self.name, value, copy=False)
 
 
 def set_fitted(obj, name: str, value, copy: bool = True) -> None:
