@@ -70,12 +70,30 @@ def layout_of(cls) -> Layout:
 
 def save(obj, hdf5) -> None:
     """Write ``obj`` to ``hdf5``: a path (written atomically: a temporary file, then a rename) or
-    an open ``h5py`` File/Group."""
-    from .h5 import open_for_writing
+    an open ``h5py`` File/Group.
+
+    What was written is read back before the file is complete: an object its reader refuses (an
+    attribute assigned, or a ``set_params`` value, that disagrees with the rest of the model)
+    raises ValueError, and nothing is written (a group given open is left as it was)."""
+    from .h5 import filename, open_for_writing
 
     layout = layout_of(type(obj))
     with open_for_writing(hdf5) as group:
-        layout.write(obj, group)
+        names, attributes = set(group), set(group.attrs)
+        try:
+            layout.write(obj, group)
+            _read(group, type(obj))
+        except BaseException as exc:
+            for name in set(group) - names:
+                del group[name]
+            for name in set(group.attrs) - attributes:
+                del group.attrs[name]
+            if not isinstance(exc, InvalidFileError):
+                raise
+            reason = str(exc).removeprefix(filename(group)).lstrip(": ")
+            raise ValueError(f"{type(obj).__name__} not saved, nothing was written: emkit would "
+                             f"refuse to load the file ({reason}); an attribute assigned, or a "
+                             "set_params value, disagrees with the rest of the model") from None
 
 
 def save_into(group, name: str, obj) -> None:

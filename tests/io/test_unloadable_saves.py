@@ -1,0 +1,108 @@
+"""``save`` never writes a file that emkit would refuse to load: a parameter assigned, or given
+to ``set_params``, that disagrees with the rest of the model (more centroids than n_clusters, a U
+of another rank, an i-vector T for another dim_t...) raises ValueError naming the dataset, and
+nothing is written, into a path or an open h5py group (left as it was)."""
+
+import h5py
+import numpy as np
+import pytest
+
+import emkit.io
+from emkit import PLDA, GMMMachine, IVectorMachine, ISVMachine, JFAMachine, KMeansMachine
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    ubm = GMMMachine(2, max_fitting_steps=3).fit(X)
+    stats = [ubm.acc_stats(X[i * 10:(i + 1) * 10]) for i in range(6)]
+    return X, ubm, stats
+
+
+def _kmeans(d):
+    return KMeansMachine(2, max_iter=3).fit(d[0])
+
+
+def _gmm(d):
+    return GMMMachine(2, max_fitting_steps=2).fit(d[0])
+
+
+def _isv(d):
+    return ISVMachine(1, ubm=d[1], em_iterations=1).fit(d[2], [0, 0, 1, 1, 2, 2])
+
+
+def _jfa(d):
+    return JFAMachine(1, 1, ubm=d[1], em_iterations=1).fit(d[2], [0, 0, 1, 1, 2, 2])
+
+
+def _ivector(d):
+    return IVectorMachine(d[1], 2, max_iterations=1, random_state=0).fit(d[2])
+
+
+def _plda(d):
+    return PLDA(dim_f=1, dim_g=1, max_iterations=1).fit(d[0], np.repeat([0, 1, 2], 20))
+
+
+CASES = {
+    "more centroids than n_clusters": (_kmeans, lambda m: setattr(m, "means", np.zeros((3, 3))),
+                                       r"'/fitted/centroids' must have shape \(2, \*\); found \(3, 3\)"),
+    "k-means oversampling_factor 0": (_kmeans, lambda m: m.set_params(oversampling_factor=0),
+                                      r"'/oversampling_factor' must be > 0"),
+    "GMM means of 3 Gaussians": (_gmm, lambda m: setattr(m, "means", np.zeros((3, 3))),
+                                 r"'/gaussians/means' must have shape \(2, \*\)"),
+    "GMM n_gaussians changed": (_gmm, lambda m: m.set_params(n_gaussians=3),
+                                r"'/weights' must have shape \(3,\); found \(2,\)"),
+    "GMM trainer": (_gmm, lambda m: m.set_params(trainer="MAP"), r"'/trainer' must be 'ml' or 'map'"),
+    "ISV U of rank 2": (_isv, lambda m: setattr(m, "U", np.zeros((6, 2))),
+                        r"'/U' must have shape \(6, 1\); found \(6, 2\)"),
+    "ISV negative D": (_isv, lambda m: setattr(m, "D", -np.ones(6)), r"'/D' must hold values >= 0"),
+    "JFA r_V 0": (_jfa, lambda m: m.set_params(r_V=0), r"'/r_V' must be >= 1"),
+    "i-vector dim_t changed": (_ivector, lambda m: m.set_params(dim_t=3),
+                               r"'/T' must have shape \(2, 3, 3\); found \(2, 3, 2\)"),
+    "i-vector negative sigma": (_ivector, lambda m: setattr(m, "sigma", -np.ones((2, 3))),
+                                r"'/sigma' must hold values > 0"),
+    "PLDA F_ of other D": (_plda, lambda m: setattr(m, "F_", np.zeros((4, 1))),
+                           r"'/fitted/F' must have shape \(3, \*\)"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("how", ["path", "method into a group", "emkit.io.save into a file"])
+def test_a_model_its_reader_refuses_is_not_saved(tmp_path, data, case, how):
+    make, spoil, problem = CASES[case]
+    machine = make(data)
+    spoil(machine)
+    name = type(machine).__name__
+    match = (rf"{name} not saved, nothing was written: emkit would refuse to load the file "
+             rf"\(dataset '(/inner)?{problem[1:]}")  # (the dataset's path within the file)
+    path = tmp_path / "model.h5"
+    if how == "path":
+        with pytest.raises(ValueError, match=match):
+            machine.save(path)
+        assert list(tmp_path.iterdir()) == []
+        return
+    with h5py.File(path, "w") as f:
+        f.attrs["mine"] = 1
+        f.create_group("inner").create_dataset("kept", data=[1.0])
+        with pytest.raises(ValueError, match=match):
+            if how == "emkit.io.save into a file":
+                emkit.io.save(machine, f)
+            else:
+                machine.save(f["inner"])
+    with h5py.File(path, "r") as f:  # as it was
+        assert list(f) == ["inner"] and dict(f.attrs) == {"mine": 1}
+        assert list(f["inner"]) == ["kept"] and not f["inner"].attrs
+
+
+@pytest.mark.parametrize("make", [_kmeans, _gmm, _isv, _jfa, _ivector, _plda])
+def test_consistent_models_are_saved_and_load_as_before(tmp_path, data, make):
+    machine = make(data)
+    machine.save(tmp_path / "model.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        machine.save(f.create_group("inner"))
+    for loaded in (type(machine).from_hdf5(tmp_path / "model.h5"),
+                   emkit.io.load(tmp_path / "model.h5")):
+        assert type(loaded) is type(machine)
+    with h5py.File(tmp_path / "other.h5", "r") as f:
+        assert type(type(machine).from_hdf5(f["inner"])) is type(machine)
