@@ -106,6 +106,20 @@ def check_parameter_value(name: str, value):
     return a
 
 
+def check_floor_shape(thresholds, variances_shape) -> None:
+    """Refuse variance thresholds that do not broadcast to the variances' shape (C, D) without
+    changing it (numpy's broadcasting error named neither; (1, C, D) made the variances 3-D)."""
+    shape = np.shape(thresholds)
+    try:
+        fits = np.broadcast_shapes(shape, variances_shape) == tuple(variances_shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"GMMMachine.variance_thresholds must be a scalar, (D,) or (C, D) to floor "
+                         f"variances of shape (C, D) = {tuple(variances_shape)}; got thresholds of "
+                         f"shape {shape}")
+
+
 def check_usable_parameters(n_gaussians, means, variances, weights) -> None:
     """Parameters that give finite likelihoods, checked before their E-step constants are built:
     means (C, D), variances (C, D) > 0 and weights (C,) not all zero, C = ``n_gaussians``

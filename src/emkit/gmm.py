@@ -26,7 +26,8 @@ from ._feature_names import FeatureNamesMixin
 from ._fitted import FitSummary, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
 from ._gmm_params import (GMMParameter, check_gmm_parameters, check_training_state, compute_dtype,
-                          check_parameter_value, check_weights, constructor_params, e_step_constants)
+                          check_floor_shape, check_parameter_value, check_weights, constructor_params,
+                          e_step_constants)
 from ._kernels import gmm as kg
 from .io import _registry
 from .kmeans import KMeansMachine
@@ -184,10 +185,13 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
         """Store parameter ``name`` (the descriptors' setter): variances are floored at the
         thresholds, and floored again when the thresholds change."""
         value = None if value is None else check_parameter_value(name, estep.computed(value))
-        if name == "variances" and value is not None:
-            value = np.maximum(self.variance_thresholds, value)
-        set_fitted(self, name, value)
         variances = fitted_value(self, "variances")
+        if name == "variances" and value is not None:
+            check_floor_shape(self.variance_thresholds, value.shape)
+            value = np.maximum(self.variance_thresholds, value)
+        if name == "variance_thresholds" and value is not None and variances is not None:
+            check_floor_shape(value, variances.shape)  # (before anything is stored)
+        set_fitted(self, name, value)
         if name == "variance_thresholds" and variances is not None:
             set_fitted(self, "variances", np.maximum(self.variance_thresholds, variances), copy=False)
 

@@ -1,6 +1,7 @@
 """GMM training and inference on degenerate statistics, parameters and data: no silent NaN, and an
 error naming the argument where there is no answer."""
 
+import re
 import warnings
 
 import numpy as np
@@ -118,6 +119,38 @@ def test_non_finite_or_negative_parameters_are_refused_when_assigned(name, value
         setattr(m, name, value)
     X = np.random.default_rng(0).normal(size=(4, 3))
     np.testing.assert_allclose(m.log_likelihood(X), -0.5 * (3 * np.log(2 * np.pi) + (X**2).sum(1)), rtol=1e-14)
+
+
+@pytest.mark.parametrize("thresholds", [np.full(4, 0.1), np.full((3, 3), 0.1), np.full((1, 2, 3), 0.1)])
+def test_thresholds_that_do_not_fit_the_variances_are_refused_and_nothing_changes(thresholds):
+    # numpy's broadcasting error named neither; the thresholds were stored all the same (then
+    # saved into a file no reader takes), and (1, C, D) thresholds made the variances 3-D
+    m = GMMMachine(2)
+    m.means, m.variances, m.weights = np.zeros((2, 3)), np.full((2, 3), 0.5), np.array([0.5, 0.5])
+    m.variance_thresholds = 1e-3
+    match = (r"GMMMachine.variance_thresholds must be a scalar, \(D,\) or \(C, D\) to floor variances "
+             rf"of shape \(C, D\) = \(2, 3\); got thresholds of shape {re.escape(str(thresholds.shape))}")
+    with pytest.raises(ValueError, match=match):
+        m.variance_thresholds = thresholds
+    assert m.variance_thresholds == 1e-3
+    np.testing.assert_array_equal(m.variances, np.full((2, 3), 0.5))
+    # set before the variances, they are refused when the variances come
+    fresh = GMMMachine(2)
+    fresh.variance_thresholds = thresholds
+    with pytest.raises(ValueError, match=match):
+        fresh.variances = np.ones((2, 3))
+
+
+@pytest.mark.parametrize("shape", [(2, 1), (1, 3), (1, 1), (1,)])
+def test_thresholds_that_broadcast_still_floor_and_are_saved_as_c_by_d(tmp_path, shape):
+    m = GMMMachine(2)
+    m.means, m.variances, m.weights = np.zeros((2, 3)), np.full((2, 3), 0.5), np.array([0.5, 0.5])
+    m.variance_thresholds = np.full(shape, 2.0)  # broadcast as the reference did
+    np.testing.assert_array_equal(m.variances, np.full((2, 3), 2.0))
+    m.save(tmp_path / "m.h5")  # in a shape the readers take (the reference's too)
+    loaded = GMMMachine.from_hdf5(tmp_path / "m.h5")
+    np.testing.assert_array_equal(loaded.variance_thresholds, np.full((2, 3), 2.0))
+    assert loaded == m
 
 
 @pytest.mark.parametrize("name", ["means", "variances", "weights", "variance_thresholds"])

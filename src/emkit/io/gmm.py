@@ -153,7 +153,11 @@ def _write_machine_into(machine, f) -> None:
     g = f.create_group("gaussians")
     g["means"] = np.asarray(machine.means, dtype=np.float64)
     g["variances"] = np.asarray(machine.variances, dtype=np.float64)
-    g["variance_thresholds"] = np.asarray(machine.variance_thresholds, dtype=np.float64)
+    thresholds = np.asarray(machine.variance_thresholds, dtype=np.float64)
+    C, D = np.shape(machine.means)
+    if thresholds.shape not in ((), (D,), (C, D)):  # a (C, 1) or (1, D) floor, in a shape readers take
+        thresholds = np.broadcast_to(thresholds, (C, D))
+    g["variance_thresholds"] = thresholds
     extra = f.create_group("emkit_map")
     extra["mean_var_update_threshold"] = np.float64(machine.mean_var_update_threshold)
     extra["map_alpha"] = np.asarray(machine.map_alpha, dtype=np.float64)
