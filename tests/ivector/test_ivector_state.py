@@ -130,6 +130,23 @@ def test_parameters_read_only_and_derived_constants_dropped(fitted, name):
     np.testing.assert_array_equal(changed, fresh.project(stats[0]))
 
 
+@pytest.mark.parametrize("value, shown", [(0.0, "0.0"), (-1.0, "-1.0")])
+def test_an_assigned_sigma_that_is_not_positive_is_refused_when_used(fitted, value, shown):
+    # the reference projected with 1/sigma: every i-vector NaN, with numpy's warnings only
+    machine, stats = fitted
+    machine = pickle.loads(pickle.dumps(machine))
+    sigma = np.array(machine.sigma)
+    sigma[1, 2] = value
+    machine.sigma = sigma
+    match = rf"IVectorMachine.sigma must be > 0 \(variances\); got {shown} at index \(1, 2\)"
+    for use in (lambda: machine.project(stats[0]), lambda: machine.transform(stats[:3])):
+        with pytest.raises(ValueError, match=match):
+            use()
+    sigma[1, 2] = 0.5  # a positive sigma is used as given
+    machine.sigma = sigma
+    assert np.isfinite(machine.transform(stats[:3])).all()
+
+
 def test_assigned_array_is_copied(fitted):
     machine, _ = fitted
     T = np.array(machine.T)

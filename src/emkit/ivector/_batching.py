@@ -134,3 +134,16 @@ def _batch_size(machine, projection: bool = False, concurrent: int = 1) -> int:
 
 #: Smallest batch worth a thread of its own when projecting.
 _MIN_THREAD_BATCH = 32
+
+
+def check_projection_parameters(T, sigma, C: int, D: int) -> None:
+    """Refuse a T and sigma (assigned, or read from an older pickle) that the UBM's (C, D) and
+    a projection cannot use: shapes other than (C, D, R) and (C, D), or a sigma <= 0 (its
+    inverse made every i-vector NaN, with only numpy's warnings)."""
+    if np.ndim(T) != 3 or np.shape(T)[:2] != (C, D) or np.shape(sigma) != (C, D):
+        raise ValueError(f"T has shape {np.shape(T)} and sigma {np.shape(sigma)}; the "
+                         f"UBM needs T ({C}, {D}, dim_t) and sigma ({C}, {D})")
+    if not np.all(np.asarray(sigma) > 0):
+        bad = tuple(int(i) for i in np.argwhere(~(np.asarray(sigma) > 0))[0])
+        raise ValueError(f"IVectorMachine.sigma must be > 0 (variances); got "
+                         f"{float(np.asarray(sigma)[bad])!r} at index {bad}")

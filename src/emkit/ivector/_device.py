@@ -22,6 +22,7 @@ from .._kernels import ivector as kiv
 from .._kernels import packed as pk
 from .._kernels import ivector_xp as kx
 from ..stats import GMMStats
+from ._batching import check_projection_parameters
 
 #: Most utterances per device batch (the (S, R, R) stacks: about 4 R*R*8 bytes per utterance).
 MAX_DEVICE_BATCH = 1024
@@ -123,10 +124,7 @@ def _constants(machine, dev) -> kx.Constants:
     """The projection constants on ``dev``, cached with the machine's derived constants (dropped
     when T or sigma is assigned, recomputed when the UBM's means change)."""
     T, sigma, means = machine.T, machine.sigma, np.asarray(machine.ubm.means, dtype=np.float64)
-    C, D = means.shape
-    if np.ndim(T) != 3 or np.shape(T)[:2] != (C, D) or np.shape(sigma) != (C, D):
-        raise ValueError(f"T has shape {np.shape(T)} and sigma {np.shape(sigma)}; the "
-                         f"UBM needs T ({C}, {D}, dim_t) and sigma ({C}, {D})")
+    check_projection_parameters(T, sigma, *np.shape(means))
 
     def compute():
         return means.copy(), kx.constants(*(_device.to_device(a, dev) for a in (means, T, sigma)))

@@ -20,7 +20,8 @@ from .._validation import check_bool, check_checkpoint, check_positive_int, chec
 from ..gmm import GMMMachine
 from ..io import _registry
 from ..stats import GMMStats, as_stats_sequence
-from ._batching import _MIN_THREAD_BATCH, _batch_size, _check_stats_sequence, training_data
+from ._batching import (_MIN_THREAD_BATCH, _batch_size, _check_stats_sequence,
+                        check_projection_parameters, training_data)
 from ._training import _accumulate, _parallel_map, accumulate_dask, m_step
 
 
@@ -256,10 +257,7 @@ class IVectorMachine(FitSummary, BaseEstimator):
         """The projection constants, derived from T and sigma (dropped when either is assigned)
         and the UBM means (a mutable input, compared by value)."""
         T, sigma, means = self.T, self.sigma, self.ubm.means
-        C, D = np.shape(means)
-        if np.ndim(T) != 3 or np.shape(T)[:2] != (C, D) or np.shape(sigma) != (C, D):
-            raise ValueError(f"T has shape {np.shape(T)} and sigma {np.shape(sigma)}; the "
-                             f"UBM needs T ({C}, {D}, dim_t) and sigma ({C}, {D})")
+        check_projection_parameters(T, sigma, *np.shape(means))
 
         def compute():
             return kiv.Precomputed.from_parameters(np.array(means, dtype=np.float64), T, sigma,
