@@ -384,3 +384,24 @@ def test_bad_models_and_probes(small):
     assert "fit sklearn.base.clone(machine) or assign U = None first" in str(caught.value)
     wrong.U = None  # starts afresh from the initial U
     assert wrong.fit(make_stats(small), small["labels"]).U.shape == (12, 2)
+
+
+@pytest.mark.parametrize("kind, name, value, wanted", [
+    ("isv", "U", np.zeros((11, 2)), "(12, r_U)"),
+    ("isv", "U", np.zeros(12), "(12, r_U)"),
+    ("isv", "D", np.ones(11), "(12,)"),
+    ("jfa", "V", np.zeros((13, 2)), "(12, r_V)"),
+])
+def test_parameters_of_another_supervector_size_are_named_when_used(small, kind, name, value, wanted):
+    # enrolment, scoring and estimate_x failed with numpy's broadcasting or indexing error
+    m = trained(kind, small)
+    setattr(m, name, value)
+    cls = "ISVMachine" if kind == "isv" else "JFAMachine"
+    match = re.escape(f"{cls}.{name} has shape {value.shape}; the UBM (C*D = 12) needs {name} of "
+                      f"shape {wanted}")
+    probes = make_stats(small, "probe_")
+    model = trained(kind, small).enroll(probes[:1])
+    for use in (lambda: m.enroll(probes[:1]), lambda: m.estimate_x(probes[:1]),
+                lambda: m.score(model, probes[:1])):
+        with pytest.raises(ValueError, match=match):
+            use()

@@ -92,6 +92,16 @@ def _subspace_parts(W, m, variances):
     return W_over_var, wprod, np.ascontiguousarray(products[:, :r]), products
 
 
+def check_shapes(owner: str, U, V, D, CD: int) -> None:
+    """Refuse parameters (assigned, or left by a fit with another UBM) whose supervector size is
+    not the UBM's C*D: numpy's broadcasting or indexing error named none of them."""
+    for name, value, wanted in (("U", U, f"({CD}, r_U)"), ("V", V, f"({CD}, r_V)"), ("D", D, f"({CD},)")):
+        ndim = 1 if name == "D" else 2
+        if value is not None and (np.ndim(value) != ndim or np.shape(value)[0] != CD):
+            raise ValueError(f"{owner}.{name} has shape {np.shape(value)}; the UBM (C*D = {CD}) "
+                             f"needs {name} of shape {wanted}")
+
+
 def build(U, V, D, ubm, key, previous: Constants | None = None) -> Constants:
     """The :class:`Constants` of the parameters ``U`` (CD, r_U), ``V`` (CD, r_V) or None, ``D``
     (CD,) or None and the trained GMM ``ubm``.  The U- (V-) products of ``previous`` (the

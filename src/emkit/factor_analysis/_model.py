@@ -23,7 +23,7 @@ from .._fitted import FittedArray, clear_derived, derived, fitted_value, refreez
 from .._fitted import FitSummary, without_derived
 from .._validation import check_checkpoint, check_frames, check_positive_int, check_random_state
 from . import _steps
-from ._constants import Constants, build
+from ._constants import Constants, build, check_shapes
 from ._training import prepare_training_set, session_threads
 
 logger = logging.getLogger("emkit")
@@ -285,6 +285,7 @@ class FactorAnalysisBase(FitSummary, BaseEstimator):
             self._check_fitted(action)
         ubm = self._trained_ubm()
         U, V, D = self.U, (self.V if self._has_V else None), self.D
+        check_shapes(type(self).__name__, U, V, D, int(np.size(ubm.means)))
         clear_derived(self)
         previous = self.__dict__.get("_previous_constants")  # its products of an unchanged U or V
         c = derived(self, "constants", lambda: build(U, V, D, ubm, self._default_key(), previous))
