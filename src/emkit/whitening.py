@@ -104,10 +104,25 @@ def check_projection(weights, input_subtract, input_divide, *, square: bool):
     return weights, subtract, divide
 
 
+def _check_assigned_shapes(transform, D: int, divide) -> None:
+    """Refuse ``weights``/``input_subtract``/``input_divide`` (assigned by the user) that do not
+    fit D-feature frames: numpy's broadcasting or matmul error named none of them."""
+    name = type(transform).__name__
+    weights = transform.weights
+    if np.ndim(weights) != 2 or np.shape(weights)[0] != D:
+        raise ValueError(f"{name}.weights has shape {np.shape(weights)}; frames of D = {D} "
+                         f"features need weights of shape ({D}, k)")
+    for attribute, value in (("input_subtract", transform.input_subtract), ("input_divide", divide)):
+        if np.shape(value) not in ((), (D,)):
+            raise ValueError(f"{name}.{attribute} has shape {np.shape(value)}; frames of D = {D} "
+                             f"features need a number or shape ({D},)")
+
+
 def apply_projection(X: np.ndarray, transform) -> np.ndarray:
     """``((X - input_subtract) / input_divide) @ weights`` of a fitted ``transform``; a result that
     overflows float64 (a model file's weights far out of scale, say) is refused, not returned."""
     divide = getattr(transform, "input_divide", 1.0)  # (LDA has none)
+    _check_assigned_shapes(transform, X.shape[1], divide)
     with np.errstate(over="ignore", invalid="ignore"):
         out = ((X - transform.input_subtract) / divide) @ transform.weights
     if not np.isfinite(out).all():

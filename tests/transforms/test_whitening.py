@@ -12,6 +12,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer
 
+from emkit.lda import LDA
 from emkit.wccn import WCCN
 from emkit.whitening import Whitening
 
@@ -151,3 +152,30 @@ def test_ivector_backend_pipeline():
     lda = LinearDiscriminantAnalysis(n_components=4).fit(normed, labels)
     np.testing.assert_allclose(out, WCCN().fit(lda.transform(normed), labels).transform(lda.transform(normed)),
                                rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("make, attribute, value, expected", [
+    (lambda X, y: WCCN().fit(X, y), "weights", np.ones((4, 4)), r"WCCN\.weights has shape \(4, 4\); "
+     r"frames of D = 3 features need weights of shape \(3, k\)"),
+    (lambda X, y: Whitening().fit(X), "weights", np.ones(3), r"Whitening\.weights has shape \(3,\)"),
+    (lambda X, y: Whitening().fit(X), "input_subtract", np.zeros(4), r"Whitening\.input_subtract has "
+     r"shape \(4,\); frames of D = 3 features need a number or shape \(3,\)"),
+    (lambda X, y: WCCN().fit(X, y), "input_divide", np.ones((3, 3)), r"WCCN\.input_divide has shape \(3, 3\)"),
+    (lambda X, y: LDA(2).fit(X, y), "input_subtract", np.zeros(2), r"LDA\.input_subtract has shape \(2,\)"),
+])
+def test_assigned_arrays_that_do_not_fit_the_frames_are_named(make, attribute, value, expected):
+    # numpy's broadcasting or matmul error named none of them (its frames pass the D check)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 3)), np.repeat([0, 1, 2], 10)
+    transform = make(X, y)
+    setattr(transform, attribute, value)
+    with pytest.raises(ValueError, match=expected):
+        transform.transform(X)
+
+
+def test_an_assigned_scalar_subtract_and_a_per_feature_divide_still_apply():
+    X = np.random.default_rng(1).standard_normal((30, 3))
+    white = Whitening().fit(X)
+    white.input_subtract, white.input_divide = 0.5, np.array([1.0, 2.0, 4.0])
+    np.testing.assert_allclose(white.transform(X), ((X - 0.5) / [1.0, 2.0, 4.0]) @ white.weights,
+                               rtol=1e-15)
