@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.exceptions import NotFittedError
 
 from . import _config
 from ._validation import check_bool, check_finite
@@ -14,14 +15,25 @@ EPSILON = np.finfo(float).eps
 __all__ = ["linear_scoring"]
 
 
+def _machine_means(model, i: int):
+    """The means of ``models_means[i]`` when it is a GMMMachine (errors name the model)."""
+    if not isinstance(model, GMMMachine):
+        raise TypeError(f"models_means[{i}] must be a GMMMachine as the others are; got "
+                        f"{type(model).__name__}")
+    if not model._has_parameters():
+        raise NotFittedError(f"models_means[{i}] is a GMMMachine without means: fit it (or assign "
+                             "its means) first")
+    return model.means
+
+
 def _models_array(models_means) -> np.ndarray:
     if isinstance(models_means, GMMMachine):
         models_means = [models_means]
     if isinstance(models_means, (list, tuple)):
         if len(models_means) == 0:
             raise ValueError("models_means is empty: expected at least one model")
-        if isinstance(models_means[0], GMMMachine):
-            models_means = [m.means for m in models_means]
+        if any(isinstance(m, GMMMachine) for m in models_means):
+            models_means = [_machine_means(m, i) for i, m in enumerate(models_means)]
     try:
         means = np.asarray(models_means, dtype=np.float64)
     except (TypeError, ValueError):  # ragged, or not numbers
@@ -77,6 +89,9 @@ def linear_scoring(models_means, ubm: GMMMachine, test_stats, test_channel_offse
     test_stats = as_stats_sequence(test_stats)
     if isinstance(test_stats, GMMStats):
         test_stats = [test_stats]
+    if not ubm._has_parameters():
+        raise NotFittedError("ubm is a GMMMachine without means: fit it (or assign its parameters) "
+                             "first")
     C, D = ubm.means.shape
     check_finite(ubm.means, "ubm.means")
     check_finite(ubm.variances, "ubm.variances")

@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 from _parity import DATA, max_rel_diff
+from sklearn.exceptions import NotFittedError
 
 from emkit.gmm import GMMMachine
 from emkit.linear_scoring import linear_scoring
@@ -232,3 +233,21 @@ def test_a_ubm_with_a_zero_variance_is_refused():
     with pytest.raises(ValueError, match=re.escape("ubm.variances must be > 0 (linear scoring divides by them); "
                                                    "got 0.0")):
         linear_scoring(np.array(REF[f"{name}__models"], dtype=np.float64), zero, probes)
+
+
+def test_untrained_machines_and_mixed_model_lists_name_the_argument():
+    # they raised 'GMMMachine means were never set.' (which one?) and, for a GMMMachine followed
+    # by an array, AttributeError: 'numpy.ndarray' object has no attribute 'means'
+    name = "blobs"
+    ubm, probes = _ubm(name), _probes(name)
+    trained = GMMMachine(ubm.n_gaussians)
+    trained.means, trained.variances = ubm.means + 1.0, ubm.variances
+    with pytest.raises(NotFittedError, match=r"^models_means\[1\] is a GMMMachine without means"):
+        linear_scoring([trained, GMMMachine(ubm.n_gaussians)], ubm, probes)
+    with pytest.raises(TypeError, match=r"^models_means\[1\] must be a GMMMachine as the others are; "
+                                        r"got ndarray$"):
+        linear_scoring([trained, trained.means], ubm, probes)
+    with pytest.raises(NotFittedError, match=r"^ubm is a GMMMachine without means"):
+        linear_scoring([trained], GMMMachine(ubm.n_gaussians), probes)
+    np.testing.assert_array_equal(linear_scoring([trained], ubm, probes),
+                                  linear_scoring(trained.means[None], ubm, probes))
