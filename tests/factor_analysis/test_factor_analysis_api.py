@@ -405,3 +405,18 @@ def test_parameters_of_another_supervector_size_are_named_when_used(small, kind,
                 lambda: m.score(model, probes[:1])):
         with pytest.raises(ValueError, match=match):
             use()
+
+
+def test_jfa_models_kept_in_a_numpy_object_array_score_as_the_pairs(small):
+    # np.array([jfa.enroll(s) for s in speakers], dtype=object) holds an (M, 2) object array; the
+    # reference read a row's model[0] and model[1], emkit refused it ("got ndarray")
+    m = trained("jfa", small)
+    probes = make_stats(small, "probe_")
+    pairs = [m.enroll(make_stats(small, "enroll_")), m.enroll(probes[:1])]
+    stored = np.empty((2, 2), dtype=object)
+    stored[:] = pairs
+    for i in range(2):
+        assert m.score(stored[i], [probes[2]]) == m.score(pairs[i], [probes[2]])
+    np.testing.assert_array_equal(m.score_matrix(stored, probes), m.score_matrix(pairs, probes))
+    with pytest.raises(TypeError, match="model must be the \\(y, z\\) pair"):
+        m.score(np.empty(3, dtype=object), [probes[2]])

@@ -86,6 +86,7 @@ class JFAMachine(FactorAnalysisBase):
         templates -> (P,) array.
         """
         c = self._constants("score")
+        model = _as_pair(model)
         if not isinstance(model, (tuple, list)) or len(model) != 2:
             raise TypeError(
                 f"model must be the (y, z) pair returned by enroll; got {type(model).__name__}"
@@ -103,6 +104,8 @@ class JFAMachine(FactorAnalysisBase):
         """
         c = self._constants("score_matrix")
         r_V, CD = c.V.shape[1], c.m.shape[0]
+        if isinstance(models, np.ndarray) and models.dtype == object and models.ndim == 2:
+            models = [_as_pair(row) for row in models]  # (M, 2) rows of (y, z)
         if (isinstance(models, tuple) and len(models) == 2
                 and all(isinstance(a, np.ndarray) and a.ndim == 2 for a in models)):
             Y, Z = (np.asarray(a, dtype=np.float64) for a in models)
@@ -127,6 +130,14 @@ class JFAMachine(FactorAnalysisBase):
     finalize_u = _steps.finalize_u
     e_step_d = _steps.e_step_d
     m_step_d = _steps.m_step_d
+
+
+def _as_pair(model):
+    """A (y, z) model kept in a numpy object array of 2 (a row of ``np.array(models,
+    dtype=object)``) as the tuple it holds; anything else unchanged (the reference indexed it)."""
+    if isinstance(model, np.ndarray) and model.dtype == object and model.shape == (2,):
+        return tuple(model)
+    return model
 
 
 register(JFAMachine, "JFAMachine", write="emkit.io.factor_analysis:write_factor_analysis",
