@@ -29,6 +29,8 @@ def _machine_means(model, i: int):
 def _models_array(models_means) -> np.ndarray:
     if isinstance(models_means, GMMMachine):
         models_means = [models_means]
+    if isinstance(models_means, np.ndarray) and models_means.dtype == object and models_means.ndim == 1:
+        models_means = list(models_means)  # a numpy object array of machines (or of mean arrays)
     if isinstance(models_means, (list, tuple)):
         if len(models_means) == 0:
             raise ValueError("models_means is empty: expected at least one model")
@@ -74,7 +76,8 @@ def linear_scoring(models_means, ubm: GMMMachine, test_stats, test_channel_offse
 
     Parameters
     ----------
-    models_means : list of GMMMachine, list of (C, D) arrays, array (M, C, D) or one (C, D) array
+    models_means : list (or numpy object array) of GMMMachine or of (C, D) arrays, array (M, C, D)
+        or one (C, D) array
     ubm : GMMMachine
     test_stats : GMMStats or list of P GMMStats
     test_channel_offsets : scalar, (C, D), (P, C, D) or (P, C*D) array

@@ -251,3 +251,22 @@ def test_untrained_machines_and_mixed_model_lists_name_the_argument():
         linear_scoring([trained], GMMMachine(ubm.n_gaussians), probes)
     np.testing.assert_array_equal(linear_scoring([trained], ubm, probes),
                                   linear_scoring(trained.means[None], ubm, probes))
+
+
+def test_models_in_a_numpy_object_array_score_as_the_list():
+    # the reference read models_means[0] and iterated: an object array of GMMMachines worked
+    # there; emkit refused it ("models_means must be GMMMachines or ... arrays of numbers")
+    name = "blobs"
+    ubm, probes = _ubm(name), _probes(name)
+    models = []
+    for offset in (0.5, -1.0):
+        m = GMMMachine(ubm.n_gaussians)
+        m.means, m.variances = ubm.means + offset, ubm.variances
+        models.append(m)
+    machines = np.empty(2, dtype=object)
+    machines[:] = models
+    means = np.empty(2, dtype=object)
+    means[:] = [m.means for m in models]
+    expected = linear_scoring(models, ubm, probes)
+    np.testing.assert_array_equal(linear_scoring(machines, ubm, probes), expected)
+    np.testing.assert_array_equal(linear_scoring(means, ubm, probes), expected)
