@@ -182,6 +182,22 @@ def test_linear_scoring_takes_object_arrays(small):
     )
 
 
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+def test_fit_using_array_takes_a_numpy_object_array_of_sessions(small, kind):
+    # sessions of different lengths kept in an object array: the reference's ubm.transform
+    # iterated it; emkit refused it ("X must be frames ... got shape (3,)")
+    ubm = make_ubm(small)
+    rng = np.random.default_rng(0)
+    frames = [ubm.means[0] + rng.standard_normal((n, ubm.means.shape[1])) for n in (5, 9, 7, 4)]
+    sessions = np.empty(4, dtype=object)
+    sessions[:] = frames
+    y = [0, 0, 1, 1]
+    listed = machine(kind, small, ubm=ubm).fit_using_array(frames, y)
+    stored = machine(kind, small, ubm=ubm).fit_using_array(sessions, y)
+    for name in ("U", "D") + (("V",) if kind == "jfa" else ()):
+        np.testing.assert_array_equal(getattr(stored, name), getattr(listed, name))
+
+
 # -- item: clone and refit -------------------------------------------------------------------------
 
 

@@ -425,15 +425,16 @@ def frame_sessions(X, name="X"):
     """``(sessions, frames)`` of frames given to ``fit_using_array``: one item per session, and all
     frames as one (N, D) array.
 
-    A 2-D array is one frame per session (the reference's convention), a 3-D array or a list of
-    2-D arrays one session per element; dask arrays (2-D or 3-D) are kept lazy.
+    A 2-D array is one frame per session (the reference's convention), a 3-D array or a list (or
+    numpy object array) of 2-D arrays one session per element; dask arrays are kept lazy.
     """
     if is_dask_collection(X):
         if X.ndim not in (2, 3):
             raise ValueError(f"{name} must be a 2-D or 3-D dask array; got {X.ndim}-D")
         X = X.rechunk({i: -1 for i in range(1, X.ndim)})
         return X, (X if X.ndim == 2 else X.reshape(-1, X.shape[-1]))
-    if isinstance(X, (list, tuple)):
+    if isinstance(X, (list, tuple)) or (isinstance(X, np.ndarray) and X.dtype == object):
+        X = list(X)  # (a numpy object array of sessions: the reference's ubm.transform iterated it)
         if not X:
             raise ValueError(f"{name} is empty: expected at least one session")
         sessions = [check_frames(x, f"{name}[{i}]", allow_empty=True) for i, x in enumerate(X)]
