@@ -167,7 +167,10 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
             # scikit-learn's dimension errors name neither the argument nor the shape received
             problem = _shape_problem(X)
             if problem is None:
-                raise
+                text = _text_dtype(X)
+                if text is None:
+                    raise
+                raise ValueError(f"{name} must hold numbers; got text (dtype {text})") from None
             raise ValueError(f"{name} must be a 2-D (n_samples, n_features) array; got {problem}") from None
         if X.ndim == 0:
             raise ValueError(f"{name} must be an array of samples; got the scalar {X!r}. Reshape your data "
@@ -197,7 +200,7 @@ def _refuse_complex_or_1d(X, name: str, ensure_2d: bool) -> None:
         return  # numpy's functions: check_array converts it and explains what is wrong
     if complex_values:
         raise ValueError(f"Complex data not supported: {name} must hold real numbers; got complex values")
-    if ensure_2d and ndim == 1:
+    if ensure_2d and ndim == 1 and _shape_problem(X) is None:  # (not an object array of sessions)
         raise ValueError(_one_dimensional(name, f"array of shape {np.shape(X)}"))
 
 
@@ -269,21 +272,32 @@ def check_block(block, name: str, block_info=None, first_row=None) -> None:
 
 def _shape_problem(X) -> str | None:
     """What is wrong with the shape of an input that is not (n_samples, n_features), or None."""
-    if isinstance(X, (list, tuple)):
+    listed = isinstance(X, (list, tuple))
+    if listed or isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1:
+        kind = "a list" if listed else "a numpy object array"
         try:
             shapes = [np.shape(x) for x in X]
         except ValueError:  # an element is itself ragged
-            return f"a list of {len(X)} ragged elements"
+            return f"{kind} of {len(X)} ragged elements"
         if len(set(shapes)) > 1:
             shown = ", ".join(str(s) for s in shapes[:4]) + (", ..." if len(shapes) > 4 else "")
-            return f"a list of arrays of different lengths: shapes {shown}"
+            return f"{kind} of arrays of different lengths: shapes {shown}"
         if shapes and len(shapes[0]) >= 2:
-            return f"shape {(len(X),) + shapes[0]} (a list of {len(X)} arrays of shape {shapes[0]})"
+            return f"shape {(len(X),) + shapes[0]} ({kind} of {len(X)} arrays of shape {shapes[0]})"
         return None
     shape = getattr(X, "shape", None)
     if shape is not None and len(shape) > 2:
         return f"shape {tuple(shape)}"
     return None
+
+
+def _text_dtype(X) -> str | None:
+    """The dtype of an input of strings or bytes (scikit-learn's message named no argument)."""
+    try:
+        dtype = np.asarray(X).dtype
+    except (ValueError, TypeError):
+        return None
+    return str(dtype) if dtype.kind in "USa" else None
 
 
 def _is_plain_float_matrix(X, ensure_2d: bool, allow_empty: bool) -> bool:

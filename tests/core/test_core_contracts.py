@@ -220,6 +220,15 @@ def test_inputs_of_the_wrong_shape_name_the_argument_and_the_expected_shape(fit)
     with pytest.raises(ValueError, match=expected + re.escape(
             "a list of arrays of different lengths: shapes (30, 3), (20, 3)")):
         fit([_X3[0], _X3[1, :20]])
+    # a numpy object array of sessions and text got numpy's "setting an array element with a
+    # sequence" and scikit-learn's "dtype='numeric' is not compatible...", naming no argument
+    sessions = np.empty(2, dtype=object)
+    sessions[:] = [_X3[0], _X3[1, :20]]
+    with pytest.raises(ValueError, match=expected + re.escape(
+            "a numpy object array of arrays of different lengths: shapes (30, 3), (20, 3)")):
+        fit(sessions)
+    with pytest.raises(ValueError, match=re.escape("X must hold numbers; got text (dtype <U1)")):
+        fit([["a", "b", "c"]] * 40)
     # lists of rows and 2-D arrays stay accepted
     fit(_Z.tolist())
 
