@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ._backend import tree_sum
 from ._gmm_mstep import apply_m_step
-from .stats import GMMStats
+from .stats import GMMStats, check_stats
 
 
 def log_weighted_likelihood(data, machine):
@@ -30,6 +30,12 @@ def m_step(statistics, machine):
     """
     if isinstance(statistics, GMMStats):
         statistics = [statistics]
+    statistics = list(statistics)
+    if not statistics:
+        raise ValueError("statistics is empty: m_step needs at least one GMMStats")
+    shape = machine.shape  # (the machine's (C, D); unset means raise NotFittedError)
+    for i, s in enumerate(statistics):
+        check_stats(s, f"statistics[{i}]", shape, second_order=machine.update_variances)
     stats = tree_sum(statistics)
     if stats.t == 0:
         raise ValueError("m_step needs statistics of at least one sample; got t = 0")

@@ -44,6 +44,24 @@ def test_ml_log_likelihood_never_decreases():
     assert history[-1] > history[0]
 
 
+def test_module_m_step_names_statistics_it_cannot_use():
+    # an empty list said "nothing to sum: the input holds no chunks", an item that is not a
+    # GMMStats raised AttributeError, statistics of another shape failed inside numpy
+    X = _blobs(3)
+    m = _ml(X)
+    before = m.means.copy()
+    other = GMMMachine(2, update_variances=True)
+    other.means, other.variances = np.zeros((2, 3)), np.ones((2, 3))
+    cases = [([], ValueError, "statistics is empty: m_step needs at least one GMMStats"),
+             ([e_step(X, m), 1], TypeError, "statistics[1] must be a GMMStats; got int"),
+             ([e_step(X, other)], ValueError, "statistics[0] has statistics of shape "
+              "(n_gaussians, n_features) = (2, 3); the UBM has (3, 3)")]
+    for statistics, error, message in cases:
+        with pytest.raises(error, match=re.escape(message)):
+            m_step(statistics, m)
+    np.testing.assert_array_equal(m.means, before)
+
+
 def test_fit_equals_explicit_e_and_m_steps():
     X = _blobs(2)
     fitted = _ml(X, steps=7).fit(X)
