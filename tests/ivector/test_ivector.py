@@ -353,3 +353,18 @@ def test_partial_sums_received_from_workers_add_in_place_in_tree_order():
     arrays = [np.ones(3, dtype=np.int64), np.full(3, 0.5)]
     np.testing.assert_array_equal(_sum_received(arrays), np.full(3, 1.5))
     assert arrays[0].dtype == np.int64 and arrays[0][0] == 1
+
+
+def test_module_m_step_names_statistics_of_another_shape_and_an_untrained_machine():
+    # m_step(machine, IVectorStats of another (C, D, R)) failed with numpy's "boolean index did
+    # not match indexed array", and on an untrained machine inside np.asarray(None)
+    ubm, cfg, seed, train, _ = load_set("small")
+    machine = IVectorMachine(ubm, dim_t=2, max_iterations=1, random_state=0).fit(train)
+    C, D = ubm.means.shape
+    T = machine.T.copy()
+    with pytest.raises(ValueError, match=re.escape(f"stats has shape (C, D, dim_t) = ({C + 1}, {D}, 2); "
+                                                   f"the machine needs ({C}, {D}, 2)")):
+        m_step(machine, IVectorStats(C + 1, D, 2))
+    np.testing.assert_array_equal(machine.T, T)
+    with pytest.raises(NotFittedError, match=re.escape("m_step needs a machine whose sigma is set")):
+        m_step(IVectorMachine(ubm, dim_t=2), e_step(machine, train))

@@ -145,6 +145,12 @@ def m_step(machine: "IVectorMachine", stats: IVectorStats) -> "IVectorMachine":
     """Update ``machine.T`` (and ``sigma`` if ``update_sigma``) from ``stats``; returns it."""
     if not isinstance(stats, IVectorStats):
         raise TypeError(f"stats must be an IVectorStats; got {type(stats).__name__}")
+    if machine.sigma is None:
+        raise NotFittedError("m_step needs a machine whose sigma is set (call fit first)")
+    expected = tuple(np.shape(machine.sigma)) + (machine.dim_t,)
+    if tuple(stats.shape) != expected:  # (numpy's boolean-index error named neither)
+        raise ValueError(f"stats has shape (C, D, dim_t) = {tuple(stats.shape)}; the machine needs "
+                         f"{expected}")
     second = stats._packed_second_order()  # the M-step reads one triangle: no need to expand
     second = stats.nij_sigma_wij2 if second is None else second
     with small_products():
