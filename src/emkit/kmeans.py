@@ -35,6 +35,8 @@ def get_centroids_distance(x, means) -> np.ndarray:
     dask array.  Exact element-wise differences are used (no expansion), as in the reference.
     """
     means = np.asarray(means, dtype=np.float64)
+    if means.ndim != 2:  # (means.shape[1] raised IndexError)
+        raise ValueError(f"means must be a (K, D) array of centroids; got shape {means.shape}")
     if is_dask_collection(x):
         x = check_frames(x, "x", n_features=means.shape[1], allow_empty=True)
         return x.map_blocks(_distances_block, means, dtype=np.float64,

@@ -1,5 +1,7 @@
 """KMeansMachine behaviour: initialisations, empty clusters, numpy/dask equivalence, outputs."""
 
+import re
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -44,6 +46,14 @@ def test_transform_is_clusters_first_and_exact_and_predict_is_its_argmin():
     np.testing.assert_array_equal(km.predict(X), d.argmin(0))
     assert km.transform(X[0]).shape == (5, 1) and km.predict(X[0]).shape == (1,)
     assert get_centroids_distance(X[:3], km.means).shape == (5, 3)
+
+
+@pytest.mark.parametrize("means", [np.zeros(3), np.zeros((1, 2, 3))])
+def test_get_centroids_distance_names_means_that_are_not_k_by_d(means):
+    # a 1-D means raised IndexError ('tuple index out of range')
+    with pytest.raises(ValueError, match=re.escape(f"means must be a (K, D) array of centroids; "
+                                                   f"got shape {means.shape}")):
+        get_centroids_distance(_blobs(1)[:3], means)
 
 
 @pytest.mark.parametrize("method", ["random", "k-means++", "k-means||"])
