@@ -22,7 +22,7 @@ from ._labels import encode_labels
 from ._feature_names import FeatureNamesMixin
 from ._validation import check_bool, check_frames
 from .io._registry import register
-from .whitening import apply_projection, check_projection, inverse_cholesky_factor
+from .whitening import SingularError, apply_projection, check_projection, inverse_cholesky_factor
 
 __all__ = ["WCCN"]
 
@@ -107,8 +107,18 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         class_means = np.add.reduceat(X[order], starts, axis=0) / counts[:, None]
         centred = X - class_means[codes]
         scatter = centred.T @ centred
-        self._set_fitted(inverse_cholesky_factor((1.0 / K) * scatter, check_bool(self.pinv, "pinv"),
-                                                 "within-class covariance"), 0, 1.0, classes)
+        try:
+            weights = inverse_cholesky_factor((1.0 / K) * scatter, check_bool(self.pinv, "pinv"),
+                                              "within-class covariance")
+        except SingularError as exc:
+            if X.shape[0] - K >= X.shape[1]:
+                raise
+            # (not a feature's fault: the scatter's rank is at most n_samples - n_classes)
+            raise SingularError(f"y: {X.shape[0]} samples in {K} classes give a within-class "
+                                f"covariance of rank at most {X.shape[0] - K} < n_features = "
+                                f"{X.shape[1]}; WCCN needs n_samples - n_classes >= n_features "
+                                f"(more samples per class, or fewer features). {exc}") from None
+        self._set_fitted(weights, 0, 1.0, classes)
         self._record_feature_names(raw)
         return self
 

@@ -117,3 +117,16 @@ def test_bad_input():
         WCCN().fit(X, y).transform(X[0])  # the reference failed on 1-D input too
     with pytest.raises(ValueError, match="NaN"):
         WCCN().fit(np.where(X > 3, np.nan, X), y)
+
+
+def test_too_few_samples_per_class_are_named_not_blamed_on_the_features():
+    # 30 samples in 29 classes: the within-class covariance has rank 1 < 3 whatever the features;
+    # the message blamed only "a constant or collinear feature"
+    X = np.random.default_rng(0).standard_normal((30, 3))
+    y = list(range(29)) + [0]
+    with pytest.raises(ValueError, match=re.escape(
+            "y: 30 samples in 29 classes give a within-class covariance of rank at most 1 < "
+            "n_features = 3; WCCN needs n_samples - n_classes >= n_features (more samples per class, "
+            "or fewer features). the within-class covariance is singular")):
+        WCCN().fit(X, y)
+    assert WCCN().fit(X, [k % 26 for k in range(30)]).weights.shape == (3, 3)  # 30 - 26 >= 3
