@@ -607,3 +607,38 @@ def test_a_disk_ivector_fit_is_the_fit_on_batches_centred_whole(tmp_path, monkey
     before = _ivector_fit_peak(tmp_path, 4)[2]
     for name in ("T", "sigma"):
         assert getattr(got, name).tobytes() == getattr(before, name).tobytes(), name
+
+
+def _odd_and_even(source, scale):
+    items = list(source)
+    yield [s.n.sum() * scale for s in items[::2]]
+    yield [s.n.sum() * scale for s in items[1::2]]
+
+
+def test_rows_of_spill_files_are_read_by_index_and_streamed_pieces_written_as_they_come(
+        tmp_path, monkeypatch):
+    """SpilledRows.arrays reads the rows it is given (any order, across files, an empty file
+    among them) a few at a time; write_derived(piece_items="streamed") writes each piece that
+    the function yields, from the partition as SpilledRows (of other items: a list)."""
+    monkeypatch.setattr(_spill_files, "_BLOCK_BYTES", 2 * (2 * 3 * 2 + 3) * 8)  # (2 rows)
+    stats = _synthetic_stats(0, 17, 3, 2)
+    base, token = str(tmp_path), "emkit-spill-test"
+    paths = [_spill_files.write_partition(chunk, base, token, i)[0]
+             for i, chunk in enumerate((stats[:6], [], stats[6:13], stats[13:]))]
+    source = _spill_files._partition_source(paths)
+    assert isinstance(source, _spill_files.SpilledRows) and len(source) == 17
+    rows = [16, 5, 6, 12, 13, 0, 7, 8, 9, 10]
+    n, px = source.arrays(rows)
+    assert np.array_equal(px, np.stack([stats[i].sum_px for i in rows]))
+    assert np.array_equal(n, np.stack([stats[i].n for i in rows]))
+    (pxx,) = _spill_files.SpilledRows(paths, [6, 0, 7, 4], 5, 9).arrays([3, 0], ("sum_pxx",))
+    assert np.array_equal(pxx, np.stack([stats[8].sum_pxx, stats[5].sum_pxx]))
+    for bad in ([], [17], [3, 3]):
+        with pytest.raises(IndexError, match="^index: expected distinct items of the piece"):
+            source.arrays(bad)
+    path, n_items, _ = _spill_files.write_derived(base, token, 5, _odd_and_even, paths,
+                                                  "streamed", (2.0,))
+    assert n_items == 17 and _spill_files.read_partitions(path) == (
+        [2 * s.n.sum() for s in stats[::2]] + [2 * s.n.sum() for s in stats[1::2]])
+    pickled = _spill_files.write_partition([np.arange(3.0)] * 3, base, token, 6)[0]
+    assert isinstance(_spill_files._partition_source([paths[0], pickled]), list)

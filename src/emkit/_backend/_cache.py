@@ -251,7 +251,7 @@ def is_cached(X) -> bool:
     return name in _IN_MEMORY or name in _SPILLED
 
 
-def prepared_on_workers(fn, bag, *args, part_args=None, piece_items=None):
+def prepared_on_workers(fn, bag, *args, part_args=None, piece_items=None, streamed=None):
     """A bag of ``fn(partition, *part_args[i], *args)`` for every partition ``i`` of a cached bag
     (:func:`is_cached`), computed once and kept in its place: what an estimator derives from the
     statistics once per ``fit`` (stacked, centred), as it does in memory.  Kept on the workers
@@ -261,7 +261,10 @@ def prepared_on_workers(fn, bag, *args, part_args=None, piece_items=None):
     partition is the concatenation of ``fn(piece, ..., start=i)`` of its consecutive pieces of
     that many items (the last one shorter; ``i`` the index in the partition of a piece's first
     item): a spilled partition is then derived and written piece by piece
-    (:func:`~._spill_files.write_derived`), never whole in a worker's memory with its result."""
+    (:func:`~._spill_files.write_derived`), never whole in a worker's memory with its result.
+    ``streamed``: for a spilled bag, derive with the generator ``streamed(source, *part_args[i],
+    *args)`` instead, ``source`` the spilled partition read as it asks (its pieces written one
+    by one as it yields them: ``write_derived``'s ``"streamed"``)."""
     import dask
     import dask.bag as db
 
@@ -274,6 +277,8 @@ def prepared_on_workers(fn, bag, *args, part_args=None, piece_items=None):
     futures, files = partition_futures(bag), partition_files(bag)
     if files is not None and bag.name in _SPILLED:
         base, token = _SPILLED[bag.name]
+        if streamed is not None:
+            fn, piece_items = streamed, "streamed"
         write = dask.delayed(spill_files.write_derived, pure=False)
         written = dask.compute(*[write(base, token, i, fn, paths, piece_items, (*e, *args))
                                  for i, (paths, e) in enumerate(zip(files, extra))])

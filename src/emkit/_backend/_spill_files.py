@@ -163,22 +163,48 @@ def write_derived(base, token, index, fn, paths, piece_items, args) -> tuple:
     partition): each piece is read, derived and written (a group of the file) before the next is
     read, so that a worker holds one piece and its result, not the partition, its result and
     their copies being written (a partition's centred i-vector batches took 3.5x its size).
+    With ``piece_items="streamed"``, ``fn(source, *args)`` yields the derived pieces (lists),
+    each written before the next is asked for: ``source`` is the partition as
+    :class:`SpilledRows` (read as ``fn`` asks: its blocks, or the rows it names,
+    :meth:`SpilledRows.arrays`) when its files hold GMMStats, else its items read whole.
     """
     import h5py
 
-    pieces = _whole(paths) if piece_items is None else _pieces(paths, piece_items)
-    path, n_items, k, start = _new_path(base, token, index), 0, 0, 0
+    if piece_items == "streamed":
+        derived_pieces = fn(_partition_source(paths), *args)
+    else:
+        derived_pieces = _derived(fn, paths, piece_items, args)
+    path, n_items, k = _new_path(base, token, index), 0, 0
     with h5py.File(path, "w") as f:
         groups = f.create_group("pieces")
-        for piece in pieces:  # (no enumerate: its reused tuple would hold the last piece)
-            derived = fn(piece, *args) if piece_items is None else fn(piece, *args, start=start)
-            start += len(piece)
-            del piece  # the source freed before its result is written (_pieces keeps none)
+        for derived in derived_pieces:  # (no enumerate: its reused tuple would hold the last one)
             _write_pickled(groups.create_group(str(k)), derived)
             n_items, k = n_items + len(derived), k + 1
             del derived
         f.attrs["n_items"] = n_items
     return path, n_items, os.path.getsize(path)
+
+
+def _derived(fn, paths, piece_items, args):
+    """``fn`` of the partition whole (``piece_items`` None) or of its consecutive pieces, each
+    read when its result is asked for (see :func:`write_derived`)."""
+    pieces = _whole(paths) if piece_items is None else _pieces(paths, piece_items)
+    start = 0
+    for piece in pieces:
+        derived = fn(piece, *args) if piece_items is None else fn(piece, *args, start=start)
+        start += len(piece)
+        del piece  # the source freed before its result is written (_pieces keeps none)
+        yield derived
+        del derived
+
+
+def _partition_source(paths):
+    """The partition of the spill files ``paths``: :class:`SpilledRows` of all of it when they
+    hold GMMStats, else the list of its items."""
+    lengths = [_stats_rows(path) for path in paths]
+    if None in lengths:
+        return read_partitions(*paths)
+    return SpilledRows(paths, lengths, 0, sum(lengths))
 
 
 def _whole(paths):
@@ -233,6 +259,36 @@ class SpilledRows:
     def __iter__(self):
         for block in self.blocks():
             yield from block
+
+    def arrays(self, index, names=("n", "sum_px")) -> list:
+        """The arrays ``names`` (fields of GMMStats, as written) of the piece's items ``index``
+        (distinct, in that order), each (len(index), ...) float64: the items' rows read in the
+        files' order, at most :data:`_BLOCK_BYTES` of statistics at a time, and put in place
+        (nothing else read; h5py reads a list of rows at once, a row at a time took 6x as
+        long)."""
+        index = np.asarray(index, dtype=np.int64) + self.start
+        order = np.argsort(index, kind="stable")
+        wanted = index[order]  # read in the files' order
+        if (not len(index) or wanted[0] < self.start or wanted[-1] >= self.stop
+                or (np.diff(wanted) == 0).any()):
+            raise IndexError(f"index: expected distinct items of the piece, 0 to "
+                             f"{len(self) - 1}; got {len(index)} items")
+        ends = np.cumsum((0,) + self.lengths)  # file k holds items ends[k]:ends[k + 1]
+        file_of = np.searchsorted(ends, wanted, side="right") - 1
+        out = None
+        for k in np.unique(file_of):
+            in_file = np.flatnonzero(file_of == k)
+            with _open(self.paths[k]) as f:
+                datasets = [f[name] for name in names]
+                if out is None:
+                    out = [np.empty((len(index),) + d.shape[1:]) for d in datasets]
+                step = _block_rows(f)
+                for lo in range(0, len(in_file), step):
+                    chunk = in_file[lo : lo + step]
+                    rows = wanted[chunk] - ends[k]
+                    for dataset, array in zip(datasets, out):
+                        array[order[chunk]] = dataset[rows]
+        return out
 
     def blocks(self):
         """Consecutive lists of the piece's GMMStats, each read when it is asked for."""
