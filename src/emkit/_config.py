@@ -137,8 +137,16 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
         utterances), that batch's E-step temporaries and an 8 MB block of statistics being
         read, whatever its share of the statistics (measured, 2 single-threaded workers, C=256,
         D=60, default batches of 408: 103 MB with 189 MB of statistics per worker, 103 MB with
-        378 MB; benchmarks/spill_memory.py).  ISV/JFA training still stacks each worker's
-        partition whole: about 2.1x its statistics (391-403 MB with 189 MB).
+        378 MB; benchmarks/spill_memory.py); for ISV/JFA training one block of sessions sorted
+        by class (``n`` and ``F``: ``(C + C*D) * 8`` bytes per session, at most
+        ``8_000_000 // (C*D)`` sessions: 64 MB of ``F``), its E-step temporaries, the
+        accumulators of a partition (``C*D*r`` for U, the sums of its classes) and an 8 MB block
+        of statistics being read, whatever its share of the statistics (measured as above, rank
+        10, 40 classes, blocks of 400 sessions: 102-104 MB for ISV and JFA with 189 MB of
+        statistics per worker and with 378 MB, input partitions of 100 utterances both times;
+        150-196 MB with 378 MB in input partitions of 200; was 391-403 MB and 848 MB, 2.1-2.2x).
+        (A bag of ``(label, GMMStats)`` pairs fitted with ``y=None`` is spilled pickled: each
+        worker reads its partition whole once to cut it into blocks.)
     dask_cache_fraction : float in (0, 1]
         The fraction of the workers' summed memory limit (of this machine's memory without a
         ``distributed`` client; workers without a limit share their host's memory equally) that

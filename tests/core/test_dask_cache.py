@@ -642,3 +642,127 @@ def test_rows_of_spill_files_are_read_by_index_and_streamed_pieces_written_as_th
         [2 * s.n.sum() for s in stats[::2]] + [2 * s.n.sum() for s in stats[1::2]])
     pickled = _spill_files.write_partition([np.arange(3.0)] * 3, base, token, 6)[0]
     assert isinstance(_spill_files._partition_source([paths[0], pickled]), list)
+
+def _spilled_fa_problem(kind, n_parts, per_part, C, D):
+    """(the parts of a bag of synthetic statistics, their labels (classes interleaved: every
+    partition sorted by class before it is cut into blocks), a factory of the ISV or JFA
+    machine, the machine trained in memory)."""
+    parts = [(i, per_part, C, D) for i in range(n_parts)]
+    labels = [f"spk{(3 * i) % 7}" for i in range(n_parts * per_part)]
+    rng = np.random.default_rng(0)
+    ubm = GMMMachine(C)
+    ubm.means, ubm.variances = rng.normal(size=(C, D)), np.full((C, D), 1.5)
+    ubm.weights = np.full(C, 1.0 / C)
+
+    def machine():
+        if kind == "isv":
+            return ISVMachine(2, em_iterations=2, ubm=ubm)
+        return JFAMachine(2, 2, em_iterations=1, ubm=ubm)
+
+    ref = machine().fit([s for p in parts for s in _synthetic_stats(*p)], labels)
+    return parts, labels, machine, ref
+
+
+def _fa_fit_peak(tmp_path, kind, n_parts, per_part=25, C=64, D=20):
+    """(the smaller peak traced by two disk fits on the synchronous scheduler, the statistics'
+    bytes, the machine, the in-memory machine): see :func:`_ivector_fit_peak`."""
+    import tracemalloc
+
+    from emkit._backend import bag_from_parts
+
+    parts, labels, machine, ref = _spilled_fa_problem(kind, n_parts, per_part, C, D)
+    peaks = []
+    with dask.config.set(scheduler="sync"), \
+            emkit.config_context(dask_cache="disk", spill_directory=tmp_path):
+        machine().fit(bag_from_parts(_synthetic_stats, parts[:2]),
+                      labels[: 2 * per_part])  # (modules imported by fit)
+        for _ in range(2):
+            tracemalloc.start()
+            try:
+                got = machine().fit(bag_from_parts(_synthetic_stats, parts), labels)
+                peaks.append(tracemalloc.get_traced_memory()[1])
+            finally:
+                tracemalloc.stop()
+    return min(peaks), n_parts * per_part * (2 * C * D + C) * 8, got, ref
+
+
+FA_NAMES = {"isv": ("U", "D"), "jfa": ("U", "V", "D")}
+
+
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+def test_a_disk_isv_or_jfa_fit_holds_one_block_whatever_its_share(tmp_path, monkeypatch, kind):
+    """ISV/JFA training on spilled statistics holds one block of sessions (n and F), a block of
+    statistics being read and one input partition, whatever the number of statistics: each
+    worker read its group of statistics whole, stacked it (its F) and every pass read the whole
+    stacked group (about twice the statistics); a pass held its first block to the end, and
+    JFA's class totals the block before the one being read."""
+    from emkit.factor_analysis import _training
+
+    C, D = 64, 20
+    monkeypatch.setattr(_training, "BLOCK_ELEMENTS", 50 * C * D)  # blocks of 50 sessions
+    monkeypatch.setattr(_spill_files, "_BLOCK_BYTES", 2**16)
+    monkeypatch.setattr(_cache, "cluster_resources", lambda client: (8 << 30, 2))  # 2 groups
+    small, _, got, ref = _fa_fit_peak(tmp_path, kind, 4)  # (a group: 2 blocks)
+    _check_same(got, ref, FA_NAMES[kind])
+    large, statistics, got, ref = _fa_fit_peak(tmp_path, kind, 8)  # (4 blocks)
+    _check_same(got, ref, FA_NAMES[kind])
+    block = 50 * (C + C * D) * 8  # one block's n and F (0.54 MB)
+    # (measured: 0.78-0.84 MB with 4 partitions, 1.09-1.13 MB with 8, an input partition 0.53
+    # MB; before: 2.2-2.3 and 4.4 MB)
+    assert large - small < block and large < 2.5 * block, (small, large, block, statistics)
+
+
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+def test_a_disk_isv_or_jfa_fit_is_the_fit_on_partitions_stacked_whole(tmp_path, monkeypatch,
+                                                                      kind):
+    """The spilled blocks read one at a time train the U, V and D of the partitions stacked
+    whole (the disk fit before: the same blocks and sums, but for ``sum_h F_h x_h^T`` added
+    block by block) and of the in-memory fit."""
+    from emkit._backend import bag_from_parts
+    from emkit.factor_analysis import _dask, _training
+
+    C, D = 8, 3
+    monkeypatch.setattr(_training, "BLOCK_ELEMENTS", 7 * C * D)  # blocks of 7 sessions
+    parts, labels, machine, ref = _spilled_fa_problem(kind, 5, 23, C, D)
+
+    def fit():
+        with dask.config.set(scheduler="sync"), \
+                emkit.config_context(dask_cache="disk", spill_directory=tmp_path):
+            return machine().fit(bag_from_parts(_synthetic_stats, parts), labels)
+
+    got = fit()
+
+    def whole(source, codes, first, shape, n_classes, step):
+        pairs = _dask.pair_up(codes, list(source))
+        yield _dask.stack_partition(pairs, shape, n_classes, step, first)
+
+    monkeypatch.setattr(_dask, "spilled_blocks", whole)
+    before = fit()
+    _check_same(got, before, FA_NAMES[kind])
+    _check_same(got, ref, FA_NAMES[kind])
+
+
+def test_spilled_blocks_are_the_blocks_of_the_partition_stacked_whole(tmp_path):
+    """The blocks read from spill files (rows gathered across files, sorted by class) are, bit
+    for bit, those of the partition stacked whole; an item with NaN is named by its index in the
+    bag, as the stacking names it."""
+    from emkit.factor_analysis import _dask
+
+    stats = _synthetic_stats(0, 17, 3, 2)
+    base, token = str(tmp_path), "emkit-spill-test"
+    paths = [_spill_files.write_partition(chunk, base, token, i)[0]
+             for i, chunk in enumerate((stats[:6], [], stats[6:13], stats[13:]))]
+    source = _spill_files._partition_source(paths)
+    codes = np.array([(5 * i) % 4 for i in range(17)])
+    got = [piece for piece in _dask.spilled_blocks(source, codes, 40, (3, 2), 4, 5)]
+    (whole,) = _dask.stack_partition(_dask.pair_up(codes, stats), (3, 2), 4, 5, 40)
+    assert [len(piece) for piece in got] == [1] * len(whole.rows) == [1] * 4
+    for (a,), b in zip(got, whole.rows):
+        for name in ("codes", "n", "F", "present", "local"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+        assert a.F.tobytes() == b.F.tobytes() and a.n.tobytes() == b.n.tobytes()
+    bad = [s.copy() for s in stats]
+    bad[9].n[1] = np.nan
+    paths = [_spill_files.write_partition(bad, base, token, 9)[0]]
+    with pytest.raises(ValueError, match=r"^X holds statistics with NaN or infinity: X\[49\]\.n$"):
+        list(_dask.spilled_blocks(_spill_files._partition_source(paths), codes, 40, (3, 2), 4, 5))

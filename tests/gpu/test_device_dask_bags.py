@@ -69,13 +69,15 @@ def test_ivector_bag_chunks_on_the_device(simulated, chunk_calls, scheduler, cac
 
 
 @pytest.mark.parametrize("kind", ["isv", "jfa"])
-@pytest.mark.parametrize("cache", ["off", "memory"])
-def test_isv_jfa_bag_chunks_on_the_device(simulated, chunk_calls, kind, cache):
+@pytest.mark.parametrize("cache", ["off", "memory", "disk"])
+def test_isv_jfa_bag_chunks_on_the_device(simulated, chunk_calls, kind, cache, tmp_path):
+    # (disk: the spilled blocks, read one at a time, go to the device)
     from factor_analysis_cases import load_case, machine, make_stats
 
     d = load_case("medium")
     X, labels = make_stats(d), [f"c{k}" for k in d["labels"]]
-    with dask.config.set(scheduler="sync"), emkit.config_context(dask_cache=cache):
+    with dask.config.set(scheduler="sync"), emkit.config_context(dask_cache=cache,
+                                                                 spill_directory=tmp_path):
         expected = machine(kind, d).fit(db.from_sequence(X, npartitions=3), labels)
         with emkit.config_context(device="cuda"):
             got = machine(kind, d).fit(db.from_sequence(X, npartitions=3), labels)

@@ -4,7 +4,9 @@ In memory, the sessions are stacked once per ``fit`` by :meth:`GMMStats.stack` (
 sorted by class, and cut into :class:`SessionBlock` views of at most a block size of sessions; the
 class totals are summed per block on a few threads.  A dask partition of ``(class index,
 GMMStats)`` pairs is stacked the same way (:func:`~._dask.stack_partition`): once, when ``fit``
-keeps it, else at every pass.
+keeps it on the workers, else at every pass; a spilled one is cut into the same blocks, each
+read alone from the spill files and written to a file of blocks (:func:`~._dask.spilled_blocks`)
+that every pass reads a block at a time.
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ class SessionBlock:
     @classmethod
     def of(cls, codes: np.ndarray, batch: StatsBatch) -> "SessionBlock":
         """The block of the sessions ``batch`` (sorted by class) with class indices ``codes``."""
-        n, F = batch.n, batch.supervectors
+        return cls.from_arrays(codes, batch.n, batch.supervectors)
+
+    @classmethod
+    def from_arrays(cls, codes: np.ndarray, n: np.ndarray, F: np.ndarray) -> "SessionBlock":
+        """The block of the sessions (sorted by class, validated) of statistics ``n`` (B, C) and
+        ``F`` (B, C*D) with class indices ``codes`` (B,)."""
         present, local = np.unique(codes, return_inverse=True)
         return cls(codes, n, F, present, local, kfa.class_weights(local, n, len(present)))
 
@@ -77,15 +84,22 @@ def stack_block(pairs, shape, n_classes, name: str = "X", first: int = 0,
     return SessionBlock.of(codes[order], batch.take(order))
 
 
+NO_ITEM = object()  # (no item: None may be one)
+
+
 def blocks(piece, shape, n_classes, step: int, partition: int | None = None):
     """The :class:`SessionBlock` of a piece of the training set: its items when they are blocks
     already (in-memory training sets are stacked once), the blocks of its items when they are
-    training sets (a partition stacked once on a worker), else blocks of at most ``step``
+    training sets (a partition kept on a worker, stacked once), else blocks of at most ``step``
     (class index, GMMStats) pairs stacked now (dask partition number ``partition``)."""
-    items = piece if isinstance(piece, list) else list(piece)
-    if items and isinstance(items[0], SessionBlock):
+    items = iter(piece)
+    first = next(items, NO_ITEM)
+    if isinstance(first, SessionBlock):  # (a spilled partition's blocks: read as they come)
+        yield first
+        del first
         yield from items
         return
+    items = [] if first is NO_ITEM else [first, *items]
     if items and isinstance(items[0], TrainingSet):
         for training_set in items:
             yield from training_set.rows
@@ -196,6 +210,12 @@ def split(n_items: int, n_parts: int) -> list:
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
+def block_slices(n_sessions: int, step: int) -> list:
+    """The blocks of :func:`in_memory`: an even number (2 threads balance) of slices of the
+    sessions sorted by class, of at most ``step`` sessions each."""
+    return split(n_sessions, 2 * -(-n_sessions // (2 * step)))
+
+
 def in_memory(X, codes, classes, shape, threads, step, name="X", first: int = 0,
               partition: int | None = None) -> TrainingSet:
     """The sessions ``X`` stacked once (:meth:`GMMStats.stack`: errors name ``X[first + i]``, or
@@ -207,13 +227,12 @@ def in_memory(X, codes, classes, shape, threads, step, name="X", first: int = 0,
     if (order != np.arange(len(order))).any():  # grouped by class already: no copy
         batch, codes = batch.take(order), codes[order]
     K = len(classes)
-    n_blocks = 2 * -(-len(codes) // (2 * step))  # even: 2 threads balance
 
     def stack(rows):
         block = SessionBlock.of(codes[rows], batch.take(rows))
         return block, block_sums(block)
 
-    stacked = list(thread_map(stack, split(len(codes), n_blocks), threads))
+    stacked = list(thread_map(stack, block_slices(len(codes), step), threads))
     totals = ClassTotals.zeros(K, shape[0], shape[0] * shape[1])
     for block, sums in stacked:
         totals.add_block(block, sums)

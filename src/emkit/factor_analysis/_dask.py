@@ -2,7 +2,9 @@
 
 Dask inputs travel as ``(class index, GMMStats)`` pairs in a bag: every pass stacks each
 partition in blocks (:func:`emkit.factor_analysis._estep.session_chunk`) and sums small additive
-accumulators through :func:`emkit._backend.map_reduce`.
+accumulators through :func:`emkit._backend.map_reduce`.  A bag that ``fit`` keeps on the workers
+is stacked there once (:func:`stacked_on_workers`); a spilled one is written again as its blocks
+(:func:`spilled_blocks`), which the passes read one at a time.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import math
 import numpy as np
 
 from .._backend import bag_from_parts, is_delayed, n_threads, partition_lengths, prepared_on_workers
-from ..stats import as_stats_sequence
-from ._blocks import TrainingSet, in_memory, pair_codes, split
+from ..stats import GMMStats, as_stats_sequence
+from ._blocks import SessionBlock, TrainingSet, block_slices, in_memory, pair_codes, split
 from ._labels import check_lengths, encode_labels, label_list
 
 
@@ -157,11 +159,51 @@ def _encode_and_stack(part, first, index, shape, n_classes, step):
                            first)
 
 
+def spilled_blocks(source, codes, first, shape, n_classes, step):
+    """The blocks of a spilled partition (class indices ``codes``, its first item the bag's item
+    ``first``), one ``[SessionBlock]`` at a time: those of :func:`stack_partition` (sorted by
+    class, the same rows, the same numbers).  Spilled statistics (``source`` a
+    :class:`~emkit._backend._spill_files.SpilledRows`) are checked as
+    :meth:`GMMStats.stack` checks them, a block of the files at a time, then each block's ``n``
+    and ``F`` are read alone from the files: a worker holds one block, never the partition.
+    (Other items, read whole: stacked whole, then written block by block.)"""
+    if not hasattr(source, "arrays"):
+        yield from _blocks_of(stack_partition(pair_up(codes, source), shape, n_classes, step,
+                                              first))
+        return
+    if len(source) != len(codes):
+        raise ValueError(f"X and y have inconsistent numbers of sessions in a partition: "
+                         f"{len(source)} statistics, {len(codes)} labels")
+    start = first
+    for items in source.blocks():
+        GMMStats.stack(items, name="X", shape=shape, offset=start)
+        start += len(items)
+        del items
+    order = np.argsort(codes, kind="stable")
+    for rows in block_slices(len(codes), step):
+        n, F = source.arrays(order[rows])
+        yield [SessionBlock.from_arrays(codes[order[rows]], n, F.reshape(len(n), -1))]
+        del n, F
+
+
+def _blocks_of(training_sets):
+    for training_set in training_sets:
+        for block in training_set.rows:
+            yield [block]
+
+
+def _encode_and_stream(part, first, index, shape, n_classes, step):
+    # (a bag of pairs is spilled pickled: read whole)
+    yield from _blocks_of(_encode_and_stack(part, first, index, shape, n_classes, step))
+
+
 def stacked_on_workers(X, y, shape, step) -> TrainingSet:
     """The training set of a bag that ``fit`` keeps, on the workers or spilled to their disks
     (:mod:`emkit._backend._cache`): each partition paired with its class indices and stacked
-    once, there, by one task (and spilled again, stacked, when it was spilled), into a
-    :class:`TrainingSet` as in memory (:func:`stack_partition`)."""
+    once, there, by one task, into a :class:`TrainingSet` as in memory
+    (:func:`stack_partition`); a spilled one is written again as its blocks, read from the
+    spilled statistics one at a time (:func:`spilled_blocks`), and every pass reads them one at
+    a time."""
     shape = tuple(shape)
     lengths = partition_lengths(X)
     if lengths is None:
@@ -172,14 +214,16 @@ def stacked_on_workers(X, y, shape, step) -> TrainingSet:
         codes, classes = encode_labels(labels)
         index = {c: i for i, c in enumerate(classes)}
         rows = prepared_on_workers(_encode_and_stack, X, index, shape, len(classes), step,
-                                   part_args=[(int(a),) for a in edges[:-1]])
+                                   part_args=[(int(a),) for a in edges[:-1]],
+                                   streamed=_encode_and_stream)
     else:
         y = label_list(y)
         codes, classes = encode_labels(y)
         check_lengths(int(edges[-1]), len(codes))
         rows = prepared_on_workers(_pair_and_stack, X, shape, len(classes), step,
                                    part_args=[(codes[a:b], int(a))
-                                              for a, b in zip(edges[:-1], edges[1:])])
+                                              for a, b in zip(edges[:-1], edges[1:])],
+                                   streamed=spilled_blocks)
     if len(codes) == 0:
         raise ValueError("X is empty: expected the statistics of at least one session")
     return TrainingSet(rows, classes, np.bincount(codes, minlength=len(classes)))

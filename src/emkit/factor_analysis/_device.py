@@ -150,6 +150,7 @@ def chunk_pass(piece, p: SessionParams, dev) -> SessionAccumulator:
             totals = add_totals(totals, block, p.n_classes)
         sums = _add_block(sums, put(block.n), put(block.F), put(block.codes.astype(np.int64)),
                           constants, dev.xp)
+        del block  # (a spilled partition's: freed before the next one is read)
     # totals as the numpy chunk's: None without p.totals (or without sessions)
     return SessionAccumulator(*(None if a is None else _staging.to_host(a, dev) for a in sums),
                               totals=totals)

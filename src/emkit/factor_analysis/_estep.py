@@ -202,12 +202,46 @@ def session_chunk(piece, p: SessionParams) -> SessionAccumulator:
     return acc
 
 
+def streamed_pass(blocks, p: SessionParams) -> SessionAccumulator:
+    """The E-step of a dask partition's blocks (an iterable of :class:`SessionBlock`, read from
+    a spill file as it is iterated), one at a time on this thread: what the pass over the whole
+    partition stacked (``_training._blocks_pass``) gives the client (A1 packed, ``A2F``, G as
+    :class:`ClassRows` of the partition's classes, the :class:`ClassTotals` with ``p.totals``;
+    no x), summed in the same block order (A2F block by block, not as one product over the
+    partition: the same to rounding), holding one block and its posterior, not the partition."""
+    C, D = p.shape
+    r = p.U_over_var.shape[1]
+    A1 = np.zeros((C, kfa.packed_size(r))) if p.accumulate else None
+    A2F = np.zeros((C * D, r)) if p.accumulate else None
+    totals = ClassTotals.zeros(p.n_classes, C, C * D) if p.totals else None
+    workspace, scratch, class_sums = {}, None, []
+    for block in blocks:
+        if totals is not None:
+            totals.add_block(block)
+        x, scratch, bG = block_posterior(block, p, workspace, scratch)
+        if A1 is not None:
+            A1 += scratch
+            gemm_add(A2F, block.F.T, x)
+        class_sums.append((block.present, bG))
+        del block, x
+    G = None
+    if p.class_sums:
+        classes = np.unique(np.concatenate([present for present, _ in class_sums]
+                                           or [np.zeros(0, np.int64)]))
+        G = np.zeros((len(classes), C, r))
+        for present, bG in class_sums:
+            G[np.searchsorted(classes, present)] += bG
+        G = ClassRows(classes, G)
+    return SessionAccumulator(A1, A2F, G, totals)
+
+
 def class_totals_chunk(piece, shape, n_classes, step, partition=None) -> ClassTotals:
     """The :class:`ClassTotals` of a piece of the training set (dask partition number
     ``partition``, for errors)."""
     totals = None
     for block in blocks(piece, shape, n_classes, step, partition):
         totals = add_totals(totals, block, n_classes)
+        del block  # (a spilled partition's: freed before the next one is read)
     if totals is None:
         C, D = shape
         totals = ClassTotals.zeros(n_classes, C, C * D)

@@ -25,12 +25,12 @@ from .._checkpoint import resumable_em
 from .._fitted import fitted_value
 from .._kernels import factor_analysis as kfa
 from ..stats import as_stats_sequence
-from ._blocks import ClassTotals, SessionBlock, TrainingSet, in_memory, split
+from ._blocks import NO_ITEM, ClassTotals, SessionBlock, TrainingSet, in_memory, split
 from ._constants import Constants
 from ._dask import (delayed_training_set, is_nested, prepare_bag, prepare_nested,
                     stack_partition, stacked_on_workers)
 from ._estep import (ClassRows, SessionAccumulator, SessionParams, block_posterior,
-                     class_totals_chunk, session_chunk)
+                     class_totals_chunk, session_chunk, streamed_pass)
 from ._labels import check_lengths, encode_labels, label_list
 from ._mstep import (by_gaussians, class_projections, d_update, isv_class_level, jfa_d_terms,
                      u_update)
@@ -134,15 +134,21 @@ def partition_pass(piece, p: SessionParams, partition: int | None = None) -> Ses
     """The E-step of a dask partition: :func:`_blocks_pass` on one thread (A1 packed, without the
     factors x, with a copy of the class totals when ``p.totals``) over the partition stacked on
     the workers (a list of :class:`TrainingSet`, :func:`._dask.stacked_on_workers`), or over its
-    pairs stacked now (a partition read again at every pass: spilled to disk, or not cached;
-    ``partition``: its number, for errors); :func:`._estep.session_chunk` on a device."""
+    pairs stacked now (a partition not cached; ``partition``: its number, for errors);
+    :func:`._estep.streamed_pass` over the blocks of a spilled one, read as they come;
+    :func:`._estep.session_chunk` on a device."""
     from .._device_infer import device
 
-    items = piece if isinstance(piece, list) else list(piece)
     if device() is not None:
-        return session_chunk(items, p)  # (A1 (C, r, r): added to packed ones by __add__)
-    if not items:
+        return session_chunk(piece, p)  # (A1 (C, r, r): added to packed ones by __add__)
+    items = iter(piece)
+    first = next(items, NO_ITEM)
+    if first is NO_ITEM:
         return SessionAccumulator.zeros(p)
+    if isinstance(first, SessionBlock):  # a spilled partition's blocks, read one at a time
+        items, first = _then(first, items), None  # (no block held through the pass)
+        return streamed_pass(items, p)
+    items = [first, *items]
     if not isinstance(items[0], TrainingSet):
         items = stack_partition(items, p.shape, p.n_classes, p.step, partition=partition)
     total = None
@@ -156,6 +162,14 @@ def partition_pass(piece, p: SessionParams, partition: int | None = None) -> Ses
         acc = SessionAccumulator(acc.A1, acc.A2F, G, totals)
         total = acc if total is None else total + acc
     return total
+
+
+def _then(first, rest):
+    """``first``, then the items of ``rest``, not holding ``first`` after it (``itertools.chain``
+    holds its arguments to the end)."""
+    yield first
+    del first
+    yield from rest
 
 
 def _blocks_pass(data: TrainingSet, p, threads: int | None = None,
