@@ -1,4 +1,5 @@
-"""The data set every command-line test works on (built once per test module)."""
+"""The data set every command-line test works on (built once per test module), and the audio
+the ``emkit features`` tests work on."""
 
 import h5py
 import pytest
@@ -33,3 +34,11 @@ def data(tmp_path_factory):
     run("train-ubm", d / "train.scp", "-n", 8, "--iterations", 10, "--seed", 1, "-o", d / "ubm.h5",
         "--no-progress")
     return d
+
+
+@pytest.fixture()
+def audio(tmp_path):
+    """Three WAV files of speech-like sound (the audio extra's tests only: imported there)."""
+    from audio_files import three_utterances
+
+    return three_utterances(tmp_path / "in")

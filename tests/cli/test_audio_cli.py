@@ -12,16 +12,11 @@ pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not i
 from emkit.audio import FeatureConfig, KaldiOptions, extract_features  # noqa: E402
 from emkit.cli import cli  # noqa: E402
 from emkit.features import read_features  # noqa: E402
-from audio_files import run_features, speech_like, three_utterances, write  # noqa: E402
+from audio_files import run_features, speech_like, write  # noqa: E402
 from cli_support import no_leftovers, one_line_error
 
 
 run = run_features
-
-
-@pytest.fixture()
-def audio(tmp_path):
-    return three_utterances(tmp_path / "in")
 
 
 def test_npy_directory(tmp_path, audio):

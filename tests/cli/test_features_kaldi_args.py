@@ -6,15 +6,10 @@ import pytest
 pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio]) is not installed")
 pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
 
-from audio_files import run_features, speech_like, three_utterances, write  # noqa: E402
+from audio_files import run_features, speech_like, write  # noqa: E402
 from cli_support import no_leftovers, one_line_error  # noqa: E402
 
 run = run_features
-
-
-@pytest.fixture()
-def audio(tmp_path):
-    return three_utterances(tmp_path / "in")
 
 
 def features(tmp_path, audio, name, *args):

@@ -8,7 +8,7 @@ pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio])
 pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
 
 from emkit.features import read_features  # noqa: E402
-from audio_files import run_features, three_utterances  # noqa: E402
+from audio_files import run_features  # noqa: E402
 from cli_support import no_leftovers, one_line_error  # noqa: E402
 
 # as the conf/ files of Kaldi's recipes (egs/voxceleb/v2, egs/sre16/v2, egs/wsj/s5)
@@ -48,11 +48,6 @@ VAD_FLAGS = ["--vad-energy-threshold", "5.5", "--vad-proportion-threshold", "0.1
 
 
 run = run_features
-
-
-@pytest.fixture()
-def audio(tmp_path):
-    return three_utterances(tmp_path / "in")
 
 
 def conf(tmp_path, text, name="my.conf"):

@@ -9,16 +9,11 @@ pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio])
 pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
 
 from emkit.features import read_features  # noqa: E402
-from audio_files import run_features, speech_like, three_utterances, write  # noqa: E402
+from audio_files import run_features, speech_like, write  # noqa: E402
 from cli_support import one_line_error  # noqa: E402
 
 
 run = run_features
-
-
-@pytest.fixture()
-def audio(tmp_path):
-    return three_utterances(tmp_path / "in")
 
 
 def lines(path):
