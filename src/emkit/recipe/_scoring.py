@@ -62,10 +62,13 @@ def score_condition(machine_path, system: dict, condition: dict, feats: dict,
            "labels": trials.labels}
     if cohort is not None:
         cfeats, utt2spk = cohort
-        cstats = _stats(ubm, cfeats, list(utt2spk), "the cohort's utt2spk")
+        # in id order, as the training steps take their data: the line order of the utt2spk
+        # would otherwise set the order of the cohort's sums (another rounding of every score)
+        ids = sorted(utt2spk)
+        cstats = _stats(ubm, cfeats, ids, "the cohort's utt2spk")
         by_speaker = {}
-        for u, spk in utt2spk.items():
-            by_speaker.setdefault(spk, []).append(u)
+        for u in ids:
+            by_speaker.setdefault(utt2spk[u], []).append(u)
         out.update(cohort_matrices(enrolled, probe_stats, by_speaker, cstats))
     return out
 
