@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _device_infer
-from ._backend import is_dask_collection, map_ordered, map_reduce
+from ._backend import is_dask_collection, map_ordered, map_reduce_finite
 from ._config import get_config
 from ._kernels import gmm as kg
 from ._kernels import gselect as kgs
@@ -155,8 +155,8 @@ def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True,
 
         frames = DeviceFrames(X, dev, coef.coef.dtype, "GMM statistics")
         return gmm_statistics(frames, coef, second_order)
-    stats = map_reduce(stats_chunk, X, coef, block_rows(coef), second_order, True, is_dask_collection(X),
-                       _with_constants(selection, coef))
+    stats = map_reduce_finite(stats_chunk, X, coef, block_rows(coef), second_order, True, False,
+                              _with_constants(selection, coef))
     return check_stats_finite(stats)
 
 

@@ -264,10 +264,21 @@ def check_block(block, name: str, block_info=None, first_row=None) -> None:
         except (TypeError, KeyError, IndexError):
             first_row = None
     if block.ndim == 2 and first_row is not None and np.isfinite(first_row):
-        where = f"first at index {(int(first_row) + bad[0], bad[1])}"
+        # the chunk that fails first need not be the first to hold one: say which rows it holds
+        first_row = int(first_row)
+        where = (f"first at index {(first_row + bad[0], bad[1])} in rows {first_row} to "
+                 f"{first_row + block.shape[0] - 1}, a dask chunk")
     else:
         where = f"at index {tuple(bad)} of one of its dask chunks"
     raise ValueError(f"Input {name} contains {kind} ({where})")
+
+
+def checked_chunk(block, first_row, chunk_fn, *params):
+    """``chunk_fn(block, *params)`` after :func:`check_block` refused NaN/inf in ``block``, a dask
+    chunk whose first row is row ``first_row`` of the whole array (None: unknown), for
+    :func:`emkit._backend.map_reduce` with ``with_offset=True``."""
+    check_block(block, "X", first_row=first_row)
+    return chunk_fn(block, *params)
 
 
 def _shape_problem(X) -> str | None:

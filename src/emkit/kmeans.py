@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from . import _device_fit
-from ._backend import _staging, cached_frames, is_dask_collection, map_reduce
+from ._backend import _staging, cached_frames, is_dask_collection, map_reduce_finite
 from ._checkpoint import resumable_em
 from ._config import get_config
 from ._feature_names import FeatureNamesMixin
@@ -279,8 +279,7 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
             oversampling_factor=self.oversampling_factor, block_rows=_block_rows()), copy=False)
 
     def _e_step(self, X) -> KMeansStats:
-        return map_reduce(kmeans_chunk_stats, X, self._coefficients(), _block_rows(), False,
-                          is_dask_collection(X))
+        return map_reduce_finite(kmeans_chunk_stats, X, self._coefficients(), _block_rows(), False)
 
     def _m_step(self, stats: KMeansStats) -> float:
         counts = stats.counts
@@ -374,8 +373,7 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
         dev = _device_fit.fit_device(data, dask_on_workers=True)
         if dev is None:
             data = check_frames(data, "data", n_features=self.centroids_.shape[1], owner="KMeansMachine")
-            stats = map_reduce(kmeans_chunk_stats, data, self._coefficients(), _block_rows(), True,
-                               is_dask_collection(data))
+            stats = map_reduce_finite(kmeans_chunk_stats, data, self._coefficients(), _block_rows(), True)
         else:
             data = _device_fit.check_fit_frames(data, self.centroids_.shape[1], "KMeansMachine")
             frames = _device_fit.DeviceFrames(data, dev, np.float64, "k-means cluster variances")

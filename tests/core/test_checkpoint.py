@@ -15,7 +15,7 @@ CHILD = textwrap.dedent("""
     import os, signal, sys
     import numpy as np
     import emkit._checkpoint as ck
-    import emkit._gmm_estep as gmm  # the GMM E-step calls map_reduce there
+    import emkit._gmm_estep as gmm  # the GMM E-step calls map_reduce_finite there
     from emkit import GMMMachine, ISVMachine, IVectorMachine, JFAMachine, KMeansMachine
 
     kind, path, kill_after, where = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -30,14 +30,14 @@ CHILD = textwrap.dedent("""
                 os.kill(os.getpid(), signal.SIGKILL)
         ck.Checkpoint.save = save
     else:                               # killed in the middle of an E-step
-        original = gmm.map_reduce
+        original = gmm.map_reduce_finite
         calls = []
         def mapper(*args, **kw):
             calls.append(1)
             if len(calls) == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
             return original(*args, **kw)
-        gmm.map_reduce = mapper
+        gmm.map_reduce_finite = mapper
     if kind == "gmm":
         GMMMachine(4, update_variances=True, update_weights=True, max_fitting_steps=12,
                    convergence_threshold=None, checkpoint=path).fit(X)

@@ -200,8 +200,36 @@ def test_kmeans_non_finite_dask_input_raises_like_numpy(method, kind):
 
 def test_nan_error_names_the_row_of_the_whole_array():
     X = _nan_rows("NaN")
-    with pytest.raises(ValueError, match=r"data contains NaN \(first at index \(37, 1\)\)"):
+    with pytest.raises(ValueError, match=re.escape("data contains NaN (first at index (37, 1) in rows 20 to 39, a dask chunk)")):
         np.asarray(_gmm(X).log_likelihood(da.from_array(X, chunks=(20, 2))))
+
+
+@pytest.mark.parametrize("method", [("gmm", m) for m in GMM_METHODS] + [("kmeans", m) for m in KMEANS_METHODS])
+def test_every_dask_path_names_the_index_in_the_whole_array(method):
+    # the statistics of fit, acc_stats and the k-means passes checked each chunk without its
+    # offset: 'at index (17, 1) of one of its dask chunks' for row 37
+    family, name = method
+    X = _nan_rows("NaN")
+    data = da.from_array(X, chunks=(20, 3))
+    # (GMM transform and k-means++ compute the whole array, and name its index as numpy's)
+    whole = r"contains NaN \(first at index \(37, 1\)( in rows 20 to 39, a dask chunk)?\)$"
+    with pytest.raises(ValueError, match=whole):
+        if family == "gmm":
+            GMM_METHODS[name](_gmm(X), data)
+        else:
+            KMEANS_METHODS[name](_kmeans().fit(_blobs(5)), data)
+
+
+def test_the_rows_named_are_those_of_the_chunk_that_failed():
+    # NaN in every chunk: whichever chunk fails first, the index is of the whole array and the
+    # message says which rows were searched for the first (not the first of the whole array)
+    data = da.from_array(np.full((8, 3), np.nan), chunks=2)
+    with pytest.raises(ValueError) as caught:
+        np.asarray(_gmm(_blobs()).log_likelihood(data))
+    found = re.search(r"first at index \((\d+), 0\) in rows (\d+) to (\d+), a dask chunk\)$", str(caught.value))
+    assert found is not None, str(caught.value)
+    row, start, stop = (int(g) for g in found.groups())
+    assert row == start and stop == start + 1 and start % 2 == 0
 
 
 def test_fit_refuses_a_1d_dask_array_like_numpy():

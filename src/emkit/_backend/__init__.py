@@ -26,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .._validation import is_dask_collection
+from .._validation import checked_chunk, is_dask_array, is_dask_collection
 
-__all__ = ["map_reduce", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map", "map_pieces", "computed_once", "cached_frames", "is_cached",
+__all__ = ["map_reduce", "map_reduce_finite", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map", "map_pieces", "computed_once", "cached_frames", "is_cached",
            "prepared_on_workers", "partition_lengths"]
 
 # (dask inputs computed once per fit)
@@ -264,7 +264,7 @@ def _map_dask_array(chunk_fn, X, params, with_offset):
     if with_offset:
         offsets = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).tolist()
         task = dask.delayed(_call_with_offset, pure=True)
-        parts = [task(chunk_fn, block, int(o), shared)
+        parts = [task(chunk_fn, block, int(o) if np.isfinite(o) else None, shared)
                  for block, o in zip(X.to_delayed().ravel(), offsets)]
     else:
         task = dask.delayed(_call_unpacked, pure=True)
@@ -403,7 +403,7 @@ def map_reduce(chunk_fn, X, *params, threads: int | None = None, with_offset: bo
     ``X`` is an ndarray (rows are split), a dask array (one task per chunk), a dask bag (one task
     per partition) or a Python sequence.  With ``with_offset=True`` (arrays only) the function is
     called as ``chunk_fn(piece, first_row_index, *params)``, for row-indexed random draws that do
-    not depend on the chunking.  With ``numbered=True``, a partition ``k`` of a bag that is not
+    not depend on the chunking (None after a dask chunk of unknown size).  With ``numbered=True``, a partition ``k`` of a bag that is not
     cached (:mod:`._cache`) is passed as ``chunk_fn(piece, *params, partition=k)``, for errors
     that name its items (their index in the whole bag would take a pass more to know).
     """
@@ -419,6 +419,14 @@ def map_reduce(chunk_fn, X, *params, threads: int | None = None, with_offset: bo
     if isinstance(X, (list, tuple)):
         return _map_sequence(chunk_fn, list(X), params, threads)
     raise TypeError(f"unsupported input type {type(X).__name__}")
+
+
+def map_reduce_finite(chunk_fn, X, *params):
+    """:func:`map_reduce` of checked frames ``X``: each chunk of a dask array is refused when it
+    holds NaN/inf, naming the index in the whole array (numpy input is checked up front)."""
+    if is_dask_array(X):
+        return map_reduce(checked_chunk, X, chunk_fn, *params, with_offset=True)
+    return map_reduce(chunk_fn, X, *params)
 
 
 #: Below this many items a sequence is processed in the calling thread.
