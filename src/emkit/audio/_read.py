@@ -30,8 +30,8 @@ Decisions (each failure is an :class:`AudioError` naming the file; nothing is wr
   as stored, full scale 1.0: when those beyond [-1, 1] make too many count as clipped, the error
   says so and gives the largest magnitude (unscaled 16-bit values stored as floats reach
   thousands); Kaldi reads PCM (integer) WAV only and refuses a float WAV.  A WAV holding
-  fewer samples than its header declares (truncated) is read with a ``UserWarning``, as Kaldi
-  warns; a size a streaming writer left unknown (data size 0xFFFFFFFF, RIFF size 0 or
+  fewer samples than its header declares (truncated; for a block codec, ADPCM or GSM 6.10, fewer
+  bytes of data) is read with a ``UserWarning``, as Kaldi warns; a size a streaming writer left unknown (data size 0xFFFFFFFF, RIFF size 0 or
   0xFFFFFFFF) is not a truncation.
 """
 
@@ -140,26 +140,36 @@ def _skip(f, frames: int, n_channels: int) -> None:
         frames -= len(got)
 
 
-def _declared_wav_frames(path: str) -> int | None:
-    """The frames the data chunk of a RIFF/WAVE header declares, or None: not such a header, one
-    not understood, or a size a streaming writer left unknown (a data size of 0xFFFFFFFF, a RIFF
+#: WAVE format tags whose data is a whole number of bytes per sample frame: PCM, IEEE float,
+#: A-law, mu-law, extensible; the others (IMA/MS ADPCM, GSM 6.10, G.721...) are coded in blocks
+_FRAME_CODED = (1, 3, 6, 7, 0xFFFE)
+
+
+def _wav_data_sizes(path: str) -> tuple | None:
+    """``(declared, held, frame_bytes)`` of the data chunk of a RIFF/WAVE file: the bytes its
+    header declares, the bytes of the file after its start, and the bytes of a sample frame
+    (None for a codec that codes blocks of frames).  None: not such a header, one not
+    understood, or a size a streaming writer left unknown (a data size of 0xFFFFFFFF, a RIFF
     size of 0 or 0xFFFFFFFF, by convention)."""
     with open(path, "rb") as f:
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE" or \
                 struct.unpack("<I", head[4:8])[0] in (0, 0xFFFFFFFF):
             return None
-        block_align = 0
+        block_align, tag = 0, None
         for _ in range(1000):  # chunks before the data chunk
             chunk = f.read(8)
             if len(chunk) < 8:
                 return None
             name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
             if name == b"data":
-                return None if size == 0xFFFFFFFF or not block_align else size // block_align
+                if size == 0xFFFFFFFF or not block_align:
+                    return None
+                held = os.fstat(f.fileno()).st_size - f.tell()
+                return size, held, block_align if tag in _FRAME_CODED else None
             body = f.read(min(size, 16)) if name == b"fmt " else b""
             if len(body) == 16:  # (12-bit samples take 2 bytes, whatever block align says)
-                channels, align, bits = struct.unpack("<2xH8xHH", body)
+                tag, channels, align, bits = struct.unpack("<HH8xHH", body)
                 block_align = max(align, channels * ((bits + 7) // 8))
             f.seek(size + (size & 1) - len(body), os.SEEK_CUR)
     return None
@@ -167,14 +177,23 @@ def _declared_wav_frames(path: str) -> int | None:
 
 def _warn_truncated(path: str, frames: int) -> None:
     """Warn (as Kaldi does) when a WAV holds fewer samples than its header declares: libsndfile
-    reads what is there without a word."""
+    reads what is there without a word.  A coded WAV (ADPCM, GSM 6.10) declares bytes of blocks
+    rather than samples: its data chunk is compared with what the file holds."""
     try:
-        declared = _declared_wav_frames(path)
+        sizes = _wav_data_sizes(path)
     except (OSError, struct.error):
         return
-    if declared is not None and declared > frames:
-        warn_at_caller(f"{show_path(path)}: truncated WAV: its header declares {declared} "
-                      f"samples, the file holds {frames}; the {frames} are used", UserWarning)
+    if sizes is None:
+        return
+    declared, held, frame_bytes = sizes
+    if frame_bytes is not None and declared // frame_bytes > frames:
+        warn_at_caller(f"{show_path(path)}: truncated WAV: its header declares "
+                      f"{declared // frame_bytes} samples, the file holds {frames}; the {frames} "
+                      "are used", UserWarning)
+    elif frame_bytes is None and declared > held:
+        warn_at_caller(f"{show_path(path)}: truncated WAV: its header declares {declared} bytes "
+                      f"of coded audio, the file holds {held}; the {frames} samples they hold "
+                      "are used", UserWarning)
 
 
 def _duration(seconds: float) -> str:
