@@ -268,13 +268,24 @@ class InputFile(click.ParamType):
         return text
 
 
-def check_outputs(outputs: dict, inputs: dict) -> None:
+def read_only_mode(path) -> int | None:
+    """The mode of ``path`` when it is an existing file without any ``w`` bit, else None (the
+    bits, not ``os.access``, which says yes to root: the atomic rename would ignore them)."""
+    if not os.path.isfile(path):
+        return None
+    mode = os.stat(path).st_mode
+    return None if mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) else stat.S_IMODE(mode)
+
+
+def check_outputs(outputs: dict, inputs: dict, *, maybe_read_only=()) -> None:
     """Refuse outputs that are inputs (usage error) or read-only (runtime failure).
 
     ``outputs``: {option: path or None}; ``inputs``: {option or argument: path, list or None}.
     An output "is" an input when both name the same file (``os.path.samefile``: symlinks,
     hard links and relative paths included).  An existing output without write permission
-    (no ``w`` bit in its mode) is not replaced, since the atomic rename would ignore the mode.
+    (no ``w`` bit in its mode) is not replaced, since the atomic rename would ignore the mode;
+    but for the options of ``maybe_read_only``, files that may only be read (the caller
+    decides when it would write them: :func:`read_only_mode`).
     """
     from ..io.atomic import overwritten_input
     from ..io.features import script_file_targets
@@ -300,9 +311,8 @@ def check_outputs(outputs: dict, inputs: dict) -> None:
             check_writable(out)
         except OSError as exc:
             raise type(exc)(f"{option}: {exc}") from None
-        if os.path.isfile(out) and not os.stat(out).st_mode & (stat.S_IWUSR | stat.S_IWGRP
-                                                               | stat.S_IWOTH):
-            mode = stat.S_IMODE(os.stat(out).st_mode)
+        mode = None if option in maybe_read_only else read_only_mode(out)
+        if mode is not None:
             raise PermissionError(f"cannot write {out!r}: it exists and is read-only (mode "
                                   f"{mode:04o}); remove it or make it writable (chmod u+w)")
 

@@ -73,6 +73,11 @@ def _labelled(features: dict, labels_path):
     return ids, [labels[u] for u in ids]
 
 
+#: The statistics file beside a checkpoint, as an output: one that holds the statistics is only
+#: read, so it may be read-only (:func:`._kept_statistics.utterance_statistics`)
+KEPT_STATISTICS = "--checkpoint (its statistics part)"
+
+
 def _checkpoint_parts(output, checkpoint, parts: dict, keep_statistics=None) -> dict:
     """The files --checkpoint writes beside it (``parts``: name -> path, and the statistics'
     unless --no-keep-statistics), as outputs for check_outputs; a usage error when one of them
@@ -163,7 +168,7 @@ def _training_inputs(features, feature_list, ubm, labels, output, checkpoint=Non
     paths = feature_paths(features, feature_list)
     check_outputs({"-o/--output": output, "--checkpoint": checkpoint, **(parts or {})},
                   {"FEATURES": paths, "--feature-list": feature_list, "--ubm": ubm,
-                   "--labels": labels})
+                   "--labels": labels}, maybe_read_only=[KEPT_STATISTICS])
     return paths
 
 

@@ -4,7 +4,8 @@ E-step over every frame again: ``--keep-statistics`` always, ``--no-keep-statist
 (the file is neither written nor read), by default only when the file takes at most half of
 the free space of the checkpoint's folder: it grows as utterances x Gaussians x features (198
 GB at 100,000 utterances, C=2048, D=60), which a user who gave --checkpoint to survive a kill
-did not ask for."""
+did not ask for.  A read-only file is read when it holds the statistics; one of other
+statistics is left as it is, with a warning (the training goes on and computes them)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import functools
 import logging
 import os
 
-from ._app import lazy_module
+from ._app import lazy_module, read_only_mode
 from ._train_options import stats_checkpoint
 
 ex = lazy_module("emkit.experiment")
@@ -34,7 +35,8 @@ def utterance_statistics(ubm, features: dict, ids, progress, checkpoint=None,
     stats = kept.load()  # (kept by an earlier run: read whatever their size)
     if stats is not None:
         return stats, _nothing
-    write = keep or _room_for(kept)  # decided before the E-step: its warning comes first
+    write = (keep or _room_for(kept)) and _replaceable(kept)  # before the E-step: its
+    # warning comes first
     stats = ex.compute_stats(ubm, utterances, progress=progress)
     if not write:
         return stats, _nothing
@@ -46,6 +48,19 @@ def utterance_statistics(ubm, features: dict, ids, progress, checkpoint=None,
 
 def _nothing():
     pass
+
+
+def _replaceable(kept) -> bool:
+    """Whether the file may be written: a read-only one of other statistics (read, it would
+    only have been read) is left as it is, with a warning, as a full disk is."""
+    mode = read_only_mode(kept.path)
+    if mode is None:
+        return True
+    logger.warning("not keeping the statistics in %s: it holds those of other features, UBM or "
+                   "settings and is read-only (mode %04o), so it is left as it is; a resumed run "
+                   "will compute them again (make it writable or remove it to keep them)",
+                   kept.path, mode)
+    return False
 
 
 def _room_for(kept) -> bool:
