@@ -147,7 +147,7 @@ def gmm_streamed_row(bench, target, args, X, params):
 
 def kmeans_cpu(X, centroids):
     coef = kk.CentroidCoefficients.from_centroids(centroids)
-    stats = map_reduce(kmeans_chunk_stats, X, coef, kk.DEFAULT_BLOCK_ROWS, False, False)
+    stats = map_reduce(kmeans_chunk_stats, X, coef, kk.DEFAULT_BLOCK_ROWS, False)
     return stats.centroids(), np.array([stats.sum_min_dist / stats.n_samples])
 
 

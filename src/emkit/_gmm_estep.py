@@ -49,20 +49,18 @@ def selection(top_k=None, min_posterior=None, n_gaussians: int | None = None):
 
 
 def stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: bool = True,
-                shifted: bool = True, check: bool = False, selection=None) -> GMMStats:
+                shifted: bool = True, selection=None) -> GMMStats:
     """Statistics of the rows of ``X`` (N, D); without ``second_order``, ``sum_pxx`` is left at zero.
 
     ``shifted`` keeps the moments about the coefficients' shift in the result (for the M-step;
-    per-session statistics leave them out, to keep their memory at the reference's).  ``check``
-    refuses NaN/inf in ``X`` (a dask chunk: numpy input is checked up front).  ``selection``:
+    per-session statistics leave them out, to keep their memory at the reference's).  NaN/inf
+    are refused before (numpy input up front, a dask chunk by ``map_reduce_finite``).  ``selection``:
     ``(top_k, min_posterior[, SelectionCoefficients])`` for Gaussian selection
     (:mod:`emkit._kernels.gselect`, on the CPU), None: exact.  Exact statistics with a device
     configured in the process where it runs (a dask worker's own configuration) use the generic
     kernels there (:func:`emkit._device_infer.chunk_stats`).
     """
     X = np.atleast_2d(np.asarray(X))
-    if check:
-        check_block(X, "X")
     dev = _device_infer.device() if selection is None else None
     if dev is not None and X.shape[0]:
         return _device_infer.chunk_stats(X, coef, second_order, shifted, dev)
@@ -155,7 +153,7 @@ def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True,
 
         frames = DeviceFrames(X, dev, coef.coef.dtype, "GMM statistics")
         return gmm_statistics(frames, coef, second_order)
-    stats = map_reduce_finite(stats_chunk, X, coef, block_rows(coef), second_order, True, False,
+    stats = map_reduce_finite(stats_chunk, X, coef, block_rows(coef), second_order, True,
                               _with_constants(selection, coef))
     return check_stats_finite(stats)
 
@@ -185,7 +183,7 @@ def _selected_session_stats(sessions, coef, rows: int, selection) -> list:
     def group(bounds):
         first, stop = bounds
         if stop - first == 1 and lengths[first] > GROUP_FRAMES:
-            return [stats_chunk(sessions[first], coef, rows, True, False, False, selection)]
+            return [stats_chunk(sessions[first], coef, rows, True, False, selection)]
         X = np.concatenate([np.atleast_2d(x) for x in sessions[first:stop]])
         ll, n, px, pxx = kgs.accumulate_selected_session_statistics(
             X, lengths[first:stop], coef, *selection[:2], *selection[2:])

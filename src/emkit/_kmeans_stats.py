@@ -8,7 +8,6 @@ import numpy as np
 
 from . import _device_infer
 from ._kernels import kmeans as kk
-from ._validation import check_block
 
 
 @dataclass
@@ -68,13 +67,11 @@ class KMeansStats:
         return (within.sum(0) + (n * (offsets - mean) ** 2).sum(0)) / self.n_samples
 
 
-def kmeans_chunk_stats(X, coef: kk.CentroidCoefficients, block_rows: int, squares: bool,
-                       check: bool = False) -> KMeansStats:
-    """Chunk function for :func:`emkit._backend.map_reduce` (``check``: refuse NaN/inf in a dask chunk);
+def kmeans_chunk_stats(X, coef: kk.CentroidCoefficients, block_rows: int,
+                       squares: bool) -> KMeansStats:
+    """Chunk function for :func:`emkit._backend.map_reduce_finite` (which refuses NaN/inf first);
     on the device configured in the process where it runs, if any (a dask worker's own)."""
     X = np.asarray(X)
-    if check:
-        check_block(X, "X")
     dev = _device_infer.device()
     if dev is not None and X.shape[0]:
         return _device_infer.kmeans_chunk(X, coef, squares, dev)
