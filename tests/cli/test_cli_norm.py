@@ -121,3 +121,18 @@ def test_score_trials_with_a_cohort_equals_the_cli(norm_data, norm):
                        features, norm=norm, cohort=read_id_lists(d / "cohort.lst"),
                        top_n=3 if norm == "as" else None)
     np.testing.assert_array_equal(got.reshape(4, -1), expected)
+
+
+@pytest.mark.parametrize("norm", ["zt", "s"])
+def test_the_order_of_the_cohort_lines_changes_no_score(norm_data, norm):
+    # the cohort models were enrolled, and their utterances scored and summed, in the order of
+    # the list's lines: the same cohort listed in another order gave scores that differed by
+    # rounding (emkit run takes its cohort in id order, and so does the command)
+    d, _ = norm_data
+    lines = (d / "cohort.lst").read_text().splitlines()
+    (d / "cohort_reordered.lst").write_text("\n".join(lines[1::2] + lines[::2][::-1]) + "\n")
+    in_order, reordered = d / "in_order.txt", d / "reordered.txt"
+    for cohort, out in (("cohort.lst", in_order), ("cohort_reordered.lst", reordered)):
+        run("score", *(d / p for p in PROBES), d / "cohort.h5", "--models", d / "nmap.h5",
+            "-t", d / "m_p.trials", "--cohort", d / cohort, "-o", out, "--norm", norm)
+    assert reordered.read_bytes() == in_order.read_bytes()

@@ -27,7 +27,8 @@ NORM_HELP = {
               "lines, the utterances from FEATURES.  Each line is enrolled as one T-norm cohort "
               "model, as the models were (same machine, relevance factor and back-end: the "
               "models file records them), and every listed utterance is a Z-norm impostor "
-              "probe.  Keep the cohort's speakers out of the trials.",
+              "probe; the lines are taken in the order of their model ids, so their order changes "
+              "no score.  Keep the cohort's speakers out of the trials.",
     "top_n": "Adaptive S-norm (--norm as) only: how many of the highest cohort scores of each "
              "model and each probe are used [default: 200; a cohort smaller than this is used "
              "whole].",
@@ -59,8 +60,9 @@ def check_norm_options(norm, cohort, top_n) -> None:
 
 
 def read_cohort(path, data: dict) -> dict:
-    """``{cohort model id: [utterance ids]}`` from the list at ``path``; every utterance must be
-    among the features ``data`` (a FeatureError naming the file otherwise)."""
+    """``{cohort model id: [utterance ids]}`` from the list at ``path``, in the order of the model
+    ids (as ``emkit run`` takes its cohort: the order of the lines changes no score); every
+    utterance must be among the features ``data`` (a FeatureError naming the file otherwise)."""
     lists = fe.read_id_lists(path)
     if not lists:
         raise fe.FeatureError(f"{path}: the cohort list is empty")
@@ -69,7 +71,7 @@ def read_cohort(path, data: dict) -> dict:
             if u not in data:
                 raise fe.FeatureError(f"{path}: utterance {u!r} of cohort model {model!r} is not "
                                       "in the features")
-    return lists
+    return {model: lists[model] for model in sorted(lists)}
 
 
 def check_cohort_size(path, cohort: dict, norm: str) -> None:
