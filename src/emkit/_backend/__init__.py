@@ -403,9 +403,10 @@ def map_reduce(chunk_fn, X, *params, threads: int | None = None, with_offset: bo
     ``X`` is an ndarray (rows are split), a dask array (one task per chunk), a dask bag (one task
     per partition) or a Python sequence.  With ``with_offset=True`` (arrays only) the function is
     called as ``chunk_fn(piece, first_row_index, *params)``, for row-indexed random draws that do
-    not depend on the chunking (None after a dask chunk of unknown size).  With ``numbered=True``, a partition ``k`` of a bag that is not
-    cached (:mod:`._cache`) is passed as ``chunk_fn(piece, *params, partition=k)``, for errors
-    that name its items (their index in the whole bag would take a pass more to know).
+    not depend on the chunking (None after a dask chunk of unknown size).  With
+    ``numbered=True``, a partition ``k`` of a bag that is not cached (:mod:`._cache`) is passed
+    as ``chunk_fn(piece, *params, partition=k)``, for errors that name its items (their index in
+    the whole bag would take a pass more to know).
     """
     if is_dask_collection(X):
         if hasattr(X, "to_delayed") and hasattr(X, "chunks"):

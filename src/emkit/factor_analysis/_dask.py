@@ -39,12 +39,14 @@ def check_dask_input_samples_per_class(X, y):
 def pair_up(codes, stats):
     """A bag partition: ``[(code, GMMStats), ...]`` (top-level so that it pickles)."""
     stats = list(stats)
-    if len(stats) != len(codes):
-        raise ValueError(
-            f"X and y have inconsistent numbers of sessions in a partition: "
-            f"{len(stats)} statistics, {len(codes)} labels"
-        )
+    _check_partition_length(len(stats), len(codes))
     return [(int(c), s) for c, s in zip(codes, stats)]
+
+
+def _check_partition_length(n_stats: int, n_codes: int) -> None:
+    if n_stats != n_codes:
+        raise ValueError(f"X and y have inconsistent numbers of sessions in a partition: "
+                         f"{n_stats} statistics, {n_codes} labels")
 
 
 def _check_pair(pair):
@@ -171,9 +173,7 @@ def spilled_blocks(source, codes, first, shape, n_classes, step):
         yield from _blocks_of(stack_partition(pair_up(codes, source), shape, n_classes, step,
                                               first))
         return
-    if len(source) != len(codes):
-        raise ValueError(f"X and y have inconsistent numbers of sessions in a partition: "
-                         f"{len(source)} statistics, {len(codes)} labels")
+    _check_partition_length(len(source), len(codes))
     start = first
     for items in source.blocks():
         GMMStats.stack(items, name="X", shape=shape, offset=start)
