@@ -56,8 +56,25 @@ def test_both_names_with_different_rates_are_a_usage_error(tmp_path, audio, monk
     assert same == features(tmp_path, audio, "default")
 
 
+def test_emkits_own_flags_take_a_value_as_kaldis_do(tmp_path, audio):
+    # before: "Option '--vad' does not take a value", while --snip-edges=false worked
+    valued = features(tmp_path, audio, "valued", "--vad=FALSE", "--norm-vars=t", "--keep-going=1",
+                      "--write-utt2num-frames=f", "--progress=false")
+    plain = features(tmp_path, audio, "plain", "--no-vad", "--norm-vars", "--keep-going",
+                     "--no-write-utt2num-frames")
+    assert valued == plain
+    assert not (tmp_path / "valued.utt2num_frames").exists()
+    default = features(tmp_path, audio, "default", "--vad=true", "--write-utt2num-frames=T")
+    assert default != valued and (tmp_path / "default.utt2num_frames").exists()
+
+
 @pytest.mark.parametrize("args,fragments", [
     (["--snip-edges=maybe"], ["'--snip-edges'", "expects true or false", "got 'maybe'"]),
+    (["--snip_edges=yes"], ["'--snip-edges': expects true or false (true, t, 1 or false, f, 0; "
+                            "any case); got 'yes'"]),
+    (["--vad=maybe"], ["'--vad': expects true or false", "got 'maybe'"]),
+    (["--no-vad=true"], ["Option '--no-vad' takes no value ('--no-vad=true' is ambiguous): "
+                         "write --no-vad, or --vad=true or --vad=false"]),
     (["--sample-frequency=8000.5"], ["'--sample-frequency'", "whole number of Hz",
                                      "got 8000.5"]),
     (["--sample-frequency=nan"], ["'--sample-frequency'", "finite"]),

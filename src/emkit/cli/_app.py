@@ -16,6 +16,7 @@ import warnings
 import click
 
 from .. import __version__
+from ._bool_flags import FlagValueCommand, flag_given, flag_value_args
 from ._numbers import INT, FiniteFloatRange, IntRange
 from ._signals import (EXIT_INTERRUPTED, EXIT_TERMINATED, after_command, exit_now,
                        ignore_further_interrupts, ignore_once_ended, interrupted_by, stop,
@@ -113,10 +114,13 @@ def _warnings_as_lines():
 
 
 class EmkitGroup(click.Group):
-    """A group whose errors are one line on stderr, with exit status 1 (runtime) or 2 (usage)."""
+    """A group whose errors are one line on stderr, with exit status 1 (runtime) or 2 (usage);
+    its boolean flags and its commands' take ``=true``/``=false`` (:mod:`._bool_flags`)."""
+
+    command_class = FlagValueCommand
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        debug = "--debug" in (sys.argv[1:] if args is None else list(args))
+        debug = flag_given(sys.argv[1:] if args is None else list(args), "--debug")
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
@@ -158,6 +162,10 @@ class EmkitGroup(click.Group):
             click.echo(f"{command}: error: {message}", err=True)
             sys.exit(EXIT_FAILURE)
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, flag_value_args(self, ctx, list(args),
+                                                       options_end_at_argument=True))
 
     def invoke(self, ctx):
         try:

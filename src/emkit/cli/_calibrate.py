@@ -6,12 +6,13 @@ from __future__ import annotations
 import click
 
 from ._app import InputFile, check_outputs
+from ._bool_flags import FlagValueCommand
 from ._numbers import FiniteFloatRange
 
 __all__ = ["calibrate"]
 
 
-@click.command("calibrate")
+@click.command("calibrate", cls=FlagValueCommand)
 @click.argument("scores", required=False, type=InputFile())
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="The calibrated scores of SCORES to write (same trials and labels; scores "

@@ -7,7 +7,8 @@ A Kaldi user writes ``compute-mfcc-feats --sample-frequency=8000 --snip-edges=fa
 parses the command line, as :mod:`._kaldi_config` reads the same names in a ``--config`` file:
 
 * a boolean option with a value (``--snip-edges=false``, ``t``/``f``, ``1``/``0``) becomes
-  ``--snip-edges``/``--no-snip-edges``;
+  ``--snip-edges``/``--no-snip-edges``, as for every boolean flag of emkit (:mod:`._bool_flags`,
+  once the name is click's);
 * a name with ``_`` or capitals (``--num_mel_bins=40``) becomes ``--num-mel-bins=40``, for the
   options Kaldi has (emkit's own keep click's exact spelling);
 * a Kaldi option emkit has no equivalent of (``--htk-compat=false``) is accepted only with the
@@ -21,7 +22,8 @@ from __future__ import annotations
 
 import click
 
-from ._kaldi_config import _FALSE, _TRUE, FIXED, check_fixed, kaldi_options
+from ._bool_flags import FlagValueCommand
+from ._kaldi_config import FIXED, check_fixed, kaldi_options
 from ._numbers import INT, FiniteFloatRange, IntRange
 
 #: ``ctx.meta`` key of the Kaldi options with no emkit equivalent given on the command line
@@ -61,8 +63,9 @@ class Channel(IntRange):
         return channel
 
 
-class KaldiStyleCommand(click.Command):
-    """A command whose Kaldi options may be written as Kaldi's programs take them."""
+class KaldiStyleCommand(FlagValueCommand):
+    """A command whose Kaldi options may be written as Kaldi's programs take them (and whose
+    boolean flags take a value, as every emkit command's: :mod:`._bool_flags`)."""
 
     def parse_args(self, ctx, args):
         return super().parse_args(ctx, kaldi_style_args(self, ctx, list(args)))
@@ -99,13 +102,7 @@ def kaldi_style_args(command: click.Command, ctx: click.Context, args: list) -> 
         param = options.get(kaldi)
         if param is None or kaldi == name and not equals:
             out.append(arg)
-        elif param.is_bool_flag and equals:
-            if value.lower() not in _TRUE + _FALSE:
-                raise click.BadParameter(f"expects true or false (as Kaldi's --{kaldi}=false); "
-                                         f"got {value[:24]!r}", ctx=ctx, param_hint=f"'--{kaldi}'")
-            on = value.lower() in _TRUE
-            out.append(param.opts[0] if on else param.secondary_opts[0])
-        elif equals:
+        elif equals:  # (a boolean's value: FlagValueCommand's)
             out.append(f"--{kaldi}={value}")
         else:
             out.append(f"--{kaldi}")

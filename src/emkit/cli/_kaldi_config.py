@@ -23,6 +23,8 @@ import re
 
 import click
 
+from ._bool_flags import FALSE, TRUE
+
 MAX_CONFIG_BYTES = 64 * 1024
 MAX_LINE_BYTES = 4096
 
@@ -55,7 +57,6 @@ FIXED = {
     "use-log-fbank": (bool, True, "fbank"),
     "use-power": (bool, True, "fbank"),
 }
-_TRUE, _FALSE = ("true", "t", "1"), ("false", "f", "0")
 _INT = re.compile(r"[+-]?[0-9]+\Z")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
@@ -209,9 +210,9 @@ def check_fixed(name: str, value, kind: str, where: str) -> None:
 def _convert(kind_of_value, value, shown, where):
     """``value`` (None: no '=') as ``kind_of_value``, the way Kaldi reads it (decimal only)."""
     if kind_of_value is bool:
-        if value is None or value.lower() in _TRUE:  # "--name" alone: true
+        if value is None or value.lower() in TRUE:  # "--name" alone: true
             return True
-        if value.lower() in _FALSE:
+        if value.lower() in FALSE:
             return False
         expected = "true or false"
     elif value is None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import click
 
 from ._app import InputFile, progress_option
+from ._bool_flags import FlagValueCommand
 
 __all__ = ["run"]
 
 
-@click.command("run")
+@click.command("run", cls=FlagValueCommand)
 @click.argument("recipe", type=InputFile())
 @click.option("--force", is_flag=True, help="Run every step, even those up to date.")
 @progress_option
