@@ -38,11 +38,11 @@ def test_every_command_has_its_boolean_flags_checked():
     names = {(command.name, param.name) for command, param in boolean_flags()}
     assert {("emkit", "verbose"), ("emkit", "debug"), ("features", "vad"),
             ("features", "keep_going"), ("features", "write_utt2num_frames"),
-            ("features", "snip_edges"),
+            ("features", "snip_edges"), ("features", "print_args"),
             ("train-isv", "keep_statistics"), ("train-jfa", "keep_statistics"),
             ("train-ivector", "keep_statistics"), ("train-ivector", "plda"),
             ("evaluate", "by_model"), ("run", "force"), ("score", "progress")} <= names
-    assert len(names) >= 27
+    assert len(names) >= 28
 
 
 @pytest.mark.parametrize("command,param", boolean_flags(),

@@ -131,6 +131,9 @@ class EmkitGroup(click.Group):
             message = _one_line(exc.format_message())
             if re.search(r"No such option:? '?(-v|--verbose|--debug)\b", message):
                 message += " (-v/--verbose and --debug go before the command: 'emkit -v train-ubm ...')"
+            elif re.search(r"'--verbose' requires an argument", message):  # emkit features'
+                message += (" (Kaldi's --verbose=N; emkit's own -v/--verbose goes before the "
+                            "command: 'emkit -v features ...')")
             click.echo(f"{where}: usage error: {message} (see '{where} --help')", err=True)
             sys.exit(EXIT_USAGE)
         except click.ClickException as exc:
@@ -188,19 +191,28 @@ class EmkitGroup(click.Group):
 @click.pass_context
 def cli(ctx, verbose, debug):
     if verbose:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_LineFormatter())
-        handler.addFilter(lambda record: record.levelno < logging.WARNING)  # printed already
-        logger = logging.getLogger("emkit")
-        logger.addHandler(handler)
-        previous = logger.level
-        logger.setLevel(logging.INFO)
+        log_information(ctx)
 
-        def restore():
-            logger.removeHandler(handler)
-            logger.setLevel(previous)
 
-        ctx.call_on_close(restore)
+def log_information(ctx: click.Context) -> None:
+    """Log emkit's information (INFO level) on stderr until ``ctx`` closes: ``emkit -v``; once
+    per command line (``emkit -v features --verbose=1`` logs each line once)."""
+    if ctx.meta.get("emkit.log_information"):
+        return
+    ctx.meta["emkit.log_information"] = True
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter())
+    handler.addFilter(lambda record: record.levelno < logging.WARNING)  # printed already
+    logger = logging.getLogger("emkit")
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+
+    def restore():
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+    ctx.call_on_close(restore)
 
 
 def main(args=None):

@@ -9,8 +9,8 @@ import click
 
 from ._app import check_outputs, progress_option
 from ._commands import _explicit
-from ._kaldi_args import (Channel, KaldiStyleCommand, SampleFrequency, check_fixed_given,
-                          merge_sample_frequency)
+from ._kaldi_args import (Channel, KaldiStyleCommand, SampleFrequency, Verbose,
+                          check_fixed_given, kaldi_generic_options, merge_sample_frequency)
 from ._numbers import NON_NEGATIVE, POSITIVE, FiniteFloat, FiniteFloatRange, IntRange
 from ._models import plural
 
@@ -121,6 +121,12 @@ def _options(f):
                      "per 7.5 minutes of audio (from the files' headers), up to this number, since "
                      "starting them costs more than a little audio takes (1: in this process). "
                      "The features are the same whatever the number."),
+        click.option("--verbose", type=Verbose(), default=None, metavar="N",
+                     help="Kaldi's --verbose=N: 1 or more logs emkit's information on stderr, as "
+                          "'emkit -v features' does [default: 0, warnings and errors only]."),
+        click.option("--print-args/--no-print-args", default=None,
+                     help="Kaldi's --print-args: print the command line on stderr [default: not "
+                          "printed, unlike Kaldi's programs]."),
         click.option("--keep-going", is_flag=True,
                      help="Leave out an utterance that cannot be used (a warning names it, a last "
                           "one counts them) and write the others, as Kaldi's tools do "
@@ -164,13 +170,15 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
     clipped, silent) is an error naming the file (the first in input order); no output is
     written unless every utterance succeeds, or --keep-going leaves such utterances out.
     Kaldi's spellings of the options work too, as in --config files: --sample-frequency=8000,
-    --snip-edges=false, --use_energy=false, --htk-compat=false (its default only).
+    --snip-edges=false, --use_energy=false, --htk-compat=false (its default only), and
+    Kaldi's generic --verbose=N and --print-args.
     """
     kind = options["kind"]
     merge_sample_frequency(options, _explicit)
     check_fixed_given(kind)
     names_by_file = {}
     sources = _read_config_files(config_files, kind, options, names_by_file)
+    kaldi_generic_options(options)
     if options["channel"] == -1:  # Kaldi's default, written out
         options["channel"] = None
     for name, why in (("num_ceps", "filterbank energies have --num-mel-bins values per frame"),

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import click
 
+from ._app import log_information
 from ._bool_flags import FlagValueCommand
 from ._kaldi_config import FIXED, check_fixed, kaldi_options
 from ._numbers import INT, FiniteFloatRange, IntRange
 
 #: ``ctx.meta`` key of the Kaldi options with no emkit equivalent given on the command line
 FIXED_GIVEN = "emkit.features.kaldi_fixed"
+#: ``ctx.meta`` key of the arguments as given (``--print-args`` prints them)
+COMMAND_LINE = "emkit.features.command_line"
 
 
 class SampleFrequency(FiniteFloatRange):
@@ -63,12 +66,42 @@ class Channel(IntRange):
         return channel
 
 
+class Verbose(click.types.IntParamType):
+    """Kaldi's generic ``--verbose=N``: an integer (ASCII digits)."""
+
+    name = "n"
+
+    def convert(self, value, param, ctx):
+        try:
+            return INT.convert(value, param, ctx)
+        except click.BadParameter as exc:  # "emkit features --verbose a.wav": emkit's -v meant?
+            self.fail(f"{exc.message} (Kaldi's --verbose=N; emkit's own -v/--verbose goes before "
+                      "the command: 'emkit -v features ...')", param, ctx)
+
+
 class KaldiStyleCommand(FlagValueCommand):
     """A command whose Kaldi options may be written as Kaldi's programs take them (and whose
     boolean flags take a value, as every emkit command's: :mod:`._bool_flags`)."""
 
     def parse_args(self, ctx, args):
+        ctx.meta[COMMAND_LINE] = list(args)
         return super().parse_args(ctx, kaldi_style_args(self, ctx, list(args)))
+
+
+def kaldi_generic_options(options: dict) -> None:
+    """Take Kaldi's generic options out of ``options`` and do what they ask: ``--verbose=N``,
+    N >= 1, logs emkit's information as ``emkit -v`` (N <= 0: emkit's default, warnings and
+    errors); ``--print-args`` (given, as Kaldi prints by default) prints the command line on
+    stderr."""
+    ctx = click.get_current_context()
+    verbose, print_args = options.pop("verbose"), options.pop("print_args")
+    if verbose is not None and verbose >= 1:
+        log_information(ctx)
+    if print_args:
+        import shlex
+
+        words = [shlex.quote(arg) for arg in ctx.meta.get(COMMAND_LINE, ())]
+        click.echo(" ".join([ctx.command_path, *words]), err=True)
 
 
 def kaldi_style_args(command: click.Command, ctx: click.Context, args: list) -> list:

@@ -37,6 +37,9 @@ RENAMED = {"sample-frequency": "sample_rate"}
 #: these and the VAD's is not one of compute-mfcc-feats/compute-fbank-feats options
 NOT_FEATURE_OPTIONS = ("delta-order", "delta-window", "cmn-window", "min-cmn-window", "center",
                        "norm-vars")
+#: Kaldi's generic options (every program has them): they do not make a file one of
+#: compute-mfcc-feats/compute-fbank-feats options
+GENERIC_OPTIONS = ("verbose", "print-args")
 #: MFCC-only options (compute-fbank-feats does not have them)
 MFCC_ONLY = ("num-ceps", "cepstral-lifter")
 #: Kaldi options with no emkit equivalent: accepted only with the value that is emkit's behaviour
@@ -107,7 +110,8 @@ def dither_note(names_by_file: dict, kind: str) -> str | None:
     if any("dither" in names for names in names_by_file.values()):
         return None
     files = [show_path(path) for path, names in names_by_file.items()
-             if any(not n.startswith("vad-") and n not in NOT_FEATURE_OPTIONS for n in names)]
+             if any(not n.startswith("vad-") and n not in NOT_FEATURE_OPTIONS + GENERIC_OPTIONS
+                    for n in names)]
     if not files:
         return None
     return (f"no --dither in --config {' or '.join(files)}: emkit uses 0 (no noise: the "
