@@ -110,3 +110,12 @@ def test_debug_equals_a_value_shows_the_traceback_or_not(tmp_path):
                    "emkit evaluate: error:", "got 'nope'")
     with pytest.raises(ValueError, match="got 'nope'"):  # the traceback --debug is for
         run("--debug=T", "evaluate", bad, ok=False)
+
+
+@pytest.mark.parametrize("args", [["train-ubm", "x", "--iterations"], ["evaluate", "--det"],
+                                  ["calibrate", "--save"], ["score", "--models"]])
+def test_an_option_error_of_clicks_parser_names_the_command(args):
+    # before: "emkit: usage error: Option '--iterations' requires an argument. (see 'emkit
+    # --help')": neither the command nor its help
+    result = run(*args, ok=False)
+    one_line_error(result, 2, f"emkit {args[0]}: usage error: ", f"(see 'emkit {args[0]} --help')")

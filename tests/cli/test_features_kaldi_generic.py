@@ -102,7 +102,8 @@ def test_bad_generic_option_values_are_usage_errors(tmp_path, audio, monkeypatch
 
 def test_verbose_without_its_number_says_where_emkits_own_goes(tmp_path, audio, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    one_line_error(run_features(audio, "-o", "out", "--verbose"), 2, "usage error:",
-                   "Option '--verbose' requires an argument. (Kaldi's --verbose=N; emkit's own "
-                   "-v/--verbose goes before the command: 'emkit -v features ...')")
+    one_line_error(run_features(audio, "-o", "out", "--verbose"), 2,
+                   "emkit features: usage error: Option '--verbose' requires an argument. (Kaldi's --verbose=N; emkit's own "
+                   "-v/--verbose goes before the command: 'emkit -v features ...') (see 'emkit "
+                   "features --help')")
     no_leftovers(tmp_path, "out")

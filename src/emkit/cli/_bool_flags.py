@@ -105,7 +105,13 @@ def flag_value_args(command: click.Command, ctx: click.Context, args: list,
 
 
 class FlagValueCommand(click.Command):
-    """A command whose boolean flags take ``=true``/``=false`` (see the module)."""
+    """A command whose boolean flags take ``=true``/``=false`` (see the module), and whose
+    errors of click's parser name it."""
 
     def parse_args(self, ctx, args):
-        return super().parse_args(ctx, flag_value_args(self, ctx, list(args)))
+        try:
+            return super().parse_args(ctx, flag_value_args(self, ctx, list(args)))
+        except click.UsageError as exc:
+            if exc.ctx is None:  # "requires an argument": else "emkit: usage error", emkit's help
+                exc.ctx = ctx
+            raise
