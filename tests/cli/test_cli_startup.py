@@ -48,13 +48,14 @@ def test_import_emkit_loads_no_heavy_module_and_every_name_still_works():
     assert lines[1] == "AttributeError module 'emkit' has no attribute 'no_such_name'"
 
 
-@pytest.mark.parametrize("option", ["--version", "--help"])
-def test_version_and_help_load_no_heavy_module(option):
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["features", "--help"],
+                                  ["train-isv", "--help"], ["evaluate", "--help"]])
+def test_version_and_help_load_no_heavy_module(args):
     proc = python(f"""
         import sys
         from emkit.cli import main
         try:
-            main([{option!r}])
+            main({args!r})
         except SystemExit as exc:
             code = exc.code
         print(code, sorted(m for m in {HEAVY!r} if m in sys.modules))
