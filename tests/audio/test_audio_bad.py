@@ -112,6 +112,26 @@ def test_the_stamps_of_recipes_are_those_of_channel_0_without_a_channel():
     assert _stamped(FeatureConfig(channel=1))["channel"] == 1
 
 
+def test_channel_minus_one_is_kaldis_spelling_of_none(tmp_path):
+    """(was a ValueError in Python while the CLI took --channel=-1)"""
+    from emkit.recipe._steps import _stamped
+
+    kaldi_spelling = FeatureConfig(channel=-1)
+    assert kaldi_spelling.channel is None and FeatureConfig(channel=np.int64(-1)).channel is None
+    assert kaldi_spelling == FeatureConfig() and hash(kaldi_spelling) == hash(FeatureConfig())
+    assert repr(kaldi_spelling) == repr(FeatureConfig())
+    assert _stamped(kaldi_spelling) == _stamped(FeatureConfig())
+    stereo = write(tmp_path / "stereo.wav", np.stack([speech_like(seed=1), speech_like(seed=2)], axis=1))
+    with pytest.warns(MultiChannelWarning, match="no channel was chosen"):
+        assert np.array_equal(extract_features(stereo, kaldi_spelling),
+                              extract_features(stereo, FeatureConfig(channel=0)))
+    for bad in (-2, -100):
+        with pytest.raises(ValueError, match=r"^channel must be -1 or None \(Kaldi's default: "
+                                             r"mono expected.*\) or a channel number from 0; "
+                                             rf"got {bad}$"):
+            FeatureConfig(channel=bad)
+
+
 def test_only_the_asked_channel_of_a_many_channel_file_is_held_in_memory(tmp_path):
     import tracemalloc
 

@@ -217,8 +217,8 @@ def test_bad_options():
         check_options(KaldiOptions(num_mel_bins=300))
     with pytest.raises(ValueError, match="cmvn"):
         FeatureConfig(cmvn="global")
-    with pytest.raises(ValueError, match="channel"):
-        FeatureConfig(channel=-1)
+    with pytest.raises(ValueError, match="channel must be -1 or None .*; got -2"):
+        FeatureConfig(channel=-2)
     with pytest.raises(ValueError, match="proportion_threshold"):
         FeatureConfig(vad_proportion_threshold=1.5)
     with pytest.raises(ValueError, match="jobs"):

@@ -76,7 +76,7 @@ def test_deltas_bad_options(bad, error):
         add_deltas(np.zeros((3, 2)), **bad)
 
 
-@pytest.mark.parametrize("bad,error", [(dict(channel="x"), TypeError), (dict(channel=-1), ValueError),
+@pytest.mark.parametrize("bad,error", [(dict(channel="x"), TypeError), (dict(channel=-2), ValueError),
                                        (dict(cmn_window=2.5), TypeError),
                                        (dict(min_cmn_window=0), ValueError)])
 def test_feature_config_integer_options_are_named(bad, error):

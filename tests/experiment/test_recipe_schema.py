@@ -207,16 +207,28 @@ def test_feature_options_checked(project, monkeypatch):
                             ("num_mel_bins = 300", "recipe.toml: features: kaldi-native-fbank "
                                                    "refuses these options: .*num_mel_bins too "
                                                    r"large. \(num_mel_bins 300, "),
-                            # before: "must be an integer >= 0", not what Kaldi's -1 is here
-                            ("channel = -1", "features.channel: must be an integer >= 0 or "
-                                             "None; got -1, Kaldi's --channel=-1, which is None "
-                                             r"here \(a recipe: leave the key out\)"),
+                            ("channel = -2", "features.channel: must be -1 or None "
+                                             r"\(Kaldi's default: .*\) or a channel number from "
+                                             "0; got -2"),
                             ("dither = nan", "features.dither: must be a finite number; got nan"),
                             ("vad_energy_threshold = nan",
                              "features.vad_energy_threshold: must be a finite number")]:
         (project / "recipe.toml").write_text(f"[features]\n{extra}\n" + text)
         with pytest.raises(RecipeError, match=fragment):
             load_recipe(project / "recipe.toml")
+
+
+def test_recipe_channel_minus_one_is_the_default(project):
+    """Kaldi's --channel=-1 in a recipe: the same configuration (and stamps) as no channel key
+    (it was refused, "leave the key out")."""
+    from emkit.audio import FeatureConfig
+
+    (project / "audio").mkdir()
+    text = BASE.replace('features = ["test.npz"]', 'audio = "audio"')
+    (project / "recipe.toml").write_text("[features]\nchannel = -1\n" + text)
+    assert load_recipe(project / "recipe.toml")["features"] == FeatureConfig()
+    (project / "recipe.toml").write_text(text)
+    assert load_recipe(project / "recipe.toml")["features"] == FeatureConfig()
 
 
 def test_bad_toml_and_cli_exit_codes(project):

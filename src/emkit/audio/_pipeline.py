@@ -55,9 +55,9 @@ class FeatureConfig:
     kaldi : KaldiOptions
         MFCC/fbank options (frame length and shift in ms, frequencies in Hz).
     channel : int or None
-        The channel of multi-channel files, from 0 (the first, left).  None: mono files are
-        expected, and of a multi-channel file the first channel is used with a warning (Kaldi's
-        default, ``--channel=-1``).
+        The channel of multi-channel files, from 0 (the first, left).  None (or -1, Kaldi's
+        spelling, stored as None): mono files are expected, and of a multi-channel file the first
+        channel is used with a warning (Kaldi's default, ``--channel=-1``).
     max_clipped : float
         The largest fraction of samples at full scale accepted (1: no check).
     max_utterance_bytes : int
@@ -105,11 +105,14 @@ class FeatureConfig:
             raise TypeError(f"kaldi must be a KaldiOptions; got {type(self.kaldi).__name__}")
         if self.cmvn not in CMVN_MODES:
             raise ValueError(f"cmvn must be one of {CMVN_MODES}; got {self.cmvn!r}")
-        if self.channel == -1 and not isinstance(self.channel, bool):
-            raise ValueError("channel must be an integer >= 0 or None; got -1, Kaldi's "
-                             "--channel=-1, which is None here (a recipe: leave the key out): "
-                             "mono expected, the first channel of multi-channel audio")
-        check_positive_int(self.channel, "channel", minimum=0, allow_none=True)
+        if self.channel == -1:  # (an integer or None here: check_field_types refuses bools)
+            # Kaldi's spelling of "no channel chosen": stored as None, so that the two configs
+            # are equal, hash alike and give the same recipe stamps
+            object.__setattr__(self, "channel", None)
+        if self.channel is not None and self.channel < -1:
+            raise ValueError(f"channel must be -1 or None (Kaldi's default: mono expected, the "
+                             f"first channel of multi-channel audio) or a channel number from 0; "
+                             f"got {int(self.channel)}")
         if not 0.0 <= self.max_clipped <= 1.0:
             raise ValueError(f"max_clipped must be in [0, 1]; got {self.max_clipped!r}")
         check_limit(self.max_utterance_bytes)
