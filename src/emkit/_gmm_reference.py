@@ -35,7 +35,8 @@ def m_step(statistics, machine):
         raise ValueError("statistics is empty: m_step needs at least one GMMStats")
     shape = machine.shape  # (the machine's (C, D); unset means raise NotFittedError)
     for i, s in enumerate(statistics):
-        check_stats(s, f"statistics[{i}]", shape, second_order=machine.update_variances)
+        check_stats(s, f"statistics[{i}]", shape, second_order=machine.update_variances,
+                    shape_of="the GMM machine")
     stats = tree_sum(statistics)
     if stats.t == 0:
         raise ValueError("m_step needs statistics of at least one sample; got t = 0")

@@ -67,17 +67,18 @@ class GMMStats:
     # -- stacking and construction ------------------------------------------------------------
     @staticmethod
     def stack(stats, *, name: str = "X", shape=None, second_order: bool = False, indexed: bool = True,
-              offset: int = 0, partition: int | None = None) -> "StatsBatch":
+              offset: int = 0, partition: int | None = None, shape_of: str = "the UBM") -> "StatsBatch":
         """Stack a sequence of S statistics into a validated :class:`StatsBatch`.
 
         ``stats``: a list, tuple or numpy object array of GMMStats.  ``shape``: the (C, D) every
-        item must have (default: the first item's); ``second_order``: also stack ``sum_pxx``.
+        item must have (default: the first item's), and ``shape_of`` what it is the shape of, for
+        the errors (default "the UBM"); ``second_order``: also stack ``sum_pxx``.
         Errors name ``name[offset + i]`` (or ``name`` when not ``indexed``): TypeError for an item
         that is not a GMMStats, ValueError for an empty sequence, a wrong shape, NaN or infinity,
         a negative occupancy ``n`` or frame count ``t``.  With ``partition`` (the items are those
         of partition ``k`` of a dask bag, from its item ``offset``): ``name[item j of partition k]``.
         """
-        return _stack(stats, name, shape, second_order, indexed, offset, partition)
+        return _stack(stats, name, shape, second_order, indexed, offset, partition, shape_of)
 
     @classmethod
     def from_arrays(cls, n, sum_px, sum_pxx=None, *, t=0, log_likelihood=0.0) -> "GMMStats":
@@ -376,9 +377,10 @@ class StatsBatch:
                 for i in range(len(self))]
 
 
-def check_stats(s, label: str, shape, second_order: bool = False) -> GMMStats:
-    """``s`` if it is a GMMStats whose arrays have the (C, D) ``shape`` (errors name ``label``);
-    values are not looked at (:meth:`GMMStats.stack` checks them while copying)."""
+def check_stats(s, label: str, shape, second_order: bool = False, *, shape_of: str) -> GMMStats:
+    """``s`` if it is a GMMStats whose arrays have the (C, D) ``shape``, that of ``shape_of`` ("the
+    UBM", "the GMM machine"; errors name ``label`` and ``shape_of``); values are not looked at
+    (:meth:`GMMStats.stack` checks them while copying)."""
     if not isinstance(s, GMMStats):
         raise TypeError(f"{label} must be a GMMStats; got {type(s).__name__}")
     shape = tuple(shape)
@@ -386,11 +388,11 @@ def check_stats(s, label: str, shape, second_order: bool = False) -> GMMStats:
             or (second_order and np.shape(s.sum_pxx) != shape)):
         found = s.shape if s.shape != shape else (np.shape(s.n), np.shape(s.sum_px))
         raise ValueError(f"{label} has statistics of shape (n_gaussians, n_features) = {found}; "
-                         f"the UBM has {shape}")
+                         f"{shape_of} has {shape}")
     return s
 
 
-def _stack(stats, name, shape, second_order, indexed, offset, partition) -> StatsBatch:
+def _stack(stats, name, shape, second_order, indexed, offset, partition, shape_of) -> StatsBatch:
     def label(i):
         if not indexed:
             return name
@@ -409,9 +411,9 @@ def _stack(stats, name, shape, second_order, indexed, offset, partition) -> Stat
     if not stats:
         raise ValueError(f"{name} is empty: expected at least one GMMStats")
     if shape is None and isinstance(stats[0], GMMStats):
-        shape = stats[0].shape
+        shape, shape_of = stats[0].shape, label(0)
     for i, s in enumerate(stats):
-        check_stats(s, label(i), shape, second_order)
+        check_stats(s, label(i), shape, second_order, shape_of=shape_of)
     S, (C, D) = len(stats), shape
     fields = {"n": np.empty((S, C)), "sum_px": np.empty((S, C, D)), "t": np.empty(S),
               "log_likelihood": np.empty(S)}

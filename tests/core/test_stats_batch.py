@@ -57,8 +57,9 @@ def test_object_arrays_are_sequences(sessions):
     (lambda s: [], ValueError, "X is empty: expected at least one GMMStats"),
     (lambda s: [s[0], "x"], TypeError, "X[1] must be a GMMStats; got str"),
     (lambda s: s[0], TypeError, "X must be a sequence of GMMStats; got a single GMMStats"),
+    # (no UBM here: it said "the UBM has (4, 3)")
     (lambda s: [s[0], GMMStats(5, 3)], ValueError,
-     "X[1] has statistics of shape (n_gaussians, n_features) = (5, 3); the UBM has (4, 3)"),
+     "X[1] has statistics of shape (n_gaussians, n_features) = (5, 3); X[0] has (4, 3)"),
 ])
 def test_bad_sequences_are_named(sessions, make, error, message):
     with pytest.raises(error, match=re.escape(message)):

@@ -54,12 +54,30 @@ def test_module_m_step_names_statistics_it_cannot_use():
     other.means, other.variances = np.zeros((2, 3)), np.ones((2, 3))
     cases = [([], ValueError, "statistics is empty: m_step needs at least one GMMStats"),
              ([e_step(X, m), 1], TypeError, "statistics[1] must be a GMMStats; got int"),
+             # (it said "the UBM has (3, 3)": an ML machine has no UBM)
              ([e_step(X, other)], ValueError, "statistics[0] has statistics of shape "
-              "(n_gaussians, n_features) = (2, 3); the UBM has (3, 3)")]
+              "(n_gaussians, n_features) = (2, 3); the GMM machine has (3, 3)")]
     for statistics, error, message in cases:
         with pytest.raises(error, match=re.escape(message)):
             m_step(statistics, m)
     np.testing.assert_array_equal(m.means, before)
+
+
+def test_shape_errors_name_the_ubm_only_for_map_priors():
+    X = _blobs(3)
+    ubm = _ml(X)
+    wrong = GMMMachine(2)
+    wrong.means, wrong.variances = np.zeros((2, 3)), np.ones((2, 3))
+    stats = e_step(X, wrong)
+    # adapt: the statistics must be those of the UBM, the prior
+    with pytest.raises(ValueError, match=re.escape("stats has statistics of shape (n_gaussians, "
+                                                   "n_features) = (2, 3); the UBM has (3, 3)")):
+        GMMMachine(3, trainer="map", ubm=ubm).adapt(stats)
+    # m_step of a MAP machine: those of the machine given
+    with pytest.raises(ValueError, match=re.escape("statistics[0] has statistics of shape "
+                                                   "(n_gaussians, n_features) = (2, 3); the GMM "
+                                                   "machine has (3, 3)")):
+        m_step([stats], GMMMachine(3, trainer="map", ubm=ubm))
 
 
 def test_fit_equals_explicit_e_and_m_steps():

@@ -208,7 +208,7 @@ def score_session(c: Constants, s, a, model_n_terms):
     A trial list scores every probe against many models, one call each: the probe's channel
     factor ``x`` of the last probes seen is kept (with copies of their statistics, compared on
     every use, so a changed or different probe is never served a stale ``x``)."""
-    check_stats(s, "data[0]", c.shape)
+    check_stats(s, "data[0]", c.shape, shape_of="the UBM")
     n = np.asarray(s.n, dtype=np.float64)
     F = np.asarray(s.sum_px, dtype=np.float64).reshape(-1)
     # as the stacked path: a negative n or t would flip or break the score, not fail on its own
