@@ -25,6 +25,7 @@ def check_random_state(random_state, name: str = "random_state") -> np.random.Ge
     if isinstance(random_state, (np.random.RandomState, np.random.Generator)):
         return random_state
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        check_random_state_type(random_state, name)  # (numpy's range error names no argument)
         return np.random.RandomState(int(random_state))
     raise TypeError(
         f"{name} must be None, an int, a numpy RandomState or a numpy Generator; "

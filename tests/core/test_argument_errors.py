@@ -1,0 +1,35 @@
+"""Arguments of the wrong type or value: an error naming the argument, what was expected and what
+was received (each case below was numpy's or Python's own error, or silently accepted)."""
+
+import re
+
+import numpy as np
+import pytest
+
+from emkit import (PLDA, WCCN, GMMMachine, ISVMachine, IVectorMachine, JFAMachine, KMeansMachine,
+                   Whitening, linear_scoring)
+
+
+@pytest.fixture(scope="module")
+def small():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(60, 3)), rng.normal(size=(60, 3)) + 3])
+    ubm = GMMMachine(2, max_fitting_steps=3, convergence_threshold=None).fit(X)
+    stats = ubm.transform([X[i * 12:(i + 1) * 12] for i in range(10)])
+    return X, np.repeat(np.arange(6), 20), ubm, stats, np.repeat(np.arange(5), 2)
+
+
+SEED = "random_state must be an integer seed in [0, 2**32 - 1]; got -3"
+
+
+@pytest.mark.parametrize("fit", [
+    # was numpy's "Seed must be between 0 and 2**32 - 1", naming no argument
+    lambda X, y, ubm, stats, labels: ISVMachine(1, ubm=ubm, random_state=-3).fit(stats, labels),
+    lambda X, y, ubm, stats, labels: JFAMachine(1, 1, ubm=ubm, random_state=-3).fit(stats, labels),
+    lambda X, y, ubm, stats, labels: IVectorMachine(ubm, random_state=-3).fit(stats),
+    lambda X, y, ubm, stats, labels: PLDA("simplified", init_method="random",
+                                          random_state=-3).fit(X, y),
+], ids=["isv", "jfa", "ivector", "plda"])
+def test_a_negative_seed_is_named(small, fit):
+    with pytest.raises(ValueError, match=re.escape(SEED)):
+        fit(*small)
