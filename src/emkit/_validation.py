@@ -83,6 +83,12 @@ def check_real(value, name: str, *, minimum=None, maximum=None, exclusive_minimu
     return float(value)
 
 
+def is_finite_number(value) -> bool:
+    """A real number, not a bool (True is 1 to Python, not a threshold), neither NaN nor infinite."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            and bool(np.isfinite(value)))
+
+
 def check_bool(value, name: str) -> bool:
     """``True``/``False`` (numpy booleans and the integers 0 and 1 too)."""
     if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +59,7 @@ from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, w
 from ._kernels import plda as kp
 from ._plda_training import (check_within_class_samples, class_statistics, encode_labels,
                              initial_parameters, within_covariance)
-from ._validation import check_finite, check_frames, check_positive_int
+from ._validation import check_finite, check_frames, check_positive_int, is_finite_number
 from .io._registry import register
 from .whitening import check_scatter
 
@@ -175,11 +174,11 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
         if self.block_size is not None:
             check_positive_int(self.block_size, "block_size")
         if self.convergence_threshold is not None and not (
-                isinstance(self.convergence_threshold, numbers.Real) and self.convergence_threshold >= 0):
-            raise ValueError("convergence_threshold must be >= 0 or None; "
+                is_finite_number(self.convergence_threshold) and self.convergence_threshold >= 0):
+            raise ValueError("convergence_threshold must be a finite number >= 0 or None; "
                              f"got {self.convergence_threshold!r}")
         threshold = self.variance_threshold
-        if not (isinstance(threshold, (int, float, np.floating)) and 0 <= threshold < np.inf):
+        if not (is_finite_number(threshold) and threshold >= 0):
             raise ValueError(f"variance_threshold must be a finite float >= 0; got {self.variance_threshold!r}")
         dim_f = dim_g = None
         if self.model != "two-covariance":

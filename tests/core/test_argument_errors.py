@@ -33,3 +33,35 @@ SEED = "random_state must be an integer seed in [0, 2**32 - 1]; got -3"
 def test_a_negative_seed_is_named(small, fit):
     with pytest.raises(ValueError, match=re.escape(SEED)):
         fit(*small)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    # accepted: True as a threshold of 1, NaN never converged, inf stopped at the first test
+    (dict(convergence_threshold=True), "convergence_threshold must be None or a finite number "
+                                       ">= 0; got True"),
+    (dict(convergence_threshold=float("nan")), "convergence_threshold must be None or a finite "
+                                               "number >= 0; got nan"),
+    (dict(convergence_threshold=float("inf")), "convergence_threshold must be None or a finite "
+                                               "number >= 0; got inf"),
+    # NaN and True were accepted, inf ended in a FloatingPointError about -inf likelihoods
+    (dict(variance_floor=float("nan")), "variance_floor must be a finite number >= 0; got nan"),
+    (dict(variance_floor=float("inf")), "variance_floor must be a finite number >= 0; got inf"),
+    (dict(variance_floor=True), "variance_floor must be a finite number >= 0; got True"),
+])
+def test_ivector_thresholds_are_finite_numbers(small, kwargs, message):
+    ubm, stats = small[2], small[3]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        IVectorMachine(ubm, max_iterations=2, **kwargs).fit(stats)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(convergence_threshold=True), "convergence_threshold must be a finite number >= 0 or "
+                                       "None; got True"),
+    (dict(convergence_threshold=float("inf")), "convergence_threshold must be a finite number "
+                                               ">= 0 or None; got inf"),
+    (dict(variance_threshold=False), "variance_threshold must be a finite float >= 0; got False"),
+])
+def test_plda_thresholds_are_finite_numbers_not_bools(small, kwargs, message):
+    X, y = small[0], small[1]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        PLDA(max_iterations=2, **kwargs).fit(X, y)

@@ -153,7 +153,7 @@ def test_set_params_values_are_checked_at_fit_naming_the_parameter(case):
         "wccn_pinv": (lambda: emkit.WCCN().set_params(pinv="x").fit(X, y), "pinv must be True or False"),
         "whitening_pinv": (lambda: emkit.Whitening().set_params(pinv=None).fit(X), "pinv must be True or False"),
         "plda_threshold": (lambda: emkit.PLDA().set_params(convergence_threshold="x").fit(X, y),
-                           "convergence_threshold must be >= 0 or None; got 'x'"),
+                           "convergence_threshold must be a finite number >= 0 or None; got 'x'"),
         "kmeans_checkpoint": (lambda: KMeansMachine(2).set_params(checkpoint=3).fit(X),
                               "checkpoint must be a file path (str or os.PathLike) or None; got int: 3"),
         "gmm_checkpoint": (lambda: GMMMachine(2).set_params(checkpoint="").fit(X), "checkpoint is an empty path"),

@@ -309,7 +309,10 @@ def test_a_single_probe_with_negative_counts_is_refused(small, kind, field, mess
         (dict(r_U=0), "r_U must be an integer >= 1; got 0"),
         (dict(r_U=2, em_iterations=-1), "em_iterations must be an integer >= 0"),
         (dict(r_U=2, enroll_iterations=0), "enroll_iterations must be an integer >= 1"),
-        (dict(r_U=2, relevance_factor=0.0), "relevance_factor must be a positive number"),
+        (dict(r_U=2, relevance_factor=0.0), "relevance_factor must be a finite number > 0"),
+        # inf was accepted: D = sqrt(Sigma / inf) = 0, every enrolled model the UBM
+        (dict(r_U=2, relevance_factor=float("inf")), "relevance_factor must be a finite number > 0; "
+                                                     "got inf"),
     ],
 )
 def test_bad_hyperparameters(small, kwargs, message):

@@ -21,7 +21,8 @@ from sklearn.exceptions import NotFittedError
 from .._backend import bag_from_parts, is_dask_collection
 from .._fitted import FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted
 from .._fitted import FitSummary, without_derived
-from .._validation import check_checkpoint, check_frames, check_positive_int, check_random_state
+from .._validation import (check_checkpoint, check_frames, check_positive_int, check_random_state,
+                           is_finite_number)
 from . import _steps
 from ._constants import Constants, build, check_shapes
 from ._training import prepare_training_set, session_threads
@@ -232,8 +233,8 @@ class FactorAnalysisBase(FitSummary, BaseEstimator):
         check_positive_int(self.em_iterations, "em_iterations", minimum=0)
         check_positive_int(self.enroll_iterations, "enroll_iterations")
         rf = self.relevance_factor
-        if isinstance(rf, bool) or not isinstance(rf, numbers.Real) or not rf > 0:
-            raise ValueError(f"relevance_factor must be a positive number; got {rf!r}")
+        if not (is_finite_number(rf) and rf > 0):  # (inf made D = 0: every model the UBM)
+            raise ValueError(f"relevance_factor must be a finite number > 0; got {rf!r}")
         check_checkpoint(self.checkpoint)
 
     def __sklearn_is_fitted__(self) -> bool:

@@ -4,7 +4,6 @@ projection kernels; see :mod:`emkit.ivector` for the model)."""
 from __future__ import annotations
 
 import copy
-import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
@@ -16,7 +15,8 @@ from .._checkpoint import resumable_em
 from .._fitted import (FitSummary, FittedArray, clear_derived, derived, refreeze, set_fitted,
                        without_derived)
 from .._kernels import ivector as kiv
-from .._validation import check_bool, check_checkpoint, check_positive_int, check_random_state
+from .._validation import (check_bool, check_checkpoint, check_positive_int, check_random_state,
+                           is_finite_number)
 from ..gmm import GMMMachine
 from ..io import _registry
 from ..stats import GMMStats, as_stats_sequence
@@ -157,11 +157,12 @@ class IVectorMachine(FitSummary, BaseEstimator):
         check_positive_int(self.dim_t, "dim_t", minimum=1)
         check_positive_int(self.max_iterations, "max_iterations", minimum=0, allow_none=True)
         threshold = self.convergence_threshold
-        if threshold is not None and (not isinstance(threshold, numbers.Real) or threshold < 0):
-            raise ValueError(f"convergence_threshold must be None or a number >= 0; got "
+        if threshold is not None and (not is_finite_number(threshold) or threshold < 0):
+            raise ValueError(f"convergence_threshold must be None or a finite number >= 0; got "
                              f"{threshold!r}")
-        if not isinstance(self.variance_floor, numbers.Real) or self.variance_floor < 0:
-            raise ValueError(f"variance_floor must be a number >= 0; got {self.variance_floor!r}")
+        if not is_finite_number(self.variance_floor) or self.variance_floor < 0:
+            raise ValueError(f"variance_floor must be a finite number >= 0; got "
+                             f"{self.variance_floor!r}")
         if self.batch_size is not None:
             check_positive_int(self.batch_size, "batch_size")
         check_bool(self.update_sigma, "update_sigma")
