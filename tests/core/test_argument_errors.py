@@ -65,3 +65,15 @@ def test_plda_thresholds_are_finite_numbers_not_bools(small, kwargs, message):
     X, y = small[0], small[1]
     with pytest.raises(ValueError, match=re.escape(message)):
         PLDA(max_iterations=2, **kwargs).fit(X, y)
+
+
+@pytest.mark.parametrize("machine", ["isv", "jfa"])
+@pytest.mark.parametrize("y, shown", [(3, "int 3"), (True, "bool True"),
+                                      (np.array(2), "ndarray array(2)"), ("abcd", "str 'abcd'")])
+def test_factor_analysis_labels_must_be_a_sequence(small, machine, y, shown):
+    # was "object of type 'int' has no len()" (a str was taken as one label per character)
+    ubm, stats = small[2], small[3]
+    model = ISVMachine(1, ubm=ubm) if machine == "isv" else JFAMachine(1, 1, ubm=ubm)
+    with pytest.raises(TypeError, match=re.escape("y must be a sequence of class labels, one per "
+                                                  f"session; got {shown}")):
+        model.fit(stats[:4], y)

@@ -44,4 +44,8 @@ def label_list(y, name="y"):
         y = y.compute()
     if y is None:
         raise ValueError(f"{name} is required: one class label per session")
+    if isinstance(y, (str, bytes)) or not hasattr(y, "__len__") or getattr(y, "ndim", 1) == 0:
+        shown = repr(y)
+        raise TypeError(f"{name} must be a sequence of class labels, one per session; got "
+                        f"{type(y).__name__} {shown if len(shown) <= 40 else shown[:37] + '...'}")
     return y
