@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from sklearn.exceptions import NotFittedError
 
@@ -51,7 +53,18 @@ def _models_array(models_means) -> np.ndarray:
 
 
 def _offsets_array(offsets, n_probes: int, C: int, D: int) -> np.ndarray:
-    offsets = np.asarray(offsets, dtype=np.float64)
+    try:
+        array = np.asarray(offsets)
+        numbers_only = array.dtype.kind in "biuf" or (  # (None became NaN, text failed in numpy)
+            array.dtype.kind == "O" and all(isinstance(v, numbers.Real) for v in array.flat))
+    except ValueError:  # lists of different lengths
+        numbers_only = False
+    if not numbers_only:
+        shown = repr(offsets)
+        raise TypeError("test_channel_offsets must be a number or an array of numbers (a scalar, "
+                        f"(C, D), (P, C, D) or (P, C*D)); got {type(offsets).__name__} "
+                        f"{shown if len(shown) <= 40 else shown[:37] + '...'}")
+    offsets = array.astype(np.float64)
     check_finite(offsets, "test_channel_offsets")
     if offsets.shape == (n_probes, C * D):
         # supervector form, one row per probe.  It never clashes with a broadcastable form: the

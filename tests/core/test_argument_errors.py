@@ -77,3 +77,26 @@ def test_factor_analysis_labels_must_be_a_sequence(small, machine, y, shown):
     with pytest.raises(TypeError, match=re.escape("y must be a sequence of class labels, one per "
                                                   f"session; got {shown}")):
         model.fit(stats[:4], y)
+
+
+@pytest.mark.parametrize("offsets, shown", [("abc", "str 'abc'"), (None, "NoneType None"),
+                                            (["a", "b"], "list ['a', 'b']"),
+                                            ([[1.0, 2.0], [3.0]], "list [[1.0, 2.0], [3.0]]"),
+                                            (1 + 2j, "complex (1+2j)")])
+def test_linear_scoring_offsets_must_be_numbers(small, offsets, shown):
+    # was numpy's "could not convert string to float", and None was "contains NaN"
+    ubm, stats = small[2], small[3]
+    with pytest.raises(TypeError, match=re.escape(
+            "test_channel_offsets must be a number or an array of numbers (a scalar, (C, D), "
+            f"(P, C, D) or (P, C*D)); got {shown}")):
+        linear_scoring(ubm.means[None], ubm, stats, test_channel_offsets=offsets)
+
+
+def test_linear_scoring_offsets_of_numbers_still_score_as_arrays(small):
+    ubm, stats = small[2], small[3]
+    models = ubm.means[None] + 0.5
+    as_array = linear_scoring(models, ubm, stats, test_channel_offsets=np.full((2, 3), 0.25))
+    as_objects = linear_scoring(models, ubm, stats,
+                                test_channel_offsets=np.full((2, 3), 0.25, dtype=object))
+    np.testing.assert_array_equal(as_objects, as_array)
+    assert not np.array_equal(as_array, linear_scoring(models, ubm, stats))
