@@ -180,8 +180,7 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
                 raise ValueError(f"{name} must hold numbers; got text (dtype {text})") from None
             raise ValueError(f"{name} must be a 2-D (n_samples, n_features) array; got {problem}") from None
         if X.ndim == 0:
-            raise ValueError(f"{name} must be an array of samples; got the scalar {X!r}. Reshape your data "
-                             "to (n_samples, n_features).")
+            raise ValueError(_scalar_given(name, X))
         if X.ndim == 1:
             X = X[None, :]
         if X.shape[1] == 0:
@@ -209,6 +208,15 @@ def _refuse_complex_or_1d(X, name: str, ensure_2d: bool) -> None:
         raise ValueError(f"Complex data not supported: {name} must hold real numbers; got complex values")
     if ensure_2d and ndim == 1 and _shape_problem(X) is None:  # (not an object array of sessions)
         raise ValueError(_one_dimensional(name, f"array of shape {np.shape(X)}"))
+    if ensure_2d and ndim == 0 and _text_dtype(X) is None:  # (scikit-learn's message says "array")
+        raise ValueError(_scalar_given(name, X))
+
+
+def _scalar_given(name: str, X) -> str:
+    shown = repr(X)
+    return (f"{name} must be an array of samples; got the scalar "
+            f"{shown if len(shown) <= 40 else shown[:37] + '...'}. Reshape your data to "
+            "(n_samples, n_features).")
 
 
 def _one_dimensional(name: str, what: str) -> str:
