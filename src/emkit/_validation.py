@@ -214,7 +214,9 @@ def _refuse_complex_or_1d(X, name: str, ensure_2d: bool) -> None:
 
 def _scalar_given(name: str, X) -> str:
     shown = repr(X)
-    return (f"{name} must be an array of samples; got the scalar "
+    single = X is None or isinstance(X, (numbers.Number, np.ndarray, np.generic))
+    what = "the scalar" if single else f"a {type(X).__name__}"  # (a dict, a set...)
+    return (f"{name} must be an array of samples; got {what} "
             f"{shown if len(shown) <= 40 else shown[:37] + '...'}. Reshape your data to "
             "(n_samples, n_features).")
 

@@ -102,13 +102,15 @@ def test_linear_scoring_offsets_of_numbers_still_score_as_arrays(small):
     assert not np.array_equal(as_array, linear_scoring(models, ubm, stats))
 
 
-@pytest.mark.parametrize("fit", [lambda X: KMeansMachine(2).fit(X), lambda X: GMMMachine(2).fit(X),
+@pytest.mark.parametrize("fit", [lambda X: KMeansMachine(2).fit(X),
+                                 lambda X: GMMMachine(2).fit(X),
                                  lambda X: WCCN().fit(X, [0, 1]), lambda X: Whitening().fit(X)],
                          ids=["kmeans", "gmm", "wccn", "whitening"])
-@pytest.mark.parametrize("X, shown", [(None, "None"), (2.5, "2.5"), (np.array(-1), "array(-1)")])
+@pytest.mark.parametrize("X, shown", [(None, "the scalar None"), (2.5, "the scalar 2.5"),
+                                      (np.array(-1), "the scalar array(-1)"),
+                                      ({"a": 1}, "a dict {'a': 1}")])
 def test_a_scalar_for_training_frames_names_x(fit, X, shown):
     # was scikit-learn's "Expected 2D array, got scalar array instead: array=None"
-    with pytest.raises(ValueError, match=re.escape(f"X must be an array of samples; got the scalar "
-                                                   f"{shown}. Reshape your data to (n_samples, "
-                                                   "n_features).")):
+    message = f"X must be an array of samples; got {shown}. Reshape your data to (n_samples, "
+    with pytest.raises(ValueError, match=re.escape(message + "n_features).")):
         fit(X)
