@@ -75,6 +75,40 @@ def test_a_resumed_run_reads_the_statistics_and_writes_the_uninterrupted_runs_fi
     no_leftovers(tmp_path)
 
 
+def _key_of(kept) -> str:
+    with h5py.File(kept, "r") as f:
+        return f.attrs["key"]
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_statistics_replacing_stale_ones_are_kept_before_the_training(data, tmp_path,
+                                                                      monkeypatch, command):
+    # they replaced the stale file only once the training had succeeded: a run killed during
+    # the training left the stale file, and every resume computed them again
+    import emkit
+
+    d, ckpt, kept = data, tmp_path / "c.h5", tmp_path / "c.stats.h5"
+    run(*_args(d, command), "-o", tmp_path / "plain.h5")
+    with monkeypatch.context() as m:  # kept by another emkit version, killed: stale statistics
+        m.setattr(emkit, "__version__", "0.0.0+another")
+        _kill_after_first_iteration(m)
+        run(*_args(d, command, "--checkpoint", ckpt), "-o", tmp_path / "a.h5", ok=False)
+    stale = _key_of(kept)
+    with monkeypatch.context() as m:  # this version resumes the checkpoint, killed again
+        _kill_after_first_iteration(m)
+        killed = run("-v", *_args(d, command, "--checkpoint", ckpt), "-o", tmp_path / "a.h5",
+                     ok=False)
+    assert killed.exit_code == 1 and "_Killed" in killed.stderr, killed.output
+    assert "holds the statistics of other features, UBM or settings" in killed.stderr
+    assert "resuming from checkpoint" in killed.stderr
+    assert _key_of(kept) != stale
+    _no_e_step(monkeypatch)
+    resumed = run("-v", *_args(d, command, "--checkpoint", ckpt), "-o", tmp_path / "a.h5")
+    assert "statistics of 120 utterance(s) read from" in resumed.stderr
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "plain.h5").read_bytes()
+    no_leftovers(tmp_path)
+
+
 def test_statistics_of_other_features_ubm_or_gselect_are_computed_again(data, tmp_path,
                                                                         monkeypatch):
     d, ckpt, kept = data, tmp_path / "c.h5", tmp_path / "c.stats.h5"

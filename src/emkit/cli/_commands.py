@@ -191,8 +191,9 @@ def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, c
                                        keep_statistics)
     machine = getattr(factor_analysis, cls_name)(ubm=machine_ubm, checkpoint=checkpoint, **kwargs)
     with config.config_context(progress=progress), cluster(scheduler, workers) as client:
-        machine.fit(stats_for(client, stats), y)
-    keep()
+        X = stats_for(client, stats)
+        keep(X)
+        machine.fit(X, y)
     machine.save(output)
     click.echo(f"{cls_name}: {plural(len(ids), 'utterance')} of {plural(len(set(y)), 'speaker')}, "
                f"{plural(kwargs['em_iterations'], 'EM iteration')} (a fixed number: no "
@@ -330,15 +331,15 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
                                        keep_statistics)
     with config.config_context(progress=progress):
         with cluster(scheduler, workers) as client:
+            X = stats_for(client, stats)
+            keep(X)
             machine = IVectorMachine(machine_ubm, dim_t=dim, max_iterations=iterations,
-                                     random_state=seed, checkpoint=checkpoint).fit(
-                                         stats_for(client, stats))
+                                     random_state=seed, checkpoint=checkpoint).fit(X)
         try:
             system = ex.IVectorBackend.with_dims(machine, lda_dim=lda_dim, plda_dim=plda_dim).fit(
                 stats, y, plda=plda and y is not None, checkpoint=side)
         except ImportError as exc:
             raise ex.SystemUnavailable(f"a back-end module is not available ({exc})") from None
-    keep()
     system.save(output)
     parts = (["whitening"] + [f"LDA ({lda_dim})"] * (system.lda is not None)
              + ["WCCN"] * (system.wccn is not None)

@@ -22,12 +22,15 @@ logger = logging.getLogger("emkit")
 
 def utterance_statistics(ubm, features: dict, ids, progress, checkpoint=None,
                          keep=None) -> tuple:
-    """``(statistics of the utterances ids, keep_them)``.  With a ``checkpoint`` and ``keep``
-    True (or None, the default, and room enough: :func:`_room_for`), the statistics are kept
-    next to it and a resumed run reads them; ``keep`` False neither reads nor writes them.
-    Call ``keep_them()`` once the training has succeeded: statistics computed while the file
-    holds stale ones and a checkpoint exists are kept only then (that checkpoint is most likely
-    of the stale ones' run and refuses these, and the file stays for the run it belongs to)."""
+    """``(statistics of the utterances ids, keep)``: call ``keep(X)`` with the training data made
+    of them (the list, or its dask bag) just before the training starts.  With a ``checkpoint``
+    and ``keep`` True (or None, the default, and room enough: :func:`_room_for`), the statistics
+    are kept next to it and a resumed run reads them; ``keep`` False neither reads nor writes
+    them.  They are written as soon as they are computed, but when they replace stale ones and a
+    checkpoint exists, ``keep(X)`` writes them only if that checkpoint records the data ``X``
+    (:func:`emkit._checkpoint.records_data`): one of the stale ones' run refuses them, and the
+    file stays for the run it belongs to.  Either way a run killed during the training leaves
+    the statistics it trained on for its resume."""
     utterances = [features[u] for u in ids]
     if checkpoint is None or keep is False:
         return ex.compute_stats(ubm, utterances, progress=progress), _nothing
@@ -41,13 +44,21 @@ def utterance_statistics(ubm, features: dict, ids, progress, checkpoint=None,
     if not write:
         return stats, _nothing
     if kept.stale and os.path.exists(checkpoint):
-        return stats, functools.partial(_keep, kept, stats)
+        return stats, functools.partial(_keep_unless_refused, kept, stats, checkpoint)
     _keep(kept, stats)
     return stats, _nothing
 
 
-def _nothing():
+def _nothing(X):
     pass
+
+
+def _keep_unless_refused(kept, stats, checkpoint, X) -> None:
+    """Keep the statistics unless the checkpoint belongs to a run on other data than ``X``."""
+    from .._checkpoint import records_data
+
+    if records_data(checkpoint, X):
+        _keep(kept, stats)
 
 
 def _replaceable(kept) -> bool:
