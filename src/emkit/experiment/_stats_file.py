@@ -8,7 +8,8 @@ UBM, the utterance ids and every byte of their features, the settings that chang
 the emkit version), and ``stats_fingerprint``, of the statistics themselves.  A file of another key
 is stale: its statistics are computed again and replace it.  A file of this key is read as any
 untrusted model file (:mod:`emkit.io.h5`: shapes checked before the data are read, finite values)
-and its statistics must match their digest, so a file damaged on disk is refused, not trained on.
+a block of utterances at a time (:mod:`emkit.io.h5_rows`), and its statistics must match their
+digest, so a file damaged on disk is refused, not trained on.
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ class KeptStatistics:
         write_statistics(self.path, self.key, stats)
 
 
+def rows_per_block(n_gaussians: int, n_features: int) -> int:
+    """Utterances of a block of statistics written or read at a time: those whose ``n``,
+    ``sum_px`` and ``sum_pxx`` take at most ``_BLOCK_BYTES``, at least one."""
+    return max(1, _BLOCK_BYTES // (16 * n_gaussians * n_features + 8 * n_gaussians))
+
+
 def write_statistics(path, key: str, stats: list) -> None:
     """Write ``stats`` (a non-empty list of GMMStats of one shape) and their ``key`` to ``path``,
     atomically (a run killed while it writes leaves the previous file or none)."""
@@ -94,7 +101,7 @@ def write_statistics(path, key: str, stats: list) -> None:
     from ..io.h5 import write_stamp
 
     U, (C, D) = len(stats), stats[0].shape
-    rows = max(1, _BLOCK_BYTES // (16 * C * D + 8 * C))
+    rows = rows_per_block(C, D)
     with atomic_path(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
         write_stamp(f, _CLASS, _VERSION)
         f.attrs["key"] = key
@@ -112,12 +119,22 @@ def write_statistics(path, key: str, stats: list) -> None:
 
 def read_statistics(path, key: str, n_utterances: int, shape: tuple) -> list | None:
     """The statistics in ``path`` when it exists and holds those of ``key`` (``n_utterances``
-    GMMStats of ``shape`` (C, D)), else None."""
+    GMMStats of ``shape`` (C, D)), else None.
+
+    Every dataset's shape, type and storage are checked before any value is read; then the
+    values are read and checked in the blocks of rows they are written in
+    (:func:`rows_per_block`), each GMMStats a view of its rows.  So while they are read emkit
+    holds the statistics read so far plus less than one block (``_BLOCK_BYTES``, 64 MiB; one
+    utterance's rows when they are more): the checks' boolean masks of a block (an eighth of
+    it), or a block as stored when the file holds other than float64 (converted, the copy is
+    the statistics').
+    """
     if not os.path.exists(path):
         return None
     from .._fingerprint import data_fingerprint
     from ..io.errors import InvalidFileError
-    from ..io.h5 import open_for_reading, read_array, read_attr, read_stamp
+    from ..io.h5 import open_for_reading, read_attr, read_stamp
+    from ..io.h5_rows import RowReader
 
     U, (C, D) = n_utterances, shape
     with open_for_reading(path, "statistics file") as f:
@@ -127,18 +144,26 @@ def read_statistics(path, key: str, n_utterances: int, shape: tuple) -> list | N
                         "them again", os.fspath(path))
             return None
         digest = read_attr(f, "stats_fingerprint", "str")
-        t = read_array(f, "t", "int", shape=(U,), nonnegative=True)
-        log_likelihood = read_array(f, "log_likelihood", shape=(U,))
-        n = read_array(f, "n", shape=(U, C), nonnegative=True)
-        sum_px = read_array(f, "sum_px", shape=(U, C, D))
-        sum_pxx = read_array(f, "sum_pxx", shape=(U, C, D))
-    stats = []
-    for i in range(U):
-        one = GMMStats(C, D)
-        one.init_fields(float(log_likelihood[i]), int(t[i]), n[i], sum_px[i], sum_pxx[i])
-        stats.append(one)
+        fields = [RowReader(f, "t", "int", shape=(U,), nonnegative=True),
+                  RowReader(f, "log_likelihood", shape=(U,)),
+                  RowReader(f, "n", shape=(U, C), nonnegative=True),
+                  RowReader(f, "sum_px", shape=(U, C, D)),
+                  RowReader(f, "sum_pxx", shape=(U, C, D))]
+        stats, rows = [], rows_per_block(C, D)
+        for start in range(0, U, rows):
+            stats.extend(_gmm_stats(C, D, *(field.read(start, start + rows) for field in fields)))
     if data_fingerprint(stats) != digest:
         raise InvalidFileError(f"{os.fspath(path)}: the statistics do not match the digest saved "
                                "with them (the file was damaged or edited); delete it to compute "
                                "them again")
     return stats
+
+
+def _gmm_stats(C, D, t, log_likelihood, n, sum_px, sum_pxx) -> list:
+    """One GMMStats per row of the arrays (their arrays are views of the rows)."""
+    out = []
+    for i in range(len(t)):
+        one = GMMStats(C, D)
+        one.init_fields(float(log_likelihood[i]), int(t[i]), n[i], sum_px[i], sum_pxx[i])
+        out.append(one)
+    return out

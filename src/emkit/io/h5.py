@@ -272,10 +272,10 @@ def read_array(group, name: str, kind: str = "float", *, shape=None, size=None,
     return _read_checked(ds, dcpl, group, name, kind, positive, nonnegative)
 
 
-def _read_checked(ds, dcpl, group, name, kind, positive=False, nonnegative=False):
+def _read_checked(ds, dcpl, group, name, kind, positive=False, nonnegative=False, rows=()):
     _check_storage(ds, dcpl, group, name)
     try:
-        data = ds[()]
+        data = ds[rows]
     except _READ_ERRORS as exc:
         raise InvalidFileError(f"{filename(group)}: dataset {_where(group, name)!r} could not be "
                                f"read (damaged storage: {type(exc).__name__})") from exc
