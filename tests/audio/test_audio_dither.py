@@ -1,6 +1,9 @@
 """Dither: Kaldi's per-frame noise, drawn from a generator seeded by the utterance's id, so that
 the same command gives the same features (kaldi-native-fbank seeds its own noise at random)."""
 
+import hashlib
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -102,3 +105,100 @@ def test_frames_are_cut_a_few_million_samples_at_a_time():
     blocks = list(_dither.dithered_frames(np.zeros(40 * length), length, length, True, 1.0, "k"))
     assert sum(len(b) for b in blocks) == 40
     assert max(b.size for b in blocks) <= 2**21 and all(b.dtype == np.float32 for b in blocks)
+
+
+def _reference_frames(samples, length, shift, snip_edges, dither, key):
+    """Kaldi's frames of ``samples`` plus their dither, one frame and one sample at a time: the
+    generator seeded by the blake2b hash of the id, its float32 draws taken frame by frame."""
+    digest = hashlib.blake2b(b"emkit-dither\0" + key.encode("utf-8", "surrogateescape"),
+                             digest_size=16).digest()
+    rng = np.random.default_rng(int.from_bytes(digest, "little"))
+    x = np.asarray(samples, dtype=np.float32)
+    n = len(x)
+    count = ((0 if n < length else 1 + (n - length) // shift) if snip_edges
+             else (n + shift // 2) // shift)
+    frames = np.zeros((count, length), dtype=np.float32)
+    for i in range(count):
+        start = i * shift if snip_edges else i * shift + shift // 2 - length // 2
+        frame = np.empty(length, dtype=np.float32)
+        for j in range(length):
+            k = start + j
+            while not 0 <= k < n:  # reflected at the ends, as often as needed
+                k = -k - 1 if k < 0 else 2 * n - 1 - k
+            frame[j] = x[k]
+        frames[i] = frame + np.float32(dither) * rng.standard_normal(length, dtype=np.float32)
+    return frames
+
+
+def _knf_features_of_frames(frames, opts, energy_only=False):
+    """kaldi-native-fbank's features of ``frames`` laid end to end, one frame each."""
+    f = (knf.MfccOptions() if opts.kind == "mfcc" or energy_only else knf.FbankOptions())
+    f.frame_opts.samp_freq = opts.sample_frequency
+    f.frame_opts.frame_length_ms = f.frame_opts.frame_shift_ms = opts.frame_length
+    f.frame_opts.dither, f.frame_opts.snip_edges = 0.0, True
+    f.mel_opts.num_bins = opts.num_mel_bins
+    f.use_energy = True if energy_only else opts.energy
+    if energy_only:
+        f.num_ceps = 1
+    extractor = (knf.OnlineMfcc if isinstance(f, knf.MfccOptions) else knf.OnlineFbank)(f)
+    extractor.accept_waveform(opts.sample_frequency, frames.ravel())
+    extractor.input_finished()
+    out = np.array([extractor.get_frame(i) for i in range(extractor.num_frames_ready)],
+                   dtype=np.float32).reshape(-1, extractor.dim)
+    return out[:, 0] if energy_only else out
+
+
+CASES = [(16480, 400, 160, 1.0, "utt1"), (16480, 400, 116, 0.1, "spk-\u00e9/a b"),
+         (7919, 500, 160, 3.7, ""), (401, 400, 160, 1.0, "a"), (400, 400, 160, 1.0, "a"),
+         (399, 400, 160, 1.0, "a"), (81, 400, 160, 1.0, "a"), (7, 400, 160, 1.0, "a"),
+         (1, 400, 160, 1.0, "a")]
+
+
+@pytest.mark.parametrize("block_samples", [1000, _dither.BLOCK_SAMPLES])
+@pytest.mark.parametrize("snip_edges", [True, False])
+@pytest.mark.parametrize("n_samples, length, shift, dither, key", CASES)
+def test_dithered_frames_are_those_of_a_per_sample_reference(monkeypatch, block_samples,
+                                                             snip_edges, n_samples, length,
+                                                             shift, dither, key):
+    # the frames are cut with a view and a few reflected edge frames, the noise drawn block by
+    # block: the bytes are those of cutting and dithering one frame, one sample at a time
+    x = speech_like(1.03, seed=2)[:n_samples] * 32768
+    monkeypatch.setattr(_dither, "BLOCK_SAMPLES", block_samples)  # 2 frames a block: seams
+    blocks = list(_dither.dithered_frames(x, length, shift, snip_edges, dither, key))
+    got = np.concatenate(blocks) if blocks else np.zeros((0, length), np.float32)
+    want = _reference_frames(x, length, shift, snip_edges, dither, key)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("snip_edges", [True, False])
+@pytest.mark.parametrize("kind", ["mfcc", "fbank"])
+@pytest.mark.parametrize("n_samples", [16480, 401, 81])
+def test_dithered_features_are_kaldi_native_fbanks_of_the_reference_frames(snip_edges, kind,
+                                                                          n_samples):
+    x = speech_like(1.03, seed=4)[:n_samples] * 32768
+    opts = KaldiOptions(kind=kind, snip_edges=snip_edges, frame_shift=7.3, dither=0.5)
+    frames = _reference_frames(x, 400, 116, snip_edges, 0.5, "spk1-utt1")
+    got = compute_kaldi_features(x, opts, dither_key="spk1-utt1")
+    assert got.tobytes() == _knf_features_of_frames(frames, opts).tobytes()
+    energy = log_energy(x, opts, dither_key="spk1-utt1")
+    assert energy.tobytes() == _knf_features_of_frames(frames, opts, energy_only=True).tobytes()
+
+
+@pytest.mark.parametrize("snip_edges", [True, False])
+def test_frames_are_dithered_without_an_index_of_every_sample(snip_edges):
+    # before: each block of frames was gathered through an int64 index of each of its samples,
+    # then the noise was scaled into another array: ~7 blocks (~60 MB) at a time; now the noise
+    # block is the frames' block (the frames added from a view of the audio)
+    x = np.zeros(3 * _dither.BLOCK_SAMPLES, dtype=np.float32)
+    tracemalloc.start()
+    try:
+        frames = 0
+        for block in _dither.dithered_frames(x, 400, 160, snip_edges, 1.0, "k"):
+            frames += len(block)
+            del block
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert frames == _dither.frame_count(len(x), 400, 160, snip_edges)
+    assert peak <= 2.5 * _dither.BLOCK_SAMPLES * 4  # two blocks: the one used, the next one

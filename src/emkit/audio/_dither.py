@@ -9,6 +9,10 @@ DC removal, energy, pre-emphasis and windowing, and hands kaldi-native-fbank the
 end to end with a frame shift of one frame length and no dither of its own: each of its frames
 is then exactly one dithered frame, so the result is Kaldi's dither, not an approximation of it
 (only the pseudo-random numbers differ from Kaldi's).
+
+The noise of an utterance is one stream of float32 standard normal draws, frame after frame:
+numpy's generator gives the same stream whether it is drawn at once or block by block, so the
+block size decides the memory used, not the numbers.
 """
 
 from __future__ import annotations
@@ -20,9 +24,7 @@ import numpy as np
 
 __all__ = ["dither_generator", "frame_count", "dithered_frames"]
 
-#: Samples of the frames cut and dithered at a time (8 MB of float32, 16 MB of int64 indices;
-#: 5242 frames of 400 samples, one frame at least): the noise of an utterance depends on the
-#: number of frames a block holds, so this must not change.
+#: Samples of the frames dithered at a time (8 MB of float32; one frame at least).
 BLOCK_SAMPLES = 2**21
 
 
@@ -41,6 +43,18 @@ def frame_count(n_samples: int, length: int, shift: int, snip_edges: bool) -> in
     return (n_samples + shift // 2) // shift
 
 
+def _reflected_frames(samples: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """Frames ``(len(starts), length)`` starting at ``starts``, the audio reflected at its ends
+    as often as needed (Kaldi's ``ExtractWindow``): for the few frames that reach past an end."""
+    n_samples = samples.shape[0]
+    index = starts[:, None] + np.arange(length)
+    while True:
+        low, high = index < 0, index >= n_samples
+        if not (low.any() or high.any()):
+            return samples[index]
+        index = np.where(low, -index - 1, np.where(high, 2 * n_samples - 1 - index, index))
+
+
 def dithered_frames(samples: np.ndarray, length: int, shift: int, snip_edges: bool,
                     dither: float, key: str) -> Iterator[np.ndarray]:
     """Blocks ``(n, length)`` float32 of the frames of ``samples`` ``(n_samples,)``, in order,
@@ -49,20 +63,25 @@ def dithered_frames(samples: np.ndarray, length: int, shift: int, snip_edges: bo
     n_samples = samples.shape[0]
     total = frame_count(n_samples, length, shift, snip_edges)
     rng = dither_generator(key)
-    offsets = np.arange(length)
+    # frame i starts at i * shift + offset (Kaldi, without snip_edges: centred on
+    # i * shift + shift / 2); frames inside [inner_first, inner_end) lie within the audio
+    offset = 0 if snip_edges else shift // 2 - length // 2
+    inner_first = min(total, max(0, -(offset // shift)))
+    inner_end = 0 if n_samples < length + offset else (n_samples - length - offset) // shift + 1
+    inner_end = max(inner_first, min(total, inner_end))
+    if inner_end > inner_first:  # a view: frame inner_first + k is row k
+        inner = np.lib.stride_tricks.sliding_window_view(samples, length)[
+            inner_first * shift + offset::shift]
+    scale = np.float32(dither)
     per_block = max(1, BLOCK_SAMPLES // length)
     for first in range(0, total, per_block):
-        frames = np.arange(first, min(total, first + per_block))
-        starts = frames * shift
-        if not snip_edges:  # Kaldi: frame i centred on i * shift + shift / 2
-            starts = starts + shift // 2 - length // 2
-        index = starts[:, None] + offsets
-        while True:  # reflect at the ends, as often as needed (Kaldi's ExtractWindow)
-            low, high = index < 0, index >= n_samples
-            if not (low.any() or high.any()):
-                break
-            index = np.where(low, -index - 1, np.where(high, 2 * n_samples - 1 - index, index))
-        block = samples[index]
-        noise = rng.standard_normal(block.shape, dtype=np.float32)
-        block += np.float32(dither) * noise
+        end = min(total, first + per_block)
+        block = rng.standard_normal((end - first, length), dtype=np.float32)
+        block *= scale
+        low, high = max(first, inner_first), min(end, inner_end)
+        if low < high:
+            block[low - first:high - first] += inner[low - inner_first:high - inner_first]
+        edges = np.r_[first:min(end, inner_first), max(first, inner_end):end]
+        if edges.size:
+            block[edges - first] += _reflected_frames(samples, edges * shift + offset, length)
         yield block
