@@ -34,7 +34,7 @@ def test_emkits_frames_are_kaldis_frames(monkeypatch, snip_edges, kind, n_sample
     x = speech_like(1.03)[:n_samples] * 32768
     plain = KaldiOptions(kind=kind, snip_edges=snip_edges, frame_shift=7.3)
     dithered = KaldiOptions(kind=kind, snip_edges=snip_edges, frame_shift=7.3, dither=1.0)
-    monkeypatch.setattr(_dither, "dither_generator", lambda key: _NoNoise())
+    monkeypatch.setattr(_dither, "dither_generator", lambda key, seed=0: _NoNoise())
     monkeypatch.setattr(_dither, "BLOCK_SAMPLES", 1000)  # blocks of 2 frames: their seams too
     got, energy = compute_kaldi_features(x, dithered), log_energy(x, dithered)
     monkeypatch.undo()
@@ -202,3 +202,66 @@ def test_frames_are_dithered_without_an_index_of_every_sample(snip_edges):
         tracemalloc.stop()
     assert frames == _dither.frame_count(len(x), 400, 160, snip_edges)
     assert peak <= 2.5 * _dither.BLOCK_SAMPLES * 4  # two blocks: the one used, the next one
+
+
+def test_the_default_dither_seed_draws_the_noise_of_before(tmp_path):
+    # dither_seed 0 (the default) is the hash of the id alone: the reference's noise, as before
+    x = speech_like(1.03, seed=4) * 32768
+    opts = KaldiOptions(dither=1.0)
+    frames = _reference_frames(x, 400, 160, True, 1.0, "utt7")
+    want = _knf_features_of_frames(frames, opts).tobytes()
+    assert compute_kaldi_features(x, opts, dither_key="utt7", dither_seed=0).tobytes() == want
+    path = write(tmp_path / "a.wav", speech_like(seed=1))
+    assert (extract_features(Utterance("a", path), DITHERED).tobytes()
+            == extract_features(Utterance("a", path), FeatureConfig(
+                kaldi=DITHERED.kaldi, cmvn="none", vad=False, dither_seed=0)).tobytes())
+
+
+def test_another_dither_seed_draws_other_noise_the_same_in_every_run(tmp_path):
+    x = speech_like(1.03, seed=4) * 32768
+    opts = KaldiOptions(dither=1.0)
+    zero = compute_kaldi_features(x, opts, dither_key="utt7")
+    seeded = {seed: compute_kaldi_features(x, opts, dither_key="utt7", dither_seed=seed)
+              for seed in (1, 2, 2**64 - 1)}
+    for seed, features in seeded.items():
+        assert features.shape == zero.shape and not np.array_equal(features, zero), seed
+        np.testing.assert_array_equal(
+            compute_kaldi_features(x, opts, dither_key="utt7", dither_seed=seed), features)
+    assert not np.array_equal(seeded[1], seeded[2])
+    # the log energy of the VAD draws the same noise as the features
+    np.testing.assert_array_equal(log_energy(x, opts, dither_key="utt7", dither_seed=2),
+                                  seeded[2][:, 0])
+    # without a dither the seed changes nothing
+    np.testing.assert_array_equal(compute_kaldi_features(x, KaldiOptions(), dither_seed=5),
+                                  compute_kaldi_features(x, KaldiOptions()))
+
+
+def test_seeded_dithered_features_do_not_depend_on_processes_or_order(tmp_path):
+    folder = three_utterances(tmp_path / "audio")
+    utterances = [Utterance(f"utt{i}", str(folder / f"utt{i}.wav")) for i in range(3)]
+    config = FeatureConfig(kaldi=KaldiOptions(dither=1.0), vad=False, dither_seed=11)
+    one = dict((u.id, f) for u, f in extract_many(utterances, config, jobs=1))
+    two = dict((u.id, f) for u, f in extract_many(utterances, config, jobs=2))
+    backwards = dict((u.id, f) for u, f in extract_many(utterances[::-1], config, jobs=1))
+    unseeded = dict((u.id, f) for u, f in extract_many(
+        utterances, FeatureConfig(kaldi=KaldiOptions(dither=1.0), vad=False), jobs=1))
+    for name, features in one.items():
+        np.testing.assert_array_equal(two[name], features)
+        np.testing.assert_array_equal(backwards[name], features)
+        assert not np.array_equal(unseeded[name], features)
+
+
+@pytest.mark.parametrize("seed, error, message", [
+    (-1, ValueError, "dither_seed must be an integer from 0 to 2**64 - 1; got -1"),
+    (2**64, ValueError, "dither_seed must be an integer from 0 to 2**64 - 1; got "
+                        "18446744073709551616"),
+    (1.5, TypeError, "dither_seed must be an integer; got float 1.5"),
+    (True, TypeError, "dither_seed must be an integer; got bool True"),
+    ("3", TypeError, "dither_seed must be an integer; got str '3'"),
+])
+def test_a_bad_dither_seed_is_an_error_naming_it(seed, error, message):
+    with pytest.raises(error) as caught:
+        FeatureConfig(dither_seed=seed)
+    assert str(caught.value) == message
+    with pytest.raises(error, match=r"^dither_seed must be an integer from 0 to 2\*\*64 - 1; got "):
+        compute_kaldi_features(np.zeros(800), KaldiOptions(dither=1.0), dither_seed=seed)

@@ -211,6 +211,7 @@ NEW_VALUES = {  # option: (value given, field of FeatureConfig or of its KaldiOp
     "--energy-floor": ("1.0", "energy_floor", 1.0),
     "--cepstral-lifter": ("0", "cepstral_lifter", 0.0),
     "--max-utterance-bytes": ("4000000", "max_utterance_bytes", 4_000_000),
+    "--dither-seed": ("7", "dither_seed", 7),
 }
 
 
@@ -326,3 +327,25 @@ def test_dither_gives_the_same_archive_every_run(tmp_path, audio):
     assert (tmp_path / "b.ark").read_bytes() == dithered
     assert run(audio, "-o", tmp_path / "plain.ark", "--no-progress").exit_code == 0
     assert (tmp_path / "plain.ark").read_bytes() != dithered
+
+
+def test_dither_seed_gives_other_noise_the_same_every_run(tmp_path, audio):
+    def archive(name, *args):
+        result = run(audio, "--dither", "1", *args, "-o", tmp_path / f"{name}.ark",
+                     "--no-progress", "-j", "1")
+        assert result.exit_code == 0, result.output
+        return (tmp_path / f"{name}.ark").read_bytes()
+
+    default = archive("default")
+    assert archive("zero", "--dither-seed", "0") == default  # 0: the noise of before the option
+    seeded = archive("seven", "--dither-seed", "7")
+    assert seeded != default and archive("seven-again", "--dither-seed", "7") == seeded
+    assert archive("eight", "--dither-seed", "8") not in (default, seeded)
+
+
+@pytest.mark.parametrize("value", ["-1", "18446744073709551616", "1.5", "x"])
+def test_a_bad_dither_seed_is_a_usage_error_naming_it(tmp_path, audio, monkeypatch, value):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(run(audio, "-o", "out", "--dither", "1", "--dither-seed", value), 2,
+                   "Invalid value for '--dither-seed'", value)
+    no_leftovers(tmp_path, "out")

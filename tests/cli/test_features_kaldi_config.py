@@ -104,6 +104,7 @@ def test_several_files_in_order_then_the_command_line(tmp_path, audio):
     ("\n# comment\n--frobnicate=3\n", 3, ["unknown option '--frobnicate'"]),
     ("--sample-rate=8000\n", 1, ["'--sample-rate'", "not of Kaldi's programs"]),
     ("--vad=false\n", 1, ["'--vad'", "not of Kaldi's programs"]),
+    ("--dither-seed=3\n", 1, ["'--dither-seed'", "not of Kaldi's programs"]),
     ("--config=other.conf\n", 1, ["--config in an options file"]),
     ("--num-ceps=nan\n", 1, ["--num-ceps expects an integer; got 'nan'"]),
     ("--dither=inf\n", 1, ["--dither expects a decimal number; got 'inf'"]),

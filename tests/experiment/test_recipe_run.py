@@ -204,6 +204,21 @@ def test_dithered_features_of_a_stamp_from_random_dither_days_are_recomputed(pro
     assert ran(run_recipe(project / "recipe.toml")[0]) == []
 
 
+def test_a_dither_seed_reruns_the_features_only_where_it_changes_their_noise(project):
+    features = [n for n in ALL if "features:" in n]
+    test_ark = project / "work" / "features" / "test.ark"
+    edit(project, "num_ceps = 13", "num_ceps = 13\ndither_seed = 3")
+    assert ran(run_recipe(project / "recipe.toml")[0]) == []  # no dither: no noise to seed
+    edit(project, "dither_seed = 3", "dither = 1")
+    assert ran(run_recipe(project / "recipe.toml")[0])[:3] == features
+    unseeded = test_ark.read_bytes()
+    edit(project, "dither = 1", "dither = 1\ndither_seed = 0")  # 0: the noise of before the key
+    assert ran(run_recipe(project / "recipe.toml")[0]) == []
+    edit(project, "dither_seed = 0", "dither_seed = 3")
+    assert ran(run_recipe(project / "recipe.toml")[0])[:3] == features
+    assert test_ark.read_bytes() != unseeded
+
+
 def test_ubm_threshold_zero_runs_every_iteration_without_a_convergence_warning(project):
     edit(project, "kmeans_iterations = 3", "kmeans_iterations = 3\nthreshold = 1e-5")
     assert ran(run_recipe(project / "recipe.toml")[0]) == []  # the default: the stamps stay valid

@@ -211,6 +211,10 @@ def test_feature_options_checked(project, monkeypatch):
                                              r"\(Kaldi's default: .*\) or a channel number from "
                                              "0; got -2"),
                             ("dither = nan", "features.dither: must be a finite number; got nan"),
+                            ("dither_seed = -1", r"features.dither_seed: must be an integer from "
+                                                 r"0 to 2\*\*64 - 1; got -1"),
+                            ("dither_seed = 1.5", "features.dither_seed: must be an integer; got "
+                                                  "float 1.5"),
                             ("vad_energy_threshold = nan",
                              "features.vad_energy_threshold: must be a finite number")]:
         (project / "recipe.toml").write_text(f"[features]\n{extra}\n" + text)

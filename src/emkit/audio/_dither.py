@@ -18,21 +18,42 @@ block size decides the memory used, not the numbers.
 from __future__ import annotations
 
 import hashlib
+import numbers
 from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["dither_generator", "frame_count", "dithered_frames"]
+__all__ = ["dither_generator", "frame_count", "dithered_frames", "check_dither_seed",
+           "MAX_DITHER_SEED"]
 
 #: Samples of the frames dithered at a time (8 MB of float32; one frame at least).
 BLOCK_SAMPLES = 2**21
+#: Largest dither seed: any unsigned 64-bit integer (the seed is the 16-byte salt of the hash
+#: of the utterance id, which would hold more).
+MAX_DITHER_SEED = 2**64 - 1
 
 
-def dither_generator(key: str) -> np.random.Generator:
-    """The noise generator of the utterance ``key``: seeded by a stable hash of the id (the same
-    noise in every run and process, whatever the other utterances; other ids, other noise)."""
+def check_dither_seed(seed, name: str = "dither_seed") -> int:
+    """``seed`` as an int; TypeError or ValueError naming ``name`` unless it is an integer from
+    0 to :data:`MAX_DITHER_SEED`."""
+    shown = repr(seed)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be an integer from 0 to 2**64 - 1; got "
+                        f"{type(seed).__name__} {shown}")
+    if not 0 <= seed <= MAX_DITHER_SEED:
+        raise ValueError(f"{name} must be an integer from 0 to 2**64 - 1; got {shown}")
+    return int(seed)
+
+
+def dither_generator(key: str, seed: int = 0) -> np.random.Generator:
+    """The noise generator of the utterance ``key``: seeded by a stable hash of the id and
+    ``seed`` (the same noise in every run and process, whatever the other utterances; other ids
+    or another seed, other noise).  ``seed`` is the hash's salt: 0, the salt of zeros, is the
+    hash of the id alone (the noise of emkit before the seed was an option)."""
+    salt = check_dither_seed(seed).to_bytes(16, "little")
     digest = hashlib.blake2b(b"emkit-dither\0" + key.encode("utf-8", "surrogateescape"),
-                             digest_size=16).digest()
+                             digest_size=16, salt=salt).digest()
     return np.random.default_rng(int.from_bytes(digest, "little"))
 
 
@@ -56,13 +77,14 @@ def _reflected_frames(samples: np.ndarray, starts: np.ndarray, length: int) -> n
 
 
 def dithered_frames(samples: np.ndarray, length: int, shift: int, snip_edges: bool,
-                    dither: float, key: str) -> Iterator[np.ndarray]:
+                    dither: float, key: str, seed: int = 0) -> Iterator[np.ndarray]:
     """Blocks ``(n, length)`` float32 of the frames of ``samples`` ``(n_samples,)``, in order,
-    each sample plus ``dither`` times a standard normal draw of :func:`dither_generator`."""
+    each sample plus ``dither`` times a standard normal draw of :func:`dither_generator`
+    (``key``, ``seed``)."""
     samples = np.asarray(samples, dtype=np.float32)
     n_samples = samples.shape[0]
     total = frame_count(n_samples, length, shift, snip_edges)
-    rng = dither_generator(key)
+    rng = dither_generator(key, seed)
     # frame i starts at i * shift + offset (Kaldi, without snip_edges: centred on
     # i * shift + shift / 2); frames inside [inner_first, inner_end) lie within the audio
     offset = 0 if snip_edges else shift // 2 - length // 2

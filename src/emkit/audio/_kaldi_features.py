@@ -11,7 +11,8 @@ Samples are expected in the 16-bit integer scale (what Kaldi reads from a wav, s
 ``compute-fbank-feats``) with their defaults, except ``dither``: 0 here (Kaldi: 1.0), so that
 the features depend on the audio alone.  A dither is added by emkit, not kaldi-native-fbank
 (which seeds its noise at random): the noise is drawn from a generator seeded by the
-utterance's id, so the same command gives the same features (see :mod:`._dither`).
+utterance's id (and a seed, 0 by default), so the same command gives the same features (see
+:mod:`._dither`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .._validation import check_field_types
-from ._dither import dithered_frames
+from ._dither import check_dither_seed, dithered_frames
 from ._read import require
 
 __all__ = ["KaldiOptions", "check_options", "compute_kaldi_features", "log_energy"]
@@ -65,8 +66,9 @@ class KaldiOptions:
         :data:`MAX_FRAME_LENGTH_MS` (1000 ms) and :data:`MAX_FRAME_SAMPLES` samples.
     dither : float
         Dithering noise (16-bit scale): ``dither * N(0, 1)`` added to each sample of each
-        frame, drawn from a generator seeded by the utterance's id (the same noise every run);
-        0: none, the features depend on the audio alone.
+        frame, drawn from a generator seeded by the utterance's id and the ``dither_seed`` of
+        :func:`compute_kaldi_features` (the same noise every run); 0: none, the features depend
+        on the audio alone.
     preemphasis_coefficient : float in [0, 1]
         Pre-emphasis ``x[t] - c * x[t-1]``.
     remove_dc_offset : bool
@@ -229,7 +231,8 @@ def _accept(extractor, rate: float, samples: np.ndarray) -> None:
     extractor.accept_waveform(rate, memoryview(flat))
 
 
-def _run(knf, o, kind, samples, opts: KaldiOptions, dither_key: str) -> np.ndarray:
+def _run(knf, o, kind, samples, opts: KaldiOptions, dither_key: str,
+         dither_seed: int) -> np.ndarray:
     """The library's features of ``samples``; with a dither, of emkit's dithered frames laid end
     to end, which the library cuts back into the same frames (a shift of one frame length, no
     dither of its own)."""
@@ -241,7 +244,7 @@ def _run(knf, o, kind, samples, opts: KaldiOptions, dither_key: str) -> np.ndarr
     if opts.dither:
         shift = _frame_samples(opts.sample_frequency, opts.frame_shift)
         for block in dithered_frames(samples, opts.frame_samples, shift, opts.snip_edges,
-                                     opts.dither, dither_key):
+                                     opts.dither, dither_key, dither_seed):
             _accept(extractor, rate, block)
     else:
         _accept(extractor, rate, samples)
@@ -254,11 +257,15 @@ def _run(knf, o, kind, samples, opts: KaldiOptions, dither_key: str) -> np.ndarr
 
 
 def compute_kaldi_features(samples: np.ndarray, opts: KaldiOptions = KaldiOptions(), *,
-                           dither_key: str = "") -> np.ndarray:
-    """Features ``(n_frames, dim)`` float32 of ``samples`` ``(n_samples,)`` (16-bit scale);
-    ``dither_key``: the utterance's id, which seeds its dither noise (with ``opts.dither``)."""
+                           dither_key: str = "", dither_seed: int = 0) -> np.ndarray:
+    """Features ``(n_frames, dim)`` float32 of ``samples`` ``(n_samples,)`` (16-bit scale).
+
+    With ``opts.dither``, ``dither_key`` (the utterance's id) and ``dither_seed`` (an integer
+    from 0 to 2**64 - 1) seed its dither noise: the same pair, the same noise; 0 is the noise
+    of emkit before the seed was an option."""
+    check_dither_seed(dither_seed)
     knf, o = _knf_options(opts)
-    return _run(knf, o, opts.kind, samples, opts, dither_key)
+    return _run(knf, o, opts.kind, samples, opts, dither_key, dither_seed)
 
 
 def check_options(opts: KaldiOptions) -> None:
@@ -279,12 +286,13 @@ def check_options(opts: KaldiOptions) -> None:
 
 
 def log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptions(), *,
-               dither_key: str = "") -> np.ndarray:
+               dither_key: str = "", dither_seed: int = 0) -> np.ndarray:
     """Kaldi's per-frame log energy ``(n_frames,)`` (column 0 of an MFCC with ``use_energy``).
 
     The frames, and their dither noise, are those of :func:`compute_kaldi_features` with the
-    same options and ``dither_key``.
+    same options, ``dither_key`` and ``dither_seed``.
     """
+    check_dither_seed(dither_seed)
     knf, o = _knf_options(opts, kind="mfcc", energy=True)
     o.num_ceps = 1
-    return _run(knf, o, "mfcc", samples, opts, dither_key)[:, 0]
+    return _run(knf, o, "mfcc", samples, opts, dither_key, dither_seed)[:, 0]

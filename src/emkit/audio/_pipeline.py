@@ -26,6 +26,7 @@ from .._validation import check_field_types, check_positive_int
 from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit, show_key, show_path
 from ._cmvn import cmvn, sliding_cmvn
 from ._deltas import add_deltas, delta_filters
+from ._dither import check_dither_seed
 from ._kaldi_features import KaldiOptions, compute_kaldi_features, log_energy
 from ._read import AudioError, MultiChannelWarning, read_audio, require
 from ._sources import Utterance
@@ -48,7 +49,8 @@ class FeatureConfig:
     """Everything that decides the features of an utterance.
 
     Defaults are those of Kaldi's tools, except ``kaldi.dither``: 0 here, so that the features depend
-    on the audio alone (Kaldi's default is 1).
+    on the audio alone (Kaldi's default is 1).  A dither's noise is drawn from a generator seeded
+    by the utterance's id and ``dither_seed``.
 
     Parameters
     ----------
@@ -80,6 +82,11 @@ class FeatureConfig:
         Sliding CMVN: the window is centred on the frame (else it ends there).
     norm_vars : bool
         Normalise the variances too (per-utterance and sliding CMVN).
+    dither_seed : int
+        With ``kaldi.dither``, the seed mixed with each utterance's id into the seed of its noise:
+        an integer from 0 to 2**64 - 1.  The same seed gives the same features in every run,
+        whatever the number of processes and the order of the utterances; another seed, other
+        noise.  0 (the default) is the noise emkit drew before the seed was an option.
     """
 
     kaldi: KaldiOptions = field(default_factory=KaldiOptions)
@@ -98,9 +105,11 @@ class FeatureConfig:
     min_cmn_window: int = 100
     center: bool = False
     norm_vars: bool = False
+    dither_seed: int = 0
 
     def __post_init__(self):
         check_field_types(self)
+        check_dither_seed(self.dither_seed)
         if not isinstance(self.kaldi, KaldiOptions):
             raise TypeError(f"kaldi must be a KaldiOptions; got {type(self.kaldi).__name__}")
         if self.cmvn not in CMVN_MODES:
@@ -136,7 +145,8 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
 
     Raises :class:`AudioError` (naming the file) for unusable audio, too short an utterance and
     one where VAD keeps no frame.  Dither noise is drawn from a generator seeded by the
-    utterance's id (by the path as given, for a path): the same call gives the same features.
+    utterance's id (by the path as given, for a path) and ``config.dither_seed``: the same call
+    gives the same features.
     """
     if not isinstance(utterance, Utterance):
         utterance = Utterance("", str(utterance))
@@ -158,7 +168,8 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
     else:
         where = show_path(utterance.path)
     dither_key = utterance.id or utterance.path  # (a path alone: other files, other noise)
-    feats = compute_kaldi_features(samples, k, dither_key=dither_key)
+    feats = compute_kaldi_features(samples, k, dither_key=dither_key,
+                                   dither_seed=config.dither_seed)
     if feats.shape[0] == 0:
         if k.snip_edges:
             needed = f"a frame needs {k.frame_samples}"
@@ -169,7 +180,8 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
                          f"{needed})")
     if config.vad:
         energy = (feats[:, 0] if k.kind == "mfcc" and k.energy
-                  else log_energy(samples, k, dither_key=dither_key))
+                  else log_energy(samples, k, dither_key=dither_key,
+                                  dither_seed=config.dither_seed))
         voiced = compute_vad(energy, **config._vad_options())
         if not voiced.any():
             raise AudioError(f"{where}: all silence: the VAD kept none of its {feats.shape[0]} "

@@ -50,7 +50,13 @@ def _options(f):
         click.option("--dither", type=NON_NEGATIVE, default=0.0, show_default=True,
                      help="Dither: dither x N(0, 1) added to each sample of each frame "
                           "(16-bit scale; Kaldi's default is 1; 0: none).  The noise is seeded "
-                          "by the utterance's id: the same every run, whatever -j."),
+                          "by the utterance's id and --dither-seed: the same every run, "
+                          "whatever -j."),
+        click.option("--dither-seed", type=IntRange(min=0, max=2**64 - 1), default=0,
+                     show_default=True,
+                     help="Seed of the dither noise, mixed with each utterance's id: the same "
+                          "seed, the same features every run; another seed, other noise "
+                          "(0 to 2**64 - 1; emkit's own option, not Kaldi's)."),
         click.option("--snip-edges/--no-snip-edges", default=True, show_default=True,
                      help="Kaldi's --snip-edges: only frames that fit in the audio."),
         click.option("--preemphasis-coefficient", type=FiniteFloatRange(0, 1), default=0.97,

@@ -30,7 +30,8 @@ MAX_LINE_BYTES = 4096
 
 #: options of ``emkit features`` that Kaldi's programs do not have: refused in a Kaldi file
 EMKIT_ONLY = ("kind", "sample_rate", "vad", "cmvn", "max_clipped", "max_utterance_bytes", "jobs",
-              "keep_going", "progress", "output", "config_files", "write_utt2num_frames")
+              "keep_going", "progress", "output", "config_files", "write_utt2num_frames",
+              "dither_seed")
 #: Kaldi's name of an option that emkit names otherwise
 RENAMED = {"sample-frequency": "sample_rate"}
 #: options of add-deltas and apply-cmvn-sliding (the VAD's start with "vad-"): a file of only

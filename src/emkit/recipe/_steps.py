@@ -193,10 +193,13 @@ def _features_steps(recipe, work):
 def _stamped(config) -> dict:
     """A feature configuration as step parameters: no channel (None) reads the first one of a
     multi-channel file, the same features as channel 0 (the stamps of recipes written when 0
-    was the default stay valid)."""
+    was the default stay valid); a dither seed only with a dither and when not 0 (the seed 0
+    draws the noise drawn before the seed was a key, and without a dither there is none)."""
     params = dataclasses.asdict(config)
     if params["channel"] is None:
         params["channel"] = 0
+    if not (config.kaldi.dither and config.dither_seed):
+        del params["dither_seed"]
     return params
 
 
