@@ -265,3 +265,18 @@ def test_a_bad_dither_seed_is_an_error_naming_it(seed, error, message):
     assert str(caught.value) == message
     with pytest.raises(error, match=r"^dither_seed must be an integer from 0 to 2\*\*64 - 1; got "):
         compute_kaldi_features(np.zeros(800), KaldiOptions(dither=1.0), dither_seed=seed)
+
+
+@pytest.mark.parametrize("dither", [0.0, 1.0])
+@pytest.mark.parametrize("shape", [(1600, 2), (2, 1600), (1, 1, 1600), ()])
+def test_samples_of_more_than_one_channel_are_refused(dither, shape):
+    # before: a (n, 2) array was dithered as n frames of pairs laid end to end (features of
+    # nothing), and after the memoryview hand-off the undithered path read its rows one after
+    # the other; now both say what was expected
+    x = np.ones(shape) * 1000
+    opts = KaldiOptions(dither=dither)
+    for compute in (compute_kaldi_features, log_energy):
+        with pytest.raises(ValueError) as caught:
+            compute(x, opts)
+        assert str(caught.value) == ("samples must be one channel, of shape (n_samples,); got "
+                                     f"shape {shape}")

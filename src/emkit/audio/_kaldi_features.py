@@ -236,6 +236,11 @@ def _run(knf, o, kind, samples, opts: KaldiOptions, dither_key: str,
     """The library's features of ``samples``; with a dither, of emkit's dithered frames laid end
     to end, which the library cuts back into the same frames (a shift of one frame length, no
     dither of its own)."""
+    check_dither_seed(dither_seed)
+    samples = np.asarray(samples)
+    if samples.ndim != 1:  # (else the rows of a multi-channel array, read one after the other)
+        raise ValueError(f"samples must be one channel, of shape (n_samples,); got shape "
+                         f"{samples.shape}")
     if opts.dither:
         f = o.frame_opts
         f.dither, f.frame_shift_ms, f.snip_edges = 0.0, f.frame_length_ms, True
@@ -263,7 +268,6 @@ def compute_kaldi_features(samples: np.ndarray, opts: KaldiOptions = KaldiOption
     With ``opts.dither``, ``dither_key`` (the utterance's id) and ``dither_seed`` (an integer
     from 0 to 2**64 - 1) seed its dither noise: the same pair, the same noise; 0 is the noise
     of emkit before the seed was an option."""
-    check_dither_seed(dither_seed)
     knf, o = _knf_options(opts)
     return _run(knf, o, opts.kind, samples, opts, dither_key, dither_seed)
 
@@ -292,7 +296,6 @@ def log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptions(), *,
     The frames, and their dither noise, are those of :func:`compute_kaldi_features` with the
     same options, ``dither_key`` and ``dither_seed``.
     """
-    check_dither_seed(dither_seed)
     knf, o = _knf_options(opts, kind="mfcc", energy=True)
     o.num_ceps = 1
     return _run(knf, o, "mfcc", samples, opts, dither_key, dither_seed)[:, 0]
