@@ -25,6 +25,7 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import InvalidFileError
 from .h5_chunks import storage_problem
+from .h5_values import as_read, check_read_values
 from .heaps import check_global_heaps
 from .untrusted import with_article
 
@@ -274,6 +275,7 @@ def read_array(group, name: str, kind: str = "float", *, shape=None, size=None,
 
 def _read_checked(ds, dcpl, group, name, kind, positive=False, nonnegative=False, rows=()):
     _check_storage(ds, dcpl, group, name)
+    fail = functools.partial(_fail, group, name)
     try:
         data = ds[rows]
     except _READ_ERRORS as exc:
@@ -281,23 +283,8 @@ def _read_checked(ds, dcpl, group, name, kind, positive=False, nonnegative=False
                                f"read (damaged storage: {type(exc).__name__})") from exc
     if kind == "str":
         return [_as_text(v, group, name, "dataset") for v in np.asarray(data).reshape(-1)]
-    out_dtype = {"float": np.float64, "int": np.int64, "bool": np.bool_}[kind]
-    if kind == "float":
-        data = np.ascontiguousarray(data, dtype=np.float64)
-        if not np.all(np.isfinite(data)):
-            _fail(group, name, "holds NaN or infinite values")
-    else:
-        data = np.asarray(data)
-        if kind == "int" and data.dtype.kind == "u" and data.size and data.max() > np.iinfo(np.int64).max:
-            _fail(group, name, "holds integers beyond the int64 range")
-        if kind == "bool" and data.dtype.kind in "iu" and np.any((data != 0) & (data != 1)):
-            _fail(group, name, "must hold booleans (0 or 1)")
-        data = np.ascontiguousarray(data, dtype=out_dtype)
-    if positive and not np.all(data > 0):
-        _fail(group, name, "must hold values > 0; some are <= 0")
-    if nonnegative and not np.all(data >= 0):
-        _fail(group, name, "must hold values >= 0; some are negative")
-    return data
+    check_read_values(np.asarray(data), kind, positive, nonnegative, fail)
+    return as_read(data, kind)
 
 
 @_guarded("dataset")
