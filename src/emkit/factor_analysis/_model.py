@@ -338,7 +338,7 @@ class FactorAnalysisBase(FitSummary, BaseEstimator):
         """A machine of the hyper-parameters ``params``, fitted arrays and UBM read from a file."""
         machine = cls(ubm=ubm, **params)
         for key, value in arrays.items():
-            set_fitted(machine, key, value)
+            set_fitted(machine, key, value, copy=False)  # (the reader's checked float64 arrays)
         return machine
 
     def save(self, hdf5):

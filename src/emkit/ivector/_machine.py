@@ -132,10 +132,12 @@ class IVectorMachine(FitSummary, BaseEstimator):
     @classmethod
     def _from_fitted(cls, params: dict, T=None, sigma=None) -> "IVectorMachine":
         """A machine of hyper-parameters ``params`` (with its ``ubm``) and parameters T (C, D, R)
-        and sigma (C, D), None when untrained (what a file holds)."""
+        and sigma (C, D), None when untrained (what a file holds: the reader's checked float64
+        arrays, kept without a copy, which would double the memory of a load, and of the read-back
+        of every save)."""
         machine = cls(**params)
         machine.dim_c, machine.dim_d = np.shape(machine.ubm.means)
-        machine.T, machine.sigma = T, sigma
+        machine._set_parameters(T, sigma)
         return machine
 
     def _set_parameters(self, T, sigma) -> None:
