@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import emkit.io
+from emkit.io import read_back
 from emkit import PLDA, GMMMachine, IVectorMachine, ISVMachine, JFAMachine, KMeansMachine
 
 
@@ -57,11 +58,16 @@ CASES = {
     "ISV U of rank 2": (_isv, lambda m: setattr(m, "U", np.zeros((6, 2))),
                         r"'/U' must have shape \(6, 1\); found \(6, 2\)"),
     "ISV negative D": (_isv, lambda m: setattr(m, "D", -np.ones(6)), r"'/D' must hold values >= 0"),
+    "ISV D negative in its last value": (_isv, lambda m: setattr(m, "D", np.r_[np.ones(5), -1.0]),
+                                         r"'/D' must hold values >= 0"),
     "JFA r_V 0": (_jfa, lambda m: m.set_params(r_V=0), r"'/r_V' must be >= 1"),
     "i-vector dim_t changed": (_ivector, lambda m: m.set_params(dim_t=3),
                                r"'/T' must have shape \(2, 3, 3\); found \(2, 3, 2\)"),
     "i-vector negative sigma": (_ivector, lambda m: setattr(m, "sigma", -np.ones((2, 3))),
                                 r"'/sigma' must hold values > 0"),
+    "i-vector sigma 0 in its last value": (
+        _ivector, lambda m: setattr(m, "sigma", np.array([[1.0, 1, 1], [1, 1, 0]])),
+        r"'/sigma' must hold values > 0"),
     "PLDA F_ of other D": (_plda, lambda m: setattr(m, "F_", np.zeros((4, 1))),
                            r"'/fitted/F' must have shape \(3, \*\)"),
 }
@@ -93,6 +99,19 @@ def test_a_model_its_reader_refuses_is_not_saved(tmp_path, data, case, how):
     with h5py.File(path, "r") as f:  # as it was
         assert list(f) == ["inner"] and dict(f.attrs) == {"mine": 1}
         assert list(f["inner"]) == ["kept"] and not f["inner"].attrs
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_refused_as_well_when_read_back_in_small_blocks(tmp_path, data, case, monkeypatch):
+    """The read-back compares and checks each array block by block (emkit.io.read_back): blocks
+    of 3 values refuse the same models, a bad value in the last block included."""
+    monkeypatch.setattr(read_back, "BLOCK_BYTES", 24)
+    make, spoil, problem = CASES[case]
+    machine = make(data)
+    spoil(machine)
+    with pytest.raises(ValueError, match=rf"nothing was written: .* \(dataset '{problem[1:]}"):
+        machine.save(tmp_path / "model.h5")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("make", [_kmeans, _gmm, _isv, _jfa, _ivector, _plda])

@@ -174,6 +174,6 @@ def test_damaged_files_are_refused_naming_the_file(data, tmp_path, name, edit, m
 def test_layout_modules_import_no_estimator(module):
     tree = ast.parse((SRC / "io" / module).read_text())
     imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
-    io_helpers = ("h5", "errors", "fit_summary", "random_state")  # emkit.io's own, no estimator
+    io_helpers = ("h5", "errors", "fit_summary", "random_state", "read_back")  # emkit.io's own
     assert all(m in ("__future__", "h5py", "numpy") or m.startswith(io_helpers)
                for m in [m or "" for m in imported]), imported

@@ -74,15 +74,19 @@ def save(obj, hdf5) -> None:
 
     What was written is read back before the file is complete: an object its reader refuses (an
     attribute assigned, or a ``set_params`` value, that disagrees with the rest of the model)
-    raises ValueError, and nothing is written (a group given open is left as it was)."""
+    raises ValueError, and nothing is written (a group given open is left as it was).  The arrays
+    are read back block by block and compared with the model's (:mod:`emkit.io.read_back`): the
+    read-back holds no second copy of the model."""
     from .h5 import filename, open_for_writing
+    from .read_back import reading_back
 
     layout = layout_of(type(obj))
     with open_for_writing(hdf5) as group:
         names, attributes = set(group), set(group.attrs)
         try:
-            layout.write(obj, group)
-            _read(group, type(obj))
+            with reading_back():
+                layout.write(obj, group)
+                _read(group, type(obj))
         except BaseException as exc:
             for name in set(group) - names:
                 del group[name]

@@ -27,6 +27,7 @@ import numpy as np
 from ._registry import load_from, save_into
 from .h5 import (check_values, child, read_array, read_attr, read_scalar, read_stamp,
                  write_stamp)
+from .read_back import write_array
 from .fit_summary import read_fit_summary, write_fit_summary
 from .random_state import MISSING, read_random_state, write_random_state
 
@@ -49,7 +50,7 @@ def write_factor_analysis(machine, f) -> None:
     f["relevance_factor"] = np.float64(params["relevance_factor"])
     write_random_state(f, params["random_state"])
     for key, value in state["arrays"].items():
-        f[key] = np.asarray(value, dtype=np.float64)
+        write_array(f, key, value)
     write_fit_summary(f, machine._fit_summary())
     if state["ubm"] is not None:
         save_into(f, "ubm", state["ubm"])

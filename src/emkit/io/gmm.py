@@ -20,6 +20,7 @@ from ._registry import load, load_from, save_into
 from .errors import InvalidFileError
 from .h5 import (check_values, child, filename, int_or_minus_one, open_for_reading,
                  open_for_writing, read_array, read_attr, read_scalar, read_stamp, write_stamp)
+from .read_back import write_array
 from .fit_summary import read_fit_summary, write_fit_summary
 from .random_state import MISSING, read_random_state, write_random_state
 
@@ -146,21 +147,21 @@ def _write_machine_into(machine, f) -> None:
     # the reference needs an integer here; -1 stands for None ("no limit")
     steps = machine.max_fitting_steps
     f["max_fitting_steps"] = int_or_minus_one(steps)
-    f["weights"] = np.asarray(machine.weights, dtype=np.float64)
+    write_array(f, "weights", machine.weights)
     f["update_means"] = bool(machine.update_means)
     f["update_variances"] = bool(machine.update_variances)
     f["update_weights"] = bool(machine.update_weights)
     g = f.create_group("gaussians")
-    g["means"] = np.asarray(machine.means, dtype=np.float64)
-    g["variances"] = np.asarray(machine.variances, dtype=np.float64)
+    write_array(g, "means", machine.means)
+    write_array(g, "variances", machine.variances)
     thresholds = np.asarray(machine.variance_thresholds, dtype=np.float64)
     C, D = np.shape(machine.means)
     if thresholds.shape not in ((), (D,), (C, D)):  # a (C, 1) or (1, D) floor, in a shape readers take
         thresholds = np.broadcast_to(thresholds, (C, D))
-    g["variance_thresholds"] = thresholds
+    write_array(g, "variance_thresholds", thresholds)
     extra = f.create_group("emkit_map")
     extra["mean_var_update_threshold"] = np.float64(machine.mean_var_update_threshold)
-    extra["map_alpha"] = np.asarray(machine.map_alpha, dtype=np.float64)
+    write_array(extra, "map_alpha", machine.map_alpha)
     extra["map_relevance_factor"] = np.float64(_none_as_nan(machine.map_relevance_factor))
     extra["compute_dtype"] = str(machine.compute_dtype)
     # an int seed is kept; None is stored as -1 (seeds are >= 0); a generator, its state
@@ -168,7 +169,7 @@ def _write_machine_into(machine, f) -> None:
     # the ``weights`` constructor argument (the live weights are in /weights)
     weights_param = machine.get_params(deep=False).get("weights")
     if weights_param is not None:
-        extra["weights_param"] = np.asarray(weights_param, dtype=np.float64)
+        write_array(extra, "weights_param", weights_param)
     write_fit_summary(f, machine._fit_summary())
     if machine.ubm is not None:
         save_into(f, "ubm", machine.ubm)

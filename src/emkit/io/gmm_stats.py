@@ -27,6 +27,7 @@ from .errors import InvalidFileError
 from .gmm import FORMAT_VERSION, _check_kind, _file_major_version, _writer_class
 from .h5 import (child, filename, open_for_reading, open_for_writing, read_array, read_scalar,
                  write_stamp)
+from .read_back import write_array
 
 #: Float types an array of statistics keeps in a file (others are stored as float64).
 KEPT_FLOAT_TYPES = (np.float16, np.float32, np.float64)
@@ -82,17 +83,17 @@ def write_gmm_stats(stats, hdf5) -> None:
         f["n_features"] = np.int64(stats.n_features)
         f["log_likelihood"] = np.float64(stats.log_likelihood)
         f["T"] = np.int64(stats.t)
-        f["n"] = _as_stored(stats.n)
-        f["sumPx"] = _as_stored(stats.sum_px)
-        f["sumPxx"] = _as_stored(stats.sum_pxx)
+        write_array(f, "n", _as_stored(stats.n), dtype=None)
+        write_array(f, "sumPx", _as_stored(stats.sum_px), dtype=None)
+        write_array(f, "sumPxx", _as_stored(stats.sum_pxx), dtype=None)
         moments = stats._shifted_moments()
         if moments is not None:
             shift, px, pxx = moments
             g = f.create_group(SHIFTED_GROUP)
-            g["shift"] = np.asarray(shift, dtype=np.float64)
-            g["sumPx"] = np.asarray(px, dtype=np.float64)
+            write_array(g, "shift", shift)
+            write_array(g, "sumPx", px)
             if pxx is not None:
-                g["sumPxx"] = np.asarray(pxx, dtype=np.float64)
+                write_array(g, "sumPxx", pxx)
 
 
 def _in_stored_type(f, name, values) -> np.ndarray:

@@ -27,6 +27,7 @@ from .errors import InvalidFileError
 from .h5_chunks import storage_problem
 from .h5_values import as_read, check_read_values
 from .heaps import check_global_heaps
+from .read_back import read_compared, written_array
 from .untrusted import with_article
 
 #: Root attribute naming the emkit class stored in a file of emkit's versioned layout.
@@ -276,6 +277,10 @@ def read_array(group, name: str, kind: str = "float", *, shape=None, size=None,
 def _read_checked(ds, dcpl, group, name, kind, positive=False, nonnegative=False, rows=()):
     _check_storage(ds, dcpl, group, name)
     fail = functools.partial(_fail, group, name)
+    written = written_array(ds) if kind != "str" else None
+    if written is not None:  # save reads back what it wrote: block by block, no second copy
+        return as_read(read_compared(ds, written, lambda block: check_read_values(
+            block, kind, positive, nonnegative, fail)), kind)
     try:
         data = ds[rows]
     except _READ_ERRORS as exc:

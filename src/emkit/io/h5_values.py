@@ -1,5 +1,5 @@
 """The value checks of :func:`emkit.io.h5.read_array`: what a dataset's values must be once read
-(apart from the reading, so that they can be run on a dataset read in parts)."""
+(whole, or block by block when ``save`` reads back what it wrote: :mod:`emkit.io.read_back`)."""
 
 from __future__ import annotations
 

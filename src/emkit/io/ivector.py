@@ -22,6 +22,7 @@ import numpy as np
 from ._registry import load_from, save_into
 from .h5 import (check_values, int_or_minus_one, read_array, read_scalar, read_stamp,
                  write_stamp)
+from .read_back import write_array
 from .fit_summary import read_fit_summary, write_fit_summary
 from .random_state import MISSING, read_random_state, write_random_state
 
@@ -52,9 +53,9 @@ def write_ivector_machine(machine, f) -> None:
     f["batch_size"] = int_or_minus_one(machine.batch_size)
     write_random_state(f, machine.random_state)
     if machine.T is not None:
-        f["T"] = np.asarray(machine.T, dtype=np.float64)
+        write_array(f, "T", machine.T)
     if machine.sigma is not None:
-        f["sigma"] = np.asarray(machine.sigma, dtype=np.float64)
+        write_array(f, "sigma", machine.sigma)
     write_fit_summary(f, machine._fit_summary())
     save_into(f, "ubm", machine.ubm)
 

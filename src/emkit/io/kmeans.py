@@ -26,6 +26,7 @@ import numpy as np
 from .fit_summary import read_feature_names, write_feature_names
 from .h5 import (check_values, child, int_or_minus_one, open_for_reading, open_for_writing,
                  read_array, read_scalar, read_stamp, write_stamp)
+from .read_back import write_array
 from .random_state import MISSING, read_random_state, write_random_state
 
 CLASS_NAME = "KMeansMachine"
@@ -44,7 +45,7 @@ def write_kmeans_machine(machine, hdf5) -> None:
         if isinstance(machine.init_method, str):
             f["init_method"] = machine.init_method
         else:
-            f["init_centroids"] = np.asarray(machine.init_method, dtype=np.float64)
+            write_array(f, "init_centroids", machine.init_method)
         threshold = machine.convergence_threshold
         f["convergence_threshold"] = np.float64(np.nan if threshold is None else threshold)
         f["max_iter"] = int_or_minus_one(machine.max_iter)
@@ -54,7 +55,7 @@ def write_kmeans_machine(machine, hdf5) -> None:
         if machine.centroids_ is None:
             return
         g = f.create_group("fitted")
-        g["centroids"] = np.asarray(machine.centroids_, dtype=np.float64)
+        write_array(g, "centroids", machine.centroids_)
         if np.isfinite(machine.average_min_distance):  # (inf: never measured)
             g["average_min_distance"] = np.float64(machine.average_min_distance)
         if hasattr(machine, "n_iter_"):

@@ -23,6 +23,7 @@ import numpy as np
 from .fit_summary import read_feature_names, write_feature_names
 from .h5 import (check_values, child, int_or_minus_one, open_for_reading, open_for_writing,
                  read_array, read_scalar, read_stamp, write_stamp)
+from .read_back import write_array
 from .random_state import MISSING, read_random_state, write_random_state
 
 CLASS_NAME = "PLDA"
@@ -46,12 +47,12 @@ def write_plda(plda, hdf5) -> None:
         if not hasattr(plda, "mean_"):
             return
         g = f.create_group("fitted")
-        g["mean"] = np.asarray(plda.mean_, dtype=np.float64)
-        g["F"] = np.asarray(plda.F_, dtype=np.float64)
+        write_array(g, "mean", plda.mean_)
+        write_array(g, "F", plda.F_)
         if plda.G_ is not None:
-            g["G"] = np.asarray(plda.G_, dtype=np.float64)
-        g["sigma"] = np.asarray(plda.sigma_, dtype=np.float64)
-        g["log_likelihood"] = np.asarray(plda.log_likelihood_, dtype=np.float64)
+            write_array(g, "G", plda.G_)
+        write_array(g, "sigma", plda.sigma_)
+        write_array(g, "log_likelihood", plda.log_likelihood_)
         g["n_iter"] = np.int64(plda.n_iter_)
         g["converged"] = bool(plda.converged_)
         g["n_features_in"] = np.int64(plda.n_features_in_)

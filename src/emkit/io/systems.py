@@ -24,6 +24,7 @@ from . import _registry
 from .errors import InvalidFileError
 from .h5 import (check_values, child, filename, open_for_reading, open_for_writing, read_array,
                  read_attr, read_scalar, read_stamp, write_stamp)
+from .read_back import write_array
 from .untrusted import show_key
 
 
@@ -38,8 +39,8 @@ from .untrusted import show_key
 
 
 def _write_projection(group, step) -> None:
-    group["weights"] = np.asarray(step.weights, dtype=np.float64)
-    group["input_subtract"] = np.asarray(step.input_subtract, dtype=np.float64)
+    write_array(group, "weights", step.weights)
+    write_array(group, "input_subtract", step.input_subtract)
     group["input_divide"] = np.float64(step.input_divide)
 
 
@@ -143,7 +144,7 @@ def write_enrolled_models(models, hdf5) -> None:
             f.attrs[key] = value
         f["model_ids"] = np.array([m.encode("utf-8") for m in models.model_ids])
         for key, value in models.arrays.items():
-            f[key] = np.asarray(value, dtype=np.float64)
+            write_array(f, key, value)
         _registry.save_into(f, "machine", models.machine)
 
 

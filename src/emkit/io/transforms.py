@@ -26,6 +26,7 @@ from .fit_summary import (read_classes, read_feature_names, storable_classes,
                           write_feature_names)
 from .h5 import (CLASS_ATTR, check_values, child, open_for_reading, open_for_writing, read_array,
                  read_scalar, read_stamp, write_stamp)
+from .read_back import write_array
 
 FORMAT_VERSION = 1
 
@@ -47,8 +48,8 @@ def _stamp_version(f, class_name: str) -> int:
 
 
 def _write_projection(f, step) -> None:
-    f["weights"] = np.asarray(step.weights, dtype=np.float64)
-    f["input_subtract"] = np.asarray(step.input_subtract, dtype=np.float64)
+    write_array(f, "weights", step.weights)
+    write_array(f, "input_subtract", step.input_subtract)
     f["input_divide"] = np.float64(step.input_divide)
 
 
@@ -127,9 +128,9 @@ def write_lda(lda, hdf5) -> None:
         write_stamp(f, "LDA", FORMAT_VERSION)
         f["n_components"] = np.int64(lda.n_components)
         if _is_fitted(lda):
-            f["weights"] = np.asarray(lda.weights, dtype=np.float64)
-            f["input_subtract"] = np.asarray(lda.input_subtract, dtype=np.float64)
-            f["eigenvalues"] = np.asarray(lda.eigenvalues_, dtype=np.float64)
+            write_array(f, "weights", lda.weights)
+            write_array(f, "input_subtract", lda.input_subtract)
+            write_array(f, "eigenvalues", lda.eigenvalues_)
             write_feature_names(f, getattr(lda, "feature_names_in_", None))
 
 
