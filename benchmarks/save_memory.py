@@ -85,8 +85,10 @@ def main():
     print(f"   T: {mb(machine.T.nbytes)} float64")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "ivector.h5")
-        print(f"   save time (best of 3): {best_time(lambda: machine.save(path), 3):.3f} s; the "
-              f"writer alone (no read-back): {best_time(lambda: write_only(machine, path), 3):.3f} s")
+        save = best_time(lambda: machine.save(path), 3)
+        write = best_time(lambda: write_only(machine, path), 3)
+        print(f"   save time (best of 3): {save:.3f} s; the writer alone (no read-back): "
+              f"{write:.3f} s")
         print(f"   traced peak of save:   {mb(peak_memory(lambda: machine.save(path)))}")
         before, peak = rss_of_save(args, path)
         print(f"   RSS of a fresh process: {mb(before)} holding the model, peak {mb(peak)} while "
