@@ -3,6 +3,7 @@ to ``set_params``, that disagrees with the rest of the model (more centroids tha
 of another rank, an i-vector T for another dim_t...) raises ValueError naming the dataset, and
 nothing is written, into a path or an open h5py group (left as it was)."""
 
+import _model_files as mf
 import h5py
 import numpy as np
 import pytest
@@ -45,6 +46,14 @@ def _plda(d):
     return PLDA(dim_f=1, dim_g=1, max_iterations=1).fit(d[0], np.repeat([0, 1, 2], 20))
 
 
+def _enrolled(d):
+    return mf.enrolled()  # gmm-map models of a UBM of C=3 Gaussians, D=2 features
+
+
+def _backend(d):
+    return mf.backend()  # an i-vector machine of dim_t=2 (C=3, D=2), whitening, WCCN, PLDA
+
+
 CASES = {
     "more centroids than n_clusters": (_kmeans, lambda m: setattr(m, "means", np.zeros((3, 3))),
                                        r"'/fitted/centroids' must have shape \(2, \*\); found \(3, 3\)"),
@@ -70,6 +79,12 @@ CASES = {
         r"'/sigma' must hold values > 0"),
     "PLDA F_ of other D": (_plda, lambda m: setattr(m, "F_", np.zeros((4, 1))),
                            r"'/fitted/F' must have shape \(3, \*\)"),
+    "enrolled means of 4 Gaussians": (_enrolled,
+                                      lambda m: m.arrays.update(means=np.zeros((2, 4, 2))),
+                                      r"'/means' must have shape \(2, 3, 2\); found \(2, 4, 2\)"),
+    "back-end i-vector dim_t changed": (
+        _backend, lambda m: m.ivector.set_params(dim_t=5),
+        r"'/ivector/T' must have shape \(3, 2, 5\); found \(3, 2, 2\)"),
 }
 
 
@@ -114,7 +129,7 @@ def test_refused_as_well_when_read_back_in_small_blocks(tmp_path, data, case, mo
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("make", [_kmeans, _gmm, _isv, _jfa, _ivector, _plda])
+@pytest.mark.parametrize("make", [_kmeans, _gmm, _isv, _jfa, _ivector, _plda, _enrolled, _backend])
 def test_consistent_models_are_saved_and_load_as_before(tmp_path, data, make):
     machine = make(data)
     machine.save(tmp_path / "model.h5")

@@ -160,10 +160,12 @@ class IVectorBackend:
         return v
 
     def save(self, hdf5):
-        """Write the back-end (emkit layout ``IVectorBackend``, see :mod:`emkit.io.systems`)."""
-        from ..io.systems import write_ivector_backend
+        """Write the back-end (emkit layout ``IVectorBackend``, see :mod:`emkit.io.systems`) to an
+        HDF5 path (atomically) or an open h5py group; a back-end emkit would refuse to load (parts
+        of disagreeing sizes) raises ValueError and nothing is written."""
+        from ..io._registry import save
 
-        write_ivector_backend(self, hdf5)
+        save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "IVectorBackend":

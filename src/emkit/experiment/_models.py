@@ -62,10 +62,12 @@ class EnrolledModels:
                               self.parameters)
 
     def save(self, hdf5):
-        """Write the models (emkit layout ``EnrolledModels``, see :mod:`emkit.io.systems`)."""
-        from ..io.systems import write_enrolled_models
+        """Write the models (emkit layout ``EnrolledModels``, see :mod:`emkit.io.systems`) to an
+        HDF5 path (atomically) or an open h5py group; models emkit would refuse to load (arrays of
+        other sizes than the machine's) raise ValueError and nothing is written."""
+        from ..io._registry import save
 
-        write_enrolled_models(self, hdf5)
+        save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "EnrolledModels":
