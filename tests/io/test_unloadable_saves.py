@@ -46,6 +46,20 @@ def _plda(d):
     return PLDA(dim_f=1, dim_g=1, max_iterations=1).fit(d[0], np.repeat([0, 1, 2], 20))
 
 
+def _map_gmm(d):
+    return GMMMachine(2, trainer="map", ubm=d[1], max_fitting_steps=1).fit(d[0])
+
+
+def _three_gaussians():
+    ubm = GMMMachine(3)
+    ubm.means, ubm.variances, ubm.weights = np.eye(3), np.ones((3, 3)), np.full(3, 1 / 3)
+    return ubm
+
+
+def _simplified_plda(d):
+    return PLDA(model="simplified", dim_f=1, max_iterations=1).fit(d[0], np.repeat([0, 1, 2], 20))
+
+
 def _enrolled(d):
     return mf.enrolled()  # gmm-map models of a UBM of C=3 Gaussians, D=2 features
 
@@ -79,6 +93,12 @@ CASES = {
         r"'/sigma' must hold values > 0"),
     "PLDA F_ of other D": (_plda, lambda m: setattr(m, "F_", np.zeros((4, 1))),
                            r"'/fitted/F' must have shape \(3, \*\)"),
+    # checks of one dataset against another (a UBM's shape, a subspace's columns)
+    "MAP GMM of a UBM of 3 Gaussians": (
+        _map_gmm, lambda m: m.set_params(ubm=_three_gaussians()),
+        r"'/ubm' must be a UBM of the machine's shape \(2, 3\)"),
+    "PLDA dim_f changed": (_simplified_plda, lambda m: m.set_params(dim_f=2),
+                           r"'/fitted/F' must have 2 columns \(dim_f\); found 1"),
     "enrolled means of 4 Gaussians": (_enrolled,
                                       lambda m: m.arrays.update(means=np.zeros((2, 4, 2))),
                                       r"'/means' must have shape \(2, 3, 2\); found \(2, 4, 2\)"),
