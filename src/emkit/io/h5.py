@@ -264,7 +264,9 @@ def read_array(group, name: str, kind: str = "float", *, shape=None, size=None,
     ``shape``: expected shape, ``None`` entries free; ``size``: expected number of values (any
     shape, for layouts that flatten).  Link, storage, type and shape are checked before the data
     are read; floats must then be finite (and ``positive``/``nonnegative`` when asked).  Missing
-    and not ``required``: None.
+    and not ``required``: None.  While ``save`` reads back what it wrote, a dataset it wrote is
+    checked block by block and returned as a read-only view of the array written
+    (:mod:`emkit.io.read_back`).
     """
     ds, dcpl = _child(group, name, "dataset", required)
     if ds is None:
