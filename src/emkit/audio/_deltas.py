@@ -12,13 +12,29 @@ import numpy as np
 
 from .._validation import check_positive_int
 
-__all__ = ["delta_filters", "add_deltas"]
+__all__ = ["delta_filters", "add_deltas", "MAX_DELTA_REACH"]
+
+#: Most frames (10 s at Kaldi's 10 ms shift) the highest-order filter may reach on each side,
+#: ``order * window``: its filters take time and memory growing as ``order**2 * window``, so a
+#: recipe or options file saying ``delta-order=2147483648`` would otherwise hang the reader.
+MAX_DELTA_REACH = 1000
 
 
-def delta_filters(order: int = 2, window: int = 2) -> list:
-    """The filters of orders ``0 .. order``: 1-D arrays of length ``2 * i * window + 1``."""
-    order = check_positive_int(order, "order", minimum=0)
-    window = check_positive_int(window, "window")
+def delta_filters(order: int = 2, window: int = 2, *, names=("order", "window")) -> list:
+    """The filters of orders ``0 .. order``: 1-D arrays of length ``2 * i * window + 1``.
+
+    ``names``: how messages name ``order`` and ``window``.  ``window`` and ``order * window``
+    must be at most :data:`MAX_DELTA_REACH`.
+    """
+    order = check_positive_int(order, names[0], minimum=0)
+    window = check_positive_int(window, names[1])
+    if window > MAX_DELTA_REACH:
+        raise ValueError(f"{names[1]} must be at most {MAX_DELTA_REACH} (frames on each side); "
+                         f"got {window}")
+    if order * window > MAX_DELTA_REACH:
+        raise ValueError(f"{names[0]} must be at most {MAX_DELTA_REACH // window} with {names[1]} "
+                         f"{window} (the deltas may reach {MAX_DELTA_REACH} frames on each side, "
+                         f"{names[0]} * {names[1]}); got {order}")
     taps = np.arange(-window, window + 1, dtype=np.float64)
     regression = taps / np.sum(taps**2)
     filters = [np.ones(1)]

@@ -125,7 +125,8 @@ class FeatureConfig:
         if not 0.0 <= self.max_clipped <= 1.0:
             raise ValueError(f"max_clipped must be in [0, 1]; got {self.max_clipped!r}")
         check_limit(self.max_utterance_bytes)
-        delta_filters(self.delta_order, self.delta_window)  # validates both
+        delta_filters(self.delta_order, self.delta_window,  # validates both
+                      names=("delta_order", "delta_window"))
         try:  # compute_vad validates the VAD options; its messages start with their names
             compute_vad(np.zeros(1), **self._vad_options())
         except ValueError as exc:
