@@ -36,3 +36,12 @@ def test_a_huge_delta_order_or_window_in_a_recipe_is_refused_not_a_hang(project,
     (project / "recipe.toml").write_text(RECIPE.format(line=line))
     with pytest.raises(RecipeError, match=expected):
         load_recipe(project / "recipe.toml")
+
+
+def test_a_number_of_thousands_of_digits_in_a_recipe_is_a_recipe_error(project):
+    # tomllib's int() met Python's 4300-digit limit: a bare ValueError ("Exceeds the limit (4300
+    # digits) for integer string conversion...") naming neither the recipe nor the problem
+    (project / "recipe.toml").write_text(RECIPE.format(line="num_ceps = " + "1" * 4400))
+    with pytest.raises(RecipeError, match=r"recipe.toml: not a usable TOML file \(a number too "
+                                          r"long to read\)"):
+        load_recipe(project / "recipe.toml")

@@ -368,7 +368,7 @@ def load_recipe(path) -> dict:
         except ImportError:
             raise RecipeError("reading a recipe needs Python >= 3.11 (tomllib) or the tomli "
                               "package") from None
-    from ..io.untrusted import open_regular
+    from ..io.untrusted import FeatureError, open_regular
 
     path = Path(path)
     try:
@@ -376,9 +376,13 @@ def load_recipe(path) -> dict:
             doc = tomllib.load(f)
     except FileNotFoundError:
         raise FileNotFoundError(f"no such recipe file: {os.fspath(path)!r}") from None
+    except FeatureError:  # not a regular file (a pipe, a directory): a ValueError, said as is
+        raise
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path}: not a valid TOML file ({exc})") from None
     except RecursionError:
         raise RecipeError(f"{path}: not a usable TOML file (arrays or tables nested too "
                           "deeply)") from None
+    except ValueError:  # Python's limit on an integer's digits (4300), met in the parser
+        raise RecipeError(f"{path}: not a usable TOML file (a number too long to read)") from None
     return validate(doc, path)
