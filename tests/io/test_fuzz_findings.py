@@ -45,3 +45,41 @@ def test_a_number_of_thousands_of_digits_in_a_recipe_is_a_recipe_error(project):
     with pytest.raises(RecipeError, match=r"recipe.toml: not a usable TOML file \(a number too "
                                           r"long to read\)"):
         load_recipe(project / "recipe.toml")
+
+
+LONG_ID = "r" * 5000
+
+
+@pytest.mark.parametrize("wav_scp, utt2spk", [
+    (f"{LONG_ID} a.wav\n{LONG_ID} a.wav\n", None),  # listed twice
+    (f"{LONG_ID} sox a.wav -t wav - |\n", None),  # a piped command
+    (f"r1 {LONG_ID}.wav\n", None),  # no such file
+    (f"r1 {LONG_ID}:12\n", None),  # an archive offset
+    (f"{LONG_ID} a.wav\n", "other s1\n"),  # no speaker in utt2spk
+])
+def test_data_dir_errors_shorten_the_ids_and_paths_they_quote(tmp_path, wav_scp, utt2spk):
+    # the messages quoted a recording id, utterance id or path of wav.scp whole (repr): a line of
+    # 64 kB gave a message of 64 kB
+    from emkit.audio import read_data_dir
+
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    (tmp_path / "wav.scp").write_text(wav_scp)
+    if utt2spk:
+        (tmp_path / "utt2spk").write_text(utt2spk)
+    with pytest.raises((ValueError, FileNotFoundError)) as info:
+        read_data_dir(tmp_path)
+    message = str(info.value)
+    assert "wav.scp" in message or "utt2spk" in message
+    assert "'" + "r" * 77 + "...'" in message and len(message) < 600
+
+
+def test_a_cohort_error_shortens_the_ids_it_quotes(tmp_path):
+    # 'emkit score --cohort': an utterance missing from the features was quoted whole
+    from emkit.cli._norm import read_cohort
+    from emkit.io.lists import FeatureError
+
+    (tmp_path / "cohort").write_text(f"{LONG_ID} u1 {LONG_ID}\n")
+    with pytest.raises(FeatureError, match=r"cohort: utterance 'r{77}\.\.\.' of cohort model "
+                                           r"'r{77}\.\.\.' is not in the features") as info:
+        read_cohort(tmp_path / "cohort", {"u1": None})
+    assert len(str(info.value)) < 600

@@ -69,7 +69,8 @@ def read_cohort(path, data: dict) -> dict:
     for model, utterances in lists.items():
         for u in utterances:
             if u not in data:
-                raise fe.FeatureError(f"{path}: utterance {u!r} of cohort model {model!r} is not "
+                raise fe.FeatureError(f"{path}: utterance {fe.show_key(u)} of cohort model "
+                                      f"{fe.show_key(model)} is not "
                                       "in the features")
     return {model: lists[model] for model in sorted(lists)}
 
