@@ -83,3 +83,27 @@ def test_a_cohort_error_shortens_the_ids_it_quotes(tmp_path):
                                            r"'r{77}\.\.\.' is not in the features") as info:
         read_cohort(tmp_path / "cohort", {"u1": None})
     assert len(str(info.value)) < 600
+
+
+@pytest.mark.parametrize("value", [1e306, -1e20, 40000.0])
+def test_a_float_wav_sample_beyond_any_scale_is_refused_not_read_as_inf(tmp_path, value):
+    # a DOUBLE WAV with one sample of 1e306 passed the checks (1 of 1600 "clipped" is within
+    # max_clipped) and was scaled by 32768 to inf, silently; one of -1e20 passed and made the
+    # features fail later ("log_energy contains NaN or infinite values", naming no file)
+    sf = pytest.importorskip("soundfile")
+    import numpy as np
+
+    from emkit.audio import AudioError, read_audio
+
+    x = 0.2 * np.sin(np.arange(1600) * 0.05)
+    x[100] = value
+    sf.write(tmp_path / "hot.wav", x, 8000, subtype="DOUBLE")
+    import re
+
+    with pytest.raises(AudioError, match=re.escape(f"hot.wav': 1 of 1600 float samples are beyond "
+                                                   f"32768 in magnitude (up to {abs(value):g}): "
+                                                   "not audio")):
+        read_audio(tmp_path / "hot.wav", sample_rate=8000)
+    x[100] = 32768.0  # 16-bit values stored unscaled reach this: read (as one clipped sample)
+    sf.write(tmp_path / "loud.wav", x, 8000, subtype="DOUBLE")
+    assert read_audio(tmp_path / "loud.wav", sample_rate=8000)[100] == 32768.0**2

@@ -29,7 +29,8 @@ Decisions (each failure is an :class:`AudioError` naming the file; nothing is wr
   loudest sample, 0.98 and 0.984 of the 16-bit full scale).  Float samples (a float WAV) are read
   as stored, full scale 1.0: when those beyond [-1, 1] make too many count as clipped, the error
   says so and gives the largest magnitude (unscaled 16-bit values stored as floats reach
-  thousands); Kaldi reads PCM (integer) WAV only and refuses a float WAV.  A WAV holding
+  thousands; a float sample beyond 32768, no audio at any scale, is refused whatever their
+  number); Kaldi reads PCM (integer) WAV only and refuses a float WAV.  A WAV holding
   fewer samples than its header declares (truncated; for a block codec, ADPCM or GSM 6.10, fewer
   bytes of data) is read with a ``UserWarning``, as Kaldi warns; a size a streaming writer left unknown (data size 0xFFFFFFFF, RIFF size 0 or
   0xFFFFFFFF) is not a truncation.
@@ -58,6 +59,9 @@ _BLOCK_VALUES = 1 << 19  # samples (of all channels) decoded at a time: 4 MiB of
 _CHECK_VALUES = 1 << 20  # samples checked at a time (8 MiB of float64, 1 MiB of booleans)
 _UNKNOWN = 2**63 - 1  # the frame count libsndfile gives for a file whose header has none
 _FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")  # libsndfile returns these samples as stored, unscaled
+#: the largest float sample magnitude accepted (a few beyond 1.0 pass as clipped): beyond it a
+#: sample is not audio at any scale, and one of 1e300 would become inf in the 16-bit scale
+_MAX_FLOAT_SAMPLE = INT16_SCALE
 
 
 class MultiChannelWarning(UserWarning):
@@ -302,14 +306,15 @@ def check_samples(samples: np.ndarray, where: str, *, max_clipped: float = 0.01,
     """``samples`` (float, full scale 1.0) unchanged, or an :class:`AudioError` about ``where``.
 
     ``floats``: the file stores float samples, read as they are: too many beyond [-1, 1] are
-    reported as such (with the largest magnitude) rather than as clipping.  ``full_scale``: a
+    reported as such (with the largest magnitude) rather than as clipping, and any beyond 32768
+    (not audio at any scale; inf once scaled) is refused.  ``full_scale``: a
     sample of this magnitude or more counts as clipped (the codec's loudest, for mu-law and
     A-law).
     """
     n = samples.shape[0]
     if n == 0:
         raise AudioError(f"{where}: the audio is empty (no sample)")
-    bad = clipped = beyond = 0
+    bad = clipped = beyond = huge = 0
     peak = 0.0
     sound = False
     for i in range(0, n, _CHECK_VALUES):  # in chunks: no temporary the size of the audio
@@ -320,9 +325,15 @@ def check_samples(samples: np.ndarray, where: str, *, max_clipped: float = 0.01,
         clipped += int(np.count_nonzero(chunk <= -full_scale))
         if floats:
             beyond += int(np.count_nonzero(chunk > 1.0)) + int(np.count_nonzero(chunk < -1.0))
+            huge += int(np.count_nonzero(chunk > _MAX_FLOAT_SAMPLE))
+            huge += int(np.count_nonzero(chunk < -_MAX_FLOAT_SAMPLE))
             peak = max(peak, float(chunk.max()), -float(chunk.min()))
     if bad:
         raise AudioError(f"{where}: {bad} of {n} samples are NaN or infinite")
+    if huge:
+        raise AudioError(f"{where}: {huge} of {n} float samples are beyond {_MAX_FLOAT_SAMPLE:g} "
+                         f"in magnitude (up to {peak:.6g}): not audio at any scale (float audio "
+                         "has full scale 1.0; even 16-bit values stored unscaled stay within it)")
     if not sound:
         raise AudioError(f"{where}: the audio is digital silence (every one of its {n} samples "
                          "is 0)")
