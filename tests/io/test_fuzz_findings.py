@@ -107,3 +107,19 @@ def test_a_float_wav_sample_beyond_any_scale_is_refused_not_read_as_inf(tmp_path
     x[100] = 32768.0  # 16-bit values stored unscaled reach this: read (as one clipped sample)
     sf.write(tmp_path / "loud.wav", x, 8000, subtype="DOUBLE")
     assert read_audio(tmp_path / "loud.wav", sample_rate=8000)[100] == 32768.0**2
+
+
+@pytest.mark.parametrize("value", ["1e999", "9" * 400])
+def test_an_infinite_sample_frequency_in_a_kaldi_options_file_is_a_usage_error(tmp_path, value):
+    # float('1e999') is inf, and int(inf) raised a bare OverflowError: emkit features said
+    # "error: cannot convert float infinity to integer", naming neither the file nor the option
+    import click
+
+    from emkit.cli import cli
+    from emkit.cli._kaldi_config import read_kaldi_configs
+
+    (tmp_path / "mfcc.conf").write_text(f"--num-ceps=13\n--sample-frequency={value}\n")
+    with click.Context(cli.commands["features"]) as ctx:
+        with pytest.raises(click.UsageError, match=r"mfcc.conf' line 2: --sample-frequency: must "
+                                                   r"be a finite number; got '(1e999|9{77}\.\.\.)'"):
+            read_kaldi_configs([tmp_path / "mfcc.conf"], ctx, "mfcc")

@@ -19,6 +19,7 @@ The file is untrusted: a regular file of at most :data:`MAX_CONFIG_BYTES`, lines
 
 from __future__ import annotations
 
+import math
 import re
 
 import click
@@ -185,6 +186,9 @@ def _option(name, value, options, kind, ctx, where):
     if param.name == "channel" and converted == -1:  # Kaldi's default, "-1": emkit's too
         return param.name, None
     if param.name == "sample_rate":
+        if not math.isfinite(converted):  # 1e999 (the other options' types refuse inf)
+            raise click.UsageError(f"{where}: {shown}: must be a finite number; got "
+                                   f"{_show(value)}")
         if converted != int(converted):
             raise click.UsageError(f"{where}: {shown}={_show(value)}: emkit needs a whole "
                                    "number of Hz")
