@@ -123,3 +123,43 @@ def test_an_infinite_sample_frequency_in_a_kaldi_options_file_is_a_usage_error(t
         with pytest.raises(click.UsageError, match=r"mfcc.conf' line 2: --sample-frequency: must "
                                                    r"be a finite number; got '(1e999|9{77}\.\.\.)'"):
             read_kaldi_configs([tmp_path / "mfcc.conf"], ctx, "mfcc")
+
+
+FULL_RECIPE = """\
+[features]
+num_ceps = 13
+[data.train]
+audio = "audio"
+[ubm]
+data = "train"
+gaussians = 4
+[systems.gmm]
+kind = "gmm-map"
+[conditions.eval]
+data = "train"
+enroll = "enroll"
+trials = "trials"
+"""
+BIG = "9" * 400
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("num_ceps = 13", f"low_freq = {BIG}", r"features.low_freq: must be a number within "
+                                           r"float64's range; got 9{20}\.\.\. \(an integer of 400"),
+    ("gaussians = 4", f"threshold = {BIG}", r"ubm.threshold: must be a number within float64's"),
+    ('kind = "gmm-map"', f'kind = "gmm-map"\nrelevance_factor = -{BIG}',
+     r"systems.gmm.relevance_factor: must be a number within float64's range; got -9{19}\.\.\. "
+     r"\(an integer of 400 digits\)"),
+    ("gaussians = 4", f"gaussians = 4\ngselect = {BIG}",
+     r"ubm.gselect: must be at most ubm.gaussians \(4\); got 9{20}\.\.\. \(an integer of 400 "),
+])
+def test_a_recipe_integer_of_hundreds_of_digits_is_refused_and_not_echoed(project, old, new,
+                                                                          expected):
+    # a float key given an integer beyond float64 leaked a bare OverflowError ("int too large to
+    # convert to float"), and an integer key's message quoted its 400 (up to 4300) digits
+    for name in ("enroll", "trials"):
+        (project / name).write_text("x")
+    (project / "recipe.toml").write_text(FULL_RECIPE.replace(old, new))
+    with pytest.raises(RecipeError, match=expected) as info:
+        load_recipe(project / "recipe.toml")
+    assert len(str(info.value)) < 300

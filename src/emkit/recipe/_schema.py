@@ -88,7 +88,9 @@ def _show(value) -> str:
 
     if isinstance(value, str):
         return show_key(value)
-    if value is None or isinstance(value, (bool, int, float)):  # TOML integers are 64-bit
+    if isinstance(value, int) and len(text := repr(value)) > 24:  # tomllib's reach 4300 digits
+        return f"{text[:20]}... (an integer of {len(text.lstrip('-'))} digits)"
+    if value is None or isinstance(value, (bool, int, float)):
         return repr(value)
     return type(value).__name__
 
@@ -124,8 +126,16 @@ class _Checker:
                 continue
             if not _is(table[name], kind):
                 self.fail(f"{prefix}{name}", f"must be {kind}; got {type(table[name]).__name__}")
-            out[name] = float(table[name]) if kind == FLOAT else table[name]
+            out[name] = self.number(table[name], f"{prefix}{name}") if kind == FLOAT \
+                else table[name]
         return out
+
+    def number(self, value, key: str) -> float:
+        """``value`` (an int or float of the file) as a float."""
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            self.fail(key, f"must be {FLOAT} within float64's range; got {_show(value)}")
 
     def file(self, value: str, key: str, directory: bool = False) -> str:
         p = self.base / value
@@ -167,7 +177,8 @@ def _ivector_dims(chk: _Checker, key: str, s: dict, labelled: bool) -> None:
             chk.fail(f"{key}.lda_dim", "needs speaker labels (LDA is trained on the speakers): "
                                        f"data set {s['data']!r} has no utt2spk")
         if s["lda_dim"] > s["dim"]:
-            chk.fail(f"{key}.lda_dim", f"must be at most dim ({s['dim']}); got {s['lda_dim']!r}")
+            chk.fail(f"{key}.lda_dim", f"must be at most dim ({_show(s['dim'])}); got "
+                                       f"{_show(s['lda_dim'])}")
     if s["plda_dim"] is not None:
         if s["backend"] != "plda":
             chk.fail(f"{key}.plda_dim", f"applies to backend = 'plda' only; got backend = "
@@ -175,8 +186,8 @@ def _ivector_dims(chk: _Checker, key: str, s: dict, labelled: bool) -> None:
         limit, name = ((s["lda_dim"], "lda_dim") if s["lda_dim"] is not None
                        else (s["dim"], "dim"))
         if s["plda_dim"] > limit:
-            chk.fail(f"{key}.plda_dim", f"must be at most {name} ({limit}), the PLDA's input "
-                                        f"dimension; got {s['plda_dim']!r}")
+            chk.fail(f"{key}.plda_dim", f"must be at most {name} ({_show(limit)}), the PLDA's input "
+                                        f"dimension; got {_show(s['plda_dim'])}")
 
 
 def _features(chk: _Checker, table: dict):
@@ -196,7 +207,8 @@ def _features(chk: _Checker, table: dict):
     # records the values, and the same settings must give the same stamp
     floats = {f.name for cls in (KaldiOptions, FeatureConfig) for f in dataclasses.fields(cls)
               if f.type == "float"}
-    table = {name: float(value) if name in floats and _is(value, INT) else value
+    table = {name: chk.number(value, f"features.{name}") if name in floats and _is(value, INT)
+             else value
              for name, value in table.items()}
     from ..audio._kaldi_features import check_options
 
@@ -280,8 +292,8 @@ def validate(doc: dict, path) -> dict:
         chk.positive(r["ubm"][k], f"ubm.{k}")
     u = r["ubm"]
     if u["gselect"] is not None and u["gselect"] > u["gaussians"]:
-        chk.fail("ubm.gselect", f"must be at most ubm.gaussians ({u['gaussians']}); got "
-                                f"{u['gselect']!r}")
+        chk.fail("ubm.gselect", f"must be at most ubm.gaussians ({_show(u['gaussians'])}); got "
+                                f"{_show(u['gselect'])}")
     if not 0.0 <= u["threshold"] < float("inf"):
         chk.fail("ubm.threshold", f"must be a number >= 0 (0: no convergence test); got {u['threshold']!r}")
     if not 0.0 <= u["min_posterior"] < 1.0:
