@@ -120,8 +120,9 @@ def test_an_infinite_sample_frequency_in_a_kaldi_options_file_is_a_usage_error(t
 
     (tmp_path / "mfcc.conf").write_text(f"--num-ceps=13\n--sample-frequency={value}\n")
     with click.Context(cli.commands["features"]) as ctx:
-        with pytest.raises(click.UsageError, match=r"mfcc.conf' line 2: --sample-frequency: must "
-                                                   r"be a finite number; got '(1e999|9{77}\.\.\.)'"):
+        with pytest.raises(click.UsageError, match=r"mfcc.conf' line 2: --sample-frequency: "
+                                                   r"must be a finite number; got "
+                                                   r"'(1e999|9{77}\.\.\.)'"):
             read_kaldi_configs([tmp_path / "mfcc.conf"], ctx, "mfcc")
 
 

@@ -76,9 +76,9 @@ def _wav_scp(data_dir: Path) -> dict:
             raise AudioError(f"{where}: expected 'recording-id path'; got {len(parts)} field(s)")
         key, target = _check_id(parts[0], where, "recording id"), parts[1]
         if target.endswith("|") or target.startswith("|") or target == "-":
-            raise AudioError(f"{where}: recording {show_key(key)} is a piped command or standard input; "
-                             "emkit never runs commands: convert the audio to WAV/FLAC files and "
-                             "list their paths")
+            raise AudioError(f"{where}: recording {show_key(key)} is a piped command or standard "
+                             "input; emkit never runs commands: convert the audio to WAV/FLAC "
+                             "files and list their paths")
         if key in out:
             raise AudioError(f"{where}: recording {show_key(key)} is listed twice")
         out[key] = _resolve(target, data_dir, where)
@@ -97,8 +97,8 @@ def _resolve(target: str, data_dir: Path, where: str) -> str:
         except OSError:  # a name too long for the file system: no such file
             continue
     if ":" in target and not os.path.exists(target):
-        raise AudioError(f"{where}: {show_key(target)}: archive offsets (path:offset) are not supported; "
-                         "list plain audio files")
+        raise AudioError(f"{where}: {show_key(target)}: archive offsets (path:offset) are not "
+                         "supported; list plain audio files")
     raise FileNotFoundError(f"{where}: no such audio file {show_key(target)}")
 
 
@@ -159,7 +159,8 @@ def read_data_dir(data_dir) -> list:
         speakers = read_id_map(data_dir / "utt2spk")
         missing = [u.id for u in utterances if u.id not in speakers]
         if missing:
-            raise AudioError(f"{show_path(data_dir / 'utt2spk')}: utterance {show_key(missing[0])} has no speaker "
+            raise AudioError(f"{show_path(data_dir / 'utt2spk')}: utterance "
+                             f"{show_key(missing[0])} has no speaker "
                              f"({len(missing)} of {len(utterances)} utterances are missing)")
         utterances = [Utterance(u.id, u.path, u.start, u.end, speakers[u.id], u.origin)
                       for u in utterances]

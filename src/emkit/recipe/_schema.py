@@ -186,8 +186,8 @@ def _ivector_dims(chk: _Checker, key: str, s: dict, labelled: bool) -> None:
         limit, name = ((s["lda_dim"], "lda_dim") if s["lda_dim"] is not None
                        else (s["dim"], "dim"))
         if s["plda_dim"] > limit:
-            chk.fail(f"{key}.plda_dim", f"must be at most {name} ({_show(limit)}), the PLDA's input "
-                                        f"dimension; got {_show(s['plda_dim'])}")
+            chk.fail(f"{key}.plda_dim", f"must be at most {name} ({_show(limit)}), the PLDA's "
+                                        f"input dimension; got {_show(s['plda_dim'])}")
 
 
 def _features(chk: _Checker, table: dict):
