@@ -172,6 +172,14 @@ def test_white_space_in_a_file_name_is_refused_before_computing(tmp_path, audio)
     no_leftovers(tmp_path, "out", "out.ark", "out.scp")
 
 
+def test_a_refused_file_name_is_shown_whole_under_a_long_folder(tmp_path):
+    deep = tmp_path.joinpath(*["a_long_folder_name_" * 3] * 3)  # ~180 characters
+    deep.mkdir(parents=True)
+    (deep / "zz my take.wav").write_text("not audio: never decoded")
+    one_line_error(run(deep, "-o", tmp_path / "out.ark"), 1, "'...", "zz my take.wav'",
+                   "Kaldi ids cannot contain")
+
+
 @pytest.mark.filterwarnings("default::UserWarning")
 def test_a_truncated_wav_is_a_one_line_warning(tmp_path, audio):
     whole = (audio / "utt1.wav").read_bytes()

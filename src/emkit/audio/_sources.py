@@ -210,15 +210,15 @@ def find_utterances(inputs) -> list:
                 raise AudioError(f"{show_path(u.path)}: utterance id {show_key(u.id)} cannot name a file (no '/', "
                                  "'\\' or leading '.')")
             if u.id.startswith("#"):
-                raise AudioError(f"audio file {show_key(u.path)}: its utterance id "
+                raise AudioError(f"audio file {show_path(u.path, tail=120)}: its utterance id "
                                  f"{show_key(u.id)} starts with '#', which emkit's lists "
                                  "(feats.scp, utt2spk, trials) skip as comments; rename the file")
             if any(c.isspace() for c in u.id):
-                raise AudioError(f"audio file {show_key(u.path)}: its utterance id "
+                raise AudioError(f"audio file {show_path(u.path, tail=120)}: its utterance id "
                                  f"{show_key(u.id)} contains white space, which Kaldi ids cannot "
                                  "contain; rename the file")
             if not u.id.isprintable():
-                raise AudioError(f"audio file {show_key(u.path)}: its utterance id "
+                raise AudioError(f"audio file {show_path(u.path, tail=120)}: its utterance id "
                                  f"{show_key(u.id)} contains a control or other non-printable "
                                  "character, which an ark key cannot hold; rename the file")
             if u.id in origin:

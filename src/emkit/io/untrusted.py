@@ -62,10 +62,17 @@ def _subject(path, what: str) -> str:
     return f"{what}: {show_path(path)}" if what else os.fspath(path)
 
 
-def show_path(path) -> str:
+def show_path(path, tail: int | None = None) -> str:
     """A path for a message: its ``repr``, so that control characters in a file name (an escape
-    sequence) are shown escaped, never sent to the terminal."""
-    return repr(os.fspath(path))
+    sequence) are shown escaped, never sent to the terminal.
+
+    ``tail``: for a path read from a file (whose length the file decides), at most its last
+    ``tail`` characters after ``...``, so that its file name survives a long folder.
+    """
+    path = os.fspath(path)
+    if tail is not None and len(path) > tail:
+        path = "..." + path[-tail:]
+    return repr(path)
 
 
 def check_regular(path, what: str = "") -> os.stat_result:
