@@ -6,6 +6,7 @@ list made one class of each).
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping, Set
 
 import numpy as np
 
@@ -35,7 +36,30 @@ def check_no_nan_labels(codes, classes, name: str = "y"):
     return codes, classes
 
 
-def encode_labels(y, name: str = "y", *, first_appearance: bool = False):
+def check_label_sequence(y, name: str = "y", per: str = "sample"):
+    """``y`` when it is a sequence of labels, one per ``per``; else a TypeError naming ``name``.
+
+    A mapping is refused (iterating it gives its keys, not the values the user most likely meant),
+    and so is a set (its order is arbitrary, so labels would not line up with the samples), a
+    str (one label per character), a scalar and anything that cannot be indexed (an iterator,
+    ``dict.values()``).
+    """
+    if isinstance(y, Mapping):
+        got = (f"a {type(y).__name__} of {len(y)} items (its keys would be taken as the labels; "
+               f"pass list({name}.values()) if its values are the labels)")
+    elif isinstance(y, Set):
+        got = f"a {type(y).__name__} of {len(y)} labels, whose order is arbitrary"
+    elif isinstance(y, (str, bytes)) or not hasattr(y, "__len__") or getattr(y, "ndim", 1) == 0:
+        shown = repr(y)
+        got = f"{type(y).__name__} {shown if len(shown) <= 40 else shown[:37] + '...'}"
+    elif not hasattr(y, "__getitem__"):
+        got = f"a {type(y).__name__} of {len(y)} items, which cannot be indexed"
+    else:
+        return y
+    raise TypeError(f"{name} must be a sequence of class labels, one per {per}; got {got}")
+
+
+def encode_labels(y, name: str = "y", *, first_appearance: bool = False, per: str = "sample"):
     """``(codes (S,) int64, classes (K,) array)`` with ``classes[codes] == y``.
 
     A numpy array of numbers or text (1-D, or a single row or column) gives its sorted distinct
@@ -61,9 +85,7 @@ def encode_labels(y, name: str = "y", *, first_appearance: bool = False):
             rank[order] = np.arange(len(order))
             codes, classes = rank[codes], classes[order]
         return check_no_nan_labels(codes, classes, name)
-    if isinstance(y, (str, bytes)) or not hasattr(y, "__iter__"):
-        raise TypeError(f"{name} must be a sequence of labels; got {type(y).__name__}")
-    labels = list(y)
+    labels = list(check_label_sequence(y, name, per))
     try:
         unique = set(labels)
     except TypeError as exc:

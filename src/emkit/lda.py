@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 
 from ._feature_names import FeatureNamesMixin
 from ._fitted import FittedArray, set_fitted
-from ._labels import encode_labels
+from ._labels import check_label_sequence, encode_labels
 from ._validation import check_frames, check_positive_int
 from .io._registry import register
 
@@ -70,6 +70,7 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         k = check_positive_int(self.n_components, "n_components")  # set_params is checked here
         raw = X
         X = np.asarray(check_frames(X, "X", ensure_2d=True, owner="LDA"), dtype=np.float64)
+        check_label_sequence(y, "y", "row of X")
         if np.shape(y) != (X.shape[0],):
             raise ValueError(f"y must have one label per row of X ({X.shape[0]}); got shape "
                              f"{np.shape(y)}")

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from ._fitted import FittedArray, set_fitted
-from ._labels import encode_labels
+from ._labels import check_label_sequence, encode_labels
 from ._feature_names import FeatureNamesMixin
 from ._validation import check_bool, check_frames
 from .io._registry import register
@@ -32,10 +32,11 @@ def _encode_labels(y, n_samples: int):
     if y is None:
         raise ValueError("WCCN requires y to be passed, but the target y is None: one class label "
                          "per row of X is needed")
+    check_label_sequence(y, "y", "row of X")
     if not isinstance(y, (list, tuple)):
         y = np.asarray(y)
     sort = isinstance(y, np.ndarray) and y.dtype != object  # lists: first appearance
-    codes, classes = encode_labels(y, first_appearance=not sort)
+    codes, classes = encode_labels(y, first_appearance=not sort, per="row of X")
     if len(codes) != n_samples:
         raise ValueError(f"y must have one label per row of X ({n_samples}); got {len(codes)} "
                          "labels")

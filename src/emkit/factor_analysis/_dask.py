@@ -16,6 +16,7 @@ import numpy as np
 from .._backend import bag_from_parts, is_delayed, n_threads, partition_lengths, prepared_on_workers
 from ..stats import GMMStats, as_stats_sequence
 from ._blocks import SessionBlock, TrainingSet, block_slices, in_memory, pair_codes, split
+from .._labels import check_label_sequence
 from ._labels import check_lengths, encode_labels, label_list
 
 
@@ -99,6 +100,7 @@ def is_nested(X, y) -> bool:
 def prepare_nested(X, y, shape, threads, step) -> TrainingSet:
     """The per-class form: in memory when every group is a list of GMMStats, else a bag."""
     for k, (group, labels) in enumerate(zip(X, y)):
+        check_label_sequence(labels, f"y[{k}]", f"session of X[{k}]")
         if len(labels) == 0 or (isinstance(group, (list, tuple)) and len(group) == 0):
             raise ValueError(
                 f"X[{k}] / y[{k}]: class group {k} has no session; every class needs at "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import is_dask_collection
-from .._labels import encode_labels
+from .._labels import check_label_sequence, encode_labels
 
 __all__ = ["encode_labels", "check_class_indices", "check_lengths", "label_list"]
 
@@ -39,13 +39,10 @@ def check_lengths(n_x, n_y):
 
 
 def label_list(y, name="y"):
-    """``y`` of ``fit`` (a dask collection is computed); None is refused."""
+    """``y`` of ``fit`` (a dask collection is computed); None, a mapping, a set and scalars are
+    refused (:func:`emkit._labels.check_label_sequence`)."""
     if is_dask_collection(y):
         y = y.compute()
     if y is None:
         raise ValueError(f"{name} is required: one class label per session")
-    if isinstance(y, (str, bytes)) or not hasattr(y, "__len__") or getattr(y, "ndim", 1) == 0:
-        shown = repr(y)
-        raise TypeError(f"{name} must be a sequence of class labels, one per session; got "
-                        f"{type(y).__name__} {shown if len(shown) <= 40 else shown[:37] + '...'}")
-    return y
+    return check_label_sequence(y, name, "session")
