@@ -15,6 +15,8 @@ import numbers
 import os
 import threading
 
+from ._describe import describe
+
 #: what ``set_config`` set (the defaults at first)
 _BASE = {"progress": False, "block_rows": None, "device": "cpu", "array_library": None,
          "device_cache": None, "gselect_top_k": None, "gselect_min_posterior": 0.0,
@@ -80,7 +82,7 @@ def _check_device(device) -> str:
     if name.startswith("cuda:") and name[5:].isdigit():
         return name
     raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' (N a device index) or 'auto'; "
-                     f"got {device!r}")
+                     f"got {describe(device)}")
 
 
 def set_config(progress: bool | None = None, block_rows: int | None = None,
@@ -175,15 +177,16 @@ def _changes(settings: dict) -> dict:
     if block_rows is not None:  # checked, never coerced (int(2.7) was 2, int("64") 64)
         _number(block_rows, "block_rows", "a positive integer", integral=True)
         if block_rows < 1:
-            raise ValueError(f"block_rows must be a positive integer; got {block_rows!r}")
+            raise ValueError(f"block_rows must be a positive integer; got {describe(block_rows)}")
     if dask_cache is not None and not (isinstance(dask_cache, str)
                                        and dask_cache in DASK_CACHE_MODES):
-        raise ValueError(f"dask_cache must be one of {DASK_CACHE_MODES}; got {dask_cache!r}")
+        raise ValueError(f"dask_cache must be one of {DASK_CACHE_MODES}; "
+                         f"got {describe(dask_cache)}")
     if dask_cache_fraction is not None:
         _number(dask_cache_fraction, "dask_cache_fraction", "a number in (0, 1]")
         if not 0 < dask_cache_fraction <= 1:  # (NaN too)
             raise ValueError(f"dask_cache_fraction must be a number in (0, 1]; got "
-                             f"{dask_cache_fraction!r}")
+                             f"{describe(dask_cache_fraction)}")
     if dask_worker_heap is not None:
         dask_worker_heap = _flag(dask_worker_heap, "dask_worker_heap")
     if progress is not None:
@@ -192,11 +195,13 @@ def _changes(settings: dict) -> dict:
         spill_directory = _directory(spill_directory, "spill_directory")
     if _given(device_cache):
         if not _is_bool(device_cache):  # (1.0 == True: ``in (None, True, False)`` took it)
-            raise ValueError(f"device_cache must be None, True or False; got {device_cache!r}")
+            raise ValueError(f"device_cache must be None, True or False; "
+                             f"got {describe(device_cache)}")
         device_cache = bool(device_cache)
     if _given(array_library) and not (isinstance(array_library, str)
                                       and array_library in ARRAY_LIBRARIES):
-        raise ValueError(f"array_library must be 'torch', 'cupy' or None; got {array_library!r}")
+        raise ValueError(f"array_library must be 'torch', 'cupy' or None; "
+                         f"got {describe(array_library)}")
     new_device = _CONFIG["device"] if device is None else _check_device(device)
     new_library = _CONFIG["array_library"] if array_library is _KEEP else array_library
     if new_device != "cpu" and (device is not None or array_library is not _KEEP):
@@ -246,14 +251,14 @@ def _number(value, name: str, expected: str, integral: bool = False) -> None:
     """Raise a TypeError naming ``name`` unless ``value`` is a real number (an integer when
     ``integral``), numpy scalars included; booleans are refused (True is not the number 1 here)."""
     if _is_bool(value) or not isinstance(value, numbers.Integral if integral else numbers.Real):
-        raise TypeError(f"{name} must be {expected}; got {type(value).__name__}: {value!r}")
+        raise TypeError(f"{name} must be {expected}; got {type(value).__name__}: {describe(value)}")
 
 
 def _flag(value, name: str) -> bool:
     """``value`` as a bool: True or False (numpy's too, and the integers 0 and 1)."""
     if _is_bool(value) or (isinstance(value, numbers.Integral) and value in (0, 1)):
         return bool(value)
-    raise TypeError(f"{name} must be True or False; got {type(value).__name__}: {value!r}")
+    raise TypeError(f"{name} must be True or False; got {type(value).__name__}: {describe(value)}")
 
 
 def _directory(value, name: str) -> str:
@@ -261,7 +266,7 @@ def _directory(value, name: str) -> str:
     path = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
     if not isinstance(path, str):
         raise TypeError(f"{name} must be a directory path (str or os.PathLike) or None; got "
-                        f"{type(value).__name__}: {value!r}")
+                        f"{type(value).__name__}: {describe(value)}")
     if not path:
         raise ValueError(f"{name} is an empty path: give a directory, or None for the workers' "
                          "temporary directory")
@@ -274,13 +279,13 @@ def _check_gselect(top_k, min_posterior):
         expected = "None or a positive integer (Gaussians kept per frame)"
         _number(top_k, "gselect_top_k", expected, integral=True)
         if top_k < 1:
-            raise ValueError(f"gselect_top_k must be {expected}; got {top_k!r}")
+            raise ValueError(f"gselect_top_k must be {expected}; got {describe(top_k)}")
         top_k = int(top_k)
     if min_posterior is not None:
         _number(min_posterior, "gselect_min_posterior", "a float in [0, 1)")
         if not 0.0 <= min_posterior < 1.0:  # (NaN too)
             raise ValueError(f"gselect_min_posterior must be a float in [0, 1); got "
-                             f"{min_posterior!r}")
+                             f"{describe(min_posterior)}")
         min_posterior = float(min_posterior)
     return top_k, min_posterior
 

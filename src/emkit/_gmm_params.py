@@ -9,6 +9,7 @@ from ._fitted import FittedArray
 from ._kernels import gmm as kg
 from ._validation import (check_bool, check_checkpoint, check_finite, check_iteration_limits, check_positive_int,
                           check_random_state_type, check_real)
+from ._describe import describe
 
 TRAINERS = ("ml", "map")
 COMPUTE_DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -18,7 +19,8 @@ def check_gmm_parameters(machine, gmm_class, kmeans_class) -> None:
     """Raise ``ValueError``/``TypeError`` naming the first invalid argument of ``machine``."""
     check_positive_int(machine.n_gaussians, "n_gaussians")
     if not isinstance(machine.trainer, str) or machine.trainer not in TRAINERS:
-        raise ValueError(f"trainer must be one of {TRAINERS} (lower case); got {machine.trainer!r}")
+        raise ValueError(f"trainer must be one of {TRAINERS} (lower case); "
+                         f"got {describe(machine.trainer)}")
     ubm = machine.ubm
     if ubm is not None:
         if not isinstance(ubm, gmm_class):
@@ -74,10 +76,29 @@ def check_map_alpha(alpha, n_gaussians: int) -> None:
     try:
         a = np.asarray(alpha, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"map_alpha must be a number or an array of numbers in [0, 1]; got {alpha!r}") from None
-    if a.shape != (n_gaussians,) or not np.all((a >= 0) & (a <= 1)):
+        raise TypeError(f"map_alpha must be a number or an array of numbers in [0, 1]; "
+                        f"got {describe(alpha)}") from None
+    if a.shape != (n_gaussians,) or not np.all(_in_unit_interval(a)):
         raise ValueError(f"map_alpha must be a number in [0, 1] or an array of {n_gaussians} "
-                         f"such numbers (n_gaussians); got {alpha!r}")
+                         "such numbers (n_gaussians); "
+                         f"got {_first_bad(a, n_gaussians, _in_unit_interval)}")
+
+
+def _in_unit_interval(a):
+    return (a >= 0) & (a <= 1)
+
+
+def _finite_non_negative(a):
+    return np.isfinite(a) & (a >= 0)
+
+
+def _first_bad(a, n_gaussians: int, valid) -> str:
+    """What is wrong with ``a``, which must be ``n_gaussians`` values each ``valid`` (a mask
+    function): its shape when that is wrong, else its first invalid value and where it is."""
+    if a.shape != (n_gaussians,):
+        return f"shape {a.shape}"
+    bad = int(np.flatnonzero(~valid(a))[0])
+    return f"{float(a[bad])!r} at index {bad}"
 
 
 def check_weights(weights, n_gaussians: int, name: str) -> None:
@@ -87,9 +108,11 @@ def check_weights(weights, n_gaussians: int, name: str) -> None:
     try:
         w = np.asarray(weights, dtype=float)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an array of {n_gaussians} numbers; got {weights!r}") from None
-    if w.shape != (n_gaussians,) or not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError(f"{name} must be {n_gaussians} finite non-negative values; got {w!r}")
+        raise TypeError(f"{name} must be an array of {n_gaussians} numbers; "
+                        f"got {describe(weights)}") from None
+    if w.shape != (n_gaussians,) or not np.all(_finite_non_negative(w)):
+        raise ValueError(f"{name} must be {n_gaussians} finite non-negative values; "
+                         f"got {_first_bad(w, n_gaussians, _finite_non_negative)}")
 
 
 def check_parameter_value(name: str, value):

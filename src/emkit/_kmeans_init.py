@@ -19,6 +19,7 @@ import numpy as np
 from ._backend import is_dask_collection, map_reduce, small_products
 from ._kernels import kmeans as kk
 from ._validation import check_block, check_finite
+from ._describe import describe
 
 logger = logging.getLogger("emkit")
 
@@ -201,14 +202,16 @@ def check_init_method(init_method, n_clusters: int) -> None:
     """Raise unless ``init_method`` is a method name or a finite (n_clusters, D) array."""
     if isinstance(init_method, str):
         if init_method not in INIT_METHODS:
-            raise ValueError(f"init_method must be one of {set(INIT_METHODS)} or an array; got {init_method!r}")
+            raise ValueError(f"init_method must be one of {set(INIT_METHODS)} or an array; "
+                             f"got {describe(init_method)}")
         return
     if not isinstance(init_method, (np.ndarray, list, tuple)) and not is_dask_collection(init_method):
         raise TypeError(f"init_method must be a str or an array; got {type(init_method).__name__}")
     try:
         init = np.asarray(init_method, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"init_method must be a method name or an array of numbers; got {init_method!r}") from None
+        raise TypeError(f"init_method must be a method name or an array of numbers; "
+                        f"got {describe(init_method)}") from None
     if init.ndim != 2 or init.shape[0] != n_clusters or init.shape[1] == 0:
         raise ValueError(f"init_method array must have shape (n_clusters={n_clusters}, n_features); got {init.shape}")
     if not np.isfinite(init).all():
@@ -226,7 +229,8 @@ def initial_centroids(X, n_clusters, init_method, rs, *, init_max_iter, oversamp
         if init_method == "k-means||":
             return init_kmeans_parallel(X, n_clusters, rs, n_rounds=init_max_iter,
                                         oversampling_factor=oversampling_factor, block_rows=block_rows)
-        raise ValueError(f"init_method must be one of {set(INIT_METHODS)} or an array; got {init_method!r}")
+        raise ValueError(f"init_method must be one of {set(INIT_METHODS)} or an array; "
+                         f"got {describe(init_method)}")
     if isinstance(init_method, (np.ndarray, list, tuple)) or is_dask_collection(init_method):
         init = np.asarray(init_method, dtype=np.float64)
         if init.ndim != 2 or init.shape[0] != n_clusters:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Set
 import numpy as np
 
 from ._backend import is_dask_collection
+from ._describe import describe
 
 
 def _object_array(values) -> np.ndarray:
@@ -50,8 +51,7 @@ def check_label_sequence(y, name: str = "y", per: str = "sample"):
     elif isinstance(y, Set):
         got = f"a {type(y).__name__} of {len(y)} labels, whose order is arbitrary"
     elif isinstance(y, (str, bytes)) or not hasattr(y, "__len__") or getattr(y, "ndim", 1) == 0:
-        shown = repr(y)
-        got = f"{type(y).__name__} {shown if len(shown) <= 40 else shown[:37] + '...'}"
+        got = f"{type(y).__name__} {describe(y)}"
     elif not hasattr(y, "__getitem__"):
         got = f"a {type(y).__name__} of {len(y)} items, which cannot be indexed"
     else:

@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from ._describe import describe
+
 
 def check_random_state(random_state, name: str = "random_state") -> np.random.Generator | np.random.RandomState:
     """Turn ``random_state`` into a generator object without touching numpy's global state.
@@ -29,7 +31,7 @@ def check_random_state(random_state, name: str = "random_state") -> np.random.Ge
         return np.random.RandomState(int(random_state))
     raise TypeError(
         f"{name} must be None, an int, a numpy RandomState or a numpy Generator; "
-        f"got {type(random_state).__name__}: {random_state!r}"
+        f"got {type(random_state).__name__}: {describe(random_state)}"
     )
 
 
@@ -37,9 +39,10 @@ def check_positive_int(value, name: str, *, minimum: int = 1, allow_none: bool =
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}; got {type(value).__name__}: {value!r}")
+        raise TypeError(f"{name} must be an integer >= {minimum}; "
+                        f"got {type(value).__name__}: {describe(value)}")
     if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {describe(value)}")
     return int(value)
 
 
@@ -49,7 +52,7 @@ def check_checkpoint(value, name: str = "checkpoint") -> None:
         return
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a file path (str or os.PathLike) or None; got "
-                        f"{type(value).__name__}: {value!r}")
+                        f"{type(value).__name__}: {describe(value)}")
     if not os.fspath(value):
         raise ValueError(f"{name} is an empty path: give a file name, or None for no checkpoint")
 
@@ -60,7 +63,8 @@ def check_random_state_type(random_state, name: str = "random_state") -> None:
         return
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         if not 0 <= random_state < 2**32:
-            raise ValueError(f"{name} must be an integer seed in [0, 2**32 - 1]; got {random_state!r}")
+            raise ValueError(f"{name} must be an integer seed in [0, 2**32 - 1]; "
+                             f"got {describe(random_state)}")
         return
     check_random_state(random_state, name)  # raises the TypeError
 
@@ -72,14 +76,15 @@ def check_real(value, name: str, *, minimum=None, maximum=None, exclusive_minimu
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         expected = "a real number" + (" or None" if allow_none else "")
-        raise TypeError(f"{name} must be {expected}; got {type(value).__name__}: {value!r}")
+        raise TypeError(f"{name} must be {expected}; got {type(value).__name__}: {describe(value)}")
     if not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number; got {value!r}")
+        raise ValueError(f"{name} must be a finite number; got {describe(value)}")
     low_ok = minimum is None or (value > minimum if exclusive_minimum else value >= minimum)
     if not low_ok or (maximum is not None and value > maximum):
         low = "" if minimum is None else (f"> {minimum}" if exclusive_minimum else f">= {minimum}")
         high = "" if maximum is None else f"<= {maximum}"
-        raise ValueError(f"{name} must be {' and '.join(b for b in (low, high) if b)}; got {value!r}")
+        raise ValueError(f"{name} must be {' and '.join(b for b in (low, high) if b)}; "
+                         f"got {describe(value)}")
     return float(value)
 
 
@@ -93,7 +98,7 @@ def check_bool(value, name: str) -> bool:
     """``True``/``False`` (numpy booleans and the integers 0 and 1 too)."""
     if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
         return bool(value)
-    raise TypeError(f"{name} must be True or False; got {type(value).__name__}: {value!r}")
+    raise TypeError(f"{name} must be True or False; got {type(value).__name__}: {describe(value)}")
 
 
 def check_iteration_limits(max_iterations, convergence_threshold, max_name: str) -> None:
@@ -213,11 +218,9 @@ def _refuse_complex_or_1d(X, name: str, ensure_2d: bool) -> None:
 
 
 def _scalar_given(name: str, X) -> str:
-    shown = repr(X)
     single = X is None or isinstance(X, (numbers.Number, np.ndarray, np.generic))
     what = "the scalar" if single else f"a {type(X).__name__}"  # (a dict, a set...)
-    return (f"{name} must be an array of samples; got {what} "
-            f"{shown if len(shown) <= 40 else shown[:37] + '...'}. Reshape your data to "
+    return (f"{name} must be an array of samples; got {what} {describe(X)}. Reshape your data to "
             "(n_samples, n_features).")
 
 
@@ -399,6 +402,5 @@ def check_field_types(options) -> None:
         kinds = [k for k in kinds if k != "None"]
         if not any(_FIELD_KINDS[k][1](value) for k in kinds):
             expected = " or ".join(_FIELD_KINDS[k][0] for k in kinds) + (" or none" if "None" in str(f.type) else "")
-            shown = repr(value)
             raise TypeError(f"{f.name} must be {expected}; got {type(value).__name__} "
-                            f"{shown if len(shown) <= 40 else shown[:37] + '...'}")
+                            f"{describe(value)}")

@@ -33,6 +33,7 @@ from .io import _registry
 from .kmeans import KMeansMachine
 from ._gmm_reference import e_step, log_likelihood, log_weighted_likelihood, m_step
 from .stats import GMMStats
+from ._describe import describe
 
 logger = logging.getLogger("emkit")
 
@@ -339,7 +340,8 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
         """
         if self.trainer != "map" or self.ubm is None:
             raise ValueError("adapt needs a MAP machine: GMMMachine(trainer='map', ubm=<a trained "
-                             f"GMMMachine>); got trainer={self.trainer!r}, ubm={self.ubm!r}")
+                             f"GMMMachine>); "
+                             f"got trainer={describe(self.trainer)}, ubm={describe(self.ubm)}")
         self._check_parameters()
         single = isinstance(stats, GMMStats)
         batch = GMMStats.stack([stats] if single else stats, name="stats", indexed=not single,

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 
 from . import _config
+from ._describe import describe
 from ._validation import check_bool, check_finite
 from .gmm import GMMMachine
 from .stats import GMMStats, as_stats_sequence
@@ -60,10 +61,9 @@ def _offsets_array(offsets, n_probes: int, C: int, D: int) -> np.ndarray:
     except ValueError:  # lists of different lengths
         numbers_only = False
     if not numbers_only:
-        shown = repr(offsets)
         raise TypeError("test_channel_offsets must be a number or an array of numbers (a scalar, "
                         f"(C, D), (P, C, D) or (P, C*D)); got {type(offsets).__name__} "
-                        f"{shown if len(shown) <= 40 else shown[:37] + '...'}")
+                        f"{describe(offsets)}")
     offsets = array.astype(np.float64)
     check_finite(offsets, "test_channel_offsets")
     if offsets.shape == (n_probes, C * D):

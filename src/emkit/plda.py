@@ -62,6 +62,7 @@ from ._plda_training import (check_within_class_samples, class_statistics, encod
 from ._validation import check_finite, check_frames, check_positive_int, is_finite_number
 from .io._registry import register
 from .whitening import check_scatter
+from ._describe import describe
 
 
 __all__ = ["PLDA", "PLDAEnrollment", "encode_labels"]
@@ -167,19 +168,21 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
 
     def _check_params(self, n_features: int, n_classes: int):
         if self.model not in self.MODELS:
-            raise ValueError(f"model must be one of {self.MODELS}; got {self.model!r}")
+            raise ValueError(f"model must be one of {self.MODELS}; got {describe(self.model)}")
         if self.init_method not in self.INIT_METHODS:
-            raise ValueError(f"init_method must be one of {self.INIT_METHODS}; got {self.init_method!r}")
+            raise ValueError(f"init_method must be one of {self.INIT_METHODS}; "
+                             f"got {describe(self.init_method)}")
         check_positive_int(self.max_iterations, "max_iterations", minimum=0)
         if self.block_size is not None:
             check_positive_int(self.block_size, "block_size")
         if self.convergence_threshold is not None and not (
                 is_finite_number(self.convergence_threshold) and self.convergence_threshold >= 0):
             raise ValueError("convergence_threshold must be a finite number >= 0 or None; "
-                             f"got {self.convergence_threshold!r}")
+                             f"got {describe(self.convergence_threshold)}")
         threshold = self.variance_threshold
         if not (is_finite_number(threshold) and threshold >= 0):
-            raise ValueError(f"variance_threshold must be a finite float >= 0; got {self.variance_threshold!r}")
+            raise ValueError(f"variance_threshold must be a finite float >= 0; "
+                             f"got {describe(self.variance_threshold)}")
         dim_f = dim_g = None
         if self.model != "two-covariance":
             dim_f = min(n_features, n_classes - 1) if self.dim_f is None else self.dim_f

@@ -15,6 +15,7 @@ import numpy as np
 from ._shifted_moments import _Shifted
 from ._validation import check_positive_int, check_stacked_statistics, copy_real, real_copy
 from .io._registry import register
+from ._describe import describe
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class GMMStats:
         if np.any(n < 0):
             raise ValueError(f"n must be occupancies >= 0; got {float(n.min())!r} at index {int(np.argmin(n))}")
         if isinstance(t, bool) or not (isinstance(t, numbers.Real) and t >= 0 and float(t).is_integer()):
-            raise ValueError(f"t must be a non-negative integer frame count; got {t!r}")
+            raise ValueError(f"t must be a non-negative integer frame count; got {describe(t)}")
         out = cls(*sum_px.shape)
         out.init_fields(float(log_likelihood), int(t), n, sum_px, sum_pxx)
         return out

@@ -27,6 +27,7 @@ import numpy as np
 from scipy import sparse as _sparse
 
 from .gmm import DEFAULT_BLOCK_ROWS, DiagGMMCoefficients, fill_design
+from .._describe import describe
 
 #: Rows per selection block: its (B, C) float32 log-likelihoods, read three times, stay in cache
 #: (the top k cost 2.6 us per frame at C=2048 with 256 rows, 4.1 us with 1024; the sgemm the same).
@@ -64,15 +65,15 @@ def check_selection(top_k, min_posterior, n_gaussians: int,
     k_name, p_name = names
     if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
         raise TypeError(f"{k_name} must be an integer in [1, {n_gaussians}] (Gaussians kept per "
-                        f"frame); got {top_k!r}")
+                        f"frame); got {describe(top_k)}")
     if not 1 <= int(top_k) <= n_gaussians:
         raise ValueError(f"{k_name} must be in [1, {n_gaussians}] (the UBM has {n_gaussians} "
-                         f"Gaussians); got {top_k!r}")
+                         f"Gaussians); got {describe(top_k)}")
     if isinstance(min_posterior, bool) or not isinstance(min_posterior, numbers.Real):
-        raise TypeError(f"{p_name} must be a float in [0, 1); got {min_posterior!r}")
+        raise TypeError(f"{p_name} must be a float in [0, 1); got {describe(min_posterior)}")
     if not 0.0 <= float(min_posterior) < 1.0:
         raise ValueError(f"{p_name} must be in [0, 1) (posteriors below it are dropped); got "
-                         f"{min_posterior!r}")
+                         f"{describe(min_posterior)}")
     return int(top_k), float(min_posterior)
 
 

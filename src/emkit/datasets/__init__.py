@@ -17,6 +17,8 @@ from importlib import resources
 
 import numpy as np
 
+from .._describe import describe
+
 __all__ = ["JapaneseVowels", "load_japanese_vowels", "load_old_faithful", "OLD_FAITHFUL_COLUMNS"]
 
 #: Column names of :func:`load_old_faithful`, in order.
@@ -78,14 +80,15 @@ class JapaneseVowels:
             if isinstance(session, str):
                 if session not in self.session_names:
                     raise ValueError(f"session must be one of {self.session_names}, 0 or 1; "
-                                     f"got {session!r}")
+                                     f"got {describe(session)}")
                 session = self.session_names.index(session)
             if session not in (0, 1):
-                raise ValueError(f"session must be 0, 1, 'train' or 'test'; got {session!r}")
+                raise ValueError(f"session must be 0, 1, 'train' or 'test'; "
+                                 f"got {describe(session)}")
             keep &= self.sessions == session
         if speaker is not None:
             if speaker not in range(1, 10):
-                raise ValueError(f"speaker must be an integer from 1 to 9; got {speaker!r}")
+                raise ValueError(f"speaker must be an integer from 1 to 9; got {describe(speaker)}")
             keep &= self.speaker_ids == speaker
         return np.flatnonzero(keep)
 

@@ -21,6 +21,7 @@ from .._caller_warnings import warn_at_caller
 from .._feature_names import FeatureNamesMixin
 from .._validation import check_positive_int
 from .metrics import check_labels, cllr, min_cllr
+from .._describe import describe
 
 __all__ = ["LinearCalibration", "cllr", "min_cllr", "trial_labels"]
 
@@ -139,10 +140,10 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         """Fit on development ``scores`` (n_trials,) or (n_trials, n_systems) with ``y`` (n_trials,)
         True/1 for target trials, False/0 for non-target trials."""
         if not (isinstance(self.prior, numbers.Real) and 0.0 < self.prior < 1.0):
-            raise ValueError(f"prior must be a float in (0, 1); got {self.prior!r}")
+            raise ValueError(f"prior must be a float in (0, 1); got {describe(self.prior)}")
         if isinstance(self.C, bool) or not (isinstance(self.C, numbers.Real)
                                             and 0.0 < self.C < np.inf):
-            raise ValueError(f"C must be a finite number > 0; got {self.C!r}")
+            raise ValueError(f"C must be a finite number > 0; got {describe(self.C)}")
         check_positive_int(self.max_iter, "max_iter")
         X = self._scores(scores)
         y = check_labels(y, X.shape[0], "y")

@@ -29,6 +29,7 @@ from ..io.atomic import atomic_write
 from ..io.lists import labels_from_key, read_scores, write_scores
 from ..io.untrusted import FeatureError
 from ..io.untrusted import open_regular
+from .._describe import describe
 
 __all__ = ["FORMAT", "formula", "labelled_scores", "train_calibration", "save_calibration",
            "load_calibration", "calibrate_file", "score_metrics"]
@@ -84,14 +85,14 @@ def save_calibration(calibration: LinearCalibration, path, *, n_targets=None,
            "intercept": float(calibration.intercept_), **_settings(calibration)}
     if (n_targets is None) != (n_nontargets is None):
         raise TypeError("n_targets and n_nontargets go together: give both or neither; got "
-                        f"n_targets={n_targets!r}, n_nontargets={n_nontargets!r}")
+                        f"n_targets={describe(n_targets)}, n_nontargets={describe(n_nontargets)}")
     if n_targets is not None:
         counts = {"n_targets": n_targets, "n_nontargets": n_nontargets}
         for name, value in counts.items():
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"{name} must be an integer; got {value!r}")
+                raise TypeError(f"{name} must be an integer; got {describe(value)}")
             if value < 0:
-                raise ValueError(f"{name} must be >= 0; got {value!r}")
+                raise ValueError(f"{name} must be >= 0; got {describe(value)}")
         doc["trained_on"] = {"targets": int(n_targets), "nontargets": int(n_nontargets)}
     with atomic_write(path) as f:
         json.dump(doc, f, indent=1)
@@ -103,11 +104,12 @@ def _settings(calibration) -> dict:
     a value the file could not hold (which ``fit`` would refuse too) is a ValueError."""
     C, max_iter = calibration.C, calibration.max_iter
     if isinstance(C, bool) or not isinstance(C, numbers.Real) or not 0.0 < C < math.inf:
-        raise ValueError(f"calibration.C must be a finite number > 0 to be saved; got {C!r}")
+        raise ValueError(f"calibration.C must be a finite number > 0 to be saved; "
+                         f"got {describe(C)}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) \
             or not 1 <= max_iter <= MAX_ITER:
         raise ValueError(f"calibration.max_iter must be an integer in [1, {MAX_ITER}] to be saved; "
-                         f"got {max_iter!r}")
+                         f"got {describe(max_iter)}")
     settings = {"C": float(C), "max_iter": int(max_iter)}
     names = getattr(calibration, "feature_names_in_", None)
     if names is not None:

@@ -36,6 +36,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._describe import describe
+
 __all__ = ["DETCurve", "det_curve", "rocch", "eer", "min_dcf", "act_dcf", "cllr", "min_cllr",
            "per_model", "plot_det_curves"]
 
@@ -97,12 +99,13 @@ def _check_pair(target_scores, nontarget_scores):
 
 def _check_real(value, name: str, *, low=0.0, high=None, open_high=True) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {type(value).__name__}: {value!r}")
+        raise TypeError(f"{name} must be a real number; "
+                        f"got {type(value).__name__}: {describe(value)}")
     v = float(value)
     ok = np.isfinite(v) and v > low and (high is None or (v < high if open_high else v <= high))
     if not ok:
         rng = f"in ({low}, {high})" if high is not None else f"> {low}"
-        raise ValueError(f"{name} must be a finite number {rng}; got {value!r}")
+        raise ValueError(f"{name} must be a finite number {rng}; got {describe(value)}")
     return v
 
 
@@ -374,7 +377,8 @@ def plot_det_curves(systems, *, ax=None, title=None, limits=None):
         limits = (lo, 0.5)
     lo, hi = (float(v) for v in limits)
     if not 0 < lo < hi < 1:
-        raise ValueError(f"limits must be (low, high) with 0 < low < high < 1; got {limits!r}")
+        raise ValueError(f"limits must be (low, high) with 0 < low < high < 1; "
+                         f"got {describe(limits)}")
 
     if ax is None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg

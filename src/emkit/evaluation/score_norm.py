@@ -31,6 +31,8 @@ import numbers
 
 import numpy as np
 
+from .._describe import describe
+
 __all__ = ["znorm", "tnorm", "ztnorm", "snorm", "adaptive_snorm", "same_value_mask", "cohort_scores"]
 
 
@@ -61,7 +63,7 @@ def _matrix(a, name: str, *, rows: int | None = None, cols: int | None = None,
 
 def _check_ddof(ddof) -> int:
     if isinstance(ddof, bool) or not isinstance(ddof, numbers.Integral) or ddof < 0:
-        raise ValueError(f"ddof must be an integer >= 0; got {ddof!r}")
+        raise ValueError(f"ddof must be an integer >= 0; got {describe(ddof)}")
     return int(ddof)
 
 
@@ -205,7 +207,7 @@ def adaptive_snorm(scores, model_cohort_scores, cohort_probe_scores, top_n: int 
     ddof = _check_ddof(ddof)
     if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, numbers.Integral)
                               or top_n <= ddof):
-        raise ValueError(f"top_n must be None or an integer > ddof ({ddof}); got {top_n!r}")
+        raise ValueError(f"top_n must be None or an integer > ddof ({ddof}); got {describe(top_n)}")
     s = _matrix(scores, "scores")
     z = _matrix(model_cohort_scores, "model_cohort_scores", rows=s.shape[0], rows_of="one per model")
     t = _matrix(cohort_probe_scores, "cohort_probe_scores", cols=s.shape[1], cols_of="one per probe")

@@ -30,6 +30,7 @@ from ..stats import GMMStats
 from ._common import PROBE_BLOCK, SystemUnavailable, length_norm, progress_bar
 from ._ivector_backend import IVectorBackend
 from ._ubm import ubm_of
+from .._describe import describe
 
 
 def _sum_stats(stats_list):
@@ -256,7 +257,7 @@ def system_for(machine, *, backend: str = "cosine", relevance_factor: float = 4.
     JFA, or for an :class:`IVectorBackend` the i-vector system of ``backend`` ("cosine" or
     "plda"; :class:`SystemUnavailable` when the back-end has no PLDA)."""
     if isinstance(machine, IVectorBackend) and backend not in ("cosine", "plda"):
-        raise ValueError(f"backend must be 'cosine' or 'plda'; got {backend!r}")
+        raise ValueError(f"backend must be 'cosine' or 'plda'; got {describe(backend)}")
     for cls in SYSTEMS.values():
         if isinstance(machine, cls.machine_class) and cls.backend in (None, backend):
             return cls.from_parameters(machine, {"relevance_factor": relevance_factor})

@@ -26,6 +26,7 @@ from .._validation import (check_checkpoint, check_frames, check_positive_int, c
 from . import _steps
 from ._constants import Constants, build, check_shapes
 from ._training import prepare_training_set, session_threads
+from .._describe import describe
 
 logger = logging.getLogger("emkit")
 
@@ -234,7 +235,7 @@ class FactorAnalysisBase(FitSummary, BaseEstimator):
         check_positive_int(self.enroll_iterations, "enroll_iterations")
         rf = self.relevance_factor
         if not (is_finite_number(rf) and rf > 0):  # (inf made D = 0: every model the UBM)
-            raise ValueError(f"relevance_factor must be a finite number > 0; got {rf!r}")
+            raise ValueError(f"relevance_factor must be a finite number > 0; got {describe(rf)}")
         check_checkpoint(self.checkpoint)
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -368,9 +369,8 @@ class FactorAnalysisBase(FitSummary, BaseEstimator):
         if self.ubm is None:
             if not isinstance(self.ubm_kwargs, dict):  # a TypeError, as the reference's **None
                 raise TypeError(
-                    "ubm_kwargs must be a dict of GMMMachine arguments (e.g. "
-                    f"{{'n_gaussians': 8}}) when ubm is None; got {self.ubm_kwargs!r}"
-                )
+                    "ubm_kwargs must be a dict of GMMMachine arguments (e.g. {'n_gaussians': 8}) "
+                    f"when ubm is None; got {describe(self.ubm_kwargs)}")
             logger.info("Creating a new GMMMachine and training it.")
             self.ubm = GMMMachine(**self.ubm_kwargs)
             self.ubm.fit(X)

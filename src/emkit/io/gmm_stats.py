@@ -28,6 +28,7 @@ from .gmm import FORMAT_VERSION, _check_kind, _file_major_version, _writer_class
 from .h5 import (child, filename, open_for_reading, open_for_writing, read_array, read_scalar,
                  write_stamp)
 from .read_back import write_array
+from .._describe import describe
 
 #: Float types an array of statistics keeps in a file (others are stored as float64).
 KEPT_FLOAT_TYPES = (np.float16, np.float32, np.float64)
@@ -46,16 +47,18 @@ def _check_savable(stats) -> None:
     C, D = stats.n_gaussians, stats.n_features
     for name, size in (("n_gaussians", C), ("n_features", D)):
         if not (isinstance(size, numbers.Integral) and size >= 1):
-            raise ValueError(f"GMMStats.{name} must be an integer >= 1 to be saved; got {size!r}")
+            raise ValueError(f"GMMStats.{name} must be an integer >= 1 to be saved; "
+                             f"got {describe(size)}")
     t = stats.t
     if isinstance(t, (bool, np.bool_)) or not (isinstance(t, numbers.Real) and t >= 0
                                                 and float(t).is_integer()):
-        raise ValueError(f"GMMStats.t must be a frame count (an integer >= 0) to be saved; got {t!r}")
+        raise ValueError(f"GMMStats.t must be a frame count (an integer >= 0) to be saved; "
+                         f"got {describe(t)}")
     log_likelihood = np.asarray(stats.log_likelihood)  # (a 1-element array as bob 2.x files had)
     if not (log_likelihood.size == 1 and log_likelihood.dtype.kind in "iuf"
             and np.isfinite(log_likelihood).all()):
         raise ValueError("GMMStats.log_likelihood must be a finite number to be saved; got "
-                         f"{stats.log_likelihood!r}")
+                         f"{describe(stats.log_likelihood)}")
     for name, shape, nonnegative in (("n", (C,), True), ("sum_px", (C, D), False),
                                      ("sum_pxx", (C, D), True)):
         values = np.asarray(getattr(stats, name))

@@ -23,6 +23,7 @@ from ..stats import GMMStats, as_stats_sequence
 from ._batching import (_MIN_THREAD_BATCH, _batch_size, _check_stats_sequence,
                         check_projection_parameters, training_data)
 from ._training import _accumulate, _parallel_map, accumulate_dask, m_step
+from .._describe import describe
 
 
 def _is_trained(ubm) -> bool:
@@ -161,10 +162,10 @@ class IVectorMachine(FitSummary, BaseEstimator):
         threshold = self.convergence_threshold
         if threshold is not None and (not is_finite_number(threshold) or threshold < 0):
             raise ValueError(f"convergence_threshold must be None or a finite number >= 0; got "
-                             f"{threshold!r}")
+                             f"{describe(threshold)}")
         if not is_finite_number(self.variance_floor) or self.variance_floor < 0:
             raise ValueError(f"variance_floor must be a finite number >= 0; got "
-                             f"{self.variance_floor!r}")
+                             f"{describe(self.variance_floor)}")
         if self.batch_size is not None:
             check_positive_int(self.batch_size, "batch_size")
         check_bool(self.update_sigma, "update_sigma")
