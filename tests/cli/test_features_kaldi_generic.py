@@ -107,3 +107,61 @@ def test_verbose_without_its_number_says_where_emkits_own_goes(tmp_path, audio, 
                    "-v/--verbose goes before the command: 'emkit -v features ...') (see 'emkit "
                    "features --help')")
     no_leftovers(tmp_path, "out")
+
+
+MULTI_CHANNEL = "emkit: warning: 1 of 4 utterances come from multi-channel audio"
+
+
+@pytest.fixture()
+def with_stereo(audio):
+    """``audio`` and a two-channel file in it: emkit warns that its first channel is used."""
+    import numpy as np
+    from audio_files import speech_like, write
+
+    samples = speech_like(seed=5)
+    write(audio / "stereo.wav", np.stack([samples, 0.5 * samples], axis=1))
+    return audio
+
+
+@pytest.mark.filterwarnings("default::UserWarning")  # printed by the command as it runs
+@pytest.mark.parametrize("args,warned", [([], True), (["--verbose=-1"], True),
+                                         (["--verbose=-2"], False), (["--verbose", "-7"], False)])
+def test_kaldi_verbose_minus_two_hides_warnings(tmp_path, with_stereo, args, warned):
+    # before: the multi-channel warning was printed at every level (Kaldi hides its warnings
+    # from --verbose=-2 down)
+    ark, stderr = features(tmp_path, with_stereo, "out", *args)
+    assert stderr.startswith(MULTI_CHANNEL) is warned, stderr
+    assert stderr == "" or warned, stderr
+    assert ark == features(tmp_path, with_stereo, "plain")[0]
+
+
+@pytest.mark.filterwarnings("default::UserWarning")
+def test_kaldi_verbose_minus_two_still_prints_errors(tmp_path, with_stereo, monkeypatch):
+    from audio_files import speech_like, write
+
+    clipped = speech_like(seed=7)
+    clipped[3000:9000] = 1.0
+    write(tmp_path / "clipped.wav", clipped)
+    monkeypatch.chdir(tmp_path)
+    one_line_error(run_features(with_stereo, "clipped.wav", "-o", "out.ark", "--verbose=-2"), 1,
+                   "emkit features: error: 'clipped.wav': the audio is clipped")
+    no_leftovers(tmp_path, "out.ark")
+    # left out with --keep-going: its warnings, and the multi-channel one, are not printed
+    kept = run_features(with_stereo, "clipped.wav", "-o", "kept.ark", "--keep-going",
+                        "--verbose=-2")
+    assert kept.exit_code == 0 and kept.stderr == "", kept.output
+    assert kept.stdout.startswith("mfcc: 4 utterances")
+
+
+def test_kaldi_verbose_minus_two_hides_the_commands_own_warning_and_note(tmp_path, audio):
+    (tmp_path / "mfcc.conf").write_text("--num-ceps=13\n")
+    out = tmp_path / "npy"
+    out.mkdir()
+    (out / "other.npy").write_bytes((tmp_path / "mfcc.conf").read_bytes())  # of another run
+    for verbose, shown in (("-1", True), ("-2", False)):
+        result = run_features(audio, "-o", out, "--config", tmp_path / "mfcc.conf",
+                              f"--verbose={verbose}", "--no-progress")
+        assert result.exit_code == 0, result.output
+        lines = result.stderr.splitlines()
+        assert [line.split(":")[1] for line in lines] == ([" warning", " note"] if shown else []), \
+            result.stderr

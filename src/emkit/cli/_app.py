@@ -78,6 +78,10 @@ Run "emkit demo" for a complete experiment on embedded data (a recipe: see
 """
 
 
+#: ``ctx.meta`` key of the handler that prints a command's warnings (:func:`_warnings_as_lines`)
+WARNING_LINES = "emkit.warning_lines"
+
+
 def _one_line(text) -> str:
     return " ".join(str(text).split())
 
@@ -93,7 +97,8 @@ class _LineFormatter(logging.Formatter):
 @contextlib.contextmanager
 def _warnings_as_lines():
     """While a command runs, Python warnings go through the 'emkit' logger, whose warnings are
-    one line on stderr (not Python's "file:line: Category: message" and source line)."""
+    one line on stderr (not Python's "file:line: Category: message" and source line) printed by
+    the handler it yields."""
     logger = logging.getLogger("emkit")
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
@@ -108,7 +113,7 @@ def _warnings_as_lines():
             warnings.showwarning = show
             # dask's advice about the size of the graphs emkit builds: nothing for the user to do
             warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
-            yield
+            yield handler
     finally:
         logger.removeHandler(handler)
 
@@ -172,7 +177,7 @@ class EmkitGroup(click.Group):
 
     def invoke(self, ctx):
         try:
-            with _warnings_as_lines():
+            with _warnings_as_lines() as ctx.meta[WARNING_LINES]:
                 return super().invoke(ctx)
         except click.ClickException:
             raise

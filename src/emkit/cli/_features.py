@@ -129,7 +129,8 @@ def _options(f):
                      "The features are the same whatever the number."),
         click.option("--verbose", type=Verbose(), default=None, metavar="N",
                      help="Kaldi's --verbose=N: 1 or more logs emkit's information on stderr, as "
-                          "'emkit -v features' does [default: 0, warnings and errors only]."),
+                          "'emkit -v features' does; -2 or less prints errors only, no warnings "
+                          "or notes [default: 0, warnings and errors only]."),
         click.option("--print-args/--no-print-args", default=None,
                      help="Kaldi's --print-args: print the command line on stderr [default: not "
                           "printed, unlike Kaldi's programs]."),
@@ -184,7 +185,7 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
     check_fixed_given(kind)
     names_by_file = {}
     sources = _read_config_files(config_files, kind, options, names_by_file)
-    kaldi_generic_options(options)
+    quiet = kaldi_generic_options(options)  # --verbose <= -2: no warning or note
     if options["channel"] == -1:  # Kaldi's default, written out
         options["channel"] = None
     for name, why in (("num_ceps", "filterbank energies have --num-mel-bins values per frame"),
@@ -240,9 +241,10 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
     dim = next(iter(shapes.values()))[1]
     click.echo(f"{kind}: {plural(len(shapes), 'utterance')}, {plural(frames, 'frame')} x "
                f"{plural(dim, 'feature')} -> {output}")
-    if not output.lower().endswith(".ark"):
+    if not output.lower().endswith(".ark") and not quiet:
         _warn_stale(output, shapes, num_frames is not None)
-    if not _explicit("dither"):  # (said at the end: an error stays the one line on stderr)
+    # (said at the end: an error stays the one line on stderr)
+    if not _explicit("dither") and not quiet:
         from ._kaldi_config import dither_note
 
         note = dither_note(names_by_file, kind)

@@ -20,15 +20,20 @@ it) is an option of its own, so that its errors name it: :func:`merge_sample_fre
 
 from __future__ import annotations
 
+import logging
+
 import click
 
-from ._app import log_information
+from ._app import WARNING_LINES, log_information
 from ._bool_flags import FlagValueCommand
 from ._kaldi_config import FIXED, check_fixed, kaldi_options
 from ._numbers import INT, FiniteFloatRange, IntRange
 
 #: ``ctx.meta`` key of the Kaldi options with no emkit equivalent given on the command line
 FIXED_GIVEN = "emkit.features.kaldi_fixed"
+#: Kaldi's ``--verbose`` at or below which warnings are not printed (Kaldi's KALDI_WARN has
+#: severity -1 and prints only when the verbose level is at least that)
+QUIET_VERBOSE = -2
 #: ``ctx.meta`` key of the arguments as given (``--print-args`` prints them)
 COMMAND_LINE = "emkit.features.command_line"
 
@@ -88,20 +93,25 @@ class KaldiStyleCommand(FlagValueCommand):
         return super().parse_args(ctx, kaldi_style_args(self, ctx, list(args)))
 
 
-def kaldi_generic_options(options: dict) -> None:
+def kaldi_generic_options(options: dict) -> bool:
     """Take Kaldi's generic options out of ``options`` and do what they ask: ``--verbose=N``,
-    N >= 1, logs emkit's information as ``emkit -v`` (N <= 0: emkit's default, warnings and
-    errors); ``--print-args`` (given, as Kaldi prints by default) prints the command line on
-    stderr."""
+    N >= 1, logs emkit's information as ``emkit -v``; N <= -2 hides the command's warnings, as
+    Kaldi's programs hide theirs (errors are still printed); -1 and 0 are emkit's default,
+    warnings and errors.  ``--print-args`` (given, as Kaldi prints by default) prints the command
+    line on stderr.  Returns whether warnings are hidden (the command's own too)."""
     ctx = click.get_current_context()
     verbose, print_args = options.pop("verbose"), options.pop("print_args")
     if verbose is not None and verbose >= 1:
         log_information(ctx)
+    quiet = verbose is not None and verbose <= QUIET_VERBOSE
+    if quiet and ctx.meta.get(WARNING_LINES) is not None:
+        ctx.meta[WARNING_LINES].setLevel(logging.ERROR)  # the handler ends with the command
     if print_args:
         import shlex
 
         words = [shlex.quote(arg) for arg in ctx.meta.get(COMMAND_LINE, ())]
         click.echo(" ".join([ctx.command_path, *words]), err=True)
+    return quiet
 
 
 def kaldi_style_args(command: click.Command, ctx: click.Context, args: list) -> list:
