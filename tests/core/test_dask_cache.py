@@ -16,7 +16,7 @@ from _parity import max_rel_diff
 import emkit
 import emkit.io.arrays as arrays
 from emkit import GMMMachine, IVectorMachine
-from emkit._backend import _cache, _spill_files
+from emkit._backend import _cache, _spill_dirs, _spill_files
 from emkit.factor_analysis import ISVMachine, JFAMachine
 
 distributed = pytest.importorskip("distributed")
@@ -483,12 +483,12 @@ def test_spill_directories_of_killed_clients_of_this_host_are_removed(tmp_path):
         path.mkdir()
     linked = tmp_path / f"emkit-spill-{'f' * 32}.{_HOST}.{dead}"
     linked.symlink_to(outside, target_is_directory=True)
-    assert _spill_files.remove_stale_spills(str(tmp_path)) == [str(stale)]
+    assert _spill_dirs.remove_stale_spills(str(tmp_path)) == [str(stale)]
     assert sorted(os.listdir(tmp_path)) == sorted([p.name for p in kept] + ["elsewhere",
                                                                           linked.name])
     assert (outside / "keep.txt").read_text() == "data"
-    token = _spill_files.new_token()
-    assert token.endswith(f".{_HOST}.{live}") and _spill_files._TOKEN.match(token)
+    token = _spill_dirs.new_token()
+    assert token.endswith(f".{_HOST}.{live}") and _spill_dirs._TOKEN.match(token)
 
 
 def test_a_disk_fit_removes_the_spill_directory_of_a_killed_client(client, features, spills,

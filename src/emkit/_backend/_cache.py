@@ -12,7 +12,7 @@ reads the result:
   (:func:`partition_futures`, :func:`emkit._backend._kept.map_futures`);
 * ``"disk"`` (Kaldi-style): each partition is written by the worker that computed it to an HDF5
   file under ``<spill_directory>/emkit-spill-<random>.<client host>.<client pid>/<host>-<pid>/``
-  (:mod:`._spill_files`: names that cannot collide between fits, workers or retries; the
+  (:mod:`._spill_dirs`: names that cannot collide between fits, workers or retries; the
   directories of killed clients are removed by the next disk fit on their host), and every pass
   reads the files (or, when the estimator derives its training data from them,
   :func:`prepared_on_workers`, the files of the derived data, written there once) as it
@@ -20,7 +20,7 @@ reads the result:
   ``distributed`` client by one task per group of files submitted straight to the scheduler
   (:func:`partition_files`, :func:`emkit._backend._kept.map_files`); the directory is removed
   (on every worker) when ``fit`` ends, however it ends (its process killed: see
-  :mod:`._spill_files`);
+  :mod:`._spill_dirs`);
 * ``"auto"`` (default) computes the first partition (of every run, with a client), estimates
   the whole size as its size times the number of partitions, and keeps the data in memory when
   that is at most ``dask_cache_fraction`` (default 0.25) of the summed memory limits of the
@@ -47,6 +47,7 @@ import weakref
 
 import numpy as np
 
+from . import _spill_dirs as spill_dirs
 from . import _spill_files as spill_files
 from ._cluster import cache_budget, cluster_resources, distributed_client
 
@@ -165,8 +166,8 @@ def _cached_bag(X, mode):
         with _kept(bag, [[n for n, _ in lengths[g]] for g in groups]):
             yield bag
         return
-    base, token = spill_files.spill_base(), spill_files.new_token()
-    spill_files.remove_stale_spills(base)  # (of killed clients of this host)
+    base, token = spill_dirs.spill_base(), spill_dirs.new_token()
+    spill_dirs.remove_stale_spills(base)  # (of killed clients of this host)
     bag = None
     try:
         write = dask.delayed(spill_files.write_partition, pure=False)
@@ -183,8 +184,8 @@ def _cached_bag(X, mode):
             _SPILLED.pop(bag.name, None)
         if client is not None:
             with contextlib.suppress(Exception):
-                client.run(spill_files.remove_spill, base, token)
-        spill_files.remove_spill(base, token)
+                client.run(spill_dirs.remove_spill, base, token)
+        spill_dirs.remove_spill(base, token)
 
 
 @contextlib.contextmanager
