@@ -6,9 +6,11 @@ batches derived from them spilled again, every pass reading those), and each wor
 resident memory during ``fit`` (Linux ``VmHWM``, reset before ``fit``) is printed above its
 resident memory before ``fit``, in MB and as a multiple of the statistics that worker holds (a
 spilled group).  The trained T and sigma are compared with the in-memory fit of the same
-statistics.
+statistics.  ``--pairs``: ISV/JFA train on a bag of (label, GMMStats) pairs (``fit(X, None)``)
+instead of a bag of statistics and their labels.
 
     python benchmarks/spill_memory.py [--utterances 1600 --C 256 --D 60 --partitions 16]
+    python benchmarks/spill_memory.py --model isv --pairs
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ def make_stats(seed: int, n: int, C: int, D: int) -> list:
         second = (rng.normal(size=(C, D)) ** 2 + 1.0) * occupancy[:, None]
         out.append(GMMStats.from_arrays(occupancy, first, second, t=int(occupancy.sum())))
     return out
+
+
+def make_pairs(seed: int, n: int, C: int, D: int, labels: list) -> list:
+    return list(zip(labels, make_stats(seed, n, C, D)))
 
 
 def _warm_up() -> None:
@@ -70,6 +76,8 @@ def main() -> None:
     parser.add_argument("--model", choices=("ivector", "isv", "jfa"), default="ivector")
     parser.add_argument("--rank", type=int, default=10, help="r_U (and r_V) of ISV/JFA")
     parser.add_argument("--classes", type=int, default=40, help="speakers of ISV/JFA")
+    parser.add_argument("--pairs", action="store_true",
+                        help="ISV/JFA: a bag of (label, GMMStats) pairs, fit(X, None)")
     args = parser.parse_args()
 
     import distributed
@@ -93,12 +101,15 @@ def main() -> None:
     labels = [f"spk{i % args.classes}" for i in range(per_part * n_parts)]
     names = {"ivector": ("T", "sigma"), "isv": ("U", "D"), "jfa": ("U", "V", "D")}[args.model]
 
-    def fit(X):
+    if args.pairs and args.model == "ivector":
+        parser.error("--pairs: ISV or JFA (--model isv or jfa)")
+
+    def fit(X, y=labels):
         if args.model == "isv":
-            return ISVMachine(args.rank, em_iterations=args.iterations, ubm=ubm).fit(X, labels)
+            return ISVMachine(args.rank, em_iterations=args.iterations, ubm=ubm).fit(X, y)
         if args.model == "jfa":
             return JFAMachine(args.rank, args.rank, em_iterations=args.iterations,
-                              ubm=ubm).fit(X, labels)
+                              ubm=ubm).fit(X, y)
         return IVectorMachine(ubm, dim_t=args.dim_t, max_iterations=args.iterations,
                               random_state=0, batch_size=args.batch_size).fit(X)
 
@@ -109,10 +120,16 @@ def main() -> None:
         with emkit.config_context(dask_cache="disk", spill_directory=spill):
             client.run(_warm_up)
             before = client.run(_reset_peak)
-            got = fit(bag_from_parts(make_stats, parts))
+            if args.pairs:
+                labelled = [(*p, labels[i * per_part : (i + 1) * per_part])
+                            for i, p in enumerate(parts)]
+                got = fit(bag_from_parts(make_pairs, labelled), None)
+            else:
+                got = fit(bag_from_parts(make_stats, parts))
             peaks = client.run(_peak)
     what = (f"E-step batches of {batch_size} utterances" if args.model == "ivector" else
-            f"{args.model}, rank {args.rank}, {args.classes} classes")
+            f"{args.model}, rank {args.rank}, {args.classes} classes"
+            + (", (label, GMMStats) pairs" if args.pairs else ""))
     print(f"{args.utterances} utterances, C={C}, D={D}, {n_parts} partitions, {what}: "
           f"{bytes_per_worker / 2**20:.0f} MB of statistics per worker")
     for worker in sorted(peaks):

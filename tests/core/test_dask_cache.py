@@ -2,6 +2,7 @@
 of a directory are computed once however many passes EM makes, kept on the workers or spilled to
 per-worker files (removed after fit), with the numbers of the in-memory fit."""
 
+import collections
 import glob
 import os
 import stat
@@ -663,23 +664,37 @@ def _spilled_fa_problem(kind, n_parts, per_part, C, D):
     return parts, labels, machine, ref
 
 
-def _fa_fit_peak(tmp_path, kind, n_parts, per_part=25, C=64, D=20):
-    """(the smaller peak traced by two disk fits on the synchronous scheduler, the statistics'
-    bytes, the machine, the in-memory machine): see :func:`_ivector_fit_peak`."""
-    import tracemalloc
+def _synthetic_pairs(seed, n, C, D, labels):
+    return list(zip(labels, _synthetic_stats(seed, n, C, D)))
 
+
+def _fa_bag(parts, labels, pairs: bool):
+    """(X, y) of ``fit``: a bag of the parts' statistics and their labels, or a bag of (label,
+    GMMStats) pairs and None."""
     from emkit._backend import bag_from_parts
+
+    if not pairs:
+        return bag_from_parts(_synthetic_stats, parts), labels
+    firsts = np.cumsum([0] + [p[1] for p in parts])
+    return bag_from_parts(_synthetic_pairs, [(*p, labels[a : a + p[1]])
+                                             for p, a in zip(parts, firsts)]), None
+
+
+def _fa_fit_peak(tmp_path, kind, n_parts, per_part=25, C=64, D=20, pairs=False):
+    """(the smaller peak traced by two disk fits on the synchronous scheduler, the statistics'
+    bytes, the machine, the in-memory machine): see :func:`_ivector_fit_peak`.  ``pairs``: the
+    bag holds (label, GMMStats) pairs (``fit(X, None)``)."""
+    import tracemalloc
 
     parts, labels, machine, ref = _spilled_fa_problem(kind, n_parts, per_part, C, D)
     peaks = []
     with dask.config.set(scheduler="sync"), \
             emkit.config_context(dask_cache="disk", spill_directory=tmp_path):
-        machine().fit(bag_from_parts(_synthetic_stats, parts[:2]),
-                      labels[: 2 * per_part])  # (modules imported by fit)
+        machine().fit(*_fa_bag(parts[:2], labels[: 2 * per_part], pairs))  # (modules imported)
         for _ in range(2):
             tracemalloc.start()
             try:
-                got = machine().fit(bag_from_parts(_synthetic_stats, parts), labels)
+                got = machine().fit(*_fa_bag(parts, labels, pairs))
                 peaks.append(tracemalloc.get_traced_memory()[1])
             finally:
                 tracemalloc.stop()
@@ -689,22 +704,25 @@ def _fa_fit_peak(tmp_path, kind, n_parts, per_part=25, C=64, D=20):
 FA_NAMES = {"isv": ("U", "D"), "jfa": ("U", "V", "D")}
 
 
+@pytest.mark.parametrize("pairs", [False, True], ids=["labels", "pairs"])
 @pytest.mark.parametrize("kind", ["isv", "jfa"])
-def test_a_disk_isv_or_jfa_fit_holds_one_block_whatever_its_share(tmp_path, monkeypatch, kind):
+def test_a_disk_isv_or_jfa_fit_holds_one_block_whatever_its_share(tmp_path, monkeypatch, kind,
+                                                                  pairs):
     """ISV/JFA training on spilled statistics holds one block of sessions (n and F), a block of
     statistics being read and one input partition, whatever the number of statistics: each
     worker read its group of statistics whole, stacked it (its F) and every pass read the whole
     stacked group (about twice the statistics); a pass held its first block to the end, and
-    JFA's class totals the block before the one being read."""
+    JFA's class totals the block before the one being read.  A bag of (label, GMMStats) pairs
+    too: its pairs were spilled pickled, and each worker read its group whole to stack it."""
     from emkit.factor_analysis import _training
 
     C, D = 64, 20
     monkeypatch.setattr(_training, "BLOCK_ELEMENTS", 50 * C * D)  # blocks of 50 sessions
     monkeypatch.setattr(_spill_files, "_BLOCK_BYTES", 2**16)
     monkeypatch.setattr(_cache, "cluster_resources", lambda client: (8 << 30, 2))  # 2 groups
-    small, _, got, ref = _fa_fit_peak(tmp_path, kind, 4)  # (a group: 2 blocks)
+    small, _, got, ref = _fa_fit_peak(tmp_path, kind, 4, pairs=pairs)  # (a group: 2 blocks)
     _check_same(got, ref, FA_NAMES[kind])
-    large, statistics, got, ref = _fa_fit_peak(tmp_path, kind, 8)  # (4 blocks)
+    large, statistics, got, ref = _fa_fit_peak(tmp_path, kind, 8, pairs=pairs)  # (4 blocks)
     _check_same(got, ref, FA_NAMES[kind])
     block = 50 * (C + C * D) * 8  # one block's n and F (0.54 MB)
     # (measured: 0.78-0.84 MB with 4 partitions, 1.09-1.13 MB with 8, an input partition 0.53
@@ -766,3 +784,66 @@ def test_spilled_blocks_are_the_blocks_of_the_partition_stacked_whole(tmp_path):
     paths = [_spill_files.write_partition(bad, base, token, 9)[0]]
     with pytest.raises(ValueError, match=r"^X holds statistics with NaN or infinity: X\[49\]\.n$"):
         list(_dask.spilled_blocks(_spill_files._partition_source(paths), codes, 40, (3, 2), 4, 5))
+
+
+_Pair = collections.namedtuple("_Pair", "label stats")  # (module-level: pickled)
+
+
+@pytest.mark.parametrize("kind", ["isv", "jfa"])
+def test_a_disk_isv_or_jfa_fit_on_pairs_is_the_fit_on_statistics_and_labels(tmp_path, kind):
+    """Spilled (label, GMMStats) pairs train, bit for bit, the U, V and D of their statistics
+    and labels spilled (the same blocks, read as rows), and those of the pairs kept in memory."""
+    from emkit.factor_analysis import _training
+
+    C, D = 8, 3
+    parts, labels, machine, ref = _spilled_fa_problem(kind, 5, 23, C, D)
+
+    def fit(mode, pairs):
+        with dask.config.set(scheduler="sync"), \
+                emkit.config_context(dask_cache=mode, spill_directory=tmp_path):
+            return machine().fit(*_fa_bag(parts, labels, pairs))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_training, "BLOCK_ELEMENTS", 7 * C * D)  # blocks of 7 sessions
+        got, statistics = fit("disk", True), fit("disk", False)
+    for name in FA_NAMES[kind]:
+        assert getattr(got, name).tobytes() == getattr(statistics, name).tobytes(), name
+    _check_same(got, fit("memory", True), FA_NAMES[kind])
+    _check_same(got, ref, FA_NAMES[kind])
+
+
+def test_pairs_of_labels_and_statistics_are_spilled_as_rows_beside_their_labels(tmp_path,
+                                                                                monkeypatch):
+    """A partition of (label, GMMStats) pairs is spilled as the statistics' rows and a label per
+    row (any picklable label, its type kept), read back as the pairs a block at a time, or its
+    labels alone; pairs that rows would change (another tuple type, a log-likelihood that is
+    not a float, statistics of different shapes) are pickled whole, as before."""
+    monkeypatch.setattr(_spill_files, "_BLOCK_BYTES", 2 * (2 * 3 * 2 + 3) * 8)  # (2 rows)
+    stats = _synthetic_stats(0, 7, 3, 2)
+    labels = ["a", 3, ("t", 1), np.int64(4), "a", None, b"x"]
+    base, token = str(tmp_path), "emkit-spill-test"
+    path, n_items, _ = _spill_files.write_partition(list(zip(labels, stats)), base, token, 0)
+    with h5py.File(path, "r") as f:
+        assert "pickled" not in f and f["sum_px"].shape == (7, 3, 2) and n_items == 7
+    got = _spill_files.read_partitions(path)
+    assert [label for label, _ in got] == labels and type(got[3][0]) is np.int64
+    for (_, a), b in zip(got, stats):
+        assert all(np.array_equal(getattr(a, name), getattr(b, name))
+                   for name in ("n", "sum_px", "sum_pxx", "t", "log_likelihood"))
+    assert [label for label, _ in _spill_files.SpilledItems(path)] == labels
+    source = _spill_files._partition_source([path])
+    assert isinstance(source, _spill_files.SpilledRows) and source.labelled
+    assert source.labels() == labels and [len(block) for block in source.blocks()] == [2, 2, 2, 1]
+    piece = _spill_files.SpilledRows(source.paths, source.lengths, 2, 5, True)
+    assert piece.labels() == labels[2:5] and [s.t for s, in zip(piece.statistics())] == [
+        s.t for s in stats[2:5]]
+    unlabelled = _spill_files.write_partition(stats, base, token, 1)[0]
+    assert isinstance(_spill_files._partition_source([path, unlabelled]), list)
+    odd = stats[1].copy()
+    odd.log_likelihood = 0
+    other_shape = _synthetic_stats(1, 1, 4, 2)[0]
+    for pairs in ([_Pair("a", stats[0])], [("a", odd)], [("a", stats[0]), ("b", other_shape)]):
+        pickled = _spill_files.write_partition(pairs, base, token, 2)[0]
+        with h5py.File(pickled, "r") as f:
+            assert "pickled" in f
+        assert isinstance(_spill_files._partition_source([pickled]), list)

@@ -2,9 +2,10 @@
 read back (:mod:`._cache`, ``dask_cache="disk"``).
 
 A fit's files are in the directories of :mod:`._spill_dirs` (named so that they cannot collide
-between fits, workers or retries; private to their owner).  GMMStats are written as arrays;
-other items are pickled, their arrays out of band (each a dataset of its own, read back in
-place).
+between fits, workers or retries; private to their owner).  GMMStats are written as arrays, a
+row per item, and so are the statistics of (label, GMMStats) pairs, each row's label pickled
+beside it; other items are pickled, their arrays out of band (each a dataset of its own, read
+back in place).
 """
 
 from __future__ import annotations
@@ -33,9 +34,48 @@ def write_partition(part, base, token, index) -> tuple:
         f.attrs["n_items"] = len(items)
         if items and all(isinstance(s, GMMStats) for s in items):
             _write_stats_rows(f, items)
-        else:  # other items (pairs, arrays, stacked sets): pickled, their arrays out of band
+        elif _labelled_stats(items, GMMStats):  # (read back a block at a time, as statistics are)
+            _write_stats_rows(f, [pair[1] for pair in items])
+            _write_labels(f, [pair[0] for pair in items])
+        else:  # other items (arrays, stacked sets, odd pairs): pickled, arrays out of band
             _write_pickled(f, items)
     return path, len(items), os.path.getsize(path)
+
+
+def _labelled_stats(items, stats_type) -> bool:
+    """True for (label, GMMStats) pairs (ISV/JFA's bags) whose statistics survive rows as they are
+    (float64 arrays of one shape, an integer ``t``): others are pickled whole, so that stacking
+    them names what is wrong with an item."""
+    if not items:
+        return False
+    shapes = None
+    for pair in items:
+        if type(pair) is not tuple or len(pair) != 2 or type(pair[1]) is not stats_type:
+            return False
+        s = pair[1]
+        fields = (s.n, s.sum_px, s.sum_pxx)
+        if not all(isinstance(a, np.ndarray) and a.dtype == np.float64 for a in fields):
+            return False
+        if shapes is None:
+            shapes = [a.shape for a in fields]
+        if ([a.shape for a in fields] != shapes or not isinstance(s.t, (int, np.integer))
+                or isinstance(s.t, bool) or not isinstance(s.log_likelihood, (float, np.floating))):
+            return False
+    return True
+
+
+def _write_labels(f, labels) -> None:
+    """The labels of the items, each pickled on its own (a row of a variable-length dataset): a
+    block of rows is read with its labels alone."""
+    import h5py
+
+    rows = f.create_dataset("labels", shape=(len(labels),), dtype=h5py.vlen_dtype(np.uint8))
+    for i, label in enumerate(labels):
+        rows[i] = np.frombuffer(pickle.dumps(label, protocol=5), dtype=np.uint8)
+
+
+def _read_labels(f, rows: slice) -> list:
+    return [pickle.loads(row.tobytes()) for row in f["labels"][rows]]
 
 
 def _write_stats_rows(f, items) -> None:
@@ -130,11 +170,12 @@ def _derived(fn, paths, piece_items, args):
 
 def _partition_source(paths):
     """The partition of the spill files ``paths``: :class:`SpilledRows` of all of it when they
-    hold GMMStats, else the list of its items."""
-    lengths = [_stats_rows(path) for path in paths]
-    if None in lengths:
+    hold GMMStats (or (label, GMMStats) pairs), else the list of its items."""
+    layout = _rows_layout(paths)
+    if layout is None:
         return read_partitions(*paths)
-    return SpilledRows(paths, lengths, 0, sum(lengths))
+    lengths, labelled = layout
+    return SpilledRows(paths, lengths, 0, sum(lengths), labelled)
 
 
 def _whole(paths):
@@ -146,11 +187,12 @@ def _pieces(paths, size: int):
     shorter), each read when it is asked for: :class:`SpilledRows` when the files hold GMMStats
     (read as the piece is iterated), else lists (whole files of other items).  No reference to
     a piece is kept once it is handed over."""
-    lengths = [_stats_rows(path) for path in paths]
-    if None not in lengths:
+    layout = _rows_layout(paths)
+    if layout is not None:
+        lengths, labelled = layout
         total = sum(lengths)
         for start in range(0, total, size):
-            yield SpilledRows(paths, lengths, start, min(start + size, total))
+            yield SpilledRows(paths, lengths, start, min(start + size, total), labelled)
         return
     pending = []
     for path in paths:
@@ -163,12 +205,21 @@ def _pieces(paths, size: int):
         yield _take(pending, len(pending))
 
 
-def _stats_rows(path) -> int | None:
-    """The number of GMMStats of a spill file of statistics, None for a file of other items."""
-    with _open(path) as f:
-        if int(f.attrs["n_items"]) == 0:
-            return 0
-        return None if "pieces" in f or "pickled" in f else int(f["t"].shape[0])
+def _rows_layout(paths) -> tuple | None:
+    """``(lengths, labelled)`` of spill files of statistics written as rows: their numbers of
+    items, and whether each item is a (label, GMMStats) pair (``labels`` beside the rows);
+    None when a file holds other items, or some hold pairs and others statistics."""
+    lengths, kinds = [], set()
+    for path in paths:
+        with _open(path) as f:
+            if int(f.attrs["n_items"]) == 0:
+                lengths.append(0)
+                continue
+            if "pieces" in f or "pickled" in f:
+                return None
+            lengths.append(int(f["t"].shape[0]))
+            kinds.add("labels" in f)
+    return None if len(kinds) > 1 else (lengths, kinds == {True})
 
 
 #: Bytes of statistics read at a time (at least one item) when iterating spill files.
@@ -178,10 +229,13 @@ _BLOCK_BYTES = 8 * 2**20
 class SpilledRows:
     """The GMMStats ``start:stop`` of spill files of statistics (``lengths``: theirs), read as they
     are iterated, a block of at most :data:`_BLOCK_BYTES` at a time (:meth:`blocks`): a piece of
-    a spilled partition, never held whole unless its reader keeps it.  ``len`` reads nothing."""
+    a spilled partition, never held whole unless its reader keeps it.  ``len`` reads nothing.
+    ``labelled``: the files hold (label, GMMStats) pairs, which it iterates (:meth:`labels`
+    reads the labels alone, :meth:`statistics` is the piece without them)."""
 
-    def __init__(self, paths, lengths, start: int, stop: int):
+    def __init__(self, paths, lengths, start: int, stop: int, labelled: bool = False):
         self.paths, self.lengths, self.start, self.stop = tuple(paths), tuple(lengths), start, stop
+        self.labelled = labelled
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -220,21 +274,40 @@ class SpilledRows:
                         array[order[chunk]] = dataset[rows]
         return out
 
+    def statistics(self) -> "SpilledRows":
+        """The piece's GMMStats without their labels."""
+        return SpilledRows(self.paths, self.lengths, self.start, self.stop)
+
+    def labels(self) -> list:
+        """The labels of the piece's items, in order (``labelled`` files: else a ValueError)."""
+        if not self.labelled:
+            raise ValueError("labels: the spill files hold statistics without labels")
+        out = []
+        for path, (a, b) in self._ranges():
+            with _open(path) as f:
+                out.extend(_read_labels(f, slice(a, b)))
+        return out
+
     def blocks(self):
-        """Consecutive lists of the piece's GMMStats, each read when it is asked for."""
+        """Consecutive lists of the piece's items (GMMStats, or (label, GMMStats) pairs when
+        ``labelled``), each read when it is asked for."""
+        for path, (a, b) in self._ranges():
+            with _open(path) as f:
+                step = _block_rows(f)
+            while a < b:
+                rows = _read_spill_file(path, a, min(b, a + step), labelled=self.labelled)
+                a += len(rows)
+                yield rows
+                del rows
+
+    def _ranges(self):
+        """``(path, (a, b))``: the rows ``a:b`` of each file that the piece covers."""
         first = 0  # index in the partition of the current file's first item
         for path, length in zip(self.paths, self.lengths):
             a, b = max(self.start - first, 0), min(self.stop - first, length)
             first += length
-            if a >= b:
-                continue
-            with _open(path) as f:
-                step = _block_rows(f)
-            while a < b:
-                rows = _read_spill_file(path, a, min(b, a + step))
-                a += len(rows)
-                yield rows
-                del rows
+            if a < b:
+                yield path, (a, b)
 
 
 def _block_rows(f) -> int:
@@ -304,10 +377,11 @@ def _spill_file_pieces(path):
 
 
 def _read_spill_file(path, start: int = 0, stop: int | None = None,
-                     piece: int | None = None) -> list:
-    """Items ``start:stop`` of a spill file (its rows of GMMStats; the whole file of other items,
-    pickled whole or by pieces, when ``start`` is 0, and nothing after that); ``piece``: the
-    items of that derived piece alone."""
+                     piece: int | None = None, labelled: bool = True) -> list:
+    """Items ``start:stop`` of a spill file (its rows of GMMStats, each with its label in a file
+    of pairs unless not ``labelled``; the whole file of other items, pickled whole or by
+    pieces, when ``start`` is 0, and nothing after that); ``piece``: the items of that derived
+    piece alone."""
     from ..stats import GMMStats
 
     with _open(path) as f:
@@ -322,9 +396,10 @@ def _read_spill_file(path, start: int = 0, stop: int | None = None,
         rows = slice(start, stop)
         t, ll = f["t"][rows], f["log_likelihood"][rows]
         n, px, pxx = f["n"][rows], f["sum_px"][rows], f["sum_pxx"][rows]
+        labels = _read_labels(f, rows) if labelled and "labels" in f else None
     out = []
     for i in range(len(t)):
         s = GMMStats(*px.shape[1:])
         s.init_fields(float(ll[i]), int(t[i]), n[i], px[i], pxx[i])
-        out.append(s)
+        out.append(s if labels is None else (labels[i], s))
     return out

@@ -171,7 +171,7 @@ def spilled_blocks(source, codes, first, shape, n_classes, step):
     :meth:`GMMStats.stack` checks them, a block of the files at a time, then each block's ``n``
     and ``F`` are read alone from the files: a worker holds one block, never the partition.
     (Other items, read whole: stacked whole, then written block by block.)"""
-    if not hasattr(source, "arrays"):
+    if not hasattr(source, "arrays") or source.labelled:  # (pairs with y: refused by stacking)
         yield from _blocks_of(stack_partition(pair_up(codes, source), shape, n_classes, step,
                                               first))
         return
@@ -194,9 +194,17 @@ def _blocks_of(training_sets):
             yield [block]
 
 
-def _encode_and_stream(part, first, index, shape, n_classes, step):
-    # (a bag of pairs is spilled pickled: read whole)
-    yield from _blocks_of(_encode_and_stack(part, first, index, shape, n_classes, step))
+def _encode_and_stream(source, first, index, shape, n_classes, step):
+    """The blocks of a spilled partition of (label, GMMStats) pairs, one ``[SessionBlock]`` at a
+    time: with its statistics spilled as rows (``source`` a labelled
+    :class:`~emkit._backend._spill_files.SpilledRows`), its labels are read and encoded, and
+    the blocks are those of :func:`spilled_blocks` (a worker holds one block); other items
+    (pairs pickled whole) are stacked whole, as :func:`_encode_and_stack` does."""
+    if getattr(source, "labelled", False):
+        codes = np.array([index[label] for label in source.labels()], dtype=np.int64)
+        yield from spilled_blocks(source.statistics(), codes, first, shape, n_classes, step)
+        return
+    yield from _blocks_of(_encode_and_stack(source, first, index, shape, n_classes, step))
 
 
 def stacked_on_workers(X, y, shape, step) -> TrainingSet:
