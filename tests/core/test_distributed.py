@@ -180,29 +180,46 @@ def _heap_raised(block):
 
     if not _worker_heap.raised:
         raise RuntimeError("the worker's heap thresholds were not raised during the fit "
-                           f"(raises {_worker_heap._raises}, leases {_worker_heap._leases})")
+                           f"(worker {distributed.get_worker().address}, pid {os.getpid()}: "
+                           f"raises {_worker_heap._raises}, leases {_worker_heap._leases})")
     return block
 
 
 def _heap_state():
     from emkit._backend import _worker_heap
 
-    return _worker_heap.raised, _worker_heap._raises, dict(_worker_heap._leases)
+    return _worker_heap.raised, _worker_heap._raises, dict(_worker_heap._leases), os.getpid()
 
 
 def _assert_raised(client, expected: bool) -> None:
     """Each worker's thresholds raised (or not), else an AssertionError that says what each
-    worker holds: raised, raises, leases by raise (the tuned-heaps test failed now and then in
-    whole-suite runs on a loaded machine without saying where)."""
+    worker holds (raised, raises, leases by raise, its pid: a restarted worker has a new one and
+    counts its raises from 0) and what this client holds: its fits in progress (a fit that an
+    earlier test left running nests this one, which then raises nothing), the state of its
+    lease futures, and the fits' threads still alive (the tuned-heaps test failed now and then
+    in whole-suite runs on a loaded machine without saying where)."""
     states = client.run(_heap_state)
-    assert states and all(state[0] is expected for state in states.values()), states
+    assert states and all(state[0] is expected for state in states.values()), (
+        states, _client_heap_state())
+
+
+def _client_heap_state() -> str:
+    from emkit._backend import _worker_heap
+
+    return (f"client: fits in progress {_worker_heap._depth}, lease futures "
+            f"{[(f.key, f.status) for f in _worker_heap._lease]}, fit threads alive "
+            f"{[t.name for t in threading.enumerate() if t.name.endswith('(fit)')]}")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="glibc heap tuning: Linux only")
 def test_worker_heaps_tuned_during_a_fit_and_restored_after(client):
     import emkit
+    from emkit._backend import _worker_heap
     from emkit._backend._worker_heap import tuned_worker_heaps
 
+    # a fit that an earlier test left running (its thread joined with a timeout) nests this
+    # test's fits: they raise nothing, restore nothing
+    assert _worker_heap._depth == 0, _client_heap_state()
     # a worker killed by an earlier test is restarted by its nanny: one joining during the fit
     # would run its tasks with the thresholds it starts with (failed now and then under load)
     client.wait_for_workers(2, timeout=120)
