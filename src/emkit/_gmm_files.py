@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from ._fitted import set_fitted
 from .io import _registry
 
 
@@ -35,11 +38,26 @@ class GMMFiles:
     def _from_file(cls, params: dict, *, weights, means, variances, variance_thresholds):
         """The machine a file holds: ``params``, then the stored parameters (the thresholds first:
         variances floored at them, not at a new machine's ``mean_var_update_threshold``).  A
-        machine with means is fitted: ``n_features_in_`` is their number of columns D."""
+        machine with means is fitted: ``n_features_in_`` is their number of columns D.
+
+        The means, variances and a (D,)/(C, D) floor are the reader's checked float64 arrays (or,
+        in save's read-back, read-only views of the saved machine's): kept without a copy, they
+        are never written to.  Variances below the floor are floored into a new array, as an
+        assignment floors them."""
         machine = cls(**params)
-        machine.weights = weights
-        machine.means = means
-        machine.variance_thresholds = variance_thresholds
-        machine.variances = variances
+        machine.weights = weights  # (C,): copied, not shared with the ``weights`` argument
+        set_fitted(machine, "means", means, copy=False)
+        set_fitted(machine, "variance_thresholds", variance_thresholds, copy=False)
+        if not _all_at_least(variances, machine.variance_thresholds):
+            variances = np.maximum(machine.variance_thresholds, variances)
+        set_fitted(machine, "variances", variances, copy=False)
         machine.n_features_in_ = int(machine.means.shape[1])
         return machine
+
+
+def _all_at_least(values, floor, rows: int = 4096) -> bool:
+    """Whether ``values`` (C, D) >= ``floor`` (a scalar, (D,) or (C, D)) everywhere, compared
+    ``rows`` rows at a time (no temporary of the size of ``values``)."""
+    floor = np.broadcast_to(floor, values.shape)
+    return all(bool(np.all(values[i:i + rows] >= floor[i:i + rows]))
+               for i in range(0, values.shape[0], rows))

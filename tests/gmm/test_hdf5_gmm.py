@@ -464,3 +464,22 @@ def test_the_gmm_layout_sets_no_attribute_of_the_objects_it_reads_or_writes():
                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
     targets += [e for t in targets if isinstance(t, ast.Tuple) for e in t.elts]
     assert [ast.unparse(t) for t in targets if isinstance(t, ast.Attribute)] == []
+
+
+@pytest.mark.parametrize("floor", [0.5, np.array([0.5, 0.1]), np.array([[0.5, 0.1], [0.1, 0.5]])])
+def test_variances_a_file_holds_below_its_floor_are_floored_on_load(tmp_path, floor):
+    """A load keeps the reader's variances without a copy only where none is below the floor; a
+    file with some below it (written by hand, or another tool) loads floored, as it always did."""
+    m = GMMMachine(2)
+    m.means, m.weights = np.array([[0.0, 1.0], [2.0, 3.0]]), np.array([0.4, 0.6])
+    m.variance_thresholds = 1e-6
+    m.variances = np.array([[0.2, 2.0], [0.3, 0.05]])
+    m.save(tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "a") as f:
+        del f["gaussians/variance_thresholds"]
+        f["gaussians/variance_thresholds"] = floor
+    back = GMMMachine.from_hdf5(tmp_path / "m.h5")
+    np.testing.assert_array_equal(back.variances, np.maximum(floor, m.variances))
+    np.testing.assert_array_equal(back.variance_thresholds, floor)
+    assert not back.variances.flags.writeable and not back.means.flags.writeable
+    assert np.min(back.variances - np.broadcast_to(floor, (2, 2))) == 0.0
