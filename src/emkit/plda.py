@@ -311,16 +311,17 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
 
     @classmethod
     def _from_fitted(cls, *, mean, F, G, sigma, log_likelihood, n_iter: int, converged: bool,
-                     n_classes: int, **params) -> "PLDA":
+                     n_classes: int, copy: bool = True, **params) -> "PLDA":
         """A fitted PLDA from plain arrays (a file's contents): ``cls(**params)`` with ``mean_``
         (D,), ``F_`` (D, dim_f), ``G_`` (D, dim_g) or None, ``sigma_`` ((D,) for "full", (D, D)
         otherwise), ``log_likelihood_`` (n_iter + 1,), ``n_iter_``, ``converged_``,
-        ``n_classes_``.  The arrays are copied; their sizes are the caller's to check."""
+        ``n_classes_``.  The arrays are copied; ``copy=False`` keeps float64 arrays the caller
+        owns (a file's reader: a copy would double the memory of a load, and of save's
+        read-back).  Their sizes are the caller's to check."""
         plda = cls(**params)
-        plda._store(np.array(mean, dtype=np.float64), np.array(F, dtype=np.float64),
-                    None if G is None else np.array(G, dtype=np.float64),
-                    np.array(sigma, dtype=np.float64), np.array(log_likelihood, dtype=np.float64),
-                    n_classes=n_classes)
+        as_array = np.array if copy else np.asarray
+        plda._store(*(None if a is None else as_array(a, dtype=np.float64)
+                      for a in (mean, F, G, sigma, log_likelihood)), n_classes=n_classes)
         plda.n_iter_ = int(n_iter)
         plda.converged_ = bool(converged)
         return plda

@@ -174,3 +174,14 @@ def test_mixed_float32_and_float64_files_are_read_as_float64(tmp_path, files_per
     assert frames.dtype == got.dtype == np.float64 and all(b.dtype == np.float64 for b in blocks)
     np.testing.assert_array_equal(got[3:6], third)  # the float64 file keeps its precision
     np.testing.assert_array_equal(got[:3], np.float64(np.float32(1 / 3)))
+
+
+@pytest.mark.parametrize("values", [[1e100, -1e100], [0.0, -1.0000001e100], [1e101], [3.0, -2.5],
+                                    np.empty((0, 3)), [[1.0, 2e100], [0.0, 0.0]]])
+def test_within_agrees_with_the_absolute_values_bound(values):
+    """``within`` (the readers' magnitude bound, without an ``abs`` temporary) gives the verdict of
+    ``all(|values| <= bound)``."""
+    from emkit.io.h5_values import within
+
+    values = np.asarray(values, dtype=np.float64)
+    assert within(values, 1e100) == bool(np.all(np.abs(values) <= 1e100))

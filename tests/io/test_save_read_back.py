@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import emkit.io
-from emkit import GMMMachine, ISVMachine, IVectorMachine
+from emkit import PLDA, GMMMachine, ISVMachine, IVectorMachine
 from emkit.experiment import EnrolledModels
 from emkit.io import read_back
 from emkit.io._registry import register
@@ -61,8 +61,17 @@ def _gmm():
     return machine, machine.means, machine.variances
 
 
+def _plda():
+    D, rng = 2300, np.random.default_rng(5)
+    plda = PLDA._from_fitted(mean=rng.normal(size=D), F=rng.normal(size=(D, D)),
+                             G=rng.normal(size=(D, 10)), sigma=np.ones(D),
+                             log_likelihood=np.zeros(1), n_iter=0, converged=False, n_classes=2,
+                             model="full", dim_f=D, dim_g=10)
+    return plda, plda.F_
+
+
 LARGE = {"IVectorMachine T": _ivector, "ISVMachine U": _isv, "EnrolledModels means": _enrolled,
-         "GMMMachine means variances": _gmm}
+         "GMMMachine means variances": _gmm, "PLDA F_": _plda}
 
 
 def _traced_peak(run):
@@ -93,7 +102,7 @@ def _stored(model, name):
 def test_save_holds_no_second_copy_of_the_largest_array(tmp_path, make, traced):
     """Before: the read-back held the file's arrays and the copies the object made of them: a save
     of the i-vector machine peaked at 3x its T (and its RSS +414 MB for a 197 MB T), a GMM's at
-    2.5x its means and variances."""
+    2.5x its means and variances, a PLDA's 2.1x its F."""
     model, *largest = LARGE[make]()
     held = sum(a.nbytes for a in largest)
     assert held >= 40e6
@@ -107,7 +116,8 @@ def test_save_holds_no_second_copy_of_the_largest_array(tmp_path, make, traced):
 @pytest.mark.parametrize("make", list(LARGE))
 def test_load_holds_one_copy_of_the_largest_array(tmp_path, make, traced):
     """Before: the machine copied the arrays its reader had just read (2x T, or U, at the peak;
-    2.5x a GMM's means and variances: the variances floored into a new array, then copied)."""
+    2.5x a GMM's means and variances: the variances floored into a new array, then copied; 2.1x
+    a PLDA's F)."""
     model, *largest = LARGE[make]()
     emkit.io.save(model, tmp_path / "model.h5")
     expected = [_digest(a) for a in largest]  # (copies would count in the peak)

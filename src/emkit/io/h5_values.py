@@ -30,3 +30,9 @@ def as_read(data, kind: str) -> np.ndarray:
     """``data`` as the C-contiguous float64 / int64 / bool array ``read_array`` returns (the same
     array when it already is one)."""
     return np.ascontiguousarray(data, dtype=_OUT_DTYPES[kind])
+
+
+def within(values: np.ndarray, bound: float) -> bool:
+    """Whether every one of the finite ``values`` lies in ``[-bound, bound]``, found without a
+    temporary of their size (``np.abs(values)`` doubled the memory of a model's load)."""
+    return values.size == 0 or bool(-bound <= values.min() and values.max() <= bound)

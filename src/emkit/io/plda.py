@@ -23,6 +23,7 @@ import numpy as np
 from .fit_summary import read_feature_names, write_feature_names
 from .h5 import (check_values, child, int_or_minus_one, open_for_reading, open_for_writing,
                  read_array, read_scalar, read_stamp, write_stamp)
+from .h5_values import within
 from .read_back import write_array
 from .random_state import MISSING, read_random_state, write_random_state
 
@@ -94,7 +95,7 @@ def read_plda(hdf5, cls):
             return cls(**params)
         fitted = _read_fitted(g, params)
         names = read_feature_names(g, fitted["mean"].shape[0])
-        return cls._from_fitted(**fitted, **params)._restore_feature_names(names)
+        return cls._from_fitted(**fitted, **params, copy=False)._restore_feature_names(names)
 
 
 #: Largest magnitude of a fitted parameter: far beyond any real model, small enough that the
@@ -105,7 +106,7 @@ MAX_MAGNITUDE = 1e100
 def _read_bounded(g, name, shape, **kwargs):
     value = read_array(g, name, shape=shape, **kwargs)
     if value is not None:
-        check_values(g, name, bool(np.all(np.abs(value) <= MAX_MAGNITUDE)),
+        check_values(g, name, within(value, MAX_MAGNITUDE),
                      f"holds values beyond +-{MAX_MAGNITUDE:g} (scoring would overflow)")
     return value
 
