@@ -41,9 +41,11 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.n_components = check_positive_int(n_components, "n_components")
 
     @classmethod
-    def _from_fitted(cls, weights, input_subtract, eigenvalues) -> "LDA":
-        """A fitted LDA from plain arrays (e.g. a file's contents), copied: ``weights`` (D, k),
-        ``input_subtract`` (D,), ``eigenvalues`` (k,); ``n_components`` is k."""
+    def _from_fitted(cls, weights, input_subtract, eigenvalues, copy: bool = True) -> "LDA":
+        """A fitted LDA from plain arrays (e.g. a file's contents): ``weights`` (D, k),
+        ``input_subtract`` (D,), ``eigenvalues`` (k,); ``n_components`` is k.  The arrays are
+        copied; ``copy=False`` keeps float64 arrays the caller owns (a file's reader's, which a
+        copy would double in the memory of a load, and of save's read-back)."""
         from .whitening import check_projection
 
         weights, subtract, _ = check_projection(weights, input_subtract, 1.0, square=False)
@@ -53,13 +55,13 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                              f"(k,); got shapes {weights.shape}, {subtract.shape} and "
                              f"{eigenvalues.shape}")
         lda = cls(weights.shape[1])
-        lda._set_fitted(weights, subtract, eigenvalues)
+        lda._set_fitted(weights, subtract, eigenvalues, copy=copy)
         return lda
 
-    def _set_fitted(self, weights, input_subtract, eigenvalues) -> None:
-        set_fitted(self, "weights", weights)
-        set_fitted(self, "input_subtract", input_subtract)
-        set_fitted(self, "eigenvalues_", eigenvalues)
+    def _set_fitted(self, weights, input_subtract, eigenvalues, copy: bool = True) -> None:
+        set_fitted(self, "weights", weights, copy=copy)
+        set_fitted(self, "input_subtract", input_subtract, copy=copy)
+        set_fitted(self, "eigenvalues_", eigenvalues, copy=copy)
         self.n_features_in_ = int(np.shape(weights)[0])
         self._n_features_out = int(np.shape(weights)[1])
 

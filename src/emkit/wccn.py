@@ -71,19 +71,23 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     @classmethod
     def _from_fitted(cls, weights, input_subtract=0, input_divide=1.0, *, classes=None,
-                     pinv=False) -> "WCCN":
-        """A fitted WCCN from plain arrays (e.g. a file's contents): ``weights`` (D, D) (copied),
-        ``input_subtract`` a scalar or (D,), ``input_divide`` a non-zero number, ``classes`` the
-        labels (``classes_`` is left unset when None)."""
+                     pinv=False, copy: bool = True) -> "WCCN":
+        """A fitted WCCN from plain arrays (e.g. a file's contents): ``weights`` (D, D) (copied;
+        ``copy=False`` keeps a float64 array the caller owns: a file's reader's, which a copy
+        would double in the memory of a load, and of save's read-back), ``input_subtract`` a
+        scalar or (D,),
+        ``input_divide`` a non-zero number, ``classes`` the labels (``classes_`` is left unset
+        when None)."""
         wccn = cls(pinv=pinv)
         weights, subtract, divide = check_projection(weights, input_subtract, input_divide,
                                                      square=True)
         wccn._set_fitted(weights, float(subtract) if subtract.ndim == 0 else subtract.copy(),
-                         divide, classes)
+                         divide, classes, copy=copy)
         return wccn
 
-    def _set_fitted(self, weights, input_subtract, input_divide, classes) -> None:
-        set_fitted(self, "weights", weights)
+    def _set_fitted(self, weights, input_subtract, input_divide, classes,
+                    copy: bool = True) -> None:
+        set_fitted(self, "weights", weights, copy=copy)
         self.input_subtract = input_subtract
         self.input_divide = input_divide
         if classes is not None:

@@ -158,16 +158,20 @@ class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerM
         self.pinv = pinv
 
     @classmethod
-    def _from_fitted(cls, weights, input_subtract, input_divide=1.0, *, pinv=False) -> "Whitening":
+    def _from_fitted(cls, weights, input_subtract, input_divide=1.0, *, pinv=False,
+                     copy: bool = True) -> "Whitening":
         """A fitted Whitening from plain arrays (e.g. a file's contents): ``weights`` (D, D),
-        ``input_subtract`` (D,) or a scalar, ``input_divide`` a non-zero number (copied)."""
+        ``input_subtract`` (D,) or a scalar, ``input_divide`` a non-zero number (copied;
+        ``copy=False`` keeps float64 arrays the caller owns: a file's reader's, which a copy
+        would double in the memory of a load, and of save's read-back)."""
         white = cls(pinv=pinv)
-        white._set_fitted(*check_projection(weights, input_subtract, input_divide, square=True))
+        white._set_fitted(*check_projection(weights, input_subtract, input_divide, square=True),
+                          copy=copy)
         return white
 
-    def _set_fitted(self, weights, input_subtract, input_divide) -> None:
-        set_fitted(self, "weights", weights)
-        set_fitted(self, "input_subtract", input_subtract)
+    def _set_fitted(self, weights, input_subtract, input_divide, copy: bool = True) -> None:
+        set_fitted(self, "weights", weights, copy=copy)
+        set_fitted(self, "input_subtract", input_subtract, copy=copy)
         self.input_divide = float(input_divide)
         self.n_features_in_ = self._n_features_out = int(np.shape(weights)[0])
 

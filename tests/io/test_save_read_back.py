@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import emkit.io
-from emkit import PLDA, GMMMachine, ISVMachine, IVectorMachine
+from emkit import PLDA, GMMMachine, ISVMachine, IVectorMachine, Whitening
 from emkit.experiment import EnrolledModels
 from emkit.io import read_back
 from emkit.io._registry import register
@@ -70,8 +70,14 @@ def _plda():
     return plda, plda.F_
 
 
+def _whitening():
+    weights = np.random.default_rng(6).normal(size=(2300, 2300))
+    white = Whitening._from_fitted(weights, np.zeros(2300))
+    return white, white.weights
+
+
 LARGE = {"IVectorMachine T": _ivector, "ISVMachine U": _isv, "EnrolledModels means": _enrolled,
-         "GMMMachine means variances": _gmm, "PLDA F_": _plda}
+         "GMMMachine means variances": _gmm, "PLDA F_": _plda, "Whitening weights": _whitening}
 
 
 def _traced_peak(run):
@@ -102,7 +108,7 @@ def _stored(model, name):
 def test_save_holds_no_second_copy_of_the_largest_array(tmp_path, make, traced):
     """Before: the read-back held the file's arrays and the copies the object made of them: a save
     of the i-vector machine peaked at 3x its T (and its RSS +414 MB for a 197 MB T), a GMM's at
-    2.5x its means and variances, a PLDA's 2.1x its F."""
+    2.5x its means and variances, a PLDA's 2.1x its F, a Whitening's 2x its weights."""
     model, *largest = LARGE[make]()
     held = sum(a.nbytes for a in largest)
     assert held >= 40e6
@@ -117,7 +123,7 @@ def test_save_holds_no_second_copy_of_the_largest_array(tmp_path, make, traced):
 def test_load_holds_one_copy_of_the_largest_array(tmp_path, make, traced):
     """Before: the machine copied the arrays its reader had just read (2x T, or U, at the peak;
     2.5x a GMM's means and variances: the variances floored into a new array, then copied; 2.1x
-    a PLDA's F)."""
+    a PLDA's F, 2x a Whitening's weights)."""
     model, *largest = LARGE[make]()
     emkit.io.save(model, tmp_path / "model.h5")
     expected = [_digest(a) for a in largest]  # (copies would count in the peak)

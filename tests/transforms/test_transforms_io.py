@@ -177,3 +177,21 @@ def test_layout_modules_import_no_estimator(module):
     io_helpers = ("h5", "errors", "fit_summary", "random_state", "read_back")  # emkit.io's own
     assert all(m in ("__future__", "h5py", "numpy") or m.startswith(io_helpers)
                for m in [m or "" for m in imported]), imported
+
+
+@pytest.mark.parametrize("cls", [Whitening, WCCN, LDA])
+def test_from_fitted_copies_unless_told_and_a_load_keeps_the_readers_weights(cls, tmp_path):
+    """``_from_fitted`` copies what it is given (the caller's array stays its own, writable); the
+    file readers pass ``copy=False``: a loaded transform holds the weights they read, read-only
+    (no second copy of a (D, D) matrix while it loads)."""
+    rng = np.random.default_rng(7)
+    weights = np.linalg.qr(rng.normal(size=(4, 4)))[0] + 3 * np.eye(4)
+    extra = (rng.normal(size=4), np.ones(4)) if cls is LDA else (rng.normal(size=4),)
+    given = cls._from_fitted(weights, *extra)
+    assert not np.shares_memory(given.weights, weights) and weights.flags.writeable
+    fresh = weights.copy()
+    kept = cls._from_fitted(fresh, *extra, copy=False)
+    assert kept.weights is fresh and not fresh.flags.writeable
+    emkit.io.save(given, tmp_path / "t.h5")
+    loaded = emkit.io.load(tmp_path / "t.h5")
+    assert np.array_equal(loaded.weights, weights) and not loaded.weights.flags.writeable

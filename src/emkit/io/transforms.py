@@ -90,7 +90,8 @@ def read_whitening(hdf5, cls):
             return cls(pinv=pinv)
         projection = _read_projection(f)
         names = read_feature_names(f, projection["weights"].shape[0])
-        return cls._from_fitted(**projection, pinv=pinv)._restore_feature_names(names)
+        # (copy=False: the reader's arrays are fresh, a copy would double a load's memory)
+        return cls._from_fitted(**projection, pinv=pinv, copy=False)._restore_feature_names(names)
 
 
 # -- WCCN -----------------------------------------------------------------------------------------
@@ -117,8 +118,8 @@ def read_wccn(hdf5, cls):
             return cls(pinv=pinv)
         projection = _read_projection(f)
         names = read_feature_names(f, projection["weights"].shape[0])
-        return cls._from_fitted(**projection, classes=read_classes(f),
-                                pinv=pinv)._restore_feature_names(names)
+        return cls._from_fitted(**projection, classes=read_classes(f), pinv=pinv,
+                                copy=False)._restore_feature_names(names)
 
 
 # -- LDA ------------------------------------------------------------------------------------------
@@ -145,4 +146,4 @@ def read_lda(hdf5, cls):
         check_values(f, "weights", 1 <= k <= D, f"must have 1 to {D} columns")
         return cls._from_fitted(weights, read_array(f, "input_subtract", shape=(D,)),
                                 read_array(f, "eigenvalues", shape=(k,)),
-                                )._restore_feature_names(read_feature_names(f, D))
+                                copy=False)._restore_feature_names(read_feature_names(f, D))
