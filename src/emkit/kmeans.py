@@ -409,16 +409,21 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
 
     @classmethod
     def _from_fitted(cls, params: dict, centroids, average_min_distance=np.inf, n_iter=None,
-                     converged=None) -> "KMeansMachine":
-        """A machine with ``params`` and the centroids (K, D) a file holds (copied); it has
-        ``n_features_in_`` = D, and ``n_iter_``/``converged_`` when ``n_iter`` is given."""
+                     converged=None, *, copy: bool = True,
+                     derive: bool = True) -> "KMeansMachine":
+        """A machine with ``params`` and the centroids (K, D) a file holds (copied; ``copy=False``
+        keeps a float64 array the caller owns: the reader's, which a copy would double in the
+        memory of a load and of save's read-back); it has ``n_features_in_`` = D, and ``n_iter_``/``converged_`` when
+        ``n_iter`` is given.  ``derive=False`` leaves the distance constants (two more arrays of
+        the centroids' size) to the first use: the machine save reads back is thrown away."""
         machine = cls(**params)
-        set_fitted(machine, "centroids_", centroids)
+        set_fitted(machine, "centroids_", centroids, copy=copy)
         machine.average_min_distance = float(average_min_distance)
         machine.n_features_in_ = int(machine.centroids_.shape[1])
         if n_iter is not None:
             machine.n_iter_, machine.converged_ = int(n_iter), bool(converged)
-        machine._coefficients()  # as after fit: inference leaves the state alone
+        if derive:
+            machine._coefficients()  # as after fit: inference leaves the state alone
         return machine
 
     def __sklearn_tags__(self):

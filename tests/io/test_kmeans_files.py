@@ -128,3 +128,27 @@ def test_damaged_files_are_refused_naming_the_file_and_the_dataset(tmp_path, cha
 def _replace(f, name, value):
     del f[name]
     f[name] = value
+
+
+def test_a_loaded_machine_keeps_its_centroids_and_holds_its_distance_constants(tmp_path):
+    """The reader's centroids are kept (``copy=False``), read-only; the distance constants are
+    computed at load, as after fit (save's read-back, whose machine is thrown away, skips them)."""
+    from emkit._kernels.kmeans import CentroidCoefficients
+
+    centroids = np.random.default_rng(8).normal(size=(6, 3))
+    machine = KMeansMachine._from_fitted(dict(n_clusters=6), centroids)
+    assert not np.shares_memory(machine.centroids_, centroids) and centroids.flags.writeable
+    fresh = centroids.copy()
+    assert KMeansMachine._from_fitted(dict(n_clusters=6), fresh, copy=False).centroids_ is fresh
+    machine.save(tmp_path / "k.h5")
+    loaded = KMeansMachine.from_hdf5(tmp_path / "k.h5")
+    assert "coefficients" in loaded.__dict__["_derived_cache"]
+    coef = loaded._coefficients()
+    for dtype in (np.float64, np.float32):
+        expected = CentroidCoefficients.from_centroids(centroids, dtype)
+        assert expected.minus_two_centred_t.flags.c_contiguous
+        assert expected.minus_two_centred_t.dtype == dtype
+        assert np.array_equal(expected.minus_two_centred_t, (-2.0 * (centroids - centroids.mean(
+            axis=0)).T).astype(dtype))
+    assert np.array_equal(coef.centred, centroids - centroids.mean(axis=0))
+    assert not loaded.centroids_.flags.writeable

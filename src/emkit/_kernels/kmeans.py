@@ -35,12 +35,11 @@ class CentroidCoefficients:
         centroids = np.asarray(centroids, dtype=np.float64)
         shift = centroids.mean(axis=0)
         centred = centroids - shift
-        return cls(
-            shift=shift,
-            centred=centred,
-            minus_two_centred_t=np.ascontiguousarray(-2.0 * centred.T, dtype=dtype),
-            sq_norms=np.sum(centred * centred, axis=1).astype(dtype),
-        )
+        # one temporary of the centroids' size at a time (a loaded machine computes these)
+        sq_norms = np.sum(centred * centred, axis=1).astype(dtype)
+        minus_two_centred_t = np.multiply(centred.T, -2.0, order="C").astype(dtype, copy=False)
+        return cls(shift=shift, centred=centred, minus_two_centred_t=minus_two_centred_t,
+                   sq_norms=sq_norms)
 
     @property
     def n_clusters(self) -> int:

@@ -26,7 +26,8 @@ import numpy as np
 from .fit_summary import read_feature_names, write_feature_names
 from .h5 import (check_values, child, int_or_minus_one, open_for_reading, open_for_writing,
                  read_array, read_scalar, read_stamp, write_stamp)
-from .read_back import write_array
+from .h5_values import within
+from .read_back import under_way, write_array
 from .random_state import MISSING, read_random_state, write_random_state
 
 CLASS_NAME = "KMeansMachine"
@@ -86,7 +87,7 @@ def _read_init_method(f, K: int, methods):
 
 def _read_bounded(g, name, shape):
     value = read_array(g, name, shape=shape)
-    check_values(g, name, bool(np.all(np.abs(value) <= MAX_MAGNITUDE)),
+    check_values(g, name, within(value, MAX_MAGNITUDE),
                  f"holds values beyond +-{MAX_MAGNITUDE:g} (distances would overflow)")
     return value
 
@@ -124,4 +125,6 @@ def read_kmeans_machine(hdf5, cls):
         if n_iter is not None:  # (a machine only initialised has neither)
             fitted.update(n_iter=int(n_iter), converged=bool(read_scalar(g, "converged", "bool")))
         names = read_feature_names(g, D)
-        return cls._from_fitted(params, **fitted)._restore_feature_names(names)
+        # (save's read-back throws the machine away: its distance constants would be waste)
+        machine = cls._from_fitted(params, **fitted, copy=False, derive=not under_way())
+        return machine._restore_feature_names(names)

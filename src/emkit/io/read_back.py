@@ -46,6 +46,11 @@ def reading_back():
         _WRITTEN.reset(token)
 
 
+def under_way() -> bool:
+    """Whether a save is reading back what it wrote (the object read is then thrown away)."""
+    return _WRITTEN.get() is not None
+
+
 def write_array(group, name: str, values, dtype=np.float64) -> None:
     """Write ``values`` (as ``dtype``; None: its own dtype) as dataset ``name`` of ``group``,
     remembered for the read-back when a save is under way."""
