@@ -26,7 +26,8 @@ from .._validation import check_field_types
 from ._dither import check_dither_seed, dithered_frames
 from ._read import require
 
-__all__ = ["KaldiOptions", "check_options", "compute_kaldi_features", "log_energy"]
+__all__ = ["KaldiOptions", "check_options", "compute_kaldi_features",
+           "features_and_log_energy", "log_energy"]
 
 KINDS = ("mfcc", "fbank")
 WINDOWS = ("povey", "hamming", "hanning", "rectangular", "blackman")
@@ -299,3 +300,26 @@ def log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptions(), *,
     knf, o = _knf_options(opts, kind="mfcc", energy=True)
     o.num_ceps = 1
     return _run(knf, o, "mfcc", samples, opts, dither_key, dither_seed)[:, 0]
+
+
+def features_and_log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptions(), *,
+                            dither_key: str = "", dither_seed: int = 0
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`compute_kaldi_features` ``(n_frames, dim)`` and :func:`log_energy` ``(n_frames,)``
+    of ``samples``, the same bytes, in one run of kaldi-native-fbank where it can.
+
+    The log energy is the column the library puts first with ``use_energy`` (after the dither
+    and DC removal, before pre-emphasis and windowing with ``raw_energy``; floored at
+    ``energy_floor``), computed alike by its MFCC and fbank code and independent of the other
+    columns: an MFCC with ``use_energy`` has it, an fbank is computed with it and, without
+    ``use_energy``, gives it up.  An MFCC without ``use_energy`` has c0 in its place, which that
+    option would replace, so its energies take a second run (and a second draw of the dither).
+    """
+    if opts.kind == "mfcc" and not opts.energy:
+        return (compute_kaldi_features(samples, opts, dither_key=dither_key,
+                                       dither_seed=dither_seed),
+                log_energy(samples, opts, dither_key=dither_key, dither_seed=dither_seed))
+    knf, o = _knf_options(opts, energy=True)
+    out = _run(knf, o, opts.kind, samples, opts, dither_key, dither_seed)
+    energy = out[:, 0].copy()
+    return (out if opts.energy else np.ascontiguousarray(out[:, 1:])), energy

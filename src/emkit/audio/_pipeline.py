@@ -27,7 +27,7 @@ from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit, show_key, show_path
 from ._cmvn import cmvn, sliding_cmvn
 from ._deltas import add_deltas, delta_filters
 from ._dither import check_dither_seed
-from ._kaldi_features import KaldiOptions, compute_kaldi_features, log_energy
+from ._kaldi_features import KaldiOptions, compute_kaldi_features, features_and_log_energy
 from ._read import AudioError, MultiChannelWarning, read_audio, require
 from ._sources import Utterance
 from ._vad import compute_vad
@@ -169,8 +169,12 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
     else:
         where = show_path(utterance.path)
     dither_key = utterance.id or utterance.path  # (a path alone: other files, other noise)
-    feats = compute_kaldi_features(samples, k, dither_key=dither_key,
-                                   dither_seed=config.dither_seed)
+    if config.vad:  # (the VAD's energies from the same run where the library allows)
+        feats, energy = features_and_log_energy(samples, k, dither_key=dither_key,
+                                                dither_seed=config.dither_seed)
+    else:
+        feats = compute_kaldi_features(samples, k, dither_key=dither_key,
+                                       dither_seed=config.dither_seed)
     if feats.shape[0] == 0:
         if k.snip_edges:
             needed = f"a frame needs {k.frame_samples}"
@@ -180,9 +184,6 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
         raise AudioError(f"{where}: too short for one frame ({samples.shape[0]} samples; "
                          f"{needed})")
     if config.vad:
-        energy = (feats[:, 0] if k.kind == "mfcc" and k.energy
-                  else log_energy(samples, k, dither_key=dither_key,
-                                  dither_seed=config.dither_seed))
         voiced = compute_vad(energy, **config._vad_options())
         if not voiced.any():
             raise AudioError(f"{where}: all silence: the VAD kept none of its {feats.shape[0]} "
