@@ -232,34 +232,42 @@ def _accept(extractor, rate: float, samples: np.ndarray) -> None:
     extractor.accept_waveform(rate, memoryview(flat))
 
 
-def _run(knf, o, kind, samples, opts: KaldiOptions, dither_key: str,
-         dither_seed: int) -> np.ndarray:
-    """The library's features of ``samples``; with a dither, of emkit's dithered frames laid end
-    to end, which the library cuts back into the same frames (a shift of one frame length, no
-    dither of its own)."""
+def _run(setups, samples, opts: KaldiOptions, dither_key: str,
+         dither_seed: int) -> list[np.ndarray]:
+    """The library's features of ``samples`` for each ``(knf, options, kind)`` of ``setups``,
+    all fed the same frames; with a dither, emkit's dithered frames laid end to end (drawn
+    once for all), which the library cuts back into the same frames (a shift of one frame
+    length, no dither of its own)."""
     check_dither_seed(dither_seed)
     samples = np.asarray(samples)
     if samples.ndim != 1:  # (else the rows of a multi-channel array, read one after the other)
         raise ValueError(f"samples must be one channel, of shape (n_samples,); got shape "
                          f"{samples.shape}")
-    if opts.dither:
-        f = o.frame_opts
-        f.dither, f.frame_shift_ms, f.snip_edges = 0.0, f.frame_length_ms, True
-    extractor = knf.OnlineMfcc(o) if kind == "mfcc" else knf.OnlineFbank(o)
+    extractors = []
+    for knf, o, kind in setups:
+        if opts.dither:
+            f = o.frame_opts
+            f.dither, f.frame_shift_ms, f.snip_edges = 0.0, f.frame_length_ms, True
+        extractors.append(knf.OnlineMfcc(o) if kind == "mfcc" else knf.OnlineFbank(o))
     rate = float(opts.sample_frequency)
     if opts.dither:
         shift = _frame_samples(opts.sample_frequency, opts.frame_shift)
-        for block in dithered_frames(samples, opts.frame_samples, shift, opts.snip_edges,
-                                     opts.dither, dither_key, dither_seed):
-            _accept(extractor, rate, block)
+        blocks = dithered_frames(samples, opts.frame_samples, shift, opts.snip_edges,
+                                 opts.dither, dither_key, dither_seed)
     else:
-        _accept(extractor, rate, samples)
-    extractor.input_finished()
-    n = extractor.num_frames_ready
-    out = np.empty((n, extractor.dim), dtype=np.float32)
-    for i in range(n):  # the library hands out one frame at a time (a copy of its buffer)
-        out[i] = extractor.get_frame(i)
-    return out
+        blocks = [samples]
+    for block in blocks:
+        for extractor in extractors:
+            _accept(extractor, rate, block)
+    results = []
+    for extractor in extractors:
+        extractor.input_finished()
+        n = extractor.num_frames_ready
+        out = np.empty((n, extractor.dim), dtype=np.float32)
+        for i in range(n):  # the library hands out one frame at a time (a copy of its buffer)
+            out[i] = extractor.get_frame(i)
+        results.append(out)
+    return results
 
 
 def compute_kaldi_features(samples: np.ndarray, opts: KaldiOptions = KaldiOptions(), *,
@@ -270,7 +278,7 @@ def compute_kaldi_features(samples: np.ndarray, opts: KaldiOptions = KaldiOption
     from 0 to 2**64 - 1) seed its dither noise: the same pair, the same noise; 0 is the noise
     of emkit before the seed was an option."""
     knf, o = _knf_options(opts)
-    return _run(knf, o, opts.kind, samples, opts, dither_key, dither_seed)
+    return _run([(knf, o, opts.kind)], samples, opts, dither_key, dither_seed)[0]
 
 
 def check_options(opts: KaldiOptions) -> None:
@@ -297,9 +305,14 @@ def log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptions(), *,
     The frames, and their dither noise, are those of :func:`compute_kaldi_features` with the
     same options, ``dither_key`` and ``dither_seed``.
     """
+    return _run([_energy_setup(opts)], samples, opts, dither_key, dither_seed)[0][:, 0]
+
+
+def _energy_setup(opts: KaldiOptions):
+    """An MFCC of one coefficient, the log energy (column 0 of any MFCC with ``use_energy``)."""
     knf, o = _knf_options(opts, kind="mfcc", energy=True)
     o.num_ceps = 1
-    return _run(knf, o, "mfcc", samples, opts, dither_key, dither_seed)[:, 0]
+    return knf, o, "mfcc"
 
 
 def features_and_log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptions(), *,
@@ -313,13 +326,14 @@ def features_and_log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptio
     ``energy_floor``), computed alike by its MFCC and fbank code and independent of the other
     columns: an MFCC with ``use_energy`` has it, an fbank is computed with it and, without
     ``use_energy``, gives it up.  An MFCC without ``use_energy`` has c0 in its place, which that
-    option would replace, so its energies take a second run (and a second draw of the dither).
+    option would replace: its energies take a second extractor (:func:`log_energy`'s), fed the
+    same frames, so that the dither noise is drawn once.
     """
-    if opts.kind == "mfcc" and not opts.energy:
-        return (compute_kaldi_features(samples, opts, dither_key=dither_key,
-                                       dither_seed=dither_seed),
-                log_energy(samples, opts, dither_key=dither_key, dither_seed=dither_seed))
+    if opts.kind == "mfcc" and not opts.energy:  # one draw of the dither, two extractors
+        feats, energy = _run([(*_knf_options(opts), "mfcc"), _energy_setup(opts)], samples, opts,
+                             dither_key, dither_seed)
+        return feats, energy[:, 0].copy()
     knf, o = _knf_options(opts, energy=True)
-    out = _run(knf, o, opts.kind, samples, opts, dither_key, dither_seed)
+    out = _run([(knf, o, opts.kind)], samples, opts, dither_key, dither_seed)[0]
     energy = out[:, 0].copy()
     return (out if opts.energy else np.ascontiguousarray(out[:, 1:])), energy
