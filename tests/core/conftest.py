@@ -1,6 +1,9 @@
-"""Fixtures of the dask tests of this folder."""
+"""Fixtures of this folder: a dask client, and a small problem for the argument-check tests."""
 
+import numpy as np
 import pytest
+
+from emkit import GMMMachine
 
 
 @pytest.fixture(scope="module")
@@ -13,3 +16,14 @@ def client():
                                   dashboard_address=":0", silence_logs=40) as cluster:
         with distributed.Client(cluster) as c:
             yield c
+
+
+@pytest.fixture(scope="module")
+def small():
+    """``(X, y of X's rows, a 2-Gaussian UBM, the statistics of 10 sessions, y of the sessions)``
+    for the tests of argument checks (X: (120, 3), two classes of blobs, 6 labels)."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(60, 3)), rng.normal(size=(60, 3)) + 3])
+    ubm = GMMMachine(2, max_fitting_steps=3, convergence_threshold=None).fit(X)
+    stats = ubm.transform([X[i * 12:(i + 1) * 12] for i in range(10)])
+    return X, np.repeat(np.arange(6), 20), ubm, stats, np.repeat(np.arange(5), 2)

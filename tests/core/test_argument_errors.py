@@ -10,15 +10,6 @@ from emkit import (PLDA, WCCN, GMMMachine, ISVMachine, IVectorMachine, JFAMachin
                    Whitening, linear_scoring)
 
 
-@pytest.fixture(scope="module")
-def small():
-    rng = np.random.default_rng(0)
-    X = np.vstack([rng.normal(size=(60, 3)), rng.normal(size=(60, 3)) + 3])
-    ubm = GMMMachine(2, max_fitting_steps=3, convergence_threshold=None).fit(X)
-    stats = ubm.transform([X[i * 12:(i + 1) * 12] for i in range(10)])
-    return X, np.repeat(np.arange(6), 20), ubm, stats, np.repeat(np.arange(5), 2)
-
-
 SEED = "random_state must be an integer seed in [0, 2**32 - 1]; got -3"
 
 
