@@ -311,7 +311,10 @@ def test_per_model_metrics_equal_the_metrics_of_each_models_trials():
     ("aaaa", [1.0, 2, 3, 4], [True], ValueError,
      "labels must have shape (4,), one label per score of scores; got (1,)"),
     ("aaaa", [1.0, 2, 3, 4], [0, 1, 2, 1], ValueError,
-     "labels must hold booleans or 0/1 (1 = target trial); got values array([0, 1, 2])"),
+     "labels must hold booleans or 0/1 (1 = target trial); got the values 0, 1, 2"),
+    ("a" * 7, [1.0] * 7, [0, 1, 2, 3, 4, 5, 0.5], ValueError,  # at most 5 values, not an array
+     "labels must hold booleans or 0/1 (1 = target trial); got the values 0.0, 0.5, 1.0, 2.0, "
+     "3.0, ..."),
     ("aaaa", [1.0, 2, 3], [0, 1, 0, 1], ValueError,
      "models must have shape (3,), one model per score; got (4,)"),
     ("aaaa", [1.0, 2, np.nan, 4], [0, 1, 0, 1], ValueError,

@@ -87,8 +87,11 @@ def check_labels(labels, n_trials: int, name: str = "labels", per: str = "trial"
         raise TypeError(f"{name} must hold booleans or 0/1 (1 = target trial); got dtype "
                         f"{arr.dtype}")
     if not np.isin(arr, (0, 1)).all():
-        raise ValueError(f"{name} must hold booleans or 0/1 (1 = target trial); got values "
-                         f"{np.unique(arr)[:5]!r}")
+        values = np.unique(arr)
+        shown = ", ".join(repr(v) for v in values[:5].tolist())
+        shown += ", ..." if values.size > 5 else ""
+        raise ValueError(f"{name} must hold booleans or 0/1 (1 = target trial); got the values "
+                         f"{shown}")
     return arr.astype(bool)
 
 
