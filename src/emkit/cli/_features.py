@@ -186,8 +186,6 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
     names_by_file = {}
     sources = _read_config_files(config_files, kind, options, names_by_file)
     quiet = kaldi_generic_options(options)  # --verbose <= -2: no warning or note
-    if options["channel"] == -1:  # Kaldi's default, written out
-        options["channel"] = None
     for name, why in (("num_ceps", "filterbank energies have --num-mel-bins values per frame"),
                       ("cepstral_lifter", "it scales cepstra, which filterbanks do not have")):
         if kind == "fbank" and _explicit(name):

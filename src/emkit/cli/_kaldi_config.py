@@ -183,8 +183,6 @@ def _option(name, value, options, kind, ctx, where):
         converted = _convert(int, value, shown, where)
     else:  # Kaldi's sample frequency is a float: 16000.0 is 16000 Hz
         converted = _convert(float, value, shown, where)
-    if param.name == "channel" and converted == -1:  # Kaldi's default, "-1": emkit's too
-        return param.name, None
     if param.name == "sample_rate":
         if not math.isfinite(converted):  # 1e999 (the other options' types refuse inf)
             raise click.UsageError(f"{where}: {shown}: must be a finite number; got "
