@@ -50,14 +50,18 @@ def test_a_number_of_thousands_of_digits_in_a_recipe_is_a_recipe_error(project):
 LONG_ID = "r" * 5000
 
 
-@pytest.mark.parametrize("wav_scp, utt2spk", [
-    (f"{LONG_ID} a.wav\n{LONG_ID} a.wav\n", None),  # listed twice
-    (f"{LONG_ID} sox a.wav -t wav - |\n", None),  # a piped command
-    (f"r1 {LONG_ID}.wav\n", None),  # no such file
-    (f"r1 {LONG_ID}:12\n", None),  # an archive offset
-    (f"{LONG_ID} a.wav\n", "other s1\n"),  # no speaker in utt2spk
+SHORT_ID = "'" + "r" * 77 + "...'"  # an id: its start
+
+
+@pytest.mark.parametrize("wav_scp, utt2spk, shortened", [
+    (f"{LONG_ID} a.wav\n{LONG_ID} a.wav\n", None, SHORT_ID),  # listed twice
+    (f"{LONG_ID} sox a.wav -t wav - |\n", None, SHORT_ID),  # a piped command
+    (f"r1 {LONG_ID}.wav\n", None, "'..." + "r" * 116 + ".wav'"),  # no such file: a path's end
+    (f"r1 {LONG_ID}:12\n", None, "'..." + "r" * 117 + ":12'"),  # an archive offset
+    (f"{LONG_ID} a.wav\n", "other s1\n", SHORT_ID),  # no speaker in utt2spk
 ])
-def test_data_dir_errors_shorten_the_ids_and_paths_they_quote(tmp_path, wav_scp, utt2spk):
+def test_data_dir_errors_shorten_the_ids_and_paths_they_quote(tmp_path, wav_scp, utt2spk,
+                                                              shortened):
     # the messages quoted a recording id, utterance id or path of wav.scp whole (repr): a line of
     # 64 kB gave a message of 64 kB
     from emkit.audio import read_data_dir
@@ -70,7 +74,7 @@ def test_data_dir_errors_shorten_the_ids_and_paths_they_quote(tmp_path, wav_scp,
         read_data_dir(tmp_path)
     message = str(info.value)
     assert "wav.scp" in message or "utt2spk" in message
-    assert "'" + "r" * 77 + "...'" in message and len(message) < 600
+    assert shortened in message and len(message) < 600
 
 
 def test_a_cohort_error_shortens_the_ids_it_quotes(tmp_path):

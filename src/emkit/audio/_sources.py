@@ -97,9 +97,9 @@ def _resolve(target: str, data_dir: Path, where: str) -> str:
         except OSError:  # a name too long for the file system: no such file
             continue
     if ":" in target and not os.path.exists(target):
-        raise AudioError(f"{where}: {show_key(target)}: archive offsets (path:offset) are not "
+        raise AudioError(f"{where}: {show_path(target, tail=120)}: archive offsets (path:offset) are not "
                          "supported; list plain audio files")
-    raise FileNotFoundError(f"{where}: no such audio file {show_key(target)}")
+    raise FileNotFoundError(f"{where}: no such audio file {show_path(target, tail=120)}")
 
 
 def _seconds(text: str, where: str) -> float:
