@@ -34,8 +34,22 @@ def _real_array(a, name: str) -> np.ndarray:
 
 
 def trial_labels(model_ids, probe_ids) -> np.ndarray:
-    """(n_models, n_probes) boolean matrix of target trials (same identity), to flatten with a
-    score matrix: ``fit(scores.ravel(), trial_labels(models, probes).ravel())``."""
+    """The target trials (same identity) of a score matrix, for :meth:`LinearCalibration.fit`.
+
+    Flatten it with the scores: ``fit(scores.ravel(), trial_labels(models, probes).ravel())``.
+
+    Parameters
+    ----------
+    model_ids : array-like of shape (n_models,)
+        Identity of each model (row of the score matrix).
+    probe_ids : array-like of shape (n_probes,)
+        Identity of each probe (column).
+
+    Returns
+    -------
+    ndarray of shape (n_models, n_probes), bool
+        True where the identities are equal.
+    """
     a, b = np.asarray(model_ids), np.asarray(probe_ids)
     if a.ndim != 1 or b.ndim != 1:
         raise ValueError(f"model_ids and probe_ids must be 1-D; got shapes {a.shape} and {b.shape}")
@@ -101,11 +115,19 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         Most Newton iterations (about 10 are needed, 20-30 on separated scores); a
         ``ConvergenceWarning`` if they do not suffice.
 
-    Attributes (after ``fit``)
-    --------------------------
-    coef_ : (n_systems,) weights ``w``;  intercept_ : float ``b``;  n_features_in_;  n_iter_;
-    feature_names_in_ : the systems' names, when ``scores`` was a DataFrame (``transform`` then
-    refuses a DataFrame whose columns differ or come in another order)
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_systems,)
+        The weights ``w`` of ``llr = scores @ w + b`` (after ``fit``).
+    intercept_ : float
+        ``b``.
+    n_features_in_ : int
+        Number of systems fused.
+    n_iter_ : int
+        Newton iterations run.
+    feature_names_in_ : ndarray of shape (n_systems,), str
+        The systems' names, when ``scores`` was a DataFrame (``transform`` then refuses a
+        DataFrame whose columns differ or come in another order).
     """
 
     def __init__(self, prior: float = 0.5, C: float = 1e6, max_iter: int = 1000):
@@ -137,8 +159,24 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         return calibration
 
     def fit(self, scores, y):
-        """Fit on development ``scores`` (n_trials,) or (n_trials, n_systems) with ``y`` (n_trials,)
-        True/1 for target trials, False/0 for non-target trials."""
+        """Fit the calibration on development scores.
+
+        Parameters
+        ----------
+        scores : array-like of shape (n_trials,) or (n_trials, n_systems)
+            Finite development scores of one system, or of several to fuse (a DataFrame too).
+        y : array-like of shape (n_trials,)
+            True/1 for target trials, False/0 for non-target trials; both must occur.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Invalid ``prior``, ``C`` or ``max_iter``; non-finite scores; ``y`` of one class.
+        """
         if not (isinstance(self.prior, numbers.Real) and 0.0 < self.prior < 1.0):
             raise ValueError(f"prior must be a float in (0, 1); got {describe(self.prior)}")
         if isinstance(self.C, bool) or not (isinstance(self.C, numbers.Real)
@@ -183,8 +221,24 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, scores) -> np.ndarray:
-        """Calibrated LLRs.  One system: any shape in, same shape out (e.g. an (M, P) score
-        matrix); several systems: (n_trials, n_systems) in, (n_trials,) out."""
+        """Calibrated log-likelihood ratios ``scores @ coef_ + intercept_``.
+
+        Parameters
+        ----------
+        scores : array-like of any shape (one system) or of shape (n_trials, n_systems)
+            One system: e.g. an (M, P) score matrix.
+
+        Returns
+        -------
+        ndarray of the shape of ``scores`` (one system) or of shape (n_trials,), float64
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        ValueError
+            Non-finite scores, or calibrated scores beyond float64.
+        """
         if not hasattr(self, "coef_"):
             from sklearn.exceptions import NotFittedError  # (an AttributeError too)
 
@@ -205,7 +259,18 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         return llr
 
     def fit_transform(self, scores, y):
-        """``fit(scores, y)``, then the calibrated LLRs of ``scores`` (see :meth:`transform`)."""
+        """``fit(scores, y)``, then the calibrated LLRs of ``scores``.
+
+        Parameters
+        ----------
+        scores : array-like of shape (n_trials,) or (n_trials, n_systems)
+        y : array-like of shape (n_trials,)
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_trials,), float64
+        """
         return self.fit(scores, y).transform(scores)
 
     def __sklearn_is_fitted__(self) -> bool:

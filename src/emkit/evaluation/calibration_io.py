@@ -42,15 +42,46 @@ MAX_ITER = 2**31 - 1  # the largest max_iter a file may hold
 
 
 def formula(calibration: LinearCalibration, digits: int = 6) -> str:
-    """``"llr = 0.0997 * score - 3.016"``: a one-system calibration as people write it."""
+    """A one-system calibration as people write it: ``"llr = 0.0997 * score - 3.016"``.
+
+    Parameters
+    ----------
+    calibration : LinearCalibration
+        Fitted, on one system.
+    digits : int, default 6
+        Significant digits of the slope and the offset.
+
+    Returns
+    -------
+    str
+    """
     sign = "-" if calibration.intercept_ < 0 else "+"
     return (f"llr = {calibration.coef_[0]:.{digits}g} * score {sign} "
             f"{abs(calibration.intercept_):.{digits}g}")
 
 
 def labelled_scores(scores_path, key_path=None):
-    """``(Trials, scores, labels)`` of a score file; labels from its 4th column, else from the key
-    (a trial list with labels).  Every trial must be labelled."""
+    """The trials, scores and labels of a score file.
+
+    Parameters
+    ----------
+    scores_path : str or path-like
+        A score file (``model probe score [label]`` lines).
+    key_path : str or path-like, optional
+        A trial list with labels, used when the score file has no 4th (label) column.
+
+    Returns
+    -------
+    trials : Trials
+    scores : ndarray of shape (n_trials,), float64
+    labels : ndarray of shape (n_trials,), bool
+        True for target trials.
+
+    Raises
+    ------
+    FeatureError
+        A trial without a label (no label column and no key).
+    """
     trials, values = read_scores(scores_path)
     labels = trials.labels
     if labels is None and key_path is not None:
@@ -63,7 +94,25 @@ def labelled_scores(scores_path, key_path=None):
 
 
 def train_calibration(scores_path, key_path=None, *, prior: float = 0.5) -> LinearCalibration:
-    """A :class:`LinearCalibration` fitted on a labelled development score file."""
+    """A :class:`LinearCalibration` fitted on a labelled development score file.
+
+    Parameters
+    ----------
+    scores_path, key_path : str or path-like
+        As in :func:`labelled_scores`.
+    prior : float, default 0.5
+        The calibration's effective target prior.
+
+    Returns
+    -------
+    LinearCalibration
+        Fitted.
+
+    Raises
+    ------
+    FeatureError
+        Unlabelled trials, or trials of one class only.
+    """
     _, values, labels = labelled_scores(scores_path, key_path)
     if labels.all() or not labels.any():
         raise FeatureError(f"{os.fspath(scores_path)}: calibration needs target and non-target "
@@ -73,8 +122,22 @@ def train_calibration(scores_path, key_path=None, *, prior: float = 0.5) -> Line
 
 def save_calibration(calibration: LinearCalibration, path, *, n_targets=None,
                      n_nontargets=None) -> None:
-    """Write a fitted one-system calibration as JSON (atomically); ``n_targets`` and
-    ``n_nontargets``, the development trial counts, are stored when both are given."""
+    """Write a fitted one-system calibration as JSON (atomically).
+
+    Parameters
+    ----------
+    calibration : LinearCalibration
+        Fitted on one system.
+    path : str or path-like
+        The file written (replaced whole, or left as it was on failure).
+    n_targets, n_nontargets : int, optional
+        The development trial counts, stored when both are given.
+
+    Raises
+    ------
+    ValueError, TypeError
+        An unfitted or several-system calibration; only one of the counts, or a negative one.
+    """
     if not hasattr(calibration, "coef_"):
         raise ValueError("calibration is not fitted: call fit(scores, labels) first")
     if calibration.n_features_in_ != 1:
@@ -144,8 +207,24 @@ def _finite(value, path, what) -> float:
 
 
 def load_calibration(path) -> LinearCalibration:
-    """Read a calibration written by :func:`save_calibration`, checking every field; errors name
-    the file and never echo its contents."""
+    """Read a calibration written by :func:`save_calibration`, checking every field.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A regular file of at most ``MAX_BYTES`` bytes.
+
+    Returns
+    -------
+    LinearCalibration
+        Fitted, ready to ``transform``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        No such file; not a calibration file, a version emkit does not read, or an invalid
+        field (the message names the file, never echoes its contents).
+    """
     path = os.fspath(path)
     try:
         with open_regular(path) as f:  # never blocks on a pipe, never reads a device
@@ -193,8 +272,24 @@ def load_calibration(path) -> LinearCalibration:
 
 
 def calibrate_file(calibration: LinearCalibration, scores_path, output, key_path=None) -> int:
-    """Write ``output``: the trials of ``scores_path`` with calibrated scores (labels kept, or
-    taken from the key when given).  Returns the number of trials."""
+    """Write ``output``: the trials of ``scores_path`` with calibrated scores.
+
+    Parameters
+    ----------
+    calibration : LinearCalibration
+        Fitted on one system.
+    scores_path : str or path-like
+        The score file to calibrate; its labels, if any, are kept.
+    output : str or path-like
+        The score file written.
+    key_path : str or path-like, optional
+        A labelled trial list whose labels are written with the scores.
+
+    Returns
+    -------
+    int
+        The number of trials written.
+    """
     trials, values = read_scores(scores_path)
     labels = trials.labels
     if labels is None and key_path is not None:
@@ -209,8 +304,23 @@ def score_metrics(target_scores, nontarget_scores, p_targets=(0.01,), c_miss=1.0
 
     actDCF and Cllr read the scores as natural-log likelihood ratios, after ``calibration``
     when one is given (e.g. from :func:`load_calibration`); EER, minDCF and min Cllr do not
-    depend on calibration.  Returns a dict ``{"eer", "min_dcf": {p: v}, "act_dcf": {p: v},
-    "cllr", "min_cllr", "targets", "nontargets"}``.
+    depend on calibration.
+
+    Parameters
+    ----------
+    target_scores, nontarget_scores : array-like of shape (n_target,) and (n_nontarget,)
+    p_targets : sequence of float, default (0.01,)
+        Target priors of minDCF and actDCF.
+    c_miss, c_fa : float, default 1.0
+        The costs of a miss and of a false alarm.
+    calibration : LinearCalibration, optional
+        Applied to the scores before actDCF and Cllr.
+
+    Returns
+    -------
+    dict
+        ``{"eer", "min_dcf": {p: v}, "act_dcf": {p: v}, "cllr", "min_cllr", "targets",
+        "nontargets"}``.
     """
     tar, non = metrics._check_pair(target_scores, nontarget_scores)  # errors name the argument
     llr_tar, llr_non = (tar, non) if calibration is None else \

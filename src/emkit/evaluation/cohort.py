@@ -27,10 +27,25 @@ def enroll_cohort(models, cohort: dict, cohort_stats: dict, *, progress: bool = 
     """Enrol the T-norm cohort models as ``models`` (an :class:`~emkit.experiment.EnrolledModels`)
     were: same machine, same relevance factor (GMM-MAP), same back-end (i-vectors).
 
-    ``cohort``: ``{cohort model id: [utterance ids]}``; ``cohort_stats``: ``{utterance id:
-    GMMStats}`` for every utterance of ``cohort``.  Returns ``(cohort_models, z_ids,
-    z_stats)``: the enrolled cohort models (n_t), the distinct cohort utterances (n_z, in order of
-    first appearance) and their statistics.
+    Parameters
+    ----------
+    models : EnrolledModels
+        The enrolled models of the trials.
+    cohort : dict
+        ``{cohort model id: [utterance ids]}``, n_t models (not empty).
+    cohort_stats : dict
+        ``{utterance id: GMMStats}`` for every utterance of ``cohort`` (else ``ValueError``).
+    progress : bool, default False
+        Show a progress bar.
+
+    Returns
+    -------
+    cohort_models : EnrolledModels
+        The n_t enrolled cohort models.
+    z_ids : list of str
+        The n_z distinct cohort utterances, in order of first appearance.
+    z_stats : list of GMMStats
+        Their statistics.
     """
     names = list(cohort)
     if not names:
@@ -49,8 +64,20 @@ def enroll_cohort(models, cohort: dict, cohort_stats: dict, *, progress: bool = 
 
 
 def same_speaker(cohort: dict, z_ids) -> np.ndarray:
-    """(n_t, n_z) bool: True where Z-cohort utterance ``z_ids[j]`` is listed under cohort model
-    ``i`` (ZT-norm's ``same_speaker_mask``)."""
+    """ZT-norm's ``same_speaker_mask``: which Z-cohort utterances belong to which cohort model.
+
+    Parameters
+    ----------
+    cohort : dict
+        ``{cohort model id: [utterance ids]}``, n_t models.
+    z_ids : sequence of str
+        The n_z Z-cohort utterances (every utterance of ``cohort`` among them).
+
+    Returns
+    -------
+    ndarray of shape (n_t, n_z), bool
+        True where utterance ``z_ids[j]`` is listed under cohort model ``i``.
+    """
     column = {u: j for j, u in enumerate(z_ids)}
     names = list(cohort)
     mask = np.zeros((len(names), len(z_ids)), dtype=bool)
@@ -63,10 +90,24 @@ def cohort_matrices(models, probe_stats, cohort: dict, cohort_stats: dict, *,
                     cohort_cohort: bool = True, progress: bool = False) -> dict:
     """The cohort score matrices the normalisations of :mod:`emkit.score_norm` need.
 
-    ``models``: the enrolled models of the trials (n_models), ``probe_stats``: the trials'
-    probes (n_probes GMMStats); ``cohort`` and ``cohort_stats`` as in :func:`enroll_cohort`.
-    Returns ``model_cohort`` (n_models, n_z) and ``cohort_probe`` (n_t, n_probes) and, with
-    ``cohort_cohort``, ``cohort_cohort`` (n_t, n_z) and ``same_speaker`` (n_t, n_z) bool.
+    Parameters
+    ----------
+    models : EnrolledModels
+        The n_models enrolled models of the trials.
+    probe_stats : sequence of GMMStats
+        The trials' n_probes probes.
+    cohort, cohort_stats : dict
+        As in :func:`enroll_cohort`.
+    cohort_cohort : bool, default True
+        Also score the cohort models against the Z-cohort (ZT-norm needs it).
+    progress : bool, default False
+        Show progress bars.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``model_cohort`` (n_models, n_z) and ``cohort_probe`` (n_t, n_probes) and, with
+        ``cohort_cohort``, ``cohort_cohort`` (n_t, n_z) and ``same_speaker`` (n_t, n_z) bool.
     """
     cohort_models, z_ids, z_stats = enroll_cohort(models, cohort, cohort_stats,
                                                   progress=progress)
@@ -80,12 +121,28 @@ def cohort_matrices(models, probe_stats, cohort: dict, cohort_stats: dict, *,
 
 def normalise(scores, arrays: dict, method: str, *, top_n: int = 200, ddof: int = 1,
               columns=slice(None)) -> np.ndarray:
-    """``scores`` (n_models, n_probes) normalised by ``method`` (one of :data:`METHODS`) with the
-    matrices of :func:`cohort_matrices`.
+    """``scores`` normalised with the matrices of :func:`cohort_matrices`.
 
-    ``columns`` selects the probes of ``cohort_probe`` that ``scores`` holds (a slice or index
-    array), so that a large score matrix can be normalised one block of probes at a time: every
-    normalisation here works per model and per probe.
+    Parameters
+    ----------
+    scores : array-like of shape (n_models, n_probes)
+    arrays : dict
+        What :func:`cohort_matrices` returned (``method`` needs some of them, else
+        ``ValueError``).
+    method : str
+        One of :data:`METHODS`: ``"z"``, ``"t"``, ``"zt"``, ``"s"``, ``"as"`` (adaptive S-norm).
+    top_n : int, default 200
+        Adaptive S-norm's cohort size (see :func:`~emkit.score_norm.adaptive_snorm`).
+    ddof : int, default 1
+        Delta degrees of freedom of the standard deviations.
+    columns : slice or ndarray of shape (n_probes,), default all
+        The probes of ``cohort_probe`` that ``scores`` holds, so that a large score matrix can be
+        normalised one block of probes at a time (every normalisation works per model and per
+        probe).
+
+    Returns
+    -------
+    ndarray of shape (n_models, n_probes), float64
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")

@@ -4,29 +4,21 @@ Every function takes the scores of the **target** trials (same identity) and of 
 **non-target** trials (different identities) as two 1-D arrays; larger scores mean "more
 likely target".  Conventions used throughout:
 
-- **Decision rule.** A trial is accepted as a target when ``score >= threshold``.  At
-  threshold ``t``, ``P_miss(t)`` is the fraction of target scores ``< t`` and ``P_fa(t)`` the
-  fraction of non-target scores ``>= t``.  Tied scores are never split: every score equal to
-  ``t`` is accepted together.  The operating points are those of every distinct score plus
-  ``+inf`` (accept nothing).
-- **EER** is the ROCCH-EER (as in the BOSARIS toolkit): the error rate where the convex hull
-  of the operating points in the (P_fa, P_miss) plane crosses ``P_miss = P_fa``.
-  Equivalently it is the largest Bayes error over priors,
-  ``max_w min_t [w * P_miss(t) + (1 - w) * P_fa(t)]``.  It is the error rate at equal miss
-  and false-alarm rates that a (possibly randomised) threshold can reach, it is well defined
-  with ties (a tie between target and non-target scores is a straight hull segment), and it is
-  at most 0.5.  Perfectly separated scores give 0; all-equal scores give 0.5.
+- **Decision rule.** A trial is accepted as a target when ``score >= threshold``: at ``t``,
+  ``P_miss(t)`` is the fraction of target scores ``< t``, ``P_fa(t)`` that of non-target scores
+  ``>= t`` (ties are never split).  The operating points: every distinct score, and ``+inf``.
+- **EER** is the ROCCH-EER (as in the BOSARIS toolkit): where the convex hull of the operating
+  points in the (P_fa, P_miss) plane crosses ``P_miss = P_fa``; equivalently the largest Bayes
+  error over priors, ``max_w min_t [w * P_miss(t) + (1 - w) * P_fa(t)]``.  Well defined with
+  ties (a straight hull segment), at most 0.5: 0 for separated scores, 0.5 for equal ones.
 - **DCF** (NIST): ``DCF(t) = C_miss * P_target * P_miss(t) + C_fa * (1 - P_target) * P_fa(t)``,
-  normalised by the cost of the best trivial system,
-  ``C_default = min(C_miss * P_target, C_fa * (1 - P_target))``.  ``min_dcf`` is the smallest
-  normalised DCF over all thresholds; ``act_dcf`` is the normalised DCF at the Bayes threshold
-  ``log(C_fa * (1 - P_target) / (C_miss * P_target))`` and so assumes the scores are
-  calibrated natural-log likelihood ratios.  ``min_dcf`` is at most 1 (a trivial system
-  costs 1); ``act_dcf`` is not bounded.
-- **Cllr** (Brümmer): the log-likelihood-ratio cost in bits, scores read as natural-log
-  likelihood ratios: ``0.5 * (mean(log2(1 + exp(-tar))) + mean(log2(1 + exp(non))))``.
-  ``min_cllr`` is Cllr after the optimal monotone calibration (PAV, pool-adjacent-violators,
-  with tied scores pooled); it is at most 1 and measures discrimination only.
+  normalised by the best trivial system's ``min(C_miss * P_target, C_fa * (1 - P_target))``.
+  ``min_dcf`` (at most 1) is its minimum over thresholds; ``act_dcf`` (unbounded) its value at
+  the Bayes threshold ``log(C_fa * (1 - P_target) / (C_miss * P_target))``, for scores that
+  are calibrated natural-log likelihood ratios.
+- **Cllr** (Brümmer): the cost in bits of natural-log likelihood-ratio scores,
+  ``0.5 * (mean(log2(1 + exp(-tar))) + mean(log2(1 + exp(non))))``; ``min_cllr`` (at most 1,
+  discrimination only) is Cllr after the optimal monotone (PAV, ties pooled) calibration.
 """
 
 from __future__ import annotations
@@ -43,19 +35,19 @@ __all__ = ["DETCurve", "det_curve", "rocch", "eer", "min_dcf", "act_dcf", "cllr"
 
 
 class DETCurve(NamedTuple):
-    """Operating points, in order of increasing threshold (all arrays of one length).
+    """Operating points, in order of increasing threshold.
 
-    p_miss : non-decreasing miss rates; p_fa : non-increasing false-alarm rates;
-    thresholds : increasing, accept when ``score >= threshold`` (may end with ``inf``).
+    Parameters
+    ----------
+    p_miss, p_fa, thresholds : ndarray of shape (n_points,)
+        Miss rates (non-decreasing), false-alarm rates (non-increasing) and thresholds
+        (increasing; accept when ``score >= threshold``; may end with ``inf``).
     """
 
     p_miss: np.ndarray
     p_fa: np.ndarray
     thresholds: np.ndarray
 
-
-# ---------------------------------------------------------------------------------------------
-# validation
 
 def _check_scores(scores, name: str) -> np.ndarray:
     arr = np.asarray(scores)
@@ -117,22 +109,18 @@ def _check_costs(p_target, c_miss, c_fa):
             _check_real(c_fa, "c_fa"))
 
 
-# ---------------------------------------------------------------------------------------------
-# operating points
-
 def det_curve(target_scores, nontarget_scores) -> DETCurve:
     """Miss and false-alarm rates at every threshold that matters.
 
-    The points run from the highest threshold that accepts every target (``P_miss = 0``: the
-    lowest target score) to the lowest one that rejects every non-target (``P_fa = 0``; ``inf`` when the top score is a
-    non-target).  Points outside that range are dominated and left out.  Computed with
-    :func:`sklearn.metrics.det_curve` (which keeps ties together); the reject-all point that
-    scikit-learn < 1.7 leaves out is added, so the result does not depend on its version.
+    From the highest threshold accepting every target (``P_miss = 0``) to the lowest rejecting
+    every non-target (``P_fa = 0``; ``inf`` when the top score is a non-target); points outside
+    are dominated.  Computed with :func:`sklearn.metrics.det_curve` (ties kept together), plus
+    the reject-all point scikit-learn < 1.7 leaves out, so no result depends on its version.
 
     Parameters
     ----------
-    target_scores : array-like of shape (n_target,)
-    nontarget_scores : array-like of shape (n_nontarget,)
+    target_scores, nontarget_scores : array-like of shape (n_target,) and (n_nontarget,)
+        Finite real scores of the target and non-target trials (else ``ValueError``).
 
     Returns
     -------
@@ -176,6 +164,15 @@ def rocch(target_scores, nontarget_scores) -> DETCurve:
     The first vertex accepts everything (``P_miss = 0, P_fa = 1``), the last one nothing
     (``inf``: ``P_miss = 1, P_fa = 0``).  Found with PAV: the hull's vertices are the
     boundaries between the PAV blocks of the target posterior.
+
+    Parameters
+    ----------
+    target_scores, nontarget_scores : array-like of shape (n_target,) and (n_nontarget,)
+
+    Returns
+    -------
+    DETCurve
+        The hull's vertices, each array of shape (n_vertices,).
     """
     tar, non = _check_pair(target_scores, nontarget_scores)
     values, n_tar, n_non, posterior = _pav(tar, non)
@@ -187,11 +184,16 @@ def rocch(target_scores, nontarget_scores) -> DETCurve:
     return DETCurve(p_miss, p_fa, np.append(values[starts], np.inf))
 
 
-# ---------------------------------------------------------------------------------------------
-# scalar measures
-
 def eer(target_scores, nontarget_scores) -> float:
-    """Equal error rate (ROCCH-EER, see the module docstring), a number in [0, 0.5].
+    """Equal error rate (ROCCH-EER, see the module docstring).
+
+    Parameters
+    ----------
+    target_scores, nontarget_scores : array-like of shape (n_target,) and (n_nontarget,)
+
+    Returns
+    -------
+    float in [0, 0.5]
 
     Examples
     --------
@@ -216,7 +218,7 @@ def min_dcf(target_scores, nontarget_scores, p_target, c_miss=1.0, c_fa=1.0, *,
 
     Parameters
     ----------
-    target_scores, nontarget_scores : array-like, 1-D
+    target_scores, nontarget_scores : array-like of shape (n_target,) and (n_nontarget,)
     p_target : float in (0, 1)
         Prior probability of a target trial, e.g. 0.01 or 0.001.
     c_miss, c_fa : float > 0
@@ -241,8 +243,17 @@ def act_dcf(target_scores, nontarget_scores, p_target, c_miss=1.0, c_fa=1.0) -> 
     """Normalised detection cost of calibrated log-likelihood-ratio scores.
 
     Decisions at the Bayes threshold ``log(c_fa * (1 - p_target) / (c_miss * p_target))``
-    (accept when ``score >= threshold``).  Parameters as in :func:`min_dcf`.  May exceed 1
-    for badly calibrated scores.
+    (accept when ``score >= threshold``).
+
+    Parameters
+    ----------
+    target_scores, nontarget_scores : array-like of shape (n_target,) and (n_nontarget,)
+    p_target, c_miss, c_fa : float
+        Target prior in (0, 1) and the costs (> 0), as in :func:`min_dcf`.
+
+    Returns
+    -------
+    float >= 0 (above 1 for badly calibrated scores)
     """
     p_target, c_miss, c_fa = _check_costs(p_target, c_miss, c_fa)
     tar, non = _check_pair(target_scores, nontarget_scores)
@@ -255,7 +266,14 @@ def act_dcf(target_scores, nontarget_scores, p_target, c_miss=1.0, c_fa=1.0) -> 
 def cllr(target_scores, nontarget_scores) -> float:
     """Log-likelihood-ratio cost in bits; scores are natural-log likelihood ratios.
 
-    0 for perfect, confident scores; 1 for the uninformative ``llr = 0``; unbounded above.
+    Parameters
+    ----------
+    target_scores, nontarget_scores : array-like of shape (n_target,) and (n_nontarget,)
+
+    Returns
+    -------
+    float >= 0
+        0 for perfect, confident scores; 1 for the uninformative ``llr = 0``; unbounded.
     """
     tar, non = _check_pair(target_scores, nontarget_scores)
     costs = np.logaddexp(0.0, -tar), np.logaddexp(0.0, non)
@@ -267,10 +285,18 @@ def cllr(target_scores, nontarget_scores) -> float:
 
 
 def min_cllr(target_scores, nontarget_scores) -> float:
-    """Cllr after the optimal monotone (PAV) calibration of the scores, in [0, 1].
+    """Cllr after the optimal monotone (PAV) calibration of the scores.
 
     The PAV posteriors are turned into log-likelihood ratios by removing the empirical prior
     log-odds ``log(n_target / n_nontarget)``.  Tied scores get one calibrated value.
+
+    Parameters
+    ----------
+    target_scores, nontarget_scores : array-like of shape (n_target,) and (n_nontarget,)
+
+    Returns
+    -------
+    float in [0, 1]
     """
     tar, non = _check_pair(target_scores, nontarget_scores)
     _, n_tar, n_non, p = _pav(tar, non)
@@ -286,11 +312,22 @@ def min_cllr(target_scores, nontarget_scores) -> float:
 def per_model(models, scores, labels, p_targets=(0.01,), c_miss=1.0, c_fa=1.0) -> list:
     """EER and minDCF of each model's trials, models in order of first appearance.
 
-    ``models`` (n_trials,) the model of each trial, ``scores`` (n_trials,), ``labels``
-    (n_trials,) bool or 0/1 (True: target).  One dict per model: ``model``, ``targets`` and
-    ``nontargets`` (counts), ``eer`` and ``min_dcf`` (``{p_target: value}``), both None when the
-    model has trials of one class only.  ``p_targets``: the target priors of the minDCFs;
-    ``c_miss``, ``c_fa``: their costs (see :func:`min_dcf`).
+    Parameters
+    ----------
+    models, scores : array-like of shape (n_trials,)
+        The model of each trial, and its score.
+    labels : array-like of shape (n_trials,), bool or 0/1
+        True (1) for a target trial.
+    p_targets : sequence of float
+        The target priors of the minDCFs.
+    c_miss, c_fa : float
+        Their costs (see :func:`min_dcf`).
+
+    Returns
+    -------
+    list of dict
+        One per model: ``model``, ``targets`` and ``nontargets`` (counts), ``eer`` and
+        ``min_dcf`` (``{p_target: value}``), both None when the model has trials of one class.
     """
     scores = _check_scores(scores, "scores")
     models = np.asarray(models)
@@ -311,9 +348,6 @@ def per_model(models, scores, labels, p_targets=(0.01,), c_miss=1.0, c_fa=1.0) -
     return rows
 
 
-# ---------------------------------------------------------------------------------------------
-# plotting
-
 _TICKS = np.array([1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6,
                    0.8, 0.9, 0.95, 0.98, 0.99])
 
@@ -323,9 +357,8 @@ def _tick_label(p: float) -> str:
 
 
 def _thin_ticks(ticks, span: float, *, pad_fraction: float = 0.03, char_fraction: float = 0.02):
-    """Ticks far enough apart in probit units for their labels not to run into each other on a
-    5.5 inch plot, from the top one down: the gap needed grows with the labels' lengths ("0.05"
-    needs more room than "5"), ``pad_fraction + char_fraction * mean length`` of the span."""
+    """Ticks far enough apart (probit units) for their labels not to overlap on a 5.5 inch
+    plot, top down: a gap of ``pad_fraction + char_fraction * mean label length`` of the span."""
     from scipy.special import ndtri
 
     kept = [ticks[-1]]
@@ -339,24 +372,21 @@ def _thin_ticks(ticks, span: float, *, pad_fraction: float = 0.03, char_fraction
 def plot_det_curves(systems, *, ax=None, title=None, limits=None):
     """Plot DET curves on normal-deviate (probit) axes; returns the matplotlib Figure.
 
-    Each curve is the ROCCH DET curve (the BOSARIS convention): the convex hull of the operating
-    points, its segments straight in probability space, so it crosses the diagonal exactly at
-    the curve's :func:`eer` (the ROCCH-EER of the legend).  The step curve of :func:`det_curve`
-    lies on or above it.  The legend is placed below the axes, where it hides no curve; tick
-    labels are thinned so that neighbours never overlap.
+    Each curve is the ROCCH DET curve (BOSARIS): the convex hull of the operating points, its
+    segments straight in probability space, crossing the diagonal at the :func:`eer` of the
+    legend (the step curve of :func:`det_curve` lies on or above it).  The legend is below the
+    axes, where it hides no curve; tick labels are thinned so that neighbours never overlap.
 
     Parameters
     ----------
     systems : mapping of str to (target_scores, nontarget_scores)
         One curve per entry, labelled with its name and EER.
     ax : matplotlib Axes, optional
-        Draw into it; by default a new 5.5 x 5.5 inch Figure with an Agg canvas is made
-        (pyplot is not used, nothing is shown, no global state changes).
+        Draw into it; by default into a new 5.5 x 5.5 inch Figure on an Agg canvas (no pyplot).
     title : str, optional
     limits : (float, float), optional
-        Probability range of both axes.  Default: from the largest tick at or below the
-        smallest non-zero rate of any curve (between 1e-4 and 0.01) up to 0.5.  Points
-        outside are cut off at the frame.
+        Probability range of both axes; by default from the largest tick at or below the
+        smallest non-zero rate (between 1e-4 and 0.01) up to 0.5.
 
     Returns
     -------

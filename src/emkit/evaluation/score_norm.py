@@ -124,10 +124,29 @@ def _normalise(s: np.ndarray, stats, axis: int, name: str) -> np.ndarray:
 
 
 def znorm(scores, model_cohort_scores, *, ddof: int = 1) -> np.ndarray:
-    """Z-norm: ``(s[m, p] - mean_z[m]) / std_z[m]`` with the statistics of model ``m`` against the
-    Z-cohort, ``model_cohort_scores`` (n_models, n_zcohort).  Returns (n_models, n_probes).
-    ``ddof``: delta degrees of freedom of the standard deviations (1, the default: the unbiased
-    estimate; 0: the maximum-likelihood one), here and in every function of this module."""
+    """Z-norm: ``(s[m, p] - mean_z[m]) / std_z[m]``, with the statistics of model ``m`` against
+    the Z-cohort.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_models, n_probes)
+        Raw scores, models in rows.
+    model_cohort_scores : array-like of shape (n_models, n_zcohort)
+        Each model against the Z-cohort (impostor probes).
+    ddof : int, default 1
+        Delta degrees of freedom of the standard deviations (1: the unbiased estimate; 0: the
+        maximum-likelihood one).
+
+    Returns
+    -------
+    ndarray of shape (n_models, n_probes), float64
+
+    Raises
+    ------
+    ValueError
+        Non-finite scores, mismatched shapes, a cohort with at most ``ddof`` usable scores or
+        with equal scores (zero standard deviation).
+    """
     ddof = _check_ddof(ddof)
     s = _matrix(scores, "scores")
     z = _matrix(model_cohort_scores, "model_cohort_scores", rows=s.shape[0], rows_of="one per model")
@@ -135,9 +154,28 @@ def znorm(scores, model_cohort_scores, *, ddof: int = 1) -> np.ndarray:
 
 
 def tnorm(scores, cohort_probe_scores, *, ddof: int = 1) -> np.ndarray:
-    """T-norm: ``(s[m, p] - mean_t[p]) / std_t[p]`` with the statistics of the T-cohort models
-    against probe ``p``, ``cohort_probe_scores`` (n_tcohort, n_probes).  ``ddof``: as
-    :func:`znorm`."""
+    """T-norm: ``(s[m, p] - mean_t[p]) / std_t[p]``, with the statistics of the T-cohort models
+    against probe ``p``.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_models, n_probes)
+        Raw scores, models in rows.
+    cohort_probe_scores : array-like of shape (n_tcohort, n_probes)
+        The T-cohort (impostor models) against each probe.
+    ddof : int, default 1
+        As in :func:`znorm`.
+
+    Returns
+    -------
+    ndarray of shape (n_models, n_probes), float64
+
+    Raises
+    ------
+    ValueError
+        Non-finite scores, mismatched shapes, a cohort with at most ``ddof`` usable scores or
+        with equal scores (zero standard deviation).
+    """
     ddof = _check_ddof(ddof)
     s = _matrix(scores, "scores")
     t = _matrix(cohort_probe_scores, "cohort_probe_scores", cols=s.shape[1], cols_of="one per probe")
@@ -154,7 +192,33 @@ def ztnorm(scores, model_cohort_scores, cohort_probe_scores, cohort_cohort_score
        ``same_speaker_mask`` (n_tcohort, n_zcohort) is True (same identity: not impostor trials);
     3. ``tnorm(zs, zt)``.
 
-    ``ddof``: as :func:`znorm`, in all three steps.
+    Parameters
+    ----------
+    scores : array-like of shape (n_models, n_probes)
+        Raw scores, models in rows.
+    model_cohort_scores : array-like of shape (n_models, n_zcohort)
+        Each model against the Z-cohort (impostor probes).
+    cohort_probe_scores : array-like of shape (n_tcohort, n_probes)
+        The T-cohort (impostor models) against each probe.
+    cohort_cohort_scores : array-like of shape (n_tcohort, n_zcohort)
+        The T-cohort models against the Z-cohort probes.
+    same_speaker_mask : bool ndarray of shape (n_tcohort, n_zcohort), optional
+        True where a T-cohort model and a Z-cohort probe share an identity (left out); see
+        :func:`same_value_mask`.  None: every entry is used.
+    ddof : int, default 1
+        As in :func:`znorm`, in all three steps.
+
+    Returns
+    -------
+    ndarray of shape (n_models, n_probes), float64
+
+    Raises
+    ------
+    ValueError
+        Non-finite scores, mismatched shapes, a cohort with at most ``ddof`` usable scores or
+        with equal scores (zero standard deviation).
+    TypeError
+        A ``same_speaker_mask`` that is not boolean.
     """
     ddof = _check_ddof(ddof)
     s = _matrix(scores, "scores")
@@ -181,10 +245,27 @@ def snorm(scores, model_cohort_scores, cohort_probe_scores, *, ddof: int = 1) ->
     """Symmetric normalisation: the average of Z-norm and T-norm,
     ``((s - mean_m) / std_m + (s - mean_p) / std_p) / 2``.
 
-    ``scores`` (n_models, n_probes); ``model_cohort_scores`` (n_models, n_cohort), the models
-    against the cohort; ``cohort_probe_scores`` (n_cohort, n_probes), the cohort against the
-    probes (the two cohorts may differ in size).  Returns (n_models, n_probes).  ``ddof``: as
-    :func:`znorm`."""
+    Parameters
+    ----------
+    scores : array-like of shape (n_models, n_probes)
+        Raw scores, models in rows.
+    model_cohort_scores : array-like of shape (n_models, n_cohort)
+        The models against the cohort.
+    cohort_probe_scores : array-like of shape (n_cohort, n_probes)
+        The cohort against the probes (the two cohorts may differ in size).
+    ddof : int, default 1
+        As in :func:`znorm`.
+
+    Returns
+    -------
+    ndarray of shape (n_models, n_probes), float64
+
+    Raises
+    ------
+    ValueError
+        Non-finite scores, mismatched shapes, a cohort with at most ``ddof`` usable scores or
+        with equal scores (zero standard deviation).
+    """
     return adaptive_snorm(scores, model_cohort_scores, cohort_probe_scores, top_n=None, ddof=ddof)
 
 
@@ -201,9 +282,29 @@ def adaptive_snorm(scores, model_cohort_scores, cohort_probe_scores, top_n: int 
     statistics of its ``top_n`` highest cohort scores only.  ``top_n=None`` uses the whole cohort
     (plain S-norm); ``top_n`` larger than a cohort uses all of it.
 
-    Shapes as :func:`snorm`: ``scores`` (n_models, n_probes), ``model_cohort_scores``
-    (n_models, n_cohort), ``cohort_probe_scores`` (n_cohort, n_probes); returns
-    (n_models, n_probes).  ``ddof``: as :func:`znorm` (``top_n`` must exceed it)."""
+    Parameters
+    ----------
+    scores : array-like of shape (n_models, n_probes)
+        Raw scores, models in rows.
+    model_cohort_scores : array-like of shape (n_models, n_cohort)
+        The models against the cohort.
+    cohort_probe_scores : array-like of shape (n_cohort, n_probes)
+        The cohort against the probes.
+    top_n : int or None, default 200
+        Number of highest cohort scores kept per model and per probe (must exceed ``ddof``).
+    ddof : int, default 1
+        As in :func:`znorm`.
+
+    Returns
+    -------
+    ndarray of shape (n_models, n_probes), float64
+
+    Raises
+    ------
+    ValueError
+        Non-finite scores, mismatched shapes, a cohort with at most ``ddof`` usable scores or
+        with equal scores (zero standard deviation).
+    """
     ddof = _check_ddof(ddof)
     if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, numbers.Integral)
                               or top_n <= ddof):
@@ -226,8 +327,20 @@ def adaptive_snorm(scores, model_cohort_scores, cohort_probe_scores, top_n: int 
 
 
 def same_value_mask(cohort_model_ids, cohort_probe_ids) -> np.ndarray:
-    """Boolean (n_tcohort, n_zcohort) matrix, True where the identities are equal: the
-    ``same_speaker_mask`` of :func:`ztnorm` (bob 2.x's ``ztnorm_same_value``)."""
+    """The ``same_speaker_mask`` of :func:`ztnorm` (bob 2.x's ``ztnorm_same_value``).
+
+    Parameters
+    ----------
+    cohort_model_ids : array-like of shape (n_tcohort,)
+        Identity of each T-cohort model.
+    cohort_probe_ids : array-like of shape (n_zcohort,)
+        Identity of each Z-cohort probe.
+
+    Returns
+    -------
+    ndarray of shape (n_tcohort, n_zcohort), bool
+        True where the identities are equal.
+    """
     a = np.asarray(cohort_model_ids)
     b = np.asarray(cohort_probe_ids)
     if a.ndim != 1 or b.ndim != 1:
@@ -239,12 +352,29 @@ def same_value_mask(cohort_model_ids, cohort_probe_ids) -> np.ndarray:
 def cohort_scores(score, models, probes, cohort_models=None, cohort_probes=None) -> dict:
     """The score matrices the normalisations need, from one scoring callable.
 
-    ``score(models, probes)`` must return an (n_models, n_probes) array, e.g.
-    ``plda.log_likelihood_ratio`` or ``lambda m, p: linear_scoring(m, ubm, p)``.  ``cohort_models``
-    is the T-cohort (scored against ``probes``), ``cohort_probes`` the Z-cohort (scored by
-    ``models``).  Returns a dict with ``"scores"`` and, when the cohorts are given,
-    ``"model_cohort_scores"``, ``"cohort_probe_scores"`` and ``"cohort_cohort_scores"``, named as
-    the arguments of the normalisation functions (``ztnorm(**cohort_scores(...))`` works).
+    Parameters
+    ----------
+    score : callable
+        ``score(models, probes)`` returns an (n_models, n_probes) array, e.g.
+        ``plda.log_likelihood_ratio`` or ``lambda m, p: linear_scoring(m, ubm, p)``.
+    models, probes
+        What ``score`` takes: the enrolled models and the probes.
+    cohort_models : optional
+        The T-cohort (scored against ``probes``).
+    cohort_probes : optional
+        The Z-cohort (scored by ``models``).
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``"scores"`` (n_models, n_probes) and, when the cohorts are given,
+        ``"model_cohort_scores"``, ``"cohort_probe_scores"`` and ``"cohort_cohort_scores"``,
+        named as the arguments of the normalisations (``ztnorm(**cohort_scores(...))`` works).
+
+    Raises
+    ------
+    ValueError
+        ``score`` returned something that is not 2-D.
     """
     out = {"scores": _checked_call(score, models, probes, "models", "probes")}
     if cohort_probes is not None:
