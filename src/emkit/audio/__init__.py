@@ -41,21 +41,38 @@ def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *,
                      seconds_per_process: float | None = None, utt2num_frames=None) -> dict:
     """Features of every utterance of ``inputs``, written to ``output``.
 
-    Returns ``{utterance id: (n_frames, n_features)}`` of what was written, in input order.
+    All or nothing: on any failure no output file is written (or replaced).
 
-    ``inputs``: audio files, directories, Kaldi data directories (see :func:`find_utterances`).
-    ``output``: a path ending in ``.ark`` gives a Kaldi ark and its ``.scp`` (same stem); a
-    name without a feature-file suffix is a directory of ``<utterance-id>.npy`` files (created
-    when missing); another feature-file suffix (``.h5``, ``.npz``, ``.npy``, ``.scp``...) is a
-    ``ValueError``.  All or nothing: on any failure no output file is written (or replaced).
-    ``keep_going``: an utterance that cannot be used is left out with a warning instead (see
-    :func:`extract_many`); the others are written.  ``jobs`` worker processes compute them, or
-    fewer with ``seconds_per_process`` (one per that many seconds of audio at most, see
-    :func:`processes_for`; ``emkit features`` gives :data:`SECONDS_PER_PROCESS`).
-    ``utt2num_frames``: a path where to write Kaldi's ``utt2num_frames`` of the features written
-    too (``<utterance id> <frames>`` lines in input order; see :func:`utt2num_frames_path`),
-    written with them (the last one computed, it is renamed just before them), all or nothing;
-    None: not written.
+    Parameters
+    ----------
+    inputs : str or path-like, or a list of them
+        Audio files, directories, Kaldi data directories (see :func:`find_utterances`).
+    output : str or path-like
+        A path ending in ``.ark`` gives a Kaldi ark and its ``.scp`` (same stem); a name without
+        a feature-file suffix is a directory of ``<utterance-id>.npy`` files (created when
+        missing); another feature-file suffix (``.h5``, ``.npz``, ``.npy``, ``.scp``...) is a
+        ``ValueError``.
+    config : FeatureConfig
+        The feature options (Kaldi's defaults, without dither).
+    jobs : int, default 1
+        Worker processes.
+    progress : bool, default False
+        A progress bar on stderr.
+    keep_going : bool, default False
+        Leave out an utterance that cannot be used, with a warning (see :func:`extract_many`);
+        the others are written.
+    seconds_per_process : float, optional
+        At most one process per that many seconds of audio (see :func:`processes_for`;
+        ``emkit features`` gives :data:`SECONDS_PER_PROCESS`).
+    utt2num_frames : str or path-like, optional
+        Where to write Kaldi's ``utt2num_frames`` of the features written too (``<utterance
+        id> <frames>`` lines in input order; see :func:`utt2num_frames_path`), all or nothing
+        with them; None: not written.
+
+    Returns
+    -------
+    dict
+        ``{utterance id: (n_frames, n_features)}`` of what was written, in input order.
     """
     kind = output_kind(output)
     utterances = find_utterances(inputs)

@@ -22,10 +22,25 @@ def _check(features) -> np.ndarray:
 
 
 def cmvn(features: np.ndarray, norm_vars: bool = False) -> np.ndarray:
-    """``(T, D)`` -> ``(T, D)`` float64, normalised with the utterance's own mean (and variance).
+    """Features normalised with the utterance's own mean (and variance).
 
-    Kaldi's ``compute-cmvn-stats`` + ``apply-cmvn`` on one utterance: subtract the mean; with
-    ``norm_vars``, divide by the standard deviation (variance floored at 1e-20).
+    Kaldi's ``compute-cmvn-stats`` + ``apply-cmvn`` on one utterance.
+
+    Parameters
+    ----------
+    features : array-like of shape (T, D)
+        One utterance's frames (not modified).
+    norm_vars : bool, default False
+        Also divide by the standard deviation (variance floored at 1e-20).
+
+    Returns
+    -------
+    ndarray of shape (T, D), float64
+
+    Raises
+    ------
+    ValueError
+        ``features`` not a non-empty 2-D array, or with NaN or infinite values.
     """
     x = _check(features)
     mean = x.mean(axis=0)
@@ -59,13 +74,33 @@ def sliding_windows(n_frames: int, cmn_window: int = 600, min_window: int = 100,
 
 def sliding_cmvn(features: np.ndarray, cmn_window: int = 600, min_window: int = 100,
                  center: bool = False, norm_vars: bool = False) -> np.ndarray:
-    """``(T, D)`` -> ``(T, D)`` float64 with Kaldi's ``apply-cmvn-sliding``.
+    """Features normalised over a sliding window, as Kaldi's ``apply-cmvn-sliding``.
 
-    The statistics of frame ``t`` come from the window ``[t - cmn_window, t]`` (``center=False``;
-    at the start at least the first ``min_window`` frames, or all of them when fewer) or
-    ``[t - cmn_window // 2, t - cmn_window // 2 + cmn_window)`` (``center=True``), shifted to lie
-    inside the utterance and cut to its length; windows are in frames.  With ``norm_vars`` the
-    variance in the window is floored at 1e-10, and a one-frame window gives 0.
+    The window of frame ``t`` is shifted to lie inside the utterance and cut to its length.
+
+    Parameters
+    ----------
+    features : array-like of shape (T, D)
+        One utterance's frames (not modified).
+    cmn_window : int, default 600
+        Window length, in frames: ``[t - cmn_window, t]`` (``center=False``) or
+        ``[t - cmn_window // 2, t - cmn_window // 2 + cmn_window)`` (``center=True``).
+    min_window : int, default 100
+        Not centred: the least window at the start (all frames when fewer).
+    center : bool, default False
+        Centre the window on the frame (else it ends there).
+    norm_vars : bool, default False
+        Also divide by the standard deviation in the window (variance floored at 1e-10; a
+        one-frame window gives 0).
+
+    Returns
+    -------
+    ndarray of shape (T, D), float64
+
+    Raises
+    ------
+    ValueError
+        ``features`` not a non-empty 2-D array, or with NaN or infinite values.
     """
     x = _check(features)
     x = x - x.mean(axis=0)  # the result does not change; the cumulative sums lose less precision

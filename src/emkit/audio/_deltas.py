@@ -44,10 +44,25 @@ def delta_filters(order: int = 2, window: int = 2, *, names=("order", "window"))
 
 
 def add_deltas(features: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:
-    """``(T, D)`` features -> ``(T, D * (order + 1))``: features, deltas, delta-deltas, ...
+    """Features followed by their deltas, delta-deltas, ... as Kaldi's ``add-deltas``.
 
-    Float64 output (the input is not modified).  Vectorised over frames: one shifted slice per
-    filter tap.
+    Parameters
+    ----------
+    features : array-like of shape (T, D)
+        One utterance's frames (not modified).
+    order : int, default 2
+        Highest delta order (0: the features alone).
+    window : int, default 2
+        Each delta is a regression over ``2 * window + 1`` frames (edges repeated).
+
+    Returns
+    -------
+    ndarray of shape (T, D * (order + 1)), float64
+
+    Raises
+    ------
+    ValueError
+        ``features`` not a non-empty 2-D array; ``order`` or ``window`` out of range.
     """
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0:

@@ -190,7 +190,13 @@ class KaldiOptions:
         return _frame_samples(self.sample_frequency, self.frame_length)
 
     def as_dict(self) -> dict:
-        """The options as a ``{name: value}`` dict (``dataclasses.asdict``)."""
+        """The options as a dict.
+
+        Returns
+        -------
+        dict
+            ``{name: value}`` (``dataclasses.asdict``).
+        """
         return asdict(self)
 
 
@@ -272,11 +278,25 @@ def _run(setups, samples, opts: KaldiOptions, dither_key: str,
 
 def compute_kaldi_features(samples: np.ndarray, opts: KaldiOptions = KaldiOptions(), *,
                            dither_key: str = "", dither_seed: int = 0) -> np.ndarray:
-    """Features ``(n_frames, dim)`` float32 of ``samples`` ``(n_samples,)`` (16-bit scale).
+    """Kaldi's MFCC or filterbank features of one utterance's samples.
 
-    With ``opts.dither``, ``dither_key`` (the utterance's id) and ``dither_seed`` (an integer
-    from 0 to 2**64 - 1) seed its dither noise: the same pair, the same noise; 0 is the noise
-    of emkit before the seed was an option."""
+    Parameters
+    ----------
+    samples : ndarray of shape (n_samples,)
+        The audio, 16-bit scale (as :func:`read_audio` gives).
+    opts : KaldiOptions
+        The feature options (Kaldi's defaults, without dither).
+    dither_key : str, default ""
+        With ``opts.dither``: the utterance's id, which seeds its dither noise with
+        ``dither_seed``.
+    dither_seed : int, default 0
+        From 0 to 2**64 - 1: the same pair, the same noise; 0 is the noise of emkit before the
+        seed was an option.
+
+    Returns
+    -------
+    ndarray of shape (n_frames, dim), float32
+    """
     knf, o = _knf_options(opts)
     return _run([(knf, o, opts.kind)], samples, opts, dither_key, dither_seed)[0]
 
@@ -300,10 +320,27 @@ def check_options(opts: KaldiOptions) -> None:
 
 def log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptions(), *,
                dither_key: str = "", dither_seed: int = 0) -> np.ndarray:
-    """Kaldi's per-frame log energy ``(n_frames,)`` (column 0 of an MFCC with ``use_energy``).
+    """Kaldi's per-frame log energy (column 0 of an MFCC with ``use_energy``).
 
     The frames, and their dither noise, are those of :func:`compute_kaldi_features` with the
-    same options, ``dither_key`` and ``dither_seed``.
+    same arguments.
+
+    Parameters
+    ----------
+    samples : ndarray of shape (n_samples,)
+        The audio, 16-bit scale.
+    opts : KaldiOptions
+        The frame options (and ``dither``, ``raw_energy``, ``energy_floor``).
+    dither_key : str, default ""
+        With ``opts.dither``: the utterance's id, which seeds its dither noise with
+        ``dither_seed``.
+    dither_seed : int, default 0
+        From 0 to 2**64 - 1: the same pair, the same noise; 0 is the noise of emkit before the
+        seed was an option.
+
+    Returns
+    -------
+    ndarray of shape (n_frames,)
     """
     return _run([_energy_setup(opts)], samples, opts, dither_key, dither_seed)[0][:, 0]
 

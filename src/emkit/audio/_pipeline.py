@@ -142,12 +142,24 @@ class FeatureConfig:
 
 
 def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
-    """Features ``(n_frames, dim)`` float32 of one utterance (:class:`Utterance` or a path).
+    """The features of one utterance: read, MFCC/fbank, VAD, deltas, CMVN as ``config`` says.
 
-    Raises :class:`AudioError` (naming the file) for unusable audio, too short an utterance and
-    one where VAD keeps no frame.  Dither noise is drawn from a generator seeded by the
-    utterance's id (by the path as given, for a path) and ``config.dither_seed``: the same call
-    gives the same features.
+    Parameters
+    ----------
+    utterance : Utterance or str or path-like
+        Dither noise is seeded by its id (by the path as given, for a path) and
+        ``config.dither_seed``: the same call gives the same features.
+    config : FeatureConfig
+        The options (Kaldi's defaults, without dither).
+
+    Returns
+    -------
+    ndarray of shape (n_frames, dim), float32
+
+    Raises
+    ------
+    AudioError
+        Naming the file: unusable audio, too short an utterance, one where VAD keeps no frame.
     """
     if not isinstance(utterance, Utterance):
         utterance = Utterance("", str(utterance))
@@ -234,9 +246,22 @@ def _audio_seconds(utterances, enough: float) -> float:
 
 
 def processes_for(utterances, jobs: int, seconds_per_process: float | None) -> int:
-    """How many processes :func:`extract_many` uses: ``jobs`` at most, one per utterance at
-    most, and with ``seconds_per_process``, one per that many seconds of audio at most (at least
-    one; the audio is counted from the files' headers and the segments' times)."""
+    """How many processes :func:`extract_many` uses.
+
+    Parameters
+    ----------
+    utterances : sequence of Utterance
+    jobs : int
+        The most processes.
+    seconds_per_process : float or None
+        At most one process per that many seconds of audio (counted from the files' headers
+        and the segments' times); None: no such limit.
+
+    Returns
+    -------
+    int
+        At least 1, at most ``jobs`` and one per utterance.
+    """
     utterances = list(utterances)
     jobs = min(check_positive_int(jobs, "jobs"), max(1, len(utterances)))
     if seconds_per_process is None or jobs <= 1:
@@ -253,16 +278,32 @@ def processes_for(utterances, jobs: int, seconds_per_process: float | None) -> i
 def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: int = 1,
                  progress: bool = False, keep_going: bool = False,
                  seconds_per_process: float | None = None):
-    """Yield ``(utterance, features)`` in the order of ``utterances``, computed by ``jobs`` worker
-    processes (``jobs=1``: in this process); with ``seconds_per_process``, by fewer when there
-    is little audio (:func:`processes_for`).  The features do not depend on the number of
-    processes.
+    """The features of many utterances, computed by worker processes, in input order.
 
-    An utterance that cannot be used (:class:`AudioError`: unreadable, too short, all silence...)
-    stops the run: the first such one in the order of ``utterances`` is raised (whatever order the
-    workers finish in) and the remaining work is cancelled.  ``keep_going``: each one is left out
-    instead, with a warning naming it, and a last warning counts them (as Kaldi's feature tools
-    do); AudioError when none is left.  A tqdm progress bar goes to stderr when ``progress``.
+    The features do not depend on the number of processes.  An utterance that cannot be used
+    (:class:`AudioError`: unreadable, too short, all silence...) stops the run: the first such
+    one in the order of ``utterances`` is raised (whatever order the workers finish in) and the
+    remaining work is cancelled.
+
+    Parameters
+    ----------
+    utterances : sequence of Utterance
+    config : FeatureConfig
+        As in :func:`extract_features`.
+    jobs : int, default 1
+        Worker processes (1: in this process).
+    progress : bool, default False
+        A tqdm progress bar on stderr.
+    keep_going : bool, default False
+        Leave each unusable utterance out instead, with a warning naming it, and a last one
+        counting them (as Kaldi's feature tools do); AudioError when none is left.
+    seconds_per_process : float, optional
+        Fewer processes when there is little audio (see :func:`processes_for`).
+
+    Yields
+    ------
+    (Utterance, ndarray of shape (n_frames, dim))
+        Each utterance and its float32 features.
     """
     from tqdm.auto import tqdm
 

@@ -238,23 +238,42 @@ def _check_format(path, rate, n_channels, sample_rate, channel):
 def read_audio(path, *, sample_rate: int = 16000, channel: int | None = None, start: float | None = None,
                end: float | None = None, max_clipped: float = 0.01,
                max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> np.ndarray:
-    """The samples of one channel of ``path`` as a float64 ``(n_samples,)`` array (16-bit scale).
+    """The samples of one channel of an audio file, in the 16-bit integer range.
 
-    ``start``/``end`` (seconds; ``end`` None or negative: to the end) cut a segment, as Kaldi's
-    ``segments`` file does; a segment may end at most 0.5 s after the recording.  Samples are
-    float64 in the 16-bit integer range (``-32768 .. 32767``, what Kaldi reads from a 16-bit
-    wav, whatever the file's sample format), so energies and the VAD threshold mean what they
-    mean in Kaldi.  ``channel`` (0-based: 0 is the first or left channel) picks one channel;
-    None expects mono and takes the first channel of a multi-channel file with a
-    :class:`MultiChannelWarning`, as Kaldi does.  Only that channel is kept in memory.  ``max_utterance_bytes`` bounds the samples
-    decoded (8 bytes each, counted from the header before decoding; of the segment only when
-    ``start``/``end`` cut one).
+    Samples are float64 in ``-32768 .. 32767`` (what Kaldi reads from a 16-bit wav, whatever the
+    file's sample format), so energies and the VAD threshold mean what they mean in Kaldi.
 
-    Raises ``FileNotFoundError`` for a missing file and :class:`AudioError`, naming the file, for
-    a sample rate other than ``sample_rate`` (resample it first: no silent resampling, as Kaldi's
-    ``compute-mfcc-feats``), a channel the file does not have, a file libsndfile cannot read, no
-    sample, NaN or infinite samples, only digital silence, more than ``max_clipped`` (a
-    fraction) of the samples at full scale, or more samples than ``max_utterance_bytes`` holds.
+    Parameters
+    ----------
+    path : str or path-like
+        Any file libsndfile reads (``.wav``, ``.flac``...).
+    sample_rate : int, default 16000
+        The rate the file must have (no silent resampling, as Kaldi's ``compute-mfcc-feats``).
+    channel : int or None
+        0-based (0: the first or left channel).  None expects mono and takes the first channel
+        of a multi-channel file with a :class:`MultiChannelWarning`, as Kaldi does.  Only that
+        channel is kept in memory.
+    start, end : float or None
+        A segment, in seconds, as Kaldi's ``segments`` file cuts (``end`` None or negative: to
+        the end); it may end at most 0.5 s after the recording.
+    max_clipped : float, default 0.01
+        The largest fraction of samples at full scale accepted.
+    max_utterance_bytes : int
+        Bound on the samples decoded (8 bytes each, counted from the header before decoding;
+        of the segment only when ``start``/``end`` cut one).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), float64
+
+    Raises
+    ------
+    FileNotFoundError
+        A missing file.
+    AudioError
+        Naming the file: another sample rate, a channel the file does not have, a file
+        libsndfile cannot read, no sample, NaN or infinite samples, only digital silence, too
+        many clipped samples, or more samples than ``max_utterance_bytes`` holds.
     """
     max_utterance_bytes = check_limit(max_utterance_bytes)
     path = os.fspath(path)

@@ -22,7 +22,21 @@ _FIELDS = re.compile(f"[{_BLANKS}]+")
 
 @dataclass(frozen=True)
 class Utterance:
-    """One utterance: ``path`` (whole file, or ``start``..``end`` seconds of it), its speaker."""
+    """One utterance: an audio file, or a segment of one, and its speaker.
+
+    Parameters
+    ----------
+    id : str
+        The utterance id (a Kaldi id: unique, no white space, usable as a file name).
+    path : str
+        The audio file.
+    start, end : float or None
+        The segment, in seconds (None: the whole file; ``end`` None: to its end).
+    speaker : str or None
+        From ``utt2spk``, when known.
+    origin : str or None
+        Where it is listed (a ``segments`` line), for messages.
+    """
 
     id: str
     path: str
@@ -145,9 +159,25 @@ def read_data_dir(data_dir) -> list:
     the recording) cuts utterances out of the recordings; fields are separated by ASCII white
     space, as in Kaldi; the optional ``utt2spk`` gives their speakers and must list every
     utterance.  Relative paths are taken from the current directory, as Kaldi does, and where
-    no such file is there, from the data directory.  Piped commands (``cmd |``) and archive offsets are refused and never executed.
-    Utterance ids must be unique, usable as file names (no ``/``, not starting with ``.``) and
-    without white space (a Kaldi id).
+    no such file is there, from the data directory.  Utterance ids must be unique, usable as
+    file names (no ``/``, not starting with ``.``) and without white space (a Kaldi id).
+
+    Parameters
+    ----------
+    data_dir : str or path-like
+        A directory holding ``wav.scp``.
+
+    Returns
+    -------
+    list of Utterance
+
+    Raises
+    ------
+    AudioError
+        A malformed list, a repeated or unsafe id, a piped command (``cmd |``) or an archive
+        offset (refused, never executed).
+    FileNotFoundError
+        A listed audio file that does not exist.
     """
     data_dir = Path(data_dir)
     recordings = _wav_scp(data_dir)
@@ -182,14 +212,27 @@ _DATA_DIR_FILES = ("wav.scp", "segments", "utt2spk", "spk2utt", "feats.scp", "te
 def find_utterances(inputs) -> list:
     """The utterances of audio files, directories and Kaldi data directories, in order.
 
-    ``inputs``: a path or a list of them.  A file (``.wav``, ``.flac`` or anything libsndfile
-    reads) is one utterance named after the file (``spk1_utt3.wav`` -> ``spk1_utt3``); a
-    directory without ``wav.scp``, every ``.wav``/``.flac`` file under it (recursively, sorted);
-    a Kaldi data directory, the utterances :func:`read_data_dir` reads.  Utterance ids must be
-    unique, usable as file names (no ``/``, not starting with ``.``) and without white space.
+    Utterance ids must be unique, usable as file names (no ``/``, not starting with ``.``) and
+    without white space.
 
-    Raises ``FileNotFoundError`` for a missing input and :class:`AudioError` for an unusable
-    one or a repeated or unsafe utterance id.
+    Parameters
+    ----------
+    inputs : str or path-like, or a list of them
+        A file (``.wav``, ``.flac`` or anything libsndfile reads) is one utterance named after
+        the file (``spk1_utt3.wav`` -> ``spk1_utt3``); a directory without ``wav.scp``, every
+        ``.wav``/``.flac`` file under it (recursively, sorted); a Kaldi data directory, the
+        utterances :func:`read_data_dir` reads.
+
+    Returns
+    -------
+    list of Utterance
+
+    Raises
+    ------
+    FileNotFoundError
+        A missing input.
+    AudioError
+        An unusable input, or a repeated or unsafe utterance id.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]

@@ -20,14 +20,14 @@ __all__ = ["compute_vad"]
 def compute_vad(log_energy: np.ndarray, *, energy_threshold: float = 5.0,
                 energy_mean_scale: float = 0.5, frames_context: int = 0,
                 proportion_threshold: float = 0.6) -> np.ndarray:
-    """Boolean ``(T,)`` mask of the voiced frames of a ``(T,)`` log-energy vector.
+    """The voiced frames of an utterance, from its log energies.
 
     Kaldi's ``compute-vad``, with its defaults; vectorised (counts over the context window come
     from a cumulative sum).
 
     Parameters
     ----------
-    log_energy : array (T,)
+    log_energy : ndarray of shape (T,)
         Log energy of each frame, of 16-bit-scale audio (:func:`emkit.audio.log_energy`).
     energy_threshold : float
         A frame is loud when its log energy exceeds ``energy_threshold + energy_mean_scale *
@@ -39,6 +39,16 @@ def compute_vad(log_energy: np.ndarray, *, energy_threshold: float = 5.0,
         ``t - frames_context .. t + frames_context``, cut at the utterance's ends.
     proportion_threshold : float in (0, 1)
         Frame ``t`` is voiced when at least this fraction of its window is loud.
+
+    Returns
+    -------
+    ndarray of shape (T,), bool
+        True for the voiced frames.
+
+    Raises
+    ------
+    ValueError
+        ``log_energy`` not 1-D or not finite; an option out of range.
     """
     e = np.asarray(log_energy, dtype=np.float64)
     if e.ndim != 1:

@@ -49,9 +49,17 @@ def output_kind(output) -> str:
 def utt2num_frames_path(output) -> Path:
     """Where the ``utt2num_frames`` of features written to ``output`` goes.
 
-    ``DIR/feats.ark`` (with ``DIR/feats.scp``, a Kaldi data directory's names):
-    ``DIR/utt2num_frames``; another ``NAME.ark``: ``NAME.utt2num_frames`` (two archives in one
-    directory keep their own); a directory of ``.npy`` files: ``DIR/utt2num_frames``.
+    Parameters
+    ----------
+    output : str or path-like
+        Where the features go: ``DIR/feats.ark`` (with ``DIR/feats.scp``, a Kaldi data
+        directory's names), another ``NAME.ark``, or a directory of ``.npy`` files ``DIR``.
+
+    Returns
+    -------
+    Path
+        ``DIR/utt2num_frames``; for another ``NAME.ark``, ``NAME.utt2num_frames`` (two
+        archives in one directory keep their own).
     """
     path = Path(output)
     if output_kind(output) == "npy":
@@ -84,9 +92,24 @@ def _check_key(key: str) -> str:
 
 
 def write_npy_dir(items, directory) -> list:
-    """Write ``(utterance id, matrix)`` pairs as ``directory/<id>.npy`` (float32); return paths.
+    """Write ``(utterance id, matrix)`` pairs as ``directory/<id>.npy`` files (float32).
 
-    ``directory`` is created when missing (its parent must exist).
+    Parameters
+    ----------
+    items : iterable of (str, ndarray of shape (n_frames, n_features))
+        The utterances, each id once.
+    directory : str or path-like
+        Created when missing (its parent must exist).
+
+    Returns
+    -------
+    list of Path
+        The files written, in the order of ``items``.
+
+    Raises
+    ------
+    ValueError, NotADirectoryError
+        A repeated or unusable id, a matrix that is not 2-D; ``directory`` a file.
     """
     directory = Path(directory)
     created = not directory.is_dir()
@@ -119,7 +142,24 @@ def _write_npy(items, directory: Path) -> list:
 
 
 def write_kaldi_ark(items, ark) -> tuple:
-    """Write ``(utterance id, matrix)`` pairs to ``ark`` and its ``.scp`` (same stem); return both.
+    """Write ``(utterance id, matrix)`` pairs to a Kaldi archive and its ``.scp`` (same stem).
+
+    Parameters
+    ----------
+    items : iterable of (str, ndarray of shape (n_frames, n_features))
+        The utterances, each id once (written as float32 matrices).
+    ark : str or path-like
+        ``PATH.ark``, without white space in its path.
+
+    Returns
+    -------
+    (Path, Path)
+        The archive and its script file.
+
+    Raises
+    ------
+    ValueError
+        A repeated or unusable id, a matrix that is not 2-D, white space in ``ark``.
     """
     ark = Path(ark)
     scp = ark.with_suffix(".scp")
