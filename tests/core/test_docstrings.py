@@ -10,7 +10,7 @@ The rules, for each function, method and class:
 
 * it has a docstring (a property: a docstring, no sections required);
 * its ``Parameters`` section (with ``Other Parameters``, if any) names exactly the parameters of
-  its signature, in order: ``self`` and ``cls`` are left out; ``*args`` / ``**kwargs`` may be
+  its signature, in order: a method's ``self`` or ``cls`` is left out; ``*args`` / ``**kwargs`` may be
   left undocumented, but when documented are in order like the others.  A class is documented at
   class level as scikit-learn does: its docstring's ``Parameters`` are those of ``cls(...)``
   (a dataclass may call them ``Attributes``), and ``__init__`` needs no docstring;
@@ -72,11 +72,12 @@ def documented_names(entries) -> list:
     return names
 
 
-def signature_names(sig: inspect.Signature) -> tuple[list, list]:
-    """(the parameters a docstring must name, the ``*args``/``**kwargs`` it may name)."""
+def signature_names(sig: inspect.Signature, method: bool) -> tuple[list, list]:
+    """(the parameters a docstring must name, the ``*args``/``**kwargs`` it may name); a
+    method's first parameter ``self`` or ``cls`` is not named."""
     required, optional = [], []
-    for p in sig.parameters.values():
-        if p.name in ("self", "cls"):
+    for i, p in enumerate(sig.parameters.values()):
+        if method and i == 0 and p.name in ("self", "cls"):
             continue
         variadic = p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         (optional if variadic else required).append(p.name)
@@ -127,13 +128,14 @@ def check(obj, *, is_class=False) -> list:
     if is_class and dataclasses.is_dataclass(obj) and not params:
         params = found.get("Attributes", [])
     try:
-        sig = inspect.signature(obj)
+        sig = inspect.signature(obj.__func__ if isinstance(obj, classmethod) else obj)
     except (TypeError, ValueError):
         sig = inspect.Signature()
-    required, optional = signature_names(sig)
+    method = not is_class and "." in getattr(obj, "__qualname__", "")
+    required, optional = signature_names(sig, method)
     named = documented_names(params)
-    expected = [n for n in [p for p in sig.parameters if p not in ("self", "cls")]
-                if n in required or n in named]
+    expected = [n for n in sig.parameters if n in required + optional
+                and (n in required or n in named)]
     problems = []
     if named != expected:
         missing = [n for n in required if n not in named]
