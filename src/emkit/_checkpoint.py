@@ -50,9 +50,18 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 class CheckpointMismatchError(ValueError):
-    """A ``checkpoint=`` file belongs to another training run (other data, labels, parameters,
-    estimator or emkit version).  ``differences`` lists what differs; delete the file or pass
-    another checkpoint path to start afresh."""
+    """A ``checkpoint=`` file belongs to another training run.
+
+    Other data, labels, parameters, estimator or emkit version: delete the file or pass another
+    checkpoint path to start afresh.  A ``ValueError``.
+
+    Parameters
+    ----------
+    path : str
+        The checkpoint file.
+    differences : list of str
+        What differs, one item each.
+    """
 
     def __init__(self, path: str, differences: list):
         self.path = path

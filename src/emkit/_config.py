@@ -68,7 +68,13 @@ _KEEP = _Keep()
 
 
 def get_config() -> dict:
-    """A copy of the current settings."""
+    """A copy of the current settings.
+
+    Returns
+    -------
+    dict
+        ``{option: value}``, the options of :func:`set_config` (changing it changes nothing).
+    """
     return dict(_CONFIG)
 
 
@@ -99,6 +105,8 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
     True/False (numpy's too); a value of another type or out of range raises a TypeError or
     ValueError naming the option, and changes nothing.
 
+    Parameters
+    ----------
     progress : bool
         Show a tqdm progress bar over EM iterations (logging at INFO level reports them anyway).
     block_rows : int
@@ -297,8 +305,20 @@ _ARGUMENTS = ("progress", "block_rows", "device", "array_library", "device_cache
 
 @contextlib.contextmanager
 def config_context(**settings):
-    """Temporarily change settings: ``with emkit.config_context(progress=True): ...`` (the
-    arguments of :func:`set_config`; process-wide while the block runs, see the module docstring)."""
+    """Temporarily change settings: ``with emkit.config_context(progress=True): ...``.
+
+    Process-wide while the block runs (see the module docstring); restored when it ends, also
+    on an error.
+
+    Parameters
+    ----------
+    **settings
+        Keyword arguments of :func:`set_config` (another name is a ``TypeError``).
+
+    Yields
+    ------
+    None
+    """
     import inspect
 
     try:

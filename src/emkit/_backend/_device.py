@@ -217,15 +217,13 @@ def copy_once(nbytes: int, dev: Device, setting=None) -> bool:
     return nbytes <= free_memory(dev) // 2
 
 
-#: Blocks, bytes and seconds of host-side staging of :func:`stream_blocks` in this process:
-#: ``"blocks"``, ``"bytes"``, ``"fill_s"`` (host rows copied into the staging buffers) and
-#: ``"wait_s"`` (waiting for a buffer's previous copy to finish before refilling it: transfers
-#: not hidden behind the caller's compute).  For the benchmarks' transfer shares.
+#: Host-side staging of :func:`stream_blocks` in this process, for the benchmarks: ``"blocks"``,
+#: ``"bytes"``, ``"fill_s"`` (host rows copied into the staging buffers) and ``"wait_s"`` (waiting
+#: for a buffer's previous copy before refilling it: transfers not hidden behind compute).
 STREAM_STATS: collections.Counter = collections.Counter()
 
-#: Free staging buffers kept for the next call (pinned host memory is slow to allocate, and
-#: page-locked memory is taken from the whole system): at most this many bytes; beyond it, the
-#: sets used least recently are released.  :func:`release_staging_buffers` releases them all.
+#: Bytes of free staging buffers kept for the next call (pinned memory is slow to allocate and
+#: taken from the whole system); beyond it the least recently used sets are released.
 POOL_BYTES = 1 << 30
 
 # (library, device, shape, dtype) -> free _Staging sets, reused across calls; least recently
@@ -235,7 +233,13 @@ _POOL_LOCK = threading.Lock()
 
 
 def release_staging_buffers() -> int:
-    """Release the pinned host buffers kept for streaming to a device; returns their bytes."""
+    """Release the pinned host buffers kept for streaming to a device.
+
+    Returns
+    -------
+    int
+        The bytes released.
+    """
     with _POOL_LOCK:
         freed = sum(staging.nbytes for sets in _POOL.values() for staging in sets)
         _POOL.clear()

@@ -68,12 +68,28 @@ class JapaneseVowels:
 
     @property
     def n_utterances(self) -> int:
+        """Number of utterances (640)."""
         return len(self.utterances)
 
     def indices(self, *, session=None, speaker=None) -> np.ndarray:
-        """Indices (int64, ascending) of the utterances of one session and/or one speaker.
+        """Indices of the utterances of one session and/or one speaker.
 
-        ``session`` is 0, 1, ``"train"``, ``"test"`` or None (both); ``speaker`` is 1..9 or None.
+        Parameters
+        ----------
+        session : {0, 1, "train", "test"} or None
+            None: both sessions.
+        speaker : int from 1 to 9, or None
+            None: every speaker.
+
+        Returns
+        -------
+        ndarray of shape (n_selected,), int64
+            Ascending.
+
+        Raises
+        ------
+        ValueError
+            Another session or speaker.
         """
         keep = np.ones(self.n_utterances, dtype=bool)
         if session is not None:

@@ -53,8 +53,19 @@ _BY_STAMP: dict = {}
 
 
 def register(cls, stamp: str, *, write: Function, read: Function) -> None:
-    """Register the HDF5 layout of ``cls``, stored under the class stamp ``stamp``: ``write(obj,
-    group)`` and ``read(group, cls) -> obj``, functions or ``"module:function"`` strings."""
+    """Register the HDF5 layout of a class, for :func:`save` and :func:`load`.
+
+    Parameters
+    ----------
+    cls : type
+        The class (its subclasses use the layout too, unless they register their own).
+    stamp : str
+        The class stamp written in its files.
+    write : callable or str
+        ``write(obj, group)``, or a ``"module:function"`` string imported on first use.
+    read : callable or str
+        ``read(group, cls) -> obj``, or a ``"module:function"`` string.
+    """
     layout = Layout(cls, stamp, write, read)
     _BY_CLASS[cls] = layout
     _BY_STAMP[stamp] = layout
@@ -69,14 +80,28 @@ def layout_of(cls) -> Layout:
 
 
 def save(obj, hdf5) -> None:
-    """Write ``obj`` to ``hdf5``: a path (written atomically: a temporary file, then a rename) or
-    an open ``h5py`` File/Group.
+    """Write any emkit model to HDF5.
 
-    What was written is read back before the file is complete: an object its reader refuses (an
-    attribute assigned, or a ``set_params`` value, that disagrees with the rest of the model)
-    raises ValueError, and nothing is written (a group given open is left as it was).  The arrays
-    are read back block by block and compared with the model's (:mod:`emkit.io.read_back`): the
-    read-back holds no second copy of the model."""
+    What was written is read back before the file is complete, block by block and compared with
+    the model's arrays (:mod:`emkit.io.read_back`, no second copy of the model).
+
+    Parameters
+    ----------
+    obj : object
+        An instance of a registered class (every emkit model).
+    hdf5 : str, path-like, h5py.File or h5py.Group
+        A path (written atomically: a temporary file, then a rename) or an open, writable
+        File/Group holding no saved object yet.
+
+    Raises
+    ------
+    TypeError
+        No layout is registered for ``obj``'s class, or ``hdf5`` is neither a path nor a group.
+    ValueError
+        Its reader refuses what was written (an attribute assigned, or a ``set_params`` value,
+        that disagrees with the rest of the model): nothing is written (a group given open is
+        left as it was).
+    """
     from .h5 import filename, open_for_writing
     from .read_back import reading_back
 
@@ -106,9 +131,28 @@ def save_into(group, name: str, obj) -> None:
 
 
 def load(hdf5, expected=None):
-    """The object stored in ``hdf5`` (a path or an open ``h5py`` group), of the class its stamp
-    names.  ``expected`` (a class or a stamp) refuses a file of another class with
-    :class:`InvalidFileError`."""
+    """The object stored in an HDF5 file, of the class its stamp names.
+
+    Parameters
+    ----------
+    hdf5 : str, path-like, h5py.File or h5py.Group
+        A path (opened read-only, closed afterwards) or an open group.
+    expected : type or str, optional
+        A class or a stamp: a file holding another class is refused.
+
+    Returns
+    -------
+    object
+        A new instance of the stored class (or of ``expected``, a subclass of it).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    InvalidFileError
+        Not a file emkit reads, another class than ``expected``, a damaged or hostile file
+        (naming the file and the dataset, never echoing its contents).
+    """
     from .h5 import open_for_reading
 
     with open_for_reading(hdf5, _expected_stamp(expected)) as group:

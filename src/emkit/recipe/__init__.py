@@ -24,7 +24,29 @@ __all__ = ["FunctionStep", "RecipeError", "Runner", "STEP_KINDS", "Step", "StepR
 def run_recipe(path, *, force: bool = False, progress: bool = False, echo=None):
     """Run (or skip) every step of the recipe file; write the report.
 
-    Returns ``(list of StepResult, path of report.md)``.
+    Parameters
+    ----------
+    path : str or path-like
+        The recipe (TOML).
+    force : bool, default False
+        Run every step, even the up-to-date ones.
+    progress : bool, default False
+        Progress bars on stderr.
+    echo : callable, optional
+        ``echo(text)`` for each line of progress; None: silent.
+
+    Returns
+    -------
+    results : list of StepResult
+    report : Path
+        The ``report.md`` written.
+
+    Raises
+    ------
+    RecipeError
+        An invalid recipe (naming the file and the key).
+    WorkDirBusy
+        Another run holds the work directory.
     """
     recipe = load_recipe(path)
     steps = plan(recipe)

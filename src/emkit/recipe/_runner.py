@@ -59,21 +59,62 @@ class Step(Protocol):
     name: str
 
     def inputs(self) -> list:
-        """Paths of the files read (known once the steps before it have run)."""
+        """The files read (known once the steps before it have run).
+
+        Returns
+        -------
+        list of str or path-like
+        """
 
     def params(self) -> dict:
-        """JSON-serialisable values that decide the outputs besides the inputs' contents."""
+        """What decides the outputs besides the inputs' contents.
+
+        Returns
+        -------
+        dict
+            JSON-serialisable values.
+        """
 
     def outputs(self) -> list:
-        """Paths of the files written."""
+        """The files written.
+
+        Returns
+        -------
+        list of str or path-like
+        """
 
     def run(self, context) -> str:
-        """Write every output; return a one-line summary."""
+        """Write every output.
+
+        Parameters
+        ----------
+        context : Context
+            The recipe and the run's options.
+
+        Returns
+        -------
+        str
+            A one-line summary.
+        """
 
 
 @dataclass
 class FunctionStep:
-    """A :class:`Step` from plain callables (what the step kinds of the registry build)."""
+    """A :class:`Step` from plain callables (what the step kinds of the registry build).
+
+    Parameters
+    ----------
+    name : str
+        The step's name (its stamp file's name).
+    run_fn : callable
+        ``run_fn(context) -> str``: writes the outputs, returns a one-line summary.
+    input_fn : callable, default list
+        ``input_fn() -> paths`` of the files read, called when the step is reached.
+    param_values : dict
+        JSON-serialisable values that decide the outputs besides the inputs.
+    output_paths : list
+        The files written.
+    """
 
     name: str
     run_fn: Callable
@@ -82,20 +123,62 @@ class FunctionStep:
     output_paths: list = field(default_factory=list)
 
     def inputs(self) -> list:
+        """``input_fn()``, as a list.
+
+        Returns
+        -------
+        list of str or path-like
+        """
         return list(self.input_fn())
 
     def params(self) -> dict:
+        """``param_values``.
+
+        Returns
+        -------
+        dict
+        """
         return self.param_values
 
     def outputs(self) -> list:
+        """``output_paths``, as a new list.
+
+        Returns
+        -------
+        list of str or path-like
+        """
         return list(self.output_paths)
 
     def run(self, context) -> str:
+        """``run_fn(context)``.
+
+        Parameters
+        ----------
+        context : Context
+
+        Returns
+        -------
+        str
+            The step's one-line summary.
+        """
         return self.run_fn(context)
 
 
 @dataclass
 class StepResult:
+    """What became of one step of a run.
+
+    Parameters
+    ----------
+    name : str
+        The step's name.
+    status : {"run", "skipped"}
+    seconds : float
+        Time it took (a skipped step: checking its stamp).
+    summary : str
+        The step's one-line summary ("" when skipped).
+    """
+
     name: str
     status: str  # "run" or "skipped"
     seconds: float
@@ -107,7 +190,17 @@ def _canonical(params: dict) -> str:
 
 
 class Runner:
-    """Runs steps in order, skipping the up-to-date ones; ``force`` runs them all."""
+    """Runs steps in order, skipping the up-to-date ones, as make does (content-hash stamps).
+
+    Parameters
+    ----------
+    work_dir : str or path-like
+        Where the stamps (``.stamps/``) and the lock go.
+    force : bool, default False
+        Run every step, up to date or not.
+    echo : callable, optional
+        ``echo(text)`` for each line of progress ("[run] ...", "[skip] ..."); None: silent.
+    """
 
     def __init__(self, work_dir, *, force: bool = False, echo: Callable | None = None):
         self.work_dir = Path(work_dir)
@@ -117,7 +210,17 @@ class Runner:
         self._hashes = {}  # (path, size, mtime_ns) -> sha256, within one run
 
     def digest(self, path) -> str:
-        """SHA-256 (hex) of the file's contents, computed once per run for a size and time."""
+        """SHA-256 of the file's contents, computed once per run for a size and time.
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        str
+            Hexadecimal digest.
+        """
         path = os.fspath(path)
         st = os.stat(path)
         key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
@@ -142,7 +245,18 @@ class Runner:
         return self.stamps / f"{safe}.json"
 
     def up_to_date(self, step, inputs: dict) -> bool:
-        """True when the step's stamp matches its parameters, inputs and outputs."""
+        """Whether the step's stamp matches its parameters, inputs and outputs.
+
+        Parameters
+        ----------
+        step : Step
+        inputs : dict
+            ``{path: digest}`` of its inputs now.
+
+        Returns
+        -------
+        bool
+        """
         path = self._stamp_path(step)
         try:
             stamp = json.loads(path.read_text(encoding="utf-8"))
@@ -157,9 +271,25 @@ class Runner:
         return all(os.path.isfile(p) and self.digest(p) == stamp["outputs"][p] for p in outputs)
 
     def run(self, steps, context) -> list:
-        """Run (or skip) each step in order; returns a :class:`StepResult` per step.
+        """Run (or skip) each step in order.
 
-        Raises :class:`WorkDirBusy` when another run holds the work directory.
+        Parameters
+        ----------
+        steps : sequence of Step
+        context : Context
+            Passed to each step's ``run``.
+
+        Returns
+        -------
+        list of StepResult
+            One per step.
+
+        Raises
+        ------
+        WorkDirBusy
+            Another run holds the work directory.
+        FileNotFoundError
+            A step's input, or an output it did not write, is missing.
         """
         self.stamps.mkdir(parents=True, exist_ok=True)
         with _exclusive(self.stamps / "lock", self.work_dir):

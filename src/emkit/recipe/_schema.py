@@ -266,7 +266,25 @@ def _data(chk: _Checker, name: str, table: dict) -> dict:
 
 
 def validate(doc: dict, path) -> dict:
-    """The checked recipe: a dict of sections with defaults filled in and absolute paths."""
+    """Check a parsed recipe and fill in its defaults.
+
+    Parameters
+    ----------
+    doc : dict
+        The recipe as parsed from TOML.
+    path : str or path-like
+        The recipe file: relative paths are taken from its directory; messages name it.
+
+    Returns
+    -------
+    dict
+        The sections, with defaults filled in and absolute paths.
+
+    Raises
+    ------
+    RecipeError
+        Naming the file and the key: an unknown or missing key, a value of the wrong kind.
+    """
     chk = _Checker(Path(path))
     unknown = sorted(set(doc) - set(TOP) - set(TABLES))
     if unknown:
@@ -371,7 +389,22 @@ def validate(doc: dict, path) -> dict:
 
 
 def load_recipe(path) -> dict:
-    """Read and validate a recipe file (TOML, through the standard library's tomllib)."""
+    """Read and validate a recipe file (TOML, through the standard library's tomllib).
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    dict
+        The checked recipe (see :func:`validate`).
+
+    Raises
+    ------
+    RecipeError
+        An unreadable or invalid recipe, naming the file and the key.
+    """
     try:
         import tomllib
     except ImportError:  # Python 3.10

@@ -47,7 +47,18 @@ STEP_KINDS = {}
 
 
 def step_kind(name):
-    """Register a builder ``f(recipe, work: Path) -> list of steps`` under ``name``."""
+    """Decorator registering a step-kind builder in :data:`STEP_KINDS`.
+
+    Parameters
+    ----------
+    name : str
+        The step kind's name (its place in the registry is its place in the plan).
+
+    Returns
+    -------
+    callable
+        The decorator: it registers ``f(recipe, work: Path) -> list of steps`` and returns it.
+    """
     def register(builder):
         STEP_KINDS[name] = builder
         return builder
@@ -57,7 +68,19 @@ def step_kind(name):
 def plan(recipe) -> list:
     """Every step of the recipe, in the order of the registry (a valid execution order).
 
-    Raises :class:`RecipeError` when a step would write over one of the recipe's inputs.
+    Parameters
+    ----------
+    recipe : dict
+        A checked recipe (:func:`load_recipe`).
+
+    Returns
+    -------
+    list of Step
+
+    Raises
+    ------
+    RecipeError
+        A step would write over one of the recipe's inputs.
     """
     work = Path(recipe["work_dir"])
     steps = [step for builder in STEP_KINDS.values() for step in builder(recipe, work)]
