@@ -13,23 +13,49 @@ class GMMFiles:
     readers build machines with."""
 
     def save(self, hdf5):
-        """Write the machine in bob.learn.em's HDF5 layout (readable by the reference); MAP
-        machines also store their UBM and MAP parameters so that they reload as MAP."""
+        """Write the machine in bob.learn.em's HDF5 layout (readable by the reference).
+
+        MAP machines also store their UBM and MAP parameters, so that they reload as MAP (the
+        reference's reloaded as ML).
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path (written atomically) or an open, writable group (see :func:`emkit.io.save`).
+        """
         _registry.save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5, ubm=None):
         """Read a machine written by emkit, bob.learn.em 3.x or bob 2.x (legacy layout).
 
-        ``ubm``: the prior of a MAP machine whose file does not hold it (the reference's files).
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+        ubm : GMMMachine, optional
+            The prior of a MAP machine whose file does not hold it (the reference's files).
+
+        Returns
+        -------
+        GMMMachine
+
+        Raises
+        ------
+        InvalidFileError
+            Not a GMM file emkit reads, or a damaged one (naming the file and the dataset).
         """
         from .io.gmm import read_gmm_file
 
         return read_gmm_file(hdf5, cls, ubm)
 
     def load(self, hdf5):
-        """Replace the state of ``self`` by the machine stored in ``hdf5`` (a MAP machine of the
-        reference's files, which hold no UBM, takes ``self.ubm``)."""
+        """Replace the state of ``self`` by the machine stored in ``hdf5``.
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A MAP machine of the reference's files, which hold no UBM, takes ``self.ubm``.
+        """
         from .io.gmm import read_gmm_file
 
         self.__dict__ = dict(read_gmm_file(hdf5, type(self), fallback_ubm=self.ubm).__dict__)

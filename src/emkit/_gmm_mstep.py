@@ -161,8 +161,23 @@ def _store(machine, new, update_means, update_variances, update_weights) -> None
 
 def ml_gmm_m_step(machine, statistics, update_means=True, update_variances=False, update_weights=False,
                   mean_var_update_threshold=EPSILON):
-    """Maximum-likelihood M-step (in place): :func:`ml_m_step` on the machine's parameters.
-    Update order: weights, means, variances."""
+    """Maximum-likelihood M-step (in place): weights, then means, then variances.
+
+    The weights are not renormalised, as the reference; a variance update uses the old means
+    when ``update_means`` is False (as the reference).
+
+    Parameters
+    ----------
+    machine : GMMMachine
+        Updated in place.
+    statistics : GMMStats
+        Summed statistics of shape (C, D) (not modified).
+    update_means, update_variances, update_weights : bool
+        Which parameters to update (means only by default, as the reference).
+    mean_var_update_threshold : float
+        Floor of the occupancies ``n_c`` (a Gaussian with none stays at ``sum / threshold``, as
+        the reference; 0 then is a ``ValueError``, not NaN).
+    """
     n = np.asarray(statistics.n, dtype=np.float64)
     check_occupancy_floor(float(n.min(initial=np.inf)), mean_var_update_threshold, update_means,
                           update_variances)
@@ -176,9 +191,32 @@ def ml_gmm_m_step(machine, statistics, update_means=True, update_variances=False
 def map_gmm_m_step(machine, statistics, update_means=True, update_variances=False, update_weights=False,
                    reynolds_adaptation=True, relevance_factor=4, alpha=0.5,
                    mean_var_update_threshold=EPSILON):
-    """MAP M-step against ``machine.ubm`` (in place): :func:`map_m_step`, with
-    ``alpha_c = n_c / (n_c + relevance_factor)`` with Reynolds adaptation, else the given
-    ``alpha`` (a number, or one per Gaussian)."""
+    """MAP M-step against ``machine.ubm`` (in place).
+
+    Weights are renormalised.  The variance update follows Reynolds et al. (2000), eq. 13: its
+    prior term adds the squared UBM mean (the reference added the mean itself).
+
+    Parameters
+    ----------
+    machine : GMMMachine
+        Updated in place.
+    statistics : GMMStats
+        Summed statistics of shape (C, D) (not modified).
+    update_means, update_variances, update_weights : bool
+        Which parameters to update (means only by default, as the reference).
+    reynolds_adaptation : bool, default True
+        ``alpha_c = n_c / (n_c + relevance_factor)``; False: the given ``alpha``.
+    relevance_factor : float, default 4
+    alpha : float or array-like of shape (C,), default 0.5
+        The adaptation coefficient without Reynolds adaptation.
+    mean_var_update_threshold : float
+        Gaussians with ``n_c`` below it (or 0) keep the prior.
+
+    Raises
+    ------
+    ValueError
+        ``machine`` has no UBM.
+    """
     ubm = machine.ubm
     if ubm is None:
         raise ValueError("A machine used for MAP must have a UBM.")

@@ -9,24 +9,69 @@ from .stats import GMMStats, check_stats
 
 
 def log_weighted_likelihood(data, machine):
-    """``log w_c + log N(x_t | mu_c, var_c)`` with shape **(C, N)** (Gaussians first)."""
+    """``log w_c + log N(x_t | mu_c, var_c)`` of every Gaussian and sample.
+
+    Parameters
+    ----------
+    data : array-like of shape (N, D)
+    machine : GMMMachine
+
+    Returns
+    -------
+    ndarray of shape (C, N)
+        Gaussians first, as the reference.
+    """
     return machine.log_weighted_likelihood(data)
 
 
 def log_likelihood(data, machine):
-    """Per-sample mixture log-likelihood, shape (N,)."""
+    """Per-sample mixture log-likelihood.
+
+    Parameters
+    ----------
+    data : array-like of shape (N, D)
+    machine : GMMMachine
+
+    Returns
+    -------
+    ndarray of shape (N,)
+    """
     return machine.log_likelihood(data)
 
 
 def e_step(data, machine) -> GMMStats:
-    """Statistics of ``data`` (N, D) given ``machine``: one :class:`GMMStats`."""
+    """Statistics of ``data`` given ``machine`` (``machine.acc_stats(data)``).
+
+    Parameters
+    ----------
+    data : array-like of shape (N, D)
+    machine : GMMMachine
+
+    Returns
+    -------
+    GMMStats
+    """
     return machine.acc_stats(data)
 
 
 def m_step(statistics, machine):
-    """Update ``machine`` in place from a list of statistics (summed first, none of them mutated).
+    """Update ``machine`` in place from statistics, as its ``trainer`` and ``update_*`` say.
 
-    Returns ``(machine, average log-likelihood of the statistics)``.
+    Parameters
+    ----------
+    statistics : GMMStats or list of GMMStats
+        Summed first; none of them is mutated.
+    machine : GMMMachine
+
+    Returns
+    -------
+    (GMMMachine, float)
+        ``machine`` and the average log-likelihood of the statistics.
+
+    Raises
+    ------
+    ValueError
+        No statistics, statistics of another shape, or of no sample.
     """
     if isinstance(statistics, GMMStats):
         statistics = [statistics]

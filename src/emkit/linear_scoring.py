@@ -89,12 +89,22 @@ def linear_scoring(models_means, ubm: GMMMachine, test_stats, test_channel_offse
 
     Parameters
     ----------
-    models_means : list (or numpy object array) of GMMMachine or of (C, D) arrays, array (M, C, D)
-        or one (C, D) array
+    models_means : list of GMMMachine or of arrays of shape (C, D), or array of shape (M, C, D)
+        The M enrolled models (a numpy object array of them too), or one (C, D) array.
     ubm : GMMMachine
+        The UBM, trained on C Gaussians of D features.
     test_stats : GMMStats or list of P GMMStats
-    test_channel_offsets : scalar, (C, D), (P, C, D) or (P, C*D) array
-    frame_length_normalization : bool
+        The probes' statistics.
+    test_channel_offsets : scalar or array of shape (C, D), (P, C, D) or (P, C*D), default 0
+        Channel offsets ``o_i`` of the probes' means: (P, C*D) as the reference documented
+        (its code took only shapes broadcastable to (P, C, D)), or those shapes.
+    frame_length_normalization : bool, default False
+        Divide each probe's scores by its frame count.
+
+    Returns
+    -------
+    ndarray of shape (n_models, n_probes), float64
+        One row per model, one column per probe.
     """
     if not isinstance(ubm, GMMMachine):
         raise TypeError(f"ubm must be a GMMMachine; got {type(ubm).__name__}")

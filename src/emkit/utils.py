@@ -15,11 +15,19 @@ __all__ = ["array_to_delayed_list", "check_and_persist_dask_input"]
 
 
 def check_and_persist_dask_input(data, persist: bool = True):
-    """``(True, data)`` for a dask array, ``(False, np.asarray(data))`` otherwise.
+    """Whether ``data`` is a dask array, and the data to use.
 
-    A dask array is persisted when ``persist`` (its chunks computed and kept in memory, on the
-    workers of a ``distributed`` client if there is one) and the client, if any, is asked to
-    rebalance them across its workers.
+    Parameters
+    ----------
+    data : array-like or dask array
+    persist : bool, default True
+        Persist a dask array (its chunks computed and kept in memory, on the workers of a
+        ``distributed`` client if there is one, which is asked to rebalance them).
+
+    Returns
+    -------
+    (bool, array)
+        ``(True, data)`` for a dask array, ``(False, np.asarray(data))`` otherwise.
     """
     import dask.array as da
 
@@ -34,8 +42,19 @@ def check_and_persist_dask_input(data, persist: bool = True):
 
 
 def array_to_delayed_list(data, input_is_dask: bool):
-    """One ``dask.delayed`` object per chunk of a dask array (in the chunk grid's row-major
-    order) when ``input_is_dask``, else ``data`` itself."""
+    """The chunks of a dask array as delayed objects.
+
+    Parameters
+    ----------
+    data : dask array or array-like
+    input_is_dask : bool
+        Whether ``data`` is a dask array.
+
+    Returns
+    -------
+    list of dask.delayed.Delayed, or ``data``
+        One per chunk, in the chunk grid's row-major order; ``data`` itself when not dask.
+    """
     if input_is_dask:
         if not is_dask_collection(data) or not hasattr(data, "to_delayed"):
             raise TypeError(f"data must be a dask array when input_is_dask is True; got "

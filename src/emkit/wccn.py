@@ -95,7 +95,25 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.n_features_in_ = self._n_features_out = int(np.shape(weights)[0])
 
     def fit(self, X, y) -> "WCCN":
-        """Estimate W from rows ``X`` (N, D) and their class labels ``y`` (N,)."""
+        """Estimate ``W`` with ``W W' = (Sw / K)^-1`` (the reference's 1/K scaling).
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D)
+            The samples, finite.
+        y : array-like of shape (N,)
+            Class labels, any hashable values (the reference needed 0..K-1).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Fewer than 2 samples, or one sample per class; a ``SingularError`` (a ValueError)
+            when the within-class covariance is singular and ``pinv`` is False.
+        """
         raw = X
         X = check_frames(X, "X", ensure_2d=True, owner=type(self).__name__)
         X = np.asarray(X, dtype=np.float64)
@@ -128,7 +146,17 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         return self
 
     def transform(self, X) -> np.ndarray:
-        """``((X - input_subtract) / input_divide) @ weights``: (N, D) array."""
+        """``((X - input_subtract) / input_divide) @ weights``.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D)
+
+        Returns
+        -------
+        ndarray of shape (N, D), float64
+            An array where the reference returned a list of rows.
+        """
         check_is_fitted(self, "weights")
         self._check_feature_names(X)
         X = check_frames(X, "X", n_features=self.n_features_in_, ensure_2d=True,

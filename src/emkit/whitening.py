@@ -176,7 +176,25 @@ class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerM
         self.n_features_in_ = self._n_features_out = int(np.shape(weights)[0])
 
     def fit(self, X, y=None) -> "Whitening":
-        """Estimate the mean and the (N - 1) covariance of ``X`` (N, D); N >= 2."""
+        """Estimate the mean and the (N - 1) covariance of ``X``, and its whitening matrix.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D)
+            At least 2 finite samples.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Fewer than 2 samples; a ``SingularError`` (a ValueError) when the covariance is
+            singular and ``pinv`` is False.
+        """
         raw = X
         X = check_frames(X, "X", ensure_2d=True, owner=type(self).__name__)
         X = np.asarray(X, dtype=np.float64)
@@ -190,7 +208,17 @@ class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerM
         return self
 
     def transform(self, X) -> np.ndarray:
-        """``((X - input_subtract) / input_divide) @ weights``: (N, D), or (D,) for one 1-D sample."""
+        """``((X - input_subtract) / input_divide) @ weights``.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D) or (D,)
+            Samples, or one sample (as the reference).
+
+        Returns
+        -------
+        ndarray of shape (N, D) or (D,), float64
+        """
         check_is_fitted(self, "weights")
         self._check_feature_names(X)
         if not is_dask_collection(X):
