@@ -19,7 +19,7 @@ def check_and_persist_dask_input(data, persist: bool = True):
 
     Parameters
     ----------
-    data : array-like or dask array
+    data : array-like or dask array of any shape
     persist : bool, default True
         Persist a dask array (its chunks computed and kept in memory, on the workers of a
         ``distributed`` client if there is one, which is asked to rebalance them).
@@ -46,7 +46,7 @@ def array_to_delayed_list(data, input_is_dask: bool):
 
     Parameters
     ----------
-    data : dask array or array-like
+    data : dask array or array-like of any shape
     input_is_dask : bool
         Whether ``data`` is a dask array.
 

@@ -21,14 +21,36 @@ from ._labels import check_lengths, encode_labels, label_list
 
 
 def is_input_dask_nested(X) -> bool:
-    """True when the first leaf of the (nested) list ``X`` is a ``dask.delayed`` object."""
+    """Whether the first leaf of the (nested) list ``X`` is a ``dask.delayed`` object.
+
+    Parameters
+    ----------
+    X : list, possibly of lists
+
+    Returns
+    -------
+    bool
+    """
     while isinstance(X, (list, tuple)) and len(X):
         X = X[0]
     return is_delayed(X)
 
 
 def check_dask_input_samples_per_class(X, y):
-    """``(input_is_dask, n_classes, n_samples_per_class)``; per-class label lists are flattened."""
+    """Whether the input is dask, and the number of sessions of each class.
+
+    Parameters
+    ----------
+    X : list of GMMStats, of per-class lists of them, or of dask.delayed lists
+    y : sequence of labels, or of per-class label arrays (flattened)
+
+    Returns
+    -------
+    input_is_dask : bool
+    n_classes : int
+    n_samples_per_class : list of int
+        Sessions of each class, in the order of the sorted labels.
+    """
     X = as_stats_sequence(X)
     input_is_dask = is_input_dask_nested(X)
     if input_is_dask and len(y) and np.ndim(y[0]) == 1:

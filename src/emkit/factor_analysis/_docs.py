@@ -5,8 +5,6 @@ from __future__ import annotations
 #: The Parameters entries of ISVMachine and JFAMachine that read the same, put into their
 #: docstrings by :func:`with_shared_parameters`.
 SHARED_PARAMETERS = """\
-    relevance_factor : float
-        D starts at ``sqrt(variance_supervector / relevance_factor)``.
     ubm : GMMMachine or None
         The UBM; trained by ``fit_using_array`` when it is untrained (or None, from ``ubm_kwargs``).
     ubm_kwargs : dict or None

@@ -35,6 +35,8 @@ class ISVMachine(FactorAnalysisBase):
         Rank of the session subspace U (>= 1).
     em_iterations : int
         EM iterations (a fixed number, as the reference).
+    relevance_factor : float
+        D starts at ``sqrt(variance_supervector / relevance_factor)``.
     random_state : int, None, numpy RandomState or Generator
         Draws the initial U from N(0, 1) as the reference does (None: numpy's global
         generator, as the reference).
@@ -42,7 +44,9 @@ class ISVMachine(FactorAnalysisBase):
     checkpoint : path or None
         Resumable training (see :class:`emkit.GMMMachine`): U, saved after every iteration.
 
-    Details: :class:`FactorAnalysisBase`.
+    See Also
+    --------
+    FactorAnalysisBase : inputs, training and scoring in detail.
     """)
 
     def __init__(self, r_U, em_iterations=10, relevance_factor=4.0, random_state=0, ubm=None,
@@ -67,10 +71,13 @@ class ISVMachine(FactorAnalysisBase):
             ``(label, GMMStats)`` pairs (then ``y=None``).  The reference's per-class form (a list
             of per-class lists, or of delayed lists, with ``y`` a list of per-class label arrays)
             is accepted too.
-        y : sequence of hashable labels, one per session (any type; mapped to ``0..K-1`` in sorted
-            order).
+        y : sequence of hashable labels, one per session
+            Any type (the reference needed ``0..K-1``); mapped to ``0..K-1`` in sorted order.
 
-        Calling ``fit`` again continues from the current parameters.
+        Returns
+        -------
+        self
+            Calling ``fit`` again continues from the current parameters.
         """
         with computed_once(X) as X:  # a dask bag is computed once, not in every pass
             data = self._training_set(X, y)
@@ -80,31 +87,57 @@ class ISVMachine(FactorAnalysisBase):
         return self
 
     def enroll(self, X) -> np.ndarray:
-        """Class offset z of one client from its sessions ``X`` (list of GMMStats): shape (1, CD).
+        """Class offset z of one client from its sessions.
 
         z = 0, then ``enroll_iterations`` times: x_h with the current z, then z with the new x.
+
+        Parameters
+        ----------
+        X : list of GMMStats
+            The client's enrolment sessions.
+
+        Returns
+        -------
+        ndarray of shape (1, CD)
+            As the reference.
         """
         c = self._constants("enroll")
         n, F = stack_sessions(X, c.shape)
         return enroll_isv(c, n, F, self.enroll_iterations)[None, :]
 
     def score(self, latent_z, data):
-        """Linear score of the model ``m + D z`` against the probe template ``data``.
+        """Linear score of the model ``m + D z`` against a probe template.
 
-        ``data`` is a list of GMMStats forming one probe template (their statistics are summed)
-        -> ``numpy.float64``; a list of such lists scores several templates at once -> (P,) array.
         The probe's channel offset ``U x`` is estimated with the probe centred on the UBM mean;
         the score is normalised by the probe's frame count (0 for an empty probe).
+
+        Parameters
+        ----------
+        latent_z : array-like of shape (CD,) or (1, CD)
+            What :meth:`enroll` returned.
+        data : list of GMMStats, or list of P such lists
+            One probe template (their statistics are summed), or P templates at once.
+
+        Returns
+        -------
+        numpy.float64, or ndarray of shape (P,) for P templates
         """
         c = self._constants("score")
         z = check_latent(latent_z, c.m.shape, "latent_z")
         return score(c, (z,), lambda: c.D * z, data)
 
     def score_matrix(self, models, probes) -> np.ndarray:
-        """Scores (M, P) of M models against P probes: ``score(models[i], [probes[j]])``.
+        """Scores of M models against P probes: ``score(models[i], [probes[j]])`` (emkit's).
 
-        ``models``: an array Z (M, CD), or a list of what :meth:`enroll` returns; ``probes``: a
-        list of GMMStats (one probe each) or of probe templates (lists of GMMStats).
+        Parameters
+        ----------
+        models : array-like of shape (M, CD), or list of M arrays of shape (1, CD)
+            The models' z (what :meth:`enroll` returns).
+        probes : list of P GMMStats, or of P probe templates (lists of GMMStats)
+
+        Returns
+        -------
+        ndarray of shape (M, P)
         """
         c = self._constants("score_matrix")
         CD = c.m.shape[0]
@@ -120,8 +153,16 @@ class ISVMachine(FactorAnalysisBase):
     def transform(self, X) -> np.ndarray:
         """Session offsets ``U x`` (the reference's ``estimate_ux`` per session).
 
-        ``X``: a GMMStats or a (frames, D) array (one session) -> (CD,); a list of GMMStats or of
-        frame arrays, or a 3-D array -> (n_sessions, CD).
+        The reference's ``transform`` raised for every input.
+
+        Parameters
+        ----------
+        X : GMMStats, ndarray of shape (n_frames, D), a list of them, or a 3-D array
+            One session, or several.
+
+        Returns
+        -------
+        ndarray of shape (CD,) for one session, or (n_sessions, CD)
         """
         c = self._constants("transform")
         X = as_stats_sequence(X)

@@ -36,6 +36,8 @@ class JFAMachine(FactorAnalysisBase):
         Rank of the class subspace V (>= 1).
     em_iterations : int
         EM iterations of each of the V, U and D phases (a fixed number, as the reference).
+    relevance_factor : float
+        D starts at ``sqrt(variance_supervector / relevance_factor)``.
     random_state : int, None, numpy RandomState or Generator
         Draws the initial U, then V, from N(0, 1) as the reference does (None: numpy's global
         generator, as the reference).
@@ -44,7 +46,9 @@ class JFAMachine(FactorAnalysisBase):
         Resumable training (see :class:`emkit.GMMMachine`): U, V, D and the training phase,
         saved after every iteration.
 
-    Details: :class:`FactorAnalysisBase`.
+    See Also
+    --------
+    FactorAnalysisBase : inputs, training and scoring in detail.
     """)
 
     _has_V = True
@@ -58,9 +62,19 @@ class JFAMachine(FactorAnalysisBase):
 
     @small_products  # the passes over sessions run in parallel threads; the rest is small
     def fit(self, X, y=None):
-        """Train V, then U, then D from per-session statistics (inputs as :meth:`ISVMachine.fit`).
+        """Train V, then U, then D from per-session statistics.
 
-        ``n_iter_`` counts the iterations of the last (D) phase.
+        Parameters
+        ----------
+        X : list of GMMStats, or a dask bag of them
+            The sessions, in any form :meth:`ISVMachine.fit` takes.
+        y : sequence of hashable labels, one per session
+            As in :meth:`ISVMachine.fit`.
+
+        Returns
+        -------
+        self
+            ``n_iter_`` counts the iterations of the last (D) phase.
         """
         with computed_once(X) as X:  # a dask bag is computed once, not in every pass
             data = self._training_set(X, y)
@@ -70,20 +84,37 @@ class JFAMachine(FactorAnalysisBase):
         return self
 
     def enroll(self, X):
-        """Latent ``(y (r_V,), z (CD,))`` of one client from its sessions ``X`` (list of GMMStats).
+        """Latent ``(y, z)`` of one client from its sessions.
 
-        x = y = z = 0, then ``enroll_iterations`` times: y (statistics centred on ``m + D z + U x``),
-        x_h (on ``m + D z + V y``), z (on ``m + V y + U x``).
+        x = y = z = 0, then ``enroll_iterations`` times: y (statistics centred on ``m + D z + U x``;
+        the reference used ``m - D z``), x_h (on ``m + D z + V y``), z (on ``m + V y + U x``).
+
+        Parameters
+        ----------
+        X : list of GMMStats
+            The client's enrolment sessions.
+
+        Returns
+        -------
+        (ndarray of shape (r_V,), ndarray of shape (CD,))
         """
         c = self._constants("enroll")
         n, F = stack_sessions(X, c.shape)
         return enroll_jfa(c, n, F, self.enroll_iterations)
 
     def score(self, model, data):
-        """Linear score of ``m + V y + D z`` (``model = (y, z)``) against the probe template ``data``.
+        """Linear score of ``m + V y + D z`` against a probe template (as :meth:`ISVMachine.score`).
 
-        As :meth:`ISVMachine.score`: one template (list of GMMStats) -> ``numpy.float64``, a list of
-        templates -> (P,) array.
+        Parameters
+        ----------
+        model : (ndarray of shape (r_V,), ndarray of shape (CD,))
+            The ``(y, z)`` pair :meth:`enroll` returns.
+        data : list of GMMStats, or list of P such lists
+            One probe template, or P templates at once.
+
+        Returns
+        -------
+        numpy.float64, or ndarray of shape (P,) for P templates
         """
         c = self._constants("score")
         model = _as_pair(model)
@@ -96,11 +127,17 @@ class JFAMachine(FactorAnalysisBase):
         return score(c, (y, z), lambda: c.V @ y + c.D * z, data)
 
     def score_matrix(self, models, probes) -> np.ndarray:
-        """Scores (M, P) of M models against P probes: ``score(models[i], [probes[j]])``.
+        """Scores of M models against P probes: ``score(models[i], [probes[j]])`` (emkit's).
 
-        ``models``: a list of the ``(y, z)`` pairs :meth:`enroll` returns, or a tuple
-        ``(Y (M, r_V), Z (M, CD))``; ``probes``: a list of GMMStats (one probe each) or of probe
-        templates (lists of GMMStats).
+        Parameters
+        ----------
+        models : list of M ``(y, z)`` pairs, or a tuple of arrays of shape (M, r_V) and (M, CD)
+            What :meth:`enroll` returns, one per model, or ``(Y, Z)``.
+        probes : list of P GMMStats, or of P probe templates (lists of GMMStats)
+
+        Returns
+        -------
+        ndarray of shape (M, P)
         """
         c = self._constants("score_matrix")
         r_V, CD = c.V.shape[1], c.m.shape[0]

@@ -186,9 +186,21 @@ class IVectorMachine(FitSummary, BaseEstimator):
         return check_random_state(self.random_state).standard_normal(shape)
 
     def fit(self, X, y=None) -> "IVectorMachine":
-        """Train ``T`` (and ``sigma``) by EM on ``X``: a list of GMMStats or a dask bag of them.
+        """Train ``T`` (and ``sigma``) by EM.
 
-        ``T`` is drawn afresh from ``random_state`` and ``sigma`` starts from the UBM variances.
+        ``T`` is drawn afresh from ``random_state`` (the reference drew from numpy's global
+        generator) and ``sigma`` starts from the UBM variances.
+
+        Parameters
+        ----------
+        X : list of GMMStats, or a dask bag of them
+            One per utterance, of the UBM's shape (C, D).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
         """
         ubm = self._check_ubm()
         self._check_params()
@@ -305,9 +317,18 @@ class IVectorMachine(FitSummary, BaseEstimator):
         return out
 
     def project(self, stats: GMMStats) -> np.ndarray:
-        """The i-vector of one utterance, (R,).
+        """The i-vector of one utterance.
 
         ``(I + sum_c n_c T_c' sigma_c^-1 T_c)^-1 sum_c T_c' sigma_c^-1 (F_c - n_c m_c)``.
+
+        Parameters
+        ----------
+        stats : GMMStats
+            Of the UBM's shape (C, D).
+
+        Returns
+        -------
+        ndarray of shape (R,)
         """
         self._check_fitted("project")
         stats = as_stats_sequence(stats)  # a 0-D object array holding one GMMStats
@@ -324,10 +345,17 @@ class IVectorMachine(FitSummary, BaseEstimator):
             return kiv.project(b.n, kiv.centre_in_place(b.n, b.sum_px, pre.means), pre)[0]
 
     def transform(self, X) -> np.ndarray:
-        """i-vectors of a list of GMMStats: ndarray (S, R) (row s is ``project(X[s])``).
+        """i-vectors of many utterances (row s is ``project(X[s])``).
 
-        The reference returned a list of (R,) arrays; an array iterates the same way.  A dask bag
-        of GMMStats gives a (lazy) bag of (R,) arrays.
+        Parameters
+        ----------
+        X : list of S GMMStats, or a dask bag of them
+
+        Returns
+        -------
+        ndarray of shape (S, R), or a dask bag of arrays of shape (R,)
+            The reference returned a list of (R,) arrays; an array iterates the same way.  A
+            dask bag gives a (lazy) bag.
         """
         self._check_fitted("transform")
         X = _check_stats_sequence(X, "X")
@@ -358,16 +386,41 @@ class IVectorMachine(FitSummary, BaseEstimator):
 
     # -- HDF5 (emkit.io.ivector's layout, through the registry) ----------------------------------
     def save(self, hdf5):
-        """Write the machine, its UBM and its parameters (path or open h5py group)."""
+        """Write the machine, its UBM and its parameters.
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path (written atomically) or an open, writable group.
+        """
         _registry.save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "IVectorMachine":
-        """Read a machine written by :meth:`save`."""
+        """Read a machine written by :meth:`save`.
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+
+        Returns
+        -------
+        IVectorMachine
+
+        Raises
+        ------
+        InvalidFileError
+            Not an i-vector machine file, or a damaged one.
+        """
         return _registry.load(hdf5, expected=cls)
 
     def load(self, hdf5):
-        """Replace the state of ``self`` by the machine stored in ``hdf5``."""
+        """Replace the state of ``self`` by the machine stored in ``hdf5``.
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+        """
         loaded = self.from_hdf5(hdf5)
         self.__dict__.clear()  # (no fitted attribute of the machine replaced survives: n_iter_...)
         self.__dict__.update(loaded.__dict__)

@@ -10,6 +10,11 @@ from .._kernels import packed as pk
 class IVectorStats:
     """Additive accumulators of the i-vector E-step (``a + b`` = statistics of both data sets).
 
+    Parameters
+    ----------
+    dim_c, dim_d, dim_t : int
+        C Gaussians, D features, rank R: the accumulators start at zero.
+
     Attributes
     ----------
     nij_sigma_wij2 : ndarray (C, R, R)
@@ -43,6 +48,7 @@ class IVectorStats:
 
     @property
     def nij_sigma_wij2(self) -> np.ndarray:
+        """``sum_s n_sc E[w_s w_s']``, shape (C, R, R) (expanded on first access)."""
         if self._second is None:
             C, _, R = self.shape
             self._second = self._packed[:, pk.symmetric_index(R)].reshape(C, R, R)

@@ -129,7 +129,17 @@ def _parallel_map(fn, items):
 
 
 def e_step(machine: "IVectorMachine", data) -> IVectorStats:
-    """E-step statistics of ``data`` (list of GMMStats or dask bag) under ``machine``."""
+    """E-step statistics of ``data`` under ``machine``.
+
+    Parameters
+    ----------
+    machine : IVectorMachine
+    data : list of GMMStats, or a dask bag of them
+
+    Returns
+    -------
+    IVectorStats
+    """
     data = _check_stats_sequence(data, "data")
     if machine.T is None or machine.sigma is None:
         raise NotFittedError("e_step needs a machine whose T and sigma are set (call fit first)")
@@ -142,7 +152,19 @@ def e_step(machine: "IVectorMachine", data) -> IVectorStats:
 
 
 def m_step(machine: "IVectorMachine", stats: IVectorStats) -> "IVectorMachine":
-    """Update ``machine.T`` (and ``sigma`` if ``update_sigma``) from ``stats``; returns it."""
+    """Update ``machine.T`` (and ``sigma`` if ``update_sigma``) from ``stats``, in place.
+
+    Parameters
+    ----------
+    machine : IVectorMachine
+    stats : IVectorStats
+        What :func:`e_step` returned.
+
+    Returns
+    -------
+    IVectorMachine
+        ``machine``.
+    """
     if not isinstance(stats, IVectorStats):
         raise TypeError(f"stats must be an IVectorStats; got {type(stats).__name__}")
     if machine.sigma is None:
