@@ -86,8 +86,11 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
         the process was killed) resumes after the last completed iteration and ends with the same
         parameters as an uninterrupted run.  A checkpoint of another run is refused.
 
-    Invalid parameters raise ``ValueError``/``TypeError`` naming the parameter, at construction (as
-    the reference does for some of them) and again in ``fit`` (after ``set_params``).
+    Raises
+    ------
+    ValueError, TypeError
+        An invalid parameter, named, at construction (as the reference does for some of them) and
+        again in ``fit`` (after ``set_params``).
 
     Attributes
     ----------

@@ -149,8 +149,11 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
     checkpoint : path or None
         Resumable training (see :class:`emkit.GMMMachine`).
 
-    Invalid parameters raise ``ValueError``/``TypeError`` naming the parameter, at construction (as
-    the reference does for ``n_clusters``) and again in ``fit`` (after ``set_params``).
+    Raises
+    ------
+    ValueError, TypeError
+        An invalid parameter, named, at construction (as the reference does for ``n_clusters``) and
+        again in ``fit`` (after ``set_params``).
 
     Attributes
     ----------

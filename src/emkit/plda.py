@@ -80,11 +80,16 @@ def _check_vectors(X, name: str, n_features: int | None = None) -> np.ndarray:
 class PLDAEnrollment:
     """Enrolled PLDA models (or multi-vector probes): everything scoring needs.
 
-    means : (n_models, n_features) mean of each model's enrolment vectors
-    counts : (n_models,) number of enrolment vectors of each model
-    labels : list of the models' labels (None when enrolled without labels)
-
     They hold no PLDA parameters, so they stay valid when the PLDA is retrained.
+
+    Parameters
+    ----------
+    means : ndarray of shape (n_models, n_features)
+        Mean of each model's enrolment vectors.
+    counts : ndarray of shape (n_models,)
+        Number of enrolment vectors of each model.
+    labels : list or None
+        The models' labels (None when enrolled without labels).
     """
 
     means: np.ndarray
@@ -97,6 +102,9 @@ class PLDAEnrollment:
 
 class PLDA(FeatureNamesMixin, BaseEstimator):
     """Probabilistic LDA trained by EM (see the module docstring for the three models).
+
+    The fitted arrays are read-only; a run stopped at ``max_iterations`` with a threshold set
+    warns :class:`~sklearn.exceptions.ConvergenceWarning`.
 
     Parameters
     ----------
@@ -123,8 +131,8 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
     block_size : int or None
         Models per block in :meth:`log_likelihood_ratio`; None bounds a block to about 4M scores.
 
-    Attributes (after ``fit``)
-    --------------------------
+    Attributes
+    ----------
     mean_ : (D,)
     F_ : (D, dim_f); for "two-covariance" (D, D) with ``F_ F_^T = S_b``
     G_ : (D, dim_g) for "full", None otherwise
@@ -136,8 +144,6 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
     feature_names_in_ : the column names of a DataFrame ``X`` given to ``fit`` (the vectors given
         to ``log_likelihood``, ``enroll`` and ``log_likelihood_ratio`` are then checked against
         them, as scikit-learn does)
-    (The arrays are read-only; a run stopped at ``max_iterations`` with a threshold set warns
-    :class:`~sklearn.exceptions.ConvergenceWarning`.)
     """
 
     #: the choices of ``model`` and ``init_method``

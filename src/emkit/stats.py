@@ -23,6 +23,13 @@ logger = logging.getLogger(__name__)
 class GMMStats:
     """Zeroth, first and second order statistics of frames given a GMM with C Gaussians in D dims.
 
+    Parameters
+    ----------
+    n_gaussians, n_features : int
+        C and D (>= 0): every field starts at zero.
+    like : object, optional
+        An array of the library to create the fields in (numpy's ``like=``); None: numpy.
+
     Attributes
     ----------
     log_likelihood : float
@@ -36,11 +43,9 @@ class GMMStats:
     sum_pxx : ndarray (C, D)
         ``sum_t P(c | x_t) x_t**2`` (element-wise square).
 
-    Statistics made by ``GMMMachine.acc_stats``/``e_step`` also keep, privately, the moments about
-    a shift ``s`` (the mean of the means), ``sum_t P(c | x_t) (x_t - s)`` and of its square: the raw
-    sums are derived from them and the M-step uses them, so variances of data far from the origin
-    keep their precision (the raw ``E[x^2] - E[x]^2`` loses all of it 1e8 from the origin).  Any
-    change of the public fields (assignment or in-place) makes the statistics plain raw sums again.
+    Statistics of ``GMMMachine.acc_stats`` also keep, privately, moments about a shift (the mean
+    of the means) for the M-step: variances of data far from the origin keep their precision.  Any
+    change of a public field (assignment or in-place) makes them plain raw sums again.
     """
 
     def __init__(self, n_gaussians: int, n_features: int, like=None):
@@ -104,7 +109,6 @@ class GMMStats:
         out.init_fields(float(log_likelihood), int(t), n, sum_px, sum_pxx)
         return out
 
-    # -- moments about a shift (internal) ----------------------------------------------------
     @classmethod
     def _from_shifted(cls, log_likelihood, t, n, shift, px, pxx, keep_shift=True) -> "GMMStats":
         """The E-step's statistics, from moments about ``shift`` (see :meth:`_init_shifted`);

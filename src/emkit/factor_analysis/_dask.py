@@ -42,7 +42,7 @@ def check_dask_input_samples_per_class(X, y):
     Parameters
     ----------
     X : list of GMMStats, of per-class lists of them, or of dask.delayed lists
-    y : sequence of labels, or of per-class label arrays (flattened)
+    y : sequence of labels of shape (n_sessions,), or of per-class label arrays (flattened)
 
     Returns
     -------
