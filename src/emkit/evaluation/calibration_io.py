@@ -283,7 +283,8 @@ def calibrate_file(calibration: LinearCalibration, scores_path, output, key_path
     output : str or path-like
         The score file written.
     key_path : str or path-like, optional
-        A labelled trial list whose labels are written with the scores.
+        A labelled trial list: when the score file has no label column, its labels are written
+        with the scores.
 
     Returns
     -------
