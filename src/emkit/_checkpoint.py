@@ -270,24 +270,24 @@ def _data_difference(saved: str, current: str) -> str:
             f"this run's: resume it {_KINDS[saved][1]}")
 
 
-def records_data(path, X) -> bool:
-    """Whether the checkpoint ``path`` was written by a run on the training data ``X`` (fit on
-    ``X`` does not refuse it for its data; its labels and parameters are not looked at): False
-    for a checkpoint of other data, of another fingerprint format, or that cannot be read (fit
-    refuses those).  ``X`` is fingerprinted only when the checkpoint could record it."""
+def would_resume(path, estimator, X, y=None) -> bool:
+    """Whether ``estimator.fit(X, y)`` with ``checkpoint=path`` would take the checkpoint as its
+    own run's (the estimator, data, labels, parameters and fingerprint format all the same)
+    rather than refuse it: False for any other checkpoint, and for one that cannot be read (fit
+    refuses those too).  ``X`` is fingerprinted only when the checkpoint could record it."""
     from .io.h5 import open_for_reading, read_attr, read_stamp
 
     try:
         with open_for_reading(os.fspath(path), "training checkpoint") as f:
-            read_stamp(f, _CLASS, _VERSION)
+            version = read_stamp(f, _CLASS, _VERSION)
             recorded = [read_attr(f, name, kind, required=False, default=None) for name, kind in
-                        (("fingerprint_format", "int"), ("data_kind", "str"),
-                         ("data_fingerprint", "str"))]
-    except (InvalidFileError, OSError):
+                        (("fingerprint_format", "int"), ("data_kind", "str"))]
+            if recorded != [FORMAT, fingerprint_kind(X)]:
+                return False
+            Checkpoint(path, estimator, X, y)._check_run(f, version)
+    except (InvalidFileError, OSError, CheckpointMismatchError):
         return False
-    if recorded[:2] != [FORMAT, fingerprint_kind(X)]:
-        return False
-    return recorded[2] == data_fingerprint(X)
+    return True
 
 
 def _differing_parameters(saved: str, current: dict) -> list:

@@ -109,6 +109,27 @@ def test_statistics_replacing_stale_ones_are_kept_before_the_training(data, tmp_
     no_leftovers(tmp_path)
 
 
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_run_its_checkpoint_refuses_for_other_parameters_leaves_the_kept_file(
+        data, tmp_path, monkeypatch, command):
+    # the checkpoint records the same data, so the new statistics replaced the stale file, and
+    # only then did fit refuse the run (another --seed): the file was replaced, nothing trained
+    import emkit
+
+    d, ckpt, kept = data, tmp_path / "c.h5", tmp_path / "c.stats.h5"
+    with monkeypatch.context() as m:  # kept by another emkit version, killed: stale statistics
+        m.setattr(emkit, "__version__", "0.0.0+another")
+        _kill_after_first_iteration(m)
+        run(*_args(d, command, "--checkpoint", ckpt), "-o", tmp_path / "a.h5", ok=False)
+    stale, checkpoint = kept.read_bytes(), ckpt.read_bytes()
+    refused = run(*_args(d, command, "--seed", 4, "--checkpoint", ckpt), "-o", tmp_path / "a.h5",
+                  ok=False)
+    one_line_error(refused, 1, "belongs to another training run", "the options differ (--seed)")
+    assert kept.read_bytes() == stale and ckpt.read_bytes() == checkpoint
+    assert not (tmp_path / "a.h5").exists()
+    no_leftovers(tmp_path)
+
+
 def test_statistics_of_other_features_ubm_or_gselect_are_computed_again(data, tmp_path,
                                                                         monkeypatch):
     d, ckpt, kept = data, tmp_path / "c.h5", tmp_path / "c.stats.h5"

@@ -552,30 +552,37 @@ def test_dask_bag_and_delayed_sessions(ubm, sessions):
     assert data_fingerprint([dask.delayed(copy.deepcopy)(s) for s in changed]) == data_fingerprint(changed)
 
 
-def test_records_data_tells_whether_fit_would_refuse_the_data(tmp_path, ubm, sessions):
+def test_would_resume_tells_whether_fit_would_refuse_the_checkpoint(tmp_path, ubm, sessions):
     # (emkit train-isv/jfa/ivector keep statistics that replace stale ones before the training
-    # only when their checkpoint records them)
+    # only when fit takes their checkpoint as its run's)
     db = pytest.importorskip("dask.bag")
     import dask
 
-    from emkit._checkpoint import records_data
+    from emkit._checkpoint import would_resume
 
     stats, labels = sessions
     memory, cluster = tmp_path / "memory.h5", tmp_path / "cluster.h5"
     _fit_stats("isv", memory, ubm, stats, labels)
-    assert records_data(memory, _copy_stats(stats))
+    assert would_resume(memory, _isv(memory, ubm), _copy_stats(stats), list(labels))
     changed = _copy_stats(stats)
     changed[7].sum_px[1, 2] += 1e-9
-    assert not records_data(memory, changed)
+    assert not would_resume(memory, _isv(memory, ubm), changed, labels)
+    # the same data, other parameters, labels or estimator: fit refuses it too
+    assert not would_resume(memory, _isv(memory, ubm, r_U=1), stats, labels)
+    assert not would_resume(memory, _isv(memory, ubm), stats, labels[::-1])
+    assert not would_resume(memory, _jfa(memory, ubm), stats, labels)
     with dask.config.set(scheduler="sync"):  # (a bag's default, processes, is slow to start)
-        assert not records_data(memory, db.from_sequence(stats, npartitions=3))  # another kind
+        bag = db.from_sequence(stats, npartitions=3)
+        assert not would_resume(memory, _isv(memory, ubm), bag, labels)  # another kind
         _fit_stats("isv", cluster, ubm, db.from_sequence(stats, npartitions=3), labels)
-        assert records_data(cluster, db.from_sequence(_copy_stats(stats), npartitions=3))
-        assert not records_data(cluster, db.from_sequence(stats, npartitions=2))
-    assert not records_data(cluster, stats)
-    assert not records_data(tmp_path / "missing.h5", stats)
+        assert would_resume(cluster, _isv(cluster, ubm),
+                            db.from_sequence(_copy_stats(stats), npartitions=3), labels)
+        assert not would_resume(cluster, _isv(cluster, ubm),
+                                db.from_sequence(stats, npartitions=2), labels)
+    assert not would_resume(cluster, _isv(cluster, ubm), stats, labels)
+    assert not would_resume(tmp_path / "missing.h5", _isv(memory, ubm), stats, labels)
     (tmp_path / "damaged.h5").write_bytes(b"not HDF5" * 100)
-    assert not records_data(tmp_path / "damaged.h5", stats)
+    assert not would_resume(tmp_path / "damaged.h5", _isv(memory, ubm), stats, labels)
 
 
 def test_training_input_hashes_once():

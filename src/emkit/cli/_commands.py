@@ -192,7 +192,7 @@ def _train_fa(cls_name, features, feature_list, ubm, labels, output, progress, c
     machine = getattr(factor_analysis, cls_name)(ubm=machine_ubm, checkpoint=checkpoint, **kwargs)
     with config.config_context(progress=progress), cluster(scheduler, workers) as client:
         X = stats_for(client, stats)
-        keep(X)
+        keep(machine, X, y)
         machine.fit(X, y)
     machine.save(output)
     click.echo(f"{cls_name}: {plural(len(ids), 'utterance')} of {plural(len(set(y)), 'speaker')}, "
@@ -332,9 +332,10 @@ def train_ivector(features, feature_list, ubm, labels, output, dim, iterations, 
     with config.config_context(progress=progress):
         with cluster(scheduler, workers) as client:
             X = stats_for(client, stats)
-            keep(X)
             machine = IVectorMachine(machine_ubm, dim_t=dim, max_iterations=iterations,
-                                     random_state=seed, checkpoint=checkpoint).fit(X)
+                                     random_state=seed, checkpoint=checkpoint)
+            keep(machine, X)
+            machine.fit(X)
         try:
             system = ex.IVectorBackend.with_dims(machine, lda_dim=lda_dim, plda_dim=plda_dim).fit(
                 stats, y, plda=plda and y is not None, checkpoint=side)

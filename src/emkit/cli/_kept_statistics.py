@@ -22,15 +22,16 @@ logger = logging.getLogger("emkit")
 
 def utterance_statistics(ubm, features: dict, ids, progress, checkpoint=None,
                          keep=None) -> tuple:
-    """``(statistics of the utterances ids, keep)``: call ``keep(X)`` with the training data made
-    of them (the list, or its dask bag) just before the training starts.  With a ``checkpoint``
-    and ``keep`` True (or None, the default, and room enough: :func:`_room_for`), the statistics
-    are kept next to it and a resumed run reads them; ``keep`` False neither reads nor writes
-    them.  They are written as soon as they are computed, but when they replace stale ones and a
-    checkpoint exists, ``keep(X)`` writes them only if that checkpoint records the data ``X``
-    (:func:`emkit._checkpoint.records_data`): one of the stale ones' run refuses them, and the
-    file stays for the run it belongs to.  Either way a run killed during the training leaves
-    the statistics it trained on for its resume."""
+    """``(statistics of the utterances ids, keep)``: call ``keep(machine, X, y)`` with the
+    machine about to be trained and its training data made of them (the list, or its dask bag)
+    and labels just before ``machine.fit(X, y)``.  With a ``checkpoint`` and ``keep`` True (or
+    None, the default, and room enough: :func:`_room_for`), the statistics are kept next to it
+    and a resumed run reads them; ``keep`` False neither reads nor writes them.  They are
+    written as soon as they are computed, but when they replace stale ones and a checkpoint
+    exists, ``keep`` writes them only if fit will take that checkpoint as its run's
+    (:func:`emkit._checkpoint.would_resume`): fit refuses a checkpoint of other data, labels or
+    parameters, nothing is trained, and the file stays as it was.  Either way a run killed
+    during the training leaves the statistics it trained on for its resume."""
     utterances = [features[u] for u in ids]
     if checkpoint is None or keep is False:
         return ex.compute_stats(ubm, utterances, progress=progress), _nothing
@@ -49,15 +50,15 @@ def utterance_statistics(ubm, features: dict, ids, progress, checkpoint=None,
     return stats, _nothing
 
 
-def _nothing(X):
+def _nothing(machine, X, y=None):
     pass
 
 
-def _keep_unless_refused(kept, stats, checkpoint, X) -> None:
-    """Keep the statistics unless the checkpoint belongs to a run on other data than ``X``."""
-    from .._checkpoint import records_data
+def _keep_unless_refused(kept, stats, checkpoint, machine, X, y=None) -> None:
+    """Keep the statistics unless ``machine.fit(X, y)`` is going to refuse the checkpoint."""
+    from .._checkpoint import would_resume
 
-    if records_data(checkpoint, X):
+    if would_resume(checkpoint, machine, X, y):
         _keep(kept, stats)
 
 
