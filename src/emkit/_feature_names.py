@@ -32,7 +32,37 @@ def _shown(names) -> str:
 
 class FeatureNamesMixin:
     """``_record_feature_names(X)`` in ``fit``, ``_check_feature_names(X)`` where a fitted
-    estimator reads new data (both before ``X`` is converted to an array)."""
+    estimator reads new data (both before ``X`` is converted to an array).
+
+    ``n_features_in_`` follows the parameters the user assigns: once the fitted arrays of
+    ``_FEATURE_AXES`` (name -> its axis over the input's features) that are set agree on
+    another number of features, the machine reads that many, so ``n_features_in_`` becomes it
+    and the names of fit's features (``feature_names_in_``) are dropped, as a machine fitted on
+    an array has none.  Assigned with as many features, they stay (the same features, new
+    values); while the arrays disagree (one assigned, the next to come), nothing changes, and
+    reading data names the array that does not fit them.
+    """
+
+    #: fitted arrays -> their axis over the input's features (see the class docstring)
+    _FEATURE_AXES: dict = {}
+
+    def _parameter_assigned(self, name: str) -> None:
+        """Called by the fitted-array descriptors after the user assigned ``name``."""
+        from ._fitted import fitted_value
+
+        if name not in self._FEATURE_AXES:
+            return
+        counts = set()
+        for other, axis in self._FEATURE_AXES.items():
+            value = fitted_value(self, other)
+            if value is not None and value.ndim > axis:
+                counts.add(int(value.shape[axis]))
+        if len(counts) != 1:
+            return
+        n_features = counts.pop()
+        if getattr(self, "n_features_in_", None) != n_features:
+            self.__dict__.pop("feature_names_in_", None)
+            self.n_features_in_ = n_features
 
     def _record_feature_names(self, X) -> None:
         names = column_names(X)

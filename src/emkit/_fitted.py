@@ -53,6 +53,16 @@ class FittedArray:
             value = real_copy(value, label)
             check_finite(value, label)
         set_fitted(obj, self.name, value, copy=False)
+        assigned(obj, self.name)
+
+
+def assigned(obj, name: str) -> None:
+    """Tell ``obj`` that the user assigned its fitted array ``name`` (its
+    ``_parameter_assigned(name)``, when it has one: the feature names of its fit may no longer
+    describe the features it reads)."""
+    hook = getattr(obj, "_parameter_assigned", None)
+    if hook is not None:
+        hook(name)
 
 
 def set_fitted(obj, name: str, value, copy: bool = True) -> None:

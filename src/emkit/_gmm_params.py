@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._fitted import FittedArray
+from ._fitted import FittedArray, assigned
 from ._kernels import gmm as kg
 from ._validation import (check_bool, check_checkpoint, check_finite, check_iteration_limits, check_positive_int,
                           check_random_state_type, check_real)
@@ -190,3 +190,4 @@ class GMMParameter(FittedArray):
 
     def __set__(self, obj, value):
         obj._assign(self.name, value)
+        assigned(obj, self.name)

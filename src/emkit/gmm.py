@@ -177,6 +177,7 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
         return super().set_params(**params)
 
     # -- parameters ------------------------------------------------------------------------
+    _FEATURE_AXES = {"means": 1, "variances": 1}
     means = GMMParameter("Means of the Gaussians, shape (C, D).")
     variances = GMMParameter("Diagonal variances of the Gaussians, shape (C, D), floored at "
                            "``variance_thresholds`` whenever either is assigned.")
@@ -317,9 +318,9 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
     def initialize_gaussians(self, data=None):
         """Set the initial parameters: a copy of the UBM (MAP) or k-means on ``data`` (ML), whose
         feature names (a DataFrame's) then become the machine's, as in ``fit``."""
+        self._initialize_gaussians(data)  # (its means assigned: n_features_in_ is theirs)
         if self.trainer != "map" and data is not None:
             self._record_feature_names(data)
-        self._initialize_gaussians(data)
 
     def _initialize_gaussians(self, data):
         if self.trainer == "map":

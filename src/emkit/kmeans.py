@@ -204,6 +204,7 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
         check_checkpoint(self.checkpoint)
 
     # -- fitted state ----------------------------------------------------------------------
+    _FEATURE_AXES = {"centroids_": 1}
     centroids_ = FittedArray("The centroids, shape (K, D); None before fit or initialize.")
 
     @property
@@ -271,8 +272,9 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
     def initialize(self, data):
         """Set ``centroids_`` to their initial values (``init_method``); the feature names of
         ``data`` (a DataFrame's) become the machine's, as in ``fit``."""
-        self._record_feature_names(data)
         self._initialize(data)
+        self._parameter_assigned("centroids_")  # (n_features_in_: the centroids')
+        self._record_feature_names(data)
 
     def _initialize(self, data):
         data = _device_fit.to_host(self._validated(data))

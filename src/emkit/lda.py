@@ -33,6 +33,7 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     ``eigenvalues_`` (k,) the between/within scatter ratios of the kept directions, descending.
     """
 
+    _FEATURE_AXES = {"weights": 0, "input_subtract": 0}
     weights = FittedArray("Projection, (D, k)")
     input_subtract = FittedArray("The training mean, subtracted before projecting, (D,)")
     eigenvalues_ = FittedArray("Between/within scatter ratios of the kept directions, (k,)")
@@ -63,7 +64,12 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         set_fitted(self, "input_subtract", input_subtract, copy=copy)
         set_fitted(self, "eigenvalues_", eigenvalues, copy=copy)
         self.n_features_in_ = int(np.shape(weights)[0])
-        self._n_features_out = int(np.shape(weights)[1])
+
+    @property
+    def _n_features_out(self) -> int:
+        """The output's number of features (scikit-learn's ``get_feature_names_out``): the
+        columns of ``weights``, as assigned."""
+        return int(self.weights.shape[1])
 
     def fit(self, X, y) -> "LDA":
         """Fit on ``X`` (N, D) float samples with class labels ``y`` (N,)."""

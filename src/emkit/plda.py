@@ -150,6 +150,7 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
     MODELS = ("two-covariance", "simplified", "full")
     INIT_METHODS = ("scatter", "random")
 
+    _FEATURE_AXES = {"mean_": 0, "F_": 0, "G_": 0, "sigma_": 0}
     mean_ = FittedArray("Mean of the vectors, (D,)")
     F_ = FittedArray("Between-class factor, (D, dim_f); (D, D) for two-covariance")
     G_ = FittedArray("Within-class subspace, (D, dim_g) for full; None otherwise")

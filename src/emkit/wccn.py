@@ -64,6 +64,7 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     n_features_in_ : int
     """
 
+    _FEATURE_AXES = {"weights": 0}
     weights = FittedArray("Lower-triangular projection matrix W, (D, D)")
 
     def __init__(self, pinv: bool = False):
@@ -92,7 +93,13 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.input_divide = input_divide
         if classes is not None:
             self.classes_ = classes
-        self.n_features_in_ = self._n_features_out = int(np.shape(weights)[0])
+        self.n_features_in_ = int(np.shape(weights)[0])
+
+    @property
+    def _n_features_out(self) -> int:
+        """The output's number of features (scikit-learn's ``get_feature_names_out``): the
+        columns of ``weights``, as assigned."""
+        return int(self.weights.shape[1])
 
     def fit(self, X, y) -> "WCCN":
         """Estimate ``W`` with ``W W' = (Sw / K)^-1`` (the reference's 1/K scaling).

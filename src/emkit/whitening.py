@@ -151,6 +151,7 @@ class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerM
     n_features_in_ : int
     """
 
+    _FEATURE_AXES = {"weights": 0, "input_subtract": 0}
     weights = FittedArray("Lower-triangular projection matrix W, (D, D)")
     input_subtract = FittedArray("The training mean, subtracted before projecting, (D,)")
 
@@ -173,7 +174,13 @@ class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerM
         set_fitted(self, "weights", weights, copy=copy)
         set_fitted(self, "input_subtract", input_subtract, copy=copy)
         self.input_divide = float(input_divide)
-        self.n_features_in_ = self._n_features_out = int(np.shape(weights)[0])
+        self.n_features_in_ = int(np.shape(weights)[0])
+
+    @property
+    def _n_features_out(self) -> int:
+        """The output's number of features (scikit-learn's ``get_feature_names_out``): the
+        columns of ``weights``, as assigned."""
+        return int(self.weights.shape[1])
 
     def fit(self, X, y=None) -> "Whitening":
         """Estimate the mean and the (N - 1) covariance of ``X``, and its whitening matrix.

@@ -155,8 +155,11 @@ def test_ivector_backend_pipeline():
 
 
 @pytest.mark.parametrize("make, attribute, value, expected", [
-    (lambda X, y: WCCN().fit(X, y), "weights", np.ones((4, 4)), r"WCCN\.weights has shape \(4, 4\); "
-     r"frames of D = 3 features need weights of shape \(3, k\)"),
+    # (weights of 4 features, WCCN's only array over them, make it read 4: the frames are refused)
+    (lambda X, y: WCCN().fit(X, y), "weights", np.ones((4, 4)), r"X has 3 features, but WCCN is "
+     r"expecting 4 features as input \(shape \(30, 3\)\)"),
+    (lambda X, y: WCCN().fit(X, y), "weights", np.ones((3, 3, 1)), r"WCCN\.weights has shape "
+     r"\(3, 3, 1\)"),
     (lambda X, y: Whitening().fit(X), "weights", np.ones(3), r"Whitening\.weights has shape \(3,\)"),
     (lambda X, y: Whitening().fit(X), "input_subtract", np.zeros(4), r"Whitening\.input_subtract has "
      r"shape \(4,\); frames of D = 3 features need a number or shape \(3,\)"),
