@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._fitted import FittedArray, set_fitted
 from ._feature_names import FeatureNamesMixin
-from ._validation import check_bool, check_frames, is_dask_collection
+from ._validation import check_bool, check_frames, is_dask_collection, objects_as_numbers
 from .io._registry import register
 
 __all__ = ["Whitening"]
@@ -229,7 +229,7 @@ class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerM
         check_is_fitted(self, "weights")
         self._check_feature_names(X)
         if not is_dask_collection(X):
-            X = np.asarray(X)
+            X = np.asarray(objects_as_numbers(X, "X"))  # (None named, not NaN)
         one_sample = X.ndim == 1  # the reference returned (D,) for one 1-D sample
         X = check_frames(X, "X", n_features=self.n_features_in_, owner=type(self).__name__)
         out = apply_projection(np.asarray(X, dtype=np.float64), self)

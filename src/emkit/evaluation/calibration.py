@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .._caller_warnings import warn_at_caller
 from .._feature_names import FeatureNamesMixin
-from .._validation import check_positive_int
+from .._validation import check_positive_int, objects_as_numbers
 from .metrics import check_labels, cllr, min_cllr
 from .._describe import describe
 
@@ -138,6 +138,7 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
     def _scores(self, scores, name="scores", n_systems=None) -> np.ndarray:
         from sklearn.utils import check_array
 
+        scores = objects_as_numbers(scores, name)  # (None is not NaN)
         X = check_array(scores, accept_sparse=False, dtype=np.float64, ensure_2d=False,
                         ensure_all_finite=True, input_name=name)
         if X.ndim == 1:
