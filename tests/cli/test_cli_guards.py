@@ -367,3 +367,14 @@ def test_integer_options_refuse_numbers_not_written_in_ascii(command, value):
     one_line_error(result, 2, "Invalid value for ")
     assert f"'{option}': must be a number written in ASCII digits (e.g. 8 or 1024)" \
         in result.stderr
+
+
+def test_a_feature_list_line_starting_with_hash_and_a_character_is_refused(machines, tmp_path):
+    # before: skipped as a comment: the features of '#old.npy' were silently left out
+    d = machines
+    (tmp_path / "list").write_text(f"# the training features\n{d / 'train.scp'}\n#old.npy\n")
+    refused = run("train-ubm", "--feature-list", tmp_path / "list", "-n", 2, "-o",
+                  tmp_path / "u.h5", ok=False)
+    one_line_error(refused, 1, f"{tmp_path / 'list'} line 3: the line starts with '#old.npy': "
+                   "emkit refuses a file name starting with '#' rather than lose it as a comment")
+    no_leftovers(tmp_path, "u.h5")

@@ -104,3 +104,40 @@ def test_a_score_that_is_not_finite_is_not_written(bad, tmp_path):
         write_scores(tmp_path / "s.txt", ["a", "b"], ["p", "q"], [0.5, bad])
     assert (tmp_path / "s.txt").read_text() == "old\n"
     assert sorted(os.listdir(tmp_path)) == ["s.txt"]
+
+
+ENTRIES = {read_trials: "spk1 u1 target\n", read_scores: "spk1 u1 0.5 target\n",
+           read_id_map: "u1 spk1\n", read_id_lists: "spk1 u1\n"}
+
+
+@pytest.mark.parametrize("read", READERS, ids=lambda f: f.__name__)
+def test_a_line_starting_with_hash_and_a_character_is_refused_not_lost(read, tmp_path):
+    # before: skipped as a comment, so the entry of an id starting with '#' (Kaldi has no
+    # comments: it reads such a line as one) was silently left out
+    path = tmp_path / "list"
+    path.write_text(ENTRIES[read] + "#" + ENTRIES[read].replace("1", "2"))
+    first = "#u2" if read is read_id_map else "#spk2"
+    with pytest.raises(FeatureError, match=f"^{path} line 2: the line starts with '{first}': emkit "
+                                           "refuses an id starting with '#' rather than lose it "
+                                           "as a comment"):
+        read(path)
+    # a comment: '#' then white space (or nothing), at any indentation
+    path.write_text("# a comment\n" + ENTRIES[read] + "  #\tanother\n#\n")
+    assert len(read(path)[0] if read is read_scores else read(path)) == 1
+
+
+def test_a_feature_scp_line_starting_with_hash_and_a_character_is_refused(tmp_path):
+    import numpy as np
+    from feature_files import write_ark, write_scp
+
+    from emkit.io.kaldi import read_kaldi_scp
+
+    offsets = write_ark(tmp_path / "f.ark", {"u1": np.ones((2, 3), np.float32),
+                                             "#u2": np.zeros((2, 3), np.float32)})
+    write_scp(tmp_path / "f.scp", tmp_path / "f.ark", offsets)
+    with pytest.raises(FeatureError, match=f"^{tmp_path / 'f.scp'} line 2: the line starts with "
+                                           "'#u2': emkit refuses an id starting with '#'"):
+        read_kaldi_scp(tmp_path / "f.scp")  # (before: u1 alone, '#u2' silently left out)
+    lines = (tmp_path / "f.scp").read_text().splitlines()
+    (tmp_path / "f.scp").write_text(f"# {lines[1]}\n{lines[0]}\n")
+    assert list(read_kaldi_scp(tmp_path / "f.scp")) == ["u1"]

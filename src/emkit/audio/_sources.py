@@ -64,14 +64,15 @@ def _lines(path: Path):
 
 #: Why an id may not start with '#' (a line of wav.scp or segments is never a comment in Kaldi)
 _HASH = ("Kaldi reads every line of wav.scp and segments as an entry (they have no comments), "
-         "and emkit's lists (feats.scp, utt2spk, trials) skip lines starting with '#' as "
-         "comments, so such an id would be lost; remove the line or rename the id")
+         "and emkit's lists (feats.scp, utt2spk, trials) refuse an id starting with '#' (their "
+         "comments are '# text' lines), so such an id could not be used; remove the line or "
+         "rename the id")
 
 
 def _check_id(key: str, where: str, what: str) -> str:
     """``key`` if printable and not starting with ``#``; else an error: the ark key it would
     become is refused by emkit's readers (and by Kaldi's, for white space), a control character
-    would reach terminals, and a ``#`` line would be skipped as a comment by emkit's lists."""
+    would reach terminals, and emkit's lists refuse an id starting with ``#``."""
     if not key.isprintable():
         raise AudioError(f"{where}: the {what} {show_key(key)} contains a control or other "
                          "non-printable character; ids must be printable text")
@@ -255,7 +256,7 @@ def find_utterances(inputs) -> list:
             if u.id.startswith("#"):
                 raise AudioError(f"audio file {show_path(u.path, tail=120)}: its utterance id "
                                  f"{show_key(u.id)} starts with '#', which emkit's lists "
-                                 "(feats.scp, utt2spk, trials) skip as comments; rename the file")
+                                 "(feats.scp, utt2spk, trials) refuse in an id; rename the file")
             if any(c.isspace() for c in u.id):
                 raise AudioError(f"audio file {show_path(u.path, tail=120)}: its utterance id "
                                  f"{show_key(u.id)} contains white space, which Kaldi ids cannot "

@@ -414,13 +414,14 @@ def feature_paths(features, feature_list) -> list:
     files (sorted, not recursive); a usage error when there are none or one does not exist."""
     from ..io.features import list_feature_directory
     from ..io.lists import MAX_LINE
-    from ..io.untrusted import show_key, text_lines
+    from ..io.untrusted import is_comment, show_key, text_lines
 
     paths = list(features)
     if feature_list:
         for number, line in text_lines(strip_prefix(feature_list), MAX_LINE, "feature list"):
             name = line.strip()
-            if not name or name.startswith("#"):
+            if not name or is_comment(name.split()[0], f"{feature_list} line {number}",
+                                       "a file name"):
                 continue
             if not os.path.exists(strip_prefix(name)):
                 raise click.BadParameter(f"{feature_list} line {number}: file {show_key(name)} "

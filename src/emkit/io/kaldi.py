@@ -30,8 +30,8 @@ import numpy as np
 
 from ._kaldi_text import read_text_matrix
 from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_declared, check_limit,
-                        check_utterance_size, file_size, open_regular, plausible_key, read_values,
-                        show_key, text_lines)
+                        check_utterance_size, file_size, is_comment, open_regular, plausible_key,
+                        read_values, show_key, text_lines)
 
 __all__ = ["read_kaldi_ark", "read_kaldi_scp", "strip_specifier"]
 
@@ -278,9 +278,9 @@ def _scp_entries(path):
         return resolved[target]
 
     for number, line in text_lines(path, _MAX_SCP_LINE, "Kaldi script file"):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
         parts = line.split(maxsplit=1)
+        if not parts or is_comment(parts[0], f"{path} line {number}"):
+            continue
         key = plausible_key(parts[0].encode())
         if len(parts) != 2 or key is None:
             raise FeatureError(f"{path} line {number}: expected 'key rxfilename' (a key, a "

@@ -1,7 +1,8 @@
 """Id lists, trial lists and score files.
 
 Text files (id lists, trial lists, scores) are whitespace-separated columns; empty lines and
-lines starting with ``#`` are skipped.  The readers open regular files only (a named pipe or a
+comments (``#`` then white space: ``# text``) are skipped, and any other line starting with ``#``
+is refused: Kaldi's lists have no comments, and read it as an entry whose id starts with ``#``.  The readers open regular files only (a named pipe or a
 device is refused, never opened), read UTF-8 and refuse a line longer than :data:`MAX_LINE` bytes
 before reading it whole (see :mod:`emkit.io.untrusted`).  Every writer here writes atomically (a
 temporary file in the target directory, renamed when complete), so an error never leaves a partial
@@ -19,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .untrusted import (ASCII_NUMBER, NOT_FINITE, FeatureError, number_advice, show_key,
-                        text_lines)
+from .untrusted import (ASCII_NUMBER, NOT_FINITE, FeatureError, is_comment, number_advice,
+                        show_key, text_lines)
 
 #: (FeatureError: what the readers raise, re-exported)
 __all__ = ["read_id_map", "count_unlabelled", "read_id_lists", "Trials", "read_trials", "format_score",
@@ -55,10 +56,11 @@ def check_writable(path) -> Path:
 
 def _rows(path, what: str):
     """(line number, fields) of the non-empty, non-comment lines of a text file (a regular file,
-    lines of at most :data:`MAX_LINE` bytes)."""
+    lines of at most :data:`MAX_LINE` bytes; a line starting with '#' and not '# ' is refused:
+    :func:`~emkit.io.untrusted.is_comment`)."""
     for number, line in text_lines(path, MAX_LINE, what):
         fields = line.split()
-        if fields and not fields[0].startswith("#"):
+        if fields and not is_comment(fields[0], f"{os.fspath(path)} line {number}"):
             yield number, fields
 
 

@@ -168,6 +168,22 @@ def show_key(key) -> str:
     return repr(key if len(key) <= 80 else key[:77] + "...")
 
 
+def is_comment(first: str, where: str, entry: str = "an id") -> bool:
+    """Whether a line of an emkit list whose first field is ``first`` is a comment: ``#`` alone
+    (the line ``# text``).  Any other first field starting with ``#`` is a :class:`FeatureError`
+    naming ``where``: Kaldi's lists have no comments and read ``#utt1 spk1`` as an entry, which
+    skipping would silently lose (a comment needs white space after its ``#``).  ``entry``: what
+    the first field is ("an id", "a file name")."""
+    if not first.startswith("#"):
+        return False
+    if first == "#":
+        return True
+    raise FeatureError(f"{where}: the line starts with {show_key(first)}: emkit refuses {entry} "
+                       "starting with '#' rather than lose it as a comment (Kaldi has no comments: "
+                       "it reads the line as an entry); rename it, or write a comment as '# text' "
+                       "('#' then a space)")
+
+
 def plausible_key(raw: bytes) -> str | None:
     """The id as text if ``raw`` looks like an utterance id (UTF-8, printable), else None.
 
