@@ -103,8 +103,8 @@ class PLDAEnrollment:
 class PLDA(FeatureNamesMixin, BaseEstimator):
     """Probabilistic LDA trained by EM (see the module docstring for the three models).
 
-    The fitted arrays are read-only; a run stopped at ``max_iterations`` with a threshold set
-    warns :class:`~sklearn.exceptions.ConvergenceWarning`.
+    Fitted arrays are read-only; stopping at ``max_iterations`` with a threshold set warns a
+    ``ConvergenceWarning``.
 
     Parameters
     ----------
@@ -141,9 +141,8 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
     log_likelihood_ : (n_iter_ + 1,) average log-likelihood per training vector at the start and
         after every EM iteration (never decreases)
     n_iter_, converged_, n_features_in_, n_classes_
-    feature_names_in_ : the column names of a DataFrame ``X`` given to ``fit`` (the vectors given
-        to ``log_likelihood``, ``enroll`` and ``log_likelihood_ratio`` are then checked against
-        them, as scikit-learn does)
+    feature_names_in_ : the column names of a DataFrame ``X`` given to ``fit``; vectors given to
+        the other methods are checked against them, as scikit-learn does
     """
 
     #: the choices of ``model`` and ``init_method``
