@@ -23,8 +23,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["dither_generator", "frame_count", "dithered_frames", "check_dither_seed",
-           "MAX_DITHER_SEED"]
+__all__ = ["dither_generator", "frame_count", "dithered_frames", "plain_frames",
+           "check_dither_seed", "MAX_DITHER_SEED"]
 
 #: Samples of the frames dithered at a time (8 MB of float32; one frame at least).
 BLOCK_SAMPLES = 2**21
@@ -81,10 +81,29 @@ def dithered_frames(samples: np.ndarray, length: int, shift: int, snip_edges: bo
     """Blocks ``(n, length)`` float32 of the frames of ``samples`` ``(n_samples,)``, in order,
     each sample plus ``dither`` times a standard normal draw of :func:`dither_generator`
     (``key``, ``seed``)."""
+    rng = dither_generator(key, seed)
+    scale = np.float32(dither)
+
+    def noise(n_frames):
+        block = rng.standard_normal((n_frames, length), dtype=np.float32)
+        block *= scale
+        return block
+    return _frame_blocks(samples, length, shift, snip_edges, noise)
+
+
+def plain_frames(samples: np.ndarray, length: int, shift: int,
+                 snip_edges: bool) -> Iterator[np.ndarray]:
+    """Blocks ``(n, length)`` float32 of the frames of ``samples`` ``(n_samples,)``, in order,
+    without dither (those of :func:`dithered_frames`, less the noise)."""
+    return _frame_blocks(samples, length, shift, snip_edges,
+                         lambda n_frames: np.zeros((n_frames, length), dtype=np.float32))
+
+
+def _frame_blocks(samples, length, shift, snip_edges, start) -> Iterator[np.ndarray]:
+    """The frames of ``samples``, block by block, each added to ``start(n_frames)``."""
     samples = np.asarray(samples, dtype=np.float32)
     n_samples = samples.shape[0]
     total = frame_count(n_samples, length, shift, snip_edges)
-    rng = dither_generator(key, seed)
     # frame i starts at i * shift + offset (Kaldi, without snip_edges: centred on
     # i * shift + shift / 2); frames inside [inner_first, inner_end) lie within the audio
     offset = 0 if snip_edges else shift // 2 - length // 2
@@ -94,12 +113,10 @@ def dithered_frames(samples: np.ndarray, length: int, shift: int, snip_edges: bo
     if inner_end > inner_first:  # a view: frame inner_first + k is row k
         inner = np.lib.stride_tricks.sliding_window_view(samples, length)[
             inner_first * shift + offset::shift]
-    scale = np.float32(dither)
     per_block = max(1, BLOCK_SAMPLES // length)
     for first in range(0, total, per_block):
         end = min(total, first + per_block)
-        block = rng.standard_normal((end - first, length), dtype=np.float32)
-        block *= scale
+        block = start(end - first)
         low, high = max(first, inner_first), min(end, inner_end)
         if low < high:
             block[low - first:high - first] += inner[low - inner_first:high - inner_first]

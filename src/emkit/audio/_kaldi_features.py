@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .._validation import check_field_types
-from ._dither import check_dither_seed, dithered_frames
+from ._dither import check_dither_seed, dithered_frames, plain_frames
+from ._energy import frame_log_energy, libm_logf, matches_library
 from ._read import require
 
 __all__ = ["KaldiOptions", "check_options", "compute_kaldi_features",
@@ -238,12 +239,13 @@ def _accept(extractor, rate: float, samples: np.ndarray) -> None:
     extractor.accept_waveform(rate, memoryview(flat))
 
 
-def _run(setups, samples, opts: KaldiOptions, dither_key: str,
-         dither_seed: int) -> list[np.ndarray]:
+def _run(setups, samples, opts: KaldiOptions, dither_key: str, dither_seed: int,
+         energy_logf=None) -> list[np.ndarray]:
     """The library's features of ``samples`` for each ``(knf, options, kind)`` of ``setups``,
     all fed the same frames; with a dither, emkit's dithered frames laid end to end (drawn
     once for all), which the library cuts back into the same frames (a shift of one frame
-    length, no dither of its own)."""
+    length, no dither of its own).  With ``energy_logf`` (:func:`._energy.libm_logf`), the
+    log energy ``(n_frames,)`` of those frames (:func:`._energy.frame_log_energy`) comes last."""
     check_dither_seed(dither_seed)
     samples = np.asarray(samples)
     if samples.ndim != 1:  # (else the rows of a multi-channel array, read one after the other)
@@ -256,15 +258,21 @@ def _run(setups, samples, opts: KaldiOptions, dither_key: str,
             f.dither, f.frame_shift_ms, f.snip_edges = 0.0, f.frame_length_ms, True
         extractors.append(knf.OnlineMfcc(o) if kind == "mfcc" else knf.OnlineFbank(o))
     rate = float(opts.sample_frequency)
+    shift = _frame_samples(opts.sample_frequency, opts.frame_shift)
     if opts.dither:
-        shift = _frame_samples(opts.sample_frequency, opts.frame_shift)
         blocks = dithered_frames(samples, opts.frame_samples, shift, opts.snip_edges,
                                  opts.dither, dither_key, dither_seed)
     else:
         blocks = [samples]
+    energies = []
     for block in blocks:
         for extractor in extractors:
             _accept(extractor, rate, block)
+        if energy_logf is not None and opts.dither:
+            energies.append(frame_log_energy(block, opts, energy_logf))
+    if energy_logf is not None and not opts.dither:
+        energies = [frame_log_energy(frames, opts, energy_logf) for frames in
+                    plain_frames(samples, opts.frame_samples, shift, opts.snip_edges)]
     results = []
     for extractor in extractors:
         extractor.input_finished()
@@ -273,6 +281,8 @@ def _run(setups, samples, opts: KaldiOptions, dither_key: str,
         for i in range(n):  # the library hands out one frame at a time (a copy of its buffer)
             out[i] = extractor.get_frame(i)
         results.append(out)
+    if energy_logf is not None:
+        results.append(np.concatenate(energies) if energies else np.empty(0, np.float32))
     return results
 
 
@@ -363,9 +373,15 @@ def features_and_log_energy(samples: np.ndarray, opts: KaldiOptions = KaldiOptio
     ``energy_floor``), computed alike by its MFCC and fbank code and independent of the other
     columns: an MFCC with ``use_energy`` has it, an fbank is computed with it and, without
     ``use_energy``, gives it up.  An MFCC without ``use_energy`` has c0 in its place, which that
-    option would replace: its energies take a second extractor (:func:`log_energy`'s), fed the
-    same frames, so that the dither noise is drawn once.
+    option would replace: its energies are computed by numpy from the same frames, with the
+    library's float32 arithmetic (:func:`._energy.frame_log_energy`); where that cannot be
+    shown to give the library's bytes (:func:`._energy.matches_library`), they take a second
+    extractor (:func:`log_energy`'s), fed the same frames, so that the dither noise is drawn
+    once.
     """
+    if opts.kind == "mfcc" and not opts.energy and matches_library(opts):
+        return tuple(_run([(*_knf_options(opts), "mfcc")], samples, opts, dither_key,
+                          dither_seed, energy_logf=libm_logf()))
     if opts.kind == "mfcc" and not opts.energy:  # one draw of the dither, two extractors
         feats, energy = _run([(*_knf_options(opts), "mfcc"), _energy_setup(opts)], samples, opts,
                              dither_key, dither_seed)
