@@ -16,7 +16,8 @@ def _truncated(text: str, limit: int) -> str:
 def describe(value, limit: int = 40) -> str:
     """A bounded description of ``value`` for an error message.
 
-    None, bools, numbers, numpy scalars and 0-d arrays: their repr (at most ``limit`` characters);
+    None, bools, numbers, numpy scalars and 0-d arrays: their repr (at most ``limit`` characters;
+    a longer integer: its first 20 digits and its number of digits);
     a str or bytes: its repr, cut to ``limit`` characters with its length when longer; an array
     (anything with ``shape`` and ``dtype``: numpy, dask, PyTorch, CuPy): "a <type> of shape S and
     dtype T"; another sized container: its repr when that is short, else "a <type> of N items";
@@ -27,6 +28,10 @@ def describe(value, limit: int = 40) -> str:
         module = type(value).__module__.split(".")[0]
         kind = "an array" if module == "numpy" else f"a {module} {type(value).__name__}"
         return f"{kind} of shape {tuple(shape)} and dtype {dtype}"  # e.g. "a dask Array of ..."
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        shown = repr(int(value))
+        if len(shown) > limit:  # (Python writes up to 4300 digits): its first digits and count
+            return f"{shown[:20]}... (an integer of {len(shown.lstrip('-'))} digits)"
     if isinstance(value, (str, bytes)):
         shown = repr(value)
         return shown if len(shown) <= limit else f"{shown[:limit - 3]}... ({len(value)} characters)"

@@ -448,3 +448,13 @@ def check_field_types(options) -> None:
             expected = " or ".join(_FIELD_KINDS[k][0] for k in kinds) + (" or none" if "None" in str(f.type) else "")
             raise TypeError(f"{f.name} must be {expected}; got {type(value).__name__} "
                             f"{describe(value)}")
+        if "float" in kinds and not _fits_a_float(value):  # (math.isfinite would overflow)
+            raise ValueError(f"{f.name} must be a finite number; got {describe(value)}")
+
+
+def _fits_a_float(value) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True

@@ -122,3 +122,34 @@ def test_channel_minus_one_on_the_command_line_overrides_a_files_channel(tmp_pat
     assert result.exit_code == 0, result.output
     assert (tmp_path / "kaldi.ark").read_bytes() == first
     assert "first channel" in result.stderr  # Kaldi's -1: mono expected, a warning
+
+
+@pytest.mark.parametrize("option, fragments", [
+    ("--num-ceps", ["Invalid value for --num-ceps: num_ceps must be between 1 and num_mel_bins "
+                    "(23); got 99999999999999999999... (an integer of 400 digits)"]),
+    ("--num_mel_bins", ["Invalid value for --num-mel-bins: num_mel_bins must be between 3 and "
+                        "131072 (the FFT size of the longest frame accepted); got 9999"]),
+    ("--delta-order", ["--delta-order: delta_order must be at most 500", "(an integer of 400 "
+                                                                         "digits)"]),
+    ("--dither-seed", ["Invalid value for '--dither-seed': 99999999999999999999... (an integer "
+                       "of 400 digits) is not in the range 0<=x<=18446744073709551615."]),
+    ("--sample-rate", ["Invalid value for '--sample-rate': must be a number within float64's "
+                       "range; got 99999999999999999999... (an integer of 400 digits)"]),
+])
+def test_a_huge_integer_is_a_short_usage_error_naming_the_option(tmp_path, audio, option,
+                                                                 fragments):
+    # before: a message of 540 to 680 characters, mostly digits, cut at 300 in a recipe; for
+    # --num-mel-bins kaldi-native-fbank's TypeError, for --sample-rate "int too large to convert
+    # to float", neither naming the option
+    result = run(audio, f"{option}={'9' * 400}", "-o", tmp_path / "f.ark")
+    one_line_error(result, 2, "emkit features: usage error:", *fragments)
+    assert len(result.output) < 300 and "9" * 21 not in result.output, result.output
+    no_leftovers(tmp_path, "f.ark")
+
+
+def test_huge_windows_are_the_whole_utterance(tmp_path, audio):
+    # before: "emkit features: error: Python int too large to convert to C long"
+    huge = features(tmp_path, audio, "huge", f"--vad-frames-context={'9' * 400}",
+                    f"--cmn-window={'9' * 400}")
+    assert huge == features(tmp_path, audio, "whole", "--vad-frames-context=100000",
+                            "--cmn-window=100000")

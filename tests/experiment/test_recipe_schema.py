@@ -385,3 +385,20 @@ def test_the_example_recipe_of_the_docs_is_valid(tmp_path):
     (tmp_path / "recipe.toml").write_text(example)
     recipe = load_recipe(tmp_path / "recipe.toml")
     assert set(recipe["data"]) == {"train", "test"} and recipe["conditions"]["eval"]["data"] == "test"
+
+
+def test_a_huge_integer_in_the_features_table_is_named_shortly(project):
+    # before: "features.num_ceps: must be between 1 and num_mel_bins (23); got 9999...", cut at
+    # 300 characters; for num_mel_bins, kaldi-native-fbank's TypeError quoting its binding
+    (project / "audio").mkdir()
+    text = BASE.replace('features = ["test.npz"]', 'audio = "audio"')
+    for key, fragment in [("num_ceps", "must be between 1 and num_mel_bins (23)"),
+                          ("num_mel_bins", "must be between 3 and 131072 (the FFT size of the "
+                                           "longest frame accepted)"),
+                          ("delta_window", "must be at most 1000 (frames on each side)"),
+                          ("dither_seed", "must be an integer from 0 to 2**64 - 1")]:
+        (project / "recipe.toml").write_text(f"[features]\n{key} = {'9' * 400}\n" + text)
+        with pytest.raises(RecipeError) as info:
+            load_recipe(project / "recipe.toml")
+        assert str(info.value).endswith(f"recipe.toml: features.{key}: {fragment}; got "
+                                        "99999999999999999999... (an integer of 400 digits)")

@@ -53,8 +53,9 @@ def cmvn(features: np.ndarray, norm_vars: bool = False) -> np.ndarray:
 def sliding_windows(n_frames: int, cmn_window: int = 600, min_window: int = 100,
                     center: bool = False):
     """``(start, end)`` integer arrays ``(T,)``: frame ``t`` uses frames ``start[t]:end[t]``."""
-    cmn_window = check_positive_int(cmn_window, "cmn_window")
-    min_window = check_positive_int(min_window, "min_window")
+    # windows past the utterance's ends give the same frames as these (bounded, as numpy needs)
+    cmn_window = min(check_positive_int(cmn_window, "cmn_window"), 2 * n_frames + 2)
+    min_window = min(check_positive_int(min_window, "min_window"), n_frames + 1)
     t = np.arange(n_frames)
     if center:
         start = t - cmn_window // 2

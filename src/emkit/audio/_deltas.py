@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._describe import describe
 from .._validation import check_positive_int
 
 __all__ = ["delta_filters", "add_deltas", "MAX_DELTA_REACH"]
@@ -30,11 +31,11 @@ def delta_filters(order: int = 2, window: int = 2, *, names=("order", "window"))
     window = check_positive_int(window, names[1])
     if window > MAX_DELTA_REACH:
         raise ValueError(f"{names[1]} must be at most {MAX_DELTA_REACH} (frames on each side); "
-                         f"got {window}")
+                         f"got {describe(window)}")
     if order * window > MAX_DELTA_REACH:
         raise ValueError(f"{names[0]} must be at most {MAX_DELTA_REACH // window} with {names[1]} "
                          f"{window} (the deltas may reach {MAX_DELTA_REACH} frames on each side, "
-                         f"{names[0]} * {names[1]}); got {order}")
+                         f"{names[0]} * {names[1]}); got {describe(order)}")
     taps = np.arange(-window, window + 1, dtype=np.float64)
     regression = taps / np.sum(taps**2)
     filters = [np.ones(1)]

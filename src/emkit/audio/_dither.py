@@ -23,6 +23,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .._describe import describe
+
 __all__ = ["dither_generator", "frame_count", "dithered_frames", "plain_frames",
            "check_dither_seed", "MAX_DITHER_SEED"]
 
@@ -36,8 +38,7 @@ MAX_DITHER_SEED = 2**64 - 1
 def check_dither_seed(seed, name: str = "dither_seed") -> int:
     """``seed`` as an int; TypeError or ValueError naming ``name`` unless it is an integer from
     0 to :data:`MAX_DITHER_SEED`."""
-    shown = repr(seed)
-    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    shown = describe(seed)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"{name} must be an integer from 0 to 2**64 - 1; got "
                         f"{type(seed).__name__} {shown}")

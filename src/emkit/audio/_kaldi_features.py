@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .._describe import describe
 from .._validation import check_field_types
 from ._dither import check_dither_seed, dithered_frames, plain_frames
 from ._energy import frame_log_energy, libm_logf, matches_library
@@ -122,40 +123,47 @@ class KaldiOptions:
         for name in ("dither", "preemphasis_coefficient", "low_freq", "high_freq",
                      "energy_floor", "cepstral_lifter"):  # NaN would pass the checks below
             if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"{name} must be a finite number; got {getattr(self, name)!r}")
+                raise ValueError(f"{name} must be a finite number; got "
+                                 f"{describe(getattr(self, name))}")
         for name in ("energy_floor", "cepstral_lifter"):  # (0: none)
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)!r}")
+                raise ValueError(f"{name} must be >= 0; got {describe(getattr(self, name))}")
         if not 0.0 <= self.preemphasis_coefficient <= 1.0:
             raise ValueError("preemphasis_coefficient must be in [0, 1] (Kaldi's range); got "
-                             f"{self.preemphasis_coefficient!r}")
+                             f"{describe(self.preemphasis_coefficient)}")
         if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}; got {self.kind!r}")
+            raise ValueError(f"kind must be one of {KINDS}; got {describe(self.kind)}")
         if not all(math.isfinite(v) and v > 0
                    for v in (self.sample_frequency, self.frame_length, self.frame_shift)):
             raise ValueError("sample_frequency, frame_length and frame_shift must be positive "
                              "finite numbers; "
-                             f"got {self.sample_frequency!r}, {self.frame_length!r} and "
-                             f"{self.frame_shift!r}")
+                             f"got {describe(self.sample_frequency)}, "
+                             f"{describe(self.frame_length)} and {describe(self.frame_shift)}")
         if not float(self.sample_frequency).is_integer():  # (read_audio compares whole Hz)
             raise ValueError(f"sample_frequency must be a whole number of Hz, as an audio file's "
-                             f"rate is; got {self.sample_frequency!r}")
+                             f"rate is; got {describe(self.sample_frequency)}")
         self._check_frame()
-        if self.num_mel_bins < 3:
-            raise ValueError(f"num_mel_bins must be at least 3; got {self.num_mel_bins!r}")
+        # (kaldi-native-fbank allocates the bins before it checks them against the FFT size:
+        # std::bad_alloc for 2**31 - 1, a TypeError of its binding past a C int)
+        if not 3 <= self.num_mel_bins <= MAX_FRAME_SAMPLES:
+            raise ValueError(f"num_mel_bins must be between 3 and {MAX_FRAME_SAMPLES} (the FFT "
+                             f"size of the longest frame accepted); got "
+                             f"{describe(self.num_mel_bins)}")
         if self.kind == "mfcc" and not 1 <= self.num_ceps <= self.num_mel_bins:
             raise ValueError(f"num_ceps must be between 1 and num_mel_bins "
-                             f"({self.num_mel_bins}); got {self.num_ceps!r}")
+                             f"({self.num_mel_bins}); got {describe(self.num_ceps)}")
         nyquist = self.sample_frequency / 2
         high = self.high_freq if self.high_freq > 0 else nyquist + self.high_freq
         if not 0 <= self.low_freq < high <= nyquist:
             raise ValueError(f"need 0 <= low_freq < high_freq <= {nyquist:g} (Nyquist; "
                              f"high_freq <= 0 is an offset from it); got low_freq "
-                             f"{self.low_freq!r} and high_freq {self.high_freq!r}")
+                             f"{describe(self.low_freq)} and high_freq "
+                             f"{describe(self.high_freq)}")
         if self.window_type not in WINDOWS:
-            raise ValueError(f"window_type must be one of {WINDOWS}; got {self.window_type!r}")
+            raise ValueError(f"window_type must be one of {WINDOWS}; got "
+                             f"{describe(self.window_type)}")
         if self.dither < 0:
-            raise ValueError(f"dither must be >= 0; got {self.dither!r}")
+            raise ValueError(f"dither must be >= 0; got {describe(self.dither)}")
 
     def _check_frame(self):
         """Frame length and shift of one sample at least (a shift under one sample kills the
@@ -167,17 +175,17 @@ class KaldiOptions:
             n = _frame_samples(rate, value)
             if n < 1:
                 raise ValueError(f"{name} must be at least one sample ({1000 / rate:g} ms at "
-                                 f"sample_frequency {rate:g} Hz); got {value!r} ms, which is "
-                                 f"{n} samples")
+                                 f"sample_frequency {rate:g} Hz); got {describe(value)} ms, "
+                                 f"which is {n} samples")
         if self.frame_length > MAX_FRAME_LENGTH_MS:
             raise ValueError(f"frame_length must be at most {MAX_FRAME_LENGTH_MS:g} ms (frames "
                              f"are ms, not seconds; Kaldi's default is 25 ms); got "
-                             f"{self.frame_length!r} ms, which is "
-                             f"{_frame_samples(rate, self.frame_length)} samples")
+                             f"{describe(self.frame_length)} ms, which is "
+                             f"{describe(_frame_samples(rate, self.frame_length))} samples")
         n = _frame_samples(rate, self.frame_length)
         if n > MAX_FRAME_SAMPLES:  # (worded so that no single option is blamed)
             raise ValueError(f"a frame of frame_length {self.frame_length:g} ms at "
-                             f"sample_frequency {rate:g} Hz is {n} samples; at most "
+                             f"sample_frequency {rate:g} Hz is {describe(n)} samples; at most "
                              f"{MAX_FRAME_SAMPLES} are accepted (is the sample frequency in Hz?)")
 
     @property

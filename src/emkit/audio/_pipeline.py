@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._caller_warnings import warn_at_caller
+from .._describe import describe
 from .._validation import check_field_types, check_positive_int
 from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit, show_key, show_path
 from ._cmvn import cmvn, sliding_cmvn
@@ -113,7 +114,7 @@ class FeatureConfig:
         if not isinstance(self.kaldi, KaldiOptions):
             raise TypeError(f"kaldi must be a KaldiOptions; got {type(self.kaldi).__name__}")
         if self.cmvn not in CMVN_MODES:
-            raise ValueError(f"cmvn must be one of {CMVN_MODES}; got {self.cmvn!r}")
+            raise ValueError(f"cmvn must be one of {CMVN_MODES}; got {describe(self.cmvn)}")
         if self.channel == -1:  # (an integer or None here: check_field_types refuses bools)
             # Kaldi's spelling of "no channel chosen": stored as None, so that the two configs
             # are equal, hash alike and give the same recipe stamps
@@ -123,7 +124,7 @@ class FeatureConfig:
                              f"first channel of multi-channel audio) or a channel number from 0; "
                              f"got {int(self.channel)}")
         if not 0.0 <= self.max_clipped <= 1.0:
-            raise ValueError(f"max_clipped must be in [0, 1]; got {self.max_clipped!r}")
+            raise ValueError(f"max_clipped must be in [0, 1]; got {describe(self.max_clipped)}")
         check_limit(self.max_utterance_bytes)
         delta_filters(self.delta_order, self.delta_window,  # validates both
                       names=("delta_order", "delta_window"))

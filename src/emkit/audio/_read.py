@@ -45,6 +45,7 @@ import struct
 import numpy as np
 
 from .._caller_warnings import warn_at_caller
+from .._describe import describe
 from ..io.untrusted import (MAX_UTTERANCE_BYTES, FeatureError, check_limit, check_regular,
                              show_path)
 
@@ -230,7 +231,7 @@ def _check_format(path, rate, n_channels, sample_rate, channel):
                           "(--channel, [features] channel)", MultiChannelWarning)
         return 0
     if not 0 <= channel < n_channels:
-        raise AudioError(f"{show_path(path)}: has {n_channels} channel(s); channel {channel} was asked for "
+        raise AudioError(f"{show_path(path)}: has {n_channels} channel(s); channel {describe(channel)} was asked for "
                          f"(channels are numbered from 0)")
     return channel
 

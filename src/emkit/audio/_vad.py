@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._describe import describe
 from .._validation import check_positive_int
 
 __all__ = ["compute_vad"]
@@ -56,13 +57,16 @@ def compute_vad(log_energy: np.ndarray, *, energy_threshold: float = 5.0,
     if not np.isfinite(e).all():
         raise ValueError("log_energy contains NaN or infinite values")
     if not np.isfinite(energy_threshold):
-        raise ValueError(f"energy_threshold must be a finite number; got {energy_threshold!r}")
+        raise ValueError(f"energy_threshold must be a finite number; got "
+                         f"{describe(energy_threshold)}")
     if not (np.isfinite(energy_mean_scale) and energy_mean_scale >= 0):
         raise ValueError(f"energy_mean_scale must be a finite number >= 0; got "
-                         f"{energy_mean_scale!r}")
-    frames_context = check_positive_int(frames_context, "frames_context", minimum=0)
+                         f"{describe(energy_mean_scale)}")
+    # (a context past the utterance's ends is the whole utterance: bounded, as numpy needs)
+    frames_context = min(check_positive_int(frames_context, "frames_context", minimum=0), e.size)
     if not 0.0 < proportion_threshold < 1.0:
-        raise ValueError(f"proportion_threshold must be in (0, 1); got {proportion_threshold!r}")
+        raise ValueError(f"proportion_threshold must be in (0, 1); got "
+                         f"{describe(proportion_threshold)}")
     n = e.shape[0]
     if n == 0:
         return np.zeros(0, dtype=bool)

@@ -288,7 +288,13 @@ def _config(audio, sources, *, kind, sample_rate, **options):
     kaldi_options = {k: v for k, v in options.items() if k in names}
     pipeline = {k: v for k, v in options.items() if k not in names}
     try:
-        kaldi = audio.KaldiOptions(kind=kind, sample_frequency=float(sample_rate), **kaldi_options)
+        rate = float(sample_rate)
+    except OverflowError:  # (before any option is checked, as click checks its own)
+        from .._describe import describe
+        raise click.BadParameter(f"must be a number within float64's range; got "
+                                 f"{describe(sample_rate)}", param_hint="'--sample-rate'") from None
+    try:
+        kaldi = audio.KaldiOptions(kind=kind, sample_frequency=rate, **kaldi_options)
         return audio.FeatureConfig(kaldi=kaldi, **pipeline)
     except ValueError as exc:  # a value (NaN) or combination of options click could not check
         message = str(exc)

@@ -58,10 +58,21 @@ class _Int(click.types.IntParamType):
 
 
 class IntRange(click.IntRange):
-    """An integer written in ASCII digits, in click's range (as ``click.IntRange``)."""
+    """An integer written in ASCII digits, in click's range (as ``click.IntRange``); one out of
+    range is named by its first digits and its length, not written out (a message of 4,300
+    digits)."""
 
     def convert(self, value, param, ctx):
-        return super().convert(_written_in_ascii(value, self, param, ctx, "8 or 1024"), param, ctx)
+        value = _written_in_ascii(value, self, param, ctx, "8 or 1024")
+        number = click.types.IntParamType.convert(self, value, param, ctx)
+        try:
+            return super().convert(number, param, ctx)
+        except click.BadParameter:
+            if isinstance(number, int) and len(str(number)) > 40:
+                from .._describe import describe
+                self.fail(f"{describe(number)} is not in the range {self._describe_range()}.",
+                          param, ctx)
+            raise
 
 
 INT = _Int()
