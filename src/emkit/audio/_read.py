@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 
 import numpy as np
 
@@ -48,6 +47,7 @@ from .._caller_warnings import warn_at_caller
 from .._describe import describe
 from ..io.untrusted import (MAX_UTTERANCE_BYTES, FeatureError, check_limit, check_regular,
                              show_path)
+from ._wav_header import warn_truncated, wav_format
 
 __all__ = ["AudioError", "read_audio", "INT16_SCALE", "require"]
 
@@ -104,8 +104,8 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
                 raise AudioError(f"{show_path(path)}: the header does not give the number of samples (a "
                                  "FLAC written as a stream?); re-encode the file (e.g. 'sox "
                                  "in.flac out.flac')")
-            if f.format == "WAV":
-                _warn_truncated(path, n)
+            if f.format in ("WAV", "WAVEX"):  # (WAVEX: an extensible header)
+                warn_truncated(path, n)
             first, last, where = _segment(rate, n, start, end, path)
             _check_size(last - first, rate, where, max_bytes)
             if first and not f.seekable():  # GSM 6.10 in WAV: decoded from the start only
@@ -127,7 +127,8 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
         raise
     except (RuntimeError, TypeError, ValueError) as exc:  # libsndfile's errors are RuntimeErrors
         reason = str(exc).split(":")[-1].strip() or type(exc).__name__
-        raise AudioError(f"{show_path(path)}: not a readable audio file (expected WAV or FLAC; libsndfile "
+        found = wav_format(path) or "expected WAV or FLAC"  # (a WAV: the format it holds)
+        raise AudioError(f"{show_path(path)}: not a readable audio file ({found}; libsndfile "
                          f"says: {reason})") from None
     if done < len(samples):
         samples.resize(done, refcheck=False)  # the array is ours alone: shrunk in place
@@ -143,62 +144,6 @@ def _skip(f, frames: int, n_channels: int) -> None:
         if not len(got):  # fewer frames than the header declares: the segment holds none
             return
         frames -= len(got)
-
-
-#: WAVE format tags whose data is a whole number of bytes per sample frame: PCM, IEEE float,
-#: A-law, mu-law, extensible; the others (IMA/MS ADPCM, GSM 6.10, G.721...) are coded in blocks
-_FRAME_CODED = (1, 3, 6, 7, 0xFFFE)
-
-
-def _wav_data_sizes(path: str) -> tuple | None:
-    """``(declared, held, frame_bytes)`` of the data chunk of a RIFF/WAVE file: the bytes its
-    header declares, the bytes of the file after its start, and the bytes of a sample frame
-    (None for a codec that codes blocks of frames).  None: not such a header, one not
-    understood, or a size a streaming writer left unknown (a data size of 0xFFFFFFFF, a RIFF
-    size of 0 or 0xFFFFFFFF, by convention)."""
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE" or \
-                struct.unpack("<I", head[4:8])[0] in (0, 0xFFFFFFFF):
-            return None
-        block_align, tag = 0, None
-        for _ in range(1000):  # chunks before the data chunk
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return None
-            name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if name == b"data":
-                if size == 0xFFFFFFFF or not block_align:
-                    return None
-                held = os.fstat(f.fileno()).st_size - f.tell()
-                return size, held, block_align if tag in _FRAME_CODED else None
-            body = f.read(min(size, 16)) if name == b"fmt " else b""
-            if len(body) == 16:  # (12-bit samples take 2 bytes, whatever block align says)
-                tag, channels, align, bits = struct.unpack("<HH8xHH", body)
-                block_align = max(align, channels * ((bits + 7) // 8))
-            f.seek(size + (size & 1) - len(body), os.SEEK_CUR)
-    return None
-
-
-def _warn_truncated(path: str, frames: int) -> None:
-    """Warn (as Kaldi does) when a WAV holds fewer samples than its header declares: libsndfile
-    reads what is there without a word.  A coded WAV (ADPCM, GSM 6.10) declares bytes of blocks
-    rather than samples: its data chunk is compared with what the file holds."""
-    try:
-        sizes = _wav_data_sizes(path)
-    except (OSError, struct.error):
-        return
-    if sizes is None:
-        return
-    declared, held, frame_bytes = sizes
-    if frame_bytes is not None and declared // frame_bytes > frames:
-        warn_at_caller(f"{show_path(path)}: truncated WAV: its header declares "
-                      f"{declared // frame_bytes} samples, the file holds {frames}; the {frames} "
-                      "are used", UserWarning)
-    elif frame_bytes is None and declared > held:
-        warn_at_caller(f"{show_path(path)}: truncated WAV: its header declares {declared} bytes "
-                      f"of coded audio, the file holds {held}; the {frames} samples they hold "
-                      "are used", UserWarning)
 
 
 def _duration(seconds: float) -> str:
