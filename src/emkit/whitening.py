@@ -23,7 +23,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._fitted import FittedArray, set_fitted
 from ._feature_names import FeatureNamesMixin
-from ._validation import check_bool, check_frames, is_dask_collection, objects_as_numbers
+from ._object_arrays import objects_as_numbers
+from ._validation import check_bool, check_frames, is_dask_collection
 from .io._registry import register
 
 __all__ = ["Whitening"]

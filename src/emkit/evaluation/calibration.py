@@ -19,7 +19,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .._caller_warnings import warn_at_caller
 from .._feature_names import FeatureNamesMixin
-from .._validation import check_positive_int, objects_as_numbers
+from .._object_arrays import objects_as_numbers
+from .._validation import check_positive_int
 from .metrics import check_labels, cllr, min_cllr
 from .._describe import describe
 
