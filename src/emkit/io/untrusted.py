@@ -89,23 +89,51 @@ def check_regular(path, what: str = "") -> os.stat_result:
         raise FeatureError(f"{subject}: cannot access it "
                            f"({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
     if not stat.S_ISREG(info.st_mode):
-        raise FeatureError(f"{subject} is {_kind(info.st_mode)}, not a regular file; emkit reads "
-                           "regular files only")
+        raise FeatureError(_not_regular(subject, info.st_mode))
     return info
 
 
-def open_regular(path, what: str = ""):
-    """Open a regular file to read bytes; never blocks on a pipe (see :func:`check_regular`)."""
+def _not_regular(subject: str, mode: int) -> str:
+    return f"{subject} is {_kind(mode)}, not a regular file; emkit reads regular files only"
+
+
+def open_checked(path, what: str = "") -> int:
+    """A descriptor open for reading on the regular file ``path`` that :func:`check_regular` has
+    checked: the one file every later read of it sees, whatever the path names by then.
+
+    A device is never opened (the check comes first).  The open is non-blocking, so that a named
+    pipe put in the file's place after the check opens at once instead of waiting for a writer
+    forever; the descriptor is then ``fstat``-ed and anything but a regular file refused (the
+    :class:`FeatureError` of :func:`check_regular`).  Its blocking mode is restored before it is
+    returned.  A file removed since the check is a ``FileNotFoundError`` naming it; other
+    ``OSError`` of ``open`` (no permission) propagate.
+    """
     check_regular(path, what)
-    subject = _subject(path, what)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise FeatureError(f"{subject}: cannot open it ({exc.strerror})") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):  # replaced between the stat and the open
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{_subject(path, what)}: no such file") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise FeatureError(_not_regular(_subject(path, what), mode))
+        os.set_blocking(fd, True)
+    except BaseException:
         os.close(fd)
-        raise FeatureError(f"{subject} is {_kind(mode)}, not a regular file")
+        raise
+    return fd
+
+
+def open_regular(path, what: str = ""):
+    """:func:`open_checked` as a buffered binary file object; an ``OSError`` of ``open`` other
+    than a missing file is a :class:`FeatureError` naming the file."""
+    try:
+        fd = open_checked(path, what)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise FeatureError(f"{_subject(path, what)}: cannot open it ({exc.strerror})") from None
     return os.fdopen(fd, "rb")
 
 
