@@ -43,3 +43,57 @@ def test_the_descriptor_checked_is_read_and_is_blocking(tmp_path, pipe_after_che
     with pytest.raises(FeatureError, match=r"'.*a\.ark' is a named pipe, not a regular file; "
                                            "emkit reads regular files only"):
         untrusted.open_regular(tmp_path / "a.ark", what="scp line 1")
+
+
+def _gmm_file(path):
+    GMMMachine(2).fit(np.random.default_rng(0).standard_normal((60, 3))).save(path)
+    return path
+
+
+def _features_file(path):
+    with h5py.File(path, "w") as f:
+        f.create_dataset("u1", data=np.arange(30.0).reshape(10, 3))
+    return path
+
+
+def test_a_model_file(tmp_path, pipe_after_check):
+    path = _gmm_file(tmp_path / "ubm.h5")
+    pipe_after_check(path)
+    with pytest.raises(InvalidFileError, match="not a regular file") as info:
+        GMMMachine.from_hdf5(path)
+    assert str(path) in str(info.value)
+
+
+def test_an_hdf5_feature_file(tmp_path, pipe_after_check):
+    from emkit.io.hdf5_features import read_hdf5_features
+
+    path = _features_file(tmp_path / "feats.h5")
+    pipe_after_check(path)
+    with pytest.raises(FeatureError, match=r"feats\.h5 is a named pipe, not a regular file"):
+        read_hdf5_features(path)
+
+
+def test_the_rows_of_hdf5_frames(tmp_path, pipe_after_check):
+    from emkit.io.arrays import HDF5RowReader
+
+    path = _features_file(tmp_path / "frames.h5")
+    reader = HDF5RowReader.open(path, "u1")
+    np.testing.assert_array_equal(reader[2:4], np.arange(6.0, 12.0).reshape(2, 3))
+    pipe_after_check(path)
+    with pytest.raises(FeatureError, match=r"frames\.h5 is a named pipe, not a regular file"):
+        reader[0:2]
+    _features_file(tmp_path / "again.h5")
+    pipe_after_check(tmp_path / "again.h5")
+    with pytest.raises(FeatureError, match=r"again\.h5 is a named pipe, not a regular file"):
+        HDF5RowReader.open(tmp_path / "again.h5", "u1")
+
+
+def test_hdf5_names_the_file_by_its_path(tmp_path):
+    from emkit.io.h5 import open_for_reading
+
+    path = _gmm_file(tmp_path / "modèle ü.h5")
+    with open_for_reading(path) as f:  # read through the checked descriptor, named as before
+        assert f.filename == str(path)
+    os.symlink(path, tmp_path / "link.h5")
+    got = GMMMachine.from_hdf5(tmp_path / "link.h5")
+    np.testing.assert_array_equal(got.means, GMMMachine.from_hdf5(path).means)

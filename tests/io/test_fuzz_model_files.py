@@ -181,7 +181,6 @@ def test_heap_check_reads_in_windows_and_finds_a_collection_across_two(valid, da
     start = content.find(b"GCOL\x01\x00\x00\x00")
     monkeypatch.setattr(heaps, "_WINDOW", start + 2)
     reads = []
-    real_open = open
 
     class Recording:
         def __init__(self, f):
@@ -200,11 +199,14 @@ def test_heap_check_reads_in_windows_and_finds_a_collection_across_two(valid, da
             reads.append(n)
             return self.f.read(n)
 
-    monkeypatch.setattr(heaps, "open", lambda p, mode: Recording(real_open(p, mode)), raising=False)
-    if damaged:
-        with pytest.raises(InvalidFileError, match="global heap .* is inconsistent"):
-            heaps.check_global_heaps(str(path))
-    else:
-        heaps.check_global_heaps(str(path))
+        def fileno(self):
+            return self.f.fileno()
+
+    with Recording(open(path, "rb")) as f:
+        if damaged:
+            with pytest.raises(InvalidFileError, match="global heap .* is inconsistent"):
+                heaps.check_global_heaps(f, str(path))
+        else:
+            heaps.check_global_heaps(f, str(path))
     assert max(reads) <= start + 2 + 7  # a window and the signature's overlap
     assert reads.count(8) >= 1  # the collection's size was read: the signature was found

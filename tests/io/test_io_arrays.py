@@ -41,7 +41,7 @@ def test_gmm_trains_on_an_hdf5_file_without_loading_it(tmp_path, monkeypatch):
 def test_hdf5_frames_checks_the_file_once_and_refuses_it_once_changed(tmp_path, monkeypatch):
     # every chunk read used to scan the whole file for damaged heaps again (a 4 GB file, mapped
     # into memory, got dask workers restarted for going over their memory limit)
-    import emkit.io.hdf5_features as hdf5_features
+    import emkit.io.h5_files as h5_files
     from emkit.io.untrusted import FeatureError
 
     X = _frames()
@@ -49,8 +49,9 @@ def test_hdf5_frames_checks_the_file_once_and_refuses_it_once_changed(tmp_path, 
     with h5py.File(path, "w") as f:
         f.create_dataset("frames", data=X, chunks=(500, 3))
     scans = []
-    original = hdf5_features.check_global_heaps
-    monkeypatch.setattr(hdf5_features, "check_global_heaps", lambda p: scans.append(p) or original(p))
+    original = h5_files.check_global_heaps
+    monkeypatch.setattr(h5_files, "check_global_heaps",
+                        lambda f, p: scans.append(p) or original(f, p))
     dx = hdf5_frames(path, "frames", chunk_rows=700)
     np.testing.assert_array_equal(dx.compute(scheduler="sync"), X)
     assert len(scans) == 1 and dx.numblocks[0] == 5

@@ -53,12 +53,11 @@ class HDF5RowReader:
         import h5py
 
         from .hdf5_features import H5_ERRORS, check_feature_dataset, open_hdf5
-        from .untrusted import FeatureError, check_regular
+        from .untrusted import FeatureError
 
         path = os.fspath(path)
         where = f"{path}: dataset {dataset!r}"
-        info = check_regular(path)  # before the checks: a change during them is seen later
-        with open_hdf5(path) as f:
+        with open_hdf5(path) as (f, info):  # info: of the file checked and read
             try:
                 d = _hard_linked(f, dataset, path)
                 if not isinstance(d, h5py.Dataset):
@@ -78,22 +77,22 @@ class HDF5RowReader:
         return 2
 
     def __getitem__(self, key):
-        import h5py
+        from .hdf5_features import H5_ERRORS, open_hdf5
+        from .untrusted import FeatureError, show_path
 
-        from .hdf5_features import H5_ERRORS
-        from .untrusted import FeatureError, check_regular, show_path
+        def unchanged(info):  # since open() checked it, heaps included: HDF5 reads no byte
+            if (info.st_size, info.st_mtime_ns) != (self.size, self.mtime_ns):
+                raise FeatureError(
+                    f"{self.path} changed after it was opened (size {self.size} -> "
+                    f"{info.st_size} bytes, or its modification time): open it again "
+                    "(hdf5_frames)")
 
-        info = check_regular(self.path)
-        if (info.st_size, info.st_mtime_ns) != (self.size, self.mtime_ns):
-            raise FeatureError(
-                f"{self.path} changed after it was opened (size {self.size} -> {info.st_size} "
-                "bytes, or its modification time): open it again (hdf5_frames)")
-        try:
-            with h5py.File(self.path, "r") as f:
+        with open_hdf5(self.path, heaps=False, check=unchanged) as (f, _):
+            try:
                 block = f[self.dataset][key]
-        except H5_ERRORS as exc:  # damaged chunks are found only when read
-            raise FeatureError(f"{self.path}: dataset {self.dataset!r}: cannot read rows "
-                               f"{key!r} (h5py: {exc})") from None
+            except H5_ERRORS as exc:  # damaged chunks are found only when read
+                raise FeatureError(f"{self.path}: dataset {self.dataset!r}: cannot read rows "
+                                   f"{key!r} (h5py: {exc})") from None
         rows = key[0] if isinstance(key, tuple) and key else key
         first = (rows.start or 0) if isinstance(rows, slice) else 0
         where = f"{show_path(self.path)}: dataset {self.dataset!r}"

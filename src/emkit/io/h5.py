@@ -8,8 +8,9 @@ and :func:`read_scalar`, which check the link (no soft or external links), the s
 virtual datasets, no external raw data, no more bytes declared than the file holds), the type and
 the shape *before* reading, and the finiteness and range of the values after.  Anything wrong is
 an :class:`~emkit.io.errors.InvalidFileError` naming the file and the dataset, never quoting it.
-A path is refused before HDF5 opens it when it is not a regular file (a pipe would block) or when
-its global heaps are inconsistent (:mod:`emkit.io.heaps`: HDF5 itself would loop forever).
+A path is opened once, refused unless it is a regular file (a pipe would block), and HDF5 reads
+that descriptor (:mod:`emkit.io.h5_files`) once its global heaps are found consistent
+(:mod:`emkit.io.heaps`: HDF5 itself would loop forever).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import InvalidFileError
 from .h5_chunks import storage_problem
+from .h5_files import hdf5_reading
 from .h5_values import as_read, check_read_values
-from .heaps import check_global_heaps
 from .read_back import read_compared, written_array
-from .untrusted import with_article
+from .untrusted import open_checked, with_article
 
 #: Root attribute naming the emkit class stored in a file of emkit's versioned layout.
 CLASS_ATTR = "emkit_class"
@@ -86,25 +87,27 @@ def filename(group) -> str:
         return "the HDF5 file"
 
 
-def _open_file(path: str) -> h5py.File:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such HDF5 file: {path!r}")
-    if not os.path.isfile(path):  # a directory, a named pipe (would block), a device (endless)
-        raise InvalidFileError(f"{path}: not a regular file")
-    check_global_heaps(path)
+@contextlib.contextmanager
+def _open_file(path: str):
     try:
-        return h5py.File(path, "r")
-    except (FileNotFoundError, PermissionError):
-        raise
-    except OSError as exc:
-        text = str(exc)
-        if "signature not found" in text:
-            reason = "is not an HDF5 file (no HDF5 signature)"
-        elif "truncated" in text:
-            reason = "is not a complete HDF5 file (truncated: shorter than its header declares)"
-        else:
-            reason = "is not a valid HDF5 file (damaged or unsupported header)"
-        raise InvalidFileError(f"{path} {reason}") from exc
+        fd = open_checked(path)  # a directory, a named pipe (would block), a device (endless)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such HDF5 file: {path!r}") from None
+    except InvalidFileError:
+        raise InvalidFileError(f"{path}: not a regular file") from None
+    with hdf5_reading(fd, path, functools.partial(_unreadable, path)) as (handle, _):
+        yield handle
+
+
+def _unreadable(path: str, exc: Exception) -> InvalidFileError:
+    text = str(exc)
+    if "signature not found" in text:
+        reason = "is not an HDF5 file (no HDF5 signature)"
+    elif "truncated" in text:
+        reason = "is not a complete HDF5 file (truncated: shorter than its header declares)"
+    else:
+        reason = "is not a valid HDF5 file (damaged or unsupported header)"
+    return InvalidFileError(f"{path} {reason}")
 
 
 @contextlib.contextmanager

@@ -11,16 +11,16 @@ stored bytes than the file has.  See :mod:`emkit.io.untrusted`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import h5py
 import numpy as np
 
-from .errors import InvalidFileError
 from .h5_chunks import compressed_chunks_problem
-from .heaps import check_global_heaps
+from .h5_files import hdf5_reading
 from .untrusted import (MAX_COMPRESSION_RATIO, MAX_UTTERANCE_BYTES, FeatureError, check_limit,
-                        check_regular, check_utterance_size, show_key)
+                        check_utterance_size, open_checked, show_key)
 
 __all__ = ["check_feature_dataset", "open_hdf5", "read_hdf5_features"]
 
@@ -29,18 +29,30 @@ H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeEr
              IndexError, SystemError)
 
 
-def open_hdf5(path) -> h5py.File:
-    """Open a regular file read-only as HDF5; a damaged or non-HDF5 file is a FeatureError."""
-    info = check_regular(path)
+@contextlib.contextmanager
+def open_hdf5(path, *, heaps: bool = True, check=None):
+    """``(read-only h5py.File, os.stat_result of the file it reads)`` of a regular file; a
+    damaged or non-HDF5 file is a FeatureError.
+
+    HDF5 reads the descriptor the checks were made on (:mod:`emkit.io.h5_files`).  ``heaps``:
+    check the global heaps first (HDF5 would loop forever on some damaged ones); ``check``:
+    called with the ``os.stat_result`` before HDF5 reads a byte, to refuse the file.
+    """
+    text = os.fspath(path)
     try:
-        check_global_heaps(os.fspath(path))  # HDF5 would loop forever on some damaged heaps
-    except InvalidFileError as exc:
-        raise FeatureError(str(exc)) from None
-    try:
-        return h5py.File(path, "r")
-    except H5_ERRORS as exc:
-        raise FeatureError(f"{os.fspath(path)}: not a readable HDF5 file ({info.st_size} bytes; "
-                           f"h5py: {exc})") from None
+        fd = open_checked(path)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise FeatureError(f"{text}: cannot open it ({exc.strerror})") from None
+
+    def unreadable(exc):
+        return FeatureError(f"{text}: not a readable HDF5 file ({os.fstat(fd).st_size} bytes; "
+                            f"h5py: {exc})")
+
+    with hdf5_reading(fd, path, unreadable, heaps=heaps, error=FeatureError,
+                      check=check) as opened:
+        yield opened
 
 
 def check_feature_dataset(ds, where: str, file_bytes: int, max_utterance_bytes: int | None,
@@ -88,9 +100,9 @@ def read_hdf5_features(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) 
     limit = check_limit(max_utterance_bytes)
     text = os.fspath(path)
     stem = os.path.splitext(os.path.basename(text))[0]
-    with open_hdf5(path) as f:
+    with open_hdf5(path) as (f, info):
         try:
-            file_bytes = os.stat(path).st_size
+            file_bytes = info.st_size
             for marker in ("emkit_class", "writer_class"):  # a model, not features
                 if marker in f.attrs:
                     raise FeatureError(f"{text}: holds a model ({_class_name(f.attrs, marker)}), "

@@ -12,7 +12,7 @@ _GCOL = b"GCOL\x01\x00\x00\x00"  # a global heap collection: signature, version 
 _WINDOW = 8 << 20
 
 
-def check_global_heaps(path: str) -> None:
+def check_global_heaps(f, path: str) -> None:
     """Walk every global heap collection (where variable-length strings live) as HDF5 will.
 
     HDF5 2.0's parser loops forever on a collection whose free-space entry has size 0 (and wanders
@@ -20,13 +20,15 @@ def check_global_heaps(path: str) -> None:
     exactly is refused before HDF5 sees it.  One pass over the file's bytes, read
     :data:`_WINDOW` bytes at a time (a memory map of the whole file counted in the resident set:
     a dask worker reading a 4 GB file went over its memory limit and was restarted).
+
+    ``f``: the file, open to read bytes (the descriptor HDF5 will read); ``path`` names it in
+    messages.
     """
-    size = os.path.getsize(path)
+    size = os.fstat(f.fileno()).st_size
     if size < len(_GCOL):
         return
-    with open(path, "rb") as f:
-        for start in _signatures(f, size):
-            _check_collection(f, path, start, size)
+    for start in _signatures(f, size):
+        _check_collection(f, path, start, size)
 
 
 def _signatures(f, size: int):
