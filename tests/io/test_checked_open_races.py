@@ -97,3 +97,32 @@ def test_hdf5_names_the_file_by_its_path(tmp_path):
     os.symlink(path, tmp_path / "link.h5")
     got = GMMMachine.from_hdf5(tmp_path / "link.h5")
     np.testing.assert_array_equal(got.means, GMMMachine.from_hdf5(path).means)
+
+
+def test_an_audio_file(tmp_path, pipe_after_check):
+    pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
+    from audio_files import speech_like, write
+
+    from emkit.audio import AudioError, read_audio
+
+    path = write(tmp_path / "a.wav", speech_like(0.3))
+    expected = read_audio(path)
+    os.symlink(path, tmp_path / "link.wav")  # links are followed (Kaldi data directories)
+    np.testing.assert_array_equal(read_audio(tmp_path / "link.wav"), expected)
+    pipe_after_check(path)
+    with pytest.raises(AudioError, match=r"a\.wav is a named pipe, not a regular file"):
+        read_audio(path)
+
+
+def test_counting_the_audio_of_a_list_naming_a_pipe_does_not_block(tmp_path, no_hang):
+    pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
+    from audio_files import speech_like, write
+
+    from emkit.audio import processes_for
+    from emkit.audio._sources import Utterance
+
+    wav = write(tmp_path / "a.wav", speech_like(2.0))
+    os.mkfifo(tmp_path / "p.wav")
+    utterances = [Utterance("p", str(tmp_path / "p.wav")), Utterance("a", wav)]
+    # the pipe counts nothing (read_audio refuses it, naming it); 2 s of audio: 2 processes
+    assert processes_for(utterances, 4, seconds_per_process=1.0) == 2

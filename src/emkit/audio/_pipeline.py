@@ -24,7 +24,7 @@ import numpy as np
 from .._caller_warnings import warn_at_caller
 from .._describe import describe
 from .._validation import check_field_types, check_positive_int
-from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit, show_key, show_path
+from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit, open_regular, show_key, show_path
 from ._cmvn import cmvn, sliding_cmvn
 from ._deltas import add_deltas, delta_filters
 from ._dither import check_dither_seed
@@ -234,10 +234,10 @@ def _audio_seconds(utterances, enough: float) -> float:
     total, lengths = 0.0, {}
     for u in utterances:
         if u.end is None and u.path not in lengths:
-            try:
-                info = sf.info(u.path)
-                lengths[u.path] = info.frames / info.samplerate
-            except (RuntimeError, TypeError, ValueError, ZeroDivisionError):
+            try:  # read as read_audio reads it: a named pipe would block libsndfile's open
+                with open_regular(u.path) as f, sf.SoundFile(f.fileno(), closefd=False) as info:
+                    lengths[u.path] = info.frames / info.samplerate
+            except (OSError, RuntimeError, TypeError, ValueError, ZeroDivisionError):
                 lengths[u.path] = 0.0
         end = lengths[u.path] if u.end is None else u.end
         total += max(0.0, end - (u.start or 0.0))

@@ -45,9 +45,9 @@ import numpy as np
 
 from .._caller_warnings import warn_at_caller
 from .._describe import describe
-from ..io.untrusted import (MAX_UTTERANCE_BYTES, FeatureError, check_limit, check_regular,
-                             show_path)
-from ._wav_header import warn_truncated, wav_format
+from ..io.untrusted import (MAX_UTTERANCE_BYTES, FeatureError, check_limit, file_size,
+                             open_regular, show_path)
+from ._wav_header import read_header, warn_truncated, wav_format
 
 __all__ = ["AudioError", "read_audio", "INT16_SCALE", "require"]
 
@@ -84,18 +84,23 @@ def require(module: str):
                           "extra with pip install 'emkit[audio]'") from None
 
 
-def _open(path: str, start: float | None, end: float | None, sample_rate: int, channel: int | None,
-          max_bytes: int):
+def _open(file, path: str, start: float | None, end: float | None, sample_rate: int,
+          channel: int | None, max_bytes: int):
     """(float64 samples of ``channel`` in the segment, where, whether the file holds floats, the
-    magnitude of a sample at full scale) of ``path``.
+    magnitude of a sample at full scale) of ``file``, the checked file ``path`` open to read bytes
+    (libsndfile reads its descriptor: the path is not opened again).
 
     The output is allocated once, from the header's frame count (checked against ``max_bytes``
     first), and filled a block at a time keeping the one channel: the other channels of a long
     recording (which a small compressed file can hold) are never all in memory.
     """
     sf = require("soundfile")
+    header = read_header(file)
+    # libsndfile reads the descriptor from where it stands (a seek of the buffered file within
+    # what it has read would leave it there)
+    os.lseek(file.fileno(), 0, os.SEEK_SET)
     try:
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(file.fileno(), closefd=False) as f:
             rate, n, n_channels = int(f.samplerate), f.frames, f.channels
             floats = f.subtype in _FLOAT_SUBTYPES
             full_scale = _CODEC_FULL_SCALE.get(f.subtype, _FULL_SCALE)
@@ -105,7 +110,7 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
                                  "FLAC written as a stream?); re-encode the file (e.g. 'sox "
                                  "in.flac out.flac')")
             if f.format in ("WAV", "WAVEX"):  # (WAVEX: an extensible header)
-                warn_truncated(path, n)
+                warn_truncated(path, n, header)
             first, last, where = _segment(rate, n, start, end, path)
             _check_size(last - first, rate, where, max_bytes)
             if first and not f.seekable():  # GSM 6.10 in WAV: decoded from the start only
@@ -127,7 +132,7 @@ def _open(path: str, start: float | None, end: float | None, sample_rate: int, c
         raise
     except (RuntimeError, TypeError, ValueError) as exc:  # libsndfile's errors are RuntimeErrors
         reason = str(exc).split(":")[-1].strip() or type(exc).__name__
-        found = wav_format(path) or "expected WAV or FLAC"  # (a WAV: the format it holds)
+        found = wav_format(header) or "expected WAV or FLAC"  # (a WAV: the format it holds)
         raise AudioError(f"{show_path(path)}: not a readable audio file ({found}; libsndfile "
                          f"says: {reason})") from None
     if done < len(samples):
@@ -224,15 +229,16 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int | None = None, st
     max_utterance_bytes = check_limit(max_utterance_bytes)
     path = os.fspath(path)
     try:
-        size = check_regular(path).st_size  # a pipe, device or directory is refused, not opened
+        file = open_regular(path)  # a pipe, device or directory is refused, never read
     except FileNotFoundError:
         raise FileNotFoundError(f"no such audio file: {show_path(path)}") from None
     except FeatureError as exc:
         raise AudioError(str(exc)) from None
-    if size == 0:
-        raise AudioError(f"{show_path(path)}: the file is empty (0 bytes)")
-    samples, where, floats, full_scale = _open(path, start, end, sample_rate, channel,
-                                               max_utterance_bytes)
+    with file:
+        if file_size(file) == 0:
+            raise AudioError(f"{show_path(path)}: the file is empty (0 bytes)")
+        samples, where, floats, full_scale = _open(file, path, start, end, sample_rate, channel,
+                                                   max_utterance_bytes)
     samples = check_samples(samples, where, max_clipped=max_clipped, floats=floats,
                             full_scale=full_scale)
     samples *= INT16_SCALE

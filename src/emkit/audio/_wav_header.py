@@ -14,7 +14,7 @@ import struct
 from .._caller_warnings import warn_at_caller
 from ..io.untrusted import show_path
 
-__all__ = ["warn_truncated", "wav_format"]
+__all__ = ["read_header", "warn_truncated", "wav_format"]
 
 #: WAVE format tags whose data is a whole number of bytes per sample frame: PCM, IEEE float,
 #: A-law, mu-law; the others (IMA/MS ADPCM, GSM 6.10, G.721...) are coded in blocks
@@ -39,37 +39,43 @@ def _format_tag(fmt: bytes) -> int | None:
     return struct.unpack("<I", fmt[24:28])[0]
 
 
-def _header(path: str) -> tuple | None:
+def read_header(f) -> tuple | None:
     """``(fmt, data_size, held)`` of a RIFF/WAVE file: the first 40 bytes of its ``fmt `` chunk
     (b"" before none), the size its data chunk declares (None before it) and the bytes of the
-    file after the data chunk's start.  None: not a RIFF/WAVE header, or a RIFF size a streaming
-    writer left unknown (0 or 0xFFFFFFFF)."""
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE" or \
-                struct.unpack("<I", head[4:8])[0] in (0, 0xFFFFFFFF):
-            return None
-        fmt = b""
-        for _ in range(1000):  # chunks before the data chunk
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                break
-            name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if name == b"data":
-                return fmt, size, os.fstat(f.fileno()).st_size - f.tell()
-            body = f.read(min(size, 40)) if name == b"fmt " else b""
-            fmt = body if name == b"fmt " else fmt
-            f.seek(size + (size & 1) - len(body), os.SEEK_CUR)
-        return fmt, None, 0
+    file after the data chunk's start.  None: not a RIFF/WAVE header, one that cannot be read,
+    or a RIFF size a streaming writer left unknown (0 or 0xFFFFFFFF).  ``f``: the file, open to
+    read bytes at its start (the descriptor a reader checked: the path is not opened again)."""
+    try:
+        return _header(f)
+    except (OSError, struct.error):
+        return None
 
 
-def _data_sizes(path: str) -> tuple | None:
+def _header(f) -> tuple | None:
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE" or \
+            struct.unpack("<I", head[4:8])[0] in (0, 0xFFFFFFFF):
+        return None
+    fmt = b""
+    for _ in range(1000):  # chunks before the data chunk
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            break
+        name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if name == b"data":
+            return fmt, size, os.fstat(f.fileno()).st_size - f.tell()
+        body = f.read(min(size, 40)) if name == b"fmt " else b""
+        fmt = body if name == b"fmt " else fmt
+        f.seek(size + (size & 1) - len(body), os.SEEK_CUR)
+    return fmt, None, 0
+
+
+def _data_sizes(header: tuple | None) -> tuple | None:
     """``(declared, held, frame_bytes)`` of the data chunk of a RIFF/WAVE file: the bytes its
     header declares, the bytes of the file after its start, and the bytes of a sample frame
     (None for a codec that codes blocks of frames).  None: not such a header, one not
     understood, or a size a streaming writer left unknown (a data size of 0xFFFFFFFF, a RIFF
     size of 0 or 0xFFFFFFFF, by convention)."""
-    header = _header(path)
     if header is None or header[1] is None or len(header[0]) < 16 or header[1] == 0xFFFFFFFF:
         return None
     fmt, declared, held = header
@@ -81,14 +87,14 @@ def _data_sizes(path: str) -> tuple | None:
     return declared, held, block_align if _format_tag(fmt) in _FRAME_CODED else None
 
 
-def warn_truncated(path: str, frames: int) -> None:
+def warn_truncated(path: str, frames: int, header: tuple | None) -> None:
     """Warn (as Kaldi does) when a WAV holds fewer samples than its header declares: libsndfile
     reads what is there without a word.  A coded WAV (ADPCM, GSM 6.10, also in an extensible
     header) declares bytes of blocks rather than samples: its data chunk is compared with what
-    the file holds."""
+    the file holds.  ``header``: :func:`read_header`'s."""
     try:
-        sizes = _data_sizes(path)
-    except (OSError, struct.error):
+        sizes = _data_sizes(header)
+    except struct.error:
         return
     if sizes is None:
         return
@@ -103,13 +109,10 @@ def warn_truncated(path: str, frames: int) -> None:
                        "are used", UserWarning)
 
 
-def wav_format(path: str) -> str | None:
+def wav_format(header: tuple | None) -> str | None:
     """The format of a RIFF/WAVE file, in words (``"a WAV of format IMA ADPCM (0x0011) in a
-    WAVE_FORMAT_EXTENSIBLE header"``), for a message; None: not a WAV, or no format read."""
-    try:
-        header = _header(path)
-    except OSError:
-        return None
+    WAVE_FORMAT_EXTENSIBLE header"``), for a message; None: not a WAV, or no format read.
+    ``header``: :func:`read_header`'s."""
     if header is None or len(header[0]) < 2:
         return None
     fmt = header[0]
