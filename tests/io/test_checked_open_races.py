@@ -126,3 +126,26 @@ def test_counting_the_audio_of_a_list_naming_a_pipe_does_not_block(tmp_path, no_
     utterances = [Utterance("p", str(tmp_path / "p.wav")), Utterance("a", wav)]
     # the pipe counts nothing (read_audio refuses it, naming it); 2 s of audio: 2 processes
     assert processes_for(utterances, 4, seconds_per_process=1.0) == 2
+
+
+def test_a_recipe_input_digest(tmp_path, pipe_after_check):
+    from emkit.recipe import Runner
+
+    (tmp_path / "list.txt").write_text("a\n")
+    runner = Runner(tmp_path / "work")
+    assert runner.digest(tmp_path / "list.txt") == \
+        "87428fc522803d31065e7bce3cf03fe475096631e5e07bbd7a0fde60c4cf25c7"  # sha256 of "a\n"
+    (tmp_path / "other.txt").write_text("a\n")
+    pipe_after_check(tmp_path / "other.txt")
+    with pytest.raises(FeatureError, match=r"other\.txt is a named pipe, not a regular file"):
+        runner.digest(tmp_path / "other.txt")
+
+
+def test_a_recipe_score_file(tmp_path, pipe_after_check):
+    from emkit.recipe._scoring import read_npz
+
+    np.savez(tmp_path / "scores.npz", scores=np.arange(3.0))
+    np.testing.assert_array_equal(read_npz(tmp_path / "scores.npz")["scores"], np.arange(3.0))
+    pipe_after_check(tmp_path / "scores.npz")
+    with pytest.raises(FeatureError, match=r"scores\.npz is a named pipe, not a regular file"):
+        read_npz(tmp_path / "scores.npz")

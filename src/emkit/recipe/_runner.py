@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 
 from ..io.atomic import atomic_write
+from ..io.untrusted import open_regular
 
 __all__ = ["Step", "FunctionStep", "StepResult", "Runner", "WorkDirBusy"]
 
@@ -222,14 +223,14 @@ class Runner:
             Hexadecimal digest.
         """
         path = os.fspath(path)
-        st = os.stat(path)
-        key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
-        if key not in self._hashes:
-            h = hashlib.sha256()
-            with open(path, "rb") as f:
+        with open_regular(path) as f:  # a named pipe put in the file's place would block open
+            st = os.fstat(f.fileno())
+            key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+            if key not in self._hashes:
+                h = hashlib.sha256()
                 for block in iter(lambda: f.read(1 << 20), b""):
                     h.update(block)
-            self._hashes[key] = h.hexdigest()
+                self._hashes[key] = h.hexdigest()
         return self._hashes[key]
 
     def _digests(self, paths, step: str, what: str) -> dict:

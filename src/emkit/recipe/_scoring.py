@@ -3,15 +3,13 @@ cohort, the matrices score normalisation needs; then normalise."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from .. import experiment as ex
 from ..evaluation.cohort import cohort_matrices
 from ..evaluation.cohort import normalise as cohort_normalise
 from ..io.lists import read_id_lists, read_trials
-from ..io.untrusted import FeatureError
+from ..io.untrusted import FeatureError, open_regular
 from ..io.atomic import atomic_path
 
 __all__ = ["score_condition", "normalise"]
@@ -86,5 +84,5 @@ def normalise(arrays, method: str, *, top_n: int = 200, ddof: int = 1) -> np.nda
 
 
 def read_npz(path) -> dict:
-    with np.load(os.fspath(path), allow_pickle=False) as f:
+    with open_regular(path) as raw, np.load(raw, allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
