@@ -6,7 +6,9 @@ Every feature reader of emkit follows these rules, whatever the file claims:
   point) and refused unless it ends at a regular file: a named pipe (which would block ``open``
   forever), a device such as ``/dev/zero`` (an endless read), a socket or a directory is never
   opened.  Files are opened with ``O_NONBLOCK`` and checked again with ``fstat`` once open, so a
-  file swapped for a pipe in between cannot block the reader either.
+  file swapped for a pipe in between cannot block the reader either; every read (HDF5's and
+  libsndfile's included) goes through that descriptor, never the path again
+  (:func:`open_checked`).
 * **Declared sizes are checked before anything is allocated.**  A size read from a header (Kaldi
   rows x cols, a ``.npy`` shape, a zip member's uncompressed size, an HDF5 dataset's shape) is
   compared with the bytes actually left in the file (in Python integers: no overflow) before the
