@@ -31,9 +31,9 @@ def _lines(caplog):
     return [r.getMessage() for r in caplog.records if r.name == "emkit"]
 
 
-@pytest.mark.parametrize("seconds, text", [(0.0, "0 s"), (0.042, "0.042 s"), (3.25, "3.2 s"),
-                                           (12.4, "12 s"), (185, "3m05s"), (3600 * 3 + 725, "3h12m"),
-                                           (-1, "?"), (float("inf"), "?"), (float("nan"), "?")])
+@pytest.mark.parametrize("seconds, text", [
+    (0.0, "0 s"), (0.042, "0.042 s"), (3.25, "3.2 s"), (12.4, "12 s"), (185, "3m05s"),
+    (3600 * 3 + 725, "3h12m"), (-1, "?"), (float("inf"), "?"), (float("nan"), "?")])
 def test_durations_are_written_with_their_unit(seconds, text):
     assert format_duration(seconds) == text
 
@@ -114,7 +114,8 @@ def test_em_without_a_cap_gives_no_estimate_and_a_capped_run_says_how_long_it_to
     with caplog.at_level(logging.INFO, logger="emkit"):
         run_em(e, m, max_iterations=None, convergence_threshold=0.3, name="PLDA",
                quantity="objective")
-    assert _lines(caplog)[1] == "PLDA: iteration 2, objective = 2 (change +1, relative 1), took 2.0 s"
+    assert _lines(caplog)[1] == ("PLDA: iteration 2, objective = 2 (change +1, relative 1), "
+                                 "took 2.0 s")
     caplog.clear()
     e, m = _loop([1.0, 2.0], clock, 2.0)
     with caplog.at_level(logging.INFO, logger="emkit"):
