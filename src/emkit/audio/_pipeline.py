@@ -14,6 +14,7 @@ process.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import warnings
@@ -23,6 +24,7 @@ import numpy as np
 
 from .._caller_warnings import warn_at_caller
 from .._describe import describe
+from .._progress import Progress, format_duration
 from .._validation import check_field_types, check_positive_int
 from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit, open_regular, show_key, show_path
 from ._cmvn import cmvn, sliding_cmvn
@@ -32,6 +34,8 @@ from ._kaldi_features import KaldiOptions, compute_kaldi_features, features_and_
 from ._read import AudioError, MultiChannelWarning, read_audio, require
 from ._sources import Utterance
 from ._vad import compute_vad
+
+logger = logging.getLogger("emkit")
 
 __all__ = ["FeatureConfig", "extract_features", "extract_many", "processes_for",
            "SECONDS_PER_PROCESS"]
@@ -294,7 +298,9 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
     jobs : int, default 1
         Worker processes (1: in this process).
     progress : bool, default False
-        A tqdm progress bar on stderr.
+        A tqdm progress bar on stderr.  Whatever it is, the ``emkit`` logger says how far the run
+        is (INFO, at most every 30 s: utterances done of all, failed, rate, time left) and sums
+        it up at the end (utterances, computed, failed, time).
     keep_going : bool, default False
         Leave each unusable utterance out instead, with a warning naming it, and a last one
         counting them (as Kaldi's feature tools do); AudioError when none is left.
@@ -314,6 +320,7 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
                disable=not progress, leave=False, delay=1.0)
     failed, outcomes = [], None
     multi_channel, first_multi_channel = 0, None
+    done = Progress("features", len(utterances), "utterance")
     try:
         if jobs <= 1:
             outcomes = (_attempt(u, config) for u in utterances)
@@ -330,6 +337,7 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
                 else:
                     warn_at_caller(message, category)
             bar.update(1)
+            done.advance(failed=error is not None)
             if error is None:
                 yield u, features
             elif not keep_going:
@@ -347,6 +355,11 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
         if failed:
             warn_at_caller(f"{len(failed)} of {len(utterances)} utterances could not be used and "
                           "were left out (see the warnings above)", UserWarning)
+        logger.info("features: %d utterance%s in %s: %d computed, %d failed%s, with %d "
+                    "process%s", len(utterances), "" if len(utterances) == 1 else "s",
+                    format_duration(done.elapsed), len(utterances) - len(failed), len(failed),
+                    " (left out: see the warnings above)" if failed else "", jobs,
+                    "" if jobs == 1 else "es")
     finally:
         if outcomes is not None:  # joblib's generator warns of the results left unused: they are
             with warnings.catch_warnings():  # (a failure, or the caller stopped early)
