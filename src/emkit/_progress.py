@@ -23,6 +23,11 @@ def monotonic() -> float:
     return time.monotonic()
 
 
+def plural(n: int, word: str) -> str:
+    """``1 utterance``, ``2 utterances``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def format_duration(seconds: float) -> str:
     """``0.42 s``, ``12 s``, ``3m05s``, ``3h12m`` (a negative or non-finite value: ``?``)."""
     if not seconds >= 0 or seconds == float("inf"):
@@ -53,8 +58,9 @@ class Progress:
 
     ``advance(n)`` after each item or block logs ``"<what>: 1200 of 100000 <unit>s (1.2%), 35.2
     <unit>s/s, 34 s elapsed, about 46m50s left"`` when ``every`` seconds have passed since the
-    start or the previous line (never for a loop that ends sooner); ``failed`` counts those that
-    failed (shown when any).  ``elapsed`` is the time since the start.
+    start or the previous line (never for a loop that ends sooner, nor once all are done: the
+    caller's summary or :meth:`finish` says that); ``failed`` counts those that failed (shown
+    when any).  ``elapsed`` is the time since the start.
 
     Parameters
     ----------
@@ -84,14 +90,26 @@ class Progress:
     def advance(self, n: int = 1, *, failed: int = 0) -> None:
         self.done += n
         self.failed += failed
+        if self.total is not None and self.done >= self.total:
+            return  # the caller's summary, or finish(), says it
         now = self._clock()
         if now - self._last >= self.every and logger.isEnabledFor(logging.INFO):
             self._last = now
             logger.info("%s", self.line(now - self.start))
 
+    def finish(self) -> None:
+        """Log ``"<what>: 100000 <unit>s in 12m30s (133 <unit>s/s)"`` when the loop lasted
+        ``every`` seconds or more (a short loop stays silent)."""
+        elapsed = self.elapsed
+        if elapsed >= self.every:
+            failed = f", {self.failed} failed" if self.failed else ""
+            logger.info("%s: %s%s in %s (%s)", self.what, plural(self.done, self.unit), failed,
+                        format_duration(elapsed), _rate(self.done, elapsed, self.unit))
+
     def line(self, elapsed: float) -> str:
-        unit = self.unit if self.total == 1 else f"{self.unit}s"
         of = "" if self.total is None else f" of {self.total}"
+        unit = self.unit if (self.done if self.total is None else self.total) == 1 \
+            else f"{self.unit}s"
         text = f"{self.what}: {self.done}{of} {unit}"
         if self.total:
             text += f" ({100 * self.done / self.total:.1f}%)"

@@ -122,3 +122,22 @@ def test_em_without_a_cap_gives_no_estimate_and_a_capped_run_says_how_long_it_to
         run_em(e, m, max_iterations=2, convergence_threshold=None, name="k-means")
     assert _lines(caplog)[1].endswith("took 2.0 s")  # nothing left: no estimate
     assert _lines(caplog)[-1] == "k-means: reached the maximum of 2 iterations (4.0 s)"
+
+
+def test_finish_sums_up_a_long_loop_only_and_the_last_item_is_left_to_it(caplog):
+    clock = FakeClock()
+    progress = Progress("enrolling", 2, "model", every=30, clock=clock)
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        clock.now += 29
+        progress.advance()
+        clock.now += 40
+        progress.advance()  # all done: no progress line, the summary follows
+        progress.finish()
+    assert _lines(caplog) == ["enrolling: 2 models in 1m09s (34.5 s/model)"]
+    caplog.clear()
+    short = Progress("enrolling", 2, "model", every=30, clock=clock)
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        clock.now += 29
+        short.advance(2)
+        short.finish()
+    assert _lines(caplog) == []

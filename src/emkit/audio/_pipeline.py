@@ -24,7 +24,7 @@ import numpy as np
 
 from .._caller_warnings import warn_at_caller
 from .._describe import describe
-from .._progress import Progress, format_duration
+from .._progress import Progress, format_duration, plural
 from .._validation import check_field_types, check_positive_int
 from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit, open_regular, show_key, show_path
 from ._cmvn import cmvn, sliding_cmvn
@@ -355,9 +355,9 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
         if failed:
             warn_at_caller(f"{len(failed)} of {len(utterances)} utterances could not be used and "
                           "were left out (see the warnings above)", UserWarning)
-        logger.info("features: %d utterance%s in %s: %d computed, %d failed%s, with %d "
-                    "process%s", len(utterances), "" if len(utterances) == 1 else "s",
-                    format_duration(done.elapsed), len(utterances) - len(failed), len(failed),
+        logger.info("features: %s in %s: %d computed, %d failed%s, with %d process%s",
+                    plural(len(utterances), "utterance"), format_duration(done.elapsed),
+                    len(utterances) - len(failed), len(failed),
                     " (left out: see the warnings above)" if failed else "", jobs,
                     "" if jobs == 1 else "es")
     finally:

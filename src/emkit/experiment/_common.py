@@ -24,12 +24,59 @@ class SystemUnavailable(RuntimeError):
     """A system needs a module or a part of a machine that is not there."""
 
 
-def progress_bar(iterable=None, *, total=None, desc: str, enabled: bool):
-    """A tqdm bar on stderr shown only once the loop has lasted one second (and when enabled)."""
-    from tqdm.auto import tqdm
+def progress_bar(iterable=None, *, total=None, desc: str, enabled: bool,
+                 unit: str = "utterance"):
+    """A tqdm bar on stderr shown only once the loop has lasted one second (and when enabled),
+    and the loop's progress lines on the ``emkit`` logger (INFO, at most every 30 s, then a
+    summary; see :class:`emkit._progress.Progress`), whether the bar is enabled or not.
 
-    return tqdm(iterable, total=total, desc=desc, unit="utt", leave=False, delay=1.0,
-                disable=not enabled)
+    Iterate over it, or call ``update(n)`` (as a context manager: closed at the end); other
+    attributes are the tqdm bar's.  ``unit``: the items' name in the singular.
+    """
+    return _CountedLoop(iterable, total, desc, enabled, unit)
+
+
+class _CountedLoop:
+    """A tqdm bar and a :class:`~emkit._progress.Progress` counting the same loop."""
+
+    def __init__(self, iterable, total, desc, enabled, unit):
+        from tqdm.auto import tqdm
+
+        from .._progress import Progress
+
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)
+        self.bar = tqdm(iterable, total=total, desc=desc, unit="utt" if unit == "utterance"
+                        else unit, leave=False, delay=1.0, disable=not enabled)
+        self.progress = Progress(desc, total, unit)
+        self.closed = False
+
+    def __iter__(self):
+        for item in self.bar:
+            yield item
+            self.progress.advance()
+        self.close()
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+        self.progress.advance(n)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.bar.close()
+            self.progress.finish()
+
+    def __getattr__(self, name):  # (only for names the loop does not have itself)
+        if name == "bar":
+            raise AttributeError(name)
+        return getattr(self.bar, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
 
 
 def length_norm(x) -> np.ndarray:

@@ -111,7 +111,8 @@ class GMMMAPSystem(System):
         if _device_infer.device() is not None:  # every model in one call on the device
             return {"means": self._enroll_on_device(stats_lists)}
         means = []
-        for stats in progress_bar(stats_lists, desc=f"enrolling ({self.name})", enabled=progress):
+        for stats in progress_bar(stats_lists, desc=f"enrolling ({self.name})", enabled=progress,
+                                  unit="model"):
             model = GMMMachine(ubm.n_gaussians, trainer="map", ubm=ubm,
                                map_relevance_factor=self.relevance_factor)
             means.append(model.adapt(_sum_stats(stats)).means)
@@ -140,7 +141,8 @@ class ISVSystem(System):
     model_arrays = {"z": ("M", "CD")}
 
     def enroll(self, stats_lists, *, progress=False):
-        bar = progress_bar(stats_lists, desc=f"enrolling ({self.name})", enabled=progress)
+        bar = progress_bar(stats_lists, desc=f"enrolling ({self.name})", enabled=progress,
+                           unit="model")
         return {"z": np.array([self.machine.enroll(list(s))[0] for s in bar])}
 
     def score(self, models, probes, *, progress=False):
@@ -154,7 +156,8 @@ class JFASystem(System):
     model_arrays = {"y": ("M", "r_V"), "z": ("M", "CD")}
 
     def enroll(self, stats_lists, *, progress=False):
-        bar = progress_bar(stats_lists, desc=f"enrolling ({self.name})", enabled=progress)
+        bar = progress_bar(stats_lists, desc=f"enrolling ({self.name})", enabled=progress,
+                           unit="model")
         latent = [self.machine.enroll(list(s)) for s in bar]
         return {"y": np.array([y for y, _ in latent]), "z": np.array([z for _, z in latent])}
 

@@ -7,8 +7,11 @@ the utterances' statistics are computed for a bounded number of utterances at a 
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
+from .._progress import Progress, format_duration, plural
 from ._models import EnrolledModels, enroll, score
 from ._ubm import compute_stats, stats_per_block, ubm_of
 
@@ -77,7 +80,8 @@ def score_trials(models: EnrolledModels, trials, features, *, norm: str | None =
 
     Probes are scored in blocks (at most ``stats_per_block(ubm)`` probes, and at most about 4
     million scores, at a time), so memory stays bounded.  A non-finite score is a
-    :class:`FloatingPointError`.
+    :class:`FloatingPointError`.  The ``emkit`` logger says how far the scoring is (INFO, at
+    most every 30 s: probes done of all, time left) and how long it took.
     """
     trial_models, trial_probes = _pairs(trials)
     index = {m: i for i, m in enumerate(models.model_ids)}
@@ -110,6 +114,7 @@ def score_trials(models: EnrolledModels, trials, features, *, norm: str | None =
     result = np.empty(len(trial_models))
     # probes per block: bounds their statistics and the block's score matrix
     block = max(1, min(stats_per_block(ubm), 4_000_000 // len(used_models)))
+    done = Progress("scoring", len(probes), "probe")
     for start in range(0, len(probes), block):
         ids = probes[start:start + block]
         block_stats = compute_stats(ubm, [features[u] for u in ids], progress=progress,
@@ -119,8 +124,13 @@ def score_trials(models: EnrolledModels, trials, features, *, norm: str | None =
             matrix = normaliser(matrix, block_stats)
         in_block = (cols >= start) & (cols < start + len(ids))
         result[in_block] = matrix[rows[in_block], cols[in_block] - start]
+        done.advance(len(ids))
     if not np.isfinite(result).all():
         raise FloatingPointError("scoring produced non-finite scores")
+    logging.getLogger("emkit").info(
+        "scoring: %s (%s x %s%s) in %s", plural(len(result), "trial"),
+        plural(len(used_models), "model"), plural(len(probes), "probe"),
+        f", {norm}-norm" if norm else "", format_duration(done.elapsed))
     return result
 
 
