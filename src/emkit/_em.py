@@ -78,7 +78,6 @@ def run_em(e_step: Callable[[], object], m_step: Callable[[object], float], *,
             step += 1
             iteration_start = _progress.monotonic()
             value = float(m_step(e_step()))
-            now = _progress.monotonic()
             if not math.isfinite(value):
                 raise FloatingPointError(
                     f"{name}: the {quantity} became {value} at iteration {step}; "
@@ -86,14 +85,15 @@ def run_em(e_step: Callable[[], object], m_step: Callable[[object], float], *,
                     "it), or clusters are degenerate (zero variance)"
                 )
             history.append(value)
-            if logger.isEnabledFor(logging.INFO):
+            if on_iteration is not None:
+                on_iteration(step, history)
+            if logger.isEnabledFor(logging.INFO):  # (after the checkpoint: its time counts)
+                now = _progress.monotonic()
                 logger.info("%s: iteration %s, %s = %.10g%s, %s", name,
                             step if max_iterations is None else f"{step}/{max_iterations}",
                             quantity, value, _change(history), _timing(
                                 now - iteration_start, now - started, step - first_step,
                                 None if max_iterations is None else max_iterations - step))
-            if on_iteration is not None:
-                on_iteration(step, history)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(f"{quantity}={value:.6g}", refresh=False)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _progress
 from ._backend import is_dask_collection, map_reduce, small_products
 from ._kernels import kmeans as kk
 from ._validation import check_block, check_finite
@@ -165,6 +166,7 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
     scale = _scale_for(X, centers[0])  # 1.0 but for extreme spreads: costs below are scaled
     rounds = n_rounds  # None: decided from the first cost below
     r = 0
+    started = round_start = _progress.monotonic()
     while rounds is None or r < rounds:
         # float32 products: the candidates only steer a random draw, and a round costs about
         # (number of candidates / n_clusters) Lloyd passes, so halving it matters on big data
@@ -180,7 +182,7 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
         chosen = cand.keys > cand.cost / ell
         new = cand.points[chosen][np.argsort(-cand.keys[chosen], kind="stable")]
         centers = np.vstack([centers, new])
-        logger.debug("k-means||: round %d, cost %.6g, %d candidates", r + 1, cand.cost, len(centers))
+        round_start = log_round("", r, rounds, cand.cost / scale**2, len(centers), round_start)
         r += 1
     centers = np.unique(centers, axis=0)
     if len(centers) < n_clusters:
@@ -195,7 +197,24 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
     km = KMeans(n_clusters=n_clusters, n_init=1, random_state=_seed_from(rs) % (2**31 - 1))
     with small_products():  # reclustering the candidates: BLAS threads only add overhead
         km.fit(centers * scale, sample_weight=weights)
+    log_done("", n_clusters, len(centers), started)
     return km.cluster_centers_ / scale
+
+
+def log_round(where: str, r: int, rounds: int, cost: float, candidates: int,
+              round_start: float) -> float:
+    """Log the k-means|| round ``r`` (from 0) of ``rounds`` that began at ``round_start``
+    (INFO: a few rounds, each a few passes over the data); the time it ends."""
+    now = _progress.monotonic()
+    logger.info("k-means|| initialisation%s: round %d of %d, sum of squared distances %.6g, %d "
+                "candidates, took %s",
+                where, r + 1, rounds, cost, candidates, _progress.format_duration(now - round_start))
+    return now
+
+
+def log_done(where: str, n_clusters: int, candidates: int, started: float) -> None:
+    logger.info("k-means|| initialisation%s: %d centroids from %d candidates (%s)", where,
+                n_clusters, candidates, _progress.format_duration(_progress.monotonic() - started))
 
 
 def check_init_method(init_method, n_clusters: int) -> None:

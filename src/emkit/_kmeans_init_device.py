@@ -21,7 +21,8 @@ from ._backend import _device, small_products
 from ._device_fit import DeviceFrames, _block_rows, put
 from ._kernels import kmeans as kk
 from ._kernels import kmeans_xp
-from ._kmeans_init import _seed_from, init_random, row_uniforms
+from . import _progress
+from ._kmeans_init import _seed_from, init_random, log_done, log_round, row_uniforms
 
 logger = logging.getLogger("emkit")
 
@@ -65,6 +66,7 @@ def init_kmeans_parallel_device(frames: DeviceFrames, n_clusters: int, rs, *, n_
     centers = _rows(frames, [_seed_from(rs) % n])
     rounds = n_rounds
     r = 0
+    started = round_start = _progress.monotonic()
     while rounds is None or r < rounds:
         d2 = _per_row(frames, centers, 1)
         cost = float(d2.sum())
@@ -79,8 +81,7 @@ def init_kmeans_parallel_device(frames: DeviceFrames, n_clusters: int, rs, *, n_
         order = np.argsort(-keys[chosen], kind="stable")
         new = _rows(frames, chosen)  # row order, as the numpy path's candidates
         centers = np.vstack([centers, new[order]])
-        logger.debug("k-means|| (device): round %d, cost %.6g, %d candidates", r + 1, cost,
-                     len(centers))
+        round_start = log_round(" (device)", r, rounds, cost, len(centers), round_start)
         r += 1
     centers = np.unique(centers, axis=0)
     if len(centers) < n_clusters:
@@ -94,6 +95,7 @@ def init_kmeans_parallel_device(frames: DeviceFrames, n_clusters: int, rs, *, n_
     km = KMeans(n_clusters=n_clusters, n_init=1, random_state=_seed_from(rs) % (2**31 - 1))
     with small_products():
         km.fit(centers, sample_weight=weights)
+    log_done(" (device)", n_clusters, len(centers), started)
     return km.cluster_centers_
 
 

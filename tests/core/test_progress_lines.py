@@ -141,3 +141,50 @@ def test_finish_sums_up_a_long_loop_only_and_the_last_item_is_left_to_it(caplog)
         short.advance(2)
         short.finish()
     assert _lines(caplog) == []
+
+
+def test_em_iteration_time_counts_the_checkpoint_written_before_its_line(clock, caplog):
+    e, m = _loop([1.0, 2.0], clock, 3.0)
+    saved = []
+
+    def save(step, history):
+        clock.now += 7.0  # writing the checkpoint
+        saved.append(step)
+
+    def logged_after_save(record):
+        if "iteration " in record.getMessage():
+            assert saved and f"iteration {saved[-1]}/" in record.getMessage()
+        return True
+
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        logging.getLogger("emkit").addFilter(logged_after_save)
+        try:
+            run_em(e, m, max_iterations=2, convergence_threshold=None, name="ISV",
+                   on_iteration=save)
+        finally:
+            logging.getLogger("emkit").removeFilter(logged_after_save)
+    assert _lines(caplog)[:2] == [
+        "ISV: iteration 1/2, average log-likelihood = 1, took 10 s; at most 1 more iteration, "
+        "about 10 s",
+        "ISV: iteration 2/2, average log-likelihood = 2 (change +1, relative 1), took 10 s"]
+
+
+def test_kmeans_parallel_initialisation_logs_its_rounds_and_their_time(monkeypatch, caplog):
+    import re
+
+    import numpy as np
+
+    from emkit import KMeansMachine
+
+    ticks = iter(range(0, 10**6, 2))  # 2 s between two readings of the clock
+    monkeypatch.setattr(_progress, "monotonic", lambda: float(next(ticks)))
+    X = np.random.default_rng(0).standard_normal((300, 2))
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        KMeansMachine(3, max_iter=1, init_max_iter=4).fit(X)
+    lines = [line for line in _lines(caplog) if line.startswith("k-means||")]
+    assert len(lines) == 5, lines
+    for r, line in enumerate(lines[:4]):
+        assert re.fullmatch(rf"k-means\|\| initialisation: round {r + 1} of 4, sum of squared "
+                            r"distances [0-9.]+, [0-9]+ candidates, took 2.0 s", line), line
+    assert re.fullmatch(r"k-means\|\| initialisation: 3 centroids from [0-9]+ candidates "
+                        r"\(10 s\)", lines[4]), lines[4]
