@@ -42,6 +42,14 @@ def format_duration(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
+def in_words(n_bytes: int) -> str:
+    """``n_bytes`` in decimal units: '198.2 GB', '950 bytes'."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes} bytes"
+
+
 def _rate(count: float, seconds: float, unit: str) -> str:
     if seconds <= 0:
         return f"? {unit}s/s"

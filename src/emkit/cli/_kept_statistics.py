@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 
+from .._progress import in_words
 from ._app import lazy_module, read_only_mode
 from ._train_options import stats_checkpoint
 
@@ -93,14 +94,6 @@ def _room_for(kept) -> bool:
                    "run will compute them again (--keep-statistics keeps them anyway)",
                    kept.path, in_words(kept.size), folder, in_words(free))
     return False
-
-
-def in_words(n_bytes: int) -> str:
-    """``n_bytes`` in decimal units: '198.2 GB', '950 bytes'."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n_bytes >= scale:
-            return f"{n_bytes / scale:.1f} {unit}"
-    return f"{n_bytes} bytes"
 
 
 def _keep(kept, stats) -> None:

@@ -39,10 +39,12 @@ The format readers themselves are :mod:`emkit.io.kaldi`, :mod:`emkit.io.numpy_fi
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from pathlib import Path
 
+from .._progress import Progress, format_duration, in_words, plural
 from .kaldi import read_kaldi_ark, read_kaldi_scp, scp_targets
 from .kaldi import strip_specifier as _strip_specifier
 from .numpy_files import read_npy, read_npz
@@ -163,10 +165,14 @@ def read_feature_sources(paths, *, n_features: int | None = None,
     """Utterances of several feature files, merged; an id found in two files is an error.
 
     All utterances must have one feature dimension (``n_features`` when given, otherwise that of
-    the first utterance read).  ``max_utterance_bytes``: see :func:`read_features`.
+    the first utterance read).  ``max_utterance_bytes``: see :func:`read_features`.  The
+    ``emkit`` logger says how far the reading is (INFO, at most every 30 s: files read of all)
+    and what was read (utterances, frames, memory, time).
     """
     merged, origin = {}, {}
     found = n_features
+    paths = list(paths)
+    done = Progress("reading features", len(paths), "file")
     for path in paths:
         for key, array in read_features(path, n_features=n_features,
                                         max_utterance_bytes=max_utterance_bytes).items():
@@ -180,8 +186,14 @@ def read_feature_sources(paths, *, n_features: int | None = None,
                                    f"features per frame, but those of {first} have {found}")
             merged[key] = array
             origin[key] = os.fspath(path)
+        done.advance()
     if not merged:
         raise FeatureError("no feature file given")
+    logging.getLogger("emkit").info(
+        "read %s (%s x %s, %s in memory) from %s in %s", plural(len(merged), "utterance"),
+        plural(sum(a.shape[0] for a in merged.values()), "frame"), plural(found, "feature"),
+        in_words(sum(a.nbytes for a in merged.values())), plural(len(paths), "file"),
+        format_duration(done.elapsed))
     return merged
 
 

@@ -1,0 +1,28 @@
+"""Reading many feature files says how far it is (INFO, rate-limited, on a clock the test
+drives) and what it read: utterances, frames, memory, files, time."""
+
+import logging
+
+import numpy as np
+
+from emkit import _progress
+from emkit.features import read_feature_sources
+
+
+def test_reading_a_directory_of_files_logs_progress_and_what_was_read(tmp_path, monkeypatch,
+                                                                     caplog):
+    ticks = iter(range(0, 10**6, 10))  # 10 s between two readings of the clock
+    monkeypatch.setattr(_progress, "monotonic", lambda: float(next(ticks)))
+    paths = []
+    for i in range(5):
+        paths.append(tmp_path / f"u{i}.npy")
+        np.save(paths[-1], np.full((4 + i, 3), float(i)))
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        features = read_feature_sources(paths)
+    assert [r.getMessage() for r in caplog.records] == [
+        "reading features: 3 of 5 files (60.0%), 10 s/file, 30 s elapsed, about 20 s left",
+        "read 5 utterances (30 frames x 3 features, 720 bytes in memory) from 5 files in 50 s",
+    ]
+    assert sorted(features) == [f"u{i}" for i in range(5)]
+    assert all((features[f"u{i}"] == i).all() and features[f"u{i}"].shape == (4 + i, 3)
+               for i in range(5))
