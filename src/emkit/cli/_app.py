@@ -37,7 +37,8 @@ A typical run on your own data:
                    [--norm s --cohort cohort.lst]            (score normalisation)
   emkit evaluate   scores.txt --det det.png [--calibration cal.json] [--by-model]
 Train commands resume with --checkpoint PATH and run on dask with --workers N
-or --scheduler ADDRESS.
+or --scheduler ADDRESS.  "emkit -v COMMAND" logs progress on stderr (each EM
+iteration, counts done of all with the time left, a summary of each step).
 
 \b
 Features: .npy (one utterance, whose id is the file's stem: spk1_u3.npy is
@@ -190,7 +191,9 @@ class EmkitGroup(click.Group):
 @click.group(name="emkit", cls=EmkitGroup, help=HELP,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", is_flag=True,
-              help="Log every training iteration (INFO level) on stderr.")
+              help="Log progress on stderr (INFO level): each training iteration (its value, "
+                   "change, time and the time left at most), and at most every 30 s how far "
+                   "reading, features, statistics and scoring are, then what each step did.")
 @click.option("--debug", is_flag=True, help="Show the full Python traceback of a failure.")
 @click.version_option(__version__, prog_name="emkit")  # not importlib.metadata: a faster start
 @click.pass_context
