@@ -10,6 +10,7 @@ no numpy).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 logger = logging.getLogger("emkit")
@@ -90,20 +91,24 @@ class Progress:
         self._clock = clock or (lambda: monotonic())
         self.start = self._last = self._clock()
         self.done = self.failed = 0
+        self._lock = threading.Lock()  # worker threads count their own blocks
 
     @property
     def elapsed(self) -> float:
         return self._clock() - self.start
 
     def advance(self, n: int = 1, *, failed: int = 0) -> None:
-        self.done += n
-        self.failed += failed
-        if self.total is not None and self.done >= self.total:
-            return  # the caller's summary, or finish(), says it
-        now = self._clock()
-        if now - self._last >= self.every and logger.isEnabledFor(logging.INFO):
+        with self._lock:
+            self.done += n
+            self.failed += failed
+            if self.total is not None and self.done >= self.total:
+                return  # the caller's summary, or finish(), says it
+            now = self._clock()
+            if now - self._last < self.every or not logger.isEnabledFor(logging.INFO):
+                return
             self._last = now
-            logger.info("%s", self.line(now - self.start))
+            line = self.line(now - self.start)
+        logger.info("%s", line)
 
     def finish(self) -> None:
         """Log ``"<what>: 100000 <unit>s in 12m30s (133 <unit>s/s)"`` when the loop lasted

@@ -15,6 +15,7 @@ from .._checkpoint import resumable_em
 from .._fitted import (FitSummary, FittedArray, clear_derived, derived, refreeze, set_fitted,
                        without_derived)
 from .._kernels import ivector as kiv
+from .._progress import Progress
 from .._validation import (check_bool, check_checkpoint, check_positive_int, check_random_state,
                            is_finite_number)
 from ..gmm import GMMMachine
@@ -306,14 +307,17 @@ class IVectorMachine(FitSummary, BaseEstimator):
         size = min(_batch_size(self, projection=True, concurrent=threads),
                    max(_MIN_THREAD_BATCH, -(-S // threads)))
         out = np.empty((S, R))
+        done = Progress("i-vectors", S, "utterance")
 
         def run(start):
             b = GMMStats.stack(X[start : start + size], name=name, shape=(C, D), indexed=indexed,
                                offset=start, partition=partition)
             fnorm = kiv.centre_in_place(b.n, b.sum_px, pre.means)  # no (S, C, D) product
             out[start : start + size] = kiv.project(b.n, fnorm, pre)
+            done.advance(len(b.n))
 
         map_ordered(run, range(0, S, size))
+        done.finish()
         return out
 
     def project(self, stats: GMMStats) -> np.ndarray:
