@@ -106,3 +106,28 @@ def test_scoring_logs_its_progress_and_a_summary(ubm_and_features, clock, caplog
         "scoring: 6 of 7 probes (85.7%), 20 s/probe, 2m00s elapsed, about 20 s left",
         "scoring: 14 trials (2 models x 7 probes) in 2m20s",
     ]
+
+
+def test_enrolment_of_many_groups_logs_progress_and_a_summary(ubm_and_features, clock, caplog,
+                                                              monkeypatch):
+    ubm, features = ubm_and_features
+    lists = {f"m{k}": [f"u{2 * k}", f"u{2 * k + 1}"] for k in range(5)}
+    reference = enroll_lists(ubm, lists, features)
+    real = _trials.enroll
+
+    def slow_enroll(machine, ids, stats_lists, **kwargs):
+        clock[0] += 20.0 * len(ids)
+        return real(machine, ids, stats_lists, **kwargs)
+
+    monkeypatch.setattr(_trials, "enroll", slow_enroll)
+    monkeypatch.setattr(_trials, "stats_per_block", lambda _: 2)  # one model a group
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        models = enroll_lists(ubm, lists, features)
+    assert _info(caplog) == [
+        "enrolment: 2 of 5 models (40.0%), 20 s/model, 40 s elapsed, about 1m00s left",
+        "enrolment: 4 of 5 models (80.0%), 20 s/model, 1m20s elapsed, about 20 s left",
+        "enrolment: 5 models from 10 utterances in 1m40s",
+    ]
+    assert models.model_ids == reference.model_ids
+    for key in reference.arrays:
+        np.testing.assert_array_equal(models.arrays[key], reference.arrays[key])

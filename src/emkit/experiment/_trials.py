@@ -30,12 +30,15 @@ def enroll_lists(machine, lists: dict, features, *, relevance_factor: float = 4.
     ``machine``, ``relevance_factor`` and ``backend`` as in :func:`~emkit.experiment.enroll`.
     The statistics of a group of models are computed, the group is enrolled, and only then the
     next group's statistics: at most about ``stats_per_block(ubm)`` utterances' statistics are
-    held (a model with more utterances is a group of its own).
+    held (a model with more utterances is a group of its own).  The ``emkit`` logger says how
+    far the enrolment is (INFO, at most every 30 s: models done of all, time left) and how long
+    it took.
     """
     for model, utterances in lists.items():
         _missing(utterances, features, f"model {model!r}")
     ubm = ubm_of(machine)
     parts, chunk, limit = [], [], stats_per_block(ubm)
+    done = Progress("enrolment", len(lists), "model")
 
     def flush():
         needed = list(dict.fromkeys(u for _, us in chunk for u in us))
@@ -45,6 +48,7 @@ def enroll_lists(machine, lists: dict, features, *, relevance_factor: float = 4.
                             [[stats[u] for u in us] for _, us in chunk],
                             relevance_factor=relevance_factor, backend=backend,
                             progress=progress))
+        done.advance(len(chunk))
         chunk.clear()
 
     for item in lists.items():
@@ -52,6 +56,9 @@ def enroll_lists(machine, lists: dict, features, *, relevance_factor: float = 4.
             flush()
         chunk.append(item)
     flush()
+    logging.getLogger("emkit").info(
+        "enrolment: %s from %s in %s", plural(len(lists), "model"),
+        plural(sum(len(us) for us in lists.values()), "utterance"), format_duration(done.elapsed))
     return EnrolledModels.concatenate(parts)
 
 
