@@ -278,3 +278,27 @@ def test_checkpoint_messages_of_train_ubm_and_jfa(data, tmp_path):  # noqa: F811
                 "--rank-u", 1, "--rank-v", 1, "--iterations", 1, "--checkpoint", tmp_path / "j.h5",
                 "-o", tmp_path / "j.out.h5")
     assert "resuming" not in fresh.stderr, fresh.stderr
+
+
+def test_a_scheduler_run_says_what_the_scheduler_has(data, tmp_path, caplog):  # noqa: F811
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    from emkit.cli._train_options import _log_scheduler
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  protocol="tcp://", dashboard_address=":0") as cluster:
+        result = run("-v", "train-ubm", data / "train.scp", "-n", 2, "--iterations", 1,
+                     "--kmeans-iterations", 1, "--no-progress", "--scheduler",
+                     cluster.scheduler_address, "-o", tmp_path / "ubm.h5")
+        line = next(line for line in result.stderr.splitlines() if "dask scheduler" in line)
+        assert line.startswith(f"emkit: dask scheduler {cluster.scheduler_address}: 1 worker(s), "
+                               "2 thread(s); dashboard: http"), line
+    caplog.clear()
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as empty, \
+            distributed.Client(empty) as client, caplog.at_level(logging.INFO, logger="emkit"):
+        _log_scheduler(client, empty.scheduler_address)
+    ours = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "emkit"]
+    assert len(ours) == 2 and ": 0 worker(s), 0 thread(s)" in ours[0][1], ours
+    assert ours[1] == ("WARNING", f"the dask scheduler {empty.scheduler_address} has no worker "
+                                  "yet: the training waits until one joins")

@@ -244,6 +244,8 @@ def cluster(scheduler, workers):
                     logging.getLogger("emkit").info("dask dashboard of the %d local "
                                                     "worker(s): %s", workers,
                                                     client.dashboard_link)
+                else:
+                    _log_scheduler(client, scheduler)
                 yield client
             except KeyboardInterrupt:
                 interrupts.closing = True
@@ -305,6 +307,18 @@ class _Interrupts:
             send_again(signal_of(unraisable.exc_type))
         else:
             hook(unraisable)
+
+
+def _log_scheduler(client, scheduler) -> None:
+    """Say what the scheduler has (INFO): with no worker, the training waits until one joins."""
+    workers = client.scheduler_info().get("workers", {})
+    threads = sum(w.get("nthreads", 0) for w in workers.values())
+    logger = logging.getLogger("emkit")
+    logger.info("dask scheduler %s: %d worker(s), %d thread(s); dashboard: %s", scheduler,
+                len(workers), threads, client.dashboard_link)
+    if not workers:
+        logger.warning("the dask scheduler %s has no worker yet: the training waits until one "
+                       "joins", scheduler)
 
 
 def _connect(distributed, scheduler):
