@@ -24,6 +24,7 @@ import os
 import numpy as np
 
 from . import metrics
+from ._counts import det_points, pav_posterior, score_counts
 from .calibration import LinearCalibration
 from ..io.atomic import atomic_write
 from ..io.lists import labels_from_key, read_scores, write_scores
@@ -326,9 +327,17 @@ def score_metrics(target_scores, nontarget_scores, p_targets=(0.01,), c_miss=1.0
     tar, non = metrics._check_pair(target_scores, nontarget_scores)  # errors name the argument
     llr_tar, llr_non = (tar, non) if calibration is None else \
         (calibration.transform(tar), calibration.transform(non))
+    for p in p_targets:  # the argument errors before any work
+        metrics._check_costs(p, c_miss, c_fa)
+    # one sort and one PAV of the scores serve every threshold measure
+    counts = score_counts(tar, non)
+    posterior = pav_posterior(counts)
+    points = det_points(counts)
     return {"targets": int(tar.size), "nontargets": int(non.size),
-            "eer": metrics.eer(tar, non),
-            "min_dcf": {float(p): metrics.min_dcf(tar, non, p, c_miss, c_fa) for p in p_targets},
+            "eer": metrics._eer(metrics._rocch(counts, posterior)),
+            "min_dcf": {float(p): metrics._min_dcf(points, *metrics._check_costs(p, c_miss, c_fa))[0]
+                        for p in p_targets},
             "act_dcf": {float(p): metrics.act_dcf(llr_tar, llr_non, p, c_miss, c_fa)
                         for p in p_targets},
-            "cllr": metrics.cllr(llr_tar, llr_non), "min_cllr": metrics.min_cllr(tar, non)}
+            "cllr": metrics.cllr(llr_tar, llr_non),
+            "min_cllr": metrics._min_cllr(counts, posterior)}

@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._describe import describe
+from ._counts import ScoreCounts, det_points, pav_posterior, score_counts
 
 __all__ = ["DETCurve", "det_curve", "rocch", "eer", "min_dcf", "act_dcf", "cllr", "min_cllr",
            "per_model", "plot_det_curves"]
@@ -112,10 +113,11 @@ def _check_costs(p_target, c_miss, c_fa):
 def det_curve(target_scores, nontarget_scores) -> DETCurve:
     """Miss and false-alarm rates at every threshold that matters.
 
-    From the highest threshold accepting every target (``P_miss = 0``) to the lowest rejecting
-    every non-target (``P_fa = 0``; ``inf`` when the top score is a non-target); points outside
-    are dominated.  Computed with :func:`sklearn.metrics.det_curve` (ties kept together), plus
-    the reject-all point scikit-learn < 1.7 leaves out, so no result depends on its version.
+    The points run from the highest threshold that accepts every target (``P_miss = 0``: the
+    lowest target score) to the lowest one that rejects every non-target (``P_fa = 0``; ``inf``
+    when the top score is a non-target).  Points outside that range are dominated and left out.
+    Every distinct score in that range is a point (ties are kept together); the rates are
+    ``count / n`` in float64, the values scikit-learn's ``det_curve`` gives.
 
     Parameters
     ----------
@@ -127,35 +129,21 @@ def det_curve(target_scores, nontarget_scores) -> DETCurve:
     DETCurve
         ``(p_miss, p_fa, thresholds)``, each of shape (n_points,).
     """
-    from sklearn.metrics import det_curve as _sk_det_curve
-
-    tar, non = _check_pair(target_scores, nontarget_scores)
-    y = np.concatenate([np.ones(tar.size, dtype=np.int8), np.zeros(non.size, dtype=np.int8)])
-    # scikit-learn subtracts neighbouring scores, which overflows (a RuntimeWarning) for scores
-    # more than ~1.8e308 apart: it is given the scores' ranks (same order, same ties) instead
-    values, ranks = np.unique(np.concatenate([tar, non]), return_inverse=True)
-    p_fa, p_miss, thr = _sk_det_curve(y, ranks.astype(np.float64))
-    p_fa, p_miss, ranks_at = (np.asarray(a, dtype=np.float64) for a in (p_fa, p_miss, thr))
-    thr = np.full(ranks_at.shape, np.inf)  # scikit-learn >= 1.7 may end with inf: reject all
-    finite = np.isfinite(ranks_at)
-    thr[finite] = values[ranks_at[finite].astype(np.int64)]
-    if p_fa[-1] > 0:
-        p_fa, p_miss, thr = np.append(p_fa, 0.0), np.append(p_miss, 1.0), np.append(thr, np.inf)
-    return DETCurve(p_miss, p_fa, thr)
+    return DETCurve(*det_points(score_counts(*_check_pair(target_scores, nontarget_scores))))
 
 
-def _pav(tar, non):
-    """PAV over the distinct scores: (scores, target and non-target counts, P(target) per score)."""
-    from sklearn.isotonic import IsotonicRegression
-
-    values, inverse = np.unique(np.concatenate([tar, non]), return_inverse=True)
-    n_tar = np.bincount(inverse[:tar.size], minlength=values.size)
-    n_non = np.bincount(inverse[tar.size:], minlength=values.size)
-    weight = (n_tar + n_non).astype(np.float64)
-    # Fitted on ranks, so that scikit-learn's merging of nearly equal x values cannot apply.
-    posterior = IsotonicRegression().fit_transform(np.arange(values.size, dtype=np.float64),
-                                                   n_tar / weight, sample_weight=weight)
-    return values, n_tar, n_non, posterior
+def _rocch(counts: ScoreCounts, posterior) -> DETCurve:
+    """The ROCCH vertices from the counts and their PAV posterior: the hull's vertices are the
+    boundaries between the PAV blocks."""
+    values, n_tar, n_non = counts
+    total_tar, total_non = int(n_tar.sum()), int(n_non.sum())
+    starts = np.flatnonzero(np.r_[True, posterior[1:] != posterior[:-1]])
+    # (counts below each vertex; the first vertex, at the lowest score, has none below)
+    tar_below = np.where(starts > 0, np.cumsum(n_tar)[starts - 1], 0)
+    non_below = np.where(starts > 0, np.cumsum(n_non)[starts - 1], 0)
+    p_miss = np.append(tar_below / total_tar, 1.0)
+    p_fa = np.append((total_non - non_below) / total_non, 0.0)
+    return DETCurve(p_miss, p_fa, np.append(values[starts], np.inf))
 
 
 def rocch(target_scores, nontarget_scores) -> DETCurve:
@@ -174,14 +162,16 @@ def rocch(target_scores, nontarget_scores) -> DETCurve:
     DETCurve
         The hull's vertices, each array of shape (n_vertices,).
     """
-    tar, non = _check_pair(target_scores, nontarget_scores)
-    values, n_tar, n_non, posterior = _pav(tar, non)
-    starts = np.flatnonzero(np.r_[True, posterior[1:] != posterior[:-1]])
-    tar_below = np.r_[0, np.cumsum(n_tar)][starts]
-    non_below = np.r_[0, np.cumsum(n_non)][starts]
-    p_miss = np.append(tar_below / tar.size, 1.0)
-    p_fa = np.append((non.size - non_below) / non.size, 0.0)
-    return DETCurve(p_miss, p_fa, np.append(values[starts], np.inf))
+    counts = score_counts(*_check_pair(target_scores, nontarget_scores))
+    return _rocch(counts, pav_posterior(counts))
+
+
+def _eer(hull: DETCurve) -> float:
+    p_miss, p_fa, _ = hull
+    k = int(np.argmax(p_miss >= p_fa))  # first vertex on or past the diagonal; k >= 1
+    d1 = p_fa[k - 1] - p_miss[k - 1]    # > 0
+    d2 = p_miss[k] - p_fa[k]            # >= 0
+    return float((p_miss[k - 1] * d2 + p_miss[k] * d1) / (d1 + d2))
 
 
 def eer(target_scores, nontarget_scores) -> float:
@@ -200,16 +190,20 @@ def eer(target_scores, nontarget_scores) -> float:
     >>> eer([1.0, 2.0], [0.0, 1.0])   # hull through (P_fa, P_miss) = (0.5, 0) and (0, 0.5)
     0.25
     """
-    p_miss, p_fa, _ = rocch(target_scores, nontarget_scores)
-    k = int(np.argmax(p_miss >= p_fa))  # first vertex on or past the diagonal; k >= 1
-    d1 = p_fa[k - 1] - p_miss[k - 1]    # > 0
-    d2 = p_miss[k] - p_fa[k]            # >= 0
-    return float((p_miss[k - 1] * d2 + p_miss[k] * d1) / (d1 + d2))
+    return _eer(rocch(target_scores, nontarget_scores))
 
 
 def _normalised_dcf(p_miss, p_fa, p_target, c_miss, c_fa):
     c_default = min(c_miss * p_target, c_fa * (1.0 - p_target))
     return (c_miss * p_target * p_miss + c_fa * (1.0 - p_target) * p_fa) / c_default
+
+
+def _min_dcf(points, p_target, c_miss, c_fa):
+    """(min normalised DCF, its threshold) over the DET ``points`` of :func:`det_points`."""
+    p_miss, p_fa, thr = points
+    dcf = _normalised_dcf(p_miss, p_fa, p_target, c_miss, c_fa)
+    best = int(np.argmin(dcf))
+    return float(min(dcf[best], 1.0)), float(thr[best])  # trivial systems cost 1; guard rounding
 
 
 def min_dcf(target_scores, nontarget_scores, p_target, c_miss=1.0, c_fa=1.0, *,
@@ -232,11 +226,9 @@ def min_dcf(target_scores, nontarget_scores, p_target, c_miss=1.0, c_fa=1.0, *,
     float in [0, 1], or (float, float) with the threshold.
     """
     p_target, c_miss, c_fa = _check_costs(p_target, c_miss, c_fa)
-    p_miss, p_fa, thr = det_curve(target_scores, nontarget_scores)
-    dcf = _normalised_dcf(p_miss, p_fa, p_target, c_miss, c_fa)
-    best = int(np.argmin(dcf))
-    value = float(min(dcf[best], 1.0))  # the trivial systems cost 1; guard rounding
-    return (value, float(thr[best])) if return_threshold else value
+    value, threshold = _min_dcf(det_curve(target_scores, nontarget_scores), p_target, c_miss,
+                                c_fa)
+    return (value, threshold) if return_threshold else value
 
 
 def act_dcf(target_scores, nontarget_scores, p_target, c_miss=1.0, c_fa=1.0) -> float:
@@ -284,6 +276,19 @@ def cllr(target_scores, nontarget_scores) -> float:
         return float(np.ldexp(bits, k))
 
 
+def _min_cllr(counts: ScoreCounts, p) -> float:
+    """min Cllr from the counts and their PAV posterior ``p`` (see :func:`min_cllr`)."""
+    _, n_tar, n_non = counts
+    total_tar, total_non = int(n_tar.sum()), int(n_non.sum())
+    odds_ratio = total_tar / total_non
+    # A PAV block holding a target has p > 0, one holding a non-target p < 1, so the masked
+    # divisions are safe; the blocks left out contribute exactly zero cost.
+    t, n = n_tar > 0, n_non > 0
+    tar_bits = n_tar[t] @ np.log2(1.0 + (1.0 - p[t]) / p[t] * odds_ratio)
+    non_bits = n_non[n] @ np.log2(1.0 + p[n] / (1.0 - p[n]) / odds_ratio)
+    return float(min(0.5 * (tar_bits / total_tar + non_bits / total_non), 1.0))
+
+
 def min_cllr(target_scores, nontarget_scores) -> float:
     """Cllr after the optimal monotone (PAV) calibration of the scores.
 
@@ -298,15 +303,8 @@ def min_cllr(target_scores, nontarget_scores) -> float:
     -------
     float in [0, 1]
     """
-    tar, non = _check_pair(target_scores, nontarget_scores)
-    _, n_tar, n_non, p = _pav(tar, non)
-    odds_ratio = tar.size / non.size
-    # A PAV block holding a target has p > 0, one holding a non-target p < 1, so the masked
-    # divisions are safe; the blocks left out contribute exactly zero cost.
-    t, n = n_tar > 0, n_non > 0
-    tar_bits = n_tar[t] @ np.log2(1.0 + (1.0 - p[t]) / p[t] * odds_ratio)
-    non_bits = n_non[n] @ np.log2(1.0 + p[n] / (1.0 - p[n]) / odds_ratio)
-    return float(min(0.5 * (tar_bits / tar.size + non_bits / non.size), 1.0))
+    counts = score_counts(*_check_pair(target_scores, nontarget_scores))
+    return _min_cllr(counts, pav_posterior(counts))
 
 
 def per_model(models, scores, labels, p_targets=(0.01,), c_miss=1.0, c_fa=1.0) -> list:

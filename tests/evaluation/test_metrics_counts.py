@@ -1,0 +1,143 @@
+"""The threshold measures (DET points, ROCCH, EER, minDCF, min Cllr) computed from the distinct
+scores and their counts (emkit.evaluation._counts): the same floats as the scikit-learn route
+they replaced (det_curve on ranks, IsotonicRegression on ranks), kept here as the reference,
+and a memory bound of a few copies of the scores."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import det_curve as sk_det_curve
+
+from emkit.evaluation import calibration_io, metrics
+
+
+def reference_det(tar, non):
+    y = np.r_[np.ones(tar.size, dtype=np.int8), np.zeros(non.size, dtype=np.int8)]
+    values, ranks = np.unique(np.r_[tar, non], return_inverse=True)
+    p_fa, p_miss, at = (np.asarray(a, dtype=np.float64)
+                        for a in sk_det_curve(y, ranks.astype(np.float64)))
+    thr = np.full(at.shape, np.inf)
+    thr[np.isfinite(at)] = values[at[np.isfinite(at)].astype(np.int64)]
+    if p_fa[-1] > 0:
+        p_fa, p_miss, thr = np.append(p_fa, 0.0), np.append(p_miss, 1.0), np.append(thr, np.inf)
+    return p_miss, p_fa, thr
+
+
+def reference_pav(tar, non):
+    values, inverse = np.unique(np.r_[tar, non], return_inverse=True)
+    n_tar = np.bincount(inverse[:tar.size], minlength=values.size)
+    n_non = np.bincount(inverse[tar.size:], minlength=values.size)
+    weight = (n_tar + n_non).astype(np.float64)
+    posterior = IsotonicRegression().fit_transform(np.arange(values.size, dtype=np.float64),
+                                                   n_tar / weight, sample_weight=weight)
+    return values, n_tar, n_non, posterior
+
+
+def reference_rocch(tar, non):
+    values, n_tar, n_non, posterior = reference_pav(tar, non)
+    starts = np.flatnonzero(np.r_[True, posterior[1:] != posterior[:-1]])
+    p_miss = np.append(np.r_[0, np.cumsum(n_tar)][starts] / tar.size, 1.0)
+    p_fa = np.append((non.size - np.r_[0, np.cumsum(n_non)][starts]) / non.size, 0.0)
+    return p_miss, p_fa, np.append(values[starts], np.inf)
+
+
+def reference_eer(tar, non):
+    p_miss, p_fa, _ = reference_rocch(tar, non)
+    k = int(np.argmax(p_miss >= p_fa))
+    d1, d2 = p_fa[k - 1] - p_miss[k - 1], p_miss[k] - p_fa[k]
+    return float((p_miss[k - 1] * d2 + p_miss[k] * d1) / (d1 + d2))
+
+
+def reference_min_dcf(tar, non, p):
+    p_miss, p_fa, thr = reference_det(tar, non)
+    dcf = (p * p_miss + (1 - p) * p_fa) / min(p, 1 - p)
+    best = int(np.argmin(dcf))
+    return float(min(dcf[best], 1.0)), float(thr[best])
+
+
+def reference_min_cllr(tar, non):
+    _, n_tar, n_non, p = reference_pav(tar, non)
+    odds = tar.size / non.size
+    t, n = n_tar > 0, n_non > 0
+    tar_bits = n_tar[t] @ np.log2(1.0 + (1.0 - p[t]) / p[t] * odds)
+    non_bits = n_non[n] @ np.log2(1.0 + p[n] / (1.0 - p[n]) / odds)
+    return float(min(0.5 * (tar_bits / tar.size + non_bits / non.size), 1.0))
+
+
+def _cases(count=120):
+    rng = np.random.default_rng(7)
+    for i in range(count):
+        n_tar, n_non = int(rng.integers(1, 30)), int(rng.integers(1, 50))
+        step = [0.5, 0.1, 1e-3, 1e9][i % 4]  # coarse steps: many ties within and across classes
+        tar = np.round(rng.normal(1.0, 1.0, n_tar) / step) * step
+        non = np.round(rng.normal(0.0, 1.0, n_non) / step) * step
+        if i % 9 == 0:
+            tar = rng.normal(size=n_tar) * 1e300
+        if i % 11 == 0:
+            non = -tar[:1].repeat(n_non) if i % 2 else np.r_[non, tar][:n_non]
+        yield tar, non
+
+
+def _same(a, b):
+    for x, y in zip(a, b, strict=True):
+        assert x.shape == y.shape
+        np.testing.assert_array_equal(x, y)
+
+
+def test_the_same_floats_as_the_scikit_learn_route():
+    for tar, non in _cases():
+        _same(metrics.det_curve(tar, non), reference_det(tar, non))
+        _same(metrics.rocch(tar, non), reference_rocch(tar, non))
+        assert metrics.eer(tar, non) == reference_eer(tar, non)
+        assert metrics.min_cllr(tar, non) == reference_min_cllr(tar, non)
+        for p in (0.001, 0.01, 0.5, 0.9):
+            assert metrics.min_dcf(tar, non, p, return_threshold=True) == \
+                reference_min_dcf(tar, non, p)
+
+
+def test_score_metrics_shares_one_sort_with_the_same_results():
+    for tar, non in _cases(40):
+        m = calibration_io.score_metrics(tar, non, (0.01, 0.2))
+        assert m["eer"] == reference_eer(tar, non)
+        assert m["min_cllr"] == reference_min_cllr(tar, non)
+        assert m["min_dcf"] == {p: reference_min_dcf(tar, non, p)[0] for p in (0.01, 0.2)}
+
+
+def test_score_metrics_refuses_a_bad_prior_naming_it():
+    with pytest.raises(ValueError, match="p_target"):
+        calibration_io.score_metrics([1.0, 2.0], [0.0], (0.01, 1.5))
+
+
+def test_inputs_are_not_modified():
+    rng = np.random.default_rng(0)
+    tar, non = rng.normal(size=50), rng.normal(size=80)
+    kept = tar.copy(), non.copy()
+    metrics.eer(tar, non)
+    metrics.min_dcf(tar, non, 0.01)
+    calibration_io.score_metrics(tar, non)
+    _same((tar, non), kept)
+
+
+@pytest.mark.parametrize("measure, copies", [("eer", 9), ("min_cllr", 9), ("det_curve", 6),
+                                             ("min_dcf", 6)])
+def test_memory_is_a_few_copies_of_the_scores(measure, copies):
+    # all-distinct scores (the worst case); the scikit-learn route peaked at 11-16 copies.  PAV
+    # (eer, min_cllr) holds the 3 count arrays and its input, and scipy copies that (5 more)
+    rng = np.random.default_rng(3)
+    n = 200_000
+    labels = rng.random(n) < 0.1
+    scores = rng.normal(size=n) + 2 * labels
+    tar, non = scores[labels], scores[~labels]
+    args = (tar, non, 0.01) if measure == "min_dcf" else (tar, non)
+    getattr(metrics, measure)(tar[:5], non[:5], *args[2:])  # (imports outside the count)
+    tracemalloc.start()
+    try:
+        getattr(metrics, measure)(*args)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < copies * scores.nbytes, peak / scores.nbytes
