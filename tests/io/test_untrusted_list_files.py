@@ -141,3 +141,21 @@ def test_a_feature_scp_line_starting_with_hash_and_a_character_is_refused(tmp_pa
     lines = (tmp_path / "f.scp").read_text().splitlines()
     (tmp_path / "f.scp").write_text(f"# {lines[1]}\n{lines[0]}\n")
     assert list(read_kaldi_scp(tmp_path / "f.scp")) == ["u1"]
+
+
+@pytest.mark.parametrize("token", ["9" * 300_000 + "x", "-" + "1" * 300_000 + ".5e5e",
+                                   "1" * 100_000 + "_0"])
+def test_a_long_almost_number_is_refused_at_once(token, tmp_path, no_hang):
+    # the number pattern split a run of digits every way before failing (quadratic: hours)
+    (tmp_path / "s.txt").write_text(f"m p {token} target\n")
+    with pytest.raises(FeatureError, match="s.txt line 1: the score must be a number; got "):
+        read_scores(tmp_path / "s.txt")
+
+
+def test_a_long_almost_number_in_a_kaldi_text_matrix_is_refused_at_once(tmp_path, no_hang):
+    from emkit.io.kaldi import read_kaldi_ark
+
+    (tmp_path / "feats.ark").write_text(f"utt1  [\n 1.0 {'9' * 60_000}x\n 3.0 4.0 ]\n")
+    with pytest.raises(FeatureError, match="line 2: row 1 of the text matrix holds something "
+                                           "that is not a number"):
+        read_kaldi_ark(tmp_path / "feats.ark")

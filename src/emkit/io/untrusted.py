@@ -168,8 +168,10 @@ def text_lines(path, max_line: int, what: str):
 #: A number as Kaldi, BOSARIS and C's ``strtod`` write one: ASCII digits, an optional sign,
 #: fraction and exponent.  Python's ``float`` also takes ``1_0``, non-ASCII digits (``\u0661``)
 #: and surrounding white space; every text reader of numbers (score files, Kaldi text matrices,
-#: segments times) accepts this pattern only.
-ASCII_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+#: segments times) accepts this pattern only.  Written so that a run of digits splits one way
+#: only: ``[0-9]+\.?[0-9]*`` let a failed match try every split of the run (quadratic: a
+#: 500,000-digit score followed by a letter took hours to refuse).
+ASCII_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 #: What ``float`` reads as NaN or infinity (an error of its own: "must be finite")
 NOT_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.ASCII | re.IGNORECASE)
 
