@@ -11,7 +11,6 @@ file.
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .untrusted import (ASCII_NUMBER, NOT_FINITE, FeatureError, is_comment, number_advice,
-                        show_key, text_lines)
+from .score_files import read_score_columns, score_text
+from .untrusted import FeatureError, is_comment, show_key, text_lines
 
 #: (FeatureError: what the readers raise, re-exported)
 __all__ = ["read_id_map", "count_unlabelled", "read_id_lists", "Trials", "read_trials", "format_score",
@@ -30,6 +29,8 @@ __all__ = ["read_id_map", "count_unlabelled", "read_id_lists", "Trials", "read_t
 LABELS = ("target", "nontarget")
 #: Longest line (bytes) of an id list, trial list or score file; a longer one is refused unread.
 MAX_LINE = 1 << 20
+#: Trials whose lines write_scores makes and writes at a time.
+WRITE_TRIALS = 1 << 16
 
 
 def check_writable(path) -> Path:
@@ -196,7 +197,8 @@ def write_scores(path, models, probes, scores, labels=None) -> None:
 
     ``models``, ``probes`` and ``scores`` (n_trials,), the scores finite (a ``ValueError``
     otherwise, and nothing written); ``labels`` (n_trials,) bools (True: target) add the fourth
-    column, None leaves it out.
+    column, None leaves it out.  The text is made and written :data:`WRITE_TRIALS` trials at a
+    time, so that it is never held whole.
     """
     scores = np.asarray(scores, dtype=np.float64)
     if not (len(models) == len(probes) == scores.shape[0]):
@@ -208,25 +210,9 @@ def write_scores(path, models, probes, scores, labels=None) -> None:
         raise ValueError(f"scores must be finite; got {bad.size} NaN or infinite score(s), the "
                          f"first {scores[k]} for model {show_key(models[k])} and probe "
                          f"{show_key(probes[k])}; nothing was written to {os.fspath(path)!r}")
-    buffer = io.StringIO()
-    for i, (m, p) in enumerate(zip(models, probes, strict=True)):
-        line = f"{m} {p} {format_score(scores[i])}"
-        if labels is not None:
-            line += " target" if labels[i] else " nontarget"
-        buffer.write(line + "\n")
     with atomic_write(path) as f:
-        f.write(buffer.getvalue())
-
-
-def _parse_score(text: str, where: str) -> float:
-    """The score of column 3 as a finite float64; a :class:`FeatureError` for anything else."""
-    numeric = ASCII_NUMBER.fullmatch(text) is not None
-    if numeric and np.isfinite(value := float(text)):
-        return value
-    if numeric or NOT_FINITE.fullmatch(text):  # 1e999 overflows to inf
-        raise FeatureError(f"{where}: the score must be finite; got {show_key(text)} in column 3")
-    raise FeatureError(f"{where}: the score must be a number; got {show_key(text)} in column 3 "
-                       f"({number_advice(text)})")
+        for start in range(0, scores.shape[0], WRITE_TRIALS):
+            f.write(score_text(models, probes, scores, labels, start, start + WRITE_TRIALS))
 
 
 def read_scores(path):
@@ -235,26 +221,8 @@ def read_scores(path):
     A score is ASCII text as Kaldi and BOSARIS write it (``-1.5``, ``2e-3``); other text Python's
     ``float`` would take (``1_0``, non-ASCII digits) and a non-finite score are a
     :class:`FeatureError` naming the line and column, and so is a model-probe pair listed twice
-    (naming both lines).
+    (naming both lines).  Each distinct model and probe id is one string object, which every
+    trial of the lists refers to (see :mod:`emkit.io.score_files`).
     """
-    path = os.fspath(path)
-    models, probes, scores, labels = [], [], [], []
-    n_columns = None
-    seen = {}
-    for number, fields in _rows(path, "score file"):
-        where = f"{path} line {number}"
-        if len(fields) not in (3, 4) or (n_columns is not None and len(fields) != n_columns):
-            raise FeatureError(f"{where}: expected 'model-id probe-id score [target|nontarget]'; "
-                               f"got {len(fields)} columns")
-        n_columns = len(fields)
-        _check_repeat(seen, fields, number, where)
-        value = _parse_score(fields[2], where)
-        models.append(fields[0])
-        probes.append(fields[1])
-        scores.append(value)
-        if n_columns == 4:
-            labels.append(_parse_label(fields[3], where))
-    if not models:
-        raise FeatureError(f"{path}: the score file is empty")
-    trials = Trials(models, probes, np.array(labels, dtype=bool) if n_columns == 4 else None)
-    return trials, np.array(scores, dtype=np.float64)
+    models, probes, scores, labels = read_score_columns(path, MAX_LINE)
+    return Trials(models, probes, labels), scores
