@@ -141,3 +141,47 @@ def test_memory_is_a_few_copies_of_the_scores(measure, copies):
     finally:
         tracemalloc.stop()
     assert peak < copies * scores.nbytes, peak / scores.nbytes
+
+
+def test_per_model_groups_trials_in_one_pass_with_the_same_results():
+    # each model's trials were picked by a mask over all trials (O(n_models * n_trials)); the
+    # grouping by one sort must give each model the same trials in the same order
+    rng = np.random.default_rng(11)
+    n = 3000
+    models = rng.choice(np.array([f"m{k}" for k in range(60)] + [7, 7.0]), n).tolist()
+    labels = rng.random(n) < 0.2
+    scores = np.round(rng.normal(size=n) + 2 * labels, 1)
+    rows = metrics.per_model(models, scores, labels, (0.01, 0.5))
+    array = np.array(models)
+    assert [r["model"] for r in rows] == list(dict.fromkeys(models))
+    for r in rows:
+        own = array == r["model"]
+        tar, non = scores[own & labels], scores[own & ~labels]
+        assert (r["targets"], r["nontargets"]) == (tar.size, non.size)
+        if tar.size and non.size:
+            assert r["eer"] == metrics.eer(tar, non)
+            assert r["min_dcf"] == {p: metrics.min_dcf(tar, non, p) for p in (0.01, 0.5)}
+    assert metrics.per_model(np.array(models), scores, labels) == \
+        metrics.per_model(models, scores, labels)
+
+
+def test_per_model_looks_at_each_trial_a_bounded_number_of_times():
+    # 1,000 models of 5 trials (object ids, compared in Python): a mask per model compared
+    # 1,000 x 5,000 ids; grouping compares about one per trial
+    class Counted(str):
+        compared = 0
+
+        def __eq__(self, other):
+            Counted.compared += 1
+            return str.__eq__(self, other)
+
+        __hash__ = str.__hash__
+
+    n = 5000
+    models = np.empty(n, dtype=object)
+    models[:] = [Counted(f"m{i // 5}") for i in range(n)]
+    labels = np.zeros(n, dtype=bool)  # (one class per model: no EER to compute)
+    scores = np.arange(n, dtype=np.float64)
+    rows = metrics.per_model(models, scores, labels)
+    assert len(rows) == n // 5 and rows[0]["nontargets"] == 5 and rows[0]["eer"] is None
+    assert Counted.compared < 3 * n

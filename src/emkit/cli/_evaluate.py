@@ -10,7 +10,6 @@ from ._app import InputFile, check_outputs, cli, lazy_module
 from ._commands import OUTPUT
 from ._numbers import POSITIVE, FiniteFloatRange
 
-np = lazy_module("numpy")
 ex = lazy_module("emkit.experiment")
 fe = lazy_module("emkit.io.lists")
 
@@ -102,7 +101,8 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
             raise fe.FeatureError(f"{path}: evaluation needs target and non-target trials; got "
                                   f"only {'target' if labels.all() else 'non-target'} ones")
         systems[name] = (values[labels], values[~labels])
-        per_model[name] = (np.asarray(trials.models), values, labels)
+        if by_model:
+            per_model[name] = (trials.models, values, labels)
     if key and not key_used:
         raise click.UsageError(f"--key does not apply: every score file has its own label "
                                f"column, so {key} would not be read")

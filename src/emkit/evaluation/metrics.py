@@ -23,7 +23,9 @@ likely target".  Conventions used throughout:
 
 from __future__ import annotations
 
+import itertools
 import numbers
+from collections import defaultdict
 from typing import NamedTuple
 
 import numpy as np
@@ -328,15 +330,25 @@ def per_model(models, scores, labels, p_targets=(0.01,), c_miss=1.0, c_fa=1.0) -
         ``min_dcf`` (``{p_target: value}``), both None when the model has trials of one class.
     """
     scores = _check_scores(scores, "scores")
-    models = np.asarray(models)
-    if models.shape != scores.shape:
+    if not isinstance(models, (list, tuple)):  # (a list of 10^7 ids is not made an array)
+        models = np.asarray(models)
+    shape = models.shape if isinstance(models, np.ndarray) else (len(models),)
+    if shape != scores.shape:
         raise ValueError(f"models must have shape {scores.shape}, one model per score; got "
-                         f"{models.shape}")
+                         f"{shape}")
     labels = check_labels(labels, scores.size, "labels", per="score of scores")
+    # each model's trials, in file order, by one stable sort of the models' numbers (numbered in
+    # order of first appearance): a mask per model made this O(n_models * n_trials)
+    ids = defaultdict(itertools.count().__next__)
+    keys = models.tolist() if isinstance(models, np.ndarray) else models
+    numbers = np.fromiter(map(ids.__getitem__, keys), np.int64, len(keys))
+    order = np.argsort(numbers, kind="stable")
+    bounds = np.searchsorted(numbers[order], np.arange(len(ids) + 1))
     rows = []
-    for model in dict.fromkeys(models.tolist()):
-        own = models == model
-        tar, non = scores[own & labels], scores[own & ~labels]
+    for k, model in enumerate(ids):
+        own = order[bounds[k]:bounds[k + 1]]
+        own_scores, own_labels = scores[own], labels[own]
+        tar, non = own_scores[own_labels], own_scores[~own_labels]
         row = {"model": model, "targets": tar.size, "nontargets": non.size, "eer": None,
                "min_dcf": None}
         if tar.size and non.size:
