@@ -272,3 +272,19 @@ def test_a_prior_that_is_not_finite_is_a_usage_error(files):
     result = run("--train", files / "dev.txt", "--prior", "nan", "--save", files / "cal.json")
     one_line_error(result, 2, "Invalid value for '--prior': must be a finite number; got nan")
     assert not (files / "cal.json").exists()
+
+
+def test_the_development_scores_are_read_once(files, monkeypatch):
+    # emkit calibrate --train read the development file twice (its scores for the Cllr line,
+    # then again to train): a 10^7-line file cost two full reads
+    from emkit.evaluation import calibration_io
+
+    reads = []
+    monkeypatch.setattr(calibration_io, "read_scores",
+                        lambda path: reads.append(path) or read_scores(path))
+    result = run("--train", files / "dev.txt", "--save", files / "cal.json")
+    assert result.exit_code == 0, result.output
+    assert reads == [str(files / "dev.txt")]
+    trials, dev = read_scores(files / "dev.txt")
+    assert load_calibration(files / "cal.json").coef_[0] == \
+        LinearCalibration().fit(dev, trials.labels).coef_[0]

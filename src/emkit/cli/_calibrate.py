@@ -61,7 +61,7 @@ def calibrate(scores, output, dev, key, prior, save, load):
         raise click.UsageError("-o/--output and --save must be different files")
     if dev is not None:
         _, values, labels = cio.labelled_scores(dev, key)
-        model = cio.train_calibration(dev, key, prior=prior)
+        model = cio.fit_calibration(values, labels, dev, prior=prior)  # (the file read once)
         tar, non = values[labels], values[~labels]
         llr = model.transform(values)
         click.echo(f"calibration: {cio.formula(model)} "

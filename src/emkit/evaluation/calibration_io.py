@@ -32,8 +32,8 @@ from ..io.untrusted import FeatureError
 from ..io.untrusted import open_regular
 from .._describe import describe
 
-__all__ = ["FORMAT", "formula", "labelled_scores", "train_calibration", "save_calibration",
-           "load_calibration", "calibrate_file", "score_metrics"]
+__all__ = ["FORMAT", "formula", "labelled_scores", "train_calibration", "fit_calibration",
+           "save_calibration", "load_calibration", "calibrate_file", "score_metrics"]
 
 # version 2 added C, max_iter and feature_names: an emkit that reads only version 1 refuses them as
 # unknown fields, so they come with a version that makes it say "upgrade emkit" instead
@@ -115,6 +115,12 @@ def train_calibration(scores_path, key_path=None, *, prior: float = 0.5) -> Line
         Unlabelled trials, or trials of one class only.
     """
     _, values, labels = labelled_scores(scores_path, key_path)
+    return fit_calibration(values, labels, scores_path, prior=prior)
+
+
+def fit_calibration(values, labels, scores_path, *, prior: float = 0.5) -> LinearCalibration:
+    """A :class:`LinearCalibration` fitted on the ``values`` and ``labels`` of
+    :func:`labelled_scores` of ``scores_path`` (named in the error when one class is missing)."""
     if labels.all() or not labels.any():
         raise FeatureError(f"{os.fspath(scores_path)}: calibration needs target and non-target "
                            f"trials; got only {'target' if labels.all() else 'non-target'} ones")
