@@ -119,8 +119,28 @@ def train_calibration(scores_path, key_path=None, *, prior: float = 0.5) -> Line
 
 
 def fit_calibration(values, labels, scores_path, *, prior: float = 0.5) -> LinearCalibration:
-    """A :class:`LinearCalibration` fitted on the ``values`` and ``labels`` of
-    :func:`labelled_scores` of ``scores_path`` (named in the error when one class is missing)."""
+    """A :class:`LinearCalibration` fitted on the scores of one development score file.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_trials,)
+        The file's scores, as :func:`labelled_scores` returns them.
+    labels : ndarray of shape (n_trials,)
+        Their labels (True: target).
+    scores_path : str or path-like
+        The file they come from, named in the error.
+    prior : float, default 0.5
+        The target prior of the calibration (see :class:`LinearCalibration`).
+
+    Returns
+    -------
+    LinearCalibration
+
+    Raises
+    ------
+    FeatureError
+        When the trials are all targets or all non-targets.
+    """
     if labels.all() or not labels.any():
         raise FeatureError(f"{os.fspath(scores_path)}: calibration needs target and non-target "
                            f"trials; got only {'target' if labels.all() else 'non-target'} ones")
