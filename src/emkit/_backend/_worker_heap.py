@@ -54,7 +54,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _GLIBC_MMAP_DEFAULT = 128 * 1024
 
 _lock = threading.Lock()
-_lease_lock = threading.Lock()
+_lease_lock = threading.RLock()  # (re-entered by a lease collected while it is held)
 #: On a worker: whether its thresholds are raised now.
 raised = False
 _depth = 0  # fits in progress in this (client) process: the first tunes, the last restores
@@ -111,6 +111,12 @@ def _memory_limit(worker):
 
 def restore_thresholds() -> bool:
     """On a worker: the thresholds of its environment back, and free memory returned."""
+    with _lease_lock:
+        return _restore()
+
+
+def _restore() -> bool:
+    """:func:`restore_thresholds`, with ``_lease_lock`` held."""
     global raised
     libc = _libc()
     trim = os.environ.get("MALLOC_TRIM_THRESHOLD_")
@@ -150,13 +156,15 @@ def _worker_lease(made_in: int | None = None) -> HeapLease:
 
 
 def _lease_dropped(made_in: int) -> None:
+    # Decided and restored under the lock: a lease is dropped in whichever thread lets go of it
+    # last (a task's thread too), and the next fit raises the thresholds in the worker's event
+    # loop.  Checked after the lock was released, a raise in between was undone at once.
     with _lease_lock:
         _leases[made_in] -= 1
         if _leases[made_in] == 0:
             del _leases[made_in]
-        last = made_in == _raises and made_in not in _leases
-    if last and raised:
-        restore_thresholds()
+        if made_in == _raises and made_in not in _leases and raised:
+            _restore()
 
 
 def _leased(client, raises: dict) -> list:
