@@ -357,9 +357,9 @@ def _synthetic_stats(seed, n, C, D):
     return out
 
 
-def _spilled_ivector_problem(n_parts, per_part, C, D, batch_size):
+def _spilled_ivector_problem(n_parts, per_part, C, D, batch_size, reference=True):
     """(the parts of a bag of synthetic statistics for bag_from_parts, a factory of the i-vector
-    machine to train on them, the machine trained in memory)."""
+    machine to train on them, the machine trained in memory (None unless ``reference``))."""
     parts = [(i, per_part, C, D) for i in range(n_parts)]
     rng = np.random.default_rng(0)
     ubm = GMMMachine(C)
@@ -370,6 +370,8 @@ def _spilled_ivector_problem(n_parts, per_part, C, D, batch_size):
         return IVectorMachine(ubm, dim_t=3, max_iterations=2, random_state=0,
                               batch_size=batch_size)
 
+    if not reference:
+        return parts, machine, None
     return parts, machine, machine().fit([s for p in parts for s in _synthetic_stats(*p)])
 
 
@@ -549,6 +551,18 @@ def _ivector_fit_peak(tmp_path, n_parts, per_part=50, C=32, D=20):
     return min(peaks), n_parts * per_part * (2 * C * D + C) * 8, got, ref
 
 
+def _disk_ivector_fit(tmp_path, n_parts, per_part=50, C=32, D=20):
+    """The machine of one disk fit of :func:`_ivector_fit_peak`'s problem, untraced (it took
+    four fits, two of them traced, to compare machines only)."""
+    from emkit._backend import bag_from_parts
+
+    parts, machine, _ = _spilled_ivector_problem(n_parts, per_part, C, D, batch_size=100,
+                                                 reference=False)
+    with dask.config.set(scheduler="sync"), \
+            emkit.config_context(dask_cache="disk", spill_directory=tmp_path):
+        return machine().fit(bag_from_parts(_synthetic_stats, parts))
+
+
 def test_a_disk_ivector_fit_holds_one_batch_whatever_its_share(tmp_path, monkeypatch):
     """i-vector training on spilled statistics holds one E-step batch (centred: n and F - n m),
     a block of statistics being read and one input partition, whatever the number of
@@ -598,14 +612,14 @@ def test_a_disk_ivector_fit_is_the_fit_on_batches_centred_whole(tmp_path, monkey
     from emkit.ivector import _batching
 
     monkeypatch.setattr(_spill_files, "_BLOCK_BYTES", 2**14)
-    got = _ivector_fit_peak(tmp_path, 4)[2]
+    got = _disk_ivector_fit(tmp_path, 4)
 
     def whole(piece, means, first):
         b = emkit.GMMStats.stack(list(piece), shape=means.shape, second_order=True, offset=first)
         return kiv.centre_batch(b.n, b.sum_px, b.sum_pxx, means)
 
     monkeypatch.setattr(_batching, "_centred_in_blocks", whole)
-    before = _ivector_fit_peak(tmp_path, 4)[2]
+    before = _disk_ivector_fit(tmp_path, 4)
     for name in ("T", "sigma"):
         assert getattr(got, name).tobytes() == getattr(before, name).tobytes(), name
 
