@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import numbers
-from dataclasses import dataclass
 
 import numpy as np
 
 from ._shifted_moments import _Shifted
-from ._validation import check_positive_int, check_stacked_statistics, copy_real, real_copy
+from . import _stats_stack
+from ._stats_stack import StatsBatch, as_stats_sequence, check_stats  # noqa: F401 (re-exported)
+from ._validation import check_positive_int, real_copy
 from .io._registry import register
 from ._describe import describe
 
@@ -61,7 +62,22 @@ class GMMStats:
 
     # -- fields -----------------------------------------------------------------------------
     def init_fields(self, log_likelihood=0.0, t=0, n=None, sum_px=None, sum_pxx=None):
-        """Set every field; ``None`` arrays become float64 zeros of the current shape."""
+        """Set every field, as bob.learn.em 3.3.1 does: arrays are kept as given (no copy, no check).
+
+        Parameters
+        ----------
+        log_likelihood : float, default 0.0
+        t : int, default 0
+            The number of frames.
+        n : ndarray of shape (C,), optional
+            Default: float64 zeros of the current shape (numpy, whatever ``like`` was).
+        sum_px, sum_pxx : ndarray of shape (C, D), optional
+            Default: float64 zeros of the current shape.
+
+        Notes
+        -----
+        The moments about a shift kept privately are dropped: the fields are plain raw sums.
+        """
         C, D = self.n_gaussians, self.n_features
         self.log_likelihood = log_likelihood
         self.t = t
@@ -71,25 +87,36 @@ class GMMStats:
         self._shifted = None
 
     # -- stacking and construction ------------------------------------------------------------
-    @staticmethod
-    def stack(stats, *, name: str = "X", shape=None, second_order: bool = False, indexed: bool = True,
-              offset: int = 0, partition: int | None = None, shape_of: str = "the UBM") -> "StatsBatch":
-        """Stack a sequence of S statistics into a validated :class:`StatsBatch`.
-
-        ``stats``: a list, tuple or numpy object array of GMMStats.  ``shape``: the (C, D) every
-        item must have (default: the first item's), and ``shape_of`` what it is the shape of, for
-        the errors (default "the UBM"); ``second_order``: also stack ``sum_pxx``.
-        Errors name ``name[offset + i]`` (or ``name`` when not ``indexed``): TypeError for an item
-        that is not a GMMStats, ValueError for an empty sequence, a wrong shape, NaN or infinity,
-        a negative occupancy ``n`` or frame count ``t``.  With ``partition`` (the items are those
-        of partition ``k`` of a dask bag, from its item ``offset``): ``name[item j of partition k]``.
-        """
-        return _stack(stats, name, shape, second_order, indexed, offset, partition, shape_of)
+    stack = staticmethod(_stats_stack.stack)
 
     @classmethod
     def from_arrays(cls, n, sum_px, sum_pxx=None, *, t=0, log_likelihood=0.0) -> "GMMStats":
-        """Statistics from arrays ``n`` (C,), ``sum_px`` (C, D), ``sum_pxx`` (C, D) or None (zeros);
-        copied to float64 and checked for shape and finiteness."""
+        """Checked statistics from arrays (not in bob.learn.em 3.3.1, whose fields are assigned).
+
+        Parameters
+        ----------
+        n : array-like of shape (C,)
+            Occupancies, >= 0.
+        sum_px : array-like of shape (C, D)
+        sum_pxx : array-like of shape (C, D), optional
+            Default: zeros (statistics without the second order).
+        t : int, default 0
+            The number of frames (an integral float such as 3.0 is accepted).
+        log_likelihood : float, default 0.0
+
+        Returns
+        -------
+        GMMStats
+            Of shape (C, D), holding float64 copies of the arrays.
+
+        Raises
+        ------
+        TypeError
+            An array holds complex values.
+        ValueError
+            Shapes that disagree, NaN or infinity, a negative occupancy, a ``t`` that is not an
+            integer >= 0 (each naming the argument).
+        """
         n = real_copy(n, "n")
         sum_px = real_copy(sum_px, "sum_px")
         if n.ndim != 1 or sum_px.ndim != 2 or sum_px.shape[0] != n.shape[0]:
@@ -157,10 +184,27 @@ class GMMStats:
         return self._valid_shifted() is not None
 
     def centred_moments(self, second_order: bool = True):
-        """``(shift (D,), sum_t r (x - shift), sum_t r (x - shift)**2)`` (internal, for M-steps).
+        """The first and second order moments about a shift, for the M-steps (not in the reference).
 
-        Without moments about a shift (e.g. statistics set by assignment or read from the
-        reference's files), the shift is 0 and the raw sums are returned.
+        Statistics of ``GMMMachine.acc_stats`` keep them about the mean of the means, so that
+        variances of data far from the origin keep their precision.  Without them (statistics
+        assigned, changed, or read from the reference's files) the shift is 0 and the raw sums
+        are returned.
+
+        Parameters
+        ----------
+        second_order : bool, default True
+            Whether the caller needs the second order: moments kept without it then give way to
+            the raw sums.
+
+        Returns
+        -------
+        shift : ndarray of shape (D,)
+        px : ndarray of shape (C, D)
+            ``sum_t r_t (x_t - shift)``.
+        pxx : ndarray of shape (C, D), or None
+            ``sum_t r_t (x_t - shift)**2``; None only with ``second_order=False`` for moments kept
+            without the second order.  The arrays are not copies: do not write to them.
         """
         sh = self._valid_shifted()
         if sh is None or (second_order and sh.pxx is None):
@@ -172,16 +216,24 @@ class GMMStats:
         self.init_fields()
 
     def resize(self, n_gaussians: int, n_features: int):
-        """Change the shape to (n_gaussians, n_features) and zero every field."""
+        """Change the shape and zero every field (float64 numpy arrays).
+
+        Parameters
+        ----------
+        n_gaussians, n_features : int
+            The new C and D; not checked, as in bob.learn.em 3.3.1.
+        """
         self.n_gaussians, self.n_features = n_gaussians, n_features
         self.init_fields()
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(n_gaussians, n_features)``: (C, D)."""
         return (self.n_gaussians, self.n_features)
 
     @property
     def nbytes(self) -> int:
+        """Bytes of ``n``, ``sum_px`` and ``sum_pxx``, as in the reference."""
         return self.n.nbytes + self.sum_px.nbytes + self.sum_pxx.nbytes
 
     def __sizeof__(self) -> int:  # (what dask's sizeof counts against a worker's memory)
@@ -254,7 +306,14 @@ class GMMStats:
         return self
 
     def copy(self) -> "GMMStats":
-        """An independent copy (arrays copied, ``log_likelihood`` and ``t`` kept)."""
+        """An independent copy (not in bob.learn.em 3.3.1).
+
+        Returns
+        -------
+        GMMStats
+            The same fields, with ``n``, ``sum_px``, ``sum_pxx`` (and the moments about a shift)
+            copied: changing one object leaves the other as it was.
+        """
         out = GMMStats.__new__(GMMStats)
         out.__dict__.update(self.__dict__)
         out.n, out.sum_px, out.sum_pxx = self.n.copy(), self.sum_px.copy(), self.sum_pxx.copy()
@@ -276,7 +335,20 @@ class GMMStats:
     __hash__ = None
 
     def is_similar_to(self, other: "GMMStats", rtol: float = 1e-5, atol: float = 1e-8) -> bool:
-        """True when every field agrees within ``np.isclose``/``np.allclose`` tolerances."""
+        """Whether the statistics agree within tolerances, as in bob.learn.em 3.3.1.
+
+        Parameters
+        ----------
+        other : GMMStats
+        rtol, atol : float, default 1e-5 and 1e-8
+            The tolerances of ``np.isclose`` (``log_likelihood``, ``t``) and ``np.allclose``
+            (``n``, ``sum_px``, ``sum_pxx``).
+
+        Returns
+        -------
+        bool
+            False for statistics of another shape (C, D).
+        """
         return bool(
             self.shape == other.shape
             and np.isclose(self.log_likelihood, other.log_likelihood, rtol=rtol, atol=atol)
@@ -291,159 +363,78 @@ class GMMStats:
 
     # -- HDF5 -------------------------------------------------------------------------------
     def save(self, hdf5):
-        """Write the statistics in the reference's HDF5 layout (a path or an open ``h5py`` group),
-        with the moments about a shift when they are kept (:mod:`emkit.io.gmm_stats`)."""
+        """Write the statistics in the HDF5 layout of bob.learn.em 3.x, which loads the file.
+
+        The moments about a shift, when kept, go in a group the reference ignores
+        (:mod:`emkit.io.gmm_stats`).
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path (written atomically, and closed: the reference left it to the garbage
+            collector) or an open, writable group (see :func:`emkit.io.save`).
+
+        Raises
+        ------
+        ValueError
+            Statistics no reader accepts, nothing written (the reference wrote them): fields not
+            of shape (C, D), NaN or infinity, a negative ``n``, ``sum_pxx`` or ``t``, a ``t`` that
+            is not an integer, no Gaussians.
+        """
         from .io._registry import save
 
         save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "GMMStats":
-        """Read statistics written by emkit, bob.learn.em 3.x or the legacy bob 2.x layout."""
+        """Read statistics written by emkit, bob.learn.em 3.x or bob 2.x (legacy layout).
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path (opened read-only and closed) or an open group.
+
+        Returns
+        -------
+        GMMStats
+            ``n_gaussians`` and ``n_features`` are ``numpy.int64`` and float32 arrays stay
+            float32, as in the reference; a legacy file's ``log_likelihood`` is a number (the
+            reference kept a 1-element array).
+
+        Raises
+        ------
+        FileNotFoundError
+            No such file.
+        InvalidFileError
+            A ``ValueError``: not statistics (another model's file), a damaged or hostile file,
+            values no statistics have (NaN, negative occupancies); the message names the file
+            and the dataset.
+        """
         from .io._registry import load
 
         return load(hdf5, expected=cls)
 
     def load(self, hdf5):
-        """Replace the contents of ``self`` by the statistics stored in ``hdf5``."""
+        """Replace the contents of ``self`` by the statistics stored in ``hdf5``.
+
+        Statistics of another shape log the reference's warning ("Loaded GMMStats from hdf5 with
+        a different shape.") and resize ``self``.
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+
+        Raises
+        ------
+        FileNotFoundError, InvalidFileError
+            As :meth:`from_hdf5`; ``self`` is then left as it was.
+        """
         loaded = self.from_hdf5(hdf5)
         if loaded.shape != self.shape:
             logger.warning("Loaded GMMStats from hdf5 with a different shape.")
             self.resize(*loaded.shape)
         self.init_fields(loaded.log_likelihood, loaded.t, loaded.n, loaded.sum_px, loaded.sum_pxx)
         self._shifted = loaded._shifted  # (moments about a shift the file kept, or None)
-
-
-@dataclass(frozen=True, eq=False)
-class StatsBatch:
-    """The statistics of S sessions stacked into arrays: the one input of every consumer of a UBM's
-    statistics (ISV/JFA, i-vectors, linear scoring, experiments).
-
-    Made by :meth:`GMMStats.stack`, which validates every session once; the arrays are fresh
-    C-contiguous float64 copies.
-
-    Attributes
-    ----------
-    n : ndarray (S, C)
-    sum_px : ndarray (S, C, D)
-    sum_pxx : ndarray (S, C, D) or None (stacked without the second order)
-    t : ndarray (S,)
-    log_likelihood : ndarray (S,)
-    """
-
-    n: np.ndarray
-    sum_px: np.ndarray
-    sum_pxx: "np.ndarray | None"
-    t: np.ndarray
-    log_likelihood: np.ndarray
-
-    def __len__(self) -> int:
-        return self.n.shape[0]
-
-    @property
-    def n_sessions(self) -> int:
-        return self.n.shape[0]
-
-    @property
-    def n_gaussians(self) -> int:
-        return self.sum_px.shape[1]
-
-    @property
-    def n_features(self) -> int:
-        return self.sum_px.shape[2]
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(C, D) of every session's statistics."""
-        return self.sum_px.shape[1:]
-
-    @property
-    def supervectors(self) -> np.ndarray:
-        """``sum_px`` as (S, C*D) supervectors (a view)."""
-        return self.sum_px.reshape(len(self), -1)
-
-    def take(self, index) -> "StatsBatch":
-        """The sessions ``index`` (a slice, integer array or boolean mask), as a new batch."""
-        pxx = None if self.sum_pxx is None else self.sum_pxx[index]
-        return StatsBatch(self.n[index], self.sum_px[index], pxx, self.t[index],
-                          self.log_likelihood[index])
-
-    def total(self) -> GMMStats:
-        """The sum of every session's statistics."""
-        pxx = None if self.sum_pxx is None else self.sum_pxx.sum(axis=0)
-        return GMMStats.from_arrays(self.n.sum(axis=0), self.sum_px.sum(axis=0), pxx,
-                                    t=int(self.t.sum()), log_likelihood=float(self.log_likelihood.sum()))
-
-    def to_stats(self) -> list:
-        """One :class:`GMMStats` per session (copies)."""
-        return [GMMStats.from_arrays(self.n[i], self.sum_px[i],
-                                     None if self.sum_pxx is None else self.sum_pxx[i],
-                                     t=int(self.t[i]), log_likelihood=float(self.log_likelihood[i]))
-                for i in range(len(self))]
-
-
-def check_stats(s, label: str, shape, second_order: bool = False, *, shape_of: str) -> GMMStats:
-    """``s`` if it is a GMMStats whose arrays have the (C, D) ``shape``, that of ``shape_of`` ("the
-    UBM", "the GMM machine"; errors name ``label`` and ``shape_of``); values are not looked at
-    (:meth:`GMMStats.stack` checks them while copying)."""
-    if not isinstance(s, GMMStats):
-        raise TypeError(f"{label} must be a GMMStats; got {type(s).__name__}")
-    shape = tuple(shape)
-    if (s.shape != shape or np.shape(s.n) != shape[:1] or np.shape(s.sum_px) != shape
-            or (second_order and np.shape(s.sum_pxx) != shape)):
-        found = s.shape if s.shape != shape else (np.shape(s.n), np.shape(s.sum_px))
-        raise ValueError(f"{label} has statistics of shape (n_gaussians, n_features) = {found}; "
-                         f"{shape_of} has {shape}")
-    return s
-
-
-def _stack(stats, name, shape, second_order, indexed, offset, partition, shape_of) -> StatsBatch:
-    def label(i):
-        if not indexed:
-            return name
-        if partition is None:
-            return f"{name}[{offset + i}]"
-        return f"{name}[item {offset + i} of partition {partition}]"
-
-    if isinstance(stats, GMMStats):
-        raise TypeError(f"{name} must be a sequence of GMMStats; got a single GMMStats")
-    stats = as_stats_sequence(stats)
-    if not isinstance(stats, (list, tuple)):
-        try:
-            stats = list(stats)
-        except TypeError:
-            raise TypeError(f"{name} must be a sequence of GMMStats; got {type(stats).__name__}") from None
-    if not stats:
-        raise ValueError(f"{name} is empty: expected at least one GMMStats")
-    if shape is None and isinstance(stats[0], GMMStats):
-        shape, shape_of = stats[0].shape, label(0)
-    for i, s in enumerate(stats):
-        check_stats(s, label(i), shape, second_order, shape_of=shape_of)
-    S, (C, D) = len(stats), shape
-    fields = {"n": np.empty((S, C)), "sum_px": np.empty((S, C, D)), "t": np.empty(S),
-              "log_likelihood": np.empty(S)}
-    if second_order:
-        fields["sum_pxx"] = np.empty((S, C, D))
-    for field, out in fields.items():
-        for i, s in enumerate(stats):
-            copy_real(out[i : i + 1], getattr(s, field), f"{label(i)}.{field}")
-    check_stacked_statistics(fields, name, label)
-    return StatsBatch(*(fields.get(k) for k in ("n", "sum_px", "sum_pxx", "t", "log_likelihood")))
-
-
-def as_stats_sequence(X):
-    """``X`` with numpy object arrays of :class:`GMMStats` as lists: 1-D -> list, 2-D -> list of
-    lists, 0-D -> its item; lists of such arrays (per-class groups) have their items converted.
-    Anything else is returned unchanged (validation is the caller's): cheap on lists."""
-    if isinstance(X, np.ndarray) and X.dtype == object:
-        if X.ndim == 0:
-            return X.item()
-        if X.ndim == 1:
-            return [as_stats_sequence(x) for x in X.tolist()]
-        return [as_stats_sequence(row) for row in X]
-    if isinstance(X, (list, tuple)) and X and isinstance(X[0], np.ndarray) and X[0].dtype == object:
-        return [as_stats_sequence(x) for x in X]
-    return X
 
 
 register(GMMStats, "GMMStats", write="emkit.io.gmm_stats:write_gmm_stats",
