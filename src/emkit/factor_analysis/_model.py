@@ -5,37 +5,31 @@ reference's initial values (drawn on first use), the derived :class:`Constants`,
 pickling and persistence.  Training (:mod:`._training`), enrolment and scoring (:mod:`._scoring`)
 and the reference's step API (:mod:`._steps`) are functions of a machine's parameters and
 constants; :class:`~emkit.factor_analysis.ISVMachine` and
-:class:`~emkit.factor_analysis.JFAMachine` put them together.
+:class:`~emkit.factor_analysis.JFAMachine` put them together.  The ``*_using_array`` methods,
+from frames, are the mixin :class:`._frames.FrameMethods`.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
 import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
-from .._backend import bag_from_parts, is_dask_collection
 from .._fitted import FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted
 from .._fitted import FitSummary, without_derived
-from .._validation import (check_checkpoint, check_frames, check_positive_int, check_random_state,
+from .._validation import (check_checkpoint, check_positive_int, check_random_state,
                            is_finite_number)
 from . import _steps
 from ._constants import Constants, build, check_shapes
+from ._frames import FrameMethods, has_trained_ubm
 from ._training import prepare_training_set, session_threads
 from .._describe import describe
 
-logger = logging.getLogger("emkit")
 
-
-def has_trained_ubm(ubm) -> bool:
-    return ubm is not None and fitted_value(ubm, "means") is not None
-
-
-class FactorAnalysisBase(FitSummary, BaseEstimator):
+class FactorAnalysisBase(FrameMethods, FitSummary, BaseEstimator):
     """Shared state of :class:`ISVMachine` and :class:`JFAMachine`.
 
     Parameters
@@ -343,108 +337,57 @@ class FactorAnalysisBase(FitSummary, BaseEstimator):
         return machine
 
     def save(self, hdf5):
-        """Write parameters, U/V/D and the UBM to an HDF5 path (atomically) or an open h5py group."""
+        """Write the hyper-parameters, the fitted U, V, D and the UBM to HDF5 (emkit's layout).
+
+        bob.learn.em 3.3.1 could not save ISV or JFA machines.
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path (written atomically) or an open, writable group (see :func:`emkit.io.save`).
+        """
         from ..io._registry import save
 
         save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5):
-        """Read a machine written by :meth:`save`."""
+        """Read a machine written by :meth:`save` (not in bob.learn.em 3.3.1).
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path (opened read-only and closed) or an open group.
+
+        Returns
+        -------
+        ISVMachine or JFAMachine
+            Of the class the file holds (``cls`` or a subclass).
+
+        Raises
+        ------
+        FileNotFoundError
+            No such file.
+        InvalidFileError
+            Another model's file (a JFA file read as ISV...), a damaged or hostile one; the
+            message names the file and the dataset.
+        """
         from ..io._registry import load
 
         return load(hdf5, expected=cls)
 
     def load(self, hdf5):
-        """Replace the state of ``self`` by the machine stored in ``hdf5``."""
+        """Replace the state of ``self`` by the machine stored in ``hdf5`` (see :meth:`from_hdf5`).
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+
+        Raises
+        ------
+        FileNotFoundError, InvalidFileError
+            As :meth:`from_hdf5`; ``self`` is then left as it was.
+        """
         loaded = self.from_hdf5(hdf5)
         self.__dict__.clear()
         self.__dict__.update(loaded.__dict__)
-
-    # -- frames instead of statistics ----------------------------------------------------------
-    def initialize_using_array(self, X):
-        """Train the UBM on the frames ``X`` (N, D) if it is None (from ``ubm_kwargs``) or untrained."""
-        from ..gmm import GMMMachine
-
-        if self.ubm is None:
-            if not isinstance(self.ubm_kwargs, dict):  # a TypeError, as the reference's **None
-                raise TypeError(
-                    "ubm_kwargs must be a dict of GMMMachine arguments (e.g. {'n_gaussians': 8}) "
-                    f"when ubm is None; got {describe(self.ubm_kwargs)}")
-            logger.info("Creating a new GMMMachine and training it.")
-            self.ubm = GMMMachine(**self.ubm_kwargs)
-            self.ubm.fit(X)
-        elif not has_trained_ubm(self.ubm):
-            logger.info("UBM means are None, training the UBM.")
-            self.ubm.fit(X)
-
-    def fit_using_array(self, X, y):
-        """Train the UBM if needed, compute one GMMStats per session of ``X`` and ``fit``.
-
-        ``X``: 2-D array (each row a session of one frame, as in the reference), 3-D array
-        (sessions, frames, D), list of (frames, D) arrays, or a dask array.  ``y``: one label per
-        session (a dask array is computed).
-        """
-        if is_dask_collection(y):
-            y = y.compute()
-        if isinstance(y, np.ndarray):
-            y = y.ravel() if y.ndim > 1 else y
-        sessions, frames = frame_sessions(X)
-        n_sessions = sessions.shape[0] if hasattr(sessions, "shape") else len(sessions)
-        if n_sessions != len(y):
-            raise ValueError(
-                f"X and y have inconsistent numbers of sessions: {n_sessions} in X, {len(y)} in y"
-            )
-        self.initialize_using_array(frames)
-        if is_dask_collection(sessions):
-            parts = [(self.ubm, b) for b in sessions.to_delayed().ravel()]
-            stats = bag_from_parts(_transform_block, parts)
-        else:
-            stats = self.ubm.transform(sessions)
-        return self.fit(stats, y)
-
-    def enroll_using_array(self, X):
-        """``enroll`` of the statistics of the frames ``X`` (N, D); a list of arrays is several sessions."""
-        ubm = self._trained_ubm("enroll_using_array")
-        if isinstance(X, (list, tuple)) or np.ndim(X) == 3:
-            return self.enroll([ubm.acc_stats(x) for x in X])
-        return self.enroll([ubm.acc_stats(X)])
-
-    def score_using_array(self, model, data):
-        """``score`` of a probe given as frames: a 2-D array (N, D) or a list of frame arrays."""
-        ubm = self._trained_ubm("score_using_array")
-        if isinstance(data, np.ndarray) and data.ndim == 2:
-            return self.score(model, [ubm.acc_stats(data)])
-        return self.score(model, [ubm.acc_stats(d) for d in data])
-
-
-def _transform_block(ubm, block):
-    return ubm.transform(np.asarray(block))
-
-
-def frame_sessions(X, name="X"):
-    """``(sessions, frames)`` of frames given to ``fit_using_array``: one item per session, and all
-    frames as one (N, D) array.
-
-    A 2-D array is one frame per session (the reference's convention), a 3-D array or a list (or
-    numpy object array) of 2-D arrays one session per element; dask arrays are kept lazy.
-    """
-    if is_dask_collection(X):
-        if X.ndim not in (2, 3):
-            raise ValueError(f"{name} must be a 2-D or 3-D dask array; got {X.ndim}-D")
-        X = X.rechunk({i: -1 for i in range(1, X.ndim)})
-        return X, (X if X.ndim == 2 else X.reshape(-1, X.shape[-1]))
-    if isinstance(X, (list, tuple)) or (isinstance(X, np.ndarray) and X.dtype == object):
-        X = list(X)  # (a numpy object array of sessions: the reference's ubm.transform iterated it)
-        if not X:
-            raise ValueError(f"{name} is empty: expected at least one session")
-        sessions = [check_frames(x, f"{name}[{i}]", allow_empty=True) for i, x in enumerate(X)]
-        return sessions, np.concatenate(sessions, axis=0)
-    X = np.asarray(X)
-    if X.ndim == 3:
-        return X, check_frames(X.reshape(-1, X.shape[-1]), name)
-    if X.ndim == 2:
-        return X, check_frames(X, name)
-    raise ValueError(
-        f"{name} must be frames: a 2-D or 3-D array or a list of 2-D arrays; got shape {X.shape}"
-    )
