@@ -25,13 +25,46 @@ from ._scoring import probe_x, stack_sessions, templates
 
 
 def reduce_iadd(*args):
-    """Sum each list of accumulators (with ``+``: nothing is mutated); one value for one list."""
+    """Sum each list of accumulators.
+
+    The reference summed with ``+=``, into the first accumulator of each list; emkit adds with
+    ``+`` and mutates nothing.
+
+    Parameters
+    ----------
+    *args : list
+        Lists of accumulators that ``+`` adds (arrays of one shape, numbers, GMMStats...).
+
+    Returns
+    -------
+    object or list
+        The sum of the one list given, or a list of the sums of each.
+    """
     sums = [functools.reduce(operator.add, a) for a in args]
     return sums[0] if len(sums) == 1 else sums
 
 
 def mult_along_axis(A, B, axis: int):
-    """``A`` multiplied by the 1-D ``B`` broadcast along ``axis``."""
+    """``A`` multiplied by the 1-D ``B`` broadcast along ``axis`` (as in the reference).
+
+    Parameters
+    ----------
+    A : array-like of shape (..., n, ...)
+    B : array-like of shape (n,)
+        ``n``: the length of ``A`` along ``axis``.
+    axis : int
+
+    Returns
+    -------
+    ndarray of the shape of A
+
+    Raises
+    ------
+    numpy.exceptions.AxisError
+        ``A`` has no axis ``axis``.
+    ValueError
+        ``B`` has not ``A.shape[axis]`` elements.
+    """
     A = np.asarray(A)
     if axis >= A.ndim:
         raise np.exceptions.AxisError(axis, A.ndim)
@@ -118,7 +151,19 @@ def _class_UG(model, codes, n, latent_x, n_classes):
 
 # -- shared steps ---------------------------------------------------------------------------
 def estimate_number_of_classes(model, y) -> int:
-    """Number of distinct labels in ``y``."""
+    """The number of distinct labels in ``y`` (the reference's ``len(unique_labels(y))``).
+
+    Parameters
+    ----------
+    model : ISVMachine or JFAMachine
+        The machine (``self`` when called as its method); not used.
+    y : array-like of shape (n_sessions,)
+        Labels: any hashable values (the reference's ``unique_labels`` took numbers and strings).
+
+    Returns
+    -------
+    int
+    """
     return len(encode_labels(y)[1])
 
 
@@ -245,7 +290,17 @@ def _compute_vprod(model):
 def estimate_x(model, X) -> np.ndarray:
     """Channel factor of a probe: ``x = L(U, N) U^T Sigma^-1 (F - N m)`` with N, F summed over ``X``.
 
-    ``X`` is a list of GMMStats (one template) or one GMMStats.  Returns (r_U,).
+    Parameters
+    ----------
+    model : ISVMachine or JFAMachine
+        A machine with U (``self`` when called as its method).
+    X : list of GMMStats, or GMMStats
+        The sessions of one probe template, each of shape (C, D); a bare GMMStats is one
+        session (the reference raised ``TypeError``).
+
+    Returns
+    -------
+    ndarray of shape (r_U,)
     """
     c = model._constants("estimate_x")
     n, F, _, _ = templates(X, c.shape, "X")
@@ -253,7 +308,19 @@ def estimate_x(model, X) -> np.ndarray:
 
 
 def estimate_ux(model, X) -> np.ndarray:
-    """``U @ estimate_x(X)``, (CD,)."""
+    """The probe's channel offset ``U @ estimate_x(X)``.
+
+    Parameters
+    ----------
+    model : ISVMachine or JFAMachine
+        A machine with U (``self`` when called as its method).
+    X : list of GMMStats, or GMMStats
+        As :func:`estimate_x`.
+
+    Returns
+    -------
+    ndarray of shape (CD,)
+    """
     return model._constants("estimate_ux").U @ estimate_x(model, X)
 
 
