@@ -11,7 +11,7 @@ from .._backend import computed_once, small_products
 from .._checkpoint import TrainingInput
 from ..io._registry import register
 from ..stats import GMMStats, as_stats_sequence
-from . import _steps
+from . import _training_steps
 from ._docs import with_shared_parameters
 from ._model import FactorAnalysisBase
 from ._scoring import check_latent, enroll_isv, probe_x, score, score_matrix, stack_sessions
@@ -174,8 +174,8 @@ class ISVMachine(FactorAnalysisBase):
         return out[0] if single else out
 
     # the reference's ISV steps (compatibility only)
-    e_step = _steps.e_step
-    m_step = _steps.m_step
+    e_step = _training_steps.e_step
+    m_step = _training_steps.m_step
 
 
 register(ISVMachine, "ISVMachine", write="emkit.io.factor_analysis:write_factor_analysis",

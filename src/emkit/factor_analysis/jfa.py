@@ -10,7 +10,7 @@ import numpy as np
 from .._backend import computed_once, small_products
 from .._checkpoint import TrainingInput
 from ..io._registry import register
-from . import _steps
+from . import _training_steps
 from ._docs import with_shared_parameters
 from ._model import FactorAnalysisBase
 from ._scoring import check_latent, enroll_jfa, score, score_matrix, stack_sessions
@@ -159,14 +159,14 @@ class JFAMachine(FactorAnalysisBase):
         return score_matrix(c, Y @ c.V.T + c.D * Z, probes)
 
     # the reference's JFA phase steps (compatibility only)
-    e_step_v = _steps.e_step_v
-    m_step_v = _steps.m_step_v
-    finalize_v = _steps.finalize_v
-    e_step_u = _steps.e_step_u
-    m_step_u = _steps.m_step
-    finalize_u = _steps.finalize_u
-    e_step_d = _steps.e_step_d
-    m_step_d = _steps.m_step_d
+    e_step_v = _training_steps.e_step_v
+    m_step_v = _training_steps.m_step_v
+    finalize_v = _training_steps.finalize_v
+    e_step_u = _training_steps.e_step_u
+    m_step_u = _training_steps.m_step
+    finalize_u = _training_steps.finalize_u
+    e_step_d = _training_steps.e_step_d
+    m_step_d = _training_steps.m_step_d
 
 
 def _as_pair(model):
