@@ -37,9 +37,9 @@ Differences from the reference shared by both classes (each class lists its own)
 The package is organised by stage: :mod:`._model` (hyper-parameters, UBM, U/V/D, initial values,
 persistence), :mod:`._constants` (what is derived from them), :mod:`._training` (training set,
 passes, the ISV and JFA schedules; with :mod:`._blocks`, :mod:`._estep`, :mod:`._dask`,
-:mod:`._labels`), :mod:`._scoring` (enrolment and scores), :mod:`._steps` and
-:mod:`._training_steps` (the reference's step API, compatibility only), and the classes last
-(:mod:`.isv`, :mod:`.jfa`).
+:mod:`._labels`), :mod:`._scoring` (enrolment and scores), :mod:`._steps`,
+:mod:`._latent_steps` and :mod:`._training_steps` (the reference's step API, compatibility
+only), and the classes last (:mod:`.isv`, :mod:`.jfa`).
 """
 
 from ._dask import check_dask_input_samples_per_class, is_input_dask_nested

@@ -3,8 +3,8 @@
 Hyper-parameters, the UBM, the fitted parameters U, V, D (read-only :class:`FittedArray`), the
 reference's initial values (drawn on first use), the derived :class:`Constants`, cloning,
 pickling and persistence.  Training (:mod:`._training`), enrolment and scoring (:mod:`._scoring`)
-and the reference's step API (:mod:`._steps`) are functions of a machine's parameters and
-constants; :class:`~emkit.factor_analysis.ISVMachine` and
+and the reference's step API (:mod:`._steps`, :mod:`._latent_steps`) are functions of a
+machine's parameters and constants; :class:`~emkit.factor_analysis.ISVMachine` and
 :class:`~emkit.factor_analysis.JFAMachine` put them together.  The ``*_using_array`` methods,
 from frames, are the mixin :class:`._frames.FrameMethods`.
 """
@@ -22,7 +22,7 @@ from .._fitted import FittedArray, clear_derived, derived, fitted_value, refreez
 from .._fitted import FitSummary, without_derived
 from .._validation import (check_checkpoint, check_positive_int, check_random_state,
                            is_finite_number)
-from . import _steps
+from . import _latent_steps, _steps
 from ._constants import Constants, build, check_shapes
 from ._frames import FrameMethods, has_trained_ubm
 from ._training import prepare_training_set, session_threads
@@ -257,13 +257,13 @@ class FactorAnalysisBase(FrameMethods, FitSummary, BaseEstimator):
     estimate_number_of_classes = _steps.estimate_number_of_classes
     initialize = _steps.initialize
     initialize_XYZ = _steps.initialize_XYZ
-    compute_latent_x = _steps.compute_latent_x
-    compute_accumulators_U = _steps.compute_accumulators_U
-    update_U = _steps.update_U
-    update_z = _steps.update_z
-    compute_accumulators_D = _steps.compute_accumulators_D
-    update_y = _steps.update_y
-    compute_accumulators_V = _steps.compute_accumulators_V
+    compute_latent_x = _latent_steps.compute_latent_x
+    compute_accumulators_U = _latent_steps.compute_accumulators_U
+    update_U = _latent_steps.update_U
+    update_z = _latent_steps.update_z
+    compute_accumulators_D = _latent_steps.compute_accumulators_D
+    update_y = _latent_steps.update_y
+    compute_accumulators_V = _latent_steps.compute_accumulators_V
     estimate_x = _steps.estimate_x
     estimate_ux = _steps.estimate_ux
     _compute_uprod = _steps._compute_uprod

@@ -11,9 +11,10 @@ import numpy as np
 
 from .._fitted import fitted_value
 from .._kernels import factor_analysis as kfa
-from ._steps import (_compute_uprod, _compute_vprod, compute_accumulators_D,
-                     compute_accumulators_U, compute_accumulators_V, compute_latent_x,
-                     initialize_XYZ, update_U, update_y, update_z)
+from ._latent_steps import (compute_accumulators_D, compute_accumulators_U,
+                            compute_accumulators_V, compute_latent_x, update_U, update_y,
+                            update_z)
+from ._steps import _compute_uprod, _compute_vprod, initialize_XYZ
 
 
 def _reduce(pairs, name):
