@@ -1,4 +1,4 @@
-"""The reference's single ISV/JFA updates: latent posteriors, accumulators and U (compatibility only).
+"""The reference's single ISV/JFA updates: latent posteriors, accumulators, U (compatibility).
 
 ``compute_latent_x``, ``update_z``, ``update_y``, ``compute_accumulators_U/V/D`` and
 ``update_U``, as in bob.learn.em's step API (see :mod:`._steps`, which has the rest of it, and
@@ -80,10 +80,39 @@ def _class_UG(model, codes, n, latent_x, n_classes):
     return kfa.per_gaussian_products(c.U, G, c.shape[0])
 
 
-
 # -- updates ---------------------------------------------------------------------------------
 def compute_latent_x(model, *, X, y, n_classes, UProd, latent_y=None, latent_z=None):
-    """Posterior means x_h of every session, as a list of (r_U, n_k) per class (None when absent)."""
+    """The posterior means x of every session's channel factor.
+
+    ``x_h = L(U, N_h) U^T Sigma^-1 (F_h - N_h (m + V y_k + D z_k))`` with ``k`` the class of
+    session h and ``L(U, N) = (I + sum_c N_c U_c^T Sigma_c^-1 U_c)^-1``; the ``V y`` and ``D z``
+    terms are left out when ``latent_y`` or ``latent_z`` is ``None``.  Unlike the reference, ``X``
+    is an in-memory list (not a dask-delayed one per class).
+
+    Parameters
+    ----------
+    model : ISVMachine or JFAMachine
+        The machine (``self`` when called as its method); needs U (and V with ``latent_y``, D
+        with ``latent_z``).
+    X : list of GMMStats
+        The training sessions, each of shape (C, D) (a bare GMMStats is one session).
+    y : array-like of shape (n_sessions,)
+        The class index 0..K-1 of each session of ``X`` (not the labels given to ``fit``).
+    n_classes : int
+        K, the number of classes: the length of the list returned.
+    UProd : array-like of shape (C, r_U, r_U)
+        ``U_c^T Sigma_c^-1 U_c`` of every Gaussian (the machine's ``_compute_uprod()``).
+    latent_y : array-like of shape (K, r_V), or None
+        The speaker factors (JFA); ``None`` leaves out the ``V y`` term (ISV).
+    latent_z : array-like of shape (K, C * D), or None
+        The class offsets z; ``None`` leaves out the ``D z`` term.
+
+    Returns
+    -------
+    list of ndarray
+        Element k has shape (r_U, n_k): the x of class k's sessions in the order of ``X``;
+        ``None`` for a class with no session in ``y``.
+    """
     codes, n, F = _labelled(model, X, y, n_classes)
     c = model._constants()
     centred = _centred_sessions(model, codes, n, F, latent_y, latent_z)
@@ -93,7 +122,38 @@ def compute_latent_x(model, *, X, y, n_classes, UProd, latent_y=None, latent_z=N
 
 
 def compute_accumulators_U(model, X, y, UProd, latent_x, latent_y, latent_z):
-    """``(A1 (C, r_U, r_U), A2 (CD, r_U))`` of the U update from the given latents."""
+    """The accumulators of the U update from given latent factors.
+
+    For every session h of class k, with its x_h from ``latent_x`` and
+    ``f~_h = F_h - N_h (m + V y_k + D z_k)`` (terms of the latents given only):
+    ``A1_c = sum_h N_hc (L(U, N_h) + x_h x_h^T)`` and ``A2 = sum_h f~_h x_h^T``.  The y and z
+    may differ from those x was computed with (ISV's :func:`._training_steps.e_step` passes the
+    updated z, as the reference does).
+
+    Parameters
+    ----------
+    model : ISVMachine or JFAMachine
+        The machine (``self`` when called as its method); needs U (and V with ``latent_y``, D
+        with ``latent_z``).
+    X : list of GMMStats
+        The training sessions, each of shape (C, D) (a bare GMMStats is one session).
+    y : array-like of shape (n_sessions,)
+        The class index 0..K-1 of each session of ``X`` (not the labels given to ``fit``).
+    UProd : array-like of shape (C, r_U, r_U)
+        ``U_c^T Sigma_c^-1 U_c`` of every Gaussian (the machine's ``_compute_uprod()``).
+    latent_x : list of array-like
+        Element k of shape (r_U, n_k): the x of class k's sessions in the order of ``X``, as
+        :func:`compute_latent_x` returns them; a missing or ``None`` element counts as zeros.
+    latent_y : array-like of shape (K, r_V), or None
+        The speaker factors (JFA); ``None`` leaves out the ``V y`` term (ISV).
+    latent_z : array-like of shape (K, C * D), or None
+        The class offsets z; ``None`` leaves out the ``D z`` term.
+
+    Returns
+    -------
+    A1 : ndarray of shape (C, r_U, r_U)
+    A2 : ndarray of shape (C * D, r_U)
+    """
     n_classes = max(len(latent_x), int(np.max(y)) + 1 if len(y) else 0)
     codes, n, F = _labelled(model, X, y, n_classes)
     cov = kfa.posterior_covariance(n, np.asarray(UProd, dtype=np.float64))
@@ -102,7 +162,30 @@ def compute_accumulators_U(model, X, y, UProd, latent_x, latent_y, latent_z):
 
 
 def update_U(model, acc_U_A1, acc_U_A2):
-    """``U_c = A2_c A1_c^-1`` for every Gaussian; stores and returns U (CD, r_U)."""
+    """U from its accumulators: ``U_c = A2_c A1_c^-1`` for every Gaussian c; stored in ``model``.
+
+    A Gaussian that no session reached (``A1_c == 0``) keeps its previous block of U, where the
+    reference inverted the zero matrix.
+
+    Parameters
+    ----------
+    model : ISVMachine or JFAMachine
+        The machine (``self`` when called as its method); its U is replaced.
+    acc_U_A1 : array-like of shape (C, r_U, r_U)
+        Summed ``A1`` of :func:`compute_accumulators_U`.
+    acc_U_A2 : array-like of shape (C * D, r_U)
+        Summed ``A2`` of :func:`compute_accumulators_U`.
+
+    Returns
+    -------
+    ndarray of shape (C * D, r_U)
+        The new U (read-only; also ``model.U``).
+
+    Raises
+    ------
+    FloatingPointError
+        An ``A1_c`` is not positive definite (NaN or degenerate statistics).
+    """
     A1, A2 = (np.asarray(a, dtype=np.float64) for a in (acc_U_A1, acc_U_A2))
     return model._store("U", kfa.update_subspace(A1, A2, fitted_value(model, "U")))
 
@@ -122,7 +205,38 @@ def _z_posterior(model, X, y, latent_x, latent_y, n_acc, f_acc):
 
 
 def update_z(model, X, y, latent_x, latent_y, latent_z, n_acc, f_acc):
-    """New z for the classes present in ``y`` (other rows of ``latent_z`` kept); returns (K, CD)."""
+    """New class offsets z for the classes present in ``y``.
+
+    ``z_k = L_D(N_k) D Sigma^-1 (F_k - N_k (m + V y_k) - sum_(h in k) N_h U x_h)`` element-wise,
+    with ``L_D(N) = 1 / (1 + D^2 Sigma^-1 N)``.  The reference overwrote the rows of
+    ``latent_z`` in place and returned it; emkit returns a new array and leaves ``latent_z`` as
+    it was.
+
+    Parameters
+    ----------
+    model : ISVMachine or JFAMachine
+        The machine (``self`` when called as its method); needs U and D (and V with
+        ``latent_y``).
+    X : list of GMMStats
+        The training sessions, each of shape (C, D) (a bare GMMStats is one session).
+    y : array-like of shape (n_sessions,)
+        The class index 0..K-1 of each session of ``X`` (not the labels given to ``fit``).
+    latent_x : list of array-like
+        Element k of shape (r_U, n_k): the x of class k's sessions in the order of ``X``, as
+        :func:`compute_latent_x` returns them; a missing or ``None`` element counts as zeros.
+    latent_y : array-like of shape (K, r_V), or None
+        The speaker factors (JFA); ``None`` leaves out the ``V y`` term (ISV).
+    latent_z : array-like of shape (K, C * D)
+        The current z: the rows of the classes absent from ``y`` are returned unchanged.
+    n_acc : array-like of shape (K, C)
+        Zeroth-order statistics summed per class, as :func:`._steps.initialize` returns them.
+    f_acc : array-like of shape (K, C, D)
+        First-order statistics summed per class, likewise.
+
+    Returns
+    -------
+    ndarray of shape (K, C * D)
+    """
     present, _, _, z, _ = _z_posterior(model, X, y, latent_x, latent_y, n_acc, f_acc)
     out = np.array(latent_z, dtype=np.float64, copy=True)
     out[present] = z
@@ -130,7 +244,38 @@ def update_z(model, X, y, latent_x, latent_y, latent_z, n_acc, f_acc):
 
 
 def compute_accumulators_D(model, X, y, latent_x, latent_y, latent_z, n_acc, f_acc):
-    """``(A1 (CD,), A2 (CD,))`` of the D update over the classes present in ``y``."""
+    """The accumulators of the D update over the classes present in ``y``.
+
+    With ``f~_k = F_k - N_k (m + V y_k) - sum_(h in k) N_h U x_h`` and ``L_D`` as in
+    :func:`update_z`: ``A1 = sum_k (L_D(N_k) + z_k^2) N_k`` and ``A2 = sum_k f~_k z_k``,
+    element-wise over the supervector.
+
+    Parameters
+    ----------
+    model : ISVMachine or JFAMachine
+        The machine (``self`` when called as its method); needs U and D (and V with
+        ``latent_y``).
+    X : list of GMMStats
+        The training sessions, each of shape (C, D) (a bare GMMStats is one session).
+    y : array-like of shape (n_sessions,)
+        The class index 0..K-1 of each session of ``X`` (not the labels given to ``fit``).
+    latent_x : list of array-like
+        Element k of shape (r_U, n_k): the x of class k's sessions in the order of ``X``, as
+        :func:`compute_latent_x` returns them; a missing or ``None`` element counts as zeros.
+    latent_y : array-like of shape (K, r_V), or None
+        The speaker factors (JFA); ``None`` leaves out the ``V y`` term (ISV).
+    latent_z : array-like of shape (K, C * D)
+        The class offsets z, as :func:`update_z` returns them.
+    n_acc : array-like of shape (K, C)
+        Zeroth-order statistics summed per class, as :func:`._steps.initialize` returns them.
+    f_acc : array-like of shape (K, C, D)
+        First-order statistics summed per class, likewise.
+
+    Returns
+    -------
+    A1 : ndarray of shape (C * D,)
+    A2 : ndarray of shape (C * D,)
+    """
     present, centred, N_sv, _, cov = _z_posterior(model, X, y, latent_x, latent_y, n_acc, f_acc)
     z = np.asarray(latent_z, dtype=np.float64)[present]
     return ((cov + z * z) * N_sv).sum(axis=0), (centred * z).sum(axis=0)
@@ -145,7 +290,40 @@ def _centred_y(model, codes, n, latent_x, latent_z, n_acc, f_acc):
 
 
 def update_y(model, *, X, y, n_classes, VProd, latent_x, latent_y, latent_z, n_acc, f_acc):
-    """New y for every class 0..n_classes-1, (K, r_V)."""
+    """New speaker factors y of every class 0..n_classes-1 (JFA).
+
+    ``y_k = L(V, N_k) V^T Sigma^-1 (F_k - N_k (m + D z_k) - sum_(h in k) N_h U x_h)``.  The
+    reference centred on ``m - D z_k`` (a sign error, which only matters when z is not 0) and
+    overwrote ``latent_y`` in place; emkit uses ``m + D z_k`` and returns a new array.
+
+    Parameters
+    ----------
+    model : JFAMachine
+        The machine (``self`` when called as its method); needs U, V and D.
+    X : list of GMMStats
+        The training sessions, each of shape (C, D) (a bare GMMStats is one session).
+    y : array-like of shape (n_sessions,)
+        The class index 0..K-1 of each session of ``X`` (not the labels given to ``fit``).
+    n_classes : int
+        K, the number of classes (rows of ``n_acc``).
+    VProd : array-like of shape (C, r_V, r_V)
+        ``V_c^T Sigma_c^-1 V_c`` of every Gaussian (the machine's ``_compute_vprod()``).
+    latent_x : list of array-like
+        Element k of shape (r_U, n_k): the x of class k's sessions in the order of ``X``, as
+        :func:`compute_latent_x` returns them; a missing or ``None`` element counts as zeros.
+    latent_y : array-like of shape (K, r_V)
+        Not used: every y is recomputed (kept for the reference's signature).
+    latent_z : array-like of shape (K, C * D)
+        The class offsets z (zeros during the reference's V phase).
+    n_acc : array-like of shape (K, C)
+        Zeroth-order statistics summed per class, as :func:`._steps.initialize` returns them.
+    f_acc : array-like of shape (K, C, D)
+        First-order statistics summed per class, likewise.
+
+    Returns
+    -------
+    ndarray of shape (K, r_V)
+    """
     n_acc, f_acc = _class_arrays(model, n_acc, f_acc)
     codes, n, F = _labelled(model, X, y, n_classes)
     centred = _centred_y(model, codes, n, latent_x, latent_z, n_acc, f_acc)
@@ -156,7 +334,38 @@ def update_y(model, *, X, y, n_classes, VProd, latent_x, latent_y, latent_z, n_a
 
 
 def compute_accumulators_V(model, X, y, VProd, n_acc, f_acc, latent_x, latent_y, latent_z):
-    """``(A1 (C, r_V, r_V), A2 (CD, r_V))`` of the V update over the classes present in ``y``."""
+    """The accumulators of the V update over the classes present in ``y`` (JFA).
+
+    With ``f~_k = F_k - N_k (m + D z_k) - sum_(h in k) N_h U x_h``:
+    ``A1_c = sum_k N_kc (L(V, N_k) + y_k y_k^T)`` and ``A2 = sum_k f~_k y_k^T``.
+
+    Parameters
+    ----------
+    model : JFAMachine
+        The machine (``self`` when called as its method); needs U, V and D.
+    X : list of GMMStats
+        The training sessions, each of shape (C, D) (a bare GMMStats is one session).
+    y : array-like of shape (n_sessions,)
+        The class index 0..K-1 of each session of ``X`` (not the labels given to ``fit``).
+    VProd : array-like of shape (C, r_V, r_V)
+        ``V_c^T Sigma_c^-1 V_c`` of every Gaussian (the machine's ``_compute_vprod()``).
+    n_acc : array-like of shape (K, C)
+        Zeroth-order statistics summed per class, as :func:`._steps.initialize` returns them.
+    f_acc : array-like of shape (K, C, D)
+        First-order statistics summed per class, likewise.
+    latent_x : list of array-like
+        Element k of shape (r_U, n_k): the x of class k's sessions in the order of ``X``, as
+        :func:`compute_latent_x` returns them; a missing or ``None`` element counts as zeros.
+    latent_y : array-like of shape (K, r_V)
+        The speaker factors, as :func:`update_y` returns them.
+    latent_z : array-like of shape (K, C * D)
+        The class offsets z.
+
+    Returns
+    -------
+    A1 : ndarray of shape (C, r_V, r_V)
+    A2 : ndarray of shape (C * D, r_V)
+    """
     n_acc, f_acc = _class_arrays(model, n_acc, f_acc)
     codes, n, F = _labelled(model, X, y, len(n_acc))
     present = np.unique(codes)

@@ -7,9 +7,10 @@ the same meaning.  They are plain functions of the machine ``model`` (its parame
 :class:`~emkit.factor_analysis.ISVMachine` and :class:`~emkit.factor_analysis.JFAMachine`;
 the single latent and accumulator updates (``compute_latent_x``, ``update_z``...) are in
 :mod:`._latent_steps`, and the whole-iteration steps made of them (``e_step``, ``m_step``, the
-JFA phases) in :mod:`._training_steps`.  They take in-memory lists of :class:`GMMStats` and **class indices** ``y`` in ``0..K-1`` (the
-rows of ``n_acc``/``f_acc``), like the reference, and never modify their inputs.  Latent x is
-passed per class as a list of (r_U, n_k) arrays (sessions in input order).
+JFA phases) in :mod:`._training_steps`.  They take in-memory lists of :class:`GMMStats` and
+**class indices** ``y`` in ``0..K-1`` (the rows of ``n_acc``/``f_acc``), like the reference, and
+never modify their inputs.  Latent x is passed per class as a list of (r_U, n_k) arrays
+(sessions in input order).
 """
 
 from __future__ import annotations
