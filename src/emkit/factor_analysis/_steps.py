@@ -98,9 +98,36 @@ def estimate_number_of_classes(model, y) -> int:
 
 
 def initialize(model, ubm_projected_X, y, n_classes):
-    """Initialise the missing parameters; return ``(n_acc (K, C), f_acc (K, C, D))`` per class.
+    """Give the missing parameters their initial values; sum the statistics per class.
 
-    ``y`` holds class indices 0..n_classes-1, each at least once.
+    Each of U, V (JFA) and D that is not set takes the reference's initial value (U and V drawn
+    from ``random_state``, ``D = sqrt(Sigma / relevance_factor)``); the parameters already set
+    are kept and their shapes checked.  The reference re-drew all of them when U or D was
+    missing (overwriting an assigned U without D).
+
+    Parameters
+    ----------
+    model : ISVMachine or JFAMachine
+        The machine (``self`` when called as its method); needs a trained UBM.
+    ubm_projected_X : list of GMMStats
+        The training sessions, each of shape (C, D) (a bare GMMStats is one session).
+    y : array-like of shape (n_sessions,)
+        The class index 0..n_classes-1 of each session, every class at least once.
+    n_classes : int
+        K, the number of classes.
+
+    Returns
+    -------
+    n_acc : ndarray of shape (K, C)
+        ``sum_(h in k) N_h``: the zeroth-order statistics of each class.
+    f_acc : ndarray of shape (K, C, D)
+        ``sum_(h in k) F_h``: the first-order statistics of each class.
+
+    Raises
+    ------
+    ValueError
+        A class has no session, ``y`` is not class indices or not one per session, a session
+        does not have the UBM's shape, or a set parameter has the wrong shape.
     """
     model._create_missing()
     codes, n, F = _labelled(model, ubm_projected_X, y, n_classes)
@@ -116,7 +143,27 @@ def initialize(model, ubm_projected_X, y, n_classes):
 
 
 def initialize_XYZ(model, n_samples_per_class, like=None):
-    """Zero latents: x list of (r_U, n_k), y (K, r_V) or None, z (K, CD)."""
+    """Zero latent factors for the given class sizes: the starting point of every E-step.
+
+    Parameters
+    ----------
+    model : ISVMachine or JFAMachine
+        The machine (``self`` when called as its method): gives r_U, r_V and C * D.
+    n_samples_per_class : sequence of int, of length K
+        The number of sessions of each class.
+    like : object, optional
+        Not used: the latents are always numpy arrays (the reference made dask zeros when
+        ``like`` was a dask array).
+
+    Returns
+    -------
+    latent_x : list of ndarray
+        Element k of shape (r_U, n_k): zeros for each session of class k.
+    latent_y : ndarray of shape (K, r_V), or None
+        Zeros; ``None`` for a machine without V (ISV).
+    latent_z : ndarray of shape (K, C * D)
+        Zeros.
+    """
     K = len(n_samples_per_class)
     latent_x = [np.zeros((model.r_U, int(n_k))) for n_k in n_samples_per_class]
     latent_y = np.zeros((K, model.r_V)) if model.r_V else None
