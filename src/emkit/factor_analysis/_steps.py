@@ -22,9 +22,7 @@ import numpy as np
 
 from .._kernels import factor_analysis as kfa
 from ._labels import encode_labels
-from ._latent_steps import (_labelled, compute_accumulators_D, compute_accumulators_U,
-                            compute_accumulators_V, compute_latent_x, update_U, update_y,
-                            update_z)
+from ._latent_steps import _labelled
 from ._scoring import probe_x, templates
 
 
@@ -215,14 +213,3 @@ def estimate_ux(model, X) -> np.ndarray:
     ndarray of shape (CD,)
     """
     return model._constants("estimate_ux").U @ estimate_x(model, X)
-
-
-#: the step API both classes have (attached in their class bodies)
-SHARED = dict(
-    estimate_number_of_classes=estimate_number_of_classes, initialize=initialize,
-    initialize_XYZ=initialize_XYZ, compute_latent_x=compute_latent_x,
-    compute_accumulators_U=compute_accumulators_U, update_U=update_U, update_z=update_z,
-    compute_accumulators_D=compute_accumulators_D, update_y=update_y,
-    compute_accumulators_V=compute_accumulators_V, estimate_x=estimate_x, estimate_ux=estimate_ux,
-    _compute_uprod=_compute_uprod, _compute_vprod=_compute_vprod,
-)
