@@ -22,7 +22,8 @@ import numpy as np
 from .untrusted import (ASCII_NUMBER, NOT_FINITE, FeatureError, is_comment, number_advice,
                         open_regular, show_key)
 
-__all__ = ["read_score_columns", "score_text"]
+__all__ = ["read_score_columns", "score_text", "fields_per_line", "blocks", "first_repeat",
+           "line_numbers"]
 
 _BLOCK = 1 << 20  # bytes read at a time (lines are never cut)
 _IDS_AT_A_TIME = 1 << 16
@@ -49,6 +50,23 @@ def _parse_label(text: str, where: str) -> bool:
     if low not in _LABELS:
         raise FeatureError(f"{where}: the label must be 'target' or 'nontarget'; got {show_key(text)}")
     return low == "target"
+
+
+def fields_per_line(block: bytes, max_line: int):
+    """The number of fields of every line of ``block`` (ASCII, complete lines) when they all
+    have the same, with no line longer than ``max_line``; None otherwise.  Fields are split as
+    ``str.split`` splits them, counted with numpy (no Python object per line)."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(data == ord("\n"))
+    if np.diff(ends, prepend=-1).max() > max_line:
+        return None
+    space = _SPACE[data]
+    starts = ~space
+    starts[1:] &= space[:-1]  # the first character of each field
+    fields_before = np.searchsorted(np.flatnonzero(starts), ends)  # (fields before each end)
+    per_line = np.diff(fields_before, prepend=0)
+    count = int(per_line[0])
+    return count if (per_line == count).all() else None
 
 
 class _Columns:
@@ -86,8 +104,8 @@ class _Columns:
         number and a label where they belong.  False (and nothing added) otherwise."""
         if not block.endswith(b"\n") or not block.isascii() or b"#" in block:
             return False
-        count = self._columns_per_line(block)
-        if count is None or self.n_columns not in (None, count):
+        count = fields_per_line(block, self.max_line)
+        if count not in (3, 4) or self.n_columns not in (None, count):
             return False
         tokens = block.decode("ascii").split()
         scores = tokens[2::count]
@@ -110,22 +128,6 @@ class _Columns:
         self.n_columns = count
         self.add(tokens[0::count], tokens[1::count], values, labels)
         return True
-
-    def _columns_per_line(self, block: bytes):
-        """The number of fields of every line of ``block`` (ASCII, complete lines) when they all
-        have the same, with no line longer than the limit; None otherwise.  Fields are split as
-        ``str.split`` splits them, counted with numpy (no Python object per line)."""
-        data = np.frombuffer(block, dtype=np.uint8)
-        ends = np.flatnonzero(data == ord("\n"))
-        if np.diff(ends, prepend=-1).max() > self.max_line:
-            return None
-        space = _SPACE[data]
-        starts = ~space
-        starts[1:] &= space[:-1]  # the first character of each field
-        fields_before = np.searchsorted(np.flatnonzero(starts), ends)  # (fields before each end)
-        per_line = np.diff(fields_before, prepend=0)
-        count = int(per_line[0])
-        return count if count in (3, 4) and (per_line == count).all() else None
 
     def add_lines(self, block: bytes, number: int) -> None:
         """Add the lines of ``block`` (complete lines, the first being line ``number + 1``) one
@@ -165,10 +167,10 @@ class _Columns:
                                "file") from None
 
 
-def _blocks(path: str, max_line: int):
+def blocks(path: str, max_line: int, what: str = "score file"):
     """``(number of lines before, bytes)``: the file in blocks of complete lines (the last may
     lack its newline), a leading byte-order mark left out.  A line longer than ``max_line``
-    bytes is refused before it is read whole."""
+    bytes is refused before it is read whole (not a ``what``)."""
     with open_regular(path) as f:
         carry, lines_before = f.read(len(_BOM)), 0
         if carry == _BOM:
@@ -185,12 +187,12 @@ def _blocks(path: str, max_line: int):
             carry = block[end:]
             if len(carry) > max_line:
                 raise FeatureError(f"{path} line {lines_before + 1}: longer than {max_line} "
-                                   "bytes; not a score file")
+                                   f"bytes; not a {what}")
             if not data:
                 return
 
 
-def _repeat(models: np.ndarray, probes: np.ndarray, n_probes: int):
+def first_repeat(models: np.ndarray, probes: np.ndarray, n_probes: int):
     """``(first, second)``: the first trial that repeats a model-probe pair, and the trial it
     repeats (positions), or None; ``models`` and ``probes`` are the ids' numbers (n_trials,).
     The pairs are numbered and sorted (no Python object per trial)."""
@@ -215,10 +217,10 @@ def _check_repeats(path: str, columns: _Columns):
     model_numbers = np.frombuffer(columns.models, dtype=np.int64)
     probe_numbers = np.frombuffer(columns.probes, dtype=np.int64)
     model_ids, probe_ids = list(columns.model_ids), list(columns.probe_ids)
-    repeat = _repeat(model_numbers, probe_numbers, len(probe_ids))
+    repeat = first_repeat(model_numbers, probe_numbers, len(probe_ids))
     if repeat is not None:
         first, second = repeat
-        lines = _line_numbers(path, repeat)
+        lines = line_numbers(path, repeat)
         pair = f"{model_ids[model_numbers[second]]} {probe_ids[probe_numbers[second]]}"
         raise FeatureError(f"{path} line {lines[1]}: trial {show_key(pair)} repeats line "
                            f"{lines[0]} (each model-probe pair must appear once)")
@@ -234,7 +236,7 @@ def _ids(names: list, numbers: np.ndarray) -> list:
     return out
 
 
-def _line_numbers(path: str, trials) -> list:
+def line_numbers(path: str, trials) -> list:
     """The line numbers of the trials (0-based positions among the file's trial lines)."""
     wanted, found, k = sorted(set(trials)), {}, -1
     with open_regular(path) as f:
@@ -256,7 +258,7 @@ def read_score_columns(path, max_line: int):
     path = os.fspath(path)
     columns = _Columns(path, max_line)
     try:
-        for lines_before, block in _blocks(path, max_line):
+        for lines_before, block in blocks(path, max_line):
             if not columns.add_plain_block(block):
                 columns.add_lines(block, lines_before)
     except FeatureError:
