@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
+from .key_files import key_labels
 from .score_files import read_score_columns, score_text
 from .untrusted import FeatureError, is_comment, show_key, text_lines
 
@@ -176,15 +177,9 @@ def read_trials(path, *, require_labels: bool = False) -> Trials:
 
 def labels_from_key(scores_path, trials: Trials, key_path) -> np.ndarray:
     """The target/non-target label (bool, one per trial) of every trial of ``trials`` (read from
-    ``scores_path``), looked up in the labelled trial list ``key_path``."""
-    key = read_trials(key_path, require_labels=True)
-    lookup = dict(zip(zip(key.models, key.probes, strict=True), key.labels, strict=True))
-    pairs = list(zip(trials.models, trials.probes, strict=True))
-    missing = [pair for pair in pairs if pair not in lookup]
-    if missing:
-        raise FeatureError(f"{os.fspath(scores_path)}: trial {show_key(' '.join(missing[0]))} is not in "
-                           f"the key {os.fspath(key_path)} ({len(missing)} trials missing)")
-    return np.array([lookup[pair] for pair in pairs], dtype=bool)
+    ``scores_path``), looked up in the labelled trial list ``key_path``; the key is read and
+    matched in int64 numbers, not Python objects per trial (see :mod:`emkit.io.key_files`)."""
+    return key_labels(scores_path, trials.models, trials.probes, key_path, MAX_LINE)
 
 
 def format_score(value: float) -> str:

@@ -1,0 +1,181 @@
+"""The labels of a score file's trials, looked up in a key (a labelled trial list), at the sizes
+of evaluation lists (10^7 trials).
+
+The key is read a block of lines at a time, as :mod:`emkit.io.score_files` reads scores: each
+distinct id is numbered once, and a trial is kept as two int64 numbers and a label (no Python
+object per trial).  A model-probe pair listed twice in the key is found by sorting the pairs'
+numbers.  The key's ids are then given the score file's numbers (an id the score file does not
+have cannot match) and the trials matched by sorting and ``searchsorted`` on int64 pair codes
+``model_number * n_probes + probe_number``.  Rules and messages are those of
+:func:`emkit.io.lists.read_trials`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from array import array
+from collections import defaultdict
+
+import numpy as np
+
+from .score_files import blocks, fields_per_line, first_repeat, line_numbers
+from .untrusted import FeatureError, is_comment, show_key
+
+__all__ = ["key_labels"]
+
+_LABELS = ("target", "nontarget")
+_WHAT = "trial list"
+
+
+def _numbering():
+    """A dict that numbers each new id it is asked for, in order of first appearance."""
+    return defaultdict(itertools.count().__next__)
+
+
+class _Key:
+    """The key's trials read so far: the ids' numbers and the labels."""
+
+    def __init__(self, path: str, max_line: int):
+        self.path, self.max_line = path, max_line
+        self.models, self.probes, self.labels = array("q"), array("q"), array("b")
+        self.model_ids, self.probe_ids = _numbering(), _numbering()
+        self.n_columns = None
+
+    def add(self, models: list, probes: list, labels: list) -> None:
+        for numbers, ids, names in ((self.models, self.model_ids, models),
+                                    (self.probes, self.probe_ids, probes)):
+            numbers.frombytes(np.fromiter(map(ids.__getitem__, names), np.int64,
+                                          len(names)).tobytes())
+        self.labels.frombytes(np.array(labels, dtype=bool).tobytes())
+
+    def add_plain_block(self, block: bytes) -> bool:
+        """Add the lines of ``block`` if every one is ``model probe label`` in ASCII, not a
+        comment, with a known label; False (and nothing added) otherwise."""
+        if not block.endswith(b"\n") or not block.isascii() or b"#" in block:
+            return False
+        if fields_per_line(block, self.max_line) != 3 or self.n_columns not in (None, 3):
+            return False
+        tokens = block.decode("ascii").split()
+        names = tokens[2::3]
+        known = {name: name.lower() == "target" for name in set(names) if name.lower() in _LABELS}
+        if len(known) < len(set(names)):
+            return False
+        self.n_columns = 3
+        self.add(tokens[0::3], tokens[1::3], list(map(known.__getitem__, names)))
+        return True
+
+    def add_lines(self, block: bytes, number: int) -> None:
+        """Add the lines of ``block`` (the first being line ``number + 1``) one at a time, with
+        the rules and messages of :func:`emkit.io.lists.read_trials`."""
+        models, probes, labels = [], [], []
+        lines = block.split(b"\n")
+        ends = [b"\n"] * (len(lines) - 1) + [b""]
+        try:
+            for raw, end in zip(lines, ends):
+                if not raw and not end:
+                    break
+                number += 1
+                where = f"{self.path} line {number}"
+                fields = self._fields(raw, end, where)
+                if not fields or is_comment(fields[0], where):
+                    continue
+                if len(fields) not in (2, 3) or self.n_columns not in (None, len(fields)):
+                    expected = "2 or 3" if self.n_columns is None else str(self.n_columns)
+                    raise FeatureError(f"{where}: expected {expected} columns 'model-id probe-id "
+                                       f"[target|nontarget]'; got {len(fields)}")
+                self.n_columns = len(fields)
+                # (the pair is kept before its label is read: a repeat is named before a bad label)
+                models.append(fields[0])
+                probes.append(fields[1])
+                labels.append(self.n_columns == 3 and _parse_label(fields[2], where))
+        finally:
+            labels += [False] * (len(models) - len(labels))
+            if models:
+                self.add(models, probes, labels)
+
+    def _fields(self, raw: bytes, end: bytes, where: str) -> list:
+        if len(raw) + len(end) > self.max_line:
+            raise FeatureError(f"{where}: longer than {self.max_line} bytes; not a {_WHAT}")
+        try:
+            return raw.decode("utf-8").split()
+        except UnicodeDecodeError:
+            raise FeatureError(f"{where}: not UTF-8 text; not a {_WHAT}") from None
+
+    def check_repeats(self) -> None:
+        """A :class:`FeatureError` naming both lines if a model-probe pair repeats."""
+        models = np.frombuffer(self.models, dtype=np.int64)
+        probes = np.frombuffer(self.probes, dtype=np.int64)
+        repeat = first_repeat(models, probes, len(self.probe_ids))
+        if repeat is not None:
+            first, second = repeat
+            lines = line_numbers(self.path, repeat)
+            pair = f"{list(self.model_ids)[models[second]]} {list(self.probe_ids)[probes[second]]}"
+            raise FeatureError(f"{self.path} line {lines[1]}: trial {show_key(pair)} repeats line "
+                               f"{lines[0]} (each model-probe pair must appear once)")
+
+
+def _parse_label(text: str, where: str) -> bool:
+    low = text.lower()
+    if low not in _LABELS:
+        raise FeatureError(f"{where}: the label must be 'target' or 'nontarget'; got {show_key(text)}")
+    return low == "target"
+
+
+def _read_key(path: str, max_line: int) -> _Key:
+    key = _Key(path, max_line)
+    try:
+        for lines_before, block in blocks(path, max_line, _WHAT):
+            if not key.add_plain_block(block):
+                key.add_lines(block, lines_before)
+    except FeatureError:
+        key.check_repeats()  # a pair repeated before the refused line is named first
+        raise
+    key.check_repeats()
+    if not key.models:
+        raise FeatureError(f"{path}: the trial list is empty")
+    if key.n_columns != 3:
+        raise FeatureError(f"{path}: trials need a third column 'target' or 'nontarget'")
+    return key
+
+
+def _in_numbering(ids, numbering: dict) -> np.ndarray:
+    """The number of each of ``ids`` in ``numbering``, -1 for an id it lacks (int64)."""
+    return np.fromiter((numbering.get(name, -1) for name in ids), np.int64, len(ids))
+
+
+def key_labels(scores_path, models: list, probes: list, key_path, max_line: int) -> np.ndarray:
+    """The label (bool (n_trials,), True: target) of each trial ``models[k] probes[k]`` of the
+    score file ``scores_path``, looked up in the key ``key_path``.
+
+    A key that is not a labelled trial list (a repeated pair, a bad label, ...) and a trial
+    missing from the key are a :class:`FeatureError` naming the file and line.
+    """
+    scores_path, key_path = os.fspath(scores_path), os.fspath(key_path)
+    key = _read_key(key_path, max_line)
+    score_models, score_probes = _numbering(), _numbering()
+    trial_codes = np.fromiter(map(score_models.__getitem__, models), np.int64, len(models))
+    probe_numbers = np.fromiter(map(score_probes.__getitem__, probes), np.int64, len(probes))
+    n_probes = max(len(score_probes), 1)
+    trial_codes *= n_probes
+    trial_codes += probe_numbers
+    del probe_numbers
+    # the key's trials in the score file's numbering; -1 where an id is not in the score file
+    key_models = _in_numbering(key.model_ids, score_models)[np.frombuffer(key.models, np.int64)]
+    key_probes = _in_numbering(key.probe_ids, score_probes)[np.frombuffer(key.probes, np.int64)]
+    known = np.flatnonzero((key_models >= 0) & (key_probes >= 0))
+    key_codes = key_models[known] * n_probes + key_probes[known]
+    del key_models, key_probes
+    order = np.argsort(key_codes)
+    key_codes = key_codes[order]
+    target = np.frombuffer(key.labels, np.int8).view(bool)[known[order]]
+    del known, order, key
+    found = np.searchsorted(key_codes, trial_codes)
+    found[found == key_codes.size] = 0
+    missing = np.flatnonzero(key_codes[found] != trial_codes) if key_codes.size else \
+        np.arange(trial_codes.size)
+    if missing.size:
+        k = int(missing[0])
+        raise FeatureError(f"{scores_path}: trial {show_key(models[k] + ' ' + probes[k])} is not in "
+                           f"the key {key_path} ({missing.size} trials missing)")
+    return target[found]
