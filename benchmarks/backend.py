@@ -8,7 +8,8 @@ Each step is timed (best of --repeat) next to an anchor measured in the same run
 * calibration trained on 10^6 scores (scikit-learn's ``LogisticRegression`` beside it) and
   applied to 10^7 (against one multiply-add of the scores);
 * a 10^7-line score file written and read (against ``np.loadtxt`` of its score column and a
-  plain Python loop over its lines), and a file with one bad line at its end (line n - 1) or a
+  plain Python loop over its lines), its labels taken from a key of 10^7 trials instead
+  (``labels_from_key``), and a file with one bad line at its end (line n - 1) or a
   NaN score, which must be refused naming the file and the line;
 * adaptive S-norm of 10^5 trials (100 models x 1,000 probes) with a cohort of 5,000 (against
   the one dgemm that scores the probes against the cohort, 256-dim embeddings).
@@ -109,7 +110,7 @@ def _python_loop(path) -> np.ndarray:
 
 
 def file_part(n: int, repeat: int, folder: str) -> None:
-    from emkit.io.lists import FeatureError, read_scores, write_scores
+    from emkit.io.lists import FeatureError, labels_from_key, read_scores, write_scores
 
     scores, labels = scores_of(n, 3)
     models = [f"spk{i % 1000:05d}-enroll" for i in range(n)]
@@ -122,6 +123,11 @@ def file_part(n: int, repeat: int, folder: str) -> None:
     text_write, _ = timed(lambda: open(plain, "w").writelines(  # noqa: SIM115
         f"{m} {p} {s!r}\n" for m, p, s in zip(models, probes, scores.tolist())), 1)
     report(f"write_scores ({mb(size)})", write, "a plain f-string loop", text_write)
+    unlabelled, key = os.path.join(folder, "unlabelled.txt"), os.path.join(folder, "key.txt")
+    write_scores(unlabelled, models, probes, scores)
+    with open(key, "w") as f:  # (in reverse order: the key's order is not the scores')
+        f.writelines(f"{m} {p} {('nontarget', 'target')[t]}\n" for m, p, t in
+                     zip(reversed(models), reversed(probes), reversed(labels.tolist())))
     del models, probes
     loadtxt, _ = timed(lambda: np.loadtxt(path, usecols=2), 1)
     loop, _ = timed(lambda: _python_loop(path), 1)
@@ -132,6 +138,12 @@ def file_part(n: int, repeat: int, folder: str) -> None:
     report("read_scores", read, "loadtxt", loadtxt)
     report("read_scores", read, "line loop", loop, peak_memory(lambda: read_scores(path)),
            scores.nbytes)
+    bare, _ = read_scores(unlabelled)
+    fn = lambda: labels_from_key(unlabelled, bare, key)  # noqa: E731
+    seconds, from_key = timed(fn, repeat)
+    assert np.array_equal(from_key, labels)
+    report("labels_from_key (the key)", seconds, "line loop", loop, peak_memory(fn), scores.nbytes)
+    del bare, from_key
     with open(path, "rb") as f:
         lines = f.read().split(b"\n")
     for name, bad in (("a bad score", b"m p " + b"9" * 200_000 + b"x target"),
