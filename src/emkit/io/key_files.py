@@ -12,14 +12,12 @@ have cannot match) and the trials matched by sorting and ``searchsorted`` on int
 
 from __future__ import annotations
 
-import itertools
 import os
 from array import array
-from collections import defaultdict
 
 import numpy as np
 
-from .score_files import blocks, fields_per_line, first_repeat, line_numbers
+from .score_files import blocks, fields_per_line, first_repeat, id_numbering, line_numbers
 from .untrusted import FeatureError, is_comment, show_key
 
 __all__ = ["key_labels"]
@@ -28,18 +26,13 @@ _LABELS = ("target", "nontarget")
 _WHAT = "trial list"
 
 
-def _numbering():
-    """A dict that numbers each new id it is asked for, in order of first appearance."""
-    return defaultdict(itertools.count().__next__)
-
-
 class _Key:
     """The key's trials read so far: the ids' numbers and the labels."""
 
     def __init__(self, path: str, max_line: int):
         self.path, self.max_line = path, max_line
         self.models, self.probes, self.labels = array("q"), array("q"), array("b")
-        self.model_ids, self.probe_ids = _numbering(), _numbering()
+        self.model_ids, self.probe_ids = id_numbering(), id_numbering()
         self.n_columns = None
 
     def add(self, models: list, probes: list, labels: list) -> None:
@@ -153,7 +146,7 @@ def key_labels(scores_path, models: list, probes: list, key_path, max_line: int)
     """
     scores_path, key_path = os.fspath(scores_path), os.fspath(key_path)
     key = _read_key(key_path, max_line)
-    score_models, score_probes = _numbering(), _numbering()
+    score_models, score_probes = id_numbering(), id_numbering()
     trial_codes = np.fromiter(map(score_models.__getitem__, models), np.int64, len(models))
     probe_numbers = np.fromiter(map(score_probes.__getitem__, probes), np.int64, len(probes))
     n_probes = max(len(score_probes), 1)

@@ -22,8 +22,8 @@ import numpy as np
 from .untrusted import (ASCII_NUMBER, NOT_FINITE, FeatureError, is_comment, number_advice,
                         open_regular, show_key)
 
-__all__ = ["read_score_columns", "score_text", "fields_per_line", "blocks", "first_repeat",
-           "line_numbers"]
+__all__ = ["read_score_columns", "score_text", "id_numbering", "fields_per_line", "blocks",
+           "first_repeat", "line_numbers"]
 
 _BLOCK = 1 << 20  # bytes read at a time (lines are never cut)
 _IDS_AT_A_TIME = 1 << 16
@@ -32,6 +32,11 @@ _NUMBER_CHARACTERS = b"0123456789+-.eE"  # within these, float() reads what ASCI
 _LABELS = ("target", "nontarget")
 #: The ASCII characters str.split() splits at (\x1c-\x1f among them)
 _SPACE = np.array([chr(c).isspace() for c in range(256)]) & (np.arange(256) < 128)
+
+
+def id_numbering() -> dict:
+    """A dict that numbers each new id it is asked for, in order of first appearance."""
+    return defaultdict(itertools.count().__next__)
 
 
 def _parse_score(text: str, where: str) -> float:
@@ -77,8 +82,7 @@ class _Columns:
         self.models, self.probes = array("q"), array("q")  # the ids' numbers
         self.scores, self.labels = array("d"), array("b")
         # each distinct id, numbered in order of first appearance as it is met
-        self.model_ids = defaultdict(itertools.count().__next__)
-        self.probe_ids = defaultdict(itertools.count().__next__)
+        self.model_ids, self.probe_ids = id_numbering(), id_numbering()
         self.n_columns = None
 
     def add(self, models, probes, scores: np.ndarray, labels) -> None:
