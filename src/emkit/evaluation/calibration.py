@@ -13,6 +13,7 @@ every metric there) and are re-exported here.
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -57,30 +58,92 @@ def trial_labels(model_ids, probe_ids) -> np.ndarray:
     return a[:, None] == b[None, :]
 
 
-def _minimise(Z, y, weight, penalty: float, max_iter: int):
-    """``(v, c)`` minimising ``mean(weight * log(1 + exp(-+(Z v + c)))) + penalty/2 |v|^2`` (the
-    sign is - for targets), by Newton's method with a backtracking line search.  Returns the
-    parameters, the number of iterations and whether the Newton decrement fell to the precision
-    of the objective (after which one more full step was taken)."""
+def _standardised_by_class(X: np.ndarray, y: np.ndarray):
+    """``(Z, loc, scale, exponent)``: the scores ``X`` (n, k) as a (k, n) array of standardised
+    rows, the target trials first (both classes in file order), and what maps ``Z`` back.
+
+    The moments are taken of ``X / 2^e`` (exact, by ldexp: 2^e itself overflows for scores of
+    2^1023 and more) with 2^e ~ max|X| per system, so scores near 1e308 neither overflow nor
+    collapse to a zero weight.  Each row is filled and scaled in place: no copy of ``X`` beyond
+    ``Z`` itself (the loss is a sum over trials, so their order is free)."""
+    n_tar = int(np.count_nonzero(y))
+    Z = np.empty((X.shape[1], X.shape[0]))
+    non = ~y
+    for row, column in zip(Z, X.T):
+        np.compress(y, column, out=row[:n_tar])
+        np.compress(non, column, out=row[n_tar:])
+    exponent = np.frexp(np.maximum(Z.max(axis=1), -Z.min(axis=1)))[1]  # (max |X|, no |X| array)
+    loc, scale = np.empty(Z.shape[0]), np.empty(Z.shape[0])
+    for i, row in enumerate(Z):
+        np.ldexp(row, -exponent[i], out=row)
+        loc[i], scale[i] = row.mean(), row.std()
+    scale[scale == 0] = 1.0
+    Z -= loc[:, None]
+    Z /= scale[:, None]
+    return Z, loc, scale, exponent
+
+
+class _ClassWeights(NamedTuple):
+    """The trials of ``Z`` (k, n): the first ``n_tar`` are targets; each target's loss counts
+    ``target`` times, each non-target's ``nontarget`` times (the prior's weights / n)."""
+
+    n_tar: int
+    target: float
+    nontarget: float
+
+    def signed_log_odds(self, Z: np.ndarray, theta: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out`` (n,) := the log-odds ``Z' v + c`` of each trial, negated for the targets, so
+        that each trial's loss is ``log(1 + exp(out))``."""
+        np.matmul(theta[:-1], Z, out=out)
+        out += theta[-1]
+        np.negative(out[:self.n_tar], out=out[:self.n_tar])
+        return out
+
+    def weigh(self, values: np.ndarray, sign: float = 1.0) -> np.ndarray:
+        """``values`` (n,) times each trial's weight (and ``sign`` for the targets), in place."""
+        values[:self.n_tar] *= sign * self.target
+        values[self.n_tar:] *= self.nontarget
+        return values
+
+    def loss(self, signed: np.ndarray) -> float:
+        """The weighted loss of the :meth:`signed_log_odds` ``signed`` (overwritten)."""
+        np.logaddexp(0.0, signed, out=signed)
+        return self.target * signed[:self.n_tar].sum() + self.nontarget * signed[self.n_tar:].sum()
+
+
+def _minimise(Z, weights: _ClassWeights, penalty: float, max_iter: int):
+    """``(v, c)`` minimising ``sum(weight * log(1 + exp(-+(Z' v + c)))) + penalty/2 |v|^2`` (the
+    sign is - for targets) over the trials of ``Z`` (k, n), by Newton's method with a
+    backtracking line search.  Returns the parameters, the number of iterations and whether the
+    Newton decrement fell to the precision of the objective (after which one more full step was
+    taken).  Three buffers of n floats are all it allocates per trial."""
     from scipy.special import expit
 
-    n, k = Z.shape
-    A = np.column_stack([Z, np.ones(n)])
+    k, n = Z.shape
     reg = np.r_[np.full(k, penalty), 0.0]
-    sign, w = np.where(y, -1.0, 1.0), weight / n
+    signed, p, curvature = np.empty(n), np.empty(n), np.empty(n)
 
     def objective(theta):
-        return w @ np.logaddexp(0.0, sign * (A @ theta)) + 0.5 * reg @ theta ** 2
+        return weights.loss(weights.signed_log_odds(Z, theta, signed)) + 0.5 * reg @ theta ** 2
 
     theta = np.zeros(k + 1)
     f = objective(theta)
+    hess = np.empty((k + 1, k + 1))
     for it in range(1, max_iter + 1):
-        a = A @ theta
-        p_lo, p_hi = expit(-np.abs(a)), expit(np.abs(a))  # min and max of p, 1 - p, precisely
-        residual = sign * np.where(sign * a > 0, p_hi, p_lo)  # p - y
-        grad = A.T @ (w * residual) + reg * theta
-        hess = (A.T * (w * p_lo * p_hi)) @ A + np.diag(reg)
-        step = -np.linalg.solve(hess, grad)
+        weights.signed_log_odds(Z, theta, signed)
+        expit(signed, out=p)  # d loss / d signed
+        np.negative(signed, out=curvature)
+        expit(curvature, out=curvature)
+        curvature *= p  # d^2 loss / d signed^2 = p (1 - p), without the cancellation of 1 - p
+        residual = weights.weigh(p, sign=-1.0)  # d loss / d (log-odds), weighted
+        weights.weigh(curvature)
+        grad = np.r_[Z @ residual, residual.sum()] + reg * theta
+        for i in range(k):  # (signed is free until the line search: it holds curvature * Z[i])
+            np.multiply(curvature, Z[i], out=signed)
+            hess[i, :i + 1] = hess[:i + 1, i] = Z[:i + 1] @ signed
+            hess[i, k] = hess[k, i] = signed.sum()
+        hess[k, k] = curvature.sum()
+        step = -np.linalg.solve(hess + np.diag(reg), grad)
         decrement = -grad @ step
         t = 1.0
         for _ in range(60):  # the slack: decreases below the objective's rounding are accepted
@@ -187,29 +250,27 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         check_positive_int(self.max_iter, "max_iter")
         X = self._scores(scores)
         y = check_labels(y, X.shape[0], "y")
-        n_tar, n_non = int(y.sum()), int((~y).sum())
+        n_tar = int(np.count_nonzero(y))
+        n_non = y.size - n_tar
         if n_tar == 0 or n_non == 0:
             raise ValueError(f"y must contain both target and non-target trials; got {n_tar} target(s) "
                              f"and {n_non} non-target(s)")
-        # scaled so the weights sum to n_trials (the regulariser keeps its usual meaning)
+        # each target's loss weighs prior / n_tar, each non-target's (1 - prior) / n_non: the
+        # weights sum to 1 (the regulariser keeps its usual meaning for n_trials)
         n = n_tar + n_non
-        weight = np.where(y, self.prior * n / n_tar, (1.0 - self.prior) * n / n_non)
-        # standardised inputs make the solver's job scale-free; mapped back below.  The moments are
-        # taken of X / 2^k (exact, by ldexp: 2^k itself overflows for scores of 2^1023 and more)
-        # with 2^k ~ max|X|, so scores near 1e308 neither overflow nor collapse to a zero weight.
-        exponent = np.frexp(np.abs(X).max(axis=0))[1]
-        Xs = np.ldexp(X, -exponent)
-        loc, scale = Xs.mean(axis=0), Xs.std(axis=0)
-        scale[scale == 0] = 1.0
-        Z = (Xs - loc) / scale
-        theta, self.n_iter_, converged = _minimise(Z, y, weight, 1.0 / (self.C * n), self.max_iter)
+        weights = _ClassWeights(n_tar, self.prior * n / n_tar / n,
+                                (1.0 - self.prior) * n / n_non / n)
+        # standardised inputs make the solver's job scale-free; mapped back below
+        Z, loc, scale, exponent = _standardised_by_class(X, y)
+        theta, self.n_iter_, converged = _minimise(Z, weights, 1.0 / (self.C * n), self.max_iter)
         if not converged:
             from sklearn.exceptions import ConvergenceWarning
 
             warn_at_caller(f"LinearCalibration did not converge in max_iter={self.max_iter} Newton "
                           "iterations", ConvergenceWarning)
-        posterior_log_odds = Z @ theta[:-1] + theta[-1]
-        if (posterior_log_odds[y] > 0).all() and (posterior_log_odds[~y] < 0).all():
+        posterior_log_odds = theta[:-1] @ Z + theta[-1]  # (targets first)
+        del Z
+        if (posterior_log_odds[:n_tar] > 0).all() and (posterior_log_odds[n_tar:] < 0).all():
             warn_at_caller("the development scores are perfectly separated: the calibration "
                           "objective has no minimum, so the slope is set by the regularisation "
                           f"C={self.C:g}, not by the data; calibrate on more or harder trials",
