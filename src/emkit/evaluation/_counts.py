@@ -81,10 +81,23 @@ def pav_posterior(counts: ScoreCounts) -> np.ndarray:
     ranks, whose arithmetic this follows (its averaging of one value, then its PAV function),
     without its sorts and interpolation.
     """
-    from sklearn.isotonic import isotonic_regression
-
-    weight = (counts.n_tar + counts.n_non).astype(np.float64)
+    weight = np.add(counts.n_tar, counts.n_non, dtype=np.float64)  # (exact below 2**53)
     fraction = counts.n_tar / weight
     fraction *= weight  # (y * w) / w: as IsotonicRegression averages the one value of each rank
     fraction /= weight
-    return isotonic_regression(fraction, sample_weight=weight)
+    return _isotonic_in_place(fraction, weight)
+
+
+def _isotonic_in_place(y: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The weighted non-decreasing isotonic regression of ``y`` (m,) by ``weight`` (m,), both
+    float64 and overwritten: scipy's PAV, which scikit-learn's ``isotonic_regression`` calls on
+    copies of them (2 arrays of m floats), is given them to work in.  Before scipy 1.12 (no such
+    PAV), scikit-learn's function itself."""
+    try:
+        from scipy.optimize._pava_pybind import pava
+    except ImportError:
+        from sklearn.isotonic import isotonic_regression
+
+        return isotonic_regression(y, sample_weight=weight)
+    blocks = np.full(y.size + 1, -1, dtype=np.intp)  # (as scipy's isotonic_regression makes it)
+    return pava(y, weight, blocks)[0]

@@ -355,15 +355,19 @@ def score_metrics(target_scores, nontarget_scores, p_targets=(0.01,), c_miss=1.0
         (calibration.transform(tar), calibration.transform(non))
     for p in p_targets:  # the argument errors before any work
         metrics._check_costs(p, c_miss, c_fa)
-    # one sort and one PAV of the scores serve every threshold measure
+    # one sort of the scores serves every threshold measure: the DET points (minDCF) are
+    # dropped before the PAV (EER, min Cllr), so the two are never held together
     counts = score_counts(tar, non)
-    posterior = pav_posterior(counts)
     points = det_points(counts)
-    return {"targets": int(tar.size), "nontargets": int(non.size),
-            "eer": metrics._eer(metrics._rocch(counts, posterior)),
-            "min_dcf": {float(p): metrics._min_dcf(points, *metrics._check_costs(p, c_miss, c_fa))[0]
-                        for p in p_targets},
+    min_dcfs = {float(p): metrics._min_dcf(points, *metrics._check_costs(p, c_miss, c_fa))[0]
+                for p in p_targets}
+    del points
+    posterior = pav_posterior(counts)
+    eer = metrics._eer(metrics._rocch(counts, posterior))
+    min_cllr = metrics._min_cllr(counts, posterior)
+    del counts, posterior
+    return {"targets": int(tar.size), "nontargets": int(non.size), "eer": eer,
+            "min_dcf": min_dcfs,
             "act_dcf": {float(p): metrics.act_dcf(llr_tar, llr_non, p, c_miss, c_fa)
                         for p in p_targets},
-            "cllr": metrics.cllr(llr_tar, llr_non),
-            "min_cllr": metrics._min_cllr(counts, posterior)}
+            "cllr": metrics.cllr(llr_tar, llr_non), "min_cllr": min_cllr}

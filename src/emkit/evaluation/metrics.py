@@ -141,12 +141,20 @@ def _rocch(counts: ScoreCounts, posterior) -> DETCurve:
     values, n_tar, n_non = counts
     total_tar, total_non = int(n_tar.sum()), int(n_non.sum())
     starts = np.flatnonzero(np.r_[True, posterior[1:] != posterior[:-1]])
-    # (counts below each vertex; the first vertex, at the lowest score, has none below)
-    tar_below = np.where(starts > 0, np.cumsum(n_tar)[starts - 1], 0)
-    non_below = np.where(starts > 0, np.cumsum(n_non)[starts - 1], 0)
+    # the counts below each vertex (none below the first, at the lowest score): the blocks'
+    # counts cumulated, not every score's
+    tar_below = _sums_before(np.add.reduceat(n_tar, starts))
+    non_below = _sums_before(np.add.reduceat(n_non, starts))
     p_miss = np.append(tar_below / total_tar, 1.0)
     p_fa = np.append((total_non - non_below) / total_non, 0.0)
     return DETCurve(p_miss, p_fa, np.append(values[starts], np.inf))
+
+
+def _sums_before(counts: np.ndarray) -> np.ndarray:
+    """``[0, c0, c0 + c1, ...]``: the sum of the ``counts`` (n,) before each (n,)."""
+    below = np.zeros_like(counts)
+    np.cumsum(counts[:-1], out=below[1:])
+    return below
 
 
 def rocch(target_scores, nontarget_scores) -> DETCurve:
@@ -287,9 +295,29 @@ def _min_cllr(counts: ScoreCounts, p) -> float:
     # A PAV block holding a target has p > 0, one holding a non-target p < 1, so the masked
     # divisions are safe; the blocks left out contribute exactly zero cost.
     t, n = n_tar > 0, n_non > 0
-    tar_bits = n_tar[t] @ np.log2(1.0 + (1.0 - p[t]) / p[t] * odds_ratio)
-    non_bits = n_non[n] @ np.log2(1.0 + p[n] / (1.0 - p[n]) / odds_ratio)
+    # log2(1 + (1 - p) / p * odds) and log2(1 + p / (1 - p) / odds), computed in place: one
+    # masked copy of p at a time beside the result, not four
+    tar_odds = _masked(p, t, complement=True)
+    tar_odds /= _masked(p, t)
+    tar_odds *= odds_ratio
+    tar_bits = n_tar[t] @ _log2_of_one_plus(tar_odds)
+    non_odds = _masked(p, n)
+    non_odds /= _masked(p, n, complement=True)
+    non_odds /= odds_ratio
+    non_bits = n_non[n] @ _log2_of_one_plus(non_odds)
     return float(min(0.5 * (tar_bits / total_tar + non_bits / total_non), 1.0))
+
+
+def _masked(p: np.ndarray, mask: np.ndarray, complement: bool = False) -> np.ndarray:
+    """A new array of ``p[mask]``, or of ``1 - p[mask]``."""
+    out = p[mask]
+    return np.subtract(1.0, out, out=out) if complement else out
+
+
+def _log2_of_one_plus(x: np.ndarray) -> np.ndarray:
+    """``log2(1 + x)``, in place."""
+    x += 1.0
+    return np.log2(x, out=x)
 
 
 def min_cllr(target_scores, nontarget_scores) -> float:
@@ -338,13 +366,15 @@ def per_model(models, scores, labels, p_targets=(0.01,), c_miss=1.0, c_fa=1.0) -
         raise ValueError(f"models must have shape {scores.shape}, one model per score; got "
                          f"{shape}")
     labels = check_labels(labels, scores.size, "labels", per="score of scores")
+    costs = {p: _check_costs(p, c_miss, c_fa) for p in p_targets}  # (before any work)
     # each model's trials, in file order, by one stable sort of the models' numbers (numbered in
     # order of first appearance): a mask per model made this O(n_models * n_trials)
     ids = defaultdict(itertools.count().__next__)
     keys = models.tolist() if isinstance(models, np.ndarray) else models
     numbers = np.fromiter(map(ids.__getitem__, keys), np.int64, len(keys))
     order = np.argsort(numbers, kind="stable")
-    bounds = np.searchsorted(numbers[order], np.arange(len(ids) + 1))
+    bounds = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(numbers, minlength=len(ids)), out=bounds[1:])
     rows = []
     for k, model in enumerate(ids):
         own = order[bounds[k]:bounds[k + 1]]
@@ -353,7 +383,15 @@ def per_model(models, scores, labels, p_targets=(0.01,), c_miss=1.0, c_fa=1.0) -
         row = {"model": model, "targets": tar.size, "nontargets": non.size, "eer": None,
                "min_dcf": None}
         if tar.size and non.size:
-            row["eer"] = eer(tar, non)
-            row["min_dcf"] = {p: min_dcf(tar, non, p, c_miss, c_fa) for p in p_targets}
+            row["eer"], row["min_dcf"] = _eer_and_min_dcfs(tar, non, costs)
         rows.append(row)
     return rows
+
+
+def _eer_and_min_dcfs(tar: np.ndarray, non: np.ndarray, costs: dict):
+    """``(eer, {p_target: min_dcf})`` of checked scores from one sort of them (``eer`` and
+    ``min_dcf`` sort them each); ``costs``: ``{p_target: (p_target, c_miss, c_fa)}``."""
+    counts = score_counts(tar, non)
+    points = det_points(counts)
+    min_dcfs = {p: _min_dcf(points, *cost)[0] for p, cost in costs.items()}
+    return _eer(_rocch(counts, pav_posterior(counts))), min_dcfs
