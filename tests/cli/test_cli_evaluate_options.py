@@ -135,3 +135,27 @@ def test_a_cost_or_prior_that_is_not_finite_is_a_usage_error(scores, args):
     # before: click's ranges let NaN through; the library refused it: exit 1 naming p_target
     one_line_error(run("evaluate", scores[0], *args, ok=False), 2,
                    f"Invalid value for '{args[-2]}': must be a finite number; got {args[-1]}")
+
+
+def test_one_key_for_several_score_files_is_read_once(scores, tmp_path, monkeypatch):
+    # the key was read and parsed again for each unlabelled score file
+    from emkit.io import key_files
+
+    path, rows = scores
+    key = tmp_path / "key.txt"
+    key.write_text("".join(f"{m} {p} {'target' if t else 'nontarget'}\n"
+                           for m, p, _, t in reversed(rows)))
+    first, second = tmp_path / "a" / "dev.txt", tmp_path / "b" / "dev.txt"
+    for out, part in ((first, rows[::2]), (second, rows[5:60])):  # other trials, other ids
+        out.parent.mkdir()
+        out.write_text("".join(f"{m} {p} {s!r}\n" for m, p, s, _ in part))
+        write_scores(out.with_suffix(".labelled"), part)
+    reads = []
+    blocks = key_files.blocks
+    monkeypatch.setattr(key_files, "blocks",
+                        lambda file, *args: reads.append(str(file)) or blocks(file, *args))
+    got = run("evaluate", first, second, "--key", key, "--by-model").stdout
+    assert reads == [str(key)]
+    expected = run("evaluate", first.with_suffix(".labelled"),
+                   second.with_suffix(".labelled"), "--by-model").stdout
+    assert got == expected  # (the rows named a/dev and b/dev in both)

@@ -107,3 +107,25 @@ def test_a_one_column_refit_matches_after_the_round_trip_of_every_setting(tmp_pa
         refit = clone(load_calibration(tmp_path / "cal.json")).fit(scores, y)
     assert refit.n_iter_ == cal.n_iter_ == 3
     np.testing.assert_array_equal(refit.coef_, cal.coef_)
+
+
+def test_calibrate_file_with_a_key_reads_the_score_file_once(tmp_path, dev, monkeypatch):
+    # the labels were taken by labelled_scores, which read and parsed the score file again
+    from emkit.calibration_io import calibrate_file
+    from emkit.io import lists
+
+    scores, y = dev
+    (tmp_path / "s.txt").write_text("".join(f"m{k % 7} p{k} {s!r}\n"
+                                            for k, s in enumerate(scores.tolist())))
+    (tmp_path / "k.txt").write_text("".join(f"m{k % 7} p{k} {('nontarget', 'target')[t]}\n"
+                                            for k, t in reversed(list(enumerate(y.tolist())))))
+    cal = LinearCalibration().fit(scores, y)
+    reads = []
+    read = lists.read_score_columns
+    monkeypatch.setattr(lists, "read_score_columns",
+                        lambda path, *args: reads.append(path) or read(path, *args))
+    assert calibrate_file(cal, tmp_path / "s.txt", tmp_path / "out.txt", tmp_path / "k.txt") == 200
+    assert reads == [tmp_path / "s.txt"]
+    trials, written = lists.read_scores(tmp_path / "out.txt")
+    np.testing.assert_array_equal(trials.labels, y)
+    np.testing.assert_array_equal(written, cal.transform(scores))

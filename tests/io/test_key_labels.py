@@ -103,3 +103,23 @@ def test_reading_a_key_of_200000_trials_holds_no_python_object_per_trial(tmp_pat
     np.testing.assert_array_equal(labels, target.ravel())
     # about 66 bytes per trial (int64 numbers, codes and their sort); the dict of tuples took 368
     assert peak < 120 * n_side**2, peak / n_side**2
+
+
+def test_one_reading_of_a_key_labels_several_score_files_as_its_path_does(tmp_path):
+    # emkit evaluate a.txt b.txt --key k read and parsed the key once per score file; a key
+    # read once (read_key) must label each file, whatever its trials and ids, as its path does
+    from emkit.io.lists import read_key
+
+    rng = np.random.default_rng(8)
+    for case in range(0, 120, 4):  # (the cases whose key is a valid labelled trial list)
+        scores_path, key_path = random_files(tmp_path, rng, case)
+        others = tmp_path / f"others{case}.txt"  # other trials, other ids, the same key
+        key_trials = read_trials(key_path, require_labels=True)
+        picked = rng.permutation(len(key_trials))[:rng.integers(1, len(key_trials) + 1)]
+        others.write_text("".join(f"{key_trials.models[k]} {key_trials.probes[k]} 0.5\n"
+                                  for k in picked))
+        key = read_key(key_path)
+        for path in (scores_path, others, scores_path):
+            trials, _ = read_scores(path)
+            assert outcome(lambda s, t, _: labels_from_key(s, t, key), path, trials, key_path) \
+                == outcome(labels_from_key, path, trials, key_path), case

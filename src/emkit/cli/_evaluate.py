@@ -89,12 +89,14 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
                                  f"{', '.join(ex.FIGURE_FORMATS)}", param_hint="'--det'")
     cal = cio.load_calibration(calibration) if calibration else None
     names = row_names(scores)
-    systems, per_model, key_used = {}, {}, False
+    systems, per_model, key_read = {}, {}, None
     for path, name in zip(scores, names, strict=True):
         trials, values = fe.read_scores(path)
         labels = trials.labels
         if labels is None and key:
-            labels, key_used = fe.labels_from_key(path, trials, key), True
+            if key_read is None:  # (read once, when a file first needs it)
+                key_read = fe.read_key(key)
+            labels = fe.labels_from_key(path, trials, key_read)
         if labels is None:
             raise fe.FeatureError(f"{path}: the scores have no label column; give --key TRIALS")
         if labels.all() or not labels.any():
@@ -103,7 +105,7 @@ def evaluate(scores, key, p_targets, c_miss, c_fa, det, calibration, by_model):
         systems[name] = (values[labels], values[~labels])
         if by_model:
             per_model[name] = (trials.models, values, labels)
-    if key and not key_used:
+    if key and key_read is None:
         raise click.UsageError(f"--key does not apply: every score file has its own label "
                                f"column, so {key} would not be read")
     table = [["scores", "targets", "non-tgt", "EER (%)"]]

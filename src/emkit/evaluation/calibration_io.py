@@ -321,7 +321,7 @@ def calibrate_file(calibration: LinearCalibration, scores_path, output, key_path
     trials, values = read_scores(scores_path)
     labels = trials.labels
     if labels is None and key_path is not None:
-        labels = labelled_scores(scores_path, key_path)[2]
+        labels = labels_from_key(scores_path, trials, key_path)
     write_scores(output, trials.models, trials.probes, calibration.transform(values), labels)
     return len(values)
 

@@ -20,14 +20,15 @@ import numpy as np
 from .score_files import blocks, fields_per_line, first_repeat, id_numbering, line_numbers
 from .untrusted import FeatureError, is_comment, show_key
 
-__all__ = ["key_labels"]
+__all__ = ["Key", "read_key", "key_labels"]
 
 _LABELS = ("target", "nontarget")
 _WHAT = "trial list"
 
 
-class _Key:
-    """The key's trials read so far: the ids' numbers and the labels."""
+class Key:
+    """A key's trials (read so far, then whole): the ids' numbers and the labels; read once by
+    :func:`read_key`, it labels any number of score files (:func:`key_labels` only reads it)."""
 
     def __init__(self, path: str, max_line: int):
         self.path, self.max_line = path, max_line
@@ -115,8 +116,12 @@ def _parse_label(text: str, where: str) -> bool:
     return low == "target"
 
 
-def _read_key(path: str, max_line: int) -> _Key:
-    key = _Key(path, max_line)
+def read_key(path, max_line: int) -> Key:
+    """The labelled trial list ``path`` (a :class:`FeatureError` naming the line for anything
+    else: a repeated pair, a bad label, no label column, ...), lines of at most ``max_line``
+    bytes."""
+    path = os.fspath(path)
+    key = Key(path, max_line)
     try:
         for lines_before, block in blocks(path, max_line, _WHAT):
             if not key.add_plain_block(block):
@@ -137,15 +142,13 @@ def _in_numbering(ids, numbering: dict) -> np.ndarray:
     return np.fromiter((numbering.get(name, -1) for name in ids), np.int64, len(ids))
 
 
-def key_labels(scores_path, models: list, probes: list, key_path, max_line: int) -> np.ndarray:
+def key_labels(scores_path, models: list, probes: list, key: Key) -> np.ndarray:
     """The label (bool (n_trials,), True: target) of each trial ``models[k] probes[k]`` of the
-    score file ``scores_path``, looked up in the key ``key_path``.
+    score file ``scores_path``, looked up in ``key`` (:func:`read_key`).
 
-    A key that is not a labelled trial list (a repeated pair, a bad label, ...) and a trial
-    missing from the key are a :class:`FeatureError` naming the file and line.
+    A trial missing from the key is a :class:`FeatureError` naming the score file and the key.
     """
-    scores_path, key_path = os.fspath(scores_path), os.fspath(key_path)
-    key = _read_key(key_path, max_line)
+    scores_path = os.fspath(scores_path)
     score_models, score_probes = id_numbering(), id_numbering()
     trial_codes = np.fromiter(map(score_models.__getitem__, models), np.int64, len(models))
     probe_numbers = np.fromiter(map(score_probes.__getitem__, probes), np.int64, len(probes))
@@ -162,7 +165,7 @@ def key_labels(scores_path, models: list, probes: list, key_path, max_line: int)
     order = np.argsort(key_codes)
     key_codes = key_codes[order]
     target = np.frombuffer(key.labels, np.int8).view(bool)[known[order]]
-    del known, order, key
+    del known, order
     found = np.searchsorted(key_codes, trial_codes)
     found[found == key_codes.size] = 0
     missing = np.flatnonzero(key_codes[found] != trial_codes) if key_codes.size else \
@@ -170,5 +173,5 @@ def key_labels(scores_path, models: list, probes: list, key_path, max_line: int)
     if missing.size:
         k = int(missing[0])
         raise FeatureError(f"{scores_path}: trial {show_key(models[k] + ' ' + probes[k])} is not in "
-                           f"the key {key_path} ({missing.size} trials missing)")
+                           f"the key {key.path} ({missing.size} trials missing)")
     return target[found]

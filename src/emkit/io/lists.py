@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .key_files import key_labels
+from .key_files import Key, key_labels, read_key as _read_key_file
 from .score_files import read_score_columns, score_text
 from .untrusted import FeatureError, is_comment, show_key, text_lines
 
@@ -175,11 +175,35 @@ def read_trials(path, *, require_labels: bool = False) -> Trials:
     return Trials(models, probes, np.array(labels, dtype=bool) if n_columns == 3 else None, lines)
 
 
-def labels_from_key(scores_path, trials: Trials, key_path) -> np.ndarray:
+def read_key(key_path) -> Key:
+    """Read a key (a labelled trial list) for :func:`labels_from_key`, to label several score
+    files with one reading of it.
+
+    Parameters
+    ----------
+    key_path : str or path-like
+        ``model-id probe-id target|nontarget`` lines.
+
+    Returns
+    -------
+    Key
+        The key's trials, held as int64 numbers of its distinct ids and bool labels.
+
+    Raises
+    ------
+    FeatureError
+        Not a labelled trial list (naming the line): a repeated pair, a bad label, no labels.
+    """
+    return _read_key_file(key_path, MAX_LINE)
+
+
+def labels_from_key(scores_path, trials: Trials, key) -> np.ndarray:
     """The target/non-target label (bool, one per trial) of every trial of ``trials`` (read from
-    ``scores_path``), looked up in the labelled trial list ``key_path``; the key is read and
+    ``scores_path``), looked up in a key: the path of a labelled trial list, or a key
+    :func:`read_key` read (to label several score files with one reading).  The key is read and
     matched in int64 numbers, not Python objects per trial (see :mod:`emkit.io.key_files`)."""
-    return key_labels(scores_path, trials.models, trials.probes, key_path, MAX_LINE)
+    key = key if isinstance(key, Key) else read_key(key)
+    return key_labels(scores_path, trials.models, trials.probes, key)
 
 
 def format_score(value: float) -> str:
