@@ -234,3 +234,18 @@ def test_per_model_sorts_each_models_scores_once(monkeypatch):
 def test_per_model_refuses_a_bad_prior_before_any_work():
     with pytest.raises(ValueError, match="p_target"):
         metrics.per_model(["a", "a"], [1.0, 2.0], [True, True], (0.01, 1.5))
+
+
+def test_pav_without_scipys_pav_module_falls_back_to_the_same_floats(monkeypatch):
+    # (scipy before 1.12 has no scipy.optimize._pava_pybind: scikit-learn's function is used)
+    import sys
+
+    from emkit.evaluation._counts import pav_posterior, score_counts
+
+    for tar, non in _cases(30):
+        counts = score_counts(tar, non)
+        direct = pav_posterior(counts)
+        with monkeypatch.context() as patch:
+            patch.setitem(sys.modules, "scipy.optimize._pava_pybind", None)  # (import fails)
+            np.testing.assert_array_equal(pav_posterior(counts), direct)
+        np.testing.assert_array_equal(direct, reference_pav(tar, non)[3])
