@@ -9,7 +9,8 @@ Each step is timed (best of --repeat) next to an anchor measured in the same run
   applied to 10^7 (against one multiply-add of the scores);
 * a 10^7-line score file written and read (against ``np.loadtxt`` of its score column and a
   plain Python loop over its lines), its labels taken from a key of 10^7 trials instead
-  (``labels_from_key``), and a file with one bad line at its end (line n - 1) or a
+  (``labels_from_key``; two files labelled by one reading of the key, ``read_key``, against
+  the key read per file), and a file with one bad line at its end (line n - 1) or a
   NaN score, which must be refused naming the file and the line;
 * adaptive S-norm of 10^5 trials (100 models x 1,000 probes) with a cohort of 5,000 (against
   the one dgemm that scores the probes against the cohort, 256-dim embeddings).
@@ -110,7 +111,8 @@ def _python_loop(path) -> np.ndarray:
 
 
 def file_part(n: int, repeat: int, folder: str) -> None:
-    from emkit.io.lists import FeatureError, labels_from_key, read_scores, write_scores
+    from emkit.io.lists import (FeatureError, labels_from_key, read_key, read_scores,
+                                write_scores)
 
     scores, labels = scores_of(n, 3)
     models = [f"spk{i % 1000:05d}-enroll" for i in range(n)]
@@ -143,6 +145,11 @@ def file_part(n: int, repeat: int, folder: str) -> None:
     seconds, from_key = timed(fn, repeat)
     assert np.array_equal(from_key, labels)
     report("labels_from_key (the key)", seconds, "line loop", loop, peak_memory(fn), scores.nbytes)
+    # emkit evaluate a b --key k: the key read once for both files, against once per file
+    per_file, _ = timed(lambda: [labels_from_key(unlabelled, bare, key) for _ in range(2)], 1)
+    once, _ = timed(lambda: [labels_from_key(unlabelled, bare, k) for k in [read_key(key)] * 2],
+                    1)
+    report("2 files, the key read once", once, "the key read per file", per_file)
     del bare, from_key
     with open(path, "rb") as f:
         lines = f.read().split(b"\n")
