@@ -44,9 +44,21 @@ MAX_FRAME_LENGTH_MS = 1000.0
 MAX_FRAME_SAMPLES = 2**17
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _frame_samples(sample_frequency: float, ms: float) -> int:
-    """Samples in ``ms`` milliseconds, rounded down as Kaldi does (``WindowSize``/``WindowShift``)."""
-    return int(sample_frequency * 0.001 * ms)
+    """Samples in ``ms`` milliseconds, as kaldi-native-fbank's ``WindowSize``/``WindowShift``
+    count them: ``samp_freq * 0.001f * ms`` in float32, one product at a time, rounded down.
+
+    (In double, 274 frame lengths from 100 to 1000 ms in steps of 0.01 ms at 11025, 22050 and
+    44100 Hz came out one sample short of the library's frame: emkit's frames and frame counts
+    were not the library's.)"""
+    exact = sample_frequency * 0.001 * ms
+    if not exact < 2**31 or max(sample_frequency, ms) > _FLOAT32_MAX:
+        return int(exact)  # past the library's int32 and float32: refused by _check_frame
+    f32 = np.float32
+    return int(f32(sample_frequency) * f32(0.001) * f32(ms))
 
 
 @dataclass(frozen=True)
@@ -198,6 +210,11 @@ class KaldiOptions:
         """Samples in one frame (``frame_length`` ms at ``sample_frequency``)."""
         return _frame_samples(self.sample_frequency, self.frame_length)
 
+    @property
+    def shift_samples(self) -> int:
+        """Samples from one frame to the next (``frame_shift`` ms at ``sample_frequency``)."""
+        return _frame_samples(self.sample_frequency, self.frame_shift)
+
     def as_dict(self) -> dict:
         """The options as a dict.
 
@@ -266,7 +283,7 @@ def _run(setups, samples, opts: KaldiOptions, dither_key: str, dither_seed: int,
             f.dither, f.frame_shift_ms, f.snip_edges = 0.0, f.frame_length_ms, True
         extractors.append(knf.OnlineMfcc(o) if kind == "mfcc" else knf.OnlineFbank(o))
     rate = float(opts.sample_frequency)
-    shift = _frame_samples(opts.sample_frequency, opts.frame_shift)
+    shift = opts.shift_samples
     if opts.dither:
         blocks = dithered_frames(samples, opts.frame_samples, shift, opts.snip_edges,
                                  opts.dither, dither_key, dither_seed)

@@ -196,7 +196,7 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
         if k.snip_edges:
             needed = f"a frame needs {k.frame_samples}"
         else:  # Kaldi: (n + shift / 2) / shift frames, the audio reflected at its ends
-            shift = int(k.sample_frequency * 0.001 * k.frame_shift)
+            shift = k.shift_samples
             needed = f"without snip_edges, one frame needs half a frame shift: {shift - shift // 2}"
         raise AudioError(f"{where}: too short for one frame ({samples.shape[0]} samples; "
                          f"{needed})")
