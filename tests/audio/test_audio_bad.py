@@ -86,8 +86,9 @@ def test_multi_channel_picks_the_channel(tmp_path):
     assert np.array_equal(extract_features(stereo, FeatureConfig(channel=0)), default)  # no warning
     assert np.array_equal(extract_features(stereo, FeatureConfig(channel=1)),
                           extract_features(mono_right))
-    fails(tmp_path, stereo, r"has 2 channel\(s\); channel 2 was asked for",
-          FeatureConfig(channel=2))
+    message = fails(tmp_path, stereo, "channel 2 requested", FeatureConfig(channel=2))
+    assert message == (f"channel 2 requested; '{stereo}' has 2 channels (channels are "
+                       "numbered from 0)")
 
 
 def test_a_corpus_of_stereo_files_gets_one_warning_not_one_per_file(tmp_path):
@@ -127,9 +128,35 @@ def test_channel_minus_one_is_kaldis_spelling_of_none(tmp_path):
                               extract_features(stereo, FeatureConfig(channel=0)))
     for bad in (-2, -100):
         with pytest.raises(ValueError, match=r"^channel must be -1 or None \(Kaldi's default: "
-                                             r"mono expected.*\) or a channel number from 0; "
-                                             rf"got {bad}$"):
+                                             r"mono expected.*\) or a channel number from 0 "
+                                             r"to 1023 \(libsndfile opens no file of more "
+                                             rf"than 1024 channels\); got {bad}$"):
             FeatureConfig(channel=bad)
+
+
+@pytest.mark.parametrize("channel, error", [(1024, ValueError), (10**30, ValueError),
+                                            (-1, ValueError), (True, TypeError),
+                                            (1.0, TypeError), ("1", TypeError)])
+def test_a_channel_no_file_can_have_is_refused_before_any_file_is_opened(tmp_path, channel,
+                                                                         error):
+    # before: per file, "has 1 channel(s); channel 1000000000000000000000000000000 was asked
+    # for", and for True, 1.0 or "1" an IndexError or a file "not a readable audio file"
+    with pytest.raises(error, match=r"^channel must be None or a channel number from 0 to "
+                                    r"1023\b") as caught:
+        read_audio(tmp_path / "absent.wav", channel=channel)
+    assert len(str(caught.value)) < 200
+    if error is ValueError and channel >= 0:
+        with pytest.raises(ValueError, match=r"^channel must be .* from 0 to 1023 "):
+            FeatureConfig(channel=channel)
+
+
+def test_a_channel_the_file_lacks_is_named_with_the_files_channels(tmp_path):
+    mono = write(tmp_path / "mono.wav", speech_like(0.1))
+    with pytest.raises(AudioError) as caught:
+        read_audio(mono, channel=1023)
+    assert str(caught.value) == (f"channel 1023 requested; '{mono}' has 1 channel (channels "
+                                 "are numbered from 0)")
+    assert FeatureConfig(channel=1023).channel == 1023
 
 
 def test_only_the_asked_channel_of_a_many_channel_file_is_held_in_memory(tmp_path):

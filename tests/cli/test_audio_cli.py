@@ -47,6 +47,8 @@ def test_ark_with_options(tmp_path, audio):
     (["IN", "-o", "out", "--vad-proportion-threshold", "1.5"], "--vad-proportion-threshold"),
     (["IN", "-o", "out", "--cmvn", "global"], "--cmvn"),
     (["IN", "-o", "out", "--channel", "-2"], "--channel"),
+    (["IN", "-o", "out", "--channel", str(10**30)],
+     "--channel: channel must be -1 or None (Kaldi's default"),
     (["IN", "-o", "out", "--num-ceps", "30"], "num_ceps must be between 1 and num_mel_bins"),
     (["IN", "-o", "out", "--high-freq", "9000"], "high_freq"),
     (["IN", "-o", "out", "--jobs", "0"], "--jobs"),

@@ -209,7 +209,10 @@ def test_feature_options_checked(project, monkeypatch):
                                                    r"large. \(num_mel_bins 300, "),
                             ("channel = -2", "features.channel: must be -1 or None "
                                              r"\(Kaldi's default: .*\) or a channel number from "
-                                             "0; got -2"),
+                                             r"0 to 1023 \(.*\); got -2"),
+                            ("channel = 1024", "features.channel: must be .* a channel number "
+                                               r"from 0 to 1023 \(libsndfile opens no file of "
+                                               r"more than 1024 channels\); got 1024"),
                             ("dither = nan", "features.dither: must be a finite number; got nan"),
                             ("dither_seed = -1", r"features.dither_seed: must be an integer from "
                                                  r"0 to 2\*\*64 - 1; got -1"),

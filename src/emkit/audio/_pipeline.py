@@ -31,7 +31,7 @@ from ._cmvn import cmvn, sliding_cmvn
 from ._deltas import add_deltas, delta_filters
 from ._dither import check_dither_seed
 from ._kaldi_features import KaldiOptions, compute_kaldi_features, features_and_log_energy
-from ._read import AudioError, MultiChannelWarning, read_audio, require
+from ._read import MAX_CHANNELS, AudioError, MultiChannelWarning, read_audio, require
 from ._sources import Utterance
 from ._vad import compute_vad
 
@@ -62,7 +62,8 @@ class FeatureConfig:
     kaldi : KaldiOptions
         MFCC/fbank options (frame length and shift in ms, frequencies in Hz).
     channel : int or None
-        The channel of multi-channel files, from 0 (the first, left).  None (or -1, Kaldi's
+        The channel of multi-channel files, from 0 (the first, left) to 1023 (libsndfile's
+        most channels, ``MAX_CHANNELS - 1``).  None (or -1, Kaldi's
         spelling, stored as None): mono files are expected, and of a multi-channel file the first
         channel is used with a warning (Kaldi's default, ``--channel=-1``).
     max_clipped : float
@@ -123,10 +124,11 @@ class FeatureConfig:
             # Kaldi's spelling of "no channel chosen": stored as None, so that the two configs
             # are equal, hash alike and give the same recipe stamps
             object.__setattr__(self, "channel", None)
-        if self.channel is not None and self.channel < -1:
+        if self.channel is not None and not 0 <= self.channel < MAX_CHANNELS:
             raise ValueError(f"channel must be -1 or None (Kaldi's default: mono expected, the "
-                             f"first channel of multi-channel audio) or a channel number from 0; "
-                             f"got {int(self.channel)}")
+                             f"first channel of multi-channel audio) or a channel number from 0 "
+                             f"to {MAX_CHANNELS - 1} (libsndfile opens no file of more than "
+                             f"{MAX_CHANNELS} channels); got {describe(self.channel)}")
         if not 0.0 <= self.max_clipped <= 1.0:
             raise ValueError(f"max_clipped must be in [0, 1]; got {describe(self.max_clipped)}")
         check_limit(self.max_utterance_bytes)

@@ -39,6 +39,7 @@ Decisions (each failure is an :class:`AudioError` naming the file; nothing is wr
 from __future__ import annotations
 
 import math
+import numbers
 import os
 
 import numpy as np
@@ -49,7 +50,7 @@ from ..io.untrusted import (MAX_UTTERANCE_BYTES, FeatureError, check_limit, file
                              open_regular, show_path)
 from ._wav_header import read_header, warn_truncated, wav_format
 
-__all__ = ["AudioError", "read_audio", "INT16_SCALE", "require"]
+__all__ = ["AudioError", "read_audio", "INT16_SCALE", "require", "MAX_CHANNELS", "check_channel"]
 
 INT16_SCALE = 32768.0
 _FULL_SCALE = 32767.0 / 32768.0  # a sample this loud (or louder) counts as clipped
@@ -57,6 +58,9 @@ _FULL_SCALE = 32767.0 / 32768.0  # a sample this loud (or louder) counts as clip
 #: 32124/32768, A-law 32256/32768, so their clipped samples never reach _FULL_SCALE
 _CODEC_FULL_SCALE = {"ULAW": 32124.0 / 32768.0, "ALAW": 32256.0 / 32768.0}
 _BLOCK_VALUES = 1 << 19  # samples (of all channels) decoded at a time: 4 MiB of float64
+#: Channels libsndfile opens at most (its SF_MAX_CHANNELS: 1024 since 1.0.26, 256 before): a
+#: larger channel number is no file's
+MAX_CHANNELS = 1024
 _CHECK_VALUES = 1 << 20  # samples checked at a time (8 MiB of float64, 1 MiB of booleans)
 _UNKNOWN = 2**63 - 1  # the frame count libsndfile gives for a file whose header has none
 _FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")  # libsndfile returns these samples as stored, unscaled
@@ -180,10 +184,24 @@ def _check_format(path, rate, n_channels, sample_rate, channel):
                           "the first (channel 0) is used, as Kaldi does; choose one with channel "
                           "(--channel, [features] channel)", MultiChannelWarning)
         return 0
-    if not 0 <= channel < n_channels:
-        raise AudioError(f"{show_path(path)}: has {n_channels} channel(s); channel {describe(channel)} was asked for "
-                         f"(channels are numbered from 0)")
+    if channel >= n_channels:
+        raise AudioError(f"channel {channel} requested; {show_path(path)} has {n_channels} "
+                         f"channel{'s' if n_channels > 1 else ''} (channels are numbered from 0)")
     return channel
+
+
+def check_channel(channel) -> int | None:
+    """``channel`` as an int, or None; a TypeError or ValueError naming it unless it is None or
+    a channel number from 0 to ``MAX_CHANNELS - 1``."""
+    if channel is None:
+        return None
+    expected = f"channel must be None or a channel number from 0 to {MAX_CHANNELS - 1}"
+    if isinstance(channel, bool) or not isinstance(channel, numbers.Integral):
+        raise TypeError(f"{expected}; got {type(channel).__name__} {describe(channel)}")
+    if not 0 <= channel < MAX_CHANNELS:
+        raise ValueError(f"{expected} (libsndfile opens no file of more than {MAX_CHANNELS} "
+                         f"channels); got {describe(channel)}")
+    return int(channel)
 
 
 def read_audio(path, *, sample_rate: int = 16000, channel: int | None = None, start: float | None = None,
@@ -201,7 +219,8 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int | None = None, st
     sample_rate : int, default 16000
         The rate the file must have (no silent resampling, as Kaldi's ``compute-mfcc-feats``).
     channel : int or None
-        0-based (0: the first or left channel).  None expects mono and takes the first channel
+        0-based (0: the first or left channel), at most ``MAX_CHANNELS - 1`` (1023: libsndfile
+        opens no file with more channels).  None expects mono and takes the first channel
         of a multi-channel file with a :class:`MultiChannelWarning`, as Kaldi does.  Only that
         channel is kept in memory.
     start, end : float or None
@@ -219,6 +238,9 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int | None = None, st
 
     Raises
     ------
+    TypeError, ValueError
+        ``channel`` not None or an integer from 0 to ``MAX_CHANNELS - 1``, before any file is
+        opened.
     FileNotFoundError
         A missing file.
     AudioError
@@ -227,6 +249,7 @@ def read_audio(path, *, sample_rate: int = 16000, channel: int | None = None, st
         many clipped samples, or more samples than ``max_utterance_bytes`` holds.
     """
     max_utterance_bytes = check_limit(max_utterance_bytes)
+    channel = check_channel(channel)
     path = os.fspath(path)
     try:
         file = open_regular(path)  # a pipe, device or directory is refused, never read
