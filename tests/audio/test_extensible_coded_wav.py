@@ -125,3 +125,23 @@ def test_an_extensible_wav_libsndfile_cannot_read_is_refused_naming_its_format(t
         data[20:22] = struct.pack("<H", 0x1234)  # the plain header's format tag
         (tmp_path / "plain-gsm.wav").write_bytes(bytes(data))
         read_audio(tmp_path / "plain-gsm.wav", sample_rate=8000)
+
+
+def test_an_extensible_ima_adpcm_wav_is_measured_in_coded_bytes_as_the_plain_one(tmp_path):
+    # (a guard) libsndfile 1.2.2 cannot read IMA ADPCM in an extensible header; emkit's own
+    # header check must still take its data chunk for bytes of coded blocks (256-byte blocks
+    # of 505 samples), not sample frames of its block align, whole or cut
+    from emkit.audio._wav_header import _data_sizes, read_header
+
+    def sizes(path):
+        with open(path, "rb") as f:
+            return _data_sizes(read_header(f))
+    plain, extensible = _pair(tmp_path, "IMA_ADPCM")
+    assert sizes(extensible) == sizes(plain) == (8192, 8192, None)
+    assert sizes(_cut(extensible)) == sizes(_cut(plain)) == (8192, 4096, None)
+    # and a features run names the file and the format, as read_audio does
+    from emkit.audio import extract_features
+    with pytest.raises(AudioError, match=r"IMA_ADPCM-x.wav.: not a readable audio file \(a WAV "
+                                         r"of format IMA ADPCM \(0x0011\) in a "
+                                         r"WAVE_FORMAT_EXTENSIBLE header; "):
+        extract_features(extensible)
