@@ -36,14 +36,24 @@ def check_random_state(random_state, name: str = "random_state") -> np.random.Ge
     )
 
 
-def check_positive_int(value, name: str, *, minimum: int = 1, allow_none: bool = False):
+#: The largest value of Kaldi's integer options (int32): a frame count beyond it (a VAD
+#: context, a CMVN window) is in no Kaldi configuration, and 2**31 frames of 10 ms are 8 months
+KALDI_INT_MAX = 2**31 - 1
+
+
+def check_positive_int(value, name: str, *, minimum: int = 1, allow_none: bool = False,
+                       maximum: int | None = None, why: str = ""):
+    """``value`` as an int; a TypeError or ValueError naming ``name`` unless it is an integer
+    from ``minimum`` (to ``maximum``, whose reason ``why`` the message gives in brackets)."""
     if value is None and allow_none:
         return None
+    expected = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}; "
+        raise TypeError(f"{name} must be an integer {expected}; "
                         f"got {type(value).__name__}: {describe(value)}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {describe(value)}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be an integer {expected}{f' ({why})' if why else ''}; "
+                         f"got {describe(value)}")
     return int(value)
 
 

@@ -81,21 +81,47 @@ def test_feature_config_names_a_huge_integer_shortly(options, want):
     assert _message(lambda: FeatureConfig(**options)) == want
 
 
-def test_huge_windows_are_windows_over_the_whole_utterance():
+INT32_MAX = 2**31 - 1
+
+
+def test_the_largest_windows_are_windows_over_the_whole_utterance():
     # before: "Python int too large to convert to C long" (numpy), from FeatureConfig itself
     energy = np.r_[np.zeros(20), np.full(30, 9.0), np.zeros(25)]
     for proportion in (0.2, 0.6):
         whole = compute_vad(energy, frames_context=len(energy), proportion_threshold=proportion)
-        assert np.array_equal(compute_vad(energy, frames_context=HUGE,
+        assert np.array_equal(compute_vad(energy, frames_context=INT32_MAX,
                                           proportion_threshold=proportion), whole)
-    assert FeatureConfig(vad_frames_context=HUGE, cmn_window=HUGE,
-                         min_cmn_window=HUGE).vad_frames_context == HUGE
+    assert FeatureConfig(vad_frames_context=INT32_MAX, cmn_window=INT32_MAX,
+                         min_cmn_window=INT32_MAX).vad_frames_context == INT32_MAX
     for n in (1, 7, 50):
         for center in (False, True):
-            for window, least in ((HUGE, HUGE), (HUGE, 3), (2 * n + 2, n + 1), (4 * n, 3)):
+            for window, least in ((INT32_MAX, INT32_MAX), (INT32_MAX, 3), (2 * n + 2, n + 1),
+                                  (4 * n, 3)):
                 got = sliding_windows(n, window, least, center)
                 want = sliding_windows(n, 10 * n + 20, min(least, 10 * n + 20), center)
                 assert all(np.array_equal(a, b) for a, b in zip(got, want)), (n, window, least)
+
+
+@pytest.mark.parametrize("value", [HUGE, INT32_MAX + 1], ids=["10**400-1", "2**31"])
+@pytest.mark.parametrize("name, least", [("vad_frames_context", 0), ("cmn_window", 1),
+                                         ("min_cmn_window", 1)])
+def test_vad_and_cmvn_windows_past_kaldis_int32_are_refused_naming_the_bounds(name, least,
+                                                                               value):
+    # before: accepted (10**400 frames of context: the whole utterance, without a word)
+    message = _message(lambda: FeatureConfig(**{name: value}))
+    assert message == (f"{name} must be an integer from {least} to 2147483647 (Kaldi's int32 "
+                       f"options); got {describe(value)}")
+    function_name = name.removeprefix("vad_").replace("min_cmn", "min")
+    call = (lambda: compute_vad(np.zeros(3), frames_context=value)) if name.startswith("vad") \
+        else (lambda: sliding_windows(3, **{function_name: value}))
+    assert _message(call).startswith(f"{function_name} must be an integer from {least} to "
+                                     "2147483647 (Kaldi's int32 options); got ")
+
+
+def test_a_huge_negative_max_utterance_bytes_is_named_shortly():
+    assert _message(lambda: FeatureConfig(max_utterance_bytes=-HUGE)) == (
+        "max_utterance_bytes must be an integer >= 8 (bytes); got -9999999999999999999... (an "
+        "integer of 400 digits)")
 
 
 def test_a_huge_channel_is_named_shortly(tmp_path):

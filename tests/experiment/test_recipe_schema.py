@@ -214,6 +214,9 @@ def test_feature_options_checked(project, monkeypatch):
                                                r"from 0 to 1023 \(libsndfile opens no file of "
                                                r"more than 1024 channels\); got 1024"),
                             ("dither = nan", "features.dither: must be a finite number; got nan"),
+                            ("min_cmn_window = 2147483648", "features.min_cmn_window: must be an "
+                                                            "integer from 1 to 2147483647 "
+                                                            r"\(Kaldi's int32 options\)"),
                             ("dither_seed = -1", r"features.dither_seed: must be an integer from "
                                                  r"0 to 2\*\*64 - 1; got -1"),
                             ("dither_seed = 1.5", "features.dither_seed: must be an integer; got "

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_positive_int
+from .._validation import KALDI_INT_MAX, check_positive_int
 
-__all__ = ["cmvn", "sliding_cmvn", "sliding_windows"]
+__all__ = ["cmvn", "sliding_cmvn", "sliding_windows", "check_window"]
 
 
 def _check(features) -> np.ndarray:
@@ -50,12 +50,18 @@ def cmvn(features: np.ndarray, norm_vars: bool = False) -> np.ndarray:
     return (x - mean) / np.sqrt(var)
 
 
+def check_window(frames, name: str) -> int:
+    """``frames`` as an int; a TypeError or ValueError naming ``name`` unless it is an integer
+    from 1 to 2**31 - 1 (Kaldi reads its windows as int32)."""
+    return check_positive_int(frames, name, maximum=KALDI_INT_MAX, why="Kaldi's int32 options")
+
+
 def sliding_windows(n_frames: int, cmn_window: int = 600, min_window: int = 100,
                     center: bool = False):
     """``(start, end)`` integer arrays ``(T,)``: frame ``t`` uses frames ``start[t]:end[t]``."""
     # windows past the utterance's ends give the same frames as these (bounded, as numpy needs)
-    cmn_window = min(check_positive_int(cmn_window, "cmn_window"), 2 * n_frames + 2)
-    min_window = min(check_positive_int(min_window, "min_window"), n_frames + 1)
+    cmn_window = min(check_window(cmn_window, "cmn_window"), 2 * n_frames + 2)
+    min_window = min(check_window(min_window, "min_window"), n_frames + 1)
     t = np.arange(n_frames)
     if center:
         start = t - cmn_window // 2
@@ -85,7 +91,8 @@ def sliding_cmvn(features: np.ndarray, cmn_window: int = 600, min_window: int = 
         One utterance's frames (not modified).
     cmn_window : int, default 600
         Window length, in frames: ``[t - cmn_window, t]`` (``center=False``) or
-        ``[t - cmn_window // 2, t - cmn_window // 2 + cmn_window)`` (``center=True``).
+        ``[t - cmn_window // 2, t - cmn_window // 2 + cmn_window)`` (``center=True``); from 1
+        to 2**31 - 1 (Kaldi's int32), as ``min_window``.
     min_window : int, default 100
         Not centred: the least window at the start (all frames when fewer).
     center : bool, default False

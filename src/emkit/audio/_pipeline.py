@@ -27,7 +27,7 @@ from .._describe import describe
 from .._progress import Progress, format_duration, plural
 from .._validation import check_field_types, check_positive_int
 from ..io.untrusted import MAX_UTTERANCE_BYTES, check_limit, open_regular, show_key, show_path
-from ._cmvn import cmvn, sliding_cmvn
+from ._cmvn import check_window, cmvn, sliding_cmvn
 from ._deltas import add_deltas, delta_filters
 from ._dither import check_dither_seed
 from ._kaldi_features import KaldiOptions, compute_kaldi_features, features_and_log_energy
@@ -139,7 +139,7 @@ class FeatureConfig:
         except ValueError as exc:
             raise ValueError(f"vad_{exc}") from None
         for name in ("cmn_window", "min_cmn_window"):
-            check_positive_int(getattr(self, name), name)
+            check_window(getattr(self, name), name)
 
     def _vad_options(self) -> dict:
         return dict(energy_threshold=self.vad_energy_threshold,

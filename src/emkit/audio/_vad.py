@@ -13,9 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from .._describe import describe
-from .._validation import check_positive_int
+from .._validation import KALDI_INT_MAX, check_positive_int
 
 __all__ = ["compute_vad"]
+
+_INT32 = "Kaldi's int32 options"
 
 
 def compute_vad(log_energy: np.ndarray, *, energy_threshold: float = 5.0,
@@ -35,9 +37,10 @@ def compute_vad(log_energy: np.ndarray, *, energy_threshold: float = 5.0,
         mean(log_energy)`` (the mean over the utterance).
     energy_mean_scale : float >= 0
         Weight of the utterance's mean log energy in that threshold (0: a fixed threshold).
-    frames_context : int >= 0
+    frames_context : int
         Frames on each side of frame ``t`` that its decision looks at: the window
-        ``t - frames_context .. t + frames_context``, cut at the utterance's ends.
+        ``t - frames_context .. t + frames_context``, cut at the utterance's ends; from 0 to
+        2**31 - 1 (Kaldi's int32).
     proportion_threshold : float in (0, 1)
         Frame ``t`` is voiced when at least this fraction of its window is loud.
 
@@ -63,7 +66,8 @@ def compute_vad(log_energy: np.ndarray, *, energy_threshold: float = 5.0,
         raise ValueError(f"energy_mean_scale must be a finite number >= 0; got "
                          f"{describe(energy_mean_scale)}")
     # (a context past the utterance's ends is the whole utterance: bounded, as numpy needs)
-    frames_context = min(check_positive_int(frames_context, "frames_context", minimum=0), e.size)
+    frames_context = min(check_positive_int(frames_context, "frames_context", minimum=0,
+                                            maximum=KALDI_INT_MAX, why=_INT32), e.size)
     if not 0.0 < proportion_threshold < 1.0:
         raise ValueError(f"proportion_threshold must be in (0, 1); got "
                          f"{describe(proportion_threshold)}")

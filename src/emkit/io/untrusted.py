@@ -35,6 +35,7 @@ import stat
 
 import numpy as np
 
+from .._describe import describe
 from .errors import InvalidFileError
 
 #: Default largest utterance any feature reader returns, as float64 bytes (rows * cols * 8).
@@ -252,7 +253,7 @@ def check_limit(max_utterance_bytes) -> int:
     if (isinstance(max_utterance_bytes, bool)
             or not isinstance(max_utterance_bytes, (int, np.integer)) or max_utterance_bytes < 8):
         raise ValueError("max_utterance_bytes must be an integer >= 8 (bytes); got "
-                         f"{max_utterance_bytes!r}")
+                         f"{describe(max_utterance_bytes)}")
     return int(max_utterance_bytes)
 
 
