@@ -55,10 +55,10 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     ----------
     weights : ndarray (D, D)
         Lower-triangular projection matrix W.
-    input_subtract : float
-        0 (kept for compatibility with the reference).
+    input_subtract : float or ndarray (D,)
+        0 (kept for compatibility with the reference), also for ``weights`` assigned by hand.
     input_divide : float
-        1.0 (kept for compatibility with the reference).
+        1.0 (kept for compatibility with the reference), also for ``weights`` assigned by hand.
     classes_ : ndarray or list (K,)
         The distinct labels (sorted for numpy label arrays, else in order of first appearance).
     n_features_in_ : int
@@ -66,6 +66,10 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     _FEATURE_AXES = {"weights": 0}
     weights = FittedArray("Lower-triangular projection matrix W, (D, D)")
+    # what fit stores, so that weights assigned by hand (as the reference allows) make a usable
+    # WCCN: fit never centres or scales, so these are no training results to be missing
+    input_subtract = 0.0
+    input_divide = 1.0
 
     def __init__(self, pinv: bool = False):
         self.pinv = pinv

@@ -77,3 +77,18 @@ def test_a_finite_assignment_is_stored_as_a_read_only_copy(fitted, key, attribut
 def test_complex_values_are_refused_naming_the_attribute(fitted):
     with pytest.raises(TypeError, match=r"ISVMachine\.U must hold real numbers"):
         fitted["isv"].U = fitted["isv"].U + 1j
+
+
+def test_a_wccn_given_weights_by_hand_transforms_and_saves(tmp_path):
+    # before: transform raised AttributeError 'WCCN' object has no attribute 'input_subtract'
+    # (fit stores 0 and 1.0, which a WCCN never estimates, so they are its defaults)
+    import emkit.io
+
+    W = np.tril(np.arange(1.0, 10.0).reshape(3, 3))
+    X = np.random.default_rng(1).standard_normal((5, 3))
+    wccn = WCCN()
+    wccn.weights = W
+    np.testing.assert_array_equal(wccn.transform(X), X @ W)
+    assert (wccn.input_subtract, wccn.input_divide, wccn.n_features_in_) == (0.0, 1.0, 3)
+    emkit.io.save(wccn, tmp_path / "wccn.h5")
+    np.testing.assert_array_equal(emkit.io.load(tmp_path / "wccn.h5").transform(X), X @ W)
