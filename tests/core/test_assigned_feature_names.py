@@ -113,3 +113,15 @@ def test_a_fresh_machine_given_parameters_reads_their_dimension():
     _assign("plda", plda, 3)
     np.testing.assert_array_equal(white.transform(X3), X3)
     assert plda.n_features_in_ == 3 and plda.log_likelihood_ratio(X3[:2], X3).shape == (2, 60)
+
+
+def test_a_calibration_given_weights_of_other_systems_drops_the_names_of_fit():
+    from emkit.calibration import LinearCalibration
+
+    labels = np.arange(60) % 2 == 0
+    calibration = LinearCalibration().fit(Frame(X[:, :2], ["sys1", "sys2"]), labels)
+    calibration.coef_ = [1.0, 1.0, 1.0]  # before: kept n_features_in_ = 2 and the names
+    assert calibration.n_features_in_ == 3 and not hasattr(calibration, "feature_names_in_")
+    np.testing.assert_allclose(calibration.transform(X3), X3.sum(axis=1) + calibration.intercept_)
+    calibration.coef_ = [2.0, 1.0, 1.0]  # the same systems, new weights: nothing else changes
+    assert calibration.n_features_in_ == 3

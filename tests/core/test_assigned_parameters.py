@@ -8,8 +8,11 @@ import re
 import numpy as np
 import pytest
 
+from sklearn.exceptions import NotFittedError
+
 from emkit import (PLDA, WCCN, GMMMachine, IVectorMachine, ISVMachine, JFAMachine, KMeansMachine,
                    Whitening)
+from emkit.calibration import LinearCalibration
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +31,7 @@ def fitted():
         "wccn": WCCN().fit(X, y),
         "whitening": Whitening().fit(X),
         "plda": PLDA(dim_f=1, dim_g=1, max_iterations=1).fit(X, y),
+        "calibration": LinearCalibration().fit(X[:, :2], y == 0),
     }
 
 
@@ -42,6 +46,7 @@ CASES = [
     ("wccn", "weights", "WCCN.weights"),
     ("whitening", "input_subtract", "Whitening.input_subtract"),
     ("plda", "F_", "PLDA.F_"),
+    ("calibration", "coef_", "LinearCalibration.coef_"),
 ]
 
 
@@ -92,3 +97,34 @@ def test_a_wccn_given_weights_by_hand_transforms_and_saves(tmp_path):
     assert (wccn.input_subtract, wccn.input_divide, wccn.n_features_in_) == (0.0, 1.0, 3)
     emkit.io.save(wccn, tmp_path / "wccn.h5")
     np.testing.assert_array_equal(emkit.io.load(tmp_path / "wccn.h5").transform(X), X @ W)
+
+
+def test_a_calibration_given_coef_by_hand_reads_as_many_systems(tmp_path):
+    # before: n_features_in_ stayed that of fit, so (N, 3) scores were refused ('must have 2
+    # column(s)') and a one-system calibration given 2 weights was saved with both
+    from emkit.evaluation.calibration_io import save_calibration
+
+    rng = np.random.default_rng(2)
+    scores, labels = rng.standard_normal((40, 2)), np.arange(40) % 2 == 0
+    fused = LinearCalibration().fit(scores, labels)
+    fused.coef_ = [1.0, 2.0, 3.0]
+    assert fused.n_features_in_ == 3
+    np.testing.assert_array_equal(fused.transform(np.ones((2, 3))), 6.0 + fused.intercept_)
+    single = LinearCalibration().fit(scores[:, 0], labels)
+    single.coef_ = [1.0, 2.0]
+    with pytest.raises(ValueError, match="only one-system calibrations can be saved; got 2 systems"):
+        save_calibration(single, tmp_path / "c.json")
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_a_calibration_given_parameters_by_hand_names_what_is_missing_or_wrong():
+    calibration = LinearCalibration()
+    calibration.coef_ = [2.0]
+    with pytest.raises(NotFittedError, match="LinearCalibration has coef_ but no intercept_"):
+        calibration.transform([1.0])
+    calibration.intercept_ = 1.0
+    np.testing.assert_array_equal(calibration.transform([1.0, 2.0]), [3.0, 5.0])
+    calibration.coef_ = 2.0
+    with pytest.raises(ValueError, match=r"LinearCalibration\.coef_ must be 1-D, one weight per "
+                                         r"system; got shape \(\)"):
+        calibration.transform([1.0])

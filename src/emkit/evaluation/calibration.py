@@ -20,8 +20,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .._caller_warnings import warn_at_caller
 from .._feature_names import FeatureNamesMixin
+from .._fitted import FittedArray, set_fitted
 from .._object_arrays import objects_as_numbers
-from .._validation import check_positive_int
+from .._validation import check_positive_int, is_finite_number
 from .metrics import check_labels, cllr, min_cllr
 from .._describe import describe
 
@@ -182,7 +183,9 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
     Attributes
     ----------
     coef_ : ndarray of shape (n_systems,)
-        The weights ``w`` of ``llr = scores @ w + b`` (after ``fit``).
+        The weights ``w`` of ``llr = scores @ w + b`` (after ``fit``), read-only; weights
+        assigned by hand (finite) for another number of systems set ``n_features_in_`` and drop
+        ``feature_names_in_``.
     intercept_ : float
         ``b``.
     n_features_in_ : int
@@ -193,6 +196,10 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         The systems' names, when ``scores`` was a DataFrame (``transform`` then refuses a
         DataFrame whose columns differ or come in another order).
     """
+
+    # coef_ assigned by hand (read-only, finite) sets n_features_in_, as the other estimators'
+    _FEATURE_AXES = {"coef_": 0}
+    coef_ = FittedArray("The weights w of llr = scores @ w + b, (n_systems,)")
 
     def __init__(self, prior: float = 0.5, C: float = 1e6, max_iter: int = 1000):
         self.prior = prior
@@ -218,7 +225,7 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
                      max_iter: int = 1000) -> "LinearCalibration":
         """A fitted calibration from its parameters (a file's contents): ``coef`` (n_systems,)."""
         calibration = cls(prior=prior, C=C, max_iter=max_iter)
-        calibration.coef_ = np.array(coef, dtype=np.float64)
+        set_fitted(calibration, "coef_", coef)
         calibration.intercept_ = float(intercept)
         calibration.n_features_in_ = calibration.coef_.shape[0]
         return calibration
@@ -276,7 +283,7 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
                           f"C={self.C:g}, not by the data; calibrate on more or harder trials",
                           UserWarning)
         w = theta[:-1] / scale  # weights of Xs
-        self.coef_ = np.ldexp(w, -exponent)
+        set_fitted(self, "coef_", np.ldexp(w, -exponent), copy=False)
         log_odds = np.log(self.prior / (1.0 - self.prior))
         self.intercept_ = float(theta[-1] - w @ loc - log_odds)
         self.n_features_in_ = X.shape[1]
@@ -302,10 +309,7 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         ValueError
             Non-finite scores, or calibrated scores beyond float64.
         """
-        if not hasattr(self, "coef_"):
-            from sklearn.exceptions import NotFittedError  # (an AttributeError too)
-
-            raise NotFittedError("this LinearCalibration is not fitted yet: call fit(scores, y) first")
+        self._check_parameters()
         self._check_feature_names(scores, "scores")
         if self.n_features_in_ == 1:
             s = _real_array(scores, "scores")
@@ -320,6 +324,23 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
             raise ValueError("the calibrated scores overflow float64 (|coef * score + intercept| above "
                              f"1.8e308): coef {self.coef_.tolist()}, scores up to {float(np.max(np.abs(scores))):.3g}")
         return llr
+
+    def _check_parameters(self) -> None:
+        """Refuse an unfitted calibration, and parameters assigned by hand that make no affine map
+        (numpy's indexing or broadcasting error named neither)."""
+        from sklearn.exceptions import NotFittedError  # (an AttributeError too)
+
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("this LinearCalibration is not fitted yet: call fit(scores, y) first")
+        if self.coef_.ndim != 1:
+            raise ValueError("LinearCalibration.coef_ must be 1-D, one weight per system; got shape "
+                             f"{self.coef_.shape}")
+        if not hasattr(self, "intercept_"):
+            raise NotFittedError("LinearCalibration has coef_ but no intercept_: assign it (a number) "
+                                 "or call fit(scores, y)")
+        if not is_finite_number(self.intercept_):
+            raise ValueError(f"LinearCalibration.intercept_ must be a finite number; got "
+                             f"{describe(self.intercept_)}")
 
     def fit_transform(self, scores, y):
         """``fit(scores, y)``, then the calibrated LLRs of ``scores``.
