@@ -99,6 +99,17 @@ def check_real(value, name: str, *, minimum=None, maximum=None, exclusive_minimu
     return float(value)
 
 
+def check_comparable(other, cls, name: str, **tolerances) -> None:
+    """For ``is_similar_to``: refuse an ``other`` that is not a ``cls`` and tolerances (name ->
+    value) that are not finite numbers >= 0, naming them (the reference's AttributeError and
+    numpy's ufunc error named neither the argument nor what was expected)."""
+    if not isinstance(other, cls):
+        raise TypeError(f"{name} must be a {cls.__name__} to compare with; got "
+                        f"{type(other).__name__}: {describe(other)}")
+    for tolerance, value in tolerances.items():
+        check_real(value, tolerance, minimum=0)
+
+
 def is_finite_number(value) -> bool:
     """A real number, not a bool (True is 1 to Python, not a threshold), neither NaN nor infinite."""
     return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))

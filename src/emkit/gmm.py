@@ -29,6 +29,7 @@ from ._gmm_params import (GMMParameter, check_gmm_parameters, check_training_sta
                           check_floor_shape, check_parameter_value, check_weights, constructor_params,
                           e_step_constants)
 from ._kernels import gmm as kg
+from ._validation import check_comparable
 from .io import _registry
 from .kmeans import KMeansMachine
 from ._gmm_reference import e_step, log_likelihood, log_weighted_likelihood, m_step
@@ -272,6 +273,7 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
 
     def is_similar_to(self, other, rtol=1e-5, atol=1e-8) -> bool:
         """True when means, variances, variance thresholds and weights agree (``np.allclose``)."""
+        check_comparable(other, GMMMachine, "other", rtol=rtol, atol=atol)
         try:
             return all(np.allclose(getattr(self, name), getattr(other, name), rtol=rtol, atol=atol)
                        for name in ("means", "variances", "variance_thresholds", "weights"))

@@ -20,7 +20,7 @@ from ._kernels import kmeans as kk
 from ._kmeans_init import INIT_METHODS, check_init_method, initial_centroids
 from ._kmeans_stats import KMeansStats, kmeans_chunk_stats
 from ._validation import (check_block, check_checkpoint, check_frames, check_iteration_limits, check_positive_int,
-                          check_random_state, check_random_state_type, check_real)
+                          check_comparable, check_random_state, check_random_state_type, check_real)
 from .io import _registry
 
 logger = logging.getLogger("emkit")
@@ -251,6 +251,7 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
     # -- comparison ------------------------------------------------------------------------
     def is_similar_to(self, obj, r_epsilon=1e-05, a_epsilon=1e-08) -> bool:
         """True when both machines have centroids that agree within ``np.allclose`` tolerances."""
+        check_comparable(obj, KMeansMachine, "obj", r_epsilon=r_epsilon, a_epsilon=a_epsilon)
         if self.centroids_ is None or getattr(obj, "centroids_", None) is None:
             logger.warning("KMeansMachine `centroids_` was not set. You should call 'fit' first.")
             return False

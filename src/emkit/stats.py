@@ -14,7 +14,7 @@ import numpy as np
 from ._shifted_moments import _Shifted
 from . import _stats_stack
 from ._stats_stack import StatsBatch, as_stats_sequence, check_stats  # noqa: F401 (re-exported)
-from ._validation import check_positive_int, real_copy
+from ._validation import check_comparable, check_positive_int, real_copy
 from .io._registry import register
 from ._describe import describe
 
@@ -221,8 +221,10 @@ class GMMStats:
         Parameters
         ----------
         n_gaussians, n_features : int
-            The new C and D; not checked, as in bob.learn.em 3.3.1.
+            The new C and D, integers >= 0 (bob.learn.em 3.3.1 did not check them).
         """
+        check_positive_int(n_gaussians, "n_gaussians", minimum=0)
+        check_positive_int(n_features, "n_features", minimum=0)
         self.n_gaussians, self.n_features = n_gaussians, n_features
         self.init_fields()
 
@@ -341,14 +343,15 @@ class GMMStats:
         ----------
         other : GMMStats
         rtol, atol : float, default 1e-5 and 1e-8
-            The tolerances of ``np.isclose`` (``log_likelihood``, ``t``) and ``np.allclose``
-            (``n``, ``sum_px``, ``sum_pxx``).
+            The tolerances (finite, >= 0) of ``np.isclose`` (``log_likelihood``, ``t``) and
+            ``np.allclose`` (``n``, ``sum_px``, ``sum_pxx``).
 
         Returns
         -------
         bool
             False for statistics of another shape (C, D).
         """
+        check_comparable(other, GMMStats, "other", rtol=rtol, atol=atol)
         return bool(
             self.shape == other.shape
             and np.isclose(self.log_likelihood, other.log_likelihood, rtol=rtol, atol=atol)

@@ -2,6 +2,7 @@
 was received (each case below was numpy's or Python's own error, or silently accepted)."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -105,3 +106,49 @@ def test_a_scalar_for_training_frames_names_x(fit, X, shown):
     message = f"X must be an array of samples; got {shown}. Reshape your data to (n_samples, "
     with pytest.raises(ValueError, match=re.escape(message + "n_features).")):
         fit(X)
+
+
+def _comparable(small, kind):
+    X, ubm, stats = small[0], small[2], small[3]
+    if kind == "kmeans":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (a short fit: a convergence warning)
+            return KMeansMachine(2, max_iter=2).fit(X)
+    return {"gmm": ubm, "stats": stats[0]}[kind]
+
+
+@pytest.mark.parametrize("kind, other_name, expected, tolerances", [
+    ("gmm", "other", "GMMMachine", ("rtol", "atol")),
+    ("kmeans", "obj", "KMeansMachine", ("r_epsilon", "a_epsilon")),
+    ("stats", "other", "GMMStats", ("rtol", "atol")),
+])
+def test_is_similar_to_names_what_it_compares_with(small, kind, other_name, expected, tolerances):
+    # was "'str' object has no attribute 'means'" (GMMMachine, GMMStats: 'shape'), or for
+    # KMeansMachine False with a warning to call fit; tolerances: numpy's "ufunc 'isfinite' not
+    # supported for the input types", and a negative one was used
+    machine = _comparable(small, kind)
+    with pytest.raises(TypeError, match=re.escape(f"{other_name} must be a {expected} to compare "
+                                                  "with; got str: 'x'")):
+        machine.is_similar_to("x")
+    with pytest.raises(TypeError, match=re.escape(f"{tolerances[0]} must be a real number; got "
+                                                  "str: 'a'")):
+        machine.is_similar_to(machine, **{tolerances[0]: "a"})
+    with pytest.raises(ValueError, match=re.escape(f"{tolerances[1]} must be >= 0; got -1")):
+        machine.is_similar_to(machine, **{tolerances[1]: -1})
+    assert machine.is_similar_to(machine, 0, 0)
+
+
+@pytest.mark.parametrize("shape, message", [
+    ((-1, 2), (ValueError, "n_gaussians must be an integer >= 0; got -1")),
+    ((2, 2.5), (TypeError, "n_features must be an integer >= 0; got float: 2.5")),
+])
+def test_gmm_stats_resize_names_a_bad_size_and_keeps_the_statistics(small, shape, message):
+    # was numpy's "negative dimensions are not allowed" / "'float' object cannot be interpreted
+    # as an integer", after the new shape was stored: shape said (-1, 2) of (2, 3) arrays
+    stats = small[3][0].copy()
+    before = stats.copy()
+    with pytest.raises(message[0], match=re.escape(message[1])):
+        stats.resize(*shape)
+    assert stats.shape == before.shape and stats == before
+    stats.resize(4, 1)
+    assert stats.shape == (4, 1) and stats.sum_px.shape == (4, 1)
