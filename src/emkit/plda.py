@@ -179,8 +179,8 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
             raise ValueError(f"init_method must be one of {self.INIT_METHODS}; "
                              f"got {describe(self.init_method)}")
         check_positive_int(self.max_iterations, "max_iterations", minimum=0)
-        if self.block_size is not None:
-            check_positive_int(self.block_size, "block_size")
+        for name in ("block_size", "dim_f", "dim_g"):  # (sizes the model ignores too: a typo shows)
+            check_positive_int(getattr(self, name), name, allow_none=True)
         if self.convergence_threshold is not None and not (
                 is_finite_number(self.convergence_threshold) and self.convergence_threshold >= 0):
             raise ValueError("convergence_threshold must be a finite number >= 0 or None; "

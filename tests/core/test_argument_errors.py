@@ -152,3 +152,16 @@ def test_gmm_stats_resize_names_a_bad_size_and_keeps_the_statistics(small, shape
     assert stats.shape == before.shape and stats == before
     stats.resize(4, 1)
     assert stats.shape == (4, 1) and stats.sum_px.shape == (4, 1)
+
+
+@pytest.mark.parametrize("model, kwargs, error, message", [
+    ("two-covariance", dict(dim_f=-1), ValueError, "dim_f must be an integer >= 1; got -1"),
+    ("two-covariance", dict(dim_g=1.5), TypeError, "dim_g must be an integer >= 1; got float: 1.5"),
+    ("simplified", dict(dim_g=0), ValueError, "dim_g must be an integer >= 1; got 0"),
+    ("simplified", dict(dim_g="3"), TypeError, "dim_g must be an integer >= 1; got str: '3'"),
+])
+def test_plda_sizes_its_model_ignores_are_still_checked(small, model, kwargs, error, message):
+    # were accepted without a word (the model does not use them), so a typo went unseen
+    X, y = small[0], small[1]
+    with pytest.raises(error, match=re.escape(message)):
+        PLDA(model, max_iterations=1, **kwargs).fit(X, y)
