@@ -23,19 +23,67 @@ def objects_as_numbers(X, name: str):
         return X
     if values.dtype != object or values.ndim not in (1, 2):
         return X
+    found = _first_non_number(values)
+    if found is None:
+        return values.astype(np.float64)
+    index, value = found
+    if np.ndim(value) > 0:  # arrays in an array: the shape checks explain it
+        return X
+    if isinstance(X, np.ndarray):
+        kind = "an object array"
+    elif hasattr(X, "__dask_graph__"):
+        kind = "a dask array of dtype object"
+    else:
+        kind = f"a {type(X).__name__}"
+    raise _not_numbers(name, value, f"{kind} holding {describe(value)} at {_shown(index)}")
+
+
+def dask_objects_as_numbers(X, name: str):
+    """A dask array of dtype object as a float64 one, each chunk converted as it is computed (no
+    pass of its own over ``X``), with :func:`objects_as_numbers`' errors: the element named is
+    the first of the chunk that failed, which need not be the first of the whole array."""
+    meta = np.empty((0,) * X.ndim, dtype=np.float64)
+    return X.map_blocks(_chunk_as_numbers, name, dtype=np.float64, meta=meta)
+
+
+def _chunk_as_numbers(block, name: str, block_info=None) -> np.ndarray:
+    """One chunk of :func:`dask_objects_as_numbers`; ``block_info``: dask's, for the index."""
+    values = np.asarray(block)
+    found = _first_non_number(values)
+    if found is None or np.ndim(found[1]) > 0:  # (arrays inside: numpy's error explains it)
+        return values.astype(np.float64)
+    index, value = found
+    try:
+        location = block_info[0]["array-location"]
+        starts = [int(start) for start, _ in location]  # (NaN where chunk sizes are unknown)
+    except (TypeError, KeyError, IndexError, ValueError):
+        where = f"{_shown(index)} of one of its dask chunks"
+    else:
+        chunk = ", ".join(f"{int(start)}:{int(stop)}" for start, stop in location)
+        where = (f"{_shown(np.add(starts, index))}, the first in its dask chunk {name}[{chunk}] "
+                 "(chunks are converted one by one: another may hold an earlier one)")
+    raise _not_numbers(name, value, f"a dask array of dtype object holding {describe(value)} "
+                                    f"at {where}")
+
+
+def _first_non_number(values: np.ndarray):
+    """``(index, element)`` of the first element of object array ``values`` that ``float()``
+    does not take as a number, or None."""
     flat = values.ravel()
     bad = np.flatnonzero(~np.frompyfunc(_converts, 1, 1)(flat).astype(bool))
     if not len(bad):
-        return values.astype(np.float64)
-    value = flat[bad[0]]
-    if np.ndim(value) > 0:  # arrays in an array: the shape checks explain it
-        return X
-    where = ", ".join(str(int(i)) for i in np.unravel_index(bad[0], values.shape))
-    kind = "an object array" if isinstance(X, np.ndarray) else f"a {type(X).__name__}"
+        return None
+    return np.unravel_index(bad[0], values.shape), flat[bad[0]]
+
+
+def _shown(index) -> str:
+    return "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def _not_numbers(name: str, value, what: str) -> Exception:
     error = ValueError if isinstance(value, (str, bytes)) else TypeError
-    raise error(f"{name} must hold numbers; got {kind} holding {describe(value)} at [{where}] "
-                "(each element is converted with float(), whose argument must be a real number "
-                "or a string of a number)")
+    return error(f"{name} must hold numbers; got {what} (each element is converted with float(), "
+                 "whose argument must be a real number or a string of a number)")
 
 
 def _converts(value) -> bool:

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from ._describe import describe
-from ._object_arrays import objects_as_numbers
+from ._object_arrays import dask_objects_as_numbers, objects_as_numbers
 
 
 def check_random_state(random_state, name: str = "random_state") -> np.random.Generator | np.random.RandomState:
@@ -260,8 +260,8 @@ def _check_dask_frames(X, name: str, *, allow_empty: bool, ensure_2d: bool, know
     kind = X.dtype.kind
     if kind == "c":
         raise ValueError(f"Complex data not supported: {name} must hold real numbers; got a dask array of dtype {X.dtype}")
-    if kind == "O":
-        X = X.astype(np.float64)
+    if kind == "O":  # (astype read None as NaN: then "contains NaN", of a NaN never given)
+        X = dask_objects_as_numbers(X, name)
     elif kind not in "biuf":
         raise ValueError(f"{name} must hold numbers; got a dask array of dtype {X.dtype}")
     if X.ndim == 0:

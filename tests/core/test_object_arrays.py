@@ -77,3 +77,57 @@ def test_a_nan_in_an_object_array_is_still_a_nan():
     X = _with(float("nan"))
     with pytest.raises(ValueError, match=re.escape("Input X contains NaN")):
         KMeansMachine(2).fit(X)
+
+
+def _dask(X, chunks=(2, 2)):
+    import dask.array as da
+
+    return da.from_array(X, chunks=chunks)
+
+
+def _computed(result):
+    return np.asarray(result) if hasattr(result, "__dask_graph__") else result  # (lazy results)
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_a_dask_array_of_objects_names_what_is_not_a_number(call):
+    # before: astype read None as NaN, so "Input X contains NaN" (a NaN never given) or, where
+    # the dask values were not checked, "the covariance of X overflows float64"; calibration
+    # (computed whole) said "got a Array holding None"
+    X = _dask(_with(None, 4, 1))
+    if call == "calibration fit":
+        where = "scores must hold numbers; got a dask array of dtype object holding None at [4, 1] ("
+    else:
+        name = "data" if call == "gmm log_likelihood" else "X"
+        where = (f"{name} must hold numbers; got a dask array of dtype object holding None at "
+                 f"[4, 1], the first in its dask chunk {name}[4:6, 0:2] (chunks are converted one "
+                 "by one: another may hold an earlier one) (")
+    with pytest.raises(TypeError, match=re.escape(where + "each element is converted with float()")):
+        _computed(CALLS[call](X))
+
+
+def test_a_dask_array_of_objects_of_unknown_chunk_sizes_names_the_index_in_its_chunk():
+    import dask.array as da
+
+    X = _dask(_with("a", 4, 1), chunks=(2, 1))
+    X = X[da.from_array(np.ones(6, dtype=bool), chunks=2)]  # (row chunk sizes now unknown)
+    with pytest.raises(ValueError, match=re.escape("got a dask array of dtype object holding 'a' "
+                                                   "at [0, 0] of one of its dask chunks (each")):
+        CALLS["whitening transform"](X)
+
+
+def test_a_dask_array_of_numbers_as_objects_is_computed_once():
+    # a guard (the old astype computed it once too): the check is no pass of its own
+    import dask
+    import dask.array as da
+
+    computed = []
+
+    def rows():
+        computed.append(1)
+        return np.array(ROWS, dtype=object)
+
+    X = da.from_delayed(dask.delayed(rows)(), shape=(6, 2), dtype=object)
+    white = Whitening().fit(X)
+    assert computed == [1]
+    np.testing.assert_array_equal(white.weights, Whitening().fit(np.array(ROWS)).weights)
