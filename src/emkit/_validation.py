@@ -169,7 +169,8 @@ def check_frames_collection(X, name: str = "X") -> None:
 
 
 def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_empty: bool = False,
-                 ensure_2d: bool = False, owner: str | None = None, known_rows: bool = False):
+                 ensure_2d: bool = False, owner: str | None = None, known_rows: bool = False,
+                 in_memory: bool = False):
     """Validate a (n_samples, n_features) frame matrix, without copying when it is already fine.
 
     numpy input goes through scikit-learn's ``check_array`` (numeric dtype kept, NaN/inf, sparse,
@@ -178,7 +179,9 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
     shape and dtype and come back with one chunk along the features (any chunking is accepted);
     their values are checked where they are used, chunk by chunk.  Other dask collections (bags,
     delayed objects) are refused (:func:`check_frames_collection`).  ``known_rows`` computes
-    unknown chunk sizes (e.g. of ``X[mask]``), which training needs.
+    unknown chunk sizes (e.g. of ``X[mask]``), which training needs.  ``in_memory`` returns a float64
+    numpy array: a dask array is computed, and its values are checked there (for the estimators
+    that use it whole: they never see its chunks).
     """
     from sklearn.utils import check_array
 
@@ -220,6 +223,11 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
             f"{name} has {X.shape[1]} features, but {owner or 'the model'} is expecting {n_features} "
             f"features as input (shape {X.shape})"
         )
+    if in_memory:
+        computed = is_dask_collection(X)
+        X = np.asarray(X, dtype=np.float64)
+        if computed and not np.isfinite(np.add.reduce(X, axis=None)):  # (as numpy input above)
+            check_finite(X, name)
     return X
 
 

@@ -77,7 +77,7 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         k = check_positive_int(self.n_components, "n_components")  # set_params is checked here
         raw = X
-        X = np.asarray(check_frames(X, "X", ensure_2d=True, owner="LDA"), dtype=np.float64)
+        X = check_frames(X, "X", ensure_2d=True, owner="LDA", in_memory=True)
         check_label_sequence(y, "y", "row of X")
         if np.shape(y) != (X.shape[0],):
             raise ValueError(f"y must have one label per row of X ({X.shape[0]}); got shape "
@@ -122,8 +122,8 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         self._check_feature_names(X)
         X = check_frames(X, "X", n_features=self.weights.shape[0], allow_empty=True, ensure_2d=True,
-                         owner="LDA")
-        return apply_projection(np.asarray(X, dtype=np.float64), self)
+                         owner="LDA", in_memory=True)
+        return apply_projection(X, self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -73,7 +73,7 @@ _BLOCK_ELEMENTS = 1 << 22
 
 def _check_vectors(X, name: str, n_features: int | None = None) -> np.ndarray:
     """A (n, D) float64 array of finite vectors (1-D input = one vector)."""
-    return np.asarray(check_frames(X, name, n_features=n_features, owner="PLDA"), dtype=np.float64)
+    return check_frames(X, name, n_features=n_features, owner="PLDA", in_memory=True)
 
 
 @dataclass(frozen=True)

@@ -126,8 +126,7 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             when the within-class covariance is singular and ``pinv`` is False.
         """
         raw = X
-        X = check_frames(X, "X", ensure_2d=True, owner=type(self).__name__)
-        X = np.asarray(X, dtype=np.float64)
+        X = check_frames(X, "X", ensure_2d=True, owner=type(self).__name__, in_memory=True)
         if X.shape[0] < 2:
             raise ValueError(f"WCCN needs at least 2 samples; got n_samples = {X.shape[0]}")
         classes, codes = _encode_labels(y, X.shape[0])
@@ -171,8 +170,8 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         check_is_fitted(self, "weights")
         self._check_feature_names(X)
         X = check_frames(X, "X", n_features=self.n_features_in_, ensure_2d=True,
-                         owner=type(self).__name__)
-        return apply_projection(np.asarray(X, dtype=np.float64), self)
+                         owner=type(self).__name__, in_memory=True)
+        return apply_projection(X, self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -204,8 +204,7 @@ class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerM
             singular and ``pinv`` is False.
         """
         raw = X
-        X = check_frames(X, "X", ensure_2d=True, owner=type(self).__name__)
-        X = np.asarray(X, dtype=np.float64)
+        X = check_frames(X, "X", ensure_2d=True, owner=type(self).__name__, in_memory=True)
         if X.shape[0] < 2:
             raise ValueError("X must have at least 2 samples to estimate a covariance; got "
                              f"n_samples = {X.shape[0]}")
@@ -232,8 +231,9 @@ class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerM
         if not is_dask_collection(X):
             X = np.asarray(objects_as_numbers(X, "X"))  # (None named, not NaN)
         one_sample = X.ndim == 1  # the reference returned (D,) for one 1-D sample
-        X = check_frames(X, "X", n_features=self.n_features_in_, owner=type(self).__name__)
-        out = apply_projection(np.asarray(X, dtype=np.float64), self)
+        X = check_frames(X, "X", n_features=self.n_features_in_, owner=type(self).__name__,
+                         in_memory=True)
+        out = apply_projection(X, self)
         return out[0] if one_sample else out
 
 

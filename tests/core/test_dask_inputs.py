@@ -10,7 +10,8 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from emkit import GMMMachine, KMeansMachine
+from emkit import PLDA, WCCN, GMMMachine, KMeansMachine, Whitening
+from emkit.lda import LDA
 
 CHUNKINGS = [(-1, -1), (7, 1), (13, 2), (1, -1), (50, 1), ((3, 60, 57), (2, 1))]
 
@@ -218,6 +219,32 @@ def test_every_dask_path_names_the_index_in_the_whole_array(method):
             GMM_METHODS[name](_gmm(X), data)
         else:
             KMEANS_METHODS[name](_kmeans().fit(_blobs(5)), data)
+
+
+TRANSFORM_CALLS = {
+    "whitening fit": lambda X, y: Whitening().fit(X),
+    "whitening transform": lambda X, y: Whitening().fit(_blobs(5)).transform(X),
+    "wccn fit": lambda X, y: WCCN().fit(X, y),
+    "wccn transform": lambda X, y: WCCN().fit(_blobs(5), y).transform(X),
+    "lda fit": lambda X, y: LDA(1).fit(X, y),
+    "lda transform": lambda X, y: LDA(1).fit(_blobs(5), y).transform(X),
+    "plda fit": lambda X, y: PLDA(max_iterations=2).fit(X, y),
+    "plda scores": lambda X, y: PLDA(max_iterations=2).fit(_blobs(5), y).log_likelihood_ratio(X, X),
+}
+
+
+@pytest.mark.parametrize("kind", ["NaN", "infinity"])
+@pytest.mark.parametrize("call", list(TRANSFORM_CALLS))
+def test_estimators_that_compute_dask_input_whole_refuse_nan_like_numpy(call, kind):
+    # before: their dask input was never checked: fits said 'the covariance of X overflows
+    # float64 ... rescale X', transforms 'overflows float64 on X (|X| up to nan', and PLDA
+    # scores of a NaN model came back NaN without a word
+    X, y = _nan_rows(kind), np.arange(120) % 2
+    name = "models" if call == "plda scores" else "X"
+    for data in _both(X, chunks=(20, 2)):
+        with pytest.raises(ValueError, match=re.escape(f"Input {name} contains {kind} (first at "
+                                                       "index (37, 1))")):
+            TRANSFORM_CALLS[call](data, y)
 
 
 def test_the_rows_named_are_those_of_the_chunk_that_failed():
