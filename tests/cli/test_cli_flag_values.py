@@ -119,3 +119,13 @@ def test_an_option_error_of_clicks_parser_names_the_command(args):
     # --help')": neither the command nor its help
     result = run(*args, ok=False)
     one_line_error(result, 2, f"emkit {args[0]}: usage error: ", f"(see 'emkit {args[0]} --help')")
+
+
+@pytest.mark.parametrize("option", ["--version", "--help"])
+def test_version_and_help_are_actions_that_take_no_value(option):
+    # a guard of a decision (click's behaviour, unchanged): --version and --help print and exit
+    # rather than set anything, so '=false' would mean nothing; '--version=true' is the usage
+    # error of any option given a value it does not take, naming it
+    assert run(option).output.strip()
+    one_line_error(run(f"{option}=true", ok=False), 2,
+                   f"emkit: usage error: Option '{option}' does not take a value.")
