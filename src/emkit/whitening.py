@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._fitted import FittedArray, set_fitted
 from ._feature_names import FeatureNamesMixin
+from ._describe import describe
 from ._object_arrays import objects_as_numbers
 from ._validation import check_bool, check_frames, is_dask_collection
 from .io._registry import register
@@ -117,6 +118,21 @@ def _check_assigned_shapes(transform, D: int, divide) -> None:
         if np.shape(value) not in ((), (D,)):
             raise ValueError(f"{name}.{attribute} has shape {np.shape(value)}; frames of D = {D} "
                              f"features need a number or shape ({D},)")
+        _check_assigned_values(f"{name}.{attribute}", value, nonzero=attribute == "input_divide")
+
+
+def _check_assigned_values(label: str, value, nonzero: bool) -> None:
+    """Refuse an assigned ``input_subtract``/``input_divide`` (``label``) of text, NaN or inf (or
+    a 0 divisor): the result was numpy's ufunc error, NaN named as an overflow, or zeros."""
+    values = np.asarray(value)
+    need = "finite non-zero numbers" if nonzero else "finite numbers"
+    if values.dtype.kind not in "biuf":
+        raise TypeError(f"{label} must hold {need}; got {type(value).__name__}: {describe(value)}")
+    bad = ~np.isfinite(values) | (nonzero & (values == 0))
+    if bad.any():
+        first = int(np.argmax(bad))
+        where = "" if values.ndim == 0 else f" ({values.flat[first]} at index {first})"
+        raise ValueError(f"{label} must hold {need}; got {describe(value)}{where}")
 
 
 def apply_projection(X: np.ndarray, transform) -> np.ndarray:

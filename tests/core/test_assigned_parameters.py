@@ -128,3 +128,28 @@ def test_a_calibration_given_parameters_by_hand_names_what_is_missing_or_wrong()
     with pytest.raises(ValueError, match=r"LinearCalibration\.coef_ must be 1-D, one weight per "
                                          r"system; got shape \(\)"):
         calibration.transform([1.0])
+
+
+BAD_PROJECTION_VALUES = [
+    ("input_divide", 0, ValueError, "input_divide must hold finite non-zero numbers; got 0"),
+    ("input_divide", np.inf, ValueError, "input_divide must hold finite non-zero numbers; got inf"),
+    ("input_divide", np.array([1.0, 0.0, 2.0]), ValueError, "input_divide must hold finite "
+     "non-zero numbers; got an array of shape (3,) and dtype float64 (0.0 at index 1)"),
+    ("input_subtract", "a", TypeError, "input_subtract must hold finite numbers; got str: 'a'"),
+]
+
+
+# (Whitening.input_subtract is a checked fitted array: text is refused when assigned)
+@pytest.mark.parametrize("kind, attribute, value, error, shown",
+                         [("WCCN",) + case for case in BAD_PROJECTION_VALUES]
+                         + [("Whitening",) + case for case in BAD_PROJECTION_VALUES[:3]])
+def test_assigned_input_subtract_and_divide_are_checked_where_they_are_used(kind, attribute, value,
+                                                                            error, shown):
+    # before: a 0 divisor gave numpy's divide-by-zero RuntimeWarning and 'transform overflows
+    # float64', an infinite one zeros without a word, and text numpy's ufunc 'subtract' error
+    machine = WCCN() if kind == "WCCN" else Whitening()
+    machine.weights = np.eye(3)
+    machine.input_subtract = np.zeros(3)
+    setattr(machine, attribute, value)
+    with pytest.raises(error, match=re.escape(f"{kind}.{shown}")):
+        machine.transform(np.ones((2, 3)))
