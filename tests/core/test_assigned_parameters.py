@@ -153,3 +153,16 @@ def test_assigned_input_subtract_and_divide_are_checked_where_they_are_used(kind
     setattr(machine, attribute, value)
     with pytest.raises(error, match=re.escape(f"{kind}.{shown}")):
         machine.transform(np.ones((2, 3)))
+
+
+def test_a_calibration_pickled_before_coef_became_a_fitted_array_still_loads():
+    import pickle
+
+    fitted = LinearCalibration().fit([0.0, 1.0, 2.0, 3.0, 1.5, 0.5], [0, 0, 1, 1, 0, 1])
+    state = dict(fitted.__getstate__())
+    state["coef_"] = np.array(state.pop("_coef_"))  # (the layout of the earlier pickles)
+    old = LinearCalibration.__new__(LinearCalibration)
+    old.__dict__.update(state)
+    loaded = pickle.loads(pickle.dumps(old))
+    np.testing.assert_array_equal(loaded.transform([1.0, 2.0]), fitted.transform([1.0, 2.0]))
+    assert not loaded.coef_.flags.writeable

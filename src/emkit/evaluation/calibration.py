@@ -357,6 +357,12 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         """
         return self.fit(scores, y).transform(scores)
 
+    def __setstate__(self, state):
+        if "coef_" in state:  # a pickle of emkit before coef_ became a fitted array
+            state = dict(state)
+            set_fitted(self, "coef_", state.pop("coef_"))
+        super().__setstate__(state)
+
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "coef_")
 
