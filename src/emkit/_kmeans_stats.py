@@ -1,4 +1,5 @@
-"""Additive statistics of a k-means pass (one Lloyd E-step), and the chunk function computing them."""
+"""Additive statistics of a k-means pass (one Lloyd E-step), the chunk functions computing them
+and the nearest centroids, and the per-cluster variances and weights made from them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _device_infer
+from ._config import get_config
 from ._kernels import kmeans as kk
+from ._validation import check_block
+
+
+def block_rows() -> int:
+    """Rows per block of the k-means kernels: the config's ``block_rows``, else the kernels'."""
+    return get_config()["block_rows"] or kk.DEFAULT_BLOCK_ROWS
 
 
 @dataclass
@@ -79,3 +87,26 @@ def kmeans_chunk_stats(X, coef: kk.CentroidCoefficients, block_rows: int,
         r = kk.lloyd_statistics(X, coef, block_rows, squares=squares, n_far=coef.n_clusters)
     return KMeansStats(r["counts"], r["sums"], r["sum_min_dist"], X.shape[0], r["sq_sums"],
                        r["far_points"], r["far_dists"], coef)
+
+
+def predict_block(block, coef: kk.CentroidCoefficients, block_info=None) -> np.ndarray:
+    """The nearest centroid of every row of one dask chunk; NaN/inf in the chunk are refused."""
+    block = np.asarray(block)
+    check_block(block, "X", block_info)
+    return kk.assign(block, coef)[0]
+
+
+def variances_and_weights(stats: KMeansStats) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster biased variances (K, D) and weights (K,) of a pass with ``squares``; an empty
+    cluster gets weight 0 and the variance of the whole data."""
+    counts = stats.counts
+    weights = counts / counts.sum()
+    with np.errstate(over="ignore", invalid="ignore"):
+        variances = stats.variances()
+    if not np.isfinite(variances).all():  # (NaN: inf - inf)
+        raise ValueError("data: the squared deviations from the centroids overflow float64 "
+                         "(|x - centroid| above about 1e154): rescale the data")
+    empty = counts == 0
+    if empty.any():
+        variances[empty] = stats.total_variance()
+    return variances, weights

@@ -13,113 +13,20 @@ from sklearn.base import BaseEstimator
 from . import _device_fit
 from ._backend import _staging, cached_frames, is_dask_collection, map_reduce_finite
 from ._checkpoint import resumable_em
-from ._config import get_config
 from ._feature_names import FeatureNamesMixin
 from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._kernels import kmeans as kk
+from ._kmeans_fit import NOT_CONVERGED_ADVICE, distance_rounding, reseeded_centroids
 from ._kmeans_init import INIT_METHODS, check_init_method, initial_centroids
-from ._kmeans_stats import KMeansStats, kmeans_chunk_stats
-from ._validation import (check_block, check_checkpoint, check_frames, check_iteration_limits, check_positive_int,
+from ._kmeans_reference import e_step, get_centroids_distance, get_closest_centroid_index, m_step
+from ._kmeans_stats import KMeansStats, block_rows, kmeans_chunk_stats, predict_block, variances_and_weights
+from ._validation import (check_checkpoint, check_frames, check_iteration_limits, check_positive_int,
                           check_comparable, check_random_state, check_random_state_type, check_real)
 from .io import _registry
 
 logger = logging.getLogger("emkit")
 
 __all__ = ["KMeansMachine", "e_step", "get_centroids_distance", "get_closest_centroid_index", "m_step"]
-
-
-def get_centroids_distance(x, means) -> np.ndarray:
-    """Squared Euclidean distances between every centroid and every sample, shape (K, N).
-
-    ``x`` is (N, D) (a 1-D ``x`` is one sample); ``means`` is (K, D).  Dask input gives a lazy
-    dask array.  Exact element-wise differences are used (no expansion), as in the reference.
-    """
-    means = np.asarray(means, dtype=np.float64)
-    if means.ndim != 2:  # (means.shape[1] raised IndexError)
-        raise ValueError(f"means must be a (K, D) array of centroids; got shape {means.shape}")
-    if is_dask_collection(x):
-        x = check_frames(x, "x", n_features=means.shape[1], allow_empty=True)
-        return x.map_blocks(_distances_block, means, dtype=np.float64,
-                            chunks=(x.chunks[0], (means.shape[0],))).T
-    x = check_frames(x, "x", n_features=means.shape[1], allow_empty=True)
-    return kk.squared_distances(x, means)
-
-
-def get_closest_centroid_index(centroids_dist) -> np.ndarray:
-    """Index of the nearest centroid for each sample, from (K, N) distances; ties go to the lowest index."""
-    return np.argmin(centroids_dist, axis=0)
-
-
-def e_step(data, means):
-    """The statistics of one Lloyd step over ``data`` (N, D) with centroids ``means`` (K, D), as
-    the reference's ``kmeans.e_step``: ``(counts (K,) int64, sums (K, D) float64,
-    mean_min_distance)``, where ``sums[k]`` adds the samples nearest to centroid k and
-    ``mean_min_distance`` is the mean over ``data`` of the squared distance to the nearest
-    centroid.  The statistics of several chunks are combined by :func:`m_step`."""
-    means = check_frames(means, "means")
-    if is_dask_collection(data):  # one chunk of the reference's loop: computed here
-        data = data.compute()
-    data = np.asarray(check_frames(data, "data", n_features=means.shape[1]), dtype=np.float64)
-    coef = kk.CentroidCoefficients.from_centroids(means)
-    r = kk.lloyd_statistics(data, coef, _block_rows())
-    counts = r["counts"]
-    # the kernel sums deviations from the centroids; the reference sums the samples
-    sums = r["sums"] + counts[:, None] * (coef.shift + coef.centred)
-    return counts, sums, np.float64(r["sum_min_dist"] / len(data))
-
-
-def m_step(stats, n_samples, means=None):
-    """New centroids and the average squared distance to the nearest centroid, from a list of
-    :func:`e_step` results (one per chunk) over ``n_samples`` samples in all: ``(centroids
-    (K, D), average_min_distance)``.
-
-    The average is the true one: the chunks' means weighted by their sizes, divided by
-    ``n_samples`` (the reference divided the sum of the chunks' means by ``n_samples``, a value
-    ``n_samples`` times too small for one chunk).  A cluster that got no sample keeps its
-    centroid from ``means`` (K, D); without ``means`` it is an error (the reference made it NaN;
-    ``KMeansMachine.fit`` re-seeds it from the farthest samples instead).
-    """
-    stats = list(stats)
-    if not stats:
-        raise ValueError("stats is empty: expected the e_step results of at least one chunk")
-    n_samples = check_positive_int(n_samples, "n_samples")
-    counts = sum(np.asarray(s[0], dtype=np.int64) for s in stats)
-    sums = sum(np.asarray(s[1], dtype=np.float64) for s in stats)
-    total = sum(float(np.sum(s[0])) * float(s[2]) for s in stats)
-    empty = counts == 0
-    centroids = sums / np.maximum(counts, 1)[:, None]
-    if empty.any():
-        if means is None:
-            raise ValueError(f"cluster(s) {np.flatnonzero(empty)[:10].tolist()} got no sample: "
-                             "pass means= (the centroids of the e_step) to keep theirs")
-        means = check_frames(means, "means", n_features=sums.shape[1])
-        if len(means) != len(counts):
-            raise ValueError(f"means must have {len(counts)} rows (one per cluster); got "
-                             f"{len(means)}")
-        centroids[empty] = means[empty]
-    return centroids, total / n_samples
-
-
-#: GMMMachine's default k-means start warns too, where the user set no k-means parameter
-_NOT_CONVERGED_ADVICE = ("raise max_iter or convergence_threshold (GMMMachine's k-means start: "
-                         "pass k_means_trainer=KMeansMachine(n_gaussians, max_iter=...))")
-
-
-def _block_rows() -> int:
-    return get_config()["block_rows"] or kk.DEFAULT_BLOCK_ROWS
-
-
-def _distances_block(block, means, block_info=None):
-    """(rows, K) squared distances of one dask chunk; NaN/inf in the chunk are refused."""
-    block = np.asarray(block)
-    check_block(block, "X", block_info)
-    return kk.squared_distances(block, means).T
-
-
-def _predict_block(block, coef, block_info=None):
-    block = np.asarray(block)
-    check_block(block, "X", block_info)
-    return kk.assign(block, coef)[0]
 
 
 class KMeansMachine(FeatureNamesMixin, BaseEstimator):
@@ -250,7 +157,20 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
 
     # -- comparison ------------------------------------------------------------------------
     def is_similar_to(self, obj, r_epsilon=1e-05, a_epsilon=1e-08) -> bool:
-        """True when both machines have centroids that agree within ``np.allclose`` tolerances."""
+        """Whether both machines have centroids of the same shape that agree within tolerances.
+
+        Parameters
+        ----------
+        obj : KMeansMachine
+            The machine to compare with.
+        r_epsilon, a_epsilon : float
+            Relative and absolute tolerances of ``np.allclose``.
+
+        Returns
+        -------
+        bool
+            False (with a logged warning, as the reference) when either machine has no centroids.
+        """
         check_comparable(obj, KMeansMachine, "obj", r_epsilon=r_epsilon, a_epsilon=a_epsilon)
         if self.centroids_ is None or getattr(obj, "centroids_", None) is None:
             logger.warning("KMeansMachine `centroids_` was not set. You should call 'fit' first.")
@@ -271,8 +191,13 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
         return _device_fit.check_fit_frames(X, None, "KMeansMachine")
 
     def initialize(self, data):
-        """Set ``centroids_`` to their initial values (``init_method``); the feature names of
-        ``data`` (a DataFrame's) become the machine's, as in ``fit``."""
+        """Set ``centroids_`` to their initial values (``init_method``), as ``fit`` starts.
+
+        Parameters
+        ----------
+        data : array-like of shape (N, D), or dask array of shape (N, D)
+            The samples; a DataFrame's column names become the machine's, as in ``fit``.
+        """
         self._initialize(data)
         self._parameter_assigned("centroids_")  # (n_features_in_: the centroids')
         self._record_feature_names(data)
@@ -282,37 +207,34 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
         rs = check_random_state(self.random_state)
         set_fitted(self, "centroids_", initial_centroids(
             data, self.n_clusters, self.init_method, rs, init_max_iter=self.init_max_iter,
-            oversampling_factor=self.oversampling_factor, block_rows=_block_rows()), copy=False)
+            oversampling_factor=self.oversampling_factor, block_rows=block_rows()), copy=False)
 
     def _e_step(self, X) -> KMeansStats:
-        return map_reduce_finite(kmeans_chunk_stats, X, self._coefficients(), _block_rows(), False)
+        return map_reduce_finite(kmeans_chunk_stats, X, self._coefficients(), block_rows(), False)
 
     def _m_step(self, stats: KMeansStats) -> float:
-        counts = stats.counts
-        centroids = stats.centroids()
-        empty = np.flatnonzero(counts == 0)
-        if len(empty):
-            logger.info("k-means: re-seeding %d empty cluster(s) with the farthest samples", len(empty))
-            far = stats.far_points
-            for j, k in enumerate(empty):
-                centroids[k] = far[j % len(far)]
-        set_fitted(self, "centroids_", centroids, copy=False)
+        set_fitted(self, "centroids_", reseeded_centroids(stats), copy=False)
         self.average_min_distance = stats.sum_min_dist / stats.n_samples
         return self.average_min_distance
 
-    def _distance_rounding(self) -> float:
-        """The rounding error of ``average_min_distance`` when every sample is on its centroid: a
-        centroid's coordinates pass through about four roundings of magnitude ``max|c|`` (shift,
-        offset, mean deviation; doubled here), and a distance sums D squares of them.  (With
-        centroids not yet read back from a device, those of the start: the same magnitude.)"""
-        c = fitted_value(self, "centroids_")
-        scale = 0.0 if c is None else float(np.max(np.abs(c)))
-        return c.shape[1] * (8.0 * np.finfo(np.float64).eps * scale) ** 2 if scale else 0.0
-
     def fit(self, X, y=None):
-        """Initialise the centroids, then run Lloyd iterations until convergence.  Returns ``self``.
+        """Initialise the centroids (``init_method``), then run Lloyd iterations until the
+        relative change of ``average_min_distance`` is at most ``convergence_threshold``, or
+        ``max_iter`` iterations (which warns ``ConvergenceWarning`` when a threshold is set).
 
-        ``X`` is an (N, D) array-like or a dask array (one task per chunk and iteration).
+        Parameters
+        ----------
+        X : array-like of shape (N, D), or dask array of shape (N, D)
+            The samples (a dask array: one task per chunk and iteration).  NaN or inf is a
+            ``ValueError``.
+        y : None
+            Ignored (scikit-learn's API).
+
+        Returns
+        -------
+        KMeansMachine
+            ``self``, with ``centroids_``, ``average_min_distance``, ``n_iter_`` and
+            ``converged_``.  An empty cluster is re-seeded (see the class docstring), never NaN.
         """
         dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path, docs/gpu.md
         raw = X  # its feature names are recorded once the fit has succeeded
@@ -335,8 +257,8 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
                          e_step=e_step, m_step=m_step, max_iterations=self.max_iter,
                          convergence_threshold=self.convergence_threshold,
                          name="k-means", quantity="average squared distance",
-                         rounding=self._distance_rounding,
-                         not_converged_advice=_NOT_CONVERGED_ADVICE,
+                         rounding=lambda: distance_rounding(fitted_value(self, "centroids_")),
+                         not_converged_advice=NOT_CONVERGED_ADVICE,
                          finish=lambda result: self._finish_fit(result, X.shape[1]))
         self._coefficients()  # computed once here, so inference leaves the state alone
         self._record_feature_names(raw)
@@ -350,64 +272,118 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
 
     # -- inference -------------------------------------------------------------------------
     def transform(self, X):
-        """Squared distances to every centroid, shape **(K, N)** (clusters first, as the reference)."""
+        """Squared Euclidean distances of every sample to every centroid.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D) or (D,), or dask array of shape (N, D)
+            The samples; a 1-D ``X`` is one sample.
+
+        Returns
+        -------
+        ndarray of shape (K, N)
+            Clusters first, as the reference (the transpose of scikit-learn's); a lazy dask array
+            for dask ``X``.
+        """
         self._check_fitted()
         self._check_feature_names(X)
         X = check_frames(X, "X", n_features=self.centroids_.shape[1], allow_empty=True, owner="KMeansMachine")
         return get_centroids_distance(X, self.centroids_)
 
     def predict(self, X):
-        """Index of the nearest centroid for every sample, shape (N,)."""
+        """Index of the nearest centroid of every sample (ties go to the lowest index).
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D) or (D,), or dask array of shape (N, D)
+            The samples; a 1-D ``X`` is one sample.
+
+        Returns
+        -------
+        ndarray of shape (N,)
+            Integer indices in ``[0, K)``; a lazy dask array for dask ``X``.
+        """
         self._check_fitted()
         self._check_feature_names(X)
         coef = self._coefficients()
         if is_dask_collection(X):
             X = check_frames(X, "X", n_features=self.centroids_.shape[1], owner="KMeansMachine")
-            return X.map_blocks(_predict_block, coef, drop_axis=1, dtype=np.intp)
+            return X.map_blocks(predict_block, coef, drop_axis=1, dtype=np.intp)
         X = check_frames(X, "X", n_features=self.centroids_.shape[1], allow_empty=True, owner="KMeansMachine")
-        return kk.assign(X, coef, _block_rows())[0]
+        return kk.assign(X, coef, block_rows())[0]
 
     def get_variances_and_weights_for_each_cluster(self, data):
-        """Per-cluster variances (K, D) and weights (K,) of ``data`` assigned to the nearest centroid.
+        """Variances and weights of the clusters of ``data`` (each sample in its nearest
+        centroid's), the start of a GMM.
 
         Variances are the biased ``E[x^2] - E[x]^2`` of each cluster, computed from deviations
-        from the centroids (precise however far the data lie from the origin).  A cluster that
-        gets no sample has weight 0 and the variance of the whole data.
+        from the centroids (precise however far the data lie from the origin).
+
+        Parameters
+        ----------
+        data : array-like of shape (N, D), or dask array of shape (N, D)
+            The samples.
+
+        Returns
+        -------
+        variances : ndarray of shape (K, D)
+            A cluster that gets no sample has the variance of the whole data (the reference's
+            was NaN).
+        weights : ndarray of shape (K,)
+            The fraction of the samples in each cluster (0 for an empty one).
         """
         self._check_fitted()
         self._check_feature_names(data, "data")
         dev = _device_fit.fit_device(data, dask_on_workers=True)
         if dev is None:
             data = check_frames(data, "data", n_features=self.centroids_.shape[1], owner="KMeansMachine")
-            stats = map_reduce_finite(kmeans_chunk_stats, data, self._coefficients(), _block_rows(), True)
+            stats = map_reduce_finite(kmeans_chunk_stats, data, self._coefficients(), block_rows(), True)
         else:
             data = _device_fit.check_fit_frames(data, self.centroids_.shape[1], "KMeansMachine")
             frames = _device_fit.DeviceFrames(data, dev, np.float64, "k-means cluster variances")
             stats = _device_fit.kmeans_statistics(frames, self._coefficients(), squares=True)
-        counts = stats.counts
-        weights = counts / counts.sum()
-        with np.errstate(over="ignore", invalid="ignore"):
-            variances = stats.variances()
-        if not np.isfinite(variances).all():  # (NaN: inf - inf)
-            raise ValueError("data: the squared deviations from the centroids overflow float64 "
-                             "(|x - centroid| above about 1e154): rescale the data")
-        empty = counts == 0
-        if empty.any():
-            variances[empty] = stats.total_variance()
-        return variances, weights
+        return variances_and_weights(stats)
 
     # -- HDF5 (emkit's layout, emkit.io.kmeans; the reference saved no k-means machine) -----
     def save(self, hdf5):
-        """Write the parameters and centroids to an HDF5 path or open group (not ``checkpoint``)."""
+        """Write the parameters and the fitted state in emkit's HDF5 layout (not ``checkpoint``).
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path (written atomically) or an open, writable group (see :func:`emkit.io.save`).
+        """
         _registry.save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "KMeansMachine":
-        """The machine in ``hdf5`` (a path or an open group) written by :meth:`save`."""
+        """Read a machine written by :meth:`save`.
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path or an open group.
+
+        Returns
+        -------
+        KMeansMachine
+            A new machine; a damaged or foreign file is an :class:`emkit.io.InvalidFileError`.
+        """
         return _registry.load(hdf5, expected=cls)
 
     def load(self, hdf5):
-        """Replace the state of ``self`` by the machine stored in ``hdf5``."""
+        """Replace the parameters and state of ``self`` by those of a machine :meth:`save` wrote.
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path or an open group.
+
+        Returns
+        -------
+        KMeansMachine
+            ``self`` (unchanged when the file cannot be read).
+        """
         loaded = self.from_hdf5(hdf5)
         self.__dict__.clear()
         self.__dict__.update(loaded.__dict__)
