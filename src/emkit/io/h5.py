@@ -23,13 +23,13 @@ import os
 import h5py
 import numpy as np
 
+from ._h5_open import check_target, hard_linked_child, is_path, open_file
 from .atomic import atomic_path
 from .errors import InvalidFileError
 from .h5_chunks import storage_problem
-from .h5_files import hdf5_reading
-from .h5_values import as_read, check_read_values
+from .h5_values import as_read, bounds_text, check_read_values, describe_dtype, number_type_problem
 from .read_back import read_compared, written_array
-from .untrusted import open_checked, with_article
+from .untrusted import with_article
 
 #: Root attribute naming the emkit class stored in a file of emkit's versioned layout.
 CLASS_ATTR = "emkit_class"
@@ -42,13 +42,21 @@ _READ_ERRORS = (OSError, KeyError, RuntimeError, TypeError, IndexError, Attribut
                 OverflowError, UnicodeError, SystemError)
 
 
-def _is_path(obj) -> bool:
-    return isinstance(obj, (str, bytes, os.PathLike))
-
-
 @contextlib.contextmanager
 def atomic_h5_write(path):
-    """Yield an ``h5py.File`` open for writing at a temporary name; rename it to ``path`` on success."""
+    """A new HDF5 file written at a temporary name in ``path``'s directory, renamed to ``path``
+    only when the ``with`` block ends without error (a crash leaves no half-written file).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write (replaced, if it exists, only on success).
+
+    Yields
+    ------
+    h5py.File
+        The temporary file, open for writing.
+    """
     with atomic_path(path, suffix=".h5.tmp") as tmp:
         with h5py.File(tmp, "w") as handle:
             yield handle
@@ -56,27 +64,39 @@ def atomic_h5_write(path):
 
 @contextlib.contextmanager
 def open_for_writing(hdf5):
-    """A path is written atomically; an open ``h5py`` file or group is written into as it is."""
-    if _is_path(hdf5):
+    """Where a ``save`` writes: a path atomically (:func:`atomic_h5_write`), an open h5py file
+    or group as it is.
+
+    Parameters
+    ----------
+    hdf5 : str, path-like or h5py.Group
+        A path, or an open group writable and holding no saved object yet.
+
+    Yields
+    ------
+    h5py.Group
+        The file or group to write into.
+
+    Raises
+    ------
+    TypeError
+        ``hdf5`` is neither a path nor an h5py group.
+    ValueError
+        A closed or read-only group, or one that already holds a saved object.
+    """
+    check_target(hdf5)
+    if is_path(hdf5):
         with atomic_h5_write(hdf5) as handle:
             yield handle
-    elif isinstance(hdf5, h5py.Group):
-        _check_handle(hdf5)
-        if hdf5.file.mode == "r":  # (h5py's own error named neither the file nor the mode)
-            raise ValueError(f"hdf5: {hdf5.file.filename} is open read-only (h5py mode 'r'): "
-                             "open it with mode 'r+' or 'a' to save into it")
-        held = [name for name in (CLASS_ATTR, "writer_class") if name in hdf5.attrs]
-        if held:  # a second object would fail halfway, leaving the first one unreadable
-            raise ValueError(f"{filename(hdf5)}: group {hdf5.name!r} already holds a saved object "
-                             f"(attribute {held[0]!r}); save into a new group or file")
-        yield hdf5
-    else:
-        raise TypeError(f"hdf5 must be a path or an open h5py File/Group; got {type(hdf5).__name__}")
-
-
-def _check_handle(group) -> None:
-    if not group.id.valid:
-        raise ValueError("hdf5 is a closed h5py File/Group: give a path or an open file")
+        return
+    if hdf5.file.mode == "r":  # (h5py's own error named neither the file nor the mode)
+        raise ValueError(f"hdf5: {hdf5.file.filename} is open read-only (h5py mode 'r'): "
+                         "open it with mode 'r+' or 'a' to save into it")
+    held = [name for name in (CLASS_ATTR, "writer_class") if name in hdf5.attrs]
+    if held:  # a second object would fail halfway, leaving the first one unreadable
+        raise ValueError(f"{filename(hdf5)}: group {hdf5.name!r} already holds a saved object "
+                         f"(attribute {held[0]!r}); save into a new group or file")
+    yield hdf5
 
 
 def filename(group) -> str:
@@ -88,42 +108,35 @@ def filename(group) -> str:
 
 
 @contextlib.contextmanager
-def _open_file(path: str):
-    try:
-        fd = open_checked(path)  # a directory, a named pipe (would block), a device (endless)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no such HDF5 file: {path!r}") from None
-    except InvalidFileError:
-        raise InvalidFileError(f"{path}: not a regular file") from None
-    with hdf5_reading(fd, path, functools.partial(_unreadable, path)) as (handle, _):
-        yield handle
-
-
-def _unreadable(path: str, exc: Exception) -> InvalidFileError:
-    text = str(exc)
-    if "signature not found" in text:
-        reason = "is not an HDF5 file (no HDF5 signature)"
-    elif "truncated" in text:
-        reason = "is not a complete HDF5 file (truncated: shorter than its header declares)"
-    else:
-        reason = "is not a valid HDF5 file (damaged or unsupported header)"
-    return InvalidFileError(f"{path} {reason}")
-
-
-@contextlib.contextmanager
 def open_for_reading(hdf5, what: str | None = None):
-    """A path is opened read-only and closed afterwards; a ``h5py`` group is used as it is.
+    """What a reader reads: a path opened read-only (closed afterwards), an h5py group as it is.
 
-    h5py/HDF5 failures inside the block (a damaged object header, a chunk beyond the end of the
-    file...) become :class:`InvalidFileError` naming the file (and ``what`` it should hold).
+    h5py/HDF5 failures inside the ``with`` block (a damaged object header, a chunk beyond the
+    end of the file...) become :class:`InvalidFileError` naming the file.
+
+    Parameters
+    ----------
+    hdf5 : str, path-like or h5py.Group
+        A path (a regular file: a directory or pipe is refused) or an open group.
+    what : str, optional
+        What the file should hold (e.g. ``"GMMMachine"``), for the messages.
+
+    Yields
+    ------
+    h5py.Group
+        The root of the file, or the group given.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at the path.
+    InvalidFileError
+        Not a regular file, not an HDF5 file, or damaged.
+    TypeError, ValueError
+        ``hdf5`` is neither a path nor an h5py group, or a closed one.
     """
-    if _is_path(hdf5):
-        handle_cm = _open_file(os.fspath(hdf5))
-    elif isinstance(hdf5, h5py.Group):
-        _check_handle(hdf5)
-        handle_cm = contextlib.nullcontext(hdf5)
-    else:
-        raise TypeError(f"hdf5 must be a path or an open h5py File/Group; got {type(hdf5).__name__}")
+    check_target(hdf5)
+    handle_cm = open_file(os.fspath(hdf5)) if is_path(hdf5) else contextlib.nullcontext(hdf5)
     with handle_cm as handle:
         try:
             yield handle
@@ -183,29 +196,8 @@ def child(group, name: str, kind: str = "dataset", required: bool = True):
 
 def _child(group, name, kind, required):
     """``child`` and, for a dataset, its creation property list (None for a group)."""
-    key = name.encode()
-    if not group.id.links.exists(key):
-        if required:
-            _fail(group, name, "is missing", kind)
-        return None, None
-    link_type = group.id.links.get_info(key).type
-    if link_type == h5py.h5l.TYPE_EXTERNAL:
-        _fail(group, name, "is an external link to another file (refused)", kind)
-    if link_type != h5py.h5l.TYPE_HARD:
-        _fail(group, name, "is a soft link (emkit files hold none; refused)", kind)  # or user-defined
-    oid = h5py.h5o.open(group.id, key)
-    if kind == "group":
-        if not isinstance(oid, h5py.h5g.GroupID):
-            _fail(group, name, "is not a group", kind)
-        return h5py.Group(oid), None
-    if not isinstance(oid, h5py.h5d.DatasetID):
-        _fail(group, name, "is not a dataset", kind)
-    dcpl = oid.get_create_plist()
-    if dcpl.get_layout() == h5py.h5d.VIRTUAL:
-        _fail(group, name, "is a virtual dataset (it maps other files; refused)")
-    if dcpl.get_external_count():
-        _fail(group, name, "stores its data in external files (refused)")
-    return h5py.Dataset(oid), dcpl
+    return hard_linked_child(group, name, kind, required,
+                             functools.partial(_fail, group, name, kind=kind))
 
 
 def _check_storage(ds, dcpl, group, name) -> None:
@@ -215,10 +207,6 @@ def _check_storage(ds, dcpl, group, name) -> None:
         _fail(group, name, problem)
 
 
-_KINDS = {"float": "fiu", "int": "iu", "bool": "biu"}
-_NOUNS = {"float": "numbers", "int": "integers", "bool": "booleans"}
-
-
 def _check_dtype(ds, group, name, kind: str) -> None:
     dtype = ds.dtype
     if kind == "str":
@@ -226,24 +214,10 @@ def _check_dtype(ds, group, name, kind: str) -> None:
             return
         if h5py.check_string_dtype(dtype) is not None and dtype.kind == "O":
             return
-        _fail(group, name, f"must hold text; found {_describe(dtype)}")
-    if (dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in _KINDS[kind]
-            or dtype.itemsize > 8):
-        _fail(group, name, f"must hold {_NOUNS[kind]}; found {_describe(dtype)}")
-
-
-def _describe(dtype) -> str:
-    if dtype.fields is not None:
-        return "a compound type"
-    if h5py.check_string_dtype(dtype) is not None:
-        return "text"
-    if h5py.check_vlen_dtype(dtype) is not None:
-        return "variable-length sequences"
-    if h5py.check_ref_dtype(dtype) is not None:
-        return "object references"
-    if dtype.kind == "V":
-        return "an opaque type"
-    return f"dtype {dtype.str}"
+        _fail(group, name, f"must hold text; found {describe_dtype(dtype)}")
+    problem = number_type_problem(dtype, kind)
+    if problem:
+        _fail(group, name, problem)
 
 
 def _check_shape(ds, group, name, shape, size) -> None:
@@ -327,13 +301,7 @@ def read_scalar(group, name: str, kind: str = "float", *, required: bool = True,
     if allow_nan and np.isnan(value):
         return value
     if low is not None and not value >= low or high is not None and not value <= high:
-        if low is not None and low == high:
-            bounds = f"{low}"
-        elif low is not None and high is not None:
-            bounds = f"in [{low}, {high}]"
-        else:
-            bounds = f">= {low}" if low is not None else f"<= {high}"
-        _fail(group, name, f"must be {bounds}")
+        _fail(group, name, f"must be {bounds_text(low, high)}")
     return value
 
 
@@ -373,7 +341,7 @@ def read_attr(group, name: str, kind: str = "str", *, required: bool = True, def
     if kind in ("str", "json"):
         text = h5py.check_string_dtype(dtype) is not None and dtype.kind in "OS"
         if not text or dtype.itemsize > MAX_STRING:
-            _fail(group, name, f"must hold text; found {_describe(dtype)}", "attribute")
+            _fail(group, name, f"must hold text; found {describe_dtype(dtype)}", "attribute")
         text = _as_text(group.attrs[name], group, name, "attribute")
         try:  # (nesting or numbers beyond the parser's limits are refused as well)
             value = text if kind == "str" else json.loads(text)
@@ -382,9 +350,9 @@ def read_attr(group, name: str, kind: str = "str", *, required: bool = True, def
         if kind == "json" and not isinstance(value, dict):
             _fail(group, name, "must be a JSON object", "attribute")
         return value
-    if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in _KINDS[kind] \
-            or dtype.itemsize > 8:
-        _fail(group, name, f"must hold {_NOUNS[kind]}; found {_describe(dtype)}", "attribute")
+    problem = number_type_problem(dtype, kind)
+    if problem:
+        _fail(group, name, problem, "attribute")
     value = np.asarray(group.attrs[name]).reshape(-1)[0]
     if kind == "float":
         value = np.float64(value)
@@ -405,13 +373,45 @@ def check_values(group, name, ok: bool, problem: str) -> None:
 
 
 def write_stamp(group, class_name: str, version: int) -> None:
-    """Mark ``group`` as holding ``class_name`` in emkit's layout number ``version``."""
+    """Mark ``group`` as holding a ``class_name`` in emkit's layout number ``version`` (the
+    root attributes :data:`CLASS_ATTR` and :data:`VERSION_ATTR`).
+
+    Parameters
+    ----------
+    group : h5py.Group
+        The group being written.
+    class_name : str
+        The emkit class stored (e.g. ``"PLDA"``).
+    version : int
+        The layout version written.
+    """
     group.attrs[CLASS_ATTR] = class_name
     group.attrs[VERSION_ATTR] = np.int64(version)
 
 
 def read_stamp(group, class_name: str, max_version: int) -> int:
-    """Check that ``group`` holds ``class_name`` in a layout this emkit reads; return the version."""
+    """Check that ``group`` holds a ``class_name`` in a layout this emkit reads.
+
+    Parameters
+    ----------
+    group : h5py.Group
+        The group being read.
+    class_name : str
+        The emkit class expected.
+    max_version : int
+        The newest layout version this emkit reads.
+
+    Returns
+    -------
+    int
+        The layout version, in ``[1, max_version]``.
+
+    Raises
+    ------
+    InvalidFileError
+        No stamp, another class (named only when it looks like a class name), or a version
+        outside ``[1, max_version]`` (a newer one says to upgrade emkit).
+    """
     found = read_attr(group, CLASS_ATTR, "str", required=False)
     if found is None:
         raise InvalidFileError(f"{filename(group)} is not an emkit {class_name} file (attribute "

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 
 _OUT_DTYPES = {"float": np.float64, "int": np.int64, "bool": np.bool_}
+_KINDS = {"float": "fiu", "int": "iu", "bool": "biu"}
+_NOUNS = {"float": "numbers", "int": "integers", "bool": "booleans"}
 
 
 def check_read_values(data, kind: str, positive: bool, nonnegative: bool, fail) -> None:
@@ -36,3 +39,36 @@ def within(values: np.ndarray, bound: float) -> bool:
     """Whether every one of the finite ``values`` lies in ``[-bound, bound]``, found without a
     temporary of their size (``np.abs(values)`` doubled the memory of a model's load)."""
     return values.size == 0 or bool(-bound <= values.min() and values.max() <= bound)
+
+
+def describe_dtype(dtype) -> str:
+    """A short name of a dataset's or attribute's type for messages, never quoting values."""
+    if dtype.fields is not None:
+        return "a compound type"
+    if h5py.check_string_dtype(dtype) is not None:
+        return "text"
+    if h5py.check_vlen_dtype(dtype) is not None:
+        return "variable-length sequences"
+    if h5py.check_ref_dtype(dtype) is not None:
+        return "object references"
+    if dtype.kind == "V":
+        return "an opaque type"
+    return f"dtype {dtype.str}"
+
+
+def number_type_problem(dtype, kind: str) -> str | None:
+    """Why a dataset's or attribute's ``dtype`` cannot be read as ``kind`` (``"float"``,
+    ``"int"``, ``"bool"``: plain numbers of at most 8 bytes), or None when it can."""
+    if (dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in _KINDS[kind]
+            or dtype.itemsize > 8):
+        return f"must hold {_NOUNS[kind]}; found {describe_dtype(dtype)}"
+    return None
+
+
+def bounds_text(low, high) -> str:
+    """``low``/``high`` (inclusive, either may be None) as a message says them."""
+    if low is not None and low == high:
+        return f"{low}"
+    if low is not None and high is not None:
+        return f"in [{low}, {high}]"
+    return f">= {low}" if low is not None else f"<= {high}"
