@@ -1,17 +1,21 @@
 """What :class:`emkit.plda.PLDA` trains from: labels as integer codes, the class statistics
-(computed once per ``fit``) and the initial parameters of EM.  No estimator state lives here."""
+(computed once per ``fit``), the initial parameters of EM and its steps (:class:`PLDAEM`).
+No estimator state lives here."""
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
 from . import _labels
-from ._backend import map_reduce
+from ._backend import map_reduce, small_products
 from ._kernels import plda as kp
 from ._validation import check_random_state
+from .whitening import check_scatter
 
-__all__ = ["encode_labels", "check_within_class_samples", "class_statistics", "initial_parameters",
-           "within_covariance"]
+__all__ = ["encode_labels", "training_labels", "check_within_class_samples", "class_statistics",
+           "variance_floor", "initial_parameters", "within_covariance", "PLDAEM"]
 
 
 def encode_labels(y, n_samples: int, name: str = "y"):
@@ -22,6 +26,17 @@ def encode_labels(y, n_samples: int, name: str = "y"):
     if len(codes) != n_samples:
         raise ValueError(f"{name} must have one label per sample ({n_samples}); got {len(codes)} labels")
     return codes, list(classes)
+
+
+def training_labels(y, n_samples: int):
+    """:func:`encode_labels` of the labels ``fit`` was given, of at least two classes."""
+    if y is None:
+        raise ValueError("PLDA requires y to be passed, but the target y is None (one class label per "
+                         "row of X)")
+    codes, classes = encode_labels(y, n_samples)
+    if len(classes) < 2:
+        raise ValueError(f"y must contain at least 2 classes; got 1 class ({classes[0]!r})")
+    return codes, classes
 
 
 def check_within_class_samples(n_samples: int, n_classes: int, n_features: int):
@@ -48,6 +63,17 @@ def class_statistics(X, codes, n_classes) -> kp.ClassStatistics:
     partial = map_reduce(kp.statistics_chunk, X, offset, codes, n_classes, with_offset=True)
     counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
     return kp.class_statistics(offset, counts, partial)
+
+
+def variance_floor(stats: kp.ClassStatistics, variance_threshold: float) -> float:
+    """``variance_threshold`` relative to the mean variance of a feature of the training data
+    (``trace(Cov(X)) / D``); a scatter that is not finite, or constant data, is refused."""
+    N, D = stats.n_samples, stats.scatter.shape[0]
+    scale = float(np.trace(stats.scatter)) / (N * D)  # the mean variance of a feature
+    check_scatter(stats.scatter, "scatter of X")
+    if not scale > 0:
+        raise ValueError("X is constant (every row the same): PLDA has no variance to model")
+    return float(variance_threshold) * (scale if scale > 0 else 1.0)
 
 
 def within_covariance(model: str, G, noise):
@@ -82,3 +108,47 @@ def initial_parameters(stats: kp.ClassStatistics, *, model: str, init_method: st
     G = U[:, :dim_g] * np.sqrt(np.maximum(w[:dim_g] - rest, 0.0))
     sigma = np.maximum(np.diag(within) - np.einsum("ij,ij->i", G, G), max(floor, rest * 1e-3))
     return mu, F, G, sigma
+
+
+class PLDAEM:
+    """The parameters of a PLDA under training, ``mu`` (relative to ``stats.offset``), ``F``,
+    ``G`` (None unless "full") and ``noise``, in :attr:`params`, with the EM steps that update
+    them from the class statistics; :meth:`arrays` and :meth:`restore` are a checkpoint's."""
+
+    def __init__(self, stats: kp.ClassStatistics, *, model: str, floor: float, init_method: str,
+                 random_state, dim_f, dim_g):
+        self.stats, self.model, self.floor = stats, model, floor
+        self._start = dict(init_method=init_method, random_state=random_state, dim_f=dim_f, dim_g=dim_g)
+        self.params: dict = {}
+
+    def blas_threads(self):
+        """The BLAS threads of the iterations: one below about 1e9 multiply-adds (an iteration is
+        a few small dense products, where threads only cost time), else the default."""
+        D, n_classes = self.stats.scatter.shape[0], len(self.stats.counts)
+        return small_products() if D * D * max(D, n_classes) < 1e9 else contextlib.nullcontext()
+
+    def initialize(self) -> None:
+        p = self.params
+        p["mu"], p["F"], p["G"], p["noise"] = initial_parameters(
+            self.stats, model=self.model, floor=self.floor, **self._start)
+
+    def e_step(self):
+        p = self.params
+        W = within_covariance(self.model, p["G"], p["noise"])
+        return kp.posterior(self.stats, p["mu"], p["F"], W)
+
+    def m_step(self, post) -> float:
+        """Update the parameters; the average log-likelihood per vector of the E-step."""
+        p, stats, floor = self.params, self.stats, self.floor
+        if self.model != "full":
+            p["mu"], p["F"], p["noise"] = kp.m_step_simplified(stats, p["mu"], p["F"], post, floor)
+        else:
+            p["mu"], p["F"], p["G"], p["noise"] = kp.m_step_full(
+                stats, p["mu"], p["F"], p["G"], p["noise"], post, floor)
+        return post.log_likelihood / stats.n_samples
+
+    def arrays(self) -> dict:
+        return {k: v for k, v in self.params.items() if v is not None}
+
+    def restore(self, arrays: dict) -> None:
+        self.params.update({"G": None, **arrays})

@@ -43,7 +43,6 @@ labels in place of probes.)
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
@@ -51,29 +50,20 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from . import _config
-from ._backend import small_products
 from ._checkpoint import resumable_em
 from ._feature_names import FeatureNamesMixin
 from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, without_derived
 from ._kernels import plda as kp
-from ._plda_training import (check_within_class_samples, class_statistics, encode_labels,
-                             initial_parameters, within_covariance)
-from ._validation import check_finite, check_frames, check_positive_int, is_finite_number
-from .io._registry import register
-from .whitening import check_scatter
+from ._plda_scoring import (check_vectors, checked_enrollment, checked_out, llr_scores, one_model_per_array,
+                            scoring_basis, vectors_as_models)
+from ._plda_training import (PLDAEM, check_within_class_samples, class_statistics, encode_labels,
+                             training_labels, variance_floor)
+from ._validation import check_positive_int, is_finite_number
+from .io import _registry
 from ._describe import describe
 
 
 __all__ = ["PLDA", "PLDAEnrollment", "encode_labels"]
-
-#: Default bound on the size of one block of the score matrix (elements).
-_BLOCK_ELEMENTS = 1 << 22
-
-
-def _check_vectors(X, name: str, n_features: int | None = None) -> np.ndarray:
-    """A (n, D) float64 array of finite vectors (1-D input = one vector)."""
-    return check_frames(X, name, n_features=n_features, owner="PLDA", in_memory=True)
 
 
 @dataclass(frozen=True)
@@ -243,65 +233,46 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
     # --- training -----------------------------------------------------------------------------
 
     def fit(self, X, y):
-        """Train on vectors ``X`` (n_samples, n_features) with class labels ``y`` (n_samples,).
+        """Train by EM until the relative change of the average log-likelihood is at most
+        ``convergence_threshold``, or ``max_iterations`` iterations.
 
-        Labels may be of any hashable type.  At least two classes are needed, and enough samples
-        per class to estimate the within-class covariance: ``n_samples - n_classes >=
-        n_features`` (one sample per class, or too few repeated samples, is a ValueError naming
-        ``y`` rather than a model whose within-class covariance is ``variance_threshold``).
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training vectors (e.g. length-normalised i-vectors); NaN or inf is a ``ValueError``.
+        y : array-like of shape (n_samples,)
+            Class labels of any hashable type; at least two classes, and enough samples per
+            class to estimate the within-class covariance: ``n_samples - n_classes >=
+            n_features`` (too few is a ``ValueError`` naming ``y`` rather than a model whose
+            within-class covariance is ``variance_threshold``).
+
+        Returns
+        -------
+        PLDA
+            ``self``, fitted.
         """
         raw = X  # its feature names are recorded once the fit has succeeded
-        X = _check_vectors(X, "X")
-        if y is None:
-            raise ValueError("PLDA requires y to be passed, but the target y is None (one class label per "
-                             "row of X)")
-        codes, classes = encode_labels(y, X.shape[0])
-        if len(classes) < 2:
-            raise ValueError(f"y must contain at least 2 classes; got 1 class ({classes[0]!r})")
+        X = check_vectors(X, "X")
+        codes, classes = training_labels(y, X.shape[0])
         N, D = X.shape
         dim_f, dim_g = self._check_params(D, len(classes))
         check_within_class_samples(N, len(classes), D)
         stats = class_statistics(X, codes, len(classes))
-        scale = float(np.trace(stats.scatter)) / (N * D)  # the mean variance of a feature
-        check_scatter(stats.scatter, "scatter of X")
-        if not scale > 0:
-            raise ValueError("X is constant (every row the same): PLDA has no variance to model")
-        floor = float(self.variance_threshold) * (scale if scale > 0 else 1.0)
-        state: dict = {}
-
-        def initialize():
-            state["mu"], state["F"], state["G"], state["noise"] = initial_parameters(
-                stats, model=self.model, init_method=self.init_method,
-                random_state=self.random_state, floor=floor, dim_f=dim_f, dim_g=dim_g)
-
-        def e_step():
-            s = state
-            W = within_covariance(self.model, s["G"], s["noise"])
-            return kp.posterior(stats, s["mu"], s["F"], W)
-
-        def m_step(post):
-            s = state
-            if self.model != "full":
-                s["mu"], s["F"], s["noise"] = kp.m_step_simplified(stats, s["mu"], s["F"], post, floor)
-            else:
-                s["mu"], s["F"], s["G"], s["noise"] = kp.m_step_full(
-                    stats, s["mu"], s["F"], s["G"], s["noise"], post, floor)
-            return post.log_likelihood / N
-
-        # an iteration is a few small dense products: BLAS threads only cost time below this size
-        small = D * D * max(D, len(classes)) < 1e9
-        with small_products() if small else contextlib.nullcontext():
+        em = PLDAEM(stats, model=self.model, floor=variance_floor(stats, self.variance_threshold),
+                    init_method=self.init_method, random_state=self.random_state, dim_f=dim_f, dim_g=dim_g)
+        with em.blas_threads():
             # max_iterations=0 keeps the initial parameters: not a run that failed to converge
             result = resumable_em(
-                self, X, y=codes, initialize=initialize, get_state=lambda: {k: v for k, v in state.items() if v is not None},
-                set_state=lambda arrays: state.update({"G": None, **arrays}), warn_not_converged=self.max_iterations > 0,
-                e_step=e_step, m_step=m_step, max_iterations=self.max_iterations,
+                self, X, y=codes, initialize=em.initialize, get_state=em.arrays, set_state=em.restore,
+                warn_not_converged=self.max_iterations > 0,
+                e_step=em.e_step, m_step=em.m_step, max_iterations=self.max_iterations,
                 convergence_threshold=self.convergence_threshold, name=f"PLDA({self.model})",
                 quantity="average log-likelihood")
-            final = e_step().log_likelihood / N
+            final = em.e_step().log_likelihood / N
         if not math.isfinite(final):
             raise FloatingPointError(f"PLDA({self.model}): the final log-likelihood is {final}")
-        self._store(stats.offset + state["mu"], state["F"], state["G"], state["noise"],
+        p = em.params
+        self._store(stats.offset + p["mu"], p["F"], p["G"], p["noise"],
                     np.array(result.history + [final]), n_classes=len(classes))
         self.n_iter_, self.converged_ = result.n_iter, result.converged
         self._record_feature_names(raw)
@@ -333,10 +304,24 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
         return plda
 
     def log_likelihood(self, X, y) -> float:
-        """Total marginal log-likelihood of labelled vectors under the fitted model."""
+        """Total marginal log-likelihood of labelled vectors under the fitted model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The vectors.
+        y : array-like of shape (n_samples,)
+            Their class labels (any hashable type): the vectors of a class share one class
+            variable.
+
+        Returns
+        -------
+        float
+            ``log p(X | y)``, summed over the vectors (``log_likelihood_`` is per vector).
+        """
         self._check_fitted()
         self._check_feature_names(X)
-        X = _check_vectors(X, "X", self.n_features_in_)
+        X = check_vectors(X, "X", self.n_features_in_)
         codes, classes = encode_labels(y, X.shape[0])
         stats = class_statistics(X, codes, len(classes))
         mu = self.mean_ - stats.offset
@@ -345,12 +330,25 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
     # --- enrolment and scoring ----------------------------------------------------------------
 
     def enroll(self, X, y=None) -> PLDAEnrollment:
-        """Enrol one model from all rows of ``X`` (n_vectors, n_features), or one model per
-        distinct label of ``y`` (models in order of first appearance of their label)."""
+        """Enrol one model from all the vectors, or one model per distinct label (the means and
+        counts of their vectors: no PLDA parameter, so no fitted PLDA is needed).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_vectors, n_features)
+            The enrolment vectors.
+        y : array-like of shape (n_vectors,), optional
+            Their labels (any hashable type); None enrols all the rows as one model.
+
+        Returns
+        -------
+        PLDAEnrollment
+            One model, or one per label, in order of first appearance of the label.
+        """
         n_features = getattr(self, "n_features_in_", None)
         if self.__sklearn_is_fitted__():
             self._check_feature_names(X)
-        X = _check_vectors(X, "X", n_features)
+        X = check_vectors(X, "X", n_features)
         if y is None:
             return PLDAEnrollment(X.mean(axis=0, keepdims=True), np.array([X.shape[0]], dtype=np.float64))
         codes, labels = encode_labels(y, X.shape[0])
@@ -361,90 +359,87 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
     def _as_enrollment(self, models, name: str) -> PLDAEnrollment:
         D = self.n_features_in_
         if isinstance(models, PLDAEnrollment):
-            means = np.asarray(models.means, dtype=np.float64)
-            counts = np.asarray(models.counts, dtype=np.float64)
-            if means.ndim != 2 or means.shape[1] != D or counts.shape != (means.shape[0],):
-                raise ValueError(f"{name} must hold means of shape (n, {D}) and counts (n,); got "
-                                 f"{means.shape} and {counts.shape}")
-            if not (counts >= 1).all():
-                raise ValueError(f"{name}.counts must all be >= 1; got min {counts.min()}")
-            check_finite(means, f"{name}.means")
-            return PLDAEnrollment(means, counts, models.labels)
-        if isinstance(models, (list, tuple)) and models and np.ndim(models[0]) == 2:
+            return PLDAEnrollment(*checked_enrollment(models.means, models.counts, name, D), models.labels)
+        if one_model_per_array(models):
             self._check_feature_names_of_each(models, name)
-            arrays = [_check_vectors(m, f"{name}[{i}]", D)
-                      for i, m in enumerate(models)]
-            return PLDAEnrollment(np.array([a.mean(axis=0) for a in arrays]),
-                                  np.array([a.shape[0] for a in arrays], dtype=np.float64))
-        self._check_feature_names(models, name)
-        X = _check_vectors(models, name, D)
-        return PLDAEnrollment(X, np.ones(X.shape[0]))
+        else:
+            self._check_feature_names(models, name)
+        return PLDAEnrollment(*vectors_as_models(models, name, D))
 
     def log_likelihood_ratio(self, models, probes, *, out=None) -> np.ndarray:
-        """LLR of every model against every probe, shape (n_models, n_probes).
-
-        models : :class:`PLDAEnrollment` (from :meth:`enroll`), a list of (n_i, D) arrays (one
-            model per array), or a (n_models, D) array (one vector per model).
-        probes : (n_probes, D) array (one vector per probe) or a :class:`PLDAEnrollment`
-            (multi-vector probes).
-        out : optional (n_models, n_probes) float array (e.g. a ``np.memmap`` or float32) to
-            write into; returned.
+        """Log-likelihood ratio of every model against every probe: ``log p(model, probe | same
+        class) - log p(model) - log p(probe)``.
 
         Working memory besides ``out`` is O((n_models + n_probes) * r): the score matrix is
-        computed by blocks of models, one matrix product each.
+        computed by blocks of models (``block_size``), one matrix product each.
+
+        Parameters
+        ----------
+        models : PLDAEnrollment, list of arrays of shape (n_i, D), or array of shape (n_models, D)
+            Enrolled models (:meth:`enroll`), one model per array, or one vector per model.
+        probes : PLDAEnrollment or array of shape (n_probes, D)
+            Multi-vector probes, or one vector per probe (a list of arrays: one probe each).
+        out : ndarray of shape (n_models, n_probes), optional
+            A float array (e.g. a ``np.memmap`` or float32) to write the scores into.
+
+        Returns
+        -------
+        ndarray of shape (n_models, n_probes)
+            ``out`` when given, else a new float64 array.
         """
         self._check_fitted()
         enr = self._as_enrollment(models, "models")
         prb = self._as_enrollment(probes, "probes")
-        M, P = len(enr), len(prb)
-        if out is None:
-            out = np.empty((M, P))
-        elif not isinstance(out, np.ndarray) or out.shape != (M, P) or out.dtype.kind != "f":
-            raise ValueError(f"out must be a float ndarray of shape ({M}, {P}); got "
-                             f"{getattr(out, 'shape', type(out).__name__)} {getattr(out, 'dtype', '')}")
-        proj, lam = derived(self, ("scoring_basis", self.model), self._scoring_basis)
-        uE = (enr.means - self.mean_) @ proj * enr.counts[:, None]
-        uP = (prb.means - self.mean_) @ proj * prb.counts[:, None]
-        block = self.block_size
-        if block is None:
-            block = max(1, _BLOCK_ELEMENTS // max(P, 1))
-        else:
-            check_positive_int(block, "block_size")
-        nE, nP = enr.counts, prb.counts
-        if _config.get_config()["device"] != "cpu":  # scoring on a CUDA device (docs/gpu.md)
-            from ._backend._device import current_device, to_device
-
-            dev = current_device()
-            uE, nE, uP, nP, lam = (to_device(a, dev) for a in (uE, nE, uP, nP, lam))
-        return kp.llr_matrix(uE, nE, uP, nP, lam, out, block)
-
-    @small_products  # small (D, D) factorisations: threads only cost time
-    def _scoring_basis(self):
-        proj, lam = kp.scoring_basis(self.F_, self.within_covariance_)
-        proj.flags.writeable = lam.flags.writeable = False  # cached: shared by every call
-        return proj, lam
+        out = checked_out(out, (len(enr), len(prb)))
+        proj, lam = derived(self, ("scoring_basis", self.model), lambda: scoring_basis(self))
+        return llr_scores(self.mean_, proj, lam, enr, prb, out, self.block_size)
 
     # --- persistence --------------------------------------------------------------------------
 
     def save(self, hdf5):
-        """Write parameters and fitted state to an HDF5 path or open group (emkit layout)."""
-        from .io._registry import save
+        """Write the parameters and the fitted state in emkit's HDF5 layout (:mod:`emkit.io.plda`;
+        bob.learn.em 3.x had no PLDA).
 
-        save(self, hdf5)
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path (written atomically) or an open, writable group (see :func:`emkit.io.save`).
+        """
+        _registry.save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "PLDA":
-        """A PLDA read from an HDF5 path or open group written by :meth:`save`."""
-        from .io._registry import load
+        """Read a PLDA written by :meth:`save`.
 
-        return load(hdf5, expected=cls)
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path or an open group.
+
+        Returns
+        -------
+        PLDA
+            A new fitted PLDA; a damaged or foreign file is an :class:`emkit.io.InvalidFileError`.
+        """
+        return _registry.load(hdf5, expected=cls)
 
     def load(self, hdf5):
-        """Replace the state of ``self`` by the PLDA stored in ``hdf5``."""
+        """Replace the parameters and state of ``self`` by those of a PLDA :meth:`save` wrote.
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path or an open group.
+
+        Returns
+        -------
+        PLDA
+            ``self`` (unchanged when the file cannot be read).
+        """
         loaded = self.from_hdf5(hdf5)
         self.__dict__.clear()
         self.__dict__.update(loaded.__dict__)
         return self
 
 
-register(PLDA, "PLDA", write="emkit.io.plda:write_plda", read="emkit.io.plda:read_plda")
+_registry.register(PLDA, "PLDA", write="emkit.io.plda:write_plda", read="emkit.io.plda:read_plda")
