@@ -1,15 +1,21 @@
-"""Validation of ``GMMMachine``'s constructor arguments (at construction and again in ``fit``), and
-the descriptor of its parameters."""
+"""Validation of ``GMMMachine``'s constructor arguments (at construction and again in ``fit``), the
+descriptor of its parameters and the values they start from, and its scikit-learn hooks."""
 
 from __future__ import annotations
 
+import copy
+import numbers
+
 import numpy as np
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from ._fitted import FittedArray, assigned
 from ._kernels import gmm as kg
 from ._validation import (check_bool, check_checkpoint, check_finite, check_iteration_limits, check_positive_int,
                           check_random_state_type, check_real)
 from ._describe import describe
+from ._gmm_mstep import EPSILON
 
 TRAINERS = ("ml", "map")
 COMPUTE_DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -170,6 +176,66 @@ def e_step_constants(machine, dtype) -> kg.DiagGMMCoefficients:
     check_usable_parameters(machine.n_gaussians, machine.means, machine.variances, machine.weights)
     return kg.DiagGMMCoefficients.from_parameters(machine.means, machine.variances, machine.log_weights,
                                                   dtype, norms=machine.g_norms)
+
+
+def floored_value(machine, name: str, value, variances):
+    """A checked ``value`` of parameter ``name`` as ``GMMMachine._assign`` stores it: variances
+    floored at the thresholds; a floor's shape checked against the current ``variances``."""
+    if value is None:
+        return None
+    if name == "variances":
+        check_floor_shape(machine.variance_thresholds, value.shape)
+        return np.maximum(machine.variance_thresholds, value)
+    if name == "variance_thresholds" and variances is not None:
+        check_floor_shape(value, variances.shape)  # (before anything is stored)
+    return value
+
+
+def starting_value(machine, name: str, *, from_ubm: bool):
+    """The value an unset parameter ``name`` of ``machine`` starts from (see
+    ``GMMMachine._missing_parameter``), None for weights with no valid ``n_gaussians``; an unset
+    means/variances without a UBM to start from is a ``NotFittedError``."""
+    ubm = machine.ubm
+    if name == "weights":
+        if machine._weights_param is not None:
+            return machine._weights_param
+        if from_ubm:
+            return ubm.weights
+        if isinstance(machine.n_gaussians, numbers.Integral) and machine.n_gaussians >= 1:
+            return np.full((machine.n_gaussians,), 1.0 / machine.n_gaussians)
+        return None
+    if name == "variance_thresholds" and not from_ubm or name == "variances" and from_ubm:
+        threshold = machine.mean_var_update_threshold
+        floor = EPSILON if threshold is None else threshold
+        return floor if name == "variance_thresholds" else np.maximum(ubm.variances, floor)
+    if from_ubm:
+        return getattr(ubm, name)
+    raise NotFittedError(f"GMMMachine {name} were never set.")
+
+
+def log_of_weights(weights) -> np.ndarray:
+    """``log(weights)``; a zero weight gives -inf, without a warning."""
+    with np.errstate(divide="ignore"):
+        return np.log(weights)
+
+
+def clone_keeping_ubm(machine):
+    """``GMMMachine.__sklearn_clone__``: the prior (a trained UBM) is an input, so it is copied
+    (scikit-learn's clone would untrain it, and MAP would fail)."""
+    params = machine.get_params(deep=False)
+    ubm = params.pop("ubm")
+    others = {k: clone(v, safe=False) for k, v in params.items()}
+    return type(machine)(ubm=copy.deepcopy(ubm), **others)
+
+
+def reference_transformer_tags(tags):
+    """``tags`` of an estimator that needs ``fit`` and whose ``transform`` keeps the reference's
+    output (see the class docstring), not scikit-learn's."""
+    from sklearn.utils import TransformerTags
+
+    tags.requires_fit = True
+    tags.transformer_tags = TransformerTags(preserves_dtype=[])
+    return tags
 
 
 def constructor_params(machine, deep: bool) -> dict:

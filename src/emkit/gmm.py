@@ -9,32 +9,28 @@ E-step is two matrix products per bounded row block, with a log-sum-exp in betwe
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
-import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, clone
-from sklearn.exceptions import NotFittedError
+from sklearn.base import BaseEstimator
 
-from . import _device_fit, _device_infer
+from . import _device_infer
 from . import _gmm_estep as estep
 from ._gmm_files import GMMFiles
-from ._backend import _staging, cached_frames
-from ._checkpoint import resumable_em
 from ._feature_names import FeatureNamesMixin
 from ._fitted import FitSummary, derived, fitted_value, refreeze, set_fitted, without_derived
+from ._gmm_fit import (adaptation_stats, check_adaptable, check_training_feature_names, kmeans_start, run_em,
+                       training_frames)
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
-from ._gmm_params import (GMMParameter, check_gmm_parameters, check_training_state, compute_dtype,
-                          check_floor_shape, check_parameter_value, check_weights, constructor_params,
-                          e_step_constants)
+from ._gmm_params import (GMMParameter, check_gmm_parameters, check_parameter_value, check_training_state,
+                          check_weights, clone_keeping_ubm, compute_dtype, constructor_params, e_step_constants,
+                          floored_value, log_of_weights, reference_transformer_tags, starting_value)
 from ._kernels import gmm as kg
 from ._validation import check_comparable
 from .io import _registry
 from .kmeans import KMeansMachine
 from ._gmm_reference import e_step, log_likelihood, log_weighted_likelihood, m_step
 from .stats import GMMStats
-from ._describe import describe
 
 logger = logging.getLogger("emkit")
 
@@ -159,11 +155,8 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
                 setattr(self, name, new[name])
 
     def _copy_from_ubm(self):
-        ubm = self.ubm
-        self.means = ubm.means
-        self.variances = ubm.variances
-        self.variance_thresholds = ubm.variance_thresholds
-        self.weights = ubm.weights
+        for name in ("means", "variances", "variance_thresholds", "weights"):  # (in this order)
+            setattr(self, name, getattr(self.ubm, name))
 
     # -- scikit-learn parameters: ``weights`` is the constructor argument, not the live value --
     def get_params(self, deep=True):
@@ -192,12 +185,7 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
         thresholds, and floored again when the thresholds change."""
         value = None if value is None else check_parameter_value(name, estep.computed(value))
         variances = fitted_value(self, "variances")
-        if name == "variances" and value is not None:
-            check_floor_shape(self.variance_thresholds, value.shape)
-            value = np.maximum(self.variance_thresholds, value)
-        if name == "variance_thresholds" and value is not None and variances is not None:
-            check_floor_shape(value, variances.shape)  # (before anything is stored)
-        set_fitted(self, name, value)
+        set_fitted(self, name, floored_value(self, name, value, variances))
         if name == "variance_thresholds" and variances is not None:
             set_fitted(self, "variances", np.maximum(self.variance_thresholds, variances), copy=False)
 
@@ -206,24 +194,9 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
         at construction): the UBM's (its variances floored at ``mean_var_update_threshold``, as
         there), else the ``weights`` argument or uniform weights, and ``mean_var_update_threshold``
         as the variance floor.  Unset means/variances raise."""
-        ubm = self.ubm
-        from_ubm = self._ubm_has_parameters()
-        if name == "weights":
-            if self._weights_param is not None:
-                value = self._weights_param
-            elif from_ubm:
-                value = ubm.weights
-            elif isinstance(self.n_gaussians, numbers.Integral) and self.n_gaussians >= 1:
-                value = np.full((self.n_gaussians,), 1.0 / self.n_gaussians)
-            else:
-                return None
-        elif name == "variance_thresholds" and not from_ubm or name == "variances" and from_ubm:
-            floor = EPSILON if self.mean_var_update_threshold is None else self.mean_var_update_threshold
-            value = floor if name == "variance_thresholds" else np.maximum(ubm.variances, floor)
-        elif from_ubm:
-            value = getattr(ubm, name)
-        else:
-            raise NotFittedError(f"GMMMachine {name} were never set.")
+        value = starting_value(self, name, from_ubm=self._ubm_has_parameters())
+        if value is None:
+            return None
         with contextlib.suppress(TypeError, ValueError):  # an invalid ``weights``: fit refuses it
             self._assign(name, value)
         return fitted_value(self, name)
@@ -232,14 +205,7 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
     def log_weights(self):
         """``log(weights)``, shape (C,); a zero weight gives -inf (that Gaussian gets no responsibility)."""
         weights = self.weights
-        if weights is None:
-            return None
-
-        def compute():
-            with np.errstate(divide="ignore"):
-                return np.log(weights)
-
-        return derived(self, "log_weights", compute)
+        return None if weights is None else derived(self, "log_weights", lambda: log_of_weights(weights))
 
     @property
     def g_norms(self):
@@ -272,7 +238,19 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
     __hash__ = object.__hash__
 
     def is_similar_to(self, other, rtol=1e-5, atol=1e-8) -> bool:
-        """True when means, variances, variance thresholds and weights agree (``np.allclose``)."""
+        """Whether means, variances, variance thresholds and weights agree (``np.allclose``).
+
+        Parameters
+        ----------
+        other : GMMMachine
+        rtol, atol : float
+            Relative and absolute tolerances of ``np.allclose``.
+
+        Returns
+        -------
+        bool
+            False too when a parameter is unset or the shapes differ.
+        """
         check_comparable(other, GMMMachine, "other", rtol=rtol, atol=atol)
         try:
             return all(np.allclose(getattr(self, name), getattr(other, name), rtol=rtol, atol=atol)
@@ -287,29 +265,77 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
         return derived(self, ("coefficients", dtype), lambda: e_step_constants(self, dtype))
 
     def log_weighted_likelihood(self, data):
-        """``log w_c + log N(x_t | mu_c, var_c)``, shape **(C, N)** (Gaussians first)."""
+        """``log w_c + log N(x_t | mu_c, var_c)`` of every Gaussian and frame.
+
+        Parameters
+        ----------
+        data : array-like of shape (N, D), or dask array of shape (N, D)
+            The frames; NaN or inf is a ``ValueError``.
+
+        Returns
+        -------
+        ndarray of shape (C, N)
+            Gaussians first, as the reference; a lazy dask array for dask ``data``.
+        """
         coef = self._coefficients()
         self._check_feature_names(data, "data")
         return estep.weighted_log_likelihoods(estep.check_frames_of(data, coef), coef)
 
     def log_likelihood(self, data):
-        """Per-sample log-likelihood ``log sum_c w_c N(x_t | mu_c, var_c)``, shape (N,)."""
+        """Log-likelihood ``log sum_c w_c N(x_t | mu_c, var_c)`` of every frame.
+
+        Parameters
+        ----------
+        data : array-like of shape (N, D), or dask array of shape (N, D)
+            The frames; NaN or inf is a ``ValueError``.
+
+        Returns
+        -------
+        ndarray of shape (N,), or a lazy dask array for dask ``data``
+        """
         coef = self._coefficients()
         self._check_feature_names(data, "data")
         return estep.log_likelihoods(estep.check_frames_of(data, coef), coef)
 
     def acc_stats(self, X, top_k=None, min_posterior=None) -> GMMStats:
-        """Statistics of all rows of ``X`` (N, D) in one :class:`GMMStats` (dask input is computed);
-        ``top_k``/``min_posterior``: Gaussian selection (default: config's ``gselect_*``, or exact)."""
+        """The statistics of all the frames of ``X`` in one :class:`GMMStats`.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D), or dask array of shape (N, D)
+            The frames (a dask array is computed here, chunk by chunk).
+        top_k : int, optional
+            Gaussian selection: only the ``top_k`` best Gaussians of a frame get posteriors
+            (default: ``gselect_top_k`` of :func:`emkit.config_context`, None: exact statistics).
+        min_posterior : float, optional
+            With ``top_k``: posteriors below this are dropped and the rest renormalised
+            (default: ``gselect_min_posterior``).
+
+        Returns
+        -------
+        GMMStats
+            ``n`` (C,), ``sum_px`` and ``sum_pxx`` (C, D), ``t`` = N and the log-likelihood.
+        """
         coef = self._coefficients()
         self._check_feature_names(X)
         return estep.total_stats(estep.check_frames_of(X, coef, "X"), coef, True,
                                  estep.selection(top_k, min_posterior, coef.n_gaussians))
 
     def transform(self, X, top_k=None, min_posterior=None) -> list:
-        """One :class:`GMMStats` per session of ``X`` (a list of (n_frames, D) arrays or a 3-D
-        array), or per row of a 2-D array, as in the reference; ``top_k``/``min_posterior``: see
-        ``acc_stats``."""
+        """The statistics of every session (or every frame) of ``X``, as in the reference.
+
+        Parameters
+        ----------
+        X : list of arrays of shape (n_frames, D), array of shape (S, n_frames, D) or (N, D)
+            Sessions; a 2-D array is N sessions of one frame each (the reference's behaviour).
+        top_k, min_posterior : int, float, optional
+            Gaussian selection, as in :meth:`acc_stats`.
+
+        Returns
+        -------
+        list of GMMStats
+            One per session (per row of a 2-D ``X``).
+        """
         coef = self._coefficients()
         self._check_feature_names_of_each(X)
         return estep.session_stats(X, coef, estep.selection(top_k, min_posterior, coef.n_gaussians))
@@ -318,8 +344,16 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
 
     # -- training ----------------------------------------------------------------------------
     def initialize_gaussians(self, data=None):
-        """Set the initial parameters: a copy of the UBM (MAP) or k-means on ``data`` (ML), whose
-        feature names (a DataFrame's) then become the machine's, as in ``fit``."""
+        """Set the parameters ``fit`` starts from: a copy of the UBM's (MAP), or (ML) the means,
+        variances and weights of k-means clusters of ``data`` (``k_means_trainer``, fitted in
+        place, or ``KMeansMachine(n_gaussians, random_state=random_state)``).
+
+        Parameters
+        ----------
+        data : array-like of shape (N, D), or dask array of shape (N, D), optional
+            The frames; required for ML (a ``ValueError`` without).  A DataFrame's column names
+            become the machine's, as in ``fit``.
+        """
         self._initialize_gaussians(data)  # (its means assigned: n_features_in_ is theirs)
         if self.trainer != "map" and data is not None:
             self._record_feature_names(data)
@@ -328,87 +362,68 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
         if self.trainer == "map":
             self._copy_from_ubm()
             return
-        if data is None:
-            raise ValueError("Data is required when training with k-means.")
-        logger.info("GMM: initialising %d Gaussians with k-means", self.n_gaussians)
-        kmeans = self.k_means_trainer or KMeansMachine(self.n_gaussians, random_state=self.random_state)
-        kmeans.fit(data)
-        self.means = kmeans.centroids_
-        self.variances, self.weights = kmeans.get_variances_and_weights_for_each_cluster(data)
+        self.means, self.variances, self.weights = kmeans_start(self, data, KMeansMachine)
 
     def adapt(self, stats) -> "GMMMachine":
         """MAP-adapt this ``trainer="map"`` machine to ``stats`` in one M-step from its UBM.
 
-        ``stats``: the :class:`GMMStats` of the enrolment data (or a list of them, summed).  The
-        parameters start from a copy of the UBM's and the machine's MAP settings apply
+        The parameters start from a copy of the UBM's and the machine's MAP settings apply
         (``map_relevance_factor``, ``update_means``...), as one iteration of ``fit`` on the frames
-        behind ``stats`` would.  Returns ``self``.
+        behind ``stats`` would.  (emkit's: the reference enrolled by calling ``fit``.)
+
+        Parameters
+        ----------
+        stats : GMMStats or list of GMMStats
+            The statistics of the enrolment data (a list is summed), of the UBM's shape (C, D).
+
+        Returns
+        -------
+        GMMMachine
+            ``self``; a machine that is not MAP, or has no UBM, is a ``ValueError``.
         """
-        if self.trainer != "map" or self.ubm is None:
-            raise ValueError("adapt needs a MAP machine: GMMMachine(trainer='map', ubm=<a trained "
-                             f"GMMMachine>); "
-                             f"got trainer={describe(self.trainer)}, ubm={describe(self.ubm)}")
+        check_adaptable(self)
         self._check_parameters()
-        single = isinstance(stats, GMMStats)
-        batch = GMMStats.stack([stats] if single else stats, name="stats", indexed=not single,
-                               shape=self.ubm.means.shape, second_order=self.update_variances)
-        if not single:  # a single GMMStats keeps its moments about a shift (precise variances)
-            stats = batch.total()
+        stats = adaptation_stats(stats, self.ubm.means.shape, self.update_variances)
         self._copy_from_ubm()
         if not _device_infer.adapt_machine(self, stats):  # MAP of the means on a device, or:
             apply_m_step(self, stats)
         return self
 
     def fit(self, X, y=None):
-        """EM until the average log-likelihood converges or ``max_fitting_steps`` is reached.
+        """EM from the current parameters (from :meth:`initialize_gaussians` without means: a UBM's
+        count), until the relative change of the average log-likelihood is at most
+        ``convergence_threshold``, or ``max_fitting_steps`` iterations (as in the reference).
 
-        ``X`` is (N, D) frames, or a dask array (one task per chunk and iteration, statistics
-        summed in a fixed order).  Calling ``fit`` again continues from the current parameters.
+        Parameters
+        ----------
+        X : array-like of shape (N, D), or dask array of shape (N, D)
+            The frames (a dask array: one task per chunk and iteration, statistics summed in a
+            fixed order).  NaN or inf is a ``ValueError``.
+        y : None
+            Ignored (scikit-learn's API).
+
+        Returns
+        -------
+        GMMMachine
+            ``self``, with ``n_iter_`` and ``converged_``.
         """
         self._check_parameters()
-        if self.ubm is not None:  # (MAP: the UBM's features, in its order)
-            self.ubm._check_feature_names(X)
-        elif self._has_parameters() and getattr(self, "feature_names_in_", None) is not None:
-            self._check_feature_names(X)  # (fit goes on from the parameters of those features)
+        check_training_feature_names(self, X)
         raw = X  # its feature names are recorded once the fit has succeeded
-        dev = _device_fit.fit_device(X, dask_on_workers=True)  # None: numpy path (docs/gpu.md)
-        X = _device_fit.check_fit_frames(X, self.means.shape[1] if self._has_parameters() else None,
-                                         "GMMMachine")
-        X = cached_frames(X)  # a dask array: read once if it fits in memory (emkit.set_config)
-        device = None if dev is None else _device_fit.DeviceGMM(self, X, dev)  # resident params
-
-        def initialize():
-            if not self._has_parameters():
-                self._initialize_gaussians(X)
-            if fitted_value(self, "variances") is None and not self._ubm_has_parameters():
-                logger.warning("Variances were not defined before fit. Using variance=1")
-                self.variances = np.ones_like(self.means, dtype=float)
-
-        def e_step_():  # sum_pxx is read only when the M-step updates variances
-            selection = estep.selection(n_gaussians=self.n_gaussians)  # config's gselect, or None
-            if device is None or selection is not None:
-                return estep.total_stats(X, self._coefficients(), self.update_variances, selection)
-            return device.e_step()
-
-        def m_step_(stats):
-            if not isinstance(stats, GMMStats):  # the device's (shift, acc, ll)
-                return device.m_step(stats)
-            apply_m_step(self, stats)
-            return stats.log_likelihood / stats.t
-
-        with _staging.synced(device):  # the device's parameters back on the machine at the end
-            resumable_em(self, X, initialize=initialize, set_state=self._restore_training_state,
-                         get_state=device.state if device else self._training_state,
-                         state_shapes=self._state_shapes(X.shape[1]),
-                         e_step=e_step_, m_step=m_step_, max_iterations=self.max_fitting_steps,
-                         convergence_threshold=self.convergence_threshold,
-                         name=f"GMM {self.trainer.upper()}",
-                         finish=lambda result: self._finish_fit(result, X.shape[1]))
+        run_em(self, *training_frames(self, X))
         if self.trainer == "ml":  # also with variances from k-means (on repeated frames)
             warn_if_collapsed(self)
         self._coefficients()  # computed once here, so inference leaves the state alone
         self._record_feature_names(raw)
         return self
+
+    def _start_training(self, X) -> None:
+        """``fit``'s start: :meth:`initialize_gaussians` without means, variances 1 without any."""
+        if not self._has_parameters():
+            self._initialize_gaussians(X)
+        if fitted_value(self, "variances") is None and not self._ubm_has_parameters():
+            logger.warning("Variances were not defined before fit. Using variance=1")
+            self.variances = np.ones_like(self.means, dtype=float)
 
     def _finish_fit(self, result, n_features: int) -> None:
         self.n_features_in_ = n_features
@@ -418,10 +433,6 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
         return {"means": self.means, "variances": self.variances, "weights": self.weights,
                 "variance_thresholds": self.variance_thresholds}
 
-    def _state_shapes(self, n_features: int) -> dict:
-        C = self.n_gaussians  # (variance_thresholds: a scalar, (D,) or (C, D), as assigned)
-        return {"means": (C, n_features), "variances": (C, n_features), "weights": (C,)}
-
     def _restore_training_state(self, arrays: dict):
         check_training_state(arrays)
         self.means, self.weights = arrays["means"], arrays["weights"]
@@ -430,20 +441,10 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
         self.variances = arrays["variances"]
 
     def __sklearn_clone__(self):
-        # the prior (a trained UBM) is an input: copied (sklearn's clone would untrain it, MAP fail)
-        params = self.get_params(deep=False)
-        ubm = params.pop("ubm")
-        others = {k: clone(v, safe=False) for k, v in params.items()}
-        return type(self)(ubm=copy.deepcopy(ubm), **others)
+        return clone_keeping_ubm(self)
 
     def __sklearn_tags__(self):
-        from sklearn.utils import TransformerTags
-
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = True
-        # ``transform`` keeps the reference's output (see the class docstring), not sklearn's
-        tags.transformer_tags = TransformerTags(preserves_dtype=[])
-        return tags
+        return reference_transformer_tags(super().__sklearn_tags__())
 
 
 _registry.register(GMMMachine, "GMMMachine", write="emkit.io.gmm:write_gmm_machine",
