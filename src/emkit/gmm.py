@@ -23,8 +23,8 @@ from ._gmm_fit import (adaptation_stats, check_adaptable, check_training_feature
                        training_frames)
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
 from ._gmm_params import (GMMParameter, check_gmm_parameters, check_parameter_value, check_training_state,
-                          check_weights, clone_keeping_ubm, compute_dtype, constructor_params, e_step_constants,
-                          floored_value, log_of_weights, reference_transformer_tags, starting_value)
+                          check_weights, clone_keeping_ubm, compute_dtype, constructor_params, floored_value,
+                          e_step_constants, log_of_weights, reference_transformer_tags, starting_value)
 from ._kernels import gmm as kg
 from ._validation import check_comparable
 from .io import _registry
@@ -390,9 +390,9 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
         return self
 
     def fit(self, X, y=None):
-        """EM from the current parameters (from :meth:`initialize_gaussians` without means: a UBM's
-        count), until the relative change of the average log-likelihood is at most
-        ``convergence_threshold``, or ``max_fitting_steps`` iterations (as in the reference).
+        """EM from the current parameters (from :meth:`initialize_gaussians` when neither the
+        machine nor its UBM has means) until the relative change of the average log-likelihood
+        is at most ``convergence_threshold``, or ``max_fitting_steps`` iterations (as the reference).
 
         Parameters
         ----------
