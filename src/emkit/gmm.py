@@ -14,8 +14,7 @@ import logging
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from . import _device_infer
-from . import _gmm_estep as estep
+from . import _device_infer, _gmm_estep as estep
 from ._gmm_files import GMMFiles
 from ._feature_names import FeatureNamesMixin
 from ._fitted import FitSummary, derived, fitted_value, refreeze, set_fitted, without_derived
