@@ -17,6 +17,7 @@ import click
 
 from .. import __version__
 from ._bool_flags import FlagValueCommand, flag_given, flag_value_args
+from ._log_lines import LineHandler, one_line
 from ._numbers import INT, FiniteFloatRange, IntRange
 from ._signals import (EXIT_INTERRUPTED, EXIT_TERMINATED, after_command, exit_now,
                        ignore_further_interrupts, ignore_once_ended, interrupted_by, stop,
@@ -83,27 +84,14 @@ Run "emkit demo" for a complete experiment on embedded data (a recipe: see
 WARNING_LINES = "emkit.warning_lines"
 
 
-def _one_line(text) -> str:
-    return " ".join(str(text).split())
-
-
-class _LineFormatter(logging.Formatter):
-    """``emkit: MESSAGE`` for information, ``emkit: warning: MESSAGE`` above; one line."""
-
-    def format(self, record):
-        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
-        return f"emkit: {level}{_one_line(record.getMessage())}"
-
-
 @contextlib.contextmanager
 def _warnings_as_lines():
     """While a command runs, Python warnings go through the 'emkit' logger, whose warnings are
     one line on stderr (not Python's "file:line: Category: message" and source line) printed by
     the handler it yields."""
     logger = logging.getLogger("emkit")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
-    handler.setFormatter(_LineFormatter())
 
     def show(message, category, filename, lineno, file=None, line=None):
         logger.warning("%s", message)
@@ -134,7 +122,7 @@ class EmkitGroup(click.Group):
                 click.echo(exc.ctx.get_help())  # "emkit" alone: the help, as click does
                 sys.exit(EXIT_USAGE)
             where = exc.ctx.command_path if exc.ctx is not None else (prog_name or "emkit")
-            message = _one_line(exc.format_message())
+            message = one_line(exc.format_message())
             if re.search(r"No such option:? '?(-v|--verbose|--debug)\b", message):
                 message += " (-v/--verbose and --debug go before the command: 'emkit -v train-ubm ...')"
             elif re.search(r"'--verbose' requires an argument", message):  # emkit features'
@@ -143,7 +131,7 @@ class EmkitGroup(click.Group):
             click.echo(f"{where}: usage error: {message} (see '{where} --help')", err=True)
             sys.exit(EXIT_USAGE)
         except click.ClickException as exc:
-            message = _one_line(exc.format_message())
+            message = one_line(exc.format_message())
             click.echo(f"{prog_name or 'emkit'}: error: {message}", err=True)
             sys.exit(exc.exit_code)
         except click.Abort as exc:
@@ -159,11 +147,11 @@ class EmkitGroup(click.Group):
             if debug:
                 raise
             command = getattr(exc, "_emkit_command", None) or prog_name or "emkit"
-            message = _one_line(exc)
+            message = one_line(exc)
             if type(exc).__name__ == "CheckpointMismatchError":  # the options, not the parameters
                 from ._train_options import checkpoint_mismatch_message
 
-                message = _one_line(checkpoint_mismatch_message(exc))
+                message = one_line(checkpoint_mismatch_message(exc))
             ours = type(exc).__module__.split(".")[0] == "emkit"  # SystemUnavailable ...
             if not (ours or isinstance(exc, (ValueError, OSError, ArithmeticError))) \
                     or not message:
@@ -208,8 +196,7 @@ def log_information(ctx: click.Context) -> None:
     if ctx.meta.get("emkit.log_information"):
         return
     ctx.meta["emkit.log_information"] = True
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LineFormatter())
+    handler = LineHandler(sys.stderr)
     handler.addFilter(lambda record: record.levelno < logging.WARNING)  # printed already
     logger = logging.getLogger("emkit")
     logger.addHandler(handler)

@@ -8,7 +8,8 @@ import logging
 import os
 import warnings
 
-from ._app import _one_line, lazy_module
+from ._app import lazy_module
+from ._log_lines import one_line
 
 ex = lazy_module("emkit.experiment")
 fe = lazy_module("emkit.io.untrusted")
@@ -27,7 +28,7 @@ def article(word: str) -> str:
 
 def _unreadable(path, exc) -> Exception:
     """A FeatureError naming ``path`` for a model file that cannot be read (corrupt, not HDF5)."""
-    message = _one_line(exc)
+    message = one_line(exc)
     if os.fspath(path) not in message:
         message = f"{os.fspath(path)}: cannot read it as an emkit model file ({message})"
     return fe.FeatureError(message)
