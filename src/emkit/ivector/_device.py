@@ -21,6 +21,7 @@ from .._fitted import clear_derived, derived, set_fitted
 from .._kernels import ivector as kiv
 from .._kernels import packed as pk
 from .._kernels import ivector_xp as kx
+from .._progress import Progress
 from ..stats import GMMStats
 from ._batching import check_projection_parameters
 
@@ -85,13 +86,17 @@ class DeviceTraining:
             yield from _staging.blocks(self.Z, self.dev, self.batch_size)
 
     def e_step(self):
-        """The accumulators (on the device) and the total log-likelihood of the statistics."""
+        """The accumulators (on the device) and the total log-likelihood of the statistics; the
+        ``emkit`` logger says how far it is (utterances whose batch was sent of all), as the CPU
+        E-step does."""
         T, sigma = self._parameters()
         pre = kx.constants(self.means, T, sigma)
         acc = kx.Accumulators.zeros(pre)
         xp = self.dev.xp
+        progress = Progress("IVector E-step", self.Z.shape[0], "utterance")
         for block in self._batches():
             acc.add(*_split(block, *self.shape, xp), pre)
+            progress.advance(block.shape[0])
         return acc, kx.finish_log_likelihood(acc, self.snorm, pre)
 
     def m_step(self, stats) -> float:
@@ -139,30 +144,34 @@ def _constants(machine, dev) -> kx.Constants:
 
 def project(machine, X, name: str, indexed: bool, dev, partition: int | None = None) -> np.ndarray:
     """i-vectors (S, R) of the list ``X`` of GMMStats (partition ``partition`` of a dask bag, for
-    errors), computed on ``dev``."""
+    errors), computed on ``dev``; the ``emkit`` logger says how far it is, as on the CPU."""
     pre = _constants(machine, dev)
     (C, D, R), S = pre.shape, len(X)
     means = np.asarray(machine.ubm.means, dtype=np.float64)
     size = max(1, min(S, MAX_DEVICE_BATCH))
     out = np.empty((S, R))
+    done = Progress("i-vectors", S, "utterance")
     for start in range(0, S, size):
         b = GMMStats.stack(X[start:start + size], name=name, shape=(C, D), indexed=indexed,
                            offset=start, partition=partition)
         n = _device.to_device(b.n, dev)
         fnorm = _device.to_device(b.sum_px - b.n[:, :, None] * means, dev)
         out[start:start + len(b.n)] = _device.to_numpy(kx.project(n, fnorm, pre))
+        done.advance(len(b.n))
+    done.finish()
     return out
 
 
 def chunk_statistics(items, pre: kiv.Precomputed, batch_size: int, name: str, dev,
-                     partition: int | None = None):
+                     partition: int | None = None, progress: Progress | None = None):
     """:func:`emkit.ivector._training._estep_chunk` on ``dev``: the E-step of a dask partition
     (GMMStats, or :class:`~emkit._kernels.ivector.CentredBatch` kept on the workers) on a worker
     whose configuration names a device.  The batches are centred on the host (compensated, as on
     the CPU path), copied and accumulated there with :mod:`emkit._kernels.ivector_xp`; the
     constants of ``pre`` go to the device once per ``pre`` (one EM iteration).  Returns numpy
     float64 :class:`~emkit.ivector.IVectorStats` (the symmetric accumulator packed, as the CPU
-    chunks'), for dask's tree sum."""
+    chunks'), for dask's tree sum.  ``progress`` (a :class:`~emkit._progress.Progress`) counts
+    the utterances of each batch sent."""
     from ._stats import IVectorStats
 
     items = items if isinstance(items, list) else list(items)
@@ -180,6 +189,8 @@ def chunk_statistics(items, pre: kiv.Precomputed, batch_size: int, name: str, de
         acc.add(_device.to_device(batch.n, dev), _device.to_device(batch.fnorm, dev), dpre)
         snorm += batch.snorm
         ll -= 0.5 * float(np.sum(batch.snorm * pre.inv_sigma))
+        if progress is not None:
+            progress.advance(len(batch.n))
     out = IVectorStats(C, D, R)
     if acc.n_sessions:
         lower = _device.to_device(pk.lower_index(R).astype(np.int64), dev)

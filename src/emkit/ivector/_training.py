@@ -3,6 +3,7 @@ partitions) and the M-step; module-level ``e_step``/``m_step`` as the reference'
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
@@ -10,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 
 from .._backend import map_ordered, map_reduce, n_threads, small_products
 from .._kernels import ivector as kiv
+from .._progress import Progress
 from ..stats import GMMStats
 from ._batching import _batch_size, _check_stats_sequence, _shared_accumulator
 from ._stats import IVectorStats
@@ -17,12 +19,14 @@ from ._stats import IVectorStats
 
 def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
                  threads: int = 1, recycle: IVectorStats | None = None,
-                 scratch: dict | None = None, partition: int | None = None) -> IVectorStats:
+                 scratch: dict | None = None, partition: int | None = None,
+                 progress: Progress | None = None) -> IVectorStats:
     """E-step statistics of a list of GMMStats, or of :class:`~emkit._kernels.ivector.CentredBatch`
     (stacked once per ``fit``).  ``recycle``: the statistics of an earlier E-step, no longer
     needed, whose arrays are overwritten; ``scratch``: a dict that keeps the batches' scratch
     arrays for the next E-step (large fresh arrays cost their page faults); ``partition``: the
-    number of the dask bag's partition ``items`` is, named by errors."""
+    number of the dask bag's partition ``items`` is, named by errors; ``progress``: counts the
+    utterances of each batch done."""
     # (a partition read from spill files as it is iterated: its batches one at a time)
     pending = iter(items)
     batch = next(pending, None)
@@ -38,7 +42,8 @@ def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
     if isinstance(batch, kiv.CentredBatch):
         items = None
         while batch is not None:
-            acc._count(*kiv.accumulate_centred(batch, pre, acc, parallel, threads, workspace))
+            _count(acc, kiv.accumulate_centred(batch, pre, acc, parallel, threads, workspace),
+                   progress)
             batch = None  # freed before the next one is read
             batch = next(pending, None)
     else:
@@ -47,47 +52,69 @@ def _estep_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
         for start in range(0, len(items), batch_size):
             b = GMMStats.stack(items[start : start + batch_size], name=name, shape=(C, D),
                                second_order=True, offset=start, partition=partition)
-            acc._count(*kiv.accumulate(b.n, b.sum_px, b.sum_pxx, pre, acc, parallel, threads,
-                                       workspace))
+            _count(acc, kiv.accumulate(b.n, b.sum_px, b.sum_pxx, pre, acc, parallel, threads,
+                                       workspace), progress)
     if workspace.pop("overwrite", False):  # still set: no batch overwrote the recycled arrays
         acc._clear()
     workspace.pop("packed", None)
     return acc
 
 
+def _count(acc: IVectorStats, batch: tuple, progress: Progress | None) -> None:
+    """The log-likelihood and utterances of a batch, ``(log_likelihood, n)``, added to ``acc``
+    (and its utterances to ``progress``)."""
+    acc._count(*batch)
+    if progress is not None:
+        progress.advance(batch[1])
+
+
 def _accumulate(data, pre: kiv.Precomputed, batch_size: int, name: str,
                 recycle: IVectorStats | None = None, scratch: dict | None = None) -> IVectorStats:
     """E-step statistics of a list (on threads) or a dask bag (one task per partition);
     ``recycle`` and ``scratch`` as for :func:`_estep_chunk` (used by the threads' shared
-    accumulator)."""
+    accumulator).  The ``emkit`` logger says how far the E-step of a list is (INFO, at most
+    every 30 s: utterances done of all), as an iteration at production size takes hours."""
+    if not isinstance(data, list):  # a dask bag: one task per partition, on the workers
+        return map_reduce(_bag_chunk, data, pre, batch_size, name, numbered=True)
     C, _, R = pre.shape
-    if isinstance(data, list) and _shared_accumulator(C, R):
+    progress = Progress("IVector E-step", _utterances(data), "utterance")
+    if _shared_accumulator(C, R):
         return _estep_chunk(data, pre, batch_size, name, threads=n_threads(), recycle=recycle,
-                            scratch=scratch)
-    if isinstance(data, list) and data and isinstance(data[0], kiv.CentredBatch):  # in order
+                            scratch=scratch, progress=progress)
+    if data and isinstance(data[0], kiv.CentredBatch):  # in order
         # one accumulator per thread (contiguous runs of batches), summed pairwise in place
         groups = [data[sl] for sl in kiv._pieces(len(data), n_threads())]
-        parts = map_ordered(lambda group: _estep_chunk(group, pre, batch_size), groups)
+        parts = map_ordered(lambda group: _estep_chunk(group, pre, batch_size,
+                                                       progress=progress), groups)
         while len(parts) > 1:
             for i in range(0, len(parts) - 1, 2):
                 parts[i] += parts[i + 1]
             parts = parts[::2]
         return parts[0]
-    return map_reduce(_bag_chunk, data, pre, batch_size, name, numbered=True)
+    return map_reduce(functools.partial(_bag_chunk, progress=progress), data, pre, batch_size,
+                      name)
+
+
+def _utterances(data: list) -> int:
+    """How many utterances a list of GMMStats or of centred batches holds."""
+    if data and isinstance(data[0], kiv.CentredBatch):
+        return sum(len(batch.n) for batch in data)
+    return len(data)
 
 
 def _bag_chunk(items, pre: kiv.Precomputed, batch_size: int, name: str = "X",
-               partition: int | None = None) -> IVectorStats:
-    """:func:`_estep_chunk` of a dask partition, on the device configured in the process where
-    it runs (a worker's own configuration: ``client.run(emkit.set_config, device="cuda")``)."""
+               partition: int | None = None, progress: Progress | None = None) -> IVectorStats:
+    """:func:`_estep_chunk` of a dask partition (or of a piece of a list, counted by
+    ``progress``), on the device configured in the process where it runs (a worker's own
+    configuration: ``client.run(emkit.set_config, device="cuda")``)."""
     from .._device_infer import device
 
     dev = device()
     if dev is None:
-        return _estep_chunk(items, pre, batch_size, name, partition=partition)
+        return _estep_chunk(items, pre, batch_size, name, partition=partition, progress=progress)
     from ._device import chunk_statistics
 
-    return chunk_statistics(items, pre, batch_size, name, dev, partition)
+    return chunk_statistics(items, pre, batch_size, name, dev, partition, progress)
 
 
 class WorkerParameters:
