@@ -26,3 +26,26 @@ def test_reading_a_directory_of_files_logs_progress_and_what_was_read(tmp_path, 
     assert sorted(features) == [f"u{i}" for i in range(5)]
     assert all((features[f"u{i}"] == i).all() and features[f"u{i}"].shape == (4 + i, 3)
                for i in range(5))
+
+
+def test_reading_one_large_script_file_logs_the_lines_read_of_all(tmp_path, monkeypatch, caplog):
+    from feature_files import write_ark, write_scp
+
+    matrices = {f"u{i}": np.full((2, 3), float(i)) for i in range(6)}
+    offsets = write_ark(tmp_path / "feats.ark", matrices)
+    scp = tmp_path / "feats.scp"
+    write_scp(scp, tmp_path / "feats.ark", offsets)
+    with open(scp) as f:
+        text = f.read()
+    scp.write_text(text.replace("u3 ", "# a comment\nu3 ", 1))  # 7 lines, 6 entries
+    quiet = read_feature_sources([scp])
+    ticks = iter(range(0, 10**6, 10))  # 10 s between two readings of the clock
+    monkeypatch.setattr(_progress, "monotonic", lambda: float(next(ticks)))
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        features = read_feature_sources([scp])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"reading {scp}: 3 of 7 lines (42.9%), 10 s/line, 30 s elapsed, about 40 s left",
+        "read 6 utterances (12 frames x 3 features, 288 bytes in memory) from 1 file in 1m10s",
+    ]
+    assert list(features) == list(matrices)
+    assert all(np.array_equal(features[k], quiet[k]) for k in quiet)

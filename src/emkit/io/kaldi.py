@@ -28,6 +28,7 @@ import struct
 
 import numpy as np
 
+from .._progress import Progress
 from ._kaldi_text import read_text_matrix
 from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_declared, check_limit,
                         check_utterance_size, file_size, is_comment, open_regular, plausible_key,
@@ -264,7 +265,7 @@ class _Extents:
 
 
 def _scp_entries(path):
-    """``(where, key, target, offset, ranges)`` of every entry of a script file, in order: a
+    """``(line number, where, key, target, offset, ranges)`` of every entry of a script file, in order: a
     relative target is taken from the current directory, as Kaldi does, and where no such file is
     there, from the script file's own directory (an scp kept next to its archives)."""
     base = os.path.dirname(os.path.abspath(path))
@@ -298,7 +299,7 @@ def _scp_entries(path):
             if len(m.group(2)) > 4000:  # Python refuses to convert more than 4300 digits
                 raise FeatureError(f"{where}: the offset has {len(m.group(2))} digits (not a byte offset)")
             target, offset = m.group(1), int(m.group(2))
-        yield where, key, resolve(target), offset, ranges
+        yield number, where, key, resolve(target), offset, ranges
 
 
 def scp_targets(path) -> list:
@@ -306,20 +307,34 @@ def scp_targets(path) -> list:
     them (for checks that an output is no input; lines the reader would refuse end the list)."""
     found = []
     with contextlib.suppress(FeatureError, OSError):
-        for _, _, target, _, _ in _scp_entries(strip_specifier(path, "script file")):
+        for _, _, _, target, _, _ in _scp_entries(strip_specifier(path, "script file")):
             if target not in found and os.path.isfile(target):
                 found.append(target)
     return found
 
 
+def _line_count(path) -> int:
+    """Lines of a text file (a last line without a new line counted), read in bounded blocks."""
+    count, last = 0, b"\n"
+    with open_regular(path) as f:
+        while block := f.read(1 << 16):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
 def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
-    """The matrices a Kaldi ``.scp`` file points to, as ``{key: float64 array}`` in file order."""
+    """The matrices a Kaldi ``.scp`` file points to, as ``{key: float64 array}`` in file order.
+
+    The ``emkit`` logger says how far the reading is (INFO, at most every 30 s: lines of the
+    script file read of all, counted first: a feats.scp of 10^6 entries takes minutes)."""
     limit = check_limit(max_utterance_bytes)
     path = strip_specifier(path, "script file")
     out, current, reader = {}, None, None
     read = {}  # the bytes of each file read so far, by (device, inode): no file is read twice over
+    progress = Progress(f"reading {path}", _line_count(path), "line")
     try:
-        for where, key, target, offset, (r1, r2, c1, c2) in _scp_entries(path):
+        for number, where, key, target, offset, (r1, r2, c1, c2) in _scp_entries(path):
             if key in out:
                 raise FeatureError(f"{where}: utterance {show_key(key)} appears twice")
             if target != current:
@@ -341,6 +356,7 @@ def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
             matrix = _apply_range(whole, r1, r2, c1, c2, where)
             extents.add(offset, reader.f.tell(), whole.size, matrix.size, r1 is None and c1 is None, where)
             out[key] = as_features(matrix, where)
+            progress.advance(number - progress.done)  # (comment lines counted with the next)
     finally:
         if reader is not None:
             reader.f.close()
