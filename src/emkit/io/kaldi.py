@@ -265,9 +265,9 @@ class _Extents:
 
 
 def _scp_entries(path):
-    """``(line number, where, key, target, offset, ranges)`` of every entry of a script file, in order: a
-    relative target is taken from the current directory, as Kaldi does, and where no such file is
-    there, from the script file's own directory (an scp kept next to its archives)."""
+    """``(line number, where, key, target, offset, ranges)`` of every entry of a script file, in
+    order: a relative target is taken from the current directory, as Kaldi does, and where no
+    such file is there, from the script file's own directory (an scp kept next to its archives)."""
     base = os.path.dirname(os.path.abspath(path))
     resolved = {}  # a relative name -> the path it resolves to (one look per archive, not per line)
 
