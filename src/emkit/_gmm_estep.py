@@ -7,11 +7,14 @@ and refuses non-finite input or results with messages naming the argument.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import _device_infer
 from ._backend import is_dask_collection, map_ordered, map_reduce_finite
 from ._config import get_config
+from ._progress import Progress
 from ._kernels import gmm as kg
 from ._kernels import gselect as kgs
 from ._validation import check_block, check_frames
@@ -49,7 +52,7 @@ def selection(top_k=None, min_posterior=None, n_gaussians: int | None = None):
 
 
 def stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: bool = True,
-                shifted: bool = True, selection=None) -> GMMStats:
+                shifted: bool = True, selection=None, on_rows=None) -> GMMStats:
     """Statistics of the rows of ``X`` (N, D); without ``second_order``, ``sum_pxx`` is left at zero.
 
     ``shifted`` keeps the moments about the coefficients' shift in the result (for the M-step;
@@ -58,20 +61,25 @@ def stats_chunk(X, coef: kg.DiagGMMCoefficients, block_rows: int, second_order: 
     ``(top_k, min_posterior[, SelectionCoefficients])`` for Gaussian selection
     (:mod:`emkit._kernels.gselect`, on the CPU), None: exact.  Exact statistics with a device
     configured in the process where it runs (a dask worker's own configuration) use the generic
-    kernels there (:func:`emkit._device_infer.chunk_stats`).
+    kernels there (:func:`emkit._device_infer.chunk_stats`).  ``on_rows(n)`` (optional) counts
+    the rows done, block by block (a progress report).
     """
     X = np.atleast_2d(np.asarray(X))
     dev = _device_infer.device() if selection is None else None
     if dev is not None and X.shape[0]:
-        return _device_infer.chunk_stats(X, coef, second_order, shifted, dev)
+        stats = _device_infer.chunk_stats(X, coef, second_order, shifted, dev)
+        if on_rows is not None:
+            on_rows(X.shape[0])
+        return stats
     C, D = coef.n_gaussians, coef.n_features
     if X.shape[0] == 0:
         ll, n, px, pxx = 0.0, np.zeros(C), np.zeros((C, D)), np.zeros((C, D)) if second_order else None
     elif selection is not None:
-        ll, n, px, pxx = kgs.accumulate_selected_statistics(X, coef, *selection[:2], block_rows,
-                                                            second_order, *selection[2:])
+        ll, n, px, pxx = kgs.accumulate_selected_statistics(
+            X, coef, *selection[:2], block_rows, second_order, *selection[2:], on_rows=on_rows)
     else:
-        ll, n, px, pxx = kg.accumulate_shifted_statistics(X, coef, block_rows, second_order)
+        ll, n, px, pxx = kg.accumulate_shifted_statistics(X, coef, block_rows, second_order,
+                                                          on_rows)
     return GMMStats._from_shifted(ll, int(X.shape[0]), n, coef.shift, px, pxx, keep_shift=shifted)
 
 
@@ -141,20 +149,29 @@ def _with_constants(selection, coef):
 
 
 def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True,
-                selection=None) -> GMMStats:
+                selection=None, what: str = "GMM statistics") -> GMMStats:
     """The statistics of every row of checked ``X`` (N, D) summed (moments about the shift kept,
     for the M-step), by the backend's ``map_reduce``; non-finite results are refused.  With a
     device configured (and exact statistics), in-memory frames are copied once or streamed to it
     as in ``fit`` (:class:`emkit._device_fit.DeviceFrames`) and dask chunks use the workers'
-    devices; Gaussian selection runs on the CPU."""
+    devices; Gaussian selection runs on the CPU.  The ``emkit`` logger says how far it is
+    (``what``: frames done of all, INFO, at most every 30 s): numpy frames block by block, the
+    chunks of a dask array as they finish (on a local scheduler; a ``distributed`` cluster
+    reports on its dashboard)."""
     dev = None if is_dask_collection(X) or selection is not None else _device_infer.device()
     if dev is not None:
         from ._device_fit import DeviceFrames, gmm_statistics
 
         frames = DeviceFrames(X, dev, coef.coef.dtype, "GMM statistics")
         return gmm_statistics(frames, coef, second_order)
-    stats = map_reduce_finite(stats_chunk, X, coef, block_rows(coef), second_order, True,
-                              _with_constants(selection, coef))
+    n_rows = X.shape[0]
+    progress = Progress(what, int(n_rows) if np.isfinite(n_rows) else None, "frame")
+    params = (coef, block_rows(coef), second_order, True, _with_constants(selection, coef))
+    if is_dask_collection(X):  # its chunks counted as they finish
+        stats = map_reduce_finite(stats_chunk, X, *params, progress=progress)
+    else:  # block by block, in the kernels
+        stats = map_reduce_finite(functools.partial(stats_chunk, on_rows=progress.advance), X,
+                                  *params)
     return check_stats_finite(stats)
 
 

@@ -43,7 +43,8 @@ def e_step(machine, X, device):
     variances): on ``device`` unless Gaussian selection is configured (it runs on the CPU)."""
     selection = estep.selection(n_gaussians=machine.n_gaussians)  # config's gselect, or None
     if device is None or selection is not None:
-        return estep.total_stats(X, machine._coefficients(), machine.update_variances, selection)
+        return estep.total_stats(X, machine._coefficients(), machine.update_variances, selection,
+                                 f"GMM {machine.trainer.upper()} E-step")
     return device.e_step()
 
 

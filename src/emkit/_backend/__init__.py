@@ -255,8 +255,10 @@ def _map_numpy(chunk_fn, X, params, threads, with_offset):
     return tree_sum(thread_map(call, _row_slices(n_rows, 2 * pieces), pieces))
 
 
-def _map_dask_array(chunk_fn, X, params, with_offset):
+def _map_dask_array(chunk_fn, X, params, with_offset, progress=None):
     import dask
+
+    from ._dask_progress import chunks_counted
 
     if X.ndim == 2 and len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
@@ -269,7 +271,7 @@ def _map_dask_array(chunk_fn, X, params, with_offset):
     else:
         task = dask.delayed(_call_unpacked, pure=True)
         parts = [task(chunk_fn, block, shared) for block in X.to_delayed().ravel()]
-    with single_threaded_blas():
+    with single_threaded_blas(), chunks_counted(progress, parts, X.chunks[0]):
         (total,) = dask.compute(_delayed_tree_sum(parts))
     return total
 
@@ -397,7 +399,7 @@ def map_ordered(fn, items, threads: int | None = None) -> list:
 
 
 def map_reduce(chunk_fn, X, *params, threads: int | None = None, with_offset: bool = False,
-               numbered: bool = False):
+               numbered: bool = False, progress=None):
     """Sum of ``chunk_fn(piece, *params)`` over pieces of ``X`` (see the module docstring).
 
     ``X`` is an ndarray (rows are split), a dask array (one task per chunk), a dask bag (one task
@@ -406,11 +408,12 @@ def map_reduce(chunk_fn, X, *params, threads: int | None = None, with_offset: bo
     not depend on the chunking (None after a dask chunk of unknown size).  With
     ``numbered=True``, a partition ``k`` of a bag that is not cached (:mod:`._cache`) is passed
     as ``chunk_fn(piece, *params, partition=k)``, for errors that name its items (their index in
-    the whole bag would take a pass more to know).
+    the whole bag would take a pass more to know).  ``progress``: counts the rows of each chunk
+    of a dask array as it finishes (:func:`._dask_progress.chunks_counted`).
     """
     if is_dask_collection(X):
         if hasattr(X, "to_delayed") and hasattr(X, "chunks"):
-            return _map_dask_array(chunk_fn, X, params, with_offset)
+            return _map_dask_array(chunk_fn, X, params, with_offset, progress)
         if hasattr(X, "npartitions"):
             return _map_dask_bag(chunk_fn, X, params, numbered)
         raise TypeError(f"unsupported dask collection {type(X).__name__}: expected a dask array or bag")
@@ -422,11 +425,12 @@ def map_reduce(chunk_fn, X, *params, threads: int | None = None, with_offset: bo
     raise TypeError(f"unsupported input type {type(X).__name__}")
 
 
-def map_reduce_finite(chunk_fn, X, *params):
+def map_reduce_finite(chunk_fn, X, *params, progress=None):
     """:func:`map_reduce` of checked frames ``X``: each chunk of a dask array is refused when it
     holds NaN/inf, naming the index in the whole array (numpy input is checked up front)."""
     if is_dask_array(X):
-        return map_reduce(checked_chunk, X, chunk_fn, *params, with_offset=True)
+        return map_reduce(checked_chunk, X, chunk_fn, *params, with_offset=True,
+                          progress=progress)
     return map_reduce(chunk_fn, X, *params)
 
 

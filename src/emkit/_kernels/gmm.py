@@ -312,8 +312,10 @@ def accumulate_statistics(X: np.ndarray, coefficients: DiagGMMCoefficients,
 
 
 def accumulate_shifted_statistics(X: np.ndarray, coefficients: DiagGMMCoefficients,
-                                  block_rows: int = DEFAULT_BLOCK_ROWS, second_order: bool = True):
-    """As :func:`accumulate_statistics`, with the moments about ``coefficients.shift`` s.
+                                  block_rows: int = DEFAULT_BLOCK_ROWS, second_order: bool = True,
+                                  on_rows=None):
+    """As :func:`accumulate_statistics`, with the moments about ``coefficients.shift`` s;
+    ``on_rows(n)`` (optional) is called after each block of ``n`` rows (a progress count).
 
     Returns ``(log_likelihood_sum, n (C,), sum_t r (x-s) (C, D), sum_t r (x-s)**2 (C, D) or None)``:
     variances computed from these keep their precision far from the origin.  In float32 the
@@ -357,6 +359,8 @@ def accumulate_shifted_statistics(X: np.ndarray, coefficients: DiagGMMCoefficien
             for a in range(0, n, step):
                 np.matmul(used[a : a + step].T, Lb[a : a + step], out=partial)
                 acc += partial
+        if on_rows is not None:
+            on_rows(n)
     ones = 2 * D - first
     n_c = acc[ones].copy()
     px = acc[ones - D : ones].T.copy()

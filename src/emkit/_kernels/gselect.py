@@ -198,8 +198,10 @@ def accumulate_selected_statistics(X: np.ndarray, coefficients: DiagGMMCoefficie
                                    min_posterior: float = 0.0,
                                    block_rows: int = DEFAULT_BLOCK_ROWS,
                                    second_order: bool = True,
-                                   constants: SelectionCoefficients | None = None):
-    """As :func:`emkit._kernels.gmm.accumulate_shifted_statistics`, with Gaussian selection.
+                                   constants: SelectionCoefficients | None = None,
+                                   on_rows=None):
+    """As :func:`emkit._kernels.gmm.accumulate_shifted_statistics`, with Gaussian selection
+    (``on_rows(n)`` after each block of ``n`` rows, as there).
 
     Returns ``(log_likelihood_sum, n (C,), sum_t r (x-s) (C, D), sum_t r (x-s)**2 (C, D) or None)``
     in float64, where r are the pruned posteriors over each frame's ``top_k`` Gaussians and the
@@ -226,6 +228,8 @@ def accumulate_selected_statistics(X: np.ndarray, coefficients: DiagGMMCoefficie
         total_ll += float(np.sum(frame_ll))
         part = sparse_posteriors(idx, post, C).T @ d[:, first:]
         acc = part if acc is None else np.add(acc, part, out=acc)
+        if on_rows is not None:
+            on_rows(n)
     if acc is None:  # no rows
         acc = np.zeros((C, 2 * D + 1 - first))
     n_c = acc[:, -1].copy()
