@@ -24,6 +24,7 @@ from .._caller_warnings import warn_at_caller
 from .._checkpoint import resumable_em
 from .._fitted import fitted_value
 from .._kernels import factor_analysis as kfa
+from .._progress import Progress
 from ..stats import as_stats_sequence
 from ._blocks import NO_ITEM, ClassTotals, SessionBlock, TrainingSet, in_memory, split
 from ._constants import Constants
@@ -108,12 +109,15 @@ def session_params(c: Constants, n_classes, class_offsets=None, accumulate=True,
     )
 
 
-def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator:
+def session_pass(data: TrainingSet, params: SessionParams,
+                 what: str | None = None) -> SessionAccumulator:
     """The E-step over all sessions: a :class:`SessionAccumulator`.
 
     In memory, the blocks are spread over threads (:data:`SESSION_THREADS`) as they come, and
     their terms added in block order: the result does not depend on the number of threads, and a
-    thread slowed down by other processes simply takes fewer blocks.
+    thread slowed down by other processes simply takes fewer blocks.  ``what``: the name of the
+    pass in the progress lines of the ``emkit`` logger (in memory; INFO, at most every 30 s:
+    sessions done of all); None: none.
     """
     rows = data.rows
     if not isinstance(rows, list):  # the workers need neither uprod nor the (S, r) factors back
@@ -127,7 +131,9 @@ def session_pass(data: TrainingSet, params: SessionParams) -> SessionAccumulator
         from ._device import session_pass as device_pass
 
         return device_pass(data, params, dev)
-    return _blocks_pass(data, params)
+    progress = None if what is None else Progress(
+        what, sum(len(block.n) for block in data.rows), "session")
+    return _blocks_pass(data, params, progress=progress)
 
 
 def partition_pass(piece, p: SessionParams, partition: int | None = None) -> SessionAccumulator:
@@ -173,13 +179,14 @@ def _then(first, rest):
 
 
 def _blocks_pass(data: TrainingSet, p, threads: int | None = None,
-                 classes: np.ndarray | None = None) -> SessionAccumulator:
+                 classes: np.ndarray | None = None, progress=None) -> SessionAccumulator:
     """:func:`session_pass` over in-memory blocks: the posteriors of the blocks on threads (one
     BLAS thread each), their sums added in block order, then ``A2F = F^T x`` as one product over
     all sessions, by slices of Gaussians on threads.  A1 stays packed (C, r(r+1)/2) and the
     session factors x are kept in the accumulator (large arrays are written by the threads:
     their pages are faulted in in parallel).  ``classes``: the sorted indices of every class of
-    ``data``; G then holds their rows only, (len(classes), C, r), not (K, C, r)."""
+    ``data``; G then holds their rows only, (len(classes), C, r), not (K, C, r).  ``progress``
+    (a :class:`~emkit._progress.Progress`) counts the sessions of each block done."""
     threads = session_threads() if threads is None else threads
     C, D = p.shape
     r = p.U_over_var.shape[1]
@@ -201,6 +208,8 @@ def _blocks_pass(data: TrainingSet, p, threads: int | None = None,
     for block, (bx, bA1, bG) in zip(data.rows, thread_map(posterior, data.rows, threads)):
         x[start : start + len(bx)] = bx
         start += len(bx)
+        if progress is not None:
+            progress.advance(len(bx))
         if A1 is not None:
             A1 += bA1
             free.append(bA1)
@@ -342,7 +351,7 @@ def train_isv(machine, data: TrainingSet, X):
         # the class totals: from the stacking (in memory), else summed along the first pass
         params = session_params(machine._constants(), data.n_classes,
                                 totals=first and data.totals is None)
-        acc = session_pass(data, params)
+        acc = session_pass(data, params, "ISV E-step")
         if first:  # class-level arrays in the (C, D, K) layout of kfa.gaussian_major
             totals = data.totals if data.totals is not None else acc.totals
             # D and N are fixed: D z_k = gain * (centred_k - sum_{h in k} N_h U x_h)
@@ -399,7 +408,8 @@ def train_jfa(machine, data: TrainingSet, X):
     by_gaussians(lambda gs: np.matmul(V3[gs], latent_y.T, out=Vy[gs]), C, threads)
 
     def u_e_step():
-        return session_pass(data, session_params(machine._constants(), data.n_classes, Vy))
+        return session_pass(data, session_params(machine._constants(), data.n_classes, Vy),
+                            "JFA U E-step")
 
     def u_m_step(acc):
         return machine._set_param("U", u_update(machine._constants(), acc, threads,

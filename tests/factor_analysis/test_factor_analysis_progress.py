@@ -1,0 +1,58 @@
+"""Inside one EM iteration of ISV and JFA training (hours with 10^5 sessions at C*D = 10^5),
+the E-step over the sessions says how far it is (INFO, rate-limited, on a clock the test
+drives); the trained subspaces are those of a run that logs nothing."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from emkit import _progress
+from emkit.factor_analysis import ISVMachine, JFAMachine
+from emkit.factor_analysis import _training as training
+from emkit.gmm import GMMMachine
+from emkit.stats import GMMStats
+
+C, D, S = 4, 2, 12
+
+ESTEP = ": 6 of 12 sessions (50.0%), 6.67 s/session, 40 s elapsed, about 40 s left"
+
+
+def _problem():
+    rng = np.random.default_rng(1)
+    ubm = GMMMachine(C)
+    ubm.means = rng.normal(0.0, 2.0, (C, D))
+    ubm.variances = rng.uniform(0.5, 2.0, (C, D))
+    ubm.weights = np.full(C, 1.0 / C)
+    stats = []
+    for _ in range(S):
+        n = rng.gamma(2.0, 10.0, C)
+        s = GMMStats(C, D)
+        s.init_fields(0.0, float(n.sum()), n, n[:, None] * (ubm.means + rng.normal(0, 0.5, D)),
+                      n[:, None] * (ubm.means**2 + 1.0))
+        stats.append(s)
+    return ubm, stats, np.arange(S) // 2  # 6 speakers of 2 sessions
+
+
+def _machine(kind, ubm):
+    if kind == "ISV":
+        return ISVMachine(2, em_iterations=1, ubm=ubm, random_state=0)
+    return JFAMachine(2, 2, em_iterations=1, ubm=ubm, random_state=0)
+
+
+@pytest.mark.parametrize("kind", ["ISV", "JFA"])
+def test_the_session_estep_logs_the_sessions_done_and_training_is_unchanged(kind, monkeypatch,
+                                                                            caplog):
+    monkeypatch.setattr(training, "BLOCK_ELEMENTS", 3 * C * D)  # 4 blocks of 3 sessions
+    monkeypatch.setattr(training, "SESSION_THREADS", 1)
+    ubm, stats, labels = _problem()
+    quiet = _machine(kind, ubm).fit(stats, labels)
+    ticks = iter(range(0, 10**6, 20))  # 20 s between two readings of the clock
+    monkeypatch.setattr(_progress, "monotonic", lambda: float(next(ticks)))
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        machine = _machine(kind, ubm).fit(stats, labels)
+    lines = [r.getMessage() for r in caplog.records if "E-step" in r.getMessage()]
+    name = "ISV E-step" if kind == "ISV" else "JFA U E-step"
+    assert lines == [name + ESTEP]  # one iteration (JFA: of U; the V phase passes over classes)
+    for subspace in ("U", "D") + (("V",) if kind == "JFA" else ()):
+        np.testing.assert_array_equal(getattr(machine, subspace), getattr(quiet, subspace))
