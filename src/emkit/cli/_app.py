@@ -181,7 +181,8 @@ class EmkitGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True,
               help="Log progress on stderr (INFO level): each training iteration (its value, "
                    "change, time and the time left at most), and at most every 30 s how far "
-                   "reading, features, statistics and scoring are, then what each step did.")
+                   "reading, features, statistics, each iteration's E-step and scoring are, "
+                   "then what each step did.")
 @click.option("--debug", is_flag=True, help="Show the full Python traceback of a failure.")
 @click.version_option(__version__, prog_name="emkit")  # not importlib.metadata: a faster start
 @click.pass_context
