@@ -49,3 +49,19 @@ def test_reading_one_large_script_file_logs_the_lines_read_of_all(tmp_path, monk
     ]
     assert list(features) == list(matrices)
     assert all(np.array_equal(features[k], quiet[k]) for k in quiet)
+
+
+def test_reading_one_large_archive_logs_the_megabytes_read_of_all(tmp_path, monkeypatch, caplog):
+    from feature_files import write_ark
+
+    matrices = {f"u{i}": np.full((1000, 250), float(i)) for i in range(4)}  # 1 MB each (float32)
+    write_ark(tmp_path / "feats.ark", matrices)
+    quiet = read_feature_sources([tmp_path / "feats.ark"])
+    ticks = iter(range(0, 10**6, 10))  # 10 s between two readings of the clock
+    monkeypatch.setattr(_progress, "monotonic", lambda: float(next(ticks)))
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        features = read_feature_sources([tmp_path / "feats.ark"])
+    assert [r.getMessage() for r in caplog.records][0] == (
+        f"reading {tmp_path / 'feats.ark'}: 3 of 4 megabytes (75.0%), 10 s/megabyte, "
+        "30 s elapsed, about 10 s left")
+    assert all(np.array_equal(features[k], quiet[k]) for k in matrices)

@@ -185,12 +185,16 @@ def _skip_space(f) -> bool:
 
 
 def read_kaldi_ark(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
-    """All matrices of a Kaldi archive (binary or text): ``{key: float64 array}``, in file order."""
+    """All matrices of a Kaldi archive (binary or text): ``{key: float64 array}``, in file order.
+
+    The ``emkit`` logger says how far the reading of a large archive is (INFO, at most every
+    30 s: megabytes read of all)."""
     limit = check_limit(max_utterance_bytes)
     path = strip_specifier(path, "archive")
     out = {}
     with open_regular(path) as f:
         r = _Reader(f, limit)
+        progress = Progress(f"reading {path}", r.size // 10**6, "megabyte")
         if f.read(3) != _BOM:
             f.seek(0)
         while _skip_space(f):
@@ -209,6 +213,7 @@ def read_kaldi_ark(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
                 raise FeatureError(f"{path}: utterance {show_key(name)} appears twice")
             f.seek(start + len(raw) + 1)
             out[name] = as_features(_object(r, where), where)
+            progress.advance(f.tell() // 10**6 - progress.done)
     return out
 
 
