@@ -29,6 +29,7 @@ from . import _config
 from ._backend import _device, _staging, is_dask_collection
 from ._config import get_config
 from ._kernels import _xp, gmm_xp, kmeans_xp
+from ._progress import Progress
 from .stats import GMMStats
 
 logger = logging.getLogger("emkit")
@@ -153,6 +154,15 @@ class DeviceFrames:
         else:
             yield from self._stream(self.X, rows)
 
+    def counted_blocks(self, rows: int, what: str):
+        """:meth:`blocks`, their rows counted as each is handed over (its work queued on the
+        device) by a :class:`~emkit._progress.Progress` named ``what`` (INFO, at most every
+        30 s: frames of all)."""
+        progress = Progress(what, self.shape[0], "frame")
+        for block in self.blocks(rows):
+            yield block
+            progress.advance(block.shape[0])
+
     def _stream(self, X, rows):
         yield from _device.stream_blocks(X, self.dev, rows, self.dtype)
 
@@ -176,8 +186,8 @@ def gmm_statistics(frames: DeviceFrames, coef, second_order: bool = True) -> GMM
     exact = gmm_xp.DeviceExactColumns.from_host(coef.exact, coef.n_gaussians,
                                                 lambda a: put(a, dev))
     rows = _block_rows(coef.n_gaussians, coef.coef.dtype.itemsize)
-    total, acc = gmm_xp.accumulate_blocks(frames.blocks(rows), shift, matrix, second_order, dev.xp,
-                                          exact)
+    total, acc = gmm_xp.accumulate_blocks(frames.counted_blocks(rows, "GMM statistics"), shift,
+                                          matrix, second_order, dev.xp, exact)
     acc = _device.to_numpy(acc)
     n, px, pxx = gmm_xp.split_statistics(acc, coef.n_features, second_order)
     stats = GMMStats._from_shifted(float(total), frames.shape[0], n.copy(),
@@ -246,8 +256,9 @@ class DeviceGMM:
                                           _xp_dtype(self.dev, np.dtype(m.compute_dtype)))
         exact = gmm_xp.exact_columns(p["means"], p["variances"], log_w, self.spread)
         rows = _block_rows(coef.shape[1], self.frames.dtype.itemsize)
-        ll, acc = gmm_xp.accumulate_blocks(self.frames.blocks(rows), xp.astype(shift, coef.dtype),
-                                           coef, m.update_variances, xp, exact)
+        blocks = self.frames.counted_blocks(rows, f"GMM {m.trainer.upper()} E-step")
+        ll, acc = gmm_xp.accumulate_blocks(blocks, xp.astype(shift, coef.dtype), coef,
+                                           m.update_variances, xp, exact)
         return shift, acc, ll
 
     def m_step(self, stats) -> float:
