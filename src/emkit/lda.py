@@ -29,8 +29,20 @@ __all__ = ["LDA"]
 class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """LDA projection to ``n_components`` dimensions (at most ``n_classes - 1`` and ``D``).
 
-    After :meth:`fit`: ``weights`` (D, k), ``input_subtract`` (D,) the training mean,
-    ``eigenvalues_`` (k,) the between/within scatter ratios of the kept directions, descending.
+    Parameters
+    ----------
+    n_components : int
+        Dimensions kept, k; positive (a ``ValueError`` otherwise).  :meth:`fit` checks it against
+        the data.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (D, k)
+        The projection, after :meth:`fit`.
+    input_subtract : ndarray of shape (D,)
+        The training mean.
+    eigenvalues_ : ndarray of shape (k,)
+        The between/within scatter ratios of the kept directions, descending.
     """
 
     _FEATURE_AXES = {"weights": 0, "input_subtract": 0}
@@ -72,7 +84,25 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return int(self.weights.shape[1])
 
     def fit(self, X, y) -> "LDA":
-        """Fit on ``X`` (N, D) float samples with class labels ``y`` (N,)."""
+        """Fit on samples ``X`` with their class labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D)
+            Finite float samples.
+        y : array-like of shape (N,)
+            One class label per row of ``X`` (any hashable values).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            ``y`` not of shape (N,); ``n_components`` above ``min(D, n_classes - 1)``; a within-class
+            scatter that is singular (too few samples per class for D).
+        """
         from .whitening import check_scatter
 
         k = check_positive_int(self.n_components, "n_components")  # set_params is checked here
@@ -117,7 +147,18 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return self
 
     def transform(self, X) -> np.ndarray:
-        """``(X - input_subtract) @ weights``: (N, D) -> (N, k)."""
+        """Project: ``(X - input_subtract) @ weights``.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D)
+            Samples with the training data's D features (and names, if it had any).
+
+        Returns
+        -------
+        ndarray of shape (N, k)
+            Float64 projections.
+        """
         from .whitening import apply_projection
 
         self._check_feature_names(X)
@@ -131,16 +172,39 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return tags
 
     def save(self, hdf5) -> None:
-        """Write the LDA (emkit's layout, see :mod:`emkit.io.transforms`) to a path or an open
-        h5py group."""
+        """Write the LDA in emkit's layout (see :mod:`emkit.io.transforms`).
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path (written atomically) or an open, writable group (see :func:`emkit.io.save`).
+        """
         from .io._registry import save
 
         save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "LDA":
-        """The LDA in ``hdf5`` (a path or an open group); also reads the unstamped ``lda`` group
-        of the i-vector system files of earlier emkit versions."""
+        """Read an LDA written by :meth:`save`.
+
+        Also reads the unstamped ``lda`` group of the i-vector system files of earlier emkit
+        versions.
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path or an open group.
+
+        Returns
+        -------
+        LDA
+            Its ``n_components``, and fitted when the file holds the arrays of a fitted LDA.
+
+        Raises
+        ------
+        emkit.io.InvalidFileError
+            A file that is not an LDA, or whose arrays are damaged or inconsistent.
+        """
         from .io.transforms import read_lda
 
         return read_lda(hdf5, cls)
