@@ -31,12 +31,34 @@ H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeEr
 
 @contextlib.contextmanager
 def open_hdf5(path, *, heaps: bool = True, check=None):
-    """``(read-only h5py.File, os.stat_result of the file it reads)`` of a regular file; a
-    damaged or non-HDF5 file is a FeatureError.
+    """Open a regular file as read-only HDF5 (a context manager).
 
-    HDF5 reads the descriptor the checks were made on (:mod:`emkit.io.h5_files`).  ``heaps``:
-    check the global heaps first (HDF5 would loop forever on some damaged ones); ``check``:
-    called with the ``os.stat_result`` before HDF5 reads a byte, to refuse the file.
+    HDF5 reads the descriptor the checks were made on (:mod:`emkit.io.h5_files`), so the file
+    cannot be swapped for a link in between.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A regular file (not a link, device or FIFO).
+    heaps : bool, keyword-only, default True
+        Check the file's global heaps first (HDF5 would loop forever on some damaged ones).
+    check : callable or None, keyword-only
+        Called with the file's ``os.stat_result`` before HDF5 reads a byte; it refuses the file
+        by raising.
+
+    Yields
+    ------
+    file : h5py.File
+        Read-only, closed on leaving the ``with`` block.
+    info : os.stat_result
+        The status of the file it reads.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    FeatureError
+        A file that cannot be opened, is not regular, or is not readable HDF5 (damaged).
     """
     text = os.fspath(path)
     try:
@@ -59,7 +81,27 @@ def check_feature_dataset(ds, where: str, file_bytes: int, max_utterance_bytes: 
                           ndim: int | None = 2) -> None:
     """Refuse a dataset whose dtype, shape or storage does not fit a feature matrix.
 
-    ``max_utterance_bytes`` None: no size limit (for datasets read chunk by chunk).
+    Parameters
+    ----------
+    ds : h5py.Dataset
+        The dataset, not read (only its metadata and storage sizes are).
+    where : str
+        The file and dataset to name in error messages.
+    file_bytes : int
+        The file's size: a dataset claiming more stored bytes is refused.
+    max_utterance_bytes : int or None
+        Largest float64 size of the matrix, in bytes; None: no limit (for datasets read chunk by
+        chunk).
+    ndim : int or None, default 2
+        The number of dimensions required; None: any.
+
+    Raises
+    ------
+    FeatureError
+        A dtype that is not integer or float; the wrong number of dimensions; a virtual dataset
+        or one with external storage; fewer stored bytes than declared (unfiltered), or over 100
+        times fewer (compressed); more stored bytes than the file; a size over
+        ``max_utterance_bytes``.
     """
     shape, dtype = ds.shape, ds.dtype
     if shape is None or (ndim is not None and len(shape) != ndim):
@@ -92,10 +134,30 @@ def check_feature_dataset(ds, where: str, file_bytes: int, max_utterance_bytes: 
 
 
 def read_hdf5_features(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
-    """``{name: array}`` of the 2-D numeric datasets of an HDF5 file (paths without the ``/``).
+    """The 2-D numeric datasets of an HDF5 file, one utterance each.
 
     A file whose only dataset is ``array`` (bob's convention) is one utterance named after the
     file; a file holding an emkit or bob model is refused.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A regular HDF5 file.
+    max_utterance_bytes : int, keyword-only
+        Largest float64 size of one dataset, in bytes (default 2 GiB); a larger one raises
+        before anything is allocated.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``{name: matrix}`` (the dataset's path without its leading ``/``), each a float64 array
+        of shape (n_frames, n_features).
+
+    Raises
+    ------
+    FeatureError
+        A damaged or non-HDF5 file, a model file, a dataset :func:`check_feature_dataset`
+        refuses, datasets that together store more bytes than the file holds.
     """
     limit = check_limit(max_utterance_bytes)
     text = os.fspath(path)

@@ -160,7 +160,25 @@ def _object(r: _Reader, where: str) -> np.ndarray:
 
 
 def strip_specifier(path, kind: str) -> str:
-    """``ark,s,cs:path`` -> ``path``; refuses pipes and ``-`` (standard input)."""
+    """The file path of a Kaldi read specifier: ``ark,s,cs:path`` -> ``path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A path, with or without an ``ark[,opts]:`` or ``scp[,opts]:`` prefix.
+    kind : str
+        What the path names (``"archive"``, ``"script file"``), for the error message.
+
+    Returns
+    -------
+    str
+        The path without its prefix (the path itself when it has none).
+
+    Raises
+    ------
+    FeatureError
+        A piped command (``... |``) or ``-`` (standard input): not supported.
+    """
     text = os.fspath(path)
     match = re.match(r"^(ark|scp)(,[a-z]+)*:(.*)$", text)
     if match:
@@ -185,10 +203,31 @@ def _skip_space(f) -> bool:
 
 
 def read_kaldi_ark(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
-    """All matrices of a Kaldi archive (binary or text): ``{key: float64 array}``, in file order.
+    """All matrices of a Kaldi archive (binary, text or compressed), in file order.
 
     The ``emkit`` logger says how far the reading of a large archive is (INFO, at most every
-    30 s: megabytes read of all)."""
+    30 s: megabytes read of all).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The archive (a regular file; an ``ark:`` specifier prefix is allowed).
+    max_utterance_bytes : int, keyword-only
+        Largest float64 size of one matrix, in bytes (default 2 GiB); a larger one raises
+        before anything is allocated.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``{key: matrix}``, each a finite float64 array of shape (rows, cols); a vector is one
+        row.
+
+    Raises
+    ------
+    FeatureError
+        A file that is not a regular file or not an archive, a size it declares beyond the bytes
+        present, a repeated key, NaN or infinity, a matrix over ``max_utterance_bytes``.
+    """
     limit = check_limit(max_utterance_bytes)
     path = strip_specifier(path, "archive")
     out = {}
@@ -329,10 +368,33 @@ def _line_count(path) -> int:
 
 
 def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
-    """The matrices a Kaldi ``.scp`` file points to, as ``{key: float64 array}`` in file order.
+    """The matrices a Kaldi ``.scp`` file points to, in file order.
 
     The ``emkit`` logger says how far the reading is (INFO, at most every 30 s: lines of the
-    script file read of all, counted first: a feats.scp of 10^6 entries takes minutes)."""
+    script file read of all, counted first: a feats.scp of 10^6 entries takes minutes).
+
+    Each line is ``key path[:offset][range]``; a relative path is taken from the current
+    directory, or from the scp's own directory where the current one has no such file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The script file (a regular file; an ``scp:`` specifier prefix is allowed).
+    max_utterance_bytes : int, keyword-only
+        Largest float64 size of one matrix, in bytes (default 2 GiB); a larger one raises
+        before anything is allocated.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``{key: matrix}``, each a finite float64 array of shape (rows, cols), cut to its range.
+
+    Raises
+    ------
+    FeatureError
+        A malformed line, a repeated key, a missing file, an offset past a file's end, a range
+        outside its matrix, or any error of :func:`read_kaldi_ark` at the object pointed to.
+    """
     limit = check_limit(max_utterance_bytes)
     path = strip_specifier(path, "script file")
     out, current, reader = {}, None, None

@@ -31,9 +31,36 @@ _MAX_HEADER = 65536
 
 
 def read_npy_header(f, where: str, available: int):
-    """Parse a ``.npy`` header from the stream ``f`` holding ``available`` bytes.
+    """Parse and check a ``.npy`` header (format versions 1 to 3) from a binary stream.
 
-    Returns ``(dtype, shape, fortran_order, header_bytes, data_bytes)``.
+    Parameters
+    ----------
+    f : binary file object
+        Positioned at the magic string; left just after the header.
+    where : str
+        The file (or member) to name in error messages.
+    available : int
+        Bytes the stream holds from its start: a header declared longer raises.
+
+    Returns
+    -------
+    dtype : numpy.dtype
+        An integer or float dtype.
+    shape : tuple of int
+        The array's shape, as declared (at most 32 dimensions).
+    fortran_order : bool
+        Whether the data are in column-major order.
+    header_bytes : int
+        Bytes from the magic string to the data.
+    data_bytes : int
+        The data's size in bytes implied by ``dtype`` and ``shape``.
+
+    Raises
+    ------
+    FeatureError
+        No magic string, an unsupported version, a header over 64 KiB or past ``available``, not
+        a literal dict of ``descr``, ``fortran_order`` and ``shape``, a dtype that is not integer
+        or float (object, structured, string, complex), a malformed shape.
     """
     magic = f.read(10)
     if len(magic) < 10 or magic[:6] != _MAGIC:
@@ -105,7 +132,26 @@ def _checked_header(f, where: str):
 
 
 def npy_layout(path, where: str = ""):
-    """``(shape, dtype)`` of a ``.npy`` file, read from its (checked) header only."""
+    """The shape and dtype of a ``.npy`` file, read from its header only.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A regular file.
+    where : str, default ""
+        The name for error messages (default: ``path``).
+
+    Returns
+    -------
+    shape : tuple of int
+    dtype : numpy.dtype
+
+    Raises
+    ------
+    FeatureError
+        A header :func:`read_npy_header` refuses, or one declaring more or fewer data bytes
+        than the file holds.
+    """
     with open_regular(path) as f:
         dtype, shape, _, _ = _checked_header(f, where or str(path))
     return shape, dtype
@@ -113,9 +159,31 @@ def npy_layout(path, where: str = ""):
 
 def read_npy(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES, where: str = "",
              float64: bool = False):
-    """The array of a ``.npy`` file (numeric dtypes only), checked against the file's size.
+    """The array of a ``.npy`` file (integer or float dtypes only).
 
-    Returned in native byte order and C order, as float64 when ``float64``.
+    The header's declared size is checked against the file's size before anything is read.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A regular file.
+    max_utterance_bytes : int, keyword-only
+        Largest float64 size of one array, in bytes (default 2 GiB); a larger one raises before
+        anything is allocated.
+    where : str, keyword-only, default ""
+        The name for error messages (default: ``path``).
+    float64 : bool, keyword-only
+        Convert the values to float64 (default False: the file's dtype is kept).
+
+    Returns
+    -------
+    ndarray
+        Of the shape the header declares, in native byte order and C order.
+
+    Raises
+    ------
+    FeatureError
+        As :func:`npy_layout`; an array over ``max_utterance_bytes``.
     """
     limit = check_limit(max_utterance_bytes)
     where = where or str(path)
@@ -158,9 +226,31 @@ def _members(zf: zipfile.ZipFile, path, size: int):
 
 def read_npz(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES,
              float64: bool = False) -> dict:
-    """The arrays of an ``.npz`` file as ``{key: array}`` (numeric dtypes only), in file order.
+    """The arrays of an ``.npz`` file (integer or float dtypes only), in file order.
 
-    Returned in native byte order and C order, as float64 when ``float64``.
+    Parameters
+    ----------
+    path : str or path-like
+        A regular file, a zip archive of ``.npy`` members (``numpy.savez`` or
+        ``savez_compressed``).
+    max_utterance_bytes : int, keyword-only
+        Largest float64 size of one array, in bytes (default 2 GiB); a larger one raises before
+        anything is allocated.
+    float64 : bool, keyword-only
+        Convert the values to float64 (default False: the file's dtype is kept).
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``{key: array}`` (the member's name without ``.npy``), each of the shape its header
+        declares, in native byte order and C order.
+
+    Raises
+    ------
+    FeatureError
+        Not a zip archive; a member that is not ``.npy``, repeated, encrypted, compressed other
+        than by deflate, more than 100 times smaller than its data, or damaged; compressed sizes
+        past the file's end; any header :func:`read_npy_header` refuses.
     """
     limit = check_limit(max_utterance_bytes)
     out = {}
