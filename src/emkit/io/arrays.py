@@ -38,6 +38,21 @@ class HDF5RowReader:
     once, by :meth:`open`; a slice read later refuses a file whose size or modification time
     changed since (the checks were made on other bytes), instead of checking it again: the
     global-heap check reads the whole file, which every chunk of a 4 GB file then did.
+
+    Attributes
+    ----------
+    path : str
+        The HDF5 file.
+    dataset : str
+        The dataset's path in the file.
+    shape : tuple of int
+        The dataset's shape, (n_rows, n_features).
+    dtype : numpy.dtype
+        The dataset's (integer or float) dtype.
+    size : int
+        The file's size in bytes when :meth:`open` checked it.
+    mtime_ns : int
+        The file's modification time (ns) when :meth:`open` checked it.
     """
 
     path: str
@@ -49,7 +64,27 @@ class HDF5RowReader:
 
     @classmethod
     def open(cls, path, dataset) -> "HDF5RowReader":
-        """Check the file and the dataset (see :mod:`emkit.io.hdf5_features`) and describe it."""
+        """Check the file and the dataset (see :mod:`emkit.io.hdf5_features`) and describe it.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A regular HDF5 file.
+        dataset : str
+            The path of a 2-D integer or float dataset, reached through hard links only.
+
+        Returns
+        -------
+        HDF5RowReader
+
+        Raises
+        ------
+        KeyError
+            No such dataset.
+        FeatureError
+            A damaged file, a group, a soft or external link, an empty dataset, or one
+            :func:`~emkit.io.hdf5_features.check_feature_dataset` refuses.
+        """
         import h5py
 
         from .hdf5_features import H5_ERRORS, check_feature_dataset, open_hdf5
@@ -74,6 +109,7 @@ class HDF5RowReader:
 
     @property
     def ndim(self) -> int:
+        """2: the dataset is a (n_rows, n_features) matrix."""
         return 2
 
     def __getitem__(self, key):
@@ -140,10 +176,32 @@ def _hard_linked(f, dataset: str, path: str):
 
 
 def hdf5_frames(path, dataset: str = "frames", chunk_rows: int = 262_144):
-    """A lazy (N, D) dask array over a 2-D HDF5 dataset, ``chunk_rows`` rows per chunk.
+    """A lazy dask array over a 2-D HDF5 dataset, read chunk by chunk by the tasks.
 
     A chunk holding NaN or infinity fails, when it is read, with a
-    :class:`~emkit.io.untrusted.FeatureError` naming the file, the dataset and the rows.
+    :class:`~emkit.io.untrusted.FeatureError` naming the file, the dataset and the rows; so does
+    one read after the file changed.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A regular HDF5 file, checked here (:meth:`HDF5RowReader.open`).
+    dataset : str, default "frames"
+        The path of the 2-D dataset in the file.
+    chunk_rows : int, default 262144
+        Rows per dask chunk (positive).
+
+    Returns
+    -------
+    dask array of shape (N, D)
+        Of the dataset's dtype, chunked ``(chunk_rows, D)``.
+
+    Raises
+    ------
+    KeyError
+        No such dataset.
+    FeatureError
+        As :meth:`HDF5RowReader.open`.
     """
     import dask.array as da
 
@@ -187,7 +245,24 @@ def _load_stack(paths, shapes, dtype):
 
 
 def list_feature_files(directory, pattern: str = "*.npy"):
-    """Sorted paths of the files matching ``pattern`` in ``directory`` (sorted: a stable order)."""
+    """The files matching a glob pattern in a directory, sorted (a stable order).
+
+    Parameters
+    ----------
+    directory : str or path-like
+    pattern : str, default "*.npy"
+        A :mod:`glob` pattern, relative to ``directory``.
+
+    Returns
+    -------
+    list of str
+        The matching paths, sorted.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file matches.
+    """
     paths = sorted(glob.glob(os.path.join(os.fspath(directory), pattern)))
     if not paths:
         raise FileNotFoundError(f"no file matches {pattern!r} in {os.fspath(directory)!r}")
@@ -202,6 +277,29 @@ def directory_frames(directory, pattern: str = "*.npy", files_per_chunk: int = 6
     promoted as numpy promotes them (``numpy.result_type``: float64 if any file is float64), in
     every chunk.  A file holding NaN or infinity, or changed since its header was read, fails the
     task that reads it with a :class:`~emkit.io.untrusted.FeatureError` naming it.
+
+    Parameters
+    ----------
+    directory : str or path-like
+    pattern : str, default "*.npy"
+        A :mod:`glob` pattern of ``.npy`` files, relative to ``directory``; the files are taken
+        in sorted order.
+    files_per_chunk : int, default 64
+        Files per dask chunk (positive).
+
+    Returns
+    -------
+    dask array of shape (N, D)
+        N the total of the files' rows.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file matches.
+    ValueError
+        A file that does not hold a 2-D array, or not of the first file's width D.
+    FeatureError
+        A ``.npy`` header that :func:`~emkit.io.numpy_files.npy_layout` refuses.
     """
     import dask
     import dask.array as da
@@ -240,9 +338,32 @@ def directory_statistics(ubm, directory, pattern: str = "*.npy", npartitions: in
     """A dask bag with one :class:`~emkit.GMMStats` per file (per utterance), computed on the workers.
 
     This is the input of ``IVectorMachine.fit`` and (with labels) of ISV/JFA training.  The UBM is
-    one task of the graph (sent once to each worker that needs it).  Returns ``(bag, paths)``;
-    the bag's order is the order of ``paths``.  The Gaussian selection in force here
-    (``emkit.config_context(gselect_top_k=...)``) is the one the workers use.
+    one task of the graph (sent once to each worker that needs it).  The Gaussian selection in
+    force here (``emkit.config_context(gselect_top_k=...)``) is the one the workers use.  A file
+    that is not a finite (n_frames, D) array fails the task that reads it with a
+    :class:`~emkit.io.untrusted.FeatureError` naming it.
+
+    Parameters
+    ----------
+    ubm : GMMMachine
+        The fitted UBM, D features.
+    directory : str or path-like
+    pattern : str, default "*.npy"
+        A :mod:`glob` pattern of ``.npy`` files, relative to ``directory``; taken in sorted order.
+    npartitions : int or None, default None
+        Partitions of the bag (positive; None: 64), at most one per file.
+
+    Returns
+    -------
+    bag : dask.bag.Bag
+        One GMMStats per file, in the order of ``paths``.
+    paths : list of str
+        The files, sorted.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file matches.
     """
     import dask
 

@@ -145,7 +145,34 @@ def _remove_listed_stale_temporaries(path: str) -> None:
 
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "w"):
-    """Yield a file object (``"w"``: UTF-8 text, ``"wb"``: binary) that becomes ``path`` on success."""
+    """Write a file atomically: a file object that becomes ``path`` when the block succeeds.
+
+    The data go to a temporary file next to ``path`` (see :func:`atomic_path`), which replaces
+    ``path`` only when the ``with`` block ends without an exception; otherwise ``path`` is left
+    as it was and the temporary file removed.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write; its directory must exist.
+    mode : str, default "w"
+        ``"w"``: UTF-8 text, lines ended by a line feed whatever the platform; ``"wb"``:
+        binary.
+
+    Yields
+    ------
+    file object
+        Open for writing; closed at the end of the block.
+
+    Raises
+    ------
+    FileNotFoundError
+        An empty path, or a directory that does not exist.
+    IsADirectoryError
+        ``path`` is a directory.
+    PermissionError
+        ``path`` exists and is not writable.
+    """
     text_args = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
     with atomic_path(path) as tmp, open(tmp, mode, **text_args) as f:
         yield f

@@ -128,15 +128,38 @@ def script_file_targets(path) -> list:
 
 def read_features(path, *, n_features: int | None = None,
                   max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
-    """Utterances of one feature file as ``{id: (n_frames, n_features) float64 array}``.
+    """The utterances of one feature file.
 
     The format comes from the extension (or an ``ark:``/``scp:`` prefix; otherwise the file's
-    first bytes): see the module docstring.  ``n_features``, when given, is checked for every
-    utterance.  Every utterance has at least one frame and one feature, finite values, and at
-    most ``max_utterance_bytes`` as float64 (``rows * cols * 8``; default 2 GiB).  Raises
-    ``FileNotFoundError`` for a missing file and :class:`FeatureError` (an
-    :class:`~emkit.io.errors.InvalidFileError`) for an unreadable, inconsistent or oversized
-    one, naming the file and the utterance, never quoting the file's bytes.
+    first bytes): see the module docstring.  Every utterance has at least one frame and one
+    feature, and finite values.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npy``, ``.npz``, ``.h5``/``.hdf5``/``.hdf``, ``.ark`` or ``.scp`` file (a regular
+        file).
+    n_features : int or None, keyword-only
+        The feature dimension every utterance must have; None: not checked.
+    max_utterance_bytes : int, keyword-only
+        Largest float64 size of one utterance, ``n_frames * n_features * 8`` bytes (default
+        2 GiB); a larger one raises before it is allocated.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``{utterance id: frames}``, each a float64 array of shape (n_frames, n_features), in
+        file order.
+
+    Raises
+    ------
+    FileNotFoundError
+        A missing file.
+    FeatureError
+        (an :class:`~emkit.io.errors.InvalidFileError`) An unknown format, a file that is
+        unreadable, inconsistent, empty or oversized, or an utterance of another dimension
+        than ``n_features``; the message names the file and the utterance, never the file's
+        bytes.
     """
     limit = check_limit(max_utterance_bytes)
     text, kind = feature_kind(path)
@@ -162,12 +185,34 @@ def _twice(key, first: str, second: str) -> str:
 
 def read_feature_sources(paths, *, n_features: int | None = None,
                          max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> dict:
-    """Utterances of several feature files, merged; an id found in two files is an error.
+    """The utterances of several feature files, merged.
 
-    All utterances must have one feature dimension (``n_features`` when given, otherwise that of
-    the first utterance read).  ``max_utterance_bytes``: see :func:`read_features`.  The
-    ``emkit`` logger says how far the reading is (INFO, at most every 30 s: files read of all)
-    and what was read (utterances, frames, memory, time).
+    The ``emkit`` logger says how far the reading is (INFO, at most every 30 s: files read of
+    all) and what was read (utterances, frames, memory, time).
+
+    Parameters
+    ----------
+    paths : iterable of str or path-like
+        Feature files, each read by :func:`read_features`.
+    n_features : int or None, keyword-only
+        The feature dimension of every utterance; None: that of the first utterance read.
+    max_utterance_bytes : int, keyword-only
+        Largest float64 size of one utterance, ``n_frames * n_features * 8`` bytes (default
+        2 GiB); a larger one raises before it is allocated.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``{utterance id: frames}``, each a float64 array of shape (n_frames, n_features), in
+        the order of ``paths``.
+
+    Raises
+    ------
+    FileNotFoundError
+        A missing file.
+    FeatureError
+        No path given; an id found in two files (or one file given twice); utterances of two
+        dimensions; any error of :func:`read_features`.
     """
     merged, origin = {}, {}
     found = n_features
@@ -202,10 +247,27 @@ DIRECTORY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".hdf", ".ark")
 
 
 def list_feature_directory(path) -> list:
-    """The feature files directly in directory ``path`` (not recursive), sorted by name.
+    """The feature files directly in a directory (not recursive), sorted by name.
 
     Files whose extension is one of :data:`DIRECTORY_SUFFIXES` (case-insensitive); hidden files
-    (``.name``) are skipped.  A directory without any is a :class:`FeatureError`.
+    (``.name``) are skipped.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The directory.
+
+    Returns
+    -------
+    list of str
+        The files' paths (``path`` joined with each name).
+
+    Raises
+    ------
+    FeatureError
+        A directory without any feature file.
+    OSError
+        ``path`` is not a readable directory (``FileNotFoundError``, ``NotADirectoryError``...).
     """
     path = os.fspath(path)
     names = sorted(entry.name for entry in os.scandir(path)
