@@ -35,7 +35,30 @@ WRITE_TRIALS = 1 << 16
 
 
 def check_writable(path) -> Path:
-    """Fail early (``PermissionError``/``FileNotFoundError``) if ``path`` cannot be created."""
+    """Fail early, before any work, if ``path`` cannot be written.
+
+    A file is really created (and removed) in the directory, since ``os.access`` says yes to
+    root even on a read-only file system; ``path`` itself is not touched.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to be written later.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    FileNotFoundError
+        Its directory does not exist.
+    IsADirectoryError
+        ``path`` is a directory.
+    PermissionError
+        No file can be created in its directory.
+    """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
@@ -67,7 +90,24 @@ def _rows(path, what: str):
 
 
 def read_id_map(path) -> dict:
-    """A two-column file ``id value`` (e.g. Kaldi's ``utt2spk``) as an ordered dict."""
+    """Read a two-column file ``id value`` (e.g. Kaldi's ``utt2spk``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A text file (see the module docstring for comments and limits).
+
+    Returns
+    -------
+    dict of str to str
+        ``{id: value}``, in file order.
+
+    Raises
+    ------
+    FeatureError
+        Not a regular file, not UTF-8, a line over :data:`MAX_LINE` bytes or starting with
+        ``#`` but not ``# ``; a line without exactly 2 columns; an id listed twice; no entry.
+    """
     out = {}
     for number, fields in _rows(path, "two-column list"):
         if len(fields) != 2:
@@ -82,9 +122,28 @@ def read_id_map(path) -> dict:
 
 
 def count_unlabelled(features, labels: dict, labels_path) -> int:
-    """How many of the ``features``' utterance ids (any container of ids) have no entry in
-    ``labels`` (:func:`read_id_map` of ``labels_path``); a labelled utterance absent from the
-    features is a :class:`FeatureError` (a labels file of other data, or features missing)."""
+    """How many utterances of the features have no label.
+
+    Parameters
+    ----------
+    features : container of str
+        The features' utterance ids (a dict of utterances, a set...).
+    labels : dict
+        ``{utterance id: label}``, as :func:`read_id_map` reads ``labels_path``.
+    labels_path : str or path-like
+        The labels' file, named in the error message.
+
+    Returns
+    -------
+    int
+        The number of ids of ``features`` not in ``labels``.
+
+    Raises
+    ------
+    FeatureError
+        A labelled utterance absent from the features (a labels file of other data, or
+        features missing).
+    """
     missing = [u for u in labels if u not in features]
     if missing:
         raise FeatureError(f"{os.fspath(labels_path)}: utterance {show_key(missing[0])} is not in the "
@@ -93,7 +152,24 @@ def count_unlabelled(features, labels: dict, labels_path) -> int:
 
 
 def read_id_lists(path) -> dict:
-    """A file of lines ``key id1 id2 ...`` (e.g. Kaldi's ``spk2utt``) as ``{key: [ids]}``."""
+    """Read a file of lines ``key id1 id2 ...`` (e.g. Kaldi's ``spk2utt``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A text file (see the module docstring for comments and limits).
+
+    Returns
+    -------
+    dict of str to list of str
+        ``{key: [ids]}``, in file order.
+
+    Raises
+    ------
+    FeatureError
+        Not a regular file, not UTF-8, a line over :data:`MAX_LINE` bytes or starting with
+        ``#`` but not ``# ``; a line of fewer than 2 columns; a key listed twice; no entry.
+    """
     out = {}
     for number, fields in _rows(path, "list of ids"):
         if len(fields) < 2:
@@ -112,7 +188,18 @@ def read_id_lists(path) -> dict:
 class Trials:
     """A trial list: ``models[i]`` against ``probes[i]``; ``labels[i]`` True for a target trial.
 
-    ``labels`` is None when the list has no third column.
+    ``len(trials)`` is the number of trials.
+
+    Attributes
+    ----------
+    models : list of str
+        The model id of each trial.
+    probes : list of str
+        The probe id of each trial.
+    labels : ndarray of shape (n_trials,) or None
+        Bool, True for a target trial; None when the list has no label column.
+    lines : list of int or None
+        The line of each trial in its file, when read from one (for messages).
     """
 
     models: list
@@ -124,7 +211,18 @@ class Trials:
         return len(self.models)
 
     def where(self, k: int) -> str:
-        """Trial ``k`` for a message: its line in the file, else its position."""
+        """Trial ``k`` for a message: its line in the file, else its position.
+
+        Parameters
+        ----------
+        k : int
+            The trial's index, from 0.
+
+        Returns
+        -------
+        str
+            ``"line <n>"``, or ``"trial <k + 1>"`` when the lines are not known.
+        """
         return f"line {self.lines[k]}" if self.lines else f"trial {k + 1}"
 
 
@@ -145,11 +243,29 @@ def _check_repeat(seen: dict, fields, number: int, where: str) -> None:
 
 
 def read_trials(path, *, require_labels: bool = False) -> Trials:
-    """Read ``model-id probe-id [target|nontarget]`` lines (all with labels or none).
+    """Read a trial list of ``model-id probe-id [target|nontarget]`` lines.
 
-    A model-probe pair listed twice is a :class:`FeatureError` naming both lines, and so is a
-    list without labels when ``require_labels`` (a key).  ``Trials.labels`` is a bool array
-    (True: target), or None when the lines have no label column.
+    Parameters
+    ----------
+    path : str or path-like
+        A text file (see the module docstring for comments and limits); all lines have a label
+        (case-insensitive) or none does.
+    require_labels : bool, keyword-only, default False
+        Refuse a list without labels (a key).
+
+    Returns
+    -------
+    Trials
+        With its ``lines``; ``labels`` a bool array of shape (n_trials,) (True: target), or None
+        when the lines have no label column.
+
+    Raises
+    ------
+    FeatureError
+        Not a regular file, not UTF-8, a line over :data:`MAX_LINE` bytes or starting with
+        ``#`` but not ``# ``; a line of other than 2 or 3 columns (or not the first line's); a label
+        other than target/nontarget; a model-probe pair listed twice (naming both lines); no
+        trial; no labels when ``require_labels``.
     """
     path = os.fspath(path)
     models, probes, labels, lines = [], [], [], []
@@ -207,17 +323,41 @@ def labels_from_key(scores_path, trials: Trials, key) -> np.ndarray:
 
 
 def format_score(value: float) -> str:
-    """The shortest text that reads back as the same float64."""
+    """The shortest text that reads back as the same float64.
+
+    Parameters
+    ----------
+    value : float
+
+    Returns
+    -------
+    str
+        ``repr(float(value))``.
+    """
     return repr(float(value))
 
 
 def write_scores(path, models, probes, scores, labels=None) -> None:
     """Write ``model probe score [target|nontarget]`` lines atomically.
 
-    ``models``, ``probes`` and ``scores`` (n_trials,), the scores finite (a ``ValueError``
-    otherwise, and nothing written); ``labels`` (n_trials,) bools (True: target) add the fourth
-    column, None leaves it out.  The text is made and written :data:`WRITE_TRIALS` trials at a
-    time, so that it is never held whole.
+    The text is made and written :data:`WRITE_TRIALS` trials at a time, so that it is never held
+    whole; scores are written as :func:`format_score` writes them.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The score file; replaced only once complete.
+    models, probes : sequence of str
+        The model and probe id of each trial, (n_trials,).
+    scores : array-like of shape (n_trials,)
+        Finite scores.
+    labels : array-like of shape (n_trials,), optional
+        Bools (True: target) that add the fourth column; None (default) leaves it out.
+
+    Raises
+    ------
+    ValueError
+        Lengths that differ, or a NaN or infinite score (nothing is written).
     """
     scores = np.asarray(scores, dtype=np.float64)
     if not (len(models) == len(probes) == scores.shape[0]):
@@ -235,13 +375,31 @@ def write_scores(path, models, probes, scores, labels=None) -> None:
 
 
 def read_scores(path):
-    """Read a score file: ``(Trials, scores float64 array)``; labels None when absent.
+    """Read a score file of ``model probe score [target|nontarget]`` lines.
 
-    A score is ASCII text as Kaldi and BOSARIS write it (``-1.5``, ``2e-3``); other text Python's
-    ``float`` would take (``1_0``, non-ASCII digits) and a non-finite score are a
-    :class:`FeatureError` naming the line and column, and so is a model-probe pair listed twice
-    (naming both lines).  Each distinct model and probe id is one string object, which every
-    trial of the lists refers to (see :mod:`emkit.io.score_files`).
+    A score is ASCII text as Kaldi and BOSARIS write it (``-1.5``, ``2e-3``).  Each distinct
+    model and probe id is one string object, which every trial of the lists refers to (see
+    :mod:`emkit.io.score_files`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A text file (see the module docstring for comments and limits).
+
+    Returns
+    -------
+    trials : Trials
+        The trials, ``labels`` None when the file has no label column.
+    scores : ndarray of shape (n_trials,)
+        Float64, finite.
+
+    Raises
+    ------
+    FeatureError
+        Not a regular file, not UTF-8, a line over :data:`MAX_LINE` bytes or starting with
+        ``#`` but not ``# ``; a score other Python ``float`` text would take (``1_0``, non-ASCII
+        digits) or not finite, naming the line and column; a model-probe pair listed twice
+        (naming both lines).
     """
     models, probes, scores, labels = read_score_columns(path, MAX_LINE)
     return Trials(models, probes, labels), scores
