@@ -54,6 +54,45 @@ class DemoConfig:
     were chosen by ``scripts/select_demo_hyperparameters.py``: 3-fold cross-validation on the
     training session alone (the demo's evaluation trials, session 1, were never scored).  The
     utterances are short (7 to 29 frames), hence the small UBM and the large relevance factors.
+
+    Attributes
+    ----------
+    n_gaussians : int, default 4
+        Gaussians of the UBM.
+    ubm_iterations : int, default 50
+        Maximum-likelihood EM iterations of the UBM.
+    kmeans_iterations : int, default 20
+        k-means iterations of the UBM's initialisation.
+    relevance_factor : float, default 64.0
+        MAP relevance factor of the GMM-MAP enrolment.
+    isv_rank : int, default 1
+        Rank of ISV's session subspace U.
+    isv_relevance_factor : float, default 64.0
+        ISV's relevance factor.
+    jfa_rank_u : int, default 2
+        Rank of JFA's session subspace U.
+    jfa_rank_v : int, default 8
+        Rank of JFA's speaker subspace V.
+    jfa_relevance_factor : float, default 256.0
+        JFA's relevance factor.
+    fa_iterations : int, default 10
+        EM iterations of ISV and JFA.
+    ivector_dim : int, default 10
+        i-vector dimension (rank of the total-variability matrix T).
+    ivector_iterations : int, default 10
+        EM iterations of the i-vector extractor.
+    plda_model : str, default "two-covariance"
+        The :class:`~emkit.PLDA` model of the i-vector PLDA system.
+    plda_dim_f : int or None, default None
+        Rank of the PLDA speaker subspace F (None: the PLDA default; ignored by the
+        two-covariance model).
+    systems : tuple of str
+        The systems run, among ``"gmm-map"``, ``"isv"``, ``"jfa"``, ``"ivector-cosine"`` and
+        ``"ivector-plda"`` (default: all, in that order).
+    gselect : int or None, default None
+        Gaussians kept per frame in the statistics (None: all, exact statistics).
+    min_posterior : float, default 0.0
+        With ``gselect``: posteriors below it are dropped.
     """
 
     n_gaussians: int = 4
@@ -77,7 +116,34 @@ class DemoConfig:
 
 @dataclass
 class DemoResult:
-    """Outcome of :func:`run_demo`.  ``rows``: (system, title, EER, minDCF 0.01, minDCF 0.001)."""
+    """Outcome of :func:`run_demo`.
+
+    Attributes
+    ----------
+    rows : list of tuple
+        ``(system, title, EER, minDCF at 0.01, minDCF at 0.001)`` of each system that ran, the
+        rates as fractions.
+    scores : dict of str to ndarray
+        ``{system: scores}``, each of shape (n_models, n_probes).
+    labels : ndarray of shape (n_models, n_probes)
+        True for target trials.
+    model_ids : list of str
+        The (n_models,) enrolled speakers, ``"spk<n>"``.
+    probe_ids : list of str
+        The (n_probes,) probe utterances.
+    skipped : dict of str to str
+        ``{system: reason}`` of the systems skipped (a module not available).
+    failed : dict of str to str
+        ``{system: error}`` of the systems that raised.
+    files : list of str
+        The files written (empty without ``output``).
+    protocol : str
+        The protocol text (:data:`PROTOCOL`, filled in).
+    table : str
+        The results table, with its notes.
+    seconds : float
+        Wall-clock duration of the run.
+    """
 
     rows: list
     scores: dict          # system -> (n_models, n_probes) scores
@@ -114,6 +180,19 @@ def table_notes(rows, cfg: DemoConfig) -> str:
 
 
 def format_table(rows) -> str:
+    """The results table: one line per system, EER in percent, minDCF at 0.01 and 0.001.
+
+    Parameters
+    ----------
+    rows : list of tuple
+        ``(system, title, EER, minDCF at 0.01, minDCF at 0.001)``, as in
+        :attr:`DemoResult.rows` (EER as a fraction).
+
+    Returns
+    -------
+    str
+        A header line and one line per row, without a trailing newline.
+    """
     lines = [f"{'system':<26} {'EER (%)':>8} {'minDCF(0.01)':>13} {'minDCF(0.001)':>14}"]
     for _, title, e, d2, d3 in rows:
         lines.append(f"{title:<26} {100 * e:>8.2f} {d2:>13.3f} {d3:>14.3f}")
@@ -151,10 +230,35 @@ def _demo_systems(cfg: DemoConfig, seed: int, ubm, train_stats, train_labels, pr
 
 def run_demo(output=None, *, seed: int = 0, config: DemoConfig | None = None,
              progress: bool = True, echo=print) -> DemoResult:
-    """Run the demo experiment and write its files to ``output`` (skipped when None).
+    """Run the demo experiment, and write its files to ``output``.
 
-    ``echo(text)`` receives the protocol, step messages, notes and the final table.
-    Returns a :class:`DemoResult`; the same ``seed`` and ``config`` give identical numbers.
+    The same ``seed`` and ``config`` give identical numbers.  A system that raises is reported
+    in :attr:`DemoResult.failed` and the others still run.
+
+    Parameters
+    ----------
+    output : str, path-like or None, default None
+        A directory (made if missing) for the models (``ubm.h5``, ``<system>_models.h5``...),
+        ``scores/<system>.txt``, ``det.png`` and ``results.txt``; None writes nothing.
+    seed : int, keyword-only, default 0
+        Seed of every random initialisation.
+    config : DemoConfig or None, keyword-only
+        Model sizes and the systems to run (None: ``DemoConfig()``).
+    progress : bool, keyword-only, default True
+        Show progress bars.
+    echo : callable, keyword-only, default print
+        Called with each text: the protocol, step messages, notes and the final table.
+
+    Returns
+    -------
+    DemoResult
+
+    Raises
+    ------
+    ValueError
+        ``config.systems`` names an unknown system.
+    PermissionError
+        ``output`` (or its ``scores`` folder) is not writable.
     """
     from .datasets import load_japanese_vowels
     from .io.atomic import atomic_write
