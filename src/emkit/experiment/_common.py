@@ -80,7 +80,18 @@ class _CountedLoop:
 
 
 def length_norm(x) -> np.ndarray:
-    """Rows scaled to unit Euclidean norm (a zero row stays zero)."""
+    """Rows scaled to unit Euclidean norm (a zero row stays zero).
+
+    Parameters
+    ----------
+    x : array-like of shape (..., D)
+        Vectors along the last axis (i-vectors, one a row).
+
+    Returns
+    -------
+    ndarray of shape (..., D)
+        Float64, a new array (``x`` is not changed).
+    """
     x = np.asarray(x, dtype=np.float64)
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.where(norm > 0, norm, 1.0)
@@ -91,13 +102,32 @@ FIGURE_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".eps": "eps", ".
 
 
 def save_png(fig, path):
-    """Write the matplotlib figure ``fig`` to ``path`` as a PNG (atomically)."""
+    """Write a matplotlib figure to a PNG file (atomically, 110 dpi), whatever its extension.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or path-like
+        The file, replaced only once complete.
+    """
     _save(fig, path, "png")
 
 
 def save_figure(fig, path):
-    """Write the matplotlib figure ``fig`` to ``path`` (atomically) in the format of its
-    extension, one of :data:`FIGURE_FORMATS` (another is a ``ValueError``)."""
+    """Write a matplotlib figure (atomically, 110 dpi) in the format of the file's extension.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or path-like
+        The file, replaced only once complete; its extension is one of
+        :data:`FIGURE_FORMATS` (``.png``, ``.pdf``, ``.svg``, ``.eps``, ``.ps``, any case).
+
+    Raises
+    ------
+    ValueError
+        Another extension, or none.
+    """
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in FIGURE_FORMATS:
         raise ValueError(f"{os.fspath(path)!r}: a figure file must end in "

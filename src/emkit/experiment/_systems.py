@@ -10,17 +10,15 @@ A system wraps the machine that enrols and scores (a UBM, an ISV or JFA machine,
   against (:mod:`emkit.io.systems`).
 
 :data:`SYSTEMS` maps each system name (the ``system`` of a model file) to its class;
-:func:`system_for` picks the class that handles a machine.
+:func:`system_for` picks the class that handles a machine.  :class:`System`, the interface,
+is defined in :mod:`emkit.experiment._system_base`.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import numpy as np
 
 from .. import _device_infer
-from .._fitted import fitted_value
 from .._gmm_mstep import EPSILON
 from ..factor_analysis import ISVMachine, JFAMachine
 from ..gmm import GMMMachine
@@ -29,7 +27,7 @@ from ..plda import PLDAEnrollment
 from ..stats import GMMStats
 from ._common import PROBE_BLOCK, SystemUnavailable, length_norm, progress_bar
 from ._ivector_backend import IVectorBackend
-from ._ubm import ubm_of
+from ._system_base import System
 from .._describe import describe
 
 
@@ -37,59 +35,16 @@ def _sum_stats(stats_list):
     return stats_list[0] if len(stats_list) == 1 else sum(stats_list[1:], start=stats_list[0])
 
 
-class System:
-    """A system: its ``name``, the class of its ``machine`` and its per-model arrays."""
-
-    name: ClassVar[str]
-    machine_class: ClassVar[type]
-    #: per-model array name -> its dimensions ("M": the models; others: :meth:`sizes`' keys)
-    model_arrays: ClassVar[dict]
-    #: the i-vector back-end it scores with ("cosine" or "plda"); None: any
-    backend: ClassVar[str | None] = None
-
-    def __init__(self, machine):
-        self.machine = machine
-
-    @classmethod
-    def from_parameters(cls, machine, parameters: dict) -> "System":
-        """The system of ``machine`` with the enrolment ``parameters`` of a model file."""
-        return cls(machine)
-
-    @property
-    def parameters(self) -> dict:
-        """The enrolment parameters a model file records (scalars)."""
-        return {}
-
-    def enroll(self, stats_lists, *, progress: bool = False) -> dict:
-        """Per-model arrays, one row per entry of ``stats_lists`` (lists of GMMStats)."""
-        raise NotImplementedError
-
-    def score(self, models: dict, probes: list, *, progress: bool = False) -> np.ndarray:
-        """Scores (M, P) of the models ``models`` (arrays of :meth:`enroll`) against ``probes``
-        (one GMMStats each)."""
-        raise NotImplementedError
-
-    @classmethod
-    def sizes(cls, machine, n_models: int) -> dict:
-        """The sizes the per-model arrays of ``machine``'s models must have."""
-        C, D = np.shape(ubm_of(machine).means)
-        return {"M": n_models, "C": C, "D": D, "CD": C * D}
-
-    @classmethod
-    def missing(cls, machine) -> list:
-        """The parameters enrolment and scoring need that ``machine`` lacks (the names of their
-        datasets or groups in its file); empty when it has them all."""
-        absent = ["ubm"] if machine.ubm is None else []
-        return absent + [k for k in machine._parameter_names() if fitted_value(machine, k) is None]
-
-    @classmethod
-    def can_score(cls, machine) -> bool:
-        """Whether ``machine`` holds every parameter scoring needs."""
-        return not cls.missing(machine)
-
-
 class GMMMAPSystem(System):
-    """GMM-MAP: Reynolds relevance MAP of the UBM's means; linear scoring."""
+    """GMM-MAP: Reynolds relevance MAP of the UBM's means; linear scoring.
+
+    Parameters
+    ----------
+    machine : GMMMachine
+        The UBM.
+    relevance_factor : float, default 4.0
+        The MAP relevance factor of the enrolment.
+    """
 
     name, machine_class = "gmm-map", GMMMachine
     model_arrays = {"means": ("M", "C", "D")}
@@ -100,10 +55,22 @@ class GMMMAPSystem(System):
 
     @classmethod
     def from_parameters(cls, machine, parameters):
+        """The GMM-MAP system of a UBM with a model file's ``relevance_factor`` (default 4.0).
+
+        Parameters
+        ----------
+        machine : GMMMachine
+        parameters : dict
+
+        Returns
+        -------
+        GMMMAPSystem
+        """
         return cls(machine, float(parameters.get("relevance_factor", 4.0)))
 
     @property
     def parameters(self):
+        """``{"relevance_factor": float}``, what a model file records."""
         return {"relevance_factor": float(self.relevance_factor)}
 
     def enroll(self, stats_lists, *, progress=False):
@@ -131,11 +98,28 @@ class GMMMAPSystem(System):
 
     @classmethod
     def missing(cls, machine):
+        """Nothing: a UBM read from a file has every parameter MAP and scoring need.
+
+        Parameters
+        ----------
+        machine : GMMMachine
+
+        Returns
+        -------
+        list
+            Empty.
+        """
         return []
 
 
 class ISVSystem(System):
-    """ISV: class offsets ``z``; linear scoring with the probe's channel offset."""
+    """ISV: class offsets ``z``; linear scoring with the probe's channel offset.
+
+    Parameters
+    ----------
+    machine : ISVMachine
+        A trained machine, with its UBM.
+    """
 
     name, machine_class = "isv", ISVMachine
     model_arrays = {"z": ("M", "CD")}
@@ -150,7 +134,13 @@ class ISVSystem(System):
 
 
 class JFASystem(System):
-    """JFA: speaker factors ``y`` and offsets ``z``; linear scoring with the channel offset."""
+    """JFA: speaker factors ``y`` and offsets ``z``; linear scoring with the channel offset.
+
+    Parameters
+    ----------
+    machine : JFAMachine
+        A trained machine, with its UBM.
+    """
 
     name, machine_class = "jfa", JFAMachine
     model_arrays = {"y": ("M", "r_V"), "z": ("M", "CD")}
@@ -166,6 +156,17 @@ class JFASystem(System):
 
     @classmethod
     def sizes(cls, machine, n_models):
+        """:meth:`System.sizes` with ``"r_V"``, the rank of the machine's V.
+
+        Parameters
+        ----------
+        machine : JFAMachine
+        n_models : int
+
+        Returns
+        -------
+        dict of str to int
+        """
         return dict(super().sizes(machine, n_models), r_V=int(machine.r_V))
 
 
@@ -196,17 +197,43 @@ class _IVectorSystem(System):
 
     @classmethod
     def sizes(cls, machine, n_models):
+        """``{"M": n_models, "R": the vectors' dimension}`` (the LDA's, when there is one).
+
+        Parameters
+        ----------
+        machine : IVectorBackend
+        n_models : int
+
+        Returns
+        -------
+        dict of str to int
+        """
         lda = getattr(machine, "lda", None)  # the dimension of the vectors (after an LDA)
         return {"M": n_models, "R": int(machine.ivector.dim_t if lda is None
                                         else lda.n_components)}
 
     @classmethod
     def missing(cls, machine):
+        """Which of the i-vector extractor's ``T`` and ``sigma`` the back-end lacks.
+
+        Parameters
+        ----------
+        machine : IVectorBackend
+
+        Returns
+        -------
+        list of str
+        """
         return [k for k in ("T", "sigma") if getattr(machine.ivector, k) is None]
 
 
 class IVectorCosineSystem(_IVectorSystem):
-    """i-vectors, whitening, length normalisation, WCCN; cosine scoring of the models' means."""
+    """i-vectors, whitening, length normalisation, WCCN; cosine scoring of the models' means.
+
+    Parameters
+    ----------
+    machine : IVectorBackend
+    """
 
     name, backend = "ivector-cosine", "cosine"
     model_arrays = {"vectors": ("M", "R")}
@@ -222,7 +249,13 @@ class IVectorCosineSystem(_IVectorSystem):
 
 
 class IVectorPLDASystem(_IVectorSystem):
-    """i-vectors, whitening, length normalisation (LDA); the PLDA log-likelihood ratio."""
+    """i-vectors, whitening, length normalisation (LDA); the PLDA log-likelihood ratio.
+
+    Parameters
+    ----------
+    machine : IVectorBackend
+        With a PLDA (:class:`SystemUnavailable` otherwise).
+    """
 
     name, backend = "ivector-plda", "plda"
     model_arrays = {"means": ("M", "R"), "counts": ("M",)}
@@ -235,6 +268,16 @@ class IVectorPLDASystem(_IVectorSystem):
 
     @classmethod
     def missing(cls, machine):
+        """As the cosine system, and ``"plda"`` when the back-end has no fitted PLDA.
+
+        Parameters
+        ----------
+        machine : IVectorBackend
+
+        Returns
+        -------
+        list of str
+        """
         fitted = machine.plda is not None and machine.plda.__sklearn_is_fitted__()
         return super().missing(machine) + ([] if fitted else ["plda"])
 
@@ -256,9 +299,30 @@ SYSTEMS = {cls.name: cls for cls in (GMMMAPSystem, ISVSystem, JFASystem, IVector
 
 
 def system_for(machine, *, backend: str = "cosine", relevance_factor: float = 4.0) -> System:
-    """The system that enrols with ``machine``: GMM-MAP for a UBM (``relevance_factor``), ISV,
-    JFA, or for an :class:`IVectorBackend` the i-vector system of ``backend`` ("cosine" or
-    "plda"; :class:`SystemUnavailable` when the back-end has no PLDA)."""
+    """The system that enrols with a machine.
+
+    Parameters
+    ----------
+    machine : GMMMachine, ISVMachine, JFAMachine or IVectorBackend
+        A UBM (GMM-MAP), an ISV or JFA machine, or an i-vector back-end.
+    backend : {"cosine", "plda"}, keyword-only, default "cosine"
+        The i-vector system of an :class:`IVectorBackend` (other machines ignore it).
+    relevance_factor : float, keyword-only, default 4.0
+        GMM-MAP's relevance factor (other machines ignore it).
+
+    Returns
+    -------
+    System
+
+    Raises
+    ------
+    ValueError
+        Another ``backend`` for an IVectorBackend.
+    SystemUnavailable
+        ``backend="plda"`` and the back-end has no PLDA.
+    TypeError
+        Another kind of machine.
+    """
     if isinstance(machine, IVectorBackend) and backend not in ("cosine", "plda"):
         raise ValueError(f"backend must be 'cosine' or 'plda'; got {describe(backend)}")
     for cls in SYSTEMS.values():
