@@ -20,10 +20,27 @@ class IVectorBackend:
     """An i-vector extractor and what follows it.
 
     Cosine space: ``lnorm(wccn(lnorm(whiten(w))))``; PLDA space: ``lnorm(whiten(w))``, or with
-    an LDA ``lnorm(lda(lnorm(whiten(w))))``.  ``whitening``, ``lda``, ``wccn`` and ``plda`` may be
-    None (step left out; PLDA scoring unavailable).  ``plda_model`` and ``plda_dim_f``: the
-    :class:`~emkit.PLDA` that :meth:`fit` trains; ``lda_dim``: the dimension of its
-    :class:`~emkit.lda.LDA` (None: no LDA).
+    an LDA ``lnorm(lda(lnorm(whiten(w))))``, where ``lnorm`` scales to unit norm.
+
+    Parameters
+    ----------
+    ivector : IVectorMachine
+        The trained extractor, i-vectors of dimension R.
+    whitening : Whitening or None
+        Fitted by :meth:`fit`; None leaves the step out.
+    wccn : WCCN or None
+        Fitted by :meth:`fit` with labels; None leaves the step out.
+    plda : PLDA or None
+        Fitted by :meth:`fit` with labels; None: PLDA scoring unavailable.
+    plda_model : str, default "two-covariance"
+        The :class:`~emkit.PLDA` model that :meth:`fit` trains.
+    plda_dim_f : int or None, default None
+        That PLDA's ``dim_f``.
+    lda_dim : int or None, default None
+        The dimension of the :class:`~emkit.lda.LDA` that :meth:`fit` trains with labels (None:
+        no LDA).
+    lda : LDA or None
+        Fitted by :meth:`fit`; None leaves the step out.
     """
 
     ivector: object
@@ -37,27 +54,69 @@ class IVectorBackend:
 
     @classmethod
     def with_dims(cls, ivector, *, lda_dim=None, plda_dim=None) -> "IVectorBackend":
-        """The back-end of ``train-ivector`` and of recipes: a two-covariance PLDA, or with
-        ``plda_dim`` a simplified PLDA whose speaker subspace F has that rank (the two-covariance
-        model has a full-rank between-class covariance: no rank to set)."""
+        """The back-end of ``train-ivector`` and of recipes, not fitted.
+
+        Parameters
+        ----------
+        ivector : IVectorMachine
+            The trained extractor.
+        lda_dim : int or None, keyword-only
+            The LDA's dimension (None: no LDA).
+        plda_dim : int or None, keyword-only
+            None: a two-covariance PLDA (a full-rank between-class covariance: no rank to set);
+            else a simplified PLDA whose speaker subspace F has this rank.
+
+        Returns
+        -------
+        IVectorBackend
+        """
         model = "two-covariance" if plda_dim is None else "simplified"
         return cls(ivector, plda_model=model, plda_dim_f=plda_dim, lda_dim=lda_dim)
 
     @staticmethod
     def min_utterances(dim: int, n_speakers: int | None = None) -> int:
-        """The fewest training utterances :meth:`fit` needs for i-vectors of dimension ``dim``:
-        ``dim + 1`` for the whitening (a covariance of N - 1 degrees of freedom), and with the
-        labels of ``n_speakers`` speakers ``dim + n_speakers`` for LDA, WCCN and PLDA (a
-        within-class scatter of N - n_speakers degrees of freedom, in ``dim`` dimensions: LDA's
-        input is the whitened i-vectors)."""
+        """The fewest training utterances :meth:`fit` needs for i-vectors of some dimension.
+
+        Parameters
+        ----------
+        dim : int
+            The i-vectors' dimension.
+        n_speakers : int or None, default None
+            The speakers of the labels; None: no labels.
+
+        Returns
+        -------
+        int
+            ``dim + 1`` for the whitening (a covariance of N - 1 degrees of freedom); with
+            labels ``dim + n_speakers`` for LDA, WCCN and PLDA (a within-class scatter of
+            N - n_speakers degrees of freedom, in ``dim`` dimensions: LDA's input is the
+            whitened i-vectors).
+        """
         return dim + 1 if n_speakers is None else dim + max(int(n_speakers), 1)
 
     @classmethod
     def too_few_utterances(cls, dim: int, n_utterances: int, n_speakers: int | None = None, *,
                            steps=("WCCN", "PLDA"), name: str = "the dimension") -> str | None:
-        """Why ``n_utterances`` (of ``n_speakers`` speakers; None: no labels) cannot train the
-        back-end of i-vectors of dimension ``dim`` (None when they can), naming the dimension
-        ``name``; ``steps``: the within-speaker steps trained (in order)."""
+        """Why some utterances cannot train the back-end (:meth:`min_utterances`).
+
+        Parameters
+        ----------
+        dim : int
+            The i-vectors' dimension.
+        n_utterances : int
+            The training utterances.
+        n_speakers : int or None, default None
+            Their speakers; None: no labels.
+        steps : sequence of str, keyword-only, default ("WCCN", "PLDA")
+            The within-speaker steps trained, in order, as the message names them.
+        name : str, keyword-only, default "the dimension"
+            What the message calls ``dim`` (an option's name...).
+
+        Returns
+        -------
+        str or None
+            The reason, with the number needed; None when they can.
+        """
         need = cls.min_utterances(dim, n_speakers)
         if n_utterances >= need:
             return None
@@ -71,15 +130,38 @@ class IVectorBackend:
 
     @property
     def ubm(self):
+        """The extractor's UBM."""
         return self.ivector.ubm
 
     def fit(self, train_stats, labels=None, *, plda: bool = True, checkpoint=None):
-        """Fit whitening (and, with labels, WCCN and PLDA) on the i-vectors of ``train_stats``.
+        """Fit whitening (and, with labels, LDA, WCCN and PLDA) on the i-vectors of
+        ``train_stats``.
 
-        ``checkpoint``: a file that receives the fitted steps, from which a later fit of the
-        same extractor, statistics, labels and settings takes them instead of fitting again (the
-        same steps, bit for bit); one of another run is a
-        :class:`~emkit._checkpoint.CheckpointMismatchError`."""
+        Parameters
+        ----------
+        train_stats : list of GMMStats
+            The training utterances' statistics, from the extractor's UBM.
+        labels : array-like of shape (n_utterances,), optional
+            Their speakers; None (default): whitening only.
+        plda : bool, keyword-only, default True
+            Train the PLDA (with labels).
+        checkpoint : str, path-like or None, keyword-only
+            A file that receives the fitted steps, from which a later fit of the same
+            extractor, statistics, labels and settings takes them instead of fitting again
+            (the same steps, bit for bit).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Too few utterances (:meth:`too_few_utterances`), or a singular covariance or
+            within-speaker covariance of the i-vectors (repeated utterances...).
+        emkit.CheckpointMismatchError
+            ``checkpoint`` holds another run's steps.
+        """
         if checkpoint is None:
             return self._fit(train_stats, labels, plda)
         from .._checkpoint import Checkpoint
@@ -144,8 +226,21 @@ class IVectorBackend:
         return self
 
     def plda_space(self, X, *, from_ivectors=False) -> np.ndarray:
-        """``lnorm(whiten(w))`` (then ``lnorm(lda(.))`` with an LDA) of the i-vectors of the
-        GMMStats ``X`` (or of the i-vectors ``X`` (N, R) with ``from_ivectors``): (N, K)."""
+        """The vectors PLDA scores: ``lnorm(whiten(w))``, then ``lnorm(lda(.))`` with an LDA.
+
+        Parameters
+        ----------
+        X : list of GMMStats, or array-like of shape (N, R)
+            The utterances' statistics (from the extractor's UBM), or their i-vectors with
+            ``from_ivectors``.
+        from_ivectors : bool, keyword-only, default False
+            ``X`` holds i-vectors, not statistics.
+
+        Returns
+        -------
+        ndarray of shape (N, K)
+            Unit-norm rows; K is the LDA's dimension, else R.
+        """
         w = X if from_ivectors else self.ivector.transform(X)
         if self.whitening is not None:
             w = self.whitening.transform(w)
@@ -153,22 +248,64 @@ class IVectorBackend:
         return w if self.lda is None else length_norm(self.lda.transform(w))
 
     def cosine_space(self, X, *, from_ivectors=False) -> np.ndarray:
-        """:meth:`plda_space`, then ``lnorm(wccn(.))`` with a WCCN: (N, K)."""
+        """The vectors cosine scoring compares: :meth:`plda_space`, then ``lnorm(wccn(.))``
+        with a WCCN.
+
+        Parameters
+        ----------
+        X : list of GMMStats, or array-like of shape (N, R)
+            The utterances' statistics (from the extractor's UBM), or their i-vectors with
+            ``from_ivectors``.
+        from_ivectors : bool, keyword-only, default False
+            ``X`` holds i-vectors, not statistics.
+
+        Returns
+        -------
+        ndarray of shape (N, K)
+            Unit-norm rows; K is the LDA's dimension, else R.
+        """
         v = self.plda_space(X, from_ivectors=from_ivectors)
         if self.wccn is not None:
             v = length_norm(self.wccn.transform(v))
         return v
 
     def save(self, hdf5):
-        """Write the back-end (emkit layout ``IVectorBackend``, see :mod:`emkit.io.systems`) to an
-        HDF5 path (atomically) or an open h5py group; a back-end emkit would refuse to load (parts
-        of disagreeing sizes) raises ValueError and nothing is written."""
+        """Write the back-end, extractor included, in emkit's layout ``IVectorBackend`` (see
+        :mod:`emkit.io.systems`).
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path (written atomically) or an open, writable group.
+
+        Raises
+        ------
+        ValueError
+            A back-end emkit would refuse to load (parts of disagreeing sizes); nothing is
+            written.
+        """
         from ..io._registry import save
 
         save(self, hdf5)
 
     @classmethod
     def from_hdf5(cls, hdf5) -> "IVectorBackend":
+        """Read a back-end written by :meth:`save`.
+
+        Parameters
+        ----------
+        hdf5 : str, path-like or h5py.Group
+            A path or an open group.
+
+        Returns
+        -------
+        IVectorBackend
+
+        Raises
+        ------
+        emkit.io.InvalidFileError
+            Not an ``IVectorBackend`` file, or parts of disagreeing sizes.
+        """
         from ..io.systems import read_ivector_backend
 
         return read_ivector_backend(hdf5, cls)

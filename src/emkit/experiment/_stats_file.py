@@ -53,10 +53,24 @@ def statistics_bytes(n_utterances: int, n_gaussians: int, n_features: int) -> in
 
 
 class KeptStatistics:
-    """The statistics file ``path`` of the statistics of ``utterances`` (a list of (n_frames, D)
-    arrays, those of ``ids`` in order) under ``ubm``: :meth:`load` them when it holds them,
-    :meth:`save` them once computed.  ``stale`` tells, after :meth:`load`, that the file holds
-    the statistics of something else (other features, UBM or settings)."""
+    """A statistics file for the statistics of some utterances under a UBM: :meth:`load` them
+    when it holds them, :meth:`save` them once computed.
+
+    ``stale`` tells, after :meth:`load`, that the file holds the statistics of something else
+    (other features, UBM or settings).  The file's key digests every byte of the features, so
+    making this object reads them all once.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The statistics file (it need not exist).
+    ubm : GMMMachine
+        The fitted UBM, C Gaussians of D features.
+    utterances : list of ndarray of shape (n_frames, D)
+        The utterances' frames, those of ``ids`` in order.
+    ids : list of str
+        The utterance ids, U.
+    """
 
     def __init__(self, path, ubm, utterances, ids):
         self.path = os.fspath(path)
@@ -71,8 +85,19 @@ class KeptStatistics:
         return statistics_bytes(self.n_utterances, *self.shape)
 
     def load(self) -> list | None:
-        """The statistics kept, or None (no file, or a stale one).  A damaged or forged file of
-        this key is an :class:`~emkit.io.InvalidFileError` naming it."""
+        """The statistics kept in the file, when it holds those of these utterances.
+
+        Returns
+        -------
+        list of GMMStats or None
+            One per utterance, in order; None when there is no file or a stale one (then
+            ``stale`` is True).
+
+        Raises
+        ------
+        emkit.io.InvalidFileError
+            A damaged or forged file of this key, named.
+        """
         stats = read_statistics(self.path, self.key, self.n_utterances, self.shape)
         self.stale = stats is None and os.path.exists(self.path)
         if stats is not None:
@@ -81,7 +106,13 @@ class KeptStatistics:
         return stats
 
     def save(self, stats: list) -> None:
-        """Keep ``stats`` (atomically, replacing a stale file)."""
+        """Keep the statistics in the file (atomically, replacing a stale file).
+
+        Parameters
+        ----------
+        stats : list of GMMStats
+            One per utterance, in order, all of the UBM's shape (C, D).
+        """
         write_statistics(self.path, self.key, stats)
 
 

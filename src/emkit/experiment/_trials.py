@@ -24,15 +24,38 @@ def _missing(ids, features, where: str) -> None:
 
 def enroll_lists(machine, lists: dict, features, *, relevance_factor: float = 4.0,
                  backend: str = "cosine", progress: bool = False) -> EnrolledModels:
-    """Enrol one model per entry of ``lists`` (``{model id: [utterance ids]}``, the layout of a
-    Kaldi spk2utt) from ``features`` (``{utterance id: (n_frames, D) array}``).
+    """Enrol one model per entry of an enrolment list, from features in memory.
 
-    ``machine``, ``relevance_factor`` and ``backend`` as in :func:`~emkit.experiment.enroll`.
     The statistics of a group of models are computed, the group is enrolled, and only then the
     next group's statistics: at most about ``stats_per_block(ubm)`` utterances' statistics are
     held (a model with more utterances is a group of its own).  The ``emkit`` logger says how
     far the enrolment is (INFO, at most every 30 s: models done of all, time left) and how long
     it took.
+
+    Parameters
+    ----------
+    machine : GMMMachine, ISVMachine, JFAMachine or IVectorBackend
+        As in :func:`~emkit.experiment.enroll`.
+    lists : dict of str to list of str
+        ``{model id: [utterance ids]}`` (the layout of a Kaldi spk2utt).
+    features : dict of str to ndarray of shape (n_frames, D)
+        ``{utterance id: frames}``, holding every listed utterance.
+    relevance_factor : float, keyword-only, default 4.0
+        As in :func:`~emkit.experiment.enroll`.
+    backend : {"cosine", "plda"}, keyword-only, default "cosine"
+        As in :func:`~emkit.experiment.enroll`.
+    progress : bool, keyword-only, default False
+        Show progress bars.
+
+    Returns
+    -------
+    EnrolledModels
+        One model per entry of ``lists``, in order.
+
+    Raises
+    ------
+    ValueError
+        A listed utterance that is not in ``features``.
     """
     for model, utterances in lists.items():
         _missing(utterances, features, f"model {model!r}")
@@ -72,23 +95,44 @@ def _pairs(trials):
 def score_trials(models: EnrolledModels, trials, features, *, norm: str | None = None,
                  cohort: dict | None = None, top_n: int | None = None,
                  progress: bool = False) -> np.ndarray:
-    """The scores (n_trials,) of a trial list, in trial order.
-
-    ``models``: the enrolled models (:class:`EnrolledModels`, e.g. from :func:`enroll_lists`);
-    ``trials``: a :class:`~emkit.features.Trials` (``emkit.features.read_trials``) or a sequence
-    of ``(model id, probe utterance id)`` pairs; ``features``: ``{utterance id: (n_frames, D)
-    array}`` holding every probe (and every cohort utterance).
-
-    With ``norm`` (one of :data:`emkit.cohort.METHODS`: z, t, zt, s, as) and ``cohort``
-    (``{cohort model id: [utterance ids]}``), the scores are normalised: each cohort entry is
-    enrolled as one T-norm cohort model as ``models`` were, each listed utterance is a Z-norm
-    impostor probe; ``top_n`` (adaptive S-norm): how many of the highest cohort scores are used
-    (default 200).
+    """The scores of a trial list, in trial order.
 
     Probes are scored in blocks (at most ``stats_per_block(ubm)`` probes, and at most about 4
-    million scores, at a time), so memory stays bounded.  A non-finite score is a
-    :class:`FloatingPointError`.  The ``emkit`` logger says how far the scoring is (INFO, at
-    most every 30 s: probes done of all, time left) and how long it took.
+    million scores, at a time), so memory stays bounded.  The ``emkit`` logger says how far the
+    scoring is (INFO, at most every 30 s: probes done of all, time left) and how long it took.
+
+    Parameters
+    ----------
+    models : EnrolledModels
+        The enrolled models (e.g. from :func:`enroll_lists`).
+    trials : Trials or sequence of (str, str)
+        A :class:`~emkit.features.Trials` (``emkit.features.read_trials``) or
+        ``(model id, probe utterance id)`` pairs.
+    features : dict of str to ndarray of shape (n_frames, D)
+        ``{utterance id: frames}``, holding every probe (and every cohort utterance).
+    norm : str or None, keyword-only
+        Score normalisation, one of :data:`emkit.cohort.METHODS` (z, t, zt, s, as); given with
+        ``cohort``, or neither.
+    cohort : dict of str to list of str, keyword-only
+        ``{cohort model id: [utterance ids]}``: each entry is enrolled as one T-norm cohort
+        model as ``models`` were, each listed utterance is a Z-norm impostor probe.
+    top_n : int or None, keyword-only
+        Adaptive S-norm: how many of the highest cohort scores are used (None: 200).
+    progress : bool, keyword-only, default False
+        Show progress bars.
+
+    Returns
+    -------
+    ndarray of shape (n_trials,)
+        Float64 scores.
+
+    Raises
+    ------
+    ValueError
+        A trial's model not among ``models``, a probe or cohort utterance not in ``features``,
+        ``norm`` without ``cohort`` or the reverse.
+    FloatingPointError
+        A score that is not finite.
     """
     trial_models, trial_probes = _pairs(trials)
     index = {m: i for i, m in enumerate(models.model_ids)}
