@@ -37,7 +37,18 @@ FORMAT_VERSION = 1
 
 
 def write_factor_analysis(machine, f) -> None:
-    """Write ``machine`` into the open group ``f`` (from its ``_persistent_state``: plain data)."""
+    """Write an ISV or JFA machine in emkit's layout ``ISVMachine`` or ``JFAMachine`` (see the
+    module docstring).
+
+    Called through :func:`emkit.io.save` (``ISVMachine.save``, ``JFAMachine.save``).
+
+    Parameters
+    ----------
+    machine : ISVMachine or JFAMachine
+        Its ``_persistent_state`` (plain data) is written.
+    f : h5py.Group
+        An open, writable group (the registry's, :func:`emkit.io.save`).
+    """
     name = type(machine).__name__
     state = machine._persistent_state()
     params = state["params"]
@@ -76,7 +87,26 @@ def _read_ubm_kwargs(f):
 
 
 def read_factor_analysis(f, cls):
-    """The machine of class ``cls`` stored in the open group ``f`` (built by the class itself)."""
+    """Read an ISV or JFA machine from emkit's layout ``ISVMachine`` or ``JFAMachine``.
+
+    Parameters
+    ----------
+    f : h5py.Group
+        An open group (the registry's, :func:`emkit.io.load`).
+    cls : type
+        The class to build (ISVMachine, JFAMachine or a subclass), through its own
+        constructor; the file's stamp must name it.
+
+    Returns
+    -------
+    ISVMachine or JFAMachine
+
+    Raises
+    ------
+    InvalidFileError
+        A file of another object, an unsupported layout version, or damaged or inconsistent
+        contents (shapes, types and values are checked before use).
+    """
     read_stamp(f, cls.__name__, FORMAT_VERSION)
     has_ubm = child(f, "ubm", "group", required=False) is not None
     ubm = load_from(f, "ubm", expected="GMMMachine") if has_ubm else None

@@ -116,8 +116,30 @@ def _read_thresholds(group, name, C, D, size_only=False):
 
 
 def read_gmm_file(hdf5, cls, ubm=None, *, fallback_ubm=None):
-    """``GMMMachine.from_hdf5``: the machine in ``hdf5``; ``ubm`` the prior of a MAP machine (over
-    the file's own), ``fallback_ubm`` that prior where the file holds none (``load``)."""
+    """Read a GMMMachine (``GMMMachine.from_hdf5``), in any layout :func:`read_gmm_machine` reads.
+
+    Parameters
+    ----------
+    hdf5 : str, path-like or h5py.Group
+        A path or an open group.
+    cls : type
+        ``GMMMachine`` (or a subclass).
+    ubm : GMMMachine or None, default None
+        The prior of a MAP machine, used over the file's own.
+    fallback_ubm : GMMMachine or None, keyword-only
+        The prior of a MAP machine whose file holds none (:meth:`GMMMachine.load`).
+
+    Returns
+    -------
+    GMMMachine
+
+    Raises
+    ------
+    MAPWithoutUBMError
+        (an ``InvalidFileError``) A MAP machine's file without a UBM, and no UBM given.
+    InvalidFileError
+        Another object's file, or damaged or inconsistent contents.
+    """
     if ubm is not None:
         return read_gmm_machine(hdf5, cls, ubm=ubm)
     try:
@@ -129,6 +151,19 @@ def read_gmm_file(hdf5, cls, ubm=None, *, fallback_ubm=None):
 
 
 def write_gmm_machine(machine, hdf5) -> None:
+    """Write a GMMMachine in bob.learn.em's "1.0" layout, with emkit's additions.
+
+    Parameters
+    ----------
+    machine : GMMMachine
+    hdf5 : str, path-like or h5py.Group
+        A path (written atomically) or an open, writable group.
+
+    Raises
+    ------
+    ValueError
+        Weights that do not sum to 1 (the readers would refuse the file); nothing is written.
+    """
     with open_for_writing(hdf5) as f:
         _write_machine_into(machine, f)
 
@@ -176,6 +211,28 @@ def _write_machine_into(machine, f) -> None:
 
 
 def read_gmm_machine(hdf5, cls, ubm=None):
+    """Read a GMMMachine from bob.learn.em's "1.0" layout (written by either library) or the
+    legacy bob 2.x one.
+
+    Parameters
+    ----------
+    hdf5 : str, path-like or h5py.Group
+        A path or an open group.
+    cls : type
+        ``GMMMachine`` (or a subclass).
+    ubm : GMMMachine or None, default None
+        The prior of a MAP machine, used over the file's own.
+
+    Returns
+    -------
+    GMMMachine
+
+    Raises
+    ------
+    InvalidFileError
+        A file of another object, an unsupported layout version, or damaged or inconsistent
+        contents (shapes, types and values are checked before use).
+    """
     with open_for_reading(hdf5, "GMMMachine") as f:
         if _file_major_version(f) >= 1:
             return _read_current(f, cls, ubm)

@@ -75,8 +75,20 @@ def _check_savable(stats) -> None:
 
 
 def write_gmm_stats(stats, hdf5) -> None:
-    """Write ``stats`` into ``hdf5`` (a path, written atomically, or an open h5py group); raise
-    ValueError, writing nothing, for statistics the reader would refuse."""
+    """Write GMM statistics in bob.learn.em's "1.0" layout, which the reference loads.
+
+    Parameters
+    ----------
+    stats : GMMStats
+    hdf5 : str, path-like or h5py.Group
+        A path (written atomically) or an open, writable group.
+
+    Raises
+    ------
+    ValueError
+        Statistics the reader would refuse (shapes, NaN or infinity, negative counts); nothing
+        is written.
+    """
     _check_savable(stats)
     with open_for_writing(hdf5) as f:
         f.attrs["file_version"] = "1.0"
@@ -108,7 +120,26 @@ def _in_stored_type(f, name, values) -> np.ndarray:
 
 
 def read_gmm_stats(hdf5, cls):
-    """The statistics in ``hdf5`` (a path or an open h5py group), built as ``cls``."""
+    """Read GMM statistics from bob.learn.em's "1.0" layout (written by either library) or the
+    legacy bob 2.x one.
+
+    Parameters
+    ----------
+    hdf5 : str, path-like or h5py.Group
+        A path or an open group.
+    cls : type
+        The class to build (GMMStats or a subclass), through its own constructor.
+
+    Returns
+    -------
+    GMMStats
+
+    Raises
+    ------
+    InvalidFileError
+        A file of another object, an unsupported layout version, or damaged or inconsistent
+        contents (shapes, types and values are checked before use).
+    """
     with open_for_reading(hdf5, "GMMStats") as f:
         if _file_major_version(f) >= 1:
             names = ("n_gaussians", "n_features", "log_likelihood", "T")

@@ -40,7 +40,22 @@ def _trained(ubm) -> bool:
 
 
 def write_ivector_machine(machine, f) -> None:
-    """Write ``machine`` into the open h5py group ``f``."""
+    """Write an IVectorMachine in emkit's layout ``IVectorMachine`` (see the module docstring).
+
+    Called by ``IVectorMachine.save`` and :func:`emkit.io.save`.
+
+    Parameters
+    ----------
+    machine : IVectorMachine
+        With a trained UBM.
+    f : h5py.Group
+        An open, writable group (the registry's, :func:`emkit.io.save`).
+
+    Raises
+    ------
+    ValueError
+        No UBM, or an untrained one; nothing is written.
+    """
     if machine.ubm is None or not _trained(machine.ubm):
         raise ValueError("cannot save an IVectorMachine whose ubm is not a trained GMMMachine")
     write_stamp(f, CLASS_NAME, FORMAT_VERSION)
@@ -61,7 +76,25 @@ def write_ivector_machine(machine, f) -> None:
 
 
 def read_ivector_machine(f, cls):
-    """The machine (of class ``cls``) stored in the open h5py group ``f``."""
+    """Read an IVectorMachine from emkit's layout ``IVectorMachine``.
+
+    Parameters
+    ----------
+    f : h5py.Group
+        An open group (the registry's, :func:`emkit.io.load`).
+    cls : type
+        The class to build (IVectorMachine or a subclass), through its own constructor.
+
+    Returns
+    -------
+    IVectorMachine
+
+    Raises
+    ------
+    InvalidFileError
+        A file of another object, an unsupported layout version, or damaged or inconsistent
+        contents (shapes, types and values are checked before use).
+    """
     read_stamp(f, CLASS_NAME, FORMAT_VERSION)
     ubm = load_from(f, "ubm", expected="GMMMachine")
     max_iterations = read_scalar(f, "max_iterations", "int")

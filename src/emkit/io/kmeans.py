@@ -40,6 +40,17 @@ MAX_MAGNITUDE = 1e150
 
 
 def write_kmeans_machine(machine, hdf5) -> None:
+    """Write a KMeansMachine in emkit's layout ``KMeansMachine`` (see the module docstring).
+
+    Called by ``KMeansMachine.save`` and :func:`emkit.io.save`.
+
+    Parameters
+    ----------
+    machine : KMeansMachine
+        Its parameters, and its centroids and fit summary when fitted.
+    hdf5 : str, path-like or h5py.Group
+        A path (written atomically) or an open, writable group.
+    """
     with open_for_writing(hdf5) as f:
         write_stamp(f, CLASS_NAME, FORMAT_VERSION)
         f["n_clusters"] = np.int64(machine.n_clusters)
@@ -93,8 +104,25 @@ def _read_bounded(g, name, shape):
 
 
 def read_kmeans_machine(hdf5, cls):
-    """The KMeansMachine in ``hdf5`` (a path or an open group), built as ``cls`` through its
-    constructor and ``cls._from_fitted``."""
+    """Read a KMeansMachine from emkit's layout ``KMeansMachine``.
+
+    Parameters
+    ----------
+    hdf5 : str, path-like or h5py.Group
+        A path or an open group.
+    cls : type
+        The class to build (KMeansMachine or a subclass), through its own constructor.
+
+    Returns
+    -------
+    KMeansMachine
+
+    Raises
+    ------
+    InvalidFileError
+        A file of another object, an unsupported layout version, or damaged or inconsistent
+        contents (shapes, types and values are checked before use).
+    """
     with open_for_reading(hdf5, CLASS_NAME) as f:
         read_stamp(f, CLASS_NAME, FORMAT_VERSION)
         K = int(read_scalar(f, "n_clusters", "int", low=1))

@@ -33,6 +33,17 @@ FORMAT_VERSION = 1
 
 
 def write_plda(plda, hdf5) -> None:
+    """Write a PLDA in emkit's layout ``PLDA`` (see the module docstring).
+
+    Called by ``PLDA.save`` and :func:`emkit.io.save`.
+
+    Parameters
+    ----------
+    plda : PLDA
+        Its parameters, and its fitted arrays when fitted.
+    hdf5 : str, path-like or h5py.Group
+        A path (written atomically) or an open, writable group.
+    """
     with open_for_writing(hdf5) as f:
         write_stamp(f, CLASS_NAME, FORMAT_VERSION)
         f["model"] = str(plda.model)
@@ -73,8 +84,25 @@ def _text_choice(f, name, choices):
 
 
 def read_plda(hdf5, cls):
-    """The PLDA in ``hdf5`` (a path or an open group), built as ``cls`` through its constructor
-    and ``cls._from_fitted``."""
+    """Read a PLDA from emkit's layout ``PLDA``.
+
+    Parameters
+    ----------
+    hdf5 : str, path-like or h5py.Group
+        A path or an open group.
+    cls : type
+        The class to build (PLDA or a subclass), through its own constructor.
+
+    Returns
+    -------
+    PLDA
+
+    Raises
+    ------
+    InvalidFileError
+        A file of another object, an unsupported layout version, or damaged or inconsistent
+        contents (shapes, types and values are checked before use).
+    """
     with open_for_reading(hdf5, CLASS_NAME) as f:
         read_stamp(f, CLASS_NAME, FORMAT_VERSION)
         threshold = read_scalar(f, "convergence_threshold", low=0.0, allow_nan=True)

@@ -45,6 +45,22 @@ def _write_projection(group, step) -> None:
 
 
 def write_ivector_backend(backend, hdf5) -> None:
+    """Write an i-vector back-end in emkit's layout ``IVectorBackend`` (see the module docstring).
+
+    Called by ``IVectorBackend.save`` and :func:`emkit.io.save`.
+
+    Parameters
+    ----------
+    backend : IVectorBackend
+        Its extractor and the steps it has.
+    hdf5 : str, path-like or h5py.Group
+        A path (written atomically) or an open, writable group.
+
+    Raises
+    ------
+    ValueError
+        A PLDA that is not fitted; nothing is written.
+    """
     if backend.plda is not None and not backend.plda.__sklearn_is_fitted__():
         raise ValueError("cannot save an IVectorBackend whose plda is not fitted")
     with open_for_writing(hdf5) as f:
@@ -89,6 +105,25 @@ def _read_lda(g, R) -> dict:
 
 
 def read_ivector_backend(hdf5, cls):
+    """Read an i-vector back-end from emkit's layout ``IVectorBackend``.
+
+    Parameters
+    ----------
+    hdf5 : str, path-like or h5py.Group
+        A path or an open group.
+    cls : type
+        The class to build (IVectorBackend or a subclass), through its own constructor.
+
+    Returns
+    -------
+    IVectorBackend
+
+    Raises
+    ------
+    InvalidFileError
+        A file of another object, an unsupported layout version, or damaged or inconsistent
+        contents (shapes, types and values are checked before use).
+    """
     with open_for_reading(hdf5, "IVectorBackend") as f:
         read_stamp(f, "IVectorBackend", 1)
         settings = {"plda_model": read_attr(f, "plda_model", "str", required=False,
@@ -128,6 +163,24 @@ def read_ivector_backend(hdf5, cls):
 
 
 def write_enrolled_models(models, hdf5) -> None:
+    """Write enrolled models in emkit's layout ``EnrolledModels`` (see the module docstring).
+
+    Called by ``EnrolledModels.save`` and :func:`emkit.io.save`.
+
+    Parameters
+    ----------
+    models : EnrolledModels
+        With their machine.
+    hdf5 : str, path-like or h5py.Group
+        A path (written atomically) or an open, writable group.
+
+    Raises
+    ------
+    ValueError
+        No model, or model ids that are not unique; nothing is written.
+    TypeError
+        A model id that is not a non-empty string without NUL characters.
+    """
     ids = list(models.model_ids)
     if not ids:
         raise ValueError("cannot save enrolled models without any model (the file would not load)")
@@ -184,8 +237,28 @@ def _read_machine(f, machines: list):
 
 
 def read_enrolled_models(hdf5, cls):
-    """``cls.systems``: system name -> its class (``machine_class``, ``model_arrays``,
-    ``sizes``, ``missing``), what the arrays and the machine are checked against."""
+    """Read enrolled models from emkit's layout ``EnrolledModels``.
+
+    The arrays and the machine are checked against ``cls.systems``: system name -> its class
+    (``machine_class``, ``model_arrays``, ``sizes``, ``missing``).
+
+    Parameters
+    ----------
+    hdf5 : str, path-like or h5py.Group
+        A path or an open group.
+    cls : type
+        ``EnrolledModels`` (or a subclass), with its ``systems``.
+
+    Returns
+    -------
+    EnrolledModels
+
+    Raises
+    ------
+    InvalidFileError
+        A file of another object, an unsupported layout version, or damaged or inconsistent
+        contents (shapes, types and values are checked before use).
+    """
     with open_for_reading(hdf5, "EnrolledModels") as f:
         read_stamp(f, "EnrolledModels", 1)
         system = read_attr(f, "system", "str")

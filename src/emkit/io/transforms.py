@@ -74,6 +74,17 @@ def _read_pinv(f, version) -> bool:
 # -- Whitening ------------------------------------------------------------------------------------
 
 def write_whitening(white, hdf5) -> None:
+    """Write a Whitening in emkit's layout ``Whitening`` (see the module docstring).
+
+    Called by :func:`emkit.io.save` (Whitening has no ``save`` method).
+
+    Parameters
+    ----------
+    white : Whitening
+        Fitted or not (then only ``pinv``).
+    hdf5 : str, path-like or h5py.Group
+        A path (written atomically) or an open, writable group.
+    """
     with open_for_writing(hdf5) as f:
         write_stamp(f, "Whitening", FORMAT_VERSION)
         f["pinv"] = bool(white.pinv)
@@ -83,6 +94,26 @@ def write_whitening(white, hdf5) -> None:
 
 
 def read_whitening(hdf5, cls):
+    """Read a Whitening from emkit's layout ``Whitening`` (version 1, or the unstamped
+    version 0 group).
+
+    Parameters
+    ----------
+    hdf5 : str, path-like or h5py.Group
+        A path or an open group.
+    cls : type
+        The class to build (Whitening or a subclass), through its own constructor.
+
+    Returns
+    -------
+    Whitening
+
+    Raises
+    ------
+    InvalidFileError
+        A file of another object, an unsupported layout version, or damaged or inconsistent
+        contents (shapes, types and values are checked before use).
+    """
     with open_for_reading(hdf5, "Whitening") as f:
         version = _stamp_version(f, "Whitening")
         pinv = _read_pinv(f, version)
@@ -97,6 +128,17 @@ def read_whitening(hdf5, cls):
 # -- WCCN -----------------------------------------------------------------------------------------
 
 def write_wccn(wccn, hdf5) -> None:
+    """Write a WCCN in emkit's layout ``WCCN`` (see the module docstring).
+
+    Called by :func:`emkit.io.save` (WCCN has no ``save`` method).
+
+    Parameters
+    ----------
+    wccn : WCCN
+        Fitted or not (then only ``pinv``).
+    hdf5 : str, path-like or h5py.Group
+        A path (written atomically) or an open, writable group.
+    """
     with open_for_writing(hdf5) as f:
         write_stamp(f, "WCCN", FORMAT_VERSION)
         f["pinv"] = bool(wccn.pinv)
@@ -111,6 +153,25 @@ def write_wccn(wccn, hdf5) -> None:
 
 
 def read_wccn(hdf5, cls):
+    """Read a WCCN from emkit's layout ``WCCN`` (version 1, or the unstamped version 0 group).
+
+    Parameters
+    ----------
+    hdf5 : str, path-like or h5py.Group
+        A path or an open group.
+    cls : type
+        The class to build (WCCN or a subclass), through its own constructor.
+
+    Returns
+    -------
+    WCCN
+
+    Raises
+    ------
+    InvalidFileError
+        A file of another object, an unsupported layout version, or damaged or inconsistent
+        contents (shapes, types and values are checked before use).
+    """
     with open_for_reading(hdf5, "WCCN") as f:
         version = _stamp_version(f, "WCCN")
         pinv = _read_pinv(f, version)
@@ -125,6 +186,17 @@ def read_wccn(hdf5, cls):
 # -- LDA ------------------------------------------------------------------------------------------
 
 def write_lda(lda, hdf5) -> None:
+    """Write an LDA in emkit's layout ``LDA`` (see the module docstring).
+
+    Called by ``LDA.save`` and :func:`emkit.io.save`.
+
+    Parameters
+    ----------
+    lda : LDA
+        Fitted or not (then only ``n_components``).
+    hdf5 : str, path-like or h5py.Group
+        A path (written atomically) or an open, writable group.
+    """
     with open_for_writing(hdf5) as f:
         write_stamp(f, "LDA", FORMAT_VERSION)
         f["n_components"] = np.int64(lda.n_components)
@@ -136,6 +208,25 @@ def write_lda(lda, hdf5) -> None:
 
 
 def read_lda(hdf5, cls):
+    """Read an LDA from emkit's layout ``LDA`` (version 1, or the unstamped version 0 group).
+
+    Parameters
+    ----------
+    hdf5 : str, path-like or h5py.Group
+        A path or an open group.
+    cls : type
+        The class to build (LDA or a subclass), through its own constructor.
+
+    Returns
+    -------
+    LDA
+
+    Raises
+    ------
+    InvalidFileError
+        A file of another object, an unsupported layout version, or damaged or inconsistent
+        contents (shapes, types and values are checked before use).
+    """
     with open_for_reading(hdf5, "LDA") as f:
         version = _stamp_version(f, "LDA")
         k = int(read_scalar(f, "n_components", "int", low=1)) if version >= 1 else None
