@@ -3,9 +3,10 @@
 The public API is what ``emkit``, ``emkit.io``, ``emkit.audio``, ``emkit.evaluation.*``
 (``emkit.metrics``, ``emkit.calibration``... are the same modules), ``emkit.recipe`` and
 ``emkit.datasets`` export, with the modules README.md, docs/ and ``emkit.io``'s docstring name
-(``emkit.features``, ``emkit.experiment``, ``emkit.demo``, ``emkit.lda``, and the feature and list
-readers and model layouts of ``emkit.io``) (``__all__``; a module in an ``__all__`` is walked through its own
-``__all__``), and the public methods and properties of the classes among them that emkit itself
+(``emkit.features``, ``emkit.experiment``, ``emkit.demo``, ``emkit.lda``, and the feature and
+list readers, model layouts and untrusted-input rules of ``emkit.io``): each module's
+``__all__`` (else its public names defined there; a module in an ``__all__`` is walked through
+its own ``__all__``), and the public methods and properties of the classes among them that emkit itself
 defines (methods inherited from scikit-learn are not emkit's to document).
 
 The rules, for each function, method and class:
@@ -50,7 +51,9 @@ PACKAGES = ["emkit", "emkit.io", "emkit.audio", "emkit.evaluation.metrics",
             # the model layouts emkit.io's docstring and docs/differences.md point to
             "emkit.io.errors", "emkit.io.gmm", "emkit.io.gmm_stats", "emkit.io.kmeans",
             "emkit.io.factor_analysis", "emkit.io.ivector", "emkit.io.plda", "emkit.io.systems",
-            "emkit.io.transforms"]
+            "emkit.io.transforms",
+            # the rules every reader of untrusted files follows (docs/architecture.md)
+            "emkit.io.untrusted"]
 
 _SECTION = re.compile(r"^([A-Z][A-Za-z ]+)\n-{3,}$", re.M)
 _ARRAY = re.compile(r"array|ndarray", re.I)

@@ -30,13 +30,21 @@ Every feature reader of emkit follows these rules, whatever the file claims:
 from __future__ import annotations
 
 import os
-import re
 import stat
 
 import numpy as np
 
 from .._describe import describe
+from ._message_text import (ASCII_NUMBER, NOT_FINITE, message_subject, not_regular_message,
+                            number_advice, plausible_key, show_key, show_path, with_article)
 from .errors import InvalidFileError
+
+__all__ = ["MAX_UTTERANCE_BYTES", "MAX_COMPRESSION_RATIO", "FeatureError", "check_regular",
+           "open_checked", "open_regular", "text_lines", "file_size", "is_comment",
+           "check_declared", "check_utterance_size", "check_limit", "read_values", "as_features",
+           # from emkit.io._message_text
+           "show_path", "show_key", "with_article", "plausible_key", "number_advice",
+           "ASCII_NUMBER", "NOT_FINITE"]
 
 #: Default largest utterance any feature reader returns, as float64 bytes (rows * cols * 8).
 MAX_UTTERANCE_BYTES = 2 * 1024**3
@@ -51,39 +59,29 @@ class FeatureError(InvalidFileError):
     """
 
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISSOCK, "a socket"))
-
-
-def _kind(mode: int) -> str:
-    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
-
-
-def _subject(path, what: str) -> str:
-    """How a message starts: ``"scp line 3: 'x.ark'"`` with ``what``, else the path itself."""
-    return f"{what}: {show_path(path)}" if what else os.fspath(path)
-
-
-def show_path(path, tail: int | None = None) -> str:
-    """A path for a message: its ``repr``, so that control characters in a file name (an escape
-    sequence) are shown escaped, never sent to the terminal.
-
-    ``tail``: for a path read from a file (whose length the file decides), at most its last
-    ``tail`` characters after ``...``, so that its file name survives a long folder.
-    """
-    path = os.fspath(path)
-    if tail is not None and len(path) > tail:
-        path = "..." + path[-tail:]
-    return repr(path)
-
-
 def check_regular(path, what: str = "") -> os.stat_result:
-    """``os.stat`` of ``path`` if it is (a link to) a regular file; :class:`FeatureError` otherwise.
+    """Check that a path is (a link to) a regular file.
 
-    A missing file raises ``FileNotFoundError``.  ``what`` prefixes the message (e.g. the scp line).
+    Parameters
+    ----------
+    path : str or path-like
+    what : str, default ""
+        Prefixes the message (e.g. the scp line naming the path); "": the path itself.
+
+    Returns
+    -------
+    os.stat_result
+        The file's status (links followed).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    FeatureError
+        A directory, named pipe, device or socket, or a path that cannot be accessed
+        (permission, a link loop, a NUL byte).
     """
-    subject = _subject(path, what)
+    subject = message_subject(path, what)
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -92,35 +90,49 @@ def check_regular(path, what: str = "") -> os.stat_result:
         raise FeatureError(f"{subject}: cannot access it "
                            f"({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
     if not stat.S_ISREG(info.st_mode):
-        raise FeatureError(_not_regular(subject, info.st_mode))
+        raise FeatureError(not_regular_message(subject, info.st_mode))
     return info
 
 
-def _not_regular(subject: str, mode: int) -> str:
-    return f"{subject} is {_kind(mode)}, not a regular file; emkit reads regular files only"
-
-
 def open_checked(path, what: str = "") -> int:
-    """A descriptor open for reading on the regular file ``path`` that :func:`check_regular` has
-    checked: the one file every later read of it sees, whatever the path names by then.
+    """A descriptor open for reading on a regular file that :func:`check_regular` has checked.
 
-    A device is never opened (the check comes first).  The open is non-blocking, so that a named
-    pipe put in the file's place after the check opens at once instead of waiting for a writer
-    forever; the descriptor is then ``fstat``-ed and anything but a regular file refused (the
-    :class:`FeatureError` of :func:`check_regular`).  Its blocking mode is restored before it is
-    returned.  A file removed since the check is a ``FileNotFoundError`` naming it; other
-    ``OSError`` of ``open`` (no permission) propagate.
+    It is the one file every later read sees, whatever the path names by then.  A device is never
+    opened (the check comes first).  The open is non-blocking, so that a named pipe put in the
+    file's place after the check opens at once instead of waiting for a writer forever; the
+    descriptor is then ``fstat``-ed and anything but a regular file refused.  Its blocking mode is
+    restored before it is returned.
+
+    Parameters
+    ----------
+    path : str or path-like
+    what : str, default ""
+        Prefixes the message (e.g. the scp line naming the path); "": the path itself.
+
+    Returns
+    -------
+    int
+        The descriptor; the caller closes it.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file (or removed since the check), named.
+    FeatureError
+        As :func:`check_regular`, before or after the open.
+    OSError
+        Other errors of ``open`` (no permission).
     """
     check_regular(path, what)
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{_subject(path, what)}: no such file") from None
+        raise FileNotFoundError(f"{message_subject(path, what)}: no such file") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise FeatureError(_not_regular(_subject(path, what), mode))
+            raise FeatureError(not_regular_message(message_subject(path, what), mode))
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -129,14 +141,33 @@ def open_checked(path, what: str = "") -> int:
 
 
 def open_regular(path, what: str = ""):
-    """:func:`open_checked` as a buffered binary file object; an ``OSError`` of ``open`` other
-    than a missing file is a :class:`FeatureError` naming the file."""
+    """:func:`open_checked` as a buffered binary file object.
+
+    Parameters
+    ----------
+    path : str or path-like
+    what : str, default ""
+        Prefixes the message (e.g. the scp line naming the path); "": the path itself.
+
+    Returns
+    -------
+    io.BufferedReader
+        Open for reading; the caller closes it (a ``with`` block).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    FeatureError
+        As :func:`check_regular`, or any other ``OSError`` of ``open``, naming the file.
+    """
     try:
         fd = open_checked(path, what)
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise FeatureError(f"{_subject(path, what)}: cannot open it ({exc.strerror})") from None
+        raise FeatureError(f"{message_subject(path, what)}: cannot open it "
+                           f"({exc.strerror})") from None
     return os.fdopen(fd, "rb")
 
 
@@ -144,9 +175,32 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def text_lines(path, max_line: int, what: str):
-    """``(line number, text)`` of a UTF-8 text file (a regular file; a leading byte-order mark is
-    skipped), each line read with at most ``max_line`` bytes: a longer line is refused before it
-    is read whole, split or converted.  ``what`` names the kind of file in messages."""
+    """The lines of a UTF-8 text file, numbered, each read with at most ``max_line`` bytes.
+
+    A longer line is refused before it is read whole, split or converted; a leading byte-order
+    mark is skipped.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A regular file (:func:`open_regular`).
+    max_line : int
+        The longest line accepted, in bytes.
+    what : str
+        The kind of file, for messages ("trial list"...).
+
+    Yields
+    ------
+    number : int
+        The line's number, from 1.
+    text : str
+        The line, with its line end.
+
+    Raises
+    ------
+    FeatureError
+        A line longer than ``max_line`` bytes, or not UTF-8; as :func:`open_regular`.
+    """
     path = os.fspath(path)
     with open_regular(path) as f:
         number = 0
@@ -166,47 +220,47 @@ def text_lines(path, max_line: int, what: str):
                 raise FeatureError(f"{path} line {number}: not UTF-8 text; not a {what}") from None
 
 
-#: A number as Kaldi, BOSARIS and C's ``strtod`` write one: ASCII digits, an optional sign,
-#: fraction and exponent.  Python's ``float`` also takes ``1_0``, non-ASCII digits (``\u0661``)
-#: and surrounding white space; every text reader of numbers (score files, Kaldi text matrices,
-#: segments times) accepts this pattern only.  Written so that a run of digits splits one way
-#: only: ``[0-9]+\.?[0-9]*`` let a failed match try every split of the run (quadratic: a
-#: 500,000-digit score followed by a letter took hours to refuse).
-ASCII_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
-#: What ``float`` reads as NaN or infinity (an error of its own: "must be finite")
-NOT_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.ASCII | re.IGNORECASE)
-
-
-def number_advice(text: str) -> str:
-    """How a number must be written, for a message refusing ``text`` (naming its first
-    non-ASCII character, if any)."""
-    foreign = next((c for c in text if not c.isascii()), None)
-    why = f"; U+{ord(foreign):04X} is not ASCII" if foreign else ""
-    return f"ASCII digits, an optional sign, '.' and exponent, e.g. -1.5e-3{why}"
-
-
 def file_size(f) -> int:
-    """Size in bytes of an open file."""
+    """The size of an open file.
+
+    Parameters
+    ----------
+    f : file object
+        Open, with a ``fileno``.
+
+    Returns
+    -------
+    int
+        Bytes (``os.fstat``).
+    """
     return os.fstat(f.fileno()).st_size
 
 
-def with_article(name: str) -> str:
-    """``"a GMMMachine"``, ``"an ISVMachine"``: a class name after its article (for messages)."""
-    return f"{'an' if name[:1] in tuple('AEIOU') else 'a'} {name}"
-
-
-def show_key(key) -> str:
-    """``repr`` of an utterance id for a message, shortened when long."""
-    key = str(key)
-    return repr(key if len(key) <= 80 else key[:77] + "...")
-
-
 def is_comment(first: str, where: str, entry: str = "an id") -> bool:
-    """Whether a line of an emkit list whose first field is ``first`` is a comment: ``#`` alone
-    (the line ``# text``).  Any other first field starting with ``#`` is a :class:`FeatureError`
-    naming ``where``: Kaldi's lists have no comments and read ``#utt1 spk1`` as an entry, which
-    skipping would silently lose (a comment needs white space after its ``#``).  ``entry``: what
-    the first field is ("an id", "a file name")."""
+    """Whether a line of an emkit list is a comment: its first field is ``#`` alone (``# text``).
+
+    Any other first field starting with ``#`` is refused: Kaldi's lists have no comments and read
+    ``#utt1 spk1`` as an entry, which skipping would silently lose (a comment needs white space
+    after its ``#``).
+
+    Parameters
+    ----------
+    first : str
+        The line's first field.
+    where : str
+        The file and line, for the message.
+    entry : str, default "an id"
+        What the first field is, for the message ("an id", "a file name").
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    FeatureError
+        A first field that starts with ``#`` and is not ``#``.
+    """
     if not first.startswith("#"):
         return False
     if first == "#":
@@ -217,28 +271,47 @@ def is_comment(first: str, where: str, entry: str = "an id") -> bool:
                        "('#' then a space)")
 
 
-def plausible_key(raw: bytes) -> str | None:
-    """The id as text if ``raw`` looks like an utterance id (UTF-8, printable), else None.
-
-    Messages name an utterance by such an id only, so that a file that is not an archive at all
-    does not get its first bytes quoted back as a "key".
-    """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return text if text and len(raw) <= 1024 and text.isprintable() else None
-
-
 def check_declared(needed: int, available: int, where: str, what: str = "data") -> None:
-    """Refuse a header that declares more bytes than the file has left."""
+    """Refuse a header that declares more bytes than the file has left.
+
+    Parameters
+    ----------
+    needed : int
+        Bytes the header declares.
+    available : int
+        Bytes left in the file.
+    where : str
+        The file (and utterance), for the message.
+    what : str, default "data"
+        What the bytes hold, for the message.
+
+    Raises
+    ------
+    FeatureError
+        ``needed`` > ``available``.
+    """
     if needed > available:
         raise FeatureError(f"{where}: the file ends in the middle of the {what}: its header "
                            f"declares {needed} bytes but only {available} remain")
 
 
 def check_utterance_size(shape, where: str, max_utterance_bytes: int) -> None:
-    """Refuse an utterance whose float64 size ``prod(shape) * 8`` exceeds the limit."""
+    """Refuse an utterance whose float64 size ``prod(shape) * 8`` exceeds the limit.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The utterance's declared shape.
+    where : str
+        The file and utterance, for the message.
+    max_utterance_bytes : int
+        The limit, in bytes.
+
+    Raises
+    ------
+    FeatureError
+        A larger utterance.
+    """
     n_bytes = 8
     for n in shape:
         n_bytes *= int(n)
@@ -250,6 +323,22 @@ def check_utterance_size(shape, where: str, max_utterance_bytes: int) -> None:
 
 
 def check_limit(max_utterance_bytes) -> int:
+    """Check a ``max_utterance_bytes`` argument.
+
+    Parameters
+    ----------
+    max_utterance_bytes : int
+        A limit in bytes, at least 8 (one float64).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        Not an integer (a bool included), or below 8.
+    """
     if (isinstance(max_utterance_bytes, bool)
             or not isinstance(max_utterance_bytes, (int, np.integer)) or max_utterance_bytes < 8):
         raise ValueError("max_utterance_bytes must be an integer >= 8 (bytes); got "
@@ -270,10 +359,30 @@ def _fill(f, view, where: str) -> None:
 
 
 def read_values(f, count: int, dtype, where: str, out_dtype=None) -> np.ndarray:
-    """``count`` values of ``dtype`` from ``f`` (their size already checked) as a 1-D array.
+    """Read values of a dtype from a binary file (their size already checked) as a 1-D array.
 
-    The result has ``out_dtype`` (default: ``dtype`` in native byte order); a conversion is done
-    1 MiB at a time, so that at most the result plus 1 MiB is allocated.
+    A conversion is done 1 MiB at a time, so that at most the result plus 1 MiB is allocated.
+
+    Parameters
+    ----------
+    f : binary file object
+    count : int
+        The number of values.
+    dtype : numpy.dtype or str
+        Their dtype in the file (byte order included).
+    where : str
+        The file (and utterance), for the message.
+    out_dtype : numpy.dtype, str or None, default None
+        The result's dtype; None: ``dtype`` in native byte order.
+
+    Returns
+    -------
+    ndarray of shape (count,)
+
+    Raises
+    ------
+    FeatureError
+        The file ends before ``count`` values.
     """
     dtype = np.dtype(dtype)
     out_dtype = np.dtype(out_dtype if out_dtype is not None else dtype.newbyteorder("="))
@@ -292,9 +401,29 @@ def read_values(f, count: int, dtype, where: str, out_dtype=None) -> np.ndarray:
 
 def as_features(array, where: str, n_features: int | None = None, *,
                 check_finite: bool = True) -> np.ndarray:
-    """``array`` as a finite float64 ``(n_frames, n_features)`` matrix with at least one of each.
+    """An array as a finite float64 feature matrix, with at least one frame and one feature.
 
-    ``check_finite=False`` skips the scan for NaN/inf (for arrays already checked).
+    Parameters
+    ----------
+    array : array-like of shape (n_frames, n_features)
+        Integer or float values.
+    where : str
+        The file and utterance, for messages.
+    n_features : int or None, default None
+        The number of features required; None: any.
+    check_finite : bool, keyword-only, default True
+        Scan for NaN and infinity (False: for arrays already checked).
+
+    Returns
+    -------
+    ndarray of shape (n_frames, n_features)
+        C-contiguous float64 (``array`` itself when it is already so).
+
+    Raises
+    ------
+    FeatureError
+        Not a 2-D numeric array, no frame or no feature, another number of features than
+        ``n_features``, or NaN or infinity.
     """
     array = np.asarray(array)
     if array.dtype.kind not in "fiu" or array.ndim != 2:
