@@ -100,8 +100,8 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Raises
         ------
         ValueError
-            ``y`` not of shape (N,); ``n_components`` above ``min(D, n_classes - 1)``; a within-class
-            scatter that is singular (too few samples per class for D).
+            ``y`` not of shape (N,); ``n_components`` above ``min(D, n_classes - 1)``; a
+            within-class scatter that is singular (too few samples per class for D).
         """
         from .whitening import check_scatter
 

@@ -6,8 +6,8 @@ The public API is what ``emkit``, ``emkit.io``, ``emkit.audio``, ``emkit.evaluat
 (``emkit.features``, ``emkit.experiment``, ``emkit.demo``, ``emkit.lda``, and the feature and
 list readers, model layouts and untrusted-input rules of ``emkit.io``): each module's
 ``__all__`` (else its public names defined there; a module in an ``__all__`` is walked through
-its own ``__all__``), and the public methods and properties of the classes among them that emkit itself
-defines (methods inherited from scikit-learn are not emkit's to document).
+its own ``__all__``), and the public methods and properties of the classes among them that
+emkit itself defines (methods inherited from scikit-learn are not emkit's to document).
 
 The rules, for each function, method and class:
 
