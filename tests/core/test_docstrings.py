@@ -182,19 +182,27 @@ def _emkit_defined(obj) -> bool:
     return (getattr(obj, "__module__", None) or "").startswith("emkit")
 
 
+def walked_modules() -> list:
+    """The modules the audit walks: those of :data:`PACKAGES` and, recursively, the modules
+    their exported names are."""
+    walked, todo = [], list(PACKAGES)
+    while todo:
+        module = importlib.import_module(todo.pop(0))
+        if module in walked:
+            continue
+        walked.append(module)
+        todo += [value.__name__ for value in (getattr(module, n) for n in _exported(module))
+                 if isinstance(value, types.ModuleType)]
+    return walked
+
+
 def public_api() -> dict:
     """``{"module.name[.member]": (object, is_class)}`` of the whole public API."""
-    found, modules, seen = {}, list(PACKAGES), set()
-    while modules:
-        module = importlib.import_module(modules.pop(0))
-        if module.__name__ in seen:
-            continue
-        seen.add(module.__name__)
+    found = {}
+    for module in walked_modules():
         for name in _exported(module):
             value = getattr(module, name)
-            if isinstance(value, types.ModuleType):
-                modules.append(value.__name__)
-            elif inspect.isclass(value) and _emkit_defined(value):
+            if inspect.isclass(value) and _emkit_defined(value):
                 found.setdefault(f"{value.__module__}.{value.__qualname__}", (value, True))
                 for func, attr in _members(value):
                     found.setdefault(f"{func.__module__}.{func.__qualname__}", (attr, False))
@@ -244,6 +252,53 @@ def test_docstring_follows_the_rules(name):
 
 def test_gaps_list_names_only_public_objects():
     assert GAPS <= set(API), sorted(GAPS - set(API))
+
+
+_ROOT = pathlib.Path(__file__).resolve().parents[2]
+_DOTTED_NAME = re.compile(r"\bemkit(?:\.[A-Za-z_]\w*)+")
+
+
+def _module_named(dotted: str):
+    """The module a dotted name in the documentation is in: ``emkit.lda.LDA`` -> ``emkit.lda``,
+    ``emkit.linear_scoring`` (the function) -> ``emkit``, ``emkit.metrics`` -> the module that
+    alias is; None for a name with a private part (``emkit._kernels``)."""
+    parts = dotted.split(".")
+    if any(part.startswith("_") for part in parts):
+        return None
+    module = importlib.import_module(parts[0])
+    for part in parts[1:]:
+        value = getattr(module, part, None)  # (emkit's lazy names are attributes)
+        if value is None:
+            try:
+                value = importlib.import_module(f"{module.__name__}.{part}")
+            except ImportError:
+                break
+        if not isinstance(value, types.ModuleType):
+            break
+        module = value
+    return module
+
+
+def documented_modules() -> dict:
+    """``{module name: file}`` of the public emkit modules that README.md, docs/ and examples/
+    name."""
+    files = [_ROOT / "README.md", *sorted((_ROOT / "docs").glob("*.md")),
+             *sorted(p for p in (_ROOT / "examples").rglob("*") if p.is_file())]
+    found = {}
+    for path in files:
+        for dotted in _DOTTED_NAME.findall(path.read_text(encoding="utf-8", errors="replace")):
+            module = _module_named(dotted)
+            if module is not None:
+                found.setdefault(module.__name__, path.relative_to(_ROOT).as_posix())
+    return found
+
+
+def test_every_module_the_documentation_names_is_audited():
+    walked = {module.__name__ for module in walked_modules()}
+    documented = documented_modules()
+    assert {"emkit.experiment", "emkit.io.arrays", "emkit.datasets"} <= set(documented)
+    missing = {name: where for name, where in documented.items() if name not in walked}
+    assert not missing, f"named in the documentation but not in PACKAGES: {missing}"
 
 
 def _good(X, y=None, *, block_rows=1024, **kwargs):
