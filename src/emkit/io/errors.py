@@ -1,4 +1,4 @@
-"""The exception emkit raises for an input file it refuses to use."""
+"""The exceptions emkit raises for an input file it refuses to use."""
 
 from __future__ import annotations
 
@@ -9,5 +9,12 @@ class InvalidFileError(ValueError):
     range (NaN, negative variances...), a link to another file.  The message names the file and,
     where there is one, the dataset, attribute or utterance; it never quotes the file's contents.
     A ``ValueError``, so ``except ValueError`` keeps working.  Feature readers raise its subclass
-    :class:`emkit.io.untrusted.FeatureError`.
+    :class:`FeatureError`.
+    """
+
+
+class FeatureError(InvalidFileError):
+    """A feature, list or score file cannot be used (format, content, a safety limit).
+
+    The message names the file (and the utterance or line) and never quotes the file's bytes.
     """

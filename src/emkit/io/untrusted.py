@@ -34,14 +34,15 @@ import stat
 
 import numpy as np
 
-from .._describe import describe
 from ._message_text import (ASCII_NUMBER, NOT_FINITE, message_subject, not_regular_message,
                             number_advice, plausible_key, show_key, show_path, with_article)
-from .errors import InvalidFileError
+from ._size_checks import check_declared, check_limit, check_utterance_size
+from .errors import FeatureError
 
-__all__ = ["MAX_UTTERANCE_BYTES", "MAX_COMPRESSION_RATIO", "FeatureError", "check_regular",
-           "open_checked", "open_regular", "text_lines", "file_size", "is_comment",
-           "check_declared", "check_utterance_size", "check_limit", "read_values", "as_features",
+__all__ = ["MAX_UTTERANCE_BYTES", "MAX_COMPRESSION_RATIO", "check_regular", "open_checked",
+           "open_regular", "text_lines", "file_size", "is_comment", "read_values", "as_features",
+           # from emkit.io.errors and emkit.io._size_checks
+           "FeatureError", "check_declared", "check_utterance_size", "check_limit",
            # from emkit.io._message_text
            "show_path", "show_key", "with_article", "plausible_key", "number_advice",
            "ASCII_NUMBER", "NOT_FINITE"]
@@ -50,13 +51,6 @@ __all__ = ["MAX_UTTERANCE_BYTES", "MAX_COMPRESSION_RATIO", "FeatureError", "chec
 MAX_UTTERANCE_BYTES = 2 * 1024**3
 #: Largest expansion allowed for compressed data (.npz members, filtered HDF5 datasets).
 MAX_COMPRESSION_RATIO = 100
-
-
-class FeatureError(InvalidFileError):
-    """A feature, list or score file cannot be used (format, content, a safety limit).
-
-    The message names the file (and the utterance or line) and never quotes the file's bytes.
-    """
 
 
 def check_regular(path, what: str = "") -> os.stat_result:
@@ -269,81 +263,6 @@ def is_comment(first: str, where: str, entry: str = "an id") -> bool:
                        "starting with '#' rather than lose it as a comment (Kaldi has no comments: "
                        "it reads the line as an entry); rename it, or write a comment as '# text' "
                        "('#' then a space)")
-
-
-def check_declared(needed: int, available: int, where: str, what: str = "data") -> None:
-    """Refuse a header that declares more bytes than the file has left.
-
-    Parameters
-    ----------
-    needed : int
-        Bytes the header declares.
-    available : int
-        Bytes left in the file.
-    where : str
-        The file (and utterance), for the message.
-    what : str, default "data"
-        What the bytes hold, for the message.
-
-    Raises
-    ------
-    FeatureError
-        ``needed`` > ``available``.
-    """
-    if needed > available:
-        raise FeatureError(f"{where}: the file ends in the middle of the {what}: its header "
-                           f"declares {needed} bytes but only {available} remain")
-
-
-def check_utterance_size(shape, where: str, max_utterance_bytes: int) -> None:
-    """Refuse an utterance whose float64 size ``prod(shape) * 8`` exceeds the limit.
-
-    Parameters
-    ----------
-    shape : tuple of int
-        The utterance's declared shape.
-    where : str
-        The file and utterance, for the message.
-    max_utterance_bytes : int
-        The limit, in bytes.
-
-    Raises
-    ------
-    FeatureError
-        A larger utterance.
-    """
-    n_bytes = 8
-    for n in shape:
-        n_bytes *= int(n)
-    if n_bytes > max_utterance_bytes:
-        dims = " x ".join(str(int(n)) for n in shape)
-        raise FeatureError(f"{where}: a {dims} matrix ({n_bytes} bytes as float64) exceeds "
-                           f"max_utterance_bytes={max_utterance_bytes}; raise the limit if the "
-                           "file is trusted")
-
-
-def check_limit(max_utterance_bytes) -> int:
-    """Check a ``max_utterance_bytes`` argument.
-
-    Parameters
-    ----------
-    max_utterance_bytes : int
-        A limit in bytes, at least 8 (one float64).
-
-    Returns
-    -------
-    int
-
-    Raises
-    ------
-    ValueError
-        Not an integer (a bool included), or below 8.
-    """
-    if (isinstance(max_utterance_bytes, bool)
-            or not isinstance(max_utterance_bytes, (int, np.integer)) or max_utterance_bytes < 8):
-        raise ValueError("max_utterance_bytes must be an integer >= 8 (bytes); got "
-                         f"{describe(max_utterance_bytes)}")
-    return int(max_utterance_bytes)
 
 
 _CHUNK = 1 << 20
