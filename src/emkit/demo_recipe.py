@@ -144,25 +144,39 @@ def _digest(data: bytes) -> str:
 def _edited_since_export(out: Path, texts: dict) -> list:
     """The text files of ``out`` that differ from both what the demo writes now and what its last
     export wrote there (a demo with other options may replace its own files, not the user's)."""
-    try:
-        exported = json.loads((out / _EXPORTED).read_text(encoding="utf-8"))
+    from .io.small_files import read_bounded, read_json
+
+    try:  # (a pipe in its place would block a plain read; a record it cannot be is ignored)
+        exported = read_json(out / _EXPORTED, _MAX_DEMO_FILE_BYTES, "demo export record")
     except (OSError, ValueError):
-        exported = {}
+        exported = None
+    exported = exported if isinstance(exported, dict) else {}
     edited = []
     for name, content in texts.items():
-        if (out / name).is_file():
-            digest = _digest((out / name).read_bytes())
-            if digest != _digest(content.encode()) and digest != exported.get(name):
-                edited.append(name)
+        if not (out / name).is_file():
+            continue
+        try:
+            digest = _digest(read_bounded(out / name, _MAX_DEMO_FILE_BYTES, "demo text file"))
+        except FileNotFoundError:
+            continue
+        except ValueError:  # larger than any the demo writes, or no longer a regular file
+            digest = None
+        if digest != _digest(content.encode()) and (digest is None or digest != exported.get(name)):
+            edited.append(name)
     return edited
+
+
+#: Larger than any text file the demo writes (its lists: a few hundred KB at most).
+_MAX_DEMO_FILE_BYTES = 16 * 2**20
 
 
 def recipe_rows(results_json) -> list:
     """The demo table's rows ``(system, title, EER, minDCF(0.01), minDCF(0.001))`` from the
     ``results.json`` of the recipe's run, in the demo's order."""
     from .experiment import SYSTEM_TITLES
+    from .recipe._report import read_results
 
-    rows = {r["system"]: r for r in json.loads(Path(results_json).read_text(encoding="utf-8"))}
+    rows = {r["system"]: r for r in read_results(results_json)}
     return [(k, SYSTEM_TITLES[k], rows[k]["eer"], rows[k]["min_dcf"]["0.01"],
              rows[k]["min_dcf"]["0.001"]) for k in SYSTEM_TITLES if k in rows]
 

@@ -20,8 +20,8 @@ def pipe_after_check(monkeypatch, no_hang):
     real = untrusted.check_regular
     targets = set()
 
-    def check_then_swap(path, what=""):
-        info = real(path, what)
+    def check_then_swap(path, what="", **options):
+        info = real(path, what, **options)
         if os.fspath(path) in targets:
             targets.discard(os.fspath(path))
             os.unlink(path)
@@ -149,3 +149,26 @@ def test_a_recipe_score_file(tmp_path, pipe_after_check):
     pipe_after_check(tmp_path / "scores.npz")
     with pytest.raises(FeatureError, match=r"scores\.npz is a named pipe, not a regular file"):
         read_npz(tmp_path / "scores.npz")
+
+
+def test_a_link_is_refused_where_links_are_not_followed(tmp_path, monkeypatch):
+    """``follow_links=False`` (files emkit wrote itself): a symbolic link is refused, one put in
+    the file's place after the check too (``O_NOFOLLOW``), instead of read wherever it points."""
+    (tmp_path / "target").write_bytes(b"elsewhere")
+    os.symlink(tmp_path / "target", tmp_path / "link")
+    with untrusted.open_regular(tmp_path / "link") as f:  # followed by default
+        assert f.read() == b"elsewhere"
+    with pytest.raises(FeatureError, match=r"link is a symbolic link, not a regular file"):
+        untrusted.open_regular(tmp_path / "link", follow_links=False)
+    (tmp_path / "own").write_bytes(b"ours")
+    real = untrusted.check_regular
+
+    def check_then_link(path, what="", **options):
+        info = real(path, what, **options)
+        os.unlink(path)
+        os.symlink(tmp_path / "target", path)
+        return info
+
+    monkeypatch.setattr(untrusted, "check_regular", check_then_link)
+    with pytest.raises(FeatureError, match=r"own is a symbolic link, not a regular file"):
+        untrusted.open_regular(tmp_path / "own", follow_links=False)

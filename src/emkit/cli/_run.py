@@ -31,15 +31,14 @@ def run(recipe, force, progress):
     docs/recipes.md (examples/demo_recipe.toml and examples/espeak_recipe/ are
     complete recipes; the first runs where 'emkit demo --export DIR' writes its data).
     """
-    import json
-
     from ..recipe import run_recipe
+    from ..recipe._report import read_results
 
     results, report = run_recipe(recipe, force=force, progress=progress,
                                  echo=lambda text: click.echo(text, err=True))
     ran = sum(r.status == "run" for r in results)
     click.echo(f"{ran} step(s) run, {len(results) - ran} up to date; report -> {report}")
-    click.echo(_table(json.loads(report.with_name("results.json").read_text())))
+    click.echo(_table(read_results(report.with_name("results.json"))))
 
 
 def _table(rows) -> str:

@@ -12,11 +12,12 @@ import stat
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISSOCK, "a socket"))
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"))
 
 
-def _kind(mode: int) -> str:
-    """What a file of ``os.stat`` mode ``mode`` is, in words ("a named pipe")."""
+def file_kind(mode: int) -> str:
+    """What a file of ``os.stat`` mode ``mode`` is, in words: ``"a named pipe"``, ``"a symbolic
+    link"``... (``"not a regular file"`` for any other)."""
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
@@ -27,7 +28,7 @@ def message_subject(path, what: str) -> str:
 
 def not_regular_message(subject: str, mode: int) -> str:
     """Why a file of ``os.stat`` mode ``mode`` is refused, after ``subject``."""
-    return f"{subject} is {_kind(mode)}, not a regular file; emkit reads regular files only"
+    return f"{subject} is {file_kind(mode)}, not a regular file; emkit reads regular files only"
 
 
 def show_path(path, tail: int | None = None) -> str:

@@ -8,7 +8,9 @@ Every feature reader of emkit follows these rules, whatever the file claims:
   opened.  Files are opened with ``O_NONBLOCK`` and checked again with ``fstat`` once open, so a
   file swapped for a pipe in between cannot block the reader either; every read (HDF5's and
   libsndfile's included) goes through that descriptor, never the path again
-  (:func:`open_checked`).
+  (:func:`open_checked`).  A file emkit wrote itself (a recipe's step stamp, a spill file) is
+  read with ``follow_links=False``: ``os.lstat``-ed and opened with ``O_NOFOLLOW``, so that a
+  link put in its place is refused rather than read wherever it points.
 * **Declared sizes are checked before anything is allocated.**  A size read from a header (Kaldi
   rows x cols, a ``.npy`` shape, a zip member's uncompressed size, an HDF5 dataset's shape) is
   compared with the bytes actually left in the file (in Python integers: no overflow) before the
@@ -29,13 +31,14 @@ Every feature reader of emkit follows these rules, whatever the file claims:
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
 import numpy as np
 
-from ._message_text import (ASCII_NUMBER, NOT_FINITE, message_subject, not_regular_message,
-                            number_advice, plausible_key, show_key, show_path, with_article)
+from ._message_text import (ASCII_NUMBER, NOT_FINITE, file_kind, message_subject,
+                            not_regular_message, number_advice, plausible_key, show_key, show_path, with_article)
 from ._size_checks import check_declared, check_limit, check_utterance_size
 from .errors import FeatureError
 
@@ -53,7 +56,7 @@ MAX_UTTERANCE_BYTES = 2 * 1024**3
 MAX_COMPRESSION_RATIO = 100
 
 
-def check_regular(path, what: str = "") -> os.stat_result:
+def check_regular(path, what: str = "", *, follow_links: bool = True) -> os.stat_result:
     """Check that a path is (a link to) a regular file.
 
     Parameters
@@ -61,11 +64,14 @@ def check_regular(path, what: str = "") -> os.stat_result:
     path : str or path-like
     what : str, default ""
         Prefixes the message (e.g. the scp line naming the path); "": the path itself.
+    follow_links : bool, default True
+        False: ``os.lstat``, and a symbolic link is refused too (a file emkit wrote itself, which
+        nothing should have replaced by a link to elsewhere).
 
     Returns
     -------
     os.stat_result
-        The file's status (links followed).
+        The file's status (links followed unless ``follow_links`` is False).
 
     Raises
     ------
@@ -77,7 +83,7 @@ def check_regular(path, what: str = "") -> os.stat_result:
     """
     subject = message_subject(path, what)
     try:
-        info = os.stat(path)
+        info = os.stat(path) if follow_links else os.lstat(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{subject}: no such file") from None
     except (OSError, ValueError) as exc:  # permission, a link loop, a NUL byte in the name
@@ -88,12 +94,13 @@ def check_regular(path, what: str = "") -> os.stat_result:
     return info
 
 
-def open_checked(path, what: str = "") -> int:
+def open_checked(path, what: str = "", *, follow_links: bool = True) -> int:
     """A descriptor open for reading on a regular file that :func:`check_regular` has checked.
 
     It is the one file every later read sees, whatever the path names by then.  A device is never
     opened (the check comes first).  The open is non-blocking, so that a named pipe put in the
-    file's place after the check opens at once instead of waiting for a writer forever; the
+    file's place after the check opens at once instead of waiting for a writer forever (and
+    ``O_NOCTTY``: a terminal put there never becomes the process's controlling one); the
     descriptor is then ``fstat``-ed and anything but a regular file refused.  Its blocking mode is
     restored before it is returned.
 
@@ -102,6 +109,9 @@ def open_checked(path, what: str = "") -> int:
     path : str or path-like
     what : str, default ""
         Prefixes the message (e.g. the scp line naming the path); "": the path itself.
+    follow_links : bool, default True
+        False: a symbolic link is refused (``O_NOFOLLOW``: one put in the file's place after the
+        check too).
 
     Returns
     -------
@@ -117,16 +127,23 @@ def open_checked(path, what: str = "") -> int:
     OSError
         Other errors of ``open`` (no permission).
     """
-    check_regular(path, what)
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    check_regular(path, what, follow_links=follow_links)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    subject = message_subject(path, what)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{message_subject(path, what)}: no such file") from None
+        raise FileNotFoundError(f"{subject}: no such file") from None
+    except OSError as exc:
+        if not follow_links and exc.errno == errno.ELOOP:  # a link swapped in since the check
+            raise FeatureError(not_regular_message(subject, stat.S_IFLNK)) from None
+        raise
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise FeatureError(not_regular_message(message_subject(path, what), mode))
+            raise FeatureError(not_regular_message(subject, mode))
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -134,7 +151,7 @@ def open_checked(path, what: str = "") -> int:
     return fd
 
 
-def open_regular(path, what: str = ""):
+def open_regular(path, what: str = "", *, follow_links: bool = True):
     """:func:`open_checked` as a buffered binary file object.
 
     Parameters
@@ -142,6 +159,8 @@ def open_regular(path, what: str = ""):
     path : str or path-like
     what : str, default ""
         Prefixes the message (e.g. the scp line naming the path); "": the path itself.
+    follow_links : bool, default True
+        As :func:`open_checked`.
 
     Returns
     -------
@@ -156,7 +175,7 @@ def open_regular(path, what: str = ""):
         As :func:`check_regular`, or any other ``OSError`` of ``open``, naming the file.
     """
     try:
-        fd = open_checked(path, what)
+        fd = open_checked(path, what, follow_links=follow_links)
     except FileNotFoundError:
         raise
     except OSError as exc:

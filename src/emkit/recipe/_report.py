@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..evaluation.text import format_measure
 from ..io.atomic import atomic_write
+from ..io.small_files import read_json
+from ..io.untrusted import FeatureError, show_path
 
-__all__ = ["results_table", "timings_table", "write_report"]
+__all__ = ["read_results", "results_table", "timings_table", "write_report"]
+
+
+#: Largest ``results.json`` read (a row per system and condition, each well under 4 KB).
+MAX_RESULTS_BYTES = 64 * 2**20
+
+
+def read_results(path) -> list:
+    """The rows of the evaluation step's ``results.json`` at ``path`` (a dict per system and
+    condition).  Read as an untrusted file (:func:`~emkit.io.small_files.read_json`: a regular
+    file, never waited on, at most :data:`MAX_RESULTS_BYTES`); anything but a JSON list of
+    objects is a :class:`~emkit.io.untrusted.FeatureError` naming the file."""
+    rows = read_json(path, MAX_RESULTS_BYTES, "results file")
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise FeatureError(f"{show_path(path)}: expected a JSON list of objects (a row per "
+                           f"system and condition); got {type(rows).__name__}; not a results file")
+    return rows
 
 
 def results_table(rows, p_targets) -> str:
@@ -41,7 +58,7 @@ def timings_table(results) -> str:
 def write_report(recipe, results) -> tuple:
     """Write ``<work_dir>/report.md``; returns ``(path, results table)``."""
     work = Path(recipe["work_dir"])
-    rows = json.loads((work / "results.json").read_text(encoding="utf-8"))
+    rows = read_results(work / "results.json")
     table = results_table(rows, recipe["evaluation"]["p_target"])
     text = (f"# emkit run {recipe['recipe']}\n\n## Results\n\n{table}\n\n"
             "actDCF and Cllr read the scores as natural-log likelihood ratios (meaningful after "

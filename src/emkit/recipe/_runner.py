@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 
 from ..io.atomic import atomic_write
+from ..io.small_files import read_json
 from ..io.untrusted import open_regular
 
 __all__ = ["Step", "FunctionStep", "StepResult", "Runner", "WorkDirBusy"]
@@ -190,6 +191,20 @@ def _canonical(params: dict) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
+#: The room a stamp has besides its parameters and paths (its step name, keys and punctuation).
+_STAMP_BYTES = 1 << 20
+
+
+def _stamp_limit(params: str, inputs: dict, outputs: list) -> int:
+    """The most bytes a stamp of these parameters, inputs and outputs can take, with room to
+    spare: a larger file is not read (a stamp lists every input: it grows with the audio files
+    of a features step, so no fixed limit fits).  A JSON string is at most 12 bytes a character
+    (``\\ud83d\\ude00``), a digest 64, and an entry's punctuation and indent far less than 64."""
+    paths = (*inputs, *outputs)
+    return _STAMP_BYTES + 12 * (len(params) + sum(map(len, paths))) + 128 * len(paths)
+
+
+
 class Runner:
     """Runs steps in order, skipping the up-to-date ones, as make does (content-hash stamps).
 
@@ -258,18 +273,20 @@ class Runner:
         -------
         bool
         """
-        path = self._stamp_path(step)
-        try:
-            stamp = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        params = _canonical(step.params())
+        outputs = [os.fspath(p) for p in step.outputs()]
+        try:  # (never a link: a stamp is a file the runner wrote itself)
+            stamp = read_json(self._stamp_path(step), _stamp_limit(params, inputs, outputs),
+                              "step stamp", follow_links=False)
+        except (OSError, ValueError):  # none, not a regular file, too large, not JSON: not done
             return False
-        if not isinstance(stamp, dict) or stamp.get("params") != _canonical(step.params()) \
+        if not isinstance(stamp, dict) or stamp.get("params") != params \
                 or stamp.get("inputs") != inputs:
             return False
-        outputs = [os.fspath(p) for p in step.outputs()]
-        if sorted(stamp.get("outputs", {})) != sorted(outputs):
+        stamped = stamp.get("outputs")
+        if not isinstance(stamped, dict) or sorted(stamped) != sorted(outputs):
             return False
-        return all(os.path.isfile(p) and self.digest(p) == stamp["outputs"][p] for p in outputs)
+        return all(os.path.isfile(p) and self.digest(p) == stamped[p] for p in outputs)
 
     def run(self, steps, context) -> list:
         """Run (or skip) each step in order.
@@ -306,8 +323,7 @@ class Runner:
                 self.echo(f"[skip] {step.name} (up to date)")
             else:
                 stamp = self._stamp_path(step)
-                if stamp.exists():
-                    stamp.unlink()  # a failure below leaves the step out of date
+                stamp.unlink(missing_ok=True)  # a failure below leaves the step out of date
                 for p in step.outputs():
                     Path(p).parent.mkdir(parents=True, exist_ok=True)
                 self.echo(f"[run]  {step.name}")
