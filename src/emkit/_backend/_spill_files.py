@@ -5,19 +5,21 @@ A fit's files are in the directories of :mod:`._spill_dirs` (named so that they 
 between fits, workers or retries; private to their owner).  GMMStats are written as arrays, a
 row per item, and so are the statistics of (label, GMMStats) pairs, each row's label pickled
 beside it; other items are pickled, their arrays out of band (each a dataset of its own, read
-back in place).
+back in place).  A file is read back only as :func:`~._spill_open.open_spill_file` opens it:
+this user's regular file in its private folder, no link, no pipe (its pickles are never read
+from anything else put at its path).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-import socket
 import uuid
 
 import numpy as np
 
 from ._spill_dirs import worker_directory
+from ._spill_open import open_spill_file
 
 __all__ = ["write_partition", "write_derived", "read_partitions", "SpilledItems", "SpilledRows"]
 
@@ -211,7 +213,7 @@ def _rows_layout(paths) -> tuple | None:
     None when a file holds other items, or some hold pairs and others statistics."""
     lengths, kinds = [], set()
     for path in paths:
-        with _open(path) as f:
+        with open_spill_file(path) as f:
             if int(f.attrs["n_items"]) == 0:
                 lengths.append(0)
                 continue
@@ -262,7 +264,7 @@ class SpilledRows:
         out = None
         for k in np.unique(file_of):
             in_file = np.flatnonzero(file_of == k)
-            with _open(self.paths[k]) as f:
+            with open_spill_file(self.paths[k]) as f:
                 datasets = [f[name] for name in names]
                 if out is None:
                     out = [np.empty((len(index),) + d.shape[1:]) for d in datasets]
@@ -284,7 +286,7 @@ class SpilledRows:
             raise ValueError("labels: the spill files hold statistics without labels")
         out = []
         for path, (a, b) in self._ranges():
-            with _open(path) as f:
+            with open_spill_file(path) as f:
                 out.extend(_read_labels(f, slice(a, b)))
         return out
 
@@ -292,7 +294,7 @@ class SpilledRows:
         """Consecutive lists of the piece's items (GMMStats, or (label, GMMStats) pairs when
         ``labelled``), each read when it is asked for."""
         for path, (a, b) in self._ranges():
-            with _open(path) as f:
+            with open_spill_file(path) as f:
                 step = _block_rows(f)
             while a < b:
                 rows = _read_spill_file(path, a, min(b, a + step), labelled=self.labelled)
@@ -347,20 +349,8 @@ class SpilledItems:
         return SpilledItems, self.paths
 
 
-def _open(path):
-    import h5py
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"emkit's spill file {path} (written by another dask worker) cannot be read on "
-            f"{socket.gethostname()}: with workers on several hosts, set "
-            "emkit.set_config(spill_directory=...) to a directory that every worker shares, or "
-            "dask_cache='memory'")
-    return h5py.File(path, "r")
-
-
 def _spill_file_pieces(path):
-    with _open(path) as f:
+    with open_spill_file(path) as f:
         k = len(f["pieces"]) if "pieces" in f else None
         step = _block_rows(f) if k is None and "pickled" not in f else 1
     if k is None:  # statistics (rows), or other items (the whole file at start 0)
@@ -384,7 +374,7 @@ def _read_spill_file(path, start: int = 0, stop: int | None = None,
     piece alone."""
     from ..stats import GMMStats
 
-    with _open(path) as f:
+    with open_spill_file(path) as f:
         if "pieces" in f:
             pieces = f["pieces"]
             if piece is not None:
