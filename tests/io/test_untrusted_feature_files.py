@@ -853,7 +853,7 @@ def test_a_pipe_swapped_in_after_the_check_neither_blocks_nor_is_read(tmp_path, 
     import emkit.io.untrusted as untrusted
 
     os.mkfifo(tmp_path / "p.ark")
-    monkeypatch.setattr(untrusted, "check_regular", lambda path, what="": None)
+    monkeypatch.setattr(untrusted, "check_regular", lambda path, what="", **options: None)
     with pytest.raises(FeatureError, match=r"p.ark is a named pipe, not a regular file"):
         untrusted.open_regular(tmp_path / "p.ark")
 
