@@ -22,6 +22,7 @@ from ..io.untrusted import file_kind
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_FILE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | getattr(os, "O_NOCTTY", 0) | _CLOEXEC
 
 
 class SpillFileError(OSError):
@@ -57,11 +58,13 @@ def _checked_descriptor(path: str) -> int:
                              f"emkit's ({exc.strerror}; a symbolic link?)") from None
     try:
         _check_folder(os.fstat(folder_fd), path)
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | _CLOEXEC,
-                         dir_fd=folder_fd)
+        try:  # (checked before it is opened too: opening a device can act, a tape rewinds)
+            _check_file(os.stat(name, dir_fd=folder_fd, follow_symlinks=False), path)
+            fd = os.open(name, _FILE_FLAGS, dir_fd=folder_fd)
         except FileNotFoundError:
             raise _missing(path) from None
+        except SpillFileError:
+            raise
         except OSError as exc:  # a symbolic link (O_NOFOLLOW: ELOOP), no permission
             what = ("is a symbolic link, not the regular file emkit wrote"
                     if exc.errno == errno.ELOOP else f"cannot be opened ({exc.strerror})")

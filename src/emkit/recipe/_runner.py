@@ -15,9 +15,11 @@ process ends, so a killed run leaves no stale lock).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Callable, Protocol, runtime_checkable
 
 from ..io.atomic import atomic_write
 from ..io.small_files import read_json
-from ..io.untrusted import open_regular
+from ..io.untrusted import FeatureError, file_kind, open_regular
 
 __all__ = ["Step", "FunctionStep", "StepResult", "Runner", "WorkDirBusy"]
 
@@ -41,7 +43,7 @@ def _exclusive(lock_path: Path, work_dir: Path):
     except ImportError:  # not POSIX: no advisory locks; runs are not guarded
         yield
         return
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    fd = _open_lock(lock_path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -52,6 +54,38 @@ def _exclusive(lock_path: Path, work_dir: Path):
         yield
     finally:
         os.close(fd)
+
+
+#: The lock is opened without following a link, blocking (a named pipe) or becoming the
+#: process's terminal (a tty), created if missing.
+_LOCK_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+               | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+
+
+def _open_lock(lock_path: Path) -> int:
+    """A descriptor of the regular file ``lock_path`` (created if missing).  Anything else there
+    is refused before it is opened (opening a device can act: a tape rewinds), and again by
+    ``fstat`` once open (one put there in between), naming the lock."""
+    with contextlib.suppress(FileNotFoundError):
+        _refuse_unless_regular(os.lstat(lock_path).st_mode, lock_path)
+    try:
+        fd = os.open(lock_path, _LOCK_FLAGS, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW: a symbolic link
+            _refuse_unless_regular(stat.S_IFLNK, lock_path)
+        raise
+    try:
+        _refuse_unless_regular(os.fstat(fd).st_mode, lock_path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refuse_unless_regular(mode: int, lock_path: Path) -> None:
+    if not stat.S_ISREG(mode):
+        raise FeatureError(f"the run's lock {os.fspath(lock_path)!r} is {file_kind(mode)}, not "
+                           "the regular file emkit makes: remove it and run again")
 
 
 @runtime_checkable
