@@ -198,6 +198,7 @@ def run_demo_recipe(output, *, seed: int = 0, config: DemoConfig | None = None,
 
     from .demo import DemoResult, protocol_text, table_notes
     from .io.atomic import atomic_write
+    from .io.untrusted import open_regular
     from .recipe import run_recipe
 
     cfg = config or DemoConfig()
@@ -215,8 +216,9 @@ def run_demo_recipe(output, *, seed: int = 0, config: DemoConfig | None = None,
     rows = recipe_rows(out / "results.json")
     for system, *_ in rows:
         target = out / "scores" / f"{system}.txt"
-        with atomic_write(target) as f, \
-                open(out / "systems" / system / "eval.raw.txt", encoding="utf-8") as src:
+        # (the recipe's own output: a pipe or a link put in its place is refused, never read)
+        with atomic_write(target, "wb") as f, \
+                open_regular(out / "systems" / system / "eval.raw.txt", follow_links=False) as src:
             shutil.copyfileobj(src, f)
         files.append(target)
     table = table_notes(rows, cfg)

@@ -108,10 +108,11 @@ def test_a_huge_stamp_is_not_read_and_means_not_done(tmp_path):
 
 def test_a_stamp_of_many_inputs_is_within_its_limit(tmp_path):
     """The limit grows with the step's inputs (a features step lists every audio file)."""
+    folder = tmp_path / ("é" * 120)  # (each a \u00e9 in the stamp: 6 bytes)
+    folder.mkdir()
     inputs = []
-    for i in range(3000):
-        path = tmp_path / "in" / f"{'é' * 60}-{i:05d}.wav"
-        path.parent.mkdir(exist_ok=True)
+    for i in range(900):
+        path = folder / f"{'é' * 100}-{i:03d}.wav"
         path.write_bytes(b"")
         inputs.append(os.fspath(path))
     out, calls = tmp_path / "out.txt", []
@@ -171,3 +172,43 @@ def test_the_demo_export_ignores_a_record_replaced_by_a_pipe_and_keeps_edited_fi
     texts = {"ours.txt": "the demo's", "edited.txt": "the demo's", "big.txt": "x",
              "absent.txt": "the demo's"}
     assert _edited_since_export(tmp_path, texts) == ["edited.txt", "big.txt"]
+
+
+def test_a_recipe_file_larger_than_any_recipe_is_refused_unread(tmp_path):
+    from emkit.recipe import load_recipe
+
+    path = tmp_path / "recipe.toml"
+    path.write_text("# " + "x" * (5 * 2**20) + "\nwork_dir = 'w'\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(FeatureError, match=r"recipe\.toml': 5242898 bytes, more than a recipe "
+                                               r"file can be \(4194304\); not read"):
+            load_recipe(path)  # before: read and parsed whole (then refused for its sections)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link"])
+def test_the_demo_copies_no_pipe_or_link_in_place_of_its_raw_scores(tmp_path, monkeypatch,
+                                                                    no_hang, kind):
+    import emkit.recipe
+    from emkit.demo_recipe import run_demo_recipe
+
+    (tmp_path / "secret.txt").write_text("not a score file")
+
+    def recipe_run(recipe, **options):  # what the recipe leaves, its raw scores replaced
+        out = recipe.parent
+        (out / "results.json").write_text(json.dumps(
+            [{"system": "gmm-map", "eer": 0.1, "min_dcf": {"0.01": 0.5, "0.001": 0.6}}]))
+        raw = out / "systems" / "gmm-map" / "eval.raw.txt"
+        raw.parent.mkdir(parents=True)
+        os.mkfifo(raw) if kind == "fifo" else os.symlink(tmp_path / "secret.txt", raw)
+        return [], out / "report.md"
+
+    monkeypatch.setattr(emkit.recipe, "run_recipe", recipe_run)
+    name = "a named pipe" if kind == "fifo" else "a symbolic link"
+    with pytest.raises(FeatureError, match=f"eval.raw.txt is {name}, not a regular file"):
+        run_demo_recipe(tmp_path / "demo", progress=False, echo=lambda text: None)
+    assert not (tmp_path / "demo" / "scores" / "gmm-map.txt").exists()  # before: the secret copied

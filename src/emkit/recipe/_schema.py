@@ -80,6 +80,8 @@ TABLES = ("data", "features", "ubm", "systems", "conditions", "norm", "calibrati
 #: data sets, systems and conditions name files and directories in work_dir (with suffixes and
 #: in the stamps' names, so that these stay under the usual 255-byte limit)
 MAX_NAME_BYTES = 100
+#: Largest recipe file read (a recipe names its lists and folders, it does not hold them).
+MAX_RECIPE_BYTES = 4 * 2**20
 
 
 def _show(value) -> str:
@@ -413,15 +415,15 @@ def load_recipe(path) -> dict:
         except ImportError:
             raise RecipeError("reading a recipe needs Python >= 3.11 (tomllib) or the tomli "
                               "package") from None
-    from ..io.untrusted import FeatureError, open_regular
+    from ..io.small_files import read_bounded
+    from ..io.untrusted import FeatureError
 
     path = Path(path)
-    try:
-        with open_regular(path) as f:  # never blocks on a pipe, never reads a device
-            doc = tomllib.load(f)
+    try:  # never blocks on a pipe, never reads a device, never more than a recipe can be
+        doc = tomllib.loads(read_bounded(path, MAX_RECIPE_BYTES, "recipe file").decode("utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"no such recipe file: {os.fspath(path)!r}") from None
-    except FeatureError:  # not a regular file (a pipe, a directory): a ValueError, said as is
+    except FeatureError:  # not a regular file (a pipe, a directory), too large: said as is
         raise
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path}: not a valid TOML file ({exc})") from None
