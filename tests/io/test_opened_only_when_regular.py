@@ -86,3 +86,24 @@ def test_a_device_at_a_spill_files_path_is_refused_unopened(tmp_path, opened):
     with pytest.raises(OSError, match="is a character device, not the regular file emkit wrote"):
         _spill_files.read_partitions(path)
     assert _named(opened, path) == []
+
+
+def test_a_small_file_read_bounded_allocates_its_size_not_the_limit(tmp_path, monkeypatch):
+    import tracemalloc
+
+    from emkit.io import small_files
+
+    path = tmp_path / "small.json"
+    path.write_text('{"a": 1}')
+    tracemalloc.start()
+    try:
+        assert small_files.read_json(path, 64 * 2**20, "results file") == {"a": 1}
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20  # (read(limit + 1) allocated the 64 MiB limit first)
+    monkeypatch.setattr(small_files, "file_size", lambda f: 3)  # as if it grew after fstat
+    assert small_files.read_bounded(path, 100, "file") == b'{"a": 1}'
+    with pytest.raises(untrusted.FeatureError, match=r"small\.json': over 5 bytes \(grown while "
+                                                     r"read\), more than a file can be \(5\)"):
+        small_files.read_bounded(path, 5, "file")

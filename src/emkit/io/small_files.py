@@ -24,11 +24,16 @@ def read_bounded(path, max_bytes: int, kind: str, *, follow_links: bool = True) 
     """
     with open_regular(path, follow_links=follow_links) as f:
         size = file_size(f)
-        data = f.read(max_bytes + 1) if size <= max_bytes else b""
-        if size > max_bytes or len(data) > max_bytes:
-            raise FeatureError(f"{show_path(path)}: {max(size, len(data))} bytes, more than a "
-                               f"{kind} can be ({max_bytes}); not read")
-    return data
+        received = f"{size} bytes"
+        if size <= max_bytes:  # (read(n) allocates n bytes first: n is the size, not the limit)
+            data = f.read(size + 1)
+            if len(data) > size:  # grown since fstat: read on, to one byte over the limit
+                data += f.read(max_bytes + 1 - len(data))
+            if len(data) <= max_bytes:
+                return data
+            received = f"over {max_bytes} bytes (grown while read)"
+    raise FeatureError(f"{show_path(path)}: {received}, more than a {kind} can be ({max_bytes}); "
+                       "not read")
 
 
 def read_json(path, max_bytes: int, kind: str, *, follow_links: bool = True):
