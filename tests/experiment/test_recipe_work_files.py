@@ -212,3 +212,14 @@ def test_the_demo_copies_no_pipe_or_link_in_place_of_its_raw_scores(tmp_path, mo
     with pytest.raises(FeatureError, match=f"eval.raw.txt is {name}, not a regular file"):
         run_demo_recipe(tmp_path / "demo", progress=False, echo=lambda text: None)
     assert not (tmp_path / "demo" / "scores" / "gmm-map.txt").exists()  # before: the secret copied
+
+
+def test_a_folder_in_place_of_a_stamp_is_refused_naming_it_before_the_step_runs(tmp_path):
+    calls = []
+    step = _step(tmp_path, calls)
+    _statuses(tmp_path, step)
+    _replaced(_stamp(tmp_path), os.mkdir)
+    with pytest.raises(IsADirectoryError, match=r"step one: its stamp '.*one\.json' is a "
+                                                "directory, not a file the runner wrote"):
+        _statuses(tmp_path, step)  # before: "[Errno 21] Is a directory: '...'"
+    assert calls == [1]

@@ -225,6 +225,15 @@ def _canonical(params: dict) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
+def _remove_stamp(path: Path, step: str) -> None:
+    """Remove the stamp (a link itself, never what it points to), if any."""
+    try:
+        path.unlink(missing_ok=True)
+    except IsADirectoryError:
+        raise IsADirectoryError(f"step {step}: its stamp {os.fspath(path)!r} is a directory, not "
+                                "a file the runner wrote: remove it and run again") from None
+
+
 #: The room a stamp has besides its parameters and paths (its step name, keys and punctuation).
 _STAMP_BYTES = 1 << 20
 
@@ -357,7 +366,7 @@ class Runner:
                 self.echo(f"[skip] {step.name} (up to date)")
             else:
                 stamp = self._stamp_path(step)
-                stamp.unlink(missing_ok=True)  # a failure below leaves the step out of date
+                _remove_stamp(stamp, step.name)  # a failure below leaves the step out of date
                 for p in step.outputs():
                     Path(p).parent.mkdir(parents=True, exist_ok=True)
                 self.echo(f"[run]  {step.name}")
