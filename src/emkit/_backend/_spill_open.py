@@ -5,9 +5,12 @@ A spill file holds pickles, so reading another file in its place would run whate
 says, and a named pipe put there would block the reader for ever.  So a spill file is opened
 once, relative to its folder: the folder is opened without following a link and must be this
 user's, writable by no one else (as :func:`~._spill_dirs.worker_directory`'s folders are made:
-``0o700``); the file is then opened in it without following a link and without blocking, and
-must be a regular file of this user's (``fstat`` of the descriptor).  HDF5 reads that descriptor
+``0o700``); the file must be a regular file of this user's, checked in that folder before it
+is opened (opening a device can act) and by ``fstat`` once open (one swapped in between), and is
+opened without following a link and without blocking.  HDF5 reads that descriptor
 (:class:`~emkit.io.h5_files.CheckedFile`), never the path again.
+
+Workers that share a spill directory must run as one user (one uid on every host).
 """
 
 from __future__ import annotations
