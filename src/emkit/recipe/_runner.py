@@ -6,10 +6,14 @@ result) and ``outputs`` (files it writes).  After a successful run the runner st
 Next time the step is skipped when the stamp matches: same parameters, same input contents
 (whatever their modification times), outputs still there with the contents it wrote.  A step
 whose output is byte-identical to the previous run's leaves its dependants skipped too.  The
-stamp is written only after every output is complete, so an interrupted step runs again.
+stamp is written only after every output is complete, so an interrupted step runs again.  A
+stamp is read as an untrusted file (:func:`~emkit.io.small_files.read_json`): one that cannot be
+used (not JSON, larger than a stamp of the step can be, a named pipe or a link in its place)
+means the step is not done, and the rerun replaces it.
 Two runs on one work directory at once would overwrite each other's outputs: the runner holds
 an exclusive lock on ``<work_dir>/.stamps/lock`` while it runs (released by the system when the
-process ends, so a killed run leaves no stale lock).
+process ends, so a killed run leaves no stale lock; anything but a regular file there is
+refused).
 """
 
 from __future__ import annotations
@@ -245,7 +249,6 @@ def _stamp_limit(params: str, inputs: dict, outputs: list) -> int:
     (``\\ud83d\\ude00``), a digest 64, and an entry's punctuation and indent far less than 64."""
     paths = (*inputs, *outputs)
     return _STAMP_BYTES + 12 * (len(params) + sum(map(len, paths))) + 128 * len(paths)
-
 
 
 class Runner:
