@@ -206,6 +206,7 @@ def test_n_iter_and_converged_after_fit(setup):
 
 
 def test_registry_round_trip_and_io_imports_no_estimator(fitted, tmp_path):
+    import ast
     import os
     import pathlib
     import subprocess
@@ -225,4 +226,5 @@ def test_registry_round_trip_and_io_imports_no_estimator(fitted, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=env)
-    assert out.stdout.strip() == "[]"
+    # (emkit._describe, how values are shown in messages, imports nothing of emkit)
+    assert set(ast.literal_eval(out.stdout)) <= {"emkit._describe"}, out.stdout
