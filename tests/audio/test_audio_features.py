@@ -294,8 +294,10 @@ def test_white_space_in_an_utterance_id_is_refused_up_front(tmp_path):
     assert "audio file '" in message and "'zz my take'" in message and len(message) < 250
 
 
-def test_processes_for_counts_the_audio(tmp_path):
-    from emkit.audio import SECONDS_PER_PROCESS, Utterance, processes_for
+def test_processes_for_counts_the_audio(tmp_path, monkeypatch):
+    from emkit.audio import SECONDS_PER_PROCESS, Utterance, _pipeline, processes_for
+
+    monkeypatch.setattr(_pipeline, "_usable_cpus", lambda: 64)  # (the CPU bound: test below)
 
     for i in range(3):
         write(tmp_path / f"u{i}.wav", speech_like(seconds=1.0, seed=i))
@@ -310,3 +312,25 @@ def test_processes_for_counts_the_audio(tmp_path):
     assert processes_for([Utterance("a", str(tmp_path / "u0.wav"), 0.75)] * 2, 2, 0.375) == 1
     with pytest.raises(ValueError, match="seconds_per_process must be a positive finite"):
         processes_for(files, 2, float("nan"))
+
+
+def test_jobs_are_cut_to_the_cpus_this_process_may_use(monkeypatch, caplog):
+    # before: processes_for kept jobs = 100000 for 100000 utterances (only the number of
+    # utterances and of minutes of audio cut it), so recipe jobs or emkit features -j that
+    # large started that many loky processes on a machine of a few CPUs
+    import logging
+
+    from emkit.audio import _pipeline
+    from emkit.audio._sources import Utterance
+
+    monkeypatch.setattr(_pipeline, "_usable_cpus", lambda: 3, raising=False)
+    utterances = [Utterance(f"u{i}", f"/nonexistent/u{i}.wav") for i in range(10)]
+    with caplog.at_level(logging.WARNING, logger="emkit"):
+        assert _pipeline.processes_for(utterances, 100_000, None) == 3
+    assert ("features: jobs=100000 is more processes than the 3 CPUs this process may use: "
+            "using 3") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="emkit"):  # more jobs than utterances, as before
+        assert _pipeline.processes_for(utterances[:2], 100_000, None) == 2
+        assert _pipeline.processes_for(utterances, 3, None) == 3
+    assert not caplog.records

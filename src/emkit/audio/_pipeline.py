@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -267,12 +268,38 @@ def processes_for(utterances, jobs: int, seconds_per_process: float | None) -> i
     Returns
     -------
     int
-        At least 1, at most ``jobs`` and one per utterance.
+        At least 1, at most ``jobs``, one per utterance and one per CPU this process may use
+        (feature extraction keeps a CPU busy, so more processes only share
+        the same CPUs; the ``emkit`` logger warns when ``jobs`` was cut down for that).
     """
     utterances = list(utterances)
-    jobs = min(check_positive_int(jobs, "jobs"), max(1, len(utterances)))
-    if seconds_per_process is None or jobs <= 1:
-        return jobs
+    asked = check_positive_int(jobs, "jobs")
+    jobs = min(asked, max(1, len(utterances)))
+    if seconds_per_process is not None and jobs > 1:
+        jobs = _processes_for_audio(utterances, jobs, seconds_per_process)
+    cpus = _usable_cpus()
+    if jobs > cpus:
+        logger.warning("features: jobs=%d is more processes than the %d CPU%s this process may "
+                       "use: using %d", asked, cpus, "" if cpus == 1 else "s", cpus)
+    return min(jobs, cpus)
+
+
+def _usable_cpus() -> int:
+    """The number of CPUs this process may run on (its affinity mask where the system has one,
+    else ``os.cpu_count()``), at least 1.
+
+    Returns
+    -------
+    int
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def _processes_for_audio(utterances, jobs: int, seconds_per_process) -> int:
+    """``jobs`` cut down to one process per ``seconds_per_process`` of audio."""
     if isinstance(seconds_per_process, bool) or not (
             isinstance(seconds_per_process, (int, float)) and math.isfinite(seconds_per_process)
             and seconds_per_process > 0):

@@ -124,8 +124,9 @@ def _options(f):
                           "(cut it with a segments file)."),
         click.option("-j", "--jobs", type=IntRange(min=1), default=DEFAULT_JOBS,
                      show_default=True, help="Most worker processes computing features: one "
-                     "per 7.5 minutes of audio (from the files' headers), up to this number, since "
-                     "starting them costs more than a little audio takes (1: in this process). "
+                     "per 7.5 minutes of audio (from the files' headers) and one per CPU, up to this "
+                     "number, since starting them costs more than a little audio takes (1: in "
+                     "this process). "
                      "The features are the same whatever the number."),
         click.option("--verbose", type=Verbose(), default=None, metavar="N",
                      help="Kaldi's --verbose=N: 1 or more logs emkit's information on stderr, as "
