@@ -148,6 +148,8 @@ def _with(**fields):
     (_with(t=2.5), r"GMMStats\.t must be a frame count.*got 2\.5"),
     (_with(log_likelihood=np.nan), r"GMMStats\.log_likelihood must be a finite number"),
     (GMMStats(0, 3), r"GMMStats\.n_gaussians must be an integer >= 1.*got 0"),
+    (_with(t=2), r"GMMStats\.n must add up to at most t to be saved: the occupancies n add up "
+                 r"to 3, more than the T = 2 frames"),
 ])
 @pytest.mark.parametrize("opened", [False, True])
 def test_statistics_the_reader_would_refuse_are_not_saved(tmp_path, stats, problem, opened):
@@ -175,3 +177,40 @@ def test_statistics_of_every_accepted_form_still_round_trip(tmp_path):
     loaded = GMMStats.from_hdf5(tmp_path / "ok.h5")
     np.testing.assert_array_equal(loaded.n, [2.0, 1.0])
     assert loaded.t == 3 and loaded.log_likelihood == -4.0 and not loaded.sum_pxx.any()
+
+
+def _rewritten(path, **datasets):
+    with h5py.File(path, "r+") as f:
+        for name, value in datasets.items():
+            del f[name]
+            f[name] = value
+    return path
+
+
+@pytest.mark.parametrize("T, n", [(1, [2.0, 1.0]), (2, [2.0, 1.0]), (3, [3.0, 1e-2])])
+def test_counts_adding_up_to_more_than_the_frames_are_refused(tmp_path, T, n):
+    # before: accepted (T = 1 with n adding up to 3 loaded), though each frame's posteriors add
+    # up to 1: scores normalised by the frame count (linear_scoring's frame_length_normalization,
+    # ISV/JFA scores) came out sum(n)/T times too large
+    path = tmp_path / "stats.h5"
+    _with().save(path)
+    _rewritten(path, T=np.int64(T), n=np.array(n))
+    total = f"{sum(n):.6g}"
+    with pytest.raises(InvalidFileError, match=rf"^{path}: datasets 'n' and 'T' disagree: the "
+                       rf"occupancies n add up to {total}, more than the T = {T} frames"):
+        GMMStats.from_hdf5(path)
+
+
+@pytest.mark.parametrize("T, n", [
+    (3, [2.0, 1.0]),             # as written by either library
+    (3, [2.0, 1.0 + 1e-4]),      # float rounding (float16 statistics round 5e-4)
+    (0, [2.0, 1.0]),             # t never set: init_fields' and from_arrays' default
+    (300, [2.0, 1.0]),           # fewer: posteriors scaled or pruned (Kaldi's can be)
+    (3, [3.0, 1e-300]),          # MAP statistics: a tiny count
+    (3, [0.0, 0.0]),             # no occupancy at all
+])
+def test_counts_up_to_the_frames_are_accepted(tmp_path, T, n):
+    path = tmp_path / "stats.h5"
+    _with().save(path)
+    loaded = GMMStats.from_hdf5(_rewritten(path, T=np.int64(T), n=np.array(n)))
+    assert loaded.t == T and np.array_equal(loaded.n, n)

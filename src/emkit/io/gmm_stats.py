@@ -72,6 +72,26 @@ def _check_savable(stats) -> None:
         if nonnegative and values.size and values.min() < 0:
             raise ValueError(f"GMMStats.{name} must be >= 0 to be saved (as statistics of frames "
                              f"are); got {float(values.min())!r}")
+    excess = _occupancy_excess(stats.n, t)
+    if excess:
+        raise ValueError(f"GMMStats.n must add up to at most t to be saved: {excess}; nothing was "
+                         "saved")
+
+
+#: How far ``sum(n)`` may exceed ``T`` (relative): the rounding of float16 occupancies, with room.
+OCCUPANCY_TOLERANCE = 1e-3
+
+
+def _occupancy_excess(n, t) -> str | None:
+    """What is wrong when the occupancies ``n`` add up to more than the ``t`` frames they were
+    counted over (each frame's posteriors add up to 1), else None.  ``t = 0`` is "not counted"
+    (``init_fields``' and ``from_arrays``' default, in either library) and is not compared; a
+    sum below ``t`` is accepted (posteriors scaled or pruned, as Kaldi's can be)."""
+    total = float(np.sum(n, dtype=np.float64))
+    if t == 0 or total <= float(t) * (1 + OCCUPANCY_TOLERANCE):
+        return None
+    return (f"the occupancies n add up to {total:.6g}, more than the T = {int(t)} frames they "
+            "were counted over (each frame's posteriors add up to 1)")
 
 
 def write_gmm_stats(stats, hdf5) -> None:
@@ -86,8 +106,9 @@ def write_gmm_stats(stats, hdf5) -> None:
     Raises
     ------
     ValueError
-        Statistics the reader would refuse (shapes, NaN or infinity, negative counts); nothing
-        is written.
+        Statistics the reader would refuse (shapes, NaN or infinity, negative counts, counts
+        ``n`` adding up to more than the frame count ``t`` when it is not 0); nothing is
+        written.
     """
     _check_savable(stats)
     with open_for_writing(hdf5) as f:
@@ -138,7 +159,8 @@ def read_gmm_stats(hdf5, cls):
     ------
     InvalidFileError
         A file of another object, an unsupported layout version, or damaged or inconsistent
-        contents (shapes, types and values are checked before use).
+        contents (shapes, types and values are checked before use; the counts ``n`` may not add
+        up to more than the frame count ``T`` unless it is 0).
     """
     with open_for_reading(hdf5, "GMMStats") as f:
         if _file_major_version(f) >= 1:
@@ -159,6 +181,10 @@ def read_gmm_stats(hdf5, cls):
         n = read_array(f, "n", **(dict(size=C) if flat else dict(shape=(C,))), nonnegative=True)
         sum_px = read_array(f, "sumPx", **shape)
         sum_pxx = read_array(f, "sumPxx", **shape, nonnegative=True)
+        excess = _occupancy_excess(n, T)
+        if excess:
+            raise InvalidFileError(f"{filename(f)}: datasets 'n' and {names[3]!r} disagree: "
+                                   f"{excess}")
         n, sum_px, sum_pxx = (_in_stored_type(f, name, values.reshape(shape))
                               for name, values, shape in (("n", n, (C,)), ("sumPx", sum_px, (C, D)),
                                                           ("sumPxx", sum_pxx, (C, D))))
