@@ -6,6 +6,17 @@ threaded scheduler run the work of the thread that started it, and read the sett
 (unlike scikit-learn's per-thread configuration).  Blocks open in several threads at once stack:
 each one's settings hold until it closes, whatever the order the blocks close in, and closing the
 last one restores the settings ``set_config`` made.
+
+Other processes (dask.distributed workers, the feature extraction's loky workers) have their own
+settings, which the caller's do not change.  So that a setting made where the work is started
+holds wherever it runs, the settings that change what the work computes or how much memory a
+chunk takes are read there and sent with the work: ``gselect_top_k`` and
+``gselect_min_posterior`` (statistics, ``fit``), ``block_rows`` of the CPU kernels (taken when a
+dask graph is built, so a graph computed after the block ends still uses it), and the ``dask_*``
+and ``spill_directory`` settings (decided by ``fit`` in the calling process).  ``device``,
+``array_library`` and ``device_cache`` are the settings of the process where a chunk runs (a
+worker uses its own GPU or none): set them on the workers with
+``client.run(emkit.set_config, device="cuda")``.
 """
 
 from __future__ import annotations
@@ -98,8 +109,15 @@ def set_config(progress: bool | None = None, block_rows: int | None = None,
                dask_cache_fraction: float | None = None,
                spill_directory: str | os.PathLike | None = _KEEP,
                dask_worker_heap: bool | None = None) -> None:
-    """Change settings (process-wide; see the module docstring).  An option left out is left as
-    it is (the defaults ``None`` and ``<unchanged>`` say so).
+    """Change settings.  An option left out is left as it is (the defaults ``None`` and
+    ``<unchanged>`` say so).
+
+    The settings are process-wide: every thread reads them, dask's threaded scheduler included
+    (not per thread, as scikit-learn's are).  A dask.distributed worker process has its own:
+    ``gselect_top_k``, ``gselect_min_posterior``, ``block_rows`` (on the CPU) and the ``dask_*``
+    and ``spill_directory`` settings are taken here and sent with the work, while ``device``,
+    ``array_library`` and ``device_cache`` are each worker's own (set them there with
+    ``client.run(emkit.set_config, ...)``).  See :mod:`emkit._config`.
 
     Numbers may be Python or numpy scalars (a boolean is not taken for a number), switches
     True/False (numpy's too); a value of another type or out of range raises a TypeError or
@@ -307,8 +325,13 @@ _ARGUMENTS = ("progress", "block_rows", "device", "array_library", "device_cache
 def config_context(**settings):
     """Temporarily change settings: ``with emkit.config_context(progress=True): ...``.
 
-    Process-wide while the block runs (see the module docstring); restored when it ends, also
-    on an error.
+    Process-wide while the block runs: other threads see its settings too (not per thread, as
+    scikit-learn's ``config_context`` is); blocks open in several threads stack, each one's
+    settings holding until it closes.  Restored when it ends, also on an error.  Work sent to
+    dask.distributed worker processes carries the settings of :func:`set_config` listed as sent
+    there; the others are each worker's own.  ``set_config`` inside a block changes the settings
+    that hold after every block has closed (an option the block sets keeps the block's value
+    until then).
 
     Parameters
     ----------

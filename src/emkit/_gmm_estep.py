@@ -111,17 +111,19 @@ def check_frames_of(data, coef: kg.DiagGMMCoefficients, name: str = "data", allo
     return check_frames(data, name, n_features=coef.n_features, allow_empty=allow_empty, owner="GMMMachine")
 
 
-def _weighted_block(X, coef):
+def _weighted_block(X, coef, rows=None):
+    """``rows``: the caller's ``block_rows``, taken when a dask graph is built (a worker process
+    has its own settings); None: this process's."""
     dev = _device_infer.device()  # the configuration of the process where it runs
     if dev is None or X.shape[0] == 0:
-        return kg.log_weighted_likelihood(X, coef, block_rows(coef))
+        return kg.log_weighted_likelihood(X, coef, rows or block_rows(coef))
     return _device_infer.log_weighted_likelihood(X, coef, dev)
 
 
-def _likelihood_block(X, coef):
+def _likelihood_block(X, coef, rows=None):
     dev = _device_infer.device()
     if dev is None or X.shape[0] == 0:
-        return kg.log_likelihood(X, coef, block_rows(coef))
+        return kg.log_likelihood(X, coef, rows or block_rows(coef))
     return _device_infer.log_likelihood(X, coef, dev)
 
 
@@ -129,7 +131,8 @@ def weighted_log_likelihoods(data, coef: kg.DiagGMMCoefficients):
     """``log w_c + log N(x_t | mu_c, var_c)``, shape **(C, N)**, of checked ``data`` (numpy or
     dask); on the device configured where the rows (or chunks) are computed."""
     if is_dask_collection(data):
-        return data.map_blocks(dask_block, _weighted_block, coef, "data", dtype=float,
+        kernel = functools.partial(_weighted_block, rows=block_rows(coef))
+        return data.map_blocks(dask_block, kernel, coef, "data", dtype=float,
                                chunks=(data.chunks[0], (coef.n_gaussians,))).T
     return _weighted_block(data, coef).T
 
@@ -137,7 +140,8 @@ def weighted_log_likelihoods(data, coef: kg.DiagGMMCoefficients):
 def log_likelihoods(data, coef: kg.DiagGMMCoefficients):
     """Per-sample ``log sum_c w_c N(x_t | mu_c, var_c)``, shape (N,), of checked ``data``."""
     if is_dask_collection(data):
-        return data.map_blocks(dask_block, _likelihood_block, coef, "data", drop_axis=1, dtype=float)
+        kernel = functools.partial(_likelihood_block, rows=block_rows(coef))
+        return data.map_blocks(dask_block, kernel, coef, "data", drop_axis=1, dtype=float)
     return _likelihood_block(data, coef)
 
 

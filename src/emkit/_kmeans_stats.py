@@ -89,11 +89,12 @@ def kmeans_chunk_stats(X, coef: kk.CentroidCoefficients, block_rows: int,
                        r["far_points"], r["far_dists"], coef)
 
 
-def predict_block(block, coef: kk.CentroidCoefficients, block_info=None) -> np.ndarray:
-    """The nearest centroid of every row of one dask chunk; NaN/inf in the chunk are refused."""
+def predict_block(block, coef: kk.CentroidCoefficients, rows: int, block_info=None) -> np.ndarray:
+    """The nearest centroid of every row of one dask chunk, ``rows`` at a time (the caller's
+    ``block_rows``: a worker process has its own settings); NaN/inf in the chunk are refused."""
     block = np.asarray(block)
     check_block(block, "X", block_info)
-    return kk.assign(block, coef)[0]
+    return kk.assign(block, coef, rows)[0]
 
 
 def variances_and_weights(stats: KMeansStats) -> tuple[np.ndarray, np.ndarray]:

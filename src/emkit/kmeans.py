@@ -308,7 +308,7 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
         coef = self._coefficients()
         if is_dask_collection(X):
             X = check_frames(X, "X", n_features=self.centroids_.shape[1], owner="KMeansMachine")
-            return X.map_blocks(predict_block, coef, drop_axis=1, dtype=np.intp)
+            return X.map_blocks(predict_block, coef, block_rows(), drop_axis=1, dtype=np.intp)
         X = check_frames(X, "X", n_features=self.centroids_.shape[1], allow_empty=True, owner="KMeansMachine")
         return kk.assign(X, coef, block_rows())[0]
 
