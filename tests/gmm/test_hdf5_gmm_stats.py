@@ -150,6 +150,8 @@ def _with(**fields):
     (GMMStats(0, 3), r"GMMStats\.n_gaussians must be an integer >= 1.*got 0"),
     (_with(t=2), r"GMMStats\.n must add up to at most t to be saved: the occupancies n add up "
                  r"to 3, more than the T = 2 frames"),
+    (_with(n=np.array([3.0, 0.0])), r"GMMStats cannot be saved: Gaussian 1 has sum_px\[1\] not all "
+                                    r"0 while its occupancy n\[1\] is 0"),
 ])
 @pytest.mark.parametrize("opened", [False, True])
 def test_statistics_the_reader_would_refuse_are_not_saved(tmp_path, stats, problem, opened):
@@ -207,10 +209,45 @@ def test_counts_adding_up_to_more_than_the_frames_are_refused(tmp_path, T, n):
     (0, [2.0, 1.0]),             # t never set: init_fields' and from_arrays' default
     (300, [2.0, 1.0]),           # fewer: posteriors scaled or pruned (Kaldi's can be)
     (3, [3.0, 1e-300]),          # MAP statistics: a tiny count
-    (3, [0.0, 0.0]),             # no occupancy at all
 ])
 def test_counts_up_to_the_frames_are_accepted(tmp_path, T, n):
     path = tmp_path / "stats.h5"
     _with().save(path)
     loaded = GMMStats.from_hdf5(_rewritten(path, T=np.int64(T), n=np.array(n)))
     assert loaded.t == T and np.array_equal(loaded.n, n)
+
+
+@pytest.mark.parametrize("n, sums, problem", [
+    (np.array([3.0, 0.0]), {}, r"Gaussian 1 has sumPx\[1\] not all 0 while its occupancy n\[1\] is 0"),
+    (np.array([3, 0]), {}, r"Gaussian 1 has sumPx\[1\]"),  # integer counts: never rounded to 0
+    (np.array([0.0, 3.0]), {"sumPx": np.array([[0.0] * 3, [1.0] * 3])},
+     r"Gaussian 0 has sumPxx\[0\] not all 0 while its occupancy n\[0\] is 0"),
+])
+def test_sums_of_a_gaussian_without_occupancy_are_refused(tmp_path, n, sums, problem):
+    # before: accepted, and an M-step on them moved that Gaussian's mean to sumPx / 2.2e-16
+    # (4.5e15 for these sums of 1; 2.3e17 measured for real sums of 52), without a word
+    path = tmp_path / "stats.h5"
+    _with().save(path)
+    _rewritten(path, n=n, **sums)
+    with pytest.raises(InvalidFileError, match=rf"^{path}: datasets 'n', 'sumPx' and 'sumPxx' "
+                       rf"disagree: {problem}"):
+        GMMStats.from_hdf5(path)
+
+
+def test_gaussians_without_occupancy_as_statistics_really_have_them_are_accepted(tmp_path):
+    # a guard (accepted before too): a Gaussian no frame reaches (all sums 0) round trips, and a
+    # float32 count that rounded to 0 may keep sums that did not (a MAP count of 1e-46 times
+    # frames of 1e3 is 1e-43 in float32)
+    ubm = _machine()
+    ubm.means = np.array([[0.0, 0.0], [1e6, 1e6], [1.0, 1.0]])
+    stats = ubm.acc_stats(np.random.default_rng(5).standard_normal((50, 2)))
+    assert stats.n[1] == 0 and not stats.sum_px[1].any()
+    stats.save(tmp_path / "dead.h5")
+    assert GMMStats.from_hdf5(tmp_path / "dead.h5") == stats
+    tiny = GMMStats(2, 3)
+    tiny.init_fields(0.0, 3, np.array([3.0, 1e-46]).astype(np.float32),
+                     np.array([[1.0] * 3, [1e-43] * 3]).astype(np.float32),
+                     np.ones((2, 3), dtype=np.float32))
+    assert tiny.n[1] == 0 and tiny.sum_px[1].all()
+    tiny.save(tmp_path / "tiny.h5")
+    assert GMMStats.from_hdf5(tmp_path / "tiny.h5").sum_px.dtype == np.float32

@@ -76,6 +76,10 @@ def _check_savable(stats) -> None:
     if excess:
         raise ValueError(f"GMMStats.n must add up to at most t to be saved: {excess}; nothing was "
                          "saved")
+    n = _as_stored(stats.n)
+    orphan = _sums_without_counts(n, {"sum_px": stats.sum_px, "sum_pxx": stats.sum_pxx}, n.dtype)
+    if orphan:
+        raise ValueError(f"GMMStats cannot be saved: {orphan}; nothing was saved")
 
 
 #: How far ``sum(n)`` may exceed ``T`` (relative): the rounding of float16 occupancies, with room.
@@ -94,6 +98,23 @@ def _occupancy_excess(n, t) -> str | None:
             "were counted over (each frame's posteriors add up to 1)")
 
 
+def _sums_without_counts(n, sums: dict, counts_type) -> str | None:
+    """What is wrong when a Gaussian of occupancy ``n[c] = 0`` has non-zero sums (``{name: (C,
+    D) array}``): sums over frames of posterior 0 are 0, else None.  Not checked for counts kept
+    in a float type narrower than float64 (``counts_type``), where a tiny count of statistics
+    written from float64 rounds to 0 while its sums, scaled by the frames, may not."""
+    if np.dtype(counts_type).kind == "f" and np.dtype(counts_type).itemsize < 8:
+        return None
+    empty = np.asarray(n) == 0
+    for name, values in sums.items():
+        with_sums = empty & np.asarray(values).any(axis=1)
+        if with_sums.any():
+            c = int(np.argmax(with_sums))
+            return (f"Gaussian {c} has {name}[{c}] not all 0 while its occupancy n[{c}] is 0 (sums "
+                    "over frames of posterior 0 are 0)")
+    return None
+
+
 def write_gmm_stats(stats, hdf5) -> None:
     """Write GMM statistics in bob.learn.em's "1.0" layout, which the reference loads.
 
@@ -107,8 +128,8 @@ def write_gmm_stats(stats, hdf5) -> None:
     ------
     ValueError
         Statistics the reader would refuse (shapes, NaN or infinity, negative counts, counts
-        ``n`` adding up to more than the frame count ``t`` when it is not 0); nothing is
-        written.
+        ``n`` adding up to more than the frame count ``t`` when it is not 0, non-zero sums of a
+        Gaussian whose count is 0); nothing is written.
     """
     _check_savable(stats)
     with open_for_writing(hdf5) as f:
@@ -160,7 +181,8 @@ def read_gmm_stats(hdf5, cls):
     InvalidFileError
         A file of another object, an unsupported layout version, or damaged or inconsistent
         contents (shapes, types and values are checked before use; the counts ``n`` may not add
-        up to more than the frame count ``T`` unless it is 0).
+        up to more than the frame count ``T`` unless it is 0, and a Gaussian whose count is 0
+        has sums of 0).
     """
     with open_for_reading(hdf5, "GMMStats") as f:
         if _file_major_version(f) >= 1:
@@ -185,6 +207,11 @@ def read_gmm_stats(hdf5, cls):
         if excess:
             raise InvalidFileError(f"{filename(f)}: datasets 'n' and {names[3]!r} disagree: "
                                    f"{excess}")
+        orphan = _sums_without_counts(n, {"sumPx": sum_px.reshape(C, D),
+                                          "sumPxx": sum_pxx.reshape(C, D)}, child(f, "n").dtype)
+        if orphan:
+            raise InvalidFileError(f"{filename(f)}: datasets 'n', 'sumPx' and 'sumPxx' disagree: "
+                                   f"{orphan}")
         n, sum_px, sum_pxx = (_in_stored_type(f, name, values.reshape(shape))
                               for name, values, shape in (("n", n, (C,)), ("sumPx", sum_px, (C, D)),
                                                           ("sumPxx", sum_pxx, (C, D))))
