@@ -218,7 +218,8 @@ def test_counts_up_to_the_frames_are_accepted(tmp_path, T, n):
 
 
 @pytest.mark.parametrize("n, sums, problem", [
-    (np.array([3.0, 0.0]), {}, r"Gaussian 1 has sumPx\[1\] not all 0 while its occupancy n\[1\] is 0"),
+    (np.array([3.0, 0.0]), {},
+     r"Gaussian 1 has sumPx\[1\] not all 0 while its occupancy n\[1\] is 0"),
     (np.array([3, 0]), {}, r"Gaussian 1 has sumPx\[1\]"),  # integer counts: never rounded to 0
     (np.array([0.0, 3.0]), {"sumPx": np.array([[0.0] * 3, [1.0] * 3])},
      r"Gaussian 0 has sumPxx\[0\] not all 0 while its occupancy n\[0\] is 0"),
