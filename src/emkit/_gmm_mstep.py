@@ -159,8 +159,13 @@ def _store(machine, new, update_means, update_variances, update_weights) -> None
     machine._update_parameters({name: new[name] for name in updated})
 
 
+# The MAP-only keywords the reference's ``m_step`` passes to either M-step (its
+# ``ml_gmm_m_step`` swallows them in ``**kwargs``), so code dispatching the same way keeps working.
+MAP_ONLY_KEYWORDS = frozenset({"reynolds_adaptation", "relevance_factor", "alpha"})
+
+
 def ml_gmm_m_step(machine, statistics, update_means=True, update_variances=False, update_weights=False,
-                  mean_var_update_threshold=EPSILON):
+                  mean_var_update_threshold=EPSILON, **kwargs):
     """Maximum-likelihood M-step (in place): weights, then means, then variances.
 
     The weights are not renormalised, as the reference; a variance update uses the old means
@@ -177,7 +182,15 @@ def ml_gmm_m_step(machine, statistics, update_means=True, update_variances=False
     mean_var_update_threshold : float
         Floor of the occupancies ``n_c`` (a Gaussian with none stays at ``sum / threshold``, as
         the reference; 0 then is a ``ValueError``, not NaN).
+    **kwargs
+        Only the MAP M-step's ``reynolds_adaptation``, ``relevance_factor`` and ``alpha``, which
+        are accepted and ignored (as the reference, so one call can serve either M-step); any
+        other keyword is a ``TypeError``.
     """
+    unknown = sorted(set(kwargs) - MAP_ONLY_KEYWORDS)
+    if unknown:
+        raise TypeError(f"ml_gmm_m_step() got unexpected keyword argument(s) {unknown}; it accepts "
+                        f"(and ignores) only the MAP keywords {sorted(MAP_ONLY_KEYWORDS)}")
     n = np.asarray(statistics.n, dtype=np.float64)
     check_occupancy_floor(float(n.min(initial=np.inf)), mean_var_update_threshold, update_means,
                           update_variances)

@@ -3,9 +3,56 @@
 
 from __future__ import annotations
 
-from ._backend import tree_sum
+import numpy as np
+
+from ._backend import is_dask_collection, tree_sum
 from ._gmm_mstep import apply_m_step
 from .stats import GMMStats, check_stats
+from .utils import array_to_delayed_list, check_and_persist_dask_input
+
+__all__ = ["array_to_delayed_list", "check_and_persist_dask_input", "e_step", "log_likelihood",
+           "log_weighted_likelihood", "logaddexp_reduce", "m_step", "reduce_loglikelihood"]
+
+
+def logaddexp_reduce(array, axis=0, keepdims=False):
+    """``log(sum(exp(array)))`` along ``axis``, by pairwise ``numpy.logaddexp`` from ``-inf``.
+
+    Parameters
+    ----------
+    array : array-like of shape (C, N)
+        Log values, e.g. the weighted log-likelihoods of every Gaussian (rows) and sample.
+    axis : int
+        The axis reduced (0: the Gaussians).
+    keepdims : bool
+        Keep the reduced axis with length 1.
+
+    Returns
+    -------
+    ndarray of shape (N,)
+        (With ``keepdims``, (1, N).)  An empty axis gives ``-inf``.
+    """
+    return np.logaddexp.reduce(np.asarray(array), axis=axis, keepdims=keepdims, initial=-np.inf)
+
+
+def reduce_loglikelihood(log_weighted_likelihoods):
+    """Per-sample mixture log-likelihood from the per-Gaussian weighted log-likelihoods.
+
+    Parameters
+    ----------
+    log_weighted_likelihoods : array-like or dask array of shape (C, N)
+        As returned by :func:`log_weighted_likelihood`.
+
+    Returns
+    -------
+    ndarray or dask array of shape (N,)
+        :func:`logaddexp_reduce` over the Gaussians; lazy for a dask input.
+    """
+    if not is_dask_collection(log_weighted_likelihoods):
+        return logaddexp_reduce(log_weighted_likelihoods)
+    import dask.array as da
+
+    return da.reduction(log_weighted_likelihoods, chunk=logaddexp_reduce,
+                        aggregate=logaddexp_reduce, axis=0, dtype=float, keepdims=False)
 
 
 def log_weighted_likelihood(data, machine):

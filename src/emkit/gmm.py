@@ -14,7 +14,7 @@ import logging
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from . import _device_infer, _gmm_estep as estep
+from . import _device_infer, _gmm_estep as estep, _gmm_reference
 from ._gmm_files import GMMFiles
 from ._feature_names import FeatureNamesMixin
 from ._fitted import FitSummary, derived, fitted_value, refreeze, set_fitted, without_derived
@@ -28,13 +28,12 @@ from ._kernels import gmm as kg
 from ._validation import check_comparable
 from .io import _registry
 from .kmeans import KMeansMachine
-from ._gmm_reference import e_step, log_likelihood, log_weighted_likelihood, m_step
+from ._gmm_reference import *  # noqa: F403 (the reference's module functions; in __all__ below)
 from .stats import GMMStats
 
 logger = logging.getLogger("emkit")
 
-__all__ = ["GMMMachine", "GMMStats", "e_step", "m_step", "ml_gmm_m_step", "map_gmm_m_step",
-           "log_likelihood", "log_weighted_likelihood"]
+__all__ = ["GMMMachine", "GMMStats", "ml_gmm_m_step", "map_gmm_m_step", *_gmm_reference.__all__]
 
 
 class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):

@@ -23,6 +23,7 @@ from ._kmeans_stats import KMeansStats, block_rows, kmeans_chunk_stats, predict_
 from ._validation import (check_checkpoint, check_frames, check_iteration_limits, check_positive_int,
                           check_comparable, check_random_state, check_random_state_type, check_real)
 from .io import _registry
+from .utils import array_to_delayed_list, check_and_persist_dask_input  # noqa: F401 (as the reference)
 
 logger = logging.getLogger("emkit")
 

@@ -61,3 +61,58 @@ def test_isv_V_is_the_integer_zero():
 def test_ivector_machine_has_the_reference_bob_tags():
     tags = IVectorMachine(_ubm())._more_tags()
     assert tags == {"requires_fit": True, "bob_fit_supports_dask_bag": True}
+
+
+@pytest.mark.parametrize("module, names", [
+    ("factor_analysis", ["GMMMachine", "GMMStats", "check_and_persist_dask_input",
+                         "linear_scoring"]),
+    ("ivector", ["GMMMachine", "GMMStats"]),
+    ("gmm", ["array_to_delayed_list", "check_and_persist_dask_input"]),
+    ("kmeans", ["array_to_delayed_list", "check_and_persist_dask_input"]),
+])
+def test_names_the_reference_modules_import_can_be_imported_from_them(module, names):
+    # (``from bob.learn.em.factor_analysis import GMMMachine`` worked in user code)
+    import importlib
+
+    found = importlib.import_module(f"emkit.{module}")
+    for name in names:
+        assert getattr(found, name) is getattr(emkit.utils, name, None) or \
+            getattr(found, name) is getattr(emkit, name)
+
+
+def test_gmm_logaddexp_reduce_and_reduce_loglikelihood():
+    from emkit.gmm import log_likelihood, log_weighted_likelihood, logaddexp_reduce, \
+        reduce_loglikelihood
+
+    ubm = _ubm()
+    ubm.weights = np.array([0.25, 0.75])
+    ubm.means = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    x = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0], [-1.0, 0.0, 4.0]])
+    lwl = log_weighted_likelihood(x, ubm)
+    expected = np.log(np.exp(lwl).sum(axis=0))
+    np.testing.assert_allclose(reduce_loglikelihood(lwl), expected, rtol=1e-14)
+    np.testing.assert_allclose(reduce_loglikelihood(lwl), log_likelihood(x, ubm), rtol=1e-14)
+    lazy = reduce_loglikelihood(da.from_array(lwl, chunks=(1, 2)))
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_allclose(lazy.compute(), expected, rtol=1e-14)
+    assert logaddexp_reduce(lwl, keepdims=True).shape == (1, 3)
+    np.testing.assert_allclose(logaddexp_reduce(lwl.T, axis=1), expected, rtol=1e-14)
+    assert logaddexp_reduce(np.zeros((0, 2))).tolist() == [-np.inf, -np.inf]
+
+
+def test_ml_m_step_takes_the_map_keywords_the_reference_m_step_passes_to_both():
+    # user code dispatching as the reference's gmm.m_step does:
+    #     step = map_gmm_m_step if machine.trainer == "map" else ml_gmm_m_step
+    #     step(machine=..., statistics=..., ..., reynolds_adaptation=..., alpha=..., ...)
+    from emkit.gmm import ml_gmm_m_step
+
+    x = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0], [3.0, 0.0, 4.0]])
+    plain, dispatched = _ubm(), _ubm()
+    ml_gmm_m_step(plain, plain.acc_stats(x))
+    ml_gmm_m_step(machine=dispatched, statistics=dispatched.acc_stats(x), update_means=True,
+                  update_variances=False, update_weights=False, mean_var_update_threshold=1e-16,
+                  reynolds_adaptation=True, alpha=0.5, relevance_factor=4)
+    np.testing.assert_array_equal(dispatched.means, plain.means)
+    assert np.abs(plain.means).sum() > 0
+    with pytest.raises(TypeError, match="'relevance'.*only the MAP keywords"):
+        ml_gmm_m_step(dispatched, dispatched.acc_stats(x), relevance=4)

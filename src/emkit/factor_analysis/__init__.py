@@ -42,6 +42,10 @@ passes, the ISV and JFA schedules; with :mod:`._blocks`, :mod:`._estep`, :mod:`.
 only), and the classes last (:mod:`.isv`, :mod:`.jfa`).
 """
 
+# (the names the reference's factor_analysis module imports, so that importing them from it works)
+from ..gmm import GMMMachine, GMMStats  # noqa: F401
+from ..linear_scoring import linear_scoring  # noqa: F401
+from ..utils import check_and_persist_dask_input  # noqa: F401
 from ._dask import check_dask_input_samples_per_class, is_input_dask_nested
 from ._model import FactorAnalysisBase
 from ._steps import mult_along_axis, reduce_iadd

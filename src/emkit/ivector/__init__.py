@@ -58,6 +58,7 @@ on the i-vectors, e.g. whitening, length normalisation, LDA then WCCN::
 
 from __future__ import annotations
 
+from ..gmm import GMMMachine, GMMStats  # noqa: F401 (importable from here, as the reference)
 from ._helpers import (compute_id_tt_sigma_inv_t, compute_tct_sigmac_inv, compute_tct_sigmac_inv_tc,
                        compute_tt_sigma_inv_fnorm)
 from ._machine import IVectorMachine
