@@ -155,4 +155,30 @@ def linear_scoring_forms(em):
     return out
 
 
-SCRIPTS = [gmm_pipeline, factor_analysis, ivector_backend, linear_scoring_forms]
+def arrays_and_dask(em):
+    """The same models from dask arrays and from frame arrays (``fit_using_array``)."""
+    import dask.array as da
+
+    background, sessions, labels, probes = _corpus()
+    init = background[[0, 100, 200, 300]].copy()
+    lazy = da.from_array(background, chunks=(130, D))
+    out = {}
+    kmeans = em.KMeansMachine(C, init_method=init.copy(), max_iter=50,
+                              convergence_threshold=1e-8).fit(lazy)
+    out["kmeans_centroids"] = kmeans.centroids_
+    ubm = em.GMMMachine(C, k_means_trainer=em.KMeansMachine(C, init_method=init),
+                        update_variances=True, update_weights=True, max_fitting_steps=200,
+                        convergence_threshold=1e-7).fit(lazy)
+    out["ubm_means"], out["ubm_variances"], out["ubm_weights"] = \
+        ubm.means, ubm.variances, ubm.weights
+    out["ubm_log_likelihood"] = np.asarray(ubm.log_likelihood(da.from_array(probes[0])))
+    # sessions of equal length as one (sessions, frames, D) array, as fit_using_array takes them
+    isv = em.ISVMachine(2, ubm=ubm, em_iterations=3, random_state=1)
+    isv.fit_using_array(np.array(sessions), labels)
+    out["isv_U"] = isv.U
+    out["isv_score"] = np.array([isv.score_using_array(isv.enroll_using_array(sessions[0]),
+                                                        [probes[0]])])
+    return out
+
+
+SCRIPTS = [gmm_pipeline, factor_analysis, ivector_backend, linear_scoring_forms, arrays_and_dask]
