@@ -135,6 +135,84 @@ def m_step(stats, n_samples, means=None):
     return centroids, total / n_samples
 
 
+def accumulate_indices_means_vars(data, means):
+    """Per-cluster sums of one chunk of data for the cluster variances and weights, as the
+    reference's helper of the same name (combined by :func:`reduce_indices_means_vars`).
+
+    Parameters
+    ----------
+    data : array-like of shape (N, D), or dask array of shape (N, D)
+        One chunk of samples (a dask array is computed here).  NaN or inf is a ``ValueError``.
+    means : array-like of shape (K, D)
+        The centroids.
+
+    Returns
+    -------
+    indices : ndarray of shape (N,)
+        The nearest centroid of every sample.
+    means_sum : ndarray of shape (K, D)
+        Float64 sum of the samples nearest to each centroid.
+    variances_sum : ndarray of shape (K, D)
+        Float64 sum of their squares.
+    """
+    means = check_frames(means, "means")
+    if is_dask_collection(data):
+        data = data.compute()
+    data = np.asarray(check_frames(data, "data", n_features=means.shape[1], allow_empty=True),
+                      dtype=np.float64)
+    indices = get_closest_centroid_index(kk.squared_distances(data, means))
+    members = [data[indices == k] for k in range(len(means))]
+    with np.errstate(over="ignore"):  # (overflowing squares: refused by the reduction)
+        variances_sum = np.array([np.sum(m * m, axis=0) for m in members])
+    return indices, np.array([np.sum(m, axis=0) for m in members]), variances_sum
+
+
+def reduce_indices_means_vars(stats):
+    """Cluster variances and weights from the :func:`accumulate_indices_means_vars` results of
+    the chunks of the data.
+
+    Unlike the reference (NaN), a cluster that got no sample has weight 0 and the variance of
+    all the data, as in ``KMeansMachine.get_variances_and_weights_for_each_cluster``; a variance
+    made slightly negative by rounding is 0.
+
+    Parameters
+    ----------
+    stats : iterable of (indices, means_sum, variances_sum)
+        One :func:`accumulate_indices_means_vars` result per chunk (at least one sample in all).
+
+    Returns
+    -------
+    variances : ndarray of shape (K, D)
+        Biased per-cluster variances.
+    weights : ndarray of shape (K,)
+        The fraction of the samples nearest to each centroid.
+    """
+    stats = list(stats)
+    if not stats:
+        raise ValueError("stats is empty: expected the accumulate_indices_means_vars results of "
+                         "at least one chunk")
+    means_sum = sum(np.asarray(s[1], dtype=np.float64) for s in stats)
+    variances_sum = sum(np.asarray(s[2], dtype=np.float64) for s in stats)
+    counts = np.bincount(np.concatenate([np.asarray(s[0], dtype=np.int64) for s in stats]),
+                         minlength=len(means_sum))
+    n_samples = counts.sum()
+    if n_samples == 0:
+        raise ValueError("stats hold no sample: cannot estimate cluster variances and weights")
+    with np.errstate(invalid="ignore"):
+        variances = _biased_variances(means_sum, variances_sum, np.maximum(counts, 1)[:, None])
+        everything = _biased_variances(means_sum.sum(0), variances_sum.sum(0), n_samples)
+    if not (np.isfinite(variances).all() and np.isfinite(everything).all()):
+        raise ValueError("data: the squared samples overflow float64 (|x| above about 1e154): "
+                         "rescale the data")
+    variances[counts == 0] = everything
+    return variances, counts / n_samples
+
+
+def _biased_variances(sums, sums_of_squares, counts):
+    means = sums / counts
+    return np.maximum(sums_of_squares / counts - means * means, 0.0)
+
+
 def _distances_block(block, means, block_info=None):
     """(rows, K) squared distances of one dask chunk; NaN/inf in the chunk are refused."""
     block = np.asarray(block)

@@ -18,7 +18,8 @@ from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, w
 from ._kernels import kmeans as kk
 from ._kmeans_fit import NOT_CONVERGED_ADVICE, distance_rounding, reseeded_centroids
 from ._kmeans_init import INIT_METHODS, check_init_method, initial_centroids
-from ._kmeans_reference import e_step, get_centroids_distance, get_closest_centroid_index, m_step
+from ._kmeans_reference import (accumulate_indices_means_vars, e_step, get_centroids_distance,
+                                get_closest_centroid_index, m_step, reduce_indices_means_vars)
 from ._kmeans_stats import KMeansStats, block_rows, kmeans_chunk_stats, predict_block, variances_and_weights
 from ._validation import (check_checkpoint, check_frames, check_iteration_limits, check_positive_int,
                           check_comparable, check_random_state, check_random_state_type, check_real)
@@ -27,7 +28,8 @@ from .utils import array_to_delayed_list, check_and_persist_dask_input  # noqa: 
 
 logger = logging.getLogger("emkit")
 
-__all__ = ["KMeansMachine", "e_step", "get_centroids_distance", "get_closest_centroid_index", "m_step"]
+__all__ = ["KMeansMachine", "e_step", "get_centroids_distance", "get_closest_centroid_index", "m_step",
+           "accumulate_indices_means_vars", "reduce_indices_means_vars"]
 
 
 class KMeansMachine(FeatureNamesMixin, BaseEstimator):

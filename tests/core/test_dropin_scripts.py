@@ -3,7 +3,8 @@
 ``tests/data/dropin/user_scripts.py`` holds reference-style scripts written against a module
 ``em`` (k-means -> ML UBM -> MAP; GMMStats accumulation; ISV and JFA train/enrol/score from
 statistics and from frames; i-vectors -> Whitening -> WCCN; ``linear_scoring`` in all its
-argument forms; the same models from dask arrays and through ``fit_using_array``).
+argument forms; the same models from dask arrays and through ``fit_using_array``; the
+module-level helpers, M-steps dispatched as the reference's ``gmm.m_step`` does).
 ``make_fixtures.py`` beside it ran them with the reference and stored the
 results; here they run unchanged with emkit and must give the same float64 numbers (observed:
 at most 4e-13 of each array's largest magnitude; asserted within 1e-10).

@@ -116,3 +116,28 @@ def test_ml_m_step_takes_the_map_keywords_the_reference_m_step_passes_to_both():
     assert np.abs(plain.means).sum() > 0
     with pytest.raises(TypeError, match="'relevance'.*only the MAP keywords"):
         ml_gmm_m_step(dispatched, dispatched.acc_stats(x), relevance=4)
+
+
+def test_kmeans_chunk_helpers_give_the_cluster_variances_and_weights():
+    from emkit.kmeans import accumulate_indices_means_vars, reduce_indices_means_vars
+
+    x = np.array([[0.0, 1.0], [2.0, 1.0], [10.0, 10.0], [12.0, 14.0], [11.0, 12.0]])
+    means = np.array([[1.0, 1.0], [11.0, 12.0], [100.0, 100.0]])  # the last gets no sample
+    parts = [accumulate_indices_means_vars(x[:2], means),
+             accumulate_indices_means_vars(da.from_array(x[2:]), means)]
+    np.testing.assert_array_equal(parts[1][0], [1, 1, 1])
+    np.testing.assert_array_equal(parts[1][1], [[0, 0], [33, 36], [0, 0]])
+    np.testing.assert_array_equal(parts[1][2], [[0, 0], [365, 440], [0, 0]])
+    variances, weights = reduce_indices_means_vars(parts)
+    np.testing.assert_allclose(weights, [0.4, 0.6, 0.0], rtol=1e-15)
+    # an empty cluster: the variance of all the data (the reference's NaN), as
+    # KMeansMachine.get_variances_and_weights_for_each_cluster
+    np.testing.assert_allclose(variances, [[1.0, 0.0], [2 / 3, 8 / 3], x.var(axis=0)], rtol=1e-12)
+    machine = emkit.KMeansMachine(3, init_method=means, max_iter=0).fit(x)
+    expected = machine.get_variances_and_weights_for_each_cluster(x)
+    np.testing.assert_allclose(variances, expected[0], rtol=1e-12)
+    np.testing.assert_allclose(weights, expected[1], rtol=1e-15)
+    with pytest.raises(ValueError, match="stats is empty"):
+        reduce_indices_means_vars([])
+    with pytest.raises(ValueError, match="data"):
+        accumulate_indices_means_vars(np.array([[np.nan, 0.0]]), means)

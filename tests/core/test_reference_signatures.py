@@ -73,11 +73,6 @@ ACCEPTED = {
        for name in ("means", "variances", "variance_thresholds", "weights")},
     "ISVMachine.V read-only": ("ISV has no V subspace (always the integer 0, as the reference's); "
                                "assigning it, which the reference silently ignored, raises"),
-    # helpers of the reference's own dask k-means path, not provided
-    "kmeans.accumulate_indices_means_vars missing": (
-        "chunk helper of the reference's dask variances/weights pass (NaN for an empty cluster); "
-        "use KMeansMachine.get_variances_and_weights_for_each_cluster"),
-    "kmeans.reduce_indices_means_vars missing": "the reduction of the helper above",
 }
 
 

@@ -181,4 +181,34 @@ def arrays_and_dask(em):
     return out
 
 
-SCRIPTS = [gmm_pipeline, factor_analysis, ivector_backend, linear_scoring_forms, arrays_and_dask]
+def module_functions(em):
+    """The module-level helpers: chunked k-means variances, log-likelihood reductions and the
+    M-steps called the way the reference's ``gmm.m_step`` calls them."""
+    background, sessions, _, probes = _corpus()
+    kmeans = em.KMeansMachine(C, init_method=background[[0, 100, 200, 300]].copy()).fit(background)
+    chunks = np.array_split(background, 3)
+    partial = [em.kmeans.accumulate_indices_means_vars(c, kmeans.centroids_) for c in chunks]
+    out = {}
+    out["chunked_variances"], out["chunked_weights"] = \
+        em.kmeans.reduce_indices_means_vars(partial)
+    out["chunk0_means_sum"], out["chunk0_variances_sum"] = partial[0][1], partial[0][2]
+    ubm, _, _, _, _, _ = _trained(em)
+    lwl = em.gmm.log_weighted_likelihood(probes[0][:6], ubm)
+    out["logaddexp_reduce"] = em.gmm.logaddexp_reduce(lwl)
+    out["reduce_loglikelihood"] = em.gmm.reduce_loglikelihood(lwl)
+    for trainer in ("ml", "map"):
+        machine = em.GMMMachine(C, trainer=trainer, ubm=ubm, update_variances=trainer == "ml",
+                                update_weights=True)
+        step = em.gmm.map_gmm_m_step if machine.trainer == "map" else em.gmm.ml_gmm_m_step
+        step(machine=machine, statistics=ubm.acc_stats(sessions[0]), update_means=True,
+             update_variances=machine.update_variances, update_weights=True,
+             mean_var_update_threshold=machine.mean_var_update_threshold,
+             reynolds_adaptation=True, alpha=0.5, relevance_factor=4)
+        out[f"{trainer}_step_means"], out[f"{trainer}_step_weights"] = \
+            machine.means, machine.weights
+        out[f"{trainer}_step_variances"] = machine.variances
+    return out
+
+
+SCRIPTS = [gmm_pipeline, factor_analysis, ivector_backend, linear_scoring_forms, arrays_and_dask,
+           module_functions]
