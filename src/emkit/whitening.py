@@ -31,8 +31,12 @@ from .io._registry import register
 __all__ = ["Whitening"]
 
 
-class SingularError(ValueError):
-    """A covariance that is singular (or not positive definite) without ``pinv``."""
+class SingularError(np.linalg.LinAlgError):
+    """A covariance that is singular (or not positive definite) without ``pinv``.
+
+    A ``numpy.linalg.LinAlgError`` (so a ``ValueError`` too), as the reference raised, so that
+    code catching that keeps working.
+    """
 
 
 def _pinv_factor(M: np.ndarray):
@@ -62,8 +66,8 @@ def inverse_cholesky_factor(M: np.ndarray, pinv: bool, what: str) -> np.ndarray:
     if pinv:
         W = _pinv_factor(M)
         if W is None:
-            raise ValueError(f"the pseudo-inverse of the {what} is not positive definite (the {what} "
-                             f"is rank-deficient): {reduce}")
+            raise SingularError(f"the pseudo-inverse of the {what} is not positive definite (the "
+                                f"{what} is rank-deficient): {reduce}")
         return W
 
     def singular():  # pinv=True is suggested only where it would succeed

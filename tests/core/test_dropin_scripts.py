@@ -11,7 +11,9 @@ at most 4e-13 of each array's largest magnitude; asserted within 1e-10).
 """
 
 import importlib.util
+import json
 import pathlib
+import warnings
 
 import numpy as np
 import pytest
@@ -61,3 +63,61 @@ def test_return_types_user_code_relies_on():
     # documented difference, docs/differences.md [25]; np.array() of either is the same)
     assert emkit.WCCN().fit(white, labels).transform(white).shape == (12, 2)
     assert isinstance(emkit.Whitening().fit(white).transform(white), np.ndarray)
+
+
+OUTCOMES = json.loads((HERE / "outcomes.json").read_text())
+
+_FIXED = "a reference defect emkit fixes (COMPATIBILITY.md)"
+#: calls whose outcome differs from the reference's, and why (docs/differences.md says each)
+ACCEPTED_OUTCOMES = {
+    "gmm_empty_fit": "IndexError from k-means init in the reference; a ValueError naming X",
+    "ls_empty_models": "IndexError in the reference; a ValueError naming models_means",
+    "ls_bad_offsets": f"{_FIXED} 27: offsets of shape (P, C*D) are accepted as documented",
+    "isv_enroll_bare": "extension: a bare GMMStats is one session (the reference: TypeError)",
+    "isv_score_bare": "extension: a bare GMMStats is one probe (the reference: TypeError)",
+    "jfa_enroll_bare": "extension: a bare GMMStats is one session (the reference: TypeError)",
+    "isv_fit_bad_labels": f"{_FIXED} 22: any hashable labels",
+    "wccn_str_labels": f"{_FIXED} 22: any hashable labels",
+    "ivector_zero_iter": f"{_FIXED} 28: max_iterations=0 trains nothing",
+    "whitening_singular": ("the reference inverted a singular covariance into huge weights; "
+                           "emkit raises its LinAlgError (a ValueError) advising what to do"),
+    "kmeans max_iter float": ("the reference's ValueError came from a log format string after "
+                              "training; emkit refuses a float count up front with TypeError"),
+    "gmm steps float": "as kmeans max_iter float",
+    "kmeans init list": "extension: a nested list of centroids is an array",
+    "isv ubm_kwargs": ("extension: fit_using_array trains the UBM on a (sessions, frames, D) "
+                       "array's frames (the reference passed the 3-D array to k-means)"),
+    "gmm_from_stats_file": "InvalidFileError (a ValueError) naming the file, for a KeyError",
+    "stats_from_gmm_file": "InvalidFileError (a ValueError) naming the file, for a KeyError",
+}
+
+
+def _error_cases():
+    spec = importlib.util.spec_from_file_location("dropin_error_cases", HERE / "error_cases.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _matches(reference, error):
+    if reference == "OK":
+        return error is None
+    return error is not None and reference in [c.__name__ for c in type(error).__mro__]
+
+
+def test_calls_raise_what_the_reference_raised():
+    # an emkit exception must be of the reference's class or a subclass (so user code's except
+    # clauses still catch it), and a call the reference accepted must work
+    differing = []
+    for name, call in _error_cases().cases(emkit).items():
+        error = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                call()
+            except Exception as exc:  # (what was raised is the point)
+                error = exc
+        if not _matches(OUTCOMES[name], error):
+            differing.append(name)
+    assert sorted(set(differing) ^ set(ACCEPTED_OUTCOMES)) == []
+    assert len(OUTCOMES) == 91
