@@ -167,8 +167,8 @@ def arrays_and_dask(em):
                               convergence_threshold=1e-8).fit(lazy)
     out["kmeans_centroids"] = kmeans.centroids_
     ubm = em.GMMMachine(C, k_means_trainer=em.KMeansMachine(C, init_method=init),
-                        update_variances=True, update_weights=True, max_fitting_steps=200,
-                        convergence_threshold=1e-7).fit(lazy)
+                        update_variances=True, update_weights=True,
+                        convergence_threshold=1e-5).fit(lazy)
     out["ubm_means"], out["ubm_variances"], out["ubm_weights"] = \
         ubm.means, ubm.variances, ubm.weights
     out["ubm_log_likelihood"] = np.asarray(ubm.log_likelihood(da.from_array(probes[0])))
