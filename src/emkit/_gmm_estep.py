@@ -160,8 +160,7 @@ def total_stats(X, coef: kg.DiagGMMCoefficients, second_order: bool = True,
     as in ``fit`` (:class:`emkit._device_fit.DeviceFrames`) and dask chunks use the workers'
     devices; Gaussian selection runs on the CPU.  The ``emkit`` logger says how far it is
     (``what``: frames done of all, INFO, at most every 30 s): numpy frames block by block, the
-    chunks of a dask array as they finish (on a local scheduler; a ``distributed`` cluster
-    reports on its dashboard)."""
+    chunks of a dask array as they finish (on a local scheduler or a ``distributed`` client)."""
     dev = None if is_dask_collection(X) or selection is not None else _device_infer.device()
     if dev is not None:
         from ._device_fit import DeviceFrames, gmm_statistics

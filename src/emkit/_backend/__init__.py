@@ -258,7 +258,7 @@ def _map_numpy(chunk_fn, X, params, threads, with_offset):
 def _map_dask_array(chunk_fn, X, params, with_offset, progress=None):
     import dask
 
-    from ._dask_progress import chunks_counted
+    from ._dask_progress import computed_counted
 
     if X.ndim == 2 and len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
@@ -271,9 +271,8 @@ def _map_dask_array(chunk_fn, X, params, with_offset, progress=None):
     else:
         task = dask.delayed(_call_unpacked, pure=True)
         parts = [task(chunk_fn, block, shared) for block in X.to_delayed().ravel()]
-    with single_threaded_blas(), chunks_counted(progress, parts, X.chunks[0]):
-        (total,) = dask.compute(_delayed_tree_sum(parts))
-    return total
+    with single_threaded_blas():
+        return computed_counted(_delayed_tree_sum(parts), parts, X.chunks[0], progress)
 
 
 #: Parameters of a pass larger than this go to every worker once, ahead of the tasks
@@ -306,11 +305,12 @@ def _shared_params(params):
     return dask.delayed(params, pure=True, traverse=False)
 
 
-def _map_dask_bag(chunk_fn, bag, params, numbered=False):
+def _map_dask_bag(chunk_fn, bag, params, numbered=False, progress=None):
     import dask
 
     from ._cache import partition_files, partition_futures
     from ._cluster import distributed_client
+    from ._dask_progress import computed_counted
 
     futures, files = partition_futures(bag), partition_files(bag)
     client = distributed_client() if futures is not None or files is not None else None
@@ -318,8 +318,8 @@ def _map_dask_bag(chunk_fn, bag, params, numbered=False):
         from ._kept import map_files, map_futures
 
         if futures is not None:
-            return map_futures(client, chunk_fn, futures, params)
-        return map_files(client, chunk_fn, files, params)
+            return map_futures(client, chunk_fn, futures, params, progress)
+        return map_files(client, chunk_fn, files, params, progress)
     shared = _shared_params(params)
     if numbered:
         task = dask.delayed(_call_numbered, pure=True)
@@ -328,8 +328,7 @@ def _map_dask_bag(chunk_fn, bag, params, numbered=False):
         task = dask.delayed(_call_unpacked, pure=True)
         parts = [task(chunk_fn, part, shared) for part in bag.to_delayed()]
     with single_threaded_blas():
-        (total,) = dask.compute(_delayed_tree_sum(parts))
-    return total
+        return computed_counted(_delayed_tree_sum(parts), parts, [1] * len(parts), progress)
 
 
 def _call_unpacked(chunk_fn, chunk, params):
@@ -409,13 +408,14 @@ def map_reduce(chunk_fn, X, *params, threads: int | None = None, with_offset: bo
     ``numbered=True``, a partition ``k`` of a bag that is not cached (:mod:`._cache`) is passed
     as ``chunk_fn(piece, *params, partition=k)``, for errors that name its items (their index in
     the whole bag would take a pass more to know).  ``progress``: counts the rows of each chunk
-    of a dask array as it finishes (:func:`._dask_progress.chunks_counted`).
+    of a dask array, or each partition of a bag, as it finishes, on a local scheduler or a
+    ``distributed`` client (:func:`._dask_progress.computed_counted`).
     """
     if is_dask_collection(X):
         if hasattr(X, "to_delayed") and hasattr(X, "chunks"):
             return _map_dask_array(chunk_fn, X, params, with_offset, progress)
         if hasattr(X, "npartitions"):
-            return _map_dask_bag(chunk_fn, X, params, numbered)
+            return _map_dask_bag(chunk_fn, X, params, numbered, progress)
         raise TypeError(f"unsupported dask collection {type(X).__name__}: expected a dask array or bag")
     threads = n_threads() if threads is None else threads
     if isinstance(X, np.ndarray):

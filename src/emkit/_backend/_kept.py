@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _SCATTER_BYTES, _add, _array_bytes, _call_unpacked, tree_sum
+from ._dask_progress import futures_counted
 
 __all__ = ["map_futures", "map_files"]
 
@@ -16,18 +17,19 @@ __all__ = ["map_futures", "map_files"]
 _GATHER_PARTS = 8
 
 
-def map_futures(client, chunk_fn, futures, params):
+def map_futures(client, chunk_fn, futures, params, progress=None):
     """:func:`map_reduce` of a bag kept on the workers (:func:`~._cache.partition_futures`): one
     ``client.submit`` per partition (no task graph to build, optimise and send), the parameters
     sent once to every worker when large, and the partial sums gathered straight from the
     workers and added here, in partition order.  A worker lost mid-pass is handled by the
-    scheduler as in any graph: the partitions are recomputed from their lineage."""
+    scheduler as in any graph: the partitions are recomputed from their lineage.  ``progress``
+    counts the partitions done (:func:`~._dask_progress.futures_counted`)."""
     shared = _shared(client, params)
     parts = [client.submit(_call_unpacked, chunk_fn, f, shared, pure=False) for f in futures]
-    return _gathered_sum(client, parts)
+    return _gathered_sum(client, parts, progress)
 
 
-def map_files(client, chunk_fn, files, params):
+def map_files(client, chunk_fn, files, params, progress=None):
     """:func:`map_futures` of a bag read from spill files (:func:`~._cache.partition_files`):
     one task per partition runs ``chunk_fn`` on the items of its files, read as it iterates
     them (:class:`~._spill_files.SpilledItems`).  (A dask graph
@@ -37,7 +39,7 @@ def map_files(client, chunk_fn, files, params):
     shared = _shared(client, params)
     parts = [client.submit(_call_on_files, chunk_fn, SpilledItems, paths, shared, pure=False)
              for paths in files]
-    return _gathered_sum(client, parts)
+    return _gathered_sum(client, parts, progress)
 
 
 def _shared(client, params):
@@ -52,12 +54,16 @@ def _call_on_files(chunk_fn, read, paths, params):
     return _call_unpacked(chunk_fn, read(*paths), params)
 
 
-def _gathered_sum(client, parts):
-    """The sum of the results of the futures ``parts``, in order (see :func:`map_futures`)."""
+def _gathered_sum(client, parts, progress=None):
+    """The sum of the results of the futures ``parts``, in order (see :func:`map_futures`),
+    each part counted by ``progress`` as it finishes."""
+    leaves = list(parts) if progress is not None else None
     while len(parts) > _GATHER_PARTS:
         paired = [client.submit(_add, parts[i], parts[i + 1], pure=False)
                   for i in range(0, len(parts) - 1, 2)]
         parts = paired + parts[len(parts) - len(parts) % 2:]
+    if leaves is not None:
+        futures_counted(leaves, [1] * len(leaves), progress)
     return _sum_received(client.gather(parts, direct=True))
 
 

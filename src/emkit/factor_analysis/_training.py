@@ -116,13 +116,14 @@ def session_pass(data: TrainingSet, params: SessionParams,
     In memory, the blocks are spread over threads (:data:`SESSION_THREADS`) as they come, and
     their terms added in block order: the result does not depend on the number of threads, and a
     thread slowed down by other processes simply takes fewer blocks.  ``what``: the name of the
-    pass in the progress lines of the ``emkit`` logger (in memory; INFO, at most every 30 s:
-    sessions done of all); None: none.
+    pass in the progress lines of the ``emkit`` logger (INFO, at most every 30 s: sessions done
+    of all in memory, partitions done of a dask bag's); None: none.
     """
     rows = data.rows
     if not isinstance(rows, list):  # the workers need neither uprod nor the (S, r) factors back
+        progress = None if what is None else Progress(what, rows.npartitions, "partition")
         acc = map_reduce(partition_pass, rows, dataclasses.replace(params, uprod=None),
-                         numbered=True)
+                         numbered=True, progress=progress)
         if isinstance(acc.G, ClassRows):
             acc = dataclasses.replace(acc, G=acc.G.dense(data.n_classes))
         return acc

@@ -73,9 +73,12 @@ def _accumulate(data, pre: kiv.Precomputed, batch_size: int, name: str,
     """E-step statistics of a list (on threads) or a dask bag (one task per partition);
     ``recycle`` and ``scratch`` as for :func:`_estep_chunk` (used by the threads' shared
     accumulator).  The ``emkit`` logger says how far the E-step of a list is (INFO, at most
-    every 30 s: utterances done of all), as an iteration at production size takes hours."""
+    every 30 s: utterances done of all; partitions done of a bag's), as an iteration at
+    production size takes hours."""
     if not isinstance(data, list):  # a dask bag: one task per partition, on the workers
-        return map_reduce(_bag_chunk, data, pre, batch_size, name, numbered=True)
+        progress = Progress("IVector E-step", data.npartitions, "partition")
+        return map_reduce(_bag_chunk, data, pre, batch_size, name, numbered=True,
+                          progress=progress)
     C, _, R = pre.shape
     progress = Progress("IVector E-step", _utterances(data), "utterance")
     if _shared_accumulator(C, R):
@@ -146,9 +149,11 @@ def _estep_on_worker(items, params: WorkerParameters, batch_size: int, name: str
 
 
 def accumulate_dask(data, means, T, sigma, batch_size: int, name: str = "X") -> IVectorStats:
-    """E-step statistics of a dask bag (one task per partition; see :class:`WorkerParameters`)."""
+    """E-step statistics of a dask bag (one task per partition; see :class:`WorkerParameters`);
+    the ``emkit`` logger says how far it is (INFO, at most every 30 s: partitions done of all)."""
+    progress = Progress("IVector E-step", data.npartitions, "partition")
     return map_reduce(_estep_on_worker, data, WorkerParameters(means, T, sigma), batch_size, name,
-                      numbered=True)
+                      numbered=True, progress=progress)
 
 
 def _parallel_map(fn, items):
