@@ -25,8 +25,13 @@ def monotonic() -> float:
 
 
 def plural(n: int, word: str) -> str:
-    """``1 utterance``, ``2 utterances``."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    """``1 utterance``, ``2 utterances``, ``2 classes``."""
+    return f"{n} {word if n == 1 else plural_form(word)}"
+
+
+def plural_form(word: str) -> str:
+    """``utterances``, ``classes``: the plural of an English noun, as the units named here."""
+    return word + ("es" if word.endswith(("s", "sh", "ch", "x")) else "s")
 
 
 def format_duration(seconds: float) -> str:
@@ -53,12 +58,12 @@ def in_words(n_bytes: int) -> str:
 
 def _rate(count: float, seconds: float, unit: str) -> str:
     if seconds <= 0:
-        return f"? {unit}s/s"
+        return f"? {plural_form(unit)}/s"
     per_second = count / seconds
     if per_second >= 100:
-        return f"{per_second:.0f} {unit}s/s"
+        return f"{per_second:.0f} {plural_form(unit)}/s"
     if per_second >= 1 or per_second == 0:
-        return f"{per_second:.3g} {unit}s/s"
+        return f"{per_second:.3g} {plural_form(unit)}/s"
     return f"{seconds / count:.3g} s/{unit}"
 
 
@@ -122,7 +127,7 @@ class Progress:
     def line(self, elapsed: float) -> str:
         of = "" if self.total is None else f" of {self.total}"
         unit = self.unit if (self.done if self.total is None else self.total) == 1 \
-            else f"{self.unit}s"
+            else plural_form(self.unit)
         text = f"{self.what}: {self.done}{of} {unit}"
         if self.total:
             text += f" ({100 * self.done / self.total:.1f}%)"

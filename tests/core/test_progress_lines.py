@@ -143,6 +143,18 @@ def test_finish_sums_up_a_long_loop_only_and_the_last_item_is_left_to_it(caplog)
     assert _lines(caplog) == []
 
 
+def test_units_ending_in_s_take_es_in_the_plural(caplog):
+    clock = FakeClock()
+    progress = Progress("V E-step", 400, "class", every=30, clock=clock)
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        clock.now += 40
+        progress.advance(200)
+    assert _lines(caplog) == ["V E-step: 200 of 400 classes (50.0%), 5 classes/s, 40 s elapsed, "
+                              "about 40 s left"]
+    assert _progress.plural(2, "class") == "2 classes" and _progress.plural(1, "class") == "1 class"
+    assert _progress.plural(2, "utterance") == "2 utterances"
+
+
 def test_em_iteration_time_counts_the_checkpoint_written_before_its_line(clock, caplog):
     e, m = _loop([1.0, 2.0], clock, 3.0)
     saved = []

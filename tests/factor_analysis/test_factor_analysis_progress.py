@@ -56,3 +56,24 @@ def test_the_session_estep_logs_the_sessions_done_and_training_is_unchanged(kind
     assert lines == [name + ESTEP]  # one iteration (JFA: of U; the V phase passes over classes)
     for subspace in ("U", "D") + (("V",) if kind == "JFA" else ()):
         np.testing.assert_array_equal(getattr(machine, subspace), getattr(quiet, subspace))
+
+
+def test_jfa_counts_the_classes_of_its_v_passes_and_the_sessions_of_its_final_x_pass(
+        monkeypatch, caplog):
+    monkeypatch.setattr(training, "BLOCK_ELEMENTS", 3 * C * D)  # 4 blocks of 3 classes, sessions
+    monkeypatch.setattr(training, "SESSION_THREADS", 1)
+    ubm, stats, _ = _problem()
+    speakers = np.arange(S)  # 12 classes of 1 session
+    quiet = _machine("JFA", ubm).fit(stats, speakers)
+    ticks = iter(range(0, 10**6, 20))  # 20 s between two readings of the clock
+    monkeypatch.setattr(_progress, "monotonic", lambda: float(next(ticks)))
+    with caplog.at_level(logging.INFO, logger="emkit"):
+        machine = _machine("JFA", ubm).fit(stats, speakers)
+    half = " (50.0%), 6.67 s/{}, 40 s elapsed, about 40 s left"
+    lines = [r.getMessage() for r in caplog.records if "training" not in r.getMessage()]
+    assert lines == ["JFA V E-step: 6 of 12 classes" + half.format("class"),  # V's iteration
+                     "JFA y pass: 6 of 12 classes" + half.format("class"),  # V's final y
+                     "JFA U E-step: 6 of 12 sessions" + half.format("session"),
+                     "JFA x pass: 6 of 12 sessions" + half.format("session")]  # U's final x
+    for subspace in ("U", "V", "D"):
+        np.testing.assert_array_equal(getattr(machine, subspace), getattr(quiet, subspace))

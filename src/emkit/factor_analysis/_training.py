@@ -374,7 +374,9 @@ def train_isv(machine, data: TrainingSet, X):
 
 def train_jfa(machine, data: TrainingSet, X):
     """JFA (bob 2.x's ``train_jfa``): ``em_iterations`` of V (x = z = 0), then of U (with the
-    final y), then of D (with the final y and x).  Returns the last phase's EMResult."""
+    final y), then of D (with the final y and x).  Returns the last phase's EMResult.  The
+    ``emkit`` logger counts the classes of the V passes and the sessions of the U passes; the D
+    phase, one update vectorised over all classes, has only its iteration lines."""
     (C, D), m, var = _supervectors(machine)
     if machine.r_V > data.n_classes:
         warn_at_caller(f"r_V = {machine.r_V} is more than the {data.n_classes} speakers (classes) of the "
@@ -392,8 +394,11 @@ def train_jfa(machine, data: TrainingSet, X):
                              n_classes=data.n_classes, step=block_size(C, D),
                              accumulate=accumulate, class_sums=False)
 
+    def classes_counted(what):
+        return Progress(what, data.n_classes, "class")
+
     def v_step(_):  # the posterior of y_k given the class totals: a pass over classes
-        acc = _blocks_pass(classes, v_params(True))
+        acc = _blocks_pass(classes, v_params(True), progress=classes_counted("JFA V E-step"))
         V = u_update(machine._constants(), acc, threads, W=machine.V, g=totals.n.T @ acc.x)
         return machine._set_param("V", V)
 
@@ -403,7 +408,7 @@ def train_jfa(machine, data: TrainingSet, X):
         e_step, v_step = device.e_step, device.m_step
     fit_em(machine, X, e_step, v_step, state=every, phase=0, name="JFA V training",
            quantity="relative change of V", device=device)
-    latent_y = _blocks_pass(classes, v_params(False)).x
+    latent_y = _blocks_pass(classes, v_params(False), progress=classes_counted("JFA y pass")).x
     # the class offsets V y_k of the U and D phases, (C, D, K) (kfa.gaussian_major's layout)
     V3, Vy = machine.V.reshape(C, D, -1), np.empty((C, D, data.n_classes))
     by_gaussians(lambda gs: np.matmul(V3[gs], latent_y.T, out=Vy[gs]), C, threads)
@@ -422,7 +427,7 @@ def train_jfa(machine, data: TrainingSet, X):
     fit_em(machine, X, u_e_step, u_m_step, state=every, phase=1, name="JFA U training",
            quantity="relative change of U", device=device)
     params = session_params(machine._constants(), data.n_classes, Vy, accumulate=False)
-    G = session_pass(data, params).G
+    G = session_pass(data, params, "JFA x pass").G
     centred_z, N = jfa_d_terms(totals, m, Vy, machine.U, G, (C, D), threads)
 
     def d_step(_):
