@@ -19,6 +19,7 @@ import numpy as np
 from . import _progress
 from ._backend import is_dask_collection, map_reduce, small_products
 from ._kernels import kmeans as kk
+from ._kmeans_stats import rows_counted
 from ._validation import check_block, check_finite
 from ._describe import describe
 
@@ -56,11 +57,12 @@ class _Candidates:
                            np.concatenate([self.keys, other.keys]))
 
 
-def _assign32(X, coef, block_rows, scale):
+def _assign32(X, coef, block_rows, scale, on_rows=None):
     """:func:`emkit._kernels.kmeans.assign` of the rows times ``scale`` with float32 ``coef``; in
-    float64 where a row's distance left float32's range (no numpy warning leaks)."""
+    float64 where a row's distance left float32's range (no numpy warning leaks).  ``on_rows(n)``
+    (optional) counts the rows of each block done."""
     with np.errstate(over="ignore", invalid="ignore"):
-        labels, d2 = kk.assign(X, coef, block_rows, scale)
+        labels, d2 = kk.assign(X, coef, block_rows, scale, on_rows)
     bad = np.flatnonzero(~np.isfinite(d2))
     if bad.size:
         coef64 = kk.CentroidCoefficients.from_centroids(coef.shift + coef.centred)
@@ -68,11 +70,12 @@ def _assign32(X, coef, block_rows, scale):
     return labels, d2
 
 
-def _candidates_chunk(X, first_row, coef, seed, stream, ell, block_rows, scale=1.0, check=False):
+def _candidates_chunk(X, first_row, coef, seed, stream, ell, block_rows, scale=1.0, check=False,
+                      on_rows=None):
     X = np.asarray(X)
     if check:  # a dask chunk (numpy input is checked up front)
         check_block(X, "X", first_row=first_row)
-    _, d2 = _assign32(X, coef, block_rows, scale)
+    _, d2 = _assign32(X, coef, block_rows, scale, on_rows)
     local_cost = float(d2.sum())
     u = row_uniforms(seed, stream, first_row, X.shape[0])
     keys = d2 / u
@@ -81,8 +84,9 @@ def _candidates_chunk(X, first_row, coef, seed, stream, ell, block_rows, scale=1
     return _Candidates(local_cost, np.asarray(X[maybe], dtype=np.float64), keys[maybe])
 
 
-def _counts_chunk(X, coef, block_rows, scale=1.0):
-    return np.bincount(_assign32(np.asarray(X), coef, block_rows, scale)[0], minlength=coef.n_clusters)
+def _counts_chunk(X, coef, block_rows, scale=1.0, on_rows=None):
+    labels = _assign32(np.asarray(X), coef, block_rows, scale, on_rows)[0]
+    return np.bincount(labels, minlength=coef.n_clusters)
 
 
 #: k-means|| scores distances in float32: data whose spread (about the first centre) lies outside
@@ -171,8 +175,9 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
         # float32 products: the candidates only steer a random draw, and a round costs about
         # (number of candidates / n_clusters) Lloyd passes, so halving it matters on big data
         coef = kk.CentroidCoefficients.from_centroids(centers * scale, dtype=np.float32)
-        cand = map_reduce(_candidates_chunk, X, coef, seed, r, ell, block_rows, scale,
-                          is_dask_collection(X), with_offset=True)
+        cand = rows_counted(f"k-means|| initialisation: round {r + 1}", map_reduce,
+                            _candidates_chunk, X, coef, seed, r, ell, block_rows, scale,
+                            is_dask_collection(X), with_offset=True)
         if rounds is None:  # the reference's rule: about ln(initial cost) rounds (unscaled cost)
             rounds = 0 if cand.cost <= 0 else max(0, int(np.round(np.log(cand.cost) - 2 * np.log(scale))))
             if r >= rounds:
@@ -193,7 +198,8 @@ def init_kmeans_parallel(X, n_clusters: int, rs, *, n_rounds: int | None = 5,
         fill = np.concatenate([extra[is_new], extra[~is_new]])[: n_clusters - len(centers)]
         return np.vstack([centers, fill])
     coef = kk.CentroidCoefficients.from_centroids(centers * scale, dtype=np.float32)
-    weights = map_reduce(_counts_chunk, X, coef, block_rows, scale).astype(np.float64)
+    weights = rows_counted("k-means|| initialisation: candidates' weights", map_reduce,
+                           _counts_chunk, X, coef, block_rows, scale).astype(np.float64)
     km = KMeans(n_clusters=n_clusters, n_init=1, random_state=_seed_from(rs) % (2**31 - 1))
     with small_products():  # reclustering the candidates: BLAS threads only add overhead
         km.fit(centers * scale, sample_weight=weights)

@@ -3,12 +3,15 @@ and the nearest centroids, and the per-cluster variances and weights made from t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _device_infer
+from ._backend import is_dask_collection, map_reduce_finite
 from ._config import get_config
+from ._progress import Progress
 from ._kernels import kmeans as kk
 from ._validation import check_block
 
@@ -75,16 +78,41 @@ class KMeansStats:
         return (within.sum(0) + (n * (offsets - mean) ** 2).sum(0)) / self.n_samples
 
 
+def lloyd_pass(X, coef: kk.CentroidCoefficients, squares: bool, what: str) -> KMeansStats:
+    """:func:`kmeans_chunk_stats` of every row of checked ``X`` summed by the backend's
+    ``map_reduce_finite``, its rows counted (:func:`rows_counted`, named ``what``)."""
+    return rows_counted(what, map_reduce_finite, kmeans_chunk_stats, X, coef, block_rows(),
+                        squares)
+
+
+def rows_counted(what: str, reduce, chunk_fn, X, *params, **options):
+    """``reduce(chunk_fn, X, *params, **options)`` (the backend's ``map_reduce`` or
+    ``map_reduce_finite``), the ``emkit`` logger saying how far it is (``what``: rows done of
+    all, INFO, at most every 30 s): numpy rows block by block, by ``chunk_fn(..., on_rows=n)``
+    once per block of the kernels, the chunks of a dask array as they finish (on a local
+    scheduler or a ``distributed`` client)."""
+    n = X.shape[0]
+    progress = Progress(what, int(n) if np.isfinite(n) else None, "row")
+    if is_dask_collection(X):
+        return reduce(chunk_fn, X, *params, progress=progress, **options)
+    return reduce(functools.partial(chunk_fn, on_rows=progress.advance), X, *params, **options)
+
+
 def kmeans_chunk_stats(X, coef: kk.CentroidCoefficients, block_rows: int,
-                       squares: bool) -> KMeansStats:
+                       squares: bool, on_rows=None) -> KMeansStats:
     """Chunk function for :func:`emkit._backend.map_reduce_finite` (which refuses NaN/inf first);
-    on the device configured in the process where it runs, if any (a dask worker's own)."""
+    on the device configured in the process where it runs, if any (a dask worker's own).
+    ``on_rows(n)`` (optional) counts the rows of each block done."""
     X = np.asarray(X)
     dev = _device_infer.device()
     if dev is not None and X.shape[0]:
-        return _device_infer.kmeans_chunk(X, coef, squares, dev)
+        stats = _device_infer.kmeans_chunk(X, coef, squares, dev)
+        if on_rows is not None:
+            on_rows(X.shape[0])
+        return stats
     with np.errstate(over="ignore", invalid="ignore"):  # overflowing squares: refused by the callers
-        r = kk.lloyd_statistics(X, coef, block_rows, squares=squares, n_far=coef.n_clusters)
+        r = kk.lloyd_statistics(X, coef, block_rows, squares=squares, n_far=coef.n_clusters,
+                                on_rows=on_rows)
     return KMeansStats(r["counts"], r["sums"], r["sum_min_dist"], X.shape[0], r["sq_sums"],
                        r["far_points"], r["far_dists"], coef)
 

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from . import _device_fit
-from ._backend import _staging, cached_frames, is_dask_collection, map_reduce_finite
+from ._backend import _staging, cached_frames, is_dask_collection
 from ._checkpoint import resumable_em
 from ._feature_names import FeatureNamesMixin
 from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, without_derived
@@ -20,7 +20,7 @@ from ._kmeans_fit import NOT_CONVERGED_ADVICE, distance_rounding, reseeded_centr
 from ._kmeans_init import INIT_METHODS, check_init_method, initial_centroids
 from ._kmeans_reference import (accumulate_indices_means_vars, e_step, get_centroids_distance,
                                 get_closest_centroid_index, m_step, reduce_indices_means_vars)
-from ._kmeans_stats import KMeansStats, block_rows, kmeans_chunk_stats, predict_block, variances_and_weights
+from ._kmeans_stats import KMeansStats, block_rows, lloyd_pass, predict_block, variances_and_weights
 from ._validation import (check_checkpoint, check_frames, check_iteration_limits, check_positive_int,
                           check_comparable, check_random_state, check_random_state_type, check_real)
 from .io import _registry
@@ -213,7 +213,7 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
             oversampling_factor=self.oversampling_factor, block_rows=block_rows()), copy=False)
 
     def _e_step(self, X) -> KMeansStats:
-        return map_reduce_finite(kmeans_chunk_stats, X, self._coefficients(), block_rows(), False)
+        return lloyd_pass(X, self._coefficients(), False, "k-means E-step")
 
     def _m_step(self, stats: KMeansStats) -> float:
         set_fitted(self, "centroids_", reseeded_centroids(stats), copy=False)
@@ -340,7 +340,7 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
         dev = _device_fit.fit_device(data, dask_on_workers=True)
         if dev is None:
             data = check_frames(data, "data", n_features=self.centroids_.shape[1], owner="KMeansMachine")
-            stats = map_reduce_finite(kmeans_chunk_stats, data, self._coefficients(), block_rows(), True)
+            stats = lloyd_pass(data, self._coefficients(), True, "k-means cluster variances")
         else:
             data = _device_fit.check_fit_frames(data, self.centroids_.shape[1], "KMeansMachine")
             frames = _device_fit.DeviceFrames(data, dev, np.float64, "k-means cluster variances")

@@ -1,7 +1,7 @@
 """On a ``distributed`` client, whose scheduler calls no local callback, the E-steps of training
 say how far they are as the partitions' tasks finish (INFO, rate-limited, on a clock the test
-drives): GMM over the chunks of a dask array, i-vector and ISV over a dask bag (as a graph, kept
-on the workers, spilled to disk).  The results are those of a run that logs nothing."""
+drives): GMM and k-means over the chunks of a dask array, i-vector and ISV over a dask bag (as a
+graph, kept on the workers, spilled to disk).  The results are those of a run that logs nothing."""
 
 import itertools
 import logging
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import emkit
-from emkit import GMMMachine, ISVMachine, IVectorMachine, _progress
+from emkit import GMMMachine, ISVMachine, IVectorMachine, KMeansMachine, _progress
 
 pytest.importorskip("distributed")
 
@@ -48,6 +48,19 @@ def test_gmm_over_dask_chunks_on_a_client_logs_the_frames_done(client, monkeypat
                      "about 40 s left"]
     for name in ("means", "variances", "weights"):
         np.testing.assert_array_equal(getattr(logged, name), getattr(quiet, name))
+
+
+def test_kmeans_over_dask_chunks_on_a_client_logs_the_rows_done(client, monkeypatch, caplog):
+    X = da.from_array(np.random.default_rng(0).standard_normal((1000, 2)), chunks=(250, 2))
+
+    def fit():
+        with emkit.config_context(dask_cache="off"):
+            return KMeansMachine(3, init_method="random", max_iter=1, random_state=0).fit(X)
+
+    quiet, logged, lines = _logged(fit, monkeypatch, caplog, "E-step")
+    assert lines == ["k-means E-step: 500 of 1000 rows (50.0%), 12.5 rows/s, 40 s elapsed, "
+                     "about 40 s left"]
+    np.testing.assert_array_equal(logged.centroids_, quiet.centroids_)
 
 
 def _partition_lines(what, n):

@@ -156,9 +156,11 @@ def _buffers(n_rows, n_features, n_clusters, dtype, block_rows):
     return centred, np.empty((B, n_clusters), dtype=dtype)
 
 
-def assign(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS, scale: float = 1.0):
+def assign(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS, scale: float = 1.0,
+           on_rows=None):
     """Index of the nearest centroid (N,) and the squared distance to it (N,).  ``scale``: the rows
-    are multiplied by it first, block by block (``coef`` holds centroids of scaled data then)."""
+    are multiplied by it first, block by block (``coef`` holds centroids of scaled data then).
+    ``on_rows(n)`` (optional) is called after each block of ``n`` rows (a progress count)."""
     N, D = X.shape
     labels = np.empty(N, dtype=np.intp)
     min_dist = np.empty(N, dtype=np.float64)
@@ -170,6 +172,8 @@ def assign(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS, 
         block = X[start:stop] if scale == 1.0 else np.multiply(X[start:stop], scale, dtype=np.float64)
         labels[start:stop], min_dist[start:stop] = _assign_block(block, coef, centred_buf, scores_buf,
                                                                  augmented=augmented, screen=screen)
+        if on_rows is not None:
+            on_rows(stop - start)
     return labels, min_dist
 
 
@@ -241,13 +245,14 @@ class FarthestRows:
 
 
 def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BLOCK_ROWS, *,
-                     squares: bool = False, n_far: int = 0):
+                     squares: bool = False, n_far: int = 0, on_rows=None):
     """Statistics of one Lloyd step over the rows of ``X``.
 
     Returns a dict with ``counts`` (K,) int64, ``sums`` (K, D) of ``x - c`` over the rows assigned
     to each centroid c (``c = coef.shift + coef.centred``), ``sum_min_dist`` (float), ``sq_sums``
     (K, D) of ``(x - c)**2`` or None, and the ``n_far`` rows farthest from their centroid
-    (``far_points`` (m, D), ``far_dists`` (m,)), all float64.
+    (``far_points`` (m, D), ``far_dists`` (m,)), all float64.  ``on_rows(n)`` (optional) is called
+    after each block of ``n`` rows (a progress count).
     """
     N, D = X.shape
     K = coef.n_clusters
@@ -274,6 +279,8 @@ def lloyd_statistics(X, coef: CentroidCoefficients, block_rows: int = DEFAULT_BL
         total_dist += float(min_dist.sum())
         if far is not None:
             far.add(start, min_dist)
+        if on_rows is not None:
+            on_rows(stop - start)
     far_points, far_dists = far.result(X) if far is not None else (np.empty((0, D)), np.empty(0))
     return {"counts": counts, "sums": sums, "sum_min_dist": total_dist, "sq_sums": sq_sums,
             "far_points": far_points, "far_dists": far_dists}
