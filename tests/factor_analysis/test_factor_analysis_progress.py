@@ -77,3 +77,27 @@ def test_jfa_counts_the_classes_of_its_v_passes_and_the_sessions_of_its_final_x_
                      "JFA x pass: 6 of 12 sessions" + half.format("session")]  # U's final x
     for subspace in ("U", "V", "D"):
         np.testing.assert_array_equal(getattr(machine, subspace), getattr(quiet, subspace))
+
+
+def test_isv_over_a_dask_bag_on_the_local_scheduler_logs_the_partitions_done(monkeypatch,
+                                                                             caplog):
+    import itertools
+
+    import dask
+    import dask.bag as db
+
+    import emkit
+
+    ubm, stats, labels = _problem()
+    pairs = db.from_sequence(list(zip(labels, stats)), npartitions=4)
+    with dask.config.set(scheduler="threads"), emkit.config_context(dask_cache="off"):
+        quiet = _machine("ISV", ubm).fit(pairs)
+        ticks = itertools.count(0, 20)  # (next() of a count is atomic: worker threads read it)
+        monkeypatch.setattr(_progress, "monotonic", lambda: float(next(ticks)))
+        with caplog.at_level(logging.INFO, logger="emkit"):
+            machine = _machine("ISV", ubm).fit(pairs)
+    lines = [r.getMessage() for r in caplog.records if "E-step" in r.getMessage()]
+    assert lines == ["ISV E-step: 2 of 4 partitions (50.0%), 20 s/partition, 40 s elapsed, "
+                     "about 40 s left"]
+    for subspace in ("U", "D"):
+        np.testing.assert_array_equal(getattr(machine, subspace), getattr(quiet, subspace))
