@@ -217,6 +217,24 @@ def test_clipped_telephone_audio_is_clipped_too(tmp_path, subtype):
     assert peak == {"ULAW": 32124.0, "ALAW": 32256.0}[subtype]
 
 
+@pytest.mark.parametrize("subtype,container", [("PCM_U8", "WAV"), ("PCM_S8", "AIFF")])
+def test_clipped_8_bit_audio_counts_both_halves(tmp_path, subtype, container):
+    # before: 8-bit PCM peaks at +127/128 of full scale, so only the samples clipped at -1
+    # counted: 6200 of 16000 (38.75%), under a max_clipped of 50%
+    t = np.arange(16000) / 16000
+    loud = np.clip(3.0 * np.sin(2 * np.pi * 200 * t), -1, 1)
+    path = str(tmp_path / f"loud.{container.lower()}")
+    sf.write(path, loud, 16000, subtype=subtype, format=container)
+    fails(tmp_path, path, r"clipped: 12400 of 16000 samples \(77\.50%\) .* more than the 50% "
+          "allowed", FeatureConfig(max_clipped=0.5))
+    assert read_audio(path, max_clipped=1.0).max() == 32512.0  # the loudest 8-bit sample
+    # the loudest sample of a quiet file is not clipped
+    mild = 0.5 * np.sin(2 * np.pi * 200 * t)
+    mild[1000:1010] = 1.0
+    sf.write(path, mild, 16000, subtype=subtype, format=container)
+    assert extract_features(path).shape[0] > 0
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_nan_or_infinite_samples(tmp_path, bad):
     x = speech_like(seed=3)

@@ -26,7 +26,7 @@ Decisions (each failure is an :class:`AudioError` naming the file; nothing is wr
 * **Bad content**: not audio (libsndfile cannot read it), empty (no sample), NaN or infinite
   samples (float files), only digital silence (every sample 0), and clipping: more than
   ``max_clipped`` of the samples at (or beyond) full scale (for mu-law and A-law, the codec's
-  loudest sample, 0.98 and 0.984 of the 16-bit full scale).  Float samples (a float WAV) are read
+  loudest sample, 0.98 and 0.984 of the 16-bit full scale; for 8-bit PCM, 127/128).  Float samples (a float WAV) are read
   as stored, full scale 1.0: when those beyond [-1, 1] make too many count as clipped, the error
   says so and gives the largest magnitude (unscaled 16-bit values stored as floats reach
   thousands; a float sample beyond 32768, no audio at any scale, is refused whatever their
@@ -54,9 +54,11 @@ __all__ = ["AudioError", "read_audio", "INT16_SCALE", "require", "MAX_CHANNELS",
 
 INT16_SCALE = 32768.0
 _FULL_SCALE = 32767.0 / 32768.0  # a sample this loud (or louder) counts as clipped
-#: the loudest sample of the G.711 codecs (8 kHz telephone audio): mu-law decodes to at most
-#: 32124/32768, A-law 32256/32768, so their clipped samples never reach _FULL_SCALE
-_CODEC_FULL_SCALE = {"ULAW": 32124.0 / 32768.0, "ALAW": 32256.0 / 32768.0}
+#: the loudest positive sample of the formats that never reach _FULL_SCALE: mu-law decodes to at
+#: most 32124/32768, A-law 32256/32768 (the G.711 codecs of 8 kHz telephone audio), 8-bit PCM
+#: (unsigned in WAV, signed in AIFF and FLAC) to 127/128, so their clipped samples would not count
+_CODEC_FULL_SCALE = {"ULAW": 32124.0 / 32768.0, "ALAW": 32256.0 / 32768.0,
+                     "PCM_U8": 127.0 / 128.0, "PCM_S8": 127.0 / 128.0}
 _BLOCK_VALUES = 1 << 19  # samples (of all channels) decoded at a time: 4 MiB of float64
 #: Channels libsndfile opens at most (its SF_MAX_CHANNELS: 1024 since 1.0.26, 256 before): a
 #: larger channel number is no file's
@@ -302,8 +304,8 @@ def check_samples(samples: np.ndarray, where: str, *, max_clipped: float = 0.01,
     ``floats``: the file stores float samples, read as they are: too many beyond [-1, 1] are
     reported as such (with the largest magnitude) rather than as clipping, and any beyond 32768
     (not audio at any scale; inf once scaled) is refused.  ``full_scale``: a
-    sample of this magnitude or more counts as clipped (the codec's loudest, for mu-law and
-    A-law).
+    sample of this magnitude or more counts as clipped (the format's loudest, for mu-law,
+    A-law and 8-bit PCM).
     """
     n = samples.shape[0]
     if n == 0:
