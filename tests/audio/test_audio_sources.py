@@ -1,6 +1,7 @@
 """Audio inputs from untrusted lists and names: ids, paths and segments refused clearly."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -176,3 +177,24 @@ def test_a_line_starting_with_hash_is_an_entry_as_in_kaldi_and_refused(data, tmp
     write(tmp_path / "#x.wav", speech_like(seed=1))
     with pytest.raises(AudioError, match=r"#x.wav': its utterance id '#x' starts with '#'"):
         find_utterances([tmp_path / "#x.wav"])
+
+
+def test_a_wav_scp_utterance_that_fails_is_named_by_its_id_and_line(tmp_path):
+    # before: only the audio file was named, while utt2spk, trials and the errors of the later
+    # steps name the utterance by its wav.scp id (spk1-b here, not 'silent'), so the user could
+    # not tell which lines to remove after --keep-going left it out
+    data = tmp_path / "data"
+    data.mkdir()
+    write(data / "a.wav", speech_like(seed=5))
+    write(data / "silent.wav", np.zeros(1600))
+    (data / "wav.scp").write_text(f"spk1-a {data / 'a.wav'}\nspk1-b {data / 'silent.wav'}\n")
+    folder = re.escape(str(data))
+    named = (rf"^'{folder}/wav.scp' line 2 \(utterance 'spk1-b'\): '{folder}/silent.wav': the "
+             "audio is digital silence")
+    with pytest.raises(AudioError, match=named):
+        compute_features([data], tmp_path / "out.ark")
+    with pytest.warns(UserWarning) as caught:
+        shapes = compute_features([data], tmp_path / "out.ark", keep_going=True)
+    assert list(shapes) == ["spk1-a"]
+    assert re.search(named + ".*; left out$", str(caught[0].message))
+    assert str(caught[-1].message).startswith("1 of 2 utterances could not be used")

@@ -182,7 +182,7 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
             raise
         raise AudioError(f"{utterance.origin} (utterance {show_key(utterance.id)}): "
                          f"{exc}") from None
-    if utterance.origin is not None:  # a segments line
+    if utterance.origin is not None:  # a wav.scp or segments line
         where = f"{utterance.origin} (utterance {show_key(utterance.id)}): {show_path(utterance.path)}"
     elif utterance.start is not None:
         where = f"{show_path(utterance.path)} (utterance {show_key(utterance.id)})"

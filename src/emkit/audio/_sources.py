@@ -35,7 +35,8 @@ class Utterance:
     speaker : str or None
         From ``utt2spk``, when known.
     origin : str or None
-        Where it is listed (a ``segments`` line), for messages.
+        Where it is listed (a ``wav.scp`` or ``segments`` line), for messages; None for an
+        audio file given or found in a directory.
     """
 
     id: str
@@ -43,7 +44,7 @@ class Utterance:
     start: float | None = None
     end: float | None = None
     speaker: str | None = None
-    origin: str | None = None  # where it is listed (a segments line), for messages
+    origin: str | None = None
 
 
 def _lines(path: Path):
@@ -82,6 +83,7 @@ def _check_id(key: str, where: str, what: str) -> str:
 
 
 def _wav_scp(data_dir: Path) -> dict:
+    """``{recording id: (audio path, "wav.scp line N")}`` of ``data_dir``'s wav.scp."""
     scp = data_dir / "wav.scp"
     out = {}
     for number, line in _lines(scp):
@@ -96,7 +98,7 @@ def _wav_scp(data_dir: Path) -> dict:
                              "files and list their paths")
         if key in out:
             raise AudioError(f"{where}: recording {show_key(key)} is listed twice")
-        out[key] = _resolve(target, data_dir, where)
+        out[key] = (_resolve(target, data_dir, where), where)
     if not out:
         raise AudioError(f"{show_path(scp)}: lists no recording")
     return out
@@ -145,7 +147,7 @@ def _segments(path: Path, recordings: dict) -> list:
             raise AudioError(f"{where}: utterance {show_key(utt)} is listed twice (lines "
                              f"{lines[utt]} and {number})")
         lines[utt] = number
-        out.append(Utterance(utt, recordings[rec], start, None if end == -1 else end,
+        out.append(Utterance(utt, recordings[rec][0], start, None if end == -1 else end,
                              origin=where))
     if not out:
         raise AudioError(f"{show_path(path)}: lists no segment")
@@ -185,7 +187,9 @@ def read_data_dir(data_dir) -> list:
     if (data_dir / "segments").is_file():
         utterances = _segments(data_dir / "segments", recordings)
     else:
-        utterances = [Utterance(key, path) for key, path in recordings.items()]
+        # the line is named by errors: the utterance's id need not be its file's name
+        utterances = [Utterance(key, path, origin=where)
+                      for key, (path, where) in recordings.items()]
     if (data_dir / "utt2spk").is_file():
         speakers = read_id_map(data_dir / "utt2spk")
         missing = [u.id for u in utterances if u.id not in speakers]
