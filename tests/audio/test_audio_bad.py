@@ -64,7 +64,10 @@ def test_unsupported_sample_rate_is_refused(tmp_path):
     path = write(tmp_path / "narrow.wav", speech_like(rate=8000), rate=8000)
     message = fails(tmp_path, path, "sample rate is 8000 Hz, expected 16000 Hz")
     assert "sox" in message
-    # the rate of the data can be chosen instead
+    # the rate of the data can be chosen instead, and the message says how (before: "or
+    # choose the rate of the data", without naming the option or the rate)
+    assert message.endswith("give that rate (emkit features --sample-rate 8000, a recipe's "
+                            "[features] sample_frequency = 8000)")
     config = FeatureConfig(kaldi=FeatureConfig().kaldi.__class__(sample_frequency=8000.0))
     assert extract_features(path, config).shape[1] == 39
 

@@ -179,7 +179,9 @@ def _check_format(path, rate, n_channels, sample_rate, channel):
     if rate != sample_rate:
         raise AudioError(f"{show_path(path)}: sample rate is {rate} Hz, expected {sample_rate} Hz; resample "
                          f"it first (e.g. 'sox in.wav -r {sample_rate} out.wav' or 'ffmpeg -i "
-                         f"in.wav -ar {sample_rate} out.wav') or choose the rate of the data")
+                         f"in.wav -ar {sample_rate} out.wav'), or, when all the data is at "
+                         f"{rate} Hz, give that rate (emkit features --sample-rate {rate}, a "
+                         f"recipe's [features] sample_frequency = {rate})")
     if channel is None:
         if n_channels > 1:
             warn_at_caller(f"{show_path(path)}: has {n_channels} channels and no channel was chosen: "
