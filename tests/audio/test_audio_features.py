@@ -103,6 +103,27 @@ def test_ark_scp_read_back_by_emkit(tmp_path):
     assert not [n for n in os.listdir(tmp_path / "out") if n.startswith(".emkit-")]
 
 
+def test_an_archive_in_a_folder_with_spaces_is_named_by_its_scp(tmp_path):
+    # before: any white space in the archive's absolute path was refused, so 'emkit features -o
+    # "My Project/feats.ark"' and every 'emkit run' of a recipe (with audio) kept in such a folder
+    # failed; an scp line's file name is the rest of the line, in Kaldi and in emkit's reader
+    src, out = _mkdir(tmp_path / "in"), _mkdir(tmp_path / "My Project")
+    write(src / "spk0_utt.wav", speech_like(seed=10))
+    write(src / "spk1_utt.wav", speech_like(seed=11, f0=200))
+    compute_features([src], out / "feats.ark")
+    lines = (out / "feats.scp").read_text().splitlines()
+    assert lines[0] == f"spk0_utt {out / 'feats.ark'}:9"
+    from_scp, from_ark = read_features(out / "feats.scp"), read_features(out / "feats.ark")
+    assert list(from_scp) == ["spk0_utt", "spk1_utt"]
+    for key, matrix in from_scp.items():
+        assert np.array_equal(matrix, from_ark[key])
+    # a line break is what an scp line cannot hold: refused, nothing written
+    broken = _mkdir(tmp_path / "line\nbreak")
+    with pytest.raises(ValueError, match="must not contain a line break"):
+        compute_features([src], broken / "feats.ark")
+    assert os.listdir(broken) == []
+
+
 def _mkdir(path):
     path.mkdir(exist_ok=True)
     return path

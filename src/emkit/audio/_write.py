@@ -149,7 +149,8 @@ def write_kaldi_ark(items, ark) -> tuple:
     items : iterable of (str, ndarray of shape (n_frames, n_features))
         The utterances, each id once (written as float32 matrices).
     ark : str or path-like
-        ``PATH.ark``, without white space in its path.
+        ``PATH.ark``, without a line break in its path (spaces are fine: the ``.scp`` names
+        it by its absolute path, the rest of each line).
 
     Returns
     -------
@@ -159,14 +160,16 @@ def write_kaldi_ark(items, ark) -> tuple:
     Raises
     ------
     ValueError
-        A repeated or unusable id, a matrix that is not 2-D, white space in ``ark``.
+        A repeated or unusable id, a matrix that is not 2-D, a line break in ``ark``.
     """
     ark = Path(ark)
     scp = ark.with_suffix(".scp")
     final = os.path.abspath(ark)
-    if any(c.isspace() for c in final):
-        raise ValueError(f"{str(ark)!r}: the archive's path must not contain white space (the "
-                         ".scp could not name it)")
+    # an scp line is 'key rxfilename': Kaldi (and emkit's reader) take the rest of the line as
+    # the file name, spaces included, so only a line break cannot be written in it
+    if "\n" in final or "\r" in final:
+        raise ValueError(f"{str(ark)!r}: the archive's path must not contain a line break (the "
+                         ".scp, one line per utterance, could not name it)")
     seen = set()
     with atomic_path(scp, suffix=".scp") as tmp_scp, atomic_path(ark, suffix=".ark") as tmp_ark:
         with open(tmp_ark, "wb") as out, open(tmp_scp, "w", encoding="utf-8",
