@@ -108,6 +108,29 @@ def test_a_corpus_of_stereo_files_gets_one_warning_not_one_per_file(tmp_path):
     assert "a0.wav': has 2 channels" in str(caught[0].message)
 
 
+def test_the_multi_channel_summary_counts_the_utterances_kept(tmp_path):
+    # before: a stereo file left out by --keep-going (digital silence here) was counted too:
+    # "2 of 3 utterances come from multi-channel audio, whose first channel was used (the
+    # first: 'a_silent.wav' ...)" when one stereo utterance was in the features written
+    src = tmp_path / "in"
+    src.mkdir()
+    write(src / "a_silent.wav", np.zeros((1600, 2)))
+    write(src / "b.wav", np.stack([speech_like(seed=1), speech_like(seed=2)], axis=1))
+    write(src / "c.wav", speech_like(seed=5))
+    with pytest.warns(UserWarning) as caught:
+        shapes = compute_features([src], tmp_path / "f.ark", keep_going=True)
+    assert list(shapes) == ["b", "c"]
+    summary, = [str(w.message) for w in caught if w.category is MultiChannelWarning]
+    assert summary.startswith("1 of the 2 utterances kept come from multi-channel audio, whose "
+                              "first channel was used (the first: ")
+    assert "b.wav': has 2 channels" in summary
+    # a corpus whose stereo files are all left out gets no such summary
+    (src / "b.wav").unlink()
+    with pytest.warns(UserWarning) as caught:
+        assert list(compute_features([src], tmp_path / "f.ark", keep_going=True)) == ["c"]
+    assert not [w for w in caught if w.category is MultiChannelWarning]
+
+
 def test_the_stamps_of_recipes_are_those_of_channel_0_without_a_channel():
     """(None became the default: the recipes run before keep their features step)"""
     from emkit.recipe._steps import _stamped

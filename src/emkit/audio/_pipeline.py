@@ -360,11 +360,11 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
                 delayed(_attempt)(u, config) for u in utterances)
         for u, (features, caught, error) in zip(utterances, outcomes, strict=True):
             for message, category in caught:
-                if issubclass(category, MultiChannelWarning):  # summed up below
+                if not issubclass(category, MultiChannelWarning):
+                    warn_at_caller(message, category)
+                elif error is None:  # summed up below; of an utterance left out, moot
                     multi_channel += 1
                     first_multi_channel = first_multi_channel or message
-                else:
-                    warn_at_caller(message, category)
             bar.update(1)
             done.advance(failed=error is not None)
             if error is None:
@@ -375,9 +375,11 @@ def extract_many(utterances, config: FeatureConfig = FeatureConfig(), *, jobs: i
                 failed.append(error)
                 warn_at_caller(f"{error}; left out", UserWarning)
         if multi_channel:  # one line, not one per file of a corpus of stereo recordings
-            warn_at_caller(f"{multi_channel} of {len(utterances)} utterances come from "
-                          f"multi-channel audio, whose first channel was used (the first: "
-                          f"{first_multi_channel})", MultiChannelWarning)
+            kept = len(utterances) - len(failed)
+            among = f"the {kept} utterances kept" if failed else f"{kept} utterances"
+            warn_at_caller(f"{multi_channel} of {among} come from multi-channel audio, whose "
+                          f"first channel was used (the first: {first_multi_channel})",
+                          MultiChannelWarning)
         if failed and len(failed) == len(utterances):
             raise AudioError(f"none of the {len(utterances)} utterances could be used (the first: "
                              f"{failed[0]})")
