@@ -187,6 +187,25 @@ def test_relative_wav_scp_paths_are_taken_from_the_current_directory_first(tmp_p
     assert os.path.samefile(paths["b"], data / "wav" / "b.wav")
 
 
+def test_a_missing_relative_wav_scp_path_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    # before: "no such audio file 'wav/b.wav'" alone, while a wav.scp written relative to the
+    # folder it was made from works from there and not from another (a recipe run from
+    # elsewhere): the user could not tell from where the path was taken
+    data = _mkdir(tmp_path / "data")
+    (data / "wav.scp").write_text(f"b wav/b.wav\nc {tmp_path / 'c.wav'}\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        find_utterances(data)
+    assert str(info.value) == (
+        f"'{data}/wav.scp' line 1: no such audio file 'wav/b.wav' (a relative path is looked "
+        f"for from the current directory, '{tmp_path}', then from the data directory, "
+        f"'{data}')")
+    (data / "wav.scp").write_text(f"c {tmp_path / 'c.wav'}\n")  # an absolute one: the path
+    with pytest.raises(FileNotFoundError) as info:
+        find_utterances(data)
+    assert str(info.value).endswith(f"line 1: no such audio file '{tmp_path}/c.wav'")
+
+
 @pytest.mark.parametrize("line", ["u1 sox x.wav -t wav - |", "u1 | rm -rf x", "u1 -"])
 def test_piped_wav_scp_is_refused_never_run(tmp_path, line):
     data = _mkdir(tmp_path / "data")

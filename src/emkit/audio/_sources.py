@@ -116,7 +116,21 @@ def _resolve(target: str, data_dir: Path, where: str) -> str:
     if ":" in target and not os.path.exists(target):
         raise AudioError(f"{where}: {show_path(target, tail=120)}: archive offsets (path:offset) are not "
                          "supported; list plain audio files")
-    raise FileNotFoundError(f"{where}: no such audio file {show_path(target, tail=120)}")
+    raise FileNotFoundError(f"{where}: no such audio file {show_path(target, tail=120)}"
+                            f"{_where_looked(target, data_dir)}")
+
+
+def _where_looked(target: str, data_dir: Path) -> str:
+    """Where a relative path of wav.scp was looked for, for the message saying it is not there:
+    the current directory may not be the one its author ran from (a recipe run from another)."""
+    if os.path.isabs(target):
+        return ""
+    try:
+        cwd = f", {show_path(os.getcwd())}"
+    except OSError:  # the current directory was removed
+        cwd = ""
+    return (f" (a relative path is looked for from the current directory{cwd}, then from the "
+            f"data directory, {show_path(data_dir)})")
 
 
 def _seconds(text: str, where: str) -> float:
