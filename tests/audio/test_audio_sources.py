@@ -198,3 +198,17 @@ def test_a_wav_scp_utterance_that_fails_is_named_by_its_id_and_line(tmp_path):
     assert list(shapes) == ["spk1-a"]
     assert re.search(named + ".*; left out$", str(caught[0].message))
     assert str(caught[-1].message).startswith("1 of 2 utterances could not be used")
+
+
+def test_an_id_in_another_unicode_form_is_told_apart_from_a_missing_one(data):
+    # before: "utterance 'café' has no speaker" while utt2spk visibly listed 'café': its é was
+    # e and a combining accent (NFD, as macOS writes file names), wav.scp's one code point
+    message = refused(data, r"utterance 'café' has no speaker \(1 of 1 utterances are missing\); "
+                            r"utt2spk has 'cafe\\u0301' for 'caf\\xe9', the same text in other "
+                            r"Unicode code points: .* one Unicode normalization form \(NFC\)$",
+                      **{"wav.scp": "caf\u00e9 a.wav\n", "utt2spk": "cafe\u0301 s1\n"})
+    assert "\u0301" not in message  # (shown escaped: a combining accent would join the quote)
+    # an id missing altogether gets no such note
+    message = refused(data, "utterance 'café' has no speaker",
+                      **{"utt2spk": "other s1\n"})
+    assert message.endswith("(1 of 1 utterances are missing)")

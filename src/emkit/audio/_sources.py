@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,10 +211,29 @@ def read_data_dir(data_dir) -> list:
         if missing:
             raise AudioError(f"{show_path(data_dir / 'utt2spk')}: utterance "
                              f"{show_key(missing[0])} has no speaker "
-                             f"({len(missing)} of {len(utterances)} utterances are missing)")
+                             f"({len(missing)} of {len(utterances)} utterances are missing)"
+                             f"{_other_unicode_form(missing[0], speakers)}")
         utterances = [Utterance(u.id, u.path, u.start, u.end, speakers[u.id], u.origin)
                       for u in utterances]
     return utterances
+
+
+def _other_unicode_form(key: str, listed) -> str:
+    """What to say when ``listed`` has ``key`` written with other code points (é as one, or as
+    e and a combining accent, as macOS writes file names): the two look the same in a message,
+    which would otherwise say that an id shown in the file is missing from it."""
+    same_text = unicodedata.normalize("NFC", key)
+    for other in listed:
+        if other != key and unicodedata.normalize("NFC", other) == same_text:
+            return (f"; utt2spk has {_escaped(other)} for {_escaped(key)}, "
+                    "the same text in other Unicode code points: ids must match code point for "
+                    "code point, so write both lists in one Unicode normalization form (NFC)")
+    return ""
+
+
+def _escaped(key: str) -> str:
+    """An id as :func:`show_key` shows it, its non-ASCII characters as escapes (``'e\\u0301'``)."""
+    return ascii(key if len(key) <= 80 else key[:77] + "...")
 
 
 def _scan(directory: Path) -> list:
