@@ -206,8 +206,13 @@ def test_all_silence(tmp_path):
     # one least significant bit of noise: real samples, but the VAD keeps no frame
     hiss = write(tmp_path / "hiss.wav", np.random.default_rng(0).standard_normal(16000) / 32768)
     assert read_audio(hiss).any()
-    fails(tmp_path, hiss, "all silence: the VAD kept none of its 98 frames")
-    # without VAD the same file is accepted
+    message = fails(tmp_path, hiss, "all silence: the VAD kept none of its 98 frames")
+    # the message names the options (before: "lower the VAD energy threshold, or turn VAD off")
+    assert message.endswith("(lower its energy threshold, --vad-energy-threshold or "
+                            "vad_energy_threshold in a recipe's [features], or turn it off, "
+                            "--no-vad or vad = false)")
+    # with a lower threshold, or without VAD, the same file is accepted
+    assert extract_features(hiss, FeatureConfig(vad_energy_threshold=0.0)).shape[0] > 0
     assert extract_features(hiss, FeatureConfig(vad=False)).shape == (98, 39)
     zeros = write(tmp_path / "zeros.wav", np.zeros(16000))
     fails(tmp_path, zeros, "digital silence", FeatureConfig(vad=False))

@@ -207,7 +207,9 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
         voiced = compute_vad(energy, **config._vad_options())
         if not voiced.any():
             raise AudioError(f"{where}: all silence: the VAD kept none of its {feats.shape[0]} "
-                             "frames (lower the VAD energy threshold, or turn VAD off)")
+                             "frames (lower its energy threshold, --vad-energy-threshold or "
+                             "vad_energy_threshold in a recipe's [features], or turn it off, "
+                             "--no-vad or vad = false)")
     out = feats.astype(np.float64)
     if config.delta_order:
         out = add_deltas(out, config.delta_order, config.delta_window)
