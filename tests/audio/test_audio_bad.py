@@ -47,6 +47,20 @@ def test_not_audio(tmp_path):
     fails(tmp_path, junk, "not a readable audio file")
 
 
+def test_a_truncated_flac_is_said_to_be_one(tmp_path):
+    # before: "not a readable audio file (expected WAV or FLAC; libsndfile says: flac decoder
+    # lost sync.)" of a file libsndfile had opened as a FLAC (an interrupted download)
+    whole = tmp_path / "whole.flac"
+    sf.write(whole, speech_like(seconds=2.0, seed=6), 16000, subtype="PCM_16", format="FLAC")
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    whole.unlink()
+    message = fails(tmp_path, cut, r"'[^']*cut.flac': its FLAC \(PCM_16\) audio cannot be "
+                                   r"decoded \(a truncated or damaged file\?; libsndfile says: ")
+    assert message.endswith("replace it with a complete copy, or leave it out")
+    assert "not a readable audio file" not in message
+
+
 def test_empty_file_and_empty_audio(tmp_path):
     empty = tmp_path / "zero.wav"
     empty.write_bytes(b"")

@@ -23,7 +23,8 @@ Decisions (each failure is an :class:`AudioError` naming the file; nothing is wr
 * **Scale**: samples are returned as float64 in the 16-bit integer range (``-32768 .. 32767``),
   the values Kaldi reads from a 16-bit wav, so energies and the VAD threshold mean what they
   mean in Kaldi, whatever the file's sample format.
-* **Bad content**: not audio (libsndfile cannot read it), empty (no sample), NaN or infinite
+* **Bad content**: not audio (libsndfile cannot open it), data that cannot be decoded (a
+  truncated FLAC), empty (no sample), NaN or infinite
   samples (float files), only digital silence (every sample 0), and clipping: more than
   ``max_clipped`` of the samples at (or beyond) full scale (for mu-law and A-law, the codec's
   loudest sample, 0.98 and 0.984 of the 16-bit full scale; for 8-bit PCM, 127/128).  Float samples (a float WAV) are read
@@ -105,8 +106,10 @@ def _open(file, path: str, start: float | None, end: float | None, sample_rate: 
     # libsndfile reads the descriptor from where it stands (a seek of the buffered file within
     # what it has read would leave it there)
     os.lseek(file.fileno(), 0, os.SEEK_SET)
+    opened = None  # the format libsndfile found: a failure after the open is one of its data
     try:
         with sf.SoundFile(file.fileno(), closefd=False) as f:
+            opened = f"{f.format} ({f.subtype})"
             rate, n, n_channels = int(f.samplerate), f.frames, f.channels
             floats = f.subtype in _FLOAT_SUBTYPES
             full_scale = _CODEC_FULL_SCALE.get(f.subtype, _FULL_SCALE)
@@ -138,6 +141,10 @@ def _open(file, path: str, start: float | None, end: float | None, sample_rate: 
         raise
     except (RuntimeError, TypeError, ValueError) as exc:  # libsndfile's errors are RuntimeErrors
         reason = str(exc).split(":")[-1].strip() or type(exc).__name__
+        if opened is not None:
+            raise AudioError(f"{show_path(path)}: its {opened} audio cannot be decoded (a "
+                             f"truncated or damaged file?; libsndfile says: {reason}); replace "
+                             "it with a complete copy, or leave it out") from None
         found = wav_format(header) or "expected WAV or FLAC"  # (a WAV: the format it holds)
         raise AudioError(f"{show_path(path)}: not a readable audio file ({found}; libsndfile "
                          f"says: {reason})") from None
