@@ -76,6 +76,11 @@ def test_bad_audio_exits_1_naming_the_file(tmp_path, audio):
     result = run(audio, "-o", tmp_path / "f.ark")
     one_line_error(result, 1, "emkit features: error:", "utt1.wav", "not a readable audio file")
     no_leftovers(tmp_path, "f.ark", "f.scp")
+    # and it says what to do to get the others (before: only the first bad file was named, and
+    # nothing told the user of --keep-going but --help)
+    assert result.stderr.strip().endswith(
+        "Nothing was written; --keep-going leaves out the utterances that cannot be used, each "
+        "named in a warning, and writes the others")
 
 
 def test_num_ceps_with_fbank_is_a_usage_error(tmp_path, audio):

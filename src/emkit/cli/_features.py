@@ -233,9 +233,19 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
         audio._kaldi_features.check_options(config.kaldi)
     except ValueError as exc:
         raise click.UsageError(_from_files(str(exc), sources)) from None
-    shapes = audio.compute_features(list(inputs), output, config, jobs=jobs, progress=progress,
-                                    seconds_per_process=audio.SECONDS_PER_PROCESS,
-                                    keep_going=keep_going, utt2num_frames=num_frames)
+    try:
+        shapes = audio.compute_features(list(inputs), output, config, jobs=jobs,
+                                        progress=progress,
+                                        seconds_per_process=audio.SECONDS_PER_PROCESS,
+                                        keep_going=keep_going, utt2num_frames=num_frames)
+    except audio.AudioError as exc:
+        if keep_going:  # (none of the utterances could be used)
+            raise
+        # (the lists were read above: this is an utterance, the first in input order of those
+        # that cannot be used; the others are unknown until it is fixed or left out)
+        raise audio.AudioError(f"{exc}. Nothing was written; --keep-going leaves out the "
+                               "utterances that cannot be used, each named in a warning, and "
+                               "writes the others") from None
     frames = sum(shape[0] for shape in shapes.values())
     dim = next(iter(shapes.values()))[1]
     click.echo(f"{kind}: {plural(len(shapes), 'utterance')}, {plural(frames, 'frame')} x "
