@@ -212,3 +212,15 @@ def test_an_id_in_another_unicode_form_is_told_apart_from_a_missing_one(data):
     message = refused(data, "utterance 'café' has no speaker",
                       **{"utt2spk": "other s1\n"})
     assert message.endswith("(1 of 1 utterances are missing)")
+
+
+def test_a_segments_channel_field_is_refused_saying_how_to_pick_a_channel(data):
+    # before: "expected 'utterance-id recording-id start end'; got 5 field(s)" of Kaldi's own
+    # segments format (extract-segments reads a fifth field as the segment's channel)
+    message = refused(data, r"segments' line 1: expected 'utterance-id recording-id start end'; "
+                            r"got 5 field\(s\) \(Kaldi's optional fifth field, the channel of the "
+                            r"segment, is not supported: choose one channel .* with --channel ",
+                      **{"wav.scp": "r a.wav\n", "segments": "s r 0 0.5 1\n"})
+    assert message.endswith("each its own recording of wav.scp)")
+    message = refused(data, r"got 3 field\(s\)$", segments="s r 0\n")
+    assert "fifth field" not in message

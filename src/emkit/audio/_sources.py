@@ -143,6 +143,14 @@ def _seconds(text: str, where: str) -> float:
     return value
 
 
+#: Why a segments line of 5 fields is refused: Kaldi's extract-segments reads a fifth as the
+#: channel of the segment, which emkit does not (its channel is one for all the utterances)
+_CHANNEL_FIELD = (" (Kaldi's optional fifth field, the channel of the segment, is not supported: "
+                  "choose one channel for every utterance with --channel or a recipe's "
+                  "[features] channel, or split the channels into files, e.g. 'sox in.wav "
+                  "side2.wav remix 2', each its own recording of wav.scp)")
+
+
 def _segments(path: Path, recordings: dict) -> list:
     out, lines = [], {}
     for number, line in _lines(path):
@@ -150,7 +158,7 @@ def _segments(path: Path, recordings: dict) -> list:
         fields = _FIELDS.split(line)
         if len(fields) != 4:
             raise AudioError(f"{where}: expected 'utterance-id recording-id start end'; got "
-                             f"{len(fields)} field(s)")
+                             f"{len(fields)} field(s){_CHANNEL_FIELD * (len(fields) == 5)}")
         utt, rec = _check_id(fields[0], where, "utterance id"), fields[1]
         start, end = _seconds(fields[2], where), _seconds(fields[3], where)
         if rec not in recordings:
