@@ -221,7 +221,11 @@ def test_piped_wav_scp_is_refused_never_run(tmp_path, line):
     ({"wav.scp": "u1 a.wav\n", "utt2spk": "u2 s\n"}, "has no speaker"),
     ({"wav.scp": "u1 a.wav\n", "segments": "s r9 0 1\n"}, "not in wav.scp"),
     ({"wav.scp": "u1 a.wav\n", "segments": "s u1 1 0.5\n"}, "start < end"),
-    ({"wav.scp": "u1 a.wav\n", "segments": "s u1 0 9\n"}, "after the recording"),
+    # (before: no word of the 0.5 s allowed nor of what to do)
+    ({"wav.scp": "u1 a.wav\n", "segments": "s u1 0 9\n"},
+     r"ends 8.000s after the recording \(1.000s long\), more than the 0.5 s allowed \(as "
+     r"Kaldi's extract-segments --max-overshoot\); correct its end, or give -1 for the end of "
+     r"the recording$"),
     ({"wav.scp": "u1 a.wav\n", "segments": "s u1 x 1\n"}, "must be finite numbers of seconds"),
     ({"wav.scp": "u1 a.wav\n", "segments": "s u1 0 " + "1" * 70_000 + "\n"},
      "segments. line 1: longer than 65536 bytes"),  # refused before it is read whole

@@ -298,7 +298,9 @@ def _segment(rate, n, start, end, path):
                          f"({n / rate:.3f}s long)")
     if not to_end and end * rate - n > 0.5 * rate:
         raise AudioError(f"{where}: the segment ends {end - n / rate:.3f}s after the "
-                         f"recording ({n / rate:.3f}s long)")
+                         f"recording ({n / rate:.3f}s long), more than the 0.5 s allowed (as "
+                         "Kaldi's extract-segments --max-overshoot); correct its end, or give "
+                         "-1 for the end of the recording")
     first = int(round(start * rate))
     last = n if to_end else min(n, int(round(end * rate)))
     if last <= first:
