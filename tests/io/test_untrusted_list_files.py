@@ -159,3 +159,19 @@ def test_a_long_almost_number_in_a_kaldi_text_matrix_is_refused_at_once(tmp_path
     with pytest.raises(FeatureError, match="line 2: row 1 of the text matrix holds something "
                                            "that is not a number"):
         read_kaldi_ark(tmp_path / "feats.ark")
+
+
+def test_labels_of_utterances_without_features_say_what_to_do():
+    # before: "utt2spk: utterance 'spk2-b' is not in the features (1 of 3 listed utterances are
+    # missing)" alone, after 'emkit features --keep-going' had left spk2-b out (with a warning)
+    from emkit.io.lists import count_unlabelled
+
+    labels = {"spk1-a": "spk1", "spk2-b": "spk2", "spk2-c": "spk2"}
+    with pytest.raises(FeatureError) as info:
+        count_unlabelled({"spk1-a": 1, "spk2-c": 2}, labels, "data/utt2spk")
+    assert str(info.value) == (
+        "data/utt2spk: utterance 'spk2-b' is not in the features (1 of 3 listed utterances are "
+        "missing): a labels file of other data, or utterances left out of the features (by emkit "
+        "features --keep-going, or by their removal from wav.scp); remove their lines, or give "
+        "their features")
+    assert count_unlabelled({"spk1-a": 1, "spk2-b": 2, "spk2-c": 3, "x": 4}, labels, "l") == 1

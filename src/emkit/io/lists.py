@@ -147,7 +147,10 @@ def count_unlabelled(features, labels: dict, labels_path) -> int:
     missing = [u for u in labels if u not in features]
     if missing:
         raise FeatureError(f"{os.fspath(labels_path)}: utterance {show_key(missing[0])} is not in the "
-                           f"features ({len(missing)} of {len(labels)} listed utterances are missing)")
+                           f"features ({len(missing)} of {len(labels)} listed utterances are "
+                           "missing): a labels file of other data, or utterances left out of the "
+                           "features (by emkit features --keep-going, or by their removal from "
+                           "wav.scp); remove their lines, or give their features")
     return len(features) - len(labels)
 
 
