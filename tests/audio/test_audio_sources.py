@@ -138,6 +138,11 @@ def test_an_utterance_listed_twice_names_both_lines(data, tmp_path):
     with pytest.raises(AudioError, match=r"utterance 'a' is listed twice: '.*a.wav' is given "
                                          "twice"):
         find_utterances([data / "a.wav", data / "a.wav"])
+    # a data directory given twice is said to be (before, with the files named: "'.../a.wav' is
+    # given twice", a file the user had not given)
+    with pytest.raises(AudioError, match=r"utterance 'r' is listed twice: '.*wav.scp' line 1 is "
+                                         "read twice: its data directory is given twice$"):
+        find_utterances([data, data])
 
 
 @pytest.mark.parametrize("token, accepted", [("1", True), ("1.", True), (".5", True),

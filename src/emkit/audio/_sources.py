@@ -315,8 +315,10 @@ def find_utterances(inputs) -> list:
                 first, second = (show_path(v.path) if v.origin is None else v.origin
                                  for v in (origin[u.id], u))
                 if first == second:
+                    twice = ("given twice" if u.origin is None
+                             else "read twice: its data directory is given twice")
                     raise AudioError(f"utterance {show_key(u.id)} is listed twice: {first} is "
-                                     "given twice")
+                                     f"{twice}")
                 advice = "" if u.origin is not None else (
                     "; a file's utterance is named after the file's stem: rename the files, or "
                     "list them in a Kaldi data directory (wav.scp) with ids of your own")
