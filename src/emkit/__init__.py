@@ -14,7 +14,7 @@ import importlib
 import sys
 import types
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # also the distribution's version: pyproject.toml reads it
 
 #: public name -> submodule that defines it (a submodule itself when the name is the module's)
 _LAZY = {

@@ -1,0 +1,179 @@
+"""What ``pip install emkit`` gets: the wheel holds every module and every data file emkit reads.
+
+The tests run from the checkout, where a module or data file the wheel lacks still imports
+(a folder without ``__init__.py`` is a namespace package here, and is left out of the wheel by
+``packages.find``; a data file that no ``package-data`` pattern matches is not copied).  So the
+wheel's contents are computed from pyproject.toml with setuptools' own package finder, and, where
+setuptools is new enough to read pyproject.toml (>= 77), a wheel is built and listed as well.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli", reason="reading pyproject.toml needs tomllib or tomli")
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src"
+PACKAGE = SRC / "emkit"
+LARGEST_DATA_FILE = 1 << 20  # the largest shipped now (japanese_vowels.npz) is 0.37 MB
+
+
+def _pyproject() -> dict:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def _files_under_package() -> list:
+    """Every file under src/emkit, as its path relative to src (Python caches left out)."""
+    found = []
+    for folder, subfolders, names in os.walk(PACKAGE):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        found += [Path(folder, n).relative_to(SRC) for n in sorted(names) if not n.endswith(".pyc")]
+    return found
+
+
+def _shipped_packages() -> set:
+    """The packages setuptools puts in the wheel, as [tool.setuptools.packages.find] configures."""
+    setuptools = pytest.importorskip("setuptools", reason="setuptools (the build backend) is "
+                                     "not installed")
+    find = dict(_pyproject()["tool"]["setuptools"]["packages"]["find"])
+    assert find.pop("where") == ["src"], "the tests below assume the src layout"
+    return set(setuptools.find_packages(where=str(SRC), **find))
+
+
+def _is_package_data(relative: Path) -> bool:
+    """Whether a [tool.setuptools.package-data] pattern of a package above ``relative`` matches."""
+    patterns = _pyproject()["tool"]["setuptools"].get("package-data", {})
+    for package, globs in patterns.items():
+        prefixes = [Path(*package.split("."))] if package != "*" else list(relative.parents)[:-1]
+        for prefix in prefixes:
+            if prefix in relative.parents and any(
+                    _glob_matches(relative.relative_to(prefix), g) for g in globs):
+                return True
+    return False
+
+
+def _glob_matches(path: Path, pattern: str) -> bool:
+    """As setuptools' glob: ``*`` stays within one folder (``**`` patterns are not used here)."""
+    parts = pattern.split("/")
+    assert "**" not in parts, "extend this test to ** patterns"
+    return len(parts) == len(path.parts) and all(
+        fnmatch.fnmatchcase(name, glob) for name, glob in zip(path.parts, parts))
+
+
+def _expected_wheel_files() -> set:
+    packages = _shipped_packages()
+    shipped = set()
+    for relative in _files_under_package():
+        if relative.suffix == ".py":
+            in_package = ".".join(relative.parent.parts) in packages
+        else:  # data belong to the package that names them, in any folder below it
+            in_package = _is_package_data(relative)
+        if in_package:
+            shipped.add(relative.as_posix())
+    return shipped
+
+
+def test_every_module_is_in_a_package_the_wheel_ships():
+    """A module in a folder without __init__.py imports from the checkout, not from a wheel."""
+    packages = _shipped_packages()
+    missing = [str(p) for p in _files_under_package()
+               if p.suffix == ".py" and ".".join(p.parent.parts) not in packages]
+    assert not missing, f"modules left out of the wheel (add an __init__.py): {missing}"
+    assert {"emkit", "emkit.datasets", "emkit.cli", "emkit.io"} <= packages
+
+
+def test_every_data_file_under_the_package_is_package_data():
+    """emkit.datasets reads its .npz files with importlib.resources: they must be in the wheel.
+
+    Every other file beside the modules is shipped too (or it would be dead weight in the
+    checkout); the data's README carries the licence and attribution the data sets ask for.
+    """
+    data = [p for p in _files_under_package() if p.suffix != ".py"]
+    not_shipped = [str(p) for p in data if not _is_package_data(p)]
+    assert not not_shipped, f"files under src/emkit that no package-data pattern ships: " \
+                            f"{not_shipped}"
+    names = {p.as_posix() for p in data}
+    assert {"emkit/datasets/data/japanese_vowels.npz", "emkit/datasets/data/old_faithful.npz",
+            "emkit/datasets/data/README.md"} <= names
+
+
+def test_package_data_holds_no_large_or_stray_files():
+    """The package-data patterns pull in no large file, no cache and no editor or build debris."""
+    shipped = [SRC / p for p in _expected_wheel_files()]
+    large = [f"{p} ({p.stat().st_size} bytes)" for p in shipped
+             if p.stat().st_size > LARGEST_DATA_FILE]
+    assert not large, f"files over {LARGEST_DATA_FILE} bytes would be in the wheel: {large}"
+    allowed = {".py", ".npz", ".md"}
+    stray = [str(p) for p in shipped if p.suffix not in allowed]
+    assert not stray, f"unexpected kinds of file would be in the wheel: {stray}"
+
+
+def test_the_version_has_one_source():
+    """pyproject.toml reads emkit.__version__, so 'emkit --version' and pip show agree."""
+    project = _pyproject()["project"]
+    assert "version" not in project and "version" in project.get("dynamic", [])
+    dynamic = _pyproject()["tool"]["setuptools"]["dynamic"]["version"]
+    assert dynamic == {"attr": "emkit.__version__"}
+    # a literal, so setuptools reads it without importing emkit (and numpy) at build time
+    module = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    literals = [node.value.value for node in module.body if isinstance(node, ast.Assign)
+                and [getattr(t, "id", None) for t in node.targets] == ["__version__"]
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)]
+    import emkit
+    assert literals == [emkit.__version__]
+
+
+def test_the_entry_point_is_the_cli():
+    """project.scripts names a callable that exists: the 'emkit' command of an installed wheel."""
+    target = _pyproject()["project"]["scripts"]["emkit"]
+    module_name, _, attribute = target.partition(":")
+    import importlib
+    command = getattr(importlib.import_module(module_name), attribute)
+    assert callable(command) and command.__module__.startswith("emkit.cli")  # not click's group
+
+
+def _setuptools_reads_pyproject() -> bool:
+    try:
+        from importlib.metadata import version
+        major = int(version("setuptools").split(".")[0])
+    except Exception:
+        return False
+    return major >= 77  # license = "BSD-3-Clause" (an SPDX expression) needs setuptools >= 77
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _setuptools_reads_pyproject(),
+                    reason="building the wheel offline needs setuptools >= 77 in this environment")
+def test_the_built_wheel_holds_what_the_package_list_says(tmp_path):
+    """A wheel built from a clean copy (no stale build/ folder) holds exactly the expected files."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, project / name)
+    shutil.copytree(PACKAGE, project / "src" / "emkit",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    out = tmp_path / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--no-index", "-w", str(out), str(project)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = out.glob("emkit-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt")))
+    modules = {n for n in names if not n.startswith("emkit-")}
+    assert modules == _expected_wheel_files()
+    assert b"emkit = emkit.cli:main" in entry_points
