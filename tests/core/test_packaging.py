@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -144,6 +145,34 @@ def test_the_entry_point_is_the_cli():
     import importlib
     command = getattr(importlib.import_module(module_name), attribute)
     assert callable(command) and command.__module__.startswith("emkit.cli")  # not click's group
+
+
+def _help_texts() -> dict:
+    """``emkit --help`` and every command's --help, white space folded: {command: text}."""
+    import click
+
+    from emkit.cli import _app
+
+    top = click.Context(_app.cli, info_name="emkit")
+    texts = {"emkit": _app.cli.get_help(top)}
+    for name, command in _app.cli.commands.items():
+        texts[name] = command.get_help(click.Context(command, info_name=name, parent=top))
+    return {name: " ".join(text.split()) for name, text in texts.items()}
+
+
+def test_help_cites_checkout_only_files_as_such():
+    """docs/, examples/, scripts/ are not in the wheel: --help says where they are, or is silent.
+
+    'emkit demo --help' pointed at examples/demo_recipe.toml and 'emkit run --help' at
+    docs/recipes.md as if they were at hand; an installed emkit has neither.
+    """
+    unplaced = []
+    for name, text in _help_texts().items():
+        for sentence in re.split(r"(?<=[.;])\s", text):
+            cited = re.findall(r"\b(?:docs|examples|scripts|benchmarks)/[\w./-]*", sentence)
+            if cited and "source repository" not in sentence:
+                unplaced.append(f"emkit {name}: {', '.join(cited)}")
+    assert not unplaced, f"help texts citing files the wheel does not hold: {unplaced}"
 
 
 def _setuptools_reads_pyproject() -> bool:

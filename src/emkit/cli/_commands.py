@@ -112,8 +112,9 @@ def _checkpoint_parts(output, checkpoint, parts: dict, keep_statistics=None) -> 
 @click.option("--compute-dtype", type=click.Choice(["float64", "float32"]), default="float64",
               show_default=True, help="Precision of the EM's products: float32 is about twice as "
                                       "fast, its variances within about 2e-8 kappa of float64's "
-                                      "(docs/differences.md). The UBM written computes its "
-                                      "statistics in float64 either way.")
+                                      "(docs/differences.md in emkit's source repository). The "
+                                      "UBM written computes its statistics in float64 either "
+                                      "way.")
 @seed_option
 @progress_option
 @train_options("the UBM's means, variances and weights",

@@ -21,7 +21,8 @@ from ._numbers import INT, FiniteFloatRange, IntRange
                    "the same numbers.")
 @click.option("-n", "--gaussians", type=IntRange(min=2), default=None,
               help="Gaussians of the UBM (default 4, chosen by cross-validation on the training "
-                   "session: scripts/select_demo_hyperparameters.py).")
+                   "session: scripts/select_demo_hyperparameters.py of emkit's source "
+                   "repository).")
 @click.option("--export", type=click.Path(file_okay=False), default=None,
               help="Only write the recipe (recipe.toml) and its data (data/, lists/) into this "
                    "folder, to run later with 'emkit run DIR/recipe.toml'; nothing is trained. A "
@@ -47,7 +48,7 @@ def demo(output, seed, gaussians, export, gselect, min_posterior, progress):
     The experiment is a recipe: the embedded data are exported to OUTPUT (data/, lists/) with
     OUTPUT/recipe.toml, which this command runs as 'emkit run' would (every step; the steps go
     to stderr).  Edit the recipe and 'emkit run OUTPUT/recipe.toml' re-runs only what changed;
-    examples/demo_recipe.toml is the recipe of the defaults.
+    'emkit demo --export DIR' writes the recipe and its data without running them.
     """
     from ..demo_recipe import export_demo, run_demo_recipe
     from ..experiment import DemoConfig

@@ -28,8 +28,9 @@ def run(recipe, force, progress):
     \b
     Sections: [data.NAME], [features], [ubm], [systems.NAME], [conditions.NAME],
     [norm], [calibration], [evaluation]; every key and its default are in
-    docs/recipes.md (examples/demo_recipe.toml and examples/espeak_recipe/ are
-    complete recipes; the first runs where 'emkit demo --export DIR' writes its data).
+    docs/recipes.md of emkit's source repository (its examples/demo_recipe.toml and
+    examples/espeak_recipe/ are complete recipes).  'emkit demo --export DIR'
+    writes a complete recipe and its data, from the installed package alone.
     """
     from ..recipe import run_recipe
     from ..recipe._report import read_results
