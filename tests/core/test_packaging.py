@@ -147,6 +147,55 @@ def test_the_entry_point_is_the_cli():
     assert callable(command) and command.__module__.startswith("emkit.cli")  # not click's group
 
 
+#: imported by emkit, deliberately in no requirement: CuPy is installed by CUDA version
+#: (cupy-cuda12x...), the user's choice beside the [gpu] extra's PyTorch (docs/gpu.md)
+UNDECLARED_IMPORTS = {"cupy", "cupyx"}
+
+
+def _third_party_imports() -> set:
+    """Top-level names of the modules src/emkit imports that are neither stdlib nor emkit."""
+    names = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.partition(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names.add(node.module.partition(".")[0])
+    # tomllib: the standard library's from Python 3.11 (tomli below, on 3.10)
+    return names - set(sys.stdlib_module_names) - {"emkit", "tomllib"}
+
+
+def _requirements() -> list:
+    from packaging.requirements import Requirement
+
+    project = _pyproject()["project"]
+    extras = project.get("optional-dependencies", {}).values()
+    return [Requirement(text) for text in project["dependencies"] + sum(extras, [])]
+
+
+def test_every_imported_package_is_a_requirement():
+    """A fresh 'pip install emkit[...]' installs what emkit imports, on every Python it allows.
+
+    On Python 3.10 (requires-python >= 3.10) recipes are read with tomli, which nothing
+    installed: 'emkit demo' (a recipe) failed there with "reading a recipe needs Python >= 3.11
+    (tomllib) or the tomli package".
+    """
+    from importlib.metadata import packages_distributions
+    from packaging.utils import canonicalize_name
+
+    installed_as = packages_distributions()
+    declared = {canonicalize_name(r.name) for r in _requirements()}
+    missing = []
+    for module in sorted(_third_party_imports() - UNDECLARED_IMPORTS):
+        distributions = installed_as.get(module) or [module]  # not installed here: same name
+        if not declared & {canonicalize_name(d) for d in distributions}:
+            missing.append(module)
+    assert not missing, f"imported by emkit but in no requirement of pyproject.toml: {missing}"
+    (tomli,) = [r for r in _requirements() if r.name == "tomli"]
+    assert not tomli.marker.evaluate({"python_version": "3.11"})
+    assert tomli.marker.evaluate({"python_version": "3.10"})
+
+
 def _help_texts() -> dict:
     """``emkit --help`` and every command's --help, white space folded: {command: text}."""
     import click
