@@ -5,6 +5,8 @@ The tests run from the checkout, where a module or data file the wheel lacks sti
 ``packages.find``; a data file that no ``package-data`` pattern matches is not copied).  So the
 wheel's contents are computed from pyproject.toml with setuptools' own package finder, and, where
 setuptools is new enough to read pyproject.toml (>= 77), a wheel is built and listed as well.
+Also: every package emkit imports is a requirement, the version has one source, the console
+script exists, and --help cites no file of the source repository as if it were installed.
 """
 
 from __future__ import annotations
