@@ -47,10 +47,10 @@ utterance spk1_u3), .npz, .h5/.hdf5, Kaldi .ark (binary or text, compressed
 matrices included) and .scp (relative paths in it are taken from the current
 directory, as Kaldi does, else from the scp's folder); several files may be
 given, and a directory stands for its .npy, .npz, .h5, .hdf5, .hdf and .ark
-files (sorted by name; not recursive; hidden files skipped).  Text files: utt2spk ("utterance-id
-speaker-id"), enrolment lists ("model-id utterance-id ..."), trials
-("model-id probe-id [target|nontarget]", each model-probe pair once), scores
-("model-id probe-id score [target|nontarget]").
+files (sorted by name; not recursive; hidden files skipped).  Text files:
+utt2spk ("utterance-id speaker-id"), enrolment lists ("model-id utterance-id
+..."), trials ("model-id probe-id [target|nontarget]", each model-probe pair
+once), scores ("model-id probe-id score [target|nontarget]").
 
 \b
 Outputs: written atomically (a temporary file renamed when complete).  An
