@@ -168,3 +168,26 @@ def test_a_recipe_integer_of_hundreds_of_digits_is_refused_and_not_echoed(projec
     with pytest.raises(RecipeError, match=expected) as info:
         load_recipe(project / "recipe.toml")
     assert len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize("line, shown", [
+    ("u1 " + "d/" * 2000 + "a.ark:3", r"no such file '\.\.\./(d/){57}a\.ark'$"),  # no such file
+    ("u1 " + "x" * 5000 + ".ark", r"'\.\.\.x{116}\.ark': cannot access it \(File name too long"),
+    ("u1 a.ark:3\r" * 2000, r"'\.\.\..*\\ru1 a\.ark': cannot access it"),  # CR line ends
+    ("u1 \x1b[2J" + "y" * 3000, r"'\.\.\.y{120}': cannot access it"),
+    ("u1 a.ark:" + "9" * 3000, r"a\.ark: offset 9{20}\.\.\. \(3000 digits\) is beyond the end"),
+])
+def test_script_file_errors_shorten_the_paths_and_offsets_they_quote(tmp_path, monkeypatch, line,
+                                                                     shown):
+    # read_kaldi_scp quoted the file name of an scp line whole (repr, or as it is), and an offset
+    # of up to 4000 digits: a line of 64 kB gave a message of 64 kB (4063 characters for a path
+    # of 2000 folders, 24077 for CR-ended lines read as one)
+    from emkit.io.kaldi import read_kaldi_scp
+    from emkit.io.lists import FeatureError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.ark").write_bytes(b"")
+    (tmp_path / "t.scp").write_text(line + "\n")
+    with pytest.raises(FeatureError, match=r"^t\.scp line 1 \(utterance 'u1'\): .*" + shown) as info:
+        read_kaldi_scp("t.scp")
+    assert len(str(info.value)) < 250

@@ -32,7 +32,7 @@ from .._progress import Progress
 from ._kaldi_text import read_text_matrix
 from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_declared, check_limit,
                         check_utterance_size, file_size, is_comment, open_regular, plausible_key,
-                        read_values, show_key, text_lines)
+                        read_values, show_key, show_path, text_lines)
 
 __all__ = ["read_kaldi_ark", "read_kaldi_scp", "strip_specifier"]
 
@@ -357,6 +357,19 @@ def scp_targets(path) -> list:
     return found
 
 
+def _shown_target(target: str) -> str:
+    """A file name read from a script file, for a message: as it is when printable (else its
+    repr), and only its last 120 characters when longer (a line may hold 64 KiB)."""
+    text = target if target.isprintable() else repr(target)
+    return text if len(text) <= 120 else "..." + text[-120:]
+
+
+def _shown_offset(offset: int) -> str:
+    """An offset read from a script file (up to 4000 digits), shortened for a message."""
+    digits = str(offset)
+    return digits if len(digits) <= 40 else f"{digits[:20]}... ({len(digits)} digits)"
+
+
 def _line_count(path) -> int:
     """Lines of a text file (a last line without a new line counted), read in bounded blocks."""
     count, last = 0, b"\n"
@@ -411,13 +424,14 @@ def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
                 try:
                     reader, current = _Reader(open_regular(target, where), limit), target
                 except FileNotFoundError:
-                    raise FeatureError(f"{where}: no such file {target!r}") from None
+                    raise FeatureError(f"{where}: no such file {show_path(target, tail=120)}") \
+                        from None
                 stat = os.fstat(reader.f.fileno())
                 extents = read.setdefault((stat.st_dev, stat.st_ino), _Extents())
-            where = f"{where}: {target if target.isprintable() else repr(target)}"
+            where = f"{where}: {_shown_target(target)}"
             if offset > reader.size:
-                raise FeatureError(f"{where}: offset {offset} is beyond the end of the file "
-                                   f"({reader.size} bytes)")
+                raise FeatureError(f"{where}: offset {_shown_offset(offset)} is beyond the end of "
+                                   f"the file ({reader.size} bytes)")
             reader.f.seek(offset)
             whole = _object(reader, where)
             matrix = _apply_range(whole, r1, r2, c1, c2, where)
