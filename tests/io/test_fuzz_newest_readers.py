@@ -164,6 +164,43 @@ def test_fuzz_script_file_line_counts(tmp_path_factory, monkeypatch, data, block
     assert kaldi._line_count(path) == expected
 
 
+SCP_KEYS = ["u1", "u2", "u1", "u2", "k" * 100_000, "#", "#u", "\x1b[2J", "é"]
+SCP_TARGETS = ["a.ark"] * 8 + ["missing.ark", "x" * 5000 + ".ark", "d/" * 2000 + "a.ark",
+               "\x1b[2Ja.ark", "a\x00.ark", "/dev/zero", "notes.txt", "a.ark\r", "sox a.wav - |",
+               "."]
+SCP_SUFFIXES = [":3"] * 8 + ["", ":0", ":40", ":" + "9" * 3000, ":-1", ":0x10", ":3[0:1]", ":3[1:0]",
+                ":3[0:1,0:9]", ":3[" + "9" * 3000 + ":1]", "[0:1", ":1_0"]
+
+
+@st.composite
+def script_file(draw):
+    lines = [f"{draw(st.sampled_from(SCP_KEYS))}{draw(st.sampled_from([' ', '  ', chr(9)]))}"
+             f"{draw(st.sampled_from(SCP_TARGETS))}{draw(st.sampled_from(SCP_SUFFIXES))}"
+             for _ in range(draw(st.integers(1, 4)))]
+    return draw(ENDING).join(lines).encode("utf-8") + draw(st.sampled_from([b"", b"\n"]))
+
+
+@SETTINGS
+@given(scp=script_file())
+def test_fuzz_kaldi_script_file_lines(tmp_path_factory, monkeypatch, scp):
+    from emkit.io.kaldi import read_kaldi_scp
+    from feature_files import kaldi_binary
+
+    folder = tmp_path_factory.mktemp("scp")
+    monkeypatch.chdir(folder)
+    ark = b"u1 \0B" + kaldi_binary(np.ones((4, 3)), "FM") + b"u2 \0B" + \
+        kaldi_binary(np.arange(6.0).reshape(2, 3), "DM")
+    (folder / "a.ark").write_bytes(ark)
+    (folder / "notes.txt").write_text("not an archive\n")
+    (folder / "f.scp").write_bytes(scp)
+    with guarded() as read:
+        result = read(read_kaldi_scp, folder / "f.scp", scp + ark, (FeatureError, ),
+                      ratio=RATIO)
+    event("refused" if result is None else "read")
+    for matrix in (result or {}).values():
+        assert matrix.dtype == np.float64 and matrix.ndim == 2 and np.isfinite(matrix).all()
+
+
 def _wav(fmt_chunk: bytes, data: bytes, extra: bytes = b"") -> bytes:
     body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk + extra + \
         b"data" + struct.pack("<I", len(data)) + data

@@ -23,8 +23,9 @@ def file_kind(mode: int) -> str:
 
 def message_subject(path, what: str) -> str:
     """How a message starts: ``"scp line 3: 'x.ark'"`` with ``what`` (a path read from a file:
-    its last 120 characters at most), else the path itself."""
-    return f"{what}: {show_path(path, tail=120)}" if what else os.fspath(path)
+    its last 80 characters at most, as :func:`show_key` quotes an id's first 80), else the path
+    itself."""
+    return f"{what}: {show_path(path, tail=80)}" if what else os.fspath(path)
 
 
 def not_regular_message(subject: str, mode: int) -> str:

@@ -359,9 +359,9 @@ def scp_targets(path) -> list:
 
 def _shown_target(target: str) -> str:
     """A file name read from a script file, for a message: as it is when printable (else its
-    repr), and only its last 120 characters when longer (a line may hold 64 KiB)."""
+    repr), and only its last 80 characters when longer (a line may hold 64 KiB)."""
     text = target if target.isprintable() else repr(target)
-    return text if len(text) <= 120 else "..." + text[-120:]
+    return text if len(text) <= 80 else "..." + text[-80:]
 
 
 def _shown_offset(offset: int) -> str:
@@ -424,7 +424,7 @@ def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
                 try:
                     reader, current = _Reader(open_regular(target, where), limit), target
                 except FileNotFoundError:
-                    raise FeatureError(f"{where}: no such file {show_path(target, tail=120)}") \
+                    raise FeatureError(f"{where}: no such file {show_path(target, tail=80)}") \
                         from None
                 stat = os.fstat(reader.f.fileno())
                 extents = read.setdefault((stat.st_dev, stat.st_ino), _Extents())
