@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from emkit.io.lists import FeatureError, labels_from_key, read_scores, read_trials
+from emkit.io.lists import FeatureError, labels_from_key, read_key, read_scores, read_trials
 from emkit.io.untrusted import show_key
 
 
@@ -123,3 +123,25 @@ def test_one_reading_of_a_key_labels_several_score_files_as_its_path_does(tmp_pa
             trials, _ = read_scores(path)
             assert outcome(lambda s, t, _: labels_from_key(s, t, key), path, trials, key_path) \
                 == outcome(labels_from_key, path, trials, key_path), case
+
+
+def test_key_lines_read_one_at_a_time_are_not_all_held_at_once(tmp_path):
+    # a block that is not plain (non-ASCII ids) was split into a list of every line's bytes and
+    # its trials kept as Python lists until the block ended: 16 times the size of this key;
+    # now 4096 lines at a time (4.4 times)
+    n = 50_000
+    path = tmp_path / "key.txt"
+    path.write_text("".join(f"é{i % 100} p{i // 100} {'target' if i % 3 else 'nontarget'}\n"
+                            for i in range(n)))
+    (tmp_path / "warm.txt").write_text("é p target\n")
+    read_key(tmp_path / "warm.txt")  # (imports outside the count)
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        key = read_key(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(key.labels) == n and list(key.model_ids)[:2] == ["é0", "é1"]
+    assert np.frombuffer(key.labels, np.int8).view(bool).tolist()[:4] == [False, True, True, False]
+    assert peak < 8 * size, peak / size

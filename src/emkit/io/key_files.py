@@ -12,6 +12,7 @@ have cannot match) and the trials matched by sorting and ``searchsorted`` on int
 
 from __future__ import annotations
 
+import io
 import os
 from array import array
 
@@ -24,6 +25,7 @@ __all__ = ["Key", "read_key", "key_labels"]
 
 _LABELS = ("target", "nontarget")
 _WHAT = "trial list"
+_LINES_AT_A_TIME = 4096  # lines of a block read one at a time, added together
 
 
 class Key:
@@ -61,17 +63,14 @@ class Key:
 
     def add_lines(self, block: bytes, number: int) -> None:
         """Add the lines of ``block`` (the first being line ``number + 1``) one at a time, with
-        the rules and messages of :func:`emkit.io.lists.read_trials`."""
+        the rules and messages of :func:`emkit.io.lists.read_trials`; taken from the block
+        lazily and added :data:`_LINES_AT_A_TIME` at a time, as the score reader does."""
         models, probes, labels = [], [], []
-        lines = block.split(b"\n")
-        ends = [b"\n"] * (len(lines) - 1) + [b""]
         try:
-            for raw, end in zip(lines, ends):
-                if not raw and not end:
-                    break
+            for raw in io.BytesIO(block):  # (each line with its newline; the last may lack it)
                 number += 1
                 where = f"{self.path} line {number}"
-                fields = self._fields(raw, end, where)
+                fields = self._fields(raw, where)
                 if not fields or is_comment(fields[0], where):
                     continue
                 if len(fields) not in (2, 3) or self.n_columns not in (None, len(fields)):
@@ -83,13 +82,21 @@ class Key:
                 models.append(fields[0])
                 probes.append(fields[1])
                 labels.append(self.n_columns == 3 and _parse_label(fields[2], where))
+                if len(models) == _LINES_AT_A_TIME:
+                    self._add_batch(models, probes, labels)
         finally:
-            labels += [False] * (len(models) - len(labels))
-            if models:
-                self.add(models, probes, labels)
+            self._add_batch(models, probes, labels)
 
-    def _fields(self, raw: bytes, end: bytes, where: str) -> list:
-        if len(raw) + len(end) > self.max_line:
+    def _add_batch(self, models: list, probes: list, labels: list) -> None:
+        """Add the trials of the lists (a refused line's pair as a non-target) and empty them."""
+        labels += [False] * (len(models) - len(labels))
+        if models:
+            self.add(models, probes, labels)
+        for batch in (models, probes, labels):
+            batch.clear()
+
+    def _fields(self, raw: bytes, where: str) -> list:
+        if len(raw) > self.max_line:
             raise FeatureError(f"{where}: longer than {self.max_line} bytes; not a {_WHAT}")
         try:
             return raw.decode("utf-8").split()
