@@ -102,6 +102,22 @@ def test_fuzz_score_files(tmp_path_factory, data):
     event("refused" if result is None else "read")
     if result is not None:
         _check_scores(result)
+    assert _outcome(path, 7) == _outcome(path, 1 << 20)  # where blocks end changes nothing
+
+
+def _outcome(path, block: int):
+    """read_scores' trials and scores, or its message, reading ``block`` bytes at a time."""
+    from emkit.io import score_files
+
+    saved, score_files._BLOCK = score_files._BLOCK, block
+    try:
+        trials, scores = read_scores(path)
+    except FeatureError as exc:
+        return str(exc)
+    finally:
+        score_files._BLOCK = saved
+    labels = None if trials.labels is None else trials.labels.tolist()
+    return trials.models, trials.probes, scores.tolist(), labels
 
 
 @settings(SETTINGS, max_examples=25)  # (each valid key also labels two score files)
