@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import shutil
 
 import h5py
@@ -476,3 +477,17 @@ def test_cli_names_a_corrupt_model_file(valid, tmp_path, damage):
                     "nan-weights": "'/machine/weights' holds NaN"}[damage]
         if damage != "nan-weights" or args[0] == "score":
             assert expected in err, err
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda p: os.symlink(p.name, p), r"cannot access it \(Too many levels of symbolic links\)"),
+    (os.mkfifo, r"is a named pipe, not a regular file"),
+    (os.mkdir, r"is a directory, not a regular file"),
+])
+def test_a_model_path_that_cannot_be_read_says_why(tmp_path, make, reason):
+    # every refusal of the checked open was reported as "<path>: not a regular file", a symbolic
+    # link to itself included (a regular file's name, as far as the user can tell)
+    path = tmp_path / "ubm.h5"
+    make(path)
+    with pytest.raises(InvalidFileError, match=re.escape(str(path)) + "(:| ) ?" + reason):
+        GMMMachine.from_hdf5(path)

@@ -46,8 +46,8 @@ def open_file(path: str):
         fd = open_checked(path)  # a directory, a named pipe (would block), a device (endless)
     except FileNotFoundError:
         raise FileNotFoundError(f"no such HDF5 file: {path!r}") from None
-    except InvalidFileError:
-        raise InvalidFileError(f"{path}: not a regular file") from None
+    except InvalidFileError as exc:  # (a FeatureError saying why: a pipe, a link loop...)
+        raise InvalidFileError(str(exc)) from None
     with hdf5_reading(fd, path, functools.partial(_unreadable, path)) as (handle, _):
         yield handle
 
