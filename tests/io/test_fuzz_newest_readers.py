@@ -15,6 +15,8 @@ limit; the peak of the allocations tracemalloc sees at most a small multiple of 
 """
 
 import io
+import os
+import re
 import struct
 import warnings
 
@@ -391,3 +393,34 @@ def test_fuzz_hdf5_structures(tmp_path_factory, data, reader):
         assert array.size > 0 or reader == "model"  # (a model's reader checks its sizes)
         if reader != "rows":  # (the row reader leaves the values to the caller)
             assert array.dtype == np.float64 and np.isfinite(array).all()
+
+
+def _gmm_model(path):
+    from emkit import GMMMachine
+
+    return GMMMachine.from_hdf5(path)
+
+
+def _wav_audio(path):
+    from emkit.audio import read_audio
+
+    return read_audio(path, sample_rate=8000)
+
+
+@pytest.mark.parametrize("load, name", [
+    (read_scores, "s.txt"), (read_key, "k.txt"), ("line count", "f.scp"),
+    ("features", "f.h5"), (_gmm_model, "ubm.h5"), (_wav_audio, "a.wav")])
+@pytest.mark.parametrize("make", [os.mkfifo, lambda p: os.symlink("/dev/zero", p)],
+                         ids=["named pipe", "link to /dev/zero"])
+def test_the_newest_readers_refuse_pipes_and_devices_at_once(tmp_path, no_hang, load, name, make):
+    # a guard: each reader opens through open_checked (non-blocking, fstat, regular files only)
+    from emkit.features import read_features
+    from emkit.io import kaldi
+
+    if load is _wav_audio:
+        pytest.importorskip("soundfile")
+    load = {"line count": kaldi._line_count, "features": read_features}.get(load, load)
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*not a regular file"):
+        load(path)
