@@ -191,3 +191,31 @@ def test_script_file_errors_shorten_the_paths_and_offsets_they_quote(tmp_path, m
     with pytest.raises(FeatureError, match=r"^t\.scp line 1 \(utterance 'u1'\): .*" + shown) as info:
         read_kaldi_scp("t.scp")
     assert len(str(info.value)) < 250
+
+
+@pytest.mark.parametrize("value", ["1" * 100_000 + "x", "1" * 50_000 + "." + "1" * 50_000 + "x"])
+def test_a_long_run_of_digits_in_a_kaldi_float_option_is_refused_at_once(no_hang, value):
+    # _FLOAT ("[0-9]+\.?[0-9]*...") split a run of digits between its two parts in every way:
+    # 100,000 digits then an 'x' backtracked about 5e9 steps (minutes, on the command line;
+    # 0.2-0.8 s for a 4096-byte line of an options file)
+    import click
+
+    from emkit.cli._kaldi_config import check_fixed
+
+    with pytest.raises(click.UsageError, match=r"^the command line: --blackman-coeff expects a "
+                                               r"decimal number; got '1{77}\.\.\.'$"):
+        check_fixed("blackman-coeff", value, "mfcc", "the command line")
+
+
+def test_kaldi_float_options_accept_the_same_numbers_as_before():
+    # a guard on the rewritten pattern: the language of the old one, on every string of up to 4
+    # characters of "1.e+-x" and some longer ones
+    import itertools
+    import re
+
+    from emkit.cli._kaldi_config import _FLOAT
+
+    old = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+    texts = ["".join(t) for n in range(5) for t in itertools.product("1.e+-x", repeat=n)]
+    texts += ["12.5e-3", "-.5", "+3.", "1e", "1.2.3", "007", "1E+10", " 1", "1 "]
+    assert [bool(_FLOAT.match(t)) for t in texts] == [bool(old.match(t)) for t in texts]

@@ -63,7 +63,9 @@ FIXED = {
     "use-power": (bool, True, "fbank"),
 }
 _INT = re.compile(r"[+-]?[0-9]+\Z")
-_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+# (one way to match each number: "[0-9]+\.?[0-9]*" splits a run of digits between its two
+# parts in every way, and a long run followed by a bad character took quadratic time)
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 _BLANKS = " \t\r\n\v\f"
 
