@@ -188,7 +188,8 @@ def test_script_file_errors_shorten_the_paths_and_offsets_they_quote(tmp_path, m
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.ark").write_bytes(b"")
     (tmp_path / "t.scp").write_text(line + "\n")
-    with pytest.raises(FeatureError, match=r"^t\.scp line 1 \(utterance 'u1'\): .*" + shown) as info:
+    expected = r"^t\.scp line 1 \(utterance 'u1'\): .*" + shown
+    with pytest.raises(FeatureError, match=expected) as info:
         read_kaldi_scp("t.scp")
     assert len(str(info.value)) < 250
 
