@@ -7,12 +7,17 @@ takes integer class indices directly (:func:`check_class_indices`).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .._backend import is_dask_collection
 from .._labels import check_label_sequence, encode_labels
 
-__all__ = ["encode_labels", "check_class_indices", "check_lengths", "label_list"]
+__all__ = ["encode_labels", "check_class_indices", "check_lengths", "label_list",
+           "warn_if_one_session_per_class"]
+
+logger = logging.getLogger("emkit")
 
 
 def check_class_indices(y, n_classes: int, name: str = "y") -> np.ndarray:
@@ -46,3 +51,15 @@ def label_list(y, name="y"):
     if y is None:
         raise ValueError(f"{name} is required: one class label per session")
     return check_label_sequence(y, name, "session")
+
+
+def warn_if_one_session_per_class(counts: np.ndarray, estimator: str) -> None:
+    """A warning of the ``emkit`` logger when no class has two sessions (``counts``: sessions per
+    class): U is learned from the differences between sessions of a class, so it then cannot
+    model session variability.  A log record, not a Python warning: training on such data is
+    legitimate (tests, demos) and must not fail under ``-W error``."""
+    if len(counts) and counts.max() < 2:
+        logger.warning(
+            "%s training: each of the %d classes (speakers) has a single session, so U, learned "
+            "from differences between sessions of the same class, cannot model session "
+            "variability; give some classes two or more sessions", estimator, len(counts))

@@ -1,0 +1,81 @@
+"""ISV/JFA learn U from differences between sessions of the same class: when every class has a
+single session, ``fit`` says so through the ``emkit`` logger (a log record, not a Python warning,
+so that such data still trains under ``-W error``), in memory and from a dask bag alike, and the
+trained parameters are those of a fit that logs nothing."""
+
+import logging
+
+import dask
+import dask.bag as db
+import numpy as np
+import pytest
+
+from emkit.factor_analysis import ISVMachine, JFAMachine
+from emkit.gmm import GMMMachine
+from emkit.stats import GMMStats
+
+C, D, S = 4, 2, 6
+ONE_SESSION = "each of the 6 classes (speakers) has a single session"
+
+
+def _problem():
+    rng = np.random.default_rng(3)
+    ubm = GMMMachine(C)
+    ubm.means = rng.normal(0.0, 2.0, (C, D))
+    ubm.variances = rng.uniform(0.5, 2.0, (C, D))
+    ubm.weights = np.full(C, 1.0 / C)
+    stats = []
+    for _ in range(S):
+        n = rng.gamma(2.0, 10.0, C)
+        s = GMMStats(C, D)
+        s.init_fields(0.0, float(n.sum()), n, n[:, None] * (ubm.means + rng.normal(0, 0.5, D)),
+                      n[:, None] * (ubm.means**2 + 1.0))
+        stats.append(s)
+    return ubm, stats
+
+
+def _machine(kind, ubm):
+    if kind == "ISV":
+        return ISVMachine(2, em_iterations=2, ubm=ubm, random_state=0)
+    return JFAMachine(2, 2, em_iterations=2, ubm=ubm, random_state=0)
+
+
+def _warnings(caplog):
+    return [r.getMessage() for r in caplog.records
+            if r.name == "emkit" and r.levelno == logging.WARNING]
+
+
+@pytest.mark.parametrize("kind", ["ISV", "JFA"])
+def test_one_session_per_class_is_logged_and_training_is_unchanged(kind, caplog):
+    ubm, stats = _problem()
+    speakers = [f"spk{k}" for k in range(S)]
+    logger = logging.getLogger("emkit")
+    logger.disabled = True
+    try:
+        quiet = _machine(kind, ubm).fit(stats, speakers)
+    finally:
+        logger.disabled = False
+    with caplog.at_level(logging.WARNING, logger="emkit"):
+        machine = _machine(kind, ubm).fit(stats, speakers)
+    (message,) = _warnings(caplog)
+    assert message.startswith(f"{kind}Machine training: {ONE_SESSION}, so U")
+    for name in ("U", "D") + (("V",) if kind == "JFA" else ()):
+        np.testing.assert_array_equal(getattr(machine, name), getattr(quiet, name))
+
+
+def test_one_session_per_class_is_logged_for_a_dask_bag_of_pairs(caplog):
+    ubm, stats = _problem()
+    pairs = db.from_sequence([(f"spk{k}", s) for k, s in enumerate(stats)], npartitions=2)
+    with dask.config.set(scheduler="sync"), caplog.at_level(logging.WARNING, logger="emkit"):
+        _machine("ISV", ubm).fit(pairs, None)
+    (message,) = _warnings(caplog)
+    assert ONE_SESSION in message
+
+
+@pytest.mark.parametrize("kind", ["ISV", "JFA"])
+def test_a_single_class_with_two_sessions_is_enough_for_no_warning(kind, caplog):
+    ubm, stats = _problem()
+    speakers = ["a", "a", "b", "c", "d", "e"]
+    with caplog.at_level(logging.WARNING, logger="emkit"):
+        _machine(kind, ubm).fit(stats, speakers)
+    assert _warnings(caplog) == []
