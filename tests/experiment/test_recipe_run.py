@@ -461,7 +461,7 @@ def test_speaker_labels_that_do_not_cover_the_features_are_reported(tmp_path):
         assert "train:isv" in ran(run_recipe(tmp_path / "recipe.toml")[0])
     assert caught[0].filename == __file__  # the user's line (was emkit's recipe runner)
     utt2spk.write_text("".join(lines) + "ghost spk0\n")
-    with pytest.raises(FeatureError, match=f"{utt2spk}: utterance 'ghost' is not in the features "
+    with pytest.raises(FeatureError, match=f"'{utt2spk}': utterance 'ghost' is not in the features "
                                            r"\(1 of 9 listed utterances are missing\)"):
         run_recipe(tmp_path / "recipe.toml")
 

@@ -170,8 +170,27 @@ def test_labels_of_utterances_without_features_say_what_to_do():
     with pytest.raises(FeatureError) as info:
         count_unlabelled({"spk1-a": 1, "spk2-c": 2}, labels, "data/utt2spk")
     assert str(info.value) == (
-        "data/utt2spk: utterance 'spk2-b' is not in the features (1 of 3 listed utterances are "
+        "'data/utt2spk': utterance 'spk2-b' is not in the features (1 of 3 listed utterances are "
         "missing): a labels file of other data, or utterances left out of the features (by emkit "
         "features --keep-going, or by their removal from wav.scp); remove their lines, or give "
         "their features")
     assert count_unlabelled({"spk1-a": 1, "spk2-b": 2, "spk2-c": 3, "x": 4}, labels, "l") == 1
+
+
+@pytest.mark.parametrize("read, text, message", [
+    (read_id_map, "u1 s1\nu1 s2\n", " line 2: 'u1' is listed twice"),
+    (read_id_map, "u1 s1 x\n", " line 1: expected 2 columns"),
+    (read_id_map, "\n", ": the list is empty"),
+    (read_id_lists, "m1 u1\nm1 u2\n", " line 2: model 'm1' is listed twice"),
+    (read_id_lists, "m1\n", " line 1: expected 'model-id utterance-id"),
+    (read_id_lists, "\n", ": the list is empty"),
+], ids=lambda v: v.__name__ if callable(v) else None)
+def test_id_list_errors_show_the_path_quoted_and_escaped(read, text, message, tmp_path):
+    # as the other list errors (show_path): before, "<path> line 2: 'u1' is listed twice" showed
+    # the path bare, and a file name's escape sequence went to the terminal as it was
+    path = tmp_path / "utt2spk\x1b[2J"
+    path.write_text(text)
+    with pytest.raises(FeatureError) as info:
+        read(path)
+    assert str(info.value).startswith(repr(str(path)) + message)
+    assert "\x1b" not in str(info.value)

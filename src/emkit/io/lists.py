@@ -21,7 +21,7 @@ import numpy as np
 from .atomic import atomic_write
 from .key_files import Key, key_labels, read_key as _read_key_file
 from .score_files import read_score_columns, score_text
-from .untrusted import FeatureError, is_comment, show_key, text_lines
+from .untrusted import FeatureError, is_comment, show_key, show_path, text_lines
 
 #: (FeatureError: what the readers raise, re-exported)
 __all__ = ["read_id_map", "count_unlabelled", "read_id_lists", "Trials", "read_trials", "format_score",
@@ -111,13 +111,14 @@ def read_id_map(path) -> dict:
     out = {}
     for number, fields in _rows(path, "two-column list"):
         if len(fields) != 2:
-            raise FeatureError(f"{os.fspath(path)} line {number}: expected 2 columns 'utterance-id "
+            raise FeatureError(f"{show_path(path)} line {number}: expected 2 columns 'utterance-id "
                                f"label'; got {len(fields)}")
         if fields[0] in out:
-            raise FeatureError(f"{os.fspath(path)} line {number}: {show_key(fields[0])} is listed twice")
+            raise FeatureError(f"{show_path(path)} line {number}: {show_key(fields[0])} is listed "
+                               "twice")
         out[fields[0]] = fields[1]
     if not out:
-        raise FeatureError(f"{os.fspath(path)}: the list is empty")
+        raise FeatureError(f"{show_path(path)}: the list is empty")
     return out
 
 
@@ -146,7 +147,7 @@ def count_unlabelled(features, labels: dict, labels_path) -> int:
     """
     missing = [u for u in labels if u not in features]
     if missing:
-        raise FeatureError(f"{os.fspath(labels_path)}: utterance {show_key(missing[0])} is not in the "
+        raise FeatureError(f"{show_path(labels_path)}: utterance {show_key(missing[0])} is not in the "
                            f"features ({len(missing)} of {len(labels)} listed utterances are "
                            "missing): a labels file of other data, or utterances left out of the "
                            "features (by emkit features --keep-going, or by their removal from "
@@ -176,14 +177,14 @@ def read_id_lists(path) -> dict:
     out = {}
     for number, fields in _rows(path, "list of ids"):
         if len(fields) < 2:
-            raise FeatureError(f"{os.fspath(path)} line {number}: expected 'model-id utterance-id "
+            raise FeatureError(f"{show_path(path)} line {number}: expected 'model-id utterance-id "
                                f"[utterance-id ...]'; got {show_key(' '.join(fields))}")
         if fields[0] in out:
-            raise FeatureError(f"{os.fspath(path)} line {number}: model {show_key(fields[0])} is listed "
+            raise FeatureError(f"{show_path(path)} line {number}: model {show_key(fields[0])} is listed "
                                "twice")
         out[fields[0]] = fields[1:]
     if not out:
-        raise FeatureError(f"{os.fspath(path)}: the list is empty")
+        raise FeatureError(f"{show_path(path)}: the list is empty")
     return out
 
 
