@@ -557,3 +557,23 @@ def test_little_audio_starts_no_process_pool_whatever_jobs(project, monkeypatch)
              subtype="PCM_16")
     monkeypatch.setattr(joblib, "Parallel", NoPool)
     assert "features:test" in ran(run_recipe(recipe)[0])
+
+
+def test_a_trial_utterance_missing_from_the_features_names_the_data_set(tmp_path):
+    """The condition's data set is named (before: "of the data set", which one not said)."""
+    from emkit.features import FeatureError
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "train.npz", **{f"s{s}-{k}": rng.normal(s, 1.0, (40, 3))
+                                        for s in range(2) for k in (0, 1)})
+    np.savez(tmp_path / "eval.npz", **{"s0-2": rng.normal(0.0, 1.0, (40, 3))})
+    (tmp_path / "recipe.toml").write_text(
+        '[data.train]\nfeatures = ["train.npz"]\n[data.eval]\nfeatures = ["eval.npz"]\n'
+        '[ubm]\ndata = "train"\ngaussians = 2\niterations = 2\nkmeans_iterations = 2\n'
+        '[systems.gmm]\nkind = "gmm-map"\n'
+        '[conditions.test]\ndata = "eval"\nenroll = "enroll"\ntrials = "trials"\n')
+    (tmp_path / "enroll").write_text("m0 s0-2\n")
+    (tmp_path / "trials").write_text("m0 ghost target\n")
+    with pytest.raises(FeatureError, match=r"trials: utterance 'ghost' is not in the features "
+                                           r"of data set 'eval' \(1 missing\)$"):
+        run_recipe(tmp_path / "recipe.toml")

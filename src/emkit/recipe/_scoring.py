@@ -9,7 +9,7 @@ from .. import experiment as ex
 from ..evaluation.cohort import cohort_matrices
 from ..evaluation.cohort import normalise as cohort_normalise
 from ..io.lists import read_id_lists, read_trials
-from ..io.untrusted import FeatureError, open_regular
+from ..io.untrusted import FeatureError, open_regular, show_key
 from ..io.atomic import atomic_path
 
 __all__ = ["score_condition", "normalise"]
@@ -20,11 +20,13 @@ def _enroll(machine, system: dict, ids, stats_lists):
                      backend=system.get("backend") or "cosine")
 
 
-def _stats(ubm, feats: dict, ids, where: str) -> dict:
+def _stats(ubm, feats: dict, ids, where: str, data_set: str) -> dict:
+    """The statistics of the utterances ``ids`` of the features ``feats`` of ``data_set`` (the
+    recipe's name for it; ``where``: the lists that name ``ids``, for errors)."""
     missing = [u for u in ids if u not in feats]
     if missing:
-        raise FeatureError(f"{where}: utterance {missing[0]!r} is not in the features of the "
-                           f"data set ({len(missing)} missing)")
+        raise FeatureError(f"{where}: utterance {show_key(missing[0])} is not in the features of "
+                           f"data set {data_set!r} ({len(missing)} missing)")
     return dict(zip(ids, ex.compute_stats(ubm, [feats[u] for u in ids]), strict=True))
 
 
@@ -32,7 +34,7 @@ def score_condition(machine_path, system: dict, condition: dict, feats: dict,
                     cohort=None) -> dict:
     """Scores of a condition's trials and the raw matrices.
 
-    ``cohort``: None or ``(features, utt2spk)`` of the cohort set: one T-cohort model per
+    ``cohort``: None or ``(name, features, utt2spk)`` of the cohort set: one T-cohort model per
     speaker (all its utterances), every utterance a Z-cohort probe.  Returns a dict of arrays:
     ``scores`` (n_models, n_probes), ``rows``/``cols`` (n_trials,) trial indices into it, and
     with a cohort ``model_cohort`` (n_models, n_z), ``cohort_probe`` (n_t, n_probes),
@@ -49,7 +51,8 @@ def score_condition(machine_path, system: dict, condition: dict, feats: dict,
     models = list(dict.fromkeys(trials.models))
     probes = list(dict.fromkeys(trials.probes))
     needed = list(dict.fromkeys([u for m in models for u in lists[m]] + probes))
-    stats = _stats(ubm, feats, needed, f"{condition['enroll']} or {condition['trials']}")
+    stats = _stats(ubm, feats, needed, f"{condition['enroll']} or {condition['trials']}",
+                   condition["data"])
     enrolled = _enroll(machine, system, models, [[stats[u] for u in lists[m]] for m in models])
     probe_stats = [stats[p] for p in probes]
     row = {m: i for i, m in enumerate(models)}
@@ -59,11 +62,11 @@ def score_condition(machine_path, system: dict, condition: dict, feats: dict,
            "cols": np.array([col[p] for p in trials.probes]),
            "labels": trials.labels}
     if cohort is not None:
-        cfeats, utt2spk = cohort
+        cohort_name, cfeats, utt2spk = cohort
         # in id order, as the training steps take their data: the line order of the utt2spk
         # would otherwise set the order of the cohort's sums (another rounding of every score)
         ids = sorted(utt2spk)
-        cstats = _stats(ubm, cfeats, ids, "the cohort's utt2spk")
+        cstats = _stats(ubm, cfeats, ids, "the cohort's utt2spk", cohort_name)
         by_speaker = {}
         for u in ids:
             by_speaker.setdefault(utt2spk[u], []).append(u)

@@ -32,7 +32,7 @@ def _score_steps(recipe, work):
 
             def run(ctx, s=s, c=c, npz=npz, raw=raw, system=system):
                 co = None if cohort is None else (
-                    ctx.features(cohort), read_id_map(recipe["data"][cohort]["utt2spk"]))
+                    cohort, ctx.features(cohort), read_id_map(recipe["data"][cohort]["utt2spk"]))
                 with statistics_settings(recipe):
                     arrays = score_condition(machine_path(recipe, work, system), s, c,
                                              ctx.features(c["data"]), co)
