@@ -559,21 +559,33 @@ def test_little_audio_starts_no_process_pool_whatever_jobs(project, monkeypatch)
     assert "features:test" in ran(run_recipe(recipe)[0])
 
 
-def test_a_trial_utterance_missing_from_the_features_names_the_data_set(tmp_path):
-    """The condition's data set is named (before: "of the data set", which one not said)."""
+@pytest.mark.parametrize("missing_from, message", [
+    ("eval", r"trials: utterance 'ghost' is not in the features of data set 'eval' "),
+    ("cohort", r"the cohort's utt2spk: utterance 'ghost' is not in the features of data set "
+               r"'cohort' "),
+])
+def test_an_utterance_missing_from_the_features_names_the_data_set(missing_from, message,
+                                                                    tmp_path):
+    """The data set is named (before: "of the data set", which one not said): the condition's
+    (a trial's probe) or the score-normalisation cohort's (an utterance of its utt2spk)."""
     from emkit.features import FeatureError
 
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "train.npz", **{f"s{s}-{k}": rng.normal(s, 1.0, (40, 3))
                                         for s in range(2) for k in (0, 1)})
-    np.savez(tmp_path / "eval.npz", **{"s0-2": rng.normal(0.0, 1.0, (40, 3))})
+    for name in ("eval", "cohort"):
+        np.savez(tmp_path / f"{name}.npz", **{"s0-2": rng.normal(0.0, 1.0, (40, 3))})
+    (tmp_path / "cohort.utt2spk").write_text(
+        "s0-2 spk0\n" + ("ghost spk1\n" if missing_from == "cohort" else ""))
     (tmp_path / "recipe.toml").write_text(
         '[data.train]\nfeatures = ["train.npz"]\n[data.eval]\nfeatures = ["eval.npz"]\n'
+        '[data.cohort]\nfeatures = ["cohort.npz"]\nutt2spk = "cohort.utt2spk"\n'
         '[ubm]\ndata = "train"\ngaussians = 2\niterations = 2\nkmeans_iterations = 2\n'
         '[systems.gmm]\nkind = "gmm-map"\n'
-        '[conditions.test]\ndata = "eval"\nenroll = "enroll"\ntrials = "trials"\n')
+        '[conditions.test]\ndata = "eval"\nenroll = "enroll"\ntrials = "trials"\n'
+        '[norm]\nmethod = "z"\ncohort = "cohort"\ntop_n = 1\nddof = 0\n')
     (tmp_path / "enroll").write_text("m0 s0-2\n")
-    (tmp_path / "trials").write_text("m0 ghost target\n")
-    with pytest.raises(FeatureError, match=r"trials: utterance 'ghost' is not in the features "
-                                           r"of data set 'eval' \(1 missing\)$"):
+    probe = "ghost" if missing_from == "eval" else "s0-2"
+    (tmp_path / "trials").write_text(f"m0 {probe} target\n")
+    with pytest.raises(FeatureError, match=message + r"\(1 missing\)$"):
         run_recipe(tmp_path / "recipe.toml")
