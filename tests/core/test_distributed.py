@@ -1,8 +1,10 @@
 """Training on dask.distributed: same numbers as numpy and the threaded scheduler, bit-identical
 repeated runs, and a worker killed mid-iteration does not change the result."""
 
+import collections
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -34,6 +36,84 @@ def client():
         with distributed.Client(cluster) as c:
             yield c
         cluster.close()
+
+
+#: A fit that the scheduler saw make no progress (no task changed state) for this long is hung.
+#: Progress, not the fit's duration, is what a loaded machine stretches: a fixed join(120) of a
+#: fit that went on expired at a load average of 14 and more.
+_STALLED_S = 120
+#: The most a fit may take, progressing or not: a fit that ran in 13 s on an idle 2-core machine
+#: (the killed-worker test, with its restart) fails well within the suite's budget.
+_HUNG_S = 420
+
+
+def _scheduler_progress(dask_scheduler=None):
+    """(transitions so far, the scheduler's tasks counted by state): run on the scheduler."""
+    states = collections.Counter(task.state for task in dask_scheduler.tasks.values())
+    return dask_scheduler.transition_counter, dict(states)
+
+
+def _wait_for_the_fit(client, thread, result) -> None:
+    """Join the ``thread`` running a fit for as long as its tasks make progress: an
+    AssertionError when no task changed state for :data:`_STALLED_S` or the fit ran for
+    :data:`_HUNG_S`, saying what was still pending (the scheduler's tasks by state, the tasks
+    each worker was processing, the workers, what the fit had returned)."""
+    start = last_change = time.monotonic()
+    transitions = None
+    while thread.is_alive():
+        now = time.monotonic()
+        stalled, total = now - last_change, now - start
+        if stalled > _STALLED_S or total > _HUNG_S:
+            counted, states = client.run_on_scheduler(_scheduler_progress)
+            raise AssertionError(
+                f"the fit was still running after {total:.0f} s, {stalled:.0f} s without a task "
+                f"changing state: the scheduler's tasks by state {states}, processing "
+                f"{ {w: list(keys) for w, keys in client.processing().items()} }, "
+                f"{len(client.scheduler_info()['workers'])} workers, result {result}")
+        thread.join(1.0)
+        counted, _ = client.run_on_scheduler(_scheduler_progress)
+        if counted != transitions:
+            transitions, last_change = counted, time.monotonic()
+
+
+def test_waiting_for_a_fit_goes_on_while_its_tasks_progress_and_fails_once_they_stall(
+        client, monkeypatch):
+    """(of :func:`_wait_for_the_fit`) A fit whose tasks go on is waited for past the stall bound,
+    where a fixed join expired; one whose tasks stopped fails within that bound, saying so."""
+    module = sys.modules[__name__]
+    monkeypatch.setattr(module, "_STALLED_S", 2.0)
+    monkeypatch.setattr(module, "_HUNG_S", 60)
+
+    def progressing():
+        for _ in range(10):
+            client.submit(time.sleep, 0.3, pure=False).result()
+
+    thread = threading.Thread(target=progressing)
+    thread.start()
+    _wait_for_the_fit(client, thread, {})  # (3 s and more of tasks, 2 s stall bound)
+    assert not thread.is_alive()
+    monkeypatch.setattr(module, "_STALLED_S", 1.0)
+    release = threading.Event()
+    stalled = threading.Thread(target=release.wait, args=(60,))
+    stalled.start()
+    try:
+        with pytest.raises(AssertionError, match="without a task changing state: the scheduler"):
+            _wait_for_the_fit(client, stalled, {})
+    finally:
+        release.set()
+        stalled.join()
+
+
+def _wait_until_processing(client, thread, is_fit_task) -> None:
+    """Until a worker processes a task of the fit that ``is_fit_task(key)`` recognises (a fit
+    slowed down by load gets there late), and the fit is still running then."""
+    start = time.monotonic()
+    while not any(is_fit_task(str(key)) for keys in client.processing().values()
+                  for key in keys):
+        assert thread.is_alive(), "the fit ended before a worker processed any of its tasks"
+        assert time.monotonic() - start < _STALLED_S, (
+            f"no task of the fit reached a worker in {_STALLED_S} s")
+        time.sleep(0.002)
 
 
 def _data(n=6000, d=4, seed=0):
@@ -124,13 +204,10 @@ def test_a_worker_killed_mid_iteration_does_not_change_the_result(client):
 
     thread = threading.Thread(target=fit)
     thread.start()
-    deadline = time.time() + 30
-    while time.time() < deadline and not any(client.processing().values()):
-        time.sleep(0.005)
+    _wait_until_processing(client, thread, lambda key: True)
     victim = next(iter(pids.values()))
     os.kill(victim, signal.SIGKILL)
-    thread.join(120)
-    assert not thread.is_alive()
+    _wait_for_the_fit(client, thread, result)
     assert "error" not in result, repr(result.get("error"))
     np.testing.assert_array_equal(result["gmm"].means, expected.means)
     np.testing.assert_array_equal(result["gmm"].variances, expected.variances)
@@ -168,16 +245,12 @@ def test_a_worker_killed_during_a_pass_over_a_kept_bag_does_not_change_the_resul
 
     thread = threading.Thread(target=fit)
     thread.start()
-    deadline = time.time() + 30
     task = "_call_unpacked" if mode == "memory" else "_call_on_files"
-    while time.time() < deadline and not any(
-            task in str(key) for keys in client.processing().values() for key in keys):
-        time.sleep(0.002)
+    _wait_until_processing(client, thread, lambda key: task in key)
     victim = next(iter(pids.values()))
     os.kill(victim, signal.SIGKILL)
     assert not result  # killed while the fit ran
-    thread.join(120)
-    assert not thread.is_alive()
+    _wait_for_the_fit(client, thread, result)
     assert "error" not in result, repr(result.get("error"))
     for name in ("U", "D"):
         assert max_rel_diff(getattr(result["isv"], name), getattr(expected, name)) < 1e-10
