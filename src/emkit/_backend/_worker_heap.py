@@ -24,6 +24,17 @@ worker whose last lease is dropped restores its thresholds.  Only a client kille
 between raising the thresholds and a busy worker running its lease task leaves them raised.  (A
 lease evicted by dask's spilling of a worker's data under memory pressure restores them early:
 that worker then gives its freed memory back.)
+
+A worker that joins during a fit (one the nanny restarted after it died, or one added by an
+adaptive cluster) runs the rest of that fit with its environment's thresholds: the thresholds are
+raised when the fit starts, and the next fit raises its own.  Its share of the passes then runs
+up to the 1.6x above, and it returns its freed memory at once.  That is left so on purpose: the
+usual reason a nanny restarts a worker is that it ran out of memory (dask's terminate threshold,
+or the kernel's OOM killer), where keeping 256 MiB of freed memory for reuse would be the wrong
+choice; and tuning the newcomers would take a client-side watch of the workers for every fit
+(a lease for each, so that a killed client still restores them), to speed up a fit already
+slowed by recomputing the dead worker's partitions.  The last fit's restore reaches every worker,
+newcomers included, so none is left tuned.
 """
 
 from __future__ import annotations
