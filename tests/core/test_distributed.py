@@ -399,19 +399,23 @@ with _worker_heap.tuned_worker_heaps(da.ones(4, chunks=2)):
 def test_worker_heaps_are_restored_when_the_training_client_is_killed(client):
     """A client killed during a fit (SIGKILL) left the workers of a shared cluster with its heap
     thresholds for good: its lease is dropped with it, and the workers restore them."""
+    import select
     import subprocess
-    import sys
 
     process = subprocess.Popen([sys.executable, "-c", _TRAINING_CLIENT, client.scheduler.address],
                                stdout=subprocess.PIPE)
     try:
+        # (bounded: a client that hangs before its fit fails the test, not the suite)
+        assert select.select([process.stdout], [], [], _STALLED_S)[0], (
+            f"the training client did not raise the thresholds in {_STALLED_S} s")
         assert process.stdout.readline().strip() == b"raised"
         _assert_raised(client, True)
     finally:
         process.kill()
         process.wait()
         process.stdout.close()
-    for _ in range(200):  # until the scheduler has seen the connection close
+    deadline = time.monotonic() + _STALLED_S  # (bounded in seconds, not in polls)
+    while time.monotonic() < deadline:  # until the scheduler has seen the connection close
         if not any(state[0] for state in client.run(_heap_state).values()):
             break
         time.sleep(0.05)
