@@ -128,7 +128,6 @@ def _traced():
         release.set()
 
 
-
 def test_a_traced_peak_counts_nothing_of_the_idle_in_process_cluster(client):
     """The peak bounds below hold whatever the load: in a second of an idle in-process cluster,
     tracemalloc counted 130-175 KB of its event loop's allocations (2 s, measured on the 2-core
@@ -139,6 +138,7 @@ def test_a_traced_peak_counts_nothing_of_the_idle_in_process_cluster(client):
         peak = traced_peak()
     assert peak < 16 << 10, peak
     assert client.submit(sum, [3, 4]).result() == 7
+
 
 LABELS = [f"spk{i % 3}" for i in range(N_FILES)]
 
