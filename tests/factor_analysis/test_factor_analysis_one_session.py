@@ -10,28 +10,16 @@ import dask.bag as db
 import numpy as np
 import pytest
 
-from emkit.factor_analysis import ISVMachine, JFAMachine
-from emkit.gmm import GMMMachine
-from emkit.stats import GMMStats
+from factor_analysis_cases import synthetic_problem
 
-C, D, S = 4, 2, 6
+from emkit.factor_analysis import ISVMachine, JFAMachine
+
+S = 6
 ONE_SESSION = "each of the 6 classes (speakers) has a single session"
 
 
 def _problem():
-    rng = np.random.default_rng(3)
-    ubm = GMMMachine(C)
-    ubm.means = rng.normal(0.0, 2.0, (C, D))
-    ubm.variances = rng.uniform(0.5, 2.0, (C, D))
-    ubm.weights = np.full(C, 1.0 / C)
-    stats = []
-    for _ in range(S):
-        n = rng.gamma(2.0, 10.0, C)
-        s = GMMStats(C, D)
-        s.init_fields(0.0, float(n.sum()), n, n[:, None] * (ubm.means + rng.normal(0, 0.5, D)),
-                      n[:, None] * (ubm.means**2 + 1.0))
-        stats.append(s)
-    return ubm, stats
+    return synthetic_problem(3, S)
 
 
 def _machine(kind, ubm):

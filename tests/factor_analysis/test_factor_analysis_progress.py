@@ -7,11 +7,11 @@ import logging
 import numpy as np
 import pytest
 
+from factor_analysis_cases import synthetic_problem
+
 from emkit import _progress
 from emkit.factor_analysis import ISVMachine, JFAMachine
 from emkit.factor_analysis import _training as training
-from emkit.gmm import GMMMachine
-from emkit.stats import GMMStats
 
 C, D, S = 4, 2, 12
 
@@ -19,19 +19,7 @@ ESTEP = ": 6 of 12 sessions (50.0%), 6.67 s/session, 40 s elapsed, about 40 s le
 
 
 def _problem():
-    rng = np.random.default_rng(1)
-    ubm = GMMMachine(C)
-    ubm.means = rng.normal(0.0, 2.0, (C, D))
-    ubm.variances = rng.uniform(0.5, 2.0, (C, D))
-    ubm.weights = np.full(C, 1.0 / C)
-    stats = []
-    for _ in range(S):
-        n = rng.gamma(2.0, 10.0, C)
-        s = GMMStats(C, D)
-        s.init_fields(0.0, float(n.sum()), n, n[:, None] * (ubm.means + rng.normal(0, 0.5, D)),
-                      n[:, None] * (ubm.means**2 + 1.0))
-        stats.append(s)
-    return ubm, stats, np.arange(S) // 2  # 6 speakers of 2 sessions
+    return (*synthetic_problem(1, S, C, D), np.arange(S) // 2)  # 6 speakers of 2 sessions
 
 
 def _machine(kind, ubm):

@@ -63,3 +63,22 @@ def trained(kind, d, init="rs", **kwargs):
 
 
 # -- the tests ----------------------------------------------------------------------------------
+
+
+def synthetic_problem(seed, n_sessions, n_gaussians=4, n_features=2):
+    """A random UBM and ``n_sessions`` statistics near its means (no fixture: for tests of what
+    training logs, not of its numbers)."""
+    rng = np.random.default_rng(seed)
+    ubm = GMMMachine(n_gaussians)
+    ubm.means = rng.normal(0.0, 2.0, (n_gaussians, n_features))
+    ubm.variances = rng.uniform(0.5, 2.0, (n_gaussians, n_features))
+    ubm.weights = np.full(n_gaussians, 1.0 / n_gaussians)
+    stats = []
+    for _ in range(n_sessions):
+        n = rng.gamma(2.0, 10.0, n_gaussians)
+        s = GMMStats(n_gaussians, n_features)
+        shifted = ubm.means + rng.normal(0, 0.5, n_features)
+        s.init_fields(0.0, float(n.sum()), n, n[:, None] * shifted,
+                      n[:, None] * (ubm.means**2 + 1.0))
+        stats.append(s)
+    return ubm, stats
