@@ -3,7 +3,6 @@ its private folder, opened once without following a link or blocking; anything p
 (a named pipe, a link to another run's file, a folder) is refused naming it, never read."""
 
 import os
-import signal
 import stat
 
 import numpy as np
@@ -14,21 +13,6 @@ from emkit._backend import _spill_files
 #: What a refusal raises: emkit._backend._spill_open.SpillFileError, an OSError (matched by its
 #: message, so that on code without that module the test fails on the behaviour, not an import)
 SpillFileError = OSError
-
-
-class Blocked(Exception):
-    """Raised in a read that blocked (not an OSError, which a reader might catch)."""
-
-
-@pytest.fixture
-def no_hang():
-    def alarm(signum, frame):
-        raise Blocked("the reader blocked")
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def _spilled(tmp_path, items, token="emkit-spill-test", index=0):

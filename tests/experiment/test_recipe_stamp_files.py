@@ -4,28 +4,12 @@ endless read or a crash of the runner."""
 
 import json
 import os
-import signal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emkit.recipe import FunctionStep, Runner
-
-
-class Hang(BaseException):
-    """Raised by the alarm (no OSError: the old reader caught those and said 'out of date')."""
-
-
-@pytest.fixture
-def no_hang():
-    def alarm(signum, frame):
-        raise Hang()
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(5)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ oversized file never read into memory, and a stamp it cannot use means the step 
 
 import json
 import os
-import signal
 import tracemalloc
 
 import pytest
@@ -16,23 +15,6 @@ from emkit.recipe import FunctionStep, Runner
 def read_results(path):
     from emkit.recipe._report import read_results as read  # (new: imported here, so that the
     return read(path)                                       # other tests run on older code)
-
-
-class Blocked(Exception):
-    """Raised in a read that blocked: not an ``OSError`` (as ``TimeoutError`` is), which the
-    runner's ``except OSError`` would take for an unreadable stamp."""
-
-
-@pytest.fixture
-def no_hang():
-    """A read that blocks (a named pipe opened for reading) fails the test after 20 s."""
-    def alarm(signum, frame):
-        raise Blocked("the reader blocked")
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def _step(tmp_path, calls):
