@@ -161,10 +161,13 @@ def accumulate_indices_means_vars(data, means):
     data = np.asarray(check_frames(data, "data", n_features=means.shape[1], allow_empty=True),
                       dtype=np.float64)
     indices = get_closest_centroid_index(kk.squared_distances(data, means))
-    members = [data[indices == k] for k in range(len(means))]
-    with np.errstate(over="ignore"):  # (overflowing squares: refused by the reduction)
-        variances_sum = np.array([np.sum(m * m, axis=0) for m in members])
-    return indices, np.array([np.sum(m, axis=0) for m in members]), variances_sum
+    k = len(means)
+    with np.errstate(over="ignore"):  # (overflowing sums: refused by the reduction)
+        columns = [(np.bincount(indices, weights=x, minlength=k),
+                    np.bincount(indices, weights=x * x, minlength=k)) for x in data.T]
+    means_sum = np.stack([c[0] for c in columns], axis=1) if columns else np.zeros((k, 0))
+    variances_sum = np.stack([c[1] for c in columns], axis=1) if columns else np.zeros((k, 0))
+    return indices, means_sum, variances_sum
 
 
 def reduce_indices_means_vars(stats):
