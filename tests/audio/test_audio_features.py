@@ -341,7 +341,7 @@ def test_white_space_in_an_utterance_id_is_refused_up_front(tmp_path):
 def test_processes_for_counts_the_audio(tmp_path, monkeypatch):
     from emkit.audio import SECONDS_PER_PROCESS, Utterance, _pipeline, processes_for
 
-    monkeypatch.setattr(_pipeline, "_usable_cpus", lambda: 64)  # (the CPU bound: test below)
+    monkeypatch.setattr(_pipeline, "usable_cpus", lambda: 64)  # (the CPU bound: test below)
 
     for i in range(3):
         write(tmp_path / f"u{i}.wav", speech_like(seconds=1.0, seed=i))
@@ -367,7 +367,7 @@ def test_jobs_are_cut_to_the_cpus_this_process_may_use(monkeypatch, caplog):
     from emkit.audio import _pipeline
     from emkit.audio._sources import Utterance
 
-    monkeypatch.setattr(_pipeline, "_usable_cpus", lambda: 3, raising=False)
+    monkeypatch.setattr(_pipeline, "usable_cpus", lambda: 3, raising=False)
     utterances = [Utterance(f"u{i}", f"/nonexistent/u{i}.wav") for i in range(10)]
     with caplog.at_level(logging.WARNING, logger="emkit"):
         assert _pipeline.processes_for(utterances, 100_000, None) == 3
@@ -378,3 +378,19 @@ def test_jobs_are_cut_to_the_cpus_this_process_may_use(monkeypatch, caplog):
         assert _pipeline.processes_for(utterances[:2], 100_000, None) == 2
         assert _pipeline.processes_for(utterances, 3, None) == 3
     assert not caplog.records
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs an affinity mask of two CPUs or more to narrow")
+def test_the_default_jobs_fit_the_cpus_this_process_may_use():
+    # before: emkit features' default -j was min(8, os.cpu_count()), every CPU of the machine,
+    # so under taskset/cgroups/Slurm each run warned "jobs=2 is more processes than the 1 CPU
+    # this process may use", naming an option the user never gave
+    import subprocess
+    import sys
+
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from emkit.cli._features import DEFAULT_JOBS; print(DEFAULT_JOBS)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert out.stdout.strip() == "1"

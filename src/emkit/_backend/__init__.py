@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .._cpus import usable_cpus
 from .._validation import checked_chunk, is_dask_array, is_dask_collection
 
 __all__ = ["map_reduce", "map_reduce_finite", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map", "map_pieces", "computed_once", "cached_frames", "is_cached",
@@ -41,10 +42,7 @@ _MIN_ROWS_PER_THREAD = 8192
 
 def n_threads() -> int:
     """Worker threads for in-memory inputs: the CPUs this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()
 
 
 def is_bag(obj) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._caller_warnings import warn_at_caller
+from .._cpus import usable_cpus
 from .._describe import describe
 from .._progress import Progress, format_duration, plural
 from .._validation import check_field_types, check_positive_int
@@ -279,25 +279,11 @@ def processes_for(utterances, jobs: int, seconds_per_process: float | None) -> i
     jobs = min(asked, max(1, len(utterances)))
     if seconds_per_process is not None and jobs > 1:
         jobs = _processes_for_audio(utterances, jobs, seconds_per_process)
-    cpus = _usable_cpus()
+    cpus = usable_cpus()
     if jobs > cpus:
         logger.warning("features: jobs=%d is more processes than the %d CPU%s this process may "
                        "use: using %d", asked, cpus, "" if cpus == 1 else "s", cpus)
     return min(jobs, cpus)
-
-
-def _usable_cpus() -> int:
-    """The number of CPUs this process may run on (its affinity mask where the system has one,
-    else ``os.cpu_count()``), at least 1.
-
-    Returns
-    -------
-    int
-    """
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # (macOS, Windows)
-        return os.cpu_count() or 1
 
 
 def _processes_for_audio(utterances, jobs: int, seconds_per_process) -> int:

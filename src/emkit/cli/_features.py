@@ -7,6 +7,7 @@ import re
 
 import click
 
+from .._cpus import usable_cpus
 from ._app import check_outputs, progress_option
 from ._commands import _explicit
 from ._kaldi_args import (Channel, KaldiStyleCommand, SampleFrequency, Verbose,
@@ -14,7 +15,7 @@ from ._kaldi_args import (Channel, KaldiStyleCommand, SampleFrequency, Verbose,
 from ._numbers import NON_NEGATIVE, POSITIVE, FiniteFloat, FiniteFloatRange, IntRange
 from ._models import plural
 
-DEFAULT_JOBS = min(8, os.cpu_count() or 1)
+DEFAULT_JOBS = min(8, usable_cpus())  # (processes_for warns when jobs exceeds them)
 # emkit.audio's WINDOWS and emkit.io.untrusted's MAX_UTTERANCE_BYTES (a test checks they are):
 # those modules import numpy, which emkit --help must not
 WINDOWS = ("povey", "hamming", "hanning", "rectangular", "blackman")
