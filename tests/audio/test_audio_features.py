@@ -394,3 +394,15 @@ def test_the_default_jobs_fit_the_cpus_this_process_may_use():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert out.stdout.strip() == "1"
+
+
+def test_a_long_path_of_a_wav_scp_is_shown_by_its_tail_only(tmp_path):
+    # before: its last 120 characters, more than the 100 of the file that untrusted files'
+    # messages may echo (the scp reader and message_subject show 80)
+    data = _mkdir(tmp_path / "data")
+    target = "/nonexistent/" + "d" * 200 + "/b.wav"
+    (data / "wav.scp").write_text(f"b {target}\n")
+    with pytest.raises(FileNotFoundError) as info:
+        find_utterances(data)
+    assert str(info.value).endswith(f"no such audio file '...{target[-80:]}'")
+    assert "d" * 100 not in str(info.value)

@@ -56,8 +56,8 @@ SHORT_ID = "'" + "r" * 77 + "...'"  # an id: its start
 @pytest.mark.parametrize("wav_scp, utt2spk, shortened", [
     (f"{LONG_ID} a.wav\n{LONG_ID} a.wav\n", None, SHORT_ID),  # listed twice
     (f"{LONG_ID} sox a.wav -t wav - |\n", None, SHORT_ID),  # a piped command
-    (f"r1 {LONG_ID}.wav\n", None, "'..." + "r" * 116 + ".wav'"),  # no such file: a path's end
-    (f"r1 {LONG_ID}:12\n", None, "'..." + "r" * 117 + ":12'"),  # an archive offset
+    (f"r1 {LONG_ID}.wav\n", None, "'..." + "r" * 76 + ".wav'"),  # no such file: a path's end
+    (f"r1 {LONG_ID}:12\n", None, "'..." + "r" * 77 + ":12'"),  # an archive offset
     (f"{LONG_ID} a.wav\n", "other s1\n", SHORT_ID),  # no speaker in utt2spk
 ])
 def test_data_dir_errors_shorten_the_ids_and_paths_they_quote(tmp_path, wav_scp, utt2spk,

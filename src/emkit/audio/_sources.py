@@ -10,6 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..io._message_text import PATH_TAIL
 from ..io.lists import read_id_map
 from ..io.untrusted import ASCII_NUMBER, FeatureError, show_key, show_path, text_lines
 from ._read import AudioError
@@ -115,9 +116,9 @@ def _resolve(target: str, data_dir: Path, where: str) -> str:
         except OSError:  # a name too long for the file system: no such file
             continue
     if ":" in target and not os.path.exists(target):
-        raise AudioError(f"{where}: {show_path(target, tail=120)}: archive offsets (path:offset) are not "
-                         "supported; list plain audio files")
-    raise FileNotFoundError(f"{where}: no such audio file {show_path(target, tail=120)}"
+        raise AudioError(f"{where}: {show_path(target, tail=PATH_TAIL)}: archive offsets "
+                         "(path:offset) are not supported; list plain audio files")
+    raise FileNotFoundError(f"{where}: no such audio file {show_path(target, tail=PATH_TAIL)}"
                             f"{_where_looked(target, data_dir)}")
 
 
@@ -299,18 +300,18 @@ def find_utterances(inputs) -> list:
             if "/" in u.id or "\\" in u.id or u.id.startswith(".") or not u.id:
                 raise AudioError(f"{show_path(u.path)}: utterance id {show_key(u.id)} cannot name a file (no '/', "
                                  "'\\' or leading '.')")
+            shown = show_path(u.path, tail=PATH_TAIL)
             if u.id.startswith("#"):
-                raise AudioError(f"audio file {show_path(u.path, tail=120)}: its utterance id "
-                                 f"{show_key(u.id)} starts with '#', which emkit's lists "
-                                 "(feats.scp, utt2spk, trials) refuse in an id; rename the file")
+                raise AudioError(f"audio file {shown}: its utterance id {show_key(u.id)} starts with "
+                                 "'#', which emkit's lists (feats.scp, utt2spk, trials) refuse in "
+                                 "an id; rename the file")
             if any(c.isspace() for c in u.id):
-                raise AudioError(f"audio file {show_path(u.path, tail=120)}: its utterance id "
-                                 f"{show_key(u.id)} contains white space, which Kaldi ids cannot "
-                                 "contain; rename the file")
+                raise AudioError(f"audio file {shown}: its utterance id {show_key(u.id)} contains "
+                                 "white space, which Kaldi ids cannot contain; rename the file")
             if not u.id.isprintable():
-                raise AudioError(f"audio file {show_path(u.path, tail=120)}: its utterance id "
-                                 f"{show_key(u.id)} contains a control or other non-printable "
-                                 "character, which an ark key cannot hold; rename the file")
+                raise AudioError(f"audio file {shown}: its utterance id {show_key(u.id)} contains "
+                                 "a control or other non-printable character, which an ark key "
+                                 "cannot hold; rename the file")
             if u.id in origin:
                 first, second = (show_path(v.path) if v.origin is None else v.origin
                                  for v in (origin[u.id], u))

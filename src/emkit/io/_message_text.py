@@ -21,11 +21,16 @@ def file_kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
+#: How many of its last characters a path read from a file keeps in a message: the file name
+#: survives a long folder, and no run of 100 of the file's characters is echoed.
+PATH_TAIL = 80
+
+
 def message_subject(path, what: str) -> str:
     """How a message starts: ``"scp line 3: 'x.ark'"`` with ``what`` (a path read from a file:
     its last 80 characters at most, as :func:`show_key` quotes an id's first 80), else the path
     itself."""
-    return f"{what}: {show_path(path, tail=80)}" if what else os.fspath(path)
+    return f"{what}: {show_path(path, tail=PATH_TAIL)}" if what else os.fspath(path)
 
 
 def not_regular_message(subject: str, mode: int) -> str:

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import logging
 import os
 import re
 import struct
 
 import numpy as np
 
-from .._progress import Progress
+from .._progress import Progress, logger
+from ._message_text import PATH_TAIL
 from ._kaldi_text import read_text_matrix
 from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_declared, check_limit,
                         check_utterance_size, file_size, is_comment, open_regular, plausible_key,
@@ -233,7 +235,7 @@ def read_kaldi_ark(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
     out = {}
     with open_regular(path) as f:
         r = _Reader(f, limit)
-        progress = Progress(f"reading {path}", r.size // 10**6, "megabyte")
+        progress = Progress(f"reading {show_path(path)}", r.size // 10**6, "megabyte")
         if f.read(3) != _BOM:
             f.seek(0)
         while _skip_space(f):
@@ -359,9 +361,9 @@ def scp_targets(path) -> list:
 
 def _shown_target(target: str) -> str:
     """A file name read from a script file, for a message: as it is when printable (else its
-    repr), and only its last 80 characters when longer (a line may hold 64 KiB)."""
+    repr), and only its last ``PATH_TAIL`` characters when longer (a line may hold 64 KiB)."""
     text = target if target.isprintable() else repr(target)
-    return text if len(text) <= 80 else "..." + text[-80:]
+    return text if len(text) <= PATH_TAIL else "..." + text[-PATH_TAIL:]
 
 
 def _shown_offset(offset: int) -> str:
@@ -412,7 +414,8 @@ def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
     path = strip_specifier(path, "script file")
     out, current, reader = {}, None, None
     read = {}  # the bytes of each file read so far, by (device, inode): no file is read twice over
-    progress = Progress(f"reading {path}", _line_count(path), "line")
+    lines = _line_count(path) if logger.isEnabledFor(logging.INFO) else None  # (only to be shown)
+    progress = Progress(f"reading {show_path(path)}", lines, "line")
     try:
         for number, where, key, target, offset, (r1, r2, c1, c2) in _scp_entries(path):
             if key in out:
@@ -424,8 +427,8 @@ def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
                 try:
                     reader, current = _Reader(open_regular(target, where), limit), target
                 except FileNotFoundError:
-                    raise FeatureError(f"{where}: no such file {show_path(target, tail=80)}") \
-                        from None
+                    shown = show_path(target, tail=PATH_TAIL)
+                    raise FeatureError(f"{where}: no such file {shown}") from None
                 stat = os.fstat(reader.f.fileno())
                 extents = read.setdefault((stat.st_dev, stat.st_ino), _Extents())
             where = f"{where}: {_shown_target(target)}"
