@@ -6,10 +6,7 @@ or raises :class:`DeviceUnavailableError` naming what was found.  :func:`to_devi
 :func:`to_numpy` move arrays; :func:`stream_blocks` copies host row blocks to the device through
 two pinned buffers (kept between calls) on a side stream, so that the copy of block ``i + 1``
 overlaps the compute on block ``i`` (PyTorch and CuPy on CUDA; the same double buffering with
-plain synchronous copies for PyTorch CPU tensors).
-
-Nothing here imports torch, cupy or array_api_compat at ``import emkit`` time: only when a
-device other than the CPU is asked for.
+plain synchronous copies for PyTorch CPU tensors).  Nothing here imports torch, cupy or array_api_compat at ``import emkit`` time (numpy >= 2.1).
 """
 
 from __future__ import annotations
@@ -24,10 +21,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .._kernels._xp import NUMPY
+
 __all__ = ["Device", "DeviceUnavailableError", "detect_libraries", "resolve_device",
            "current_device", "to_device", "to_numpy", "stream_blocks", "synchronize",
-           "free_memory", "copy_once", "STREAM_STATS",
-           "release_staging_buffers", "POOL_BYTES"]
+           "free_memory", "copy_once", "STREAM_STATS", "release_staging_buffers", "POOL_BYTES"]
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -49,7 +47,7 @@ class Device:
         return self.library == "numpy"
 
 
-CPU = Device("numpy", np, None, "cpu")
+CPU = Device("numpy", NUMPY, None, "cpu")
 
 
 def _probe_torch():

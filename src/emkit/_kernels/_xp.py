@@ -1,8 +1,10 @@
 """Array-namespace helpers shared by the namespace-generic kernels.
 
-:func:`namespace` returns ``numpy`` itself for numpy input (numpy >= 2 implements the array API
-standard in its main namespace; no wrapper, no import of ``array_api_compat``) and the
-``array_api_compat`` namespace otherwise (PyTorch, CuPy, ``array-api-strict``...).
+:func:`namespace` returns :data:`NUMPY` for numpy input: ``numpy`` itself from numpy 2.1 on
+(its main namespace implements the array API standard, ``cumulative_sum`` included; no wrapper,
+no import of ``array_api_compat``), the ``array_api_compat`` wrapper of numpy before (numpy 1.x
+lacks ``permute_dims``, ``concat``, ``astype``...).  Other arrays get their ``array_api_compat``
+namespace (PyTorch, CuPy, ``array-api-strict``...).
 
 The standard's ``linalg`` extension has ``cholesky``, ``eigh``, ``solve`` and ``inv`` but no
 triangular or Cholesky solves, and no scatter-add: the few helpers below dispatch those to
@@ -14,9 +16,21 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["namespace", "is_numpy", "library", "device_of", "asarray_like", "take_index",
+__all__ = ["NUMPY", "namespace", "is_numpy", "library", "device_of", "asarray_like", "take_index",
            "cholesky", "solve_triangular", "cho_solve", "spd_solve", "spd_inverse",
            "segment_sum", "to_host", "to_host_index", "LinAlgFailure"]
+
+
+def _numpy_namespace():
+    if hasattr(np, "cumulative_sum"):  # numpy >= 2.1
+        return np
+    from array_api_compat import numpy as compat_numpy
+
+    return compat_numpy
+
+
+#: The array namespace of numpy arrays (see the module's docstring).
+NUMPY = _numpy_namespace()
 
 
 class LinAlgFailure(ValueError):
@@ -31,16 +45,17 @@ def namespace(*arrays):
 
             return array_api_compat.array_namespace(
                 *[b for b in arrays if b is not None and not isinstance(b, (int, float))])
-    return np
+    return NUMPY
 
 
 def is_numpy(xp) -> bool:
-    return xp is np
+    """Whether ``xp`` is numpy's namespace (numpy itself or :data:`NUMPY`)."""
+    return xp is np or xp is NUMPY
 
 
 def library(xp) -> str:
     """"numpy", "torch", "cupy" or "generic" (any other namespace: the standard only)."""
-    if xp is np:
+    if is_numpy(xp):
         return "numpy"
     import array_api_compat as c
 
@@ -61,14 +76,14 @@ def device_of(x):
 
 def asarray_like(values, like, xp, dtype=None):
     """``values`` (numpy/Python) as an array of ``xp`` on ``like``'s device."""
-    if xp is np:
+    if is_numpy(xp):
         return np.asarray(values, dtype=dtype)
     return xp.asarray(values, dtype=dtype, device=device_of(like))
 
 
 def take_index(x, index, axis, xp):
     """``x`` indexed by the integer (numpy) ``index`` along ``axis``."""
-    if xp is np:
+    if is_numpy(xp):
         return np.take(x, index, axis=axis)
     return xp.take(x, asarray_like(index, x, xp, dtype=xp.int64), axis=axis)
 
@@ -135,7 +150,7 @@ def cho_solve(L, B, xp):
 
 def spd_solve(A, B, xp):
     """Solve ``A_s X_s = B_s`` for symmetric positive definite ``A`` (S, n, n), B (S, n, k)."""
-    if xp is np:
+    if is_numpy(xp):
         from .linalg import spd_solve as _np_spd_solve
 
         return _np_spd_solve(A, B)
@@ -144,7 +159,7 @@ def spd_solve(A, B, xp):
 
 def spd_inverse(A, xp):
     """Inverse of each symmetric positive definite matrix of ``A`` (S, n, n)."""
-    if xp is np:
+    if is_numpy(xp):
         from .linalg import spd_inverse as _np_spd_inverse
 
         return _np_spd_inverse(A)

@@ -91,13 +91,13 @@ _FEW = 4
 def spd_inverse(A):
     """Inverse of each symmetric positive definite matrix of ``A`` (S, n, n), any namespace."""
     xp = _xp.namespace(A)
-    return _np_spd_inverse(A) if xp is np else _xp.spd_inverse(A, xp)
+    return _np_spd_inverse(A) if _xp.is_numpy(xp) else _xp.spd_inverse(A, xp)
 
 
 def spd_solve(A, B):
     """Solve ``A_s X_s = B_s`` for SPD ``A`` (S, n, n) and B (S, n, k), any namespace."""
     xp = _xp.namespace(A, B)
-    return _np_spd_solve(A, B) if xp is np else _xp.spd_solve(A, B, xp)
+    return _np_spd_solve(A, B) if _xp.is_numpy(xp) else _xp.spd_solve(A, B, xp)
 
 
 def project_rows(F: np.ndarray, W: np.ndarray) -> np.ndarray:
@@ -106,7 +106,7 @@ def project_rows(F: np.ndarray, W: np.ndarray) -> np.ndarray:
     A few rows are multiplied one matrix-vector product each: OpenBLAS's GEMM with 2-4 rows is
     about twice slower than that many GEMV calls at these sizes (enrolment, scoring).
     """
-    if F.ndim == 1 or F.shape[0] == 1 or F.shape[0] > _FEW or _xp.namespace(F, W) is not np:
+    if F.ndim == 1 or F.shape[0] == 1 or F.shape[0] > _FEW or not _xp.is_numpy(_xp.namespace(F, W)):
         return F @ W
     return np.matmul(F[:, None, :], W)[:, 0, :]
 
@@ -139,7 +139,7 @@ def symmetric_weighted_sum(weights: np.ndarray, M: np.ndarray) -> np.ndarray:
     r = M.shape[-1]
     I, J = weights.shape[0], M.shape[0]
     xp = _xp.namespace(weights, M)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         packed, full = _symmetric_indices(r)
         values = weights @ _xp.take_index(xp.reshape(M, (J, r * r)), packed, 1, xp)
         return xp.reshape(_xp.take_index(values, full, 1, xp), (I, r, r))
@@ -158,7 +158,7 @@ def posterior_precision(n: np.ndarray, wprod: np.ndarray) -> np.ndarray:
     """``I + sum_c n_c W_c^T Sigma_c^-1 W_c`` for each row of ``n`` (S, C): (S, r, r)."""
     precision = symmetric_weighted_sum(n, wprod)
     xp = _xp.namespace(precision)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         r = wprod.shape[-1]
         return precision + xp.eye(r, dtype=precision.dtype, device=_xp.device_of(precision))
     idx = np.arange(wprod.shape[-1])
@@ -170,7 +170,7 @@ def second_moments(n: np.ndarray, cov: np.ndarray, mean: np.ndarray) -> np.ndarr
     """``A1[c] = sum_s n_sc (cov_s + mean_s mean_s^T)``: (C, r, r) from n (S, C), cov (S, r, r)."""
     S, r = mean.shape
     xp = _xp.namespace(n, cov, mean)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         packed, full = _symmetric_indices(r)
         i, j = np.divmod(packed, r)
         values = (_xp.take_index(xp.reshape(cov, (S, r * r)), packed, 1, xp)
@@ -193,7 +193,7 @@ def projection_products(W_mean: np.ndarray, wprod: np.ndarray) -> np.ndarray:
     C, r, _ = wprod.shape
     packed, _ = _symmetric_indices(r)
     xp = _xp.namespace(W_mean, wprod)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         return xp.concat([W_mean, _xp.take_index(xp.reshape(wprod, (C, r * r)), packed, 1, xp)],
                          axis=1)
     out = np.empty((C, r + len(packed)))
@@ -215,7 +215,7 @@ def centred_projections(n: np.ndarray, F: np.ndarray, W_over_var: np.ndarray, n_
     n_terms = project_rows(n, n_products)
     b = project_rows(F, W_over_var)
     xp = _xp.namespace(n_terms, b)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         eye = xp.reshape(xp.eye(r, dtype=b.dtype, device=_xp.device_of(b)), (r * r,))
         precision = _xp.take_index(n_terms[..., r:], full, n_terms.ndim - 1, xp) + eye
         return xp.reshape(precision, tuple(n.shape[:-1]) + (r, r)), b - n_terms[..., :r]
@@ -287,9 +287,9 @@ def update_subspace(
     C, r = A1.shape[0], A2.shape[1]
     D = A2.shape[0] // C
     xp = _xp.namespace(A1, A2)
-    if A1.ndim == 2 and (xp is not np or r < _sessions.LAPACK_RANK):
+    if A1.ndim == 2 and (not _xp.is_numpy(xp) or r < _sessions.LAPACK_RANK):
         A1 = unpack_symmetric(A1, r)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         return _update_subspace_xp(A1, A2, previous, xp)
     empty = ~np.any(A1.reshape(C, -1), axis=1)
     if empty.any():
@@ -350,7 +350,7 @@ def gaussian_major(S: np.ndarray, n_gaussians: int) -> np.ndarray:
     in which :func:`per_gaussian_products` is produced and :func:`offset_outer_products` reads)."""
     K = S.shape[0]
     xp = _xp.namespace(S)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         return xp.permute_dims(xp.reshape(S, (K, n_gaussians, -1)), (1, 2, 0))
     return np.ascontiguousarray(S.reshape(K, n_gaussians, -1).transpose(1, 2, 0))
 
@@ -367,7 +367,7 @@ def per_gaussian_products(
     C = n_gaussians
     K, _, r = G.shape
     xp = _xp.namespace(W, G)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         res = xp.reshape(W, (C, -1, r)) @ xp.permute_dims(G, (1, 2, 0))  # (C, D, K)
         if out is not None:
             out[...] = res
@@ -409,7 +409,7 @@ def diagonal_gain(N_sv: np.ndarray, D: np.ndarray, var: np.ndarray) -> np.ndarra
     (ISV training) it is computed once.
     """
     d_over_var = D / var
-    if _xp.namespace(N_sv, D, var) is not np:
+    if not _xp.is_numpy(_xp.namespace(N_sv, D, var)):
         return d_over_var * D / (1.0 + (d_over_var * D) * N_sv)
     gain = (d_over_var * D) * N_sv  # in place from here: one (K, CD) array
     gain += 1.0

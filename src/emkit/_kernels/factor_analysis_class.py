@@ -30,7 +30,7 @@ def group_sum(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarra
     ``reduceat`` over rows).
     """
     xp = _xp.namespace(codes, values)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         if values.shape[0] == 0:
             return xp.zeros((n_groups,) + tuple(values.shape[1:]), dtype=values.dtype,
                             device=_xp.device_of(values))
@@ -51,7 +51,7 @@ def class_weights(codes: np.ndarray, n: np.ndarray, n_classes: int):
     temporaries of a dense formulation.
     """
     S, C = n.shape
-    if _xp.namespace(codes, n) is not np:
+    if not _xp.is_numpy(_xp.namespace(codes, n)):
         return _ClassWeights(codes, n, n_classes)
     columns = codes[:, None] * C + np.arange(C)
     return _sparse.csr_array(
@@ -92,7 +92,7 @@ def slot_class_sums(local: np.ndarray, n: np.ndarray, mean: np.ndarray, n_local:
     """
     S, r = mean.shape
     xp = _xp.namespace(local, n, mean)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         slot_ids = xp.arange(n_local, device=_xp.device_of(mean))
         onehot = xp.astype(local[:, None] == slot_ids[None, :], mean.dtype)  # (S, J)
         slots = onehot[:, :, None] * mean[:, None, :]

@@ -83,7 +83,7 @@ def session_moments(precision_terms, b, workspace=None, second=True):
     """
     B, r = b.shape
     xp = _xp.namespace(precision_terms, b)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         from .factor_analysis import spd_inverse
 
         eye = xp.eye(r, dtype=b.dtype, device=_xp.device_of(b))
@@ -143,7 +143,7 @@ def segment_class_sums(starts, n, x):
     """``G[j, c] = sum_{s in segment j} n_sc x_s``: (J, C, r), one product per segment."""
     J, C, r = len(starts) - 1, n.shape[1], x.shape[1]
     xp = _xp.namespace(n, x)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         return xp.stack([n[starts[j]:starts[j + 1], :].T @ x[starts[j]:starts[j + 1], :]
                          for j in range(J)]) if J else xp.zeros((0, C, r), dtype=x.dtype,
                                                                device=_xp.device_of(x))
@@ -160,7 +160,7 @@ def segment_offset_terms(starts, n, Q, classes):
     and the class index ``classes`` (J,) of every segment."""
     xp = _xp.namespace(n, Q)
     classes = _xp.to_host_index(classes)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         parts = [n[starts[j]:starts[j + 1], :] @ Q[int(classes[j]), ...]
                  for j in range(len(starts) - 1)]
         return (xp.concat(parts, axis=0) if parts

@@ -41,7 +41,7 @@ def cholesky(A: np.ndarray, name: str) -> np.ndarray:
     """Lower Cholesky factor of ``A`` or a :class:`NotPositiveDefiniteError` naming ``A``."""
     xp = _xp.namespace(A)
     try:
-        if xp is not np:
+        if not _xp.is_numpy(xp):
             return _xp.cholesky(A, xp)
         return linalg.cholesky(A, lower=True, check_finite=False)
     except (linalg.LinAlgError, _xp.LinAlgFailure) as exc:
@@ -158,7 +158,7 @@ class Posterior:
 def _whitened_factor(F: np.ndarray, W: np.ndarray, name: str):
     L = cholesky(W, name)
     xp = _xp.namespace(F, W)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         Ft = _xp.solve_triangular(L, F, xp, lower=True)
         lam, V = xp.linalg.eigh(Ft.T @ Ft)
         return L, Ft, xp.clip(lam, min=0.0), V
@@ -287,7 +287,7 @@ def scoring_basis(F: np.ndarray, W: np.ndarray, rtol: float = 1e-13):
     """
     L, Ft, lam, V = _whitened_factor(F, W, "within-class covariance W")
     xp = _xp.namespace(F, W)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         top = max(float(xp.max(lam)) if lam.shape[0] else 0.0, np.finfo(float).tiny)
         keep = _xp.to_host_index(xp.nonzero(lam > rtol * top)[0])
         lam, V = _xp.take_index(lam, keep, 0, xp), _xp.take_index(V, keep, 1, xp)
@@ -327,7 +327,7 @@ def llr_matrix(uE, nE, uP, nP, lam, out, block_rows: int) -> np.ndarray:
         out[...] = 0.0
         return out
     xp = _xp.namespace(uE, uP, lam)
-    if xp is not np:
+    if not _xp.is_numpy(xp):
         return _llr_matrix_xp(xp, uE, nE, uP, nP, lam, out, block_rows)
     direct = out.dtype == np.float64 and out.flags.c_contiguous
     for c in np.unique(nP):

@@ -20,6 +20,11 @@ import operator
 
 import numpy as np
 
+try:
+    from numpy.exceptions import AxisError
+except ImportError:  # numpy < 1.25
+    from numpy import AxisError
+
 from .._kernels import factor_analysis as kfa
 from ._labels import encode_labels
 from ._latent_steps import _labelled
@@ -69,7 +74,7 @@ def mult_along_axis(A, B, axis: int):
     """
     A = np.asarray(A)
     if axis >= A.ndim:
-        raise np.exceptions.AxisError(axis, A.ndim)
+        raise AxisError(axis, A.ndim)
     if A.shape[axis] != np.size(B):
         raise ValueError("Length of 'A' along the given axis must be the same as B.size")
     shape = [1] * A.ndim
