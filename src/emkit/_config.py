@@ -277,7 +277,8 @@ def _number(value, name: str, expected: str, integral: bool = False) -> None:
     """Raise a TypeError naming ``name`` unless ``value`` is a real number (an integer when
     ``integral``), numpy scalars included; booleans are refused (True is not the number 1 here)."""
     if _is_bool(value) or not isinstance(value, numbers.Integral if integral else numbers.Real):
-        raise TypeError(f"{name} must be {expected}; got {type(value).__name__}: {describe(value)}")
+        kind = "bool" if _is_bool(value) else type(value).__name__  # numpy 1 names it bool_
+        raise TypeError(f"{name} must be {expected}; got {kind}: {describe(value)}")
 
 
 def _flag(value, name: str) -> bool:

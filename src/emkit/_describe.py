@@ -9,6 +9,20 @@ import numbers
 __all__ = ["describe"]
 
 
+def _numpy_scalar_repr(value) -> str | None:
+    """numpy >= 2's repr of a numpy bool or number ("np.True_", "np.float64(0.5)"), whatever the
+    numpy version (numpy 1 wrote "True", "0.5"); None for anything else."""
+    kind = type(value)
+    if kind.__module__ != "numpy" or getattr(value, "shape", None) != ():
+        return None
+    if kind.__name__ in ("bool", "bool_"):
+        return f"np.{bool(value)}_"
+    if isinstance(value, numbers.Number):
+        text = str(value)  # the shortest digits of its own precision (format() would widen)
+        return f"np.{kind.__name__}({text[1:-1] if text.startswith('(') else text})"
+    return None
+
+
 def _truncated(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
@@ -35,7 +49,7 @@ def describe(value, limit: int = 40) -> str:
     if isinstance(value, (str, bytes)):
         shown = repr(value)
         return shown if len(shown) <= limit else f"{shown[:limit - 3]}... ({len(value)} characters)"
-    shown = repr(value)
+    shown = _numpy_scalar_repr(value) or repr(value)
     if value is None or isinstance(value, numbers.Number) or shape is not None or len(shown) <= limit:
         return _truncated(shown, limit)
     try:

@@ -84,3 +84,21 @@ def test_array_parameters_are_described(frames, fit, message):
     with pytest.raises((TypeError, ValueError)) as info:
         fit(frames, ubm)
     assert str(info.value) == message
+
+
+@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) < "2.0.0",
+                    reason="legacy='1.25' is numpy 2's; numpy 1 prints this way by itself")
+@pytest.mark.parametrize("value, shown", [
+    (np.float64(0.5), "np.float64(0.5)"), (np.float32(0.1), "np.float32(0.1)"),
+    (np.int64(3), "np.int64(3)"), (np.True_, "np.True_"), (np.complex128(1 + 2j), "np.complex128(1+2j)"),
+])
+def test_a_numpy_scalar_is_shown_the_same_whatever_numpy_prints(value, shown):
+    # numpy 1 (and numpy 2 with legacy printing) wrote "0.5", "True": the message changed with it
+    with np.printoptions(legacy="1.25"):
+        assert describe(value) == shown
+
+
+def test_a_numpy_bool_setting_is_named_bool_whatever_numpy_calls_its_type():
+    numpy_1_bool = type("bool_", (), {"__module__": "numpy"})  # numpy 1's np.True_ is a bool_
+    with pytest.raises(TypeError, match=r"^block_rows must be a positive integer; got bool: "):
+        set_config(block_rows=numpy_1_bool())
