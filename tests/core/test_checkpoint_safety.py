@@ -454,7 +454,7 @@ def test_fingerprint_is_the_values_not_the_layout(tmp_path):
     assert data_fingerprint(X.astype(np.float32)) != reference
     assert data_fingerprint(X.reshape(-1, 1)) != reference
     flipped = X.copy()
-    flipped.view(np.uint64)[-1, -1] ^= 1  # the last bit of the last value
+    flipped.view(np.uint64)[-1, -1] ^= np.uint64(1)  # the last bit (a Python 1: float on numpy 1)
     assert data_fingerprint(flipped) != reference
 
 
