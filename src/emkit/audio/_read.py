@@ -108,7 +108,9 @@ def _open(file, path: str, start: float | None, end: float | None, sample_rate: 
     os.lseek(file.fileno(), 0, os.SEEK_SET)
     opened = None  # the format libsndfile found: a failure after the open is one of its data
     try:
-        with sf.SoundFile(file.fileno(), closefd=False) as f:
+        # libsndfile gets a descriptor of its own to close: 1.2.0 (soundfile 0.12's wheels) closed
+        # the one it was given when it could not open it, closefd=False or not
+        with sf.SoundFile(os.dup(file.fileno()), closefd=True) as f:
             opened = f"{f.format} ({f.subtype})"
             rate, n, n_channels = int(f.samplerate), f.frames, f.channels
             floats = f.subtype in _FLOAT_SUBTYPES
