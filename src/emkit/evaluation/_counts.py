@@ -92,12 +92,21 @@ def _isotonic_in_place(y: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """The weighted non-decreasing isotonic regression of ``y`` (m,) by ``weight`` (m,), both
     float64 and overwritten: scipy's PAV, which scikit-learn's ``isotonic_regression`` calls on
     copies of them (2 arrays of m floats), is given them to work in.  Before scipy 1.12 (no such
-    PAV), scikit-learn's function itself."""
+    PAV), the PAV that scikit-learn runs there, on them likewise."""
     try:
         from scipy.optimize._pava_pybind import pava
     except ImportError:
+        return _sklearn_isotonic_in_place(y, weight)
+    blocks = np.full(y.size + 1, -1, dtype=np.intp)  # (as scipy's isotonic_regression makes it)
+    return pava(y, weight, blocks)[0]
+
+
+def _sklearn_isotonic_in_place(y: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    try:
+        from sklearn._isotonic import _inplace_contiguous_isotonic_regression
+    except ImportError:  # (a scikit-learn without it: its public function, on copies)
         from sklearn.isotonic import isotonic_regression
 
         return isotonic_regression(y, sample_weight=weight)
-    blocks = np.full(y.size + 1, -1, dtype=np.intp)  # (as scipy's isotonic_regression makes it)
-    return pava(y, weight, blocks)[0]
+    _inplace_contiguous_isotonic_regression(y, weight)
+    return y
