@@ -92,7 +92,7 @@ def test_isv_checkpoint(data, tmp_path):  # noqa: F811
 def test_train_option_usage_errors(data, tmp_path, monkeypatch):  # noqa: F811
     d = data
     base = ("train-ubm", d / "train.scp", *UBM, "-o", tmp_path / "x.h5")
-    # (the quoting of '-v' is click's: "No such option: -v" before click 8.2.1)
+    # (the quoting of '-v' is click's: "No such option: -v" in click 8.2.0, '-v' in 8.5.1)
     one_line_error(run(*base, "-v", ok=False), 2, "No such option", "-v",
                    "-v/--verbose and --debug go before the command")
     one_line_error(run(*base, "--workers", 2, "--scheduler", "tcp://h:8786", ok=False), 2,
