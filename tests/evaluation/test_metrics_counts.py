@@ -272,3 +272,18 @@ def test_pav_without_scipys_pav_module_falls_back_to_the_same_floats(monkeypatch
             patch.setitem(sys.modules, "scipy.optimize._pava_pybind", None)  # (import fails)
             np.testing.assert_array_equal(pav_posterior(counts), direct)
         np.testing.assert_array_equal(direct, reference_pav(tar, non)[3])
+
+
+def test_pav_falls_back_when_scipys_private_pav_changes_its_arguments(monkeypatch):
+    # scipy.optimize._pava_pybind.pava is private: a later scipy that keeps the module but takes
+    # other arguments must not break EER and min Cllr (before: its TypeError reached the caller)
+    import types
+
+    from emkit.evaluation._counts import pav_posterior, score_counts
+
+    counts = score_counts(*next(_cases(2)))
+    direct = pav_posterior(counts)
+    changed = types.ModuleType("scipy.optimize._pava_pybind")
+    changed.pava = lambda x, w: (x, w)  # (one argument fewer)
+    monkeypatch.setitem(__import__("sys").modules, "scipy.optimize._pava_pybind", changed)
+    np.testing.assert_array_equal(pav_posterior(counts), direct)

@@ -98,7 +98,10 @@ def _isotonic_in_place(y: np.ndarray, weight: np.ndarray) -> np.ndarray:
     except ImportError:
         return _sklearn_isotonic_in_place(y, weight)
     blocks = np.full(y.size + 1, -1, dtype=np.intp)  # (as scipy's isotonic_regression makes it)
-    return pava(y, weight, blocks)[0]
+    try:
+        return pava(y, weight, blocks)[0]
+    except TypeError:  # (a private function: its arguments changed, refused before any work)
+        return _sklearn_isotonic_in_place(y, weight)
 
 
 def _sklearn_isotonic_in_place(y: np.ndarray, weight: np.ndarray) -> np.ndarray:
