@@ -114,7 +114,7 @@ def test_results_json_replaced_by_a_pipe_is_refused_naming_it(tmp_path, no_hang)
 @pytest.mark.parametrize("content, message", [
     (b"[{\"system\": \"gmm\"}", r"not valid JSON \(Expecting ',' delimiter at line 1"),
     (b"{\"system\": \"gmm\"}", r"expected a JSON list of objects .* got dict"),
-    (b"[1, 2]", r"expected a JSON list of objects .* got list"),
+    (b"[{}, 2]", r"expected a JSON list of objects .* got a list whose item 1 is int;"),
     (b"\xff[]", "not UTF-8 text")])
 def test_results_json_that_is_not_a_list_of_rows_is_refused_naming_it(tmp_path, content, message):
     (tmp_path / "results.json").write_bytes(content)

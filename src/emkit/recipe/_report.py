@@ -22,9 +22,14 @@ def read_results(path) -> list:
     file, never waited on, at most :data:`MAX_RESULTS_BYTES`); anything but a JSON list of
     objects is a :class:`~emkit.io.untrusted.FeatureError` naming the file."""
     rows = read_json(path, MAX_RESULTS_BYTES, "results file")
-    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+    if not isinstance(rows, list):
+        got = type(rows).__name__
+    else:
+        got = next((f"a list whose item {i} is {type(row).__name__}"
+                    for i, row in enumerate(rows) if not isinstance(row, dict)), None)
+    if got is not None:
         raise FeatureError(f"{show_path(path)}: expected a JSON list of objects (a row per "
-                           f"system and condition); got {type(rows).__name__}; not a results file")
+                           f"system and condition); got {got}; not a results file")
     return rows
 
 
