@@ -21,7 +21,7 @@ import os
 import socket
 import stat
 
-from ..io.untrusted import file_kind
+from ..io._message_text import file_kind
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)

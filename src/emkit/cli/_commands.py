@@ -13,7 +13,8 @@ from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_pat
 from ..io.atomic import same_destination
 from ._numbers import NON_NEGATIVE, POSITIVE, IntRange
 from ._kept_statistics import utterance_statistics
-from ._models import _load_ubm, em_outcome, plural
+from .._progress import plural
+from ._models import _load_ubm, em_outcome
 from ._train_options import (backend_checkpoint, check_ivector_counts, check_ivector_dims,
                              check_train_options, cluster, frames_for, kmeans_checkpoint,
                              stats_checkpoint, stats_for, train_options)

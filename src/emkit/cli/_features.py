@@ -13,7 +13,7 @@ from ._commands import _explicit
 from ._kaldi_args import (Channel, KaldiStyleCommand, SampleFrequency, Verbose,
                           check_fixed_given, kaldi_generic_options, merge_sample_frequency)
 from ._numbers import NON_NEGATIVE, POSITIVE, FiniteFloat, FiniteFloatRange, IntRange
-from ._models import plural
+from .._progress import plural
 
 DEFAULT_JOBS = min(8, usable_cpus())  # (processes_for warns when jobs exceeds them)
 # emkit.audio's WINDOWS and emkit.io.untrusted's MAX_UTTERANCE_BYTES (a test checks they are):

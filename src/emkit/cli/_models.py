@@ -16,11 +16,6 @@ fe = lazy_module("emkit.io.untrusted")
 gmm_io = lazy_module("emkit.io.gmm")
 
 
-def plural(n: int, word: str) -> str:
-    """``1 utterance``, ``2 utterances``."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def article(word: str) -> str:
     """``an ISVMachine``, ``a GMMMachine``."""
     return f"{'an' if word[:1].upper() in 'AEIOU' else 'a'} {word}"

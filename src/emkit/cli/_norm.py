@@ -13,7 +13,7 @@ from __future__ import annotations
 import click
 
 from ._app import InputFile, lazy_module
-from ._models import plural
+from .._progress import plural
 from ._numbers import IntRange
 
 fe = lazy_module("emkit.io.lists")

@@ -8,7 +8,8 @@ import click
 from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_paths,
                    gselect_options, progress_option)
 from ._commands import POSITIVE, _explicit, _features, _ubm_dim, ex, fe, output_option
-from ._models import _load_machine, _load_models, article, plural
+from .._progress import plural
+from ._models import _load_machine, _load_models, article
 from ._norm import check_cohort_size, check_norm_options, norm_options, read_cohort
 
 

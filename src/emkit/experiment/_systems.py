@@ -25,7 +25,7 @@ from ..gmm import GMMMachine
 from ..linear_scoring import linear_scoring
 from ..plda import PLDAEnrollment
 from ..stats import GMMStats
-from ._common import PROBE_BLOCK, SystemUnavailable, length_norm, progress_bar
+from ._common import SystemUnavailable, length_norm, progress_bar
 from ._ivector_backend import IVectorBackend
 from ._system_base import System
 from .._describe import describe

@@ -8,8 +8,9 @@ Every feature reader of emkit follows these rules, whatever the file claims:
   opened.  Files are opened with ``O_NONBLOCK`` and checked again with ``fstat`` once open, so a
   file swapped for a pipe in between cannot block the reader either; every read (HDF5's and
   libsndfile's included) goes through that descriptor, never the path again
-  (:func:`open_checked`).  A file emkit wrote itself (a recipe's step stamp, a spill file) is
-  read with ``follow_links=False``: ``os.lstat``-ed and opened with ``O_NOFOLLOW``, so that a
+  (:func:`open_checked`).  A file emkit wrote itself (a recipe's step stamp, the demo's raw
+  scores; spill files have their own opener, ``emkit._backend._spill_open``) is read with
+  ``follow_links=False``: ``os.lstat``-ed and opened with ``O_NOFOLLOW``, so that a
   link put in its place is refused rather than read wherever it points.
 * **Declared sizes are checked before anything is allocated.**  A size read from a header (Kaldi
   rows x cols, a ``.npy`` shape, a zip member's uncompressed size, an HDF5 dataset's shape) is
@@ -37,8 +38,8 @@ import stat
 
 import numpy as np
 
-from ._message_text import (ASCII_NUMBER, NOT_FINITE, file_kind, message_subject,
-                            not_regular_message, number_advice, plausible_key, show_key, show_path, with_article)
+from ._message_text import (ASCII_NUMBER, NOT_FINITE, message_subject, not_regular_message,
+                            number_advice, plausible_key, show_key, show_path, with_article)
 from ._size_checks import check_declared, check_limit, check_utterance_size
 from .errors import FeatureError
 

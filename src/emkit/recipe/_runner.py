@@ -31,7 +31,8 @@ from typing import Callable, Protocol, runtime_checkable
 
 from ..io.atomic import atomic_write
 from ..io.small_files import read_json
-from ..io.untrusted import FeatureError, file_kind, open_regular
+from ..io._message_text import file_kind
+from ..io.untrusted import FeatureError, open_regular
 
 __all__ = ["Step", "FunctionStep", "StepResult", "Runner", "WorkDirBusy"]
 
