@@ -117,7 +117,7 @@ def session_pass(data: TrainingSet, params: SessionParams,
     their terms added in block order: the result does not depend on the number of threads, and a
     thread slowed down by other processes simply takes fewer blocks.  ``what``: the name of the
     pass in the progress lines of the ``emkit`` logger (INFO, at most every 30 s: sessions done
-    of all in memory, partitions done of a dask bag's); None: none.
+    of all in memory, partitions done of a dask bag's; none yet on a device); None: none.
     """
     rows = data.rows
     if not isinstance(rows, list):  # the workers need neither uprod nor the (S, r) factors back
