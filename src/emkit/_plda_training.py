@@ -73,7 +73,7 @@ def variance_floor(stats: kp.ClassStatistics, variance_threshold: float) -> floa
     check_scatter(stats.scatter, "scatter of X")
     if not scale > 0:
         raise ValueError("X is constant (every row the same): PLDA has no variance to model")
-    return float(variance_threshold) * (scale if scale > 0 else 1.0)
+    return float(variance_threshold) * scale
 
 
 def within_covariance(model: str, G, noise):

@@ -223,9 +223,9 @@ class GMMStats:
         n_gaussians, n_features : int
             The new C and D, integers >= 0 (bob.learn.em 3.3.1 did not check them).
         """
-        check_positive_int(n_gaussians, "n_gaussians", minimum=0)
-        check_positive_int(n_features, "n_features", minimum=0)
-        self.n_gaussians, self.n_features = n_gaussians, n_features
+        shape = (check_positive_int(n_gaussians, "n_gaussians", minimum=0),
+                 check_positive_int(n_features, "n_features", minimum=0))  # (both, then store)
+        self.n_gaussians, self.n_features = shape
         self.init_fields()
 
     @property
