@@ -75,29 +75,33 @@ def _scatter_add(G, index, values, xp):
     return G + _xp.segment_sum(index, values, G.shape[0], xp)
 
 
-def session_pass(data, p: SessionParams, dev) -> SessionAccumulator:
+def session_pass(data, p: SessionParams, dev, progress=None) -> SessionAccumulator:
     """The E-step over all sessions of the in-memory training set ``data`` on ``dev``: the
     :class:`~._estep.SessionAccumulator` of :func:`emkit.factor_analysis._training.session_pass`
-    (numpy float64)."""
+    (numpy float64); ``progress`` as :func:`device_pass`'s."""
     put = functools.partial(_device.to_device, dev=dev)
     offset_proj = None if p.offset_proj is None else put(p.offset_proj)
     sums = device_pass(_staged(data, dev), put(p.U_over_var), put(p.uprod), put(p.W_mean),
-                       offset_proj, p.n_classes, p.accumulate, dev.xp)
+                       offset_proj, p.n_classes, p.accumulate, dev.xp, progress)
     return SessionAccumulator(*(None if a is None else _staging.to_host(a, dev) for a in sums))
 
 
 def device_pass(staged: _Staged, U_over_var, uprod, W_mean, offset_proj, n_classes: int,
-                accumulate: bool, xp):
+                accumulate: bool, xp, progress=None):
     """``(A1 (C, r, r), A2F (CD, r), G (K, C, r))`` on the device (A1, A2F None without
     ``accumulate``) of one pass over the sessions of ``staged``, from the constants on the
     device: ``U_over_var`` (CD, r), ``uprod`` (C, r, r), ``W_mean`` (C, r) and the class
-    offsets' projections ``offset_proj`` (K, C, r) or None."""
+    offsets' projections ``offset_proj`` (K, C, r) or None.  ``progress`` (a
+    :class:`~emkit._progress.Progress`, or None) counts the sessions of each block once its
+    work is queued on the device (no synchronisation: the device may still be running it)."""
     C = uprod.shape[0]
     sums = _zeros(U_over_var, C, n_classes, accumulate, xp)
     for start, block in staged.blocks(DEVICE_BLOCK):
         codes = staged.codes[start:start + block.shape[0]]
         sums = _add_block(sums, block[:, :C], block[:, C:], codes,
                           (U_over_var, uprod, W_mean, offset_proj), xp)
+        if progress is not None:
+            progress.advance(block.shape[0])
     return sums
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from .._backend import _device
 from .._fitted import fitted_value, set_fitted
 from .._kernels import factor_analysis as kfa
+from .._progress import Progress
 from ._device import _staged, device_pass
 
 
@@ -44,10 +45,14 @@ class DeviceU(_Resident):
     ``data`` on ``dev``: ISV's (``totals`` given: the :class:`~._blocks.ClassTotals`, for the
     class offsets ``D z_k``) or JFA's (``class_offsets`` (C, D, K) numpy: ``V y_k``).
     ``name="V"``: JFA's V phase, ``data`` the classes as sessions (their summed statistics),
-    no offsets; the same algebra with V in place of U."""
+    no offsets; the same algebra with V in place of U.  ``what``: the name of each E-step in the
+    progress lines of the ``emkit`` logger, counting the rows of ``data`` (named ``unit``) as
+    they are queued on the device; None: none."""
 
-    def __init__(self, machine, data, dev, *, totals=None, class_offsets=None, name="U"):
+    def __init__(self, machine, data, dev, *, totals=None, class_offsets=None, name="U",
+                 what=None, unit="session"):
         self.machine, self.dev, self.xp, self.name = machine, dev, dev.xp, name
+        self.what, self.unit = what, unit
         self.staged = _staged(data, dev)
         self.n_classes = data.n_classes
         c = machine._constants()
@@ -86,7 +91,12 @@ class DeviceU(_Resident):
             Q = xp.matmul(xp.permute_dims(self.offsets, (0, 2, 1)), W3)  # (C, K, r)
             offset_proj = xp.permute_dims(Q, (1, 0, 2))
         return device_pass(self.staged, U_over_var, uprod, W_mean, offset_proj, self.n_classes,
-                           True, xp)
+                           True, xp, self._progress())
+
+    def _progress(self):
+        if self.what is None:
+            return None
+        return Progress(self.what, self.staged.host.shape[0], self.unit)
 
     def m_step(self, acc) -> float:
         """The new U (kept on the device); returns its relative change."""

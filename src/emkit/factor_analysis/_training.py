@@ -117,7 +117,8 @@ def session_pass(data: TrainingSet, params: SessionParams,
     their terms added in block order: the result does not depend on the number of threads, and a
     thread slowed down by other processes simply takes fewer blocks.  ``what``: the name of the
     pass in the progress lines of the ``emkit`` logger (INFO, at most every 30 s: sessions done
-    of all in memory, partitions done of a dask bag's; none yet on a device); None: none.
+    of all in memory, queued block by block on a device; partitions done of a dask bag's); None:
+    none.
     """
     rows = data.rows
     if not isinstance(rows, list):  # the workers need neither uprod nor the (S, r) factors back
@@ -127,13 +128,13 @@ def session_pass(data: TrainingSet, params: SessionParams,
         if isinstance(acc.G, ClassRows):
             acc = dataclasses.replace(acc, G=acc.G.dense(data.n_classes))
         return acc
+    progress = None if what is None else Progress(
+        what, sum(len(block.n) for block in data.rows), "session")
     dev = configured_device()
     if dev is not None:  # emkit.set_config(device=...): see ._device and docs/gpu.md
         from ._device import session_pass as device_pass
 
-        return device_pass(data, params, dev)
-    progress = None if what is None else Progress(
-        what, sum(len(block.n) for block in data.rows), "session")
+        return device_pass(data, params, dev, progress)
     return _blocks_pass(data, params, progress=progress)
 
 
@@ -365,7 +366,7 @@ def train_isv(machine, data: TrainingSet, X):
         return machine._set_param("U", u_update(machine._constants(), acc, session_threads(),
                                                 isv=isv))
 
-    device = device_u(machine, data, isv=True)  # U resident on a device
+    device = device_u(machine, data, isv=True, what="ISV E-step")  # U on a device
     if device is not None:
         e_step, m_step = device.e_step, device.m_step
     return fit_em(machine, X, e_step, m_step, state=("U",), name="ISV U training",
@@ -402,7 +403,7 @@ def train_jfa(machine, data: TrainingSet, X):
         V = u_update(machine._constants(), acc, threads, W=machine.V, g=totals.n.T @ acc.x)
         return machine._set_param("V", V)
 
-    device = device_u(machine, classes, name="V")  # V resident on a device
+    device = device_u(machine, classes, name="V", what="JFA V E-step", unit="class")
     e_step = lambda: None  # noqa: E731  (the pass runs in v_step)
     if device is not None:
         e_step, v_step = device.e_step, device.m_step
@@ -421,7 +422,7 @@ def train_jfa(machine, data: TrainingSet, X):
         return machine._set_param("U", u_update(machine._constants(), acc, threads,
                                                 class_offsets=Vy))
 
-    device = device_u(machine, data, class_offsets=Vy)  # U resident on a device
+    device = device_u(machine, data, class_offsets=Vy, what="JFA U E-step")  # U on a device
     if device is not None:
         u_e_step, u_m_step = device.e_step, device.m_step
     fit_em(machine, X, u_e_step, u_m_step, state=every, phase=1, name="JFA U training",
