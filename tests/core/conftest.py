@@ -12,8 +12,13 @@ def client():
     the tests see their calls) and its client, per test module.  test_distributed.py has its
     own (worker processes)."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=":0", silence_logs=40) as cluster:
+    import dask
+
+    # (no worker profiler: a thread of its own in distributed 2024.1 that samples stacks every
+    # 10 ms, which test_dask_cache's traced memory peaks would count)
+    with dask.config.set({"distributed.worker.profile.enabled": False}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                     dashboard_address=":0", silence_logs=40) as cluster:
         with distributed.Client(cluster) as c:
             yield c
 
