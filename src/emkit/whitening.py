@@ -31,11 +31,11 @@ from .io._registry import register
 __all__ = ["Whitening"]
 
 
-class SingularError(np.linalg.LinAlgError):
+class SingularError(np.linalg.LinAlgError, ValueError):
     """A covariance that is singular (or not positive definite) without ``pinv``.
 
-    A ``numpy.linalg.LinAlgError`` (so a ``ValueError`` too), as the reference raised, so that
-    code catching that keeps working.
+    A ``numpy.linalg.LinAlgError``, as the reference raised, so that code catching that keeps
+    working, and a ``ValueError`` (which numpy's is only from numpy 2 on).
     """
 
 
