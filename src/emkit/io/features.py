@@ -16,7 +16,9 @@ Features are named matrices (one per utterance, ``(n_frames, n_features)``), rea
     row, and the compressed ``CM``/``CM2``/``CM3`` matrices) or text (``key [ rows ]``).
 ``.scp`` (or ``scp:PATH``)
     A Kaldi script file: ``key path.ark:offset`` lines, optionally with a row range
-    ``[first:last]`` or row and column ranges ``[r1:r2,c1:c2]`` (inclusive, as in Kaldi);
+    ``[first:last]`` or row and column ranges ``[r1:r2,c1:c2]`` (inclusive, as in Kaldi; ``:``
+    alone for all rows or columns, ``[:,13:25]``; a last row up to 2 past the matrix's end is
+    cut there with a warning, as Kaldi does);
     ``key path`` without an offset reads the first matrix of ``path``.  Piped commands
     (``cmd |``) are not supported.
 

@@ -6,7 +6,8 @@ a size byte (4), and the values row by row; vectors have one size and are read a
 matrices are ``key [ row \\n row ]``, their numbers written in ASCII as Kaldi writes them
 (:data:`~emkit.io.untrusted.ASCII_NUMBER`: not ``1_0``, not non-ASCII digits).  An ``.scp``
 holds ``key path[:offset][range]`` lines; the range ``[r1:r2]`` or ``[r1:r2,c1:c2]`` is
-inclusive and must lie inside the matrix (as in Kaldi).
+inclusive, ``:`` alone takes all rows or columns, and it must lie inside the matrix but for
+Kaldi's tolerance of 2 rows past the end (:mod:`emkit.io._kaldi_ranges`).
 
 Untrusted files (see :mod:`emkit.io.untrusted`): every size a header declares is checked against
 the bytes left in the file before it is read, one utterance is at most ``max_utterance_bytes``
@@ -31,6 +32,7 @@ import numpy as np
 
 from .._progress import Progress, logger
 from ._message_text import PATH_TAIL
+from ._kaldi_ranges import apply_range, split_range
 from ._kaldi_text import read_text_matrix
 from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_declared, check_limit,
                         check_utterance_size, file_size, is_comment, open_regular, plausible_key,
@@ -258,23 +260,6 @@ def read_kaldi_ark(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
     return out
 
 
-_SCP_RANGE = re.compile(r"^(.*?)(?:\[(\d+):(\d+)(?:,(\d+):(\d+))?\])?$")
-
-
-def _apply_range(matrix, r1, r2, c1, c2, where: str) -> np.ndarray:
-    """Kaldi's inclusive ``[r1:r2,c1:c2]``; a range outside the matrix is an error, as in Kaldi."""
-    for first, last, n, what in ((r1, r2, matrix.shape[0], "rows"),
-                                 (c1, c2, matrix.shape[1], "columns")):
-        if first is None:
-            continue
-        first, last = int(first), int(last)
-        if first > last or last >= n:
-            raise FeatureError(f"{where}: the range selects {what} {first}:{last} (inclusive) but "
-                               f"the matrix has {n} {what}")
-        matrix = matrix[first:last + 1] if what == "rows" else matrix[:, first:last + 1]
-    return np.ascontiguousarray(matrix)
-
-
 #: How many times over the entries of a script file may take a matrix's values with ranges
 #: (segments cut out of one matrix may overlap, as diarization's sliding windows do).
 MAX_SEGMENT_OVERLAP = 16
@@ -338,7 +323,7 @@ def _scp_entries(path):
             raise FeatureError(f"{where}: piped commands are not supported (emkit runs no command "
                                "named in a list); run the pipeline first, e.g. Kaldi's copy-feats "
                                "scp:in.scp ark,scp:feats.ark,feats.scp, and give its output")
-        target, *ranges = _SCP_RANGE.match(spec).groups()
+        target, ranges = split_range(spec, where)
         offset = 0
         m = re.match(r"^(.*):(\d+)$", target)
         if m:
@@ -417,7 +402,7 @@ def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
     lines = _line_count(path) if logger.isEnabledFor(logging.INFO) else None  # (only to be shown)
     progress = Progress(f"reading {show_path(path)}", lines, "line")
     try:
-        for number, where, key, target, offset, (r1, r2, c1, c2) in _scp_entries(path):
+        for number, where, key, target, offset, ranges in _scp_entries(path):
             if key in out:
                 raise FeatureError(f"{where}: utterance {show_key(key)} appears twice")
             if target != current:
@@ -437,8 +422,8 @@ def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
                                    f"the file ({reader.size} bytes)")
             reader.f.seek(offset)
             whole = _object(reader, where)
-            matrix = _apply_range(whole, r1, r2, c1, c2, where)
-            extents.add(offset, reader.f.tell(), whole.size, matrix.size, r1 is None and c1 is None, where)
+            matrix = apply_range(whole, ranges, where)
+            extents.add(offset, reader.f.tell(), whole.size, matrix.size, ranges is None, where)
             out[key] = as_features(matrix, where)
             progress.advance(number - progress.done)  # (comment lines counted with the next)
     finally:
