@@ -10,6 +10,7 @@ is in ``manifest.json``); emkit must still write those very bytes.
 import hashlib
 import json
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -53,7 +54,8 @@ def _assert_read_as(out, expected, *, compressed=False, text=False):
             np.testing.assert_array_equal(got, want.astype(np.float64), err_msg=key)
 
 
-READABLE = [name for name in MANIFEST["fixtures"] if name not in ("empty_matrix", "ranges")]
+READABLE = [name for name in MANIFEST["fixtures"]
+            if name not in ("empty_matrix", "ranges", "bare")]
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +70,24 @@ def test_every_kaldiio_archive_reads_as_kaldiio_reads_it(name):
     kind = {"compressed": name.startswith("compressed"), "text": name == "text"}
     _assert_read_as(read_kaldi_ark(ark), expected, **kind)
     _assert_read_as(read_kaldi_scp(scp), expected, **kind)
+
+
+def test_single_matrices_without_a_key_read_through_an_scp_without_offsets():
+    """copy-matrix writes one matrix (no key) to a file; an scp names it without an offset."""
+    expected = _expected("bare")
+    out = read_kaldi_scp("bare.scp")
+    _assert_read_as({"plain": out["plain"]}, {"plain": expected["plain"]})
+    _assert_read_as({"compressed": out["compressed"]}, {"compressed": expected["compressed"]},
+                    compressed=True)
+
+
+def test_an_int32_vector_is_refused_as_such(tmp_path):
+    """Alignments (ali-to-pdf output, ``copy-int-vector``) are int32 vectors: not features."""
+    lengths_and_values = b"".join(b"\4" + struct.pack("<i", v) for v in (3, 7, 7, 9))
+    (tmp_path / "ali.ark").write_bytes(b"utt1 \0B" + lengths_and_values)
+    with pytest.raises(FeatureError, match=r"utterance 'utt1': an int32 vector \(such as "
+                                           r"alignments\), not features \(expected FM"):
+        read_kaldi_ark(tmp_path / "ali.ark")
 
 
 def test_compressed_tolerance_is_below_the_quantisation_step():

@@ -144,6 +144,9 @@ def _binary(r: _Reader, where: str) -> np.ndarray:
         return _compressed(r, b"CM", where)
     if head in (b"CM2 ", b"CM3 "):
         return _compressed(r, head[:3], where)
+    if head[:1] == b"\4":  # the size byte of an int32 vector's length: no type token
+        raise FeatureError(f"{where}: an int32 vector (such as alignments), not features "
+                           f"(expected {_TYPES})")
     raise FeatureError(f"{where}: unsupported Kaldi object type (expected {_TYPES})")
 
 

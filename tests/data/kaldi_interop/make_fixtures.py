@@ -11,7 +11,8 @@ It rewrites everything in this directory except itself:
 
 * ``*.ark`` / ``*.scp`` written by kaldiio: binary float and double matrices and vectors,
   text matrices and vectors, compressed matrices of every ``compression_method`` (1..7: CM,
-  CM2, CM3), empty matrices, an scp with byte offsets and one with row/column ranges
+  CM2, CM3), empty matrices, single matrices without a key (``copy-matrix`` output) named by
+  an scp without offsets, an scp with byte offsets and one with row/column ranges
   (``[a:b]``, ``[a:b,c:d]``, ``[:,c:d]``, ``[a:b,:]``, a row end past the last row within
   Kaldi's tolerance of 3), several utterances per archive, keys with odd but legal characters;
 * ``expected.npz``: what kaldiio reads back from each (``<fixture>/<index>``, the keys in
@@ -82,9 +83,16 @@ def _save_all(rng):
                          compression_method=method)
         written[f"compressed_{key}"] = [f"compressed_{key}.ark", f"compressed_{key}.scp"]
     # all compressed methods in one archive, read through one scp (several per archive)
-    kaldiio.save_ark("compressed_all.ark", {k: d for k, (d, _) in compressed.items()},
-                     scp="compressed_all.scp")
+    for i, (key, (data, method)) in enumerate(compressed.items()):
+        kaldiio.save_ark("compressed_all.ark", {key: data}, scp="compressed_all.scp",
+                         append=i > 0, compression_method=method)
     written["compressed_all"] = ["compressed_all.ark", "compressed_all.scp"]
+    # single matrices without a key (copy-matrix's output), named by an scp without offsets
+    kaldiio.save_mat("bare.mat", _matrix(rng, 4, 3))
+    kaldiio.save_mat("bare_cm.mat", _matrix(rng, 20, 3), compression_method=2)
+    with open("bare.scp", "w", encoding="utf-8") as f:
+        f.write("plain bare.mat\ncompressed bare_cm.mat\n")
+    written["bare"] = ["bare.mat", "bare_cm.mat", "bare.scp"]
     return written
 
 
