@@ -77,7 +77,8 @@ def test_paths_in_messages_are_shown_escaped(tmp_path):
     for lines, match in [("a1 a 0 0.5\n", "sample rate is 8000 Hz"),
                          ("b1 b 0 0.5\n", "digital silence"),
                          ("c2 c 0 3\n", "ends 2.000s after the recording"),
-                         ("c3 c 0 0.5 9\n", "expected 'utterance-id recording-id start end'"),
+                         ("c3 c 0 0.5 9 9\n", "expected 'utterance-id recording-id start end'"),
+                         ("c3 c 0 0.5 9\n", "channel 9 requested"),
                          ("", "lists no recording")]:
         if match == "lists no recording":
             (d / "wav.scp").write_text("")
@@ -219,13 +220,67 @@ def test_an_id_in_another_unicode_form_is_told_apart_from_a_missing_one(data):
     assert message.endswith("(1 of 1 utterances are missing)")
 
 
-def test_a_segments_channel_field_is_refused_saying_how_to_pick_a_channel(data):
-    # before: "expected 'utterance-id recording-id start end'; got 5 field(s)" of Kaldi's own
-    # segments format (extract-segments reads a fifth field as the segment's channel)
-    message = refused(data, r"segments' line 1: expected 'utterance-id recording-id start end'; "
-                            r"got 5 field\(s\) \(Kaldi's optional fifth field, the channel of the "
-                            r"segment, is not supported: choose one channel .* with --channel ",
-                      **{"wav.scp": "r a.wav\n", "segments": "s r 0 0.5 1\n"})
-    assert message.endswith("each its own recording of wav.scp)")
-    message = refused(data, r"got 3 field\(s\)$", segments="s r 0\n")
-    assert "fifth field" not in message
+@pytest.fixture()
+def stereo_call(tmp_path):
+    """A data directory of one stereo recording whose two sides differ, and mono files of each."""
+    d = tmp_path / "call"
+    d.mkdir()
+    left, right = speech_like(seconds=2.0, seed=1, f0=120), speech_like(seconds=2.0, seed=2, f0=220)
+    write(d / "call.wav", np.stack([left, right], axis=1))
+    write(tmp_path / "side0.wav", left)
+    write(tmp_path / "side1.wav", right)
+    (d / "wav.scp").write_text("call call.wav\n")
+    return d
+
+
+def test_a_segments_fifth_field_is_the_channel_of_the_segment(stereo_call, tmp_path):
+    # before: a 5-field line (Kaldi's extract-segments: the channel of the segment, 0 left,
+    # 1 right) was refused; now each segment is cut from its own channel
+    from emkit.audio import FeatureConfig, extract_features, read_data_dir
+
+    (stereo_call / "segments").write_text("A call 0 -1 0\nB call 0 -1 1\nC call 0.5 1.5 1\n"
+                                          "D call 0 -1\n")
+    utterances = read_data_dir(stereo_call)
+    assert [u.channel for u in utterances] == [0, 1, 1, None]
+    mono = [extract_features(str(tmp_path / f"side{c}.wav")) for c in (0, 1)]
+    a, b, c = (extract_features(u) for u in utterances[:3])
+    np.testing.assert_array_equal(a, mono[0])
+    np.testing.assert_array_equal(b, mono[1])
+    assert not np.array_equal(a, b)
+    cut = extract_features(str(tmp_path / "side1.wav"), FeatureConfig())  # (the whole side)
+    assert c.shape[0] < cut.shape[0]
+    # the field wins over the configuration's channel; a line without one takes the latter
+    np.testing.assert_array_equal(extract_features(utterances[0], FeatureConfig(channel=1)),
+                                  mono[0])
+    np.testing.assert_array_equal(extract_features(utterances[3], FeatureConfig(channel=1)),
+                                  mono[1])
+    # no warning of a multi-channel file read without a channel: the line chose it
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shapes = compute_features([stereo_call], tmp_path / "out.ark",
+                                  FeatureConfig(channel=0))
+    assert list(shapes) == ["A", "B", "C", "D"]
+
+
+@pytest.mark.parametrize("field", ["x", "-1", "1.0", "+1", "1024"])
+def test_a_segments_channel_that_is_not_a_channel_number_names_the_line(data, field):
+    # Kaldi skips such a line with a warning; emkit refuses it, as its other malformed lines
+    message = refused(data, r"segments' line 1: the fifth field, the channel of the segment, "
+                            rf"must be a channel number from 0 \(the first, left\) to 1023; got "
+                            rf"'{re.escape(field)}'$",
+                      **{"wav.scp": "r a.wav\n", "segments": f"s r 0 0.5 {field}\n"})
+    assert message
+    refused(data, r"got 6 field\(s\)$", segments="s r 0 0.5 1 2\n")
+
+
+def test_a_segments_channel_the_recording_lacks_is_that_utterance_s_error(stereo_call, tmp_path):
+    (stereo_call / "segments").write_text("A call 0 -1 0\nB call 0 -1 2\n")
+    folder = re.escape(str(stereo_call))
+    named = (rf"^'{folder}/segments' line 2 \(utterance 'B'\): channel 2 requested; "
+             rf"'{folder}/call.wav' has 2 channels")
+    with pytest.raises(AudioError, match=named):
+        compute_features([stereo_call], tmp_path / "out.ark")
+    with pytest.warns(UserWarning) as caught:
+        assert list(compute_features([stereo_call], tmp_path / "out.ark", keep_going=True)) == ["A"]
+    assert re.search(named, str(caught[0].message))

@@ -172,9 +172,11 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
     if not isinstance(utterance, Utterance):
         utterance = Utterance("", str(utterance))
     k = config.kaldi
+    # a segments line's channel is that segment's (Kaldi's extract-segments cuts it out first)
+    channel = config.channel if utterance.channel is None else utterance.channel
     try:
         samples = read_audio(utterance.path, sample_rate=int(k.sample_frequency),
-                             channel=config.channel, start=utterance.start, end=utterance.end,
+                             channel=channel, start=utterance.start, end=utterance.end,
                              max_clipped=config.max_clipped,
                              max_utterance_bytes=config.max_utterance_bytes)
     except AudioError as exc:

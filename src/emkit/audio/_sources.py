@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -13,7 +14,7 @@ from pathlib import Path
 from ..io._message_text import PATH_TAIL
 from ..io.lists import read_id_map
 from ..io.untrusted import ASCII_NUMBER, FeatureError, show_key, show_path, text_lines
-from ._read import AudioError
+from ._read import MAX_CHANNELS, AudioError
 
 __all__ = ["Utterance", "find_utterances", "read_data_dir", "AUDIO_SUFFIXES"]
 
@@ -39,6 +40,9 @@ class Utterance:
     origin : str or None
         Where it is listed (a ``wav.scp`` or ``segments`` line), for messages; None for an
         audio file given or found in a directory.
+    channel : int or None
+        The channel of the recording the utterance is (a ``segments`` line's fifth field, from
+        0); None: the one of the feature configuration (``FeatureConfig.channel``).
     """
 
     id: str
@@ -47,6 +51,7 @@ class Utterance:
     end: float | None = None
     speaker: str | None = None
     origin: str | None = None
+    channel: int | None = None
 
 
 def _lines(path: Path):
@@ -144,12 +149,15 @@ def _seconds(text: str, where: str) -> float:
     return value
 
 
-#: Why a segments line of 5 fields is refused: Kaldi's extract-segments reads a fifth as the
-#: channel of the segment, which emkit does not (its channel is one for all the utterances)
-_CHANNEL_FIELD = (" (Kaldi's optional fifth field, the channel of the segment, is not supported: "
-                  "choose one channel for every utterance with --channel or a recipe's "
-                  "[features] channel, or split the channels into files, e.g. 'sox in.wav "
-                  "side2.wav remix 2', each its own recording of wav.scp)")
+def _channel(text: str, where: str) -> int:
+    """The fifth field of a segments line: the segment's channel, a plain decimal integer from 0
+    (0 the left, 1 the right channel of a stereo recording), as Kaldi's extract-segments reads
+    it (which skips, with a warning, a line whose field is not such a number)."""
+    if not re.fullmatch("[0-9]+", text) or int(text) >= MAX_CHANNELS:
+        raise AudioError(f"{where}: the fifth field, the channel of the segment, must be a "
+                         f"channel number from 0 (the first, left) to {MAX_CHANNELS - 1}; got "
+                         f"{show_key(text)}")
+    return int(text)
 
 
 def _segments(path: Path, recordings: dict) -> list:
@@ -157,9 +165,9 @@ def _segments(path: Path, recordings: dict) -> list:
     for number, line in _lines(path):
         where = f"{show_path(path)} line {number}"
         fields = _FIELDS.split(line)
-        if len(fields) != 4:
-            raise AudioError(f"{where}: expected 'utterance-id recording-id start end'; got "
-                             f"{len(fields)} field(s){_CHANNEL_FIELD * (len(fields) == 5)}")
+        if len(fields) not in (4, 5):
+            raise AudioError(f"{where}: expected 'utterance-id recording-id start end', and "
+                             f"optionally the channel; got {len(fields)} field(s)")
         utt, rec = _check_id(fields[0], where, "utterance id"), fields[1]
         start, end = _seconds(fields[2], where), _seconds(fields[3], where)
         if rec not in recordings:
@@ -171,8 +179,9 @@ def _segments(path: Path, recordings: dict) -> list:
             raise AudioError(f"{where}: utterance {show_key(utt)} is listed twice (lines "
                              f"{lines[utt]} and {number})")
         lines[utt] = number
+        channel = _channel(fields[4], where) if len(fields) == 5 else None
         out.append(Utterance(utt, recordings[rec][0], start, None if end == -1 else end,
-                             origin=where))
+                             origin=where, channel=channel))
     if not out:
         raise AudioError(f"{show_path(path)}: lists no segment")
     return out
@@ -182,8 +191,11 @@ def read_data_dir(data_dir) -> list:
     """The utterances of a Kaldi data directory (one holding ``wav.scp``), in file order.
 
     ``wav.scp`` lines are ``recording-id path``; the optional ``segments`` (``utterance-id
-    recording-id start end``, seconds as plain finite decimal numbers, ``end`` -1 for the end of
-    the recording) cuts utterances out of the recordings; fields are separated by ASCII white
+    recording-id start end [channel]``, seconds as plain finite decimal numbers, ``end`` -1 for
+    the end of the recording) cuts utterances out of the recordings; its optional fifth field,
+    as in Kaldi's ``extract-segments``, is the channel of the segment (from 0: 0 the left, 1 the
+    right side of a stereo telephone call), which overrides the configuration's channel for
+    that utterance; fields are separated by ASCII white
     space, as in Kaldi; the optional ``utt2spk`` gives their speakers and must list every
     utterance.  Relative paths are taken from the current directory, as Kaldi does, and where
     no such file is there, from the data directory.  Utterance ids must be unique, usable as
@@ -222,8 +234,7 @@ def read_data_dir(data_dir) -> list:
                              f"{show_key(missing[0])} has no speaker "
                              f"({len(missing)} of {len(utterances)} utterances are missing)"
                              f"{_other_unicode_form(missing[0], speakers)}")
-        utterances = [Utterance(u.id, u.path, u.start, u.end, speakers[u.id], u.origin)
-                      for u in utterances]
+        utterances = [dataclasses.replace(u, speaker=speakers[u.id]) for u in utterances]
     return utterances
 
 

@@ -35,7 +35,9 @@ def _options(f):
         click.option("--channel", type=Channel(), default=None,
                      help="The channel of multi-channel files, from 0 (0: the first, left) "
                           "[default, or -1 as in Kaldi: mono expected; the first channel of "
-                          "multi-channel files, with a warning, as Kaldi]."),
+                          "multi-channel files, with a warning, as Kaldi].  A segments "
+                          "line's fifth field is the channel of that segment (as in Kaldi's "
+                          "extract-segments), whatever this option says."),
         click.option("--num-ceps", type=IntRange(min=1), default=13, show_default=True,
                      help="MFCC: number of cepstra (C0 replaced by the log energy)."),
         click.option("--num-mel-bins", type=IntRange(min=3), default=23, show_default=True,
@@ -169,7 +171,8 @@ def _options(f):
 def features(inputs, output, jobs, keep_going, progress, config_files, write_utt2num_frames,
              **options):
     """Compute features of audio INPUTS: WAV/FLAC files, directories of them (recursively) or
-    Kaldi data directories (wav.scp with plain paths, optional segments and utt2spk).
+    Kaldi data directories (wav.scp with plain paths, optional segments, whose optional fifth
+    field is the segment's channel, and utt2spk).
 
     \b
     Kaldi-compatible (kaldi-native-fbank), then, as in Kaldi's speaker recipes:
