@@ -284,3 +284,21 @@ def test_a_segments_channel_the_recording_lacks_is_that_utterance_s_error(stereo
     with pytest.warns(UserWarning) as caught:
         assert list(compute_features([stereo_call], tmp_path / "out.ark", keep_going=True)) == ["A"]
     assert re.search(named, str(caught[0].message))
+
+
+def test_missing_ok_gives_the_segments_of_a_missing_recording_to_leave_out(data, tmp_path):
+    # before: keep_going stopped at the missing file, FileNotFoundError, nothing written
+    (data / "wav.scp").write_text("r a.wav\ngone nothere.wav\n")
+    (data / "segments").write_text("s1 r 0 0.5\ng1 gone 0 0.5\ng2 gone 0.5 1\n")
+    with pytest.raises(FileNotFoundError, match="line 2: no such audio file 'nothere.wav'"):
+        find_utterances([data])
+    found = find_utterances([data], missing_ok=True)
+    assert [(u.id, u.path) for u in found] == [("s1", str(data / "a.wav")),
+                                               ("g1", "nothere.wav"), ("g2", "nothere.wav")]
+    with pytest.warns(UserWarning) as caught:
+        shapes = compute_features([data], tmp_path / "out.ark", keep_going=True)
+    assert list(shapes) == ["s1"]
+    messages = [str(w.message) for w in caught]
+    assert re.search(r"segments' line 2 \(utterance 'g1'\): no such audio file: 'nothere.wav'; "
+                     "left out$", messages[0])
+    assert messages[-1].startswith("2 of 3 utterances could not be used")

@@ -95,13 +95,44 @@ def test_keep_going_writes_the_usable_utterances(tmp_path, audio):
     result = CliRunner().invoke(cli, ["features", str(audio), "-o", str(tmp_path / "f.ark"),
                                       "--keep-going", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "mfcc: 2 utterances" in result.stdout
+    assert "mfcc: 2 of 3 utterances (1 left out), " in result.stdout
     assert "utt1.wav': not a readable audio file" in result.stderr
     assert "1 of 3 utterances could not be used and were left out" in result.stderr
     for name in ("utt1.wav", "utt2.wav"):
         (audio / name).unlink()
     result = run(audio, "-o", tmp_path / "one.ark", "--no-progress")
     assert "mfcc: 1 utterance, " in result.stdout  # ('1 utterances')
+
+
+@pytest.mark.filterwarnings("default::UserWarning")  # printed by the command as it runs
+def test_keep_going_leaves_out_a_wav_scp_entry_whose_file_is_missing(tmp_path, audio):
+    # before: --keep-going or not, the missing file stopped the run (exit 1, nothing written)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "wav.scp").write_text(f"a {audio / 'utt0.wav'}\ngone {tmp_path / 'gone.wav'}\n"
+                                  f"c {audio / 'utt2.wav'}\n")
+    result = CliRunner().invoke(cli, ["features", str(data), "-o", str(tmp_path / "f.ark"),
+                                      "--keep-going", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "mfcc: 2 of 3 utterances (1 left out), " in result.stdout
+    assert (f"wav.scp' line 2 (utterance 'gone'): no such audio file: '{tmp_path}/gone.wav'; "
+            "left out") in result.stderr
+    assert "1 of 3 utterances could not be used and were left out" in result.stderr
+    written = read_features(str(tmp_path / "f.scp"))
+    assert list(written) == ["a", "c"]
+    np.testing.assert_array_equal(written["c"], extract_features(audio / "utt2.wav"))
+    assert (tmp_path / "f.utt2num_frames").read_text().split()[::2] == ["a", "c"]
+    # without it the run stops before any work, naming the line (as before)
+    one_line_error(run(data, "-o", tmp_path / "g.ark"), 1, "emkit features: error:",
+                   "wav.scp' line 2: no such audio file")
+    no_leftovers(tmp_path, "g.ark", "g.scp")
+    # none left: exit 1, nothing written
+    (data / "wav.scp").write_text(f"gone {tmp_path / 'gone.wav'}\n")
+    result = CliRunner().invoke(cli, ["features", str(data), "-o", str(tmp_path / "h.ark"),
+                                      "--keep-going", "--no-progress"])
+    assert result.exit_code == 1
+    assert "none of the 1 utterances could be used" in result.stderr
+    no_leftovers(tmp_path, "h.ark", "h.scp")
 
 
 def test_wrong_rate_and_silence_exit_1(tmp_path, audio):

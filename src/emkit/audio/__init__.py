@@ -59,8 +59,9 @@ def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *,
     progress : bool, default False
         A progress bar on stderr.
     keep_going : bool, default False
-        Leave out an utterance that cannot be used, with a warning (see :func:`extract_many`);
-        the others are written.
+        Leave out an utterance that cannot be used, with a warning (see :func:`extract_many`),
+        one whose audio file a data directory lists but does not exist too; the others are
+        written.
     seconds_per_process : float, optional
         At most one process per that many seconds of audio (see :func:`processes_for`;
         ``emkit features`` gives :data:`SECONDS_PER_PROCESS`).
@@ -75,7 +76,8 @@ def compute_features(inputs, output, config: FeatureConfig = FeatureConfig(), *,
         ``{utterance id: (n_frames, n_features)}`` of what was written, in input order.
     """
     kind = output_kind(output)
-    utterances = find_utterances(inputs)
+    # (with keep_going, a data directory's missing audio file is an utterance left out)
+    utterances = find_utterances(inputs, missing_ok=keep_going)
     shapes = {}
 
     def items():

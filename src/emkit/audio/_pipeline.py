@@ -167,7 +167,10 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
     Raises
     ------
     AudioError
-        Naming the file: unusable audio, too short an utterance, one where VAD keeps no frame.
+        Naming the file: unusable audio, too short an utterance, one where VAD keeps no frame;
+        for an utterance of a data directory's list, a missing audio file too.
+    FileNotFoundError
+        A missing audio file given by its path.
     """
     if not isinstance(utterance, Utterance):
         utterance = Utterance("", str(utterance))
@@ -179,7 +182,7 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
                              channel=channel, start=utterance.start, end=utterance.end,
                              max_clipped=config.max_clipped,
                              max_utterance_bytes=config.max_utterance_bytes)
-    except AudioError as exc:
+    except (AudioError, FileNotFoundError) as exc:  # (missing: a wav.scp entry, missing_ok)
         if utterance.origin is None:
             raise
         raise AudioError(f"{utterance.origin} (utterance {show_key(utterance.id)}): "

@@ -89,8 +89,9 @@ def _check_id(key: str, where: str, what: str) -> str:
     return key
 
 
-def _wav_scp(data_dir: Path) -> dict:
-    """``{recording id: (audio path, "wav.scp line N")}`` of ``data_dir``'s wav.scp."""
+def _wav_scp(data_dir: Path, missing_ok: bool) -> dict:
+    """``{recording id: (audio path, "wav.scp line N")}`` of ``data_dir``'s wav.scp (a missing
+    file's path as written, with ``missing_ok``)."""
     scp = data_dir / "wav.scp"
     out = {}
     for number, line in _lines(scp):
@@ -105,15 +106,16 @@ def _wav_scp(data_dir: Path) -> dict:
                              "files and list their paths")
         if key in out:
             raise AudioError(f"{where}: recording {show_key(key)} is listed twice")
-        out[key] = (_resolve(target, data_dir, where), where)
+        out[key] = (_resolve(target, data_dir, where, missing_ok), where)
     if not out:
         raise AudioError(f"{show_path(scp)}: lists no recording")
     return out
 
 
-def _resolve(target: str, data_dir: Path, where: str) -> str:
+def _resolve(target: str, data_dir: Path, where: str, missing_ok: bool = False) -> str:
     """A relative path from the current directory, as Kaldi does, else from the data directory
-    (the rule of feature scp files, :mod:`emkit.io.kaldi`)."""
+    (the rule of feature scp files, :mod:`emkit.io.kaldi`); a missing file is an error, or with
+    ``missing_ok`` its path as written, whose reading fails (an utterance to leave out)."""
     for candidate in (Path(target), data_dir / target):
         try:
             if candidate.is_file():
@@ -123,6 +125,8 @@ def _resolve(target: str, data_dir: Path, where: str) -> str:
     if ":" in target and not os.path.exists(target):
         raise AudioError(f"{where}: {show_path(target, tail=PATH_TAIL)}: archive offsets "
                          "(path:offset) are not supported; list plain audio files")
+    if missing_ok:
+        return target
     raise FileNotFoundError(f"{where}: no such audio file {show_path(target, tail=PATH_TAIL)}"
                             f"{_where_looked(target, data_dir)}")
 
@@ -187,7 +191,7 @@ def _segments(path: Path, recordings: dict) -> list:
     return out
 
 
-def read_data_dir(data_dir) -> list:
+def read_data_dir(data_dir, *, missing_ok: bool = False) -> list:
     """The utterances of a Kaldi data directory (one holding ``wav.scp``), in file order.
 
     ``wav.scp`` lines are ``recording-id path``; the optional ``segments`` (``utterance-id
@@ -205,6 +209,10 @@ def read_data_dir(data_dir) -> list:
     ----------
     data_dir : str or path-like
         A directory holding ``wav.scp``.
+    missing_ok : bool, default False
+        A ``wav.scp`` entry whose audio file does not exist gives its utterances all the same,
+        with the path as written, for :func:`extract_many` to leave out (``keep_going``) rather
+        than a ``FileNotFoundError`` here.
 
     Returns
     -------
@@ -216,10 +224,10 @@ def read_data_dir(data_dir) -> list:
         A malformed list, a repeated or unsafe id, a piped command (``cmd |``) or an archive
         offset (refused, never executed).
     FileNotFoundError
-        A listed audio file that does not exist.
+        A listed audio file that does not exist (unless ``missing_ok``).
     """
     data_dir = Path(data_dir)
-    recordings = _wav_scp(data_dir)
+    recordings = _wav_scp(data_dir, missing_ok)
     if (data_dir / "segments").is_file():
         utterances = _segments(data_dir / "segments", recordings)
     else:
@@ -268,7 +276,7 @@ def _scan(directory: Path) -> list:
 _DATA_DIR_FILES = ("wav.scp", "segments", "utt2spk", "spk2utt", "feats.scp", "text")
 
 
-def find_utterances(inputs) -> list:
+def find_utterances(inputs, *, missing_ok: bool = False) -> list:
     """The utterances of audio files, directories and Kaldi data directories, in order.
 
     Utterance ids must be unique, usable as file names (no ``/``, not starting with ``.``) and
@@ -281,6 +289,9 @@ def find_utterances(inputs) -> list:
         the file (``spk1_utt3.wav`` -> ``spk1_utt3``); a directory without ``wav.scp``, every
         ``.wav``/``.flac`` file under it (recursively, sorted); a Kaldi data directory, the
         utterances :func:`read_data_dir` reads.
+    missing_ok : bool, default False
+        Passed to :func:`read_data_dir`: a data directory's missing audio files give their
+        utterances, whose reading fails (to be left out), not an error here.
 
     Returns
     -------
@@ -289,7 +300,7 @@ def find_utterances(inputs) -> list:
     Raises
     ------
     FileNotFoundError
-        A missing input.
+        A missing input (an audio file of a data directory: unless ``missing_ok``).
     AudioError
         An unusable input, or a repeated or unsafe utterance id.
     """
@@ -299,7 +310,8 @@ def find_utterances(inputs) -> list:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            batch = read_data_dir(p) if (p / "wav.scp").is_file() else _scan(p)
+            batch = read_data_dir(p, missing_ok=missing_ok) if (p / "wav.scp").is_file() \
+                else _scan(p)
         elif p.is_file() and p.name in _DATA_DIR_FILES:
             raise AudioError(f"{show_path(item)}: a Kaldi data directory's list, not audio: give the "
                              f"data directory ({show_path(p.parent)})")

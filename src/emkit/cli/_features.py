@@ -139,9 +139,12 @@ def _options(f):
                      help="Kaldi's --print-args: print the command line on stderr [default: not "
                           "printed, unlike Kaldi's programs]."),
         click.option("--keep-going", is_flag=True,
-                     help="Leave out an utterance that cannot be used (a warning names it, a last "
-                          "one counts them) and write the others, as Kaldi's tools do "
-                          "[default: the first such utterance is an error, nothing is written]."),
+                     help="Leave out an utterance that cannot be used, its audio file missing "
+                          "from wav.scp's path included (a warning names it, a last one counts "
+                          "them, the summary line says how many of all were written) and write "
+                          "the others, as Kaldi's tools do: the exit status is 0 unless none "
+                          "could be used [default: the first such utterance is an error, "
+                          "nothing is written]."),
     ]
     for option in reversed(opts):
         f = option(f)
@@ -206,7 +209,8 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
         audio.output_kind(output)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="-o/--output") from None
-    utterances = audio.find_utterances(list(inputs))
+    # (with --keep-going, a missing audio file of wav.scp is an utterance to leave out)
+    utterances = audio.find_utterances(list(inputs), missing_ok=keep_going)
     read = [u.path for u in utterances] + [
         os.path.join(i, name) for i in inputs for name in ("wav.scp", "segments", "utt2spk")
         if os.path.isdir(i) and os.path.isfile(os.path.join(i, name))]
@@ -252,7 +256,7 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
                                "writes the others") from None
     frames = sum(shape[0] for shape in shapes.values())
     dim = next(iter(shapes.values()))[1]
-    click.echo(f"{kind}: {plural(len(shapes), 'utterance')}, {plural(frames, 'frame')} x "
+    click.echo(f"{kind}: {_written(len(shapes), len(utterances))}, {plural(frames, 'frame')} x "
                f"{plural(dim, 'feature')} -> {output}")
     if not output.lower().endswith(".ark") and not quiet:
         _warn_stale(output, shapes, num_frames is not None)
@@ -263,6 +267,14 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
         note = dither_note(names_by_file, kind)
         if note is not None:
             click.echo(f"emkit features: note: {note}", err=True)
+
+
+def _written(written: int, listed: int) -> str:
+    """The utterances of the summary line: those written, and of how many, when --keep-going
+    left some out (the exit status is 0 then, as Kaldi's tools exit 0 when one succeeds)."""
+    if written == listed:
+        return plural(written, "utterance")
+    return f"{written} of {listed} utterances ({listed - written} left out)"
 
 
 def _warn_stale(directory, written, num_frames_written):
