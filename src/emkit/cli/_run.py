@@ -31,6 +31,11 @@ def run(recipe, force, progress):
     docs/recipes.md of emkit's source repository (its examples/demo_recipe.toml and
     examples/espeak_recipe/ are complete recipes).  'emkit demo --export DIR'
     writes a complete recipe and its data, from the installed package alone.
+
+    \b
+    An utterance whose features cannot be computed stops the run, unless
+    [features] keep_going = true leaves it out, as emkit features --keep-going
+    does (its speaker label set aside too).
     """
     from ..recipe import run_recipe
     from ..recipe._report import read_results

@@ -5,7 +5,8 @@ Layout (every key and default: ``docs/recipes.md``; an example: ``examples/espea
     work_dir = "work"                  # outputs, stamps and the report (relative to the recipe)
     seed = 0
     [data.NAME]        audio = DIR | features = [FILES or FOLDERS], utt2spk = FILE (optional)
-    [features]         options of emkit.audio.FeatureConfig / KaldiOptions (audio sets only)
+    [features]         options of emkit.audio.FeatureConfig / KaldiOptions (audio sets only),
+                       and keep_going (leave out the utterances that cannot be used)
     [ubm]              data = SET, gaussians, iterations, kmeans_iterations, compute_dtype
                        ("float64" or "float32", the EM's products), gselect and min_posterior
                        (Gaussian selection in the statistics of the systems)
@@ -193,15 +194,19 @@ def _ivector_dims(chk: _Checker, key: str, s: dict, labelled: bool) -> None:
 
 
 def _features(chk: _Checker, table: dict):
+    """(FeatureConfig, keep_going) of the ``[features]`` table."""
     from ..audio import FeatureConfig, KaldiOptions
 
-    table = chk.table(table, "features")
+    table = dict(chk.table(table, "features"))
+    keep_going = table.pop("keep_going", False)  # the step's option, not the features'
+    if not _is(keep_going, BOOL):
+        chk.fail("features.keep_going", f"must be {BOOL}; got {type(keep_going).__name__}")
     kaldi_keys = {f.name for f in dataclasses.fields(KaldiOptions)}
     other_keys = {f.name for f in dataclasses.fields(FeatureConfig)} - {"kaldi"}
     unknown = sorted(set(table) - kaldi_keys - other_keys)
     if unknown:
         chk.fail(f"features.{unknown[0]}", "unknown key (known: "
-                 f"{', '.join(sorted(kaldi_keys | other_keys))})")
+                 f"{', '.join(sorted(kaldi_keys | other_keys | {'keep_going'}))})")
     for name, value in table.items():
         if isinstance(value, (dict, list)):
             chk.fail(f"features.{name}", f"must be a single value; got {type(value).__name__}")
@@ -218,9 +223,9 @@ def _features(chk: _Checker, table: dict):
         kaldi = KaldiOptions(**{k: v for k, v in table.items() if k in kaldi_keys})
         config = FeatureConfig(kaldi=kaldi, **{k: v for k, v in table.items() if k in other_keys})
         check_options(kaldi)  # what kaldi-native-fbank refuses (too many mel bins...)
-        return config
+        return config, keep_going
     except ImportError:  # no audio extra: the features step says how to install it
-        return config
+        return config, keep_going
     except (TypeError, ValueError) as exc:  # the message quotes the value: shortened
         text = str(exc)
         name, _, rest = text.partition(" ")
@@ -302,8 +307,9 @@ def validate(doc: dict, path) -> dict:
     r["data"] = {chk.name(n, "data"): _data(chk, n, t) for n, t in data.items()}
     if not r["data"]:
         chk.fail("data", "no data set defined")
+    r["keep_going"] = False
     if any(d["audio"] for d in r["data"].values()):
-        r["features"] = _features(chk, doc.get("features", {}))
+        r["features"], r["keep_going"] = _features(chk, doc.get("features", {}))
     elif "features" in doc:
         chk.fail("features", "feature options need a data set with 'audio'")
     r["ubm"] = chk.fields(doc["ubm"], SECTIONS["ubm"], "ubm")

@@ -33,6 +33,7 @@ from .. import experiment as ex
 from .._caller_warnings import warn_at_caller
 from ..io.features import read_feature_sources, script_file_targets
 from ..io.lists import count_unlabelled, read_id_map
+from ._left_out import kept_labels
 from ._runner import FunctionStep
 
 __all__ = ["STEP_KINDS", "step_kind", "plan", "Context", "machine_path", "selection",
@@ -167,14 +168,17 @@ def _naming_audio_key(recipe, name):
 
 
 def _audio_inputs(recipe, name) -> list:
-    """The files the features of audio data set ``name`` are computed from."""
+    """The files the features of audio data set ``name`` are computed from (with keep_going,
+    those of wav.scp that exist: one that appears later is a new input, which reruns the step)."""
     from ..audio import find_utterances
 
     directory = recipe["data"][name]["audio"]
     files = [os.fspath(p) for p in sorted(Path(directory).glob("*"))
              if p.name in ("wav.scp", "segments")]
+    keep_going = recipe["keep_going"]
     with _naming_audio_key(recipe, name):
-        return files + [u.path for u in find_utterances([directory])]
+        audio = [u.path for u in find_utterances([directory], missing_ok=keep_going)]
+    return files + [p for p in audio if not keep_going or os.path.isfile(p)]
 
 
 def _labels(recipe, name) -> list:
@@ -199,18 +203,29 @@ def _features_steps(recipe, work):
                 shapes = audio.compute_features([d["audio"]], ark, recipe["features"],
                                                 jobs=recipe["jobs"], progress=ctx.progress,
                                                 seconds_per_process=audio.SECONDS_PER_PROCESS,
-                                                utt2num_frames=num_frames)
+                                                utt2num_frames=num_frames,
+                                                keep_going=recipe["keep_going"])
             frames = sum(s[0] for s in shapes.values())
-            return (f"{len(shapes)} utterance{'s' * (len(shapes) != 1)}, {frames} "
+            return (f"{_utterances_written(audio, d['audio'], len(shapes))}, {frames} "
                     f"frame{'s' * (frames != 1)} x {next(iter(shapes.values()))[1]}")
 
         params = {"features": _stamped(recipe["features"])}
+        if recipe["keep_going"]:  # (a key only when set: the stamps of earlier runs stay valid)
+            params["keep_going"] = True
         if recipe["features"].kaldi.dither:  # (features dithered at random before: recomputed)
             params["dither_noise"] = "seeded by the utterance id"
         inputs = functools.partial(_audio_inputs, recipe, name)
         steps.append(FunctionStep(f"features:{name}", run, inputs,
                                   params, [ark, ark.with_suffix(".scp"), num_frames]))
     return steps
+
+
+def _utterances_written(audio, directory, written: int) -> str:
+    """How many utterances were written, and of how many when keep_going left some out."""
+    listed = len(audio.find_utterances([directory], missing_ok=True))
+    if written == listed:
+        return f"{written} utterance{'s' * (written != 1)}"
+    return f"{written} of {listed} utterances ({listed - written} left out)"
 
 
 def _stamped(config) -> dict:
@@ -350,6 +365,8 @@ def _train_system(ctx, system, s, output, checkpoint):
     feats = ctx.features(s["data"])
     labels = ctx.recipe["data"][s["data"]]["utt2spk"]
     utt2spk = read_id_map(labels) if labels else None  # None: i-vector + cosine without WCCN
+    if utt2spk is not None:
+        utt2spk = kept_labels(ctx.recipe, s["data"], feats, utt2spk)
     unlabelled = 0 if utt2spk is None else count_unlabelled(feats, utt2spk, labels)
     if unlabelled:
         warn_at_caller(f"{unlabelled} utterance(s) of data set "

@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import experiment as ex
 from ..io.atomic import atomic_write
 from ..io.lists import read_id_map, read_trials, write_scores
+from ._left_out import kept_labels
 from ._runner import FunctionStep
 from ._scoring import normalise, read_npz, save_npz, score_condition
 from ._steps import (_feature_inputs, _labels, machine_path, selection, statistics_settings,
@@ -31,8 +32,7 @@ def _score_steps(recipe, work):
             npz, raw = score_paths(work, system, cond)
 
             def run(ctx, s=s, c=c, npz=npz, raw=raw, system=system):
-                co = None if cohort is None else (
-                    cohort, ctx.features(cohort), read_id_map(recipe["data"][cohort]["utt2spk"]))
+                co = None if cohort is None else _cohort(ctx, cohort)
                 with statistics_settings(recipe):
                     arrays = score_condition(machine_path(recipe, work, system), s, c,
                                              ctx.features(c["data"]), co)
@@ -53,6 +53,13 @@ def _score_steps(recipe, work):
                       "cohort": cohort, **selection(recipe)}
             steps.append(FunctionStep(f"score:{system}:{cond}", run, inputs, params, [npz, raw]))
     return steps
+
+
+def _cohort(ctx, name) -> tuple:
+    """(name, features, utt2spk) of the cohort set (without the utterances left out)."""
+    features = ctx.features(name)
+    utt2spk = read_id_map(ctx.recipe["data"][name]["utt2spk"])
+    return name, features, kept_labels(ctx.recipe, name, features, utt2spk)
 
 
 def final_scores(recipe, work, system, cond, stage=None) -> Path:
