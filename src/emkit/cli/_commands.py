@@ -233,6 +233,8 @@ def train_isv(features, feature_list, ubm, labels, output, rank_u, iterations, r
 
     One session per utterance of FEATURES, its speaker from --labels; the session subspace U is
     learnt, D is fixed by the relevance factor.  Enrol with 'emkit enroll -m ISV.h5'.
+    U is learnt from the differences between sessions of a speaker: a warning says when fewer
+    than 2 speakers, or less than half the sessions, have two sessions or more.
     """
     _train_fa("ISVMachine", features, feature_list, ubm, labels, output, progress, checkpoint,
               scheduler, workers, keep_statistics, r_U=rank_u,
@@ -254,7 +256,9 @@ def train_jfa(features, feature_list, ubm, labels, output, rank_u, rank_v, itera
     """Train a JFA (joint factor analysis) machine.
 
     One session per utterance of FEATURES, its speaker from --labels; V, U and D are learnt in
-    turn.  Enrol with 'emkit enroll -m JFA.h5'.
+    turn.  Enrol with 'emkit enroll -m JFA.h5'.  U is learnt from the differences between
+    sessions of a speaker: a warning says when fewer than 2 speakers, or less than half the
+    sessions, have two sessions or more.
     """
     _train_fa("JFAMachine", features, feature_list, ubm, labels, output, progress, checkpoint,
               scheduler, workers, keep_statistics, r_U=rank_u,

@@ -15,7 +15,7 @@ from .._backend import is_dask_collection
 from .._labels import check_label_sequence, encode_labels
 
 __all__ = ["encode_labels", "check_class_indices", "check_lengths", "label_list",
-           "warn_if_one_session_per_class"]
+           "warn_of_few_sessions_per_class"]
 
 logger = logging.getLogger("emkit")
 
@@ -53,13 +53,36 @@ def label_list(y, name="y"):
     return check_label_sequence(y, name, "session")
 
 
-def warn_if_one_session_per_class(counts: np.ndarray, estimator: str) -> None:
+#: Below these, U is learned from too few sessions of multi-session classes to trust (a warning):
+#: classes with two or more sessions (one class's differences are its own speaker's habits)...
+MIN_MULTI_SESSION_CLASSES = 2
+#: ...and the share of the sessions that are in such classes (a single session's deviation is
+#: its speaker's as much as its session's, so the more of them, the more U models speakers)
+MIN_MULTI_SESSION_SHARE = 0.5
+
+
+def warn_of_few_sessions_per_class(counts: np.ndarray, estimator: str) -> None:
     """A warning of the ``emkit`` logger when no class has two sessions (``counts``: sessions per
     class): U is learned from the differences between sessions of a class, so it then cannot
-    model session variability.  A log record, not a Python warning: training on such data is
-    legitimate (tests, demos) and must not fail under ``-W error``."""
-    if len(counts) and counts.max() < 2:
+    model session variability; and when few do (fewer than :data:`MIN_MULTI_SESSION_CLASSES`
+    classes, or less than :data:`MIN_MULTI_SESSION_SHARE` of the sessions), with the counts.
+    A log record, not a Python warning: training on such data is legitimate (tests, demos) and
+    must not fail under ``-W error``.  ``counts`` comes from the labels: no pass over the data."""
+    if not len(counts):
+        return
+    if counts.max() < 2:
         logger.warning(
             "%s training: each of the %d classes (speakers) has a single session, so U, learned "
             "from differences between sessions of the same class, cannot model session "
             "variability; give some classes two or more sessions", estimator, len(counts))
+        return
+    multi = counts >= 2
+    classes, sessions = int(multi.sum()), int(counts[multi].sum())
+    total = int(counts.sum())
+    if classes < MIN_MULTI_SESSION_CLASSES or sessions < MIN_MULTI_SESSION_SHARE * total:
+        logger.warning(
+            "%s training: only %d of the %d classes (speakers) have two or more sessions, "
+            "holding %d of the %d sessions (%.0f%%), so U, learned from differences between "
+            "sessions of the same class, is learned from few of them and the single-session "
+            "classes' speaker variability leaks into it; give more classes two or more "
+            "sessions", estimator, classes, len(counts), sessions, total, 100 * sessions / total)

@@ -25,7 +25,7 @@ from .._validation import (check_checkpoint, check_positive_int, check_random_st
 from . import _latent_steps, _steps
 from ._constants import Constants, build, check_shapes
 from ._frames import FrameMethods, has_trained_ubm
-from ._labels import warn_if_one_session_per_class
+from ._labels import warn_of_few_sessions_per_class
 from ._training import prepare_training_set, session_threads
 from .._describe import describe
 
@@ -250,7 +250,7 @@ class FactorAnalysisBase(FrameMethods, FitSummary, BaseEstimator):
         """The start of ``fit``: validate, stack the training set, initialise what is missing."""
         self._validate_hyperparameters()
         data = prepare_training_set(X, y, self._shape("fit"), session_threads())
-        warn_if_one_session_per_class(data.counts, type(self).__name__)
+        warn_of_few_sessions_per_class(data.counts, type(self).__name__)
         self._create_missing()
         self.classes_ = data.classes
         return data
