@@ -139,12 +139,12 @@ def _options(f):
                      help="Kaldi's --print-args: print the command line on stderr [default: not "
                           "printed, unlike Kaldi's programs]."),
         click.option("--keep-going", is_flag=True,
-                     help="Leave out an utterance that cannot be used, its audio file missing "
-                          "from wav.scp's path included (a warning names it, a last one counts "
-                          "them, the summary line says how many of all were written) and write "
-                          "the others, as Kaldi's tools do: the exit status is 0 unless none "
-                          "could be used [default: the first such utterance is an error, "
-                          "nothing is written]."),
+                     help="Leave out an utterance that cannot be used (bad audio, or a file "
+                          "that wav.scp lists but does not exist): a warning names it, a last "
+                          "one counts them, the summary line says how many of all were "
+                          "written; write the others, as Kaldi's tools do: the exit status is 0 "
+                          "unless none could be used [default: the first such utterance is an "
+                          "error, nothing is written]."),
     ]
     for option in reversed(opts):
         f = option(f)
