@@ -64,6 +64,22 @@ def test_version_and_help_load_no_heavy_module(args):
     assert proc.stdout.splitlines()[-1] == "0 []"
 
 
+def test_python_dash_m_emkit_is_the_command_and_loads_no_heavy_module():
+    proc = subprocess.run([sys.executable, "-m", "emkit", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Usage: emkit [OPTIONS] COMMAND [ARGS]...")
+    proc = python(f"""
+        import runpy, sys
+        sys.argv = ["emkit", "train-ubm", "--help"]
+        try:
+            runpy.run_module("emkit", run_name="__main__")
+        except SystemExit as exc:
+            print(exc.code, sorted(m for m in {HEAVY!r} if m in sys.modules))
+        """)
+    assert proc.stdout.splitlines()[-1] == "0 []", proc.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # Ctrl-C: status 130, one line on stderr, no traceback, no output file
 
