@@ -1,0 +1,128 @@
+"""What docs/ and README.md state about keys, defaults and links is what the code does.
+
+Guards against drift: the tables of docs/recipes.md against the recipe schema, the command-line
+defaults the README quotes against click's, and every link between the documents."""
+
+import ast
+import dataclasses
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).parents[2]
+RECIPES = ROOT / "docs" / "recipes.md"
+README = ROOT / "README.md"
+
+REQUIRED = ...
+
+
+def _default_cell(text: str):
+    """A default as docs/recipes.md writes it: a literal in backquotes, or words."""
+    text = text.strip()
+    if text in ("required", "none") or text.startswith("(this or"):
+        return REQUIRED if text == "required" else None
+    return ast.literal_eval(text.strip("`"))
+
+
+def _sections() -> dict:
+    """``{heading: {key: default}}`` of the key tables of docs/recipes.md."""
+    sections, heading = {}, None
+    for line in RECIPES.read_text().splitlines():
+        if line.startswith("### "):
+            heading = re.match(r"### `?([^`:]+)", line).group(1)
+        elif heading and line.startswith("| `"):
+            cells = re.split(r"(?<!\\)\|", line)[1:-1]  # an escaped \| is in a cell
+            if len(cells) != 4:  # the table of system kinds: the next test reads it
+                continue
+            key, _type, default, _meaning = (cell.strip() for cell in cells)
+            sections.setdefault(heading, {})[key.strip("`")] = _default_cell(default)
+        elif line.startswith("## ") and heading:
+            break
+    return sections
+
+
+def _schema_defaults(spec: dict) -> dict:
+    return {key: default for key, (_kind, default) in spec.items()}
+
+
+def test_recipe_key_tables_are_the_schema():
+    from emkit.recipe import _schema
+
+    documented = _sections()
+    assert documented.pop("Top level") == _schema_defaults(_schema.TOP)
+    headings = {"[data.NAME]": "data", "[ubm]": "ubm", "[conditions.NAME]": "conditions",
+                "[norm]": "norm", "[calibration]": "calibration", "[evaluation]": "evaluation"}
+    assert {headings[h] for h in documented} == set(_schema.SECTIONS)
+    for heading, keys in documented.items():
+        assert keys == _schema_defaults(_schema.SECTIONS[headings[heading]]), heading
+
+
+def test_recipe_system_keys_are_the_schema():
+    from emkit.recipe import _schema
+
+    text = RECIPES.read_text()
+    rows = dict(re.findall(r'^\| `"([a-z-]+)"` \| (.*) \|$', text, re.M))
+    assert set(rows) == set(_schema.SYSTEM_KINDS)
+    for kind, cell in rows.items():
+        documented = {key: None if default == "none" else ast.literal_eval(default.strip("`"))
+                      for key, default in re.findall(r"`(\w+)` \((`?[\w.\"]+`?)", cell)}
+        if "`lda_dim` and `plda_dim` (none" in cell:
+            documented.update(lda_dim=None, plda_dim=None)
+        assert documented == _schema_defaults(_schema.SYSTEM_KINDS[kind]), kind
+    common = _schema_defaults(_schema.COMMON_SYSTEM)
+    assert common["relevance_factor"] == 4.0 and "`relevance_factor` (default `4.0`" in text
+
+
+def test_recipe_feature_keys_are_the_feature_options():
+    from emkit.audio import FeatureConfig, KaldiOptions
+
+    paragraph = RECIPES.read_text().split("### `[features]`")[1].split("See `emkit.audio")[0]
+    documented = set(re.findall(r"`([a-z_]+)`", paragraph))
+    fields = {f.name for cls in (KaldiOptions, FeatureConfig) for f in dataclasses.fields(cls)}
+    assert documented - {"audio"} == fields - {"kaldi"}  # (`audio`: the data sets' key)
+
+def test_command_line_defaults_the_readme_quotes():
+    from emkit.cli import _app
+
+    def default(command, name):
+        (param,) = [p for p in _app.cli.get_command(None, command).params if p.name == name]
+        return param.default
+
+    text = " ".join(README.read_text().split())
+    assert "`--top-n` (adaptive S-norm only, default 200)" in text
+    import inspect
+
+    from emkit.evaluation import cohort
+    from emkit.cli._norm import NORM_HELP
+
+    assert "[default: 200;" in NORM_HELP["top_n"]  # (None in click: the command fills it in)
+    assert inspect.signature(cohort.normalise).parameters["top_n"].default == 200
+    assert "`--dither-seed N` (0 by default" in text and default("features", "dither_seed") == 0
+    assert "emkit does not (`0`" in text and default("features", "dither") == 0.0
+    assert "`--channel=-1` (the default)" in text and default("features", "channel") is None
+    assert "`--verbose=N` (N >= 1)" in text and default("features", "verbose") is None
+    assert "-2 or less" in text  # the README says what --verbose=-2 does (hides warnings)
+    assert "a recipe's i-vector system to `plda`" in RECIPES.read_text()
+    assert "`emkit enroll --backend` defaults to `cosine`" in RECIPES.read_text()
+    assert default("enroll", "backend") == "cosine"
+
+
+def test_links_between_the_documents_resolve():
+    docs = [README, *sorted((ROOT / "docs").glob("*.md")), *sorted(ROOT.glob("examples/*/*.md"))]
+    for doc in docs:
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", doc.read_text()):
+            if not target.startswith(("http://", "https://")):
+                assert (doc.parent / target).exists(), f"{doc.name}: {target}"
+
+
+def test_every_table_row_has_the_cells_of_its_header():
+    """A bare ``|`` inside a cell (``target|nontarget``, ``k-means||``) splits it: it must be
+    written ``\\|``, or the table shows the rest of the row under the wrong heading."""
+    for doc in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        header = None
+        for number, line in enumerate(doc.read_text().splitlines(), 1):
+            if not line.startswith("|"):
+                header = None
+                continue
+            cells = len(re.split(r"(?<!\\)\|", line))
+            header = cells if header is None else header
+            assert cells == header, f"{doc.name}:{number}: {cells - 2} cells, not {header - 2}"
