@@ -126,3 +126,18 @@ def test_every_table_row_has_the_cells_of_its_header():
             cells = len(re.split(r"(?<!\\)\|", line))
             header = cells if header is None else header
             assert cells == header, f"{doc.name}:{number}: {cells - 2} cells, not {header - 2}"
+
+
+def test_python_blocks_of_the_docs_run(tmp_path, monkeypatch):
+    """docs/*.md's Python examples run as written (README.md's: tests/core/test_readme.py)."""
+    monkeypatch.chdir(tmp_path)
+    blocks = [(doc, block) for doc in sorted((ROOT / "docs").glob("*.md"))
+              for block in re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)]
+    assert blocks
+    import emkit
+
+    try:
+        for doc, block in blocks:
+            exec(compile(block, str(doc), "exec"), {})
+    finally:
+        emkit.set_config(device="cpu")
