@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import pathlib
 import re
+import textwrap
 
 ROOT = pathlib.Path(__file__).parents[2]
 RECIPES = ROOT / "docs" / "recipes.md"
@@ -141,3 +142,55 @@ def test_python_blocks_of_the_docs_run(tmp_path, monkeypatch):
             exec(compile(block, str(doc), "exec"), {})
     finally:
         emkit.set_config(device="cpu")
+
+
+def _resolves(package: str, target: str) -> bool:
+    import importlib
+
+    name = package + target if target.startswith(".") else target
+    for candidate in (name, f"{package}.{name}"):
+        parts = candidate.split(".")
+        for split in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:split]))
+            except ImportError:
+                continue
+            try:
+                for part in parts[split:]:
+                    obj = getattr(obj, part)
+                return True
+            except AttributeError:
+                break
+    return False
+
+
+def test_package_docstrings_name_what_exists():
+    import importlib
+    import pkgutil
+
+    import emkit
+
+    packages = ["emkit", *(f"emkit.{m.name}" for m in pkgutil.iter_modules(emkit.__path__)
+                           if m.ispkg and not m.name.startswith("_"))]
+    for package in packages:
+        doc = importlib.import_module(package).__doc__
+        for target in re.findall(r":(?:func|class|mod|data|meth|attr):`~?([^`]+)`", doc):
+            assert _resolves(package, target), f"{package}'s docstring: {target}"
+
+
+def test_ivector_docstring_pipeline_runs_on_ivectors():
+    import numpy as np
+
+    import emkit.ivector
+
+    code = emkit.ivector.__doc__.split("WCCN::\n")[1]
+    ivectors = np.random.default_rng(0).normal(size=(400, 160))
+
+    class Machine:  # stands for a trained IVectorMachine: (S, R) i-vectors
+        def transform(self, stats):
+            return ivectors
+
+    namespace = {"machine": Machine(), "train_stats": None, "test_stats": None,
+                 "speaker_labels": np.repeat(np.arange(200), 2)}
+    exec(compile(textwrap.dedent(code), "emkit.ivector.__doc__", "exec"), namespace)
+    assert namespace["projected"].shape == (400, 150)

@@ -40,18 +40,20 @@ alignments, with w integrated out.  EM never decreases it.  ``convergence_thresh
 relative change of its average per utterance between two iterations is at most the threshold
 (the reference ignored the parameter).
 
-Length normalisation, LDA and PLDA are not part of the reference.  Chain them from scikit-learn
-on the i-vectors, e.g. whitening, length normalisation, LDA then WCCN::
+Length normalisation, LDA and PLDA are not part of the reference; emkit has them:
+:class:`emkit.lda.LDA`, :class:`emkit.plda.PLDA`, and :class:`emkit.experiment.IVectorBackend`,
+the back-end ``emkit train-ivector`` trains.  The transforms are scikit-learn estimators, so they
+also chain in a pipeline on the i-vectors, e.g. whitening, length normalisation, LDA then WCCN::
 
-    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import Normalizer
+    from emkit.lda import LDA
     from emkit.wccn import WCCN
     from emkit.whitening import Whitening
 
     ivectors = machine.transform(train_stats)            # (S, R) ndarray
     backend = make_pipeline(Whitening(), Normalizer(),    # Normalizer(): unit L2 norm per row
-                            LinearDiscriminantAnalysis(n_components=150), WCCN())
+                            LDA(150), WCCN())
     backend.fit(ivectors, speaker_labels)
     projected = backend.transform(machine.transform(test_stats))
 """
