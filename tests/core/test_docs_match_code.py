@@ -194,3 +194,54 @@ def test_ivector_docstring_pipeline_runs_on_ivectors():
                  "speaker_labels": np.repeat(np.arange(200), 2)}
     exec(compile(textwrap.dedent(code), "emkit.ivector.__doc__", "exec"), namespace)
     assert namespace["projected"].shape == (400, 150)
+
+
+MINIMAL_RECIPE = """\
+[data.train]
+features = ["a.npy"]
+[ubm]
+data = "train"
+[systems.map]
+kind = "gmm-map"
+[conditions.eval]
+data = "train"
+enroll = "enroll"
+trials = "trials"
+"""
+
+
+def test_recipe_tables_docs_call_required_are_the_required_ones(tmp_path):
+    import numpy as np
+    import pytest
+
+    from emkit.recipe import RecipeError, load_recipe
+
+    text = " ".join(RECIPES.read_text().split())
+    documented = re.search(r"The tables (.*?) are required;", text).group(1)
+    required = sorted(re.findall(r"`\[(\w+)", documented))
+    assert required == ["conditions", "data", "systems", "ubm"]
+    np.save(tmp_path / "a.npy", np.zeros((20, 2)))
+    for name in ("enroll", "trials"):
+        (tmp_path / name).write_text("")
+    tables = re.split(r"(?m)^(?=\[)", MINIMAL_RECIPE)[1:]
+    (tmp_path / "recipe.toml").write_text(MINIMAL_RECIPE)
+    load_recipe(tmp_path / "recipe.toml")  # [features], [norm], [calibration], [evaluation]: none
+    for table in tables:
+        (tmp_path / "recipe.toml").write_text(MINIMAL_RECIPE.replace(table, ""))
+        section = table[1:].split(".")[0].split("]")[0]
+        with pytest.raises(RecipeError, match=rf": {section}: missing \(required table\)"):
+            load_recipe(tmp_path / "recipe.toml")
+
+
+def test_kept_statistics_size_the_readme_and_help_quote():
+    from emkit.cli import _app
+    from emkit.experiment._stats_file import statistics_bytes
+
+    quoted = ("U (16 C D + 8 C + 16) bytes for U utterances, C Gaussians and D features "
+              "(198 GB at U=100,000, C=2048, D=60)")
+    assert quoted in " ".join(README.read_text().split())
+    command = _app.cli.get_command(None, "train-isv")
+    (checkpoint,) = [p for p in command.params if p.name == "checkpoint"]
+    assert "U (16 C D + 8 C + 16) bytes" in checkpoint.help and "198 GB at" in checkpoint.help
+    assert round(statistics_bytes(100_000, 2048, 60) / 1e9) == 198
+    assert statistics_bytes(1, 3, 2) == 16 * 3 * 2 + 8 * 3 + 16
