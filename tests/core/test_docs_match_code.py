@@ -245,3 +245,32 @@ def test_kept_statistics_size_the_readme_and_help_quote():
     assert "U (16 C D + 8 C + 16) bytes" in checkpoint.help and "198 GB at" in checkpoint.help
     assert round(statistics_bytes(100_000, 2048, 60) / 1e9) == 198
     assert statistics_bytes(1, 3, 2) == 16 * 3 * 2 + 8 * 3 + 16
+
+
+def test_every_top_level_module_imports_first():
+    """Each public module and package of ``emkit`` imports in an interpreter that has loaded no
+    emkit module yet (the docs name ``emkit.demo``, ``emkit.recipe``...): no import cycle depends
+    on which comes first.  One process, emkit's modules dropped from ``sys.modules`` before each
+    (the third-party ones stay: only emkit's code runs again)."""
+    import subprocess
+    import sys
+
+    code = textwrap.dedent("""
+        import importlib, pkgutil, sys
+        import emkit
+        names = sorted(m.name for m in pkgutil.iter_modules(emkit.__path__, "emkit.")
+                       if not m.name.startswith("emkit._"))
+        assert "emkit.demo" in names and "emkit.experiment" in names
+        for name in names:
+            for loaded in [m for m in sys.modules if m == "emkit" or m.startswith("emkit.")]:
+                del sys.modules[loaded]
+            try:
+                importlib.import_module(name)
+            except Exception as exc:
+                print(name, type(exc).__name__, exc)
+        print("done")
+        """)
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.stdout.splitlines()[-1:] == ["done"], proc.stderr
+    assert proc.stdout.splitlines()[:-1] == []

@@ -41,6 +41,14 @@ __all__ = ["DemoConfig", "DemoResult", "EnrolledModels", "IVectorBackend", "Syst
            "System", "SYSTEMS", "system_for", "GMMMAPSystem", "ISVSystem", "JFASystem",
            "IVectorCosineSystem", "IVectorPLDASystem", "SYSTEM_TITLES", "PROTOCOL"]
 
-# the demo lives in emkit.demo; its names stay importable from here
-from ..demo import (DATA_NOTES, PROTOCOL, DemoConfig, DemoResult, format_table,  # noqa: E402
-                    run_demo)
+# The demo lives in emkit.demo, which imports this package: its names are looked up there on
+# first use, so that either module can be imported first.
+_DEMO_NAMES = ("DATA_NOTES", "PROTOCOL", "DemoConfig", "DemoResult", "format_table", "run_demo")
+
+
+def __getattr__(name: str):
+    if name in _DEMO_NAMES:
+        from .. import demo
+
+        return getattr(demo, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
