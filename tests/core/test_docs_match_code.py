@@ -274,3 +274,34 @@ def test_every_top_level_module_imports_first():
                           text=True, timeout=300)
     assert proc.stdout.splitlines()[-1:] == ["done"], proc.stderr
     assert proc.stdout.splitlines()[:-1] == []
+
+
+def _demo(**config):
+    import dataclasses
+    import warnings
+
+    from emkit.experiment import DemoConfig, run_demo
+
+    with warnings.catch_warnings():  # the UBM's 50 EM iterations do not converge (as documented)
+        warnings.simplefilter("ignore")
+        return run_demo(None, config=dataclasses.replace(DemoConfig(), **config),
+                        progress=False, echo=lambda text: None)
+
+
+def test_demo_table_in_the_readme_is_what_the_demo_prints():
+    quoted = README.read_text().split("With seed 0:\n\n  ```\n")[1].split("  ```")[0]
+    assert [line.strip() for line in quoted.splitlines()] == _demo().table.splitlines()
+
+
+def test_gselect_page_demo_eers_are_what_the_demo_gives():
+    text = (ROOT / "docs" / "gselect.md").read_text()
+    rows = dict(re.findall(r"^\| (exact|gselect [^|]+?) \| (.*) \|$", text, re.M))
+    assert len(rows) == 5
+    for name, cells in rows.items():
+        if name == "exact":
+            config = {}
+        else:
+            k, _, posterior = name.removeprefix("gselect ").partition(", min_posterior ")
+            config = {"gselect": int(k), "min_posterior": float(posterior or 0.0)}
+        eers = [f"{100 * row[2]:.2f}" for row in _demo(**config).rows]
+        assert eers == [cell.strip() for cell in cells.split("|")], name
