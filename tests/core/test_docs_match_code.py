@@ -305,3 +305,36 @@ def test_gselect_page_demo_eers_are_what_the_demo_gives():
             config = {"gselect": int(k), "min_posterior": float(posterior or 0.0)}
         eers = [f"{100 * row[2]:.2f}" for row in _demo(**config).rows]
         assert eers == [cell.strip() for cell in cells.split("|")], name
+
+
+def test_old_faithful_example_runs_and_finds_the_two_eruption_kinds(capsys):
+    import runpy
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        runpy.run_path(str(ROOT / "examples" / "old_faithful.py"), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("UBM after ") and lines[0].endswith(" EM iterations")
+    assert lines[1] == "weights   [0.3565 0.6435]"  # short and long eruptions, as is well known
+    assert lines[-1].startswith("MAP means adapted to short eruptions [[2.03")
+
+
+def test_espeak_recipe_uses_only_known_keys(tmp_path):
+    """examples/espeak_recipe/recipe.toml is read by the recipe schema (its audio made empty)."""
+    import shutil
+
+    from emkit.recipe import load_recipe
+
+    recipe = tmp_path / "recipe.toml"
+    shutil.copy(ROOT / "examples" / "espeak_recipe" / "recipe.toml", recipe)
+    for split in ("train", "cohort", "dev", "eval"):
+        data = tmp_path / "data" / split
+        (data / "wav").mkdir(parents=True)
+        (data / "wav.scp").write_text(f"{split}-1 wav/{split}-1.wav\n")
+        (data / "utt2spk").write_text(f"{split}-1 spk\n")
+    (tmp_path / "lists").mkdir()
+    for name in ("dev.enroll", "dev.trials", "eval.enroll", "eval.trials"):
+        (tmp_path / "lists" / name).write_text("")
+    sections = load_recipe(recipe)
+    assert sorted(sections["systems"]) == ["gmm", "isv", "ivector-cosine", "ivector-plda"]
