@@ -338,3 +338,13 @@ def test_espeak_recipe_uses_only_known_keys(tmp_path):
         (tmp_path / "lists" / name).write_text("")
     sections = load_recipe(recipe)
     assert sorted(sections["systems"]) == ["gmm", "isv", "ivector-cosine", "ivector-plda"]
+
+
+def test_dither_note_the_readme_quotes():
+    from emkit.cli._kaldi_config import dither_note
+
+    text = " ".join(README.read_text().split())
+    quoted = re.search(r"\(`emkit features: note: (no --dither in [^`]*)`\)", text).group(1)
+    note = dither_note({"conf/mfcc.conf": ["num-mel-bins"]}, "mfcc")
+    head, _, tail = quoted.partition(" ...,")  # the README elides the middle and the end
+    assert note.startswith(head) and tail.removesuffix(" ...").strip() in note, (quoted, note)
