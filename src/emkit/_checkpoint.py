@@ -36,7 +36,8 @@ import numpy as np
 
 from ._fingerprint import (FORMAT, data_fingerprint, fingerprint_kind, labels_fingerprint,
                            parameter_fingerprints)
-from .io.atomic import atomic_path, remove_stale_temporaries
+from .io._h5_new_file import new_h5_file
+from .io.atomic import remove_stale_temporaries
 from .io.errors import InvalidFileError
 from .io.untrusted import with_article
 
@@ -196,12 +197,10 @@ class Checkpoint:
         """Save the result of a training step that has no iterations to resume (an i-vector
         back-end): ``parts`` maps names to emkit objects of registered classes (None: left out),
         each written as a model file holds it, in group ``result``."""
-        import h5py
-
         from .io._registry import save_into
 
         self._sweep()
-        with atomic_path(self.path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+        with new_h5_file(self.path) as f:
             self._write_run(f)
             group = f.create_group("result")
             for name, part in parts.items():
@@ -228,10 +227,8 @@ class Checkpoint:
             return {name: load_from(group, name, expected=expected[name]) for name in group}
 
     def save(self, step: int, history, arrays: dict, *, completed: bool = False, extra: dict | None = None):
-        import h5py
-
         self._sweep()
-        with atomic_path(self.path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+        with new_h5_file(self.path) as f:
             self._write_run(f)
             f.attrs["step"] = np.int64(step)
             f.attrs["completed"] = bool(completed)

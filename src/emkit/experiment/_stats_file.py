@@ -125,15 +125,13 @@ def rows_per_block(n_gaussians: int, n_features: int) -> int:
 def write_statistics(path, key: str, stats: list) -> None:
     """Write ``stats`` (a non-empty list of GMMStats of one shape) and their ``key`` to ``path``,
     atomically (a run killed while it writes leaves the previous file or none)."""
-    import h5py
-
     from .._fingerprint import data_fingerprint
-    from ..io.atomic import atomic_path
+    from ..io._h5_new_file import new_h5_file
     from ..io.h5 import write_stamp
 
     U, (C, D) = len(stats), stats[0].shape
     rows = rows_per_block(C, D)
-    with atomic_path(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+    with new_h5_file(path) as f:
         write_stamp(f, _CLASS, _VERSION)
         f.attrs["key"] = key
         f.attrs["stats_fingerprint"] = data_fingerprint(stats)

@@ -12,6 +12,7 @@ alone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -61,6 +62,9 @@ def atomic_path(path, suffix: str = ".tmp"):
             except FileExistsError:
                 tmp = None  # someone else's file: never removed
                 continue
+            except OSError as exc:  # named after the target, as open() would, not the temporary
+                tmp = None
+                raise disk_error(exc, shown) from None
             os.close(fd)
             break
         else:
@@ -69,11 +73,37 @@ def atomic_path(path, suffix: str = ".tmp"):
         with contextlib.suppress(FileNotFoundError):  # the mode of the file replaced, if any
             os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        if isinstance(error, OSError) and error.filename is None and error.errno in _DISK_ERRNOS:
+            raise disk_error(error, shown) from None  # (a write names no file)
         raise
+
+
+#: What a write of a file meets when the disk, the quota or the process's file size limit is full
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def disk_error(error: OSError, path) -> OSError:
+    """A failed write of a temporary file as the error of the file it would have become.
+
+    Parameters
+    ----------
+    error : OSError
+        The failure (a full disk: errno ``ENOSPC``), which names no file or the temporary one.
+    path : str or path-like
+        The file being written.
+
+    Returns
+    -------
+    OSError
+        Of ``error``'s class, errno and cause, naming ``path`` as Python's own errors name a
+        file (``[Errno 28] No space left on device: 'model.h5'``).
+    """
+    path = os.fspath(path)
+    return type(error)(error.errno, error.strerror or str(error) or type(error).__name__, path)
 
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)

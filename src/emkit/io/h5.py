@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 from ._h5_open import check_target, hard_linked_child, is_path, open_file
-from .atomic import atomic_path
+from ._h5_new_file import new_h5_file
 from .errors import InvalidFileError
 from .h5_chunks import storage_problem
 from .h5_values import as_read, bounds_text, check_read_values, describe_dtype, number_type_problem
@@ -57,9 +57,8 @@ def atomic_h5_write(path):
     h5py.File
         The temporary file, open for writing.
     """
-    with atomic_path(path, suffix=".h5.tmp") as tmp:
-        with h5py.File(tmp, "w") as handle:
-            yield handle
+    with new_h5_file(path) as handle:  # (not h5py.File(tmp): a full disk would crash libhdf5)
+        yield handle
 
 
 @contextlib.contextmanager
