@@ -17,6 +17,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from writer_cases import WRITERS
 
@@ -32,11 +33,12 @@ def _folder_with_old_targets(tmp_path, targets) -> Path:
     return folder
 
 
-def _assert_left_as_it_was(folder, targets):
+def _assert_left_as_it_was(folder, targets, directories=()):
     for name in targets:
         assert (folder / name).read_bytes() == OLD, name
     left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
-    kept = {str(Path(name)) for name in targets} | {str(Path(name).parent) for name in targets}
+    kept = {str(Path(name)) for name in [*targets, *directories]}
+    kept |= {str(Path(name).parent) for name in [*targets, *directories]}
     assert set(left) <= kept, left  # no temporary file
 
 
@@ -148,3 +150,78 @@ def test_a_write_the_kernel_refuses_is_an_error_not_a_crash(under_a_size_limit, 
     code, filename, _ = results[writer]
     assert code == errno.EFBIG and filename in [str(here / name) for name in targets]
     _assert_left_as_it_was(here, targets)
+
+
+def _checkpoint_fit(kind, X, checkpoint):
+    from emkit import GMMMachine, KMeansMachine
+
+    if kind == "gmm":
+        return GMMMachine(3, update_variances=True, update_weights=True, max_fitting_steps=6,
+                          convergence_threshold=None, checkpoint=checkpoint).fit(X)
+    return KMeansMachine(3, max_iter=6, convergence_threshold=None, checkpoint=checkpoint).fit(X)
+
+
+@pytest.mark.parametrize("kind", ["gmm", "kmeans"])
+def test_a_checkpoint_write_that_fails_keeps_the_previous_one_and_resuming_ends_as_one_run(
+        tmp_path, monkeypatch, kind):
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(60, 2)) + shift for shift in (0, 4, 8)])
+    checkpoint = tmp_path / "run.ckpt.h5"
+    opened, before_the_failure = [], []
+
+    def open_failing_the_fourth(path, mode="r", *args, **kwargs):
+        file = builtins.open(path, mode, *args, **kwargs)
+        opened.append(path)
+        if len(opened) < 4:
+            return file
+        before_the_failure.append(checkpoint.read_bytes())
+        return _FailingFile(file, [FAIL_AFTER], OSError(errno.ENOSPC, "No space left on device"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr("emkit.io._h5_new_file.open", open_failing_the_fourth, raising=False)
+        with pytest.raises(OSError, match=r"No space left on device: .*run\.ckpt\.h5'$"):
+            _checkpoint_fit(kind, X, checkpoint)
+    assert checkpoint.read_bytes() == before_the_failure[0]  # the third write, whole
+    assert os.listdir(tmp_path) == ["run.ckpt.h5"]
+    resumed, straight = _checkpoint_fit(kind, X, checkpoint), _checkpoint_fit(kind, X, None)
+    names = ("means", "variances", "weights") if kind == "gmm" else ("centroids_",)
+    for name in names:
+        np.testing.assert_allclose(getattr(resumed, name), getattr(straight, name), rtol=0, atol=1e-10)
+    assert resumed.n_iter_ == straight.n_iter_ == 6
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_directory_that_refuses_new_files_is_named_by_the_target(tmp_path, monkeypatch, writer):
+    """(root writes anywhere: the refusal is simulated.)  Before: the error named the temporary
+    file, '.emkit-<random>.<key>.<host>.<pid>.tmp', which the user never asked for."""
+    write, targets, _ = WRITERS[writer]
+    folder = _folder_with_old_targets(tmp_path, targets)
+    real_open = os.open
+
+    def refuse_temporaries(path, *args, **kwargs):
+        if os.path.basename(path).startswith(".emkit-"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse_temporaries)
+    with pytest.raises(PermissionError) as info:
+        write(folder)
+    assert info.value.filename in [str(folder / name) for name in targets]
+    assert str(info.value) == f"[Errno 13] Permission denied: {info.value.filename!r}"
+    monkeypatch.undo()
+    _assert_left_as_it_was(folder, targets)
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_target_that_is_a_directory_or_in_none_is_refused_by_name(tmp_path, writer):
+    """A guard (passes on the old code too)."""
+    write, targets, _ = WRITERS[writer]
+    folder = _folder_with_old_targets(tmp_path, targets[1:])
+    (folder / targets[0]).mkdir(parents=True)
+    with pytest.raises(IsADirectoryError, match=f"cannot write '{folder / targets[0]}': it is a directory"):
+        write(folder)
+    assert os.listdir(folder / targets[0]) == []
+    _assert_left_as_it_was(folder, targets[1:], directories=targets[:1])
+    if "/" not in targets[0]:  # (a folder of .npy files is made when missing)
+        with pytest.raises(FileNotFoundError, match=f"directory '{tmp_path / 'missing'}' does not exist"):
+            write(tmp_path / "missing")
