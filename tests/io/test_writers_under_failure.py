@@ -9,7 +9,6 @@ disk under a text or binary writer raised ``[Errno 28] No space left on device``
 
 import builtins
 import errno
-import io
 import json
 import os
 import subprocess
@@ -19,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from writer_cases import WRITERS
+from writer_cases import FAIL_AFTER, WRITERS, FailingFile, fail_writes
 
 OLD = b"previous content"
-FAIL_AFTER = 100  # bytes: every case writes more
 
 
 def _folder_with_old_targets(tmp_path, targets) -> Path:
@@ -42,50 +40,11 @@ def _assert_left_as_it_was(folder, targets, directories=()):
     assert set(left) <= kept, left  # no temporary file
 
 
-class _FailingFile:
-    """A file whose writes fail once ``budget`` bytes are written: on an unbuffered file, the
-    write that crosses it writes what fits (as the kernel does) and the next raises
-    ``failure``; on a buffered or text file (whose writes are whole or fail), it raises."""
-
-    def __init__(self, file, budget: list, failure):
-        self._file, self._budget, self._failure = file, budget, failure
-
-    def write(self, data):
-        size = len(data) if isinstance(data, str) else memoryview(data).nbytes
-        if size > self._budget[0] and (self._budget[0] == 0 or not isinstance(self._file, io.FileIO)):
-            raise self._failure
-        if size > self._budget[0]:
-            size = self._budget[0]
-            data = memoryview(data).cast("B")[:size]
-        self._budget[0] -= size
-        return self._file.write(data)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._file.close()
-
-    def __getattr__(self, name):
-        return getattr(self._file, name)
-
-
-def _fail_writes(monkeypatch, modules, failure):
-    budget = [FAIL_AFTER]
-
-    def failing_open(path, mode="r", *args, **kwargs):
-        file = builtins.open(path, mode, *args, **kwargs)
-        return _FailingFile(file, budget, failure) if set(mode) & set("wa+") else file
-
-    for module in modules:
-        monkeypatch.setattr(f"{module}.open", failing_open, raising=False)
-
-
 @pytest.mark.parametrize("writer", WRITERS)
 def test_a_full_disk_names_the_file_and_leaves_it_as_it_was(tmp_path, monkeypatch, writer):
     write, targets, modules = WRITERS[writer]
     folder = _folder_with_old_targets(tmp_path, targets)
-    _fail_writes(monkeypatch, modules, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    fail_writes(monkeypatch, modules, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
     with pytest.raises(OSError) as info:
         write(folder)
     assert info.value.errno == errno.ENOSPC
@@ -98,7 +57,7 @@ def test_a_full_disk_names_the_file_and_leaves_it_as_it_was(tmp_path, monkeypatc
 def test_ctrl_c_in_the_middle_of_a_write_leaves_the_file_as_it_was(tmp_path, monkeypatch, writer):
     write, targets, modules = WRITERS[writer]
     folder = _folder_with_old_targets(tmp_path, targets)
-    _fail_writes(monkeypatch, modules, KeyboardInterrupt())
+    fail_writes(monkeypatch, modules, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         write(folder)
     _assert_left_as_it_was(folder, targets)
@@ -109,7 +68,7 @@ def test_ctrl_c_in_the_middle_of_a_write_leaves_the_file_as_it_was(tmp_path, mon
 UNDER_A_SIZE_LIMIT = textwrap.dedent("""
     import json, resource, signal, sys
     from pathlib import Path
-    from writer_cases import WRITERS
+    from writer_cases import FAIL_AFTER, WRITERS, FailingFile, fail_writes
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     folder = Path(sys.argv[1])
     for writer, (write, targets, modules) in WRITERS.items():
@@ -175,7 +134,7 @@ def test_a_checkpoint_write_that_fails_keeps_the_previous_one_and_resuming_ends_
         if len(opened) < 4:
             return file
         before_the_failure.append(checkpoint.read_bytes())
-        return _FailingFile(file, [FAIL_AFTER], OSError(errno.ENOSPC, "No space left on device"))
+        return FailingFile(file, [FAIL_AFTER], OSError(errno.ENOSPC, "No space left on device"))
 
     with monkeypatch.context() as patch:
         patch.setattr("emkit.io._h5_new_file.open", open_failing_the_fourth, raising=False)

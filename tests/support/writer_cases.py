@@ -2,7 +2,12 @@
 (tests/io/test_writers_under_failure.py): a name -> (write into a folder, the files it writes,
 the modules whose ``open`` makes its temporary files)."""
 
+import builtins
+import io
+
 import numpy as np
+
+FAIL_AFTER = 100  # bytes: every case writes more
 
 H5 = ["emkit.io._h5_new_file"]  # (every HDF5 file: models, statistics, checkpoints)
 TEXT = ["emkit.io.atomic"]  # atomic_write
@@ -89,3 +94,43 @@ WRITERS = {
     "npy directory": (_npy_dir, ["feats/utt0.npy"], AUDIO),
     "recipe npz": (_npz, ["scores.npz"], ["emkit.recipe._scoring"]),
 }
+
+
+class FailingFile:
+    """A file whose writes fail once ``budget`` bytes are written: on an unbuffered file, the
+    write that crosses it writes what fits (as the kernel does) and the next raises
+    ``failure``; on a buffered or text file (whose writes are whole or fail), it raises."""
+
+    def __init__(self, file, budget: list, failure):
+        self._file, self._budget, self._failure = file, budget, failure
+
+    def write(self, data):
+        size = len(data) if isinstance(data, str) else memoryview(data).nbytes
+        if size > self._budget[0] and (self._budget[0] == 0 or not isinstance(self._file, io.FileIO)):
+            raise self._failure
+        if size > self._budget[0]:
+            size = self._budget[0]
+            data = memoryview(data).cast("B")[:size]
+        self._budget[0] -= size
+        return self._file.write(data)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._file.close()
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
+def fail_writes(monkeypatch, modules, failure):
+    """The files that ``modules`` open for writing fail (``failure``) after FAIL_AFTER bytes."""
+    budget = [FAIL_AFTER]
+
+    def failing_open(path, mode="r", *args, **kwargs):
+        file = builtins.open(path, mode, *args, **kwargs)
+        return FailingFile(file, budget, failure) if set(mode) & set("wa+") else file
+
+    for module in modules:
+        monkeypatch.setattr(f"{module}.open", failing_open, raising=False)
