@@ -86,7 +86,19 @@ UNDER_A_SIZE_LIMIT = textwrap.dedent("""
         finally:
             resource.setrlimit(resource.RLIMIT_FSIZE, limit)
         print(json.dumps([writer, error]), flush=True)
-""" % FAIL_AFTER)
+    import numpy as np
+    from emkit._backend._spill_files import write_partition
+    spill = folder / "spill"
+    resource.setrlimit(resource.RLIMIT_FSIZE, (%d, limit[1]))
+    try:
+        write_partition([np.ones(500)], str(spill), "emkit-spill-test", 0)
+        error = None
+    except OSError as exc:
+        error = [exc.errno, exc.filename, str(exc)]
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+    print(json.dumps(["spill file", error]), flush=True)
+""" % (FAIL_AFTER, FAIL_AFTER))
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +196,14 @@ def test_a_target_that_is_a_directory_or_in_none_is_refused_by_name(tmp_path, wr
     if "/" not in targets[0]:  # (a folder of .npy files is made when missing)
         with pytest.raises(FileNotFoundError, match=f"directory '{tmp_path / 'missing'}' does not exist"):
             write(tmp_path / "missing")
+
+
+def test_a_spill_file_the_kernel_refuses_is_an_error_naming_it_and_is_removed(under_a_size_limit):
+    """dask_cache="disk": a worker's spill folder on a full disk crashed the process (SIGSEGV in
+    libhdf5) where the write failed."""
+    folder, results, child = under_a_size_limit
+    assert "spill file" in results, f"exit status {child.returncode}: {child.stderr[-2000:]}"
+    code, filename, _ = results["spill file"]
+    assert code == errno.EFBIG and os.path.basename(filename).startswith("part-000000-")
+    assert Path(filename).is_relative_to(folder / "spill") and not os.path.exists(filename)
+    assert [p for p in (folder / "spill").rglob("*") if p.is_file()] == []

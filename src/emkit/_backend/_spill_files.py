@@ -12,12 +12,14 @@ from anything else put at its path).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import uuid
 
 import numpy as np
 
+from ..io._h5_new_file import h5_file_writing
 from ._spill_dirs import worker_directory
 from ._spill_open import open_spill_file
 
@@ -26,13 +28,11 @@ __all__ = ["write_partition", "write_derived", "read_partitions", "SpilledItems"
 def write_partition(part, base, token, index) -> tuple:
     """Write a partition (GMMStats as arrays, other items pickled) to a new HDF5 file of this
     worker's spill directory; returns ``(path, number of items, file size)``."""
-    import h5py
-
     from ..stats import GMMStats
 
     items = part if isinstance(part, list) else list(part)
     path = _new_path(base, token, index)
-    with h5py.File(path, "w") as f:
+    with _spill_file(path) as f:
         f.attrs["n_items"] = len(items)
         if items and all(isinstance(s, GMMStats) for s in items):
             _write_stats_rows(f, items)
@@ -42,6 +42,19 @@ def write_partition(part, base, token, index) -> tuple:
         else:  # other items (arrays, stacked sets, odd pairs): pickled, arrays out of band
             _write_pickled(f, items)
     return path, len(items), os.path.getsize(path)
+
+
+@contextlib.contextmanager
+def _spill_file(path):
+    """A new spill file (never an existing one) open for writing; removed when its writing fails
+    (a full disk raises an error naming it, rather than crashing libhdf5: io._h5_new_file)."""
+    try:
+        with h5_file_writing(path, create=True) as f:
+            yield f
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
 
 
 def _labelled_stats(items, stats_type) -> bool:
@@ -140,14 +153,12 @@ def write_derived(base, token, index, fn, paths, piece_items, args) -> tuple:
     :class:`SpilledRows` (read as ``fn`` asks: its blocks, or the rows it names,
     :meth:`SpilledRows.arrays`) when its files hold GMMStats, else its items read whole.
     """
-    import h5py
-
     if piece_items == "streamed":
         derived_pieces = fn(_partition_source(paths), *args)
     else:
         derived_pieces = _derived(fn, paths, piece_items, args)
     path, n_items, k = _new_path(base, token, index), 0, 0
-    with h5py.File(path, "w") as f:
+    with _spill_file(path) as f:
         groups = f.create_group("pieces")
         for derived in derived_pieces:  # (no enumerate: its reused tuple would hold the last one)
             _write_pickled(groups.create_group(str(k)), derived)

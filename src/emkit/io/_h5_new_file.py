@@ -22,9 +22,9 @@ class _WriteOnceFailed(io.RawIOBase):
     """The temporary file, for libhdf5: its first failed write (or truncation) is kept in
     ``failure`` and every later one is skipped, all reported done."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, mode: str):
         super().__init__()
-        self._file = open(path, "r+b", buffering=0)  # (created empty by atomic_path)
+        self._file = open(path, mode, buffering=0)
         self._path = path
         self.failure: BaseException | None = None
 
@@ -99,21 +99,48 @@ def new_h5_file(path):
         A write of the file failed (a full disk: errno ``ENOSPC``): the error names ``path``;
         ``path`` is left as it was and the temporary file removed.
     """
+    with atomic_path(path, suffix=".h5.tmp") as tmp, h5_file_writing(tmp, named=path) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def h5_file_writing(path, *, named=None, create: bool = False):
+    """An HDF5 file written at ``path`` (through :class:`_WriteOnceFailed`): a failed write is
+    raised once h5py has closed the file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An empty file, or with ``create``, a path where no file exists yet (made exclusively).
+    named : str or path-like, optional
+        The file that errors name (default ``path``).
+    create : bool, default False
+        Make the file (``path`` must not exist), rather than write the empty one there.
+
+    Yields
+    ------
+    h5py.File
+        The file, open for writing.
+
+    Raises
+    ------
+    OSError
+        A write of the file failed: of its class and errno, naming ``named``.
+    """
     import h5py
 
-    with atomic_path(path, suffix=".h5.tmp") as tmp:
-        target = _WriteOnceFailed(tmp)
-        try:
-            with h5py.File(target, "w") as handle:
-                yield handle
-        except BaseException:
-            if target.failure is None:
-                raise
-            # what failed after the write (a read-back of the data discarded, say) follows from it
-        finally:
-            target.close()
-        if target.failure is not None:
-            failure = target.failure
-            if isinstance(failure, OSError):
-                raise disk_error(failure, os.fspath(path)) from None
-            raise failure
+    target = _WriteOnceFailed(os.fspath(path), "x+b" if create else "r+b")
+    try:
+        with h5py.File(target, "w") as handle:
+            yield handle
+    except BaseException:
+        if target.failure is None:
+            raise
+        # what failed after the write (a read-back of the data discarded, say) follows from it
+    finally:
+        target.close()
+    if target.failure is not None:
+        failure = target.failure
+        if isinstance(failure, OSError):
+            raise disk_error(failure, os.fspath(path if named is None else named)) from None
+        raise failure
