@@ -4,6 +4,7 @@ and the cause, exit status 1, the previous file as it was, no temporary file lef
 import errno
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from cli_support import no_leftovers, one_line_error
 from writer_cases import fail_writes
@@ -50,3 +51,22 @@ def test_an_output_that_is_the_input_is_refused_before_any_work(tmp_path):
     no_leftovers(tmp_path)
 
 
+
+
+@pytest.mark.parametrize("full_when", ["archive", "utt2num_frames"])
+def test_features_on_a_full_disk_keep_the_previous_archive_script_and_frame_counts(
+        tmp_path, audio, monkeypatch, full_when):
+    """The archive, its .scp and utt2num_frames are replaced together or not at all."""
+    pytest.importorskip("kaldi_native_fbank", reason="the audio extra is not installed")
+    from audio_files import run_features
+
+    outputs = {name: tmp_path / name for name in ("feats.ark", "feats.scp", "utt2num_frames")}
+    for path in outputs.values():
+        path.write_text("previous\n")
+    modules = {"archive": ["emkit.audio._write"], "utt2num_frames": ["emkit.audio"]}[full_when]
+    fail_writes(monkeypatch, modules, OSError(errno.ENOSPC, "No space left on device"), after=10)
+    result = run_features(audio, "-o", outputs["feats.ark"], "--no-progress")
+    named = outputs["feats.ark" if full_when == "archive" else "utt2num_frames"]
+    one_line_error(result, 1, f"error: [Errno 28] No space left on device: '{named}'")
+    assert all(path.read_text() == "previous\n" for path in outputs.values())
+    no_leftovers(tmp_path)

@@ -124,9 +124,9 @@ class FailingFile:
         return getattr(self._file, name)
 
 
-def fail_writes(monkeypatch, modules, failure):
-    """The files that ``modules`` open for writing fail (``failure``) after FAIL_AFTER bytes."""
-    budget = [FAIL_AFTER]
+def fail_writes(monkeypatch, modules, failure, after=FAIL_AFTER):
+    """The files that ``modules`` open for writing fail (``failure``) after ``after`` bytes."""
+    budget = [after]
 
     def failing_open(path, mode="r", *args, **kwargs):
         file = builtins.open(path, mode, *args, **kwargs)
