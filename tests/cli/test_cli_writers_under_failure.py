@@ -2,6 +2,7 @@
 and the cause, exit status 1, the previous file as it was, no temporary file left."""
 
 import errno
+import os
 
 import numpy as np
 import pytest
@@ -70,3 +71,23 @@ def test_features_on_a_full_disk_keep_the_previous_archive_script_and_frame_coun
     one_line_error(result, 1, f"error: [Errno 28] No space left on device: '{named}'")
     assert all(path.read_text() == "previous\n" for path in outputs.values())
     no_leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_a_model_or_checkpoint_on_a_full_disk_is_one_line_naming_it(data, tmp_path, monkeypatch,
+                                                                    checkpoint):
+    """HDF5 files: before, libhdf5 crashed the process (SIGSEGV) when a write of the file failed
+    (see tests/io/test_writers_under_failure.py, which meets the kernel's own refusal)."""
+    from cli_support import run
+
+    model = tmp_path / "ubm.h5"
+    model.write_text("previous\n")
+    fail_writes(monkeypatch, ["emkit.io._h5_new_file"], OSError(errno.ENOSPC, "No space left on device"))
+    result = run("train-ubm", data / "train.scp", "-n", 4, "--iterations", 2, "--seed", 1, "-o", model,
+                 "--no-progress", *(["--checkpoint", tmp_path / "ubm.ckpt.h5"] if checkpoint else []),
+                 ok=False)
+    # (the first checkpoint written is k-means', the UBM's initialisation: ubm.ckpt.kmeans.h5)
+    named = str(tmp_path / ("ubm.ckpt.kmeans.h5" if checkpoint else "ubm.h5"))
+    one_line_error(result, 1, f"emkit train-ubm: error: [Errno 28] No space left on device: '{named}'")
+    assert model.read_text() == "previous\n"
+    assert sorted(os.listdir(tmp_path)) == ["ubm.h5"]
