@@ -207,3 +207,17 @@ def test_a_spill_file_the_kernel_refuses_is_an_error_naming_it_and_is_removed(un
     assert code == errno.EFBIG and os.path.basename(filename).startswith("part-000000-")
     assert Path(filename).is_relative_to(folder / "spill") and not os.path.exists(filename)
     assert [p for p in (folder / "spill").rglob("*") if p.is_file()] == []
+
+
+def test_an_input_error_inside_a_write_is_not_put_on_the_target(tmp_path):
+    """Only the errors a write alone meets (ENOSPC, EDQUOT, EFBIG) are named after the file
+    written: an I/O error (EIO) may be a read of an input (the audio of an archive being
+    written), which the file written must not be blamed for."""
+    from emkit.io.atomic import atomic_write
+
+    failure = OSError(errno.EIO, os.strerror(errno.EIO))
+    with pytest.raises(OSError) as info:
+        with atomic_write(tmp_path / "scores.txt") as f:
+            f.write("x")
+            raise failure
+    assert info.value is failure and os.listdir(tmp_path) == []

@@ -53,7 +53,8 @@ utt2spk ("utterance-id speaker-id"), enrolment lists ("model-id utterance-id
 once), scores ("model-id probe-id score [target|nontarget]").
 
 \b
-Outputs: written atomically (a temporary file renamed when complete).  An
+Outputs: written atomically (a temporary file renamed when complete): a
+write that fails (a full disk, Ctrl-C) leaves the previous file as it was.  An
 output that is one of the command's inputs is refused (usage error), and so
 is an existing output without write permission (runtime failure): remove it
 or make it writable (chmod u+w) first.

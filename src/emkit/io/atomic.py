@@ -83,7 +83,7 @@ def atomic_path(path, suffix: str = ".tmp"):
 
 
 #: What a write of a file meets when the disk, the quota or the process's file size limit is full
-_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # (not EIO: a read of an input meets it too)
 
 
 def disk_error(error: OSError, path) -> OSError:
