@@ -589,3 +589,30 @@ def test_an_utterance_missing_from_the_features_names_the_data_set(missing_from,
     (tmp_path / "trials").write_text(f"m0 {probe} target\n")
     with pytest.raises(FeatureError, match=message + r"\(1 missing\)$"):
         run_recipe(tmp_path / "recipe.toml")
+
+
+def test_a_full_disk_stops_a_run_naming_the_file_and_the_next_run_finishes_its_steps(
+        project, monkeypatch):
+    """Every file of the work folder (outputs, stamps, report) is left as it was by a run whose
+    first write meets a full disk, but the stamp of the step it stopped; freed, the next run
+    runs the steps that one could not.  (A guard: passes on the old code but for the message,
+    which named no file.)"""
+    import errno
+
+    from writer_cases import fail_writes
+
+    work = project / "work"
+    before = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
+    edit(project, 'method = "s"', 'method = "z"')
+    fail_writes(monkeypatch, ["emkit.io.atomic", "emkit.recipe._scoring", "emkit.io._h5_new_file"],
+                OSError(errno.ENOSPC, "No space left on device"), after=0)
+    with pytest.raises(OSError, match=rf"^\[Errno 28\] No space left on device: '{work}/"):
+        run_recipe(project / "recipe.toml")
+    after = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
+    # (the stamp of the step stopped is removed before it starts: it is not done)
+    assert set(before) - set(after) == {work / ".stamps" / "norm_gmm_dev.json"}
+    assert all(after[p] == before[p] for p in after)
+    monkeypatch.undo()
+    assert ran(run_recipe(project / "recipe.toml")[0]) == [
+        "norm:gmm:dev", "norm:gmm:eval", "norm:isv:dev", "norm:isv:eval", "calibrate:gmm",
+        "calibrate:isv", "evaluate"]
