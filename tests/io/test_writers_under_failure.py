@@ -221,3 +221,19 @@ def test_an_input_error_inside_a_write_is_not_put_on_the_target(tmp_path):
             f.write("x")
             raise failure
     assert info.value is failure and os.listdir(tmp_path) == []
+
+
+def test_a_write_cut_short_by_a_full_disk_is_reported_whole_and_ends_where_it_would_have(tmp_path):
+    """What libhdf5 is told of the write that fails halfway: done, and the position after it
+    (the position was the end plus the bytes written before the failure)."""
+    from emkit.io._h5_new_file import _WriteOnceFailed
+
+    (tmp_path / "f").touch()
+    target = _WriteOnceFailed(str(tmp_path / "f"), "r+b")
+    target._file = FailingFile(target._file, [5], OSError(errno.ENOSPC, "No space left on device"))
+    target.seek(100)
+    assert target.write(b"x" * 10) == 10 and target.tell() == 110
+    assert target.write(b"y" * 3) == 3 and target.tell() == 113
+    assert target.failure.errno == errno.ENOSPC
+    target.close()
+    assert (tmp_path / "f").read_bytes() == b"\0" * 100 + b"x" * 5

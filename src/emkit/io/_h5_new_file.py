@@ -51,6 +51,7 @@ class _WriteOnceFailed(io.RawIOBase):
 
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
+        end = self._file.tell() + len(view)
         if self.failure is None:
             try:
                 done = 0
@@ -59,7 +60,7 @@ class _WriteOnceFailed(io.RawIOBase):
             except BaseException as error:  # Ctrl-C included: raised once the file is closed
                 self.failure = error
         if self.failure is not None:
-            self._file.seek(len(view), os.SEEK_CUR)
+            self._file.seek(end)  # where the write would have ended
         return len(view)
 
     def truncate(self, size: int | None = None) -> int:
