@@ -237,3 +237,19 @@ def test_a_write_cut_short_by_a_full_disk_is_reported_whole_and_ends_where_it_wo
     assert target.failure.errno == errno.ENOSPC
     target.close()
     assert (tmp_path / "f").read_bytes() == b"\0" * 100 + b"x" * 5
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_target_that_is_a_link_is_written_through_and_kept_a_link(tmp_path, writer):
+    """As ``open`` does: the file linked to is replaced (whole, atomically), the link kept.  A
+    guard (passes on the old code too)."""
+    write, targets, _ = WRITERS[writer]
+    elsewhere = _folder_with_old_targets(tmp_path / "elsewhere", targets)
+    folder = tmp_path / "out"
+    for name in targets:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).symlink_to(elsewhere / name)
+    write(folder)
+    for name in targets:
+        assert (folder / name).is_symlink() and (elsewhere / name).read_bytes() != OLD
+    assert not [p for p in tmp_path.rglob(".emkit-*")]
