@@ -65,7 +65,23 @@ def centred_second_moments(S, F, n, m):
     return _centred_from_sums(*_split_sum(S), *_split_sum(F), *_split_sum(n), m)
 
 
+#: Largest binary exponent of the statistics that Dekker's split takes as they are: it multiplies
+#: by 2**27 + 1, which overflows above 2**997 (sums of counts near 1e300 reach that).
+_LARGEST_EXPONENT = 960
+
+
 def _centred_from_sums(S_hi, S_lo, F_hi, F_lo, n_hi, n_lo, m):
+    """:func:`centred_second_moments` from the split sums; statistics too large to split are
+    scaled down by a power of two (exact) and the result scaled back up."""
+    top = max(np.abs(A).max(initial=0.0) for A in (S_hi, F_hi, n_hi))
+    excess = int(np.frexp(top)[1]) - _LARGEST_EXPONENT if np.isfinite(top) else 0
+    if excess <= 0:
+        return _centred_from_scaled_sums(S_hi, S_lo, F_hi, F_lo, n_hi, n_lo, m)
+    scaled = (np.ldexp(A, -excess) for A in (S_hi, S_lo, F_hi, F_lo, n_hi, n_lo))
+    return np.ldexp(_centred_from_scaled_sums(*scaled, m), excess)
+
+
+def _centred_from_scaled_sums(S_hi, S_lo, F_hi, F_lo, n_hi, n_lo, m):
     n_hi, n_lo = n_hi[:, None], n_lo[:, None]
     m2 = 2.0 * m  # exact
     p2, e2 = _two_product(F_hi, m2)  # 2 m F
