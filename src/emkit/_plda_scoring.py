@@ -72,7 +72,33 @@ def scoring_basis(plda) -> tuple[np.ndarray, np.ndarray]:
 def llr_scores(mean, proj, lam, models, probes, out: np.ndarray, block_size) -> np.ndarray:
     """The LLRs of the ``models`` against the ``probes`` (enrolments: ``means``, ``counts``)
     written into ``out``, with the scoring basis ``proj``, ``lam`` of a PLDA of mean ``mean``;
-    ``block_size`` models per block (None: about :data:`BLOCK_ELEMENTS` scores a block)."""
+    ``block_size`` models per block (None: about :data:`BLOCK_ELEMENTS` scores a block).  A score
+    that overflows ``out``'s dtype is refused (vectors far out of the training data's scale)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, by name
+        out = _llr_scores(mean, proj, lam, models, probes, out, block_size)
+    check_scores_finite(out, models, probes, block_size or BLOCK_ELEMENTS // max(out.shape[1], 1))
+    return out
+
+
+def check_scores_finite(out: np.ndarray, models, probes, block_rows: int) -> None:
+    """Refuse a score matrix ``out`` holding inf or NaN (scanned by blocks of ``block_rows``
+    rows, so that a memory-mapped ``out`` is not read whole into memory)."""
+    for r0 in range(0, out.shape[0], max(block_rows, 1)):
+        finite = np.isfinite(out[r0 : r0 + max(block_rows, 1)])
+        if not finite.all():
+            i, j = np.argwhere(~finite)[0]
+            raise ValueError(
+                f"the log-likelihood ratio at index ({r0 + i}, {j}) overflows {out.dtype} (models "
+                f"hold values up to {_largest(models.means):.3g} in magnitude, probes up to "
+                f"{_largest(probes.means):.3g}): vectors far out of the training data's scale "
+                f"cannot be scored; check or rescale models and probes")
+
+
+def _largest(means: np.ndarray) -> float:
+    return float(np.abs(means).max(initial=0.0))
+
+
+def _llr_scores(mean, proj, lam, models, probes, out: np.ndarray, block_size) -> np.ndarray:
     uE = (models.means - mean) @ proj * models.counts[:, None]
     uP = (probes.means - mean) @ proj * probes.counts[:, None]
     block = block_size

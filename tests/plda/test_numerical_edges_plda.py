@@ -1,0 +1,79 @@
+"""Numerical edges of PLDA beyond tests/evaluation/test_numerical_extremes_scoring.py: vectors
+far out of the training data's scale at scoring time, data at the ends of the float64 range, ranks
+dim_f/dim_g above what the data support.  Each test states the expected behaviour: the numbers of
+an equivalent well-scaled problem, or an error naming the argument and the cause."""
+
+import numpy as np
+import pytest
+from _parity import assert_parity
+
+from emkit.plda import PLDA
+
+MODELS = ("two-covariance", "simplified", "full")
+
+
+def _labelled(per_class=3, n_classes=6, dim=5, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), per_class)
+    return rng.normal(size=(n_classes, dim))[y] * 3 + rng.normal(size=(len(y), dim)), y
+
+
+def _trained(model, X, y, **kwargs):
+    params = dict(dim_f=2, dim_g=2, max_iterations=3, convergence_threshold=None)
+    params.update(kwargs)
+    return PLDA(model=model, **params).fit(X, y)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_score_that_overflows_float64_is_refused_naming_models_and_probes(model):
+    """Before: -inf scores, silently (an overflow RuntimeWarning from numpy under -W error)."""
+    X, y = _labelled()
+    plda = _trained(model, X, y)
+    models = plda.enroll(X[:6], y[:6])
+    with pytest.raises(ValueError, match=r"^the log-likelihood ratio at index \(0, 0\) overflows "
+                                         r"float64 \(models hold values up to 4\.14 in magnitude, "
+                                         r"probes up to 5\.94e\+200\)"):
+        plda.log_likelihood_ratio(models, X[6:8] * 1e200)
+    with pytest.raises(ValueError, match=r"^the log-likelihood ratio at index \(0, 0\) overflows "
+                                         r"float64 \(models hold values up to 4\.14e\+200"):
+        plda.log_likelihood_ratio(plda.enroll(X[:6] * 1e200, y[:6]), X[6:8])
+
+
+def test_a_score_that_overflows_a_float32_out_is_refused():
+    X, y = _labelled()
+    plda = _trained("two-covariance", X, y)
+    models = plda.enroll(X[:6], y[:6])
+    far = X[6:8] * 1e20  # scores about -2e41: finite in float64, not in float32
+    assert np.isfinite(plda.log_likelihood_ratio(models, far)).all()
+    out = np.zeros((2, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"^the log-likelihood ratio at index \(0, 0\) overflows float32"):
+        plda.log_likelihood_ratio(models, far, out=out)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_far_but_representable_scores_are_kept(model):
+    """(guard) probes 1e100 away give scores near -5e201: finite, returned as computed."""
+    X, y = _labelled()
+    plda = _trained(model, X, y)
+    scores = plda.log_likelihood_ratio(plda.enroll(X[:6], y[:6]), X[6:8] * 1e100)
+    assert np.isfinite(scores).all() and (scores < -1e201).all()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_scores_do_not_depend_on_the_unit_of_the_data(model):
+    """(guard) data multiplied by 1e150 give the same LLRs: the model is invariant to the unit."""
+    X, y = _labelled()
+    expected = _trained(model, X, y).log_likelihood_ratio(X[:6], X[6:])
+    plda = _trained(model, X * 1e150, y)
+    assert_parity(plda.log_likelihood_ratio(X[:6] * 1e150, X[6:] * 1e150), expected, tol=1e-10)
+
+
+@pytest.mark.parametrize("model", ["two-covariance", "simplified"])
+def test_dim_f_above_the_number_of_classes_trains_and_scores_finite(model):
+    """(guard) dim_f = 5 with 6 classes of 3 samples: F has more columns than the between-class
+    scatter supports; training stays finite, and the simplified model with dim_f = D is the
+    two-covariance model (same scores)."""
+    X, y = _labelled()
+    two_cov = _trained("two-covariance", X, y, dim_f=5).log_likelihood_ratio(X[:6], X[6:])
+    scores = _trained(model, X, y, dim_f=5).log_likelihood_ratio(X[:6], X[6:])
+    assert_parity(scores, two_cov, tol=1e-10)
