@@ -103,7 +103,7 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             ``y`` not of shape (N,); ``n_components`` above ``min(D, n_classes - 1)``; a
             within-class scatter that is singular (too few samples per class for D).
         """
-        from .whitening import check_scatter
+        from .whitening import check_scatter, check_spread
 
         k = check_positive_int(self.n_components, "n_components")  # set_params is checked here
         raw = X
@@ -117,6 +117,7 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         if k > min(d, len(classes) - 1):
             raise ValueError(f"n_components ({k}) must be at most min(D, n_classes - 1) = "
                              f"min({d}, {len(classes) - 1})")
+        check_spread(X, "LDA")
         counts = np.bincount(codes).astype(np.float64)
         sums = np.zeros((len(classes), d))
         np.add.at(sums, codes, X)

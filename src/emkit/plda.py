@@ -60,6 +60,7 @@ from ._plda_training import (PLDAEM, check_within_class_samples, class_statistic
                              training_labels, variance_floor)
 from ._validation import check_positive_int, is_finite_number
 from .io import _registry
+from .whitening import check_spread
 from ._describe import describe
 
 
@@ -257,6 +258,7 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
         N, D = X.shape
         dim_f, dim_g = self._check_params(D, len(classes))
         check_within_class_samples(N, len(classes), D)
+        check_spread(X, "PLDA")
         stats = class_statistics(X, codes, len(classes))
         em = PLDAEM(stats, model=self.model, floor=variance_floor(stats, self.variance_threshold),
                     init_method=self.init_method, random_state=self.random_state, dim_f=dim_f, dim_g=dim_g)

@@ -22,7 +22,8 @@ from ._labels import check_label_sequence, encode_labels
 from ._feature_names import FeatureNamesMixin
 from ._validation import check_bool, check_frames
 from .io._registry import register
-from .whitening import SingularError, apply_projection, check_projection, inverse_cholesky_factor
+from .whitening import (SingularError, apply_projection, check_projection, check_spread,
+                        inverse_cholesky_factor)
 
 __all__ = ["WCCN"]
 
@@ -130,6 +131,7 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if X.shape[0] < 2:
             raise ValueError(f"WCCN needs at least 2 samples; got n_samples = {X.shape[0]}")
         classes, codes = _encode_labels(y, X.shape[0])
+        check_spread(X, "WCCN")
         K = len(classes)
         if K == X.shape[0]:  # the within-class covariance is exactly zero: nothing to normalise
             raise ValueError(f"y: every one of the {K} classes has a single sample, so the within-class "

@@ -58,6 +58,23 @@ def check_scatter(M: np.ndarray, what: str) -> None:
                          "1e154 in magnitude): rescale X")
 
 
+#: Smallest spread of the data whose covariance float64 holds to full precision: the squares of
+#: smaller differences fall near or below 2**-1022, where float64 keeps fewer digits (a whitening
+#: of data at 1e-160 was 2e-4 wrong, an LDA 6e-2) or none (the covariance 0: "singular").
+_SMALLEST_SPREAD = 2.0**-500  # about 3e-151
+
+
+def check_spread(X: np.ndarray, owner: str) -> None:
+    """Refuse samples ``X`` (N, D) that differ, but only by less than about 3e-151 (the largest
+    range of a feature): their covariance underflows float64.  Constant data are left to the
+    caller, which names them."""
+    spread = float(np.max(np.ptp(X, axis=0))) if X.size else 0.0
+    if 0.0 < spread < _SMALLEST_SPREAD:
+        raise ValueError(f"X varies by at most {spread:.3g} within a feature: too little to square in "
+                         f"float64 (below about 3e-151 the covariance underflows), so {owner} cannot "
+                         "estimate it; rescale X")
+
+
 def inverse_cholesky_factor(M: np.ndarray, pinv: bool, what: str) -> np.ndarray:
     """Lower-triangular ``W`` with ``W W' = M^-1`` (``M^+`` with ``pinv``), M symmetric (D, D)."""
     check_scatter(M, what)
@@ -228,6 +245,7 @@ class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerM
         if X.shape[0] < 2:
             raise ValueError("X must have at least 2 samples to estimate a covariance; got "
                              f"n_samples = {X.shape[0]}")
+        check_spread(X, type(self).__name__)
         cov = np.atleast_2d(np.cov(X, rowvar=False))
         self._set_fitted(inverse_cholesky_factor(cov, check_bool(self.pinv, "pinv"), "covariance of X"),
                          X.mean(axis=0), 1.0)

@@ -84,14 +84,21 @@ def test_pinv_is_suggested_only_where_it_succeeds():
     assert ("use pinv=True" in str(info.value)) == works
 
 
-@pytest.mark.parametrize("scale, atol", [(1e-157, 1e-2), (1e-150, 1e-10), (1e150, 1e-10)])
-def test_pinv_of_tiny_or_huge_data_is_finite_and_matches_the_factorisation(scale, atol):
-    # the pseudo-inverse of a covariance below 1e-308 overflowed to inf weights: it is scaled first
-    # (atol: a covariance below 1e-308 is subnormal, with a few digits left, for both paths)
+@pytest.mark.parametrize("scale", [1e-150, 1e150])
+def test_pinv_of_tiny_or_huge_data_is_finite_and_matches_the_factorisation(scale):
+    # the pseudo-inverse of a tiny covariance overflowed to inf weights: it is scaled first
     X = FIX["white_a_X"] * scale
     with_pinv, without = Whitening(pinv=True).fit(X), Whitening().fit(X)
     assert np.isfinite(with_pinv.weights).all()
-    np.testing.assert_allclose(with_pinv.transform(X), without.transform(X), atol=atol)
+    np.testing.assert_allclose(with_pinv.transform(X), without.transform(X), atol=1e-10)
+
+
+@pytest.mark.parametrize("pinv", [False, True])
+def test_data_whose_covariance_is_subnormal_are_refused(pinv):
+    # at 1e-157 the covariance is below 1e-308 (subnormal): both paths kept only a few digits
+    # (they agreed to 1e-2); such data are now refused, naming X (test_numerical_edges_transforms)
+    with pytest.raises(ValueError, match="^X varies by at most .* too little to square in float64"):
+        Whitening(pinv=pinv).fit(FIX["white_a_X"] * 1e-157)
 
 
 def test_a_transform_that_overflows_is_refused():
