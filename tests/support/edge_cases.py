@@ -23,3 +23,33 @@ def edge_statistics(n_sessions: int, seed: int, unit: float = 1.0):
     mu = means + rng.normal(0, 0.5, (n_sessions, 1, D))
     sum_pxx = n[..., None] * (mu**2 + variances * rng.uniform(0.7, 1.3, (n_sessions, 1, D)))
     return n * unit, n[..., None] * mu * unit, sum_pxx * unit
+
+
+#: factor-analysis edge cases (fa_case): 6 sessions of 3 classes, changed as each name says
+FA_CASES = ("zero_frame_session", "duplicated_sessions", "one_session_class", "counts_1e-300",
+            "counts_1e300", "counts_1e-3", "float32")
+
+
+def fa_initial_values():
+    """Initial U (CD, 2), V (CD, 2), D (CD,) and a U of rank 5 (CD, 5), CD = 6."""
+    rng = np.random.default_rng(6)
+    return {"U0": rng.normal(size=(C * D, 2)), "V0": rng.normal(size=(C * D, 2)),
+            "D0": rng.uniform(0.2, 1.0, C * D), "U5": rng.normal(size=(C * D, 5))}
+
+
+def fa_case(name: str):
+    """``((n, sum_px, sum_pxx), labels, dtype)`` of the factor-analysis edge case ``name``."""
+    n, f, ff = edge_statistics(6, 0)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    dtype = np.float32 if name == "float32" else np.float64
+    if name == "zero_frame_session":
+        n, f, ff = (a.copy() for a in (n, f, ff))
+        n[3], f[3], ff[3] = 0.0, 0.0, 0.0
+    elif name == "duplicated_sessions":
+        n, f, ff = (np.concatenate([a[:2]] * 3) for a in (n, f, ff))
+    elif name == "one_session_class":
+        n, f, ff, labels = n[:5], f[:5], ff[:5], labels[:5]
+    elif name.startswith("counts_"):
+        unit = float(name.split("_")[1])
+        n, f, ff = n * unit, f * unit, ff * unit
+    return (n, f, ff), labels, dtype
