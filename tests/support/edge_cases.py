@@ -53,3 +53,28 @@ def fa_case(name: str):
         unit = float(name.split("_")[1])
         n, f, ff = n * unit, f * unit, ff * unit
     return (n, f, ff), labels, dtype
+
+
+#: i-vector edge cases (iv_case): 8 sessions, changed as each name says
+IV_CASES = ("zero_frame_session", "unoccupied_gaussian", "duplicated_sessions", "identical_sessions",
+            "two_sessions", "counts_1e-300", "counts_1e-3", "float32")
+
+
+def iv_case(name: str):
+    """``((n, sum_px, sum_pxx), dtype)`` of the i-vector edge case ``name``."""
+    n, f, ff = (a.copy() for a in edge_statistics(8, 0))
+    dtype = np.float32 if name == "float32" else np.float64
+    if name == "zero_frame_session":
+        n[3], f[3], ff[3] = 0.0, 0.0, 0.0
+    elif name == "unoccupied_gaussian":
+        n[:, 1], f[:, 1], ff[:, 1] = 0.0, 0.0, 0.0
+    elif name == "duplicated_sessions":
+        n, f, ff = (np.concatenate([a[:2]] * 4) for a in (n, f, ff))
+    elif name == "identical_sessions":
+        n, f, ff = (np.concatenate([a[:1]] * 8) for a in (n, f, ff))
+    elif name == "two_sessions":
+        n, f, ff = n[:2], f[:2], ff[:2]
+    elif name.startswith("counts_"):
+        unit = float(name.split("_")[1])
+        n, f, ff = n * unit, f * unit, ff * unit
+    return (n, f, ff), dtype

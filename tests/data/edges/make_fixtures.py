@@ -1,7 +1,8 @@
 """Reference numbers for tests/*/test_numerical_edges_*.py, made with bob.learn.em 3.3.1.
 
 Run with the reference's interpreter: it prints the i-vector literals pasted into
-tests/ivector/test_numerical_edges_ivector.py and writes ``factor_analysis.npz`` next to this file::
+tests/ivector/test_numerical_edges_ivector.py and writes ``ivector.npz`` and
+``factor_analysis.npz`` next to this file::
 
     /work/refenv/bin/python tests/data/edges/make_fixtures.py
 
@@ -17,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[2] / "support"))
 from edge_cases import (C, D, FA_CASES, edge_statistics, edge_ubm_arrays,  # noqa: E402
-                        fa_case, fa_initial_values)
+                        fa_case, fa_initial_values, IV_CASES, iv_case)
 
 def _reference_ivectors():
     from bob.learn.em import GMMMachine, GMMStats, IVectorMachine
@@ -43,6 +44,22 @@ def _reference_ivectors():
         print("T =", np.array2string(machine.T.ravel(), precision=17, separator=", "))
         print("sigma =", np.array2string(machine.sigma.ravel(), precision=17, separator=", "))
         print("ivector =", np.array2string(machine.project(probe), precision=17, separator=", "))
+    out = {}
+    probes = stats(edge_statistics(2, 9))
+    for case in IV_CASES:
+        arrays, dtype = iv_case(case)
+        for R in (2, 5):
+            for update_sigma in (True, False):
+                machine = IVectorMachine(ubm, dim_t=R, max_iterations=4, update_sigma=update_sigma)
+                np.random.seed(3)
+                train = stats(arrays)
+                for s in train:
+                    s.n, s.sum_px, s.sum_pxx = (a.astype(dtype) for a in (s.n, s.sum_px, s.sum_pxx))
+                machine.fit(train)
+                p = f"{case}_R{R}_sigma{int(update_sigma)}_"
+                out[p + "T"], out[p + "sigma"] = machine.T, machine.sigma
+                out[p + "ivectors"] = np.array([machine.project(s) for s in probes])
+    np.savez_compressed(pathlib.Path(__file__).parent / "ivector.npz", **out)
 
 
 def _reference_factor_analysis():
