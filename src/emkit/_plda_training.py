@@ -15,7 +15,7 @@ from ._validation import check_random_state
 from .whitening import check_scatter
 
 __all__ = ["encode_labels", "training_labels", "check_within_class_samples", "class_statistics",
-           "variance_floor", "initial_parameters", "within_covariance", "PLDAEM"]
+           "data_log_likelihood", "variance_floor", "initial_parameters", "within_covariance", "PLDAEM"]
 
 
 def encode_labels(y, n_samples: int, name: str = "y"):
@@ -58,11 +58,27 @@ def check_within_class_samples(n_samples: int, n_classes: int, n_features: int):
 
 
 def class_statistics(X, codes, n_classes) -> kp.ClassStatistics:
-    """Class counts and sums and the scatter of ``X`` (N, D) around its mean (one data pass)."""
-    offset = X.mean(axis=0)
-    partial = map_reduce(kp.statistics_chunk, X, offset, codes, n_classes, with_offset=True)
-    counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
-    return kp.class_statistics(offset, counts, partial)
+    """Class counts and sums and the scatter of ``X`` (N, D) around its mean (one data pass); a
+    scatter that overflows float64 is refused, naming X."""
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below, by name
+        offset = X.mean(axis=0)
+        partial = map_reduce(kp.statistics_chunk, X, offset, codes, n_classes, with_offset=True)
+        counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
+        stats = kp.class_statistics(offset, counts, partial)
+    check_scatter(stats.scatter, "scatter of X")
+    return stats
+
+
+def data_log_likelihood(stats: kp.ClassStatistics, mu, F, within) -> float:
+    """``log p(X | y)`` of the data of ``stats`` under a PLDA of mean ``stats.offset + mu``,
+    between-class factors ``F`` and within-class covariance ``within``; refused when it
+    overflows float64 (vectors far out of the model's scale), rather than returned as NaN."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = kp.posterior(stats, mu, F, within).log_likelihood
+    if not np.isfinite(value):
+        raise ValueError(f"the log-likelihood of X overflows float64 (got {value}): X holds vectors "
+                         "far out of the model's scale; check or rescale X")
+    return value
 
 
 def variance_floor(stats: kp.ClassStatistics, variance_threshold: float) -> float:

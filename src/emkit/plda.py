@@ -56,8 +56,8 @@ from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, w
 from ._kernels import plda as kp
 from ._plda_scoring import (check_vectors, checked_enrollment, checked_out, llr_scores, one_model_per_array,
                             scoring_basis, vectors_as_models)
-from ._plda_training import (PLDAEM, check_within_class_samples, class_statistics, encode_labels,
-                             training_labels, variance_floor)
+from ._plda_training import (PLDAEM, check_within_class_samples, class_statistics, data_log_likelihood,
+                             encode_labels, training_labels, variance_floor)
 from ._validation import check_positive_int, is_finite_number
 from .io import _registry
 from .whitening import check_spread
@@ -326,8 +326,7 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
         X = check_vectors(X, "X", self.n_features_in_)
         codes, classes = encode_labels(y, X.shape[0])
         stats = class_statistics(X, codes, len(classes))
-        mu = self.mean_ - stats.offset
-        return kp.posterior(stats, mu, self.F_, self.within_covariance_).log_likelihood
+        return data_log_likelihood(stats, self.mean_ - stats.offset, self.F_, self.within_covariance_)
 
     # --- enrolment and scoring ----------------------------------------------------------------
 

@@ -77,3 +77,23 @@ def test_dim_f_above_the_number_of_classes_trains_and_scores_finite(model):
     two_cov = _trained("two-covariance", X, y, dim_f=5).log_likelihood_ratio(X[:6], X[6:])
     scores = _trained(model, X, y, dim_f=5).log_likelihood_ratio(X[:6], X[6:])
     assert_parity(scores, two_cov, tol=1e-10)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_log_likelihood_of_data_too_large_to_square_is_refused_naming_x(model):
+    """Before: NaN, silently (numpy's overflow RuntimeWarning only); data 1e100 away still give
+    their finite log-likelihood (about -5.5e201)."""
+    X, y = _labelled()
+    plda = _trained(model, X, y)
+    assert -6e201 < plda.log_likelihood(X * 1e100, y) < -5e201
+    with pytest.raises(ValueError, match=r"^the scatter of X overflows float64 \(X holds values too "
+                                         r"large to square, above about 1e154 in magnitude\): rescale X$"):
+        plda.log_likelihood(X * 1e200, y)
+
+
+def test_fit_on_data_too_large_to_square_names_x_under_warnings_as_errors():
+    """pytest turns warnings into errors: before, numpy's 'overflow encountered in matmul'
+    RuntimeWarning came first (the named ValueError only with numpy's warnings silenced)."""
+    X, y = _labelled()
+    with pytest.raises(ValueError, match=r"^the scatter of X overflows float64"):
+        PLDA(dim_f=2, dim_g=2).fit(X * 1e200, y)
