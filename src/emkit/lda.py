@@ -119,14 +119,15 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                              f"min({d}, {len(classes) - 1})")
         check_spread(X, "LDA")
         counts = np.bincount(codes).astype(np.float64)
-        sums = np.zeros((len(classes), d))
-        np.add.at(sums, codes, X)
-        means = sums / counts[:, None]
-        mean = X.mean(axis=0)
-        within = X - means[codes]
-        s_w = within.T @ within / n
-        centred = (means - mean) * np.sqrt(counts / n)[:, None]
-        s_b = centred.T @ centred
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by name
+            sums = np.zeros((len(classes), d))
+            np.add.at(sums, codes, X)
+            means = sums / counts[:, None]
+            mean = X.mean(axis=0)
+            within = X - means[codes]
+            s_w = within.T @ within / n
+            centred = (means - mean) * np.sqrt(counts / n)[:, None]
+            s_b = centred.T @ centred
         check_scatter(s_w, "within-class scatter of X")
         check_scatter(s_b, "between-class scatter of X")
         try:  # S_w = L L^T; the symmetric problem L^-1 S_b L^-T v = lambda v, w = L^-T v

@@ -139,9 +139,10 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         counts = np.bincount(codes, minlength=K)
         order = np.argsort(codes, kind="stable")
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        class_means = np.add.reduceat(X[order], starts, axis=0) / counts[:, None]
-        centred = X - class_means[codes]
-        scatter = centred.T @ centred
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by name
+            class_means = np.add.reduceat(X[order], starts, axis=0) / counts[:, None]
+            centred = X - class_means[codes]
+            scatter = centred.T @ centred
         try:
             weights = inverse_cholesky_factor((1.0 / K) * scatter, check_bool(self.pinv, "pinv"),
                                               "within-class covariance")

@@ -246,7 +246,8 @@ class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerM
             raise ValueError("X must have at least 2 samples to estimate a covariance; got "
                              f"n_samples = {X.shape[0]}")
         check_spread(X, type(self).__name__)
-        cov = np.atleast_2d(np.cov(X, rowvar=False))
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by name
+            cov = np.atleast_2d(np.cov(X, rowvar=False))
         self._set_fitted(inverse_cholesky_factor(cov, check_bool(self.pinv, "pinv"), "covariance of X"),
                          X.mean(axis=0), 1.0)
         self._record_feature_names(raw)

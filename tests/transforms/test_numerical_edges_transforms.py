@@ -81,3 +81,13 @@ def test_wccn_with_fewer_samples_than_dimensions_names_the_ranks():
     with pytest.raises(SingularError, match=r"^y: 3 samples in 2 classes give a within-class "
                                             r"covariance of rank at most 1 < n_features = 5"):
         WCCN().fit(X, [0, 0, 1])
+
+
+@pytest.mark.parametrize("name", sorted(MAKERS))
+def test_data_too_large_to_square_are_named_under_warnings_as_errors(name):
+    """pytest turns warnings into errors: before, numpy's overflow RuntimeWarning came first for
+    Whitening, WCCN and LDA (test_whitening.py silences numpy's warnings to see the named error)."""
+    X, y = _data()
+    with pytest.raises(ValueError, match=r"^the [a-zA-Z -]+ overflows float64 \(X holds values too large "
+                                         r"to square, above about 1e154 in magnitude\): rescale X$"):
+        MAKERS[name]().fit(X * 1e200, y)
