@@ -93,8 +93,22 @@ def length_norm(x) -> np.ndarray:
         Float64, a new array (``x`` is not changed).
     """
     x = np.asarray(x, dtype=np.float64)
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(norm > 0, norm, 1.0)
+    with np.errstate(over="ignore", under="ignore"):  # rows whose norm leaves float64: below
+        norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    out = x / np.where(norm > 0, norm, 1.0)
+    # a norm that overflowed (rows of 1e300: zeros) or underflowed (1e-300: left as they were)
+    out_of_range = ~((norm >= np.finfo(np.float64).tiny) & (norm < np.inf))[..., 0]
+    out_of_range &= np.any(x != 0, axis=-1)
+    if out_of_range.any():
+        out[out_of_range] = _unit_rows_of_extreme_size(x[out_of_range])
+    return out
+
+
+def _unit_rows_of_extreme_size(x: np.ndarray) -> np.ndarray:
+    """Non-zero rows ``x`` (n, D) whose norm float64 cannot hold, scaled to unit norm: each row is
+    divided by its largest magnitude first, which leaves a norm between 1 and sqrt(D)."""
+    scaled = x / np.abs(x).max(axis=-1, keepdims=True)
+    return scaled / np.linalg.norm(scaled, axis=-1, keepdims=True)
 
 
 #: The formats of a figure file, by the file's extension (those matplotlib writes itself).
