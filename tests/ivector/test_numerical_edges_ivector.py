@@ -104,3 +104,16 @@ def test_counts_near_1e300_keep_ordinary_statistics_bit_for_bit():
     means = edge_ubm_arrays()[0]
     got = centred_second_moments(sum_pxx * 2.0**900, sum_px * 2.0**900, n * 2.0**900, means)
     np.testing.assert_array_equal(got, centred_second_moments(sum_pxx, sum_px, n, means) * 2.0**900)
+
+
+def test_a_precision_lost_to_huge_counts_says_so():
+    """T trained on 8 identical sessions has rank 1 in T' Sigma^-1 T; a probe with counts near
+    1e300 swamps the prior's identity and the posterior precision is singular in float64 (the
+    reference: 'Singular matrix').  Before, the error said only that the counts must be
+    non-negative and finite, which they are."""
+    arrays, _ = iv_case("identical_sessions")
+    machine = IVectorMachine(_ubm(), dim_t=2, max_iterations=4, update_sigma=False,
+                             random_state=3).fit(_stats(arrays))
+    with pytest.raises(ValueError, match=r"not so large that the prior's identity is lost in "
+                                         r"rounding"):
+        machine.project(_stats(edge_statistics(1, 10, 1e300))[0])

@@ -210,7 +210,9 @@ def linear_terms(fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
 
 
 _NOT_POSITIVE_DEFINITE = ("a posterior precision matrix is not positive definite: the "
-                          "zeroth-order statistics (n) must be non-negative and finite")
+                          "zeroth-order statistics (n) must be non-negative and finite, and not so "
+                          "large that the prior's identity is lost in rounding (I + n T' Sigma^-1 T "
+                          "is then as ill-conditioned as T' Sigma^-1 T)")
 
 
 def centre_in_place(n: np.ndarray, sum_px: np.ndarray, means: np.ndarray) -> np.ndarray:

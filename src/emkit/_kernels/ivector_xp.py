@@ -33,7 +33,8 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 def _not_pd(what: str) -> ValueError:
     return ValueError(f"{what} is not positive definite: the zeroth-order statistics (n) must be "
-                      "non-negative and finite")
+                      "non-negative and finite, and not so large that the prior's identity is lost "
+                      "in rounding (I + n T' Sigma^-1 T is then as ill-conditioned as T' Sigma^-1 T)")
 
 
 @dataclass(frozen=True)
