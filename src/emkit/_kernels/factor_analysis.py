@@ -274,6 +274,14 @@ def accumulate_subspace(n: np.ndarray, centred: np.ndarray, mean: np.ndarray, co
     return A1, A2
 
 
+#: what a failed subspace update says (numpy and array-API paths)
+_A1_NOT_POSITIVE_DEFINITE = (
+    "subspace update: an accumulator A1 is not positive definite (degenerate statistics: check for "
+    "NaN, Gaussians with (almost) no occupancy, or counts so large (near 1e300) that the latent "
+    "posterior covariances vanish in rounding beside the latent means, which span fewer "
+    "directions than the subspace's rank)")
+
+
 def update_subspace(
     A1: np.ndarray, A2: np.ndarray, previous: np.ndarray | None = None
 ) -> np.ndarray:
@@ -301,10 +309,7 @@ def update_subspace(
         else:
             W = spd_solve(A1, A2.reshape(C, D, r).transpose(0, 2, 1)).transpose(0, 2, 1)
     except np.linalg.LinAlgError as exc:
-        raise FloatingPointError(
-            "subspace update: an accumulator A1 is not positive definite (degenerate statistics: "
-            "check for NaN or Gaussians with (almost) no occupancy)"
-        ) from exc
+        raise FloatingPointError(_A1_NOT_POSITIVE_DEFINITE) from exc
     if empty.any():
         W[empty] = 0.0 if previous is None else previous.reshape(C, D, r)[empty]
     return np.ascontiguousarray(W.reshape(C * D, r))  # (a view for one Gaussian)
@@ -320,10 +325,7 @@ def _update_subspace_xp(A1, A2, previous, xp):
     try:
         Wt = spd_solve(A1, xp.permute_dims(xp.reshape(A2, (C, D, r)), (0, 2, 1)))
     except _xp.LinAlgFailure as exc:
-        raise FloatingPointError(
-            "subspace update: an accumulator A1 is not positive definite (degenerate statistics: "
-            "check for NaN or Gaussians with (almost) no occupancy)"
-        ) from exc
+        raise FloatingPointError(_A1_NOT_POSITIVE_DEFINITE) from exc
     W = xp.permute_dims(Wt, (0, 2, 1))
     keep = xp.zeros_like(W) if previous is None else xp.reshape(previous, (C, D, r))
     W = xp.where(empty[:, None, None], keep, W)
