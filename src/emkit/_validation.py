@@ -190,8 +190,9 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
                                owner=owner)
     elif _is_plain_float_matrix(X, ensure_2d, allow_empty):
         # the common case (one utterance, a frame matrix): skip check_array's generic overhead
-        if not np.isfinite(np.add.reduce(X, axis=None)):  # NaN/inf propagate through a sum...
-            check_finite(X, name)  # ...and an overflowing sum is re-checked element-wise
+        with np.errstate(over="ignore", invalid="ignore"):  # (no warning for a false alarm)
+            if not np.isfinite(np.add.reduce(X, axis=None)):  # NaN/inf propagate through a sum...
+                check_finite(X, name)  # ...and an overflowing sum is re-checked element-wise
         if X.ndim == 1:
             X = X[None, :]
     else:
@@ -226,8 +227,9 @@ def check_frames(X, name: str = "X", *, n_features: int | None = None, allow_emp
     if in_memory:
         computed = is_dask_collection(X)
         X = np.asarray(X, dtype=np.float64)
-        if computed and not np.isfinite(np.add.reduce(X, axis=None)):  # (as numpy input above)
-            check_finite(X, name)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if computed and not np.isfinite(np.add.reduce(X, axis=None)):  # (as numpy input above)
+                check_finite(X, name)
     return X
 
 

@@ -68,7 +68,8 @@ def check_spread(X: np.ndarray, owner: str) -> None:
     """Refuse samples ``X`` (N, D) that differ, but only by less than about 3e-151 (the largest
     range of a feature): their covariance underflows float64.  Constant data are left to the
     caller, which names them."""
-    spread = float(np.max(np.ptp(X, axis=0))) if X.size else 0.0
+    with np.errstate(over="ignore"):  # a range beyond float64 (+-1e308 data) is refused later
+        spread = float(np.max(np.ptp(X, axis=0))) if X.size else 0.0
     if 0.0 < spread < _SMALLEST_SPREAD:
         raise ValueError(f"X varies by at most {spread:.3g} within a feature: too little to square in "
                          f"float64 (below about 3e-151 the covariance underflows), so {owner} cannot "
