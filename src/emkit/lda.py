@@ -117,7 +117,6 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         if k > min(d, len(classes) - 1):
             raise ValueError(f"n_components ({k}) must be at most min(D, n_classes - 1) = "
                              f"min({d}, {len(classes) - 1})")
-        check_spread(X, "LDA")
         counts = np.bincount(codes).astype(np.float64)
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by name
             sums = np.zeros((len(classes), d))
@@ -128,6 +127,7 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             s_w = within.T @ within / n
             centred = (means - mean) * np.sqrt(counts / n)[:, None]
             s_b = centred.T @ centred
+        check_spread(X, "LDA", s_w)
         check_scatter(s_w, "within-class scatter of X")
         check_scatter(s_b, "between-class scatter of X")
         try:  # S_w = L L^T; the symmetric problem L^-1 S_b L^-T v = lambda v, w = L^-T v

@@ -258,8 +258,8 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
         N, D = X.shape
         dim_f, dim_g = self._check_params(D, len(classes))
         check_within_class_samples(N, len(classes), D)
-        check_spread(X, "PLDA")
         stats = class_statistics(X, codes, len(classes))
+        check_spread(X, "PLDA", stats.scatter)
         em = PLDAEM(stats, model=self.model, floor=variance_floor(stats, self.variance_threshold),
                     init_method=self.init_method, random_state=self.random_state, dim_f=dim_f, dim_g=dim_g)
         with em.blas_threads():

@@ -131,7 +131,6 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if X.shape[0] < 2:
             raise ValueError(f"WCCN needs at least 2 samples; got n_samples = {X.shape[0]}")
         classes, codes = _encode_labels(y, X.shape[0])
-        check_spread(X, "WCCN")
         K = len(classes)
         if K == X.shape[0]:  # the within-class covariance is exactly zero: nothing to normalise
             raise ValueError(f"y: every one of the {K} classes has a single sample, so the within-class "
@@ -143,6 +142,7 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             class_means = np.add.reduceat(X[order], starts, axis=0) / counts[:, None]
             centred = X - class_means[codes]
             scatter = centred.T @ centred
+        check_spread(X, "WCCN", scatter)
         try:
             weights = inverse_cholesky_factor((1.0 / K) * scatter, check_bool(self.pinv, "pinv"),
                                               "within-class covariance")

@@ -64,11 +64,15 @@ def check_scatter(M: np.ndarray, what: str) -> None:
 _SMALLEST_SPREAD = 2.0**-500  # about 3e-151
 
 
-def check_spread(X: np.ndarray, owner: str) -> None:
+def check_spread(X: np.ndarray, owner: str, scatter: np.ndarray) -> None:
     """Refuse samples ``X`` (N, D) that differ, but only by less than about 3e-151 (the largest
-    range of a feature): their covariance underflows float64.  Constant data are left to the
-    caller, which names them."""
-    with np.errstate(over="ignore"):  # a range beyond float64 (+-1e308 data) is refused later
+    range of a feature): their covariance underflows float64.  ``scatter`` (D, D) is a covariance
+    or scatter of X (a sum or a mean of squared deviations): only when its diagonal is that small
+    (below 2**-900, which a spread of 2**-500 cannot exceed for N < 2**100) is X read again.
+    Constant data are left to the caller, which names them."""
+    if not np.max(np.diagonal(scatter), initial=0.0) < 2.0**-900:
+        return
+    with np.errstate(over="ignore"):
         spread = float(np.max(np.ptp(X, axis=0))) if X.size else 0.0
     if 0.0 < spread < _SMALLEST_SPREAD:
         raise ValueError(f"X varies by at most {spread:.3g} within a feature: too little to square in "
@@ -246,9 +250,9 @@ class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerM
         if X.shape[0] < 2:
             raise ValueError("X must have at least 2 samples to estimate a covariance; got "
                              f"n_samples = {X.shape[0]}")
-        check_spread(X, type(self).__name__)
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by name
             cov = np.atleast_2d(np.cov(X, rowvar=False))
+        check_spread(X, type(self).__name__, cov)
         self._set_fitted(inverse_cholesky_factor(cov, check_bool(self.pinv, "pinv"), "covariance of X"),
                          X.mean(axis=0), 1.0)
         self._record_feature_names(raw)
