@@ -7,7 +7,8 @@ object per trial).  A model-probe pair listed twice in the key is found by sorti
 numbers.  The key's ids are then given the score file's numbers (an id the score file does not
 have cannot match) and the trials matched by sorting and ``searchsorted`` on int64 pair codes
 ``model_number * n_probes + probe_number``.  Rules and messages are those of
-:func:`emkit.io.lists.read_trials`.
+:func:`emkit.io.lists.read_trials`, which reads any trial list (labelled or not) with this
+reader, keeping each trial's line number in an ``array('q')``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from array import array
 
 import numpy as np
 
-from .score_files import blocks, fields_per_line, first_repeat, id_numbering, line_numbers
+from .score_files import _ids, blocks, fields_per_line, first_repeat, id_numbering, line_numbers
 from .untrusted import FeatureError, is_comment, show_key
 
-__all__ = ["Key", "read_key", "key_labels"]
+__all__ = ["Key", "read_key", "read_trial_columns", "key_labels"]
 
 _LABELS = ("target", "nontarget")
 _WHAT = "trial list"
@@ -32,33 +33,43 @@ class Key:
     """A key's trials (read so far, then whole): the ids' numbers and the labels; read once by
     :func:`read_key`, it labels any number of score files (:func:`key_labels` only reads it)."""
 
-    def __init__(self, path: str, max_line: int):
+    def __init__(self, path: str, max_line: int, *, keep_lines: bool = False):
         self.path, self.max_line = path, max_line
         self.models, self.probes, self.labels = array("q"), array("q"), array("b")
         self.model_ids, self.probe_ids = id_numbering(), id_numbering()
         self.n_columns = None
+        self.lines = array("q") if keep_lines else None  # each trial's line, when kept
 
-    def add(self, models: list, probes: list, labels: list) -> None:
+    def add(self, models: list, probes: list, labels) -> None:
         for numbers, ids, names in ((self.models, self.model_ids, models),
                                     (self.probes, self.probe_ids, probes)):
             numbers.frombytes(np.fromiter(map(ids.__getitem__, names), np.int64,
                                           len(names)).tobytes())
         self.labels.frombytes(np.array(labels, dtype=bool).tobytes())
 
-    def add_plain_block(self, block: bytes) -> bool:
-        """Add the lines of ``block`` if every one is ``model probe label`` in ASCII, not a
-        comment, with a known label; False (and nothing added) otherwise."""
+    def add_plain_block(self, block: bytes, number: int) -> bool:
+        """Add the lines of ``block`` (the first being line ``number + 1``) if every one is
+        ``model probe [label]`` in ASCII, not a comment, with the file's number of columns and a
+        known label; False (and nothing added) otherwise."""
         if not block.endswith(b"\n") or not block.isascii() or b"#" in block:
             return False
-        if fields_per_line(block, self.max_line) != 3 or self.n_columns not in (None, 3):
+        count = fields_per_line(block, self.max_line)
+        if count not in (2, 3) or self.n_columns not in (None, count):
             return False
         tokens = block.decode("ascii").split()
-        names = tokens[2::3]
-        known = {name: name.lower() == "target" for name in set(names) if name.lower() in _LABELS}
-        if len(known) < len(set(names)):
-            return False
-        self.n_columns = 3
-        self.add(tokens[0::3], tokens[1::3], list(map(known.__getitem__, names)))
+        if count == 3:
+            names = tokens[2::3]
+            known = {name: name.lower() == "target" for name in set(names)
+                     if name.lower() in _LABELS}
+            if len(known) < len(set(names)):
+                return False
+            labels = np.fromiter(map(known.__getitem__, names), bool, len(names))
+        else:
+            labels = np.zeros(len(tokens) // 2, dtype=bool)
+        self.n_columns = count
+        self.add(tokens[0::count], tokens[1::count], labels)
+        if self.lines is not None:  # (a plain block has no empty or comment line)
+            self.lines.frombytes(np.arange(number + 1, number + 1 + labels.size).tobytes())
         return True
 
     def add_lines(self, block: bytes, number: int) -> None:
@@ -78,6 +89,8 @@ class Key:
                     raise FeatureError(f"{where}: expected {expected} columns 'model-id probe-id "
                                        f"[target|nontarget]'; got {len(fields)}")
                 self.n_columns = len(fields)
+                if self.lines is not None:
+                    self.lines.append(number)
                 # (the pair is kept before its label is read: a repeat is named before a bad label)
                 models.append(fields[0])
                 probes.append(fields[1])
@@ -123,15 +136,12 @@ def _parse_label(text: str, where: str) -> bool:
     return low == "target"
 
 
-def read_key(path, max_line: int) -> Key:
-    """The labelled trial list ``path`` (a :class:`FeatureError` naming the line for anything
-    else: a repeated pair, a bad label, no label column, ...), lines of at most ``max_line``
-    bytes."""
-    path = os.fspath(path)
-    key = Key(path, max_line)
+def _read(path: str, max_line: int, *, keep_lines: bool = False) -> Key:
+    """The trial list ``path``, labelled or not, its repeats and emptiness checked."""
+    key = Key(path, max_line, keep_lines=keep_lines)
     try:
         for lines_before, block in blocks(path, max_line, _WHAT):
-            if not key.add_plain_block(block):
+            if not key.add_plain_block(block, lines_before):
                 key.add_lines(block, lines_before)
     except FeatureError:
         key.check_repeats()  # a pair repeated before the refused line is named first
@@ -139,9 +149,32 @@ def read_key(path, max_line: int) -> Key:
     key.check_repeats()
     if not key.models:
         raise FeatureError(f"{path}: the trial list is empty")
+    return key
+
+
+def read_key(path, max_line: int) -> Key:
+    """The labelled trial list ``path`` (a :class:`FeatureError` naming the line for anything
+    else: a repeated pair, a bad label, no label column, ...), lines of at most ``max_line``
+    bytes."""
+    path = os.fspath(path)
+    key = _read(path, max_line)
     if key.n_columns != 3:
         raise FeatureError(f"{path}: trials need a third column 'target' or 'nontarget'")
     return key
+
+
+def read_trial_columns(path, max_line: int):
+    """``(models, probes, labels, lines)`` of the trial list ``path`` (see
+    :func:`emkit.io.lists.read_trials`): lists of ids (each distinct id one object), bool
+    (n_trials,) or None without a label column, and each trial's line (``array('q')``)."""
+    path = os.fspath(path)
+    key = _read(path, max_line, keep_lines=True)
+    models = _ids(list(key.model_ids), np.frombuffer(key.models, np.int64))
+    probes = _ids(list(key.probe_ids), np.frombuffer(key.probes, np.int64))
+    labels = None
+    if key.n_columns == 3:
+        labels = np.frombuffer(key.labels, np.int8).view(bool)
+    return models, probes, labels, key.lines
 
 
 def _in_numbering(ids, numbering: dict) -> np.ndarray:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import atomic_write
-from .key_files import Key, key_labels, read_key as _read_key_file
+from .key_files import Key, key_labels, read_key as _read_key_file, read_trial_columns
 from .score_files import read_score_columns, score_text
 from .untrusted import FeatureError, is_comment, show_key, show_path, text_lines
 
@@ -202,14 +203,15 @@ class Trials:
         The probe id of each trial.
     labels : ndarray of shape (n_trials,) or None
         Bool, True for a target trial; None when the list has no label column.
-    lines : list of int or None
-        The line of each trial in its file, when read from one (for messages).
+    lines : sequence of int or None
+        The line of each trial in its file, when read from one (for messages); an
+        ``array('q')`` from :func:`read_trials` (8 bytes a trial, not a Python int).
     """
 
     models: list
     probes: list
     labels: np.ndarray | None
-    lines: list | None = None  # the line of each trial in its file, when read from one
+    lines: Sequence[int] | None = None  # the line of each trial in its file, when read from one
 
     def __len__(self) -> int:
         return len(self.models)
@@ -228,22 +230,6 @@ class Trials:
             ``"line <n>"``, or ``"trial <k + 1>"`` when the lines are not known.
         """
         return f"line {self.lines[k]}" if self.lines else f"trial {k + 1}"
-
-
-def _parse_label(text: str, where: str) -> bool:
-    low = text.lower()
-    if low not in LABELS:
-        raise FeatureError(f"{where}: the label must be 'target' or 'nontarget'; got {show_key(text)}")
-    return low == "target"
-
-
-def _check_repeat(seen: dict, fields, number: int, where: str) -> None:
-    """A model-probe pair may appear once in a trial list or score file (it would count twice)."""
-    pair = tuple(fields[:2])
-    if pair in seen:
-        raise FeatureError(f"{where}: trial {show_key(' '.join(pair))} repeats line {seen[pair]} (each "
-                           "model-probe pair must appear once)")
-    seen[pair] = number
 
 
 def read_trials(path, *, require_labels: bool = False) -> Trials:
@@ -272,27 +258,10 @@ def read_trials(path, *, require_labels: bool = False) -> Trials:
         trial; no labels when ``require_labels``.
     """
     path = os.fspath(path)
-    models, probes, labels, lines = [], [], [], []
-    n_columns = None
-    seen = {}
-    for number, fields in _rows(path, "trial list"):
-        lines.append(number)
-        where = f"{path} line {number}"
-        if len(fields) not in (2, 3) or (n_columns is not None and len(fields) != n_columns):
-            expected = "2 or 3" if n_columns is None else str(n_columns)
-            raise FeatureError(f"{where}: expected {expected} columns 'model-id probe-id "
-                               f"[target|nontarget]'; got {len(fields)}")
-        n_columns = len(fields)
-        _check_repeat(seen, fields, number, where)
-        models.append(fields[0])
-        probes.append(fields[1])
-        if n_columns == 3:
-            labels.append(_parse_label(fields[2], where))
-    if not models:
-        raise FeatureError(f"{path}: the trial list is empty")
-    if require_labels and n_columns != 3:
+    models, probes, labels, lines = read_trial_columns(path, MAX_LINE)
+    if require_labels and labels is None:
         raise FeatureError(f"{path}: trials need a third column 'target' or 'nontarget'")
-    return Trials(models, probes, np.array(labels, dtype=bool) if n_columns == 3 else None, lines)
+    return Trials(models, probes, labels, lines)
 
 
 def read_key(key_path) -> Key:
