@@ -21,7 +21,6 @@ with ``rows, cols >= 1``.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import logging
 import os
@@ -33,6 +32,7 @@ import numpy as np
 from .._progress import Progress, logger
 from ._message_text import PATH_TAIL
 from ._kaldi_ranges import apply_range, split_range
+from ._scp_extents import MAX_SEGMENT_OVERLAP, Extents
 from ._kaldi_text import read_text_matrix
 from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_declared, check_limit,
                         check_utterance_size, file_size, is_comment, open_regular, plausible_key,
@@ -263,41 +263,6 @@ def read_kaldi_ark(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
     return out
 
 
-#: How many times over the entries of a script file may take a matrix's values with ranges
-#: (segments cut out of one matrix may overlap, as diarization's sliding windows do).
-MAX_SEGMENT_OVERLAP = 16
-
-
-class _Extents:
-    """The byte ranges of one file that a script file's entries have read.
-
-    A matrix is read whole by one entry at most; entries with ``[first:last]`` ranges (segments)
-    may share it, taking at most :data:`MAX_SEGMENT_OVERLAP` times its values together; a matrix
-    overlapping another's bytes is refused.  Otherwise a short script file could return the same
-    megabyte thousands of times.
-    """
-
-    def __init__(self):
-        self.starts, self.ends, self.taken = [], [], {}  # sorted, disjoint; start -> [size, taken]
-
-    def add(self, start: int, end: int, size: int, taken: int, whole: bool, where: str) -> None:
-        if start in self.taken:
-            entry = self.taken[start]
-            entry[1] += taken
-            if whole or entry[1] > MAX_SEGMENT_OVERLAP * entry[0]:
-                raise FeatureError(f"{where}: the entries reading the matrix at offset {start} take "
-                                   f"{entry[1]} values of its {entry[0]} (a matrix is read whole "
-                                   f"once, or by ranges at most {MAX_SEGMENT_OVERLAP} times over)")
-            return
-        i = bisect.bisect_left(self.starts, start)
-        if (i and self.ends[i - 1] > start) or (i < len(self.starts) and self.starts[i] < end):
-            raise FeatureError(f"{where}: the matrix at offset {start} overlaps the bytes of another "
-                               "entry's matrix (refused)")
-        self.starts.insert(i, start)
-        self.ends.insert(i, end)
-        self.taken[start] = [size, taken]
-
-
 def _scp_entries(path):
     """``(line number, where, key, target, offset, ranges)`` of every entry of a script file, in
     order: a relative target is taken from the current directory, as Kaldi does, and where no
@@ -418,7 +383,7 @@ def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
                     shown = show_path(target, tail=PATH_TAIL)
                     raise FeatureError(f"{where}: no such file {shown}") from None
                 stat = os.fstat(reader.f.fileno())
-                extents = read.setdefault((stat.st_dev, stat.st_ino), _Extents())
+                extents = read.setdefault((stat.st_dev, stat.st_ino), Extents())
             where = f"{where}: {_shown_target(target)}"
             if offset > reader.size:
                 raise FeatureError(f"{where}: offset {_shown_offset(offset)} is beyond the end of "
