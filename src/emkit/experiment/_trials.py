@@ -74,14 +74,21 @@ def enroll_lists(machine, lists: dict, features, *, relevance_factor: float = 4.
         done.advance(len(chunk))
         chunk.clear()
 
+    # (the group's utterances counted as it grows: summed again for every model, a group of
+    # thousands of one-utterance models cost O(models x group size))
+    in_chunk = n_utterances = 0
     for item in lists.items():
-        if chunk and sum(len(us) for _, us in chunk) + len(item[1]) > limit:
+        size = len(item[1])
+        n_utterances += size
+        if chunk and in_chunk + size > limit:
             flush()
+            in_chunk = 0
         chunk.append(item)
+        in_chunk += size
     flush()
     logging.getLogger("emkit").info(
         "enrolment: %s from %s in %s", plural(len(lists), "model"),
-        plural(sum(len(us) for us in lists.values()), "utterance"), format_duration(done.elapsed))
+        plural(n_utterances, "utterance"), format_duration(done.elapsed))
     return EnrolledModels.concatenate(parts)
 
 
