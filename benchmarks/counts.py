@@ -6,7 +6,9 @@ trial paths also 10^7 with ``--trials-max 10000000``), and prints seconds per it
 exponent of the time between sizes (1.0: linear; 2.0: quadratic), the traced peak memory per
 item (tracemalloc, a second run) and, where there is one, a plain Python baseline doing the same
 parsing (``str.split`` loop, ``dict`` grouping) timed in the same run, alternating with the path,
-and the ratio path/baseline.  Files are written to a temporary directory and removed.
+and the ratio path/baseline; at the end, the process's peak RSS (run one path with ``--only`` to
+read it as that path's).  Files are written to a temporary directory and removed.  The first
+size is timed 3 times (the first a warm-up), the others once unless ``--repeat``.
 
 The machine's load moves all timings: compare figures of one run only.
 
