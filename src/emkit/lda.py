@@ -101,9 +101,11 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         ------
         ValueError
             ``y`` not of shape (N,); ``n_components`` above ``min(D, n_classes - 1)``; a
-            within-class scatter that is singular (too few samples per class for D).
+            within-class scatter that is singular (too few samples per class for D) raises
+            ``emkit.whitening.SingularError``, a ValueError and a ``numpy.linalg.LinAlgError``,
+            as WCCN and Whitening do.
         """
-        from .whitening import check_scatter, check_spread
+        from .whitening import SingularError, check_scatter, check_spread
 
         k = check_positive_int(self.n_components, "n_components")  # set_params is checked here
         raw = X
@@ -136,9 +138,10 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             if diag.min() <= 1e-7 * diag.max():  # numerically rank-deficient
                 raise np.linalg.LinAlgError
         except np.linalg.LinAlgError:
-            raise ValueError(f"the within-class scatter of X is singular ({n} samples of {d} "
-                             f"dimensions in {len(classes)} classes): more samples per class or "
-                             "fewer dimensions are needed") from None
+            raise SingularError(f"X: the within-class scatter of its {n} samples of {d} features "
+                                f"in {len(classes)} classes of y is singular (its rank is at most "
+                                f"n_samples - n_classes = {n - len(classes)}); LDA needs more "
+                                "samples per class, or fewer (or less correlated) features") from None
         half = scipy.linalg.solve_triangular(chol, s_b, lower=True)
         sym = scipy.linalg.solve_triangular(chol, half.T, lower=True)
         values, vectors = np.linalg.eigh((sym + sym.T) / 2)

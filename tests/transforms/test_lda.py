@@ -128,3 +128,13 @@ def test_a_projection_that_overflows_is_refused():
     lda = LDA._from_fitted(np.eye(5)[:, :2] * 1e300, np.zeros(5), np.ones(2))
     with pytest.raises(ValueError, match="^LDA.transform overflows float64 on X"):
         lda.transform(X * 1e10)
+
+
+def test_singular_within_class_scatter_raises_singular_error_as_wccn_does():
+    from emkit.whitening import SingularError
+
+    X = np.zeros((4, 5)) + np.arange(4)[:, None]  # 4 samples in 2 classes: rank <= 2 < 5
+    with pytest.raises(SingularError, match=r"^X: the within-class scatter .* rank is at most "
+                       r"n_samples - n_classes = 2\); LDA needs more samples per class") as info:
+        LDA(1).fit(X, [0, 0, 1, 1])
+    assert isinstance(info.value, ValueError) and isinstance(info.value, np.linalg.LinAlgError)
