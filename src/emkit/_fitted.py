@@ -117,6 +117,36 @@ def refreeze(obj) -> None:
             value.flags.writeable = False
 
 
+def unpickled_state(cls, state: dict) -> dict:
+    """``state`` (from a pickle of a ``cls``) with its fitted arrays stored as :func:`set_fitted`
+    stores them: read-only float64 under ``"_" + name``.  A pickle of emkit from before an
+    attribute became a fitted array holds it under its public name; it is moved.  No derived
+    constants are kept (a cache of another process's arrays could be stale)."""
+    state = without_derived(dict(state))
+    for name in fitted_names(cls):
+        private = "_" + name
+        if name in state and private not in state:  # (the layout of the earlier pickles)
+            state[private] = state.pop(name)
+        value = state.get(private)
+        if value is not None:
+            value = np.asarray(value, dtype=np.float64)
+            value.flags.writeable = False
+            state[private] = value
+    return state
+
+
+class PicklesFitted:
+    """Mixin (placed before ``BaseEstimator``) of the estimators with :class:`FittedArray`
+    attributes: pickled without the derived constants, unpickled with their fitted arrays as
+    ``fit`` leaves them (read-only float64; a writeable array would let a cache go stale)."""
+
+    def __getstate__(self):
+        return without_derived(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(unpickled_state(type(self), state))
+
+
 class FitSummary:
     """Mixin of the estimators whose files keep a summary of their last ``fit``.
 

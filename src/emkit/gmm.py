@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator
 from . import _device_infer, _gmm_estep as estep, _gmm_reference
 from ._gmm_files import GMMFiles
 from ._feature_names import FeatureNamesMixin
-from ._fitted import FitSummary, derived, fitted_value, refreeze, set_fitted, without_derived
+from ._fitted import FitSummary, PicklesFitted, derived, fitted_value, set_fitted
 from ._gmm_fit import (adaptation_stats, check_adaptable, check_training_feature_names, kmeans_start, run_em,
                        training_frames)
 from ._gmm_mstep import EPSILON, apply_m_step, map_gmm_m_step, ml_gmm_m_step, warn_if_collapsed
@@ -36,7 +36,7 @@ logger = logging.getLogger("emkit")
 __all__ = ["GMMMachine", "GMMStats", "ml_gmm_m_step", "map_gmm_m_step", *_gmm_reference.__all__]
 
 
-class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
+class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, PicklesFitted, BaseEstimator):
     """A mixture of ``n_gaussians`` diagonal Gaussians, trained by ML (EM) or MAP adaptation.
 
     Parameters
@@ -217,13 +217,6 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool:
         return self._has_parameters()
-
-    def __getstate__(self):
-        return without_derived(super().__getstate__())
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        refreeze(self)
 
     # -- comparison ------------------------------------------------------------------------
     def __eq__(self, other):

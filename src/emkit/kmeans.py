@@ -14,7 +14,7 @@ from . import _device_fit
 from ._backend import _staging, cached_frames, is_dask_collection
 from ._checkpoint import resumable_em
 from ._feature_names import FeatureNamesMixin
-from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, without_derived
+from ._fitted import FittedArray, PicklesFitted, derived, fitted_value, set_fitted
 from ._kernels import kmeans as kk
 from ._kmeans_fit import NOT_CONVERGED_ADVICE, distance_rounding, reseeded_centroids
 from ._kmeans_init import INIT_METHODS, check_init_method, initial_centroids
@@ -32,7 +32,7 @@ __all__ = ["KMeansMachine", "e_step", "get_centroids_distance", "get_closest_cen
            "accumulate_indices_means_vars", "reduce_indices_means_vars"]
 
 
-class KMeansMachine(FeatureNamesMixin, BaseEstimator):
+class KMeansMachine(FeatureNamesMixin, PicklesFitted, BaseEstimator):
     """k-means with ``n_clusters`` centroids, trained by Lloyd iterations.
 
     Parameters
@@ -141,13 +141,6 @@ class KMeansMachine(FeatureNamesMixin, BaseEstimator):
     def _coefficients(self) -> kk.CentroidCoefficients:
         """The distance constants of the centroids, computed once per assignment of them."""
         return derived(self, "coefficients", lambda: kk.CentroidCoefficients.from_centroids(self.centroids_))
-
-    def __getstate__(self):
-        return without_derived(super().__getstate__())
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        refreeze(self)
 
     def __sklearn_is_fitted__(self) -> bool:
         return self.centroids_ is not None

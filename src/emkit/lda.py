@@ -18,7 +18,7 @@ import scipy.linalg
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from ._feature_names import FeatureNamesMixin
-from ._fitted import FittedArray, set_fitted
+from ._fitted import FittedArray, PicklesFitted, set_fitted
 from ._labels import check_label_sequence, encode_labels
 from ._validation import check_frames, check_positive_int
 from .io._registry import register
@@ -26,7 +26,8 @@ from .io._registry import register
 __all__ = ["LDA"]
 
 
-class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, PicklesFitted,
+          BaseEstimator):
     """LDA projection to ``n_components`` dimensions (at most ``n_classes - 1`` and ``D``).
 
     Parameters

@@ -52,7 +52,7 @@ from sklearn.exceptions import NotFittedError
 
 from ._checkpoint import resumable_em
 from ._feature_names import FeatureNamesMixin
-from ._fitted import FittedArray, derived, fitted_value, refreeze, set_fitted, without_derived
+from ._fitted import FittedArray, PicklesFitted, derived, fitted_value, set_fitted
 from ._kernels import plda as kp
 from ._plda_scoring import (check_vectors, checked_enrollment, checked_out, llr_scores, one_model_per_array,
                             scoring_basis, vectors_as_models)
@@ -91,7 +91,7 @@ class PLDAEnrollment:
         return len(self.counts)
 
 
-class PLDA(FeatureNamesMixin, BaseEstimator):
+class PLDA(FeatureNamesMixin, PicklesFitted, BaseEstimator):
     """Probabilistic LDA trained by EM (see the module docstring for the three models).
 
     Fitted arrays are read-only; stopping at ``max_iterations`` with a threshold set warns a
@@ -214,13 +214,6 @@ class PLDA(FeatureNamesMixin, BaseEstimator):
         if name == "G_" and self.__sklearn_is_fitted__():
             return None  # "two-covariance" and "simplified" have no G
         raise NotFittedError(f"this {type(self).__name__} has no {name}: it is not fitted yet")
-
-    def __getstate__(self):
-        return without_derived(super().__getstate__())
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        refreeze(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

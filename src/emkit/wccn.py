@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._fitted import FittedArray, set_fitted
+from ._fitted import FittedArray, PicklesFitted, set_fitted
 from ._labels import check_label_sequence, encode_labels
 from ._feature_names import FeatureNamesMixin
 from ._validation import check_bool, check_frames
@@ -44,7 +44,8 @@ def _encode_labels(y, n_samples: int):
     return (classes if sort else list(classes)), codes
 
 
-class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, PicklesFitted,
+           BaseEstimator):
     """Within-class covariance normalisation ``x -> x @ W`` with ``W W' = (Sw / K)^-1``.
 
     Parameters

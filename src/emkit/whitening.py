@@ -21,7 +21,7 @@ import scipy.linalg
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._fitted import FittedArray, set_fitted
+from ._fitted import FittedArray, PicklesFitted, set_fitted
 from ._feature_names import FeatureNamesMixin
 from ._describe import describe
 from ._object_arrays import objects_as_numbers
@@ -175,7 +175,8 @@ def apply_projection(X: np.ndarray, transform) -> np.ndarray:
     return out
 
 
-class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class Whitening(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, PicklesFitted,
+                BaseEstimator):
     """Whitening transform ``x -> (x - mu) @ W`` with ``W W' = Cov^-1`` (W lower triangular).
 
     Parameters

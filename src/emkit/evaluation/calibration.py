@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .._caller_warnings import warn_at_caller
 from .._feature_names import FeatureNamesMixin
-from .._fitted import FittedArray, set_fitted
+from .._fitted import FittedArray, PicklesFitted, set_fitted
 from .._object_arrays import objects_as_numbers
 from .._validation import check_positive_int, is_finite_number
 from .metrics import check_labels, cllr, min_cllr
@@ -158,7 +158,7 @@ def _minimise(Z, weights: _ClassWeights, penalty: float, max_iter: int):
     return theta, max_iter, False
 
 
-class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
+class LinearCalibration(FeatureNamesMixin, TransformerMixin, PicklesFitted, BaseEstimator):
     """Affine map of scores to calibrated log-likelihood ratios, fitted by logistic regression.
 
     Parameters
@@ -356,12 +356,6 @@ class LinearCalibration(FeatureNamesMixin, TransformerMixin, BaseEstimator):
         ndarray of shape (n_trials,), float64
         """
         return self.fit(scores, y).transform(scores)
-
-    def __setstate__(self, state):
-        if "coef_" in state:  # a pickle of emkit before coef_ became a fitted array
-            state = dict(state)
-            set_fitted(self, "coef_", state.pop("coef_"))
-        super().__setstate__(state)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "coef_")

@@ -18,8 +18,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
-from .._fitted import FittedArray, clear_derived, derived, fitted_value, refreeze, set_fitted
-from .._fitted import FitSummary, without_derived
+from .._fitted import FittedArray, clear_derived, derived, fitted_value, set_fitted
+from .._fitted import FitSummary, PicklesFitted
 from .._validation import (check_checkpoint, check_positive_int, check_random_state,
                            is_finite_number)
 from . import _latent_steps, _steps
@@ -30,7 +30,7 @@ from ._training import prepare_training_set, session_threads
 from .._describe import describe
 
 
-class FactorAnalysisBase(FrameMethods, FitSummary, BaseEstimator):
+class FactorAnalysisBase(FrameMethods, FitSummary, PicklesFitted, BaseEstimator):
     """Shared state of :class:`ISVMachine` and :class:`JFAMachine`.
 
     Parameters
@@ -300,12 +300,11 @@ class FactorAnalysisBase(FrameMethods, FitSummary, BaseEstimator):
         return type(self)(ubm=copy.deepcopy(ubm), **others)
 
     def __getstate__(self):
-        state = without_derived(super().__getstate__())
+        state = super().__getstate__()
         return {k: v for k, v in state.items() if k != "_previous_constants"}
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        refreeze(self)
         initial = self.__dict__.get("_initial")
         if initial is not None:  # the key holds object ids: those of the unpickled objects now
             for value in initial[1].values():

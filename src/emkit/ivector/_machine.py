@@ -12,8 +12,7 @@ from sklearn.exceptions import NotFittedError
 from .._backend import computed_once, is_dask_collection, map_ordered, n_threads, small_products
 from .._backend._staging import configured_device, synced
 from .._checkpoint import resumable_em
-from .._fitted import (FitSummary, FittedArray, clear_derived, derived, refreeze, set_fitted,
-                       without_derived)
+from .._fitted import FitSummary, FittedArray, PicklesFitted, clear_derived, derived, set_fitted
 from .._kernels import ivector as kiv
 from .._progress import Progress
 from .._validation import (check_bool, check_checkpoint, check_positive_int, check_random_state,
@@ -51,7 +50,7 @@ def _partition_numbers(bag):
     return db.from_sequence(range(bag.npartitions), npartitions=bag.npartitions)
 
 
-class IVectorMachine(FitSummary, BaseEstimator):
+class IVectorMachine(FitSummary, PicklesFitted, BaseEstimator):
     """Total variability model: learns ``T`` and ``sigma``, projects utterances to i-vectors.
 
     Parameters
@@ -285,13 +284,6 @@ class IVectorMachine(FitSummary, BaseEstimator):
             clear_derived(self)
             pre = derived(self, "projection", compute)
         return pre
-
-    def __getstate__(self):
-        return without_derived(dict(super().__getstate__()))
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        refreeze(self)  # unpickled arrays come back writable
 
     @small_products
     def _project_batches(self, X, name, indexed=True, partition=None):

@@ -1,0 +1,94 @@
+"""Pickled estimators come back as ``fit`` leaves them: every fitted array read-only float64 (a
+writeable one would let a cached derived constant go stale), for every emkit estimator, and the
+pickles of earlier emkit (fitted arrays under their public names, writeable) still load."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from emkit import (PLDA, WCCN, GMMMachine, IVectorMachine, ISVMachine, JFAMachine, KMeansMachine,
+                   Whitening)
+from emkit._fitted import fitted_names
+from emkit.calibration import LinearCalibration
+from emkit.lda import LDA
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = np.repeat([0, 1, 2], 20)
+    ubm = GMMMachine(2, max_fitting_steps=3).fit(X)
+    stats = [ubm.acc_stats(X[i * 10:(i + 1) * 10]) for i in range(6)]
+    sessions = [0, 0, 1, 1, 2, 2]
+    return {
+        "kmeans": KMeansMachine(2, max_iter=3).fit(X),
+        "gmm": ubm,
+        "isv": ISVMachine(1, ubm=ubm, em_iterations=1).fit(stats, sessions),
+        "jfa": JFAMachine(1, 1, ubm=ubm, em_iterations=1).fit(stats, sessions),
+        "ivector": IVectorMachine(ubm, 2, max_iterations=1, random_state=0).fit(stats),
+        "wccn": WCCN().fit(X, y),
+        "whitening": Whitening().fit(X),
+        "lda": LDA(1).fit(X, y),
+        "plda": PLDA(dim_f=1, dim_g=1, max_iterations=1).fit(X, y),
+        "calibration": LinearCalibration().fit(X[:, :2], y == 0),
+    }
+
+
+def test_every_estimator_with_fitted_arrays_is_covered(fitted):
+    import emkit
+
+    covered = {type(m) for m in fitted.values()}
+    public = {obj for obj in vars(emkit).values() if isinstance(obj, type) and fitted_names(obj)}
+    assert public | {LDA, LinearCalibration} <= covered
+
+
+def _array_flags(obj, prefix=""):
+    """name -> writeable, of the arrays of ``obj`` and of the emkit objects it holds."""
+    flags = {}
+    for name, value in vars(obj).items():
+        if isinstance(value, np.ndarray):
+            flags[prefix + name] = value.flags.writeable
+        elif type(value).__module__.startswith("emkit") and hasattr(value, "__dict__"):
+            flags.update(_array_flags(value, f"{prefix}{name}."))
+    return flags
+
+
+def _set_fitted_names(machine):
+    """The fitted arrays that ``machine`` holds (ISV has no V, a PLDA of dim_g=0 no G_...)."""
+    return [name for name in fitted_names(type(machine)) if vars(machine).get("_" + name) is not None]
+
+
+KEYS = ["kmeans", "gmm", "isv", "jfa", "ivector", "wccn", "whitening", "lda", "plda", "calibration"]
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_an_unpickled_estimator_has_the_array_flags_of_the_fitted_one(fitted, key):
+    machine = fitted[key]
+    back = pickle.loads(pickle.dumps(machine))
+    before, after = _array_flags(machine), _array_flags(back)
+    assert {name: before[name] for name in after} == after  # (dropped caches are not compared)
+    for name in _set_fitted_names(machine):
+        value = getattr(back, name)
+        assert value.dtype == np.float64 and not value.flags.writeable, name
+        np.testing.assert_array_equal(value, getattr(machine, name))
+        with pytest.raises(ValueError, match="read-only"):
+            value.flat[0] = 1.0
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_a_pickle_of_earlier_emkit_loads_as_a_fitted_estimator(fitted, key):
+    machine = fitted[key]
+    state = dict(machine.__getstate__())
+    for name in _set_fitted_names(machine):  # the earlier layout: public names, writeable arrays
+        state[name] = np.array(state.pop("_" + name))
+    old = type(machine).__new__(type(machine))
+    old.__dict__.update(state)
+    back = pickle.loads(pickle.dumps(old))
+    for name in _set_fitted_names(machine):
+        value = getattr(back, name)
+        assert value.dtype == np.float64 and not value.flags.writeable, name
+        assert name not in back.__dict__
