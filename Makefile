@@ -25,9 +25,13 @@ bench: $(STAMP)
 
 # build/ first: setuptools copies into build/lib but never deletes there, so a module removed or
 # renamed since the last build would still be in the wheel
+# the sdist (tests and the files they read included: MANIFEST.in) through setuptools' own backend,
+# which needs no build front-end, but the build-system's setuptools in the venv
 dist: $(STAMP)
 	rm -rf build dist
 	$(PY) -m pip wheel --no-deps -w dist .
+	$(PY) -m pip install --quiet 'setuptools>=77'
+	$(PY) -c "from setuptools import build_meta; build_meta.build_sdist('dist')"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

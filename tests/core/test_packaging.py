@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import sys
 import zipfile
 from pathlib import Path
@@ -261,3 +262,66 @@ def test_the_built_wheel_holds_what_the_package_list_says(tmp_path):
     modules = {n for n in names if not n.startswith("emkit-")}
     assert modules == _expected_wheel_files()
     assert b"emkit = emkit.cli:main" in entry_points
+
+
+# -- the sdist: what distribution packagers build and run the tests from -------------------------
+
+SDIST_FOLDERS = ("tests", "docs", "examples", "scripts", "benchmarks")  # what the tests read
+
+
+def _manifest_lines() -> list:
+    path = ROOT / "MANIFEST.in"
+    if not path.is_file():
+        return []
+    lines = (line.split("#")[0].split() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def test_the_sdist_manifest_grafts_the_tests_and_what_they_read():
+    grafted = {line[1] for line in _manifest_lines() if line[0] == "graft"}
+    assert set(SDIST_FOLDERS) <= grafted, f"MANIFEST.in grafts {sorted(grafted)}"
+    for folder in SDIST_FOLDERS:
+        assert (ROOT / folder).is_dir(), folder
+    excluded = {pattern for line in _manifest_lines() if line[0] == "global-exclude"
+                for pattern in line[1:]}
+    assert {"__pycache__/*", "*.py[cod]"} <= excluded
+
+
+def test_the_metadata_names_the_authors_and_urls():
+    project = _pyproject()["project"]
+    assert project["authors"] == [{"name": "the emkit developers"}]
+    assert project["urls"] and all(url.startswith("https://") for url in project["urls"].values())
+
+
+def _source_copy(destination: Path) -> Path:
+    """The checkout's files (not .git, .venv, build outputs), plus local junk the sdist must skip."""
+    shutil.copytree(ROOT, destination, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.pyc", ".pytest_cache",
+        ".hypothesis", "emkit-demo", "demo-output", ".gpu-anchor"))
+    for junk in ("tests/.hypothesis/examples/x", "tests/core/__pycache__/x.cpython-311.pyc",
+                 ".venv/lib/x.py"):
+        (destination / junk).parent.mkdir(parents=True, exist_ok=True)
+        (destination / junk).write_text("junk")
+    return destination
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _setuptools_reads_pyproject(),
+                    reason="building the sdist offline needs setuptools >= 77 in this environment")
+def test_the_built_sdist_holds_the_tests_docs_and_examples(tmp_path):
+    project = _source_copy(tmp_path / "project")
+    out = tmp_path / "sdist"
+    subprocess.run([sys.executable, "-c", "import sys; from setuptools import build_meta; "
+                    "build_meta.build_sdist(sys.argv[1])", str(out)],
+                   cwd=project, check=True, capture_output=True, timeout=300)
+    (sdist,) = out.glob("emkit-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        members = {m.name.split("/", 1)[1]: m.size for m in archive.getmembers() if m.isfile()}
+    for folder in SDIST_FOLDERS:
+        expected = {p.relative_to(project).as_posix() for p in (project / folder).rglob("*")
+                    if p.is_file() and "__pycache__" not in p.parts and ".hypothesis" not in p.parts}
+        assert expected and expected <= set(members), (folder, sorted(expected - set(members))[:5])
+    assert not [name for name in members if "__pycache__" in name or ".hypothesis" in name
+                or name.startswith(".venv/")]
+    assert max(members.values()) <= LARGEST_DATA_FILE
+    assert "tests/core/test_packaging.py" in members and "src/emkit/__init__.py" in members
