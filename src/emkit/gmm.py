@@ -33,7 +33,8 @@ from .stats import GMMStats
 
 logger = logging.getLogger("emkit")
 
-__all__ = ["GMMMachine", "GMMStats", "ml_gmm_m_step", "map_gmm_m_step", *_gmm_reference.__all__]
+__all__ = ["GMMMachine", "GMMStats", "KMeansMachine", "ml_gmm_m_step", "map_gmm_m_step",
+           *_gmm_reference.__all__]
 
 
 class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, PicklesFitted, BaseEstimator):

@@ -29,7 +29,9 @@ from .utils import array_to_delayed_list, check_and_persist_dask_input  # noqa: 
 logger = logging.getLogger("emkit")
 
 __all__ = ["KMeansMachine", "e_step", "get_centroids_distance", "get_closest_centroid_index", "m_step",
-           "accumulate_indices_means_vars", "reduce_indices_means_vars"]
+           "accumulate_indices_means_vars", "reduce_indices_means_vars",
+           # the reference's kmeans module imports them from utils: code may import them from here
+           "array_to_delayed_list", "check_and_persist_dask_input"]
 
 
 class KMeansMachine(FeatureNamesMixin, PicklesFitted, BaseEstimator):

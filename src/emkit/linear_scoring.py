@@ -15,7 +15,7 @@ from .stats import GMMStats, as_stats_sequence
 
 EPSILON = np.finfo(float).eps
 
-__all__ = ["linear_scoring"]
+__all__ = ["linear_scoring", "GMMMachine", "GMMStats"]  # (the reference imports both here too)
 
 
 def _machine_means(model, i: int):

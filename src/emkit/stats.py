@@ -20,6 +20,8 @@ from ._describe import describe
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["GMMStats", "StatsBatch", "as_stats_sequence", "check_stats"]
+
 
 class GMMStats:
     """Zeroth, first and second order statistics of frames given a GMM with C Gaussians in D dims.

@@ -28,7 +28,7 @@ from ._object_arrays import objects_as_numbers
 from ._validation import check_bool, check_frames, is_dask_collection
 from .io._registry import register
 
-__all__ = ["Whitening"]
+__all__ = ["Whitening", "SingularError"]
 
 
 class SingularError(np.linalg.LinAlgError, ValueError):

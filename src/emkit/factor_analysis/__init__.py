@@ -43,9 +43,9 @@ only), and the classes last (:mod:`.isv`, :mod:`.jfa`).
 """
 
 # (the names the reference's factor_analysis module imports, so that importing them from it works)
-from ..gmm import GMMMachine, GMMStats  # noqa: F401
-from ..linear_scoring import linear_scoring  # noqa: F401
-from ..utils import check_and_persist_dask_input  # noqa: F401
+from ..gmm import GMMMachine, GMMStats
+from ..linear_scoring import linear_scoring
+from ..utils import check_and_persist_dask_input
 from ._dask import check_dask_input_samples_per_class, is_input_dask_nested
 from ._model import FactorAnalysisBase
 from ._steps import mult_along_axis, reduce_iadd
@@ -60,4 +60,9 @@ __all__ = [
     "reduce_iadd",
     "is_input_dask_nested",
     "check_dask_input_samples_per_class",
+    # imported by the reference's module (code may import them from here)
+    "GMMMachine",
+    "GMMStats",
+    "linear_scoring",
+    "check_and_persist_dask_input",
 ]

@@ -17,6 +17,8 @@ from ._model import FactorAnalysisBase
 from ._scoring import check_latent, enroll_isv, probe_x, score, score_matrix, stack_sessions
 from ._training import train_isv
 
+__all__ = ["ISVMachine"]
+
 
 class ISVMachine(FactorAnalysisBase):
     __doc__ = with_shared_parameters("""Inter-session variability modelling: ``mu_{i,h} = m + U x_{i,h} + D z_i``.

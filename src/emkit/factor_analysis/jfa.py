@@ -16,6 +16,8 @@ from ._model import FactorAnalysisBase
 from ._scoring import check_latent, enroll_jfa, score, score_matrix, stack_sessions
 from ._training import train_jfa
 
+__all__ = ["JFAMachine"]
+
 
 class JFAMachine(FactorAnalysisBase):
     __doc__ = with_shared_parameters("""Joint factor analysis: ``mu_{i,h} = m + U x_{i,h} + V y_i + D z_i``.

@@ -26,7 +26,7 @@ from .untrusted import FeatureError, is_comment, show_key, show_path, text_lines
 
 #: (FeatureError: what the readers raise, re-exported)
 __all__ = ["read_id_map", "count_unlabelled", "read_id_lists", "Trials", "read_trials", "format_score",
-           "write_scores", "read_scores", "check_writable", "LABELS", "FeatureError"]
+           "write_scores", "read_scores", "check_writable", "read_key", "LABELS", "FeatureError"]
 
 LABELS = ("target", "nontarget")
 #: Longest line (bytes) of an id list, trial list or score file; a longer one is refused unread.

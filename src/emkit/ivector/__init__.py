@@ -60,7 +60,7 @@ also chain in a pipeline on the i-vectors, e.g. whitening, length normalisation,
 
 from __future__ import annotations
 
-from ..gmm import GMMMachine, GMMStats  # noqa: F401 (importable from here, as the reference)
+from ..gmm import GMMMachine, GMMStats  # importable from here, as from the references
 from ._helpers import (compute_id_tt_sigma_inv_t, compute_tct_sigmac_inv, compute_tct_sigmac_inv_tc,
                        compute_tt_sigma_inv_fnorm)
 from ._machine import IVectorMachine
@@ -76,4 +76,7 @@ __all__ = [
     "compute_tct_sigmac_inv_tc",
     "compute_id_tt_sigma_inv_t",
     "compute_tt_sigma_inv_fnorm",
+    # imported by the reference's module (code may import them from here)
+    "GMMMachine",
+    "GMMStats",
 ]
