@@ -19,6 +19,7 @@ from ._kernels import gmm as kg
 from ._kernels import gselect as kgs
 from ._validation import check_block, check_frames
 from .stats import GMMStats
+from ._describe import describe
 
 
 def block_rows(coef: kg.DiagGMMCoefficients | None = None) -> int:
@@ -45,7 +46,7 @@ def selection(top_k=None, min_posterior=None, n_gaussians: int | None = None):
     p = config["gselect_min_posterior"] if min_posterior is None else min_posterior
     if k is None:
         if p:
-            raise ValueError(f"{p_name}={p!r} needs a Gaussian selection: set top_k (or "
+            raise ValueError(f"{p_name}={describe(p)} needs a Gaussian selection: set top_k (or "
                              "gselect_top_k in emkit.config_context) too")
         return None
     return kgs.check_selection(k, p, n_gaussians, (k_name, p_name))

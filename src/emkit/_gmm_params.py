@@ -70,7 +70,7 @@ def check_training_state(arrays: dict) -> None:
 def compute_dtype(name) -> type:
     """The numpy type of a ``compute_dtype`` argument ("float64" or "float32")."""
     if not isinstance(name, str) or name not in COMPUTE_DTYPES:
-        raise ValueError(f"compute_dtype must be 'float64' or 'float32'; got {name!r}")
+        raise ValueError(f"compute_dtype must be 'float64' or 'float32'; got {describe(name)}")
     return COMPUTE_DTYPES[name]
 
 

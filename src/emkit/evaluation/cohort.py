@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import experiment as ex
 from . import score_norm
+from .._describe import describe
 
 __all__ = ["METHODS", "enroll_cohort", "same_speaker", "cohort_matrices", "normalise"]
 
@@ -145,7 +146,7 @@ def normalise(scores, arrays: dict, method: str, *, top_n: int = 200, ddof: int 
     ndarray of shape (n_models, n_probes), float64
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {describe(method)}")
     needs = {"z": ["model_cohort"], "t": ["cohort_probe"], "s": ["model_cohort", "cohort_probe"],
              "zt": ["model_cohort", "cohort_probe", "cohort_cohort", "same_speaker"]}
     missing = [key for key in needs.get(method, needs["s"]) if key not in arrays]

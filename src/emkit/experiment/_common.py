@@ -142,9 +142,11 @@ def save_figure(fig, path):
     ValueError
         Another extension, or none.
     """
+    from ..io._message_text import show_path
+
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in FIGURE_FORMATS:
-        raise ValueError(f"{os.fspath(path)!r}: a figure file must end in "
+        raise ValueError(f"{show_path(path)}: a figure file must end in "
                          f"{', '.join(FIGURE_FORMATS)}; got {suffix or 'no extension'!r}")
     _save(fig, path, FIGURE_FORMATS[suffix])
 

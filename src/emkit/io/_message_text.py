@@ -25,12 +25,19 @@ def file_kind(mode: int) -> str:
 #: survives a long folder, and no run of 100 of the file's characters is echoed.
 PATH_TAIL = 80
 
+#: A path longer than this (a user's value can be any string) is shown by its last PATH_TAIL
+#: characters only, whoever gave it.
+LONG_PATH = 200
+
 
 def message_subject(path, what: str) -> str:
     """How a message starts: ``"scp line 3: 'x.ark'"`` with ``what`` (a path read from a file:
     its last 80 characters at most, as :func:`show_key` quotes an id's first 80), else the path
-    itself."""
-    return f"{what}: {show_path(path, tail=PATH_TAIL)}" if what else os.fspath(path)
+    itself (quoted and cut as :func:`show_path` cuts it when longer than ``LONG_PATH``)."""
+    if what:
+        return f"{what}: {show_path(path, tail=PATH_TAIL)}"
+    path = os.fspath(path)
+    return path if len(path) <= LONG_PATH else show_path(path)
 
 
 def not_regular_message(subject: str, mode: int) -> str:
@@ -47,15 +54,18 @@ def show_path(path, tail: int | None = None) -> str:
     path : str or path-like
     tail : int or None, default None
         For a path read from a file (whose length the file decides): at most its last ``tail``
-        characters, after ``...``, so that its file name survives a long folder.
+        characters, after ``...``, so that its file name survives a long folder.  None: the
+        whole path, unless it is longer than ``LONG_PATH`` (then its last ``PATH_TAIL``).
 
     Returns
     -------
     str
     """
     path = os.fspath(path)
+    if tail is None and len(path) > LONG_PATH:
+        tail = PATH_TAIL
     if tail is not None and len(path) > tail:
-        path = "..." + path[-tail:]
+        path = ("..." if isinstance(path, str) else b"...") + path[-tail:]
     return repr(path)
 
 

@@ -161,15 +161,17 @@ def _hard_linked(f, dataset: str, path: str):
     anywhere, another file included)."""
     import h5py
 
+    from .._describe import describe
+    from ._message_text import message_subject, show_path
     from .untrusted import FeatureError
 
     obj = f
     for part in [p for p in dataset.split("/") if p]:
         key = part.encode()
         if not isinstance(obj, h5py.Group) or not obj.id.links.exists(key):
-            raise KeyError(f"{path!r} has no dataset {dataset!r}")
+            raise KeyError(f"{show_path(path)} has no dataset {describe(dataset)}")
         if obj.id.links.get_info(key).type != h5py.h5l.TYPE_HARD:
-            raise FeatureError(f"{path}: dataset {dataset!r} is reached through a soft or external "
+            raise FeatureError(f"{message_subject(path, '')}: dataset {describe(dataset)} is reached through a soft or external "
                                "link (refused: it could lead to another file)")
         obj = obj[part]
     return obj

@@ -50,6 +50,7 @@ from .._progress import Progress, format_duration, in_words, plural
 from .kaldi import read_kaldi_ark, read_kaldi_scp, scp_targets
 from .kaldi import strip_specifier as _strip_specifier
 from .numpy_files import read_npy, read_npz
+from ._message_text import show_path
 from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_limit,
                         check_regular, open_regular, show_key)
 
@@ -109,7 +110,7 @@ def feature_kind(path) -> tuple:
         kind = m.group(1)
         text = _strip_specifier(text, "archive")
     if not os.path.lexists(text):
-        raise FileNotFoundError(f"no such feature file: {text!r}")
+        raise FileNotFoundError(f"no such feature file: {show_path(text)}")
     try:
         check_regular(text)
     except FileNotFoundError:  # a dangling symbolic link

@@ -24,6 +24,7 @@ import numpy as np
 
 from .errors import InvalidFileError
 from .h5 import child, filename, read_attr, read_scalar
+from .._describe import describe
 
 GENERATOR_ATTR = "random_state_generator"
 #: Bit generators whose state a file may hold (numpy's; RandomState is MT19937's)
@@ -52,7 +53,7 @@ def write_random_state(group, value, *, none_as_minus_one: bool = False) -> None
             group["random_state"] = np.int64(-1)
     elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
         if not np.iinfo(np.int64).min <= value <= np.iinfo(np.int64).max:
-            raise ValueError(f"random_state = {value!r} cannot be saved: an integer seed must "
+            raise ValueError(f"random_state = {describe(value)} cannot be saved: an integer seed must "
                              "fit in int64")
         group["random_state"] = np.int64(value)
     elif isinstance(value, (np.random.RandomState, np.random.Generator)):
