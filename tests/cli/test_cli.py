@@ -157,7 +157,7 @@ def test_unknown_model_and_probe(data):
     (d / "t_unknown").write_text("# a comment\nspk1 spk1_s1_001 target\n\nspk9 spk1_s1_001 nontarget\n")
     result = run("score", *(d / p for p in PROBES), "--models", d / "map_u.h5",
                  "-t", d / "t_unknown", "-o", d / "s_unknown.txt", ok=False)
-    one_line_error(result, 1, "emkit score: error:", "t_unknown line 4: names model 'spk9'",
+    one_line_error(result, 1, "emkit score: error:", "t_unknown' line 4: names model 'spk9'",
                    "not among the 4 models")
     (d / "t_probe").write_text("spk1 nobody target\n")
     result = run("score", *(d / p for p in PROBES), "--models", d / "map_u.h5", "-t", d / "t_probe",
@@ -365,6 +365,13 @@ def test_score_trials_refuses_unknown_models_and_probes(data):
         score_trials(models, [("spk1", trials.probes[0]), ("spk1", "gone")], features)
     with pytest.raises(ValueError, match="model 'spk9': utterance 'gone' is not in features"):
         enroll_lists(load_machine(data / "ubm.h5"), {"spk9": ["gone"]}, features)
+    long_id = "x" * 100_000  # an id is shown by its first 80 characters only
+    for call in (lambda: score_trials(models, [(long_id, trials.probes[0])], features),
+                 lambda: score_trials(models, [("spk1", long_id)], features),
+                 lambda: enroll_lists(load_machine(data / "ubm.h5"), {long_id: [long_id]}, features)):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert "x" * 81 not in str(info.value) and len(str(info.value)) < 300
     with pytest.raises(ValueError, match="norm and cohort go together"):
         score_trials(models, trials, features, norm="z")
 

@@ -9,6 +9,7 @@ from ._app import (InputFile, check_outputs, cli, feature_arguments, feature_pat
                    gselect_options, progress_option)
 from ._commands import POSITIVE, _explicit, _features, _ubm_dim, ex, fe, output_option
 from .._progress import plural
+from ..io._message_text import show_key, show_path
 from ._models import _load_machine, _load_models, article
 from ._norm import check_cohort_size, check_norm_options, norm_options, read_cohort
 
@@ -59,8 +60,8 @@ def enroll(features, feature_list, machine, enroll_list, output, relevance_facto
     for model, utterances in lists.items():
         for u in utterances:
             if u not in data:
-                raise fe.FeatureError(f"{enroll_list}: utterance {u!r} of model {model!r} is not "
-                                      "in the features")
+                raise fe.FeatureError(f"{show_path(enroll_list)}: utterance {show_key(u)} of model "
+                                      f"{show_key(model)} is not in the features")
     models = ex.enroll_lists(loaded, lists, data, relevance_factor=relevance_factor,
                              backend=backend, progress=progress)
     models.save(output)
@@ -104,13 +105,14 @@ def score(features, feature_list, models, trials, output, norm, cohort, top_n, p
     index = {m: i for i, m in enumerate(enrolled.model_ids)}
     for k, m in enumerate(trial_list.models):
         if m not in index:
-            raise fe.FeatureError(f"{trials} {trial_list.where(k)}: names model {m!r}, which is not among "
-                                  f"the {plural(len(index), 'model')} of {models}")
+            raise fe.FeatureError(f"{show_path(trials)} {trial_list.where(k)}: names model "
+                                  f"{show_key(m)}, which is not among the "
+                                  f"{plural(len(index), 'model')} of {show_path(models)}")
     data = _features(paths, _ubm_dim(enrolled.machine))
     for k, p in enumerate(trial_list.probes):
         if p not in data:
-            raise fe.FeatureError(f"{trials} {trial_list.where(k)}: names probe {p!r}, which is not in the "
-                               "features")
+            raise fe.FeatureError(f"{show_path(trials)} {trial_list.where(k)}: names probe "
+                                  f"{show_key(p)}, which is not in the features")
     cohort_lists = read_cohort(cohort, data) if cohort else None
     if cohort_lists:
         check_cohort_size(cohort, cohort_lists, norm)

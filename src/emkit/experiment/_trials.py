@@ -12,6 +12,7 @@ import logging
 import numpy as np
 
 from .._progress import Progress, format_duration, plural
+from ..io._message_text import show_key
 from ._models import EnrolledModels, enroll, score
 from ._ubm import compute_stats, stats_per_block, ubm_of
 
@@ -19,7 +20,7 @@ from ._ubm import compute_stats, stats_per_block, ubm_of
 def _missing(ids, features, where: str) -> None:
     for u in ids:
         if u not in features:
-            raise ValueError(f"{where}: utterance {u!r} is not in features")
+            raise ValueError(f"{where}: utterance {show_key(u)} is not in features")
 
 
 def enroll_lists(machine, lists: dict, features, *, relevance_factor: float = 4.0,
@@ -58,7 +59,7 @@ def enroll_lists(machine, lists: dict, features, *, relevance_factor: float = 4.
         A listed utterance that is not in ``features``.
     """
     for model, utterances in lists.items():
-        _missing(utterances, features, f"model {model!r}")
+        _missing(utterances, features, f"model {show_key(model)}")
     ubm = ubm_of(machine)
     parts, chunk, limit = [], [], stats_per_block(ubm)
     done = Progress("enrolment", len(lists), "model")
@@ -145,11 +146,11 @@ def score_trials(models: EnrolledModels, trials, features, *, norm: str | None =
     index = {m: i for i, m in enumerate(models.model_ids)}
     for k, m in enumerate(trial_models):
         if m not in index:
-            raise ValueError(f"trial {k + 1} names model {m!r}, which is not among the "
+            raise ValueError(f"trial {k + 1} names model {show_key(m)}, which is not among the "
                              f"{len(index)} enrolled models")
     for k, p in enumerate(trial_probes):
         if p not in features:
-            raise ValueError(f"trial {k + 1} names probe {p!r}, which is not in features")
+            raise ValueError(f"trial {k + 1} names probe {show_key(p)}, which is not in features")
     if (norm is None) != (cohort is None):
         raise ValueError("norm and cohort go together: give both or neither")
     used_models = list(dict.fromkeys(trial_models))
@@ -159,7 +160,7 @@ def score_trials(models: EnrolledModels, trials, features, *, norm: str | None =
     normaliser = None
     if cohort is not None:
         for name, utterances in cohort.items():
-            _missing(utterances, features, f"cohort model {name!r}")
+            _missing(utterances, features, f"cohort model {show_key(name)}")
         needed = list(dict.fromkeys(u for us in cohort.values() for u in us))
         stats = compute_stats(ubm, [features[u] for u in needed], progress=progress,
                               desc="cohort statistics")
