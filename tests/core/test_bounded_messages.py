@@ -126,3 +126,20 @@ def test_a_long_argument_of_a_metric_or_normalisation_is_never_echoed(name, valu
             function(**kwargs)
         except Exception as error:
             _assert_bounded(error)
+
+
+def test_a_long_path_in_a_missing_directory_is_cut_when_writing(tmp_path):
+    from emkit.features import atomic_write
+
+    target = tmp_path / ("d" * 300) / "scores.txt"
+    with pytest.raises(FileNotFoundError, match="does not exist") as info:
+        with atomic_write(target):
+            pass
+    _assert_bounded(info.value)
+    assert "d" * 81 not in str(info.value)  # (the file's path and its folder's: 80 of each)
+
+
+def test_a_long_system_name_of_a_det_plot_is_described():
+    from emkit.metrics import plot_det_curves
+
+    _raises_bounded(plot_det_curves, {LONG_TEXT: 5})

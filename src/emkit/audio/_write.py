@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io._message_text import show_key, show_path
 from ..io.atomic import atomic_path
 
 __all__ = ["write_npy_dir", "write_kaldi_ark", "kaldi_matrix_bytes", "output_kind",
@@ -133,7 +134,7 @@ def _write_npy(items, directory: Path) -> list:
         for key, matrix in items:
             target = directory / f"{_check_key(key)}.npy"
             if target in written:
-                raise ValueError(f"utterance {key!r} would be written twice to {str(directory)!r}")
+                raise ValueError(f"utterance {show_key(key)} would be written twice to {show_path(directory)}")
             tmp = stack.enter_context(atomic_path(target, suffix=".npy"))
             with open(tmp, "wb") as f:
                 np.save(f, np.asarray(matrix, dtype=np.float32), allow_pickle=False)
@@ -176,7 +177,7 @@ def write_kaldi_ark(items, ark) -> tuple:
                                               newline="\n") as lines:
             for key, matrix in items:
                 if _check_key(key) in seen:
-                    raise ValueError(f"utterance {key!r} would be written twice to {str(ark)!r}")
+                    raise ValueError(f"utterance {show_key(key)} would be written twice to {show_path(ark)}")
                 seen.add(key)
                 out.write(key.encode("utf-8") + b" ")
                 lines.write(f"{key} {final}:{out.tell()}\n")

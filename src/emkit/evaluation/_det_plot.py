@@ -63,7 +63,7 @@ def plot_det_curves(systems, *, ax=None, title=None, limits=None):
     curves = {}
     for name, pair in systems.items():
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise TypeError(f"systems[{name!r}] must be a (target_scores, nontarget_scores) "
+            raise TypeError(f"systems[{describe(name)}] must be a (target_scores, nontarget_scores) "
                             f"pair; got {type(pair).__name__}")
         curves[name] = (rocch(*pair), eer(*pair))
     if limits is None:

@@ -28,6 +28,7 @@ from ._counts import det_points, pav_posterior, score_counts
 from .calibration import LinearCalibration
 from ..io.atomic import atomic_write
 from ..io.lists import labels_from_key, read_scores, write_scores
+from ..io._message_text import show_path
 from ..io.untrusted import FeatureError
 from ..io.untrusted import open_regular
 from .._describe import describe
@@ -257,7 +258,7 @@ def load_calibration(path) -> LinearCalibration:
         with open_regular(path) as f:  # never blocks on a pipe, never reads a device
             raw = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
-        raise FileNotFoundError(f"no such calibration file: {path!r}") from None
+        raise FileNotFoundError(f"no such calibration file: {show_path(path)}") from None
     if len(raw) > MAX_BYTES:
         raise ValueError(f"{path}: too large for a calibration file (more than {MAX_BYTES} bytes)")
     try:

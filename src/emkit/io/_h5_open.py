@@ -16,6 +16,7 @@ import h5py
 
 from .errors import InvalidFileError
 from .h5_files import hdf5_reading
+from ._message_text import show_path
 from .untrusted import open_checked
 
 
@@ -45,7 +46,7 @@ def open_file(path: str):
     try:
         fd = open_checked(path)  # a directory, a named pipe (would block), a device (endless)
     except FileNotFoundError:
-        raise FileNotFoundError(f"no such HDF5 file: {path!r}") from None
+        raise FileNotFoundError(f"no such HDF5 file: {show_path(path)}") from None
     except InvalidFileError as exc:  # (a FeatureError saying why: a pipe, a link loop...)
         raise InvalidFileError(str(exc)) from None
     with hdf5_reading(fd, path, functools.partial(_unreadable, path)) as (handle, _):

@@ -20,6 +20,8 @@ import secrets
 import socket
 import stat
 from hashlib import blake2b
+from ._message_text import show_path
+from .._describe import describe
 
 logger = logging.getLogger("emkit")
 
@@ -41,15 +43,15 @@ def atomic_path(path, suffix: str = ".tmp"):
     if not path:
         raise FileNotFoundError("cannot write '': the path is empty")
     if os.path.isdir(path):
-        raise IsADirectoryError(f"cannot write {shown!r}: it is a directory")
+        raise IsADirectoryError(f"cannot write {show_path(shown)}: it is a directory")
     if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise PermissionError(f"cannot write {shown!r}: the file is read-only (make it writable "
+        raise PermissionError(f"cannot write {show_path(shown)}: the file is read-only (make it writable "
                               "or remove it first)")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot write {shown!r}: directory {directory!r} does not exist")
+        raise FileNotFoundError(f"cannot write {show_path(shown)}: directory {show_path(directory)} does not exist")
     if not suffix.startswith("."):
-        raise ValueError(f"suffix must start with '.'; got {suffix!r}")
+        raise ValueError(f"suffix must start with '.'; got {describe(suffix)}")
     _remove_listed_stale_temporaries(path)
     owner = f"{_name_key(path)}.{_HOST}.{os.getpid()}"
     tmp = None
@@ -68,7 +70,7 @@ def atomic_path(path, suffix: str = ".tmp"):
             os.close(fd)
             break
         else:
-            raise FileExistsError(f"cannot write {path!r}: no free temporary name in {directory!r}")
+            raise FileExistsError(f"cannot write {show_path(path)}: no free temporary name in {show_path(directory)}")
         yield tmp
         with contextlib.suppress(FileNotFoundError):  # the mode of the file replaced, if any
             os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))

@@ -30,7 +30,7 @@ import struct
 import numpy as np
 
 from .._progress import Progress, logger
-from ._message_text import PATH_TAIL
+from ._message_text import PATH_TAIL, show_path
 from ._kaldi_ranges import apply_range, split_range
 from ._scp_extents import MAX_SEGMENT_OVERLAP, Extents
 from ._kaldi_text import read_text_matrix
@@ -191,7 +191,7 @@ def strip_specifier(path, kind: str) -> str:
     if match:
         text = match.group(3)
     if text.endswith("|") or text == "-":
-        raise FeatureError(f"{text!r}: piped commands and standard input are not supported; write "
+        raise FeatureError(f"{show_path(text)}: piped commands and standard input are not supported; write "
                            f"the {kind} to a file first")
     return text
 
