@@ -23,10 +23,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/gmm_em.py
 	$(PY) benchmarks/kmeans.py
 
-# build/ first: setuptools copies into build/lib but never deletes there, so a module removed or
-# renamed since the last build would still be in the wheel
-# the sdist (tests and the files they read included: MANIFEST.in) through setuptools' own backend,
-# which needs no build front-end, but the build-system's setuptools in the venv
+# The wheel, then the sdist (with the tests and the files they read: MANIFEST.in), the latter
+# through setuptools' own backend, which needs no build front-end but the build-system's
+# setuptools in the venv.  build/ goes first: setuptools copies into build/lib but never deletes
+# there, so a module removed or renamed since the last build would still be in the wheel.
 dist: $(STAMP)
 	rm -rf build dist
 	$(PY) -m pip wheel --no-deps -w dist .
