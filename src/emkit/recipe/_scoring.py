@@ -3,6 +3,8 @@ cohort, the matrices score normalisation needs; then normalise."""
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 
 from .. import experiment as ex
@@ -75,9 +77,13 @@ def score_condition(machine_path, system: dict, condition: dict, feats: dict,
 
 
 def save_npz(arrays: dict, path) -> None:
+    # numpy.savez's own archive, written here so that it is closed when a write fails (numpy < 2
+    # left it open, and its later garbage collection wrote to the closed file: an ignored error)
     with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+        with open(tmp, "wb") as f, zipfile.ZipFile(f, "w", allowZip64=True) as archive:
+            for name, array in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def normalise(arrays, method: str, *, top_n: int = 200, ddof: int = 1) -> np.ndarray:
