@@ -271,6 +271,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", default=os.environ.get("OUT"))
     args = ap.parse_args(argv)
+    if args.out:  # made (or refused) now, not after the minutes of measuring
+        os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
     target = Target(args)
     import threadpoolctl
