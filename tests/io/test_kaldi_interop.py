@@ -3,8 +3,9 @@
 The fixtures in ``tests/data/kaldi_interop`` were written by kaldiio (see ``make_fixtures.py``
 there, which also records what kaldiio reads back from each, in ``expected.npz``): emkit must
 read them to the same arrays.  In the other direction, ``emkit_written/`` holds an archive, its
-scp and an utt2num_frames written by emkit that the script read back with kaldiio (the result
-is in ``manifest.json``); emkit must still write those very bytes.
+scp and an utt2num_frames written by emkit, and vector archives (i-vectors, FV and DV) with their
+scp, that the script read back with kaldiio (the result is in ``manifest.json``); emkit must
+still write those very bytes.
 """
 
 import hashlib
@@ -177,3 +178,23 @@ def test_emkit_still_writes_the_bytes_kaldiio_read(tmp_path):
     with open(tmp_path / "utt2num_frames", "w", encoding="utf-8", newline="\n") as f:
         write_utt2num_frames(f, {key: m.shape for key, m in items})
     assert (tmp_path / "utt2num_frames").read_bytes() == (written / "utt2num_frames").read_bytes()
+
+
+@pytest.mark.parametrize("name, dtype", [("ivector", np.float32), ("ivector_double", np.float64)])
+def test_emkit_still_writes_the_vector_bytes_kaldiio_read(tmp_path, name, dtype):
+    """emkit's FV (float32) and DV (float64) vectors: kaldiio read them and wrote the same bytes
+    (make_fixtures.py); emkit reads them back and writes them again byte for byte."""
+    from emkit.io.kaldi_vectors import read_kaldi_vectors, write_kaldi_vectors
+
+    written = FIXTURES / "emkit_written"
+    assert MANIFEST["emkit_written"]["checks"][f"{name}_ark_bytes_equal_kaldiio_save_ark"]
+    vectors = read_kaldi_vectors(written / f"{name}.ark")
+    assert list(vectors) == ["spk1-utt1", "spk2-utt1", "caf\u00e9:3"]
+    assert all(v.shape == (6,) for v in vectors.values())
+    ark, scp = write_kaldi_vectors({k: v.astype(dtype) for k, v in vectors.items()},
+                                   tmp_path / f"{name}.ark", tmp_path / f"{name}.scp")
+    assert ark.read_bytes() == (written / f"{name}.ark").read_bytes()
+    lines = scp.read_text(encoding="utf-8").replace(os.path.abspath(ark), f"{name}.ark")
+    assert lines == (written / f"{name}.scp").read_text(encoding="utf-8")
+    by_scp = read_kaldi_vectors(f"scp:{written / name}.scp")  # (relative: from the scp's folder)
+    assert all(np.array_equal(by_scp[k], v) for k, v in vectors.items())

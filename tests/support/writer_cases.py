@@ -71,6 +71,13 @@ def _kaldi_ark(folder):
     write_kaldi_ark(_items(), folder / "feats.ark")
 
 
+def _kaldi_vectors(folder):
+    from emkit.io.kaldi_vectors import write_kaldi_vectors
+
+    write_kaldi_vectors({f"utt{i}": np.full(20, float(i)) for i in range(4)}, folder / "ivector.ark",
+                        folder / "ivector.scp")
+
+
 def _npy_dir(folder):
     from emkit.audio._write import write_npy_dir
 
@@ -91,6 +98,8 @@ WRITERS = {
     "write_scores": (_scores, ["scores.txt"], TEXT),
     "save_calibration": (_calibration, ["cal.json"], TEXT),
     "Kaldi ark + scp": (_kaldi_ark, ["feats.ark", "feats.scp"], AUDIO),
+    "Kaldi vectors ark + scp": (_kaldi_vectors, ["ivector.ark", "ivector.scp"],
+                                ["emkit.io.kaldi_vectors"]),
     "npy directory": (_npy_dir, ["feats/utt0.npy"], AUDIO),
     "recipe npz": (_npz, ["scores.npz"], ["emkit.recipe._scoring"]),
 }

@@ -17,8 +17,10 @@ It rewrites everything in this directory except itself:
   Kaldi's tolerance of 3), several utterances per archive, keys with odd but legal characters;
 * ``expected.npz``: what kaldiio reads back from each (``<fixture>/<index>``, the keys in
   ``manifest.json``, in file order);
-* ``emkit_written/``: an archive, its scp and an utt2num_frames written by emkit (run in a
-  subprocess with ``EMKIT_PYTHON`` and this checkout's ``src``), read back here with kaldiio;
+* ``emkit_written/``: an archive, its scp and an utt2num_frames written by emkit, and vectors
+  (i-vectors) as float32 ``FV`` (``ivector.ark``/``.scp``) and float64 ``DV``
+  (``ivector_double.ark``/``.scp``) (run in a subprocess with ``EMKIT_PYTHON`` and this
+  checkout's ``src``), read back here with kaldiio and compared with kaldiio's own bytes;
   the result and the files' SHA-256 are recorded in ``manifest.json`` (the test checks that
   emkit still writes these very bytes).
 """
@@ -127,6 +129,12 @@ write_kaldi_ark(items, "feats.ark")
 np.savez("inputs.npz", **{str(i): m for i, (_, m) in enumerate(items)})
 with open("utt2num_frames", "w", encoding="utf-8", newline="\n") as f:
     write_utt2num_frames(f, {k: m.shape for k, m in items})
+from emkit.io.kaldi_vectors import write_kaldi_vectors
+for name, dtype in [("ivector", np.float32), ("ivector_double", np.float64)]:
+    vectors = {k: (rng.standard_normal(6) * 2).astype(dtype)
+               for k in ["spk1-utt1", "spk2-utt1", "caf\u00e9:3"]}
+    write_kaldi_vectors(vectors, name + ".ark", name + ".scp")
+    np.savez(name + "_inputs.npz", **{str(i): v for i, v in enumerate(vectors.values())})
 """
 
 
@@ -159,14 +167,40 @@ def _emkit_written():
                                                                                  "rb").read(),
     }
     os.remove("inputs.npz")
+    for name, dtype in [("ivector", np.float32), ("ivector_double", np.float64)]:
+        checks.update(_vector_checks(name, dtype))
     files = {name: hashlib.sha256(open(name, "rb").read()).hexdigest()
-             for name in ("feats.ark", "feats.scp", "utt2num_frames")}
+             for name in ("feats.ark", "feats.scp", "utt2num_frames", "ivector.ark",
+                          "ivector.scp", "ivector_double.ark", "ivector_double.scp")}
     os.chdir(HERE)
     return {"checks": checks, "sha256": files}
 
 
+def _vector_checks(name, dtype):
+    """Check emkit's vectors NAME.ark / NAME.scp (FV or DV) with kaldiio, as _emkit_written
+    checks its matrices; the scp is made relative as feats.scp is."""
+    scp = open(f"{name}.scp", encoding="utf-8").read().replace(os.path.abspath(f"{name}.ark"),
+                                                                f"{name}.ark")
+    open(f"{name}.scp", "w", encoding="utf-8", newline="\n").write(scp)
+    inputs = np.load(f"{name}_inputs.npz")
+    keys = [line.split()[0] for line in scp.splitlines()]
+    by_ark, by_scp = list(kaldiio.load_ark(f"{name}.ark")), kaldiio.load_scp(f"{name}.scp")
+    checks = {
+        f"{name}_ark_keys_in_order": [k for k, _ in by_ark] == keys,
+        f"{name}_ark_vectors_equal": all(np.array_equal(a, inputs[str(i)]) and a.ndim == 1
+                                         for i, (_, a) in enumerate(by_ark)),
+        f"{name}_ark_dtype_{np.dtype(dtype).name}": all(a.dtype == dtype for _, a in by_ark),
+        f"{name}_scp_vectors_equal": all(np.array_equal(by_scp[k], inputs[str(i)])
+                                         for i, k in enumerate(keys)),
+        f"{name}_ark_bytes_equal_kaldiio_save_ark": _kaldiio_bytes(keys, inputs) ==
+                                                    open(f"{name}.ark", "rb").read(),
+    }
+    os.remove(f"{name}_inputs.npz")
+    return checks
+
+
 def _kaldiio_bytes(keys, inputs):
-    """The archive kaldiio writes of the same float32 arrays."""
+    """The archive kaldiio writes of the same arrays (float32 or float64, matrices or vectors)."""
     buffer = io.BytesIO()
     kaldiio.save_ark(buffer, {k: inputs[str(i)] for i, k in enumerate(keys)})
     return buffer.getvalue()
