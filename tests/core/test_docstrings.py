@@ -45,7 +45,8 @@ PACKAGES = ["emkit", "emkit.io", "emkit.audio", "emkit.evaluation.metrics",
             "emkit.evaluation.score_norm", "emkit.evaluation.cohort", "emkit.evaluation.text",
             "emkit.recipe", "emkit.datasets",
             # named in README.md, docs/ and emkit.io's docstring as modules users import
-            "emkit.features", "emkit.io.features", "emkit.io.kaldi", "emkit.io.numpy_files",
+            "emkit.features", "emkit.io.features", "emkit.io.kaldi", "emkit.io.kaldi_vectors",
+            "emkit.io.numpy_files",
             "emkit.io.hdf5_features", "emkit.io.arrays", "emkit.io.lists", "emkit.experiment",
             "emkit.lda", "emkit.demo",
             # the model layouts emkit.io's docstring and docs/differences.md point to

@@ -42,9 +42,11 @@ def test_dtype_converts_and_none_keeps_each_vectors_own(tmp_path):
 
 
 @pytest.mark.parametrize("vectors, message", [
-    ({"a": np.ones(3, dtype=np.int64)}, "vector 'a': expected float32 .* or give dtype; got 'int64'"),
+    ({"a": np.ones(3, dtype=np.int64)},
+     "vector 'a': expected float32 .* or give dtype; got 'int64'"),
     ({"a": np.ones((1, 3))}, r"vector 'a': expected a 1-D array .*; got shape \(1, 3\)"),
-    ({"a": np.ones(0)}, r"vector 'a': expected a 1-D array of at least one value; got shape \(0,\)"),
+    ({"a": np.ones(0)},
+     r"vector 'a': expected a 1-D array of at least one value; got shape \(0,\)"),
     ({"a": np.array([1.0, np.nan])}, "vector 'a': expected finite values; got NaN or infinity"),
     ({"a b": np.ones(3)}, "a Kaldi key must be .* without white space.*; got 'a b'"),
     ({"": np.ones(3)}, "a Kaldi key must be a non-empty"),
@@ -80,7 +82,7 @@ def test_a_matrix_of_several_rows_is_not_read_as_a_vector(tmp_path):
     from emkit.audio import write_kaldi_ark
 
     write_kaldi_ark([("m", np.ones((2, 3), np.float32))], tmp_path / "m.ark")
-    with pytest.raises(FeatureError, match="m.ark'?: utterance 'm' is a matrix of 2 rows, not a vector"):
+    with pytest.raises(FeatureError, match="utterance 'm' is a matrix of 2 rows, not a vector"):
         read_kaldi_vectors(tmp_path / "m.ark")
 
 

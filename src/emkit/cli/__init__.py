@@ -1,9 +1,10 @@
 """The ``emkit`` command line (click): ``emkit --help`` lists the commands and the exit codes.
 
 Commands: ``demo`` (the whole experiment on embedded data), ``features`` (MFCC/filterbanks
-from audio), ``train-ubm``, ``train-isv``, ``train-jfa``, ``train-ivector``, ``enroll``,
-``score``, ``calibrate``, ``evaluate`` and ``run`` (a whole experiment from a TOML recipe).  Exit status: 0 success,
-1 runtime failure, 2 usage error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); errors are
+from audio), ``train-ubm``, ``train-isv``, ``train-jfa``, ``train-ivector``, ``extract-ivectors``
+(i-vectors to a Kaldi archive or a .npz), ``enroll``, ``score``, ``calibrate``, ``evaluate`` and
+``run`` (a whole experiment from a TOML recipe).  Exit status: 0 success, 1 runtime failure,
+2 usage error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); errors are
 one line on stderr.
 """
 
@@ -23,7 +24,7 @@ if (_os.path.basename(getattr(_sys, "argv", [""])[0] or "") in ("emkit", "emkit.
         and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler):  # not ignored
     _signal.signal(_signal.SIGINT, _interrupted_at_start)
 
-from . import _commands, _demo, _evaluate, _scoring  # noqa: E402,F401  (register the commands)
+from . import _commands, _demo, _evaluate, _ivectors, _scoring  # noqa: E402,F401  (register the commands)
 from ._app import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, cli, main  # noqa: E402
 from ._signals import EXIT_INTERRUPTED  # noqa: E402
 from ._calibrate import calibrate as _calibrate  # noqa: E402

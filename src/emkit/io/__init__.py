@@ -15,7 +15,9 @@ and written here (training checkpoints, :mod:`emkit._checkpoint`, and the dask s
 * Feature files (untrusted input: regular files only, declared sizes checked against the bytes
   present before anything is allocated, a per-utterance size limit): :mod:`emkit.io.kaldi` (ark/scp),
   :mod:`emkit.io.numpy_files` (.npy/.npz), :mod:`emkit.io.hdf5_features`, their shared rules in
-  :mod:`emkit.io.untrusted`; lazy dask inputs in :mod:`emkit.io.arrays`.
+  :mod:`emkit.io.untrusted`; lazy dask inputs in :mod:`emkit.io.arrays`.  Vectors (i-vectors)
+  to and from Kaldi archives, as Kaldi's ``ivector-*`` programs write and read them:
+  :mod:`emkit.io.kaldi_vectors`.
 * :class:`InvalidFileError` (:mod:`emkit.io.errors`, a ``ValueError``): a file refused as damaged,
   inconsistent or hostile; the message names the file and the dataset, never its contents.
 """

@@ -168,7 +168,8 @@ def write_kaldi_vectors(vectors, ark, scp=None, *, dtype=None) -> tuple:
             open(tmp_scp, "w", encoding="utf-8", newline="\n"))
         for key, vector in _pairs(vectors):
             if _kaldi_key(key) in seen:
-                raise ValueError(f"vector {show_key(key)} would be written twice to {show_path(ark)}")
+                raise ValueError(f"vector {show_key(key)} would be written twice to "
+                                 f"{show_path(ark)}")
             seen.add(key)
             data = _vector_bytes(key, vector, dtype)
             out.write(key.encode("utf-8") + b" ")
