@@ -113,3 +113,11 @@ def test_write_specifiers_name_the_archive_and_the_script_file(spec, expected):
 def test_a_bad_write_specifier_is_refused_saying_why(spec, message):
     with pytest.raises(ValueError, match=message.replace("|", r"\|")):
         vector_write_specifier(spec)
+
+
+def test_an_ark_prefix_reads_an_archive_whatever_its_name(tmp_path):
+    """A guard: the prefix, not the suffix, says what the file is."""
+    write_kaldi_vectors({"a": np.ones(2)}, tmp_path / "odd.scp")  # an archive named .scp
+    assert np.array_equal(read_kaldi_vectors(f"ark:{tmp_path / 'odd.scp'}")["a"], [1.0, 1.0])
+    with pytest.raises(FeatureError):
+        read_kaldi_vectors(tmp_path / "odd.scp")  # (read as a script file: refused)

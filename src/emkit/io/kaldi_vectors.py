@@ -202,8 +202,8 @@ def read_kaldi_vectors(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) 
         :func:`~emkit.io.kaldi.read_kaldi_scp`, or a matrix of more than one row.
     """
     text = os.fspath(path)
-    is_scp = text.startswith("scp") and re.match(r"^scp(,[a-z]+)*:", text) or (
-        not re.match(r"^ark(,[a-z]+)*:", text) and text.lower().endswith(".scp"))
+    prefix = re.match(r"^(ark|scp)(,[a-z]+)*:", text)
+    is_scp = prefix.group(1) == "scp" if prefix else text.lower().endswith(".scp")
     read = read_kaldi_scp if is_scp else read_kaldi_ark
     out = {}
     for key, matrix in read(text, max_utterance_bytes=max_utterance_bytes).items():
