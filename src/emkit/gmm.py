@@ -55,6 +55,7 @@ class GMMMachine(GMMFiles, FeatureNamesMixin, FitSummary, PicklesFitted, BaseEst
         Maximum number of EM iterations.
     random_state : int, None, RandomState or Generator
         Seeds the default k-means initialisation.
+        A RandomState or Generator given is advanced by ``fit`` (docs/reproducibility.md).
     weights : array (C,) or None
         Initial weights (default: uniform, or the UBM's).  As in the reference, the k-means start
         of an ML ``fit`` (no ``ubm``, no means set) replaces them by the cluster proportions.

@@ -54,6 +54,7 @@ class KMeansMachine(FeatureNamesMixin, PicklesFitted, BaseEstimator):
         Maximum number of Lloyd iterations; 0 only initialises.
     random_state : int, None, numpy RandomState or Generator
         Seeds the initialisation (numpy's global generator is never touched).
+        A RandomState or Generator given is advanced by ``fit`` (docs/reproducibility.md).
     init_max_iter : int or None
         Number of k-means|| rounds (``None``: about ``ln(initial cost)`` rounds).
     oversampling_factor : float

@@ -119,6 +119,7 @@ class PLDA(FeatureNamesMixin, PicklesFitted, BaseEstimator):
         "random": random ``F``/``G`` scaled to the data, noise = the data's variance.
     random_state : None, int, RandomState or Generator
         Used by ``init_method="random"`` only.
+        A RandomState or Generator given is advanced by ``fit`` (docs/reproducibility.md).
     block_size : int or None
         Models per block in :meth:`log_likelihood_ratio`; None bounds a block to about 4M scores.
 

@@ -3,13 +3,15 @@ small problems of every trainer (tests/support/reproducibility_cases.py).
 
 Bit-identical: the same int seed run to run and in another process of another hash seed; an int
 and the RandomState of that int; the same dask chunking on any scheduler.  Within 1e-12 of the
-array's scale: BLAS threads, the CPUs the process may use, ``block_rows``, dask chunking and
+array's scale: BLAS threads, the CPUs the process may use, ``block_rows`` and i-vector ``batch_size``, dask chunking and
 partitions, in-memory or dask, the order of sessions and vectors.  Within float32's tolerance:
 ``compute_dtype="float32"``.  (Resumed runs: tests/core/test_checkpoint.py, bit-identical.)
 """
 
 import json
 import os
+import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -100,11 +102,13 @@ def test_the_number_of_cpus_changes_results_by_rounding_only(monkeypatch):
             assert max_rel_diff(got, one) <= NEAR, (name, cpus)
 
 
-def test_block_rows_changes_results_by_rounding_only():
+def test_block_rows_and_batch_sizes_change_results_by_rounding_only():
     for name in cases.ALL:
         with emkit.config_context(block_rows=97):
             blocked = cases.fit(name)
         assert max_rel_diff(blocked, cases.fit(name)) <= NEAR, name
+    for batch_size in (1, 7):
+        assert max_rel_diff(cases.fit("ivector", batch_size=batch_size), cases.fit("ivector")) <= NEAR
 
 
 @pytest.mark.parametrize("name", cases.ON_SESSIONS + cases.ON_VECTORS)
@@ -174,3 +178,9 @@ def test_random_state_none_draws_from_the_global_generator_or_a_fresh_one(name):
     else:
         assert max_rel_diff(second, first) > 0  # unpredictable: seeding numpy changes nothing
         np.testing.assert_array_equal(global_state, np.random.RandomState(3).get_state()[1])
+
+
+def test_the_tests_the_reproducibility_page_names_are_here():
+    page = pathlib.Path(__file__).parents[2] / "docs" / "reproducibility.md"
+    named = set(re.findall(r"`(test_\w+)`", page.read_text()))
+    assert named and named <= {name for name in globals() if name.startswith("test_")}

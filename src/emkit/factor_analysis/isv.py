@@ -42,6 +42,7 @@ class ISVMachine(FactorAnalysisBase):
     random_state : int, None, numpy RandomState or Generator
         Draws the initial U from N(0, 1) as the reference does (None: numpy's global
         generator, as the reference).
+        A RandomState or Generator given is advanced by ``fit`` (docs/reproducibility.md).
     %(shared parameters)s
     checkpoint : path or None
         Resumable training (see :class:`emkit.GMMMachine`): U, saved after every iteration.

@@ -43,6 +43,7 @@ class JFAMachine(FactorAnalysisBase):
     random_state : int, None, numpy RandomState or Generator
         Draws the initial U, then V, from N(0, 1) as the reference does (None: numpy's global
         generator, as the reference).
+        A RandomState or Generator given is advanced by ``fit`` (docs/reproducibility.md).
     %(shared parameters)s
     checkpoint : path or None
         Resumable training (see :class:`emkit.GMMMachine`): U, V, D and the training phase,

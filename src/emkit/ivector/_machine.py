@@ -74,6 +74,7 @@ class IVectorMachine(FitSummary, PicklesFitted, BaseEstimator):
         RandomState exactly as the reference did (so ``np.random.seed(s)`` before ``fit``
         reproduces its T); an int seeds a private ``RandomState`` with the stream of
         ``np.random.seed(int)``.  The global generator is never reseeded.
+        A RandomState or Generator given is advanced by ``fit`` (docs/reproducibility.md).
     batch_size : int or None
         Utterances per E-step batch.  None: chosen by
         :func:`emkit._kernels.ivector.default_batch_size` (up to 512, as many as keep the
