@@ -184,3 +184,40 @@ def test_the_tests_the_reproducibility_page_names_are_here():
     page = pathlib.Path(__file__).parents[2] / "docs" / "reproducibility.md"
     named = set(re.findall(r"`(test_\w+)`", page.read_text()))
     assert named and named <= {name for name in globals() if name.startswith("test_")}
+
+
+def test_fitting_the_same_kmeans_ivector_or_plda_again_starts_again():
+    from emkit import PLDA, IVectorMachine, KMeansMachine
+
+    machine = cases.ubm()
+    stats, _ = cases.sessions(machine)
+    X, y = cases.vectors()
+    kmeans = KMeansMachine(3, max_iter=3, convergence_threshold=None, random_state=0)
+    ivector = IVectorMachine(machine, dim_t=3, max_iterations=2, random_state=0)
+    plda = PLDA(model="full", dim_f=2, dim_g=2, init_method="random", random_state=0)
+    for estimator, args, name in ((kmeans, (cases.frames(7),), "centroids_"),
+                                  (ivector, (stats,), "T"), (plda, (X, y), "F_")):
+        first = getattr(estimator.fit(*args), name).copy()
+        np.testing.assert_array_equal(getattr(estimator.fit(*args), name), first)
+
+
+def test_fitting_the_same_gmm_or_isv_again_continues_where_it_stopped():
+    """As the reference: a GMM or ISV machine fitted twice for k iterations is the machine fitted
+    once for 2k (JFA continues too, but its V, U and D phases then run twice each)."""
+    from emkit import GMMMachine, ISVMachine
+
+    machine = cases.ubm()
+    stats, y = cases.sessions(machine)
+    X = cases.frames(7)
+    makes = {("means", "variances", "weights"): (lambda k: GMMMachine(
+                 3, update_variances=True, update_weights=True, max_fitting_steps=k,
+                 convergence_threshold=None, random_state=0), (X,)),
+             ("means",): (lambda k: GMMMachine(3, trainer="map", ubm=machine, max_fitting_steps=k,
+                                               convergence_threshold=None), (cases.frames(4, 600),)),
+             ("U", "D"): (lambda k: ISVMachine(2, em_iterations=k, ubm=machine, random_state=0),
+                          (stats, y))}
+    for names, (make, args) in makes.items():
+        twice = make(2).fit(*args).fit(*args)
+        once = make(4).fit(*args)
+        for name in names:
+            np.testing.assert_array_equal(getattr(twice, name), getattr(once, name))
