@@ -29,6 +29,9 @@ import numpy as np
 
 from .._validation import check_positive_int
 
+__all__ = ["hdf5_frames", "directory_frames", "directory_statistics", "list_feature_files",
+           "HDF5RowReader"]
+
 
 @dataclass(frozen=True)
 class HDF5RowReader:

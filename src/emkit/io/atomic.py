@@ -23,6 +23,10 @@ from hashlib import blake2b
 from ._message_text import show_path
 from .._describe import describe
 
+#: (emkit.features re-exports atomic_write; the other functions are internal helpers of
+#: emkit's writers, the command line and checkpoints)
+__all__ = ["atomic_write"]
+
 logger = logging.getLogger("emkit")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["InvalidFileError", "FeatureError"]
+
 
 class InvalidFileError(ValueError):
     """A file exists but is not one emkit can use: not (a complete) HDF5 file or feature file, a

@@ -31,6 +31,8 @@ from .read_back import write_array
 from .fit_summary import read_fit_summary, write_fit_summary
 from .random_state import MISSING, read_random_state, write_random_state
 
+__all__ = ["write_factor_analysis", "read_factor_analysis"]
+
 logger = logging.getLogger("emkit")
 
 FORMAT_VERSION = 1

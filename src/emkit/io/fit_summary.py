@@ -26,6 +26,10 @@ import numpy as np
 
 from .h5 import check_values, child, read_array, read_scalar
 
+#: nothing here is public API: the helpers of emkit.io's model layouts (internal; their
+#: un-underscored names stay importable)
+__all__ = []
+
 logger = logging.getLogger("emkit")
 
 GROUP = "emkit_fit"

@@ -24,6 +24,9 @@ from .read_back import write_array
 from .fit_summary import read_fit_summary, write_fit_summary
 from .random_state import MISSING, read_random_state, write_random_state
 
+#: (read_gmm_file is GMMMachine.from_hdf5's and .load's reader, not public)
+__all__ = ["write_gmm_machine", "read_gmm_machine", "MAPWithoutUBMError"]
+
 logger = logging.getLogger("emkit")
 
 REFERENCE_MODULE = "bob.learn.em"

@@ -30,6 +30,8 @@ from .h5 import (child, filename, open_for_reading, open_for_writing, read_array
 from .read_back import write_array
 from .._describe import describe
 
+__all__ = ["write_gmm_stats", "read_gmm_stats"]
+
 #: Float types an array of statistics keeps in a file (others are stored as float64).
 KEPT_FLOAT_TYPES = (np.float16, np.float32, np.float64)
 

@@ -31,6 +31,9 @@ from .h5_values import as_read, bounds_text, check_read_values, describe_dtype, 
 from .read_back import read_compared, written_array
 from .untrusted import with_article
 
+#: (what emkit.io re-exports; the validated reads are its layouts' plumbing)
+__all__ = ["atomic_h5_write", "open_for_writing", "open_for_reading", "write_stamp", "read_stamp"]
+
 #: Root attribute naming the emkit class stored in a file of emkit's versioned layout.
 CLASS_ATTR = "emkit_class"
 #: Root attribute holding the integer version of that class's layout.

@@ -18,6 +18,10 @@ import zlib
 import h5py
 import numpy as np
 
+#: nothing here is public API: the helpers of emkit.io.h5's checked reads (internal; their
+#: un-underscored names stay importable)
+__all__ = []
+
 #: The filters emkit reads, by HDF5 code: what the chunk checks know how to bound.
 READ_FILTERS = {h5py.h5z.FILTER_DEFLATE: "gzip", h5py.h5z.FILTER_SHUFFLE: "shuffle",
                 h5py.h5z.FILTER_FLETCHER32: "fletcher32", h5py.h5z.FILTER_LZF: "lzf"}

@@ -27,6 +27,10 @@ import h5py
 from .errors import InvalidFileError
 from .heaps import check_global_heaps
 
+#: nothing here is public API: the helpers of emkit.io's HDF5 readers (internal; their
+#: un-underscored names stay importable)
+__all__ = []
+
 
 class _FileName(str):
     """A path that h5py hands to HDF5 as its own bytes.

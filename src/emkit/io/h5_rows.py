@@ -17,6 +17,10 @@ import numpy as np
 from .h5 import (_check_dtype, _check_shape, _check_storage, _child, _fail, _guarded,
                  _read_checked)
 
+#: nothing here is public API: the helpers of emkit.experiment's statistics files (internal; their
+#: un-underscored names stay importable)
+__all__ = []
+
 
 class RowReader:
     """Dataset ``name`` of ``group``, of ``shape`` (its first dimension the rows, None entries

@@ -6,6 +6,10 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+#: nothing here is public API: the helpers of emkit.io.h5's checked reads (internal; their
+#: un-underscored names stay importable)
+__all__ = []
+
 _OUT_DTYPES = {"float": np.float64, "int": np.int64, "bool": np.bool_}
 _KINDS = {"float": "fiu", "int": "iu", "bool": "biu"}
 _NOUNS = {"float": "numbers", "int": "integers", "bool": "booleans"}

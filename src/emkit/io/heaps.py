@@ -6,6 +6,10 @@ import os
 
 from .errors import InvalidFileError
 
+#: nothing here is public API: the helpers of emkit.io's HDF5 readers (internal; their
+#: un-underscored names stay importable)
+__all__ = []
+
 _GCOL = b"GCOL\x01\x00\x00\x00"  # a global heap collection: signature, version 1, reserved
 
 #: Bytes of the file read at a time while looking for collections (the scan's memory bound).

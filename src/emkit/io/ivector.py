@@ -26,6 +26,8 @@ from .read_back import write_array
 from .fit_summary import read_fit_summary, write_fit_summary
 from .random_state import MISSING, read_random_state, write_random_state
 
+__all__ = ["write_ivector_machine", "read_ivector_machine"]
+
 CLASS_NAME = "IVectorMachine"
 FORMAT_VERSION = 1
 

@@ -30,6 +30,8 @@ from .h5_values import within
 from .read_back import under_way, write_array
 from .random_state import MISSING, read_random_state, write_random_state
 
+__all__ = ["write_kmeans_machine", "read_kmeans_machine"]
+
 CLASS_NAME = "KMeansMachine"
 FORMAT_VERSION = 1
 

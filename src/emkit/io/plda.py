@@ -27,6 +27,8 @@ from .h5_values import within
 from .read_back import write_array
 from .random_state import MISSING, read_random_state, write_random_state
 
+__all__ = ["write_plda", "read_plda"]
+
 CLASS_NAME = "PLDA"
 FORMAT_VERSION = 1
 

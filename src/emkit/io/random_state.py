@@ -26,6 +26,10 @@ from .errors import InvalidFileError
 from .h5 import child, filename, read_attr, read_scalar
 from .._describe import describe
 
+#: nothing here is public API: the helpers of emkit.io's model layouts (internal; their
+#: un-underscored names stay importable)
+__all__ = []
+
 GENERATOR_ATTR = "random_state_generator"
 #: Bit generators whose state a file may hold (numpy's; RandomState is MT19937's)
 BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")

@@ -23,6 +23,9 @@ import math
 
 import numpy as np
 
+#: (what emkit.io.save raises when a file does not read back; the rest is save's)
+__all__ = ["ReadBackMismatch"]
+
 #: Largest block (bytes) of a dataset read at once when it is compared with the array written.
 BLOCK_BYTES = 1 << 20
 

@@ -27,6 +27,9 @@ from .h5 import (check_values, child, filename, open_for_reading, open_for_writi
 from .read_back import write_array
 from .untrusted import show_key
 
+__all__ = ["write_ivector_backend", "read_ivector_backend", "write_enrolled_models",
+           "read_enrolled_models"]
+
 
 # ---------------------------------------------------------------------------------------------
 # nested objects

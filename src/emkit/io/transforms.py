@@ -28,6 +28,8 @@ from .h5 import (CLASS_ATTR, check_values, child, open_for_reading, open_for_wri
                  read_scalar, read_stamp, write_stamp)
 from .read_back import write_array
 
+__all__ = ["write_whitening", "read_whitening", "write_wccn", "read_wccn", "write_lda", "read_lda"]
+
 FORMAT_VERSION = 1
 
 
