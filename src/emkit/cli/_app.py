@@ -216,7 +216,13 @@ def main(args=None):
     """Entry point of the ``emkit`` console script (Ctrl-C: status 130, SIGTERM: 143, no
     traceback, nothing half-written left).  It ends the process: once the command has ended,
     Ctrl-C and SIGTERM exit at once with the command's status (run commands inside a program
-    with ``cli.main(..., standalone_mode=False)`` or click's ``CliRunner``)."""
+    with ``cli.main(..., standalone_mode=False)`` or click's ``CliRunner``).
+
+    Parameters
+    ----------
+    args : list of str or None, default None
+        The command line's arguments after ``emkit`` (None: ``sys.argv[1:]``).
+    """
     import atexit
 
     sys.unraisablehook = functools.partial(unraisable_hook, sys.unraisablehook)
