@@ -64,7 +64,7 @@ from .whitening import check_spread
 from ._describe import describe
 
 
-__all__ = ["PLDA", "PLDAEnrollment", "encode_labels"]
+__all__ = ["PLDA", "PLDAEnrollment"]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ from ._describe import describe
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GMMStats", "StatsBatch", "as_stats_sequence", "check_stats"]
+#: (StatsBatch: what GMMStats.stack returns; as_stats_sequence and check_stats are imported from
+#: here by emkit's estimators, not public)
+__all__ = ["GMMStats", "StatsBatch"]
 
 
 class GMMStats:

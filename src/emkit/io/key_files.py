@@ -22,7 +22,8 @@ import numpy as np
 from .score_files import _ids, blocks, fields_per_line, first_repeat, id_numbering, line_numbers
 from .untrusted import FeatureError, is_comment, show_key
 
-__all__ = ["Key", "read_key", "read_trial_columns", "key_labels"]
+#: (Key: what emkit.io.lists.read_key returns; the readers here are emkit.io.lists')
+__all__ = ["Key"]
 
 _LABELS = ("target", "nontarget")
 _WHAT = "trial list"

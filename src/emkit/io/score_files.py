@@ -23,8 +23,9 @@ import numpy as np
 from .untrusted import (ASCII_NUMBER, NOT_FINITE, FeatureError, is_comment, number_advice,
                         open_regular, show_key)
 
-__all__ = ["read_score_columns", "score_text", "id_numbering", "fields_per_line", "blocks",
-           "first_repeat", "line_numbers"]
+#: nothing here is public API: the block readers behind emkit.io.lists' score files (internal;
+#: their un-underscored names stay importable)
+__all__ = []
 
 _BLOCK = 1 << 20  # bytes read at a time (lines are never cut)
 _IDS_AT_A_TIME = 1 << 16
