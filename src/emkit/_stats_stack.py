@@ -45,14 +45,17 @@ class StatsBatch:
 
     @property
     def n_sessions(self) -> int:
+        """S, the number of sessions (``len(batch)``)."""
         return self.n.shape[0]
 
     @property
     def n_gaussians(self) -> int:
+        """C, the number of Gaussians of the UBM the statistics are of."""
         return self.sum_px.shape[1]
 
     @property
     def n_features(self) -> int:
+        """D, the number of features."""
         return self.sum_px.shape[2]
 
     @property
@@ -66,13 +69,31 @@ class StatsBatch:
         return self.sum_px.reshape(len(self), -1)
 
     def take(self, index) -> "StatsBatch":
-        """The sessions ``index`` (a slice, integer array or boolean mask), as a new batch."""
+        """The sessions ``index`` of this batch, as a new batch.
+
+        Parameters
+        ----------
+        index : slice, int array or bool array of shape (S,)
+            Which sessions (numpy indexing of the first axis).
+
+        Returns
+        -------
+        StatsBatch
+            Those sessions' statistics (arrays indexed as numpy does: a slice gives views).
+        """
         pxx = None if self.sum_pxx is None else self.sum_pxx[index]
         return StatsBatch(self.n[index], self.sum_px[index], pxx, self.t[index],
                           self.log_likelihood[index])
 
     def total(self) -> GMMStats:
-        """The sum of every session's statistics (a :class:`~emkit.stats.GMMStats`)."""
+        """The sum of every session's statistics.
+
+        Returns
+        -------
+        GMMStats
+            ``n``, ``sum_px`` (and ``sum_pxx``), ``t`` and ``log_likelihood`` summed over the
+            sessions.
+        """
         from .stats import GMMStats
 
         pxx = None if self.sum_pxx is None else self.sum_pxx.sum(axis=0)
@@ -80,7 +101,13 @@ class StatsBatch:
                                     t=int(self.t.sum()), log_likelihood=float(self.log_likelihood.sum()))
 
     def to_stats(self) -> list:
-        """One :class:`~emkit.stats.GMMStats` per session (copies)."""
+        """The sessions as separate statistics.
+
+        Returns
+        -------
+        list of GMMStats
+            One :class:`~emkit.stats.GMMStats` per session, in order (copies of its arrays).
+        """
         from .stats import GMMStats
 
         return [GMMStats.from_arrays(self.n[i], self.sum_px[i],
