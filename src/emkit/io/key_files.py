@@ -32,7 +32,17 @@ _LINES_AT_A_TIME = 4096  # lines of a block read one at a time, added together
 
 class Key:
     """A key's trials (read so far, then whole): the ids' numbers and the labels; read once by
-    :func:`read_key`, it labels any number of score files (:func:`key_labels` only reads it)."""
+    :func:`read_key`, it labels any number of score files (:func:`key_labels` only reads it).
+
+    Parameters
+    ----------
+    path : str
+        The key's file (named in messages).
+    max_line : int
+        The longest line (bytes) accepted.
+    keep_lines : bool, default False
+        Also keep each trial's line number (``lines``), as a trial list's reader needs.
+    """
 
     def __init__(self, path: str, max_line: int, *, keep_lines: bool = False):
         self.path, self.max_line = path, max_line
@@ -42,6 +52,15 @@ class Key:
         self.lines = array("q") if keep_lines else None  # each trial's line, when kept
 
     def add(self, models: list, probes: list, labels) -> None:
+        """Add trials ``models[k] probes[k]``, numbering ids not seen before.
+
+        Parameters
+        ----------
+        models, probes : list of str
+            The model and probe id of each trial, (n,).
+        labels : array-like of shape (n,)
+            Bool, True for a target trial.
+        """
         for numbers, ids, names in ((self.models, self.model_ids, models),
                                     (self.probes, self.probe_ids, probes)):
             numbers.frombytes(np.fromiter(map(ids.__getitem__, names), np.int64,
@@ -49,9 +68,21 @@ class Key:
         self.labels.frombytes(np.array(labels, dtype=bool).tobytes())
 
     def add_plain_block(self, block: bytes, number: int) -> bool:
-        """Add the lines of ``block`` (the first being line ``number + 1``) if every one is
-        ``model probe [label]`` in ASCII, not a comment, with the file's number of columns and a
-        known label; False (and nothing added) otherwise."""
+        """Add the lines of ``block`` at once if every one is ``model probe [label]`` in ASCII,
+        not a comment, with the file's number of columns and a known label.
+
+        Parameters
+        ----------
+        block : bytes
+            Whole lines of the key.
+        number : int
+            The number of the line before the block's first.
+
+        Returns
+        -------
+        bool
+            Whether the lines were added (False: nothing was; :meth:`add_lines` reads them).
+        """
         if not block.endswith(b"\n") or not block.isascii() or b"#" in block:
             return False
         count = fields_per_line(block, self.max_line)
@@ -74,9 +105,22 @@ class Key:
         return True
 
     def add_lines(self, block: bytes, number: int) -> None:
-        """Add the lines of ``block`` (the first being line ``number + 1``) one at a time, with
-        the rules and messages of :func:`emkit.io.lists.read_trials`; taken from the block
-        lazily and added :data:`_LINES_AT_A_TIME` at a time, as the score reader does."""
+        """Add the lines of ``block`` one at a time, with the rules and messages of
+        :func:`emkit.io.lists.read_trials`; taken from the block lazily and added
+        :data:`_LINES_AT_A_TIME` at a time, as the score reader does.
+
+        Parameters
+        ----------
+        block : bytes
+            Lines of the key (the last may lack its newline).
+        number : int
+            The number of the line before the block's first.
+
+        Raises
+        ------
+        FeatureError
+            A line that is not ``model-id probe-id [target|nontarget]`` (naming it).
+        """
         models, probes, labels = [], [], []
         try:
             for raw in io.BytesIO(block):  # (each line with its newline; the last may lack it)

@@ -26,7 +26,8 @@ from .untrusted import FeatureError, is_comment, show_key, show_path, text_lines
 
 #: (FeatureError: what the readers raise, re-exported)
 __all__ = ["read_id_map", "count_unlabelled", "read_id_lists", "Trials", "read_trials", "format_score",
-           "write_scores", "read_scores", "check_writable", "read_key", "LABELS", "FeatureError"]
+           "write_scores", "read_scores", "check_writable", "read_key", "labels_from_key", "LABELS",
+           "FeatureError"]
 
 LABELS = ("target", "nontarget")
 #: Longest line (bytes) of an id list, trial list or score file; a longer one is refused unread.
@@ -287,10 +288,32 @@ def read_key(key_path) -> Key:
 
 
 def labels_from_key(scores_path, trials: Trials, key) -> np.ndarray:
-    """The target/non-target label (bool, one per trial) of every trial of ``trials`` (read from
-    ``scores_path``), looked up in a key: the path of a labelled trial list, or a key
-    :func:`read_key` read (to label several score files with one reading).  The key is read and
-    matched in int64 numbers, not Python objects per trial (see :mod:`emkit.io.key_files`)."""
+    """The target/non-target label of every trial of a score file, looked up in a key.
+
+    The key is read and matched in int64 numbers, not Python objects per trial (see
+    :mod:`emkit.io.key_files`).
+
+    Parameters
+    ----------
+    scores_path : str or path-like
+        The score file ``trials`` was read from (named in messages).
+    trials : Trials
+        Its trials (:func:`read_scores`).
+    key : str, path-like or Key
+        The path of a labelled trial list, or a key :func:`read_key` read (to label several
+        score files with one reading).
+
+    Returns
+    -------
+    ndarray of shape (n_trials,)
+        Bool, True for a target trial.
+
+    Raises
+    ------
+    FeatureError
+        A trial missing from the key (naming the score file and the key), or a key that is not
+        a labelled trial list.
+    """
     key = key if isinstance(key, Key) else read_key(key)
     return key_labels(scores_path, trials.models, trials.probes, key)
 
