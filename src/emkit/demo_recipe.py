@@ -29,8 +29,27 @@ __all__ = ["recipe_text", "export_demo", "recipe_rows", "run_demo_recipe"]
 
 
 def recipe_text(config: DemoConfig | None = None, seed: int = 0, work_dir: str = "work") -> str:
-    """The recipe (TOML text) of the demo's systems with ``config``'s hyper-parameters; its
-    outputs go to ``work_dir`` (relative to the recipe)."""
+    """The recipe (TOML text) of the demo's systems with ``config``'s hyper-parameters.
+
+    Parameters
+    ----------
+    config : DemoConfig or None, default None
+        The systems' hyper-parameters (None: ``DemoConfig()``).
+    seed : int, default 0
+        The recipe's seed (its systems' random states).
+    work_dir : str, default "work"
+        Where the recipe's outputs go, relative to the recipe.
+
+    Returns
+    -------
+    str
+        The recipe, as ``emkit run`` reads it.
+
+    Raises
+    ------
+    ValueError
+        A ``config`` whose PLDA a recipe cannot train (not the default two-covariance PLDA).
+    """
     cfg = config or DemoConfig()
     if cfg.plda_model != "two-covariance" or cfg.plda_dim_f is not None:
         raise ValueError("config: a recipe trains the default PLDA (two-covariance, full rank); "
@@ -88,9 +107,29 @@ title = "emkit demo: Japanese Vowels (seed {seed})"
 
 def export_demo(directory, config: DemoConfig | None = None, seed: int = 0,
                 work_dir: str = "work") -> list:
-    """Write the demo's data, lists and recipe into ``directory`` (created if needed; files in it
-    are replaced, but a recipe or list that differs from the demo's, one the user edited, is
-    not: FileExistsError).  Returns the paths written."""
+    """Write the demo's data, lists and recipe into ``directory``.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Created if needed; the demo's files in it are replaced.
+    config : DemoConfig or None, default None
+        The systems' hyper-parameters (None: ``DemoConfig()``).
+    seed : int, default 0
+        The recipe's seed (its systems' random states).
+    work_dir : str, default "work"
+        Where the recipe's outputs go, relative to ``directory``.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Raises
+    ------
+    FileExistsError
+        A recipe or list there differs from the demo's (one the user edited): nothing replaced.
+    """
     from .datasets import load_japanese_vowels
     from .io.atomic import atomic_write
     from .io.atomic import atomic_path
@@ -171,8 +210,19 @@ _MAX_DEMO_FILE_BYTES = 16 * 2**20
 
 
 def recipe_rows(results_json) -> list:
-    """The demo table's rows ``(system, title, EER, minDCF(0.01), minDCF(0.001))`` from the
-    ``results.json`` of the recipe's run, in the demo's order."""
+    """The demo table's rows from the ``results.json`` of the recipe's run.
+
+    Parameters
+    ----------
+    results_json : str or path-like
+        The ``results.json`` that ``emkit run`` wrote.
+
+    Returns
+    -------
+    list of tuple
+        ``(system, title, EER, minDCF(0.01), minDCF(0.001))`` of each system run, in the demo's
+        order.
+    """
     from .experiment import SYSTEM_TITLES
     from .recipe._report import read_results
 
@@ -188,9 +238,33 @@ def run_demo_recipe(output, *, seed: int = 0, config: DemoConfig | None = None,
 
     Writes ``output/recipe.toml`` (work_dir ``.``), ``data/``, ``lists/``, the recipe's outputs
     (``ubm.h5``, ``systems/``, ``results.json``, ``det.png``, ``report.md``),
-    ``scores/<system>.txt`` (the raw scores) and ``results.txt`` (protocol and table).  ``step_echo`` receives the
-    recipe's step lines.  Returns a :class:`~emkit.demo.DemoResult` (``scores`` left empty:
-    read them from ``scores/``).
+    ``scores/<system>.txt`` (the raw scores) and ``results.txt`` (protocol and table).
+
+    Parameters
+    ----------
+    output : str or path-like
+        The directory (created if needed).
+    seed : int, default 0
+        The recipe's seed (its systems' random states).
+    config : DemoConfig or None, default None
+        The systems' hyper-parameters (None: ``DemoConfig()``).
+    progress : bool, default True
+        The recipe's progress bars (on stderr).
+    echo : callable, default print
+        Receives the protocol and the table, a line or block of text at a time.
+    step_echo : callable or None, default None
+        Receives the recipe's step lines (None: they are not shown).
+
+    Returns
+    -------
+    DemoResult
+        The table's rows, the files written, the protocol and the table (``scores`` left
+        empty: read them from ``scores/``).
+
+    Raises
+    ------
+    PermissionError
+        ``output`` or its ``scores/`` cannot be written into.
     """
     import os
     import shutil
