@@ -13,7 +13,6 @@ import json
 import pkgutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
