@@ -157,7 +157,8 @@ def _channel(text: str, where: str) -> int:
     """The fifth field of a segments line: the segment's channel, a plain decimal integer from 0
     (0 the left, 1 the right channel of a stereo recording), as Kaldi's extract-segments reads
     it (which skips, with a warning, a line whose field is not such a number)."""
-    if not re.fullmatch("[0-9]+", text) or int(text) >= MAX_CHANNELS:
+    # at most 4 digits: MAX_CHANNELS is 1024, and int() refuses a string of over 4300 digits
+    if not re.fullmatch("[0-9]{1,4}", text) or int(text) >= MAX_CHANNELS:
         raise AudioError(f"{where}: the fifth field, the channel of the segment, must be a "
                          f"channel number from 0 (the first, left) to {MAX_CHANNELS - 1}; got "
                          f"{show_key(text)}")
