@@ -7,10 +7,11 @@ import pytest
 from emkit.experiment import length_norm
 
 
-@pytest.mark.parametrize("unit", [1e300, 1e-300, 1e-200, 2.0**-1070])
+@pytest.mark.parametrize("unit", [1e300, 1e-300, 1e-200, 2.0**-1070, 1e-160, 2.3e-162])
 def test_rows_whose_norm_overflows_or_underflows_get_unit_norm(unit):
     """Before: rows of 1e300 came out as zeros (their norm overflowed to inf, with numpy's
-    RuntimeWarning), rows of 1e-300 came out unchanged (their norm underflowed to 0)."""
+    RuntimeWarning), rows of 1e-300 came out unchanged (their norm underflowed to 0), rows of
+    2.3e-162 with a norm of 1.03 (a subnormal sum of squares: digits lost)."""
     x = np.array([[3.0, -4.0, 0.0], [1.0, 1.0, 1.0]])
     np.testing.assert_allclose(length_norm(x * unit), length_norm(x), rtol=1e-15, atol=0)
 

@@ -79,6 +79,11 @@ class _CountedLoop:
         self.close()
 
 
+#: The smallest norm whose square is a normal float64: np.linalg.norm squares and sums, so a
+#: smaller norm comes from a subnormal sum that has lost digits (a row of 2.3e-162: 1.0348).
+_SMALLEST_EXACT_NORM = np.sqrt(np.finfo(np.float64).tiny)
+
+
 def length_norm(x) -> np.ndarray:
     """Rows scaled to unit Euclidean norm (a zero row stays zero).
 
@@ -96,8 +101,9 @@ def length_norm(x) -> np.ndarray:
     with np.errstate(over="ignore", under="ignore"):  # rows whose norm leaves float64: below
         norm = np.linalg.norm(x, axis=-1, keepdims=True)
     out = x / np.where(norm > 0, norm, 1.0)
-    # a norm that overflowed (rows of 1e300: zeros) or underflowed (1e-300: left as they were)
-    out_of_range = ~((norm >= np.finfo(np.float64).tiny) & (norm < np.inf))[..., 0]
+    # a norm that overflowed (rows of 1e300: zeros) or underflowed (1e-300: left as they were);
+    # below _SMALLEST_EXACT_NORM the sum of squares is subnormal and the norm imprecise
+    out_of_range = ~((norm >= _SMALLEST_EXACT_NORM) & (norm < np.inf))[..., 0]
     out_of_range &= np.any(x != 0, axis=-1)
     if out_of_range.any():
         out[out_of_range] = _unit_rows_of_extreme_size(x[out_of_range])
