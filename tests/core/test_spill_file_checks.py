@@ -82,3 +82,18 @@ def test_a_missing_spill_folder_says_what_to_configure(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"spill_directory=.*shares"):
         _spill_files.read_partitions(path)
     assert stat.S_IMODE(os.stat(folder + ".elsewhere").st_mode) == 0o700
+
+
+def test_a_spill_file_path_already_taken_is_refused_and_the_file_there_kept(tmp_path):
+    """A spill file is made exclusively: the file already at its path (a name collision) raises
+    FileExistsError and is left as it was (it was removed by the clean-up of a failed write)."""
+    taken = tmp_path / "taken.h5"
+    taken.write_bytes(b"another file")
+    with pytest.raises(FileExistsError):
+        with _spill_files._spill_file(str(taken)):
+            pass
+    assert taken.read_bytes() == b"another file"
+    made = tmp_path / "new.h5"
+    with _spill_files._spill_file(str(made)) as f:
+        f.attrs["n_items"] = 0
+    assert stat.S_IMODE(os.stat(made).st_mode) == 0o600

@@ -48,8 +48,10 @@ def write_partition(part, base, token, index) -> tuple:
 def _spill_file(path):
     """A new spill file (never an existing one) open for writing; removed when its writing fails
     (a full disk raises an error naming it, rather than crashing libhdf5: io._h5_new_file)."""
+    # made before the try: a file already at ``path`` raises FileExistsError and is not removed
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     try:
-        with h5_file_writing(path, create=True) as f:
+        with h5_file_writing(path) as f:
             yield f
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

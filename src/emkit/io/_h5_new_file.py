@@ -105,18 +105,16 @@ def new_h5_file(path):
 
 
 @contextlib.contextmanager
-def h5_file_writing(path, *, named=None, create: bool = False):
+def h5_file_writing(path, *, named=None):
     """An HDF5 file written at ``path`` (through :class:`_WriteOnceFailed`): a failed write is
     raised once h5py has closed the file.
 
     Parameters
     ----------
     path : str or path-like
-        An empty file, or with ``create``, a path where no file exists yet (made exclusively).
+        An empty file.
     named : str or path-like, optional
         The file that errors name (default ``path``).
-    create : bool, default False
-        Make the file (``path`` must not exist), rather than write the empty one there.
 
     Yields
     ------
@@ -130,7 +128,7 @@ def h5_file_writing(path, *, named=None, create: bool = False):
     """
     import h5py
 
-    target = _WriteOnceFailed(os.fspath(path), "x+b" if create else "r+b")
+    target = _WriteOnceFailed(os.fspath(path), "r+b")
     try:
         with h5py.File(target, "w") as handle:
             yield handle
