@@ -101,7 +101,8 @@ class Key:
         self.n_columns = count
         self.add(tokens[0::count], tokens[1::count], labels)
         if self.lines is not None:  # (a plain block has no empty or comment line)
-            self.lines.frombytes(np.arange(number + 1, number + 1 + labels.size).tobytes())
+            self.lines.frombytes(np.arange(number + 1, number + 1 + labels.size,
+                                           dtype=np.int64).tobytes())  # (array("q"))
         return True
 
     def add_lines(self, block: bytes, number: int) -> None:
