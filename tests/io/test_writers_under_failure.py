@@ -253,3 +253,18 @@ def test_a_target_that_is_a_link_is_written_through_and_kept_a_link(tmp_path, wr
     for name in targets:
         assert (folder / name).is_symlink() and (elsewhere / name).read_bytes() != OLD
     assert not [p for p in tmp_path.rglob(".emkit-*")]
+
+
+def test_a_long_target_is_named_by_its_tail_in_an_error(tmp_path):
+    """A path of 10^5 characters (ENAMETOOLONG at the end of the write) was echoed whole: a
+    100 kB message.  The target is named by its last 80 characters, a short one as before."""
+    from emkit.io.atomic import atomic_path, disk_error
+
+    with pytest.raises(OSError) as info:
+        with atomic_path(tmp_path / ("a" * 100_000)) as tmp:
+            Path(tmp).write_text("x")
+    assert info.value.errno == errno.ENAMETOOLONG and len(str(info.value)) < 200
+    assert str(info.value).endswith(": '..." + "a" * 80 + "'") and os.listdir(tmp_path) == []
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert str(disk_error(full, "model.h5")) == "[Errno 28] No space left on device: 'model.h5'"
+    assert disk_error(full, "b" * 100_000).filename == "..." + "b" * 80

@@ -61,12 +61,30 @@ def show_path(path, tail: int | None = None) -> str:
     -------
     str
     """
+    return repr(short_path(path, tail))
+
+
+def short_path(path, tail: int | None = None):
+    """``path`` as :func:`show_path` shows it, unquoted: the filename of an ``OSError``, whose
+    message Python quotes itself.
+
+    Parameters
+    ----------
+    path : str or path-like
+    tail : int or None, default None
+        As for :func:`show_path`.
+
+    Returns
+    -------
+    str or bytes
+        ``path`` (``os.fspath``), or ``...`` and its last characters when it is longer.
+    """
     path = os.fspath(path)
     if tail is None and len(path) > LONG_PATH:
         tail = PATH_TAIL
     if tail is not None and len(path) > tail:
         path = ("..." if isinstance(path, str) else b"...") + path[-tail:]
-    return repr(path)
+    return path
 
 
 def with_article(name: str) -> str:

@@ -20,7 +20,7 @@ import secrets
 import socket
 import stat
 from hashlib import blake2b
-from ._message_text import show_path
+from ._message_text import short_path, show_path
 from .._describe import describe
 
 #: (emkit.features re-exports atomic_write; the other functions are internal helpers of
@@ -83,9 +83,17 @@ def atomic_path(path, suffix: str = ".tmp"):
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        if isinstance(error, OSError) and error.filename is None and error.errno in _DISK_ERRNOS:
-            raise disk_error(error, shown) from None  # (a write names no file)
+        if isinstance(error, OSError) and _about_the_target(error, {path, shown}):
+            raise disk_error(error, shown) from None
         raise
+
+
+def _about_the_target(error: OSError, target: set) -> bool:
+    """Whether ``error`` is named after the target (bounded: a path can be any length): a
+    failed write names no file, and an ``os.stat`` or ``os.replace`` of the target names it."""
+    if error.filename is None:
+        return error.errno in _DISK_ERRNOS
+    return error.filename in target or error.filename2 in target
 
 
 #: What a write of a file meets when the disk, the quota or the process's file size limit is full
@@ -105,11 +113,13 @@ def disk_error(error: OSError, path) -> OSError:
     Returns
     -------
     OSError
-        Of ``error``'s class, errno and cause, naming ``path`` as Python's own errors name a
-        file (``[Errno 28] No space left on device: 'model.h5'``).
+        Of ``error``'s class and errno, naming ``path`` as Python's own errors name a file
+        (``[Errno 28] No space left on device: 'model.h5'``); a path longer than 200
+        characters by its last 80, after ``...``, in the message and ``filename`` alike.  Not
+        chained to ``error`` (raise it ``from None``): ``error`` only named the temporary file.
     """
-    path = os.fspath(path)
-    return type(error)(error.errno, error.strerror or str(error) or type(error).__name__, path)
+    return type(error)(error.errno, error.strerror or str(error) or type(error).__name__,
+                       short_path(path))
 
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
