@@ -101,3 +101,22 @@ def test_the_labels_of_utterances_left_out_are_not_used_by_training(tmp_path, mo
     assert str(caught[-1].message) == (
         "1 utterance(s) of data set 'train' were left out of its features ([features] "
         "keep_going), so their speaker labels are not used (the first: 'spk97-s0')")
+
+
+def test_the_left_out_labels_warning_names_the_first_in_utt2spk_order_and_bounds_ids(tmp_path):
+    # before: min() of the ids left out ('aa-1', not the first line's), and the data set's
+    # name and that id echoed whole
+    from emkit.io.untrusted import show_key
+    from emkit.recipe._left_out import kept_labels
+
+    data = tmp_path / "d"
+    data.mkdir()
+    ids = ["zz-" + "x" * 10_000, "aa-1", "mm-2"]
+    (data / "wav.scp").write_text("".join(f"{u} {u[:4]}.wav\n" for u in ids))
+    name = "n" * 10_000
+    recipe = {"keep_going": True, "data": {name: {"audio": data}}}
+    with pytest.warns(UserWarning) as caught:
+        kept = kept_labels(recipe, name, {"mm-2": None}, dict.fromkeys(ids, "s"))
+    assert kept == {"mm-2": "s"}
+    message = str(caught[0].message)
+    assert len(message) < 400 and message.endswith(f"(the first: {show_key(ids[0])})")

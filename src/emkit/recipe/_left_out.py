@@ -6,6 +6,7 @@ are set aside, with a warning, instead of failing as labels of missing features.
 from __future__ import annotations
 
 from .._caller_warnings import warn_at_caller
+from ..io.untrusted import show_key
 
 
 def kept_labels(recipe, name: str, features, utt2spk: dict) -> dict:
@@ -20,10 +21,11 @@ def kept_labels(recipe, name: str, features, utt2spk: dict) -> dict:
     from ..audio import find_utterances
 
     listed = {u.id for u in find_utterances([audio], missing_ok=True)}
-    left_out = {u for u in utt2spk if u in listed and u not in features}
+    left_out = [u for u in utt2spk if u in listed and u not in features]  # in utt2spk's order
     if not left_out:
         return utt2spk
-    warn_at_caller(f"{len(left_out)} utterance(s) of data set {name!r} were left out of its "
-                   "features ([features] keep_going), so their speaker labels are not used "
-                   f"(the first: {min(left_out)!r})", UserWarning)
+    warn_at_caller(f"{len(left_out)} utterance(s) of data set {show_key(name)} were left out of "
+                   "its features ([features] keep_going), so their speaker labels are not used "
+                   f"(the first: {show_key(left_out[0])})", UserWarning)
+    left_out = set(left_out)
     return {u: s for u, s in utt2spk.items() if u not in left_out}
