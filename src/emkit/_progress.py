@@ -29,6 +29,14 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word if n == 1 else plural_form(word)}"
 
 
+def utterances_written(written: int, listed: int) -> str:
+    """The utterances of a features summary: ``3 utterances``, or ``2 of 3 utterances (1 left
+    out)`` when keep_going left some of those listed out."""
+    if written == listed:
+        return plural(written, "utterance")
+    return f"{written} of {listed} utterances ({listed - written} left out)"
+
+
 def plural_form(word: str) -> str:
     """``utterances``, ``classes``: the plural of an English noun, as the units named here."""
     return word + ("es" if word.endswith(("s", "sh", "ch", "x")) else "s")

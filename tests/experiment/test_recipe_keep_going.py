@@ -120,3 +120,15 @@ def test_the_left_out_labels_warning_names_the_first_in_utt2spk_order_and_bounds
     assert kept == {"mm-2": "s"}
     message = str(caught[0].message)
     assert len(message) < 400 and message.endswith(f"(the first: {show_key(ids[0])})")
+
+
+def test_the_summary_reads_the_data_directory_again_only_with_keep_going(tmp_path):
+    # before: the data directory was listed again after every features step, keep_going or not
+    # (its utterances were all written without it); the old signature took the audio module
+    from emkit.recipe._steps import _utterances_written
+
+    gone = tmp_path / "no such data directory"
+    assert _utterances_written(gone, 3, keep_going=False) == "3 utterances"
+    assert _utterances_written(gone, 1, keep_going=False) == "1 utterance"
+    with pytest.raises(FileNotFoundError):
+        _utterances_written(gone, 3, keep_going=True)

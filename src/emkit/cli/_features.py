@@ -13,7 +13,7 @@ from ._commands import _explicit
 from ._kaldi_args import (Channel, KaldiStyleCommand, SampleFrequency, Verbose,
                           check_fixed_given, kaldi_generic_options, merge_sample_frequency)
 from ._numbers import NON_NEGATIVE, POSITIVE, FiniteFloat, FiniteFloatRange, IntRange
-from .._progress import plural
+from .._progress import plural, utterances_written
 
 DEFAULT_JOBS = min(8, usable_cpus())  # (processes_for warns when jobs exceeds them)
 # emkit.audio's WINDOWS and emkit.io.untrusted's MAX_UTTERANCE_BYTES (a test checks they are):
@@ -256,8 +256,9 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
                                "writes the others") from None
     frames = sum(shape[0] for shape in shapes.values())
     dim = next(iter(shapes.values()))[1]
-    click.echo(f"{kind}: {_written(len(shapes), len(utterances))}, {plural(frames, 'frame')} x "
-               f"{plural(dim, 'feature')} -> {output}")
+    # (with --keep-going the exit status is 0, as Kaldi's tools exit 0 when one succeeds)
+    click.echo(f"{kind}: {utterances_written(len(shapes), len(utterances))}, "
+               f"{plural(frames, 'frame')} x {plural(dim, 'feature')} -> {output}")
     if not output.lower().endswith(".ark") and not quiet:
         _warn_stale(output, shapes, num_frames is not None)
     # (said at the end: an error stays the one line on stderr)
@@ -267,14 +268,6 @@ def features(inputs, output, jobs, keep_going, progress, config_files, write_utt
         note = dither_note(names_by_file, kind)
         if note is not None:
             click.echo(f"emkit features: note: {note}", err=True)
-
-
-def _written(written: int, listed: int) -> str:
-    """The utterances of the summary line: those written, and of how many, when --keep-going
-    left some out (the exit status is 0 then, as Kaldi's tools exit 0 when one succeeds)."""
-    if written == listed:
-        return plural(written, "utterance")
-    return f"{written} of {listed} utterances ({listed - written} left out)"
 
 
 def _warn_stale(directory, written, num_frames_written):

@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import experiment as ex
 from .._caller_warnings import warn_at_caller
+from .._progress import utterances_written
 from ..io.features import read_feature_sources, script_file_targets
 from ..io.lists import count_unlabelled, read_id_map
 from ._left_out import kept_labels
@@ -206,7 +207,8 @@ def _features_steps(recipe, work):
                                                 utt2num_frames=num_frames,
                                                 keep_going=recipe["keep_going"])
             frames = sum(s[0] for s in shapes.values())
-            return (f"{_utterances_written(audio, d['audio'], len(shapes))}, {frames} "
+            written = _utterances_written(d["audio"], len(shapes), recipe["keep_going"])
+            return (f"{written}, {frames} "
                     f"frame{'s' * (frames != 1)} x {next(iter(shapes.values()))[1]}")
 
         params = {"features": _stamped(recipe["features"])}
@@ -220,12 +222,14 @@ def _features_steps(recipe, work):
     return steps
 
 
-def _utterances_written(audio, directory, written: int) -> str:
-    """How many utterances were written, and of how many when keep_going left some out."""
-    listed = len(audio.find_utterances([directory], missing_ok=True))
-    if written == listed:
-        return f"{written} utterance{'s' * (written != 1)}"
-    return f"{written} of {listed} utterances ({listed - written} left out)"
+def _utterances_written(data_dir, written: int, keep_going: bool) -> str:
+    """How many utterances of ``data_dir`` were written, and of how many when keep_going left
+    some out (only then is the data directory read again: without it, all were written)."""
+    if not keep_going:
+        return utterances_written(written, written)
+    from ..audio import find_utterances
+
+    return utterances_written(written, len(find_utterances([data_dir], missing_ok=True)))
 
 
 def _stamped(config) -> dict:
