@@ -12,7 +12,7 @@ pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not i
 from emkit.audio import AudioError, compute_features, find_utterances, read_audio  # noqa: E402
 from emkit.audio import write_kaldi_ark  # noqa: E402
 from audio_files import speech_like, write  # noqa: E402
-from emkit.io._message_text import show_key  # noqa: E402
+from emkit.io._message_text import show_key, show_path  # noqa: E402
 
 
 @pytest.fixture()
@@ -301,6 +301,10 @@ def test_missing_ok_gives_the_segments_of_a_missing_recording_to_leave_out(data,
         shapes = compute_features([data], tmp_path / "out.ark", keep_going=True)
     assert list(shapes) == ["s1"]
     messages = [str(w.message) for w in caught]
-    assert re.search(r"segments' line 2 \(utterance 'g1'\): no such audio file: 'nothere.wav'; "
-                     "left out$", messages[0])
+    # where the relative path was looked for, as the error without missing_ok says (before:
+    # the warning lacked it)
+    looked = (f" (a relative path is looked for from the current directory, "
+              f"{show_path(os.getcwd())}, then from the data directory, {show_path(data)})")
+    assert messages[0].endswith("segments' line 2 (utterance 'g1'): no such audio file: "
+                                f"'nothere.wav'{looked}; left out"), messages
     assert messages[-1].startswith("2 of 3 utterances could not be used")

@@ -185,8 +185,9 @@ def extract_features(utterance, config: FeatureConfig = FeatureConfig()) -> np.n
     except (AudioError, FileNotFoundError) as exc:  # (missing: a wav.scp entry, missing_ok)
         if utterance.origin is None:
             raise
+        looked_for = utterance.looked_for if isinstance(exc, FileNotFoundError) else ""
         raise AudioError(f"{utterance.origin} (utterance {show_key(utterance.id)}): "
-                         f"{exc}") from None
+                         f"{exc}{looked_for}") from None
     if utterance.origin is not None:  # a wav.scp or segments line
         where = f"{utterance.origin} (utterance {show_key(utterance.id)}): {show_path(utterance.path)}"
     elif utterance.start is not None:

@@ -43,6 +43,10 @@ class Utterance:
     channel : int or None
         The channel of the recording the utterance is (a ``segments`` line's fifth field, from
         0); None: the one of the feature configuration (``FeatureConfig.channel``).
+    looked_for : str
+        Where a missing audio file of a ``wav.scp`` was looked for (a relative path: from the
+        current directory, then from the data directory), for the message of its reading; ``""``
+        for a file found (``find_utterances(missing_ok=True)`` lists missing ones).
     """
 
     id: str
@@ -52,6 +56,7 @@ class Utterance:
     speaker: str | None = None
     origin: str | None = None
     channel: int | None = None
+    looked_for: str = ""
 
 
 def _lines(path: Path):
@@ -90,8 +95,9 @@ def _check_id(key: str, where: str, what: str) -> str:
 
 
 def _wav_scp(data_dir: Path, missing_ok: bool) -> dict:
-    """``{recording id: (audio path, "wav.scp line N")}`` of ``data_dir``'s wav.scp (a missing
-    file's path as written, with ``missing_ok``)."""
+    """``{recording id: (audio path, "wav.scp line N", where it was looked for)}`` of
+    ``data_dir``'s wav.scp (a missing file's path as written, with ``missing_ok``; the last is
+    ``""`` for a file found)."""
     scp = data_dir / "wav.scp"
     out = {}
     for number, line in _lines(scp):
@@ -106,27 +112,29 @@ def _wav_scp(data_dir: Path, missing_ok: bool) -> dict:
                              "files and list their paths")
         if key in out:
             raise AudioError(f"{where}: recording {show_key(key)} is listed twice")
-        out[key] = (_resolve(target, data_dir, where, missing_ok), where)
+        path, looked_for = _resolve(target, data_dir, where, missing_ok)
+        out[key] = (path, where, looked_for)
     if not out:
         raise AudioError(f"{show_path(scp)}: lists no recording")
     return out
 
 
-def _resolve(target: str, data_dir: Path, where: str, missing_ok: bool = False) -> str:
-    """A relative path from the current directory, as Kaldi does, else from the data directory
-    (the rule of feature scp files, :mod:`emkit.io.kaldi`); a missing file is an error, or with
-    ``missing_ok`` its path as written, whose reading fails (an utterance to leave out)."""
+def _resolve(target: str, data_dir: Path, where: str, missing_ok: bool = False) -> tuple:
+    """``(path, "")``: a relative path from the current directory, as Kaldi does, else from the
+    data directory (the rule of feature scp files, :mod:`emkit.io.kaldi`); a missing file is an
+    error, or with ``missing_ok`` ``(its path as written, where it was looked for)``, whose
+    reading fails (an utterance to leave out)."""
     for candidate in (Path(target), data_dir / target):
         try:
             if candidate.is_file():
-                return os.fspath(candidate)
+                return os.fspath(candidate), ""
         except OSError:  # a name too long for the file system: no such file
             continue
     if ":" in target and not os.path.exists(target):
         raise AudioError(f"{where}: {show_path(target, tail=PATH_TAIL)}: archive offsets "
                          "(path:offset) are not supported; list plain audio files")
     if missing_ok:
-        return target
+        return target, _where_looked(target, data_dir)
     raise FileNotFoundError(f"{where}: no such audio file {show_path(target, tail=PATH_TAIL)}"
                             f"{_where_looked(target, data_dir)}")
 
@@ -185,8 +193,9 @@ def _segments(path: Path, recordings: dict) -> list:
                              f"{lines[utt]} and {number})")
         lines[utt] = number
         channel = _channel(fields[4], where) if len(fields) == 5 else None
-        out.append(Utterance(utt, recordings[rec][0], start, None if end == -1 else end,
-                             origin=where, channel=channel))
+        audio, _, looked_for = recordings[rec]
+        out.append(Utterance(utt, audio, start, None if end == -1 else end, origin=where,
+                             channel=channel, looked_for=looked_for))
     if not out:
         raise AudioError(f"{show_path(path)}: lists no segment")
     return out
@@ -233,8 +242,8 @@ def read_data_dir(data_dir, *, missing_ok: bool = False) -> list:
         utterances = _segments(data_dir / "segments", recordings)
     else:
         # the line is named by errors: the utterance's id need not be its file's name
-        utterances = [Utterance(key, path, origin=where)
-                      for key, (path, where) in recordings.items()]
+        utterances = [Utterance(key, path, origin=where, looked_for=looked_for)
+                      for key, (path, where, looked_for) in recordings.items()]
     if (data_dir / "utt2spk").is_file():
         speakers = read_id_map(data_dir / "utt2spk")
         missing = [u.id for u in utterances if u.id not in speakers]
