@@ -134,7 +134,8 @@ def _write_npy(items, directory: Path) -> list:
         for key, matrix in items:
             target = directory / f"{_check_key(key)}.npy"
             if target in written:
-                raise ValueError(f"utterance {show_key(key)} would be written twice to {show_path(directory)}")
+                raise ValueError(f"utterance {show_key(key)} would be written twice to "
+                                 f"{show_path(directory)}")
             tmp = stack.enter_context(atomic_path(target, suffix=".npy"))
             with open(tmp, "wb") as f:
                 np.save(f, np.asarray(matrix, dtype=np.float32), allow_pickle=False)
@@ -177,7 +178,8 @@ def write_kaldi_ark(items, ark) -> tuple:
                                               newline="\n") as lines:
             for key, matrix in items:
                 if _check_key(key) in seen:
-                    raise ValueError(f"utterance {show_key(key)} would be written twice to {show_path(ark)}")
+                    raise ValueError(f"utterance {show_key(key)} would be written twice to "
+                                     f"{show_path(ark)}")
                 seen.add(key)
                 out.write(key.encode("utf-8") + b" ")
                 lines.write(f"{key} {final}:{out.tell()}\n")

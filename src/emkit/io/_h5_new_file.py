@@ -6,7 +6,7 @@ to h5py as a file object (its ``fileobj`` driver) whose writes keep the first fa
 pretend to succeed, discarding the data; once h5py has closed the file, that failure is raised,
 naming the target, and :func:`~emkit.io.atomic.atomic_path` removes the temporary file.  (The
 file holds the same objects and values as one written by h5py's default driver, laid out a
-little differently: 12.8 KB where that one took 14.7 KB, for a GMM of 3 Gaussians.)
+little differently: 12.9 KB where that one took 14.7 KB, for a GMM of 3 Gaussians.)
 """
 
 from __future__ import annotations

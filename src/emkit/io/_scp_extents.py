@@ -61,15 +61,17 @@ class Extents:
             entry = self.taken[start]
             entry[1] += taken
             if whole or entry[1] > MAX_SEGMENT_OVERLAP * entry[0]:
-                raise FeatureError(f"{where}: the entries reading the matrix at offset {start} take "
-                                   f"{entry[1]} values of its {entry[0]} (a matrix is read whole "
-                                   f"once, or by ranges at most {MAX_SEGMENT_OVERLAP} times over)")
+                raise FeatureError(f"{where}: the entries reading the matrix at offset {start} "
+                                   f"take {entry[1]} values of its {entry[0]} (a matrix is read "
+                                   f"whole once, or by ranges at most {MAX_SEGMENT_OVERLAP} times "
+                                   "over)")
             return
         c, i = self._position(start)
         before, after = self._neighbours(c, i)
-        if (before is not None and self.ends[before] > start) or (after is not None and after < end):
-            raise FeatureError(f"{where}: the matrix at offset {start} overlaps the bytes of another "
-                               "entry's matrix (refused)")
+        overlaps_before = before is not None and self.ends[before] > start
+        if overlaps_before or (after is not None and after < end):
+            raise FeatureError(f"{where}: the matrix at offset {start} overlaps the bytes of "
+                               "another entry's matrix (refused)")
         self._insert(c, i, start)
         self.ends[start] = end
         self.taken[start] = [size, taken]

@@ -174,8 +174,9 @@ def _hard_linked(f, dataset: str, path: str):
         if not isinstance(obj, h5py.Group) or not obj.id.links.exists(key):
             raise KeyError(f"{show_path(path)} has no dataset {describe(dataset)}")
         if obj.id.links.get_info(key).type != h5py.h5l.TYPE_HARD:
-            raise FeatureError(f"{message_subject(path, '')}: dataset {describe(dataset)} is reached through a soft or external "
-                               "link (refused: it could lead to another file)")
+            raise FeatureError(f"{message_subject(path, '')}: dataset {describe(dataset)} is "
+                               "reached through a soft or external link (refused: it could "
+                               "lead to another file)")
         obj = obj[part]
     return obj
 

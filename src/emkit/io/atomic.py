@@ -49,11 +49,12 @@ def atomic_path(path, suffix: str = ".tmp"):
     if os.path.isdir(path):
         raise IsADirectoryError(f"cannot write {show_path(shown)}: it is a directory")
     if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise PermissionError(f"cannot write {show_path(shown)}: the file is read-only (make it writable "
-                              "or remove it first)")
+        raise PermissionError(f"cannot write {show_path(shown)}: the file is read-only (make it "
+                              "writable or remove it first)")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot write {show_path(shown)}: directory {show_path(directory)} does not exist")
+        raise FileNotFoundError(f"cannot write {show_path(shown)}: directory "
+                                f"{show_path(directory)} does not exist")
     if not suffix.startswith("."):
         raise ValueError(f"suffix must start with '.'; got {describe(suffix)}")
     _remove_listed_stale_temporaries(path)
@@ -74,7 +75,8 @@ def atomic_path(path, suffix: str = ".tmp"):
             os.close(fd)
             break
         else:
-            raise FileExistsError(f"cannot write {show_path(path)}: no free temporary name in {show_path(directory)}")
+            raise FileExistsError(f"cannot write {show_path(path)}: no free temporary name in "
+                                  f"{show_path(directory)}")
         yield tmp
         with contextlib.suppress(FileNotFoundError):  # the mode of the file replaced, if any
             os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
@@ -96,8 +98,9 @@ def _about_the_target(error: OSError, target: set) -> bool:
     return error.filename in target or error.filename2 in target
 
 
-#: What a write of a file meets when the disk, the quota or the process's file size limit is full
-_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # (not EIO: a read of an input meets it too)
+#: What a write of a file meets when the disk, the quota or the process's file size limit is
+#: full (not EIO: a read of an input meets it too)
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def disk_error(error: OSError, path) -> OSError:

@@ -32,7 +32,7 @@ import numpy as np
 from .._progress import Progress, logger
 from ._message_text import PATH_TAIL, show_path
 from ._kaldi_ranges import apply_range, split_range
-from ._scp_extents import MAX_SEGMENT_OVERLAP, Extents
+from ._scp_extents import Extents
 from ._kaldi_text import read_text_matrix
 from .untrusted import (MAX_UTTERANCE_BYTES, FeatureError, as_features, check_declared, check_limit,
                         check_utterance_size, file_size, is_comment, open_regular, plausible_key,
@@ -191,8 +191,8 @@ def strip_specifier(path, kind: str) -> str:
     if match:
         text = match.group(3)
     if text.endswith("|") or text == "-":
-        raise FeatureError(f"{show_path(text)}: piped commands and standard input are not supported; write "
-                           f"the {kind} to a file first")
+        raise FeatureError(f"{show_path(text)}: piped commands and standard input are not "
+                           f"supported; write the {kind} to a file first")
     return text
 
 

@@ -19,7 +19,8 @@ from array import array
 
 import numpy as np
 
-from .score_files import _ids, blocks, fields_per_line, first_repeat, id_numbering, line_numbers
+from .score_files import (blocks, fields_per_line, first_repeat, id_numbering, ids_by_number,
+                          line_numbers)
 from .untrusted import FeatureError, is_comment, show_key
 
 #: (Key: what emkit.io.lists.read_key returns; the readers here are emkit.io.lists')
@@ -215,8 +216,8 @@ def read_trial_columns(path, max_line: int):
     (n_trials,) or None without a label column, and each trial's line (``array('q')``)."""
     path = os.fspath(path)
     key = _read(path, max_line, keep_lines=True)
-    models = _ids(list(key.model_ids), np.frombuffer(key.models, np.int64))
-    probes = _ids(list(key.probe_ids), np.frombuffer(key.probes, np.int64))
+    models = ids_by_number(list(key.model_ids), np.frombuffer(key.models, np.int64))
+    probes = ids_by_number(list(key.probe_ids), np.frombuffer(key.probes, np.int64))
     labels = None
     if key.n_columns == 3:
         labels = np.frombuffer(key.labels, np.int8).view(bool)

@@ -57,8 +57,8 @@ def write_random_state(group, value, *, none_as_minus_one: bool = False) -> None
             group["random_state"] = np.int64(-1)
     elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
         if not np.iinfo(np.int64).min <= value <= np.iinfo(np.int64).max:
-            raise ValueError(f"random_state = {describe(value)} cannot be saved: an integer seed must "
-                             "fit in int64")
+            raise ValueError(f"random_state = {describe(value)} cannot be saved: an integer "
+                             "seed must fit in int64")
         group["random_state"] = np.int64(value)
     elif isinstance(value, (np.random.RandomState, np.random.Generator)):
         if isinstance(value, np.random.RandomState):

@@ -244,9 +244,21 @@ def _check_repeats(path: str, columns: _Columns):
     return model_ids, probe_ids, model_numbers, probe_numbers
 
 
-def _ids(names: list, numbers: np.ndarray) -> list:
+def ids_by_number(names: list, numbers: np.ndarray) -> list:
     """The list of ``names[k]`` for each number (the trials' references to the distinct ids),
-    converted a block at a time (no Python int per trial held at once)."""
+    converted a block at a time (no Python int per trial held at once).
+
+    Parameters
+    ----------
+    names : list of str
+        The distinct ids, in the order :func:`id_numbering` numbered them.
+    numbers : ndarray of shape (n_trials,)
+        Integer indices into ``names``.
+
+    Returns
+    -------
+    list of str
+    """
     out = []
     for start in range(0, numbers.size, _IDS_AT_A_TIME):
         out.extend(map(names.__getitem__, numbers[start:start + _IDS_AT_A_TIME].tolist()))
@@ -284,7 +296,8 @@ def read_score_columns(path, max_line: int):
     if not columns.models:
         raise FeatureError(f"{path}: the score file is empty")
     model_ids, probe_ids, model_numbers, probe_numbers = _check_repeats(path, columns)
-    models, probes = _ids(model_ids, model_numbers), _ids(probe_ids, probe_numbers)
+    models = ids_by_number(model_ids, model_numbers)
+    probes = ids_by_number(probe_ids, probe_numbers)
     scores = np.frombuffer(columns.scores, dtype=np.float64)
     labels = None
     if columns.n_columns == 4:
