@@ -94,6 +94,6 @@ def test_a_spill_file_path_already_taken_is_refused_and_the_file_there_kept(tmp_
             pass
     assert taken.read_bytes() == b"another file"
     made = tmp_path / "new.h5"
-    with _spill_files._spill_file(str(made)) as f:
-        f.attrs["n_items"] = 0
+    with _spill_files._spill_file(str(made)) as writing:
+        writing.file.attrs["n_items"] = 0
     assert stat.S_IMODE(os.stat(made).st_mode) == 0o600

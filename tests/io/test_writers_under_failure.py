@@ -268,3 +268,50 @@ def test_a_long_target_is_named_by_its_tail_in_an_error(tmp_path):
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     assert str(disk_error(full, "model.h5")) == "[Errno 28] No space left on device: 'model.h5'"
     assert disk_error(full, "b" * 100_000).filename == "..." + "b" * 80
+
+
+@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space"), KeyboardInterrupt()])
+def test_a_streamed_spill_file_stops_deriving_pieces_once_a_write_failed(tmp_path, monkeypatch,
+                                                                          failure):
+    """write_derived's streamed mode: once a write of the spill file failed (a full disk, or a
+    Ctrl-C caught inside the write), no further piece is derived (before: all 20 were computed,
+    their writes discarded, and only then the error raised); the file is removed."""
+    from emkit._backend import _spill_files
+
+    base, token = str(tmp_path), "emkit-spill-test"
+    source = _spill_files.write_partition([np.arange(3.0)], base, token, 0)[0]
+    asked = []
+
+    def pieces(items):
+        for k in range(20):
+            asked.append(k)
+            yield [np.full(50_000, float(k))]  # 400 kB: written through, not cached
+
+    fail_writes(monkeypatch, ["emkit.io._h5_new_file"], failure)
+    with pytest.raises(type(failure)) as info:
+        _spill_files.write_derived(base, token, 1, pieces, [source], "streamed", ())
+    if isinstance(failure, OSError):
+        assert info.value.errno == errno.ENOSPC and "part-000001-" in info.value.filename
+    assert [p.name for p in tmp_path.rglob("part-000001-*")] == [] and len(asked) <= 2, asked
+
+
+def test_a_statistics_file_stops_stacking_blocks_once_a_write_failed(tmp_path, monkeypatch):
+    """write_statistics: once a write failed, no further block of statistics is stacked and
+    written (before: all 10 were); the error names the file, which is not made."""
+    from emkit import GMMStats
+    from emkit.experiment import _stats_file
+
+    stats = []
+    for _ in range(20):
+        one = GMMStats(64, 100)
+        one.init_fields(0.0, 1, np.ones(64), np.ones((64, 100)), np.ones((64, 100)))
+        stats.append(one)
+    monkeypatch.setattr(_stats_file, "_BLOCK_BYTES", 2 * (16 * 64 * 100 + 8 * 64))  # 2 rows
+    stacked, stack = [], GMMStats.stack
+    monkeypatch.setattr(GMMStats, "stack",
+                        lambda items, **kw: stacked.append(len(items)) or stack(items, **kw))
+    fail_writes(monkeypatch, ["emkit.io._h5_new_file"], OSError(errno.ENOSPC, "No space"))
+    with pytest.raises(OSError) as info:
+        _stats_file.write_statistics(tmp_path / "s.h5", "key", stats)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "s.h5")
+    assert os.listdir(tmp_path) == [] and len(stacked) <= 2, stacked

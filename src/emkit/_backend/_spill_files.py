@@ -32,12 +32,13 @@ def write_partition(part, base, token, index) -> tuple:
 
     items = part if isinstance(part, list) else list(part)
     path = _new_path(base, token, index)
-    with _spill_file(path) as f:
+    with _spill_file(path) as writing:
+        f = writing.file
         f.attrs["n_items"] = len(items)
         if items and all(isinstance(s, GMMStats) for s in items):
-            _write_stats_rows(f, items)
+            _write_stats_rows(writing, items)
         elif _labelled_stats(items, GMMStats):  # (read back a block at a time, as statistics are)
-            _write_stats_rows(f, [pair[1] for pair in items])
+            _write_stats_rows(writing, [pair[1] for pair in items])
             _write_labels(f, [pair[0] for pair in items])
         else:  # other items (arrays, stacked sets, odd pairs): pickled, arrays out of band
             _write_pickled(f, items)
@@ -46,8 +47,9 @@ def write_partition(part, base, token, index) -> tuple:
 
 @contextlib.contextmanager
 def _spill_file(path):
-    """A new spill file (never an existing one) open for writing; removed when its writing fails
-    (a full disk raises an error naming it, rather than crashing libhdf5: io._h5_new_file)."""
+    """A new spill file (never an existing one) open for writing, as an ``H5Writing``; removed
+    when its writing fails (a full disk raises an error naming it, rather than crashing libhdf5:
+    io._h5_new_file)."""
     # made before the try: a file already at ``path`` raises FileExistsError and is not removed
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     try:
@@ -95,10 +97,11 @@ def _read_labels(f, rows: slice) -> list:
     return [pickle.loads(row.tobytes()) for row in f["labels"][rows]]
 
 
-def _write_stats_rows(f, items) -> None:
+def _write_stats_rows(writing, items) -> None:
     """GMMStats as datasets of rows (``n`` (S, C), ``sum_px`` and ``sum_pxx`` (S, C, D)), created
-    at their size and written one item at a time: a stacked copy of a field (``np.stack``) held
-    half a partition more while it was written."""
+    at their size and written one item at a time (until a write fails: ``writing.failed``): a
+    stacked copy of a field (``np.stack``) held half a partition more while it was written."""
+    f = writing.file
     f["t"] = np.array([s.t for s in items], dtype=np.int64)
     f["log_likelihood"] = np.array([s.log_likelihood for s in items], dtype=np.float64)
     for name in ("n", "sum_px", "sum_pxx"):
@@ -110,6 +113,8 @@ def _write_stats_rows(f, items) -> None:
                 raise ValueError(f"the statistics to spill differ in shape: item {i} has {name} "
                                  f"of shape {row.shape}, item 0 {first.shape}")
             rows[i] = row
+            if writing.failed:  # (raised when the file is closed)
+                return
 
 
 def _new_path(base, token, index) -> str:
@@ -160,13 +165,15 @@ def write_derived(base, token, index, fn, paths, piece_items, args) -> tuple:
     else:
         derived_pieces = _derived(fn, paths, piece_items, args)
     path, n_items, k = _new_path(base, token, index), 0, 0
-    with _spill_file(path) as f:
-        groups = f.create_group("pieces")
+    with _spill_file(path) as writing:
+        groups = writing.file.create_group("pieces")
         for derived in derived_pieces:  # (no enumerate: its reused tuple would hold the last one)
             _write_pickled(groups.create_group(str(k)), derived)
             n_items, k = n_items + len(derived), k + 1
             del derived
-        f.attrs["n_items"] = n_items
+            if writing.failed:  # no more pieces derived: the failure is raised on closing
+                break
+        writing.file.attrs["n_items"] = n_items
     return path, n_items, os.path.getsize(path)
 
 

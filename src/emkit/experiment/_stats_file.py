@@ -126,12 +126,13 @@ def write_statistics(path, key: str, stats: list) -> None:
     """Write ``stats`` (a non-empty list of GMMStats of one shape) and their ``key`` to ``path``,
     atomically (a run killed while it writes leaves the previous file or none)."""
     from .._fingerprint import data_fingerprint
-    from ..io._h5_new_file import new_h5_file
+    from ..io._h5_new_file import new_h5_writing
     from ..io.h5 import write_stamp
 
     U, (C, D) = len(stats), stats[0].shape
     rows = rows_per_block(C, D)
-    with new_h5_file(path) as f:
+    with new_h5_writing(path) as writing:
+        f = writing.file
         write_stamp(f, _CLASS, _VERSION)
         f.attrs["key"] = key
         f.attrs["stats_fingerprint"] = data_fingerprint(stats)
@@ -141,6 +142,8 @@ def write_statistics(path, key: str, stats: list) -> None:
                "sum_px": f.create_dataset("sum_px", (U, C, D), "<f8"),
                "sum_pxx": f.create_dataset("sum_pxx", (U, C, D), "<f8")}
         for start in range(0, U, rows):
+            if writing.failed:  # (raised when the file is closed: no more blocks stacked)
+                break
             batch = GMMStats.stack(stats[start : start + rows], second_order=True)
             for name, dataset in out.items():
                 dataset[start : start + len(batch)] = getattr(batch, name)

@@ -79,6 +79,30 @@ class _WriteOnceFailed(io.RawIOBase):
         super().close()
 
 
+class H5Writing:
+    """An HDF5 file being written (:func:`h5_file_writing`): the open file, and whether a write
+    of it has failed already, so that a loop writing a long file can stop early (the failure is
+    raised when the ``with`` block ends; every write after it is discarded, unseen by libhdf5).
+
+    Parameters
+    ----------
+    file : h5py.File
+        The file, open for writing.
+    target : _WriteOnceFailed
+        Where it is written, which keeps the first failure.
+    """
+
+    def __init__(self, file, target: _WriteOnceFailed):
+        self.file = file
+        self._target = target
+
+    @property
+    def failed(self) -> bool:
+        """Whether a write of the file failed (a full disk, a Ctrl-C caught inside a write):
+        what the ``with`` block still writes is discarded."""
+        return self._target.failure is not None
+
+
 @contextlib.contextmanager
 def new_h5_file(path):
     """A new HDF5 file, open for writing at a temporary name next to ``path``, that becomes
@@ -100,8 +124,27 @@ def new_h5_file(path):
         A write of the file failed (a full disk: errno ``ENOSPC``): the error names ``path``;
         ``path`` is left as it was and the temporary file removed.
     """
-    with atomic_path(path, suffix=".h5.tmp") as tmp, h5_file_writing(tmp, named=path) as handle:
-        yield handle
+    with new_h5_writing(path) as writing:
+        yield writing.file
+
+
+@contextlib.contextmanager
+def new_h5_writing(path):
+    """:func:`new_h5_file`, for a long ``with`` block: it yields the file's :class:`H5Writing`,
+    whose ``failed`` a loop checks to stop writing once a write failed.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write (replaced, if it exists, only on success).
+
+    Yields
+    ------
+    H5Writing
+        The temporary file, open for writing.
+    """
+    with atomic_path(path, suffix=".h5.tmp") as tmp, h5_file_writing(tmp, named=path) as writing:
+        yield writing
 
 
 @contextlib.contextmanager
@@ -118,8 +161,8 @@ def h5_file_writing(path, *, named=None):
 
     Yields
     ------
-    h5py.File
-        The file, open for writing.
+    H5Writing
+        The file, open for writing, and whether a write of it failed.
 
     Raises
     ------
@@ -131,7 +174,7 @@ def h5_file_writing(path, *, named=None):
     target = _WriteOnceFailed(os.fspath(path), "r+b")
     try:
         with h5py.File(target, "w") as handle:
-            yield handle
+            yield H5Writing(handle, target)
     except BaseException:
         if target.failure is None:
             raise
