@@ -147,3 +147,17 @@ def test_child_forked_inside_a_limit_gets_the_original_thread_count(two_blas_thr
     child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "ok"
+
+
+def test_thread_map_workers_run_under_the_callers_errstate():
+    """numpy's error state is per thread: before, the pool's workers kept numpy's default
+    ('warn'), so an overflow the caller had set to raise (or to ignore) only warned there."""
+    from emkit._backend import thread_map
+
+    def square(x):
+        return np.float64(x) * np.float64(x)
+
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError, match="overflow"):
+        list(thread_map(square, [1e200, 1e200, 1.0], threads=2))
+    with np.errstate(over="ignore"):
+        assert list(thread_map(square, [1e200, 3.0], threads=2)) == [np.inf, 9.0]

@@ -97,3 +97,15 @@ def test_fit_on_data_too_large_to_square_names_x_under_warnings_as_errors():
     X, y = _labelled()
     with pytest.raises(ValueError, match=r"^the scatter of X overflows float64"):
         PLDA(dim_f=2, dim_g=2).fit(X * 1e200, y)
+
+
+def test_fit_on_data_too_large_to_square_names_x_when_rows_run_in_worker_threads(monkeypatch):
+    """From 2 * 8192 rows the statistics pass runs in emkit's worker threads; before, they did not
+    see class_statistics' np.errstate and numpy's overflow RuntimeWarning came first."""
+    from emkit import _backend
+
+    monkeypatch.setattr(_backend, "n_threads", lambda: 2)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(2 * 8192 + 1, 3)), np.arange(2 * 8192 + 1) % 4
+    with pytest.raises(ValueError, match=r"^the scatter of X overflows float64"):
+        PLDA(dim_f=1, dim_g=1).fit(X * 1e200, y)

@@ -28,6 +28,7 @@ import numpy as np
 
 from .._cpus import usable_cpus
 from .._validation import checked_chunk, is_dask_array, is_dask_collection
+from ._errstate import in_callers_errstate
 
 __all__ = ["map_reduce", "map_reduce_finite", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map", "map_pieces", "computed_once", "cached_frames", "is_cached",
            "prepared_on_workers", "partition_lengths"]
@@ -223,8 +224,9 @@ def _executor(threads: int) -> ThreadPoolExecutor:
 def thread_map(fn, items, threads: int | None = None):
     """``fn(item)`` for each item, in order, on ``threads`` persistent threads (one BLAS thread each).
 
-    A generator holding at most ``4 * threads`` results at a time.  Called from inside one of the
-    pool's own threads it runs sequentially (a nested map cannot wait on its own pool).
+    A generator holding at most ``4 * threads`` results at a time, each computed under the
+    caller's ``np.errstate``.  Called from inside one of the pool's own threads it runs
+    sequentially (a nested map cannot wait on its own pool).
     """
     items = list(items)
     threads = n_threads() if threads is None else threads
@@ -232,8 +234,7 @@ def thread_map(fn, items, threads: int | None = None):
         if threads <= 1 or len(items) < 2 or getattr(_WORKER, "active", False):
             yield from map(fn, items)
             return
-        executor = _executor(threads)
-        window = 4 * threads
+        executor, window, fn = _executor(threads), 4 * threads, in_callers_errstate(fn)
         for start in range(0, len(items), window):
             yield from executor.map(fn, items[start : start + window])
 

@@ -1,0 +1,18 @@
+"""numpy's floating-point error state (``np.errstate``) belongs to a thread: a worker of emkit's
+thread pool does not see the ``np.errstate`` block its caller is in, so an overflow the caller
+chose to ignore (and then refuses by name) would surface in the worker as numpy's warning."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def in_callers_errstate(fn):
+    """``fn`` wrapped to run under the ``np.errstate`` of the thread calling this function."""
+    settings = np.geterr()
+
+    def call(item):
+        with np.errstate(**settings):
+            return fn(item)
+
+    return call
