@@ -83,7 +83,24 @@ def test_bad_settings_in_a_file_are_refused_naming_the_file_and_field(tmp_path, 
     path.write_text(json.dumps(doc).replace("Infinity", "1e999"))
     with pytest.raises(ValueError, match=message) as info:
         load_calibration(path)
-    assert str(info.value).startswith(f"{path}: ") and "SECRET" not in str(info.value)
+    assert str(info.value).startswith(f"{str(path)!r}: ") and "SECRET" not in str(info.value)
+
+
+def test_a_bad_calibration_file_is_named_escaped_and_bounded(tmp_path):
+    """Before, the messages of a file's contents began with the raw path: a control character in
+    its name reached the terminal, and a long path was echoed whole."""
+    escape = tmp_path / "cal\x1b[2J.json"
+    escape.write_text("{}")
+    with pytest.raises(ValueError, match="not an emkit calibration file") as info:
+        load_calibration(escape)
+    assert "\x1b" not in str(info.value) and "\\x1b[2J.json'" in str(info.value)
+    folder = tmp_path / ("d" * 150) / ("e" * 150)
+    folder.mkdir(parents=True)
+    (folder / "cal.json").write_text('{"format": "emkit.LinearCalibration", "version": 1, '
+                                     '"prior": 2, "coef": [1.0], "intercept": 0.0}')
+    with pytest.raises(ValueError, match="prior must be in") as info:
+        load_calibration(folder / "cal.json")
+    assert "e" * 100 not in str(info.value) and "/cal.json': prior" in str(info.value)
 
 
 @pytest.mark.parametrize("param, value, message", [

@@ -208,29 +208,30 @@ def _settings(calibration) -> dict:
     return settings
 
 
-def _read_settings(doc, path, n_systems: int) -> dict:
-    """The optional ``C``, ``max_iter`` and ``feature_names`` of a file, checked (None: absent)."""
+def _read_settings(doc, subject: str, n_systems: int) -> dict:
+    """The optional ``C``, ``max_iter`` and ``feature_names`` of a file, checked (None: absent);
+    ``subject`` starts the messages (the file's name, as :func:`show_path` shows it)."""
     settings = {"C": doc.get("C"), "max_iter": doc.get("max_iter"),
                 "feature_names": doc.get("feature_names")}
     if settings["C"] is not None:
-        settings["C"] = _finite(settings["C"], path, "C")
+        settings["C"] = _finite(settings["C"], subject, "C")
         if not settings["C"] > 0.0:
-            raise ValueError(f"{path}: C must be a finite number > 0")
+            raise ValueError(f"{subject}: C must be a finite number > 0")
     max_iter = settings["max_iter"]
     if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, int)
                                  or not 1 <= max_iter <= MAX_ITER):
-        raise ValueError(f"{path}: max_iter must be an integer in [1, {MAX_ITER}]")
+        raise ValueError(f"{subject}: max_iter must be an integer in [1, {MAX_ITER}]")
     names = settings["feature_names"]
     if names is not None and not (isinstance(names, list) and len(names) == n_systems
                                   and all(isinstance(n, str) for n in names)):
-        raise ValueError(f"{path}: feature_names must be a list of {n_systems} string(s), one per "
+        raise ValueError(f"{subject}: feature_names must be a list of {n_systems} string(s), one per "
                          "system")
     return settings
 
 
-def _finite(value, path, what) -> float:
+def _finite(value, subject: str, what) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{path}: {what} must be a finite number")
+        raise ValueError(f"{subject}: {what} must be a finite number")
     return float(value)
 
 
@@ -254,28 +255,29 @@ def load_calibration(path) -> LinearCalibration:
         field (the message names the file, never echoes its contents).
     """
     path = os.fspath(path)
+    subject = show_path(path)  # escaped and bounded: the name may hold control characters
     try:
         with open_regular(path) as f:  # never blocks on a pipe, never reads a device
             raw = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
-        raise FileNotFoundError(f"no such calibration file: {show_path(path)}") from None
+        raise FileNotFoundError(f"no such calibration file: {subject}") from None
     if len(raw) > MAX_BYTES:
-        raise ValueError(f"{path}: too large for a calibration file (more than {MAX_BYTES} bytes)")
+        raise ValueError(f"{subject}: too large for a calibration file (more than {MAX_BYTES} bytes)")
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ValueError(f"{path}: not a calibration file (not JSON text)") from None
+        raise ValueError(f"{subject}: not a calibration file (not JSON text)") from None
     except (ValueError, RecursionError):  # Python's limits: integers of > 4300 digits, nesting
-        raise ValueError(f"{path}: not a calibration file (JSON nested too deeply or with a "
+        raise ValueError(f"{subject}: not a calibration file (JSON nested too deeply or with a "
                          "number too long to read)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an emkit calibration file (no \"format\": \"{FORMAT}\")")
+        raise ValueError(f"{subject}: not an emkit calibration file (no \"format\": \"{FORMAT}\")")
     version = doc.get("version")
     if type(version) is not int or not OLDEST_VERSION <= version <= VERSION:
         newer = isinstance(version, int) and not isinstance(version, bool) and version > VERSION
         found = repr(version) if isinstance(version, (int, float)) and len(repr(version)) < 24 \
             else "not a version number"
-        raise ValueError(f"{path}: calibration format version {found}"
+        raise ValueError(f"{subject}: calibration format version {found}"
                          + (f" is newer than this emkit reads (<= {VERSION}); upgrade emkit" if newer
                             else " is not one emkit writes "
                                  f"(expected {OLDEST_VERSION} to {VERSION})"))
@@ -283,19 +285,19 @@ def load_calibration(path) -> LinearCalibration:
              "feature_names"}
     unknown = sorted(set(doc) - known)
     if unknown:
-        raise ValueError(f"{path}: unexpected field(s) in a calibration file ({len(unknown)})")
+        raise ValueError(f"{subject}: unexpected field(s) in a calibration file ({len(unknown)})")
     coef = doc.get("coef")
     if not isinstance(coef, list) or len(coef) != 1:
-        raise ValueError(f"{path}: coef must be a list of one number (one system)")
-    w = _finite(coef[0], path, "coef[0]")  # < 0 for a distance: save_calibration writes it
-    prior = _finite(doc.get("prior"), path, "prior")
+        raise ValueError(f"{subject}: coef must be a list of one number (one system)")
+    w = _finite(coef[0], subject, "coef[0]")  # < 0 for a distance: save_calibration writes it
+    prior = _finite(doc.get("prior"), subject, "prior")
     if not 0.0 < prior < 1.0:
-        raise ValueError(f"{path}: prior must be in (0, 1)")
-    settings = _read_settings(doc, path, n_systems=1)
+        raise ValueError(f"{subject}: prior must be in (0, 1)")
+    settings = _read_settings(doc, subject, n_systems=1)
     names = settings.pop("feature_names")
     settings = {k: v for k, v in settings.items() if v is not None}  # (absent: the defaults)
     calibration = LinearCalibration._from_fitted(
-        [w], _finite(doc.get("intercept"), path, "intercept"), prior=prior, **settings)
+        [w], _finite(doc.get("intercept"), subject, "intercept"), prior=prior, **settings)
     return calibration._restore_feature_names(names)
 
 
