@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _labels
 from ._backend import map_reduce, small_products
+from ._describe import describe
 from ._kernels import plda as kp
 from ._validation import check_random_state
 from .whitening import check_scatter
@@ -35,7 +36,7 @@ def training_labels(y, n_samples: int):
                          "row of X)")
     codes, classes = encode_labels(y, n_samples)
     if len(classes) < 2:
-        raise ValueError(f"y must contain at least 2 classes; got 1 class ({classes[0]!r})")
+        raise ValueError(f"y must contain at least 2 classes; got 1 class ({describe(classes[0])})")
     return codes, classes
 
 

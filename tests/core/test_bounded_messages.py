@@ -143,3 +143,25 @@ def test_a_long_system_name_of_a_det_plot_is_described():
     from emkit.metrics import plot_det_curves
 
     _raises_bounded(plot_det_curves, {LONG_TEXT: 5})
+
+
+SUPERVISED = [cls for cls, (_, data) in ESTIMATORS.items()
+              if data in ("Xy", "scores") or (data == "stats" and cls is not IVectorMachine)]
+
+
+@pytest.mark.parametrize("labels", ["one long class", "long classes"])
+@pytest.mark.parametrize("cls", SUPERVISED, ids=lambda c: c.__name__)
+def test_a_long_class_label_is_never_echoed(training, cls, labels):
+    """Labels y of 10^5 characters: a message may name a class, never quote it whole (PLDA quoted
+    the one class of a single-class y in full)."""
+    X, y, ubm, stats = training
+    kwargs, data = ESTIMATORS[cls]
+    kwargs = dict(kwargs, **({"ubm": ubm} if data == "stats" else {}))
+    n = {"Xy": len(X), "scores": len(X), "stats": len(stats)}[data]
+    codes = np.zeros(n, int) if labels == "one long class" else np.arange(n) % 3
+    long_y = np.array([LONG_TEXT + str(c) for c in codes], dtype=object)
+    args = {"Xy": (X, long_y), "scores": (X[:, :2], long_y), "stats": (stats, list(long_y))}[data]
+    try:
+        cls(**kwargs).fit(*args)
+    except Exception as error:  # (labels that are accepted are fine too)
+        _assert_bounded(error)
