@@ -17,6 +17,7 @@ import numpy as np
 from .. import experiment as ex
 from . import score_norm
 from .._describe import describe
+from ..io._message_text import show_key
 
 __all__ = ["METHODS", "enroll_cohort", "same_speaker", "cohort_matrices", "normalise"]
 
@@ -54,7 +55,7 @@ def enroll_cohort(models, cohort: dict, cohort_stats: dict, *, progress: bool = 
     z_ids = list(dict.fromkeys(u for us in cohort.values() for u in us))
     missing = [u for u in z_ids if u not in cohort_stats]
     if missing:
-        raise ValueError(f"cohort_stats has no statistics for cohort utterance {missing[0]!r} "
+        raise ValueError(f"cohort_stats has no statistics for cohort utterance {show_key(missing[0])} "
                          f"({len(missing)} missing)")
     backend = "plda" if models.system == "ivector-plda" else "cosine"
     relevance = float(models.parameters.get("relevance_factor", 4.0))
