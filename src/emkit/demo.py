@@ -261,6 +261,7 @@ def run_demo(output=None, *, seed: int = 0, config: DemoConfig | None = None,
         ``output`` (or its ``scores`` folder) is not writable.
     """
     from .datasets import load_japanese_vowels
+    from .io._message_text import show_path
     from .io.atomic import atomic_write
     from .io.lists import write_scores
 
@@ -276,7 +277,7 @@ def run_demo(output=None, *, seed: int = 0, config: DemoConfig | None = None,
         for d in (out_dir, out_dir / "scores"):
             d.mkdir(parents=True, exist_ok=True)
             if not os.access(d, os.W_OK | os.X_OK):
-                raise PermissionError(f"cannot write into {str(d)!r}: no write permission")
+                raise PermissionError(f"cannot write into {show_path(d)}: no write permission")
 
     jv = load_japanese_vowels()
     train = jv.indices(session=0)

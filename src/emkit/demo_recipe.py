@@ -271,6 +271,7 @@ def run_demo_recipe(output, *, seed: int = 0, config: DemoConfig | None = None,
     import time
 
     from .demo import DemoResult, protocol_text, table_notes
+    from .io._message_text import show_path
     from .io.atomic import atomic_write
     from .io.untrusted import open_regular
     from .recipe import run_recipe
@@ -281,7 +282,7 @@ def run_demo_recipe(output, *, seed: int = 0, config: DemoConfig | None = None,
     for d in (out, out / "scores"):
         d.mkdir(parents=True, exist_ok=True)
         if not os.access(d, os.W_OK | os.X_OK):
-            raise PermissionError(f"cannot write into {os.fspath(d)!r}: no write permission")
+            raise PermissionError(f"cannot write into {show_path(d)}: no write permission")
     protocol = protocol_text(cfg)
     echo(protocol)
     files = export_demo(out, cfg, seed, work_dir=".")

@@ -165,3 +165,23 @@ def test_a_long_class_label_is_never_echoed(training, cls, labels):
         cls(**kwargs).fit(*args)
     except Exception as error:  # (labels that are accepted are fine too)
         _assert_bounded(error)
+
+
+def test_a_long_cohort_utterance_id_without_statistics_is_cut():
+    from emkit.cohort import enroll_cohort
+
+    _raises_bounded(enroll_cohort, None, {"m": [LONG_TEXT]}, {})
+
+
+@pytest.mark.parametrize("runner", ["run_demo", "run_demo_recipe"])
+def test_a_long_demo_folder_that_cannot_be_written_is_cut(runner, tmp_path, monkeypatch):
+    import os
+
+    from emkit import demo, demo_recipe
+
+    folder = tmp_path / ("d" * 150) / ("e" * 150)
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)  # (root may write anywhere)
+    run = getattr(demo, runner, None) or getattr(demo_recipe, runner)
+    with pytest.raises(PermissionError, match="^cannot write into '...") as info:
+        run(folder)
+    assert "e" * 81 not in str(info.value) and len(str(info.value)) < 200
