@@ -76,6 +76,18 @@ def test_a_single_class_with_two_sessions_is_logged_with_the_counts(kind, caplog
         "variability leaks into it; give more classes two or more sessions"]
 
 
+
+def test_a_single_class_of_six_sessions_is_logged_without_single_session_classes(caplog):
+    # before: the few-classes message said "the single-session classes' speaker variability
+    # leaks into it", though there were none (ISV only: JFA warns of r_V above one speaker too)
+    ubm, stats, kind = *_problem(), "ISV"
+    with caplog.at_level(logging.WARNING, logger="emkit"):
+        _machine(kind, ubm).fit(stats, ["a"] * 6)
+    assert _warnings(caplog) == [
+        f"{kind}Machine training: all 6 sessions are of one class (speaker), so U, learned from "
+        "differences between sessions of the same class, is learned from one speaker's sessions "
+        "only; give more classes two or more sessions"]
+
 def test_fewer_than_half_the_sessions_in_multi_session_classes_is_logged_from_a_dask_bag(caplog):
     # the counts come from the labels: no pass over the bag is added
     ubm, stats = _problem()

@@ -76,6 +76,12 @@ def warn_of_few_sessions_per_class(counts: np.ndarray, estimator: str) -> None:
             "from differences between sessions of the same class, cannot model session "
             "variability; give some classes two or more sessions", estimator, len(counts))
         return
+    if len(counts) == 1:
+        logger.warning(
+            "%s training: all %d sessions are of one class (speaker), so U, learned from "
+            "differences between sessions of the same class, is learned from one speaker's "
+            "sessions only; give more classes two or more sessions", estimator, int(counts[0]))
+        return
     multi = counts >= 2
     classes, sessions = int(multi.sum()), int(counts[multi].sum())
     total = int(counts.sum())
