@@ -102,7 +102,8 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         ------
         ValueError
             ``y`` not of shape (N,); ``n_components`` above ``min(D, n_classes - 1)``; a
-            within-class scatter that is singular (too few samples per class for D) raises
+            within-class scatter that is singular (too few samples per class for D, or a
+            feature constant within the classes or collinear with others) raises
             ``emkit.whitening.SingularError``, a ValueError and a ``numpy.linalg.LinAlgError``,
             as WCCN and Whitening do.
         """
@@ -139,10 +140,7 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             if diag.min() <= 1e-7 * diag.max():  # numerically rank-deficient
                 raise np.linalg.LinAlgError
         except np.linalg.LinAlgError:
-            raise SingularError(f"X: the within-class scatter of its {n} samples of {d} features "
-                                f"in {len(classes)} classes of y is singular (its rank is at most "
-                                f"n_samples - n_classes = {n - len(classes)}); LDA needs more "
-                                "samples per class, or fewer (or less correlated) features") from None
+            raise _singular_scatter_error(n, len(classes), d) from None
         half = scipy.linalg.solve_triangular(chol, s_b, lower=True)
         sym = scipy.linalg.solve_triangular(chol, half.T, lower=True)
         values, vectors = np.linalg.eigh((sym + sym.T) / 2)
@@ -217,3 +215,20 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
 
 register(LDA, "LDA", write="emkit.io.transforms:write_lda", read="emkit.io.transforms:read_lda")
+
+
+def _singular_scatter_error(n: int, n_classes: int, d: int):
+    """The SingularError of a singular within-class scatter, blaming what makes it singular: too
+    few samples per class (its rank is at most n - n_classes, named on y as WCCN does) or, with
+    enough of them, features that are constant within classes or collinear."""
+    from .whitening import SingularError
+
+    if n - n_classes < d:
+        return SingularError(f"y: {n} samples in {n_classes} classes give a singular "
+                             f"within-class scatter (its rank is at most {n - n_classes} < "
+                             f"n_features = {d}); LDA needs n_samples - n_classes >= n_features "
+                             "(more samples per class, or fewer features)")
+    return SingularError(f"X: the within-class scatter of its {n} samples of {d} features in "
+                         f"{n_classes} classes of y is singular: a feature is constant within "
+                         "the classes or collinear with others; reduce the dimension of the data "
+                         "first, e.g. with PCA")

@@ -134,7 +134,21 @@ def test_singular_within_class_scatter_raises_singular_error_as_wccn_does():
     from emkit.whitening import SingularError
 
     X = np.zeros((4, 5)) + np.arange(4)[:, None]  # 4 samples in 2 classes: rank <= 2 < 5
-    with pytest.raises(SingularError, match=r"^X: the within-class scatter .* rank is at most "
-                       r"n_samples - n_classes = 2\); LDA needs more samples per class") as info:
+    with pytest.raises(SingularError, match=r"^y: 4 samples in 2 classes give a singular "
+                       r"within-class scatter \(its rank is at most 2 < n_features = 5\); LDA "
+                       r"needs n_samples - n_classes >= n_features") as info:
         LDA(1).fit(X, [0, 0, 1, 1])
     assert isinstance(info.value, ValueError) and isinstance(info.value, np.linalg.LinAlgError)
+
+
+def test_a_duplicated_feature_is_blamed_not_the_number_of_samples():
+    """Before: 1000 samples with a duplicated feature were told the rank bound n_samples -
+    n_classes (998, far above the 4 features) made the scatter singular."""
+    from emkit.whitening import SingularError
+
+    X = np.random.default_rng(0).normal(size=(1000, 3))
+    with pytest.raises(SingularError, match=r"^X: the within-class scatter of its 1000 samples "
+                       r"of 4 features in 2 classes of y is singular: a feature is constant "
+                       r"within the classes or collinear with others") as info:
+        LDA(1).fit(np.c_[X, X[:, :1]], np.arange(1000) % 2)
+    assert "n_samples - n_classes" not in str(info.value)
