@@ -84,3 +84,13 @@ def test_a_gaussian_no_session_occupies_keeps_its_subspace_rows(kind):
     rows = slice(D, 2 * D)  # Gaussian 1's rows of the supervector
     np.testing.assert_array_equal(machine.U[rows], fa_initial_values()["U0"][rows])
     assert np.isfinite(machine.U).all() and np.isfinite(machine.D).all()
+
+
+def test_an_unknown_edge_case_name_is_refused():
+    """(tests/support) a misspelt case name gave the plain data, so its test tested nothing."""
+    from edge_cases import iv_case
+
+    for make in (fa_case, iv_case):
+        with pytest.raises(ValueError, match="unknown edge case 'zero_frame_sessions'"):
+            make("zero_frame_sessions")
+        assert make("plain")[0][0].shape[0] in (6, 8)

@@ -37,8 +37,16 @@ def fa_initial_values():
             "D0": rng.uniform(0.2, 1.0, C * D), "U5": rng.normal(size=(C * D, 5))}
 
 
+def _check_case(name: str, cases: tuple) -> None:
+    """A misspelt case would silently give the plain data ("plain": those on purpose)."""
+    if name != "plain" and name not in cases:
+        raise ValueError(f"unknown edge case {name!r}; known: 'plain', {', '.join(cases)}")
+
+
 def fa_case(name: str):
-    """``((n, sum_px, sum_pxx), labels, dtype)`` of the factor-analysis edge case ``name``."""
+    """``((n, sum_px, sum_pxx), labels, dtype)`` of the factor-analysis edge case ``name`` (one of
+    FA_CASES, or "plain": the data unchanged)."""
+    _check_case(name, FA_CASES)
     n, f, ff = edge_statistics(6, 0)
     labels = np.array([0, 0, 1, 1, 2, 2])
     dtype = np.float32 if name == "float32" else np.float64
@@ -61,7 +69,9 @@ IV_CASES = ("zero_frame_session", "unoccupied_gaussian", "duplicated_sessions", 
 
 
 def iv_case(name: str):
-    """``((n, sum_px, sum_pxx), dtype)`` of the i-vector edge case ``name``."""
+    """``((n, sum_px, sum_pxx), dtype)`` of the i-vector edge case ``name`` (one of IV_CASES, or
+    "plain": the data unchanged)."""
+    _check_case(name, IV_CASES)
     n, f, ff = (a.copy() for a in edge_statistics(8, 0))
     dtype = np.float32 if name == "float32" else np.float64
     if name == "zero_frame_session":
