@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import packed as pk
+from ._ivector_messages import NOT_POSITIVE_DEFINITE
 from .compensated import centred_second_moments
 from .packed import scratch as _scratch
 
@@ -209,12 +210,6 @@ def linear_terms(fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
     return fnorm.reshape(fnorm.shape[0], -1) @ pre.t_sigma_inv
 
 
-_NOT_POSITIVE_DEFINITE = ("a posterior precision matrix is not positive definite: the "
-                          "zeroth-order statistics (n) must be non-negative and finite, and not so "
-                          "large that the prior's identity is lost in rounding (I + n T' Sigma^-1 T "
-                          "is then as ill-conditioned as T' Sigma^-1 T)")
-
-
 def centre_in_place(n: np.ndarray, sum_px: np.ndarray, means: np.ndarray) -> np.ndarray:
     """``sum_px -= n m`` for n (S, C), sum_px (S, C, D) and means (C, D), in blocks of
     utterances whose product ``n m`` takes at most 8 MB; returns ``sum_px`` (now ``fnorm``)."""
@@ -236,7 +231,7 @@ def project(n: np.ndarray, fnorm: np.ndarray, pre: Precomputed) -> np.ndarray:
     try:
         pk.posterior_means(packed, linear_terms(fnorm, pre), w, np.empty((R, R)))
     except pk.NotPositiveDefinite:
-        raise ValueError(_NOT_POSITIVE_DEFINITE) from None
+        raise ValueError(NOT_POSITIVE_DEFINITE) from None
     return w
 
 
@@ -318,7 +313,7 @@ def accumulate_centred(batch: CentredBatch, pre: Precomputed, acc, parallel_map=
         try:
             pk.posterior_rows(lower[sl], b, w[sl], utt_ll[sl], _scratch(workspace, ("P", i), (R, R)))
         except pk.NotPositiveDefinite:
-            raise ValueError(_NOT_POSITIVE_DEFINITE) from None
+            raise ValueError(NOT_POSITIVE_DEFINITE) from None
 
     run(posteriors, range(len(utterances)))
     beta = 0.0 if workspace.pop("overwrite", False) else 1.0

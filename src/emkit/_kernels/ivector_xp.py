@@ -23,18 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _xp
+from ._ivector_messages import NOT_POSITIVE_DEFINITE
 
 __all__ = ["Constants", "Accumulators", "constants", "centre", "precision_matrices",
            "linear_terms", "posterior", "accumulate", "finish_log_likelihood", "m_step",
            "project"]
 
 LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _not_pd(what: str) -> ValueError:
-    return ValueError(f"{what} is not positive definite: the zeroth-order statistics (n) must be "
-                      "non-negative and finite, and not so large that the prior's identity is lost "
-                      "in rounding (I + n T' Sigma^-1 T is then as ill-conditioned as T' Sigma^-1 T)")
 
 
 @dataclass(frozen=True)
@@ -91,7 +86,7 @@ def _cholesky(P, xp):
     try:
         return _xp.cholesky(P, xp)
     except _xp.LinAlgFailure:
-        raise _not_pd("a posterior precision matrix") from None
+        raise ValueError(NOT_POSITIVE_DEFINITE) from None
 
 
 def project(n, fnorm, pre: Constants):
