@@ -109,14 +109,6 @@ def fitted_names(cls) -> list:
     return names
 
 
-def refreeze(obj) -> None:
-    """Make the fitted arrays of ``obj`` read-only again (unpickled arrays are writeable)."""
-    for name in fitted_names(type(obj)):
-        value = obj.__dict__.get("_" + name)
-        if isinstance(value, np.ndarray):
-            value.flags.writeable = False
-
-
 def unpickled_state(cls, state: dict) -> dict:
     """``state`` (from a pickle of a ``cls``) with its fitted arrays stored as :func:`set_fitted`
     stores them: read-only float64 under ``"_" + name``.  A pickle of emkit from before an

@@ -9,16 +9,17 @@ import warnings
 import h5py
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import emkit
 from emkit._checkpoint import resumable_em
 from emkit._em import run_em
-from emkit._fitted import FittedArray, derived, refreeze, without_derived
+from emkit._fitted import FittedArray, PicklesFitted, derived
 from emkit.io import InvalidFileError
 
 
-class _Model:
+class _Model(PicklesFitted, BaseEstimator):  # (as the estimators pickle their fitted arrays)
     A = FittedArray("an array (n,)")
     B = FittedArray("another")
 
@@ -30,13 +31,6 @@ class _Model:
             self.calls += 1
             return float(np.linalg.norm(self.A))
         return derived(self, "norm", compute)
-
-    def __getstate__(self):
-        return without_derived(self.__dict__)
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        refreeze(self)
 
 
 def test_fitted_array_is_a_read_only_copy_and_missing_is_not_fitted():
