@@ -5,6 +5,7 @@ defaults the README quotes against click's, and every link between the documents
 
 import ast
 import dataclasses
+import inspect
 import pathlib
 import re
 import textwrap
@@ -84,6 +85,7 @@ def test_recipe_feature_keys_are_the_feature_options():
     assert documented - others == fields - {"kaldi"}
     assert {"audio", "keep_going"} <= documented
 
+
 def test_command_line_defaults_the_readme_quotes():
     from emkit.cli import _app
 
@@ -93,8 +95,6 @@ def test_command_line_defaults_the_readme_quotes():
 
     text = " ".join(README.read_text().split())
     assert "`--top-n` (adaptive S-norm only, default 200)" in text
-    import inspect
-
     from emkit.evaluation import cohort
     from emkit.cli._norm import NORM_HELP
 
@@ -251,9 +251,9 @@ def test_kept_statistics_size_the_readme_and_help_quote():
 
 
 def test_every_top_level_module_imports_first():
-    """Each public module and package of ``emkit`` imports in an interpreter that has loaded no
-    emkit module yet (the docs name ``emkit.demo``, ``emkit.recipe``...): no import cycle depends
-    on which comes first.  One process, emkit's modules dropped from ``sys.modules`` before each
+    """Each top-level public module and package of ``emkit`` (``emkit.demo``, ``emkit.recipe``...:
+    those the docs name; not their submodules) imports in an interpreter that has loaded no emkit
+    module yet: no import cycle among them depends on which comes first.  One process, emkit's modules dropped from ``sys.modules`` before each
     (the third-party ones stay: only emkit's code runs again)."""
     import subprocess
     import sys
