@@ -131,7 +131,7 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             s_w = within.T @ within / n
             centred = (means - mean) * np.sqrt(counts / n)[:, None]
             s_b = centred.T @ centred
-        check_spread(X, "LDA", s_w)
+        check_spread(X, "LDA", s_w, deviations=within)
         check_scatter(s_w, "within-class scatter of X")
         check_scatter(s_b, "between-class scatter of X")
         try:  # S_w = L L^T; the symmetric problem L^-1 S_b L^-T v = lambda v, w = L^-T v
@@ -143,6 +143,10 @@ class LDA(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             raise _singular_scatter_error(n, len(classes), d) from None
         half = scipy.linalg.solve_triangular(chol, s_b, lower=True)
         sym = scipy.linalg.solve_triangular(chol, half.T, lower=True)
+        if not np.isfinite(sym).all():  # (eigh would warn, or not converge)
+            raise SingularError("X: the between-class scatter relative to the within-class "
+                                "scatter overflows float64 (the within-class scatter is nearly "
+                                "singular): reduce the dimension of the data first, e.g. with PCA")
         values, vectors = np.linalg.eigh((sym + sym.T) / 2)
         order = np.argsort(values)[::-1][:k]
         self._set_fitted(scipy.linalg.solve_triangular(chol.T, vectors[:, order], lower=False),

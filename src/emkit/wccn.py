@@ -143,7 +143,7 @@ class WCCN(FeatureNamesMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             class_means = np.add.reduceat(X[order], starts, axis=0) / counts[:, None]
             centred = X - class_means[codes]
             scatter = centred.T @ centred
-        check_spread(X, "WCCN", scatter)
+        check_spread(X, "WCCN", scatter, deviations=centred)
         try:
             weights = inverse_cholesky_factor((1.0 / K) * scatter, check_bool(self.pinv, "pinv"),
                                               "within-class covariance")

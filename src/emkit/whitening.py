@@ -64,20 +64,23 @@ def check_scatter(M: np.ndarray, what: str) -> None:
 _SMALLEST_SPREAD = 2.0**-500  # about 3e-151
 
 
-def check_spread(X: np.ndarray, owner: str, scatter: np.ndarray) -> None:
+def check_spread(X: np.ndarray, owner: str, scatter: np.ndarray, deviations=None) -> None:
     """Refuse samples ``X`` (N, D) that differ, but only by less than about 3e-151 (the largest
     range of a feature): their covariance underflows float64.  ``scatter`` (D, D) is a covariance
     or scatter of X (a sum or a mean of squared deviations): only when its diagonal is that small
     (below 2**-900, which a spread of 2**-500 cannot exceed for N < 2**100) is X read again.
+    ``deviations`` (N, D), when the scatter is within-class: those of the samples from their
+    class means, refused alike when they are that small (however far apart the classes are).
     Constant data are left to the caller, which names them."""
     if not np.max(np.diagonal(scatter), initial=0.0) < 2.0**-900:
         return
-    with np.errstate(over="ignore"):
-        spread = float(np.max(np.ptp(X, axis=0))) if X.size else 0.0
-    if 0.0 < spread < _SMALLEST_SPREAD:
-        raise ValueError(f"X varies by at most {spread:.3g} within a feature: too little to square in "
-                         f"float64 (below about 3e-151 the covariance underflows), so {owner} cannot "
-                         "estimate it; rescale X")
+    for data, where in ((X, "within a feature"), (deviations, "within a class")):
+        with np.errstate(over="ignore"):
+            spread = float(np.max(np.ptp(data, axis=0))) if data is not None and data.size else 0.0
+        if 0.0 < spread < _SMALLEST_SPREAD:
+            raise ValueError(f"X varies by at most {spread:.3g} {where}: too little to square in "
+                             f"float64 (below about 3e-151 the covariance underflows), so {owner} "
+                             "cannot estimate it; rescale X")
 
 
 def inverse_cholesky_factor(M: np.ndarray, pinv: bool, what: str) -> np.ndarray:

@@ -45,6 +45,18 @@ def test_data_too_small_to_square_is_refused_naming_x(name, unit):
         MAKERS[name]().fit(X * unit, y)
 
 
+@pytest.mark.parametrize("name", ["WCCN", "LDA"])
+def test_data_too_small_to_square_within_classes_only_are_refused(name):
+    """Within-class noise of 1e-160 around class means 1e-146 apart: the total spread could be
+    squared, but the within-class scatter LDA and WCCN invert could not; before, they fitted
+    silently (transforms off by about 5e-3)."""
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 4
+    X = rng.normal(size=(60, 3)) * 1e-160 + rng.normal(size=(4, 3))[y] * 1e-146
+    with pytest.raises(ValueError, match=rf"^X varies by at most \S+ within a class: too little "
+                                         rf"to square in float64 .*, so {name} cannot estimate it"):
+        MAKERS[name]().fit(X, y)
+
 @pytest.mark.parametrize("name", sorted(MAKERS))
 def test_small_but_squarable_data_give_the_numbers_of_the_unit_data(name):
     """(guard) data at 1e-150 (a spread of about 1e-149) still train: their whitened, normalised or
@@ -101,3 +113,22 @@ def test_data_spanning_the_whole_float64_range_are_named_as_too_large(name):
     X = X / np.abs(X).max() * 1.7e308
     with pytest.raises(ValueError, match=r"^the [a-zA-Z -]+ overflows float64"):
         MAKERS[name]().fit(X, y)
+
+
+def test_lda_refuses_a_non_finite_eigenproblem_by_name(monkeypatch):
+    """No data found after the within-class check reach it, so the overflow of L^-1 S_b L^-T is
+    simulated: before, numpy's 'invalid value' RuntimeWarning or 'Eigenvalues did not converge'."""
+    import scipy.linalg
+
+    solve, calls = scipy.linalg.solve_triangular, []
+
+    def overflowing_second_solve(*args, **kwargs):
+        calls.append(1)
+        result = solve(*args, **kwargs)
+        return result * np.inf if len(calls) == 2 else result
+
+    monkeypatch.setattr(scipy.linalg, "solve_triangular", overflowing_second_solve)
+    X, y = _data()
+    with pytest.raises(SingularError, match="^X: the between-class scatter relative to the "
+                                            "within-class scatter overflows float64"):
+        LDA(2).fit(X, y)
