@@ -73,25 +73,30 @@ def llr_scores(mean, proj, lam, models, probes, out: np.ndarray, block_size) -> 
     """The LLRs of the ``models`` against the ``probes`` (enrolments: ``means``, ``counts``)
     written into ``out``, with the scoring basis ``proj``, ``lam`` of a PLDA of mean ``mean``;
     ``block_size`` models per block (None: about :data:`BLOCK_ELEMENTS` scores a block).  A score
-    that overflows ``out``'s dtype is refused (vectors far out of the training data's scale)."""
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, by name
-        out = _llr_scores(mean, proj, lam, models, probes, out, block_size)
-    check_scores_finite(out, models, probes, block_size or BLOCK_ELEMENTS // max(out.shape[1], 1))
-    return out
+    that overflows ``out``'s dtype is refused (vectors far out of the training data's scale) as
+    soon as its block is written."""
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by name
+        return _llr_scores(mean, proj, lam, models, probes, out, block_size)
 
 
-def check_scores_finite(out: np.ndarray, models, probes, block_rows: int) -> None:
-    """Refuse a score matrix ``out`` holding inf or NaN (scanned by blocks of ``block_rows``
-    rows, so that a memory-mapped ``out`` is not read whole into memory)."""
-    for r0 in range(0, out.shape[0], max(block_rows, 1)):
-        finite = np.isfinite(out[r0 : r0 + max(block_rows, 1)])
-        if not finite.all():
-            i, j = np.argwhere(~finite)[0]
-            raise ValueError(
-                f"the log-likelihood ratio at index ({r0 + i}, {j}) overflows {out.dtype} (models "
-                f"hold values up to {_largest(models.means):.3g} in magnitude, probes up to "
-                f"{_largest(probes.means):.3g}): vectors far out of the training data's scale "
-                f"cannot be scored; check or rescale models and probes")
+def finite_scores_check(out: np.ndarray, models, probes):
+    """``written(rows, cols)`` for :func:`emkit._kernels.plda.llr_matrix`: refuses a block of
+    ``out`` holding inf or NaN as soon as it is written (a second pass over a memory-mapped
+    ``out`` would read it all again), naming the index of the first such score."""
+    def written(rows: slice, cols) -> None:
+        block = out[rows] if cols is None else out[rows, cols]
+        finite = np.isfinite(block)
+        if finite.all():
+            return
+        i, j = np.argwhere(~finite)[0]
+        column = j if cols is None else cols[j]
+        raise ValueError(
+            f"the log-likelihood ratio at index ({rows.start + i}, {column}) overflows {out.dtype} "
+            f"(models hold values up to {_largest(models.means):.3g} in magnitude, probes up to "
+            f"{_largest(probes.means):.3g}): vectors far out of the training data's scale cannot "
+            "be scored; check or rescale models and probes")
+
+    return written
 
 
 def _largest(means: np.ndarray) -> float:
@@ -112,4 +117,4 @@ def _llr_scores(mean, proj, lam, models, probes, out: np.ndarray, block_size) ->
 
         dev = current_device()
         uE, nE, uP, nP, lam = (to_device(a, dev) for a in (uE, nE, uP, nP, lam))
-    return kp.llr_matrix(uE, nE, uP, nP, lam, out, block)
+    return kp.llr_matrix(uE, nE, uP, nP, lam, out, block, finite_scores_check(out, models, probes))

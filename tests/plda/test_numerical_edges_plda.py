@@ -109,3 +109,21 @@ def test_fit_on_data_too_large_to_square_names_x_when_rows_run_in_worker_threads
     X, y = rng.normal(size=(2 * 8192 + 1, 3)), np.arange(2 * 8192 + 1) % 4
     with pytest.raises(ValueError, match=r"^the scatter of X overflows float64"):
         PLDA(dim_f=1, dim_g=1).fit(X * 1e200, y)
+
+
+@pytest.mark.parametrize("probe_counts", ["one count", "two counts"])
+def test_an_overflowing_score_is_refused_at_its_block_with_its_offsets(probe_counts):
+    """Each block of models is checked as it is written: the error names the score's index in the
+    whole matrix, and the blocks after it are not computed (before, the whole matrix was computed
+    and then read again: a second pass over a memory-mapped out)."""
+    X, y = _labelled(per_class=3, n_classes=6)
+    plda = _trained("two-covariance", X, y, block_size=2)
+    models = X[:7].copy()
+    models[5] *= 1e200  # in the third block of 2 models
+    probes = [X[7:8], X[8:10], X[10:11]] if probe_counts == "two counts" else X[7:10]
+    out = np.full((7, 3), 123.0)
+    with pytest.raises(ValueError, match=r"^the log-likelihood ratio at index \(5, 0\) overflows "
+                                         r"float64 \(models hold values up to \S+e\+200"):
+        plda.log_likelihood_ratio(models, probes, out=out)
+    # (column 0: probes of one count, scored block after block; the fourth block never was)
+    assert out[6, 0] == 123.0 and np.isfinite(out[:4, 0]).all() and (out[:4, 0] != 123.0).all()

@@ -311,7 +311,7 @@ def _model_side(u, counts, c, lam):
     return group, a, const
 
 
-def llr_matrix(uE, nE, uP, nP, lam, out, block_rows: int) -> np.ndarray:
+def llr_matrix(uE, nE, uP, nP, lam, out, block_rows: int, written=None) -> np.ndarray:
     """LLR of every model (rows) against every probe (columns) written into ``out`` (M, P).
 
     ``uE`` (M, r) and ``uP`` (P, r) are *sums* of projected vectors, ``nE``/``nP`` their counts.
@@ -320,7 +320,8 @@ def llr_matrix(uE, nE, uP, nP, lam, out, block_rows: int) -> np.ndarray:
     ``u_E diag(a) u_P^T``, a model-only and a probe-only term.  All three are folded into one
     matrix product ``[u_E a, const, ...] @ [u_P, 1, ...]^T`` per probe count, computed in blocks of
     ``block_rows`` models written straight into ``out``.  An effective rank ``r = 0`` (no
-    between-class direction) gives LLR = 0 everywhere.
+    between-class direction) gives LLR = 0 everywhere.  ``written(rows, cols)``, when given, is
+    called after each block is written (``cols`` None: all columns), while it is still in cache.
     """
     M, r = uE.shape
     if r == 0:  # F carries no direction: same- and different-class hypotheses are the same model
@@ -328,7 +329,7 @@ def llr_matrix(uE, nE, uP, nP, lam, out, block_rows: int) -> np.ndarray:
         return out
     xp = _xp.namespace(uE, uP, lam)
     if not _xp.is_numpy(xp):
-        return _llr_matrix_xp(xp, uE, nE, uP, nP, lam, out, block_rows)
+        return _llr_matrix_xp(xp, uE, nE, uP, nP, lam, out, block_rows, written)
     direct = out.dtype == np.float64 and out.flags.c_contiguous
     for c in np.unique(nP):
         cols = np.flatnonzero(nP == c)
@@ -359,10 +360,12 @@ def llr_matrix(uE, nE, uP, nP, lam, out, block_rows: int) -> np.ndarray:
                 out[r0:r1] = left[r0:r1] @ right_t
             else:
                 out[r0:r1, cols] = left[r0:r1] @ right_t
+            if written is not None:
+                written(slice(r0, r1), None if all_cols else cols)
     return out
 
 
-def _llr_matrix_xp(xp, uE, nE, uP, nP, lam, out, block_rows):
+def _llr_matrix_xp(xp, uE, nE, uP, nP, lam, out, block_rows, written=None):
     """:func:`llr_matrix` in any array namespace (same algebra): the counts and their groups are
     worked out on the host (small vectors), the products run where ``uE``/``uP`` live, and each
     block of rows comes back into the host array ``out`` (numpy, e.g. a memmap)."""
@@ -413,4 +416,6 @@ def _llr_matrix_xp(xp, uE, nE, uP, nP, lam, out, block_rows):
                 out[r0:r1] = block
             else:
                 out[r0:r1, cols] = block
+            if written is not None:
+                written(slice(r0, r1), None if all_cols else cols)
     return out
