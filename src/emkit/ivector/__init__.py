@@ -40,10 +40,12 @@ alignments, with w integrated out.  EM never decreases it.  ``convergence_thresh
 relative change of its average per utterance between two iterations is at most the threshold
 (the reference ignored the parameter).
 
-Length normalisation, LDA and PLDA are not part of the reference; emkit has them:
+LDA, PLDA and length normalisation are not part of the reference.  emkit has
 :class:`emkit.lda.LDA`, :class:`emkit.plda.PLDA`, and :class:`emkit.experiment.IVectorBackend`,
-the back-end ``emkit train-ivector`` trains.  The transforms are scikit-learn estimators, so they
-also chain in a pipeline on the i-vectors, e.g. whitening, length normalisation, LDA then WCCN::
+the back-end ``emkit train-ivector`` trains, which length-normalises the i-vectors itself; it has
+no length-normalisation class: in a pipeline, scikit-learn's ``Normalizer`` does it.  The
+transforms are scikit-learn estimators, so they chain in a pipeline on the i-vectors, e.g.
+whitening, length normalisation, LDA then WCCN::
 
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import Normalizer
