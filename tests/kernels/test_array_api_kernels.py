@@ -227,3 +227,24 @@ def test_plda_scoring_drops_null_directions():
 def test_plda_cholesky_error_names_matrix():
     with pytest.raises(kp.NotPositiveDefiniteError, match="within-class covariance W"):
         kp.scoring_basis(strict(np.ones((3, 2))), strict(-np.eye(3)))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array-api"])
+def test_plda_scoring_reports_each_written_block_once(backend):
+    """``written(rows, cols)`` (PLDA's per-block finiteness check) sees every score exactly once,
+    right after it is written, on both paths (probes of two counts: blocks of columns)."""
+    rng = np.random.default_rng(3)
+    M, P, r = 11, 9, 4
+    lam = rng.uniform(0.5, 2.0, r)
+    nE, nP = np.ones(M), rng.integers(1, 3, P) * 1.0
+    uE, uP = rng.normal(size=(M, r)), rng.normal(size=(P, r)) * nP[:, None]
+    out, seen = np.full((M, P), np.nan), np.zeros((M, P), int)
+
+    def written(rows, cols):
+        cols = slice(None) if cols is None else cols
+        assert not np.isnan(out[rows, cols]).any()  # (already written)
+        seen[rows, cols] += 1
+
+    args = (uE, nE, uP, nP, lam) if backend == "numpy" else tuple(map(strict, (uE, nE, uP, nP, lam)))
+    kp.llr_matrix(*args, out, 3, written)
+    assert (seen == 1).all()
