@@ -245,6 +245,7 @@ def test_plda_scoring_reports_each_written_block_once(backend):
         assert not np.isnan(out[rows, cols]).any()  # (already written)
         seen[rows, cols] += 1
 
-    args = (uE, nE, uP, nP, lam) if backend == "numpy" else tuple(map(strict, (uE, nE, uP, nP, lam)))
+    args = (uE, nE, uP, nP, lam)
+    args = args if backend == "numpy" else tuple(map(strict, args))
     kp.llr_matrix(*args, out, 3, written)
     assert (seen == 1).all()
