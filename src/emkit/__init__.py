@@ -3,8 +3,8 @@
 Class for class compatible with bob.learn.em 3.3.1 (``KMeansMachine``, ``GMMMachine``,
 ``GMMStats``, ``linear_scoring`` ...), with kernels written as BLAS matrix products over bounded
 row blocks, and dask support for data that outgrow one machine.  Beyond the reference: ``PLDA``,
-``LDA`` (:mod:`emkit.lda`), score normalisation, ``LinearCalibration`` and the metrics (:mod:`emkit.evaluation`), the
-``emkit`` command line and its recipes (:mod:`emkit.recipe`).
+``LDA`` (:mod:`emkit.lda`), score normalisation, ``LinearCalibration`` and the metrics
+(:mod:`emkit.evaluation`), the ``emkit`` command line and its recipes (:mod:`emkit.recipe`).
 
 The public names (``emkit.__all__``) are imported on first use (module ``__getattr__``), so
 ``import emkit`` and the ``emkit`` command start without loading numpy, scipy, scikit-learn,

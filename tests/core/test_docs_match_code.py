@@ -253,8 +253,9 @@ def test_kept_statistics_size_the_readme_and_help_quote():
 def test_every_top_level_module_imports_first():
     """Each top-level public module and package of ``emkit`` (``emkit.demo``, ``emkit.recipe``...:
     those the docs name; not their submodules) imports in an interpreter that has loaded no emkit
-    module yet: no import cycle among them depends on which comes first.  One process, emkit's modules dropped from ``sys.modules`` before each
-    (the third-party ones stay: only emkit's code runs again)."""
+    module yet: no import cycle among them depends on which comes first.  One process, emkit's
+    modules dropped from ``sys.modules`` before each (the third-party ones stay: only emkit's code
+    runs again)."""
     import subprocess
     import sys
 

@@ -224,8 +224,8 @@ def _read_settings(doc, subject: str, n_systems: int) -> dict:
     names = settings["feature_names"]
     if names is not None and not (isinstance(names, list) and len(names) == n_systems
                                   and all(isinstance(n, str) for n in names)):
-        raise ValueError(f"{subject}: feature_names must be a list of {n_systems} string(s), one per "
-                         "system")
+        raise ValueError(f"{subject}: feature_names must be a list of {n_systems} string(s), one "
+                         "per system")
     return settings
 
 
@@ -262,7 +262,8 @@ def load_calibration(path) -> LinearCalibration:
     except FileNotFoundError:
         raise FileNotFoundError(f"no such calibration file: {subject}") from None
     if len(raw) > MAX_BYTES:
-        raise ValueError(f"{subject}: too large for a calibration file (more than {MAX_BYTES} bytes)")
+        raise ValueError(f"{subject}: too large for a calibration file (more than {MAX_BYTES} "
+                         "bytes)")
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):

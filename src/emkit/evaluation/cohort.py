@@ -55,8 +55,8 @@ def enroll_cohort(models, cohort: dict, cohort_stats: dict, *, progress: bool = 
     z_ids = list(dict.fromkeys(u for us in cohort.values() for u in us))
     missing = [u for u in z_ids if u not in cohort_stats]
     if missing:
-        raise ValueError(f"cohort_stats has no statistics for cohort utterance {show_key(missing[0])} "
-                         f"({len(missing)} missing)")
+        raise ValueError("cohort_stats has no statistics for cohort utterance "
+                         f"{show_key(missing[0])} ({len(missing)} missing)")
     backend = "plda" if models.system == "ivector-plda" else "cosine"
     relevance = float(models.parameters.get("relevance_factor", 4.0))
     cohort_models = ex.enroll(models.machine, names,
