@@ -31,6 +31,7 @@ import numpy as np
 
 from .._progress import Progress, logger
 from ._message_text import PATH_TAIL, show_path
+from ._kaldi_plain import ArchiveWindow, read_plain_at
 from ._kaldi_ranges import apply_range, split_range
 from ._scp_extents import Extents
 from ._kaldi_text import read_text_matrix
@@ -243,24 +244,36 @@ def read_kaldi_ark(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
         progress = Progress(f"reading {show_path(path)}", r.size // 10**6, "megabyte")
         if f.read(3) != _BOM:
             f.seek(0)
-        while _skip_space(f):
-            start = f.tell()
-            head = f.read(_MAX_KEY + 1)
-            raw = re.match(rb"[^ \t\n\r]*", head).group(0)
-            # a key is named in messages only once it looks like one: printable and followed by
-            # a space (so that a file that is no archive is not quoted back as a "key")
-            name = plausible_key(raw) if head[len(raw):len(raw) + 1] == b" " else None
-            if name is None or len(raw) > _MAX_KEY:
-                raise FeatureError(f"{path}: entry {len(out) + 1} (byte {start}): not a Kaldi "
-                                   f"archive entry (expected a key of at most {_MAX_KEY} "
-                                   "printable UTF-8 bytes, a space, then a matrix)")
-            where = f"{path}: utterance {show_key(name)}"
-            if name in out:
-                raise FeatureError(f"{path}: utterance {show_key(name)} appears twice")
-            f.seek(start + len(raw) + 1)
-            out[name] = as_features(_object(r, where), where)
-            progress.advance(f.tell() // 10**6 - progress.done)
+        window, position = ArchiveWindow(f, r.size, limit), f.tell()
+        while True:
+            position = window.read(position, out, progress)  # the plain entries, from memory
+            f.seek(position)
+            if not _skip_space(f):
+                break
+            _read_entry(r, path, out)  # any other, or one the window left: its error
+            position = f.tell()
+            progress.advance(position // 10**6 - progress.done)
     return out
+
+
+def _read_entry(r: _Reader, path: str, out: dict) -> None:
+    """Read the archive entry at the current position (past white space) into ``out``."""
+    f = r.f
+    start = f.tell()
+    head = f.read(_MAX_KEY + 1)
+    raw = re.match(rb"[^ \t\n\r]*", head).group(0)
+    # a key is named in messages only once it looks like one: printable and followed by
+    # a space (so that a file that is no archive is not quoted back as a "key")
+    name = plausible_key(raw) if head[len(raw):len(raw) + 1] == b" " else None
+    if name is None or len(raw) > _MAX_KEY:
+        raise FeatureError(f"{path}: entry {len(out) + 1} (byte {start}): not a Kaldi "
+                           f"archive entry (expected a key of at most {_MAX_KEY} "
+                           "printable UTF-8 bytes, a space, then a matrix)")
+    where = f"{path}: utterance {show_key(name)}"
+    if name in out:
+        raise FeatureError(f"{path}: utterance {show_key(name)} appears twice")
+    f.seek(start + len(raw) + 1)
+    out[name] = as_features(_object(r, where), where)
 
 
 def _scp_entries(path):
@@ -388,10 +401,13 @@ def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
             if offset > reader.size:
                 raise FeatureError(f"{where}: offset {_shown_offset(offset)} is beyond the end of "
                                    f"the file ({reader.size} bytes)")
-            reader.f.seek(offset)
-            whole = _object(reader, where)
+            plain = read_plain_at(reader.f, offset, reader.size, limit)  # (checked finite)
+            if plain is None:  # any other object, or one read_plain_at left: its error
+                reader.f.seek(offset)
+                plain = _object(reader, where), reader.f.tell()
+            whole, end = plain
             matrix = apply_range(whole, ranges, where)
-            extents.add(offset, reader.f.tell(), whole.size, matrix.size, ranges is None, where)
+            extents.add(offset, end, whole.size, matrix.size, ranges is None, where)
             out[key] = as_features(matrix, where)
             progress.advance(number - progress.done)  # (comment lines counted with the next)
     finally:
