@@ -132,8 +132,8 @@ def test_truncated_and_oversized_entries_name_the_bytes_declared_and_left(tmp_pa
 
 
 def test_finite_values_whose_sum_overflows_are_read(tmp_path):
-    # the in-memory path checks a sum; where it overflows the general reader decides (and takes
-    # finite values)
+    # guards the finite check: a sum of these overflows (and warns: an error under pytest), an
+    # exact check takes them
     M = np.array([[1e308, 1e308], [-1e308, 5.0]])
     write_ark(tmp_path / "m.ark", {"a": M, "b": M[::-1]}, token="DM")
     got = kaldi.read_kaldi_ark(tmp_path / "m.ark")
@@ -179,3 +179,22 @@ def test_an_archive_is_read_a_window_at_a_time(tmp_path, monkeypatch):
 def test_a_small_archive_is_not_read_into_a_whole_window(tmp_path):
     write_ark(tmp_path / "m.ark", {"a": np.ones((2, 3))})
     assert peak_bytes(lambda: kaldi.read_kaldi_ark(tmp_path / "m.ark")) < 64 * 1024
+
+
+@pytest.mark.parametrize("bad_at", [0, 1, 299, 998])
+def test_a_nan_among_entries_checked_together_is_the_error_in_file_order(tmp_path, monkeypatch,
+                                                                            bad_at):
+    # values are checked finite many entries at a time: the NaN is still the error, before a
+    # repeated key that comes after it in the same batch
+    entries = {f"u{k:04d}": RNG.normal(size=(2, 8)) for k in range(999)}
+    entries[f"u{bad_at:04d}"][1, 3] = np.nan
+    write_ark(tmp_path / "m.ark", entries)
+    with open(tmp_path / "m.ark", "ab") as f:
+        f.write(_entry_bytes("u0000", "FM", np.ones((1, 2))))
+
+    def read():
+        kaldi.read_kaldi_ark(tmp_path / "m.ark")
+    general = _error(read, monkeypatch, 0)
+    assert f"utterance 'u{bad_at:04d}' contains NaN or infinite values" in general
+    for window in (300, 4096, 1 << 20):
+        assert _error(read, monkeypatch, window) == general

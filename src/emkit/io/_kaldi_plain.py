@@ -11,7 +11,6 @@ its start: it alone raises, so errors and their messages are the same either way
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
@@ -32,7 +31,8 @@ _LONGEST_HEADER = 15
 # at a window's edge to the general reader
 _LONGEST_ENTRY_HEADER = 64 + _KEY + 1 + _LONGEST_HEADER
 _DTYPES = {b"F": np.dtype("<f4"), b"D": np.dtype("<f8")}
-_sum = np.add.reduce
+# float64 values checked finite together: one numpy call for many small matrices
+_CHECKED_AT_ONCE = 1 << 13
 
 
 def _shape(match, limit: int):
@@ -46,16 +46,12 @@ def _shape(match, limit: int):
     return _DTYPES[kind], rows, cols
 
 
-def _finite_matrix(buffer, dtype, rows: int, cols: int, offset: int):
-    """The float64 (rows, cols) copy of values held at ``offset`` of ``buffer``; None when one is
-    not finite (or their sum overflows: the general reader then decides).  Call it under
-    ``numpy.errstate(over="ignore", invalid="ignore")``: that sum may overflow, or add
-    infinities of both signs."""
-    values = np.frombuffer(buffer, dtype, rows * cols, offset).astype(np.float64)
-    # one sum, faster than isfinite(...).all(): NaN or infinity in any value makes it non-finite
-    if not math.isfinite(_sum(values)):
+def _first_not_finite(pending: list):
+    """The index in ``pending`` (``[(key, values, start)]``) of the first entry with a value
+    that is not finite; None when all are (one check of all their values together)."""
+    if np.isfinite(np.concatenate([values for _, values, _ in pending])).all():
         return None
-    return values.reshape(rows, cols)
+    return next(i for i, (_, values, _) in enumerate(pending) if not np.isfinite(values).all())
 
 
 class ArchiveWindow:
@@ -104,20 +100,40 @@ class ArchiveWindow:
         int
             The byte where the entry not read starts (the file's size at its end).
         """
-        with np.errstate(over="ignore", invalid="ignore"):  # (see _finite_matrix)
-            while position < self.size:
-                entry = self._entry(position, out)
-                if entry is None:
-                    break
-                key, matrix, position = entry
-                out[key] = matrix
-                if position // 10**6 != progress.done:
-                    progress.advance(position // 10**6 - progress.done)
-        return position
+        pending, n_pending = [], 0  # entries read since the last finite check
+        while position < self.size:
+            entry = self._entry(position, out)
+            if entry is None:
+                break
+            key, values, shape, end = entry
+            out[key] = values.reshape(shape)
+            pending.append((key, values, position))
+            n_pending, position = n_pending + values.size, end
+            if n_pending >= _CHECKED_AT_ONCE or position // 10**6 != progress.done:
+                if (bad := self._check(pending, out)) is not None:
+                    return bad
+                pending, n_pending = [], 0
+                progress.advance(position // 10**6 - progress.done)
+        bad = self._check(pending, out) if pending else None
+        return position if bad is None else bad
+
+    @staticmethod
+    def _check(pending: list, out: dict):
+        """None when the values of the entries pending are all finite; else the start of the
+        first entry that has one not finite, dropped from ``out`` with those after it (the
+        general reader reads it again, and raises)."""
+        first = _first_not_finite(pending)
+        if first is None:
+            return None
+        for key, _, _ in pending[first:]:
+            del out[key]
+        return pending[first][2]
 
     def _entry(self, position: int, out: dict):
-        """``(key, matrix, end)`` of the entry at ``position``, or None."""
-        self._hold(position, min(position + _LONGEST_ENTRY_HEADER, self.size))
+        """``(key, values, shape, end)`` of the entry at ``position`` (its float64 values, not
+        yet checked finite), or None."""
+        if position + _LONGEST_ENTRY_HEADER > self.start + len(self.held):  # (else held)
+            self._hold(position, min(position + _LONGEST_ENTRY_HEADER, self.size))
         match = _ENTRY.match(self.held, position - self.start)
         if match is None:
             return None
@@ -133,8 +149,8 @@ class ArchiveWindow:
             self._hold(position, stop)
             held = self.start <= position and stop <= self.start + len(self.held)
             return self._entry(position, out) if held else None
-        matrix = _finite_matrix(self.held, dtype, rows, cols, match.end())
-        return None if matrix is None else (key, matrix, stop)
+        values = np.frombuffer(self.held, dtype, rows * cols, match.end()).astype(np.float64)
+        return key, values, (rows, cols), stop
 
 
 def read_plain_at(f, offset: int, size: int, limit: int):
@@ -173,6 +189,6 @@ def read_plain_at(f, offset: int, size: int, limit: int):
     if len(data) != n_bytes:
         return None
     values = np.frombuffer(data, dtype).astype(np.float64)
-    if not np.isfinite(values).all():  # (a sum needs an errstate, slower for one matrix)
+    if not np.isfinite(values).all():
         return None
     return values.reshape(rows, cols), start + n_bytes
