@@ -77,10 +77,11 @@ def scores(tmp, n):
                   (f"{m} {p} {v!r}\n" for (m, p), v in zip(_trial_ids(n), values)))
 
 
-def ark(tmp, n, dim=20, order="file"):
-    """An archive of n i-vectors (1 x dim) and its scp, in file order or shuffled."""
+def ark(tmp, n, dim=20, order="file", rows=1):
+    """An archive of n i-vectors (1 x dim; rows x dim matrices) and its scp, in file order or
+    shuffled."""
     path = os.path.join(tmp, "ivectors.ark")
-    vectors = RNG.normal(size=(n, 1, dim)).astype(np.float32)
+    vectors = RNG.normal(size=(n, rows, dim)).astype(np.float32)
     _, scp = write_kaldi_ark(((f"utt{k:08d}", vectors[k]) for k in range(n)), path)
     if order == "shuffled":
         with open(scp, encoding="utf-8") as f:
@@ -229,6 +230,11 @@ def p_read_ark(tmp, n):
     return (lambda: kaldi.read_kaldi_ark(path)), (lambda: plain_ark(path))
 
 
+def p_read_ark_matrices(tmp, n):
+    path, _ = ark(tmp, n, rows=50)
+    return (lambda: kaldi.read_kaldi_ark(path)), (lambda: plain_ark(path))
+
+
 def p_read_scp(tmp, n):
     path, scp = ark(tmp, n)
     return (lambda: kaldi.read_kaldi_scp(scp)), (lambda: kaldi.read_kaldi_ark(path))
@@ -259,6 +265,7 @@ PATHS = [
     ("metrics eer+min_dcf", p_eer_min_dcf, 10**6, True),
     ("metrics per_model", p_per_model, 10**6, True),
     ("ark read_kaldi_ark", p_read_ark, 10**6, None),
+    ("ark read_kaldi_ark 50x20", p_read_ark_matrices, 10**5, None),
     ("scp read_kaldi_scp", p_read_scp, 10**6, None),
     ("scp read_kaldi_scp shuffled", p_read_scp_shuffled, 10**6, None),
     ("cohort adaptive_snorm 10^4", p_adaptive_snorm, 10**5, None),
