@@ -198,3 +198,19 @@ def test_a_nan_among_entries_checked_together_is_the_error_in_file_order(tmp_pat
     assert f"utterance 'u{bad_at:04d}' contains NaN or infinite values" in general
     for window in (300, 4096, 1 << 20):
         assert _error(read, monkeypatch, window) == general
+
+
+def test_a_bad_object_in_a_script_file_raises_the_general_readers_error(tmp_path, monkeypatch):
+    for name, data in _bad_archives(tmp_path).items():
+        if name == "repeated key":  # (an archive's error, not an object's)
+            continue
+        (tmp_path / "bad.ark").write_bytes(data)
+        offset = data.rindex(b"z") + 2 if b"z" in data[-200:] else None
+        if offset is None or data[offset:offset + 2] != b"\0B":
+            continue
+        (tmp_path / "bad.scp").write_text(f"z {tmp_path / 'bad.ark'}:{offset}\n")
+
+        def read():
+            kaldi.read_kaldi_scp(tmp_path / "bad.scp", max_utterance_bytes=10_000)
+        general = _error(read, monkeypatch, 0)
+        assert _error(read, monkeypatch, 1 << 20) == general, name

@@ -401,14 +401,15 @@ def read_kaldi_scp(path, *, max_utterance_bytes: int = MAX_UTTERANCE_BYTES) -> d
             if offset > reader.size:
                 raise FeatureError(f"{where}: offset {_shown_offset(offset)} is beyond the end of "
                                    f"the file ({reader.size} bytes)")
-            plain = read_plain_at(reader.f, offset, reader.size, limit)  # (checked finite)
-            if plain is None:  # any other object, or one read_plain_at left: its error
+            plain = read_plain_at(reader.f, offset, reader.size, limit)
+            checked = plain is not None  # (finite, all of it)
+            if not checked:  # any other object, or one read_plain_at left: its error
                 reader.f.seek(offset)
                 plain = _object(reader, where), reader.f.tell()
             whole, end = plain
             matrix = apply_range(whole, ranges, where)
             extents.add(offset, end, whole.size, matrix.size, ranges is None, where)
-            out[key] = as_features(matrix, where)
+            out[key] = as_features(matrix, where, check_finite=not checked)
             progress.advance(number - progress.done)  # (comment lines counted with the next)
     finally:
         if reader is not None:
