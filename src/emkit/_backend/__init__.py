@@ -5,8 +5,9 @@ sums the results with ``+`` (every statistic in emkit is additive), in a fixed o
 result does not depend on thread or worker timing.
 
 * numpy arrays are cut into contiguous row slices processed by a small thread pool (BLAS limited
-  to one thread per worker, so the element-wise passes run in parallel too); the kernels walk each
-  slice in bounded row blocks, so working memory does not grow with N.
+  to one thread per worker, so the element-wise passes run in parallel too; one pool per process:
+  :func:`n_threads`); the kernels walk each slice in bounded row blocks, so working memory does
+  not grow with N.
 * dask arrays get one task per chunk, a pairwise tree sum and a single ``compute`` on whatever
   scheduler is current (a ``distributed.Client`` when one is active).  Only ``params`` travel to
   the workers, once per call, never the estimator.
@@ -26,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .._cpus import usable_cpus
+from .._cpus import worker_threads
 from .._validation import checked_chunk, is_dask_array, is_dask_collection
 from ._errstate import in_callers_errstate
 
@@ -42,8 +43,9 @@ _MIN_ROWS_PER_THREAD = 8192
 
 
 def n_threads() -> int:
-    """Worker threads for in-memory inputs: the CPUs this process may use."""
-    return usable_cpus()
+    """Threads of the pool for in-memory inputs (one pool per process, shared by every thread
+    calling emkit): the usable CPUs, at most ``OMP_NUM_THREADS`` (:func:`.._cpus.worker_threads`)."""
+    return worker_threads()
 
 
 def is_bag(obj) -> bool:
