@@ -93,9 +93,9 @@ def test_a_forked_pool_is_replaced(medium, monkeypatch):
     """The persistent threads belong to one process: another pid gets its own pool."""
     monkeypatch.setattr(base, "SESSION_THREADS", 2)
     reference = trained("isv", medium).U
-    monkeypatch.setitem(backend._POOL, "pid", -1)  # as seen from a forked child
+    monkeypatch.setitem(backend._pool._POOL, "pid", -1)  # as seen from a forked child
     np.testing.assert_array_equal(trained("isv", medium).U, reference)
-    assert backend._POOL["pid"] != -1
+    assert backend._pool._POOL["pid"] != -1
 
 
 @pytest.mark.parametrize("kind", ["isv", "jfa"])

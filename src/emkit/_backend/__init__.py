@@ -23,7 +23,6 @@ import contextlib
 import functools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -31,10 +30,13 @@ from .._cpus import worker_threads
 from .._validation import checked_chunk, is_dask_array, is_dask_collection
 from ._errstate import in_callers_errstate
 
-__all__ = ["map_reduce", "map_reduce_finite", "is_dask_collection", "is_bag", "is_delayed", "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered", "thread_map", "map_pieces", "computed_once", "cached_frames", "is_cached",
+__all__ = ["map_reduce", "map_reduce_finite", "is_dask_collection", "is_bag", "is_delayed",
+           "bag_from_parts", "n_threads", "tree_sum", "single_threaded_blas", "map_ordered",
+           "thread_map", "map_pieces", "computed_once", "cached_frames", "is_cached",
            "prepared_on_workers", "partition_lengths"]
 
 # (dask inputs computed once per fit)
+from ._pool import in_pool_thread, pooled_map  # noqa: E402
 from ._cache import (cached_frames, computed_once, is_cached,  # noqa: E402
                      partition_lengths, prepared_on_workers)
 
@@ -203,42 +205,20 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_release_blas_limit_after_fork)
 
 
-_POOL_LOCK = threading.Lock()
-_POOL = {"pid": None, "executor": None, "threads": 0}
-_WORKER = threading.local()
-
-
-def _mark_worker():
-    _WORKER.active = True
-
-
-def _executor(threads: int) -> ThreadPoolExecutor:
-    """The process's persistent pool (BLAS sets up per-thread buffers on a thread's first
-    product, so new threads for every pass cost time); a forked child makes its own."""
-    with _POOL_LOCK:
-        if _POOL["pid"] != os.getpid() or _POOL["threads"] != threads:
-            # (a replaced pool's idle threads exit when it is garbage-collected)
-            _POOL.update(pid=os.getpid(), threads=threads,
-                         executor=ThreadPoolExecutor(threads, initializer=_mark_worker))
-        return _POOL["executor"]
-
-
 def thread_map(fn, items, threads: int | None = None):
-    """``fn(item)`` for each item, in order, on ``threads`` persistent threads (one BLAS thread each).
+    """``fn(item)`` for each item, in order, on at most ``threads`` threads of the process's
+    persistent pool (one BLAS thread each), holding at most ``threads`` results at a time.
 
-    A generator holding at most ``4 * threads`` results at a time, each computed under the
-    caller's ``np.errstate``.  Called from inside one of the pool's own threads it runs
-    sequentially (a nested map cannot wait on its own pool).
+    Each is computed under the caller's ``np.errstate``.  Called from inside one of the pool's
+    own threads it runs sequentially (a nested map cannot wait on its own pool).
     """
     items = list(items)
     threads = n_threads() if threads is None else threads
     with single_threaded_blas():
-        if threads <= 1 or len(items) < 2 or getattr(_WORKER, "active", False):
+        if threads <= 1 or len(items) < 2 or in_pool_thread():
             yield from map(fn, items)
             return
-        executor, window, fn = _executor(threads), 4 * threads, in_callers_errstate(fn)
-        for start in range(0, len(items), window):
-            yield from executor.map(fn, items[start : start + window])
+        yield from pooled_map(in_callers_errstate(fn), items, threads)
 
 
 def _map_numpy(chunk_fn, X, params, threads, with_offset):
