@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 
 import numpy as np
 
@@ -24,6 +25,9 @@ EPSILON = np.finfo(float).eps
 
 #: Probe sessions whose channel factor is kept between score calls (see :func:`score_session`).
 _PROBE_CACHE_SIZE = 64
+#: Held while a probe cache is trimmed and added to: threads scoring with the same machine share
+#: its cache (two evicting the same oldest entry at once raised a KeyError).
+_PROBE_CACHE_LOCK = threading.Lock()
 
 #: Probes per block of :func:`score_matrix` (bounds its (P, C*r_U) temporaries).
 PROBE_BLOCK = 1024
@@ -140,10 +144,18 @@ def _cached_probe_x(c: Constants, data, n, F):
     if todo:
         x[todo] = probe_x(c, n[todo], F[todo])
         for p in todo[-_PROBE_CACHE_SIZE:]:
-            if len(probes) >= _PROBE_CACHE_SIZE:
-                probes.pop(next(iter(probes)))  # the oldest entry
-            probes[id(sessions[p])] = (n[p].copy(), F[p].copy(), x[p].copy())
+            _remember_probe(probes, sessions[p], (n[p].copy(), F[p].copy(), x[p].copy()))
     return x
+
+
+def _remember_probe(probes: dict, session, entry: tuple) -> None:
+    """Keep ``entry`` for ``session`` in a probe cache, dropping its oldest entries beyond
+    :data:`_PROBE_CACHE_SIZE` (under a lock: several threads may score with one machine)."""
+    with _PROBE_CACHE_LOCK:
+        probes.pop(id(session), None)  # (re-added as the newest)
+        while len(probes) >= _PROBE_CACHE_SIZE:
+            probes.pop(next(iter(probes)))
+        probes[id(session)] = entry
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,9 +233,7 @@ def score_session(c: Constants, s, a, model_n_terms):
     else:
         precision, b = kfa.centred_projections(n, F, c.U_over_var, c.n_products)
         x = kfa.spd_solve(precision, b)
-        if len(probes) >= _PROBE_CACHE_SIZE:
-            probes.pop(next(iter(probes)))  # the oldest entry
-        probes[id(s)] = (n.copy(), F.copy(), x)
+        _remember_probe(probes, s, (n.copy(), F.copy(), x))
     n_terms = n @ model_n_terms  # [N.a_m | N W_a]
     value = F @ a - n_terms[0] - n_terms[1:] @ x
     if not (math.isfinite(value) and math.isfinite(s.t)):
