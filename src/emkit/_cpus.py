@@ -20,22 +20,42 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def omp_num_threads(value: str | None) -> int | None:
+    """The thread count that an ``OMP_NUM_THREADS`` value asks for: its first level (``"4,2"``
+    gives 4) when that is a positive integer, else None (empty, ``"0"``, not a number: ignored,
+    as OpenMP ignores it).
+
+    Parameters
+    ----------
+    value : str or None
+        The variable's value (None: not set).
+
+    Returns
+    -------
+    int or None
+    """
+    first_level = (value or "").split(",")[0].strip()
+    return int(first_level) if first_level.isdigit() and int(first_level) > 0 else None
+
+
+#: ``OMP_NUM_THREADS`` as this process found it when emkit was imported (read once, as OpenMP and
+#: OpenBLAS read it when they load: dask's nanny sets it in the *client's* environment too, for
+#: the worker processes it starts, and never restores it)
+_OMP_NUM_THREADS = omp_num_threads(os.environ.get("OMP_NUM_THREADS"))
+
+
 def worker_threads() -> int:
     """How many threads emkit's own pool runs in this process: :func:`usable_cpus`, capped by
-    ``OMP_NUM_THREADS`` when that is set to a positive integer (its first level, as in ``"4,2"``).
+    ``OMP_NUM_THREADS`` as it was when emkit was imported, if set to a positive integer.
 
     The processes that run work in parallel set that variable for their children so that each
     one takes its share of the CPUs: dask's nanny sets it to 1 in every worker process, joblib's
     loky backend to ``cpus // n_jobs``.  emkit follows it as OpenMP code and OpenBLAS do;
     without it, every such process started a pool of all the CPUs (W workers times C threads).
-    Any other value (empty, ``"0"``, not a number) is ignored, as OpenMP ignores it.
 
     Returns
     -------
     int
     """
     cpus = usable_cpus()
-    first_level = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if first_level.isdigit() and int(first_level) > 0:
-        return min(cpus, int(first_level))
-    return cpus
+    return cpus if _OMP_NUM_THREADS is None else min(cpus, _OMP_NUM_THREADS)

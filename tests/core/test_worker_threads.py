@@ -1,8 +1,13 @@
 """emkit's own thread pool takes the share of the CPUs that its process was given:
-``OMP_NUM_THREADS``, which dask's nanny sets to 1 in every worker process and joblib's loky backend
-to ``cpus // n_jobs``, caps it (without the cap, W single-threaded dask workers on C CPUs each
-started C threads of emkit's)."""
+``OMP_NUM_THREADS`` as the process found it when emkit was imported (dask's nanny sets it to 1 in
+every worker process, joblib's loky backend to ``cpus // n_jobs``) caps it.  Without the cap, W
+single-threaded dask workers on C CPUs each started C threads of emkit's; read later than import,
+the client process of a ``LocalCluster`` lost its threads (the nanny sets the variable there too)."""
 
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 
 import numpy as np
@@ -13,40 +18,52 @@ from emkit._backend import map_reduce, n_threads
 
 
 @pytest.mark.parametrize("value, expected", [
-    ("1", 1), ("3", 3), ("4,2", 4), (" 2 ", 2), ("64", 8),  # never above the usable CPUs
-    ("", 8), ("0", 8), ("-1", 8), ("two", 8), ("2.5", 8),  # ignored, as OpenMP ignores them
+    ("1", 1), ("3", 3), ("4,2", 4), (" 2 ", 2), ("64", 64),
+    (None, None), ("", None), ("0", None), ("-1", None), ("two", None), ("2.5", None),
 ])
-def test_omp_num_threads_caps_the_pool(monkeypatch, value, expected):
+def test_omp_num_threads_values(value, expected):
+    assert _cpus.omp_num_threads(value) == expected
+
+
+@pytest.mark.parametrize("omp, expected", [(1, 1), (3, 3), (64, 8), (None, 8)])
+def test_the_pool_has_the_usable_cpus_at_most_omp_num_threads(monkeypatch, omp, expected):
     monkeypatch.setattr(_cpus, "usable_cpus", lambda: 8)
-    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    monkeypatch.setattr(_cpus, "_OMP_NUM_THREADS", omp)
     assert n_threads() == expected
 
 
-def test_without_omp_num_threads_the_pool_has_the_usable_cpus(monkeypatch):
-    monkeypatch.setattr(_cpus, "usable_cpus", lambda: 8)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert n_threads() == 8
+def test_omp_num_threads_set_after_import_changes_nothing(monkeypatch):
+    before = n_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what a dask nanny does in its client process
+    assert n_threads() == before
 
 
-def _threads_used(X):
+WORKER = textwrap.dedent("""
+    import threading
+    import numpy as np
+    from emkit._backend import map_reduce
     seen = set()
 
     def chunk(rows):
         seen.add(threading.get_ident())
         return rows.sum(axis=0)
 
-    return map_reduce(chunk, X), seen
+    X = np.random.default_rng(0).normal(size=(40_000, 3))  # enough rows for two threads
+    total = map_reduce(chunk, X)
+    assert np.allclose(total, X.sum(axis=0), rtol=1e-12, atol=0)
+    print(seen == {threading.get_ident()})  # (which pool threads ran it is up to the pool)
+""")
 
 
-def test_a_process_given_one_thread_runs_emkits_passes_in_the_calling_thread(monkeypatch):
+@pytest.mark.parametrize("omp, expected", [("1", "True"), (None, "False")])
+def test_a_process_started_with_one_thread_runs_emkits_passes_in_the_calling_thread(omp, expected):
     if _cpus.usable_cpus() < 2:
         pytest.skip("needs two usable CPUs for emkit to start its pool at all")
-    X = np.random.default_rng(0).normal(size=(40_000, 3))  # enough rows for two threads
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    total_pool, pool_threads = _threads_used(X)
-    assert pool_threads != {threading.get_ident()}  # the guard: the pool runs it otherwise
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as in a dask worker started by a nanny
-    total, used = _threads_used(X)
-    assert used == {threading.get_ident()}
-    np.testing.assert_allclose(total, X.sum(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(total, total_pool, rtol=1e-12)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    if omp is not None:
+        env["OMP_NUM_THREADS"] = omp  # as in a dask worker started by a nanny
+    out = subprocess.run([sys.executable, "-c", WORKER], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[0] == expected
