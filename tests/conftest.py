@@ -2,6 +2,7 @@
 shared by several folders live in ``tests/support/`` (parity tolerances, fixture cases, file
 writers, CLI helpers) and are importable by their module name from every test."""
 
+import os
 import pathlib
 import signal
 import sys
@@ -27,3 +28,21 @@ def no_hang():
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, previous)
+
+
+#: Thread counts that dask's nanny writes into this process's environment for the worker
+#: processes it spawns, and never takes back: a later test's child process (a CLI run, another
+#: interpreter) would inherit them and run emkit's pool and BLAS on one thread.  Taken at start-up
+#: (a module-scoped cluster is set up before a test's own fixtures) and put back after each test.
+_THREAD_VARIABLES = {name: os.environ.get(name)
+                     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+@pytest.fixture(autouse=True)
+def _thread_variables_restored():
+    yield
+    for name, value in _THREAD_VARIABLES.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
