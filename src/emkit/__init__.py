@@ -17,6 +17,10 @@ import importlib
 import sys
 import types
 
+# read OMP_NUM_THREADS now, as OpenMP and OpenBLAS do when they load (standard library only): a
+# dask nanny started later sets it to 1 in this process's environment too
+from . import _cpus  # noqa: F401
+
 __version__ = "0.1.0"  # also the distribution's version: pyproject.toml reads it
 
 #: public name -> submodule that defines it (a submodule itself when the name is the module's)

@@ -35,7 +35,10 @@ def omp_num_threads(value: str | None) -> int | None:
     int or None
     """
     first_level = (value or "").split(",")[0].strip()
-    return int(first_level) if first_level.isdigit() and int(first_level) > 0 else None
+    # (ASCII digits only: "²".isdigit() is True, but int("²") raises)
+    if not (first_level.isascii() and first_level.isdigit()):
+        return None
+    return int(first_level) or None
 
 
 #: ``OMP_NUM_THREADS`` as this process found it when emkit was imported (read once, as OpenMP and

@@ -20,6 +20,7 @@ from emkit._backend import map_reduce, n_threads
 @pytest.mark.parametrize("value, expected", [
     ("1", 1), ("3", 3), ("4,2", 4), (" 2 ", 2), ("64", 64),
     (None, None), ("", None), ("0", None), ("-1", None), ("two", None), ("2.5", None),
+    ("²", None), ("٣", None),  # (str.isdigit() is True for these, int() raises on the first)
 ])
 def test_omp_num_threads_values(value, expected):
     assert _cpus.omp_num_threads(value) == expected
@@ -67,3 +68,29 @@ def test_a_process_started_with_one_thread_runs_emkits_passes_in_the_calling_thr
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[0] == expected
+
+
+IMPORT_THEN_NANNY = textwrap.dedent("""
+    import os
+    import emkit
+    os.environ["OMP_NUM_THREADS"] = "1"  # what a dask nanny does in its client process
+    import emkit._backend
+    print(emkit._backend.n_threads(), emkit._cpus.usable_cpus())
+""")
+
+
+def test_omp_num_threads_is_read_at_import_emkit_not_at_the_first_pass():
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    out = subprocess.run([sys.executable, "-c", IMPORT_THEN_NANNY], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    threads, cpus = out.stdout.split()
+    assert threads == cpus
+
+
+def test_a_non_ascii_digit_in_omp_num_threads_does_not_break_the_command_line():
+    env = dict(os.environ, OMP_NUM_THREADS="²", PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-m", "emkit", "--help"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
