@@ -161,3 +161,90 @@ def test_thread_map_workers_run_under_the_callers_errstate():
         list(thread_map(square, [1e200, 1e200, 1.0], threads=2))
     with np.errstate(over="ignore"):
         assert list(thread_map(square, [1e200, 3.0], threads=2)) == [np.inf, 9.0]
+
+
+def test_thread_map_workers_call_the_callers_error_function():
+    """``over='call'`` needs the ``np.seterrcall`` function, per thread too: the workers had
+    none (a NameError from numpy)."""
+    from emkit._backend import thread_map
+
+    seen = []
+
+    def square(x):
+        return np.float64(x) * np.float64(x)
+
+    with np.errstate(over="call", call=lambda kind, flag: seen.append(kind)):
+        assert list(thread_map(square, [1e200, 1e200, 3.0], threads=2)) == [np.inf, np.inf, 9.0]
+    assert seen == ["overflow", "overflow"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_thread_map_takes_the_errstate_of_its_call_not_of_the_first_next(threads):
+    from emkit._backend import thread_map
+
+    def square(x):
+        return np.float64(x) * np.float64(x)
+
+    with np.errstate(over="ignore"):
+        squares = thread_map(square, [1e200, 3.0], threads=threads)
+    with np.errstate(over="raise"):  # (raised at the first next before)
+        assert list(squares) == [np.inf, 9.0]
+
+
+def test_a_map_whose_item_fails_returns_after_the_items_already_running():
+    """The items already started write into the caller's arrays: the error reaches the caller
+    only once they have finished (they went on running after it before)."""
+    import time
+
+    from emkit._backend import thread_map
+
+    started, finished = threading.Event(), []
+
+    def item(i):
+        if i == 0:
+            started.wait(10)
+            raise ValueError("item 0")
+        started.set()
+        time.sleep(0.2)  # (still running when item 0 fails)
+        finished.append(i)
+        return i
+
+    with pytest.raises(ValueError, match="item 0"):
+        list(thread_map(item, range(2), threads=2))
+    assert finished == [1]
+
+
+def test_a_fork_while_another_thread_holds_the_pool_lock_leaves_the_childs_pool_usable():
+    script = textwrap.dedent("""
+        import os, threading, time
+        from emkit._backend import _pool, map_ordered
+        map_ordered(abs, range(64), 2)  # the parent's pool
+        held, release = threading.Event(), threading.Event()
+        def hold():
+            with _pool._LOCK:
+                held.set()
+                release.wait(30)
+        t = threading.Thread(target=hold)
+        t.start()
+        held.wait(10)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if map_ordered(abs, range(-64, 0), 2) == list(range(64, 0, -1)) else 3)
+        deadline = time.monotonic() + 30  # (a hang: the child never returns)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        while done == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            done, status = os.waitpid(pid, os.WNOHANG)
+        release.set()
+        t.join()
+        if done == 0:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            print("hung")
+        else:
+            print(os.waitstatus_to_exitcode(status))
+    """)
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=90)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "0"

@@ -207,18 +207,24 @@ if hasattr(os, "register_at_fork"):
 
 def thread_map(fn, items, threads: int | None = None):
     """``fn(item)`` for each item, in order, on at most ``threads`` threads of the process's
-    persistent pool (one BLAS thread each), holding at most ``threads`` results at a time.
+    persistent pool (one BLAS thread each), holding at most ``threads`` results in flight plus
+    the one being yielded.
 
-    Each is computed under the caller's ``np.errstate``.  Called from inside one of the pool's
-    own threads it runs sequentially (a nested map cannot wait on its own pool).
+    Each is computed under the ``np.errstate`` of this call (not of the first ``next``; the
+    items and the thread count are read now too).  Iterated inside one of the pool's own threads
+    it runs sequentially (a nested map cannot wait on its own pool).
     """
     items = list(items)
     threads = n_threads() if threads is None else threads
+    return _thread_mapped(in_callers_errstate(fn), items, threads)
+
+
+def _thread_mapped(fn, items: list, threads: int):
     with single_threaded_blas():
         if threads <= 1 or len(items) < 2 or in_pool_thread():
             yield from map(fn, items)
             return
-        yield from pooled_map(in_callers_errstate(fn), items, threads)
+        yield from pooled_map(fn, items, threads)
 
 
 def _map_numpy(chunk_fn, X, params, threads, with_offset):

@@ -8,11 +8,12 @@ import numpy as np
 
 
 def in_callers_errstate(fn):
-    """``fn`` wrapped to run under the ``np.errstate`` of the thread calling this function."""
-    settings = np.geterr()
+    """``fn`` wrapped to run under the ``np.errstate`` of the thread calling this function: its
+    settings and its ``np.seterrcall`` function (which ``'call'`` settings need)."""
+    settings, error_call = np.geterr(), np.geterrcall()
 
     def call(item):
-        with np.errstate(**settings):
+        with np.errstate(call=error_call, **settings):
             return fn(item)
 
     return call

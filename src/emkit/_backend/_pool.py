@@ -10,6 +10,7 @@ every switch.)
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import itertools
 import os
 import threading
@@ -41,6 +42,18 @@ def _executor(threads: int) -> ThreadPoolExecutor:
         return _POOL["executor"]
 
 
+def _forget_pool_after_fork() -> None:
+    """A forked child has only the forking thread: another thread of the parent may have held the
+    lock (the child's first map would wait forever), and the pool's threads are gone."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    _POOL.update(pid=None, executor=None, threads=0)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def pooled_map(fn, items: list, threads: int):
     """``fn(item)`` for each item, in order, at most ``threads`` of them running at once on the
     pool: a generator holding at most ``threads`` results ahead of the one it yields next."""
@@ -58,3 +71,6 @@ def pooled_map(fn, items: list, threads: int):
     finally:
         for future in running:  # (an error, or the consumer stopped early)
             future.cancel()
+        # items already started write into the caller's arrays, under its BLAS limit: they finish
+        # before the caller goes on
+        concurrent.futures.wait(running)
