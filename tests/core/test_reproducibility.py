@@ -22,6 +22,7 @@ import pytest
 import emkit
 import reproducibility_cases as cases
 from _parity import max_rel_diff
+from emkit._backend import n_threads
 
 #: The bound of the "within 1e-12" guarantees (measured: 1.3e-13 at most, see the docs' table).
 NEAR = 1e-12
@@ -38,7 +39,8 @@ CHILD = textwrap.dedent("""
 def test_an_int_seed_gives_the_same_bits_in_another_process_of_another_hash_seed():
     here = {name: cases.digest(cases.fit(name)) for name in cases.ALL}
     hash_seed = "1" if os.environ.get("PYTHONHASHSEED") == "0" else "0"
-    env = dict(os.environ, PYTHONHASHSEED=hash_seed,
+    # (the child's pool as this one: OMP_NUM_THREADS as found at import caps it)
+    env = dict(os.environ, PYTHONHASHSEED=hash_seed, OMP_NUM_THREADS=str(n_threads()),
                PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     child = subprocess.run([sys.executable, "-c", CHILD, SUPPORT], env=env, capture_output=True,
                            text=True, timeout=300)
@@ -93,6 +95,7 @@ def test_the_number_of_cpus_changes_results_by_rounding_only(monkeypatch):
     sums in another order (i-vectors: 1e-13 measured), never more."""
     big = cases.frames(5, 20_000)  # two pieces of 8192 rows at least, so that threads are used
     runs = {}
+    monkeypatch.setattr(emkit._cpus, "_OMP_NUM_THREADS", None)  # (as if not set at import)
     for cpus in (1, 3, 8):
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)), raising=False)
         assert emkit._backend.n_threads() == cpus
