@@ -131,6 +131,24 @@ def test_truncated_and_oversized_entries_name_the_bytes_declared_and_left(tmp_pa
         kaldi.read_kaldi_ark(tmp_path / "big.ark")
 
 
+def test_a_float32_signalling_nan_is_the_files_error_not_a_cast_warning(tmp_path, monkeypatch):
+    # its float64 cast warned "invalid value encountered in cast": under -W error (as pytest
+    # runs) a bare RuntimeWarning naming no file, from the plain readers and the general one
+    signalling = np.array([1.0, 0.0], "<f4")
+    signalling.view("<u4")[1] = 0x7F800001
+    with open(tmp_path / "s.ark", "wb") as f:
+        f.write(b"a \0BFM " + size(1) + size(2) + signalling.tobytes())
+    write_scp(tmp_path / "s.scp", tmp_path / "s.ark", {"a": 2})
+    for window in (0, 1 << 20):
+        monkeypatch.setattr(_kaldi_plain, "WINDOW", window)
+        for read, path in ((kaldi.read_kaldi_ark, tmp_path / "s.ark"),
+                           (kaldi.read_kaldi_scp, tmp_path / "s.scp")):
+            with pytest.raises(FeatureError, match="utterance 'a'.* contains NaN or infinite") \
+                    as caught:
+                read(path)
+            assert str(path) in str(caught.value)
+
+
 def test_finite_values_whose_sum_overflows_are_read(tmp_path):
     # guards the finite check: a sum of these overflows (and warns: an error under pytest), an
     # exact check takes them

@@ -46,6 +46,13 @@ def _shape(match, limit: int):
     return _DTYPES[kind], rows, cols
 
 
+def _as_float64(values: np.ndarray) -> np.ndarray:
+    """``values`` as float64, quietly: a float32 signalling NaN (a value of the file) makes the
+    cast warn "invalid value"; it is refused by the finite check that follows, naming the file."""
+    with np.errstate(invalid="ignore"):
+        return values.astype(np.float64)
+
+
 def _first_not_finite(pending: list):
     """The index in ``pending`` (``[(key, values, start)]``) of the first entry with a value
     that is not finite; None when all are (one check of all their values together)."""
@@ -149,7 +156,7 @@ class ArchiveWindow:
             self._hold(position, stop)
             held = self.start <= position and stop <= self.start + len(self.held)
             return self._entry(position, out) if held else None
-        values = np.frombuffer(self.held, dtype, rows * cols, match.end()).astype(np.float64)
+        values = _as_float64(np.frombuffer(self.held, dtype, rows * cols, match.end()))
         return key, values, (rows, cols), stop
 
 
@@ -188,7 +195,7 @@ def read_plain_at(f, offset: int, size: int, limit: int):
     data = f.read(n_bytes)
     if len(data) != n_bytes:
         return None
-    values = np.frombuffer(data, dtype).astype(np.float64)
+    values = _as_float64(np.frombuffer(data, dtype))
     if not np.isfinite(values).all():
         return None
     return values.reshape(rows, cols), start + n_bytes

@@ -334,7 +334,8 @@ def read_values(f, count: int, dtype, where: str, out_dtype=None) -> np.ndarray:
     for start in range(0, count, per):
         n = min(per, count - start)
         _fill(f, memoryview(buffer)[:n * dtype.itemsize], where)
-        out[start:start + n] = np.frombuffer(buffer, dtype=dtype, count=n)
+        with np.errstate(invalid="ignore"):  # (a signalling NaN: refused by the caller's check)
+            out[start:start + n] = np.frombuffer(buffer, dtype=dtype, count=n)
     return out
 
 
