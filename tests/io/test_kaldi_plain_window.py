@@ -67,7 +67,8 @@ def test_any_window_edge_reads_the_same_matrices(tmp_path, monkeypatch, between)
 
 
 def test_a_script_file_in_order_or_shuffled_reads_the_same_matrices(tmp_path, monkeypatch):
-    entries = [(f"u{k}", "FM" if k % 3 else "DV", RNG.normal(size=(1 + k % 4, 3))) for k in range(60)]
+    entries = [(f"u{k}", "FM" if k % 3 else "DV", RNG.normal(size=(1 + k % 4, 3)))
+               for k in range(60)]
     entries = [(k, t, M if t == "FM" else M[:1]) for k, t, M in entries]
     offsets = _write(tmp_path / "m.ark", entries)
     want = _expected(entries)
@@ -88,15 +89,22 @@ def _error(call, monkeypatch, window) -> str:
     return str(caught.value)
 
 
+def _good_archive() -> bytes:
+    """The binary entries of :func:`_entries`: what each bad archive starts with."""
+    return b"".join(_entry_bytes(k, t, M) for k, t, M in _entries() if t is not None)
+
+
 def _bad_archives(tmp_path):
-    """``{name: bytes}`` of archives the readers refuse."""
-    good = b"".join(_entry_bytes(k, t, M) for k, t, M in _entries() if t is not None)
+    """``{name: bytes}`` of archives the readers refuse: :func:`_good_archive`, then a bad entry
+    (or a bad end)."""
+    good = _good_archive()
+    beyond = b"z \0BFM " + size(10**6) + size(10**3) + b"\0" * 64
     last = _entry_bytes("z", "FM", np.ones((4, 6)))
     nan = np.ones((2, 3))
     nan[1, 2] = np.nan
     cases = {f"truncated at {cut}": good + last[:cut] for cut in (1, 2, 4, 8, 14, 16, 20, 100)}
     cases.update({
-        "declared size beyond the file": good + b"z \0BFM " + size(10**6) + size(10**3) + b"\0" * 64,
+        "declared size beyond the file": good + beyond,
         "negative size": good + b"z \0BFM " + size(-2) + size(3) + b"\0" * 64,
         "no rows": good + b"z \0BFM " + size(0) + size(3),
         "repeated key": good + _entry_bytes("a", "FM", np.ones((1, 2))),
@@ -189,7 +197,8 @@ def test_an_archive_is_read_a_window_at_a_time(tmp_path, monkeypatch):
     # before: 6 reads, 7 tells and 3 seeks per entry (17,000 calls here); now one read per window
     write_ark(tmp_path / "m.ark", {f"utt{k:05d}": RNG.normal(size=(1, 20)) for k in range(1000)})
     calls, opened = [], kaldi.open_regular
-    monkeypatch.setattr(kaldi, "open_regular", lambda *a, **k: _CountingFile(opened(*a, **k), calls))
+    monkeypatch.setattr(kaldi, "open_regular",
+                        lambda *a, **k: _CountingFile(opened(*a, **k), calls))
     assert len(kaldi.read_kaldi_ark(tmp_path / "m.ark")) == 1000
     assert len(calls) < 20, len(calls)
 
@@ -218,17 +227,26 @@ def test_a_nan_among_entries_checked_together_is_the_error_in_file_order(tmp_pat
         assert _error(read, monkeypatch, window) == general
 
 
+#: errors of an archive's keys, not of its objects (the script file names the object "z")
+_ARCHIVE_ERRORS = ("repeated key", "key not printable")
+
+
 def test_a_bad_object_in_a_script_file_raises_the_general_readers_error(tmp_path, monkeypatch):
+    # the script file points to the bad entry's object (after the good entries): where the entry
+    # was cut before its object, to the byte after its key, the end of the file or past it
+    checked = []
+    after_good = len(_good_archive())
     for name, data in _bad_archives(tmp_path).items():
-        if name == "repeated key":  # (an archive's error, not an object's)
+        if name in _ARCHIVE_ERRORS:
             continue
         (tmp_path / "bad.ark").write_bytes(data)
-        offset = data.rindex(b"z") + 2 if b"z" in data[-200:] else None
-        if offset is None or data[offset:offset + 2] != b"\0B":
-            continue
+        found = data.find(b"\0B", after_good)
+        offset = found if found >= 0 else after_good + 2
         (tmp_path / "bad.scp").write_text(f"z {tmp_path / 'bad.ark'}:{offset}\n")
 
         def read():
             kaldi.read_kaldi_scp(tmp_path / "bad.scp", max_utterance_bytes=10_000)
         general = _error(read, monkeypatch, 0)
         assert _error(read, monkeypatch, 1 << 20) == general, name
+        checked.append(name)
+    assert len(checked) == len(_bad_archives(tmp_path)) - len(_ARCHIVE_ERRORS) == 15

@@ -24,7 +24,8 @@ if (_os.path.basename(getattr(_sys, "argv", [""])[0] or "") in ("emkit", "emkit.
         and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler):  # not ignored
     _signal.signal(_signal.SIGINT, _interrupted_at_start)
 
-from . import _commands, _demo, _evaluate, _ivectors, _scoring  # noqa: E402,F401  (register the commands)
+# (imported to register the commands)
+from . import _commands, _demo, _evaluate, _ivectors, _scoring  # noqa: E402,F401
 from ._app import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, cli, main  # noqa: E402
 from ._signals import EXIT_INTERRUPTED  # noqa: E402
 from ._calibrate import calibrate as _calibrate  # noqa: E402
