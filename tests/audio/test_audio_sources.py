@@ -62,6 +62,14 @@ def test_writers_refuse_keys_that_readers_would_refuse(tmp_path):
     assert not (tmp_path / "f.ark").exists()
 
 
+def test_a_long_refused_key_is_shown_shortened(tmp_path):
+    key = "a b" + "x" * 5000
+    with pytest.raises(ValueError) as caught:
+        write_kaldi_ark([(key, np.zeros((2, 2)))], tmp_path / "f.ark")
+    assert str(caught.value).endswith(f"got {show_key(key)}") and len(str(caught.value)) < 200
+    assert not (tmp_path / "f.ark").exists()
+
+
 def test_paths_in_messages_are_shown_escaped(tmp_path):
     d = tmp_path / "dir\x1b[2J"
     d.mkdir()

@@ -121,3 +121,25 @@ def test_an_ark_prefix_reads_an_archive_whatever_its_name(tmp_path):
     assert np.array_equal(read_kaldi_vectors(f"ark:{tmp_path / 'odd.scp'}")["a"], [1.0, 1.0])
     with pytest.raises(FeatureError):
         read_kaldi_vectors(tmp_path / "odd.scp")  # (read as a script file: refused)
+
+
+def test_many_long_unknown_options_are_named_shortened():
+    options = [chr(ord("a") + i % 26) * (50 + i) for i in range(100)]  # (5,000 characters of them)
+    with pytest.raises(ValueError) as caught:
+        vector_write_specifier(f"ark,{','.join(options)}:iv.ark")
+    message = str(caught.value)
+    assert len(message) < 500, len(message)  # (the specifier shown by its end, 3 options)
+    assert "got the option 'aaaaaaaaaaaaaaaa" in message and "and 97 more, which does not " in message
+
+
+@pytest.mark.parametrize("vector, dtype", [
+    (np.array([1 + 2j, 3 + 0j]), "float32"), (np.array([1 + 2j, 3 + 0j]), None),
+    (np.array(["1.5", "2"]), "float32"), (np.array([True, False]), "float64"),
+    (np.array([1.0, 2.0], dtype=object), "float64"),
+])
+def test_an_array_of_other_than_real_numbers_is_refused_by_name(tmp_path, vector, dtype):
+    # complex values lost their imaginary part in float32; strings raised numpy's message
+    with pytest.raises(ValueError, match="^vector 'a': expected real numbers; got an array of "
+                                         f"'{vector.dtype}'$"):
+        write_kaldi_vectors({"a": vector}, tmp_path / "x.ark", dtype=dtype)
+    assert not (tmp_path / "x.ark").exists()

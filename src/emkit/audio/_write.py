@@ -1,9 +1,11 @@
-"""Writing features: a directory of ``.npy`` files or a Kaldi ark/scp pair, all or nothing.
+"""Writing features: a directory of ``.npy`` files or a Kaldi ark/scp pair, each file replaced
+only when complete.
 
 Every output file is first written under a temporary name in its directory
 (:func:`emkit.io.atomic.atomic_path`) and renamed only when every utterance has been computed
-and written; a failure removes the temporary files, so no output is ever half written, and the
-previous outputs of the same names are kept.
+and written (the files one after the other, not together); a failure before then removes the
+temporary files, so no output is ever half written, and the previous outputs of the same names
+are kept.
 
 The ark holds binary float32 matrices, Kaldi's ``FM`` format: ``key``, a space, ``\\0B``,
 ``FM ``, then the row and column counts (each a size byte 4 and a little-endian int32) and the
@@ -88,7 +90,7 @@ def kaldi_matrix_bytes(matrix: np.ndarray) -> bytes:
 def _check_key(key: str) -> str:
     if not key or any(c.isspace() for c in key) or not key.isprintable():
         raise ValueError(f"an utterance id must be non-empty printable text without white space; "
-                         f"got {key!r}")
+                         f"got {show_key(key)}")
     return key
 
 

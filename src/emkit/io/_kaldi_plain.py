@@ -15,21 +15,20 @@ import re
 
 import numpy as np
 
-from ._message_text import plausible_key
+from ._message_text import MAX_KEY_BYTES, plausible_key
 
 #: Bytes of an archive held in memory at a time (a larger matrix is left to the general reader)
 WINDOW = 1 << 20
-_KEY = 1024
 # a plain object's header: the binary marker, type token, size byte 4 and int32 rows (matrices),
 # size byte 4 and int32 columns
 _OBJECT = rb"\0B(?P<type>[FD])(?:M \x04(?P<rows>....)|V )\x04(?P<cols>....)"
 _HEADER = re.compile(_OBJECT, re.DOTALL)
-# an archive entry: white space, a key of at most 1024 bytes, a space, then the header
-_ENTRY = re.compile(rb"[ \t\n\r]*([^ \t\n\r]{1,%d}) " % _KEY + _OBJECT, re.DOTALL)
+# an archive entry: white space, a key of at most MAX_KEY_BYTES bytes, a space, then the header
+_ENTRY = re.compile(rb"[ \t\n\r]*([^ \t\n\r]{1,%d}) " % MAX_KEY_BYTES + _OBJECT, re.DOTALL)
 _LONGEST_HEADER = 15
 # held before an entry is matched; more white space before its key than this leaves the entry
 # at a window's edge to the general reader
-_LONGEST_ENTRY_HEADER = 64 + _KEY + 1 + _LONGEST_HEADER
+_LONGEST_ENTRY_HEADER = 64 + MAX_KEY_BYTES + 1 + _LONGEST_HEADER
 _DTYPES = {b"F": np.dtype("<f4"), b"D": np.dtype("<f8")}
 # float64 values checked finite together: one numpy call for many small matrices
 _CHECKED_AT_ONCE = 1 << 13

@@ -117,6 +117,11 @@ def show_key(key) -> str:
     return repr(key if len(key) <= 80 else key[:77] + "...")
 
 
+#: The longest utterance id, in UTF-8 bytes, that emkit reads from or writes to a Kaldi archive:
+#: a longer "key" means the file is not an archive.
+MAX_KEY_BYTES = 1024
+
+
 def plausible_key(raw: bytes) -> str | None:
     """The id as text if some bytes look like an utterance id, else None.
 
@@ -130,14 +135,14 @@ def plausible_key(raw: bytes) -> str | None:
     Returns
     -------
     str or None
-        The UTF-8 text of ``raw`` when it is printable, not empty and at most 1024 bytes long;
-        None otherwise.
+        The UTF-8 text of ``raw`` when it is printable, not empty and at most
+        ``MAX_KEY_BYTES`` (1024) bytes long; None otherwise.
     """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    return text if text and len(raw) <= 1024 and text.isprintable() else None
+    return text if text and len(raw) <= MAX_KEY_BYTES and text.isprintable() else None
 
 
 #: A number as Kaldi, BOSARIS and C's ``strtod`` write one: ASCII digits, an optional sign,

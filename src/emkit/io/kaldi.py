@@ -30,7 +30,7 @@ import struct
 import numpy as np
 
 from .._progress import Progress, logger
-from ._message_text import PATH_TAIL, show_path
+from ._message_text import MAX_KEY_BYTES, PATH_TAIL, show_path
 from ._kaldi_plain import ArchiveWindow, read_plain_at
 from ._kaldi_ranges import apply_range, split_range
 from ._scp_extents import Extents
@@ -43,7 +43,6 @@ __all__ = ["read_kaldi_ark", "read_kaldi_scp", "strip_specifier"]
 
 _BOM = b"\xef\xbb\xbf"
 _SPACE = b" \t\n\r"
-_MAX_KEY = 1024     # bytes; longer "keys" mean the file is not an archive
 _MAX_SCP_LINE = 65536
 _CM_BLOCK = 1 << 16  # values of a CM matrix converted at a time
 _PLAIN = {b"FM": ("<f4", 2), b"DM": ("<f8", 2), b"FV": ("<f4", 1), b"DV": ("<f8", 1)}
@@ -260,14 +259,14 @@ def _read_entry(r: _Reader, path: str, out: dict) -> None:
     """Read the archive entry at the current position (past white space) into ``out``."""
     f = r.f
     start = f.tell()
-    head = f.read(_MAX_KEY + 1)
+    head = f.read(MAX_KEY_BYTES + 1)
     raw = re.match(rb"[^ \t\n\r]*", head).group(0)
     # a key is named in messages only once it looks like one: printable and followed by
     # a space (so that a file that is no archive is not quoted back as a "key")
     name = plausible_key(raw) if head[len(raw):len(raw) + 1] == b" " else None
-    if name is None or len(raw) > _MAX_KEY:
+    if name is None or len(raw) > MAX_KEY_BYTES:
         raise FeatureError(f"{path}: entry {len(out) + 1} (byte {start}): not a Kaldi "
-                           f"archive entry (expected a key of at most {_MAX_KEY} "
+                           f"archive entry (expected a key of at most {MAX_KEY_BYTES} "
                            "printable UTF-8 bytes, a space, then a matrix)")
     where = f"{path}: utterance {show_key(name)}"
     if name in out:

@@ -5,8 +5,9 @@ A vector in an archive is ``key``, a space, ``\\0B``, ``FV `` (float32) or ``DV 
 length (a size byte 4 and a little-endian int32), then its values: the bytes Kaldi and kaldiio
 write.  The ``.scp`` lines are ``key /absolute/path.ark:offset`` (the offset of the ``\\0B``), as
 :func:`emkit.audio.write_kaldi_ark` writes them, so that the scp is read from any directory.
-Both files are written atomically (:func:`emkit.io.atomic.atomic_path`): a failed write leaves
-the previous files as they were.
+Each file is written atomically (:func:`emkit.io.atomic.atomic_path`) and replaced only when
+complete: a failed write leaves the previous files as they were.  The two are renamed one after
+the other, not together.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .._describe import describe
-from ._message_text import show_key, show_path
+from ._message_text import MAX_KEY_BYTES, show_key, show_path
 from .atomic import atomic_path
 from .kaldi import read_kaldi_ark, read_kaldi_scp, strip_specifier
 from .untrusted import MAX_UTTERANCE_BYTES, FeatureError
@@ -29,10 +30,17 @@ from .untrusted import MAX_UTTERANCE_BYTES, FeatureError
 __all__ = ["write_kaldi_vectors", "read_kaldi_vectors", "vector_write_specifier"]
 
 _TOKENS = {np.dtype(np.float32): b"FV ", np.dtype(np.float64): b"DV "}
-_MAX_KEY_BYTES = 1024  # (emkit.io.kaldi reads keys of at most this many bytes)
 #: options of a Kaldi write specifier that change nothing in what is written (b: binary, the
 #: default; f / nf: flush or not after each object)
 _HARMLESS_OPTIONS = {"b", "f", "nf"}
+_OPTIONS_SHOWN = 3  # unknown options named in a message
+
+
+def _listed(options: list) -> str:
+    """The first few options, each shortened (a specifier can hold any number, of any length)."""
+    shown = ", ".join(map(show_key, options[:_OPTIONS_SHOWN]))
+    more = len(options) - _OPTIONS_SHOWN
+    return shown if more <= 0 else f"{shown} and {more} more"
 
 
 def vector_write_specifier(spec) -> tuple:
@@ -66,7 +74,7 @@ def vector_write_specifier(spec) -> tuple:
     if "ark" not in options or unknown:
         why = "no 'ark' in its options" if "ark" not in options else (
             "'t': text archives are not written (Kaldi reads binary ones)" if unknown == ["t"]
-            else f"the option {', '.join(map(repr, unknown))}, which does not apply to writing")
+            else f"the option {_listed(unknown)}, which does not apply to writing")
         raise ValueError(f"{show_path(text)}: expected a Kaldi write specifier 'ark:PATH.ark' or "
                          f"'ark,scp:PATH.ark,PATH.scp'; got {why}")
     paths = rest.split(",") if "scp" in options else [rest]
@@ -84,9 +92,9 @@ def vector_write_specifier(spec) -> tuple:
 
 def _kaldi_key(key) -> str:
     if (not isinstance(key, str) or not key or not key.isprintable()
-            or any(c.isspace() for c in key) or len(key.encode("utf-8")) > _MAX_KEY_BYTES):
+            or any(c.isspace() for c in key) or len(key.encode("utf-8")) > MAX_KEY_BYTES):
         raise ValueError(f"a Kaldi key must be a non-empty printable str without white space, of "
-                         f"at most {_MAX_KEY_BYTES} UTF-8 bytes; got {show_key(key)} "
+                         f"at most {MAX_KEY_BYTES} UTF-8 bytes; got {show_key(key)} "
                          f"({type(key).__name__})")
     return key
 
@@ -94,6 +102,9 @@ def _kaldi_key(key) -> str:
 def _vector_bytes(key: str, vector, dtype) -> bytes:
     """The ``\\0BFV``/``\\0BDV`` object of one vector, checked (1-D, non-empty, finite)."""
     array = np.asarray(vector)
+    if array.dtype.kind not in "iuf":  # (complex would lose its imaginary part in float32)
+        raise ValueError(f"vector {show_key(key)}: expected real numbers; got an array of "
+                         f"{describe(str(array.dtype))}")
     if dtype is None and array.dtype not in _TOKENS:
         raise ValueError(f"vector {show_key(key)}: expected float32 (written as FV) or float64 "
                          f"(DV) values, or give dtype; got {describe(str(array.dtype))}")
@@ -124,7 +135,7 @@ def _pairs(vectors):
 
 
 def write_kaldi_vectors(vectors, ark, scp=None, *, dtype=None) -> tuple:
-    """Write vectors to a Kaldi archive (and its script file), replacing both only when complete.
+    """Write vectors to a Kaldi archive (and its script file), each replaced only when complete.
 
     Parameters
     ----------
