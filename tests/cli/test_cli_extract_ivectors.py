@@ -99,3 +99,52 @@ def test_a_full_disk_is_one_line_naming_the_archive_and_the_old_files_are_kept(d
     one_line_error(result, 1, "[Errno 28] No space left on device: ", "full.")
     assert [(data / n).read_text() for n in ("full.ark", "full.scp")] == ["previous\n"] * 2
     no_leftovers(data)
+
+
+@pytest.fixture(scope="module")
+def systems_without_steps(data):
+    """``{name: path}``: an i-vector system trained without --labels (no WCCN, no PLDA) and one
+    with --labels and --no-plda (WCCN, no PLDA)."""
+    common = ("--ubm", data / "ubm.h5", "--dim", 3, "--iterations", 1, "--no-progress")
+    run("train-ivector", data / "train.scp", *common, "-o", data / "iv_unlabelled.h5")
+    run("train-ivector", data / "train.scp", *common, "--labels", data / "utt2spk", "--no-plda",
+        "-o", data / "iv_no_plda.h5")
+    return {"unlabelled": data / "iv_unlabelled.h5", "no PLDA": data / "iv_no_plda.h5"}
+
+
+@pytest.mark.parametrize("system, space, fragments", [
+    ("unlabelled", "cosine", ["without WCCN (train-ivector with --labels)",
+                              "use --space raw or --space plda"]),
+    ("unlabelled", "plda", ["without PLDA (train-ivector with --labels and --plda)"]),
+    ("no PLDA", "plda", ["without PLDA (train-ivector with --labels and --plda)",
+                         "use --space raw"]),
+])
+def test_a_space_the_system_lacks_is_a_usage_error(data, systems_without_steps, system, space,
+                                                   fragments):
+    # before: cosine without WCCN wrote the plda-space vectors saying "cosine", and plda without
+    # a PLDA wrote them silently
+    machine = systems_without_steps[system]
+    result = run("extract-ivectors", data / "train.scp", "-m", machine, "--space", space,
+                 "-o", data / "lacking.npz", ok=False)
+    one_line_error(result, 2, f"--space {space} does not apply: -m/--machine '{machine}' holds "
+                   "an i-vector system", *fragments)
+    no_leftovers(data, "lacking.npz")
+
+
+def test_the_spaces_a_system_has_are_written(data, systems_without_steps):
+    out = run("extract-ivectors", data / "train.scp", "-m", systems_without_steps["no PLDA"],
+              "--space", "cosine", "-o", data / "cosine.npz")
+    assert "120 i-vectors (cosine, dimension 3)" in out.stdout
+    run("extract-ivectors", data / "train.scp", "-m", systems_without_steps["unlabelled"],
+        "--space", "raw", "-o", data / "raw.npz")
+
+
+def test_a_long_machine_path_is_shown_by_its_end(data, tmp_path):
+    folder = tmp_path / ("d" * 120) / ("e" * 120)
+    folder.mkdir(parents=True)
+    (folder / "ubm.h5").write_bytes((data / "ubm.h5").read_bytes())
+    result = run("extract-ivectors", data / "train.scp", "-m", folder / "ubm.h5",
+                 "-o", data / "u.npz", ok=False)
+    one_line_error(result, 2, f"-m/--machine '...{'e' * 73}/ubm.h5' holds a UBM, not an "
+                   "i-vector system")
+    assert "d" * 50 not in result.stderr

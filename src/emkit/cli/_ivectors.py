@@ -37,6 +37,30 @@ def _output_files(ctx, param, value) -> tuple:
     raise click.BadParameter(f"{show_path(value)}: expected {_FORMS}")
 
 
+#: --space -> (the back-end's attribute it needs, that step's name, how train-ivector trains it)
+_SPACE_STEPS = {"plda": ("plda", "PLDA", "--labels and --plda"),
+                "cosine": ("wccn", "WCCN", "--labels")}
+
+
+def _check_space(system, machine, space) -> None:
+    """Usage errors: ``machine`` holds no i-vector system, or one without the ``--space``."""
+    from ..experiment import IVectorBackend  # (loaded with the system: no cost)
+    from ..gmm import GMMMachine
+
+    if not isinstance(system, IVectorBackend):
+        held = "a UBM" if isinstance(system, GMMMachine) else article(type(system).__name__)
+        raise click.UsageError(f"-m/--machine {show_path(machine)} holds {held}, not an i-vector "
+                               "system (from train-ivector)")
+    if space not in _SPACE_STEPS:
+        return
+    attribute, step, training = _SPACE_STEPS[space]
+    if getattr(system, attribute) is None:
+        others = " or --space plda" if space == "cosine" else ""
+        raise click.UsageError(f"--space {space} does not apply: -m/--machine "
+                               f"{show_path(machine)} holds an i-vector system without {step} "
+                               f"(train-ivector with {training}); use --space raw{others}")
+
+
 def _vectors_of(system, data, ids, space, progress):
     """The vectors (N, K) of the utterances ``ids``, statistics computed a block at a time."""
     ubm = ex.ubm_of(system)
@@ -66,7 +90,8 @@ def _vectors_of(system, data, ids, space, progress):
                    "length-normalise them themselves); plda: whitened and length-normalised "
                    "(then LDA and length normalisation, with an LDA), as the system's PLDA "
                    "scores them; cosine: plda, then WCCN and length normalisation, as cosine "
-                   "scoring compares them.")
+                   "scoring compares them.  A system without the step (trained without --labels,"
+                   " or with --no-plda) refuses the space.")
 @progress_option
 @gselect_options
 def extract_ivectors(features, feature_list, machine, output, space, progress):
@@ -82,10 +107,7 @@ def extract_ivectors(features, feature_list, machine, output, space, progress):
     check_outputs({"-o/--output": path, "-o/--output (script file)": scp},
                   {"FEATURES": paths, "--feature-list": feature_list, "-m/--machine": machine})
     system = _load_machine(machine)
-    if type(system).__name__ != "IVectorBackend":
-        held = "a UBM" if type(system).__name__ == "GMMMachine" else article(type(system).__name__)
-        raise click.UsageError(f"-m/--machine {machine!r} holds {held}, not an i-vector system "
-                               "(from train-ivector)")
+    _check_space(system, machine, space)
     data = _features(paths, _ubm_dim(system))
     ids = list(data)
     vectors = _vectors_of(system, data, ids, space, progress)
