@@ -10,29 +10,14 @@ import pytest
 
 from sklearn.exceptions import NotFittedError
 
-from emkit import (PLDA, WCCN, GMMMachine, IVectorMachine, ISVMachine, JFAMachine, KMeansMachine,
-                   Whitening)
+from emkit import WCCN, Whitening
 from emkit.calibration import LinearCalibration
+from fitted_estimators import small_fitted_estimators
 
 
 @pytest.fixture(scope="module")
 def fitted():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((60, 3))
-    y = np.repeat([0, 1, 2], 20)
-    ubm = GMMMachine(2, max_fitting_steps=3).fit(X)
-    stats = [ubm.acc_stats(X[i * 10:(i + 1) * 10]) for i in range(6)]
-    sessions = [0, 0, 1, 1, 2, 2]
-    return {
-        "kmeans": KMeansMachine(2, max_iter=3).fit(X),
-        "isv": ISVMachine(1, ubm=ubm, em_iterations=1).fit(stats, sessions),
-        "jfa": JFAMachine(1, 1, ubm=ubm, em_iterations=1).fit(stats, sessions),
-        "ivector": IVectorMachine(ubm, 2, max_iterations=1, random_state=0).fit(stats),
-        "wccn": WCCN().fit(X, y),
-        "whitening": Whitening().fit(X),
-        "plda": PLDA(dim_f=1, dim_g=1, max_iterations=1).fit(X, y),
-        "calibration": LinearCalibration().fit(X[:, :2], y == 0),
-    }
+    return small_fitted_estimators()
 
 
 CASES = [

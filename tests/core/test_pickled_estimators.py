@@ -10,35 +10,18 @@ import pkgutil
 import numpy as np
 import pytest
 
-from emkit import (PLDA, WCCN, GMMMachine, IVectorMachine, ISVMachine, JFAMachine, KMeansMachine,
-                   Whitening)
+from emkit import GMMMachine
 from emkit._fitted import fitted_names
 from emkit.calibration import LinearCalibration
 from emkit.lda import LDA
+from fitted_estimators import small_fitted_estimators
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")
 def fitted():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((60, 3))
-    y = np.repeat([0, 1, 2], 20)
-    ubm = GMMMachine(2, max_fitting_steps=3).fit(X)
-    stats = [ubm.acc_stats(X[i * 10:(i + 1) * 10]) for i in range(6)]
-    sessions = [0, 0, 1, 1, 2, 2]
-    return {
-        "kmeans": KMeansMachine(2, max_iter=3).fit(X),
-        "gmm": ubm,
-        "isv": ISVMachine(1, ubm=ubm, em_iterations=1).fit(stats, sessions),
-        "jfa": JFAMachine(1, 1, ubm=ubm, em_iterations=1).fit(stats, sessions),
-        "ivector": IVectorMachine(ubm, 2, max_iterations=1, random_state=0).fit(stats),
-        "wccn": WCCN().fit(X, y),
-        "whitening": Whitening().fit(X),
-        "lda": LDA(1).fit(X, y),
-        "plda": PLDA(dim_f=1, dim_g=1, max_iterations=1).fit(X, y),
-        "calibration": LinearCalibration().fit(X[:, :2], y == 0),
-    }
+    return small_fitted_estimators()
 
 
 def _public_classes_with_fitted_arrays() -> set:
