@@ -7,7 +7,8 @@ of each array's scale; these are guards (they pass on the code they were written
 import numpy as np
 import pytest
 from _parity import DATA, max_rel_diff
-from edge_cases import C, D, FA_CASES, edge_statistics, edge_ubm_arrays, fa_case, fa_initial_values
+from edge_cases import (C, D, FA_CASES, edge_statistics, edge_stats, edge_ubm, fa_case,
+                        fa_initial_values)
 
 from emkit.factor_analysis import ISVMachine, JFAMachine
 from emkit.gmm import GMMMachine
@@ -18,18 +19,11 @@ TOL = 1e-10
 
 
 def _ubm():
-    ubm = GMMMachine(C)
-    ubm.means, ubm.variances, ubm.weights = edge_ubm_arrays()
-    return ubm
+    return edge_ubm(GMMMachine)
 
 
 def _stats(arrays, dtype=np.float64):
-    out = []
-    for n, sum_px, sum_pxx in zip(*arrays):
-        s = GMMStats(C, D)
-        s.init_fields(0.0, 1, n.astype(dtype), sum_px.astype(dtype), sum_pxx.astype(dtype))
-        out.append(s)
-    return out
+    return edge_stats(GMMStats, arrays, dtype)
 
 
 def _machine(kind):

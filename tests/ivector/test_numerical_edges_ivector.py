@@ -5,7 +5,7 @@ counts near 1e-300, sessions without frames, Gaussians that no session occupies.
 import numpy as np
 import pytest
 from _parity import DATA, max_rel_diff
-from edge_cases import C, D, IV_CASES, edge_statistics, edge_ubm_arrays, iv_case
+from edge_cases import IV_CASES, edge_statistics, edge_stats, edge_ubm, edge_ubm_arrays, iv_case
 
 from emkit._kernels.compensated import centre_in_blocks, centred_second_moments
 from emkit.gmm import GMMMachine
@@ -35,18 +35,11 @@ REFERENCE = {
 
 
 def _ubm():
-    ubm = GMMMachine(C)
-    ubm.means, ubm.variances, ubm.weights = edge_ubm_arrays()
-    return ubm
+    return edge_ubm(GMMMachine)
 
 
 def _stats(arrays, dtype=np.float64):
-    out = []
-    for n, sum_px, sum_pxx in zip(*arrays):
-        s = GMMStats(C, D)
-        s.init_fields(0.0, 1, n.astype(dtype), sum_px.astype(dtype), sum_pxx.astype(dtype))
-        out.append(s)
-    return out
+    return edge_stats(GMMStats, arrays, dtype)
 
 
 @pytest.mark.parametrize("update_sigma", [True, False])

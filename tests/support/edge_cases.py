@@ -88,3 +88,21 @@ def iv_case(name: str):
         unit = float(name.split("_")[1])
         n, f, ff = n * unit, f * unit, ff * unit
     return (n, f, ff), dtype
+
+
+def edge_ubm(gmm_class):
+    """A ``gmm_class`` (emkit's or the reference's GMMMachine) holding :func:`edge_ubm_arrays`."""
+    ubm = gmm_class(C)
+    ubm.means, ubm.variances, ubm.weights = edge_ubm_arrays()
+    return ubm
+
+
+def edge_stats(stats_class, arrays, dtype=np.float64) -> list:
+    """One ``stats_class`` (a GMMStats) per session of ``arrays`` (``n, sum_px, sum_pxx`` as
+    :func:`edge_statistics` gives them), its arrays cast to ``dtype``."""
+    out = []
+    for n, sum_px, sum_pxx in zip(*arrays):
+        s = stats_class(C, D)
+        s.init_fields(0.0, 1, n.astype(dtype), sum_px.astype(dtype), sum_pxx.astype(dtype))
+        out.append(s)
+    return out
