@@ -10,7 +10,7 @@ pytest.importorskip("kaldi_native_fbank", reason="the audio extra (emkit[audio])
 pytest.importorskip("soundfile", reason="the audio extra (emkit[audio]) is not installed")
 
 from emkit.audio import AudioError, compute_features, find_utterances, read_audio  # noqa: E402
-from emkit.audio import write_kaldi_ark  # noqa: E402
+from emkit.audio import write_kaldi_ark, write_npy_dir  # noqa: E402
 from audio_files import speech_like, write  # noqa: E402
 from emkit.io._message_text import show_key, show_path  # noqa: E402
 
@@ -60,6 +60,16 @@ def test_writers_refuse_keys_that_readers_would_refuse(tmp_path):
     with pytest.raises(ValueError, match="printable"):
         write_kaldi_ark([("a\x1bb", np.zeros((2, 2)))], tmp_path / "f.ark")
     assert not (tmp_path / "f.ark").exists()
+
+
+@pytest.mark.parametrize("key", ["../outside", "a/b", "a\\b", ".hidden"])
+def test_the_npy_folder_writer_keeps_every_file_inside_the_folder(tmp_path, key):
+    """(write_npy_dir is public: its ids need not come through the data-directory reader, which
+    refuses them too) an id that would leave the folder or hide a file is refused, nothing written."""
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="cannot name a file"):
+        write_npy_dir([(key, np.zeros((2, 2)))], out)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []
 
 
 def test_a_long_refused_key_is_shown_shortened(tmp_path):

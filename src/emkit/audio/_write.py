@@ -94,6 +94,14 @@ def _check_key(key: str) -> str:
     return key
 
 
+def _file_name_key(key: str) -> str:
+    """``key`` as a file name inside the output folder: never a path that leaves it."""
+    if "/" in _check_key(key) or "\\" in key or key.startswith("."):
+        raise ValueError(f"utterance id {show_key(key)} cannot name a file (no '/', '\\' or "
+                         "leading '.')")
+    return key
+
+
 def write_npy_dir(items, directory) -> list:
     """Write ``(utterance id, matrix)`` pairs as ``directory/<id>.npy`` files (float32).
 
@@ -112,7 +120,8 @@ def write_npy_dir(items, directory) -> list:
     Raises
     ------
     ValueError, NotADirectoryError
-        A repeated or unusable id, a matrix that is not 2-D; ``directory`` a file.
+        A repeated or unusable id (also one that cannot name a file in ``directory``: with
+        ``/``, ``\\`` or a leading ``.``), a matrix that is not 2-D; ``directory`` a file.
     """
     directory = Path(directory)
     created = not directory.is_dir()
@@ -134,7 +143,7 @@ def _write_npy(items, directory: Path) -> list:
     written = []
     with contextlib.ExitStack() as stack:
         for key, matrix in items:
-            target = directory / f"{_check_key(key)}.npy"
+            target = directory / f"{_file_name_key(key)}.npy"
             if target in written:
                 raise ValueError(f"utterance {show_key(key)} would be written twice to "
                                  f"{show_path(directory)}")
