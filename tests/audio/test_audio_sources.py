@@ -72,6 +72,17 @@ def test_the_npy_folder_writer_keeps_every_file_inside_the_folder(tmp_path, key)
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []
 
 
+def test_a_key_longer_than_the_readers_take_is_not_written(tmp_path):
+    """An id of 1025 bytes would be written, then refused by emkit's own archive reader."""
+    from emkit.features import read_kaldi_ark
+
+    write_kaldi_ark([("k" * 1024, np.zeros((2, 2)))], tmp_path / "ok.ark")
+    assert list(read_kaldi_ark(tmp_path / "ok.ark")) == ["k" * 1024]
+    with pytest.raises(ValueError, match="at most 1024 UTF-8 bytes"):
+        write_kaldi_ark([("é" * 513, np.zeros((2, 2)))], tmp_path / "f.ark")
+    assert not (tmp_path / "f.ark").exists()
+
+
 def test_a_long_refused_key_is_shown_shortened(tmp_path):
     key = "a b" + "x" * 5000
     with pytest.raises(ValueError) as caught:

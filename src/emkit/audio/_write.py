@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io._message_text import show_key, show_path
+from ..io._message_text import MAX_KEY_BYTES, show_key, show_path
 from ..io.atomic import atomic_path
 
 __all__ = ["write_npy_dir", "write_kaldi_ark", "kaldi_matrix_bytes", "output_kind",
@@ -88,9 +88,11 @@ def kaldi_matrix_bytes(matrix: np.ndarray) -> bytes:
 
 
 def _check_key(key: str) -> str:
-    if not key or any(c.isspace() for c in key) or not key.isprintable():
-        raise ValueError(f"an utterance id must be non-empty printable text without white space; "
-                         f"got {show_key(key)}")
+    # (at most the bytes emkit's archive readers take as a key: what is written reads back)
+    if (not key or any(c.isspace() for c in key) or not key.isprintable()
+            or len(key.encode("utf-8")) > MAX_KEY_BYTES):
+        raise ValueError(f"an utterance id must be non-empty printable text without white space, "
+                         f"of at most {MAX_KEY_BYTES} UTF-8 bytes; got {show_key(key)}")
     return key
 
 
