@@ -18,6 +18,7 @@ from sklearn.exceptions import NotFittedError
 from ._validation import check_finite, real_copy
 
 _CACHE = "_derived_cache"
+_MISSING = object()
 
 
 class FittedArray:
@@ -81,11 +82,19 @@ def fitted_value(obj, name: str):
 
 
 def derived(obj, key, compute):
-    """``compute()`` cached on ``obj`` under ``key`` until one of its fitted arrays is assigned."""
+    """``compute()`` cached on ``obj`` under ``key`` until one of its fitted arrays is assigned.
+
+    Threads may ask at once: each may compute, the first value stored is kept and returned to all
+    (``dict.setdefault`` is atomic), and a value stored is never overwritten.
+    """
     cache = obj.__dict__.setdefault(_CACHE, {})
-    if key not in cache:
-        cache[key] = compute()
-    return cache[key]
+    value = cache.get(key, _MISSING)
+    return cache.setdefault(key, compute()) if value is _MISSING else value
+
+
+def peek_derived(obj, key):
+    """The constant cached on ``obj`` under ``key``, or None; stores nothing."""
+    return obj.__dict__.get(_CACHE, {}).get(key)
 
 
 def clear_derived(obj) -> None:

@@ -104,3 +104,28 @@ def test_estimators_fitted_in_parallel_threads_equal_serial_fits(data, frequent_
         expected = [fit(seed) for seed in range(THREADS)]
         for got, want in zip(_in_threads(fit), expected):
             np.testing.assert_array_equal(got, want, err_msg=key)
+
+
+def test_a_derived_constant_another_thread_stored_is_never_overwritten():
+    """The interleaving behind a rare failure of the test above (ISV/JFA scoring got None for
+    their constants): a thread that found no constant computes one while another thread stores
+    its own; the first must then get the stored one, not overwrite it, and a look that only
+    peeks stores nothing."""
+    from emkit._fitted import derived
+
+    class Holder:
+        pass
+
+    holder = Holder()
+
+    def computed_while_another_thread_stores():
+        derived(holder, "constants", lambda: "the other thread's")
+        return "this thread's"
+
+    assert derived(holder, "constants", computed_while_another_thread_stores) == "the other thread's"
+    assert derived(holder, "constants", lambda: "later") == "the other thread's"
+
+    from emkit._fitted import peek_derived
+
+    assert peek_derived(holder, "absent") is None
+    assert derived(holder, "absent", lambda: "built") == "built"

@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
-from .._fitted import FittedArray, clear_derived, derived, fitted_value, set_fitted
+from .._fitted import FittedArray, clear_derived, derived, fitted_value, peek_derived, set_fitted
 from .._fitted import FitSummary, PicklesFitted
 from .._validation import (check_checkpoint, check_positive_int, check_random_state,
                            is_finite_number)
@@ -275,7 +275,7 @@ class FactorAnalysisBase(FrameMethods, FitSummary, PicklesFitted, BaseEstimator)
     def _constants(self, action: str | None = None) -> Constants:
         """The :class:`Constants` of the current parameters and UBM (checks that the machine is
         fitted, naming ``action``, when they have to be built)."""
-        c = derived(self, "constants", lambda: None)
+        c = peek_derived(self, "constants")
         unfitted = not self.__sklearn_is_fitted__()  # initial values: they depend on the key
         if c is not None and c.is_current(self.ubm, self._default_key() if unfitted else None):
             return c
