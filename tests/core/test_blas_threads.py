@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from emkit import GMMMachine
 from emkit._backend import single_threaded_blas
+from threads import in_threads
 
 
 def _blas_threads():
@@ -30,20 +31,7 @@ def two_blas_threads():
 
 
 def _run_threads(n, target):
-    errors = []
-
-    def run(i):
-        try:
-            target(i)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not any(t.is_alive() for t in threads)
+    errors = in_threads(n, target)[1]
     if errors:
         raise errors[0]
 

@@ -5,7 +5,6 @@ fitted one after the other."""
 
 import pickle
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from emkit import (PLDA, WCCN, GMMMachine, IVectorMachine, ISVMachine, JFAMachin
                    Whitening)
 from emkit.calibration import LinearCalibration
 from emkit.lda import LDA
+from threads import in_threads
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -54,21 +54,7 @@ def _uses(data):
 
 
 def _in_threads(target):
-    results, errors, start = [None] * THREADS, [], threading.Barrier(THREADS)
-
-    def run(i):
-        start.wait(10)
-        try:
-            results[i] = target(i)
-        except Exception as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads)
+    results, errors = in_threads(THREADS, target)
     assert errors == []
     return results
 

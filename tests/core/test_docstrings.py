@@ -30,28 +30,16 @@ import ast
 import dataclasses
 import importlib
 import inspect
+import pathlib
 import re
 import textwrap
 import types
 
-import pathlib
-import pkgutil
-
 import pytest
 
-import emkit
+from public_modules import public_modules
 
-
-def _public_modules() -> list:
-    """Every module of emkit with no part of its dotted path starting with ``_``."""
-    names = ["emkit"]
-    for info in pkgutil.walk_packages(emkit.__path__, "emkit."):
-        if not any(part.startswith("_") for part in info.name.split(".")):
-            names.append(info.name)
-    return names
-
-
-AUDITED = _public_modules()
+AUDITED = public_modules()
 
 _SECTION = re.compile(r"^([A-Z][A-Za-z ]+)\n-{3,}$", re.M)
 _ARRAY = re.compile(r"array|ndarray", re.I)

@@ -5,7 +5,6 @@ pickles of earlier emkit (fitted arrays under their public names, writeable) sti
 import importlib
 import inspect
 import pickle
-import pkgutil
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from emkit._fitted import fitted_names
 from emkit.calibration import LinearCalibration
 from emkit.lda import LDA
 from fitted_estimators import small_fitted_estimators
+from public_modules import public_modules
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -29,9 +29,7 @@ def _public_classes_with_fitted_arrays() -> set:
     (``vars(emkit)`` would hold only the lazy names something had already imported)."""
     import emkit
 
-    modules = [importlib.import_module(info.name)
-               for info in pkgutil.walk_packages(emkit.__path__, "emkit.")
-               if not any(part.startswith("_") for part in info.name.split("."))]
+    modules = [importlib.import_module(name) for name in public_modules()]
     offered = [getattr(emkit, name) for name in emkit.__all__]
     offered += [obj for module in modules for obj in vars(module).values()]
     return {obj for obj in offered if inspect.isclass(obj) and obj.__module__.startswith("emkit")

@@ -10,7 +10,6 @@ and imports none of the heavy optional extras."""
 import importlib
 import inspect
 import json
-import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,20 +17,12 @@ from pathlib import Path
 import pytest
 
 import emkit
+from public_modules import public_modules
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "reference_api" / "signatures.json")
                        .read_text())["modules"]
 
-
-def _public_modules() -> list:
-    names = ["emkit"]
-    for info in pkgutil.walk_packages(emkit.__path__, "emkit."):
-        if not any(part.startswith("_") for part in info.name.split(".")):
-            names.append(info.name)
-    return names
-
-
-PUBLIC_MODULES = _public_modules()
+PUBLIC_MODULES = public_modules()
 
 INTERNAL = {line.strip() for line in Path(__file__).with_name("internal_names.txt").read_text()
             .splitlines() if line.strip() and not line.startswith("#")}
@@ -57,7 +48,7 @@ def test_all_lists_each_public_name_once_and_declares_the_rest_internal(name):
     assert not undeclared, f"{name} defines them: list them in __all__ or internal_names.txt"
 
 
-def test_internal_names_are_unlisted_functions_and_classes_of_public_modules():
+def test_internal_names_are_unlisted_functions_and_classes_ofpublic_modules():
     for dotted in sorted(INTERNAL):
         name, _, attr = dotted.rpartition(".")
         assert name in PUBLIC_MODULES, dotted

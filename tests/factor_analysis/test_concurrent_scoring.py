@@ -11,6 +11,7 @@ import pytest
 
 from emkit import GMMMachine, ISVMachine
 from emkit.factor_analysis import _scoring
+from threads import in_threads
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -27,22 +28,7 @@ def scored():
 
 
 def _in_threads(n, target):
-    errors, start = [], threading.Barrier(n)
-
-    def run(i):
-        start.wait(10)
-        try:
-            target(i)
-        except Exception as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads)
-    return errors
+    return in_threads(n, target)[1]
 
 
 class _PopTogether(dict):
